@@ -1,0 +1,103 @@
+//! Every subcommand and flag. Environment fallbacks: the database URL comes
+//! from `--database-url`, then `SANDBOX_DATABASE_URL`, then `DATABASE_URL`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sandbox",
+    version,
+    about = "Rehearse a Postgres data migration on a local SQLite snapshot, then push the validated diff",
+    long_about = "Pull a snapshot of the plan's tables into one SQLite file, rehearse every phase \
+                  and check there, and push the validated diff to Postgres in one checked \
+                  transaction with a receipt that can undo it."
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a snapshot from the bundled fixtures (no server), rehearse it, show the result.
+    Demo(DemoArgs),
+    /// Manage the synthetic Supabase-like source database used for tests and trials.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+    /// Copy the plan's tables from Postgres into a snapshot file.
+    Pull(PullArgs),
+    /// Show what a snapshot holds, without a server.
+    Status(SnapshotArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArg {
+    /// Postgres URL (postgres://user[:password]@host[:port]/db[?sslmode=...&sslrootcert=FILE]).
+    #[arg(long, env = "SANDBOX_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArg {
+    /// The URL from the flag or the environment; `DATABASE_URL` is the last resort.
+    pub fn resolve(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|s| !s.trim().is_empty())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArg {
+    /// The snapshot file.
+    #[arg(long, default_value = "sandbox.sqlite")]
+    pub snapshot: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub db: DatabaseArg,
+    /// Where to write the snapshot.
+    #[arg(long, default_value = "sandbox.sqlite")]
+    pub out: PathBuf,
+    /// Replace an existing snapshot even if it holds rehearsal results.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Which fixture world to build: `plan` (every seed number holds) or `conflicts`.
+    #[arg(long, default_value = "plan")]
+    pub variant: String,
+    /// Where to write the demo snapshot.
+    #[arg(long, default_value = "sandbox-demo.sqlite")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Create the fixture tables and rows in a database.
+    Load(FixturesLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FixturesLoadArgs {
+    #[command(flatten)]
+    pub db: DatabaseArg,
+    /// `plan` (every number of the seed plan holds) or `conflicts` (the real database's conflicts).
+    #[arg(long, default_value = "plan")]
+    pub variant: String,
+    /// Multiply the big protected tables (prompts, agents, personas) by N.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub scale: u32,
+    /// Drop existing fixture tables first.
+    #[arg(long)]
+    pub replace: bool,
+}

@@ -1,0 +1,2 @@
+pub mod pull;
+pub mod status;

@@ -1,0 +1,52 @@
+use anyhow::Result;
+use sandbox::db::sqlite::Snapshot;
+
+use crate::cli::SnapshotArg;
+use crate::output::{self, short};
+
+pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
+    let snap = Snapshot::open(&args.snapshot)?;
+    let rehearsals = snap.rehearsal_count();
+    if json {
+        let tables: Vec<_> = snap
+            .tables
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "table": t.meta.name, "role": t.meta.role.as_str(), "rows": t.rows,
+                    "columns": t.meta.columns.len(), "checksum": t.checksum,
+                })
+            })
+            .collect();
+        output::print_json(&serde_json::json!({
+            "snapshot": snap.path, "info": snap.info, "tables": tables, "rehearsals": rehearsals,
+        }))?;
+        return Ok(0);
+    }
+    println!("Snapshot   {}", snap.path.display());
+    println!(
+        "Source     {} (Postgres {})",
+        snap.info.source_url, snap.info.server_version
+    );
+    println!("Pulled at  {}", snap.info.pulled_at);
+    println!("Checksum   {}", short(&snap.info.snapshot_checksum));
+    println!("Rehearsals {rehearsals}");
+    let rows = snap
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.meta.name.clone(),
+                t.meta.role.as_str().to_string(),
+                t.rows.to_string(),
+                t.meta.columns.len().to_string(),
+                short(&t.checksum),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(&["table", "role", "rows", "columns", "checksum"], rows)
+    );
+    Ok(0)
+}

@@ -1,0 +1,553 @@
+//! Connecting to Postgres: URL parsing with libpq's `sslmode`/`sslrootcert`,
+//! TLS through rustls, password redaction, and errors a person can act on.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::config::SslMode as PgSslMode;
+use tokio_postgres::{Client, Config};
+
+use crate::error::environment;
+use crate::types::SESSION_SETTINGS;
+
+/// libpq's sslmode values that matter to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            // libpq's `allow` tries plaintext first; TLS-if-offered is the
+            // closest safe behaviour we offer.
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(environment(format!(
+                    "unknown sslmode '{other}' in the database URL: use one of disable, prefer, \
+                     require, verify-ca, verify-full"
+                )))
+            }
+        })
+    }
+}
+
+/// A parsed database URL. Holds the password only inside `config`; every
+/// text meant for people or files comes from [`Target::redacted`].
+#[derive(Clone)]
+pub struct Target {
+    pub config: Config,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<PathBuf>,
+    redacted: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({})", self.redacted)
+    }
+}
+
+impl Target {
+    /// The URL with any password replaced by `***`: safe to print or store.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// `host:port` for messages.
+    pub fn endpoint(&self) -> String {
+        let host = self
+            .config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(s) => s.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+
+    pub fn user(&self) -> String {
+        self.config.get_user().unwrap_or("postgres").to_string()
+    }
+
+    pub fn dbname(&self) -> String {
+        self.config
+            .get_dbname()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.user())
+    }
+}
+
+/// Parses a `postgres://` URL (or libpq key=value string). `sslmode` and
+/// `sslrootcert` are taken out first because tokio-postgres knows only
+/// disable/prefer/require and no CA file.
+pub fn parse_target(raw: &str) -> Result<Target> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(environment(
+            "no database URL given: pass --database-url or set SANDBOX_DATABASE_URL \
+             (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
+        ));
+    }
+    let (rest, sslmode, sslrootcert, redacted) =
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            split_url(raw)?
+        } else {
+            split_keyvalue(raw)?
+        };
+    let mut config = Config::from_str(&rest).map_err(|e| {
+        environment(format!(
+            "the database URL {redacted} is not valid ({e}); expected \
+             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]"
+        ))
+    })?;
+    let sslmode = match sslmode {
+        Some(m) => m.parse::<SslMode>()?,
+        None => SslMode::Prefer,
+    };
+    config.ssl_mode(match sslmode {
+        SslMode::Disable => PgSslMode::Disable,
+        SslMode::Prefer => PgSslMode::Prefer,
+        _ => PgSslMode::Require,
+    });
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("sandbox");
+    }
+    if config.get_hosts().is_empty() {
+        config.host("localhost");
+    }
+    Ok(Target {
+        config,
+        sslmode,
+        sslrootcert: sslrootcert.map(PathBuf::from),
+        redacted,
+    })
+}
+
+type Split = (String, Option<String>, Option<String>, String);
+
+fn split_url(raw: &str) -> Result<Split> {
+    let mut url = url::Url::parse(raw).map_err(|e| {
+        // The raw text may hold a password: describe the problem without it.
+        environment(format!(
+            "the database URL is not a valid URL ({e}); expected \
+             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE — percent-encode special \
+             characters in the password"
+        ))
+    })?;
+    let mut sslmode = None;
+    let mut sslrootcert = None;
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => sslmode = Some(v.into_owned()),
+            "sslrootcert" => sslrootcert = Some(v.into_owned()),
+            _ => kept.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    url.set_query(None);
+    if !kept.is_empty() {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+    }
+    let rest = url.to_string();
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    let shown_query: Vec<(String, String)> = shown
+        .query_pairs()
+        .map(|(k, v)| {
+            if k == "password" {
+                (k.into_owned(), "***".to_string())
+            } else {
+                (k.into_owned(), v.into_owned())
+            }
+        })
+        .chain(sslmode.iter().map(|m| ("sslmode".to_string(), m.clone())))
+        .chain(
+            sslrootcert
+                .iter()
+                .map(|c| ("sslrootcert".to_string(), c.clone())),
+        )
+        .collect();
+    shown.set_query(None);
+    if !shown_query.is_empty() {
+        let mut q = shown.query_pairs_mut();
+        for (k, v) in &shown_query {
+            q.append_pair(k, v);
+        }
+    }
+    Ok((rest, sslmode, sslrootcert, shown.to_string()))
+}
+
+fn split_keyvalue(raw: &str) -> Result<Split> {
+    let mut sslmode = None;
+    let mut sslrootcert = None;
+    let mut kept = Vec::new();
+    let mut shown = Vec::new();
+    for token in raw.split_whitespace() {
+        let Some((k, v)) = token.split_once('=') else {
+            return Err(environment(format!(
+                "the database URL is neither a postgres:// URL nor key=value pairs \
+                 (near '{}')",
+                if token.contains("password") {
+                    "password=***"
+                } else {
+                    token
+                }
+            )));
+        };
+        match k {
+            "sslmode" => sslmode = Some(v.to_string()),
+            "sslrootcert" => sslrootcert = Some(v.to_string()),
+            _ => kept.push(token.to_string()),
+        }
+        shown.push(if k == "password" {
+            "password=***".to_string()
+        } else {
+            token.to_string()
+        });
+    }
+    Ok((kept.join(" "), sslmode, sslrootcert, shown.join(" ")))
+}
+
+/// Accepts any certificate: libpq's `require` and `prefer` encrypt without
+/// authenticating the server. Signatures are still checked so the handshake
+/// itself is sound.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to the CA, the host name may differ.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
+            | Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                ..
+            })) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+fn tls_config(target: &Target) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS setup failed")?;
+    let config = match target.sslmode {
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth(),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            let mut roots = rustls::RootCertStore::empty();
+            match &target.sslrootcert {
+                Some(path) if path.as_os_str() != "system" => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        environment(format!(
+                            "cannot read sslrootcert {}: {e}; give the path of the server's \
+                             CA certificate (PEM)",
+                            path.display()
+                        ))
+                    })?;
+                    let mut found = 0;
+                    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                        let cert = cert.map_err(|e| {
+                            environment(format!(
+                                "sslrootcert {} is not a PEM certificate file: {e}",
+                                path.display()
+                            ))
+                        })?;
+                        roots.add(cert).map_err(|e| {
+                            environment(format!(
+                                "sslrootcert {} holds a certificate rustls cannot use: {e}",
+                                path.display()
+                            ))
+                        })?;
+                        found += 1;
+                    }
+                    if found == 0 {
+                        return Err(environment(format!(
+                            "sslrootcert {} holds no PEM certificate",
+                            path.display()
+                        )));
+                    }
+                }
+                _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::new(rustls::crypto::ring::default_provider()),
+            )
+            .build()
+            .context("TLS verifier setup failed")?;
+            if target.sslmode == SslMode::VerifyCa {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+                    .with_no_client_auth()
+            } else {
+                builder.with_webpki_verifier(verifier).with_no_client_auth()
+            }
+        }
+    };
+    Ok(config)
+}
+
+/// Opens a connection and drives it on the current tokio runtime.
+pub async fn connect(target: &Target) -> Result<Client> {
+    let result = if target.sslmode == SslMode::Disable {
+        match target.config.connect(tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(client)
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
+        match target.config.connect(tls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(client)
+            }
+            Err(e) => Err(e),
+        }
+    };
+    result.map_err(|e| explain_connect_error(target, &e))
+}
+
+/// Turns a driver error into one paragraph naming the cause and the fix.
+/// The URL is shown redacted; driver messages never contain the password.
+pub fn explain_connect_error(target: &Target, e: &tokio_postgres::Error) -> anyhow::Error {
+    let endpoint = target.endpoint();
+    let shown = target.redacted();
+    let detail = full_message(e);
+    let lower = detail.to_lowercase();
+    let msg = if let Some(db) = e.as_db_error() {
+        match db.code().code() {
+            "28P01" => format!(
+                "authentication failed for user '{}' at {endpoint}: the password is wrong \
+                 (check the URL or PGPASSWORD-style secret you passed; it is never printed)",
+                target.user()
+            ),
+            "3D000" => format!(
+                "database '{}' does not exist at {endpoint}: check the database name in {shown}",
+                target.dbname()
+            ),
+            "28000" => format!(
+                "the server at {endpoint} refused the connection: {} — if it requires TLS, \
+                 add ?sslmode=require (or verify-full with sslrootcert=CA.pem)",
+                db.message()
+            ),
+            _ => format!(
+                "the server at {endpoint} refused the connection: {}",
+                db.message()
+            ),
+        }
+    } else if lower.contains("server does not support tls")
+        || lower.contains("does not support ssl")
+    {
+        format!(
+            "the server at {endpoint} does not offer TLS but sslmode={} requires it: enable \
+             ssl on the server or use sslmode=prefer/disable for a trusted local server",
+            sslmode_name(target.sslmode)
+        )
+    } else if lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("invalid peer certificate")
+        || lower.contains("notvalidforname")
+        || lower.contains("badsignature")
+    {
+        format!(
+            "the TLS certificate of {endpoint} was not accepted ({detail}): with sslmode={} the \
+             server's certificate must chain to the CA in sslrootcert{}; Supabase's CA is \
+             private, download it from the project's database settings",
+            sslmode_name(target.sslmode),
+            if target.sslmode == SslMode::VerifyFull {
+                " and name the host you connect to"
+            } else {
+                ""
+            }
+        )
+    } else if lower.contains("refused") {
+        format!(
+            "cannot reach Postgres at {endpoint}: connection refused — is the server running \
+             and is the port right? ({shown})"
+        )
+    } else if lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+        || lower.contains("nodename nor servname")
+        || lower.contains("no address")
+    {
+        format!("cannot resolve the host in {shown}: check the host name ({detail})")
+    } else if lower.contains("timed out") || lower.contains("timeout") {
+        format!("connecting to {endpoint} timed out: check the host, port and firewall ({shown})")
+    } else {
+        format!("cannot connect to {shown}: {detail}")
+    };
+    environment(msg)
+}
+
+fn sslmode_name(m: SslMode) -> &'static str {
+    match m {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::VerifyFull => "verify-full",
+    }
+}
+
+/// The driver error with its sources, on one line.
+pub fn full_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// `SET LOCAL` statements that fix value formatting for this transaction.
+/// Transaction-scoped so they also work through a transaction-mode pooler.
+pub fn set_local_settings_sql() -> String {
+    SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET LOCAL {k} = '{v}';"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_in_redacted_url() {
+        let t =
+            parse_target("postgres://u:s3cr%40t@db.example:6543/postgres?sslmode=require").unwrap();
+        assert!(!t.redacted().contains("s3cr"), "{}", t.redacted());
+        assert!(t.redacted().contains("***"));
+        assert_eq!(t.sslmode, SslMode::Require);
+        assert_eq!(t.endpoint(), "db.example:6543");
+        let kv = parse_target("host=h user=u password=hunter2 dbname=d sslmode=disable").unwrap();
+        assert!(!kv.redacted().contains("hunter2"));
+        assert_eq!(kv.sslmode, SslMode::Disable);
+    }
+
+    #[test]
+    fn bad_sslmode_and_bad_url_are_explained() {
+        let e = parse_target("postgres://u@h/d?sslmode=sometimes").unwrap_err();
+        assert!(e.to_string().contains("unknown sslmode 'sometimes'"));
+        let e = parse_target("postgres://u:pw@h:notaport/d").unwrap_err();
+        assert!(!format!("{e:#}").contains("pw@"));
+    }
+}

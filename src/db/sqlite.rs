@@ -1,0 +1,633 @@
+//! The snapshot file: one SQLite database that a DB browser can open.
+//!
+//! Pulled tables keep their Postgres names and columns; `_sandbox_*` tables
+//! record where the data came from, each column's Postgres type, the
+//! constraints, and each table's row count and content checksum. The file is
+//! written to a temporary name in the same folder and renamed into place, so
+//! a failed pull never leaves a partial snapshot under the final name.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
+use crate::error::environment;
+use crate::types::{quote_ident, Storage, TableChecksum};
+
+/// Bumped when the file layout changes incompatibly.
+pub const FORMAT_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotInfo {
+    pub format_version: i64,
+    pub pulled_at: String,
+    pub server_version: String,
+    /// Source URL with the password removed.
+    pub source_url: String,
+    pub database: String,
+    pub tool_version: String,
+    /// Digest over every table's checksum: identifies this snapshot's content.
+    pub snapshot_checksum: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableSummary {
+    pub name: String,
+    pub role: TableRole,
+    pub rows: u64,
+    pub checksum: String,
+    pub millis: u64,
+}
+
+const METADATA_DDL: &str = "
+CREATE TABLE _sandbox_snapshot (
+  format_version INTEGER NOT NULL,
+  pulled_at TEXT NOT NULL,
+  server_version TEXT NOT NULL,
+  source_url TEXT NOT NULL,
+  database TEXT NOT NULL,
+  tool_version TEXT NOT NULL,
+  snapshot_checksum TEXT NOT NULL
+);
+CREATE TABLE _sandbox_tables (
+  table_name TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  rows INTEGER NOT NULL,
+  checksum TEXT NOT NULL,
+  pull_millis INTEGER NOT NULL
+);
+CREATE TABLE _sandbox_columns (
+  table_name TEXT NOT NULL,
+  column_name TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,
+  pg_type TEXT NOT NULL,
+  storage TEXT NOT NULL,
+  not_null INTEGER NOT NULL,
+  default_expr TEXT,
+  generated_expr TEXT,
+  PRIMARY KEY (table_name, column_name)
+);
+CREATE TABLE _sandbox_constraints (
+  table_name TEXT NOT NULL,
+  constraint_name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  columns TEXT NOT NULL,
+  ref_table TEXT,
+  ref_columns TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  PRIMARY KEY (table_name, constraint_name)
+);
+";
+
+/// `CREATE TABLE` for a pulled table (or a staged copy under another name).
+/// Foreign keys are declared only towards tables present in the file, so a
+/// DB browser can follow them; all of them are kept in `_sandbox_constraints`.
+pub fn create_table_sql(
+    meta: &TableMeta,
+    sqlite_name: &str,
+    fk_targets: &HashSet<String>,
+    fk_prefix: &str,
+) -> String {
+    let mut parts: Vec<String> = meta
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}{}",
+                quote_ident(&c.name),
+                c.storage().sqlite_decl(),
+                if c.not_null { " NOT NULL" } else { "" }
+            )
+        })
+        .collect();
+    let pk = meta.primary_key();
+    if !pk.is_empty() {
+        parts.push(format!("PRIMARY KEY ({})", ident_list(&pk)));
+    }
+    for fk in meta.constraints.iter().filter(|c| c.kind == "f") {
+        if let Some(target) = &fk.ref_table {
+            if fk_targets.contains(target) {
+                parts.push(format!(
+                    "FOREIGN KEY ({}) REFERENCES {} ({})",
+                    ident_list(&fk.columns),
+                    quote_ident(&format!("{fk_prefix}{target}")),
+                    ident_list(&fk.ref_columns)
+                ));
+            }
+        }
+    }
+    format!(
+        "CREATE TABLE {} (\n  {}\n)",
+        quote_ident(sqlite_name),
+        parts.join(",\n  ")
+    )
+}
+
+pub fn ident_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Converts one Postgres text value to its SQLite storage.
+pub fn to_sqlite(column: &ColumnMeta, value: Option<&str>) -> Result<Value> {
+    let Some(v) = value else {
+        return Ok(Value::Null);
+    };
+    Ok(match column.storage() {
+        Storage::Integer => Value::Integer(v.parse::<i64>().map_err(|_| {
+            anyhow::anyhow!(
+                "column {} ({}) holds '{v}', not an integer",
+                column.name,
+                column.pg_type
+            )
+        })?),
+        Storage::Bool => match v {
+            "t" => Value::Integer(1),
+            "f" => Value::Integer(0),
+            other => anyhow::bail!("column {} (boolean) holds '{other}'", column.name),
+        },
+        Storage::Text => Value::Text(v.to_string()),
+    })
+}
+
+/// Converts a stored value back to the text Postgres prints for it.
+pub fn from_sqlite(
+    column: &ColumnMeta,
+    value: rusqlite::types::ValueRef<'_>,
+) -> Result<Option<String>> {
+    use rusqlite::types::ValueRef;
+    Ok(match (column.storage(), value) {
+        (_, ValueRef::Null) => None,
+        (Storage::Bool, ValueRef::Integer(1)) => Some("t".into()),
+        (Storage::Bool, ValueRef::Integer(0)) => Some("f".into()),
+        (Storage::Integer, ValueRef::Integer(i)) => Some(i.to_string()),
+        (Storage::Text, ValueRef::Text(t)) => Some(
+            std::str::from_utf8(t)
+                .with_context(|| format!("column {} holds invalid UTF-8", column.name))?
+                .to_string(),
+        ),
+        (storage, other) => anyhow::bail!(
+            "column {} ({}) holds a {:?} value where {:?} storage was expected — was the \
+             table edited by hand?",
+            column.name,
+            column.pg_type,
+            other.data_type(),
+            storage
+        ),
+    })
+}
+
+/// Writes a new snapshot file atomically.
+pub struct SnapshotWriter {
+    conn: Connection,
+    tmp: tempfile::TempPath,
+    final_path: PathBuf,
+    tables: Vec<(TableMeta, TableSummary)>,
+    insert_sql: String,
+    fk_targets: HashSet<String>,
+}
+
+impl SnapshotWriter {
+    /// Starts a snapshot that will replace `final_path` on [`finish`].
+    /// Refuses to overwrite a snapshot holding rehearsal results unless
+    /// `force`, because those results are what authorises a push.
+    pub fn create(final_path: &Path, force: bool, table_names: &[String]) -> Result<Self> {
+        if final_path.exists() && !force {
+            if let Ok(existing) = Snapshot::open(final_path) {
+                if existing.rehearsal_count() > 0 {
+                    return Err(environment(format!(
+                        "{} holds rehearsal results; pulling over it would discard them. Pull \
+                         to another file with --out, or pass --force to replace it",
+                        final_path.display()
+                    )));
+                }
+            }
+        }
+        let dir = match final_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".sandbox-pull-")
+            .suffix(".sqlite.part")
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                environment(format!(
+                    "cannot write the snapshot in {}: {e}; choose a writable folder with --out",
+                    dir.display()
+                ))
+            })?
+            .into_temp_path();
+        let conn = Connection::open(&tmp)
+            .with_context(|| format!("cannot open {} as SQLite", tmp.display()))?;
+        // Nothing is lost if the machine dies mid-pull: the file is thrown
+        // away anyway, so the load runs without a journal.
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;",
+        )?;
+        conn.execute_batch(METADATA_DDL)?;
+        conn.execute_batch("BEGIN")?;
+        Ok(SnapshotWriter {
+            conn,
+            tmp,
+            final_path: final_path.to_path_buf(),
+            tables: Vec::new(),
+            insert_sql: String::new(),
+            fk_targets: table_names.iter().cloned().collect(),
+        })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Creates the table; rows follow through [`insert_row`].
+    pub fn begin_table(&mut self, meta: &TableMeta) -> Result<()> {
+        self.conn
+            .execute_batch(&create_table_sql(meta, &meta.name, &self.fk_targets, ""))
+            .with_context(|| format!("cannot create table {} in the snapshot", meta.name))?;
+        let placeholders = vec!["?"; meta.columns.len()].join(", ");
+        self.insert_sql = format!(
+            "INSERT INTO {} VALUES ({placeholders})",
+            quote_ident(&meta.name)
+        );
+        Ok(())
+    }
+
+    pub fn insert_row(&self, meta: &TableMeta, values: &[Option<String>]) -> Result<()> {
+        if values.len() != meta.columns.len() {
+            anyhow::bail!(
+                "table {}: a row has {} values for {} columns",
+                meta.name,
+                values.len(),
+                meta.columns.len()
+            );
+        }
+        let mut stmt = self.conn.prepare_cached(&self.insert_sql)?;
+        let converted = meta
+            .columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| to_sqlite(c, v.as_deref()))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("table {}", meta.name))?;
+        stmt.execute(rusqlite::params_from_iter(converted))?;
+        Ok(())
+    }
+
+    pub fn end_table(&mut self, meta: TableMeta, summary: TableSummary) {
+        self.tables.push((meta, summary));
+    }
+
+    /// Writes the metadata, builds unique indexes after the data (cheaper
+    /// than maintaining them row by row), and renames the file into place.
+    pub fn finish(self, mut info: SnapshotInfo) -> Result<(PathBuf, SnapshotInfo)> {
+        let SnapshotWriter {
+            conn,
+            tmp,
+            final_path,
+            tables,
+            ..
+        } = self;
+        info.snapshot_checksum = snapshot_checksum(tables.iter().map(|(_, s)| s));
+        {
+            let mut put_col =
+                conn.prepare("INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?)")?;
+            let mut put_con =
+                conn.prepare("INSERT INTO _sandbox_constraints VALUES (?, ?, ?, ?, ?, ?, ?)")?;
+            let mut put_table =
+                conn.prepare("INSERT INTO _sandbox_tables VALUES (?, ?, ?, ?, ?)")?;
+            for (meta, summary) in &tables {
+                put_table.execute(params![
+                    meta.name,
+                    meta.role.as_str(),
+                    summary.rows as i64,
+                    summary.checksum,
+                    summary.millis as i64
+                ])?;
+                for c in &meta.columns {
+                    put_col.execute(params![
+                        meta.name,
+                        c.name,
+                        c.ordinal,
+                        c.pg_type,
+                        c.storage().sqlite_decl(),
+                        c.not_null,
+                        c.default,
+                        c.generated
+                    ])?;
+                }
+                for k in &meta.constraints {
+                    put_con.execute(params![
+                        meta.name,
+                        k.name,
+                        k.kind,
+                        serde_json::to_string(&k.columns)?,
+                        k.ref_table,
+                        serde_json::to_string(&k.ref_columns)?,
+                        k.definition
+                    ])?;
+                    if k.kind == "u" {
+                        conn.execute_batch(&format!(
+                            "CREATE UNIQUE INDEX {} ON {} ({})",
+                            quote_ident(&format!("{}_{}", meta.name, k.name)),
+                            quote_ident(&meta.name),
+                            ident_list(&k.columns)
+                        ))?;
+                    }
+                }
+            }
+            conn.execute(
+                "INSERT INTO _sandbox_snapshot VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    info.format_version,
+                    info.pulled_at,
+                    info.server_version,
+                    info.source_url,
+                    info.database,
+                    info.tool_version,
+                    info.snapshot_checksum
+                ],
+            )?;
+        }
+        conn.execute_batch("COMMIT; PRAGMA journal_mode = DELETE;")?;
+        conn.close().map_err(|(_, e)| e)?;
+        set_private(&tmp)?;
+        tmp.persist(&final_path).map_err(|e| {
+            environment(format!(
+                "cannot move the snapshot into place at {}: {}",
+                final_path.display(),
+                e.error
+            ))
+        })?;
+        Ok((final_path, info))
+    }
+}
+
+/// Snapshots hold production data: readable by the owner only.
+fn set_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub fn snapshot_checksum<'a>(tables: impl Iterator<Item = &'a TableSummary>) -> String {
+    let mut entries: Vec<(&str, &str)> = tables
+        .map(|t| (t.name.as_str(), t.checksum.as_str()))
+        .collect();
+    entries.sort();
+    let mut h = Sha256::new();
+    for (name, sum) in entries {
+        h.update(name.as_bytes());
+        h.update(b":");
+        h.update(sum.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// A pulled table as recorded in the file.
+#[derive(Debug, Clone)]
+pub struct SnapshotTable {
+    pub meta: TableMeta,
+    pub rows: u64,
+    pub checksum: String,
+    pub millis: u64,
+}
+
+/// An opened snapshot file.
+pub struct Snapshot {
+    pub conn: Connection,
+    pub path: PathBuf,
+    pub info: SnapshotInfo,
+    pub tables: Vec<SnapshotTable>,
+}
+
+impl Snapshot {
+    /// Opens and validates a snapshot. A missing file, a file that is not
+    /// SQLite, and a SQLite file that is not a snapshot each get their own
+    /// message.
+    pub fn open(path: &Path) -> Result<Snapshot> {
+        if !path.exists() {
+            return Err(environment(format!(
+                "no snapshot at {}: run `sandbox pull` first (or pass --snapshot FILE)",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| environment(format!("cannot open {}: {e}", path.display())))?;
+        let has_meta: std::result::Result<i64, _> = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_snapshot'",
+            [],
+            |r| r.get(0),
+        );
+        match has_meta {
+            Err(e) => {
+                return Err(environment(format!(
+                    "{} is not a readable SQLite file ({e}); it may be corrupt or another \
+                     kind of file — pull a fresh snapshot",
+                    path.display()
+                )))
+            }
+            Ok(0) => {
+                return Err(environment(format!(
+                    "{} is a SQLite database but not a sandbox snapshot (no _sandbox_snapshot \
+                     table); pass the file written by `sandbox pull`",
+                    path.display()
+                )))
+            }
+            Ok(_) => {}
+        }
+        let info = conn
+            .query_row(
+                "SELECT format_version, pulled_at, server_version, source_url, database, \
+                 tool_version, snapshot_checksum FROM _sandbox_snapshot",
+                [],
+                |r| {
+                    Ok(SnapshotInfo {
+                        format_version: r.get(0)?,
+                        pulled_at: r.get(1)?,
+                        server_version: r.get(2)?,
+                        source_url: r.get(3)?,
+                        database: r.get(4)?,
+                        tool_version: r.get(5)?,
+                        snapshot_checksum: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(|e| {
+                environment(format!(
+                    "{} has a damaged _sandbox_snapshot table ({e}); pull a fresh snapshot",
+                    path.display()
+                ))
+            })?;
+        if info.format_version != FORMAT_VERSION {
+            return Err(environment(format!(
+                "{} is a snapshot of format {} but this sandbox reads format {FORMAT_VERSION}; \
+                 pull again with this version",
+                path.display(),
+                info.format_version
+            )));
+        }
+        let tables = read_tables(&conn).map_err(|e| {
+            environment(format!(
+                "{} has damaged _sandbox_* metadata ({e:#}); pull a fresh snapshot",
+                path.display()
+            ))
+        })?;
+        Ok(Snapshot {
+            conn,
+            path: path.to_path_buf(),
+            info,
+            tables,
+        })
+    }
+
+    pub fn table(&self, name: &str) -> Option<&SnapshotTable> {
+        self.tables.iter().find(|t| t.meta.name == name)
+    }
+
+    /// How many rehearsals the file records (0 before the first).
+    pub fn rehearsal_count(&self) -> i64 {
+        self.conn
+            .query_row("SELECT count(*) FROM _sandbox_rehearsals", [], |r| r.get(0))
+            .unwrap_or(0)
+    }
+
+    /// Streams the rows of `sqlite_table` (a pulled table or a staged copy
+    /// with the same columns) as Postgres text values.
+    pub fn for_each_row(
+        &self,
+        sqlite_table: &str,
+        meta: &TableMeta,
+        mut f: impl FnMut(Vec<Option<String>>) -> Result<()>,
+    ) -> Result<()> {
+        let sql = format!(
+            "SELECT {} FROM {}",
+            ident_list(&meta.column_names()),
+            quote_ident(sqlite_table)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(meta.columns.len());
+            for (i, c) in meta.columns.iter().enumerate() {
+                values.push(
+                    from_sqlite(c, row.get_ref(i)?)
+                        .with_context(|| format!("table {sqlite_table}"))?,
+                );
+            }
+            f(values)?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes a table's content checksum from what the file holds now.
+    pub fn checksum_of(&self, sqlite_table: &str, meta: &TableMeta) -> Result<TableChecksum> {
+        let mut sum = TableChecksum::new();
+        self.for_each_row(sqlite_table, meta, |values| {
+            sum.add_row(&values);
+            Ok(())
+        })?;
+        Ok(sum)
+    }
+}
+
+fn read_tables(conn: &Connection) -> Result<Vec<SnapshotTable>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT table_name, role, rows, checksum, pull_millis FROM _sandbox_tables ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (name, role, rows, checksum, millis) = row?;
+        let role = TableRole::parse(&role)
+            .ok_or_else(|| anyhow::anyhow!("table {name} has unknown role '{role}'"))?;
+        let mut cols = conn.prepare(
+            "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr \
+             FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
+        )?;
+        let columns = cols
+            .query_map([&name], |r| {
+                Ok(ColumnMeta {
+                    name: r.get(0)?,
+                    ordinal: r.get(1)?,
+                    pg_type: r.get(2)?,
+                    not_null: r.get(3)?,
+                    default: r.get(4)?,
+                    generated: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if columns.is_empty() {
+            anyhow::bail!("table {name} has no columns recorded");
+        }
+        let mut cons = conn.prepare(
+            "SELECT constraint_name, kind, columns, ref_table, ref_columns, definition \
+             FROM _sandbox_constraints WHERE table_name = ? ORDER BY rowid",
+        )?;
+        let constraints = cons
+            .query_map([&name], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .map(
+                |(name, kind, columns, ref_table, ref_columns, definition)| {
+                    Ok(ConstraintMeta {
+                        name,
+                        kind,
+                        columns: serde_json::from_str(&columns)?,
+                        ref_table,
+                        ref_columns: serde_json::from_str(&ref_columns)?,
+                        definition,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>>>()?;
+        out.push(SnapshotTable {
+            meta: TableMeta {
+                name,
+                role,
+                columns,
+                constraints,
+            },
+            rows: rows as u64,
+            checksum,
+            millis: millis as u64,
+        });
+    }
+    Ok(out)
+}

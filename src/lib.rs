@@ -1,0 +1,9 @@
+//! `sandbox`: pull a Postgres snapshot into SQLite, rehearse a migration
+//! plan on it, and push the validated diff back in one checked transaction.
+
+pub mod catalog;
+pub mod db;
+pub mod error;
+pub mod ops;
+pub mod plan;
+pub mod types;

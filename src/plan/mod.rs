@@ -1,0 +1,311 @@
+//! The migration plan as data: which tables it reads, its phases, their
+//! expectations, and the policies a user may change.
+
+// pub mod seeds; (enabled when the seed loader lands)
+pub mod rowjson;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TableRole;
+
+/// The tables a pull takes, declared once in the plan file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSet {
+    /// Must stay byte-identical (new rows aside).
+    pub protected: Vec<String>,
+    /// Read-only inputs the plan needs by name.
+    pub sources: Vec<String>,
+    /// Prefix of further source tables taken when present (`dh_`).
+    #[serde(default)]
+    pub source_prefix: Option<String>,
+}
+
+impl TableSet {
+    /// Every table the plan names, protected first.
+    pub fn named(&self) -> impl Iterator<Item = &str> {
+        self.protected
+            .iter()
+            .chain(self.sources.iter())
+            .map(String::as_str)
+    }
+
+    pub fn role_of(&self, table: &str) -> TableRole {
+        if self.protected.iter().any(|t| t == table) {
+            TableRole::Protected
+        } else {
+            TableRole::Source
+        }
+    }
+
+    pub fn matches_pattern(&self, table: &str) -> bool {
+        self.source_prefix
+            .as_deref()
+            .is_some_and(|p| table.starts_with(p))
+    }
+}
+
+/// What a JTBD's strategic priority is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JtbdLinkSource {
+    /// The library files and the `function` column must agree; a JTBD they
+    /// place under two priorities fails the rehearsal (the seed's reading).
+    RequireAgreement,
+    /// The library files decide; `function` is ignored.
+    Library,
+    /// The `function` column decides; the files only list the JTBDs.
+    Function,
+}
+
+/// What phase 3C does with a library workflow already in `workflows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExistingWorkflowPolicy {
+    /// Fail the rehearsal and name the workflows (the seed assumes none exist).
+    Fail,
+    /// Leave the existing row and import only the missing ones.
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    pub jtbd_sp_link: JtbdLinkSource,
+    pub existing_library_workflow: ExistingWorkflowPolicy,
+}
+
+/// The Rust data move a phase performs; the SQL around it is data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    SeedStrategicPriorities,
+    MigrateTools,
+    CheckWorkflowsSchema,
+    MigrateDhWorkflows,
+    ImportLibraryWorkflows,
+    MigrateTasks,
+}
+
+/// What an expectation's query must return: one value, or whole rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub name: String,
+    pub sql: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_rows: Option<Vec<Vec<serde_json::Value>>>,
+}
+
+impl Expectation {
+    /// The expected result as rows of text, the form both engines are
+    /// compared in.
+    pub fn expected_rows(&self) -> Vec<Vec<String>> {
+        match (&self.expect, &self.expect_rows) {
+            (Some(v), _) => vec![vec![value_text(v)]],
+            (None, Some(rows)) => rows
+                .iter()
+                .map(|r| r.iter().map(value_text).collect())
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "NULL".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A query that lists offending rows; it holds when it returns none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    pub name: String,
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub id: String,
+    pub name: String,
+    pub action: Action,
+    #[serde(default)]
+    pub expectations: Vec<Expectation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub tables: TableSet,
+    pub policies: Policies,
+    pub phases: Vec<Phase>,
+    #[serde(default)]
+    pub verification: Vec<Expectation>,
+    #[serde(default)]
+    pub guards: Vec<Guard>,
+}
+
+/// A column of a table or column the plan adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub pg_type: String,
+    #[serde(default)]
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetForeignKey {
+    pub columns: Vec<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTable {
+    pub name: String,
+    pub phase: String,
+    pub columns: Vec<TargetColumn>,
+    pub primary_key: Vec<String>,
+    #[serde(default)]
+    pub unique: Vec<Vec<String>>,
+    #[serde(default)]
+    pub foreign_keys: Vec<TargetForeignKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnReference {
+    pub table: String,
+    pub column: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddedColumn {
+    pub table: String,
+    pub phase: String,
+    pub column: TargetColumn,
+    #[serde(default)]
+    pub references: Option<ColumnReference>,
+}
+
+/// The DDL the plan adds (`schema/target.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSchema {
+    #[serde(default)]
+    pub comment: String,
+    pub tables: Vec<TargetTable>,
+    pub added_columns: Vec<AddedColumn>,
+}
+
+pub const DEFAULT_PLAN: &str = include_str!("../../schema/plan.json");
+pub const TARGET_SCHEMA: &str = include_str!("../../schema/target.json");
+
+/// The plan in force: plan file, target schema, and (once loaded) seeds.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub file: PlanFile,
+    pub schema: TargetSchema,
+    pub tables: TableSet,
+    /// Where the plan came from, for messages.
+    pub origin: String,
+    /// Hash over the plan file, the target schema and the seeds: a
+    /// rehearsal authorises a push only for the exact plan it ran.
+    pub hash: String,
+}
+
+impl Plan {
+    /// The plan shipped with the tool (the seed plan's reading).
+    pub fn load_default() -> anyhow::Result<Plan> {
+        Plan::from_text(DEFAULT_PLAN, "built-in plan (schema/plan.json)")
+    }
+
+    /// A user's plan file, or the built-in one.
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Plan> {
+        match path {
+            None => Plan::load_default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    crate::error::environment(format!("cannot read plan file {}: {e}", p.display()))
+                })?;
+                Plan::from_text(&text, &p.display().to_string())
+            }
+        }
+    }
+
+    pub fn from_text(text: &str, origin: &str) -> anyhow::Result<Plan> {
+        let file: PlanFile = serde_json::from_str(text).map_err(|e| {
+            crate::error::environment(format!(
+                "plan {origin} is not valid: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let schema: TargetSchema = serde_json::from_str(TARGET_SCHEMA)
+            .map_err(|e| crate::error::environment(format!("target schema is not valid: {e}")))?;
+        for phase in &file.phases {
+            for e in &phase.expectations {
+                if e.expect.is_some() == e.expect_rows.is_some() {
+                    return Err(crate::error::environment(format!(
+                        "plan {origin}: expectation '{}' of phase {} needs exactly one of \
+                         `expect` or `expect_rows`",
+                        e.name, phase.id
+                    )));
+                }
+            }
+        }
+        for e in &file.verification {
+            if e.expect.is_some() == e.expect_rows.is_some() {
+                return Err(crate::error::environment(format!(
+                    "plan {origin}: verification '{}' needs exactly one of `expect` or `expect_rows`",
+                    e.name
+                )));
+            }
+        }
+        let hash = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            // Hash the parsed form so whitespace edits do not invalidate a
+            // rehearsal, while any change of meaning does.
+            h.update(serde_json::to_vec(&file)?);
+            h.update(serde_json::to_vec(&schema)?);
+            h.update(seeds_fingerprint().as_bytes());
+            hex::encode(h.finalize())
+        };
+        Ok(Plan {
+            tables: file.tables.clone(),
+            file,
+            schema,
+            origin: origin.to_string(),
+            hash,
+        })
+    }
+}
+
+/// Digest of the shipped seed files, part of the plan hash.
+fn seeds_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, text) in EMBEDDED_SEED_TEXTS {
+        h.update(name.as_bytes());
+        h.update(text.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Filled in when the seed loader lands; the hash already covers it.
+const EMBEDDED_SEED_TEXTS: &[(&str, &str)] = &[];

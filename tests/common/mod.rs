@@ -1,0 +1,82 @@
+//! Per-test Postgres databases: each test creates its own and drops it, so
+//! tests run in parallel against the one local server.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn admin_url() -> String {
+    std::env::var("SANDBOX_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A database that exists for one test and is dropped afterwards.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+impl TestDb {
+    /// Creates a fresh empty database. Panics with a clear message when the
+    /// test server is unreachable: a test must never pass by skipping.
+    pub fn create(tag: &str) -> TestDb {
+        let admin = admin_url();
+        let name = format!(
+            "sbx_{}_{}_{}",
+            tag.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut client = postgres_admin(&admin);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let url = replace_db(&admin, &name);
+        TestDb { name, url, admin }
+    }
+
+    pub fn client(&self) -> postgres_sync::Client {
+        postgres_admin(&self.url)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres_sync::Client::connect(&self.admin, postgres_sync::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+pub fn postgres_admin(url: &str) -> postgres_sync::Client {
+    postgres_sync::Client::connect(url, postgres_sync::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "the test Postgres at {url} is unreachable ({e}). Start it \
+             (pg_ctlcluster 15 main start) or point SANDBOX_TEST_DATABASE_URL at one."
+        )
+    })
+}
+
+pub fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let cut = base.rfind('/').expect("database URL has a path");
+    let mut out = format!("{}/{}", &base[..cut], db);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Path to the built `sandbox` binary for end-to-end tests.
+pub fn sandbox_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_sandbox"))
+}
