@@ -14,6 +14,8 @@ pub enum TableRole {
     Protected,
     /// Read-only input of the migration (`dh_*`).
     Source,
+    /// Created by the plan (`schema/target.json`).
+    Target,
 }
 
 impl TableRole {
@@ -21,12 +23,14 @@ impl TableRole {
         match self {
             TableRole::Protected => "protected",
             TableRole::Source => "source",
+            TableRole::Target => "target",
         }
     }
     pub fn parse(s: &str) -> Option<TableRole> {
         match s {
             "protected" => Some(TableRole::Protected),
             "source" => Some(TableRole::Source),
+            "target" => Some(TableRole::Target),
             _ => None,
         }
     }

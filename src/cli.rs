@@ -33,6 +33,28 @@ pub enum Command {
     Pull(PullArgs),
     /// Show what a snapshot holds, without a server.
     Status(SnapshotArg),
+    /// Run every phase and check of the plan on the snapshot.
+    Rehearse(RehearseArgs),
+    /// Print the plan in force: phases, policies, expectations, hash.
+    Plan(PlanArg),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArg {
+    /// A plan file to use instead of the built-in one (start from `sandbox plan --json`).
+    #[arg(long, env = "SANDBOX_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// A folder of seed files (strategic_priorities.json, library/*.json) instead of the built-in ones.
+    #[arg(long, env = "SANDBOX_SEEDS")]
+    pub seeds: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArg,
+    #[command(flatten)]
+    pub plan: PlanArg,
 }
 
 #[derive(Debug, Args)]

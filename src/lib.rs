@@ -4,6 +4,8 @@
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod fixtures;
 pub mod ops;
+pub mod pgjson;
 pub mod plan;
 pub mod types;

@@ -15,6 +15,8 @@ fn main() {
     let result = match cli.command {
         Command::Pull(a) => cmd::pull::run(a, json),
         Command::Status(a) => cmd::status::run(a, json),
+        Command::Rehearse(a) => cmd::rehearse::run(a, json),
+        Command::Plan(a) => cmd::plan::run(a, json),
         Command::Fixtures(_) | Command::Demo(_) => Err(sandbox::error::environment("not yet")),
     };
     match result {

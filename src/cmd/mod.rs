@@ -1,2 +1,4 @@
+pub mod plan;
 pub mod pull;
+pub mod rehearse;
 pub mod status;

@@ -1,8 +1,10 @@
 //! The migration plan as data: which tables it reads, its phases, their
 //! expectations, and the policies a user may change.
 
-// pub mod seeds; (enabled when the seed loader lands)
+pub mod checks;
+pub mod phases;
 pub mod rowjson;
+pub mod seeds;
 
 use serde::{Deserialize, Serialize};
 
@@ -215,12 +217,13 @@ pub struct TargetSchema {
 pub const DEFAULT_PLAN: &str = include_str!("../../schema/plan.json");
 pub const TARGET_SCHEMA: &str = include_str!("../../schema/target.json");
 
-/// The plan in force: plan file, target schema, and (once loaded) seeds.
+/// The plan in force: plan file, target schema and seeds.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub file: PlanFile,
     pub schema: TargetSchema,
     pub tables: TableSet,
+    pub library: phases::LibraryInput,
     /// Where the plan came from, for messages.
     pub origin: String,
     /// Hash over the plan file, the target schema and the seeds: a
@@ -229,25 +232,37 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan shipped with the tool (the seed plan's reading).
+    /// The plan and seeds shipped with the tool (the seed plan's reading).
     pub fn load_default() -> anyhow::Result<Plan> {
-        Plan::from_text(DEFAULT_PLAN, "built-in plan (schema/plan.json)")
+        Plan::load(None, None)
     }
 
-    /// A user's plan file, or the built-in one.
-    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<Plan> {
-        match path {
-            None => Plan::load_default(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
+    /// A user's plan file and seed folder, each defaulting to the built-in one.
+    pub fn load(
+        plan: Option<&std::path::Path>,
+        seeds_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Plan> {
+        let (text, origin) = match plan {
+            None => (
+                DEFAULT_PLAN.to_string(),
+                "built-in plan (schema/plan.json)".to_string(),
+            ),
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|e| {
                     crate::error::environment(format!("cannot read plan file {}: {e}", p.display()))
-                })?;
-                Plan::from_text(&text, &p.display().to_string())
-            }
+                })?,
+                p.display().to_string(),
+            ),
+        };
+        let seeds = match seeds_dir {
+            None => seeds::load_embedded(),
+            Some(dir) => seeds::load_seeds(dir),
         }
+        .map_err(|e| crate::error::environment(format!("seed files are not valid: {e}")))?;
+        Plan::from_parts(&text, &origin, &seeds)
     }
 
-    pub fn from_text(text: &str, origin: &str) -> anyhow::Result<Plan> {
+    pub fn from_parts(text: &str, origin: &str, seeds: &seeds::Seeds) -> anyhow::Result<Plan> {
         let file: PlanFile = serde_json::from_str(text).map_err(|e| {
             crate::error::environment(format!(
                 "plan {origin} is not valid: {e} (line {}, column {})",
@@ -257,25 +272,28 @@ impl Plan {
         })?;
         let schema: TargetSchema = serde_json::from_str(TARGET_SCHEMA)
             .map_err(|e| crate::error::environment(format!("target schema is not valid: {e}")))?;
-        for phase in &file.phases {
-            for e in &phase.expectations {
-                if e.expect.is_some() == e.expect_rows.is_some() {
-                    return Err(crate::error::environment(format!(
-                        "plan {origin}: expectation '{}' of phase {} needs exactly one of \
-                         `expect` or `expect_rows`",
-                        e.name, phase.id
-                    )));
-                }
-            }
-        }
-        for e in &file.verification {
+        let all = file
+            .phases
+            .iter()
+            .flat_map(|p| {
+                p.expectations
+                    .iter()
+                    .map(move |e| (format!("phase {}", p.id), e))
+            })
+            .chain(
+                file.verification
+                    .iter()
+                    .map(|e| ("verification".to_string(), e)),
+            );
+        for (place, e) in all {
             if e.expect.is_some() == e.expect_rows.is_some() {
                 return Err(crate::error::environment(format!(
-                    "plan {origin}: verification '{}' needs exactly one of `expect` or `expect_rows`",
+                    "plan {origin}: {place} expectation '{}' needs exactly one of `expect` or `expect_rows`",
                     e.name
                 )));
             }
         }
+        let library = library_input(seeds);
         let hash = {
             use sha2::{Digest, Sha256};
             let mut h = Sha256::new();
@@ -283,29 +301,88 @@ impl Plan {
             // rehearsal, while any change of meaning does.
             h.update(serde_json::to_vec(&file)?);
             h.update(serde_json::to_vec(&schema)?);
-            h.update(seeds_fingerprint().as_bytes());
+            h.update(seeds_fingerprint(seeds)?.as_bytes());
             hex::encode(h.finalize())
         };
         Ok(Plan {
             tables: file.tables.clone(),
             file,
             schema,
+            library,
             origin: origin.to_string(),
             hash,
         })
     }
 }
 
-/// Digest of the shipped seed files, part of the plan hash.
-fn seeds_fingerprint() -> String {
+/// Digest of the seeds' content, part of the plan hash.
+fn seeds_fingerprint(seeds: &seeds::Seeds) -> anyhow::Result<String> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for (name, text) in EMBEDDED_SEED_TEXTS {
-        h.update(name.as_bytes());
-        h.update(text.as_bytes());
+    for p in &seeds.priorities {
+        h.update(
+            format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                p.code, p.name, p.description, p.color, p.icon, p.position
+            )
+            .as_bytes(),
+        );
     }
-    hex::encode(h.finalize())
+    // File names, not paths: the same seeds give the same hash wherever
+    // they are read from.
+    for (jtbd, sp, file) in library_input(seeds).allocation {
+        h.update(format!("{jtbd}\t{sp}\t{file}\n").as_bytes());
+    }
+    for (_, wf) in seeds.workflows() {
+        h.update(serde_json::to_vec(&wf.raw)?);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
-/// Filled in when the seed loader lands; the hash already covers it.
-const EMBEDDED_SEED_TEXTS: &[(&str, &str)] = &[];
+/// What the phases need from the seeds.
+pub fn library_input(seeds: &seeds::Seeds) -> phases::LibraryInput {
+    let file_name = |f: &seeds::LibraryFile| {
+        f.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| f.path.display().to_string())
+    };
+    phases::LibraryInput {
+        priorities: seeds
+            .priorities
+            .iter()
+            .map(|p| phases::PrioritySeed {
+                code: p.code.clone(),
+                name: p.name.clone(),
+                description: p.description.clone(),
+                color: p.color.clone(),
+                icon: p.icon.clone(),
+                position: p.position,
+            })
+            .collect(),
+        allocation: seeds
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.jtbds.iter().map(move |j| {
+                    (
+                        j.jtbd_id.clone(),
+                        f.strategic_priority.clone(),
+                        file_name(f),
+                    )
+                })
+            })
+            .collect(),
+        workflows: seeds
+            .workflows()
+            .map(|(f, w)| phases::LibraryWorkflow {
+                sp_code: f.strategic_priority.clone(),
+                file: file_name(f),
+                workflow_id: w.workflow_id.clone(),
+                jtbd_code: w.jtbd_id.clone(),
+                name: w.workflow_name.clone(),
+                object: w.raw.as_object().cloned().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}

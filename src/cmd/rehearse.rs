@@ -1,0 +1,89 @@
+use anyhow::Result;
+use sandbox::ops::rehearse::{rehearse, RehearsalReport, RehearseOptions};
+
+use crate::cli::RehearseArgs;
+use crate::output::{self, short};
+
+pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
+    let plan = sandbox::plan::Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
+    let report = rehearse(&RehearseOptions {
+        snapshot: &args.snapshot.snapshot,
+        plan: &plan,
+        library: &plan.library,
+    })?;
+    if json {
+        output::print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.passed { 0 } else { 1 })
+}
+
+/// The rehearsal as a person reads it: every check, the rows behind each
+/// failure, and a one-line verdict.
+pub fn print_report(report: &RehearsalReport) {
+    let rows = report
+        .checks
+        .iter()
+        .filter(|c| c.kind != sandbox::plan::checks::CheckKind::Integrity || !c.ok)
+        .map(|c| {
+            vec![
+                c.phase.clone(),
+                c.kind.as_str().to_string(),
+                c.name.clone(),
+                c.expected.clone(),
+                c.actual.clone(),
+                if c.ok { "ok".into() } else { "FAILED".into() },
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        output::table(
+            &["phase", "kind", "check", "expected", "actual", "ok"],
+            rows
+        )
+    );
+    let integrity = report
+        .checks
+        .iter()
+        .filter(|c| c.kind == sandbox::plan::checks::CheckKind::Integrity)
+        .count();
+    println!(
+        "({integrity} pulled tables re-checksummed: unchanged since pull unless listed above)"
+    );
+    for c in report.failed().filter(|c| !c.rows.is_empty()) {
+        println!("\n{} — {} ({} rows):", c.phase, c.name, c.row_count);
+        for r in c.rows.iter().take(15) {
+            println!("  {r}");
+        }
+        if c.row_count > 15 {
+            println!("  … {} more in the report_failures view", c.row_count - 15);
+        }
+    }
+    let failed = report.failed().count();
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|p| format!("{} {:.1} ms", p.id, p.millis))
+        .collect();
+    println!("\nPhases: {}", phases.join(", "));
+    if report.passed {
+        println!(
+            "PASSED: all {} checks hold (rehearsal #{}, plan {}, {:.0} ms). Next: sandbox diff / sandbox push",
+            report.checks.len(),
+            report.rehearsal_id,
+            short(&report.plan_hash),
+            report.millis
+        );
+    } else {
+        println!(
+            "FAILED: {failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this snapshot; \
+             open {} in a DB browser (views report_checks, report_failures) or adjust the plan's policies.",
+            report.checks.len(),
+            report.rehearsal_id,
+            short(&report.plan_hash),
+            report.snapshot
+        );
+    }
+}

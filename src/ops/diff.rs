@@ -1,0 +1,522 @@
+//! `sandbox diff`: what the rehearsal changed, as data. This — DDL, rows to
+//! insert, columns to update with their old values — is the only thing a
+//! push applies; the migration is never re-derived on Postgres.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{ColumnMeta, TableMeta};
+use crate::db::sqlite::{ident_list, Snapshot};
+use crate::error::{check_failed, environment};
+use crate::ops::rehearse::{combined_staged_checksum, staged_checksum, staged_tables, StagedTable};
+use crate::plan::phases::{staged, staged_meta};
+use crate::plan::Plan;
+use crate::types::{copy_text_line, quote_ident};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnUpdate {
+    pub column: String,
+    /// `None` is SQL NULL (also for a column the diff adds).
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowUpdate {
+    /// Primary-key values, in key order.
+    pub key: Vec<String>,
+    pub changes: Vec<ColumnUpdate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableDiff {
+    pub table: String,
+    /// True when the plan creates the table.
+    pub created: bool,
+    /// The table's columns after the migration (the insert column list).
+    pub columns: Vec<ColumnMeta>,
+    pub key: Vec<String>,
+    pub inserts: Vec<Vec<Option<String>>>,
+    pub updates: Vec<RowUpdate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diff {
+    pub plan_name: String,
+    pub plan_hash: String,
+    pub snapshot_checksum: String,
+    pub staged_checksum: String,
+    pub rehearsal_id: i64,
+    /// Postgres DDL, in order.
+    pub ddl: Vec<String>,
+    /// Tables in apply order (parents before children).
+    pub tables: Vec<TableDiff>,
+    /// Digest of everything above: names the diff in receipts.
+    pub hash: String,
+}
+
+/// The last rehearsal recorded in a snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct RehearsalRecord {
+    pub id: i64,
+    pub rehearsed_at: String,
+    pub plan_hash: String,
+    pub snapshot_checksum: String,
+    pub staged_checksum: String,
+    pub passed: bool,
+    pub checks_failed: i64,
+}
+
+pub fn last_rehearsal(snapshot: &Snapshot) -> Result<Option<RehearsalRecord>> {
+    let exists: i64 = snapshot.conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_rehearsals'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    let mut stmt = snapshot.conn.prepare(
+        "SELECT id, rehearsed_at, plan_hash, snapshot_checksum, staged_checksum, passed, checks_failed \
+         FROM _sandbox_rehearsals ORDER BY id DESC LIMIT 1",
+    )?;
+    let mut rows = stmt.query([])?;
+    Ok(match rows.next()? {
+        None => None,
+        Some(r) => Some(RehearsalRecord {
+            id: r.get(0)?,
+            rehearsed_at: r.get(1)?,
+            plan_hash: r.get(2)?,
+            snapshot_checksum: r.get(3)?,
+            staged_checksum: r.get(4)?,
+            passed: r.get(5)?,
+            checks_failed: r.get(6)?,
+        }),
+    })
+}
+
+/// Proves the snapshot holds a passing rehearsal of exactly this plan, on
+/// exactly this pulled data, with staged tables as that rehearsal left them.
+/// Anything else refuses (exit 1) with the reason and what to do.
+pub fn authorised_rehearsal(
+    snapshot: &Snapshot,
+    plan: &Plan,
+) -> Result<(RehearsalRecord, Vec<StagedTable>)> {
+    let Some(last) = last_rehearsal(snapshot)? else {
+        return Err(check_failed(format!(
+            "{} has no rehearsal: run `sandbox rehearse --snapshot {}` first",
+            snapshot.path.display(),
+            snapshot.path.display()
+        )));
+    };
+    if last.plan_hash != plan.hash {
+        return Err(check_failed(format!(
+            "the last rehearsal (#{}) ran plan {} but the plan in force is {}: the plan or seeds \
+             changed since; rehearse again",
+            last.id,
+            short(&last.plan_hash),
+            short(&plan.hash)
+        )));
+    }
+    if last.snapshot_checksum != snapshot.info.snapshot_checksum {
+        return Err(check_failed(format!(
+            "the last rehearsal (#{}) ran on other pulled data; rehearse this snapshot again",
+            last.id
+        )));
+    }
+    if !last.passed {
+        return Err(check_failed(format!(
+            "the last rehearsal (#{}) failed {} checks; nothing may be pushed until a rehearsal \
+             passes (see `sandbox rehearse` or the report_checks view)",
+            last.id, last.checks_failed
+        )));
+    }
+    for t in &snapshot.tables {
+        let now = snapshot.checksum_of(&t.meta.name, &t.meta)?;
+        if now.hex() != t.checksum {
+            return Err(check_failed(format!(
+                "pulled table {} was changed inside the snapshot after the pull (hand edit?); pull \
+                 again",
+                t.meta.name
+            )));
+        }
+    }
+    let mut staged_list = Vec::new();
+    for name in staged_tables(plan) {
+        let sum = staged_checksum(snapshot, plan, &name)?;
+        staged_list.push(StagedTable {
+            name,
+            rows: sum.rows(),
+            checksum: sum.hex(),
+        });
+    }
+    if combined_staged_checksum(&staged_list) != last.staged_checksum {
+        return Err(check_failed(
+            "the staged tables were changed after the rehearsal (hand edit in a DB browser?); \
+             rehearse again",
+        ));
+    }
+    Ok((last, staged_list))
+}
+
+fn short(h: &str) -> String {
+    h.chars().take(12).collect()
+}
+
+/// Order in which tables are applied: the order of the first phase touching
+/// each, so parents (strategic priorities, workflows) precede children.
+fn apply_order(plan: &Plan) -> Vec<String> {
+    let mut order: Vec<(usize, String)> = Vec::new();
+    let phase_pos = |id: &str| {
+        plan.file
+            .phases
+            .iter()
+            .position(|p| p.id == id)
+            .unwrap_or(usize::MAX)
+    };
+    for t in &plan.schema.tables {
+        order.push((phase_pos(&t.phase), t.name.clone()));
+    }
+    for name in crate::ops::rehearse::written_tables(plan) {
+        let pos = plan
+            .file
+            .phases
+            .iter()
+            .position(|p| match p.action {
+                crate::plan::Action::SeedStrategicPriorities => name == "jtbd_library",
+                crate::plan::Action::MigrateDhWorkflows
+                | crate::plan::Action::ImportLibraryWorkflows => name == "workflows",
+                _ => false,
+            })
+            .unwrap_or(usize::MAX);
+        if !order.iter().any(|(_, n)| *n == name) {
+            // A written table comes after the tables created in its phase.
+            order.push((pos, name));
+        }
+    }
+    order.sort_by_key(|(p, _)| *p);
+    order.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Postgres DDL for the plan's schema additions.
+pub fn postgres_ddl(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &plan.schema.tables {
+        let mut parts: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    quote_ident(&c.name),
+                    c.pg_type,
+                    if c.not_null { " NOT NULL" } else { "" }
+                )
+            })
+            .collect();
+        parts.push(format!("PRIMARY KEY ({})", ident_list(&t.primary_key)));
+        for u in &t.unique {
+            parts.push(format!("UNIQUE ({})", ident_list(u)));
+        }
+        for fk in &t.foreign_keys {
+            parts.push(format!(
+                "FOREIGN KEY ({}) REFERENCES public.{} ({})",
+                ident_list(&fk.columns),
+                quote_ident(&fk.ref_table),
+                ident_list(&fk.ref_columns)
+            ));
+        }
+        out.push(format!(
+            "CREATE TABLE public.{} (\n  {}\n)",
+            quote_ident(&t.name),
+            parts.join(",\n  ")
+        ));
+        // Supabase exposes public tables through its API: a new table must
+        // not be readable by everyone just because the migration made it.
+        out.push(format!(
+            "ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY",
+            quote_ident(&t.name)
+        ));
+    }
+    for a in &plan.schema.added_columns {
+        let mut sql = format!(
+            "ALTER TABLE public.{} ADD COLUMN {} {}",
+            quote_ident(&a.table),
+            quote_ident(&a.column.name),
+            a.column.pg_type
+        );
+        if let Some(r) = &a.references {
+            sql.push_str(&format!(
+                " REFERENCES public.{} ({})",
+                quote_ident(&r.table),
+                quote_ident(&r.column)
+            ));
+        }
+        out.push(sql);
+    }
+    out
+}
+
+/// Computes the diff of an authorised rehearsal.
+pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
+    let (rehearsal, staged_list) = authorised_rehearsal(snapshot, plan)?;
+    let mut tables = Vec::new();
+    for name in apply_order(plan) {
+        let after = staged_meta(&snapshot.conn, snapshot, plan, &name)?;
+        let key = after.primary_key();
+        if key.is_empty() {
+            return Err(environment(format!(
+                "table {name} has no primary key; the diff needs one"
+            )));
+        }
+        let created = plan.schema.tables.iter().any(|t| t.name == name);
+        let mut inserts = Vec::new();
+        let mut updates = Vec::new();
+        if created {
+            snapshot.for_each_row(&staged(&name), &after, |r| {
+                inserts.push(r);
+                Ok(())
+            })?;
+        } else {
+            let before = &snapshot
+                .table(&name)
+                .ok_or_else(|| environment(format!("the snapshot has no table {name}")))?
+                .meta;
+            diff_existing(snapshot, before, &after, &mut inserts, &mut updates)?;
+        }
+        tables.push(TableDiff {
+            table: name,
+            created,
+            columns: after.columns.clone(),
+            key,
+            inserts,
+            updates,
+        });
+    }
+    let ddl = postgres_ddl(plan);
+    let mut diff = Diff {
+        plan_name: plan.file.name.clone(),
+        plan_hash: plan.hash.clone(),
+        snapshot_checksum: snapshot.info.snapshot_checksum.clone(),
+        staged_checksum: combined_staged_checksum(&staged_list),
+        rehearsal_id: rehearsal.id,
+        ddl,
+        tables,
+        hash: String::new(),
+    };
+    diff.hash = diff_hash(&diff);
+    Ok(diff)
+}
+
+fn diff_hash(diff: &Diff) -> String {
+    let mut h = Sha256::new();
+    h.update(diff.plan_hash.as_bytes());
+    h.update(diff.snapshot_checksum.as_bytes());
+    for d in &diff.ddl {
+        h.update(d.as_bytes());
+        h.update(b"\n");
+    }
+    for t in &diff.tables {
+        h.update(format!("table {} {}\n", t.table, t.created).as_bytes());
+        for r in &t.inserts {
+            h.update(copy_text_line(r).as_bytes());
+        }
+        for u in &t.updates {
+            h.update(u.key.join("\t").as_bytes());
+            for c in &u.changes {
+                h.update(
+                    copy_text_line(&[Some(c.column.as_str()), c.old.as_deref(), c.new.as_deref()])
+                        .as_bytes(),
+                );
+            }
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Rows of the staged copy that are new (by key), and columns that differ
+/// for keys present in both. Deleted rows cannot occur: the rehearsal's
+/// guard fails first.
+fn diff_existing(
+    snapshot: &Snapshot,
+    before: &TableMeta,
+    after: &TableMeta,
+    inserts: &mut Vec<Vec<Option<String>>>,
+    updates: &mut Vec<RowUpdate>,
+) -> Result<()> {
+    let key = after.primary_key();
+    let key_idx: Vec<usize> = key
+        .iter()
+        .map(|k| after.columns.iter().position(|c| &c.name == k).unwrap_or(0))
+        .collect();
+    let mut pulled: std::collections::HashMap<Vec<String>, Vec<Option<String>>> =
+        std::collections::HashMap::new();
+    let before_key_idx: Vec<usize> = key
+        .iter()
+        .map(|k| {
+            before
+                .columns
+                .iter()
+                .position(|c| &c.name == k)
+                .unwrap_or(0)
+        })
+        .collect();
+    snapshot.for_each_row(&before.name, before, |r| {
+        let k = before_key_idx
+            .iter()
+            .map(|i| r[*i].clone().unwrap_or_default())
+            .collect();
+        pulled.insert(k, r);
+        Ok(())
+    })?;
+    snapshot.for_each_row(&staged(&after.name), after, |r| {
+        let k: Vec<String> = key_idx
+            .iter()
+            .map(|i| r[*i].clone().unwrap_or_default())
+            .collect();
+        match pulled.get(&k) {
+            None => inserts.push(r),
+            Some(old) => {
+                let mut changes = Vec::new();
+                for (i, c) in after.columns.iter().enumerate() {
+                    let old_v = before
+                        .columns
+                        .iter()
+                        .position(|b| b.name == c.name)
+                        .and_then(|j| old[j].clone());
+                    if old_v != r[i] {
+                        changes.push(ColumnUpdate {
+                            column: c.name.clone(),
+                            old: old_v,
+                            new: r[i].clone(),
+                        });
+                    }
+                }
+                if !changes.is_empty() {
+                    updates.push(RowUpdate { key: k, changes });
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// A summary row per table, for people.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffSummary {
+    pub table: String,
+    pub created: bool,
+    pub inserts: usize,
+    pub updates: usize,
+    pub updated_columns: Vec<String>,
+}
+
+impl Diff {
+    pub fn summary(&self) -> Vec<DiffSummary> {
+        self.tables
+            .iter()
+            .map(|t| {
+                let mut cols: Vec<String> = t
+                    .updates
+                    .iter()
+                    .flat_map(|u| u.changes.iter().map(|c| c.column.clone()))
+                    .collect();
+                cols.sort();
+                cols.dedup();
+                DiffSummary {
+                    table: t.table.clone(),
+                    created: t.created,
+                    inserts: t.inserts.len(),
+                    updates: t.updates.len(),
+                    updated_columns: cols,
+                }
+            })
+            .collect()
+    }
+
+    /// A psql script of exactly what push does (without the checks push adds
+    /// around it), for review.
+    pub fn to_sql(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n-- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\nBEGIN;\n",
+            short(&self.hash), self.plan_name, self.rehearsal_id, short(&self.snapshot_checksum)
+        ));
+        for d in &self.ddl {
+            s.push_str(d);
+            s.push_str(";\n");
+        }
+        for t in &self.tables {
+            if !t.inserts.is_empty() {
+                let cols = t
+                    .columns
+                    .iter()
+                    .map(|c| quote_ident(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                s.push_str(&format!(
+                    "\n-- {}: {} new rows\nCOPY public.{} ({cols}) FROM stdin;\n",
+                    t.table,
+                    t.inserts.len(),
+                    quote_ident(&t.table)
+                ));
+                for r in &t.inserts {
+                    s.push_str(&copy_text_line(r));
+                }
+                s.push_str("\\.\n");
+            }
+            for u in &t.updates {
+                let sets = u
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} = {}",
+                            quote_ident(&c.column),
+                            sql_literal(c.new.as_deref())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let olds = u
+                    .changes
+                    .iter()
+                    .map(|c| format!("{} was {}", c.column, c.old.as_deref().unwrap_or("NULL")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let cond = t
+                    .key
+                    .iter()
+                    .zip(&u.key)
+                    .map(|(k, v)| format!("{} = {}", quote_ident(k), sql_literal(Some(v))))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                s.push_str(&format!(
+                    "UPDATE public.{} SET {sets} WHERE {cond}; -- {olds}\n",
+                    quote_ident(&t.table)
+                ));
+            }
+        }
+        s.push_str("COMMIT;\n");
+        s
+    }
+}
+
+/// A SQL string literal (standard_conforming_strings on).
+pub fn sql_literal(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".into(),
+        Some(s) => format!("'{}'", s.replace('\'', "''")),
+    }
+}
+
+/// Opens the snapshot and computes its diff.
+pub fn diff_snapshot(path: &Path, plan: &Plan) -> Result<(Snapshot, Diff)> {
+    let snapshot = Snapshot::open(path)?;
+    let diff = compute(&snapshot, plan)?;
+    Ok((snapshot, diff))
+}

@@ -1,0 +1,126 @@
+//! Checks: what a rehearsal (and later a push, on Postgres) reports. The
+//! comparison is engine-neutral: each engine returns rows of text and the
+//! same code decides pass or fail.
+
+use serde::Serialize;
+
+use super::{Expectation, Guard};
+
+/// How many offending rows a check keeps for the report.
+pub const MAX_ROWS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// The snapshot itself: pulled tables unchanged since the pull.
+    Integrity,
+    /// A phase's expected number from the plan.
+    Expectation,
+    /// The input data contradicts the plan (a JTBD under two SPs, ...).
+    Conflict,
+    /// One of the plan's final verification queries.
+    Verification,
+    /// A query listing rows that must not exist.
+    Guard,
+}
+
+impl CheckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Integrity => "integrity",
+            CheckKind::Expectation => "expectation",
+            CheckKind::Conflict => "conflict",
+            CheckKind::Verification => "verification",
+            CheckKind::Guard => "guard",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub phase: String,
+    pub name: String,
+    pub kind: CheckKind,
+    pub expected: String,
+    pub actual: String,
+    pub ok: bool,
+    /// The rows behind a failure (at most [`MAX_ROWS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<String>,
+    /// How many offending rows there were in all.
+    pub row_count: u64,
+}
+
+impl Check {
+    /// A check that counts offending rows: it holds when there are none.
+    pub fn no_rows(phase: &str, name: &str, kind: CheckKind, rows: Vec<String>) -> Check {
+        let count = rows.len() as u64;
+        Check {
+            phase: phase.to_string(),
+            name: name.to_string(),
+            kind,
+            expected: "0 rows".to_string(),
+            actual: format!("{count} rows"),
+            ok: count == 0,
+            rows: rows.into_iter().take(MAX_ROWS).collect(),
+            row_count: count,
+        }
+    }
+
+    pub fn equal(
+        phase: &str,
+        name: &str,
+        kind: CheckKind,
+        expected: String,
+        actual: String,
+    ) -> Check {
+        Check {
+            phase: phase.to_string(),
+            name: name.to_string(),
+            kind,
+            ok: expected == actual,
+            expected,
+            actual,
+            rows: Vec::new(),
+            row_count: 0,
+        }
+    }
+}
+
+/// Renders query result rows for the report (`SP01=17, SP02=19`).
+pub fn render_rows(rows: &[Vec<String>]) -> String {
+    if rows.len() == 1 && rows[0].len() == 1 {
+        return rows[0][0].clone();
+    }
+    rows.iter()
+        .map(|r| match r.split_last() {
+            Some((last, init)) if !init.is_empty() => format!("{}={last}", init.join("/")),
+            _ => r.join("/"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Compares an expectation's rows with what an engine returned.
+pub fn evaluate(phase: &str, kind: CheckKind, exp: &Expectation, actual: &[Vec<String>]) -> Check {
+    let expected = exp.expected_rows();
+    let mut check = Check::equal(
+        phase,
+        &exp.name,
+        kind,
+        render_rows(&expected),
+        render_rows(actual),
+    );
+    check.ok = expected.as_slice() == actual;
+    check
+}
+
+/// A guard holds when its query returns no row.
+pub fn evaluate_guard(guard: &Guard, actual: &[Vec<String>]) -> Check {
+    Check::no_rows(
+        "final",
+        &guard.name,
+        CheckKind::Guard,
+        actual.iter().map(|r| r.join(" | ")).collect(),
+    )
+}
