@@ -37,6 +37,62 @@ pub enum Command {
     Rehearse(RehearseArgs),
     /// Print the plan in force: phases, policies, expectations, hash.
     Plan(PlanArg),
+    /// Show what push would apply: DDL, rows to insert, columns to update.
+    Diff(DiffArgs),
+    /// Apply the rehearsed diff to Postgres (dry run unless --confirm).
+    Push(PushArgs),
+    /// Undo one push exactly, from its receipt (dry run unless --confirm).
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArg,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    /// Write a reviewable SQL script of exactly what push will do.
+    #[arg(long)]
+    pub sql: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Timeouts {
+    /// How long to wait for locks held by other sessions before refusing (ms).
+    #[arg(long, default_value_t = 10_000)]
+    pub lock_timeout: u64,
+    /// Statement timeout inside the push transaction (ms); Supabase's default is 2 minutes.
+    #[arg(long, default_value_t = 600_000)]
+    pub statement_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub db: DatabaseArg,
+    #[command(flatten)]
+    pub snapshot: SnapshotArg,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    /// Really write. Without it, push checks everything and changes nothing.
+    #[arg(long)]
+    pub confirm: bool,
+    #[command(flatten)]
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub db: DatabaseArg,
+    /// The receipt id printed by `sandbox push`.
+    #[arg(long)]
+    pub receipt: String,
+    /// Really undo. Without it, rollback checks everything and changes nothing.
+    #[arg(long)]
+    pub confirm: bool,
+    #[command(flatten)]
+    pub timeouts: Timeouts,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +163,9 @@ pub struct DemoArgs {
 pub enum FixturesCommand {
     /// Create the fixture tables and rows in a database.
     Load(FixturesLoadArgs),
+    /// Print the catalog of a pulled fixture snapshot (maintainers: regenerates fixtures/catalog.json).
+    #[command(hide = true)]
+    Catalog(FixturesCatalogArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,4 +181,11 @@ pub struct FixturesLoadArgs {
     /// Drop existing fixture tables first.
     #[arg(long)]
     pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FixturesCatalogArgs {
+    /// A snapshot pulled from a database loaded with `fixtures load`.
+    #[arg(long, default_value = "sandbox.sqlite")]
+    pub snapshot: PathBuf,
 }

@@ -17,7 +17,11 @@ fn main() {
         Command::Status(a) => cmd::status::run(a, json),
         Command::Rehearse(a) => cmd::rehearse::run(a, json),
         Command::Plan(a) => cmd::plan::run(a, json),
-        Command::Fixtures(_) | Command::Demo(_) => Err(sandbox::error::environment("not yet")),
+        Command::Diff(a) => cmd::diff::run(a, json),
+        Command::Push(a) => cmd::push::run(a, json),
+        Command::Rollback(a) => cmd::rollback::run(a, json),
+        Command::Fixtures(a) => cmd::fixtures::run(a, json),
+        Command::Demo(a) => cmd::demo::run(a, json),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -26,6 +30,16 @@ fn main() {
             std::process::exit(sandbox::error::kind_of(&e).exit_code());
         }
     }
+}
+
+/// The database URL from the flag or environment, or a usage error.
+pub fn database_url(db: &cli::DatabaseArg) -> anyhow::Result<sandbox::db::postgres::Target> {
+    let url = db.resolve().ok_or_else(|| {
+        sandbox::error::environment(
+            "no database URL: pass --database-url, or set SANDBOX_DATABASE_URL or DATABASE_URL",
+        )
+    })?;
+    sandbox::db::postgres::parse_target(&url)
 }
 
 /// A single-threaded runtime: the work is one connection at a time.

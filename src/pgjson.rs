@@ -150,7 +150,7 @@ fn normalise_numeric(text: &str) -> Option<String> {
     let shift = frac_digits.len() as i64 - exponent;
     let (int_part, frac_part) = if shift <= 0 {
         let mut int_part = digits;
-        int_part.extend(std::iter::repeat('0').take((-shift) as usize));
+        int_part.extend(std::iter::repeat_n('0', (-shift) as usize));
         (int_part, String::new())
     } else {
         let shift = shift as usize;

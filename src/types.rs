@@ -63,6 +63,10 @@ pub fn push_copy_field(line: &mut String, value: Option<&str>) {
                     '\t' => line.push_str("\\t"),
                     '\n' => line.push_str("\\n"),
                     '\r' => line.push_str("\\r"),
+                    // Postgres's COPY also escapes these control characters.
+                    '\u{8}' => line.push_str("\\b"),
+                    '\u{c}' => line.push_str("\\f"),
+                    '\u{b}' => line.push_str("\\v"),
                     c => line.push(c),
                 }
             }
@@ -181,6 +185,7 @@ mod tests {
             Some("back\\slash\nnew\rline".to_string()),
             Some(String::new()),
             Some("\\N".to_string()),
+            Some("bell\u{8}form\u{c}vtab\u{b}".to_string()),
         ];
         let line = copy_text_line(&values);
         let parsed = parse_copy_line(line.trim_end_matches('\n').as_bytes()).unwrap();

@@ -2,3 +2,8 @@ pub mod plan;
 pub mod pull;
 pub mod rehearse;
 pub mod status;
+pub mod demo;
+pub mod diff;
+pub mod fixtures;
+pub mod push;
+pub mod rollback;

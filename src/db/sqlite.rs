@@ -516,8 +516,10 @@ impl Snapshot {
         meta: &TableMeta,
         mut f: impl FnMut(Vec<Option<String>>) -> Result<()>,
     ) -> Result<()> {
+        // Always `main.`: during a rehearsal TEMP views shadow the pulled
+        // table names with their staged copies.
         let sql = format!(
-            "SELECT {} FROM {}",
+            "SELECT {} FROM main.{}",
             ident_list(&meta.column_names()),
             quote_ident(sqlite_table)
         );

@@ -16,7 +16,7 @@ use crate::plan::phases::{staged, staged_meta};
 use crate::plan::Plan;
 use crate::types::{copy_text_line, quote_ident};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ColumnUpdate {
     pub column: String,
     /// `None` is SQL NULL (also for a column the diff adds).
@@ -24,7 +24,7 @@ pub struct ColumnUpdate {
     pub new: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RowUpdate {
     /// Primary-key values, in key order.
     pub key: Vec<String>,
@@ -40,7 +40,25 @@ pub struct TableDiff {
     pub columns: Vec<ColumnMeta>,
     pub key: Vec<String>,
     pub inserts: Vec<Vec<Option<String>>>,
+    /// The phase that created each inserted row (parallel to `inserts`).
+    pub insert_phases: Vec<String>,
     pub updates: Vec<RowUpdate>,
+    /// The phase whose change the updates are.
+    pub update_phase: String,
+}
+
+impl TableDiff {
+    /// The inserted rows of one phase.
+    pub fn inserts_of<'a>(&'a self, phase: &'a str) -> impl Iterator<Item = &'a Vec<Option<String>>> + 'a {
+        self.inserts.iter().zip(&self.insert_phases).filter(move |(_, p)| *p == phase).map(|(r, _)| r)
+    }
+}
+
+/// One DDL statement and the phase it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseDdl {
+    pub phase: String,
+    pub sql: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,8 +68,8 @@ pub struct Diff {
     pub snapshot_checksum: String,
     pub staged_checksum: String,
     pub rehearsal_id: i64,
-    /// Postgres DDL, in order.
-    pub ddl: Vec<String>,
+    /// Postgres DDL, in order, each with its phase.
+    pub ddl: Vec<PhaseDdl>,
     /// Tables in apply order (parents before children).
     pub tables: Vec<TableDiff>,
     /// Digest of everything above: names the diff in receipts.
@@ -202,9 +220,10 @@ fn apply_order(plan: &Plan) -> Vec<String> {
 }
 
 /// Postgres DDL for the plan's schema additions.
-pub fn postgres_ddl(plan: &Plan) -> Vec<String> {
+pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
     let mut out = Vec::new();
     for t in &plan.schema.tables {
+        let phase = t.phase.clone();
         let mut parts: Vec<String> = t
             .columns
             .iter()
@@ -229,17 +248,13 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<String> {
                 ident_list(&fk.ref_columns)
             ));
         }
-        out.push(format!(
-            "CREATE TABLE public.{} (\n  {}\n)",
-            quote_ident(&t.name),
-            parts.join(",\n  ")
-        ));
+        out.push(PhaseDdl {
+            phase: phase.clone(),
+            sql: format!("CREATE TABLE public.{} (\n  {}\n)", quote_ident(&t.name), parts.join(",\n  ")),
+        });
         // Supabase exposes public tables through its API: a new table must
         // not be readable by everyone just because the migration made it.
-        out.push(format!(
-            "ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY",
-            quote_ident(&t.name)
-        ));
+        out.push(PhaseDdl { phase, sql: format!("ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY", quote_ident(&t.name)) });
     }
     for a in &plan.schema.added_columns {
         let mut sql = format!(
@@ -255,8 +270,11 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<String> {
                 quote_ident(&r.column)
             ));
         }
-        out.push(sql);
+        out.push(PhaseDdl { phase: a.phase.clone(), sql });
     }
+    // Apply in phase order (a stable sort keeps each phase's own order).
+    let pos = |id: &str| plan.file.phases.iter().position(|p| p.id == id).unwrap_or(usize::MAX);
+    out.sort_by_key(|d| pos(&d.phase));
     out
 }
 
@@ -275,6 +293,8 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         let created = plan.schema.tables.iter().any(|t| t.name == name);
         let mut inserts = Vec::new();
         let mut updates = Vec::new();
+        let phases_of = row_phases(snapshot, &name)?;
+        let last_phase = plan.file.phases.last().map(|p| p.id.clone()).unwrap_or_default();
         if created {
             snapshot.for_each_row(&staged(&name), &after, |r| {
                 inserts.push(r);
@@ -287,13 +307,24 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                 .meta;
             diff_existing(snapshot, before, &after, &mut inserts, &mut updates)?;
         }
+        let key_idx: Vec<usize> = key.iter().filter_map(|k| after.columns.iter().position(|c| &c.name == k)).collect();
+        let insert_phases = inserts
+            .iter()
+            .map(|r| {
+                let k: Vec<String> = key_idx.iter().map(|i| r[*i].clone().unwrap_or_default()).collect();
+                phases_of.get(&crate::ops::rehearse::key_text(&k)).cloned().unwrap_or_else(|| last_phase.clone())
+            })
+            .collect();
+        let update_phase = update_phase_of(plan, &name, &updates);
         tables.push(TableDiff {
             table: name,
             created,
             columns: after.columns.clone(),
             key,
             inserts,
+            insert_phases,
             updates,
+            update_phase,
         });
     }
     let ddl = postgres_ddl(plan);
@@ -311,12 +342,31 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
     Ok(diff)
 }
 
+fn row_phases(snapshot: &Snapshot, table: &str) -> Result<std::collections::HashMap<String, String>> {
+    let mut stmt = snapshot.conn.prepare("SELECT row_key, phase FROM _sandbox_row_phases WHERE table_name = ?")?;
+    let rows = stmt.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Updates belong to the phase that added the column they set, else to the
+/// first phase.
+fn update_phase_of(plan: &Plan, table: &str, updates: &[RowUpdate]) -> String {
+    for u in updates {
+        for c in &u.changes {
+            if let Some(a) = plan.schema.added_columns.iter().find(|a| a.table == table && a.column.name == c.column) {
+                return a.phase.clone();
+            }
+        }
+    }
+    plan.file.phases.first().map(|p| p.id.clone()).unwrap_or_default()
+}
+
 fn diff_hash(diff: &Diff) -> String {
     let mut h = Sha256::new();
     h.update(diff.plan_hash.as_bytes());
     h.update(diff.snapshot_checksum.as_bytes());
     for d in &diff.ddl {
-        h.update(d.as_bytes());
+        h.update(d.sql.as_bytes());
         h.update(b"\n");
     }
     for t in &diff.tables {
@@ -446,11 +496,41 @@ impl Diff {
             "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n-- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\nBEGIN;\n",
             short(&self.hash), self.plan_name, self.rehearsal_id, short(&self.snapshot_checksum)
         ));
-        for d in &self.ddl {
-            s.push_str(d);
+        let phases: Vec<String> = {
+            let mut v: Vec<String> = Vec::new();
+            for p in self.ddl.iter().map(|d| &d.phase).chain(self.tables.iter().flat_map(|t| t.insert_phases.iter().chain(std::iter::once(&t.update_phase)))) {
+                if !v.contains(p) {
+                    v.push(p.clone());
+                }
+            }
+            v
+        };
+        for phase in &phases {
+            s.push_str(&self.phase_sql(phase));
+        }
+        s.push_str("COMMIT;\n");
+        s
+    }
+
+    fn phase_sql(&self, phase: &str) -> String {
+        let mut s = format!("\n-- phase {phase}\n");
+        for d in self.ddl.iter().filter(|d| d.phase == phase) {
+            s.push_str(&d.sql);
             s.push_str(";\n");
         }
         for t in &self.tables {
+            let rows: Vec<&Vec<Option<String>>> = t.inserts_of(phase).collect();
+            if !rows.is_empty() {
+                let cols = t.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+                s.push_str(&format!("-- {}: {} new rows\nCOPY public.{} ({cols}) FROM stdin;\n", t.table, rows.len(), quote_ident(&t.table)));
+                for r in rows {
+                    s.push_str(&copy_text_line(r));
+                }
+                s.push_str("\\.\n");
+            }
+            if t.update_phase != phase {
+                continue;
+            }
             if !t.inserts.is_empty() {
                 let cols = t
                     .columns

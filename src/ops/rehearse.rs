@@ -200,6 +200,39 @@ fn refresh_views(conn: &Connection, tables: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The text a row's key is recorded under (columns joined by U+001F).
+pub fn key_sql(key: &[String], alias: &str) -> String {
+    key.iter()
+        .map(|k| format!("CAST({alias}{} AS TEXT)", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" || char(31) || ")
+}
+
+pub fn key_text(values: &[String]) -> String {
+    values.join("\u{1f}")
+}
+
+/// Records the staged rows of `table` not yet attributed to a phase.
+fn record_row_phases(conn: &Connection, table: &str, key: &[String], phase: &str) -> Result<()> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+        [staged(table)],
+        |r| r.get(0),
+    )?;
+    if exists == 0 || key.is_empty() {
+        return Ok(());
+    }
+    conn.execute(
+        &format!(
+            "INSERT OR IGNORE INTO _sandbox_row_phases SELECT ?1, {}, ?2 FROM main.{} s",
+            key_sql(key, "s."),
+            quote_ident(&staged(table))
+        ),
+        params![table, phase],
+    )?;
+    Ok(())
+}
+
 /// Removes a previous rehearsal's staged tables; the pulled ones stay.
 fn drop_staged(conn: &Connection) -> Result<()> {
     let names: Vec<String> = {
@@ -280,6 +313,13 @@ fn run_in_transaction(
     }
 
     drop_staged(conn)?;
+    // Which phase created each staged row: the push applies the diff phase
+    // by phase and checks each phase's expectations in between.
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS _sandbox_row_phases;
+         CREATE TABLE _sandbox_row_phases (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
+                                           PRIMARY KEY (table_name, row_key));",
+    )?;
     let written = written_tables(plan);
     for name in &written {
         let meta = &snapshot
@@ -297,11 +337,12 @@ fn run_in_transaction(
             STAGED_PREFIX,
         ))?;
         conn.execute_batch(&format!(
-            "INSERT INTO {} SELECT {} FROM {}",
+            "INSERT INTO main.{} SELECT {} FROM main.{}",
             quote_ident(&staged(name)),
             ident_list(&meta.column_names()),
             quote_ident(name)
         ))?;
+        record_row_phases(conn, name, &meta.primary_key(), "pulled")?;
     }
     let view_tables = staged_tables(plan);
     let ctx = PhaseContext {
@@ -325,6 +366,10 @@ fn run_in_transaction(
         }
         .with_context(|| format!("phase {} ({})", phase.id, phase.name))?;
         refresh_views(conn, &view_tables)?;
+        for t in &view_tables {
+            let meta = staged_meta(conn, snapshot, plan, t)?;
+            record_row_phases(conn, t, &meta.primary_key(), &phase.id)?;
+        }
         for exp in &phase.expectations {
             let rows = query_text(conn, &exp.sql)
                 .with_context(|| format!("phase {} expectation '{}'", phase.id, exp.name))?;
@@ -453,7 +498,7 @@ fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result
     let deleted = query_text(
         conn,
         &format!(
-            "SELECT {key_text} FROM {} p LEFT JOIN {} s ON {join} WHERE s.{} IS NULL",
+            "SELECT {key_text} FROM main.{} p LEFT JOIN main.{} s ON {join} WHERE s.{} IS NULL",
             quote_ident(table),
             quote_ident(&staged(table)),
             quote_ident(&pk[0])
@@ -468,7 +513,7 @@ fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result
     let changed = query_text(
         conn,
         &format!(
-            "SELECT {key_text} FROM {} p JOIN {} s ON {join} WHERE {differs}",
+            "SELECT {key_text} FROM main.{} p JOIN main.{} s ON {join} WHERE {differs}",
             quote_ident(table),
             quote_ident(&staged(table))
         ),
@@ -483,7 +528,7 @@ fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result
         .collect::<Vec<_>>()
         .join(", ");
     let tmp = format!(
-        "SELECT {cols} FROM {} s JOIN {} p ON {join}",
+        "SELECT {cols} FROM main.{} s JOIN main.{} p ON {join}",
         quote_ident(&staged(table)),
         quote_ident(table)
     );

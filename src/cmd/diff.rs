@@ -1,0 +1,54 @@
+use anyhow::{Context, Result};
+use sandbox::ops::diff::diff_snapshot;
+use sandbox::plan::Plan;
+
+use crate::cli::DiffArgs;
+use crate::output::{self, short};
+
+pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
+    let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
+    let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
+    if let Some(path) = &args.sql {
+        std::fs::write(path, diff.to_sql()).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if json {
+        output::print_json(&serde_json::json!({
+            "hash": diff.hash, "plan_hash": diff.plan_hash, "rehearsal_id": diff.rehearsal_id,
+            "ddl": diff.ddl, "summary": diff.summary(), "tables": diff.tables,
+        }))?;
+        return Ok(0);
+    }
+    print_summary(&diff);
+    if let Some(path) = &args.sql {
+        println!("SQL script of exactly what push does: {}", path.display());
+    }
+    Ok(0)
+}
+
+pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
+    let rows = diff
+        .summary()
+        .into_iter()
+        .map(|s| {
+            vec![
+                s.table,
+                if s.created { "CREATE TABLE".into() } else { String::new() },
+                s.inserts.to_string(),
+                s.updates.to_string(),
+                s.updated_columns.join(", "),
+            ]
+        })
+        .collect();
+    println!("{}", output::table(&["table", "ddl", "inserts", "updates", "columns updated"], rows));
+    for d in &diff.ddl {
+        println!("  phase {:>2}: {}", d.phase, d.sql.lines().next().unwrap_or(""));
+    }
+    let inserts: usize = diff.tables.iter().map(|t| t.inserts.len()).sum();
+    let updates: usize = diff.tables.iter().map(|t| t.updates.len()).sum();
+    println!(
+        "Diff {}: {} DDL statements, {inserts} rows to insert, {updates} rows to update (rehearsal #{}).",
+        short(&diff.hash),
+        diff.ddl.len(),
+        diff.rehearsal_id
+    );
+}

@@ -1,0 +1,40 @@
+use anyhow::Result;
+use sandbox::ops::rollback::{rollback, RollbackOptions};
+
+use crate::cli::RollbackArgs;
+use crate::output;
+
+pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
+    let target = crate::database_url(&args.db)?;
+    let opts = RollbackOptions {
+        target,
+        receipt_id: args.receipt,
+        confirm: args.confirm,
+        lock_timeout_ms: args.timeouts.lock_timeout,
+        statement_timeout_ms: args.timeouts.statement_timeout,
+    };
+    let report = crate::runtime()?.block_on(rollback(&opts))?;
+    if json {
+        output::print_json(&report)?;
+        return Ok(0);
+    }
+    let rows = report
+        .checks
+        .iter()
+        .map(|c| vec![c.phase.clone(), c.name.clone(), c.expected.clone(), c.actual.clone(), if c.ok { "ok".into() } else { "FAILED".into() }])
+        .collect();
+    println!("{}", output::table(&["step", "check", "expected", "actual", "ok"], rows));
+    let deleted: Vec<String> = report.deleted.iter().map(|(t, n)| format!("{n} from {t}")).collect();
+    println!(
+        "{} receipt {}: dropped columns [{}], dropped tables [{}], deleted rows [{}].",
+        if report.confirmed { "Rolled back" } else { "Dry run — would roll back" },
+        report.receipt_id,
+        report.dropped_columns.join(", "),
+        report.dropped_tables.join(", "),
+        deleted.join(", ")
+    );
+    if !report.confirmed {
+        println!("Nothing was changed. Add --confirm to undo.");
+    }
+    Ok(0)
+}

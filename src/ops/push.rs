@@ -1,0 +1,690 @@
+//! `sandbox push`: apply a rehearsed diff to Postgres in ONE transaction,
+//! only if the remote still matches the snapshot, and only COMMIT if every
+//! check of the rehearsal holds again on Postgres. Writes a receipt that
+//! `sandbox rollback` can undo exactly.
+//!
+//! Everything happens inside one transaction with `SET LOCAL` and a
+//! transaction-scoped advisory lock, so it also works through a
+//! transaction-mode pooler (Supabase port 6543).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use serde::Serialize;
+use serde_json::json;
+use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
+
+use crate::catalog::TableMeta;
+use crate::db::postgres::{connect, set_local_settings_sql, Target};
+use crate::db::sqlite::Snapshot;
+use crate::error::{check_failed, environment};
+use crate::ops::diff::{compute, Diff, TableDiff};
+use crate::ops::pull::{read_catalog, remote_checksum};
+use crate::ops::rehearse::staged_tables;
+use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
+use crate::plan::phases::staged_meta;
+use crate::plan::Plan;
+use crate::types::{copy_text_line, quote_ident};
+
+/// Key of the transaction-scoped advisory lock every push and rollback takes:
+/// concurrent pushes serialize on it, and the loser then sees "already
+/// applied" or drift.
+pub const ADVISORY_LOCK_KEY: i64 = 0x5341_4e44_424f_5831; // "SANDBOX1"
+
+pub const RECEIPTS_DDL: &str = "
+CREATE SCHEMA IF NOT EXISTS sandbox;
+CREATE TABLE IF NOT EXISTS sandbox.receipts (
+  id uuid PRIMARY KEY,
+  diff_hash text NOT NULL,
+  plan_name text NOT NULL,
+  plan_hash text NOT NULL,
+  snapshot_checksum text NOT NULL,
+  pushed_at timestamptz NOT NULL DEFAULT now(),
+  pushed_by text NOT NULL DEFAULT current_user,
+  tool_version text NOT NULL,
+  status text NOT NULL CHECK (status IN ('applied', 'rolled_back')),
+  rolled_back_at timestamptz,
+  counts jsonb NOT NULL,
+  undo jsonb NOT NULL
+);
+ALTER TABLE sandbox.receipts ENABLE ROW LEVEL SECURITY;
+";
+
+/// Receives progress; the command layer draws it.
+pub trait PushProgress {
+    fn step(&self, _what: &str) {}
+}
+
+pub struct NoPushProgress;
+impl PushProgress for NoPushProgress {}
+
+pub struct PushOptions {
+    pub target: Target,
+    pub snapshot: PathBuf,
+    pub confirm: bool,
+    pub lock_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCount {
+    pub table: String,
+    pub before: u64,
+    pub after: u64,
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Dry run: a confirmed push would go ahead.
+    WouldApply,
+    /// Committed.
+    Applied,
+    /// A receipt for this diff exists and the remote is in the rehearsed state.
+    AlreadyApplied,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub outcome: PushOutcome,
+    pub receipt_id: Option<String>,
+    pub diff_hash: String,
+    pub database: String,
+    pub tables: Vec<TableCount>,
+    pub checks: Vec<Check>,
+    pub disabled_triggers: Vec<String>,
+    pub millis: u64,
+}
+
+/// Why a push refused, with the checks behind it (exit 1).
+#[derive(Debug)]
+pub struct Refusal {
+    pub reason: String,
+    pub checks: Vec<Check>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)?;
+        for c in self.checks.iter().filter(|c| !c.ok) {
+            write!(f, "\n  - {} {}: expected {}, found {}", c.phase, c.name, c.expected, c.actual)?;
+            for r in c.rows.iter().take(5) {
+                write!(f, "\n      {r}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+fn refuse(reason: impl Into<String>, checks: Vec<Check>) -> anyhow::Error {
+    let r = Refusal { reason: reason.into(), checks };
+    check_failed(r.to_string())
+}
+
+/// Runs a query through the simple protocol and returns text rows: no named
+/// statement, so a transaction-mode pooler is fine, and the same text form
+/// the SQLite rehearsal compares.
+pub async fn simple_rows(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for msg in tx.simple_query(sql).await.with_context(|| format!("Postgres cannot run: {sql}"))? {
+        if let SimpleQueryMessage::Row(row) = msg {
+            out.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
+        }
+    }
+    Ok(out)
+}
+
+pub async fn begin(client: &mut Client, statement_timeout_ms: u64, lock_timeout_ms: u64) -> Result<Transaction<'_>> {
+    let tx = client.transaction().await.context("cannot start the push transaction")?;
+    tx.batch_execute(&format!(
+        "{} SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
+         SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
+        set_local_settings_sql()
+    ))
+    .await?;
+    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")).await?;
+    Ok(tx)
+}
+
+/// Locks tables against writers (readers go on) for the rest of the
+/// transaction; on timeout, names the sessions holding them.
+pub async fn lock_tables(tx: &Transaction<'_>, target: &Target, tables: &[String], lock_timeout_ms: u64) -> Result<()> {
+    let list = tables.iter().map(|t| format!("public.{}", quote_ident(t))).collect::<Vec<_>>().join(", ");
+    if let Err(e) = tx.batch_execute(&format!("LOCK TABLE {list} IN SHARE ROW EXCLUSIVE MODE")).await {
+        let is_timeout = e.as_db_error().map(|d| d.code().code() == "55P03").unwrap_or(false);
+        if is_timeout {
+            let blockers = describe_blockers(target, tables).await.unwrap_or_default();
+            return Err(refuse(
+                format!(
+                    "could not lock {} within the lock timeout ({lock_timeout_ms} ms): another session \
+                     holds them{}. Nothing was written; retry when it is done, or raise --lock-timeout",
+                    tables.join(", "),
+                    if blockers.is_empty() { String::new() } else { format!(": {}", blockers.join("; ")) }
+                ),
+                vec![],
+            ));
+        }
+        return Err(anyhow::Error::new(e).context("cannot lock the tables"));
+    }
+    Ok(())
+}
+
+async fn describe_blockers(target: &Target, tables: &[String]) -> Result<Vec<String>> {
+    let client = connect(target).await?;
+    let names: Vec<String> = tables.to_vec();
+    let rows = client
+        .query(
+            "SELECT DISTINCT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
+                    coalesce(a.state, ''), left(coalesce(a.query, ''), 120), c.relname::text \
+             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+             JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.granted AND c.relname = ANY($1) AND a.pid <> pg_backend_pid() \
+               AND l.mode IN ('RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', \
+                              'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')",
+            &[&names],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            format!(
+                "pid {} (user {}, app '{}', {}) on {}: {}",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3),
+                r.get::<_, String>(5),
+                r.get::<_, String>(4)
+            )
+        })
+        .collect())
+}
+
+/// Compares the remote with the snapshot: schema and content of every pulled
+/// table. Returns one check per table.
+pub async fn drift_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan) -> Result<Vec<Check>> {
+    let remote = read_catalog(tx, &plan.tables).await?;
+    let mut checks = Vec::new();
+    for t in &snapshot.tables {
+        let name = &t.meta.name;
+        let Some((remote_meta, _)) = remote.iter().find(|(m, _)| &m.name == name) else {
+            checks.push(Check::equal("drift", &format!("{name} still exists"), CheckKind::Integrity, "present".into(), "missing".into()));
+            continue;
+        };
+        let cols = |m: &TableMeta| m.columns.iter().map(|c| format!("{} {}", c.name, c.pg_type)).collect::<Vec<_>>();
+        if cols(remote_meta) != cols(&t.meta) {
+            let pulled = cols(&t.meta);
+            let now = cols(remote_meta);
+            let added: Vec<String> = now.iter().filter(|c| !pulled.contains(c)).cloned().collect();
+            let removed: Vec<String> = pulled.iter().filter(|c| !now.contains(c)).cloned().collect();
+            let mut c = Check::equal(
+                "drift",
+                &format!("{name} columns unchanged"),
+                CheckKind::Integrity,
+                format!("{} columns", pulled.len()),
+                format!("{} columns", now.len()),
+            );
+            c.ok = false;
+            c.rows = added.iter().map(|a| format!("added: {a}")).chain(removed.iter().map(|r| format!("gone or changed: {r}"))).collect();
+            c.row_count = c.rows.len() as u64;
+            checks.push(c);
+            continue;
+        }
+        let sum = remote_checksum(tx, &t.meta).await?;
+        let mut c = Check::equal(
+            "drift",
+            &format!("{name} unchanged since pull"),
+            CheckKind::Integrity,
+            format!("{} rows, {}", t.rows, short(&t.checksum)),
+            format!("{} rows, {}", sum.rows(), short(&sum.hex())),
+        );
+        c.ok = sum.hex() == t.checksum;
+        if !c.ok && sum.rows() == t.rows {
+            c.actual.push_str(" (same count, content differs)");
+        }
+        checks.push(c);
+    }
+    Ok(checks)
+}
+
+fn short(h: &str) -> String {
+    h.chars().take(12).collect()
+}
+
+/// The objects the diff creates must not exist yet.
+async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check>> {
+    let mut problems = Vec::new();
+    for t in &plan.schema.tables {
+        let rows = simple_rows(tx, &format!("SELECT to_regclass('public.{}') IS NOT NULL", quote_ident(&t.name).replace('\'', "''"))).await?;
+        if rows.first().and_then(|r| r.first()).map(|v| v == "t").unwrap_or(false) {
+            problems.push(format!("table {} already exists", t.name));
+        }
+    }
+    for a in &plan.schema.added_columns {
+        let rows = tx
+            .query(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
+                &[&a.table, &a.column.name],
+            )
+            .await?;
+        if !rows.is_empty() {
+            problems.push(format!("column {}.{} already exists", a.table, a.column.name));
+        }
+    }
+    Ok(vec![Check::no_rows("target", "objects the diff creates do not exist yet", CheckKind::Integrity, problems)])
+}
+
+/// Streams rows into a table with COPY (no row-at-a-time INSERT).
+async fn copy_rows(tx: &Transaction<'_>, table: &str, columns: &[String], rows: &[Vec<Option<String>>]) -> Result<u64> {
+    let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let sink = tx
+        .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
+        .await
+        .with_context(|| format!("cannot start COPY into {table}"))?;
+    futures_util::pin_mut!(sink);
+    let mut buf = String::with_capacity(1 << 16);
+    for r in rows {
+        buf.push_str(&copy_text_line(r));
+        if buf.len() > (1 << 16) {
+            sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(Bytes::from(buf)).await?;
+    }
+    Ok(sink.finish().await.with_context(|| format!("COPY into {table} failed"))?)
+}
+
+/// Enabled user triggers that fire BEFORE UPDATE FOR EACH ROW: the ones that
+/// can rewrite a row (like `updated_at = now()`). Disabling a named trigger on
+/// an owned table works without superuser, unlike DISABLE TRIGGER ALL.
+async fn before_update_triggers(tx: &Transaction<'_>, table: &str) -> Result<Vec<String>> {
+    let rows = tx
+        .query(
+            "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
+               AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 16) = 16 ORDER BY 1",
+            &[&table],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Applies a table's column updates: COPY the keys, old and new values into a
+/// temporary table, then one UPDATE … FROM that also checks each row still
+/// holds its old value. Returns the rows updated.
+pub async fn apply_updates(tx: &Transaction<'_>, td: &TableDiff, restore: bool, disabled: &mut Vec<String>) -> Result<u64> {
+    if td.updates.is_empty() {
+        return Ok(0);
+    }
+    let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::ops::diff::RowUpdate>> = BTreeMap::new();
+    for u in &td.updates {
+        by_cols.entry(u.changes.iter().map(|c| c.column.clone()).collect()).or_default().push(u);
+    }
+    let triggers = before_update_triggers(tx, &td.table).await?;
+    for t in &triggers {
+        tx.batch_execute(&format!("ALTER TABLE public.{} DISABLE TRIGGER {}", quote_ident(&td.table), quote_ident(t))).await?;
+        disabled.push(format!("{}.{}", td.table, t));
+    }
+    let type_of = |name: &str| td.columns.iter().find(|c| c.name == name).map(|c| c.pg_type.clone()).unwrap_or_else(|| "text".into());
+    let mut total = 0;
+    for (n, (cols, updates)) in by_cols.iter().enumerate() {
+        let tmp = format!("_sandbox_update_{n}");
+        let mut tmp_cols: Vec<String> = td.key.iter().map(|k| format!("k_{k}")).collect();
+        tmp_cols.extend(cols.iter().map(|c| format!("old_{c}")));
+        tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+            quote_ident(&tmp),
+            tmp_cols.iter().map(|c| format!("{} text", quote_ident(c))).collect::<Vec<_>>().join(", ")
+        ))
+        .await?;
+        let rows: Vec<Vec<Option<String>>> = updates
+            .iter()
+            .map(|u| {
+                let mut r: Vec<Option<String>> = u.key.iter().map(|k| Some(k.clone())).collect();
+                let (old, new): (Vec<_>, Vec<_>) = u.changes.iter().map(|c| (c.old.clone(), c.new.clone())).unzip();
+                // A rollback writes the old values back where the new ones are.
+                if restore {
+                    r.extend(new);
+                    r.extend(old);
+                } else {
+                    r.extend(old);
+                    r.extend(new);
+                }
+                r
+            })
+            .collect();
+        copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &rows).await?;
+        let sets = cols
+            .iter()
+            .map(|c| format!("{} = u.{}::{}", quote_ident(c), quote_ident(&format!("new_{c}")), type_of(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut conds: Vec<String> = td
+            .key
+            .iter()
+            .map(|k| format!("t.{} = u.{}::{}", quote_ident(k), quote_ident(&format!("k_{k}")), type_of(k)))
+            .collect();
+        conds.extend(cols.iter().map(|c| {
+            format!("t.{} IS NOT DISTINCT FROM u.{}::{}", quote_ident(c), quote_ident(&format!("old_{c}")), type_of(c))
+        }));
+        let updated = tx
+            .execute(
+                &format!("UPDATE public.{} t SET {sets} FROM {} u WHERE {}", quote_ident(&td.table), quote_ident(&tmp), conds.join(" AND ")),
+                &[],
+            )
+            .await
+            .with_context(|| format!("cannot update {}", td.table))?;
+        if updated != updates.len() as u64 {
+            return Err(refuse(
+                format!(
+                    "{}: {} of {} rows still held the values the diff expected; the remote changed. Nothing was written",
+                    td.table,
+                    updated,
+                    updates.len()
+                ),
+                vec![],
+            ));
+        }
+        total += updated;
+    }
+    for t in &triggers {
+        tx.batch_execute(&format!("ALTER TABLE public.{} ENABLE TRIGGER {}", quote_ident(&td.table), quote_ident(t))).await?;
+    }
+    Ok(total)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// The plan's final verification queries and guards, on Postgres.
+pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for exp in &plan.file.verification {
+        let rows = simple_rows(tx, &exp.sql).await?;
+        checks.push(evaluate("final", CheckKind::Verification, exp, &rows));
+    }
+    for g in &plan.file.guards {
+        let rows = simple_rows(tx, &g.sql).await?;
+        checks.push(evaluate_guard(g, &rows));
+    }
+    Ok(checks)
+}
+
+/// Every table the diff touches must now equal its rehearsed (staged) form
+/// byte for byte, and every other pulled table its pulled form.
+pub async fn state_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan, expect_staged: bool) -> Result<Vec<Check>> {
+    let staged = staged_tables(plan);
+    let mut checks = Vec::new();
+    for name in &staged {
+        let meta = if expect_staged {
+            staged_meta(&snapshot.conn, snapshot, plan, name)?
+        } else {
+            match snapshot.table(name) {
+                Some(t) => t.meta.clone(),
+                None => continue,
+            }
+        };
+        let expected = if expect_staged {
+            crate::ops::rehearse::staged_checksum(snapshot, plan, name)?
+        } else {
+            snapshot.checksum_of(name, &meta)?
+        };
+        let actual = remote_checksum(tx, &meta).await?;
+        let mut c = Check::equal(
+            "after",
+            &format!("{name} equals the {} state", if expect_staged { "rehearsed" } else { "pulled" }),
+            CheckKind::Guard,
+            format!("{} rows, {}", expected.rows(), short(&expected.hex())),
+            format!("{} rows, {}", actual.rows(), short(&actual.hex())),
+        );
+        c.ok = expected.hex() == actual.hex();
+        checks.push(c);
+    }
+    for t in snapshot.tables.iter().filter(|t| !staged.contains(&t.meta.name)) {
+        let actual = remote_checksum(tx, &t.meta).await?;
+        let mut c = Check::equal(
+            "after",
+            &format!("{} untouched", t.meta.name),
+            CheckKind::Guard,
+            format!("{} rows, {}", t.rows, short(&t.checksum)),
+            format!("{} rows, {}", actual.rows(), short(&actual.hex())),
+        );
+        c.ok = actual.hex() == t.checksum;
+        checks.push(c);
+    }
+    Ok(checks)
+}
+
+async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
+    let rows = simple_rows(tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
+    Ok(rows.first().and_then(|r| r.first()).map(|v| v == "t").unwrap_or(false))
+}
+
+async fn applied_receipt(tx: &Transaction<'_>, diff_hash: &str) -> Result<Option<String>> {
+    if !receipts_table_exists(tx).await? {
+        return Ok(None);
+    }
+    let rows = tx
+        .query_typed(
+            "SELECT id::text FROM sandbox.receipts WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
+            &[(&diff_hash, tokio_postgres::types::Type::TEXT)],
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.get(0)))
+}
+
+/// What a receipt keeps to undo a push exactly.
+pub fn undo_document(diff: &Diff, plan: &Plan, snapshot: &Snapshot, disabled: &[String]) -> Result<serde_json::Value> {
+    let mut tables = Vec::new();
+    for t in &diff.tables {
+        let key_idx: Vec<usize> = t.key.iter().filter_map(|k| t.columns.iter().position(|c| &c.name == k)).collect();
+        let inserted: Vec<Vec<Option<String>>> = t.inserts.iter().map(|r| key_idx.iter().map(|i| r[*i].clone()).collect()).collect();
+        tables.push(json!({
+            "table": t.table,
+            "created": t.created,
+            "key": t.key,
+            "key_types": key_idx.iter().map(|i| t.columns[*i].pg_type.clone()).collect::<Vec<_>>(),
+            "columns": t.columns,
+            "inserted_keys": inserted,
+            "updates": t.updates,
+        }));
+    }
+    let mut before = serde_json::Map::new();
+    for t in &snapshot.tables {
+        before.insert(t.meta.name.clone(), json!({"rows": t.rows, "checksum": t.checksum, "columns": t.meta.columns}));
+    }
+    let mut after = serde_json::Map::new();
+    for name in staged_tables(plan) {
+        let sum = crate::ops::rehearse::staged_checksum(snapshot, plan, &name)?;
+        after.insert(name, json!({"rows": sum.rows(), "checksum": sum.hex()}));
+    }
+    Ok(json!({
+        "format": 1,
+        "ddl": diff.ddl.iter().map(|d| d.sql.clone()).collect::<Vec<_>>(),
+        "created_tables": plan.schema.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+        "added_columns": plan.schema.added_columns.iter().map(|a| json!({"table": a.table, "column": a.column.name})).collect::<Vec<_>>(),
+        "tables": tables,
+        "before": before,
+        "after": after,
+        "disabled_triggers": disabled,
+    }))
+}
+
+pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) -> Result<PushReport> {
+    let started = Instant::now();
+    let snapshot = Snapshot::open(&opts.snapshot)?;
+    progress.step("checking the rehearsal");
+    let diff = compute(&snapshot, plan)?;
+    progress.step("connecting");
+    let mut client = connect(&opts.target).await?;
+    let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
+
+    if let Some(id) = applied_receipt(&tx, &diff.hash).await? {
+        progress.step("a receipt for this diff exists: checking the remote");
+        let checks = state_checks(&tx, &snapshot, plan, true).await?;
+        if checks.iter().all(|c| c.ok) {
+            tx.rollback().await?;
+            return Ok(PushReport {
+                outcome: PushOutcome::AlreadyApplied,
+                receipt_id: Some(id),
+                diff_hash: diff.hash.clone(),
+                database: opts.target.redacted().to_string(),
+                tables: vec![],
+                checks,
+                disabled_triggers: vec![],
+                millis: started.elapsed().as_millis() as u64,
+            });
+        }
+        return Err(refuse(
+            format!("receipt {id} says this diff was applied, but the remote no longer matches the rehearsed state; nothing was written"),
+            checks,
+        ));
+    }
+
+    let pulled: Vec<String> = snapshot.tables.iter().map(|t| t.meta.name.clone()).collect();
+    if opts.confirm {
+        progress.step("locking the pulled tables against writers");
+        lock_tables(&tx, &opts.target, &pulled, opts.lock_timeout_ms).await?;
+    }
+    progress.step("checking the remote for drift");
+    let mut checks = drift_checks(&tx, &snapshot, plan).await?;
+    checks.extend(target_state_checks(&tx, plan).await?);
+    if checks.iter().any(|c| !c.ok) {
+        let drifted: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| c.name.clone()).collect();
+        return Err(refuse(
+            format!(
+                "the remote is not in the state the snapshot was pulled from ({}); nothing was written. Pull again and rehearse",
+                drifted.join("; ")
+            ),
+            checks,
+        ));
+    }
+    let before_counts: BTreeMap<String, u64> = snapshot.tables.iter().map(|t| (t.meta.name.clone(), t.rows)).collect();
+    if !opts.confirm {
+        tx.rollback().await?;
+        return Ok(PushReport {
+            outcome: PushOutcome::WouldApply,
+            receipt_id: None,
+            diff_hash: diff.hash.clone(),
+            database: opts.target.redacted().to_string(),
+            tables: counts(&diff, &before_counts),
+            checks,
+            disabled_triggers: vec![],
+            millis: started.elapsed().as_millis() as u64,
+        });
+    }
+
+    // Phase by phase, as rehearsed: each phase's DDL and rows, then that
+    // phase's expectations on Postgres, so every number of the rehearsal is
+    // checked again at the point where it held.
+    let mut disabled = Vec::new();
+    let mut after_checks = Vec::new();
+    for phase in &plan.file.phases {
+        for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
+            progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
+            tx.batch_execute(&ddl.sql).await.with_context(|| format!("DDL failed: {}", ddl.sql))?;
+        }
+        for t in &diff.tables {
+            let rows: Vec<Vec<Option<String>>> = t.inserts_of(&phase.id).cloned().collect();
+            if !rows.is_empty() {
+                progress.step(&format!("phase {}: copying {} rows into {}", phase.id, rows.len(), t.table));
+                let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+                let n = copy_rows(&tx, &format!("public.{}", quote_ident(&t.table)), &cols, &rows).await?;
+                if n != rows.len() as u64 {
+                    return Err(refuse(format!("COPY into {} wrote {n} rows, expected {}", t.table, rows.len()), vec![]));
+                }
+            }
+            if !t.updates.is_empty() && t.update_phase == phase.id {
+                progress.step(&format!("phase {}: updating {} rows of {}", phase.id, t.updates.len(), t.table));
+                apply_updates(&tx, t, false, &mut disabled).await?;
+            }
+        }
+        for exp in &phase.expectations {
+            let rows = simple_rows(&tx, &exp.sql).await?;
+            after_checks.push(evaluate(&phase.id, CheckKind::Expectation, exp, &rows));
+        }
+    }
+    progress.step("running the verification queries and guards on Postgres");
+    after_checks.extend(final_checks(&tx, plan).await?);
+    after_checks.extend(state_checks(&tx, &snapshot, plan, true).await?);
+    if after_checks.iter().any(|c| !c.ok) {
+        tx.rollback().await?;
+        return Err(refuse("checks failed on Postgres after applying the diff; rolled back, nothing was written", after_checks));
+    }
+    progress.step("writing the receipt");
+    tx.batch_execute(RECEIPTS_DDL).await?;
+    let receipt_id = uuid::Uuid::new_v4().to_string();
+    let table_counts = counts(&diff, &before_counts);
+    let undo = undo_document(&diff, plan, &snapshot, &disabled)?;
+    tx.execute(
+        "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
+         VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
+        &[
+            &receipt_id,
+            &diff.hash,
+            &diff.plan_name,
+            &diff.plan_hash,
+            &diff.snapshot_checksum,
+            &env!("CARGO_PKG_VERSION"),
+            &serde_json::to_string(&table_counts)?,
+            &serde_json::to_string(&undo)?,
+        ],
+    )
+    .await?;
+    progress.step("committing");
+    tx.commit().await.context("COMMIT failed; Postgres rolled the push back")?;
+    checks.extend(after_checks);
+    record_receipt(&snapshot, &receipt_id, &diff, opts.target.redacted(), "applied")?;
+    Ok(PushReport {
+        outcome: PushOutcome::Applied,
+        receipt_id: Some(receipt_id),
+        diff_hash: diff.hash.clone(),
+        database: opts.target.redacted().to_string(),
+        tables: table_counts,
+        checks,
+        disabled_triggers: disabled,
+        millis: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn counts(diff: &Diff, before: &BTreeMap<String, u64>) -> Vec<TableCount> {
+    diff.tables
+        .iter()
+        .map(|t| {
+            let b = before.get(&t.table).copied().unwrap_or(0);
+            TableCount { table: t.table.clone(), before: b, after: b + t.inserts.len() as u64, inserted: t.inserts.len() as u64, updated: t.updates.len() as u64 }
+        })
+        .collect()
+}
+
+/// Keeps a copy of the receipt in the snapshot file, next to the rehearsal
+/// it came from.
+pub fn record_receipt(snapshot: &Snapshot, receipt_id: &str, diff: &Diff, database: &str, status: &str) -> Result<()> {
+    snapshot.conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _sandbox_receipts (
+           receipt_id TEXT PRIMARY KEY, diff_hash TEXT NOT NULL, rehearsal_id INTEGER NOT NULL,
+           database TEXT NOT NULL, recorded_at TEXT NOT NULL, status TEXT NOT NULL)",
+    )?;
+    snapshot
+        .conn
+        .execute(
+            "INSERT INTO _sandbox_receipts VALUES (?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00', ?) \
+             ON CONFLICT (receipt_id) DO UPDATE SET status = excluded.status, recorded_at = excluded.recorded_at",
+            rusqlite::params![receipt_id, diff.hash, diff.rehearsal_id, database, status],
+        )
+        .map_err(|e| environment(format!("the push committed (receipt {receipt_id}) but the snapshot file could not record it: {e}")))?;
+    Ok(())
+}
