@@ -737,6 +737,16 @@ pub fn import_library_workflows(ctx: &PhaseContext<'_>, phase: &str) -> Result<V
             already.push(format!("{} from {}: {e:#}", wf.workflow_id, wf.file));
         }
     }
+    // The same workflow id recorded under two library sources in the
+    // existing data: the database itself already disagrees about which
+    // library the workflow belongs to.
+    let mut colliding: Vec<String> = existing
+        .iter()
+        .filter(|(_, found)| found.len() > 1)
+        .map(|(wf, found)| format!("{wf}: {}", found.join(", ")))
+        .collect();
+    colliding.sort();
+    let colliding_check = Check::no_rows(phase, "workflow ids recorded under two library sources", CheckKind::Conflict, colliding);
     let mut policy_name = "library workflows already present".to_string();
     if ctx.plan.file.policies.existing_library_workflow == ExistingWorkflowPolicy::Skip {
         policy_name.push_str(" (policy skip: left as they are)");
@@ -746,6 +756,7 @@ pub fn import_library_workflows(ctx: &PhaseContext<'_>, phase: &str) -> Result<V
         c.actual = format!("{skipped} skipped");
         return Ok(vec![
             c,
+            colliding_check,
             Check::no_rows(
                 phase,
                 "library workflows whose JTBD is missing",
@@ -757,6 +768,7 @@ pub fn import_library_workflows(ctx: &PhaseContext<'_>, phase: &str) -> Result<V
     }
     Ok(vec![
         Check::no_rows(phase, &policy_name, CheckKind::Conflict, already),
+        colliding_check,
         Check::no_rows(
             phase,
             "library workflows whose JTBD is missing",
