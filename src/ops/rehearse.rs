@@ -473,7 +473,7 @@ fn short(h: &str) -> String {
 /// The guard the seed promises and never checks: every row of a protected
 /// table that the plan writes to is still there, with every pulled column
 /// byte-identical. Names the rows that differ.
-fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result<Vec<Check>> {
+pub fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result<Vec<Check>> {
     let pulled = snapshot
         .table(table)
         .ok_or_else(|| anyhow::anyhow!("the snapshot has no table {table}"))?;

@@ -1,0 +1,282 @@
+//! The rehearsal on snapshots built from the fixtures (no server needed):
+//! every phase's numbers, the conflicts, the guards, idempotence, bad seeds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sandbox::db::sqlite::Snapshot;
+use sandbox::fixtures::{FixtureOptions, Variant, COLLIDING_WORKFLOWS, CONFLICTING_JTBDS};
+use sandbox::ops::demo::build_snapshot;
+use sandbox::ops::pull::NoProgress;
+use sandbox::ops::rehearse::{protected_rows_guard, rehearse, RehearseOptions};
+use sandbox::plan::Plan;
+use serde_json::Value;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sandbox"))
+}
+
+fn snapshot(dir: &Path, variant: Variant) -> PathBuf {
+    let path = dir.join(format!("{variant}.sqlite"));
+    let plan = Plan::load_default().unwrap();
+    build_snapshot(&path, &FixtureOptions { variant, scale: 1 }, &plan.tables, &NoProgress).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rehearse_json(path: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["rehearse", "--json", "--snapshot", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"));
+    (code, v)
+}
+
+fn check<'a>(report: &'a Value, phase: &str, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["phase"] == phase && c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {phase}/{name}"))
+}
+
+#[test]
+fn plan_variant_passes_with_every_seed_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Plan);
+    let (code, r) = rehearse_json(&path, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["passed"], true);
+    let failed: Vec<&Value> = r["checks"].as_array().unwrap().iter().filter(|c| c["ok"] != true).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    for (phase, name, actual) in [
+        ("1", "strategic priorities seeded", "7"),
+        ("1", "Medical Affairs JTBDs linked", "105"),
+        ("2", "tools migrated", "150"),
+        ("3A", "existing workflows untouched", "141"),
+        ("3B", "workflows after 3B", "257"),
+        ("3B", "workflows from dh_workflow", "116"),
+        ("3C", "workflows after 3C", "368"),
+        ("3C", "Operational Library workflows", "111"),
+        ("4", "tasks migrated", "343"),
+        ("final", "total rows 4,482 → 5,209", "5209"),
+        ("final", "JTBDs per strategic priority", "SP01=17, SP02=19, SP03=18, SP04=14, SP05=15, SP06=8, SP07=14"),
+        ("final", "workflows by source", "MA Operational Library=111, dh_workflow migrated=116, original=141"),
+    ] {
+        assert_eq!(check(&r, phase, name)["actual"], actual, "{phase} {name}");
+    }
+    // Each phase ran and was timed.
+    let phases: Vec<&str> = r["phases"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["1", "2", "3A", "3B", "3C", "4"]);
+}
+
+#[test]
+fn conflicts_variant_fails_and_names_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Conflicts);
+    let (code, r) = rehearse_json(&path, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(r["passed"], false);
+    let two = check(&r, "1", "JTBDs under two strategic priorities");
+    assert_eq!(two["ok"], false);
+    assert_eq!(two["row_count"], 11);
+    let rows: Vec<&str> = two["rows"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for c in CONFLICTING_JTBDS {
+        assert!(
+            rows.iter().any(|r| r.contains(c.jtbd_code) && r.contains(c.allocated) && r.contains(c.function)),
+            "{} not named: {rows:?}",
+            c.jtbd_code
+        );
+    }
+    // The 3C count: the ~97 already imported plus 111 against 111.
+    let lib = check(&r, "3C", "Operational Library workflows");
+    assert_eq!(lib["expected"], "111");
+    assert_eq!(lib["actual"], "208");
+    assert_eq!(lib["ok"], false);
+    let present = check(&r, "3C", "library workflows already present");
+    assert_eq!(present["ok"], false);
+    assert!(present["row_count"].as_u64().unwrap() >= 90);
+    let colliding = check(&r, "3C", "workflow ids recorded under two library sources");
+    assert_eq!(colliding["row_count"], COLLIDING_WORKFLOWS.len());
+    for c in COLLIDING_WORKFLOWS {
+        assert!(colliding["rows"].to_string().contains(c.workflow_id), "{} not named", c.workflow_id);
+    }
+    assert_eq!(check(&r, "final", "no library workflow present twice")["ok"], false);
+    // The push is refused for this snapshot.
+    let (code, _, err) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("failed"), "{err}");
+}
+
+#[test]
+fn policies_change_the_outcome_without_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Conflicts);
+    let mut plan: Value = serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap();
+    plan["policies"]["jtbd_sp_link"] = "function".into();
+    plan["policies"]["existing_library_workflow"] = "skip".into();
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
+    let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(code, 1, "the seed's numbers still do not hold");
+    assert_eq!(check(&r, "1", "JTBDs under two strategic priorities")["ok"], true);
+    // function column decides: the conflicts variant's function counts.
+    assert_eq!(
+        check(&r, "final", "JTBDs per strategic priority")["actual"],
+        "SP01=18, SP02=16, SP03=15, SP04=19, SP05=19, SP06=9, SP07=9"
+    );
+    // skip: no duplicate library workflow is created.
+    assert_eq!(check(&r, "final", "no library workflow present twice")["row_count"], COLLIDING_WORKFLOWS.len());
+    let (_, plain) = rehearse_json(&path, &[]);
+    assert_ne!(r["plan_hash"], plain["plan_hash"], "a changed policy is a different plan");
+}
+
+#[test]
+fn rehearsing_twice_is_identical_and_readable_by_sqlite3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Plan);
+    let (_, a) = rehearse_json(&path, &[]);
+    let (_, b) = rehearse_json(&path, &[]);
+    assert_eq!(a["checks"], b["checks"]);
+    assert_eq!(a["staged"], b["staged"]);
+    assert_eq!(a["staged_checksum"], b["staged_checksum"]);
+    assert_ne!(a["rehearsal_id"], b["rehearsal_id"]);
+    let snap = Snapshot::open(&path).unwrap();
+    let n: i64 = snap.conn.query_row("SELECT count(*) FROM _sandbox_rehearsals", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 2);
+    // The pulled data stays pristine: no new column, same checksum.
+    let cols: i64 = snap
+        .conn
+        .query_row("SELECT count(*) FROM pragma_table_info('jtbd_library') WHERE name = 'strategic_priority_id'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cols, 0);
+    // Any SQLite (the CLI here) reads the staged tables and the report views.
+    let out = Command::new("sqlite3")
+        .arg(&path)
+        .arg("select count(*) from staged_workflows; select * from report_jtbd_per_priority; select count(*) from report_checks where result = 'ok'; select source, workflows from report_workflows_by_source order by source;")
+        .output()
+        .expect("the sqlite3 CLI is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("368\n"), "{text}");
+    assert!(text.contains("SP02|Scientific Excellence|19"), "{text}");
+    assert!(text.contains("dh_workflow|116"), "{text}");
+    let ok_checks = a["checks"].as_array().unwrap().len();
+    assert!(text.contains(&format!("\n{ok_checks}\n")), "{text}");
+}
+
+#[test]
+fn guards_trip_on_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Plan);
+    let plan = Plan::load_default().unwrap();
+    let report = rehearse(&RehearseOptions { snapshot: &path, plan: &plan, library: &plan.library }).unwrap();
+    assert!(report.passed);
+    // A protected row changed in the staged copy: the guard names it.
+    let snap = Snapshot::open(&path).unwrap();
+    snap.conn
+        .execute("UPDATE staged_jtbd_library SET title = title || ' (edited)' WHERE id = 'jtbd00042'", [])
+        .unwrap();
+    snap.conn.execute("DELETE FROM staged_workflows WHERE id = (SELECT id FROM workflows LIMIT 1)", []).unwrap();
+    let checks = protected_rows_guard(&snap, &plan, "jtbd_library").unwrap();
+    let changed = checks.iter().find(|c| c.name.contains("no protected column changed")).unwrap();
+    assert!(!changed.ok);
+    assert_eq!(changed.rows, vec!["jtbd00042".to_string()]);
+    assert!(!checks.iter().find(|c| c.name.contains("byte-identical")).unwrap().ok);
+    let checks = protected_rows_guard(&snap, &plan, "workflows").unwrap();
+    assert!(!checks.iter().find(|c| c.name.contains("no protected row deleted")).unwrap().ok);
+    // A push is refused: the staged tables are not what the rehearsal left.
+    let (code, _, err) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("staged tables were changed"), "{err}");
+    drop(snap);
+
+    // A pulled table edited by hand fails the rehearsal's integrity check.
+    let path2 = snapshot(dir.path(), Variant::Conflicts);
+    let snap = Snapshot::open(&path2).unwrap();
+    snap.conn.execute("UPDATE dh_tool SET name = 'edited' WHERE rowid = 3", []).unwrap();
+    drop(snap);
+    let (code, r) = rehearse_json(&path2, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(check(&r, "snapshot", "dh_tool unchanged since pull")["ok"], false);
+}
+
+#[test]
+fn a_changed_plan_needs_a_new_rehearsal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Plan);
+    assert_eq!(rehearse_json(&path, &[]).0, 0);
+    let (code, _, _) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let mut plan: Value = serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap();
+    plan["phases"][1]["expectations"][0]["expect"] = 151.into();
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let (code, _, err) = run(&["diff", "--snapshot", path.to_str().unwrap(), "--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("rehearse again"), "{err}");
+    let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let tools = check(&r, "2", "tools migrated");
+    assert_eq!((tools["expected"].as_str(), tools["actual"].as_str()), (Some("151"), Some("150")));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn malformed_seed_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Plan);
+    let seeds_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let lib_file = |seeds: &Path| {
+        std::fs::read_dir(seeds.join("library"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("SP03"))
+            .next()
+            .unwrap()
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, &str)> = vec![
+        ("bad-json", Box::new(|s: &str| s.replacen('}', "", 1)), "invalid JSON"),
+        ("missing-field", Box::new(|s: &str| s.replacen("\"workflow_name\"", "\"workflow_title\"", 1)), "workflow_name"),
+        ("wrong-type", Box::new(|s: &str| s.replacen("\"phase_count\": ", "\"phase_count\": \"x\", \"_was\": ", 1)), "phase_count"),
+        ("duplicate-id", Box::new(|s: &str| s.replacen("\"WF-038-A\"", "\"WF-037-A\"", 1)), "WF-037-A"),
+        ("unknown-jtbd", Box::new(|s: &str| s.replacen("\"jtbd_id\": \"JTBD-MA-040\",\n          \"duration\"", "\"jtbd_id\": \"JTBD-MA-999\",\n          \"duration\"", 1)), "JTBD-MA-"),
+    ];
+    for (tag, edit, needle) in cases {
+        let seeds = dir.path().join(tag);
+        copy_dir(&seeds_src, &seeds);
+        let file = lib_file(&seeds);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let edited = edit(&text);
+        assert_ne!(edited, text, "case {tag} changed nothing");
+        std::fs::write(&file, edited).unwrap();
+        let (code, out, err) = run(&["rehearse", "--snapshot", path.to_str().unwrap(), "--seeds", seeds.to_str().unwrap()]);
+        assert_eq!(code, 2, "{tag}: {out}{err}");
+        assert!(err.contains(file.file_name().unwrap().to_str().unwrap()), "{tag}: file not named: {err}");
+        assert!(err.contains(needle), "{tag}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "printed once: {err}");
+    }
+    // Nothing of those failed runs reached the file.
+    let snap = Snapshot::open(&path).unwrap();
+    assert_eq!(snap.rehearsal_count(), 0);
+}
