@@ -251,11 +251,11 @@ fn malformed_seed_files_are_named() {
         std::fs::read_dir(seeds.join("library"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().contains("SP03"))
-            .next()
+            .find(|p| p.to_string_lossy().contains("SP03"))
             .unwrap()
     };
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, &str)> = vec![
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         ("bad-json", Box::new(|s: &str| s.replacen('}', "", 1)), "invalid JSON"),
         ("missing-field", Box::new(|s: &str| s.replacen("\"workflow_name\"", "\"workflow_title\"", 1)), "workflow_name"),
         ("wrong-type", Box::new(|s: &str| s.replacen("\"phase_count\": ", "\"phase_count\": \"x\", \"_was\": ", 1)), "phase_count"),

@@ -247,7 +247,7 @@ async fn copy_table(
                 .map_err(|e| anyhow::anyhow!("table {}: {e}", meta.name))?;
             writer.insert_row(meta, &values)?;
             start = end + 1;
-            if checksum.rows() % 5000 == 0 {
+            if checksum.rows().is_multiple_of(5000) {
                 progress.rows_copied(&meta.name, checksum.rows());
             }
         }

@@ -301,7 +301,7 @@ async fn copy_rows(tx: &Transaction<'_>, table: &str, columns: &[String], rows: 
     if !buf.is_empty() {
         sink.send(Bytes::from(buf)).await?;
     }
-    Ok(sink.finish().await.with_context(|| format!("COPY into {table} failed"))?)
+    sink.finish().await.with_context(|| format!("COPY into {table} failed"))
 }
 
 /// Enabled user triggers that fire BEFORE UPDATE FOR EACH ROW: the ones that
