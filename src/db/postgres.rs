@@ -203,32 +203,88 @@ fn split_url(raw: &str) -> Result<Split> {
     Ok((rest, sslmode, sslrootcert, shown.to_string()))
 }
 
+/// Splits libpq key=value pairs the way tokio-postgres reads them (values
+/// may be single-quoted, with backslash escapes), so a quoted password with
+/// spaces is redacted whole. Error messages echo no text from a string that
+/// holds a password: a stray word there may be a piece of it.
 fn split_keyvalue(raw: &str) -> Result<Split> {
     let mut sslmode = None;
     let mut sslrootcert = None;
     let mut kept = Vec::new();
     let mut shown = Vec::new();
-    for token in raw.split_whitespace() {
-        let Some((k, v)) = token.split_once('=') else {
-            return Err(environment(format!(
-                "the database URL is neither a postgres:// URL nor key=value pairs \
-                 (near '{}')",
-                if token.contains("password") {
-                    "password=***"
-                } else {
-                    token
-                }
-            )));
-        };
-        match k {
-            "sslmode" => sslmode = Some(v.to_string()),
-            "sslrootcert" => sslrootcert = Some(v.to_string()),
-            _ => kept.push(token.to_string()),
+    let chars: Vec<(usize, char)> = raw.char_indices().collect();
+    let byte = |i: usize| chars.get(i).map(|(b, _)| *b).unwrap_or(raw.len());
+    let is_ws = |i: usize| chars.get(i).is_some_and(|(_, c)| c.is_whitespace());
+    let bad = |problem: &str, near: &str| {
+        environment(format!(
+            "the database URL is neither a postgres:// URL nor key=value pairs ({problem}{})",
+            if raw.contains("password") {
+                String::new()
+            } else {
+                format!(" near '{near}'")
+            }
+        ))
+    };
+    let mut i = 0;
+    loop {
+        while is_ws(i) {
+            i += 1;
         }
-        shown.push(if k == "password" {
+        if i >= chars.len() {
+            break;
+        }
+        let start = i;
+        while i < chars.len() && !is_ws(i) && chars[i].1 != '=' {
+            i += 1;
+        }
+        let key = &raw[byte(start)..byte(i)];
+        while is_ws(i) {
+            i += 1;
+        }
+        if key.is_empty() || chars.get(i).map(|(_, c)| *c) != Some('=') {
+            return Err(bad("a word without '='", key));
+        }
+        i += 1;
+        while is_ws(i) {
+            i += 1;
+        }
+        let mut value = String::new();
+        if chars.get(i).map(|(_, c)| *c) == Some('\'') {
+            i += 1;
+            loop {
+                match chars.get(i).map(|(_, c)| *c) {
+                    None => return Err(bad("a quoted value is not closed", key)),
+                    Some('\'') => break,
+                    Some('\\') => {
+                        value.extend(chars.get(i + 1).map(|(_, c)| *c));
+                        i += 2;
+                    }
+                    Some(c) => {
+                        value.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+        } else {
+            while i < chars.len() && !is_ws(i) {
+                if chars[i].1 == '\\' {
+                    i += 1;
+                }
+                value.extend(chars.get(i).map(|(_, c)| *c));
+                i += 1;
+            }
+        }
+        let text = &raw[byte(start)..byte(i)];
+        match key {
+            "sslmode" => sslmode = Some(value),
+            "sslrootcert" => sslrootcert = Some(value),
+            _ => kept.push(text.to_string()),
+        }
+        shown.push(if key == "password" {
             "password=***".to_string()
         } else {
-            token.to_string()
+            text.to_string()
         });
     }
     Ok((kept.join(" "), sslmode, sslrootcert, shown.join(" ")))
@@ -455,10 +511,18 @@ pub fn explain_connect_error(target: &Target, e: &tokio_postgres::Error) -> anyh
              ssl on the server or use sslmode=prefer/disable for a trusted local server",
             sslmode_name(target.sslmode)
         )
+    } else if lower.contains("not valid for name") || lower.contains("notvalidforname") {
+        // The chain is fine (rustls checks it first); only the name differs,
+        // so the CA advice below would mislead.
+        format!(
+            "the TLS certificate of {endpoint} does not list the host name you connect to \
+             ({detail}): with sslmode=verify-full the host in the URL must be one of the \
+             certificate's names; connect by one of those, or use sslmode=verify-ca to check \
+             only that the certificate chains to the CA in sslrootcert"
+        )
     } else if lower.contains("unknownissuer")
         || lower.contains("unknown issuer")
         || lower.contains("invalid peer certificate")
-        || lower.contains("notvalidforname")
         || lower.contains("badsignature")
     {
         format!(
@@ -541,6 +605,27 @@ mod tests {
         let kv = parse_target("host=h user=u password=hunter2 dbname=d sslmode=disable").unwrap();
         assert!(!kv.redacted().contains("hunter2"));
         assert_eq!(kv.sslmode, SslMode::Disable);
+    }
+
+    #[test]
+    fn quoted_keyvalue_password_is_redacted_whole() {
+        let t = parse_target(
+            r"host=h user=u password='pa ss=w\'d' sslrootcert='/a b/ca.pem' sslmode=verify-ca",
+        )
+        .unwrap();
+        assert_eq!(
+            t.redacted(),
+            r"host=h user=u password=*** sslrootcert='/a b/ca.pem' sslmode=verify-ca"
+        );
+        assert_eq!(t.config.get_password(), Some(&b"pa ss=w'd"[..]));
+        assert_eq!(
+            t.sslrootcert.as_deref(),
+            Some(std::path::Path::new("/a b/ca.pem"))
+        );
+        for raw in ["host=h password=xq1 zk2", "host=h password='xq1 zk2"] {
+            let e = format!("{:#}", parse_target(raw).unwrap_err());
+            assert!(!e.contains("xq1") && !e.contains("zk2"), "{e}");
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ impl TestDb {
         let admin = admin_url();
         let name = format!(
             "sbx_{}_{}_{}",
-            tag.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            tag.to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
