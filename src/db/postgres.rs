@@ -493,11 +493,15 @@ pub fn explain_connect_error(target: &Target, e: &tokio_postgres::Error) -> anyh
                 "database '{}' does not exist at {endpoint}: check the database name in {shown}",
                 target.dbname()
             ),
-            "28000" => format!(
-                "the server at {endpoint} refused the connection: {} — if it requires TLS, \
-                 add ?sslmode=require (or verify-full with sslrootcert=CA.pem)",
-                db.message()
-            ),
+            "28000"
+                if target.sslmode == SslMode::Disable || db.message().contains("no encryption") =>
+            {
+                format!(
+                    "the server at {endpoint} refused the connection: {} — it requires TLS: use \
+                 sslmode=verify-full with sslrootcert=CA.pem (or sslmode=require)",
+                    db.message()
+                )
+            }
             _ => format!(
                 "the server at {endpoint} refused the connection: {}",
                 db.message()
@@ -582,12 +586,50 @@ pub fn full_message(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// `SET LOCAL` statements that fix value formatting for this transaction.
 /// Transaction-scoped so they also work through a transaction-mode pooler.
+///
+/// `row_security = off` makes Postgres raise an error instead of silently
+/// hiding rows when row-level security would filter what this role reads
+/// (as pg_dump does): a snapshot or drift check must see every row.
 pub fn set_local_settings_sql() -> String {
-    SESSION_SETTINGS
+    let mut sql = SESSION_SETTINGS
         .iter()
         .map(|(k, v)| format!("SET LOCAL {k} = '{v}';"))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    sql.push_str(" SET LOCAL row_security = off;");
+    sql
+}
+
+/// Explains a query error that the role's privileges cause.
+pub fn explain_query_error(e: &tokio_postgres::Error, what: &str) -> anyhow::Error {
+    if let Some(db) = e.as_db_error() {
+        if db.code().code() == "42501" && db.message().contains("row-level security") {
+            return environment(format!(
+                "{what}: {} — this role cannot read every row past row-level security. Use a role with BYPASSRLS or the tables' owner (Supabase's `postgres` role has both)",
+                db.message()
+            ));
+        }
+        if db.code().code() == "42501" {
+            return environment(format!(
+                "{what}: {} — the role lacks a privilege the plan needs",
+                db.message()
+            ));
+        }
+    }
+    anyhow::Error::new(full_error(e)).context(what.to_string())
+}
+
+#[derive(Debug)]
+struct DriverError(String);
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for DriverError {}
+
+fn full_error(e: &tokio_postgres::Error) -> DriverError {
+    DriverError(full_message(e))
 }
 
 #[cfg(test)]

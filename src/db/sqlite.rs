@@ -219,9 +219,12 @@ impl SnapshotWriter {
             .suffix(".sqlite.part")
             .tempfile_in(&dir)
             .map_err(|e| {
+                // The io error names our temporary file; the folder is what
+                // the user chose and can fix.
                 environment(format!(
-                    "cannot write the snapshot in {}: {e}; choose a writable folder with --out",
-                    dir.display()
+                    "cannot write the snapshot in {}: {}; choose a writable folder with --out",
+                    dir.display(),
+                    std::io::Error::from(e.kind())
                 ))
             })?
             .into_temp_path();

@@ -9,7 +9,7 @@ use futures_util::{pin_mut, StreamExt};
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
-use crate::db::postgres::{connect, set_local_settings_sql, Target};
+use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, Target};
 use crate::db::sqlite::{SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION};
 use crate::error::environment;
 use crate::plan::TableSet;
@@ -230,7 +230,7 @@ async fn copy_table(
     let stream = tx
         .copy_out(copy_out_sql(meta).as_str())
         .await
-        .with_context(|| format!("cannot read table {}", meta.name))?;
+        .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
     pin_mut!(stream);
     // COPY chunks are not aligned to rows; carry the tail of each chunk.
     let mut pending: Vec<u8> = Vec::new();
@@ -269,7 +269,10 @@ async fn copy_table(
 /// Reads one table's canonical checksum straight from Postgres (drift check).
 pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<TableChecksum> {
     let mut checksum = TableChecksum::new();
-    let stream = tx.copy_out(copy_out_sql(meta).as_str()).await?;
+    let stream = tx
+        .copy_out(copy_out_sql(meta).as_str())
+        .await
+        .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
     pin_mut!(stream);
     let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
