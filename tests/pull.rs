@@ -13,7 +13,10 @@ use sandbox::fixtures::{FixtureOptions, Variant};
 use sandbox::types::{copy_text_line, parse_copy_line, SESSION_SETTINGS};
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(common::sandbox_bin()).args(args).output().unwrap();
+    let out = Command::new(common::sandbox_bin())
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -22,12 +25,25 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 fn load(db: &TestDb, variant: &str) {
-    let (code, out, err) = run(&["fixtures", "load", "--database-url", &db.url, "--variant", variant]);
+    let (code, out, err) = run(&[
+        "fixtures",
+        "load",
+        "--database-url",
+        &db.url,
+        "--variant",
+        variant,
+    ]);
     assert_eq!(code, 0, "{out}{err}");
 }
 
 fn pull(db: &TestDb, out: &Path) {
-    let (code, o, e) = run(&["pull", "--database-url", &db.url, "--out", out.to_str().unwrap()]);
+    let (code, o, e) = run(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{o}{e}");
 }
 
@@ -55,25 +71,51 @@ fn pull_takes_exactly_the_plan_tables_and_repeats_identically() {
     let sa = Snapshot::open(&a).unwrap();
     let sb = Snapshot::open(&b).unwrap();
     for (table, rows) in EXPECTED {
-        let n: i64 = sa.conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0)).unwrap();
+        let n: i64 = sa
+            .conn
+            .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         assert_eq!(n as u64, rows, "{table}");
         assert_eq!(sa.table(table).unwrap().rows, rows);
-        assert_eq!(sa.table(table).unwrap().checksum, sb.table(table).unwrap().checksum, "{table} checksum differs between two pulls");
+        assert_eq!(
+            sa.table(table).unwrap().checksum,
+            sb.table(table).unwrap().checksum,
+            "{table} checksum differs between two pulls"
+        );
     }
     assert_eq!(sa.info.snapshot_checksum, sb.info.snapshot_checksum);
     let names: Vec<&str> = sa.tables.iter().map(|t| t.meta.name.as_str()).collect();
     assert_eq!(names.len(), 10, "{names:?}");
-    for unrelated in ["user_sessions", "app_settings", "tenants", "profiles", "organizations"] {
+    for unrelated in [
+        "user_sessions",
+        "app_settings",
+        "tenants",
+        "profiles",
+        "organizations",
+    ] {
         let n: i64 = sa
             .conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name = ?", [unrelated], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?",
+                [unrelated],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 0, "{unrelated} must not be pulled");
     }
     // Catalog-driven: the real column counts and types.
     assert_eq!(sa.table("jtbd_library").unwrap().meta.columns.len(), 47);
     assert_eq!(sa.table("dh_tool").unwrap().meta.columns.len(), 73);
-    let created = sa.table("jtbd_library").unwrap().meta.column("created_at").unwrap().pg_type.clone();
+    let created = sa
+        .table("jtbd_library")
+        .unwrap()
+        .meta
+        .column("created_at")
+        .unwrap()
+        .pg_type
+        .clone();
     assert_eq!(created, "timestamp without time zone");
     assert!(sa
         .table("dh_workflow")
@@ -85,15 +127,37 @@ fn pull_takes_exactly_the_plan_tables_and_repeats_identically() {
     assert!(sa.info.source_url.contains(&db.name));
     // Snapshots hold production data: owner-only.
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // The bundled demo snapshot is byte-for-byte the same data as this pull.
     let demo = dir.path().join("demo.sqlite");
     let plan = sandbox::plan::Plan::load_default().unwrap();
-    sandbox::ops::demo::build_snapshot(&demo, &FixtureOptions { variant: Variant::Plan, scale: 1 }, &plan.tables, &sandbox::ops::pull::NoProgress).unwrap();
+    sandbox::ops::demo::build_snapshot(
+        &demo,
+        &FixtureOptions {
+            variant: Variant::Plan,
+            scale: 1,
+        },
+        &plan.tables,
+        &sandbox::ops::pull::NoProgress,
+    )
+    .unwrap();
     let sd = Snapshot::open(&demo).unwrap();
     for t in &sa.tables {
-        assert_eq!(sd.table(&t.meta.name).unwrap().checksum, t.checksum, "demo differs from pull for {}", t.meta.name);
-        assert_eq!(sd.table(&t.meta.name).unwrap().meta, t.meta, "demo catalog differs for {} (regenerate fixtures/catalog.json)", t.meta.name);
+        assert_eq!(
+            sd.table(&t.meta.name).unwrap().checksum,
+            t.checksum,
+            "demo differs from pull for {}",
+            t.meta.name
+        );
+        assert_eq!(
+            sd.table(&t.meta.name).unwrap().meta,
+            t.meta,
+            "demo catalog differs for {} (regenerate fixtures/catalog.json)",
+            t.meta.name
+        );
     }
 }
 
@@ -110,16 +174,31 @@ fn pull_is_lossless_for_every_type() {
     let mut client = db.client();
     let mut tx = client.transaction().unwrap();
     for (k, v) in SESSION_SETTINGS {
-        tx.execute("SELECT set_config($1, $2, true)", &[k, v]).unwrap();
+        tx.execute("SELECT set_config($1, $2, true)", &[k, v])
+            .unwrap();
     }
     let mut types_seen = std::collections::BTreeSet::new();
     let mut values = 0u64;
     for t in &snap.tables {
         let meta = &t.meta;
-        let pk = meta.column_names().iter().position(|c| c == &meta.primary_key()[0]).unwrap();
-        let cols = meta.columns.iter().map(|c| format!("\"{}\"", c.name)).collect::<Vec<_>>().join(", ");
+        let pk = meta
+            .column_names()
+            .iter()
+            .position(|c| c == &meta.primary_key()[0])
+            .unwrap();
+        let cols = meta
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut remote: HashMap<String, Vec<Option<String>>> = HashMap::new();
-        let mut reader = tx.copy_out(&format!("COPY (SELECT {cols} FROM public.\"{}\") TO STDOUT", meta.name)).unwrap();
+        let mut reader = tx
+            .copy_out(&format!(
+                "COPY (SELECT {cols} FROM public.\"{}\") TO STDOUT",
+                meta.name
+            ))
+            .unwrap();
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut buf).unwrap();
         drop(reader);
@@ -130,7 +209,9 @@ fn pull_is_lossless_for_every_type() {
         let mut local = 0;
         snap.for_each_row(&meta.name, meta, |row| {
             let key = row[pk].clone().unwrap();
-            let theirs = remote.get(&key).unwrap_or_else(|| panic!("{} row {key} missing", meta.name));
+            let theirs = remote
+                .get(&key)
+                .unwrap_or_else(|| panic!("{} row {key} missing", meta.name));
             for (i, c) in meta.columns.iter().enumerate() {
                 assert_eq!(&row[i], &theirs[i], "{}.{} of {key}", meta.name, c.name);
                 if row[i].is_some() {
@@ -146,18 +227,45 @@ fn pull_is_lossless_for_every_type() {
         assert_eq!(local, remote.len(), "{}", meta.name);
     }
     for ty in [
-        "uuid", "text", "character varying", "smallint", "integer", "bigint", "numeric", "double precision", "boolean",
-        "date", "timestamp without time zone", "timestamp with time zone", "jsonb", "json", "text[]", "uuid[]",
+        "uuid",
+        "text",
+        "character varying",
+        "smallint",
+        "integer",
+        "bigint",
+        "numeric",
+        "double precision",
+        "boolean",
+        "date",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "jsonb",
+        "json",
+        "text[]",
+        "uuid[]",
     ] {
-        assert!(types_seen.iter().any(|t| t == ty), "type {ty} not covered; seen {types_seen:?}");
+        assert!(
+            types_seen.iter().any(|t| t == ty),
+            "type {ty} not covered; seen {types_seen:?}"
+        );
     }
     assert!(values > 100_000, "{values}");
     // The hard cases travel too: NaN, infinities, the 20-digit numeric.
     let get = |sql: &str| -> String { snap.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(get("SELECT group_concat(avg_execution_time, ' ') FROM jtbd_library WHERE avg_execution_time IN ('NaN', 'Infinity', '-Infinity')").split(' ').count(), 3);
     assert!(get("SELECT max(total_consultations) FROM agents").len() >= 20);
-    assert_eq!(get("SELECT updated_at FROM prompts WHERE updated_at = 'infinity' LIMIT 1"), "infinity");
-    let generated: i64 = snap.conn.query_row("SELECT count(*) FROM _sandbox_columns WHERE generated_expr IS NOT NULL", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        get("SELECT updated_at FROM prompts WHERE updated_at = 'infinity' LIMIT 1"),
+        "infinity"
+    );
+    let generated: i64 = snap
+        .conn
+        .query_row(
+            "SELECT count(*) FROM _sandbox_columns WHERE generated_expr IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(generated >= 1);
 }
 
@@ -169,8 +277,14 @@ fn pull_is_one_consistent_moment() {
     let db = TestDb::create("pull_consistent");
     load(&db, "plan");
     let mut c = db.client();
-    let agent: String = c.query_one("SELECT id::text FROM agents ORDER BY id LIMIT 1", &[]).unwrap().get(0);
-    let persona: String = c.query_one("SELECT id::text FROM personas ORDER BY id LIMIT 1", &[]).unwrap().get(0);
+    let agent: String = c
+        .query_one("SELECT id::text FROM agents ORDER BY id LIMIT 1", &[])
+        .unwrap()
+        .get(0);
+    let persona: String = c
+        .query_one("SELECT id::text FROM personas ORDER BY id LIMIT 1", &[])
+        .unwrap()
+        .get(0);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
@@ -182,8 +296,16 @@ fn pull_is_one_consistent_moment() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 n += 1;
                 let mut tx = w.transaction().unwrap();
-                tx.execute("UPDATE agents SET max_tokens = $1 WHERE id = $2::text::uuid", &[&n, &agent]).unwrap();
-                tx.execute("UPDATE personas SET version = $1 WHERE id = $2::text::uuid", &[&n, &persona]).unwrap();
+                tx.execute(
+                    "UPDATE agents SET max_tokens = $1 WHERE id = $2::text::uuid",
+                    &[&n, &agent],
+                )
+                .unwrap();
+                tx.execute(
+                    "UPDATE personas SET version = $1 WHERE id = $2::text::uuid",
+                    &[&n, &persona],
+                )
+                .unwrap();
                 tx.commit().unwrap();
             }
             n
@@ -196,8 +318,22 @@ fn pull_is_one_consistent_moment() {
         let path = dir.path().join(format!("s{i}.sqlite"));
         pull(&db, &path);
         let snap = Snapshot::open(&path).unwrap();
-        let a: i64 = snap.conn.query_row("SELECT max_tokens FROM agents WHERE id = ?", [&agent], |r| r.get(0)).unwrap();
-        let p: i64 = snap.conn.query_row("SELECT version FROM personas WHERE id = ?", [&persona], |r| r.get(0)).unwrap();
+        let a: i64 = snap
+            .conn
+            .query_row(
+                "SELECT max_tokens FROM agents WHERE id = ?",
+                [&agent],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let p: i64 = snap
+            .conn
+            .query_row(
+                "SELECT version FROM personas WHERE id = ?",
+                [&persona],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert!(a > 0, "the writer was running");
         if a != p {
             torn += 1;
@@ -205,12 +341,19 @@ fn pull_is_one_consistent_moment() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let commits = writer.join().unwrap();
-    assert!(commits > 10, "the writer committed {commits} times during the pulls");
+    assert!(
+        commits > 10,
+        "the writer committed {commits} times during the pulls"
+    );
     assert_eq!(torn, 0, "a pull saw two different moments");
 }
 
 fn no_partial_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains(".part")).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".part"))
+        .collect()
 }
 
 #[test]
@@ -224,41 +367,118 @@ fn a_failed_pull_leaves_nothing_and_keeps_rehearsals() {
     assert_eq!(code, 0, "{out}{err}");
     let before = std::fs::read(&path).unwrap();
     // A snapshot holding rehearsals is not clobbered without --force.
-    let (code, _, err) = run(&["pull", "--database-url", &db.url, "--out", path.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        path.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
-    assert!(err.contains("rehearsal results") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("rehearsal results") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), before);
     // A table the plan needs is missing at the source: exit 2, nothing written.
     db.client().batch_execute("DROP TABLE dh_tool").unwrap();
     let other = dir.path().join("other.sqlite");
-    let (code, _, err) = run(&["pull", "--database-url", &db.url, "--out", other.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        other.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("dh_tool"), "{err}");
     assert!(!other.exists());
-    let (code, _, err) = run(&["pull", "--database-url", &db.url, "--out", path.to_str().unwrap(), "--force"]);
+    let (code, _, err) = run(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        path.to_str().unwrap(),
+        "--force",
+    ]);
     assert_eq!(code, 2, "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the old snapshot survives a failed pull");
-    assert!(no_partial_files(dir.path()).is_empty(), "{:?}", no_partial_files(dir.path()));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the old snapshot survives a failed pull"
+    );
+    assert!(
+        no_partial_files(dir.path()).is_empty(),
+        "{:?}",
+        no_partial_files(dir.path())
+    );
     // status reads the file without a server.
     let (code, out, _) = run(&["status", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert!(out.contains("prompts") && out.contains("3570") && out.contains("Rehearsals 1"), "{out}");
+    assert!(
+        out.contains("prompts") && out.contains("3570") && out.contains("Rehearsals 1"),
+        "{out}"
+    );
 }
 
 #[test]
 fn foreign_and_corrupt_files_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("corrupt.sqlite");
-    std::fs::write(&corrupt, b"this is not a database at all, just text that is long enough").unwrap();
+    std::fs::write(
+        &corrupt,
+        b"this is not a database at all, just text that is long enough",
+    )
+    .unwrap();
     let (code, _, err) = run(&["status", "--snapshot", corrupt.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("not a readable SQLite file"), "{err}");
     let foreign = dir.path().join("foreign.sqlite");
-    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
     let (code, _, err) = run(&["rehearse", "--snapshot", foreign.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("not a sandbox snapshot"), "{err}");
-    let (code, _, err) = run(&["rehearse", "--snapshot", dir.path().join("missing.sqlite").to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "rehearse",
+        "--snapshot",
+        dir.path().join("missing.sqlite").to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("sandbox pull"), "{err}");
+}
+
+/// A role that row-level security would filter gets an error, never a
+/// silently partial snapshot.
+#[test]
+fn rls_filtered_role_is_refused_not_half_pulled() {
+    let db = TestDb::create("pull_rls");
+    load(&db, "plan");
+    let role = format!("{}_reader", db.name);
+    db.client()
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{role}\";"
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.sqlite");
+    let (code, _, err) = run(&[
+        "pull",
+        "--database-url",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    db.client()
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\";"))
+        .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("row-level security") && err.contains("BYPASSRLS"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
