@@ -995,3 +995,86 @@ fn failure_after_the_file_was_started_leaves_no_part_file() {
     assert_fails(&run, &["has no table", "in schema public"]);
     assert_nothing_written(dir.path(), &run);
 }
+
+/// The whole loop — load, pull, rehearse, push, rollback — over
+/// `sslmode=verify-full` with the CA file, in a database of its own.
+#[test]
+fn push_and_rollback_over_verify_full() {
+    let s = servers();
+    let db = "sbx_tls_push";
+    {
+        let mut c = socket_client(&s.tls, "postgres").expect("socket connection");
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .expect("drop the push database");
+        c.batch_execute(&format!("CREATE DATABASE {db}"))
+            .expect("create the push database");
+    }
+    let u = format!(
+        "postgres://postgres@localhost:{}/{db}?sslmode=verify-full&{}&application_name=tls_push",
+        s.tls.port,
+        ca_param(&s.ca)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.sqlite");
+    let sandbox = |args: &[&str]| -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(args)
+            .env_remove("SANDBOX_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run sandbox");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let snap_s = snap.to_str().unwrap();
+    for args in [
+        vec!["fixtures", "load", "--database-url", &u],
+        vec!["pull", "--database-url", &u, "--out", snap_s],
+        vec!["rehearse", "--snapshot", snap_s],
+        vec![
+            "push",
+            "--database-url",
+            &u,
+            "--snapshot",
+            snap_s,
+            "--confirm",
+            "--json",
+        ],
+    ] {
+        let run = sandbox(&args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+    }
+    let mut c = socket_client(&s.tls, db).expect("socket connection");
+    let count =
+        |c: &mut postgres_sync::Client, sql: &str| -> i64 { c.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count(&mut c, "SELECT count(*) FROM workflows"), 368);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM tasks"), 343);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM jtbd_library WHERE strategic_priority_id IS NOT NULL"
+        ),
+        105
+    );
+    let line = connection_log(&s.tls, "tls_push").expect("a connection log line for tls_push");
+    assert!(line.contains("SSL enabled"), "{line}");
+    let receipt: String = c
+        .query_one("SELECT id::text FROM sandbox.receipts", &[])
+        .unwrap()
+        .get(0);
+    let run = sandbox(&[
+        "rollback",
+        "--database-url",
+        &u,
+        "--receipt",
+        &receipt,
+        "--confirm",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(count(&mut c, "SELECT count(*) FROM workflows"), 141);
+    assert_eq!(count(&mut c, "SELECT count(*) FROM pg_tables WHERE tablename IN ('tasks', 'tools', 'strategic_priorities')"), 0);
+}
