@@ -286,3 +286,93 @@ pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<T
     }
     Ok(checksum)
 }
+
+/// Short per-row fingerprints keyed by primary key: what lets a drift check
+/// or a rollback name the rows that changed, not just the table.
+pub type RowHashes = std::collections::HashMap<String, String>;
+
+fn row_fingerprint(line: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(line)[..8])
+}
+
+fn key_positions(meta: &TableMeta) -> Vec<usize> {
+    meta.primary_key()
+        .iter()
+        .filter_map(|k| meta.columns.iter().position(|c| &c.name == k))
+        .collect()
+}
+
+fn key_of(values: &[Option<String>], positions: &[usize]) -> String {
+    positions
+        .iter()
+        .map(|i| values[*i].clone().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Row fingerprints of a table at Postgres.
+pub async fn remote_row_hashes(tx: &Transaction<'_>, meta: &TableMeta) -> Result<RowHashes> {
+    let positions = key_positions(meta);
+    let mut out = RowHashes::new();
+    let stream = tx
+        .copy_out(copy_out_sql(meta).as_str())
+        .await
+        .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
+    pin_mut!(stream);
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        pending.extend_from_slice(&chunk?);
+        let mut start = 0;
+        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+            let line = &pending[start..=start + pos];
+            let values = parse_copy_line(&line[..line.len() - 1]).map_err(anyhow::Error::msg)?;
+            out.insert(key_of(&values, &positions), row_fingerprint(line));
+            start += pos + 1;
+        }
+        pending.drain(..start);
+    }
+    Ok(out)
+}
+
+/// Row fingerprints of a table (or staged copy) in the snapshot file.
+pub fn local_row_hashes(
+    snapshot: &crate::db::sqlite::Snapshot,
+    sqlite_table: &str,
+    meta: &TableMeta,
+) -> Result<RowHashes> {
+    let positions = key_positions(meta);
+    let mut out = RowHashes::new();
+    snapshot.for_each_row(sqlite_table, meta, |values| {
+        let line = crate::types::copy_text_line(&values);
+        out.insert(
+            key_of(&values, &positions),
+            row_fingerprint(line.as_bytes()),
+        );
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The rows that differ between two fingerprint sets, named for a person.
+pub fn describe_row_changes(expected: &RowHashes, actual: &RowHashes, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&String> = expected.keys().chain(actual.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let line = match (expected.get(k), actual.get(k)) {
+            (Some(a), Some(b)) if a != b => format!("row {k} changed"),
+            (Some(_), None) => format!("row {k} deleted"),
+            (None, Some(_)) => format!("row {k} added"),
+            _ => continue,
+        };
+        out.push(line);
+    }
+    let total = out.len();
+    out.truncate(limit);
+    if total > limit {
+        out.push(format!("… and {} more rows", total - limit));
+    }
+    out
+}

@@ -23,7 +23,9 @@ use crate::db::postgres::{connect, set_local_settings_sql, Target};
 use crate::db::sqlite::Snapshot;
 use crate::error::{check_failed, environment};
 use crate::ops::diff::{compute, Diff, TableDiff};
-use crate::ops::pull::{read_catalog, remote_checksum};
+use crate::ops::pull::{
+    describe_row_changes, local_row_hashes, read_catalog, remote_checksum, remote_row_hashes,
+};
 use crate::ops::rehearse::staged_tables;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::phases::staged_meta;
@@ -113,7 +115,11 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.reason)?;
         for c in self.checks.iter().filter(|c| !c.ok) {
-            write!(f, "\n  - {} {}: expected {}, found {}", c.phase, c.name, c.expected, c.actual)?;
+            write!(
+                f,
+                "\n  - {} {}: expected {}, found {}",
+                c.phase, c.name, c.expected, c.actual
+            )?;
             for r in c.rows.iter().take(5) {
                 write!(f, "\n      {r}")?;
             }
@@ -125,7 +131,10 @@ impl std::fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 fn refuse(reason: impl Into<String>, checks: Vec<Check>) -> anyhow::Error {
-    let r = Refusal { reason: reason.into(), checks };
+    let r = Refusal {
+        reason: reason.into(),
+        checks,
+    };
     check_failed(r.to_string())
 }
 
@@ -134,32 +143,82 @@ fn refuse(reason: impl Into<String>, checks: Vec<Check>) -> anyhow::Error {
 /// the SQLite rehearsal compares.
 pub async fn simple_rows(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Vec<String>>> {
     let mut out = Vec::new();
-    for msg in tx.simple_query(sql).await.with_context(|| format!("Postgres cannot run: {sql}"))? {
+    for msg in tx
+        .simple_query(sql)
+        .await
+        .with_context(|| format!("Postgres cannot run: {sql}"))?
+    {
         if let SimpleQueryMessage::Row(row) = msg {
-            out.push((0..row.len()).map(|i| row.get(i).unwrap_or("NULL").to_string()).collect());
+            out.push(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            );
         }
     }
     Ok(out)
 }
 
-pub async fn begin(client: &mut Client, statement_timeout_ms: u64, lock_timeout_ms: u64) -> Result<Transaction<'_>> {
-    let tx = client.transaction().await.context("cannot start the push transaction")?;
+pub async fn begin(
+    client: &mut Client,
+    statement_timeout_ms: u64,
+    lock_timeout_ms: u64,
+) -> Result<Transaction<'_>> {
+    let tx = client
+        .transaction()
+        .await
+        .context("cannot start the push transaction")?;
     tx.batch_execute(&format!(
         "{} SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
          SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
         set_local_settings_sql()
     ))
     .await?;
-    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")).await?;
+    if let Err(e) = tx
+        .batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
+        ))
+        .await
+    {
+        if e.as_db_error()
+            .map(|d| d.code().code() == "55P03")
+            .unwrap_or(false)
+        {
+            return Err(refuse(
+                format!(
+                    "another `sandbox push` or `sandbox rollback` is running on this database and did not \
+                     finish within the lock timeout ({lock_timeout_ms} ms). Nothing was written; retry when \
+                     it is done, or raise --lock-timeout"
+                ),
+                vec![],
+            ));
+        }
+        return Err(anyhow::Error::new(e).context("cannot take the sandbox advisory lock"));
+    }
     Ok(tx)
 }
 
 /// Locks tables against writers (readers go on) for the rest of the
 /// transaction; on timeout, names the sessions holding them.
-pub async fn lock_tables(tx: &Transaction<'_>, target: &Target, tables: &[String], lock_timeout_ms: u64) -> Result<()> {
-    let list = tables.iter().map(|t| format!("public.{}", quote_ident(t))).collect::<Vec<_>>().join(", ");
-    if let Err(e) = tx.batch_execute(&format!("LOCK TABLE {list} IN SHARE ROW EXCLUSIVE MODE")).await {
-        let is_timeout = e.as_db_error().map(|d| d.code().code() == "55P03").unwrap_or(false);
+pub async fn lock_tables(
+    tx: &Transaction<'_>,
+    target: &Target,
+    tables: &[String],
+    lock_timeout_ms: u64,
+) -> Result<()> {
+    let list = tables
+        .iter()
+        .map(|t| format!("public.{}", quote_ident(t)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Err(e) = tx
+        .batch_execute(&format!("LOCK TABLE {list} IN SHARE ROW EXCLUSIVE MODE"))
+        .await
+    {
+        let is_timeout = e
+            .as_db_error()
+            .map(|d| d.code().code() == "55P03")
+            .unwrap_or(false);
         if is_timeout {
             let blockers = describe_blockers(target, tables).await.unwrap_or_default();
             return Err(refuse(
@@ -211,21 +270,44 @@ async fn describe_blockers(target: &Target, tables: &[String]) -> Result<Vec<Str
 
 /// Compares the remote with the snapshot: schema and content of every pulled
 /// table. Returns one check per table.
-pub async fn drift_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan) -> Result<Vec<Check>> {
+pub async fn drift_checks(
+    tx: &Transaction<'_>,
+    snapshot: &Snapshot,
+    plan: &Plan,
+) -> Result<Vec<Check>> {
     let remote = read_catalog(tx, &plan.tables).await?;
     let mut checks = Vec::new();
     for t in &snapshot.tables {
         let name = &t.meta.name;
         let Some((remote_meta, _)) = remote.iter().find(|(m, _)| &m.name == name) else {
-            checks.push(Check::equal("drift", &format!("{name} still exists"), CheckKind::Integrity, "present".into(), "missing".into()));
+            checks.push(Check::equal(
+                "drift",
+                &format!("{name} still exists"),
+                CheckKind::Integrity,
+                "present".into(),
+                "missing".into(),
+            ));
             continue;
         };
-        let cols = |m: &TableMeta| m.columns.iter().map(|c| format!("{} {}", c.name, c.pg_type)).collect::<Vec<_>>();
+        let cols = |m: &TableMeta| {
+            m.columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.pg_type))
+                .collect::<Vec<_>>()
+        };
         if cols(remote_meta) != cols(&t.meta) {
             let pulled = cols(&t.meta);
             let now = cols(remote_meta);
-            let added: Vec<String> = now.iter().filter(|c| !pulled.contains(c)).cloned().collect();
-            let removed: Vec<String> = pulled.iter().filter(|c| !now.contains(c)).cloned().collect();
+            let added: Vec<String> = now
+                .iter()
+                .filter(|c| !pulled.contains(c))
+                .cloned()
+                .collect();
+            let removed: Vec<String> = pulled
+                .iter()
+                .filter(|c| !now.contains(c))
+                .cloned()
+                .collect();
             let mut c = Check::equal(
                 "drift",
                 &format!("{name} columns unchanged"),
@@ -234,7 +316,11 @@ pub async fn drift_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan
                 format!("{} columns", now.len()),
             );
             c.ok = false;
-            c.rows = added.iter().map(|a| format!("added: {a}")).chain(removed.iter().map(|r| format!("gone or changed: {r}"))).collect();
+            c.rows = added
+                .iter()
+                .map(|a| format!("added: {a}"))
+                .chain(removed.iter().map(|r| format!("gone or changed: {r}")))
+                .collect();
             c.row_count = c.rows.len() as u64;
             checks.push(c);
             continue;
@@ -248,8 +334,14 @@ pub async fn drift_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan
             format!("{} rows, {}", sum.rows(), short(&sum.hex())),
         );
         c.ok = sum.hex() == t.checksum;
-        if !c.ok && sum.rows() == t.rows {
-            c.actual.push_str(" (same count, content differs)");
+        if !c.ok {
+            if sum.rows() == t.rows {
+                c.actual.push_str(" (same count, content differs)");
+            }
+            let theirs = remote_row_hashes(tx, &t.meta).await?;
+            let ours = local_row_hashes(snapshot, name, &t.meta)?;
+            c.rows = describe_row_changes(&ours, &theirs, 20);
+            c.row_count = c.rows.len() as u64;
         }
         checks.push(c);
     }
@@ -264,8 +356,20 @@ fn short(h: &str) -> String {
 async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check>> {
     let mut problems = Vec::new();
     for t in &plan.schema.tables {
-        let rows = simple_rows(tx, &format!("SELECT to_regclass('public.{}') IS NOT NULL", quote_ident(&t.name).replace('\'', "''"))).await?;
-        if rows.first().and_then(|r| r.first()).map(|v| v == "t").unwrap_or(false) {
+        let rows = simple_rows(
+            tx,
+            &format!(
+                "SELECT to_regclass('public.{}') IS NOT NULL",
+                quote_ident(&t.name).replace('\'', "''")
+            ),
+        )
+        .await?;
+        if rows
+            .first()
+            .and_then(|r| r.first())
+            .map(|v| v == "t")
+            .unwrap_or(false)
+        {
             problems.push(format!("table {} already exists", t.name));
         }
     }
@@ -277,15 +381,32 @@ async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Ch
             )
             .await?;
         if !rows.is_empty() {
-            problems.push(format!("column {}.{} already exists", a.table, a.column.name));
+            problems.push(format!(
+                "column {}.{} already exists",
+                a.table, a.column.name
+            ));
         }
     }
-    Ok(vec![Check::no_rows("target", "objects the diff creates do not exist yet", CheckKind::Integrity, problems)])
+    Ok(vec![Check::no_rows(
+        "target",
+        "objects the diff creates do not exist yet",
+        CheckKind::Integrity,
+        problems,
+    )])
 }
 
 /// Streams rows into a table with COPY (no row-at-a-time INSERT).
-async fn copy_rows(tx: &Transaction<'_>, table: &str, columns: &[String], rows: &[Vec<Option<String>>]) -> Result<u64> {
-    let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    table: &str,
+    columns: &[String],
+    rows: &[Vec<Option<String>>],
+) -> Result<u64> {
+    let cols = columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sink = tx
         .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
         .await
@@ -301,7 +422,9 @@ async fn copy_rows(tx: &Transaction<'_>, table: &str, columns: &[String], rows: 
     if !buf.is_empty() {
         sink.send(Bytes::from(buf)).await?;
     }
-    sink.finish().await.with_context(|| format!("COPY into {table} failed"))
+    sink.finish()
+        .await
+        .with_context(|| format!("COPY into {table} failed"))
 }
 
 /// Enabled user triggers that fire BEFORE UPDATE FOR EACH ROW: the ones that
@@ -323,20 +446,39 @@ async fn before_update_triggers(tx: &Transaction<'_>, table: &str) -> Result<Vec
 /// Applies a table's column updates: COPY the keys, old and new values into a
 /// temporary table, then one UPDATE … FROM that also checks each row still
 /// holds its old value. Returns the rows updated.
-pub async fn apply_updates(tx: &Transaction<'_>, td: &TableDiff, restore: bool, disabled: &mut Vec<String>) -> Result<u64> {
+pub async fn apply_updates(
+    tx: &Transaction<'_>,
+    td: &TableDiff,
+    restore: bool,
+    disabled: &mut Vec<String>,
+) -> Result<u64> {
     if td.updates.is_empty() {
         return Ok(0);
     }
     let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::ops::diff::RowUpdate>> = BTreeMap::new();
     for u in &td.updates {
-        by_cols.entry(u.changes.iter().map(|c| c.column.clone()).collect()).or_default().push(u);
+        by_cols
+            .entry(u.changes.iter().map(|c| c.column.clone()).collect())
+            .or_default()
+            .push(u);
     }
     let triggers = before_update_triggers(tx, &td.table).await?;
     for t in &triggers {
-        tx.batch_execute(&format!("ALTER TABLE public.{} DISABLE TRIGGER {}", quote_ident(&td.table), quote_ident(t))).await?;
+        tx.batch_execute(&format!(
+            "ALTER TABLE public.{} DISABLE TRIGGER {}",
+            quote_ident(&td.table),
+            quote_ident(t)
+        ))
+        .await?;
         disabled.push(format!("{}.{}", td.table, t));
     }
-    let type_of = |name: &str| td.columns.iter().find(|c| c.name == name).map(|c| c.pg_type.clone()).unwrap_or_else(|| "text".into());
+    let type_of = |name: &str| {
+        td.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.pg_type.clone())
+            .unwrap_or_else(|| "text".into())
+    };
     let mut total = 0;
     for (n, (cols, updates)) in by_cols.iter().enumerate() {
         let tmp = format!("_sandbox_update_{n}");
@@ -346,14 +488,22 @@ pub async fn apply_updates(tx: &Transaction<'_>, td: &TableDiff, restore: bool, 
         tx.batch_execute(&format!(
             "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
             quote_ident(&tmp),
-            tmp_cols.iter().map(|c| format!("{} text", quote_ident(c))).collect::<Vec<_>>().join(", ")
+            tmp_cols
+                .iter()
+                .map(|c| format!("{} text", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .await?;
         let rows: Vec<Vec<Option<String>>> = updates
             .iter()
             .map(|u| {
                 let mut r: Vec<Option<String>> = u.key.iter().map(|k| Some(k.clone())).collect();
-                let (old, new): (Vec<_>, Vec<_>) = u.changes.iter().map(|c| (c.old.clone(), c.new.clone())).unzip();
+                let (old, new): (Vec<_>, Vec<_>) = u
+                    .changes
+                    .iter()
+                    .map(|c| (c.old.clone(), c.new.clone()))
+                    .unzip();
                 // A rollback writes the old values back where the new ones are.
                 if restore {
                     r.extend(new);
@@ -368,20 +518,44 @@ pub async fn apply_updates(tx: &Transaction<'_>, td: &TableDiff, restore: bool, 
         copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &rows).await?;
         let sets = cols
             .iter()
-            .map(|c| format!("{} = u.{}::{}", quote_ident(c), quote_ident(&format!("new_{c}")), type_of(c)))
+            .map(|c| {
+                format!(
+                    "{} = u.{}::{}",
+                    quote_ident(c),
+                    quote_ident(&format!("new_{c}")),
+                    type_of(c)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let mut conds: Vec<String> = td
             .key
             .iter()
-            .map(|k| format!("t.{} = u.{}::{}", quote_ident(k), quote_ident(&format!("k_{k}")), type_of(k)))
+            .map(|k| {
+                format!(
+                    "t.{} = u.{}::{}",
+                    quote_ident(k),
+                    quote_ident(&format!("k_{k}")),
+                    type_of(k)
+                )
+            })
             .collect();
         conds.extend(cols.iter().map(|c| {
-            format!("t.{} IS NOT DISTINCT FROM u.{}::{}", quote_ident(c), quote_ident(&format!("old_{c}")), type_of(c))
+            format!(
+                "t.{} IS NOT DISTINCT FROM u.{}::{}",
+                quote_ident(c),
+                quote_ident(&format!("old_{c}")),
+                type_of(c)
+            )
         }));
         let updated = tx
             .execute(
-                &format!("UPDATE public.{} t SET {sets} FROM {} u WHERE {}", quote_ident(&td.table), quote_ident(&tmp), conds.join(" AND ")),
+                &format!(
+                    "UPDATE public.{} t SET {sets} FROM {} u WHERE {}",
+                    quote_ident(&td.table),
+                    quote_ident(&tmp),
+                    conds.join(" AND ")
+                ),
                 &[],
             )
             .await
@@ -400,7 +574,12 @@ pub async fn apply_updates(tx: &Transaction<'_>, td: &TableDiff, restore: bool, 
         total += updated;
     }
     for t in &triggers {
-        tx.batch_execute(&format!("ALTER TABLE public.{} ENABLE TRIGGER {}", quote_ident(&td.table), quote_ident(t))).await?;
+        tx.batch_execute(&format!(
+            "ALTER TABLE public.{} ENABLE TRIGGER {}",
+            quote_ident(&td.table),
+            quote_ident(t)
+        ))
+        .await?;
     }
     Ok(total)
 }
@@ -425,7 +604,12 @@ pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check
 
 /// Every table the diff touches must now equal its rehearsed (staged) form
 /// byte for byte, and every other pulled table its pulled form.
-pub async fn state_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan, expect_staged: bool) -> Result<Vec<Check>> {
+pub async fn state_checks(
+    tx: &Transaction<'_>,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    expect_staged: bool,
+) -> Result<Vec<Check>> {
     let staged = staged_tables(plan);
     let mut checks = Vec::new();
     for name in &staged {
@@ -445,7 +629,10 @@ pub async fn state_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan
         let actual = remote_checksum(tx, &meta).await?;
         let mut c = Check::equal(
             "after",
-            &format!("{name} equals the {} state", if expect_staged { "rehearsed" } else { "pulled" }),
+            &format!(
+                "{name} equals the {} state",
+                if expect_staged { "rehearsed" } else { "pulled" }
+            ),
             CheckKind::Guard,
             format!("{} rows, {}", expected.rows(), short(&expected.hex())),
             format!("{} rows, {}", actual.rows(), short(&actual.hex())),
@@ -453,7 +640,11 @@ pub async fn state_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan
         c.ok = expected.hex() == actual.hex();
         checks.push(c);
     }
-    for t in snapshot.tables.iter().filter(|t| !staged.contains(&t.meta.name)) {
+    for t in snapshot
+        .tables
+        .iter()
+        .filter(|t| !staged.contains(&t.meta.name))
+    {
         let actual = remote_checksum(tx, &t.meta).await?;
         let mut c = Check::equal(
             "after",
@@ -470,7 +661,11 @@ pub async fn state_checks(tx: &Transaction<'_>, snapshot: &Snapshot, plan: &Plan
 
 async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
     let rows = simple_rows(tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
-    Ok(rows.first().and_then(|r| r.first()).map(|v| v == "t").unwrap_or(false))
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .map(|v| v == "t")
+        .unwrap_or(false))
 }
 
 async fn applied_receipt(tx: &Transaction<'_>, diff_hash: &str) -> Result<Option<String>> {
@@ -487,11 +682,24 @@ async fn applied_receipt(tx: &Transaction<'_>, diff_hash: &str) -> Result<Option
 }
 
 /// What a receipt keeps to undo a push exactly.
-pub fn undo_document(diff: &Diff, plan: &Plan, snapshot: &Snapshot, disabled: &[String]) -> Result<serde_json::Value> {
+pub fn undo_document(
+    diff: &Diff,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    disabled: &[String],
+) -> Result<serde_json::Value> {
     let mut tables = Vec::new();
     for t in &diff.tables {
-        let key_idx: Vec<usize> = t.key.iter().filter_map(|k| t.columns.iter().position(|c| &c.name == k)).collect();
-        let inserted: Vec<Vec<Option<String>>> = t.inserts.iter().map(|r| key_idx.iter().map(|i| r[*i].clone()).collect()).collect();
+        let key_idx: Vec<usize> = t
+            .key
+            .iter()
+            .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
+            .collect();
+        let inserted: Vec<Vec<Option<String>>> = t
+            .inserts
+            .iter()
+            .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
+            .collect();
         tables.push(json!({
             "table": t.table,
             "created": t.created,
@@ -504,12 +712,22 @@ pub fn undo_document(diff: &Diff, plan: &Plan, snapshot: &Snapshot, disabled: &[
     }
     let mut before = serde_json::Map::new();
     for t in &snapshot.tables {
-        before.insert(t.meta.name.clone(), json!({"rows": t.rows, "checksum": t.checksum, "columns": t.meta.columns}));
+        before.insert(
+            t.meta.name.clone(),
+            json!({"rows": t.rows, "checksum": t.checksum, "columns": t.meta.columns}),
+        );
     }
     let mut after = serde_json::Map::new();
     for name in staged_tables(plan) {
         let sum = crate::ops::rehearse::staged_checksum(snapshot, plan, &name)?;
-        after.insert(name, json!({"rows": sum.rows(), "checksum": sum.hex()}));
+        // Per-row fingerprints of the pushed state of the (small) tables
+        // the push wrote: a refused rollback can then name the rows.
+        let meta = staged_meta(&snapshot.conn, snapshot, plan, &name)?;
+        let rows = local_row_hashes(snapshot, &crate::plan::phases::staged(&name), &meta)?;
+        after.insert(
+            name,
+            json!({"rows": sum.rows(), "checksum": sum.hex(), "row_hashes": rows}),
+        );
     }
     Ok(json!({
         "format": 1,
@@ -523,7 +741,11 @@ pub fn undo_document(diff: &Diff, plan: &Plan, snapshot: &Snapshot, disabled: &[
     }))
 }
 
-pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) -> Result<PushReport> {
+pub async fn push(
+    opts: &PushOptions,
+    plan: &Plan,
+    progress: &dyn PushProgress,
+) -> Result<PushReport> {
     let started = Instant::now();
     let snapshot = Snapshot::open(&opts.snapshot)?;
     progress.step("checking the rehearsal");
@@ -554,7 +776,11 @@ pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) 
         ));
     }
 
-    let pulled: Vec<String> = snapshot.tables.iter().map(|t| t.meta.name.clone()).collect();
+    let pulled: Vec<String> = snapshot
+        .tables
+        .iter()
+        .map(|t| t.meta.name.clone())
+        .collect();
     if opts.confirm {
         progress.step("locking the pulled tables against writers");
         lock_tables(&tx, &opts.target, &pulled, opts.lock_timeout_ms).await?;
@@ -563,7 +789,11 @@ pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) 
     let mut checks = drift_checks(&tx, &snapshot, plan).await?;
     checks.extend(target_state_checks(&tx, plan).await?);
     if checks.iter().any(|c| !c.ok) {
-        let drifted: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| c.name.clone()).collect();
+        let drifted: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.clone())
+            .collect();
         return Err(refuse(
             format!(
                 "the remote is not in the state the snapshot was pulled from ({}); nothing was written. Pull again and rehearse",
@@ -572,7 +802,11 @@ pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) 
             checks,
         ));
     }
-    let before_counts: BTreeMap<String, u64> = snapshot.tables.iter().map(|t| (t.meta.name.clone(), t.rows)).collect();
+    let before_counts: BTreeMap<String, u64> = snapshot
+        .tables
+        .iter()
+        .map(|t| (t.meta.name.clone(), t.rows))
+        .collect();
     if !opts.confirm {
         tx.rollback().await?;
         return Ok(PushReport {
@@ -595,20 +829,45 @@ pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) 
     for phase in &plan.file.phases {
         for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
             progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
-            tx.batch_execute(&ddl.sql).await.with_context(|| format!("DDL failed: {}", ddl.sql))?;
+            tx.batch_execute(&ddl.sql)
+                .await
+                .with_context(|| format!("DDL failed: {}", ddl.sql))?;
         }
         for t in &diff.tables {
             let rows: Vec<Vec<Option<String>>> = t.inserts_of(&phase.id).cloned().collect();
             if !rows.is_empty() {
-                progress.step(&format!("phase {}: copying {} rows into {}", phase.id, rows.len(), t.table));
+                progress.step(&format!(
+                    "phase {}: copying {} rows into {}",
+                    phase.id,
+                    rows.len(),
+                    t.table
+                ));
                 let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-                let n = copy_rows(&tx, &format!("public.{}", quote_ident(&t.table)), &cols, &rows).await?;
+                let n = copy_rows(
+                    &tx,
+                    &format!("public.{}", quote_ident(&t.table)),
+                    &cols,
+                    &rows,
+                )
+                .await?;
                 if n != rows.len() as u64 {
-                    return Err(refuse(format!("COPY into {} wrote {n} rows, expected {}", t.table, rows.len()), vec![]));
+                    return Err(refuse(
+                        format!(
+                            "COPY into {} wrote {n} rows, expected {}",
+                            t.table,
+                            rows.len()
+                        ),
+                        vec![],
+                    ));
                 }
             }
             if !t.updates.is_empty() && t.update_phase == phase.id {
-                progress.step(&format!("phase {}: updating {} rows of {}", phase.id, t.updates.len(), t.table));
+                progress.step(&format!(
+                    "phase {}: updating {} rows of {}",
+                    phase.id,
+                    t.updates.len(),
+                    t.table
+                ));
                 apply_updates(&tx, t, false, &mut disabled).await?;
             }
         }
@@ -622,7 +881,10 @@ pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) 
     after_checks.extend(state_checks(&tx, &snapshot, plan, true).await?);
     if after_checks.iter().any(|c| !c.ok) {
         tx.rollback().await?;
-        return Err(refuse("checks failed on Postgres after applying the diff; rolled back, nothing was written", after_checks));
+        return Err(refuse(
+            "checks failed on Postgres after applying the diff; rolled back, nothing was written",
+            after_checks,
+        ));
     }
     progress.step("writing the receipt");
     tx.batch_execute(RECEIPTS_DDL).await?;
@@ -645,9 +907,17 @@ pub async fn push(opts: &PushOptions, plan: &Plan, progress: &dyn PushProgress) 
     )
     .await?;
     progress.step("committing");
-    tx.commit().await.context("COMMIT failed; Postgres rolled the push back")?;
+    tx.commit()
+        .await
+        .context("COMMIT failed; Postgres rolled the push back")?;
     checks.extend(after_checks);
-    record_receipt(&snapshot, &receipt_id, &diff, opts.target.redacted(), "applied")?;
+    record_receipt(
+        &snapshot,
+        &receipt_id,
+        &diff,
+        opts.target.redacted(),
+        "applied",
+    )?;
     Ok(PushReport {
         outcome: PushOutcome::Applied,
         receipt_id: Some(receipt_id),
@@ -665,14 +935,26 @@ fn counts(diff: &Diff, before: &BTreeMap<String, u64>) -> Vec<TableCount> {
         .iter()
         .map(|t| {
             let b = before.get(&t.table).copied().unwrap_or(0);
-            TableCount { table: t.table.clone(), before: b, after: b + t.inserts.len() as u64, inserted: t.inserts.len() as u64, updated: t.updates.len() as u64 }
+            TableCount {
+                table: t.table.clone(),
+                before: b,
+                after: b + t.inserts.len() as u64,
+                inserted: t.inserts.len() as u64,
+                updated: t.updates.len() as u64,
+            }
         })
         .collect()
 }
 
 /// Keeps a copy of the receipt in the snapshot file, next to the rehearsal
 /// it came from.
-pub fn record_receipt(snapshot: &Snapshot, receipt_id: &str, diff: &Diff, database: &str, status: &str) -> Result<()> {
+pub fn record_receipt(
+    snapshot: &Snapshot,
+    receipt_id: &str,
+    diff: &Diff,
+    database: &str,
+    status: &str,
+) -> Result<()> {
     snapshot.conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS _sandbox_receipts (
            receipt_id TEXT PRIMARY KEY, diff_hash TEXT NOT NULL, rehearsal_id INTEGER NOT NULL,

@@ -60,6 +60,8 @@ struct TableState {
     checksum: String,
     #[serde(default)]
     columns: Vec<ColumnMeta>,
+    #[serde(default)]
+    row_hashes: crate::ops::pull::RowHashes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,8 +73,22 @@ struct Undo {
     after: std::collections::BTreeMap<String, TableState>,
 }
 
-fn meta_of(name: &str, columns: Vec<ColumnMeta>) -> TableMeta {
-    TableMeta { name: name.to_string(), role: TableRole::Protected, columns, constraints: vec![] }
+/// A table as the receipt recorded it; the key lets changes be named by row.
+fn meta_of(name: &str, columns: Vec<ColumnMeta>, key: &[String]) -> TableMeta {
+    let constraints = vec![crate::catalog::ConstraintMeta {
+        name: format!("{name}_pkey"),
+        kind: "p".into(),
+        columns: key.to_vec(),
+        ref_table: None,
+        ref_columns: vec![],
+        definition: String::new(),
+    }];
+    TableMeta {
+        name: name.to_string(),
+        role: TableRole::Protected,
+        columns,
+        constraints,
+    }
 }
 
 fn short(h: &str) -> String {
@@ -90,7 +106,12 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     let mut client = connect(&opts.target).await?;
     let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
     let exists = simple_rows(&tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
-    if exists.first().and_then(|r| r.first()).map(|v| v != "t").unwrap_or(true) {
+    if exists
+        .first()
+        .and_then(|r| r.first())
+        .map(|v| v != "t")
+        .unwrap_or(true)
+    {
         return Err(check_failed(format!(
             "{} has no sandbox.receipts table: nothing was ever pushed there",
             opts.target.redacted()
@@ -105,11 +126,17 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         )
         .await?;
     let Some(row) = rows.first() else {
-        return Err(check_failed(format!("no receipt {} in sandbox.receipts", opts.receipt_id)));
+        return Err(check_failed(format!(
+            "no receipt {} in sandbox.receipts",
+            opts.receipt_id
+        )));
     };
     let status: String = row.get(0);
     if status != "applied" {
-        return Err(check_failed(format!("receipt {} was already rolled back", opts.receipt_id)));
+        return Err(check_failed(format!(
+            "receipt {} was already rolled back",
+            opts.receipt_id
+        )));
     }
     let later: i64 = row.get(3);
     if later > 0 {
@@ -117,7 +144,8 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             "{later} later push(es) are still applied; roll those back first (newest first)"
         )));
     }
-    let undo: Undo = serde_json::from_str(&row.get::<_, String>(1)).context("the receipt's undo record is unreadable")?;
+    let undo: Undo = serde_json::from_str(&row.get::<_, String>(1))
+        .context("the receipt's undo record is unreadable")?;
 
     // Lock every table the receipt touched that still exists.
     let mut lockable: Vec<String> = undo.before.keys().cloned().collect();
@@ -130,8 +158,10 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     // the state the push left it in.
     let mut checks = Vec::new();
     for t in &undo.tables {
-        let Some(after) = undo.after.get(&t.table) else { continue };
-        let sum = remote_checksum(&tx, &meta_of(&t.table, t.columns.clone())).await?;
+        let Some(after) = undo.after.get(&t.table) else {
+            continue;
+        };
+        let sum = remote_checksum(&tx, &meta_of(&t.table, t.columns.clone(), &t.key)).await?;
         let mut c = Check::equal(
             "before undo",
             &format!("{} unchanged since the push", t.table),
@@ -140,10 +170,19 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             format!("{} rows, {}", sum.rows(), short(&sum.hex())),
         );
         c.ok = sum.hex() == after.checksum;
+        if !c.ok {
+            let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+            let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
+            c.rows = crate::ops::pull::describe_row_changes(&after.row_hashes, &now, 10);
+        }
         checks.push(c);
     }
     if checks.iter().any(|c| !c.ok) {
-        let changed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{} ({} now)", c.name, c.actual)).collect();
+        let changed: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} ({} now: {})", c.name, c.actual, c.rows.join(", ")))
+            .collect();
         return Err(check_failed(format!(
             "refusing to roll back receipt {}: tables changed since the push — {}. Undoing now would \
              discard those changes; nothing was written",
@@ -164,12 +203,19 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     // Order matters: columns referencing created tables go first, then the
     // created tables (children first), then rows added to existing tables.
     for a in &undo.added_columns {
-        tx.batch_execute(&format!("ALTER TABLE public.{} DROP COLUMN {}", quote_ident(&a.table), quote_ident(&a.column)))
-            .await?;
-        report.dropped_columns.push(format!("{}.{}", a.table, a.column));
+        tx.batch_execute(&format!(
+            "ALTER TABLE public.{} DROP COLUMN {}",
+            quote_ident(&a.table),
+            quote_ident(&a.column)
+        ))
+        .await?;
+        report
+            .dropped_columns
+            .push(format!("{}.{}", a.table, a.column));
     }
     for name in undo.created_tables.iter().rev() {
-        tx.batch_execute(&format!("DROP TABLE public.{}", quote_ident(name))).await?;
+        tx.batch_execute(&format!("DROP TABLE public.{}", quote_ident(name)))
+            .await?;
         report.dropped_tables.push(name.clone());
     }
     let mut disabled = Vec::new();
@@ -186,11 +232,24 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             }
             report.deleted.push((t.table.clone(), n));
         }
-        let dropped: Vec<&str> = undo.added_columns.iter().filter(|a| a.table == t.table).map(|a| a.column.as_str()).collect();
+        let dropped: Vec<&str> = undo
+            .added_columns
+            .iter()
+            .filter(|a| a.table == t.table)
+            .map(|a| a.column.as_str())
+            .collect();
         let updates: Vec<RowUpdate> = t
             .updates
             .iter()
-            .map(|u| RowUpdate { key: u.key.clone(), changes: u.changes.iter().filter(|c| !dropped.contains(&c.column.as_str())).cloned().collect() })
+            .map(|u| RowUpdate {
+                key: u.key.clone(),
+                changes: u
+                    .changes
+                    .iter()
+                    .filter(|c| !dropped.contains(&c.column.as_str()))
+                    .cloned()
+                    .collect(),
+            })
             .filter(|u| !u.changes.is_empty())
             .collect();
         if !updates.is_empty() {
@@ -210,7 +269,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     // The result must be the pulled state, byte for byte.
     for (name, before) in &undo.before {
-        let sum = remote_checksum(&tx, &meta_of(name, before.columns.clone())).await?;
+        let sum = remote_checksum(&tx, &meta_of(name, before.columns.clone(), &[])).await?;
         let mut c = Check::equal(
             "after undo",
             &format!("{name} equals its state before the push"),
@@ -237,7 +296,9 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         &[&opts.receipt_id],
     )
     .await?;
-    tx.commit().await.context("COMMIT of the rollback failed; nothing was undone")?;
+    tx.commit()
+        .await
+        .context("COMMIT of the rollback failed; nothing was undone")?;
     report.millis = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -248,7 +309,11 @@ async fn delete_by_key(tx: &tokio_postgres::Transaction<'_>, t: &UndoTable) -> R
     let tmp_cols: Vec<String> = t.key.iter().map(|k| format!("k_{k}")).collect();
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE _sandbox_undo_keys ({}) ON COMMIT DROP",
-        tmp_cols.iter().map(|c| format!("{} text", quote_ident(c))).collect::<Vec<_>>().join(", ")
+        tmp_cols
+            .iter()
+            .map(|c| format!("{} text", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
     .await?;
     {
@@ -265,11 +330,23 @@ async fn delete_by_key(tx: &tokio_postgres::Transaction<'_>, t: &UndoTable) -> R
         .key
         .iter()
         .zip(&t.key_types)
-        .map(|(k, ty)| format!("t.{} = u.{}::{ty}", quote_ident(k), quote_ident(&format!("k_{k}"))))
+        .map(|(k, ty)| {
+            format!(
+                "t.{} = u.{}::{ty}",
+                quote_ident(k),
+                quote_ident(&format!("k_{k}"))
+            )
+        })
         .collect::<Vec<_>>()
         .join(" AND ");
     let n = tx
-        .execute(&format!("DELETE FROM public.{} t USING _sandbox_undo_keys u WHERE {conds}", quote_ident(&t.table)), &[])
+        .execute(
+            &format!(
+                "DELETE FROM public.{} t USING _sandbox_undo_keys u WHERE {conds}",
+                quote_ident(&t.table)
+            ),
+            &[],
+        )
         .await?;
     tx.batch_execute("DROP TABLE _sandbox_undo_keys").await?;
     Ok(n)
