@@ -266,9 +266,13 @@ async fn copy_table(
     })
 }
 
-/// Reads one table's canonical checksum straight from Postgres (drift check).
-pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<TableChecksum> {
-    let mut checksum = TableChecksum::new();
+/// Streams a table's canonical COPY lines (each with its newline) from
+/// Postgres into `f`: the one reader behind drift checks and row naming.
+async fn for_each_remote_line(
+    tx: &Transaction<'_>,
+    meta: &TableMeta,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let stream = tx
         .copy_out(copy_out_sql(meta).as_str())
         .await
@@ -279,11 +283,22 @@ pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<T
         pending.extend_from_slice(&chunk?);
         let mut start = 0;
         while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
-            checksum.add_line(&pending[start..=start + pos]);
+            f(&pending[start..=start + pos])?;
             start += pos + 1;
         }
         pending.drain(..start);
     }
+    Ok(())
+}
+
+/// Reads one table's canonical checksum straight from Postgres (drift check).
+pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<TableChecksum> {
+    let mut checksum = TableChecksum::new();
+    for_each_remote_line(tx, meta, |line| {
+        checksum.add_line(line);
+        Ok(())
+    })
+    .await?;
     Ok(checksum)
 }
 
@@ -315,23 +330,12 @@ fn key_of(values: &[Option<String>], positions: &[usize]) -> String {
 pub async fn remote_row_hashes(tx: &Transaction<'_>, meta: &TableMeta) -> Result<RowHashes> {
     let positions = key_positions(meta);
     let mut out = RowHashes::new();
-    let stream = tx
-        .copy_out(copy_out_sql(meta).as_str())
-        .await
-        .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
-    pin_mut!(stream);
-    let mut pending: Vec<u8> = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        pending.extend_from_slice(&chunk?);
-        let mut start = 0;
-        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
-            let line = &pending[start..=start + pos];
-            let values = parse_copy_line(&line[..line.len() - 1]).map_err(anyhow::Error::msg)?;
-            out.insert(key_of(&values, &positions), row_fingerprint(line));
-            start += pos + 1;
-        }
-        pending.drain(..start);
-    }
+    for_each_remote_line(tx, meta, |line| {
+        let values = parse_copy_line(&line[..line.len() - 1]).map_err(anyhow::Error::msg)?;
+        out.insert(key_of(&values, &positions), row_fingerprint(line));
+        Ok(())
+    })
+    .await?;
     Ok(out)
 }
 
