@@ -28,7 +28,21 @@ pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
         "Source     {} (Postgres {})",
         snap.info.source_url, snap.info.server_version
     );
-    println!("Pulled at  {}", snap.info.pulled_at);
+    // SQLite's date functions read the ISO prefix of Postgres's timestamp.
+    let age: Option<f64> = snap
+        .conn
+        .query_row(
+            "SELECT (julianday('now') - julianday(substr(?1, 1, 19))) * 86400.0",
+            [&snap.info.pulled_at],
+            |r| r.get(0),
+        )
+        .ok();
+    println!(
+        "Pulled at  {}{}",
+        snap.info.pulled_at,
+        age.map(|s| format!(" ({} ago)", human_age(s)))
+            .unwrap_or_default()
+    );
     println!("Checksum   {}", short(&snap.info.snapshot_checksum));
     println!("Rehearsals {rehearsals}");
     let rows = snap
@@ -49,4 +63,14 @@ pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
         output::table(&["table", "role", "rows", "columns", "checksum"], rows)
     );
     Ok(0)
+}
+
+fn human_age(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
 }
