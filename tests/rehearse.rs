@@ -19,7 +19,13 @@ fn bin() -> PathBuf {
 fn snapshot(dir: &Path, variant: Variant) -> PathBuf {
     let path = dir.join(format!("{variant}.sqlite"));
     let plan = Plan::load_default().unwrap();
-    build_snapshot(&path, &FixtureOptions { variant, scale: 1 }, &plan.tables, &NoProgress).unwrap();
+    build_snapshot(
+        &path,
+        &FixtureOptions { variant, scale: 1 },
+        &plan.tables,
+        &NoProgress,
+    )
+    .unwrap();
     path
 }
 
@@ -36,7 +42,8 @@ fn rehearse_json(path: &Path, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["rehearse", "--json", "--snapshot", path.to_str().unwrap()];
     args.extend_from_slice(extra);
     let (code, out, err) = run(&args);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"));
+    let v: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"));
     (code, v)
 }
 
@@ -56,7 +63,12 @@ fn plan_variant_passes_with_every_seed_number() {
     let (code, r) = rehearse_json(&path, &[]);
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["passed"], true);
-    let failed: Vec<&Value> = r["checks"].as_array().unwrap().iter().filter(|c| c["ok"] != true).collect();
+    let failed: Vec<&Value> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] != true)
+        .collect();
     assert!(failed.is_empty(), "{failed:#?}");
     for (phase, name, actual) in [
         ("1", "strategic priorities seeded", "7"),
@@ -69,13 +81,26 @@ fn plan_variant_passes_with_every_seed_number() {
         ("3C", "Operational Library workflows", "111"),
         ("4", "tasks migrated", "343"),
         ("final", "total rows 4,482 → 5,209", "5209"),
-        ("final", "JTBDs per strategic priority", "SP01=17, SP02=19, SP03=18, SP04=14, SP05=15, SP06=8, SP07=14"),
-        ("final", "workflows by source", "MA Operational Library=111, dh_workflow migrated=116, original=141"),
+        (
+            "final",
+            "JTBDs per strategic priority",
+            "SP01=17, SP02=19, SP03=18, SP04=14, SP05=15, SP06=8, SP07=14",
+        ),
+        (
+            "final",
+            "workflows by source",
+            "MA Operational Library=111, dh_workflow migrated=116, original=141",
+        ),
     ] {
         assert_eq!(check(&r, phase, name)["actual"], actual, "{phase} {name}");
     }
     // Each phase ran and was timed.
-    let phases: Vec<&str> = r["phases"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let phases: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(phases, ["1", "2", "3A", "3B", "3C", "4"]);
 }
 
@@ -89,10 +114,17 @@ fn conflicts_variant_fails_and_names_the_rows() {
     let two = check(&r, "1", "JTBDs under two strategic priorities");
     assert_eq!(two["ok"], false);
     assert_eq!(two["row_count"], 11);
-    let rows: Vec<&str> = two["rows"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let rows: Vec<&str> = two["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     for c in CONFLICTING_JTBDS {
         assert!(
-            rows.iter().any(|r| r.contains(c.jtbd_code) && r.contains(c.allocated) && r.contains(c.function)),
+            rows.iter().any(|r| r.contains(c.jtbd_code)
+                && r.contains(c.allocated)
+                && r.contains(c.function)),
             "{} not named: {rows:?}",
             c.jtbd_code
         );
@@ -108,9 +140,16 @@ fn conflicts_variant_fails_and_names_the_rows() {
     let colliding = check(&r, "3C", "workflow ids recorded under two library sources");
     assert_eq!(colliding["row_count"], COLLIDING_WORKFLOWS.len());
     for c in COLLIDING_WORKFLOWS {
-        assert!(colliding["rows"].to_string().contains(c.workflow_id), "{} not named", c.workflow_id);
+        assert!(
+            colliding["rows"].to_string().contains(c.workflow_id),
+            "{} not named",
+            c.workflow_id
+        );
     }
-    assert_eq!(check(&r, "final", "no library workflow present twice")["ok"], false);
+    assert_eq!(
+        check(&r, "final", "no library workflow present twice")["ok"],
+        false
+    );
     // The push is refused for this snapshot.
     let (code, _, err) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -128,16 +167,25 @@ fn policies_change_the_outcome_without_code() {
     std::fs::write(&plan_path, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
     let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
     assert_eq!(code, 1, "the seed's numbers still do not hold");
-    assert_eq!(check(&r, "1", "JTBDs under two strategic priorities")["ok"], true);
+    assert_eq!(
+        check(&r, "1", "JTBDs under two strategic priorities")["ok"],
+        true
+    );
     // function column decides: the conflicts variant's function counts.
     assert_eq!(
         check(&r, "final", "JTBDs per strategic priority")["actual"],
         "SP01=18, SP02=16, SP03=15, SP04=19, SP05=19, SP06=9, SP07=9"
     );
     // skip: no duplicate library workflow is created.
-    assert_eq!(check(&r, "final", "no library workflow present twice")["row_count"], COLLIDING_WORKFLOWS.len());
+    assert_eq!(
+        check(&r, "final", "no library workflow present twice")["row_count"],
+        COLLIDING_WORKFLOWS.len()
+    );
     let (_, plain) = rehearse_json(&path, &[]);
-    assert_ne!(r["plan_hash"], plain["plan_hash"], "a changed policy is a different plan");
+    assert_ne!(
+        r["plan_hash"], plain["plan_hash"],
+        "a changed policy is a different plan"
+    );
 }
 
 #[test]
@@ -151,7 +199,10 @@ fn rehearsing_twice_is_identical_and_readable_by_sqlite3() {
     assert_eq!(a["staged_checksum"], b["staged_checksum"]);
     assert_ne!(a["rehearsal_id"], b["rehearsal_id"]);
     let snap = Snapshot::open(&path).unwrap();
-    let n: i64 = snap.conn.query_row("SELECT count(*) FROM _sandbox_rehearsals", [], |r| r.get(0)).unwrap();
+    let n: i64 = snap
+        .conn
+        .query_row("SELECT count(*) FROM _sandbox_rehearsals", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 2);
     // The pulled data stays pristine: no new column, same checksum.
     let cols: i64 = snap
@@ -166,7 +217,11 @@ fn rehearsing_twice_is_identical_and_readable_by_sqlite3() {
         .output()
         .expect("the sqlite3 CLI is installed");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.starts_with("368\n"), "{text}");
     assert!(text.contains("SP02|Scientific Excellence|19"), "{text}");
     assert!(text.contains("dh_workflow|116"), "{text}");
@@ -179,21 +234,49 @@ fn guards_trip_on_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let path = snapshot(dir.path(), Variant::Plan);
     let plan = Plan::load_default().unwrap();
-    let report = rehearse(&RehearseOptions { snapshot: &path, plan: &plan, library: &plan.library }).unwrap();
+    let report = rehearse(&RehearseOptions {
+        snapshot: &path,
+        plan: &plan,
+        library: &plan.library,
+    })
+    .unwrap();
     assert!(report.passed);
     // A protected row changed in the staged copy: the guard names it.
     let snap = Snapshot::open(&path).unwrap();
     snap.conn
-        .execute("UPDATE staged_jtbd_library SET title = title || ' (edited)' WHERE id = 'jtbd00042'", [])
+        .execute(
+            "UPDATE staged_jtbd_library SET title = title || ' (edited)' WHERE id = 'jtbd00042'",
+            [],
+        )
         .unwrap();
-    snap.conn.execute("DELETE FROM staged_workflows WHERE id = (SELECT id FROM workflows LIMIT 1)", []).unwrap();
+    snap.conn
+        .execute(
+            "DELETE FROM staged_workflows WHERE id = (SELECT id FROM workflows LIMIT 1)",
+            [],
+        )
+        .unwrap();
     let checks = protected_rows_guard(&snap, &plan, "jtbd_library").unwrap();
-    let changed = checks.iter().find(|c| c.name.contains("no protected column changed")).unwrap();
+    let changed = checks
+        .iter()
+        .find(|c| c.name.contains("no protected column changed"))
+        .unwrap();
     assert!(!changed.ok);
     assert_eq!(changed.rows, vec!["jtbd00042".to_string()]);
-    assert!(!checks.iter().find(|c| c.name.contains("byte-identical")).unwrap().ok);
+    assert!(
+        !checks
+            .iter()
+            .find(|c| c.name.contains("byte-identical"))
+            .unwrap()
+            .ok
+    );
     let checks = protected_rows_guard(&snap, &plan, "workflows").unwrap();
-    assert!(!checks.iter().find(|c| c.name.contains("no protected row deleted")).unwrap().ok);
+    assert!(
+        !checks
+            .iter()
+            .find(|c| c.name.contains("no protected row deleted"))
+            .unwrap()
+            .ok
+    );
     // A push is refused: the staged tables are not what the rehearsal left.
     let (code, _, err) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 1);
@@ -203,11 +286,16 @@ fn guards_trip_on_tampering() {
     // A pulled table edited by hand fails the rehearsal's integrity check.
     let path2 = snapshot(dir.path(), Variant::Conflicts);
     let snap = Snapshot::open(&path2).unwrap();
-    snap.conn.execute("UPDATE dh_tool SET name = 'edited' WHERE rowid = 3", []).unwrap();
+    snap.conn
+        .execute("UPDATE dh_tool SET name = 'edited' WHERE rowid = 3", [])
+        .unwrap();
     drop(snap);
     let (code, r) = rehearse_json(&path2, &[]);
     assert_eq!(code, 1);
-    assert_eq!(check(&r, "snapshot", "dh_tool unchanged since pull")["ok"], false);
+    assert_eq!(
+        check(&r, "snapshot", "dh_tool unchanged since pull")["ok"],
+        false
+    );
 }
 
 #[test]
@@ -221,13 +309,22 @@ fn a_changed_plan_needs_a_new_rehearsal() {
     plan["phases"][1]["expectations"][0]["expect"] = 151.into();
     let plan_path = dir.path().join("plan.json");
     std::fs::write(&plan_path, plan.to_string()).unwrap();
-    let (code, _, err) = run(&["diff", "--snapshot", path.to_str().unwrap(), "--plan", plan_path.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "diff",
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--plan",
+        plan_path.to_str().unwrap(),
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains("rehearse again"), "{err}");
     let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
     assert_eq!(code, 1);
     let tools = check(&r, "2", "tools migrated");
-    assert_eq!((tools["expected"].as_str(), tools["actual"].as_str()), (Some("151"), Some("150")));
+    assert_eq!(
+        (tools["expected"].as_str(), tools["actual"].as_str()),
+        (Some("151"), Some("150"))
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -256,11 +353,39 @@ fn malformed_seed_files_are_named() {
     };
     type Edit = Box<dyn Fn(&str) -> String>;
     let cases: Vec<(&str, Edit, &str)> = vec![
-        ("bad-json", Box::new(|s: &str| s.replacen('}', "", 1)), "invalid JSON"),
-        ("missing-field", Box::new(|s: &str| s.replacen("\"workflow_name\"", "\"workflow_title\"", 1)), "workflow_name"),
-        ("wrong-type", Box::new(|s: &str| s.replacen("\"phase_count\": ", "\"phase_count\": \"x\", \"_was\": ", 1)), "phase_count"),
-        ("duplicate-id", Box::new(|s: &str| s.replacen("\"WF-038-A\"", "\"WF-037-A\"", 1)), "WF-037-A"),
-        ("unknown-jtbd", Box::new(|s: &str| s.replacen("\"jtbd_id\": \"JTBD-MA-040\",\n          \"duration\"", "\"jtbd_id\": \"JTBD-MA-999\",\n          \"duration\"", 1)), "JTBD-MA-"),
+        (
+            "bad-json",
+            Box::new(|s: &str| s.replacen('}', "", 1)),
+            "invalid JSON",
+        ),
+        (
+            "missing-field",
+            Box::new(|s: &str| s.replacen("\"workflow_name\"", "\"workflow_title\"", 1)),
+            "workflow_name",
+        ),
+        (
+            "wrong-type",
+            Box::new(|s: &str| {
+                s.replacen("\"phase_count\": ", "\"phase_count\": \"x\", \"_was\": ", 1)
+            }),
+            "phase_count",
+        ),
+        (
+            "duplicate-id",
+            Box::new(|s: &str| s.replacen("\"WF-038-A\"", "\"WF-037-A\"", 1)),
+            "WF-037-A",
+        ),
+        (
+            "unknown-jtbd",
+            Box::new(|s: &str| {
+                s.replacen(
+                    "\"jtbd_id\": \"JTBD-MA-040\",\n          \"duration\"",
+                    "\"jtbd_id\": \"JTBD-MA-999\",\n          \"duration\"",
+                    1,
+                )
+            }),
+            "JTBD-MA-",
+        ),
     ];
     for (tag, edit, needle) in cases {
         let seeds = dir.path().join(tag);
@@ -270,11 +395,24 @@ fn malformed_seed_files_are_named() {
         let edited = edit(&text);
         assert_ne!(edited, text, "case {tag} changed nothing");
         std::fs::write(&file, edited).unwrap();
-        let (code, out, err) = run(&["rehearse", "--snapshot", path.to_str().unwrap(), "--seeds", seeds.to_str().unwrap()]);
+        let (code, out, err) = run(&[
+            "rehearse",
+            "--snapshot",
+            path.to_str().unwrap(),
+            "--seeds",
+            seeds.to_str().unwrap(),
+        ]);
         assert_eq!(code, 2, "{tag}: {out}{err}");
-        assert!(err.contains(file.file_name().unwrap().to_str().unwrap()), "{tag}: file not named: {err}");
+        assert!(
+            err.contains(file.file_name().unwrap().to_str().unwrap()),
+            "{tag}: file not named: {err}"
+        );
         assert!(err.contains(needle), "{tag}: {err}");
-        assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "printed once: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "printed once: {err}"
+        );
     }
     // Nothing of those failed runs reached the file.
     let snap = Snapshot::open(&path).unwrap();

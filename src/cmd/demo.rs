@@ -15,8 +15,16 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
     let plan = Plan::load_default()?;
     let opts = FixtureOptions { variant, scale: 1 };
     let pulled = build_snapshot(&args.out, &opts, &plan.tables, &NoProgress)?;
-    let report = rehearse(&RehearseOptions { snapshot: &args.out, plan: &plan, library: &plan.library })?;
-    let diff = if report.passed { Some(sandbox::ops::diff::diff_snapshot(&args.out, &plan)?.1) } else { None };
+    let report = rehearse(&RehearseOptions {
+        snapshot: &args.out,
+        plan: &plan,
+        library: &plan.library,
+    })?;
+    let diff = if report.passed {
+        Some(sandbox::ops::diff::diff_snapshot(&args.out, &plan)?.1)
+    } else {
+        None
+    };
     if json {
         output::print_json(&serde_json::json!({
             "snapshot": pulled.path, "tables": pulled.tables, "rehearsal": report,

@@ -9,7 +9,8 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
     let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
-        std::fs::write(path, diff.to_sql()).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, diff.to_sql())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json {
         output::print_json(&serde_json::json!({
@@ -32,16 +33,30 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
         .map(|s| {
             vec![
                 s.table,
-                if s.created { "CREATE TABLE".into() } else { String::new() },
+                if s.created {
+                    "CREATE TABLE".into()
+                } else {
+                    String::new()
+                },
                 s.inserts.to_string(),
                 s.updates.to_string(),
                 s.updated_columns.join(", "),
             ]
         })
         .collect();
-    println!("{}", output::table(&["table", "ddl", "inserts", "updates", "columns updated"], rows));
+    println!(
+        "{}",
+        output::table(
+            &["table", "ddl", "inserts", "updates", "columns updated"],
+            rows
+        )
+    );
     for d in &diff.ddl {
-        println!("  phase {:>2}: {}", d.phase, d.sql.lines().next().unwrap_or(""));
+        println!(
+            "  phase {:>2}: {}",
+            d.phase,
+            d.sql.lines().next().unwrap_or("")
+        );
     }
     let inserts: usize = diff.tables.iter().map(|t| t.inserts.len()).sum();
     let updates: usize = diff.tables.iter().map(|t| t.updates.len()).sum();

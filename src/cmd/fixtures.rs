@@ -18,13 +18,19 @@ pub fn run(cmd: FixturesCommand, json: bool) -> Result<i32> {
 }
 
 pub fn parse_variant(s: &str) -> Result<Variant> {
-    s.parse::<Variant>()
-        .map_err(|_| sandbox::error::environment(format!("unknown fixture variant '{s}': use plan or conflicts")))
+    s.parse::<Variant>().map_err(|_| {
+        sandbox::error::environment(format!(
+            "unknown fixture variant '{s}': use plan or conflicts"
+        ))
+    })
 }
 
 fn load(args: FixturesLoadArgs, json: bool) -> Result<i32> {
     let target = crate::database_url(&args.db)?;
-    let opts = FixtureOptions { variant: parse_variant(&args.variant)?, scale: args.scale };
+    let opts = FixtureOptions {
+        variant: parse_variant(&args.variant)?,
+        scale: args.scale,
+    };
     let started = std::time::Instant::now();
     let report = crate::runtime()?.block_on(async {
         let mut client = connect(&target).await?;
@@ -37,7 +43,11 @@ fn load(args: FixturesLoadArgs, json: bool) -> Result<i32> {
         }))?;
         return Ok(0);
     }
-    let rows = report.tables.iter().map(|(t, n)| vec![t.clone(), n.to_string()]).collect();
+    let rows = report
+        .tables
+        .iter()
+        .map(|(t, n)| vec![t.clone(), n.to_string()])
+        .collect();
     println!("{}", output::table(&["table", "rows"], rows));
     println!(
         "Loaded the '{}' fixtures (scale {}) into {} in {}. Next: sandbox pull --database-url … ",

@@ -1,9 +1,9 @@
-pub mod plan;
-pub mod pull;
-pub mod rehearse;
-pub mod status;
 pub mod demo;
 pub mod diff;
 pub mod fixtures;
+pub mod plan;
+pub mod pull;
 pub mod push;
+pub mod rehearse;
 pub mod rollback;
+pub mod status;

@@ -42,7 +42,15 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
     let rows = report
         .tables
         .iter()
-        .map(|t| vec![t.table.clone(), t.before.to_string(), t.after.to_string(), t.inserted.to_string(), t.updated.to_string()])
+        .map(|t| {
+            vec![
+                t.table.clone(),
+                t.before.to_string(),
+                t.after.to_string(),
+                t.inserted.to_string(),
+                t.updated.to_string(),
+            ]
+        })
         .collect();
     match report.outcome {
         PushOutcome::AlreadyApplied => {
@@ -53,7 +61,10 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
         }
         PushOutcome::WouldApply => {
-            println!("{}", output::table(&["table", "before", "after", "inserts", "updates"], rows));
+            println!(
+                "{}",
+                output::table(&["table", "before", "after", "inserts", "updates"], rows)
+            );
             println!(
                 "Dry run: the remote matches the snapshot ({} drift checks passed). `sandbox push --confirm` would apply diff {} in one transaction. Nothing was written.",
                 report.checks.len(),
@@ -61,7 +72,10 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
         }
         PushOutcome::Applied => {
-            println!("{}", output::table(&["table", "before", "after", "inserts", "updates"], rows));
+            println!(
+                "{}",
+                output::table(&["table", "before", "after", "inserts", "updates"], rows)
+            );
             let failed = report.checks.iter().filter(|c| !c.ok).count();
             println!(
                 "Applied diff {} to {} in one transaction ({} checks on Postgres, {failed} failed) in {}.",
@@ -71,9 +85,16 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 output::millis(report.millis)
             );
             if !report.disabled_triggers.is_empty() {
-                println!("Triggers held off during the update (re-enabled before COMMIT): {}", report.disabled_triggers.join(", "));
+                println!(
+                    "Triggers held off during the update (re-enabled before COMMIT): {}",
+                    report.disabled_triggers.join(", ")
+                );
             }
-            println!("Receipt {}  — undo with: sandbox rollback --receipt {} --confirm", report.receipt_id.as_deref().unwrap_or("?"), report.receipt_id.as_deref().unwrap_or("?"));
+            println!(
+                "Receipt {}  — undo with: sandbox rollback --receipt {} --confirm",
+                report.receipt_id.as_deref().unwrap_or("?"),
+                report.receipt_id.as_deref().unwrap_or("?")
+            );
         }
     }
     Ok(0)

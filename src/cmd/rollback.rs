@@ -21,13 +21,32 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     let rows = report
         .checks
         .iter()
-        .map(|c| vec![c.phase.clone(), c.name.clone(), c.expected.clone(), c.actual.clone(), if c.ok { "ok".into() } else { "FAILED".into() }])
+        .map(|c| {
+            vec![
+                c.phase.clone(),
+                c.name.clone(),
+                c.expected.clone(),
+                c.actual.clone(),
+                if c.ok { "ok".into() } else { "FAILED".into() },
+            ]
+        })
         .collect();
-    println!("{}", output::table(&["step", "check", "expected", "actual", "ok"], rows));
-    let deleted: Vec<String> = report.deleted.iter().map(|(t, n)| format!("{n} from {t}")).collect();
+    println!(
+        "{}",
+        output::table(&["step", "check", "expected", "actual", "ok"], rows)
+    );
+    let deleted: Vec<String> = report
+        .deleted
+        .iter()
+        .map(|(t, n)| format!("{n} from {t}"))
+        .collect();
     println!(
         "{} receipt {}: dropped columns [{}], dropped tables [{}], deleted rows [{}].",
-        if report.confirmed { "Rolled back" } else { "Dry run — would roll back" },
+        if report.confirmed {
+            "Rolled back"
+        } else {
+            "Dry run — would roll back"
+        },
         report.receipt_id,
         report.dropped_columns.join(", "),
         report.dropped_tables.join(", "),

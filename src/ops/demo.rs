@@ -34,13 +34,24 @@ pub fn fixture_catalog() -> Result<FixtureCatalog> {
 pub fn catalog_from_snapshot(snapshot: &Snapshot) -> FixtureCatalog {
     FixtureCatalog {
         // Only the major version: the demo must not change with patch releases.
-        server_version: snapshot.info.server_version.split_whitespace().next().unwrap_or("").to_string(),
+        server_version: snapshot
+            .info
+            .server_version
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string(),
         tables: snapshot.tables.iter().map(|t| t.meta.clone()).collect(),
     }
 }
 
 /// Writes a snapshot of the fixtures to `out` without any server.
-pub fn build_snapshot(out: &Path, opts: &FixtureOptions, tables: &TableSet, progress: &dyn PullProgress) -> Result<PullReport> {
+pub fn build_snapshot(
+    out: &Path,
+    opts: &FixtureOptions,
+    tables: &TableSet,
+    progress: &dyn PullProgress,
+) -> Result<PullReport> {
     let started = Instant::now();
     let catalog = fixture_catalog()?;
     let names: Vec<String> = tables.named().map(str::to_string).collect();
@@ -86,5 +97,10 @@ pub fn build_snapshot(out: &Path, opts: &FixtureOptions, tables: &TableSet, prog
         snapshot_checksum: String::new(),
     };
     let (path, info) = writer.finish(info)?;
-    Ok(PullReport { path, info, tables: summaries, millis: started.elapsed().as_millis() as u64 })
+    Ok(PullReport {
+        path,
+        info,
+        tables: summaries,
+        millis: started.elapsed().as_millis() as u64,
+    })
 }

@@ -49,8 +49,15 @@ pub struct TableDiff {
 
 impl TableDiff {
     /// The inserted rows of one phase.
-    pub fn inserts_of<'a>(&'a self, phase: &'a str) -> impl Iterator<Item = &'a Vec<Option<String>>> + 'a {
-        self.inserts.iter().zip(&self.insert_phases).filter(move |(_, p)| *p == phase).map(|(r, _)| r)
+    pub fn inserts_of<'a>(
+        &'a self,
+        phase: &'a str,
+    ) -> impl Iterator<Item = &'a Vec<Option<String>>> + 'a {
+        self.inserts
+            .iter()
+            .zip(&self.insert_phases)
+            .filter(move |(_, p)| *p == phase)
+            .map(|(r, _)| r)
     }
 }
 
@@ -72,6 +79,8 @@ pub struct Diff {
     pub ddl: Vec<PhaseDdl>,
     /// Tables in apply order (parents before children).
     pub tables: Vec<TableDiff>,
+    /// The plan's phase ids, in the order push applies them.
+    pub phases: Vec<String>,
     /// Digest of everything above: names the diff in receipts.
     pub hash: String,
 }
@@ -250,11 +259,21 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
         }
         out.push(PhaseDdl {
             phase: phase.clone(),
-            sql: format!("CREATE TABLE public.{} (\n  {}\n)", quote_ident(&t.name), parts.join(",\n  ")),
+            sql: format!(
+                "CREATE TABLE public.{} (\n  {}\n)",
+                quote_ident(&t.name),
+                parts.join(",\n  ")
+            ),
         });
         // Supabase exposes public tables through its API: a new table must
         // not be readable by everyone just because the migration made it.
-        out.push(PhaseDdl { phase, sql: format!("ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY", quote_ident(&t.name)) });
+        out.push(PhaseDdl {
+            phase,
+            sql: format!(
+                "ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY",
+                quote_ident(&t.name)
+            ),
+        });
     }
     for a in &plan.schema.added_columns {
         let mut sql = format!(
@@ -270,10 +289,19 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
                 quote_ident(&r.column)
             ));
         }
-        out.push(PhaseDdl { phase: a.phase.clone(), sql });
+        out.push(PhaseDdl {
+            phase: a.phase.clone(),
+            sql,
+        });
     }
     // Apply in phase order (a stable sort keeps each phase's own order).
-    let pos = |id: &str| plan.file.phases.iter().position(|p| p.id == id).unwrap_or(usize::MAX);
+    let pos = |id: &str| {
+        plan.file
+            .phases
+            .iter()
+            .position(|p| p.id == id)
+            .unwrap_or(usize::MAX)
+    };
     out.sort_by_key(|d| pos(&d.phase));
     out
 }
@@ -294,7 +322,12 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         let mut inserts = Vec::new();
         let mut updates = Vec::new();
         let phases_of = row_phases(snapshot, &name)?;
-        let last_phase = plan.file.phases.last().map(|p| p.id.clone()).unwrap_or_default();
+        let last_phase = plan
+            .file
+            .phases
+            .last()
+            .map(|p| p.id.clone())
+            .unwrap_or_default();
         if created {
             snapshot.for_each_row(&staged(&name), &after, |r| {
                 inserts.push(r);
@@ -307,12 +340,21 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                 .meta;
             diff_existing(snapshot, before, &after, &mut inserts, &mut updates)?;
         }
-        let key_idx: Vec<usize> = key.iter().filter_map(|k| after.columns.iter().position(|c| &c.name == k)).collect();
+        let key_idx: Vec<usize> = key
+            .iter()
+            .filter_map(|k| after.columns.iter().position(|c| &c.name == k))
+            .collect();
         let insert_phases = inserts
             .iter()
             .map(|r| {
-                let k: Vec<String> = key_idx.iter().map(|i| r[*i].clone().unwrap_or_default()).collect();
-                phases_of.get(&crate::ops::rehearse::key_text(&k)).cloned().unwrap_or_else(|| last_phase.clone())
+                let k: Vec<String> = key_idx
+                    .iter()
+                    .map(|i| r[*i].clone().unwrap_or_default())
+                    .collect();
+                phases_of
+                    .get(&crate::ops::rehearse::key_text(&k))
+                    .cloned()
+                    .unwrap_or_else(|| last_phase.clone())
             })
             .collect();
         let update_phase = update_phase_of(plan, &name, &updates);
@@ -336,15 +378,23 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         rehearsal_id: rehearsal.id,
         ddl,
         tables,
+        phases: plan.file.phases.iter().map(|p| p.id.clone()).collect(),
         hash: String::new(),
     };
     diff.hash = diff_hash(&diff);
     Ok(diff)
 }
 
-fn row_phases(snapshot: &Snapshot, table: &str) -> Result<std::collections::HashMap<String, String>> {
-    let mut stmt = snapshot.conn.prepare("SELECT row_key, phase FROM _sandbox_row_phases WHERE table_name = ?")?;
-    let rows = stmt.query_map([table], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+fn row_phases(
+    snapshot: &Snapshot,
+    table: &str,
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut stmt = snapshot
+        .conn
+        .prepare("SELECT row_key, phase FROM _sandbox_row_phases WHERE table_name = ?")?;
+    let rows = stmt.query_map([table], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -353,12 +403,21 @@ fn row_phases(snapshot: &Snapshot, table: &str) -> Result<std::collections::Hash
 fn update_phase_of(plan: &Plan, table: &str, updates: &[RowUpdate]) -> String {
     for u in updates {
         for c in &u.changes {
-            if let Some(a) = plan.schema.added_columns.iter().find(|a| a.table == table && a.column.name == c.column) {
+            if let Some(a) = plan
+                .schema
+                .added_columns
+                .iter()
+                .find(|a| a.table == table && a.column.name == c.column)
+            {
                 return a.phase.clone();
             }
         }
     }
-    plan.file.phases.first().map(|p| p.id.clone()).unwrap_or_default()
+    plan.file
+        .phases
+        .first()
+        .map(|p| p.id.clone())
+        .unwrap_or_default()
 }
 
 fn diff_hash(diff: &Diff) -> String {
@@ -489,23 +548,21 @@ impl Diff {
     }
 
     /// A psql script of exactly what push does (without the checks push adds
-    /// around it), for review.
+    /// around it), for review: one transaction, phase by phase in plan order,
+    /// each phase's DDL, then its rows, then its updates with the tables'
+    /// BEFORE UPDATE row triggers held off as push does.
     pub fn to_sql(&self) -> String {
-        let mut s = String::new();
-        s.push_str(&format!(
-            "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n-- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\nBEGIN;\n",
-            short(&self.hash), self.plan_name, self.rehearsal_id, short(&self.snapshot_checksum)
-        ));
-        let phases: Vec<String> = {
-            let mut v: Vec<String> = Vec::new();
-            for p in self.ddl.iter().map(|d| &d.phase).chain(self.tables.iter().flat_map(|t| t.insert_phases.iter().chain(std::iter::once(&t.update_phase)))) {
-                if !v.contains(p) {
-                    v.push(p.clone());
-                }
-            }
-            v
-        };
-        for phase in &phases {
+        let mut s = format!(
+            "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n\
+             -- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\n\
+             \\set ON_ERROR_STOP on\nBEGIN;\nSET LOCAL standard_conforming_strings = on;\n{}\n",
+            short(&self.hash),
+            self.plan_name,
+            self.rehearsal_id,
+            short(&self.snapshot_checksum),
+            crate::db::postgres::set_local_settings_sql()
+        );
+        for phase in &self.phases {
             s.push_str(&self.phase_sql(phase));
         }
         s.push_str("COMMIT;\n");
@@ -521,17 +578,6 @@ impl Diff {
         for t in &self.tables {
             let rows: Vec<&Vec<Option<String>>> = t.inserts_of(phase).collect();
             if !rows.is_empty() {
-                let cols = t.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
-                s.push_str(&format!("-- {}: {} new rows\nCOPY public.{} ({cols}) FROM stdin;\n", t.table, rows.len(), quote_ident(&t.table)));
-                for r in rows {
-                    s.push_str(&copy_text_line(r));
-                }
-                s.push_str("\\.\n");
-            }
-            if t.update_phase != phase {
-                continue;
-            }
-            if !t.inserts.is_empty() {
                 let cols = t
                     .columns
                     .iter()
@@ -539,16 +585,25 @@ impl Diff {
                     .collect::<Vec<_>>()
                     .join(", ");
                 s.push_str(&format!(
-                    "\n-- {}: {} new rows\nCOPY public.{} ({cols}) FROM stdin;\n",
+                    "-- {}: {} new rows\nCOPY public.{} ({cols}) FROM stdin;\n",
                     t.table,
-                    t.inserts.len(),
+                    rows.len(),
                     quote_ident(&t.table)
                 ));
-                for r in &t.inserts {
+                for r in rows {
                     s.push_str(&copy_text_line(r));
                 }
                 s.push_str("\\.\n");
             }
+            if t.updates.is_empty() || t.update_phase != phase {
+                continue;
+            }
+            s.push_str(&format!(
+                "-- {}: {} rows updated; its BEFORE UPDATE row triggers (e.g. updated_at) are held off as push does\n",
+                t.table,
+                t.updates.len()
+            ));
+            s.push_str(&trigger_toggle_sql(&t.table, "DISABLE"));
             for u in &t.updates {
                 let sets = u
                     .changes
@@ -562,28 +617,55 @@ impl Diff {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let olds = u
-                    .changes
-                    .iter()
-                    .map(|c| format!("{} was {}", c.column, c.old.as_deref().unwrap_or("NULL")))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                // The old values must still be there, as push checks.
                 let cond = t
                     .key
                     .iter()
                     .zip(&u.key)
                     .map(|(k, v)| format!("{} = {}", quote_ident(k), sql_literal(Some(v))))
+                    .chain(u.changes.iter().map(|c| {
+                        format!(
+                            "{} IS NOT DISTINCT FROM {}",
+                            quote_ident(&c.column),
+                            sql_literal(c.old.as_deref())
+                        )
+                    }))
                     .collect::<Vec<_>>()
                     .join(" AND ");
                 s.push_str(&format!(
-                    "UPDATE public.{} SET {sets} WHERE {cond}; -- {olds}\n",
+                    "UPDATE public.{} SET {sets} WHERE {cond};\n",
                     quote_ident(&t.table)
                 ));
             }
+            s.push_str(&trigger_toggle_sql(&t.table, "ENABLE"));
         }
-        s.push_str("COMMIT;\n");
         s
     }
+}
+
+/// Disables (and later re-enables) the enabled user BEFORE UPDATE FOR EACH
+/// ROW triggers of a table, chosen like push does; the names are looked up
+/// when the script runs, kept in a temp table in between.
+fn trigger_toggle_sql(table: &str, action: &str) -> String {
+    let lit = sql_literal(Some(table));
+    let tmp = format!(
+        "_sandbox_triggers_{}",
+        table.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let mut s = String::new();
+    if action == "DISABLE" {
+        s.push_str(&format!(
+            "CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT t.tgname::text AS name FROM pg_trigger t \
+             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = {lit} AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
+             AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 16) = 16;\n"
+        ));
+    }
+    s.push_str(&format!(
+        "DO $sandbox$ DECLARE r record; BEGIN FOR r IN SELECT name FROM {tmp} LOOP \
+         EXECUTE format('ALTER TABLE public.%I {action} TRIGGER %I', {lit}, r.name); END LOOP; END $sandbox$;\n"
+    ));
+    s
 }
 
 /// A SQL string literal (standard_conforming_strings on).

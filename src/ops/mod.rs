@@ -1,6 +1,6 @@
+pub mod demo;
 pub mod diff;
 pub mod pull;
-pub mod rehearse;
 pub mod push;
+pub mod rehearse;
 pub mod rollback;
-pub mod demo;

@@ -239,17 +239,21 @@ pub async fn lock_tables(
 async fn describe_blockers(target: &Target, tables: &[String]) -> Result<Vec<String>> {
     let client = connect(target).await?;
     let names: Vec<String> = tables.to_vec();
+    // Outside a transaction: `query_typed` (one unnamed statement, one round
+    // trip), because a named statement's Parse and Bind can reach different
+    // server connections behind a transaction-mode pooler and leave a stray
+    // "s0" there that breaks the next client.
     let rows = client
-        .query(
+        .query_typed(
             "SELECT DISTINCT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
                     coalesce(a.state, ''), left(coalesce(a.query, ''), 120), c.relname::text \
              FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
              JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
              JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.granted AND c.relname = ANY($1) AND a.pid <> pg_backend_pid() \
+             WHERE l.granted AND c.relname::text = ANY($1) AND a.pid <> pg_backend_pid() \
                AND l.mode IN ('RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', \
                               'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')",
-            &[&names],
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await?;
     Ok(rows

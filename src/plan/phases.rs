@@ -746,7 +746,12 @@ pub fn import_library_workflows(ctx: &PhaseContext<'_>, phase: &str) -> Result<V
         .map(|(wf, found)| format!("{wf}: {}", found.join(", ")))
         .collect();
     colliding.sort();
-    let colliding_check = Check::no_rows(phase, "workflow ids recorded under two library sources", CheckKind::Conflict, colliding);
+    let colliding_check = Check::no_rows(
+        phase,
+        "workflow ids recorded under two library sources",
+        CheckKind::Conflict,
+        colliding,
+    );
     let mut policy_name = "library workflows already present".to_string();
     if ctx.plan.file.policies.existing_library_workflow == ExistingWorkflowPolicy::Skip {
         policy_name.push_str(" (policy skip: left as they are)");
