@@ -72,16 +72,25 @@ pub fn parse_array(text: &str) -> Result<ArrayNode, String> {
     };
     let chars: Vec<char> = body.chars().collect();
     let mut pos = 0;
-    let node = parse_list(&chars, &mut pos)?;
+    let node = parse_list(&chars, &mut pos, 1)?;
     if pos != chars.len() {
         return Err(format!("trailing text after array literal '{text}'"));
     }
     Ok(node)
 }
 
-fn parse_list(c: &[char], pos: &mut usize) -> Result<ArrayNode, String> {
+/// Postgres's MAXDIM: no array it prints nests deeper. The limit also keeps
+/// a hand-edited value like `{{{{…` from overflowing the stack.
+const MAX_DIMENSIONS: usize = 6;
+
+fn parse_list(c: &[char], pos: &mut usize, depth: usize) -> Result<ArrayNode, String> {
     if c.get(*pos) != Some(&'{') {
         return Err("array literal must start with '{'".into());
+    }
+    if depth > MAX_DIMENSIONS {
+        return Err(format!(
+            "array literal nested deeper than Postgres's {MAX_DIMENSIONS} dimensions"
+        ));
     }
     *pos += 1;
     let mut items = Vec::new();
@@ -91,7 +100,7 @@ fn parse_list(c: &[char], pos: &mut usize) -> Result<ArrayNode, String> {
     }
     loop {
         match c.get(*pos) {
-            Some('{') => items.push(parse_list(c, pos)?),
+            Some('{') => items.push(parse_list(c, pos, depth + 1)?),
             Some('"') => {
                 *pos += 1;
                 let mut s = String::new();

@@ -1,0 +1,1011 @@
+//! Bad input, end to end through the binary: a snapshot rehearsed under
+//! another plan or seeds, staged or pulled tables edited after a passing
+//! rehearsal, malformed seed folders given to `push`/`diff`, a source that
+//! lost a row, bad database URLs, a snapshot of a newer format, a truncated
+//! snapshot. Each case checks the message (what is wrong, what to do), the
+//! exit code (2 usage/environment, 1 failed check or refused push) and that
+//! nothing was written: no snapshot file, no change at Postgres, the
+//! snapshot's bytes unchanged.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use common::{sandbox_bin, TestDb};
+use postgres_sync::{Client, SimpleQueryMessage};
+use sandbox::fixtures::{FixtureOptions, Variant};
+use sandbox::ops::demo::build_snapshot;
+use sandbox::ops::pull::NoProgress;
+use sandbox::ops::rehearse::{rehearse, RehearseOptions};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------
+// Running the binary
+
+struct Run {
+    what: String,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn show(&self) -> String {
+        format!(
+            "`{}` exited {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "{}", self.show());
+        self
+    }
+
+    fn ok(&self) -> &Run {
+        self.code(0)
+    }
+
+    /// The error is printed once, on stderr, and holds every needle.
+    fn error_has(&self, needles: &[&str]) -> &Run {
+        assert_eq!(
+            self.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1,
+            "one error line expected: {}",
+            self.show()
+        );
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks {n:?}: {}",
+                self.show()
+            );
+        }
+        self
+    }
+}
+
+/// The binary with nothing inherited that could change its behaviour.
+fn sandbox(args: &[&str]) -> Run {
+    let out = Command::new(sandbox_bin())
+        .args(args)
+        .env_remove("SANDBOX_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("SANDBOX_PLAN")
+        .env_remove("SANDBOX_SEEDS")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", sandbox_bin().display()));
+    Run {
+        what: format!("sandbox {}", args.join(" ")),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+// ---------------------------------------------------------------------------
+// Reading Postgres back
+
+fn text_rows(c: &mut Client, sql: &str) -> Vec<Vec<String>> {
+    c.simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Everything a push or rollback could change, in every user schema: each
+/// table's row count and a digest of its rows, the columns, the triggers'
+/// states, and the schemas themselves (a receipt creates `sandbox`).
+fn remote_state(c: &mut Client) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let user_schemas = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                        AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
+    for r in text_rows(
+        c,
+        &format!("SELECT n.nspname FROM pg_namespace n WHERE {user_schemas} ORDER BY 1"),
+    ) {
+        out.insert(format!("schema {}", r[0]), String::new());
+    }
+    let tables = text_rows(
+        c,
+        &format!(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND {user_schemas} ORDER BY 1"
+        ),
+    );
+    for t in tables {
+        let t = &t[0];
+        let rows = text_rows(
+            c,
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
+                 FROM (SELECT md5(x::text) AS h FROM {t} x) s"
+            ),
+        );
+        out.insert(format!("rows {t}"), rows[0].join(" "));
+    }
+    for r in text_rows(
+        c,
+        &format!(
+            "SELECT format('%I.%I.%I', n.nspname, c.relname, a.attname), \
+                    format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND {user_schemas}"
+        ),
+    ) {
+        out.insert(format!("column {}", r[0]), r[1].clone());
+    }
+    for r in text_rows(
+        c,
+        "SELECT tgrelid::regclass::text || '.' || tgname, tgenabled::text FROM pg_trigger \
+         WHERE NOT tgisinternal",
+    ) {
+        out.insert(format!("trigger {}", r[0]), r[1].clone());
+    }
+    out
+}
+
+fn assert_remote_unchanged(c: &mut Client, before: &BTreeMap<String, String>, case: &str) {
+    let after = remote_state(c);
+    if &after != before {
+        let diff: Vec<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|k| before.get(*k) != after.get(*k))
+            .take(8)
+            .map(|k| format!("{k}: {:?} -> {:?}", before.get(k), after.get(k)))
+            .collect();
+        panic!("{case}: Postgres changed: {diff:#?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A loaded, pulled (and usually rehearsed) world
+
+struct World {
+    db: TestDb,
+    dir: tempfile::TempDir,
+    snapshot: PathBuf,
+}
+
+impl World {
+    fn pull(db: TestDb) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("snapshot.sqlite");
+        sandbox(&["pull", "--database-url", &db.url, "--out", p(&snapshot)]).ok();
+        World { db, dir, snapshot }
+    }
+
+    /// A fresh database loaded with the fixtures, and a snapshot of them
+    /// that holds a passing rehearsal. The snapshot is the demo build of
+    /// the same fixtures (byte-for-byte the data a pull reads, see
+    /// tests/pull.rs), made once per process: a pull and a rehearsal per
+    /// test would double the time of this file.
+    fn rehearsed(tag: &str) -> World {
+        let db = TestDb::create(tag);
+        sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("snapshot.sqlite");
+        std::fs::write(&snapshot, rehearsed_snapshot()).unwrap();
+        World { db, dir, snapshot }
+    }
+
+    fn url(&self) -> &str {
+        &self.db.url
+    }
+
+    fn client(&self) -> Client {
+        self.db.client()
+    }
+
+    /// A copy of the snapshot to damage.
+    fn copy(&self, name: &str) -> PathBuf {
+        let to = self.dir.path().join(name);
+        std::fs::copy(&self.snapshot, &to).unwrap();
+        to
+    }
+
+    fn push(&self, snapshot: &Path, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "push",
+            "--database-url",
+            self.url(),
+            "--snapshot",
+            p(snapshot),
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args)
+    }
+}
+
+/// The bytes of a rehearsed (passing) snapshot of the plan fixtures.
+fn rehearsed_snapshot() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rehearsed.sqlite");
+        let plan = sandbox::plan::Plan::load_default().unwrap();
+        build_snapshot(
+            &path,
+            &FixtureOptions {
+                variant: Variant::Plan,
+                scale: 1,
+            },
+            &plan.tables,
+            &NoProgress,
+        )
+        .unwrap();
+        let report = rehearse(&RehearseOptions {
+            snapshot: &path,
+            plan: &plan,
+            library: &plan.library,
+        })
+        .unwrap();
+        assert!(report.passed, "the plan fixtures rehearse green");
+        std::fs::read(&path).unwrap()
+    })
+}
+
+fn default_plan() -> Value {
+    serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn shipped_seeds() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
+}
+
+fn library_file(seeds: &Path, sp: &str) -> PathBuf {
+    std::fs::read_dir(seeds.join("library"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sp))
+        .unwrap_or_else(|| panic!("no {sp} library file"))
+}
+
+// ---------------------------------------------------------------------------
+// 1. A snapshot rehearsed under another plan version
+
+#[test]
+fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
+    let w = World::rehearsed("bad_plan_version");
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+    let snapshot_bytes = std::fs::read(&w.snapshot).unwrap();
+    let dir = w.dir.path();
+
+    // Whitespace is not a change of plan: the same plan pretty-printed still
+    // authorises the diff.
+    let reformatted = dir.join("reformatted.json");
+    std::fs::write(
+        &reformatted,
+        serde_json::to_string_pretty(&default_plan()).unwrap(),
+    )
+    .unwrap();
+    sandbox(&[
+        "diff",
+        "--snapshot",
+        p(&w.snapshot),
+        "--plan",
+        p(&reformatted),
+    ])
+    .ok();
+
+    // A plan whose meaning changed (its numbers do not even matter: the
+    // description alone is part of the plan).
+    let mut edited = default_plan();
+    edited["description"] = "edited after the rehearsal".into();
+    let other_plan = dir.join("other-plan.json");
+    std::fs::write(&other_plan, edited.to_string()).unwrap();
+    let sql = dir.join("migration.sql");
+    sandbox(&[
+        "diff",
+        "--snapshot",
+        p(&w.snapshot),
+        "--plan",
+        p(&other_plan),
+        "--sql",
+        p(&sql),
+    ])
+    .code(1)
+    .error_has(&["plan or seeds changed", "rehearse again"]);
+    assert!(!sql.exists(), "diff wrote a script for a refused plan");
+    w.push(&w.snapshot, &["--plan", p(&other_plan), "--confirm"])
+        .code(1)
+        .error_has(&["plan or seeds changed", "rehearse again"]);
+    assert_remote_unchanged(&mut c, &before, "push with another plan");
+
+    // Seeds are part of the plan: a workflow renamed in a valid seed folder.
+    let seeds = dir.join("other-seeds");
+    copy_dir(&shipped_seeds(), &seeds);
+    let file = library_file(&seeds, "SP03");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut doc: Value = serde_json::from_str(&text).unwrap();
+    doc["jtbds"][0]["workflows"][0]["workflow_name"] = "Renamed after the rehearsal".into();
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    w.push(&w.snapshot, &["--seeds", p(&seeds), "--confirm"])
+        .code(1)
+        .error_has(&["plan or seeds changed", "rehearse again"]);
+    assert_remote_unchanged(&mut c, &before, "push with other seeds");
+    assert_eq!(
+        std::fs::read(&w.snapshot).unwrap(),
+        snapshot_bytes,
+        "a refused diff or push changed the snapshot"
+    );
+
+    // The other way round: rehearsed under the edited plan, the built-in
+    // plan no longer authorises a push, the edited one does.
+    sandbox(&[
+        "rehearse",
+        "--snapshot",
+        p(&w.snapshot),
+        "--plan",
+        p(&other_plan),
+    ])
+    .ok();
+    w.push(&w.snapshot, &["--confirm"])
+        .code(1)
+        .error_has(&["plan or seeds changed", "rehearse again"]);
+    assert_remote_unchanged(&mut c, &before, "push with the built-in plan");
+    let r = w.push(&w.snapshot, &["--plan", p(&other_plan)]);
+    r.ok();
+    assert!(r.stdout.contains("Dry run"), "{}", r.show());
+    assert_remote_unchanged(&mut c, &before, "dry run");
+}
+
+// ---------------------------------------------------------------------------
+// 2. Tables edited by hand after a passing rehearsal
+
+#[test]
+fn push_refuses_tables_edited_after_a_passing_rehearsal() {
+    let w = World::rehearsed("bad_staged_edit");
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (
+            "staged tool renamed",
+            "UPDATE staged_tools SET name = name || ' (edited)' WHERE rowid = 1",
+            &["staged tables were changed after the rehearsal", "rehearse again"],
+        ),
+        (
+            "staged workflow deleted",
+            "DELETE FROM staged_workflows WHERE rowid = (SELECT max(rowid) FROM staged_workflows)",
+            &["staged tables were changed after the rehearsal", "rehearse again"],
+        ),
+        (
+            "staged priority added",
+            "INSERT INTO staged_strategic_priorities (id, code, name, description, color, icon, position, created_at) \
+             SELECT '00000000-0000-0000-0000-0000000000ff', 'SP08', name, description, color, icon, 8, created_at \
+             FROM staged_strategic_priorities LIMIT 1",
+            &["staged tables were changed after the rehearsal", "rehearse again"],
+        ),
+        (
+            "staged JTBD link moved",
+            "UPDATE staged_jtbd_library SET strategic_priority_id = NULL WHERE id = 'jtbd00001'",
+            &["staged tables were changed after the rehearsal", "rehearse again"],
+        ),
+        (
+            "pulled JTBD edited",
+            "UPDATE jtbd_library SET title = title || ' (edited)' WHERE id = 'jtbd00042'",
+            &["pulled table jtbd_library was changed inside the snapshot", "pull again"],
+        ),
+    ];
+    for (i, (case, sql, needles)) in cases.iter().enumerate() {
+        let copy = w.copy(&format!("edited-{i}.sqlite"));
+        let n = rusqlite::Connection::open(&copy)
+            .unwrap()
+            .execute(sql, [])
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(n, 1, "{case}: the edit changed {n} rows");
+        let bytes = std::fs::read(&copy).unwrap();
+        w.push(&copy, &["--confirm"]).code(1).error_has(needles);
+        assert_remote_unchanged(&mut c, &before, case);
+        if i == 0 {
+            sandbox(&["diff", "--snapshot", p(&copy)])
+                .code(1)
+                .error_has(needles);
+        }
+        assert_eq!(
+            std::fs::read(&copy).unwrap(),
+            bytes,
+            "{case}: snapshot changed"
+        );
+    }
+    // The untouched snapshot still pushes: the refusals were the edits.
+    w.push(&w.snapshot, &[]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// 3. Malformed seed folders given to push and diff
+
+type Edit = Box<dyn Fn(&Path)>;
+
+/// Replaces the first occurrence of `from` in the library file of `sp`.
+fn replace_in(sp: &'static str, from: &'static str, to: &'static str) -> Edit {
+    Box::new(move |seeds: &Path| {
+        let file = library_file(seeds, sp);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let edited = text.replacen(from, to, 1);
+        assert_ne!(edited, text, "{from:?} not found in {}", file.display());
+        std::fs::write(&file, edited).unwrap();
+    })
+}
+
+#[test]
+fn push_and_diff_refuse_malformed_seed_folders() {
+    let w = World::rehearsed("bad_seeds");
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+    let snapshot_bytes = std::fs::read(&w.snapshot).unwrap();
+    // (case, edit, file the message names, what it says)
+    let cases: Vec<(&str, Edit, &str, &[&str])> = vec![
+        (
+            "bad JSON",
+            replace_in("SP03", "}", ""),
+            "SP03_",
+            &["invalid JSON at line", "Fix: correct the JSON syntax"],
+        ),
+        (
+            "missing field",
+            replace_in("SP03", "\"workflow_name\"", "\"workflow_title\""),
+            "SP03_",
+            &[
+                "missing required field `workflow_name`",
+                "Fix: add the field",
+            ],
+        ),
+        (
+            "wrong type",
+            replace_in(
+                "SP03",
+                "\"phase_count\": ",
+                "\"phase_count\": \"4\", \"_was\": ",
+            ),
+            "SP03_",
+            &["phase_count: wrong type: expected a non-negative integer, found a string"],
+        ),
+        (
+            "duplicate workflow id in a file",
+            replace_in("SP03", "\"WF-038-A\"", "\"WF-037-A\""),
+            "SP03_",
+            &["duplicate workflow_id `WF-037-A`", "unique within one file"],
+        ),
+        (
+            "unknown JTBD",
+            replace_in(
+                "SP03",
+                "\"jtbd_id\": \"JTBD-MA-040\",\n          \"duration\"",
+                "\"jtbd_id\": \"JTBD-MA-004\",\n          \"duration\"",
+            ),
+            "SP03_",
+            &["jtbd_id `JTBD-MA-004` is not one of the JTBDs listed in this file"],
+        ),
+        (
+            "malformed JTBD code",
+            replace_in(
+                "SP05",
+                "\"jtbd_id\": \"JTBD-MA-069\"",
+                "\"jtbd_id\": \"JTBD-MA-69\"",
+            ),
+            "SP05_",
+            &["`JTBD-MA-69` is not a Medical Affairs JTBD code"],
+        ),
+        (
+            "workflow source of another priority",
+            replace_in(
+                "SP04",
+                "\"source\": \"SP04 Operational Library\",\n          \"pillar\"",
+                "\"source\": \"SP05 Operational Library\",\n          \"pillar\"",
+            ),
+            "SP04_",
+            &["source `SP05 Operational Library` does not match"],
+        ),
+        (
+            "task count does not match the tasks",
+            replace_in(
+                "SP06",
+                "\"task_count\": ",
+                "\"task_count\": 1000, \"_was\": ",
+            ),
+            "SP06_",
+            &["task_count is 1000 but the workflow has"],
+        ),
+        (
+            "unknown strategic priority",
+            replace_in(
+                "SP07",
+                "\"strategic_priority\": \"SP07\"",
+                "\"strategic_priority\": \"SP09\"",
+            ),
+            "SP07_",
+            &["strategic priority `SP09` is not defined in strategic_priorities.json"],
+        ),
+        (
+            "two files for one priority",
+            Box::new(|seeds: &Path| {
+                let file = library_file(seeds, "SP02");
+                std::fs::copy(&file, seeds.join("library/SP02_copy.json")).unwrap();
+            }),
+            "SP02_",
+            &["duplicate strategic priority code `SP02`"],
+        ),
+        (
+            "duplicate priority code",
+            Box::new(|seeds: &Path| {
+                let file = seeds.join("strategic_priorities.json");
+                let text = std::fs::read_to_string(&file).unwrap();
+                std::fs::write(&file, text.replacen("\"SP02\"", "\"SP01\"", 1)).unwrap();
+            }),
+            "strategic_priorities.json",
+            &["duplicate strategic priority code `SP01`"],
+        ),
+        (
+            "no library files",
+            Box::new(|seeds: &Path| {
+                for e in std::fs::read_dir(seeds.join("library")).unwrap() {
+                    std::fs::remove_file(e.unwrap().path()).unwrap();
+                }
+            }),
+            "library",
+            &[
+                "no library files (*.json) found",
+                "Fix: put the seven operational-library files",
+            ],
+        ),
+        (
+            "no priorities file",
+            Box::new(|seeds: &Path| {
+                std::fs::remove_file(seeds.join("strategic_priorities.json")).unwrap();
+            }),
+            "strategic_priorities.json",
+            &["cannot read", "Fix: check that the seed directory holds"],
+        ),
+        (
+            "not UTF-8",
+            Box::new(|seeds: &Path| {
+                let file = library_file(seeds, "SP01");
+                let mut bytes = std::fs::read(&file).unwrap();
+                bytes[100] = 0xff;
+                std::fs::write(&file, bytes).unwrap();
+            }),
+            "SP01_",
+            &["cannot read", "UTF-8"],
+        ),
+    ];
+    for (case, edit, names, needles) in cases {
+        let tag: String = case
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let seeds = w.dir.path().join(&tag);
+        copy_dir(&shipped_seeds(), &seeds);
+        edit(&seeds);
+        let mut all = vec!["seed files are not valid", names];
+        all.extend_from_slice(needles);
+        let r = w.push(&w.snapshot, &["--seeds", p(&seeds), "--confirm"]);
+        r.code(2).error_has(&all);
+        assert!(r.stdout.is_empty(), "{case}: {}", r.show());
+        let sql = seeds.join("migration.sql");
+        sandbox(&[
+            "diff",
+            "--snapshot",
+            p(&w.snapshot),
+            "--seeds",
+            p(&seeds),
+            "--sql",
+            p(&sql),
+        ])
+        .code(2)
+        .error_has(&all);
+        assert!(!sql.exists(), "{case}: diff wrote a script");
+        assert_remote_unchanged(&mut c, &before, case);
+    }
+    // A seed folder that does not exist at all.
+    let missing = w.dir.path().join("no-such-seeds");
+    w.push(&w.snapshot, &["--seeds", p(&missing), "--confirm"])
+        .code(2)
+        .error_has(&["no-such-seeds", "cannot read"]);
+    assert_remote_unchanged(&mut c, &before, "missing seed folder");
+    assert_eq!(std::fs::read(&w.snapshot).unwrap(), snapshot_bytes);
+    // None of it touched the rehearsal: the shipped seeds still push.
+    w.push(&w.snapshot, &[]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// 4. The source lost a row: the plan's numbers no longer hold
+
+#[test]
+fn a_tool_missing_at_the_source_fails_the_rehearsal_and_push_refuses() {
+    let db = TestDb::create("bad_count");
+    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let deleted = text_rows(
+        &mut db.client(),
+        "DELETE FROM dh_tool WHERE id = (SELECT min(id::text)::uuid FROM dh_tool) RETURNING id::text",
+    );
+    assert_eq!(deleted.len(), 1);
+    let w = World::pull(db);
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+
+    let r = sandbox(&["rehearse", "--snapshot", p(&w.snapshot)]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("FAILED") && r.stdout.contains("Push will refuse"),
+        "{}",
+        r.show()
+    );
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("tools migrated"))
+        .unwrap_or_else(|| panic!("no 'tools migrated' line: {}", r.show()));
+    assert!(
+        line.contains("150") && line.contains("149") && line.contains("FAILED"),
+        "{line}"
+    );
+
+    let r = sandbox(&["rehearse", "--json", "--snapshot", p(&w.snapshot)]);
+    r.code(1);
+    let report: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
+    let failed: Vec<(String, String, String, String)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("phase"), s("name"), s("expected"), s("actual"))
+        })
+        .collect();
+    for (phase, name, expected, actual) in [
+        ("2", "tools migrated", "150", "149"),
+        ("final", "total rows 4,482 → 5,209", "5209", "5208"),
+    ] {
+        assert!(
+            failed
+                .iter()
+                .any(|f| (f.0.as_str(), f.1.as_str(), f.2.as_str(), f.3.as_str())
+                    == (phase, name, expected, actual)),
+            "{phase}/{name} {expected} vs {actual} not among the failures: {failed:#?}"
+        );
+    }
+    // Nothing else is blamed on the missing tool: the other phases hold.
+    assert!(
+        failed.iter().all(|f| f.1.contains("tools")
+            || f.1.contains("total rows")
+            || f.1.contains("row counts")),
+        "{failed:#?}"
+    );
+
+    let bytes = std::fs::read(&w.snapshot).unwrap();
+    for extra in [&[][..], &["--confirm"][..]] {
+        w.push(&w.snapshot, extra)
+            .code(1)
+            .error_has(&["failed", "nothing may be pushed until a rehearsal passes"]);
+        assert_remote_unchanged(&mut c, &before, "push after a failed rehearsal");
+    }
+    sandbox(&["diff", "--snapshot", p(&w.snapshot)])
+        .code(1)
+        .error_has(&["nothing may be pushed"]);
+    assert_eq!(std::fs::read(&w.snapshot).unwrap(), bytes);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Database URLs that cannot work
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bad_database_urls_are_explained_and_nothing_is_written() {
+    let w = World::rehearsed("bad_urls");
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+    let snapshot_bytes = std::fs::read(&w.snapshot).unwrap();
+    let port = closed_port();
+    let base = w.url().to_string();
+    let no_db = common::replace_db(&base, "sbx_no_such_database_at_all");
+    let endpoint = format!("127.0.0.1:{port}");
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "port is not a number",
+            "postgres://postgres@127.0.0.1:54x2/postgres".into(),
+            vec![
+                "not a valid URL",
+                "invalid port number",
+                "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+            ],
+        ),
+        (
+            "unclosed IPv6 bracket",
+            "postgres://postgres@[::1/postgres".into(),
+            vec!["not a valid URL", "invalid IPv6 address"],
+        ),
+        (
+            "neither URL nor key=value",
+            "127.0.0.1:5432".into(),
+            vec!["neither a postgres:// URL nor key=value pairs"],
+        ),
+        (
+            "unknown sslmode",
+            format!("{base}?sslmode=sometimes"),
+            vec![
+                "unknown sslmode 'sometimes'",
+                "use one of disable, prefer, require, verify-ca, verify-full",
+            ],
+        ),
+        (
+            "unknown parameter",
+            format!("{base}?sslmod=require"),
+            vec!["is not valid", "sslmod=require", "?sslmode=..."],
+        ),
+        (
+            "nothing listens on the port",
+            format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            vec![
+                "connection refused",
+                "is the server running and is the port right?",
+                &endpoint,
+            ],
+        ),
+        (
+            "unknown host",
+            "postgres://postgres@no-such-host.invalid:5432/postgres".into(),
+            vec![
+                "cannot resolve the host",
+                "check the host name",
+                "no-such-host.invalid",
+            ],
+        ),
+        (
+            "unknown database",
+            no_db.clone(),
+            vec![
+                "database 'sbx_no_such_database_at_all' does not exist",
+                "check the database name",
+            ],
+        ),
+        (
+            "CA file missing",
+            format!("{base}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+            vec![
+                "cannot read sslrootcert /nonexistent/ca.pem",
+                "CA certificate",
+            ],
+        ),
+        (
+            "empty",
+            String::new(),
+            vec!["no database URL", "--database-url", "SANDBOX_DATABASE_URL"],
+        ),
+    ];
+    for (case, url, needles) in &cases {
+        // pull: exit 2, no snapshot, no temporary file left behind.
+        let out = w.dir.path().join("pulls");
+        std::fs::create_dir_all(&out).unwrap();
+        let target = out.join("new.sqlite");
+        sandbox(&["pull", "--database-url", url, "--out", p(&target)])
+            .code(2)
+            .error_has(needles);
+        assert!(
+            files_in(&out).is_empty(),
+            "{case}: pull left {:?}",
+            files_in(&out)
+        );
+        // push, rollback, fixtures load: exit 2, nothing written anywhere.
+        sandbox(&[
+            "push",
+            "--database-url",
+            url,
+            "--snapshot",
+            p(&w.snapshot),
+            "--confirm",
+        ])
+        .code(2)
+        .error_has(needles);
+        sandbox(&[
+            "rollback",
+            "--database-url",
+            url,
+            "--receipt",
+            "00000000-0000-0000-0000-000000000001",
+            "--confirm",
+        ])
+        .code(2)
+        .error_has(needles);
+        sandbox(&["fixtures", "load", "--database-url", url])
+            .code(2)
+            .error_has(needles);
+        assert_remote_unchanged(&mut c, &before, case);
+        assert_eq!(
+            std::fs::read(&w.snapshot).unwrap(),
+            snapshot_bytes,
+            "{case}"
+        );
+    }
+    // No URL at all (no flag, no environment).
+    sandbox(&["push", "--snapshot", p(&w.snapshot), "--confirm"])
+        .code(2)
+        .error_has(&["no database URL", "SANDBOX_DATABASE_URL or DATABASE_URL"]);
+    // The unknown database was not created on the way.
+    let exists = text_rows(
+        &mut c,
+        "SELECT count(*) FROM pg_database WHERE datname = 'sbx_no_such_database_at_all'",
+    );
+    assert_eq!(exists[0][0], "0");
+    // The snapshot still pushes with the right URL.
+    w.push(&w.snapshot, &[]).ok();
+}
+
+// ---------------------------------------------------------------------------
+// 6 + 7. Snapshot files this version cannot read
+
+#[test]
+fn a_snapshot_of_another_format_version_is_refused_unchanged() {
+    let w = World::rehearsed("bad_format");
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+    for (version, needles) in [
+        (
+            "2",
+            vec![
+                "is a snapshot of format 2 but this sandbox reads format 1",
+                "pull again",
+            ],
+        ),
+        (
+            "0",
+            vec![
+                "is a snapshot of format 0 but this sandbox reads format 1",
+                "pull again",
+            ],
+        ),
+        (
+            "'two'",
+            vec!["damaged _sandbox_snapshot table", "pull a fresh snapshot"],
+        ),
+    ] {
+        let copy = w.copy(&format!("format-{}.sqlite", version.trim_matches('\'')));
+        rusqlite::Connection::open(&copy)
+            .unwrap()
+            .execute_batch(&format!(
+                "UPDATE _sandbox_snapshot SET format_version = {version}"
+            ))
+            .unwrap();
+        let bytes = std::fs::read(&copy).unwrap();
+        let mut needles = needles.clone();
+        let name = copy.file_name().unwrap().to_str().unwrap().to_string();
+        needles.push(&name);
+        for args in [
+            vec!["status", "--snapshot", p(&copy)],
+            vec!["status", "--json", "--snapshot", p(&copy)],
+            vec!["rehearse", "--snapshot", p(&copy)],
+            vec!["diff", "--snapshot", p(&copy)],
+            vec![
+                "push",
+                "--database-url",
+                w.url(),
+                "--snapshot",
+                p(&copy),
+                "--confirm",
+            ],
+        ] {
+            sandbox(&args).code(2).error_has(&needles);
+        }
+        assert_eq!(
+            std::fs::read(&copy).unwrap(),
+            bytes,
+            "format {version}: file changed"
+        );
+        assert_remote_unchanged(&mut c, &before, "push of another format");
+    }
+}
+
+#[test]
+fn a_truncated_snapshot_is_refused_clearly() {
+    let w = World::rehearsed("bad_truncated");
+    let mut c = w.client();
+    let before = remote_state(&mut c);
+    let full = std::fs::metadata(&w.snapshot).unwrap().len();
+    for (case, len, needles) in [
+        (
+            "half",
+            full / 2,
+            vec!["is not a readable SQLite file", "pull a fresh snapshot"],
+        ),
+        (
+            "a tenth",
+            full / 10,
+            vec!["is not a readable SQLite file", "pull a fresh snapshot"],
+        ),
+        (
+            "inside the header",
+            50,
+            vec!["is not a readable SQLite file", "pull a fresh snapshot"],
+        ),
+        ("empty", 0, vec!["not a sandbox snapshot", "sandbox pull"]),
+    ] {
+        let copy = w.copy(&format!("cut-{len}.sqlite"));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        let bytes = std::fs::read(&copy).unwrap();
+        for args in [
+            vec!["status", "--snapshot", p(&copy)],
+            vec!["rehearse", "--snapshot", p(&copy)],
+            vec!["diff", "--snapshot", p(&copy)],
+            vec![
+                "push",
+                "--database-url",
+                w.url(),
+                "--snapshot",
+                p(&copy),
+                "--confirm",
+            ],
+        ] {
+            let r = sandbox(&args);
+            r.code(2).error_has(&needles);
+            assert!(
+                r.stderr.contains(p(&copy)),
+                "{case}: file not named: {}",
+                r.show()
+            );
+            assert!(!r.stderr.contains("panicked"), "{}", r.show());
+        }
+        assert_eq!(std::fs::read(&copy).unwrap(), bytes, "{case}: file changed");
+        assert!(
+            !copy.with_extension("sqlite-journal").exists(),
+            "{case}: a journal was left next to the file"
+        );
+        assert_remote_unchanged(&mut c, &before, case);
+    }
+}
