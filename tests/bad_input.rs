@@ -783,7 +783,7 @@ fn bad_database_urls_are_explained_and_nothing_is_written() {
         (
             "unknown parameter",
             format!("{base}?sslmod=require"),
-            vec!["is not valid", "sslmod=require", "?sslmode=..."],
+            vec!["unknown parameter 'sslmod'", "did you mean sslmode?"],
         ),
         (
             "nothing listens on the port",

@@ -1166,14 +1166,13 @@ fn regression_rehearsal_of_a_deeply_nested_array_names_the_column() {
     );
 }
 
-/// BUG (src/db/postgres.rs, `split_url`): the query parameters it keeps are
+/// Regression (src/db/postgres.rs, `split_url`): the query parameters it kept were
 /// re-encoded with `query_pairs_mut().append_pair`, i.e. as
 /// application/x-www-form-urlencoded, so a space (`%20`) becomes `+`, which
 /// tokio-postgres does not decode: `?password=a%20b` connects with the
 /// password `a+b`, `?options=-c%20x%3Dy` sends the options `-c+x=y`.
 #[test]
-#[ignore = "known bug in src/db/postgres.rs split_url; enable when fixed"]
-fn known_bug_space_in_a_query_parameter_becomes_plus() {
+fn regression_space_in_a_query_parameter_stays_a_space() {
     let t = parse_target("postgres://u@h/d?password=a%20b").unwrap();
     assert_eq!(t.config.get_password(), Some(&b"a b"[..]));
     let t = parse_target("postgres://u@h/d?options=-c%20x%3Dy").unwrap();

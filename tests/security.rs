@@ -652,15 +652,14 @@ fn failures_never_show_the_password() {
 // ---------------------------------------------------------------------------
 // Known leaks (reported; enable when src/db/postgres.rs is fixed)
 
-/// `split_url` redacts what the `url` crate parses, but the driver parses
-/// the same text differently: an unencoded `#`, `/` or `?` in the password,
+/// Regression: `split_url` once redacted what the `url` crate parsed, while
+/// the driver parses the same text differently: an unencoded `#`, `/` or `?` in the password,
 /// after nothing or after digits only, makes `url` see host:port and no
 /// password, while tokio-postgres connects with the whole password. The
 /// redacted text is then the raw URL: `sandbox pull` prints it and stores it
 /// in `_sandbox_snapshot.source_url`.
 #[test]
-#[ignore = "known leak in src/db/postgres.rs split_url; enable when fixed"]
-fn known_leak_unencoded_hash_or_slash_in_the_password_is_shown() {
+fn regression_unencoded_hash_or_slash_in_the_password_is_masked() {
     for raw in [
         "postgres://u:123#S3ntinel@h:5432/db",
         "postgres://u:#S3ntinel@h:5432/db",
@@ -675,13 +674,12 @@ fn known_leak_unencoded_hash_or_slash_in_the_password_is_shown() {
     }
 }
 
-/// Text that is not recognised as a postgres:// URL goes to the key=value
-/// splitter, whose error quotes the offending word, i.e. the whole URL with
+/// Regression: text not recognised as a postgres:// URL went to the
+/// key=value splitter, whose error quoted the offending word, i.e. the whole URL with
 /// its password; text that splits into key=value pairs but that the driver
 /// rejects is quoted whole as the "redacted" URL.
 #[test]
-#[ignore = "known leak in src/db/postgres.rs split_keyvalue/parse_target; enable when fixed"]
-fn known_leak_mistyped_urls_are_echoed_with_their_password() {
+fn regression_mistyped_urls_are_not_echoed() {
     for raw in [
         "postgress://u:S3ntinel@h/db",
         "postgres:/u:S3ntinel@h/db",
@@ -700,12 +698,11 @@ fn known_leak_mistyped_urls_are_echoed_with_their_password() {
     }
 }
 
-/// The SQL script holds the rows a push inserts (production data, like the
-/// snapshot), but is written with the default mode (0644 under umask 022),
+/// Regression: the SQL script holds the rows a push inserts (production
+/// data, like the snapshot), but was written with the default mode (0644 under umask 022),
 /// where the snapshot is 0600.
 #[test]
-#[ignore = "known gap in src/cmd/diff.rs: --sql file mode; enable when fixed"]
-fn known_gap_diff_sql_script_is_readable_by_others() {
+fn regression_diff_sql_script_is_owner_only() {
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("demo.sqlite");
     let sql = dir.path().join("migration.sql");

@@ -9,8 +9,7 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
     let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
-        std::fs::write(path, diff.to_sql())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_private(path, diff.to_sql().as_bytes())?;
     }
     if json {
         output::print_json(&serde_json::json!({
@@ -66,4 +65,26 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
         diff.ddl.len(),
         diff.rehearsal_id
     );
+}
+
+/// The script holds the rows being inserted (production data): owner-only,
+/// like the snapshot.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -106,16 +106,31 @@ pub fn parse_target(raw: &str) -> Result<Target> {
              (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
         ));
     }
-    let (rest, sslmode, sslrootcert, redacted) =
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            split_url(raw)?
-        } else {
-            split_keyvalue(raw)?
-        };
+    let is_url = raw.starts_with("postgres://") || raw.starts_with("postgresql://");
+    if !is_url && raw.contains("://") {
+        return Err(environment(format!(
+            "the database URL must start with postgres:// or postgresql://{}",
+            shown_scheme(raw)
+                .map(|s| format!(" (it starts with {s}://)"))
+                .unwrap_or_default()
+        )));
+    }
+    let (rest, sslmode, sslrootcert, redacted) = if is_url {
+        split_url(raw)?
+    } else {
+        split_keyvalue(raw)?
+    };
     let mut config = Config::from_str(&rest).map_err(|e| {
+        // Only the URL form is shown: its password is reliably masked.
+        let shown = if is_url {
+            format!(" {redacted}")
+        } else {
+            String::new()
+        };
         environment(format!(
-            "the database URL {redacted} is not valid ({e}); expected \
-             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]"
+            "the database URL{shown} is not a valid URL ({e}); expected \
+             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...] — percent-encode \
+             special characters in the password"
         ))
     })?;
     let sslmode = match sslmode {
@@ -146,61 +161,158 @@ pub fn parse_target(raw: &str) -> Result<Target> {
 
 type Split = (String, Option<String>, Option<String>, String);
 
+/// Splits a `postgres://` URL exactly the way tokio-postgres reads it, so
+/// that what we redact is what the driver takes as the password: the
+/// credentials run to the FIRST `@` (an unencoded `#`, `/` or `?` in a
+/// password stays in the password), the query starts at the first `?`
+/// after them. Kept parameters pass through byte for byte: re-encoding
+/// them would change what the driver decodes (`%20` is not `+`).
 fn split_url(raw: &str) -> Result<Split> {
-    let mut url = url::Url::parse(raw).map_err(|e| {
-        // The raw text may hold a password: describe the problem without it.
-        environment(format!(
-            "the database URL is not a valid URL ({e}); expected \
-             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE — percent-encode special \
-             characters in the password"
-        ))
-    })?;
+    let prefix_len = if raw.starts_with("postgresql://") {
+        "postgresql://".len()
+    } else {
+        "postgres://".len()
+    };
+    let (prefix, after) = raw.split_at(prefix_len);
+    let (creds, rest) = match after.find('@') {
+        Some(at) => (Some(&after[..at]), &after[at + 1..]),
+        None => (None, after),
+    };
+    let (location, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
+    };
     let mut sslmode = None;
     let mut sslrootcert = None;
-    let mut kept: Vec<(String, String)> = Vec::new();
-    for (k, v) in url.query_pairs() {
-        match k.as_ref() {
-            "sslmode" => sslmode = Some(v.into_owned()),
-            "sslrootcert" => sslrootcert = Some(v.into_owned()),
-            _ => kept.push((k.into_owned(), v.into_owned())),
-        }
-    }
-    url.set_query(None);
-    if !kept.is_empty() {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in &kept {
-            q.append_pair(k, v);
-        }
-    }
-    let rest = url.to_string();
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    let shown_query: Vec<(String, String)> = shown
-        .query_pairs()
-        .map(|(k, v)| {
-            if k == "password" {
-                (k.into_owned(), "***".to_string())
-            } else {
-                (k.into_owned(), v.into_owned())
-            }
-        })
-        .chain(sslmode.iter().map(|m| ("sslmode".to_string(), m.clone())))
-        .chain(
-            sslrootcert
+    let mut kept: Vec<&str> = Vec::new();
+    let mut shown_params: Vec<String> = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !KNOWN_PARAMETERS.contains(&k) {
+            let hint = KNOWN_PARAMETERS
                 .iter()
-                .map(|c| ("sslrootcert".to_string(), c.clone())),
-        )
-        .collect();
-    shown.set_query(None);
-    if !shown_query.is_empty() {
-        let mut q = shown.query_pairs_mut();
-        for (k, v) in &shown_query {
-            q.append_pair(k, v);
+                .find(|known| known.starts_with(k) || k.starts_with(*known))
+                .map(|known| format!(" (did you mean {known}?)"))
+                .unwrap_or_default();
+            return Err(environment(format!(
+                "unknown parameter '{k}' in the database URL{hint}; known: {}",
+                KNOWN_PARAMETERS.join(", ")
+            )));
+        }
+        match k {
+            "sslmode" => sslmode = Some(percent_decode(v)),
+            "sslrootcert" => sslrootcert = Some(percent_decode(v)),
+            _ => kept.push(pair),
+        }
+        shown_params.push(if k == "password" {
+            "password=***".to_string()
+        } else {
+            pair.to_string()
+        });
+    }
+    let mut config = String::from(prefix);
+    let mut shown = String::from(prefix);
+    if let Some(creds) = creds {
+        config.push_str(creds);
+        config.push('@');
+        match creds.split_once(':') {
+            Some((user, _)) => {
+                shown.push_str(user);
+                shown.push_str(":***@");
+            }
+            None => {
+                shown.push_str(creds);
+                shown.push('@');
+            }
         }
     }
-    Ok((rest, sslmode, sslrootcert, shown.to_string()))
+    // The driver only says "invalid connection string"; name the usual cause.
+    let hosts = location.split('/').next().unwrap_or("");
+    for host in hosts.split(',') {
+        if host.starts_with('[') && !host.contains(']') {
+            return Err(environment(format!(
+                "the database URL {shown}{location} is not a valid URL (invalid IPv6 address: \
+                 missing ']'); expected postgres://USER@[ADDRESS]:PORT/DATABASE"
+            )));
+        }
+        let port = match host.rfind(']') {
+            Some(close) => host[close + 1..].strip_prefix(':'),
+            None => host.rsplit_once(':').map(|(_, p)| p),
+        };
+        if let Some(port) = port {
+            if port.parse::<u16>().is_err() {
+                return Err(environment(format!(
+                    "the database URL {shown}{location} is not a valid URL (invalid port number \
+                     '{port}'); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                )));
+            }
+        }
+    }
+    config.push_str(location);
+    shown.push_str(location);
+    if !kept.is_empty() {
+        config.push('?');
+        config.push_str(&kept.join("&"));
+    }
+    if !shown_params.is_empty() {
+        shown.push('?');
+        shown.push_str(&shown_params.join("&"));
+    }
+    Ok((config, sslmode, sslrootcert, shown))
+}
+
+/// The URL query parameters tokio-postgres understands, plus ours.
+const KNOWN_PARAMETERS: &[&str] = &[
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslrootcert",
+    "host",
+    "hostaddr",
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// `%XX` decoding as tokio-postgres does it (no `+` for space).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let digit = |b: u8| (b as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (digit(bytes[i + 1]), digit(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The scheme of a URL-looking string, when it is safe to show: it must
+/// not carry anything that could be part of a secret.
+fn shown_scheme(raw: &str) -> Option<&str> {
+    let scheme = &raw[..raw.find("://")?];
+    (scheme.len() <= 30
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | ':')))
+    .then_some(scheme)
 }
 
 /// Splits libpq key=value pairs the way tokio-postgres reads them (values
@@ -218,7 +330,9 @@ fn split_keyvalue(raw: &str) -> Result<Split> {
     let bad = |problem: &str, near: &str| {
         environment(format!(
             "the database URL is neither a postgres:// URL nor key=value pairs ({problem}{})",
-            if raw.contains("password") {
+            // A stray word may be a piece of a password: echo nothing from
+            // a string that could hold one.
+            if raw.contains("password") || raw.contains('@') || raw.contains(':') {
                 String::new()
             } else {
                 format!(" near '{near}'")
