@@ -57,26 +57,112 @@ pub fn push_copy_field(line: &mut String, value: Option<&str>) {
     match value {
         None => line.push_str("\\N"),
         Some(v) => {
-            for ch in v.chars() {
-                match ch {
-                    '\\' => line.push_str("\\\\"),
-                    '\t' => line.push_str("\\t"),
-                    '\n' => line.push_str("\\n"),
-                    '\r' => line.push_str("\\r"),
-                    // Postgres's COPY also escapes these control characters.
-                    '\u{8}' => line.push_str("\\b"),
-                    '\u{c}' => line.push_str("\\f"),
-                    '\u{b}' => line.push_str("\\v"),
-                    c => line.push(c),
-                }
+            // Every byte that needs an escape is ASCII, so the runs between
+            // them are whole UTF-8 sequences and copy in one go.
+            let bytes = v.as_bytes();
+            let mut start = 0;
+            while let Some(i) = next_copy_escape(bytes, start) {
+                line.push_str(&v[start..i]);
+                line.push_str(copy_escape(bytes[i]));
+                start = i + 1;
             }
+            line.push_str(&v[start..]);
         }
     }
 }
 
+/// Appends one value, escaped as [`push_copy_field`] does, to a byte line.
+pub fn push_copy_field_bytes(line: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => line.extend_from_slice(b"\\N"),
+        Some(v) => {
+            let bytes = v.as_bytes();
+            let mut start = 0;
+            while let Some(i) = next_copy_escape(bytes, start) {
+                line.extend_from_slice(&bytes[start..i]);
+                line.extend_from_slice(copy_escape(bytes[i]).as_bytes());
+                start = i + 1;
+            }
+            line.extend_from_slice(&bytes[start..]);
+        }
+    }
+}
+
+/// The escape Postgres's COPY prints for a byte [`next_copy_escape`] found.
+fn copy_escape(b: u8) -> &'static str {
+    match b {
+        b'\\' => "\\\\",
+        b'\t' => "\\t",
+        b'\n' => "\\n",
+        b'\r' => "\\r",
+        // Postgres's COPY also escapes these control characters.
+        0x08 => "\\b",
+        0x0c => "\\f",
+        0x0b => "\\v",
+        _ => unreachable!("not a COPY escape"),
+    }
+}
+
+fn is_copy_escape(b: u8) -> bool {
+    matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0x08 | 0x0c | 0x0b)
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `w` is below 0x0e or is a backslash (the only bytes
+/// COPY escapes are among those); may say yes for other bytes of a word,
+/// never no for one of them.
+#[inline]
+fn word_may_need_escape(w: u64) -> bool {
+    let below = w.wrapping_sub(LO * 0x0e) & !w & HI;
+    let x = w ^ (LO * u64::from(b'\\'));
+    let backslash = x.wrapping_sub(LO) & !x & HI;
+    below | backslash != 0
+}
+
+/// Position of the first byte at or after `from` that COPY escapes. Looks
+/// at eight bytes at a time: values are mostly long runs of plain text.
+#[inline]
+fn next_copy_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        if word_may_need_escape(w) {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|b| is_copy_escape(*b))
+        .map(|p| i + p)
+}
+
+/// Position of the first `needle` in `haystack`, eight bytes at a time.
+pub fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    let pattern = LO * u64::from(needle);
+    let mut i = 0;
+    while i + 8 <= haystack.len() {
+        let x = u64::from_le_bytes(haystack[i..i + 8].try_into().unwrap()) ^ pattern;
+        if x.wrapping_sub(LO) & !x & HI != 0 {
+            break;
+        }
+        i += 8;
+    }
+    haystack[i..]
+        .iter()
+        .position(|b| *b == needle)
+        .map(|p| i + p)
+}
+
 /// One row as a COPY text-format line, newline-terminated.
 pub fn copy_text_line<S: AsRef<str>>(values: &[Option<S>]) -> String {
-    let mut line = String::new();
+    let len: usize = values
+        .iter()
+        .map(|v| v.as_ref().map_or(2, |s| s.as_ref().len()) + 1)
+        .sum();
+    let mut line = String::with_capacity(len + len / 16 + 1);
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
             line.push('\t');
@@ -89,6 +175,139 @@ pub fn copy_text_line<S: AsRef<str>>(values: &[Option<S>]) -> String {
 
 /// Splits one COPY text-format line (without its newline) into values.
 pub fn parse_copy_line(line: &[u8]) -> Result<Vec<Option<String>>, String> {
+    let mut fields = Vec::new();
+    parse_copy_fields(line, &mut fields)?;
+    Ok(fields
+        .into_iter()
+        .map(|f| f.map(std::borrow::Cow::into_owned))
+        .collect())
+}
+
+/// [`parse_copy_line`] into `out` (cleared first), borrowing every value
+/// that holds no escape from `line` instead of copying it.
+pub fn parse_copy_fields<'a>(
+    line: &'a [u8],
+    out: &mut Vec<Option<std::borrow::Cow<'a, str>>>,
+) -> Result<(), String> {
+    use std::borrow::Cow;
+    out.clear();
+    // Escapes are ASCII, so the line is UTF-8 exactly when every value is;
+    // a bad line goes the slow way, which names the offending value.
+    let Ok(text) = std::str::from_utf8(line) else {
+        out.extend(
+            parse_copy_line_bytewise(line)?
+                .into_iter()
+                .map(|v| v.map(Cow::Owned)),
+        );
+        return Ok(());
+    };
+    // One pass over the line for tabs and backslashes. Every tab ends a
+    // value (even one right after a backslash, as in the bytewise parser);
+    // a value with a backslash is unescaped, the others are borrowed.
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    loop {
+        // A value ends at the next tab; the first backslash before it (if
+        // any) says the value must be unescaped.
+        let (end, first_backslash) = match next_tab_or_backslash(bytes, start) {
+            Some(i) if bytes[i] == b'\\' => (
+                find_byte(&bytes[i..], b'\t').map_or(bytes.len(), |t| i + t),
+                Some(i - start),
+            ),
+            Some(tab) => (tab, None),
+            None => (bytes.len(), None),
+        };
+        let field = &text[start..end];
+        out.push(match first_backslash {
+            _ if field == "\\N" => None,
+            None => Some(Cow::Borrowed(field)),
+            Some(first) => Some(Cow::Owned(unescape_copy_field(field, first)?)),
+        });
+        if end == bytes.len() {
+            return Ok(());
+        }
+        start = end + 1;
+    }
+}
+
+/// Position of the first tab or backslash at or after `from`.
+#[inline]
+fn next_tab_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+    let tabs = LO * u64::from(b'\t');
+    let backslashes = LO * u64::from(b'\\');
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        let (t, b) = (w ^ tabs, w ^ backslashes);
+        if (t.wrapping_sub(LO) & !t | b.wrapping_sub(LO) & !b) & HI != 0 {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|b| *b == b'\t' || *b == b'\\')
+        .map(|p| i + p)
+}
+
+/// Undoes COPY's escapes in one value whose first backslash is at `first`.
+/// Copies eight bytes at a time up to the next backslash: escapes can be
+/// dense (a prompt's newlines).
+fn unescape_copy_field(field: &str, first: usize) -> Result<String, String> {
+    let field = field.as_bytes();
+    let n = field.len();
+    // Unescaping never lengthens a value.
+    let mut out = vec![0u8; n];
+    out[..first].copy_from_slice(&field[..first]);
+    let (mut i, mut w) = (first, first);
+    let backslashes = LO * u64::from(b'\\');
+    while i < n {
+        if i + 8 <= n {
+            let word: [u8; 8] = field[i..i + 8].try_into().unwrap();
+            // w <= i, so this stays inside `out`; bytes past a backslash
+            // are overwritten below.
+            out[w..w + 8].copy_from_slice(&word);
+            let x = u64::from_le_bytes(word) ^ backslashes;
+            let found = x.wrapping_sub(LO) & !x & HI;
+            if found == 0 {
+                i += 8;
+                w += 8;
+                continue;
+            }
+            // The lowest flagged byte is exactly the first backslash.
+            let p = (found.trailing_zeros() / 8) as usize;
+            i += p;
+            w += p;
+        } else if field[i] != b'\\' {
+            out[w] = field[i];
+            i += 1;
+            w += 1;
+            continue;
+        }
+        // field[i] is a backslash.
+        if i + 1 < n {
+            out[w] = match field[i + 1] {
+                b't' => b'\t',
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'v' => 0x0b,
+                other => other,
+            };
+            i += 2;
+        } else {
+            out[w] = b'\\';
+            i += 1;
+        }
+        w += 1;
+    }
+    out.truncate(w);
+    String::from_utf8(out).map_err(|e| format!("COPY field is not UTF-8: {e}"))
+}
+
+/// The reference parser: one byte at a time, value by value.
+fn parse_copy_line_bytewise(line: &[u8]) -> Result<Vec<Option<String>>, String> {
     let mut out = Vec::new();
     for field in line.split(|b| *b == b'\t') {
         if field == b"\\N" {
@@ -131,6 +350,8 @@ pub fn parse_copy_line(line: &[u8]) -> Result<Vec<Option<String>>, String> {
 pub struct TableChecksum {
     lanes: [u64; 4],
     rows: u64,
+    /// Reused by [`TableChecksum::add_row`]: no allocation per row.
+    line: Vec<u8>,
 }
 
 impl TableChecksum {
@@ -150,7 +371,17 @@ impl TableChecksum {
     }
 
     pub fn add_row<S: AsRef<str>>(&mut self, values: &[Option<S>]) {
-        self.add_line(copy_text_line(values).as_bytes());
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                line.push(b'\t');
+            }
+            push_copy_field_bytes(&mut line, v.as_ref().map(|s| s.as_ref()));
+        }
+        line.push(b'\n');
+        self.add_line(&line);
+        self.line = line;
     }
 
     pub fn rows(&self) -> u64 {
@@ -190,6 +421,89 @@ mod tests {
         let line = copy_text_line(&values);
         let parsed = parse_copy_line(line.trim_end_matches('\n').as_bytes()).unwrap();
         assert_eq!(parsed, values);
+    }
+
+    /// The escaping as first written, one char at a time: the word-at-a-time
+    /// version must print exactly the same bytes.
+    fn reference_copy_field(line: &mut String, value: Option<&str>) {
+        match value {
+            None => line.push_str("\\N"),
+            Some(v) => {
+                for ch in v.chars() {
+                    match ch {
+                        '\\' => line.push_str("\\\\"),
+                        '\t' => line.push_str("\\t"),
+                        '\n' => line.push_str("\\n"),
+                        '\r' => line.push_str("\\r"),
+                        '\u{8}' => line.push_str("\\b"),
+                        '\u{c}' => line.push_str("\\f"),
+                        '\u{b}' => line.push_str("\\v"),
+                        c => line.push(c),
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_escaping_prints_what_the_reference_prints(
+            v in proptest::option::of("(\\PC|[\\\\\t\n\r\u{8}\u{b}\u{c}\u{e}\u{1}\\\\N]){0,80}")
+        ) {
+            let mut fast = String::new();
+            push_copy_field(&mut fast, v.as_deref());
+            let mut reference = String::new();
+            reference_copy_field(&mut reference, v.as_deref());
+            proptest::prop_assert_eq!(&fast, &reference);
+            let mut bytes = Vec::new();
+            push_copy_field_bytes(&mut bytes, v.as_deref());
+            proptest::prop_assert_eq!(bytes, reference.into_bytes());
+        }
+
+        #[test]
+        fn fast_parsing_reads_what_the_reference_reads(
+            line in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![b'\\', b'\t', b'N', b'n', b't', b'a', 0xc3, 0xa9, 0xff, 0x80]),
+                    proptest::num::u8::ANY,
+                ],
+                0..120,
+            )
+        ) {
+            proptest::prop_assert_eq!(parse_copy_line(&line), parse_copy_line_bytewise(&line));
+        }
+
+        #[test]
+        fn fast_parsing_reads_long_escaped_values_as_the_reference(
+            line in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    b'a', b'b', b'a', b'b', b'a', b'b', b'\\', b'\\', b'n', b't', b'N', 0xc3, 0xa9, b'\t',
+                ]),
+                0..400,
+            )
+        ) {
+            proptest::prop_assert_eq!(parse_copy_line(&line), parse_copy_line_bytewise(&line));
+        }
+
+        #[test]
+        fn find_byte_finds_the_first(
+            hay in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', 0x0a ^ 0x80, 0x0b, 0xff]), 0..70),
+            needle in proptest::sample::select(vec![b'\n', b'\\', 0xff]),
+        ) {
+            proptest::prop_assert_eq!(find_byte(&hay, needle), hay.iter().position(|b| *b == needle));
+        }
+    }
+
+    #[test]
+    fn add_row_hashes_the_copy_line() {
+        let values = [Some("a\tb\\"), None, Some("é\n")];
+        let mut by_row = TableChecksum::new();
+        by_row.add_row(&values);
+        by_row.add_row(&values[..1]);
+        let mut by_line = TableChecksum::new();
+        by_line.add_line(copy_text_line(&values).as_bytes());
+        by_line.add_line(copy_text_line(&values[..1]).as_bytes());
+        assert_eq!(by_row.hex(), by_line.hex());
     }
 
     #[test]

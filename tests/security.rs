@@ -900,8 +900,8 @@ fn awkward_identifiers_survive_the_whole_loop() {
 
 /// SQLite names are case-insensitive, Postgres's are not: a `dh_*` table
 /// with columns `name` and `Name` (legal in Postgres) cannot be stored.
-/// The pull must fail cleanly: exit 2, naming the table and the column,
-/// and leave no file behind.
+/// The pull must fail cleanly: exit 2, naming the table and the column and
+/// the reason, and leave no file behind.
 #[test]
 fn names_differing_only_in_case_fail_the_pull_cleanly() {
     let db = TestDb::create("sec_case");
@@ -911,12 +911,12 @@ fn names_differing_only_in_case_fail_the_pull_cleanly() {
         (
             "ALTER TABLE dh_tool ADD COLUMN \"Name\" text",
             "ALTER TABLE dh_tool DROP COLUMN \"Name\"",
-            ["dh_tool", "Name"],
+            ["dh_tool", "Name", "differ only in case"],
         ),
         (
             "CREATE TABLE \"dh_TOOL\" (id integer PRIMARY KEY)",
             "DROP TABLE \"dh_TOOL\"",
-            ["dh_TOOL", "already exists"],
+            ["dh_TOOL", "dh_tool", "differ only in case"],
         ),
     ] {
         db.client().batch_execute(ddl).unwrap();

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::error::environment;
-use crate::types::{quote_ident, Storage, TableChecksum};
+use crate::types::{push_copy_field_bytes, quote_ident, Storage, TableChecksum};
 
 /// Bumped when the file layout changes incompatibly.
 pub const FORMAT_VERSION: i64 = 1;
@@ -231,9 +231,16 @@ impl SnapshotWriter {
         let conn = Connection::open(&tmp)
             .with_context(|| format!("cannot open {} as SQLite", tmp.display()))?;
         // Nothing is lost if the machine dies mid-pull: the file is thrown
-        // away anyway, so the load runs without a journal.
+        // away anyway, so the load runs without a journal. 16 KiB pages (any
+        // SQLite since 3.7 reads them) mean a quarter of the page writes and
+        // B-tree splits of the default 4 KiB: a sixth less CPU per pull. A
+        // 16 MiB page cache (default 2 MiB) keeps the primary-key index of a
+        // 350k-row table in memory while random UUIDs go into it, instead of
+        // writing and re-reading its pages for every row; it is also the
+        // ceiling that keeps the pull's memory flat at any size.
         conn.execute_batch(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;",
+            "PRAGMA page_size = 16384; PRAGMA cache_size = -16384; PRAGMA journal_mode = OFF; \
+             PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;",
         )?;
         conn.execute_batch(METADATA_DDL)?;
         conn.execute_batch("BEGIN")?;
@@ -283,6 +290,16 @@ impl SnapshotWriter {
             .with_context(|| format!("table {}", meta.name))?;
         stmt.execute(rusqlite::params_from_iter(converted))?;
         Ok(())
+    }
+
+    /// Inserts rows into the table [`begin_table`] created through one
+    /// prepared statement, binding each value where it lies (no copy).
+    pub fn inserter<'a>(&'a self, meta: &'a TableMeta) -> Result<RowInserter<'a>> {
+        Ok(RowInserter {
+            stmt: self.conn.prepare(&self.insert_sql)?,
+            meta,
+            storage: meta.columns.iter().map(|c| c.storage()).collect(),
+        })
     }
 
     pub fn end_table(&mut self, meta: TableMeta, summary: TableSummary) {
@@ -371,6 +388,63 @@ impl SnapshotWriter {
             ))
         })?;
         Ok((final_path, info))
+    }
+}
+
+/// One table's INSERT, prepared once; stores exactly what
+/// [`SnapshotWriter::insert_row`] stores.
+pub struct RowInserter<'a> {
+    stmt: rusqlite::Statement<'a>,
+    meta: &'a TableMeta,
+    storage: Vec<Storage>,
+}
+
+impl RowInserter<'_> {
+    pub fn insert<S: AsRef<str>>(&mut self, values: &[Option<S>]) -> Result<()> {
+        let meta = self.meta;
+        if values.len() != meta.columns.len() {
+            anyhow::bail!(
+                "table {}: a row has {} values for {} columns",
+                meta.name,
+                values.len(),
+                meta.columns.len()
+            );
+        }
+        for (i, ((c, storage), v)) in meta
+            .columns
+            .iter()
+            .zip(&self.storage)
+            .zip(values)
+            .enumerate()
+        {
+            let v = v.as_ref().map(|s| s.as_ref());
+            let bound = match (storage, v) {
+                (_, None) => self.stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
+                (Storage::Text, Some(text)) => self.stmt.raw_bind_parameter(i + 1, text),
+                (Storage::Integer, Some(text)) => match text.parse::<i64>() {
+                    Ok(n) => self.stmt.raw_bind_parameter(i + 1, n),
+                    Err(_) => return Err(conversion_error(meta, c, v)),
+                },
+                (Storage::Bool, Some("t")) => self.stmt.raw_bind_parameter(i + 1, 1i64),
+                (Storage::Bool, Some("f")) => self.stmt.raw_bind_parameter(i + 1, 0i64),
+                (Storage::Bool, Some(_)) => return Err(conversion_error(meta, c, v)),
+            };
+            bound?;
+        }
+        self.stmt.raw_execute()?;
+        Ok(())
+    }
+}
+
+/// The error [`to_sqlite`] gives for a value its column cannot store.
+fn conversion_error(meta: &TableMeta, column: &ColumnMeta, value: Option<&str>) -> anyhow::Error {
+    match to_sqlite(column, value) {
+        Err(e) => e.context(format!("table {}", meta.name)),
+        Ok(_) => anyhow::anyhow!(
+            "table {}: column {} cannot store its value",
+            meta.name,
+            column.name
+        ),
     }
 }
 
@@ -545,12 +619,57 @@ impl Snapshot {
     }
 
     /// Recomputes a table's content checksum from what the file holds now.
+    /// Builds each row's canonical COPY line straight from the stored
+    /// values (what [`for_each_row`] then [`TableChecksum::add_row`] would
+    /// hash, without a `String` per value).
     pub fn checksum_of(&self, sqlite_table: &str, meta: &TableMeta) -> Result<TableChecksum> {
+        use rusqlite::types::ValueRef;
+        let sql = format!(
+            "SELECT {} FROM main.{}",
+            ident_list(&meta.column_names()),
+            quote_ident(sqlite_table)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
+        let storage: Vec<Storage> = meta.columns.iter().map(|c| c.storage()).collect();
         let mut sum = TableChecksum::new();
-        self.for_each_row(sqlite_table, meta, |values| {
-            sum.add_row(&values);
-            Ok(())
-        })?;
+        let mut line: Vec<u8> = Vec::with_capacity(1 << 12);
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            line.clear();
+            for (i, (c, storage)) in meta.columns.iter().zip(&storage).enumerate() {
+                if i > 0 {
+                    line.push(b'\t');
+                }
+                match (storage, row.get_ref(i)?) {
+                    (_, ValueRef::Null) => line.extend_from_slice(b"\\N"),
+                    (Storage::Bool, ValueRef::Integer(1)) => line.push(b't'),
+                    (Storage::Bool, ValueRef::Integer(0)) => line.push(b'f'),
+                    (Storage::Integer, ValueRef::Integer(n)) => {
+                        use std::io::Write;
+                        write!(line, "{n}").expect("writing to a Vec cannot fail");
+                    }
+                    (Storage::Text, ValueRef::Text(t)) => match std::str::from_utf8(t) {
+                        Ok(text) => push_copy_field_bytes(&mut line, Some(text)),
+                        Err(_) => {
+                            let text = from_sqlite(c, ValueRef::Text(t))
+                                .with_context(|| format!("table {sqlite_table}"))?;
+                            push_copy_field_bytes(&mut line, text.as_deref());
+                        }
+                    },
+                    // Whatever else from_sqlite makes of it, errors included.
+                    (_, other) => {
+                        let text = from_sqlite(c, other)
+                            .with_context(|| format!("table {sqlite_table}"))?;
+                        push_copy_field_bytes(&mut line, text.as_deref());
+                    }
+                }
+            }
+            line.push(b'\n');
+            sum.add_line(&line);
+        }
         Ok(sum)
     }
 }

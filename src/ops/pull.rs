@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use futures_util::{pin_mut, StreamExt};
 use tokio_postgres::{IsolationLevel, Transaction};
 
@@ -13,7 +14,7 @@ use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, 
 use crate::db::sqlite::{SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION};
 use crate::error::environment;
 use crate::plan::TableSet;
-use crate::types::{parse_copy_line, quote_ident, TableChecksum};
+use crate::types::{find_byte, parse_copy_fields, parse_copy_line, quote_ident, TableChecksum};
 
 /// Receives progress while tables stream; the command layer draws it.
 pub trait PullProgress {
@@ -47,7 +48,7 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     // Create the temp file before reading anything, so an unwritable folder
     // fails fast.
     let plan_tables: Vec<String> = opts.tables.named().map(str::to_string).collect();
-    let mut writer = SnapshotWriter::create(&opts.out, opts.force, &plan_tables)?;
+    let writer = SnapshotWriter::create(&opts.out, opts.force, &plan_tables)?;
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -63,17 +64,23 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         (row.get(0), row.get(1))
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
+    let mut loader = Loader::start(writer)?;
     let mut summaries = Vec::new();
+    let mut loaded = Vec::new();
     for (meta, estimate) in metas {
-        let summary = copy_table(&tx, &mut writer, &meta, estimate, progress).await?;
+        let summary = copy_table(&tx, &mut loader, &meta, estimate, progress).await?;
         progress.table_finished(&summary);
         summaries.push(summary.clone());
-        writer.end_table(meta, summary);
+        loaded.push((meta, summary));
     }
     tx.commit()
         .await
         .context("the read transaction failed to end")?;
     drop(client);
+    let mut writer = loader.finish()?;
+    for (meta, summary) in loaded {
+        writer.end_table(meta, summary);
+    }
     let info = SnapshotInfo {
         format_version: FORMAT_VERSION,
         pulled_at,
@@ -134,9 +141,18 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
     for (oid, n, est) in extra {
         wanted.push((*oid, n.clone(), TableRole::Source, *est));
     }
+    let mut lower: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for (_, name, _, _) in &wanted {
+        if let Some(other) = lower.insert(name.to_lowercase(), name) {
+            return Err(environment(format!(
+                "tables \"{other}\" and \"{name}\" differ only in case; a SQLite snapshot \
+                 cannot hold both. Rename one at the source before pulling"
+            )));
+        }
+    }
     let mut out = Vec::new();
     for (oid, name, role, estimate) in wanted {
-        let columns = tx
+        let columns: Vec<ColumnMeta> = tx
             .query(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                         pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text \
@@ -188,6 +204,7 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
                 ref_columns: r.get(5),
             })
             .collect();
+        check_case_collisions(&name, &columns)?;
         out.push((
             TableMeta {
                 name,
@@ -199,6 +216,22 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
         ));
     }
     Ok(out)
+}
+
+/// SQLite compares names without case; Postgres does not. Two names that
+/// differ only in case cannot both live in the snapshot.
+fn check_case_collisions(table: &str, columns: &[ColumnMeta]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for c in columns {
+        if let Some(other) = seen.insert(c.name.to_lowercase(), &c.name) {
+            return Err(environment(format!(
+                "table {table} has columns \"{other}\" and \"{}\", which differ only in case; a \
+                 SQLite snapshot cannot hold both. Rename one at the source before pulling",
+                c.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The SELECT whose COPY output is a table's canonical row encoding; pull
@@ -216,45 +249,66 @@ pub fn copy_out_sql(meta: &TableMeta) -> String {
     )
 }
 
+/// COPY data goes to the writer thread in batches of about this many bytes;
+/// with at most [`LOADER_QUEUE`] batches queued, a pull's memory does not
+/// grow with the tables.
+const BATCH_BYTES: usize = 256 << 10;
+const LOADER_QUEUE: usize = 8;
+
+/// Streams one table: rows are counted and checksummed here as they arrive
+/// and handed, as received, to the writer thread that parses and stores
+/// them, so reading, hashing and writing overlap.
 async fn copy_table(
     tx: &Transaction<'_>,
-    writer: &mut SnapshotWriter,
+    loader: &mut Loader,
     meta: &TableMeta,
     estimate: u64,
     progress: &dyn PullProgress,
 ) -> Result<TableSummary> {
     let started = Instant::now();
     progress.table_started(&meta.name, estimate);
-    writer.begin_table(meta)?;
-    let mut checksum = TableChecksum::new();
+    loader.send(Work::Table(meta.clone()))?;
     let stream = tx
         .copy_out(copy_out_sql(meta).as_str())
         .await
         .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
     pin_mut!(stream);
-    // COPY chunks are not aligned to rows; carry the tail of each chunk.
-    let mut pending: Vec<u8> = Vec::new();
+    let mut checksum = TableChecksum::new();
+    let mut lines = LineSplitter::default();
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_bytes = 0;
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.with_context(|| format!("the connection failed while reading {}", meta.name))?;
-        pending.extend_from_slice(&chunk);
-        let mut start = 0;
-        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
-            let end = start + pos;
-            let line = &pending[start..=end];
+        let before = checksum.rows();
+        lines.split(&chunk, |line| {
             checksum.add_line(line);
-            let values = parse_copy_line(&line[..line.len() - 1])
-                .map_err(|e| anyhow::anyhow!("table {}: {e}", meta.name))?;
-            writer.insert_row(meta, &values)?;
-            start = end + 1;
-            if checksum.rows().is_multiple_of(5000) {
-                progress.rows_copied(&meta.name, checksum.rows());
-            }
+            Ok::<(), std::convert::Infallible>(())
+        })?;
+        // Progress every 5000 rows.
+        if before / 5000 != checksum.rows() / 5000 {
+            progress.rows_copied(&meta.name, checksum.rows());
         }
-        pending.drain(..start);
+        batch_bytes += chunk.len();
+        batch.push(chunk);
+        if batch_bytes >= BATCH_BYTES {
+            loader.send(Work::Rows(std::mem::take(&mut batch)))?;
+            batch_bytes = 0;
+        }
     }
-    if !pending.is_empty() {
+    if !lines.partial.is_empty() {
         anyhow::bail!("table {}: COPY ended in the middle of a row", meta.name);
+    }
+    if !batch.is_empty() {
+        loader.send(Work::Rows(batch))?;
+    }
+    let written = loader.end_table()?;
+    if written != checksum.rows() {
+        anyhow::bail!(
+            "table {}: read {} rows but wrote {written}",
+            meta.name,
+            checksum.rows()
+        );
     }
     progress.rows_copied(&meta.name, checksum.rows());
     Ok(TableSummary {
@@ -264,6 +318,176 @@ async fn copy_table(
         checksum: checksum.hex(),
         millis: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Cuts COPY data into lines (each with its newline) across chunks: one
+/// chunk is one row in practice, but the protocol does not promise it.
+#[derive(Default)]
+struct LineSplitter {
+    /// The start of a row whose end is in a later chunk.
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn split<E>(
+        &mut self,
+        chunk: &[u8],
+        mut line: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut rest = chunk;
+        if !self.partial.is_empty() {
+            let Some(end) = find_byte(rest, b'\n') else {
+                self.partial.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.partial.extend_from_slice(&rest[..=end]);
+            line(&self.partial)?;
+            self.partial.clear();
+            rest = &rest[end + 1..];
+        }
+        while let Some(end) = find_byte(rest, b'\n') {
+            line(&rest[..=end])?;
+            rest = &rest[end + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(())
+    }
+}
+
+/// What the connection hands to the writer thread.
+enum Work {
+    /// Create this table; its rows follow.
+    Table(TableMeta),
+    /// COPY data as it arrived.
+    Rows(Vec<Bytes>),
+    /// The table is complete: report how many rows were written.
+    End,
+}
+
+/// Parses and writes rows into the snapshot on a thread of its own, so
+/// that Postgres keeps sending while SQLite writes (the connection runs on
+/// a single-threaded runtime: on it, every row being written was a row not
+/// being read).
+struct Loader {
+    work: Option<std::sync::mpsc::SyncSender<Work>>,
+    written: std::sync::mpsc::Receiver<u64>,
+    thread: Option<std::thread::JoinHandle<Result<SnapshotWriter>>>,
+}
+
+impl Loader {
+    fn start(writer: SnapshotWriter) -> Result<Loader> {
+        let (work_tx, work_rx) = std::sync::mpsc::sync_channel(LOADER_QUEUE);
+        let (written_tx, written_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("snapshot-writer".into())
+            .spawn(move || load_tables(writer, work_rx, written_tx))
+            .context("cannot start the snapshot writer thread")?;
+        Ok(Loader {
+            work: Some(work_tx),
+            written: written_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Blocks while the queue is full: Postgres then waits for SQLite.
+    fn send(&mut self, work: Work) -> Result<()> {
+        match &self.work {
+            Some(tx) if tx.send(work).is_ok() => Ok(()),
+            _ => Err(self.stopped()),
+        }
+    }
+
+    /// Waits until the current table is written; returns its row count.
+    fn end_table(&mut self) -> Result<u64> {
+        self.send(Work::End)?;
+        self.written.recv().map_err(|_| self.stopped())
+    }
+
+    /// Why the writer thread stopped.
+    fn stopped(&mut self) -> anyhow::Error {
+        self.work = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            Some(Ok(Ok(_))) | None => anyhow::anyhow!("the snapshot writer stopped early"),
+        }
+    }
+
+    /// Waits for every row to be written and takes the file back.
+    fn finish(mut self) -> Result<SnapshotWriter> {
+        self.work = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(anyhow::anyhow!("the snapshot writer stopped early")),
+        }
+    }
+}
+
+impl Drop for Loader {
+    /// A failed pull waits for the writer to stop, so the temporary file is
+    /// gone before the error is reported.
+    fn drop(&mut self) {
+        self.work = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An emptied vector of values, its allocation kept for the next row (whose
+/// values borrow from another line).
+fn recycle<'b>(
+    mut values: Vec<Option<std::borrow::Cow<'_, str>>>,
+) -> Vec<Option<std::borrow::Cow<'b, str>>> {
+    values.clear();
+    values.into_iter().map(|_| None).collect()
+}
+
+fn load_tables(
+    mut writer: SnapshotWriter,
+    work: std::sync::mpsc::Receiver<Work>,
+    written: std::sync::mpsc::Sender<u64>,
+) -> Result<SnapshotWriter> {
+    while let Ok(next) = work.recv() {
+        let Work::Table(meta) = next else {
+            anyhow::bail!("the snapshot writer got rows before their table");
+        };
+        writer.begin_table(&meta)?;
+        let mut rows = 0u64;
+        {
+            let mut inserter = writer.inserter(&meta)?;
+            let mut spare = Vec::with_capacity(meta.columns.len());
+            let mut lines = LineSplitter::default();
+            let mut row = |line: &[u8]| -> Result<()> {
+                let mut values = recycle(std::mem::take(&mut spare));
+                parse_copy_fields(&line[..line.len() - 1], &mut values)
+                    .map_err(|e| anyhow::anyhow!("table {}: {e}", meta.name))?;
+                inserter.insert(&values)?;
+                spare = recycle(values);
+                rows += 1;
+                Ok(())
+            };
+            loop {
+                match work.recv() {
+                    Ok(Work::Rows(chunks)) => {
+                        for chunk in &chunks {
+                            lines.split(chunk, &mut row)?;
+                        }
+                    }
+                    Ok(Work::End) => break,
+                    // The reading side failed; its error is the one reported.
+                    Ok(Work::Table(_)) | Err(_) => {
+                        anyhow::bail!("table {}: the read stopped in the middle", meta.name)
+                    }
+                }
+            }
+        }
+        if written.send(rows).is_err() {
+            break;
+        }
+    }
+    Ok(writer)
 }
 
 /// Streams a table's canonical COPY lines (each with its newline) from
@@ -282,7 +506,7 @@ async fn for_each_remote_line(
     while let Some(chunk) = stream.next().await {
         pending.extend_from_slice(&chunk?);
         let mut start = 0;
-        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
+        while let Some(pos) = find_byte(&pending[start..], b'\n') {
             f(&pending[start..=start + pos])?;
             start += pos + 1;
         }
@@ -379,4 +603,143 @@ pub fn describe_row_changes(expected: &RowHashes, actual: &RowHashes, limit: usi
         out.push(format!("… and {} more rows", total - limit));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::copy_text_line;
+
+    fn meta() -> TableMeta {
+        let col = |name: &str, ordinal: u32, pg_type: &str| ColumnMeta {
+            name: name.into(),
+            ordinal,
+            pg_type: pg_type.into(),
+            not_null: false,
+            default: None,
+            generated: None,
+        };
+        TableMeta {
+            name: "t".into(),
+            role: TableRole::Protected,
+            columns: vec![
+                col("id", 1, "bigint"),
+                col("body", 2, "text"),
+                col("ok", 3, "boolean"),
+            ],
+            constraints: vec![],
+        }
+    }
+
+    fn rows() -> Vec<Vec<Option<String>>> {
+        (0..300)
+            .map(|i| {
+                vec![
+                    Some(i.to_string()),
+                    match i % 5 {
+                        0 => None,
+                        1 => Some(String::new()),
+                        2 => Some(format!("line\none\ttab\\slash {i} é")),
+                        _ => Some("x".repeat(i * 7)),
+                    },
+                    Some(if i % 2 == 0 { "t" } else { "f" }.into()),
+                ]
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Rows come out whole and in order wherever the chunks are cut.
+        #[test]
+        fn lines_survive_any_chunking(cuts in proptest::collection::vec(0usize..4000, 0..40)) {
+            let data: Vec<u8> = rows().iter().flat_map(|r| copy_text_line(r).into_bytes()).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c * data.len() / 4000).collect();
+            cuts.sort();
+            let mut splitter = LineSplitter::default();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([data.len()]) {
+                splitter
+                    .split(&data[from..cut], |l| {
+                        got.push(l.to_vec());
+                        Ok::<(), std::convert::Infallible>(())
+                    })
+                    .unwrap();
+                from = cut;
+            }
+            proptest::prop_assert!(splitter.partial.is_empty());
+            let want: Vec<Vec<u8>> = rows().iter().map(|r| copy_text_line(r).into_bytes()).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    /// The writer thread stores, from chunks cut mid-row, exactly what
+    /// `insert_row` stores row by row.
+    #[test]
+    fn the_writer_thread_stores_what_insert_row_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = meta();
+        let data: Vec<u8> = rows()
+            .iter()
+            .flat_map(|r| copy_text_line(r).into_bytes())
+            .collect();
+
+        let writer = SnapshotWriter::create(&dir.path().join("a.sqlite"), false, &[]).unwrap();
+        let mut loader = Loader::start(writer).unwrap();
+        loader.send(Work::Table(meta.clone())).unwrap();
+        let chunks: Vec<Bytes> = data.chunks(977).map(Bytes::copy_from_slice).collect();
+        for batch in chunks.chunks(3) {
+            loader.send(Work::Rows(batch.to_vec())).unwrap();
+        }
+        assert_eq!(loader.end_table().unwrap(), 300);
+        let threaded = loader.finish().unwrap();
+
+        let mut by_row = SnapshotWriter::create(&dir.path().join("b.sqlite"), false, &[]).unwrap();
+        by_row.begin_table(&meta).unwrap();
+        for r in rows() {
+            by_row.insert_row(&meta, &r).unwrap();
+        }
+        let dump = |w: &SnapshotWriter| -> Vec<String> {
+            let mut stmt = w
+                .connection()
+                .prepare("SELECT typeof(id) || quote(id), typeof(body) || quote(body), typeof(ok) || quote(ok) FROM t ORDER BY rowid")
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{}|{}|{}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?
+                    ))
+                })
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect()
+        };
+        assert_eq!(dump(&threaded), dump(&by_row));
+    }
+
+    /// A value the column cannot store stops the pull with the same error
+    /// as before, and the writer's temporary file goes away.
+    #[test]
+    fn a_bad_value_is_reported_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SnapshotWriter::create(&dir.path().join("a.sqlite"), false, &[]).unwrap();
+        let mut loader = Loader::start(writer).unwrap();
+        loader.send(Work::Table(meta())).unwrap();
+        let sent = loader.send(Work::Rows(vec![Bytes::from_static(
+            b"1\tx\tt\nnot-a-number\ty\tf\n",
+        )]));
+        let err = sent
+            .and_then(|_| loader.end_table().map(|_| ()))
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("holds 'not-a-number', not an integer") && text.contains("table t"),
+            "{text}"
+        );
+        drop(loader);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }
