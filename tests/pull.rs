@@ -412,6 +412,27 @@ fn a_failed_pull_leaves_nothing_and_keeps_rehearsals() {
         "{:?}",
         no_partial_files(dir.path())
     );
+    // A file that is not a snapshot (someone's own database) is not replaced
+    // silently either.
+    let foreign = dir.path().join("mine.sqlite");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (x); INSERT INTO notes VALUES (1);")
+        .unwrap();
+    let mine = std::fs::read(&foreign).unwrap();
+    let (code, _, err) = run(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot be replaced safely") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&foreign).unwrap(), mine);
     // status reads the file without a server.
     let (code, out, _) = run(&["status", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 0);

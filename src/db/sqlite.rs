@@ -200,11 +200,21 @@ impl SnapshotWriter {
     /// `force`, because those results are what authorises a push.
     pub fn create(final_path: &Path, force: bool, table_names: &[String]) -> Result<Self> {
         if final_path.exists() && !force {
-            if let Ok(existing) = Snapshot::open(final_path) {
-                if existing.rehearsal_count() > 0 {
+            match Snapshot::open(final_path) {
+                Ok(existing) if existing.rehearsal_count() > 0 => {
                     return Err(environment(format!(
                         "{} holds rehearsal results; pulling over it would discard them. Pull \
                          to another file with --out, or pass --force to replace it",
+                        final_path.display()
+                    )));
+                }
+                Ok(_) => {}
+                // Whatever this file is (another database, a newer snapshot,
+                // a damaged one), it is not ours to throw away silently.
+                Err(e) => {
+                    return Err(environment(format!(
+                        "{} exists and cannot be replaced safely ({e:#}). Pull to another file \
+                         with --out, or pass --force to replace it",
                         final_path.display()
                     )));
                 }
@@ -554,10 +564,15 @@ impl Snapshot {
             })?;
         if info.format_version != FORMAT_VERSION {
             return Err(environment(format!(
-                "{} is a snapshot of format {} but this sandbox reads format {FORMAT_VERSION}; \
-                 pull again with this version",
+                "{} is a snapshot of format {} but this sandbox reads format {FORMAT_VERSION} \
+                 (the file was written by {} version of sandbox); pull again with this version",
                 path.display(),
-                info.format_version
+                info.format_version,
+                if info.format_version > FORMAT_VERSION {
+                    "a newer"
+                } else {
+                    "an older"
+                }
             )));
         }
         let tables = read_tables(&conn).map_err(|e| {
