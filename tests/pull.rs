@@ -362,7 +362,28 @@ fn a_failed_pull_leaves_nothing_and_keeps_rehearsals() {
     load(&db, "plan");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
+    // What a pull killed with SIGKILL leaves behind is swept once abandoned;
+    // a temporary file still being written (recent) is left alone.
+    let abandoned = dir.path().join(".sandbox-pull-killed.sqlite.part");
+    let recent = dir.path().join(".sandbox-pull-running.sqlite.part");
+    std::fs::write(&abandoned, b"partial").unwrap();
+    std::fs::write(&recent, b"partial").unwrap();
+    let touched = Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&abandoned)
+        .status()
+        .unwrap();
+    assert!(touched.success());
     pull(&db, &path);
+    assert!(
+        !abandoned.exists(),
+        "an abandoned temporary file was not swept"
+    );
+    assert!(
+        recent.exists(),
+        "a recent temporary file must be left alone"
+    );
+    std::fs::remove_file(&recent).unwrap();
     let (code, out, err) = run(&["rehearse", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     let before = std::fs::read(&path).unwrap();

@@ -224,6 +224,7 @@ impl SnapshotWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        sweep_abandoned_parts(&dir);
         let tmp = tempfile::Builder::new()
             .prefix(".sandbox-pull-")
             .suffix(".sqlite.part")
@@ -455,6 +456,33 @@ fn conversion_error(meta: &TableMeta, column: &ColumnMeta, value: Option<&str>) 
             meta.name,
             column.name
         ),
+    }
+}
+
+/// A pull killed with SIGKILL cannot delete its temporary file. A live pull
+/// writes its file continuously, so one untouched for this long is
+/// abandoned; at production scale each can be gigabytes.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+fn sweep_abandoned_parts(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".sandbox-pull-") && name.ends_with(".sqlite.part")) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -756,7 +756,35 @@ pub async fn push(
     let diff = compute(&snapshot, plan)?;
     progress.step("connecting");
     let mut client = connect(&opts.target).await?;
-    let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
+    let result = push_on(&mut client, opts, plan, progress, &snapshot, &diff, started).await;
+    match result {
+        // A lost connection before COMMIT means Postgres rolled back; say
+        // so, instead of a bare "connection closed".
+        Err(e)
+            if client.is_closed() && !e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN)) =>
+        {
+            Err(e.context(
+                "the connection to Postgres was lost before COMMIT: Postgres rolled the \
+                 transaction back and nothing was written. Run `sandbox push --confirm` again",
+            ))
+        }
+        other => other,
+    }
+}
+
+const COMMIT_UNKNOWN: &str = "the connection failed during COMMIT";
+
+#[allow(clippy::too_many_arguments)]
+async fn push_on(
+    client: &mut Client,
+    opts: &PushOptions,
+    plan: &Plan,
+    progress: &dyn PushProgress,
+    snapshot: &Snapshot,
+    diff: &Diff,
+    started: Instant,
+) -> Result<PushReport> {
+    let tx = begin(client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
 
     if let Some(id) = applied_receipt(&tx, &diff.hash).await? {
         progress.step("a receipt for this diff exists: checking the remote");
@@ -911,9 +939,16 @@ pub async fn push(
     )
     .await?;
     progress.step("committing");
-    tx.commit()
-        .await
-        .context("COMMIT failed; Postgres rolled the push back")?;
+    if let Err(e) = tx.commit().await {
+        if e.as_db_error().is_some() {
+            return Err(anyhow::Error::new(e)
+                .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
+        }
+        return Err(anyhow::Error::new(e).context(format!(
+            "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `sandbox push --confirm` \
+             again: it says \"Already applied\" if it did, and applies it if it did not"
+        )));
+    }
     checks.extend(after_checks);
     record_receipt(
         &snapshot,
