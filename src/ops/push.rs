@@ -788,7 +788,7 @@ async fn push_on(
 
     if let Some(id) = applied_receipt(&tx, &diff.hash).await? {
         progress.step("a receipt for this diff exists: checking the remote");
-        let checks = state_checks(&tx, &snapshot, plan, true).await?;
+        let checks = state_checks(&tx, snapshot, plan, true).await?;
         if checks.iter().all(|c| c.ok) {
             tx.rollback().await?;
             return Ok(PushReport {
@@ -818,7 +818,7 @@ async fn push_on(
         lock_tables(&tx, &opts.target, &pulled, opts.lock_timeout_ms).await?;
     }
     progress.step("checking the remote for drift");
-    let mut checks = drift_checks(&tx, &snapshot, plan).await?;
+    let mut checks = drift_checks(&tx, snapshot, plan).await?;
     checks.extend(target_state_checks(&tx, plan).await?);
     if checks.iter().any(|c| !c.ok) {
         let drifted: Vec<String> = checks
@@ -846,7 +846,7 @@ async fn push_on(
             receipt_id: None,
             diff_hash: diff.hash.clone(),
             database: opts.target.redacted().to_string(),
-            tables: counts(&diff, &before_counts),
+            tables: counts(diff, &before_counts),
             checks,
             disabled_triggers: vec![],
             millis: started.elapsed().as_millis() as u64,
@@ -910,7 +910,7 @@ async fn push_on(
     }
     progress.step("running the verification queries and guards on Postgres");
     after_checks.extend(final_checks(&tx, plan).await?);
-    after_checks.extend(state_checks(&tx, &snapshot, plan, true).await?);
+    after_checks.extend(state_checks(&tx, snapshot, plan, true).await?);
     if after_checks.iter().any(|c| !c.ok) {
         tx.rollback().await?;
         return Err(refuse(
@@ -921,8 +921,8 @@ async fn push_on(
     progress.step("writing the receipt");
     tx.batch_execute(RECEIPTS_DDL).await?;
     let receipt_id = uuid::Uuid::new_v4().to_string();
-    let table_counts = counts(&diff, &before_counts);
-    let undo = undo_document(&diff, plan, &snapshot, &disabled)?;
+    let table_counts = counts(diff, &before_counts);
+    let undo = undo_document(diff, plan, snapshot, &disabled)?;
     tx.execute(
         "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
          VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
@@ -951,9 +951,9 @@ async fn push_on(
     }
     checks.extend(after_checks);
     record_receipt(
-        &snapshot,
+        snapshot,
         &receipt_id,
-        &diff,
+        diff,
         opts.target.redacted(),
         "applied",
     )?;
