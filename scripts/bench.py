@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""The issue 7 benchmark; run it through `scripts/bench`, which builds first.
+
+Every figure is a ratio of two things measured side by side in this one run
+(runs interleaved: ours, pg_dump, \\copy, ours, ...; the median of each), so
+a slow or busy machine moves both sides together. Absolute times are printed
+for context only; nothing passes or fails on them.
+
+  pull     `sandbox pull` to a file  vs  `pg_dump --data-only -t <each pulled
+           table>` to a file (the floor for reading them) and vs one psql
+           running `\\copy (SELECT * FROM t) TO file` per table.
+  rehearse each phase's time as `rehearse --json` reports it.
+  push     `sandbox push --confirm`  vs  `psql -f` of the same diff (DDL,
+           COPY ... FROM stdin, UPDATEs) plus the plan's verification queries
+           and guards, each on a freshly loaded database (load excluded).
+  loop     pull + rehearse + push --confirm at scale 1, vs the seed plan's
+           50 minutes.
+  RSS      peak resident set of every `sandbox` process (wait4 rusage, the
+           figure /usr/bin/time -f %M prints).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+SEED_PLAN_SECONDS = 50 * 60
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/sandbox_bench"
+# Tables `fixtures load --scale N` multiplies (the plan never writes them).
+SCALED_TABLES = ("prompts", "agents", "personas")
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Result:
+    def __init__(self, wall, cpu, rss_kib, code, out, err):
+        self.wall = wall
+        self.cpu = cpu
+        self.rss_kib = rss_kib
+        self.code = code
+        self.out = out
+        self.err = err
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = os.path.abspath(args.bin)
+        self.source_bin = self.bin
+        self.url = args.database_url
+        self.created = None
+        self.work = tempfile.mkdtemp(prefix="sandbox-bench-", dir=args.workdir)
+        # A private copy: other people rebuilding target/ mid-run must not
+        # swap the binary under the measurement.
+        shutil.copy2(self.bin, os.path.join(self.work, "sandbox"))
+        self.bin = os.path.join(self.work, "sandbox")
+        self.env = dict(os.environ, NO_COLOR="1", PGCONNECT_TIMEOUT="10")
+        for var in ("SANDBOX_DATABASE_URL", "DATABASE_URL", "SANDBOX_PLAN", "SANDBOX_SEEDS"):
+            self.env.pop(var, None)
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    # -- processes ---------------------------------------------------------
+
+    def run(self, cmd, check=True):
+        """Runs cmd; returns its wall time, CPU time (user + system), peak
+        RSS (KiB, from wait4's rusage) and output."""
+        out_path, err_path = self.path(".stdout"), self.path(".stderr")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        with open(out_path, "rb") as f:
+            stdout = f.read().decode("utf-8", "replace")
+        with open(err_path, "rb") as f:
+            stderr = f.read().decode("utf-8", "replace")
+        res = Result(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode, stdout, stderr)
+        if check and res.code != 0:
+            shown = " ".join(c if len(c) < 200 else c[:200] + "…" for c in cmd)
+            raise SystemExit(
+                f"bench: `{shown}` exited {res.code}\n{stderr[-3000:]}{stdout[-2000:]}"
+            )
+        return res
+
+    def sandbox(self, *args, check=True):
+        return self.run([self.bin, *args], check=check)
+
+    def psql(self, url, *args, check=True):
+        return self.run(
+            ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", url, *args],
+            check=check,
+        )
+
+    def settle(self):
+        """Leaves the database as a long-lived one is (visibility hints set,
+        statistics current, nothing dirty) and flushes our own dirty pages,
+        so no measured step pays for the previous one."""
+        self.psql(self.url, "-c", "VACUUM ANALYZE")
+        self.psql(self.url, "-c", "CHECKPOINT", check=False)
+        os.sync()
+
+    def remove_scratch(self):
+        for name in os.listdir(self.work):
+            if name.startswith("t_"):
+                p = self.path(name)
+                if os.path.isdir(p):
+                    shutil.rmtree(p)
+                else:
+                    os.remove(p)
+        os.sync()
+
+    # -- setup ---------------------------------------------------------------
+
+    def ensure_database(self):
+        parts = urllib.parse.urlsplit(self.url)
+        dbname = parts.path.lstrip("/")
+        if not dbname or dbname in ("postgres", "template0", "template1"):
+            raise SystemExit(
+                "bench: give --database-url a database of its own (it is replaced at every scale)"
+            )
+        admin = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+        found = self.psql(admin, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{dbname}'")
+        if found.out.strip() != "1":
+            self.psql(admin, "-c", f'CREATE DATABASE "{dbname}"')
+            # Made by this run, so this run removes it (unless --keep).
+            self.created = (admin, dbname)
+        self.server_version = self.psql(self.url, "-Atc", "SHOW server_version").out.strip()
+
+    def load(self, scale):
+        res = self.sandbox(
+            "fixtures", "load", "--database-url", self.url, "--scale", str(scale), "--replace"
+        )
+        self.settle()
+        return res.wall
+
+    def write_plan(self, scale):
+        """The plan in force with the verification counts of the scaled
+        tables multiplied, so rehearse and push hold at any scale."""
+        doc = json.loads(self.sandbox("--json", "plan").out)
+        plan = doc["plan"]
+        base = {}
+        for v in plan["verification"]:
+            for row in v.get("expect_rows") or []:
+                if len(row) == 2 and row[0] in SCALED_TABLES:
+                    base[row[0]] = int(row[1])
+                    row[1] = int(row[1]) * scale
+        extra = sum(base.values()) * (scale - 1)
+        for v in plan["verification"]:
+            if v.get("expect") is not None and all(f"FROM {t})" in v["sql"] for t in base):
+                v["expect"] = int(v["expect"]) + extra
+        path = self.path(f"plan-{scale}.json")
+        with open(path, "w") as f:
+            json.dump(plan, f, indent=1)
+        return path, plan
+
+    # -- pull ----------------------------------------------------------------
+
+    def bench_pull(self, scale, timed=True):
+        snap = self.path("base.sqlite")
+        first = self.sandbox("--json", "pull", "--database-url", self.url, "--out", snap, "--force")
+        report = json.loads(first.out)
+        tables = [t["name"] for t in report["tables"]]
+        rows = sum(t["rows"] for t in report["tables"])
+        os.sync()
+        dump_cmd = ["pg_dump", "--no-password", "--data-only", "-d", self.url]
+        for t in tables:
+            dump_cmd += ["-t", f'public."{t}"']
+        copy_dir = self.path("t_copy")
+        copy_cmd = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", self.url]
+        for t in tables:
+            copy_cmd += ["-c", f"\\copy (SELECT * FROM public.\"{t}\") TO '{copy_dir}/{t}.copy'"]
+        ours, dump, copy = [], [], []
+        for i in range(self.runs(scale) if timed else 0):
+            log(f"  pull run {i + 1}/{self.runs(scale)} at {scale}x")
+            ours.append(
+                self.sandbox(
+                    "pull", "--database-url", self.url, "--out", self.path("t_pull.sqlite"), "--force"
+                )
+            )
+            self.remove_scratch()
+            dump.append(self.run(dump_cmd + ["-f", self.path("t_dump.sql")]))
+            self.remove_scratch()
+            os.makedirs(copy_dir)
+            copy.append(self.run(copy_cmd))
+            self.remove_scratch()
+        return {
+            "tables": tables,
+            "rows": rows,
+            "snapshot": snap,
+            "snapshot_bytes": os.path.getsize(snap),
+            "ours": ours,
+            "pg_dump": dump,
+            "copy": copy,
+        }
+
+    # -- rehearse ------------------------------------------------------------
+
+    def bench_rehearse(self, scale, base_snapshot, plan_path):
+        runs = []
+        target = self.path("rehearsed.sqlite")
+        for i in range(self.runs(scale)):
+            log(f"  rehearse run {i + 1}/{self.runs(scale)} at {scale}x")
+            shutil.copyfile(base_snapshot, target)
+            os.sync()
+            res = self.sandbox("--json", "rehearse", "--snapshot", target, "--plan", plan_path, check=False)
+            if res.code != 0:
+                try:
+                    failed = [
+                        f"{c['phase']} {c['name']}: expected {c['expected']}, found {c['actual']}"
+                        for c in json.loads(res.out)["checks"]
+                        if not c["ok"]
+                    ]
+                except (ValueError, KeyError):
+                    failed = [res.err[-2000:]]
+                raise SystemExit("bench: the rehearsal failed at scale %d:\n  %s" % (scale, "\n  ".join(failed)))
+            res.report = json.loads(res.out)
+            runs.append(res)
+        return target, runs
+
+    # -- push ----------------------------------------------------------------
+
+    def diff_script(self, scale, snapshot, plan_path, plan):
+        """Returns (psql files to run, description). Prefers the script
+        `sandbox diff --sql` writes; if that does not apply cleanly to a
+        fresh database, builds the same statements from `diff --json`."""
+        verify = self.path(f"verify-{scale}.sql")
+        with open(verify, "w") as f:
+            for q in plan["verification"] + plan["guards"]:
+                f.write(q["sql"].rstrip().rstrip(";") + ";\n")
+        own = self.path(f"diff-{scale}.sql")
+        res = self.sandbox("--json", "diff", "--snapshot", snapshot, "--plan", plan_path, "--sql", own)
+        diff = json.loads(res.out)
+        self.load(scale)
+        trial = self.psql(self.url, "-f", own, "-f", verify, check=False)
+        if trial.code == 0:
+            return [own, verify], "psql -f <sandbox diff --sql> + verification & guards", None
+        why = next((l for l in trial.err.splitlines() if "ERROR" in l), trial.err.strip()[:300])
+        built = self.path(f"diff-built-{scale}.sql")
+        self.write_equivalent_script(diff, plan, built)
+        return [built], "psql -f <same DDL/COPY/UPDATEs, built from diff --json> + verification & guards", why
+
+    def write_equivalent_script(self, diff, plan, path):
+        phases = [p["id"] for p in plan["phases"]]
+        triggers = {}
+        for t in diff["tables"]:
+            if t["updates"]:
+                q = (
+                    "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                    f"AND c.relname = '{t['table']}' AND NOT t.tgisinternal AND t.tgenabled <> 'D' "
+                    "AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 16) = 16"
+                )
+                triggers[t["table"]] = self.psql(self.url, "-Atc", q).out.split()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("BEGIN;\n")
+            for phase in phases:
+                for d in diff["ddl"]:
+                    if d["phase"] == phase:
+                        f.write(d["sql"] + ";\n")
+                for t in diff["tables"]:
+                    rows = [r for r, p in zip(t["inserts"], t["insert_phases"]) if p == phase]
+                    if rows:
+                        cols = ", ".join(ident(c["name"]) for c in t["columns"])
+                        f.write(f"COPY public.{ident(t['table'])} ({cols}) FROM stdin;\n")
+                        for r in rows:
+                            f.write("\t".join(copy_field(v) for v in r) + "\n")
+                        f.write("\\.\n")
+                    if t["updates"] and t["update_phase"] == phase:
+                        # As push does: hold off the updated_at trigger.
+                        for tg in triggers.get(t["table"], []):
+                            f.write(f"ALTER TABLE public.{ident(t['table'])} DISABLE TRIGGER {ident(tg)};\n")
+                        for u in t["updates"]:
+                            sets = ", ".join(f"{ident(c['column'])} = {literal(c['new'])}" for c in u["changes"])
+                            cond = " AND ".join(f"{ident(k)} = {literal(v)}" for k, v in zip(t["key"], u["key"]))
+                            f.write(f"UPDATE public.{ident(t['table'])} SET {sets} WHERE {cond};\n")
+                        for tg in triggers.get(t["table"], []):
+                            f.write(f"ALTER TABLE public.{ident(t['table'])} ENABLE TRIGGER {ident(tg)};\n")
+            for q in plan["verification"] + plan["guards"]:
+                f.write(q["sql"].rstrip().rstrip(";") + ";\n")
+            f.write("COMMIT;\n")
+
+    def bench_push(self, scale, rehearsed, plan_path, plan):
+        files, how, why = self.diff_script(scale, rehearsed, plan_path, plan)
+        psql_args = []
+        for f in files:
+            psql_args += ["-f", f]
+        ours, theirs = [], []
+        for i in range(self.runs(scale)):
+            log(f"  push run {i + 1}/{self.runs(scale)} at {scale}x")
+            self.load(scale)
+            theirs.append(self.psql(self.url, "-o", os.devnull, *psql_args))
+            self.load(scale)
+            snap = self.path("t_push.sqlite")
+            shutil.copyfile(rehearsed, snap)
+            os.sync()
+            res = self.sandbox(
+                "--json", "push", "--database-url", self.url, "--snapshot", snap, "--plan", plan_path, "--confirm"
+            )
+            outcome = json.loads(res.out).get("outcome")
+            if outcome != "applied":
+                raise SystemExit(f"bench: push ended '{outcome}', not 'applied'")
+            ours.append(res)
+            self.remove_scratch()
+        return {"ours": ours, "psql": theirs, "how": how, "why_not_own": why}
+
+    # -- loop ----------------------------------------------------------------
+
+    def bench_loop(self):
+        """The loop as a person runs it at 1x: default plan, no flags."""
+        out = []
+        for i in range(self.runs(1)):
+            log(f"  loop run {i + 1}/{self.runs(1)} at 1x")
+            self.load(1)
+            snap = self.path("t_loop.sqlite")
+            pull = self.sandbox("pull", "--database-url", self.url, "--out", snap, "--force")
+            reh = self.sandbox("rehearse", "--snapshot", snap)
+            push = self.sandbox("push", "--database-url", self.url, "--snapshot", snap, "--confirm")
+            out.append((pull.wall, reh.wall, push.wall))
+            self.remove_scratch()
+        return out
+
+    def runs(self, scale):
+        if self.args.runs:
+            return self.args.runs
+        return 3 if scale >= 100 else 5
+
+
+def ident(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(v):
+    return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+
+
+COPY_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
+
+
+def copy_field(v):
+    if v is None:
+        return "\\N"
+    return "".join(COPY_ESCAPES.get(ch, ch) for ch in v)
+
+
+def med(values):
+    return statistics.median(values)
+
+
+def secs(s):
+    return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.2f} s"
+
+
+def mib(kib):
+    return f"{kib / 1024:.1f} MiB"
+
+
+def table(headers, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in rows])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--scales", default="1,10,100")
+    ap.add_argument("--runs", type=int, default=0, help="runs per measurement (default 5, 3 at 100x)")
+    ap.add_argument("--database-url", default=os.environ.get("SANDBOX_BENCH_DATABASE_URL", DEFAULT_URL))
+    ap.add_argument("--workdir", default=None, help="where temporary files go (default: $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (and a database this run created)")
+    ap.add_argument("--steps", default="pull,rehearse,push,loop", help="a subset of pull,rehearse,push,loop")
+    args = ap.parse_args()
+    scales = sorted({int(s) for s in args.scales.split(",") if s.strip()})
+    steps = {s.strip() for s in args.steps.split(",") if s.strip()}
+    unknown = steps - {"pull", "rehearse", "push", "loop"}
+    if unknown or not steps:
+        raise SystemExit(f"bench: --steps takes pull, rehearse, push, loop (not {', '.join(sorted(unknown))})")
+
+    b = Bench(args)
+    try:
+        b.ensure_database()
+        results = {}
+        loop = None
+        for scale in scales:
+            log(f"scale {scale}x: loading fixtures")
+            load_s = b.load(scale)
+            plan_path, plan = b.write_plan(scale)
+            pull = b.bench_pull(scale, timed="pull" in steps)
+            r = {"load": load_s, "pull": pull}
+            if steps & {"rehearse", "push"}:
+                rehearsed, r["rehearse"] = b.bench_rehearse(scale, pull["snapshot"], plan_path)
+                if "push" in steps:
+                    r["push"] = b.bench_push(scale, rehearsed, plan_path, plan)
+            results[scale] = r
+            if scale == 1 and "loop" in steps:
+                loop = b.bench_loop()
+        report(b, scales, results, loop)
+    finally:
+        if args.keep:
+            log(f"work folder kept: {b.work}")
+        else:
+            if b.created:
+                admin, dbname = b.created
+                b.psql(admin, "-c", f'DROP DATABASE IF EXISTS "{dbname}"', check=False)
+            shutil.rmtree(b.work, ignore_errors=True)
+
+
+def ratio_text(ours, theirs):
+    """Ratio of the medians, then the range of the per-round ratios (each
+    round's runs ran back to back, so they shared the machine's load)."""
+    r = med([x.wall for x in ours]) / med([x.wall for x in theirs])
+    rounds = [a.wall / b.wall for a, b in zip(ours, theirs)]
+    return f"{r:.2f}x ({min(rounds):.2f}-{max(rounds):.2f})", r
+
+
+def report(b, scales, results, loop):
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev, dirty = "?", ""
+    psql_v = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        load = "load average %.1f %.1f %.1f" % os.getloadavg()
+    except OSError:
+        load = ""
+    print()
+    print("sandbox benchmark (issue 7): every ratio compares runs interleaved in this one run; times are medians")
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, {load}; "
+        f"Postgres {b.server_version}; {psql_v}; commit {rev}{' + local changes' if dirty else ''}"
+    )
+    version = subprocess.run([b.bin, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"binary: {b.source_bin} ({version})")
+    print()
+    rows = []
+    targets = []
+    for s in scales:
+        p = results[s]["pull"]
+        if not p["ours"]:
+            continue
+        ours = med([x.wall for x in p["ours"]])
+        vs_dump, r_dump = ratio_text(p["ours"], p["pg_dump"])
+        vs_copy, _ = ratio_text(p["ours"], p["copy"])
+        rows.append([
+            "pull", f"{s}x", f"{p['rows']:,} rows", len(p["ours"]), secs(ours), secs(med([x.cpu for x in p["ours"]])),
+            secs(med([x.wall for x in p["pg_dump"]])), secs(med([x.wall for x in p["copy"]])),
+            vs_dump, vs_copy, mib(max(x.rss_kib for x in p["ours"])),
+        ])
+        targets.append(f"pull {s}x {r_dump:.2f}x of pg_dump: {'met' if r_dump <= 1.0 else 'MISSED'}")
+    for s in scales:
+        q = results[s].get("push")
+        if not q:
+            continue
+        vs_psql, r_psql = ratio_text(q["ours"], q["psql"])
+        rows.append([
+            "push", f"{s}x", "727 ins + 105 upd", len(q["ours"]), secs(med([x.wall for x in q["ours"]])),
+            secs(med([x.cpu for x in q["ours"]])),
+            "-", secs(med([x.wall for x in q["psql"]])), "-", vs_psql, mib(max(x.rss_kib for x in q["ours"])),
+        ])
+        targets.append(f"push {s}x {r_psql:.2f}x of psql -f + verification: {'met' if r_psql <= 1.0 else 'MISSED'}")
+    if rows:
+        print(table(
+            ["step", "scale", "data", "runs", "ours", "our CPU", "pg_dump", "\\copy or psql -f", "ours/pg_dump", "ours/(\\copy or psql -f)", "peak RSS (ours)"],
+            rows,
+        ))
+        print("ratio: ratio of the medians (in brackets: lowest-highest ratio within one interleaved round);")
+        print("our CPU: user + system time of the sandbox process (Postgres's own work is not in it)")
+        print("pull: pg_dump --data-only -t <each pulled table> -f FILE; \\copy: one psql running \\copy (SELECT * FROM t) TO FILE per table.")
+        for s in scales:
+            q = results[s].get("push")
+            if q:
+                print(f"push {s}x: vs {q['how']}; each on a freshly loaded database (load excluded).")
+                if q["why_not_own"]:
+                    print(f"  (`sandbox diff --sql` does not apply as written: {q['why_not_own']})")
+        print()
+
+    with_rehearse = [s for s in scales if results[s].get("rehearse")]
+    if with_rehearse:
+        phase_ids = [ph["id"] for ph in results[with_rehearse[0]]["rehearse"][0].report["phases"]]
+        rows = []
+        for s in with_rehearse:
+            runs = results[s]["rehearse"]
+            per = {pid: med([next(ph["millis"] for ph in r.report["phases"] if ph["id"] == pid) for r in runs]) for pid in phase_ids}
+            total = med([r.report["millis"] for r in runs])
+            rest = med([r.report["millis"] - sum(ph["millis"] for ph in r.report["phases"]) for r in runs])
+            rows.append(
+                [f"{s}x", len(runs)] + [f"{per[p]:.1f}" for p in phase_ids]
+                + [f"{rest:.1f}", f"{total:.1f}", secs(med([r.wall for r in runs])), mib(max(r.rss_kib for r in runs))]
+            )
+        print("rehearse, ms per phase as `rehearse --json` reports them; 'outside phases' = integrity re-checksum of every")
+        print("pulled table, staging copies, verification queries, guards, staged checksums, report tables")
+        print(table(["scale", "runs"] + [f"phase {p}" for p in phase_ids] + ["outside phases", "total", "process wall", "peak RSS"], rows))
+        print()
+
+    if loop:
+        total = med([sum(x) for x in loop])
+        print(
+            f"loop at 1x (pull + rehearse + push --confirm, default plan, fresh database, {len(loop)} runs): {secs(total)} "
+            f"(pull {secs(med([x[0] for x in loop]))}, rehearse {secs(med([x[1] for x in loop]))}, "
+            f"push {secs(med([x[2] for x in loop]))}); the seed plan's 50 minutes / this = {SEED_PLAN_SECONDS / total:,.0f}x"
+        )
+        targets.append(f"loop 1x under 3 s: {'met' if total < 3 else 'MISSED'} on this machine")
+        print()
+
+    print("memory, peak RSS of the sandbox process (max over runs):")
+    for step in ("pull", "push"):
+        figs = {s: max(x.rss_kib for x in results[s][step]["ours"]) for s in scales if results[s].get(step) and results[s][step]["ours"]}
+        if not figs:
+            continue
+        line = ", ".join(f"{s}x {mib(v)}" for s, v in figs.items())
+        if 10 in figs and 100 in figs:
+            flat = figs[100] / figs[10]
+            line += f"; 100x/10x = {flat:.2f}"
+            targets.append(
+                f"{step} memory flat 10x->100x and < 100 MiB: "
+                f"{'met' if flat < 1.15 and figs[100] < 100 * 1024 else 'MISSED'}"
+            )
+        print(f"  {step}: {line}")
+    print()
+    for s in scales:
+        snap = results[s]["pull"]["snapshot_bytes"] / 2**20
+        print(f"{s}x: fixtures load {secs(results[s]['load'])} (excluded from every figure), snapshot {snap:.0f} MiB")
+    print()
+    print("targets (on ratios; nothing here fails on an absolute time):")
+    for t in targets:
+        print(f"  {t}")
+
+
+if __name__ == "__main__":
+    main()
