@@ -36,6 +36,19 @@ fn load(db: &TestDb, variant: &str) {
     assert_eq!(code, 0, "{out}{err}");
 }
 
+/// A pull that must be refused as an environment error (exit 2); its stderr.
+fn refused_pull(db: &TestDb, out: &Path) -> String {
+    let (code, _, err) = run(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    err
+}
+
 fn pull(db: &TestDb, out: &Path) {
     let (code, o, e) = run(&[
         "pull",
@@ -388,14 +401,7 @@ fn a_failed_pull_leaves_nothing_and_keeps_rehearsals() {
     assert_eq!(code, 0, "{out}{err}");
     let before = std::fs::read(&path).unwrap();
     // A snapshot holding rehearsals is not clobbered without --force.
-    let (code, _, err) = run(&[
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        path.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2);
+    let err = refused_pull(&db, &path);
     assert!(
         err.contains("rehearsal results") && err.contains("--force"),
         "{err}"
@@ -404,14 +410,7 @@ fn a_failed_pull_leaves_nothing_and_keeps_rehearsals() {
     // A table the plan needs is missing at the source: exit 2, nothing written.
     db.client().batch_execute("DROP TABLE dh_tool").unwrap();
     let other = dir.path().join("other.sqlite");
-    let (code, _, err) = run(&[
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        other.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2);
+    let err = refused_pull(&db, &other);
     assert!(err.contains("dh_tool"), "{err}");
     assert!(!other.exists());
     let (code, _, err) = run(&[
@@ -441,14 +440,7 @@ fn a_failed_pull_leaves_nothing_and_keeps_rehearsals() {
         .execute_batch("CREATE TABLE notes (x); INSERT INTO notes VALUES (1);")
         .unwrap();
     let mine = std::fs::read(&foreign).unwrap();
-    let (code, _, err) = run(&[
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        foreign.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 2);
+    let err = refused_pull(&db, &foreign);
     assert!(
         err.contains("cannot be replaced safely") && err.contains("--force"),
         "{err}"
