@@ -74,6 +74,9 @@ pub struct Diff {
     pub plan_hash: String,
     pub snapshot_checksum: String,
     pub staged_checksum: String,
+    /// Each staged table's checksum, as verified against the rehearsal: the
+    /// state a push must leave, computed once.
+    pub staged: Vec<StagedTable>,
     pub rehearsal_id: i64,
     /// Postgres DDL, in order, each with its phase.
     pub ddl: Vec<PhaseDdl>,
@@ -375,6 +378,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         plan_hash: plan.hash.clone(),
         snapshot_checksum: snapshot.info.snapshot_checksum.clone(),
         staged_checksum: combined_staged_checksum(&staged_list),
+        staged: staged_list,
         rehearsal_id: rehearsal.id,
         ddl,
         tables,

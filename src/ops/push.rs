@@ -26,7 +26,7 @@ use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::pull::{
     describe_row_changes, local_row_hashes, read_catalog, remote_checksum, remote_row_hashes,
 };
-use crate::ops::rehearse::staged_tables;
+use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::phases::staged_meta;
 use crate::plan::Plan;
@@ -609,8 +609,6 @@ pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check
 /// How `state_checks` treats the pulled tables the diff does not touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Untouched {
-    /// Read them again and compare with the pull.
-    Reread,
     /// They are locked against other writers: prove this transaction wrote
     /// nothing there.
     NotWrittenHere,
@@ -619,94 +617,65 @@ pub enum Untouched {
 }
 
 /// Every table the diff touches must now equal its rehearsed (staged) form
-/// byte for byte, and every other pulled table its pulled form.
+/// byte for byte; every other pulled table is treated as `untouched_check`
+/// says.
 pub async fn state_checks(
     tx: &Transaction<'_>,
     snapshot: &Snapshot,
     plan: &Plan,
-    expect_staged: bool,
+    staged: &[StagedTable],
     untouched_check: Untouched,
 ) -> Result<Vec<Check>> {
-    let staged = staged_tables(plan);
     let mut checks = Vec::new();
-    for name in &staged {
-        let meta = if expect_staged {
-            staged_meta(&snapshot.conn, snapshot, plan, name)?
-        } else {
-            match snapshot.table(name) {
-                Some(t) => t.meta.clone(),
-                None => continue,
-            }
-        };
-        let expected = if expect_staged {
-            crate::ops::rehearse::staged_checksum(snapshot, plan, name)?
-        } else {
-            snapshot.checksum_of(name, &meta)?
-        };
+    for expected in staged {
+        let meta = staged_meta(&snapshot.conn, snapshot, plan, &expected.name)?;
         let actual = remote_checksum(tx, &meta).await?;
         let mut c = Check::equal(
             "after",
-            &format!(
-                "{name} equals the {} state",
-                if expect_staged { "rehearsed" } else { "pulled" }
-            ),
+            &format!("{} equals the rehearsed state", expected.name),
             CheckKind::Guard,
-            format!("{} rows, {}", expected.rows(), short(&expected.hex())),
+            format!("{} rows, {}", expected.rows, short(&expected.checksum)),
             format!("{} rows, {}", actual.rows(), short(&actual.hex())),
         );
-        c.ok = expected.hex() == actual.hex();
+        c.ok = expected.checksum == actual.hex();
         checks.push(c);
     }
+    let staged: Vec<&str> = staged.iter().map(|t| t.name.as_str()).collect();
     let untouched: Vec<&crate::db::sqlite::SnapshotTable> = snapshot
         .tables
         .iter()
-        .filter(|t| !staged.contains(&t.meta.name))
+        .filter(|t| !staged.contains(&t.meta.name.as_str()))
         .collect();
     if untouched_check == Untouched::Skip {
         return Ok(checks);
     }
-    if untouched_check == Untouched::NotWrittenHere {
-        // These tables were checksummed under a lock that keeps every other
-        // writer out; what remains to prove is that this transaction (the
-        // diff, or a trigger it fired) wrote nothing there. Postgres counts
-        // this transaction's writes per table; reading 100x-sized tables a
-        // second time would prove no more.
-        let names: Vec<String> = untouched.iter().map(|t| t.meta.name.clone()).collect();
-        let rows = tx
-            .query_typed(
-                "SELECT relname::text, (n_tup_ins + n_tup_upd + n_tup_del)::int8 \
-                 FROM pg_stat_xact_user_tables WHERE schemaname = 'public' AND relname::text = ANY($1)",
-                &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
-            )
-            .await?;
-        for t in &untouched {
-            let written: i64 = rows
-                .iter()
-                .find(|r| r.get::<_, String>(0) == t.meta.name)
-                .map(|r| r.get(1))
-                .unwrap_or(0);
-            let mut c = Check::equal(
-                "after",
-                &format!("{} untouched", t.meta.name),
-                CheckKind::Guard,
-                "0 rows written".into(),
-                format!("{written} rows written"),
-            );
-            c.ok = written == 0;
-            checks.push(c);
-        }
-        return Ok(checks);
-    }
-    for t in untouched {
-        let actual = remote_checksum(tx, &t.meta).await?;
+    // These tables were checksummed under a lock that keeps every other
+    // writer out; what remains to prove is that this transaction (the
+    // diff, or a trigger it fired) wrote nothing there. Postgres counts
+    // this transaction's writes per table; reading 100x-sized tables a
+    // second time would prove no more.
+    let names: Vec<String> = untouched.iter().map(|t| t.meta.name.clone()).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT relname::text, (n_tup_ins + n_tup_upd + n_tup_del)::int8 \
+             FROM pg_stat_xact_user_tables WHERE schemaname = 'public' AND relname::text = ANY($1)",
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await?;
+    for t in &untouched {
+        let written: i64 = rows
+            .iter()
+            .find(|r| r.get::<_, String>(0) == t.meta.name)
+            .map(|r| r.get(1))
+            .unwrap_or(0);
         let mut c = Check::equal(
             "after",
             &format!("{} untouched", t.meta.name),
             CheckKind::Guard,
-            format!("{} rows, {}", t.rows, short(&t.checksum)),
-            format!("{} rows, {}", actual.rows(), short(&actual.hex())),
+            "0 rows written".into(),
+            format!("{written} rows written"),
         );
-        c.ok = actual.hex() == t.checksum;
+        c.ok = written == 0;
         checks.push(c);
     }
     Ok(checks)
@@ -771,15 +740,15 @@ pub fn undo_document(
         );
     }
     let mut after = serde_json::Map::new();
-    for name in staged_tables(plan) {
-        let sum = crate::ops::rehearse::staged_checksum(snapshot, plan, &name)?;
+    for sum in &diff.staged {
+        let name = sum.name.clone();
         // Per-row fingerprints of the pushed state of the (small) tables
         // the push wrote: a refused rollback can then name the rows.
         let meta = staged_meta(&snapshot.conn, snapshot, plan, &name)?;
         let rows = local_row_hashes(snapshot, &crate::plan::phases::staged(&name), &meta)?;
         after.insert(
             name,
-            json!({"rows": sum.rows(), "checksum": sum.hex(), "row_hashes": rows}),
+            json!({"rows": sum.rows, "checksum": sum.checksum, "row_hashes": rows}),
         );
     }
     Ok(json!({
@@ -837,7 +806,7 @@ async fn push_on(
 
     if let Some(id) = applied_receipt(&tx, &diff.hash).await? {
         progress.step("a receipt for this diff exists: checking the remote");
-        let checks = state_checks(&tx, snapshot, plan, true, Untouched::Skip).await?;
+        let checks = state_checks(&tx, snapshot, plan, &diff.staged, Untouched::Skip).await?;
         if checks.iter().all(|c| c.ok) {
             tx.rollback().await?;
             return Ok(PushReport {
@@ -959,7 +928,8 @@ async fn push_on(
     }
     progress.step("running the verification queries and guards on Postgres");
     after_checks.extend(final_checks(&tx, plan).await?);
-    after_checks.extend(state_checks(&tx, snapshot, plan, true, Untouched::NotWrittenHere).await?);
+    after_checks
+        .extend(state_checks(&tx, snapshot, plan, &diff.staged, Untouched::NotWrittenHere).await?);
     if after_checks.iter().any(|c| !c.ok) {
         tx.rollback().await?;
         return Err(refuse(
