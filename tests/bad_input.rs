@@ -11,10 +11,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::{sandbox_bin, TestDb};
+use common::{run_sandbox, Run, TestDb};
 use postgres_sync::{Client, SimpleQueryMessage};
 use sandbox::fixtures::{FixtureOptions, Variant};
 use sandbox::ops::demo::build_snapshot;
@@ -25,70 +24,9 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------
 // Running the binary
 
-struct Run {
-    what: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "`{}` exited {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "{}", self.show());
-        self
-    }
-
-    fn ok(&self) -> &Run {
-        self.code(0)
-    }
-
-    /// The error is printed once, on stderr, and holds every needle.
-    fn error_has(&self, needles: &[&str]) -> &Run {
-        assert_eq!(
-            self.stderr
-                .lines()
-                .filter(|l| l.starts_with("error:"))
-                .count(),
-            1,
-            "one error line expected: {}",
-            self.show()
-        );
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr lacks {n:?}: {}",
-                self.show()
-            );
-        }
-        self
-    }
-}
-
 /// The binary with nothing inherited that could change its behaviour.
 fn sandbox(args: &[&str]) -> Run {
-    let out = Command::new(sandbox_bin())
-        .args(args)
-        .env_remove("SANDBOX_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SANDBOX_PLAN")
-        .env_remove("SANDBOX_SEEDS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", sandbox_bin().display()));
-    Run {
-        what: format!("sandbox {}", args.join(" ")),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_sandbox(args, &[])
 }
 
 fn p(path: &Path) -> &str {

@@ -18,10 +18,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{admin_url, postgres_admin, sandbox_bin, TestDb};
+use common::{admin_url, postgres_admin, run_sandbox, Run, TestDb};
 use postgres_sync::{Client, SimpleQueryMessage};
 use serde_json::Value;
 
@@ -116,60 +115,9 @@ fn the_sentinel_check_sees_every_form() {
 // ---------------------------------------------------------------------------
 // Running the binary
 
-struct Run {
-    what: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "`{}` exited {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "{}", self.show());
-        self
-    }
-}
-
 /// Runs the binary; `env` adds variables (the URL may come from there).
-/// The command line shown in failures never holds the URL itself.
 fn sandbox_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(sandbox_bin());
-    cmd.args(args)
-        .env_remove("SANDBOX_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SANDBOX_PLAN")
-        .env_remove("SANDBOX_SEEDS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", sandbox_bin().display()));
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| {
-            if a.to_lowercase().contains("s3ntinel") || a.contains("Pw-91x") {
-                "<URL>".to_string()
-            } else {
-                a.to_string()
-            }
-        })
-        .collect();
-    Run {
-        what: format!("sandbox {}", shown.join(" ")),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_sandbox(args, env)
 }
 
 /// Every output of every run, checked as it comes.

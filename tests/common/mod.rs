@@ -81,3 +81,86 @@ pub fn replace_db(url: &str, db: &str) -> String {
 pub fn sandbox_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_sandbox"))
 }
+
+/// One run of the binary, for assertions that show everything on failure.
+pub struct Run {
+    pub what: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn show(&self) -> String {
+        format!(
+            "`{}` exited {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+
+    pub fn code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "{}", self.show());
+        self
+    }
+
+    pub fn ok(&self) -> &Run {
+        self.code(0)
+    }
+
+    /// The error is printed once, on stderr, and holds every needle.
+    pub fn error_has(&self, needles: &[&str]) -> &Run {
+        assert_eq!(
+            self.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1,
+            "one error line expected: {}",
+            self.show()
+        );
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks {n:?}: {}",
+                self.show()
+            );
+        }
+        self
+    }
+}
+
+/// Runs the binary with nothing inherited that could change its behaviour;
+/// `env` adds variables (the URL may come from there). The command line
+/// shown in failures never holds a URL, which may carry a password.
+pub fn run_sandbox(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = std::process::Command::new(sandbox_bin());
+    cmd.args(args)
+        .env_remove("SANDBOX_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("SANDBOX_PLAN")
+        .env_remove("SANDBOX_SEEDS")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", sandbox_bin().display()));
+    let shown: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if a.contains("://") || a.to_lowercase().contains("password") {
+                "<URL>"
+            } else {
+                a
+            }
+        })
+        .collect();
+    Run {
+        what: format!("sandbox {}", shown.join(" ")),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
