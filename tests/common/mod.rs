@@ -2,6 +2,8 @@
 //! tests run in parallel against the one local server.
 #![allow(dead_code)]
 
+pub mod state;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub fn admin_url() -> String {
