@@ -166,3 +166,38 @@ pub fn run_sandbox(args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The database at `url` seen through a latency link (round-trip time added,
+/// bandwidth capped): the proxy, and the same URL pointing at it. The proxy
+/// stops when dropped.
+pub fn behind_latency_link(
+    url: &str,
+    rtt_ms: u64,
+    mbit_per_s: Option<f64>,
+) -> (sandbox::latency::LatencyProxy, String) {
+    use std::net::ToSocketAddrs;
+    let mut parsed = url::Url::parse(url).expect("test database URL parses");
+    let upstream = (
+        parsed.host_str().unwrap_or("127.0.0.1").to_string(),
+        parsed.port().unwrap_or(5432),
+    )
+        .to_socket_addrs()
+        .expect("test database host resolves")
+        .next()
+        .expect("test database host has an address");
+    let proxy = sandbox::latency::LatencyProxy::start(
+        upstream,
+        sandbox::latency::Link {
+            rtt: std::time::Duration::from_millis(rtt_ms),
+            mbit_per_s,
+        },
+    )
+    .expect("the latency proxy starts");
+    parsed
+        .set_host(Some("127.0.0.1"))
+        .expect("host is settable");
+    parsed
+        .set_port(Some(proxy.addr.port()))
+        .expect("port is settable");
+    (proxy, parsed.to_string())
+}
