@@ -43,6 +43,25 @@ pub enum Command {
     Push(PushArgs),
     /// Undo one push exactly, from its receipt (dry run unless --confirm).
     Rollback(RollbackArgs),
+    /// Developers: a TCP proxy adding round-trip time and a bandwidth cap (scripts/bench).
+    #[command(hide = true)]
+    LatencyProxy(LatencyProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyProxyArgs {
+    /// Address to listen on (port 0 picks one; the chosen address is printed first).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// The Postgres server to forward to, HOST:PORT.
+    #[arg(long)]
+    pub upstream: String,
+    /// Round-trip time to add, in milliseconds (half each way).
+    #[arg(long, default_value_t = 30)]
+    pub rtt_ms: u64,
+    /// Bandwidth cap per direction in Mbit/s (0 = none).
+    #[arg(long, default_value_t = 200.0)]
+    pub mbit: f64,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod db;
 pub mod error;
 pub mod fixtures;
+pub mod latency;
 pub mod ops;
 pub mod pgjson;
 pub mod plan;

@@ -22,6 +22,7 @@ fn main() {
         Command::Rollback(a) => cmd::rollback::run(a, json),
         Command::Fixtures(a) => cmd::fixtures::run(a, json),
         Command::Demo(a) => cmd::demo::run(a, json),
+        Command::LatencyProxy(a) => cmd::latency_proxy::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
