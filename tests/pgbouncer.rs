@@ -3,8 +3,8 @@
 //! transaction`, no prepared-statement support. Pull, push and rollback go
 //! through it; the results are read back from Postgres directly.
 //!
-//! Needs the `pgbouncer` binary (`.ci/install-deps` installs it). The test
-//! fails, never skips, when it is missing.
+//! Needs the `pgbouncer` binary: the harness installs it when missing
+//! (`.ci/install-deps`), and the test fails, never skips, when it cannot.
 
 mod common;
 
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{admin_url, replace_db, sandbox_bin, TestDb};
+use common::{admin_url, replace_db, require_tool, sandbox_bin, TestDb};
 use postgres_sync::{Client, SimpleQueryMessage};
 
 /// A PgBouncer process of this test, killed when dropped.
@@ -36,22 +36,8 @@ impl Drop for PgBouncer {
 
 impl PgBouncer {
     fn start() -> PgBouncer {
-        let exe = [
-            "pgbouncer",
-            "/usr/sbin/pgbouncer",
-            "/usr/local/bin/pgbouncer",
-        ]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok()
-        })
-        .expect("pgbouncer is not installed: run .ci/install-deps (apt-get install pgbouncer)");
-        let version = Command::new(exe)
+        let exe = require_tool("pgbouncer");
+        let version = Command::new(&exe)
             .arg("--version")
             .output()
             .expect("pgbouncer --version");
@@ -101,7 +87,7 @@ impl PgBouncer {
         let log = dir.path().join("pgbouncer.log");
         let log_file = File::create(&log).expect("create log");
 
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&exe);
         cmd.arg(&config)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{admin_url, postgres_admin, replace_db, sandbox_bin, TestDb};
+use common::{admin_url, postgres_admin, replace_db, require_tool, sandbox_bin, TestDb};
 use postgres_sync::{Client, SimpleQueryMessage};
 
 // ---------------------------------------------------------------------------
@@ -1015,7 +1015,7 @@ fn diff_sql_script_is_exactly_the_push() {
     .ok();
     w.push(&["--confirm"]).ok().stdout_has("Applied diff");
 
-    let psql = Command::new("psql")
+    let psql = Command::new(require_tool("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &copy.url, "-f"])
         .arg(&script)
         .stdin(Stdio::null())

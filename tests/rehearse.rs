@@ -1,6 +1,8 @@
 //! The rehearsal on snapshots built from the fixtures (no server needed):
 //! every phase's numbers, the conflicts, the guards, idempotence, bad seeds.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -211,11 +213,11 @@ fn rehearsing_twice_is_identical_and_readable_by_sqlite3() {
         .unwrap();
     assert_eq!(cols, 0);
     // Any SQLite (the CLI here) reads the staged tables and the report views.
-    let out = Command::new("sqlite3")
+    let out = Command::new(common::require_tool("sqlite3"))
         .arg(&path)
         .arg("select count(*) from staged_workflows; select * from report_jtbd_per_priority; select count(*) from report_checks where result = 'ok'; select source, workflows from report_workflows_by_source order by source;")
         .output()
-        .expect("the sqlite3 CLI is installed");
+        .expect("run sqlite3");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

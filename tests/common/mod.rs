@@ -3,6 +3,11 @@
 #![allow(dead_code)]
 
 pub mod state;
+mod tools;
+
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use tools::require_tool;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
