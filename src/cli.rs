@@ -18,6 +18,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Colour ok/FAILED: auto (a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: crate::output::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -80,7 +83,7 @@ pub struct Timeouts {
     /// How long to wait for locks held by other sessions before refusing (ms).
     #[arg(long, default_value_t = 10_000)]
     pub lock_timeout: u64,
-    /// Statement timeout inside the push transaction (ms); Supabase's default is 2 minutes.
+    /// Statement timeout inside the transaction, for each statement (ms); Supabase's default is 2 minutes.
     #[arg(long, default_value_t = 600_000)]
     pub statement_timeout: u64,
 }
@@ -117,10 +120,10 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct PlanArg {
     /// A plan file to use instead of the built-in one (start from `sandbox plan --json`).
-    #[arg(long, env = "SANDBOX_PLAN")]
+    #[arg(long, env = "SANDBOX_PLAN", hide_env_values = true)]
     pub plan: Option<PathBuf>,
     /// A folder of seed files (strategic_priorities.json, library/*.json) instead of the built-in ones.
-    #[arg(long, env = "SANDBOX_SEEDS")]
+    #[arg(long, env = "SANDBOX_SEEDS", hide_env_values = true)]
     pub seeds: Option<PathBuf>,
 }
 

@@ -12,6 +12,7 @@ use cli::{Cli, Command};
 fn main() {
     let cli = Cli::parse();
     let json = cli.json;
+    output::init_color(cli.color);
     let result = match cli.command {
         Command::Pull(a) => cmd::pull::run(a, json),
         Command::Status(a) => cmd::status::run(a, json),

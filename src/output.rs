@@ -1,22 +1,332 @@
-//! The one place that decides how results look: tables (tabled), JSON, and
-//! progress bars (indicatif, on stderr, only when it is a terminal).
+//! The one place that decides how results look: tables that fit the
+//! terminal, colour for ok/FAILED, JSON, and progress bars (indicatif, on
+//! stderr, only when it is a terminal).
+//!
+//! Colour: `--color auto` (the default) colours only when stdout is a
+//! terminal and `NO_COLOR` is unset or empty; `always` and `never` force it.
+//! Width: the terminal's width when stdout is a terminal, 100 columns
+//! otherwise (pipes, files, CI logs).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tabled::settings::Style;
-use tabled::{builder::Builder, Table};
 
-/// Renders rows as a table with a header.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut b = Builder::default();
-    b.push_record(header.iter().map(|s| s.to_string()));
-    for r in rows {
-        b.push_record(r);
+/// Width used when stdout is not a terminal.
+pub const PIPE_WIDTH: usize = 100;
+
+/// Narrowest width a table is fitted to, so a tiny terminal still gets
+/// readable (if truncated) cells.
+const MIN_WIDTH: usize = 40;
+
+/// Values longer than this are summarised in a table cell and shown in full
+/// in the detail section below it.
+pub const LONG_VALUE: usize = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Decides once, from the flag, `NO_COLOR` and whether stdout is a terminal.
+pub fn init_color(choice: ColorChoice) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    };
+    let _ = COLOR.set(on);
+}
+
+fn color_on() -> bool {
+    *COLOR.get().unwrap_or(&false)
+}
+
+/// The width tables are fitted to.
+pub fn width() -> usize {
+    let out = std::io::stdout();
+    if out.is_terminal() {
+        if let Some((_, cols)) = console::Term::stdout().size_checked() {
+            return (cols as usize).max(MIN_WIDTH);
+        }
     }
-    let mut t: Table = b.build();
-    t.with(Style::sharp());
-    t.to_string()
+    PIPE_WIDTH
+}
+
+/// The plain status word of a table cell (the table colours it).
+pub fn word(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "FAILED"
+    }
+}
+
+/// `ok`/`PASSED` in green, `FAILED` in bold red (when colour is on); the
+/// text itself never changes, so pipes and tests see the same words.
+fn paint_status(cell: &str) -> String {
+    if !color_on() {
+        return cell.to_string();
+    }
+    match cell.trim_end() {
+        "ok" | "PASSED" => format!("\x1b[32m{cell}\x1b[0m"),
+        "FAILED" => format!("\x1b[1;31m{cell}\x1b[0m"),
+        _ => cell.to_string(),
+    }
+}
+
+/// A verdict word at the start of a line (`PASSED:`/`FAILED:`), coloured.
+pub fn verdict(passed: bool) -> String {
+    paint_status(if passed { "PASSED" } else { "FAILED" })
+}
+
+fn display_width(s: &str) -> usize {
+    console::measure_text_width(s)
+}
+
+/// Cuts `s` to at most `w` display columns, ending in `…` when cut.
+pub fn truncate(s: &str, w: usize) -> String {
+    if display_width(s) <= w {
+        return s.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for ch in s.chars() {
+        let cw = console::measure_text_width(ch.encode_utf8(&mut [0; 4]));
+        if used + cw > w - 1 {
+            break;
+        }
+        out.push(ch);
+        used += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// Column widths that fit `total` columns of output: the widest column
+/// gives way first, and no column shrinks below its header (or 6).
+pub fn fit_widths(natural: &[usize], header: &[usize], total: usize) -> Vec<usize> {
+    let mut w = natural.to_vec();
+    let border = 3 * w.len() + 1;
+    let floor: Vec<usize> = natural
+        .iter()
+        .zip(header)
+        .map(|(n, h)| (*n).min((*h).max(6)))
+        .collect();
+    while w.iter().sum::<usize>() + border > total {
+        let widest = (0..w.len())
+            .filter(|&i| w[i] > floor[i])
+            .max_by_key(|&i| (w[i], std::cmp::Reverse(i)));
+        match widest {
+            Some(i) => w[i] -= 1,
+            None => break,
+        }
+    }
+    w
+}
+
+/// Renders rows as a boxed table with a header, fitted to [`width`]. Cells
+/// reading exactly `ok` or `FAILED` are coloured when colour is on.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    table_fitted(header, rows, width())
+}
+
+pub fn table_fitted(header: &[&str], rows: Vec<Vec<String>>, total: usize) -> String {
+    let n = header.len();
+    let one_line = |s: &str| s.replace(['\n', '\r', '\t'], " ");
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            (0..n)
+                .map(|i| one_line(r.get(i).map(String::as_str).unwrap_or("")))
+                .collect()
+        })
+        .collect();
+    let head_w: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
+    let natural: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| display_width(&r[i]))
+                .chain([head_w[i]])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let w = fit_widths(&natural, &head_w, total);
+    let rule = |l: &str, m: &str, r: &str| {
+        let mut s = String::from(l);
+        for (i, wi) in w.iter().enumerate() {
+            s.push_str(&"─".repeat(wi + 2));
+            s.push_str(if i + 1 == n { r } else { m });
+        }
+        s.push('\n');
+        s
+    };
+    let line = |cells: &[String]| {
+        let mut s = String::from("│");
+        for (i, c) in cells.iter().enumerate() {
+            let cut = truncate(c, w[i]);
+            let pad = w[i] - display_width(&cut);
+            s.push(' ');
+            s.push_str(&paint_status(&cut));
+            s.push_str(&" ".repeat(pad + 1));
+            s.push('│');
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = rule("┌", "┬", "┐");
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    out.push_str(&line(&head));
+    out.push_str(&rule("├", "┼", "┤"));
+    for r in &rows {
+        out.push_str(&line(r));
+    }
+    out.push_str(&rule("└", "┴", "┘"));
+    out.pop();
+    out
+}
+
+/// A long `k=v, k=v` value as pairs, or `None` when it has another shape.
+pub fn pairs(value: &str) -> Option<Vec<(String, String)>> {
+    if value.is_empty() {
+        return None;
+    }
+    value
+        .split(", ")
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The table cells for an expected/actual pair: short values as they are;
+/// long ones summarised (`8 values`, `8 values, 2 differ`) and marked for
+/// the detail section.
+pub fn summarise(expected: &str, actual: &str, note: usize) -> (String, String, bool) {
+    if display_width(expected) <= LONG_VALUE && display_width(actual) <= LONG_VALUE {
+        return (expected.to_string(), actual.to_string(), false);
+    }
+    match (pairs(expected), pairs(actual)) {
+        (Some(e), Some(a)) => {
+            let differ = differing(&e, &a);
+            (
+                format!("{} values [{note}]", e.len()),
+                if differ == 0 {
+                    format!("{} values, same", a.len())
+                } else {
+                    format!("{} values, {differ} differ", a.len())
+                },
+                true,
+            )
+        }
+        _ => (format!("see [{note}]"), format!("see [{note}]"), true),
+    }
+}
+
+fn differing(e: &[(String, String)], a: &[(String, String)]) -> usize {
+    let keys: std::collections::BTreeSet<&str> =
+        e.iter().chain(a.iter()).map(|(k, _)| k.as_str()).collect();
+    keys.into_iter()
+        .filter(|k| lookup(e, k) != lookup(a, k))
+        .count()
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(pk, _)| pk == k)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The full form of a summarised value: a key | expected | actual table for
+/// `k=v` lists, the two values on their own lines otherwise.
+pub fn detail(note: usize, title: &str, expected: &str, actual: &str) -> String {
+    let mut out = format!("[{note}] {title}\n");
+    if actual.is_empty() {
+        // A plan's expectation: nothing ran, there is only the expected side.
+        match pairs(expected) {
+            Some(e) => out.push_str(&table(
+                &["value", "expected"],
+                e.into_iter().map(|(k, v)| vec![k, v]).collect(),
+            )),
+            None => out.push_str(&format!("  expected: {expected}")),
+        }
+        return out;
+    }
+    match (pairs(expected), pairs(actual)) {
+        (Some(e), Some(a)) => {
+            let mut keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+            for (k, _) in &a {
+                if !keys.contains(&k.as_str()) {
+                    keys.push(k);
+                }
+            }
+            let rows = keys
+                .into_iter()
+                .map(|k| {
+                    let (ev, av) = (lookup(&e, k), lookup(&a, k));
+                    vec![
+                        k.to_string(),
+                        ev.unwrap_or("-").to_string(),
+                        av.unwrap_or("-").to_string(),
+                        word(ev == av).to_string(),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(&["value", "expected", "actual", "ok"], rows));
+        }
+        _ => {
+            out.push_str(&format!("  expected: {expected}\n  actual:   {actual}"));
+        }
+    }
+    out
+}
+
+/// Checks as a table that leads with ok/FAILED, long values summarised,
+/// followed by the detail section the summaries point to.
+/// The check's kind (conflict, expectation, guard, ...) stays out of the
+/// table so the check's name gets the room; `--json` carries it.
+pub fn checks(checks: &[&sandbox::plan::checks::Check], step: &str) -> String {
+    let mut details = Vec::new();
+    let rows = checks
+        .iter()
+        .map(|c| {
+            let (expected, actual, long) = summarise(&c.expected, &c.actual, details.len() + 1);
+            if long {
+                details.push(detail(
+                    details.len() + 1,
+                    &format!("{} — {}", c.phase, c.name),
+                    &c.expected,
+                    &c.actual,
+                ));
+            }
+            vec![
+                word(c.ok).to_string(),
+                c.phase.clone(),
+                c.name.clone(),
+                expected,
+                actual,
+            ]
+        })
+        .collect();
+    let mut out = table(&["result", step, "check", "expected", "actual"], rows);
+    for d in details {
+        out.push_str("\n\n");
+        out.push_str(&d);
+    }
+    out
 }
 
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -24,7 +334,7 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether to draw progress: a terminal on stderr and no NO_COLOR/CI quietness.
+/// Whether to draw progress: a terminal on stderr and not `--json`.
 pub fn progress_enabled(json: bool) -> bool {
     !json && std::io::stderr().is_terminal()
 }
@@ -54,5 +364,41 @@ pub fn millis(ms: u64) -> String {
         format!("{ms} ms")
     } else {
         format!("{:.2} s", ms as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_fit_the_width_they_are_given() {
+        let rows = vec![vec![
+            "1".to_string(),
+            "a check with a rather long name that goes on".to_string(),
+            "x".repeat(200),
+            "ok".to_string(),
+        ]];
+        for total in [40, 60, 100, 160] {
+            let t = table_fitted(&["phase", "check", "expected", "ok"], rows.clone(), total);
+            for line in t.lines() {
+                assert!(display_width(line) <= total, "{total}: {line}");
+            }
+            assert!(t.contains("│ ok "), "the status column survives: {t}");
+        }
+    }
+
+    #[test]
+    fn long_pair_lists_are_summarised_with_the_differences_counted() {
+        let (e, a, long) = summarise(
+            "SP01=17, SP02=19, SP03=18, SP04=14",
+            "SP01=17, SP02=16, SP03=15, SP04=14",
+            1,
+        );
+        assert!(long);
+        assert_eq!(e, "4 values [1]");
+        assert_eq!(a, "4 values, 2 differ");
+        let (e, a, long) = summarise("7", "8", 2);
+        assert_eq!((e.as_str(), a.as_str(), long), ("7", "8", false));
     }
 }

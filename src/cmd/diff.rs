@@ -9,7 +9,8 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
     let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
-        write_private(path, diff.to_sql().as_bytes())?;
+        let script = format!("{SQL_WARNING}{}", diff.to_sql());
+        write_private(path, script.as_bytes())?;
     }
     if json {
         output::print_json(&serde_json::json!({
@@ -24,6 +25,14 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// Heads the `--sql` script: it is for review, and running it is a push
+/// without any of push's protections.
+const SQL_WARNING: &str = "\
+-- WARNING: running this script (psql -f) APPLIES THE MIGRATION, with no drift check,
+-- no verification on Postgres and NO RECEIPT: `sandbox rollback` cannot undo it.
+-- To apply, use `sandbox push --confirm`, which checks all of that and writes a receipt.
+";
 
 pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
     let rows = diff

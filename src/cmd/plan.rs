@@ -21,10 +21,7 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
         library.allocation.len(),
         library.workflows.len()
     );
-    println!(
-        "Policies jtbd_sp_link = {:?}, existing_library_workflow = {:?}",
-        plan.file.policies.jtbd_sp_link, plan.file.policies.existing_library_workflow
-    );
+    println!("Policies {}", policies_line(&plan.file.policies)?);
     println!(
         "Pulls    protected {}; sources {}{}",
         plan.tables.protected.join(", "),
@@ -36,6 +33,15 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
             .unwrap_or_default()
     );
     let mut rows = Vec::new();
+    let mut details = Vec::new();
+    let mut expected = |name: &str, e: &sandbox::plan::Expectation| {
+        let full = render(e);
+        let (cell, _, long) = output::summarise(&full, "", details.len() + 1);
+        if long {
+            details.push(output::detail(details.len() + 1, name, &full, ""));
+        }
+        cell
+    };
     for p in &plan.file.phases {
         let ddl: Vec<String> = plan
             .schema
@@ -57,7 +63,7 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
                 p.name.clone(),
                 ddl.join("; "),
                 e.name.clone(),
-                render(e),
+                expected(&format!("{} — {}", p.id, e.name), e),
             ]);
         }
     }
@@ -67,7 +73,7 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
             "verification".into(),
             String::new(),
             e.name.clone(),
-            render(e),
+            expected(&format!("final — {}", e.name), e),
         ]);
     }
     for g in &plan.file.guards {
@@ -83,7 +89,24 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
         "{}",
         output::table(&["phase", "name", "ddl", "check", "expected"], rows)
     );
+    for d in details {
+        println!("\n{d}");
+    }
     Ok(0)
+}
+
+/// Policies as the plan file spells them (`jtbd_sp_link = require_agreement`).
+pub fn policies_line(policies: &sandbox::plan::Policies) -> Result<String> {
+    let value = serde_json::to_value(policies)?;
+    let pairs: Vec<String> = value
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{k} = {}", v.as_str().unwrap_or(&v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(pairs.join(", "))
 }
 
 fn render(e: &sandbox::plan::Expectation) -> String {

@@ -22,28 +22,12 @@ pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
 /// The rehearsal as a person reads it: every check, the rows behind each
 /// failure, and a one-line verdict.
 pub fn print_report(report: &RehearsalReport) {
-    let rows = report
+    let shown: Vec<&sandbox::plan::checks::Check> = report
         .checks
         .iter()
         .filter(|c| c.kind != sandbox::plan::checks::CheckKind::Integrity || !c.ok)
-        .map(|c| {
-            vec![
-                c.phase.clone(),
-                c.kind.as_str().to_string(),
-                c.name.clone(),
-                c.expected.clone(),
-                c.actual.clone(),
-                if c.ok { "ok".into() } else { "FAILED".into() },
-            ]
-        })
         .collect();
-    println!(
-        "{}",
-        output::table(
-            &["phase", "kind", "check", "expected", "actual", "ok"],
-            rows
-        )
-    );
+    println!("{}", output::checks(&shown, "phase"));
     let integrity = report
         .checks
         .iter()
@@ -55,7 +39,10 @@ pub fn print_report(report: &RehearsalReport) {
     for c in report.failed().filter(|c| !c.rows.is_empty()) {
         println!("\n{} — {} ({} rows):", c.phase, c.name, c.row_count);
         for r in c.rows.iter().take(15) {
-            println!("  {r}");
+            println!(
+                "  {}",
+                output::truncate(r, output::width().saturating_sub(2))
+            );
         }
         if c.row_count > 15 {
             println!("  … {} more in the report_failures view", c.row_count - 15);
@@ -70,7 +57,8 @@ pub fn print_report(report: &RehearsalReport) {
     println!("\nPhases: {}", phases.join(", "));
     if report.passed {
         println!(
-            "PASSED: all {} checks hold (rehearsal #{}, plan {}, {:.0} ms). Next: sandbox diff / sandbox push",
+            "{}: all {} checks hold (rehearsal #{}, plan {}, {:.0} ms). Next: sandbox diff / sandbox push",
+            output::verdict(true),
             report.checks.len(),
             report.rehearsal_id,
             short(&report.plan_hash),
@@ -78,8 +66,9 @@ pub fn print_report(report: &RehearsalReport) {
         );
     } else {
         println!(
-            "FAILED: {failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this snapshot; \
+            "{}: {failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this snapshot; \
              open {} in a DB browser (views report_checks, report_failures) or adjust the plan's policies.",
+            output::verdict(false),
             report.checks.len(),
             report.rehearsal_id,
             short(&report.plan_hash),

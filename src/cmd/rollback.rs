@@ -18,23 +18,8 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         output::print_json(&report)?;
         return Ok(0);
     }
-    let rows = report
-        .checks
-        .iter()
-        .map(|c| {
-            vec![
-                c.phase.clone(),
-                c.name.clone(),
-                c.expected.clone(),
-                c.actual.clone(),
-                if c.ok { "ok".into() } else { "FAILED".into() },
-            ]
-        })
-        .collect();
-    println!(
-        "{}",
-        output::table(&["step", "check", "expected", "actual", "ok"], rows)
-    );
+    let checks: Vec<&sandbox::plan::checks::Check> = report.checks.iter().collect();
+    println!("{}", output::checks(&checks, "step"));
     let deleted: Vec<String> = report
         .deleted
         .iter()

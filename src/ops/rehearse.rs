@@ -119,14 +119,17 @@ CREATE TABLE IF NOT EXISTS _sandbox_check_rows (
 );
 ";
 
-/// Views for a person with a DB browser. Plain SQL that old SQLite builds
-/// read: `json_extract`, never `->>`.
+/// Views for a person with a DB browser. No JSON function in a stored view:
+/// a browser whose SQLite lacks JSON1 (or trips on one malformed value)
+/// fails on the whole view ("database is busy" in DB Browser 3.12), so the
+/// JSON is read once here, by the bundled SQLite, into a plain table.
 const REPORT_VIEWS: &str = "
 DROP VIEW IF EXISTS report_checks;
 DROP VIEW IF EXISTS report_failures;
 DROP VIEW IF EXISTS report_workflows_by_source;
 DROP VIEW IF EXISTS report_jtbd_per_priority;
 DROP VIEW IF EXISTS report_counts;
+DROP TABLE IF EXISTS _sandbox_workflow_sources;
 CREATE VIEW report_checks AS
   SELECT c.seq, c.phase, c.kind, c.check_name, c.expected, c.actual,
          CASE c.ok WHEN 1 THEN 'ok' ELSE 'FAILED' END AS result
@@ -139,9 +142,13 @@ CREATE VIEW report_failures AS
   JOIN _sandbox_checks c ON c.rehearsal_id = r.rehearsal_id AND c.seq = r.seq
   WHERE r.rehearsal_id = (SELECT max(id) FROM _sandbox_rehearsals) AND c.ok = 0
   ORDER BY c.seq, r.row_no;
+CREATE TABLE _sandbox_workflow_sources AS
+  SELECT CASE WHEN json_valid(definition) THEN coalesce(json_extract(definition, '$.source'), '(none)')
+              ELSE '(definition is not JSON)' END AS source,
+         count(*) AS workflows
+  FROM staged_workflows GROUP BY 1;
 CREATE VIEW report_workflows_by_source AS
-  SELECT coalesce(json_extract(definition, '$.source'), '(none)') AS source, count(*) AS workflows
-  FROM staged_workflows GROUP BY 1 ORDER BY 2 DESC;
+  SELECT source, workflows FROM _sandbox_workflow_sources ORDER BY workflows DESC, source;
 CREATE VIEW report_jtbd_per_priority AS
   SELECT sp.code, sp.name, count(j.id) AS jtbds
   FROM staged_strategic_priorities sp

@@ -1,0 +1,212 @@
+//! The user's journey (issue 13): output that fits, colour, typed JSON
+//! errors, receipts, policies and adopted expectations, the HTML report.
+
+mod common;
+
+use common::run_sandbox;
+
+fn demo(dir: &std::path::Path, variant: &str, extra: &[&str]) -> common::Run {
+    let out = dir.join(format!("{variant}.sqlite"));
+    let mut args = vec!["demo", "--variant", variant, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_sandbox(&args, &[])
+}
+
+fn table_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with(['┌', '│', '├', '└']))
+        .collect()
+}
+
+#[test]
+fn tables_fit_100_columns_when_not_a_terminal_with_long_values_in_a_detail_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = demo(dir.path(), "conflicts", &[]);
+    r.code(1);
+    let lines = table_lines(&r.stdout);
+    assert!(lines.len() > 40, "{}", r.show());
+    for l in &lines {
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    // The status leads each row, so a failure is seen at the start of the line.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("│ FAILED │ 1 ") && l.contains("Medical Affairs JTBDs linked")),
+        "{}",
+        r.stdout
+    );
+    // The long per-priority value is summarised in the table...
+    let row = lines
+        .iter()
+        .find(|l| l.contains("JTBDs per strategic priority"))
+        .unwrap();
+    assert!(
+        row.contains("7 values [2]") && row.contains("7 values, 3 differ"),
+        "{row}"
+    );
+    // ...and shown in full below, one value per line.
+    assert!(
+        r.stdout
+            .contains("[2] final — JTBDs per strategic priority"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("│ SP02 ")
+            && l.contains(" 19 ")
+            && l.contains(" 16 ")
+            && l.contains("FAILED")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains('\x1b'),
+        "no colour on a pipe: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let always = demo(dir.path(), "conflicts", &["--color", "always"]);
+    always.code(1);
+    assert!(
+        always.stdout.contains("\x1b[1;31mFAILED"),
+        "{}",
+        always.show()
+    );
+    assert!(always.stdout.contains("\x1b[32mok"), "{}", always.show());
+    // Colour never changes a table's width.
+    for l in table_lines(&console_strip(&always.stdout)) {
+        assert!(l.chars().count() <= 100, "{l}");
+    }
+    let never = demo(dir.path(), "conflicts", &["--color", "never"]);
+    assert!(!never.stdout.contains('\x1b'), "{}", never.show());
+    // run_sandbox sets NO_COLOR; auto on a pipe is plain anyway.
+    let auto = demo(dir.path(), "conflicts", &["--color", "auto"]);
+    assert!(!auto.stdout.contains('\x1b'), "{}", auto.show());
+    run_sandbox(&["plan", "--color", "sometimes"], &[]).code(2);
+}
+
+fn console_strip(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn plan_prints_policies_as_the_file_spells_them_and_fits() {
+    let r = run_sandbox(&["plan"], &[]);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("jtbd_sp_link = require_agreement, existing_library_workflow = fail"),
+        "{}",
+        r.stdout
+    );
+    for l in table_lines(&r.stdout) {
+        assert!(l.chars().count() <= 100, "{l}");
+    }
+    assert!(
+        r.stdout
+            .contains("[2] final — JTBDs per strategic priority"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn help_shows_no_empty_environment_values_and_rollback_speaks_of_its_own_transaction() {
+    let r = run_sandbox(&["rehearse", "--help"], &[]);
+    r.ok();
+    assert!(!r.stdout.contains("SANDBOX_PLAN="), "{}", r.stdout);
+    assert!(r.stdout.contains("[env: SANDBOX_PLAN]"), "{}", r.stdout);
+    let r = run_sandbox(&["rollback", "--help"], &[]);
+    assert!(!r.stdout.contains("push transaction"), "{}", r.stdout);
+}
+
+#[test]
+fn diff_sql_script_warns_that_running_it_applies_without_receipt_or_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), "plan", &[]).ok();
+    let snap = dir.path().join("plan.sqlite");
+    let sql = dir.path().join("diff.sql");
+    run_sandbox(
+        &[
+            "diff",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--sql",
+            sql.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .ok();
+    let text = std::fs::read_to_string(&sql).unwrap();
+    let head: String = text.lines().take(3).collect::<Vec<_>>().join("\n");
+    assert!(
+        head.contains("APPLIES THE MIGRATION")
+            && head.contains("NO RECEIPT")
+            && head.contains("no drift check"),
+        "{head}"
+    );
+}
+
+#[test]
+fn stored_report_views_use_no_json_function() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), "plan", &[]).ok();
+    let snap = open_snapshot(&dir.path().join("plan.sqlite"));
+    let conn = &snap.conn;
+    let views: Vec<(String, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'view'")
+            .unwrap();
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        v
+    };
+    assert!(views.len() >= 4, "{views:?}");
+    for (name, sql) in &views {
+        assert!(!sql.to_lowercase().contains("json"), "{name}: {sql}");
+    }
+    let sources: Vec<(String, i64)> = {
+        let mut stmt = conn
+            .prepare("SELECT source, workflows FROM report_workflows_by_source ORDER BY source")
+            .unwrap();
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        v
+    };
+    assert!(
+        sources.contains(&("dh_workflow".to_string(), 116)),
+        "{sources:?}"
+    );
+}
+
+fn open_snapshot(path: &std::path::Path) -> sandbox::db::sqlite::Snapshot {
+    sandbox::db::sqlite::Snapshot::open(path).unwrap()
+}
