@@ -88,6 +88,27 @@ pub enum Action {
     MigrateTasks,
 }
 
+impl Action {
+    /// The existing tables this action reads and the tables it writes.
+    /// Until the plan file declares each phase's reads and writes, this is
+    /// where they are stated, once (tables the target schema creates count
+    /// as written wherever they are created).
+    fn tables(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Action::SeedStrategicPriorities => {
+                (&["jtbd_library"], &["strategic_priorities", "jtbd_library"])
+            }
+            Action::MigrateTools => (&["dh_tool"], &["tools"]),
+            Action::CheckWorkflowsSchema => (&["workflows"], &[]),
+            Action::MigrateDhWorkflows => {
+                (&["dh_workflow", "dh_use_case", "dh_domain"], &["workflows"])
+            }
+            Action::ImportLibraryWorkflows => (&["workflows", "jtbd_library"], &["workflows"]),
+            Action::MigrateTasks => (&["dh_task", "workflows"], &["tasks"]),
+        }
+    }
+}
+
 /// What an expectation's query must return: one value, or whole rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,6 +336,36 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Tables whose content the plan's phases read: what must not have
+    /// changed since the pull (drift-checked, and locked against writers
+    /// during a push). Tables in neither this set nor [`Plan::write_set`]
+    /// are left to the app.
+    pub fn read_set(&self) -> std::collections::BTreeSet<String> {
+        self.file
+            .phases
+            .iter()
+            .flat_map(|p| p.action.tables().0.iter())
+            .map(|t| t.to_string())
+            .collect()
+    }
+
+    /// Tables the push writes: rows inserted or updated, columns added,
+    /// tables created.
+    pub fn write_set(&self) -> std::collections::BTreeSet<String> {
+        let mut out: std::collections::BTreeSet<String> = self
+            .file
+            .phases
+            .iter()
+            .flat_map(|p| p.action.tables().1.iter())
+            .map(|t| t.to_string())
+            .collect();
+        out.extend(self.schema.tables.iter().map(|t| t.name.clone()));
+        out.extend(self.schema.added_columns.iter().map(|a| a.table.clone()));
+        out
+    }
+}
+
 /// Digest of the seeds' content, part of the plan hash.
 fn seeds_fingerprint(seeds: &seeds::Seeds) -> anyhow::Result<String> {
     use sha2::{Digest, Sha256};
@@ -384,5 +435,37 @@ pub fn library_input(seeds: &seeds::Seeds) -> phases::LibraryInput {
                 object: w.raw.as_object().cloned().unwrap_or_default(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod read_write_set_tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_plan_never_touches_prompts_agents_personas() {
+        let plan = Plan::load_default().unwrap();
+        let touched: Vec<String> = plan.read_set().union(&plan.write_set()).cloned().collect();
+        for t in ["prompts", "agents", "personas"] {
+            assert!(!touched.contains(&t.to_string()), "{t} in {touched:?}");
+        }
+        for t in [
+            "jtbd_library",
+            "workflows",
+            "tasks",
+            "tools",
+            "strategic_priorities",
+        ] {
+            assert!(plan.write_set().contains(t), "{t} not written");
+        }
+        for t in [
+            "dh_tool",
+            "dh_task",
+            "dh_workflow",
+            "jtbd_library",
+            "workflows",
+        ] {
+            assert!(plan.read_set().contains(t), "{t} not read");
+        }
     }
 }
