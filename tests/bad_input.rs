@@ -831,16 +831,16 @@ fn a_snapshot_of_another_format_version_is_refused_unchanged() {
     let before = remote_state(&mut c);
     for (version, needles) in [
         (
-            "2",
+            "3",
             vec![
-                "is a snapshot of format 2 but this sandbox reads format 1",
+                "is a snapshot of format 3 but this sandbox reads format 2",
                 "pull again",
             ],
         ),
         (
             "0",
             vec![
-                "is a snapshot of format 0 but this sandbox reads format 1",
+                "is a snapshot of format 0 but this sandbox reads format 2",
                 "pull again",
             ],
         ),

@@ -50,6 +50,7 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         out: args.out,
         force: args.force,
         tables: plan.tables.clone(),
+        creates: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
     };
     let bars = Bars {
         enabled: output::progress_enabled(json),

@@ -19,7 +19,10 @@ use crate::error::environment;
 use crate::types::{push_copy_field_bytes, quote_ident, Storage, TableChecksum};
 
 /// Bumped when the file layout changes incompatibly.
-pub const FORMAT_VERSION: i64 = 1;
+/// 2: `_sandbox_columns` and `_sandbox_constraints` describe what Postgres
+/// does around the rows (defaults, identity, enums, domains, NOT VALID,
+/// unique indexes); `_sandbox_existing_targets`.
+pub const FORMAT_VERSION: i64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotInfo {
@@ -69,6 +72,12 @@ CREATE TABLE _sandbox_columns (
   not_null INTEGER NOT NULL,
   default_expr TEXT,
   generated_expr TEXT,
+  default_constant INTEGER NOT NULL,
+  default_value TEXT,
+  identity TEXT,
+  enum_labels TEXT,
+  domain TEXT,
+  array_delimiter TEXT,
   PRIMARY KEY (table_name, column_name)
 );
 CREATE TABLE _sandbox_constraints (
@@ -79,7 +88,13 @@ CREATE TABLE _sandbox_constraints (
   ref_table TEXT,
   ref_columns TEXT NOT NULL,
   definition TEXT NOT NULL,
+  validated INTEGER NOT NULL,
+  expression INTEGER NOT NULL,
+  predicate TEXT,
   PRIMARY KEY (table_name, constraint_name)
+);
+CREATE TABLE _sandbox_existing_targets (
+  table_name TEXT PRIMARY KEY
 );
 ";
 
@@ -192,6 +207,7 @@ pub struct SnapshotWriter {
     tables: Vec<(TableMeta, TableSummary)>,
     insert_sql: String,
     fk_targets: HashSet<String>,
+    existing_targets: Vec<TableMeta>,
 }
 
 impl SnapshotWriter {
@@ -262,6 +278,7 @@ impl SnapshotWriter {
             tables: Vec::new(),
             insert_sql: String::new(),
             fk_targets: table_names.iter().cloned().collect(),
+            existing_targets: Vec::new(),
         })
     }
 
@@ -317,6 +334,11 @@ impl SnapshotWriter {
         self.tables.push((meta, summary));
     }
 
+    /// Records a table the plan creates that already exists at the source.
+    pub fn existing_target(&mut self, meta: TableMeta) {
+        self.existing_targets.push(meta);
+    }
+
     /// Writes the metadata, builds unique indexes after the data (cheaper
     /// than maintaining them row by row), and renames the file into place.
     pub fn finish(self, mut info: SnapshotInfo) -> Result<(PathBuf, SnapshotInfo)> {
@@ -325,14 +347,11 @@ impl SnapshotWriter {
             tmp,
             final_path,
             tables,
+            existing_targets,
             ..
         } = self;
         info.snapshot_checksum = snapshot_checksum(tables.iter().map(|(_, s)| s));
         {
-            let mut put_col =
-                conn.prepare("INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?)")?;
-            let mut put_con =
-                conn.prepare("INSERT INTO _sandbox_constraints VALUES (?, ?, ?, ?, ?, ?, ?)")?;
             let mut put_table =
                 conn.prepare("INSERT INTO _sandbox_tables VALUES (?, ?, ?, ?, ?)")?;
             for (meta, summary) in &tables {
@@ -343,37 +362,22 @@ impl SnapshotWriter {
                     summary.checksum,
                     summary.millis as i64
                 ])?;
-                for c in &meta.columns {
-                    put_col.execute(params![
-                        meta.name,
-                        c.name,
-                        c.ordinal,
-                        c.pg_type,
-                        c.storage().sqlite_decl(),
-                        c.not_null,
-                        c.default,
-                        c.generated
-                    ])?;
+                write_catalog(&conn, meta)?;
+                for k in meta.constraints.iter().filter(|k| k.kind == "u") {
+                    conn.execute_batch(&format!(
+                        "CREATE UNIQUE INDEX {} ON {} ({})",
+                        quote_ident(&format!("{}_{}", meta.name, k.name)),
+                        quote_ident(&meta.name),
+                        ident_list(&k.columns)
+                    ))?;
                 }
-                for k in &meta.constraints {
-                    put_con.execute(params![
-                        meta.name,
-                        k.name,
-                        k.kind,
-                        serde_json::to_string(&k.columns)?,
-                        k.ref_table,
-                        serde_json::to_string(&k.ref_columns)?,
-                        k.definition
-                    ])?;
-                    if k.kind == "u" {
-                        conn.execute_batch(&format!(
-                            "CREATE UNIQUE INDEX {} ON {} ({})",
-                            quote_ident(&format!("{}_{}", meta.name, k.name)),
-                            quote_ident(&meta.name),
-                            ident_list(&k.columns)
-                        ))?;
-                    }
-                }
+            }
+            for meta in &existing_targets {
+                conn.execute(
+                    "INSERT INTO _sandbox_existing_targets VALUES (?)",
+                    [&meta.name],
+                )?;
+                write_catalog(&conn, meta)?;
             }
             conn.execute(
                 "INSERT INTO _sandbox_snapshot VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -400,6 +404,51 @@ impl SnapshotWriter {
         })?;
         Ok((final_path, info))
     }
+}
+
+/// A table's rows in `_sandbox_columns` and `_sandbox_constraints`.
+fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
+    let mut put_col = conn.prepare_cached(
+        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for c in &meta.columns {
+        put_col.execute(params![
+            meta.name,
+            c.name,
+            c.ordinal,
+            c.pg_type,
+            c.storage().sqlite_decl(),
+            c.not_null,
+            c.default,
+            c.generated,
+            c.default_constant,
+            c.default_value,
+            c.identity.map(|i| i.as_str()),
+            c.enum_labels
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
+            c.domain.as_ref().map(serde_json::to_string).transpose()?,
+            c.array_delimiter
+        ])?;
+    }
+    let mut put_con = conn
+        .prepare_cached("INSERT INTO _sandbox_constraints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
+    for k in &meta.constraints {
+        put_con.execute(params![
+            meta.name,
+            k.name,
+            k.kind,
+            serde_json::to_string(&k.columns)?,
+            k.ref_table,
+            serde_json::to_string(&k.ref_columns)?,
+            k.definition,
+            k.validated,
+            k.expression,
+            k.predicate
+        ])?;
+    }
+    Ok(())
 }
 
 /// One table's INSERT, prepared once; stores exactly what
@@ -527,6 +576,8 @@ pub struct Snapshot {
     pub path: PathBuf,
     pub info: SnapshotInfo,
     pub tables: Vec<SnapshotTable>,
+    /// Tables the plan creates that already existed at the source.
+    pub existing_targets: Vec<TableMeta>,
 }
 
 impl Snapshot {
@@ -603,17 +654,20 @@ impl Snapshot {
                 }
             )));
         }
-        let tables = read_tables(&conn).map_err(|e| {
+        let damaged = |e: anyhow::Error| {
             environment(format!(
                 "{} has damaged _sandbox_* metadata ({e:#}); pull a fresh snapshot",
                 path.display()
             ))
-        })?;
+        };
+        let tables = read_tables(&conn).map_err(damaged)?;
+        let existing_targets = read_existing_targets(&conn).map_err(damaged)?;
         Ok(Snapshot {
             conn,
             path: path.to_path_buf(),
             info,
             tables,
+            existing_targets,
         })
     }
 
@@ -717,6 +771,126 @@ impl Snapshot {
     }
 }
 
+/// A table's columns and constraints as `_sandbox_columns` and
+/// `_sandbox_constraints` record them.
+fn read_catalog_of(
+    conn: &Connection,
+    name: &str,
+) -> Result<(Vec<ColumnMeta>, Vec<ConstraintMeta>)> {
+    let mut cols = conn.prepare_cached(
+        "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr, \
+         default_constant, default_value, identity, enum_labels, domain, array_delimiter \
+         FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
+    )?;
+    type Raw = (ColumnMeta, Option<String>, Option<String>, Option<String>);
+    let raw = cols
+        .query_map([name], |r| {
+            Ok((
+                ColumnMeta {
+                    name: r.get(0)?,
+                    ordinal: r.get(1)?,
+                    pg_type: r.get(2)?,
+                    not_null: r.get(3)?,
+                    default: r.get(4)?,
+                    generated: r.get(5)?,
+                    default_constant: r.get(6)?,
+                    default_value: r.get(7)?,
+                    array_delimiter: r.get(11)?,
+                    ..Default::default()
+                },
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<Raw>>>()?;
+    let mut columns = Vec::new();
+    for (mut c, identity, labels, domain) in raw {
+        c.identity = match identity {
+            None => None,
+            Some(i) => Some(crate::catalog::Identity::parse(&i).ok_or_else(|| {
+                anyhow::anyhow!("column {name}.{} has unknown identity '{i}'", c.name)
+            })?),
+        };
+        c.enum_labels = labels.map(|l| serde_json::from_str(&l)).transpose()?;
+        c.domain = domain.map(|d| serde_json::from_str(&d)).transpose()?;
+        columns.push(c);
+    }
+    if columns.is_empty() {
+        anyhow::bail!("table {name} has no columns recorded");
+    }
+    let mut cons = conn.prepare_cached(
+        "SELECT constraint_name, kind, columns, ref_table, ref_columns, definition, validated, \
+         expression, predicate FROM _sandbox_constraints WHERE table_name = ? ORDER BY rowid",
+    )?;
+    let constraints = cons
+        .query_map([name], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, bool>(6)?,
+                r.get::<_, bool>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(
+            |(
+                name,
+                kind,
+                columns,
+                ref_table,
+                ref_columns,
+                definition,
+                validated,
+                expression,
+                predicate,
+            )| {
+                Ok(ConstraintMeta {
+                    name,
+                    kind,
+                    columns: serde_json::from_str(&columns)?,
+                    ref_table,
+                    ref_columns: serde_json::from_str(&ref_columns)?,
+                    definition,
+                    validated,
+                    expression,
+                    predicate,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    Ok((columns, constraints))
+}
+
+/// Tables the plan creates that existed at the source when it was pulled.
+fn read_existing_targets(conn: &Connection) -> Result<Vec<TableMeta>> {
+    let names: Vec<String> = {
+        let mut stmt =
+            conn.prepare("SELECT table_name FROM _sandbox_existing_targets ORDER BY table_name")?;
+        let v = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        v
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let (columns, constraints) = read_catalog_of(conn, &name)?;
+        out.push(TableMeta {
+            name,
+            role: TableRole::Target,
+            columns,
+            constraints,
+        });
+    }
+    Ok(out)
+}
+
 fn read_tables(conn: &Connection) -> Result<Vec<SnapshotTable>> {
     let mut out = Vec::new();
     let mut stmt = conn.prepare(
@@ -735,55 +909,7 @@ fn read_tables(conn: &Connection) -> Result<Vec<SnapshotTable>> {
         let (name, role, rows, checksum, millis) = row?;
         let role = TableRole::parse(&role)
             .ok_or_else(|| anyhow::anyhow!("table {name} has unknown role '{role}'"))?;
-        let mut cols = conn.prepare(
-            "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr \
-             FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
-        )?;
-        let columns = cols
-            .query_map([&name], |r| {
-                Ok(ColumnMeta {
-                    name: r.get(0)?,
-                    ordinal: r.get(1)?,
-                    pg_type: r.get(2)?,
-                    not_null: r.get(3)?,
-                    default: r.get(4)?,
-                    generated: r.get(5)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        if columns.is_empty() {
-            anyhow::bail!("table {name} has no columns recorded");
-        }
-        let mut cons = conn.prepare(
-            "SELECT constraint_name, kind, columns, ref_table, ref_columns, definition \
-             FROM _sandbox_constraints WHERE table_name = ? ORDER BY rowid",
-        )?;
-        let constraints = cons
-            .query_map([&name], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .into_iter()
-            .map(
-                |(name, kind, columns, ref_table, ref_columns, definition)| {
-                    Ok(ConstraintMeta {
-                        name,
-                        kind,
-                        columns: serde_json::from_str(&columns)?,
-                        ref_table,
-                        ref_columns: serde_json::from_str(&ref_columns)?,
-                        definition,
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
+        let (columns, constraints) = read_catalog_of(conn, &name)?;
         out.push(SnapshotTable {
             meta: TableMeta {
                 name,

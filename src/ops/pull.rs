@@ -32,6 +32,9 @@ pub struct PullOptions {
     pub out: PathBuf,
     pub force: bool,
     pub tables: TableSet,
+    /// Tables the plan creates: if one already exists, its catalog is
+    /// recorded so the rehearsal can name it.
+    pub creates: Vec<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -64,6 +67,7 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         (row.get(0), row.get(1))
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
+    let existing_targets = read_existing_targets(&tx, &opts.creates).await?;
     let mut loader = Loader::start(writer)?;
     let mut summaries = Vec::new();
     let mut loaded = Vec::new();
@@ -80,6 +84,9 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     let mut writer = loader.finish()?;
     for (meta, summary) in loaded {
         writer.end_table(meta, summary);
+    }
+    for meta in existing_targets {
+        writer.existing_target(meta);
     }
     let info = SnapshotInfo {
         format_version: FORMAT_VERSION,
@@ -152,68 +159,254 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
     }
     let mut out = Vec::new();
     for (oid, name, role, estimate) in wanted {
-        let columns: Vec<ColumnMeta> = tx
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                        pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text \
-                 FROM pg_attribute a \
-                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-                 ORDER BY a.attnum",
-                &[&oid],
+        let meta = read_table_meta(tx, oid, name, role).await?;
+        out.push((meta, estimate.max(0) as u64));
+    }
+    Ok(out)
+}
+
+/// The tables the plan creates that already exist in schema public (an
+/// unrelated app table of the same name, say), described like pulled ones:
+/// a rehearsal names them instead of a push failing on CREATE TABLE.
+pub async fn read_existing_targets(
+    tx: &Transaction<'_>,
+    names: &[String],
+) -> Result<Vec<TableMeta>> {
+    let rows = tx
+        .query(
+            "SELECT c.oid, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) ORDER BY 2",
+            &[&names],
+        )
+        .await
+        .context("cannot read the catalog")?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(read_table_meta(tx, r.get(0), r.get(1), TableRole::Target).await?);
+    }
+    Ok(out)
+}
+
+/// Node types a default expression may hold and still be a constant: the
+/// value itself and casts of it (each function immutable, checked apart).
+const CONSTANT_NODES: &[&str] = &[
+    "CONST",
+    "FUNCEXPR",
+    "OPEXPR",
+    "RELABELTYPE",
+    "COERCETODOMAIN",
+    "ARRAYEXPR",
+];
+
+/// One table's columns (with what Postgres does for each: NOT NULL,
+/// default and whether it is a constant, identity, generated, enum labels,
+/// domain, array delimiter) and its constraints and unique indexes.
+pub async fn read_table_meta(
+    tx: &Transaction<'_>,
+    oid: u32,
+    name: String,
+    role: TableRole,
+) -> Result<TableMeta> {
+    let rows = tx
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                    pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text, \
+                    ARRAY(SELECT DISTINCT m[1] FROM regexp_matches(d.adbin::text, '\\{([A-Z_]+)', 'g') m), \
+                    coalesce((SELECT bool_and(p.provolatile = 'i') \
+                              FROM regexp_matches(d.adbin::text, ':(?:funcid|opfuncid) (\\d+)', 'g') m \
+                              JOIN pg_proc p ON p.oid = m[1]::oid), true), \
+                    ARRAY(SELECT e.enumlabel::text FROM pg_enum e \
+                          WHERE e.enumtypid = coalesce(nullif(ty.typbasetype, 0), ty.oid) \
+                          ORDER BY e.enumsortorder), \
+                    ty.typtype = 'd', format_type(ty.typbasetype, ty.typtypmod), ty.typnotnull, \
+                    ty.typname::text, \
+                    ARRAY(SELECT pg_get_constraintdef(dc.oid) FROM pg_constraint dc \
+                          WHERE dc.contypid = ty.oid AND dc.contype = 'c' ORDER BY dc.conname), \
+                    (SELECT el.typdelim::text FROM pg_type arr JOIN pg_type el ON el.oid = arr.typelem \
+                     WHERE arr.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid) AND arr.typlen = -1 \
+                       AND arr.typelem <> 0), \
+                    (SELECT bt.typtype = 'e' FROM pg_type bt \
+                     WHERE bt.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid)) \
+             FROM pg_attribute a \
+             JOIN pg_type ty ON ty.oid = a.atttypid \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await?;
+    let mut columns: Vec<ColumnMeta> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let expr: Option<String> = r.get(3);
+        let generated = r.get::<_, String>(4) == "s";
+        let identity = match r.get::<_, String>(5).as_str() {
+            "a" => Some(crate::catalog::Identity::Always),
+            "d" => Some(crate::catalog::Identity::ByDefault),
+            _ => None,
+        };
+        let nodes: Vec<String> = r.get(6);
+        let immutable: bool = r.get(7);
+        let labels: Vec<String> = r.get(8);
+        let is_domain: bool = r.get(9);
+        let is_enum: Option<bool> = r.get(15);
+        let pg_type: String = r.get(1);
+        let default_candidate = !generated
+            && expr.is_some()
+            && immutable
+            && nodes.iter().all(|n| CONSTANT_NODES.contains(&n.as_str()));
+        columns.push(ColumnMeta {
+            name: r.get(0),
+            ordinal: i as u32 + 1,
+            pg_type: pg_type.clone(),
+            not_null: r.get(2),
+            default: if generated { None } else { expr.clone() },
+            generated: if generated { expr.clone() } else { None },
+            identity,
+            enum_labels: is_enum.unwrap_or(false).then_some(labels),
+            domain: is_domain.then(|| crate::catalog::DomainMeta {
+                name: r.get(12),
+                base_type: r.get(10),
+                not_null: r.get(11),
+                checks: r.get(13),
+            }),
+            array_delimiter: r.get(14),
+            ..Default::default()
+        });
+        if default_candidate {
+            candidates.push(i);
+        }
+    }
+    let exprs: Vec<(String, String)> = candidates
+        .iter()
+        .map(|i| {
+            let c = &columns[*i];
+            (c.default.clone().unwrap_or_default(), c.pg_type.clone())
+        })
+        .collect();
+    for (i, value) in candidates.iter().zip(evaluate_constants(tx, &exprs).await?) {
+        if let Some(v) = value {
+            columns[*i].default_constant = true;
+            columns[*i].default_value = v;
+        }
+    }
+    let mut constraints: Vec<ConstraintMeta> = tx
+        .query(
+            "SELECT con.conname::text, con.contype::text, pg_get_constraintdef(con.oid), \
+               ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n \
+                     ORDER BY k.i), \
+               (SELECT relname::text FROM pg_class WHERE oid = con.confrelid), \
+               ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n \
+                     ORDER BY k.i), \
+               con.convalidated \
+             FROM pg_constraint con \
+             WHERE con.conrelid = $1 AND con.contype IN ('p', 'f', 'u', 'c') \
+             ORDER BY con.contype, con.conname",
+            &[&oid],
+        )
+        .await?
+        .iter()
+        .map(|r| ConstraintMeta {
+            ref_table: r.get(4),
+            ref_columns: r.get(5),
+            validated: r.get(6),
+            ..ConstraintMeta::new(r.get(0), &r.get::<_, String>(1), r.get(3), r.get(2))
+        })
+        .collect();
+    // Unique indexes that back no constraint (CREATE UNIQUE INDEX): Postgres
+    // enforces them all the same.
+    for r in tx
+        .query(
+            "SELECT ic.relname::text, pg_get_indexdef(i.indexrelid), \
+               ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                     WHERE k.n > 0 ORDER BY k.o), \
+               i.indexprs IS NOT NULL, pg_get_expr(i.indpred, i.indrelid) \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             WHERE i.indrelid = $1 AND i.indisunique \
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
+                               AND con.conrelid = i.indrelid) \
+             ORDER BY 1",
+            &[&oid],
+        )
+        .await?
+    {
+        constraints.push(ConstraintMeta {
+            expression: r.get(3),
+            predicate: r.get(4),
+            ..ConstraintMeta::new(r.get(0), "i", r.get(2), r.get(1))
+        });
+    }
+    check_case_collisions(&name, &columns)?;
+    Ok(TableMeta {
+        name,
+        role,
+        columns,
+        constraints,
+    })
+}
+
+/// The values of constant defaults, as Postgres prints them for each
+/// column's type: `Some(None)` is NULL; `None` means Postgres could not
+/// evaluate it here (say, a domain CHECK it breaks), so it stays
+/// Postgres's to fill and the rehearsal says so. All of a table's in one
+/// round trip; a savepoint keeps a failure from ending the pull's read.
+async fn evaluate_constants(
+    tx: &Transaction<'_>,
+    exprs: &[(String, String)],
+) -> Result<Vec<Option<Option<String>>>> {
+    if exprs.is_empty() {
+        return Ok(vec![]);
+    }
+    let select = |list: &[(String, String)]| {
+        format!(
+            "SAVEPOINT sandbox_default; SELECT {}; RELEASE SAVEPOINT sandbox_default",
+            list.iter()
+                .map(|(e, t)| format!("CAST(({e}) AS {t})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let row_of = |messages: Vec<tokio_postgres::SimpleQueryMessage>, n: usize| {
+        messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..n)
+                        .map(|i| Some(row.get(i).map(str::to_string)))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_else(|| vec![None; n])
+    };
+    match tx.simple_query(&select(exprs)).await {
+        Ok(messages) => return Ok(row_of(messages, exprs.len())),
+        Err(e) if e.as_db_error().is_none() => return Err(e.into()),
+        Err(_) => {
+            tx.batch_execute(
+                "ROLLBACK TO SAVEPOINT sandbox_default; RELEASE SAVEPOINT sandbox_default",
             )
             .await?
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let expr: Option<String> = r.get(3);
-                let generated = r.get::<_, String>(4) == "s";
-                ColumnMeta {
-                    name: r.get(0),
-                    ordinal: i as u32 + 1,
-                    pg_type: r.get(1),
-                    not_null: r.get(2),
-                    default: if generated { None } else { expr.clone() },
-                    generated: if generated { expr } else { None },
-                }
-            })
-            .collect();
-        let constraints = tx
-            .query(
-                "SELECT con.conname::text, con.contype::text, pg_get_constraintdef(con.oid), \
-                   ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
-                         JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n \
-                         ORDER BY k.i), \
-                   (SELECT relname::text FROM pg_class WHERE oid = con.confrelid), \
-                   ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
-                         JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n \
-                         ORDER BY k.i) \
-                 FROM pg_constraint con \
-                 WHERE con.conrelid = $1 AND con.contype IN ('p', 'f', 'u', 'c') \
-                 ORDER BY con.contype, con.conname",
-                &[&oid],
-            )
-            .await?
-            .iter()
-            .map(|r| ConstraintMeta {
-                name: r.get(0),
-                kind: r.get(1),
-                definition: r.get(2),
-                columns: r.get(3),
-                ref_table: r.get(4),
-                ref_columns: r.get(5),
-            })
-            .collect();
-        check_case_collisions(&name, &columns)?;
-        out.push((
-            TableMeta {
-                name,
-                role,
-                columns,
-                constraints,
-            },
-            estimate.max(0) as u64,
-        ));
+        }
+    }
+    // One of them fails: find which, one at a time.
+    let mut out = Vec::new();
+    for one in exprs {
+        match tx.simple_query(&select(std::slice::from_ref(one))).await {
+            Ok(messages) => out.push(row_of(messages, 1).remove(0)),
+            Err(e) if e.as_db_error().is_none() => return Err(e.into()),
+            Err(_) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT sandbox_default; RELEASE SAVEPOINT sandbox_default",
+                )
+                .await?;
+                out.push(None);
+            }
+        }
     }
     Ok(out)
 }
@@ -615,9 +808,7 @@ mod tests {
             name: name.into(),
             ordinal,
             pg_type: pg_type.into(),
-            not_null: false,
-            default: None,
-            generated: None,
+            ..Default::default()
         };
         TableMeta {
             name: "t".into(),

@@ -75,14 +75,12 @@ struct Undo {
 
 /// A table as the receipt recorded it; the key lets changes be named by row.
 fn meta_of(name: &str, columns: Vec<ColumnMeta>, key: &[String]) -> TableMeta {
-    let constraints = vec![crate::catalog::ConstraintMeta {
-        name: format!("{name}_pkey"),
-        kind: "p".into(),
-        columns: key.to_vec(),
-        ref_table: None,
-        ref_columns: vec![],
-        definition: String::new(),
-    }];
+    let constraints = vec![crate::catalog::ConstraintMeta::new(
+        format!("{name}_pkey"),
+        "p",
+        key.to_vec(),
+        String::new(),
+    )];
     TableMeta {
         name: name.to_string(),
         role: TableRole::Protected,

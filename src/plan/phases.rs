@@ -144,8 +144,7 @@ pub fn staged_meta(
                 ordinal,
                 pg_type: added.column.pg_type.clone(),
                 not_null: added.column.not_null,
-                default: None,
-                generated: None,
+                ..Default::default()
             });
         }
     }
@@ -154,42 +153,40 @@ pub fn staged_meta(
 
 /// A table the plan creates, described like a pulled one.
 pub fn target_meta(t: &TargetTable) -> TableMeta {
-    let mut constraints = vec![ConstraintMeta {
-        name: format!("{}_pkey", t.name),
-        kind: "p".into(),
-        columns: t.primary_key.clone(),
-        ref_table: None,
-        ref_columns: vec![],
-        definition: format!("PRIMARY KEY ({})", t.primary_key.join(", ")),
-    }];
+    let mut constraints = vec![ConstraintMeta::new(
+        format!("{}_pkey", t.name),
+        "p",
+        t.primary_key.clone(),
+        format!("PRIMARY KEY ({})", t.primary_key.join(", ")),
+    )];
     for (i, u) in t.unique.iter().enumerate() {
-        constraints.push(ConstraintMeta {
-            name: format!(
+        constraints.push(ConstraintMeta::new(
+            format!(
                 "{}_{}_key{}",
                 t.name,
                 u.join("_"),
                 if i == 0 { String::new() } else { i.to_string() }
             ),
-            kind: "u".into(),
-            columns: u.clone(),
-            ref_table: None,
-            ref_columns: vec![],
-            definition: format!("UNIQUE ({})", u.join(", ")),
-        });
+            "u",
+            u.clone(),
+            format!("UNIQUE ({})", u.join(", ")),
+        ));
     }
     for fk in &t.foreign_keys {
         constraints.push(ConstraintMeta {
-            name: format!("{}_{}_fkey", t.name, fk.columns.join("_")),
-            kind: "f".into(),
-            columns: fk.columns.clone(),
             ref_table: Some(fk.ref_table.clone()),
             ref_columns: fk.ref_columns.clone(),
-            definition: format!(
-                "FOREIGN KEY ({}) REFERENCES {}({})",
-                fk.columns.join(", "),
-                fk.ref_table,
-                fk.ref_columns.join(", ")
-            ),
+            ..ConstraintMeta::new(
+                format!("{}_{}_fkey", t.name, fk.columns.join("_")),
+                "f",
+                fk.columns.clone(),
+                format!(
+                    "FOREIGN KEY ({}) REFERENCES {}({})",
+                    fk.columns.join(", "),
+                    fk.ref_table,
+                    fk.ref_columns.join(", ")
+                ),
+            )
         });
     }
     TableMeta {
@@ -204,8 +201,7 @@ pub fn target_meta(t: &TargetTable) -> TableMeta {
                 ordinal: i as u32 + 1,
                 pg_type: c.pg_type.clone(),
                 not_null: c.not_null,
-                default: None,
-                generated: None,
+                ..Default::default()
             })
             .collect(),
         constraints,
