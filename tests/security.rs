@@ -339,12 +339,7 @@ fn whole_loop(w: &SecretWorld, via: &Via, json: bool) {
             t.run(&base, &[])
         };
         r.code(code);
-        let r = Run {
-            what: r.what.clone(),
-            code: r.code,
-            stdout: r.stdout.clone(),
-            stderr: r.stderr.clone(),
-        };
+        let r = r.clone();
         assert_no_sentinel_in_files(w.dir.path(), &r.what);
         assert_no_sentinel_in_database(&mut c, &r.what);
         r

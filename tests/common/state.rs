@@ -4,7 +4,6 @@
 //! state, event triggers, views, row-level security). Tests compare two of
 //! these to prove a command changed exactly what it should, and nothing
 //! anywhere else.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,8 @@
 //! one is installed by `.ci/install-deps` (Debian's packages, under a file
 //! lock so parallel test binaries do not race), so plain `cargo test` passes
 //! on a fresh machine; where that cannot work (not root, no sudo) the test
-//! fails saying what to install. Never a skip.
+//! fails saying what to install. Never a skip. Also small file and network
+//! helpers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,4 +47,30 @@ pub fn require_tool(tool: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     find(tool).unwrap_or_else(|| panic!("{script} succeeded but {tool} is still not found"))
+}
+
+/// Copies a folder tree (seed folders a test then edits).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    let entries =
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+    for e in entries {
+        let e = e.unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.display(), dst.display()));
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server the test
+/// starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
 }

@@ -1,0 +1,201 @@
+//! Per-test Postgres databases: each test creates its own and drops it, so
+//! tests run in parallel against the one local server.
+//!
+//! Every database is registered as it is made (a comment on the database
+//! naming the host, process id and process start time of the test binary
+//! that made it). A killed run cannot drop its databases; the first database
+//! made by any later test binary drops every registered database whose
+//! process is gone, as sqlx's test support does with its own table.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
+
+use postgres_sync::{Client, SimpleQueryMessage};
+
+pub fn admin_url() -> String {
+    std::env::var("SANDBOX_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+pub fn postgres_admin(url: &str) -> Client {
+    Client::connect(url, postgres_sync::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "the test Postgres at {url} is unreachable ({e}). Start it \
+             (pg_ctlcluster 15 main start) or point SANDBOX_TEST_DATABASE_URL at one."
+        )
+    })
+}
+
+/// The URL with its database name replaced.
+pub fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let cut = base.rfind('/').expect("database URL has a path");
+    let mut out = format!("{}/{}", &base[..cut], db);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// How a registered database's comment starts.
+const REGISTERED: &str = "sandbox test database";
+
+/// This process as the registry names it: host, pid, start time (the pid
+/// alone could be reused by a later process).
+fn owner_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time); the command name (field 2) may hold spaces but
+    // ends at the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    Some(format!("host={} pid={pid} start={start}", host()))
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Drops the registered databases of test processes of this host that no
+/// longer run. Once per test binary.
+fn drop_leftovers(admin: &mut Client) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let rows = admin
+            .query(
+                "SELECT d.datname::text, shobj_description(d.oid, 'pg_database') FROM pg_database d \
+                 WHERE shobj_description(d.oid, 'pg_database') LIKE $1",
+                &[&format!("{REGISTERED} host={} %", host())],
+            )
+            .expect("list registered test databases");
+        for r in rows {
+            let (name, comment): (String, String) = (r.get(0), r.get(1));
+            let alive = comment
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("pid="))
+                .and_then(|p| p.parse::<u32>().ok())
+                .and_then(owner_of)
+                .is_some_and(|owner| comment.ends_with(&owner));
+            if !alive {
+                // Another binary may be dropping it at the same moment.
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote(&name)
+                ));
+            }
+        }
+    });
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A database that exists for one test and is dropped afterwards.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+impl TestDb {
+    /// Creates a fresh empty database. Panics with a clear message when the
+    /// test server is unreachable: a test must never pass by skipping.
+    pub fn create(tag: &str) -> TestDb {
+        TestDb::make(tag, None)
+    }
+
+    /// A copy of `template` (which no session may be connected to).
+    pub fn from_template(template: &str, tag: &str) -> TestDb {
+        TestDb::make(tag, Some(template))
+    }
+
+    fn make(tag: &str, template: Option<&str>) -> TestDb {
+        let admin = admin_url();
+        let mut client = postgres_admin(&admin);
+        drop_leftovers(&mut client);
+        let mut tag: String = tag
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        // Postgres keeps 63 bytes of a name; the unique suffix must survive.
+        tag.truncate(40);
+        let name = format!(
+            "sbx_{tag}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let from = template
+            .map(|t| format!(" TEMPLATE {}", quote(t)))
+            .unwrap_or_default();
+        client
+            .batch_execute(&format!("CREATE DATABASE {}{from}", quote(&name)))
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let owner = owner_of(std::process::id()).expect("/proc/self/stat is readable");
+        client
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS '{REGISTERED} {owner}'",
+                quote(&name)
+            ))
+            .unwrap_or_else(|e| panic!("cannot register test database {name}: {e}"));
+        let url = replace_db(&admin, &name);
+        TestDb { name, url, admin }
+    }
+
+    pub fn client(&self) -> Client {
+        postgres_admin(&self.url)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // A failure here leaves a registered database that the next run drops.
+        if let Ok(mut c) = Client::connect(&self.admin, postgres_sync::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote(&self.name)
+            ));
+        }
+    }
+}
+
+/// How [`text_rows`] shows SQL NULL: not a string any test value holds, so a
+/// NULL never passes for the text "NULL".
+pub const NULL_TEXT: &str = "<NULL>";
+
+/// Rows as text, through the simple protocol (NULL as [`NULL_TEXT`]).
+pub fn text_rows(c: &mut Client, sql: &str) -> Vec<Vec<String>> {
+    c.simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or(NULL_TEXT).to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one value of a one-row, one-column query.
+pub fn scalar(c: &mut Client, sql: &str) -> String {
+    let rows = text_rows(c, sql);
+    assert_eq!(rows.len(), 1, "{sql} returned {} rows", rows.len());
+    assert_eq!(rows[0].len(), 1, "{sql} returned {} columns", rows[0].len());
+    rows[0][0].clone()
+}
+
+/// The one number of a one-row, one-column query.
+pub fn count(c: &mut Client, sql: &str) -> i64 {
+    let v = scalar(c, sql);
+    v.parse()
+        .unwrap_or_else(|e| panic!("{sql}: {v:?} is not a number ({e})"))
+}
