@@ -8,16 +8,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{admin_url, replace_db, require_tool, sandbox_bin, TestDb};
-use postgres_sync::{Client, SimpleQueryMessage};
+use common::{
+    admin_url, count, free_port, replace_db, require_tool, text_rows, whole_database_state, Run,
+    TestDb,
+};
 
 /// A PgBouncer process of this test, killed when dropped.
 struct PgBouncer {
@@ -140,13 +141,6 @@ impl PgBouncer {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 fn version_at_least(text: &str, want: (u32, u32)) -> bool {
     // "PgBouncer 1.18.0"
     let v = text.split_whitespace().nth(1).unwrap_or("");
@@ -180,39 +174,14 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_sandbox(args: &[&str]) -> Run {
-    let out = Command::new(sandbox_bin())
-        .args(args)
-        .env_remove("SANDBOX_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SANDBOX_PLAN")
-        .env_remove("SANDBOX_SEEDS")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sandbox");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs the binary and requires exit 0, showing PgBouncer's complaints if not.
 fn sandbox(bouncer: &PgBouncer, args: &[&str]) -> Run {
-    let run = run_sandbox(args);
+    let run = common::sandbox(args);
     assert_eq!(
         run.code,
         0,
-        "`sandbox {}` failed\n--- stdout\n{}\n--- stderr\n{}\n--- pgbouncer log (errors)\n{}",
-        args.join(" "),
-        run.stdout,
-        run.stderr,
+        "{}\n--- pgbouncer log (errors)\n{}",
+        run.show(),
         bouncer
             .log_text()
             .lines()
@@ -237,70 +206,15 @@ fn fill_pool(url: &str, n: usize) {
     });
 }
 
-fn text_rows(c: &mut Client, sql: &str) -> Vec<Vec<String>> {
-    c.simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-fn count(c: &mut Client, sql: &str) -> i64 {
-    text_rows(c, sql)[0][0].parse().expect("a number")
-}
-
-/// Every base table of schema public: primary key text → md5 of the row.
-fn public_state(c: &mut Client) -> BTreeMap<String, BTreeMap<String, String>> {
-    let tables: Vec<String> = text_rows(
-        c,
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
-    )
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect();
-    tables
-        .into_iter()
-        .map(|t| {
-            let key = text_rows(
-                c,
-                &format!(
-                    "SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY a.attnum) FROM pg_index i \
-                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-                     WHERE i.indrelid = 'public.\"{t}\"'::regclass AND i.indisprimary"
-                ),
-            )[0][0]
-                .clone();
-            let rows = text_rows(c, &format!("SELECT ROW({key})::text, md5(t::text) FROM public.\"{t}\" t"));
-            (t, rows.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect())
-        })
-        .collect()
-}
-
 #[test]
 fn pull_push_and_rollback_through_a_transaction_pooler() {
     let bouncer = PgBouncer::start();
     let db = TestDb::create("pgbouncer");
     // Loading the fixtures is set-up, not under test: straight to Postgres.
-    let loaded = Command::new(sandbox_bin())
-        .args(["fixtures", "load", "--database-url", &db.url])
-        .output()
-        .expect("fixtures load");
-    assert!(
-        loaded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&loaded.stderr)
-    );
+    common::sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
     let pooled = bouncer.url(&db.name);
     let mut direct = db.client();
-    let before = public_state(&mut direct);
+    let before = whole_database_state(&db.url);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let snap = dir.path().join("snapshot.sqlite");
@@ -342,7 +256,7 @@ fn pull_push_and_rollback_through_a_transaction_pooler() {
         let mut tx = blocker.transaction().expect("BEGIN");
         tx.batch_execute("UPDATE workflows SET name = name WHERE id = (SELECT min(id::text)::uuid FROM workflows)")
             .expect("UPDATE");
-        let run = run_sandbox(&[
+        let run = common::sandbox(&[
             "push",
             "--database-url",
             &pooled,
@@ -423,17 +337,11 @@ fn pull_push_and_rollback_through_a_transaction_pooler() {
         text_rows(&mut direct, "SELECT status FROM sandbox.receipts"),
         vec![vec!["rolled_back".to_string()]]
     );
-    let after = public_state(&mut direct);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>()
+    // Everything as before the push, but for the receipt (now rolled back).
+    before.assert_same(
+        &whole_database_state(&db.url).without_schema("sandbox"),
+        "after the rollback through the pooler",
     );
-    for (t, rows) in &before {
-        assert!(
-            rows == &after[t],
-            "{t} differs after the rollback through the pooler"
-        );
-    }
 
     // The connections really went through PgBouncer.
     let log = bouncer.log_text();

@@ -5,92 +5,20 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{admin_url, postgres_admin, replace_db, require_tool, sandbox_bin, TestDb};
-use postgres_sync::{Client, SimpleQueryMessage};
+use common::{
+    count, postgres_admin, require_tool, sandbox, scalar, text_rows, whole_database_state,
+    DatabaseState, Proc, Run, Sandbox, TestDb,
+};
+use postgres_sync::Client;
 
 // ---------------------------------------------------------------------------
 // Running the binary
-
-/// One finished run of the binary.
-struct Run {
-    what: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from_output(what: String, out: Output) -> Run {
-        Run {
-            what,
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "`{}` exited {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn ok(&self) -> &Run {
-        self.expect_code(0)
-    }
-
-    fn stdout_has(&self, needle: &str) -> &Run {
-        assert!(
-            self.stdout.contains(needle),
-            "`{}`: stdout lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn stderr_has(&self, needle: &str) -> &Run {
-        assert!(
-            self.stderr.contains(needle),
-            "`{}`: stderr lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-/// The binary with an environment that cannot leak into the test: no
-/// database URL or plan from the caller's shell.
-fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(sandbox_bin());
-    c.args(args)
-        .env_remove("SANDBOX_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SANDBOX_PLAN")
-        .env_remove("SANDBOX_SEEDS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    c
-}
-
-fn sandbox(args: &[&str]) -> Run {
-    let out = command(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", sandbox_bin().display()));
-    Run::from_output(format!("sandbox {}", args.join(" ")), out)
-}
 
 /// One pulled and rehearsed snapshot of the plan fixtures, for the tests
 /// that need a passing rehearsal but are about what happens after it. The
@@ -204,34 +132,6 @@ impl World {
 // ---------------------------------------------------------------------------
 // Reading Postgres back
 
-/// Rows as text, through the simple protocol (NULL as "NULL").
-fn text_rows(c: &mut Client, sql: &str) -> Vec<Vec<String>> {
-    c.simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-fn scalar(c: &mut Client, sql: &str) -> String {
-    let rows = text_rows(c, sql);
-    assert_eq!(rows.len(), 1, "{sql} returned {} rows", rows.len());
-    rows[0][0].clone()
-}
-
-fn count(c: &mut Client, sql: &str) -> i64 {
-    scalar(c, sql)
-        .parse()
-        .unwrap_or_else(|e| panic!("{sql}: not a number ({e})"))
-}
-
 fn table_rows(c: &mut Client, table: &str) -> i64 {
     count(c, &format!("SELECT count(*) FROM public.{table}"))
 }
@@ -289,66 +189,6 @@ fn protected_hashes(c: &mut Client) -> BTreeMap<&'static str, BTreeMap<String, S
     out
 }
 
-/// Every base table of schema public: primary key text → md5 of the row.
-fn public_state(c: &mut Client) -> BTreeMap<String, BTreeMap<String, String>> {
-    let tables: Vec<String> = text_rows(
-        c,
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
-    )
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect();
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let key: Vec<String> = text_rows(
-            c,
-            &format!(
-                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
-                 AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'public.\"{t}\"'::regclass \
-                 AND i.indisprimary ORDER BY a.attnum"
-            ),
-        )
-        .into_iter()
-        .map(|r| format!("t.\"{}\"", r[0]))
-        .collect();
-        assert!(!key.is_empty(), "table {t} has no primary key");
-        let rows = text_rows(
-            c,
-            &format!(
-                "SELECT ROW({})::text, md5(t::text) FROM public.\"{t}\" t",
-                key.join(", ")
-            ),
-        );
-        let n = rows.len();
-        let map: BTreeMap<String, String> = rows
-            .into_iter()
-            .map(|r| (r[0].clone(), r[1].clone()))
-            .collect();
-        assert_eq!(map.len(), n, "{t}: duplicate keys");
-        out.insert(t, map);
-    }
-    out
-}
-
-/// The shape of schema public: columns, constraints and trigger states.
-fn public_shape(c: &mut Client) -> Vec<Vec<String>> {
-    let mut rows = text_rows(
-        c,
-        "SELECT 'column', table_name, column_name, ordinal_position::text, data_type, is_nullable, \
-                coalesce(column_default, '') \
-         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 2, 4",
-    );
-    rows.extend(text_rows(
-        c,
-        "SELECT 'constraint', cl.relname, con.conname, pg_get_constraintdef(con.oid) \
-         FROM pg_constraint con JOIN pg_class cl ON cl.oid = con.conrelid \
-         JOIN pg_namespace n ON n.oid = cl.relnamespace WHERE n.nspname = 'public' ORDER BY 2, 3",
-    ));
-    rows.extend(triggers(c));
-    rows
-}
-
 /// User triggers of schema public and whether they are enabled.
 fn triggers(c: &mut Client) -> Vec<Vec<String>> {
     text_rows(
@@ -372,12 +212,8 @@ fn receipts(c: &mut Client) -> Vec<(String, String)> {
 const CREATED_TABLES: [&str; 3] = ["strategic_priorities", "tools", "tasks"];
 
 /// The push wrote nothing: no created table, no added column, no receipt
-/// schema, and every row of schema public as it was.
-fn assert_nothing_written(
-    c: &mut Client,
-    before: &BTreeMap<String, BTreeMap<String, String>>,
-    shape: &[Vec<String>],
-) {
+/// schema, and the whole database as it was.
+fn assert_nothing_written(c: &mut Client, url: &str, before: &DatabaseState) {
     for t in CREATED_TABLES {
         assert!(!table_exists(c, t), "table {t} exists: the push wrote");
     }
@@ -389,41 +225,7 @@ fn assert_nothing_written(
         !sandbox_schema_exists(c),
         "schema sandbox exists: a receipt was written"
     );
-    assert_state_eq(before, &public_state(c), "before", "after the refused push");
-    assert_eq!(
-        shape,
-        public_shape(c).as_slice(),
-        "the schema of public changed"
-    );
-}
-
-/// Compares two states table by table, naming the first differing rows.
-fn assert_state_eq(
-    a: &BTreeMap<String, BTreeMap<String, String>>,
-    b: &BTreeMap<String, BTreeMap<String, String>>,
-    a_name: &str,
-    b_name: &str,
-) {
-    let ta: BTreeSet<&String> = a.keys().collect();
-    let tb: BTreeSet<&String> = b.keys().collect();
-    assert_eq!(ta, tb, "tables differ between {a_name} and {b_name}");
-    for (t, rows_a) in a {
-        let rows_b = &b[t];
-        if rows_a == rows_b {
-            continue;
-        }
-        let differing: Vec<&String> = rows_a
-            .keys()
-            .chain(rows_b.keys())
-            .filter(|k| rows_a.get(*k) != rows_b.get(*k))
-            .take(5)
-            .collect();
-        panic!(
-            "{t} differs between {a_name} ({} rows) and {b_name} ({} rows); first keys: {differing:?}",
-            rows_a.len(),
-            rows_b.len()
-        );
-    }
+    before.assert_same(&whole_database_state(url), "after the refused push");
 }
 
 /// Every number the seed plan promises, read from Postgres after a push.
@@ -576,29 +378,23 @@ fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
     let w = World::rehearsed("loop");
     let mut c = w.client();
     let before = protected_hashes(&mut c);
-    let before_state = public_state(&mut c);
+    let before_state = whole_database_state(w.url());
     let before_updated = jtbd_updated_at(&mut c);
     let before_triggers = triggers(&mut c);
-    let before_shape = public_shape(&mut c);
     assert_eq!(trigger_enabled(&mut c, "jtbd_library_set_updated_at"), "O");
     assert_eq!(before["workflows"].len(), 141);
     assert_eq!(before["jtbd_library"].len(), 371);
 
     // A dry run checks everything and writes nothing.
     w.push(&[]).ok().stdout_has("Dry run");
-    assert_nothing_written(&mut c, &before_state, &before_shape);
+    assert_nothing_written(&mut c, w.url(), &before_state);
 
     w.push(&["--confirm"]).ok().stdout_has("Applied diff");
     assert_plan_applied(&mut c);
 
     let after = protected_hashes(&mut c);
     for t in ["prompts", "agents", "personas", "jtbd_library"] {
-        assert_state_eq(
-            &BTreeMap::from([(t.to_string(), before[t].clone())]),
-            &BTreeMap::from([(t.to_string(), after[t].clone())]),
-            "before the push",
-            "after it",
-        );
+        assert!(before[t] == after[t], "{t} changed in the push");
     }
     // Workflows: every pre-existing row byte-identical, 227 new ones.
     let kept: BTreeMap<String, String> = after["workflows"]
@@ -617,7 +413,7 @@ fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
     assert_eq!(trigger_enabled(&mut c, "jtbd_library_set_updated_at"), "O");
     assert_eq!(triggers(&mut c), before_triggers, "a trigger changed state");
     // Tables the plan only reads are untouched.
-    let after_state = public_state(&mut c);
+    let after_state = whole_database_state(w.url());
     for t in [
         "dh_domain",
         "dh_use_case",
@@ -627,7 +423,8 @@ fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
         "tenants",
         "profiles",
     ] {
-        assert_eq!(before_state[t], after_state[t], "{t} changed");
+        let t = format!("public.{t}");
+        assert!(before_state.rows[&t] == after_state.rows[&t], "{t} changed");
     }
     let r = receipts(&mut c);
     assert_eq!(r.len(), 1);
@@ -636,12 +433,7 @@ fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
     // 2: pushing the same snapshot again is a no-op.
     w.push(&["--confirm"]).ok().stdout_has("Already applied");
     assert_eq!(receipts(&mut c), r, "a second receipt was written");
-    assert_state_eq(
-        &after_state,
-        &public_state(&mut c),
-        "after the push",
-        "after the second push",
-    );
+    after_state.assert_same(&whole_database_state(w.url()), "by the second push");
     assert_plan_applied(&mut c);
 }
 
@@ -652,23 +444,15 @@ fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
 fn rollback_restores_every_row_and_a_new_push_applies_again() {
     let w = World::fresh("rollback");
     let mut c = w.client();
-    let before_state = public_state(&mut c);
-    let before_shape = public_shape(&mut c);
+    let before_state = whole_database_state(w.url());
 
     w.push(&["--confirm"]).ok().stdout_has("Applied diff");
     let receipt = receipts(&mut c)[0].0.clone();
-    let pushed_state = public_state(&mut c);
-    let pushed_shape = public_shape(&mut c);
+    let pushed_state = whole_database_state(w.url());
 
-    // A dry run changes nothing.
+    // A dry run changes nothing, the receipt included.
     w.rollback(&receipt, &[]).ok().stdout_has("Dry run");
-    assert_state_eq(
-        &pushed_state,
-        &public_state(&mut c),
-        "after the push",
-        "after the dry run",
-    );
-    assert_eq!(pushed_shape, public_shape(&mut c));
+    pushed_state.assert_same(&whole_database_state(w.url()), "by the dry run");
     assert_eq!(
         receipts(&mut c),
         vec![(receipt.clone(), "applied".to_string())]
@@ -677,11 +461,10 @@ fn rollback_restores_every_row_and_a_new_push_applies_again() {
     w.rollback(&receipt, &["--confirm"])
         .ok()
         .stdout_has("Rolled back");
-    assert_state_eq(
-        &before_state,
-        &public_state(&mut c),
-        "before the push",
-        "after the rollback",
+    // As before the push, but for the receipt (kept, marked rolled back).
+    before_state.assert_same(
+        &whole_database_state(w.url()).without_schema("sandbox"),
+        "from before the push to after the rollback",
     );
     for t in CREATED_TABLES {
         assert!(!table_exists(&mut c, t), "{t} survived the rollback");
@@ -691,11 +474,6 @@ fn rollback_restores_every_row_and_a_new_push_applies_again() {
         "jtbd_library",
         "strategic_priority_id"
     ));
-    assert_eq!(
-        before_shape,
-        public_shape(&mut c),
-        "columns, constraints or triggers differ"
-    );
     assert_eq!(
         receipts(&mut c),
         vec![(receipt.clone(), "rolled_back".to_string())]
@@ -712,7 +490,7 @@ fn rollback_restores_every_row_and_a_new_push_applies_again() {
 
     // The same receipt cannot be undone twice.
     w.rollback(&receipt, &["--confirm"])
-        .expect_code(1)
+        .code(1)
         .stderr_has("already rolled back");
 
     // The snapshot still matches the remote: the push applies again.
@@ -723,11 +501,9 @@ fn rollback_restores_every_row_and_a_new_push_applies_again() {
     assert_ne!(r[1].0, receipt);
     assert_eq!(r[1].1, "applied");
     assert_plan_applied(&mut c);
-    assert_state_eq(
-        &pushed_state,
-        &public_state(&mut c),
-        "the first push",
-        "the second push",
+    pushed_state.without_schema("sandbox").assert_same(
+        &whole_database_state(w.url()).without_schema("sandbox"),
+        "from the first push to the second",
     );
 }
 
@@ -778,10 +554,9 @@ fn drift_at_the_remote_refuses_and_writes_nothing() {
             [row] => detail.replace("{}", &row[0]),
             more => panic!("{what} touched {} rows", more.len()),
         };
-        let state = public_state(&mut c);
-        let shape = public_shape(&mut c);
+        let state = whole_database_state(w.url());
         let run = w.push(&["--confirm"]);
-        run.expect_code(1)
+        run.code(1)
             .stderr_has(check)
             .stderr_has(&detail)
             .stderr_has("nothing was written");
@@ -796,7 +571,7 @@ fn drift_at_the_remote_refuses_and_writes_nothing() {
             1,
             "{what}: expected one failed check, got {failed:?}"
         );
-        assert_nothing_written(&mut c, &state, &shape);
+        assert_nothing_written(&mut c, w.url(), &state);
     }
 }
 
@@ -816,25 +591,8 @@ fn concurrent_pushes_apply_once() {
         "--lock-timeout",
         "120000",
     ];
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            command(&args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn sandbox push")
-        })
-        .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .enumerate()
-        .map(|(i, ch)| {
-            Run::from_output(
-                format!("concurrent push #{i}"),
-                ch.wait_with_output().expect("wait"),
-            )
-        })
-        .collect();
+    let children: Vec<Proc> = (0..4).map(|_| Sandbox::new(&args).spawn()).collect();
+    let runs: Vec<Run> = children.into_iter().map(Proc::finish).collect();
     let applied = runs
         .iter()
         .filter(|r| r.code == 0 && r.stdout.contains("Applied diff"))
@@ -878,17 +636,16 @@ fn summary(runs: &[Run]) -> Vec<(i32, String, String)> {
 fn push_refuses_without_a_passing_rehearsal() {
     let w = World::pulled("refuse", "conflicts");
     let mut c = w.client();
-    let state = public_state(&mut c);
-    let shape = public_shape(&mut c);
+    let state = whole_database_state(w.url());
 
-    w.rehearse().expect_code(1);
+    w.rehearse().code(1);
     for extra in [&["--confirm"][..], &[][..]] {
         w.push(extra)
-            .expect_code(1)
+            .code(1)
             .stderr_has("rehearsal")
             .stderr_has("failed");
     }
-    assert_nothing_written(&mut c, &state, &shape);
+    assert_nothing_written(&mut c, w.url(), &state);
 
     // A snapshot that was never rehearsed.
     let fresh = w.dir.path().join("never-rehearsed.sqlite");
@@ -901,9 +658,9 @@ fn push_refuses_without_a_passing_rehearsal() {
         fresh.to_str().unwrap(),
         "--confirm",
     ])
-    .expect_code(1)
+    .code(1)
     .stderr_has("no rehearsal");
-    assert_nothing_written(&mut c, &state, &shape);
+    assert_nothing_written(&mut c, w.url(), &state);
 }
 
 // ---------------------------------------------------------------------------
@@ -913,8 +670,7 @@ fn push_refuses_without_a_passing_rehearsal() {
 fn a_held_lock_refuses_quickly_and_names_the_blocker() {
     let w = World::fresh("locked");
     let mut c = w.client();
-    let state = public_state(&mut c);
-    let shape = public_shape(&mut c);
+    let state = whole_database_state(w.url());
     // What a push costs here without waiting (the machine may be busy): a
     // refusal must come within that plus the 1 s lock timeout and some
     // slack, well before the 10 s default lock timeout would end.
@@ -934,7 +690,7 @@ fn a_held_lock_refuses_quickly_and_names_the_blocker() {
         let started = Instant::now();
         let run = w.push(&["--confirm", "--lock-timeout", "1000"]);
         let took = started.elapsed();
-        run.expect_code(1)
+        run.code(1)
             .stderr_has(&format!("pid {pid}"))
             .stderr_has("sandbox_test_blocker")
             .stderr_has("workflows")
@@ -942,7 +698,7 @@ fn a_held_lock_refuses_quickly_and_names_the_blocker() {
         assert!(took < quick, "refusing took {took:?} (budget {quick:?})");
         tx.rollback().expect("ROLLBACK");
     }
-    assert_nothing_written(&mut c, &state, &shape);
+    assert_nothing_written(&mut c, w.url(), &state);
 
     // Another push or rollback holding the sandbox lock.
     blocker
@@ -950,60 +706,23 @@ fn a_held_lock_refuses_quickly_and_names_the_blocker() {
         .expect("advisory lock");
     let started = Instant::now();
     w.push(&["--confirm", "--lock-timeout", "500"])
-        .expect_code(1)
+        .code(1)
         .stderr_has("another `sandbox push` or `sandbox rollback` is running");
     let took = started.elapsed();
     assert!(took < quick, "refusing took {took:?} (budget {quick:?})");
     blocker
         .batch_execute("SELECT pg_advisory_unlock_all()")
         .expect("unlock");
-    assert_nothing_written(&mut c, &state, &shape);
+    assert_nothing_written(&mut c, w.url(), &state);
 }
 
 // ---------------------------------------------------------------------------
 // 8: `diff --sql` is exactly the push
 
-/// A byte copy of another test database (CREATE DATABASE … TEMPLATE),
-/// dropped afterwards.
-struct CopyDb {
-    name: String,
-    url: String,
-}
-
-impl CopyDb {
-    fn of(src: &TestDb) -> CopyDb {
-        let name = format!("{}_copy", src.name);
-        let mut admin = postgres_admin(&admin_url());
-        let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{}\"", src.name);
-        // The source may still show a closing session for a moment.
-        let mut tries = 0;
-        while let Err(e) = admin.batch_execute(&sql) {
-            tries += 1;
-            assert!(tries < 50, "{sql}: {e}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        CopyDb {
-            url: replace_db(&admin_url(), &name),
-            name,
-        }
-    }
-}
-
-impl Drop for CopyDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres_sync::Client::connect(&admin_url(), postgres_sync::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
 #[test]
 fn diff_sql_script_is_exactly_the_push() {
     let w = World::fresh("sqlscript");
-    let copy = CopyDb::of(&w.db);
+    let copy = TestDb::from_template(&w.db.name, "sqlscript_copy");
     let script = w.dir.path().join("push.sql");
     sandbox(&[
         "diff",
@@ -1021,7 +740,7 @@ fn diff_sql_script_is_exactly_the_push() {
         .stdin(Stdio::null())
         .output()
         .expect("psql (install postgresql-client)");
-    let run = Run::from_output(format!("psql -f {}", script.display()), psql);
+    let run = Run::of_output(&format!("psql -f {}", script.display()), &psql);
     run.ok();
     assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
 
@@ -1040,16 +759,10 @@ fn diff_sql_script_is_exactly_the_push() {
     assert_plan_file_checks(&mut copied);
     // Row for row and column for column what the push produced (the push
     // also holds the updated_at trigger off, so updated_at must match too).
-    let mut pushed = w.client();
-    assert_state_eq(
-        &public_state(&mut pushed),
-        &public_state(&mut copied),
-        "the pushed database",
-        "the script's",
-    );
-    assert_eq!(
-        public_shape(&mut pushed),
-        public_shape(&mut copied),
-        "schema differs"
-    );
+    whole_database_state(w.url())
+        .without_schema("sandbox")
+        .assert_same(
+            &whole_database_state(&copy.url).without_schema("sandbox"),
+            "from the push to the diff --sql script",
+        );
 }

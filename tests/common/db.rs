@@ -134,9 +134,16 @@ impl TestDb {
         let from = template
             .map(|t| format!(" TEMPLATE {}", quote(t)))
             .unwrap_or_default();
-        client
-            .batch_execute(&format!("CREATE DATABASE {}{from}", quote(&name)))
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let create = format!("CREATE DATABASE {}{from}", quote(&name));
+        let mut tries = 0;
+        while let Err(e) = client.batch_execute(&create) {
+            // A template may still show a closing session for a moment.
+            tries += 1;
+            if template.is_none() || tries >= 50 {
+                panic!("cannot create test database {name}: {e}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let owner = owner_of(std::process::id()).expect("/proc/self/stat is readable");
         client
             .batch_execute(&format!(

@@ -43,6 +43,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// A finished run of some other program (psql, sqlite3), to assert on
+    /// the same way.
+    pub fn of_output(what: &str, out: &std::process::Output) -> Run {
+        Run {
+            what: what.to_string(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            millis: 0,
+        }
+    }
+
     pub fn show(&self) -> String {
         format!(
             "`{}` exited {} after {} ms\n--- stdout\n{}\n--- stderr\n{}",

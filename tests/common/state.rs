@@ -99,9 +99,13 @@ pub fn whole_database_state(url: &str) -> DatabaseState {
             "SELECT format('schema %s owner %s', n.nspname, n.nspowner::regrole) \
              FROM pg_namespace n WHERE {USER_SCHEMAS} ORDER BY 1"
         ),
+        // The position among live columns, as `SELECT *` and COPY see it: a
+        // column dropped and added again gets a new attnum, not a new place.
         format!(
             "SELECT format('column %s.%s.%s #%s %s notnull=%s default=%s identity=%s generated=%s', \
-                    n.nspname, c.relname, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod), \
+                    n.nspname, c.relname, a.attname, \
+                    row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum), \
+                    format_type(a.atttypid, a.atttypmod), \
                     a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated) \
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
