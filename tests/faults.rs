@@ -21,13 +21,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{admin_url, postgres_admin, replace_db, sandbox_bin, TestDb};
+use common::{
+    admin_url, postgres_admin, whole_database_state_with, DatabaseState, Proc, Run, Sandbox, TestDb,
+};
 use sandbox::db::sqlite::Snapshot;
 
 /// No command of the loop may take longer than this on the fixtures; past
@@ -150,143 +149,14 @@ fn spread(ms: &[u64]) -> String {
 // ---------------------------------------------------------------------------
 // Running the binary
 
-/// The binary with an environment that cannot leak into the test.
-fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(sandbox_bin());
-    c.args(args)
-        .env_remove("SANDBOX_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SANDBOX_PLAN")
-        .env_remove("SANDBOX_SEEDS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
-
-/// A running `sandbox` process whose output is drained by two threads, so a
-/// full pipe can never stall it.
-struct Proc {
-    what: String,
-    child: Child,
-    started: Instant,
-    out: Option<JoinHandle<Vec<u8>>>,
-    err: Option<JoinHandle<Vec<u8>>>,
-}
-
-/// A finished run.
-#[derive(Debug)]
-struct Run {
-    what: String,
-    /// `None` when a signal ended it.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    millis: u64,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "`{}` exited {:?} after {} ms\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.millis, self.stdout, self.stderr
-        )
-    }
-
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}: {}",
-            self.show()
-        );
-        self
-    }
-
-    /// A tool error is one `error: ...` chain, never a Rust panic.
-    fn expect_clear_error(&self) -> &Run {
-        assert!(
-            self.stderr.starts_with("error: ") && !self.stderr.contains("panicked"),
-            "not a clear error message: {}",
-            self.show()
-        );
-        self
-    }
-}
-
-fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        buf
-    })
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = command(args)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", sandbox_bin().display()));
-        let out = drain(child.stdout.take().unwrap());
-        let err = drain(child.stderr.take().unwrap());
-        Proc {
-            what: format!("sandbox {}", args.join(" ")),
-            child,
-            started: Instant::now(),
-            out: Some(out),
-            err: Some(err),
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix). Returns whether the
-    /// process was still running when the signal went out.
-    fn kill9(&mut self) -> bool {
-        let alive = self.running();
-        if alive {
-            let _ = self.child.kill();
-        }
-        alive
-    }
-
-    /// Waits for the end; a run longer than [`HANG`] is killed and fails.
-    fn finish(mut self) -> Run {
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if self.started.elapsed() > HANG {
-                let _ = self.child.kill();
-                let s = self.child.wait().unwrap();
-                let run = self.collect(s);
-                panic!("HANG: still running after {HANG:?}: {}", run.show());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.collect(status)
-    }
-
-    fn collect(&mut self, status: std::process::ExitStatus) -> Run {
-        let millis = self.started.elapsed().as_millis() as u64;
-        let text = |h: Option<JoinHandle<Vec<u8>>>| {
-            String::from_utf8_lossy(&h.unwrap().join().unwrap()).into_owned()
-        };
-        Run {
-            what: self.what.clone(),
-            code: status.code(),
-            stdout: text(self.out.take()),
-            stderr: text(self.err.take()),
-            millis,
-        }
-    }
-}
-
+/// A run of the binary in the harness's clean environment; past [`HANG`] it
+/// is killed and fails.
 fn sandbox(args: &[&str]) -> Run {
-    Proc::spawn(args).finish()
+    spawn(args).finish()
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    Sandbox::new(args).timeout(HANG).spawn()
 }
 
 fn push_args<'a>(url: &'a str, snapshot: &'a str, lock_timeout: &'a str) -> Vec<&'a str> {
@@ -313,190 +183,24 @@ fn path_str(p: &Path) -> &str {
 
 /// A push that committed prints this; "Already applied" is a different line.
 fn applied(run: &Run) -> bool {
-    run.code == Some(0) && run.stdout.contains("Applied diff ")
+    run.code == 0 && run.stdout.contains("Applied diff ")
 }
 
 fn already_applied(run: &Run) -> bool {
-    run.code == Some(0) && run.stdout.contains("Already applied: receipt ")
+    run.code == 0 && run.stdout.contains("Already applied: receipt ")
 }
 
 // ---------------------------------------------------------------------------
 // Database state, row by row
 
-/// Everything a push may change, read back from Postgres: each row's md5 by
-/// primary key for every table of `public`, the shape of `public` and
-/// `sandbox`, and the receipts (by diff hash and status: their ids and
+/// Everything a push may change, read back from Postgres: the whole
+/// database, with the receipts seen by diff hash and status (their ids and
 /// timestamps differ per push by design).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DbState {
-    rows: BTreeMap<String, BTreeMap<String, String>>,
-    schema: Vec<String>,
-    sandbox_schema: bool,
-    receipts: Vec<String>,
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn capture(url: &str) -> DbState {
-    let mut c = postgres_admin(url);
-    // The text of a row depends on these; fix them.
-    c.batch_execute(
-        "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; \
-         SET extra_float_digits = 1; SET bytea_output = 'hex'",
+fn capture(url: &str) -> DatabaseState {
+    whole_database_state_with(
+        url,
+        &[("sandbox.receipts", "t.diff_hash || ' ' || t.status")],
     )
-    .unwrap();
-    let mut tx = c
-        .build_transaction()
-        .isolation_level(postgres_sync::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .unwrap();
-    let tables: Vec<String> = tx
-        .query(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut rows = BTreeMap::new();
-    for t in &tables {
-        let pk: Vec<String> = tx
-            .query(
-                "SELECT a.attname::text FROM pg_index i \
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-                 WHERE i.indrelid = format('public.%I', $1::text)::regclass AND i.indisprimary \
-                 ORDER BY array_position(i.indkey::int2[], a.attnum)",
-                &[t],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let key = if pk.is_empty() {
-            "md5(t::text)".to_string()
-        } else {
-            pk.iter()
-                .map(|k| format!("t.{}::text", quote(k)))
-                .collect::<Vec<_>>()
-                .join(" || '|' || ")
-        };
-        let mut by_key = BTreeMap::new();
-        let sql = format!("SELECT {key}, md5(t::text) FROM public.{} t", quote(t));
-        for r in tx.query(sql.as_str(), &[]).unwrap() {
-            let mut k: String = r.get(0);
-            // Without a key, equal rows are told apart by a counter.
-            while by_key.contains_key(&k) {
-                k.push('+');
-            }
-            by_key.insert(k, r.get::<_, String>(1));
-        }
-        rows.insert(t.clone(), by_key);
-    }
-    let mut schema = Vec::new();
-    for sql in [
-        "SELECT format('table %s.%s', schemaname, tablename) FROM pg_tables \
-         WHERE schemaname IN ('public', 'sandbox') ORDER BY 1",
-        "SELECT format('column %s.%s.%s #%s %s %s default %s', table_schema, table_name, \
-                column_name, ordinal_position, data_type, is_nullable, column_default) \
-         FROM information_schema.columns WHERE table_schema IN ('public', 'sandbox') \
-         ORDER BY table_schema, table_name, ordinal_position",
-        "SELECT format('constraint %s %s %s', conrelid::regclass, conname, \
-                pg_get_constraintdef(oid)) \
-         FROM pg_constraint WHERE connamespace::regnamespace::text IN ('public', 'sandbox') \
-         ORDER BY 1",
-        "SELECT format('index %s.%s %s', schemaname, indexname, indexdef) FROM pg_indexes \
-         WHERE schemaname IN ('public', 'sandbox') ORDER BY 1",
-        "SELECT format('trigger %s %s enabled=%s', tgrelid::regclass, tgname, tgenabled) \
-         FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1",
-        "SELECT format('rls %s %s', c.oid::regclass, c.relrowsecurity) FROM pg_class c \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname IN ('public', 'sandbox') AND c.relkind = 'r' ORDER BY 1",
-    ] {
-        schema.extend(col0_tx(&mut tx, sql));
-    }
-    let sandbox_schema = tx
-        .query_one(
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'sandbox'",
-            &[],
-        )
-        .unwrap()
-        .get::<_, i64>(0)
-        > 0;
-    let has_receipts: bool = tx
-        .query_one("SELECT to_regclass('sandbox.receipts') IS NOT NULL", &[])
-        .unwrap()
-        .get(0);
-    let receipts = if has_receipts {
-        col0_tx(
-            &mut tx,
-            "SELECT diff_hash || ' ' || status FROM sandbox.receipts ORDER BY 1",
-        )
-    } else {
-        Vec::new()
-    };
-    tx.commit().unwrap();
-    DbState {
-        rows,
-        schema,
-        sandbox_schema,
-        receipts,
-    }
-}
-
-fn col0_tx(tx: &mut postgres_sync::Transaction<'_>, sql: &str) -> Vec<String> {
-    tx.query(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .iter()
-        .map(|r| r.get::<_, String>(0))
-        .collect()
-}
-
-/// What differs between two states, briefly (the first few of each kind).
-fn differences(a: &DbState, b: &DbState) -> String {
-    let mut out = Vec::new();
-    let names: std::collections::BTreeSet<&String> = a.rows.keys().chain(b.rows.keys()).collect();
-    let empty = BTreeMap::new();
-    for t in names {
-        let (ra, rb) = (
-            a.rows.get(t).unwrap_or(&empty),
-            b.rows.get(t).unwrap_or(&empty),
-        );
-        if ra == rb {
-            continue;
-        }
-        let only_a = ra.keys().filter(|k| !rb.contains_key(*k)).count();
-        let only_b = rb.keys().filter(|k| !ra.contains_key(*k)).count();
-        let changed: Vec<&String> = ra
-            .iter()
-            .filter(|(k, v)| rb.get(*k).map(|w| w != *v).unwrap_or(false))
-            .map(|(k, _)| k)
-            .collect();
-        out.push(format!(
-            "{t}: {only_a} rows only in the first, {only_b} only in the second, {} changed {:?}",
-            changed.len(),
-            changed.iter().take(3).collect::<Vec<_>>()
-        ));
-    }
-    for l in a.schema.iter().filter(|l| !b.schema.contains(l)).take(5) {
-        out.push(format!("schema only in the first: {l}"));
-    }
-    for l in b.schema.iter().filter(|l| !a.schema.contains(l)).take(5) {
-        out.push(format!("schema only in the second: {l}"));
-    }
-    if a.sandbox_schema != b.sandbox_schema {
-        out.push(format!(
-            "schema sandbox: {} vs {}",
-            a.sandbox_schema, b.sandbox_schema
-        ));
-    }
-    if a.receipts != b.receipts {
-        out.push(format!("receipts: {:?} vs {:?}", a.receipts, b.receipts));
-    }
-    out.join("\n  ")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,7 +210,7 @@ enum Outcome {
     Inconsistent,
 }
 
-fn classify(now: &DbState, before: &DbState, after: &DbState) -> Outcome {
+fn classify(now: &DatabaseState, before: &DatabaseState, after: &DatabaseState) -> Outcome {
     if now == before {
         Outcome::Before
     } else if now == after {
@@ -538,47 +242,11 @@ fn sandbox_backends(db: &str) -> Vec<String> {
 
 /// Runs to the end, noting when the process first had a backend in `db`.
 fn run_watching(args: &[&str], db: &str) -> (Run, u64) {
-    let mut p = Proc::spawn(args);
+    let mut p = spawn(args);
     let connect = wait_for_backend(&mut p, db);
     let run = p.finish();
     let connect = connect.map(|d| d.as_millis() as u64).unwrap_or(run.millis);
     (run, connect)
-}
-
-/// A copy of the template database, dropped at the end of the trial.
-struct CopyDb {
-    name: String,
-    url: String,
-}
-
-impl CopyDb {
-    fn of(template: &str, tag: &str) -> CopyDb {
-        let name = format!("{template}_{tag}");
-        assert!(name.len() < 64, "database name too long: {name}");
-        let mut admin = postgres_admin(&admin_url());
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE {}",
-                quote(&name),
-                quote(template)
-            ))
-            .unwrap_or_else(|e| panic!("cannot copy {template} to {name}: {e}"));
-        CopyDb {
-            url: replace_db(&admin_url(), &name),
-            name,
-        }
-    }
-}
-
-impl Drop for CopyDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres_sync::Client::connect(&admin_url(), postgres_sync::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote(&self.name)
-            ));
-        }
-    }
 }
 
 /// Fixtures loaded into a template database, pulled into `snapshot`, and
@@ -590,8 +258,8 @@ struct Base {
     snapshot: PathBuf,
     pull_ms: u64,
     rehearse_ms: u64,
-    before: DbState,
-    after: Option<DbState>,
+    before: DatabaseState,
+    after: Option<DatabaseState>,
     push_ms: u64,
     /// When the clean push and pull had a backend: (from, to) ms after spawn.
     push_backend_ms: (u64, u64),
@@ -601,7 +269,7 @@ struct Base {
 impl Base {
     fn new(tag: &str, rehearse: bool, push: bool) -> Base {
         let template = TestDb::create(tag);
-        sandbox(&["fixtures", "load", "--database-url", &template.url]).expect_code(0);
+        sandbox(&["fixtures", "load", "--database-url", &template.url]).code(0);
         let dir = tempfile::tempdir().unwrap();
         let snapshot = dir.path().join("base.sqlite");
         let (pull, pull_connect) = run_watching(
@@ -614,20 +282,20 @@ impl Base {
             ],
             &template.name,
         );
-        pull.expect_code(0);
+        pull.code(0);
         let mut rehearse_ms = 0;
         if rehearse {
             let r = sandbox(&["rehearse", "--snapshot", path_str(&snapshot)]);
-            r.expect_code(0);
+            r.code(0);
             rehearse_ms = r.millis;
         }
         let before = capture(&template.url);
-        assert!(!before.sandbox_schema && before.receipts.is_empty());
+        assert!(!before.has_schema("sandbox"));
         // Copies are made from it from now on; no session may sit in it.
         postgres_admin(&admin_url())
             .batch_execute(&format!(
                 "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
-                quote(&template.name)
+                sandbox::types::quote_ident(&template.name)
             ))
             .unwrap();
         let mut base = Base {
@@ -651,10 +319,7 @@ impl Base {
             base.push_ms = run.millis;
             base.push_backend_ms = (connect, run.millis);
             let after = capture(&db.url);
-            assert!(
-                after.sandbox_schema && after.receipts.len() == 1,
-                "{after:?}"
-            );
+            assert!(after.row_count("sandbox.receipts") == 1, "{after:?}");
             assert_ne!(after.rows, base.before.rows);
             // Same fixtures and same snapshot give the same after-state.
             let again = base.copy("after2");
@@ -665,15 +330,15 @@ impl Base {
             assert!(
                 after2 == after,
                 "two clean pushes on identical databases differ:\n  {}",
-                differences(&after, &after2)
+                after.differences(&after2)
             );
             base.after = Some(after);
         }
         base
     }
 
-    fn copy(&self, tag: &str) -> CopyDb {
-        CopyDb::of(&self.template.name, tag)
+    fn copy(&self, tag: &str) -> TestDb {
+        TestDb::from_template(&self.template.name, tag)
     }
 
     /// A private copy of the base snapshot (a push records its receipt in
@@ -684,7 +349,7 @@ impl Base {
         p
     }
 
-    fn after(&self) -> &DbState {
+    fn after(&self) -> &DatabaseState {
         self.after.as_ref().expect("Base built with push = true")
     }
 }
@@ -710,7 +375,7 @@ fn kill_9_during_push_leaves_exactly_before_or_after() {
         let delay = rng.stratified(i, trials, span);
         delays.push(delay);
         let lt = DEFAULT_LOCK_TIMEOUT_MS.to_string();
-        let mut p = Proc::spawn(&push_args(&db.url, path_str(&snap), &lt));
+        let mut p = spawn(&push_args(&db.url, path_str(&snap), &lt));
         std::thread::sleep(Duration::from_millis(delay));
         let backends = sandbox_backends(&db.name);
         if backends.iter().any(|b| b.contains("xact=yes")) {
@@ -720,7 +385,7 @@ fn kill_9_during_push_leaves_exactly_before_or_after() {
         let killed = p.finish();
         if !was_running {
             exited_first += 1;
-            killed.expect_code(0);
+            killed.code(0);
         }
         let left = sandbox_backends(&db.name);
         if !left.is_empty() {
@@ -734,8 +399,8 @@ fn kill_9_during_push_leaves_exactly_before_or_after() {
             Outcome::Inconsistent => {
                 inconsistent.push(format!(
                     "trial {i} (kill at {delay} ms, backends then {backends:?}):\n  vs before: {}\n  vs after: {}",
-                    differences(&base.before, &now),
-                    differences(base.after(), &now)
+                    base.before.differences(&now),
+                    base.after().differences(&now)
                 ));
                 continue;
             }
@@ -759,7 +424,7 @@ fn kill_9_during_push_leaves_exactly_before_or_after() {
         assert!(
             &fin == base.after(),
             "trial {i}: after the second push the database is not the clean after-state:\n  {}",
-            differences(base.after(), &fin)
+            base.after().differences(&fin)
         );
     }
     fig.add(format!(
@@ -823,7 +488,7 @@ fn kill_9_during_pull_keeps_the_previous_snapshot() {
         let parts_before = part_files(work.path());
         let delay = rng.stratified(i, trials, span);
         delays.push(delay);
-        let mut p = Proc::spawn(&[
+        let mut p = spawn(&[
             "pull",
             "--database-url",
             &db.url,
@@ -838,7 +503,7 @@ fn kill_9_during_pull_keeps_the_previous_snapshot() {
         let was_running = p.kill9();
         let run = p.finish();
         if !was_running {
-            run.expect_code(0);
+            run.code(0);
         }
         let parts_after = part_files(work.path());
         let new_parts: Vec<&String> = parts_after
@@ -887,7 +552,7 @@ fn kill_9_during_pull_keeps_the_previous_snapshot() {
             "--out",
             path_str(&next_target),
         ]);
-        next.expect_code(0);
+        next.code(0);
         next_ms.push(next.millis);
         span = (span + next.millis) / 2;
         let s = Snapshot::open(&next_target).unwrap();
@@ -904,7 +569,7 @@ fn kill_9_during_pull_keeps_the_previous_snapshot() {
         path_str(&target),
         "--force",
     ])
-    .expect_code(0);
+    .code(0);
     assert_eq!(
         Snapshot::open(&target).unwrap().info.snapshot_checksum,
         expected_sum
@@ -969,12 +634,12 @@ fn kill_9_during_rehearse_keeps_the_file_and_its_rehearsals() {
         let count_before = Snapshot::open(&file).unwrap().rehearsal_count();
         let delay = rng.stratified(i, trials, span);
         delays.push(delay);
-        let mut p = Proc::spawn(&["rehearse", "--snapshot", path_str(&file)]);
+        let mut p = spawn(&["rehearse", "--snapshot", path_str(&file)]);
         std::thread::sleep(Duration::from_millis(delay));
         let was_running = p.kill9();
         let run = p.finish();
         if !was_running {
-            run.expect_code(0);
+            run.code(0);
         }
         // A journal whose header carries SQLite's magic is hot: pages of
         // the file were changed and the next open rolls them back. One
@@ -994,7 +659,7 @@ fn kill_9_during_rehearse_keeps_the_file_and_its_rehearsals() {
         };
         // The file opens in the tool (which rolls a hot journal back) ...
         let status = sandbox(&["status", "--snapshot", path_str(&file)]);
-        status.expect_code(0);
+        status.code(0);
         assert!(
             !(hot && journal.exists()),
             "trial {i}: the hot journal outlived the next open"
@@ -1028,7 +693,7 @@ fn kill_9_during_rehearse_keeps_the_file_and_its_rehearsals() {
         );
         // ... and rehearsing again passes.
         let again = sandbox(&["rehearse", "--snapshot", path_str(&file)]);
-        again.expect_code(0);
+        again.code(0);
         assert!(again.stdout.contains("PASSED"), "{}", again.show());
         next_ms.push(again.millis);
         span = (span + again.millis) / 2;
@@ -1107,7 +772,7 @@ fn backend_terminated_mid_push_exits_2_and_writes_nothing() {
         let db = base.copy(&format!("t{i}"));
         let snap = base.snapshot_copy(&format!("t{i}"));
         let lt = DEFAULT_LOCK_TIMEOUT_MS.to_string();
-        let mut p = Proc::spawn(&push_args(&db.url, path_str(&snap), &lt));
+        let mut p = spawn(&push_args(&db.url, path_str(&snap), &lt));
         let connected = wait_for_backend(&mut p, &db.name);
         let (from, to) = base.push_backend_ms;
         let delay = rng.stratified(i, trials, to.saturating_sub(from));
@@ -1120,14 +785,14 @@ fn backend_terminated_mid_push_exits_2_and_writes_nothing() {
         };
         let run = p.finish();
         let now = capture(&db.url);
-        if killed > 0 && run.code != Some(0) {
+        if killed > 0 && run.code != 0 {
             hit += 1;
-            run.expect_code(2).expect_clear_error();
+            run.code(2).clear_error();
             *messages.entry(first_line(&run.stderr)).or_insert(0) += 1;
             assert!(
                 now == base.before,
                 "trial {i}: terminated push left something:\n  {}",
-                differences(&base.before, &now)
+                base.before.differences(&now)
             );
             // Nothing stale is left: the next push applies.
             let again = push(&db.url, &snap);
@@ -1141,7 +806,7 @@ fn backend_terminated_mid_push_exits_2_and_writes_nothing() {
         assert!(
             &fin == base.after(),
             "trial {i}:\n  {}",
-            differences(base.after(), &fin)
+            base.after().differences(&fin)
         );
     }
     fig.add(format!(
@@ -1176,7 +841,7 @@ fn backend_terminated_mid_pull_exits_2_and_leaves_no_file() {
     ));
     for i in 0..trials {
         let out = work.path().join(format!("s{i}.sqlite"));
-        let mut p = Proc::spawn(&["pull", "--database-url", &db.url, "--out", path_str(&out)]);
+        let mut p = spawn(&["pull", "--database-url", &db.url, "--out", path_str(&out)]);
         let connected = wait_for_backend(&mut p, &db.name);
         let (from, to) = base.pull_backend_ms;
         let delay = rng.stratified(i, trials, to.saturating_sub(from));
@@ -1188,9 +853,9 @@ fn backend_terminated_mid_pull_exits_2_and_leaves_no_file() {
             0
         };
         let run = p.finish();
-        if killed > 0 && run.code != Some(0) {
+        if killed > 0 && run.code != 0 {
             hit += 1;
-            run.expect_code(2).expect_clear_error();
+            run.code(2).clear_error();
             *messages.entry(first_line(&run.stderr)).or_insert(0) += 1;
             assert!(!out.exists(), "trial {i}: a snapshot was written");
             assert!(
@@ -1200,7 +865,7 @@ fn backend_terminated_mid_pull_exits_2_and_leaves_no_file() {
             );
         } else {
             missed += 1;
-            run.expect_code(0);
+            run.code(0);
             let s = Snapshot::open(&out).unwrap();
             assert_eq!(s.tables.len(), 10);
         }
@@ -1238,7 +903,7 @@ fn a_held_row_lock_refuses_within_the_lock_timeout_naming_the_blocker() {
         .batch_execute("BEGIN; UPDATE jtbd_library SET title = title WHERE id = 'jtbd00001'")
         .unwrap();
     let run = sandbox(&push_args(&db.url, path_str(&snap), "1000"));
-    run.expect_code(1);
+    run.code(1);
     assert!(
         run.stderr.contains(&format!("pid {pid}")) && run.stderr.contains("jtbd_library"),
         "the blocker (pid {pid}) is not named: {}",
@@ -1253,7 +918,7 @@ fn a_held_row_lock_refuses_within_the_lock_timeout_naming_the_blocker() {
     assert!(
         now == base.before,
         "refused push wrote:\n  {}",
-        differences(&base.before, &now)
+        base.before.differences(&now)
     );
     fig.add(format!(
         "push --lock-timeout 1000 refused (exit 1) in {} ms naming pid {pid}: {}",
@@ -1264,7 +929,7 @@ fn a_held_row_lock_refuses_within_the_lock_timeout_naming_the_blocker() {
     let again = push(&db.url, &snap);
     assert!(applied(&again), "{}", again.show());
     let fin = capture(&db.url);
-    assert!(&fin == base.after(), "{}", differences(base.after(), &fin));
+    assert!(&fin == base.after(), "{}", base.after().differences(&fin));
     fig.add(format!(
         "after the blocker rolled back: Applied in {} ms, state equals a clean push",
         again.millis
@@ -1290,7 +955,7 @@ fn eight_simultaneous_pushes_apply_exactly_once() {
         let lt = DEFAULT_LOCK_TIMEOUT_MS.to_string();
         let t0 = Instant::now();
         let procs: Vec<Proc> = (0..racers)
-            .map(|_| Proc::spawn(&push_args(&db.url, path_str(&snap), &lt)))
+            .map(|_| spawn(&push_args(&db.url, path_str(&snap), &lt)))
             .collect();
         let runs: Vec<Run> = procs.into_iter().map(Proc::finish).collect();
         wall.push(t0.elapsed().as_millis() as u64);
@@ -1302,7 +967,7 @@ fn eight_simultaneous_pushes_apply_exactly_once() {
             } else if already_applied(r) {
                 "Already applied".to_string()
             } else {
-                r.expect_code(1).expect_clear_error();
+                r.code(1).clear_error();
                 format!("exit 1: {}", first_line(&r.stderr))
             };
             *tally.entry(kind).or_insert(0) += 1;
@@ -1317,9 +982,9 @@ fn eight_simultaneous_pushes_apply_exactly_once() {
         assert!(
             &fin == base.after(),
             "round {round}: not the state of a single push:\n  {}",
-            differences(base.after(), &fin)
+            base.after().differences(&fin)
         );
-        assert_eq!(fin.receipts.len(), 1);
+        assert_eq!(fin.row_count("sandbox.receipts"), 1);
         // The file records the one receipt too.
         let recorded: i64 = rusqlite::Connection::open(&snap)
             .unwrap()
@@ -1375,7 +1040,7 @@ fn writers_between_pull_and_push_are_refused_with_nothing_written() {
         let written = capture(&db.url);
         assert!(written != base.before, "{what}: the writer changed nothing");
         let run = push(&db.url, &snap);
-        run.expect_code(1).expect_clear_error();
+        run.code(1).clear_error();
         assert!(
             run.stderr.contains(table) && run.stderr.contains("nothing was written"),
             "{what}: the refusal does not name {table}: {}",
@@ -1385,9 +1050,9 @@ fn writers_between_pull_and_push_are_refused_with_nothing_written() {
         assert!(
             now == written,
             "{what}: the refused push wrote:\n  {}",
-            differences(&written, &now)
+            written.differences(&now)
         );
-        assert!(!now.sandbox_schema && now.receipts.is_empty());
+        assert!(!now.has_schema("sandbox"));
         fig.add(format!(
             "{what} ({changed} row(s)): exit 1 in {} ms, 0 rows written: {}",
             run.millis,

@@ -16,7 +16,7 @@ pub mod tools;
 
 pub use db::{admin_url, count, postgres_admin, replace_db, scalar, text_rows, TestDb, NULL_TEXT};
 pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
-pub use state::{whole_database_state, DatabaseState};
+pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
 pub use tools::{copy_dir, free_port, require_tool};
 
 /// The database at `url` seen through a latency link (round-trip time added,

@@ -26,6 +26,14 @@ fn quote(name: &str) -> String {
 
 /// Reads every table of every user schema in one REPEATABLE READ snapshot.
 pub fn whole_database_state(url: &str) -> DatabaseState {
+    whole_database_state_with(url, &[])
+}
+
+/// The same, with some tables seen through an expression over their row `t`
+/// instead of the whole row: for columns that differ between two runs by
+/// design (ids, timestamps), e.g. `("sandbox.receipts", "t.diff_hash || ' '
+/// || t.status")`. Such a table's rows are keyed by the expression's text.
+pub fn whole_database_state_with(url: &str, seen_as: &[(&str, &str)]) -> DatabaseState {
     let mut c = super::postgres_admin(url);
     // The text of a row depends on these; fix them.
     c.batch_execute(
@@ -74,11 +82,19 @@ pub fn whole_database_state(url: &str) -> DatabaseState {
                 .collect::<Vec<_>>()
                 .join(" || '|' || ")
         };
-        let sql = format!(
-            "SELECT {key}, md5(t::text) FROM {}.{} t",
-            quote(schema),
-            quote(table)
-        );
+        let qualified = format!("{schema}.{table}");
+        let sql = match seen_as.iter().find(|(t, _)| *t == qualified) {
+            Some((_, expr)) => format!(
+                "SELECT ({expr})::text, md5(({expr})::text) FROM {}.{} t",
+                quote(schema),
+                quote(table)
+            ),
+            None => format!(
+                "SELECT {key}, md5(t::text) FROM {}.{} t",
+                quote(schema),
+                quote(table)
+            ),
+        };
         let mut by_key = BTreeMap::new();
         for r in tx
             .query(sql.as_str(), &[])
@@ -91,7 +107,7 @@ pub fn whole_database_state(url: &str) -> DatabaseState {
             }
             by_key.insert(k, r.get::<_, String>(1));
         }
-        rows.insert(format!("{schema}.{table}"), by_key);
+        rows.insert(qualified, by_key);
     }
     let mut shape = Vec::new();
     for sql in [
@@ -158,6 +174,17 @@ pub fn whole_database_state(url: &str) -> DatabaseState {
 }
 
 impl DatabaseState {
+    /// Whether the schema exists.
+    pub fn has_schema(&self, schema: &str) -> bool {
+        let line = format!("schema {schema} ");
+        self.shape.iter().any(|l| l.starts_with(&line))
+    }
+
+    /// Rows of `schema.table`; 0 when there is no such table.
+    pub fn row_count(&self, table: &str) -> usize {
+        self.rows.get(table).map_or(0, BTreeMap::len)
+    }
+
     /// The same state without one schema (e.g. `sandbox`, whose receipts
     /// differ after a push and its rollback by design).
     pub fn without_schema(&self, schema: &str) -> DatabaseState {
