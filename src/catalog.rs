@@ -166,13 +166,14 @@ impl ColumnMeta {
 pub struct ConstraintMeta {
     pub name: String,
     /// `p` primary key, `f` foreign key, `u` unique, `c` check, `i` a
-    /// unique index that backs no constraint.
+    /// unique index that backs no constraint, `t` an enabled trigger.
     pub kind: String,
     /// The key columns (for an index on expressions, only its plain columns).
     pub columns: Vec<String>,
     pub ref_table: Option<String>,
     pub ref_columns: Vec<String>,
-    /// `pg_get_constraintdef()` text (`pg_get_indexdef()` for kind `i`).
+    /// `pg_get_constraintdef()` text (`pg_get_indexdef()` for kind `i`,
+    /// `pg_get_triggerdef()` for kind `t`).
     pub definition: String,
     /// False for a constraint added `NOT VALID`: existing rows may break
     /// it, new rows may not.

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_sandbox, TestDb};
+use common::{run_sandbox, Run, TestDb};
 use sandbox::catalog::{Identity, TableMeta};
 use sandbox::db::sqlite::Snapshot;
 
@@ -176,4 +176,272 @@ fn pull_records_what_postgres_does_around_the_rows() {
     assert_eq!(tasks.len(), 1, "{tasks:#?}");
     assert_eq!(tasks[0].column_names(), vec!["id", "title"]);
     assert!(tasks[0].column("id").unwrap().filled_by_postgres());
+}
+
+fn rehearse(snap: &Path) -> (Run, serde_json::Value) {
+    let run = run_sandbox(
+        &["rehearse", "--json", "--snapshot", snap.to_str().unwrap()],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.show()));
+    (run, v)
+}
+
+fn failed_checks(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] != true)
+        .collect()
+}
+
+fn check_named<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
+}
+
+fn preflight(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                format!(
+                    "{}.{}",
+                    p["table"].as_str().unwrap(),
+                    p["name"].as_str().unwrap()
+                ),
+                p["kind"].as_str().unwrap().to_string(),
+                p["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Values of `column` in the staged new workflows (the ones the plan adds).
+fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
+    let conn = rusqlite::Connection::open(snap).unwrap();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT CAST(\"{column}\" AS TEXT) FROM staged_workflows \
+             WHERE id NOT IN (SELECT id FROM workflows) ORDER BY id"
+        ))
+        .unwrap();
+    let v = stmt
+        .query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    v
+}
+
+/// Columns a real project adds with defaults, NOT NULL DEFAULT, an identity
+/// and a STORED generated column: the rehearsal passes (it died with a raw
+/// SQLite error, exit 2, on the NOT NULL DEFAULT and identity columns), the
+/// staged rows show the constant defaults, and what Postgres computes is
+/// listed for the preflight.
+#[test]
+fn defaults_identity_and_generated_columns_rehearse_like_postgres() {
+    let db = hostile_db(
+        "rs_defaults",
+        "ALTER TABLE public.workflows
+           ADD COLUMN priority int DEFAULT 5,
+           ADD COLUMN settings jsonb DEFAULT '{}',
+           ADD COLUMN weight int NOT NULL DEFAULT 1,
+           ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY,
+           ADD COLUMN search tsvector GENERATED ALWAYS AS (to_tsvector('simple', name)) STORED;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, report) = rehearse(&snap);
+    run.ok();
+    assert!(failed_checks(&report).is_empty());
+    let n = staged_new_values(&snap, "id").len();
+    assert_eq!(n, 227);
+    for (column, want) in [
+        ("priority", Some("5")),
+        ("settings", Some("{}")),
+        ("weight", Some("1")),
+        ("seq", None),
+        ("search", None),
+    ] {
+        let got = staged_new_values(&snap, column);
+        assert!(
+            got.iter().all(|v| v.as_deref() == want),
+            "{column}: {:?}",
+            &got[..3]
+        );
+    }
+    let items = preflight(&report);
+    for (name, kind, detail) in [
+        (
+            "workflows.seq",
+            "filled_by_postgres",
+            "identity (GENERATED ALWAYS), for 227 new rows",
+        ),
+        (
+            "workflows.search",
+            "filled_by_postgres",
+            "generated (to_tsvector('simple'::regconfig, name)), for 227 new rows",
+        ),
+    ] {
+        assert!(
+            items.contains(&(name.into(), kind.into(), detail.into())),
+            "{items:#?}"
+        );
+    }
+    // Constant defaults are the rehearsal's own; they are not deferred.
+    assert!(
+        !items.iter().any(|(n, _, _)| n == "workflows.priority"),
+        "{items:#?}"
+    );
+    let generated = check_named(
+        &report,
+        "workflows: generated and identity ALWAYS columns left to Postgres",
+    );
+    assert_eq!(generated["ok"], true);
+}
+
+/// A CHECK the new rows break, added NOT VALID: SQLite cannot evaluate it,
+/// so the rehearsal passes and lists it as checked on Postgres.
+#[test]
+fn a_not_valid_check_is_listed_for_the_preflight() {
+    let db = hostile_db(
+        "rs_check",
+        "ALTER TABLE public.workflows ADD CONSTRAINT workflows_short_name \
+         CHECK (length(name) < 12) NOT VALID;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, report) = rehearse(&snap);
+    run.ok();
+    let items = preflight(&report);
+    assert!(
+        items.contains(&(
+            "workflows.workflows_short_name".into(),
+            "check".into(),
+            "CHECK ((length(name) < 12)) NOT VALID (NOT VALID: new rows must hold it)".into()
+        )),
+        "{items:#?}"
+    );
+    let human = run_sandbox(&["rehearse", "--snapshot", snap.to_str().unwrap()], &[]);
+    human.ok();
+    assert!(
+        human
+            .stdout
+            .contains("Checked on Postgres by the preflight")
+            && human.stdout.contains("workflows_short_name"),
+        "{}",
+        human.show()
+    );
+}
+
+/// UNIQUE(name) on workflows: the migrated rows collide with each other and
+/// with an existing workflow. The rehearsal fails (exit 1) naming the
+/// constraint, the table and the rows; push refuses.
+#[test]
+fn a_unique_collision_fails_naming_constraint_and_rows() {
+    let db = hostile_db(
+        "rs_unique",
+        "UPDATE public.workflows SET name = 'Meta-Analysis Planning Workflow'
+           WHERE id = '00392105-be51-5207-bd8c-6ced75730336';
+         ALTER TABLE public.workflows ADD CONSTRAINT workflows_name_key UNIQUE (name);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, report) = rehearse(&snap);
+    run.code(1);
+    let failed = failed_checks(&report);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let c = failed[0];
+    assert_eq!(c["name"], "workflows: UNIQUE workflows_name_key (name)");
+    assert_eq!(c["kind"], "constraint");
+    let rows: Vec<&str> = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let collision = rows
+        .iter()
+        .find(|r| r.starts_with("name=Meta-Analysis Planning Workflow: "))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(
+        collision.contains("id=00392105-be51-5207-bd8c-6ced75730336 (pulled)")
+            && collision.contains(" (new)"),
+        "{collision}"
+    );
+    let push = run_sandbox(
+        &[
+            "push",
+            "--confirm",
+            "--database-url",
+            &db.url,
+            "--snapshot",
+            snap.to_str().unwrap(),
+        ],
+        &[],
+    );
+    push.code(1);
+}
+
+/// `workflows.status` as an enum without the value the plan writes
+/// ('active'): the rehearsal fails naming the column, the enum and rows.
+#[test]
+fn an_enum_without_the_written_value_fails_naming_rows() {
+    let db = hostile_db(
+        "rs_enum",
+        "CREATE TYPE public.wf_status AS ENUM ('draft', 'archived', 'deprecated');
+         UPDATE public.workflows SET status = 'draft' WHERE status = 'active';
+         ALTER TABLE public.workflows DROP CONSTRAINT workflows_status_check,
+           ALTER COLUMN status DROP DEFAULT;
+         ALTER TABLE public.workflows ALTER COLUMN status TYPE public.wf_status
+           USING status::public.wf_status, ALTER COLUMN status SET DEFAULT 'draft';",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, report) = rehearse(&snap);
+    run.code(1);
+    let c = check_named(
+        &report,
+        "workflows.status: a value of enum wf_status (draft, archived, deprecated)",
+    );
+    assert_eq!(c["ok"], false);
+    assert_eq!(c["row_count"], 227);
+    let first = c["rows"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("id=") && first.ends_with(": 'active'"),
+        "{first}"
+    );
+}
+
+/// An unrelated `tasks` table at the source: the rehearsal fails a named
+/// check listing its columns (push used to advise "pull again").
+#[test]
+fn an_existing_table_the_plan_creates_is_named_with_its_columns() {
+    let db = hostile_db(
+        "rs_tasks",
+        "CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL, done boolean);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, report) = rehearse(&snap);
+    run.code(1);
+    let failed = failed_checks(&report);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(
+        failed[0]["name"],
+        "tables and columns the plan creates do not exist yet"
+    );
+    assert_eq!(
+        failed[0]["rows"][0],
+        "table tasks already exists at the source: (id integer, title text, done boolean)"
+    );
 }

@@ -48,6 +48,27 @@ pub fn print_report(report: &RehearsalReport) {
             println!("  … {} more in the report_failures view", c.row_count - 15);
         }
     }
+    if !report.preflight.is_empty() {
+        println!(
+            "\nChecked on Postgres by the preflight (SQLite cannot evaluate these; `sandbox push` \
+             runs them on the server before anything is committed):"
+        );
+        for p in &report.preflight {
+            println!(
+                "  {}",
+                output::truncate(
+                    &format!(
+                        "{} {} {}: {}",
+                        p.table,
+                        p.kind.replace('_', " "),
+                        p.name,
+                        p.detail
+                    ),
+                    output::width().saturating_sub(2)
+                )
+            );
+        }
+    }
     let failed = report.failed().count();
     let phases: Vec<String> = report
         .phases

@@ -340,6 +340,18 @@ pub async fn read_table_meta(
             ..ConstraintMeta::new(r.get(0), "i", r.get(2), r.get(1))
         });
     }
+    // Enabled user triggers: what they do only Postgres can tell, so the
+    // rehearsal lists them for the preflight.
+    for r in tx
+        .query(
+            "SELECT t.tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t \
+             WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY 1",
+            &[&oid],
+        )
+        .await?
+    {
+        constraints.push(ConstraintMeta::new(r.get(0), "t", vec![], r.get(1)));
+    }
     check_case_collisions(&name, &columns)?;
     Ok(TableMeta {
         name,

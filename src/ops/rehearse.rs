@@ -1,7 +1,6 @@
 //! `sandbox rehearse`: run every phase of the plan on the staged copy inside
 //! the snapshot, check everything, and record the result in the file.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -10,7 +9,8 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::catalog::TableMeta;
-use crate::db::sqlite::{create_table_sql, ident_list, Snapshot};
+use crate::db::sqlite::{ident_list, Snapshot};
+use crate::db::staging::{constraint_checks, preflight_items, staged_table_ddl, PreflightItem};
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::phases::{
     self, apply_phase_ddl, staged, staged_meta, LibraryInput, PhaseContext, STAGED_PREFIX,
@@ -76,6 +76,8 @@ pub struct RehearsalReport {
     pub checks: Vec<Check>,
     pub phases: Vec<PhaseTiming>,
     pub staged: Vec<StagedTable>,
+    /// What only Postgres can decide: checked on Postgres by the preflight.
+    pub preflight: Vec<PreflightItem>,
     pub millis: f64,
 }
 
@@ -108,6 +110,15 @@ CREATE TABLE IF NOT EXISTS _sandbox_checks (
   actual TEXT NOT NULL,
   ok INTEGER NOT NULL,
   row_count INTEGER NOT NULL,
+  PRIMARY KEY (rehearsal_id, seq)
+);
+CREATE TABLE IF NOT EXISTS _sandbox_preflight_items (
+  rehearsal_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  detail TEXT NOT NULL,
   PRIMARY KEY (rehearsal_id, seq)
 );
 CREATE TABLE IF NOT EXISTS _sandbox_check_rows (
@@ -319,6 +330,7 @@ fn run_in_transaction(
         checks.push(c);
     }
 
+    checks.push(existing_targets_check(snapshot, plan));
     drop_staged(conn)?;
     // Which phase created each staged row: the push applies the diff phase
     // by phase and checks each phase's expectations in between.
@@ -337,12 +349,7 @@ fn run_in_transaction(
                 ))
             })?
             .meta;
-        conn.execute_batch(&create_table_sql(
-            meta,
-            &staged(name),
-            &HashSet::new(),
-            STAGED_PREFIX,
-        ))?;
+        conn.execute_batch(&staged_table_ddl(meta, &staged(name))?)?;
         conn.execute_batch(&format!(
             "INSERT INTO main.{} SELECT {} FROM main.{}",
             quote_ident(&staged(name)),
@@ -363,15 +370,26 @@ fn run_in_transaction(
     for phase in &plan.file.phases {
         let t0 = Instant::now();
         apply_phase_ddl(conn, plan, &phase.id)?;
-        let mut phase_checks = match phase.action {
+        let moved = match phase.action {
             Action::SeedStrategicPriorities => phases::seed_strategic_priorities(&ctx, &phase.id),
             Action::MigrateTools => phases::migrate_tools(&ctx, &phase.id),
             Action::CheckWorkflowsSchema => phases::check_workflows_schema(&ctx, &phase.id),
             Action::MigrateDhWorkflows => phases::migrate_dh_workflows(&ctx, &phase.id),
             Action::ImportLibraryWorkflows => phases::import_library_workflows(&ctx, &phase.id),
             Action::MigrateTasks => phases::migrate_tasks(&ctx, &phase.id),
-        }
-        .with_context(|| format!("phase {} ({})", phase.id, phase.name))?;
+        };
+        let mut phase_checks = match moved {
+            Ok(c) => c,
+            // A row SQLite refused (the staged primary key) is the data
+            // contradicting the target: a named failed check, not an error.
+            Err(e) if is_constraint_violation(&e) => vec![Check::no_rows(
+                &phase.id,
+                "rows the staged tables refused",
+                CheckKind::Constraint,
+                vec![format!("{e:#}")],
+            )],
+            Err(e) => return Err(e.context(format!("phase {} ({})", phase.id, phase.name))),
+        };
         refresh_views(conn, &view_tables)?;
         for t in &view_tables {
             let meta = staged_meta(conn, snapshot, plan, t)?;
@@ -388,6 +406,14 @@ fn run_in_transaction(
             name: phase.name.clone(),
             millis: t0.elapsed().as_secs_f64() * 1000.0,
         });
+    }
+    // Every rule of the target's catalog SQLite can evaluate, on the rows
+    // the plan wrote; what it cannot, listed for the preflight.
+    let mut preflight = Vec::new();
+    for t in &view_tables {
+        let meta = staged_meta(conn, snapshot, plan, t)?;
+        checks.extend(constraint_checks(conn, snapshot, &meta, STAGED_PREFIX)?);
+        preflight.extend(preflight_items(conn, snapshot, &meta, STAGED_PREFIX)?);
     }
     for exp in &plan.file.verification {
         let rows =
@@ -456,6 +482,11 @@ fn run_in_transaction(
                 put_row.execute(params![id, seq as i64, i as i64, r])?;
             }
         }
+        let mut put_item =
+            conn.prepare("INSERT INTO _sandbox_preflight_items VALUES (?, ?, ?, ?, ?, ?)")?;
+        for (seq, p) in preflight.iter().enumerate() {
+            put_item.execute(params![id, seq as i64, p.table, p.kind, p.name, p.detail])?;
+        }
     }
     conn.execute_batch(REPORT_VIEWS)?;
     Ok(RehearsalReport {
@@ -469,8 +500,56 @@ fn run_in_transaction(
         checks,
         phases: timings,
         staged: staged_list,
+        preflight,
         millis,
     })
+}
+
+/// SQLite refused a row for a constraint of a staged table.
+fn is_constraint_violation(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation
+        )
+    })
+}
+
+/// The tables the plan creates must not exist at the source, nor the
+/// columns it adds: pulling again cannot fix that, so the rehearsal names
+/// them with what they hold.
+fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
+    let mut rows: Vec<String> = snapshot
+        .existing_targets
+        .iter()
+        .map(|t| {
+            let cols = t
+                .columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.pg_type))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("table {} already exists at the source: ({cols})", t.name)
+        })
+        .collect();
+    for a in &plan.schema.added_columns {
+        if let Some(c) = snapshot
+            .table(&a.table)
+            .and_then(|t| t.meta.column(&a.column.name))
+        {
+            rows.push(format!(
+                "column {}.{} already exists at the source ({})",
+                a.table, c.name, c.pg_type
+            ));
+        }
+    }
+    Check::no_rows(
+        "snapshot",
+        "tables and columns the plan creates do not exist yet",
+        CheckKind::Conflict,
+        rows,
+    )
 }
 
 fn short(h: &str) -> String {

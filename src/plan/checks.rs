@@ -22,6 +22,9 @@ pub enum CheckKind {
     Verification,
     /// A query listing rows that must not exist.
     Guard,
+    /// A rule of the target's catalog (NOT NULL, UNIQUE, foreign key, enum,
+    /// generated column) on the staged rows.
+    Constraint,
 }
 
 impl CheckKind {
@@ -32,6 +35,7 @@ impl CheckKind {
             CheckKind::Conflict => "conflict",
             CheckKind::Verification => "verification",
             CheckKind::Guard => "guard",
+            CheckKind::Constraint => "constraint",
         }
     }
 }

@@ -17,7 +17,8 @@ use super::checks::{Check, CheckKind};
 use super::rowjson::row_to_json;
 use super::{ExistingWorkflowPolicy, JtbdLinkSource, Plan, TargetTable};
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
-use crate::db::sqlite::{create_table_sql, ident_list, to_sqlite, Snapshot};
+use crate::db::sqlite::{ident_list, to_sqlite, Snapshot};
+use crate::db::staging::{constant_default, staged_add_column_ddl, staged_table_ddl};
 use crate::pgjson::jsonb_text;
 use crate::types::quote_ident;
 
@@ -137,7 +138,9 @@ pub fn staged_meta(
         .iter()
         .filter(|a| a.table == table)
     {
-        if present.contains(&added.column.name) {
+        // A column of that name already pulled is the source's own: the
+        // rehearsal fails naming it, and the staged table keeps its meaning.
+        if present.contains(&added.column.name) && meta.column(&added.column.name).is_none() {
             let ordinal = meta.columns.len() as u32 + 1;
             meta.columns.push(ColumnMeta {
                 name: added.column.name.clone(),
@@ -146,6 +149,21 @@ pub fn staged_meta(
                 not_null: added.column.not_null,
                 ..Default::default()
             });
+            if let Some(r) = &added.references {
+                meta.constraints.push(ConstraintMeta {
+                    ref_table: Some(r.table.clone()),
+                    ref_columns: vec![r.column.clone()],
+                    ..ConstraintMeta::new(
+                        format!("{}_{}_fkey", table, added.column.name),
+                        "f",
+                        vec![added.column.name.clone()],
+                        format!(
+                            "FOREIGN KEY ({}) REFERENCES {}({})",
+                            added.column.name, r.table, r.column
+                        ),
+                    )
+                });
+            }
         }
     }
     Ok(meta)
@@ -233,8 +251,10 @@ pub fn insert_row(
     Ok(())
 }
 
-/// Builds a row for `meta` from named values; columns the plan gives no value
-/// get NULL, which a NOT NULL column turns into a named failure.
+/// Builds a row for `meta` from named values. A column the plan gives no
+/// value gets its constant default, as on Postgres; one Postgres fills
+/// (identity, generated, a computed default) stays NULL, meaning "not set";
+/// any other gets NULL, which a NOT NULL column turns into a named failure.
 fn row_from_map(
     meta: &TableMeta,
     mut values: HashMap<&str, Option<String>>,
@@ -242,12 +262,15 @@ fn row_from_map(
 ) -> Vec<Option<String>> {
     meta.columns
         .iter()
-        .map(|c| {
-            let v = values.remove(c.name.as_str()).flatten();
-            if v.is_none() && c.not_null {
-                missing.push(format!("{}.{}", meta.name, c.name));
+        .map(|c| match values.remove(c.name.as_str()) {
+            Some(v) => v,
+            None => {
+                let v = constant_default(c).map(str::to_string);
+                if v.is_none() && c.required() && !c.filled_by_postgres() {
+                    missing.push(format!("{}.{}", meta.name, c.name));
+                }
+                v
             }
-            v
         })
         .collect()
 }
@@ -257,12 +280,7 @@ fn row_from_map(
 pub fn apply_phase_ddl(conn: &Connection, plan: &Plan, phase_id: &str) -> Result<()> {
     for t in plan.schema.tables.iter().filter(|t| t.phase == phase_id) {
         let meta = target_meta(t);
-        conn.execute_batch(&create_table_sql(
-            &meta,
-            &staged(&t.name),
-            &HashSet::new(),
-            STAGED_PREFIX,
-        ))?;
+        conn.execute_batch(&staged_table_ddl(&meta, &staged(&t.name))?)?;
     }
     for a in plan
         .schema
@@ -270,13 +288,24 @@ pub fn apply_phase_ddl(conn: &Connection, plan: &Plan, phase_id: &str) -> Result
         .iter()
         .filter(|a| a.phase == phase_id)
     {
-        let storage = crate::types::Storage::for_pg_type(&a.column.pg_type);
-        conn.execute_batch(&format!(
-            "ALTER TABLE {} ADD COLUMN {} {}",
-            quote_ident(&staged(&a.table)),
-            quote_ident(&a.column.name),
-            storage.sqlite_decl()
-        ))?;
+        let exists: i64 = conn.query_row(
+            &format!(
+                "SELECT count(*) FROM pragma_table_info('{}') WHERE name = ?",
+                staged(&a.table).replace('\'', "''")
+            ),
+            [&a.column.name],
+            |r| r.get(0),
+        )?;
+        // Already at the source: the rehearsal's check names it.
+        if exists > 0 {
+            continue;
+        }
+        let column = ColumnMeta {
+            name: a.column.name.clone(),
+            pg_type: a.column.pg_type.clone(),
+            ..Default::default()
+        };
+        conn.execute_batch(&staged_add_column_ddl(&staged(&a.table), &column)?)?;
     }
     Ok(())
 }
@@ -510,7 +539,11 @@ pub fn check_workflows_schema(ctx: &PhaseContext<'_>, phase: &str) -> Result<Vec
         }
     }
     for c in &meta.columns {
-        if c.not_null && !WORKFLOW_COLUMNS.contains(&c.name.as_str()) && c.default.is_none() {
+        if c.required()
+            && !WORKFLOW_COLUMNS.contains(&c.name.as_str())
+            && constant_default(c).is_none()
+            && !c.filled_by_postgres()
+        {
             problems.push(format!(
                 "workflows.{} is NOT NULL without default; the plan gives it no value",
                 c.name

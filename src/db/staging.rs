@@ -1,0 +1,562 @@
+//! Staged tables: the copies, inside the snapshot, of the tables a plan
+//! writes or creates. Every rule of the Postgres catalog that SQLite can
+//! evaluate is enforced on them — NOT NULL, primary keys, UNIQUE
+//! constraints and plain unique indexes, foreign keys, enum values,
+//! constant defaults, no value in generated or identity ALWAYS columns —
+//! and each violation is a named check (constraint, table, row key), never
+//! a SQLite error. What only Postgres can decide (CHECK expressions,
+//! expression or partial unique indexes, defaults it computes, domains'
+//! checks, triggers, foreign keys to tables outside the snapshot) is listed
+//! for the preflight, which runs it on the real server.
+//!
+//! A staged row holding NULL in a column Postgres fills (a default that is
+//! not a constant, an identity, a generated column) means "not set": the
+//! push leaves that column out and Postgres fills it.
+
+use anyhow::Result;
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta};
+use crate::db::sqlite::{ident_list, to_sqlite, Snapshot};
+use crate::plan::checks::{Check, CheckKind};
+use crate::types::quote_ident;
+
+/// The phase label of the constraint checks in a rehearsal report.
+pub const CONSTRAINTS_PHASE: &str = "constraints";
+
+/// `CREATE TABLE` of a staged table: the one definition every staged table
+/// (copied from a pulled one, or created by the plan) gets. Columns with a
+/// constant default take it when an INSERT leaves them out, as on Postgres;
+/// the primary key is declared; every other rule is checked by
+/// [`constraint_checks`], which names the rows instead of stopping at the
+/// first.
+pub fn staged_table_ddl(meta: &TableMeta, sqlite_name: &str) -> Result<String> {
+    let mut parts = Vec::with_capacity(meta.columns.len() + 1);
+    for c in &meta.columns {
+        parts.push(staged_column_decl(c)?);
+    }
+    let pk = meta.primary_key();
+    if !pk.is_empty() {
+        parts.push(format!("PRIMARY KEY ({})", ident_list(&pk)));
+    }
+    Ok(format!(
+        "CREATE TABLE {} (\n  {}\n)",
+        quote_ident(sqlite_name),
+        parts.join(",\n  ")
+    ))
+}
+
+/// `ALTER TABLE … ADD COLUMN` of a column the plan adds to a staged table.
+pub fn staged_add_column_ddl(sqlite_name: &str, column: &ColumnMeta) -> Result<String> {
+    Ok(format!(
+        "ALTER TABLE {} ADD COLUMN {}",
+        quote_ident(sqlite_name),
+        staged_column_decl(column)?
+    ))
+}
+
+fn staged_column_decl(c: &ColumnMeta) -> Result<String> {
+    let mut decl = format!("{} {}", quote_ident(&c.name), c.storage().sqlite_decl());
+    if let Some(v) = constant_default(c) {
+        let literal = match to_sqlite(c, Some(v))? {
+            Value::Integer(i) => i.to_string(),
+            Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+            Value::Null | Value::Real(_) | Value::Blob(_) => "NULL".to_string(),
+        };
+        decl.push_str(&format!(" DEFAULT {literal}"));
+    }
+    Ok(decl)
+}
+
+/// The value a new row gets when the plan leaves the column out and the
+/// default is a constant.
+pub fn constant_default(c: &ColumnMeta) -> Option<&str> {
+    if c.default_constant && c.generated.is_none() && c.identity.is_none() {
+        c.default_value.as_deref()
+    } else {
+        None
+    }
+}
+
+/// Something the rehearsal cannot decide and the preflight decides on
+/// Postgres.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreflightItem {
+    pub table: String,
+    /// `check`, `unique_index`, `foreign_key`, `filled_by_postgres`,
+    /// `domain_check`, `trigger`.
+    pub kind: String,
+    /// The constraint, index, trigger or column.
+    pub name: String,
+    pub detail: String,
+}
+
+/// How a staged table relates to the snapshot.
+struct Staged<'a> {
+    meta: &'a TableMeta,
+    /// `main.staged_t`.
+    table: String,
+    /// The pulled table (same name), when the plan did not create it.
+    pulled: Option<&'a TableMeta>,
+}
+
+impl Staged<'_> {
+    /// SQL true for a staged row `s` that the plan inserted or changed (a
+    /// pulled row already satisfied every rule, NOT VALID ones aside).
+    fn touched(&self) -> String {
+        let Some(p) = self.pulled else {
+            return "1".into();
+        };
+        let key = p.primary_key();
+        if key.is_empty() {
+            return "1".into();
+        }
+        let same = key
+            .iter()
+            .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
+            .chain(
+                p.columns
+                    .iter()
+                    .map(|c| format!("p.{0} IS s.{0}", quote_ident(&c.name))),
+            )
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let mut cond = format!(
+            "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {same})",
+            quote_ident(&p.name)
+        );
+        for added in self
+            .meta
+            .columns
+            .iter()
+            .filter(|c| p.column(&c.name).is_none())
+        {
+            cond.push_str(&format!(" OR s.{} IS NOT NULL", quote_ident(&added.name)));
+        }
+        format!("({cond})")
+    }
+
+    /// SQL true for a staged row `s` that is new (its key is not pulled).
+    fn is_new(&self) -> String {
+        let Some(p) = self.pulled else {
+            return "1".into();
+        };
+        let key = p.primary_key();
+        if key.is_empty() {
+            return "1".into();
+        }
+        let same = key
+            .iter()
+            .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {same})",
+            quote_ident(&p.name)
+        )
+    }
+
+    /// SQL text naming row `s` by its key: `id=…`.
+    fn key_text(&self) -> String {
+        let key = self.meta.primary_key();
+        if key.is_empty() {
+            return "'rowid=' || s.rowid".into();
+        }
+        key.iter()
+            .map(|k| {
+                format!(
+                    "'{}=' || coalesce(CAST(s.{} AS TEXT), 'NULL')",
+                    k.replace('\'', "''"),
+                    quote_ident(k)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" || ', ' || ")
+    }
+
+    /// The key text, marked new or pulled.
+    fn row_label(&self) -> String {
+        format!(
+            "{} || CASE WHEN {} THEN ' (new)' ELSE ' (pulled)' END",
+            self.key_text(),
+            self.is_new()
+        )
+    }
+}
+
+fn rows_of(conn: &Connection, sql: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare(sql)
+        .map_err(|e| anyhow::anyhow!("SQLite cannot run a staged-table check ({e}): {sql}"))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Where a foreign key's parent rows are in the snapshot: its staged copy,
+/// else the pulled table; None when the snapshot does not hold it.
+fn parent_table(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    staged_prefix: &str,
+    parent: &str,
+) -> Result<Option<String>> {
+    let staged = format!("{staged_prefix}{parent}");
+    if table_exists(conn, &staged)? {
+        return Ok(Some(staged));
+    }
+    Ok(snapshot.table(parent).map(|t| t.meta.name.clone()))
+}
+
+/// Every rule of `meta` (the staged form of a table) that SQLite can
+/// evaluate, checked on the rows of `staged_prefix + meta.name` the plan
+/// inserted or changed; one named check per rule.
+pub fn constraint_checks(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    meta: &TableMeta,
+    staged_prefix: &str,
+) -> Result<Vec<Check>> {
+    let st = Staged {
+        meta,
+        table: format!(
+            "main.{}",
+            quote_ident(&format!("{staged_prefix}{}", meta.name))
+        ),
+        pulled: snapshot.table(&meta.name).map(|t| &t.meta),
+    };
+    let t = &meta.name;
+    let touched = st.touched();
+    let mut checks = Vec::new();
+
+    // NOT NULL (the column's or its domain's). NULL where Postgres fills
+    // the column is "not set", not a violation.
+    let mut nulls = Vec::new();
+    for c in meta
+        .columns
+        .iter()
+        .filter(|c| c.required() && !c.filled_by_postgres())
+    {
+        nulls.extend(rows_of(
+            conn,
+            &format!(
+                "SELECT '{} is NULL: ' || {} FROM {} s WHERE s.{} IS NULL AND {touched}",
+                c.name.replace('\'', "''"),
+                st.key_text(),
+                st.table,
+                quote_ident(&c.name)
+            ),
+        )?);
+    }
+    checks.push(Check::no_rows(
+        CONSTRAINTS_PHASE,
+        &format!("{t}: NOT NULL columns hold a value"),
+        CheckKind::Constraint,
+        nulls,
+    ));
+
+    // UNIQUE constraints and plain unique indexes (the primary key is
+    // declared on the staged table itself).
+    for k in meta
+        .constraints
+        .iter()
+        .filter(|k| k.kind != "p" && k.is_plain_unique())
+    {
+        checks.push(unique_check(conn, &st, k)?);
+    }
+
+    // Foreign keys whose parent is in the snapshot.
+    for fk in meta.constraints.iter().filter(|k| k.kind == "f") {
+        let Some(parent) = fk.ref_table.as_deref() else {
+            continue;
+        };
+        let Some(parent_sql) = parent_table(conn, snapshot, staged_prefix, parent)? else {
+            continue;
+        };
+        let all_set = fk
+            .columns
+            .iter()
+            .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let join = fk
+            .columns
+            .iter()
+            .zip(&fk.ref_columns)
+            .map(|(c, r)| format!("p.{} = s.{}", quote_ident(r), quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let shown = fk
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "'{}=' || CAST(s.{} AS TEXT)",
+                    c.replace('\'', "''"),
+                    quote_ident(c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" || ', ' || ");
+        let rows = rows_of(
+            conn,
+            &format!(
+                "SELECT {} || ': ' || {shown} || ' not in {}' FROM {} s \
+                 WHERE {all_set} AND {touched} AND NOT EXISTS (SELECT 1 FROM main.{} p WHERE {join})",
+                st.key_text(),
+                parent.replace('\'', "''"),
+                st.table,
+                quote_ident(&parent_sql)
+            ),
+        )?;
+        checks.push(Check::no_rows(
+            CONSTRAINTS_PHASE,
+            &format!(
+                "{t}: FOREIGN KEY {} ({}) references {parent}",
+                fk.name,
+                fk.columns.join(", ")
+            ),
+            CheckKind::Constraint,
+            rows,
+        ));
+    }
+
+    // Enum values.
+    for c in &meta.columns {
+        let Some(labels) = &c.enum_labels else {
+            continue;
+        };
+        let list = labels
+            .iter()
+            .map(|l| format!("'{}'", l.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = rows_of(
+            conn,
+            &format!(
+                "SELECT {} || ': ' || quote(s.{col}) FROM {} s \
+                 WHERE s.{col} IS NOT NULL AND s.{col} NOT IN ({list}) AND {touched}",
+                st.key_text(),
+                st.table,
+                col = quote_ident(&c.name)
+            ),
+        )?;
+        checks.push(Check::no_rows(
+            CONSTRAINTS_PHASE,
+            &format!(
+                "{t}.{}: a value of enum {} ({})",
+                c.name,
+                c.pg_type,
+                labels.join(", ")
+            ),
+            CheckKind::Constraint,
+            rows,
+        ));
+    }
+
+    // Columns Postgres computes and refuses values for.
+    let never: Vec<&ColumnMeta> = meta.columns.iter().filter(|c| c.never_written()).collect();
+    if !never.is_empty() {
+        let mut rows = Vec::new();
+        for c in never {
+            let col = quote_ident(&c.name);
+            let what = if c.generated.is_some() {
+                "generated"
+            } else {
+                "identity ALWAYS"
+            };
+            let changed = match st.pulled.filter(|p| !p.primary_key().is_empty()) {
+                Some(p) => format!(
+                    "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {} AND p.{col} IS s.{col})",
+                    quote_ident(&p.name),
+                    p.primary_key()
+                        .iter()
+                        .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
+                        .collect::<Vec<_>>()
+                        .join(" AND ")
+                ),
+                None => "1".into(),
+            };
+            rows.extend(rows_of(
+                conn,
+                &format!(
+                    "SELECT '{} ({what}) given ' || quote(s.{col}) || ': ' || {} FROM {} s \
+                     WHERE s.{col} IS NOT NULL AND {changed}",
+                    c.name.replace('\'', "''"),
+                    st.key_text(),
+                    st.table
+                ),
+            )?);
+        }
+        checks.push(Check::no_rows(
+            CONSTRAINTS_PHASE,
+            &format!("{t}: generated and identity ALWAYS columns left to Postgres"),
+            CheckKind::Constraint,
+            rows,
+        ));
+    }
+    Ok(checks)
+}
+
+fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Result<Check> {
+    let cols = k
+        .columns
+        .iter()
+        .map(|c| format!("s.{}", quote_ident(c)))
+        .collect::<Vec<_>>();
+    let shown = k
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "'{}=' || coalesce(CAST(s.{} AS TEXT), 'NULL')",
+                c.replace('\'', "''"),
+                quote_ident(c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" || ', ' || ");
+    // Two NULLs differ, unless the constraint says NULLS NOT DISTINCT.
+    let filter = if k.nulls_not_distinct() {
+        "1".to_string()
+    } else {
+        cols.iter()
+            .map(|c| format!("{c} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let rows = rows_of(
+        conn,
+        &format!(
+            "SELECT min({shown}) || ': ' || group_concat({}, '; ') FROM {} s WHERE {filter} \
+             GROUP BY {} HAVING count(*) > 1",
+            st.row_label(),
+            st.table,
+            cols.join(", ")
+        ),
+    )?;
+    Ok(Check::no_rows(
+        CONSTRAINTS_PHASE,
+        &format!(
+            "{}: UNIQUE {} ({})",
+            st.meta.name,
+            k.name,
+            k.columns.join(", ")
+        ),
+        CheckKind::Constraint,
+        rows,
+    ))
+}
+
+/// What only Postgres can decide about the rows the plan writes to `meta`
+/// (its staged form), for the preflight.
+pub fn preflight_items(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    meta: &TableMeta,
+    staged_prefix: &str,
+) -> Result<Vec<PreflightItem>> {
+    let st = Staged {
+        meta,
+        table: format!(
+            "main.{}",
+            quote_ident(&format!("{staged_prefix}{}", meta.name))
+        ),
+        pulled: snapshot.table(&meta.name).map(|t| &t.meta),
+    };
+    let t = &meta.name;
+    let item = |kind: &str, name: &str, detail: String| PreflightItem {
+        table: t.clone(),
+        kind: kind.into(),
+        name: name.into(),
+        detail,
+    };
+    let count = |cond: &str| -> Result<i64> {
+        Ok(conn.query_row(
+            &format!("SELECT count(*) FROM {} s WHERE {cond}", st.table),
+            [],
+            |r| r.get(0),
+        )?)
+    };
+    let written = count(&st.touched())?;
+    if written == 0 {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::new();
+    for k in &meta.constraints {
+        match k.kind.as_str() {
+            "c" => out.push(item(
+                "check",
+                &k.name,
+                if k.validated {
+                    k.definition.clone()
+                } else {
+                    format!("{} (NOT VALID: new rows must hold it)", k.definition)
+                },
+            )),
+            "i" if !k.is_plain_unique() => {
+                out.push(item("unique_index", &k.name, k.definition.clone()))
+            }
+            "f" => {
+                let parent = k.ref_table.as_deref().unwrap_or_default();
+                let set = k
+                    .columns
+                    .iter()
+                    .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
+                    .chain([st.touched()])
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                if parent_table(conn, snapshot, staged_prefix, parent)?.is_none()
+                    && count(&set)? > 0
+                {
+                    out.push(item(
+                        "foreign_key",
+                        &k.name,
+                        format!("{} (table {parent} is not in the snapshot)", k.definition),
+                    ));
+                }
+            }
+            "t" => out.push(item("trigger", &k.name, k.definition.clone())),
+            _ => {}
+        }
+    }
+    let new_rows = st.is_new();
+    for c in &meta.columns {
+        if let Some(d) = &c.domain {
+            for check in &d.checks {
+                out.push(item(
+                    "domain_check",
+                    &c.name,
+                    format!("domain {}: {check}", d.name),
+                ));
+            }
+        }
+        let Some(fill) = c.fill_description() else {
+            continue;
+        };
+        let n = count(&format!(
+            "s.{} IS NULL AND {new_rows}",
+            quote_ident(&c.name)
+        ))?;
+        if n > 0 {
+            out.push(item(
+                "filled_by_postgres",
+                &c.name,
+                format!("{fill}, for {n} new rows"),
+            ));
+        }
+    }
+    Ok(out)
+}
