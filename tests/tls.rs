@@ -16,15 +16,18 @@
 //! folder. It runs in its own process group so a Ctrl-C at the terminal
 //! does not kill it before it has cleaned up.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use common::{free_port, Run, Sandbox};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// A wrong password: must never appear in anything the tool prints.
@@ -51,8 +54,6 @@ struct Servers {
     other_ca: PathBuf,
     /// Row count of every public table of `SOURCE_DB` (same on both).
     counts: BTreeMap<String, i64>,
-    /// Whether `sandbox fixtures load` filled the tables (else: empty schema).
-    rows_loaded: bool,
 }
 
 static SERVERS: OnceLock<Result<Servers, String>> = OnceLock::new();
@@ -67,11 +68,10 @@ fn servers() -> &'static Servers {
         let s = setup();
         if let Ok(s) = &s {
             eprintln!(
-                "tls test servers ready in {:?} (tls :{}, plain :{}, fixture rows: {})",
+                "tls test servers ready in {:?} (tls :{}, plain :{})",
                 started.elapsed(),
                 s.tls.port,
                 s.plain.port,
-                s.rows_loaded
             );
         }
         s
@@ -136,13 +136,6 @@ fn chown_tree(path: &Path, ids: (u32, u32)) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
 }
 
 struct Pki {
@@ -290,10 +283,10 @@ fn socket_client(c: &Cluster, db: &str) -> Result<postgres_sync::Client, String>
         .map_err(|e| format!("cannot connect over {}: {e}", c.sock.display()))
 }
 
-/// Fills `SOURCE_DB` with real fixture rows through `sandbox fixtures load`
-/// when that command works, else with the empty tables of fixtures/schema.sql.
-/// Returns whether rows were loaded.
-fn load_source(c: &Cluster, sslmode: &str) -> Result<bool, String> {
+/// Fills `SOURCE_DB` with the fixtures through `sandbox fixtures load`. A
+/// failed load fails every test: with empty tables the snapshot checks
+/// would compare 0 with 0.
+fn load_source(c: &Cluster, sslmode: &str) -> Result<(), String> {
     let mut admin = socket_client(c, "postgres")?;
     // Two statements: CREATE DATABASE cannot run inside the implicit
     // transaction of a multi-statement batch.
@@ -307,34 +300,11 @@ fn load_source(c: &Cluster, sslmode: &str) -> Result<bool, String> {
         "postgres://postgres@127.0.0.1:{}/{SOURCE_DB}?sslmode={sslmode}",
         c.port
     );
-    // SANDBOX_TLS_TESTS_SCHEMA_ONLY=1 skips the loader (to test TLS while
-    // the loader is broken).
-    let skip_loader = std::env::var_os("SANDBOX_TLS_TESTS_SCHEMA_ONLY").is_some();
-    let loaded = Command::new(if skip_loader {
-        "/bin/false"
-    } else {
-        env!("CARGO_BIN_EXE_sandbox")
-    })
-    .args(["fixtures", "load", "--database-url", &url])
-    .stdin(Stdio::null())
-    .output()
-    .map_err(|e| format!("cannot run sandbox fixtures load: {e}"))?;
-    if loaded.status.success() {
-        return Ok(true);
+    let loaded = common::sandbox(&["fixtures", "load", "--database-url", &url]);
+    if loaded.code != 0 {
+        return Err(format!("loading the fixtures failed: {loaded}"));
     }
-    eprintln!(
-        "note: `sandbox fixtures load` failed ({}), using the empty tables of \
-         fixtures/schema.sql: {}",
-        loaded.status,
-        String::from_utf8_lossy(&loaded.stderr).trim()
-    );
-    let schema =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/schema.sql"))
-            .map_err(|e| format!("cannot read fixtures/schema.sql: {e}"))?;
-    socket_client(c, SOURCE_DB)?
-        .batch_execute(&schema)
-        .map_err(|e| pg_err("fixtures/schema.sql", &e))?;
-    Ok(false)
+    Ok(())
 }
 
 /// The driver's error with the server's message (its Display is just "db error").
@@ -422,7 +392,7 @@ fn setup() -> Result<Servers, String> {
     start(&mut tls, &root, ids)?;
     start(&mut plain, &root, ids)?;
 
-    let (rows_tls, rows_plain) = std::thread::scope(|s| {
+    let (loaded_tls, loaded_plain) = std::thread::scope(|s| {
         let a = s.spawn(|| load_source(&tls, "require"));
         let b = s.spawn(|| load_source(&plain, "disable"));
         (
@@ -430,11 +400,13 @@ fn setup() -> Result<Servers, String> {
             b.join().expect("load thread"),
         )
     });
-    let rows_loaded = rows_tls?;
-    rows_plain?;
+    loaded_tls?;
+    loaded_plain?;
     let counts = table_counts(&tls)?;
-    if counts.is_empty() {
-        return Err("the source database has no tables after loading".into());
+    if counts.is_empty() || counts.values().any(|n| *n == 0) {
+        return Err(format!(
+            "the source database should hold rows in every table after loading: {counts:?}"
+        ));
     }
     Ok(Servers {
         tls,
@@ -442,7 +414,6 @@ fn setup() -> Result<Servers, String> {
         ca,
         other_ca,
         counts,
-        rows_loaded,
     })
 }
 
@@ -450,66 +421,15 @@ fn setup() -> Result<Servers, String> {
 // Running the binary
 // ---------------------------------------------------------------------------
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `sandbox pull`; stdout/stderr go to files so a hung run can be
-/// killed after a deadline without deadlocking on full pipes.
+/// Runs `sandbox pull` from an empty folder of its own; a hung run fails
+/// after 40 s.
 fn pull(url: &str, out: &Path) -> Run {
     let work = tempfile::tempdir().expect("tempdir");
-    let so = work.path().join("stdout");
-    let se = work.path().join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .arg("pull")
-        .arg("--database-url")
-        .arg(url)
-        .arg("--out")
-        .arg(out)
-        .current_dir(work.path())
-        .env_remove("SANDBOX_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&so).unwrap())
-        .stderr(std::fs::File::create(&se).unwrap())
-        .spawn()
-        .expect("spawn sandbox");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("sandbox pull {url} did not finish within 40s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: std::fs::read_to_string(&so).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&se).unwrap_or_default(),
-    }
+    let out = out.to_str().expect("UTF-8 path");
+    Sandbox::new(&["pull", "--database-url", url, "--out", out])
+        .dir(work.path())
+        .timeout(Duration::from_secs(40))
+        .run()
 }
 
 fn url(port: u16, params: &str) -> String {
@@ -524,7 +444,7 @@ fn assert_no_secret(run: &Run) {
     for secret in [SENTINEL, RIGHT_PW] {
         assert!(
             !run.all().contains(secret),
-            "a password was printed:\n{run:?}"
+            "a password was printed:\n{run}"
         );
     }
 }
@@ -532,17 +452,17 @@ fn assert_no_secret(run: &Run) {
 fn assert_fails(run: &Run, needles: &[&str]) {
     // Shown with --nocapture, to read the messages people will get.
     eprintln!("{}", run.stderr.trim_end());
-    assert_eq!(run.code, 2, "expected exit 2:\n{run:?}");
+    assert_eq!(run.code, 2, "expected exit 2:\n{run}");
     let lower = run.stderr.to_lowercase();
     for n in needles {
         assert!(
             lower.contains(&n.to_lowercase()),
-            "stderr lacks '{n}':\n{run:?}"
+            "stderr lacks '{n}':\n{run}"
         );
     }
     assert!(
         run.stderr.trim_start().starts_with("error: "),
-        "stderr should be one error paragraph:\n{run:?}"
+        "stderr should be one error paragraph:\n{run}"
     );
     assert_no_secret(run);
 }
@@ -563,19 +483,19 @@ fn assert_nothing_written(dir: &Path, run: &Run) {
     assert_eq!(
         entries(dir),
         Vec::<String>::new(),
-        "a failed pull left files behind:\n{run:?}"
+        "a failed pull left files behind:\n{run}"
     );
 }
 
 /// Checks the snapshot: where it came from, and that every table holds as
 /// many rows as on the server. Returns `source_url`.
 fn assert_snapshot(path: &Path, run: &Run) -> String {
-    assert_eq!(run.code, 0, "pull failed:\n{run:?}");
+    assert_eq!(run.code, 0, "pull failed:\n{run}");
     assert_no_secret(run);
     assert_eq!(
         entries(path.parent().unwrap()),
         vec![path.file_name().unwrap().to_string_lossy().into_owned()],
-        "only the snapshot should be in the folder:\n{run:?}"
+        "only the snapshot should be in the folder:\n{run}"
     );
     let bytes = std::fs::read(path).expect("snapshot file");
     for secret in [SENTINEL, RIGHT_PW] {
@@ -595,7 +515,7 @@ fn assert_snapshot(path: &Path, run: &Run) -> String {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(!tables.is_empty(), "no tables pulled:\n{run:?}");
+    assert!(!tables.is_empty(), "no tables pulled:\n{run}");
     let counts = &servers().counts;
     for (name, rows) in &tables {
         let expected = counts
@@ -1016,20 +936,6 @@ fn push_and_rollback_over_verify_full() {
     );
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("s.sqlite");
-    let sandbox = |args: &[&str]| -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-            .args(args)
-            .env_remove("SANDBOX_DATABASE_URL")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run sandbox");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    };
     let snap_s = snap.to_str().unwrap();
     for args in [
         vec!["fixtures", "load", "--database-url", &u],
@@ -1045,8 +951,7 @@ fn push_and_rollback_over_verify_full() {
             "--json",
         ],
     ] {
-        let run = sandbox(&args);
-        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        common::sandbox(&args).ok();
     }
     let mut c = socket_client(&s.tls, db).expect("socket connection");
     let count =
@@ -1066,15 +971,15 @@ fn push_and_rollback_over_verify_full() {
         .query_one("SELECT id::text FROM sandbox.receipts", &[])
         .unwrap()
         .get(0);
-    let run = sandbox(&[
+    common::sandbox(&[
         "rollback",
         "--database-url",
         &u,
         "--receipt",
         &receipt,
         "--confirm",
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
+    ])
+    .ok();
     assert_eq!(count(&mut c, "SELECT count(*) FROM workflows"), 141);
     assert_eq!(count(&mut c, "SELECT count(*) FROM pg_tables WHERE tablename IN ('tasks', 'tools', 'strategic_priorities')"), 0);
 }

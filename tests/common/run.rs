@@ -126,6 +126,12 @@ impl Run {
     }
 }
 
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.show())
+    }
+}
+
 /// A command line as shown in failures: never a URL or a password.
 fn shown(args: &[String]) -> String {
     let shown: Vec<&str> = args
