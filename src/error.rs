@@ -4,23 +4,37 @@
 //! environment errors (bad URL, unreachable server, unreadable file, ...).
 //! Every other error (an `anyhow` chain without a [`Failure`] inside) is an
 //! environment error too.
+//!
+//! A [`Failure`] keeps the checks behind it (a refused push's drift checks,
+//! ...) typed all the way to the output layer, which prints them as text or
+//! as `{"error": {"kind", "message", "checks"}}` with `--json`.
 
 use std::fmt;
 
+use serde::Serialize;
+
+use crate::plan::checks::Check;
+
 /// Why a command did not succeed, as the exit code sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// A rehearsal check failed, a push was refused, drift was found.
+    /// A check failed (a rehearsal's, a receipt that does not allow undo).
     CheckFailed,
+    /// Push or rollback refused to write: drift, locks held, checks failed
+    /// on Postgres; nothing was written.
+    Refused,
     /// Bad usage, unreachable server, bad file: the user must fix the setup.
     Environment,
+    /// The command line itself is wrong (unknown flag, bad value).
+    Usage,
 }
 
 impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
-            Kind::CheckFailed => 1,
-            Kind::Environment => 2,
+            Kind::CheckFailed | Kind::Refused => 1,
+            Kind::Environment | Kind::Usage => 2,
         }
     }
 }
@@ -30,21 +44,46 @@ impl Kind {
 pub struct Failure {
     pub kind: Kind,
     pub message: String,
+    /// The checks behind a refusal (all of them; the failed ones explain it).
+    pub checks: Vec<Check>,
 }
 
+/// The message, then each failed check with up to five of its rows: what a
+/// person reads on stderr.
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        for c in self.checks.iter().filter(|c| !c.ok) {
+            write!(
+                f,
+                "\n  - {} {}: expected {}, found {}",
+                c.phase, c.name, c.expected, c.actual
+            )?;
+            for r in c.rows.iter().take(5) {
+                write!(f, "\n      {r}")?;
+            }
+        }
+        Ok(())
     }
 }
 
 impl std::error::Error for Failure {}
 
-/// A failed check or refused push (exit 1).
+/// A failed check (exit 1).
 pub fn check_failed(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {
         kind: Kind::CheckFailed,
         message: message.into(),
+        checks: Vec::new(),
+    })
+}
+
+/// A refused push or rollback, with the checks behind it (exit 1).
+pub fn refused(message: impl Into<String>, checks: Vec<Check>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        kind: Kind::Refused,
+        message: message.into(),
+        checks,
     })
 }
 
@@ -53,6 +92,7 @@ pub fn environment(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {
         kind: Kind::Environment,
         message: message.into(),
+        checks: Vec::new(),
     })
 }
 
@@ -63,4 +103,37 @@ pub fn kind_of(err: &anyhow::Error) -> Kind {
         .find_map(|e| e.downcast_ref::<Failure>())
         .map(|f| f.kind)
         .unwrap_or(Kind::Environment)
+}
+
+/// The first [`Failure`] in the chain, if any.
+pub fn failure_of(err: &anyhow::Error) -> Option<&Failure> {
+    err.chain().find_map(|e| e.downcast_ref::<Failure>())
+}
+
+/// An error as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ErrorReport<'a> {
+    pub kind: Kind,
+    /// The whole chain (context first), without the checks' text.
+    pub message: String,
+    pub checks: &'a [Check],
+}
+
+impl<'a> ErrorReport<'a> {
+    pub fn of(err: &'a anyhow::Error) -> ErrorReport<'a> {
+        let message = err
+            .chain()
+            .map(|e| match e.downcast_ref::<Failure>() {
+                Some(f) => f.message.clone(),
+                None => e.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(": ");
+        let failure = failure_of(err);
+        ErrorReport {
+            kind: kind_of(err),
+            message,
+            checks: failure.map(|f| f.checks.as_slice()).unwrap_or(&[]),
+        }
+    }
 }

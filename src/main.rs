@@ -10,7 +10,10 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     let json = cli.json;
     output::init_color(cli.color);
     let result = match cli.command {
@@ -28,10 +31,45 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(sandbox::error::kind_of(&e).exit_code());
+            let report = sandbox::error::ErrorReport::of(&e);
+            if json {
+                // Same exit code; the error is data on stdout, as results are.
+                let _ = output::print_json(&serde_json::json!({ "error": report }));
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            std::process::exit(report.kind.exit_code());
         }
     }
+}
+
+/// Help and version print as clap prints them; a wrong command line is a
+/// usage error (exit 2), as JSON on stdout when `--json` was asked for.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().any(|a| a == "--json");
+    let is_info = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json || is_info {
+        e.exit();
+    }
+    // clap's first line is the error itself; the rest is usage advice.
+    let text = e.to_string();
+    let message = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    let _ = output::print_json(&serde_json::json!({ "error": {
+        "kind": sandbox::error::Kind::Usage,
+        "message": message,
+        "checks": [],
+    }}));
+    std::process::exit(sandbox::error::Kind::Usage.exit_code());
 }
 
 /// The database URL from the flag or environment, or a usage error.

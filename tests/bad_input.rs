@@ -279,11 +279,11 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
         p(&sql),
     ])
     .code(1)
-    .error_has(&["plan or seeds changed", "rehearse again"]);
+    .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
     assert!(!sql.exists(), "diff wrote a script for a refused plan");
     w.push(&w.snapshot, &["--plan", p(&other_plan), "--confirm"])
         .code(1)
-        .error_has(&["plan or seeds changed", "rehearse again"]);
+        .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
     assert_remote_unchanged(&mut c, &before, "push with another plan");
 
     // Seeds are part of the plan: a workflow renamed in a valid seed folder.
@@ -296,7 +296,7 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
     std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     w.push(&w.snapshot, &["--seeds", p(&seeds), "--confirm"])
         .code(1)
-        .error_has(&["plan or seeds changed", "rehearse again"]);
+        .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
     assert_remote_unchanged(&mut c, &before, "push with other seeds");
     assert_eq!(
         std::fs::read(&w.snapshot).unwrap(),
@@ -316,7 +316,7 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
     .ok();
     w.push(&w.snapshot, &["--confirm"])
         .code(1)
-        .error_has(&["plan or seeds changed", "rehearse again"]);
+        .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
     assert_remote_unchanged(&mut c, &before, "push with the built-in plan");
     let r = w.push(&w.snapshot, &["--plan", p(&other_plan)]);
     r.ok();
@@ -336,29 +336,29 @@ fn push_refuses_tables_edited_after_a_passing_rehearsal() {
         (
             "staged tool renamed",
             "UPDATE staged_tools SET name = name || ' (edited)' WHERE rowid = 1",
-            &["staged tables were changed after the rehearsal", "rehearse again"],
+            &["staged tables were changed after the rehearsal", "sandbox rehearse --snapshot "],
         ),
         (
             "staged workflow deleted",
             "DELETE FROM staged_workflows WHERE rowid = (SELECT max(rowid) FROM staged_workflows)",
-            &["staged tables were changed after the rehearsal", "rehearse again"],
+            &["staged tables were changed after the rehearsal", "sandbox rehearse --snapshot "],
         ),
         (
             "staged priority added",
             "INSERT INTO staged_strategic_priorities (id, code, name, description, color, icon, position, created_at) \
              SELECT '00000000-0000-0000-0000-0000000000ff', 'SP08', name, description, color, icon, 8, created_at \
              FROM staged_strategic_priorities LIMIT 1",
-            &["staged tables were changed after the rehearsal", "rehearse again"],
+            &["staged tables were changed after the rehearsal", "sandbox rehearse --snapshot "],
         ),
         (
             "staged JTBD link moved",
             "UPDATE staged_jtbd_library SET strategic_priority_id = NULL WHERE id = 'jtbd00001'",
-            &["staged tables were changed after the rehearsal", "rehearse again"],
+            &["staged tables were changed after the rehearsal", "sandbox rehearse --snapshot "],
         ),
         (
             "pulled JTBD edited",
             "UPDATE jtbd_library SET title = title || ' (edited)' WHERE id = 'jtbd00042'",
-            &["pulled table jtbd_library was changed inside the snapshot", "pull again"],
+            &["pulled table jtbd_library was changed inside the snapshot", "sandbox pull --force --out "],
         ),
     ];
     for (i, (case, sql, needles)) in cases.iter().enumerate() {
@@ -834,19 +834,22 @@ fn a_snapshot_of_another_format_version_is_refused_unchanged() {
             "3",
             vec![
                 "is a snapshot of format 3 but this sandbox reads format 2",
-                "pull again",
+                "sandbox pull --force --out ",
             ],
         ),
         (
             "0",
             vec![
                 "is a snapshot of format 0 but this sandbox reads format 2",
-                "pull again",
+                "sandbox pull --force --out ",
             ],
         ),
         (
             "'two'",
-            vec!["damaged _sandbox_snapshot table", "pull a fresh snapshot"],
+            vec![
+                "damaged _sandbox_snapshot table",
+                "sandbox pull --force --out ",
+            ],
         ),
     ] {
         let copy = w.copy(&format!("format-{}.sqlite", version.trim_matches('\'')));

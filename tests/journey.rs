@@ -210,3 +210,123 @@ fn stored_report_views_use_no_json_function() {
 fn open_snapshot(path: &std::path::Path) -> sandbox::db::sqlite::Snapshot {
     sandbox::db::sqlite::Snapshot::open(path).unwrap()
 }
+
+/// A database loaded with the `plan` fixtures, pulled and rehearsed (green).
+struct Pushed {
+    db: common::TestDb,
+    _dir: tempfile::TempDir,
+    snap: String,
+}
+
+impl Pushed {
+    fn rehearsed(tag: &str) -> Pushed {
+        let db = common::TestDb::create(tag);
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("s.sqlite").display().to_string();
+        let env = [("SANDBOX_DATABASE_URL", db.url.as_str())];
+        run_sandbox(&["fixtures", "load"], &env).ok();
+        run_sandbox(&["pull", "--out", &snap], &env).ok();
+        run_sandbox(&["rehearse", "--snapshot", &snap], &env).ok();
+        Pushed {
+            db,
+            _dir: dir,
+            snap,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> common::Run {
+        run_sandbox(args, &[("SANDBOX_DATABASE_URL", self.db.url.as_str())])
+    }
+}
+
+fn json_of(r: &common::Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.show()))
+}
+
+#[test]
+fn json_errors_are_data_on_stdout_with_the_same_exit_codes() {
+    let r = run_sandbox(&["--json", "plan", "--bogus"], &[]);
+    r.code(2);
+    let v = json_of(&r);
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--bogus"),
+        "{v}"
+    );
+    let r = run_sandbox(
+        &["rehearse", "--json", "--snapshot", "/nonexistent/x.sqlite"],
+        &[],
+    );
+    r.code(2);
+    let v = json_of(&r);
+    assert_eq!(v["error"]["kind"], "environment", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no snapshot at"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["checks"], serde_json::json!([]), "{v}");
+    // Without --json the error stays one line on stderr.
+    let r = run_sandbox(&["rehearse", "--snapshot", "/nonexistent/x.sqlite"], &[]);
+    r.code(2).error_has(&["no snapshot at"]);
+    assert!(r.stdout.is_empty(), "{}", r.show());
+}
+
+#[test]
+fn a_drift_refusal_in_json_carries_its_checks_and_advice_that_works() {
+    let p = Pushed::rehearsed("journey_drift");
+    p.db.client()
+        .batch_execute("UPDATE dh_tool SET name = name || ' (renamed)' WHERE id = (SELECT id FROM dh_tool ORDER BY id::text LIMIT 1)")
+        .unwrap();
+    let r = p.run(&["push", "--json", "--snapshot", &p.snap]);
+    r.code(1);
+    let v = json_of(&r);
+    let e = &v["error"];
+    assert_eq!(e["kind"], "refused", "{v}");
+    let failed: Vec<&serde_json::Value> = e["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().contains("dh_tool")),
+        "{v}"
+    );
+    let msg = e["message"].as_str().unwrap();
+    let advice = format!("sandbox pull --force --out {}", p.snap);
+    assert!(msg.contains(&advice), "{msg}");
+    // The advice works as given: the pull replaces the rehearsed snapshot.
+    let args: Vec<&str> = advice.split(' ').skip(1).collect();
+    p.run(&args).ok();
+    p.run(&["rehearse", "--snapshot", &p.snap]).ok();
+    p.run(&["push", "--snapshot", &p.snap]).ok();
+}
+
+#[test]
+fn a_repeated_rollback_says_so_and_exits_0_like_a_repeated_push() {
+    let p = Pushed::rehearsed("journey_rollback_twice");
+    let pushed = p.run(&["push", "--json", "--confirm", "--snapshot", &p.snap]);
+    pushed.ok();
+    let id = json_of(&pushed)["receipt_id"].as_str().unwrap().to_string();
+    p.run(&["rollback", "--receipt", &id, "--confirm"]).ok();
+    let again = p.run(&["rollback", "--receipt", &id, "--confirm"]);
+    again.ok();
+    assert!(
+        again.stdout.contains("Already rolled back"),
+        "{}",
+        again.show()
+    );
+    let again = p.run(&["rollback", "--json", "--receipt", &id, "--confirm"]);
+    again.ok();
+    assert_eq!(
+        json_of(&again)["already_rolled_back"],
+        true,
+        "{}",
+        again.show()
+    );
+}

@@ -571,8 +571,10 @@ fn failures_never_show_the_password() {
             &[],
         );
         assert_eq!(r.code, 1, "{}", r.show());
+        // With --json the error is data on stdout.
+        let shown = if json { &r.stdout } else { &r.stderr };
         assert!(
-            r.stderr.contains("no sandbox.receipts table") && r.stderr.contains(":***@"),
+            shown.contains("no sandbox.receipts table") && shown.contains(":***@"),
             "{}",
             r.show()
         );

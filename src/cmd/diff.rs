@@ -1,12 +1,11 @@
 use anyhow::{Context, Result};
 use sandbox::ops::diff::diff_snapshot;
-use sandbox::plan::Plan;
 
 use crate::cli::DiffArgs;
 use crate::output::{self, short};
 
 pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
-    let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
+    let plan = crate::cmd::load_plan(&args.plan)?;
     let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
         let script = format!("{SQL_WARNING}{}", diff.to_sql());

@@ -1,11 +1,10 @@
 use anyhow::Result;
-use sandbox::plan::Plan;
 
 use crate::cli::PlanArg;
 use crate::output::{self, short};
 
 pub fn run(args: PlanArg, json: bool) -> Result<i32> {
-    let plan = Plan::load(args.plan.as_deref(), args.seeds.as_deref())?;
+    let plan = crate::cmd::load_plan(&args)?;
     let library = &plan.library;
     if json {
         output::print_json(&serde_json::json!({

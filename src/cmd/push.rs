@@ -1,7 +1,6 @@
 use anyhow::Result;
 use indicatif::ProgressBar;
 use sandbox::ops::push::{push, PushOptions, PushOutcome, PushProgress};
-use sandbox::plan::Plan;
 
 use crate::cli::PushArgs;
 use crate::output;
@@ -17,7 +16,7 @@ impl PushProgress for Spinner {
 
 pub fn run(args: PushArgs, json: bool) -> Result<i32> {
     let target = crate::database_url(&args.db)?;
-    let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
+    let plan = crate::cmd::load_plan(&args.plan)?;
     let bar = if output::progress_enabled(json) {
         let b = ProgressBar::new_spinner();
         b.enable_steady_tick(std::time::Duration::from_millis(120));

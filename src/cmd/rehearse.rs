@@ -5,7 +5,7 @@ use crate::cli::RehearseArgs;
 use crate::output::{self, short};
 
 pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
-    let plan = sandbox::plan::Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
+    let plan = crate::cmd::load_plan(&args.plan)?;
     let report = rehearse(&RehearseOptions {
         snapshot: &args.snapshot.snapshot,
         plan: &plan,

@@ -18,6 +18,13 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         output::print_json(&report)?;
         return Ok(0);
     }
+    if report.already_rolled_back {
+        println!(
+            "Already rolled back: receipt {} was undone before. Nothing to do.",
+            report.receipt_id
+        );
+        return Ok(0);
+    }
     let checks: Vec<&sandbox::plan::checks::Check> = report.checks.iter().collect();
     println!("{}", output::checks(&checks, "step"));
     let deleted: Vec<String> = report

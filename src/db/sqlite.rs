@@ -637,21 +637,24 @@ impl Snapshot {
             )
             .map_err(|e| {
                 environment(format!(
-                    "{} has a damaged _sandbox_snapshot table ({e}); pull a fresh snapshot",
-                    path.display()
+                    "{} has a damaged _sandbox_snapshot table ({e}); take a fresh snapshot: `{}`",
+                    path.display(),
+                    crate::ops::advice::pull(path)
                 ))
             })?;
         if info.format_version != FORMAT_VERSION {
             return Err(environment(format!(
                 "{} is a snapshot of format {} but this sandbox reads format {FORMAT_VERSION} \
-                 (the file was written by {} version of sandbox); pull again with this version",
+                 (the file was written by {} version of sandbox); take a fresh snapshot with this \
+                 version: `{}`",
                 path.display(),
                 info.format_version,
                 if info.format_version > FORMAT_VERSION {
                     "a newer"
                 } else {
                     "an older"
-                }
+                },
+                crate::ops::advice::pull(path)
             )));
         }
         let damaged = |e: anyhow::Error| {

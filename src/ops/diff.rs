@@ -145,32 +145,37 @@ pub fn authorised_rehearsal(
     if last.plan_hash != plan.hash {
         return Err(check_failed(format!(
             "the last rehearsal (#{}) ran plan {} but the plan in force is {}: the plan or seeds \
-             changed since; rehearse again",
+             changed since; run `{}` first",
             last.id,
             short(&last.plan_hash),
-            short(&plan.hash)
+            short(&plan.hash),
+            crate::ops::advice::rehearse(&snapshot.path, plan)
         )));
     }
     if last.snapshot_checksum != snapshot.info.snapshot_checksum {
         return Err(check_failed(format!(
-            "the last rehearsal (#{}) ran on other pulled data; rehearse this snapshot again",
-            last.id
+            "the last rehearsal (#{}) ran on other pulled data; run `{}` first",
+            last.id,
+            crate::ops::advice::rehearse(&snapshot.path, plan)
         )));
     }
     if !last.passed {
         return Err(check_failed(format!(
             "the last rehearsal (#{}) failed {} checks; nothing may be pushed until a rehearsal \
-             passes (see `sandbox rehearse` or the report_checks view)",
-            last.id, last.checks_failed
+             passes (see `{}` or the report_checks view)",
+            last.id,
+            last.checks_failed,
+            crate::ops::advice::rehearse(&snapshot.path, plan)
         )));
     }
     for t in &snapshot.tables {
         let now = snapshot.checksum_of(&t.meta.name, &t.meta)?;
         if now.hex() != t.checksum {
             return Err(check_failed(format!(
-                "pulled table {} was changed inside the snapshot after the pull (hand edit?); pull \
-                 again",
-                t.meta.name
+                "pulled table {} was changed inside the snapshot after the pull (hand edit?); take a \
+                 fresh snapshot: `{}`",
+                t.meta.name,
+                crate::ops::advice::pull(&snapshot.path)
             )));
         }
     }
@@ -184,10 +189,11 @@ pub fn authorised_rehearsal(
         });
     }
     if combined_staged_checksum(&staged_list) != last.staged_checksum {
-        return Err(check_failed(
+        return Err(check_failed(format!(
             "the staged tables were changed after the rehearsal (hand edit in a DB browser?); \
-             rehearse again",
-        ));
+             run `{}` again",
+            crate::ops::advice::rehearse(&snapshot.path, plan)
+        )));
     }
     Ok((last, staged_list))
 }

@@ -21,7 +21,7 @@ use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 use crate::catalog::TableMeta;
 use crate::db::postgres::{connect, set_local_settings_sql, Target};
 use crate::db::sqlite::Snapshot;
-use crate::error::{check_failed, environment};
+use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::pull::{
     describe_row_changes, local_row_hashes, read_catalog, remote_checksum, remote_row_hashes,
@@ -104,38 +104,10 @@ pub struct PushReport {
     pub millis: u64,
 }
 
-/// Why a push refused, with the checks behind it (exit 1).
-#[derive(Debug)]
-pub struct Refusal {
-    pub reason: String,
-    pub checks: Vec<Check>,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.reason)?;
-        for c in self.checks.iter().filter(|c| !c.ok) {
-            write!(
-                f,
-                "\n  - {} {}: expected {}, found {}",
-                c.phase, c.name, c.expected, c.actual
-            )?;
-            for r in c.rows.iter().take(5) {
-                write!(f, "\n      {r}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Refusal {}
-
+/// A refusal keeps its checks typed up to the output layer (`--json`
+/// prints them as data).
 fn refuse(reason: impl Into<String>, checks: Vec<Check>) -> anyhow::Error {
-    let r = Refusal {
-        reason: reason.into(),
-        checks,
-    };
-    check_failed(r.to_string())
+    crate::error::refused(reason, checks)
 }
 
 /// Runs a query through the simple protocol and returns text rows: no named
@@ -846,8 +818,11 @@ async fn push_on(
             .collect();
         return Err(refuse(
             format!(
-                "the remote is not in the state the snapshot was pulled from ({}); nothing was written. Pull again and rehearse",
-                drifted.join("; ")
+                "the remote is not in the state the snapshot was pulled from ({}); nothing was written. \
+                 Take a fresh snapshot and rehearse it: `{}`, then `{}`",
+                drifted.join("; "),
+                crate::ops::advice::pull(&snapshot.path),
+                crate::ops::advice::rehearse(&snapshot.path, plan)
             ),
             checks,
         ));

@@ -29,6 +29,8 @@ pub struct RollbackOptions {
 pub struct RollbackReport {
     pub receipt_id: String,
     pub confirmed: bool,
+    /// The receipt was rolled back before: nothing was done.
+    pub already_rolled_back: bool,
     pub deleted: Vec<(String, u64)>,
     pub restored: Vec<(String, u64)>,
     pub dropped_tables: Vec<String>,
@@ -130,9 +132,24 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         )));
     };
     let status: String = row.get(0);
+    if status == "rolled_back" {
+        // Like a repeated push: the wanted state holds, nothing to do.
+        tx.rollback().await?;
+        return Ok(RollbackReport {
+            receipt_id: opts.receipt_id.clone(),
+            confirmed: opts.confirm,
+            already_rolled_back: true,
+            deleted: vec![],
+            restored: vec![],
+            dropped_tables: vec![],
+            dropped_columns: vec![],
+            checks: vec![],
+            millis: started.elapsed().as_millis() as u64,
+        });
+    }
     if status != "applied" {
         return Err(check_failed(format!(
-            "receipt {} was already rolled back",
+            "receipt {} has status '{status}', not 'applied': nothing to roll back",
             opts.receipt_id
         )));
     }
@@ -181,16 +198,20 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             .filter(|c| !c.ok)
             .map(|c| format!("{} ({} now: {})", c.name, c.actual, c.rows.join(", ")))
             .collect();
-        return Err(check_failed(format!(
-            "refusing to roll back receipt {}: tables changed since the push — {}. Undoing now would \
-             discard those changes; nothing was written",
-            opts.receipt_id,
-            changed.join("; ")
-        )));
+        return Err(crate::error::refused(
+            format!(
+                "refusing to roll back receipt {}: tables changed since the push — {}. Undoing now would \
+                 discard those changes; nothing was written",
+                opts.receipt_id,
+                changed.join("; ")
+            ),
+            checks,
+        ));
     }
     let mut report = RollbackReport {
         receipt_id: opts.receipt_id.clone(),
         confirmed: opts.confirm,
+        already_rolled_back: false,
         deleted: vec![],
         restored: vec![],
         dropped_tables: vec![],
@@ -280,8 +301,9 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     if report.checks.iter().any(|c| !c.ok) {
         tx.rollback().await?;
-        return Err(check_failed(
+        return Err(crate::error::refused(
             "after undoing, some tables would not equal their state before the push; rolled back, nothing was written",
+            report.checks,
         ));
     }
     if !opts.confirm {

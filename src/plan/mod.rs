@@ -247,6 +247,10 @@ pub struct Plan {
     pub library: phases::LibraryInput,
     /// Where the plan came from, for messages.
     pub origin: String,
+    /// The command-line options that load this same plan again (`--plan`,
+    /// `--seeds`, `--policy`), for advice that must work as given; set by
+    /// the command line, empty for the built-in plan.
+    pub args: Vec<String>,
     /// Hash over the plan file, the target schema and the seeds: a
     /// rehearsal authorises a push only for the exact plan it ran.
     pub hash: String,
@@ -331,6 +335,7 @@ impl Plan {
             schema,
             library,
             origin: origin.to_string(),
+            args: Vec::new(),
             hash,
         })
     }

@@ -94,23 +94,36 @@ impl Run {
         self
     }
 
-    /// The error is printed once, on stderr, and holds every needle.
+    /// The error is printed once, on stderr (or, with `--json`, as
+    /// `{"error": {...}}` on stdout), and holds every needle.
     pub fn error_has(&self, needles: &[&str]) -> &Run {
-        assert_eq!(
-            self.stderr
-                .lines()
-                .filter(|l| l.starts_with("error:"))
-                .count(),
-            1,
-            "one error line expected: {}",
-            self.show()
-        );
+        let json_message = serde_json::from_str::<serde_json::Value>(&self.stdout)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string));
+        let text = match json_message {
+            Some(m) => {
+                assert!(
+                    !self.stderr.contains("error:"),
+                    "an error on stdout and stderr: {}",
+                    self.show()
+                );
+                m
+            }
+            None => {
+                assert_eq!(
+                    self.stderr
+                        .lines()
+                        .filter(|l| l.starts_with("error:"))
+                        .count(),
+                    1,
+                    "one error line expected: {}",
+                    self.show()
+                );
+                self.stderr.clone()
+            }
+        };
         for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr lacks {n:?}: {}",
-                self.show()
-            );
+            assert!(text.contains(n), "the error lacks {n:?}: {}", self.show());
         }
         self
     }
