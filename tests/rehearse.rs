@@ -319,7 +319,15 @@ fn a_changed_plan_needs_a_new_rehearsal() {
         plan_path.to_str().unwrap(),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("rehearse again"), "{err}");
+    // The advice repeats the plan's options, so it works as given.
+    assert!(
+        err.contains(&format!(
+            "sandbox rehearse --snapshot {} --plan {}",
+            path.display(),
+            plan_path.display()
+        )),
+        "{err}"
+    );
     let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
     assert_eq!(code, 1);
     let tools = check(&r, "2", "tools migrated");
