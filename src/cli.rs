@@ -96,9 +96,14 @@ pub struct PushArgs {
     pub snapshot: SnapshotArg,
     #[command(flatten)]
     pub plan: PlanArg,
-    /// Really write. Without it, push checks everything and changes nothing.
+    /// Really write. Without it, push runs the whole transaction (the
+    /// preflight) and rolls it back.
     #[arg(long)]
     pub confirm: bool,
+    /// A table outside the plan that a side effect (an audit trigger, an
+    /// event trigger) may write, e.g. `audit_log` or `app.log`. Repeatable.
+    #[arg(long = "allow-writes", value_name = "TABLE")]
+    pub allow_writes: Vec<String>,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }
@@ -113,6 +118,11 @@ pub struct RollbackArgs {
     /// Really undo. Without it, rollback checks everything and changes nothing.
     #[arg(long)]
     pub confirm: bool,
+    /// A table outside the receipt that a side effect of the undo (an audit
+    /// trigger logging the deletes) may write. Repeatable; the tables the
+    /// push was allowed to write are allowed too.
+    #[arg(long = "allow-writes", value_name = "TABLE")]
+    pub allow_writes: Vec<String>,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }

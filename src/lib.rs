@@ -9,4 +9,5 @@ pub mod latency;
 pub mod ops;
 pub mod pgjson;
 pub mod plan;
+pub mod receipt;
 pub mod types;

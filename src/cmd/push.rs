@@ -30,6 +30,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         confirm: args.confirm,
         lock_timeout_ms: args.timeouts.lock_timeout,
         statement_timeout_ms: args.timeouts.statement_timeout,
+        allow_writes: args.allow_writes,
     };
     let result = crate::runtime()?.block_on(push(&opts, &plan, &Spinner(bar.clone())));
     bar.finish_and_clear();
@@ -64,8 +65,11 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 "{}",
                 output::table(&["table", "before", "after", "inserts", "updates"], rows)
             );
+            print_triggers_and_side_effects(&report);
+            let failed = report.checks.iter().filter(|c| !c.ok).count();
             println!(
-                "Dry run: the remote matches the snapshot ({} drift checks passed). `sandbox push --confirm` would apply diff {} in one transaction. Nothing was written.",
+                "Dry run (preflight) passed: the whole push transaction ran on {} ({} checks on Postgres, {failed} failed) and was rolled back. `sandbox push --confirm` would apply diff {} the same way. Nothing was written.",
+                report.database,
                 report.checks.len(),
                 output::short(&report.diff_hash)
             );
@@ -75,6 +79,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 "{}",
                 output::table(&["table", "before", "after", "inserts", "updates"], rows)
             );
+            print_triggers_and_side_effects(&report);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
             println!(
                 "Applied diff {} to {} in one transaction ({} checks on Postgres, {failed} failed) in {}.",
@@ -83,12 +88,6 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 report.checks.len(),
                 output::millis(report.millis)
             );
-            if !report.disabled_triggers.is_empty() {
-                println!(
-                    "Triggers held off during the update (re-enabled before COMMIT): {}",
-                    report.disabled_triggers.join(", ")
-                );
-            }
             println!(
                 "Receipt {}  — undo with: sandbox rollback --receipt {} --confirm",
                 report.receipt_id.as_deref().unwrap_or("?"),
@@ -96,5 +95,55 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
         }
     }
+    if let Some(e) = &report.local_record_error {
+        // The push is in the database (its receipt is in sandbox.receipts);
+        // only the local copy is missing. Exit 0: what was asked happened.
+        eprintln!(
+            "warning: the receipt {} is in sandbox.receipts, but the snapshot file could not record it ({e}). \
+             To bring the file up to date, make it writable (or copy it somewhere writable) and run \
+             `sandbox push --snapshot FILE` with the same plan: it finds the receipt and records it.",
+            report.receipt_id.as_deref().unwrap_or("?")
+        );
+    }
     Ok(0)
+}
+
+fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
+    if !report.triggers.is_empty() {
+        let rows = report
+            .triggers
+            .iter()
+            .map(|t| {
+                vec![
+                    t.table.clone(),
+                    t.name.clone(),
+                    format!("{} {}", t.timing, t.level),
+                    t.events.join(" OR "),
+                    t.action.as_str().to_string(),
+                    t.note.clone(),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            output::table(
+                &[
+                    "table",
+                    "trigger",
+                    "timing",
+                    "events",
+                    "during the push",
+                    "why"
+                ],
+                rows
+            )
+        );
+    }
+    if !report.side_effects.is_empty() {
+        let effects: Vec<String> = report.side_effects.iter().map(|w| w.describe()).collect();
+        println!(
+            "Allowed side effects (tables outside the plan, written by triggers; a rollback leaves them): {}",
+            effects.join("; ")
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         confirm: args.confirm,
         lock_timeout_ms: args.timeouts.lock_timeout,
         statement_timeout_ms: args.timeouts.statement_timeout,
+        allow_writes: args.allow_writes,
     };
     let report = crate::runtime()?.block_on(rollback(&opts))?;
     if json {
@@ -44,6 +45,13 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         report.dropped_tables.join(", "),
         deleted.join(", ")
     );
+    if !report.side_effects.is_empty() {
+        let effects: Vec<String> = report.side_effects.iter().map(|w| w.describe()).collect();
+        println!(
+            "Allowed side effects of the undo (tables outside the receipt): {}",
+            effects.join("; ")
+        );
+    }
     if !report.confirmed {
         println!("Nothing was changed. Add --confirm to undo.");
     }

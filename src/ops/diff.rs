@@ -84,6 +84,9 @@ pub struct Diff {
     pub tables: Vec<TableDiff>,
     /// The plan's phase ids, in the order push applies them.
     pub phases: Vec<String>,
+    /// `table.trigger` the plan holds off during updates (push holds off
+    /// only those it proves to be updated_at stamps; see `db::triggers`).
+    pub hold_off_triggers: Vec<String>,
     /// Digest of everything above: names the diff in receipts.
     pub hash: String,
 }
@@ -389,6 +392,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         ddl,
         tables,
         phases: plan.file.phases.iter().map(|p| p.id.clone()).collect(),
+        hold_off_triggers: plan.file.hold_off_triggers.clone(),
         hash: String::new(),
     };
     diff.hash = diff_hash(&diff);
@@ -609,11 +613,15 @@ impl Diff {
                 continue;
             }
             s.push_str(&format!(
-                "-- {}: {} rows updated; its BEFORE UPDATE row triggers (e.g. updated_at) are held off as push does\n",
+                "-- {}: {} rows updated; the updated_at triggers the plan names are held off as push does\n",
                 t.table,
                 t.updates.len()
             ));
-            s.push_str(&trigger_toggle_sql(&t.table, "DISABLE"));
+            s.push_str(&trigger_toggle_sql(
+                &t.table,
+                "DISABLE",
+                &self.hold_off_triggers,
+            ));
             for u in &t.updates {
                 let sets = u
                     .changes
@@ -647,17 +655,31 @@ impl Diff {
                     quote_ident(&t.table)
                 ));
             }
-            s.push_str(&trigger_toggle_sql(&t.table, "ENABLE"));
+            s.push_str(&trigger_toggle_sql(
+                &t.table,
+                "ENABLE",
+                &self.hold_off_triggers,
+            ));
         }
         s
     }
 }
 
-/// Disables (and later re-enables) the enabled user BEFORE UPDATE FOR EACH
-/// ROW triggers of a table, chosen like push does; the names are looked up
-/// when the script runs, kept in a temp table in between.
-fn trigger_toggle_sql(table: &str, action: &str) -> String {
+/// Disables (and later re-enables, in the mode each had) the triggers of a
+/// table that the plan names in `hold_off_triggers` and that are enabled;
+/// the names are looked up when the script runs, kept in a temp table in
+/// between. Push additionally proves each is a pure updated_at stamp.
+fn trigger_toggle_sql(table: &str, action: &str, named: &[String]) -> String {
     let lit = sql_literal(Some(table));
+    let names: Vec<String> = named
+        .iter()
+        .filter_map(|n| n.split_once('.'))
+        .filter(|(t, _)| *t == table)
+        .map(|(_, trigger)| sql_literal(Some(trigger)))
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
     let tmp = format!(
         "_sandbox_triggers_{}",
         table.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
@@ -665,16 +687,24 @@ fn trigger_toggle_sql(table: &str, action: &str) -> String {
     let mut s = String::new();
     if action == "DISABLE" {
         s.push_str(&format!(
-            "CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT t.tgname::text AS name FROM pg_trigger t \
-             JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relname = {lit} AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
-             AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 16) = 16;\n"
+            "CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT t.tgname::text AS name, t.tgenabled::text AS mode \
+             FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname = {lit} AND NOT t.tgisinternal \
+             AND t.tgenabled IN ('O', 'A') AND t.tgname::text IN ({});\n",
+            names.join(", ")
+        ));
+        s.push_str(&format!(
+            "DO $sandbox$ DECLARE r record; BEGIN FOR r IN SELECT name FROM {tmp} LOOP \
+             EXECUTE format('ALTER TABLE public.%I DISABLE TRIGGER %I', {lit}, r.name); END LOOP; END $sandbox$;\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "DO $sandbox$ DECLARE r record; BEGIN FOR r IN SELECT name, mode FROM {tmp} LOOP \
+             EXECUTE format('ALTER TABLE public.%I %s TRIGGER %I', {lit}, \
+             CASE r.mode WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE' END, r.name); END LOOP; END $sandbox$;\n"
         ));
     }
-    s.push_str(&format!(
-        "DO $sandbox$ DECLARE r record; BEGIN FOR r IN SELECT name FROM {tmp} LOOP \
-         EXECUTE format('ALTER TABLE public.%I {action} TRIGGER %I', {lit}, r.name); END LOOP; END $sandbox$;\n"
-    ));
     s
 }
 

@@ -15,12 +15,14 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use serde::Serialize;
-use serde_json::json;
 use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
 use crate::db::postgres::{connect, set_local_settings_sql, Target};
+use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
+use crate::db::triggers::{plan_triggers, TriggerAction, TriggerReport, WrittenTable};
+use crate::db::writes::{account, transaction_writes, TableWrites};
 use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::pull::{
@@ -30,6 +32,7 @@ use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::phases::staged_meta;
 use crate::plan::Plan;
+use crate::receipt::Undo;
 use crate::types::{copy_text_line, quote_ident};
 
 /// Key of the transaction-scoped advisory lock every push and rollback takes:
@@ -70,6 +73,9 @@ pub struct PushOptions {
     pub confirm: bool,
     pub lock_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    /// Tables outside the plan a side effect may write (`--allow-writes`),
+    /// on top of the plan's `allow_writes`.
+    pub allow_writes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,7 +106,15 @@ pub struct PushReport {
     pub database: String,
     pub tables: Vec<TableCount>,
     pub checks: Vec<Check>,
+    /// `table.trigger` held off during the updates.
     pub disabled_triggers: Vec<String>,
+    /// Every trigger on every table the push writes, and what it did.
+    pub triggers: Vec<TriggerReport>,
+    /// Writes to tables outside the plan that were allowed.
+    pub side_effects: Vec<TableWrites>,
+    /// Set when the push committed but the snapshot file could not record
+    /// the receipt (read-only or full): the push is applied all the same.
+    pub local_record_error: Option<String>,
     pub millis: u64,
 }
 
@@ -140,8 +154,11 @@ pub async fn begin(
         .transaction()
         .await
         .context("cannot start the push transaction")?;
+    // The search_path is pinned (SET LOCAL) so that a database or role whose
+    // default differs (Supabase adds `extensions`; some set '') runs the
+    // plan's unqualified SQL the same way.
     tx.batch_execute(&format!(
-        "{} SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
+        "{} SET LOCAL search_path = public, extensions; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
          SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
         set_local_settings_sql()
     ))
@@ -403,30 +420,17 @@ async fn copy_rows(
         .with_context(|| format!("COPY into {table} failed"))
 }
 
-/// Enabled user triggers that fire BEFORE UPDATE FOR EACH ROW: the ones that
-/// can rewrite a row (like `updated_at = now()`). Disabling a named trigger on
-/// an owned table works without superuser, unlike DISABLE TRIGGER ALL.
-async fn before_update_triggers(tx: &Transaction<'_>, table: &str) -> Result<Vec<String>> {
-    let rows = tx
-        .query(
-            "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relname = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
-               AND (t.tgtype & 1) = 1 AND (t.tgtype & 2) = 2 AND (t.tgtype & 16) = 16 ORDER BY 1",
-            &[&table],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// Applies a table's column updates: COPY the keys, old and new values into a
 /// temporary table, then one UPDATE … FROM that also checks each row still
-/// holds its old value. Returns the rows updated.
+/// holds its old value. The triggers in `held_off` (proven `updated_at`
+/// stamps the plan names, see `db::triggers`) are disabled around the
+/// UPDATE and restored to their mode; every other trigger fires. Returns the
+/// rows updated.
 pub async fn apply_updates(
     tx: &Transaction<'_>,
     td: &TableDiff,
     restore: bool,
-    disabled: &mut Vec<String>,
+    held_off: &[TriggerReport],
 ) -> Result<u64> {
     if td.updates.is_empty() {
         return Ok(0);
@@ -438,15 +442,12 @@ pub async fn apply_updates(
             .or_default()
             .push(u);
     }
-    let triggers = before_update_triggers(tx, &td.table).await?;
+    let triggers: Vec<&TriggerReport> = held_off
+        .iter()
+        .filter(|t| t.table == td.table && t.action == TriggerAction::HeldOff)
+        .collect();
     for t in &triggers {
-        tx.batch_execute(&format!(
-            "ALTER TABLE public.{} DISABLE TRIGGER {}",
-            quote_ident(&td.table),
-            quote_ident(t)
-        ))
-        .await?;
-        disabled.push(format!("{}.{}", td.table, t));
+        tx.batch_execute(&t.disable_sql()).await?;
     }
     let type_of = |name: &str| {
         td.columns
@@ -550,12 +551,7 @@ pub async fn apply_updates(
         total += updated;
     }
     for t in &triggers {
-        tx.batch_execute(&format!(
-            "ALTER TABLE public.{} ENABLE TRIGGER {}",
-            quote_ident(&td.table),
-            quote_ident(t)
-        ))
-        .await?;
+        tx.batch_execute(&t.enable_sql()).await?;
     }
     Ok(total)
 }
@@ -675,66 +671,6 @@ async fn applied_receipt(tx: &Transaction<'_>, diff_hash: &str) -> Result<Option
     Ok(rows.first().map(|r| r.get(0)))
 }
 
-/// What a receipt keeps to undo a push exactly.
-pub fn undo_document(
-    diff: &Diff,
-    plan: &Plan,
-    snapshot: &Snapshot,
-    disabled: &[String],
-) -> Result<serde_json::Value> {
-    let mut tables = Vec::new();
-    for t in &diff.tables {
-        let key_idx: Vec<usize> = t
-            .key
-            .iter()
-            .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
-            .collect();
-        let inserted: Vec<Vec<Option<String>>> = t
-            .inserts
-            .iter()
-            .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
-            .collect();
-        tables.push(json!({
-            "table": t.table,
-            "created": t.created,
-            "key": t.key,
-            "key_types": key_idx.iter().map(|i| t.columns[*i].pg_type.clone()).collect::<Vec<_>>(),
-            "columns": t.columns,
-            "inserted_keys": inserted,
-            "updates": t.updates,
-        }));
-    }
-    let mut before = serde_json::Map::new();
-    for t in &snapshot.tables {
-        before.insert(
-            t.meta.name.clone(),
-            json!({"rows": t.rows, "checksum": t.checksum, "columns": t.meta.columns}),
-        );
-    }
-    let mut after = serde_json::Map::new();
-    for sum in &diff.staged {
-        let name = sum.name.clone();
-        // Per-row fingerprints of the pushed state of the (small) tables
-        // the push wrote: a refused rollback can then name the rows.
-        let meta = staged_meta(&snapshot.conn, snapshot, plan, &name)?;
-        let rows = local_row_hashes(snapshot, &crate::plan::phases::staged(&name), &meta)?;
-        after.insert(
-            name,
-            json!({"rows": sum.rows, "checksum": sum.checksum, "row_hashes": rows}),
-        );
-    }
-    Ok(json!({
-        "format": 1,
-        "ddl": diff.ddl.iter().map(|d| d.sql.clone()).collect::<Vec<_>>(),
-        "created_tables": plan.schema.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-        "added_columns": plan.schema.added_columns.iter().map(|a| json!({"table": a.table, "column": a.column.name})).collect::<Vec<_>>(),
-        "tables": tables,
-        "before": before,
-        "after": after,
-        "disabled_triggers": disabled,
-    }))
-}
-
 pub async fn push(
     opts: &PushOptions,
     plan: &Plan,
@@ -781,6 +717,12 @@ async fn push_on(
         let checks = state_checks(&tx, snapshot, plan, &diff.staged, Untouched::Skip).await?;
         if checks.iter().all(|c| c.ok) {
             tx.rollback().await?;
+            // The snapshot file may have missed the receipt (it was
+            // read-only when the push committed): record it now.
+            let local_record_error =
+                record_receipt(snapshot, &id, diff, opts.target.redacted(), "applied")
+                    .err()
+                    .map(|e| e.to_string());
             return Ok(PushReport {
                 outcome: PushOutcome::AlreadyApplied,
                 receipt_id: Some(id),
@@ -789,6 +731,9 @@ async fn push_on(
                 tables: vec![],
                 checks,
                 disabled_triggers: vec![],
+                triggers: vec![],
+                side_effects: vec![],
+                local_record_error,
                 millis: started.elapsed().as_millis() as u64,
             });
         }
@@ -803,35 +748,182 @@ async fn push_on(
         .iter()
         .map(|t| t.meta.name.clone())
         .collect();
-    if opts.confirm {
-        progress.step("locking the pulled tables against writers");
-        lock_tables(&tx, &opts.target, &pulled, opts.lock_timeout_ms).await?;
+    let written: Vec<WrittenTable> = diff
+        .tables
+        .iter()
+        .map(|t| WrittenTable {
+            name: t.table.clone(),
+            updates: !t.updates.is_empty(),
+        })
+        .collect();
+    let nothing_written = if opts.confirm {
+        "nothing was written"
+    } else {
+        "preflight: nothing was written"
+    };
+
+    // Privileges first: a missing grant is named before any lock is taken.
+    progress.step("checking the role's privileges");
+    let privileges = privilege_check(&tx, "privileges", &push_needs(plan, diff, &pulled)).await?;
+    if !privileges.ok {
+        return Err(refuse(
+            format!(
+                "the connected role lacks privileges the push needs ({}); {nothing_written}",
+                privileges.rows.join("; ")
+            ),
+            vec![privileges],
+        ));
     }
+    let mut checks = vec![privileges];
+
+    progress.step("locking the pulled tables against writers");
+    lock_tables(&tx, &opts.target, &pulled, opts.lock_timeout_ms).await?;
     progress.step("checking the remote for drift");
-    let mut checks = drift_checks(&tx, snapshot, plan).await?;
-    checks.extend(target_state_checks(&tx, plan).await?);
-    if checks.iter().any(|c| !c.ok) {
-        let drifted: Vec<String> = checks
+    let drift = drift_checks(&tx, snapshot, plan).await?;
+    if drift.iter().any(|c| !c.ok) {
+        let drifted: Vec<String> = drift
             .iter()
             .filter(|c| !c.ok)
             .map(|c| c.name.clone())
             .collect();
         return Err(refuse(
             format!(
-                "the remote is not in the state the snapshot was pulled from ({}); nothing was written. \
+                "the remote is not in the state the snapshot was pulled from ({}); {nothing_written}. \
                  Take a fresh snapshot and rehearse it: `{}`, then `{}`",
                 drifted.join("; "),
                 crate::ops::advice::pull(&snapshot.path),
                 crate::ops::advice::rehearse(&snapshot.path, plan)
             ),
-            checks,
+            drift,
         ));
     }
+    checks.extend(drift);
+    // Objects in the way are not drift: pulling again does not remove them.
+    let target = target_state_checks(&tx, plan).await?;
+    if target.iter().any(|c| !c.ok) {
+        let found: Vec<String> = target.iter().flat_map(|c| c.rows.clone()).collect();
+        return Err(refuse(
+            format!(
+                "objects the plan creates already exist on the remote ({}); pulling again will not \
+                 change that: drop or rename them, or change the plan. {nothing_written}",
+                found.join("; ")
+            ),
+            target,
+        ));
+    }
+    checks.extend(target);
+
+    progress.step("reading the triggers of the tables the push writes");
+    let (triggers, trigger_check) =
+        plan_triggers(&tx, &written, &plan.file.hold_off_triggers).await?;
+    if !trigger_check.ok {
+        return Err(refuse(
+            format!(
+                "the plan holds off triggers the tool cannot prove harmless ({}); {nothing_written}",
+                trigger_check.rows.join("; ")
+            ),
+            vec![trigger_check],
+        ));
+    }
+    checks.push(trigger_check);
     let before_counts: BTreeMap<String, u64> = snapshot
         .tables
         .iter()
         .map(|t| (t.meta.name.clone(), t.rows))
         .collect();
+
+    // The very transaction `--confirm` commits; the preflight rolls it back
+    // at the end. Any refusal by Postgres (constraint, trigger, privilege,
+    // type) is named and is a refusal, not an environment error.
+    let applied = apply_all(&tx, snapshot, plan, diff, progress, &triggers).await;
+    let after_checks = match applied {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(match crate::db::pg_error::describe(&e, &triggers) {
+                Some(named) => refuse(
+                    format!(
+                        "Postgres refused the push: {}: {named}. Rolled back, {nothing_written}",
+                        step_of(&e)
+                    ),
+                    vec![],
+                ),
+                None => e,
+            })
+        }
+    };
+    checks.extend(after_checks);
+
+    progress.step("writing the receipt");
+    let receipt_id = uuid::Uuid::new_v4().to_string();
+    let table_counts = counts(diff, &before_counts);
+    let held_off: Vec<String> = triggers
+        .iter()
+        .filter(|t| t.action == TriggerAction::HeldOff)
+        .map(|t| format!("{}.{}", t.table, t.name))
+        .collect();
+    let allowed: Vec<String> = plan
+        .file
+        .allow_writes
+        .iter()
+        .chain(opts.allow_writes.iter())
+        .cloned()
+        .collect();
+    // The receipt goes in before the accounting, so its own row is counted
+    // as planned; its side-effect list is filled in by an UPDATE after the
+    // accounting, which is then counted too.
+    let mut undo = Undo::of_push(
+        diff,
+        plan,
+        snapshot,
+        held_off.clone(),
+        vec![],
+        allowed.clone(),
+    )?;
+    let written_receipt = write_receipt(&tx, &receipt_id, diff, &table_counts, &undo).await;
+    if let Err(e) = written_receipt {
+        return Err(match crate::db::pg_error::describe(&e, &triggers) {
+            Some(named) => refuse(
+                format!("Postgres refused the receipt: {named}. Rolled back, {nothing_written}"),
+                vec![],
+            ),
+            None => e,
+        });
+    }
+
+    progress.step("accounting for every write of the transaction");
+    let writes = transaction_writes(&tx).await?;
+    let accounting = account("writes", &writes, &planned_writes(diff), &allowed);
+    checks.extend(accounting.checks);
+    undo.side_effects = accounting.allowed.clone();
+    if !undo.side_effects.is_empty() {
+        tx.execute(
+            "UPDATE sandbox.receipts SET undo = $2::text::jsonb WHERE id = $1::text::uuid",
+            &[&receipt_id, &serde_json::to_string(&undo)?],
+        )
+        .await?;
+    }
+    let held_off_names = held_off;
+    if checks.iter().any(|c| !c.ok) {
+        tx.rollback().await?;
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| {
+                if c.rows.is_empty() {
+                    format!("{}: expected {}, found {}", c.name, c.expected, c.actual)
+                } else {
+                    format!("{}: {}", c.name, c.rows.join("; "))
+                }
+            })
+            .collect();
+        return Err(refuse(
+            format!(
+                "checks failed on Postgres after applying the diff ({}); rolled back, {nothing_written}",
+                failed.join(" | ")
+            ),
+            checks,
+        ));
+    }
     if !opts.confirm {
         tx.rollback().await?;
         return Ok(PushReport {
@@ -839,24 +931,76 @@ async fn push_on(
             receipt_id: None,
             diff_hash: diff.hash.clone(),
             database: opts.target.redacted().to_string(),
-            tables: counts(diff, &before_counts),
+            tables: table_counts,
             checks,
-            disabled_triggers: vec![],
+            disabled_triggers: held_off_names,
+            triggers,
+            side_effects: accounting.allowed,
+            local_record_error: None,
             millis: started.elapsed().as_millis() as u64,
         });
     }
+    progress.step("committing");
+    if let Err(e) = tx.commit().await {
+        if e.as_db_error().is_some() {
+            return Err(anyhow::Error::new(e)
+                .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
+        }
+        return Err(anyhow::Error::new(e).context(format!(
+            "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `sandbox push --confirm` \
+             again: it says \"Already applied\" if it did, and applies it if it did not"
+        )));
+    }
+    // Committed: from here on nothing may turn into an error, or the user
+    // would not learn the receipt id of a push that is in the database.
+    let local_record_error = record_receipt(
+        snapshot,
+        &receipt_id,
+        diff,
+        opts.target.redacted(),
+        "applied",
+    )
+    .err()
+    .map(|e| e.to_string());
+    Ok(PushReport {
+        outcome: PushOutcome::Applied,
+        receipt_id: Some(receipt_id),
+        diff_hash: diff.hash.clone(),
+        database: opts.target.redacted().to_string(),
+        tables: table_counts,
+        checks,
+        disabled_triggers: held_off_names,
+        triggers,
+        side_effects: accounting.allowed,
+        local_record_error,
+        millis: started.elapsed().as_millis() as u64,
+    })
+}
 
-    // Phase by phase, as rehearsed: each phase's DDL and rows, then that
-    // phase's expectations on Postgres, so every number of the rehearsal is
-    // checked again at the point where it held.
-    let mut disabled = Vec::new();
+/// The step an error happened in, from its context (for refusals).
+fn step_of(e: &anyhow::Error) -> String {
+    e.chain().next().map(|c| c.to_string()).unwrap_or_default()
+}
+
+/// Phase by phase, as rehearsed: each phase's DDL and rows, then that
+/// phase's expectations on Postgres, so every number of the rehearsal is
+/// checked again at the point where it held; then the verification
+/// queries, guards and the rehearsed state of every written table.
+async fn apply_all(
+    tx: &Transaction<'_>,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    diff: &Diff,
+    progress: &dyn PushProgress,
+    triggers: &[TriggerReport],
+) -> Result<Vec<Check>> {
     let mut after_checks = Vec::new();
     for phase in &plan.file.phases {
         for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
             progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
             tx.batch_execute(&ddl.sql)
                 .await
-                .with_context(|| format!("DDL failed: {}", ddl.sql))?;
+                .with_context(|| format!("phase {}: DDL {}", phase.id, first_line(&ddl.sql)))?;
         }
         for t in &diff.tables {
             let rows: Vec<Vec<Option<String>>> = t.inserts_of(&phase.id).cloned().collect();
@@ -868,17 +1012,38 @@ async fn push_on(
                     t.table
                 ));
                 let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-                let n = copy_rows(
-                    &tx,
+                let n = match copy_rows(
+                    tx,
                     &format!("public.{}", quote_ident(&t.table)),
                     &cols,
                     &rows,
                 )
-                .await?;
+                .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // Name the row COPY stopped at, by its key.
+                        let row = crate::db::pg_error::copy_line(&e)
+                            .and_then(|l| rows.get(l.wrapping_sub(1)))
+                            .map(|r| key_text(t, r))
+                            .unwrap_or_default();
+                        return Err(e.context(format!(
+                            "phase {}: inserting {} rows into {}{}",
+                            phase.id,
+                            rows.len(),
+                            t.table,
+                            if row.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (row {row})")
+                            }
+                        )));
+                    }
+                };
                 if n != rows.len() as u64 {
                     return Err(refuse(
                         format!(
-                            "COPY into {} wrote {n} rows, expected {}",
+                            "COPY into {} wrote {n} rows, expected {} (a trigger skipped rows)",
                             t.table,
                             rows.len()
                         ),
@@ -893,30 +1058,175 @@ async fn push_on(
                     t.updates.len(),
                     t.table
                 ));
-                apply_updates(&tx, t, false, &mut disabled).await?;
+                apply_updates(tx, t, false, triggers)
+                    .await
+                    .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
         }
         for exp in &phase.expectations {
-            let rows = simple_rows(&tx, &exp.sql).await?;
+            let rows = simple_rows(tx, &exp.sql).await?;
             after_checks.push(evaluate(&phase.id, CheckKind::Expectation, exp, &rows));
         }
     }
     progress.step("running the verification queries and guards on Postgres");
-    after_checks.extend(final_checks(&tx, plan).await?);
-    after_checks
-        .extend(state_checks(&tx, snapshot, plan, &diff.staged, Untouched::NotWrittenHere).await?);
-    if after_checks.iter().any(|c| !c.ok) {
-        tx.rollback().await?;
-        return Err(refuse(
-            "checks failed on Postgres after applying the diff; rolled back, nothing was written",
-            after_checks,
-        ));
+    after_checks.extend(final_checks(tx, plan).await?);
+    // Untouched tables need no pass here: the database-wide write
+    // accounting after the receipt covers them and every other table.
+    after_checks.extend(state_checks(tx, snapshot, plan, &diff.staged, Untouched::Skip).await?);
+    Ok(after_checks)
+}
+
+/// A row's key, as `col=value, ...`, for messages.
+fn key_text(t: &TableDiff, row: &[Option<String>]) -> String {
+    t.key
+        .iter()
+        .filter_map(|k| {
+            let i = t.columns.iter().position(|c| &c.name == k)?;
+            Some(format!(
+                "{k}={}",
+                row.get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "NULL".into())
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The writes the diff makes, exactly, per `schema.table`: the rows it
+/// inserts and updates, and the receipt.
+fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
+    let mut out = BTreeMap::new();
+    for t in &diff.tables {
+        let name = format!("public.{}", t.table);
+        out.insert(
+            name.clone(),
+            TableWrites {
+                table: name,
+                inserted: t.inserts.len() as i64,
+                updated: t.updates.len() as i64,
+                deleted: 0,
+            },
+        );
     }
-    progress.step("writing the receipt");
-    tx.batch_execute(RECEIPTS_DDL).await?;
-    let receipt_id = uuid::Uuid::new_v4().to_string();
-    let table_counts = counts(diff, &before_counts);
-    let undo = undo_document(diff, plan, snapshot, &disabled)?;
+    out.insert(
+        "sandbox.receipts".into(),
+        TableWrites {
+            table: "sandbox.receipts".into(),
+            inserted: 1,
+            updated: 0,
+            deleted: 0,
+        },
+    );
+    out
+}
+
+/// Everything the push transaction does that needs a grant.
+fn push_needs(plan: &Plan, diff: &Diff, pulled: &[String]) -> Vec<Need> {
+    let public = |t: &str| format!("public.{}", quote_ident(t));
+    let mut needs = Vec::new();
+    for t in pulled {
+        needs.push(Need::Table {
+            table: public(t),
+            privilege: "SELECT",
+            why: "check it for drift".into(),
+        });
+        // LOCK TABLE in SHARE ROW EXCLUSIVE mode needs one of these.
+        needs.push(Need::Table {
+            table: public(t),
+            privilege: "UPDATE,DELETE,TRUNCATE",
+            why: "lock it against writers".into(),
+        });
+    }
+    if !plan.schema.tables.is_empty() {
+        needs.push(Need::CreateIn {
+            schema: "public".into(),
+            why: format!(
+                "create {}",
+                plan.schema
+                    .tables
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    for t in &plan.schema.tables {
+        for fk in &t.foreign_keys {
+            needs.push(Need::Table {
+                table: public(&fk.ref_table),
+                privilege: "REFERENCES",
+                why: format!("let {} reference it", t.name),
+            });
+        }
+    }
+    for a in &plan.schema.added_columns {
+        needs.push(Need::Owner {
+            table: public(&a.table),
+            why: format!("add column {}", a.column.name),
+        });
+        if let Some(r) = &a.references {
+            needs.push(Need::Table {
+                table: public(&r.table),
+                privilege: "REFERENCES",
+                why: format!("let {}.{} reference it", a.table, a.column.name),
+            });
+        }
+    }
+    for t in diff.tables.iter().filter(|t| !t.created) {
+        if !t.inserts.is_empty() {
+            needs.push(Need::Table {
+                table: public(&t.table),
+                privilege: "INSERT",
+                why: format!("insert {} rows", t.inserts.len()),
+            });
+        }
+        if !t.updates.is_empty() {
+            needs.push(Need::Table {
+                table: public(&t.table),
+                privilege: "UPDATE",
+                why: format!("update {} rows", t.updates.len()),
+            });
+        }
+    }
+    for named in &plan.file.hold_off_triggers {
+        if let Some((table, trigger)) = named.split_once('.') {
+            if diff
+                .tables
+                .iter()
+                .any(|t| t.table == table && !t.updates.is_empty())
+            {
+                needs.push(Need::Owner {
+                    table: public(table),
+                    why: format!("hold off trigger {trigger}"),
+                });
+            }
+        }
+    }
+    needs.push(Need::CreateIn {
+        schema: "sandbox".into(),
+        why: "keep the receipt in sandbox.receipts".into(),
+    });
+    needs.push(Need::Table {
+        table: "sandbox.receipts".into(),
+        privilege: "INSERT",
+        why: "write the receipt".into(),
+    });
+    needs
+}
+
+async fn write_receipt(
+    tx: &Transaction<'_>,
+    receipt_id: &str,
+    diff: &Diff,
+    table_counts: &[TableCount],
+    undo: &Undo,
+) -> Result<()> {
+    tx.batch_execute(RECEIPTS_DDL)
+        .await
+        .context("creating sandbox.receipts")?;
     tx.execute(
         "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
          VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
@@ -927,40 +1237,13 @@ async fn push_on(
             &diff.plan_hash,
             &diff.snapshot_checksum,
             &env!("CARGO_PKG_VERSION"),
-            &serde_json::to_string(&table_counts)?,
-            &serde_json::to_string(&undo)?,
+            &serde_json::to_string(table_counts)?,
+            &serde_json::to_string(undo)?,
         ],
     )
-    .await?;
-    progress.step("committing");
-    if let Err(e) = tx.commit().await {
-        if e.as_db_error().is_some() {
-            return Err(anyhow::Error::new(e)
-                .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
-        }
-        return Err(anyhow::Error::new(e).context(format!(
-            "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `sandbox push --confirm` \
-             again: it says \"Already applied\" if it did, and applies it if it did not"
-        )));
-    }
-    checks.extend(after_checks);
-    record_receipt(
-        snapshot,
-        &receipt_id,
-        diff,
-        opts.target.redacted(),
-        "applied",
-    )?;
-    Ok(PushReport {
-        outcome: PushOutcome::Applied,
-        receipt_id: Some(receipt_id),
-        diff_hash: diff.hash.clone(),
-        database: opts.target.redacted().to_string(),
-        tables: table_counts,
-        checks,
-        disabled_triggers: disabled,
-        millis: started.elapsed().as_millis() as u64,
-    })
+    .await
+    .context("inserting the receipt")?;
+    Ok(())
 }
 
 fn counts(diff: &Diff, before: &BTreeMap<String, u64>) -> Vec<TableCount> {

@@ -175,6 +175,17 @@ pub struct PlanFile {
     pub verification: Vec<Expectation>,
     #[serde(default)]
     pub guards: Vec<Guard>,
+    /// Triggers (`table.trigger`) the push may hold off while it updates
+    /// that table. Honoured only for a trigger whose function provably just
+    /// stamps `updated_at` (see `db::triggers`); every other trigger fires.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hold_off_triggers: Vec<String>,
+    /// Tables outside the plan's write set that the push (or rollback) may
+    /// write through side effects such as an audit trigger (`audit_log` for
+    /// `public.audit_log`, or `schema.table`). Every other write to a table
+    /// the plan does not write refuses the push.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_writes: Vec<String>,
 }
 
 /// A column of a table or column the plan adds.

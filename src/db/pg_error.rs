@@ -1,0 +1,133 @@
+//! Postgres errors a push or rollback can meet while writing — a constraint,
+//! a trigger that raises, a missing privilege, a value the type refuses —
+//! turned into a sentence that names what refused (constraint, trigger,
+//! table, column, row) from the error's own fields. These are refusals
+//! (exit 1): the data or the database said no, not the environment.
+
+use crate::db::triggers::TriggerReport;
+
+/// SQLSTATE classes that mean "the database refused this change".
+fn is_refusal(code: &str) -> bool {
+    code.starts_with("23") // integrity: unique, foreign key, check, not null, exclusion
+        || code.starts_with("22") // data: invalid enum value, out of range, bad text
+        || code.starts_with("P0") // RAISE in a trigger or function
+        || code.starts_with("2B") // dependent objects still exist
+        || code.starts_with("44") // WITH CHECK OPTION
+        || matches!(
+            code,
+            "42501" // insufficient privilege
+                | "42P07" // duplicate table
+                | "42701" // duplicate column
+                | "42710" // duplicate object
+                | "42P17" // invalid object definition (e.g. generated column written)
+                | "428C9" // a GENERATED ALWAYS column was written
+                | "42703" // undefined column
+                | "42P01" // undefined table
+        )
+}
+
+/// If the chain holds a Postgres error that is a refusal, a description
+/// naming everything Postgres reported; `triggers` (on the written tables)
+/// let a RAISE inside a trigger function be traced to the trigger.
+pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<String> {
+    let db = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .and_then(|e| e.as_db_error())?;
+    let code = db.code().code();
+    if !is_refusal(code) {
+        return None;
+    }
+    let mut parts = vec![format!("{} (SQLSTATE {code})", db.message())];
+    if let Some(t) = db.table() {
+        let schema = db.schema().map(|s| format!("{s}.")).unwrap_or_default();
+        parts.push(format!("table {schema}{t}"));
+    }
+    if let Some(c) = db.constraint() {
+        parts.push(format!("constraint {c}"));
+    }
+    if let Some(c) = db.column() {
+        parts.push(format!("column {c}"));
+    }
+    if let Some(d) = db.detail() {
+        parts.push(d.to_string());
+    }
+    if let Some(h) = db.hint() {
+        parts.push(format!("hint: {h}"));
+    }
+    if let Some(w) = db.where_() {
+        if let Some(function) = plpgsql_function(w) {
+            let fired: Vec<String> = triggers
+                .iter()
+                .filter(|t| function_name(&t.function) == function)
+                .map(|t| {
+                    format!(
+                        "{}.{} ({} {})",
+                        t.table,
+                        t.name,
+                        t.timing,
+                        t.events.join("/")
+                    )
+                })
+                .collect();
+            if fired.is_empty() {
+                parts.push(format!("raised in function {function}"));
+            } else {
+                parts.push(format!(
+                    "raised by trigger {} (function {function})",
+                    fired.join(", ")
+                ));
+            }
+        }
+        parts.push(format!("where: {}", w.lines().next().unwrap_or(w)));
+    }
+    Some(parts.join("; "))
+}
+
+/// `PL/pgSQL function public.f() line 3 at RAISE` → `f`.
+fn plpgsql_function(context: &str) -> Option<String> {
+    let rest = context.split("function ").nth(1)?;
+    let name = rest.split('(').next()?;
+    Some(function_name(name))
+}
+
+/// `public.f(integer)` or `f()` → `f`.
+fn function_name(signature: &str) -> String {
+    let base = signature.split('(').next().unwrap_or(signature);
+    base.rsplit('.')
+        .next()
+        .unwrap_or(base)
+        .trim_matches('"')
+        .to_string()
+}
+
+/// The COPY line Postgres names in an error's context (`COPY t, line 5`),
+/// 1-based, to find the row it refused.
+pub fn copy_line(err: &anyhow::Error) -> Option<usize> {
+    let db = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .and_then(|e| e.as_db_error())?;
+    let w = db.where_()?;
+    let after = w.split("line ").nth(1)?;
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_from_contexts() {
+        assert_eq!(
+            plpgsql_function("PL/pgSQL function public.append_only() line 3 at RAISE").as_deref(),
+            Some("append_only")
+        );
+        assert_eq!(function_name("append_only()"), "append_only");
+        assert_eq!(function_name("app.\"Odd\"(integer)"), "Odd");
+    }
+}

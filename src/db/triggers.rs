@@ -1,0 +1,398 @@
+//! The triggers on the tables a push writes, and which of them the push may
+//! hold off while it updates rows.
+//!
+//! A trigger is held off only when the plan names it AND its function can be
+//! shown, from `pg_proc`, to do nothing but stamp `updated_at` (a plpgsql
+//! body `NEW.updated_at := now(); RETURN NEW;` under any function name, or
+//! the `moddatetime` extension on `updated_at`). Holding off such a stamp
+//! keeps the rows equal to the rehearsed ones; anything else a trigger does
+//! (raise, write a history row, change another column) must happen on
+//! Postgres exactly as it would for the app, so every other trigger fires.
+
+use anyhow::Result;
+use serde::Serialize;
+use tokio_postgres::types::Type;
+use tokio_postgres::Transaction;
+
+use crate::plan::checks::{Check, CheckKind};
+
+/// One trigger on a table the push writes, and what the push does with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TriggerReport {
+    pub table: String,
+    pub name: String,
+    /// BEFORE, AFTER or INSTEAD OF.
+    pub timing: String,
+    /// ROW or STATEMENT.
+    pub level: String,
+    /// INSERT, UPDATE, DELETE, TRUNCATE.
+    pub events: Vec<String>,
+    pub function: String,
+    pub action: TriggerAction,
+    /// Why, when it is not simply "fires".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// `pg_trigger.tgenabled` before the push: O, A, R or D.
+    #[serde(skip)]
+    pub enabled: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerAction {
+    /// Fires on the push's writes, as for any app write.
+    Fires,
+    /// Disabled for the push's UPDATE of this table and re-enabled, in its
+    /// original mode, before COMMIT.
+    HeldOff,
+    /// Already disabled, or replica-only: it does not fire for anyone.
+    DoesNotFire,
+}
+
+impl TriggerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerAction::Fires => "fires",
+            TriggerAction::HeldOff => "held off",
+            TriggerAction::DoesNotFire => "does not fire",
+        }
+    }
+}
+
+impl TriggerReport {
+    /// `ALTER TABLE … ENABLE … TRIGGER` that restores the mode it had.
+    pub fn enable_sql(&self) -> String {
+        let mode = match self.enabled.as_str() {
+            "A" => "ENABLE ALWAYS",
+            "R" => "ENABLE REPLICA",
+            _ => "ENABLE",
+        };
+        format!(
+            "ALTER TABLE public.{} {mode} TRIGGER {}",
+            crate::types::quote_ident(&self.table),
+            crate::types::quote_ident(&self.name)
+        )
+    }
+
+    pub fn disable_sql(&self) -> String {
+        format!(
+            "ALTER TABLE public.{} DISABLE TRIGGER {}",
+            crate::types::quote_ident(&self.table),
+            crate::types::quote_ident(&self.name)
+        )
+    }
+}
+
+/// A table the push writes and how.
+#[derive(Debug, Clone)]
+pub struct WrittenTable {
+    pub name: String,
+    pub updates: bool,
+}
+
+/// Every user trigger on the written tables (schema public), with the
+/// action the push takes, plus one check: every trigger the plan asks to
+/// hold off exists and is a proven `updated_at` stamp. `named` holds
+/// `table.trigger` entries from the plan.
+pub async fn plan_triggers(
+    tx: &Transaction<'_>,
+    written: &[WrittenTable],
+    named: &[String],
+) -> Result<(Vec<TriggerReport>, Check)> {
+    let tables: Vec<String> = written.iter().map(|w| w.name.clone()).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT c.relname::text, t.tgname::text, t.tgtype::int4, t.tgenabled::text, \
+                    t.tgfoid::regprocedure::text, l.lanname::text, p.prosrc, \
+                    coalesce((SELECT e.extname::text FROM pg_catalog.pg_depend d \
+                              JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid \
+                              WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
+                                AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e' \
+                              LIMIT 1), ''), \
+                    pg_catalog.encode(t.tgargs, 'escape'), \
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid \
+                            AND a.attname = 'updated_at' AND NOT a.attisdropped) \
+             FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
+             JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND NOT t.tgisinternal \
+             ORDER BY 1, 2",
+            &[(&tables, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    let mut reports = Vec::new();
+    let mut problems = Vec::new();
+    for r in &rows {
+        let table: String = r.get(0);
+        let name: String = r.get(1);
+        let tgtype: i32 = r.get(2);
+        let enabled: String = r.get(3);
+        let function: String = r.get(4);
+        let language: String = r.get(5);
+        let source: String = r.get(6);
+        let extension: String = r.get(7);
+        let args: Vec<String> = r
+            .get::<_, String>(8)
+            .split("\\000")
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        let has_updated_at: bool = r.get(9);
+        let before = tgtype & 2 != 0;
+        let row_level = tgtype & 1 != 0;
+        let mut events = Vec::new();
+        for (bit, ev) in [
+            (4, "INSERT"),
+            (16, "UPDATE"),
+            (8, "DELETE"),
+            (32, "TRUNCATE"),
+        ] {
+            if tgtype & bit != 0 {
+                events.push(ev.to_string());
+            }
+        }
+        let timing = if tgtype & 64 != 0 {
+            "INSTEAD OF"
+        } else if before {
+            "BEFORE"
+        } else {
+            "AFTER"
+        };
+        let qualified = format!("{table}.{name}");
+        let is_named = named.iter().any(|n| n == &qualified);
+        let updated = written.iter().any(|w| w.name == table && w.updates);
+        let mut report = TriggerReport {
+            table: table.clone(),
+            name: name.clone(),
+            timing: timing.to_string(),
+            level: if row_level { "ROW" } else { "STATEMENT" }.to_string(),
+            events: events.clone(),
+            function: function.clone(),
+            action: TriggerAction::Fires,
+            note: String::new(),
+            enabled: enabled.clone(),
+        };
+        let stamp = if !has_updated_at {
+            Err(format!("{table} has no updated_at column"))
+        } else if !(before && row_level && tgtype & 16 != 0) {
+            Err("not a BEFORE UPDATE FOR EACH ROW trigger".to_string())
+        } else {
+            proves_updated_at_stamp(&language, &source, &extension, &args)
+        };
+        if enabled == "D" {
+            report.action = TriggerAction::DoesNotFire;
+            report.note = "disabled before the push".into();
+        } else if enabled == "R" {
+            report.action = TriggerAction::DoesNotFire;
+            report.note = "fires only for replication (ENABLE REPLICA)".into();
+        } else if is_named {
+            match &stamp {
+                Ok(()) if updated => {
+                    report.action = TriggerAction::HeldOff;
+                    report.note = "named by the plan; its function only stamps updated_at".into();
+                }
+                Ok(()) => {
+                    report.note =
+                        "named by the plan, but the push does not update this table".into()
+                }
+                Err(why) => problems.push(format!(
+                    "{qualified} (function {function}): the plan asks to hold it off, but {why}; \
+                     only a pure updated_at stamp may be held off. Remove it from hold_off_triggers \
+                     to let it fire"
+                )),
+            }
+        } else if stamp.is_ok() && updated {
+            report.note =
+                "only stamps updated_at; name it in the plan's hold_off_triggers to hold it off"
+                    .into();
+        }
+        reports.push(report);
+    }
+    for n in named {
+        let found = reports
+            .iter()
+            .any(|r| &format!("{}.{}", r.table, r.name) == n);
+        if !found {
+            problems.push(format!(
+                "{n}: the plan asks to hold it off, but no such trigger is on a table the push writes"
+            ));
+        }
+    }
+    let check = Check::no_rows(
+        "triggers",
+        "triggers the plan holds off are proven updated_at stamps",
+        CheckKind::Integrity,
+        problems,
+    );
+    Ok((reports, check))
+}
+
+/// Ok when the function provably does nothing but set `updated_at` to the
+/// current time and return the row; otherwise, why not.
+pub fn proves_updated_at_stamp(
+    language: &str,
+    source: &str,
+    extension: &str,
+    args: &[String],
+) -> std::result::Result<(), String> {
+    match language {
+        "c" if extension == "moddatetime" && source.trim() == "moddatetime" => {
+            if args.len() == 1 && args[0] == "updated_at" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "its moddatetime trigger sets {:?}, not updated_at",
+                    args
+                ))
+            }
+        }
+        "plpgsql" => {
+            let body = normalise_plpgsql(source);
+            let err = || {
+                format!(
+                    "its function body does more than `NEW.updated_at := now(); RETURN NEW;`: {}",
+                    source.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
+            };
+            let inner = body
+                .strip_prefix("begin")
+                .and_then(|b| b.strip_suffix(';').or(Some(b)))
+                .and_then(|b| b.strip_suffix("end"))
+                .ok_or_else(err)?;
+            let statements: Vec<&str> = inner.split(';').filter(|s| !s.is_empty()).collect();
+            if statements.len() != 2 || statements[1] != "returnnew" {
+                return Err(err());
+            }
+            let assign = statements[0];
+            let rhs = [
+                "new.updated_at:=",
+                "new.updated_at=",
+                "new.\"updated_at\":=",
+                "new.\"updated_at\"=",
+            ]
+            .iter()
+            .find_map(|p| assign.strip_prefix(p))
+            .ok_or_else(err)?;
+            if CURRENT_TIME.contains(&rhs) {
+                Ok(())
+            } else {
+                Err(err())
+            }
+        }
+        other => Err(format!(
+            "its function is written in {other}, which the tool cannot read"
+        )),
+    }
+}
+
+/// Expressions for "now", with all whitespace removed and lower-cased.
+const CURRENT_TIME: &[&str] = &[
+    "now()",
+    "current_timestamp",
+    "clock_timestamp()",
+    "statement_timestamp()",
+    "transaction_timestamp()",
+    "localtimestamp",
+    "timezone('utc',now())",
+    "now()attimezone'utc'",
+    "(now()attimezone'utc')",
+    "timezone('utc'::text,now())",
+    "(now()attimezone'utc'::text)",
+];
+
+/// The body without comments and whitespace, lower-cased outside quoted
+/// identifiers (whose case is significant).
+fn normalise_plpgsql(source: &str) -> String {
+    let mut out = String::new();
+    let mut chars = source.chars().peekable();
+    let mut in_ident = false;
+    while let Some(c) = chars.next() {
+        if in_ident {
+            out.push(c);
+            if c == '"' {
+                in_ident = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_ident = true;
+                out.push(c);
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+            }
+            c if c.is_whitespace() => {}
+            c => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plpgsql(src: &str) -> std::result::Result<(), String> {
+        proves_updated_at_stamp("plpgsql", src, "", &[])
+    }
+
+    #[test]
+    fn plain_stamps_under_any_name_are_proven() {
+        for src in [
+            "\nBEGIN\n    NEW.updated_at := now();\n    RETURN NEW;\nEND;\n",
+            "begin new.updated_at = now(); return new; end",
+            "BEGIN -- stamp\n NEW.\"updated_at\" = CURRENT_TIMESTAMP; /* why */ RETURN NEW; END;",
+            "BEGIN NEW.updated_at = timezone('utc', now()); RETURN NEW; END;",
+            "BEGIN NEW.updated_at = now() AT TIME ZONE 'UTC'; RETURN NEW; END;",
+        ] {
+            assert_eq!(plpgsql(src), Ok(()), "{src}");
+        }
+    }
+
+    #[test]
+    fn anything_more_is_not_a_stamp() {
+        for src in [
+            "BEGIN RAISE EXCEPTION 'append-only'; END;",
+            "BEGIN INSERT INTO hist SELECT OLD.*; NEW.updated_at := now(); RETURN NEW; END;",
+            "BEGIN NEW.updated_at := now(); NEW.version := OLD.version + 1; RETURN NEW; END;",
+            "BEGIN NEW.updated_at := now(); RETURN OLD; END;",
+            "BEGIN NEW.\"Updated_At\" := now(); RETURN NEW; END;",
+            "BEGIN NEW.created_at := now(); RETURN NEW; END;",
+            "BEGIN NEW.updated_at := '2020-01-01'; RETURN NEW; END;",
+            "BEGIN IF true THEN NEW.updated_at := now(); END IF; RETURN NEW; END;",
+        ] {
+            assert!(plpgsql(src).is_err(), "{src}");
+        }
+        assert!(proves_updated_at_stamp("sql", "select 1", "", &[]).is_err());
+    }
+
+    #[test]
+    fn moddatetime_on_updated_at_only() {
+        let args = |a: &str| vec![a.to_string()];
+        assert_eq!(
+            proves_updated_at_stamp("c", "moddatetime", "moddatetime", &args("updated_at")),
+            Ok(())
+        );
+        assert!(
+            proves_updated_at_stamp("c", "moddatetime", "moddatetime", &args("created_at"))
+                .is_err()
+        );
+        assert!(proves_updated_at_stamp("c", "moddatetime", "", &args("updated_at")).is_err());
+    }
+}

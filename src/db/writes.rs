@@ -1,0 +1,139 @@
+//! Every write of a transaction, database-wide, from Postgres's own
+//! per-transaction statistics (`pg_stat_xact_user_tables`): whatever made
+//! it — our statements, a row trigger, a rule, an event trigger on our DDL —
+//! it is counted there before COMMIT. Push and rollback compare these counts
+//! with the writes they meant to make and refuse anything else.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Transaction;
+
+use crate::plan::checks::{Check, CheckKind};
+
+/// Rows one table received in this transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableWrites {
+    /// `schema.table`.
+    pub table: String,
+    pub inserted: i64,
+    pub updated: i64,
+    pub deleted: i64,
+}
+
+impl TableWrites {
+    pub fn total(&self) -> i64 {
+        self.inserted + self.updated + self.deleted
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: {} rows ({} inserted, {} updated, {} deleted)",
+            self.table,
+            self.total(),
+            self.inserted,
+            self.updated,
+            self.deleted
+        )
+    }
+}
+
+/// `audit_log` means `public.audit_log`; `app.audit_log` is taken as is.
+pub fn qualify(table: &str) -> String {
+    if table.contains('.') {
+        table.to_string()
+    } else {
+        format!("public.{table}")
+    }
+}
+
+/// Every table of every schema this transaction has written so far
+/// (temporary tables aside: they are the tool's own scratch space and go
+/// with the transaction).
+pub async fn transaction_writes(tx: &Transaction<'_>) -> Result<Vec<TableWrites>> {
+    let rows = tx
+        .query_typed(
+            "SELECT schemaname::text || '.' || relname::text, n_tup_ins, n_tup_upd, n_tup_del \
+             FROM pg_catalog.pg_stat_xact_user_tables \
+             WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 \
+               AND schemaname::text NOT LIKE 'pg\\_temp\\_%' ORDER BY 1",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TableWrites {
+            table: r.get(0),
+            inserted: r.get(1),
+            updated: r.get(2),
+            deleted: r.get(3),
+        })
+        .collect())
+}
+
+/// What the accounting found: one check per surprise, and the side effects
+/// the user allowed.
+pub struct Accounting {
+    pub checks: Vec<Check>,
+    pub allowed: Vec<TableWrites>,
+}
+
+/// Compares the transaction's writes with `expected` (exact counts per
+/// `schema.table`) and `allowed` (tables a side effect may write).
+/// `phase` names the step in the checks ("push", "rollback").
+pub fn account(
+    phase: &str,
+    writes: &[TableWrites],
+    expected: &BTreeMap<String, TableWrites>,
+    allowed: &[String],
+) -> Accounting {
+    let mut checks = Vec::new();
+    let mut allowed_writes = Vec::new();
+    let mut unexpected = Vec::new();
+    for w in writes {
+        if let Some(e) = expected.get(&w.table) {
+            let mut c = Check::equal(
+                phase,
+                &format!("{} written exactly as planned", w.table),
+                CheckKind::Guard,
+                format!(
+                    "{} inserted, {} updated, {} deleted",
+                    e.inserted, e.updated, e.deleted
+                ),
+                format!(
+                    "{} inserted, {} updated, {} deleted",
+                    w.inserted, w.updated, w.deleted
+                ),
+            );
+            c.ok = e.inserted == w.inserted && e.updated == w.updated && e.deleted == w.deleted;
+            if !c.ok {
+                c.rows = vec![format!(
+                    "{}: something besides the plan (a trigger, a rule) wrote rows here",
+                    w.table
+                )];
+                c.row_count = 1;
+            }
+            checks.push(c);
+        } else if allowed.iter().any(|a| qualify(a) == w.table) {
+            allowed_writes.push(w.clone());
+        } else {
+            unexpected.push(format!(
+                "{} — outside the plan's write set (written by a trigger, rule or event trigger); \
+                 allow it with --allow-writes {} if that is intended",
+                w.describe(),
+                w.table
+            ));
+        }
+    }
+    checks.push(Check::no_rows(
+        phase,
+        "no writes outside the plan's write set (every schema)",
+        CheckKind::Guard,
+        unexpected,
+    ));
+    Accounting {
+        checks,
+        allowed: allowed_writes,
+    }
+}

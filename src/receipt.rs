@@ -1,0 +1,246 @@
+//! The receipt's undo document: what a push did, exactly enough for
+//! `sandbox rollback` to undo it. One serde type, used to write it (push)
+//! and to read it (rollback), with a format version rollback checks before
+//! trusting anything in it.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::ColumnMeta;
+use crate::db::sqlite::Snapshot;
+use crate::db::writes::TableWrites;
+use crate::error::check_failed;
+use crate::ops::diff::{Diff, RowUpdate};
+use crate::ops::pull::{local_row_hashes, RowHashes};
+use crate::plan::phases::{staged, staged_meta};
+use crate::plan::Plan;
+
+/// The format this build writes. 1: the untyped document of earlier
+/// versions (a subset of 2: no before-images by row, no triggers or side
+/// effects). 2: adds those.
+pub const UNDO_FORMAT: u32 = 2;
+
+/// The oldest format rollback still reads.
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Undo {
+    pub format: u32,
+    /// The DDL the push ran, in order (for people reading the receipt).
+    #[serde(default)]
+    pub ddl: Vec<String>,
+    /// Tables the push created (dropped by rollback, children first).
+    pub created_tables: Vec<String>,
+    /// Columns the push added to existing tables.
+    pub added_columns: Vec<AddedColumn>,
+    /// Per written table: inserted keys and overwritten values.
+    pub tables: Vec<UndoTable>,
+    /// Each pulled table as it was before the push.
+    pub before: BTreeMap<String, TableState>,
+    /// Each written table as the push left it.
+    pub after: BTreeMap<String, TableState>,
+    /// `table.trigger` held off during the push's updates; rollback holds
+    /// off the same ones (after proving them again) while restoring.
+    #[serde(default, alias = "disabled_triggers")]
+    pub held_off_triggers: Vec<String>,
+    /// Writes to tables outside the plan that the user allowed
+    /// (`--allow-writes` or the plan's `allow_writes`): rollback leaves them.
+    #[serde(default)]
+    pub side_effects: Vec<TableWrites>,
+    /// The tables allowed for side effects when the push ran; its rollback
+    /// may write them too (an audit trigger logging the delete).
+    #[serde(default)]
+    pub allowed_writes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddedColumn {
+    pub table: String,
+    pub column: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UndoTable {
+    pub table: String,
+    pub created: bool,
+    pub key: Vec<String>,
+    pub key_types: Vec<String>,
+    pub columns: Vec<ColumnMeta>,
+    pub inserted_keys: Vec<Vec<Option<String>>>,
+    pub updates: Vec<RowUpdate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableState {
+    pub rows: u64,
+    pub checksum: String,
+    #[serde(default)]
+    pub columns: Vec<ColumnMeta>,
+    /// Per-row fingerprints by key: lets a refusal name the rows.
+    #[serde(default)]
+    pub row_hashes: RowHashes,
+}
+
+impl Undo {
+    /// What a receipt keeps to undo `diff` exactly.
+    pub fn of_push(
+        diff: &Diff,
+        plan: &Plan,
+        snapshot: &Snapshot,
+        held_off: Vec<String>,
+        side_effects: Vec<TableWrites>,
+        allowed_writes: Vec<String>,
+    ) -> Result<Undo> {
+        let mut tables = Vec::new();
+        for t in &diff.tables {
+            let key_idx: Vec<usize> = t
+                .key
+                .iter()
+                .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
+                .collect();
+            tables.push(UndoTable {
+                table: t.table.clone(),
+                created: t.created,
+                key: t.key.clone(),
+                key_types: key_idx
+                    .iter()
+                    .map(|i| t.columns[*i].pg_type.clone())
+                    .collect(),
+                columns: t.columns.clone(),
+                inserted_keys: t
+                    .inserts
+                    .iter()
+                    .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
+                    .collect(),
+                updates: t.updates.clone(),
+            });
+        }
+        let written: Vec<&str> = diff.tables.iter().map(|t| t.table.as_str()).collect();
+        let mut before = BTreeMap::new();
+        for t in &snapshot.tables {
+            // Row fingerprints of the pulled state of the (small) tables the
+            // push writes: a refused rollback can then name the rows.
+            let row_hashes = if written.contains(&t.meta.name.as_str()) {
+                local_row_hashes(snapshot, &t.meta.name, &t.meta)?
+            } else {
+                RowHashes::default()
+            };
+            before.insert(
+                t.meta.name.clone(),
+                TableState {
+                    rows: t.rows,
+                    checksum: t.checksum.clone(),
+                    columns: t.meta.columns.clone(),
+                    row_hashes,
+                },
+            );
+        }
+        let mut after = BTreeMap::new();
+        for sum in &diff.staged {
+            let meta = staged_meta(&snapshot.conn, snapshot, plan, &sum.name)?;
+            let row_hashes = local_row_hashes(snapshot, &staged(&sum.name), &meta)?;
+            after.insert(
+                sum.name.clone(),
+                TableState {
+                    rows: sum.rows,
+                    checksum: sum.checksum.clone(),
+                    columns: Vec::new(),
+                    row_hashes,
+                },
+            );
+        }
+        Ok(Undo {
+            format: UNDO_FORMAT,
+            ddl: diff.ddl.iter().map(|d| d.sql.clone()).collect(),
+            created_tables: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
+            added_columns: plan
+                .schema
+                .added_columns
+                .iter()
+                .map(|a| AddedColumn {
+                    table: a.table.clone(),
+                    column: a.column.name.clone(),
+                })
+                .collect(),
+            tables,
+            before,
+            after,
+            held_off_triggers: held_off,
+            side_effects,
+            allowed_writes,
+        })
+    }
+
+    /// Reads a receipt's undo document, refusing a format this build does
+    /// not know (a newer tool wrote it; undoing from a partial reading
+    /// could destroy data).
+    pub fn read(receipt_id: &str, text: &str) -> Result<Undo> {
+        #[derive(Deserialize)]
+        struct Version {
+            format: Option<u32>,
+        }
+        let version: Version = serde_json::from_str(text).map_err(|e| {
+            check_failed(format!(
+                "receipt {receipt_id}: its undo record is not readable JSON ({e}); nothing was changed"
+            ))
+        })?;
+        let format = version.format.unwrap_or(0);
+        if !(OLDEST_READABLE_FORMAT..=UNDO_FORMAT).contains(&format) {
+            return Err(check_failed(format!(
+                "receipt {receipt_id} has undo format {format}; this sandbox reads formats \
+                 {OLDEST_READABLE_FORMAT} to {UNDO_FORMAT}. Roll it back with the sandbox version \
+                 that pushed it (see sandbox.receipts.tool_version); nothing was changed"
+            )));
+        }
+        serde_json::from_str(text).map_err(|e| {
+            check_failed(format!(
+                "receipt {receipt_id}: its undo record (format {format}) does not have the expected \
+                 fields ({e}); nothing was changed"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_formats_are_refused_and_format_1_is_read() {
+        let v1 = r#"{"format": 1, "ddl": [], "created_tables": ["t"], "added_columns": [],
+                     "tables": [], "before": {}, "after": {}, "disabled_triggers": ["a.b"]}"#;
+        let u = Undo::read("r", v1).expect("format 1 reads");
+        assert_eq!(u.held_off_triggers, vec!["a.b".to_string()]);
+        let v3 = v1.replace("\"format\": 1", "\"format\": 3");
+        let e = Undo::read("r", &v3).unwrap_err().to_string();
+        assert!(e.contains("undo format 3"), "{e}");
+        let none = v1.replace("\"format\": 1,", "");
+        assert!(Undo::read("r", &none).is_err());
+    }
+
+    #[test]
+    fn what_is_written_reads_back() {
+        let u = Undo {
+            format: UNDO_FORMAT,
+            ddl: vec!["CREATE TABLE t ()".into()],
+            created_tables: vec!["t".into()],
+            added_columns: vec![],
+            tables: vec![],
+            before: BTreeMap::new(),
+            after: BTreeMap::new(),
+            held_off_triggers: vec!["x.y".into()],
+            side_effects: vec![TableWrites {
+                table: "public.audit_log".into(),
+                inserted: 3,
+                updated: 0,
+                deleted: 0,
+            }],
+            allowed_writes: vec!["audit_log".into()],
+        };
+        let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();
+        assert_eq!(back.side_effects, u.side_effects);
+        assert_eq!(back.held_off_triggers, u.held_off_triggers);
+    }
+}
