@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{run_sandbox, Run, TestDb};
-use postgres_sync::{Client, SimpleQueryMessage};
+use common::{copy_dir, run_sandbox, text_rows, whole_database_state, Run, TestDb};
+use postgres_sync::Client;
 use sandbox::fixtures::{FixtureOptions, Variant};
 use sandbox::ops::demo::build_snapshot;
 use sandbox::ops::pull::NoProgress;
@@ -35,89 +34,6 @@ fn p(path: &Path) -> &str {
 
 // ---------------------------------------------------------------------------
 // Reading Postgres back
-
-fn text_rows(c: &mut Client, sql: &str) -> Vec<Vec<String>> {
-    c.simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Everything a push or rollback could change, in every user schema: each
-/// table's row count and a digest of its rows, the columns, the triggers'
-/// states, and the schemas themselves (a receipt creates `sandbox`).
-fn remote_state(c: &mut Client) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let user_schemas = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
-                        AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
-    for r in text_rows(
-        c,
-        &format!("SELECT n.nspname FROM pg_namespace n WHERE {user_schemas} ORDER BY 1"),
-    ) {
-        out.insert(format!("schema {}", r[0]), String::new());
-    }
-    let tables = text_rows(
-        c,
-        &format!(
-            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND {user_schemas} ORDER BY 1"
-        ),
-    );
-    for t in tables {
-        let t = &t[0];
-        let rows = text_rows(
-            c,
-            &format!(
-                "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
-                 FROM (SELECT md5(x::text) AS h FROM {t} x) s"
-            ),
-        );
-        out.insert(format!("rows {t}"), rows[0].join(" "));
-    }
-    for r in text_rows(
-        c,
-        &format!(
-            "SELECT format('%I.%I.%I', n.nspname, c.relname, a.attname), \
-                    format_type(a.atttypid, a.atttypmod) \
-             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND {user_schemas}"
-        ),
-    ) {
-        out.insert(format!("column {}", r[0]), r[1].clone());
-    }
-    for r in text_rows(
-        c,
-        "SELECT tgrelid::regclass::text || '.' || tgname, tgenabled::text FROM pg_trigger \
-         WHERE NOT tgisinternal",
-    ) {
-        out.insert(format!("trigger {}", r[0]), r[1].clone());
-    }
-    out
-}
-
-fn assert_remote_unchanged(c: &mut Client, before: &BTreeMap<String, String>, case: &str) {
-    let after = remote_state(c);
-    if &after != before {
-        let diff: Vec<String> = before
-            .keys()
-            .chain(after.keys())
-            .filter(|k| before.get(*k) != after.get(*k))
-            .take(8)
-            .map(|k| format!("{k}: {:?} -> {:?}", before.get(k), after.get(k)))
-            .collect();
-        panic!("{case}: Postgres changed: {diff:#?}");
-    }
-}
 
 // ---------------------------------------------------------------------------
 // A loaded, pulled (and usually rehearsed) world
@@ -210,18 +126,6 @@ fn default_plan() -> Value {
     serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn shipped_seeds() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
 }
@@ -240,8 +144,7 @@ fn library_file(seeds: &Path, sp: &str) -> PathBuf {
 #[test]
 fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
     let w = World::rehearsed("bad_plan_version");
-    let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
     let snapshot_bytes = std::fs::read(&w.snapshot).unwrap();
     let dir = w.dir.path();
 
@@ -284,7 +187,7 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
     w.push(&w.snapshot, &["--plan", p(&other_plan), "--confirm"])
         .code(1)
         .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
-    assert_remote_unchanged(&mut c, &before, "push with another plan");
+    before.assert_same(&whole_database_state(w.url()), "push with another plan");
 
     // Seeds are part of the plan: a workflow renamed in a valid seed folder.
     let seeds = dir.join("other-seeds");
@@ -297,7 +200,7 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
     w.push(&w.snapshot, &["--seeds", p(&seeds), "--confirm"])
         .code(1)
         .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
-    assert_remote_unchanged(&mut c, &before, "push with other seeds");
+    before.assert_same(&whole_database_state(w.url()), "push with other seeds");
     assert_eq!(
         std::fs::read(&w.snapshot).unwrap(),
         snapshot_bytes,
@@ -317,11 +220,14 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
     w.push(&w.snapshot, &["--confirm"])
         .code(1)
         .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
-    assert_remote_unchanged(&mut c, &before, "push with the built-in plan");
+    before.assert_same(
+        &whole_database_state(w.url()),
+        "push with the built-in plan",
+    );
     let r = w.push(&w.snapshot, &["--plan", p(&other_plan)]);
     r.ok();
     assert!(r.stdout.contains("Dry run"), "{}", r.show());
-    assert_remote_unchanged(&mut c, &before, "dry run");
+    before.assert_same(&whole_database_state(w.url()), "dry run");
 }
 
 // ---------------------------------------------------------------------------
@@ -330,8 +236,7 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
 #[test]
 fn push_refuses_tables_edited_after_a_passing_rehearsal() {
     let w = World::rehearsed("bad_staged_edit");
-    let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
     let cases: [(&str, &str, &[&str]); 5] = [
         (
             "staged tool renamed",
@@ -370,7 +275,7 @@ fn push_refuses_tables_edited_after_a_passing_rehearsal() {
         assert_eq!(n, 1, "{case}: the edit changed {n} rows");
         let bytes = std::fs::read(&copy).unwrap();
         w.push(&copy, &["--confirm"]).code(1).error_has(needles);
-        assert_remote_unchanged(&mut c, &before, case);
+        before.assert_same(&whole_database_state(w.url()), case);
         if i == 0 {
             sandbox(&["diff", "--snapshot", p(&copy)])
                 .code(1)
@@ -405,8 +310,7 @@ fn replace_in(sp: &'static str, from: &'static str, to: &'static str) -> Edit {
 #[test]
 fn push_and_diff_refuse_malformed_seed_folders() {
     let w = World::rehearsed("bad_seeds");
-    let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
     let snapshot_bytes = std::fs::read(&w.snapshot).unwrap();
     // (case, edit, file the message names, what it says)
     let cases: Vec<(&str, Edit, &str, &[&str])> = vec![
@@ -569,14 +473,14 @@ fn push_and_diff_refuse_malformed_seed_folders() {
         .code(2)
         .error_has(&all);
         assert!(!sql.exists(), "{case}: diff wrote a script");
-        assert_remote_unchanged(&mut c, &before, case);
+        before.assert_same(&whole_database_state(w.url()), case);
     }
     // A seed folder that does not exist at all.
     let missing = w.dir.path().join("no-such-seeds");
     w.push(&w.snapshot, &["--seeds", p(&missing), "--confirm"])
         .code(2)
         .error_has(&["no-such-seeds", "cannot read"]);
-    assert_remote_unchanged(&mut c, &before, "missing seed folder");
+    before.assert_same(&whole_database_state(w.url()), "missing seed folder");
     assert_eq!(std::fs::read(&w.snapshot).unwrap(), snapshot_bytes);
     // None of it touched the rehearsal: the shipped seeds still push.
     w.push(&w.snapshot, &[]).ok();
@@ -595,8 +499,7 @@ fn a_tool_missing_at_the_source_fails_the_rehearsal_and_push_refuses() {
     );
     assert_eq!(deleted.len(), 1);
     let w = World::pull(db);
-    let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
 
     let r = sandbox(&["rehearse", "--snapshot", p(&w.snapshot)]);
     r.code(1);
@@ -654,7 +557,10 @@ fn a_tool_missing_at_the_source_fails_the_rehearsal_and_push_refuses() {
         w.push(&w.snapshot, extra)
             .code(1)
             .error_has(&["failed", "nothing may be pushed until a rehearsal passes"]);
-        assert_remote_unchanged(&mut c, &before, "push after a failed rehearsal");
+        before.assert_same(
+            &whole_database_state(w.url()),
+            "push after a failed rehearsal",
+        );
     }
     sandbox(&["diff", "--snapshot", p(&w.snapshot)])
         .code(1)
@@ -684,7 +590,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn bad_database_urls_are_explained_and_nothing_is_written() {
     let w = World::rehearsed("bad_urls");
     let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
     let snapshot_bytes = std::fs::read(&w.snapshot).unwrap();
     let port = closed_port();
     let base = w.url().to_string();
@@ -800,7 +706,7 @@ fn bad_database_urls_are_explained_and_nothing_is_written() {
         sandbox(&["fixtures", "load", "--database-url", url])
             .code(2)
             .error_has(needles);
-        assert_remote_unchanged(&mut c, &before, case);
+        before.assert_same(&whole_database_state(w.url()), case);
         assert_eq!(
             std::fs::read(&w.snapshot).unwrap(),
             snapshot_bytes,
@@ -827,8 +733,7 @@ fn bad_database_urls_are_explained_and_nothing_is_written() {
 #[test]
 fn a_snapshot_of_another_format_version_is_refused_unchanged() {
     let w = World::rehearsed("bad_format");
-    let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
     for (version, needles) in [
         (
             "3",
@@ -884,15 +789,14 @@ fn a_snapshot_of_another_format_version_is_refused_unchanged() {
             bytes,
             "format {version}: file changed"
         );
-        assert_remote_unchanged(&mut c, &before, "push of another format");
+        before.assert_same(&whole_database_state(w.url()), "push of another format");
     }
 }
 
 #[test]
 fn a_truncated_snapshot_is_refused_clearly() {
     let w = World::rehearsed("bad_truncated");
-    let mut c = w.client();
-    let before = remote_state(&mut c);
+    let before = whole_database_state(w.url());
     let full = std::fs::metadata(&w.snapshot).unwrap().len();
     for (case, len, needles) in [
         (
@@ -947,6 +851,6 @@ fn a_truncated_snapshot_is_refused_clearly() {
             !copy.with_extension("sqlite-journal").exists(),
             "{case}: a journal was left next to the file"
         );
-        assert_remote_unchanged(&mut c, &before, case);
+        before.assert_same(&whole_database_state(w.url()), case);
     }
 }

@@ -1,21 +1,16 @@
 //! `sandbox demo`: the README's main command, with no server at all.
 
-use std::process::Command;
+mod common;
 
 fn demo(dir: &std::path::Path, variant: &str) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["demo", "--variant", variant, "--out"])
-        .arg(dir.join(format!("{variant}.sqlite")))
+    let out = dir.join(format!("{variant}.sqlite"));
+    let out = out.to_str().expect("UTF-8 path");
+    let r = common::Sandbox::new(&["demo", "--variant", variant, "--out", out])
         // No server may be needed: point every URL variable at a closed port.
         .env("SANDBOX_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .run();
+    (r.code, r.stdout, r.stderr)
 }
 
 #[test]

@@ -12,16 +12,10 @@ use sandbox::db::sqlite::Snapshot;
 use sandbox::fixtures::{FixtureOptions, Variant};
 use sandbox::types::{copy_text_line, parse_copy_line, SESSION_SETTINGS};
 
+/// The binary in the harness's clean environment: (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(common::sandbox_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = common::sandbox(args);
+    (r.code, r.stdout, r.stderr)
 }
 
 fn load(db: &TestDb, variant: &str) {
@@ -490,10 +484,11 @@ fn foreign_and_corrupt_files_are_refused_clearly() {
 fn rls_filtered_role_is_refused_not_half_pulled() {
     let db = TestDb::create("pull_rls");
     load(&db, "plan");
-    let role = format!("{}_reader", db.name);
+    let reader = common::TestRole::create("pull_rls_reader", "LOGIN");
+    let role = &reader.name;
     db.client()
         .batch_execute(&format!(
-            "CREATE ROLE \"{role}\" LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{role}\";"
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{role}\";"
         ))
         .unwrap();
     let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
@@ -507,7 +502,7 @@ fn rls_filtered_role_is_refused_not_half_pulled() {
         out.to_str().unwrap(),
     ]);
     db.client()
-        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\";"))
+        .batch_execute(&format!("DROP OWNED BY \"{role}\""))
         .unwrap();
     assert_eq!(code, 2, "{err}");
     assert!(

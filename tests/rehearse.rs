@@ -14,10 +14,6 @@ use sandbox::ops::rehearse::{protected_rows_guard, rehearse, RehearseOptions};
 use sandbox::plan::Plan;
 use serde_json::Value;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sandbox"))
-}
-
 fn snapshot(dir: &Path, variant: Variant) -> PathBuf {
     let path = dir.join(format!("{variant}.sqlite"));
     let plan = Plan::load_default().unwrap();
@@ -31,13 +27,10 @@ fn snapshot(dir: &Path, variant: Variant) -> PathBuf {
     path
 }
 
+/// The binary in the harness's clean environment: (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin()).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = common::sandbox(args);
+    (r.code, r.stdout, r.stderr)
 }
 
 fn rehearse_json(path: &Path, extra: &[&str]) -> (i32, Value) {
@@ -337,18 +330,6 @@ fn a_changed_plan_needs_a_new_rehearsal() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn malformed_seed_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -399,7 +380,7 @@ fn malformed_seed_files_are_named() {
     ];
     for (tag, edit, needle) in cases {
         let seeds = dir.path().join(tag);
-        copy_dir(&seeds_src, &seeds);
+        common::copy_dir(&seeds_src, &seeds);
         let file = lib_file(&seeds);
         let text = std::fs::read_to_string(&file).unwrap();
         let edited = edit(&text);

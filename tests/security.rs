@@ -18,10 +18,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{admin_url, postgres_admin, run_sandbox, Run, TestDb};
-use postgres_sync::{Client, SimpleQueryMessage};
+use common::{
+    admin_url, postgres_admin, run_sandbox, text_rows, whole_database_state, Run, TestDb, TestRole,
+};
+use postgres_sync::Client;
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------
@@ -143,14 +144,14 @@ fn p(path: &Path) -> &str {
 // ---------------------------------------------------------------------------
 // A role with the sentinel password, owning its own database
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// A login role that owns a fresh database (so it creates the fixture
 /// tables, and a push as that role may hold off their triggers, as on
 /// Supabase where `postgres` owns the tables but is not a superuser).
 struct SecretWorld {
-    db: Option<TestDb>,
-    role: String,
+    // Dropped in this order: the database (with everything the role owns in
+    // it), then the role.
+    db: TestDb,
+    role: TestRole,
     host: String,
     port: u16,
     dir: tempfile::TempDir,
@@ -158,23 +159,18 @@ struct SecretWorld {
 
 impl SecretWorld {
     fn create(tag: &str) -> SecretWorld {
-        let role = format!(
-            "sbx_sec_{tag}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let mut admin = postgres_admin(&admin_url());
-        admin
-            .batch_execute(&format!(
-                "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER PASSWORD '{}'",
+        let role = TestRole::create(
+            &format!("sec_{tag}"),
+            &format!(
+                "LOGIN NOSUPERUSER PASSWORD '{}'",
                 SENTINEL.replace('\'', "''")
-            ))
-            .unwrap_or_else(|e| panic!("cannot create role {role}: {e}"));
+            ),
+        );
         let db = TestDb::create(&format!("sec_{tag}"));
-        admin
+        postgres_admin(&admin_url())
             .batch_execute(&format!(
-                "ALTER DATABASE \"{}\" OWNER TO \"{role}\"",
-                db.name
+                "ALTER DATABASE \"{}\" OWNER TO \"{}\"",
+                db.name, role.name
             ))
             .unwrap();
         let config: postgres_sync::Config = admin_url().parse().unwrap();
@@ -184,7 +180,7 @@ impl SecretWorld {
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
         SecretWorld {
-            db: Some(db),
+            db,
             role,
             host,
             port,
@@ -193,14 +189,14 @@ impl SecretWorld {
     }
 
     fn db(&self) -> &TestDb {
-        self.db.as_ref().unwrap()
+        &self.db
     }
 
     /// `postgres://ROLE:PASSWORD@HOST:PORT/DB`, the password percent-encoded.
     fn url_to(&self, host: &str, port: u16, db: &str, query: &str) -> String {
         format!(
             "postgres://{}:{}@{host}:{port}/{db}{query}",
-            self.role,
+            self.role.name,
             percent_encode(SENTINEL, true)
         )
     }
@@ -215,7 +211,7 @@ impl SecretWorld {
             "host={} port={} user={} password='{}' dbname={}",
             self.host,
             self.port,
-            self.role,
+            self.role.name,
             SENTINEL.replace('\\', "\\\\").replace('\'', "\\'"),
             self.db().name
         )
@@ -228,31 +224,6 @@ impl SecretWorld {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-impl Drop for SecretWorld {
-    fn drop(&mut self) {
-        // The database (and everything the role owns in it) first.
-        drop(self.db.take());
-        if let Ok(mut c) = postgres_sync::Client::connect(&admin_url(), postgres_sync::NoTls) {
-            let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", self.role));
-        }
-    }
-}
-
-fn text_rows(c: &mut Client, sql: &str) -> Vec<Vec<String>> {
-    c.simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The receipts as text, and every row of every user table that mentions
@@ -685,35 +656,6 @@ fn jtbd_rows(c: &mut Client, columns: &[String]) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// Every table of schema public: row count and digest of the rows.
-fn public_state(c: &mut Client) -> BTreeMap<String, String> {
-    let tables = text_rows(
-        c,
-        "SELECT format('public.%I', relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
-    );
-    let mut out = BTreeMap::new();
-    for t in tables {
-        let r = text_rows(
-            c,
-            &format!(
-                "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') \
-                 FROM (SELECT md5(x::text) AS h FROM {} x) s",
-                t[0]
-            ),
-        );
-        out.insert(t[0].clone(), r[0].join(" "));
-    }
-    for r in text_rows(
-        c,
-        "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns \
-         WHERE table_schema = 'public'",
-    ) {
-        out.insert(format!("column {}", r[0]), r[1].clone());
-    }
-    out
-}
-
 #[test]
 fn awkward_identifiers_survive_the_whole_loop() {
     let db = TestDb::create("sec_idents");
@@ -750,7 +692,7 @@ fn awkward_identifiers_survive_the_whole_loop() {
     .collect();
     assert!(jtbd_columns.iter().any(|c| c == WEIRD_JTBD));
     let before_rows = jtbd_rows(&mut c, &jtbd_columns);
-    let before_state = public_state(&mut c);
+    let before_state = whole_database_state(&db.url);
     let weird_values = |c: &mut Client| {
         text_rows(
             c,
@@ -819,8 +761,11 @@ fn awkward_identifiers_survive_the_whole_loop() {
     assert_eq!(agree[0][1], "150", "tools whose awkward values differ");
     assert_ne!(agree[0][2], "0", "the NULL case was not exercised");
     // The extra table is untouched.
-    let odd = format!("public.{}", qi(ODD_TABLE));
-    assert_eq!(public_state(&mut c)[&odd], before_state[&odd]);
+    let odd = format!("public.{ODD_TABLE}");
+    assert!(
+        whole_database_state(&db.url).rows[&odd] == before_state.rows[&odd],
+        "{ODD_TABLE} changed in the push"
+    );
 
     let receipt = text_rows(&mut c, "SELECT id::text FROM sandbox.receipts")[0][0].clone();
     sandbox_env(
@@ -835,10 +780,9 @@ fn awkward_identifiers_survive_the_whole_loop() {
         &[],
     )
     .code(0);
-    assert_eq!(
-        public_state(&mut c),
-        before_state,
-        "rollback did not restore"
+    before_state.assert_same(
+        &whole_database_state(&db.url).without_schema("sandbox"),
+        "from before the push to after the rollback",
     );
     assert_eq!(weird_values(&mut c), before_weird);
 }

@@ -79,13 +79,7 @@ fn drop_leftovers(admin: &mut Client) {
             .expect("list registered test databases");
         for r in rows {
             let (name, comment): (String, String) = (r.get(0), r.get(1));
-            let alive = comment
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("pid="))
-                .and_then(|p| p.parse::<u32>().ok())
-                .and_then(owner_of)
-                .is_some_and(|owner| comment.ends_with(&owner));
-            if !alive {
+            if !owner_alive(&comment) {
                 // Another binary may be dropping it at the same moment.
                 let _ = admin.batch_execute(&format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -93,7 +87,78 @@ fn drop_leftovers(admin: &mut Client) {
                 ));
             }
         }
+        // Roles after databases: a role cannot go while it owns one.
+        let rows = admin
+            .query(
+                "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid') FROM pg_roles r \
+                 WHERE shobj_description(r.oid, 'pg_authid') LIKE $1",
+                &[&format!("{REGISTERED_ROLE} host={} %", host())],
+            )
+            .expect("list registered test roles");
+        for r in rows {
+            let (name, comment): (String, String) = (r.get(0), r.get(1));
+            if !owner_alive(&comment) {
+                // Still owning something elsewhere: left for a later run.
+                let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", quote(&name)));
+            }
+        }
     });
+}
+
+/// Whether the test process named in a registration comment still runs.
+fn owner_alive(comment: &str) -> bool {
+    comment
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .and_then(|p| p.parse::<u32>().ok())
+        .and_then(owner_of)
+        .is_some_and(|owner| comment.ends_with(&owner))
+}
+
+/// How a registered role's comment starts.
+const REGISTERED_ROLE: &str = "sandbox test role";
+
+/// A role that exists for one test, registered like the databases and
+/// dropped afterwards (drop the databases holding its objects first).
+pub struct TestRole {
+    pub name: String,
+}
+
+impl TestRole {
+    /// `CREATE ROLE <unique name> <attributes>`, e.g. `LOGIN NOSUPERUSER`.
+    pub fn create(tag: &str, attributes: &str) -> TestRole {
+        let mut admin = postgres_admin(&admin_url());
+        drop_leftovers(&mut admin);
+        let mut tag: String = tag
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        tag.truncate(40);
+        let name = format!(
+            "sbx_{tag}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        admin
+            .batch_execute(&format!("CREATE ROLE {} {attributes}", quote(&name)))
+            .unwrap_or_else(|e| panic!("cannot create test role {name}: {e}"));
+        let owner = owner_of(std::process::id()).expect("/proc/self/stat is readable");
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON ROLE {} IS '{REGISTERED_ROLE} {owner}'",
+                quote(&name)
+            ))
+            .unwrap_or_else(|e| panic!("cannot register test role {name}: {e}"));
+        TestRole { name }
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        // A failure here leaves a registered role that a later run drops.
+        if let Ok(mut c) = Client::connect(&admin_url(), postgres_sync::NoTls) {
+            let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", quote(&self.name)));
+        }
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

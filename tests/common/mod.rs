@@ -14,7 +14,9 @@ pub mod run;
 pub mod state;
 pub mod tools;
 
-pub use db::{admin_url, count, postgres_admin, replace_db, scalar, text_rows, TestDb, NULL_TEXT};
+pub use db::{
+    admin_url, count, postgres_admin, replace_db, scalar, text_rows, TestDb, TestRole, NULL_TEXT,
+};
 pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
 pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
 pub use tools::{copy_dir, free_port, require_tool};
