@@ -46,6 +46,8 @@ pub enum Command {
     Push(PushArgs),
     /// Undo one push exactly, from its receipt (dry run unless --confirm).
     Rollback(RollbackArgs),
+    /// List the receipts of past pushes, from Postgres and from the snapshot.
+    Receipts(ReceiptsArgs),
     /// Developers: a TCP proxy adding round-trip time and a bandwidth cap (scripts/bench).
     #[command(hide = true)]
     LatencyProxy(LatencyProxyArgs),
@@ -109,12 +111,25 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReceiptsArgs {
+    #[command(flatten)]
+    pub db: DatabaseArg,
+    /// The snapshot whose copies to list (skipped when the file does not exist).
+    #[arg(long, default_value = "sandbox.sqlite")]
+    pub snapshot: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct RollbackArgs {
     #[command(flatten)]
     pub db: DatabaseArg,
-    /// The receipt id printed by `sandbox push`.
+    /// The receipt id printed by `sandbox push` (see `sandbox receipts`).
     #[arg(long)]
     pub receipt: String,
+    /// The snapshot the push came from: its copy of the receipt is marked
+    /// rolled back too (skipped when the file does not exist).
+    #[arg(long, default_value = "sandbox.sqlite")]
+    pub snapshot: PathBuf,
     /// Really undo. Without it, rollback checks everything and changes nothing.
     #[arg(long)]
     pub confirm: bool,

@@ -24,6 +24,7 @@ fn main() {
         Command::Diff(a) => cmd::diff::run(a, json),
         Command::Push(a) => cmd::push::run(a, json),
         Command::Rollback(a) => cmd::rollback::run(a, json),
+        Command::Receipts(a) => cmd::receipts::run(a, json),
         Command::Fixtures(a) => cmd::fixtures::run(a, json),
         Command::Demo(a) => cmd::demo::run(a, json),
         Command::LatencyProxy(a) => cmd::latency_proxy::run(a),

@@ -115,13 +115,21 @@ pub fn truncate(s: &str, w: usize) -> String {
 
 /// Column widths that fit `total` columns of output: the widest column
 /// gives way first, and no column shrinks below its header (or 6).
-pub fn fit_widths(natural: &[usize], header: &[usize], total: usize) -> Vec<usize> {
+/// Columns listed in `keep` never shrink (ids a person copies).
+pub fn fit_widths(natural: &[usize], header: &[usize], keep: &[usize], total: usize) -> Vec<usize> {
     let mut w = natural.to_vec();
     let border = 3 * w.len() + 1;
     let floor: Vec<usize> = natural
         .iter()
         .zip(header)
-        .map(|(n, h)| (*n).min((*h).max(6)))
+        .enumerate()
+        .map(|(i, (n, h))| {
+            if keep.contains(&i) {
+                *n
+            } else {
+                (*n).min((*h).max(6))
+            }
+        })
         .collect();
     while w.iter().sum::<usize>() + border > total {
         let widest = (0..w.len())
@@ -138,10 +146,20 @@ pub fn fit_widths(natural: &[usize], header: &[usize], total: usize) -> Vec<usiz
 /// Renders rows as a boxed table with a header, fitted to [`width`]. Cells
 /// reading exactly `ok` or `FAILED` are coloured when colour is on.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    table_fitted(header, rows, width())
+    table_fitted(header, rows, &[], width())
 }
 
-pub fn table_fitted(header: &[&str], rows: Vec<Vec<String>>, total: usize) -> String {
+/// A table whose `keep` columns are never cut, whatever the width.
+pub fn table_keeping(header: &[&str], rows: Vec<Vec<String>>, keep: &[usize]) -> String {
+    table_fitted(header, rows, keep, width())
+}
+
+pub fn table_fitted(
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    keep: &[usize],
+    total: usize,
+) -> String {
     let n = header.len();
     let one_line = |s: &str| s.replace(['\n', '\r', '\t'], " ");
     let rows: Vec<Vec<String>> = rows
@@ -162,7 +180,7 @@ pub fn table_fitted(header: &[&str], rows: Vec<Vec<String>>, total: usize) -> St
                 .unwrap_or(0)
         })
         .collect();
-    let w = fit_widths(&natural, &head_w, total);
+    let w = fit_widths(&natural, &head_w, keep, total);
     let rule = |l: &str, m: &str, r: &str| {
         let mut s = String::from(l);
         for (i, wi) in w.iter().enumerate() {
@@ -380,7 +398,12 @@ mod tests {
             "ok".to_string(),
         ]];
         for total in [40, 60, 100, 160] {
-            let t = table_fitted(&["phase", "check", "expected", "ok"], rows.clone(), total);
+            let t = table_fitted(
+                &["phase", "check", "expected", "ok"],
+                rows.clone(),
+                &[],
+                total,
+            );
             for line in t.lines() {
                 assert!(display_width(line) <= total, "{total}: {line}");
             }

@@ -330,3 +330,87 @@ fn a_repeated_rollback_says_so_and_exits_0_like_a_repeated_push() {
         again.show()
     );
 }
+
+#[test]
+fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() {
+    let p = Pushed::rehearsed("journey_receipts");
+    let none = p.run(&["receipts", "--json", "--snapshot", &p.snap]);
+    none.ok();
+    assert_eq!(
+        json_of(&none)["receipts"],
+        serde_json::json!([]),
+        "{}",
+        none.show()
+    );
+    let pushed = p.run(&["push", "--json", "--confirm", "--snapshot", &p.snap]);
+    pushed.ok();
+    let id = json_of(&pushed)["receipt_id"].as_str().unwrap().to_string();
+
+    let listed = p.run(&["receipts", "--json", "--snapshot", &p.snap]);
+    listed.ok();
+    let v = json_of(&listed);
+    let r = &v["receipts"][0];
+    assert_eq!(r["id"], id.as_str(), "{v}");
+    assert_eq!(r["remote_status"], "applied", "{v}");
+    assert_eq!(r["snapshot_status"], "applied", "{v}");
+    assert_eq!(r["plan_name"], "medical-affairs-operational-library", "{v}");
+    assert_eq!(
+        (r["inserted"].as_u64(), r["updated"].as_u64()),
+        (Some(727), Some(105)),
+        "{v}"
+    );
+    let text = p.run(&["receipts", "--snapshot", &p.snap]);
+    text.ok();
+    assert!(
+        text.stdout.contains(&id) && text.stdout.contains("+727 ~105"),
+        "{}",
+        text.show()
+    );
+    assert!(
+        text.stdout
+            .contains(&format!("sandbox rollback --receipt {id} --confirm")),
+        "{}",
+        text.show()
+    );
+    let status = p.run(&["status", "--snapshot", &p.snap]);
+    status.ok();
+    assert!(
+        status.stdout.contains(&id) && status.stdout.contains("applied"),
+        "{}",
+        status.show()
+    );
+
+    let rolled = p.run(&[
+        "rollback",
+        "--receipt",
+        &id,
+        "--confirm",
+        "--snapshot",
+        &p.snap,
+    ]);
+    rolled.ok();
+    assert!(
+        rolled.stdout.contains("marked rolled back too"),
+        "{}",
+        rolled.show()
+    );
+    let v = json_of(&p.run(&["receipts", "--json", "--snapshot", &p.snap]));
+    assert_eq!(v["receipts"][0]["remote_status"], "rolled_back", "{v}");
+    assert_eq!(v["receipts"][0]["snapshot_status"], "rolled_back", "{v}");
+    let status = p.run(&["status", "--json", "--snapshot", &p.snap]);
+    assert_eq!(
+        json_of(&status)["receipts"][0]["snapshot_status"],
+        "rolled_back"
+    );
+
+    // The snapshot alone, without a server: still listed.
+    let offline = run_sandbox(&["receipts", "--json", "--snapshot", &p.snap], &[]);
+    offline.ok();
+    let v = json_of(&offline);
+    assert_eq!(v["database"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["receipts"][0]["snapshot_status"], "rolled_back", "{v}");
+    // Neither a server nor a snapshot: a usage error that says what to pass.
+    run_sandbox(&["receipts", "--snapshot", "/nonexistent/s.sqlite"], &[])
+        .code(2)
+        .error_has(&["--database-url", "no snapshot at /nonexistent/s.sqlite"]);
+}

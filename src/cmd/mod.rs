@@ -5,6 +5,7 @@ pub mod latency_proxy;
 pub mod plan;
 pub mod pull;
 pub mod push;
+pub mod receipts;
 pub mod rehearse;
 pub mod rollback;
 pub mod status;

@@ -15,9 +15,33 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         allow_writes: args.allow_writes,
     };
     let report = crate::runtime()?.block_on(rollback(&opts))?;
+    // Postgres is the authority; the snapshot's copy follows it once the
+    // undo is committed (or was, before).
+    let snapshot_marked =
+        if (report.confirmed || report.already_rolled_back) && args.snapshot.exists() {
+            Some(sandbox::ops::receipts::mark_rolled_back(
+                &args.snapshot,
+                &report.receipt_id,
+            )?)
+        } else {
+            None
+        };
     if json {
-        output::print_json(&report)?;
+        let mut v = serde_json::to_value(&report)?;
+        v["snapshot_copy_marked"] = serde_json::json!(snapshot_marked);
+        output::print_json(&v)?;
         return Ok(0);
+    }
+    match snapshot_marked {
+        Some(true) => println!(
+            "The copy in {} is marked rolled back too.",
+            args.snapshot.display()
+        ),
+        Some(false) => println!(
+            "{} holds no copy of this receipt (pushed from another snapshot?).",
+            args.snapshot.display()
+        ),
+        None => {}
     }
     if report.already_rolled_back {
         println!(

@@ -7,6 +7,7 @@ use crate::output::{self, short};
 pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
     let snap = Snapshot::open(&args.snapshot)?;
     let rehearsals = snap.rehearsal_count();
+    let receipts = sandbox::ops::receipts::in_snapshot(&snap)?;
     if json {
         let tables: Vec<_> = snap
             .tables
@@ -20,6 +21,7 @@ pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
             .collect();
         output::print_json(&serde_json::json!({
             "snapshot": snap.path, "info": snap.info, "tables": tables, "rehearsals": rehearsals,
+            "receipts": receipts,
         }))?;
         return Ok(0);
     }
@@ -62,6 +64,15 @@ pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
         "{}",
         output::table(&["table", "role", "rows", "columns", "checksum"], rows)
     );
+    if receipts.is_empty() {
+        println!("Receipts   none (nothing was pushed from this snapshot)");
+    } else {
+        println!(
+            "Receipts   {} (Postgres is the authority: `sandbox receipts`)",
+            receipts.len()
+        );
+        crate::cmd::receipts::print_lines(&receipts, false);
+    }
     Ok(0)
 }
 

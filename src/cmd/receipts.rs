@@ -1,0 +1,107 @@
+use anyhow::Result;
+use sandbox::db::sqlite::Snapshot;
+use sandbox::ops::receipts::{self, ReceiptLine};
+
+use crate::cli::ReceiptsArgs;
+use crate::output::{self, short};
+
+/// Postgres when a URL is given (flag or environment), the snapshot when
+/// the file exists; at least one of them.
+pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
+    let remote = match args.db.resolve() {
+        Some(url) => {
+            let target = sandbox::db::postgres::parse_target(&url)?;
+            let lines = crate::runtime()?.block_on(receipts::remote(&target))?;
+            Some((target.redacted().to_string(), lines))
+        }
+        None => None,
+    };
+    let local = if args.snapshot.exists() {
+        let snap = Snapshot::open(&args.snapshot)?;
+        Some(receipts::in_snapshot(&snap)?)
+    } else {
+        None
+    };
+    if remote.is_none() && local.is_none() {
+        return Err(sandbox::error::environment(format!(
+            "nothing to read receipts from: no database URL (pass --database-url, or set \
+             SANDBOX_DATABASE_URL or DATABASE_URL) and no snapshot at {}",
+            args.snapshot.display()
+        )));
+    }
+    let database = remote.as_ref().map(|(d, _)| d.clone());
+    let lines = receipts::merge(
+        remote.map(|(_, l)| l).unwrap_or_default(),
+        local.clone().unwrap_or_default(),
+    );
+    if json {
+        output::print_json(&serde_json::json!({
+            "database": database,
+            "snapshot": local.is_some().then(|| args.snapshot.display().to_string()),
+            "receipts": lines,
+        }))?;
+        return Ok(0);
+    }
+    print_lines(&lines, database.is_some());
+    println!(
+        "{} receipt(s) from {}{}{}.",
+        lines.len(),
+        database.as_deref().unwrap_or(""),
+        if database.is_some() && local.is_some() {
+            " and "
+        } else {
+            ""
+        },
+        if local.is_some() {
+            args.snapshot.display().to_string()
+        } else {
+            String::new()
+        }
+    );
+    if let Some(l) = lines.iter().rev().find(|l| l.status() == "applied") {
+        println!(
+            "Undo the latest applied push with: sandbox rollback --receipt {} --confirm",
+            l.id
+        );
+    }
+    Ok(0)
+}
+
+/// `remote_read`: Postgres was read, so the row counts and where each
+/// receipt is kept are known.
+pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
+    let rows = lines
+        .iter()
+        .map(|l| {
+            let mut row = vec![
+                l.id.clone(),
+                l.at.chars().take(19).collect(),
+                format!("{} {}", l.plan_name, short(&l.plan_hash)),
+            ];
+            if remote_read {
+                row.push(if l.remote_status.is_some() {
+                    format!("+{} ~{}", l.inserted, l.updated)
+                } else {
+                    "-".into()
+                });
+            }
+            row.push(l.status().to_string());
+            if remote_read {
+                row.push(match (&l.remote_status, &l.snapshot_status) {
+                    (Some(_), Some(s)) if s != l.status() => format!("both (snapshot: {s})"),
+                    (Some(_), Some(_)) => "postgres, snapshot".into(),
+                    (Some(_), None) => "postgres".into(),
+                    (None, _) => "snapshot only".into(),
+                });
+            }
+            row
+        })
+        .collect();
+    let header: &[&str] = if remote_read {
+        &["receipt", "when (UTC)", "plan", "rows", "status", "kept in"]
+    } else {
+        &["receipt", "when (UTC)", "plan", "status"]
+    };
+    // The id is what a person copies into `sandbox rollback`: never cut.
+    println!("{}", output::table_keeping(header, rows, &[0, 3, 4]));
+}

@@ -1,0 +1,232 @@
+//! Listing receipts: the ones Postgres keeps (`sandbox.receipts`, the
+//! authority) and the copies a snapshot file keeps next to the rehearsal
+//! they came from, merged by id so a person sees one line per push.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::db::postgres::{connect, Target};
+use crate::db::sqlite::Snapshot;
+
+/// One push as `sandbox receipts` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReceiptLine {
+    pub id: String,
+    /// When it was pushed (Postgres) or recorded in the snapshot.
+    pub at: String,
+    pub plan_name: String,
+    pub plan_hash: String,
+    pub diff_hash: String,
+    pub inserted: u64,
+    pub updated: u64,
+    /// `applied` or `rolled_back` on Postgres, when Postgres was read.
+    pub remote_status: Option<String>,
+    /// The snapshot copy's status, when the snapshot holds one.
+    pub snapshot_status: Option<String>,
+    pub rolled_back_at: Option<String>,
+}
+
+impl ReceiptLine {
+    /// The status a person should believe: Postgres's when known.
+    pub fn status(&self) -> &str {
+        self.remote_status
+            .as_deref()
+            .or(self.snapshot_status.as_deref())
+            .unwrap_or("?")
+    }
+}
+
+/// The receipts in `sandbox.receipts`, oldest first; none when the schema
+/// was never created (nothing was ever pushed there).
+pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
+    let client = connect(target).await?;
+    // Simple protocol: no named statements, so a transaction-mode pooler
+    // is fine.
+    let exists = text_rows(
+        &client,
+        "SELECT to_regclass('sandbox.receipts') IS NOT NULL",
+    )
+    .await?;
+    if exists
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_deref())
+        != Some("t")
+    {
+        return Ok(Vec::new());
+    }
+    let rows = text_rows(
+        &client,
+        "SELECT id::text, pushed_at::text, plan_name, plan_hash, diff_hash, status, \
+                rolled_back_at::text, counts::text \
+         FROM sandbox.receipts ORDER BY pushed_at, id",
+    )
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let (inserted, updated) = totals(&get(7))
+                .with_context(|| format!("receipt {} has unreadable counts", get(0)))?;
+            Ok(ReceiptLine {
+                id: get(0),
+                at: get(1),
+                plan_name: get(2),
+                plan_hash: get(3),
+                diff_hash: get(4),
+                inserted,
+                updated,
+                remote_status: Some(get(5)),
+                snapshot_status: None,
+                rolled_back_at: r.get(6).cloned().flatten(),
+            })
+        })
+        .collect()
+}
+
+async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let mut out = Vec::new();
+    for m in client
+        .simple_query(sql)
+        .await
+        .with_context(|| format!("cannot read the receipts: {sql}"))?
+    {
+        if let SimpleQueryMessage::Row(row) = m {
+            out.push(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Inserted and updated rows over all tables of a receipt's `counts`.
+fn totals(counts: &str) -> Result<(u64, u64)> {
+    let v: Vec<serde_json::Value> = serde_json::from_str(counts)?;
+    let sum = |k: &str| v.iter().filter_map(|t| t[k].as_u64()).sum::<u64>();
+    Ok((sum("inserted"), sum("updated")))
+}
+
+/// The copies kept in a snapshot file (none when it never recorded one).
+pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
+    if !has_receipts_table(snapshot)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = snapshot.conn.prepare(
+        "SELECT r.receipt_id, r.recorded_at, coalesce(h.plan_name, ''), coalesce(h.plan_hash, ''), \
+                r.diff_hash, r.status \
+         FROM _sandbox_receipts r LEFT JOIN _sandbox_rehearsals h ON h.id = r.rehearsal_id \
+         ORDER BY r.recorded_at, r.receipt_id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(ReceiptLine {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                plan_name: r.get(2)?,
+                plan_hash: r.get(3)?,
+                diff_hash: r.get(4)?,
+                inserted: 0,
+                updated: 0,
+                remote_status: None,
+                snapshot_status: Some(r.get(5)?),
+                rolled_back_at: None,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn has_receipts_table(snapshot: &Snapshot) -> Result<bool> {
+    Ok(snapshot.conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_receipts'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0)
+}
+
+/// One line per receipt id: Postgres's facts, with the snapshot's status
+/// beside them; receipts only one side knows keep their own line.
+pub fn merge(remote: Vec<ReceiptLine>, snapshot: Vec<ReceiptLine>) -> Vec<ReceiptLine> {
+    let mut out = remote;
+    for s in snapshot {
+        match out.iter_mut().find(|r| r.id == s.id) {
+            Some(r) => r.snapshot_status = s.snapshot_status,
+            None => out.push(s),
+        }
+    }
+    out
+}
+
+/// Marks the snapshot's copy of a receipt rolled back. Returns whether the
+/// snapshot held that receipt.
+pub fn mark_rolled_back(snapshot_path: &Path, receipt_id: &str) -> Result<bool> {
+    let snapshot = Snapshot::open(snapshot_path)?;
+    if !has_receipts_table(&snapshot)? {
+        return Ok(false);
+    }
+    let n = snapshot
+        .conn
+        .execute(
+            "UPDATE _sandbox_receipts SET status = 'rolled_back', \
+                    recorded_at = strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00' \
+             WHERE receipt_id = ?1",
+            [receipt_id],
+        )
+        .with_context(|| {
+            format!(
+                "cannot mark receipt {receipt_id} rolled back in {}",
+                snapshot_path.display()
+            )
+        })?;
+    Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(id: &str, remote: Option<&str>, snap: Option<&str>) -> ReceiptLine {
+        ReceiptLine {
+            id: id.into(),
+            at: String::new(),
+            plan_name: String::new(),
+            plan_hash: String::new(),
+            diff_hash: String::new(),
+            inserted: 0,
+            updated: 0,
+            remote_status: remote.map(Into::into),
+            snapshot_status: snap.map(Into::into),
+            rolled_back_at: None,
+        }
+    }
+
+    #[test]
+    fn merging_keeps_one_line_per_receipt_and_postgres_decides_the_status() {
+        let m = merge(
+            vec![
+                line("a", Some("rolled_back"), None),
+                line("b", Some("applied"), None),
+            ],
+            vec![
+                line("a", None, Some("applied")),
+                line("c", None, Some("applied")),
+            ],
+        );
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].status(), "rolled_back");
+        assert_eq!(m[0].snapshot_status.as_deref(), Some("applied"));
+        assert_eq!(m[2].status(), "applied");
+    }
+
+    #[test]
+    fn totals_sum_every_table() {
+        let c = r#"[{"table":"a","before":1,"after":3,"inserted":2,"updated":1},
+                    {"table":"b","before":0,"after":5,"inserted":5,"updated":0}]"#;
+        assert_eq!(totals(c).unwrap(), (7, 1));
+    }
+}
