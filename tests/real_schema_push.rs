@@ -1,15 +1,18 @@
 //! Push and rollback against schemas that carry what real Supabase projects
 //! add around the plan's tables: triggers, audit and history tables, event
 //! triggers, app tables and views that depend on what the push writes, a
-//! database `search_path` of `''`, a non-superuser owner role. Every test
-//! compares the WHOLE database (every table of every schema, columns,
-//! constraints, indexes, triggers with their enabled state) before and
-//! after.
+//! database `search_path` of `''`, a read-only snapshot, a non-superuser
+//! owner role. Every test compares the WHOLE database (every table of every
+//! schema, columns, constraints, indexes, triggers with their enabled
+//! state) before and after.
 
 mod common;
 
-use common::state::whole_database_state;
-use common::TestDb;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::state::{whole_database_state, DatabaseState};
+use common::{count, sandbox, Run, TestDb};
 
 /// The state capture itself sees a row written in any schema and a trigger
 /// switched off: the other tests rely on it to prove "nothing changed".
@@ -51,4 +54,555 @@ fn whole_database_state_sees_rows_in_any_schema_and_trigger_states() {
         dup.differences(&off)
     );
     assert_eq!(off.without_schema("app").rows.len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// A fixtures database with hostile additions, and the shared snapshot
+
+/// One pulled and rehearsed snapshot of the plan fixtures. The additions
+/// each test makes (triggers, tables outside the plan) do not change the
+/// pulled tables, so it matches every freshly loaded database.
+fn shared_snapshot() -> &'static [u8] {
+    static SHARED: OnceLock<Vec<u8>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let db = TestDb::create("real_shared");
+        load_fixtures(&db.url);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snap = dir.path().join("snapshot.sqlite");
+        let s = snap.to_str().unwrap();
+        sandbox(&["pull", "--database-url", &db.url, "--out", s]).ok();
+        sandbox(&["rehearse", "--snapshot", s])
+            .ok()
+            .stdout_has("PASSED");
+        std::fs::read(&snap).expect("read the rehearsed snapshot")
+    })
+}
+
+fn load_fixtures(url: &str) {
+    sandbox(&[
+        "fixtures",
+        "load",
+        "--database-url",
+        url,
+        "--variant",
+        "plan",
+    ])
+    .ok();
+}
+
+struct World {
+    db: TestDb,
+    _dir: tempfile::TempDir,
+    snapshot: PathBuf,
+}
+
+impl World {
+    /// The plan fixtures plus `extra` SQL, and the shared snapshot.
+    fn new(tag: &str, extra: &str) -> World {
+        let db = TestDb::create(tag);
+        load_fixtures(&db.url);
+        if !extra.is_empty() {
+            db.client()
+                .batch_execute(extra)
+                .unwrap_or_else(|e| panic!("hostile SQL: {e}"));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshot = dir.path().join("snapshot.sqlite");
+        std::fs::write(&snapshot, shared_snapshot()).expect("write snapshot");
+        World {
+            db,
+            _dir: dir,
+            snapshot,
+        }
+    }
+
+    fn url(&self) -> &str {
+        &self.db.url
+    }
+
+    fn state(&self) -> DatabaseState {
+        whole_database_state(self.url())
+    }
+
+    fn push(&self, extra: &[&str]) -> Run {
+        self.push_as(self.url(), extra)
+    }
+
+    fn push_as(&self, url: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "push",
+            "--database-url",
+            url,
+            "--snapshot",
+            self.snapshot.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args)
+    }
+
+    fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "rollback",
+            "--database-url",
+            self.url(),
+            "--receipt",
+            receipt,
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args)
+    }
+
+    fn exec(&self, sql: &str) {
+        self.db
+            .client()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        count(&mut self.db.client(), sql)
+    }
+}
+
+fn receipt_of(run: &Run) -> String {
+    run.stdout
+        .split("Receipt ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no receipt id: {}", run.show()))
+        .to_string()
+}
+
+/// A refused run: exit 1, and the error names every needle.
+fn refused(run: &Run, needles: &[&str]) {
+    run.code(1);
+    for n in needles {
+        assert!(run.all().contains(n), "output lacks {n:?}: {}", run.show());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10.4 triggers
+
+const APPEND_ONLY: &str = "
+CREATE FUNCTION public.jtbd_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'jtbd_library is append-only';
+END $$;
+CREATE TRIGGER jtbd_append_only BEFORE UPDATE ON public.jtbd_library
+  FOR EACH ROW EXECUTE FUNCTION public.jtbd_append_only();";
+
+#[test]
+fn a_business_trigger_that_raises_refuses_the_push_by_name_and_changes_nothing() {
+    let w = World::new("raising_trigger", APPEND_ONLY);
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        refused(
+            &run,
+            &[
+                "jtbd_append_only",
+                "jtbd_library is append-only",
+                "jtbd_library",
+            ],
+        );
+        assert!(!run.all().contains("Pull again"), "{}", run.show());
+        before.assert_same(&w.state(), "a push refused by a raising trigger");
+    }
+}
+
+#[test]
+fn a_held_off_trigger_must_be_a_proven_updated_at_stamp() {
+    // The fixture's stamp replaced by one that also rewrites a title: the
+    // plan still names it, the tool cannot prove it harmless, so it refuses
+    // rather than skip what the trigger does.
+    let w = World::new(
+        "unproven_stamp",
+        "CREATE OR REPLACE FUNCTION public.fixture_set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.updated_at := now(); NEW.title := upper(NEW.title); RETURN NEW; END $$;",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(
+        &run,
+        &["jtbd_library.jtbd_library_set_updated_at", "does more than"],
+    );
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
+#[test]
+fn a_moddatetime_stamp_is_held_off_and_restored() {
+    let w = World::new(
+        "moddatetime",
+        "CREATE EXTENSION moddatetime;
+         DROP TRIGGER jtbd_library_set_updated_at ON public.jtbd_library;
+         CREATE TRIGGER jtbd_library_set_updated_at BEFORE UPDATE ON public.jtbd_library
+           FOR EACH ROW EXECUTE FUNCTION moddatetime(updated_at);
+         ALTER TABLE public.jtbd_library ENABLE ALWAYS TRIGGER jtbd_library_set_updated_at;",
+    );
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok().stdout_has("held off");
+    let after = w.state();
+    // Every jtbd row the push did not link kept its updated_at; the
+    // trigger is back in its ALWAYS mode.
+    assert!(
+        after
+            .shape
+            .iter()
+            .any(|l| l.contains("jtbd_library_set_updated_at enabled=A")),
+        "{:?}",
+        after
+            .shape
+            .iter()
+            .filter(|l| l.contains("trigger"))
+            .collect::<Vec<_>>()
+    );
+    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}
+
+// ---------------------------------------------------------------------------
+// 10.5 every write accounted for
+
+const HISTORY: &str = "
+CREATE TABLE public.jtbd_history (id bigserial PRIMARY KEY, jtbd_id text, old_title text);
+CREATE FUNCTION public.jtbd_keep_history() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.jtbd_history (jtbd_id, old_title) VALUES (OLD.id::text, OLD.title);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER jtbd_keep_history BEFORE UPDATE ON public.jtbd_library
+  FOR EACH ROW EXECUTE FUNCTION public.jtbd_keep_history();";
+
+#[test]
+fn a_history_trigger_fires_and_its_rows_are_refused_unless_allowed() {
+    let w = World::new("history_trigger", HISTORY);
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(&run, &["public.jtbd_history", "105 rows", "--allow-writes"]);
+    before.assert_same(&w.state(), "a refused preflight");
+
+    let run = w.push(&["--confirm", "--allow-writes", "jtbd_history"]);
+    run.ok()
+        .stdout_has("jtbd_keep_history")
+        .stdout_has("public.jtbd_history: 105 rows");
+    assert_eq!(w.count("SELECT count(*) FROM public.jtbd_history"), 105);
+    let side: String = common::scalar(
+        &mut w.db.client(),
+        "SELECT undo->'side_effects'->0->>'table' FROM sandbox.receipts",
+    );
+    assert_eq!(
+        side, "public.jtbd_history",
+        "the receipt lists the side effect"
+    );
+
+    // The rollback drops the linked column (no row update, so the
+    // trigger does not fire) and leaves the allowed side effect alone;
+    // everything else is back as it was.
+    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    let mut after = w.state().without_schema("sandbox");
+    assert_eq!(after.rows["public.jtbd_history"].len(), 105);
+    after.rows.remove("public.jtbd_history");
+    let mut expected = before.without_schema("sandbox");
+    expected.rows.remove("public.jtbd_history");
+    expected.assert_same(&after, "push then rollback, history aside");
+}
+
+#[test]
+fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
+    let w = World::new(
+        "audit_event",
+        "CREATE SCHEMA audit;
+         CREATE TABLE audit.audit_log (id bigserial PRIMARY KEY, tbl text, op text, row_id text);
+         CREATE FUNCTION audit.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO audit.audit_log (tbl, op, row_id) VALUES (TG_TABLE_NAME, TG_OP, NEW.id::text); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION audit.log_row();
+         CREATE TABLE public.ddl_log (id bigserial PRIMARY KEY, tag text, object text);
+         CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         DECLARE r record;
+         BEGIN FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+           INSERT INTO public.ddl_log (tag, object) VALUES (r.command_tag, r.object_identity); END LOOP; END $$;
+         CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl();",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(&run, &["audit.audit_log", "227 rows", "public.ddl_log"]);
+    before.assert_same(&w.state(), "a refused preflight");
+    let run = w.push(&["--confirm", "--allow-writes", "audit.audit_log"]);
+    refused(&run, &["public.ddl_log"]);
+    assert!(
+        !run.all().contains("audit.audit_log: 227 rows ("),
+        "{}",
+        run.show()
+    );
+    before.assert_same(&w.state(), "a refused push");
+    let run = w.push(&[
+        "--confirm",
+        "--allow-writes",
+        "audit.audit_log",
+        "--allow-writes",
+        "ddl_log",
+    ]);
+    run.ok().stdout_has("audit.audit_log: 227 rows");
+    assert_eq!(w.count("SELECT count(*) FROM audit.audit_log"), 227);
+}
+
+// ---------------------------------------------------------------------------
+// 10.3 the preflight is the real transaction
+
+#[test]
+fn the_preflight_names_a_constraint_the_new_rows_break() {
+    let w = World::new(
+        "preflight_check",
+        "ALTER TABLE public.workflows ADD CONSTRAINT workflows_name_short CHECK (length(name) < 12) NOT VALID;",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(&run, &["workflows_name_short", "workflows", "row id="]);
+    assert_ne!(run.code, 2);
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
+#[test]
+fn missing_privileges_are_named_before_any_lock() {
+    let w = World::new("privileges", "");
+    let role = format!("sbx_reader_{}", std::process::id());
+    let admin = common::admin_url();
+    let mut a = common::postgres_admin(&admin);
+    a.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN"
+    ))
+    .unwrap();
+    w.exec(&format!(
+        "GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; \
+         GRANT UPDATE ON public.workflows TO {role};"
+    ));
+    let before = w.state();
+    let url = w.url().replacen("postgres@", &format!("{role}@"), 1);
+    let run = w.push_as(&url, &[]);
+    refused(
+        &run,
+        &[
+            "lacks privileges",
+            "INSERT on public.\"workflows\" (to insert 227 rows)",
+            "ownership of public.\"jtbd_library\" (owned by postgres; to add column",
+            "CREATE on schema public",
+        ],
+    );
+    before.assert_same(&w.state(), "a refused preflight");
+    drop(w);
+    let _ = a.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
+}
+
+// ---------------------------------------------------------------------------
+// 10.6 rollback never destroys what it did not write
+
+#[test]
+fn rollback_refuses_while_app_rows_reference_pushed_workflows() {
+    let w = World::new("app_fks", "");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    w.exec(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.workflow_runs (id serial PRIMARY KEY,
+           workflow_id uuid REFERENCES public.workflows(id) ON DELETE CASCADE);
+         CREATE TABLE public.workflow_notes (id serial PRIMARY KEY,
+           workflow_id uuid REFERENCES public.workflows(id) ON DELETE SET NULL);
+         CREATE TABLE public.workflow_pins (id serial PRIMARY KEY,
+           workflow_id uuid CONSTRAINT pins_wf REFERENCES public.workflows(id) ON DELETE RESTRICT);
+         INSERT INTO app.workflow_runs (workflow_id)
+           SELECT id FROM public.workflows WHERE definition->>'source' = 'dh_workflow' LIMIT 3;
+         INSERT INTO public.workflow_notes (workflow_id)
+           SELECT id FROM public.workflows WHERE definition->>'source' = 'dh_workflow' LIMIT 2;
+         INSERT INTO public.workflow_pins (workflow_id)
+           SELECT id FROM public.workflows WHERE definition->>'source' = 'dh_workflow' LIMIT 1;
+         -- An app row pointing at a workflow that was there before the push
+         -- blocks nothing.
+         INSERT INTO public.workflow_notes (workflow_id)
+           SELECT id FROM public.workflows WHERE definition->>'source' IS DISTINCT FROM 'dh_workflow' LIMIT 1;",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        refused(
+            &run,
+            &[
+                "3 rows of app.workflow_runs",
+                "workflow_runs_workflow_id_fkey",
+                "ON DELETE CASCADE",
+                "2 rows of public.workflow_notes",
+                "ON DELETE SET NULL",
+                "1 rows of public.workflow_pins",
+                "pins_wf",
+                "did not write",
+            ],
+        );
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    // Once the app lets go of the pushed rows, the rollback goes through.
+    w.exec(
+        "DELETE FROM app.workflow_runs; DELETE FROM public.workflow_pins; \
+         DELETE FROM public.workflow_notes WHERE workflow_id IN \
+           (SELECT id FROM public.workflows WHERE definition->>'source' = 'dh_workflow')",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    assert_eq!(w.count("SELECT count(*) FROM public.workflow_notes"), 1);
+}
+
+#[test]
+fn rollback_refuses_while_a_view_depends_on_a_created_table() {
+    let w = World::new("view_on_tasks", "");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    w.exec("CREATE VIEW public.open_tasks AS SELECT * FROM public.tasks");
+    let before = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    refused(
+        &run,
+        &["view open_tasks depends on table tasks", "did not write"],
+    );
+    before.assert_same(&w.state(), "a refused rollback");
+
+    // A receipt in a format this build does not know is refused by name.
+    w.exec("DROP VIEW public.open_tasks");
+    w.exec("UPDATE sandbox.receipts SET undo = jsonb_set(undo, '{format}', '99')");
+    let before = w.state();
+    refused(&w.rollback(&receipt, &["--confirm"]), &["undo format 99"]);
+    before.assert_same(&w.state(), "a refused rollback");
+}
+
+// ---------------------------------------------------------------------------
+// 10.7, 10.8, 10.10
+
+#[test]
+fn an_existing_unrelated_table_is_named_without_advising_to_pull_again() {
+    let w = World::new(
+        "existing_tasks",
+        "CREATE TABLE public.tasks (id serial PRIMARY KEY, title text);",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(
+        &run,
+        &["table tasks already exists", "pulling again will not"],
+    );
+    assert!(!run.all().contains("Pull again"), "{}", run.show());
+    assert!(!run.all().contains("fresh snapshot"), "{}", run.show());
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
+#[test]
+fn an_empty_database_search_path_behaves_like_the_default() {
+    let w = World::new("empty_search_path", "");
+    let db = w.db.name.clone();
+    w.exec(&format!("ALTER DATABASE \"{db}\" SET search_path = ''"));
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}
+
+#[test]
+fn a_read_only_snapshot_still_reports_the_committed_receipt() {
+    let w = World::new("readonly_snapshot", "");
+    let snap = w.snapshot.to_str().unwrap().to_string();
+    let immutable = |on: bool| {
+        let st = std::process::Command::new("chattr")
+            .args([if on { "+i" } else { "-i" }, &snap])
+            .status()
+            .expect("run chattr");
+        assert!(st.success(), "chattr failed");
+    };
+    immutable(true);
+    let run = w.push(&["--confirm"]);
+    immutable(false);
+    run.ok()
+        .stdout_has("Applied")
+        .stderr_has("could not record it")
+        .stderr_has("sandbox push --snapshot");
+    let receipt = receipt_of(&run);
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM sandbox.receipts WHERE id = '{receipt}' AND status = 'applied'"
+        )),
+        1
+    );
+    // As the message says: a push with a writable file records it.
+    w.push(&[]).ok().stdout_has("Already applied");
+    let conn = rusqlite_count(&snap, &receipt);
+    assert_eq!(conn, 1, "the receipt is recorded in the snapshot file now");
+}
+
+fn rusqlite_count(path: &str, receipt: &str) -> i64 {
+    let out = std::process::Command::new("sqlite3")
+        .args([
+            path,
+            &format!("SELECT count(*) FROM _sandbox_receipts WHERE receipt_id = '{receipt}'"),
+        ])
+        .output()
+        .expect("run sqlite3");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(-1)
+}
+
+// ---------------------------------------------------------------------------
+// Supabase's owner role
+
+#[test]
+fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
+    let role = format!("sbx_owner_{}", std::process::id());
+    let admin = common::admin_url();
+    let mut a = common::postgres_admin(&admin);
+    a.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {role}; \
+         CREATE ROLE {role} LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS"
+    ))
+    .unwrap();
+    let db = TestDb::create("owner_role");
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+            db.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    load_fixtures(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.sqlite");
+    let s = snap.to_str().unwrap();
+    let before = whole_database_state(&db.url);
+    sandbox(&["pull", "--database-url", &url, "--out", s]).ok();
+    sandbox(&["rehearse", "--snapshot", s]).ok();
+    sandbox(&["push", "--database-url", &url, "--snapshot", s])
+        .ok()
+        .stdout_has("held off");
+    let run = sandbox(&["push", "--database-url", &url, "--snapshot", s, "--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    sandbox(&[
+        "rollback",
+        "--database-url",
+        &url,
+        "--receipt",
+        &receipt,
+        "--confirm",
+    ])
+    .ok();
+    before.without_schema("sandbox").assert_same(
+        &whole_database_state(&db.url).without_schema("sandbox"),
+        "the loop as the owner",
+    );
+    drop(db);
+    let _ = a.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
 }
