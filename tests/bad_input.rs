@@ -14,9 +14,7 @@ use std::sync::OnceLock;
 
 use common::{copy_dir, run_sandbox, text_rows, whole_database_state, Run, TestDb};
 use postgres_sync::Client;
-use sandbox::fixtures::{FixtureOptions, Variant};
-use sandbox::ops::demo::build_snapshot;
-use sandbox::ops::pull::NoProgress;
+use sandbox::fixtures::Variant;
 use sandbox::ops::rehearse::{rehearse, RehearseOptions};
 use serde_json::Value;
 
@@ -101,16 +99,7 @@ fn rehearsed_snapshot() -> &'static [u8] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rehearsed.sqlite");
         let plan = sandbox::plan::Plan::load_default().unwrap();
-        build_snapshot(
-            &path,
-            &FixtureOptions {
-                variant: Variant::Plan,
-                scale: 1,
-            },
-            &plan.tables,
-            &NoProgress,
-        )
-        .unwrap();
+        common::fixture_snapshot(&path, Variant::Plan, &plan);
         let report = rehearse(&RehearseOptions {
             snapshot: &path,
             plan: &plan,
@@ -127,7 +116,7 @@ fn default_plan() -> Value {
 }
 
 fn shipped_seeds() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds")
+    common::repo_path("seeds")
 }
 
 fn library_file(seeds: &Path, sp: &str) -> PathBuf {

@@ -4,6 +4,8 @@
 //! them may panic; errors must say where the problem is, and the URL
 //! parser must never show a password.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -15,9 +17,7 @@ use serde_json::Value;
 
 use sandbox::db::postgres::parse_target;
 use sandbox::db::sqlite::{snapshot_checksum, Snapshot, TableSummary};
-use sandbox::fixtures::{FixtureOptions, Variant};
-use sandbox::ops::demo::build_snapshot;
-use sandbox::ops::pull::NoProgress;
+use sandbox::fixtures::Variant;
 use sandbox::ops::rehearse::{rehearse, RehearseOptions};
 use sandbox::plan::rowjson::{parse_array, value_to_json};
 use sandbox::plan::seeds::{load_seeds, LIBRARY_DIR, PRIORITIES_FILE};
@@ -74,7 +74,7 @@ impl Drop for Budget {
 fn shipped_seeds() -> &'static Vec<(String, String)> {
     static SEEDS: OnceLock<Vec<(String, String)>> = OnceLock::new();
     SEEDS.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+        let root = common::repo_path("seeds");
         let mut out = vec![(
             PRIORITIES_FILE.to_string(),
             std::fs::read_to_string(root.join(PRIORITIES_FILE)).unwrap(),
@@ -332,16 +332,7 @@ fn base_snapshot() -> &'static Base {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("base.sqlite");
         let plan = Plan::load_default().unwrap();
-        build_snapshot(
-            &path,
-            &FixtureOptions {
-                variant: Variant::Plan,
-                scale: 1,
-            },
-            &plan.tables,
-            &NoProgress,
-        )
-        .unwrap();
+        common::fixture_snapshot(&path, Variant::Plan, &plan);
         {
             let snap = Snapshot::open(&path).unwrap();
             for t in ["prompts", "agents", "personas"] {

@@ -7,14 +7,14 @@
 //! Re-record (only when a change of result is intended):
 //! `SANDBOX_RECORD_REFERENCE=1 cargo test --test plan_regression`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
-use sandbox::fixtures::{FixtureOptions, Variant};
-use sandbox::ops::demo::build_snapshot;
-use sandbox::ops::pull::NoProgress;
+use sandbox::fixtures::Variant;
 use sandbox::ops::rehearse::{rehearse, RehearseOptions};
 use sandbox::plan::Plan;
 use serde_json::{json, Value};
@@ -119,13 +119,7 @@ fn table_rows(conn: &Connection, table: &str) -> BTreeMap<String, String> {
 fn staged_state(dir: &Path, name: &str, variant: Variant, link: &str, existing: &str) -> Value {
     let path = dir.join(format!("{name}.sqlite"));
     let plan = plan_with(link, existing);
-    build_snapshot(
-        &path,
-        &FixtureOptions { variant, scale: 1 },
-        &plan.tables,
-        &NoProgress,
-    )
-    .unwrap();
+    common::fixture_snapshot(&path, variant, &plan);
     let report = rehearse(&RehearseOptions {
         snapshot: &path,
         plan: &plan,
@@ -160,7 +154,7 @@ fn staged_tables_match_the_recorded_reference() {
             staged_state(dir.path(), name, *variant, link, existing),
         );
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE);
+    let path = common::repo_path(REFERENCE);
     if std::env::var_os("SANDBOX_RECORD_REFERENCE").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
         return;

@@ -321,8 +321,7 @@ fn assert_plan_applied(c: &mut Client) {
 /// Every verification query and guard of the plan file, run as written.
 fn assert_plan_file_checks(c: &mut Client) {
     let plan: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/plan.json"))
-            .expect("schema/plan.json"),
+        &std::fs::read_to_string(common::repo_path("schema/plan.json")).expect("schema/plan.json"),
     )
     .expect("plan.json is JSON");
     let text = |v: &serde_json::Value| match v {

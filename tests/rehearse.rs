@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sandbox::db::sqlite::Snapshot;
-use sandbox::fixtures::{FixtureOptions, Variant, COLLIDING_WORKFLOWS, CONFLICTING_JTBDS};
-use sandbox::ops::demo::build_snapshot;
-use sandbox::ops::pull::NoProgress;
+use sandbox::fixtures::{Variant, COLLIDING_WORKFLOWS, CONFLICTING_JTBDS};
 use sandbox::ops::rehearse::{protected_rows_guard, rehearse, RehearseOptions};
 use sandbox::plan::Plan;
 use serde_json::Value;
@@ -17,13 +15,7 @@ use serde_json::Value;
 fn snapshot(dir: &Path, variant: Variant) -> PathBuf {
     let path = dir.join(format!("{variant}.sqlite"));
     let plan = Plan::load_default().unwrap();
-    build_snapshot(
-        &path,
-        &FixtureOptions { variant, scale: 1 },
-        &plan.tables,
-        &NoProgress,
-    )
-    .unwrap();
+    common::fixture_snapshot(&path, variant, &plan);
     path
 }
 
@@ -334,7 +326,7 @@ fn a_changed_plan_needs_a_new_rehearsal() {
 fn malformed_seed_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = snapshot(dir.path(), Variant::Plan);
-    let seeds_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let seeds_src = common::repo_path("seeds");
     let lib_file = |seeds: &Path| {
         std::fs::read_dir(seeds.join("library"))
             .unwrap()

@@ -2,6 +2,7 @@
 //! - `run`: the `sandbox` binary with a clean environment and a timeout;
 //! - `db`: per-test Postgres databases (registered, so leftovers of killed
 //!   runs are dropped by the next run) and reading rows back as text;
+//! - `fixtures`: snapshots of the bundled fixtures, files of the repository;
 //! - `state`: the whole database as a value, to prove what a command changed;
 //! - `tools`: command-line tools the tests drive, installed when missing,
 //!   and small file and network helpers.
@@ -10,6 +11,7 @@
 #![allow(unused_imports)]
 
 pub mod db;
+pub mod fixtures;
 pub mod run;
 pub mod state;
 pub mod tools;
@@ -17,6 +19,7 @@ pub mod tools;
 pub use db::{
     admin_url, count, postgres_admin, replace_db, scalar, text_rows, TestDb, TestRole, NULL_TEXT,
 };
+pub use fixtures::{fixture_snapshot, repo_path};
 pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
 pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
 pub use tools::{copy_dir, free_port, require_tool};
