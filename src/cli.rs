@@ -82,8 +82,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct Timeouts {
-    /// How long to wait for locks held by other sessions before refusing (ms).
-    #[arg(long, default_value_t = 10_000)]
+    /// How long to keep trying for locks held by other sessions before refusing (ms, at least 1).
+    /// Locks are tried in attempts of at most 300 ms, so the app never queues behind us longer.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub lock_timeout: u64,
     /// Statement timeout inside the transaction, for each statement (ms); Supabase's default is 2 minutes.
     #[arg(long, default_value_t = 600_000)]
@@ -106,6 +107,9 @@ pub struct PushArgs {
     /// event trigger) may write, e.g. `audit_log` or `app.log`. Repeatable.
     #[arg(long = "allow-writes", value_name = "TABLE")]
     pub allow_writes: Vec<String>,
+    /// Require every pulled table unchanged (the app switched off), not only those the plan reads and writes.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }
@@ -138,6 +142,9 @@ pub struct RollbackArgs {
     /// push was allowed to write are allowed too.
     #[arg(long = "allow-writes", value_name = "TABLE")]
     pub allow_writes: Vec<String>,
+    /// Require every pulled table unchanged (the app switched off), not only those the plan reads and writes.
+    #[arg(long)]
+    pub strict: bool,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }

@@ -51,6 +51,7 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         force: args.force,
         tables: plan.tables.clone(),
         creates: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
+        digests: plan.read_set().union(&plan.write_set()).cloned().collect(),
     };
     let bars = Bars {
         enabled: output::progress_enabled(json),

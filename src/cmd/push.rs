@@ -31,6 +31,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         lock_timeout_ms: args.timeouts.lock_timeout,
         statement_timeout_ms: args.timeouts.statement_timeout,
         allow_writes: args.allow_writes,
+        strict: args.strict,
     };
     let result = crate::runtime()?.block_on(push(&opts, &plan, &Spinner(bar.clone())));
     bar.finish_and_clear();

@@ -13,6 +13,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         lock_timeout_ms: args.timeouts.lock_timeout,
         statement_timeout_ms: args.timeouts.statement_timeout,
         allow_writes: args.allow_writes,
+        strict: args.strict,
     };
     let report = crate::runtime()?.block_on(rollback(&opts))?;
     // Postgres is the authority; the snapshot's copy follows it once the

@@ -927,3 +927,63 @@ fn read_tables(conn: &Connection) -> Result<Vec<SnapshotTable>> {
     }
     Ok(out)
 }
+
+/// Where pull records the digests Postgres computed for the tables the plan
+/// depends on (its read and write sets), for push to compare server-side.
+const SERVER_DIGESTS_DDL: &str = "CREATE TABLE IF NOT EXISTS _sandbox_server_digests (
+  table_name TEXT PRIMARY KEY,
+  rows INTEGER NOT NULL,
+  digest TEXT NOT NULL
+)";
+
+/// Records server digests in a snapshot being written.
+pub fn write_server_digests(
+    conn: &Connection,
+    digests: &std::collections::BTreeMap<String, crate::db::postgres::digest::TableDigest>,
+) -> Result<()> {
+    conn.execute_batch(SERVER_DIGESTS_DDL)?;
+    let mut put = conn.prepare("INSERT INTO _sandbox_server_digests VALUES (?, ?, ?)")?;
+    for (name, d) in digests {
+        put.execute(params![name, d.rows as i64, d.digest])?;
+    }
+    Ok(())
+}
+
+impl Snapshot {
+    /// The server digests pull recorded; empty for a snapshot pulled before
+    /// they existed (push then reads those tables back, and says so).
+    pub fn server_digests(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::db::postgres::digest::TableDigest>> {
+        let exists: i64 = self.conn.query_row(
+            "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = '_sandbox_server_digests'",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut out = std::collections::BTreeMap::new();
+        if exists == 0 {
+            return Ok(out);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT table_name, rows, digest FROM main._sandbox_server_digests")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, rows, digest) = row?;
+            out.insert(
+                name,
+                crate::db::postgres::digest::TableDigest {
+                    rows: rows.max(0) as u64,
+                    digest,
+                },
+            );
+        }
+        Ok(out)
+    }
+}

@@ -10,8 +10,11 @@ use futures_util::{pin_mut, StreamExt};
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
+use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, Target};
-use crate::db::sqlite::{SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION};
+use crate::db::sqlite::{
+    write_server_digests, SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION,
+};
 use crate::error::environment;
 use crate::plan::TableSet;
 use crate::types::{find_byte, parse_copy_fields, parse_copy_line, quote_ident, TableChecksum};
@@ -35,6 +38,10 @@ pub struct PullOptions {
     /// Tables the plan creates: if one already exists, its catalog is
     /// recorded so the rehearsal can name it.
     pub creates: Vec<String>,
+    /// Tables whose Postgres-computed digest the snapshot records for push's
+    /// drift check: the plan's read and write sets (cheap tables; the big
+    /// ones the plan never touches are not hashed twice).
+    pub digests: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -68,6 +75,14 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
     let existing_targets = read_existing_targets(&tx, &opts.creates).await?;
+    // In the same REPEATABLE READ snapshot as the rows: the digests describe
+    // exactly what is pulled.
+    let digested: Vec<&TableMeta> = metas
+        .iter()
+        .map(|(m, _)| m)
+        .filter(|m| opts.digests.contains(&m.name))
+        .collect();
+    let digests = table_digests(&tx, &digested).await?;
     let mut loader = Loader::start(writer)?;
     let mut summaries = Vec::new();
     let mut loaded = Vec::new();
@@ -82,6 +97,7 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         .context("the read transaction failed to end")?;
     drop(client);
     let mut writer = loader.finish()?;
+    write_server_digests(writer.connection(), &digests)?;
     for (meta, summary) in loaded {
         writer.end_table(meta, summary);
     }

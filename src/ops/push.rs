@@ -18,6 +18,9 @@ use serde::Serialize;
 use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
+use crate::db::postgres::catalog::columns_of;
+use crate::db::postgres::digest::table_digests;
+use crate::db::postgres::tx::{lock_in_attempts, LockMode, LOCK_ATTEMPT_MS};
 use crate::db::postgres::{connect, set_local_settings_sql, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -26,7 +29,7 @@ use crate::db::writes::{account, transaction_writes, TableWrites};
 use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::pull::{
-    describe_row_changes, local_row_hashes, read_catalog, remote_checksum, remote_row_hashes,
+    describe_row_changes, local_row_hashes, remote_checksum, remote_row_hashes,
 };
 use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
@@ -76,6 +79,10 @@ pub struct PushOptions {
     /// Tables outside the plan a side effect may write (`--allow-writes`),
     /// on top of the plan's `allow_writes`.
     pub allow_writes: Vec<String>,
+    /// Today's rule for users who freeze the app: every pulled table must
+    /// be unchanged (drift-checked, locked, verification queries run as
+    /// written), not only the tables the plan reads and writes.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +157,12 @@ pub async fn begin(
     statement_timeout_ms: u64,
     lock_timeout_ms: u64,
 ) -> Result<Transaction<'_>> {
+    if lock_timeout_ms == 0 {
+        // Postgres reads a lock_timeout of 0 as "wait forever".
+        return Err(environment(
+            "--lock-timeout must be at least 1 ms (Postgres would read 0 as \"wait forever\")",
+        ));
+    }
     let tx = client
         .transaction()
         .await
@@ -187,92 +200,146 @@ pub async fn begin(
     Ok(tx)
 }
 
-/// Locks tables against writers (readers go on) for the rest of the
-/// transaction; on timeout, names the sessions holding them.
+/// Takes `locks` in short attempts (see [`crate::db::postgres::tx`]); on
+/// timeout refuses, naming the sessions in the way.
 pub async fn lock_tables(
     tx: &Transaction<'_>,
-    target: &Target,
-    tables: &[String],
+    locks: &[(String, LockMode)],
     lock_timeout_ms: u64,
 ) -> Result<()> {
-    let list = tables
-        .iter()
-        .map(|t| format!("public.{}", quote_ident(t)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Err(e) = tx
-        .batch_execute(&format!("LOCK TABLE {list} IN SHARE ROW EXCLUSIVE MODE"))
-        .await
-    {
-        let is_timeout = e
-            .as_db_error()
-            .map(|d| d.code().code() == "55P03")
-            .unwrap_or(false);
-        if is_timeout {
-            let blockers = describe_blockers(target, tables).await.unwrap_or_default();
-            return Err(refuse(
-                format!(
-                    "could not lock {} within the lock timeout ({lock_timeout_ms} ms): another session \
-                     holds them{}. Nothing was written; retry when it is done, or raise --lock-timeout",
-                    tables.join(", "),
-                    if blockers.is_empty() { String::new() } else { format!(": {}", blockers.join("; ")) }
-                ),
-                vec![],
-            ));
-        }
-        return Err(anyhow::Error::new(e).context("cannot lock the tables"));
-    }
-    Ok(())
-}
-
-async fn describe_blockers(target: &Target, tables: &[String]) -> Result<Vec<String>> {
-    let client = connect(target).await?;
-    let names: Vec<String> = tables.to_vec();
-    // Outside a transaction: `query_typed` (one unnamed statement, one round
-    // trip), because a named statement's Parse and Bind can reach different
-    // server connections behind a transaction-mode pooler and leave a stray
-    // "s0" there that breaks the next client.
-    let rows = client
-        .query_typed(
-            "SELECT DISTINCT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
-                    coalesce(a.state, ''), left(coalesce(a.query, ''), 120), c.relname::text \
-             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
-             JOIN pg_stat_activity a ON a.pid = l.pid \
-             WHERE l.granted AND c.relname::text = ANY($1) AND a.pid <> pg_backend_pid() \
-               AND l.mode IN ('RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareLock', \
-                              'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')",
-            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
+    match lock_in_attempts(tx, locks, lock_timeout_ms).await? {
+        Ok(()) => Ok(()),
+        Err(t) => Err(refuse(
             format!(
-                "pid {} (user {}, app '{}', {}) on {}: {}",
-                r.get::<_, i32>(0),
-                r.get::<_, String>(1),
-                r.get::<_, String>(2),
-                r.get::<_, String>(3),
-                r.get::<_, String>(5),
-                r.get::<_, String>(4)
-            )
-        })
-        .collect())
+                "could not lock {} within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
+                 {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer than one \
+                 attempt): another session holds them{}. Nothing was written; retry when it is done, or \
+                 raise --lock-timeout",
+                t.tables.join(", "),
+                t.attempts,
+                if t.blockers.is_empty() {
+                    " (it had finished when we looked)".to_string()
+                } else {
+                    format!(": {}", t.blockers.join("; "))
+                }
+            ),
+            vec![],
+        )),
+    }
 }
 
-/// Compares the remote with the snapshot: schema and content of every pulled
-/// table. Returns one check per table.
+/// The tables a push must hold still, and how: the write set against every
+/// other writer (self-exclusive), the rest of the read set against writers
+/// only (readers go on). With `strict`, every other pulled table too.
+/// Tables outside both sets are not locked at all: the app keeps writing
+/// them.
+pub fn push_locks(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<(String, LockMode)> {
+    let writes = plan.write_set();
+    let reads = plan.read_set();
+    snapshot
+        .tables
+        .iter()
+        .map(|t| &t.meta.name)
+        .filter_map(|name| {
+            if writes.contains(name) {
+                Some((name.clone(), LockMode::ShareRowExclusive))
+            } else if reads.contains(name) || strict {
+                Some((name.clone(), LockMode::Share))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Pulled tables the plan neither reads nor writes (none with `strict`):
+/// the app's, left unlocked and not drift-checked.
+pub fn app_tables(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<String> {
+    if strict {
+        return vec![];
+    }
+    let writes = plan.write_set();
+    let reads = plan.read_set();
+    snapshot
+        .tables
+        .iter()
+        .map(|t| t.meta.name.clone())
+        .filter(|n| !writes.contains(n) && !reads.contains(n))
+        .collect()
+}
+
+/// The app's tables a query reads (by name, as a word of its SQL): such a
+/// query cannot be compared with the pulled numbers while the app writes
+/// them.
+fn app_tables_read<'a>(sql: &str, app: &'a [String]) -> Vec<&'a str> {
+    let words: std::collections::BTreeSet<String> = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    app.iter()
+        .filter(|t| words.contains(&t.to_lowercase()))
+        .map(String::as_str)
+        .collect()
+}
+
+/// A plan query on Postgres: run and compared as rehearsed, unless it reads
+/// the app's tables; then it holds when this transaction wrote none of
+/// them (the "untouched" checks prove that), and saying so is the check.
+async fn run_plan_query(
+    tx: &Transaction<'_>,
+    phase: &str,
+    kind: CheckKind,
+    exp: &crate::plan::Expectation,
+    app: &[String],
+) -> Result<Check> {
+    let read = app_tables_read(&exp.sql, app);
+    if read.is_empty() {
+        let rows = simple_rows(tx, &exp.sql).await?;
+        return Ok(evaluate(phase, kind, exp, &rows));
+    }
+    let mut c = Check::equal(
+        phase,
+        &exp.name,
+        kind,
+        "as rehearsed".into(),
+        format!(
+            "held in the rehearsal; on Postgres it reads {} (the app's: not locked, may have changed \
+             since the pull), so it is checked as \"unchanged by this transaction\" (see the \
+             untouched checks; --strict runs it as written)",
+            read.join(", ")
+        ),
+    );
+    c.ok = true;
+    Ok(c)
+}
+
+/// Compares the remote with the snapshot on the tables the plan depends on
+/// (every pulled table with `strict`): columns, then content by the
+/// digests Postgres computes, so what crosses the network is one row per
+/// table. Only a table whose digest differs is read row by row, to name
+/// the rows that changed. Returns one check per table.
 pub async fn drift_checks(
     tx: &Transaction<'_>,
     snapshot: &Snapshot,
     plan: &Plan,
+    strict: bool,
 ) -> Result<Vec<Check>> {
-    let remote = read_catalog(tx, &plan.tables).await?;
+    let app = app_tables(snapshot, plan, strict);
+    let checked: Vec<&crate::db::sqlite::SnapshotTable> = snapshot
+        .tables
+        .iter()
+        .filter(|t| !app.contains(&t.meta.name))
+        .collect();
+    let names: Vec<String> = checked.iter().map(|t| t.meta.name.clone()).collect();
+    let recorded = snapshot.server_digests()?;
+    let remote = columns_of(tx, &names).await?;
     let mut checks = Vec::new();
-    for t in &snapshot.tables {
+    let mut by_digest: Vec<&crate::db::sqlite::SnapshotTable> = Vec::new();
+    let mut read_back: Vec<&crate::db::sqlite::SnapshotTable> = Vec::new();
+    for t in checked {
         let name = &t.meta.name;
-        let Some((remote_meta, _)) = remote.iter().find(|(m, _)| &m.name == name) else {
+        let Some(now) = remote.get(name) else {
             checks.push(Check::equal(
                 "drift",
                 &format!("{name} still exists"),
@@ -282,15 +349,14 @@ pub async fn drift_checks(
             ));
             continue;
         };
-        let cols = |m: &TableMeta| {
-            m.columns
-                .iter()
-                .map(|c| format!("{} {}", c.name, c.pg_type))
-                .collect::<Vec<_>>()
-        };
-        if cols(remote_meta) != cols(&t.meta) {
-            let pulled = cols(&t.meta);
-            let now = cols(remote_meta);
+        let now: Vec<String> = now.iter().map(|(n, ty)| format!("{n} {ty}")).collect();
+        let pulled: Vec<String> = t
+            .meta
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.pg_type))
+            .collect();
+        if now != pulled {
             let added: Vec<String> = now
                 .iter()
                 .filter(|c| !pulled.contains(c))
@@ -318,10 +384,43 @@ pub async fn drift_checks(
             checks.push(c);
             continue;
         }
-        let sum = remote_checksum(tx, &t.meta).await?;
+        if recorded.contains_key(name) {
+            by_digest.push(t);
+        } else {
+            read_back.push(t);
+        }
+    }
+    let metas: Vec<&TableMeta> = by_digest.iter().map(|t| &t.meta).collect();
+    let now = table_digests(tx, &metas).await?;
+    for t in by_digest {
+        let name = &t.meta.name;
+        let (Some(then), Some(now)) = (recorded.get(name), now.get(name)) else {
+            anyhow::bail!("Postgres returned no digest for {name}");
+        };
         let mut c = Check::equal(
             "drift",
             &format!("{name} unchanged since pull"),
+            CheckKind::Integrity,
+            format!("{} rows, digest {}", then.rows, short(&then.digest)),
+            format!("{} rows, digest {}", now.rows, short(&now.digest)),
+        );
+        c.ok = then == now;
+        if !c.ok {
+            if now.rows == then.rows {
+                c.actual.push_str(" (same count, content differs)");
+            }
+            name_changed_rows(tx, snapshot, &t.meta, &mut c).await?;
+        }
+        checks.push(c);
+    }
+    // A snapshot pulled before digests were recorded: the table is read
+    // back and checksummed here, as the check's name says.
+    for t in read_back {
+        let name = &t.meta.name;
+        let sum = remote_checksum(tx, &t.meta).await?;
+        let mut c = Check::equal(
+            "drift",
+            &format!("{name} unchanged since pull (read back: no server digest in the snapshot)"),
             CheckKind::Integrity,
             format!("{} rows, {}", t.rows, short(&t.checksum)),
             format!("{} rows, {}", sum.rows(), short(&sum.hex())),
@@ -331,14 +430,27 @@ pub async fn drift_checks(
             if sum.rows() == t.rows {
                 c.actual.push_str(" (same count, content differs)");
             }
-            let theirs = remote_row_hashes(tx, &t.meta).await?;
-            let ours = local_row_hashes(snapshot, name, &t.meta)?;
-            c.rows = describe_row_changes(&ours, &theirs, 20);
-            c.row_count = c.rows.len() as u64;
+            name_changed_rows(tx, snapshot, &t.meta, &mut c).await?;
         }
         checks.push(c);
     }
     Ok(checks)
+}
+
+/// Names the rows of a drifted table: per-row fingerprints of the remote
+/// table against the snapshot's (only on drift, so the common path ships
+/// no rows).
+async fn name_changed_rows(
+    tx: &Transaction<'_>,
+    snapshot: &Snapshot,
+    meta: &TableMeta,
+    c: &mut Check,
+) -> Result<()> {
+    let theirs = remote_row_hashes(tx, meta).await?;
+    let ours = local_row_hashes(snapshot, &meta.name, meta)?;
+    c.rows = describe_row_changes(&ours, &theirs, 20);
+    c.row_count = c.rows.len() as u64;
+    Ok(())
 }
 
 fn short(h: &str) -> String {
@@ -560,16 +672,28 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// The plan's final verification queries and guards, on Postgres.
-pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check>> {
+/// The plan's final verification queries and guards, on Postgres; those
+/// reading the app's tables (`app`) are checked as "unchanged by this
+/// transaction" (see [`run_plan_query`]).
+pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan, app: &[String]) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
     for exp in &plan.file.verification {
-        let rows = simple_rows(tx, &exp.sql).await?;
-        checks.push(evaluate("final", CheckKind::Verification, exp, &rows));
+        checks.push(run_plan_query(tx, "final", CheckKind::Verification, exp, app).await?);
     }
     for g in &plan.file.guards {
-        let rows = simple_rows(tx, &g.sql).await?;
-        checks.push(evaluate_guard(g, &rows));
+        let read = app_tables_read(&g.sql, app);
+        if read.is_empty() {
+            let rows = simple_rows(tx, &g.sql).await?;
+            checks.push(evaluate_guard(g, &rows));
+        } else {
+            let mut c = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
+            c.actual = format!(
+                "held in the rehearsal; reads the app's {} on Postgres, so it is checked as \"unchanged \
+                 by this transaction\" (--strict runs it as written)",
+                read.join(", ")
+            );
+            checks.push(c);
+        }
     }
     Ok(checks)
 }
@@ -743,11 +867,6 @@ async fn push_on(
         ));
     }
 
-    let pulled: Vec<String> = snapshot
-        .tables
-        .iter()
-        .map(|t| t.meta.name.clone())
-        .collect();
     let written: Vec<WrittenTable> = diff
         .tables
         .iter()
@@ -764,7 +883,9 @@ async fn push_on(
 
     // Privileges first: a missing grant is named before any lock is taken.
     progress.step("checking the role's privileges");
-    let privileges = privilege_check(&tx, "privileges", &push_needs(plan, diff, &pulled)).await?;
+    let locks = push_locks(snapshot, plan, opts.strict);
+    let locked: Vec<String> = locks.iter().map(|(t, _)| t.clone()).collect();
+    let privileges = privilege_check(&tx, "privileges", &push_needs(plan, diff, &locked)).await?;
     if !privileges.ok {
         return Err(refuse(
             format!(
@@ -776,10 +897,10 @@ async fn push_on(
     }
     let mut checks = vec![privileges];
 
-    progress.step("locking the pulled tables against writers");
-    lock_tables(&tx, &opts.target, &pulled, opts.lock_timeout_ms).await?;
+    progress.step("locking the tables the plan reads and writes against writers");
+    lock_tables(&tx, &locks, opts.lock_timeout_ms).await?;
     progress.step("checking the remote for drift");
-    let drift = drift_checks(&tx, snapshot, plan).await?;
+    let drift = drift_checks(&tx, snapshot, plan, opts.strict).await?;
     if drift.iter().any(|c| !c.ok) {
         let drifted: Vec<String> = drift
             .iter()
@@ -835,7 +956,18 @@ async fn push_on(
     // The very transaction `--confirm` commits; the preflight rolls it back
     // at the end. Any refusal by Postgres (constraint, trigger, privilege,
     // type) is named and is a refusal, not an environment error.
-    let applied = apply_all(&tx, snapshot, plan, diff, progress, &triggers).await;
+    let app = app_tables(snapshot, plan, opts.strict);
+    let applied = apply_all(
+        &tx,
+        snapshot,
+        plan,
+        diff,
+        progress,
+        &triggers,
+        &app,
+        opts.lock_timeout_ms,
+    )
+    .await;
     let after_checks = match applied {
         Ok(c) => c,
         Err(e) => {
@@ -986,6 +1118,7 @@ fn step_of(e: &anyhow::Error) -> String {
 /// phase's expectations on Postgres, so every number of the rehearsal is
 /// checked again at the point where it held; then the verification
 /// queries, guards and the rehearsed state of every written table.
+#[allow(clippy::too_many_arguments)]
 async fn apply_all(
     tx: &Transaction<'_>,
     snapshot: &Snapshot,
@@ -993,9 +1126,22 @@ async fn apply_all(
     diff: &Diff,
     progress: &dyn PushProgress,
     triggers: &[TriggerReport],
+    app: &[String],
+    lock_timeout_ms: u64,
 ) -> Result<Vec<Check>> {
     let mut after_checks = Vec::new();
     for phase in &plan.file.phases {
+        // ADD COLUMN needs ACCESS EXCLUSIVE, which every reader queues
+        // behind while it waits: taken here, just before the DDL, in short
+        // attempts like the others.
+        let altered: Vec<(String, LockMode)> = plan
+            .schema
+            .added_columns
+            .iter()
+            .filter(|a| a.phase == phase.id)
+            .map(|a| (a.table.clone(), LockMode::AccessExclusive))
+            .collect();
+        lock_tables(tx, &altered, lock_timeout_ms).await?;
         for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
             progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
             tx.batch_execute(&ddl.sql)
@@ -1064,12 +1210,12 @@ async fn apply_all(
             }
         }
         for exp in &phase.expectations {
-            let rows = simple_rows(tx, &exp.sql).await?;
-            after_checks.push(evaluate(&phase.id, CheckKind::Expectation, exp, &rows));
+            after_checks
+                .push(run_plan_query(tx, &phase.id, CheckKind::Expectation, exp, app).await?);
         }
     }
     progress.step("running the verification queries and guards on Postgres");
-    after_checks.extend(final_checks(tx, plan).await?);
+    after_checks.extend(final_checks(tx, plan, app).await?);
     // Untouched tables need no pass here: the database-wide write
     // accounting after the receipt covers them and every other table.
     after_checks.extend(state_checks(tx, snapshot, plan, &diff.staged, Untouched::Skip).await?);
@@ -1123,10 +1269,10 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
 }
 
 /// Everything the push transaction does that needs a grant.
-fn push_needs(plan: &Plan, diff: &Diff, pulled: &[String]) -> Vec<Need> {
+fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
     let public = |t: &str| format!("public.{}", quote_ident(t));
     let mut needs = Vec::new();
-    for t in pulled {
+    for t in locked {
         needs.push(Need::Table {
             table: public(t),
             privilege: "SELECT",

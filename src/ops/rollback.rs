@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
+use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::triggers::{plan_triggers, WrittenTable};
@@ -34,6 +35,10 @@ pub struct RollbackOptions {
     /// Tables a side effect of the undo may write, on top of those the
     /// push was allowed to write.
     pub allow_writes: Vec<String>,
+    /// Today's rule for users who freeze the app: every table the receipt
+    /// recorded must equal, after the undo, its state before the push;
+    /// whole tables the push wrote must be unchanged since it.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,7 +153,8 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     };
 
     // Privileges first, before any lock.
-    let privileges = privilege_check(&tx, "privileges", &rollback_needs(&undo)).await?;
+    let privileges =
+        privilege_check(&tx, "privileges", &rollback_needs(&undo, opts.strict)).await?;
     if !privileges.ok {
         return Err(refuse(
             format!(
@@ -160,31 +166,88 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         ));
     }
 
-    // Lock every table the receipt touched that still exists.
-    let mut lockable: Vec<String> = undo.before.keys().cloned().collect();
-    lockable.extend(undo.created_tables.iter().cloned());
-    lock_tables(&tx, &opts.target, &lockable, opts.lock_timeout_ms).await?;
+    // Lock the tables the push wrote against other writers; the app's
+    // tables stay unlocked (all pulled tables with --strict).
+    let written_tables: Vec<String> = undo
+        .tables
+        .iter()
+        .map(|t| t.table.clone())
+        .chain(undo.created_tables.iter().cloned())
+        .collect();
+    let mut locks: Vec<(String, LockMode)> = written_tables
+        .iter()
+        .map(|t| (t.clone(), LockMode::ShareRowExclusive))
+        .collect();
+    if opts.strict {
+        locks.extend(
+            undo.before
+                .keys()
+                .filter(|t| !written_tables.contains(t))
+                .map(|t| (t.clone(), LockMode::Share)),
+        );
+    }
+    lock_tables(&tx, &locks, opts.lock_timeout_ms).await?;
 
-    // Nothing may have changed since the push: each table must still be in
-    // the state the push left it in.
+    // What the push wrote must still be as it left it: in a table it
+    // created, every row (dropping it drops them all); in an existing table,
+    // the rows it inserted or updated (the app's other rows are not ours to
+    // judge; with --strict, the whole table).
     let mut checks = vec![privileges];
     for t in &undo.tables {
         let Some(after) = undo.after.get(&t.table) else {
             continue;
         };
-        let sum = remote_checksum(&tx, &meta_of(&t.table, t.columns.clone(), &t.key)).await?;
+        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        if t.created || opts.strict {
+            let sum = remote_checksum(&tx, &meta).await?;
+            let mut c = Check::equal(
+                "before undo",
+                &format!("{} unchanged since the push", t.table),
+                CheckKind::Integrity,
+                format!("{} rows, {}", after.rows, short(&after.checksum)),
+                format!("{} rows, {}", sum.rows(), short(&sum.hex())),
+            );
+            c.ok = sum.hex() == after.checksum;
+            if !c.ok {
+                let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
+                c.rows = crate::ops::pull::describe_row_changes(&after.row_hashes, &now, 10);
+                c.row_count = c.rows.len() as u64;
+            }
+            checks.push(c);
+            continue;
+        }
+        let pushed_keys: std::collections::BTreeSet<String> = t
+            .inserted_keys
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|v| v.clone().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .chain(t.updates.iter().map(|u| u.key.join("/")))
+            .collect();
+        let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
+        let pick = |h: &crate::ops::pull::RowHashes| -> crate::ops::pull::RowHashes {
+            h.iter()
+                .filter(|(k, _)| pushed_keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let (then, now) = (pick(&after.row_hashes), pick(&now));
         let mut c = Check::equal(
             "before undo",
-            &format!("{} unchanged since the push", t.table),
+            &format!("{} rows the push wrote unchanged since the push", t.table),
             CheckKind::Integrity,
-            format!("{} rows, {}", after.rows, short(&after.checksum)),
-            format!("{} rows, {}", sum.rows(), short(&sum.hex())),
+            format!("{} rows as pushed", pushed_keys.len()),
+            format!(
+                "{} rows as pushed",
+                then.iter().filter(|(k, v)| now.get(*k) == Some(*v)).count()
+            ),
         );
-        c.ok = sum.hex() == after.checksum;
+        c.ok = then == now && then.len() == pushed_keys.len();
         if !c.ok {
-            let meta = meta_of(&t.table, t.columns.clone(), &t.key);
-            let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
-            c.rows = crate::ops::pull::describe_row_changes(&after.row_hashes, &now, 10);
+            c.rows = crate::ops::pull::describe_row_changes(&then, &now, 10);
             c.row_count = c.rows.len() as u64;
         }
         checks.push(c);
@@ -273,6 +336,16 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         triggers: triggers.clone(),
         millis: 0,
     };
+    // DROP COLUMN and DROP TABLE need ACCESS EXCLUSIVE: taken just before,
+    // in short attempts.
+    let dropping: Vec<(String, LockMode)> = undo
+        .added_columns
+        .iter()
+        .map(|a| a.table.clone())
+        .chain(undo.created_tables.iter().cloned())
+        .map(|t| (t, LockMode::AccessExclusive))
+        .collect();
+    lock_tables(&tx, &dropping, opts.lock_timeout_ms).await?;
     if let Err(e) = undo_changes(&tx, &undo, &pushed, &triggers, &mut report).await {
         return Err(match crate::db::pg_error::describe(&e, &triggers) {
             Some(named) => refuse(
@@ -286,24 +359,30 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             None => e,
         });
     }
-    // The result must be the pulled state, byte for byte.
-    for (name, before) in &undo.before {
-        let meta = meta_of(name, before.columns.clone(), &key_of(&undo, name));
-        let sum = remote_checksum(&tx, &meta).await?;
-        let mut c = Check::equal(
-            "after undo",
-            &format!("{name} equals its state before the push"),
-            CheckKind::Guard,
-            format!("{} rows, {}", before.rows, short(&before.checksum)),
-            format!("{} rows, {}", sum.rows(), short(&sum.hex())),
-        );
-        c.ok = sum.hex() == before.checksum;
-        if !c.ok && !before.row_hashes.is_empty() {
-            let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
-            c.rows = crate::ops::pull::describe_row_changes(&before.row_hashes, &now, 10);
-            c.row_count = c.rows.len() as u64;
+    // With --strict the result must be the pulled state of every table,
+    // byte for byte. Otherwise the rows the push wrote were undone one by
+    // one (each delete and restore counted), the app's rows are left as
+    // they are, and the write accounting below proves the undo wrote
+    // nothing else.
+    if opts.strict {
+        for (name, before) in &undo.before {
+            let meta = meta_of(name, before.columns.clone(), &key_of(&undo, name));
+            let sum = remote_checksum(&tx, &meta).await?;
+            let mut c = Check::equal(
+                "after undo",
+                &format!("{name} equals its state before the push"),
+                CheckKind::Guard,
+                format!("{} rows, {}", before.rows, short(&before.checksum)),
+                format!("{} rows, {}", sum.rows(), short(&sum.hex())),
+            );
+            c.ok = sum.hex() == before.checksum;
+            if !c.ok && !before.row_hashes.is_empty() {
+                let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
+                c.rows = crate::ops::pull::describe_row_changes(&before.row_hashes, &now, 10);
+                c.row_count = c.rows.len() as u64;
+            }
+            report.checks.push(c);
         }
-        report.checks.push(c);
     }
     tx.execute(
         "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1::text::uuid",
@@ -367,10 +446,15 @@ fn key_of(undo: &Undo, table: &str) -> Vec<String> {
 }
 
 /// Everything the undo does that needs a grant.
-fn rollback_needs(undo: &Undo) -> Vec<Need> {
+fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
     let public = |t: &str| format!("public.{}", quote_ident(t));
     let mut needs = Vec::new();
-    for t in undo.before.keys() {
+    let written: Vec<&str> = undo.tables.iter().map(|t| t.table.as_str()).collect();
+    for t in undo
+        .before
+        .keys()
+        .filter(|t| strict || written.contains(&t.as_str()))
+    {
         needs.push(Need::Table {
             table: public(t),
             privilege: "SELECT",

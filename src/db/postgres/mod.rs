@@ -1,6 +1,10 @@
 //! Connecting to Postgres: URL parsing with libpq's `sslmode`/`sslrootcert`,
 //! TLS through rustls, password redaction, and errors a person can act on.
 
+pub mod catalog;
+pub mod digest;
+pub mod tx;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;

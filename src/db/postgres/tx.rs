@@ -1,0 +1,223 @@
+//! Table locks for push and rollback: taken in short attempts so that no
+//! app session ever queues behind us for longer than one attempt, retried
+//! until the user's `--lock-timeout`, and when we give up, the sessions in
+//! the way are named.
+//!
+//! Why attempts: a lock request that waits sits in the queue of that table,
+//! and every later request that conflicts with it (an app's plain UPDATE
+//! behind our SHARE, every reader behind an ACCESS EXCLUSIVE) waits behind
+//! it. A `lock_timeout` of a few hundred milliseconds bounds that wait; the
+//! pause between attempts lets the queue drain. Each attempt runs inside a
+//! savepoint, so a timed-out attempt releases whatever part of it was
+//! granted and the transaction goes on.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio_postgres::Transaction;
+
+use crate::types::quote_ident;
+
+/// The longest any one lock attempt waits.
+pub const LOCK_ATTEMPT_MS: u64 = 300;
+/// Pause between attempts: sessions queued behind the failed attempt go
+/// first.
+const LOCK_PAUSE_MS: u64 = 100;
+
+/// Table lock modes we take, lightest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LockMode {
+    /// Keeps writers out, lets readers and other SHARE holders in: for
+    /// tables the plan reads but does not write.
+    Share,
+    /// Keeps writers out and is self-exclusive: for tables the push writes.
+    ShareRowExclusive,
+    /// What `ALTER TABLE … ADD/DROP COLUMN` and `DROP TABLE` need.
+    AccessExclusive,
+}
+
+impl LockMode {
+    pub fn sql(self) -> &'static str {
+        match self {
+            LockMode::Share => "SHARE",
+            LockMode::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
+            LockMode::AccessExclusive => "ACCESS EXCLUSIVE",
+        }
+    }
+
+    /// `pg_locks.mode` names of the held locks that make this request wait.
+    fn conflicts(self) -> &'static [&'static str] {
+        match self {
+            LockMode::Share => &[
+                "RowExclusiveLock",
+                "ShareUpdateExclusiveLock",
+                "ShareRowExclusiveLock",
+                "ExclusiveLock",
+                "AccessExclusiveLock",
+            ],
+            LockMode::ShareRowExclusive => &[
+                "RowExclusiveLock",
+                "ShareUpdateExclusiveLock",
+                "ShareLock",
+                "ShareRowExclusiveLock",
+                "ExclusiveLock",
+                "AccessExclusiveLock",
+            ],
+            LockMode::AccessExclusive => &[
+                "AccessShareLock",
+                "RowShareLock",
+                "RowExclusiveLock",
+                "ShareUpdateExclusiveLock",
+                "ShareLock",
+                "ShareRowExclusiveLock",
+                "ExclusiveLock",
+                "AccessExclusiveLock",
+            ],
+        }
+    }
+}
+
+/// Why locking gave up: the sessions in the way, for the refusal message.
+#[derive(Debug)]
+pub struct LockTimeout {
+    pub tables: Vec<String>,
+    pub attempts: u32,
+    pub blockers: Vec<String>,
+}
+
+/// Sets the per-attempt lock timeout for the rest of the transaction: every
+/// later statement that has to wait for a lock (DDL, a trigger's write)
+/// also gives up after one attempt instead of making the app queue.
+pub async fn set_attempt_timeout(tx: &Transaction<'_>, total_ms: u64) -> Result<()> {
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{}ms'",
+        LOCK_ATTEMPT_MS.min(total_ms).max(1)
+    ))
+    .await
+    .context("cannot set the lock timeout")
+}
+
+fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .map(|d| d.code().code() == "55P03")
+        .unwrap_or(false)
+}
+
+/// Takes every `(table, mode)` lock in one attempt (one round trip), in
+/// attempts of at most [`LOCK_ATTEMPT_MS`], until `total_ms` has passed.
+/// Tables are in schema `public`. `Ok(Err(..))` when the time ran out.
+pub async fn lock_in_attempts(
+    tx: &Transaction<'_>,
+    locks: &[(String, LockMode)],
+    total_ms: u64,
+) -> Result<std::result::Result<(), LockTimeout>> {
+    if locks.is_empty() {
+        return Ok(Ok(()));
+    }
+    set_attempt_timeout(tx, total_ms).await?;
+    // One statement per mode, tables in a fixed order: two sessions taking
+    // the same locks cannot deadlock on the order.
+    // A table asked for twice keeps its strongest mode.
+    let mut sorted = locks.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    sorted.dedup_by(|later, first| later.0 == first.0);
+    let mut stmts = Vec::new();
+    for mode in [
+        LockMode::AccessExclusive,
+        LockMode::ShareRowExclusive,
+        LockMode::Share,
+    ] {
+        let list: Vec<String> = sorted
+            .iter()
+            .filter(|(_, m)| *m == mode)
+            .map(|(t, _)| format!("public.{}", quote_ident(t)))
+            .collect();
+        if !list.is_empty() {
+            stmts.push(format!(
+                "LOCK TABLE {} IN {} MODE;",
+                list.join(", "),
+                mode.sql()
+            ));
+        }
+    }
+    let attempt = format!(
+        "SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
+        stmts.join(" ")
+    );
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        match tx.batch_execute(&attempt).await {
+            Ok(()) => return Ok(Ok(())),
+            Err(e) if is_lock_timeout(&e) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT sandbox_lock; RELEASE SAVEPOINT sandbox_lock",
+                )
+                .await
+                .context("cannot leave the failed lock attempt")?;
+                let spent = started.elapsed();
+                if spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
+                    > Duration::from_millis(total_ms)
+                {
+                    let blockers = blockers(tx, &sorted).await?;
+                    return Ok(Err(LockTimeout {
+                        tables: sorted.iter().map(|(t, _)| t.clone()).collect(),
+                        attempts,
+                        blockers,
+                    }));
+                }
+                tokio::time::sleep(Duration::from_millis(LOCK_PAUSE_MS)).await;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("cannot lock the tables"));
+            }
+        }
+    }
+}
+
+/// The sessions holding locks that conflict with what we asked for: pid,
+/// user, application name, state, since when, and what they run.
+pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Result<Vec<String>> {
+    let names: Vec<String> = locks.iter().map(|(t, _)| t.clone()).collect();
+    // `query_typed`: one unnamed statement (no named statement a
+    // transaction-mode pooler could strand on another server connection).
+    let rows = tx
+        .query_typed(
+            "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
+                    coalesce(a.state, ''), \
+                    coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC, ' \
+                             || round(extract(epoch FROM now() - a.xact_start))::text || ' s ago', ''), \
+                    left(coalesce(a.query, ''), 120), c.relname::text, l.mode \
+             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+             JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.granted AND c.relname::text = ANY($1) AND a.pid <> pg_backend_pid() \
+             ORDER BY a.pid, c.relname",
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await
+        .context("cannot read pg_locks to name the blocking sessions")?;
+    let mut out: Vec<String> = Vec::new();
+    for r in &rows {
+        let table: String = r.get(6);
+        let mode: String = r.get(7);
+        let wanted = locks.iter().find(|(t, _)| *t == table).map(|(_, m)| *m);
+        if !wanted.is_some_and(|m| m.conflicts().contains(&mode.as_str())) {
+            continue;
+        }
+        let line = format!(
+            "pid {} (user {}, app '{}', {}, in a transaction since {}) holds {mode} on {table}: {}",
+            r.get::<_, i32>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(2),
+            r.get::<_, String>(3),
+            r.get::<_, String>(4),
+            r.get::<_, String>(5),
+        );
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    Ok(out)
+}
