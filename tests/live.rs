@@ -199,7 +199,7 @@ fn rollback_refuses_only_when_rows_the_push_wrote_changed_and_names_them() {
     );
     w.rollback(&receipt, &["--confirm"])
         .code(1)
-        .error_has(&[&format!("row {edited} changed"), "nothing was written"]);
+        .error_has(&[&format!("row {edited} changed"), "nothing was changed"]);
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "369");
 }
 
