@@ -38,8 +38,8 @@ pub enum Command {
     Status(SnapshotArg),
     /// Run every phase and check of the plan on the snapshot.
     Rehearse(RehearseArgs),
-    /// Print the plan in force: phases, policies, expectations, hash.
-    Plan(PlanArg),
+    /// Print the plan in force (phases, policies, expectations, hash), or `plan init DIR`.
+    Plan(PlanCommand),
     /// Show what push would apply: DDL, rows to insert, columns to update.
     Diff(DiffArgs),
     /// Apply the rehearsed diff to Postgres (dry run unless --confirm).
@@ -151,12 +151,29 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArg {
-    /// A plan file to use instead of the built-in one (start from `sandbox plan --json`).
+    /// A plan folder (or its plan.json) instead of the built-in plan (start one with `sandbox plan init DIR`).
     #[arg(long, env = "SANDBOX_PLAN", hide_env_values = true)]
     pub plan: Option<PathBuf>,
-    /// A folder of seed files (strategic_priorities.json, library/*.json) instead of the built-in ones.
+    /// A folder of seed files replacing the plan's own seeds.
     #[arg(long, env = "SANDBOX_SEEDS", hide_env_values = true)]
     pub seeds: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanCommand {
+    #[command(subcommand)]
+    pub action: Option<PlanAction>,
+    #[command(flatten)]
+    pub plan: PlanArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanAction {
+    /// Write a copy of the plan in force (the built-in one by default) into a new folder, to edit.
+    Init {
+        /// The folder to create.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +218,8 @@ pub struct PullArgs {
     /// Replace an existing snapshot even if it holds rehearsal results.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub plan: PlanArg,
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ use crate::db::writes::TableWrites;
 use crate::error::check_failed;
 use crate::ops::diff::{Diff, RowUpdate};
 use crate::ops::pull::{local_row_hashes, RowHashes};
-use crate::plan::phases::{staged, staged_meta};
+use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
 
 /// The format this build writes. 1: the untyped document of earlier

@@ -103,16 +103,11 @@ fn rehearsed_snapshot() -> &'static [u8] {
         let report = rehearse(&RehearseOptions {
             snapshot: &path,
             plan: &plan,
-            library: &plan.library,
         })
         .unwrap();
         assert!(report.passed, "the plan fixtures rehearse green");
         std::fs::read(&path).unwrap()
     })
-}
-
-fn default_plan() -> Value {
-    serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap()
 }
 
 fn shipped_seeds() -> PathBuf {
@@ -139,12 +134,7 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
 
     // Whitespace is not a change of plan: the same plan pretty-printed still
     // authorises the diff.
-    let reformatted = dir.join("reformatted.json");
-    std::fs::write(
-        &reformatted,
-        serde_json::to_string_pretty(&default_plan()).unwrap(),
-    )
-    .unwrap();
+    let reformatted = common::plan_folder(&dir.join("reformatted"), |_| {});
     sandbox(&[
         "diff",
         "--snapshot",
@@ -156,10 +146,9 @@ fn push_and_diff_refuse_a_rehearsal_of_another_plan_or_seed_version() {
 
     // A plan whose meaning changed (its numbers do not even matter: the
     // description alone is part of the plan).
-    let mut edited = default_plan();
-    edited["description"] = "edited after the rehearsal".into();
-    let other_plan = dir.join("other-plan.json");
-    std::fs::write(&other_plan, edited.to_string()).unwrap();
+    let other_plan = common::plan_folder(&dir.join("other-plan"), |p| {
+        p["description"] = "edited after the rehearsal".into();
+    });
     let sql = dir.join("migration.sql");
     sandbox(&[
         "diff",

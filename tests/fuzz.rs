@@ -295,7 +295,8 @@ proptest! {
         match load_seeds(dir.path()) {
             Ok(seeds) => {
                 // Valid seeds go through the plan too.
-                let plan = Plan::from_parts(sandbox::plan::DEFAULT_PLAN, "fuzz", &seeds);
+                let _ = seeds;
+                let plan = Plan::load(None, Some(dir.path()));
                 prop_assert!(plan.is_ok(), "{:?}", plan.err());
             }
             Err(e) => {
@@ -384,7 +385,6 @@ fn base_snapshot() -> &'static Base {
         let report = rehearse(&RehearseOptions {
             snapshot: &path,
             plan: &plan,
-            library: &plan.library,
         })
         .unwrap();
         assert!(report
@@ -773,8 +773,7 @@ proptest! {
             if let Ok(report) = rehearse(&RehearseOptions {
                 snapshot: &path,
                 plan,
-                library: &plan.library,
-            }) {
+                }) {
                 // A recorded rehearsal can be read back; a passing one (not
                 // expected on the cut snapshot) can be diffed.
                 let snap = Snapshot::open(&path).unwrap();
@@ -1147,7 +1146,6 @@ fn regression_rehearsal_of_a_deeply_nested_array_names_the_column() {
     let e = rehearse(&RehearseOptions {
         snapshot: &path,
         plan,
-        library: &plan.library,
     })
     .expect_err("the rehearsal fails");
     let text = format!("{e:#}");

@@ -46,11 +46,11 @@ const CASES: &[(&str, Variant, &str, &str)] = &[
 ];
 
 fn plan_with(link: &str, existing: &str) -> Plan {
-    let mut file: Value = serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap();
-    file["policies"]["jtbd_sp_link"] = link.into();
-    file["policies"]["existing_library_workflow"] = existing.into();
-    let seeds = sandbox::plan::seeds::load_embedded().unwrap();
-    Plan::from_parts(&file.to_string(), "test", &seeds).unwrap()
+    let mut plan = Plan::load_default().unwrap();
+    plan.set_policy("jtbd_sp_link", link).unwrap();
+    plan.set_policy("existing_library_workflow", existing)
+        .unwrap();
+    plan
 }
 
 /// One SQLite value, typed, so 1 and '1' differ.
@@ -123,7 +123,6 @@ fn staged_state(dir: &Path, name: &str, variant: Variant, link: &str, existing: 
     let report = rehearse(&RehearseOptions {
         snapshot: &path,
         plan: &plan,
-        library: &plan.library,
     })
     .unwrap();
     let conn = Connection::open(&path).unwrap();

@@ -147,11 +147,10 @@ fn conflicts_variant_fails_and_names_the_rows() {
 fn policies_change_the_outcome_without_code() {
     let dir = tempfile::tempdir().unwrap();
     let path = snapshot(dir.path(), Variant::Conflicts);
-    let mut plan: Value = serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap();
-    plan["policies"]["jtbd_sp_link"] = "function".into();
-    plan["policies"]["existing_library_workflow"] = "skip".into();
-    let plan_path = dir.path().join("plan.json");
-    std::fs::write(&plan_path, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
+    let plan_path = common::plan_folder(&dir.path().join("plan"), |plan| {
+        plan["policies"]["jtbd_sp_link"]["value"] = "function".into();
+        plan["policies"]["existing_library_workflow"]["value"] = "skip".into();
+    });
     let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
     assert_eq!(code, 1, "the seed's numbers still do not hold");
     assert_eq!(
@@ -224,7 +223,6 @@ fn guards_trip_on_tampering() {
     let report = rehearse(&RehearseOptions {
         snapshot: &path,
         plan: &plan,
-        library: &plan.library,
     })
     .unwrap();
     assert!(report.passed);
@@ -292,10 +290,9 @@ fn a_changed_plan_needs_a_new_rehearsal() {
     assert_eq!(rehearse_json(&path, &[]).0, 0);
     let (code, _, _) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 0);
-    let mut plan: Value = serde_json::from_str(sandbox::plan::DEFAULT_PLAN).unwrap();
-    plan["phases"][1]["expectations"][0]["expect"] = 151.into();
-    let plan_path = dir.path().join("plan.json");
-    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let plan_path = common::plan_folder(&dir.path().join("plan"), |plan| {
+        plan["phases"][1]["expectations"][0]["expect"] = 151.into();
+    });
     let (code, _, err) = run(&[
         "diff",
         "--snapshot",

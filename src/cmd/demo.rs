@@ -18,7 +18,6 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
     let report = rehearse(&RehearseOptions {
         snapshot: &args.out,
         plan: &plan,
-        library: &plan.library,
     })?;
     let diff = if report.passed {
         Some(sandbox::ops::diff::diff_snapshot(&args.out, &plan)?.1)

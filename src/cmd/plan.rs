@@ -1,11 +1,28 @@
 use anyhow::Result;
 
-use crate::cli::PlanArg;
+use crate::cli::{PlanAction, PlanCommand};
 use crate::output::{self, short};
 
-pub fn run(args: PlanArg, json: bool) -> Result<i32> {
-    let plan = crate::cmd::load_plan(&args)?;
-    let library = &plan.library;
+pub fn run(cmd: PlanCommand, json: bool) -> Result<i32> {
+    let plan = crate::cmd::load_plan(&cmd.plan)?;
+    if let Some(PlanAction::Init { dir }) = cmd.action {
+        let files = plan.write_copy(&dir)?;
+        if json {
+            output::print_json(&serde_json::json!({
+                "dir": dir.display().to_string(), "hash": plan.hash, "files": files,
+            }))?;
+        } else {
+            println!(
+                "Wrote {} files of {} to {} (plan {}).\nEdit them, then: sandbox rehearse --plan {}",
+                files.len(),
+                plan.origin,
+                dir.display(),
+                short(&plan.hash),
+                dir.display()
+            );
+        }
+        return Ok(0);
+    }
     if json {
         output::print_json(&serde_json::json!({
             "hash": plan.hash, "origin": plan.origin, "plan": plan.file, "schema": plan.schema,
@@ -14,11 +31,16 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
     }
     println!("Plan     {} ({})", plan.file.name, plan.origin);
     println!("Hash     {}", short(&plan.hash));
+    let mut seed_tables: Vec<String> = plan
+        .seeds
+        .iter()
+        .map(|s| sandbox::plan::sql::seed_table_name(&s.path))
+        .collect();
+    seed_tables.dedup();
     println!(
-        "Seeds    {} strategic priorities, {} library JTBDs, {} library workflows",
-        library.priorities.len(),
-        library.allocation.len(),
-        library.workflows.len()
+        "Seeds    {} files, as tables {}",
+        plan.seeds.len(),
+        seed_tables.join(", ")
     );
     println!("Policies {}", policies_line(&plan.file.policies)?);
     println!(
@@ -95,17 +117,15 @@ pub fn run(args: PlanArg, json: bool) -> Result<i32> {
 }
 
 /// Policies as the plan file spells them (`jtbd_sp_link = require_agreement`).
-pub fn policies_line(policies: &sandbox::plan::Policies) -> Result<String> {
-    let value = serde_json::to_value(policies)?;
-    let pairs: Vec<String> = value
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| format!("{k} = {}", v.as_str().unwrap_or(&v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(pairs.join(", "))
+/// `name = value` for every policy, as plan.json spells them.
+pub fn policies_line(
+    policies: &std::collections::BTreeMap<String, sandbox::plan::Policy>,
+) -> Result<String> {
+    Ok(policies
+        .iter()
+        .map(|(k, p)| format!("{k} = {} (of {})", p.value, p.values.join("|")))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 fn render(e: &sandbox::plan::Expectation) -> String {

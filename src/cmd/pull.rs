@@ -44,7 +44,7 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         )
     })?;
     let target = parse_target(&url)?;
-    let plan = Plan::load_default()?;
+    let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
     let opts = PullOptions {
         target,
         out: args.out,

@@ -9,7 +9,6 @@ pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
     let report = rehearse(&RehearseOptions {
         snapshot: &args.snapshot.snapshot,
         plan: &plan,
-        library: &plan.library,
     })?;
     if json {
         output::print_json(&report)?;

@@ -12,7 +12,7 @@ use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::sqlite::{ident_list, Snapshot};
 use crate::error::{check_failed, environment};
 use crate::ops::rehearse::{combined_staged_checksum, staged_checksum, staged_tables, StagedTable};
-use crate::plan::phases::{staged, staged_meta};
+use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
 use crate::types::{copy_text_line, quote_ident};
 
@@ -45,6 +45,11 @@ pub struct TableDiff {
     pub updates: Vec<RowUpdate>,
     /// The phase whose change the updates are.
     pub update_phase: String,
+    /// Pulled rows the plan deletes, whole (their before-images, in the
+    /// column order of `columns`, NULL for a column the plan adds).
+    pub deletes: Vec<Vec<Option<String>>>,
+    /// The phase that deleted each row (parallel to `deletes`).
+    pub delete_phases: Vec<String>,
 }
 
 impl TableDiff {
@@ -56,6 +61,18 @@ impl TableDiff {
         self.inserts
             .iter()
             .zip(&self.insert_phases)
+            .filter(move |(_, p)| *p == phase)
+            .map(|(r, _)| r)
+    }
+
+    /// The deleted rows of one phase.
+    pub fn deletes_of<'a>(
+        &'a self,
+        phase: &'a str,
+    ) -> impl Iterator<Item = &'a Vec<Option<String>>> + 'a {
+        self.deletes
+            .iter()
+            .zip(&self.delete_phases)
             .filter(move |(_, p)| *p == phase)
             .map(|(r, _)| r)
     }
@@ -205,39 +222,24 @@ fn short(h: &str) -> String {
     h.chars().take(12).collect()
 }
 
-/// Order in which tables are applied: the order of the first phase touching
-/// each, so parents (strategic priorities, workflows) precede children.
+/// Order in which tables are applied: the order of the first phase writing
+/// each, so parents (strategic priorities, workflows) precede children; in
+/// one phase the tables it creates come first, since rows it writes into
+/// existing tables may refer to them.
 fn apply_order(plan: &Plan) -> Vec<String> {
-    let mut order: Vec<(usize, String)> = Vec::new();
-    let phase_pos = |id: &str| {
-        plan.file
-            .phases
-            .iter()
-            .position(|p| p.id == id)
-            .unwrap_or(usize::MAX)
-    };
-    for t in &plan.schema.tables {
-        order.push((phase_pos(&t.phase), t.name.clone()));
-    }
-    for name in crate::ops::rehearse::written_tables(plan) {
-        let pos = plan
-            .file
-            .phases
-            .iter()
-            .position(|p| match p.action {
-                crate::plan::Action::SeedStrategicPriorities => name == "jtbd_library",
-                crate::plan::Action::MigrateDhWorkflows
-                | crate::plan::Action::ImportLibraryWorkflows => name == "workflows",
-                _ => false,
-            })
-            .unwrap_or(usize::MAX);
-        if !order.iter().any(|(_, n)| *n == name) {
-            // A written table comes after the tables created in its phase.
-            order.push((pos, name));
-        }
-    }
-    order.sort_by_key(|(p, _)| *p);
-    order.into_iter().map(|(_, n)| n).collect()
+    let mut order: Vec<(usize, bool, String)> = plan
+        .staged_tables()
+        .into_iter()
+        .map(|t| {
+            (
+                plan.first_write(&t).unwrap_or(usize::MAX),
+                !plan.creates(&t),
+                t,
+            )
+        })
+        .collect();
+    order.sort_by_key(|(p, existing, _)| (*p, *existing));
+    order.into_iter().map(|(_, _, n)| n).collect()
 }
 
 /// Postgres DDL for the plan's schema additions.
@@ -330,9 +332,10 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                 "table {name} has no primary key; the diff needs one"
             )));
         }
-        let created = plan.schema.tables.iter().any(|t| t.name == name);
+        let created = plan.creates(&name);
         let mut inserts = Vec::new();
         let mut updates = Vec::new();
+        let mut deletes = Vec::new();
         let phases_of = row_phases(snapshot, &name)?;
         let last_phase = plan
             .file
@@ -350,7 +353,14 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                 .table(&name)
                 .ok_or_else(|| environment(format!("the snapshot has no table {name}")))?
                 .meta;
-            diff_existing(snapshot, before, &after, &mut inserts, &mut updates)?;
+            diff_existing(
+                snapshot,
+                before,
+                &after,
+                &mut inserts,
+                &mut updates,
+                &mut deletes,
+            )?;
         }
         let key_idx: Vec<usize> = key
             .iter()
@@ -369,7 +379,24 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                     .unwrap_or_else(|| last_phase.clone())
             })
             .collect();
-        let update_phase = update_phase_of(plan, &name, &updates);
+        let update_phase = plan
+            .last_write(&name)
+            .map(|i| plan.file.phases[i].id.clone())
+            .unwrap_or_else(|| last_phase.clone());
+        let deleted_in = row_deletes(snapshot, &name)?;
+        let delete_phases = deletes
+            .iter()
+            .map(|r| {
+                let k: Vec<String> = key_idx
+                    .iter()
+                    .map(|i| r[*i].clone().unwrap_or_default())
+                    .collect();
+                deleted_in
+                    .get(&crate::ops::rehearse::key_text(&k))
+                    .cloned()
+                    .unwrap_or_else(|| update_phase.clone())
+            })
+            .collect();
         tables.push(TableDiff {
             table: name,
             created,
@@ -379,6 +406,8 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             insert_phases,
             updates,
             update_phase,
+            deletes,
+            delete_phases,
         });
     }
     let ddl = postgres_ddl(plan);
@@ -412,26 +441,25 @@ fn row_phases(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Updates belong to the phase that added the column they set, else to the
-/// first phase.
-fn update_phase_of(plan: &Plan, table: &str, updates: &[RowUpdate]) -> String {
-    for u in updates {
-        for c in &u.changes {
-            if let Some(a) = plan
-                .schema
-                .added_columns
-                .iter()
-                .find(|a| a.table == table && a.column.name == c.column)
-            {
-                return a.phase.clone();
-            }
-        }
+fn row_deletes(
+    snapshot: &Snapshot,
+    table: &str,
+) -> Result<std::collections::HashMap<String, String>> {
+    let exists: i64 = snapshot.conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_row_deletes'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(Default::default());
     }
-    plan.file
-        .phases
-        .first()
-        .map(|p| p.id.clone())
-        .unwrap_or_default()
+    let mut stmt = snapshot
+        .conn
+        .prepare("SELECT row_key, phase FROM _sandbox_row_deletes WHERE table_name = ?")?;
+    let rows = stmt.query_map([table], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn diff_hash(diff: &Diff) -> String {
@@ -447,6 +475,10 @@ fn diff_hash(diff: &Diff) -> String {
         for r in &t.inserts {
             h.update(copy_text_line(r).as_bytes());
         }
+        for r in &t.deletes {
+            h.update(b"delete ");
+            h.update(copy_text_line(r).as_bytes());
+        }
         for u in &t.updates {
             h.update(u.key.join("\t").as_bytes());
             for c in &u.changes {
@@ -460,15 +492,17 @@ fn diff_hash(diff: &Diff) -> String {
     hex::encode(h.finalize())
 }
 
-/// Rows of the staged copy that are new (by key), and columns that differ
-/// for keys present in both. Deleted rows cannot occur: the rehearsal's
-/// guard fails first.
+/// Rows of the staged copy that are new (by key), columns that differ for
+/// keys present in both, and pulled rows the staged copy no longer has
+/// (whole, as before-images; protected tables never get here with one: the
+/// rehearsal's guard fails first).
 fn diff_existing(
     snapshot: &Snapshot,
     before: &TableMeta,
     after: &TableMeta,
     inserts: &mut Vec<Vec<Option<String>>>,
     updates: &mut Vec<RowUpdate>,
+    deletes: &mut Vec<Vec<Option<String>>>,
 ) -> Result<()> {
     let key = after.primary_key();
     let key_idx: Vec<usize> = key
@@ -500,7 +534,7 @@ fn diff_existing(
             .iter()
             .map(|i| r[*i].clone().unwrap_or_default())
             .collect();
-        match pulled.get(&k) {
+        match pulled.remove(&k) {
             None => inserts.push(r),
             Some(old) => {
                 let mut changes = Vec::new();
@@ -525,6 +559,24 @@ fn diff_existing(
         }
         Ok(())
     })?;
+    // What is left of the pull was deleted, in the staged column order.
+    let mut gone: Vec<(Vec<String>, Vec<Option<String>>)> = pulled.into_iter().collect();
+    gone.sort();
+    for (_, old) in gone {
+        deletes.push(
+            after
+                .columns
+                .iter()
+                .map(|c| {
+                    before
+                        .columns
+                        .iter()
+                        .position(|b| b.name == c.name)
+                        .and_then(|j| old[j].clone())
+                })
+                .collect(),
+        );
+    }
     Ok(())
 }
 
@@ -535,6 +587,7 @@ pub struct DiffSummary {
     pub created: bool,
     pub inserts: usize,
     pub updates: usize,
+    pub deletes: usize,
     pub updated_columns: Vec<String>,
 }
 
@@ -555,6 +608,7 @@ impl Diff {
                     created: t.created,
                     inserts: t.inserts.len(),
                     updates: t.updates.len(),
+                    deletes: t.deletes.len(),
                     updated_columns: cols,
                 }
             })

@@ -33,7 +33,7 @@ use crate::ops::pull::{
 };
 use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
-use crate::plan::phases::staged_meta;
+use crate::plan::stage::staged_meta;
 use crate::plan::Plan;
 use crate::receipt::Undo;
 use crate::types::{copy_text_line, quote_ident};

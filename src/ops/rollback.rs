@@ -674,6 +674,8 @@ async fn undo_changes(
                 insert_phases: vec![],
                 updates,
                 update_phase: String::new(),
+                deletes: vec![],
+                delete_phases: vec![],
             };
             let n = apply_updates(tx, &td, true, triggers)
                 .await

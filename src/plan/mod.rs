@@ -1,14 +1,25 @@
-//! The migration plan as data: which tables it reads, its phases, their
-//! expectations, and the policies a user may change.
+//! The migration plan as data: a folder holding `plan.json` (tables to
+//! pull, policies, phases with their reads and writes, checks), the DDL the
+//! plan adds (`target.json`), one SQL file per phase and the seed files.
+//! The built-in plan is such a folder in the repository (`schema/` with the
+//! seeds in `seeds/`), compiled into the binary so `sandbox demo` works
+//! anywhere; `sandbox plan init DIR` writes a copy to edit.
 
 pub mod checks;
-pub mod phases;
+pub mod folder;
 pub mod rowjson;
 pub mod seeds;
+pub mod sql;
+pub mod stage;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::TableRole;
+use crate::error::environment;
+use folder::PlanSource;
 
 /// The tables a pull takes, declared once in the plan file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,67 +57,16 @@ impl TableSet {
     }
 }
 
-/// What a JTBD's strategic priority is taken from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JtbdLinkSource {
-    /// The library files and the `function` column must agree; a JTBD they
-    /// place under two priorities fails the rehearsal (the seed's reading).
-    RequireAgreement,
-    /// The library files decide; `function` is ignored.
-    Library,
-    /// The `function` column decides; the files only list the JTBDs.
-    Function,
-}
-
-/// What phase 3C does with a library workflow already in `workflows`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExistingWorkflowPolicy {
-    /// Fail the rehearsal and name the workflows (the seed assumes none exist).
-    Fail,
-    /// Leave the existing row and import only the missing ones.
-    Skip,
-}
-
+/// A choice the user makes without touching SQL: bound into every phase
+/// and check as the named parameter `:name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Policies {
-    pub jtbd_sp_link: JtbdLinkSource,
-    pub existing_library_workflow: ExistingWorkflowPolicy,
-}
-
-/// The Rust data move a phase performs; the SQL around it is data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    SeedStrategicPriorities,
-    MigrateTools,
-    CheckWorkflowsSchema,
-    MigrateDhWorkflows,
-    ImportLibraryWorkflows,
-    MigrateTasks,
-}
-
-impl Action {
-    /// The existing tables this action reads and the tables it writes.
-    /// Until the plan file declares each phase's reads and writes, this is
-    /// where they are stated, once (tables the target schema creates count
-    /// as written wherever they are created).
-    fn tables(self) -> (&'static [&'static str], &'static [&'static str]) {
-        match self {
-            Action::SeedStrategicPriorities => {
-                (&["jtbd_library"], &["strategic_priorities", "jtbd_library"])
-            }
-            Action::MigrateTools => (&["dh_tool"], &["tools"]),
-            Action::CheckWorkflowsSchema => (&["workflows"], &[]),
-            Action::MigrateDhWorkflows => {
-                (&["dh_workflow", "dh_use_case", "dh_domain"], &["workflows"])
-            }
-            Action::ImportLibraryWorkflows => (&["workflows", "jtbd_library"], &["workflows"]),
-            Action::MigrateTasks => (&["dh_task", "workflows"], &["tasks"]),
-        }
-    }
+pub struct Policy {
+    pub value: String,
+    /// Every value the plan's SQL knows how to handle.
+    pub values: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 /// What an expectation's query must return: one value, or whole rows.
@@ -144,7 +104,8 @@ fn value_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// A query that lists offending rows; it holds when it returns none.
+/// A query that lists offending rows; it holds when it returns none. A
+/// phase's conflicts are such queries, run on SQLite right after the phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guard {
@@ -157,9 +118,28 @@ pub struct Guard {
 pub struct Phase {
     pub id: String,
     pub name: String,
-    pub action: Action,
+    /// The phase's SQL file, relative to plan.json.
+    pub sql: String,
+    /// Pulled tables the phase reads (besides those it writes).
+    #[serde(default)]
+    pub reads: Vec<String>,
+    /// Tables the phase inserts into, updates or deletes from.
+    #[serde(default)]
+    pub writes: Vec<String>,
+    #[serde(default)]
+    pub conflicts: Vec<Guard>,
     #[serde(default)]
     pub expectations: Vec<Expectation>,
+}
+
+/// A view the rehearsal leaves in the snapshot file for people with a DB
+/// browser. It reads `staged_*` tables and must use `json_extract`, never
+/// `->>` (old SQLite builds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportView {
+    pub name: String,
+    pub sql: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,8 +148,18 @@ pub struct PlanFile {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The DDL the plan adds, relative to plan.json.
+    pub schema: String,
+    /// The seed folder, relative to plan.json (none: the plan has no seeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<String>,
+    /// A seed layout the tool validates strictly on load (errors name the
+    /// file and JSON path): `operational_library`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_format: Option<String>,
     pub tables: TableSet,
-    pub policies: Policies,
+    #[serde(default)]
+    pub policies: BTreeMap<String, Policy>,
     pub phases: Vec<Phase>,
     #[serde(default)]
     pub verification: Vec<Expectation>,
@@ -186,6 +176,8 @@ pub struct PlanFile {
     /// the plan does not write refuses the push.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_writes: Vec<String>,
+    #[serde(default)]
+    pub report_views: Vec<ReportView>,
 }
 
 /// A column of a table or column the plan adds.
@@ -237,78 +229,152 @@ pub struct AddedColumn {
     pub references: Option<ColumnReference>,
 }
 
-/// The DDL the plan adds (`schema/target.json`).
+/// The DDL the plan adds (`target.json`), with Postgres types; the SQLite
+/// staging schema is derived from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetSchema {
     #[serde(default)]
     pub comment: String,
+    #[serde(default)]
     pub tables: Vec<TargetTable>,
+    #[serde(default)]
     pub added_columns: Vec<AddedColumn>,
 }
 
+/// The built-in plan.json, for tests and tools that edit a copy.
 pub const DEFAULT_PLAN: &str = include_str!("../../schema/plan.json");
-pub const TARGET_SCHEMA: &str = include_str!("../../schema/target.json");
 
-/// The plan in force: plan file, target schema and seeds.
+/// One seed file: its path inside the seed folder and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// The plan in force.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub file: PlanFile,
     pub schema: TargetSchema,
     pub tables: TableSet,
-    pub library: phases::LibraryInput,
+    /// Each phase's SQL text, parallel to `file.phases`.
+    pub phase_sql: Vec<String>,
+    /// Every seed file, sorted by path.
+    pub seeds: Vec<SeedFile>,
     /// Where the plan came from, for messages.
     pub origin: String,
     /// The command-line options that load this same plan again (`--plan`,
     /// `--seeds`, `--policy`), for advice that must work as given; set by
     /// the command line, empty for the built-in plan.
     pub args: Vec<String>,
-    /// Hash over the plan file, the target schema and the seeds: a
-    /// rehearsal authorises a push only for the exact plan it ran.
+    /// Hash over every file of the plan (plan.json in its parsed form, the
+    /// schema, the phase files, the seeds): a rehearsal authorises a push
+    /// only for the exact plan it ran.
     pub hash: String,
 }
 
 impl Plan {
-    /// The plan and seeds shipped with the tool (the seed plan's reading).
+    /// The plan and seeds shipped with the tool.
     pub fn load_default() -> anyhow::Result<Plan> {
         Plan::load(None, None)
     }
 
-    /// A user's plan file and seed folder, each defaulting to the built-in one.
-    pub fn load(
-        plan: Option<&std::path::Path>,
-        seeds_dir: Option<&std::path::Path>,
-    ) -> anyhow::Result<Plan> {
-        let (text, origin) = match plan {
-            None => (
-                DEFAULT_PLAN.to_string(),
-                "built-in plan (schema/plan.json)".to_string(),
-            ),
-            Some(p) => (
-                std::fs::read_to_string(p).map_err(|e| {
-                    crate::error::environment(format!("cannot read plan file {}: {e}", p.display()))
-                })?,
-                p.display().to_string(),
-            ),
+    /// A plan folder (or its plan.json), defaulting to the built-in one;
+    /// `seeds_dir` replaces the folder's seeds.
+    pub fn load(plan: Option<&Path>, seeds_dir: Option<&Path>) -> anyhow::Result<Plan> {
+        let source = match plan {
+            None => PlanSource::Builtin,
+            Some(p) => PlanSource::from_path(p)?,
         };
-        let seeds = match seeds_dir {
-            None => seeds::load_embedded(),
-            Some(dir) => seeds::load_seeds(dir),
-        }
-        .map_err(|e| crate::error::environment(format!("seed files are not valid: {e}")))?;
-        Plan::from_parts(&text, &origin, &seeds)
+        Plan::from_source(&source, seeds_dir)
     }
 
-    pub fn from_parts(text: &str, origin: &str, seeds: &seeds::Seeds) -> anyhow::Result<Plan> {
-        let file: PlanFile = serde_json::from_str(text).map_err(|e| {
-            crate::error::environment(format!(
+    pub fn from_source(source: &PlanSource, seeds_dir: Option<&Path>) -> anyhow::Result<Plan> {
+        let origin = source.describe();
+        let text = source.read("plan.json")?;
+        let file: PlanFile = serde_json::from_str(&text).map_err(|e| {
+            environment(format!(
                 "plan {origin} is not valid: {e} (line {}, column {})",
                 e.line(),
                 e.column()
             ))
         })?;
-        let schema: TargetSchema = serde_json::from_str(TARGET_SCHEMA)
-            .map_err(|e| crate::error::environment(format!("target schema is not valid: {e}")))?;
-        let all = file
+        let schema_text = source.read(&file.schema)?;
+        let schema: TargetSchema = serde_json::from_str(&schema_text).map_err(|e| {
+            environment(format!(
+                "{} of plan {origin} is not valid: {e} (line {}, column {})",
+                file.schema,
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let mut phase_sql = Vec::new();
+        for p in &file.phases {
+            phase_sql.push(source.read(&p.sql)?);
+        }
+        // The strict validator first: its errors name the file and path.
+        if let Some(format) = &file.seed_format {
+            let rel = file.seeds.as_deref().unwrap_or("seeds");
+            validate_seed_format(format, source, rel, seeds_dir)?;
+        }
+        let seeds = match (seeds_dir, &file.seeds) {
+            (Some(dir), _) => folder::read_seed_dir(dir)?,
+            (None, Some(rel)) => source.seeds(rel)?,
+            (None, None) => Vec::new(),
+        };
+        let mut plan = Plan {
+            tables: file.tables.clone(),
+            file,
+            schema,
+            phase_sql,
+            seeds,
+            origin,
+            args: Vec::new(),
+            hash: String::new(),
+        };
+        plan.validate()?;
+        plan.hash = plan.compute_hash()?;
+        Ok(plan)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let origin = &self.origin;
+        for (name, p) in &self.file.policies {
+            if !p.values.contains(&p.value) {
+                return Err(environment(format!(
+                    "plan {origin}: policy {name} is '{}', not one of {}",
+                    p.value,
+                    p.values.join(", ")
+                )));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for p in &self.file.phases {
+            if !ids.insert(p.id.as_str()) {
+                return Err(environment(format!(
+                    "plan {origin}: phase id {} is used twice",
+                    p.id
+                )));
+            }
+        }
+        for t in &self.schema.tables {
+            if !ids.contains(t.phase.as_str()) {
+                return Err(environment(format!(
+                    "plan {origin}: table {} is created in phase {}, which the plan does not have",
+                    t.name, t.phase
+                )));
+            }
+        }
+        for a in &self.schema.added_columns {
+            if !ids.contains(a.phase.as_str()) {
+                return Err(environment(format!(
+                    "plan {origin}: column {}.{} is added in phase {}, which the plan does not have",
+                    a.table, a.column.name, a.phase
+                )));
+            }
+        }
+        let all = self
+            .file
             .phases
             .iter()
             .flat_map(|p| {
@@ -317,141 +383,197 @@ impl Plan {
                     .map(move |e| (format!("phase {}", p.id), e))
             })
             .chain(
-                file.verification
+                self.file
+                    .verification
                     .iter()
                     .map(|e| ("verification".to_string(), e)),
             );
         for (place, e) in all {
             if e.expect.is_some() == e.expect_rows.is_some() {
-                return Err(crate::error::environment(format!(
+                return Err(environment(format!(
                     "plan {origin}: {place} expectation '{}' needs exactly one of `expect` or `expect_rows`",
                     e.name
                 )));
             }
         }
-        let library = library_input(seeds);
-        let hash = {
-            use sha2::{Digest, Sha256};
-            let mut h = Sha256::new();
-            // Hash the parsed form so whitespace edits do not invalidate a
-            // rehearsal, while any change of meaning does.
-            h.update(serde_json::to_vec(&file)?);
-            h.update(serde_json::to_vec(&schema)?);
-            h.update(seeds_fingerprint(seeds)?.as_bytes());
-            hex::encode(h.finalize())
-        };
-        Ok(Plan {
-            tables: file.tables.clone(),
-            file,
-            schema,
-            library,
-            origin: origin.to_string(),
-            args: Vec::new(),
-            hash,
-        })
+        Ok(())
     }
-}
 
-impl Plan {
-    /// Tables whose content the plan's phases read: what must not have
-    /// changed since the pull (drift-checked, and locked against writers
-    /// during a push). Tables in neither this set nor [`Plan::write_set`]
-    /// are left to the app.
-    pub fn read_set(&self) -> std::collections::BTreeSet<String> {
+    fn compute_hash(&self) -> anyhow::Result<String> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // plan.json in its parsed form, so whitespace edits do not
+        // invalidate a rehearsal while any change of meaning does. Where
+        // the seeds live is no part of the meaning: their content is.
+        let mut file = serde_json::to_value(&self.file)?;
+        if let Some(o) = file.as_object_mut() {
+            o.remove("seeds");
+        }
+        h.update(serde_json::to_vec(&file)?);
+        h.update(serde_json::to_vec(&self.schema)?);
+        for (p, sql) in self.file.phases.iter().zip(&self.phase_sql) {
+            h.update(format!("\nphase {} {}\n", p.id, sql.len()).as_bytes());
+            h.update(sql.as_bytes());
+        }
+        for s in &self.seeds {
+            h.update(format!("\nseed {} {}\n", s.path, s.text.len()).as_bytes());
+            h.update(s.text.as_bytes());
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+
+    /// Sets a policy to one of its declared values (a different plan: the
+    /// hash changes).
+    pub fn set_policy(&mut self, name: &str, value: &str) -> anyhow::Result<()> {
+        let Some(p) = self.file.policies.get_mut(name) else {
+            let known: Vec<&str> = self.file.policies.keys().map(String::as_str).collect();
+            return Err(environment(format!(
+                "plan {} has no policy {name} (policies: {})",
+                self.origin,
+                known.join(", ")
+            )));
+        };
+        if !p.values.iter().any(|v| v == value) {
+            return Err(environment(format!(
+                "policy {name} cannot be '{value}': use one of {}",
+                p.values.join(", ")
+            )));
+        }
+        p.value = value.to_string();
+        self.hash = self.compute_hash()?;
+        Ok(())
+    }
+
+    /// Tables the plan creates.
+    pub fn created_tables(&self) -> Vec<String> {
+        self.schema.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    pub fn creates(&self, table: &str) -> bool {
+        self.schema.tables.iter().any(|t| t.name == table)
+    }
+
+    /// Pulled tables the plan writes (a phase's `writes`, or a column the
+    /// plan adds), in the order of the first phase writing each. Staged
+    /// copies are made of these.
+    pub fn written_pulled_tables(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for phase in &self.file.phases {
+            let added = self
+                .schema
+                .added_columns
+                .iter()
+                .filter(|a| a.phase == phase.id)
+                .map(|a| &a.table);
+            for t in phase.writes.iter().chain(added) {
+                if !self.creates(t) && !out.contains(t) {
+                    out.push(t.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every table whose staged form may differ from the pull: written
+    /// pulled tables first, then the tables the plan creates.
+    pub fn staged_tables(&self) -> Vec<String> {
+        let mut out = self.written_pulled_tables();
+        out.extend(self.created_tables());
+        out
+    }
+
+    /// Tables whose content the plan's phases read (declared `reads`, and
+    /// the pulled tables they write, which an UPDATE reads): what must not
+    /// have changed since the pull (drift-checked, and locked against
+    /// writers during a push). Tables in neither this set nor
+    /// [`Plan::write_set`] are left to the app.
+    pub fn read_set(&self) -> BTreeSet<String> {
         self.file
             .phases
             .iter()
-            .flat_map(|p| p.action.tables().0.iter())
-            .map(|t| t.to_string())
+            .flat_map(|p| p.reads.iter())
+            .cloned()
+            .chain(self.written_pulled_tables())
+            .filter(|t| !self.creates(t))
             .collect()
     }
 
-    /// Tables the push writes: rows inserted or updated, columns added,
-    /// tables created.
-    pub fn write_set(&self) -> std::collections::BTreeSet<String> {
-        let mut out: std::collections::BTreeSet<String> = self
-            .file
-            .phases
+    /// Tables the push writes: rows inserted, updated or deleted, columns
+    /// added, tables created.
+    pub fn write_set(&self) -> BTreeSet<String> {
+        self.staged_tables().into_iter().collect()
+    }
+
+    /// The index of the first phase writing `table` (its DDL phase for a
+    /// created table): the order push applies tables in.
+    pub fn first_write(&self, table: &str) -> Option<usize> {
+        if let Some(t) = self.schema.tables.iter().find(|t| t.name == table) {
+            return self.phase_index(&t.phase);
+        }
+        self.file.phases.iter().position(|p| {
+            p.writes.iter().any(|w| w == table)
+                || self
+                    .schema
+                    .added_columns
+                    .iter()
+                    .any(|a| a.table == table && a.phase == p.id)
+        })
+    }
+
+    /// The last phase writing `table`: the updates of existing rows are
+    /// applied there, after every row they may refer to exists.
+    pub fn last_write(&self, table: &str) -> Option<usize> {
+        self.file.phases.iter().rposition(|p| {
+            p.writes.iter().any(|w| w == table)
+                || self
+                    .schema
+                    .added_columns
+                    .iter()
+                    .any(|a| a.table == table && a.phase == p.id)
+        })
+    }
+
+    pub fn phase_index(&self, id: &str) -> Option<usize> {
+        self.file.phases.iter().position(|p| p.id == id)
+    }
+
+    /// The policies as (name, value), for binding into SQL.
+    pub fn policy_values(&self) -> Vec<(String, String)> {
+        self.file
+            .policies
             .iter()
-            .flat_map(|p| p.action.tables().1.iter())
-            .map(|t| t.to_string())
-            .collect();
-        out.extend(self.schema.tables.iter().map(|t| t.name.clone()));
-        out.extend(self.schema.added_columns.iter().map(|a| a.table.clone()));
-        out
+            .map(|(k, p)| (k.clone(), p.value.clone()))
+            .collect()
+    }
+
+    /// Writes a copy of this plan (the built-in one by default) into `dir`:
+    /// plan.json, the schema, the phase files and the seeds under
+    /// `seeds/`. The copy has the same hash.
+    pub fn write_copy(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
+        folder::write_copy(self, dir)
     }
 }
 
-/// Digest of the seeds' content, part of the plan hash.
-fn seeds_fingerprint(seeds: &seeds::Seeds) -> anyhow::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in &seeds.priorities {
-        h.update(
-            format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\n",
-                p.code, p.name, p.description, p.color, p.icon, p.position
-            )
-            .as_bytes(),
-        );
+fn validate_seed_format(
+    format: &str,
+    source: &PlanSource,
+    seeds_rel: &str,
+    seeds_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    if format != "operational_library" {
+        return Err(environment(format!(
+            "seed_format '{format}' is unknown: the tool validates `operational_library`; remove \
+             the field to load the seeds as they are"
+        )));
     }
-    // File names, not paths: the same seeds give the same hash wherever
-    // they are read from.
-    for (jtbd, sp, file) in library_input(seeds).allocation {
-        h.update(format!("{jtbd}\t{sp}\t{file}\n").as_bytes());
-    }
-    for (_, wf) in seeds.workflows() {
-        h.update(serde_json::to_vec(&wf.raw)?);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-/// What the phases need from the seeds.
-pub fn library_input(seeds: &seeds::Seeds) -> phases::LibraryInput {
-    let file_name = |f: &seeds::LibraryFile| {
-        f.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| f.path.display().to_string())
+    let result = match (seeds_dir, source) {
+        (Some(dir), _) => seeds::load_seeds(dir),
+        (None, PlanSource::Builtin) => seeds::load_embedded(),
+        (None, PlanSource::Dir { root, .. }) => seeds::load_seeds(&root.join(seeds_rel)),
     };
-    phases::LibraryInput {
-        priorities: seeds
-            .priorities
-            .iter()
-            .map(|p| phases::PrioritySeed {
-                code: p.code.clone(),
-                name: p.name.clone(),
-                description: p.description.clone(),
-                color: p.color.clone(),
-                icon: p.icon.clone(),
-                position: p.position,
-            })
-            .collect(),
-        allocation: seeds
-            .files
-            .iter()
-            .flat_map(|f| {
-                f.jtbds.iter().map(move |j| {
-                    (
-                        j.jtbd_id.clone(),
-                        f.strategic_priority.clone(),
-                        file_name(f),
-                    )
-                })
-            })
-            .collect(),
-        workflows: seeds
-            .workflows()
-            .map(|(f, w)| phases::LibraryWorkflow {
-                sp_code: f.strategic_priority.clone(),
-                file: file_name(f),
-                workflow_id: w.workflow_id.clone(),
-                jtbd_code: w.jtbd_id.clone(),
-                name: w.workflow_name.clone(),
-                object: w.raw.as_object().cloned().unwrap_or_default(),
-            })
-            .collect(),
-    }
+    result
+        .map(|_| ())
+        .map_err(|e| environment(format!("seed files are not valid: {e}")))
 }
 
 #[cfg(test)]

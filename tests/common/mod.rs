@@ -58,3 +58,21 @@ pub fn behind_latency_link(
         .expect("port is settable");
     (proxy, parsed.to_string())
 }
+
+/// A copy of the built-in plan folder in `dir` (as `sandbox plan init`
+/// writes it), its plan.json changed by `edit`. Pass the folder as --plan.
+pub fn plan_folder(
+    dir: &std::path::Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> std::path::PathBuf {
+    sandbox::plan::Plan::load_default()
+        .expect("the built-in plan loads")
+        .write_copy(dir)
+        .expect("plan copy written");
+    let file = dir.join("plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    edit(&mut plan);
+    std::fs::write(&file, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
+    dir.to_path_buf()
+}

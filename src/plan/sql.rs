@@ -1,0 +1,718 @@
+//! Running a plan's SQL on the snapshot: the helpers a phase sees (seed
+//! tables, `plan_uuid`, `<table>_jsonb` views, bound policies), the
+//! enforcement of each phase's declared reads and writes, and the checks
+//! that keep values exact for Postgres.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::checks::{Check, CheckKind};
+use super::SeedFile;
+use crate::catalog::TableMeta;
+use crate::db::sqlite::from_sqlite;
+use crate::pgjson::jsonb_text;
+use crate::types::quote_ident;
+
+/// Suffix of the view that gives each pulled table's rows with their JSON.
+pub const JSONB_VIEW_SUFFIX: &str = "_jsonb";
+
+/// Registers `plan_uuid(kind, key)`, `row_jsonb(table, col…)` and
+/// `jsonb_canonical(text)` on the connection.
+pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("plan_uuid", 2, flags, |ctx| {
+        let kind: Option<String> = ctx.get(0)?;
+        let key = match ctx.get_raw(1) {
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            other => {
+                return Err(rusqlite::Error::UserFunctionError(
+                    format!("plan_uuid: key must be text, not {:?}", other.data_type()).into(),
+                ))
+            }
+        };
+        Ok(match (kind, key) {
+            (Some(kind), Some(key)) => Some(super::stage::plan_id(&kind, &key)),
+            _ => None,
+        })
+    })?;
+    let metas: HashMap<String, TableMeta> =
+        tables.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    conn.create_scalar_function("row_jsonb", -1, flags, move |ctx| {
+        let user = |m: String| rusqlite::Error::UserFunctionError(m.into());
+        let table: String = ctx.get(0)?;
+        let meta = metas
+            .get(&table)
+            .ok_or_else(|| user(format!("row_jsonb: no pulled table {table}")))?;
+        if ctx.len() != meta.columns.len() + 1 {
+            return Err(user(format!(
+                "row_jsonb: {table} has {} columns, {} values given",
+                meta.columns.len(),
+                ctx.len() - 1
+            )));
+        }
+        let mut values = Vec::with_capacity(meta.columns.len());
+        for (i, c) in meta.columns.iter().enumerate() {
+            values.push(from_sqlite(c, ctx.get_raw(i + 1)).map_err(|e| user(format!("{e:#}")))?);
+        }
+        let map = super::rowjson::row_to_json(meta, &values, &[]).map_err(user)?;
+        Ok(jsonb_text(&Value::Object(map)))
+    })?;
+    conn.create_scalar_function("jsonb_canonical", 1, flags, |ctx| {
+        let text: Option<String> = ctx.get(0)?;
+        match text {
+            None => Ok(None),
+            Some(t) => serde_json::from_str::<Value>(&t)
+                .map(|v| Some(jsonb_text(&v)))
+                .map_err(|e| rusqlite::Error::UserFunctionError(format!("not JSON: {e}").into())),
+        }
+    })?;
+    Ok(())
+}
+
+/// The table a seed file is loaded as: `seed_<name>` for a file at the top
+/// of the seed folder, `seed_<folder>` for every file of a sub-folder.
+pub fn seed_table_name(path: &str) -> String {
+    let first = path.split('/').next().unwrap_or(path);
+    let stem = first.strip_suffix(".json").unwrap_or(first);
+    let clean: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("seed_{clean}")
+}
+
+fn seed_value(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(*b as i64),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i.to_string() == n.to_string() => SqlValue::Integer(i),
+            // Any other number keeps the digits the file holds.
+            _ => SqlValue::Text(n.to_string()),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        other => SqlValue::Text(other.to_string()),
+    }
+}
+
+/// Loads every seed file as a TEMP table: a file holding an array of
+/// objects gives one row per object, a file holding one object one row;
+/// columns are the objects' fields (first seen first) plus `_file` (the
+/// file's path in the seed folder) and `_row` (the position in it).
+/// Strings are TEXT, whole numbers INTEGER, other numbers TEXT as written,
+/// booleans 1/0, arrays and objects their JSON text.
+pub fn create_seed_tables(conn: &Connection, seeds: &[SeedFile]) -> Result<Vec<String>> {
+    let mut tables: Vec<(String, Vec<String>, Vec<Vec<SqlValue>>)> = Vec::new();
+    for s in seeds {
+        let doc: Value = serde_json::from_str(&s.text).map_err(|e| {
+            crate::error::environment(format!(
+                "seed file {} is not JSON: {e} (line {}, column {})",
+                s.path,
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let objects: Vec<&serde_json::Map<String, Value>> = match &doc {
+            Value::Object(o) => vec![o],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_object().ok_or_else(|| {
+                        crate::error::environment(format!(
+                            "seed file {} holds an array of something other than objects",
+                            s.path
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?,
+            _ => {
+                return Err(crate::error::environment(format!(
+                    "seed file {} holds neither an object nor an array of objects",
+                    s.path
+                )))
+            }
+        };
+        let name = seed_table_name(&s.path);
+        let pos = match tables.iter().position(|t| t.0 == name) {
+            Some(p) => p,
+            None => {
+                tables.push((
+                    name,
+                    vec!["_file".to_string(), "_row".to_string()],
+                    Vec::new(),
+                ));
+                tables.len() - 1
+            }
+        };
+        let (_, cols, rows) = &mut tables[pos];
+        for (i, o) in objects.into_iter().enumerate() {
+            for k in o.keys() {
+                if !cols.contains(k) {
+                    cols.push(k.clone());
+                }
+            }
+            let mut row = vec![SqlValue::Text(s.path.clone()), SqlValue::Integer(i as i64)];
+            row.extend(
+                cols[2..]
+                    .iter()
+                    .map(|c| o.get(c).map(seed_value).unwrap_or(SqlValue::Null)),
+            );
+            rows.push(row);
+        }
+    }
+    let mut names = Vec::new();
+    for (name, cols, rows) in tables {
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.{0}; CREATE TEMP TABLE {0} ({1})",
+            quote_ident(&name),
+            cols.iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+        let mut stmt = conn.prepare(&format!(
+            "INSERT INTO temp.{} VALUES ({})",
+            quote_ident(&name),
+            vec!["?"; cols.len()].join(", ")
+        ))?;
+        for mut r in rows {
+            r.resize(cols.len(), SqlValue::Null);
+            stmt.execute(rusqlite::params_from_iter(r))?;
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// `<table>_jsonb`: every row of a pulled table (its current, staged state
+/// for a table the plan writes) with a column `jsonb` holding the row as
+/// Postgres's `to_jsonb(row)` prints it.
+pub fn create_jsonb_views(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
+    for t in tables {
+        let args: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("t.{}", quote_ident(&c.name)))
+            .collect();
+        conn.execute_batch(&format!(
+            "DROP VIEW IF EXISTS temp.{0}; CREATE TEMP VIEW {0} AS SELECT t.*, row_jsonb('{1}', {2}) AS jsonb FROM {3} t",
+            quote_ident(&format!("{}{JSONB_VIEW_SUFFIX}", t.name)),
+            t.name.replace('\'', "''"),
+            args.join(", "),
+            quote_ident(&t.name)
+        ))?;
+    }
+    Ok(())
+}
+
+/// One statement of a SQL file and the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub line: usize,
+    pub sql: String,
+}
+
+/// Splits a SQL file on `;` outside quotes and comments. Statements that
+/// are only comments are dropped.
+pub fn split_statements(text: &str) -> Vec<Statement> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let (mut i, mut line, mut start, mut start_line) = (0, 1, 0, 1);
+    let mut has_code = false;
+    let mut push = |from: usize, to: usize, l: usize, code: bool| {
+        let sql: String = chars[from..to].iter().collect();
+        if code {
+            out.push(Statement {
+                line: l,
+                sql: sql.trim().to_string(),
+            });
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\n' => line += 1,
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    if chars[i] == '\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            '\'' | '"' | '`' | '[' => {
+                if !has_code {
+                    has_code = true;
+                    start_line = line;
+                    start = i;
+                }
+                let close = if c == '[' { ']' } else { c };
+                i += 1;
+                while i < chars.len() && chars[i] != close {
+                    if chars[i] == '\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+            }
+            ';' => {
+                push(start, i + 1, start_line, has_code);
+                start = i + 1;
+                has_code = false;
+            }
+            c if c.is_whitespace() => {}
+            _ => {
+                if !has_code {
+                    has_code = true;
+                    start_line = line;
+                    start = i;
+                }
+            }
+        }
+        i += 1;
+    }
+    if start < chars.len() {
+        push(start, chars.len(), start_line, has_code);
+    }
+    out
+}
+
+/// What a statement touched, as the authorizer saw it.
+#[derive(Debug, Default)]
+struct Access {
+    reads: BTreeSet<String>,
+    writes: BTreeSet<String>,
+    refused: Vec<String>,
+}
+
+/// The rules one run of plan SQL is held to.
+pub struct Rules {
+    /// Pulled and created tables: reads of these are recorded.
+    pub known_tables: HashSet<String>,
+    /// Tables the SQL may write (their TEMP working copies only).
+    pub writes: HashSet<String>,
+}
+
+fn install_authorizer(conn: &Connection, rules: &Rules) -> Arc<Mutex<Access>> {
+    let access = Arc::new(Mutex::new(Access::default()));
+    let log = Arc::clone(&access);
+    let known = rules.known_tables.clone();
+    let writes = rules.writes.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        let Ok(mut a) = log.lock() else {
+            return Authorization::Deny;
+        };
+        let db = ctx.database_name.unwrap_or("");
+        let write = |a: &mut Access, table: &str| {
+            if table.starts_with("sqlite_") {
+                return Authorization::Allow;
+            }
+            if db == "temp" && writes.contains(table) {
+                a.writes.insert(table.to_string());
+                return Authorization::Allow;
+            }
+            let why = if db == "main" && known.contains(table) {
+                format!("writes {db}.{table}, the pulled state, which is read-only (write {table} without `main.`)")
+            } else {
+                format!("writes {table}, which is not in the phase's \"writes\"")
+            };
+            a.refused.push(why);
+            Authorization::Deny
+        };
+        match ctx.action {
+            AuthAction::Read { table_name, .. } => {
+                if known.contains(table_name) {
+                    a.reads.insert(table_name.to_string());
+                }
+                Authorization::Allow
+            }
+            AuthAction::Insert { table_name } | AuthAction::Delete { table_name } => {
+                write(&mut a, table_name)
+            }
+            AuthAction::Update { table_name, .. } => write(&mut a, table_name),
+            AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
+                Authorization::Allow
+            }
+            // Table-valued pragmas (pragma_table_info) read the schema.
+            AuthAction::Pragma {
+                pragma_value: None, ..
+            } => Authorization::Allow,
+            other => {
+                a.refused.push(format!(
+                    "runs {other:?}: a phase moves data only (tables and columns it adds go in the schema file; no transactions, PRAGMAs, ATTACH)"
+                ));
+                Authorization::Deny
+            }
+        }
+    }));
+    access
+}
+
+/// A SQL error of a phase, with where it happened.
+#[derive(Debug, Clone)]
+pub struct SqlFailure {
+    pub line: usize,
+    pub message: String,
+}
+
+/// What running one SQL file did.
+#[derive(Debug, Default)]
+pub struct SqlRun {
+    pub reads: BTreeSet<String>,
+    pub writes: BTreeSet<String>,
+    pub failure: Option<SqlFailure>,
+}
+
+/// Binds the named parameters a statement uses; every one must be a known
+/// parameter (a policy or `pulled_at`).
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[(String, String)]) -> Result<(), String> {
+    for i in 1..=stmt.parameter_count() {
+        let Some(name) = stmt.parameter_name(i).map(str::to_string) else {
+            return Err("positional parameters (?) are not supported: use :name".into());
+        };
+        let bare = name.trim_start_matches([':', '@', '$']);
+        let Some((_, v)) = params.iter().find(|(k, _)| k == bare) else {
+            let known: Vec<String> = params.iter().map(|(k, _)| format!(":{k}")).collect();
+            return Err(format!(
+                "unknown parameter {name} (known: {})",
+                known.join(", ")
+            ));
+        };
+        stmt.raw_bind_parameter(i, v).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn error_line(start: usize, sql: &str, e: &rusqlite::Error) -> usize {
+    if let rusqlite::Error::SqlInputError { offset, .. } = e {
+        if *offset >= 0 {
+            let off = (*offset as usize).min(sql.len());
+            return start
+                + sql.as_bytes()[..off]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+        }
+    }
+    start
+}
+
+fn error_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs a SQL file statement by statement under `rules`, with `params`
+/// bound. Stops at the first error and reports its line and message.
+pub fn run_sql(
+    conn: &Connection,
+    text: &str,
+    rules: &Rules,
+    params: &[(String, String)],
+) -> SqlRun {
+    let access = install_authorizer(conn, rules);
+    let mut failure = None;
+    for st in split_statements(text) {
+        let outcome = (|| -> Result<(), (usize, String)> {
+            let mut stmt = conn
+                .prepare(&st.sql)
+                .map_err(|e| (error_line(st.line, &st.sql, &e), error_message(&e)))?;
+            bind(&mut stmt, params).map_err(|m| (st.line, m))?;
+            let mut rows = stmt.raw_query();
+            loop {
+                match rows.next() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => return Err((st.line, error_message(&e))),
+                }
+            }
+            Ok(())
+        })();
+        if let Err((line, message)) = outcome {
+            let refused = access
+                .lock()
+                .map(|a| a.refused.join("; "))
+                .unwrap_or_default();
+            failure = Some(SqlFailure {
+                line,
+                message: if refused.is_empty() { message } else { refused },
+            });
+            break;
+        }
+    }
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    let a = access.lock().map(|a| (a.reads.clone(), a.writes.clone()));
+    let (reads, writes) = a.unwrap_or_default();
+    SqlRun {
+        reads,
+        writes,
+        failure,
+    }
+}
+
+/// Runs a read-only query (a conflict, expectation or guard) with `params`
+/// bound, returning its rows as text.
+pub fn query_rows(
+    conn: &Connection,
+    sql: &str,
+    rules: &Rules,
+    params: &[(String, String)],
+) -> (Vec<Vec<String>>, SqlRun) {
+    let read_only = Rules {
+        known_tables: rules.known_tables.clone(),
+        writes: HashSet::new(),
+    };
+    let access = install_authorizer(conn, &read_only);
+    let result = (|| -> Result<Vec<Vec<String>>, (usize, String)> {
+        let mut stmt = conn
+            .prepare(sql)
+            .map_err(|e| (error_line(1, sql, &e), error_message(&e)))?;
+        bind(&mut stmt, params).map_err(|m| (1, m))?;
+        let n = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        loop {
+            match rows.next() {
+                Ok(Some(r)) => {
+                    let mut row = Vec::with_capacity(n);
+                    for i in 0..n {
+                        row.push(match r.get_ref(i) {
+                            Ok(ValueRef::Null) => "NULL".to_string(),
+                            Ok(ValueRef::Integer(v)) => v.to_string(),
+                            Ok(ValueRef::Real(v)) => v.to_string(),
+                            Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                            Ok(ValueRef::Blob(b)) => hex::encode(b),
+                            Err(e) => return Err((1, e.to_string())),
+                        });
+                    }
+                    out.push(row);
+                }
+                Ok(None) => break,
+                Err(e) => return Err((1, error_message(&e))),
+            }
+        }
+        Ok(out)
+    })();
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    let (reads, refused) = access
+        .lock()
+        .map(|a| (a.reads.clone(), a.refused.join("; ")))
+        .unwrap_or_default();
+    match result {
+        Ok(rows) => (
+            rows,
+            SqlRun {
+                reads,
+                ..SqlRun::default()
+            },
+        ),
+        Err((line, message)) => (
+            Vec::new(),
+            SqlRun {
+                reads,
+                writes: BTreeSet::new(),
+                failure: Some(SqlFailure {
+                    line,
+                    message: if refused.is_empty() { message } else { refused },
+                }),
+            },
+        ),
+    }
+}
+
+/// Rewrites every jsonb value of a working table as the text Postgres
+/// prints for it, and lists the values that are not JSON at all.
+pub fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    let key = key_expr(meta);
+    for c in meta.columns.iter().filter(|c| c.pg_type == "jsonb") {
+        let col = quote_ident(&c.name);
+        let t = quote_ident(&meta.name);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {key} FROM temp.{t} WHERE {col} IS NOT NULL AND (typeof({col}) <> 'text' OR json_valid({col}) = 0)"
+        ))?;
+        for k in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            bad.push(format!("{}.{} of row {}: not JSON", meta.name, c.name, k?));
+        }
+        conn.execute_batch(&format!(
+            "UPDATE temp.{t} SET {col} = jsonb_canonical({col}) WHERE typeof({col}) = 'text' AND json_valid({col}) AND {col} <> jsonb_canonical({col})"
+        ))?;
+    }
+    Ok(bad)
+}
+
+fn key_expr(meta: &TableMeta) -> String {
+    let pk = meta.primary_key();
+    if pk.is_empty() {
+        return "CAST(rowid AS TEXT)".into();
+    }
+    pk.iter()
+        .map(|k| format!("coalesce(CAST({} AS TEXT), 'NULL')", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" || '/' || ")
+}
+
+/// Whether `text` is something Postgres could have printed for `pg_type`
+/// (None when the type is not checked).
+fn printable(pg_type: &str, text: &str) -> Option<bool> {
+    let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let decimal = |s: &str| {
+        let s = s.strip_prefix('-').unwrap_or(s);
+        match s.split_once('.') {
+            Some((a, b)) => digits(a) && digits(b),
+            None => digits(s),
+        }
+    };
+    let date = |s: &str| {
+        let b = s.as_bytes();
+        s.len() >= 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && digits(&s[..4])
+            && digits(&s[5..7])
+            && digits(&s[8..10])
+    };
+    Some(match base {
+        "numeric" => decimal(text) || text == "NaN" || text.ends_with("Infinity"),
+        "date" => date(text) || text.ends_with("infinity"),
+        "timestamp with time zone" | "timestamp without time zone" => {
+            (date(text) && text.as_bytes().get(10) == Some(&b' ') && text.len() >= 19)
+                || text.ends_with("infinity")
+        }
+        _ => return None,
+    })
+}
+
+/// Values Postgres would not have printed: an integer column holding a
+/// REAL or text, a numeric in exponent form, a timestamp that is a number.
+/// Such a value passed through a REAL (`json_extract` of a number,
+/// arithmetic) and may have lost precision; pushing it would round.
+pub fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+    use crate::types::Storage;
+    let mut bad = Vec::new();
+    let key = key_expr(meta);
+    let t = quote_ident(&meta.name);
+    for c in &meta.columns {
+        let col = quote_ident(&c.name);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {key}, typeof({col}), CAST({col} AS TEXT) FROM temp.{t} WHERE {col} IS NOT NULL"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (k, ty, text): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let ok = match c.storage() {
+                Storage::Integer => ty == "integer",
+                Storage::Bool => ty == "integer" && (text == "0" || text == "1"),
+                Storage::Text => ty == "text" && printable(&c.pg_type, &text).unwrap_or(true),
+            };
+            if !ok {
+                bad.push(format!(
+                    "{}.{} of row {k}: {ty} '{text}' is not a {} value Postgres prints",
+                    meta.name, c.name, c.pg_type
+                ));
+            }
+        }
+    }
+    Ok(bad)
+}
+
+/// A failed check naming the SQL file, line and SQLite's message.
+pub fn failure_check(phase: &str, what: &str, file: &str, f: &SqlFailure) -> Check {
+    let mut c = Check::no_rows(
+        phase,
+        what,
+        CheckKind::Conflict,
+        vec![format!("{file}:{}: {}", f.line, f.message)],
+    );
+    c.actual = format!("{file}:{}: {}", f.line, f.message);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_outside_quotes_and_comments() {
+        let sql = "-- a; comment\nSELECT 'a;b';\n/* x; */ INSERT INTO t\nVALUES (\"c;\");\n-- only a comment;\n";
+        let st = split_statements(sql);
+        assert_eq!(st.len(), 2, "{st:?}");
+        assert_eq!(st[0].line, 2);
+        assert_eq!(st[0].sql, "SELECT 'a;b';");
+        assert_eq!(st[1].line, 3);
+        assert_eq!(st[1].sql, "INSERT INTO t\nVALUES (\"c;\");");
+    }
+
+    #[test]
+    fn printable_values() {
+        assert_eq!(printable("numeric(5,2)", "1.50"), Some(true));
+        assert_eq!(printable("numeric", "1.2345678901234567e+19"), Some(false));
+        assert_eq!(
+            printable("timestamp with time zone", "2025-11-10 09:00:00+00"),
+            Some(true)
+        );
+        assert_eq!(
+            printable("timestamp with time zone", "2460000.5"),
+            Some(false)
+        );
+        assert_eq!(printable("text", "x"), None);
+    }
+
+    #[test]
+    fn seed_tables_have_the_fields_as_columns() {
+        let conn = Connection::open_in_memory().unwrap();
+        let seeds = vec![
+            SeedFile {
+                path: "lib/a.json".into(),
+                text: r#"{"code": "A", "n": 1.50, "list": [1, 2]}"#.into(),
+            },
+            SeedFile {
+                path: "lib/b.json".into(),
+                text: r#"{"code": "B", "flag": true}"#.into(),
+            },
+            SeedFile {
+                path: "top.json".into(),
+                text: r#"[{"x": 1}, {"x": 2}]"#.into(),
+            },
+        ];
+        let names = create_seed_tables(&conn, &seeds).unwrap();
+        assert_eq!(names, ["seed_lib", "seed_top"]);
+        let row: (String, String, String, Option<i64>) = conn
+            .query_row(
+                "SELECT _file, n, list, flag FROM seed_lib WHERE code = 'A'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            ("lib/a.json".into(), "1.50".into(), "[1,2]".into(), None)
+        );
+        let n: i64 = conn
+            .query_row("SELECT sum(x) FROM seed_top", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+}

@@ -1,0 +1,241 @@
+//! Staged tables: what a table looks like after the plan, in the snapshot.
+//!
+//! While the phases run, every table the plan writes is a TEMP table under
+//! its real name (TEMP shadows `main` for unqualified names), so a phase's
+//! `INSERT INTO workflows … SELECT … FROM dh_workflow` means what it says
+//! and `main.<table>` stays the pulled state. When the rehearsal ends the
+//! staged tables are stored in the file as `staged_<table>`, which is what
+//! the diff, the push and a person with a DB browser read.
+
+use std::collections::HashSet;
+
+use anyhow::Result;
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::{Plan, TargetTable};
+use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
+use crate::db::sqlite::Snapshot;
+use crate::db::staging::{staged_add_column_ddl, staged_table_ddl};
+use crate::types::quote_ident;
+
+/// Namespace of every id the plan creates: UUID v5 of a natural key, so a
+/// re-run or another machine produces the same rows.
+pub const ID_NAMESPACE: Uuid = Uuid::from_bytes([
+    0x67, 0xfd, 0x86, 0xc9, 0x44, 0x39, 0x4e, 0x79, 0xa2, 0x12, 0xd4, 0x2d, 0xa9, 0x34, 0x04, 0x85,
+]);
+
+pub const STAGED_PREFIX: &str = "staged_";
+
+pub fn staged(name: &str) -> String {
+    format!("{STAGED_PREFIX}{name}")
+}
+
+/// The deterministic id of something the plan creates (`plan_uuid(kind,
+/// key)` in a phase's SQL).
+pub fn plan_id(kind: &str, key: &str) -> String {
+    Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
+}
+
+/// The columns a table has in `schema` (`main` or `temp`) right now.
+fn present_columns(conn: &Connection, schema: &str, table: &str) -> Result<HashSet<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT name FROM pragma_table_info(?1, '{schema}')"
+    ))?;
+    let names = stmt
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<HashSet<_>>>()?;
+    Ok(names)
+}
+
+/// The metadata of a staged table stored as `staged_<table>`: a pulled
+/// table plus the columns the plan adds, or a table the plan creates.
+pub fn staged_meta(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    table: &str,
+) -> Result<TableMeta> {
+    meta_in(conn, snapshot, plan, table, "main", &staged(table))
+}
+
+/// The metadata of a staged table while the phases run (`temp.<table>`).
+pub fn working_meta(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    table: &str,
+) -> Result<TableMeta> {
+    meta_in(conn, snapshot, plan, table, "temp", table)
+}
+
+fn meta_in(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    table: &str,
+    schema: &str,
+    sqlite_name: &str,
+) -> Result<TableMeta> {
+    if let Some(t) = plan.schema.tables.iter().find(|t| t.name == table) {
+        return Ok(target_meta(t));
+    }
+    let pulled = snapshot
+        .table(table)
+        .ok_or_else(|| anyhow::anyhow!("the snapshot has no table {table}"))?;
+    let mut meta = pulled.meta.clone();
+    let present = present_columns(conn, schema, sqlite_name)?;
+    for added in plan
+        .schema
+        .added_columns
+        .iter()
+        .filter(|a| a.table == table)
+    {
+        // A column of that name already pulled is the source's own: the
+        // rehearsal fails naming it, and the staged table keeps its meaning.
+        if present.contains(&added.column.name) && meta.column(&added.column.name).is_none() {
+            let ordinal = meta.columns.len() as u32 + 1;
+            meta.columns.push(ColumnMeta {
+                name: added.column.name.clone(),
+                ordinal,
+                pg_type: added.column.pg_type.clone(),
+                not_null: added.column.not_null,
+                ..Default::default()
+            });
+            if let Some(r) = &added.references {
+                meta.constraints.push(ConstraintMeta {
+                    ref_table: Some(r.table.clone()),
+                    ref_columns: vec![r.column.clone()],
+                    ..ConstraintMeta::new(
+                        format!("{}_{}_fkey", table, added.column.name),
+                        "f",
+                        vec![added.column.name.clone()],
+                        format!(
+                            "FOREIGN KEY ({}) REFERENCES {}({})",
+                            added.column.name, r.table, r.column
+                        ),
+                    )
+                });
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// A table the plan creates, described like a pulled one.
+pub fn target_meta(t: &TargetTable) -> TableMeta {
+    let mut constraints = vec![ConstraintMeta::new(
+        format!("{}_pkey", t.name),
+        "p",
+        t.primary_key.clone(),
+        format!("PRIMARY KEY ({})", t.primary_key.join(", ")),
+    )];
+    for (i, u) in t.unique.iter().enumerate() {
+        constraints.push(ConstraintMeta::new(
+            format!(
+                "{}_{}_key{}",
+                t.name,
+                u.join("_"),
+                if i == 0 { String::new() } else { i.to_string() }
+            ),
+            "u",
+            u.clone(),
+            format!("UNIQUE ({})", u.join(", ")),
+        ));
+    }
+    for fk in &t.foreign_keys {
+        constraints.push(ConstraintMeta {
+            ref_table: Some(fk.ref_table.clone()),
+            ref_columns: fk.ref_columns.clone(),
+            ..ConstraintMeta::new(
+                format!("{}_{}_fkey", t.name, fk.columns.join("_")),
+                "f",
+                fk.columns.clone(),
+                format!(
+                    "FOREIGN KEY ({}) REFERENCES {}({})",
+                    fk.columns.join(", "),
+                    fk.ref_table,
+                    fk.ref_columns.join(", ")
+                ),
+            )
+        });
+    }
+    TableMeta {
+        name: t.name.clone(),
+        role: TableRole::Target,
+        columns: t
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ColumnMeta {
+                name: c.name.clone(),
+                ordinal: i as u32 + 1,
+                pg_type: c.pg_type.clone(),
+                not_null: c.not_null,
+                ..Default::default()
+            })
+            .collect(),
+        constraints,
+    }
+}
+
+/// `CREATE TEMP TABLE <name>`: the one staged-table DDL, pointed at the
+/// TEMP schema.
+fn create_working_table(conn: &Connection, meta: &TableMeta) -> Result<()> {
+    let sql = staged_table_ddl(meta, &meta.name)?;
+    let sql = sql.replacen("CREATE TABLE", "CREATE TEMP TABLE", 1);
+    conn.execute_batch(&sql)?;
+    Ok(())
+}
+
+/// Copies a pulled table into its working (TEMP) copy.
+pub fn stage_pulled(conn: &Connection, meta: &TableMeta) -> Result<()> {
+    create_working_table(conn, meta)?;
+    let cols = crate::db::sqlite::ident_list(&meta.column_names());
+    conn.execute_batch(&format!(
+        "INSERT INTO temp.{0} ({cols}) SELECT {cols} FROM main.{0}",
+        quote_ident(&meta.name)
+    ))?;
+    Ok(())
+}
+
+/// Creates the tables and columns the plan adds in this phase, in the
+/// working copies.
+pub fn apply_phase_ddl(conn: &Connection, plan: &Plan, phase_id: &str) -> Result<()> {
+    for t in plan.schema.tables.iter().filter(|t| t.phase == phase_id) {
+        create_working_table(conn, &target_meta(t))?;
+    }
+    for a in plan
+        .schema
+        .added_columns
+        .iter()
+        .filter(|a| a.phase == phase_id)
+    {
+        // Already at the source: the rehearsal's check names it.
+        if present_columns(conn, "temp", &a.table)?.contains(&a.column.name) {
+            continue;
+        }
+        let column = ColumnMeta {
+            name: a.column.name.clone(),
+            pg_type: a.column.pg_type.clone(),
+            ..Default::default()
+        };
+        let sql = staged_add_column_ddl(&a.table, &column)?;
+        let sql = sql.replacen("ALTER TABLE ", "ALTER TABLE temp.", 1);
+        conn.execute_batch(&sql)?;
+    }
+    Ok(())
+}
+
+/// Stores a working table in the file as `staged_<table>` and drops the
+/// TEMP one.
+pub fn store_staged(conn: &Connection, meta: &TableMeta) -> Result<()> {
+    conn.execute_batch(&staged_table_ddl(meta, &staged(&meta.name))?)?;
+    let cols = crate::db::sqlite::ident_list(&meta.column_names());
+    conn.execute_batch(&format!(
+        "INSERT INTO main.{} ({cols}) SELECT {cols} FROM temp.{}; DROP TABLE temp.{1};",
+        quote_ident(&staged(&meta.name)),
+        quote_ident(&meta.name)
+    ))?;
+    Ok(())
+}
