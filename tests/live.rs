@@ -211,3 +211,158 @@ fn a_lock_timeout_of_zero_is_a_usage_error() {
     let mut c = w.db.client();
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "141");
 }
+
+/// What a monitor session saw in `pg_locks` while a push ran.
+#[derive(Default, Debug)]
+struct LockWatch {
+    /// Tables the push's backend held any lock on, at any sample.
+    push_held: std::collections::BTreeSet<String>,
+    /// Samples in which the push waited for ACCESS EXCLUSIVE on jtbd_library.
+    push_waiting_exclusive: usize,
+    /// The longest a reader's lock request had been waiting, in ms.
+    longest_reader_wait_ms: f64,
+    samples: usize,
+}
+
+/// Samples pg_locks of the database every 20 ms until `stop`.
+fn watch_locks(
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<LockWatch> {
+    std::thread::spawn(move || {
+        let mut c = postgres_admin(&url);
+        let mut w = LockWatch::default();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let rows = c
+                .query(
+                    "SELECT coalesce(a.application_name, ''), c.relname::text, l.mode, l.granted, \
+                            coalesce(extract(epoch FROM clock_timestamp() - l.waitstart) * 1000, 0)::float8 \
+                     FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+                     JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[],
+                )
+                .expect("read pg_locks");
+            w.samples += 1;
+            for r in rows {
+                let (app, rel, mode, granted, waited): (String, String, String, bool, f64) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+                if app == "sandbox" {
+                    w.push_held.insert(rel.clone());
+                    if !granted && rel == "jtbd_library" && mode == "AccessExclusiveLock" {
+                        w.push_waiting_exclusive += 1;
+                    }
+                }
+                if app == "reader" && !granted {
+                    w.longest_reader_wait_ms = w.longest_reader_wait_ms.max(waited);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        w
+    })
+}
+
+/// Readers of jtbd_library, as an app's, until `stop`.
+fn readers(
+    url: &str,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..n)
+        .map(|_| {
+            let url = format!("{url}?application_name=reader");
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = postgres_admin(&url);
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    c.simple_query("SELECT count(*) FROM jtbd_library")
+                        .expect("reader");
+                    reads += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                reads
+            })
+        })
+        .collect()
+}
+
+/// An idle transaction that has read jtbd_library holds ACCESS SHARE, which
+/// the ACCESS EXCLUSIVE of ADD COLUMN must wait for; every reader arriving
+/// meanwhile queues behind that request. The push asks in short attempts:
+/// readers wait one attempt at most (seen in pg_locks' waitstart), the
+/// push never locks the app's tables, gives up naming the idle session, and
+/// goes through once it has gone.
+#[test]
+fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let w = Live::new("live_locks");
+    let mut idle = postgres_admin(&format!("{}?application_name=idle_reader", w.db.url));
+    let idle_pid = scalar(&mut idle, "SELECT pg_backend_pid()");
+    idle.batch_execute("BEGIN; SELECT count(*) FROM jtbd_library")
+        .expect("idle reader");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let monitor = watch_locks(w.db.url.clone(), stop.clone());
+    let reading = readers(&w.db.url, 2, stop.clone());
+
+    // Giving up names the idle session.
+    w.push(&["--confirm", "--lock-timeout", "1500"])
+        .code(1)
+        .error_has(&[
+            &format!("pid {idle_pid}"),
+            "idle_reader",
+            "idle in transaction",
+            "jtbd_library",
+            "since",
+            "Nothing was written",
+        ]);
+    let mut c = w.db.client();
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "141");
+
+    // With time to spare, the push goes through once the idle session ends.
+    let push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        &w.db.url,
+        "--snapshot",
+        &w.snapshot,
+        "--confirm",
+        "--lock-timeout",
+        "60000",
+    ])
+    .spawn();
+    // Hold the idle session for several attempts of the push.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    idle.batch_execute("COMMIT").expect("end the idle reader");
+    let run = push.finish();
+    run.ok();
+    stop.store(true, Ordering::SeqCst);
+    let watch = monitor.join().expect("monitor");
+    let reads: u64 = reading.into_iter().map(|r| r.join().expect("reader")).sum();
+
+    assert!(
+        watch.push_waiting_exclusive > 0,
+        "the push was never seen waiting for ACCESS EXCLUSIVE on jtbd_library: {watch:?}"
+    );
+    assert!(watch.push_held.contains("workflows"), "{watch:?}");
+    for app_table in ["prompts", "agents", "personas"] {
+        assert!(
+            !watch.push_held.contains(app_table),
+            "the push locked the app's {app_table}: {watch:?}"
+        );
+    }
+    // One attempt is 300 ms; the margin covers a busy machine. Taking the
+    // lock in one long wait makes readers wait the 2.5 s the idle session
+    // lasts.
+    assert!(
+        watch.longest_reader_wait_ms < 1200.0,
+        "a reader of jtbd_library waited {} ms behind the push: {watch:?}",
+        watch.longest_reader_wait_ms
+    );
+    assert!(reads > 0);
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
+}
