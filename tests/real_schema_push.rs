@@ -316,7 +316,9 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     let w = World::new(
         "audit_event",
         "CREATE SCHEMA audit;
-         CREATE TABLE audit.audit_log (id bigserial PRIMARY KEY, tbl text, op text, row_id text);
+         CREATE TABLE audit.audit_log (id bigserial, tbl text, op text, row_id text, PRIMARY KEY (id, op))
+           PARTITION BY LIST (op);
+         CREATE TABLE audit.audit_log_insert PARTITION OF audit.audit_log FOR VALUES IN ('INSERT');
          CREATE FUNCTION audit.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN INSERT INTO audit.audit_log (tbl, op, row_id) VALUES (TG_TABLE_NAME, TG_OP, NEW.id::text); RETURN NULL; END $$;
          CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows

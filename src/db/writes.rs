@@ -54,10 +54,15 @@ pub fn qualify(table: &str) -> String {
 pub async fn transaction_writes(tx: &Transaction<'_>) -> Result<Vec<TableWrites>> {
     let rows = tx
         .query_typed(
-            "SELECT schemaname::text || '.' || relname::text, n_tup_ins, n_tup_upd, n_tup_del \
-             FROM pg_catalog.pg_stat_xact_user_tables \
-             WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 \
-               AND schemaname::text NOT LIKE 'pg\\_temp\\_%' ORDER BY 1",
+            // A partition's rows count for its partitioned table, the
+            // name a plan and --allow-writes use.
+            "SELECT n.nspname::text || '.' || c.relname::text, sum(s.n_tup_ins)::int8, \
+                    sum(s.n_tup_upd)::int8, sum(s.n_tup_del)::int8 \
+             FROM pg_catalog.pg_stat_xact_user_tables s \
+             JOIN pg_catalog.pg_class c ON c.oid = coalesce(pg_catalog.pg_partition_root(s.relid), s.relid) \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0 \
+               AND s.schemaname::text NOT LIKE 'pg\\_temp\\_%' GROUP BY 1 ORDER BY 1",
             &[],
         )
         .await?;
