@@ -148,8 +148,11 @@ class Bench:
     def write_plan(self, scale):
         """The plan in force with the verification counts of the scaled
         tables multiplied, so rehearse and push hold at any scale."""
-        doc = json.loads(self.sandbox("--json", "plan").out)
-        plan = doc["plan"]
+        folder = self.path(f"plan-{scale}")
+        shutil.rmtree(folder, ignore_errors=True)
+        self.sandbox("plan", "init", folder)
+        with open(os.path.join(folder, "plan.json")) as f:
+            plan = json.load(f)
         base = {}
         for v in plan["verification"]:
             for row in v.get("expect_rows") or []:
@@ -160,33 +163,35 @@ class Bench:
         for v in plan["verification"]:
             if v.get("expect") is not None and all(f"FROM {t})" in v["sql"] for t in base):
                 v["expect"] = int(v["expect"]) + extra
-        path = self.path(f"plan-{scale}.json")
-        with open(path, "w") as f:
+        with open(os.path.join(folder, "plan.json"), "w") as f:
             json.dump(plan, f, indent=1)
+        path = folder
         return path, plan
 
     # -- pull ----------------------------------------------------------------
 
-    def bench_pull(self, scale, timed=True):
+    def bench_pull(self, scale, timed=True, url=None, runs=None):
+        url = url or self.url
+        runs = runs or self.runs(scale)
         snap = self.path("base.sqlite")
-        first = self.sandbox("--json", "pull", "--database-url", self.url, "--out", snap, "--force")
+        first = self.sandbox("--json", "pull", "--database-url", url, "--out", snap, "--force")
         report = json.loads(first.out)
         tables = [t["name"] for t in report["tables"]]
         rows = sum(t["rows"] for t in report["tables"])
         os.sync()
-        dump_cmd = ["pg_dump", "--no-password", "--data-only", "-d", self.url]
+        dump_cmd = ["pg_dump", "--no-password", "--data-only", "-d", url]
         for t in tables:
             dump_cmd += ["-t", f'public."{t}"']
         copy_dir = self.path("t_copy")
-        copy_cmd = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", self.url]
+        copy_cmd = ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", url]
         for t in tables:
             copy_cmd += ["-c", f"\\copy (SELECT * FROM public.\"{t}\") TO '{copy_dir}/{t}.copy'"]
         ours, dump, copy = [], [], []
-        for i in range(self.runs(scale) if timed else 0):
-            log(f"  pull run {i + 1}/{self.runs(scale)} at {scale}x")
+        for i in range(runs if timed else 0):
+            log(f"  pull run {i + 1}/{runs} at {scale}x")
             ours.append(
                 self.sandbox(
-                    "pull", "--database-url", self.url, "--out", self.path("t_pull.sqlite"), "--force"
+                    "pull", "--database-url", url, "--out", self.path("t_pull.sqlite"), "--force"
                 )
             )
             self.remove_scratch()
@@ -291,29 +296,148 @@ class Bench:
                 f.write(q["sql"].rstrip().rstrip(";") + ";\n")
             f.write("COMMIT;\n")
 
-    def bench_push(self, scale, rehearsed, plan_path, plan):
+    def bench_push(self, scale, rehearsed, plan_path, plan, url=None, proxy=None, runs=None):
+        url = url or self.url
+        runs = runs or self.runs(scale)
         files, how, why = self.diff_script(scale, rehearsed, plan_path, plan)
         psql_args = []
         for f in files:
             psql_args += ["-f", f]
-        ours, theirs = [], []
-        for i in range(self.runs(scale)):
-            log(f"  push run {i + 1}/{self.runs(scale)} at {scale}x")
+        ours, theirs, received = [], [], []
+        for i in range(runs):
+            log(f"  push run {i + 1}/{runs} at {scale}x")
             self.load(scale)
-            theirs.append(self.psql(self.url, "-o", os.devnull, *psql_args))
+            theirs.append(self.psql(url, "-o", os.devnull, *psql_args))
             self.load(scale)
             snap = self.path("t_push.sqlite")
             shutil.copyfile(rehearsed, snap)
             os.sync()
+            seen = proxy.mark() if proxy else None
             res = self.sandbox(
-                "--json", "push", "--database-url", self.url, "--snapshot", snap, "--plan", plan_path, "--confirm"
+                "--json", "push", "--database-url", url, "--snapshot", snap, "--plan", plan_path, "--confirm"
             )
             outcome = json.loads(res.out).get("outcome")
             if outcome != "applied":
                 raise SystemExit(f"bench: push ended '{outcome}', not 'applied'")
+            if proxy:
+                received.append(proxy.received_since(seen))
             ours.append(res)
             self.remove_scratch()
-        return {"ours": ours, "psql": theirs, "how": how, "why_not_own": why}
+        return {"ours": ours, "psql": theirs, "how": how, "why_not_own": why, "received": received}
+
+    # -- a live, remote database (issue 11) ------------------------------------
+
+    def start_proxy(self, rtt_ms, mbit):
+        return Proxy(self.bin, self.url, rtt_ms, mbit)
+
+    def app_waits(self, statement, seconds):
+        """An app running `statement` every 20 ms (one psql session next to
+        the database) for `seconds`; returns the longest statement time in
+        seconds, as psql's \\timing reports it."""
+        proc = subprocess.Popen(
+            ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+        )
+        proc.stdin.write("\\timing on\n")
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            proc.stdin.write(statement + "\n")
+            proc.stdin.flush()
+            time.sleep(0.02)
+        out, err = proc.communicate("\\q\n", timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: the app writer failed: {err[-2000:]}")
+        times = [float(l.split()[1]) / 1000 for l in out.splitlines() if l.startswith("Time: ")]
+        if not times:
+            raise SystemExit("bench: the app writer measured nothing")
+        return max(times)
+
+    def bench_app(self, scale, rehearsed, plan_path, url, table, statement, runs):
+        """Longest wait of the app's statement while a push runs over the
+        link, and without a push for as long."""
+        during, alone, push_s = [], [], []
+        for i in range(runs):
+            log(f"  app writing {table} during push, run {i + 1}/{runs} at {scale}x")
+            self.load(scale)
+            snap = self.path("t_push.sqlite")
+            shutil.copyfile(rehearsed, snap)
+            box = {}
+            def do_push():
+                time.sleep(1.0)
+                box["res"] = self.sandbox(
+                    "--json", "push", "--database-url", url, "--snapshot", snap, "--plan", plan_path,
+                    "--confirm", check=False,
+                )
+            import threading
+            th = threading.Thread(target=do_push)
+            th.start()
+            # The app runs from 1 s before the push to well after it.
+            t0 = time.perf_counter()
+            longest = self.app_waits_until(statement, th)
+            th.join()
+            res = box["res"]
+            if res.code != 0 or json.loads(res.out).get("outcome") != "applied":
+                raise SystemExit(f"bench: push with the app writing {table} failed: {res.err[-2000:]}{res.out[-1000:]}")
+            span = time.perf_counter() - t0
+            during.append(longest)
+            push_s.append(res.wall)
+            self.load(scale)
+            alone.append(self.app_waits(statement, span))
+        return {"during": during, "alone": alone, "push": push_s}
+
+    def app_waits_until(self, statement, thread):
+        proc = subprocess.Popen(
+            ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", self.url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+        )
+        proc.stdin.write("\\timing on\n")
+        after = None
+        while True:
+            if not thread.is_alive() and after is None:
+                after = time.perf_counter() + 0.5
+            if after is not None and time.perf_counter() > after:
+                break
+            proc.stdin.write(statement + "\n")
+            proc.stdin.flush()
+            time.sleep(0.02)
+        out, err = proc.communicate("\\q\n", timeout=600)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: the app writer failed: {err[-2000:]}")
+        times = [float(l.split()[1]) / 1000 for l in out.splitlines() if l.startswith("Time: ")]
+        return max(times)
+
+    def bench_live(self, scale, rehearsed, plan_path, plan):
+        out = {}
+        first = lambda q: self.psql(self.url, "-Atc", q).out.strip()
+        for rtt in self.args.rtt_ms:
+            mbit = self.args.mbit if rtt > 0 else 0
+            log(f"scale {scale}x over the link: rtt {rtt} ms, {mbit or 'no'} Mbit/s cap")
+            proxy = self.start_proxy(rtt, mbit)
+            try:
+                runs = self.args.runs or 3
+                pull = self.bench_pull(scale, url=proxy.url, runs=runs)
+                push = self.bench_push(scale, rehearsed, plan_path, plan, url=proxy.url, proxy=proxy, runs=runs)
+                self.load(scale)
+                prompt = first("SELECT id FROM prompts ORDER BY id LIMIT 1")
+                jtbd = first("SELECT id FROM jtbd_library ORDER BY id LIMIT 1")
+                apps = {
+                    # A real write: the plan never touches prompts.
+                    "prompts": self.bench_app(
+                        scale, rehearsed, plan_path, proxy.url, "prompts",
+                        f"UPDATE prompts SET name = name WHERE id = '{prompt}';", runs,
+                    ),
+                    # A write statement that matches no row: it takes the
+                    # lock a writer takes, without changing what the push
+                    # checked for drift (a real change refuses the push).
+                    "jtbd_library": self.bench_app(
+                        scale, rehearsed, plan_path, proxy.url, "jtbd_library",
+                        f"UPDATE jtbd_library SET title = title WHERE id = '{jtbd}' AND title <> title;", runs,
+                    ),
+                }
+            finally:
+                proxy.stop()
+            out[rtt] = {"mbit": mbit, "pull": pull, "push": push, "apps": apps}
+        return out
 
     # -- loop ----------------------------------------------------------------
 
@@ -335,6 +459,52 @@ class Bench:
         if self.args.runs:
             return self.args.runs
         return 3 if scale >= 100 else 5
+
+
+class Proxy:
+    """`sandbox latency-proxy` in front of the database: every measured
+    client connects through it; it reports each closed connection's bytes."""
+
+    def __init__(self, binary, url, rtt_ms, mbit):
+        import threading
+        parts = urllib.parse.urlsplit(url)
+        upstream = f"{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
+        self.proc = subprocess.Popen(
+            [binary, "latency-proxy", "--upstream", upstream, "--rtt-ms", str(rtt_ms), "--mbit", str(mbit)],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        )
+        first = self.proc.stdout.readline().strip()
+        if not first.startswith("listening on "):
+            raise SystemExit(f"bench: the latency proxy did not start: {first}")
+        port = first.rsplit(":", 1)[1]
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{port}"
+        self.url = urllib.parse.urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+        self.closed = []
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            fields = dict(f.split("=") for f in line.split()[1:] if "=" in f)
+            with self.lock:
+                self.closed.append(int(fields.get("to_client", 0)))
+
+    def mark(self):
+        with self.lock:
+            return len(self.closed)
+
+    def received_since(self, mark):
+        """Bytes sent to clients by connections closed since `mark` (the
+        push's own connection is closed when the process exits)."""
+        time.sleep(0.3)
+        with self.lock:
+            return sum(self.closed[mark:])
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
 
 
 def ident(name):
@@ -381,13 +551,16 @@ def main():
     ap.add_argument("--database-url", default=os.environ.get("SANDBOX_BENCH_DATABASE_URL", DEFAULT_URL))
     ap.add_argument("--workdir", default=None, help="where temporary files go (default: $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (and a database this run created)")
-    ap.add_argument("--steps", default="pull,rehearse,push,loop", help="a subset of pull,rehearse,push,loop")
+    ap.add_argument("--steps", default="pull,rehearse,push,loop", help="a subset of pull,rehearse,push,loop,live")
+    ap.add_argument("--rtt-ms", default="0,30", help="live step: round-trip times of the latency link, e.g. 0,30")
+    ap.add_argument("--mbit", type=float, default=200.0, help="live step: bandwidth cap of the link (Mbit/s) when rtt > 0")
     args = ap.parse_args()
     scales = sorted({int(s) for s in args.scales.split(",") if s.strip()})
     steps = {s.strip() for s in args.steps.split(",") if s.strip()}
-    unknown = steps - {"pull", "rehearse", "push", "loop"}
+    unknown = steps - {"pull", "rehearse", "push", "loop", "live"}
     if unknown or not steps:
-        raise SystemExit(f"bench: --steps takes pull, rehearse, push, loop (not {', '.join(sorted(unknown))})")
+        raise SystemExit(f"bench: --steps takes pull, rehearse, push, loop, live (not {', '.join(sorted(unknown))})")
+    args.rtt_ms = [int(x) for x in args.rtt_ms.split(",") if x.strip()]
 
     b = Bench(args)
     try:
@@ -400,14 +573,18 @@ def main():
             plan_path, plan = b.write_plan(scale)
             pull = b.bench_pull(scale, timed="pull" in steps)
             r = {"load": load_s, "pull": pull}
-            if steps & {"rehearse", "push"}:
+            if steps & {"rehearse", "push", "live"}:
                 rehearsed, r["rehearse"] = b.bench_rehearse(scale, pull["snapshot"], plan_path)
                 if "push" in steps:
                     r["push"] = b.bench_push(scale, rehearsed, plan_path, plan)
+                if "live" in steps:
+                    r["live"] = b.bench_live(scale, rehearsed, plan_path, plan)
             results[scale] = r
             if scale == 1 and "loop" in steps:
                 loop = b.bench_loop()
         report(b, scales, results, loop)
+        if "live" in steps:
+            report_live(scales, results)
     finally:
         if args.keep:
             log(f"work folder kept: {b.work}")
@@ -536,6 +713,45 @@ def report(b, scales, results, loop):
         print(f"{s}x: fixtures load {secs(results[s]['load'])} (excluded from every figure), snapshot {snap:.0f} MiB")
     print()
     print("targets (on ratios; nothing here fails on an absolute time):")
+    for t in targets:
+        print(f"  {t}")
+
+
+def report_live(scales, results):
+    print()
+    print("a live, remote database (issue 11): through `sandbox latency-proxy` (rtt 0 = the proxy without delay or cap);")
+    print("every pair interleaved in this run; times are medians; app = one psql session next to the database running")
+    print("its statement every 20 ms from 1 s before the push to 0.5 s after it, vs the same app as long without a push")
+    rows = []
+    targets = []
+    for s in scales:
+        live = results[s].get("live")
+        if not live:
+            continue
+        for rtt, r in live.items():
+            link = f"{rtt} ms" + (f", {r['mbit']:g} Mbit/s" if r["mbit"] else "")
+            vs_dump, r_dump = ratio_text(r["pull"]["ours"], r["pull"]["pg_dump"])
+            vs_psql, r_psql = ratio_text(r["push"]["ours"], r["push"]["psql"])
+            rec = med(r["push"]["received"]) if r["push"]["received"] else 0
+            ap, aj = r["apps"]["prompts"], r["apps"]["jtbd_library"]
+            rows.append([
+                f"{s}x", link,
+                f"{secs(med([x.wall for x in r['pull']['ours']]))} / {secs(med([x.wall for x in r['pull']['pg_dump']]))} = {vs_dump}",
+                f"{secs(med([x.wall for x in r['push']['ours']]))} / {secs(med([x.wall for x in r['push']['psql']]))} = {vs_psql}",
+                f"{rec / 1e6:.2f} MB",
+                f"{secs(max(ap['during']))} vs {secs(max(ap['alone']))}",
+                f"{secs(max(aj['during']))} vs {secs(max(aj['alone']))} (push {secs(med(aj['push']))})",
+            ])
+            targets.append(f"{s}x {link}: push {r_psql:.2f}x psql -f: {'met' if r_psql <= 1.0 else 'MISSED'}; "
+                           f"pull {r_dump:.2f}x pg_dump: {'met' if r_dump <= 1.0 else 'MISSED'}; "
+                           f"push received {rec / 1e6:.2f} MB{' (<= 5 MB: met)' if rec <= 5e6 else ' (> 5 MB: MISSED)'}; "
+                           f"prompts app +{(max(ap['during']) - max(ap['alone'])) * 1000:.0f} ms "
+                           f"{'met' if max(ap['during']) - max(ap['alone']) <= 0.1 else 'MISSED'} (<= +100 ms); "
+                           f"jtbd_library app {secs(max(aj['during']))} vs push {secs(med(aj['push']))}: "
+                           f"{'met' if max(aj['during']) <= med(aj['push']) else 'MISSED'}")
+    print(table(["scale", "link", "pull / pg_dump --data-only", "push --confirm / psql -f", "push received",
+                 "prompts app longest wait: push vs none", "jtbd_library app longest wait: push vs none"], rows))
+    print("targets (issue 11):")
     for t in targets:
         print(f"  {t}")
 
