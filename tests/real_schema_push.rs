@@ -351,6 +351,47 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     ]);
     run.ok().stdout_has("audit.audit_log: 227 rows");
     assert_eq!(w.count("SELECT count(*) FROM audit.audit_log"), 227);
+    let ddl_rows = w.count("SELECT count(*) FROM public.ddl_log");
+    assert!(ddl_rows > 0, "the event trigger logged the push's DDL");
+    // The rollback's DROPs fire the event trigger too: allowed, because the
+    // push was allowed to write there; the audit rows stay.
+    w.rollback(&receipt_of(&run), &["--confirm"])
+        .ok()
+        .stdout_has("public.ddl_log");
+    assert!(w.count("SELECT count(*) FROM public.ddl_log") > ddl_rows);
+    assert_eq!(w.count("SELECT count(*) FROM audit.audit_log"), 227);
+}
+
+#[test]
+fn rollback_accounts_for_every_write_too() {
+    let w = World::new("rollback_writes", "");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    // After the push, the app adds a trigger logging deletes elsewhere.
+    w.exec(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.deleted_workflows (id uuid PRIMARY KEY, name text);
+         CREATE FUNCTION app.keep_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO app.deleted_workflows VALUES (OLD.id, OLD.name); RETURN OLD; END $$;
+         CREATE TRIGGER workflows_keep_deleted AFTER DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.keep_deleted();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(
+            &w.rollback(&receipt, confirm),
+            &["app.deleted_workflows", "227 rows", "--allow-writes"],
+        );
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    w.rollback(
+        &receipt,
+        &["--confirm", "--allow-writes", "app.deleted_workflows"],
+    )
+    .ok()
+    .stdout_has("app.deleted_workflows: 227 rows");
+    assert_eq!(w.count("SELECT count(*) FROM app.deleted_workflows"), 227);
 }
 
 // ---------------------------------------------------------------------------
