@@ -150,6 +150,17 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AdoptArgs {
+    #[command(flatten)]
+    pub plan: PlanArg,
+    #[command(flatten)]
+    pub snapshot: SnapshotArg,
+    /// The new plan folder to write (review it, then pass it with --plan).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct PlanArg {
     /// A plan folder (or its plan.json) instead of the built-in plan (start one with `sandbox plan init DIR`).
     #[arg(long, env = "SANDBOX_PLAN", hide_env_values = true)]
@@ -157,6 +168,10 @@ pub struct PlanArg {
     /// A folder of seed files replacing the plan's own seeds.
     #[arg(long, env = "SANDBOX_SEEDS", hide_env_values = true)]
     pub seeds: Option<PathBuf>,
+    /// Choose a policy the plan declares, instead of editing the plan (repeatable;
+    /// part of the plan hash): e.g. --policy existing_library_workflow=skip.
+    #[arg(long = "policy", value_name = "NAME=VALUE")]
+    pub policies: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +189,8 @@ pub enum PlanAction {
         /// The folder to create.
         dir: PathBuf,
     },
+    /// Write a copy of the plan expecting what the snapshot's last rehearsal found (old and new numbers shown).
+    Adopt(AdoptArgs),
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +241,8 @@ pub struct PullArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
+    #[command(flatten)]
+    pub plan: PlanArg,
     /// Which fixture world to build: `plan` (every seed number holds) or `conflicts`.
     #[arg(long, default_value = "plan")]
     pub variant: String,

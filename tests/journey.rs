@@ -116,8 +116,9 @@ fn plan_prints_policies_as_the_file_spells_them_and_fits() {
     let r = run_sandbox(&["plan"], &[]);
     r.ok();
     assert!(
-        r.stdout
-            .contains("jtbd_sp_link = require_agreement, existing_library_workflow = fail"),
+        r.stdout.contains(
+            "existing_library_workflow = fail (of fail|skip), jtbd_sp_link = require_agreement"
+        ),
         "{}",
         r.stdout
     );
@@ -413,4 +414,182 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
     run_sandbox(&["receipts", "--snapshot", "/nonexistent/s.sqlite"], &[])
         .code(2)
         .error_has(&["--database-url", "no snapshot at /nonexistent/s.sqlite"]);
+}
+
+/// The README's journey on Postgres: a red rehearsal (two library workflows
+/// already exist), a policy, the numbers adopted into a reviewed plan, a
+/// green rehearsal, push, receipts, rollback.
+#[test]
+fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
+    let db = common::TestDb::create("journey_red_green");
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.sqlite").display().to_string();
+    let adopted = dir.path().join("adopted").display().to_string();
+    let env = [("SANDBOX_DATABASE_URL", db.url.as_str())];
+    let run = |args: &[&str]| run_sandbox(args, &env);
+    run(&["fixtures", "load"]).ok();
+    db.client()
+        .batch_execute(
+            "INSERT INTO workflows (name, definition, status) \
+             SELECT 'already here ' || wf, jsonb_build_object('workflow_id', wf, \
+                    'source', 'SP01 Operational Library', 'jtbd_id', (SELECT min(jtbd_code) FROM jtbd_library)), \
+                    'active' \
+             FROM unnest(ARRAY['WF-001-A', 'WF-002-A']) AS wf",
+        )
+        .unwrap();
+    run(&["pull", "--out", &snap]).ok();
+
+    // Red: the seed plan assumes no library workflow exists.
+    let red = run(&["rehearse", "--snapshot", &snap]);
+    red.code(1);
+    assert!(
+        red.stdout.contains("library workflows already present"),
+        "{}",
+        red.show()
+    );
+    assert!(red.stdout.contains("--policy NAME=VALUE"), "{}", red.show());
+
+    // A policy: skip them. The plan hash records the choice.
+    let policy = ["--policy", "existing_library_workflow=skip"];
+    let hash_of = |extra: &[&str]| {
+        let mut a = vec!["plan", "--json"];
+        a.extend_from_slice(extra);
+        json_of(&run(&a))["hash"].as_str().unwrap().to_string()
+    };
+    let base_hash = hash_of(&[]);
+    let skip_hash = hash_of(&policy);
+    assert_ne!(base_hash, skip_hash);
+    let mut args = vec!["rehearse", "--json", "--snapshot", &snap];
+    args.extend_from_slice(&policy);
+    let still_red = run(&args);
+    still_red.code(1);
+    let v = json_of(&still_red);
+    assert_eq!(v["plan_hash"], skip_hash.as_str());
+    let failed: Vec<String> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| format!("{} {}", c["kind"], c["name"]))
+        .collect();
+    // Only numbers fail now: 143 workflows before 3B, not 141.
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.starts_with("\"expectation\"") || f.starts_with("\"verification\"")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains("existing workflows untouched")),
+        "{failed:?}"
+    );
+
+    // Adopt the numbers found, into a plan file to review.
+    let mut args = vec!["plan", "adopt", "--snapshot", &snap, "--out", &adopted];
+    args.extend_from_slice(&policy);
+    let adopt = run(&args);
+    adopt.ok();
+    let row = adopt
+        .stdout
+        .lines()
+        .find(|l| l.contains("existing workflows untouched"))
+        .unwrap_or_else(|| panic!("{}", adopt.show()));
+    assert!(
+        row.contains(" 141 ") && row.contains(" 143 "),
+        "old and new side by side: {row}"
+    );
+    assert!(
+        adopt.stdout.contains(&format!("--plan {adopted}")),
+        "{}",
+        adopt.show()
+    );
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(&adopted).join("plan.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        file["policies"]["existing_library_workflow"]["value"],
+        "skip"
+    );
+    // Adopting again does not overwrite the reviewed plan.
+    run(&args).code(2).error_has(&["exists and is not empty"]);
+
+    // Green with the adopted plan; its hash is the one the push records.
+    let plan = ["--plan", adopted.as_str()];
+    let adopted_hash = hash_of(&plan);
+    assert_ne!(adopted_hash, skip_hash);
+    let mut args = vec!["rehearse", "--snapshot", &snap];
+    args.extend_from_slice(&plan);
+    run(&args).ok();
+    let mut args = vec!["push", "--json", "--confirm", "--snapshot", &snap];
+    args.extend_from_slice(&plan);
+    let pushed = run(&args);
+    pushed.ok();
+    let id = json_of(&pushed)["receipt_id"].as_str().unwrap().to_string();
+    let workflows: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM workflows", &[])
+        .unwrap()
+        .get(0);
+    // 143 there before, 116 from dh_workflow, 109 of the 111 library ones.
+    assert_eq!(workflows, 368);
+
+    let listed = json_of(&run(&["receipts", "--json", "--snapshot", &snap]));
+    assert_eq!(listed["receipts"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(
+        listed["receipts"][0]["plan_hash"],
+        adopted_hash.as_str(),
+        "{listed}"
+    );
+
+    run(&[
+        "rollback",
+        "--receipt",
+        &id,
+        "--confirm",
+        "--snapshot",
+        &snap,
+    ])
+    .ok();
+    let workflows: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM workflows", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(workflows, 143);
+    let listed = json_of(&run(&["receipts", "--json", "--snapshot", &snap]));
+    assert_eq!(listed["receipts"][0]["status"], serde_json::Value::Null);
+    assert_eq!(
+        listed["receipts"][0]["remote_status"], "rolled_back",
+        "{listed}"
+    );
+    assert_eq!(
+        listed["receipts"][0]["snapshot_status"], "rolled_back",
+        "{listed}"
+    );
+}
+
+#[test]
+fn policy_names_and_values_are_checked_against_the_plan() {
+    run_sandbox(&["plan", "--policy", "nope=1"], &[])
+        .code(2)
+        .error_has(&["has no policy nope", "existing_library_workflow"]);
+    run_sandbox(
+        &["plan", "--policy", "existing_library_workflow=maybe"],
+        &[],
+    )
+    .code(2)
+    .error_has(&["existing_library_workflow=maybe", "fail", "skip"]);
+    run_sandbox(&["plan", "--policy", "existing_library_workflow"], &[])
+        .code(2)
+        .error_has(&["NAME=VALUE"]);
+    let r = run_sandbox(&["plan", "--policy", "jtbd_sp_link=library"], &[]);
+    r.ok();
+    assert!(
+        r.stdout.contains("jtbd_sp_link = library (of"),
+        "{}",
+        r.show()
+    );
 }

@@ -3,7 +3,6 @@ use sandbox::fixtures::FixtureOptions;
 use sandbox::ops::demo::build_snapshot;
 use sandbox::ops::pull::NoProgress;
 use sandbox::ops::rehearse::{rehearse, RehearseOptions};
-use sandbox::plan::Plan;
 
 use crate::cli::DemoArgs;
 use crate::output;
@@ -12,7 +11,7 @@ use crate::output;
 /// the plan on it, show what push would change.
 pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
     let variant = crate::cmd::fixtures::parse_variant(&args.variant)?;
-    let plan = Plan::load_default()?;
+    let plan = crate::cmd::load_plan(&args.plan)?;
     let opts = FixtureOptions { variant, scale: 1 };
     let pulled = build_snapshot(&args.out, &opts, &plan.tables, &NoProgress)?;
     let report = rehearse(&RehearseOptions {
@@ -38,7 +37,7 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
         pulled.tables.len(),
         output::millis(pulled.millis)
     );
-    crate::cmd::rehearse::print_report(&report);
+    crate::cmd::rehearse::print_report(&report, &plan);
     match &diff {
         Some(d) => {
             println!("\nWhat `sandbox push --confirm` would apply:");

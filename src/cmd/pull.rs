@@ -7,7 +7,6 @@ use sandbox::db::postgres::parse_target;
 use sandbox::db::sqlite::TableSummary;
 use sandbox::error::environment;
 use sandbox::ops::pull::{pull, PullOptions, PullProgress};
-use sandbox::plan::Plan;
 
 use crate::cli::PullArgs;
 use crate::output::{self, millis, short};
@@ -44,7 +43,7 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         )
     })?;
     let target = parse_target(&url)?;
-    let plan = Plan::load(args.plan.plan.as_deref(), args.plan.seeds.as_deref())?;
+    let plan = crate::cmd::load_plan(&args.plan)?;
     let opts = PullOptions {
         target,
         out: args.out,

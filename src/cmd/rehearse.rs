@@ -13,14 +13,14 @@ pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
     if json {
         output::print_json(&report)?;
     } else {
-        print_report(&report);
+        print_report(&report, &plan);
     }
     Ok(if report.passed { 0 } else { 1 })
 }
 
 /// The rehearsal as a person reads it: every check, the rows behind each
 /// failure, and a one-line verdict.
-pub fn print_report(report: &RehearsalReport) {
+pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
     let shown: Vec<&sandbox::plan::checks::Check> = report
         .checks
         .iter()
@@ -85,14 +85,23 @@ pub fn print_report(report: &RehearsalReport) {
             report.millis
         );
     } else {
+        let snapshot = std::path::Path::new(&report.snapshot);
         println!(
-            "{}: {failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this snapshot; \
-             open {} in a DB browser (views report_checks, report_failures) or adjust the plan's policies.",
+            "{}: {failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this snapshot.",
             output::verdict(false),
             report.checks.len(),
             report.rehearsal_id,
             short(&report.plan_hash),
-            report.snapshot
+        );
+        let policies = crate::cmd::plan::policies_line(&plan.file.policies).unwrap_or_default();
+        println!(
+            "Next: look at the rows (views report_checks, report_failures in {}); where the data is \
+             right and the plan is not,\n  choose a policy (now {policies}):\n    {} --policy NAME=VALUE\n  \
+             or adopt the numbers found as the plan's expectations, for review:\n    sandbox plan adopt --snapshot {}{} --out plan.json",
+            report.snapshot,
+            sandbox::ops::advice::rehearse(snapshot, plan),
+            sandbox::ops::advice::shell_word(&report.snapshot),
+            sandbox::ops::advice::plan_args(plan),
         );
     }
 }

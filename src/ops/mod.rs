@@ -1,3 +1,4 @@
+pub mod adopt;
 pub mod advice;
 pub mod demo;
 pub mod diff;

@@ -5,8 +5,10 @@
 //! seeds in `seeds/`), compiled into the binary so `sandbox demo` works
 //! anywhere; `sandbox plan init DIR` writes a copy to edit.
 
+pub mod adopt;
 pub mod checks;
 pub mod folder;
+pub mod policy;
 pub mod rowjson;
 pub mod seeds;
 pub mod sql;
