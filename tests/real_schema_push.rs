@@ -349,7 +349,10 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
         "--allow-writes",
         "ddl_log",
     ]);
-    run.ok().stdout_has("audit.audit_log: 227 rows");
+    run.ok()
+        .stdout_has("audit.audit_log: 227 rows")
+        .stdout_has("log_ddl")
+        .stdout_has("workflows_audit");
     assert_eq!(w.count("SELECT count(*) FROM audit.audit_log"), 227);
     let ddl_rows = w.count("SELECT count(*) FROM public.ddl_log");
     assert!(ddl_rows > 0, "the event trigger logged the push's DDL");

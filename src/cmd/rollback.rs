@@ -70,6 +70,18 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         report.dropped_tables.join(", "),
         deleted.join(", ")
     );
+    let held_off: Vec<String> = report
+        .triggers
+        .iter()
+        .filter(|t| t.action == sandbox::db::triggers::TriggerAction::HeldOff)
+        .map(|t| format!("{}.{}", t.table, t.name))
+        .collect();
+    if !held_off.is_empty() {
+        println!(
+            "Held off while restoring values (proven updated_at stamps named by the receipt; every other trigger fired): {}",
+            held_off.join(", ")
+        );
+    }
     if !report.side_effects.is_empty() {
         let effects: Vec<String> = report.side_effects.iter().map(|w| w.describe()).collect();
         println!(

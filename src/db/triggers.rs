@@ -209,6 +209,44 @@ pub async fn plan_triggers(
         }
         reports.push(report);
     }
+    // Event triggers fire on the push's DDL (and the rollback's DROPs);
+    // what they write is caught by the write accounting, and they are
+    // listed so the user sees them coming.
+    for r in tx
+        .query_typed(
+            "SELECT evtname::text, evtevent::text, evtenabled::text, evtfoid::regprocedure::text, \
+                    coalesce(pg_catalog.array_to_string(evttags, ' OR '), '') \
+             FROM pg_catalog.pg_event_trigger ORDER BY 1",
+            &[],
+        )
+        .await?
+    {
+        let enabled: String = r.get(2);
+        let tags: String = r.get(4);
+        reports.push(TriggerReport {
+            table: "(event trigger)".into(),
+            name: r.get(0),
+            timing: r.get(1),
+            level: "DDL".into(),
+            events: vec![if tags.is_empty() {
+                "any DDL".to_string()
+            } else {
+                tags
+            }],
+            function: r.get(3),
+            action: if enabled == "D" {
+                TriggerAction::DoesNotFire
+            } else {
+                TriggerAction::Fires
+            },
+            note: if enabled == "D" {
+                "disabled before the push".into()
+            } else {
+                "fires on the DDL the push runs".into()
+            },
+            enabled,
+        });
+    }
     for n in named {
         let found = reports
             .iter()
