@@ -70,6 +70,10 @@ pub struct UndoTable {
     pub columns: Vec<ColumnMeta>,
     pub inserted_keys: Vec<Vec<Option<String>>>,
     pub updates: Vec<RowUpdate>,
+    /// Rows the push deleted, whole (before-images in `columns` order):
+    /// rollback inserts them again.
+    #[serde(default)]
+    pub deleted_rows: Vec<Vec<Option<String>>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +119,7 @@ impl Undo {
                     .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
                     .collect(),
                 updates: t.updates.clone(),
+                deleted_rows: t.deletes.clone(),
             });
         }
         let written: Vec<&str> = diff.tables.iter().map(|t| t.table.as_str()).collect();

@@ -47,6 +47,7 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
                 },
                 s.inserts.to_string(),
                 s.updates.to_string(),
+                s.deletes.to_string(),
                 s.updated_columns.join(", "),
             ]
         })
@@ -54,7 +55,14 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
     println!(
         "{}",
         output::table(
-            &["table", "ddl", "inserts", "updates", "columns updated"],
+            &[
+                "table",
+                "ddl",
+                "inserts",
+                "updates",
+                "deletes",
+                "columns updated"
+            ],
             rows
         )
     );
@@ -67,8 +75,9 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
     }
     let inserts: usize = diff.tables.iter().map(|t| t.inserts.len()).sum();
     let updates: usize = diff.tables.iter().map(|t| t.updates.len()).sum();
+    let deletes: usize = diff.tables.iter().map(|t| t.deletes.len()).sum();
     println!(
-        "Diff {}: {} DDL statements, {inserts} rows to insert, {updates} rows to update (rehearsal #{}).",
+        "Diff {}: {} DDL statements, {inserts} rows to insert, {updates} rows to update, {deletes} rows to delete (rehearsal #{}).",
         short(&diff.hash),
         diff.ddl.len(),
         diff.rehearsal_id

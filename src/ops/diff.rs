@@ -643,6 +643,33 @@ impl Diff {
             s.push_str(&d.sql);
             s.push_str(";\n");
         }
+        // Deletes first, children before parents, as push does.
+        for t in self.tables.iter().rev() {
+            let rows: Vec<&Vec<Option<String>>> = t.deletes_of(phase).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            s.push_str(&format!("-- {}: {} rows deleted\n", t.table, rows.len()));
+            for r in rows {
+                let cond = t
+                    .key
+                    .iter()
+                    .filter_map(|k| {
+                        let i = t.columns.iter().position(|c| &c.name == k)?;
+                        Some(format!(
+                            "{} = {}",
+                            quote_ident(k),
+                            sql_literal(r[i].as_deref())
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                s.push_str(&format!(
+                    "DELETE FROM public.{} WHERE {cond};\n",
+                    quote_ident(&t.table)
+                ));
+            }
+        }
         for t in &self.tables {
             let rows: Vec<&Vec<Option<String>>> = t.inserts_of(phase).collect();
             if !rows.is_empty() {

@@ -500,8 +500,58 @@ async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Ch
     )])
 }
 
+/// Deletes rows by key (their whole before-images go into the receipt;
+/// the drift check proved them unchanged since the pull). Keys go through
+/// a temporary table by COPY.
+pub async fn delete_rows(
+    tx: &Transaction<'_>,
+    t: &TableDiff,
+    rows: &[&Vec<Option<String>>],
+) -> Result<u64> {
+    let tmp = "_sandbox_deletes";
+    let key_idx: Vec<usize> = t
+        .key
+        .iter()
+        .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
+        .collect();
+    tx.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
+        t.key
+            .iter()
+            .map(|k| format!("{} text", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .await?;
+    let keys: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
+        .collect();
+    copy_rows(tx, tmp, &t.key, &keys).await?;
+    let cond = key_idx
+        .iter()
+        .map(|i| {
+            let c = &t.columns[*i];
+            let col = quote_ident(&c.name);
+            format!("t.{col} = d.{col}::{}", c.pg_type)
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let n = tx
+        .execute(
+            &format!(
+                "DELETE FROM public.{} t USING {tmp} d WHERE {cond}",
+                quote_ident(&t.table)
+            ),
+            &[],
+        )
+        .await?;
+    tx.batch_execute(&format!("DROP TABLE {tmp}")).await?;
+    Ok(n)
+}
+
 /// Streams rows into a table with COPY (no row-at-a-time INSERT).
-async fn copy_rows(
+pub async fn copy_rows(
     tx: &Transaction<'_>,
     table: &str,
     columns: &[String],
@@ -1148,6 +1198,34 @@ async fn apply_all(
                 .await
                 .with_context(|| format!("phase {}: DDL {}", phase.id, first_line(&ddl.sql)))?;
         }
+        // Deletes first, children before parents, so no row still
+        // referring to a deleted one is left when the FK is checked.
+        for t in diff.tables.iter().rev() {
+            let rows: Vec<&Vec<Option<String>>> = t.deletes_of(&phase.id).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            progress.step(&format!(
+                "phase {}: deleting {} rows of {}",
+                phase.id,
+                rows.len(),
+                t.table
+            ));
+            let n = delete_rows(tx, t, &rows)
+                .await
+                .with_context(|| format!("phase {}: deleting from {}", phase.id, t.table))?;
+            if n != rows.len() as u64 {
+                return Err(refuse(
+                    format!(
+                        "DELETE from {} removed {n} rows, expected {} (a row changed or a trigger \
+                         intervened); nothing was written",
+                        t.table,
+                        rows.len()
+                    ),
+                    vec![],
+                ));
+            }
+        }
         for t in &diff.tables {
             let rows: Vec<Vec<Option<String>>> = t.inserts_of(&phase.id).cloned().collect();
             if !rows.is_empty() {
@@ -1252,7 +1330,7 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
                 table: name,
                 inserted: t.inserts.len() as i64,
                 updated: t.updates.len() as i64,
-                deleted: 0,
+                deleted: t.deletes.len() as i64,
             },
         );
     }

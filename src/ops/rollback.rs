@@ -21,7 +21,7 @@ use crate::error::check_failed;
 use crate::error::refused as refuse;
 use crate::ops::diff::{RowUpdate, TableDiff};
 use crate::ops::pull::remote_checksum;
-use crate::ops::push::{apply_updates, begin, lock_tables, simple_rows};
+use crate::ops::push::{apply_updates, begin, copy_rows, lock_tables, simple_rows};
 use crate::plan::checks::{Check, CheckKind};
 use crate::receipt::Undo;
 use crate::types::quote_ident;
@@ -49,6 +49,8 @@ pub struct RollbackReport {
     pub already_rolled_back: bool,
     pub deleted: Vec<(String, u64)>,
     pub restored: Vec<(String, u64)>,
+    /// Rows the push deleted, inserted again, per table.
+    pub reinserted: Vec<(String, u64)>,
     pub dropped_tables: Vec<String>,
     pub dropped_columns: Vec<String>,
     pub checks: Vec<Check>,
@@ -125,6 +127,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             already_rolled_back: true,
             deleted: vec![],
             restored: vec![],
+            reinserted: vec![],
             dropped_tables: vec![],
             dropped_columns: vec![],
             checks: vec![],
@@ -329,6 +332,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         already_rolled_back: false,
         deleted: vec![],
         restored: vec![],
+        reinserted: vec![],
         dropped_tables: vec![],
         dropped_columns: vec![],
         checks,
@@ -496,6 +500,16 @@ fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
                 why: format!("restore {} rows", t.updates.len()),
             });
         }
+        if !t.deleted_rows.is_empty() {
+            needs.push(Need::Table {
+                table: public(&t.table),
+                privilege: "INSERT",
+                why: format!(
+                    "insert again the {} rows the push deleted",
+                    t.deleted_rows.len()
+                ),
+            });
+        }
     }
     for named in &undo.held_off_triggers {
         if let Some((table, trigger)) = named.split_once('.') {
@@ -528,7 +542,7 @@ fn undo_writes(undo: &Undo, report: &RollbackReport) -> BTreeMap<String, TableWr
             name.clone(),
             TableWrites {
                 table: name,
-                inserted: 0,
+                inserted: t.deleted_rows.len() as i64,
                 updated: restored,
                 deleted: t.inserted_keys.len() as i64,
             },
@@ -682,6 +696,38 @@ async fn undo_changes(
                 .with_context(|| format!("restoring the overwritten values of {}", t.table))?;
             report.restored.push((t.table.clone(), n));
         }
+    }
+    // Rows the push deleted, whole, parents before children; columns the
+    // push added are gone again and left out.
+    for t in undo
+        .tables
+        .iter()
+        .filter(|t| !t.created && !t.deleted_rows.is_empty())
+    {
+        let dropped: Vec<&str> = undo
+            .added_columns
+            .iter()
+            .filter(|a| a.table == t.table)
+            .map(|a| a.column.as_str())
+            .collect();
+        let keep: Vec<usize> = (0..t.columns.len())
+            .filter(|i| !dropped.contains(&t.columns[*i].name.as_str()))
+            .collect();
+        let cols: Vec<String> = keep.iter().map(|i| t.columns[*i].name.clone()).collect();
+        let rows: Vec<Vec<Option<String>>> = t
+            .deleted_rows
+            .iter()
+            .map(|r| keep.iter().map(|i| r.get(*i).cloned().flatten()).collect())
+            .collect();
+        let n = copy_rows(
+            tx,
+            &format!("public.{}", quote_ident(&t.table)),
+            &cols,
+            &rows,
+        )
+        .await
+        .with_context(|| format!("inserting the deleted rows of {} again", t.table))?;
+        report.reinserted.push((t.table.clone(), n));
     }
     Ok(())
 }

@@ -402,14 +402,27 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[(String, String)]) -> Resu
 }
 
 fn error_line(start: usize, sql: &str, e: &rusqlite::Error) -> usize {
+    let line_at = |off: usize| {
+        let off = off.min(sql.len());
+        start
+            + sql.as_bytes()[..off]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+    };
     if let rusqlite::Error::SqlInputError { offset, .. } = e {
         if *offset >= 0 {
-            let off = (*offset as usize).min(sql.len());
-            return start
-                + sql.as_bytes()[..off]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count();
+            return line_at(*offset as usize);
+        }
+    }
+    // "no such table: x", "no such column: t.c": the line naming it.
+    let msg = error_message(e);
+    if let Some((_, name)) = msg.rsplit_once(": ") {
+        let last = name.rsplit('.').next().unwrap_or(name);
+        if !last.is_empty() {
+            if let Some(off) = sql.find(last) {
+                return line_at(off);
+            }
         }
     }
     start

@@ -1,0 +1,247 @@
+//! Phases written in SQL, held to what plan.json declares: a SQL error is a
+//! failed check naming the file and line (exit 1, never 2); a write outside
+//! the phase's `writes`, or to the pulled state, is refused; an undeclared
+//! read is named; a value that passed through a REAL is named instead of
+//! pushed; policies are validated against their declared values.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fixture_snapshot, plan_folder, sandbox};
+use sandbox::fixtures::Variant;
+use sandbox::plan::Plan;
+use serde_json::Value;
+
+fn snapshot(dir: &Path) -> PathBuf {
+    let path = dir.join("plan.sqlite");
+    fixture_snapshot(&path, Variant::Plan, &Plan::load_default().unwrap());
+    path
+}
+
+/// A copy of the built-in plan whose phase file `file` is `edit`ed.
+fn plan_with_phase(dir: &Path, file: &str, edit: impl FnOnce(&str) -> String) -> PathBuf {
+    let plan = plan_folder(&dir.join("plan"), |_| {});
+    let path = plan.join("phases").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(&text)).unwrap();
+    plan
+}
+
+fn rehearse(snapshot: &Path, plan: &Path) -> (i32, Value) {
+    let r = sandbox(&[
+        "rehearse",
+        "--json",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
+    (r.code, v)
+}
+
+fn failed(report: &Value) -> Vec<(String, String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| {
+            (
+                c["phase"].as_str().unwrap_or("").to_string(),
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["rows"].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_sql_error_is_a_failed_check_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let plan = plan_with_phase(dir.path(), "2_tools.sql", |t| {
+        format!("{t}\nSELECT 1;\nINSERT INTO tools (id, name, metadata)\nSELECT id FROM nowhere_at_all;\n")
+    });
+    let line = std::fs::read_to_string(plan.join("phases/2_tools.sql"))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("nowhere_at_all"))
+        .unwrap()
+        + 1;
+    let (code, r) = rehearse(&snap, &plan);
+    assert_eq!(code, 1, "{r:#}");
+    let f = failed(&r);
+    let sql = f
+        .iter()
+        .find(|(p, n, _)| p == "2" && n == "phase SQL runs")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(
+        sql.2.contains(&format!("phases/2_tools.sql:{line}:"))
+            && sql.2.contains("no such table: nowhere_at_all"),
+        "{sql:?}"
+    );
+    // Later phases did not run; the staged tables of earlier ones stay
+    // for a look in a DB browser.
+    let phases: Vec<&str> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["1", "2"]);
+}
+
+#[test]
+fn writes_outside_the_declared_set_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    for (tag, sql, needle) in [
+        (
+            "undeclared",
+            "UPDATE workflows SET name = name;",
+            "writes workflows, which is not in the phase's \\\"writes\\\"",
+        ),
+        (
+            "pulled",
+            "DELETE FROM main.dh_tool;",
+            "the pulled state, which is read-only",
+        ),
+        (
+            "ddl",
+            "CREATE TABLE scratch (x);",
+            "a phase moves data only",
+        ),
+    ] {
+        let d = dir.path().join(tag);
+        std::fs::create_dir_all(&d).unwrap();
+        let plan = plan_with_phase(&d, "2_tools.sql", |t| format!("{t}\n{sql}\n"));
+        let (code, r) = rehearse(&snap, &plan);
+        assert_eq!(code, 1, "{tag}: {r:#}");
+        let f = failed(&r);
+        assert!(
+            f.iter()
+                .any(|(p, n, rows)| p == "2" && n == "phase SQL runs" && rows.contains(needle)),
+            "{tag}: {f:#?}"
+        );
+    }
+    // Nothing of it reached the pulled tables.
+    let (code, r) = rehearse(&snap, &plan_folder(&dir.path().join("clean"), |_| {}));
+    assert_eq!(code, 0, "{:#?}", failed(&r));
+}
+
+#[test]
+fn an_undeclared_read_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let plan = plan_folder(&dir.path().join("plan"), |p| {
+        p["phases"][1]["reads"] = serde_json::json!([]);
+    });
+    let (code, r) = rehearse(&snap, &plan);
+    assert_eq!(code, 1);
+    let f = failed(&r);
+    assert!(
+        f.iter().any(|(p, n, rows)| p == "2"
+            && n == "reads only the tables it declares"
+            && rows.contains("dh_tool is read")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn a_value_through_a_real_is_named_not_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let plan = plan_with_phase(dir.path(), "1_strategic_priorities.sql", |t| {
+        format!(
+            "{t}\nUPDATE jtbd_library SET opportunity_score = json_extract('{{\"v\": 12345678901234567890.25}}', '$.v'), usage_count = usage_count + 0.5 WHERE id = 'jtbd00001';\n"
+        )
+    });
+    let (code, r) = rehearse(&snap, &plan);
+    assert_eq!(code, 1);
+    let f = failed(&r);
+    let exact = f
+        .iter()
+        .find(|(p, n, _)| p == "1" && n.starts_with("values stay exact"))
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(
+        exact
+            .2
+            .contains("jtbd_library.opportunity_score of row jtbd00001")
+            && exact
+                .2
+                .contains("jtbd_library.usage_count of row jtbd00001"),
+        "{exact:?}"
+    );
+}
+
+#[test]
+fn policies_are_parameters_validated_against_their_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let plan = plan_folder(&dir.path().join("bad"), |p| {
+        p["policies"]["jtbd_sp_link"]["value"] = "maybe".into();
+    });
+    sandbox(&[
+        "rehearse",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ])
+    .code(2)
+    .error_has(&[
+        "jtbd_sp_link",
+        "maybe",
+        "require_agreement, library, function",
+    ]);
+    let plan = plan_with_phase(&dir.path().join("unknown"), "2_tools.sql", |t| {
+        format!("{t}\nSELECT :no_such_policy;\n")
+    });
+    let (code, r) = rehearse(&snap, &plan);
+    assert_eq!(code, 1);
+    assert!(
+        failed(&r).iter().any(|(_, n, rows)| n == "phase SQL runs"
+            && rows.contains("unknown parameter :no_such_policy")),
+        "{:#?}",
+        failed(&r)
+    );
+}
+
+#[test]
+fn plan_init_writes_a_copy_with_the_same_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("my-plan");
+    sandbox(&["plan", "init", copy.to_str().unwrap()]).ok();
+    for f in [
+        "plan.json",
+        "target.json",
+        "phases/3C_library_workflows.sql",
+        "seeds/strategic_priorities.json",
+        "seeds/library/SP01_growth_market_access.json",
+    ] {
+        assert!(copy.join(f).is_file(), "{f} missing");
+    }
+    let hash = |args: &[&str]| -> String {
+        let r = sandbox(args);
+        r.ok();
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["hash"].as_str().unwrap().to_string()
+    };
+    let builtin = hash(&["plan", "--json"]);
+    assert_eq!(
+        hash(&["plan", "--json", "--plan", copy.to_str().unwrap()]),
+        builtin
+    );
+    // Any file of the folder is part of the plan.
+    let phase = copy.join("phases/4_tasks.sql");
+    let text = std::fs::read_to_string(&phase).unwrap();
+    std::fs::write(&phase, text.replace("title, jsonb", "title, jsonb ")).unwrap();
+    assert_ne!(
+        hash(&["plan", "--json", "--plan", copy.to_str().unwrap()]),
+        builtin
+    );
+    // A folder that is not empty is left alone.
+    sandbox(&["plan", "init", copy.to_str().unwrap()]).code(2);
+}
