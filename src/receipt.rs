@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::ColumnMeta;
+use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::sqlite::Snapshot;
 use crate::db::writes::TableWrites;
 use crate::error::check_failed;
 use crate::ops::diff::{Diff, RowUpdate};
-use crate::ops::pull::{local_row_hashes, RowHashes};
+use crate::ops::pull::{local_row_hashes, local_row_hashes_with, RowHashes};
 use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
 
@@ -53,6 +53,41 @@ pub struct Undo {
     /// may write them too (an audit trigger logging the delete).
     #[serde(default)]
     pub allowed_writes: Vec<String>,
+    /// What Postgres chose for the columns new rows left to it (computed
+    /// defaults, identity, generated columns): part of the state the push
+    /// left, which `after` already includes.
+    #[serde(default)]
+    pub filled: Vec<FilledValues>,
+}
+
+/// What Postgres chose for the columns a table's new rows left to it
+/// (computed defaults, identity, generated columns).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilledValues {
+    pub table: String,
+    pub columns: Vec<String>,
+    /// By row key (as in [`crate::ops::pull::RowHashes`]): the values of
+    /// `columns` as Postgres prints them; only the ones the row left to
+    /// Postgres are used.
+    pub rows: BTreeMap<String, Vec<Option<String>>>,
+}
+
+impl FilledValues {
+    /// Puts Postgres's values into a staged row (in `meta` column order)
+    /// where the row left the column to Postgres.
+    pub fn apply(&self, meta: &TableMeta, row: &mut [Option<String>]) {
+        let Some(values) = self.rows.get(&crate::ops::pull::row_key(meta, row)) else {
+            return;
+        };
+        for (name, v) in self.columns.iter().zip(values) {
+            if let Some(i) = meta.columns.iter().position(|c| &c.name == name) {
+                let c = &meta.columns[i];
+                if c.never_written() || (c.filled_by_postgres() && row[i].is_none()) {
+                    row[i] = v.clone();
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,7 +210,44 @@ impl Undo {
             held_off_triggers: held_off,
             side_effects,
             allowed_writes,
+            filled: vec![],
         })
+    }
+
+    /// Records what Postgres chose for the columns the new rows left to it,
+    /// and the state the written tables are in with those values (the
+    /// checksums of `expected`), so rollback compares against what is
+    /// really there.
+    pub fn with_filled(
+        mut self,
+        snapshot: &Snapshot,
+        plan: &Plan,
+        expected: &[crate::ops::rehearse::StagedTable],
+        filled: Vec<FilledValues>,
+    ) -> Result<Undo> {
+        for f in &filled {
+            let Some(sum) = expected.iter().find(|s| s.name == f.table) else {
+                continue;
+            };
+            let meta = staged_meta(&snapshot.conn, snapshot, plan, &f.table)?;
+            let row_hashes =
+                local_row_hashes_with(snapshot, &staged(&f.table), &meta, &|row: &mut Vec<
+                    Option<String>,
+                >| {
+                    f.apply(&meta, row)
+                })?;
+            self.after.insert(
+                f.table.clone(),
+                TableState {
+                    rows: sum.rows,
+                    checksum: sum.checksum.clone(),
+                    columns: Vec::new(),
+                    row_hashes,
+                },
+            );
+        }
+        self.filled = filled;
+        Ok(self)
     }
 
     /// Reads a receipt's undo document, refusing a format this build does
@@ -243,6 +315,7 @@ mod tests {
                 deleted: 0,
             }],
             allowed_writes: vec!["audit_log".into()],
+            filled: vec![],
         };
         let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();
         assert_eq!(back.side_effects, u.side_effects);

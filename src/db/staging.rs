@@ -267,6 +267,36 @@ pub fn constraint_checks(
         nulls,
     ));
 
+    // A new row's key must be the plan's: receipts and rollback name rows
+    // by it, so it cannot be left for Postgres to choose.
+    let key = meta.primary_key();
+    let left: Vec<&String> = key
+        .iter()
+        .filter(|k| meta.column(k).is_some_and(|c| c.filled_by_postgres()))
+        .collect();
+    if !left.is_empty() {
+        let null = left
+            .iter()
+            .map(|k| format!("s.{} IS NULL", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let rows = rows_of(
+            conn,
+            &format!(
+                "SELECT {} FROM {} s WHERE ({null}) AND {}",
+                st.key_text(),
+                st.table,
+                st.is_new()
+            ),
+        )?;
+        checks.push(Check::no_rows(
+            CONSTRAINTS_PHASE,
+            &format!("{t}: new rows have a primary key set by the plan"),
+            CheckKind::Constraint,
+            rows,
+        ));
+    }
+
     // UNIQUE constraints and plain unique indexes (the primary key is
     // declared on the staged table itself).
     for k in meta

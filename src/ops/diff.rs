@@ -52,7 +52,71 @@ pub struct TableDiff {
     pub delete_phases: Vec<String>,
 }
 
+/// Rows inserted with one column list: COPY writes only the columns the
+/// plan set, so Postgres fills the others (defaults it computes, identity,
+/// generated columns) as it would for the application.
+#[derive(Debug, Clone)]
+pub struct InsertGroup {
+    pub columns: Vec<String>,
+    /// Only the listed columns' values.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// The full staged rows, parallel to `rows`.
+    pub staged: Vec<Vec<Option<String>>>,
+}
+
 impl TableDiff {
+    /// The columns a staged row leaves to Postgres: generated and identity
+    /// ALWAYS columns always, and a column Postgres fills where the row
+    /// holds NULL ("not set").
+    pub fn left_to_postgres(&self, row: &[Option<String>]) -> Vec<usize> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.never_written() || (c.filled_by_postgres() && row[*i].is_none()))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The phase's inserted rows, grouped by the columns they set, in the
+    /// order the rows come.
+    pub fn insert_groups(&self, phase: &str) -> Vec<InsertGroup> {
+        let mut groups: Vec<(Vec<usize>, InsertGroup)> = Vec::new();
+        for row in self.inserts_of(phase) {
+            let left = self.left_to_postgres(row);
+            let pos = match groups.iter().position(|(l, _)| *l == left) {
+                Some(p) => p,
+                None => {
+                    let columns = self
+                        .columns
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !left.contains(i))
+                        .map(|(_, c)| c.name.clone())
+                        .collect();
+                    groups.push((
+                        left.clone(),
+                        InsertGroup {
+                            columns,
+                            rows: vec![],
+                            staged: vec![],
+                        },
+                    ));
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[pos].1;
+            g.rows.push(
+                row.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !left.contains(i))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            );
+            g.staged.push(row.clone());
+        }
+        groups.into_iter().map(|(_, g)| g).collect()
+    }
+
     /// The inserted rows of one phase.
     pub fn inserts_of<'a>(
         &'a self,
@@ -671,21 +735,20 @@ impl Diff {
             }
         }
         for t in &self.tables {
-            let rows: Vec<&Vec<Option<String>>> = t.inserts_of(phase).collect();
-            if !rows.is_empty() {
-                let cols = t
+            for g in t.insert_groups(phase) {
+                let cols = g
                     .columns
                     .iter()
-                    .map(|c| quote_ident(&c.name))
+                    .map(|c| quote_ident(c))
                     .collect::<Vec<_>>()
                     .join(", ");
                 s.push_str(&format!(
                     "-- {}: {} new rows\nCOPY public.{} ({cols}) FROM stdin;\n",
                     t.table,
-                    rows.len(),
+                    g.rows.len(),
                     quote_ident(&t.table)
                 ));
-                for r in rows {
+                for r in &g.rows {
                     s.push_str(&copy_text_line(r));
                 }
                 s.push_str("\\.\n");

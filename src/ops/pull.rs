@@ -784,15 +784,33 @@ pub async fn remote_row_hashes(tx: &Transaction<'_>, meta: &TableMeta) -> Result
     Ok(out)
 }
 
+/// The key a row is known by in [`RowHashes`]: its primary-key values
+/// joined by `/`.
+pub fn row_key(meta: &TableMeta, values: &[Option<String>]) -> String {
+    key_of(values, &key_positions(meta))
+}
+
 /// Row fingerprints of a table (or staged copy) in the snapshot file.
 pub fn local_row_hashes(
     snapshot: &crate::db::sqlite::Snapshot,
     sqlite_table: &str,
     meta: &TableMeta,
 ) -> Result<RowHashes> {
+    local_row_hashes_with(snapshot, sqlite_table, meta, &|_| {})
+}
+
+/// Row fingerprints of a table in the snapshot file, each row first
+/// changed by `adjust` (values Postgres chose, say).
+pub fn local_row_hashes_with(
+    snapshot: &crate::db::sqlite::Snapshot,
+    sqlite_table: &str,
+    meta: &TableMeta,
+    adjust: &dyn Fn(&mut Vec<Option<String>>),
+) -> Result<RowHashes> {
     let positions = key_positions(meta);
     let mut out = RowHashes::new();
-    snapshot.for_each_row(sqlite_table, meta, |values| {
+    snapshot.for_each_row(sqlite_table, meta, |mut values| {
+        adjust(&mut values);
         let line = crate::types::copy_text_line(&values);
         out.insert(
             key_of(&values, &positions),

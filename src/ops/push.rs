@@ -35,7 +35,7 @@ use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::stage::staged_meta;
 use crate::plan::Plan;
-use crate::receipt::Undo;
+use crate::receipt::{FilledValues, Undo};
 use crate::types::{copy_text_line, quote_ident};
 
 /// Key of the transaction-scoped advisory lock every push and rollback takes:
@@ -832,17 +832,184 @@ async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
         .unwrap_or(false))
 }
 
-async fn applied_receipt(tx: &Transaction<'_>, diff_hash: &str) -> Result<Option<String>> {
+/// The receipt of an applied push of this diff, with the state it recorded
+/// for each table it wrote (the rehearsed state plus what Postgres chose).
+async fn applied_receipt(
+    tx: &Transaction<'_>,
+    diff_hash: &str,
+) -> Result<Option<(String, Vec<StagedTable>)>> {
     if !receipts_table_exists(tx).await? {
         return Ok(None);
     }
     let rows = tx
         .query_typed(
-            "SELECT id::text FROM sandbox.receipts WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
+            "SELECT id::text, coalesce((undo -> 'after')::text, '{}') FROM sandbox.receipts \
+             WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
             &[(&diff_hash, tokio_postgres::types::Type::TEXT)],
         )
         .await?;
-    Ok(rows.first().map(|r| r.get(0)))
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct After {
+        rows: u64,
+        checksum: String,
+    }
+    let after: BTreeMap<String, After> = serde_json::from_str(&row.get::<_, String>(1))
+        .context("the receipt's recorded state is not readable")?;
+    Ok(Some((
+        row.get(0),
+        after
+            .into_iter()
+            .map(|(name, a)| StagedTable {
+                name,
+                rows: a.rows,
+                checksum: a.checksum,
+            })
+            .collect(),
+    )))
+}
+
+/// Reads back, by key, what Postgres put in the columns the new rows of
+/// `t` left to it; None when they left nothing.
+async fn read_filled(
+    tx: &Transaction<'_>,
+    t: &TableDiff,
+    n: usize,
+) -> Result<Option<FilledValues>> {
+    let mut columns: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    let key_idx: Vec<usize> = t
+        .key
+        .iter()
+        .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
+        .collect();
+    let mut keys: Vec<Vec<Option<String>>> = Vec::new();
+    for row in &t.inserts {
+        let left = t.left_to_postgres(row);
+        if left.is_empty() {
+            continue;
+        }
+        if let Some(k) = key_idx.iter().find(|k| left.contains(k)) {
+            return Err(refuse(
+                format!(
+                    "{}: new rows leave the primary key column {} to Postgres; the plan must set \
+                     it so the receipt can name each row. Nothing was written",
+                    t.table, t.columns[*k].name
+                ),
+                vec![],
+            ));
+        }
+        columns.extend(left);
+        keys.push(key_idx.iter().map(|i| row[*i].clone()).collect());
+    }
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let tmp = format!("_sandbox_filled_{n}");
+    let tmp_cols: Vec<String> = (0..key_idx.len()).map(|i| format!("k_{i}")).collect();
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+        quote_ident(&tmp),
+        tmp_cols
+            .iter()
+            .map(|c| format!("{} text", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .await?;
+    copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &keys).await?;
+    let select = key_idx
+        .iter()
+        .chain(columns.iter())
+        .map(|i| format!("t.{}", quote_ident(&t.columns[*i].name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let join = key_idx
+        .iter()
+        .zip(&tmp_cols)
+        .map(|(i, k)| {
+            let c = &t.columns[*i];
+            format!(
+                "t.{} = u.{}::{}",
+                quote_ident(&c.name),
+                quote_ident(k),
+                c.pg_type
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sql = format!(
+        "COPY (SELECT {select} FROM public.{} t JOIN {} u ON {join}) TO STDOUT",
+        quote_ident(&t.table),
+        quote_ident(&tmp)
+    );
+    let stream = tx
+        .copy_out(sql.as_str())
+        .await
+        .with_context(|| format!("cannot read back the values Postgres chose in {}", t.table))?;
+    futures_util::pin_mut!(stream);
+    let mut data: Vec<u8> = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        data.extend_from_slice(&chunk?);
+    }
+    let mut rows = BTreeMap::new();
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
+        let rest = values.split_off(key_idx.len());
+        let key = values
+            .into_iter()
+            .map(|v| v.unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("/");
+        rows.insert(key, rest);
+    }
+    if rows.len() != keys.len() {
+        return Err(refuse(
+            format!(
+                "{}: {} new rows were read back after COPY, expected {}",
+                t.table,
+                rows.len(),
+                keys.len()
+            ),
+            vec![],
+        ));
+    }
+    Ok(Some(FilledValues {
+        table: t.table.clone(),
+        columns: columns.iter().map(|i| t.columns[*i].name.clone()).collect(),
+        rows,
+    }))
+}
+
+/// The state the push must leave: each staged table's checksum, with what
+/// Postgres chose put into the rows that left columns to it.
+pub fn expected_after(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    staged: &[StagedTable],
+    filled: &[FilledValues],
+) -> Result<Vec<StagedTable>> {
+    let mut out = Vec::with_capacity(staged.len());
+    for t in staged {
+        let Some(f) = filled.iter().find(|f| f.table == t.name) else {
+            out.push(t.clone());
+            continue;
+        };
+        let meta = staged_meta(&snapshot.conn, snapshot, plan, &t.name)?;
+        let mut sum = crate::types::TableChecksum::new();
+        snapshot.for_each_row(&crate::plan::stage::staged(&t.name), &meta, |mut row| {
+            f.apply(&meta, &mut row);
+            sum.add_row(&row);
+            Ok(())
+        })?;
+        out.push(StagedTable {
+            name: t.name.clone(),
+            rows: sum.rows(),
+            checksum: sum.hex(),
+        });
+    }
+    Ok(out)
 }
 
 pub async fn push(
@@ -886,9 +1053,9 @@ async fn push_on(
 ) -> Result<PushReport> {
     let tx = begin(client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
 
-    if let Some(id) = applied_receipt(&tx, &diff.hash).await? {
+    if let Some((id, recorded)) = applied_receipt(&tx, &diff.hash).await? {
         progress.step("a receipt for this diff exists: checking the remote");
-        let checks = state_checks(&tx, snapshot, plan, &diff.staged, Untouched::Skip).await?;
+        let checks = state_checks(&tx, snapshot, plan, &recorded, Untouched::Skip).await?;
         if checks.iter().all(|c| c.ok) {
             tx.rollback().await?;
             // The snapshot file may have missed the receipt (it was
@@ -1018,8 +1185,8 @@ async fn push_on(
         opts.lock_timeout_ms,
     )
     .await;
-    let after_checks = match applied {
-        Ok(c) => c,
+    let applied = match applied {
+        Ok(a) => a,
         Err(e) => {
             return Err(match crate::db::pg_error::describe(&e, &triggers) {
                 Some(named) => refuse(
@@ -1033,7 +1200,7 @@ async fn push_on(
             })
         }
     };
-    checks.extend(after_checks);
+    checks.extend(applied.checks);
 
     progress.step("writing the receipt");
     let receipt_id = uuid::Uuid::new_v4().to_string();
@@ -1060,7 +1227,8 @@ async fn push_on(
         held_off.clone(),
         vec![],
         allowed.clone(),
-    )?;
+    )?
+    .with_filled(snapshot, plan, &applied.expected, applied.filled)?;
     let written_receipt = write_receipt(&tx, &receipt_id, diff, &table_counts, &undo).await;
     if let Err(e) = written_receipt {
         return Err(match crate::db::pg_error::describe(&e, &triggers) {
@@ -1178,7 +1346,7 @@ async fn apply_all(
     triggers: &[TriggerReport],
     app: &[String],
     lock_timeout_ms: u64,
-) -> Result<Vec<Check>> {
+) -> Result<Applied> {
     let mut after_checks = Vec::new();
     for phase in &plan.file.phases {
         // ADD COLUMN needs ACCESS EXCLUSIVE, which every reader queues
@@ -1227,20 +1395,20 @@ async fn apply_all(
             }
         }
         for t in &diff.tables {
-            let rows: Vec<Vec<Option<String>>> = t.inserts_of(&phase.id).cloned().collect();
-            if !rows.is_empty() {
+            // Only the columns the plan set: Postgres fills the rest.
+            for group in t.insert_groups(&phase.id) {
+                let rows = &group.rows;
                 progress.step(&format!(
                     "phase {}: copying {} rows into {}",
                     phase.id,
                     rows.len(),
                     t.table
                 ));
-                let cols: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
                 let n = match copy_rows(
                     tx,
                     &format!("public.{}", quote_ident(&t.table)),
-                    &cols,
-                    &rows,
+                    &group.columns,
+                    rows,
                 )
                 .await
                 {
@@ -1294,10 +1462,33 @@ async fn apply_all(
     }
     progress.step("running the verification queries and guards on Postgres");
     after_checks.extend(final_checks(tx, plan, app).await?);
+    // The rehearsed state, with what Postgres chose where the plan left
+    // columns to it: the comparison covers the columns the plan set, and
+    // the receipt keeps the rest so a rollback can prove the state exact.
+    let mut filled = Vec::new();
+    for t in &diff.tables {
+        if let Some(f) = read_filled(tx, t, filled.len()).await? {
+            filled.push(f);
+        }
+    }
+    let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
     // Untouched tables need no pass here: the database-wide write
     // accounting after the receipt covers them and every other table.
-    after_checks.extend(state_checks(tx, snapshot, plan, &diff.staged, Untouched::Skip).await?);
-    Ok(after_checks)
+    after_checks.extend(state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?);
+    Ok(Applied {
+        checks: after_checks,
+        expected,
+        filled,
+    })
+}
+
+/// What applying the diff left: the checks on Postgres, the state each
+/// written table must have, and what Postgres chose for the columns the
+/// plan left to it.
+struct Applied {
+    checks: Vec<Check>,
+    expected: Vec<StagedTable>,
+    filled: Vec<FilledValues>,
 }
 
 /// A row's key, as `col=value, ...`, for messages.
