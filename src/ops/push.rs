@@ -726,25 +726,30 @@ fn first_line(s: &str) -> &str {
 /// reading the app's tables (`app`) are checked as "unchanged by this
 /// transaction" (see [`run_plan_query`]).
 pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan, app: &[String]) -> Result<Vec<Check>> {
-    let mut checks = Vec::new();
-    for exp in &plan.file.verification {
-        checks.push(run_plan_query(tx, "final", CheckKind::Verification, exp, app).await?);
-    }
-    for g in &plan.file.guards {
+    // Every query at once: tokio-postgres pipelines them on the
+    // connection, so they cost one round trip together.
+    let verification = futures_util::future::try_join_all(
+        plan.file
+            .verification
+            .iter()
+            .map(|exp| run_plan_query(tx, "final", CheckKind::Verification, exp, app)),
+    );
+    let guards = futures_util::future::try_join_all(plan.file.guards.iter().map(|g| async move {
         let read = app_tables_read(&g.sql, app);
         if read.is_empty() {
             let rows = simple_rows(tx, &g.sql).await?;
-            checks.push(evaluate_guard(g, &rows));
-        } else {
-            let mut c = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
-            c.actual = format!(
-                "held in the rehearsal; reads the app's {} on Postgres, so it is checked as \"unchanged \
-                 by this transaction\" (--strict runs it as written)",
-                read.join(", ")
-            );
-            checks.push(c);
+            return Ok::<_, anyhow::Error>(evaluate_guard(g, &rows));
         }
-    }
+        let mut c = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
+        c.actual = format!(
+            "held in the rehearsal; reads the app's {} on Postgres, so it is checked as \"unchanged \
+             by this transaction\" (--strict runs it as written)",
+            read.join(", ")
+        );
+        Ok(c)
+    }));
+    let (mut checks, guards) = futures_util::future::try_join(verification, guards).await?;
+    checks.extend(guards);
     Ok(checks)
 }
 
@@ -769,9 +774,15 @@ pub async fn state_checks(
     untouched_check: Untouched,
 ) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    for expected in staged {
-        let meta = staged_meta(&snapshot.conn, snapshot, plan, &expected.name)?;
-        let actual = remote_checksum(tx, &meta).await?;
+    let metas = staged
+        .iter()
+        .map(|t| staged_meta(&snapshot.conn, snapshot, plan, &t.name))
+        .collect::<Result<Vec<_>>>()?;
+    // All tables read back at once: the COPY requests are pipelined on the
+    // connection (each stream is consumed as its rows arrive).
+    let sums =
+        futures_util::future::try_join_all(metas.iter().map(|m| remote_checksum(tx, m))).await?;
+    for (expected, actual) in staged.iter().zip(sums) {
         let mut c = Check::equal(
             "after",
             &format!("{} equals the rehearsed state", expected.name),
@@ -1455,10 +1466,16 @@ async fn apply_all(
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
         }
-        for exp in &phase.expectations {
-            after_checks
-                .push(run_plan_query(tx, &phase.id, CheckKind::Expectation, exp, app).await?);
-        }
+        // All of a phase's expectations in one round trip (pipelined).
+        after_checks.extend(
+            futures_util::future::try_join_all(
+                phase
+                    .expectations
+                    .iter()
+                    .map(|exp| run_plan_query(tx, &phase.id, CheckKind::Expectation, exp, app)),
+            )
+            .await?,
+        );
     }
     progress.step("running the verification queries and guards on Postgres");
     after_checks.extend(final_checks(tx, plan, app).await?);

@@ -85,18 +85,6 @@ pub struct LockTimeout {
     pub blockers: Vec<String>,
 }
 
-/// Sets the per-attempt lock timeout for the rest of the transaction: every
-/// later statement that has to wait for a lock (DDL, a trigger's write)
-/// also gives up after one attempt instead of making the app queue.
-pub async fn set_attempt_timeout(tx: &Transaction<'_>, total_ms: u64) -> Result<()> {
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = '{}ms'",
-        LOCK_ATTEMPT_MS.min(total_ms).max(1)
-    ))
-    .await
-    .context("cannot set the lock timeout")
-}
-
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.as_db_error()
         .map(|d| d.code().code() == "55P03")
@@ -114,7 +102,6 @@ pub async fn lock_in_attempts(
     if locks.is_empty() {
         return Ok(Ok(()));
     }
-    set_attempt_timeout(tx, total_ms).await?;
     // One statement per mode, tables in a fixed order: two sessions taking
     // the same locks cannot deadlock on the order.
     // A table asked for twice keeps its strongest mode.
@@ -140,8 +127,10 @@ pub async fn lock_in_attempts(
             ));
         }
     }
+    // The timeout and the attempt travel together: one round trip.
     let attempt = format!(
-        "SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
+        "SET LOCAL lock_timeout = '{}ms'; SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
+        LOCK_ATTEMPT_MS.min(total_ms).max(1),
         stmts.join(" ")
     );
     let started = Instant::now();
