@@ -575,25 +575,6 @@ fn scale_multiplies_only_the_untouched_protected_tables() {
     });
 }
 
-/// Not part of the normal run: `cargo test --test fixtures_load -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn load_timing_scale_10() {
-    let db = TestDb::create("fx_time10");
-    runtime().block_on(async {
-        let mut client = connect(&db.url).await;
-        let started = Instant::now();
-        let report = fixtures::load(&mut client, &opts(Variant::Plan, 10), false)
-            .await
-            .expect("load");
-        eprintln!(
-            "fixture load, plan, scale 10: {:?} {:?}",
-            started.elapsed(),
-            report.tables
-        );
-    });
-}
-
 // ---------------------------------------------------------------------------
 // (f) jsonb_text against Postgres
 // ---------------------------------------------------------------------------

@@ -392,28 +392,35 @@ fn base_snapshot() -> &'static Base {
             .iter()
             .filter(|c| c.phase == "snapshot")
             .all(|c| c.ok));
-        // Start every case from a file as a pull leaves it.
-        let c = rusqlite::Connection::open(&path).unwrap();
-        let staged: Vec<String> = {
+        // Start every case from a file as a pull leaves it: every table and
+        // view the rehearsal added goes (one left behind would make every
+        // rehearsal of a mutated copy fail the same way, and the property
+        // below would test nothing).
+        let names = |p: &Path, kind: &str| -> Vec<String> {
+            let c = rusqlite::Connection::open(p).unwrap();
             let mut stmt = c
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'staged%'")
+                .prepare("SELECT name FROM sqlite_master WHERE type = ?1 AND name NOT LIKE 'sqlite_%'")
                 .unwrap();
             let v = stmt
-                .query_map([], |r| r.get(0))
+                .query_map([kind], |r| r.get(0))
                 .unwrap()
                 .collect::<Result<Vec<String>, _>>()
                 .unwrap();
             v
         };
-        c.execute_batch(
-            "DROP VIEW IF EXISTS report_checks; DROP VIEW IF EXISTS report_failures;
-             DROP VIEW IF EXISTS report_workflows_by_source; DROP VIEW IF EXISTS report_jtbd_per_priority;
-             DROP TABLE _sandbox_check_rows; DROP TABLE _sandbox_checks; DROP TABLE _sandbox_rehearsals;
-             DROP TABLE _sandbox_row_phases;",
-        )
-        .unwrap();
-        for t in staged {
-            c.execute_batch(&format!("DROP TABLE \"{t}\"")).unwrap();
+        let dir2 = tempfile::tempdir().unwrap();
+        let pulled = dir2.path().join("pulled.sqlite");
+        common::fixture_snapshot(&pulled, Variant::Plan, &plan);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        // The rehearsal's tables reference each other.
+        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for kind in ["view", "table"] {
+            let keep = names(&pulled, kind);
+            for name in names(&path, kind) {
+                if !keep.contains(&name) {
+                    c.execute_batch(&format!("DROP {kind} \"{name}\"")).unwrap();
+                }
+            }
         }
         c.execute_batch("VACUUM").unwrap();
         drop(c);
@@ -716,17 +723,26 @@ fn edited_tables(edits: &[SnapEdit]) -> Vec<String> {
 
 /// What a person or a command does with an opened snapshot short of a
 /// rehearsal: the accessors `status` and the pre-checks use, and the values
-/// of the edited tables (plus one more) read back as Postgres text.
-fn read_everything(snap: &Snapshot, edited: &[String], pick: usize) {
+/// of the edited tables (plus one more) read back as Postgres text. A value
+/// that cannot be read is an error naming its table.
+fn read_everything(snap: &Snapshot, edited: &[String], pick: usize) -> Result<(), TestCaseError> {
     let _ = snap.rehearsal_count();
     for (i, t) in snap.tables.iter().enumerate() {
-        let _ = snap.table(&t.meta.name);
+        prop_assert!(snap.table(&t.meta.name).is_some());
         let _ = t.meta.primary_key();
         if i == pick % snap.tables.len() || edited.contains(&t.meta.name) {
-            let _ = snap.checksum_of(&t.meta.name, &t.meta);
+            if let Err(e) = snap.checksum_of(&t.meta.name, &t.meta) {
+                let text = format!("{e:#}");
+                prop_assert!(
+                    text.contains(t.meta.name.as_str()),
+                    "table not named: {}",
+                    text
+                );
+            }
         }
     }
     let _ = sandbox::ops::diff::last_rehearsal(snap);
+    Ok(())
 }
 
 proptest! {
@@ -742,7 +758,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = mutated_snapshot(dir.path(), &edits);
         match Snapshot::open(&path) {
-            Ok(snap) => read_everything(&snap, &edited_tables(&edits), pick),
+            Ok(snap) => read_everything(&snap, &edited_tables(&edits), pick)?,
             Err(e) => {
                 // An environment error (exit 2) that names the file.
                 let text = format!("{e:#}");
@@ -757,29 +773,120 @@ proptest! {
     }
 }
 
+/// The values of a table as text, row by row, in the columns `columns`;
+/// `None` when the table or a column is gone.
+fn table_text(
+    conn: &rusqlite::Connection,
+    table: &str,
+    columns: &[String],
+) -> Option<Vec<Vec<Option<String>>>> {
+    use rusqlite::types::ValueRef;
+    let list = columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = conn
+        .prepare(&format!("SELECT {list} FROM \"{table}\" ORDER BY rowid"))
+        .ok()?;
+    let rows = stmt
+        .query_map([], |r| {
+            (0..columns.len())
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(n) => Some(n.to_string()),
+                        ValueRef::Real(f) => Some(f.to_string()),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .ok()?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ok()?;
+    Some(rows)
+}
+
+/// The pulled tables whose values (as text, in the columns the pull wrote)
+/// differ from the base snapshot's: an oracle independent of the
+/// snapshot's checksums.
+fn tables_changed_from_base(path: &Path) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let base_path = dir.path().join("base.sqlite");
+    std::fs::write(&base_path, &base_snapshot().bytes).unwrap();
+    let base = rusqlite::Connection::open(&base_path).unwrap();
+    let Ok(now) = rusqlite::Connection::open(path) else {
+        return Vec::new();
+    };
+    let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
+    for (t, c) in &base_snapshot().columns {
+        match by_table.last_mut() {
+            Some((name, cols)) if name == t => cols.push(c.clone()),
+            _ => by_table.push((t.clone(), vec![c.clone()])),
+        }
+    }
+    by_table
+        .into_iter()
+        .filter(|(t, cols)| {
+            let before = table_text(&base, t, cols).expect("the base snapshot reads");
+            table_text(&now, t, cols).is_some_and(|after| after != before)
+        })
+        .map(|(t, _)| t)
+        .collect()
+}
+
 proptest! {
     #![proptest_config(config(24))]
 
-    /// A rehearsal of a damaged snapshot fails or reports, never panics.
+    /// A rehearsal of a damaged snapshot is an environment error that names
+    /// the file or the table, or a report whose verdict follows its checks
+    /// and which flags every pulled table whose values were changed.
     #[test]
-    fn rehearsing_a_damaged_snapshot_never_panics(
+    fn a_damaged_snapshot_is_refused_or_its_damage_reported(
         edits in prop::collection::vec(snap_edit(), 1..4),
     ) {
         let _budget = Budget::new("one rehearsal case", 20);
         let dir = tempfile::tempdir().unwrap();
         let path = mutated_snapshot(dir.path(), &edits);
-        if Snapshot::open(&path).is_ok() {
-            let plan = plan();
-            if let Ok(report) = rehearse(&RehearseOptions {
-                snapshot: &path,
-                plan,
-                }) {
-                // A recorded rehearsal can be read back; a passing one (not
-                // expected on the cut snapshot) can be diffed.
+        let plan = plan();
+        let result = Snapshot::open(&path).and_then(|snap| {
+            let tables: Vec<String> = snap.tables.iter().map(|t| t.meta.name.clone()).collect();
+            drop(snap);
+            rehearse(&RehearseOptions { snapshot: &path, plan })
+                .map(|report| (report, tables))
+        });
+        match result {
+            Err(e) => {
+                let text = format!("{e:#}");
+                prop_assert_eq!(
+                    sandbox::error::kind_of(&e),
+                    sandbox::error::Kind::Environment,
+                    "{}", text
+                );
+                prop_assert!(
+                    text.contains("m.sqlite")
+                        || base_snapshot().columns.iter().any(|(t, _)| text.contains(t.as_str()))
+                        || text.contains("_sandbox_"),
+                    "the error names neither the file nor a table: {}", text
+                );
+            }
+            Ok((report, tables)) => {
+                prop_assert_eq!(report.passed, report.checks.iter().all(|c| c.ok));
                 let snap = Snapshot::open(&path).unwrap();
-                prop_assert!(snap.rehearsal_count() >= 1);
-                if report.passed {
-                    let _ = sandbox::ops::diff::compute(&snap, plan);
+                prop_assert!(snap.rehearsal_count() >= 1, "the rehearsal was not recorded");
+                for t in tables_changed_from_base(&path) {
+                    if !tables.contains(&t) {
+                        continue;
+                    }
+                    let name = format!("{t} unchanged since pull");
+                    let check = report.checks.iter().find(|c| c.phase == "snapshot" && c.name == name);
+                    prop_assert!(
+                        check.is_some_and(|c| !c.ok),
+                        "{} was edited but the rehearsal says {:?}", t, check
+                    );
                 }
             }
         }
@@ -949,11 +1056,22 @@ proptest! {
         }
     }
 
+    /// Any text: an array of the element type, or an error; never a panic.
+    /// Text elements take any value, so `text[]` converts exactly the
+    /// literals that parse, and every conversion yields a JSON array.
     #[test]
-    fn array_literals_never_panic(text in array_text()) {
-        let _ = parse_array(&text);
+    fn array_literals_convert_exactly_when_they_parse(text in array_text()) {
+        let parsed = parse_array(&text);
+        let as_text = value_to_json("text[]", Some(&text));
+        prop_assert_eq!(parsed.is_ok(), as_text.is_ok(), "{:?} vs {:?}", parsed, as_text);
         for ty in ["text[]", "integer[]", "numeric[]", "boolean[]", "jsonb[]", "uuid[]"] {
-            let _ = value_to_json(ty, Some(&text));
+            match value_to_json(ty, Some(&text)) {
+                Ok(v) => {
+                    prop_assert!(parsed.is_ok(), "{} converted an unparsable literal", ty);
+                    prop_assert!(v.is_array(), "{} gave {}", ty, v);
+                }
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
         }
     }
 
@@ -963,9 +1081,17 @@ proptest! {
         prop_assert!(out.len() <= text.len() + 1010, "{} -> {} bytes", text, out.len());
     }
 
+    /// Any text: a target, or an environment error (exit 2) with a message
+    /// of its own, never a bare library error.
     #[test]
-    fn parse_target_never_panics(text in ".{0,80}") {
-        let _ = parse_target(&text);
+    fn parse_target_accepts_or_explains(text in ".{0,80}") {
+        if let Err(e) = parse_target(&text) {
+            let failure = sandbox::error::failure_of(&e);
+            prop_assert!(
+                failure.is_some_and(|f| f.kind == sandbox::error::Kind::Environment && !f.message.is_empty()),
+                "{:#}", e
+            );
+        }
     }
 
     #[test]
@@ -1143,12 +1269,24 @@ fn regression_rehearsal_of_a_deeply_nested_array_names_the_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = mutated_snapshot(dir.path(), &[SnapEdit::Sql(vec![SqlEdit::Schema(10)])]);
     let plan = plan();
-    let e = rehearse(&RehearseOptions {
+    // An error, or a failed check (the phase SQL reports what it could not
+    // convert): either way naming the column and the reason.
+    let text = match rehearse(&RehearseOptions {
         snapshot: &path,
         plan,
-    })
-    .expect_err("the rehearsal fails");
-    let text = format!("{e:#}");
+    }) {
+        Err(e) => format!("{e:#}"),
+        Ok(report) => {
+            assert!(!report.passed, "the rehearsal passed");
+            report
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{} | {}", c.actual, c.rows.join(" | ")))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
     assert!(
         text.contains("dh_tool.capabilities") && text.contains("nested deeper"),
         "{text}"

@@ -736,8 +736,9 @@ impl Snapshot {
         let storage: Vec<Storage> = meta.columns.iter().map(|c| c.storage()).collect();
         let mut sum = TableChecksum::new();
         let mut line: Vec<u8> = Vec::with_capacity(1 << 12);
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        let reading = || format!("cannot read table {sqlite_table} of the snapshot");
+        let mut rows = stmt.query([]).with_context(reading)?;
+        while let Some(row) = rows.next().with_context(reading)? {
             line.clear();
             for (i, (c, storage)) in meta.columns.iter().zip(&storage).enumerate() {
                 if i > 0 {

@@ -269,6 +269,21 @@ pub fn combined_staged_checksum(staged: &[StagedTable]) -> String {
 }
 
 pub fn rehearse(opts: &RehearseOptions<'_>) -> Result<RehearsalReport> {
+    // A bare SQLite error ("database disk image is malformed") would not say
+    // which file; errors that already explain themselves are left as they are.
+    rehearse_file(opts).map_err(|e| {
+        if crate::error::failure_of(&e).is_some() {
+            e
+        } else {
+            e.context(format!(
+                "cannot rehearse the snapshot {}",
+                opts.snapshot.display()
+            ))
+        }
+    })
+}
+
+fn rehearse_file(opts: &RehearseOptions<'_>) -> Result<RehearsalReport> {
     let started = Instant::now();
     let snapshot = Snapshot::open(opts.snapshot)?;
     let plan = opts.plan;
