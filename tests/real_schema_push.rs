@@ -511,7 +511,7 @@ fn rollback_refuses_while_a_view_depends_on_a_created_table() {
     let run = w.rollback(&receipt, &["--confirm"]);
     refused(
         &run,
-        &["view open_tasks depends on table tasks", "did not write"],
+        &["— view open_tasks depends on table tasks", "did not write"],
     );
     before.assert_same(&w.state(), "a refused rollback");
 

@@ -171,7 +171,10 @@ pub async fn objects_depending(
                  AND d.refobjid = x.rel AND (x.att = 0 OR d.refobjsubid = x.att) \
                WHERE d.deptype = 'n' \
              ) \
-             SELECT DISTINCT pg_catalog.pg_describe_object(deps.classid, deps.objid, deps.objsubid), \
+             SELECT DISTINCT CASE WHEN deps.classid = 'pg_catalog.pg_rewrite'::regclass \
+                      AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = deps.owner_rel) IN ('v', 'm') \
+                    THEN pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, deps.owner_rel, 0) \
+                    ELSE pg_catalog.pg_describe_object(deps.classid, deps.objid, deps.objsubid) END, \
                     pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, deps.rel, deps.att) \
              FROM deps \
              WHERE (deps.owner_rel IS NULL OR deps.owner_rel NOT IN (SELECT rel FROM dropped WHERE att = 0)) \
