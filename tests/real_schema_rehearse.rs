@@ -30,7 +30,7 @@ fn hostile_db(tag: &str, sql: &str) -> TestDb {
     if !sql.is_empty() {
         db.client()
             .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("hostile SQL failed: {e}\n{sql}"));
+            .unwrap_or_else(|e| panic!("hostile SQL failed: {e:?}\n{sql}"));
     }
     db
 }
@@ -534,6 +534,77 @@ fn push_lets_postgres_fill_what_the_plan_does_not_set() {
         s,
     ])
     .stdout_has("Already applied");
+    let receipt = common::scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
+    sandbox_ok(&[
+        "rollback",
+        "--receipt",
+        &receipt,
+        "--database-url",
+        &db.url,
+        "--confirm",
+    ]);
+    common::whole_database_state(&db.url)
+        .without_schema("sandbox")
+        .assert_same(&before, "push then rollback");
+}
+
+/// A `box[]` column in a dh_* table: its elements are separated by `;`
+/// (box's typdelim), not `,`, which its values hold. The tool's metadata
+/// holds the array as Postgres's own `to_jsonb` gives it (before: split at
+/// every comma into pieces like "(1" and "1)"), in the rehearsal and after
+/// the push; rollback leaves the whole database as it was.
+#[test]
+fn box_arrays_keep_their_elements() {
+    let db = hostile_db(
+        "rs_box",
+        "ALTER TABLE public.dh_tool ADD COLUMN areas box[];
+         UPDATE public.dh_tool SET areas = '{(1,1),(0,0);(3,3),(2,2)}'
+           WHERE id = (SELECT id FROM public.dh_tool ORDER BY id LIMIT 1);
+         UPDATE public.dh_tool SET areas = ARRAY[ARRAY['(5,5),(4,4)'::box], ARRAY[NULL::box]]
+           WHERE id = (SELECT id FROM public.dh_tool ORDER BY id DESC LIMIT 1);",
+    );
+    let before = common::whole_database_state(&db.url);
+    let mut c = db.client();
+    let want: Vec<Vec<String>> = common::text_rows(
+        &mut c,
+        "SELECT id::text, to_jsonb(areas)::text FROM public.dh_tool \
+         WHERE areas IS NOT NULL ORDER BY id",
+    );
+    assert_eq!(want.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, _) = rehearse(&snap);
+    run.ok();
+    let conn = rusqlite::Connection::open(&snap).unwrap();
+    for row in &want {
+        let staged: String = conn
+            .query_row(
+                "SELECT json_extract(metadata, '$.areas') FROM staged_tools WHERE id = ?",
+                [&row[0]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
+        assert_eq!(staged, postgres, "tool {}", row[0]);
+    }
+    let s = snap.to_str().unwrap();
+    sandbox_ok(&[
+        "push",
+        "--confirm",
+        "--database-url",
+        &db.url,
+        "--snapshot",
+        s,
+    ]);
+    assert_eq!(
+        common::count(
+            &mut c,
+            "SELECT count(*) FROM public.tools t JOIN public.dh_tool d USING (id) \
+             WHERE t.metadata -> 'areas' IS DISTINCT FROM coalesce(to_jsonb(d.areas), 'null')"
+        ),
+        0
+    );
     let receipt = common::scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
     sandbox_ok(&[
         "rollback",

@@ -8,13 +8,25 @@ use serde_json::{Map, Value};
 
 use crate::catalog::TableMeta;
 
-/// Converts one Postgres text value of type `pg_type` to JSON.
+/// Converts one Postgres text value of type `pg_type` to JSON (arrays with
+/// the `,` delimiter almost every element type uses).
 pub fn value_to_json(pg_type: &str, text: Option<&str>) -> Result<Value, String> {
+    value_to_json_delimited(pg_type, ',', text)
+}
+
+/// Converts one Postgres text value to JSON; an array's elements are
+/// separated by `delimiter`, its element type's `pg_type.typdelim` (`;`
+/// for `box`, whose values hold commas).
+pub fn value_to_json_delimited(
+    pg_type: &str,
+    delimiter: char,
+    text: Option<&str>,
+) -> Result<Value, String> {
     let Some(text) = text else {
         return Ok(Value::Null);
     };
     if let Some(elem) = pg_type.strip_suffix("[]") {
-        let node = parse_array(text)?;
+        let node = parse_array_delimited(text, delimiter)?;
         return node_to_json(elem, &node);
     }
     scalar_to_json(pg_type, text)
@@ -66,13 +78,19 @@ fn node_to_json(elem_type: &str, node: &ArrayNode) -> Result<Value, String> {
 /// Parses Postgres's array output (`{a,"b c",NULL,{1,2}}`, optionally with
 /// a `[lo:hi]=` dimension prefix).
 pub fn parse_array(text: &str) -> Result<ArrayNode, String> {
+    parse_array_delimited(text, ',')
+}
+
+/// Parses Postgres's array output whose elements are separated by
+/// `delimiter` (the element type's `typdelim`).
+pub fn parse_array_delimited(text: &str, delimiter: char) -> Result<ArrayNode, String> {
     let body = match text.find('=') {
         Some(i) if text.starts_with('[') => &text[i + 1..],
         _ => text,
     };
     let chars: Vec<char> = body.chars().collect();
     let mut pos = 0;
-    let node = parse_list(&chars, &mut pos, 1)?;
+    let node = parse_list(&chars, &mut pos, 1, delimiter)?;
     if pos != chars.len() {
         return Err(format!("trailing text after array literal '{text}'"));
     }
@@ -83,7 +101,12 @@ pub fn parse_array(text: &str) -> Result<ArrayNode, String> {
 /// a hand-edited value like `{{{{…` from overflowing the stack.
 const MAX_DIMENSIONS: usize = 6;
 
-fn parse_list(c: &[char], pos: &mut usize, depth: usize) -> Result<ArrayNode, String> {
+fn parse_list(
+    c: &[char],
+    pos: &mut usize,
+    depth: usize,
+    delimiter: char,
+) -> Result<ArrayNode, String> {
     if c.get(*pos) != Some(&'{') {
         return Err("array literal must start with '{'".into());
     }
@@ -100,7 +123,7 @@ fn parse_list(c: &[char], pos: &mut usize, depth: usize) -> Result<ArrayNode, St
     }
     loop {
         match c.get(*pos) {
-            Some('{') => items.push(parse_list(c, pos, depth + 1)?),
+            Some('{') => items.push(parse_list(c, pos, depth + 1, delimiter)?),
             Some('"') => {
                 *pos += 1;
                 let mut s = String::new();
@@ -125,7 +148,7 @@ fn parse_list(c: &[char], pos: &mut usize, depth: usize) -> Result<ArrayNode, St
             Some(_) => {
                 let start = *pos;
                 while let Some(ch) = c.get(*pos) {
-                    if *ch == ',' || *ch == '}' {
+                    if *ch == delimiter || *ch == '}' {
                         break;
                     }
                     *pos += 1;
@@ -141,12 +164,12 @@ fn parse_list(c: &[char], pos: &mut usize, depth: usize) -> Result<ArrayNode, St
             None => return Err("unterminated array literal".into()),
         }
         match c.get(*pos) {
-            Some(',') => *pos += 1,
+            Some(d) if *d == delimiter => *pos += 1,
             Some('}') => {
                 *pos += 1;
                 return Ok(ArrayNode::List(items));
             }
-            _ => return Err("expected ',' or '}' in array literal".into()),
+            _ => return Err(format!("expected '{delimiter}' or '}}' in array literal")),
         }
     }
 }
@@ -162,7 +185,7 @@ pub fn row_to_json(
         if skip.contains(&col.name.as_str()) {
             continue;
         }
-        let v = value_to_json(&col.pg_type, val.as_deref())
+        let v = value_to_json_delimited(&col.pg_type, col.delimiter(), val.as_deref())
             .map_err(|e| format!("{}.{}: {e}", meta.name, col.name))?;
         map.insert(col.name.clone(), v);
     }
@@ -185,6 +208,17 @@ mod tests {
             value_to_json("text[]", Some("{}")).unwrap(),
             serde_json::json!([])
         );
+    }
+
+    /// `box` prints its corners with commas and separates array elements
+    /// with `;` (its typdelim).
+    #[test]
+    fn box_arrays_split_at_their_delimiter() {
+        let text = "{(1,1),(0,0);(3,3),(2,2)}";
+        let v = value_to_json_delimited("box[]", ';', Some(text)).unwrap();
+        assert_eq!(v, serde_json::json!(["(1,1),(0,0)", "(3,3),(2,2)"]));
+        let v = value_to_json_delimited("box[]", ';', Some("{{(1,1),(0,0)};{NULL}}")).unwrap();
+        assert_eq!(v, serde_json::json!([["(1,1),(0,0)"], [null]]));
     }
 
     #[test]
