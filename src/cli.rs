@@ -48,6 +48,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the receipts of past pushes, from Postgres and from the snapshot.
     Receipts(ReceiptsArgs),
+    /// Write the snapshot's last rehearsal as one self-contained HTML page.
+    Report(ReportArgs),
     /// Developers: a TCP proxy adding round-trip time and a bandwidth cap (scripts/bench).
     #[command(hide = true)]
     LatencyProxy(LatencyProxyArgs),
@@ -112,6 +114,17 @@ pub struct PushArgs {
     pub strict: bool,
     #[command(flatten)]
     pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArg,
+    #[command(flatten)]
+    pub plan: PlanArg,
+    /// The HTML file to write (no network needed to open it).
+    #[arg(long)]
+    pub html: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +212,9 @@ pub struct RehearseArgs {
     pub snapshot: SnapshotArg,
     #[command(flatten)]
     pub plan: PlanArg,
+    /// Also write the rehearsal as one self-contained HTML page.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +259,9 @@ pub struct PullArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub plan: PlanArg,
+    /// Also write the rehearsal as one self-contained HTML page.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Which fixture world to build: `plan` (every seed number holds) or `conflicts`.
     #[arg(long, default_value = "plan")]
     pub variant: String,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod html;
 mod output;
 
 use clap::Parser;
@@ -25,6 +26,7 @@ fn main() {
         Command::Push(a) => cmd::push::run(a, json),
         Command::Rollback(a) => cmd::rollback::run(a, json),
         Command::Receipts(a) => cmd::receipts::run(a, json),
+        Command::Report(a) => cmd::report::run(a, json),
         Command::Fixtures(a) => cmd::fixtures::run(a, json),
         Command::Demo(a) => cmd::demo::run(a, json),
         Command::LatencyProxy(a) => cmd::latency_proxy::run(a),

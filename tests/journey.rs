@@ -593,3 +593,144 @@ fn policy_names_and_values_are_checked_against_the_plan() {
         r.show()
     );
 }
+
+/// Headless Chromium off the network (the flags this machine needs),
+/// returning what it printed on stdout.
+fn chromium(args: &[&str]) -> String {
+    let bin = common::require_tool("chromium");
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("red.html");
+    let r = demo(dir.path(), "conflicts", &["--html", html.to_str().unwrap()]);
+    r.code(1);
+    let page = std::fs::read_to_string(&html).unwrap();
+    // Self-contained: nothing to fetch.
+    for needle in ["<script", "src=", "<link", "@import", "url("] {
+        assert!(!page.contains(needle), "{needle} in the page");
+    }
+    let url = format!("file://{}", html.display());
+    let dom = chromium(&["--dump-dom", &url]);
+    // Chromium built the document we meant: verdict, hash, charts and rows.
+    assert!(dom.contains("id=\"verdict\">FAILED</span>"), "{dom}");
+    let plan = json_of(&run_sandbox(&["plan", "--json"], &[]));
+    assert!(
+        dom.contains(plan["hash"].as_str().unwrap()),
+        "plan hash missing"
+    );
+    let chart = |name: &str| {
+        let at = dom
+            .find(&format!("<h3>final — {name}"))
+            .unwrap_or_else(|| panic!("no chart {name}"));
+        let svg = &dom[at..];
+        svg[..svg.find("</svg>").unwrap()].to_string()
+    };
+    let jtbd = chart("JTBDs per strategic priority");
+    // SP02: 19 expected, 16 found (the bar in red); SP07: 14 against 9.
+    for n in [
+        ">SP02</text>",
+        ">19</text>",
+        ">16</text>",
+        ">SP07</text>",
+        ">9</text>",
+    ] {
+        assert!(jtbd.contains(n), "{n} not in the chart: {jtbd}");
+    }
+    assert_eq!(jtbd.matches("<rect").count(), 14, "two bars per priority");
+    let sources = chart("workflows by source");
+    for n in [
+        ">MA Operational Library</text>",
+        ">111</text>",
+        ">208</text>",
+    ] {
+        assert!(sources.contains(n), "{n} not in the chart: {sources}");
+    }
+    // Every failure with its rows: the first 100 of 94 and the count.
+    assert!(dom.contains("94 rows in all"), "no row count");
+    assert!(
+        dom.contains("WF-001-A from library/SP01_growth_market_access.json"),
+        "rows missing"
+    );
+    assert!(dom.contains("Push would refuse"), "push section");
+    assert!(dom.contains("Phase 3C"), "phases");
+    // And it paints: a screenshot of real size.
+    let png = dir.path().join("red.png");
+    chromium(&[
+        &format!("--screenshot={}", png.display()),
+        "--window-size=1200,2000",
+        &url,
+    ]);
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 50_000,
+        "{} bytes",
+        bytes.len()
+    );
+
+    // Green: what push would do, per table.
+    let green = dir.path().join("green.html");
+    demo(dir.path(), "plan", &[]).ok();
+    let snap = dir.path().join("plan.sqlite");
+    let r = run_sandbox(
+        &[
+            "report",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--html",
+            green.to_str().unwrap(),
+        ],
+        &[],
+    );
+    r.ok();
+    let dom = chromium(&["--dump-dom", &format!("file://{}", green.display())]);
+    assert!(dom.contains("id=\"verdict\">PASSED</span>"), "{dom}");
+    let push = &dom[dom.find("What push would do").unwrap()..];
+    assert!(
+        push.contains("<td>tasks</td><td>CREATE TABLE</td><td class=\"num\">343</td>"),
+        "{push}"
+    );
+    // A snapshot never rehearsed has nothing to report.
+    let fresh = dir.path().join("none.sqlite");
+    std::fs::copy(&snap, &fresh).unwrap();
+    let bare = sandbox::db::sqlite::Snapshot::open(&fresh).unwrap();
+    bare.conn.execute_batch("DELETE FROM _sandbox_check_rows; DELETE FROM _sandbox_checks; DELETE FROM _sandbox_phase_timings; DELETE FROM _sandbox_preflight_items; DELETE FROM _sandbox_rehearsals;").unwrap();
+    drop(bare);
+    run_sandbox(
+        &[
+            "report",
+            "--snapshot",
+            fresh.to_str().unwrap(),
+            "--html",
+            green.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .code(1)
+    .error_has(&["holds no rehearsal", "sandbox rehearse --snapshot"]);
+}

@@ -23,6 +23,9 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
     } else {
         None
     };
+    if let Some(html) = &args.html {
+        crate::cmd::report::write_html(html, &args.out, &plan)?;
+    }
     if json {
         output::print_json(&serde_json::json!({
             "snapshot": pulled.path, "tables": pulled.tables, "rehearsal": report,
@@ -50,5 +53,8 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
          views report_checks, report_failures, report_workflows_by_source, report_jtbd_per_priority.",
         pulled.path.display()
     );
+    if let Some(html) = &args.html {
+        println!("HTML report: {}", html.display());
+    }
     Ok(if report.passed { 0 } else { 1 })
 }

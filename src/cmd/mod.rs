@@ -7,6 +7,7 @@ pub mod pull;
 pub mod push;
 pub mod receipts;
 pub mod rehearse;
+pub mod report;
 pub mod rollback;
 pub mod status;
 

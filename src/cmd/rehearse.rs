@@ -10,10 +10,16 @@ pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
         snapshot: &args.snapshot.snapshot,
         plan: &plan,
     })?;
+    if let Some(html) = &args.html {
+        crate::cmd::report::write_html(html, &args.snapshot.snapshot, &plan)?;
+    }
     if json {
         output::print_json(&report)?;
     } else {
         print_report(&report, &plan);
+        if let Some(html) = &args.html {
+            println!("HTML report: {}", html.display());
+        }
     }
     Ok(if report.passed { 0 } else { 1 })
 }

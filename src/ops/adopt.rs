@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::db::sqlite::Snapshot;
 use crate::error::check_failed;
 use crate::plan::adopt::{adopt, Adoption};
-use crate::plan::checks::{Check, CheckKind};
+use crate::plan::checks::Check;
 use crate::plan::Plan;
 
 /// The last rehearsal's id and checks; it must have run exactly this plan
@@ -50,7 +50,7 @@ pub fn last_checks(snapshot: &Snapshot, plan: &Plan) -> Result<(i64, Vec<Check>)
             let kind: String = r.get(1)?;
             Ok(Check {
                 phase: r.get(0)?,
-                kind: kind_from(&kind),
+                kind: crate::ops::report::kind_from(&kind),
                 name: r.get(2)?,
                 expected: r.get(3)?,
                 actual: r.get(4)?,
@@ -61,20 +61,6 @@ pub fn last_checks(snapshot: &Snapshot, plan: &Plan) -> Result<(i64, Vec<Check>)
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((id, checks))
-}
-
-fn kind_from(s: &str) -> CheckKind {
-    [
-        CheckKind::Integrity,
-        CheckKind::Expectation,
-        CheckKind::Conflict,
-        CheckKind::Verification,
-        CheckKind::Guard,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
-    // A kind this build does not know is never a number to adopt.
-    .unwrap_or(CheckKind::Conflict)
 }
 
 /// The adoption of the snapshot's last rehearsal of `plan`.

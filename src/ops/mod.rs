@@ -6,4 +6,5 @@ pub mod pull;
 pub mod push;
 pub mod receipts;
 pub mod rehearse;
+pub mod report;
 pub mod rollback;

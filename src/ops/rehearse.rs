@@ -101,6 +101,14 @@ CREATE TABLE IF NOT EXISTS _sandbox_preflight_items (
   detail TEXT NOT NULL,
   PRIMARY KEY (rehearsal_id, seq)
 );
+CREATE TABLE IF NOT EXISTS _sandbox_phase_timings (
+  rehearsal_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  phase TEXT NOT NULL,
+  name TEXT NOT NULL,
+  millis REAL NOT NULL,
+  PRIMARY KEY (rehearsal_id, seq)
+);
 CREATE TABLE IF NOT EXISTS _sandbox_check_rows (
   rehearsal_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
@@ -593,6 +601,12 @@ fn run_in_transaction(
             conn.prepare("INSERT INTO _sandbox_preflight_items VALUES (?, ?, ?, ?, ?, ?)")?;
         for (seq, p) in preflight.iter().enumerate() {
             put_item.execute(params![id, seq as i64, p.table, p.kind, p.name, p.detail])?;
+        }
+        // Kept for `sandbox report`, which reads a rehearsal back.
+        let mut put_timing =
+            conn.prepare("INSERT INTO _sandbox_phase_timings VALUES (?, ?, ?, ?, ?)")?;
+        for (seq, t) in timings.iter().enumerate() {
+            put_timing.execute(params![id, seq as i64, t.id, t.name, t.millis])?;
         }
     }
     conn.execute_batch(REPORT_VIEWS)?;

@@ -1,0 +1,169 @@
+//! A rehearsal read back from the snapshot, for reports made after the
+//! fact (`sandbox report`): every check with the rows behind its failure,
+//! the phases' timings, and what the rehearsal found that only Postgres
+//! decides (triggers, computed defaults, checks).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::db::sqlite::Snapshot;
+use crate::db::staging::PreflightItem;
+use crate::error::check_failed;
+use crate::ops::rehearse::PhaseTiming;
+use crate::plan::checks::{Check, CheckKind};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredRehearsal {
+    pub id: i64,
+    pub rehearsed_at: String,
+    pub plan_name: String,
+    pub plan_hash: String,
+    pub passed: bool,
+    pub millis: f64,
+    pub checks: Vec<Check>,
+    /// Empty for rehearsals recorded before timings were kept.
+    pub phases: Vec<PhaseTiming>,
+    pub preflight: Vec<PreflightItem>,
+}
+
+fn table_exists(snapshot: &Snapshot, name: &str) -> Result<bool> {
+    Ok(snapshot.conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )? > 0)
+}
+
+/// The snapshot's last rehearsal.
+pub fn last(snapshot: &Snapshot) -> Result<StoredRehearsal> {
+    let none = || {
+        check_failed(format!(
+            "{} holds no rehearsal to report: run `sandbox rehearse --snapshot {}` first",
+            snapshot.path.display(),
+            crate::ops::advice::shell_word(&snapshot.path.display().to_string())
+        ))
+    };
+    if !table_exists(snapshot, "_sandbox_rehearsals")? {
+        return Err(none());
+    }
+    let head = snapshot.conn.query_row(
+        "SELECT id, rehearsed_at, plan_name, plan_hash, passed, millis FROM _sandbox_rehearsals \
+         ORDER BY id DESC LIMIT 1",
+        [],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, f64>(5)?,
+            ))
+        },
+    );
+    let (id, rehearsed_at, plan_name, plan_hash, passed, millis) = match head {
+        Ok(h) => h,
+        Err(rusqlite::Error::QueryReturnedNoRows) => return Err(none()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut checks = {
+        let mut stmt = snapshot.conn.prepare(
+            "SELECT seq, phase, kind, check_name, expected, actual, ok, row_count \
+             FROM _sandbox_checks WHERE rehearsal_id = ?1 ORDER BY seq",
+        )?;
+        let v = stmt
+            .query_map([id], |r| {
+                let kind: String = r.get(2)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Check {
+                        phase: r.get(1)?,
+                        kind: kind_from(&kind),
+                        name: r.get(3)?,
+                        expected: r.get(4)?,
+                        actual: r.get(5)?,
+                        ok: r.get(6)?,
+                        rows: Vec::new(),
+                        row_count: r.get::<_, i64>(7)? as u64,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        v
+    };
+    {
+        let mut stmt = snapshot.conn.prepare(
+            "SELECT seq, row_text FROM _sandbox_check_rows WHERE rehearsal_id = ?1 ORDER BY seq, row_no",
+        )?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (seq, text) in rows {
+            if let Some((_, c)) = checks.iter_mut().find(|(s, _)| *s == seq) {
+                c.rows.push(text);
+            }
+        }
+    }
+    let phases = if table_exists(snapshot, "_sandbox_phase_timings")? {
+        let mut stmt = snapshot.conn.prepare(
+            "SELECT phase, name, millis FROM _sandbox_phase_timings WHERE rehearsal_id = ?1 ORDER BY seq",
+        )?;
+        let v = stmt
+            .query_map([id], |r| {
+                Ok(PhaseTiming {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    millis: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        v
+    } else {
+        Vec::new()
+    };
+    let preflight = if table_exists(snapshot, "_sandbox_preflight_items")? {
+        let mut stmt = snapshot.conn.prepare(
+            "SELECT table_name, kind, name, detail FROM _sandbox_preflight_items \
+             WHERE rehearsal_id = ?1 ORDER BY seq",
+        )?;
+        let v = stmt
+            .query_map([id], |r| {
+                Ok(PreflightItem {
+                    table: r.get(0)?,
+                    kind: r.get(1)?,
+                    name: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        v
+    } else {
+        Vec::new()
+    };
+    Ok(StoredRehearsal {
+        id,
+        rehearsed_at,
+        plan_name,
+        plan_hash,
+        passed,
+        millis,
+        checks: checks.into_iter().map(|(_, c)| c).collect(),
+        phases,
+        preflight,
+    })
+}
+
+/// The kind as stored; a kind this build does not know reads as a conflict
+/// (shown, never adopted as a number).
+pub fn kind_from(s: &str) -> CheckKind {
+    [
+        CheckKind::Integrity,
+        CheckKind::Expectation,
+        CheckKind::Conflict,
+        CheckKind::Verification,
+        CheckKind::Guard,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == s)
+    .unwrap_or(CheckKind::Conflict)
+}
