@@ -173,12 +173,16 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
             )));
         }
     }
-    let mut out = Vec::new();
-    for (oid, name, role, estimate) in wanted {
-        let meta = read_table_meta(tx, oid, name, role).await?;
-        out.push((meta, estimate.max(0) as u64));
-    }
-    Ok(out)
+    // Every table's catalog queries at once: tokio-postgres pipelines them
+    // on the connection, so a remote database costs the round trips of one
+    // table, not of each (the order of the result is the order asked).
+    futures_util::future::try_join_all(wanted.into_iter().map(
+        |(oid, name, role, estimate)| async move {
+            let meta = read_table_meta(tx, oid, name, role).await?;
+            Ok::<_, anyhow::Error>((meta, estimate.max(0) as u64))
+        },
+    ))
+    .await
 }
 
 /// The tables the plan creates that already exist in schema public (an
