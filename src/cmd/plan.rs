@@ -56,6 +56,23 @@ pub fn run(cmd: PlanCommand, json: bool) -> Result<i32> {
             .map(|p| format!(" + every {p}* table"))
             .unwrap_or_default()
     );
+    for p in &plan.file.phases {
+        println!(
+            "Phase {:<3} {} — reads {}; writes {}",
+            p.id,
+            p.sql,
+            if p.reads.is_empty() {
+                "nothing".to_string()
+            } else {
+                p.reads.join(", ")
+            },
+            if p.writes.is_empty() {
+                "nothing".to_string()
+            } else {
+                p.writes.join(", ")
+            }
+        );
+    }
     let mut rows = Vec::new();
     let mut details = Vec::new();
     let mut expected = |name: &str, e: &sandbox::plan::Expectation| {

@@ -597,6 +597,12 @@ fn run_in_transaction(
                 put_row.execute(params![id, seq as i64, i as i64, r])?;
             }
         }
+        // Rows of a rehearsal whose record was removed by hand would
+        // collide with this id.
+        conn.execute(
+            "DELETE FROM _sandbox_preflight_items WHERE rehearsal_id = ?",
+            [id],
+        )?;
         let mut put_item =
             conn.prepare("INSERT INTO _sandbox_preflight_items VALUES (?, ?, ?, ?, ?, ?)")?;
         for (seq, p) in preflight.iter().enumerate() {
