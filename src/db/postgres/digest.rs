@@ -67,7 +67,7 @@ pub async fn table_digests(
     for msg in tx
         .simple_query(&sql)
         .await
-        .context("Postgres cannot compute the table digests")?
+        .map_err(|e| super::explain_query_error(&e, "Postgres cannot compute the table digests"))?
     {
         if let SimpleQueryMessage::Row(row) = msg {
             let name = row.get(0).unwrap_or_default().to_string();
