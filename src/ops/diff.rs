@@ -681,13 +681,15 @@ impl Diff {
 
     /// A psql script of exactly what push does (without the checks push adds
     /// around it), for review: one transaction, phase by phase in plan order,
-    /// each phase's DDL, then its rows, then its updates with the tables'
-    /// BEFORE UPDATE row triggers held off as push does.
+    /// each phase's DDL, then its rows, then its updates with the triggers
+    /// the plan names in `hold_off_triggers` held off (push also proves each
+    /// is a pure updated_at stamp, and refuses otherwise); every other
+    /// trigger fires.
     pub fn to_sql(&self) -> String {
         let mut s = format!(
             "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n\
              -- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\n\
-             \\set ON_ERROR_STOP on\nBEGIN;\nSET LOCAL standard_conforming_strings = on;\n{}\n",
+             \\set ON_ERROR_STOP on\nBEGIN;\nSET LOCAL standard_conforming_strings = on;\nSET LOCAL search_path = public, extensions;\n{}\n",
             short(&self.hash),
             self.plan_name,
             self.rehearsal_id,
