@@ -522,7 +522,11 @@ fn push_lets_postgres_fill_what_the_plan_does_not_set() {
     let filled: serde_json::Value = serde_json::from_str(&filled).unwrap();
     assert_eq!(
         filled,
-        serde_json::json!([{"table": "workflows", "columns": ["seq", "ext_no", "search", "stamp"], "rows": 227}])
+        serde_json::json!([
+            // The 105 updated JTBDs' generated column, recomputed by Postgres.
+            {"table": "jtbd_library", "columns": ["metrics_count"], "rows": 105},
+            {"table": "workflows", "columns": ["seq", "ext_no", "search", "stamp"], "rows": 227}
+        ])
     );
     // Pushing again recognises the pushed state, Postgres's values included.
     sandbox_ok(&[

@@ -576,6 +576,16 @@ pub fn preflight_items(
         let Some(fill) = c.fill_description() else {
             continue;
         };
+        if c.generated.is_some() {
+            let n = count(&format!("({}) AND NOT ({new_rows})", st.touched()))?;
+            if n > 0 {
+                out.push(item(
+                    "filled_by_postgres",
+                    &c.name,
+                    format!("{fill}, recomputed for {n} updated rows"),
+                ));
+            }
+        }
         let n = count(&format!(
             "s.{} IS NULL AND {new_rows}",
             quote_ident(&c.name)

@@ -914,6 +914,20 @@ async fn read_filled(
         columns.extend(left);
         keys.push(key_idx.iter().map(|i| row[*i].clone()).collect());
     }
+    // An updated row's generated columns are Postgres's to recompute.
+    let generated: Vec<usize> = t
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.generated.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if !generated.is_empty() && !t.updates.is_empty() {
+        columns.extend(generated);
+        for u in &t.updates {
+            keys.push(u.key.iter().map(|k| Some(k.clone())).collect());
+        }
+    }
     if keys.is_empty() {
         return Ok(None);
     }
