@@ -5,12 +5,16 @@
 
 mod common;
 
-use common::{count, repo_path, sandbox, scalar, whole_database_state, TestDb};
+use std::process::{Command, Stdio};
+
+use common::{count, repo_path, require_tool, sandbox, scalar, whole_database_state, Run, TestDb};
 
 #[test]
 fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
     let db = TestDb::create("example_plan");
     sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    // The same fixtures, for the reviewable script.
+    let copy = TestDb::from_template(&db.name, "example_plan_copy");
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("example.sqlite");
     let snap = snap.to_str().unwrap();
@@ -39,9 +43,18 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
         .stdout_has("PASSED");
     // The built-in plan is another plan: it does not authorise this push.
     sandbox(&["diff", "--snapshot", snap]).code(1);
-    sandbox(&["diff", "--snapshot", snap, "--plan", plan])
-        .ok()
-        .stdout_has(&format!("{blocked} rows to delete"));
+    let script = dir.path().join("push.sql");
+    sandbox(&[
+        "diff",
+        "--snapshot",
+        snap,
+        "--plan",
+        plan,
+        "--sql",
+        script.to_str().unwrap(),
+    ])
+    .ok()
+    .stdout_has(&format!("{blocked} rows to delete"));
 
     let pushed = sandbox(&[
         "push",
@@ -88,6 +101,21 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
             "SELECT count(*) FROM dh_tool WHERE updated_at > now() - interval '1 hour' AND lifecycle_stage <> 'deprecated'"
         )
     );
+    // The diff --sql script does exactly what the push did, deletes
+    // included.
+    let psql = Command::new(require_tool("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &copy.url, "-f"])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    Run::of_output(&format!("psql -f {}", script.display()), &psql).ok();
+    whole_database_state(&db.url)
+        .without_schema("sandbox")
+        .assert_same(
+            &whole_database_state(&copy.url).without_schema("sandbox"),
+            "from the push to the diff --sql script",
+        );
     let receipt = scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
     let deleted_images = count(
         &mut c,
