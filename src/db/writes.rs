@@ -142,3 +142,60 @@ pub fn account(
         allowed: allowed_writes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(table: &str, ins: i64, upd: i64, del: i64) -> TableWrites {
+        TableWrites {
+            table: table.into(),
+            inserted: ins,
+            updated: upd,
+            deleted: del,
+        }
+    }
+
+    #[test]
+    fn planned_counts_pass_and_anything_else_is_named() {
+        let expected: BTreeMap<String, TableWrites> = [w("public.workflows", 227, 0, 0)]
+            .into_iter()
+            .map(|x| (x.table.clone(), x))
+            .collect();
+        let ok = account("push", &[w("public.workflows", 227, 0, 0)], &expected, &[]);
+        assert!(ok.checks.iter().all(|c| c.ok));
+
+        // A trigger writing the planned table once more per row.
+        let more = account(
+            "push",
+            &[w("public.workflows", 227, 227, 0)],
+            &expected,
+            &[],
+        );
+        assert!(!more.checks[0].ok, "{:?}", more.checks);
+
+        // A table outside the plan, in any schema, unless allowed.
+        let writes = [
+            w("public.workflows", 227, 0, 0),
+            w("audit.audit_log", 227, 0, 0),
+            w("public.ddl_log", 13, 0, 0),
+        ];
+        let refused = account("push", &writes, &expected, &["audit_log".into()]);
+        let last = refused.checks.last().unwrap();
+        assert!(!last.ok);
+        assert_eq!(last.row_count, 2, "public.audit_log is not audit.audit_log");
+        assert!(
+            last.rows[0].contains("audit.audit_log: 227 rows"),
+            "{:?}",
+            last.rows
+        );
+        let allowed = account(
+            "push",
+            &writes,
+            &expected,
+            &["audit.audit_log".into(), "ddl_log".into()],
+        );
+        assert!(allowed.checks.iter().all(|c| c.ok));
+        assert_eq!(allowed.allowed.len(), 2);
+    }
+}
