@@ -11,6 +11,14 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
+    // `sandbox plan | head` closes the pipe early: end quietly, as other
+    // command-line tools do, rather than panic on the next print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any
+    // thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => usage_error(e),

@@ -734,3 +734,21 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
     .code(1)
     .error_has(&["holds no rehearsal", "sandbox rehearse --snapshot"]);
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_the_output_quietly() {
+    // `sandbox plan | head -1`: the reader is gone before the first line.
+    let mut child = std::process::Command::new(common::sandbox_bin())
+        .args(["plan"])
+        .env_remove("SANDBOX_PLAN")
+        .env_remove("SANDBOX_SEEDS")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -99,11 +99,26 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
             report.rehearsal_id,
             short(&report.plan_hash),
         );
-        let policies = crate::cmd::plan::policies_line(&plan.file.policies).unwrap_or_default();
+        let policies: String = plan
+            .file
+            .policies
+            .iter()
+            .map(|(name, p)| {
+                let others: Vec<&str> = p
+                    .values
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|v| *v != p.value)
+                    .collect();
+                format!("\n    {name} = {} (or {})", p.value, others.join(", "))
+            })
+            .collect();
         println!(
-            "Next: look at the rows (views report_checks, report_failures in {}); where the data is \
-             right and the plan is not,\n  choose a policy (now {policies}):\n    {} --policy NAME=VALUE\n  \
-             or adopt the numbers found as the plan's expectations, for review:\n    sandbox plan adopt --snapshot {}{} --out plan.json",
+            "Next: look at the rows (views report_checks, report_failures in {}).\n\
+             Where the data is right and the plan is not, choose a policy:{policies}\n    \
+             {} --policy NAME=VALUE\n\
+             or adopt the numbers found as the plan's expectations, in a plan folder to review:\n    \
+             sandbox plan adopt --snapshot {}{} --out plan-adopted",
             report.snapshot,
             sandbox::ops::advice::rehearse(snapshot, plan),
             sandbox::ops::advice::shell_word(&report.snapshot),
