@@ -733,6 +733,22 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
     )
     .code(1)
     .error_has(&["holds no rehearsal", "sandbox rehearse --snapshot"]);
+    // A diff's advice repeats the plan options it was given.
+    let f = fresh.to_str().unwrap();
+    run_sandbox(
+        &[
+            "diff",
+            "--snapshot",
+            f,
+            "--policy",
+            "existing_library_workflow=skip",
+        ],
+        &[],
+    )
+    .code(1)
+    .error_has(&[&format!(
+        "run `sandbox rehearse --snapshot {f} --policy existing_library_workflow=skip` first"
+    )]);
 }
 
 #[test]

@@ -35,6 +35,15 @@ pub fn rehearse(snapshot: &Path, plan: &Plan) -> String {
     )
 }
 
+/// Pushes the snapshot with the plan in force, for real.
+pub fn push_confirm(snapshot: &Path, plan: &Plan) -> String {
+    format!(
+        "sandbox push --snapshot {}{} --confirm",
+        shell_word(&snapshot.display().to_string()),
+        plan_args(plan)
+    )
+}
+
 /// The options that load this plan again (empty for the built-in one).
 pub fn plan_args(plan: &Plan) -> String {
     plan.args

@@ -221,9 +221,9 @@ pub fn authorised_rehearsal(
 ) -> Result<(RehearsalRecord, Vec<StagedTable>)> {
     let Some(last) = last_rehearsal(snapshot)? else {
         return Err(check_failed(format!(
-            "{} has no rehearsal: run `sandbox rehearse --snapshot {}` first",
+            "{} has no rehearsal: run `{}` first",
             snapshot.path.display(),
-            snapshot.path.display()
+            crate::ops::advice::rehearse(&snapshot.path, plan)
         )));
     };
     if last.plan_hash != plan.hash {

@@ -1055,10 +1055,11 @@ pub async fn push(
         Err(e)
             if client.is_closed() && !e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN)) =>
         {
-            Err(e.context(
+            Err(e.context(format!(
                 "the connection to Postgres was lost before COMMIT: Postgres rolled the \
-                 transaction back and nothing was written. Run `sandbox push --confirm` again",
-            ))
+                 transaction back and nothing was written. Run `{}` again",
+                crate::ops::advice::push_confirm(&opts.snapshot, plan)
+            )))
         }
         other => other,
     }
@@ -1322,8 +1323,9 @@ async fn push_on(
                 .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
         }
         return Err(anyhow::Error::new(e).context(format!(
-            "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `sandbox push --confirm` \
-             again: it says \"Already applied\" if it did, and applies it if it did not"
+            "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `{}` \
+             again: it says \"Already applied\" if it did, and applies it if it did not",
+            crate::ops::advice::push_confirm(&opts.snapshot, plan)
         )));
     }
     // Committed: from here on nothing may turn into an error, or the user

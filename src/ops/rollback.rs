@@ -106,7 +106,9 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     let rows = tx
         .query(
             "SELECT status, undo::text, pushed_at::text, \
-                    (SELECT count(*) FROM sandbox.receipts l WHERE l.status = 'applied' AND l.pushed_at > r.pushed_at) \
+                    (SELECT count(*) FROM sandbox.receipts l WHERE l.status = 'applied' AND l.pushed_at > r.pushed_at), \
+                    (SELECT l.id::text FROM sandbox.receipts l WHERE l.status = 'applied' \
+                       ORDER BY l.pushed_at DESC LIMIT 1) \
              FROM sandbox.receipts r WHERE id = $1::text::uuid",
             &[&opts.receipt_id],
         )
@@ -144,8 +146,10 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     let later: i64 = row.get(3);
     if later > 0 {
+        let newest: String = row.get(4);
         return Err(check_failed(format!(
-            "{later} later push(es) are still applied; roll those back first (newest first)"
+            "{later} later push(es) are still applied; roll those back first, newest first \
+             (`sandbox receipts` lists them): `sandbox rollback --receipt {newest} --confirm`"
         )));
     }
     let undo = Undo::read(&opts.receipt_id, &row.get::<_, String>(1))?;
