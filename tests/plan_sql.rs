@@ -245,3 +245,35 @@ fn plan_init_writes_a_copy_with_the_same_hash() {
     // A folder that is not empty is left alone.
     sandbox(&["plan", "init", copy.to_str().unwrap()]).code(2);
 }
+
+#[test]
+fn sandbox_plan_in_the_environment_is_the_plan_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let example = common::repo_path("examples/tool-catalog");
+    let r = common::run_sandbox(
+        &["rehearse", "--json", "--snapshot", snap.to_str().unwrap()],
+        &[("SANDBOX_PLAN", example.to_str().unwrap())],
+    );
+    r.ok();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["plan_name"], "tool-catalog-cleanup");
+    // A duplicate key a phase inserts is a failed constraint check, not a crash.
+    let plan = plan_with_phase(dir.path(), "2_tools.sql", |t| format!("{t}\n{t}"));
+    let (code, r) = rehearse(&snap, &plan);
+    assert_eq!(code, 1);
+    let c = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "phase SQL runs")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(c["kind"], "constraint", "{c:#}");
+    assert!(
+        c["actual"]
+            .as_str()
+            .unwrap()
+            .contains("UNIQUE constraint failed: tools.id"),
+        "{c:#}"
+    );
+}

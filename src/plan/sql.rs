@@ -653,10 +653,17 @@ pub fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>
 
 /// A failed check naming the SQL file, line and SQLite's message.
 pub fn failure_check(phase: &str, what: &str, file: &str, f: &SqlFailure) -> Check {
+    // A row a staged table refused (its key, NOT NULL) is the data
+    // contradicting the target, like the constraint checks.
+    let kind = if f.message.contains("constraint failed") {
+        CheckKind::Constraint
+    } else {
+        CheckKind::Conflict
+    };
     let mut c = Check::no_rows(
         phase,
         what,
-        CheckKind::Conflict,
+        kind,
         vec![format!("{file}:{}: {}", f.line, f.message)],
     );
     c.actual = format!("{file}:{}: {}", f.line, f.message);
