@@ -372,9 +372,7 @@ pub fn new_bar(enabled: bool, len: u64, label: &str) -> ProgressBar {
     bar
 }
 
-pub fn short(hash: &str) -> String {
-    hash.chars().take(12).collect()
-}
+pub use sandbox::types::short_hash as short;
 
 /// Human-friendly duration.
 pub fn millis(ms: u64) -> String {

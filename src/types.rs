@@ -399,6 +399,11 @@ impl TableChecksum {
     }
 }
 
+/// The first 12 characters of a hash, as reports and messages show it.
+pub fn short_hash(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
+
 /// SQL identifier quoting, the same on Postgres and SQLite.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

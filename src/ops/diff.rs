@@ -14,6 +14,7 @@ use crate::error::{check_failed, environment};
 use crate::ops::rehearse::{combined_staged_checksum, staged_checksum, staged_tables, StagedTable};
 use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
+use crate::types::short_hash as short;
 use crate::types::{copy_text_line, quote_ident};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -280,10 +281,6 @@ pub fn authorised_rehearsal(
         )));
     }
     Ok((last, staged_list))
-}
-
-fn short(h: &str) -> String {
-    h.chars().take(12).collect()
 }
 
 /// Order in which tables are applied: the order of the first phase writing

@@ -36,6 +36,7 @@ use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::stage::staged_meta;
 use crate::plan::Plan;
 use crate::receipt::{FilledValues, Undo};
+use crate::types::short_hash as short;
 use crate::types::{copy_text_line, quote_ident};
 
 /// Key of the transaction-scoped advisory lock every push and rollback takes:
@@ -451,10 +452,6 @@ async fn name_changed_rows(
     c.rows = describe_row_changes(&ours, &theirs, 20);
     c.row_count = c.rows.len() as u64;
     Ok(())
-}
-
-fn short(h: &str) -> String {
-    h.chars().take(12).collect()
 }
 
 /// The objects the diff creates must not exist yet.

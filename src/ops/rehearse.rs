@@ -16,6 +16,7 @@ use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::sql::{self as plansql, Rules};
 use crate::plan::stage::{self, staged, staged_meta, working_meta, STAGED_PREFIX};
 use crate::plan::Plan;
+use crate::types::short_hash as short;
 use crate::types::{quote_ident, TableChecksum};
 
 /// The pulled tables the plan's phases write to; every other pulled table
@@ -693,10 +694,6 @@ fn table_exists(conn: &Connection, schema: &str, table: &str) -> Result<bool> {
         |r| r.get(0),
     )?;
     Ok(n > 0)
-}
-
-fn short(h: &str) -> String {
-    h.chars().take(12).collect()
 }
 
 /// The guard the seed promises and never checks: every row of a protected

@@ -25,6 +25,7 @@ use crate::ops::push::{apply_updates, begin, copy_rows, lock_tables, simple_rows
 use crate::plan::checks::{Check, CheckKind};
 use crate::receipt::Undo;
 use crate::types::quote_ident;
+use crate::types::short_hash as short;
 
 pub struct RollbackOptions {
     pub target: Target,
@@ -75,10 +76,6 @@ fn meta_of(name: &str, columns: Vec<ColumnMeta>, key: &[String]) -> TableMeta {
         columns,
         constraints,
     }
-}
-
-fn short(h: &str) -> String {
-    h.chars().take(12).collect()
 }
 
 pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
