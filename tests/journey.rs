@@ -768,3 +768,33 @@ fn a_reader_that_closes_the_pipe_early_ends_the_output_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_damaged_rehearsal_record_is_named_not_a_bare_sqlite_error() {
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), "plan", &[]).ok();
+    let snap = dir.path().join("plan.sqlite");
+    let s = sandbox::db::sqlite::Snapshot::open(&snap).unwrap();
+    s.conn
+        .execute_batch(
+            "DROP VIEW report_failures; DROP VIEW report_checks; DROP TABLE _sandbox_check_rows;",
+        )
+        .unwrap();
+    drop(s);
+    let html = dir.path().join("r.html");
+    run_sandbox(
+        &[
+            "report",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .code(2)
+    .error_has(&[
+        "holds rehearsal #1 but its checks cannot be read",
+        "_sandbox_check_rows",
+    ]);
+}

@@ -3,7 +3,7 @@
 //! the phases' timings, and what the rehearsal found that only Postgres
 //! decides (triggers, computed defaults, checks).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::db::sqlite::Snapshot;
@@ -66,6 +66,30 @@ pub fn last(snapshot: &Snapshot) -> Result<StoredRehearsal> {
         Err(rusqlite::Error::QueryReturnedNoRows) => return Err(none()),
         Err(e) => return Err(e.into()),
     };
+    let (checks, phases, preflight) = body(snapshot, id).with_context(|| {
+        format!(
+            "{} holds rehearsal #{id} but its checks cannot be read (damaged or written by another \
+             version): rehearse it again",
+            snapshot.path.display()
+        )
+    })?;
+    Ok(StoredRehearsal {
+        id,
+        rehearsed_at,
+        plan_name,
+        plan_hash,
+        passed,
+        millis,
+        checks,
+        phases,
+        preflight,
+    })
+}
+
+type Body = (Vec<Check>, Vec<PhaseTiming>, Vec<PreflightItem>);
+
+/// Checks with their rows, timings and preflight items of rehearsal `id`.
+fn body(snapshot: &Snapshot, id: i64) -> Result<Body> {
     let mut checks = {
         let mut stmt = snapshot.conn.prepare(
             "SELECT seq, phase, kind, check_name, expected, actual, ok, row_count \
@@ -140,17 +164,11 @@ pub fn last(snapshot: &Snapshot) -> Result<StoredRehearsal> {
     } else {
         Vec::new()
     };
-    Ok(StoredRehearsal {
-        id,
-        rehearsed_at,
-        plan_name,
-        plan_hash,
-        passed,
-        millis,
-        checks: checks.into_iter().map(|(_, c)| c).collect(),
+    Ok((
+        checks.into_iter().map(|(_, c)| c).collect(),
         phases,
         preflight,
-    })
+    ))
 }
 
 /// The kind as stored; a kind this build does not know reads as a conflict
