@@ -652,3 +652,29 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
     drop(db);
     let _ = a.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
 }
+
+#[test]
+fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
+    let w = World::new("rollback_raise", "");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    w.exec(
+        "CREATE FUNCTION public.no_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'workflows are never deleted'; END $$;
+         CREATE TRIGGER workflows_no_deletes BEFORE DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.no_deletes();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(
+            &w.rollback(&receipt, confirm),
+            &[
+                "workflows_no_deletes",
+                "workflows are never deleted",
+                "nothing was changed",
+            ],
+        );
+        before.assert_same(&w.state(), "a rollback refused by a trigger");
+    }
+}
