@@ -341,6 +341,21 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
         "{}",
         human.show()
     );
+    // The preflight decides it on Postgres: refused, by name, nothing written.
+    let before = common::whole_database_state(&db.url);
+    run_sandbox(
+        &[
+            "push",
+            "--database-url",
+            &db.url,
+            "--snapshot",
+            snap.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .code(1)
+    .stderr_has("workflows_short_name");
+    common::whole_database_state(&db.url).assert_same(&before, "preflight");
 }
 
 /// UNIQUE(name) on workflows: the migrated rows collide with each other and
@@ -378,7 +393,14 @@ fn a_unique_collision_fails_naming_constraint_and_rows() {
             && collision.contains(" (new)"),
         "{collision}"
     );
-    let push = run_sandbox(
+    refused_push_changes_nothing(&db, &snap);
+}
+
+/// `push --confirm` of a snapshot whose rehearsal failed refuses (exit 1)
+/// and the whole database is as it was.
+fn refused_push_changes_nothing(db: &TestDb, snap: &Path) {
+    let before = common::whole_database_state(&db.url);
+    run_sandbox(
         &[
             "push",
             "--confirm",
@@ -388,8 +410,9 @@ fn a_unique_collision_fails_naming_constraint_and_rows() {
             snap.to_str().unwrap(),
         ],
         &[],
-    );
-    push.code(1);
+    )
+    .code(1);
+    common::whole_database_state(&db.url).assert_same(&before, "refused push");
 }
 
 /// `workflows.status` as an enum without the value the plan writes
@@ -420,6 +443,7 @@ fn an_enum_without_the_written_value_fails_naming_rows() {
         first.starts_with("id=") && first.ends_with(": 'active'"),
         "{first}"
     );
+    refused_push_changes_nothing(&db, &snap);
 }
 
 /// An unrelated `tasks` table at the source: the rehearsal fails a named
@@ -443,6 +467,29 @@ fn an_existing_table_the_plan_creates_is_named_with_its_columns() {
     assert_eq!(
         failed[0]["rows"][0],
         "table tasks already exists at the source: (id integer, title text, done boolean)"
+    );
+    refused_push_changes_nothing(&db, &snap);
+}
+
+/// A column the plan adds that the source already has: a named check, not
+/// SQLite's "duplicate column name".
+#[test]
+fn an_existing_column_the_plan_adds_is_named() {
+    let db = hostile_db(
+        "rs_column",
+        "ALTER TABLE public.jtbd_library ADD COLUMN strategic_priority_id text;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = pull(&db, dir.path());
+    let (run, report) = rehearse(&snap);
+    run.code(1);
+    let c = check_named(
+        &report,
+        "tables and columns the plan creates do not exist yet",
+    );
+    assert_eq!(
+        c["rows"][0],
+        "column jtbd_library.strategic_priority_id already exists at the source (text)"
     );
 }
 
