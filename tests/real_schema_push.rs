@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::state::{whole_database_state, DatabaseState};
-use common::{count, sandbox, Run, TestDb};
+use common::{count, sandbox, Run, TestDb, TestRole};
 
 /// The state capture itself sees a row written in any schema and a trigger
 /// switched off: the other tests rely on it to prove "nothing changed".
@@ -415,14 +415,10 @@ fn the_preflight_names_a_constraint_the_new_rows_break() {
 
 #[test]
 fn missing_privileges_are_named_before_any_lock() {
+    // Declared first, so it is dropped after the database holding its grants.
+    let reader = TestRole::create("reader", "LOGIN");
+    let role = reader.name.clone();
     let w = World::new("privileges", "");
-    let role = format!("sbx_reader_{}", std::process::id());
-    let admin = common::admin_url();
-    let mut a = common::postgres_admin(&admin);
-    a.batch_execute(&format!(
-        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN"
-    ))
-    .unwrap();
     w.exec(&format!(
         "GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; \
          GRANT UPDATE ON public.workflows TO {role};"
@@ -440,8 +436,6 @@ fn missing_privileges_are_named_before_any_lock() {
         ],
     );
     before.assert_same(&w.state(), "a refused preflight");
-    drop(w);
-    let _ = a.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
 }
 
 // ---------------------------------------------------------------------------
@@ -607,14 +601,9 @@ fn rusqlite_count(path: &str, receipt: &str) -> i64 {
 
 #[test]
 fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
-    let role = format!("sbx_owner_{}", std::process::id());
-    let admin = common::admin_url();
-    let mut a = common::postgres_admin(&admin);
-    a.batch_execute(&format!(
-        "DROP ROLE IF EXISTS {role}; \
-         CREATE ROLE {role} LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS"
-    ))
-    .unwrap();
+    // Declared first, so it is dropped after the database it owns.
+    let owner = TestRole::create("owner", "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS");
+    let role = owner.name.clone();
     let db = TestDb::create("owner_role");
     db.client()
         .batch_execute(&format!(
@@ -649,8 +638,6 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
         &whole_database_state(&db.url).without_schema("sandbox"),
         "the loop as the owner",
     );
-    drop(db);
-    let _ = a.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
 }
 
 #[test]
