@@ -65,41 +65,42 @@ fn host() -> String {
         .unwrap_or_default()
 }
 
-/// Drops the registered databases of test processes of this host that no
-/// longer run. Once per test binary.
+/// Drops the registered databases and roles of test processes of this host
+/// that no longer run. Once per test binary. Roles after databases: a role
+/// cannot go while it owns one. A drop that fails (another binary dropping
+/// the same database, a role still owning something elsewhere) is left for
+/// a later run.
 fn drop_leftovers(admin: &mut Client) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let rows = admin
-            .query(
-                "SELECT d.datname::text, shobj_description(d.oid, 'pg_database') FROM pg_database d \
-                 WHERE shobj_description(d.oid, 'pg_database') LIKE $1",
-                &[&format!("{REGISTERED} host={} %", host())],
-            )
-            .expect("list registered test databases");
-        for r in rows {
-            let (name, comment): (String, String) = (r.get(0), r.get(1));
-            if !owner_alive(&comment) {
-                // Another binary may be dropping it at the same moment.
-                let _ = admin.batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote(&name)
-                ));
-            }
-        }
-        // Roles after databases: a role cannot go while it owns one.
-        let rows = admin
-            .query(
-                "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid') FROM pg_roles r \
-                 WHERE shobj_description(r.oid, 'pg_authid') LIKE $1",
-                &[&format!("{REGISTERED_ROLE} host={} %", host())],
-            )
-            .expect("list registered test roles");
-        for r in rows {
-            let (name, comment): (String, String) = (r.get(0), r.get(1));
-            if !owner_alive(&comment) {
-                // Still owning something elsewhere: left for a later run.
-                let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {}", quote(&name)));
+        for (catalog, name, registered, drop) in [
+            (
+                "pg_database",
+                "datname",
+                REGISTERED,
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            ),
+            (
+                "pg_authid",
+                "rolname",
+                REGISTERED_ROLE,
+                "DROP ROLE IF EXISTS {}",
+            ),
+        ] {
+            let rows = admin
+                .query(
+                    &format!(
+                        "SELECT {name}::text, shobj_description(oid, '{catalog}') FROM {catalog} \
+                         WHERE shobj_description(oid, '{catalog}') LIKE $1"
+                    ),
+                    &[&format!("{registered} host={} %", host())],
+                )
+                .unwrap_or_else(|e| panic!("list the registered test objects in {catalog}: {e}"));
+            for r in rows {
+                let (object, comment): (String, String) = (r.get(0), r.get(1));
+                if !owner_alive(&comment) {
+                    let _ = admin.batch_execute(&drop.replace("{}", &quote(&object)));
+                }
             }
         }
     });
