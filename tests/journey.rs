@@ -798,3 +798,50 @@ fn a_damaged_rehearsal_record_is_named_not_a_bare_sqlite_error() {
         "_sandbox_check_rows",
     ]);
 }
+
+/// Runs the binary on a pseudo-terminal `cols` wide (util-linux `script`,
+/// part of every Debian), returning what the terminal showed.
+fn on_terminal(cols: u16, env: &str, args: &str) -> String {
+    let cmd = format!(
+        "stty cols {cols} rows 60; env -u SANDBOX_PLAN -u SANDBOX_SEEDS -u NO_COLOR {env} {} {args}",
+        common::sandbox_bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn on_a_terminal_tables_take_its_width_and_colour_is_on_unless_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.sqlite");
+    let args = format!("demo --variant conflicts --out {}", out.display());
+    let shown = on_terminal(64, "", &args);
+    assert!(
+        shown.contains("\x1b[1;31mFAILED"),
+        "no colour on a terminal: {shown}"
+    );
+    let plain = console_strip(&shown);
+    let lines = table_lines(&plain);
+    assert!(lines.len() > 40, "{plain}");
+    for l in &lines {
+        assert!(
+            l.chars().count() <= 64,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    // Wider terminal, wider table: the width comes from the terminal.
+    let wide = console_strip(&on_terminal(160, "", &args));
+    let widest = table_lines(&wide)
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap();
+    assert!(widest > 64 && widest <= 160, "{widest}");
+    let no_color = on_terminal(64, "NO_COLOR=1", &args);
+    assert!(!no_color.contains("\x1b["), "NO_COLOR ignored: {no_color}");
+}
