@@ -341,6 +341,19 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
         "{}",
         human.show()
     );
+    // A DB browser shows the same list.
+    let conn = rusqlite::Connection::open(&snap).unwrap();
+    let detail: String = conn
+        .query_row(
+            "SELECT kind || ' ' || detail FROM report_preflight WHERE name = 'workflows_short_name'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        detail,
+        "check CHECK ((length(name) < 12)) NOT VALID (NOT VALID: new rows must hold it)"
+    );
     // The preflight decides it on Postgres: refused, by name, nothing written.
     let before = common::whole_database_state(&db.url);
     run_sandbox(

@@ -138,6 +138,11 @@ CREATE VIEW report_failures AS
   JOIN _sandbox_checks c ON c.rehearsal_id = r.rehearsal_id AND c.seq = r.seq
   WHERE r.rehearsal_id = (SELECT max(id) FROM _sandbox_rehearsals) AND c.ok = 0
   ORDER BY c.seq, r.row_no;
+CREATE VIEW report_preflight AS
+  SELECT p.table_name, p.kind, p.name, p.detail
+  FROM _sandbox_preflight_items p
+  WHERE p.rehearsal_id = (SELECT max(id) FROM _sandbox_rehearsals)
+  ORDER BY p.seq;
 ";
 
 /// Drops every `report_*` view: they read staged tables, which are rebuilt.
