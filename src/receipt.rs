@@ -9,11 +9,11 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ColumnMeta, TableMeta};
+use crate::db::postgres::digest::{local_row_hashes, local_row_hashes_with, RowHashes};
 use crate::db::sqlite::Snapshot;
 use crate::db::writes::TableWrites;
 use crate::error::check_failed;
 use crate::ops::diff::{Diff, RowUpdate};
-use crate::ops::pull::{local_row_hashes, local_row_hashes_with, RowHashes};
 use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
 
@@ -66,7 +66,7 @@ pub struct Undo {
 pub struct FilledValues {
     pub table: String,
     pub columns: Vec<String>,
-    /// By row key (as in [`crate::ops::pull::RowHashes`]): the values of
+    /// By row key (as in [`crate::db::postgres::digest::RowHashes`]): the values of
     /// `columns` as Postgres prints them; only the ones the row left to
     /// Postgres are used.
     pub rows: BTreeMap<String, Vec<Option<String>>>,
@@ -76,7 +76,10 @@ impl FilledValues {
     /// Puts Postgres's values into a staged row (in `meta` column order)
     /// where the row left the column to Postgres.
     pub fn apply(&self, meta: &TableMeta, row: &mut [Option<String>]) {
-        let Some(values) = self.rows.get(&crate::ops::pull::row_key(meta, row)) else {
+        let Some(values) = self
+            .rows
+            .get(&crate::db::postgres::digest::row_key(meta, row))
+        else {
             return;
         };
         for (name, v) in self.columns.iter().zip(values) {

@@ -19,7 +19,9 @@ use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
 use crate::db::postgres::catalog::columns_of;
+use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::table_digests;
+use crate::db::postgres::digest::{describe_row_changes, local_row_hashes, remote_row_hashes};
 use crate::db::postgres::tx::{lock_in_attempts, LockMode, LOCK_ATTEMPT_MS};
 use crate::db::postgres::{connect, set_local_settings_sql, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -28,9 +30,6 @@ use crate::db::triggers::{plan_triggers, TriggerAction, TriggerReport, WrittenTa
 use crate::db::writes::{account, transaction_writes, TableWrites};
 use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
-use crate::ops::pull::{
-    describe_row_changes, local_row_hashes, remote_checksum, remote_row_hashes,
-};
 use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::stage::staged_meta;

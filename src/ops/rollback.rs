@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
+use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -20,7 +21,6 @@ use crate::db::writes::{account, transaction_writes, TableWrites};
 use crate::error::check_failed;
 use crate::error::refused as refuse;
 use crate::ops::diff::{RowUpdate, TableDiff};
-use crate::ops::pull::remote_checksum;
 use crate::ops::push::{apply_updates, begin, copy_rows, lock_tables, simple_rows};
 use crate::plan::checks::{Check, CheckKind};
 use crate::receipt::Undo;
@@ -213,8 +213,9 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             );
             c.ok = sum.hex() == after.checksum;
             if !c.ok {
-                let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
-                c.rows = crate::ops::pull::describe_row_changes(&after.row_hashes, &now, 10);
+                let now = crate::db::postgres::digest::remote_row_hashes(&tx, &meta).await?;
+                c.rows =
+                    crate::db::postgres::digest::describe_row_changes(&after.row_hashes, &now, 10);
                 c.row_count = c.rows.len() as u64;
             }
             checks.push(c);
@@ -231,13 +232,14 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             })
             .chain(t.updates.iter().map(|u| u.key.join("/")))
             .collect();
-        let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
-        let pick = |h: &crate::ops::pull::RowHashes| -> crate::ops::pull::RowHashes {
-            h.iter()
-                .filter(|(k, _)| pushed_keys.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
+        let now = crate::db::postgres::digest::remote_row_hashes(&tx, &meta).await?;
+        let pick =
+            |h: &crate::db::postgres::digest::RowHashes| -> crate::db::postgres::digest::RowHashes {
+                h.iter()
+                    .filter(|(k, _)| pushed_keys.contains(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
         let (then, now) = (pick(&after.row_hashes), pick(&now));
         let mut c = Check::equal(
             "before undo",
@@ -251,7 +253,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         );
         c.ok = then == now && then.len() == pushed_keys.len();
         if !c.ok {
-            c.rows = crate::ops::pull::describe_row_changes(&then, &now, 10);
+            c.rows = crate::db::postgres::digest::describe_row_changes(&then, &now, 10);
             c.row_count = c.rows.len() as u64;
         }
         checks.push(c);
@@ -382,8 +384,9 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             );
             c.ok = sum.hex() == before.checksum;
             if !c.ok && !before.row_hashes.is_empty() {
-                let now = crate::ops::pull::remote_row_hashes(&tx, &meta).await?;
-                c.rows = crate::ops::pull::describe_row_changes(&before.row_hashes, &now, 10);
+                let now = crate::db::postgres::digest::remote_row_hashes(&tx, &meta).await?;
+                c.rows =
+                    crate::db::postgres::digest::describe_row_changes(&before.row_hashes, &now, 10);
                 c.row_count = c.rows.len() as u64;
             }
             report.checks.push(c);

@@ -1,10 +1,15 @@
-//! Catalog reads push and rollback need (pull's full catalog reader is in
-//! `ops/pull.rs` for now).
+//! Reading the catalog: the plan's tables with their columns, constraints
+//! and what Postgres does for each column (pull), and the columns of the
+//! tables a push depends on (drift).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use tokio_postgres::Transaction;
+
+use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
+use crate::error::environment;
+use crate::plan::TableSet;
 
 /// `(column, format_type)` of each named table of schema `public` that
 /// exists, in column order: ONE round trip for any number of tables.
@@ -28,4 +33,341 @@ pub async fn columns_of(
         out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
     }
     Ok(out)
+}
+
+/// Resolves the plan's table set against the catalog and reads each table's
+/// columns and constraints. Nothing here knows any table's columns.
+pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(TableMeta, u64)>> {
+    let rows = tx
+        .query(
+            "SELECT c.oid, c.relname, greatest(c.reltuples, 0)::int8 \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')",
+            &[],
+        )
+        .await
+        .context("cannot read the catalog")?;
+    let present: Vec<(u32, String, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let missing: Vec<&str> = set
+        .named()
+        .filter(|name| !present.iter().any(|(_, n, _)| n == name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(environment(format!(
+            "the source database has no table {} in schema public, which the plan needs; \
+             is the URL pointing at the right database? (`sandbox fixtures load` builds a \
+             test one)",
+            missing.join(", ")
+        )));
+    }
+    let mut wanted: Vec<(u32, String, TableRole, i64)> = Vec::new();
+    for name in set.named() {
+        if let Some((oid, n, est)) = present.iter().find(|(_, n, _)| n == name) {
+            wanted.push((*oid, n.clone(), set.role_of(n), *est));
+        }
+    }
+    let mut extra: Vec<&(u32, String, i64)> = present
+        .iter()
+        .filter(|(_, n, _)| set.matches_pattern(n) && !wanted.iter().any(|w| &w.1 == n))
+        .collect();
+    extra.sort_by(|a, b| a.1.cmp(&b.1));
+    for (oid, n, est) in extra {
+        wanted.push((*oid, n.clone(), TableRole::Source, *est));
+    }
+    let mut lower: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for (_, name, _, _) in &wanted {
+        if let Some(other) = lower.insert(name.to_lowercase(), name) {
+            return Err(environment(format!(
+                "tables \"{other}\" and \"{name}\" differ only in case; a SQLite snapshot \
+                 cannot hold both. Rename one at the source before pulling"
+            )));
+        }
+    }
+    // Every table's catalog queries at once: tokio-postgres pipelines them
+    // on the connection, so a remote database costs the round trips of one
+    // table, not of each (the order of the result is the order asked).
+    futures_util::future::try_join_all(wanted.into_iter().map(
+        |(oid, name, role, estimate)| async move {
+            let meta = read_table_meta(tx, oid, name, role).await?;
+            Ok::<_, anyhow::Error>((meta, estimate.max(0) as u64))
+        },
+    ))
+    .await
+}
+
+/// The tables the plan creates that already exist in schema public (an
+/// unrelated app table of the same name, say), described like pulled ones:
+/// a rehearsal names them instead of a push failing on CREATE TABLE.
+pub async fn read_existing_targets(
+    tx: &Transaction<'_>,
+    names: &[String],
+) -> Result<Vec<TableMeta>> {
+    let rows = tx
+        .query(
+            "SELECT c.oid, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) ORDER BY 2",
+            &[&names],
+        )
+        .await
+        .context("cannot read the catalog")?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(read_table_meta(tx, r.get(0), r.get(1), TableRole::Target).await?);
+    }
+    Ok(out)
+}
+
+/// Node types a default expression may hold and still be a constant: the
+/// value itself and casts of it (each function immutable, checked apart).
+const CONSTANT_NODES: &[&str] = &[
+    "CONST",
+    "FUNCEXPR",
+    "OPEXPR",
+    "RELABELTYPE",
+    "COERCETODOMAIN",
+    "ARRAYEXPR",
+];
+
+/// One table's columns (with what Postgres does for each: NOT NULL,
+/// default and whether it is a constant, identity, generated, enum labels,
+/// domain, array delimiter) and its constraints and unique indexes.
+pub async fn read_table_meta(
+    tx: &Transaction<'_>,
+    oid: u32,
+    name: String,
+    role: TableRole,
+) -> Result<TableMeta> {
+    let rows = tx
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                    pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text, \
+                    ARRAY(SELECT DISTINCT m[1] FROM regexp_matches(d.adbin::text, '\\{([A-Z_]+)', 'g') m), \
+                    coalesce((SELECT bool_and(p.provolatile = 'i') \
+                              FROM regexp_matches(d.adbin::text, ':(?:funcid|opfuncid) (\\d+)', 'g') m \
+                              JOIN pg_proc p ON p.oid = m[1]::oid), true), \
+                    ARRAY(SELECT e.enumlabel::text FROM pg_enum e \
+                          WHERE e.enumtypid = coalesce(nullif(ty.typbasetype, 0), ty.oid) \
+                          ORDER BY e.enumsortorder), \
+                    ty.typtype = 'd', format_type(ty.typbasetype, ty.typtypmod), ty.typnotnull, \
+                    ty.typname::text, \
+                    ARRAY(SELECT pg_get_constraintdef(dc.oid) FROM pg_constraint dc \
+                          WHERE dc.contypid = ty.oid AND dc.contype = 'c' ORDER BY dc.conname), \
+                    (SELECT el.typdelim::text FROM pg_type arr JOIN pg_type el ON el.oid = arr.typelem \
+                     WHERE arr.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid) AND arr.typlen = -1 \
+                       AND arr.typelem <> 0), \
+                    (SELECT bt.typtype = 'e' FROM pg_type bt \
+                     WHERE bt.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid)) \
+             FROM pg_attribute a \
+             JOIN pg_type ty ON ty.oid = a.atttypid \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&oid],
+        )
+        .await?;
+    let mut columns: Vec<ColumnMeta> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let expr: Option<String> = r.get(3);
+        let generated = r.get::<_, String>(4) == "s";
+        let identity = match r.get::<_, String>(5).as_str() {
+            "a" => Some(crate::catalog::Identity::Always),
+            "d" => Some(crate::catalog::Identity::ByDefault),
+            _ => None,
+        };
+        let nodes: Vec<String> = r.get(6);
+        let immutable: bool = r.get(7);
+        let labels: Vec<String> = r.get(8);
+        let is_domain: bool = r.get(9);
+        let is_enum: Option<bool> = r.get(15);
+        let pg_type: String = r.get(1);
+        let default_candidate = !generated
+            && expr.is_some()
+            && immutable
+            && nodes.iter().all(|n| CONSTANT_NODES.contains(&n.as_str()));
+        columns.push(ColumnMeta {
+            name: r.get(0),
+            ordinal: i as u32 + 1,
+            pg_type: pg_type.clone(),
+            not_null: r.get(2),
+            default: if generated { None } else { expr.clone() },
+            generated: if generated { expr.clone() } else { None },
+            identity,
+            enum_labels: is_enum.unwrap_or(false).then_some(labels),
+            domain: is_domain.then(|| crate::catalog::DomainMeta {
+                name: r.get(12),
+                base_type: r.get(10),
+                not_null: r.get(11),
+                checks: r.get(13),
+            }),
+            array_delimiter: r.get(14),
+            ..Default::default()
+        });
+        if default_candidate {
+            candidates.push(i);
+        }
+    }
+    let exprs: Vec<(String, String)> = candidates
+        .iter()
+        .map(|i| {
+            let c = &columns[*i];
+            (c.default.clone().unwrap_or_default(), c.pg_type.clone())
+        })
+        .collect();
+    for (i, value) in candidates.iter().zip(evaluate_constants(tx, &exprs).await?) {
+        if let Some(v) = value {
+            columns[*i].default_constant = true;
+            columns[*i].default_value = v;
+        }
+    }
+    let mut constraints: Vec<ConstraintMeta> = tx
+        .query(
+            "SELECT con.conname::text, con.contype::text, pg_get_constraintdef(con.oid), \
+               ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n \
+                     ORDER BY k.i), \
+               (SELECT relname::text FROM pg_class WHERE oid = con.confrelid), \
+               ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n \
+                     ORDER BY k.i), \
+               con.convalidated \
+             FROM pg_constraint con \
+             WHERE con.conrelid = $1 AND con.contype IN ('p', 'f', 'u', 'c') \
+             ORDER BY con.contype, con.conname",
+            &[&oid],
+        )
+        .await?
+        .iter()
+        .map(|r| ConstraintMeta {
+            ref_table: r.get(4),
+            ref_columns: r.get(5),
+            validated: r.get(6),
+            ..ConstraintMeta::new(r.get(0), &r.get::<_, String>(1), r.get(3), r.get(2))
+        })
+        .collect();
+    // Unique indexes that back no constraint (CREATE UNIQUE INDEX): Postgres
+    // enforces them all the same.
+    for r in tx
+        .query(
+            "SELECT ic.relname::text, pg_get_indexdef(i.indexrelid), \
+               ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                     WHERE k.n > 0 ORDER BY k.o), \
+               i.indexprs IS NOT NULL, pg_get_expr(i.indpred, i.indrelid) \
+             FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+             WHERE i.indrelid = $1 AND i.indisunique \
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
+                               AND con.conrelid = i.indrelid) \
+             ORDER BY 1",
+            &[&oid],
+        )
+        .await?
+    {
+        constraints.push(ConstraintMeta {
+            expression: r.get(3),
+            predicate: r.get(4),
+            ..ConstraintMeta::new(r.get(0), "i", r.get(2), r.get(1))
+        });
+    }
+    // Enabled user triggers: what they do only Postgres can tell, so the
+    // rehearsal lists them for the preflight.
+    for r in tx
+        .query(
+            "SELECT t.tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t \
+             WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY 1",
+            &[&oid],
+        )
+        .await?
+    {
+        constraints.push(ConstraintMeta::new(r.get(0), "t", vec![], r.get(1)));
+    }
+    check_case_collisions(&name, &columns)?;
+    Ok(TableMeta {
+        name,
+        role,
+        columns,
+        constraints,
+    })
+}
+
+/// The values of constant defaults, as Postgres prints them for each
+/// column's type: `Some(None)` is NULL; `None` means Postgres could not
+/// evaluate it here (say, a domain CHECK it breaks), so it stays
+/// Postgres's to fill and the rehearsal says so. All of a table's in one
+/// round trip; a savepoint keeps a failure from ending the pull's read.
+async fn evaluate_constants(
+    tx: &Transaction<'_>,
+    exprs: &[(String, String)],
+) -> Result<Vec<Option<Option<String>>>> {
+    if exprs.is_empty() {
+        return Ok(vec![]);
+    }
+    let select = |list: &[(String, String)]| {
+        format!(
+            "SAVEPOINT sandbox_default; SELECT {}; RELEASE SAVEPOINT sandbox_default",
+            list.iter()
+                .map(|(e, t)| format!("CAST(({e}) AS {t})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let row_of = |messages: Vec<tokio_postgres::SimpleQueryMessage>, n: usize| {
+        messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..n)
+                        .map(|i| Some(row.get(i).map(str::to_string)))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_else(|| vec![None; n])
+    };
+    match tx.simple_query(&select(exprs)).await {
+        Ok(messages) => return Ok(row_of(messages, exprs.len())),
+        Err(e) if e.as_db_error().is_none() => return Err(e.into()),
+        Err(_) => {
+            tx.batch_execute(
+                "ROLLBACK TO SAVEPOINT sandbox_default; RELEASE SAVEPOINT sandbox_default",
+            )
+            .await?
+        }
+    }
+    // One of them fails: find which, one at a time.
+    let mut out = Vec::new();
+    for one in exprs {
+        match tx.simple_query(&select(std::slice::from_ref(one))).await {
+            Ok(messages) => out.push(row_of(messages, 1).remove(0)),
+            Err(e) if e.as_db_error().is_none() => return Err(e.into()),
+            Err(_) => {
+                tx.batch_execute(
+                    "ROLLBACK TO SAVEPOINT sandbox_default; RELEASE SAVEPOINT sandbox_default",
+                )
+                .await?;
+                out.push(None);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// SQLite compares names without case; Postgres does not. Two names that
+/// differ only in case cannot both live in the snapshot.
+fn check_case_collisions(table: &str, columns: &[ColumnMeta]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for c in columns {
+        if let Some(other) = seen.insert(c.name.to_lowercase(), &c.name) {
+            return Err(environment(format!(
+                "table {table} has columns \"{other}\" and \"{}\", which differ only in case; a \
+                 SQLite snapshot cannot hold both. Rename one at the source before pulling",
+                c.name
+            )));
+        }
+    }
+    Ok(())
 }

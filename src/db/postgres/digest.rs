@@ -15,7 +15,8 @@ use anyhow::{Context, Result};
 use tokio_postgres::{SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
-use crate::types::quote_ident;
+use crate::db::postgres::copy::for_each_remote_line;
+use crate::types::{parse_copy_line, quote_ident};
 
 /// One table's digest as Postgres computed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,103 @@ pub async fn table_digests(
         }
     }
     Ok(out)
+}
+
+/// Short per-row fingerprints keyed by primary key: what lets a drift check
+/// or a rollback name the rows that changed, not just the table.
+pub type RowHashes = std::collections::HashMap<String, String>;
+
+fn row_fingerprint(line: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(line)[..8])
+}
+
+fn key_positions(meta: &TableMeta) -> Vec<usize> {
+    meta.primary_key()
+        .iter()
+        .filter_map(|k| meta.columns.iter().position(|c| &c.name == k))
+        .collect()
+}
+
+fn key_of(values: &[Option<String>], positions: &[usize]) -> String {
+    positions
+        .iter()
+        .map(|i| values[*i].clone().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Row fingerprints of a table at Postgres.
+pub async fn remote_row_hashes(tx: &Transaction<'_>, meta: &TableMeta) -> Result<RowHashes> {
+    let positions = key_positions(meta);
+    let mut out = RowHashes::new();
+    for_each_remote_line(tx, meta, |line| {
+        let values = parse_copy_line(&line[..line.len() - 1]).map_err(anyhow::Error::msg)?;
+        out.insert(key_of(&values, &positions), row_fingerprint(line));
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// The key a row is known by in [`RowHashes`]: its primary-key values
+/// joined by `/`.
+pub fn row_key(meta: &TableMeta, values: &[Option<String>]) -> String {
+    key_of(values, &key_positions(meta))
+}
+
+/// Row fingerprints of a table (or staged copy) in the snapshot file.
+pub fn local_row_hashes(
+    snapshot: &crate::db::sqlite::Snapshot,
+    sqlite_table: &str,
+    meta: &TableMeta,
+) -> Result<RowHashes> {
+    local_row_hashes_with(snapshot, sqlite_table, meta, &|_| {})
+}
+
+/// Row fingerprints of a table in the snapshot file, each row first
+/// changed by `adjust` (values Postgres chose, say).
+pub fn local_row_hashes_with(
+    snapshot: &crate::db::sqlite::Snapshot,
+    sqlite_table: &str,
+    meta: &TableMeta,
+    adjust: &dyn Fn(&mut Vec<Option<String>>),
+) -> Result<RowHashes> {
+    let positions = key_positions(meta);
+    let mut out = RowHashes::new();
+    snapshot.for_each_row(sqlite_table, meta, |mut values| {
+        adjust(&mut values);
+        let line = crate::types::copy_text_line(&values);
+        out.insert(
+            key_of(&values, &positions),
+            row_fingerprint(line.as_bytes()),
+        );
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The rows that differ between two fingerprint sets, named for a person.
+pub fn describe_row_changes(expected: &RowHashes, actual: &RowHashes, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut keys: Vec<&String> = expected.keys().chain(actual.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let line = match (expected.get(k), actual.get(k)) {
+            (Some(a), Some(b)) if a != b => format!("row {k} changed"),
+            (Some(_), None) => format!("row {k} deleted"),
+            (None, Some(_)) => format!("row {k} added"),
+            _ => continue,
+        };
+        out.push(line);
+    }
+    let total = out.len();
+    out.truncate(limit);
+    if total > limit {
+        out.push(format!("… and {} more rows", total - limit));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! TLS through rustls, password redaction, and errors a person can act on.
 
 pub mod catalog;
+pub mod copy;
 pub mod digest;
 pub mod tx;
 
