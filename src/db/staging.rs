@@ -600,3 +600,237 @@ pub fn preflight_items(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Identity, TableRole};
+    use crate::db::sqlite::{SnapshotInfo, SnapshotWriter, TableSummary};
+
+    fn col(name: &str, pg_type: &str) -> ColumnMeta {
+        ColumnMeta {
+            name: name.into(),
+            pg_type: pg_type.into(),
+            ..Default::default()
+        }
+    }
+
+    fn table(name: &str, columns: Vec<ColumnMeta>, constraints: Vec<ConstraintMeta>) -> TableMeta {
+        TableMeta {
+            name: name.into(),
+            role: TableRole::Protected,
+            columns: columns
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| ColumnMeta {
+                    ordinal: i as u32 + 1,
+                    ..c
+                })
+                .collect(),
+            constraints,
+        }
+    }
+
+    /// A pulled parent and child, the child's staged copy holding one
+    /// pulled row and new rows that break each rule once.
+    fn snapshot(dir: &std::path::Path) -> Snapshot {
+        let parent = table(
+            "parent",
+            vec![ColumnMeta {
+                not_null: true,
+                ..col("id", "integer")
+            }],
+            vec![ConstraintMeta::new(
+                "parent_pkey".into(),
+                "p",
+                vec!["id".into()],
+                String::new(),
+            )],
+        );
+        let child = table(
+            "child",
+            vec![
+                ColumnMeta {
+                    not_null: true,
+                    ..col("id", "integer")
+                },
+                col("parent_id", "integer"),
+                ColumnMeta {
+                    not_null: true,
+                    ..col("name", "text")
+                },
+                ColumnMeta {
+                    enum_labels: Some(vec!["calm".into(), "busy".into()]),
+                    default: Some("'calm'::mood".into()),
+                    default_constant: true,
+                    default_value: Some("calm".into()),
+                    ..col("mood", "mood")
+                },
+                ColumnMeta {
+                    generated: Some("upper(name)".into()),
+                    ..col("shout", "text")
+                },
+                ColumnMeta {
+                    not_null: true,
+                    identity: Some(Identity::Always),
+                    ..col("seq", "bigint")
+                },
+                ColumnMeta {
+                    not_null: true,
+                    default: Some("now()".into()),
+                    ..col("at", "timestamp with time zone")
+                },
+            ],
+            vec![
+                ConstraintMeta::new("child_pkey".into(), "p", vec!["id".into()], String::new()),
+                ConstraintMeta::new(
+                    "child_name_key".into(),
+                    "u",
+                    vec!["name".into()],
+                    "UNIQUE (name)".into(),
+                ),
+                ConstraintMeta {
+                    ref_table: Some("parent".into()),
+                    ref_columns: vec!["id".into()],
+                    ..ConstraintMeta::new(
+                        "child_parent_id_fkey".into(),
+                        "f",
+                        vec!["parent_id".into()],
+                        "FOREIGN KEY (parent_id) REFERENCES parent(id)".into(),
+                    )
+                },
+                ConstraintMeta {
+                    validated: false,
+                    ..ConstraintMeta::new(
+                        "child_short".into(),
+                        "c",
+                        vec!["name".into()],
+                        "CHECK ((length(name) < 9)) NOT VALID".into(),
+                    )
+                },
+            ],
+        );
+        let path = dir.join("s.sqlite");
+        let mut w = SnapshotWriter::create(&path, true, &[]).unwrap();
+        for (meta, rows) in [
+            (&parent, vec![vec![Some("1".to_string())]]),
+            (
+                &child,
+                vec![vec![
+                    Some("1".to_string()),
+                    Some("1".into()),
+                    Some("old".into()),
+                    Some("calm".into()),
+                    Some("OLD".into()),
+                    Some("1".into()),
+                    Some("2026-01-01 00:00:00+00".into()),
+                ]],
+            ),
+        ] {
+            w.begin_table(meta).unwrap();
+            for r in &rows {
+                w.insert_row(meta, r).unwrap();
+            }
+            w.end_table(
+                meta.clone(),
+                TableSummary {
+                    name: meta.name.clone(),
+                    role: meta.role,
+                    rows: rows.len() as u64,
+                    checksum: String::new(),
+                    millis: 0,
+                },
+            );
+        }
+        w.finish(SnapshotInfo {
+            format_version: crate::db::sqlite::FORMAT_VERSION,
+            pulled_at: String::new(),
+            server_version: String::new(),
+            source_url: String::new(),
+            database: String::new(),
+            tool_version: String::new(),
+            snapshot_checksum: String::new(),
+        })
+        .unwrap();
+        let snap = Snapshot::open(&path).unwrap();
+        snap.conn
+            .execute_batch(&staged_table_ddl(&child, "staged_child").unwrap())
+            .unwrap();
+        snap.conn
+            .execute_batch(
+                "INSERT INTO staged_child SELECT * FROM child;
+                 -- new rows: the plan leaves mood, shout, seq and at out
+                 INSERT INTO staged_child (id, parent_id, name) VALUES (2, 1, 'fine');
+                 INSERT INTO staged_child (id, parent_id, name) VALUES (3, 7, 'orphan');
+                 INSERT INTO staged_child (id, parent_id, name) VALUES (4, NULL, NULL);
+                 INSERT INTO staged_child (id, parent_id, name, mood) VALUES (5, 1, 'old', 'angry');
+                 INSERT INTO staged_child (id, name, shout, seq) VALUES (6, 'loud', 'LOUD', 9);",
+            )
+            .unwrap();
+        snap
+    }
+
+    fn check<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name}: {checks:#?}"))
+    }
+
+    #[test]
+    fn each_rule_names_the_rows_that_break_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = snapshot(dir.path());
+        let meta = &snap.table("child").unwrap().meta;
+        // A constant default fills the left-out column, as on Postgres.
+        let mood: String = snap
+            .conn
+            .query_row("SELECT mood FROM staged_child WHERE id = 2", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(mood, "calm");
+        let checks = constraint_checks(&snap.conn, &snap, meta, "staged_").unwrap();
+        let rows = |name: &str| check(&checks, name).rows.clone();
+        // `seq` and `at` are Postgres's to fill: NULL there is not a violation.
+        assert_eq!(
+            rows("child: NOT NULL columns hold a value"),
+            vec!["name is NULL: id=4".to_string()]
+        );
+        assert_eq!(
+            rows("child: UNIQUE child_name_key (name)"),
+            vec!["name=old: id=1 (pulled); id=5 (new)".to_string()]
+        );
+        assert_eq!(
+            rows("child: FOREIGN KEY child_parent_id_fkey (parent_id) references parent"),
+            vec!["id=3: parent_id=7 not in parent".to_string()]
+        );
+        assert_eq!(
+            rows("child.mood: a value of enum mood (calm, busy)"),
+            vec!["id=5: 'angry'".to_string()]
+        );
+        assert_eq!(
+            rows("child: generated and identity ALWAYS columns left to Postgres"),
+            vec![
+                "shout (generated) given 'LOUD': id=6".to_string(),
+                "seq (identity ALWAYS) given 9: id=6".to_string()
+            ]
+        );
+        assert!(checks.iter().all(|c| c.kind == CheckKind::Constraint));
+
+        let items = preflight_items(&snap.conn, &snap, meta, "staged_").unwrap();
+        let shown: Vec<String> = items
+            .iter()
+            .map(|i| format!("{} {}: {}", i.kind, i.name, i.detail))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "check child_short: CHECK ((length(name) < 9)) NOT VALID (NOT VALID: new rows must hold it)",
+                "filled_by_postgres shout: generated (upper(name)), for 4 new rows",
+                "filled_by_postgres seq: identity (GENERATED ALWAYS), for 4 new rows",
+                "filled_by_postgres at: default now(), for 5 new rows",
+            ]
+        );
+    }
+}
