@@ -399,6 +399,80 @@ impl TableChecksum {
     }
 }
 
+/// A column type as `format_type()` prints it (`text`, `character
+/// varying(64)`, `numeric(10,2)`, `timestamp with time zone`, `uuid[]`,
+/// `public."My Enum"`), checked before it is spliced into SQL as a cast:
+/// type names reach the push and the rollback from the snapshot and the
+/// receipt, files a person can edit. Anything else is an error naming it.
+pub fn sql_type_name(ty: &str) -> Result<&str, String> {
+    let bad = || {
+        format!(
+            "{ty:?} is not a Postgres type name; the snapshot or receipt that holds it is damaged"
+        )
+    };
+    let mut chars = ty.chars().peekable();
+    let mut words = 0;
+    loop {
+        match chars.peek() {
+            Some('"') => {
+                // A quoted identifier: "" stands for one quote.
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                        }
+                        Some('"') => break,
+                        Some(_) => {}
+                        None => return Err(bad()),
+                    }
+                }
+            }
+            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
+                while chars
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+                {
+                    chars.next();
+                }
+            }
+            _ => return Err(bad()),
+        }
+        words += 1;
+        match chars.peek() {
+            Some(' ') | Some('.') => {
+                chars.next();
+            }
+            _ => break,
+        }
+    }
+    // Type modifiers, then array brackets.
+    if chars.peek() == Some(&'(') {
+        chars.next();
+        let mut inside = String::new();
+        loop {
+            match chars.next() {
+                Some(')') => break,
+                Some(c) if c.is_ascii_digit() || c == ',' || c == ' ' => inside.push(c),
+                _ => return Err(bad()),
+            }
+        }
+        if inside.trim().is_empty() {
+            return Err(bad());
+        }
+    }
+    while chars.peek() == Some(&'[') {
+        chars.next();
+        if chars.next() != Some(']') {
+            return Err(bad());
+        }
+    }
+    if words == 0 || chars.next().is_some() {
+        return Err(bad());
+    }
+    Ok(ty)
+}
+
 /// The first 12 characters of a hash, as reports and messages show it.
 pub fn short_hash(hash: &str) -> String {
     hash.chars().take(12).collect()
@@ -411,6 +485,38 @@ pub fn quote_ident(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn type_names_pass_and_anything_else_is_refused() {
+        for ok in [
+            "text",
+            "character varying(64)",
+            "numeric(10,2)",
+            "timestamp with time zone",
+            "uuid[]",
+            "text[][]",
+            "public.\"My \"\"Enum\"\"\"",
+            "\"dh_Odd Type\"[]",
+        ] {
+            assert_eq!(sql_type_name(ok), Ok(ok));
+        }
+        for bad in [
+            "",
+            "text; DROP TABLE prompts",
+            "text) OR (1=1",
+            "int -- x",
+            "text[",
+            "numeric()",
+            "numeric(1'0)",
+            "\"unterminated",
+            "text/*x*/",
+            " text",
+        ] {
+            let e = sql_type_name(bad).unwrap_err();
+            assert!(e.contains("is not a Postgres type name"), "{bad:?}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -631,7 +631,7 @@ fn kill_9_during_rehearse_keeps_the_file_and_its_rehearsals() {
     let (mut delays, mut next_ms) = (Vec::new(), Vec::new());
     for i in 0..trials {
         let previous = rehearsal_rows(&file);
-        let count_before = Snapshot::open(&file).unwrap().rehearsal_count();
+        let count_before = Snapshot::open(&file).unwrap().rehearsal_count().unwrap();
         let delay = rng.stratified(i, trials, span);
         delays.push(delay);
         let mut p = spawn(&["rehearse", "--snapshot", path_str(&file)]);
@@ -665,7 +665,7 @@ fn kill_9_during_rehearse_keeps_the_file_and_its_rehearsals() {
             "trial {i}: the hot journal outlived the next open"
         );
         // ... holds every earlier rehearsal unchanged, and at most one more.
-        let count = Snapshot::open(&file).unwrap().rehearsal_count();
+        let count = Snapshot::open(&file).unwrap().rehearsal_count().unwrap();
         let now = rehearsal_rows(&file);
         let last = previous.iter().map(|(id, _)| *id).max().unwrap_or(0);
         let kept: Vec<(i64, String)> = now.iter().filter(|(id, _)| *id <= last).cloned().collect();
@@ -697,7 +697,10 @@ fn kill_9_during_rehearse_keeps_the_file_and_its_rehearsals() {
         assert!(again.stdout.contains("PASSED"), "{}", again.show());
         next_ms.push(again.millis);
         span = (span + again.millis) / 2;
-        assert_eq!(Snapshot::open(&file).unwrap().rehearsal_count(), count + 1);
+        assert_eq!(
+            Snapshot::open(&file).unwrap().rehearsal_count().unwrap(),
+            count + 1
+        );
         assert!(
             !journal.exists(),
             "trial {i}: a journal outlived the next rehearsal"

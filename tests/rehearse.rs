@@ -396,5 +396,37 @@ fn malformed_seed_files_are_named() {
     }
     // Nothing of those failed runs reached the file.
     let snap = Snapshot::open(&path).unwrap();
-    assert_eq!(snap.rehearsal_count(), 0);
+    assert_eq!(snap.rehearsal_count().unwrap(), 0);
+}
+
+/// A rehearsals table that cannot be read is an error naming the file, not
+/// "0 rehearsals": `status` would otherwise show a damaged file as never
+/// rehearsed, and a pull would overwrite it without `--force`.
+#[test]
+fn an_unreadable_rehearsals_table_is_an_error_not_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snapshot(dir.path(), Variant::Plan);
+    let plan = Plan::load_default().unwrap();
+    rehearse(&RehearseOptions {
+        snapshot: &path,
+        plan: &plan,
+    })
+    .unwrap();
+    let snap = Snapshot::open(&path).unwrap();
+    assert_eq!(snap.rehearsal_count().unwrap(), 1);
+    snap.conn
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF; ALTER TABLE _sandbox_rehearsals RENAME TO _old_rehearsals; \
+             CREATE VIEW _sandbox_rehearsals AS SELECT * FROM no_such_table",
+        )
+        .unwrap();
+    let e = snap.rehearsal_count().unwrap_err();
+    assert!(
+        format!("{e:#}").contains("cannot count the rehearsals recorded in"),
+        "{e:#}"
+    );
+    drop(snap);
+    let (code, _, err) = run(&["status", "--snapshot", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot count the rehearsals"), "{err}");
 }

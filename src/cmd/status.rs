@@ -6,7 +6,7 @@ use crate::output::{self, short};
 
 pub fn run(args: SnapshotArg, json: bool) -> Result<i32> {
     let snap = Snapshot::open(&args.snapshot)?;
-    let rehearsals = snap.rehearsal_count();
+    let rehearsals = snap.rehearsal_count()?;
     let receipts = sandbox::ops::receipts::in_snapshot(&snap)?;
     if json {
         let tables: Vec<_> = snap

@@ -217,7 +217,7 @@ impl SnapshotWriter {
     pub fn create(final_path: &Path, force: bool, table_names: &[String]) -> Result<Self> {
         if final_path.exists() && !force {
             match Snapshot::open(final_path) {
-                Ok(existing) if existing.rehearsal_count() > 0 => {
+                Ok(existing) if existing.rehearsal_count()? > 0 => {
                     return Err(environment(format!(
                         "{} holds rehearsal results; pulling over it would discard them. Pull \
                          to another file with --out, or pass --force to replace it",
@@ -678,11 +678,26 @@ impl Snapshot {
         self.tables.iter().find(|t| t.meta.name == name)
     }
 
-    /// How many rehearsals the file records (0 before the first).
-    pub fn rehearsal_count(&self) -> i64 {
+    /// How many rehearsals the file records (0 before the first, when the
+    /// table does not exist yet). A table that cannot be read is an error,
+    /// not 0: a damaged file must not pass for one never rehearsed.
+    pub fn rehearsal_count(&self) -> Result<i64> {
+        let exists: bool = self.conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table', 'view') AND name = '_sandbox_rehearsals'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(0);
+        }
         self.conn
             .query_row("SELECT count(*) FROM _sandbox_rehearsals", [], |r| r.get(0))
-            .unwrap_or(0)
+            .with_context(|| {
+                format!(
+                    "cannot count the rehearsals recorded in {}",
+                    self.path.display()
+                )
+            })
     }
 
     /// Streams the rows of `sqlite_table` (a pulled table or a staged copy
