@@ -335,8 +335,8 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
         "60000",
     ])
     .spawn();
-    // Hold the idle session for several attempts of the push.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Hold the idle session for many attempts of the push.
+    std::thread::sleep(std::time::Duration::from_millis(5000));
     idle.batch_execute("COMMIT").expect("end the idle reader");
     let run = push.finish();
     run.ok();
@@ -356,10 +356,10 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
         );
     }
     // One attempt is 300 ms; the margin covers a busy machine. Taking the
-    // lock in one long wait makes readers wait the 2.5 s the idle session
+    // lock in one long wait makes readers wait the 5 s the idle session
     // lasts.
     assert!(
-        watch.longest_reader_wait_ms < 1200.0,
+        watch.longest_reader_wait_ms < 2000.0,
         "a reader of jtbd_library waited {} ms behind the push: {watch:?}",
         watch.longest_reader_wait_ms
     );
