@@ -1,7 +1,7 @@
 //! `sandbox rehearse`: run every phase of the plan on the staged copy inside
 //! the snapshot, check everything, and record the result in the file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use crate::db::staging::{constraint_checks, preflight_items, PreflightItem};
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::sql::{self as plansql, Rules};
 use crate::plan::stage::{self, staged, staged_meta, working_meta, STAGED_PREFIX};
-use crate::plan::Plan;
+use crate::plan::{Phase, Plan};
 use crate::types::short_hash as short;
 use crate::types::{quote_ident, TableChecksum};
 
@@ -318,6 +318,26 @@ fn rehearse_file(opts: &RehearseOptions<'_>) -> Result<RehearsalReport> {
     }
 }
 
+/// What the steps of one rehearsal share: the snapshot and plan, the names a
+/// phase may use, and the checks and timings gathered so far.
+struct Rehearsal<'a> {
+    snapshot: &'a Snapshot,
+    plan: &'a Plan,
+    conn: &'a Connection,
+    /// Pulled tables and the tables the plan creates: reads of these are
+    /// recorded.
+    known: HashSet<String>,
+    /// The plan's policies and `pulled_at`, bound by name in phase SQL.
+    params: Vec<(String, String)>,
+    /// Every table whose staged form differs from the pull.
+    view_tables: Vec<String>,
+    checks: Vec<Check>,
+    timings: Vec<PhaseTiming>,
+    /// A phase failed: later phases and the final checks do not run, and
+    /// checks that cannot read what it left are skipped.
+    broken: bool,
+}
+
 fn run_in_transaction(
     snapshot: &Snapshot,
     plan: &Plan,
@@ -325,77 +345,148 @@ fn run_in_transaction(
 ) -> Result<RehearsalReport> {
     let conn = &snapshot.conn;
     conn.execute_batch(RESULT_DDL)?;
-    let mut checks = Vec::new();
-
-    // A pulled table edited by hand (say, in a DB browser) would make every
-    // later number meaningless.
-    for t in &snapshot.tables {
-        let now = snapshot.checksum_of(&t.meta.name, &t.meta)?;
-        let mut c = Check::equal(
-            "snapshot",
-            &format!("{} unchanged since pull", t.meta.name),
-            CheckKind::Integrity,
-            format!("{} rows, {}", t.rows, short(&t.checksum)),
-            format!("{} rows, {}", now.rows(), short(&now.hex())),
-        );
-        c.ok = now.hex() == t.checksum && now.rows() == t.rows;
-        checks.push(c);
-    }
-
-    checks.push(existing_targets_check(snapshot, plan));
-    drop_staged(conn)?;
-    // Which phase created (or deleted) each staged row: the push applies
-    // the diff phase by phase and checks each phase's expectations in
-    // between.
-    conn.execute_batch(
-        "DROP TABLE IF EXISTS _sandbox_row_phases;
-         CREATE TABLE _sandbox_row_phases (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
-                                           PRIMARY KEY (table_name, row_key));
-         DROP TABLE IF EXISTS _sandbox_row_deletes;
-         CREATE TABLE _sandbox_row_deletes (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
-                                            PRIMARY KEY (table_name, row_key));",
-    )?;
-    let pulled_metas: Vec<TableMeta> = snapshot.tables.iter().map(|t| t.meta.clone()).collect();
-    plansql::register_functions(conn, &pulled_metas)?;
-    plansql::create_seed_tables(conn, &plan.seeds)?;
-    let written = written_tables(plan);
-    for name in &written {
-        let meta = &snapshot
-            .table(name)
-            .ok_or_else(|| {
-                crate::error::environment(format!(
-                    "the snapshot has no table {name}, which the plan writes"
-                ))
-            })?
-            .meta;
-        stage::stage_pulled(conn, meta)?;
-        record_row_phases(conn, name, &meta.primary_key(), "pulled", true)?;
-    }
-    plansql::create_jsonb_views(conn, &pulled_metas)?;
-    let view_tables = staged_tables(plan);
-    let known: HashSet<String> = snapshot
-        .tables
-        .iter()
-        .map(|t| t.meta.name.clone())
-        .chain(plan.created_tables())
-        .collect();
-    let mut params = plan.policy_values();
-    params.push(("pulled_at".to_string(), snapshot.info.pulled_at.clone()));
-    let read_only = Rules {
-        known_tables: known.clone(),
-        writes: HashSet::new(),
-    };
-    let mut timings = Vec::new();
-    let mut broken = false;
+    let mut r = Rehearsal::new(snapshot, plan);
+    r.check_snapshot_unchanged()?;
+    r.checks.push(existing_targets_check(snapshot, plan));
+    r.stage_written_tables()?;
     for (phase, sql_text) in plan.file.phases.iter().zip(&plan.phase_sql) {
+        r.run_phase(phase, sql_text)?;
+        if r.broken {
+            // Later phases build on this one: running them would only
+            // report the consequences of the failure.
+            break;
+        }
+    }
+    if !r.broken {
+        r.final_checks();
+    }
+    r.store_staged_tables()?;
+    let preflight = r.catalog_checks()?;
+    r.protected_rows_checks()?;
+    let staged_list = r.staged_list()?;
+    let staged_sum = combined_staged_checksum(&staged_list);
+    let passed = r.checks.iter().all(|c| c.ok);
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let id = r.record(&staged_sum, passed, millis, &preflight)?;
+    r.create_report_views()?;
+    Ok(RehearsalReport {
+        rehearsal_id: id,
+        snapshot: snapshot.path.display().to_string(),
+        plan_name: plan.file.name.clone(),
+        plan_hash: plan.hash.clone(),
+        snapshot_checksum: snapshot.info.snapshot_checksum.clone(),
+        staged_checksum: staged_sum,
+        passed,
+        checks: r.checks,
+        phases: r.timings,
+        staged: staged_list,
+        preflight,
+        millis,
+    })
+}
+
+impl<'a> Rehearsal<'a> {
+    fn new(snapshot: &'a Snapshot, plan: &'a Plan) -> Rehearsal<'a> {
+        let known: HashSet<String> = snapshot
+            .tables
+            .iter()
+            .map(|t| t.meta.name.clone())
+            .chain(plan.created_tables())
+            .collect();
+        let mut params = plan.policy_values();
+        params.push(("pulled_at".to_string(), snapshot.info.pulled_at.clone()));
+        Rehearsal {
+            snapshot,
+            plan,
+            conn: &snapshot.conn,
+            known,
+            params,
+            view_tables: staged_tables(plan),
+            checks: Vec::new(),
+            timings: Vec::new(),
+            broken: false,
+        }
+    }
+
+    /// What the checks' queries may touch: every known table, writing none.
+    fn read_only(&self) -> Rules {
+        Rules {
+            known_tables: self.known.clone(),
+            writes: HashSet::new(),
+        }
+    }
+
+    /// A pulled table edited by hand (say, in a DB browser) would make every
+    /// later number meaningless.
+    fn check_snapshot_unchanged(&mut self) -> Result<()> {
+        for t in &self.snapshot.tables {
+            let now = self.snapshot.checksum_of(&t.meta.name, &t.meta)?;
+            let mut c = Check::equal(
+                "snapshot",
+                &format!("{} unchanged since pull", t.meta.name),
+                CheckKind::Integrity,
+                format!("{} rows, {}", t.rows, short(&t.checksum)),
+                format!("{} rows, {}", now.rows(), short(&now.hex())),
+            );
+            c.ok = now.hex() == t.checksum && now.rows() == t.rows;
+            self.checks.push(c);
+        }
+        Ok(())
+    }
+
+    /// Replaces a previous rehearsal's staged tables with working copies of
+    /// the pulled tables the plan writes, and gives phase SQL its functions,
+    /// seed tables and jsonb views.
+    fn stage_written_tables(&self) -> Result<()> {
+        let conn = self.conn;
+        drop_staged(conn)?;
+        // Which phase created (or deleted) each staged row: the push applies
+        // the diff phase by phase and checks each phase's expectations in
+        // between.
+        conn.execute_batch(
+            "DROP TABLE IF EXISTS _sandbox_row_phases;
+             CREATE TABLE _sandbox_row_phases (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
+                                               PRIMARY KEY (table_name, row_key));
+             DROP TABLE IF EXISTS _sandbox_row_deletes;
+             CREATE TABLE _sandbox_row_deletes (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
+                                                PRIMARY KEY (table_name, row_key));",
+        )?;
+        let pulled_metas: Vec<TableMeta> = self
+            .snapshot
+            .tables
+            .iter()
+            .map(|t| t.meta.clone())
+            .collect();
+        plansql::register_functions(conn, &pulled_metas)?;
+        plansql::create_seed_tables(conn, &self.plan.seeds)?;
+        for name in &written_tables(self.plan) {
+            let meta = &self
+                .snapshot
+                .table(name)
+                .ok_or_else(|| {
+                    crate::error::environment(format!(
+                        "the snapshot has no table {name}, which the plan writes"
+                    ))
+                })?
+                .meta;
+            stage::stage_pulled(conn, meta)?;
+            record_row_phases(conn, name, &meta.primary_key(), "pulled", true)?;
+        }
+        plansql::create_jsonb_views(conn, &pulled_metas)?;
+        Ok(())
+    }
+
+    /// Runs one phase: its DDL and SQL, then its conflicts, the tables it
+    /// read, the values it wrote and its expectations, in that order.
+    fn run_phase(&mut self, phase: &Phase, sql_text: &str) -> Result<()> {
         let t0 = Instant::now();
-        stage::apply_phase_ddl(conn, plan, &phase.id)
+        stage::apply_phase_ddl(self.conn, self.plan, &phase.id)
             .with_context(|| format!("phase {} ({}): the plan's DDL", phase.id, phase.name))?;
         let rules = Rules {
-            known_tables: known.clone(),
+            known_tables: self.known.clone(),
             writes: phase.writes.iter().cloned().collect(),
         };
-        let run = plansql::run_sql(conn, sql_text, &rules, &params);
+        let run = plansql::run_sql(self.conn, sql_text, &rules, &self.params);
         let mut phase_checks = Vec::new();
         let mut reads = run.reads.clone();
         if let Some(f) = &run.failure {
@@ -405,55 +496,14 @@ fn run_in_transaction(
                 &phase.sql,
                 f,
             ));
-            broken = true;
+            self.broken = true;
         }
-        for c in &phase.conflicts {
-            let (rows, q) = plansql::query_rows(conn, &c.sql, &read_only, &params);
-            reads.extend(q.reads);
-            match q.failure {
-                Some(f) => {
-                    phase_checks.push(plansql::failure_check(
-                        &phase.id,
-                        &c.name,
-                        &format!("plan.json conflict '{}'", c.name),
-                        &f,
-                    ));
-                }
-                None => phase_checks.push(Check::no_rows(
-                    &phase.id,
-                    &c.name,
-                    CheckKind::Conflict,
-                    rows.into_iter().map(|r| r.join(" | ")).collect(),
-                )),
-            }
-        }
-        let declared: HashSet<&String> = phase.reads.iter().chain(&phase.writes).collect();
-        let undeclared: Vec<String> = reads
-            .iter()
-            .filter(|t| !declared.contains(t))
-            .map(|t| format!("{t} is read but not in the phase's \"reads\""))
-            .collect();
-        phase_checks.push(Check::no_rows(
-            &phase.id,
-            "reads only the tables it declares",
-            CheckKind::Conflict,
-            undeclared,
-        ));
-        let mut inexact = Vec::new();
-        for t in &view_tables {
-            if !table_exists(conn, "temp", t)? {
-                continue;
-            }
-            let meta = working_meta(conn, snapshot, plan, t)?;
-            if phase.writes.contains(t) {
-                inexact.extend(plansql::canonicalise_jsonb(conn, &meta)?);
-                inexact.extend(plansql::inexact_values(conn, &meta)?);
-            }
-            record_row_phases(conn, t, &meta.primary_key(), &phase.id, !plan.creates(t))?;
-        }
+        phase_checks.extend(self.conflict_checks(phase, &mut reads));
+        phase_checks.push(undeclared_reads_check(phase, &reads));
+        let inexact = self.record_phase_rows(phase)?;
         // Values Postgres would not print cannot be read back, checksummed
         // or pushed: later phases would build on them.
-        broken |= !inexact.is_empty();
+        self.broken |= !inexact.is_empty();
         phase_checks.push(Check::no_rows(
             &phase.id,
             "values stay exact (jsonb, no number or time through a REAL)",
@@ -461,129 +511,216 @@ fn run_in_transaction(
             inexact,
         ));
         for exp in &phase.expectations {
-            let (rows, q) = plansql::query_rows(conn, &exp.sql, &read_only, &[]);
-            match q.failure {
-                Some(f) => phase_checks.push(plansql::failure_check(
-                    &phase.id,
-                    &exp.name,
-                    &format!("plan.json expectation '{}'", exp.name),
-                    &f,
-                )),
-                None => phase_checks.push(evaluate(&phase.id, CheckKind::Expectation, exp, &rows)),
-            }
+            phase_checks.push(self.query_check(
+                &phase.id,
+                &exp.name,
+                &exp.sql,
+                &format!("plan.json expectation '{}'", exp.name),
+                |rows| evaluate(&phase.id, CheckKind::Expectation, exp, rows),
+            ));
         }
-        checks.extend(phase_checks);
-        timings.push(PhaseTiming {
+        self.checks.extend(phase_checks);
+        self.timings.push(PhaseTiming {
             id: phase.id.clone(),
             name: phase.name.clone(),
             millis: t0.elapsed().as_secs_f64() * 1000.0,
         });
-        if broken {
-            // Later phases build on this one: running them would only
-            // report the consequences of the failure.
-            break;
-        }
+        Ok(())
     }
-    if !broken {
-        for exp in &plan.file.verification {
-            let (rows, q) = plansql::query_rows(conn, &exp.sql, &read_only, &[]);
+
+    /// The phase's conflict queries, run with the plan's parameters; the
+    /// tables they read join the phase's reads.
+    fn conflict_checks(&self, phase: &Phase, reads: &mut BTreeSet<String>) -> Vec<Check> {
+        let read_only = self.read_only();
+        let mut checks = Vec::new();
+        for c in &phase.conflicts {
+            let (rows, q) = plansql::query_rows(self.conn, &c.sql, &read_only, &self.params);
+            reads.extend(q.reads);
             checks.push(match q.failure {
                 Some(f) => plansql::failure_check(
-                    "final",
-                    &exp.name,
-                    &format!("plan.json verification '{}'", exp.name),
+                    &phase.id,
+                    &c.name,
+                    &format!("plan.json conflict '{}'", c.name),
                     &f,
                 ),
-                None => evaluate("final", CheckKind::Verification, exp, &rows),
-            });
-        }
-        for guard in &plan.file.guards {
-            let (rows, q) = plansql::query_rows(conn, &guard.sql, &read_only, &[]);
-            checks.push(match q.failure {
-                Some(f) => plansql::failure_check(
-                    "final",
-                    &guard.name,
-                    &format!("plan.json guard '{}'", guard.name),
-                    &f,
+                None => Check::no_rows(
+                    &phase.id,
+                    &c.name,
+                    CheckKind::Conflict,
+                    rows.into_iter().map(|r| r.join(" | ")).collect(),
                 ),
-                None => evaluate_guard(guard, &rows),
             });
         }
+        checks
     }
-    // The working copies become the file's staged tables.
-    for t in &view_tables {
-        if table_exists(conn, "temp", t)? {
-            let meta = working_meta(conn, snapshot, plan, t)?;
-            stage::store_staged(conn, &meta)?;
-        }
-    }
-    // Every rule of the target's catalog SQLite can evaluate, on the rows
-    // the plan wrote; what it cannot, listed for the preflight.
-    let mut preflight = Vec::new();
-    for t in &view_tables {
-        if table_exists(conn, "main", &staged(t))? {
-            let meta = staged_meta(conn, snapshot, plan, t)?;
-            match constraint_checks(conn, snapshot, &meta, STAGED_PREFIX) {
-                Ok(c) => checks.extend(c),
-                // A failed phase may leave values these checks cannot read;
-                // the failure is already in the report.
-                Err(_) if broken => {}
-                Err(e) => return Err(e),
+
+    /// Attributes the rows of every working table to the phase; for the
+    /// tables the phase writes, canonicalises jsonb and returns the values
+    /// that would not stay exact.
+    fn record_phase_rows(&self, phase: &Phase) -> Result<Vec<String>> {
+        let mut inexact = Vec::new();
+        for t in &self.view_tables {
+            if !table_exists(self.conn, "temp", t)? {
+                continue;
             }
-            preflight.extend(preflight_items(conn, snapshot, &meta, STAGED_PREFIX)?);
-        }
-    }
-    for name in &written {
-        if snapshot.table(name).map(|t| t.meta.role) == Some(crate::catalog::TableRole::Protected) {
-            match protected_rows_guard(snapshot, plan, name) {
-                Ok(c) => checks.extend(c),
-                Err(_) if broken => {}
-                Err(e) => return Err(e),
+            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            if phase.writes.contains(t) {
+                inexact.extend(plansql::canonicalise_jsonb(self.conn, &meta)?);
+                inexact.extend(plansql::inexact_values(self.conn, &meta)?);
             }
+            record_row_phases(
+                self.conn,
+                t,
+                &meta.primary_key(),
+                &phase.id,
+                !self.plan.creates(t),
+            )?;
+        }
+        Ok(inexact)
+    }
+
+    /// A check query run without parameters: a query SQLite refuses is a
+    /// failed check naming `what`, otherwise `judge` decides on its rows.
+    fn query_check(
+        &self,
+        phase: &str,
+        name: &str,
+        sql: &str,
+        what: &str,
+        judge: impl FnOnce(&[Vec<String>]) -> Check,
+    ) -> Check {
+        let (rows, q) = plansql::query_rows(self.conn, sql, &self.read_only(), &[]);
+        match q.failure {
+            Some(f) => plansql::failure_check(phase, name, what, &f),
+            None => judge(&rows),
         }
     }
 
-    let mut staged_list = Vec::new();
-    for name in &view_tables {
-        if !table_exists(conn, "main", &staged(name))? {
-            continue;
+    /// The plan's verification queries and guards, after the last phase.
+    fn final_checks(&mut self) {
+        let mut checks = Vec::new();
+        for exp in &self.plan.file.verification {
+            checks.push(self.query_check(
+                "final",
+                &exp.name,
+                &exp.sql,
+                &format!("plan.json verification '{}'", exp.name),
+                |rows| evaluate("final", CheckKind::Verification, exp, rows),
+            ));
         }
-        let sum = match staged_checksum(snapshot, plan, name) {
-            Ok(sum) => sum,
-            Err(_) if broken => continue,
-            Err(e) => return Err(e),
-        };
-        staged_list.push(StagedTable {
-            name: name.clone(),
-            rows: sum.rows(),
-            checksum: sum.hex(),
-        });
+        for guard in &self.plan.file.guards {
+            checks.push(self.query_check(
+                "final",
+                &guard.name,
+                &guard.sql,
+                &format!("plan.json guard '{}'", guard.name),
+                |rows| evaluate_guard(guard, rows),
+            ));
+        }
+        self.checks.extend(checks);
     }
-    let staged_sum = combined_staged_checksum(&staged_list);
-    let passed = checks.iter().all(|c| c.ok);
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
-    let rehearsed_at: String = conn.query_row(
-        "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00'",
-        [],
-        |r| r.get(0),
-    )?;
-    conn.execute(
-        "INSERT INTO _sandbox_rehearsals (rehearsed_at, plan_name, plan_hash, snapshot_checksum, \
-         staged_checksum, passed, checks_total, checks_failed, millis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        params![
-            rehearsed_at,
-            plan.file.name,
-            plan.hash,
-            snapshot.info.snapshot_checksum,
-            staged_sum,
-            passed,
-            checks.len() as i64,
-            checks.iter().filter(|c| !c.ok).count() as i64,
-            millis
-        ],
-    )?;
-    let id = conn.last_insert_rowid();
-    {
+
+    /// The working copies become the file's staged tables.
+    fn store_staged_tables(&self) -> Result<()> {
+        for t in &self.view_tables {
+            if table_exists(self.conn, "temp", t)? {
+                let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+                stage::store_staged(self.conn, &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule of the target's catalog SQLite can evaluate, on the rows
+    /// the plan wrote; what it cannot, returned for the preflight.
+    fn catalog_checks(&mut self) -> Result<Vec<PreflightItem>> {
+        let conn = self.conn;
+        let mut preflight = Vec::new();
+        for t in &self.view_tables {
+            if table_exists(conn, "main", &staged(t))? {
+                let meta = staged_meta(conn, self.snapshot, self.plan, t)?;
+                match constraint_checks(conn, self.snapshot, &meta, STAGED_PREFIX) {
+                    Ok(c) => self.checks.extend(c),
+                    // A failed phase may leave values these checks cannot read;
+                    // the failure is already in the report.
+                    Err(_) if self.broken => {}
+                    Err(e) => return Err(e),
+                }
+                preflight.extend(preflight_items(conn, self.snapshot, &meta, STAGED_PREFIX)?);
+            }
+        }
+        Ok(preflight)
+    }
+
+    /// The protected tables the plan writes keep every pulled row as it was.
+    fn protected_rows_checks(&mut self) -> Result<()> {
+        for name in &written_tables(self.plan) {
+            if self.snapshot.table(name).map(|t| t.meta.role)
+                == Some(crate::catalog::TableRole::Protected)
+            {
+                match protected_rows_guard(self.snapshot, self.plan, name) {
+                    Ok(c) => self.checks.extend(c),
+                    Err(_) if self.broken => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Row count and checksum of every staged table.
+    fn staged_list(&self) -> Result<Vec<StagedTable>> {
+        let mut staged_list = Vec::new();
+        for name in &self.view_tables {
+            if !table_exists(self.conn, "main", &staged(name))? {
+                continue;
+            }
+            let sum = match staged_checksum(self.snapshot, self.plan, name) {
+                Ok(sum) => sum,
+                Err(_) if self.broken => continue,
+                Err(e) => return Err(e),
+            };
+            staged_list.push(StagedTable {
+                name: name.clone(),
+                rows: sum.rows(),
+                checksum: sum.hex(),
+            });
+        }
+        Ok(staged_list)
+    }
+
+    /// Writes the rehearsal, its checks (with their rows), preflight items
+    /// and phase timings into the file; returns the rehearsal's id.
+    fn record(
+        &self,
+        staged_sum: &str,
+        passed: bool,
+        millis: f64,
+        preflight: &[PreflightItem],
+    ) -> Result<i64> {
+        let conn = self.conn;
+        let checks = &self.checks;
+        let rehearsed_at: String = conn.query_row(
+            "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00'",
+            [],
+            |r| r.get(0),
+        )?;
+        conn.execute(
+            "INSERT INTO _sandbox_rehearsals (rehearsed_at, plan_name, plan_hash, snapshot_checksum, \
+             staged_checksum, passed, checks_total, checks_failed, millis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                rehearsed_at,
+                self.plan.file.name,
+                self.plan.hash,
+                self.snapshot.info.snapshot_checksum,
+                staged_sum,
+                passed,
+                checks.len() as i64,
+                checks.iter().filter(|c| !c.ok).count() as i64,
+                millis
+            ],
+        )?;
+        let id = conn.last_insert_rowid();
         let mut put =
             conn.prepare("INSERT INTO _sandbox_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
         let mut put_row = conn.prepare("INSERT INTO _sandbox_check_rows VALUES (?, ?, ?, ?)")?;
@@ -617,43 +754,53 @@ fn run_in_transaction(
         // Kept for `sandbox report`, which reads a rehearsal back.
         let mut put_timing =
             conn.prepare("INSERT INTO _sandbox_phase_timings VALUES (?, ?, ?, ?, ?)")?;
-        for (seq, t) in timings.iter().enumerate() {
+        for (seq, t) in self.timings.iter().enumerate() {
             put_timing.execute(params![id, seq as i64, t.id, t.name, t.millis])?;
         }
+        Ok(id)
     }
-    conn.execute_batch(REPORT_VIEWS)?;
-    for v in &plan.file.report_views {
-        // A view over a table this rehearsal did not stage would fail: the
-        // phase that makes it did not run.
-        let table = quote_ident(&format!("_sandbox_report_{}", v.name));
-        let sql = format!(
-            "CREATE TABLE main.{table} AS {}; CREATE VIEW main.{} AS SELECT * FROM main.{table};",
-            v.sql,
-            quote_ident(&v.name)
-        );
-        if let Err(e) = conn.execute_batch(&sql) {
-            if !broken {
-                return Err(crate::error::environment(format!(
-                    "plan report view {} cannot be created: {e}",
-                    v.name
-                )));
+
+    /// The fixed report views, then the plan's own, each computed into a
+    /// plain table its view reads.
+    fn create_report_views(&self) -> Result<()> {
+        self.conn.execute_batch(REPORT_VIEWS)?;
+        for v in &self.plan.file.report_views {
+            // A view over a table this rehearsal did not stage would fail: the
+            // phase that makes it did not run.
+            let table = quote_ident(&format!("_sandbox_report_{}", v.name));
+            let sql = format!(
+                "CREATE TABLE main.{table} AS {}; CREATE VIEW main.{} AS SELECT * FROM main.{table};",
+                v.sql,
+                quote_ident(&v.name)
+            );
+            if let Err(e) = self.conn.execute_batch(&sql) {
+                if !self.broken {
+                    return Err(crate::error::environment(format!(
+                        "plan report view {} cannot be created: {e}",
+                        v.name
+                    )));
+                }
             }
         }
+        Ok(())
     }
-    Ok(RehearsalReport {
-        rehearsal_id: id,
-        snapshot: snapshot.path.display().to_string(),
-        plan_name: plan.file.name.clone(),
-        plan_hash: plan.hash.clone(),
-        snapshot_checksum: snapshot.info.snapshot_checksum.clone(),
-        staged_checksum: staged_sum,
-        passed,
-        checks,
-        phases: timings,
-        staged: staged_list,
-        preflight,
-        millis,
-    })
+}
+
+/// Names the tables the phase's SQL and conflicts read that it does not
+/// declare in "reads" or "writes".
+fn undeclared_reads_check(phase: &Phase, reads: &BTreeSet<String>) -> Check {
+    let declared: HashSet<&String> = phase.reads.iter().chain(&phase.writes).collect();
+    let undeclared: Vec<String> = reads
+        .iter()
+        .filter(|t| !declared.contains(t))
+        .map(|t| format!("{t} is read but not in the phase's \"reads\""))
+        .collect();
+    Check::no_rows(
+        &phase.id,
+        "reads only the tables it declares",
+        CheckKind::Conflict,
+        undeclared,
+    )
 }
 
 /// The tables the plan creates must not exist at the source, nor the
