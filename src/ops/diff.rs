@@ -423,23 +423,17 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                 &mut deletes,
             )?;
         }
-        let key_idx: Vec<usize> = key
-            .iter()
-            .filter_map(|k| after.columns.iter().position(|c| &c.name == k))
-            .collect();
+        let key_idx = key_positions(&after, &key)?;
         let insert_phases = inserts
             .iter()
             .map(|r| {
-                let k: Vec<String> = key_idx
-                    .iter()
-                    .map(|i| r[*i].clone().unwrap_or_default())
-                    .collect();
-                phases_of
+                let k = key_values(&name, &key, &key_idx, r)?;
+                Ok(phases_of
                     .get(&crate::ops::rehearse::key_text(&k))
                     .cloned()
-                    .unwrap_or_else(|| last_phase.clone())
+                    .unwrap_or_else(|| last_phase.clone()))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let update_phase = plan
             .last_write(&name)
             .map(|i| plan.file.phases[i].id.clone())
@@ -448,16 +442,13 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         let delete_phases = deletes
             .iter()
             .map(|r| {
-                let k: Vec<String> = key_idx
-                    .iter()
-                    .map(|i| r[*i].clone().unwrap_or_default())
-                    .collect();
-                deleted_in
+                let k = key_values(&name, &key, &key_idx, r)?;
+                Ok(deleted_in
                     .get(&crate::ops::rehearse::key_text(&k))
                     .cloned()
-                    .unwrap_or_else(|| update_phase.clone())
+                    .unwrap_or_else(|| update_phase.clone()))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         tables.push(TableDiff {
             table: name,
             created,
@@ -553,6 +544,47 @@ fn diff_hash(diff: &Diff) -> String {
     hex::encode(h.finalize())
 }
 
+/// Where each primary key column sits among `meta`'s columns. A key column
+/// the table lacks is an error: matching rows by another column would
+/// pair the wrong rows.
+fn key_positions(meta: &TableMeta, key: &[String]) -> Result<Vec<usize>> {
+    key.iter()
+        .map(|k| {
+            meta.columns
+                .iter()
+                .position(|c| &c.name == k)
+                .ok_or_else(|| {
+                    environment(format!(
+                        "table {}: primary key column {k} is not one of its columns; the \
+                         snapshot is damaged — pull again",
+                        meta.name
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// A row's key values. NULL in a key column is an error naming it: read as
+/// an empty string it would match a row whose key really is empty.
+fn key_values(
+    table: &str,
+    key: &[String],
+    positions: &[usize],
+    row: &[Option<String>],
+) -> Result<Vec<String>> {
+    positions
+        .iter()
+        .zip(key)
+        .map(|(i, k)| {
+            row.get(*i).cloned().flatten().ok_or_else(|| {
+                environment(format!(
+                    "table {table}: a row has no value in its primary key column {k}"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// Rows of the staged copy that are new (by key), columns that differ for
 /// keys present in both, and pulled rows the staged copy no longer has
 /// (whole, as before-images; protected tables never get here with one: the
@@ -566,35 +598,17 @@ fn diff_existing(
     deletes: &mut Vec<Vec<Option<String>>>,
 ) -> Result<()> {
     let key = after.primary_key();
-    let key_idx: Vec<usize> = key
-        .iter()
-        .map(|k| after.columns.iter().position(|c| &c.name == k).unwrap_or(0))
-        .collect();
+    let key_idx = key_positions(after, &key)?;
     let mut pulled: std::collections::HashMap<Vec<String>, Vec<Option<String>>> =
         std::collections::HashMap::new();
-    let before_key_idx: Vec<usize> = key
-        .iter()
-        .map(|k| {
-            before
-                .columns
-                .iter()
-                .position(|c| &c.name == k)
-                .unwrap_or(0)
-        })
-        .collect();
+    let before_key_idx = key_positions(before, &key)?;
     snapshot.for_each_row(&before.name, before, |r| {
-        let k = before_key_idx
-            .iter()
-            .map(|i| r[*i].clone().unwrap_or_default())
-            .collect();
+        let k = key_values(&before.name, &key, &before_key_idx, &r)?;
         pulled.insert(k, r);
         Ok(())
     })?;
     snapshot.for_each_row(&staged(&after.name), after, |r| {
-        let k: Vec<String> = key_idx
-            .iter()
-            .map(|i| r[*i].clone().unwrap_or_default())
-            .collect();
+        let k = key_values(&after.name, &key, &key_idx, &r)?;
         match pulled.remove(&k) {
             None => inserts.push(r),
             Some(old) => {
@@ -864,4 +878,60 @@ pub fn diff_snapshot(path: &Path, plan: &Plan) -> Result<(Snapshot, Diff)> {
     let snapshot = Snapshot::open(path)?;
     let diff = compute(&snapshot, plan)?;
     Ok((snapshot, diff))
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use crate::catalog::{ConstraintMeta, TableRole};
+
+    fn meta(columns: &[&str], key: &[&str]) -> TableMeta {
+        let c = columns
+            .iter()
+            .map(|name| ColumnMeta {
+                name: name.to_string(),
+                pg_type: "text".into(),
+                ..ColumnMeta::default()
+            })
+            .collect();
+        TableMeta {
+            name: "t".into(),
+            role: TableRole::Source,
+            columns: c,
+            constraints: vec![ConstraintMeta::new(
+                "t_pkey".into(),
+                "p",
+                key.iter().map(|k| k.to_string()).collect(),
+                String::new(),
+            )],
+        }
+    }
+
+    #[test]
+    fn a_key_column_the_table_lacks_is_an_error_not_column_0() {
+        let m = meta(&["name", "id"], &["id"]);
+        assert_eq!(key_positions(&m, &m.primary_key()).unwrap(), vec![1]);
+        let m = meta(&["name", "code"], &["id"]);
+        let e = key_positions(&m, &m.primary_key()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("primary key column id is not one of its columns"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_null_key_value_is_an_error_not_an_empty_string() {
+        let key = vec!["id".to_string()];
+        assert_eq!(
+            key_values("t", &key, &[1], &[None, Some("k1".into())]).unwrap(),
+            vec!["k1".to_string()]
+        );
+        let e = key_values("t", &key, &[0], &[None, Some("k1".into())]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a row has no value in its primary key column id"),
+            "{e}"
+        );
+    }
 }
