@@ -71,15 +71,12 @@ pub async fn for_each_remote_line(
         .await
         .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
     pin_mut!(stream);
-    let mut pending: Vec<u8> = Vec::new();
+    let mut lines = LineSplitter::default();
     while let Some(chunk) = stream.next().await {
-        pending.extend_from_slice(&chunk?);
-        let mut start = 0;
-        while let Some(pos) = find_byte(&pending[start..], b'\n') {
-            f(&pending[start..=start + pos])?;
-            start += pos + 1;
-        }
-        pending.drain(..start);
+        lines.split(&chunk?, &mut f)?;
+    }
+    if !lines.partial.is_empty() {
+        anyhow::bail!("table {}: COPY ended in the middle of a row", meta.name);
     }
     Ok(())
 }
