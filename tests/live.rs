@@ -343,6 +343,10 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
     stop.store(true, Ordering::SeqCst);
     let watch = monitor.join().expect("monitor");
     let reads: u64 = reading.into_iter().map(|r| r.join().expect("reader")).sum();
+    eprintln!(
+        "longest wait of a jtbd_library reader: {:.0} ms over {} samples",
+        watch.longest_reader_wait_ms, watch.samples
+    );
 
     assert!(
         watch.push_waiting_exclusive > 0,
