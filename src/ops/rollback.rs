@@ -13,17 +13,18 @@ use serde::Serialize;
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
 use crate::db::postgres::copy::remote_checksum;
+use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes, RowHashes};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
-use crate::db::triggers::{plan_triggers, WrittenTable};
+use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
 use crate::db::writes::{account, transaction_writes, TableWrites};
 use crate::error::check_failed;
 use crate::error::refused as refuse;
 use crate::ops::diff::{RowUpdate, TableDiff};
 use crate::ops::push::{apply_updates, begin, copy_rows, lock_tables, simple_rows};
 use crate::plan::checks::{Check, CheckKind};
-use crate::receipt::Undo;
+use crate::receipt::{TableState, Undo, UndoTable};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
 
@@ -58,7 +59,7 @@ pub struct RollbackReport {
     /// Allowed writes to tables outside the receipt (an audit trigger).
     pub side_effects: Vec<TableWrites>,
     /// Every trigger on the tables the undo writes, and what it did.
-    pub triggers: Vec<crate::db::triggers::TriggerReport>,
+    pub triggers: Vec<TriggerReport>,
     pub millis: u64,
 }
 
@@ -88,7 +89,90 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     let mut client = connect(&opts.target).await?;
     let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
-    let exists = simple_rows(&tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
+    let Some(undo) = read_receipt(&tx, opts).await? else {
+        // Like a repeated push: the wanted state holds, nothing to do.
+        tx.rollback().await?;
+        let mut report = RollbackReport::new(opts, vec![], vec![]);
+        report.already_rolled_back = true;
+        report.millis = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    };
+    let r = Rollback {
+        tx: &tx,
+        opts,
+        undo: &undo,
+        nothing: if opts.confirm {
+            "nothing was changed"
+        } else {
+            "dry run: nothing was changed"
+        },
+    };
+    // Privileges first, before any lock.
+    let mut checks = vec![r.privileges().await?];
+    r.lock_written_tables().await?;
+    r.unchanged_since_push(&mut checks).await?;
+    let pushed = load_pushed_keys(&tx, &undo).await?;
+    checks.push(r.nothing_references(&pushed).await?);
+    let (triggers, trigger_check) = r.triggers().await?;
+    checks.push(trigger_check);
+    let mut report = RollbackReport::new(opts, checks, triggers.clone());
+    r.undo(&pushed, &triggers, &mut report).await?;
+    if opts.strict {
+        r.equal_to_before_push(&mut report.checks).await?;
+    }
+    tx.execute(
+        "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1::text::uuid",
+        &[&opts.receipt_id],
+    )
+    .await?;
+    r.account_writes(&mut report).await?;
+    if let Some(refusal) = r.refusal_after_undo(&report) {
+        tx.rollback().await?;
+        return Err(refuse(refusal, report.checks));
+    }
+    if !opts.confirm {
+        tx.rollback().await?;
+        report.millis = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    tx.commit()
+        .await
+        .context("COMMIT of the rollback failed; nothing was undone")?;
+    report.millis = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+impl RollbackReport {
+    /// A report of nothing undone yet.
+    fn new(
+        opts: &RollbackOptions,
+        checks: Vec<Check>,
+        triggers: Vec<TriggerReport>,
+    ) -> RollbackReport {
+        RollbackReport {
+            receipt_id: opts.receipt_id.clone(),
+            confirmed: opts.confirm,
+            already_rolled_back: false,
+            deleted: vec![],
+            restored: vec![],
+            reinserted: vec![],
+            dropped_tables: vec![],
+            dropped_columns: vec![],
+            checks,
+            side_effects: vec![],
+            triggers,
+            millis: 0,
+        }
+    }
+}
+
+/// Reads the receipt to undo: `None` when it was rolled back before; an
+/// error when there is none, it is not applied, or later pushes still are.
+async fn read_receipt(
+    tx: &tokio_postgres::Transaction<'_>,
+    opts: &RollbackOptions,
+) -> Result<Option<Undo>> {
+    let exists = simple_rows(tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
     if exists
         .first()
         .and_then(|r| r.first())
@@ -118,22 +202,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     };
     let status: String = row.get(0);
     if status == "rolled_back" {
-        // Like a repeated push: the wanted state holds, nothing to do.
-        tx.rollback().await?;
-        return Ok(RollbackReport {
-            receipt_id: opts.receipt_id.clone(),
-            confirmed: opts.confirm,
-            already_rolled_back: true,
-            deleted: vec![],
-            restored: vec![],
-            reinserted: vec![],
-            dropped_tables: vec![],
-            dropped_columns: vec![],
-            checks: vec![],
-            side_effects: vec![],
-            triggers: vec![],
-            millis: started.elapsed().as_millis() as u64,
-        });
+        return Ok(None);
     }
     if status != "applied" {
         return Err(check_failed(format!(
@@ -149,78 +218,161 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
              (`sandbox receipts` lists them): `sandbox rollback --receipt {newest} --confirm`"
         )));
     }
-    let undo = Undo::read(&opts.receipt_id, &row.get::<_, String>(1))?;
-    let nothing = if opts.confirm {
-        "nothing was changed"
-    } else {
-        "dry run: nothing was changed"
-    };
+    Ok(Some(Undo::read(
+        &opts.receipt_id,
+        &row.get::<_, String>(1),
+    )?))
+}
 
-    // Privileges first, before any lock.
-    let privileges =
-        privilege_check(&tx, "privileges", &rollback_needs(&undo, opts.strict)).await?;
-    if !privileges.ok {
-        return Err(refuse(
+/// What the steps of one rollback share: its transaction, options and the
+/// receipt's undo record.
+struct Rollback<'a, 't> {
+    tx: &'a tokio_postgres::Transaction<'t>,
+    opts: &'a RollbackOptions,
+    undo: &'a Undo,
+    /// How a refusal ends: what it left unchanged.
+    nothing: &'static str,
+}
+
+impl Rollback<'_, '_> {
+    /// A refusal of this receipt's rollback.
+    fn refuse(&self, why: String, checks: Vec<Check>) -> anyhow::Error {
+        refuse(
             format!(
-                "refusing to roll back receipt {}: the connected role lacks privileges ({}); {nothing}",
-                opts.receipt_id,
-                privileges.rows.join("; ")
+                "refusing to roll back receipt {}: {why}",
+                self.opts.receipt_id
             ),
-            vec![privileges],
-        ));
+            checks,
+        )
     }
 
-    // Lock the tables the push wrote against other writers; the app's
-    // tables stay unlocked (all pulled tables with --strict).
-    let written_tables: Vec<String> = undo
-        .tables
-        .iter()
-        .map(|t| t.table.clone())
-        .chain(undo.created_tables.iter().cloned())
-        .collect();
-    let mut locks: Vec<(String, LockMode)> = written_tables
-        .iter()
-        .map(|t| (t.clone(), LockMode::ShareRowExclusive))
-        .collect();
-    if opts.strict {
-        locks.extend(
-            undo.before
-                .keys()
-                .filter(|t| !written_tables.contains(t))
-                .map(|t| (t.clone(), LockMode::Share)),
-        );
-    }
-    lock_tables(&tx, &locks, opts.lock_timeout_ms).await?;
-
-    // What the push wrote must still be as it left it: in a table it
-    // created, every row (dropping it drops them all); in an existing table,
-    // the rows it inserted or updated (the app's other rows are not ours to
-    // judge; with --strict, the whole table).
-    let mut checks = vec![privileges];
-    for t in &undo.tables {
-        let Some(after) = undo.after.get(&t.table) else {
-            continue;
-        };
-        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
-        if t.created || opts.strict {
-            let sum = remote_checksum(&tx, &meta).await?;
-            let mut c = Check::equal(
-                "before undo",
-                &format!("{} unchanged since the push", t.table),
-                CheckKind::Integrity,
-                format!("{} rows, {}", after.rows, short(&after.checksum)),
-                format!("{} rows, {}", sum.rows(), short(&sum.hex())),
-            );
-            c.ok = sum.hex() == after.checksum;
-            if !c.ok {
-                let now = crate::db::postgres::digest::remote_row_hashes(&tx, &meta).await?;
-                c.rows =
-                    crate::db::postgres::digest::describe_row_changes(&after.row_hashes, &now, 10);
-                c.row_count = c.rows.len() as u64;
-            }
-            checks.push(c);
-            continue;
+    async fn privileges(&self) -> Result<Check> {
+        let privileges = privilege_check(
+            self.tx,
+            "privileges",
+            &rollback_needs(self.undo, self.opts.strict),
+        )
+        .await?;
+        if !privileges.ok {
+            return Err(self.refuse(
+                format!(
+                    "the connected role lacks privileges ({}); {}",
+                    privileges.rows.join("; "),
+                    self.nothing
+                ),
+                vec![privileges],
+            ));
         }
+        Ok(privileges)
+    }
+
+    /// Lock the tables the push wrote against other writers; the app's
+    /// tables stay unlocked (all pulled tables with --strict).
+    async fn lock_written_tables(&self) -> Result<()> {
+        let undo = self.undo;
+        let written_tables: Vec<String> = undo
+            .tables
+            .iter()
+            .map(|t| t.table.clone())
+            .chain(undo.created_tables.iter().cloned())
+            .collect();
+        let mut locks: Vec<(String, LockMode)> = written_tables
+            .iter()
+            .map(|t| (t.clone(), LockMode::ShareRowExclusive))
+            .collect();
+        if self.opts.strict {
+            locks.extend(
+                undo.before
+                    .keys()
+                    .filter(|t| !written_tables.contains(t))
+                    .map(|t| (t.clone(), LockMode::Share)),
+            );
+        }
+        lock_tables(self.tx, &locks, self.opts.lock_timeout_ms).await
+    }
+
+    /// What the push wrote must still be as it left it: in a table it
+    /// created, every row (dropping it drops them all); in an existing table,
+    /// the rows it inserted or updated (the app's other rows are not ours to
+    /// judge; with --strict, the whole table). Refuses with `checks` when
+    /// anything changed.
+    async fn unchanged_since_push(&self, checks: &mut Vec<Check>) -> Result<()> {
+        for t in &self.undo.tables {
+            let Some(after) = self.undo.after.get(&t.table) else {
+                continue;
+            };
+            let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+            if t.created || self.opts.strict {
+                checks.push(
+                    self.state_check(
+                        &meta,
+                        after,
+                        "before undo",
+                        &format!("{} unchanged since the push", t.table),
+                        CheckKind::Integrity,
+                        true,
+                    )
+                    .await?,
+                );
+            } else {
+                checks.push(self.pushed_rows_check(t, &meta, after).await?);
+            }
+        }
+        if checks.iter().any(|c| !c.ok) {
+            let changed: Vec<String> = checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{} ({} now: {})", c.name, c.actual, c.rows.join(", ")))
+                .collect();
+            return Err(self.refuse(
+                format!(
+                    "tables changed since the push — {}. Undoing now would discard those changes; {}",
+                    changed.join("; "),
+                    self.nothing
+                ),
+                std::mem::take(checks),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Compares a whole table with a state the receipt recorded; a
+    /// difference lists the rows that differ (when `list_rows` or the
+    /// receipt has their fingerprints).
+    async fn state_check(
+        &self,
+        meta: &TableMeta,
+        state: &TableState,
+        phase: &str,
+        name: &str,
+        kind: CheckKind,
+        list_rows: bool,
+    ) -> Result<Check> {
+        let sum = remote_checksum(self.tx, meta).await?;
+        let mut c = Check::equal(
+            phase,
+            name,
+            kind,
+            format!("{} rows, {}", state.rows, short(&state.checksum)),
+            format!("{} rows, {}", sum.rows(), short(&sum.hex())),
+        );
+        c.ok = sum.hex() == state.checksum;
+        if !c.ok && (list_rows || !state.row_hashes.is_empty()) {
+            let now = remote_row_hashes(self.tx, meta).await?;
+            c.rows = describe_row_changes(&state.row_hashes, &now, 10);
+            c.row_count = c.rows.len() as u64;
+        }
+        Ok(c)
+    }
+
+    /// The rows the push inserted into or updated in an existing table are
+    /// as it left them.
+    async fn pushed_rows_check(
+        &self,
+        t: &UndoTable,
+        meta: &TableMeta,
+        after: &TableState,
+    ) -> Result<Check> {
         let pushed_keys: std::collections::BTreeSet<String> = t
             .inserted_keys
             .iter()
@@ -232,14 +384,13 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             })
             .chain(t.updates.iter().map(|u| u.key.join("/")))
             .collect();
-        let now = crate::db::postgres::digest::remote_row_hashes(&tx, &meta).await?;
-        let pick =
-            |h: &crate::db::postgres::digest::RowHashes| -> crate::db::postgres::digest::RowHashes {
-                h.iter()
-                    .filter(|(k, _)| pushed_keys.contains(*k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            };
+        let now = remote_row_hashes(self.tx, meta).await?;
+        let pick = |h: &RowHashes| -> RowHashes {
+            h.iter()
+                .filter(|(k, _)| pushed_keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
         let (then, now) = (pick(&after.row_hashes), pick(&now));
         let mut c = Check::equal(
             "before undo",
@@ -253,164 +404,146 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         );
         c.ok = then == now && then.len() == pushed_keys.len();
         if !c.ok {
-            c.rows = crate::db::postgres::digest::describe_row_changes(&then, &now, 10);
+            c.rows = describe_row_changes(&then, &now, 10);
             c.row_count = c.rows.len() as u64;
         }
-        checks.push(c);
+        Ok(c)
     }
-    if checks.iter().any(|c| !c.ok) {
-        let changed: Vec<String> = checks
+
+    /// What else leans on what the rollback removes: rows referencing pushed
+    /// rows (any schema, any ON DELETE action), objects depending on the
+    /// tables and columns it drops. Any of them refuses the whole rollback.
+    async fn nothing_references(&self, pushed: &[PushedRows]) -> Result<Check> {
+        let undo = self.undo;
+        let dropped_columns: Vec<(String, String)> = undo
+            .added_columns
             .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{} ({} now: {})", c.name, c.actual, c.rows.join(", ")))
+            .map(|a| (a.table.clone(), a.column.clone()))
             .collect();
-        return Err(refuse(
-            format!(
-                "refusing to roll back receipt {}: tables changed since the push — {}. Undoing now would \
-                 discard those changes; {nothing}",
-                opts.receipt_id,
-                changed.join("; ")
-            ),
-            checks,
-        ));
-    }
-
-    // What else leans on what the rollback removes: rows referencing pushed
-    // rows (any schema, any ON DELETE action), objects depending on the
-    // tables and columns it drops. Any of them refuses the whole rollback.
-    let pushed = load_pushed_keys(&tx, &undo).await?;
-    let dropped_columns: Vec<(String, String)> = undo
-        .added_columns
-        .iter()
-        .map(|a| (a.table.clone(), a.column.clone()))
-        .collect();
-    let mut blockers = rows_referencing(&tx, &pushed, &undo.created_tables).await?;
-    blockers.extend(objects_depending(&tx, &undo.created_tables, &dropped_columns).await?);
-    let dependents = Check::no_rows(
-        "before undo",
-        "nothing else references what the rollback removes",
-        CheckKind::Integrity,
-        blockers,
-    );
-    if !dependents.ok {
-        return Err(refuse(
-            format!(
-                "refusing to roll back receipt {}: undoing would destroy or break data it did not \
-                 write — {}. Remove or re-point those first; {nothing}",
-                opts.receipt_id,
-                dependents.rows.join("; ")
-            ),
-            vec![dependents],
-        ));
-    }
-    checks.push(dependents);
-
-    // The same hold-off rule as the push: only proven updated_at stamps,
-    // and only those the receipt held off.
-    let written: Vec<WrittenTable> = undo
-        .tables
-        .iter()
-        .filter(|t| !t.created)
-        .map(|t| WrittenTable {
-            name: t.table.clone(),
-            updates: !t.updates.is_empty(),
-        })
-        .collect();
-    let (triggers, trigger_check) = plan_triggers(&tx, &written, &undo.held_off_triggers).await?;
-    if !trigger_check.ok {
-        return Err(refuse(
-            format!(
-                "refusing to roll back receipt {}: {}; {nothing}",
-                opts.receipt_id,
-                trigger_check.rows.join("; ")
-            ),
-            vec![trigger_check],
-        ));
-    }
-    checks.push(trigger_check);
-
-    let mut report = RollbackReport {
-        receipt_id: opts.receipt_id.clone(),
-        confirmed: opts.confirm,
-        already_rolled_back: false,
-        deleted: vec![],
-        restored: vec![],
-        reinserted: vec![],
-        dropped_tables: vec![],
-        dropped_columns: vec![],
-        checks,
-        side_effects: vec![],
-        triggers: triggers.clone(),
-        millis: 0,
-    };
-    // DROP COLUMN and DROP TABLE need ACCESS EXCLUSIVE: taken just before,
-    // in short attempts.
-    let dropping: Vec<(String, LockMode)> = undo
-        .added_columns
-        .iter()
-        .map(|a| a.table.clone())
-        .chain(undo.created_tables.iter().cloned())
-        .map(|t| (t, LockMode::AccessExclusive))
-        .collect();
-    lock_tables(&tx, &dropping, opts.lock_timeout_ms).await?;
-    if let Err(e) = undo_changes(&tx, &undo, &pushed, &triggers, &mut report).await {
-        return Err(match crate::db::pg_error::describe(&e, &triggers) {
-            Some(named) => refuse(
+        let mut blockers = rows_referencing(self.tx, pushed, &undo.created_tables).await?;
+        blockers.extend(objects_depending(self.tx, &undo.created_tables, &dropped_columns).await?);
+        let dependents = Check::no_rows(
+            "before undo",
+            "nothing else references what the rollback removes",
+            CheckKind::Integrity,
+            blockers,
+        );
+        if !dependents.ok {
+            return Err(self.refuse(
                 format!(
-                    "refusing to roll back receipt {}: Postgres refused {}: {named}; rolled back, {nothing}",
-                    opts.receipt_id,
-                    e.chain().next().map(|c| c.to_string()).unwrap_or_default()
+                    "undoing would destroy or break data it did not write — {}. Remove or re-point \
+                     those first; {}",
+                    dependents.rows.join("; "),
+                    self.nothing
                 ),
-                vec![],
-            ),
-            None => e,
-        });
-    }
-    // With --strict the result must be the pulled state of every table,
-    // byte for byte. Otherwise the rows the push wrote were undone one by
-    // one (each delete and restore counted), the app's rows are left as
-    // they are, and the write accounting below proves the undo wrote
-    // nothing else.
-    if opts.strict {
-        for (name, before) in &undo.before {
-            let meta = meta_of(name, before.columns.clone(), &key_of(&undo, name));
-            let sum = remote_checksum(&tx, &meta).await?;
-            let mut c = Check::equal(
-                "after undo",
-                &format!("{name} equals its state before the push"),
-                CheckKind::Guard,
-                format!("{} rows, {}", before.rows, short(&before.checksum)),
-                format!("{} rows, {}", sum.rows(), short(&sum.hex())),
-            );
-            c.ok = sum.hex() == before.checksum;
-            if !c.ok && !before.row_hashes.is_empty() {
-                let now = crate::db::postgres::digest::remote_row_hashes(&tx, &meta).await?;
-                c.rows =
-                    crate::db::postgres::digest::describe_row_changes(&before.row_hashes, &now, 10);
-                c.row_count = c.rows.len() as u64;
-            }
-            report.checks.push(c);
+                vec![dependents],
+            ));
         }
+        Ok(dependents)
     }
-    tx.execute(
-        "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1::text::uuid",
-        &[&opts.receipt_id],
-    )
-    .await?;
-    // Every write of the undo, database-wide: only the receipt's tables,
-    // exactly as many rows as it recorded, plus allowed side effects.
-    let allowed: Vec<String> = undo
-        .allowed_writes
-        .iter()
-        .chain(opts.allow_writes.iter())
-        .cloned()
-        .collect();
-    let writes = transaction_writes(&tx).await?;
-    let accounting = account("writes", &writes, &undo_writes(&undo, &report), &allowed);
-    report.checks.extend(accounting.checks);
-    report.side_effects = accounting.allowed;
-    if report.checks.iter().any(|c| !c.ok) {
-        tx.rollback().await?;
+
+    /// The same hold-off rule as the push: only proven updated_at stamps,
+    /// and only those the receipt held off.
+    async fn triggers(&self) -> Result<(Vec<TriggerReport>, Check)> {
+        let written: Vec<WrittenTable> = self
+            .undo
+            .tables
+            .iter()
+            .filter(|t| !t.created)
+            .map(|t| WrittenTable {
+                name: t.table.clone(),
+                updates: !t.updates.is_empty(),
+            })
+            .collect();
+        let (triggers, trigger_check) =
+            plan_triggers(self.tx, &written, &self.undo.held_off_triggers).await?;
+        if !trigger_check.ok {
+            return Err(self.refuse(
+                format!("{}; {}", trigger_check.rows.join("; "), self.nothing),
+                vec![trigger_check],
+            ));
+        }
+        Ok((triggers, trigger_check))
+    }
+
+    /// Drops what the push created and removes or restores its rows; an
+    /// error Postgres raises on a trigger or constraint it can name is a
+    /// refusal.
+    async fn undo(
+        &self,
+        pushed: &[PushedRows],
+        triggers: &[TriggerReport],
+        report: &mut RollbackReport,
+    ) -> Result<()> {
+        // DROP COLUMN and DROP TABLE need ACCESS EXCLUSIVE: taken just before,
+        // in short attempts.
+        let dropping: Vec<(String, LockMode)> = self
+            .undo
+            .added_columns
+            .iter()
+            .map(|a| a.table.clone())
+            .chain(self.undo.created_tables.iter().cloned())
+            .map(|t| (t, LockMode::AccessExclusive))
+            .collect();
+        lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
+        if let Err(e) = undo_changes(self.tx, self.undo, pushed, triggers, report).await {
+            return Err(match crate::db::pg_error::describe(&e, triggers) {
+                Some(named) => self.refuse(
+                    format!(
+                        "Postgres refused {}: {named}; rolled back, {}",
+                        e.chain().next().map(|c| c.to_string()).unwrap_or_default(),
+                        self.nothing
+                    ),
+                    vec![],
+                ),
+                None => e,
+            });
+        }
+        Ok(())
+    }
+
+    /// With --strict the result must be the pulled state of every table,
+    /// byte for byte. Otherwise the rows the push wrote were undone one by
+    /// one (each delete and restore counted), the app's rows are left as
+    /// they are, and the write accounting proves the undo wrote nothing
+    /// else.
+    async fn equal_to_before_push(&self, checks: &mut Vec<Check>) -> Result<()> {
+        for (name, before) in &self.undo.before {
+            let meta = meta_of(name, before.columns.clone(), &key_of(self.undo, name));
+            checks.push(
+                self.state_check(
+                    &meta,
+                    before,
+                    "after undo",
+                    &format!("{name} equals its state before the push"),
+                    CheckKind::Guard,
+                    false,
+                )
+                .await?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Every write of the undo, database-wide: only the receipt's tables,
+    /// exactly as many rows as it recorded, plus allowed side effects.
+    async fn account_writes(&self, report: &mut RollbackReport) -> Result<()> {
+        let allowed: Vec<String> = self
+            .undo
+            .allowed_writes
+            .iter()
+            .chain(self.opts.allow_writes.iter())
+            .cloned()
+            .collect();
+        let writes = transaction_writes(self.tx).await?;
+        let accounting = account("writes", &writes, &undo_writes(self.undo, report), &allowed);
+        report.checks.extend(accounting.checks);
+        report.side_effects = accounting.allowed;
+        Ok(())
+    }
+
+    /// The refusal's message when a check after the undo failed.
+    fn refusal_after_undo(&self, report: &RollbackReport) -> Option<String> {
         let failed: Vec<String> = report
             .checks
             .iter()
@@ -423,25 +556,16 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
                 }
             })
             .collect();
-        return Err(refuse(
-            format!(
-                "refusing to roll back receipt {}: after undoing, {}; rolled back, {nothing}",
-                opts.receipt_id,
-                failed.join("; ")
-            ),
-            report.checks,
-        ));
+        if failed.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "refusing to roll back receipt {}: after undoing, {}; rolled back, {}",
+            self.opts.receipt_id,
+            failed.join("; "),
+            self.nothing
+        ))
     }
-    if !opts.confirm {
-        tx.rollback().await?;
-        report.millis = started.elapsed().as_millis() as u64;
-        return Ok(report);
-    }
-    tx.commit()
-        .await
-        .context("COMMIT of the rollback failed; nothing was undone")?;
-    report.millis = started.elapsed().as_millis() as u64;
-    Ok(report)
 }
 
 /// The key of a written table, from the receipt (empty for the others).
@@ -615,11 +739,36 @@ async fn undo_changes(
     tx: &tokio_postgres::Transaction<'_>,
     undo: &Undo,
     pushed: &[PushedRows],
-    triggers: &[crate::db::triggers::TriggerReport],
+    triggers: &[TriggerReport],
     report: &mut RollbackReport,
 ) -> Result<()> {
     // Order matters: columns referencing created tables go first, then the
     // created tables (children first), then rows added to existing tables.
+    drop_created(tx, undo, report).await?;
+    for t in undo.tables.iter().rev().filter(|t| !t.created) {
+        if let Some(p) = pushed.iter().find(|p| p.table == t.table) {
+            delete_pushed_rows(tx, t, p, report).await?;
+        }
+        restore_updated_rows(tx, undo, t, triggers, report).await?;
+    }
+    // Rows the push deleted, whole, parents before children; columns the
+    // push added are gone again and left out.
+    for t in undo
+        .tables
+        .iter()
+        .filter(|t| !t.created && !t.deleted_rows.is_empty())
+    {
+        reinsert_deleted_rows(tx, undo, t, report).await?;
+    }
+    Ok(())
+}
+
+/// Drops the columns the push added, then the tables it created.
+async fn drop_created(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+    report: &mut RollbackReport,
+) -> Result<()> {
     for a in &undo.added_columns {
         tx.batch_execute(&format!(
             "ALTER TABLE public.{} DROP COLUMN {}",
@@ -638,100 +787,120 @@ async fn undo_changes(
             .with_context(|| format!("dropping table {name}"))?;
         report.dropped_tables.push(name.clone());
     }
-    for t in undo.tables.iter().rev().filter(|t| !t.created) {
-        if let Some(p) = pushed.iter().find(|p| p.table == t.table) {
-            let n = tx
-                .execute(
-                    &format!(
-                        "DELETE FROM public.{} t USING {} u WHERE {}",
-                        quote_ident(&t.table),
-                        quote_ident(&p.keys_table),
-                        p.join("t", "u")
-                    ),
-                    &[],
-                )
-                .await
-                .with_context(|| format!("deleting the pushed rows of {}", t.table))?;
-            if n != t.inserted_keys.len() as u64 {
-                return Err(check_failed(format!(
-                    "{}: {} of {} inserted rows were found; refusing, nothing was changed",
-                    t.table,
-                    n,
-                    t.inserted_keys.len()
-                )));
-            }
-            report.deleted.push((t.table.clone(), n));
-        }
-        let dropped: Vec<&str> = undo
-            .added_columns
-            .iter()
-            .filter(|a| a.table == t.table)
-            .map(|a| a.column.as_str())
-            .collect();
-        let updates: Vec<RowUpdate> = t
-            .updates
-            .iter()
-            .map(|u| RowUpdate {
-                key: u.key.clone(),
-                changes: u
-                    .changes
-                    .iter()
-                    .filter(|c| !dropped.contains(&c.column.as_str()))
-                    .cloned()
-                    .collect(),
-            })
-            .filter(|u| !u.changes.is_empty())
-            .collect();
-        if !updates.is_empty() {
-            let td = TableDiff {
-                table: t.table.clone(),
-                created: false,
-                columns: t.columns.clone(),
-                key: t.key.clone(),
-                inserts: vec![],
-                insert_phases: vec![],
-                updates,
-                update_phase: String::new(),
-                deletes: vec![],
-                delete_phases: vec![],
-            };
-            let n = apply_updates(tx, &td, true, triggers)
-                .await
-                .with_context(|| format!("restoring the overwritten values of {}", t.table))?;
-            report.restored.push((t.table.clone(), n));
-        }
-    }
-    // Rows the push deleted, whole, parents before children; columns the
-    // push added are gone again and left out.
-    for t in undo
-        .tables
-        .iter()
-        .filter(|t| !t.created && !t.deleted_rows.is_empty())
-    {
-        let dropped: Vec<&str> = undo
-            .added_columns
-            .iter()
-            .filter(|a| a.table == t.table)
-            .map(|a| a.column.as_str())
-            .collect();
-        let keep: Vec<usize> = (0..t.columns.len())
-            .filter(|i| !dropped.contains(&t.columns[*i].name.as_str()))
-            .collect();
-        let cols: Vec<String> = keep.iter().map(|i| t.columns[*i].name.clone()).collect();
-        let rows: Vec<Vec<Option<String>>> = t
-            .deleted_rows
-            .iter()
-            .map(|r| keep.iter().map(|i| r.get(*i).cloned().flatten()).collect())
-            .collect();
-        let n = copy_rows(
-            tx,
-            &format!("public.{}", quote_ident(&t.table)),
-            &cols,
-            &rows,
+    Ok(())
+}
+
+/// Deletes the rows the push inserted into an existing table, by key; all
+/// of them or nothing.
+async fn delete_pushed_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    t: &UndoTable,
+    p: &PushedRows,
+    report: &mut RollbackReport,
+) -> Result<()> {
+    let n = tx
+        .execute(
+            &format!(
+                "DELETE FROM public.{} t USING {} u WHERE {}",
+                quote_ident(&t.table),
+                quote_ident(&p.keys_table),
+                p.join("t", "u")
+            ),
+            &[],
         )
         .await
-        .with_context(|| format!("inserting the deleted rows of {} again", t.table))?;
-        report.reinserted.push((t.table.clone(), n));
+        .with_context(|| format!("deleting the pushed rows of {}", t.table))?;
+    if n != t.inserted_keys.len() as u64 {
+        return Err(check_failed(format!(
+            "{}: {} of {} inserted rows were found; refusing, nothing was changed",
+            t.table,
+            n,
+            t.inserted_keys.len()
+        )));
     }
+    report.deleted.push((t.table.clone(), n));
+    Ok(())
+}
+
+/// The columns of `table` the push added: dropped again by the undo.
+fn added_columns_of<'u>(undo: &'u Undo, table: &str) -> Vec<&'u str> {
+    undo.added_columns
+        .iter()
+        .filter(|a| a.table == table)
+        .map(|a| a.column.as_str())
+        .collect()
+}
+
+/// Writes back the values the push overwrote, except in columns it added.
+async fn restore_updated_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+    t: &UndoTable,
+    triggers: &[TriggerReport],
+    report: &mut RollbackReport,
+) -> Result<()> {
+    let dropped = added_columns_of(undo, &t.table);
+    let updates: Vec<RowUpdate> = t
+        .updates
+        .iter()
+        .map(|u| RowUpdate {
+            key: u.key.clone(),
+            changes: u
+                .changes
+                .iter()
+                .filter(|c| !dropped.contains(&c.column.as_str()))
+                .cloned()
+                .collect(),
+        })
+        .filter(|u| !u.changes.is_empty())
+        .collect();
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let td = TableDiff {
+        table: t.table.clone(),
+        created: false,
+        columns: t.columns.clone(),
+        key: t.key.clone(),
+        inserts: vec![],
+        insert_phases: vec![],
+        updates,
+        update_phase: String::new(),
+        deletes: vec![],
+        delete_phases: vec![],
+    };
+    let n = apply_updates(tx, &td, true, triggers)
+        .await
+        .with_context(|| format!("restoring the overwritten values of {}", t.table))?;
+    report.restored.push((t.table.clone(), n));
+    Ok(())
+}
+
+/// Inserts again, whole, the rows the push deleted from a table.
+async fn reinsert_deleted_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+    t: &UndoTable,
+    report: &mut RollbackReport,
+) -> Result<()> {
+    let dropped = added_columns_of(undo, &t.table);
+    let keep: Vec<usize> = (0..t.columns.len())
+        .filter(|i| !dropped.contains(&t.columns[*i].name.as_str()))
+        .collect();
+    let cols: Vec<String> = keep.iter().map(|i| t.columns[*i].name.clone()).collect();
+    let rows: Vec<Vec<Option<String>>> = t
+        .deleted_rows
+        .iter()
+        .map(|r| keep.iter().map(|i| r.get(*i).cloned().flatten()).collect())
+        .collect();
+    let n = copy_rows(
+        tx,
+        &format!("public.{}", quote_ident(&t.table)),
+        &cols,
+        &rows,
+    )
+    .await
+    .with_context(|| format!("inserting the deleted rows of {} again", t.table))?;
+    report.reinserted.push((t.table.clone(), n));
     Ok(())
 }
