@@ -274,12 +274,43 @@ impl Undo {
                  that pushed it (see sandbox.receipts.tool_version); nothing was changed"
             )));
         }
-        serde_json::from_str(text).map_err(|e| {
+        let undo: Undo = serde_json::from_str(text).map_err(|e| {
             check_failed(format!(
                 "receipt {receipt_id}: its undo record (format {format}) does not have the expected \
                  fields ({e}); nothing was changed"
             ))
-        })
+        })?;
+        undo.check_type_names(receipt_id)?;
+        Ok(undo)
+    }
+
+    /// Every type name the rollback will splice into SQL as a cast must be
+    /// one: the record is a JSON document anyone with write access to
+    /// `sandbox.receipts` can edit.
+    fn check_type_names(&self, receipt_id: &str) -> Result<()> {
+        let columns = self.tables.iter().flat_map(|t| {
+            t.key_types
+                .iter()
+                .map(move |ty| (t.table.as_str(), "key", ty.as_str()))
+                .chain(
+                    t.columns
+                        .iter()
+                        .map(move |c| (t.table.as_str(), c.name.as_str(), c.pg_type.as_str())),
+                )
+        });
+        let states = self.before.iter().chain(&self.after).flat_map(|(t, s)| {
+            s.columns
+                .iter()
+                .map(move |c| (t.as_str(), c.name.as_str(), c.pg_type.as_str()))
+        });
+        for (table, column, ty) in columns.chain(states) {
+            crate::types::sql_type_name(ty).map_err(|e| {
+                check_failed(format!(
+                    "receipt {receipt_id}: {table}.{column}: {e}; nothing was changed"
+                ))
+            })?;
+        }
+        Ok(())
     }
 }
 

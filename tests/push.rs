@@ -772,3 +772,25 @@ fn diff_sql_script_is_exactly_the_push() {
             "from the push to the diff --sql script",
         );
 }
+
+// ---------------------------------------------------------------------------
+// 9: a receipt whose type names were edited is refused, not spliced into SQL
+
+#[test]
+fn a_receipt_with_a_forged_type_name_is_refused_before_any_sql() {
+    let w = World::fresh("forged_type");
+    let mut c = w.client();
+    w.push(&["--confirm"]).ok().stdout_has("Applied diff");
+    let receipt = receipts(&mut c)[0].0.clone();
+    c.batch_execute(
+        "UPDATE sandbox.receipts SET undo = replace(undo::text, '\"uuid\"', \
+         '\"uuid); DROP TABLE public.prompts; --\"')::jsonb",
+    )
+    .unwrap();
+    let pushed = whole_database_state(w.url());
+    w.rollback(&receipt, &["--confirm"])
+        .code(1)
+        .stderr_has("is not a Postgres type name");
+    assert!(table_exists(&mut c, "prompts"), "the forged SQL ran");
+    pushed.assert_same(&whole_database_state(w.url()), "by the refused rollback");
+}

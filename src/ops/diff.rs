@@ -547,7 +547,7 @@ fn diff_hash(diff: &Diff) -> String {
 /// Where each primary key column sits among `meta`'s columns. A key column
 /// the table lacks is an error: matching rows by another column would
 /// pair the wrong rows.
-fn key_positions(meta: &TableMeta, key: &[String]) -> Result<Vec<usize>> {
+pub(crate) fn key_positions(meta: &TableMeta, key: &[String]) -> Result<Vec<usize>> {
     key.iter()
         .map(|k| {
             meta.columns

@@ -496,6 +496,32 @@ async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Ch
     )])
 }
 
+/// Where the key columns of `t` sit among its columns (an error when one
+/// is missing: the diff or receipt is damaged).
+fn key_positions_of(t: &TableDiff) -> Result<Vec<usize>> {
+    crate::ops::diff::key_positions(
+        &TableMeta {
+            name: t.table.clone(),
+            role: crate::catalog::TableRole::Source,
+            columns: t.columns.clone(),
+            constraints: vec![crate::catalog::ConstraintMeta::new(
+                format!("{}_pkey", t.table),
+                "p",
+                t.key.clone(),
+                String::new(),
+            )],
+        },
+        &t.key,
+    )
+}
+
+/// A column's type, checked before it is spliced into SQL as a cast: it
+/// comes from the snapshot or, for a rollback, from the receipt.
+fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) -> Result<&'a str> {
+    crate::types::sql_type_name(&c.pg_type)
+        .map_err(|e| environment(format!("{}.{}: {e}", t.table, c.name)))
+}
+
 /// Deletes rows by key (their whole before-images go into the receipt;
 /// the drift check proved them unchanged since the pull). Keys go through
 /// a temporary table by COPY.
@@ -505,11 +531,7 @@ pub async fn delete_rows(
     rows: &[&Vec<Option<String>>],
 ) -> Result<u64> {
     let tmp = "_sandbox_deletes";
-    let key_idx: Vec<usize> = t
-        .key
-        .iter()
-        .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
-        .collect();
+    let key_idx = key_positions_of(t)?;
     tx.batch_execute(&format!(
         "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
         t.key
@@ -529,9 +551,9 @@ pub async fn delete_rows(
         .map(|i| {
             let c = &t.columns[*i];
             let col = quote_ident(&c.name);
-            format!("t.{col} = d.{col}::{}", c.pg_type)
+            Ok(format!("t.{col} = d.{col}::{}", cast_type(t, c)?))
         })
-        .collect::<Vec<_>>()
+        .collect::<Result<Vec<_>>>()?
         .join(" AND ");
     let n = tx
         .execute(
@@ -607,12 +629,16 @@ pub async fn apply_updates(
     for t in &triggers {
         tx.batch_execute(&t.disable_sql()).await?;
     }
-    let type_of = |name: &str| {
-        td.columns
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.pg_type.clone())
-            .unwrap_or_else(|| "text".into())
+    // A column the diff does not know has no type to cast to: an error,
+    // not a guess of `text`.
+    let type_of = |name: &str| -> Result<&str> {
+        let c = td.columns.iter().find(|c| c.name == name).ok_or_else(|| {
+            environment(format!(
+                "{}: the update names column {name}, which the table does not have",
+                td.table
+            ))
+        })?;
+        cast_type(td, c)
     };
     let mut total = 0;
     for (n, (cols, updates)) in by_cols.iter().enumerate() {
@@ -654,35 +680,35 @@ pub async fn apply_updates(
         let sets = cols
             .iter()
             .map(|c| {
-                format!(
+                Ok(format!(
                     "{} = u.{}::{}",
                     quote_ident(c),
                     quote_ident(&format!("new_{c}")),
-                    type_of(c)
-                )
+                    type_of(c)?
+                ))
             })
-            .collect::<Vec<_>>()
+            .collect::<Result<Vec<_>>>()?
             .join(", ");
         let mut conds: Vec<String> = td
             .key
             .iter()
             .map(|k| {
-                format!(
+                Ok(format!(
                     "t.{} = u.{}::{}",
                     quote_ident(k),
                     quote_ident(&format!("k_{k}")),
-                    type_of(k)
-                )
+                    type_of(k)?
+                ))
             })
-            .collect();
-        conds.extend(cols.iter().map(|c| {
-            format!(
+            .collect::<Result<_>>()?;
+        for c in cols {
+            conds.push(format!(
                 "t.{} IS NOT DISTINCT FROM u.{}::{}",
                 quote_ident(c),
                 quote_ident(&format!("old_{c}")),
-                type_of(c)
-            )
-        }));
+                type_of(c)?
+            ));
+        }
         let updated = tx
             .execute(
                 &format!(
@@ -886,11 +912,7 @@ async fn read_filled(
     n: usize,
 ) -> Result<Option<FilledValues>> {
     let mut columns: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
-    let key_idx: Vec<usize> = t
-        .key
-        .iter()
-        .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
-        .collect();
+    let key_idx = key_positions_of(t)?;
     let mut keys: Vec<Vec<Option<String>>> = Vec::new();
     for row in &t.inserts {
         let left = t.left_to_postgres(row);
@@ -951,14 +973,14 @@ async fn read_filled(
         .zip(&tmp_cols)
         .map(|(i, k)| {
             let c = &t.columns[*i];
-            format!(
+            Ok(format!(
                 "t.{} = u.{}::{}",
                 quote_ident(&c.name),
                 quote_ident(k),
-                c.pg_type
-            )
+                cast_type(t, c)?
+            ))
         })
-        .collect::<Vec<_>>()
+        .collect::<Result<Vec<_>>>()?
         .join(" AND ");
     let sql = format!(
         "COPY (SELECT {select} FROM public.{} t JOIN {} u ON {join}) TO STDOUT",
