@@ -665,3 +665,38 @@ fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
         before.assert_same(&w.state(), "a rollback refused by a trigger");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Hostile review (H7): what a push must not let past its checks
+
+/// A deferred constraint trigger would fire only at COMMIT, after the
+/// checks and the write accounting: its writes must still be counted (and
+/// refused), and its RAISE must be a named refusal in the preflight, not a
+/// failed COMMIT.
+#[test]
+fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_preflight() {
+    let w = World::new(
+        "deferred_trigger",
+        "CREATE TABLE public.side_log (id serial PRIMARY KEY, wf uuid);
+         CREATE FUNCTION public.side_log_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.side_log (wf) VALUES (NEW.id); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER wf_deferred_log AFTER INSERT ON public.workflows
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.side_log_fn();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(&w.push(confirm), &["public.side_log", "227 rows"]);
+        before.assert_same(&w.state(), "a deferred trigger's writes refused");
+    }
+    w.exec(
+        "CREATE OR REPLACE FUNCTION public.side_log_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'deferred check says no'; END $$;",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        refused(&run, &["deferred check says no", "workflows"]);
+        assert!(!run.all().contains("COMMIT"), "{}", run.show());
+        before.assert_same(&w.state(), "a deferred trigger's RAISE refused");
+    }
+}

@@ -170,8 +170,14 @@ pub async fn begin(
     // The search_path is pinned (SET LOCAL) so that a database or role whose
     // default differs (Supabase adds `extensions`; some set '') runs the
     // plan's unqualified SQL the same way.
+    // SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint trigger would
+    // otherwise fire only at COMMIT, after the checks and the write
+    // accounting, so its writes would go uncounted and its RAISE would
+    // surface as a failed COMMIT. Immediate, it fires at the end of the
+    // statement that queued it: counted, and refused by name like any
+    // trigger.
     tx.batch_execute(&format!(
-        "{} SET LOCAL search_path = public, extensions; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
+        "{} SET LOCAL search_path = public, extensions; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
          SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
         set_local_settings_sql()
     ))
