@@ -473,6 +473,37 @@ pub fn sql_type_name(ty: &str) -> Result<&str, String> {
     Ok(ty)
 }
 
+/// The one text a row is known by, wherever rows are matched or named:
+/// its primary-key values joined by `/`, each with `\` and `/` escaped by a
+/// backslash and NULL written `\N`. No two keys give the same text, and the
+/// usual one-column key (a uuid, a code) reads as the value itself.
+/// [`row_key_sql`] computes the same text in SQLite.
+pub fn row_key<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    values
+        .into_iter()
+        .map(|v| match v {
+            Some(v) => v.replace('\\', "\\\\").replace('/', "\\/"),
+            None => "\\N".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// [`row_key`] as a SQLite expression over the key columns of the row
+/// `alias` (`""`: unqualified columns).
+pub fn row_key_sql(key: &[String], alias: &str) -> String {
+    let dot = if alias.is_empty() { "" } else { "." };
+    key.iter()
+        .map(|k| {
+            format!(
+                "coalesce(replace(replace(CAST({alias}{dot}{} AS TEXT), '\\', '\\\\'), '/', '\\/'), '\\N')",
+                quote_ident(k)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" || '/' || ")
+}
+
 /// The first 12 characters of a hash, as reports and messages show it.
 pub fn short_hash(hash: &str) -> String {
     hash.chars().take(12).collect()
@@ -485,6 +516,51 @@ pub fn quote_ident(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn row_keys_are_unambiguous_and_sqlite_computes_the_same_text() {
+        let keys: Vec<Vec<Option<&str>>> = vec![
+            vec![Some("jtbd00042")],
+            vec![Some("a/b"), Some("c")],
+            vec![Some("a"), Some("b/c")],
+            vec![Some("a\\"), Some("/c")],
+            vec![Some("a\\/"), Some("c")],
+            vec![None, Some("c")],
+            vec![Some("\\N"), Some("c")],
+            vec![Some("NULL"), Some("c")],
+            vec![Some(""), Some("c")],
+        ];
+        let texts: Vec<String> = keys.iter().map(|k| row_key(k.iter().copied())).collect();
+        assert_eq!(texts[0], "jtbd00042");
+        let distinct: std::collections::BTreeSet<&String> = texts.iter().collect();
+        assert_eq!(distinct.len(), texts.len(), "{texts:?}");
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER, a TEXT, b TEXT)")
+            .unwrap();
+        for (n, k) in keys.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3)",
+                rusqlite::params![n as i64, k[0], k.get(1).copied().flatten()],
+            )
+            .unwrap();
+        }
+        let sql = format!(
+            "SELECT {} FROM t x ORDER BY n",
+            row_key_sql(&["a".to_string(), "b".to_string()], "x")
+        );
+        let from_sql: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let two_columns: Vec<String> = keys
+            .iter()
+            .map(|k| row_key([k[0], k.get(1).copied().flatten()]))
+            .collect();
+        assert_eq!(from_sql, two_columns);
+    }
 
     #[test]
     fn type_names_pass_and_anything_else_is_refused() {

@@ -429,7 +429,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             .map(|r| {
                 let k = key_values(&name, &key, &key_idx, r)?;
                 Ok(phases_of
-                    .get(&crate::ops::rehearse::key_text(&k))
+                    .get(&crate::types::row_key(k.iter().map(|v| Some(v.as_str()))))
                     .cloned()
                     .unwrap_or_else(|| last_phase.clone()))
             })
@@ -444,7 +444,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             .map(|r| {
                 let k = key_values(&name, &key, &key_idx, r)?;
                 Ok(deleted_in
-                    .get(&crate::ops::rehearse::key_text(&k))
+                    .get(&crate::types::row_key(k.iter().map(|v| Some(v.as_str()))))
                     .cloned()
                     .unwrap_or_else(|| update_phase.clone()))
             })

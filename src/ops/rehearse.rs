@@ -198,18 +198,6 @@ pub fn query_text(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {
     Ok(out)
 }
 
-/// The text a row's key is recorded under (columns joined by U+001F).
-pub fn key_sql(key: &[String], alias: &str) -> String {
-    key.iter()
-        .map(|k| format!("CAST({alias}{} AS TEXT)", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" || char(31) || ")
-}
-
-pub fn key_text(values: &[String]) -> String {
-    values.join("\u{1f}")
-}
-
 /// Records the working rows of `table` not yet attributed to a phase, and
 /// the pulled rows the phase deleted.
 fn record_row_phases(
@@ -225,7 +213,7 @@ fn record_row_phases(
     conn.execute(
         &format!(
             "INSERT OR IGNORE INTO _sandbox_row_phases SELECT ?1, {}, ?2 FROM temp.{} s",
-            key_sql(key, "s."),
+            crate::types::row_key_sql(key, "s"),
             quote_ident(table)
         ),
         params![table, phase],
@@ -240,7 +228,7 @@ fn record_row_phases(
             &format!(
                 "INSERT OR IGNORE INTO _sandbox_row_deletes SELECT ?1, {}, ?2 FROM main.{} p \
                  WHERE NOT EXISTS (SELECT 1 FROM temp.{1} s WHERE {join})",
-                key_sql(key, "p."),
+                crate::types::row_key_sql(key, "p"),
                 quote_ident(table)
             ),
             params![table, phase],
@@ -868,11 +856,7 @@ pub fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Re
         .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let key_text = pk
-        .iter()
-        .map(|k| format!("p.{}", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" || '/' || ");
+    let key_text = crate::types::row_key_sql(&pk, "p");
     let deleted = query_text(
         conn,
         &format!(

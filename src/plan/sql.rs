@@ -580,10 +580,7 @@ fn key_expr(meta: &TableMeta) -> String {
     if pk.is_empty() {
         return "CAST(rowid AS TEXT)".into();
     }
-    pk.iter()
-        .map(|k| format!("coalesce(CAST({} AS TEXT), 'NULL')", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" || '/' || ")
+    crate::types::row_key_sql(&pk, "")
 }
 
 /// Whether `text` is something Postgres could have printed for `pg_type`

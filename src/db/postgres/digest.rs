@@ -100,11 +100,7 @@ fn key_positions(meta: &TableMeta) -> Vec<usize> {
 }
 
 fn key_of(values: &[Option<String>], positions: &[usize]) -> String {
-    positions
-        .iter()
-        .map(|i| values[*i].clone().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("/")
+    crate::types::row_key(positions.iter().map(|i| values[*i].as_deref()))
 }
 
 /// Row fingerprints of a table at Postgres.
@@ -120,8 +116,7 @@ pub async fn remote_row_hashes(tx: &Transaction<'_>, meta: &TableMeta) -> Result
     Ok(out)
 }
 
-/// The key a row is known by in [`RowHashes`]: its primary-key values
-/// joined by `/`.
+/// The key a row is known by in [`RowHashes`]: [`crate::types::row_key`].
 pub fn row_key(meta: &TableMeta, values: &[Option<String>]) -> String {
     key_of(values, &key_positions(meta))
 }
