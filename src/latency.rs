@@ -87,15 +87,17 @@ async fn pump(
             let due = link.due(read_at, previous_end, chunk.len());
             tokio::time::sleep_until(due).await;
             previous_end = due;
-            if to.write_all(&chunk).await.is_err() {
-                return;
-            }
+            // Counted before the write: the peer may act on the bytes (and
+            // a test read the counter) before write_all returns here.
             let n = chunk.len() as u64;
             conn.fetch_add(n, Ordering::Relaxed);
             if to_client {
                 total.to_client.fetch_add(n, Ordering::Relaxed);
             } else {
                 total.to_server.fetch_add(n, Ordering::Relaxed);
+            }
+            if to.write_all(&chunk).await.is_err() {
+                return;
             }
         }
         let _ = to.shutdown().await;
