@@ -12,18 +12,18 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use futures_util::SinkExt;
 use serde::Serialize;
-use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
+use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::TableMeta;
+use crate::db::postgres::apply::{apply_updates, cast_type, delete_rows, key_positions_of};
 use crate::db::postgres::catalog::columns_of;
+use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::digest::{describe_row_changes, local_row_hashes, remote_row_hashes};
-use crate::db::postgres::tx::{lock_in_attempts, LockMode, LOCK_ATTEMPT_MS};
-use crate::db::postgres::{connect, set_local_settings_sql, Target};
+use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
+use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
 use crate::db::triggers::{plan_triggers, TriggerAction, TriggerReport, WrittenTable};
@@ -35,13 +35,8 @@ use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::stage::staged_meta;
 use crate::plan::Plan;
 use crate::receipt::{FilledValues, Undo};
+use crate::types::quote_ident;
 use crate::types::short_hash as short;
-use crate::types::{copy_text_line, quote_ident};
-
-/// Key of the transaction-scoped advisory lock every push and rollback takes:
-/// concurrent pushes serialize on it, and the loser then sees "already
-/// applied" or drift.
-pub const ADVISORY_LOCK_KEY: i64 = 0x5341_4e44_424f_5831; // "SANDBOX1"
 
 pub const RECEIPTS_DDL: &str = "
 CREATE SCHEMA IF NOT EXISTS sandbox;
@@ -129,109 +124,6 @@ pub struct PushReport {
 /// prints them as data).
 fn refuse(reason: impl Into<String>, checks: Vec<Check>) -> anyhow::Error {
     crate::error::refused(reason, checks)
-}
-
-/// Runs a query through the simple protocol and returns text rows: no named
-/// statement, so a transaction-mode pooler is fine, and the same text form
-/// the SQLite rehearsal compares.
-pub async fn simple_rows(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Vec<String>>> {
-    let mut out = Vec::new();
-    for msg in tx
-        .simple_query(sql)
-        .await
-        .with_context(|| format!("Postgres cannot run: {sql}"))?
-    {
-        if let SimpleQueryMessage::Row(row) = msg {
-            out.push(
-                (0..row.len())
-                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            );
-        }
-    }
-    Ok(out)
-}
-
-pub async fn begin(
-    client: &mut Client,
-    statement_timeout_ms: u64,
-    lock_timeout_ms: u64,
-) -> Result<Transaction<'_>> {
-    if lock_timeout_ms == 0 {
-        // Postgres reads a lock_timeout of 0 as "wait forever".
-        return Err(environment(
-            "--lock-timeout must be at least 1 ms (Postgres would read 0 as \"wait forever\")",
-        ));
-    }
-    let tx = client
-        .transaction()
-        .await
-        .context("cannot start the push transaction")?;
-    // The search_path is pinned (SET LOCAL) so that a database or role whose
-    // default differs (Supabase adds `extensions`; some set '') runs the
-    // plan's unqualified SQL the same way.
-    // SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint trigger would
-    // otherwise fire only at COMMIT, after the checks and the write
-    // accounting, so its writes would go uncounted and its RAISE would
-    // surface as a failed COMMIT. Immediate, it fires at the end of the
-    // statement that queued it: counted, and refused by name like any
-    // trigger.
-    tx.batch_execute(&format!(
-        "{} SET LOCAL search_path = public, extensions; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
-         SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
-        set_local_settings_sql()
-    ))
-    .await?;
-    if let Err(e) = tx
-        .batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
-        ))
-        .await
-    {
-        if e.as_db_error()
-            .map(|d| d.code().code() == "55P03")
-            .unwrap_or(false)
-        {
-            return Err(refuse(
-                format!(
-                    "another `sandbox push` or `sandbox rollback` is running on this database and did not \
-                     finish within the lock timeout ({lock_timeout_ms} ms). Nothing was written; retry when \
-                     it is done, or raise --lock-timeout"
-                ),
-                vec![],
-            ));
-        }
-        return Err(anyhow::Error::new(e).context("cannot take the sandbox advisory lock"));
-    }
-    Ok(tx)
-}
-
-/// Takes `locks` in short attempts (see [`crate::db::postgres::tx`]); on
-/// timeout refuses, naming the sessions in the way.
-pub async fn lock_tables(
-    tx: &Transaction<'_>,
-    locks: &[(String, LockMode)],
-    lock_timeout_ms: u64,
-) -> Result<()> {
-    match lock_in_attempts(tx, locks, lock_timeout_ms).await? {
-        Ok(()) => Ok(()),
-        Err(t) => Err(refuse(
-            format!(
-                "could not lock {} within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
-                 {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer than one \
-                 attempt): another session holds them{}. Nothing was written; retry when it is done, or \
-                 raise --lock-timeout",
-                t.tables.join(", "),
-                t.attempts,
-                if t.blockers.is_empty() {
-                    " (it had finished when we looked)".to_string()
-                } else {
-                    format!(": {}", t.blockers.join("; "))
-                }
-            ),
-            vec![],
-        )),
-    }
 }
 
 /// The tables a push must hold still, and how: the write set against every
@@ -500,250 +392,6 @@ async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Ch
         CheckKind::Integrity,
         problems,
     )])
-}
-
-/// Where the key columns of `t` sit among its columns (an error when one
-/// is missing: the diff or receipt is damaged).
-fn key_positions_of(t: &TableDiff) -> Result<Vec<usize>> {
-    crate::ops::diff::key_positions(
-        &TableMeta {
-            name: t.table.clone(),
-            role: crate::catalog::TableRole::Source,
-            columns: t.columns.clone(),
-            constraints: vec![crate::catalog::ConstraintMeta::new(
-                format!("{}_pkey", t.table),
-                "p",
-                t.key.clone(),
-                String::new(),
-            )],
-        },
-        &t.key,
-    )
-}
-
-/// A column's type, checked before it is spliced into SQL as a cast: it
-/// comes from the snapshot or, for a rollback, from the receipt.
-fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) -> Result<&'a str> {
-    crate::types::sql_type_name(&c.pg_type)
-        .map_err(|e| environment(format!("{}.{}: {e}", t.table, c.name)))
-}
-
-/// Deletes rows by key (their whole before-images go into the receipt;
-/// the drift check proved them unchanged since the pull). Keys go through
-/// a temporary table by COPY.
-pub async fn delete_rows(
-    tx: &Transaction<'_>,
-    t: &TableDiff,
-    rows: &[&Vec<Option<String>>],
-) -> Result<u64> {
-    let tmp = "_sandbox_deletes";
-    let key_idx = key_positions_of(t)?;
-    tx.batch_execute(&format!(
-        "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
-        t.key
-            .iter()
-            .map(|k| format!("{} text", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-    .await?;
-    let keys: Vec<Vec<Option<String>>> = rows
-        .iter()
-        .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
-        .collect();
-    copy_rows(tx, tmp, &t.key, &keys).await?;
-    let cond = key_idx
-        .iter()
-        .map(|i| {
-            let c = &t.columns[*i];
-            let col = quote_ident(&c.name);
-            Ok(format!("t.{col} = d.{col}::{}", cast_type(t, c)?))
-        })
-        .collect::<Result<Vec<_>>>()?
-        .join(" AND ");
-    let n = tx
-        .execute(
-            &format!(
-                "DELETE FROM public.{} t USING {tmp} d WHERE {cond}",
-                quote_ident(&t.table)
-            ),
-            &[],
-        )
-        .await?;
-    tx.batch_execute(&format!("DROP TABLE {tmp}")).await?;
-    Ok(n)
-}
-
-/// Streams rows into a table with COPY (no row-at-a-time INSERT).
-pub async fn copy_rows(
-    tx: &Transaction<'_>,
-    table: &str,
-    columns: &[String],
-    rows: &[Vec<Option<String>>],
-) -> Result<u64> {
-    let cols = columns
-        .iter()
-        .map(|c| quote_ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sink = tx
-        .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
-        .await
-        .with_context(|| format!("cannot start COPY into {table}"))?;
-    futures_util::pin_mut!(sink);
-    let mut buf = String::with_capacity(1 << 16);
-    for r in rows {
-        buf.push_str(&copy_text_line(r));
-        if buf.len() > (1 << 16) {
-            sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
-        }
-    }
-    if !buf.is_empty() {
-        sink.send(Bytes::from(buf)).await?;
-    }
-    sink.finish()
-        .await
-        .with_context(|| format!("COPY into {table} failed"))
-}
-
-/// Applies a table's column updates: COPY the keys, old and new values into a
-/// temporary table, then one UPDATE … FROM that also checks each row still
-/// holds its old value. The triggers in `held_off` (proven `updated_at`
-/// stamps the plan names, see `db::triggers`) are disabled around the
-/// UPDATE and restored to their mode; every other trigger fires. Returns the
-/// rows updated.
-pub async fn apply_updates(
-    tx: &Transaction<'_>,
-    td: &TableDiff,
-    restore: bool,
-    held_off: &[TriggerReport],
-) -> Result<u64> {
-    if td.updates.is_empty() {
-        return Ok(0);
-    }
-    let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::ops::diff::RowUpdate>> = BTreeMap::new();
-    for u in &td.updates {
-        by_cols
-            .entry(u.changes.iter().map(|c| c.column.clone()).collect())
-            .or_default()
-            .push(u);
-    }
-    let triggers: Vec<&TriggerReport> = held_off
-        .iter()
-        .filter(|t| t.table == td.table && t.action == TriggerAction::HeldOff)
-        .collect();
-    for t in &triggers {
-        tx.batch_execute(&t.disable_sql()).await?;
-    }
-    // A column the diff does not know has no type to cast to: an error,
-    // not a guess of `text`.
-    let type_of = |name: &str| -> Result<&str> {
-        let c = td.columns.iter().find(|c| c.name == name).ok_or_else(|| {
-            environment(format!(
-                "{}: the update names column {name}, which the table does not have",
-                td.table
-            ))
-        })?;
-        cast_type(td, c)
-    };
-    let mut total = 0;
-    for (n, (cols, updates)) in by_cols.iter().enumerate() {
-        let tmp = format!("_sandbox_update_{n}");
-        let mut tmp_cols: Vec<String> = td.key.iter().map(|k| format!("k_{k}")).collect();
-        tmp_cols.extend(cols.iter().map(|c| format!("old_{c}")));
-        tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
-            quote_ident(&tmp),
-            tmp_cols
-                .iter()
-                .map(|c| format!("{} text", quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .await?;
-        let rows: Vec<Vec<Option<String>>> = updates
-            .iter()
-            .map(|u| {
-                let mut r: Vec<Option<String>> = u.key.iter().map(|k| Some(k.clone())).collect();
-                let (old, new): (Vec<_>, Vec<_>) = u
-                    .changes
-                    .iter()
-                    .map(|c| (c.old.clone(), c.new.clone()))
-                    .unzip();
-                // A rollback writes the old values back where the new ones are.
-                if restore {
-                    r.extend(new);
-                    r.extend(old);
-                } else {
-                    r.extend(old);
-                    r.extend(new);
-                }
-                r
-            })
-            .collect();
-        copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &rows).await?;
-        let sets = cols
-            .iter()
-            .map(|c| {
-                Ok(format!(
-                    "{} = u.{}::{}",
-                    quote_ident(c),
-                    quote_ident(&format!("new_{c}")),
-                    type_of(c)?
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?
-            .join(", ");
-        let mut conds: Vec<String> = td
-            .key
-            .iter()
-            .map(|k| {
-                Ok(format!(
-                    "t.{} = u.{}::{}",
-                    quote_ident(k),
-                    quote_ident(&format!("k_{k}")),
-                    type_of(k)?
-                ))
-            })
-            .collect::<Result<_>>()?;
-        for c in cols {
-            conds.push(format!(
-                "t.{} IS NOT DISTINCT FROM u.{}::{}",
-                quote_ident(c),
-                quote_ident(&format!("old_{c}")),
-                type_of(c)?
-            ));
-        }
-        let updated = tx
-            .execute(
-                &format!(
-                    "UPDATE public.{} t SET {sets} FROM {} u WHERE {}",
-                    quote_ident(&td.table),
-                    quote_ident(&tmp),
-                    conds.join(" AND ")
-                ),
-                &[],
-            )
-            .await
-            .with_context(|| format!("cannot update {}", td.table))?;
-        if updated != updates.len() as u64 {
-            return Err(refuse(
-                format!(
-                    "{}: {} of {} rows still held the values the diff expected; the remote changed. Nothing was written",
-                    td.table,
-                    updated,
-                    updates.len()
-                ),
-                vec![],
-            ));
-        }
-        total += updated;
-    }
-    for t in &triggers {
-        tx.batch_execute(&t.enable_sql()).await?;
-    }
-    Ok(total)
 }
 
 fn first_line(s: &str) -> &str {

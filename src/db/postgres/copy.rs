@@ -2,13 +2,14 @@
 //! SELECT for pull, drift and read-backs) and the one line splitter every
 //! COPY reader uses.
 
-use anyhow::Result;
-use futures_util::{pin_mut, StreamExt};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use futures_util::{pin_mut, SinkExt, StreamExt};
 use tokio_postgres::Transaction;
 
 use crate::catalog::TableMeta;
 use crate::db::postgres::explain_query_error;
-use crate::types::{find_byte, quote_ident, TableChecksum};
+use crate::types::{copy_text_line, find_byte, quote_ident, TableChecksum};
 
 /// The SELECT whose COPY output is a table's canonical row encoding; pull
 /// and the drift check use the same text.
@@ -90,6 +91,38 @@ pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<T
     })
     .await?;
     Ok(checksum)
+}
+
+/// Streams rows into a table with COPY (no row-at-a-time INSERT).
+pub async fn copy_rows(
+    tx: &Transaction<'_>,
+    table: &str,
+    columns: &[String],
+    rows: &[Vec<Option<String>>],
+) -> Result<u64> {
+    let cols = columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sink = tx
+        .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
+        .await
+        .with_context(|| format!("cannot start COPY into {table}"))?;
+    futures_util::pin_mut!(sink);
+    let mut buf = String::with_capacity(1 << 16);
+    for r in rows {
+        buf.push_str(&copy_text_line(r));
+        if buf.len() > (1 << 16) {
+            sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
+        }
+    }
+    if !buf.is_empty() {
+        sink.send(Bytes::from(buf)).await?;
+    }
+    sink.finish()
+        .await
+        .with_context(|| format!("COPY into {table} failed"))
 }
 
 #[cfg(test)]

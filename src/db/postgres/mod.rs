@@ -1,6 +1,7 @@
 //! Connecting to Postgres: URL parsing with libpq's `sslmode`/`sslrootcert`,
 //! TLS through rustls, password redaction, and errors a person can act on.
 
+pub mod apply;
 pub mod catalog;
 pub mod copy;
 pub mod digest;

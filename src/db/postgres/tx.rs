@@ -14,8 +14,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio_postgres::Transaction;
+use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 
+use crate::db::postgres::set_local_settings_sql;
+use crate::error::{environment, refused as refuse};
 use crate::types::quote_ident;
 
 /// The longest any one lock attempt waits.
@@ -209,4 +211,115 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
         }
     }
     Ok(out)
+}
+
+/// Key of the transaction-scoped advisory lock every push and rollback takes:
+/// concurrent pushes serialize on it, and the loser then sees "already
+/// applied" or drift.
+pub const ADVISORY_LOCK_KEY: i64 = 0x5341_4e44_424f_5831; // "SANDBOX1"
+
+/// Runs a query through the simple protocol and returns text rows: no named
+/// statement, so a transaction-mode pooler is fine, and the same text form
+/// the SQLite rehearsal compares.
+pub async fn simple_rows(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for msg in tx
+        .simple_query(sql)
+        .await
+        .with_context(|| format!("Postgres cannot run: {sql}"))?
+    {
+        if let SimpleQueryMessage::Row(row) = msg {
+            out.push(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Starts the push or rollback transaction: pinned session settings and
+/// timeouts (`SET LOCAL`, pooler-safe), then the advisory lock that
+/// serializes pushes and rollbacks.
+pub async fn begin(
+    client: &mut Client,
+    statement_timeout_ms: u64,
+    lock_timeout_ms: u64,
+) -> Result<Transaction<'_>> {
+    if lock_timeout_ms == 0 {
+        // Postgres reads a lock_timeout of 0 as "wait forever".
+        return Err(environment(
+            "--lock-timeout must be at least 1 ms (Postgres would read 0 as \"wait forever\")",
+        ));
+    }
+    let tx = client
+        .transaction()
+        .await
+        .context("cannot start the push transaction")?;
+    // The search_path is pinned (SET LOCAL) so that a database or role whose
+    // default differs (Supabase adds `extensions`; some set '') runs the
+    // plan's unqualified SQL the same way.
+    // SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint trigger would
+    // otherwise fire only at COMMIT, after the checks and the write
+    // accounting, so its writes would go uncounted and its RAISE would
+    // surface as a failed COMMIT. Immediate, it fires at the end of the
+    // statement that queued it: counted, and refused by name like any
+    // trigger.
+    tx.batch_execute(&format!(
+        "{} SET LOCAL search_path = public, extensions; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
+         SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
+        set_local_settings_sql()
+    ))
+    .await?;
+    if let Err(e) = tx
+        .batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
+        ))
+        .await
+    {
+        if e.as_db_error()
+            .map(|d| d.code().code() == "55P03")
+            .unwrap_or(false)
+        {
+            return Err(refuse(
+                format!(
+                    "another `sandbox push` or `sandbox rollback` is running on this database and did not \
+                     finish within the lock timeout ({lock_timeout_ms} ms). Nothing was written; retry when \
+                     it is done, or raise --lock-timeout"
+                ),
+                vec![],
+            ));
+        }
+        return Err(anyhow::Error::new(e).context("cannot take the sandbox advisory lock"));
+    }
+    Ok(tx)
+}
+
+/// Takes `locks` in short attempts (see the module comment); on
+/// timeout refuses, naming the sessions in the way.
+pub async fn lock_tables(
+    tx: &Transaction<'_>,
+    locks: &[(String, LockMode)],
+    lock_timeout_ms: u64,
+) -> Result<()> {
+    match lock_in_attempts(tx, locks, lock_timeout_ms).await? {
+        Ok(()) => Ok(()),
+        Err(t) => Err(refuse(
+            format!(
+                "could not lock {} within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
+                 {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer than one \
+                 attempt): another session holds them{}. Nothing was written; retry when it is done, or \
+                 raise --lock-timeout",
+                t.tables.join(", "),
+                t.attempts,
+                if t.blockers.is_empty() {
+                    " (it had finished when we looked)".to_string()
+                } else {
+                    format!(": {}", t.blockers.join("; "))
+                }
+            ),
+            vec![],
+        )),
+    }
 }

@@ -1,0 +1,227 @@
+//! Writing rows the diff names by key: updates (old values checked,
+//! proven `updated_at` stamps held off) and deletes, each through a
+//! temporary table filled by COPY. Push and rollback both use them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use tokio_postgres::Transaction;
+
+use crate::catalog::TableMeta;
+use crate::db::postgres::copy::copy_rows;
+use crate::db::triggers::{TriggerAction, TriggerReport};
+use crate::error::{environment, refused as refuse};
+use crate::ops::diff::TableDiff;
+use crate::types::quote_ident;
+
+/// Where the key columns of `t` sit among its columns (an error when one
+/// is missing: the diff or receipt is damaged).
+pub(crate) fn key_positions_of(t: &TableDiff) -> Result<Vec<usize>> {
+    crate::ops::diff::key_positions(
+        &TableMeta {
+            name: t.table.clone(),
+            role: crate::catalog::TableRole::Source,
+            columns: t.columns.clone(),
+            constraints: vec![crate::catalog::ConstraintMeta::new(
+                format!("{}_pkey", t.table),
+                "p",
+                t.key.clone(),
+                String::new(),
+            )],
+        },
+        &t.key,
+    )
+}
+
+/// A column's type, checked before it is spliced into SQL as a cast: it
+/// comes from the snapshot or, for a rollback, from the receipt.
+pub(crate) fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) -> Result<&'a str> {
+    crate::types::sql_type_name(&c.pg_type)
+        .map_err(|e| environment(format!("{}.{}: {e}", t.table, c.name)))
+}
+
+/// Deletes rows by key (their whole before-images go into the receipt;
+/// the drift check proved them unchanged since the pull). Keys go through
+/// a temporary table by COPY.
+pub async fn delete_rows(
+    tx: &Transaction<'_>,
+    t: &TableDiff,
+    rows: &[&Vec<Option<String>>],
+) -> Result<u64> {
+    let tmp = "_sandbox_deletes";
+    let key_idx = key_positions_of(t)?;
+    tx.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
+        t.key
+            .iter()
+            .map(|k| format!("{} text", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .await?;
+    let keys: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
+        .collect();
+    copy_rows(tx, tmp, &t.key, &keys).await?;
+    let cond = key_idx
+        .iter()
+        .map(|i| {
+            let c = &t.columns[*i];
+            let col = quote_ident(&c.name);
+            Ok(format!("t.{col} = d.{col}::{}", cast_type(t, c)?))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .join(" AND ");
+    let n = tx
+        .execute(
+            &format!(
+                "DELETE FROM public.{} t USING {tmp} d WHERE {cond}",
+                quote_ident(&t.table)
+            ),
+            &[],
+        )
+        .await?;
+    tx.batch_execute(&format!("DROP TABLE {tmp}")).await?;
+    Ok(n)
+}
+
+/// Applies a table's column updates: COPY the keys, old and new values into a
+/// temporary table, then one UPDATE … FROM that also checks each row still
+/// holds its old value. The triggers in `held_off` (proven `updated_at`
+/// stamps the plan names, see `db::triggers`) are disabled around the
+/// UPDATE and restored to their mode; every other trigger fires. Returns the
+/// rows updated.
+pub async fn apply_updates(
+    tx: &Transaction<'_>,
+    td: &TableDiff,
+    restore: bool,
+    held_off: &[TriggerReport],
+) -> Result<u64> {
+    if td.updates.is_empty() {
+        return Ok(0);
+    }
+    let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::ops::diff::RowUpdate>> = BTreeMap::new();
+    for u in &td.updates {
+        by_cols
+            .entry(u.changes.iter().map(|c| c.column.clone()).collect())
+            .or_default()
+            .push(u);
+    }
+    let triggers: Vec<&TriggerReport> = held_off
+        .iter()
+        .filter(|t| t.table == td.table && t.action == TriggerAction::HeldOff)
+        .collect();
+    for t in &triggers {
+        tx.batch_execute(&t.disable_sql()).await?;
+    }
+    // A column the diff does not know has no type to cast to: an error,
+    // not a guess of `text`.
+    let type_of = |name: &str| -> Result<&str> {
+        let c = td.columns.iter().find(|c| c.name == name).ok_or_else(|| {
+            environment(format!(
+                "{}: the update names column {name}, which the table does not have",
+                td.table
+            ))
+        })?;
+        cast_type(td, c)
+    };
+    let mut total = 0;
+    for (n, (cols, updates)) in by_cols.iter().enumerate() {
+        let tmp = format!("_sandbox_update_{n}");
+        let mut tmp_cols: Vec<String> = td.key.iter().map(|k| format!("k_{k}")).collect();
+        tmp_cols.extend(cols.iter().map(|c| format!("old_{c}")));
+        tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+            quote_ident(&tmp),
+            tmp_cols
+                .iter()
+                .map(|c| format!("{} text", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await?;
+        let rows: Vec<Vec<Option<String>>> = updates
+            .iter()
+            .map(|u| {
+                let mut r: Vec<Option<String>> = u.key.iter().map(|k| Some(k.clone())).collect();
+                let (old, new): (Vec<_>, Vec<_>) = u
+                    .changes
+                    .iter()
+                    .map(|c| (c.old.clone(), c.new.clone()))
+                    .unzip();
+                // A rollback writes the old values back where the new ones are.
+                if restore {
+                    r.extend(new);
+                    r.extend(old);
+                } else {
+                    r.extend(old);
+                    r.extend(new);
+                }
+                r
+            })
+            .collect();
+        copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &rows).await?;
+        let sets = cols
+            .iter()
+            .map(|c| {
+                Ok(format!(
+                    "{} = u.{}::{}",
+                    quote_ident(c),
+                    quote_ident(&format!("new_{c}")),
+                    type_of(c)?
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .join(", ");
+        let mut conds: Vec<String> = td
+            .key
+            .iter()
+            .map(|k| {
+                Ok(format!(
+                    "t.{} = u.{}::{}",
+                    quote_ident(k),
+                    quote_ident(&format!("k_{k}")),
+                    type_of(k)?
+                ))
+            })
+            .collect::<Result<_>>()?;
+        for c in cols {
+            conds.push(format!(
+                "t.{} IS NOT DISTINCT FROM u.{}::{}",
+                quote_ident(c),
+                quote_ident(&format!("old_{c}")),
+                type_of(c)?
+            ));
+        }
+        let updated = tx
+            .execute(
+                &format!(
+                    "UPDATE public.{} t SET {sets} FROM {} u WHERE {}",
+                    quote_ident(&td.table),
+                    quote_ident(&tmp),
+                    conds.join(" AND ")
+                ),
+                &[],
+            )
+            .await
+            .with_context(|| format!("cannot update {}", td.table))?;
+        if updated != updates.len() as u64 {
+            return Err(refuse(
+                format!(
+                    "{}: {} of {} rows still held the values the diff expected; the remote changed. Nothing was written",
+                    td.table,
+                    updated,
+                    updates.len()
+                ),
+                vec![],
+            ));
+        }
+        total += updated;
+    }
+    for t in &triggers {
+        tx.batch_execute(&t.enable_sql()).await?;
+    }
+    Ok(total)
+}
