@@ -700,3 +700,47 @@ fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_prefli
         before.assert_same(&w.state(), "a deferred trigger's RAISE refused");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Rollback never drops the app's objects with what the push created
+
+#[test]
+fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
+    let w = World::new("app_objects_on_dropped", "");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    // Objects Postgres would drop automatically with the added column or
+    // the created table: none of them is the push's to drop.
+    w.exec(
+        "CREATE INDEX app_idx ON public.jtbd_library (strategic_priority_id, title);
+         ALTER TABLE public.jtbd_library ADD CONSTRAINT app_chk
+           CHECK (strategic_priority_id IS NOT NULL OR title IS NOT NULL);
+         CREATE STATISTICS app_stats ON strategic_priority_id, title FROM public.jtbd_library;
+         CREATE INDEX app_tasks_idx ON public.tasks (id);
+         CREATE POLICY app_tasks_policy ON public.tasks USING (true);",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(
+            &w.rollback(&receipt, confirm),
+            &[
+                "index app_idx depends on column strategic_priority_id of table jtbd_library",
+                "constraint app_chk on table jtbd_library depends on column strategic_priority_id",
+                "statistics object app_stats depends on column strategic_priority_id",
+                "index app_tasks_idx depends on table tasks",
+                "policy app_tasks_policy on table tasks depends on table tasks",
+                "did not write",
+            ],
+        );
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    // Without them, the objects the push created itself (the added
+    // column's foreign key, the created tables' keys) go with the drop.
+    w.exec(
+        "DROP INDEX public.app_idx; ALTER TABLE public.jtbd_library DROP CONSTRAINT app_chk;
+         DROP STATISTICS public.app_stats; DROP INDEX public.app_tasks_idx;
+         DROP POLICY app_tasks_policy ON public.tasks;",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+}

@@ -133,13 +133,19 @@ pub async fn rows_referencing(
     Ok(found)
 }
 
-/// Objects that depend (per `pg_depend`) on a table or column the rollback
-/// would drop, other than objects that go with the drop themselves: views,
-/// foreign keys from other tables, policies, …, each described by Postgres.
+/// Objects that depend (per `pg_depend`, normal and automatic
+/// dependencies alike) on a table or column the rollback would drop: views,
+/// foreign keys from other tables, policies, and the app's own indexes,
+/// CHECK constraints, extended statistics, defaults, triggers … that the
+/// drop would take with it. Only the objects the push itself created, as
+/// its DDL in the receipt (`push_ddl`) shows them, go with the drop: the
+/// constraints of a created table, and the foreign key of an added column.
+/// Each object is described by Postgres.
 pub async fn objects_depending(
     tx: &Transaction<'_>,
     dropped_tables: &[String],
     dropped_columns: &[(String, String)],
+    push_ddl: &[String],
 ) -> Result<Vec<String>> {
     let tables: Vec<String> = dropped_tables
         .iter()
@@ -158,30 +164,30 @@ pub async fn objects_depending(
                SELECT pg_catalog.to_regclass(c.t), a.attnum FROM unnest($2::text[], $3::text[]) c(t, n) \
                JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(c.t) AND a.attname = c.n \
              ), deps AS ( \
-               SELECT d.classid, d.objid, d.objsubid, x.rel, x.att, \
-                 CASE d.classid \
-                   WHEN 'pg_catalog.pg_rewrite'::regclass THEN (SELECT ev_class FROM pg_catalog.pg_rewrite WHERE oid = d.objid) \
-                   WHEN 'pg_catalog.pg_constraint'::regclass THEN (SELECT conrelid FROM pg_catalog.pg_constraint WHERE oid = d.objid) \
-                   WHEN 'pg_catalog.pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_catalog.pg_trigger WHERE oid = d.objid) \
-                   WHEN 'pg_catalog.pg_attrdef'::regclass THEN (SELECT adrelid FROM pg_catalog.pg_attrdef WHERE oid = d.objid) \
-                   WHEN 'pg_catalog.pg_policy'::regclass THEN (SELECT polrelid FROM pg_catalog.pg_policy WHERE oid = d.objid) \
-                   WHEN 'pg_catalog.pg_class'::regclass THEN d.objid \
-                 END AS owner_rel \
+               SELECT DISTINCT d.classid, d.objid, d.objsubid, x.rel, x.att \
                FROM pg_catalog.pg_depend d JOIN dropped x ON d.refclassid = 'pg_catalog.pg_class'::regclass \
                  AND d.refobjid = x.rel AND (x.att = 0 OR d.refobjsubid = x.att) \
-               WHERE d.deptype = 'n' \
+               WHERE d.deptype IN ('n', 'a') \
              ) \
              SELECT DISTINCT CASE WHEN deps.classid = 'pg_catalog.pg_rewrite'::regclass \
-                      AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = deps.owner_rel) IN ('v', 'm') \
-                    THEN pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, deps.owner_rel, 0) \
+                      AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = r.ev_class) IN ('v', 'm') \
+                    THEN pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, r.ev_class, 0) \
                     ELSE pg_catalog.pg_describe_object(deps.classid, deps.objid, deps.objsubid) END, \
-                    pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, deps.rel, deps.att) \
+                    pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, deps.rel, deps.att), \
+                    con.contype::text, cn.nspname::text, cr.relname::text, \
+                    (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
+                    fn.nspname::text, fr.relname::text, \
+                    (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) \
              FROM deps \
-             WHERE (deps.owner_rel IS NULL OR deps.owner_rel NOT IN (SELECT rel FROM dropped WHERE att = 0)) \
-               AND NOT EXISTS ( \
-                 SELECT 1 FROM pg_catalog.pg_depend d2 JOIN dropped y ON d2.refclassid = 'pg_catalog.pg_class'::regclass \
-                   AND d2.refobjid = y.rel AND (y.att = 0 OR d2.refobjsubid = y.att) \
-                 WHERE d2.classid = deps.classid AND d2.objid = deps.objid AND d2.deptype IN ('a', 'i')) \
+             LEFT JOIN pg_catalog.pg_rewrite r ON deps.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = deps.objid \
+             LEFT JOIN pg_catalog.pg_constraint con ON deps.classid = 'pg_catalog.pg_constraint'::regclass \
+               AND con.oid = deps.objid \
+             LEFT JOIN pg_catalog.pg_class cr ON cr.oid = con.conrelid \
+             LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = cr.relnamespace \
+             LEFT JOIN pg_catalog.pg_class fr ON fr.oid = con.confrelid \
+             LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fr.relnamespace \
              ORDER BY 2, 1",
             &[
                 (&tables, Type::TEXT_ARRAY),
@@ -190,14 +196,95 @@ pub async fn objects_depending(
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            format!(
-                "{} depends on {}",
-                r.get::<_, String>(0),
-                r.get::<_, String>(1)
-            )
-        })
-        .collect())
+    let mut found = Vec::new();
+    for r in &rows {
+        let constraint = r.get::<_, Option<String>>(2).map(|contype| PushConstraint {
+            contype,
+            schema: r.get::<_, Option<String>>(3).unwrap_or_default(),
+            table: r.get::<_, Option<String>>(4).unwrap_or_default(),
+            columns: r.get::<_, Option<Vec<String>>>(5).unwrap_or_default(),
+            ref_schema: r.get::<_, Option<String>>(6),
+            ref_table: r.get::<_, Option<String>>(7),
+            ref_columns: r.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
+        });
+        if constraint.is_some_and(|c| c.created_by(push_ddl, dropped_tables, dropped_columns)) {
+            continue;
+        }
+        let line = format!(
+            "{} depends on {}",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1)
+        );
+        // One line per object and what it leans on (a CHECK constraint
+        // depends on its column both normally and automatically).
+        if !found.contains(&line) {
+            found.push(line);
+        }
+    }
+    Ok(found)
+}
+
+/// A constraint leaning on a dropped table or column, as Postgres has it.
+struct PushConstraint {
+    contype: String,
+    schema: String,
+    table: String,
+    columns: Vec<String>,
+    ref_schema: Option<String>,
+    ref_table: Option<String>,
+    ref_columns: Vec<String>,
+}
+
+impl PushConstraint {
+    /// Whether the push's own DDL, as the receipt recorded it, created this
+    /// constraint: a primary key, UNIQUE or foreign key written in the
+    /// CREATE TABLE of a table the rollback drops, or the REFERENCES of a
+    /// column it drops. Anything else (the app's CHECK, a constraint the
+    /// app added later) is not the push's to drop.
+    fn created_by(
+        &self,
+        push_ddl: &[String],
+        dropped_tables: &[String],
+        dropped_columns: &[(String, String)],
+    ) -> bool {
+        if self.schema != "public" {
+            return false;
+        }
+        let cols = crate::db::sqlite::ident_list(&self.columns);
+        let references = match (&self.ref_schema, &self.ref_table) {
+            (Some(s), Some(t)) if s == "public" => Some(format!(
+                "REFERENCES public.{} ({})",
+                quote_ident(t),
+                crate::db::sqlite::ident_list(&self.ref_columns)
+            )),
+            _ => None,
+        };
+        if dropped_tables.contains(&self.table) {
+            let part = match (self.contype.as_str(), &references) {
+                ("p", _) => format!("PRIMARY KEY ({cols})"),
+                ("u", _) => format!("UNIQUE ({cols})"),
+                ("f", Some(r)) => format!("FOREIGN KEY ({cols}) {r}"),
+                _ => return false,
+            };
+            let head = format!("CREATE TABLE public.{} (\n  ", quote_ident(&self.table));
+            return push_ddl.iter().any(|d| {
+                d.strip_prefix(&head)
+                    .and_then(|body| body.strip_suffix("\n)"))
+                    .is_some_and(|body| body.split(",\n  ").any(|p| p == part))
+            });
+        }
+        // The foreign key of an added column: ADD COLUMN c type REFERENCES …
+        let ([column], "f", Some(r)) = (self.columns.as_slice(), self.contype.as_str(), references)
+        else {
+            return false;
+        };
+        dropped_columns.contains(&(self.table.clone(), column.clone()))
+            && push_ddl.iter().any(|d| {
+                d.starts_with(&format!(
+                    "ALTER TABLE public.{} ADD COLUMN {} ",
+                    quote_ident(&self.table),
+                    quote_ident(column)
+                )) && d.ends_with(&format!(" {r}"))
+            })
+    }
 }

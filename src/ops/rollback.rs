@@ -423,7 +423,9 @@ impl Rollback<'_, '_> {
             .map(|a| (a.table.clone(), a.column.clone()))
             .collect();
         let mut blockers = rows_referencing(self.tx, pushed, &undo.created_tables).await?;
-        blockers.extend(objects_depending(self.tx, &undo.created_tables, &dropped_columns).await?);
+        blockers.extend(
+            objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl).await?,
+        );
         let dependents = Check::no_rows(
             "before undo",
             "nothing else references what the rollback removes",
