@@ -473,6 +473,19 @@ pub fn sql_type_name(ty: &str) -> Result<&str, String> {
     Ok(ty)
 }
 
+/// A query result value as text, the one form the rehearsal (SQLite) and
+/// the push (Postgres) compare with the plan's expected values: SQL NULL is
+/// `NULL`; a text that could be read as something else (the text `NULL`,
+/// or one starting with a quote) is written as a SQL literal, `'NULL'`.
+/// So a NULL never equals the text "NULL", and no two values share a text.
+pub fn value_text(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".to_string(),
+        Some(v) if v == "NULL" || v.starts_with('\'') => format!("'{}'", v.replace('\'', "''")),
+        Some(v) => v.to_string(),
+    }
+}
+
 /// The one text a row is known by, wherever rows are matched or named:
 /// its primary-key values joined by `/`, each with `\` and `/` escaped by a
 /// backslash and NULL written `\N`. No two keys give the same text, and the
@@ -516,6 +529,15 @@ pub fn quote_ident(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn null_and_the_text_null_are_told_apart() {
+        assert_eq!(value_text(None), "NULL");
+        assert_eq!(value_text(Some("NULL")), "'NULL'");
+        assert_eq!(value_text(Some("'NULL'")), "'''NULL'''");
+        assert_eq!(value_text(Some("7")), "7");
+        assert_eq!(value_text(Some("null")), "null");
+    }
 
     #[test]
     fn row_keys_are_unambiguous_and_sqlite_computes_the_same_text() {

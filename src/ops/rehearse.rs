@@ -186,10 +186,10 @@ pub fn query_text(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {
         let mut row = Vec::with_capacity(n);
         for i in 0..n {
             row.push(match r.get_ref(i)? {
-                ValueRef::Null => "NULL".to_string(),
+                ValueRef::Null => crate::types::value_text(None),
                 ValueRef::Integer(v) => v.to_string(),
                 ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Text(t) => crate::types::value_text(Some(&String::from_utf8_lossy(t))),
                 ValueRef::Blob(b) => hex::encode(b),
             });
         }

@@ -128,3 +128,35 @@ pub fn evaluate_guard(guard: &Guard, actual: &[Vec<String>]) -> Check {
         actual.iter().map(|r| r.join(" | ")).collect(),
     )
 }
+
+#[cfg(test)]
+mod null_tests {
+    use super::*;
+    use crate::plan::Expectation;
+    use serde_json::json;
+
+    fn expecting(rows: serde_json::Value) -> Expectation {
+        Expectation {
+            name: "e".into(),
+            sql: String::new(),
+            expect: None,
+            expect_rows: Some(serde_json::from_value(rows).unwrap()),
+        }
+    }
+
+    /// SQL NULL and the text 'NULL' were both read as "NULL", so either
+    /// passed for the other.
+    #[test]
+    fn a_null_result_never_passes_for_the_text_null() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let null = crate::ops::rehearse::query_text(&conn, "SELECT NULL").unwrap();
+        let text = crate::ops::rehearse::query_text(&conn, "SELECT 'NULL'").unwrap();
+        let kind = CheckKind::Expectation;
+        assert!(evaluate("1", kind, &expecting(json!([[null]])), &null).ok);
+        assert!(evaluate("1", kind, &expecting(json!([["NULL"]])), &text).ok);
+        let c = evaluate("1", kind, &expecting(json!([[null]])), &text);
+        assert!(!c.ok, "{c:?}");
+        assert_eq!(c.actual, "'NULL'");
+        assert!(!evaluate("1", kind, &expecting(json!([["NULL"]])), &null).ok);
+    }
+}

@@ -98,10 +98,13 @@ impl Expectation {
     }
 }
 
+/// An expected value in the form query results take
+/// ([`crate::types::value_text`]): JSON null is SQL NULL, the string "NULL"
+/// is the text.
 fn value_text(v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "NULL".to_string(),
+        serde_json::Value::String(s) => crate::types::value_text(Some(s)),
+        serde_json::Value::Null => crate::types::value_text(None),
         other => other.to_string(),
     }
 }

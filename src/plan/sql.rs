@@ -511,10 +511,12 @@ pub fn query_rows(
                     let mut row = Vec::with_capacity(n);
                     for i in 0..n {
                         row.push(match r.get_ref(i) {
-                            Ok(ValueRef::Null) => "NULL".to_string(),
+                            Ok(ValueRef::Null) => crate::types::value_text(None),
                             Ok(ValueRef::Integer(v)) => v.to_string(),
                             Ok(ValueRef::Real(v)) => v.to_string(),
-                            Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                            Ok(ValueRef::Text(t)) => {
+                                crate::types::value_text(Some(&String::from_utf8_lossy(t)))
+                            }
                             Ok(ValueRef::Blob(b)) => hex::encode(b),
                             Err(e) => return Err((1, e.to_string())),
                         });

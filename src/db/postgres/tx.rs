@@ -231,7 +231,7 @@ pub async fn simple_rows(tx: &Transaction<'_>, sql: &str) -> Result<Vec<Vec<Stri
         if let SimpleQueryMessage::Row(row) = msg {
             out.push(
                 (0..row.len())
-                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .map(|i| crate::types::value_text(row.get(i)))
                     .collect(),
             );
         }
