@@ -32,6 +32,14 @@ pub struct RowUpdate {
     pub changes: Vec<ColumnUpdate>,
 }
 
+/// The columns one phase changed in one pulled row: `old` is what the row
+/// held before that phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseUpdate {
+    pub phase: String,
+    pub update: RowUpdate,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TableDiff {
     pub table: String,
@@ -43,9 +51,13 @@ pub struct TableDiff {
     pub inserts: Vec<Vec<Option<String>>>,
     /// The phase that created each inserted row (parallel to `inserts`).
     pub insert_phases: Vec<String>,
+    /// Each updated row's net change, pulled value to staged value (what a
+    /// receipt keeps and a rollback restores).
     pub updates: Vec<RowUpdate>,
-    /// The phase whose change the updates are.
-    pub update_phase: String,
+    /// The same changes as the phases made them, in phase order: the push
+    /// applies each in its phase, so every phase's expectations see on
+    /// Postgres what they saw in the rehearsal.
+    pub phase_updates: Vec<PhaseUpdate>,
     /// Pulled rows the plan deletes, whole (their before-images, in the
     /// column order of `columns`, NULL for a column the plan adds).
     pub deletes: Vec<Vec<Option<String>>>,
@@ -128,6 +140,15 @@ impl TableDiff {
             .zip(&self.insert_phases)
             .filter(move |(_, p)| *p == phase)
             .map(|(r, _)| r)
+    }
+
+    /// The row updates one phase made.
+    pub fn updates_of(&self, phase: &str) -> Vec<RowUpdate> {
+        self.phase_updates
+            .iter()
+            .filter(|u| u.phase == phase)
+            .map(|u| u.update.clone())
+            .collect()
     }
 
     /// The deleted rows of one phase.
@@ -398,12 +419,6 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         let mut updates = Vec::new();
         let mut deletes = Vec::new();
         let phases_of = row_phases(snapshot, &name)?;
-        let last_phase = plan
-            .file
-            .phases
-            .last()
-            .map(|p| p.id.clone())
-            .unwrap_or_default();
         if created {
             snapshot.for_each_row(&staged(&name), &after, |r| {
                 inserts.push(r);
@@ -428,25 +443,36 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             .iter()
             .map(|r| {
                 let k = key_values(&name, &key, &key_idx, r)?;
-                Ok(phases_of
-                    .get(&crate::types::row_key(k.iter().map(|v| Some(v.as_str()))))
-                    .cloned()
-                    .unwrap_or_else(|| last_phase.clone()))
+                phases_of.get(&key_text(&k)).cloned().ok_or_else(|| {
+                    check_failed(format!(
+                        "{name}: the rehearsal recorded no phase inserting row {}; run `{}` again",
+                        k.join("/"),
+                        crate::ops::advice::rehearse(&snapshot.path, plan)
+                    ))
+                })
             })
             .collect::<Result<_>>()?;
-        let update_phase = plan
-            .last_write(&name)
-            .map(|i| plan.file.phases[i].id.clone())
-            .unwrap_or_else(|| last_phase.clone());
+        let deleted_keys = deletes
+            .iter()
+            .map(|r| Ok(key_text(&key_values(&name, &key, &key_idx, r)?)))
+            .collect::<Result<_>>()?;
+        let phase_updates = if created {
+            Vec::new()
+        } else {
+            updates_by_phase(snapshot, plan, &name, &after, &updates, &deleted_keys)?
+        };
         let deleted_in = row_deletes(snapshot, &name)?;
         let delete_phases = deletes
             .iter()
             .map(|r| {
                 let k = key_values(&name, &key, &key_idx, r)?;
-                Ok(deleted_in
-                    .get(&crate::types::row_key(k.iter().map(|v| Some(v.as_str()))))
-                    .cloned()
-                    .unwrap_or_else(|| update_phase.clone()))
+                deleted_in.get(&key_text(&k)).cloned().ok_or_else(|| {
+                    check_failed(format!(
+                        "{name}: the rehearsal recorded no phase deleting row {}; run `{}` again",
+                        k.join("/"),
+                        crate::ops::advice::rehearse(&snapshot.path, plan)
+                    ))
+                })
             })
             .collect::<Result<_>>()?;
         tables.push(TableDiff {
@@ -457,7 +483,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             inserts,
             insert_phases,
             updates,
-            update_phase,
+            phase_updates,
             deletes,
             delete_phases,
         });
@@ -491,6 +517,154 @@ fn row_phases(
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The text the rehearsal records a row's key under.
+fn key_text(k: &[String]) -> String {
+    crate::types::row_key(k.iter().map(|v| Some(v.as_str())))
+}
+
+/// The columns each phase wrote in one row, and their values, by phase
+/// position.
+type PhaseWrites = std::collections::BTreeMap<usize, Vec<(String, Option<String>)>>;
+/// A row's values by column name, as Postgres prints them.
+type RowValues = std::collections::HashMap<String, Option<String>>;
+
+/// Splits the net updates of a pulled table into the changes each phase
+/// made, from what the rehearsal recorded. Replaying them in phase order
+/// must arrive at the staged values; anything else is refused, since the
+/// push would then apply something the rehearsal did not check.
+fn updates_by_phase(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    table: &str,
+    after: &TableMeta,
+    net: &[RowUpdate],
+    deleted: &std::collections::HashSet<String>,
+) -> Result<Vec<PhaseUpdate>> {
+    use std::collections::HashMap;
+    let rehearse_again = || {
+        check_failed(format!(
+            "{table}: the rehearsal did not record which phase changed each row (it predates \
+             this version, or the file was edited); run `{}` again",
+            crate::ops::advice::rehearse(&snapshot.path, plan)
+        ))
+    };
+    let exists: i64 = snapshot.conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_row_updates'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Err(rehearse_again());
+    }
+    let order: HashMap<&str, usize> = plan
+        .file
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    // key text -> phase index -> (column, value).
+    let mut recorded: HashMap<String, PhaseWrites> = HashMap::new();
+    {
+        let mut stmt = snapshot.conn.prepare(
+            "SELECT row_key, phase, column_name, value FROM _sandbox_row_updates WHERE table_name = ?",
+        )?;
+        let mut rows = stmt.query([table])?;
+        while let Some(r) = rows.next()? {
+            let phase: String = r.get(1)?;
+            let Some(i) = order.get(phase.as_str()) else {
+                return Err(rehearse_again());
+            };
+            recorded
+                .entry(r.get(0)?)
+                .or_default()
+                .entry(*i)
+                .or_default()
+                .push((r.get(2)?, r.get(3)?));
+        }
+    }
+    let col_pos = |c: &str| after.columns.iter().position(|m| m.name == c);
+    // The pulled values of the rows the phases changed: where each walk
+    // through the phases starts. A column the plan adds starts NULL.
+    let before = &snapshot
+        .table(table)
+        .ok_or_else(|| environment(format!("the snapshot has no table {table}")))?
+        .meta;
+    let key = after.primary_key();
+    let before_key_idx = key_positions(before, &key)?;
+    // key text -> (key values, column -> pulled value).
+    let mut pulled: HashMap<String, (Vec<String>, RowValues)> = HashMap::new();
+    snapshot.for_each_row(table, before, |r| {
+        let k = key_values(table, &key, &before_key_idx, &r)?;
+        let text = key_text(&k);
+        if recorded.contains_key(&text) {
+            let values = before
+                .columns
+                .iter()
+                .map(|c| c.name.clone())
+                .zip(r)
+                .collect();
+            pulled.insert(text, (k, values));
+        }
+        Ok(())
+    })?;
+    let net: HashMap<String, &RowUpdate> = net.iter().map(|u| (key_text(&u.key), u)).collect();
+    let mut keys: Vec<&String> = recorded.keys().collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for text in keys {
+        let by_phase = &recorded[text];
+        let Some((k, start)) = pulled.get(text) else {
+            return Err(rehearse_again());
+        };
+        let mut current = start.clone();
+        for (i, writes) in by_phase {
+            let mut writes = writes.clone();
+            writes.sort_by_key(|(c, _)| col_pos(c));
+            let changes = writes
+                .into_iter()
+                .map(|(column, value)| {
+                    let old = current.insert(column.clone(), value.clone()).flatten();
+                    ColumnUpdate {
+                        column,
+                        old,
+                        new: value,
+                    }
+                })
+                .collect();
+            out.push(PhaseUpdate {
+                phase: plan.file.phases[*i].id.clone(),
+                update: RowUpdate {
+                    key: k.clone(),
+                    changes,
+                },
+            });
+        }
+        // Replayed, the phases must end at the staged values: the net
+        // change where there is one, the pulled value elsewhere (a row the
+        // plan deletes ends deleted, whatever it held).
+        let ends_right = match net.get(text) {
+            Some(u) => u
+                .changes
+                .iter()
+                .all(|c| current.get(&c.column).cloned().flatten() == c.new),
+            None => {
+                deleted.contains(text)
+                    || current
+                        .iter()
+                        .all(|(c, v)| start.get(c).cloned().flatten() == *v)
+            }
+        };
+        if !ends_right {
+            return Err(rehearse_again());
+        }
+    }
+    if net.keys().any(|k| !recorded.contains_key(k)) {
+        return Err(rehearse_again());
+    }
+    Ok(out)
 }
 
 fn row_deletes(
@@ -531,7 +705,14 @@ fn diff_hash(diff: &Diff) -> String {
             h.update(b"delete ");
             h.update(copy_text_line(r).as_bytes());
         }
-        for u in &t.updates {
+        for p in &t.phase_updates {
+            h.update(format!("phase {}\n", p.phase).as_bytes());
+        }
+        for u in t
+            .updates
+            .iter()
+            .chain(t.phase_updates.iter().map(|p| &p.update))
+        {
             h.update(u.key.join("\t").as_bytes());
             for c in &u.changes {
                 h.update(
@@ -766,20 +947,21 @@ impl Diff {
                 }
                 s.push_str("\\.\n");
             }
-            if t.updates.is_empty() || t.update_phase != phase {
+            let updates = t.updates_of(phase);
+            if updates.is_empty() {
                 continue;
             }
             s.push_str(&format!(
                 "-- {}: {} rows updated; the updated_at triggers the plan names are held off as push does\n",
                 t.table,
-                t.updates.len()
+                updates.len()
             ));
             s.push_str(&trigger_toggle_sql(
                 &t.table,
                 "DISABLE",
                 &self.hold_off_triggers,
             ));
-            for u in &t.updates {
+            for u in &updates {
                 let sets = u
                     .changes
                     .iter()
@@ -861,6 +1043,8 @@ fn trigger_toggle_sql(table: &str, action: &str, named: &[String]) -> String {
              EXECUTE format('ALTER TABLE public.%I %s TRIGGER %I', {lit}, \
              CASE r.mode WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE' END, r.name); END LOOP; END $sandbox$;\n"
         ));
+        // A later phase updating the table holds them off again.
+        s.push_str(&format!("DROP TABLE pg_temp.{tmp};\n"));
     }
     s
 }

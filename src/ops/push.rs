@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::TableMeta;
-use crate::db::postgres::apply::{apply_updates, cast_type, delete_rows, key_positions_of};
+use crate::db::postgres::apply::{apply_row_updates, cast_type, delete_rows, key_positions_of};
 use crate::db::postgres::catalog::columns_of;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
@@ -1142,14 +1142,15 @@ async fn apply_all(
                     ));
                 }
             }
-            if !t.updates.is_empty() && t.update_phase == phase.id {
+            let updates = t.updates_of(&phase.id);
+            if !updates.is_empty() {
                 progress.step(&format!(
                     "phase {}: updating {} rows of {}",
                     phase.id,
-                    t.updates.len(),
+                    updates.len(),
                     t.table
                 ));
-                apply_updates(tx, t, false, triggers)
+                apply_row_updates(tx, t, &updates, false, triggers)
                     .await
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
@@ -1225,7 +1226,8 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
             TableWrites {
                 table: name,
                 inserted: t.inserts.len() as i64,
-                updated: t.updates.len() as i64,
+                // One row update per phase that changes the row.
+                updated: t.phase_updates.len() as i64,
                 deleted: t.deletes.len() as i64,
             },
         );

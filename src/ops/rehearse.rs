@@ -1,7 +1,7 @@
 //! `sandbox rehearse`: run every phase of the plan on the staged copy inside
 //! the snapshot, check everything, and record the result in the file.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -198,6 +198,48 @@ pub fn query_text(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {
     Ok(out)
 }
 
+/// The working rows of a table, by key text, as Postgres prints their
+/// values (a table without a primary key has none to record).
+fn working_rows(
+    conn: &Connection,
+    meta: &TableMeta,
+) -> Result<HashMap<String, HashMap<String, Option<String>>>> {
+    let key = meta.primary_key();
+    let mut out = HashMap::new();
+    if key.is_empty() {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM temp.{}",
+        crate::db::sqlite::ident_list(&meta.column_names()),
+        quote_ident(&meta.name)
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let mut values = HashMap::new();
+        for (i, c) in meta.columns.iter().enumerate() {
+            values.insert(
+                c.name.clone(),
+                crate::db::sqlite::from_sqlite(c, r.get_ref(i)?)
+                    .with_context(|| format!("working table {}", meta.name))?,
+            );
+        }
+        // A row with a NULL key cannot be matched to a Postgres row; the
+        // diff refuses it by name, so it has nothing to record here.
+        let k: Option<Vec<String>> = key
+            .iter()
+            .map(|k| values.get(k).cloned().flatten())
+            .collect();
+        if let Some(k) = k {
+            out.insert(
+                crate::types::row_key(k.iter().map(|v| Some(v.as_str()))),
+                values,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Records the working rows of `table` not yet attributed to a phase, and
 /// the pulled rows the phase deleted.
 fn record_row_phases(
@@ -324,6 +366,10 @@ struct Rehearsal<'a> {
     /// A phase failed: later phases and the final checks do not run, and
     /// checks that cannot read what it left are skipped.
     broken: bool,
+    /// Each pulled row of a written table as the last phase left it (by
+    /// table, then key): a phase's changes to it are recorded so the push
+    /// applies them in that phase, where its expectations look.
+    row_values: HashMap<String, HashMap<String, HashMap<String, Option<String>>>>,
 }
 
 fn run_in_transaction(
@@ -393,6 +439,7 @@ impl<'a> Rehearsal<'a> {
             checks: Vec::new(),
             timings: Vec::new(),
             broken: false,
+            row_values: HashMap::new(),
         }
     }
 
@@ -425,7 +472,7 @@ impl<'a> Rehearsal<'a> {
     /// Replaces a previous rehearsal's staged tables with working copies of
     /// the pulled tables the plan writes, and gives phase SQL its functions,
     /// seed tables and jsonb views.
-    fn stage_written_tables(&self) -> Result<()> {
+    fn stage_written_tables(&mut self) -> Result<()> {
         let conn = self.conn;
         drop_staged(conn)?;
         // Which phase created (or deleted) each staged row: the push applies
@@ -437,7 +484,11 @@ impl<'a> Rehearsal<'a> {
                                                PRIMARY KEY (table_name, row_key));
              DROP TABLE IF EXISTS _sandbox_row_deletes;
              CREATE TABLE _sandbox_row_deletes (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
-                                                PRIMARY KEY (table_name, row_key));",
+                                                PRIMARY KEY (table_name, row_key));
+             DROP TABLE IF EXISTS _sandbox_row_updates;
+             CREATE TABLE _sandbox_row_updates (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
+                                                column_name TEXT NOT NULL, value TEXT,
+                                                PRIMARY KEY (table_name, row_key, phase, column_name));",
         )?;
         let pulled_metas: Vec<TableMeta> = self
             .snapshot
@@ -459,6 +510,8 @@ impl<'a> Rehearsal<'a> {
                 .meta;
             stage::stage_pulled(conn, meta)?;
             record_row_phases(conn, name, &meta.primary_key(), "pulled", true)?;
+            let rows = working_rows(conn, meta)?;
+            self.row_values.insert(name.clone(), rows);
         }
         plansql::create_jsonb_views(conn, &pulled_metas)?;
         Ok(())
@@ -492,6 +545,9 @@ impl<'a> Rehearsal<'a> {
         // Values Postgres would not print cannot be read back, checksummed
         // or pushed: later phases would build on them.
         self.broken |= !inexact.is_empty();
+        if !self.broken {
+            self.record_row_updates(phase)?;
+        }
         phase_checks.push(Check::no_rows(
             &phase.id,
             "values stay exact (jsonb, no number or time through a REAL)",
@@ -565,6 +621,37 @@ impl<'a> Rehearsal<'a> {
             )?;
         }
         Ok(inexact)
+    }
+
+    /// Records, for each pulled row of the tables the phase writes, the
+    /// columns the phase changed and their new values: the push applies
+    /// them in this phase, so the phase's expectations (and every later
+    /// phase's) see on Postgres what they saw here.
+    fn record_row_updates(&mut self, phase: &Phase) -> Result<()> {
+        for t in &phase.writes {
+            let Some(before) = self.row_values.get_mut(t) else {
+                continue;
+            };
+            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            let now = working_rows(self.conn, &meta)?;
+            let mut insert = self.conn.prepare_cached(
+                "INSERT INTO _sandbox_row_updates (table_name, row_key, phase, column_name, value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            // Rows the phase deleted are the deletes' business.
+            before.retain(|k, _| now.contains_key(k));
+            for (key, old) in before.iter_mut() {
+                let Some(new) = now.get(key) else { continue };
+                for c in &meta.columns {
+                    let v = new.get(&c.name).cloned().flatten();
+                    if old.get(&c.name).cloned().flatten() != v {
+                        insert.execute(params![t, key, phase.id, c.name, v])?;
+                        old.insert(c.name.clone(), v);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A check query run without parameters: a query SQLite refuses is a

@@ -869,7 +869,7 @@ async fn restore_updated_rows(
         inserts: vec![],
         insert_phases: vec![],
         updates,
-        update_phase: String::new(),
+        phase_updates: vec![],
         deletes: vec![],
         delete_phases: vec![],
     };

@@ -98,11 +98,22 @@ pub async fn apply_updates(
     restore: bool,
     held_off: &[TriggerReport],
 ) -> Result<u64> {
-    if td.updates.is_empty() {
+    apply_row_updates(tx, td, &td.updates, restore, held_off).await
+}
+
+/// [`apply_updates`] for some of a table's updates (one phase's).
+pub async fn apply_row_updates(
+    tx: &Transaction<'_>,
+    td: &TableDiff,
+    row_updates: &[crate::ops::diff::RowUpdate],
+    restore: bool,
+    held_off: &[TriggerReport],
+) -> Result<u64> {
+    if row_updates.is_empty() {
         return Ok(0);
     }
     let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::ops::diff::RowUpdate>> = BTreeMap::new();
-    for u in &td.updates {
+    for u in row_updates {
         by_cols
             .entry(u.changes.iter().map(|c| c.column.clone()).collect())
             .or_default()
@@ -132,8 +143,10 @@ pub async fn apply_updates(
         let mut tmp_cols: Vec<String> = td.key.iter().map(|k| format!("k_{k}")).collect();
         tmp_cols.extend(cols.iter().map(|c| format!("old_{c}")));
         tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
+        // One transaction updates several tables, and a table in several
+        // phases: each run replaces the previous run's table.
         tx.batch_execute(&format!(
-            "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+            "DROP TABLE IF EXISTS pg_temp.{0}; CREATE TEMP TABLE {0} ({1}) ON COMMIT DROP",
             quote_ident(&tmp),
             tmp_cols
                 .iter()
