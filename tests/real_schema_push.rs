@@ -744,3 +744,27 @@ fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     );
     w.rollback(&receipt, &["--confirm"]).ok();
 }
+
+/// TRUNCATE counts no row in Postgres's per-transaction statistics: a
+/// trigger emptying a table must still be named and refused, and allowed
+/// only by --allow-writes.
+#[test]
+fn a_trigger_that_truncates_a_table_is_named_and_refused() {
+    let w = World::new(
+        "truncating_trigger",
+        "CREATE TABLE public.wf_cache (k int);
+         INSERT INTO public.wf_cache SELECT generate_series(1, 50);
+         CREATE FUNCTION public.clear_cache() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN TRUNCATE public.wf_cache; RETURN NULL; END $$;
+         CREATE TRIGGER workflows_clear_cache AFTER INSERT ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.clear_cache();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(&w.push(confirm), &["public.wf_cache", "truncated"]);
+        before.assert_same(&w.state(), "a push whose trigger truncates");
+        assert_eq!(w.count("SELECT count(*) FROM public.wf_cache"), 50);
+    }
+    w.push(&["--confirm", "--allow-writes", "wf_cache"]).ok();
+    assert_eq!(w.count("SELECT count(*) FROM public.wf_cache"), 0);
+}

@@ -77,6 +77,101 @@ pub async fn transaction_writes(tx: &Transaction<'_>) -> Result<Vec<TableWrites>
         .collect())
 }
 
+/// Transaction-local setting holding, from the start of the transaction,
+/// the storage (`relfilenode`) of every user table: TRUNCATE, and any
+/// rewrite (ALTER TABLE … TYPE, VACUUM FULL, REFRESH MATERIALIZED VIEW),
+/// gives a table new storage without counting a single row in
+/// `pg_stat_xact_user_tables`, so only this comparison sees it. A setting,
+/// not a temporary table: creating one would fire the database's event
+/// triggers.
+const STORAGE_AT_START: &str = "sandbox.storage_at_start";
+
+/// The user tables whose storage [`storage_check`] watches: plain tables,
+/// partitions and materialized views of every schema but the system's and
+/// temporary ones.
+const WATCHED_TABLES: &str = "FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind IN ('r', 'm') AND c.relfilenode <> 0 \
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND n.nspname::text NOT LIKE 'pg\\_%'";
+
+/// Records the storage of every user table (see [`STORAGE_AT_START`]);
+/// called once, at the start of the push or rollback transaction.
+pub async fn record_storage(tx: &Transaction<'_>) -> Result<()> {
+    tx.batch_execute(&format!(
+        "SELECT pg_catalog.set_config('{STORAGE_AT_START}', \
+           (SELECT coalesce(pg_catalog.jsonb_object_agg(c.oid::text, c.relfilenode::text), '{{}}')::text \
+            {WATCHED_TABLES}), true)"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// One check: no table outside `exempt` (the plan's own DDL targets, which
+/// may be rewritten) and `allowed` (--allow-writes) got new storage in this
+/// transaction. A table whose storage changed counts only while this
+/// transaction holds its ACCESS EXCLUSIVE lock, which TRUNCATE and every
+/// rewrite take until COMMIT: an app's own TRUNCATE, committed meanwhile
+/// in its session, is not ours and is not named.
+pub async fn storage_check(
+    tx: &Transaction<'_>,
+    phase: &str,
+    exempt: &[String],
+    allowed: &[String],
+) -> Result<Check> {
+    let recorded: Option<String> = tx
+        .query_one(
+            &format!("SELECT pg_catalog.current_setting('{STORAGE_AT_START}', true)"),
+            &[],
+        )
+        .await?
+        .get(0);
+    let Some(recorded) = recorded.filter(|r| !r.is_empty()) else {
+        anyhow::bail!(
+            "the storage of the tables was not recorded at the start of this transaction, so a \
+             TRUNCATE could not be told apart"
+        );
+    };
+    let rows = tx
+        .query_typed(
+            // A partition is named by its partitioned table, the name a
+            // plan and --allow-writes use.
+            "SELECT DISTINCT rn.nspname::text || '.' || r.relname::text \
+             FROM pg_catalog.jsonb_each_text($1::text::jsonb) s(oid, node) \
+             JOIN pg_catalog.pg_class c ON c.oid = s.oid::oid \
+             JOIN pg_catalog.pg_class r ON r.oid = coalesce(pg_catalog.pg_partition_root(c.oid), c.oid) \
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace \
+             WHERE c.relfilenode::text <> s.node \
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l \
+                           WHERE l.locktype = 'relation' AND l.relation = c.oid \
+                             AND l.pid = pg_catalog.pg_backend_pid() \
+                             AND l.mode = 'AccessExclusiveLock' AND l.granted) \
+             ORDER BY 1",
+            &[(&recorded, tokio_postgres::types::Type::TEXT)],
+        )
+        .await?;
+    let exempt: Vec<String> = exempt.iter().map(|t| qualify(t)).collect();
+    let allowed: Vec<String> = allowed.iter().map(|t| qualify(t)).collect();
+    let replaced: Vec<String> = rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .filter(|t| !exempt.contains(t) && !allowed.contains(t))
+        .map(|t| {
+            format!(
+                "{t} — truncated or rewritten in this transaction (a trigger, rule or event trigger \
+                 ran TRUNCATE or a table rewrite), outside the plan; allow it with --allow-writes {t} \
+                 if that is intended"
+            )
+        })
+        .collect();
+    Ok(Check::no_rows(
+        phase,
+        "no table truncated or rewritten outside the plan (every schema)",
+        CheckKind::Guard,
+        replaced,
+    ))
+}
+
 /// What the accounting found: one check per surprise, and the side effects
 /// the user allowed.
 pub struct Accounting {

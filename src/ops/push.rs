@@ -27,7 +27,7 @@ use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
 use crate::db::triggers::{plan_triggers, TriggerAction, TriggerReport, WrittenTable};
-use crate::db::writes::{account, transaction_writes, TableWrites};
+use crate::db::writes::{account, storage_check, transaction_writes, TableWrites};
 use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::rehearse::StagedTable;
@@ -942,6 +942,14 @@ async fn push_on(
     let writes = transaction_writes(&tx).await?;
     let accounting = account("writes", &writes, &planned_writes(diff), &allowed);
     checks.extend(accounting.checks);
+    // ADD COLUMN may rewrite its table; the state checks cover its rows.
+    let ddl_targets: Vec<String> = plan
+        .schema
+        .added_columns
+        .iter()
+        .map(|a| a.table.clone())
+        .collect();
+    checks.push(storage_check(&tx, "writes", &ddl_targets, &allowed).await?);
     undo.side_effects = accounting.allowed.clone();
     if !undo.side_effects.is_empty() {
         tx.execute(

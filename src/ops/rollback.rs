@@ -21,7 +21,7 @@ use crate::db::postgres::tx::{begin, lock_tables, simple_rows};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
-use crate::db::writes::{account, transaction_writes, TableWrites};
+use crate::db::writes::{account, storage_check, transaction_writes, TableWrites};
 use crate::error::check_failed;
 use crate::error::refused as refuse;
 use crate::ops::diff::{RowUpdate, TableDiff};
@@ -543,6 +543,10 @@ impl Rollback<'_, '_> {
         let accounting = account("writes", &writes, &undo_writes(self.undo, report), &allowed);
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
+        // The undo's DDL only drops (no rewrite): nothing is exempt.
+        report
+            .checks
+            .push(storage_check(self.tx, "writes", &[], &allowed).await?);
         Ok(())
     }
 

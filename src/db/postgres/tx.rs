@@ -293,6 +293,9 @@ pub async fn begin(
         }
         return Err(anyhow::Error::new(e).context("cannot take the sandbox advisory lock"));
     }
+    crate::db::writes::record_storage(&tx)
+        .await
+        .context("cannot read the storage of the tables at the start of the transaction")?;
     Ok(tx)
 }
 
