@@ -754,10 +754,8 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
 #[test]
 fn a_reader_that_closes_the_pipe_early_ends_the_output_quietly() {
     // `sandbox plan | head -1`: the reader is gone before the first line.
-    let mut child = std::process::Command::new(common::sandbox_bin())
-        .args(["plan"])
-        .env_remove("SANDBOX_PLAN")
-        .env_remove("SANDBOX_SEEDS")
+    let mut child = common::Sandbox::new(&["plan"])
+        .command()
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

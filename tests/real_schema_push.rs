@@ -583,7 +583,7 @@ fn a_read_only_snapshot_still_reports_the_committed_receipt() {
 }
 
 fn rusqlite_count(path: &str, receipt: &str) -> i64 {
-    let out = std::process::Command::new("sqlite3")
+    let out = std::process::Command::new(common::require_tool("sqlite3"))
         .args([
             path,
             &format!("SELECT count(*) FROM _sandbox_receipts WHERE receipt_id = '{receipt}'"),
