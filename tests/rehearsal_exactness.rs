@@ -174,3 +174,58 @@ fn a_later_phase_writing_the_table_does_not_move_earlier_updates() {
     l.run("rehearse", &[]).ok().stdout_has("PASSED");
     l.push().ok().stdout_has("Applied diff");
 }
+
+#[test]
+fn a_written_table_without_a_primary_key_fails_the_rehearsal_by_name() {
+    // Before: the rehearsal passed, then diff and push exited 2.
+    let db = TestDb::create("exact_no_pk");
+    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    db.client()
+        .batch_execute(
+            "CREATE TABLE public.dh_nopk (code text, n int); \
+             INSERT INTO public.dh_nopk VALUES ('a', 1), ('b', 2);",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = example_plan(
+        dir.path(),
+        |v| {
+            v["tables"]["sources"]
+                .as_array_mut()
+                .unwrap()
+                .push("dh_nopk".into());
+            add_phase(v, "dh_nopk", "4_nopk.sql", serde_json::json!([]));
+        },
+        &[("4_nopk.sql", "UPDATE dh_nopk SET n = n + 1;")],
+    );
+    let plan = plan.to_str().unwrap();
+    let snap = dir.path().join("snap.sqlite");
+    let snap = snap.to_str().unwrap();
+    sandbox(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        snap,
+        "--plan",
+        plan,
+    ])
+    .ok();
+    let r = sandbox(&["rehearse", "--json", "--snapshot", snap, "--plan", plan]);
+    r.code(1);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
+    let failed: Vec<&Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["name"].as_str().unwrap().contains("primary key")
+            && failed[0].to_string().contains("dh_nopk"),
+        "{failed:?}"
+    );
+    // Nothing to push: refused (exit 1), not an environment error.
+    sandbox(&["diff", "--snapshot", snap, "--plan", plan]).code(1);
+}

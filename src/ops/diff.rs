@@ -410,8 +410,9 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         let after = staged_meta(&snapshot.conn, snapshot, plan, &name)?;
         let key = after.primary_key();
         if key.is_empty() {
-            return Err(environment(format!(
-                "table {name} has no primary key; the diff needs one"
+            return Err(check_failed(format!(
+                "table {name} has no primary key: the push matches rows by key, so it cannot \
+                 push this table (the rehearsal's primary key check names it)"
             )));
         }
         let created = plan.creates(&name);

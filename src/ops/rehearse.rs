@@ -382,6 +382,7 @@ fn run_in_transaction(
     let mut r = Rehearsal::new(snapshot, plan);
     r.check_snapshot_unchanged()?;
     r.checks.push(existing_targets_check(snapshot, plan));
+    r.checks.push(primary_keys_check(snapshot, plan));
     r.stage_written_tables()?;
     for (phase, sql_text) in plan.file.phases.iter().zip(&plan.phase_sql) {
         r.run_phase(phase, sql_text)?;
@@ -909,6 +910,39 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
     Check::no_rows(
         "snapshot",
         "tables and columns the plan creates do not exist yet",
+        CheckKind::Conflict,
+        rows,
+    )
+}
+
+/// The push matches the rows it updates and deletes to Postgres rows by
+/// primary key; a written table without one could pass here and then not
+/// be pushable at all.
+fn primary_keys_check(snapshot: &Snapshot, plan: &Plan) -> Check {
+    let mut rows: Vec<String> = written_tables(plan)
+        .iter()
+        .filter(|t| {
+            snapshot
+                .table(t)
+                .is_some_and(|p| p.meta.primary_key().is_empty())
+        })
+        .map(|t| format!("table {t} has no primary key at the source"))
+        .collect();
+    rows.extend(
+        plan.schema
+            .tables
+            .iter()
+            .filter(|t| t.primary_key.is_empty())
+            .map(|t| {
+                format!(
+                    "table {} (created by the plan) declares no primary key",
+                    t.name
+                )
+            }),
+    );
+    Check::no_rows(
+        "snapshot",
+        "every table the plan writes has a primary key (rows are pushed by key)",
         CheckKind::Conflict,
         rows,
     )
