@@ -768,3 +768,70 @@ fn a_trigger_that_truncates_a_table_is_named_and_refused() {
     w.push(&["--confirm", "--allow-writes", "wf_cache"]).ok();
     assert_eq!(w.count("SELECT count(*) FROM public.wf_cache"), 0);
 }
+
+/// Rollback restores only the columns the push wrote: the app's later
+/// writes to other columns of the same rows survive it, and only a write
+/// to a column the push wrote refuses it, named by table, key and column.
+#[test]
+fn rollback_compares_only_the_columns_the_push_wrote() {
+    let w = World::new("app_writes_other_columns", "");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    // A jtbd_library row the push updated (it links strategic_priority_id).
+    let key = common::scalar(
+        &mut w.db.client(),
+        "SELECT u->'key'->>0 FROM sandbox.receipts, jsonb_array_elements(undo->'tables') t, \
+         jsonb_array_elements(t->'updates') u WHERE t->>'table' = 'jtbd_library' \
+         ORDER BY 1 LIMIT 1",
+    );
+    w.exec(&format!(
+        "UPDATE public.jtbd_library SET usage_count = coalesce(usage_count, 0) + 7 WHERE id = '{key}'"
+    ));
+    // Now a column the push wrote: refused by table, key and column.
+    w.exec(&format!(
+        "UPDATE public.jtbd_library SET strategic_priority_id = NULL WHERE id = '{key}'"
+    ));
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(
+            &w.rollback(&receipt, confirm),
+            &[
+                &format!("row {key} changed: jtbd_library.strategic_priority_id was pushed as"),
+                "is now NULL",
+                "nothing was changed",
+            ],
+        );
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    assert!(
+        !w.rollback(&receipt, &[]).all().contains("usage_count"),
+        "a column the push never wrote is not a reason to refuse"
+    );
+    // Put back what the push wrote; the app's usage_count stays.
+    let pushed = common::scalar(
+        &mut w.db.client(),
+        &format!(
+            "SELECT c->>'new' FROM sandbox.receipts, jsonb_array_elements(undo->'tables') t, \
+             jsonb_array_elements(t->'updates') u, jsonb_array_elements(u->'changes') c \
+             WHERE t->>'table' = 'jtbd_library' AND u->'key'->>0 = '{key}' \
+               AND c->>'column' = 'strategic_priority_id'"
+        ),
+    );
+    let usage = |w: &World| {
+        common::scalar(
+            &mut w.db.client(),
+            &format!("SELECT usage_count::text FROM public.jtbd_library WHERE id = '{key}'"),
+        )
+    };
+    let app_usage = usage(&w);
+    w.exec(&format!(
+        "UPDATE public.jtbd_library SET strategic_priority_id = '{pushed}' WHERE id = '{key}'"
+    ));
+    w.rollback(&receipt, &["--confirm"]).ok();
+    assert_eq!(
+        usage(&w),
+        app_usage,
+        "the app's write survives the rollback"
+    );
+}

@@ -15,7 +15,7 @@ use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
 use crate::db::postgres::apply::apply_updates;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
-use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes, RowHashes};
+use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows};
 use crate::db::postgres::{connect, Target};
@@ -368,47 +368,111 @@ impl Rollback<'_, '_> {
     }
 
     /// The rows the push inserted into or updated in an existing table are
-    /// as it left them.
+    /// as it left them, as far as undoing them would discard a change: a
+    /// row it inserted whole (deleting it deletes every column, including
+    /// what Postgres filled), a row it updated only in the columns it wrote
+    /// (restoring them leaves the app's other columns alone, so the app may
+    /// have written those since). A change is named by table, key and column
+    /// where the receipt holds the pushed value.
     async fn pushed_rows_check(
         &self,
         t: &UndoTable,
         meta: &TableMeta,
         after: &TableState,
     ) -> Result<Check> {
-        let pushed_keys: std::collections::BTreeSet<String> = t
+        let inserted: std::collections::BTreeSet<String> = t
             .inserted_keys
             .iter()
-            .map(|k| {
-                k.iter()
-                    .map(|v| v.clone().unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .chain(t.updates.iter().map(|u| u.key.join("/")))
+            .map(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())))
             .collect();
-        let now = remote_row_hashes(self.tx, meta).await?;
-        let pick = |h: &RowHashes| -> RowHashes {
-            h.iter()
-                .filter(|(k, _)| pushed_keys.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        let (then, now) = (pick(&after.row_hashes), pick(&now));
+        // Per updated row: (column position, column, value the push wrote).
+        let mut updated: BTreeMap<String, Vec<WrittenValue>> = BTreeMap::new();
+        for u in &t.updates {
+            let key = crate::types::row_key(u.key.iter().map(|v| Some(v.as_str())));
+            let cols = u
+                .changes
+                .iter()
+                .map(|c| {
+                    meta.columns
+                        .iter()
+                        .position(|m| m.name == c.column)
+                        .map(|i| (i, c.column.as_str(), c.new.as_deref()))
+                        .with_context(|| {
+                            format!(
+                                "the receipt updates {}.{}, which it does not list among the table's columns",
+                                t.table, c.column
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            updated.insert(key, cols);
+        }
+        let key_positions: Vec<usize> = t
+            .key
+            .iter()
+            .filter_map(|k| meta.columns.iter().position(|c| &c.name == k))
+            .collect();
+        let mut changed = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        crate::db::postgres::copy::for_each_remote_line(self.tx, meta, |line| {
+            let values = crate::types::parse_copy_line(&line[..line.len() - 1])
+                .map_err(anyhow::Error::msg)?;
+            let key = crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
+            let is_inserted = inserted.contains(&key);
+            let columns = updated.get(&key);
+            if !is_inserted && columns.is_none() {
+                return Ok(());
+            }
+            seen.insert(key.clone());
+            // Unchanged as a whole: nothing to look at column by column.
+            if after.row_hashes.get(&key).map(String::as_str)
+                == Some(crate::db::postgres::digest::row_fingerprint(line).as_str())
+            {
+                return Ok(());
+            }
+            if is_inserted {
+                changed.push(format!(
+                    "row {key} changed since the push inserted it into {}",
+                    t.table
+                ));
+                return Ok(());
+            }
+            for (i, column, pushed) in columns.into_iter().flatten() {
+                let now = values[*i].as_deref();
+                if now != *pushed {
+                    changed.push(format!(
+                        "row {key} changed: {}.{column} was pushed as {}, is now {}",
+                        t.table,
+                        shown(*pushed),
+                        shown(now)
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        for key in inserted.iter().chain(updated.keys()) {
+            if !seen.contains(key) {
+                changed.push(format!("row {key} of {} deleted since the push", t.table));
+            }
+        }
+        changed.sort();
+        changed.dedup();
+        let written = inserted.len() + updated.keys().filter(|k| !inserted.contains(*k)).count();
         let mut c = Check::equal(
             "before undo",
             &format!("{} rows the push wrote unchanged since the push", t.table),
             CheckKind::Integrity,
-            format!("{} rows as pushed", pushed_keys.len()),
-            format!(
-                "{} rows as pushed",
-                then.iter().filter(|(k, v)| now.get(*k) == Some(*v)).count()
-            ),
+            format!("{written} rows as pushed"),
+            format!("{} rows as pushed", written.saturating_sub(changed.len())),
         );
-        c.ok = then == now && then.len() == pushed_keys.len();
-        if !c.ok {
-            c.rows = describe_row_changes(&then, &now, 10);
-            c.row_count = c.rows.len() as u64;
+        c.ok = changed.is_empty();
+        c.row_count = changed.len() as u64;
+        changed.truncate(10);
+        if c.row_count > 10 {
+            changed.push(format!("… and {} more", c.row_count - 10));
         }
+        c.rows = changed;
         Ok(c)
     }
 
@@ -911,4 +975,19 @@ async fn reinsert_deleted_rows(
     .with_context(|| format!("inserting the deleted rows of {} again", t.table))?;
     report.reinserted.push((t.table.clone(), n));
     Ok(())
+}
+
+/// A column the push wrote in an updated row: its position in the table,
+/// its name and the value the push wrote.
+type WrittenValue<'u> = (usize, &'u str, Option<&'u str>);
+
+/// A value for a person: quoted text, or NULL.
+fn shown(v: Option<&str>) -> String {
+    match v {
+        Some(v) if v.chars().count() > 60 => {
+            format!("'{}…'", v.chars().take(60).collect::<String>())
+        }
+        Some(v) => format!("'{v}'"),
+        None => "NULL".into(),
+    }
 }

@@ -87,7 +87,7 @@ pub async fn table_digests(
 /// or a rollback name the rows that changed, not just the table.
 pub type RowHashes = std::collections::HashMap<String, String>;
 
-fn row_fingerprint(line: &[u8]) -> String {
+pub fn row_fingerprint(line: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(line)[..8])
 }
