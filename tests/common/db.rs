@@ -130,25 +130,11 @@ impl TestRole {
     pub fn create(tag: &str, attributes: &str) -> TestRole {
         let mut admin = postgres_admin(&admin_url());
         drop_leftovers(&mut admin);
-        let mut tag: String = tag
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
-        tag.truncate(40);
-        let name = format!(
-            "sbx_{tag}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = unique_name(tag);
         admin
             .batch_execute(&format!("CREATE ROLE {} {attributes}", quote(&name)))
             .unwrap_or_else(|e| panic!("cannot create test role {name}: {e}"));
-        let owner = owner_of(std::process::id()).expect("/proc/self/stat is readable");
-        admin
-            .batch_execute(&format!(
-                "COMMENT ON ROLE {} IS '{REGISTERED_ROLE} {owner}'",
-                quote(&name)
-            ))
-            .unwrap_or_else(|e| panic!("cannot register test role {name}: {e}"));
+        register(&mut admin, "ROLE", &name, REGISTERED_ROLE);
         TestRole { name }
     }
 }
@@ -163,6 +149,32 @@ impl Drop for TestRole {
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `sbx_<tag>_<pid>_<n>`: unique on the server while this process runs.
+fn unique_name(tag: &str) -> String {
+    let mut tag: String = tag
+        .to_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+    // Postgres keeps 63 bytes of a name; the unique suffix must survive.
+    tag.truncate(40);
+    format!(
+        "sbx_{tag}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Names this process as the owner of a database or role it made, so a
+/// later run can drop it if this one is killed.
+fn register(admin: &mut Client, kind: &str, name: &str, registered: &str) {
+    let owner = owner_of(std::process::id()).expect("/proc/self/stat is readable");
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON {kind} {} IS '{registered} {owner}'",
+            quote(name)
+        ))
+        .unwrap_or_else(|e| panic!("cannot register test {kind} {name}: {e}"));
+}
 
 /// A database that exists for one test and is dropped afterwards.
 pub struct TestDb {
@@ -187,16 +199,7 @@ impl TestDb {
         let admin = admin_url();
         let mut client = postgres_admin(&admin);
         drop_leftovers(&mut client);
-        let mut tag: String = tag
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
-        // Postgres keeps 63 bytes of a name; the unique suffix must survive.
-        tag.truncate(40);
-        let name = format!(
-            "sbx_{tag}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = unique_name(tag);
         let from = template
             .map(|t| format!(" TEMPLATE {}", quote(t)))
             .unwrap_or_default();
@@ -210,13 +213,7 @@ impl TestDb {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let owner = owner_of(std::process::id()).expect("/proc/self/stat is readable");
-        client
-            .batch_execute(&format!(
-                "COMMENT ON DATABASE {} IS '{REGISTERED} {owner}'",
-                quote(&name)
-            ))
-            .unwrap_or_else(|e| panic!("cannot register test database {name}: {e}"));
+        register(&mut client, "DATABASE", &name, REGISTERED);
         let url = replace_db(&admin, &name);
         TestDb { name, url, admin }
     }
