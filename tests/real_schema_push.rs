@@ -835,3 +835,20 @@ fn rollback_compares_only_the_columns_the_push_wrote() {
         "the app's write survives the rollback"
     );
 }
+
+/// COPY applies no rules: an INSERT rule on a table the push writes would
+/// silently not happen, so the push refuses, naming it.
+#[test]
+fn an_insert_rule_on_a_written_table_is_named_and_refused() {
+    let w = World::new(
+        "insert_rule",
+        "CREATE TABLE public.rule_log (id serial PRIMARY KEY, wf uuid);
+         CREATE RULE wf_rule_log AS ON INSERT TO public.workflows
+           DO ALSO INSERT INTO public.rule_log (wf) VALUES (NEW.id);",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        refused(&w.push(confirm), &["wf_rule_log", "workflows", "COPY"]);
+        before.assert_same(&w.state(), "a push refused over an INSERT rule");
+    }
+}

@@ -83,6 +83,46 @@ impl TriggerReport {
     }
 }
 
+/// One check: no rule ON INSERT on a table the push writes. The push
+/// inserts with COPY, which Postgres runs without rewrite rules, so such a
+/// rule (DO ALSO log a row, DO INSTEAD redirect it) would not do for the
+/// push what it does for the app's INSERT: refused, naming each rule.
+/// (Rules on UPDATE and DELETE fire for the push's UPDATE and DELETE, and
+/// their writes are counted like any other.)
+pub async fn insert_rules_check(tx: &Transaction<'_>, written: &[WrittenTable]) -> Result<Check> {
+    let tables: Vec<String> = written.iter().map(|w| w.name.clone()).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT c.relname::text, r.rulename::text, \
+                    CASE WHEN r.is_instead THEN 'DO INSTEAD' ELSE 'DO ALSO' END \
+             FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND r.ev_type = '3' \
+             ORDER BY 1, 2",
+            &[(&tables, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    let found: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "rule {} ON INSERT TO {} ({}): the push inserts with COPY, which does not apply rules, \
+                 so it would not do for the push what it does for the app; drop it or write its \
+                 effect into the plan",
+                r.get::<_, String>(1),
+                r.get::<_, String>(0),
+                r.get::<_, String>(2)
+            )
+        })
+        .collect();
+    Ok(Check::no_rows(
+        "preflight",
+        "no INSERT rules on the tables the push writes",
+        CheckKind::Guard,
+        found,
+    ))
+}
+
 /// A table the push writes and how.
 #[derive(Debug, Clone)]
 pub struct WrittenTable {

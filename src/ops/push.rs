@@ -26,7 +26,9 @@ use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
-use crate::db::triggers::{plan_triggers, TriggerAction, TriggerReport, WrittenTable};
+use crate::db::triggers::{
+    insert_rules_check, plan_triggers, TriggerAction, TriggerReport, WrittenTable,
+};
 use crate::db::writes::{account, storage_check, transaction_writes, TableWrites};
 use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
@@ -862,6 +864,17 @@ async fn push_on(
         ));
     }
     checks.push(trigger_check);
+    let rules = insert_rules_check(&tx, &written).await?;
+    if !rules.ok {
+        return Err(refuse(
+            format!(
+                "rules on the tables the push writes would be bypassed ({}); {nothing_written}",
+                rules.rows.join("; ")
+            ),
+            vec![rules],
+        ));
+    }
+    checks.push(rules);
     let before_counts: BTreeMap<String, u64> = snapshot
         .tables
         .iter()
