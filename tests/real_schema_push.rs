@@ -852,3 +852,40 @@ fn an_insert_rule_on_a_written_table_is_named_and_refused() {
         before.assert_same(&w.state(), "a push refused over an INSERT rule");
     }
 }
+
+/// A rollback Postgres committed is a rollback, even when the snapshot file
+/// cannot record it: exit 0, say so, and say how to bring the file up to
+/// date (as push does after its COMMIT).
+#[test]
+fn a_read_only_snapshot_still_reports_the_committed_rollback() {
+    let w = World::new("readonly_rollback", "");
+    let snap = w.snapshot.to_str().unwrap().to_string();
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    let receipt = receipt_of(&run);
+    let immutable = |on: bool| {
+        let st = std::process::Command::new("chattr")
+            .args([if on { "+i" } else { "-i" }, &snap])
+            .status()
+            .expect("run chattr");
+        assert!(st.success(), "chattr failed");
+    };
+    immutable(true);
+    let run = w.rollback(&receipt, &["--confirm", "--snapshot", &snap]);
+    immutable(false);
+    run.ok()
+        .stdout_has("Rolled back")
+        .stderr_has("is rolled back in sandbox.receipts")
+        .stderr_has(&format!("sandbox rollback --receipt {receipt} --snapshot"));
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM sandbox.receipts WHERE id = '{receipt}' AND status = 'rolled_back'"
+        )),
+        1
+    );
+    // As the message says: run again with a writable file.
+    w.rollback(&receipt, &["--confirm", "--snapshot", &snap])
+        .ok()
+        .stdout_has("Already rolled back")
+        .stdout_has("marked rolled back too");
+}

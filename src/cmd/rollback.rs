@@ -18,20 +18,38 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     let report = crate::runtime()?.block_on(rollback(&opts))?;
     // Postgres is the authority; the snapshot's copy follows it once the
     // undo is committed (or was, before).
+    // A file that cannot record it (read-only, full) does not undo what
+    // Postgres committed: say so and how to catch the file up, exit 0 —
+    // as push does after its COMMIT.
+    let mut local_record_error = None;
     let snapshot_marked =
         if (report.confirmed || report.already_rolled_back) && args.snapshot.exists() {
-            Some(sandbox::ops::receipts::mark_rolled_back(
-                &args.snapshot,
-                &report.receipt_id,
-            )?)
+            match sandbox::ops::receipts::mark_rolled_back(&args.snapshot, &report.receipt_id) {
+                Ok(marked) => Some(marked),
+                Err(e) => {
+                    local_record_error = Some(format!("{e:#}"));
+                    None
+                }
+            }
         } else {
             None
         };
     if json {
         let mut v = serde_json::to_value(&report)?;
         v["snapshot_copy_marked"] = serde_json::json!(snapshot_marked);
+        v["local_record_error"] = serde_json::json!(local_record_error);
         output::print_json(&v)?;
         return Ok(0);
+    }
+    if let Some(e) = &local_record_error {
+        eprintln!(
+            "warning: receipt {id} is rolled back in sandbox.receipts, but {file} could not record it ({e}). \
+             To bring the file up to date, make it writable (or copy it somewhere writable) and run \
+             `sandbox rollback --receipt {id} --snapshot FILE` against the same database: it finds the \
+             receipt rolled back and marks the file's copy.",
+            id = report.receipt_id,
+            file = args.snapshot.display()
+        );
     }
     match snapshot_marked {
         Some(true) => println!(
