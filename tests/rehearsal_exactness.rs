@@ -229,3 +229,50 @@ fn a_written_table_without_a_primary_key_fails_the_rehearsal_by_name() {
     // Nothing to push: refused (exit 1), not an environment error.
     sandbox(&["diff", "--snapshot", snap, "--plan", plan]).code(1);
 }
+
+#[test]
+fn values_postgres_would_truncate_round_or_print_otherwise_fail_the_rehearsal_by_row_and_column() {
+    // Before: each passed the rehearsal; the push then truncated code
+    // silently (an explicit ::varchar(60) cast), refused rating with
+    // 'numeric field overflow' naming no row, or found verified_at
+    // different after applying.
+    let l = Loop::new("exact_typmods", |dir| {
+        example_plan(
+            dir,
+            |v| add_phase(v, "dh_tool", "4_typmods.sql", serde_json::json!([])),
+            &[(
+                "4_typmods.sql",
+                "UPDATE dh_tool SET code = code || '-0123456789012345678901234567890123456789012345678901234567890' WHERE id = (SELECT min(id) FROM dh_tool);\n\
+                 UPDATE dh_tool SET rating = 12.5 WHERE id = (SELECT max(id) FROM dh_tool);\n\
+                 UPDATE dh_tool SET verified_at = datetime('now') WHERE id = (SELECT min(id) FROM dh_tool);",
+            )],
+        )
+    });
+    let r = l.run("rehearse", &["--json"]);
+    r.code(1);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
+    let failed: Vec<String> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let mut c = l.db.client();
+    let min_id = common::scalar(
+        &mut c,
+        "SELECT id::text FROM dh_tool ORDER BY id::text COLLATE \"C\" LIMIT 1",
+    );
+    let max_id = common::scalar(
+        &mut c,
+        "SELECT id::text FROM dh_tool ORDER BY id::text COLLATE \"C\" DESC LIMIT 1",
+    );
+    for needle in [
+        format!("dh_tool.code of row {min_id}"),
+        format!("dh_tool.rating of row {max_id}"),
+        format!("dh_tool.verified_at of row {min_id}"),
+    ] {
+        assert!(failed[0].contains(&needle), "{needle}: {failed:?}");
+    }
+}

@@ -606,13 +606,71 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
             && digits(&s[5..7])
             && digits(&s[8..10])
     };
+    // The typmod: `(n)` or `(p,s)`.
+    let typmod: Vec<usize> = pg_type
+        .split_once('(')
+        .and_then(|(_, m)| m.strip_suffix(')'))
+        .map(|m| m.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    // Seconds, then an optional fraction, then (with time zone) the offset
+    // Postgres prints: `+00`, `-05:30`.
+    let time_rest = |s: &str, zone: bool| {
+        let s = match s.strip_prefix('.') {
+            Some(f) => f.trim_start_matches(|c: char| c.is_ascii_digit()),
+            None => s,
+        };
+        if !zone {
+            return s.is_empty();
+        }
+        let Some(off) = s.strip_prefix('+').or_else(|| s.strip_prefix('-')) else {
+            return false;
+        };
+        let (h, m) = off.split_once(':').unwrap_or((off, "00"));
+        h.len() == 2 && digits(h) && m.len() == 2 && digits(m)
+    };
     Some(match base {
-        "numeric" => decimal(text) || text == "NaN" || text.ends_with("Infinity"),
+        "numeric" => {
+            if text == "NaN" || text.ends_with("Infinity") {
+                return Some(true);
+            }
+            if !decimal(text) {
+                return Some(false);
+            }
+            // numeric(p,s) prints exactly s decimals and holds at most p-s
+            // integer digits: anything else Postgres would round or refuse.
+            match typmod[..] {
+                [p, sc] | [p, sc, ..] => {
+                    let (int, frac) = text
+                        .trim_start_matches('-')
+                        .split_once('.')
+                        .unwrap_or((text.trim_start_matches('-'), ""));
+                    let int = int.trim_start_matches('0');
+                    frac.len() == sc && int.len() <= p.saturating_sub(sc)
+                }
+                [p] => {
+                    !text.contains('.')
+                        && text.trim_start_matches('-').trim_start_matches('0').len() <= p
+                }
+                _ => true,
+            }
+        }
         "date" => date(text) || text.ends_with("infinity"),
         "timestamp with time zone" | "timestamp without time zone" => {
-            (date(text) && text.as_bytes().get(10) == Some(&b' ') && text.len() >= 19)
+            (date(text)
+                && text.is_char_boundary(19)
+                && text.as_bytes().get(10) == Some(&b' ')
+                && time_rest(&text[19..], base == "timestamp with time zone"))
                 || text.ends_with("infinity")
         }
+        // Postgres refuses a longer value, and pads a char(n) to n.
+        "character varying" => match typmod[..] {
+            [n] => text.chars().count() <= n,
+            _ => return None,
+        },
+        "character" => match typmod[..] {
+            [n] => text.chars().count() == n,
+            _ => return None,
+        },
         _ => return None,
     })
 }
@@ -687,6 +745,30 @@ mod tests {
     #[test]
     fn printable_values() {
         assert_eq!(printable("numeric(5,2)", "1.50"), Some(true));
+        // Typmods: the value must be what Postgres would store and print.
+        assert_eq!(printable("numeric(5,2)", "1.5"), Some(false));
+        assert_eq!(printable("numeric(3,2)", "12.50"), Some(false));
+        assert_eq!(printable("numeric(3,2)", "-2.50"), Some(true));
+        assert_eq!(printable("numeric(4)", "1234"), Some(true));
+        assert_eq!(printable("numeric(4)", "12345"), Some(false));
+        assert_eq!(printable("character varying(3)", "abc"), Some(true));
+        assert_eq!(printable("character varying(3)", "abcd"), Some(false));
+        assert_eq!(printable("character varying", "abcd"), None);
+        assert_eq!(printable("character(3)", "ab"), Some(false));
+        assert_eq!(printable("character(3)", "ab "), Some(true));
+        assert_eq!(
+            printable("timestamp with time zone", "2026-11-29 14:00:00"),
+            Some(false),
+            "no offset: not what Postgres prints"
+        );
+        assert_eq!(
+            printable("timestamp with time zone", "2026-11-29 14:00:00.25-05:30"),
+            Some(true)
+        );
+        assert_eq!(
+            printable("timestamp without time zone", "2026-11-29 14:00:00+00"),
+            Some(false)
+        );
         assert_eq!(printable("numeric", "1.2345678901234567e+19"), Some(false));
         assert_eq!(
             printable("timestamp with time zone", "2025-11-10 09:00:00+00"),
