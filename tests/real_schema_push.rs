@@ -889,3 +889,27 @@ fn a_read_only_snapshot_still_reports_the_committed_rollback() {
         .stdout_has("Already rolled back")
         .stdout_has("marked rolled back too");
 }
+
+/// A plan query the rehearsal's SQLite runs and Postgres cannot (instr()
+/// exists only in SQLite) is a failed check naming the phase and the
+/// guard, exit 1, not an environment error.
+#[test]
+fn a_plan_query_postgres_cannot_run_is_a_named_failed_check() {
+    let w = World::new("sqlite_only_guard", "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = common::plan_folder(&dir.path().join("plan"), |p| {
+        p["guards"].as_array_mut().unwrap().push(serde_json::json!({
+            "name": "no zzz workflows",
+            "sql": "SELECT id FROM workflows WHERE instr(name, 'zzz') > 0"
+        }));
+    });
+    let plan = plan.to_str().unwrap();
+    let snap = w.snapshot.to_str().unwrap();
+    sandbox(&["rehearse", "--snapshot", snap, "--plan", plan])
+        .ok()
+        .stdout_has("PASSED");
+    let before = w.state();
+    let run = w.push(&["--plan", plan]);
+    refused(&run, &["phase final", "no zzz workflows", "instr"]);
+    before.assert_same(&w.state(), "a refused preflight");
+}

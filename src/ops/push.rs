@@ -183,6 +183,51 @@ fn app_tables_read<'a>(sql: &str, app: &'a [String]) -> Vec<&'a str> {
         .collect()
 }
 
+/// A plan query's rows on Postgres. A query Postgres refuses (a function
+/// only SQLite has, a type mismatch) is a failed check of the plan, named
+/// by phase and expectation (exit 1), not an environment error: the
+/// transaction is aborted by then, so it ends the push as a refusal.
+async fn plan_query_rows(
+    tx: &Transaction<'_>,
+    phase: &str,
+    name: &str,
+    sql: &str,
+) -> Result<Vec<Vec<String>>> {
+    match simple_rows(tx, sql).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => {
+            let Some(db) = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+                .and_then(|p| p.as_db_error())
+            else {
+                return Err(e);
+            };
+            let mut c = Check::equal(
+                phase,
+                name,
+                CheckKind::Expectation,
+                "runs on Postgres as in the rehearsal".into(),
+                format!(
+                    "Postgres cannot run it: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                ),
+            );
+            c.ok = false;
+            Err(refuse(
+                format!(
+                    "phase {phase}: expectation \"{name}\": Postgres cannot run its SQL ({}); the plan \
+                     uses something the rehearsal's SQLite accepts and Postgres does not: write it so \
+                     both run it. Rolled back, nothing was written",
+                    db.message()
+                ),
+                vec![c],
+            ))
+        }
+    }
+}
+
 /// A plan query on Postgres: run and compared as rehearsed, unless it reads
 /// the app's tables; then it holds when this transaction wrote none of
 /// them (the "untouched" checks prove that), and saying so is the check.
@@ -195,7 +240,7 @@ async fn run_plan_query(
 ) -> Result<Check> {
     let read = app_tables_read(&exp.sql, app);
     if read.is_empty() {
-        let rows = simple_rows(tx, &exp.sql).await?;
+        let rows = plan_query_rows(tx, phase, &exp.name, &exp.sql).await?;
         return Ok(evaluate(phase, kind, exp, &rows));
     }
     let mut c = Check::equal(
@@ -415,7 +460,7 @@ pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan, app: &[String]) -> 
     let guards = futures_util::future::try_join_all(plan.file.guards.iter().map(|g| async move {
         let read = app_tables_read(&g.sql, app);
         if read.is_empty() {
-            let rows = simple_rows(tx, &g.sql).await?;
+            let rows = plan_query_rows(tx, "final", &g.name, &g.sql).await?;
             return Ok::<_, anyhow::Error>(evaluate_guard(g, &rows));
         }
         let mut c = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
