@@ -140,3 +140,79 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
         "from before the push to after the rollback",
     );
 }
+
+/// Deletes are counted wherever a push reports rows: the push's table
+/// (after = before + inserts - deletes), the receipt's counts and
+/// `sandbox receipts`.
+#[test]
+fn deletes_show_in_push_output_receipt_counts_and_receipts() {
+    let db = TestDb::create("example_deletes");
+    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("example.sqlite");
+    let snap = snap.to_str().unwrap();
+    let plan = repo_path("examples/tool-catalog");
+    let plan = plan.to_str().unwrap();
+    let mut c = db.client();
+    let tasks = count(&mut c, "SELECT count(*) FROM dh_task");
+    let blocked = count(
+        &mut c,
+        "SELECT count(*) FROM dh_task WHERE state = 'blocked'",
+    );
+    assert!(blocked > 0, "the fixtures have blocked tasks to delete");
+    let pull = [
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        snap,
+        "--plan",
+        plan,
+    ];
+    sandbox(&pull).ok();
+    sandbox(&["rehearse", "--snapshot", snap, "--plan", plan]).ok();
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            "--database-url",
+            &db.url,
+            "--snapshot",
+            snap,
+            "--plan",
+            plan,
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args)
+    };
+    let dry = push(&[]);
+    dry.ok().stdout_has("deletes");
+    let line: Vec<String> = dry
+        .stdout
+        .lines()
+        .map(|l| {
+            l.split(['│', '|'])
+                .map(str::trim)
+                .filter(|cell| !cell.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| cells.first().map(String::as_str) == Some("dh_task"))
+        .unwrap_or_else(|| panic!("no dh_task line: {}", dry.show()));
+    let want: Vec<String> = [tasks, tasks - blocked, 0, 0, blocked]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(line[1..], want[..], "{}", dry.show());
+    push(&["--confirm"]).ok();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT (t->>'deleted')::int8 FROM sandbox.receipts r, jsonb_array_elements(r.counts) t \
+             WHERE t->>'table' = 'dh_task'"
+        ),
+        blocked
+    );
+    sandbox(&["receipts", "--database-url", &db.url, "--snapshot", snap])
+        .ok()
+        .stdout_has(&format!(" -{blocked}"));
+}

@@ -50,6 +50,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 t.after.to_string(),
                 t.inserted.to_string(),
                 t.updated.to_string(),
+                t.deleted.to_string(),
             ]
         })
         .collect();
@@ -64,7 +65,10 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         PushOutcome::WouldApply => {
             println!(
                 "{}",
-                output::table(&["table", "before", "after", "inserts", "updates"], rows)
+                output::table(
+                    &["table", "before", "after", "inserts", "updates", "deletes"],
+                    rows
+                )
             );
             print_triggers_and_side_effects(&report);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
@@ -78,7 +82,10 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         PushOutcome::Applied => {
             println!(
                 "{}",
-                output::table(&["table", "before", "after", "inserts", "updates"], rows)
+                output::table(
+                    &["table", "before", "after", "inserts", "updates", "deletes"],
+                    rows
+                )
             );
             print_triggers_and_side_effects(&report);
             let failed = report.checks.iter().filter(|c| !c.ok).count();

@@ -80,7 +80,7 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
             ];
             if remote_read {
                 row.push(if l.remote_status.is_some() {
-                    format!("+{} ~{}", l.inserted, l.updated)
+                    format!("+{} ~{} -{}", l.inserted, l.updated, l.deleted)
                 } else {
                     "-".into()
                 });

@@ -89,6 +89,8 @@ pub struct TableCount {
     pub after: u64,
     pub inserted: u64,
     pub updated: u64,
+    /// Rows the push deleted: after = before + inserted - deleted.
+    pub deleted: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1442,9 +1444,10 @@ fn counts(diff: &Diff, before: &BTreeMap<String, u64>) -> Vec<TableCount> {
             TableCount {
                 table: t.table.clone(),
                 before: b,
-                after: b + t.inserts.len() as u64,
+                after: (b + t.inserts.len() as u64).saturating_sub(t.deletes.len() as u64),
                 inserted: t.inserts.len() as u64,
                 updated: t.updates.len() as u64,
+                deleted: t.deletes.len() as u64,
             }
         })
         .collect()

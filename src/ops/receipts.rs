@@ -22,6 +22,7 @@ pub struct ReceiptLine {
     pub diff_hash: String,
     pub inserted: u64,
     pub updated: u64,
+    pub deleted: u64,
     /// `applied` or `rolled_back` on Postgres, when Postgres was read.
     pub remote_status: Option<String>,
     /// The snapshot copy's status, when the snapshot holds one.
@@ -68,7 +69,7 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
     rows.into_iter()
         .map(|r| {
             let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            let (inserted, updated) = totals(&get(7))
+            let (inserted, updated, deleted) = totals(&get(7))
                 .with_context(|| format!("receipt {} has unreadable counts", get(0)))?;
             Ok(ReceiptLine {
                 id: get(0),
@@ -78,6 +79,7 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
                 diff_hash: get(4),
                 inserted,
                 updated,
+                deleted,
                 remote_status: Some(get(5)),
                 snapshot_status: None,
                 rolled_back_at: r.get(6).cloned().flatten(),
@@ -104,11 +106,12 @@ async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Result<Vec<Vec
     Ok(out)
 }
 
-/// Inserted and updated rows over all tables of a receipt's `counts`.
-fn totals(counts: &str) -> Result<(u64, u64)> {
+/// Inserted, updated and deleted rows over all tables of a receipt's
+/// `counts` (receipts written before deletes were counted have none).
+fn totals(counts: &str) -> Result<(u64, u64, u64)> {
     let v: Vec<serde_json::Value> = serde_json::from_str(counts)?;
     let sum = |k: &str| v.iter().filter_map(|t| t[k].as_u64()).sum::<u64>();
-    Ok((sum("inserted"), sum("updated")))
+    Ok((sum("inserted"), sum("updated"), sum("deleted")))
 }
 
 /// The copies kept in a snapshot file (none when it never recorded one).
@@ -132,6 +135,7 @@ pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
                 diff_hash: r.get(4)?,
                 inserted: 0,
                 updated: 0,
+                deleted: 0,
                 remote_status: None,
                 snapshot_status: Some(r.get(5)?),
                 rolled_back_at: None,
@@ -199,6 +203,7 @@ mod tests {
             diff_hash: String::new(),
             inserted: 0,
             updated: 0,
+            deleted: 0,
             remote_status: remote.map(Into::into),
             snapshot_status: snap.map(Into::into),
             rolled_back_at: None,
@@ -227,6 +232,8 @@ mod tests {
     fn totals_sum_every_table() {
         let c = r#"[{"table":"a","before":1,"after":3,"inserted":2,"updated":1},
                     {"table":"b","before":0,"after":5,"inserted":5,"updated":0}]"#;
-        assert_eq!(totals(c).unwrap(), (7, 1));
+        assert_eq!(totals(c).unwrap(), (7, 1, 0));
+        let c = r#"[{"table":"a","before":9,"after":4,"inserted":2,"updated":1,"deleted":7}]"#;
+        assert_eq!(totals(c).unwrap(), (2, 1, 7));
     }
 }
