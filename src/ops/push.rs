@@ -174,7 +174,7 @@ pub fn app_tables(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<String>
 /// query cannot be compared with the pulled numbers while the app writes
 /// them.
 fn app_tables_read<'a>(sql: &str, app: &'a [String]) -> Vec<&'a str> {
-    let words: std::collections::BTreeSet<String> = sql
+    let words: std::collections::BTreeSet<String> = sql_code(sql)
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
@@ -183,6 +183,52 @@ fn app_tables_read<'a>(sql: &str, app: &'a [String]) -> Vec<&'a str> {
         .filter(|t| words.contains(&t.to_lowercase()))
         .map(String::as_str)
         .collect()
+}
+
+/// `sql` without its comments and string literals (each replaced by a
+/// space): a table's name inside 'zzz-agents' or -- agents is no reading of
+/// that table, and must not let a check pass unrun.
+fn sql_code(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                // '' inside a literal is a quote, not its end.
+                while let Some(n) = chars.next() {
+                    if n == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                out.push(' ');
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+                out.push(' ');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A plan query's rows on Postgres. A query Postgres refuses (a function
@@ -1476,4 +1522,28 @@ pub fn record_receipt(
         )
         .map_err(|e| environment(format!("the push committed (receipt {receipt_id}) but the snapshot file could not record it: {e}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod app_tables_read_tests {
+    use super::app_tables_read;
+
+    #[test]
+    fn a_table_named_only_in_a_literal_or_comment_is_not_read() {
+        let app = vec!["agents".to_string(), "prompts".to_string()];
+        assert!(app_tables_read(
+            "SELECT id FROM workflows WHERE instr(name, 'zzz-agents') > 0 -- prompts\n/* agents */",
+            &app
+        )
+        .is_empty());
+        assert!(app_tables_read("SELECT 'it''s agents' FROM workflows", &app).is_empty());
+        assert_eq!(
+            app_tables_read("SELECT count(*) FROM agents a WHERE a.x = 'prompts'", &app),
+            vec!["agents"]
+        );
+        assert_eq!(
+            app_tables_read("SELECT count(*) FROM \"prompts\"", &app),
+            vec!["prompts"]
+        );
+    }
 }
