@@ -35,7 +35,7 @@ use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
 use crate::plan::stage::staged_meta;
-use crate::plan::Plan;
+use crate::plan::{Phase, Plan};
 use crate::receipt::{FilledValues, Undo};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
@@ -815,7 +815,15 @@ pub async fn push(
     let diff = compute(&snapshot, plan)?;
     progress.step("connecting");
     let mut client = connect(&opts.target).await?;
-    let result = push_on(&mut client, opts, plan, progress, &snapshot, &diff, started).await;
+    let job = PushJob {
+        opts,
+        plan,
+        progress,
+        snapshot: &snapshot,
+        diff: &diff,
+        started,
+    };
+    let result = push_on(&mut client, &job).await;
     match result {
         // A lost connection before COMMIT means Postgres rolled back; say
         // so, instead of a bare "connection closed".
@@ -834,334 +842,324 @@ pub async fn push(
 
 const COMMIT_UNKNOWN: &str = "the connection failed during COMMIT";
 
-#[allow(clippy::too_many_arguments)]
-async fn push_on(
-    client: &mut Client,
-    opts: &PushOptions,
-    plan: &Plan,
-    progress: &dyn PushProgress,
-    snapshot: &Snapshot,
-    diff: &Diff,
+/// What a push works from: its options, the plan, the snapshot and the diff
+/// computed from them.
+struct PushJob<'a> {
+    opts: &'a PushOptions,
+    plan: &'a Plan,
+    progress: &'a dyn PushProgress,
+    snapshot: &'a Snapshot,
+    diff: &'a Diff,
     started: Instant,
-) -> Result<PushReport> {
-    let tx = begin(client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
+}
 
-    if let Some((id, recorded)) = applied_receipt(&tx, &diff.hash).await? {
-        progress.step("a receipt for this diff exists: checking the remote");
-        let checks = state_checks(&tx, snapshot, plan, &recorded, Untouched::Skip).await?;
-        if checks.iter().all(|c| c.ok) {
-            tx.rollback().await?;
-            // The snapshot file may have missed the receipt (it was
-            // read-only when the push committed): record it now.
-            let local_record_error =
-                record_receipt(snapshot, &id, diff, opts.target.redacted(), "applied")
-                    .err()
-                    .map(|e| e.to_string());
-            return Ok(PushReport {
-                outcome: PushOutcome::AlreadyApplied,
-                receipt_id: Some(id),
-                diff_hash: diff.hash.clone(),
-                database: opts.target.redacted().to_string(),
-                tables: vec![],
-                checks,
-                disabled_triggers: vec![],
-                triggers: vec![],
-                side_effects: vec![],
-                local_record_error,
-                millis: started.elapsed().as_millis() as u64,
-            });
-        }
-        return Err(refuse(
-            format!("receipt {id} says this diff was applied, but the remote no longer matches the rehearsed state; nothing was written"),
+impl PushJob<'_> {
+    /// A report of this push with nothing written, held off or recorded.
+    fn report(
+        &self,
+        outcome: PushOutcome,
+        receipt_id: Option<String>,
+        checks: Vec<Check>,
+    ) -> PushReport {
+        PushReport {
+            outcome,
+            receipt_id,
+            diff_hash: self.diff.hash.clone(),
+            database: self.opts.target.redacted().to_string(),
+            tables: vec![],
             checks,
-        ));
+            disabled_triggers: vec![],
+            triggers: vec![],
+            side_effects: vec![],
+            local_record_error: None,
+            millis: self.started.elapsed().as_millis() as u64,
+        }
     }
+}
 
-    let written: Vec<WrittenTable> = diff
-        .tables
-        .iter()
-        .map(|t| WrittenTable {
-            name: t.table.clone(),
-            updates: !t.updates.is_empty(),
-        })
-        .collect();
-    let nothing_written = if opts.confirm {
-        "nothing was written"
-    } else {
-        "preflight: nothing was written"
-    };
+/// The push transaction and what its steps share.
+struct Push<'a, 't> {
+    job: &'a PushJob<'a>,
+    tx: Transaction<'t>,
+    /// How a refusal ends: what it left unwritten.
+    nothing_written: &'static str,
+}
 
-    // Privileges first: a missing grant is named before any lock is taken.
-    progress.step("checking the role's privileges");
-    let locks = push_locks(snapshot, plan, opts.strict);
-    let locked: Vec<String> = locks.iter().map(|(t, _)| t.clone()).collect();
-    let privileges = privilege_check(&tx, "privileges", &push_needs(plan, diff, &locked)).await?;
-    if !privileges.ok {
-        return Err(refuse(
-            format!(
-                "the connected role lacks privileges the push needs ({}); {nothing_written}",
-                privileges.rows.join("; ")
-            ),
-            vec![privileges],
-        ));
-    }
-    let mut checks = vec![privileges];
+/// The receipt of this push, as written in its transaction.
+struct Receipt {
+    id: String,
+    tables: Vec<TableCount>,
+    /// `table.trigger` held off during the updates.
+    held_off: Vec<String>,
+    /// Tables outside the plan a side effect may write.
+    allowed: Vec<String>,
+    undo: Undo,
+}
 
-    progress.step("locking the tables the plan reads and writes against writers");
-    lock_tables(&tx, &locks, opts.lock_timeout_ms).await?;
-    progress.step("checking the remote for drift");
-    let drift = drift_checks(&tx, snapshot, plan, opts.strict).await?;
-    if drift.iter().any(|c| !c.ok) {
-        let drifted: Vec<String> = drift
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.name.clone())
-            .collect();
-        return Err(refuse(
-            format!(
-                "the remote is not in the state the snapshot was pulled from ({}); {nothing_written}. \
-                 Take a fresh snapshot and rehearse it: `{}`, then `{}`",
-                drifted.join("; "),
-                crate::ops::advice::pull(&snapshot.path),
-                crate::ops::advice::rehearse(&snapshot.path, plan)
-            ),
-            drift,
-        ));
-    }
-    checks.extend(drift);
-    // Objects in the way are not drift: pulling again does not remove them.
-    let target = target_state_checks(&tx, plan).await?;
-    if target.iter().any(|c| !c.ok) {
-        let found: Vec<String> = target.iter().flat_map(|c| c.rows.clone()).collect();
-        return Err(refuse(
-            format!(
-                "objects the plan creates already exist on the remote ({}); pulling again will not \
-                 change that: drop or rename them, or change the plan. {nothing_written}",
-                found.join("; ")
-            ),
-            target,
-        ));
-    }
-    checks.extend(target);
-
-    progress.step("reading the triggers of the tables the push writes");
-    let (triggers, trigger_check) =
-        plan_triggers(&tx, &written, &plan.file.hold_off_triggers).await?;
-    if !trigger_check.ok {
-        return Err(refuse(
-            format!(
-                "the plan holds off triggers the tool cannot prove harmless ({}); {nothing_written}",
-                trigger_check.rows.join("; ")
-            ),
-            vec![trigger_check],
-        ));
-    }
-    checks.push(trigger_check);
-    let rules = insert_rules_check(&tx, &written).await?;
-    if !rules.ok {
-        return Err(refuse(
-            format!(
-                "rules on the tables the push writes would be bypassed ({}); {nothing_written}",
-                rules.rows.join("; ")
-            ),
-            vec![rules],
-        ));
-    }
-    checks.push(rules);
-    let before_counts: BTreeMap<String, u64> = snapshot
-        .tables
-        .iter()
-        .map(|t| (t.meta.name.clone(), t.rows))
-        .collect();
-
-    // The very transaction `--confirm` commits; the preflight rolls it back
-    // at the end. Any refusal by Postgres (constraint, trigger, privilege,
-    // type) is named and is a refusal, not an environment error.
-    let app = app_tables(snapshot, plan, opts.strict);
-    let applied = apply_all(
-        &tx,
-        snapshot,
-        plan,
-        diff,
-        progress,
-        &triggers,
-        &app,
-        opts.lock_timeout_ms,
+async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
+    let tx = begin(
+        client,
+        job.opts.statement_timeout_ms,
+        job.opts.lock_timeout_ms,
     )
-    .await;
-    let applied = match applied {
-        Ok(a) => a,
-        Err(e) => {
-            return Err(match crate::db::pg_error::describe(&e, &triggers) {
+    .await?;
+    let p = Push {
+        job,
+        tx,
+        nothing_written: if job.opts.confirm {
+            "nothing was written"
+        } else {
+            "preflight: nothing was written"
+        },
+    };
+    if let Some((id, recorded)) = applied_receipt(&p.tx, &job.diff.hash).await? {
+        return p.already_applied(id, &recorded).await;
+    }
+    // Privileges first: a missing grant is named before any lock is taken.
+    job.progress.step("checking the role's privileges");
+    let locks = push_locks(job.snapshot, job.plan, job.opts.strict);
+    let mut checks = vec![p.privileges(&locks).await?];
+    job.progress
+        .step("locking the tables the plan reads and writes against writers");
+    lock_tables(&p.tx, &locks, job.opts.lock_timeout_ms).await?;
+    checks.extend(p.no_drift().await?);
+    checks.extend(p.nothing_in_the_way().await?);
+    let (triggers, trigger_check) = p.triggers().await?;
+    checks.push(trigger_check);
+    checks.push(p.insert_rules().await?);
+    let applied = p.apply(&triggers).await?;
+    checks.extend(applied.checks);
+    let mut receipt = p
+        .write_receipt(&triggers, &applied.expected, applied.filled)
+        .await?;
+    let side_effects = p.account_writes(&mut receipt, &mut checks).await?;
+    p.finish(receipt, checks, triggers, side_effects).await
+}
+
+impl Push<'_, '_> {
+    /// A receipt for this diff exists: the push is done if the remote is in
+    /// the rehearsed state, and refused if it is not.
+    async fn already_applied(self, id: String, recorded: &[StagedTable]) -> Result<PushReport> {
+        let Push { job, tx, .. } = self;
+        job.progress
+            .step("a receipt for this diff exists: checking the remote");
+        let checks = state_checks(&tx, job.snapshot, job.plan, recorded, Untouched::Skip).await?;
+        if !checks.iter().all(|c| c.ok) {
+            return Err(refuse(
+                format!("receipt {id} says this diff was applied, but the remote no longer matches the rehearsed state; nothing was written"),
+                checks,
+            ));
+        }
+        tx.rollback().await?;
+        // The snapshot file may have missed the receipt (it was
+        // read-only when the push committed): record it now.
+        let local_record_error = record_receipt(
+            job.snapshot,
+            &id,
+            job.diff,
+            job.opts.target.redacted(),
+            "applied",
+        )
+        .err()
+        .map(|e| e.to_string());
+        let mut report = job.report(PushOutcome::AlreadyApplied, Some(id), checks);
+        report.local_record_error = local_record_error;
+        Ok(report)
+    }
+
+    async fn privileges(&self, locks: &[(String, LockMode)]) -> Result<Check> {
+        let locked: Vec<String> = locks.iter().map(|(t, _)| t.clone()).collect();
+        let privileges = privilege_check(
+            &self.tx,
+            "privileges",
+            &push_needs(self.job.plan, self.job.diff, &locked),
+        )
+        .await?;
+        if !privileges.ok {
+            return Err(refuse(
+                format!(
+                    "the connected role lacks privileges the push needs ({}); {}",
+                    privileges.rows.join("; "),
+                    self.nothing_written
+                ),
+                vec![privileges],
+            ));
+        }
+        Ok(privileges)
+    }
+
+    /// The remote must be in the state the snapshot was pulled from.
+    async fn no_drift(&self) -> Result<Vec<Check>> {
+        let PushJob {
+            opts,
+            plan,
+            snapshot,
+            progress,
+            ..
+        } = self.job;
+        progress.step("checking the remote for drift");
+        let drift = drift_checks(&self.tx, snapshot, plan, opts.strict).await?;
+        if drift.iter().any(|c| !c.ok) {
+            let drifted: Vec<String> = drift
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.name.clone())
+                .collect();
+            return Err(refuse(
+                format!(
+                    "the remote is not in the state the snapshot was pulled from ({}); {}. \
+                     Take a fresh snapshot and rehearse it: `{}`, then `{}`",
+                    drifted.join("; "),
+                    self.nothing_written,
+                    crate::ops::advice::pull(&snapshot.path),
+                    crate::ops::advice::rehearse(&snapshot.path, plan)
+                ),
+                drift,
+            ));
+        }
+        Ok(drift)
+    }
+
+    /// Objects in the way are not drift: pulling again does not remove them.
+    async fn nothing_in_the_way(&self) -> Result<Vec<Check>> {
+        let target = target_state_checks(&self.tx, self.job.plan).await?;
+        if target.iter().any(|c| !c.ok) {
+            let found: Vec<String> = target.iter().flat_map(|c| c.rows.clone()).collect();
+            return Err(refuse(
+                format!(
+                    "objects the plan creates already exist on the remote ({}); pulling again will not \
+                     change that: drop or rename them, or change the plan. {}",
+                    found.join("; "),
+                    self.nothing_written
+                ),
+                target,
+            ));
+        }
+        Ok(target)
+    }
+
+    /// Every trigger on the tables the push writes, and whether the plan
+    /// may hold off the ones it names.
+    async fn triggers(&self) -> Result<(Vec<TriggerReport>, Check)> {
+        let PushJob {
+            plan,
+            diff,
+            progress,
+            ..
+        } = self.job;
+        let written = written_tables(diff);
+        progress.step("reading the triggers of the tables the push writes");
+        let (triggers, trigger_check) =
+            plan_triggers(&self.tx, &written, &plan.file.hold_off_triggers).await?;
+        if !trigger_check.ok {
+            return Err(refuse(
+                format!(
+                    "the plan holds off triggers the tool cannot prove harmless ({}); {}",
+                    trigger_check.rows.join("; "),
+                    self.nothing_written
+                ),
+                vec![trigger_check],
+            ));
+        }
+        Ok((triggers, trigger_check))
+    }
+
+    /// COPY applies no rules: an INSERT rule on a table the push writes
+    /// would silently not happen.
+    async fn insert_rules(&self) -> Result<Check> {
+        let rules = insert_rules_check(&self.tx, &written_tables(self.job.diff)).await?;
+        if !rules.ok {
+            return Err(refuse(
+                format!(
+                    "rules on the tables the push writes would be bypassed ({}); {}",
+                    rules.rows.join("; "),
+                    self.nothing_written
+                ),
+                vec![rules],
+            ));
+        }
+        Ok(rules)
+    }
+
+    /// The very transaction `--confirm` commits; the preflight rolls it back
+    /// at the end. Any refusal by Postgres (constraint, trigger, privilege,
+    /// type) is named and is a refusal, not an environment error.
+    async fn apply(&self, triggers: &[TriggerReport]) -> Result<Applied> {
+        let app = app_tables(self.job.snapshot, self.job.plan, self.job.opts.strict);
+        self.apply_all(triggers, &app).await.map_err(|e| {
+            match crate::db::pg_error::describe(&e, triggers) {
                 Some(named) => refuse(
                     format!(
-                        "Postgres refused the push: {}: {named}. Rolled back, {nothing_written}",
-                        step_of(&e)
+                        "Postgres refused the push: {}: {named}. Rolled back, {}",
+                        step_of(&e),
+                        self.nothing_written
                     ),
                     vec![],
                 ),
                 None => e,
-            })
+            }
+        })
+    }
+
+    /// Phase by phase, as rehearsed: each phase's DDL and rows, then that
+    /// phase's expectations on Postgres, so every number of the rehearsal is
+    /// checked again at the point where it held; then the verification
+    /// queries, guards and the rehearsed state of every written table.
+    async fn apply_all(&self, triggers: &[TriggerReport], app: &[String]) -> Result<Applied> {
+        let PushJob {
+            plan,
+            snapshot,
+            diff,
+            progress,
+            ..
+        } = self.job;
+        let tx = &self.tx;
+        let mut after_checks = Vec::new();
+        for phase in &plan.file.phases {
+            self.apply_phase(phase, triggers).await?;
+            // All of a phase's expectations in one round trip (pipelined).
+            after_checks.extend(
+                futures_util::future::try_join_all(
+                    phase
+                        .expectations
+                        .iter()
+                        .map(|exp| run_plan_query(tx, &phase.id, CheckKind::Expectation, exp, app)),
+                )
+                .await?,
+            );
         }
-    };
-    checks.extend(applied.checks);
-
-    progress.step("writing the receipt");
-    let receipt_id = uuid::Uuid::new_v4().to_string();
-    let table_counts = counts(diff, &before_counts);
-    let held_off: Vec<String> = triggers
-        .iter()
-        .filter(|t| t.action == TriggerAction::HeldOff)
-        .map(|t| format!("{}.{}", t.table, t.name))
-        .collect();
-    let allowed: Vec<String> = plan
-        .file
-        .allow_writes
-        .iter()
-        .chain(opts.allow_writes.iter())
-        .cloned()
-        .collect();
-    // The receipt goes in before the accounting, so its own row is counted
-    // as planned; its side-effect list is filled in by an UPDATE after the
-    // accounting, which is then counted too.
-    let mut undo = Undo::of_push(
-        diff,
-        plan,
-        snapshot,
-        held_off.clone(),
-        vec![],
-        allowed.clone(),
-    )?
-    .with_filled(snapshot, plan, &applied.expected, applied.filled)?;
-    let written_receipt = write_receipt(&tx, &receipt_id, diff, &table_counts, &undo).await;
-    if let Err(e) = written_receipt {
-        return Err(match crate::db::pg_error::describe(&e, &triggers) {
-            Some(named) => refuse(
-                format!("Postgres refused the receipt: {named}. Rolled back, {nothing_written}"),
-                vec![],
-            ),
-            None => e,
-        });
-    }
-
-    progress.step("accounting for every write of the transaction");
-    let writes = transaction_writes(&tx).await?;
-    let accounting = account("writes", &writes, &planned_writes(diff), &allowed);
-    checks.extend(accounting.checks);
-    // ADD COLUMN may rewrite its table; the state checks cover its rows.
-    let ddl_targets: Vec<String> = plan
-        .schema
-        .added_columns
-        .iter()
-        .map(|a| a.table.clone())
-        .collect();
-    checks.push(storage_check(&tx, "writes", &ddl_targets, &allowed).await?);
-    undo.side_effects = accounting.allowed.clone();
-    if !undo.side_effects.is_empty() {
-        tx.execute(
-            "UPDATE sandbox.receipts SET undo = $2::text::jsonb WHERE id = $1::text::uuid",
-            &[&receipt_id, &serde_json::to_string(&undo)?],
-        )
-        .await?;
-    }
-    let held_off_names = held_off;
-    if checks.iter().any(|c| !c.ok) {
-        tx.rollback().await?;
-        let failed: Vec<String> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| {
-                if c.rows.is_empty() {
-                    format!("{}: expected {}, found {}", c.name, c.expected, c.actual)
-                } else {
-                    format!("{}: {}", c.name, c.rows.join("; "))
-                }
-            })
-            .collect();
-        return Err(refuse(
-            format!(
-                "checks failed on Postgres after applying the diff ({}); rolled back, {nothing_written}",
-                failed.join(" | ")
-            ),
-            checks,
-        ));
-    }
-    if !opts.confirm {
-        tx.rollback().await?;
-        return Ok(PushReport {
-            outcome: PushOutcome::WouldApply,
-            receipt_id: None,
-            diff_hash: diff.hash.clone(),
-            database: opts.target.redacted().to_string(),
-            tables: table_counts,
-            checks,
-            disabled_triggers: held_off_names,
-            triggers,
-            side_effects: accounting.allowed,
-            local_record_error: None,
-            millis: started.elapsed().as_millis() as u64,
-        });
-    }
-    progress.step("committing");
-    if let Err(e) = tx.commit().await {
-        if e.as_db_error().is_some() {
-            return Err(anyhow::Error::new(e)
-                .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
+        progress.step("running the verification queries and guards on Postgres");
+        after_checks.extend(final_checks(tx, plan, app).await?);
+        // The rehearsed state, with what Postgres chose where the plan left
+        // columns to it: the comparison covers the columns the plan set, and
+        // the receipt keeps the rest so a rollback can prove the state exact.
+        let mut filled = Vec::new();
+        for t in &diff.tables {
+            if let Some(f) = read_filled(tx, t, filled.len()).await? {
+                filled.push(f);
+            }
         }
-        return Err(anyhow::Error::new(e).context(format!(
-            "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `{}` \
-             again: it says \"Already applied\" if it did, and applies it if it did not",
-            crate::ops::advice::push_confirm(&opts.snapshot, plan)
-        )));
+        let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
+        // Untouched tables need no pass here: the database-wide write
+        // accounting after the receipt covers them and every other table.
+        after_checks.extend(state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?);
+        Ok(Applied {
+            checks: after_checks,
+            expected,
+            filled,
+        })
     }
-    // Committed: from here on nothing may turn into an error, or the user
-    // would not learn the receipt id of a push that is in the database.
-    let local_record_error = record_receipt(
-        snapshot,
-        &receipt_id,
-        diff,
-        opts.target.redacted(),
-        "applied",
-    )
-    .err()
-    .map(|e| e.to_string());
-    Ok(PushReport {
-        outcome: PushOutcome::Applied,
-        receipt_id: Some(receipt_id),
-        diff_hash: diff.hash.clone(),
-        database: opts.target.redacted().to_string(),
-        tables: table_counts,
-        checks,
-        disabled_triggers: held_off_names,
-        triggers,
-        side_effects: accounting.allowed,
-        local_record_error,
-        millis: started.elapsed().as_millis() as u64,
-    })
-}
 
-/// The step an error happened in, from its context (for refusals).
-fn step_of(e: &anyhow::Error) -> String {
-    e.chain().next().map(|c| c.to_string()).unwrap_or_default()
-}
-
-/// Phase by phase, as rehearsed: each phase's DDL and rows, then that
-/// phase's expectations on Postgres, so every number of the rehearsal is
-/// checked again at the point where it held; then the verification
-/// queries, guards and the rehearsed state of every written table.
-#[allow(clippy::too_many_arguments)]
-async fn apply_all(
-    tx: &Transaction<'_>,
-    snapshot: &Snapshot,
-    plan: &Plan,
-    diff: &Diff,
-    progress: &dyn PushProgress,
-    triggers: &[TriggerReport],
-    app: &[String],
-    lock_timeout_ms: u64,
-) -> Result<Applied> {
-    let mut after_checks = Vec::new();
-    for phase in &plan.file.phases {
+    /// One phase's DDL, then its deletes, inserts and updates.
+    async fn apply_phase(&self, phase: &Phase, triggers: &[TriggerReport]) -> Result<()> {
+        let PushJob {
+            opts,
+            plan,
+            diff,
+            progress,
+            ..
+        } = self.job;
+        let tx = &self.tx;
         // ADD COLUMN needs ACCESS EXCLUSIVE, which every reader queues
         // behind while it waits: taken here, just before the DDL, in short
         // attempts like the others.
@@ -1172,7 +1170,7 @@ async fn apply_all(
             .filter(|a| a.phase == phase.id)
             .map(|a| (a.table.clone(), LockMode::AccessExclusive))
             .collect();
-        lock_tables(tx, &altered, lock_timeout_ms).await?;
+        lock_tables(tx, &altered, opts.lock_timeout_ms).await?;
         for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
             progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
             tx.batch_execute(&ddl.sql)
@@ -1182,80 +1180,10 @@ async fn apply_all(
         // Deletes first, children before parents, so no row still
         // referring to a deleted one is left when the FK is checked.
         for t in diff.tables.iter().rev() {
-            let rows: Vec<&Vec<Option<String>>> = t.deletes_of(&phase.id).collect();
-            if rows.is_empty() {
-                continue;
-            }
-            progress.step(&format!(
-                "phase {}: deleting {} rows of {}",
-                phase.id,
-                rows.len(),
-                t.table
-            ));
-            let n = delete_rows(tx, t, &rows)
-                .await
-                .with_context(|| format!("phase {}: deleting from {}", phase.id, t.table))?;
-            if n != rows.len() as u64 {
-                return Err(refuse(
-                    format!(
-                        "DELETE from {} removed {n} rows, expected {} (a row changed or a trigger \
-                         intervened); nothing was written",
-                        t.table,
-                        rows.len()
-                    ),
-                    vec![],
-                ));
-            }
+            self.delete_phase_rows(phase, t).await?;
         }
         for t in &diff.tables {
-            // Only the columns the plan set: Postgres fills the rest.
-            for group in t.insert_groups(&phase.id) {
-                let rows = &group.rows;
-                progress.step(&format!(
-                    "phase {}: copying {} rows into {}",
-                    phase.id,
-                    rows.len(),
-                    t.table
-                ));
-                let n = match copy_rows(
-                    tx,
-                    &format!("public.{}", quote_ident(&t.table)),
-                    &group.columns,
-                    rows,
-                )
-                .await
-                {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // Name the row COPY stopped at, by its key.
-                        let row = crate::db::pg_error::copy_line(&e)
-                            .and_then(|l| rows.get(l.wrapping_sub(1)))
-                            .map(|r| key_text(t, r))
-                            .unwrap_or_default();
-                        return Err(e.context(format!(
-                            "phase {}: inserting {} rows into {}{}",
-                            phase.id,
-                            rows.len(),
-                            t.table,
-                            if row.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (row {row})")
-                            }
-                        )));
-                    }
-                };
-                if n != rows.len() as u64 {
-                    return Err(refuse(
-                        format!(
-                            "COPY into {} wrote {n} rows, expected {} (a trigger skipped rows)",
-                            t.table,
-                            rows.len()
-                        ),
-                        vec![],
-                    ));
-                }
-            }
+            self.insert_phase_rows(phase, t).await?;
             let updates = t.updates_of(&phase.id);
             if !updates.is_empty() {
                 progress.step(&format!(
@@ -1269,37 +1197,292 @@ async fn apply_all(
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
         }
-        // All of a phase's expectations in one round trip (pipelined).
-        after_checks.extend(
-            futures_util::future::try_join_all(
-                phase
-                    .expectations
-                    .iter()
-                    .map(|exp| run_plan_query(tx, &phase.id, CheckKind::Expectation, exp, app)),
-            )
-            .await?,
-        );
+        Ok(())
     }
-    progress.step("running the verification queries and guards on Postgres");
-    after_checks.extend(final_checks(tx, plan, app).await?);
-    // The rehearsed state, with what Postgres chose where the plan left
-    // columns to it: the comparison covers the columns the plan set, and
-    // the receipt keeps the rest so a rollback can prove the state exact.
-    let mut filled = Vec::new();
-    for t in &diff.tables {
-        if let Some(f) = read_filled(tx, t, filled.len()).await? {
-            filled.push(f);
+
+    /// Deletes the rows of `t` the phase deleted: every one, or a refusal.
+    async fn delete_phase_rows(&self, phase: &Phase, t: &TableDiff) -> Result<()> {
+        let rows: Vec<&Vec<Option<String>>> = t.deletes_of(&phase.id).collect();
+        if rows.is_empty() {
+            return Ok(());
         }
+        self.job.progress.step(&format!(
+            "phase {}: deleting {} rows of {}",
+            phase.id,
+            rows.len(),
+            t.table
+        ));
+        let n = delete_rows(&self.tx, t, &rows)
+            .await
+            .with_context(|| format!("phase {}: deleting from {}", phase.id, t.table))?;
+        if n != rows.len() as u64 {
+            return Err(refuse(
+                format!(
+                    "DELETE from {} removed {n} rows, expected {} (a row changed or a trigger \
+                     intervened); nothing was written",
+                    t.table,
+                    rows.len()
+                ),
+                vec![],
+            ));
+        }
+        Ok(())
     }
-    let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
-    // Untouched tables need no pass here: the database-wide write
-    // accounting after the receipt covers them and every other table.
-    after_checks.extend(state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?);
-    Ok(Applied {
-        checks: after_checks,
-        expected,
-        filled,
-    })
+
+    /// Copies the rows the phase inserted into `t`, one COPY per set of
+    /// columns: only the columns the plan set, Postgres fills the rest.
+    async fn insert_phase_rows(&self, phase: &Phase, t: &TableDiff) -> Result<()> {
+        for group in t.insert_groups(&phase.id) {
+            let rows = &group.rows;
+            self.job.progress.step(&format!(
+                "phase {}: copying {} rows into {}",
+                phase.id,
+                rows.len(),
+                t.table
+            ));
+            let n = match copy_rows(
+                &self.tx,
+                &format!("public.{}", quote_ident(&t.table)),
+                &group.columns,
+                rows,
+            )
+            .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    // Name the row COPY stopped at, by its key.
+                    let row = crate::db::pg_error::copy_line(&e)
+                        .and_then(|l| rows.get(l.wrapping_sub(1)))
+                        .map(|r| key_text(t, r))
+                        .unwrap_or_default();
+                    return Err(e.context(format!(
+                        "phase {}: inserting {} rows into {}{}",
+                        phase.id,
+                        rows.len(),
+                        t.table,
+                        if row.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (row {row})")
+                        }
+                    )));
+                }
+            };
+            if n != rows.len() as u64 {
+                return Err(refuse(
+                    format!(
+                        "COPY into {} wrote {n} rows, expected {} (a trigger skipped rows)",
+                        t.table,
+                        rows.len()
+                    ),
+                    vec![],
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the receipt in the transaction, with what Postgres chose for
+    /// the columns the plan left to it.
+    async fn write_receipt(
+        &self,
+        triggers: &[TriggerReport],
+        expected: &[StagedTable],
+        filled: Vec<FilledValues>,
+    ) -> Result<Receipt> {
+        let PushJob {
+            opts,
+            plan,
+            snapshot,
+            diff,
+            progress,
+            ..
+        } = self.job;
+        progress.step("writing the receipt");
+        let id = uuid::Uuid::new_v4().to_string();
+        let before_counts: BTreeMap<String, u64> = snapshot
+            .tables
+            .iter()
+            .map(|t| (t.meta.name.clone(), t.rows))
+            .collect();
+        let tables = counts(diff, &before_counts);
+        let held_off: Vec<String> = triggers
+            .iter()
+            .filter(|t| t.action == TriggerAction::HeldOff)
+            .map(|t| format!("{}.{}", t.table, t.name))
+            .collect();
+        let allowed: Vec<String> = plan
+            .file
+            .allow_writes
+            .iter()
+            .chain(opts.allow_writes.iter())
+            .cloned()
+            .collect();
+        // The receipt goes in before the accounting, so its own row is counted
+        // as planned; its side-effect list is filled in by an UPDATE after the
+        // accounting, which is then counted too.
+        let undo = Undo::of_push(
+            diff,
+            plan,
+            snapshot,
+            held_off.clone(),
+            vec![],
+            allowed.clone(),
+        )?
+        .with_filled(snapshot, plan, expected, filled)?;
+        if let Err(e) = insert_receipt(&self.tx, &id, diff, &tables, &undo).await {
+            return Err(match crate::db::pg_error::describe(&e, triggers) {
+                Some(named) => refuse(
+                    format!(
+                        "Postgres refused the receipt: {named}. Rolled back, {}",
+                        self.nothing_written
+                    ),
+                    vec![],
+                ),
+                None => e,
+            });
+        }
+        Ok(Receipt {
+            id,
+            tables,
+            held_off,
+            allowed,
+            undo,
+        })
+    }
+
+    /// Every write of the transaction, database-wide, against the diff's;
+    /// the allowed side effects go into the receipt and are returned.
+    async fn account_writes(
+        &self,
+        receipt: &mut Receipt,
+        checks: &mut Vec<Check>,
+    ) -> Result<Vec<TableWrites>> {
+        self.job
+            .progress
+            .step("accounting for every write of the transaction");
+        let writes = transaction_writes(&self.tx).await?;
+        let accounting = account(
+            "writes",
+            &writes,
+            &planned_writes(self.job.diff),
+            &receipt.allowed,
+        );
+        checks.extend(accounting.checks);
+        // ADD COLUMN may rewrite its table; the state checks cover its rows.
+        let ddl_targets: Vec<String> = self
+            .job
+            .plan
+            .schema
+            .added_columns
+            .iter()
+            .map(|a| a.table.clone())
+            .collect();
+        checks.push(storage_check(&self.tx, "writes", &ddl_targets, &receipt.allowed).await?);
+        receipt.undo.side_effects = accounting.allowed.clone();
+        if !receipt.undo.side_effects.is_empty() {
+            self.tx
+                .execute(
+                    "UPDATE sandbox.receipts SET undo = $2::text::jsonb WHERE id = $1::text::uuid",
+                    &[&receipt.id, &serde_json::to_string(&receipt.undo)?],
+                )
+                .await?;
+        }
+        Ok(accounting.allowed)
+    }
+
+    /// Refuses if any check failed, rolls a preflight back, or commits and
+    /// records the receipt in the snapshot file.
+    async fn finish(
+        self,
+        receipt: Receipt,
+        checks: Vec<Check>,
+        triggers: Vec<TriggerReport>,
+        side_effects: Vec<TableWrites>,
+    ) -> Result<PushReport> {
+        let Push {
+            job,
+            tx,
+            nothing_written,
+        } = self;
+        if checks.iter().any(|c| !c.ok) {
+            tx.rollback().await?;
+            let failed: Vec<String> = checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| {
+                    if c.rows.is_empty() {
+                        format!("{}: expected {}, found {}", c.name, c.expected, c.actual)
+                    } else {
+                        format!("{}: {}", c.name, c.rows.join("; "))
+                    }
+                })
+                .collect();
+            return Err(refuse(
+                format!(
+                    "checks failed on Postgres after applying the diff ({}); rolled back, {nothing_written}",
+                    failed.join(" | ")
+                ),
+                checks,
+            ));
+        }
+        let report = |outcome, receipt_id, local_record_error| PushReport {
+            tables: receipt.tables,
+            disabled_triggers: receipt.held_off,
+            triggers,
+            side_effects,
+            local_record_error,
+            ..job.report(outcome, receipt_id, checks)
+        };
+        if !job.opts.confirm {
+            tx.rollback().await?;
+            return Ok(report(PushOutcome::WouldApply, None, None));
+        }
+        job.progress.step("committing");
+        if let Err(e) = tx.commit().await {
+            if e.as_db_error().is_some() {
+                return Err(anyhow::Error::new(e)
+                    .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
+            }
+            return Err(anyhow::Error::new(e).context(format!(
+                "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `{}` \
+                 again: it says \"Already applied\" if it did, and applies it if it did not",
+                crate::ops::advice::push_confirm(&job.opts.snapshot, job.plan)
+            )));
+        }
+        // Committed: from here on nothing may turn into an error, or the user
+        // would not learn the receipt id of a push that is in the database.
+        let local_record_error = record_receipt(
+            job.snapshot,
+            &receipt.id,
+            job.diff,
+            job.opts.target.redacted(),
+            "applied",
+        )
+        .err()
+        .map(|e| e.to_string());
+        Ok(report(
+            PushOutcome::Applied,
+            Some(receipt.id.clone()),
+            local_record_error,
+        ))
+    }
+}
+
+/// The tables the diff writes, and whether it updates rows in them.
+fn written_tables(diff: &Diff) -> Vec<WrittenTable> {
+    diff.tables
+        .iter()
+        .map(|t| WrittenTable {
+            name: t.table.clone(),
+            updates: !t.updates.is_empty(),
+        })
+        .collect()
+}
+
+/// The step an error happened in, from its context (for refusals).
+fn step_of(e: &anyhow::Error) -> String {
+    e.chain().next().map(|c| c.to_string()).unwrap_or_default()
 }
 
 /// What applying the diff left: the checks on Postgres, the state each
@@ -1453,7 +1636,7 @@ fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
     needs
 }
 
-async fn write_receipt(
+async fn insert_receipt(
     tx: &Transaction<'_>,
     receipt_id: &str,
     diff: &Diff,
