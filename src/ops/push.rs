@@ -33,7 +33,7 @@ use crate::db::writes::{account, storage_check, transaction_writes, TableWrites}
 use crate::error::environment;
 use crate::ops::diff::{compute, Diff, TableDiff};
 use crate::ops::rehearse::StagedTable;
-use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
+use crate::plan::checks::{evaluate, evaluate_guard, failed_summaries, Check, CheckKind};
 use crate::plan::stage::staged_meta;
 use crate::plan::{Phase, Plan};
 use crate::receipt::{FilledValues, Undo};
@@ -1407,17 +1407,7 @@ impl Push<'_, '_> {
         } = self;
         if checks.iter().any(|c| !c.ok) {
             tx.rollback().await?;
-            let failed: Vec<String> = checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| {
-                    if c.rows.is_empty() {
-                        format!("{}: expected {}, found {}", c.name, c.expected, c.actual)
-                    } else {
-                        format!("{}: {}", c.name, c.rows.join("; "))
-                    }
-                })
-                .collect();
+            let failed = failed_summaries(&checks, "; ");
             return Err(refuse(
                 format!(
                     "checks failed on Postgres after applying the diff ({}); rolled back, {nothing_written}",

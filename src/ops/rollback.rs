@@ -25,7 +25,7 @@ use crate::db::writes::{account, storage_check, transaction_writes, TableWrites}
 use crate::error::check_failed;
 use crate::error::refused as refuse;
 use crate::ops::diff::{RowUpdate, TableDiff};
-use crate::plan::checks::{Check, CheckKind};
+use crate::plan::checks::{failed_summaries, Check, CheckKind};
 use crate::receipt::{TableState, Undo, UndoTable};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
@@ -616,18 +616,7 @@ impl Rollback<'_, '_> {
 
     /// The refusal's message when a check after the undo failed.
     fn refusal_after_undo(&self, report: &RollbackReport) -> Option<String> {
-        let failed: Vec<String> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| {
-                if c.rows.is_empty() {
-                    format!("{}: expected {}, found {}", c.name, c.expected, c.actual)
-                } else {
-                    format!("{}: {}", c.name, c.rows.join(", "))
-                }
-            })
-            .collect();
+        let failed = failed_summaries(&report.checks, ", ");
         if failed.is_empty() {
             return None;
         }

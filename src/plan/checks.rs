@@ -105,6 +105,22 @@ pub fn render_rows(rows: &[Vec<String>]) -> String {
         .join(", ")
 }
 
+/// Each failed check as `name: expected X, found Y`, or as its name and the
+/// rows behind it joined by `row_sep`: what a refusal after applying says.
+pub fn failed_summaries(checks: &[Check], row_sep: &str) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            if c.rows.is_empty() {
+                format!("{}: expected {}, found {}", c.name, c.expected, c.actual)
+            } else {
+                format!("{}: {}", c.name, c.rows.join(row_sep))
+            }
+        })
+        .collect()
+}
+
 /// Compares an expectation's rows with what an engine returned.
 pub fn evaluate(phase: &str, kind: CheckKind, exp: &Expectation, actual: &[Vec<String>]) -> Check {
     let expected = exp.expected_rows();
@@ -158,5 +174,36 @@ mod null_tests {
         assert!(!c.ok, "{c:?}");
         assert_eq!(c.actual, "'NULL'");
         assert!(!evaluate("1", kind, &expecting(json!([["NULL"]])), &null).ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_summaries_name_only_failed_checks_with_their_rows_or_numbers() {
+        let mut counted = Check::equal(
+            "final",
+            "workflows",
+            CheckKind::Verification,
+            "12".into(),
+            "11".into(),
+        );
+        counted.ok = false;
+        let rows = Check::no_rows(
+            "final",
+            "no orphan",
+            CheckKind::Guard,
+            vec!["a".into(), "b".into()],
+        );
+        let held = Check::no_rows("final", "held", CheckKind::Guard, vec![]);
+        assert_eq!(
+            failed_summaries(&[counted, held, rows], " | "),
+            vec![
+                "workflows: expected 12, found 11".to_string(),
+                "no orphan: a | b".to_string()
+            ]
+        );
     }
 }
