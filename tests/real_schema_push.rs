@@ -913,3 +913,29 @@ fn a_plan_query_postgres_cannot_run_is_a_named_failed_check() {
     refused(&run, &["phase final", "no zzz workflows", "instr"]);
     before.assert_same(&w.state(), "a refused preflight");
 }
+
+/// A column whose type lives in a schema that is on one search_path and not
+/// on another (`extensions.*` on Supabase) must read the same at pull and
+/// at push: otherwise every push reports drift that pulling again cannot
+/// clear.
+#[test]
+fn a_type_outside_the_default_search_path_is_not_drift() {
+    let w = World::new(
+        "type_search_path",
+        "CREATE SCHEMA extensions; CREATE DOMAIN extensions.short_label AS text; \
+         CREATE SCHEMA app; CREATE TYPE app.mood AS ENUM ('calm', 'busy'); \
+         ALTER TABLE workflows ADD COLUMN label extensions.short_label, ADD COLUMN mood app.mood;",
+    );
+    let db = w.db.name.clone();
+    w.exec(&format!("ALTER DATABASE \"{db}\" SET search_path = ''"));
+    let s = w.snapshot.to_str().unwrap().to_string();
+    sandbox(&["pull", "--database-url", w.url(), "--out", &s, "--force"]).ok();
+    sandbox(&["rehearse", "--snapshot", &s]).ok();
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok().stdout_has("Applied");
+    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

@@ -882,7 +882,7 @@ impl Diff {
         let mut s = format!(
             "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n\
              -- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\n\
-             \\set ON_ERROR_STOP on\nBEGIN;\nSET LOCAL standard_conforming_strings = on;\nSET LOCAL search_path = public, extensions;\n{}\n",
+             \\set ON_ERROR_STOP on\nBEGIN;\nSET LOCAL standard_conforming_strings = on;\n{}\n",
             short(&self.hash),
             self.plan_name,
             self.rehearsal_id,

@@ -694,6 +694,13 @@ pub fn set_local_settings_sql() -> String {
         .collect::<Vec<_>>()
         .join(" ");
     sql.push_str(" SET LOCAL row_security = off;");
+    // One pinned search_path for pull, drift checks, push and rollback:
+    // format_type() prints a type unqualified only when its schema is on the
+    // path, so a catalog read under the database's own path (`''`, or
+    // without `extensions`) and compared under another would report every
+    // `extensions.citext` or `app.mood` column as drift that pulling again
+    // can never clear. Supabase's default path without "$user".
+    sql.push_str(" SET LOCAL search_path = public, extensions;");
     sql
 }
 

@@ -257,7 +257,8 @@ pub async fn begin(
         .transaction()
         .await
         .context("cannot start the push transaction")?;
-    // The search_path is pinned (SET LOCAL) so that a database or role whose
+    // The search_path is pinned (SET LOCAL, in set_local_settings_sql, the
+    // same path the pull read the catalog under) so that a database or role whose
     // default differs (Supabase adds `extensions`; some set '') runs the
     // plan's unqualified SQL the same way.
     // SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint trigger would
@@ -267,7 +268,7 @@ pub async fn begin(
     // statement that queued it: counted, and refused by name like any
     // trigger.
     tx.batch_execute(&format!(
-        "{} SET LOCAL search_path = public, extensions; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
+        "{} SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
          SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
         set_local_settings_sql()
     ))
