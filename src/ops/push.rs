@@ -251,6 +251,12 @@ async fn plan_query_rows(
             else {
                 return Err(e);
             };
+            // A terminated backend or a lost connection (SQLSTATE classes
+            // 57, 08) says nothing about the plan's SQL: it stays an error.
+            let class = &db.code().code()[..2];
+            if class == "57" || class == "08" {
+                return Err(e);
+            }
             let mut c = Check::equal(
                 phase,
                 name,
