@@ -216,3 +216,43 @@ fn deletes_show_in_push_output_receipt_counts_and_receipts() {
         .ok()
         .stdout_has(&format!(" -{blocked}"));
 }
+
+/// The "Next:" line of pull and of a green rehearsal, pasted as given, works
+/// for a plan other than the built-in one (they carry --plan).
+#[test]
+fn the_next_commands_printed_for_another_plan_work_as_given() {
+    let db = TestDb::create("example_next");
+    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("next.sqlite");
+    let snap = snap.to_str().unwrap();
+    let plan = repo_path("examples/tool-catalog");
+    let plan = plan.to_str().unwrap();
+    let next_of = |run: &Run| -> Vec<String> {
+        let line = run
+            .stdout
+            .lines()
+            .find_map(|l| l.split("Next: ").nth(1))
+            .unwrap_or_else(|| panic!("no Next: line in {}", run.stdout))
+            .to_string();
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        assert_eq!(words[0], "sandbox", "{line}");
+        words[1..].to_vec()
+    };
+    let pulled = sandbox(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        snap,
+        "--plan",
+        plan,
+    ]);
+    let next = next_of(pulled.ok());
+    let args: Vec<&str> = next.iter().map(String::as_str).collect();
+    let rehearsed = sandbox(&args);
+    let next = next_of(rehearsed.ok());
+    let mut args: Vec<&str> = next.iter().map(String::as_str).collect();
+    args.extend(["--database-url", &db.url]);
+    sandbox(&args).ok().stdout_has("would");
+}

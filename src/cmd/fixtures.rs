@@ -50,11 +50,13 @@ fn load(args: FixturesLoadArgs, json: bool) -> Result<i32> {
         .collect();
     println!("{}", output::table(&["table", "rows"], rows));
     println!(
-        "Loaded the '{}' fixtures (scale {}) into {} in {}. Next: sandbox pull --database-url … ",
+        "Loaded the '{}' fixtures (scale {}) into {} in {}. Next: sandbox pull --database-url {}",
         args.variant,
         args.scale,
         target.redacted(),
-        output::millis(started.elapsed().as_millis() as u64)
+        output::millis(started.elapsed().as_millis() as u64),
+        // The URL as shown: a password stays masked and must be typed in.
+        sandbox::ops::advice::shell_word(target.redacted())
     );
     Ok(0)
 }

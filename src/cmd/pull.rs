@@ -86,9 +86,11 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         millis(report.millis),
         report.path.display()
     );
+    // The plan options go with it: a snapshot pulled for another plan
+    // cannot be rehearsed under the built-in one.
     println!(
-        "Next: sandbox rehearse --snapshot {}",
-        report.path.display()
+        "Next: {}",
+        sandbox::ops::advice::rehearse(&report.path, &plan)
     );
     Ok(0)
 }

@@ -83,12 +83,13 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
     println!("\nPhases: {}", phases.join(", "));
     if report.passed {
         println!(
-            "{}: all {} checks hold (rehearsal #{}, plan {}, {:.0} ms). Next: sandbox diff / sandbox push",
+            "{}: all {} checks hold (rehearsal #{}, plan {}, {:.0} ms). Next: {}",
             output::verdict(true),
             report.checks.len(),
             report.rehearsal_id,
             short(&report.plan_hash),
-            report.millis
+            report.millis,
+            sandbox::ops::advice::preflight(std::path::Path::new(&report.snapshot), plan)
         );
     } else {
         let snapshot = std::path::Path::new(&report.snapshot);

@@ -35,6 +35,15 @@ pub fn rehearse(snapshot: &Path, plan: &Plan) -> String {
     )
 }
 
+/// The preflight of the snapshot with the plan in force (nothing written).
+pub fn preflight(snapshot: &Path, plan: &Plan) -> String {
+    format!(
+        "sandbox push --snapshot {}{}",
+        shell_word(&snapshot.display().to_string()),
+        plan_args(plan)
+    )
+}
+
 /// Pushes the snapshot with the plan in force, for real.
 pub fn push_confirm(snapshot: &Path, plan: &Plan) -> String {
     format!(
