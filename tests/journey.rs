@@ -631,6 +631,14 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
     let r = demo(dir.path(), "conflicts", &["--html", html.to_str().unwrap()]);
     r.code(1);
     let page = std::fs::read_to_string(&html).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&html).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "the page holds rows: private like the snapshot"
+        );
+    }
     // Self-contained: nothing to fetch.
     for needle in ["<script", "src=", "<link", "@import", "url("] {
         assert!(!page.contains(needle), "{needle} in the page");

@@ -1,4 +1,4 @@
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sandbox::ops::diff::diff_snapshot;
 
 use crate::cli::DiffArgs;
@@ -9,7 +9,7 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
         let script = format!("{SQL_WARNING}{}", diff.to_sql());
-        write_private(path, script.as_bytes())?;
+        crate::cmd::write_private(path, script.as_bytes())?;
     }
     if json {
         output::print_json(&serde_json::json!({
@@ -82,26 +82,4 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
         diff.ddl.len(),
         diff.rehearsal_id
     );
-}
-
-/// The script holds the rows being inserted (production data): owner-only,
-/// like the snapshot.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
 }

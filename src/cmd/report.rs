@@ -35,7 +35,8 @@ pub fn write_html(out: &Path, snapshot_path: &Path, plan: &Plan) -> Result<(i64,
         .map(|(_, d)| d.summary())
         .map_err(|e| format!("{e:#}"));
     let page = crate::html::render(plan, &snapshot, &stored, &push);
-    std::fs::write(out, page)
-        .map_err(|e| sandbox::error::environment(format!("cannot write {}: {e}", out.display())))?;
+    // The page holds the failing rows themselves: private like the snapshot.
+    crate::cmd::write_private(out, page.as_bytes())
+        .map_err(|e| sandbox::error::environment(format!("{e:#}")))?;
     Ok((stored.id, stored.passed))
 }
