@@ -102,6 +102,20 @@ struct Staged<'a> {
     pulled: Option<&'a TableMeta>,
 }
 
+impl<'a> Staged<'a> {
+    /// The staged form of `meta` in `snapshot`, under `staged_prefix`.
+    fn new(snapshot: &'a Snapshot, meta: &'a TableMeta, staged_prefix: &str) -> Staged<'a> {
+        Staged {
+            meta,
+            table: format!(
+                "main.{}",
+                quote_ident(&format!("{staged_prefix}{}", meta.name))
+            ),
+            pulled: snapshot.table(&meta.name).map(|t| &t.meta),
+        }
+    }
+}
+
 impl Staged<'_> {
     /// SQL true for a staged row `s` that the plan inserted or changed (a
     /// pulled row already satisfied every rule, NOT VALID ones aside).
@@ -229,14 +243,7 @@ pub fn constraint_checks(
     meta: &TableMeta,
     staged_prefix: &str,
 ) -> Result<Vec<Check>> {
-    let st = Staged {
-        meta,
-        table: format!(
-            "main.{}",
-            quote_ident(&format!("{staged_prefix}{}", meta.name))
-        ),
-        pulled: snapshot.table(&meta.name).map(|t| &t.meta),
-    };
+    let st = Staged::new(snapshot, meta, staged_prefix);
     let t = &meta.name;
     let touched = st.touched();
     let mut checks = Vec::new();
@@ -498,14 +505,7 @@ pub fn preflight_items(
     meta: &TableMeta,
     staged_prefix: &str,
 ) -> Result<Vec<PreflightItem>> {
-    let st = Staged {
-        meta,
-        table: format!(
-            "main.{}",
-            quote_ident(&format!("{staged_prefix}{}", meta.name))
-        ),
-        pulled: snapshot.table(&meta.name).map(|t| &t.meta),
-    };
+    let st = Staged::new(snapshot, meta, staged_prefix);
     let t = &meta.name;
     let item = |kind: &str, name: &str, detail: String| PreflightItem {
         table: t.clone(),
