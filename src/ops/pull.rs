@@ -355,22 +355,7 @@ mod tests {
         }
     }
 
-    fn rows() -> Vec<Vec<Option<String>>> {
-        (0..300)
-            .map(|i| {
-                vec![
-                    Some(i.to_string()),
-                    match i % 5 {
-                        0 => None,
-                        1 => Some(String::new()),
-                        2 => Some(format!("line\none\ttab\\slash {i} é")),
-                        _ => Some("x".repeat(i * 7)),
-                    },
-                    Some(if i % 2 == 0 { "t" } else { "f" }.into()),
-                ]
-            })
-            .collect()
-    }
+    use crate::db::postgres::copy::tests::rows;
 
     /// The writer thread stores, from chunks cut mid-row, exactly what
     /// `insert_row` stores row by row.

@@ -126,11 +126,13 @@ pub async fn copy_rows(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::types::copy_text_line;
 
-    fn rows() -> Vec<Vec<Option<String>>> {
+    /// Rows that exercise COPY's escapes: NULL, empty, newline, tab,
+    /// backslash, non-ASCII and long values (shared with the pull's tests).
+    pub(crate) fn rows() -> Vec<Vec<Option<String>>> {
         (0..300)
             .map(|i| {
                 vec![
