@@ -413,6 +413,48 @@ fn the_preflight_names_a_constraint_the_new_rows_break() {
     before.assert_same(&w.state(), "a refused preflight");
 }
 
+/// A BEFORE trigger that rewrites a value the plan writes: the rows on
+/// Postgres then differ from the rehearsed ones, and the refusal names the
+/// row, the column, both values and the trigger behind it.
+#[test]
+fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values() {
+    let w = World::new(
+        "rewriting_trigger",
+        "CREATE FUNCTION public.workflow_name_upper() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$;
+         CREATE TRIGGER workflows_name_upper BEFORE INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.workflow_name_upper();
+         CREATE FUNCTION public.jtbd_retitle() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id = 'jtbd00002' THEN NEW.title := NEW.title || ' (reviewed)'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER jtbd_retitle BEFORE UPDATE ON public.jtbd_library
+           FOR EACH ROW EXECUTE FUNCTION public.jtbd_retitle();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        refused(
+            &run,
+            &[
+                "workflows row id=",
+                "(inserted by the push): column name: rehearsed '",
+                "BEFORE INSERT trigger workflows_name_upper (function workflow_name_upper())",
+                "jtbd_library row id=jtbd00002 (updated by the push): column title: rehearsed '",
+                " (reviewed)'",
+                "BEFORE UPDATE trigger jtbd_retitle (function jtbd_retitle())",
+                "what to do: make the plan write the values Postgres ends up with",
+                "only if it is a pure updated_at stamp",
+            ],
+        );
+        // Only the one row the trigger changed is named for jtbd_library.
+        assert!(
+            !run.all().contains("jtbd_library row id=jtbd00001"),
+            "{}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push refused after applying");
+    }
+}
+
 #[test]
 fn missing_privileges_are_named_before_any_lock() {
     // Declared first, so it is dropped after the database holding its grants.

@@ -21,7 +21,9 @@ use crate::db::postgres::catalog::columns_of;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::table_digests;
-use crate::db::postgres::digest::{describe_row_changes, local_row_hashes, remote_row_hashes};
+use crate::db::postgres::digest::{
+    describe_row_changes, local_row_hashes, mismatched_rows, remote_row_hashes, row_key,
+};
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -1148,12 +1150,138 @@ impl Push<'_, '_> {
         let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
         // Untouched tables need no pass here: the database-wide write
         // accounting after the receipt covers them and every other table.
-        after_checks.extend(state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?);
+        let mut states = state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?;
+        for (c, t) in states.iter_mut().zip(&expected) {
+            if !c.ok {
+                self.name_mismatches(c, &t.name, &filled, triggers).await?;
+            }
+        }
+        after_checks.extend(states);
         Ok(Applied {
             checks: after_checks,
             expected,
             filled,
         })
+    }
+
+    /// A written table that differs from its rehearsed form: names each
+    /// differing row (key, column, rehearsed and Postgres values), the
+    /// BEFORE row triggers that fire on how the push wrote those rows (they
+    /// change a row before it is written, and the rehearsal cannot run
+    /// them), and what to do. Reads the table once more: only on failure.
+    async fn name_mismatches(
+        &self,
+        c: &mut Check,
+        table: &str,
+        filled: &[FilledValues],
+        triggers: &[TriggerReport],
+    ) -> Result<()> {
+        let PushJob {
+            plan,
+            snapshot,
+            diff,
+            ..
+        } = self.job;
+        let meta = staged_meta(&snapshot.conn, snapshot, plan, table)?;
+        let fill = filled.iter().find(|f| f.table == table);
+        let mut rehearsed = std::collections::HashMap::new();
+        snapshot.for_each_row(&crate::plan::stage::staged(table), &meta, |mut row| {
+            if let Some(f) = fill {
+                f.apply(&meta, &mut row);
+            }
+            rehearsed.insert(row_key(&meta, &row), row);
+            Ok(())
+        })?;
+        let mismatches = mismatched_rows(&self.tx, &meta, rehearsed).await?;
+        let written = diff.tables.iter().find(|t| t.table == table);
+        let event_of = |key: &str| -> Option<&'static str> {
+            let t = written?;
+            if t.updates
+                .iter()
+                .any(|u| crate::types::row_key(u.key.iter().map(|k| Some(k.as_str()))) == key)
+            {
+                return Some("UPDATE");
+            }
+            let key_idx = key_positions_of(t).ok()?;
+            t.inserts
+                .iter()
+                .any(|r| crate::types::row_key(key_idx.iter().map(|i| r[*i].as_deref())) == key)
+                .then_some("INSERT")
+        };
+        let key_names = meta.primary_key().join("/");
+        let mut rows = Vec::new();
+        let mut events: Vec<&'static str> = Vec::new();
+        for m in &mismatches {
+            let event = event_of(&m.key);
+            if let Some(e) = event {
+                if !events.contains(&e) {
+                    events.push(e);
+                }
+            }
+            if rows.len() == MISMATCHED_ROWS_SHOWN {
+                continue;
+            }
+            let how = match event {
+                Some("INSERT") => " (inserted by the push)",
+                Some(_) => " (updated by the push)",
+                None => "",
+            };
+            let what = match (m.rehearsed, m.on_postgres) {
+                (true, false) => "rehearsed, but not on Postgres".to_string(),
+                (false, true) => "on Postgres, but not in the rehearsal".to_string(),
+                _ => m
+                    .columns
+                    .iter()
+                    .map(|(col, r, p)| {
+                        let (r, p) = value_pair_summary(r, p);
+                        format!("column {col}: rehearsed {r}, Postgres {p}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            rows.push(format!("{table} row {key_names}={}{how}: {what}", m.key));
+        }
+        if mismatches.len() > rows.len() {
+            rows.push(format!(
+                "… and {} more rows of {table} differ",
+                mismatches.len() - rows.len()
+            ));
+        }
+        for event in events {
+            let firing: Vec<String> = triggers
+                .iter()
+                .filter(|t| {
+                    t.table == table
+                        && t.timing == "BEFORE"
+                        && t.level == "ROW"
+                        && t.action == TriggerAction::Fires
+                        && t.events.iter().any(|e| e == event)
+                })
+                .map(|t| format!("{} (function {})", t.name, t.function))
+                .collect();
+            rows.push(if firing.is_empty() {
+                format!(
+                    "no BEFORE {event} row trigger on {table} fires for the push: something else on \
+                     Postgres (a rule, a domain, the column's type) gave these values"
+                )
+            } else {
+                format!(
+                    "likely cause: BEFORE {event} trigger {} on {table} fires for the push and can change \
+                     a row before it is written; the rehearsal cannot run triggers",
+                    firing.join(", ")
+                )
+            });
+        }
+        rows.push(
+            "what to do: make the plan write the values Postgres ends up with (what the trigger \
+             produces), so the rehearsal shows them; a trigger may be held off (the plan's \
+             hold_off_triggers) only if it is a pure updated_at stamp, and no other trigger is ever \
+             disabled"
+                .to_string(),
+        );
+        c.row_count = mismatches.len() as u64;
+        c.rows = rows;
+        Ok(())
     }
 
     /// One phase's DDL, then its deletes, inserts and updates.
@@ -1490,6 +1618,46 @@ struct Applied {
     filled: Vec<FilledValues>,
 }
 
+/// How many differing rows a failed after-apply comparison names.
+const MISMATCHED_ROWS_SHOWN: usize = 3;
+
+/// A value for a message: NULL, or quoted; a long one is cut to a window
+/// starting a little before character `from` (where two values part).
+fn value_summary(v: &Option<String>, from: usize) -> String {
+    const LONG: usize = 60;
+    let Some(s) = v else {
+        return "NULL".into();
+    };
+    let n = s.chars().count();
+    if n <= LONG {
+        return format!("'{}'", s.escape_debug());
+    }
+    let start = from.saturating_sub(10).min(n.saturating_sub(LONG));
+    format!(
+        "'{}{}{}' ({n} characters)",
+        if start > 0 { "…" } else { "" },
+        s.chars()
+            .skip(start)
+            .take(LONG)
+            .collect::<String>()
+            .escape_debug(),
+        if start + LONG < n { "…" } else { "" }
+    )
+}
+
+/// The rehearsed and the Postgres value of a column, each summarised
+/// around the first character where they differ.
+fn value_pair_summary(rehearsed: &Option<String>, postgres: &Option<String>) -> (String, String) {
+    let from = match (rehearsed, postgres) {
+        (Some(a), Some(b)) => a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count(),
+        _ => 0,
+    };
+    (
+        value_summary(rehearsed, from),
+        value_summary(postgres, from),
+    )
+}
+
 /// A row's key, as `col=value, ...`, for messages.
 fn key_text(t: &TableDiff, row: &[Option<String>]) -> String {
     t.key
@@ -1701,6 +1869,23 @@ pub fn record_receipt(
         )
         .map_err(|e| environment(format!("the push committed (receipt {receipt_id}) but the snapshot file could not record it: {e}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod value_summary_tests {
+    use super::value_pair_summary;
+
+    #[test]
+    fn long_values_are_cut_around_where_they_differ() {
+        let same = "a".repeat(100);
+        let (r, p) = value_pair_summary(&Some(format!("{same}x")), &Some(format!("{same}Y")));
+        assert!(r.ends_with("x' (101 characters)"), "{r}");
+        assert!(p.starts_with("'…aaa") && p.contains("Y'"), "{p}");
+        assert_eq!(
+            value_pair_summary(&None, &Some("it's\n".into())),
+            ("NULL".to_string(), "'it\\'s\\n'".to_string())
+        );
+    }
 }
 
 #[cfg(test)]

@@ -175,6 +175,66 @@ pub fn describe_row_changes(expected: &RowHashes, actual: &RowHashes, limit: usi
     out
 }
 
+/// A row whose values on Postgres differ from the rehearsed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowMismatch {
+    /// [`row_key`] of the row.
+    pub key: String,
+    /// `(column, rehearsed, Postgres)` for each column that differs; empty
+    /// when the row is on one side only.
+    pub columns: Vec<(String, Option<String>, Option<String>)>,
+    pub rehearsed: bool,
+    pub on_postgres: bool,
+}
+
+/// The rows of a table at Postgres that differ from `expected` (its
+/// rehearsed rows by [`row_key`], in `meta` column order), column by
+/// column, in key order. Reads the whole table: only for naming what a
+/// failed comparison found.
+pub async fn mismatched_rows(
+    tx: &Transaction<'_>,
+    meta: &TableMeta,
+    mut expected: std::collections::HashMap<String, Vec<Option<String>>>,
+) -> Result<Vec<RowMismatch>> {
+    let positions = key_positions(meta);
+    let mut out = Vec::new();
+    for_each_remote_line(tx, meta, |line| {
+        let values = parse_copy_line(&line[..line.len() - 1]).map_err(anyhow::Error::msg)?;
+        let key = key_of(&values, &positions);
+        match expected.remove(&key) {
+            Some(rehearsed) if rehearsed == values => {}
+            Some(rehearsed) => out.push(RowMismatch {
+                key,
+                columns: meta
+                    .columns
+                    .iter()
+                    .zip(rehearsed.into_iter().zip(values))
+                    .filter(|(_, (r, p))| r != p)
+                    .map(|(c, (r, p))| (c.name.clone(), r, p))
+                    .collect(),
+                rehearsed: true,
+                on_postgres: true,
+            }),
+            None => out.push(RowMismatch {
+                key,
+                columns: vec![],
+                rehearsed: false,
+                on_postgres: true,
+            }),
+        }
+        Ok(())
+    })
+    .await?;
+    out.extend(expected.into_keys().map(|key| RowMismatch {
+        key,
+        columns: vec![],
+        rehearsed: true,
+        on_postgres: false,
+    }));
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
