@@ -69,9 +69,10 @@ pub fn render(plan: &Plan, snapshot: &Snapshot, r: &StoredRehearsal, push: &Push
     let failed: Vec<&Check> = r.checks.iter().filter(|c| !c.ok).collect();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html><!-- {} -->\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>sandbox rehearsal #{} — {}</title><style>{CSS}</style></head><body>\n",
+        sandbox::plan::folder::GENERATED_MARK,
         r.id,
         esc(&r.plan_name)
     );

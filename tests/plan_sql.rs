@@ -246,6 +246,104 @@ fn plan_init_writes_a_copy_with_the_same_hash() {
     sandbox(&["plan", "init", copy.to_str().unwrap()]).code(2);
 }
 
+/// The hash covers every file of a plan folder (a README, notes), but not
+/// what the tool writes there: a snapshot with its journal, the HTML report,
+/// the `diff --sql` script, nor a `.git` folder.
+#[test]
+fn the_plan_hash_covers_every_file_of_the_folder_but_the_tools_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("my-plan");
+    let plan_s = plan.to_str().unwrap();
+    sandbox(&["plan", "init", plan_s]).ok();
+    let hash = || -> String {
+        let r = sandbox(&["plan", "--json", "--plan", plan_s]);
+        r.ok();
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        v["hash"].as_str().unwrap().to_string()
+    };
+    let builtin = hash();
+
+    // A snapshot kept in the folder, rehearsed there, its report and diff
+    // script written there: the same plan.
+    let snap = snapshot(&plan);
+    let snap_s = snap.to_str().unwrap();
+    let html = plan.join("report.html");
+    sandbox(&[
+        "rehearse",
+        "--snapshot",
+        snap_s,
+        "--plan",
+        plan_s,
+        "--html",
+        html.to_str().unwrap(),
+    ])
+    .ok();
+    let script = plan.join("migration.sql");
+    sandbox(&[
+        "diff",
+        "--snapshot",
+        snap_s,
+        "--plan",
+        plan_s,
+        "--sql",
+        script.to_str().unwrap(),
+    ])
+    .ok();
+    assert!(html.is_file() && script.is_file());
+    std::fs::write(plan.join("plan.sqlite-journal"), "left by a crash").unwrap();
+    std::fs::create_dir_all(plan.join(".git")).unwrap();
+    std::fs::write(plan.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    assert_eq!(
+        hash(),
+        builtin,
+        "the tool's own files changed the plan hash"
+    );
+
+    // Any other file is part of the plan: the rehearsal no longer
+    // authorises the diff.
+    std::fs::create_dir_all(plan.join("notes")).unwrap();
+    std::fs::write(plan.join("notes/README.md"), "# Why skip the 97\n").unwrap();
+    let with_readme = hash();
+    assert_ne!(with_readme, builtin, "a README inside the folder");
+    sandbox(&["diff", "--snapshot", snap_s, "--plan", plan_s])
+        .code(1)
+        .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
+    std::fs::write(plan.join("notes/README.md"), "# Why skip the 98\n").unwrap();
+    assert_ne!(hash(), with_readme, "an edited README");
+    // And a copy of such a folder is the same plan.
+    let copy = dir.path().join("copy");
+    sandbox(&["plan", "--plan", plan_s, "init", copy.to_str().unwrap()]).ok();
+    assert!(copy.join("notes/README.md").is_file());
+    assert!(
+        !copy.join("plan.sqlite").exists(),
+        "the snapshot is no part of a copy"
+    );
+    let edited = hash();
+    let r = sandbox(&["plan", "--json", "--plan", copy.to_str().unwrap()]);
+    r.ok();
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["hash"], edited.as_str(), "a copy is the same plan");
+    std::fs::remove_file(plan.join("notes/README.md")).unwrap();
+    assert_eq!(hash(), builtin);
+
+    // Links: one to a file inside the folder is that file; one leading
+    // outside or nowhere is refused by name.
+    std::os::unix::fs::symlink("phases/4_tasks.sql", plan.join("tasks-link.sql")).unwrap();
+    assert_ne!(hash(), builtin, "a link inside the folder is a file of it");
+    std::fs::remove_file(plan.join("tasks-link.sql")).unwrap();
+    let outside = dir.path().join("outside.md");
+    std::fs::write(&outside, "elsewhere").unwrap();
+    std::os::unix::fs::symlink(&outside, plan.join("elsewhere.md")).unwrap();
+    sandbox(&["plan", "--plan", plan_s])
+        .code(2)
+        .error_has(&["elsewhere.md", "leading outside the folder"]);
+    std::fs::remove_file(plan.join("elsewhere.md")).unwrap();
+    std::os::unix::fs::symlink("no-such-file", plan.join("dangling.md")).unwrap();
+    sandbox(&["plan", "--plan", plan_s])
+        .code(2)
+        .error_has(&["dangling.md", "cannot be read"]);
+}
+
 #[test]
 fn sandbox_plan_in_the_environment_is_the_plan_in_force() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,13 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     let plan = crate::cmd::load_plan(&args.plan)?;
     let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
-        let script = format!("{SQL_WARNING}{}", diff.to_sql());
+        // The mark on the first line keeps the script out of the plan hash
+        // when it is written into the plan folder.
+        let script = format!(
+            "-- {} diff: output for review, no part of any plan\n{SQL_WARNING}{}",
+            sandbox::plan::folder::GENERATED_MARK,
+            diff.to_sql()
+        );
         crate::cmd::write_private(path, script.as_bytes())?;
     }
     if json {

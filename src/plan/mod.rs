@@ -266,15 +266,19 @@ pub struct Plan {
     pub phase_sql: Vec<String>,
     /// Every seed file, sorted by path.
     pub seeds: Vec<SeedFile>,
+    /// Every other file of the plan folder (a README, notes), sorted by
+    /// path: part of the plan, so part of its hash and of its copies.
+    pub extra: Vec<folder::ExtraFile>,
     /// Where the plan came from, for messages.
     pub origin: String,
     /// The command-line options that load this same plan again (`--plan`,
     /// `--seeds`, `--policy`), for advice that must work as given; set by
     /// the command line, empty for the built-in plan.
     pub args: Vec<String>,
-    /// Hash over every file of the plan (plan.json in its parsed form, the
-    /// schema, the phase files, the seeds): a rehearsal authorises a push
-    /// only for the exact plan it ran.
+    /// Hash over every file of the plan folder (plan.json and the schema in
+    /// their parsed form, the phase files, the seeds, every other file but
+    /// the tool's own output): a rehearsal authorises a push only for the
+    /// exact plan it ran.
     pub hash: String,
 }
 
@@ -327,7 +331,25 @@ impl Plan {
             (None, Some(rel)) => source.seeds(rel)?,
             (None, None) => Vec::new(),
         };
+        let extra = match source {
+            PlanSource::Builtin => Vec::new(),
+            PlanSource::Dir { root, plan_file } => {
+                let mut files: std::collections::BTreeSet<String> =
+                    [plan_file.as_str(), file.schema.as_str()]
+                        .into_iter()
+                        .chain(file.phases.iter().map(|p| p.sql.as_str()))
+                        .filter_map(folder::inside)
+                        .collect();
+                files.insert(plan_file.clone());
+                let read = folder::ReadFiles {
+                    files,
+                    seed_dir: file.seeds.as_deref().and_then(folder::inside),
+                };
+                folder::extra_files(root, &read)?
+            }
+        };
         let mut plan = Plan {
+            extra,
             tables: file.tables.clone(),
             file,
             schema,
@@ -423,6 +445,10 @@ impl Plan {
         for s in &self.seeds {
             h.update(format!("\nseed {} {}\n", s.path, s.text.len()).as_bytes());
             h.update(s.text.as_bytes());
+        }
+        for f in &self.extra {
+            h.update(format!("\nfile {} {}\n", f.path, f.bytes.len()).as_bytes());
+            h.update(&f.bytes);
         }
         Ok(hex::encode(h.finalize()))
     }
