@@ -113,6 +113,36 @@ pub fn truncate(s: &str, w: usize) -> String {
     out
 }
 
+/// `lead` then `text`, wrapped at spaces to `w` columns, continuation lines
+/// indented by `indent` spaces so they line up under a label. A word wider
+/// than the line (a path, a key) is kept whole rather than cut: it must
+/// stay copyable.
+pub fn wrap_to(lead: &str, text: &str, indent: usize, w: usize) -> String {
+    let mut out = lead.to_string();
+    let mut line_width = display_width(lead);
+    let mut first = true;
+    for word in text.split(' ').filter(|p| !p.is_empty()) {
+        let ww = display_width(word);
+        if !first && line_width + 1 + ww > w {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            line_width = indent;
+        } else if !first {
+            out.push(' ');
+            line_width += 1;
+        }
+        out.push_str(word);
+        line_width += ww;
+        first = false;
+    }
+    out
+}
+
+/// [`wrap_to`] the output width.
+pub fn wrap(lead: &str, text: &str, indent: usize) -> String {
+    wrap_to(lead, text, indent, width())
+}
+
 /// Column widths that fit `total` columns of output: the widest column
 /// gives way first, and no column shrinks below its header (or 6).
 /// Columns listed in `keep` never shrink (ids a person copies).
@@ -386,6 +416,32 @@ pub fn millis(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prose_wraps_under_its_label_and_keeps_long_words_whole() {
+        let text = "protected prompts, jtbd_library, workflows; sources dh_domain, dh_use_case";
+        let w = wrap_to("Pulls    ", text, 9, 40);
+        let lines: Vec<&str> = w.lines().collect();
+        assert!(lines.len() > 1, "{w}");
+        for l in &lines {
+            assert!(display_width(l) <= 40, "{l}");
+        }
+        assert!(lines[0].starts_with("Pulls    protected"), "{w}");
+        assert!(lines[1].starts_with("         ") && !lines[1].starts_with("          "));
+        assert_eq!(
+            lines
+                .join(" ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!("Pulls {text}")
+        );
+        let path = "/a/very/long/path/that/is/wider/than/the/line/itself.sqlite";
+        assert!(
+            wrap_to("Open ", path, 0, 20).contains(path),
+            "a path stays whole"
+        );
+    }
 
     #[test]
     fn tables_fit_the_width_they_are_given() {

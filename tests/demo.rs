@@ -13,6 +13,17 @@ fn demo(dir: &std::path::Path, variant: &str) -> (i32, String, String) {
     (r.code, r.stdout, r.stderr)
 }
 
+/// Every line fits the 100 columns of a pipe: prose wraps like the tables.
+fn assert_fits(out: &str) {
+    for l in out.lines() {
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+}
+
 #[test]
 fn demo_runs_the_whole_loop_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,6 +35,7 @@ fn demo_runs_the_whole_loop_without_a_server() {
         "{out}"
     );
     assert!(out.contains("report_checks"), "{out}");
+    assert_fits(&out);
     let snap = sandbox::db::sqlite::Snapshot::open(&dir.path().join("plan.sqlite")).unwrap();
     let n: i64 = snap
         .conn
@@ -39,6 +51,7 @@ fn demo_conflicts_shows_a_failing_rehearsal() {
     let (code, out, _) = demo(dir.path(), "conflicts");
     assert_eq!(code, 1);
     assert!(out.contains("FAILED:"), "{out}");
+    assert_fits(&out);
     assert!(
         out.contains("JTBDs under two strategic priorities (11 rows)"),
         "{out}"

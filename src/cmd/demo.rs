@@ -49,9 +49,17 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
         None => println!("\nPush would refuse this snapshot: the rehearsal failed."),
     }
     println!(
-        "\nOpen {} in any SQLite browser: pulled tables under their own names, staged_* tables, \
-         views report_checks, report_failures, report_workflows_by_source, report_jtbd_per_priority.",
-        pulled.path.display()
+        "\n{}",
+        output::wrap(
+            "",
+            &format!(
+                "Open {} in any SQLite browser: pulled tables under their own names, staged_* \
+                 tables, views report_checks, report_failures, report_workflows_by_source, \
+                 report_jtbd_per_priority.",
+                pulled.path.display()
+            ),
+            0
+        )
     );
     if let Some(html) = &args.html {
         println!("HTML report: {}", html.display());

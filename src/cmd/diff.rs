@@ -72,20 +72,35 @@ pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
             rows
         )
     );
+    // One line per statement, cut to the width: the whole statement is in
+    // `--sql`.
     for d in &diff.ddl {
         println!(
-            "  phase {:>2}: {}",
-            d.phase,
-            d.sql.lines().next().unwrap_or("")
+            "{}",
+            output::truncate(
+                &format!(
+                    "  phase {:>2}: {}",
+                    d.phase,
+                    d.sql.lines().next().unwrap_or("")
+                ),
+                output::width()
+            )
         );
     }
     let inserts: usize = diff.tables.iter().map(|t| t.inserts.len()).sum();
     let updates: usize = diff.tables.iter().map(|t| t.updates.len()).sum();
     let deletes: usize = diff.tables.iter().map(|t| t.deletes.len()).sum();
     println!(
-        "Diff {}: {} DDL statements, {inserts} rows to insert, {updates} rows to update, {deletes} rows to delete (rehearsal #{}).",
-        short(&diff.hash),
-        diff.ddl.len(),
-        diff.rehearsal_id
+        "{}",
+        output::wrap(
+            &format!("Diff {}: ", short(&diff.hash)),
+            &format!(
+                "{} DDL statements, {inserts} rows to insert, {updates} rows to update, \
+                 {deletes} rows to delete (rehearsal #{}).",
+                diff.ddl.len(),
+                diff.rehearsal_id
+            ),
+            0
+        )
     );
 }

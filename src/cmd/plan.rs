@@ -32,45 +32,56 @@ pub fn run(cmd: PlanCommand, json: bool) -> Result<i32> {
         }))?;
         return Ok(0);
     }
-    println!("Plan     {} ({})", plan.file.name, plan.origin);
-    println!("Hash     {}", short(&plan.hash));
+    // Labelled lines wrap under their label, as tables fit the width.
+    let say = |label: &str, text: String| {
+        println!("{}", output::wrap(&format!("{label:<8} "), &text, 9));
+    };
+    say("Plan", format!("{} ({})", plan.file.name, plan.origin));
+    say("Hash", short(&plan.hash).to_string());
     let mut seed_tables: Vec<String> = plan
         .seeds
         .iter()
         .map(|s| sandbox::plan::sql::seed_table_name(&s.path))
         .collect();
     seed_tables.dedup();
-    println!(
-        "Seeds    {} files, as tables {}",
-        plan.seeds.len(),
-        seed_tables.join(", ")
+    say(
+        "Seeds",
+        format!(
+            "{} files, as tables {}",
+            plan.seeds.len(),
+            seed_tables.join(", ")
+        ),
     );
-    println!("Policies {}", policies_line(&plan.file.policies)?);
-    println!(
-        "Pulls    protected {}; sources {}{}",
-        plan.tables.protected.join(", "),
-        plan.tables.sources.join(", "),
-        plan.tables
-            .source_prefix
-            .as_deref()
-            .map(|p| format!(" + every {p}* table"))
-            .unwrap_or_default()
+    say("Policies", policies_line(&plan.file.policies)?);
+    say(
+        "Pulls",
+        format!(
+            "protected {}; sources {}{}",
+            plan.tables.protected.join(", "),
+            plan.tables.sources.join(", "),
+            plan.tables
+                .source_prefix
+                .as_deref()
+                .map(|p| format!(" + every {p}* table"))
+                .unwrap_or_default()
+        ),
     );
     for p in &plan.file.phases {
-        println!(
-            "Phase {:<3} {} — reads {}; writes {}",
-            p.id,
-            p.sql,
-            if p.reads.is_empty() {
+        let list = |tables: &[String]| {
+            if tables.is_empty() {
                 "nothing".to_string()
             } else {
-                p.reads.join(", ")
-            },
-            if p.writes.is_empty() {
-                "nothing".to_string()
-            } else {
-                p.writes.join(", ")
+                tables.join(", ")
             }
+        };
+        say(
+            &format!("Phase {:<2}", p.id),
+            format!(
+                "{} — reads {}; writes {}",
+                p.sql,
+                list(&p.reads),
+                list(&p.writes)
+            ),
         );
     }
     let mut rows = Vec::new();

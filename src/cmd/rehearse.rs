@@ -55,8 +55,13 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
     }
     if !report.preflight.is_empty() {
         println!(
-            "\nChecked on Postgres by the preflight (SQLite cannot evaluate these; `sandbox push` \
-             runs them on the server before anything is committed):"
+            "\n{}",
+            output::wrap(
+                "",
+                "Checked on Postgres by the preflight (SQLite cannot evaluate these; `sandbox \
+                 push` runs them on the server before anything is committed):",
+                0
+            )
         );
         for p in &report.preflight {
             println!(
@@ -80,25 +85,39 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
         .iter()
         .map(|p| format!("{} {:.1} ms", p.id, p.millis))
         .collect();
-    println!("\nPhases: {}", phases.join(", "));
+    println!("\n{}", output::wrap("Phases: ", &phases.join(", "), 8));
     if report.passed {
+        // The command stays on a line of its own, whole: it is pasted.
         println!(
-            "{}: all {} checks hold (rehearsal #{}, plan {}, {:.0} ms). Next: {}",
-            output::verdict(true),
-            report.checks.len(),
-            report.rehearsal_id,
-            short(&report.plan_hash),
-            report.millis,
+            "{}\nNext: {}",
+            output::wrap(
+                &format!("{}: ", output::verdict(true)),
+                &format!(
+                    "all {} checks hold (rehearsal #{}, plan {}, {:.0} ms).",
+                    report.checks.len(),
+                    report.rehearsal_id,
+                    short(&report.plan_hash),
+                    report.millis,
+                ),
+                0
+            ),
             sandbox::ops::advice::preflight(std::path::Path::new(&report.snapshot), plan)
         );
     } else {
         let snapshot = std::path::Path::new(&report.snapshot);
         println!(
-            "{}: {failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this snapshot.",
-            output::verdict(false),
-            report.checks.len(),
-            report.rehearsal_id,
-            short(&report.plan_hash),
+            "{}",
+            output::wrap(
+                &format!("{}: ", output::verdict(false)),
+                &format!(
+                    "{failed} of {} checks failed (rehearsal #{}, plan {}). Push will refuse this \
+                     snapshot.",
+                    report.checks.len(),
+                    report.rehearsal_id,
+                    short(&report.plan_hash),
+                ),
+                0
+            )
         );
         let policies: String = plan
             .file
