@@ -113,6 +113,12 @@ pub fn truncate(s: &str, w: usize) -> String {
     out
 }
 
+/// `text` as one line: every run of whitespace (the newlines and
+/// indentation of a generated expression) becomes one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `lead` then `text`, wrapped at spaces to `w` columns, continuation lines
 /// indented by `indent` spaces so they line up under a label. A word wider
 /// than the line (a path, a key) is kept whole rather than cut: it must

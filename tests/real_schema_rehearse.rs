@@ -316,7 +316,9 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
     let db = hostile_db(
         "rs_check",
         "ALTER TABLE public.workflows ADD CONSTRAINT workflows_short_name \
-         CHECK (length(name) < 12) NOT VALID;",
+         CHECK (length(name) < 12) NOT VALID;
+         ALTER TABLE public.workflows ADD CONSTRAINT workflows_named \
+         CHECK (CASE WHEN name IS NULL THEN false ELSE length(name) < 500 END) NOT VALID;",
     );
     let dir = tempfile::tempdir().unwrap();
     let snap = pull(&db, dir.path());
@@ -338,6 +340,23 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
             .stdout
             .contains("Checked on Postgres by the preflight")
             && human.stdout.contains("workflows_short_name"),
+        "{}",
+        human.show()
+    );
+    // Postgres prints the CASE over indented lines: one line on the terminal.
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.contains("workflows_named: CHECK ( CASE WHEN (name IS NULL) THEN false")),
+        "{}",
+        human.show()
+    );
+    assert!(
+        !human
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("WHEN (name")),
         "{}",
         human.show()
     );

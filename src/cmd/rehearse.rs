@@ -63,17 +63,19 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
                 0
             )
         );
+        // Postgres prints a CASE or a long expression over several indented
+        // lines; one line each here (in full in --json and report_preflight).
         for p in &report.preflight {
             println!(
                 "  {}",
                 output::truncate(
-                    &format!(
+                    &output::one_line(&format!(
                         "{} {} {}: {}",
                         p.table,
                         p.kind.replace('_', " "),
                         p.name,
                         p.detail
-                    ),
+                    )),
                     output::width().saturating_sub(2)
                 )
             );
