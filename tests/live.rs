@@ -215,8 +215,9 @@ fn a_lock_timeout_of_zero_is_a_usage_error() {
 /// What a monitor session saw in `pg_locks` while a push ran.
 #[derive(Default, Debug)]
 struct LockWatch {
-    /// Tables the push's backend held any lock on, at any sample.
-    push_held: std::collections::BTreeSet<String>,
+    /// Tables the push's backend held any lock on, at any sample, with
+    /// the modes seen.
+    push_held: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Samples in which the push waited for ACCESS EXCLUSIVE on jtbd_library.
     push_waiting_exclusive: usize,
     /// The longest a reader's lock request had been waiting, in ms.
@@ -249,7 +250,10 @@ fn watch_locks(
                 let (app, rel, mode, granted, waited): (String, String, String, bool, f64) =
                     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
                 if app == "sandbox" {
-                    w.push_held.insert(rel.clone());
+                    w.push_held
+                        .entry(rel.clone())
+                        .or_default()
+                        .insert(mode.clone());
                     if !granted && rel == "jtbd_library" && mode == "AccessExclusiveLock" {
                         w.push_waiting_exclusive += 1;
                     }
@@ -352,11 +356,15 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
         watch.push_waiting_exclusive > 0,
         "the push was never seen waiting for ACCESS EXCLUSIVE on jtbd_library: {watch:?}"
     );
-    assert!(watch.push_held.contains("workflows"), "{watch:?}");
+    assert!(watch.push_held.contains_key("workflows"), "{watch:?}");
+    // The only lock the push may take on the app's tables is the ACCESS
+    // SHARE of planning a verification query that reads them, handed back
+    // with its savepoint at once: no write of the app waits for it.
     for app_table in ["prompts", "agents", "personas"] {
+        let modes = watch.push_held.get(app_table).cloned().unwrap_or_default();
         assert!(
-            !watch.push_held.contains(app_table),
-            "the push locked the app's {app_table}: {watch:?}"
+            modes.iter().all(|m| m == "AccessShareLock"),
+            "the push locked the app's {app_table} against writers: {watch:?}"
         );
     }
     // One attempt is 300 ms; the margin covers a busy machine. Taking the
@@ -369,4 +377,93 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
     );
     assert!(reads > 0);
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
+}
+
+/// A fixture database pulled, the built-in plan plus one verification
+/// query (`sql` expecting `expect`) rehearsed; then the app adds a prompt,
+/// so the pulled count of `prompts` no longer holds on Postgres, and the
+/// plan is pushed. `objects` (a view, say) is created after the pull on
+/// Postgres and in the snapshot file alike: a pull copies tables only.
+fn push_after_an_app_write(tag: &str, objects: &str, sql: &str, expect: i64) -> (Live, Run) {
+    let w = Live::new(tag);
+    let plan = common::plan_folder(&w._dir.path().join("plan"), |p| {
+        p["verification"]
+            .as_array_mut()
+            .expect("verification list")
+            .push(
+                serde_json::json!({ "name": "the query under test", "sql": sql, "expect": expect }),
+            );
+    });
+    let plan = plan.to_str().expect("utf-8 path");
+    let mut c = w.db.client();
+    if !objects.is_empty() {
+        c.batch_execute(objects).expect("objects on Postgres");
+        rusqlite::Connection::open(&w.snapshot)
+            .and_then(|s| s.execute_batch(objects))
+            .expect("objects in the snapshot");
+    }
+    run_sandbox(
+        &["rehearse", "--snapshot", &w.snapshot, "--plan", plan],
+        &[],
+    )
+    .ok()
+    .stdout_has("PASSED");
+    scalar(&mut c, APP_INSERTS_A_PROMPT);
+    let run = w.push(&["--confirm", "--plan", plan]);
+    (w, run)
+}
+
+/// A verification query that reads `prompts` only through a view reads the
+/// app's table in Postgres's plan: it is checked as "unchanged by this
+/// transaction", so the app's new prompt does not refuse the push (named
+/// by words, the query reads only `prompt_total` and was compared with the
+/// pulled 3570).
+#[test]
+fn a_query_reading_the_apps_table_through_a_view_is_left_to_the_app() {
+    let (w, run) = push_after_an_app_write(
+        "live_view",
+        "CREATE VIEW prompt_total AS SELECT count(*) AS n FROM prompts",
+        "SELECT n FROM prompt_total",
+        3570,
+    );
+    run.ok().stdout_has("Applied");
+    let mut c = w.db.client();
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
+    assert_eq!(scalar(&mut c, "SELECT n FROM prompt_total"), "3571");
+}
+
+/// SQLite's CAST of 2.7 to INTEGER truncates, Postgres's rounds: a query
+/// giving it holds in the rehearsal (2) and fails on Postgres (3), so it
+/// refuses the push if and only if the push runs it.
+fn refused_by_the_query_under_test(w: &Live, run: &Run) {
+    run.code(1)
+        .error_has(&["the query under test", "nothing was written"]);
+    let mut c = w.db.client();
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "141");
+}
+
+/// A CTE named `prompts` is no reading of the app's `prompts`: the query is
+/// run on Postgres and compared as rehearsed (here it fails there).
+#[test]
+fn a_cte_named_like_the_apps_table_is_run_as_written() {
+    let (w, run) = push_after_an_app_write(
+        "live_cte",
+        "",
+        "WITH prompts AS (SELECT 2.7 AS x) SELECT CAST(x AS INTEGER) FROM prompts",
+        2,
+    );
+    refused_by_the_query_under_test(&w, &run);
+}
+
+/// `prompts` in a comment or a string literal is no reading of the app's
+/// `prompts`: the query is run on Postgres and compared as rehearsed.
+#[test]
+fn the_apps_table_named_in_a_comment_or_literal_is_not_read() {
+    let (w, run) = push_after_an_app_write(
+        "live_literal",
+        "",
+        "SELECT CAST(2.7 AS INTEGER) WHERE 'prompts' <> '' -- of prompts",
+        2,
+    );
+    refused_by_the_query_under_test(&w, &run);
 }

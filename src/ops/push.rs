@@ -24,6 +24,7 @@ use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::digest::{
     describe_row_changes, local_row_hashes, mismatched_rows, remote_row_hashes, row_key,
 };
+use crate::db::postgres::probe::probe_queries;
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -172,147 +173,176 @@ pub fn app_tables(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<String>
         .collect()
 }
 
-/// The app's tables a query reads (by name, as a word of its SQL): such a
-/// query cannot be compared with the pulled numbers while the app writes
-/// them.
-fn app_tables_read<'a>(sql: &str, app: &'a [String]) -> Vec<&'a str> {
-    let words: std::collections::BTreeSet<String> = sql_code(sql)
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    app.iter()
-        .filter(|t| words.contains(&t.to_lowercase()))
-        .map(String::as_str)
+/// A plan query's answer on Postgres.
+enum Answer {
+    /// Its rows, to compare as rehearsed; `functions` are set-returning
+    /// functions it scans whose reads its plan cannot show.
+    Rows {
+        rows: Vec<Vec<String>>,
+        functions: Vec<String>,
+    },
+    /// It reads these tables of the app's (not locked, may have changed
+    /// since the pull): its number cannot be compared with the pulled one.
+    ReadsApp(Vec<String>),
+}
+
+/// Runs plan queries (`(name, sql)`) on Postgres, all pipelined. Which of
+/// the app's tables (`app`) a query reads is Postgres's own answer, from
+/// its plan (see [`probe_queries`]): a view is seen through, a CTE or a
+/// comment is no table. A query Postgres refuses (a function only SQLite
+/// has, a type mismatch) is a failed check of the plan, named by phase and
+/// query (exit 1), not an environment error.
+async fn plan_queries(
+    tx: &Transaction<'_>,
+    phase: &str,
+    queries: &[(&str, &str)],
+    app: &[String],
+) -> Result<Vec<Answer>> {
+    let sqls: Vec<&str> = queries.iter().map(|(_, sql)| *sql).collect();
+    if app.is_empty() {
+        // Nothing is the app's (`--strict`, or every table is the plan's):
+        // every query runs as written, no plan needed.
+        let rows = futures_util::future::join_all(sqls.iter().map(|q| simple_rows(tx, q))).await;
+        return queries
+            .iter()
+            .zip(rows)
+            .map(|((name, _), rows)| match rows {
+                Ok(rows) => Ok(Answer::Rows {
+                    rows,
+                    functions: vec![],
+                }),
+                Err(e) => Err(cannot_run(phase, name, e)),
+            })
+            .collect();
+    }
+    let probed = probe_queries(tx, &sqls).await;
+    queries
+        .iter()
+        .zip(probed)
+        .map(|((name, sql), p)| {
+            let failed = |e: tokio_postgres::Error| {
+                cannot_run(
+                    phase,
+                    name,
+                    anyhow::Error::new(e).context(format!("Postgres cannot run: {sql}")),
+                )
+            };
+            let reads = p.reads.map_err(failed)?;
+            let read = reads.public_tables_among(app);
+            if !read.is_empty() {
+                // Its rows (or a runtime error on the app's rows) say
+                // nothing about this transaction.
+                return Ok(Answer::ReadsApp(
+                    read.into_iter().map(str::to_string).collect(),
+                ));
+            }
+            Ok(Answer::Rows {
+                rows: p.rows.map_err(failed)?,
+                functions: reads.functions.into_iter().collect(),
+            })
+        })
         .collect()
 }
 
-/// `sql` without its comments and string literals (each replaced by a
-/// space): a table's name inside 'zzz-agents' or -- agents is no reading of
-/// that table, and must not let a check pass unrun.
-fn sql_code(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                // '' inside a literal is a quote, not its end.
-                while let Some(n) = chars.next() {
-                    if n == '\'' {
-                        if chars.peek() == Some(&'\'') {
-                            chars.next();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                out.push(' ');
-            }
-            '-' if chars.peek() == Some(&'-') => {
-                for n in chars.by_ref() {
-                    if n == '\n' {
-                        break;
-                    }
-                }
-                out.push(' ');
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut prev = ' ';
-                for n in chars.by_ref() {
-                    if prev == '*' && n == '/' {
-                        break;
-                    }
-                    prev = n;
-                }
-                out.push(' ');
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// A plan query's rows on Postgres. A query Postgres refuses (a function
-/// only SQLite has, a type mismatch) is a failed check of the plan, named
-/// by phase and expectation (exit 1), not an environment error: the
-/// transaction is aborted by then, so it ends the push as a refusal.
-async fn plan_query_rows(
-    tx: &Transaction<'_>,
-    phase: &str,
-    name: &str,
-    sql: &str,
-) -> Result<Vec<Vec<String>>> {
-    match simple_rows(tx, sql).await {
-        Ok(rows) => Ok(rows),
-        Err(e) => {
-            let Some(db) = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
-                .and_then(|p| p.as_db_error())
-            else {
-                return Err(e);
-            };
-            // A terminated backend or a lost connection (SQLSTATE classes
-            // 57, 08) says nothing about the plan's SQL: it stays an error.
-            let class = &db.code().code()[..2];
-            if class == "57" || class == "08" {
-                return Err(e);
-            }
-            let mut c = Check::equal(
-                phase,
-                name,
-                CheckKind::Expectation,
-                "runs on Postgres as in the rehearsal".into(),
-                format!(
-                    "Postgres cannot run it: {} (SQLSTATE {})",
-                    db.message(),
-                    db.code().code()
-                ),
-            );
-            c.ok = false;
-            Err(refuse(
-                format!(
-                    "phase {phase}: expectation \"{name}\": Postgres cannot run its SQL ({}); the plan \
-                     uses something the rehearsal's SQLite accepts and Postgres does not: write it so \
-                     both run it. Rolled back, nothing was written",
-                    db.message()
-                ),
-                vec![c],
-            ))
-        }
-    }
-}
-
-/// A plan query on Postgres: run and compared as rehearsed, unless it reads
-/// the app's tables; then it holds when this transaction wrote none of
-/// them (the "untouched" checks prove that), and saying so is the check.
-async fn run_plan_query(
-    tx: &Transaction<'_>,
-    phase: &str,
-    kind: CheckKind,
-    exp: &crate::plan::Expectation,
-    app: &[String],
-) -> Result<Check> {
-    let read = app_tables_read(&exp.sql, app);
-    if read.is_empty() {
-        let rows = plan_query_rows(tx, phase, &exp.name, &exp.sql).await?;
-        return Ok(evaluate(phase, kind, exp, &rows));
+/// The error for a plan query Postgres cannot run: a failed check naming
+/// phase and query (the transaction ends as a refusal), unless the
+/// connection itself failed.
+fn cannot_run(phase: &str, name: &str, e: anyhow::Error) -> anyhow::Error {
+    let Some(db) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+        .and_then(|p| p.as_db_error())
+    else {
+        return e;
+    };
+    // A terminated backend or a lost connection (SQLSTATE classes
+    // 57, 08) says nothing about the plan's SQL: it stays an error.
+    let class = &db.code().code()[..2];
+    if class == "57" || class == "08" {
+        return e;
     }
     let mut c = Check::equal(
         phase,
-        &exp.name,
-        kind,
-        "as rehearsed".into(),
+        name,
+        CheckKind::Expectation,
+        "runs on Postgres as in the rehearsal".into(),
         format!(
-            "held in the rehearsal; on Postgres it reads {} (the app's: not locked, may have changed \
-             since the pull), so it is checked as \"unchanged by this transaction\" (see the \
-             untouched checks; --strict runs it as written)",
-            read.join(", ")
+            "Postgres cannot run it: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
         ),
     );
-    c.ok = true;
-    Ok(c)
+    c.ok = false;
+    refuse(
+        format!(
+            "phase {phase}: expectation \"{name}\": Postgres cannot run its SQL ({}); the plan \
+             uses something the rehearsal's SQLite accepts and Postgres does not: write it so \
+             both run it. Rolled back, nothing was written",
+            db.message()
+        ),
+        vec![c],
+    )
+}
+
+/// A plan query's check on Postgres: compared as rehearsed (by `judge`),
+/// unless it reads the app's tables; then it holds when this transaction
+/// wrote none of them (the write accounting proves that), and saying so is
+/// the check.
+fn answer_check(
+    answer: Answer,
+    reads_app: Check,
+    judge: impl FnOnce(&[Vec<String>]) -> Check,
+) -> Check {
+    match answer {
+        Answer::Rows { rows, functions } => {
+            let mut c = judge(&rows);
+            if !c.ok && !functions.is_empty() {
+                c.actual = format!(
+                    "{} (it scans {}: what a function reads is not in Postgres's plan; if it reads \
+                     the app's tables, --strict or a query naming them)",
+                    c.actual,
+                    functions.join(", ")
+                );
+            }
+            c
+        }
+        Answer::ReadsApp(read) => {
+            let mut c = reads_app;
+            c.actual = format!(
+                "held in the rehearsal; on Postgres it reads {} (the app's: not locked, may have \
+                 changed since the pull), so it is checked as \"unchanged by this transaction\" \
+                 (see the write accounting; --strict runs it as written)",
+                read.join(", ")
+            );
+            c.ok = true;
+            c
+        }
+    }
+}
+
+/// A phase's expectations (`phase` = "final": the verification queries),
+/// on Postgres, in one round trip.
+async fn expectation_checks(
+    tx: &Transaction<'_>,
+    phase: &str,
+    kind: CheckKind,
+    expectations: &[crate::plan::Expectation],
+    app: &[String],
+) -> Result<Vec<Check>> {
+    let queries: Vec<(&str, &str)> = expectations
+        .iter()
+        .map(|e| (e.name.as_str(), e.sql.as_str()))
+        .collect();
+    let answers = plan_queries(tx, phase, &queries, app).await?;
+    Ok(expectations
+        .iter()
+        .zip(answers)
+        .map(|(exp, a)| {
+            let reads_app =
+                Check::equal(phase, &exp.name, kind, "as rehearsed".into(), String::new());
+            answer_check(a, reads_app, |rows| evaluate(phase, kind, exp, rows))
+        })
+        .collect())
 }
 
 /// Compares the remote with the snapshot on the tables the plan depends on
@@ -501,34 +531,36 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-/// The plan's final verification queries and guards, on Postgres; those
-/// reading the app's tables (`app`) are checked as "unchanged by this
-/// transaction" (see [`run_plan_query`]).
+/// The plan's final verification queries and guards, on Postgres, in one
+/// round trip; those reading the app's tables (`app`) are checked as
+/// "unchanged by this transaction" (see [`answer_check`]).
 pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan, app: &[String]) -> Result<Vec<Check>> {
-    // Every query at once: tokio-postgres pipelines them on the
-    // connection, so they cost one round trip together.
-    let verification = futures_util::future::try_join_all(
-        plan.file
-            .verification
-            .iter()
-            .map(|exp| run_plan_query(tx, "final", CheckKind::Verification, exp, app)),
-    );
-    let guards = futures_util::future::try_join_all(plan.file.guards.iter().map(|g| async move {
-        let read = app_tables_read(&g.sql, app);
-        if read.is_empty() {
-            let rows = plan_query_rows(tx, "final", &g.name, &g.sql).await?;
-            return Ok::<_, anyhow::Error>(evaluate_guard(g, &rows));
-        }
-        let mut c = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
-        c.actual = format!(
-            "held in the rehearsal; reads the app's {} on Postgres, so it is checked as \"unchanged \
-             by this transaction\" (--strict runs it as written)",
-            read.join(", ")
+    let verification = &plan.file.verification;
+    let guards = &plan.file.guards;
+    let queries: Vec<(&str, &str)> = verification
+        .iter()
+        .map(|e| (e.name.as_str(), e.sql.as_str()))
+        .chain(guards.iter().map(|g| (g.name.as_str(), g.sql.as_str())))
+        .collect();
+    let mut answers = plan_queries(tx, "final", &queries, app).await?.into_iter();
+    let mut checks = Vec::with_capacity(queries.len());
+    for (exp, a) in verification.iter().zip(answers.by_ref()) {
+        let kind = CheckKind::Verification;
+        let reads_app = Check::equal(
+            "final",
+            &exp.name,
+            kind,
+            "as rehearsed".into(),
+            String::new(),
         );
-        Ok(c)
-    }));
-    let (mut checks, guards) = futures_util::future::try_join(verification, guards).await?;
-    checks.extend(guards);
+        checks.push(answer_check(a, reads_app, |rows| {
+            evaluate("final", kind, exp, rows)
+        }));
+    }
+    for (g, a) in guards.iter().zip(answers) {
+        let reads_app = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
+        checks.push(answer_check(a, reads_app, |rows| evaluate_guard(g, rows)));
+    }
     Ok(checks)
 }
 
@@ -1127,11 +1159,12 @@ impl Push<'_, '_> {
             self.apply_phase(phase, triggers).await?;
             // All of a phase's expectations in one round trip (pipelined).
             after_checks.extend(
-                futures_util::future::try_join_all(
-                    phase
-                        .expectations
-                        .iter()
-                        .map(|exp| run_plan_query(tx, &phase.id, CheckKind::Expectation, exp, app)),
+                expectation_checks(
+                    tx,
+                    &phase.id,
+                    CheckKind::Expectation,
+                    &phase.expectations,
+                    app,
                 )
                 .await?,
             );
@@ -1884,30 +1917,6 @@ mod value_summary_tests {
         assert_eq!(
             value_pair_summary(&None, &Some("it's\n".into())),
             ("NULL".to_string(), "'it\\'s\\n'".to_string())
-        );
-    }
-}
-
-#[cfg(test)]
-mod app_tables_read_tests {
-    use super::app_tables_read;
-
-    #[test]
-    fn a_table_named_only_in_a_literal_or_comment_is_not_read() {
-        let app = vec!["agents".to_string(), "prompts".to_string()];
-        assert!(app_tables_read(
-            "SELECT id FROM workflows WHERE instr(name, 'zzz-agents') > 0 -- prompts\n/* agents */",
-            &app
-        )
-        .is_empty());
-        assert!(app_tables_read("SELECT 'it''s agents' FROM workflows", &app).is_empty());
-        assert_eq!(
-            app_tables_read("SELECT count(*) FROM agents a WHERE a.x = 'prompts'", &app),
-            vec!["agents"]
-        );
-        assert_eq!(
-            app_tables_read("SELECT count(*) FROM \"prompts\"", &app),
-            vec!["prompts"]
         );
     }
 }

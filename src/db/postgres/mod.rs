@@ -5,6 +5,7 @@ pub mod apply;
 pub mod catalog;
 pub mod copy;
 pub mod digest;
+pub mod probe;
 pub mod tx;
 
 use std::path::PathBuf;
