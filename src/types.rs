@@ -502,6 +502,12 @@ pub fn row_key<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String 
         .join("/")
 }
 
+/// A row's key for a person: the key columns and the row's [`row_key`],
+/// `id=42` or `tenant/id=acme/42`, as every message naming a row puts it.
+pub fn row_label<'a>(key: &[String], values: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    format!("{}={}", key.join("/"), row_key(values))
+}
+
 /// [`row_key`] as a SQLite expression over the key columns of the row
 /// `alias` (`""`: unqualified columns).
 pub fn row_key_sql(key: &[String], alias: &str) -> String {

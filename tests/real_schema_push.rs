@@ -455,6 +455,74 @@ fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values()
     }
 }
 
+/// Postgres's error for a refused UPDATE names no row (a trigger's RAISE)
+/// or names it only in its detail (a CHECK): the push finds the row by
+/// re-running the batch in halves and names it by key.
+#[test]
+fn an_update_refused_by_a_check_or_a_trigger_names_the_row_by_key() {
+    let w = World::new(
+        "update_check_row",
+        "ALTER TABLE public.jtbd_library ADD CONSTRAINT jtbd_not_42 CHECK (id <> 'jtbd00042') NOT VALID;",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(
+        &run,
+        &[
+            "phase 1: updating jtbd_library: row id=jtbd00042",
+            "constraint jtbd_not_42",
+        ],
+    );
+    before.assert_same(&w.state(), "a refused preflight");
+
+    let w = World::new(
+        "update_trigger_row",
+        "CREATE FUNCTION public.jtbd_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF OLD.id = 'jtbd00077' THEN RAISE EXCEPTION 'this JTBD is frozen'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER jtbd_frozen BEFORE UPDATE ON public.jtbd_library
+           FOR EACH ROW EXECUTE FUNCTION public.jtbd_frozen();",
+    );
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    refused(
+        &run,
+        &[
+            "phase 1: updating jtbd_library: row id=jtbd00077",
+            "this JTBD is frozen",
+            "raised by trigger jtbd_library.jtbd_frozen",
+        ],
+    );
+    before.assert_same(&w.state(), "a refused push");
+}
+
+/// A trigger's RAISE during the COPY of new rows: the error's context
+/// holds the function's line before the COPY's; the row named is the one
+/// at the COPY's line.
+#[test]
+fn an_insert_refused_by_a_trigger_names_the_row_copy_stopped_at() {
+    let w = World::new(
+        "insert_trigger_row",
+        "CREATE FUNCTION public.workflow_refused() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.id = '053caef0-979d-5f0b-95fb-b721a386b995' THEN RAISE EXCEPTION 'not this one'; END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER workflows_refused BEFORE INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.workflow_refused();",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    refused(
+        &run,
+        &[
+            "(row id=053caef0-979d-5f0b-95fb-b721a386b995)",
+            "not this one",
+            "raised by trigger workflows.workflows_refused",
+        ],
+    );
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
 #[test]
 fn missing_privileges_are_named_before_any_lock() {
     // Declared first, so it is dropped after the database holding its grants.

@@ -26,14 +26,35 @@ fn is_refusal(code: &str) -> bool {
         )
 }
 
+/// The Postgres error in the chain, if any.
+fn db_error(err: &anyhow::Error) -> Option<&tokio_postgres::error::DbError> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .and_then(|e| e.as_db_error())
+}
+
+/// Whether the chain holds a Postgres error that is a refusal (the data or
+/// the database said no): worth finding the row behind it.
+pub fn is_refused(err: &anyhow::Error) -> bool {
+    db_error(err).is_some_and(|db| is_refusal(db.code().code()))
+}
+
+/// What was being done when Postgres refused, outermost first, down to the
+/// row (`phase 1: updating jtbd_library: row id=jtbd00042`): the contexts
+/// of the chain before Postgres's own error.
+pub fn steps(err: &anyhow::Error) -> String {
+    err.chain()
+        .take_while(|e| e.downcast_ref::<tokio_postgres::Error>().is_none())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// If the chain holds a Postgres error that is a refusal, a description
 /// naming everything Postgres reported; `triggers` (on the written tables)
 /// let a RAISE inside a trigger function be traced to the trigger.
 pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<String> {
-    let db = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
-        .and_then(|e| e.as_db_error())?;
+    let db = db_error(err)?;
     let code = db.code().code();
     if !is_refusal(code) {
         return None;
@@ -104,12 +125,15 @@ fn function_name(signature: &str) -> String {
 /// The COPY line Postgres names in an error's context (`COPY t, line 5`),
 /// 1-based, to find the row it refused.
 pub fn copy_line(err: &anyhow::Error) -> Option<usize> {
-    let db = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
-        .and_then(|e| e.as_db_error())?;
-    let w = db.where_()?;
-    let after = w.split("line ").nth(1)?;
+    copy_line_in(db_error(err)?.where_()?)
+}
+
+/// The line number of the `COPY t, line N` entry of an error context. A
+/// trigger's RAISE puts its own `PL/pgSQL function f() line 3 at RAISE`
+/// first: that is a line of the function, not of the COPY data.
+fn copy_line_in(context: &str) -> Option<usize> {
+    let entry = context.lines().find(|l| l.starts_with("COPY "))?;
+    let after = entry.split(", line ").nth(1)?;
     after
         .split(|c: char| !c.is_ascii_digit())
         .next()?
@@ -129,5 +153,18 @@ mod tests {
         );
         assert_eq!(function_name("append_only()"), "append_only");
         assert_eq!(function_name("app.\"Odd\"(integer)"), "Odd");
+    }
+
+    #[test]
+    fn the_copy_line_is_the_data_line_not_the_trigger_function_line() {
+        assert_eq!(
+            copy_line_in("PL/pgSQL function pg_temp_3.r() line 2 at RAISE\nCOPY tt, line 4: \"4\""),
+            Some(4)
+        );
+        assert_eq!(
+            copy_line_in("COPY workflows, line 17, column name: \"x\""),
+            Some(17)
+        );
+        assert_eq!(copy_line_in("PL/pgSQL function f() line 2 at RAISE"), None);
     }
 }

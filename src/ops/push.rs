@@ -1131,7 +1131,7 @@ impl Push<'_, '_> {
                 Some(named) => refuse(
                     format!(
                         "Postgres refused the push: {}: {named}. Rolled back, {}",
-                        step_of(&e),
+                        crate::db::pg_error::steps(&e),
                         self.nothing_written
                     ),
                     vec![],
@@ -1241,7 +1241,6 @@ impl Push<'_, '_> {
                 .any(|r| crate::types::row_key(key_idx.iter().map(|i| r[*i].as_deref())) == key)
                 .then_some("INSERT")
         };
-        let key_names = meta.primary_key().join("/");
         let mut rows = Vec::new();
         let mut events: Vec<&'static str> = Vec::new();
         for m in &mismatches {
@@ -1272,7 +1271,11 @@ impl Push<'_, '_> {
                     .collect::<Vec<_>>()
                     .join(", "),
             };
-            rows.push(format!("{table} row {key_names}={}{how}: {what}", m.key));
+            rows.push(format!(
+                "{table} row {}={}{how}: {what}",
+                meta.primary_key().join("/"),
+                m.key
+            ));
         }
         if mismatches.len() > rows.len() {
             rows.push(format!(
@@ -1637,11 +1640,6 @@ fn written_tables(diff: &Diff) -> Vec<WrittenTable> {
         .collect()
 }
 
-/// The step an error happened in, from its context (for refusals).
-fn step_of(e: &anyhow::Error) -> String {
-    e.chain().next().map(|c| c.to_string()).unwrap_or_default()
-}
-
 /// What applying the diff left: the checks on Postgres, the state each
 /// written table must have, and what Postgres chose for the columns the
 /// plan left to it.
@@ -1691,22 +1689,20 @@ fn value_pair_summary(rehearsed: &Option<String>, postgres: &Option<String>) -> 
     )
 }
 
-/// A row's key, as `col=value, ...`, for messages.
+/// A row of `t` by its key ([`crate::types::row_label`]), for messages.
 fn key_text(t: &TableDiff, row: &[Option<String>]) -> String {
-    t.key
+    let values: Vec<Option<&str>> = t
+        .key
         .iter()
-        .filter_map(|k| {
-            let i = t.columns.iter().position(|c| &c.name == k)?;
-            Some(format!(
-                "{k}={}",
-                row.get(i)
-                    .cloned()
-                    .flatten()
-                    .unwrap_or_else(|| "NULL".into())
-            ))
+        .map(|k| {
+            t.columns
+                .iter()
+                .position(|c| &c.name == k)
+                .and_then(|i| row.get(i))
+                .and_then(|v| v.as_deref())
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    crate::types::row_label(&t.key, values)
 }
 
 /// The writes the diff makes, exactly, per `schema.table`: the rows it

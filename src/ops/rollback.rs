@@ -559,7 +559,7 @@ impl Rollback<'_, '_> {
                 Some(named) => self.refuse(
                     format!(
                         "Postgres refused {}: {named}; rolled back, {}",
-                        e.chain().next().map(|c| c.to_string()).unwrap_or_default(),
+                        crate::db::pg_error::steps(&e),
                         self.nothing
                     ),
                     vec![],

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
-use tokio_postgres::Transaction;
+use anyhow::Result;
+use tokio_postgres::{SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
+use crate::db::pg_error::is_refused;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::triggers::{TriggerAction, TriggerReport};
 use crate::error::{environment, refused as refuse};
@@ -59,40 +60,153 @@ pub async fn delete_rows(
 ) -> Result<u64> {
     let tmp = "_sandbox_deletes";
     let key_idx = key_positions_of(t)?;
+    let mut tmp_cols = vec![ROW_NUMBER.to_string()];
+    tmp_cols.extend(t.key.iter().map(|k| format!("k_{k}")));
     tx.batch_execute(&format!(
         "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
-        t.key
-            .iter()
-            .map(|k| format!("{} text", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        temp_columns(&tmp_cols)
     ))
     .await?;
     let keys: Vec<Vec<Option<String>>> = rows
         .iter()
-        .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect())
+        .enumerate()
+        .map(|(n, r)| {
+            std::iter::once(Some((n + 1).to_string()))
+                .chain(key_idx.iter().map(|i| r[*i].clone()))
+                .collect()
+        })
         .collect();
-    copy_rows(tx, tmp, &t.key, &keys).await?;
+    copy_rows(tx, tmp, &tmp_cols, &keys).await?;
     let cond = key_idx
         .iter()
         .map(|i| {
             let c = &t.columns[*i];
-            let col = quote_ident(&c.name);
-            Ok(format!("t.{col} = d.{col}::{}", cast_type(t, c)?))
+            Ok(format!(
+                "t.{} = u.{}::{}",
+                quote_ident(&c.name),
+                quote_ident(&format!("k_{}", c.name)),
+                cast_type(t, c)?
+            ))
         })
         .collect::<Result<Vec<_>>>()?
         .join(" AND ");
-    let n = tx
-        .execute(
-            &format!(
-                "DELETE FROM public.{} t USING {tmp} d WHERE {cond}",
-                quote_ident(&t.table)
-            ),
-            &[],
-        )
-        .await?;
+    let n = run_batch(
+        tx,
+        &format!(
+            "DELETE FROM public.{} t USING {tmp} u WHERE {cond}",
+            quote_ident(&t.table)
+        ),
+        keys.len(),
+        |i| format!("row {}", key_label(t, &keys[i][1..])),
+    )
+    .await?;
     tx.batch_execute(&format!("DROP TABLE {tmp}")).await?;
     Ok(n)
+}
+
+/// The column numbering the rows of a batch's temporary table (1, 2, … in
+/// COPY order), so that a refused batch can be run again over part of its
+/// rows. Every other column there has a `k_`, `old_` or `new_` prefix.
+const ROW_NUMBER: &str = "row_n";
+
+/// `"a" text, "b" text, …` for a temporary table of text columns, the row
+/// number an int8.
+fn temp_columns(cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| {
+            let ty = if c == ROW_NUMBER { "int8" } else { "text" };
+            format!("{} {ty}", quote_ident(c))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A row of `t` named by its key values (in key order).
+fn key_label(t: &TableDiff, key: &[Option<String>]) -> String {
+    crate::types::row_label(&t.key, key.iter().map(|v| v.as_deref()))
+}
+
+/// Runs `sql` — an UPDATE or DELETE joined to a batch's temporary table as
+/// `u` (rows numbered by [`ROW_NUMBER`]), ending in its WHERE clause — in a
+/// savepoint taken in the same round trip, and returns the rows it changed.
+/// When Postgres refuses it (a constraint, a trigger's RAISE, a value),
+/// its error names no row, or names it only in a detail; so the statement
+/// is run again over halves of the rows, each under a savepoint, to find
+/// the first row it refuses (about log2(rows) round trips, only on this
+/// path), and that row's error is returned with `row(i)` (0-based) as its
+/// context. The transaction is refused either way.
+async fn run_batch(
+    tx: &Transaction<'_>,
+    sql: &str,
+    rows: usize,
+    row: impl Fn(usize) -> String,
+) -> Result<u64> {
+    let e = match tx
+        .simple_query(&format!(
+            "SAVEPOINT sandbox_batch; {sql}; RELEASE SAVEPOINT sandbox_batch"
+        ))
+        .await
+    {
+        Ok(messages) => {
+            return messages
+                .iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                })
+                .nth(1)
+                .ok_or_else(|| anyhow::anyhow!("Postgres did not say how many rows it changed"));
+        }
+        Err(e) => anyhow::Error::new(e),
+    };
+    if !is_refused(&e) || rows < 2 {
+        return Err(match rows {
+            1 => e.context(row(0)),
+            _ => e,
+        });
+    }
+    match first_refused_row(tx, sql, rows, &row).await {
+        Ok(Some(named)) => Err(named),
+        // No single row is refused alone (rows that collide with each
+        // other), or the search itself failed: the batch's own error.
+        _ => Err(e),
+    }
+}
+
+/// See [`run_batch`]: rows before `lo` are applied and `lo..=hi` on top
+/// of them is refused; halve until one row is left.
+async fn first_refused_row(
+    tx: &Transaction<'_>,
+    sql: &str,
+    rows: usize,
+    row: &impl Fn(usize) -> String,
+) -> Result<Option<anyhow::Error>> {
+    let (mut lo, mut hi) = (1, rows);
+    let mut before = "ROLLBACK TO SAVEPOINT sandbox_batch;";
+    loop {
+        let mid = (lo + hi) / 2;
+        let probe = format!(
+            "{before} SAVEPOINT sandbox_probe; {sql} AND u.{ROW_NUMBER} BETWEEN {lo} AND {mid}"
+        );
+        match tx.batch_execute(&probe).await {
+            Ok(()) if lo == hi => return Ok(None),
+            Ok(()) => {
+                before = "RELEASE SAVEPOINT sandbox_probe;";
+                lo = mid + 1;
+            }
+            Err(e) => {
+                let e = anyhow::Error::new(e);
+                if !is_refused(&e) {
+                    return Err(e);
+                }
+                if lo == mid {
+                    return Ok(Some(e.context(row(lo - 1))));
+                }
+                before = "ROLLBACK TO SAVEPOINT sandbox_probe; RELEASE SAVEPOINT sandbox_probe;";
+                hi = mid;
+            }
+        }
+    }
 }
 
 /// Applies a table's column updates: COPY the keys, old and new values into a
@@ -149,7 +263,8 @@ pub async fn apply_row_updates(
     let mut total = 0;
     for (n, (cols, updates)) in by_cols.iter().enumerate() {
         let tmp = format!("_sandbox_update_{n}");
-        let mut tmp_cols: Vec<String> = td.key.iter().map(|k| format!("k_{k}")).collect();
+        let mut tmp_cols = vec![ROW_NUMBER.to_string()];
+        tmp_cols.extend(td.key.iter().map(|k| format!("k_{k}")));
         tmp_cols.extend(cols.iter().map(|c| format!("old_{c}")));
         tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
         // One transaction updates several tables, and a table in several
@@ -157,17 +272,16 @@ pub async fn apply_row_updates(
         tx.batch_execute(&format!(
             "DROP TABLE IF EXISTS pg_temp.{0}; CREATE TEMP TABLE {0} ({1}) ON COMMIT DROP",
             quote_ident(&tmp),
-            tmp_cols
-                .iter()
-                .map(|c| format!("{} text", quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            temp_columns(&tmp_cols)
         ))
         .await?;
         let rows: Vec<Vec<Option<String>>> = updates
             .iter()
-            .map(|u| {
-                let mut r: Vec<Option<String>> = u.key.iter().map(|k| Some(k.clone())).collect();
+            .enumerate()
+            .map(|(n, u)| {
+                let mut r: Vec<Option<String>> = std::iter::once(Some((n + 1).to_string()))
+                    .chain(u.key.iter().map(|k| Some(k.clone())))
+                    .collect();
                 let (old, new): (Vec<_>, Vec<_>) = u
                     .changes
                     .iter()
@@ -217,18 +331,26 @@ pub async fn apply_row_updates(
                 type_of(c)?
             ));
         }
-        let updated = tx
-            .execute(
-                &format!(
-                    "UPDATE public.{} t SET {sets} FROM {} u WHERE {}",
-                    quote_ident(&td.table),
-                    quote_ident(&tmp),
-                    conds.join(" AND ")
-                ),
-                &[],
-            )
-            .await
-            .with_context(|| format!("cannot update {}", td.table))?;
+        let updated = run_batch(
+            tx,
+            &format!(
+                "UPDATE public.{} t SET {sets} FROM {} u WHERE {}",
+                quote_ident(&td.table),
+                quote_ident(&tmp),
+                conds.join(" AND ")
+            ),
+            updates.len(),
+            |i| {
+                format!(
+                    "row {}",
+                    crate::types::row_label(
+                        &td.key,
+                        updates[i].key.iter().map(|k| Some(k.as_str()))
+                    )
+                )
+            },
+        )
+        .await?;
         if updated != updates.len() as u64 {
             return Err(refuse(
                 format!(
