@@ -361,12 +361,41 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         (Some(727), Some(105)),
         "{v}"
     );
+    // A session in another time zone: the times are UTC all the same.
+    let mut c = p.db.client();
+    c.batch_execute(&format!(
+        "ALTER DATABASE \"{}\" SET timezone = 'Asia/Kolkata'",
+        p.db.name
+    ))
+    .unwrap();
+    let utc: String = c
+        .query_one(
+            "SELECT to_char(pushed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') \
+             FROM sandbox.receipts",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     let text = p.run(&["receipts", "--snapshot", &p.snap]);
     text.ok();
     assert!(
         text.stdout.contains(&id) && text.stdout.contains("+727 ~105"),
         "{}",
         text.show()
+    );
+    // The when column shows the minute, whole, in UTC.
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.contains(&id) && l.contains(&utc)),
+        "{utc}: {}",
+        text.show()
+    );
+    assert_eq!(
+        json_of(&p.run(&["receipts", "--json", "--snapshot", &p.snap]))["receipts"][0]["at"]
+            .as_str()
+            .map(|a| a.starts_with(&utc) && a.ends_with("+00")),
+        Some(true)
     );
     assert!(
         text.stdout

@@ -75,7 +75,9 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
         .map(|l| {
             let mut row = vec![
                 l.id.clone(),
-                l.at.chars().take(19).collect(),
+                // To the minute: fits beside the id, and seconds do not tell
+                // two pushes apart (the id does).
+                l.at.chars().take(16).collect(),
                 format!("{} {}", l.plan_name, short(&l.plan_hash)),
             ];
             if remote_read {
@@ -102,6 +104,12 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
     } else {
         &["receipt", "when (UTC)", "plan", "status"]
     };
-    // The id is what a person copies into `sandbox rollback`: never cut.
-    println!("{}", output::table_keeping(header, rows, &[0, 3, 4]));
+    // The id is what a person copies into `sandbox rollback`: never cut;
+    // nor the time, already compact.
+    let keep: &[usize] = if remote_read {
+        &[0, 1, 3, 4]
+    } else {
+        &[0, 1, 3]
+    };
+    println!("{}", output::table_keeping(header, rows, keep));
 }

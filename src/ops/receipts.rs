@@ -15,7 +15,8 @@ use crate::db::sqlite::Snapshot;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReceiptLine {
     pub id: String,
-    /// When it was pushed (Postgres) or recorded in the snapshot.
+    /// When it was pushed (Postgres) or recorded in the snapshot, UTC
+    /// (`YYYY-MM-DD HH:MM:SS.mmm+00`).
     pub at: String,
     pub plan_name: String,
     pub plan_hash: String,
@@ -61,8 +62,10 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
     }
     let rows = text_rows(
         &client,
-        "SELECT id::text, pushed_at::text, plan_name, plan_hash, diff_hash, status, \
-                rolled_back_at::text, counts::text \
+        // UTC in the snapshot copy's form, whatever the session's TimeZone:
+        // the two sides' times are compared and shown as UTC.
+        "SELECT id::text, to_char(pushed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00', \
+                plan_name, plan_hash, diff_hash, status, rolled_back_at::text, counts::text \
          FROM sandbox.receipts ORDER BY pushed_at, id",
     )
     .await?;
