@@ -6,128 +6,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
     count, postgres_admin, require_tool, sandbox, scalar, text_rows, whole_database_state,
-    DatabaseState, Proc, Run, Sandbox, TestDb,
+    DatabaseState, Proc, Run, Sandbox, TestDb, World,
 };
 use postgres_sync::Client;
-
-// ---------------------------------------------------------------------------
-// Running the binary
-
-/// One pulled and rehearsed snapshot of the plan fixtures, for the tests
-/// that need a passing rehearsal but are about what happens after it. The
-/// fixtures are deterministic, so it matches every freshly loaded database;
-/// the drift check would refuse otherwise (and the drift test asserts that
-/// only the table it changed is reported). Pull and rehearse themselves are
-/// exercised end to end by the full-loop test.
-fn shared_snapshot() -> &'static [u8] {
-    static SHARED: OnceLock<Vec<u8>> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let w = World::rehearsed("shared");
-        std::fs::read(&w.snapshot).expect("read the rehearsed snapshot")
-    })
-}
-
-fn load_fixtures(url: &str, variant: &str) {
-    sandbox(&[
-        "fixtures",
-        "load",
-        "--database-url",
-        url,
-        "--variant",
-        variant,
-    ])
-    .ok();
-}
-
-/// A test database holding the fixtures, and a folder for snapshot files.
-struct World {
-    db: TestDb,
-    dir: tempfile::TempDir,
-    snapshot: PathBuf,
-}
-
-impl World {
-    /// Loads the fixtures and pulls them into `snapshot.sqlite`.
-    fn pulled(tag: &str, variant: &str) -> World {
-        let db = TestDb::create(tag);
-        load_fixtures(&db.url, variant);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snapshot = dir.path().join("snapshot.sqlite");
-        let w = World { db, dir, snapshot };
-        w.pull_to(&w.snapshot);
-        w
-    }
-
-    /// Loads, pulls and rehearses (which must pass) the plan variant.
-    fn rehearsed(tag: &str) -> World {
-        let w = World::pulled(tag, "plan");
-        w.rehearse().ok().stdout_has("PASSED");
-        w
-    }
-
-    /// Loads the plan fixtures and copies in the shared rehearsed snapshot:
-    /// the state `rehearsed` reaches, without pulling and rehearsing again.
-    fn fresh(tag: &str) -> World {
-        let db = TestDb::create(tag);
-        load_fixtures(&db.url, "plan");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snapshot = dir.path().join("snapshot.sqlite");
-        std::fs::write(&snapshot, shared_snapshot()).expect("write snapshot");
-        World { db, dir, snapshot }
-    }
-
-    fn url(&self) -> &str {
-        &self.db.url
-    }
-
-    fn snap(&self) -> &str {
-        self.snapshot.to_str().expect("utf-8 path")
-    }
-
-    fn pull_to(&self, out: &Path) {
-        let out = out.to_str().expect("utf-8 path");
-        sandbox(&["pull", "--database-url", self.url(), "--out", out]).ok();
-    }
-
-    fn rehearse(&self) -> Run {
-        sandbox(&["rehearse", "--snapshot", self.snap()])
-    }
-
-    fn push(&self, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "push",
-            "--database-url",
-            self.url(),
-            "--snapshot",
-            self.snap(),
-        ];
-        args.extend_from_slice(extra);
-        sandbox(&args)
-    }
-
-    fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "rollback",
-            "--database-url",
-            self.url(),
-            "--receipt",
-            receipt,
-        ];
-        args.extend_from_slice(extra);
-        sandbox(&args)
-    }
-
-    fn client(&self) -> Client {
-        self.db.client()
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Reading Postgres back
@@ -374,8 +260,8 @@ fn trigger_enabled(c: &mut Client, name: &str) -> String {
 
 #[test]
 fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
-    let w = World::rehearsed("loop");
-    let mut c = w.client();
+    let w = World::loaded("loop", "plan").rehearsed();
+    let mut c = w.db.client();
     let before = protected_hashes(&mut c);
     let before_state = whole_database_state(w.url());
     let before_updated = jtbd_updated_at(&mut c);
@@ -441,8 +327,8 @@ fn full_loop_applies_the_plan_and_keeps_protected_rows_identical() {
 
 #[test]
 fn rollback_restores_every_row_and_a_new_push_applies_again() {
-    let w = World::fresh("rollback");
-    let mut c = w.client();
+    let w = World::loaded("rollback", "plan").with_shared_snapshot();
+    let mut c = w.db.client();
     let before_state = whole_database_state(w.url());
 
     w.push(&["--confirm"]).ok().stdout_has("Applied diff");
@@ -552,8 +438,8 @@ fn drift_at_the_remote_refuses_and_writes_nothing() {
         ),
     ];
     for (what, sql, check, detail, extra) in cases {
-        let w = World::fresh("drift");
-        let mut c = w.client();
+        let w = World::loaded("drift", "plan").with_shared_snapshot();
+        let mut c = w.db.client();
         let touched = text_rows(&mut c, sql);
         let detail = match touched.as_slice() {
             [] => detail.to_string(),
@@ -586,7 +472,7 @@ fn drift_at_the_remote_refuses_and_writes_nothing() {
 
 #[test]
 fn concurrent_pushes_apply_once() {
-    let w = World::fresh("concurrent");
+    let w = World::loaded("concurrent", "plan").with_shared_snapshot();
     let args = [
         "push",
         "--database-url",
@@ -618,7 +504,7 @@ fn concurrent_pushes_apply_once() {
             summary(&runs)
         );
     }
-    let mut c = w.client();
+    let mut c = w.db.client();
     assert_plan_applied(&mut c);
     assert_eq!(receipts(&mut c).len(), 1, "receipts");
 }
@@ -640,11 +526,11 @@ fn summary(runs: &[Run]) -> Vec<(i32, String, String)> {
 
 #[test]
 fn push_refuses_without_a_passing_rehearsal() {
-    let w = World::pulled("refuse", "conflicts");
-    let mut c = w.client();
+    let w = World::loaded("refuse", "conflicts").pulled();
+    let mut c = w.db.client();
     let state = whole_database_state(w.url());
 
-    w.rehearse().code(1);
+    w.rehearse(&[]).code(1);
     for extra in [&["--confirm"][..], &[][..]] {
         w.push(extra)
             .code(1)
@@ -655,7 +541,14 @@ fn push_refuses_without_a_passing_rehearsal() {
 
     // A snapshot that was never rehearsed.
     let fresh = w.dir.path().join("never-rehearsed.sqlite");
-    w.pull_to(&fresh);
+    sandbox(&[
+        "pull",
+        "--database-url",
+        w.url(),
+        "--out",
+        fresh.to_str().unwrap(),
+    ])
+    .ok();
     sandbox(&[
         "push",
         "--database-url",
@@ -674,8 +567,8 @@ fn push_refuses_without_a_passing_rehearsal() {
 
 #[test]
 fn a_held_lock_refuses_quickly_and_names_the_blocker() {
-    let w = World::fresh("locked");
-    let mut c = w.client();
+    let w = World::loaded("locked", "plan").with_shared_snapshot();
+    let mut c = w.db.client();
     let state = whole_database_state(w.url());
     // What a push costs here without waiting (the machine may be busy): a
     // refusal must come within that plus the 1 s lock timeout and some
@@ -727,7 +620,7 @@ fn a_held_lock_refuses_quickly_and_names_the_blocker() {
 
 #[test]
 fn diff_sql_script_is_exactly_the_push() {
-    let w = World::fresh("sqlscript");
+    let w = World::loaded("sqlscript", "plan").with_shared_snapshot();
     let copy = TestDb::from_template(&w.db.name, "sqlscript_copy");
     let script = w.dir.path().join("push.sql");
     sandbox(&[
@@ -778,8 +671,8 @@ fn diff_sql_script_is_exactly_the_push() {
 
 #[test]
 fn a_receipt_with_a_forged_type_name_is_refused_before_any_sql() {
-    let w = World::fresh("forged_type");
-    let mut c = w.client();
+    let w = World::loaded("forged_type", "plan").with_shared_snapshot();
+    let mut c = w.db.client();
     w.push(&["--confirm"]).ok().stdout_has("Applied diff");
     let receipt = receipts(&mut c)[0].0.clone();
     c.batch_execute(

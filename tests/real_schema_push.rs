@@ -8,11 +8,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use common::state::{whole_database_state, DatabaseState};
-use common::{count, sandbox, Run, TestDb, TestRole};
+use common::{sandbox, whole_database_state, Run, TestDb, TestRole, World};
 
 /// The state capture itself sees a row written in any schema and a trigger
 /// switched off: the other tests rely on it to prove "nothing changed".
@@ -56,129 +52,13 @@ fn whole_database_state_sees_rows_in_any_schema_and_trigger_states() {
     assert_eq!(off.without_schema("app").rows.len(), 1);
 }
 
-// ---------------------------------------------------------------------------
-// A fixtures database with hostile additions, and the shared snapshot
-
-/// One pulled and rehearsed snapshot of the plan fixtures. The additions
-/// each test makes (triggers, tables outside the plan) do not change the
-/// pulled tables, so it matches every freshly loaded database.
-fn shared_snapshot() -> &'static [u8] {
-    static SHARED: OnceLock<Vec<u8>> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let db = TestDb::create("real_shared");
-        load_fixtures(&db.url);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snap = dir.path().join("snapshot.sqlite");
-        let s = snap.to_str().unwrap();
-        sandbox(&["pull", "--database-url", &db.url, "--out", s]).ok();
-        sandbox(&["rehearse", "--snapshot", s])
-            .ok()
-            .stdout_has("PASSED");
-        std::fs::read(&snap).expect("read the rehearsed snapshot")
-    })
-}
-
-fn load_fixtures(url: &str) {
-    sandbox(&[
-        "fixtures",
-        "load",
-        "--database-url",
-        url,
-        "--variant",
-        "plan",
-    ])
-    .ok();
-}
-
-struct World {
-    db: TestDb,
-    _dir: tempfile::TempDir,
-    snapshot: PathBuf,
-}
-
-impl World {
-    /// The plan fixtures plus `extra` SQL, and the shared snapshot.
-    fn new(tag: &str, extra: &str) -> World {
-        let db = TestDb::create(tag);
-        load_fixtures(&db.url);
-        if !extra.is_empty() {
-            db.client()
-                .batch_execute(extra)
-                .unwrap_or_else(|e| panic!("hostile SQL: {e}"));
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snapshot = dir.path().join("snapshot.sqlite");
-        std::fs::write(&snapshot, shared_snapshot()).expect("write snapshot");
-        World {
-            db,
-            _dir: dir,
-            snapshot,
-        }
-    }
-
-    fn url(&self) -> &str {
-        &self.db.url
-    }
-
-    fn state(&self) -> DatabaseState {
-        whole_database_state(self.url())
-    }
-
-    fn push(&self, extra: &[&str]) -> Run {
-        self.push_as(self.url(), extra)
-    }
-
-    fn push_as(&self, url: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "push",
-            "--database-url",
-            url,
-            "--snapshot",
-            self.snapshot.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        sandbox(&args)
-    }
-
-    fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "rollback",
-            "--database-url",
-            self.url(),
-            "--receipt",
-            receipt,
-        ];
-        args.extend_from_slice(extra);
-        sandbox(&args)
-    }
-
-    fn exec(&self, sql: &str) {
-        self.db
-            .client()
-            .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        count(&mut self.db.client(), sql)
-    }
-}
-
-fn receipt_of(run: &Run) -> String {
-    run.stdout
-        .split("Receipt ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no receipt id: {}", run.show()))
-        .to_string()
-}
-
-/// A refused run: exit 1, and the error names every needle.
-fn refused(run: &Run, needles: &[&str]) {
-    run.code(1);
-    for n in needles {
-        assert!(run.all().contains(n), "output lacks {n:?}: {}", run.show());
-    }
+/// The plan fixtures plus `extra` SQL (what real projects add), and the
+/// binary's one rehearsed snapshot of the plain fixtures: the additions do
+/// not change the pulled tables, so it matches.
+fn world(tag: &str, extra: &str) -> World {
+    World::loaded(tag, "plan")
+        .with_sql(extra)
+        .with_shared_snapshot()
 }
 
 // ---------------------------------------------------------------------------
@@ -194,18 +74,15 @@ CREATE TRIGGER jtbd_append_only BEFORE UPDATE ON public.jtbd_library
 
 #[test]
 fn a_business_trigger_that_raises_refuses_the_push_by_name_and_changes_nothing() {
-    let w = World::new("raising_trigger", APPEND_ONLY);
+    let w = world("raising_trigger", APPEND_ONLY);
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
         let run = w.push(confirm);
-        refused(
-            &run,
-            &[
-                "jtbd_append_only",
-                "jtbd_library is append-only",
-                "jtbd_library",
-            ],
-        );
+        run.refused(&[
+            "jtbd_append_only",
+            "jtbd_library is append-only",
+            "jtbd_library",
+        ]);
         assert!(!run.all().contains("Pull again"), "{}", run.show());
         before.assert_same(&w.state(), "a push refused by a raising trigger");
     }
@@ -216,23 +93,20 @@ fn a_held_off_trigger_must_be_a_proven_updated_at_stamp() {
     // The fixture's stamp replaced by one that also rewrites a title: the
     // plan still names it, the tool cannot prove it harmless, so it refuses
     // rather than skip what the trigger does.
-    let w = World::new(
+    let w = world(
         "unproven_stamp",
         "CREATE OR REPLACE FUNCTION public.fixture_set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN NEW.updated_at := now(); NEW.title := upper(NEW.title); RETURN NEW; END $$;",
     );
     let before = w.state();
     let run = w.push(&[]);
-    refused(
-        &run,
-        &["jtbd_library.jtbd_library_set_updated_at", "does more than"],
-    );
+    run.refused(&["jtbd_library.jtbd_library_set_updated_at", "does more than"]);
     before.assert_same(&w.state(), "a refused preflight");
 }
 
 #[test]
 fn a_moddatetime_stamp_is_held_off_and_restored() {
-    let w = World::new(
+    let w = world(
         "moddatetime",
         "CREATE EXTENSION moddatetime;
          DROP TRIGGER jtbd_library_set_updated_at ON public.jtbd_library;
@@ -258,7 +132,7 @@ fn a_moddatetime_stamp_is_held_off_and_restored() {
             .filter(|l| l.contains("trigger"))
             .collect::<Vec<_>>()
     );
-    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
     before
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
@@ -279,10 +153,10 @@ CREATE TRIGGER jtbd_keep_history BEFORE UPDATE ON public.jtbd_library
 
 #[test]
 fn a_history_trigger_fires_and_its_rows_are_refused_unless_allowed() {
-    let w = World::new("history_trigger", HISTORY);
+    let w = world("history_trigger", HISTORY);
     let before = w.state();
     let run = w.push(&[]);
-    refused(&run, &["public.jtbd_history", "105 rows", "--allow-writes"]);
+    run.refused(&["public.jtbd_history", "105 rows", "--allow-writes"]);
     before.assert_same(&w.state(), "a refused preflight");
 
     let run = w.push(&["--confirm", "--allow-writes", "jtbd_history"]);
@@ -290,10 +164,7 @@ fn a_history_trigger_fires_and_its_rows_are_refused_unless_allowed() {
         .stdout_has("jtbd_keep_history")
         .stdout_has("public.jtbd_history: 105 rows");
     assert_eq!(w.count("SELECT count(*) FROM public.jtbd_history"), 105);
-    let side: String = common::scalar(
-        &mut w.db.client(),
-        "SELECT undo->'side_effects'->0->>'table' FROM sandbox.receipts",
-    );
+    let side: String = w.scalar("SELECT undo->'side_effects'->0->>'table' FROM sandbox.receipts");
     assert_eq!(
         side, "public.jtbd_history",
         "the receipt lists the side effect"
@@ -302,7 +173,7 @@ fn a_history_trigger_fires_and_its_rows_are_refused_unless_allowed() {
     // The rollback drops the linked column (no row update, so the
     // trigger does not fire) and leaves the allowed side effect alone;
     // everything else is back as it was.
-    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
     let mut after = w.state().without_schema("sandbox");
     assert_eq!(after.rows["public.jtbd_history"].len(), 105);
     after.rows.remove("public.jtbd_history");
@@ -313,7 +184,7 @@ fn a_history_trigger_fires_and_its_rows_are_refused_unless_allowed() {
 
 #[test]
 fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
-    let w = World::new(
+    let w = world(
         "audit_event",
         "CREATE SCHEMA audit;
          CREATE TABLE audit.audit_log (id bigserial, tbl text, op text, row_id text, PRIMARY KEY (id, op))
@@ -332,10 +203,10 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     );
     let before = w.state();
     let run = w.push(&[]);
-    refused(&run, &["audit.audit_log", "227 rows", "public.ddl_log"]);
+    run.refused(&["audit.audit_log", "227 rows", "public.ddl_log"]);
     before.assert_same(&w.state(), "a refused preflight");
     let run = w.push(&["--confirm", "--allow-writes", "audit.audit_log"]);
-    refused(&run, &["public.ddl_log"]);
+    run.refused(&["public.ddl_log"]);
     assert!(
         !run.all().contains("audit.audit_log: 227 rows ("),
         "{}",
@@ -358,7 +229,7 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     assert!(ddl_rows > 0, "the event trigger logged the push's DDL");
     // The rollback's DROPs fire the event trigger too: allowed, because the
     // push was allowed to write there; the audit rows stay.
-    w.rollback(&receipt_of(&run), &["--confirm"])
+    w.rollback(&run.receipt(), &["--confirm"])
         .ok()
         .stdout_has("public.ddl_log");
     assert!(w.count("SELECT count(*) FROM public.ddl_log") > ddl_rows);
@@ -367,10 +238,8 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
 
 #[test]
 fn rollback_accounts_for_every_write_too() {
-    let w = World::new("rollback_writes", "");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
+    let w = world("rollback_writes", "");
+    let receipt = w.push_confirmed();
     // After the push, the app adds a trigger logging deletes elsewhere.
     w.exec(
         "CREATE SCHEMA app;
@@ -382,10 +251,11 @@ fn rollback_accounts_for_every_write_too() {
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(
-            &w.rollback(&receipt, confirm),
-            &["app.deleted_workflows", "227 rows", "--allow-writes"],
-        );
+        w.rollback(&receipt, confirm).refused(&[
+            "app.deleted_workflows",
+            "227 rows",
+            "--allow-writes",
+        ]);
         before.assert_same(&w.state(), "a refused rollback");
     }
     w.rollback(
@@ -402,13 +272,13 @@ fn rollback_accounts_for_every_write_too() {
 
 #[test]
 fn the_preflight_names_a_constraint_the_new_rows_break() {
-    let w = World::new(
+    let w = world(
         "preflight_check",
         "ALTER TABLE public.workflows ADD CONSTRAINT workflows_name_short CHECK (length(name) < 12) NOT VALID;",
     );
     let before = w.state();
     let run = w.push(&[]);
-    refused(&run, &["workflows_name_short", "workflows", "row id="]);
+    run.refused(&["workflows_name_short", "workflows", "row id="]);
     assert_ne!(run.code, 2);
     before.assert_same(&w.state(), "a refused preflight");
 }
@@ -418,7 +288,7 @@ fn the_preflight_names_a_constraint_the_new_rows_break() {
 /// row, the column, both values and the trigger behind it.
 #[test]
 fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values() {
-    let w = World::new(
+    let w = world(
         "rewriting_trigger",
         "CREATE FUNCTION public.workflow_name_upper() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$;
@@ -432,19 +302,16 @@ fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values()
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
         let run = w.push(confirm);
-        refused(
-            &run,
-            &[
-                "workflows row id=",
-                "(inserted by the push): column name: rehearsed '",
-                "BEFORE INSERT trigger workflows_name_upper (function workflow_name_upper())",
-                "jtbd_library row id=jtbd00002 (updated by the push): column title: rehearsed '",
-                " (reviewed)'",
-                "BEFORE UPDATE trigger jtbd_retitle (function jtbd_retitle())",
-                "what to do: make the plan write the values Postgres ends up with",
-                "only if it is a pure updated_at stamp",
-            ],
-        );
+        run.refused(&[
+            "workflows row id=",
+            "(inserted by the push): column name: rehearsed '",
+            "BEFORE INSERT trigger workflows_name_upper (function workflow_name_upper())",
+            "jtbd_library row id=jtbd00002 (updated by the push): column title: rehearsed '",
+            " (reviewed)'",
+            "BEFORE UPDATE trigger jtbd_retitle (function jtbd_retitle())",
+            "what to do: make the plan write the values Postgres ends up with",
+            "only if it is a pure updated_at stamp",
+        ]);
         // Only the one row the trigger changed is named for jtbd_library.
         assert!(
             !run.all().contains("jtbd_library row id=jtbd00001"),
@@ -528,7 +395,7 @@ fn missing_privileges_are_named_before_any_lock() {
     // Declared first, so it is dropped after the database holding its grants.
     let reader = TestRole::create("reader", "LOGIN");
     let role = reader.name.clone();
-    let w = World::new("privileges", "");
+    let w = world("privileges", "");
     w.exec(&format!(
         "GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; \
          GRANT UPDATE ON public.workflows TO {role};"
@@ -536,15 +403,12 @@ fn missing_privileges_are_named_before_any_lock() {
     let before = w.state();
     let url = w.url().replacen("postgres@", &format!("{role}@"), 1);
     let run = w.push_as(&url, &[]);
-    refused(
-        &run,
-        &[
-            "lacks privileges",
-            "INSERT on public.\"workflows\" (to insert 227 rows)",
-            "ownership of public.\"jtbd_library\" (owned by postgres; to add column",
-            "CREATE on schema public",
-        ],
-    );
+    run.refused(&[
+        "lacks privileges",
+        "INSERT on public.\"workflows\" (to insert 227 rows)",
+        "ownership of public.\"jtbd_library\" (owned by postgres; to add column",
+        "CREATE on schema public",
+    ]);
     before.assert_same(&w.state(), "a refused preflight");
 }
 
@@ -553,10 +417,8 @@ fn missing_privileges_are_named_before_any_lock() {
 
 #[test]
 fn rollback_refuses_while_app_rows_reference_pushed_workflows() {
-    let w = World::new("app_fks", "");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
+    let w = world("app_fks", "");
+    let receipt = w.push_confirmed();
     w.exec(
         "CREATE SCHEMA app;
          CREATE TABLE app.workflow_runs (id serial PRIMARY KEY,
@@ -579,19 +441,16 @@ fn rollback_refuses_while_app_rows_reference_pushed_workflows() {
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
         let run = w.rollback(&receipt, confirm);
-        refused(
-            &run,
-            &[
-                "3 rows of app.workflow_runs",
-                "workflow_runs_workflow_id_fkey",
-                "ON DELETE CASCADE",
-                "2 rows of public.workflow_notes",
-                "ON DELETE SET NULL",
-                "1 rows of public.workflow_pins",
-                "pins_wf",
-                "did not write",
-            ],
-        );
+        run.refused(&[
+            "3 rows of app.workflow_runs",
+            "workflow_runs_workflow_id_fkey",
+            "ON DELETE CASCADE",
+            "2 rows of public.workflow_notes",
+            "ON DELETE SET NULL",
+            "1 rows of public.workflow_pins",
+            "pins_wf",
+            "did not write",
+        ]);
         before.assert_same(&w.state(), "a refused rollback");
     }
     // Once the app lets go of the pushed rows, the rollback goes through.
@@ -606,24 +465,20 @@ fn rollback_refuses_while_app_rows_reference_pushed_workflows() {
 
 #[test]
 fn rollback_refuses_while_a_view_depends_on_a_created_table() {
-    let w = World::new("view_on_tasks", "");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
+    let w = world("view_on_tasks", "");
+    let receipt = w.push_confirmed();
     w.exec("CREATE VIEW public.open_tasks AS SELECT * FROM public.tasks");
     let before = w.state();
     let run = w.rollback(&receipt, &["--confirm"]);
-    refused(
-        &run,
-        &["— view open_tasks depends on table tasks", "did not write"],
-    );
+    run.refused(&["— view open_tasks depends on table tasks", "did not write"]);
     before.assert_same(&w.state(), "a refused rollback");
 
     // A receipt in a format this build does not know is refused by name.
     w.exec("DROP VIEW public.open_tasks");
     w.exec("UPDATE sandbox.receipts SET undo = jsonb_set(undo, '{format}', '99')");
     let before = w.state();
-    refused(&w.rollback(&receipt, &["--confirm"]), &["undo format 99"]);
+    w.rollback(&receipt, &["--confirm"])
+        .refused(&["undo format 99"]);
     before.assert_same(&w.state(), "a refused rollback");
 }
 
@@ -632,16 +487,13 @@ fn rollback_refuses_while_a_view_depends_on_a_created_table() {
 
 #[test]
 fn an_existing_unrelated_table_is_named_without_advising_to_pull_again() {
-    let w = World::new(
+    let w = world(
         "existing_tasks",
         "CREATE TABLE public.tasks (id serial PRIMARY KEY, title text);",
     );
     let before = w.state();
     let run = w.push(&[]);
-    refused(
-        &run,
-        &["table tasks already exists", "pulling again will not"],
-    );
+    run.refused(&["table tasks already exists", "pulling again will not"]);
     assert!(!run.all().contains("Pull again"), "{}", run.show());
     assert!(!run.all().contains("fresh snapshot"), "{}", run.show());
     before.assert_same(&w.state(), "a refused preflight");
@@ -649,13 +501,13 @@ fn an_existing_unrelated_table_is_named_without_advising_to_pull_again() {
 
 #[test]
 fn an_empty_database_search_path_behaves_like_the_default() {
-    let w = World::new("empty_search_path", "");
+    let w = world("empty_search_path", "");
     let db = w.db.name.clone();
     w.exec(&format!("ALTER DATABASE \"{db}\" SET search_path = ''"));
     let before = w.state();
     let run = w.push(&["--confirm"]);
     run.ok();
-    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
     before
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
@@ -663,23 +515,14 @@ fn an_empty_database_search_path_behaves_like_the_default() {
 
 #[test]
 fn a_read_only_snapshot_still_reports_the_committed_receipt() {
-    let w = World::new("readonly_snapshot", "");
+    let w = world("readonly_snapshot", "");
     let snap = w.snapshot.to_str().unwrap().to_string();
-    let immutable = |on: bool| {
-        let st = std::process::Command::new("chattr")
-            .args([if on { "+i" } else { "-i" }, &snap])
-            .status()
-            .expect("run chattr");
-        assert!(st.success(), "chattr failed");
-    };
-    immutable(true);
-    let run = w.push(&["--confirm"]);
-    immutable(false);
+    let run = while_immutable(&snap, || w.push(&["--confirm"]));
     run.ok()
         .stdout_has("Applied")
         .stderr_has("could not record it")
         .stderr_has("sandbox push --snapshot");
-    let receipt = receipt_of(&run);
+    let receipt = run.receipt();
     assert_eq!(
         w.count(&format!(
             "SELECT count(*) FROM sandbox.receipts WHERE id = '{receipt}' AND status = 'applied'"
@@ -690,6 +533,22 @@ fn a_read_only_snapshot_still_reports_the_committed_receipt() {
     w.push(&[]).ok().stdout_has("Already applied");
     let conn = rusqlite_count(&snap, &receipt);
     assert_eq!(conn, 1, "the receipt is recorded in the snapshot file now");
+}
+
+/// `run` while the file at `path` cannot be written (chattr +i), as on a
+/// read-only mount or a full disk.
+fn while_immutable(path: &str, run: impl FnOnce() -> Run) -> Run {
+    let chattr = |flag: &str| {
+        let st = std::process::Command::new("chattr")
+            .args([flag, path])
+            .status()
+            .expect("run chattr");
+        assert!(st.success(), "chattr {flag} {path} failed");
+    };
+    chattr("+i");
+    let done = run();
+    chattr("-i");
+    done
 }
 
 fn rusqlite_count(path: &str, receipt: &str) -> i64 {
@@ -722,7 +581,7 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
         ))
         .unwrap();
     let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
-    load_fixtures(&url);
+    sandbox(&["fixtures", "load", "--database-url", &url]).ok();
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("s.sqlite");
     let s = snap.to_str().unwrap();
@@ -734,7 +593,7 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
         .stdout_has("held off");
     let run = sandbox(&["push", "--database-url", &url, "--snapshot", s, "--confirm"]);
     run.ok();
-    let receipt = receipt_of(&run);
+    let receipt = run.receipt();
     sandbox(&[
         "rollback",
         "--database-url",
@@ -752,10 +611,8 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
 
 #[test]
 fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
-    let w = World::new("rollback_raise", "");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
+    let w = world("rollback_raise", "");
+    let receipt = w.push_confirmed();
     w.exec(
         "CREATE FUNCTION public.no_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN RAISE EXCEPTION 'workflows are never deleted'; END $$;
@@ -764,14 +621,11 @@ fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(
-            &w.rollback(&receipt, confirm),
-            &[
-                "workflows_no_deletes",
-                "workflows are never deleted",
-                "nothing was changed",
-            ],
-        );
+        w.rollback(&receipt, confirm).refused(&[
+            "workflows_no_deletes",
+            "workflows are never deleted",
+            "nothing was changed",
+        ]);
         before.assert_same(&w.state(), "a rollback refused by a trigger");
     }
 }
@@ -785,7 +639,7 @@ fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
 /// failed COMMIT.
 #[test]
 fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_preflight() {
-    let w = World::new(
+    let w = world(
         "deferred_trigger",
         "CREATE TABLE public.side_log (id serial PRIMARY KEY, wf uuid);
          CREATE FUNCTION public.side_log_fn() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -795,7 +649,7 @@ fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_prefli
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(&w.push(confirm), &["public.side_log", "227 rows"]);
+        w.push(confirm).refused(&["public.side_log", "227 rows"]);
         before.assert_same(&w.state(), "a deferred trigger's writes refused");
     }
     w.exec(
@@ -805,7 +659,7 @@ fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_prefli
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
         let run = w.push(confirm);
-        refused(&run, &["deferred check says no", "workflows"]);
+        run.refused(&["deferred check says no", "workflows"]);
         assert!(!run.all().contains("COMMIT"), "{}", run.show());
         before.assert_same(&w.state(), "a deferred trigger's RAISE refused");
     }
@@ -816,10 +670,8 @@ fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_prefli
 
 #[test]
 fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
-    let w = World::new("app_objects_on_dropped", "");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
+    let w = world("app_objects_on_dropped", "");
+    let receipt = w.push_confirmed();
     // Objects Postgres would drop automatically with the added column or
     // the created table: none of them is the push's to drop.
     w.exec(
@@ -832,17 +684,14 @@ fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(
-            &w.rollback(&receipt, confirm),
-            &[
-                "index app_idx depends on column strategic_priority_id of table jtbd_library",
-                "constraint app_chk on table jtbd_library depends on column strategic_priority_id",
-                "statistics object app_stats depends on column strategic_priority_id",
-                "index app_tasks_idx depends on table tasks",
-                "policy app_tasks_policy on table tasks depends on table tasks",
-                "did not write",
-            ],
-        );
+        w.rollback(&receipt, confirm).refused(&[
+            "index app_idx depends on column strategic_priority_id of table jtbd_library",
+            "constraint app_chk on table jtbd_library depends on column strategic_priority_id",
+            "statistics object app_stats depends on column strategic_priority_id",
+            "index app_tasks_idx depends on table tasks",
+            "policy app_tasks_policy on table tasks depends on table tasks",
+            "did not write",
+        ]);
         before.assert_same(&w.state(), "a refused rollback");
     }
     // Without them, the objects the push created itself (the added
@@ -860,7 +709,7 @@ fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
 /// only by --allow-writes.
 #[test]
 fn a_trigger_that_truncates_a_table_is_named_and_refused() {
-    let w = World::new(
+    let w = world(
         "truncating_trigger",
         "CREATE TABLE public.wf_cache (k int);
          INSERT INTO public.wf_cache SELECT generate_series(1, 50);
@@ -871,7 +720,7 @@ fn a_trigger_that_truncates_a_table_is_named_and_refused() {
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(&w.push(confirm), &["public.wf_cache", "truncated"]);
+        w.push(confirm).refused(&["public.wf_cache", "truncated"]);
         before.assert_same(&w.state(), "a push whose trigger truncates");
         assert_eq!(w.count("SELECT count(*) FROM public.wf_cache"), 50);
     }
@@ -884,13 +733,10 @@ fn a_trigger_that_truncates_a_table_is_named_and_refused() {
 /// to a column the push wrote refuses it, named by table, key and column.
 #[test]
 fn rollback_compares_only_the_columns_the_push_wrote() {
-    let w = World::new("app_writes_other_columns", "");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
+    let w = world("app_writes_other_columns", "");
+    let receipt = w.push_confirmed();
     // A jtbd_library row the push updated (it links strategic_priority_id).
-    let key = common::scalar(
-        &mut w.db.client(),
+    let key = w.scalar(
         "SELECT u->'key'->>0 FROM sandbox.receipts, jsonb_array_elements(undo->'tables') t, \
          jsonb_array_elements(t->'updates') u WHERE t->>'table' = 'jtbd_library' \
          ORDER BY 1 LIMIT 1",
@@ -904,14 +750,11 @@ fn rollback_compares_only_the_columns_the_push_wrote() {
     ));
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(
-            &w.rollback(&receipt, confirm),
-            &[
-                &format!("row {key} changed: jtbd_library.strategic_priority_id was pushed as"),
-                "is now NULL",
-                "nothing was changed",
-            ],
-        );
+        w.rollback(&receipt, confirm).refused(&[
+            &format!("row {key} changed: jtbd_library.strategic_priority_id was pushed as"),
+            "is now NULL",
+            "nothing was changed",
+        ]);
         before.assert_same(&w.state(), "a refused rollback");
     }
     assert!(
@@ -919,20 +762,16 @@ fn rollback_compares_only_the_columns_the_push_wrote() {
         "a column the push never wrote is not a reason to refuse"
     );
     // Put back what the push wrote; the app's usage_count stays.
-    let pushed = common::scalar(
-        &mut w.db.client(),
-        &format!(
-            "SELECT c->>'new' FROM sandbox.receipts, jsonb_array_elements(undo->'tables') t, \
+    let pushed = w.scalar(&format!(
+        "SELECT c->>'new' FROM sandbox.receipts, jsonb_array_elements(undo->'tables') t, \
              jsonb_array_elements(t->'updates') u, jsonb_array_elements(u->'changes') c \
              WHERE t->>'table' = 'jtbd_library' AND u->'key'->>0 = '{key}' \
                AND c->>'column' = 'strategic_priority_id'"
-        ),
-    );
+    ));
     let usage = |w: &World| {
-        common::scalar(
-            &mut w.db.client(),
-            &format!("SELECT usage_count::text FROM public.jtbd_library WHERE id = '{key}'"),
-        )
+        w.scalar(&format!(
+            "SELECT usage_count::text FROM public.jtbd_library WHERE id = '{key}'"
+        ))
     };
     let app_usage = usage(&w);
     w.exec(&format!(
@@ -950,7 +789,7 @@ fn rollback_compares_only_the_columns_the_push_wrote() {
 /// silently not happen, so the push refuses, naming it.
 #[test]
 fn an_insert_rule_on_a_written_table_is_named_and_refused() {
-    let w = World::new(
+    let w = world(
         "insert_rule",
         "CREATE TABLE public.rule_log (id serial PRIMARY KEY, wf uuid);
          CREATE RULE wf_rule_log AS ON INSERT TO public.workflows
@@ -958,7 +797,8 @@ fn an_insert_rule_on_a_written_table_is_named_and_refused() {
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        refused(&w.push(confirm), &["wf_rule_log", "workflows", "COPY"]);
+        w.push(confirm)
+            .refused(&["wf_rule_log", "workflows", "COPY"]);
         before.assert_same(&w.state(), "a push refused over an INSERT rule");
     }
 }
@@ -968,21 +808,12 @@ fn an_insert_rule_on_a_written_table_is_named_and_refused() {
 /// date (as push does after its COMMIT).
 #[test]
 fn a_read_only_snapshot_still_reports_the_committed_rollback() {
-    let w = World::new("readonly_rollback", "");
+    let w = world("readonly_rollback", "");
     let snap = w.snapshot.to_str().unwrap().to_string();
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    let receipt = receipt_of(&run);
-    let immutable = |on: bool| {
-        let st = std::process::Command::new("chattr")
-            .args([if on { "+i" } else { "-i" }, &snap])
-            .status()
-            .expect("run chattr");
-        assert!(st.success(), "chattr failed");
-    };
-    immutable(true);
-    let run = w.rollback(&receipt, &["--confirm", "--snapshot", &snap]);
-    immutable(false);
+    let receipt = w.push_confirmed();
+    let run = while_immutable(&snap, || {
+        w.rollback(&receipt, &["--confirm", "--snapshot", &snap])
+    });
     run.ok()
         .stdout_has("Rolled back")
         .stderr_has("is rolled back in sandbox.receipts")
@@ -1005,7 +836,7 @@ fn a_read_only_snapshot_still_reports_the_committed_rollback() {
 /// guard, exit 1, not an environment error.
 #[test]
 fn a_plan_query_postgres_cannot_run_is_a_named_failed_check() {
-    let w = World::new("sqlite_only_guard", "");
+    let w = world("sqlite_only_guard", "");
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = common::plan_folder(&dir.path().join("plan"), |p| {
         p["guards"].as_array_mut().unwrap().push(serde_json::json!({
@@ -1020,7 +851,7 @@ fn a_plan_query_postgres_cannot_run_is_a_named_failed_check() {
         .stdout_has("PASSED");
     let before = w.state();
     let run = w.push(&["--plan", plan]);
-    refused(&run, &["phase final", "no zzz workflows", "instr"]);
+    run.refused(&["phase final", "no zzz workflows", "instr"]);
     before.assert_same(&w.state(), "a refused preflight");
 }
 
@@ -1030,7 +861,7 @@ fn a_plan_query_postgres_cannot_run_is_a_named_failed_check() {
 /// clear.
 #[test]
 fn a_type_outside_the_default_search_path_is_not_drift() {
-    let w = World::new(
+    let w = world(
         "type_search_path",
         "CREATE SCHEMA extensions; CREATE DOMAIN extensions.short_label AS text; \
          CREATE SCHEMA app; CREATE TYPE app.mood AS ENUM ('calm', 'busy'); \
@@ -1044,7 +875,7 @@ fn a_type_outside_the_default_search_path_is_not_drift() {
     let before = w.state();
     let run = w.push(&["--confirm"]);
     run.ok().stdout_has("Applied");
-    w.rollback(&receipt_of(&run), &["--confirm"]).ok();
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
     before
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");

@@ -5,7 +5,9 @@
 //! - `fixtures`: snapshots of the bundled fixtures, files of the repository;
 //! - `state`: the whole database as a value, to prove what a command changed;
 //! - `tools`: command-line tools the tests drive, installed when missing,
-//!   and small file and network helpers.
+//!   and small file and network helpers;
+//! - `world`: a database loaded with the fixtures and its snapshot, with the
+//!   loop's commands run against both, and reading rehearsal reports.
 #![allow(dead_code)]
 // Not every test binary uses every helper.
 #![allow(unused_imports)]
@@ -15,6 +17,7 @@ pub mod fixtures;
 pub mod run;
 pub mod state;
 pub mod tools;
+pub mod world;
 
 pub use db::{
     admin_url, count, postgres_admin, replace_db, scalar, text_rows, TestDb, TestRole, NULL_TEXT,
@@ -23,6 +26,7 @@ pub use fixtures::{fixture_snapshot, repo_path};
 pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
 pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
 pub use tools::{copy_dir, free_port, require_tool};
+pub use world::{check_named, failed_checks, json_of, World};
 
 /// The database at `url` seen through a latency link (round-trip time added,
 /// bandwidth capped): the proxy, and the same URL pointing at it. The proxy

@@ -128,6 +128,29 @@ impl Run {
         self
     }
 
+    /// A refusal: exit 1, and the output names every needle.
+    pub fn refused(&self, needles: &[&str]) -> &Run {
+        self.code(1);
+        for n in needles {
+            assert!(
+                self.all().contains(n),
+                "output lacks {n:?}: {}",
+                self.show()
+            );
+        }
+        self
+    }
+
+    /// The receipt id a push printed (`Receipt <id>`).
+    pub fn receipt(&self) -> String {
+        self.stdout
+            .split_whitespace()
+            .skip_while(|w| *w != "Receipt")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no receipt id: {}", self.show()))
+            .to_string()
+    }
+
     /// A tool error is one `error: ...` chain, never a Rust panic.
     pub fn clear_error(&self) -> &Run {
         assert!(

@@ -1,0 +1,211 @@
+//! The loop's setting: a test database loaded with the bundled fixtures, a
+//! private folder holding its snapshot, and the commands of the loop (pull,
+//! rehearse, push, rollback) run against both, so that a test reads as its
+//! scenario: `World::loaded("tag", "plan").with_sql(..).rehearsed()`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::db::{count, scalar, TestDb};
+use super::run::{run_sandbox, sandbox, Run};
+use super::state::{whole_database_state, DatabaseState};
+
+pub struct World {
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+    /// Where pull writes and every other command reads the snapshot.
+    pub snapshot: PathBuf,
+    /// A plan folder every plan-reading command is given (`--plan`).
+    plan: Option<String>,
+}
+
+impl World {
+    /// A fresh database holding the `variant` fixtures; nothing pulled yet.
+    pub fn loaded(tag: &str, variant: &str) -> World {
+        let db = TestDb::create(tag);
+        sandbox(&[
+            "fixtures",
+            "load",
+            "--database-url",
+            &db.url,
+            "--variant",
+            variant,
+        ])
+        .ok();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshot = dir.path().join("snapshot.sqlite");
+        World {
+            db,
+            dir,
+            snapshot,
+            plan: None,
+        }
+    }
+
+    /// Then `sql` on top: what a real project adds around the plan's tables.
+    pub fn with_sql(self, sql: &str) -> World {
+        if !sql.is_empty() {
+            self.exec(sql);
+        }
+        self
+    }
+
+    /// Pull, rehearse, diff and push of this world use the plan in `plan`.
+    pub fn with_plan(mut self, plan: &Path) -> World {
+        self.plan = Some(plan.to_str().expect("utf-8 plan path").to_string());
+        self
+    }
+
+    /// Pulled into the snapshot (which must succeed).
+    pub fn pulled(self) -> World {
+        self.pull(&[]).ok();
+        self
+    }
+
+    /// Pulled and rehearsed (which must pass).
+    pub fn rehearsed(self) -> World {
+        let w = self.pulled();
+        w.rehearse(&[]).ok().stdout_has("PASSED");
+        w
+    }
+
+    /// The state `rehearsed` reaches with the built-in plan on the plan
+    /// fixtures, without pulling and rehearsing again: a copy of one snapshot
+    /// the test binary pulled and rehearsed once. The fixtures are
+    /// deterministic, so it matches every freshly loaded database as long as
+    /// what the test added does not change the pulled tables.
+    pub fn with_shared_snapshot(self) -> World {
+        static SHARED: OnceLock<Vec<u8>> = OnceLock::new();
+        let bytes = SHARED.get_or_init(|| {
+            let w = World::loaded("shared", "plan").rehearsed();
+            std::fs::read(&w.snapshot).expect("read the rehearsed snapshot")
+        });
+        std::fs::write(&self.snapshot, bytes).expect("write the shared snapshot");
+        self
+    }
+
+    pub fn url(&self) -> &str {
+        &self.db.url
+    }
+
+    pub fn snap(&self) -> &str {
+        self.snapshot.to_str().expect("utf-8 snapshot path")
+    }
+
+    /// `args`, then `--plan` when this world has one, then `extra`.
+    fn with_plan_args<'a>(&'a self, args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        if let Some(plan) = &self.plan {
+            all.extend(["--plan", plan.as_str()]);
+        }
+        all.extend_from_slice(extra);
+        all
+    }
+
+    pub fn pull(&self, extra: &[&str]) -> Run {
+        sandbox(&self.with_plan_args(
+            &["pull", "--database-url", self.url(), "--out", self.snap()],
+            extra,
+        ))
+    }
+
+    pub fn rehearse(&self, extra: &[&str]) -> Run {
+        sandbox(&self.with_plan_args(&["rehearse", "--snapshot", self.snap()], extra))
+    }
+
+    /// `rehearse --json`: the run and its report.
+    pub fn rehearse_json(&self, extra: &[&str]) -> (Run, Value) {
+        let run = self.rehearse(&[&["--json"], extra].concat());
+        let report = json_of(&run);
+        (run, report)
+    }
+
+    pub fn diff(&self, extra: &[&str]) -> Run {
+        sandbox(&self.with_plan_args(&["diff", "--snapshot", self.snap()], extra))
+    }
+
+    pub fn push(&self, extra: &[&str]) -> Run {
+        self.push_as(self.url(), extra)
+    }
+
+    /// `push --confirm`, which must apply: its receipt id.
+    pub fn push_confirmed(&self) -> String {
+        let run = self.push(&["--confirm"]);
+        run.ok();
+        run.receipt()
+    }
+
+    /// A push connecting with `url` (another role) to this world's database.
+    pub fn push_as(&self, url: &str, extra: &[&str]) -> Run {
+        sandbox(&self.with_plan_args(
+            &["push", "--database-url", url, "--snapshot", self.snap()],
+            extra,
+        ))
+    }
+
+    pub fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "rollback",
+            "--database-url",
+            self.url(),
+            "--receipt",
+            receipt,
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args)
+    }
+
+    /// `args` as a user runs them with the database URL exported
+    /// (`SANDBOX_DATABASE_URL`) instead of given as a flag.
+    pub fn run_exported(&self, args: &[&str]) -> Run {
+        run_sandbox(args, &[("SANDBOX_DATABASE_URL", self.url())])
+    }
+
+    /// The whole database now.
+    pub fn state(&self) -> DatabaseState {
+        whole_database_state(self.url())
+    }
+
+    /// Runs `sql` (the app's or a test's writes); it must succeed.
+    pub fn exec(&self, sql: &str) {
+        self.db
+            .client()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        count(&mut self.db.client(), sql)
+    }
+
+    pub fn scalar(&self, sql: &str) -> String {
+        scalar(&mut self.db.client(), sql)
+    }
+}
+
+/// A run's stdout as JSON (`--json`); not JSON fails the test, showing it.
+pub fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.show()))
+}
+
+/// The checks of a rehearsal report that did not pass.
+pub fn failed_checks(report: &Value) -> Vec<&Value> {
+    report["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks in {report:#}"))
+        .iter()
+        .filter(|c| c["ok"] != true)
+        .collect()
+}
+
+/// The check of a rehearsal report named `name`.
+pub fn check_named<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks in {report:#}"))
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
+}
