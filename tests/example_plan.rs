@@ -7,65 +7,36 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{count, repo_path, require_tool, sandbox, scalar, whole_database_state, Run, TestDb};
+use common::{count, repo_path, require_tool, sandbox, whole_database_state, Run, TestDb, World};
+
+/// A database with the plan fixtures, and the example plan for every command.
+fn example_world(tag: &str) -> World {
+    World::loaded(tag, "plan").with_plan(&repo_path("examples/tool-catalog"))
+}
 
 #[test]
 fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
-    let db = TestDb::create("example_plan");
-    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let w = example_world("example_plan");
     // The same fixtures, for the reviewable script.
-    let copy = TestDb::from_template(&db.name, "example_plan_copy");
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("example.sqlite");
-    let snap = snap.to_str().unwrap();
-    let plan = repo_path("examples/tool-catalog");
-    let plan = plan.to_str().unwrap();
-    let before = whole_database_state(&db.url);
-    let mut c = db.client();
+    let copy = TestDb::from_template(&w.db.name, "example_plan_copy");
+    let before = w.state();
+    let mut c = w.db.client();
     let blocked = count(
         &mut c,
         "SELECT count(*) FROM dh_task WHERE state = 'blocked'",
     );
     assert!(blocked > 0, "the fixtures have blocked tasks to delete");
 
-    sandbox(&[
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        snap,
-        "--plan",
-        plan,
-    ])
-    .ok();
-    sandbox(&["rehearse", "--snapshot", snap, "--plan", plan])
-        .ok()
-        .stdout_has("PASSED");
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
     // The built-in plan is another plan: it does not authorise this push.
-    sandbox(&["diff", "--snapshot", snap]).code(1);
-    let script = dir.path().join("push.sql");
-    sandbox(&[
-        "diff",
-        "--snapshot",
-        snap,
-        "--plan",
-        plan,
-        "--sql",
-        script.to_str().unwrap(),
-    ])
-    .ok()
-    .stdout_has(&format!("{blocked} rows to delete"));
+    sandbox(&["diff", "--snapshot", w.snap()]).code(1);
+    let script = w.dir.path().join("push.sql");
+    w.diff(&["--sql", script.to_str().unwrap()])
+        .ok()
+        .stdout_has(&format!("{blocked} rows to delete"));
 
-    let pushed = sandbox(&[
-        "push",
-        "--database-url",
-        &db.url,
-        "--snapshot",
-        snap,
-        "--plan",
-        plan,
-        "--confirm",
-    ]);
+    let pushed = w.push(&["--confirm"]);
     pushed.ok().stdout_has("Applied diff");
     assert_eq!(count(&mut c, "SELECT count(*) FROM tool_categories"), 10);
     assert_eq!(
@@ -110,13 +81,11 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
         .output()
         .expect("psql runs");
     Run::of_output(&format!("psql -f {}", script.display()), &psql).ok();
-    whole_database_state(&db.url)
-        .without_schema("sandbox")
-        .assert_same(
-            &whole_database_state(&copy.url).without_schema("sandbox"),
-            "from the push to the diff --sql script",
-        );
-    let receipt = scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
+    w.state().without_schema("sandbox").assert_same(
+        &whole_database_state(&copy.url).without_schema("sandbox"),
+        "from the push to the diff --sql script",
+    );
+    let receipt = pushed.receipt();
     let deleted_images = count(
         &mut c,
         "SELECT sum(jsonb_array_length(t->'deleted_rows')) FROM sandbox.receipts r, jsonb_array_elements(r.undo->'tables') t",
@@ -126,17 +95,9 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
         "the receipt keeps every deleted row"
     );
 
-    sandbox(&[
-        "rollback",
-        "--database-url",
-        &db.url,
-        "--receipt",
-        &receipt,
-        "--confirm",
-    ])
-    .ok();
+    w.rollback(&receipt, &["--confirm"]).ok();
     before.assert_same(
-        &whole_database_state(&db.url).without_schema("sandbox"),
+        &w.state().without_schema("sandbox"),
         "from before the push to after the rollback",
     );
 }
@@ -146,45 +107,17 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
 /// `sandbox receipts`.
 #[test]
 fn deletes_show_in_push_output_receipt_counts_and_receipts() {
-    let db = TestDb::create("example_deletes");
-    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("example.sqlite");
-    let snap = snap.to_str().unwrap();
-    let plan = repo_path("examples/tool-catalog");
-    let plan = plan.to_str().unwrap();
-    let mut c = db.client();
+    let w = example_world("example_deletes");
+    let mut c = w.db.client();
     let tasks = count(&mut c, "SELECT count(*) FROM dh_task");
     let blocked = count(
         &mut c,
         "SELECT count(*) FROM dh_task WHERE state = 'blocked'",
     );
     assert!(blocked > 0, "the fixtures have blocked tasks to delete");
-    let pull = [
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        snap,
-        "--plan",
-        plan,
-    ];
-    sandbox(&pull).ok();
-    sandbox(&["rehearse", "--snapshot", snap, "--plan", plan]).ok();
-    let push = |extra: &[&str]| {
-        let mut args = vec![
-            "push",
-            "--database-url",
-            &db.url,
-            "--snapshot",
-            snap,
-            "--plan",
-            plan,
-        ];
-        args.extend_from_slice(extra);
-        sandbox(&args)
-    };
-    let dry = push(&[]);
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let dry = w.push(&[]);
     dry.ok().stdout_has("deletes");
     let line: Vec<String> = dry
         .stdout
@@ -203,7 +136,7 @@ fn deletes_show_in_push_output_receipt_counts_and_receipts() {
         .map(|n| n.to_string())
         .collect();
     assert_eq!(line[1..], want[..], "{}", dry.show());
-    push(&["--confirm"]).ok();
+    w.push(&["--confirm"]).ok();
     assert_eq!(
         count(
             &mut c,
@@ -212,22 +145,22 @@ fn deletes_show_in_push_output_receipt_counts_and_receipts() {
         ),
         blocked
     );
-    sandbox(&["receipts", "--database-url", &db.url, "--snapshot", snap])
-        .ok()
-        .stdout_has(&format!(" -{blocked}"));
+    sandbox(&[
+        "receipts",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        w.snap(),
+    ])
+    .ok()
+    .stdout_has(&format!(" -{blocked}"));
 }
 
 /// The "Next:" line of pull and of a green rehearsal, pasted as given, works
 /// for a plan other than the built-in one (they carry --plan).
 #[test]
 fn the_next_commands_printed_for_another_plan_work_as_given() {
-    let db = TestDb::create("example_next");
-    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("next.sqlite");
-    let snap = snap.to_str().unwrap();
-    let plan = repo_path("examples/tool-catalog");
-    let plan = plan.to_str().unwrap();
+    let w = example_world("example_next");
     let next_of = |run: &Run| -> Vec<String> {
         let line = run
             .stdout
@@ -239,20 +172,12 @@ fn the_next_commands_printed_for_another_plan_work_as_given() {
         assert_eq!(words[0], "sandbox", "{line}");
         words[1..].to_vec()
     };
-    let pulled = sandbox(&[
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        snap,
-        "--plan",
-        plan,
-    ]);
+    let pulled = w.pull(&[]);
     let next = next_of(pulled.ok());
     let args: Vec<&str> = next.iter().map(String::as_str).collect();
     let rehearsed = sandbox(&args);
     let next = next_of(rehearsed.ok());
     let mut args: Vec<&str> = next.iter().map(String::as_str).collect();
-    args.extend(["--database-url", &db.url]);
+    args.extend(["--database-url", w.url()]);
     sandbox(&args).ok().stdout_has("would");
 }

@@ -3,7 +3,12 @@
 
 mod common;
 
-use common::run_sandbox;
+use common::{json_of, run_sandbox, World};
+
+/// A database loaded with the `plan` fixtures, pulled and rehearsed (green).
+fn rehearsed(tag: &str) -> World {
+    World::loaded(tag, "plan").rehearsed()
+}
 
 fn demo(dir: &std::path::Path, variant: &str, extra: &[&str]) -> common::Run {
     let out = dir.join(format!("{variant}.sqlite"));
@@ -213,38 +218,6 @@ fn open_snapshot(path: &std::path::Path) -> sandbox::db::sqlite::Snapshot {
     sandbox::db::sqlite::Snapshot::open(path).unwrap()
 }
 
-/// A database loaded with the `plan` fixtures, pulled and rehearsed (green).
-struct Pushed {
-    db: common::TestDb,
-    _dir: tempfile::TempDir,
-    snap: String,
-}
-
-impl Pushed {
-    fn rehearsed(tag: &str) -> Pushed {
-        let db = common::TestDb::create(tag);
-        let dir = tempfile::tempdir().unwrap();
-        let snap = dir.path().join("s.sqlite").display().to_string();
-        let env = [("SANDBOX_DATABASE_URL", db.url.as_str())];
-        run_sandbox(&["fixtures", "load"], &env).ok();
-        run_sandbox(&["pull", "--out", &snap], &env).ok();
-        run_sandbox(&["rehearse", "--snapshot", &snap], &env).ok();
-        Pushed {
-            db,
-            _dir: dir,
-            snap,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> common::Run {
-        run_sandbox(args, &[("SANDBOX_DATABASE_URL", self.db.url.as_str())])
-    }
-}
-
-fn json_of(r: &common::Run) -> serde_json::Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.show()))
-}
-
 #[test]
 fn json_errors_are_data_on_stdout_with_the_same_exit_codes() {
     let r = run_sandbox(&["--json", "plan", "--bogus"], &[]);
@@ -278,11 +251,11 @@ fn json_errors_are_data_on_stdout_with_the_same_exit_codes() {
 
 #[test]
 fn a_drift_refusal_in_json_carries_its_checks_and_advice_that_works() {
-    let p = Pushed::rehearsed("journey_drift");
+    let p = rehearsed("journey_drift");
     p.db.client()
         .batch_execute("UPDATE dh_tool SET name = name || ' (renamed)' WHERE id = (SELECT id FROM dh_tool ORDER BY id::text LIMIT 1)")
         .unwrap();
-    let r = p.run(&["push", "--json", "--snapshot", &p.snap]);
+    let r = p.run_exported(&["push", "--json", "--snapshot", p.snap()]);
     r.code(1);
     let v = json_of(&r);
     let e = &v["error"];
@@ -300,30 +273,31 @@ fn a_drift_refusal_in_json_carries_its_checks_and_advice_that_works() {
         "{v}"
     );
     let msg = e["message"].as_str().unwrap();
-    let advice = format!("sandbox pull --force --out {}", p.snap);
+    let advice = format!("sandbox pull --force --out {}", p.snap());
     assert!(msg.contains(&advice), "{msg}");
     // The advice works as given: the pull replaces the rehearsed snapshot.
     let args: Vec<&str> = advice.split(' ').skip(1).collect();
-    p.run(&args).ok();
-    p.run(&["rehearse", "--snapshot", &p.snap]).ok();
-    p.run(&["push", "--snapshot", &p.snap]).ok();
+    p.run_exported(&args).ok();
+    p.run_exported(&["rehearse", "--snapshot", p.snap()]).ok();
+    p.run_exported(&["push", "--snapshot", p.snap()]).ok();
 }
 
 #[test]
 fn a_repeated_rollback_says_so_and_exits_0_like_a_repeated_push() {
-    let p = Pushed::rehearsed("journey_rollback_twice");
-    let pushed = p.run(&["push", "--json", "--confirm", "--snapshot", &p.snap]);
+    let p = rehearsed("journey_rollback_twice");
+    let pushed = p.run_exported(&["push", "--json", "--confirm", "--snapshot", p.snap()]);
     pushed.ok();
     let id = json_of(&pushed)["receipt_id"].as_str().unwrap().to_string();
-    p.run(&["rollback", "--receipt", &id, "--confirm"]).ok();
-    let again = p.run(&["rollback", "--receipt", &id, "--confirm"]);
+    p.run_exported(&["rollback", "--receipt", &id, "--confirm"])
+        .ok();
+    let again = p.run_exported(&["rollback", "--receipt", &id, "--confirm"]);
     again.ok();
     assert!(
         again.stdout.contains("Already rolled back"),
         "{}",
         again.show()
     );
-    let again = p.run(&["rollback", "--json", "--receipt", &id, "--confirm"]);
+    let again = p.run_exported(&["rollback", "--json", "--receipt", &id, "--confirm"]);
     again.ok();
     assert_eq!(
         json_of(&again)["already_rolled_back"],
@@ -335,8 +309,8 @@ fn a_repeated_rollback_says_so_and_exits_0_like_a_repeated_push() {
 
 #[test]
 fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() {
-    let p = Pushed::rehearsed("journey_receipts");
-    let none = p.run(&["receipts", "--json", "--snapshot", &p.snap]);
+    let p = rehearsed("journey_receipts");
+    let none = p.run_exported(&["receipts", "--json", "--snapshot", p.snap()]);
     none.ok();
     assert_eq!(
         json_of(&none)["receipts"],
@@ -344,11 +318,11 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         "{}",
         none.show()
     );
-    let pushed = p.run(&["push", "--json", "--confirm", "--snapshot", &p.snap]);
+    let pushed = p.run_exported(&["push", "--json", "--confirm", "--snapshot", p.snap()]);
     pushed.ok();
     let id = json_of(&pushed)["receipt_id"].as_str().unwrap().to_string();
 
-    let listed = p.run(&["receipts", "--json", "--snapshot", &p.snap]);
+    let listed = p.run_exported(&["receipts", "--json", "--snapshot", p.snap()]);
     listed.ok();
     let v = json_of(&listed);
     let r = &v["receipts"][0];
@@ -376,7 +350,7 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         )
         .unwrap()
         .get(0);
-    let text = p.run(&["receipts", "--snapshot", &p.snap]);
+    let text = p.run_exported(&["receipts", "--snapshot", p.snap()]);
     text.ok();
     assert!(
         text.stdout.contains(&id) && text.stdout.contains("+727 ~105"),
@@ -392,7 +366,8 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         text.show()
     );
     assert_eq!(
-        json_of(&p.run(&["receipts", "--json", "--snapshot", &p.snap]))["receipts"][0]["at"]
+        json_of(&p.run_exported(&["receipts", "--json", "--snapshot", p.snap()]))["receipts"][0]
+            ["at"]
             .as_str()
             .map(|a| a.starts_with(&utc) && a.ends_with("+00")),
         Some(true)
@@ -403,7 +378,7 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         "{}",
         text.show()
     );
-    let status = p.run(&["status", "--snapshot", &p.snap]);
+    let status = p.run_exported(&["status", "--snapshot", p.snap()]);
     status.ok();
     assert!(
         status.stdout.contains(&id) && status.stdout.contains("applied"),
@@ -411,13 +386,13 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         status.show()
     );
 
-    let rolled = p.run(&[
+    let rolled = p.run_exported(&[
         "rollback",
         "--receipt",
         &id,
         "--confirm",
         "--snapshot",
-        &p.snap,
+        p.snap(),
     ]);
     rolled.ok();
     assert!(
@@ -425,17 +400,17 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         "{}",
         rolled.show()
     );
-    let v = json_of(&p.run(&["receipts", "--json", "--snapshot", &p.snap]));
+    let v = json_of(&p.run_exported(&["receipts", "--json", "--snapshot", p.snap()]));
     assert_eq!(v["receipts"][0]["remote_status"], "rolled_back", "{v}");
     assert_eq!(v["receipts"][0]["snapshot_status"], "rolled_back", "{v}");
-    let status = p.run(&["status", "--json", "--snapshot", &p.snap]);
+    let status = p.run_exported(&["status", "--json", "--snapshot", p.snap()]);
     assert_eq!(
         json_of(&status)["receipts"][0]["snapshot_status"],
         "rolled_back"
     );
 
     // The snapshot alone, without a server: still listed.
-    let offline = run_sandbox(&["receipts", "--json", "--snapshot", &p.snap], &[]);
+    let offline = run_sandbox(&["receipts", "--json", "--snapshot", p.snap()], &[]);
     offline.ok();
     let v = json_of(&offline);
     assert_eq!(v["database"], serde_json::Value::Null, "{v}");
@@ -451,26 +426,20 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
 /// green rehearsal, push, receipts, rollback.
 #[test]
 fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
-    let db = common::TestDb::create("journey_red_green");
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("s.sqlite").display().to_string();
-    let adopted = dir.path().join("adopted").display().to_string();
-    let env = [("SANDBOX_DATABASE_URL", db.url.as_str())];
-    let run = |args: &[&str]| run_sandbox(args, &env);
-    run(&["fixtures", "load"]).ok();
-    db.client()
-        .batch_execute(
-            "INSERT INTO workflows (name, definition, status) \
-             SELECT 'already here ' || wf, jsonb_build_object('workflow_id', wf, \
-                    'source', 'SP01 Operational Library', 'jtbd_id', (SELECT min(jtbd_code) FROM jtbd_library)), \
-                    'active' \
-             FROM unnest(ARRAY['WF-001-A', 'WF-002-A']) AS wf",
-        )
-        .unwrap();
-    run(&["pull", "--out", &snap]).ok();
+    let w = World::loaded("journey_red_green", "plan").with_sql(
+        "INSERT INTO workflows (name, definition, status) \
+         SELECT 'already here ' || wf, jsonb_build_object('workflow_id', wf, \
+                'source', 'SP01 Operational Library', 'jtbd_id', (SELECT min(jtbd_code) FROM jtbd_library)), \
+                'active' \
+         FROM unnest(ARRAY['WF-001-A', 'WF-002-A']) AS wf",
+    );
+    let snap = w.snap();
+    let adopted = w.dir.path().join("adopted").display().to_string();
+    let run = |args: &[&str]| w.run_exported(args);
+    run(&["pull", "--out", snap]).ok();
 
     // Red: the seed plan assumes no library workflow exists.
-    let red = run(&["rehearse", "--snapshot", &snap]);
+    let red = run(&["rehearse", "--snapshot", snap]);
     red.code(1);
     assert!(
         red.stdout.contains("library workflows already present"),
@@ -489,7 +458,7 @@ fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
     let base_hash = hash_of(&[]);
     let skip_hash = hash_of(&policy);
     assert_ne!(base_hash, skip_hash);
-    let mut args = vec!["rehearse", "--json", "--snapshot", &snap];
+    let mut args = vec!["rehearse", "--json", "--snapshot", snap];
     args.extend_from_slice(&policy);
     let still_red = run(&args);
     still_red.code(1);
@@ -517,7 +486,7 @@ fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
     );
 
     // Adopt the numbers found, into a plan file to review.
-    let mut args = vec!["plan", "adopt", "--snapshot", &snap, "--out", &adopted];
+    let mut args = vec!["plan", "adopt", "--snapshot", snap, "--out", &adopted];
     args.extend_from_slice(&policy);
     let adopt = run(&args);
     adopt.ok();
@@ -550,23 +519,19 @@ fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
     let plan = ["--plan", adopted.as_str()];
     let adopted_hash = hash_of(&plan);
     assert_ne!(adopted_hash, skip_hash);
-    let mut args = vec!["rehearse", "--snapshot", &snap];
+    let mut args = vec!["rehearse", "--snapshot", snap];
     args.extend_from_slice(&plan);
     run(&args).ok();
-    let mut args = vec!["push", "--json", "--confirm", "--snapshot", &snap];
+    let mut args = vec!["push", "--json", "--confirm", "--snapshot", snap];
     args.extend_from_slice(&plan);
     let pushed = run(&args);
     pushed.ok();
     let id = json_of(&pushed)["receipt_id"].as_str().unwrap().to_string();
-    let workflows: i64 = db
-        .client()
-        .query_one("SELECT count(*) FROM workflows", &[])
-        .unwrap()
-        .get(0);
+    let workflows = w.count("SELECT count(*) FROM workflows");
     // 143 there before, 116 from dh_workflow, 109 of the 111 library ones.
     assert_eq!(workflows, 368);
 
-    let listed = json_of(&run(&["receipts", "--json", "--snapshot", &snap]));
+    let listed = json_of(&run(&["receipts", "--json", "--snapshot", snap]));
     assert_eq!(listed["receipts"][0]["id"], id.as_str(), "{listed}");
     assert_eq!(
         listed["receipts"][0]["plan_hash"],
@@ -580,16 +545,12 @@ fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
         &id,
         "--confirm",
         "--snapshot",
-        &snap,
+        snap,
     ])
     .ok();
-    let workflows: i64 = db
-        .client()
-        .query_one("SELECT count(*) FROM workflows", &[])
-        .unwrap()
-        .get(0);
+    let workflows = w.count("SELECT count(*) FROM workflows");
     assert_eq!(workflows, 143);
-    let listed = json_of(&run(&["receipts", "--json", "--snapshot", &snap]));
+    let listed = json_of(&run(&["receipts", "--json", "--snapshot", snap]));
     assert_eq!(listed["receipts"][0]["status"], serde_json::Value::Null);
     assert_eq!(
         listed["receipts"][0]["remote_status"], "rolled_back",
@@ -839,10 +800,12 @@ fn a_damaged_rehearsal_record_is_named_not_a_bare_sqlite_error() {
 /// part of every Debian), returning what the terminal showed.
 fn on_terminal(cols: u16, env: &str, args: &str) -> String {
     let cmd = format!(
-        "stty cols {cols} rows 60; env -u SANDBOX_PLAN -u SANDBOX_SEEDS -u NO_COLOR {env} {} {args}",
+        "stty cols {cols} rows 60; env {env} {} {args}",
         common::sandbox_bin().display()
     );
-    let out = std::process::Command::new("script")
+    let mut script = std::process::Command::new("script");
+    common::run::without_inherited_env(&mut script);
+    let out = script
         .args(["-qec", &cmd, "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output()

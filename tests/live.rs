@@ -31,80 +31,11 @@ fn the_latency_link_adds_its_round_trip_time_and_counts_bytes() {
     );
 }
 
-use common::{run_sandbox, Run, TestDb};
+use common::{scalar, Run, World};
 
 /// A database with the plan fixtures, pulled and rehearsed (which passes).
-struct Live {
-    db: TestDb,
-    _dir: tempfile::TempDir,
-    snapshot: String,
-}
-
-impl Live {
-    fn new(tag: &str) -> Live {
-        let db = TestDb::create(tag);
-        run_sandbox(&["fixtures", "load", "--database-url", &db.url], &[]).ok();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snapshot = dir
-            .path()
-            .join("snapshot.sqlite")
-            .to_str()
-            .expect("utf-8 path")
-            .to_string();
-        run_sandbox(
-            &["pull", "--database-url", &db.url, "--out", &snapshot],
-            &[],
-        )
-        .ok();
-        run_sandbox(&["rehearse", "--snapshot", &snapshot], &[]).ok();
-        Live {
-            db,
-            _dir: dir,
-            snapshot,
-        }
-    }
-
-    fn push(&self, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "push",
-            "--database-url",
-            &self.db.url,
-            "--snapshot",
-            &self.snapshot,
-        ];
-        args.extend_from_slice(extra);
-        run_sandbox(&args, &[])
-    }
-
-    fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "rollback",
-            "--database-url",
-            &self.db.url,
-            "--receipt",
-            receipt,
-        ];
-        args.extend_from_slice(extra);
-        run_sandbox(&args, &[])
-    }
-}
-
-fn scalar(c: &mut postgres_sync::Client, sql: &str) -> String {
-    for m in c.simple_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}")) {
-        if let postgres_sync::SimpleQueryMessage::Row(r) = m {
-            return r.get(0).unwrap_or("NULL").to_string();
-        }
-    }
-    panic!("{sql}: no row")
-}
-
-fn receipt_of(run: &Run) -> String {
-    run.stdout
-        .split_whitespace()
-        .skip_while(|w| *w != "Receipt")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no receipt id: {}", run.show()))
-        .to_string()
+fn live(tag: &str) -> World {
+    World::loaded(tag, "plan").rehearsed()
 }
 
 /// The app's write to one `prompts` row: a new prompt copied from an
@@ -116,7 +47,7 @@ const APP_INSERTS_A_PROMPT: &str =
 
 #[test]
 fn app_writes_to_tables_the_plan_never_touches_survive_push_and_rollback() {
-    let w = Live::new("live_app");
+    let w = live("live_app");
     let mut c = w.db.client();
     // Between pull and push: the app edits one prompt and adds another.
     c.batch_execute(
@@ -124,9 +55,7 @@ fn app_writes_to_tables_the_plan_never_touches_survive_push_and_rollback() {
     )
     .expect("app update");
     let before_push = scalar(&mut c, APP_INSERTS_A_PROMPT);
-    let applied = w.push(&["--confirm"]);
-    applied.ok();
-    let receipt = receipt_of(&applied);
+    let receipt = w.push_confirmed();
     assert_eq!(
         scalar(&mut c, "SELECT count(*) FROM workflows"),
         "368",
@@ -163,7 +92,7 @@ fn app_writes_to_tables_the_plan_never_touches_survive_push_and_rollback() {
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM prompts"), prompts_now);
 
     // With --strict (the app switched off) the same writes refuse a push.
-    let w = Live::new("live_strict");
+    let w = live("live_strict");
     let mut c = w.db.client();
     scalar(&mut c, APP_INSERTS_A_PROMPT);
     w.push(&["--confirm", "--strict"])
@@ -174,11 +103,9 @@ fn app_writes_to_tables_the_plan_never_touches_survive_push_and_rollback() {
 
 #[test]
 fn rollback_refuses_only_when_rows_the_push_wrote_changed_and_names_them() {
-    let w = Live::new("live_rollback");
+    let w = live("live_rollback");
     let mut c = w.db.client();
-    let applied = w.push(&["--confirm"]);
-    applied.ok();
-    let receipt = receipt_of(&applied);
+    let receipt = w.push_confirmed();
     // The app adds its own workflow and edits one that was there before the
     // push: a table the push wrote, but not rows it wrote. Rollback goes
     // ahead (dry run, to keep the push for what follows).
@@ -205,7 +132,7 @@ fn rollback_refuses_only_when_rows_the_push_wrote_changed_and_names_them() {
 
 #[test]
 fn a_lock_timeout_of_zero_is_a_usage_error() {
-    let w = Live::new("live_zero");
+    let w = live("live_zero");
     w.push(&["--confirm", "--lock-timeout", "0"]).code(2);
     w.push(&["--confirm", "--lock-timeout", "-5"]).code(2);
     let mut c = w.db.client();
@@ -303,7 +230,7 @@ fn readers(
 fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let w = Live::new("live_locks");
+    let w = live("live_locks");
     let mut idle = postgres_admin(&format!("{}?application_name=idle_reader", w.db.url));
     let idle_pid = scalar(&mut idle, "SELECT pg_backend_pid()");
     idle.batch_execute("BEGIN; SELECT count(*) FROM jtbd_library")
@@ -333,7 +260,7 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
         "--database-url",
         &w.db.url,
         "--snapshot",
-        &w.snapshot,
+        w.snap(),
         "--confirm",
         "--lock-timeout",
         "60000",
@@ -384,9 +311,9 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
 /// so the pulled count of `prompts` no longer holds on Postgres, and the
 /// plan is pushed. `objects` (a view, say) is created after the pull on
 /// Postgres and in the snapshot file alike: a pull copies tables only.
-fn push_after_an_app_write(tag: &str, objects: &str, sql: &str, expect: i64) -> (Live, Run) {
-    let w = Live::new(tag);
-    let plan = common::plan_folder(&w._dir.path().join("plan"), |p| {
+fn push_after_an_app_write(tag: &str, objects: &str, sql: &str, expect: i64) -> (World, Run) {
+    let w = live(tag);
+    let plan = common::plan_folder(&w.dir.path().join("plan"), |p| {
         p["verification"]
             .as_array_mut()
             .expect("verification list")
@@ -402,12 +329,7 @@ fn push_after_an_app_write(tag: &str, objects: &str, sql: &str, expect: i64) -> 
             .and_then(|s| s.execute_batch(objects))
             .expect("objects in the snapshot");
     }
-    run_sandbox(
-        &["rehearse", "--snapshot", &w.snapshot, "--plan", plan],
-        &[],
-    )
-    .ok()
-    .stdout_has("PASSED");
+    w.rehearse(&["--plan", plan]).ok().stdout_has("PASSED");
     scalar(&mut c, APP_INSERTS_A_PROMPT);
     let run = w.push(&["--confirm", "--plan", plan]);
     (w, run)
@@ -435,7 +357,7 @@ fn a_query_reading_the_apps_table_through_a_view_is_left_to_the_app() {
 /// SQLite's CAST of 2.7 to INTEGER truncates, Postgres's rounds: a query
 /// giving it holds in the rehearsal (2) and fails on Postgres (3), so it
 /// refuses the push if and only if the push runs it.
-fn refused_by_the_query_under_test(w: &Live, run: &Run) {
+fn refused_by_the_query_under_test(w: &World, run: &Run) {
     run.code(1)
         .error_has(&["the query under test", "nothing was written"]);
     let mut c = w.db.client();

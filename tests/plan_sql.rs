@@ -8,15 +8,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fixture_snapshot, plan_folder, sandbox};
+use common::{
+    failed_checks, fixture_snapshot_in, phase_ids, plan_folder, rehearse_report, sandbox,
+};
 use sandbox::fixtures::Variant;
-use sandbox::plan::Plan;
 use serde_json::Value;
 
 fn snapshot(dir: &Path) -> PathBuf {
-    let path = dir.join("plan.sqlite");
-    fixture_snapshot(&path, Variant::Plan, &Plan::load_default().unwrap());
-    path
+    fixture_snapshot_in(dir, Variant::Plan)
 }
 
 /// A copy of the built-in plan whose phase file `file` is `edit`ed.
@@ -29,24 +28,13 @@ fn plan_with_phase(dir: &Path, file: &str, edit: impl FnOnce(&str) -> String) ->
 }
 
 fn rehearse(snapshot: &Path, plan: &Path) -> (i32, Value) {
-    let r = sandbox(&[
-        "rehearse",
-        "--json",
-        "--snapshot",
-        snapshot.to_str().unwrap(),
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
-    (r.code, v)
+    rehearse_report(snapshot, &["--plan", plan.to_str().unwrap()])
 }
 
+/// The failed checks as (phase, name, rows).
 fn failed(report: &Value) -> Vec<(String, String, String)> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
+    failed_checks(report)
+        .into_iter()
         .map(|c| {
             (
                 c["phase"].as_str().unwrap_or("").to_string(),
@@ -84,13 +72,7 @@ fn a_sql_error_is_a_failed_check_with_file_and_line() {
     );
     // Later phases did not run; the staged tables of earlier ones stay
     // for a look in a DB browser.
-    let phases: Vec<&str> = r["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(phases, ["1", "2"]);
+    assert_eq!(phase_ids(&r), ["1", "2"]);
 }
 
 #[test]

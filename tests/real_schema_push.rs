@@ -327,22 +327,19 @@ fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values()
 /// re-running the batch in halves and names it by key.
 #[test]
 fn an_update_refused_by_a_check_or_a_trigger_names_the_row_by_key() {
-    let w = World::new(
+    let w = world(
         "update_check_row",
         "ALTER TABLE public.jtbd_library ADD CONSTRAINT jtbd_not_42 CHECK (id <> 'jtbd00042') NOT VALID;",
     );
     let before = w.state();
     let run = w.push(&[]);
-    refused(
-        &run,
-        &[
-            "phase 1: updating jtbd_library: row id=jtbd00042",
-            "constraint jtbd_not_42",
-        ],
-    );
+    run.refused(&[
+        "phase 1: updating jtbd_library: row id=jtbd00042",
+        "constraint jtbd_not_42",
+    ]);
     before.assert_same(&w.state(), "a refused preflight");
 
-    let w = World::new(
+    let w = world(
         "update_trigger_row",
         "CREATE FUNCTION public.jtbd_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN IF OLD.id = 'jtbd00077' THEN RAISE EXCEPTION 'this JTBD is frozen'; END IF; RETURN NEW; END $$;
@@ -351,14 +348,11 @@ fn an_update_refused_by_a_check_or_a_trigger_names_the_row_by_key() {
     );
     let before = w.state();
     let run = w.push(&["--confirm"]);
-    refused(
-        &run,
-        &[
-            "phase 1: updating jtbd_library: row id=jtbd00077",
-            "this JTBD is frozen",
-            "raised by trigger jtbd_library.jtbd_frozen",
-        ],
-    );
+    run.refused(&[
+        "phase 1: updating jtbd_library: row id=jtbd00077",
+        "this JTBD is frozen",
+        "raised by trigger jtbd_library.jtbd_frozen",
+    ]);
     before.assert_same(&w.state(), "a refused push");
 }
 
@@ -367,7 +361,7 @@ fn an_update_refused_by_a_check_or_a_trigger_names_the_row_by_key() {
 /// at the COPY's line.
 #[test]
 fn an_insert_refused_by_a_trigger_names_the_row_copy_stopped_at() {
-    let w = World::new(
+    let w = world(
         "insert_trigger_row",
         "CREATE FUNCTION public.workflow_refused() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
@@ -379,14 +373,11 @@ fn an_insert_refused_by_a_trigger_names_the_row_copy_stopped_at() {
     );
     let before = w.state();
     let run = w.push(&[]);
-    refused(
-        &run,
-        &[
-            "(row id=053caef0-979d-5f0b-95fb-b721a386b995)",
-            "not this one",
-            "raised by trigger workflows.workflows_refused",
-        ],
-    );
+    run.refused(&[
+        "(row id=053caef0-979d-5f0b-95fb-b721a386b995)",
+        "not this one",
+        "raised by trigger workflows.workflows_refused",
+    ]);
     before.assert_same(&w.state(), "a refused preflight");
 }
 

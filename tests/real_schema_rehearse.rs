@@ -6,50 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{run_sandbox, Run, TestDb};
+use common::{check_named, failed_checks, World};
 use sandbox::catalog::{Identity, TableMeta};
 use sandbox::db::sqlite::Snapshot;
-
-/// A database with the plan fixtures and then `sql` on top.
-fn hostile_db(tag: &str, sql: &str) -> TestDb {
-    let db = TestDb::create(tag);
-    run_sandbox(
-        &[
-            "fixtures",
-            "load",
-            "--database-url",
-            &db.url,
-            "--variant",
-            "plan",
-        ],
-        &[],
-    )
-    .ok();
-    if !sql.is_empty() {
-        db.client()
-            .batch_execute(sql)
-            .unwrap_or_else(|e| panic!("hostile SQL failed: {e:?}\n{sql}"));
-    }
-    db
-}
-
-fn pull(db: &TestDb, dir: &Path) -> PathBuf {
-    let out = dir.join("s.sqlite");
-    run_sandbox(
-        &[
-            "pull",
-            "--database-url",
-            &db.url,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .ok();
-    out
-}
 
 fn table<'a>(snap: &'a Snapshot, name: &str) -> &'a TableMeta {
     &snap
@@ -62,9 +23,7 @@ fn table<'a>(snap: &'a Snapshot, name: &str) -> &'a TableMeta {
 /// out, and per table every rule it enforces, so the rehearsal can.
 #[test]
 fn pull_records_what_postgres_does_around_the_rows() {
-    let db = hostile_db(
-        "rs_catalog",
-        "CREATE TYPE public.wf_mood AS ENUM ('calm', 'busy');
+    let w = World::loaded("rs_catalog", "plan").with_sql("CREATE TYPE public.wf_mood AS ENUM ('calm', 'busy');
          CREATE DOMAIN public.posint AS integer NOT NULL CHECK (VALUE > 0);
          ALTER TABLE public.workflows
            ADD COLUMN priority int DEFAULT 5,
@@ -81,10 +40,8 @@ fn pull_records_what_postgres_does_around_the_rows() {
          CREATE UNIQUE INDEX workflows_lower_name ON public.workflows (lower(name));
          CREATE UNIQUE INDEX workflows_archived_name ON public.workflows (name) WHERE status = 'archived';
          ALTER TABLE public.dh_tool ADD COLUMN areas box[];
-         CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL);",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = Snapshot::open(&pull(&db, dir.path())).unwrap();
+         CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL);").pulled();
+    let snap = Snapshot::open(&w.snapshot).unwrap();
     let wf = table(&snap, "workflows");
     let col = |n: &str| wf.column(n).unwrap_or_else(|| panic!("no column {n}"));
 
@@ -178,34 +135,6 @@ fn pull_records_what_postgres_does_around_the_rows() {
     assert!(tasks[0].column("id").unwrap().filled_by_postgres());
 }
 
-fn rehearse(snap: &Path) -> (Run, serde_json::Value) {
-    let run = run_sandbox(
-        &["rehearse", "--json", "--snapshot", snap.to_str().unwrap()],
-        &[],
-    );
-    let v: serde_json::Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.show()));
-    (run, v)
-}
-
-fn failed_checks(report: &serde_json::Value) -> Vec<&serde_json::Value> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] != true)
-        .collect()
-}
-
-fn check_named<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
-}
-
 fn preflight(report: &serde_json::Value) -> Vec<(String, String, String)> {
     report["preflight"]
         .as_array()
@@ -249,21 +178,20 @@ fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
 /// listed for the preflight.
 #[test]
 fn defaults_identity_and_generated_columns_rehearse_like_postgres() {
-    let db = hostile_db(
-        "rs_defaults",
-        "ALTER TABLE public.workflows
+    let w = World::loaded("rs_defaults", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows
            ADD COLUMN priority int DEFAULT 5,
            ADD COLUMN settings jsonb DEFAULT '{}',
            ADD COLUMN weight int NOT NULL DEFAULT 1,
            ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY,
            ADD COLUMN search tsvector GENERATED ALWAYS AS (to_tsvector('simple', name)) STORED;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, report) = rehearse(&snap);
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
     run.ok();
     assert!(failed_checks(&report).is_empty());
-    let n = staged_new_values(&snap, "id").len();
+    let n = staged_new_values(&w.snapshot, "id").len();
     assert_eq!(n, 227);
     for (column, want) in [
         ("priority", Some("5")),
@@ -272,7 +200,7 @@ fn defaults_identity_and_generated_columns_rehearse_like_postgres() {
         ("seq", None),
         ("search", None),
     ] {
-        let got = staged_new_values(&snap, column);
+        let got = staged_new_values(&w.snapshot, column);
         assert!(
             got.iter().all(|v| v.as_deref() == want),
             "{column}: {:?}",
@@ -313,16 +241,15 @@ fn defaults_identity_and_generated_columns_rehearse_like_postgres() {
 /// so the rehearsal passes and lists it as checked on Postgres.
 #[test]
 fn a_not_valid_check_is_listed_for_the_preflight() {
-    let db = hostile_db(
-        "rs_check",
-        "ALTER TABLE public.workflows ADD CONSTRAINT workflows_short_name \
-         CHECK (length(name) < 12) NOT VALID;
-         ALTER TABLE public.workflows ADD CONSTRAINT workflows_named \
-         CHECK (CASE WHEN name IS NULL THEN false ELSE length(name) < 500 END) NOT VALID;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, report) = rehearse(&snap);
+    let w = World::loaded("rs_check", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows ADD CONSTRAINT workflows_short_name \
+             CHECK (length(name) < 12) NOT VALID;
+             ALTER TABLE public.workflows ADD CONSTRAINT workflows_named \
+             CHECK (CASE WHEN name IS NULL THEN false ELSE length(name) < 500 END) NOT VALID;",
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
     run.ok();
     let items = preflight(&report);
     assert!(
@@ -333,7 +260,7 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
         )),
         "{items:#?}"
     );
-    let human = run_sandbox(&["rehearse", "--snapshot", snap.to_str().unwrap()], &[]);
+    let human = w.rehearse(&[]);
     human.ok();
     assert!(
         human
@@ -361,7 +288,7 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
         human.show()
     );
     // A DB browser shows the same list.
-    let conn = rusqlite::Connection::open(&snap).unwrap();
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
     let detail: String = conn
         .query_row(
             "SELECT kind || ' ' || detail FROM report_preflight WHERE name = 'workflows_short_name'",
@@ -374,20 +301,9 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
         "check CHECK ((length(name) < 12)) NOT VALID (NOT VALID: new rows must hold it)"
     );
     // The preflight decides it on Postgres: refused, by name, nothing written.
-    let before = common::whole_database_state(&db.url);
-    run_sandbox(
-        &[
-            "push",
-            "--database-url",
-            &db.url,
-            "--snapshot",
-            snap.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .code(1)
-    .stderr_has("workflows_short_name");
-    common::whole_database_state(&db.url).assert_same(&before, "preflight");
+    let before = w.state();
+    w.push(&[]).code(1).stderr_has("workflows_short_name");
+    w.state().assert_same(&before, "preflight");
 }
 
 /// UNIQUE(name) on workflows: the migrated rows collide with each other and
@@ -395,15 +311,14 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
 /// constraint, the table and the rows; push refuses.
 #[test]
 fn a_unique_collision_fails_naming_constraint_and_rows() {
-    let db = hostile_db(
-        "rs_unique",
-        "UPDATE public.workflows SET name = 'Meta-Analysis Planning Workflow'
+    let w = World::loaded("rs_unique", "plan")
+        .with_sql(
+            "UPDATE public.workflows SET name = 'Meta-Analysis Planning Workflow'
            WHERE id = '00392105-be51-5207-bd8c-6ced75730336';
          ALTER TABLE public.workflows ADD CONSTRAINT workflows_name_key UNIQUE (name);",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, report) = rehearse(&snap);
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
     run.code(1);
     let failed = failed_checks(&report);
     assert_eq!(failed.len(), 1, "{failed:#?}");
@@ -425,44 +340,32 @@ fn a_unique_collision_fails_naming_constraint_and_rows() {
             && collision.contains(" (new)"),
         "{collision}"
     );
-    refused_push_changes_nothing(&db, &snap);
+    refused_push_changes_nothing(&w);
 }
 
 /// `push --confirm` of a snapshot whose rehearsal failed refuses (exit 1)
 /// and the whole database is as it was.
-fn refused_push_changes_nothing(db: &TestDb, snap: &Path) {
-    let before = common::whole_database_state(&db.url);
-    run_sandbox(
-        &[
-            "push",
-            "--confirm",
-            "--database-url",
-            &db.url,
-            "--snapshot",
-            snap.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .code(1);
-    common::whole_database_state(&db.url).assert_same(&before, "refused push");
+fn refused_push_changes_nothing(w: &World) {
+    let before = w.state();
+    w.push(&["--confirm"]).code(1);
+    w.state().assert_same(&before, "refused push");
 }
 
 /// `workflows.status` as an enum without the value the plan writes
 /// ('active'): the rehearsal fails naming the column, the enum and rows.
 #[test]
 fn an_enum_without_the_written_value_fails_naming_rows() {
-    let db = hostile_db(
-        "rs_enum",
-        "CREATE TYPE public.wf_status AS ENUM ('draft', 'archived', 'deprecated');
+    let w = World::loaded("rs_enum", "plan")
+        .with_sql(
+            "CREATE TYPE public.wf_status AS ENUM ('draft', 'archived', 'deprecated');
          UPDATE public.workflows SET status = 'draft' WHERE status = 'active';
          ALTER TABLE public.workflows DROP CONSTRAINT workflows_status_check,
            ALTER COLUMN status DROP DEFAULT;
          ALTER TABLE public.workflows ALTER COLUMN status TYPE public.wf_status
            USING status::public.wf_status, ALTER COLUMN status SET DEFAULT 'draft';",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, report) = rehearse(&snap);
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
     run.code(1);
     let c = check_named(
         &report,
@@ -475,20 +378,19 @@ fn an_enum_without_the_written_value_fails_naming_rows() {
         first.starts_with("id=") && first.ends_with(": 'active'"),
         "{first}"
     );
-    refused_push_changes_nothing(&db, &snap);
+    refused_push_changes_nothing(&w);
 }
 
 /// An unrelated `tasks` table at the source: the rehearsal fails a named
 /// check listing its columns (push used to advise "pull again").
 #[test]
 fn an_existing_table_the_plan_creates_is_named_with_its_columns() {
-    let db = hostile_db(
-        "rs_tasks",
-        "CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL, done boolean);",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, report) = rehearse(&snap);
+    let w = World::loaded("rs_tasks", "plan")
+        .with_sql(
+            "CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL, done boolean);",
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
     run.code(1);
     let failed = failed_checks(&report);
     assert_eq!(failed.len(), 1, "{failed:#?}");
@@ -500,20 +402,17 @@ fn an_existing_table_the_plan_creates_is_named_with_its_columns() {
         failed[0]["rows"][0],
         "table tasks already exists at the source: (id integer, title text, done boolean)"
     );
-    refused_push_changes_nothing(&db, &snap);
+    refused_push_changes_nothing(&w);
 }
 
 /// A column the plan adds that the source already has: a named check, not
 /// SQLite's "duplicate column name".
 #[test]
 fn an_existing_column_the_plan_adds_is_named() {
-    let db = hostile_db(
-        "rs_column",
-        "ALTER TABLE public.jtbd_library ADD COLUMN strategic_priority_id text;",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, report) = rehearse(&snap);
+    let w = World::loaded("rs_column", "plan")
+        .with_sql("ALTER TABLE public.jtbd_library ADD COLUMN strategic_priority_id text;")
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
     run.code(1);
     let c = check_named(
         &report,
@@ -525,12 +424,6 @@ fn an_existing_column_the_plan_adds_is_named() {
     );
 }
 
-fn sandbox_ok(args: &[&str]) -> Run {
-    let run = run_sandbox(args, &[]);
-    run.ok();
-    run
-}
-
 /// Push writes only the columns the plan sets: Postgres fills defaults,
 /// identity and generated columns of the new rows (before: COPY listed
 /// every column, so `priority` and `settings` became NULL and the
@@ -539,9 +432,9 @@ fn sandbox_ok(args: &[&str]) -> Run {
 /// exact: after rollback the whole database equals its state before.
 #[test]
 fn push_lets_postgres_fill_what_the_plan_does_not_set() {
-    let db = hostile_db(
-        "rs_fill",
-        "ALTER TABLE public.workflows
+    let w = World::loaded("rs_fill", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows
            ADD COLUMN priority int DEFAULT 5,
            ADD COLUMN settings jsonb DEFAULT '{}',
            ADD COLUMN weight int NOT NULL DEFAULT 1,
@@ -549,24 +442,14 @@ fn push_lets_postgres_fill_what_the_plan_does_not_set() {
            ADD COLUMN ext_no int GENERATED BY DEFAULT AS IDENTITY,
            ADD COLUMN search tsvector GENERATED ALWAYS AS (to_tsvector('simple', name)) STORED,
            ADD COLUMN stamp timestamptz DEFAULT clock_timestamp();",
-    );
-    let before = common::whole_database_state(&db.url);
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let s = snap.to_str().unwrap();
-    let (run, _) = rehearse(&snap);
-    run.ok();
-    sandbox_ok(&[
-        "push",
-        "--confirm",
-        "--database-url",
-        &db.url,
-        "--snapshot",
-        s,
-    ]);
-    let after = common::whole_database_state(&db.url);
+        )
+        .pulled();
+    let before = w.state();
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    let after = w.state();
 
-    let mut c = db.client();
+    let mut c = w.db.client();
     let fresh = common::text_rows(
         &mut c,
         "SELECT coalesce(priority::text, 'NULL'), coalesce(settings::text, 'NULL'), weight::text, \
@@ -608,25 +491,9 @@ fn push_lets_postgres_fill_what_the_plan_does_not_set() {
         ])
     );
     // Pushing again recognises the pushed state, Postgres's values included.
-    sandbox_ok(&[
-        "push",
-        "--confirm",
-        "--database-url",
-        &db.url,
-        "--snapshot",
-        s,
-    ])
-    .stdout_has("Already applied");
-    let receipt = common::scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
-    sandbox_ok(&[
-        "rollback",
-        "--receipt",
-        &receipt,
-        "--database-url",
-        &db.url,
-        "--confirm",
-    ]);
-    common::whole_database_state(&db.url)
+    w.push(&["--confirm"]).ok().stdout_has("Already applied");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.state()
         .without_schema("sandbox")
         .assert_same(&before, "push then rollback");
 }
@@ -638,27 +505,25 @@ fn push_lets_postgres_fill_what_the_plan_does_not_set() {
 /// the push; rollback leaves the whole database as it was.
 #[test]
 fn box_arrays_keep_their_elements() {
-    let db = hostile_db(
-        "rs_box",
-        "ALTER TABLE public.dh_tool ADD COLUMN areas box[];
+    let w = World::loaded("rs_box", "plan")
+        .with_sql(
+            "ALTER TABLE public.dh_tool ADD COLUMN areas box[];
          UPDATE public.dh_tool SET areas = '{(1,1),(0,0);(3,3),(2,2)}'
            WHERE id = (SELECT id FROM public.dh_tool ORDER BY id LIMIT 1);
          UPDATE public.dh_tool SET areas = ARRAY[ARRAY['(5,5),(4,4)'::box], ARRAY[NULL::box]]
            WHERE id = (SELECT id FROM public.dh_tool ORDER BY id DESC LIMIT 1);",
-    );
-    let before = common::whole_database_state(&db.url);
-    let mut c = db.client();
+        )
+        .pulled();
+    let before = w.state();
+    let mut c = w.db.client();
     let want: Vec<Vec<String>> = common::text_rows(
         &mut c,
         "SELECT id::text, to_jsonb(areas)::text FROM public.dh_tool \
          WHERE areas IS NOT NULL ORDER BY id",
     );
     assert_eq!(want.len(), 2);
-    let dir = tempfile::tempdir().unwrap();
-    let snap = pull(&db, dir.path());
-    let (run, _) = rehearse(&snap);
-    run.ok();
-    let conn = rusqlite::Connection::open(&snap).unwrap();
+    w.rehearse(&[]).ok();
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
     for row in &want {
         let staged: String = conn
             .query_row(
@@ -671,15 +536,7 @@ fn box_arrays_keep_their_elements() {
         let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
         assert_eq!(staged, postgres, "tool {}", row[0]);
     }
-    let s = snap.to_str().unwrap();
-    sandbox_ok(&[
-        "push",
-        "--confirm",
-        "--database-url",
-        &db.url,
-        "--snapshot",
-        s,
-    ]);
+    let receipt = w.push_confirmed();
     assert_eq!(
         common::count(
             &mut c,
@@ -688,16 +545,8 @@ fn box_arrays_keep_their_elements() {
         ),
         0
     );
-    let receipt = common::scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
-    sandbox_ok(&[
-        "rollback",
-        "--receipt",
-        &receipt,
-        "--database-url",
-        &db.url,
-        "--confirm",
-    ]);
-    common::whole_database_state(&db.url)
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.state()
         .without_schema("sandbox")
         .assert_same(&before, "push then rollback");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use sandbox::db::sqlite::Snapshot;
@@ -12,26 +12,12 @@ use sandbox::ops::rehearse::{protected_rows_guard, rehearse, RehearseOptions};
 use sandbox::plan::Plan;
 use serde_json::Value;
 
-fn snapshot(dir: &Path, variant: Variant) -> PathBuf {
-    let path = dir.join(format!("{variant}.sqlite"));
-    let plan = Plan::load_default().unwrap();
-    common::fixture_snapshot(&path, variant, &plan);
-    path
-}
+use common::{fixture_snapshot_in, phase_ids, rehearse_report};
 
 /// The binary in the harness's clean environment: (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
     let r = common::sandbox(args);
     (r.code, r.stdout, r.stderr)
-}
-
-fn rehearse_json(path: &Path, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["rehearse", "--json", "--snapshot", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let (code, out, err) = run(&args);
-    let v: Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\n{err}"));
-    (code, v)
 }
 
 fn check<'a>(report: &'a Value, phase: &str, name: &str) -> &'a Value {
@@ -46,8 +32,8 @@ fn check<'a>(report: &'a Value, phase: &str, name: &str) -> &'a Value {
 #[test]
 fn plan_variant_passes_with_every_seed_number() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Plan);
-    let (code, r) = rehearse_json(&path, &[]);
+    let path = fixture_snapshot_in(dir.path(), Variant::Plan);
+    let (code, r) = rehearse_report(&path, &[]);
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["passed"], true);
     let failed: Vec<&Value> = r["checks"]
@@ -82,20 +68,14 @@ fn plan_variant_passes_with_every_seed_number() {
         assert_eq!(check(&r, phase, name)["actual"], actual, "{phase} {name}");
     }
     // Each phase ran and was timed.
-    let phases: Vec<&str> = r["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(phases, ["1", "2", "3A", "3B", "3C", "4"]);
+    assert_eq!(phase_ids(&r), ["1", "2", "3A", "3B", "3C", "4"]);
 }
 
 #[test]
 fn conflicts_variant_fails_and_names_the_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Conflicts);
-    let (code, r) = rehearse_json(&path, &[]);
+    let path = fixture_snapshot_in(dir.path(), Variant::Conflicts);
+    let (code, r) = rehearse_report(&path, &[]);
     assert_eq!(code, 1);
     assert_eq!(r["passed"], false);
     let two = check(&r, "1", "JTBDs under two strategic priorities");
@@ -146,12 +126,12 @@ fn conflicts_variant_fails_and_names_the_rows() {
 #[test]
 fn policies_change_the_outcome_without_code() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Conflicts);
+    let path = fixture_snapshot_in(dir.path(), Variant::Conflicts);
     let plan_path = common::plan_folder(&dir.path().join("plan"), |plan| {
         plan["policies"]["jtbd_sp_link"]["value"] = "function".into();
         plan["policies"]["existing_library_workflow"]["value"] = "skip".into();
     });
-    let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
+    let (code, r) = rehearse_report(&path, &["--plan", plan_path.to_str().unwrap()]);
     assert_eq!(code, 1, "the seed's numbers still do not hold");
     assert_eq!(
         check(&r, "1", "JTBDs under two strategic priorities")["ok"],
@@ -167,7 +147,7 @@ fn policies_change_the_outcome_without_code() {
         check(&r, "final", "no library workflow present twice")["row_count"],
         COLLIDING_WORKFLOWS.len()
     );
-    let (_, plain) = rehearse_json(&path, &[]);
+    let (_, plain) = rehearse_report(&path, &[]);
     assert_ne!(
         r["plan_hash"], plain["plan_hash"],
         "a changed policy is a different plan"
@@ -177,9 +157,9 @@ fn policies_change_the_outcome_without_code() {
 #[test]
 fn rehearsing_twice_is_identical_and_readable_by_sqlite3() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Plan);
-    let (_, a) = rehearse_json(&path, &[]);
-    let (_, b) = rehearse_json(&path, &[]);
+    let path = fixture_snapshot_in(dir.path(), Variant::Plan);
+    let (_, a) = rehearse_report(&path, &[]);
+    let (_, b) = rehearse_report(&path, &[]);
     assert_eq!(a["checks"], b["checks"]);
     assert_eq!(a["staged"], b["staged"]);
     assert_eq!(a["staged_checksum"], b["staged_checksum"]);
@@ -218,7 +198,7 @@ fn rehearsing_twice_is_identical_and_readable_by_sqlite3() {
 #[test]
 fn guards_trip_on_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Plan);
+    let path = fixture_snapshot_in(dir.path(), Variant::Plan);
     let plan = Plan::load_default().unwrap();
     let report = rehearse(&RehearseOptions {
         snapshot: &path,
@@ -269,13 +249,13 @@ fn guards_trip_on_tampering() {
     drop(snap);
 
     // A pulled table edited by hand fails the rehearsal's integrity check.
-    let path2 = snapshot(dir.path(), Variant::Conflicts);
+    let path2 = fixture_snapshot_in(dir.path(), Variant::Conflicts);
     let snap = Snapshot::open(&path2).unwrap();
     snap.conn
         .execute("UPDATE dh_tool SET name = 'edited' WHERE rowid = 3", [])
         .unwrap();
     drop(snap);
-    let (code, r) = rehearse_json(&path2, &[]);
+    let (code, r) = rehearse_report(&path2, &[]);
     assert_eq!(code, 1);
     assert_eq!(
         check(&r, "snapshot", "dh_tool unchanged since pull")["ok"],
@@ -286,8 +266,8 @@ fn guards_trip_on_tampering() {
 #[test]
 fn a_changed_plan_needs_a_new_rehearsal() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Plan);
-    assert_eq!(rehearse_json(&path, &[]).0, 0);
+    let path = fixture_snapshot_in(dir.path(), Variant::Plan);
+    assert_eq!(rehearse_report(&path, &[]).0, 0);
     let (code, _, _) = run(&["diff", "--snapshot", path.to_str().unwrap()]);
     assert_eq!(code, 0);
     let plan_path = common::plan_folder(&dir.path().join("plan"), |plan| {
@@ -310,7 +290,7 @@ fn a_changed_plan_needs_a_new_rehearsal() {
         )),
         "{err}"
     );
-    let (code, r) = rehearse_json(&path, &["--plan", plan_path.to_str().unwrap()]);
+    let (code, r) = rehearse_report(&path, &["--plan", plan_path.to_str().unwrap()]);
     assert_eq!(code, 1);
     let tools = check(&r, "2", "tools migrated");
     assert_eq!(
@@ -322,7 +302,7 @@ fn a_changed_plan_needs_a_new_rehearsal() {
 #[test]
 fn malformed_seed_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Plan);
+    let path = fixture_snapshot_in(dir.path(), Variant::Plan);
     let seeds_src = common::repo_path("seeds");
     let lib_file = |seeds: &Path| {
         std::fs::read_dir(seeds.join("library"))
@@ -405,7 +385,7 @@ fn malformed_seed_files_are_named() {
 #[test]
 fn an_unreadable_rehearsals_table_is_an_error_not_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let path = snapshot(dir.path(), Variant::Plan);
+    let path = fixture_snapshot_in(dir.path(), Variant::Plan);
     let plan = Plan::load_default().unwrap();
     rehearse(&RehearseOptions {
         snapshot: &path,

@@ -24,3 +24,12 @@ pub fn fixture_snapshot(path: &Path, variant: Variant, plan: &Plan) {
     )
     .unwrap_or_else(|e| panic!("build the {variant} fixture snapshot: {e:#}"));
 }
+
+/// `<dir>/<variant>.sqlite`, the `variant` fixture snapshot for the
+/// built-in plan.
+pub fn fixture_snapshot_in(dir: &Path, variant: Variant) -> PathBuf {
+    let path = dir.join(format!("{variant}.sqlite"));
+    let plan = Plan::load_default().expect("the built-in plan loads");
+    fixture_snapshot(&path, variant, &plan);
+    path
+}

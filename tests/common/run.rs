@@ -28,6 +28,18 @@ fn inherited_and_unwanted(key: &str) -> bool {
         )
 }
 
+/// Removes from `c`'s environment what the binary may read from the
+/// caller's shell; for a wrapper (a pseudo-terminal) that starts the binary.
+pub fn without_inherited_env(c: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if inherited_and_unwanted(k) {
+                c.env_remove(k);
+            }
+        }
+    }
+}
+
 /// One finished run of the binary, for assertions that show everything on
 /// failure.
 #[derive(Debug, Clone)]
@@ -238,13 +250,7 @@ impl Sandbox {
     pub fn command(&self) -> Command {
         let mut c = Command::new(sandbox_bin());
         c.args(&self.args);
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if inherited_and_unwanted(k) {
-                    c.env_remove(k);
-                }
-            }
-        }
+        without_inherited_env(&mut c);
         c.env("NO_COLOR", "1");
         for (k, v) in &self.env {
             c.env(k, v);

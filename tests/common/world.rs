@@ -190,6 +190,23 @@ pub fn json_of(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.show()))
 }
 
+/// `rehearse --json` of `snapshot` (no server): the exit code and the report.
+pub fn rehearse_report(snapshot: &Path, extra: &[&str]) -> (i32, Value) {
+    let path = snapshot.to_str().expect("utf-8 snapshot path");
+    let run = sandbox(&[&["rehearse", "--json", "--snapshot", path], extra].concat());
+    (run.code, json_of(&run))
+}
+
+/// The ids of the phases a rehearsal report says ran, in order.
+pub fn phase_ids(report: &Value) -> Vec<&str> {
+    report["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no phases in {report:#}"))
+        .iter()
+        .map(|p| p["id"].as_str().expect("a phase id"))
+        .collect()
+}
+
 /// The checks of a rehearsal report that did not pass.
 pub fn failed_checks(report: &Value) -> Vec<&Value> {
     report["checks"]
