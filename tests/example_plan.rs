@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{count, repo_path, require_tool, sandbox, whole_database_state, Run, TestDb, World};
+use common::{count, psql_file, repo_path, sandbox, whole_database_state, Run, TestDb, World};
 
 /// A database with the plan fixtures, and the example plan for every command.
 fn example_world(tag: &str) -> World {
@@ -74,13 +72,7 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
     );
     // The diff --sql script does exactly what the push did, deletes
     // included.
-    let psql = Command::new(require_tool("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &copy.url, "-f"])
-        .arg(&script)
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql runs");
-    Run::of_output(&format!("psql -f {}", script.display()), &psql).ok();
+    psql_file(&copy.url, &script).ok();
     w.state().without_schema("sandbox").assert_same(
         &whole_database_state(&copy.url).without_schema("sandbox"),
         "from the push to the diff --sql script",

@@ -17,6 +17,20 @@ fn demo(dir: &std::path::Path, variant: &str, extra: &[&str]) -> common::Run {
     run_sandbox(&args, &[])
 }
 
+/// `sandbox report --snapshot snapshot --html html`.
+fn report_html(snapshot: &std::path::Path, html: &std::path::Path) -> common::Run {
+    run_sandbox(
+        &[
+            "report",
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
+
 fn table_lines(text: &str) -> Vec<&str> {
     text.lines()
         .filter(|l| l.starts_with(['┌', '│', '├', '└']))
@@ -696,16 +710,7 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
     let green = dir.path().join("green.html");
     demo(dir.path(), "plan", &[]).ok();
     let snap = dir.path().join("plan.sqlite");
-    let r = run_sandbox(
-        &[
-            "report",
-            "--snapshot",
-            snap.to_str().unwrap(),
-            "--html",
-            green.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let r = report_html(&snap, &green);
     r.ok();
     let dom = chromium(&["--dump-dom", &format!("file://{}", green.display())]);
     assert!(dom.contains("id=\"verdict\">PASSED</span>"), "{dom}");
@@ -720,18 +725,9 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
     let bare = sandbox::db::sqlite::Snapshot::open(&fresh).unwrap();
     bare.conn.execute_batch("DELETE FROM _sandbox_check_rows; DELETE FROM _sandbox_checks; DELETE FROM _sandbox_phase_timings; DELETE FROM _sandbox_preflight_items; DELETE FROM _sandbox_rehearsals;").unwrap();
     drop(bare);
-    run_sandbox(
-        &[
-            "report",
-            "--snapshot",
-            fresh.to_str().unwrap(),
-            "--html",
-            green.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .code(1)
-    .error_has(&["holds no rehearsal", "sandbox rehearse --snapshot"]);
+    report_html(&fresh, &green)
+        .code(1)
+        .error_has(&["holds no rehearsal", "sandbox rehearse --snapshot"]);
     // A diff's advice repeats the plan options it was given.
     let f = fresh.to_str().unwrap();
     run_sandbox(
@@ -779,18 +775,7 @@ fn a_damaged_rehearsal_record_is_named_not_a_bare_sqlite_error() {
         .unwrap();
     drop(s);
     let html = dir.path().join("r.html");
-    run_sandbox(
-        &[
-            "report",
-            "--snapshot",
-            snap.to_str().unwrap(),
-            "--html",
-            html.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .code(2)
-    .error_has(&[
+    report_html(&snap, &html).code(2).error_has(&[
         "holds rehearsal #1 but its checks cannot be read",
         "_sandbox_check_rows",
     ]);

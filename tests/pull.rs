@@ -19,15 +19,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 fn load(db: &TestDb, variant: &str) {
-    let (code, out, err) = run(&[
-        "fixtures",
-        "load",
-        "--database-url",
-        &db.url,
-        "--variant",
-        variant,
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
+    common::load_fixtures(&db.url, variant);
 }
 
 /// A pull that must be refused as an environment error (exit 2); its stderr.

@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    count, postgres_admin, require_tool, sandbox, scalar, text_rows, whole_database_state,
+    count, postgres_admin, psql_file, sandbox, scalar, text_rows, whole_database_state,
     DatabaseState, Proc, Run, Sandbox, TestDb, World,
 };
 use postgres_sync::Client;
@@ -633,13 +632,7 @@ fn diff_sql_script_is_exactly_the_push() {
     .ok();
     w.push(&["--confirm"]).ok().stdout_has("Applied diff");
 
-    let psql = Command::new(require_tool("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &copy.url, "-f"])
-        .arg(&script)
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql (install postgresql-client)");
-    let run = Run::of_output(&format!("psql -f {}", script.display()), &psql);
+    let run = psql_file(&copy.url, &script);
     run.ok();
     assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
 

@@ -572,7 +572,7 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
         ))
         .unwrap();
     let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
-    sandbox(&["fixtures", "load", "--database-url", &url]).ok();
+    common::load_fixtures(&url, "plan");
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("s.sqlite");
     let s = snap.to_str().unwrap();

@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use common::{
-    copy_dir, count, repo_path, require_tool, sandbox, whole_database_state, Run, TestDb,
+    copy_dir, count, failed_checks, psql_file, repo_path, whole_database_state, TestDb, World,
 };
 use serde_json::Value;
 
@@ -42,48 +41,17 @@ fn add_phase(v: &mut Value, table: &str, file: &str, expectations: Value) {
     }));
 }
 
-struct Loop {
-    db: TestDb,
-    dir: tempfile::TempDir,
-    snap: String,
-    plan: String,
-}
-
-impl Loop {
-    /// Fixtures loaded, then pulled for `plan`.
-    fn new(tag: &str, plan: impl FnOnce(&Path) -> PathBuf) -> Loop {
-        let db = TestDb::create(tag);
-        sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
-        let dir = tempfile::tempdir().unwrap();
-        let plan = plan(dir.path()).to_str().unwrap().to_string();
-        let snap = dir.path().join("snap.sqlite").to_str().unwrap().to_string();
-        sandbox(&[
-            "pull",
-            "--database-url",
-            &db.url,
-            "--out",
-            &snap,
-            "--plan",
-            &plan,
-        ])
-        .ok();
-        Loop {
-            db,
-            dir,
-            snap,
-            plan,
-        }
-    }
-
-    fn run(&self, cmd: &str, extra: &[&str]) -> Run {
-        let mut args = vec![cmd, "--snapshot", &self.snap, "--plan", &self.plan];
-        args.extend_from_slice(extra);
-        sandbox(&args)
-    }
-
-    fn push(&self) -> Run {
-        self.run("push", &["--database-url", &self.db.url, "--confirm"])
-    }
+/// The fixtures, `sql` on top, pulled for a copy of the example plan
+/// changed by `edit` and `files` (see `example_plan`).
+fn example_world(
+    tag: &str,
+    sql: &str,
+    edit: impl FnOnce(&mut Value),
+    files: &[(&str, &str)],
+) -> World {
+    let w = World::loaded(tag, "plan").with_sql(sql);
+    let plan = example_plan(w.dir.path(), edit, files);
+    w.with_plan(&plan).pulled()
 }
 
 #[test]
@@ -91,9 +59,8 @@ fn each_phase_s_updates_are_applied_in_that_phase() {
     // Phase 2 deprecates 13 tools and checks there are 13; phase 4 puts them
     // back in production. Applied all at phase 4 (as before), phase 2's
     // expectation found 0 on Postgres.
-    let l = Loop::new("exact_phase_updates", |dir| {
-        example_plan(
-            dir,
+    let l = example_world(
+"exact_phase_updates", "",
             |v| {
                 add_phase(
                     v,
@@ -107,14 +74,13 @@ fn each_phase_s_updates_are_applied_in_that_phase() {
                 "4_back_to_production.sql",
                 "UPDATE dh_tool SET lifecycle_stage = 'production' WHERE lifecycle_stage = 'deprecated';",
             )],
-        )
-    });
+);
     let copy = TestDb::from_template(&l.db.name, "exact_phase_updates_copy");
-    let before = whole_database_state(&l.db.url);
-    l.run("rehearse", &[]).ok().stdout_has("PASSED");
+    let before = l.state();
+    l.rehearse(&[]).ok().stdout_has("PASSED");
     let script = l.dir.path().join("push.sql");
-    l.run("diff", &["--sql", script.to_str().unwrap()]).ok();
-    l.push().ok().stdout_has("Applied diff");
+    l.diff(&["--sql", script.to_str().unwrap()]).ok();
+    l.push(&["--confirm"]).ok().stdout_has("Applied diff");
     let mut c = l.db.client();
     assert_eq!(
         count(
@@ -132,31 +98,15 @@ fn each_phase_s_updates_are_applied_in_that_phase() {
         "phase 2's other change stays"
     );
     // The reviewable script applies the same phases the same way.
-    let psql = Command::new(require_tool("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &copy.url, "-f"])
-        .arg(&script)
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql runs");
-    Run::of_output("psql -f push.sql", &psql).ok();
-    whole_database_state(&l.db.url)
-        .without_schema("sandbox")
-        .assert_same(
-            &whole_database_state(&copy.url).without_schema("sandbox"),
-            "from the push to the diff --sql script",
-        );
-    let receipt = common::scalar(&mut c, "SELECT id::text FROM sandbox.receipts");
-    sandbox(&[
-        "rollback",
-        "--database-url",
-        &l.db.url,
-        "--receipt",
-        &receipt,
-        "--confirm",
-    ])
-    .ok();
+    psql_file(&copy.url, &script).ok();
+    l.state().without_schema("sandbox").assert_same(
+        &whole_database_state(&copy.url).without_schema("sandbox"),
+        "from the push to the diff --sql script",
+    );
+    let receipt = l.scalar("SELECT id::text FROM sandbox.receipts");
+    l.rollback(&receipt, &["--confirm"]).ok();
     before.assert_same(
-        &whole_database_state(&l.db.url).without_schema("sandbox"),
+        &l.state().without_schema("sandbox"),
         "from before the push to after the rollback",
     );
 }
@@ -164,31 +114,23 @@ fn each_phase_s_updates_are_applied_in_that_phase() {
 #[test]
 fn a_later_phase_writing_the_table_does_not_move_earlier_updates() {
     // The reviewer's repro: a no-op phase 4 on dh_tool.
-    let l = Loop::new("exact_noop_phase", |dir| {
-        example_plan(
-            dir,
-            |v| add_phase(v, "dh_tool", "4_noop.sql", serde_json::json!([])),
-            &[("4_noop.sql", "UPDATE dh_tool SET tags = tags WHERE 0;")],
-        )
-    });
-    l.run("rehearse", &[]).ok().stdout_has("PASSED");
-    l.push().ok().stdout_has("Applied diff");
+    let l = example_world(
+        "exact_noop_phase",
+        "",
+        |v| add_phase(v, "dh_tool", "4_noop.sql", serde_json::json!([])),
+        &[("4_noop.sql", "UPDATE dh_tool SET tags = tags WHERE 0;")],
+    );
+    l.rehearse(&[]).ok().stdout_has("PASSED");
+    l.push(&["--confirm"]).ok().stdout_has("Applied diff");
 }
 
 #[test]
 fn a_written_table_without_a_primary_key_fails_the_rehearsal_by_name() {
     // Before: the rehearsal passed, then diff and push exited 2.
-    let db = TestDb::create("exact_no_pk");
-    sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
-    db.client()
-        .batch_execute(
-            "CREATE TABLE public.dh_nopk (code text, n int); \
-             INSERT INTO public.dh_nopk VALUES ('a', 1), ('b', 2);",
-        )
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let plan = example_plan(
-        dir.path(),
+    let w = example_world(
+        "exact_no_pk",
+        "CREATE TABLE public.dh_nopk (code text, n int); \
+         INSERT INTO public.dh_nopk VALUES ('a', 1), ('b', 2);",
         |v| {
             v["tables"]["sources"]
                 .as_array_mut()
@@ -198,28 +140,9 @@ fn a_written_table_without_a_primary_key_fails_the_rehearsal_by_name() {
         },
         &[("4_nopk.sql", "UPDATE dh_nopk SET n = n + 1;")],
     );
-    let plan = plan.to_str().unwrap();
-    let snap = dir.path().join("snap.sqlite");
-    let snap = snap.to_str().unwrap();
-    sandbox(&[
-        "pull",
-        "--database-url",
-        &db.url,
-        "--out",
-        snap,
-        "--plan",
-        plan,
-    ])
-    .ok();
-    let r = sandbox(&["rehearse", "--json", "--snapshot", snap, "--plan", plan]);
+    let (r, v) = w.rehearse_json(&[]);
     r.code(1);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
-    let failed: Vec<&Value> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .collect();
+    let failed = failed_checks(&v);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
         failed[0]["name"].as_str().unwrap().contains("primary key")
@@ -227,7 +150,7 @@ fn a_written_table_without_a_primary_key_fails_the_rehearsal_by_name() {
         "{failed:?}"
     );
     // Nothing to push: refused (exit 1), not an environment error.
-    sandbox(&["diff", "--snapshot", snap, "--plan", plan]).code(1);
+    w.diff(&[]).code(1);
 }
 
 #[test]
@@ -236,9 +159,8 @@ fn values_postgres_would_truncate_round_or_print_otherwise_fail_the_rehearsal_by
     // silently (an explicit ::varchar(60) cast), refused rating with
     // 'numeric field overflow' naming no row, or found verified_at
     // different after applying.
-    let l = Loop::new("exact_typmods", |dir| {
-        example_plan(
-            dir,
+    let l = example_world(
+"exact_typmods", "",
             |v| add_phase(v, "dh_tool", "4_typmods.sql", serde_json::json!([])),
             &[(
                 "4_typmods.sql",
@@ -246,28 +168,14 @@ fn values_postgres_would_truncate_round_or_print_otherwise_fail_the_rehearsal_by
                  UPDATE dh_tool SET rating = 12.5 WHERE id = (SELECT max(id) FROM dh_tool);\n\
                  UPDATE dh_tool SET verified_at = datetime('now') WHERE id = (SELECT min(id) FROM dh_tool);",
             )],
-        )
-    });
-    let r = l.run("rehearse", &["--json"]);
+);
+    let (r, v) = l.rehearse_json(&[]);
     r.code(1);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
-    let failed: Vec<String> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false)
-        .map(|c| c.to_string())
-        .collect();
+    let failed: Vec<String> = failed_checks(&v).iter().map(|c| c.to_string()).collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
-    let mut c = l.db.client();
-    let min_id = common::scalar(
-        &mut c,
-        "SELECT id::text FROM dh_tool ORDER BY id::text COLLATE \"C\" LIMIT 1",
-    );
-    let max_id = common::scalar(
-        &mut c,
-        "SELECT id::text FROM dh_tool ORDER BY id::text COLLATE \"C\" DESC LIMIT 1",
-    );
+    let min_id = l.scalar("SELECT id::text FROM dh_tool ORDER BY id::text COLLATE \"C\" LIMIT 1");
+    let max_id =
+        l.scalar("SELECT id::text FROM dh_tool ORDER BY id::text COLLATE \"C\" DESC LIMIT 1");
     for needle in [
         format!("dh_tool.code of row {min_id}"),
         format!("dh_tool.rating of row {max_id}"),

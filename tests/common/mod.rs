@@ -25,8 +25,10 @@ pub use db::{
 pub use fixtures::{fixture_snapshot, fixture_snapshot_in, repo_path};
 pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
 pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
-pub use tools::{copy_dir, free_port, require_tool};
-pub use world::{check_named, failed_checks, json_of, phase_ids, rehearse_report, World};
+pub use tools::{copy_dir, free_port, psql_file, require_tool};
+pub use world::{
+    check_named, failed_checks, json_of, load_fixtures, phase_ids, rehearse_report, World,
+};
 
 /// The database at `url` seen through a latency link (round-trip time added,
 /// bandwidth capped): the proxy, and the same URL pointing at it. The proxy

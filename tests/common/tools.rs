@@ -74,3 +74,15 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
         .port()
 }
+
+/// `psql -f script` on the database at `url`, stopping at the first error
+/// (the reviewable `diff --sql` script, run as a user would).
+pub fn psql_file(url: &str, script: &Path) -> super::Run {
+    let out = Command::new(require_tool("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    super::Run::of_output(&format!("psql -f {}", script.display()), &out)
+}

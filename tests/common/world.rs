@@ -25,15 +25,7 @@ impl World {
     /// A fresh database holding the `variant` fixtures; nothing pulled yet.
     pub fn loaded(tag: &str, variant: &str) -> World {
         let db = TestDb::create(tag);
-        sandbox(&[
-            "fixtures",
-            "load",
-            "--database-url",
-            &db.url,
-            "--variant",
-            variant,
-        ])
-        .ok();
+        load_fixtures(&db.url, variant);
         let dir = tempfile::tempdir().expect("tempdir");
         let snapshot = dir.path().join("snapshot.sqlite");
         World {
@@ -183,6 +175,20 @@ impl World {
     pub fn scalar(&self, sql: &str) -> String {
         scalar(&mut self.db.client(), sql)
     }
+}
+
+/// `sandbox fixtures load` of `variant` into the database at `url`; it
+/// must succeed.
+pub fn load_fixtures(url: &str, variant: &str) {
+    sandbox(&[
+        "fixtures",
+        "load",
+        "--database-url",
+        url,
+        "--variant",
+        variant,
+    ])
+    .ok();
 }
 
 /// A run's stdout as JSON (`--json`); not JSON fails the test, showing it.
