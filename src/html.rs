@@ -12,7 +12,7 @@ use sandbox::plan::Plan;
 use crate::output::pairs;
 
 /// What push would do per table, or why it would not run.
-pub type PushView = Result<Vec<sandbox::ops::diff::DiffSummary>, String>;
+pub type PushView = Result<Vec<sandbox::diff::DiffSummary>, String>;
 
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -1,8 +1,10 @@
 //! `sandbox`: pull a Postgres snapshot into SQLite, rehearse a migration
 //! plan on it, and push the validated diff back in one checked transaction.
 
+pub mod advice;
 pub mod catalog;
 pub mod db;
+pub mod diff;
 pub mod error;
 pub mod fixtures;
 pub mod latency;

@@ -12,8 +12,8 @@ use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::postgres::digest::{local_row_hashes, local_row_hashes_with, RowHashes};
 use crate::db::sqlite::Snapshot;
 use crate::db::writes::TableWrites;
+use crate::diff::{Diff, RowUpdate};
 use crate::error::check_failed;
-use crate::ops::diff::{Diff, RowUpdate};
 use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
 
@@ -225,7 +225,7 @@ impl Undo {
         mut self,
         snapshot: &Snapshot,
         plan: &Plan,
-        expected: &[crate::ops::rehearse::StagedTable],
+        expected: &[crate::plan::stage::StagedTable],
         filled: Vec<FilledValues>,
     ) -> Result<Undo> {
         for f in &filled {

@@ -744,7 +744,7 @@ fn read_everything(snap: &Snapshot, edited: &[String], pick: usize) -> Result<()
             }
         }
     }
-    let _ = sandbox::ops::diff::last_rehearsal(snap);
+    let _ = sandbox::diff::last_rehearsal(snap);
     Ok(())
 }
 

@@ -19,7 +19,7 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
         plan: &plan,
     })?;
     let diff = if report.passed {
-        Some(sandbox::ops::diff::diff_snapshot(&args.out, &plan)?.1)
+        Some(sandbox::diff::diff_snapshot(&args.out, &plan)?.1)
     } else {
         None
     };

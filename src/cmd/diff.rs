@@ -1,5 +1,5 @@
 use anyhow::Result;
-use sandbox::ops::diff::diff_snapshot;
+use sandbox::diff::diff_snapshot;
 
 use crate::cli::DiffArgs;
 use crate::output::{self, short};
@@ -39,7 +39,7 @@ const SQL_WARNING: &str = "\
 -- To apply, use `sandbox push --confirm`, which checks all of that and writes a receipt.
 ";
 
-pub fn print_summary(diff: &sandbox::ops::diff::Diff) {
+pub fn print_summary(diff: &sandbox::diff::Diff) {
     let rows = diff
         .summary()
         .into_iter()

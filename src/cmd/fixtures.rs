@@ -56,7 +56,7 @@ fn load(args: FixturesLoadArgs, json: bool) -> Result<i32> {
         target.redacted(),
         output::millis(started.elapsed().as_millis() as u64),
         // The URL as shown: a password stays masked and must be typed in.
-        sandbox::ops::advice::shell_word(target.redacted())
+        sandbox::advice::shell_word(target.redacted())
     );
     Ok(0)
 }

@@ -198,7 +198,7 @@ fn adopt(outer: PlanArg, args: AdoptArgs, json: bool) -> Result<i32> {
     }
     let next = next
         .iter()
-        .map(|w| sandbox::ops::advice::shell_word(w))
+        .map(|w| sandbox::advice::shell_word(w))
         .collect::<Vec<_>>()
         .join(" ");
     if json {

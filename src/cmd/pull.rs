@@ -88,9 +88,6 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
     );
     // The plan options go with it: a snapshot pulled for another plan
     // cannot be rehearsed under the built-in one.
-    println!(
-        "Next: {}",
-        sandbox::ops::advice::rehearse(&report.path, &plan)
-    );
+    println!("Next: {}", sandbox::advice::rehearse(&report.path, &plan));
     Ok(0)
 }

@@ -103,7 +103,7 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
                 ),
                 0
             ),
-            sandbox::ops::advice::preflight(std::path::Path::new(&report.snapshot), plan)
+            sandbox::advice::preflight(std::path::Path::new(&report.snapshot), plan)
         );
     } else {
         let snapshot = std::path::Path::new(&report.snapshot);
@@ -142,9 +142,9 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
              or adopt the numbers found as the plan's expectations, in a plan folder to review:\n    \
              sandbox plan adopt --snapshot {}{} --out plan-adopted",
             report.snapshot,
-            sandbox::ops::advice::rehearse(snapshot, plan),
-            sandbox::ops::advice::shell_word(&report.snapshot),
-            sandbox::ops::advice::plan_args(plan),
+            sandbox::advice::rehearse(snapshot, plan),
+            sandbox::advice::shell_word(&report.snapshot),
+            sandbox::advice::plan_args(plan),
         );
     }
 }

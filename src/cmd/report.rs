@@ -31,7 +31,7 @@ pub fn write_html(out: &Path, snapshot_path: &Path, plan: &Plan) -> Result<(i64,
     let stored = sandbox::ops::report::last(&snapshot)?;
     // What push would do is the diff push computes, with its own refusals
     // (a failed rehearsal, another plan) shown as the reason.
-    let push = sandbox::ops::diff::diff_snapshot(snapshot_path, plan)
+    let push = sandbox::diff::diff_snapshot(snapshot_path, plan)
         .map(|(_, d)| d.summary())
         .map_err(|e| format!("{e:#}"));
     let page = crate::html::render(plan, &snapshot, &stored, &push);

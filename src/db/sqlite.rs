@@ -659,7 +659,7 @@ impl Snapshot {
                 environment(format!(
                     "{} has a damaged _sandbox_snapshot table ({e}); take a fresh snapshot: `{}`",
                     path.display(),
-                    crate::ops::advice::pull(path)
+                    crate::advice::pull(path)
                 ))
             })?;
         if info.format_version != FORMAT_VERSION {
@@ -674,7 +674,7 @@ impl Snapshot {
                 } else {
                     "an older"
                 },
-                crate::ops::advice::pull(path)
+                crate::advice::pull(path)
             )));
         }
         let damaged = |e: anyhow::Error| {
@@ -1022,4 +1022,24 @@ impl Snapshot {
         }
         Ok(out)
     }
+}
+
+/// Receives progress while a snapshot's tables are written (pull, demo); the command layer draws it.
+pub trait PullProgress {
+    fn table_started(&self, _table: &str, _estimated_rows: u64) {}
+    fn rows_copied(&self, _table: &str, _rows: u64) {}
+    fn table_finished(&self, _summary: &TableSummary) {}
+}
+
+/// Progress that goes nowhere (tests, `--json`).
+pub struct NoProgress;
+impl PullProgress for NoProgress {}
+
+/// A snapshot written: where, from what, and each table's summary.
+#[derive(Debug, serde::Serialize)]
+pub struct PullReport {
+    pub path: PathBuf,
+    pub info: SnapshotInfo,
+    pub tables: Vec<TableSummary>,
+    pub millis: u64,
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::db::sqlite::Snapshot;
 use crate::error::check_failed;
 use crate::plan::adopt::{adopt, Adoption};
-use crate::plan::checks::Check;
+use crate::plan::checks::{Check, CheckKind};
 use crate::plan::Plan;
 
 /// The last rehearsal's id and checks; it must have run exactly this plan
@@ -26,7 +26,7 @@ pub fn last_checks(snapshot: &Snapshot, plan: &Plan) -> Result<(i64, Vec<Check>)
             rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("no such table") => Ok(None),
             e => Err(e),
         })?;
-    let advice = crate::ops::advice::rehearse(&snapshot.path, plan);
+    let advice = crate::advice::rehearse(&snapshot.path, plan);
     let Some((id, hash)) = last else {
         return Err(check_failed(format!(
             "{} has no rehearsal to adopt numbers from: run `{advice}` first",
@@ -50,7 +50,7 @@ pub fn last_checks(snapshot: &Snapshot, plan: &Plan) -> Result<(i64, Vec<Check>)
             let kind: String = r.get(1)?;
             Ok(Check {
                 phase: r.get(0)?,
-                kind: crate::ops::report::kind_from(&kind),
+                kind: CheckKind::from_stored(&kind),
                 name: r.get(2)?,
                 expected: r.get(3)?,
                 actual: r.get(4)?,

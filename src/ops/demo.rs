@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::TableMeta;
-use crate::db::sqlite::{Snapshot, SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION};
+use crate::db::sqlite::{
+    PullProgress, PullReport, Snapshot, SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION,
+};
 use crate::fixtures::{self, FixtureOptions};
-use crate::ops::pull::{PullProgress, PullReport};
 use crate::plan::TableSet;
 use crate::types::TableChecksum;
 

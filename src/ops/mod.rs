@@ -1,7 +1,5 @@
 pub mod adopt;
-pub mod advice;
 pub mod demo;
-pub mod diff;
 pub mod pull;
 pub mod push;
 pub mod receipts;

@@ -17,19 +17,11 @@ use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, 
 use crate::db::sqlite::{
     write_server_digests, SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION,
 };
+// The progress a pull reports and the snapshot it returns: shared with the
+// fixture snapshots of `sandbox demo`, so they live with the snapshot file.
+pub use crate::db::sqlite::{NoProgress, PullProgress, PullReport};
 use crate::plan::TableSet;
 use crate::types::{parse_copy_fields, TableChecksum};
-
-/// Receives progress while tables stream; the command layer draws it.
-pub trait PullProgress {
-    fn table_started(&self, _table: &str, _estimated_rows: u64) {}
-    fn rows_copied(&self, _table: &str, _rows: u64) {}
-    fn table_finished(&self, _summary: &TableSummary) {}
-}
-
-/// Progress that goes nowhere (tests, `--json`).
-pub struct NoProgress;
-impl PullProgress for NoProgress {}
 
 pub struct PullOptions {
     pub target: Target,
@@ -43,14 +35,6 @@ pub struct PullOptions {
     /// drift check: the plan's read and write sets (cheap tables; the big
     /// ones the plan never touches are not hashed twice).
     pub digests: std::collections::BTreeSet<String>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct PullReport {
-    pub path: PathBuf,
-    pub info: SnapshotInfo,
-    pub tables: Vec<TableSummary>,
-    pub millis: u64,
 }
 
 pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<PullReport> {

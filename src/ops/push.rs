@@ -33,11 +33,11 @@ use crate::db::triggers::{
     insert_rules_check, plan_triggers, TriggerAction, TriggerReport, WrittenTable,
 };
 use crate::db::writes::{account, storage_check, transaction_writes, TableWrites};
+use crate::diff::{compute, Diff, TableDiff};
 use crate::error::environment;
-use crate::ops::diff::{compute, Diff, TableDiff};
-use crate::ops::rehearse::StagedTable;
 use crate::plan::checks::{evaluate, evaluate_guard, failed_summaries, Check, CheckKind};
 use crate::plan::stage::staged_meta;
+use crate::plan::stage::StagedTable;
 use crate::plan::{Phase, Plan};
 use crate::receipt::{FilledValues, Undo};
 use crate::types::quote_ident;
@@ -873,7 +873,7 @@ pub async fn push(
             Err(e.context(format!(
                 "the connection to Postgres was lost before COMMIT: Postgres rolled the \
                  transaction back and nothing was written. Run `{}` again",
-                crate::ops::advice::push_confirm(&opts.snapshot, plan)
+                crate::advice::push_confirm(&opts.snapshot, plan)
             )))
         }
         other => other,
@@ -1051,8 +1051,8 @@ impl Push<'_, '_> {
                      Take a fresh snapshot and rehearse it: `{}`, then `{}`",
                     drifted.join("; "),
                     self.nothing_written,
-                    crate::ops::advice::pull(&snapshot.path),
-                    crate::ops::advice::rehearse(&snapshot.path, plan)
+                    crate::advice::pull(&snapshot.path),
+                    crate::advice::rehearse(&snapshot.path, plan)
                 ),
                 drift,
             ));
@@ -1607,7 +1607,7 @@ impl Push<'_, '_> {
             return Err(anyhow::Error::new(e).context(format!(
                 "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `{}` \
                  again: it says \"Already applied\" if it did, and applies it if it did not",
-                crate::ops::advice::push_confirm(&job.opts.snapshot, job.plan)
+                crate::advice::push_confirm(&job.opts.snapshot, job.plan)
             )));
         }
         // Committed: from here on nothing may turn into an error, or the user

@@ -12,38 +12,15 @@ use serde::Serialize;
 use crate::catalog::TableMeta;
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{constraint_checks, preflight_items, PreflightItem};
-use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind};
+use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind, PhaseTiming};
 use crate::plan::sql::{self as plansql, Rules};
-use crate::plan::stage::{self, staged, staged_meta, working_meta, STAGED_PREFIX};
+use crate::plan::stage::{
+    self, combined_staged_checksum, staged, staged_checksum, staged_meta, working_meta,
+    StagedTable, STAGED_PREFIX,
+};
 use crate::plan::{Phase, Plan};
 use crate::types::short_hash as short;
 use crate::types::{quote_ident, TableChecksum};
-
-/// The pulled tables the plan's phases write to; every other pulled table
-/// is only read. Staged copies are made of these.
-pub fn written_tables(plan: &Plan) -> Vec<String> {
-    plan.written_pulled_tables()
-}
-
-/// Every table whose staged form differs from the pull: written pulled
-/// tables first, then the tables the plan creates.
-pub fn staged_tables(plan: &Plan) -> Vec<String> {
-    plan.staged_tables()
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PhaseTiming {
-    pub id: String,
-    pub name: String,
-    pub millis: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StagedTable {
-    pub name: String,
-    pub rows: u64,
-    pub checksum: String,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RehearsalReport {
@@ -173,31 +150,6 @@ pub struct RehearseOptions<'a> {
     pub plan: &'a Plan,
 }
 
-/// Runs a SQL query and returns its rows as text, the engine-neutral form.
-pub fn query_text(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {
-    use rusqlite::types::ValueRef;
-    let mut stmt = conn
-        .prepare(sql)
-        .with_context(|| format!("SQLite cannot run: {sql}"))?;
-    let n = stmt.column_count();
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let mut row = Vec::with_capacity(n);
-        for i in 0..n {
-            row.push(match r.get_ref(i)? {
-                ValueRef::Null => crate::types::value_text(None),
-                ValueRef::Integer(v) => v.to_string(),
-                ValueRef::Real(v) => v.to_string(),
-                ValueRef::Text(t) => crate::types::value_text(Some(&String::from_utf8_lossy(t))),
-                ValueRef::Blob(b) => hex::encode(b),
-            });
-        }
-        out.push(row);
-    }
-    Ok(out)
-}
-
 /// The working rows of a table, by key text, as Postgres prints their
 /// values (a table without a primary key has none to record).
 fn working_rows(
@@ -293,23 +245,6 @@ fn drop_staged(conn: &Connection) -> Result<()> {
         conn.execute_batch(&format!("DROP TABLE {}", quote_ident(&n)))?;
     }
     Ok(())
-}
-
-/// Checksum of a staged table, and its row count.
-pub fn staged_checksum(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result<TableChecksum> {
-    let meta = staged_meta(&snapshot.conn, snapshot, plan, table)?;
-    snapshot.checksum_of(&staged(table), &meta)
-}
-
-/// Digest over all staged tables: lets a push prove the staged data is what
-/// the rehearsal left.
-pub fn combined_staged_checksum(staged: &[StagedTable]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for t in staged {
-        h.update(format!("{}:{}:{}\n", t.name, t.rows, t.checksum).as_bytes());
-    }
-    hex::encode(h.finalize())
 }
 
 pub fn rehearse(opts: &RehearseOptions<'_>) -> Result<RehearsalReport> {
@@ -436,7 +371,7 @@ impl<'a> Rehearsal<'a> {
             conn: &snapshot.conn,
             known,
             params,
-            view_tables: staged_tables(plan),
+            view_tables: plan.staged_tables(),
             checks: Vec::new(),
             timings: Vec::new(),
             broken: false,
@@ -499,7 +434,7 @@ impl<'a> Rehearsal<'a> {
             .collect();
         plansql::register_functions(conn, &pulled_metas)?;
         plansql::create_seed_tables(conn, &self.plan.seeds)?;
-        for name in &written_tables(self.plan) {
+        for name in &self.plan.written_pulled_tables() {
             let meta = &self
                 .snapshot
                 .table(name)
@@ -730,7 +665,7 @@ impl<'a> Rehearsal<'a> {
 
     /// The protected tables the plan writes keep every pulled row as it was.
     fn protected_rows_checks(&mut self) -> Result<()> {
-        for name in &written_tables(self.plan) {
+        for name in &self.plan.written_pulled_tables() {
             if self.snapshot.table(name).map(|t| t.meta.role)
                 == Some(crate::catalog::TableRole::Protected)
             {
@@ -919,7 +854,8 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
 /// primary key; a written table without one could pass here and then not
 /// be pushable at all.
 fn primary_keys_check(snapshot: &Snapshot, plan: &Plan) -> Check {
-    let mut rows: Vec<String> = written_tables(plan)
+    let mut rows: Vec<String> = plan
+        .written_pulled_tables()
         .iter()
         .filter(|t| {
             snapshot
@@ -978,7 +914,7 @@ pub fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Re
         .collect::<Vec<_>>()
         .join(" AND ");
     let key_text = crate::types::row_key_sql(&pk, "p");
-    let deleted = query_text(
+    let deleted = plansql::query_text(
         conn,
         &format!(
             "SELECT {key_text} FROM main.{} p LEFT JOIN main.{} s ON {join} WHERE s.{} IS NULL",
@@ -993,7 +929,7 @@ pub fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Re
         .map(|c| format!("p.{0} IS NOT s.{0}", quote_ident(&c.name)))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let changed = query_text(
+    let changed = plansql::query_text(
         conn,
         &format!(
             "SELECT {key_text} FROM main.{} p JOIN main.{} s ON {join} WHERE {differs}",

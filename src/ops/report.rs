@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::PreflightItem;
 use crate::error::check_failed;
-use crate::ops::rehearse::PhaseTiming;
+use crate::plan::checks::PhaseTiming;
 use crate::plan::checks::{Check, CheckKind};
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +40,7 @@ pub fn last(snapshot: &Snapshot) -> Result<StoredRehearsal> {
         check_failed(format!(
             "{} holds no rehearsal to report: run `sandbox rehearse --snapshot {}` first",
             snapshot.path.display(),
-            crate::ops::advice::shell_word(&snapshot.path.display().to_string())
+            crate::advice::shell_word(&snapshot.path.display().to_string())
         ))
     };
     if !table_exists(snapshot, "_sandbox_rehearsals")? {
@@ -102,7 +102,7 @@ fn body(snapshot: &Snapshot, id: i64) -> Result<Body> {
                     r.get::<_, i64>(0)?,
                     Check {
                         phase: r.get(1)?,
-                        kind: kind_from(&kind),
+                        kind: CheckKind::from_stored(&kind),
                         name: r.get(3)?,
                         expected: r.get(4)?,
                         actual: r.get(5)?,
@@ -169,19 +169,4 @@ fn body(snapshot: &Snapshot, id: i64) -> Result<Body> {
         phases,
         preflight,
     ))
-}
-
-/// The kind as stored; a kind this build does not know reads as a conflict
-/// (shown, never adopted as a number).
-pub fn kind_from(s: &str) -> CheckKind {
-    [
-        CheckKind::Integrity,
-        CheckKind::Expectation,
-        CheckKind::Conflict,
-        CheckKind::Verification,
-        CheckKind::Guard,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
-    .unwrap_or(CheckKind::Conflict)
 }

@@ -28,6 +28,21 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
+    /// The kind as stored; a kind this build does not know reads as a conflict
+    /// (shown, never adopted as a number).
+    pub fn from_stored(s: &str) -> CheckKind {
+        [
+            CheckKind::Integrity,
+            CheckKind::Expectation,
+            CheckKind::Conflict,
+            CheckKind::Verification,
+            CheckKind::Guard,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(CheckKind::Conflict)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CheckKind::Integrity => "integrity",
@@ -145,6 +160,14 @@ pub fn evaluate_guard(guard: &Guard, actual: &[Vec<String>]) -> Check {
     )
 }
 
+/// How long a phase of the rehearsal took.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseTiming {
+    pub id: String,
+    pub name: String,
+    pub millis: f64,
+}
+
 #[cfg(test)]
 mod null_tests {
     use super::*;
@@ -165,8 +188,8 @@ mod null_tests {
     #[test]
     fn a_null_result_never_passes_for_the_text_null() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let null = crate::ops::rehearse::query_text(&conn, "SELECT NULL").unwrap();
-        let text = crate::ops::rehearse::query_text(&conn, "SELECT 'NULL'").unwrap();
+        let null = crate::plan::sql::query_text(&conn, "SELECT NULL").unwrap();
+        let text = crate::plan::sql::query_text(&conn, "SELECT 'NULL'").unwrap();
         let kind = CheckKind::Expectation;
         assert!(evaluate("1", kind, &expecting(json!([[null]])), &null).ok);
         assert!(evaluate("1", kind, &expecting(json!([["NULL"]])), &text).ok);

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -482,6 +482,31 @@ pub fn run_sql(
         writes,
         failure,
     }
+}
+
+/// Runs a SQL query and returns its rows as text, the engine-neutral form.
+pub fn query_text(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {
+    use rusqlite::types::ValueRef;
+    let mut stmt = conn
+        .prepare(sql)
+        .with_context(|| format!("SQLite cannot run: {sql}"))?;
+    let n = stmt.column_count();
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            row.push(match r.get_ref(i)? {
+                ValueRef::Null => crate::types::value_text(None),
+                ValueRef::Integer(v) => v.to_string(),
+                ValueRef::Real(v) => v.to_string(),
+                ValueRef::Text(t) => crate::types::value_text(Some(&String::from_utf8_lossy(t))),
+                ValueRef::Blob(b) => hex::encode(b),
+            });
+        }
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// Runs a read-only query (a conflict, expectation or guard) with `params`

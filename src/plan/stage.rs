@@ -17,7 +17,7 @@ use super::{Plan, TargetTable};
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{staged_add_column_ddl, staged_table_ddl};
-use crate::types::quote_ident;
+use crate::types::{quote_ident, TableChecksum};
 
 /// Namespace of every id the plan creates: UUID v5 of a natural key, so a
 /// re-run or another machine produces the same rows.
@@ -238,4 +238,29 @@ pub fn store_staged(conn: &Connection, meta: &TableMeta) -> Result<()> {
         quote_ident(&meta.name)
     ))?;
     Ok(())
+}
+
+/// A staged table as a rehearsal left it: what push must find after applying.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StagedTable {
+    pub name: String,
+    pub rows: u64,
+    pub checksum: String,
+}
+
+/// Checksum of a staged table, and its row count.
+pub fn staged_checksum(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result<TableChecksum> {
+    let meta = staged_meta(&snapshot.conn, snapshot, plan, table)?;
+    snapshot.checksum_of(&staged(table), &meta)
+}
+
+/// Digest over all staged tables: lets a push prove the staged data is what
+/// the rehearsal left.
+pub fn combined_staged_checksum(staged: &[StagedTable]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for t in staged {
+        h.update(format!("{}:{}:{}\n", t.name, t.rows, t.checksum).as_bytes());
+    }
+    hex::encode(h.finalize())
 }

@@ -11,14 +11,14 @@ use crate::catalog::TableMeta;
 use crate::db::pg_error::is_refused;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::triggers::{TriggerAction, TriggerReport};
+use crate::diff::TableDiff;
 use crate::error::{environment, refused as refuse};
-use crate::ops::diff::TableDiff;
 use crate::types::quote_ident;
 
 /// Where the key columns of `t` sit among its columns (an error when one
 /// is missing: the diff or receipt is damaged).
 pub(crate) fn key_positions_of(t: &TableDiff) -> Result<Vec<usize>> {
-    crate::ops::diff::key_positions(
+    crate::diff::key_positions(
         &TableMeta {
             name: t.table.clone(),
             role: crate::catalog::TableRole::Source,
@@ -228,14 +228,14 @@ pub async fn apply_updates(
 pub async fn apply_row_updates(
     tx: &Transaction<'_>,
     td: &TableDiff,
-    row_updates: &[crate::ops::diff::RowUpdate],
+    row_updates: &[crate::diff::RowUpdate],
     restore: bool,
     held_off: &[TriggerReport],
 ) -> Result<u64> {
     if row_updates.is_empty() {
         return Ok(0);
     }
-    let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::ops::diff::RowUpdate>> = BTreeMap::new();
+    let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::diff::RowUpdate>> = BTreeMap::new();
     for u in row_updates {
         by_cols
             .entry(u.changes.iter().map(|c| c.column.clone()).collect())

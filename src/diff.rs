@@ -1,6 +1,9 @@
-//! `sandbox diff`: what the rehearsal changed, as data. This — DDL, rows to
-//! insert, columns to update with their old values — is the only thing a
-//! push applies; the migration is never re-derived on Postgres.
+//! The diff: what the rehearsal changed, as data, and how it is computed
+//! from a rehearsed snapshot. This — DDL, rows to insert, columns to update
+//! with their old values — is the only thing a push applies; the migration
+//! is never re-derived on Postgres. `sandbox diff` prints it, push applies
+//! it, rollback and the receipt undo it: it lives below the ops, which do
+//! not import each other.
 
 use std::path::Path;
 
@@ -11,8 +14,9 @@ use sha2::{Digest, Sha256};
 use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::sqlite::{ident_list, Snapshot};
 use crate::error::{check_failed, environment};
-use crate::ops::rehearse::{combined_staged_checksum, staged_checksum, staged_tables, StagedTable};
-use crate::plan::stage::{staged, staged_meta};
+use crate::plan::stage::{
+    combined_staged_checksum, staged, staged_checksum, staged_meta, StagedTable,
+};
 use crate::plan::Plan;
 use crate::types::short_hash as short;
 use crate::types::{copy_text_line, quote_ident};
@@ -245,7 +249,7 @@ pub fn authorised_rehearsal(
         return Err(check_failed(format!(
             "{} has no rehearsal: run `{}` first",
             snapshot.path.display(),
-            crate::ops::advice::rehearse(&snapshot.path, plan)
+            crate::advice::rehearse(&snapshot.path, plan)
         )));
     };
     if last.plan_hash != plan.hash {
@@ -255,14 +259,14 @@ pub fn authorised_rehearsal(
             last.id,
             short(&last.plan_hash),
             short(&plan.hash),
-            crate::ops::advice::rehearse(&snapshot.path, plan)
+            crate::advice::rehearse(&snapshot.path, plan)
         )));
     }
     if last.snapshot_checksum != snapshot.info.snapshot_checksum {
         return Err(check_failed(format!(
             "the last rehearsal (#{}) ran on other pulled data; run `{}` first",
             last.id,
-            crate::ops::advice::rehearse(&snapshot.path, plan)
+            crate::advice::rehearse(&snapshot.path, plan)
         )));
     }
     if !last.passed {
@@ -271,7 +275,7 @@ pub fn authorised_rehearsal(
              passes (see `{}` or the report_checks view)",
             last.id,
             last.checks_failed,
-            crate::ops::advice::rehearse(&snapshot.path, plan)
+            crate::advice::rehearse(&snapshot.path, plan)
         )));
     }
     for t in &snapshot.tables {
@@ -281,12 +285,12 @@ pub fn authorised_rehearsal(
                 "pulled table {} was changed inside the snapshot after the pull (hand edit?); take a \
                  fresh snapshot: `{}`",
                 t.meta.name,
-                crate::ops::advice::pull(&snapshot.path)
+                crate::advice::pull(&snapshot.path)
             )));
         }
     }
     let mut staged_list = Vec::new();
-    for name in staged_tables(plan) {
+    for name in plan.staged_tables() {
         let sum = staged_checksum(snapshot, plan, &name)?;
         staged_list.push(StagedTable {
             name,
@@ -298,7 +302,7 @@ pub fn authorised_rehearsal(
         return Err(check_failed(format!(
             "the staged tables were changed after the rehearsal (hand edit in a DB browser?); \
              run `{}` again",
-            crate::ops::advice::rehearse(&snapshot.path, plan)
+            crate::advice::rehearse(&snapshot.path, plan)
         )));
     }
     Ok((last, staged_list))
@@ -448,7 +452,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                     check_failed(format!(
                         "{name}: the rehearsal recorded no phase inserting row {}; run `{}` again",
                         k.join("/"),
-                        crate::ops::advice::rehearse(&snapshot.path, plan)
+                        crate::advice::rehearse(&snapshot.path, plan)
                     ))
                 })
             })
@@ -471,7 +475,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                     check_failed(format!(
                         "{name}: the rehearsal recorded no phase deleting row {}; run `{}` again",
                         k.join("/"),
-                        crate::ops::advice::rehearse(&snapshot.path, plan)
+                        crate::advice::rehearse(&snapshot.path, plan)
                     ))
                 })
             })
@@ -548,7 +552,7 @@ fn updates_by_phase(
         check_failed(format!(
             "{table}: the rehearsal did not record which phase changed each row (it predates \
              this version, or the file was edited); run `{}` again",
-            crate::ops::advice::rehearse(&snapshot.path, plan)
+            crate::advice::rehearse(&snapshot.path, plan)
         ))
     };
     let exists: i64 = snapshot.conn.query_row(
