@@ -170,6 +170,9 @@ pub struct ConstraintMeta {
     pub kind: String,
     /// The key columns (for an index on expressions, only its plain columns).
     pub columns: Vec<String>,
+    /// A foreign key's parent: its name when it is in `public` (the only
+    /// form older snapshots recorded), `schema.name` otherwise, so a parent
+    /// outside `public` is never taken for a pulled table of the same name.
     pub ref_table: Option<String>,
     pub ref_columns: Vec<String>,
     /// `pg_get_constraintdef()` text (`pg_get_indexdef()` for kind `i`,

@@ -40,8 +40,12 @@ fn pull_records_what_postgres_does_around_the_rows() {
          CREATE UNIQUE INDEX workflows_lower_name ON public.workflows (lower(name));
          CREATE UNIQUE INDEX workflows_archived_name ON public.workflows (name) WHERE status = 'archived';
          ALTER TABLE public.dh_tool ADD COLUMN areas box[];
-         CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL);").pulled();
+         CREATE TABLE public.tasks (id serial PRIMARY KEY, title text NOT NULL);
+         CREATE SCHEMA app;
+         CREATE TABLE app.agents (id uuid PRIMARY KEY);
+         ALTER TABLE public.workflows ADD COLUMN owner uuid REFERENCES app.agents (id);").pulled();
     let snap = Snapshot::open(&w.snapshot).unwrap();
+    let snap_path = w.snapshot.clone();
     let wf = table(&snap, "workflows");
     let col = |n: &str| wf.column(n).unwrap_or_else(|| panic!("no column {n}"));
 
@@ -116,6 +120,19 @@ fn pull_records_what_postgres_does_around_the_rows() {
         (fk.ref_table.as_deref(), fk.ref_columns.clone()),
         (Some("profiles"), vec!["id".to_string()])
     );
+    // A parent in another schema is recorded with it: it is not the pulled
+    // public.agents, so the file declares no key towards that one.
+    let owner = con("workflows_owner_fkey");
+    assert_eq!(owner.ref_table.as_deref(), Some("app.agents"), "{owner:?}");
+    let ddl: String = rusqlite::Connection::open(&snap_path)
+        .unwrap()
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'workflows'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!ddl.contains("\"agents\""), "{ddl}");
 
     let areas = table(&snap, "dh_tool").column("areas").unwrap();
     assert_eq!(areas.delimiter(), ';');

@@ -230,7 +230,10 @@ pub async fn read_table_meta(
                ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n \
                      ORDER BY k.i), \
-               (SELECT relname::text FROM pg_class WHERE oid = con.confrelid), \
+               (SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text \
+                       ELSE quote_ident(n.nspname) || '.' || quote_ident(c.relname) END \
+                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = con.confrelid), \
                ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
                      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n \
                      ORDER BY k.i), \
