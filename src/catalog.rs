@@ -137,6 +137,24 @@ impl ColumnMeta {
         self.generated.is_some() || self.identity == Some(Identity::Always)
     }
 
+    /// Postgres numbers this column from a sequence when a row leaves it
+    /// out (serial, identity BY DEFAULT, a `nextval(…)` default), and the
+    /// push can compare its values with the sequence: an integer column (a
+    /// text built from `nextval()` holds no number to compare).
+    pub fn numbered_by_sequence(&self) -> bool {
+        let base = self
+            .domain
+            .as_ref()
+            .map_or(self.pg_type.as_str(), |d| d.base_type.as_str());
+        matches!(base, "smallint" | "integer" | "bigint")
+            && !self.never_written()
+            && (self.identity.is_some()
+                || self
+                    .default
+                    .as_deref()
+                    .is_some_and(|d| d.contains("nextval(")))
+    }
+
     /// The element delimiter of an array value of this column.
     pub fn delimiter(&self) -> char {
         self.array_delimiter

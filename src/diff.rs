@@ -94,6 +94,27 @@ impl TableDiff {
             .collect()
     }
 
+    /// The columns numbered by a sequence (see
+    /// [`ColumnMeta::numbered_by_sequence`]) that the phase gives values
+    /// itself: rows it inserts setting them, or updates changing them. The
+    /// push moves their sequences past those values.
+    pub fn sequence_columns_written(&self, phase: &str) -> Vec<String> {
+        let updates = self.updates_of(phase);
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.numbered_by_sequence())
+            .filter(|(i, c)| {
+                self.inserts_of(phase)
+                    .any(|r| !self.left_to_postgres(r).contains(i))
+                    || updates
+                        .iter()
+                        .any(|u| u.changes.iter().any(|ch| ch.column == c.name))
+            })
+            .map(|(_, c)| c.name.clone())
+            .collect()
+    }
+
     /// The phase's inserted rows, grouped by the columns they set, in the
     /// order the rows come.
     pub fn insert_groups(&self, phase: &str) -> Vec<InsertGroup> {

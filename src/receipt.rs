@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::postgres::digest::{local_row_hashes, local_row_hashes_with, RowHashes};
+use crate::db::postgres::sequences::SequenceAdvance;
 use crate::db::sqlite::Snapshot;
 use crate::db::writes::TableWrites;
 use crate::diff::{Diff, RowUpdate};
@@ -19,8 +20,10 @@ use crate::plan::Plan;
 
 /// The format this build writes. 1: the untyped document of earlier
 /// versions (a subset of 2: no before-images by row, no triggers or side
-/// effects). 2: adds those.
-pub const UNDO_FORMAT: u32 = 2;
+/// effects). 2: adds those. 3: adds the sequences the push moved past the
+/// explicit values it wrote (a tool reading only 2 would leave them moved
+/// without saying so, so it refuses 3 by its number).
+pub const UNDO_FORMAT: u32 = 3;
 
 /// The oldest format rollback still reads.
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -58,6 +61,10 @@ pub struct Undo {
     /// left, which `after` already includes.
     #[serde(default)]
     pub filled: Vec<FilledValues>,
+    /// Sequences behind columns the push wrote explicit values into, with
+    /// their next value before and after the push (format 3; none before).
+    #[serde(default)]
+    pub sequences: Vec<SequenceAdvance>,
 }
 
 /// What Postgres chose for the columns a table's new rows left to it
@@ -214,6 +221,7 @@ impl Undo {
             side_effects,
             allowed_writes,
             filled: vec![],
+            sequences: vec![],
         })
     }
 
@@ -324,9 +332,9 @@ mod tests {
                      "tables": [], "before": {}, "after": {}, "disabled_triggers": ["a.b"]}"#;
         let u = Undo::read("r", v1).expect("format 1 reads");
         assert_eq!(u.held_off_triggers, vec!["a.b".to_string()]);
-        let v3 = v1.replace("\"format\": 1", "\"format\": 3");
-        let e = Undo::read("r", &v3).unwrap_err().to_string();
-        assert!(e.contains("undo format 3"), "{e}");
+        let v4 = v1.replace("\"format\": 1", "\"format\": 4");
+        let e = Undo::read("r", &v4).unwrap_err().to_string();
+        assert!(e.contains("undo format 4"), "{e}");
         let none = v1.replace("\"format\": 1,", "");
         assert!(Undo::read("r", &none).is_err());
     }
@@ -350,9 +358,29 @@ mod tests {
             }],
             allowed_writes: vec!["audit_log".into()],
             filled: vec![],
+            sequences: vec![SequenceAdvance {
+                table: "t".into(),
+                column: "n".into(),
+                schema: "public".into(),
+                sequence: "t_n_seq".into(),
+                before: 142,
+                after: 369,
+                written: 257,
+            }],
         };
         let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();
         assert_eq!(back.side_effects, u.side_effects);
         assert_eq!(back.held_off_triggers, u.held_off_triggers);
+        assert_eq!(back.sequences, u.sequences);
+        // Format 2 (no sequences) still reads.
+        let v2 = serde_json::to_string(&Undo {
+            format: 2,
+            sequences: vec![],
+            ..u
+        })
+        .unwrap()
+        .replace(",\"sequences\":[]", "");
+        assert!(!v2.contains("sequences"), "{v2}");
+        assert!(Undo::read("r", &v2).unwrap().sequences.is_empty());
     }
 }

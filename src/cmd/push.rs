@@ -154,4 +154,30 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
             effects.join("; ")
         );
     }
+    print_sequences(report);
+}
+
+/// The sequences behind columns the plan wrote explicit values into.
+fn print_sequences(report: &sandbox::ops::push::PushReport) {
+    let would = report.outcome == PushOutcome::WouldApply;
+    for s in &report.sequences {
+        let what = match (s.moved(), would) {
+            (true, true) => format!(
+                "would be moved past the values written: next value {} -> {}",
+                s.before, s.after
+            ),
+            (true, false) => format!(
+                "moved past the values written: next value {} -> {}",
+                s.before, s.after
+            ),
+            (false, _) => format!(
+                "already past the values written: next value {}, left as is",
+                s.before
+            ),
+        };
+        println!(
+            "Sequence {}.{} ({}.{}, values up to {}): {what}.",
+            s.schema, s.sequence, s.table, s.column, s.written
+        );
+    }
 }

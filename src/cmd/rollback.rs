@@ -107,6 +107,21 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             effects.join("; ")
         );
     }
+    for s in &report.sequences {
+        let what = match (s.restored, s.found) {
+            (true, _) => format!("moved back: next value {} (was {} after the push)", s.before, s.pushed),
+            (false, Some(now)) => format!(
+                "left at next value {now}: values were drawn from it since the push (which left it at {}); \
+                 moving it back to {} could hand out values rows hold",
+                s.pushed, s.before
+            ),
+            (false, None) => "left: the sequence no longer exists".to_string(),
+        };
+        println!(
+            "Sequence {} ({}.{}): {what}.",
+            s.sequence, s.table, s.column
+        );
+    }
     if !report.confirmed {
         println!("Nothing was changed. Add --confirm to undo.");
     }

@@ -86,7 +86,7 @@ pub fn constant_default(c: &ColumnMeta) -> Option<&str> {
 pub struct PreflightItem {
     pub table: String,
     /// `check`, `unique_index`, `foreign_key`, `filled_by_postgres`,
-    /// `domain_check`, `trigger`.
+    /// `sequence`, `domain_check`, `trigger`.
     pub kind: String,
     /// The constraint, index, trigger or column.
     pub name: String,
@@ -564,6 +564,23 @@ pub fn preflight_items(
     }
     let new_rows = st.is_new();
     for c in &meta.columns {
+        if c.numbered_by_sequence() {
+            let n = count(&format!(
+                "s.{} IS NOT NULL AND {new_rows}",
+                quote_ident(&c.name)
+            ))?;
+            if n > 0 {
+                out.push(item(
+                    "sequence",
+                    &c.name,
+                    format!(
+                        "{n} new rows give it values its sequence does not know: the push moves \
+                         the sequence past the largest ({})",
+                        c.fill_description().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
         if let Some(d) = &c.domain {
             for check in &d.checks {
                 out.push(item(

@@ -25,6 +25,7 @@ use crate::db::postgres::digest::{
     describe_row_changes, local_row_hashes, mismatched_rows, remote_row_hashes, row_key,
 };
 use crate::db::postgres::probe::probe_queries;
+use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -121,6 +122,9 @@ pub struct PushReport {
     pub triggers: Vec<TriggerReport>,
     /// Writes to tables outside the plan that were allowed.
     pub side_effects: Vec<TableWrites>,
+    /// Sequences behind columns the push wrote explicit values into: moved
+    /// past them (or already past them).
+    pub sequences: Vec<SequenceAdvance>,
     /// Set when the push committed but the snapshot file could not record
     /// the receipt (read-only or full): the push is applied all the same.
     pub local_record_error: Option<String>,
@@ -911,6 +915,7 @@ impl PushJob<'_> {
             disabled_triggers: vec![],
             triggers: vec![],
             side_effects: vec![],
+            sequences: vec![],
             local_record_error: None,
             millis: self.started.elapsed().as_millis() as u64,
         }
@@ -970,7 +975,12 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     let applied = p.apply(&triggers).await?;
     checks.extend(applied.checks);
     let mut receipt = p
-        .write_receipt(&triggers, &applied.expected, applied.filled)
+        .write_receipt(
+            &triggers,
+            &applied.expected,
+            applied.filled,
+            applied.sequences,
+        )
         .await?;
     let side_effects = p.account_writes(&mut receipt, &mut checks).await?;
     p.finish(receipt, checks, triggers, side_effects).await
@@ -1009,12 +1019,9 @@ impl Push<'_, '_> {
 
     async fn privileges(&self, locks: &[(String, LockMode)]) -> Result<Check> {
         let locked: Vec<String> = locks.iter().map(|(t, _)| t.clone()).collect();
-        let privileges = privilege_check(
-            &self.tx,
-            "privileges",
-            &push_needs(self.job.plan, self.job.diff, &locked),
-        )
-        .await?;
+        let mut needs = push_needs(self.job.plan, self.job.diff, &locked);
+        needs.extend(self.sequence_needs().await?);
+        let privileges = privilege_check(&self.tx, "privileges", &needs).await?;
         if !privileges.ok {
             return Err(refuse(
                 format!(
@@ -1026,6 +1033,39 @@ impl Push<'_, '_> {
             ));
         }
         Ok(privileges)
+    }
+
+    /// Moving a sequence (ALTER SEQUENCE) needs its ownership: one need per
+    /// sequence behind a column the diff writes explicit values into.
+    async fn sequence_needs(&self) -> Result<Vec<Need>> {
+        let mut needs = Vec::new();
+        for t in &self.job.diff.tables {
+            let mut columns: Vec<String> = self
+                .job
+                .diff
+                .phases
+                .iter()
+                .flat_map(|p| t.sequence_columns_written(p))
+                .collect();
+            columns.sort();
+            columns.dedup();
+            for column in columns {
+                for feed in feeds(&self.tx, &t.table, &column).await? {
+                    needs.push(Need::Owner {
+                        table: format!(
+                            "{}.{}",
+                            quote_ident(&feed.schema),
+                            quote_ident(&feed.sequence)
+                        ),
+                        why: format!(
+                            "move it past the values the push writes into {}.{column}",
+                            t.table
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(needs)
     }
 
     /// The remote must be in the state the snapshot was pulled from.
@@ -1155,8 +1195,22 @@ impl Push<'_, '_> {
         } = self.job;
         let tx = &self.tx;
         let mut after_checks = Vec::new();
+        let mut sequences: Vec<SequenceAdvance> = Vec::new();
         for phase in &plan.file.phases {
-            self.apply_phase(phase, triggers).await?;
+            for moved in self.apply_phase(phase, triggers).await? {
+                // A sequence moved in several phases: from where it was
+                // before the first to where the last left it.
+                match sequences
+                    .iter_mut()
+                    .find(|s| s.schema == moved.schema && s.sequence == moved.sequence)
+                {
+                    Some(s) => {
+                        s.after = moved.after;
+                        s.written = moved.written;
+                    }
+                    None => sequences.push(moved),
+                }
+            }
             // All of a phase's expectations in one round trip (pipelined).
             after_checks.extend(
                 expectation_checks(
@@ -1190,10 +1244,17 @@ impl Push<'_, '_> {
             }
         }
         after_checks.extend(states);
+        // Where a moved sequence stands at COMMIT: later rows the push left
+        // to Postgres drew from it too. A rollback finding it there knows
+        // nobody else drew since.
+        for s in sequences.iter_mut().filter(|s| s.moved()) {
+            s.after = next_value(tx, s).await?;
+        }
         Ok(Applied {
             checks: after_checks,
             expected,
             filled,
+            sequences,
         })
     }
 
@@ -1320,8 +1381,14 @@ impl Push<'_, '_> {
         Ok(())
     }
 
-    /// One phase's DDL, then its deletes, inserts and updates.
-    async fn apply_phase(&self, phase: &Phase, triggers: &[TriggerReport]) -> Result<()> {
+    /// One phase's DDL, then its deletes, inserts and updates; then the
+    /// sequences behind columns it gave values itself are moved past them
+    /// (before a later phase's rows draw from them). Returns those.
+    async fn apply_phase(
+        &self,
+        phase: &Phase,
+        triggers: &[TriggerReport],
+    ) -> Result<Vec<SequenceAdvance>> {
         let PushJob {
             opts,
             plan,
@@ -1352,6 +1419,7 @@ impl Push<'_, '_> {
         for t in diff.tables.iter().rev() {
             self.delete_phase_rows(phase, t).await?;
         }
+        let mut moved = Vec::new();
         for t in &diff.tables {
             self.insert_phase_rows(phase, t).await?;
             let updates = t.updates_of(&phase.id);
@@ -1366,8 +1434,19 @@ impl Push<'_, '_> {
                     .await
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
+            for column in t.sequence_columns_written(&phase.id) {
+                progress.step(&format!(
+                    "phase {}: moving the sequence of {}.{column} past the values written",
+                    phase.id, t.table
+                ));
+                moved.extend(
+                    advance_past_values(tx, &t.table, &column)
+                        .await
+                        .with_context(|| format!("phase {}: {}.{column}", phase.id, t.table))?,
+                );
+            }
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Deletes the rows of `t` the phase deleted: every one, or a refusal.
@@ -1459,6 +1538,7 @@ impl Push<'_, '_> {
         triggers: &[TriggerReport],
         expected: &[StagedTable],
         filled: Vec<FilledValues>,
+        sequences: Vec<SequenceAdvance>,
     ) -> Result<Receipt> {
         let PushJob {
             opts,
@@ -1491,7 +1571,7 @@ impl Push<'_, '_> {
         // The receipt goes in before the accounting, so its own row is counted
         // as planned; its side-effect list is filled in by an UPDATE after the
         // accounting, which is then counted too.
-        let undo = Undo::of_push(
+        let mut undo = Undo::of_push(
             diff,
             plan,
             snapshot,
@@ -1500,6 +1580,7 @@ impl Push<'_, '_> {
             allowed.clone(),
         )?
         .with_filled(snapshot, plan, expected, filled)?;
+        undo.sequences = sequences;
         if let Err(e) = insert_receipt(&self.tx, &id, diff, &tables, &undo).await {
             return Err(match crate::db::pg_error::describe(&e, triggers) {
                 Some(named) => refuse(
@@ -1588,6 +1669,7 @@ impl Push<'_, '_> {
         }
         let report = |outcome, receipt_id, local_record_error| PushReport {
             tables: receipt.tables,
+            sequences: receipt.undo.sequences,
             disabled_triggers: receipt.held_off,
             triggers,
             side_effects,
@@ -1647,6 +1729,7 @@ struct Applied {
     checks: Vec<Check>,
     expected: Vec<StagedTable>,
     filled: Vec<FilledValues>,
+    sequences: Vec<SequenceAdvance>,
 }
 
 /// How many differing rows a failed after-apply comparison names.

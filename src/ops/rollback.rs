@@ -16,6 +16,7 @@ use crate::db::postgres::apply::apply_updates;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
+use crate::db::postgres::sequences::{restore, SequenceRestore};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows};
 use crate::db::postgres::{connect, Target};
@@ -62,6 +63,9 @@ pub struct RollbackReport {
     pub side_effects: Vec<TableWrites>,
     /// Every trigger on the tables the undo writes, and what it did.
     pub triggers: Vec<TriggerReport>,
+    /// The sequences the push moved: moved back, or left where the app
+    /// drew from them since.
+    pub sequences: Vec<SequenceRestore>,
     pub millis: u64,
 }
 
@@ -163,6 +167,7 @@ impl RollbackReport {
             checks,
             side_effects: vec![],
             triggers,
+            sequences: vec![],
             millis: 0,
         }
     }
@@ -708,6 +713,15 @@ fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
             });
         }
     }
+    for s in undo.sequences.iter().filter(|s| s.moved()) {
+        needs.push(Need::Owner {
+            table: s.qualified(),
+            why: format!(
+                "move it back to where it was before the push ({})",
+                s.before
+            ),
+        });
+    }
     needs.push(Need::Table {
         table: "sandbox.receipts".into(),
         privilege: "UPDATE",
@@ -820,6 +834,15 @@ async fn undo_changes(
         .filter(|t| !t.created && !t.deleted_rows.is_empty())
     {
         reinsert_deleted_rows(tx, undo, t, report).await?;
+    }
+    // The rows holding the values the sequences were moved past are gone;
+    // each goes back only if nobody drew from it since.
+    for s in undo.sequences.iter().filter(|s| s.moved()) {
+        report.sequences.push(
+            restore(tx, s)
+                .await
+                .with_context(|| format!("restoring sequence {}.{}", s.schema, s.sequence))?,
+        );
     }
     Ok(())
 }

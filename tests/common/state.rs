@@ -4,6 +4,10 @@
 //! state, event triggers, views, row-level security). Tests compare two of
 //! these to prove a command changed exactly what it should, and nothing
 //! anywhere else.
+//!
+//! Sequences are not part of it: a value drawn stays drawn when its row is
+//! rolled back (Postgres's own rule), so tests that move sequences compare
+//! their next values apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
