@@ -52,6 +52,62 @@ impl Storage {
     }
 }
 
+/// The types whose values a phase can bend without an error by passing them
+/// through a REAL (`json_extract` of a number, arithmetic), and what an
+/// exact value of each is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exactness {
+    /// smallint, integer, bigint: an INTEGER in the range Postgres accepts.
+    Integer { min: i64, max: i64 },
+    /// numeric: decimal text; a typmod's scale fixes the decimals printed.
+    Numeric { scale: Option<usize> },
+    /// date and timestamps: the text Postgres prints, never a number.
+    Time,
+    /// jsonb: JSON text.
+    Jsonb,
+}
+
+/// The typmod of a type as `format_type()` prints it: `(n)` or `(p,s)`.
+pub fn typmod(pg_type: &str) -> Vec<usize> {
+    pg_type
+        .split_once('(')
+        .and_then(|(_, m)| m.strip_suffix(')'))
+        .map(|m| m.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The exactness rule of a type as `format_type()` prints it, if it has one.
+pub fn exactness(pg_type: &str) -> Option<Exactness> {
+    let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
+    Some(match base {
+        "smallint" => Exactness::Integer {
+            min: i16::MIN.into(),
+            max: i16::MAX.into(),
+        },
+        "integer" => Exactness::Integer {
+            min: i32::MIN.into(),
+            max: i32::MAX.into(),
+        },
+        "bigint" => Exactness::Integer {
+            min: i64::MIN,
+            max: i64::MAX,
+        },
+        "numeric" => {
+            // numeric(p) is numeric(p,0).
+            Exactness::Numeric {
+                scale: match typmod(pg_type)[..] {
+                    [_, s, ..] => Some(s),
+                    [_] => Some(0),
+                    [] => None,
+                },
+            }
+        }
+        "date" | "timestamp with time zone" | "timestamp without time zone" => Exactness::Time,
+        "jsonb" => Exactness::Jsonb,
+        _ => return None,
+    })
+}
+
 /// Appends one value to a COPY text-format line, escaped as Postgres does.
 pub fn push_copy_field(line: &mut String, value: Option<&str>) {
     match value {

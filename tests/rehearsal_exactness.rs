@@ -9,7 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    copy_dir, count, failed_checks, psql_file, repo_path, whole_database_state, TestDb, World,
+    copy_dir, count, failed_checks, psql_file, repo_path, sandbox, whole_database_state, TestDb,
+    World,
 };
 use serde_json::Value;
 
@@ -183,4 +184,159 @@ fn values_postgres_would_truncate_round_or_print_otherwise_fail_the_rehearsal_by
     ] {
         assert!(failed[0].contains(&needle), "{needle}: {failed:?}");
     }
+}
+
+/// The example plan with `tool_categories` given a numeric, a bigint and a
+/// jsonb column, and a fourth phase `phases/4_exact.sql` writing them with
+/// `sql`, rehearsed on the fixture snapshot (no server needed): the exit
+/// code, the report, and the snapshot to read the staged rows from.
+fn rehearse_exact_columns(dir: &Path, sql: &str) -> (i32, Value, PathBuf) {
+    let plan = example_plan(
+        dir,
+        |v| add_phase(v, "tool_categories", "4_exact.sql", serde_json::json!([])),
+        &[("4_exact.sql", sql)],
+    );
+    let target = plan.join("target.json");
+    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    t["tables"][0]["columns"].as_array_mut().unwrap().extend(
+        serde_json::json!([
+            {"name": "ratio", "type": "numeric"},
+            {"name": "big", "type": "bigint"},
+            {"name": "extra", "type": "jsonb"}
+        ])
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned(),
+    );
+    std::fs::write(&target, serde_json::to_string_pretty(&t).unwrap()).unwrap();
+    let snap = dir.join("fixtures.sqlite");
+    common::fixture_snapshot(
+        &snap,
+        sandbox::fixtures::Variant::Plan,
+        &sandbox::plan::Plan::load(Some(&plan), None).unwrap(),
+    );
+    let r = sandbox(&[
+        "rehearse",
+        "--json",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.show()));
+    (r.code, v, snap)
+}
+
+/// One staged value, with its SQLite storage class.
+fn staged_value(snap: &Path, column: &str, name: &str) -> (String, String) {
+    let conn = rusqlite::Connection::open(snap).unwrap();
+    conn.query_row(
+        &format!("SELECT typeof({column}), CAST({column} AS TEXT) FROM staged_tool_categories WHERE name = ?1"),
+        [name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+const FIRST: &str = "(SELECT min(name) FROM tool_categories)";
+const LAST: &str = "(SELECT max(name) FROM tool_categories)";
+
+#[test]
+fn a_value_rounded_by_a_real_fails_by_file_table_column_row_and_value() {
+    // Before: column affinity converted each REAL before the check saw it —
+    // 1.0/3 into the numeric became the text '0.333333333333333', the
+    // bigint the INTEGER 9007199254740992, and json_set wrote the REAL as
+    // 9.00719925474099e+15 (pushed as 9007199254740990) — and the
+    // rehearsal passed.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, snap) = rehearse_exact_columns(
+        dir.path(),
+        &format!(
+            "UPDATE tool_categories SET ratio = 1.0 / 3 WHERE name = {FIRST};\n\
+             UPDATE tool_categories SET big = 9007199254740993 * 1.0 WHERE name = {FIRST};\n\
+             UPDATE tool_categories SET extra = json_set('{{}}', '$.id', 9007199254740993 * 1.0) WHERE name = {FIRST};\n"
+        ),
+    );
+    assert_eq!(code, 1, "{r:#}");
+    let failed: Vec<&Value> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["phase"], "4");
+    assert!(
+        failed[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("values stay exact"),
+        "{failed:#?}"
+    );
+    let conn = rusqlite::Connection::open(&snap).unwrap();
+    let id: String = conn
+        .query_row(
+            "SELECT id FROM staged_tool_categories ORDER BY name LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let rows: Vec<&str> = failed[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected = [
+        format!("phases/4_exact.sql: tool_categories.ratio of row {id}: REAL 0.3333333333333333 has 16 significant digits"),
+        format!("phases/4_exact.sql: tool_categories.big of row {id}: REAL 9007199254740992 is beyond 2^53"),
+        format!("phases/4_exact.sql: tool_categories.extra of row {id}: the number 9.00719925474099e+15 is in exponent form"),
+    ];
+    assert_eq!(rows.len(), expected.len(), "{rows:#?}");
+    for (row, want) in rows.iter().zip(&expected) {
+        assert!(row.starts_with(want.as_str()), "{row}\nwant: {want}");
+    }
+}
+
+#[test]
+fn a_real_that_holds_its_value_exactly_is_settled_into_the_column_s_storage() {
+    // Exact REALs, integers and integer text become what Postgres prints
+    // for the column; the rehearsal passes.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, snap) = rehearse_exact_columns(
+        dir.path(),
+        &format!(
+            "UPDATE tool_categories SET ratio = 0.5 * 3, big = 6.0 * 2, \
+             extra = json_set('{{}}', '$.share', 0.25, '$.n', 9007199254740993) WHERE name = {FIRST};\n\
+             UPDATE tool_categories SET ratio = tools, big = '42', extra = 0.5 WHERE name = {LAST};\n"
+        ),
+    );
+    assert_eq!(code, 0, "{r:#}");
+    let conn = rusqlite::Connection::open(&snap).unwrap();
+    let (first, last): (String, String) = conn
+        .query_row(
+            "SELECT min(name), max(name) FROM staged_tool_categories",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let tools: String = conn
+        .query_row(
+            "SELECT CAST(tools AS TEXT) FROM staged_tool_categories WHERE name = ?1",
+            [&last],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let t = |s: &str| ("text".to_string(), s.to_string());
+    let i = |s: &str| ("integer".to_string(), s.to_string());
+    assert_eq!(staged_value(&snap, "ratio", &first), t("1.5"));
+    assert_eq!(staged_value(&snap, "big", &first), i("12"));
+    assert_eq!(
+        staged_value(&snap, "extra", &first),
+        t(r#"{"n": 9007199254740993, "share": 0.25}"#)
+    );
+    assert_eq!(staged_value(&snap, "ratio", &last), t(&tools));
+    assert_eq!(staged_value(&snap, "big", &last), i("42"));
+    assert_eq!(staged_value(&snap, "extra", &last), t("0.5"));
 }

@@ -33,9 +33,36 @@ pub const CONSTRAINTS_PHASE: &str = "constraints";
 /// [`constraint_checks`], which names the rows instead of stopping at the
 /// first.
 pub fn staged_table_ddl(meta: &TableMeta, sqlite_name: &str) -> Result<String> {
+    table_ddl(meta, sqlite_name, Declared::Stored)
+}
+
+/// How a staged column is declared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    /// With its storage's affinity (INTEGER or TEXT): the stored
+    /// `staged_<table>`, which the diff, the push and a DB browser read.
+    Stored,
+    /// Without affinity where the value must stay exact (integers,
+    /// numeric, dates and timestamps, jsonb): the working copy a phase
+    /// writes. Affinity would convert what the phase wrote before any check
+    /// saw it — a REAL `1.0/3` into the TEXT `'0.333333333333333'`,
+    /// `9007199254740993*1.0` into the INTEGER 9007199254740992 — so the
+    /// column keeps the storage class the SQL produced, and
+    /// `plan::sql::settle_values` makes it exact (or names it) after the
+    /// phase.
+    Working,
+}
+
+/// [`staged_table_ddl`] of a working copy, whose exactness-sensitive
+/// columns have no affinity while the phases run (see [`Declared::Working`]).
+pub fn working_table_ddl(meta: &TableMeta, sqlite_name: &str) -> Result<String> {
+    table_ddl(meta, sqlite_name, Declared::Working)
+}
+
+fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<String> {
     let mut parts = Vec::with_capacity(meta.columns.len() + 1);
     for c in &meta.columns {
-        parts.push(staged_column_decl(c)?);
+        parts.push(staged_column_decl(c, declared)?);
     }
     let pk = meta.primary_key();
     if !pk.is_empty() {
@@ -48,17 +75,24 @@ pub fn staged_table_ddl(meta: &TableMeta, sqlite_name: &str) -> Result<String> {
     ))
 }
 
-/// `ALTER TABLE … ADD COLUMN` of a column the plan adds to a staged table.
+/// `ALTER TABLE … ADD COLUMN` of a column the plan adds to a working copy
+/// (declared as [`working_table_ddl`] declares it).
 pub fn staged_add_column_ddl(sqlite_name: &str, column: &ColumnMeta) -> Result<String> {
     Ok(format!(
         "ALTER TABLE {} ADD COLUMN {}",
         quote_ident(sqlite_name),
-        staged_column_decl(column)?
+        staged_column_decl(column, Declared::Working)?
     ))
 }
 
-fn staged_column_decl(c: &ColumnMeta) -> Result<String> {
-    let mut decl = format!("{} {}", quote_ident(&c.name), c.storage().sqlite_decl());
+fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
+    // BLOB is SQLite's name for "no affinity": values stay as written.
+    let ty = if declared == Declared::Working && crate::types::exactness(&c.pg_type).is_some() {
+        "BLOB"
+    } else {
+        c.storage().sqlite_decl()
+    };
+    let mut decl = format!("{} {ty}", quote_ident(&c.name));
     if let Some(v) = constant_default(c) {
         let literal = match to_sqlite(c, Some(v))? {
             Value::Integer(i) => i.to_string(),

@@ -545,8 +545,11 @@ impl<'a> Rehearsal<'a> {
             }
             let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
             if phase.writes.contains(t) {
-                inexact.extend(plansql::canonicalise_jsonb(self.conn, &meta)?);
-                inexact.extend(plansql::inexact_values(self.conn, &meta)?);
+                inexact.extend(
+                    plansql::settle_values(self.conn, &meta)?
+                        .into_iter()
+                        .map(|v| format!("{}: {v}", phase.sql)),
+                );
             }
             record_row_phases(
                 self.conn,

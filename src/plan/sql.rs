@@ -18,7 +18,7 @@ use super::SeedFile;
 use crate::catalog::TableMeta;
 use crate::db::sqlite::from_sqlite;
 use crate::pgjson::jsonb_text;
-use crate::types::quote_ident;
+use crate::types::{quote_ident, Exactness};
 
 /// Suffix of the view that gives each pulled table's rows with their JSON.
 pub const JSONB_VIEW_SUFFIX: &str = "_jsonb";
@@ -581,9 +581,235 @@ pub fn query_rows(
     }
 }
 
+/// Makes the values a phase left in a working table exact, or names them:
+/// each exactness-sensitive column (which the working copy holds without
+/// affinity, as the SQL produced it) is settled to its storage class by
+/// the rules of [`settle`], jsonb is rewritten to the text Postgres prints,
+/// and every value is then checked to be one Postgres prints for its type.
+/// Returns the values that are not exact, each naming table, column, row
+/// and value.
+pub fn settle_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+    let mut bad = settle_storage(conn, meta)?;
+    bad.extend(canonicalise_jsonb(conn, meta)?);
+    // A value named above (`table.column of row key: why`) is not named
+    // again by the final check.
+    let cell = |b: &str| b.split_once(": ").map(|(c, _)| c.to_string());
+    let named: HashSet<String> = bad.iter().filter_map(|b| cell(b)).collect();
+    bad.extend(
+        inexact_values(conn, meta)?
+            .into_iter()
+            .filter(|b| cell(b).is_none_or(|c| !named.contains(&c))),
+    );
+    Ok(bad)
+}
+
+/// What a value a phase left in an exactness-sensitive column becomes.
+#[derive(Debug, Clone, PartialEq)]
+enum Settled {
+    /// Already in the column's storage class (or NULL).
+    Kept,
+    /// Its exact form in the column's storage class.
+    Exact(SqlValue),
+    /// It may have lost digits, or is not a value of the type: why.
+    Inexact(String),
+}
+
+/// Below 2^53 a REAL holds every integer exactly; above, not.
+const REAL_EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+/// Significant decimal digits every REAL holds exactly (DBL_DIG).
+const REAL_EXACT_DIGITS: usize = 15;
+
+/// The decimal a REAL stands for, when it holds it exactly: its shortest
+/// round-trip form has at most 15 significant digits. More, and the REAL is
+/// the rounding of something else (`1.0/3`, `0.1 + 0.2`, a 17-digit
+/// numeric through `json_extract`).
+fn exact_decimal(r: f64) -> Result<String, String> {
+    if !r.is_finite() {
+        return Err(format!("REAL {r} is not a finite number"));
+    }
+    // Rust prints the shortest text that reads back as the same REAL,
+    // without an exponent; numeric has no negative zero.
+    let text = if r == 0.0 {
+        "0".to_string()
+    } else {
+        r.to_string()
+    };
+    let significant = text
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|b| *b == b'0')
+        .collect::<Vec<_>>();
+    let trailing = significant.iter().rev().take_while(|b| **b == b'0').count();
+    let digits = significant.len() - trailing;
+    if digits > REAL_EXACT_DIGITS {
+        return Err(format!(
+            "REAL {text} has {digits} significant digits; a REAL holds {REAL_EXACT_DIGITS} \
+             exactly, so the value may have lost digits"
+        ));
+    }
+    Ok(text)
+}
+
+/// Decimal text with exactly `scale` decimals (a numeric(p,s) prints them
+/// all); more decimals than that Postgres would round away.
+fn with_scale(text: String, scale: Option<usize>, pg_type: &str) -> Result<String, String> {
+    let Some(scale) = scale else {
+        return Ok(text);
+    };
+    let decimals = text.split_once('.').map_or(0, |(_, f)| f.len());
+    if decimals > scale {
+        return Err(format!(
+            "{text} has {decimals} decimals, which {pg_type} would round to {scale}"
+        ));
+    }
+    let mut out = text;
+    if decimals == 0 && scale > 0 {
+        out.push('.');
+    }
+    out.extend(std::iter::repeat_n('0', scale - decimals));
+    Ok(out)
+}
+
+/// The rule of exactness for one value a phase left in a column of type
+/// `pg_type` (README, "Values stay exact"):
+/// - an integer column takes an INTEGER in its range; a REAL that is a
+///   whole number below 2^53, or text that is an integer, becomes that
+///   INTEGER; any other REAL may have lost digits;
+/// - a numeric column takes text; an INTEGER becomes its digits, a REAL the
+///   decimal it holds exactly (at most 15 significant digits), padded to
+///   the typmod's scale;
+/// - a date or timestamp column takes text only;
+/// - a jsonb column takes JSON text; an INTEGER or an exact REAL becomes a
+///   JSON number.
+fn settle(rule: Exactness, pg_type: &str, value: ValueRef<'_>) -> Settled {
+    let exact = |r: Result<String, String>| match r {
+        Ok(t) => Settled::Exact(SqlValue::Text(t)),
+        Err(why) => Settled::Inexact(why),
+    };
+    match (rule, value) {
+        (_, ValueRef::Null) => Settled::Kept,
+        (Exactness::Integer { min, max }, v) => {
+            let i = match v {
+                ValueRef::Integer(i) => Ok(i),
+                ValueRef::Real(r) if r.fract() == 0.0 && r.abs() < REAL_EXACT_INTEGERS => {
+                    Ok(r as i64)
+                }
+                ValueRef::Real(r) if r.fract() == 0.0 && r.is_finite() => Err(format!(
+                    "REAL {r} is beyond 2^53, where a REAL no longer holds every integer: the \
+                     value may have lost digits"
+                )),
+                ValueRef::Real(r) => Err(format!("REAL {r} is not a whole number")),
+                ValueRef::Text(t) => {
+                    let t = String::from_utf8_lossy(t);
+                    t.trim()
+                        .parse::<i64>()
+                        .map_err(|_| format!("text '{t}' is not a {pg_type}"))
+                }
+                ValueRef::Blob(_) => Err(format!("a BLOB is not a {pg_type}")),
+                ValueRef::Null => unreachable!("handled above"),
+            };
+            match i {
+                Ok(i) if i < min || i > max => {
+                    Settled::Inexact(format!("{i} is out of range for {pg_type}"))
+                }
+                Ok(_) if matches!(value, ValueRef::Integer(_)) => Settled::Kept,
+                Ok(i) => Settled::Exact(SqlValue::Integer(i)),
+                Err(why) => Settled::Inexact(why),
+            }
+        }
+        (Exactness::Numeric { .. } | Exactness::Time | Exactness::Jsonb, ValueRef::Text(_)) => {
+            Settled::Kept
+        }
+        (Exactness::Numeric { scale }, ValueRef::Integer(i)) => {
+            exact(with_scale(i.to_string(), scale, pg_type))
+        }
+        (Exactness::Numeric { scale }, ValueRef::Real(r)) => {
+            exact(exact_decimal(r).and_then(|t| with_scale(t, scale, pg_type)))
+        }
+        (Exactness::Jsonb, ValueRef::Integer(i)) => Settled::Exact(SqlValue::Text(i.to_string())),
+        (Exactness::Jsonb, ValueRef::Real(r)) => exact(exact_decimal(r)),
+        (Exactness::Time, ValueRef::Integer(i)) => {
+            Settled::Inexact(format!("the number {i} is not a {pg_type}"))
+        }
+        (Exactness::Time, ValueRef::Real(r)) => {
+            Settled::Inexact(format!("REAL {r} is not a {pg_type}"))
+        }
+        (_, ValueRef::Blob(_)) => Settled::Inexact(format!("a BLOB is not a {pg_type}")),
+    }
+}
+
+/// [`settle`]s every value of the exactness-sensitive columns of a working
+/// table that is not already in its column's storage class (or, for an
+/// integer column, in its range); returns the values that are not exact.
+fn settle_storage(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    let key = key_expr(meta);
+    let t = quote_ident(&meta.name);
+    for c in &meta.columns {
+        let Some(rule) = crate::types::exactness(&c.pg_type) else {
+            continue;
+        };
+        let col = quote_ident(&c.name);
+        let unsettled = match rule {
+            Exactness::Integer { min, max } => {
+                format!("typeof({col}) <> 'integer' OR {col} < {min} OR {col} > {max}")
+            }
+            _ => format!("typeof({col}) <> 'text'"),
+        };
+        let mut found: Vec<(i64, String, Settled)> = Vec::new();
+        {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT rowid, {key}, {col} FROM temp.{t} WHERE {col} IS NOT NULL AND ({unsettled})"
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                found.push((
+                    r.get(0)?,
+                    r.get(1)?,
+                    settle(rule, &c.pg_type, r.get_ref(2)?),
+                ));
+            }
+        }
+        let mut update =
+            conn.prepare(&format!("UPDATE temp.{t} SET {col} = ?1 WHERE rowid = ?2"))?;
+        for (rowid, k, settled) in found {
+            let why = match settled {
+                Settled::Kept => continue,
+                Settled::Inexact(why) => why,
+                // Settling can make two keys equal (text '5' beside 5).
+                Settled::Exact(v) => match update.execute(rusqlite::params![v, rowid]) {
+                    Ok(_) => continue,
+                    Err(e) => format!("its exact form is refused: {}", error_message(&e)),
+                },
+            };
+            bad.push(format!("{}.{} of row {k}: {why}", meta.name, c.name));
+        }
+    }
+    Ok(bad)
+}
+
+/// The numbers of a JSON value written in exponent form. Postgres never
+/// prints one; SQLite writes a REAL that way from 1e15 up (and below
+/// 1e-4), rounded to 15 significant digits: an id or amount of 16 digits
+/// has then lost some.
+fn exponent_numbers(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Number(n) => {
+            let text = n.to_string();
+            if text.contains(['e', 'E']) {
+                out.push(text);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| exponent_numbers(i, out)),
+        Value::Object(o) => o.values().for_each(|i| exponent_numbers(i, out)),
+        _ => {}
+    }
+}
+
 /// Rewrites every jsonb value of a working table as the text Postgres
-/// prints for it, and lists the values that are not JSON at all.
-pub fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+/// prints for it, and lists the values that are not JSON at all, or hold a
+/// number in exponent form (see [`exponent_numbers`]).
+fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
     let mut bad = Vec::new();
     let key = key_expr(meta);
     for c in meta.columns.iter().filter(|c| c.pg_type == "jsonb") {
@@ -594,6 +820,26 @@ pub fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<Str
         ))?;
         for k in stmt.query_map([], |r| r.get::<_, String>(0))? {
             bad.push(format!("{}.{} of row {}: not JSON", meta.name, c.name, k?));
+        }
+        // Only values the phase wrote can differ from Postgres's text.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {key}, {col} FROM temp.{t} WHERE typeof({col}) = 'text' AND json_valid({col}) \
+             AND {col} <> jsonb_canonical({col}) AND (instr({col}, 'e') > 0 OR instr({col}, 'E') > 0)"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (k, text): (String, String) = (r.get(0)?, r.get(1)?);
+            let mut found = Vec::new();
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                exponent_numbers(&v, &mut found);
+            }
+            for n in found {
+                bad.push(format!(
+                    "{}.{} of row {k}: the number {n} is in exponent form, as SQLite writes a \
+                     REAL rounded to 15 significant digits: the value may have lost digits",
+                    meta.name, c.name
+                ));
+            }
         }
         conn.execute_batch(&format!(
             "UPDATE temp.{t} SET {col} = jsonb_canonical({col}) WHERE typeof({col}) = 'text' AND json_valid({col}) AND {col} <> jsonb_canonical({col})"
@@ -631,12 +877,7 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
             && digits(&s[5..7])
             && digits(&s[8..10])
     };
-    // The typmod: `(n)` or `(p,s)`.
-    let typmod: Vec<usize> = pg_type
-        .split_once('(')
-        .and_then(|(_, m)| m.strip_suffix(')'))
-        .map(|m| m.split(',').filter_map(|v| v.trim().parse().ok()).collect())
-        .unwrap_or_default();
+    let typmod = crate::types::typmod(pg_type);
     // Seconds, then an optional fraction, then (with time zone) the offset
     // Postgres prints: `+00`, `-05:30`.
     let time_rest = |s: &str, zone: bool| {
@@ -704,7 +945,7 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
 /// REAL or text, a numeric in exponent form, a timestamp that is a number.
 /// Such a value passed through a REAL (`json_extract` of a number,
 /// arithmetic) and may have lost precision; pushing it would round.
-pub fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
     use crate::types::Storage;
     let mut bad = Vec::new();
     let key = key_expr(meta);
@@ -804,6 +1045,92 @@ mod tests {
             Some(false)
         );
         assert_eq!(printable("text", "x"), None);
+    }
+
+    #[test]
+    fn a_real_is_exact_up_to_15_significant_digits() {
+        assert_eq!(exact_decimal(0.5), Ok("0.5".into()));
+        assert_eq!(exact_decimal(1.5 * 2.0), Ok("3".into()));
+        assert_eq!(exact_decimal(-0.0), Ok("0".into()));
+        assert_eq!(exact_decimal(1e20), Ok("100000000000000000000".into()));
+        assert_eq!(
+            exact_decimal(123456789012.345),
+            Ok("123456789012.345".into())
+        );
+        for inexact in [1.0 / 3.0, 0.1 + 0.2, 9007199254740993.0, f64::INFINITY] {
+            assert!(exact_decimal(inexact).is_err(), "{inexact}");
+        }
+    }
+
+    #[test]
+    fn values_settle_to_their_exact_form_or_are_named() {
+        let bigint = crate::types::exactness("bigint").unwrap();
+        let small = crate::types::exactness("smallint").unwrap();
+        let numeric = crate::types::exactness("numeric").unwrap();
+        let scaled = crate::types::exactness("numeric(5,2)").unwrap();
+        let stamp = crate::types::exactness("timestamp with time zone").unwrap();
+        let jsonb = crate::types::exactness("jsonb").unwrap();
+        let text = |s: &str| Settled::Exact(SqlValue::Text(s.into()));
+        let inexact = |s: Settled| matches!(s, Settled::Inexact(_));
+        assert_eq!(
+            settle(bigint, "bigint", ValueRef::Real(12.0)),
+            Settled::Exact(SqlValue::Integer(12))
+        );
+        assert_eq!(
+            settle(bigint, "bigint", ValueRef::Text(b" 42")),
+            Settled::Exact(SqlValue::Integer(42))
+        );
+        assert_eq!(
+            settle(bigint, "bigint", ValueRef::Integer(7)),
+            Settled::Kept
+        );
+        assert!(inexact(settle(
+            bigint,
+            "bigint",
+            ValueRef::Real(9007199254740992.0)
+        )));
+        assert!(inexact(settle(bigint, "bigint", ValueRef::Real(2.5))));
+        assert!(inexact(settle(bigint, "bigint", ValueRef::Text(b"5.0"))));
+        assert!(inexact(settle(
+            small,
+            "smallint",
+            ValueRef::Integer(40_000)
+        )));
+        assert_eq!(
+            settle(numeric, "numeric", ValueRef::Real(0.25)),
+            text("0.25")
+        );
+        assert_eq!(settle(numeric, "numeric", ValueRef::Integer(7)), text("7"));
+        assert_eq!(
+            settle(scaled, "numeric(5,2)", ValueRef::Real(4.5)),
+            text("4.50")
+        );
+        assert_eq!(
+            settle(scaled, "numeric(5,2)", ValueRef::Integer(4)),
+            text("4.00")
+        );
+        assert!(inexact(settle(
+            scaled,
+            "numeric(5,2)",
+            ValueRef::Real(4.125)
+        )));
+        assert!(inexact(settle(
+            numeric,
+            "numeric",
+            ValueRef::Real(1.0 / 3.0)
+        )));
+        assert_eq!(
+            settle(numeric, "numeric", ValueRef::Text(b"0.1")),
+            Settled::Kept
+        );
+        assert!(inexact(settle(
+            stamp,
+            "timestamp with time zone",
+            ValueRef::Real(2460000.5)
+        )));
+        assert_eq!(settle(jsonb, "jsonb", ValueRef::Real(2.5)), text("2.5"));
+        assert!(inexact(settle(jsonb, "jsonb", ValueRef::Real(0.1 + 0.2))));
+        assert!(inexact(settle(jsonb, "jsonb", ValueRef::Blob(b"x"))));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{Plan, TargetTable};
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::db::sqlite::Snapshot;
-use crate::db::staging::{staged_add_column_ddl, staged_table_ddl};
+use crate::db::staging::{staged_add_column_ddl, staged_table_ddl, working_table_ddl};
 use crate::types::{quote_ident, TableChecksum};
 
 /// Namespace of every id the plan creates: UUID v5 of a natural key, so a
@@ -180,9 +180,9 @@ pub fn target_meta(t: &TargetTable) -> TableMeta {
 }
 
 /// `CREATE TEMP TABLE <name>`: the one staged-table DDL, pointed at the
-/// TEMP schema.
+/// TEMP schema, its exactness-sensitive columns without affinity.
 fn create_working_table(conn: &Connection, meta: &TableMeta) -> Result<()> {
-    let sql = staged_table_ddl(meta, &meta.name)?;
+    let sql = working_table_ddl(meta, &meta.name)?;
     let sql = sql.replacen("CREATE TABLE", "CREATE TEMP TABLE", 1);
     conn.execute_batch(&sql)?;
     Ok(())
