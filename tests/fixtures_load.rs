@@ -541,6 +541,49 @@ fn load_refuses_existing_tables_unless_replace() {
     });
 }
 
+/// `--replace` drops the fixtures, not the app's objects leaning on them: an
+/// app table's foreign key into prompts, and a view on dh_tool, are named
+/// in a refusal and the database is left exactly as it was (before, a
+/// CASCADE dropped the key and the view without a word).
+#[test]
+fn replace_refuses_to_drop_app_objects_that_depend_on_the_fixtures() {
+    let db = TestDb::create("fx_replace_deps");
+    let load = |extra: &[&str]| {
+        let mut args = vec!["fixtures", "load", "--database-url", &db.url];
+        args.extend_from_slice(extra);
+        common::run_sandbox(&args, &[])
+    };
+    load(&[]).ok();
+    runtime().block_on(async {
+        connect(&db.url)
+            .await
+            .batch_execute(
+                "CREATE TABLE public.app_notes (id int PRIMARY KEY, \
+                   prompt_id uuid REFERENCES public.prompts (id) ON DELETE CASCADE);\
+                 CREATE VIEW public.app_tools AS SELECT id FROM public.dh_tool;",
+            )
+            .await
+            .expect("app objects");
+    });
+    let before = common::whole_database_state(&db.url);
+    load(&["--replace"])
+        .code(2)
+        .error_has(&["app_notes", "view app_tools", "Nothing was changed"]);
+    before.assert_same(&common::whole_database_state(&db.url), "a refused replace");
+    // Without them, the replace goes ahead (the sandbox schema with it).
+    runtime().block_on(async {
+        connect(&db.url)
+            .await
+            .batch_execute(
+                "DROP VIEW public.app_tools; DROP TABLE public.app_notes;\
+                 CREATE SCHEMA sandbox; CREATE TABLE sandbox.receipts (id int);",
+            )
+            .await
+            .expect("drop app objects");
+    });
+    load(&["--replace"]).ok();
+}
+
 // ---------------------------------------------------------------------------
 // (e) scale
 // ---------------------------------------------------------------------------
