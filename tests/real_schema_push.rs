@@ -1041,3 +1041,89 @@ fn explicit_ids_move_their_sequences_and_rollback_moves_them_back_when_unused() 
     );
     assert_eq!(w.count("SELECT count(*) FROM public.workflows"), 142);
 }
+
+// ---------------------------------------------------------------------------
+// Foreign tables: writes that go to another server
+
+/// A loopback `postgres_fdw` server and the foreign table `public.remote_log`,
+/// whose rows land in `remote_store.log` of the same database through
+/// another connection: outside the push transaction and its statistics.
+fn loopback_foreign_table(w: &World) {
+    let available =
+        w.count("SELECT count(*) FROM pg_available_extensions WHERE name = 'postgres_fdw'");
+    assert_eq!(
+        available, 1,
+        "postgres_fdw is not available to the test Postgres: it ships with the server \
+         (Debian: postgresql-15); install the server's contrib modules"
+    );
+    let url = url::Url::parse(w.url()).expect("test database URL parses");
+    let password = url
+        .password()
+        .map(|p| format!(", password '{}'", p.replace('\'', "''")))
+        .unwrap_or_default();
+    w.exec(&format!(
+        "CREATE EXTENSION postgres_fdw;
+         CREATE SERVER loopback FOREIGN DATA WRAPPER postgres_fdw
+           OPTIONS (host '{}', port '{}', dbname '{}');
+         CREATE USER MAPPING FOR CURRENT_USER SERVER loopback OPTIONS (user '{}'{password});
+         CREATE SCHEMA remote_store;
+         CREATE TABLE remote_store.log (workflow_id uuid, name text);
+         CREATE FOREIGN TABLE public.remote_log (workflow_id uuid, name text)
+           SERVER loopback OPTIONS (schema_name 'remote_store', table_name 'log');",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().unwrap_or(5432),
+        w.db.name,
+        url.username(),
+    ));
+}
+
+/// Postgres's statistics never count a write to a foreign table: the
+/// report says foreign tables exist; a trigger or rule that names one is
+/// refused by name before anything is written, unless allowed.
+#[test]
+fn writes_to_foreign_tables_are_named_and_refused_unless_allowed() {
+    let w = world("foreign_writes", "");
+    loopback_foreign_table(&w);
+    // No trigger names it: the push goes ahead and says what it cannot see.
+    w.push(&[])
+        .ok()
+        .stdout_has(
+            "Foreign tables in this database: public.remote_log (server loopback, postgres_fdw)",
+        )
+        .stdout_has("outside what Postgres's statistics count");
+
+    w.exec(
+        "CREATE FUNCTION public.workflow_to_remote() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO remote_log VALUES (NEW.id, NEW.name); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_to_remote AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.workflow_to_remote();
+         CREATE RULE jtbd_to_remote AS ON UPDATE TO public.jtbd_library
+           DO ALSO INSERT INTO public.remote_log VALUES (NULL, NEW.title);",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+                "trigger workflows_to_remote on public.workflows (function workflow_to_remote()) names \
+                 foreign table public.remote_log (server loopback, postgres_fdw)",
+                "rule jtbd_to_remote on public.jtbd_library",
+                "--allow-writes public.remote_log",
+        ]);
+        before.assert_same(&w.state(), "a push refused for a foreign write");
+    }
+    assert_eq!(w.count("SELECT count(*) FROM remote_store.log"), 0);
+
+    let run = w.push(&["--confirm", "--allow-writes", "public.remote_log"]);
+    run.ok()
+        .stdout_has("Allowed writes to foreign tables")
+        .stdout_has("workflows_to_remote");
+    // 227 new workflows by the trigger, 105 updated JTBDs by the rule.
+    assert_eq!(w.count("SELECT count(*) FROM remote_store.log"), 227 + 105);
+    // The push was allowed to write there, so the undo is too; what went
+    // to the other server stays there.
+    w.rollback(&run.receipt(), &["--confirm"])
+        .ok()
+        .stdout_has("Allowed writes to foreign tables")
+        .stdout_has("jtbd_to_remote");
+    assert_eq!(w.count("SELECT count(*) FROM remote_store.log"), 227 + 105);
+}

@@ -155,6 +155,7 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
         );
     }
     print_sequences(report);
+    print_foreign_tables(&report.foreign_tables, &report.foreign_writes_allowed);
 }
 
 /// The sequences behind columns the plan wrote explicit values into.
@@ -178,6 +179,29 @@ fn print_sequences(report: &sandbox::ops::push::PushReport) {
         println!(
             "Sequence {}.{} ({}.{}, values up to {}): {what}.",
             s.schema, s.sequence, s.table, s.column, s.written
+        );
+    }
+}
+
+/// What the write accounting cannot see: the database's foreign tables,
+/// and the triggers and rules the user allowed to write them.
+pub(crate) fn print_foreign_tables(
+    tables: &[sandbox::db::foreign::ForeignTable],
+    allowed: &[String],
+) {
+    if !allowed.is_empty() {
+        println!(
+            "Allowed writes to foreign tables (another server; not counted, and a rollback does not undo them): {}",
+            allowed.join("; ")
+        );
+    }
+    if !tables.is_empty() {
+        let tables: Vec<String> = tables.iter().map(|t| t.describe()).collect();
+        println!(
+            "Foreign tables in this database: {}. A write to one goes to another server, outside what \
+             Postgres's statistics count, so the write accounting cannot see it; only the triggers and \
+             rules that name one in the catalog were checked.",
+            tables.join(", ")
         );
     }
 }

@@ -122,6 +122,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             s.sequence, s.table, s.column
         );
     }
+    crate::cmd::push::print_foreign_tables(&report.foreign_tables, &report.foreign_writes_allowed);
     if !report.confirmed {
         println!("Nothing was changed. Add --confirm to undo.");
     }

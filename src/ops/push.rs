@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::TableMeta;
+use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{apply_row_updates, cast_type, delete_rows, key_positions_of};
 use crate::db::postgres::catalog::columns_of;
 use crate::db::postgres::copy::copy_rows;
@@ -125,6 +126,12 @@ pub struct PushReport {
     /// Sequences behind columns the push wrote explicit values into: moved
     /// past them (or already past them).
     pub sequences: Vec<SequenceAdvance>,
+    /// The database's foreign tables: their writes go to another server
+    /// and are outside what Postgres's statistics (the write accounting)
+    /// count.
+    pub foreign_tables: Vec<ForeignTable>,
+    /// Triggers and rules that name a foreign table the user allowed.
+    pub foreign_writes_allowed: Vec<String>,
     /// Set when the push committed but the snapshot file could not record
     /// the receipt (read-only or full): the push is applied all the same.
     pub local_record_error: Option<String>,
@@ -898,6 +905,18 @@ struct PushJob<'a> {
 }
 
 impl PushJob<'_> {
+    /// Tables outside the plan a side effect may write: the plan's
+    /// `allow_writes` and `--allow-writes`.
+    fn allowed_writes(&self) -> Vec<String> {
+        self.plan
+            .file
+            .allow_writes
+            .iter()
+            .chain(self.opts.allow_writes.iter())
+            .cloned()
+            .collect()
+    }
+
     /// A report of this push with nothing written, held off or recorded.
     fn report(
         &self,
@@ -916,6 +935,8 @@ impl PushJob<'_> {
             triggers: vec![],
             side_effects: vec![],
             sequences: vec![],
+            foreign_tables: vec![],
+            foreign_writes_allowed: vec![],
             local_record_error: None,
             millis: self.started.elapsed().as_millis() as u64,
         }
@@ -972,6 +993,8 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     let (triggers, trigger_check) = p.triggers().await?;
     checks.push(trigger_check);
     checks.push(p.insert_rules().await?);
+    let foreign = p.foreign_writes().await?;
+    checks.push(foreign.check.clone());
     let applied = p.apply(&triggers).await?;
     checks.extend(applied.checks);
     let mut receipt = p
@@ -983,7 +1006,8 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         )
         .await?;
     let side_effects = p.account_writes(&mut receipt, &mut checks).await?;
-    p.finish(receipt, checks, triggers, side_effects).await
+    p.finish(receipt, checks, triggers, side_effects, foreign)
+        .await
 }
 
 impl Push<'_, '_> {
@@ -1159,6 +1183,30 @@ impl Push<'_, '_> {
             ));
         }
         Ok(rules)
+    }
+
+    /// Writes to a foreign table go to another server, uncounted by the
+    /// write accounting: a trigger or rule the catalog shows may write one
+    /// refuses the push before anything is written, unless allowed.
+    async fn foreign_writes(&self) -> Result<ForeignWrites> {
+        let foreign = foreign_write_check(
+            &self.tx,
+            "preflight",
+            &written_tables(self.job.diff),
+            &self.job.allowed_writes(),
+        )
+        .await?;
+        if !foreign.check.ok {
+            return Err(refuse(
+                format!(
+                    "triggers or rules that fire for the push may write foreign tables ({}); {}",
+                    foreign.check.rows.join("; "),
+                    self.nothing_written
+                ),
+                vec![foreign.check],
+            ));
+        }
+        Ok(foreign)
     }
 
     /// The very transaction `--confirm` commits; the preflight rolls it back
@@ -1541,7 +1589,6 @@ impl Push<'_, '_> {
         sequences: Vec<SequenceAdvance>,
     ) -> Result<Receipt> {
         let PushJob {
-            opts,
             plan,
             snapshot,
             diff,
@@ -1561,13 +1608,7 @@ impl Push<'_, '_> {
             .filter(|t| t.action == TriggerAction::HeldOff)
             .map(|t| format!("{}.{}", t.table, t.name))
             .collect();
-        let allowed: Vec<String> = plan
-            .file
-            .allow_writes
-            .iter()
-            .chain(opts.allow_writes.iter())
-            .cloned()
-            .collect();
+        let allowed = self.job.allowed_writes();
         // The receipt goes in before the accounting, so its own row is counted
         // as planned; its side-effect list is filled in by an UPDATE after the
         // accounting, which is then counted too.
@@ -1650,6 +1691,7 @@ impl Push<'_, '_> {
         checks: Vec<Check>,
         triggers: Vec<TriggerReport>,
         side_effects: Vec<TableWrites>,
+        foreign: ForeignWrites,
     ) -> Result<PushReport> {
         let Push {
             job,
@@ -1673,6 +1715,8 @@ impl Push<'_, '_> {
             disabled_triggers: receipt.held_off,
             triggers,
             side_effects,
+            foreign_tables: foreign.tables,
+            foreign_writes_allowed: foreign.allowed,
             local_record_error,
             ..job.report(outcome, receipt_id, checks)
         };

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
+use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::apply_updates;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
@@ -66,6 +67,10 @@ pub struct RollbackReport {
     /// The sequences the push moved: moved back, or left where the app
     /// drew from them since.
     pub sequences: Vec<SequenceRestore>,
+    /// The database's foreign tables (writes there are not counted).
+    pub foreign_tables: Vec<ForeignTable>,
+    /// Triggers and rules that name a foreign table the user allowed.
+    pub foreign_writes_allowed: Vec<String>,
     pub millis: u64,
 }
 
@@ -121,7 +126,11 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     checks.push(r.nothing_references(&pushed).await?);
     let (triggers, trigger_check) = r.triggers().await?;
     checks.push(trigger_check);
+    let foreign = r.foreign_writes().await?;
+    checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
+    report.foreign_tables = foreign.tables;
+    report.foreign_writes_allowed = foreign.allowed;
     r.undo(&pushed, &triggers, &mut report).await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
@@ -168,6 +177,8 @@ impl RollbackReport {
             side_effects: vec![],
             triggers,
             sequences: vec![],
+            foreign_tables: vec![],
+            foreign_writes_allowed: vec![],
             millis: 0,
         }
     }
@@ -518,18 +529,8 @@ impl Rollback<'_, '_> {
     /// The same hold-off rule as the push: only proven updated_at stamps,
     /// and only those the receipt held off.
     async fn triggers(&self) -> Result<(Vec<TriggerReport>, Check)> {
-        let written: Vec<WrittenTable> = self
-            .undo
-            .tables
-            .iter()
-            .filter(|t| !t.created)
-            .map(|t| WrittenTable {
-                name: t.table.clone(),
-                updates: !t.updates.is_empty(),
-            })
-            .collect();
         let (triggers, trigger_check) =
-            plan_triggers(self.tx, &written, &self.undo.held_off_triggers).await?;
+            plan_triggers(self.tx, &self.written(), &self.undo.held_off_triggers).await?;
         if !trigger_check.ok {
             return Err(self.refuse(
                 format!("{}; {}", trigger_check.rows.join("; "), self.nothing),
@@ -537,6 +538,49 @@ impl Rollback<'_, '_> {
             ));
         }
         Ok((triggers, trigger_check))
+    }
+
+    /// As for the push: a trigger or rule the catalog shows may write a
+    /// foreign table (uncounted by the write accounting) refuses the undo
+    /// before anything is written, unless allowed.
+    async fn foreign_writes(&self) -> Result<ForeignWrites> {
+        let foreign =
+            foreign_write_check(self.tx, "preflight", &self.written(), &self.allowed()).await?;
+        if !foreign.check.ok {
+            return Err(self.refuse(
+                format!(
+                    "triggers or rules that fire for the undo may write foreign tables ({}); {}",
+                    foreign.check.rows.join("; "),
+                    self.nothing
+                ),
+                vec![foreign.check],
+            ));
+        }
+        Ok(foreign)
+    }
+
+    /// The tables the undo writes rows of.
+    fn written(&self) -> Vec<WrittenTable> {
+        self.undo
+            .tables
+            .iter()
+            .filter(|t| !t.created)
+            .map(|t| WrittenTable {
+                name: t.table.clone(),
+                updates: !t.updates.is_empty(),
+            })
+            .collect()
+    }
+
+    /// Tables outside the receipt a side effect may write: those the push
+    /// was allowed to write and `--allow-writes`.
+    fn allowed(&self) -> Vec<String> {
+        self.undo
+            .allowed_writes
+            .iter()
+            .chain(self.opts.allow_writes.iter())
+            .cloned()
+            .collect()
     }
 
     /// Drops what the push created and removes or restores its rows; an
@@ -601,13 +645,7 @@ impl Rollback<'_, '_> {
     /// Every write of the undo, database-wide: only the receipt's tables,
     /// exactly as many rows as it recorded, plus allowed side effects.
     async fn account_writes(&self, report: &mut RollbackReport) -> Result<()> {
-        let allowed: Vec<String> = self
-            .undo
-            .allowed_writes
-            .iter()
-            .chain(self.opts.allow_writes.iter())
-            .cloned()
-            .collect();
+        let allowed = self.allowed();
         let writes = transaction_writes(self.tx).await?;
         let accounting = account("writes", &writes, &undo_writes(self.undo, report), &allowed);
         report.checks.extend(accounting.checks);
