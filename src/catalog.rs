@@ -106,6 +106,24 @@ pub struct ColumnMeta {
     /// `,` for almost every type, `;` for `box`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_delimiter: Option<String>,
+    /// For an array whose elements are an enum or a domain: what each
+    /// element must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_element: Option<ArrayElement>,
+}
+
+/// The element type of an array column, when it is an enum or a domain
+/// (`status[]`, `my_domain[]`): the rehearsal checks every element.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArrayElement {
+    /// `format_type()` of the element type.
+    pub pg_type: String,
+    /// The labels of the element enum (or of the enum under the element
+    /// domain), in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enum_labels: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<DomainMeta>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -567,3 +567,96 @@ fn box_arrays_keep_their_elements() {
         .without_schema("sandbox")
         .assert_same(&before, "push then rollback");
 }
+
+/// Arrays of an enum and of a domain (`wf_tag[]`, `posint[]`): the
+/// rehearsal checks every element the plan writes — an enum label, the
+/// domain's base type and NOT NULL — and fails a named check per column
+/// (table, column, row key, element, value), exit 1; the domain's CHECK is
+/// listed for the preflight. Before, only the preflight on Postgres found
+/// them, as a refusal of the push.
+#[test]
+fn enum_and_domain_elements_of_arrays_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(&dir.path().join("plan"), |_| {});
+    let file = plan.join("phases/3B_dh_workflows.sql");
+    let sql = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(
+            "INSERT INTO workflows (id,",
+            "INSERT INTO workflows (tags, scores, id,",
+        )
+        .replace(
+            "SELECT plan_uuid('dh_workflow', w.id),",
+            "SELECT CASE row_number() OVER (ORDER BY w.id) WHEN 1 THEN '{core,bogus}' ELSE '{core,beta}' END,
+                    CASE row_number() OVER (ORDER BY w.id) WHEN 2 THEN '{3,NULL}'
+                         WHEN 3 THEN '{{7},{x}}' ELSE '{1,2}' END,
+                    plan_uuid('dh_workflow', w.id),",
+        );
+    assert!(sql.contains("bogus"));
+    std::fs::write(&file, sql).unwrap();
+    let w = World::loaded("rs_array_elements", "plan")
+        .with_sql(
+            "CREATE TYPE public.wf_tag AS ENUM ('core', 'beta');
+             CREATE DOMAIN public.posint AS integer NOT NULL CHECK (VALUE > 0);
+             ALTER TABLE public.workflows ADD COLUMN tags public.wf_tag[],
+               ADD COLUMN scores public.posint[];",
+        )
+        .with_plan(&plan)
+        .pulled();
+    let snap = Snapshot::open(&w.snapshot).unwrap();
+    let scores = table(&snap, "workflows").column("scores").unwrap();
+    let element = scores
+        .array_element
+        .as_ref()
+        .expect("posint[] records its element");
+    assert_eq!(element.domain.as_ref().unwrap().base_type, "integer");
+    drop(snap);
+
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = failed_checks(&report);
+    let names: Vec<&str> = failed.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "workflows.tags: each array element a value of enum wf_tag (core, beta)",
+            "workflows.scores: each array element a value of domain posint (integer, NOT NULL)"
+        ],
+        "{failed:#?}"
+    );
+    let rows = |c: &serde_json::Value| -> Vec<String> {
+        c["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    let tags = rows(failed[0]);
+    assert!(
+        tags.len() == 1 && tags[0].starts_with("id=") && tags[0].ends_with(": element 2 'bogus'"),
+        "{tags:?}"
+    );
+    let mut scores = rows(failed[1]);
+    scores.sort_by_key(|r| r.split(": ").nth(1).map(str::to_string));
+    assert_eq!(scores.len(), 2, "{scores:?}");
+    assert!(
+        scores[0].ends_with(": element 2 'x' is not a valid integer"),
+        "{scores:?}"
+    );
+    assert!(
+        scores[1].ends_with(": element 2 is NULL (domain posint is NOT NULL)"),
+        "{scores:?}"
+    );
+    assert!(
+        preflight(&report).contains(&(
+            "workflows.scores".into(),
+            "domain_check".into(),
+            "domain posint (each array element): CHECK ((VALUE > 0))".into()
+        )),
+        "{:#?}",
+        preflight(&report)
+    );
+    w.push(&[]).code(1).stderr_has("failed 2 checks");
+    refused_push_changes_nothing(&w);
+}

@@ -78,6 +78,7 @@ CREATE TABLE _sandbox_columns (
   enum_labels TEXT,
   domain TEXT,
   array_delimiter TEXT,
+  array_element TEXT,
   PRIMARY KEY (table_name, column_name)
 );
 CREATE TABLE _sandbox_constraints (
@@ -429,7 +430,7 @@ impl SnapshotWriter {
 /// A table's rows in `_sandbox_columns` and `_sandbox_constraints`.
 fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
     let mut put_col = conn.prepare_cached(
-        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     for c in &meta.columns {
         put_col.execute(params![
@@ -449,7 +450,11 @@ fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
                 .map(serde_json::to_string)
                 .transpose()?,
             c.domain.as_ref().map(serde_json::to_string).transpose()?,
-            c.array_delimiter
+            c.array_delimiter,
+            c.array_element
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?
         ])?;
     }
     let mut put_con = conn
@@ -816,12 +821,30 @@ fn read_catalog_of(
     conn: &Connection,
     name: &str,
 ) -> Result<(Vec<ColumnMeta>, Vec<ConstraintMeta>)> {
-    let mut cols = conn.prepare_cached(
-        "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr, \
-         default_constant, default_value, identity, enum_labels, domain, array_delimiter \
-         FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
+    // A file pulled before array elements were recorded has no such
+    // column: its arrays are checked by the preflight only, as they were.
+    let has_elements: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('_sandbox_columns') WHERE name = 'array_element'",
+        [],
+        |r| r.get(0),
     )?;
-    type Raw = (ColumnMeta, Option<String>, Option<String>, Option<String>);
+    let mut cols = conn.prepare_cached(&format!(
+        "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr, \
+         default_constant, default_value, identity, enum_labels, domain, array_delimiter, {} \
+         FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
+        if has_elements {
+            "array_element"
+        } else {
+            "NULL"
+        }
+    ))?;
+    type Raw = (
+        ColumnMeta,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let raw = cols
         .query_map([name], |r| {
             Ok((
@@ -840,11 +863,12 @@ fn read_catalog_of(
                 r.get::<_, Option<String>>(8)?,
                 r.get::<_, Option<String>>(9)?,
                 r.get::<_, Option<String>>(10)?,
+                r.get::<_, Option<String>>(12)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<Raw>>>()?;
     let mut columns = Vec::new();
-    for (mut c, identity, labels, domain) in raw {
+    for (mut c, identity, labels, domain, element) in raw {
         c.identity = match identity {
             None => None,
             Some(i) => Some(crate::catalog::Identity::parse(&i).ok_or_else(|| {
@@ -853,6 +877,7 @@ fn read_catalog_of(
         };
         c.enum_labels = labels.map(|l| serde_json::from_str(&l)).transpose()?;
         c.domain = domain.map(|d| serde_json::from_str(&d)).transpose()?;
+        c.array_element = element.map(|e| serde_json::from_str(&e)).transpose()?;
         columns.push(c);
     }
     if columns.is_empty() {

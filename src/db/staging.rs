@@ -18,9 +18,10 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta};
+use crate::catalog::{ArrayElement, ColumnMeta, ConstraintMeta, TableMeta};
 use crate::db::sqlite::{ident_list, to_sqlite, Snapshot};
 use crate::plan::checks::{Check, CheckKind};
+use crate::plan::rowjson::{parse_array_delimited, ArrayNode};
 use crate::types::quote_ident;
 
 /// The phase label of the constraint checks in a rehearsal report.
@@ -437,6 +438,13 @@ pub fn constraint_checks(
         ));
     }
 
+    // Every element of an array of enum or domain values.
+    for c in &meta.columns {
+        if let Some(el) = &c.array_element {
+            checks.push(array_element_check(conn, &st, c, el)?);
+        }
+    }
+
     // Columns Postgres computes and refuses values for.
     let never: Vec<&ColumnMeta> = meta.columns.iter().filter(|c| c.never_written()).collect();
     if !never.is_empty() {
@@ -479,6 +487,127 @@ pub fn constraint_checks(
         ));
     }
     Ok(checks)
+}
+
+/// Each element of the arrays the plan wrote into `c` must be one of the
+/// element enum's labels, or a value of the element domain's base type
+/// and not NULL when the domain says NOT NULL (its CHECKs are the
+/// preflight's). A failure names the row, the element and the value.
+fn array_element_check(
+    conn: &Connection,
+    st: &Staged<'_>,
+    c: &ColumnMeta,
+    el: &ArrayElement,
+) -> Result<Check> {
+    let col = quote_ident(&c.name);
+    let sql = format!(
+        "SELECT {}, CAST(s.{col} AS TEXT) FROM {} s WHERE s.{col} IS NOT NULL AND {}",
+        st.key_text(),
+        st.table,
+        st.touched()
+    );
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(|e| anyhow::anyhow!("SQLite cannot run a staged-table check ({e}): {sql}"))?;
+    let mut rows = stmt.query([])?;
+    let mut bad = Vec::new();
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(0)?;
+        let value: String = r.get(1)?;
+        match parse_array_delimited(&value, c.delimiter()) {
+            Err(e) => bad.push(format!(
+                "{key}: {} is not an array of {} ({e})",
+                quoted(&value),
+                el.pg_type
+            )),
+            Ok(node) => {
+                let mut n = 0;
+                each_element(&node, &mut |v| {
+                    n += 1;
+                    if let Some(why) = element_problem(el, v) {
+                        bad.push(format!("{key}: element {n} {why}"));
+                    }
+                });
+            }
+        }
+    }
+    let rule = match (&el.domain, &el.enum_labels) {
+        (None, Some(labels)) => format!("a value of enum {} ({})", el.pg_type, labels.join(", ")),
+        (Some(d), Some(labels)) => {
+            format!(
+                "a value of domain {} over an enum ({})",
+                d.name,
+                labels.join(", ")
+            )
+        }
+        (Some(d), None) => format!(
+            "a value of domain {} ({}{})",
+            d.name,
+            d.base_type,
+            if d.not_null { ", NOT NULL" } else { "" }
+        ),
+        (None, None) => format!("a value of {}", el.pg_type),
+    };
+    Ok(Check::no_rows(
+        CONSTRAINTS_PHASE,
+        &format!("{}.{}: each array element {rule}", st.meta.name, c.name),
+        CheckKind::Constraint,
+        bad,
+    ))
+}
+
+/// Calls `f` with every element of a parsed array, in order, at any depth.
+fn each_element(node: &ArrayNode, f: &mut impl FnMut(Option<&str>)) {
+    match node {
+        ArrayNode::Elem(v) => f(v.as_deref()),
+        ArrayNode::List(items) => items.iter().for_each(|i| each_element(i, f)),
+    }
+}
+
+/// Why one array element breaks its element type's rule, if it does.
+fn element_problem(el: &ArrayElement, v: Option<&str>) -> Option<String> {
+    let Some(v) = v else {
+        return match &el.domain {
+            Some(d) if d.not_null => Some(format!("is NULL (domain {} is NOT NULL)", d.name)),
+            _ => None,
+        };
+    };
+    if let Some(labels) = &el.enum_labels {
+        return (!labels.iter().any(|l| l == v)).then(|| quoted(v));
+    }
+    let base = el.domain.as_ref()?.base_type.as_str();
+    let fits = match base {
+        "smallint" => v.parse::<i16>().is_ok(),
+        "integer" => v.parse::<i32>().is_ok(),
+        "bigint" => v.parse::<i64>().is_ok(),
+        "boolean" => matches!(v, "t" | "f" | "true" | "false"),
+        "uuid" => uuid::Uuid::parse_str(v).is_ok(),
+        "real" | "double precision" => {
+            matches!(v, "NaN" | "Infinity" | "-Infinity") || v.parse::<f64>().is_ok()
+        }
+        b if b == "numeric" || b.starts_with("numeric(") => {
+            matches!(v, "NaN" | "Infinity" | "-Infinity") || is_decimal(v)
+        }
+        // Text-like and other base types: Postgres decides (the preflight).
+        _ => true,
+    };
+    (!fits).then(|| format!("{} is not a valid {base}", quoted(v)))
+}
+
+/// A plain decimal number as Postgres prints a numeric: sign, digits, an
+/// optional fraction.
+fn is_decimal(v: &str) -> bool {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !frac.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A value as SQL quotes it, for messages.
+fn quoted(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
 }
 
 fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Result<Check> {
@@ -615,12 +744,18 @@ pub fn preflight_items(
                 ));
             }
         }
-        if let Some(d) = &c.domain {
+        let element_domain = c.array_element.as_ref().and_then(|e| e.domain.as_ref());
+        for (d, of) in c
+            .domain
+            .iter()
+            .map(|d| (d, ""))
+            .chain(element_domain.map(|d| (d, " (each array element)")))
+        {
             for check in &d.checks {
                 out.push(item(
                     "domain_check",
                     &c.name,
-                    format!("domain {}: {check}", d.name),
+                    format!("domain {}{of}: {check}", d.name),
                 ));
             }
         }

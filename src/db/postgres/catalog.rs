@@ -160,10 +160,24 @@ pub async fn read_table_meta(
                      WHERE arr.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid) AND arr.typlen = -1 \
                        AND arr.typelem <> 0), \
                     (SELECT bt.typtype = 'e' FROM pg_type bt \
-                     WHERE bt.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid)) \
+                     WHERE bt.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid)), \
+                    el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks \
              FROM pg_attribute a \
              JOIN pg_type ty ON ty.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             LEFT JOIN LATERAL ( \
+               SELECT e.typtype::text AS kind, format_type(e.oid, NULL) AS el_type, \
+                      CASE WHEN e.typtype = 'e' OR (SELECT b.typtype = 'e' FROM pg_type b \
+                                                    WHERE b.oid = e.typbasetype) \
+                           THEN ARRAY(SELECT l.enumlabel::text FROM pg_enum l \
+                                      WHERE l.enumtypid = coalesce(nullif(e.typbasetype, 0), e.oid) \
+                                      ORDER BY l.enumsortorder) END AS labels, \
+                      format_type(e.typbasetype, e.typtypmod) AS base, e.typnotnull AS notnull, \
+                      e.typname::text AS name, \
+                      ARRAY(SELECT pg_get_constraintdef(dc.oid) FROM pg_constraint dc \
+                            WHERE dc.contypid = e.oid AND dc.contype = 'c' ORDER BY dc.conname) AS checks \
+               FROM pg_type e \
+               WHERE ty.typcategory = 'A' AND e.oid = ty.typelem AND e.typtype IN ('e', 'd')) el ON true \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
             &[&oid],
@@ -205,6 +219,18 @@ pub async fn read_table_meta(
                 checks: r.get(13),
             }),
             array_delimiter: r.get(14),
+            array_element: r.get::<_, Option<String>>(16).map(|kind| {
+                crate::catalog::ArrayElement {
+                    pg_type: r.get(17),
+                    enum_labels: r.get(18),
+                    domain: (kind == "d").then(|| crate::catalog::DomainMeta {
+                        name: r.get(21),
+                        base_type: r.get::<_, Option<String>>(19).unwrap_or_default(),
+                        not_null: r.get::<_, Option<bool>>(20).unwrap_or(false),
+                        checks: r.get::<_, Option<Vec<String>>>(22).unwrap_or_default(),
+                    }),
+                }
+            }),
             ..Default::default()
         });
         if default_candidate {
