@@ -173,3 +173,53 @@ fn the_next_commands_printed_for_another_plan_work_as_given() {
     args.extend(["--database-url", w.url()]);
     sandbox(&args).ok().stdout_has("would");
 }
+
+/// A push that deleted rows of a table with a STORED generated column rolls
+/// back: the rows go in again without it, Postgres computes it, and the
+/// whole database equals its state before the push (before: rollback exit
+/// 2, "column is a generated column", the rows stayed deleted).
+#[test]
+fn deleted_rows_of_a_table_with_a_generated_column_roll_back_exactly() {
+    let w = example_world("example_generated").with_sql(
+        "ALTER TABLE dh_task ADD COLUMN title_len int GENERATED ALWAYS AS (length(title)) STORED",
+    );
+    let before = w.state();
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.count("SELECT count(*) FROM dh_task WHERE state = 'blocked'"),
+        0
+    );
+    w.rollback(&receipt, &["--confirm"])
+        .ok()
+        .stdout_has("re-inserted");
+    before.assert_same(
+        &w.state().without_schema("sandbox"),
+        "from before the push to after the rollback",
+    );
+}
+
+/// A BEFORE INSERT trigger that stamps the rows rollback inserts again
+/// would leave them different from their before-images: rollback refuses,
+/// naming the table, row, column and trigger, and changes nothing (before:
+/// exit 0, "rolled back", created_at silently the rollback's time).
+#[test]
+fn a_trigger_changing_the_rows_rollback_writes_back_refuses_the_rollback_by_name() {
+    let w = example_world("example_restamp").with_sql(
+        "CREATE FUNCTION stamp_created() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN NEW.created_at := now(); RETURN NEW; END $$; \
+         CREATE TRIGGER dh_task_created BEFORE INSERT ON dh_task \
+         FOR EACH ROW EXECUTE FUNCTION stamp_created();",
+    );
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    let after_push = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        "dh_task rows written back as the receipt recorded them",
+        "dh_task.created_at",
+        "dh_task_created",
+    ]);
+    after_push.assert_same(&w.state(), "a refused rollback changes nothing");
+}

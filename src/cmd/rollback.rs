@@ -71,13 +71,14 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     }
     let checks: Vec<&sandbox::plan::checks::Check> = report.checks.iter().collect();
     println!("{}", output::checks(&checks, "step"));
-    let deleted: Vec<String> = report
-        .deleted
-        .iter()
-        .map(|(t, n)| format!("{n} from {t}"))
-        .collect();
+    let counted = |rows: &[(String, u64)]| -> String {
+        rows.iter()
+            .map(|(t, n)| format!("{n} of {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "{} receipt {}: dropped columns [{}], dropped tables [{}], deleted rows [{}].",
+        "{} receipt {}: dropped columns [{}], dropped tables [{}], deleted rows [{}], re-inserted rows [{}], restored rows [{}].",
         if report.confirmed {
             "Rolled back"
         } else {
@@ -86,7 +87,9 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         report.receipt_id,
         report.dropped_columns.join(", "),
         report.dropped_tables.join(", "),
-        deleted.join(", ")
+        counted(&report.deleted),
+        counted(&report.reinserted),
+        counted(&report.restored)
     );
     let held_off: Vec<String> = report
         .triggers

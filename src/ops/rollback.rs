@@ -132,6 +132,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     r.undo(&pushed, &triggers, &mut report).await?;
+    r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
     }
@@ -619,6 +620,113 @@ impl Rollback<'_, '_> {
         Ok(())
     }
 
+    /// The rows the undo wrote back must read as the receipt recorded them:
+    /// a BEFORE trigger that fires on the re-insert or the restore (a
+    /// `created_at` stamp, a version counter, a normaliser) would otherwise
+    /// leave values that are not the before-images while the rollback says
+    /// "undone". Each table is read once; a difference names the table,
+    /// key, column, the recorded and the found value, and the triggers that
+    /// fired.
+    async fn undone_rows_check(
+        &self,
+        triggers: &[TriggerReport],
+        checks: &mut Vec<Check>,
+    ) -> Result<()> {
+        for t in self.undo.tables.iter().filter(|t| !t.created) {
+            let restored = restored_values(self.undo, t)?;
+            if restored.expected.is_empty() {
+                continue;
+            }
+            let meta = meta_of(&t.table, restored.columns.clone(), &t.key);
+            let key_positions: Vec<usize> = t
+                .key
+                .iter()
+                .map(|k| restored.position(k, &t.table))
+                .collect::<Result<_>>()?;
+            let mut differing = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            crate::db::postgres::copy::for_each_remote_line(self.tx, &meta, |line| {
+                let values = crate::types::parse_copy_line(&line[..line.len() - 1])
+                    .map_err(anyhow::Error::msg)?;
+                let key =
+                    crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
+                let Some(wanted) = restored.expected.get(&key) else {
+                    return Ok(());
+                };
+                seen.insert(key.clone());
+                for (i, value) in wanted {
+                    if values[*i] != *value {
+                        differing.push(format!(
+                            "row {key}: {}.{} is {}, the receipt recorded {}",
+                            t.table,
+                            restored.columns[*i].name,
+                            shown(values[*i].as_deref()),
+                            shown(value.as_deref())
+                        ));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            for key in restored.expected.keys().filter(|k| !seen.contains(*k)) {
+                differing.push(format!(
+                    "row {key} of {} is missing after the undo",
+                    t.table
+                ));
+            }
+            let expected = format!("{} rows as recorded", restored.expected.len());
+            let actual = if differing.is_empty() {
+                expected.clone()
+            } else {
+                format!("{} values differ", differing.len())
+            };
+            let mut c = Check::equal(
+                "after undo",
+                &format!("{} rows written back as the receipt recorded them", t.table),
+                CheckKind::Integrity,
+                expected,
+                actual,
+            );
+            c.ok = differing.is_empty();
+            if !c.ok {
+                c.row_count = differing.len() as u64;
+                differing.truncate(10);
+                if c.row_count > 10 {
+                    differing.push(format!("… and {} more", c.row_count - 10));
+                }
+                let firing: Vec<String> = triggers
+                    .iter()
+                    .filter(|tr| {
+                        tr.table == t.table
+                            && tr.timing == "BEFORE"
+                            && tr.level == "ROW"
+                            && tr.action == crate::db::triggers::TriggerAction::Fires
+                    })
+                    .map(|tr| format!("{} ({})", tr.name, tr.events.join("/")))
+                    .collect();
+                differing.push(if firing.is_empty() {
+                    format!(
+                        "no BEFORE row trigger on {} fires for the undo: a rule or the column's \
+                         type changed the values",
+                        t.table
+                    )
+                } else {
+                    format!(
+                        "likely cause: BEFORE row trigger {} on {} fired for the undo and changed \
+                         the rows it wrote back; no trigger is disabled to undo a push, so restore \
+                         these rows by hand (the receipt's before-images are in sandbox.receipts) \
+                         or adjust the trigger",
+                        firing.join(", "),
+                        t.table
+                    )
+                });
+                c.rows = differing;
+            }
+            checks.push(c);
+        }
+        Ok(())
+    }
+
     /// With --strict the result must be the pulled state of every table,
     /// byte for byte. Otherwise the rows the push wrote were undone one by
     /// one (each delete and restore counted), the app's rows are left as
@@ -1006,8 +1114,13 @@ async fn reinsert_deleted_rows(
     report: &mut RollbackReport,
 ) -> Result<()> {
     let dropped = added_columns_of(undo, &t.table);
+    // A STORED generated column cannot be written (COPY refuses it):
+    // Postgres computes it again from the restored values, and the check
+    // after the undo compares it with the before-image like every column.
     let keep: Vec<usize> = (0..t.columns.len())
-        .filter(|i| !dropped.contains(&t.columns[*i].name.as_str()))
+        .filter(|i| {
+            !dropped.contains(&t.columns[*i].name.as_str()) && t.columns[*i].generated.is_none()
+        })
         .collect();
     let cols: Vec<String> = keep.iter().map(|i| t.columns[*i].name.clone()).collect();
     let rows: Vec<Vec<Option<String>>> = t
@@ -1025,6 +1138,84 @@ async fn reinsert_deleted_rows(
     .with_context(|| format!("inserting the deleted rows of {} again", t.table))?;
     report.reinserted.push((t.table.clone(), n));
     Ok(())
+}
+
+/// What the undo writes back into one existing table, to be read again:
+/// the table's columns after the undo (the push's added columns are gone)
+/// and, per row key, each written-back column's position in them and the
+/// value the receipt recorded before the push.
+struct RestoredValues {
+    columns: Vec<ColumnMeta>,
+    expected: BTreeMap<String, Vec<(usize, Option<String>)>>,
+}
+
+impl RestoredValues {
+    fn position(&self, column: &str, table: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == column)
+            .with_context(|| {
+                format!("the receipt names {table}.{column}, which it does not list among the table's columns")
+            })
+    }
+}
+
+/// The before-images of the rows the push deleted from `t` (whole) and
+/// the old values of the columns it updated, keyed as the table reads.
+fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValues> {
+    let dropped = added_columns_of(undo, &t.table);
+    let kept: Vec<usize> = (0..t.columns.len())
+        .filter(|i| !dropped.contains(&t.columns[*i].name.as_str()))
+        .collect();
+    let mut restored = RestoredValues {
+        columns: kept.iter().map(|i| t.columns[*i].clone()).collect(),
+        expected: BTreeMap::new(),
+    };
+    let key_in_receipt: Vec<usize> = t
+        .key
+        .iter()
+        .map(|k| {
+            t.columns
+                .iter()
+                .position(|c| &c.name == k)
+                .with_context(|| {
+                    format!(
+                        "the receipt's key column {}.{k} is not among its columns",
+                        t.table
+                    )
+                })
+        })
+        .collect::<Result<_>>()?;
+    for row in &t.deleted_rows {
+        let key = crate::types::row_key(
+            key_in_receipt
+                .iter()
+                .map(|i| row.get(*i).and_then(|v| v.as_deref())),
+        );
+        let values = kept
+            .iter()
+            .enumerate()
+            .map(|(at, i)| (at, row.get(*i).cloned().flatten()))
+            .collect();
+        restored.expected.insert(key, values);
+    }
+    for u in &t.updates {
+        let key = crate::types::row_key(u.key.iter().map(|v| Some(v.as_str())));
+        // A row several phases updated: its first recorded old value is
+        // the one before the push.
+        for c in u
+            .changes
+            .iter()
+            .filter(|c| !dropped.contains(&c.column.as_str()))
+        {
+            let at = restored.position(&c.column, &t.table)?;
+            let values = restored.expected.entry(key.clone()).or_default();
+            if !values.iter().any(|(i, _)| *i == at) {
+                values.push((at, c.old.clone()));
+            }
+        }
+    }
+    Ok(restored)
 }
 
 /// A column the push wrote in an updated row: its position in the table,
