@@ -389,3 +389,25 @@ fn the_apps_table_named_in_a_comment_or_literal_is_not_read() {
     );
     refused_by_the_query_under_test(&w, &run);
 }
+
+/// An app session holding ACCESS EXCLUSIVE on `prompts` (an ALTER TABLE in
+/// its transaction) keeps Postgres from planning the seed's "row counts
+/// per table", so which tables that query reads cannot be known: the push
+/// refuses, saying so, within its lock timeout, with nothing written, and
+/// goes through once the session is done.
+#[test]
+fn an_app_table_held_exclusively_refuses_the_push_by_name_without_waiting_it_out() {
+    let w = live("live_exclusive");
+    let before = common::whole_database_state(&w.db.url);
+    let mut app = w.db.client();
+    app.batch_execute("BEGIN; LOCK TABLE prompts IN ACCESS EXCLUSIVE MODE")
+        .expect("app lock");
+    w.push(&["--confirm"]).code(1).error_has(&[
+        "row counts per table",
+        "another session holds a table this query reads",
+        "nothing was written",
+    ]);
+    app.batch_execute("COMMIT").expect("app commit");
+    before.assert_same(&common::whole_database_state(&w.db.url), "a refused push");
+    w.push_confirmed();
+}

@@ -272,6 +272,20 @@ fn cannot_run(phase: &str, name: &str, e: anyhow::Error) -> anyhow::Error {
     if class == "57" || class == "08" {
         return e;
     }
+    // Planning a query locks what it names (ACCESS SHARE), which waits only
+    // for a session holding or queued for ACCESS EXCLUSIVE there: not the
+    // plan's SQL at fault, but which tables the query reads stays unknown.
+    if db.code().code() == "55P03" {
+        return refuse(
+            format!(
+                "phase {phase}: \"{name}\": another session holds a table this query reads (ALTER \
+                 TABLE, VACUUM FULL, TRUNCATE or LOCK TABLE on it), so Postgres could not plan it \
+                 within the lock timeout and which tables it reads is unknown. Rolled back, \
+                 nothing was written; retry when that session is done"
+            ),
+            vec![],
+        );
+    }
     let mut c = Check::equal(
         phase,
         name,
