@@ -82,14 +82,19 @@ pub struct DiffArgs {
     pub sql: Option<PathBuf>,
 }
 
+/// The largest timeout Postgres accepts (its settings are 32-bit ms): a
+/// larger flag is a usage error here, not a raw server error after connecting.
+const PG_MAX_MS: u64 = i32::MAX as u64;
+
 #[derive(Debug, Args)]
 pub struct Timeouts {
-    /// How long to keep trying for locks held by other sessions before refusing (ms, at least 1).
+    /// How long to keep trying for locks held by other sessions before refusing (ms, 1 to 2147483647).
     /// Locks are tried in attempts of at most 300 ms, so the app never queues behind us longer.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=PG_MAX_MS))]
     pub lock_timeout: u64,
-    /// Statement timeout inside the transaction, for each statement (ms); Supabase's default is 2 minutes.
-    #[arg(long, default_value_t = 600_000)]
+    /// Statement timeout inside the transaction, for each statement (ms, 1 to 2147483647);
+    /// Supabase's default is 2 minutes. 0 is refused: Postgres would read it as "no limit".
+    #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..=PG_MAX_MS))]
     pub statement_timeout: u64,
 }
 

@@ -131,10 +131,27 @@ fn rollback_refuses_only_when_rows_the_push_wrote_changed_and_names_them() {
 }
 
 #[test]
-fn a_lock_timeout_of_zero_is_a_usage_error() {
+fn timeouts_postgres_would_misread_are_usage_errors() {
     let w = live("live_zero");
     w.push(&["--confirm", "--lock-timeout", "0"]).code(2);
     w.push(&["--confirm", "--lock-timeout", "-5"]).code(2);
+    // Postgres would read a statement timeout of 0 as "no limit", and its
+    // settings stop at 2147483647 ms: usage errors before connecting, not
+    // a raw server error.
+    w.push(&["--confirm", "--statement-timeout", "0"])
+        .code(2)
+        .stderr_has("0 is not in 1..=2147483647");
+    for flag in ["--lock-timeout", "--statement-timeout"] {
+        w.push(&["--confirm", flag, "3000000000"])
+            .code(2)
+            .stderr_has("3000000000 is not in 1..=2147483647");
+        w.rollback(
+            "00000000-0000-0000-0000-000000000000",
+            &["--confirm", flag, "3000000000"],
+        )
+        .code(2)
+        .stderr_has("is not in 1..=2147483647");
+    }
     let mut c = w.db.client();
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "141");
 }
