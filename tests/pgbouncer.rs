@@ -37,6 +37,12 @@ impl Drop for PgBouncer {
 
 impl PgBouncer {
     fn start() -> PgBouncer {
+        PgBouncer::start_with_pool(4)
+    }
+
+    /// A pooler with `pool_size` server connections per database: with 1,
+    /// every client's transactions run on the same server connection.
+    fn start_with_pool(pool_size: usize) -> PgBouncer {
         let exe = require_tool("pgbouncer");
         let version = Command::new(&exe)
             .arg("--version")
@@ -72,7 +78,7 @@ impl PgBouncer {
              auth_type = trust\n\
              auth_file = {}\n\
              pool_mode = transaction\n\
-             default_pool_size = 4\n\
+             default_pool_size = {pool_size}\n\
              max_client_conn = 50\n\
              server_round_robin = 1\n",
             auth_file.display()
@@ -348,5 +354,157 @@ fn pull_push_and_rollback_through_a_transaction_pooler() {
     assert!(
         log.contains(&format!("db={}", db.name)),
         "pgbouncer saw no client:\n{log}"
+    );
+}
+
+/// An app writing through the pooler (one autocommit INSERT every 20 ms)
+/// until dropped.
+struct AppWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<i64>>,
+}
+
+impl AppWriter {
+    fn start(url: &str) -> AppWriter {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let mut client =
+            postgres_sync::Client::connect(url, postgres_sync::NoTls).expect("app connects");
+        let thread = std::thread::spawn(move || {
+            let mut written = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                client
+                    .batch_execute("INSERT INTO app_side.app_log(msg) VALUES ('user clicked')")
+                    .expect("the app's INSERT through the pooler");
+                written += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            written
+        });
+        AppWriter {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the app; how many rows it wrote.
+    fn stop(mut self) -> i64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("app thread"))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for AppWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Postgres shows a backend's counters of its last, committed transactions
+/// (still pending, not yet flushed) inside the next transaction on that
+/// backend. Through a transaction pooler with one server connection, the
+/// push's and the rollback's transactions follow the app's INSERTs on the
+/// same backend: those rows are the app's, not the push's side effects.
+/// A trigger's write during the push is still refused, counted exactly.
+#[test]
+fn app_writes_on_the_pooled_connection_are_not_counted_as_the_push_own() {
+    let bouncer = PgBouncer::start_with_pool(1);
+    let db = TestDb::create("pgbouncer_acct");
+    common::sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let mut direct = db.client();
+    direct
+        .batch_execute(
+            "CREATE SCHEMA app_side; \
+             CREATE TABLE app_side.app_log(id serial PRIMARY KEY, msg text)",
+        )
+        .expect("app table");
+    let pooled = bouncer.url(&db.name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("snapshot.sqlite");
+    let snap = snap.to_str().expect("utf-8 path");
+    sandbox(
+        &bouncer,
+        &["pull", "--database-url", &pooled, "--out", snap],
+    );
+    sandbox(&bouncer, &["rehearse", "--snapshot", snap]);
+    let before = whole_database_state(&db.url)
+        .without_schema("app_side")
+        .without_schema("sandbox");
+
+    let app = AppWriter::start(&pooled);
+    let pushed = sandbox(
+        &bouncer,
+        &[
+            "push",
+            "--database-url",
+            &pooled,
+            "--snapshot",
+            snap,
+            "--confirm",
+        ],
+    );
+    let receipt = pushed.receipt();
+    sandbox(
+        &bouncer,
+        &[
+            "rollback",
+            "--database-url",
+            &pooled,
+            "--receipt",
+            &receipt,
+            "--confirm",
+        ],
+    );
+    let written = app.stop();
+    assert!(written > 0, "the app wrote nothing");
+    assert_eq!(
+        count(&mut direct, "SELECT count(*) FROM app_side.app_log"),
+        written,
+        "the app's rows"
+    );
+    before.assert_same(
+        &whole_database_state(&db.url)
+            .without_schema("app_side")
+            .without_schema("sandbox"),
+        "after push and rollback through the pooler while the app wrote",
+    );
+
+    // A real side effect: a trigger writing a table outside the plan.
+    direct
+        .batch_execute(
+            "CREATE TABLE app_side.audit(id serial PRIMARY KEY, wf text); \
+             CREATE FUNCTION app_side.audit_wf() RETURNS trigger LANGUAGE plpgsql AS $$ \
+               BEGIN INSERT INTO app_side.audit(wf) VALUES (NEW.id::text); RETURN NULL; END $$; \
+             CREATE TRIGGER wf_audit AFTER INSERT ON public.workflows \
+               FOR EACH ROW EXECUTE FUNCTION app_side.audit_wf()",
+        )
+        .expect("audit trigger");
+    let before = whole_database_state(&db.url).without_schema("app_side");
+    let app = AppWriter::start(&pooled);
+    let refused = common::sandbox(&[
+        "push",
+        "--database-url",
+        &pooled,
+        "--snapshot",
+        snap,
+        "--confirm",
+    ]);
+    app.stop();
+    refused.refused(&["app_side.audit: 227 rows (227 inserted, 0 updated, 0 deleted)"]);
+    assert!(
+        !refused.all().contains("app_log"),
+        "the app's own rows named as the push's:\n{}",
+        refused.show()
+    );
+    assert_eq!(count(&mut direct, "SELECT count(*) FROM app_side.audit"), 0);
+    before.assert_same(
+        &whole_database_state(&db.url).without_schema("app_side"),
+        "after the refused push",
     );
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Transaction;
 
@@ -48,24 +48,48 @@ pub fn qualify(table: &str) -> String {
     }
 }
 
+/// Transaction-local setting holding the per-table counters
+/// `pg_stat_xact_user_tables` showed at the start of the transaction.
+/// They are not always zero there: Postgres (15+) keeps a backend's
+/// counters of earlier, committed transactions pending for up to a few
+/// seconds, and shows them in the next transaction of that backend. Through
+/// a transaction pooler that backend just ran an app's transaction, so the
+/// app's writes would count as ours. Pending counters are flushed only
+/// while the backend idles outside a transaction, so inside ours the
+/// difference is exactly what this transaction wrote.
+const WRITES_AT_START: &str = "sandbox.writes_at_start";
+
 /// Every table of every schema this transaction has written so far
 /// (temporary tables aside: they are the tool's own scratch space and go
-/// with the transaction).
+/// with the transaction), counted from [`record_start`].
 pub async fn transaction_writes(tx: &Transaction<'_>) -> Result<Vec<TableWrites>> {
     let rows = tx
         .query_typed(
             // A partition's rows count for its partitioned table, the
-            // name a plan and --allow-writes use.
-            "SELECT n.nspname::text || '.' || c.relname::text, sum(s.n_tup_ins)::int8, \
-                    sum(s.n_tup_upd)::int8, sum(s.n_tup_del)::int8 \
-             FROM pg_catalog.pg_stat_xact_user_tables s \
-             JOIN pg_catalog.pg_class c ON c.oid = coalesce(pg_catalog.pg_partition_root(s.relid), s.relid) \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0 \
-               AND s.schemaname::text NOT LIKE 'pg\\_temp\\_%' GROUP BY 1 ORDER BY 1",
+            // name a plan and --allow-writes use. Without the setting
+            // (never recorded) the cast fails: no silent fallback.
+            &format!(
+                "WITH xact AS ( \
+                   SELECT s.relid, s.schemaname, \
+                          s.n_tup_ins - coalesce((b.v->>0)::int8, 0) AS ins, \
+                          s.n_tup_upd - coalesce((b.v->>1)::int8, 0) AS upd, \
+                          s.n_tup_del - coalesce((b.v->>2)::int8, 0) AS del \
+                   FROM pg_catalog.pg_stat_xact_user_tables s \
+                   LEFT JOIN pg_catalog.jsonb_each( \
+                     pg_catalog.current_setting('{WRITES_AT_START}')::jsonb) b(relid, v) \
+                     ON b.relid = s.relid::text) \
+                 SELECT n.nspname::text || '.' || c.relname::text, sum(s.ins)::int8, \
+                        sum(s.upd)::int8, sum(s.del)::int8 \
+                 FROM xact s \
+                 JOIN pg_catalog.pg_class c ON c.oid = coalesce(pg_catalog.pg_partition_root(s.relid), s.relid) \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE s.ins + s.upd + s.del > 0 \
+                   AND s.schemaname::text NOT LIKE 'pg\\_temp\\_%' GROUP BY 1 ORDER BY 1"
+            ),
             &[],
         )
-        .await?;
+        .await
+        .context("cannot read this transaction's writes (pg_stat_xact_user_tables)")?;
     Ok(rows
         .iter()
         .map(|r| TableWrites {
@@ -95,13 +119,20 @@ const WATCHED_TABLES: &str = "FROM pg_catalog.pg_class c \
        AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname::text NOT LIKE 'pg\\_%'";
 
-/// Records the storage of every user table (see [`STORAGE_AT_START`]);
-/// called once, at the start of the push or rollback transaction.
-pub async fn record_storage(tx: &Transaction<'_>) -> Result<()> {
+/// Records, in one statement, the storage of every user table (see
+/// [`STORAGE_AT_START`]) and the write counters already showing (see
+/// [`WRITES_AT_START`]); called once, at the start of the push or rollback
+/// transaction, before its first write.
+pub async fn record_start(tx: &Transaction<'_>) -> Result<()> {
     tx.batch_execute(&format!(
         "SELECT pg_catalog.set_config('{STORAGE_AT_START}', \
            (SELECT coalesce(pg_catalog.jsonb_object_agg(c.oid::text, c.relfilenode::text), '{{}}')::text \
-            {WATCHED_TABLES}), true)"
+            {WATCHED_TABLES}), true), \
+         pg_catalog.set_config('{WRITES_AT_START}', \
+           (SELECT coalesce(pg_catalog.jsonb_object_agg(s.relid::text, \
+                     pg_catalog.jsonb_build_array(s.n_tup_ins, s.n_tup_upd, s.n_tup_del)), '{{}}')::text \
+            FROM pg_catalog.pg_stat_xact_user_tables s \
+            WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0), true)"
     ))
     .await?;
     Ok(())

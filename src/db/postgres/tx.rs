@@ -294,9 +294,9 @@ pub async fn begin(
         }
         return Err(anyhow::Error::new(e).context("cannot take the sandbox advisory lock"));
     }
-    crate::db::writes::record_storage(&tx)
-        .await
-        .context("cannot read the storage of the tables at the start of the transaction")?;
+    crate::db::writes::record_start(&tx).await.context(
+        "cannot read the storage and write counters of the tables at the start of the transaction",
+    )?;
     Ok(tx)
 }
 
