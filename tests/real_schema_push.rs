@@ -621,6 +621,29 @@ fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
     }
 }
 
+/// One pushed row a trigger will not let go: the rollback names it by key.
+#[test]
+fn a_delete_refused_for_one_row_during_rollback_names_the_row() {
+    let w = world("rollback_raise_row", "");
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE FUNCTION public.keep_one() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF OLD.id = '053caef0-979d-5f0b-95fb-b721a386b995' THEN RAISE EXCEPTION 'still in use'; END IF;
+           RETURN OLD;
+         END $$;
+         CREATE TRIGGER workflows_keep_one BEFORE DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.keep_one();",
+    );
+    let before = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        "deleting the pushed rows of workflows: row id=053caef0-979d-5f0b-95fb-b721a386b995",
+        "still in use",
+        "workflows_keep_one",
+    ]);
+    before.assert_same(&w.state(), "a rollback refused for one row");
+}
+
 // ---------------------------------------------------------------------------
 // Hostile review (H7): what a push must not let past its checks
 

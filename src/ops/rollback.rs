@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
-use crate::db::postgres::apply::apply_updates;
+use crate::db::postgres::apply::{apply_updates, run_batch, ROW_NUMBER};
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
@@ -925,9 +925,12 @@ async fn load_pushed_keys(
         .enumerate()
     {
         let keys_table = format!("_sandbox_undo_keys_{n}");
+        // Numbered rows: a refused DELETE is run again over part of them
+        // to name the row (`apply::run_batch`).
         tx.batch_execute(&format!(
-            "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
+            "CREATE TEMP TABLE {} ({} int8, {}) ON COMMIT DROP",
             quote_ident(&keys_table),
+            quote_ident(ROW_NUMBER),
             t.key
                 .iter()
                 .map(|k| format!("{} text", quote_ident(&format!("k_{k}"))))
@@ -940,8 +943,10 @@ async fn load_pushed_keys(
             .await?;
         futures_util::pin_mut!(sink);
         let mut buf = String::new();
-        for k in &t.inserted_keys {
-            buf.push_str(&crate::types::copy_text_line(k));
+        for (i, k) in t.inserted_keys.iter().enumerate() {
+            let mut row = vec![Some((i + 1).to_string())];
+            row.extend(k.iter().cloned());
+            buf.push_str(&crate::types::copy_text_line(&row));
         }
         sink.send(Bytes::from(buf)).await?;
         sink.finish().await?;
@@ -1028,18 +1033,24 @@ async fn delete_pushed_rows(
     p: &PushedRows,
     report: &mut RollbackReport,
 ) -> Result<()> {
-    let n = tx
-        .execute(
-            &format!(
-                "DELETE FROM public.{} t USING {} u WHERE {}",
-                quote_ident(&t.table),
-                quote_ident(&p.keys_table),
-                p.join("t", "u")
-            ),
-            &[],
-        )
-        .await
-        .with_context(|| format!("deleting the pushed rows of {}", t.table))?;
+    let n = run_batch(
+        tx,
+        &format!(
+            "DELETE FROM public.{} t USING {} u WHERE {}",
+            quote_ident(&t.table),
+            quote_ident(&p.keys_table),
+            p.join("t", "u")
+        ),
+        t.inserted_keys.len(),
+        |i| {
+            format!(
+                "row {}",
+                crate::types::row_label(&t.key, t.inserted_keys[i].iter().map(|v| v.as_deref()))
+            )
+        },
+    )
+    .await
+    .with_context(|| format!("deleting the pushed rows of {}", t.table))?;
     if n != t.inserted_keys.len() as u64 {
         return Err(check_failed(format!(
             "{}: {} of {} inserted rows were found; refusing, nothing was changed",

@@ -106,8 +106,9 @@ pub async fn delete_rows(
 
 /// The column numbering the rows of a batch's temporary table (1, 2, … in
 /// COPY order), so that a refused batch can be run again over part of its
-/// rows. Every other column there has a `k_`, `old_` or `new_` prefix.
-const ROW_NUMBER: &str = "row_n";
+/// rows. Every other column there has a `k_`, `old_` or `new_` prefix
+/// (rollback's tables of pushed keys too).
+pub(crate) const ROW_NUMBER: &str = "row_n";
 
 /// `"a" text, "b" text, …` for a temporary table of text columns, the row
 /// number an int8.
@@ -135,7 +136,7 @@ fn key_label(t: &TableDiff, key: &[Option<String>]) -> String {
 /// the first row it refuses (about log2(rows) round trips, only on this
 /// path), and that row's error is returned with `row(i)` (0-based) as its
 /// context. The transaction is refused either way.
-async fn run_batch(
+pub(crate) async fn run_batch(
     tx: &Transaction<'_>,
     sql: &str,
     rows: usize,
