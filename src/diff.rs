@@ -67,6 +67,10 @@ pub struct TableDiff {
     pub deletes: Vec<Vec<Option<String>>>,
     /// The phase that deleted each row (parallel to `deletes`).
     pub delete_phases: Vec<String>,
+    /// (row key, column) of each NULL a new row holds, on purpose, in a
+    /// column Postgres would fill: written as NULL, not left out.
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub explicit_nulls: std::collections::BTreeSet<(String, String)>,
 }
 
 /// Rows inserted with one column list: COPY writes only the columns the
@@ -86,10 +90,26 @@ impl TableDiff {
     /// ALWAYS columns always, and a column Postgres fills where the row
     /// holds NULL ("not set").
     pub fn left_to_postgres(&self, row: &[Option<String>]) -> Vec<usize> {
+        // The key is worked out only for a table with NULLs the plan wrote.
+        let key = (!self.explicit_nulls.is_empty()).then(|| {
+            crate::types::row_key(self.key.iter().map(|k| {
+                self.columns
+                    .iter()
+                    .position(|c| &c.name == k)
+                    .and_then(|i| row[i].as_deref())
+            }))
+        });
         self.columns
             .iter()
             .enumerate()
-            .filter(|(i, c)| c.never_written() || (c.filled_by_postgres() && row[*i].is_none()))
+            .filter(|(i, c)| {
+                c.never_written()
+                    || (c.filled_by_postgres()
+                        && row[*i].is_none()
+                        && !key.as_ref().is_some_and(|k| {
+                            self.explicit_nulls.contains(&(k.clone(), c.name.clone()))
+                        }))
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -512,6 +532,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
                 })
             })
             .collect::<Result<_>>()?;
+        let explicit_nulls = explicit_nulls(snapshot, plan, &name, &after, &key_idx, &inserts)?;
         tables.push(TableDiff {
             table: name,
             created,
@@ -523,6 +544,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             phase_updates,
             deletes,
             delete_phases,
+            explicit_nulls,
         });
     }
     let ddl = postgres_ddl(plan);
@@ -541,6 +563,60 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
     };
     diff.hash = diff_hash(&diff);
     Ok(diff)
+}
+
+/// The NULLs new rows hold in columns Postgres fills that the plan wrote
+/// itself (not recorded as left to Postgres by the rehearsal), by row key
+/// and column: the push writes them as NULL.
+fn explicit_nulls(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    table: &str,
+    after: &TableMeta,
+    key_idx: &[usize],
+    inserts: &[Vec<Option<String>>],
+) -> Result<std::collections::BTreeSet<(String, String)>> {
+    let mut out = std::collections::BTreeSet::new();
+    let candidates: Vec<usize> = after
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.filled_by_postgres() && !c.never_written())
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() || inserts.is_empty() {
+        return Ok(out);
+    }
+    let exists: i64 = snapshot.conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_left_to_postgres'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Err(check_failed(format!(
+            "{table}: the rehearsal did not record which columns new rows left to Postgres (it \
+             predates this version); run `{}` again",
+            crate::advice::rehearse(&snapshot.path, plan)
+        )));
+    }
+    let mut stmt = snapshot.conn.prepare(
+        "SELECT row_key, column_name FROM _sandbox_left_to_postgres WHERE table_name = ?",
+    )?;
+    let left: std::collections::HashSet<(String, String)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for row in inserts {
+        let key = crate::types::row_key(key_idx.iter().map(|i| row[*i].as_deref()));
+        for i in &candidates {
+            if row[*i].is_none() {
+                let pair = (key.clone(), after.columns[*i].name.clone());
+                if !left.contains(&pair) {
+                    out.insert(pair);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn row_phases(
@@ -737,6 +813,9 @@ fn diff_hash(diff: &Diff) -> String {
         h.update(format!("table {} {}\n", t.table, t.created).as_bytes());
         for r in &t.inserts {
             h.update(copy_text_line(r).as_bytes());
+        }
+        for (key, column) in &t.explicit_nulls {
+            h.update(format!("explicit NULL {key} {column}\n").as_bytes());
         }
         for r in &t.deletes {
             h.update(b"delete ");

@@ -660,3 +660,112 @@ fn enum_and_domain_elements_of_arrays_are_checked() {
     w.push(&[]).code(1).stderr_has("failed 2 checks");
     refused_push_changes_nothing(&w);
 }
+
+/// The plan writes NULL on purpose into columns Postgres fills (a
+/// `clock_timestamp()` default; a `NOT NULL DEFAULT gen_random_uuid()`).
+/// Before, a NULL there always meant "not set": Postgres filled all 227
+/// rows and nothing said so. Now the rehearsal tells the two apart (a
+/// working column defaults to a marker while the phase runs; the rows that
+/// left it out are recorded in `_sandbox_left_to_postgres`, the staged rows
+/// hold NULL): the NULL the plan wrote is pushed as NULL, the rows that
+/// left the column out are filled by Postgres, and a NULL written into a
+/// NOT NULL column is a named failed check, exit 1.
+#[test]
+fn a_null_the_plan_writes_is_pushed_as_null() {
+    let dir = tempfile::tempdir().unwrap();
+    // Phase 3B writes NULL into `column` of its 116 workflows; phase 3C
+    // leaves it out.
+    let null_plan = |name: &str, column: &str| {
+        let plan = common::plan_folder(&dir.path().join(name), |_| {});
+        let file = plan.join("phases/3B_dh_workflows.sql");
+        let sql = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(
+                "INSERT INTO workflows (id,",
+                &format!("INSERT INTO workflows ({column}, id,"),
+            )
+            .replace(
+                "SELECT plan_uuid('dh_workflow', w.id),",
+                "SELECT NULL, plan_uuid('dh_workflow', w.id),",
+            );
+        assert!(sql.contains(column));
+        std::fs::write(&file, sql).unwrap();
+        plan.to_str().unwrap().to_string()
+    };
+    let stamp = null_plan("stamp", "stamp");
+    let token = null_plan("token", "token");
+    let w = World::loaded("rs_explicit_null", "plan").with_sql(
+        "ALTER TABLE public.workflows ADD COLUMN stamp timestamptz DEFAULT clock_timestamp(),
+           ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();",
+    );
+    w.pull(&["--plan", &stamp]).ok();
+
+    let (run, report) = w.rehearse_json(&["--plan", &token]);
+    run.code(1);
+    let failed = failed_checks(&report);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(
+        failed[0]["name"],
+        "workflows: NOT NULL columns hold a value"
+    );
+    assert_eq!(failed[0]["row_count"], 116);
+    let first = failed[0]["rows"][0].as_str().unwrap();
+    assert!(
+        first.starts_with(
+            "token is NULL (written by the plan; Postgres fills it only where a new row leaves it \
+             out): id="
+        ),
+        "{first}"
+    );
+
+    let (run, report) = w.rehearse_json(&["--plan", &stamp]);
+    run.ok();
+    let items = preflight(&report);
+    assert!(
+        items.contains(&(
+            "workflows.stamp".into(),
+            "filled_by_postgres".into(),
+            "default clock_timestamp(), for 111 new rows".into()
+        )),
+        "{items:#?}"
+    );
+    // In the file: NULL in the staged rows, and the rows that left a column
+    // to Postgres listed by key.
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
+    let left = |column: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM _sandbox_left_to_postgres \
+             WHERE table_name = 'workflows' AND column_name = ?",
+            [column],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!((left("stamp"), left("token")), (111, 227));
+    assert_eq!(staged_new_values(&w.snapshot, "stamp").len(), 227);
+    assert!(staged_new_values(&w.snapshot, "stamp")
+        .iter()
+        .all(Option::is_none));
+    drop(conn);
+
+    let before = w.state();
+    let receipt = {
+        let run = w.push(&["--plan", &stamp, "--confirm"]);
+        run.ok();
+        run.receipt()
+    };
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            "SELECT (stamp IS NULL)::text, count(*)::text FROM public.workflows \
+             GROUP BY 1 ORDER BY 1",
+        ),
+        // 141 pulled rows got the default when the column was added, 111
+        // from phase 3C at the push; the 116 of phase 3B hold the plan's NULL.
+        [["false", "252"], ["true", "116"]]
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

@@ -9,9 +9,13 @@
 //! checks, triggers, foreign keys to tables outside the snapshot) is listed
 //! for the preflight, which runs it on the real server.
 //!
-//! A staged row holding NULL in a column Postgres fills (a default that is
-//! not a constant, an identity, a generated column) means "not set": the
-//! push leaves that column out and Postgres fills it.
+//! A column Postgres fills (a default that is not a constant, an identity
+//! BY DEFAULT) is "not set" in a new row only when the plan left it out:
+//! while a phase's SQL runs such a column defaults to [`LEFT_TO_POSTGRES`],
+//! and after the phase each row holding it is recorded in
+//! `_sandbox_left_to_postgres` and the column set back to NULL. A NULL not
+//! recorded there is one the plan wrote: the push writes NULL. Generated
+//! and identity ALWAYS columns are always Postgres's.
 
 use anyhow::Result;
 use rusqlite::types::Value;
@@ -26,6 +30,62 @@ use crate::types::quote_ident;
 
 /// The phase label of the constraint checks in a rehearsal report.
 pub const CONSTRAINTS_PHASE: &str = "constraints";
+
+/// What a column Postgres fills holds, while a phase's SQL runs, in a row
+/// the phase inserted without setting it. Text no plan writes on purpose;
+/// it never outlives the phase (see [`record_left_to_postgres`]).
+pub const LEFT_TO_POSTGRES: &str = "<left to Postgres>";
+
+/// Where the rehearsal records, per table, row key and column, the
+/// columns of new rows the plan left to Postgres.
+pub const LEFT_TO_POSTGRES_DDL: &str = "CREATE TABLE IF NOT EXISTS main._sandbox_left_to_postgres (
+  table_name TEXT NOT NULL, row_key TEXT NOT NULL, column_name TEXT NOT NULL,
+  PRIMARY KEY (table_name, row_key, column_name))";
+
+/// A column that takes [`LEFT_TO_POSTGRES`] in a working table: Postgres
+/// fills it when a row leaves it out, and the plan may write it.
+fn may_be_left(c: &ColumnMeta) -> bool {
+    c.filled_by_postgres() && !c.never_written()
+}
+
+/// After a phase's SQL: records every row of `table_sql` (the working form
+/// of `meta`) whose column holds [`LEFT_TO_POSTGRES`], and puts NULL back,
+/// so conflicts, expectations and later phases see what they always saw.
+pub fn record_left_to_postgres(conn: &Connection, meta: &TableMeta, table_sql: &str) -> Result<()> {
+    let key = meta.primary_key();
+    if key.is_empty() {
+        // The rehearsal fails such a table by name; no row can be recorded.
+        return Ok(());
+    }
+    conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
+    for c in meta.columns.iter().filter(|c| may_be_left(c)) {
+        let col = quote_ident(&c.name);
+        conn.execute(
+            &format!(
+                "INSERT OR IGNORE INTO main._sandbox_left_to_postgres \
+                 SELECT ?1, {}, ?2 FROM {table_sql} s WHERE s.{col} IS ?3",
+                crate::types::row_key_sql(&key, "s")
+            ),
+            rusqlite::params![meta.name, c.name, LEFT_TO_POSTGRES],
+        )?;
+        conn.execute(
+            &format!("UPDATE {table_sql} SET {col} = NULL WHERE {col} IS ?1"),
+            [LEFT_TO_POSTGRES],
+        )?;
+    }
+    Ok(())
+}
+
+/// SQL true when row `s` of `meta` left column `c` to Postgres.
+fn left_sql(meta: &TableMeta, c: &ColumnMeta) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM main._sandbox_left_to_postgres u WHERE u.table_name = '{}' \
+         AND u.column_name = '{}' AND u.row_key = {})",
+        meta.name.replace('\'', "''"),
+        c.name.replace('\'', "''"),
+        crate::types::row_key_sql(&meta.primary_key(), "s")
+    )
+}
 
 /// `CREATE TABLE` of a staged table: the one definition every staged table
 /// (copied from a pulled one, or created by the plan) gets. Columns with a
@@ -63,7 +123,13 @@ pub fn working_table_ddl(meta: &TableMeta, sqlite_name: &str) -> Result<String> 
 fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<String> {
     let mut parts = Vec::with_capacity(meta.columns.len() + 1);
     for c in &meta.columns {
-        parts.push(staged_column_decl(c, declared)?);
+        let mut decl = staged_column_decl(c, declared)?;
+        // A left-out column Postgres fills shows the marker until the
+        // phase ends (see [`record_left_to_postgres`]).
+        if declared == Declared::Working && may_be_left(c) {
+            decl.push_str(&format!(" DEFAULT '{LEFT_TO_POSTGRES}'"));
+        }
+        parts.push(decl);
     }
     let pk = meta.primary_key();
     if !pk.is_empty() {
@@ -283,18 +349,31 @@ pub fn constraint_checks(
     let touched = st.touched();
     let mut checks = Vec::new();
 
-    // NOT NULL (the column's or its domain's). NULL where Postgres fills
-    // the column is "not set", not a violation.
+    // NOT NULL (the column's or its domain's). NULL where the plan left a
+    // column to Postgres is "not set", not a violation; NULL the plan
+    // wrote there is one.
     let mut nulls = Vec::new();
+    let keyed = !meta.primary_key().is_empty();
+    if keyed {
+        conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
+    }
     for c in meta
         .columns
         .iter()
-        .filter(|c| c.required() && !c.filled_by_postgres())
+        .filter(|c| c.required() && !c.never_written() && (keyed || !c.filled_by_postgres()))
     {
+        let (left, why) = if c.filled_by_postgres() {
+            (
+                format!(" AND NOT {}", left_sql(meta, c)),
+                " (written by the plan; Postgres fills it only where a new row leaves it out)",
+            )
+        } else {
+            (String::new(), "")
+        };
         nulls.extend(rows_of(
             conn,
             &format!(
-                "SELECT '{} is NULL: ' || {} FROM {} s WHERE s.{} IS NULL AND {touched}",
+                "SELECT '{} is NULL{why}: ' || {} FROM {} s WHERE s.{} IS NULL AND {touched}{left}",
                 c.name.replace('\'', "''"),
                 st.key_text(),
                 st.table,
@@ -772,8 +851,14 @@ pub fn preflight_items(
                 ));
             }
         }
+        let left = if may_be_left(c) && !meta.primary_key().is_empty() {
+            conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
+            format!(" AND {}", left_sql(meta, c))
+        } else {
+            String::new()
+        };
         let n = count(&format!(
-            "s.{} IS NULL AND {new_rows}",
+            "s.{} IS NULL AND {new_rows}{left}",
             quote_ident(&c.name)
         ))?;
         if n > 0 {
@@ -939,8 +1024,10 @@ mod tests {
         })
         .unwrap();
         let snap = Snapshot::open(&path).unwrap();
+        // Written as a phase writes its working copy: left-out columns
+        // Postgres fills take the marker until the phase ends.
         snap.conn
-            .execute_batch(&staged_table_ddl(&child, "staged_child").unwrap())
+            .execute_batch(&working_table_ddl(&child, "staged_child").unwrap())
             .unwrap();
         snap.conn
             .execute_batch(
@@ -950,9 +1037,12 @@ mod tests {
                  INSERT INTO staged_child (id, parent_id, name) VALUES (3, 7, 'orphan');
                  INSERT INTO staged_child (id, parent_id, name) VALUES (4, NULL, NULL);
                  INSERT INTO staged_child (id, parent_id, name, mood) VALUES (5, 1, 'old', 'angry');
-                 INSERT INTO staged_child (id, name, shout, seq) VALUES (6, 'loud', 'LOUD', 9);",
+                 INSERT INTO staged_child (id, name, shout, seq) VALUES (6, 'loud', 'LOUD', 9);
+                 -- the plan writes NULL where Postgres would fill in now()
+                 INSERT INTO staged_child (id, parent_id, name, at) VALUES (7, 1, 'seven', NULL);",
             )
             .unwrap();
+        record_left_to_postgres(&snap.conn, &child, "main.staged_child").unwrap();
         snap
     }
 
@@ -978,11 +1068,26 @@ mod tests {
         assert_eq!(mood, "calm");
         let checks = constraint_checks(&snap.conn, &snap, meta, "staged_").unwrap();
         let rows = |name: &str| check(&checks, name).rows.clone();
-        // `seq` and `at` are Postgres's to fill: NULL there is not a violation.
+        // `seq` and `at` are Postgres's to fill: NULL there is not a
+        // violation, unless the plan wrote it (row 7's `at`).
         assert_eq!(
             rows("child: NOT NULL columns hold a value"),
-            vec!["name is NULL: id=4".to_string()]
+            vec![
+                "name is NULL: id=4".to_string(),
+                "at is NULL (written by the plan; Postgres fills it only where a new row leaves \
+                 it out): id=7"
+                    .to_string()
+            ]
         );
+        let markers: i64 = snap
+            .conn
+            .query_row(
+                "SELECT count(*) FROM staged_child WHERE at = ?1",
+                [LEFT_TO_POSTGRES],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(markers, 0, "the marker does not outlive the phase");
         assert_eq!(
             rows("child: UNIQUE child_name_key (name)"),
             vec!["name=old: id=1 (pulled); id=5 (new)".to_string()]
@@ -1013,8 +1118,8 @@ mod tests {
             shown,
             vec![
                 "check child_short: CHECK ((length(name) < 9)) NOT VALID (NOT VALID: new rows must hold it)",
-                "filled_by_postgres shout: generated (upper(name)), for 4 new rows",
-                "filled_by_postgres seq: identity (GENERATED ALWAYS), for 4 new rows",
+                "filled_by_postgres shout: generated (upper(name)), for 5 new rows",
+                "filled_by_postgres seq: identity (GENERATED ALWAYS), for 5 new rows",
                 "filled_by_postgres at: default now(), for 5 new rows",
             ]
         );

@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use crate::catalog::TableMeta;
 use crate::db::sqlite::Snapshot;
-use crate::db::staging::{constraint_checks, preflight_items, PreflightItem};
+use crate::db::staging::{
+    constraint_checks, preflight_items, record_left_to_postgres, PreflightItem,
+    LEFT_TO_POSTGRES_DDL,
+};
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind, PhaseTiming};
 use crate::plan::sql::{self as plansql, Rules};
 use crate::plan::stage::{
@@ -424,8 +427,10 @@ impl<'a> Rehearsal<'a> {
              DROP TABLE IF EXISTS _sandbox_row_updates;
              CREATE TABLE _sandbox_row_updates (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
                                                 column_name TEXT NOT NULL, value TEXT,
-                                                PRIMARY KEY (table_name, row_key, phase, column_name));",
+                                                PRIMARY KEY (table_name, row_key, phase, column_name));
+             DROP TABLE IF EXISTS _sandbox_left_to_postgres;",
         )?;
+        conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
         let pulled_metas: Vec<TableMeta> = self
             .snapshot
             .tables
@@ -464,6 +469,14 @@ impl<'a> Rehearsal<'a> {
             writes: phase.writes.iter().cloned().collect(),
         };
         let run = plansql::run_sql(self.conn, sql_text, &rules, &self.params);
+        // What the phase left to Postgres is recorded before anything else
+        // reads its rows, which then hold NULL there as always.
+        for t in &phase.writes {
+            if table_exists(self.conn, "temp", t)? {
+                let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+                record_left_to_postgres(self.conn, &meta, &format!("temp.{}", quote_ident(t)))?;
+            }
+        }
         let mut phase_checks = Vec::new();
         let mut reads = run.reads.clone();
         if let Some(f) = &run.failure {

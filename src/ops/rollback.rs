@@ -1109,6 +1109,7 @@ async fn restore_updated_rows(
         phase_updates: vec![],
         deletes: vec![],
         delete_phases: vec![],
+        explicit_nulls: Default::default(),
     };
     let n = apply_updates(tx, &td, true, triggers)
         .await
