@@ -318,22 +318,6 @@ fn push_and_diff_refuse_malformed_seed_folders() {
             &["phase_count: wrong type: expected a non-negative integer, found a string"],
         ),
         (
-            "duplicate workflow id in a file",
-            replace_in("SP03", "\"WF-038-A\"", "\"WF-037-A\""),
-            "SP03_",
-            &["duplicate workflow_id `WF-037-A`", "unique within one file"],
-        ),
-        (
-            "unknown JTBD",
-            replace_in(
-                "SP03",
-                "\"jtbd_id\": \"JTBD-MA-040\",\n          \"duration\"",
-                "\"jtbd_id\": \"JTBD-MA-004\",\n          \"duration\"",
-            ),
-            "SP03_",
-            &["jtbd_id `JTBD-MA-004` is not one of the JTBDs listed in this file"],
-        ),
-        (
             "malformed JTBD code",
             replace_in(
                 "SP05",
@@ -342,36 +326,6 @@ fn push_and_diff_refuse_malformed_seed_folders() {
             ),
             "SP05_",
             &["`JTBD-MA-69` is not a Medical Affairs JTBD code"],
-        ),
-        (
-            "workflow source of another priority",
-            replace_in(
-                "SP04",
-                "\"source\": \"SP04 Operational Library\",\n          \"pillar\"",
-                "\"source\": \"SP05 Operational Library\",\n          \"pillar\"",
-            ),
-            "SP04_",
-            &["source `SP05 Operational Library` does not match"],
-        ),
-        (
-            "task count does not match the tasks",
-            replace_in(
-                "SP06",
-                "\"task_count\": ",
-                "\"task_count\": 1000, \"_was\": ",
-            ),
-            "SP06_",
-            &["task_count is 1000 but the workflow has"],
-        ),
-        (
-            "unknown strategic priority",
-            replace_in(
-                "SP07",
-                "\"strategic_priority\": \"SP07\"",
-                "\"strategic_priority\": \"SP09\"",
-            ),
-            "SP07_",
-            &["strategic priority `SP09` is not defined in strategic_priorities.json"],
         ),
         (
             "two files for one priority",
@@ -450,6 +404,83 @@ fn push_and_diff_refuse_malformed_seed_folders() {
         ])
         .code(2)
         .error_has(&all);
+        assert!(!sql.exists(), "{case}: diff wrote a script");
+        before.assert_same(&whole_database_state(w.url()), case);
+    }
+    // What the content must agree with (workflow ids, JTBDs, sources,
+    // counts, priorities) is the plan's SQL on the seed tables, checked by
+    // the rehearsal (tests/rehearse.rs): other seeds are another plan, so a
+    // push or diff on the old rehearsal is refused, exit 1, nothing written.
+    let content_cases: Vec<(&str, Edit, &str, &[&str])> = vec![
+        (
+            "duplicate workflow id in a file",
+            replace_in("SP03", "\"WF-038-A\"", "\"WF-037-A\""),
+            "SP03_",
+            &["duplicate workflow_id `WF-037-A`", "unique within one file"],
+        ),
+        (
+            "unknown JTBD",
+            replace_in(
+                "SP03",
+                "\"jtbd_id\": \"JTBD-MA-040\",\n          \"duration\"",
+                "\"jtbd_id\": \"JTBD-MA-004\",\n          \"duration\"",
+            ),
+            "SP03_",
+            &["jtbd_id `JTBD-MA-004` is not one of the JTBDs listed in this file"],
+        ),
+        (
+            "workflow source of another priority",
+            replace_in(
+                "SP04",
+                "\"source\": \"SP04 Operational Library\",\n          \"pillar\"",
+                "\"source\": \"SP05 Operational Library\",\n          \"pillar\"",
+            ),
+            "SP04_",
+            &["source `SP05 Operational Library` does not match"],
+        ),
+        (
+            "task count does not match the tasks",
+            replace_in(
+                "SP06",
+                "\"task_count\": ",
+                "\"task_count\": 1000, \"_was\": ",
+            ),
+            "SP06_",
+            &["task_count is 1000 but the workflow has"],
+        ),
+        (
+            "unknown strategic priority",
+            replace_in(
+                "SP07",
+                "\"strategic_priority\": \"SP07\"",
+                "\"strategic_priority\": \"SP09\"",
+            ),
+            "SP07_",
+            &["strategic priority `SP09` is not defined in strategic_priorities.json"],
+        ),
+    ];
+    for (case, edit, _, _) in content_cases {
+        let tag: String = case
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let seeds = w.dir.path().join(&tag);
+        copy_dir(&shipped_seeds(), &seeds);
+        edit(&seeds);
+        w.push(&w.snapshot, &["--seeds", p(&seeds), "--confirm"])
+            .code(1)
+            .error_has(&["plan or seeds changed", "sandbox rehearse --snapshot "]);
+        let sql = seeds.join("migration.sql");
+        sandbox(&[
+            "diff",
+            "--snapshot",
+            p(&w.snapshot),
+            "--seeds",
+            p(&seeds),
+            "--sql",
+            p(&sql),
+        ])
+        .code(1);
         assert!(!sql.exists(), "{case}: diff wrote a script");
         before.assert_same(&whole_database_state(w.url()), case);
     }

@@ -312,15 +312,21 @@ fn malformed_seed_files_are_named() {
             .unwrap()
     };
     type Edit = Box<dyn Fn(&str) -> String>;
-    let cases: Vec<(&str, Edit, &str)> = vec![
+    // The shape (JSON, fields, types) is the loader's: exit 2 before any
+    // rehearsal. What the content must agree with is the plan's SQL on the
+    // seed tables: a failed check of phase 1 (3C for a workflow listed
+    // twice) naming file and path, exit 1.
+    let cases: Vec<(&str, Edit, i32, &str)> = vec![
         (
             "bad-json",
             Box::new(|s: &str| s.replacen('}', "", 1)),
+            2,
             "invalid JSON",
         ),
         (
             "missing-field",
             Box::new(|s: &str| s.replacen("\"workflow_name\"", "\"workflow_title\"", 1)),
+            2,
             "workflow_name",
         ),
         (
@@ -328,12 +334,14 @@ fn malformed_seed_files_are_named() {
             Box::new(|s: &str| {
                 s.replacen("\"phase_count\": ", "\"phase_count\": \"x\", \"_was\": ", 1)
             }),
+            2,
             "phase_count",
         ),
         (
             "duplicate-id",
             Box::new(|s: &str| s.replacen("\"WF-038-A\"", "\"WF-037-A\"", 1)),
-            "WF-037-A",
+            1,
+            "WF-037-A from library/",
         ),
         (
             "unknown-jtbd",
@@ -344,10 +352,41 @@ fn malformed_seed_files_are_named() {
                     1,
                 )
             }),
-            "JTBD-MA-",
+            1,
+            ".jtbd_id JTBD-MA-999 is not one of the JTBDs listed in this file",
+        ),
+        (
+            "count",
+            Box::new(|s: &str| s.replacen("\"phase_count\": 5", "\"phase_count\": 6", 1)),
+            1,
+            ".phase_count is 6 but the workflow has 5 phases",
+        ),
+        (
+            "source",
+            Box::new(|s: &str| {
+                s.replacen(
+                    "\"SP03 Operational Library\"",
+                    "\"SP04 Operational Library\"",
+                    1,
+                )
+            }),
+            1,
+            "source is 'SP04 Operational Library', expected 'SP03 Operational Library'",
+        ),
+        (
+            "priority",
+            Box::new(|s: &str| {
+                s.replacen(
+                    "\"strategic_priority\": \"SP03\"",
+                    "\"strategic_priority\": \"SP09\"",
+                    1,
+                )
+            }),
+            1,
+            "strategic_priority SP09 is not defined in strategic_priorities.json",
         ),
     ];
-    for (tag, edit, needle) in cases {
+    for (tag, edit, want, needle) in cases {
         let seeds = dir.path().join(tag);
         common::copy_dir(&seeds_src, &seeds);
         let file = lib_file(&seeds);
@@ -355,28 +394,40 @@ fn malformed_seed_files_are_named() {
         let edited = edit(&text);
         assert_ne!(edited, text, "case {tag} changed nothing");
         std::fs::write(&file, edited).unwrap();
-        let (code, out, err) = run(&[
+        let mut args = vec![
             "rehearse",
             "--snapshot",
             path.to_str().unwrap(),
             "--seeds",
             seeds.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 2, "{tag}: {out}{err}");
-        assert!(
-            err.contains(file.file_name().unwrap().to_str().unwrap()),
-            "{tag}: file not named: {err}"
-        );
-        assert!(err.contains(needle), "{tag}: {err}");
-        assert_eq!(
-            err.lines().filter(|l| l.starts_with("error:")).count(),
-            1,
-            "printed once: {err}"
-        );
+        ];
+        // Failed checks are read whole from --json (the table cuts rows to
+        // the width).
+        if want == 1 {
+            args.push("--json");
+        }
+        let (code, out, err) = run(&args);
+        assert_eq!(code, want, "{tag}: {out}{err}");
+        let name = file.file_name().unwrap().to_str().unwrap();
+        if want == 2 {
+            assert!(err.contains(name), "{tag}: file not named: {err}");
+            assert!(err.contains(needle), "{tag}: {err}");
+            assert_eq!(
+                err.lines().filter(|l| l.starts_with("error:")).count(),
+                1,
+                "printed once: {err}"
+            );
+        } else {
+            assert!(
+                out.lines().any(|l| l.contains(name) && l.contains(needle)),
+                "{tag}: {out}{err}"
+            );
+        }
     }
-    // Nothing of those failed runs reached the file.
+    // Shape errors stop before the rehearsal: only the five content cases
+    // reached the file, as failed rehearsals.
     let snap = Snapshot::open(&path).unwrap();
-    assert_eq!(snap.rehearsal_count().unwrap(), 0);
+    assert_eq!(snap.rehearsal_count().unwrap(), 5);
 }
 
 /// A rehearsals table that cannot be read is an error naming the file, not

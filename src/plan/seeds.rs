@@ -23,7 +23,7 @@
 //! input: the rehearsal reports it as a data conflict, so the loader must not
 //! hide it (see [`Seeds::jtbd_allocation`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -160,12 +160,6 @@ impl LibraryFile {
     }
 }
 
-/// The `source` a file of this strategic priority (and each of its
-/// workflows) must carry.
-pub fn expected_source(sp_code: &str) -> String {
-    format!("{sp_code} Operational Library")
-}
-
 /// A seed file that cannot be used. `Display` reads
 /// `FILE: PATH: REASON. Fix: WHAT TO DO`.
 #[derive(Debug, thiserror::Error)]
@@ -205,26 +199,8 @@ pub enum SeedErrorKind {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("duplicate workflow_id `{workflow_id}` (already used at {first})")]
-    DuplicateWorkflowId { workflow_id: String, first: String },
-    #[error("jtbd_id `{jtbd_id}` is not one of the JTBDs listed in this file")]
-    UnknownJtbd { jtbd_id: String },
     #[error("`{value}` is not a Medical Affairs JTBD code (expected JTBD-MA-NNN, three digits)")]
     BadJtbdCode { value: String },
-    #[error("source `{found}` does not match the file's strategic priority {sp_code} (expected `{expected}`)")]
-    SourceMismatch {
-        found: String,
-        expected: String,
-        sp_code: String,
-    },
-    #[error("{field} is {declared} but the workflow has {actual}")]
-    CountMismatch {
-        field: &'static str,
-        declared: u64,
-        actual: u64,
-    },
-    #[error("strategic priority `{code}` is not defined in {PRIORITIES_FILE}")]
-    UnknownPriority { code: String },
     #[error("duplicate strategic priority code `{code}` (already used by {first})")]
     DuplicatePriority { code: String, first: String },
     #[error("no strategic priorities defined")]
@@ -242,12 +218,7 @@ impl SeedErrorKind {
             Json { .. } => "correct the JSON syntax at that position",
             MissingField { .. } => "add the field; the workflow shape is documented in DATA_MODEL.md §3",
             WrongType { .. } => "change the value to the expected JSON type",
-            DuplicateWorkflowId { .. } => "workflow_id must be unique within one file; rename one of the two workflows",
-            UnknownJtbd { .. } => "add a JTBD entry with this jtbd_id to the file's `jtbds`, or correct the workflow's jtbd_id",
             BadJtbdCode { .. } => "write Medical Affairs JTBD codes as JTBD-MA-001 … JTBD-MA-105",
-            SourceMismatch { .. } => "set `source` to the expected value, or move the workflow into the file of its strategic priority",
-            CountMismatch { .. } => "make the count equal to the number of entries in the phases/tasks arrays",
-            UnknownPriority { .. } => "add the priority to strategic_priorities.json or correct `strategic_priority`",
             DuplicatePriority { .. } => "each strategic priority code must be defined once and have exactly one library file; remove or merge the duplicate",
             NoPriorities => "list SP01 … SP07 in strategic_priorities.json",
             NoLibraryFiles => "put the seven operational-library files (one per strategic priority) into the library/ directory",
@@ -374,7 +345,6 @@ fn build(
     library_label: &str,
 ) -> Result<Seeds, SeedError> {
     let priorities = parse_priorities(priorities_label, priorities_text)?;
-    let known: HashSet<&str> = priorities.iter().map(|p| p.code.as_str()).collect();
 
     if library.is_empty() {
         return Err(SeedError {
@@ -392,7 +362,7 @@ fn build(
     let mut claimed: HashMap<String, String> = HashMap::new();
     for (path, text) in library {
         let label = path.display().to_string();
-        let file = parse_library_file(&label, &text, &known, path)?;
+        let file = parse_library_file(&label, &text, path)?;
         if let Some(first) = claimed.get(&file.strategic_priority) {
             return Err(SeedError {
                 file: label,
@@ -447,64 +417,30 @@ fn parse_priorities(label: &str, text: &str) -> Result<Vec<StrategicPriority>, S
     Ok(out)
 }
 
-fn parse_library_file(
-    label: &str,
-    text: &str,
-    known_priorities: &HashSet<&str>,
-    path: PathBuf,
-) -> Result<LibraryFile, SeedError> {
+/// The shape of one library file: fields, types, JTBD codes. What the
+/// content must agree with (its priority, its sources, counts, the JTBDs a
+/// workflow names) is the plan's to check, as SQL on the seed tables
+/// (phase 1's conflicts), so another plan's seeds get the same power.
+fn parse_library_file(label: &str, text: &str, path: PathBuf) -> Result<LibraryFile, SeedError> {
     let cx = Cx { file: label };
     let root_value = cx.parse(text)?;
     let root = cx.as_object(&root_value, "")?;
 
     let sp_code = cx.string(root, "", "strategic_priority")?;
-    if !known_priorities.contains(sp_code.as_str()) {
-        return Err(cx.err(
-            "strategic_priority",
-            SeedErrorKind::UnknownPriority { code: sp_code },
-        ));
-    }
-    let expected = expected_source(&sp_code);
     let source = cx.string(root, "", "source")?;
-    cx.check_source("source", &source, &expected, &sp_code)?;
-
     let jtbd_values = cx.array(root, "", "jtbds")?;
-
-    // First pass: the JTBD codes of this file, so a workflow may refer to a
-    // JTBD listed after it.
-    let mut listed: HashSet<String> = HashSet::new();
-    for (i, jv) in jtbd_values.iter().enumerate() {
-        let jpath = format!("jtbds[{i}]");
-        let jobj = cx.as_object(jv, &jpath)?;
-        let id = cx.string(jobj, &jpath, "jtbd_id")?;
-        cx.check_jtbd_code(&join(&jpath, "jtbd_id"), &id)?;
-        listed.insert(id);
-    }
-
-    let mut first_use: HashMap<String, String> = HashMap::new();
     let mut jtbds = Vec::with_capacity(jtbd_values.len());
     for (i, jv) in jtbd_values.iter().enumerate() {
         let jpath = format!("jtbds[{i}]");
         let jobj = cx.as_object(jv, &jpath)?;
         let jtbd_id = cx.string(jobj, &jpath, "jtbd_id")?;
+        cx.check_jtbd_code(&join(&jpath, "jtbd_id"), &jtbd_id)?;
         let title = cx.string(jobj, &jpath, "title")?;
         let wf_values = cx.array(jobj, &jpath, "workflows")?;
         let mut workflows = Vec::with_capacity(wf_values.len());
         for (w, wv) in wf_values.iter().enumerate() {
             let wpath = format!("{jpath}.workflows[{w}]");
-            let wf = parse_workflow(&cx, wv, &wpath, &expected, &sp_code, &listed)?;
-            let id_path = join(&wpath, "workflow_id");
-            if let Some(first) = first_use.get(&wf.workflow_id) {
-                return Err(cx.err(
-                    &id_path,
-                    SeedErrorKind::DuplicateWorkflowId {
-                        workflow_id: wf.workflow_id.clone(),
-                        first: first.clone(),
-                    },
-                ));
-            }
-            first_use.insert(wf.workflow_id.clone(), id_path);
-            workflows.push(wf);
+            workflows.push(parse_workflow(&cx, wv, &wpath)?);
         }
         jtbds.push(LibraryJtbd {
             jtbd_id,
@@ -521,29 +457,17 @@ fn parse_library_file(
     })
 }
 
-fn parse_workflow(
-    cx: &Cx<'_>,
-    value: &Value,
-    path: &str,
-    expected_source: &str,
-    sp_code: &str,
-    listed_jtbds: &HashSet<String>,
-) -> Result<LibraryWorkflow, SeedError> {
+fn parse_workflow(cx: &Cx<'_>, value: &Value, path: &str) -> Result<LibraryWorkflow, SeedError> {
     let obj = cx.as_object(value, path)?;
     let workflow_id = cx.string(obj, path, "workflow_id")?;
     let workflow_name = cx.string(obj, path, "workflow_name")?;
     let jtbd_id = cx.string(obj, path, "jtbd_id")?;
-    let jtbd_path = join(path, "jtbd_id");
-    cx.check_jtbd_code(&jtbd_path, &jtbd_id)?;
-    if !listed_jtbds.contains(&jtbd_id) {
-        return Err(cx.err(&jtbd_path, SeedErrorKind::UnknownJtbd { jtbd_id }));
-    }
+    cx.check_jtbd_code(&join(path, "jtbd_id"), &jtbd_id)?;
     let duration = cx.string(obj, path, "duration")?;
     let total_effort = cx.string(obj, path, "total_effort")?;
     let phase_count = cx.uint(obj, path, "phase_count")?;
     let task_count = cx.uint(obj, path, "task_count")?;
     let source = cx.string(obj, path, "source")?;
-    cx.check_source(&join(path, "source"), &source, expected_source, sp_code)?;
     let pillar = cx.opt_string(obj, path, "pillar")?;
     let pillar_name = cx.opt_string(obj, path, "pillar_name")?;
 
@@ -575,31 +499,6 @@ fn parse_workflow(
             duration: phase_duration,
             tasks,
         });
-    }
-
-    // The counts are stored next to the arrays and reports trust them; a
-    // disagreement means one of the two was edited by hand.
-    let actual_phases = phases.len() as u64;
-    if phase_count != actual_phases {
-        return Err(cx.err(
-            &join(path, "phase_count"),
-            SeedErrorKind::CountMismatch {
-                field: "phase_count",
-                declared: phase_count,
-                actual: actual_phases,
-            },
-        ));
-    }
-    let actual_tasks: u64 = phases.iter().map(|p| p.tasks.len() as u64).sum();
-    if task_count != actual_tasks {
-        return Err(cx.err(
-            &join(path, "task_count"),
-            SeedErrorKind::CountMismatch {
-                field: "task_count",
-                declared: task_count,
-                actual: actual_tasks,
-            },
-        ));
     }
 
     Ok(LibraryWorkflow {
@@ -792,27 +691,6 @@ impl Cx<'_> {
             ))
         }
     }
-
-    fn check_source(
-        &self,
-        path: &str,
-        found: &str,
-        expected: &str,
-        sp_code: &str,
-    ) -> Result<(), SeedError> {
-        if found == expected {
-            Ok(())
-        } else {
-            Err(self.err(
-                path,
-                SeedErrorKind::SourceMismatch {
-                    found: found.to_string(),
-                    expected: expected.to_string(),
-                    sp_code: sp_code.to_string(),
-                },
-            ))
-        }
-    }
 }
 
 /// `"expected `,` or `}` at line 4 column 3"` -> `"expected `,` or `}`"`.
@@ -827,6 +705,7 @@ fn strip_position(message: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashSet;
 
     // ---- the shipped seeds -------------------------------------------------
 
@@ -1174,23 +1053,6 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_workflow_id_in_one_file() {
-        let mut file = sample_file("SP01", 1, 3);
-        *deep(&mut file, "/jtbds/2/workflows/0/workflow_id") = json!("WF-001-A");
-        let err = load_bad("SP01_dup.json", &file);
-        assert!(matches!(
-            err.kind,
-            SeedErrorKind::DuplicateWorkflowId { .. }
-        ));
-        assert_names(
-            &err,
-            "SP01_dup.json",
-            "jtbds[2].workflows[0].workflow_id",
-            "duplicate workflow_id `WF-001-A` (already used at jtbds[0].workflows[0].workflow_id)",
-        );
-    }
-
-    #[test]
     fn same_workflow_id_in_two_files_is_allowed() {
         // workflow_id is unique only inside one file (DATA_MODEL §3).
         let mut sp02 = sample_file("SP02", 18, 1);
@@ -1201,20 +1063,6 @@ mod tests {
         ]);
         let seeds = load_seeds(dir.path()).expect("cross-file repeats are not load errors");
         assert_eq!(seeds.workflows().count(), 2);
-    }
-
-    #[test]
-    fn workflow_jtbd_not_listed_in_the_file() {
-        let mut file = sample_file("SP01", 1, 2);
-        *deep(&mut file, "/jtbds/1/workflows/0/jtbd_id") = json!("JTBD-MA-050");
-        let err = load_bad("SP01_unlisted.json", &file);
-        assert!(matches!(err.kind, SeedErrorKind::UnknownJtbd { .. }));
-        assert_names(
-            &err,
-            "SP01_unlisted.json",
-            "jtbds[1].workflows[0].jtbd_id",
-            "jtbd_id `JTBD-MA-050` is not one of the JTBDs listed in this file",
-        );
     }
 
     #[test]
@@ -1249,84 +1097,6 @@ mod tests {
             "SP01_wfcode.json",
             "jtbds[0].workflows[0].jtbd_id",
             "`JTBD-DH-001` is not a Medical Affairs JTBD code",
-        );
-    }
-
-    #[test]
-    fn file_source_must_match_its_priority() {
-        let mut file = sample_file("SP01", 1, 1);
-        file["source"] = json!("SP02 Operational Library");
-        let err = load_bad("SP01_src.json", &file);
-        assert!(matches!(err.kind, SeedErrorKind::SourceMismatch { .. }));
-        assert_names(
-            &err,
-            "SP01_src.json",
-            "source",
-            "source `SP02 Operational Library` does not match the file's strategic priority SP01 (expected `SP01 Operational Library`)",
-        );
-    }
-
-    #[test]
-    fn workflow_source_must_match_the_file_priority() {
-        let mut file = sample_file("SP01", 1, 2);
-        *deep(&mut file, "/jtbds/1/workflows/0/source") = json!("SP03 Operational Library");
-        let err = load_bad("SP01_wfsrc.json", &file);
-        assert_names(
-            &err,
-            "SP01_wfsrc.json",
-            "jtbds[1].workflows[0].source",
-            "source `SP03 Operational Library` does not match the file's strategic priority SP01",
-        );
-    }
-
-    #[test]
-    fn phase_count_must_match_phases() {
-        let mut file = sample_file("SP01", 1, 1);
-        *deep(&mut file, "/jtbds/0/workflows/0/phase_count") = json!(3);
-        let err = load_bad("SP01_pc.json", &file);
-        assert!(matches!(
-            err.kind,
-            SeedErrorKind::CountMismatch {
-                field: "phase_count",
-                declared: 3,
-                actual: 2
-            }
-        ));
-        assert_names(
-            &err,
-            "SP01_pc.json",
-            "jtbds[0].workflows[0].phase_count",
-            "phase_count is 3 but the workflow has 2",
-        );
-    }
-
-    #[test]
-    fn task_count_must_match_tasks() {
-        let mut file = sample_file("SP01", 1, 1);
-        deep(&mut file, "/jtbds/0/workflows/0/phases/1/tasks")
-            .as_array_mut()
-            .unwrap()
-            .pop();
-        let err = load_bad("SP01_tc.json", &file);
-        assert_names(
-            &err,
-            "SP01_tc.json",
-            "jtbds[0].workflows[0].task_count",
-            "task_count is 6 but the workflow has 5",
-        );
-    }
-
-    #[test]
-    fn priority_not_in_strategic_priorities() {
-        let mut file = sample_file("SP01", 1, 1);
-        file["strategic_priority"] = json!("SP09");
-        let err = load_bad("SP09_unknown.json", &file);
-        assert!(matches!(err.kind, SeedErrorKind::UnknownPriority { .. }));
-        assert_names(
-            &err,
-            "SP09_unknown.json",
-            "strategic_priority",
-            "strategic priority `SP09` is not defined in strategic_priorities.json",
         );
     }
 
