@@ -590,6 +590,109 @@ fn regression_unencoded_hash_or_slash_in_the_password_is_masked() {
     }
 }
 
+/// Regression: a password with an unencoded '@' (generated passwords often
+/// have one) ends, for the driver, at its first '@': the rest was printed
+/// as part of the host (`postgres://u:***@ss@w0rd@host/db`: "cannot resolve
+/// the host", wrong advice). Every command that takes a URL refuses it
+/// (exit 2, human and --json, flag and environment) with the %40 advice and
+/// no piece of the password; nothing is written, no snapshot is made. The
+/// same password percent-encoded pulls, and neither the output nor the
+/// snapshot holds a piece of it.
+#[test]
+fn regression_a_password_with_an_unencoded_at_is_refused_and_never_shown() {
+    let w = SecretWorld::create("at");
+    let pieces = ["Xq7", "Zk9", "Wv3", "Jm5"];
+    let password = "Xq7@Zk9:Wv3/Jm5";
+    let url_with = |pw: &str| {
+        format!(
+            "postgres://{}:{pw}@{}:{}/{}",
+            w.role.name,
+            w.host,
+            w.port,
+            w.db().name
+        )
+    };
+    let raw = url_with(password);
+    let shown_nowhere = |what: &str, text: &str| {
+        for piece in pieces {
+            assert!(
+                !text.contains(piece),
+                "{what} shows {piece:?} of the password:\n{text}"
+            );
+        }
+    };
+    let before = whole_database_state(&w.db().url);
+    let snap = w.path("refused.sqlite");
+    let receipt = "00000000-0000-4000-8000-000000000000";
+    let commands: [&[&str]; 4] = [
+        &["pull", "--out", p(&snap)],
+        &["push", "--snapshot", p(&snap), "--confirm"],
+        &["rollback", "--receipt", receipt, "--confirm"],
+        &["fixtures", "load"],
+    ];
+    for json in [false, true] {
+        for command in commands {
+            let mut args: Vec<&str> = if json { vec!["--json"] } else { vec![] };
+            args.extend_from_slice(command);
+            for from_env in [false, true] {
+                let run = if from_env {
+                    sandbox_env(&args, &[("SANDBOX_DATABASE_URL", &raw)])
+                } else {
+                    let mut with_flag = args.clone();
+                    with_flag.extend(["--database-url", &raw]);
+                    sandbox_env(&with_flag, &[])
+                };
+                run.code(2);
+                assert!(
+                    run.all().contains("more than one '@'") && run.all().contains("%40"),
+                    "no advice to write '@' as %40: {}",
+                    run.show()
+                );
+                shown_nowhere(&run.what, &run.all());
+            }
+        }
+    }
+    assert!(!snap.exists(), "a refused pull wrote a snapshot");
+    before.assert_same(
+        &whole_database_state(&w.db().url),
+        "after the refused commands",
+    );
+
+    // Pasted where the URL goes, the password is not echoed either.
+    let pasted = sandbox_env(&["pull", "--database-url", "Xq7!Zk9Wv3"], &[]);
+    pasted.code(2);
+    shown_nowhere("a pasted password", &pasted.all());
+
+    // Percent-encoded, the same password works and stays hidden.
+    let encoded = url_with(
+        &password
+            .replace('@', "%40")
+            .replace(':', "%3A")
+            .replace('/', "%2F"),
+    );
+    let ok_snap = w.path("ok.sqlite");
+    let loaded = sandbox_env(&["fixtures", "load", "--database-url", &encoded], &[]);
+    loaded.code(0);
+    shown_nowhere(&loaded.what, &loaded.all());
+    for json in [false, true] {
+        let mut args: Vec<&str> = if json { vec!["--json"] } else { vec![] };
+        args.extend([
+            "pull",
+            "--force",
+            "--out",
+            p(&ok_snap),
+            "--database-url",
+            &encoded,
+        ]);
+        let run = sandbox_env(&args, &[]);
+        run.code(0);
+        shown_nowhere(&run.what, &run.all());
+        assert!(run.stdout.contains("***"), "{}", run.show());
+    }
+    let bytes = std::fs::read(&ok_snap).expect("the snapshot");
+    shown_nowhere("the snapshot", &String::from_utf8_lossy(&bytes));
+}
+
 /// Regression: text not recognised as a postgres:// URL went to the
 /// key=value splitter, whose error quoted the offending word, i.e. the whole URL with
 /// its password; text that splits into key=value pairs but that the driver

@@ -186,6 +186,18 @@ fn split_url(raw: &str) -> Result<Split> {
         Some(at) => (Some(&after[..at]), &after[at + 1..]),
         None => (None, after),
     };
+    if let (Some(creds), Some(last_at)) = (creds, rest.rfind('@')) {
+        // The driver ends the password at the first '@': with another one
+        // after it, part of the password would be read (and shown) as the
+        // host. Show the user and what follows the last '@' only.
+        let user = creds.split_once(':').map_or(creds, |(user, _)| user);
+        let host = rest[last_at + 1..].split('?').next().unwrap_or("");
+        return Err(environment(format!(
+            "the database URL {prefix}{user}:***@{host} has more than one '@': if the password \
+             contains '@', write each one as %40 (and ':' as %3A, '/' as %2F, '?' as %3F, '#' as \
+             %23, '%' as %25); the password is not shown"
+        )));
+    }
     let (location, query) = match rest.find('?') {
         Some(q) => (&rest[..q], Some(&rest[q + 1..])),
         None => (rest, None),
@@ -340,7 +352,8 @@ fn split_keyvalue(raw: &str) -> Result<Split> {
             "the database URL is neither a postgres:// URL nor key=value pairs ({problem}{})",
             // A stray word may be a piece of a password: echo nothing from
             // a string that could hold one.
-            if raw.contains("password") || raw.contains('@') || raw.contains(':') {
+            if near.is_empty() || raw.contains("password") || raw.contains('@') || raw.contains(':')
+            {
                 String::new()
             } else {
                 format!(" near '{near}'")
@@ -364,7 +377,8 @@ fn split_keyvalue(raw: &str) -> Result<Split> {
             i += 1;
         }
         if key.is_empty() || chars.get(i).map(|(_, c)| *c) != Some('=') {
-            return Err(bad("a word without '='", key));
+            // The word may be a password pasted where the URL goes.
+            return Err(bad("a word without '='", ""));
         }
         i += 1;
         while is_ws(i) {
