@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures_util::{pin_mut, StreamExt};
-use tokio_postgres::{IsolationLevel, Transaction};
+use tokio_postgres::{IsolationLevel, Statement, Transaction};
 
 use crate::catalog::TableMeta;
 use crate::db::postgres::catalog::{read_catalog, read_existing_targets};
@@ -67,16 +67,29 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         .map(|(m, _)| m)
         .filter(|m| opts.digests.contains(&m.name))
         .collect();
-    let digests = table_digests(&tx, &digested).await?;
+    // Every table's COPY is prepared in the digests' round trip instead of
+    // in one of its own before each table. The statements are named, live
+    // only inside this transaction and are closed before COMMIT, so a
+    // transaction-mode pooler is fine.
+    let tx_ref = &tx;
+    let prepares = futures_util::future::try_join_all(metas.iter().map(|(m, _)| async move {
+        tx_ref
+            .prepare(&copy_out_sql(m))
+            .await
+            .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", m.name)))
+    }));
+    let (digests, statements) =
+        futures_util::future::try_join(table_digests(&tx, &digested), prepares).await?;
     let mut loader = Loader::start(writer)?;
     let mut summaries = Vec::new();
     let mut loaded = Vec::new();
-    for (meta, estimate) in metas {
-        let summary = copy_table(&tx, &mut loader, &meta, estimate, progress).await?;
+    for ((meta, estimate), statement) in metas.into_iter().zip(&statements) {
+        let summary = copy_table(&tx, &mut loader, &meta, statement, estimate, progress).await?;
         progress.table_finished(&summary);
         summaries.push(summary.clone());
         loaded.push((meta, summary));
     }
+    drop(statements);
     tx.commit()
         .await
         .context("the read transaction failed to end")?;
@@ -120,6 +133,7 @@ async fn copy_table(
     tx: &Transaction<'_>,
     loader: &mut Loader,
     meta: &TableMeta,
+    statement: &Statement,
     estimate: u64,
     progress: &dyn PullProgress,
 ) -> Result<TableSummary> {
@@ -127,7 +141,7 @@ async fn copy_table(
     progress.table_started(&meta.name, estimate);
     loader.send(Work::Table(meta.clone()))?;
     let stream = tx
-        .copy_out(copy_out_sql(meta).as_str())
+        .copy_out(statement)
         .await
         .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
     pin_mut!(stream);

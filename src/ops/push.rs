@@ -19,8 +19,8 @@ use crate::catalog::TableMeta;
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{apply_row_updates, cast_type, delete_rows, key_positions_of};
 use crate::db::postgres::catalog::columns_of;
-use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
+use crate::db::postgres::copy::{copy_rows, copy_rows_after};
 use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::digest::{
     describe_row_changes, local_row_hashes, mismatched_rows, remote_row_hashes, row_key,
@@ -765,7 +765,7 @@ async fn read_filled(
     }
     let tmp = format!("_sandbox_filled_{n}");
     let tmp_cols: Vec<String> = (0..key_idx.len()).map(|i| format!("k_{i}")).collect();
-    tx.batch_execute(&format!(
+    let create = format!(
         "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
         quote_ident(&tmp),
         tmp_cols
@@ -773,9 +773,8 @@ async fn read_filled(
             .map(|c| format!("{} text", quote_ident(c)))
             .collect::<Vec<_>>()
             .join(", ")
-    ))
-    .await?;
-    copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &keys).await?;
+    );
+    copy_rows_after(tx, &create, &quote_ident(&tmp), &tmp_cols, &keys).await?;
     let select = key_idx
         .iter()
         .chain(columns.iter())

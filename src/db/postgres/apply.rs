@@ -9,7 +9,7 @@ use tokio_postgres::{SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
 use crate::db::pg_error::is_refused;
-use crate::db::postgres::copy::copy_rows;
+use crate::db::postgres::copy::copy_rows_after;
 use crate::db::triggers::{TriggerAction, TriggerReport};
 use crate::diff::TableDiff;
 use crate::error::{environment, refused as refuse};
@@ -62,11 +62,10 @@ pub async fn delete_rows(
     let key_idx = key_positions_of(t)?;
     let mut tmp_cols = vec![ROW_NUMBER.to_string()];
     tmp_cols.extend(t.key.iter().map(|k| format!("k_{k}")));
-    tx.batch_execute(&format!(
+    let create = format!(
         "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
         temp_columns(&tmp_cols)
-    ))
-    .await?;
+    );
     let keys: Vec<Vec<Option<String>>> = rows
         .iter()
         .enumerate()
@@ -76,7 +75,7 @@ pub async fn delete_rows(
                 .collect()
         })
         .collect();
-    copy_rows(tx, tmp, &tmp_cols, &keys).await?;
+    copy_rows_after(tx, &create, tmp, &tmp_cols, &keys).await?;
     let cond = key_idx
         .iter()
         .map(|i| {
@@ -270,12 +269,11 @@ pub async fn apply_row_updates(
         tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
         // One transaction updates several tables, and a table in several
         // phases: each run replaces the previous run's table.
-        tx.batch_execute(&format!(
+        let create = format!(
             "DROP TABLE IF EXISTS pg_temp.{0}; CREATE TEMP TABLE {0} ({1}) ON COMMIT DROP",
             quote_ident(&tmp),
             temp_columns(&tmp_cols)
-        ))
-        .await?;
+        );
         let rows: Vec<Vec<Option<String>>> = updates
             .iter()
             .enumerate()
@@ -299,7 +297,7 @@ pub async fn apply_row_updates(
                 r
             })
             .collect();
-        copy_rows(tx, &quote_ident(&tmp), &tmp_cols, &rows).await?;
+        copy_rows_after(tx, &create, &quote_ident(&tmp), &tmp_cols, &rows).await?;
         let sets = cols
             .iter()
             .map(|c| {
