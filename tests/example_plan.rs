@@ -223,3 +223,22 @@ fn a_trigger_changing_the_rows_rollback_writes_back_refuses_the_rollback_by_name
     ]);
     after_push.assert_same(&w.state(), "a refused rollback changes nothing");
 }
+
+/// The app changed the shape of a table the push wrote: rollback refuses by
+/// name, before reading anything, and changes nothing (before: exit 2,
+/// "column \"webhooks\" does not exist").
+#[test]
+fn a_column_the_app_dropped_or_retyped_since_the_push_refuses_the_rollback_by_name() {
+    let w = example_world("example_reshaped");
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    w.exec("ALTER TABLE dh_task DROP COLUMN webhooks; ALTER TABLE dh_tool ALTER COLUMN notes TYPE varchar(4000)");
+    let after = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        "dh_task has lost column webhooks",
+        "dh_tool.notes is now character varying(4000) (the push recorded text)",
+        "nothing was changed",
+    ]);
+    after.assert_same(&w.state(), "a refused rollback changes nothing");
+}

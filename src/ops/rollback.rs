@@ -121,6 +121,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     // Privileges first, before any lock.
     let mut checks = vec![r.privileges().await?];
     r.lock_written_tables().await?;
+    checks.push(r.columns_as_pushed().await?);
     r.unchanged_since_push(&mut checks).await?;
     let pushed = load_pushed_keys(&tx, &undo).await?;
     checks.push(r.nothing_references(&pushed).await?);
@@ -308,6 +309,88 @@ impl Rollback<'_, '_> {
             );
         }
         lock_tables(self.tx, &locks, self.opts.lock_timeout_ms).await
+    }
+
+    /// The tables the push wrote still have the columns, with the types,
+    /// its receipt recorded: the undo reads and writes them by name, so a
+    /// column the app dropped, renamed or retyped since would otherwise
+    /// surface as a raw error halfway. Columns the app added are no
+    /// concern (the undo names its columns).
+    async fn columns_as_pushed(&self) -> Result<Check> {
+        let tables: Vec<&str> = self.undo.tables.iter().map(|t| t.table.as_str()).collect();
+        let rows = self
+            .tx
+            .query(
+                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relname = ANY($1::text[]) \
+                 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&tables],
+            )
+            .await
+            .context("reading the columns of the tables the push wrote")?;
+        let now: std::collections::BTreeSet<(String, String, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let mut changed = Vec::new();
+        for t in &self.undo.tables {
+            // Types of the columns the plan declared are spelled as its DDL
+            // spells them (`timestamptz`), not as Postgres prints them: only
+            // pulled columns carry the catalog's own spelling to compare.
+            let declared = added_columns_of(self.undo, &t.table);
+            if !now.iter().any(|(table, _, _)| table == &t.table) {
+                changed.push(format!("{} no longer exists", t.table));
+                continue;
+            }
+            for c in &t.columns {
+                match now
+                    .iter()
+                    .find(|(table, column, _)| table == &t.table && column == &c.name)
+                {
+                    None => changed.push(format!("{} has lost column {}", t.table, c.name)),
+                    Some((_, _, pg_type))
+                        if !t.created
+                            && !declared.contains(&c.name.as_str())
+                            && pg_type != &c.pg_type =>
+                    {
+                        changed.push(format!(
+                            "{}.{} is now {pg_type} (the push recorded {})",
+                            t.table, c.name, c.pg_type
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut check = Check::equal(
+            "before undo",
+            "the written tables have the columns the receipt recorded",
+            CheckKind::Integrity,
+            "as recorded".into(),
+            if changed.is_empty() {
+                "as recorded".into()
+            } else {
+                format!("{} columns changed", changed.len())
+            },
+        );
+        if changed.is_empty() {
+            return Ok(check);
+        }
+        check.row_count = changed.len() as u64;
+        check.rows = changed.clone();
+        Err(self.refuse(
+            format!(
+                "the tables changed shape since the push — {}. The receipt's before-images and \
+                 keys name these columns, so they cannot be restored as they were; put the columns \
+                 back as they were at the push (or undo the app's schema change) and roll back \
+                 again; {}",
+                changed.join("; "),
+                self.nothing
+            ),
+            vec![check],
+        ))
     }
 
     /// What the push wrote must still be as it left it: in a table it
