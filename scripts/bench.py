@@ -275,18 +275,19 @@ class Bench:
                     if d["phase"] == phase:
                         f.write(d["sql"] + ";\n")
                 for t in diff["tables"]:
-                    rows = [r for r, p in zip(t["inserts"], t["insert_phases"]) if p == phase]
+                    rows = [p["row"] for p in t["phase_inserts"] if p["phase"] == phase]
                     if rows:
                         cols = ", ".join(ident(c["name"]) for c in t["columns"])
                         f.write(f"COPY public.{ident(t['table'])} ({cols}) FROM stdin;\n")
                         for r in rows:
                             f.write("\t".join(copy_field(v) for v in r) + "\n")
                         f.write("\\.\n")
-                    if t["updates"] and t["update_phase"] == phase:
+                    updates = [p["update"] for p in t["phase_updates"] if p["phase"] == phase]
+                    if updates:
                         # As push does: hold off the updated_at trigger.
                         for tg in triggers.get(t["table"], []):
                             f.write(f"ALTER TABLE public.{ident(t['table'])} DISABLE TRIGGER {ident(tg)};\n")
-                        for u in t["updates"]:
+                        for u in updates:
                             sets = ", ".join(f"{ident(c['column'])} = {literal(c['new'])}" for c in u["changes"])
                             cond = " AND ".join(f"{ident(k)} = {literal(v)}" for k, v in zip(t["key"], u["key"]))
                             f.write(f"UPDATE public.{ident(t['table'])} SET {sets} WHERE {cond};\n")

@@ -565,7 +565,7 @@ const SCHEMA_EDITS: [&str; 12] = [
     "ALTER TABLE workflows ADD COLUMN extra TEXT",
     "CREATE TABLE staged_workflows (x)",
     "CREATE TABLE _sandbox_rehearsals (id INTEGER PRIMARY KEY, oops TEXT)",
-    "CREATE TABLE _sandbox_row_phases (a)",
+    "CREATE TABLE _sandbox_phase_rows (a)",
     "CREATE VIEW report_checks AS SELECT 1",
     "DROP TABLE _sandbox_columns",
     "DROP TABLE _sandbox_tables",

@@ -340,3 +340,76 @@ fn a_real_that_holds_its_value_exactly_is_settled_into_the_column_s_storage() {
     assert_eq!(staged_value(&snap, "big", &last), i("42"));
     assert_eq!(staged_value(&snap, "extra", &last), t("0.5"));
 }
+
+#[test]
+fn a_row_inserted_in_one_phase_and_updated_in_a_later_one_is_pushed_phase_by_phase() {
+    // Phase 1 inserts ten categories 'unreviewed', phase 2 expects ten
+    // 'unreviewed', phase 3 reviews nine and deletes one. Before, the push
+    // inserted the nine rows as phase 3 left them, at phase 1: phase 1's
+    // count (10) and phase 2's (10 'unreviewed') failed on Postgres after a
+    // green rehearsal.
+    let l = example_world(
+        "exact_insert_then_update",
+        "",
+        |v| {
+            let phases = v["phases"].as_array_mut().unwrap();
+            phases[0]["sql"] = "phases/1_unreviewed.sql".into();
+            phases[0]["conflicts"] = serde_json::json!([]);
+            phases[0]["expectations"] = serde_json::json!([
+                {"name": "categories", "sql": "SELECT COUNT(*) FROM tool_categories", "expect": 10},
+                {"name": "unreviewed", "sql": "SELECT COUNT(*) FROM tool_categories WHERE color = 'unreviewed'", "expect": 10}
+            ]);
+            phases[1]["expectations"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!(
+                    {"name": "still unreviewed", "sql": "SELECT COUNT(*) FROM tool_categories WHERE color = 'unreviewed'", "expect": 10}
+                ));
+            phases[2] = serde_json::json!({
+                "id": "3",
+                "name": "review categories",
+                "sql": "phases/3_review.sql",
+                "reads": [],
+                "writes": ["tool_categories"],
+                "conflicts": [],
+                "expectations": [
+                    {"name": "categories left", "sql": "SELECT COUNT(*) FROM tool_categories", "expect": 9},
+                    {"name": "reviewed", "sql": "SELECT COUNT(*) FROM tool_categories WHERE color = 'reviewed'", "expect": 9}
+                ]
+            });
+        },
+        &[
+            (
+                "1_unreviewed.sql",
+                "INSERT INTO tool_categories (id, name, parent, color, tools, active_tools, created_at)\n\
+                 SELECT plan_uuid('tool_category', category), category, category, 'unreviewed', count(*), sum(is_active), :pulled_at\n\
+                 FROM dh_tool WHERE category IS NOT NULL GROUP BY category;",
+            ),
+            (
+                "3_review.sql",
+                "UPDATE tool_categories SET color = 'reviewed', tools = tools + 1;\n\
+                 DELETE FROM tool_categories WHERE name = (SELECT min(name) FROM tool_categories);",
+            ),
+        ],
+    );
+    let before = l.state();
+    l.rehearse(&[]).ok().stdout_has("PASSED");
+    // The preflight runs every phase's expectations on Postgres, then
+    // rolls back.
+    l.push(&[]).ok();
+    before.assert_same(&l.state().without_schema("sandbox"), "after the preflight");
+    l.push(&["--confirm"]).ok().stdout_has("Applied diff");
+    assert_eq!(
+        count(
+            &mut l.db.client(),
+            "SELECT count(*) FROM tool_categories WHERE color = 'reviewed'"
+        ),
+        9
+    );
+    let receipt = l.scalar("SELECT id::text FROM sandbox.receipts");
+    l.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(
+        &l.state().without_schema("sandbox"),
+        "from before the push to after the rollback",
+    );
+}

@@ -1774,7 +1774,7 @@ fn written_tables(diff: &Diff) -> Vec<WrittenTable> {
         .iter()
         .map(|t| WrittenTable {
             name: t.table.clone(),
-            updates: !t.updates.is_empty(),
+            updates: !t.phase_updates.is_empty(),
         })
         .collect()
 }
@@ -1855,10 +1855,11 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
             name.clone(),
             TableWrites {
                 table: name,
-                inserted: t.inserts.len() as i64,
-                // One row update per phase that changes the row.
+                // Each phase's writes: a row inserted in one phase and
+                // updated (or deleted) in a later one counts in both.
+                inserted: t.phase_inserts.len() as i64,
                 updated: t.phase_updates.len() as i64,
-                deleted: t.deletes.len() as i64,
+                deleted: t.phase_deletes.len() as i64,
             },
         );
     }
@@ -1928,19 +1929,18 @@ fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
         }
     }
     for t in diff.tables.iter().filter(|t| !t.created) {
-        if !t.inserts.is_empty() {
-            needs.push(Need::Table {
-                table: public(&t.table),
-                privilege: "INSERT",
-                why: format!("insert {} rows", t.inserts.len()),
-            });
-        }
-        if !t.updates.is_empty() {
-            needs.push(Need::Table {
-                table: public(&t.table),
-                privilege: "UPDATE",
-                why: format!("update {} rows", t.updates.len()),
-            });
+        for (privilege, n) in [
+            ("INSERT", t.phase_inserts.len()),
+            ("UPDATE", t.phase_updates.len()),
+            ("DELETE", t.phase_deletes.len()),
+        ] {
+            if n > 0 {
+                needs.push(Need::Table {
+                    table: public(&t.table),
+                    privilege,
+                    why: format!("{} {n} rows", privilege.to_lowercase()),
+                });
+            }
         }
     }
     for named in &plan.file.hold_off_triggers {
@@ -1948,7 +1948,7 @@ fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
             if diff
                 .tables
                 .iter()
-                .any(|t| t.table == table && !t.updates.is_empty())
+                .any(|t| t.table == table && !t.phase_updates.is_empty())
             {
                 needs.push(Need::Owner {
                     table: public(table),

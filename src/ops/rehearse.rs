@@ -153,14 +153,22 @@ pub struct RehearseOptions<'a> {
     pub plan: &'a Plan,
 }
 
-/// The working rows of a table, by key text, as Postgres prints their
-/// values (a table without a primary key has none to record).
-fn working_rows(
-    conn: &Connection,
-    meta: &TableMeta,
-) -> Result<HashMap<String, HashMap<String, Option<String>>>> {
+/// A row's values by column, as Postgres prints them (a column the plan
+/// has not added yet is absent).
+type RowValues = HashMap<String, Option<String>>;
+
+/// The rows of a working table by key text, in the table's order.
+#[derive(Default)]
+struct TableState {
+    order: Vec<String>,
+    rows: HashMap<String, RowValues>,
+}
+
+/// The working rows of a table (a table without a primary key has none to
+/// record).
+fn working_rows(conn: &Connection, meta: &TableMeta) -> Result<TableState> {
     let key = meta.primary_key();
-    let mut out = HashMap::new();
+    let mut out = TableState::default();
     if key.is_empty() {
         return Ok(out);
     }
@@ -186,52 +194,29 @@ fn working_rows(
             .map(|k| values.get(k).cloned().flatten())
             .collect();
         if let Some(k) = k {
-            out.insert(
-                crate::types::row_key(k.iter().map(|v| Some(v.as_str()))),
-                values,
-            );
+            let text = crate::types::row_key(k.iter().map(|v| Some(v.as_str())));
+            out.order.push(text.clone());
+            out.rows.insert(text, values);
         }
     }
     Ok(out)
 }
 
-/// Records the working rows of `table` not yet attributed to a phase, and
-/// the pulled rows the phase deleted.
-fn record_row_phases(
-    conn: &Connection,
-    table: &str,
-    key: &[String],
-    phase: &str,
-    pulled: bool,
-) -> Result<()> {
-    if key.is_empty() {
-        return Ok(());
-    }
-    conn.execute(
-        &format!(
-            "INSERT OR IGNORE INTO _sandbox_row_phases SELECT ?1, {}, ?2 FROM temp.{} s",
-            crate::types::row_key_sql(key, "s"),
-            quote_ident(table)
-        ),
-        params![table, phase],
-    )?;
-    if pulled && phase != "pulled" {
-        let join = key
-            .iter()
-            .map(|k| format!("s.{0} IS p.{0}", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        conn.execute(
-            &format!(
-                "INSERT OR IGNORE INTO _sandbox_row_deletes SELECT ?1, {}, ?2 FROM main.{} p \
-                 WHERE NOT EXISTS (SELECT 1 FROM temp.{1} s WHERE {join})",
-                crate::types::row_key_sql(key, "p"),
-                quote_ident(table)
-            ),
-            params![table, phase],
-        )?;
-    }
-    Ok(())
+/// A row as the JSON object `_sandbox_phase_rows` keeps: its columns in
+/// the table's order, a column not added yet left out.
+fn row_json(meta: &TableMeta, row: &RowValues) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = meta
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let v = row.get(&c.name)?;
+            Some((
+                c.name.clone(),
+                v.clone().map_or(serde_json::Value::Null, Into::into),
+            ))
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
 }
 
 /// Removes a previous rehearsal's staged tables; the pulled ones stay.
@@ -304,10 +289,10 @@ struct Rehearsal<'a> {
     /// A phase failed: later phases and the final checks do not run, and
     /// checks that cannot read what it left are skipped.
     broken: bool,
-    /// Each pulled row of a written table as the last phase left it (by
-    /// table, then key): a phase's changes to it are recorded so the push
-    /// applies them in that phase, where its expectations look.
-    row_values: HashMap<String, HashMap<String, HashMap<String, Option<String>>>>,
+    /// Each written table as the last phase left it: what a phase changed
+    /// is recorded so the push applies it in that phase, where its
+    /// expectations (and every later phase's) look.
+    states: HashMap<String, TableState>,
 }
 
 fn run_in_transaction(
@@ -378,7 +363,7 @@ impl<'a> Rehearsal<'a> {
             checks: Vec::new(),
             timings: Vec::new(),
             broken: false,
-            row_values: HashMap::new(),
+            states: HashMap::new(),
         }
     }
 
@@ -414,20 +399,17 @@ impl<'a> Rehearsal<'a> {
     fn stage_written_tables(&mut self) -> Result<()> {
         let conn = self.conn;
         drop_staged(conn)?;
-        // Which phase created (or deleted) each staged row: the push applies
+        // What each phase inserted, updated and deleted: the push applies
         // the diff phase by phase and checks each phase's expectations in
-        // between.
+        // between. (The three `_sandbox_row_*` tables are older versions'.)
         conn.execute_batch(
             "DROP TABLE IF EXISTS _sandbox_row_phases;
-             CREATE TABLE _sandbox_row_phases (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
-                                               PRIMARY KEY (table_name, row_key));
              DROP TABLE IF EXISTS _sandbox_row_deletes;
-             CREATE TABLE _sandbox_row_deletes (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
-                                                PRIMARY KEY (table_name, row_key));
              DROP TABLE IF EXISTS _sandbox_row_updates;
-             CREATE TABLE _sandbox_row_updates (table_name TEXT NOT NULL, row_key TEXT NOT NULL, phase TEXT NOT NULL,
-                                                column_name TEXT NOT NULL, value TEXT,
-                                                PRIMARY KEY (table_name, row_key, phase, column_name));
+             DROP TABLE IF EXISTS _sandbox_phase_rows;
+             CREATE TABLE _sandbox_phase_rows (seq INTEGER PRIMARY KEY, table_name TEXT NOT NULL,
+                                               phase TEXT NOT NULL, op TEXT NOT NULL,
+                                               row_key TEXT NOT NULL, data TEXT NOT NULL);
              DROP TABLE IF EXISTS _sandbox_left_to_postgres;",
         )?;
         conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
@@ -450,9 +432,8 @@ impl<'a> Rehearsal<'a> {
                 })?
                 .meta;
             stage::stage_pulled(conn, meta)?;
-            record_row_phases(conn, name, &meta.primary_key(), "pulled", true)?;
             let rows = working_rows(conn, meta)?;
-            self.row_values.insert(name.clone(), rows);
+            self.states.insert(name.clone(), rows);
         }
         plansql::create_jsonb_views(conn, &pulled_metas)?;
         Ok(())
@@ -490,12 +471,12 @@ impl<'a> Rehearsal<'a> {
         }
         phase_checks.extend(self.conflict_checks(phase, &mut reads));
         phase_checks.push(undeclared_reads_check(phase, &reads));
-        let inexact = self.record_phase_rows(phase)?;
+        let inexact = self.settle_phase_values(phase)?;
         // Values Postgres would not print cannot be read back, checksummed
         // or pushed: later phases would build on them.
         self.broken |= !inexact.is_empty();
         if !self.broken {
-            self.record_row_updates(phase)?;
+            self.record_phase_changes(phase)?;
         }
         phase_checks.push(Check::no_rows(
             &phase.id,
@@ -547,61 +528,71 @@ impl<'a> Rehearsal<'a> {
         checks
     }
 
-    /// Attributes the rows of every working table to the phase; for the
-    /// tables the phase writes, canonicalises jsonb and returns the values
-    /// that would not stay exact.
-    fn record_phase_rows(&self, phase: &Phase) -> Result<Vec<String>> {
+    /// For the tables the phase writes: settles the values it left and
+    /// returns those that would not stay exact, each naming the phase file.
+    fn settle_phase_values(&self, phase: &Phase) -> Result<Vec<String>> {
         let mut inexact = Vec::new();
         for t in &self.view_tables {
-            if !table_exists(self.conn, "temp", t)? {
+            if !phase.writes.contains(t) || !table_exists(self.conn, "temp", t)? {
                 continue;
             }
             let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
-            if phase.writes.contains(t) {
-                inexact.extend(
-                    plansql::settle_values(self.conn, &meta)?
-                        .into_iter()
-                        .map(|v| format!("{}: {v}", phase.sql)),
-                );
-            }
-            record_row_phases(
-                self.conn,
-                t,
-                &meta.primary_key(),
-                &phase.id,
-                !self.plan.creates(t),
-            )?;
+            inexact.extend(
+                plansql::settle_values(self.conn, &meta)?
+                    .into_iter()
+                    .map(|v| format!("{}: {v}", phase.sql)),
+            );
         }
         Ok(inexact)
     }
 
-    /// Records, for each pulled row of the tables the phase writes, the
-    /// columns the phase changed and their new values: the push applies
-    /// them in this phase, so the phase's expectations (and every later
-    /// phase's) see on Postgres what they saw here.
-    fn record_row_updates(&mut self, phase: &Phase) -> Result<()> {
+    /// Records what the phase changed in each table it writes, by comparing
+    /// the table after the phase with the table before it: rows inserted
+    /// (as the phase left them), columns updated (with the values before
+    /// the phase) and rows deleted (whole, as the phase found them). The
+    /// push applies exactly these in this phase, so its expectations see on
+    /// Postgres what they saw here, even where a later phase changes the
+    /// same rows again.
+    fn record_phase_changes(&mut self, phase: &Phase) -> Result<()> {
+        let conn = self.conn;
+        let mut put = conn.prepare_cached(
+            "INSERT INTO _sandbox_phase_rows (table_name, phase, op, row_key, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
         for t in &phase.writes {
-            let Some(before) = self.row_values.get_mut(t) else {
+            if !table_exists(conn, "temp", t)? {
                 continue;
-            };
-            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
-            let now = working_rows(self.conn, &meta)?;
-            let mut insert = self.conn.prepare_cached(
-                "INSERT INTO _sandbox_row_updates (table_name, row_key, phase, column_name, value) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            // Rows the phase deleted are the deletes' business.
-            before.retain(|k, _| now.contains_key(k));
-            for (key, old) in before.iter_mut() {
-                let Some(new) = now.get(key) else { continue };
-                for c in &meta.columns {
-                    let v = new.get(&c.name).cloned().flatten();
-                    if old.get(&c.name).cloned().flatten() != v {
-                        insert.execute(params![t, key, phase.id, c.name, v])?;
-                        old.insert(c.name.clone(), v);
-                    }
+            }
+            let meta = working_meta(conn, self.snapshot, self.plan, t)?;
+            let now = working_rows(conn, &meta)?;
+            let before = self.states.remove(t).unwrap_or_default();
+            for key in &now.order {
+                let row = &now.rows[key];
+                let Some(old) = before.rows.get(key) else {
+                    put.execute(params![t, phase.id, "insert", key, row_json(&meta, row)])?;
+                    continue;
+                };
+                let changes: Vec<serde_json::Value> = meta
+                    .columns
+                    .iter()
+                    .filter_map(|c| {
+                        let was = old.get(&c.name).cloned().flatten();
+                        let is = row.get(&c.name).cloned().flatten();
+                        (was != is).then(|| serde_json::json!([c.name, was, is]))
+                    })
+                    .collect();
+                if !changes.is_empty() {
+                    let data = serde_json::Value::Array(changes).to_string();
+                    put.execute(params![t, phase.id, "update", key, data])?;
                 }
             }
+            for key in &before.order {
+                if !now.rows.contains_key(key) {
+                    let data = row_json(&meta, &before.rows[key]);
+                    put.execute(params![t, phase.id, "delete", key, data])?;
+                }
+            }
+            self.states.insert(t.clone(), now);
         }
         Ok(())
     }

@@ -1187,11 +1187,11 @@ async fn restore_updated_rows(
         columns: t.columns.clone(),
         key: t.key.clone(),
         inserts: vec![],
-        insert_phases: vec![],
         updates,
-        phase_updates: vec![],
         deletes: vec![],
-        delete_phases: vec![],
+        phase_inserts: vec![],
+        phase_updates: vec![],
+        phase_deletes: vec![],
         explicit_nulls: Default::default(),
     };
     let n = apply_updates(tx, &td, true, triggers)
