@@ -82,12 +82,12 @@ pub struct FilledValues {
 impl FilledValues {
     /// Puts Postgres's values into a staged row (in `meta` column order)
     /// where the row left the column to Postgres.
-    pub fn apply(&self, meta: &TableMeta, row: &mut [Option<String>]) {
+    pub fn apply(&self, meta: &TableMeta, row: &mut [Option<String>]) -> Result<()> {
         let Some(values) = self
             .rows
-            .get(&crate::db::postgres::digest::row_key(meta, row))
+            .get(&crate::db::postgres::digest::row_key(meta, row)?)
         else {
-            return;
+            return Ok(());
         };
         for (name, v) in self.columns.iter().zip(values) {
             if let Some(i) = meta.columns.iter().position(|c| &c.name == name) {
@@ -97,6 +97,7 @@ impl FilledValues {
                 }
             }
         }
+        Ok(())
     }
 }
 

@@ -855,7 +855,7 @@ pub fn expected_after(
         let meta = staged_meta(&snapshot.conn, snapshot, plan, &t.name)?;
         let mut sum = crate::types::TableChecksum::new();
         snapshot.for_each_row(&crate::plan::stage::staged(&t.name), &meta, |mut row| {
-            f.apply(&meta, &mut row);
+            f.apply(&meta, &mut row)?;
             sum.add_row(&row);
             Ok(())
         })?;
@@ -1342,9 +1342,9 @@ impl Push<'_, '_> {
         let mut rehearsed = std::collections::HashMap::new();
         snapshot.for_each_row(&crate::plan::stage::staged(table), &meta, |mut row| {
             if let Some(f) = fill {
-                f.apply(&meta, &mut row);
+                f.apply(&meta, &mut row)?;
             }
-            rehearsed.insert(row_key(&meta, &row), row);
+            rehearsed.insert(row_key(&meta, &row)?, row);
             Ok(())
         })?;
         let mismatches = mismatched_rows(&self.tx, &meta, rehearsed).await?;
