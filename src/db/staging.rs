@@ -225,6 +225,10 @@ impl Staged<'_> {
             return "1".into();
         };
         let key = p.primary_key();
+        // Without a key no staged row can be matched to a pulled one: every
+        // row counts as touched, so no rule is skipped (and the rehearsal
+        // fails such a table by name: "every table the plan writes has a
+        // primary key").
         if key.is_empty() {
             return "1".into();
         }
@@ -335,6 +339,33 @@ fn parent_table(
     Ok(snapshot.table(parent).map(|t| t.meta.name.clone()))
 }
 
+/// The parent table of foreign key `fk` of `meta`. A key without a parent,
+/// or whose column lists differ in length, cannot be checked, and skipping
+/// it would pass rows nobody checked: an error naming table and key.
+fn fk_parent<'a>(meta: &TableMeta, fk: &'a ConstraintMeta) -> Result<&'a str> {
+    let parent = fk.ref_table.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "table {}: foreign key {} names no parent table; the snapshot's catalog is \
+             damaged — pull again",
+            meta.name,
+            fk.name
+        )
+    })?;
+    if fk.columns.is_empty() || fk.columns.len() != fk.ref_columns.len() {
+        anyhow::bail!(
+            "table {}: foreign key {} pairs {} column(s) ({}) with {} of {parent} ({}); the \
+             snapshot's catalog is damaged — pull again",
+            meta.name,
+            fk.name,
+            fk.columns.len(),
+            fk.columns.join(", "),
+            fk.ref_columns.len(),
+            fk.ref_columns.join(", ")
+        );
+    }
+    Ok(parent)
+}
+
 /// Every rule of `meta` (the staged form of a table) that SQLite can
 /// evaluate, checked on the rows of `staged_prefix + meta.name` the plan
 /// inserted or changed; one named check per rule.
@@ -346,6 +377,10 @@ pub fn constraint_checks(
 ) -> Result<Vec<Check>> {
     let st = Staged::new(snapshot, meta, staged_prefix);
     let t = &meta.name;
+    // Every check names rows by their key: a key column the table lacks is
+    // named here, not met as a SQLite error in the first check.
+    let key = meta.primary_key();
+    let key_idx = crate::ops::diff::key_positions(meta, &key)?;
     let touched = st.touched();
     let mut checks = Vec::new();
 
@@ -390,10 +425,11 @@ pub fn constraint_checks(
 
     // A new row's key must be the plan's: receipts and rollback name rows
     // by it, so it cannot be left for Postgres to choose.
-    let key = meta.primary_key();
     let left: Vec<&String> = key
         .iter()
-        .filter(|k| meta.column(k).is_some_and(|c| c.filled_by_postgres()))
+        .zip(key_idx)
+        .filter(|(_, i)| meta.columns[*i].filled_by_postgres())
+        .map(|(k, _)| k)
         .collect();
     if !left.is_empty() {
         let null = left
@@ -430,9 +466,9 @@ pub fn constraint_checks(
 
     // Foreign keys whose parent is in the snapshot.
     for fk in meta.constraints.iter().filter(|k| k.kind == "f") {
-        let Some(parent) = fk.ref_table.as_deref() else {
-            continue;
-        };
+        let parent = fk_parent(meta, fk)?;
+        // A parent outside the snapshot is Postgres's to check:
+        // `preflight_items` lists the key for the preflight.
         let Some(parent_sql) = parent_table(conn, snapshot, staged_prefix, parent)? else {
             continue;
         };
@@ -782,7 +818,7 @@ pub fn preflight_items(
                 out.push(item("unique_index", &k.name, k.definition.clone()))
             }
             "f" => {
-                let parent = k.ref_table.as_deref().unwrap_or_default();
+                let parent = fk_parent(meta, k)?;
                 let set = k
                     .columns
                     .iter()
@@ -1122,6 +1158,41 @@ mod tests {
                 "filled_by_postgres seq: identity (GENERATED ALWAYS), for 5 new rows",
                 "filled_by_postgres at: default now(), for 5 new rows",
             ]
+        );
+    }
+
+    #[test]
+    fn a_rule_the_catalog_states_incompletely_is_an_error_naming_it_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = snapshot(dir.path());
+        let meta = &snap.table("child").unwrap().meta;
+        let broken = |edit: &dyn Fn(&mut ConstraintMeta), kind: &str| {
+            let mut m = meta.clone();
+            edit(m.constraints.iter_mut().find(|k| k.kind == kind).unwrap());
+            let checks = constraint_checks(&snap.conn, &snap, &m, "staged_");
+            let items = preflight_items(&snap.conn, &snap, &m, "staged_");
+            (
+                format!("{:#}", checks.unwrap_err()),
+                items.err().map(|e| format!("{e:#}")),
+            )
+        };
+        let (e, preflight) = broken(&|k| k.ref_table = None, "f");
+        assert!(
+            e.contains("table child: foreign key child_parent_id_fkey names no parent table"),
+            "{e}"
+        );
+        assert_eq!(preflight.as_deref(), Some(e.as_str()));
+        let (e, _) = broken(&|k| k.ref_columns.clear(), "f");
+        assert!(
+            e.contains(
+                "foreign key child_parent_id_fkey pairs 1 column(s) (parent_id) with 0 of parent"
+            ),
+            "{e}"
+        );
+        let (e, _) = broken(&|k| k.columns.push("gone".into()), "p");
+        assert!(
+            e.contains("table child: primary key column gone is not one of its columns"),
+            "{e}"
         );
     }
 }
