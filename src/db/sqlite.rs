@@ -284,9 +284,15 @@ impl SnapshotWriter {
         conn.execute_batch(
             "PRAGMA page_size = 16384; PRAGMA cache_size = -16384; PRAGMA journal_mode = OFF; \
              PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;",
-        )?;
-        conn.execute_batch(METADATA_DDL)?;
-        conn.execute_batch("BEGIN")?;
+        )
+        .and_then(|_| conn.execute_batch(METADATA_DDL))
+        .and_then(|_| conn.execute_batch("BEGIN"))
+        .with_context(|| {
+            format!(
+                "cannot start the snapshot file next to {}",
+                final_path.display()
+            )
+        })?;
         Ok(SnapshotWriter {
             conn,
             tmp,
@@ -324,7 +330,12 @@ impl SnapshotWriter {
                 meta.columns.len()
             );
         }
-        let mut stmt = self.conn.prepare_cached(&self.insert_sql)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&self.insert_sql)
+            .with_context(|| {
+                format!("cannot write rows of table {} into the snapshot", meta.name)
+            })?;
         let converted = meta
             .columns
             .iter()
@@ -332,7 +343,13 @@ impl SnapshotWriter {
             .map(|(c, v)| to_sqlite(c, v.as_deref()))
             .collect::<Result<Vec<_>>>()
             .with_context(|| format!("table {}", meta.name))?;
-        stmt.execute(rusqlite::params_from_iter(converted))?;
+        stmt.execute(rusqlite::params_from_iter(converted))
+            .with_context(|| {
+                format!(
+                    "cannot write a row of table {} into the snapshot",
+                    meta.name
+                )
+            })?;
         Ok(())
     }
 
@@ -340,7 +357,9 @@ impl SnapshotWriter {
     /// prepared statement, binding each value where it lies (no copy).
     pub fn inserter<'a>(&'a self, meta: &'a TableMeta) -> Result<RowInserter<'a>> {
         Ok(RowInserter {
-            stmt: self.conn.prepare(&self.insert_sql)?,
+            stmt: self.conn.prepare(&self.insert_sql).with_context(|| {
+                format!("cannot write rows of table {} into the snapshot", meta.name)
+            })?,
             meta,
             storage: meta.columns.iter().map(|c| c.storage()).collect(),
         })
@@ -371,14 +390,22 @@ impl SnapshotWriter {
             let mut put_table =
                 conn.prepare("INSERT INTO _sandbox_tables VALUES (?, ?, ?, ?, ?)")?;
             for (meta, summary) in &tables {
-                put_table.execute(params![
-                    meta.name,
-                    meta.role.as_str(),
-                    summary.rows as i64,
-                    summary.checksum,
-                    summary.millis as i64
-                ])?;
-                write_catalog(&conn, meta)?;
+                put_table
+                    .execute(params![
+                        meta.name,
+                        meta.role.as_str(),
+                        summary.rows as i64,
+                        summary.checksum,
+                        summary.millis as i64
+                    ])
+                    .map_err(anyhow::Error::from)
+                    .and_then(|_| write_catalog(&conn, meta))
+                    .with_context(|| {
+                        format!(
+                            "cannot record table {} in the snapshot's catalog",
+                            meta.name
+                        )
+                    })?;
                 let deferred_key = |k: &&ConstraintMeta| k.kind == "p" && !key_is_rowid(meta);
                 for k in meta
                     .constraints
@@ -390,15 +417,28 @@ impl SnapshotWriter {
                         quote_ident(&format!("{}_{}", meta.name, k.name)),
                         quote_ident(&meta.name),
                         ident_list(&k.columns)
-                    ))?;
+                    ))
+                    .with_context(|| {
+                        format!(
+                            "cannot build unique index {} of table {} in the snapshot",
+                            k.name, meta.name
+                        )
+                    })?;
                 }
             }
             for meta in &existing_targets {
                 conn.execute(
                     "INSERT INTO _sandbox_existing_targets VALUES (?)",
                     [&meta.name],
-                )?;
-                write_catalog(&conn, meta)?;
+                )
+                .map_err(anyhow::Error::from)
+                .and_then(|_| write_catalog(&conn, meta))
+                .with_context(|| {
+                    format!(
+                        "cannot record the existing table {} in the snapshot's catalog",
+                        meta.name
+                    )
+                })?;
             }
             conn.execute(
                 "INSERT INTO _sandbox_snapshot VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -413,7 +453,8 @@ impl SnapshotWriter {
                 ],
             )?;
         }
-        conn.execute_batch("COMMIT; PRAGMA journal_mode = DELETE;")?;
+        conn.execute_batch("COMMIT; PRAGMA journal_mode = DELETE;")
+            .with_context(|| format!("cannot complete the snapshot file {}", tmp.display()))?;
         conn.close().map_err(|(_, e)| e)?;
         set_private(&tmp)?;
         tmp.persist(&final_path).map_err(|e| {
@@ -875,9 +916,25 @@ fn read_catalog_of(
                 anyhow::anyhow!("column {name}.{} has unknown identity '{i}'", c.name)
             })?),
         };
-        c.enum_labels = labels.map(|l| serde_json::from_str(&l)).transpose()?;
-        c.domain = domain.map(|d| serde_json::from_str(&d)).transpose()?;
-        c.array_element = element.map(|e| serde_json::from_str(&e)).transpose()?;
+        let damaged = |what: &str| {
+            format!(
+                "column {name}.{}: its {what} in _sandbox_columns is not valid JSON; the \
+                 snapshot is damaged — pull again",
+                c.name
+            )
+        };
+        c.enum_labels = labels
+            .map(|l| serde_json::from_str(&l))
+            .transpose()
+            .with_context(|| damaged("enum labels"))?;
+        c.domain = domain
+            .map(|d| serde_json::from_str(&d))
+            .transpose()
+            .with_context(|| damaged("domain"))?;
+        c.array_element = element
+            .map(|e| serde_json::from_str(&e))
+            .transpose()
+            .with_context(|| damaged("array element type"))?;
         columns.push(c);
     }
     if columns.is_empty() {
@@ -887,6 +944,7 @@ fn read_catalog_of(
         "SELECT constraint_name, kind, columns, ref_table, ref_columns, definition, validated, \
          expression, predicate FROM _sandbox_constraints WHERE table_name = ? ORDER BY rowid",
     )?;
+    let table = name;
     let constraints = cons
         .query_map([name], |r| {
             Ok((
@@ -915,12 +973,21 @@ fn read_catalog_of(
                 expression,
                 predicate,
             )| {
+                let list = |text: &str, what: &str| -> Result<Vec<String>> {
+                    serde_json::from_str(text).with_context(|| {
+                        format!(
+                            "table {table}: the {what} of constraint {name} in \
+                             _sandbox_constraints are not valid JSON; the snapshot is damaged \
+                             — pull again"
+                        )
+                    })
+                };
                 Ok(ConstraintMeta {
+                    columns: list(&columns, "columns")?,
+                    ref_columns: list(&ref_columns, "referenced columns")?,
                     name,
                     kind,
-                    columns: serde_json::from_str(&columns)?,
                     ref_table,
-                    ref_columns: serde_json::from_str(&ref_columns)?,
                     definition,
                     validated,
                     expression,
@@ -1002,12 +1069,15 @@ pub fn write_server_digests(
     conn: &Connection,
     digests: &std::collections::BTreeMap<String, crate::db::postgres::digest::TableDigest>,
 ) -> Result<()> {
-    conn.execute_batch(SERVER_DIGESTS_DDL)?;
-    let mut put = conn.prepare("INSERT INTO _sandbox_server_digests VALUES (?, ?, ?)")?;
-    for (name, d) in digests {
-        put.execute(params![name, d.rows as i64, d.digest])?;
-    }
-    Ok(())
+    let record = || -> rusqlite::Result<()> {
+        conn.execute_batch(SERVER_DIGESTS_DDL)?;
+        let mut put = conn.prepare("INSERT INTO _sandbox_server_digests VALUES (?, ?, ?)")?;
+        for (name, d) in digests {
+            put.execute(params![name, d.rows as i64, d.digest])?;
+        }
+        Ok(())
+    };
+    record().context("cannot record the server's table digests in the snapshot")
 }
 
 impl Snapshot {
@@ -1027,7 +1097,8 @@ impl Snapshot {
         }
         let mut stmt = self
             .conn
-            .prepare("SELECT table_name, rows, digest FROM main._sandbox_server_digests")?;
+            .prepare("SELECT table_name, rows, digest FROM main._sandbox_server_digests")
+            .context("cannot read the server's table digests recorded in the snapshot")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -1036,13 +1107,18 @@ impl Snapshot {
             ))
         })?;
         for row in rows {
-            let (name, rows, digest) = row?;
+            let (name, rows, digest) =
+                row.context("cannot read the server's table digests recorded in the snapshot")?;
+            // A negative count read as 0 would match an empty table.
+            let rows = u64::try_from(rows).map_err(|_| {
+                anyhow::anyhow!(
+                    "table {name}: the server digest in the snapshot counts {rows} rows; the \
+                     snapshot is damaged — pull again"
+                )
+            })?;
             out.insert(
                 name,
-                crate::db::postgres::digest::TableDigest {
-                    rows: rows.max(0) as u64,
-                    digest,
-                },
+                crate::db::postgres::digest::TableDigest { rows, digest },
             );
         }
         Ok(out)

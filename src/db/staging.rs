@@ -380,7 +380,7 @@ pub fn constraint_checks(
     // Every check names rows by their key: a key column the table lacks is
     // named here, not met as a SQLite error in the first check.
     let key = meta.primary_key();
-    let key_idx = crate::ops::diff::key_positions(meta, &key)?;
+    let key_idx = crate::diff::key_positions(meta, &key)?;
     let touched = st.touched();
     let mut checks = Vec::new();
 

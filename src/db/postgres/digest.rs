@@ -116,7 +116,7 @@ fn key_positions(meta: &TableMeta) -> Result<Vec<usize>> {
     if key.is_empty() {
         return Ok((0..meta.columns.len()).collect());
     }
-    crate::ops::diff::key_positions(meta, &key)
+    crate::diff::key_positions(meta, &key)
 }
 
 /// Records one row's fingerprint under its key. Two rows under one
