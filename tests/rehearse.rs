@@ -220,7 +220,7 @@ fn guards_trip_on_tampering() {
             [],
         )
         .unwrap();
-    let checks = protected_rows_guard(&snap, &plan, "jtbd_library").unwrap();
+    let checks = protected_rows_guard(&snap, "jtbd_library").unwrap();
     let changed = checks
         .iter()
         .find(|c| c.name.contains("no protected column changed"))
@@ -234,7 +234,7 @@ fn guards_trip_on_tampering() {
             .unwrap()
             .ok
     );
-    let checks = protected_rows_guard(&snap, &plan, "workflows").unwrap();
+    let checks = protected_rows_guard(&snap, "workflows").unwrap();
     assert!(
         !checks
             .iter()

@@ -676,7 +676,7 @@ impl<'a> Rehearsal<'a> {
             if self.snapshot.table(name).map(|t| t.meta.role)
                 == Some(crate::catalog::TableRole::Protected)
             {
-                match protected_rows_guard(self.snapshot, self.plan, name) {
+                match protected_rows_guard(self.snapshot, name) {
                     Ok(c) => self.checks.extend(c),
                     Err(_) if self.broken => {}
                     Err(e) => return Err(e),
@@ -903,73 +903,23 @@ fn table_exists(conn: &Connection, schema: &str, table: &str) -> Result<bool> {
 /// The guard the seed promises and never checks: every row of a protected
 /// table that the plan writes to is still there, with every pulled column
 /// byte-identical. Names the rows that differ.
-pub fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Result<Vec<Check>> {
+pub fn protected_rows_guard(snapshot: &Snapshot, table: &str) -> Result<Vec<Check>> {
     let pulled = snapshot
         .table(table)
         .ok_or_else(|| anyhow::anyhow!("the snapshot has no table {table}"))?;
-    let meta: &TableMeta = &pulled.meta;
-    let pk = meta.primary_key();
-    if pk.is_empty() {
-        anyhow::bail!(
-            "protected table {table} has no primary key; the plan cannot prove its rows unchanged"
-        );
-    }
+    let rows = PulledBesideStaged::new(&pulled.meta)?;
     let conn = &snapshot.conn;
-    let join = pk
-        .iter()
-        .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let key_text = crate::types::row_key_sql(&pk, "p");
-    let deleted = plansql::query_text(
-        conn,
-        &format!(
-            "SELECT {key_text} FROM main.{} p LEFT JOIN main.{} s ON {join} WHERE s.{} IS NULL",
-            quote_ident(table),
-            quote_ident(&staged(table)),
-            quote_ident(&pk[0])
-        ),
-    )?;
-    let differs = meta
-        .columns
-        .iter()
-        .map(|c| format!("p.{0} IS NOT s.{0}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let changed = plansql::query_text(
-        conn,
-        &format!(
-            "SELECT {key_text} FROM main.{} p JOIN main.{} s ON {join} WHERE {differs}",
-            quote_ident(table),
-            quote_ident(&staged(table))
-        ),
-    )?;
+    let key_list = |sql: String| -> Result<Vec<String>> {
+        Ok(plansql::query_text(conn, &sql)?
+            .into_iter()
+            .map(|r| r.join(""))
+            .collect())
+    };
+    let deleted = key_list(rows.deleted_sql())?;
+    let changed = key_list(rows.changed_sql())?;
     // The checksum over the pulled columns of the pre-existing rows must be
     // the one recorded at pull time: byte-identical, not just equal-looking.
-    let mut sum = TableChecksum::new();
-    let cols = meta
-        .columns
-        .iter()
-        .map(|c| format!("s.{}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let tmp = format!(
-        "SELECT {cols} FROM main.{} s JOIN main.{} p ON {join}",
-        quote_ident(&staged(table)),
-        quote_ident(table)
-    );
-    {
-        let mut stmt = conn.prepare(&tmp)?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let mut values = Vec::with_capacity(meta.columns.len());
-            for (i, c) in meta.columns.iter().enumerate() {
-                values.push(crate::db::sqlite::from_sqlite(c, r.get_ref(i)?)?);
-            }
-            sum.add_row(&values);
-        }
-    }
-    let _ = plan;
+    let sum = rows.staged_checksum(conn)?;
     let mut identical = Check::equal(
         "final",
         &format!("{table}: pre-existing rows byte-identical to the pull"),
@@ -983,14 +933,109 @@ pub fn protected_rows_guard(snapshot: &Snapshot, plan: &Plan, table: &str) -> Re
             "final",
             &format!("{table}: no protected row deleted"),
             CheckKind::Guard,
-            deleted.into_iter().map(|r| r.join("")).collect(),
+            deleted,
         ),
         Check::no_rows(
             "final",
             &format!("{table}: no protected column changed"),
             CheckKind::Guard,
-            changed.into_iter().map(|r| r.join("")).collect(),
+            changed,
         ),
         identical,
     ])
+}
+
+/// A protected table's pulled rows `p` beside its staged rows `s`, paired
+/// by primary key: the queries [`protected_rows_guard`] asks.
+struct PulledBesideStaged<'a> {
+    meta: &'a TableMeta,
+    pulled: String,
+    staged: String,
+    /// `p.k = s.k AND …` over the primary key.
+    join: String,
+    /// SQL naming pulled row `p` by its key.
+    key_text: String,
+    first_key: String,
+}
+
+impl<'a> PulledBesideStaged<'a> {
+    fn new(meta: &'a TableMeta) -> Result<Self> {
+        let pk = meta.primary_key();
+        let Some(first_key) = pk.first() else {
+            anyhow::bail!(
+                "protected table {} has no primary key; the plan cannot prove its rows unchanged",
+                meta.name
+            );
+        };
+        Ok(PulledBesideStaged {
+            meta,
+            pulled: quote_ident(&meta.name),
+            staged: quote_ident(&staged(&meta.name)),
+            join: pk
+                .iter()
+                .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            key_text: crate::types::row_key_sql(&pk, "p"),
+            first_key: quote_ident(first_key),
+        })
+    }
+
+    /// Keys of pulled rows the staged table no longer holds.
+    fn deleted_sql(&self) -> String {
+        format!(
+            "SELECT {} FROM main.{} p LEFT JOIN main.{} s ON {} WHERE s.{} IS NULL",
+            self.key_text, self.pulled, self.staged, self.join, self.first_key
+        )
+    }
+
+    /// Keys of pulled rows whose staged copy differs in a pulled column.
+    fn changed_sql(&self) -> String {
+        let differs = self
+            .meta
+            .columns
+            .iter()
+            .map(|c| format!("p.{0} IS NOT s.{0}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        format!(
+            "SELECT {} FROM main.{} p JOIN main.{} s ON {} WHERE {differs}",
+            self.key_text, self.pulled, self.staged, self.join
+        )
+    }
+
+    /// The checksum of the staged rows that were pulled, over the pulled
+    /// columns, computed as pull computed the recorded one.
+    fn staged_checksum(&self, conn: &Connection) -> Result<TableChecksum> {
+        let cols = self
+            .meta
+            .columns
+            .iter()
+            .map(|c| format!("s.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {cols} FROM main.{} s JOIN main.{} p ON {}",
+            self.staged, self.pulled, self.join
+        );
+        let read = || -> Result<TableChecksum> {
+            let mut sum = TableChecksum::new();
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let mut values = Vec::with_capacity(self.meta.columns.len());
+                for (i, c) in self.meta.columns.iter().enumerate() {
+                    values.push(crate::db::sqlite::from_sqlite(c, r.get_ref(i)?)?);
+                }
+                sum.add_row(&values);
+            }
+            Ok(sum)
+        };
+        read().with_context(|| {
+            format!(
+                "cannot read the staged rows of protected table {} to compare with the pull",
+                self.meta.name
+            )
+        })
+    }
 }
