@@ -217,24 +217,33 @@ impl<'a> Staged<'a> {
     }
 }
 
+/// SQL true where pulled row `p` and staged row `s` have the same `key`.
+pub(crate) fn same_key_sql(key: &[String]) -> String {
+    key.iter()
+        .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 impl Staged<'_> {
+    /// The pulled table and its primary key, when there is a pulled table
+    /// with a key to match staged rows by. Without one, every staged row
+    /// counts as new and touched, so no rule is skipped (and the rehearsal
+    /// fails such a table by name: "every table the plan writes has a
+    /// primary key").
+    fn pulled_keyed(&self) -> Option<(&TableMeta, Vec<String>)> {
+        let p = self.pulled?;
+        let key = p.primary_key();
+        (!key.is_empty()).then_some((p, key))
+    }
+
     /// SQL true for a staged row `s` that the plan inserted or changed (a
     /// pulled row already satisfied every rule, NOT VALID ones aside).
     fn touched(&self) -> String {
-        let Some(p) = self.pulled else {
+        let Some((p, key)) = self.pulled_keyed() else {
             return "1".into();
         };
-        let key = p.primary_key();
-        // Without a key no staged row can be matched to a pulled one: every
-        // row counts as touched, so no rule is skipped (and the rehearsal
-        // fails such a table by name: "every table the plan writes has a
-        // primary key").
-        if key.is_empty() {
-            return "1".into();
-        }
-        let same = key
-            .iter()
-            .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
+        let same = std::iter::once(same_key_sql(&key))
             .chain(
                 p.columns
                     .iter()
@@ -259,21 +268,13 @@ impl Staged<'_> {
 
     /// SQL true for a staged row `s` that is new (its key is not pulled).
     fn is_new(&self) -> String {
-        let Some(p) = self.pulled else {
+        let Some((p, key)) = self.pulled_keyed() else {
             return "1".into();
         };
-        let key = p.primary_key();
-        if key.is_empty() {
-            return "1".into();
-        }
-        let same = key
-            .iter()
-            .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
         format!(
-            "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {same})",
-            quote_ident(&p.name)
+            "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {})",
+            quote_ident(&p.name),
+            same_key_sql(&key)
         )
     }
 
@@ -571,15 +572,11 @@ pub fn constraint_checks(
             } else {
                 "identity ALWAYS"
             };
-            let changed = match st.pulled.filter(|p| !p.primary_key().is_empty()) {
-                Some(p) => format!(
+            let changed = match st.pulled_keyed() {
+                Some((p, key)) => format!(
                     "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {} AND p.{col} IS s.{col})",
                     quote_ident(&p.name),
-                    p.primary_key()
-                        .iter()
-                        .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
-                        .collect::<Vec<_>>()
-                        .join(" AND ")
+                    same_key_sql(&key)
                 ),
                 None => "1".into(),
             };

@@ -971,11 +971,7 @@ impl<'a> PulledBesideStaged<'a> {
             meta,
             pulled: quote_ident(&meta.name),
             staged: quote_ident(&staged(&meta.name)),
-            join: pk
-                .iter()
-                .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND "),
+            join: crate::db::staging::same_key_sql(&pk),
             key_text: crate::types::row_key_sql(&pk, "p"),
             first_key: quote_ident(first_key),
         })
