@@ -480,47 +480,30 @@ impl Rollback<'_, '_> {
         meta: &TableMeta,
         after: &TableState,
     ) -> Result<Check> {
-        let inserted: std::collections::BTreeSet<String> = t
-            .inserted_keys
-            .iter()
-            .map(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())))
-            .collect();
-        // Per updated row: (column position, column, value the push wrote).
-        let mut updated: BTreeMap<String, Vec<WrittenValue>> = BTreeMap::new();
-        for u in &t.updates {
-            let key = crate::types::row_key(u.key.iter().map(|v| Some(v.as_str())));
-            let cols = u
-                .changes
-                .iter()
-                .map(|c| {
-                    meta.columns
-                        .iter()
-                        .position(|m| m.name == c.column)
-                        .map(|i| (i, c.column.as_str(), c.new.as_deref()))
-                        .with_context(|| {
-                            format!(
-                                "the receipt updates {}.{}, which it does not list among the table's columns",
-                                t.table, c.column
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            updated.insert(key, cols);
-        }
-        let key_positions: Vec<usize> = t
+        let written = WrittenRows::of(t, meta)?;
+        let key_positions = t
             .key
             .iter()
-            .filter_map(|k| meta.columns.iter().position(|c| &c.name == k))
-            .collect();
+            .map(|k| {
+                meta.columns
+                    .iter()
+                    .position(|c| &c.name == k)
+                    .with_context(|| {
+                        format!(
+                            "table {}: the receipt's key column {k} is not among the table's \
+                             columns now, so the rows the push wrote cannot be found by key",
+                            t.table
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut changed = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         crate::db::postgres::copy::for_each_remote_line(self.tx, meta, |line| {
             let values = crate::types::parse_copy_line(&line[..line.len() - 1])
                 .map_err(anyhow::Error::msg)?;
             let key = crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
-            let is_inserted = inserted.contains(&key);
-            let columns = updated.get(&key);
-            if !is_inserted && columns.is_none() {
+            if !written.holds(&key) {
                 return Ok(());
             }
             seen.insert(key.clone());
@@ -530,50 +513,17 @@ impl Rollback<'_, '_> {
             {
                 return Ok(());
             }
-            if is_inserted {
-                changed.push(format!(
-                    "row {key} changed since the push inserted it into {}",
-                    t.table
-                ));
-                return Ok(());
-            }
-            for (i, column, pushed) in columns.into_iter().flatten() {
-                let now = values[*i].as_deref();
-                if now != *pushed {
-                    changed.push(format!(
-                        "row {key} changed: {}.{column} was pushed as {}, is now {}",
-                        t.table,
-                        shown(*pushed),
-                        shown(now)
-                    ));
-                }
-            }
+            changed.extend(written.changes(&t.table, &key, &values));
             Ok(())
         })
         .await?;
-        for key in inserted.iter().chain(updated.keys()) {
-            if !seen.contains(key) {
-                changed.push(format!("row {key} of {} deleted since the push", t.table));
-            }
-        }
-        changed.sort();
-        changed.dedup();
-        let written = inserted.len() + updated.keys().filter(|k| !inserted.contains(*k)).count();
-        let mut c = Check::equal(
-            "before undo",
-            &format!("{} rows the push wrote unchanged since the push", t.table),
-            CheckKind::Integrity,
-            format!("{written} rows as pushed"),
-            format!("{} rows as pushed", written.saturating_sub(changed.len())),
+        changed.extend(
+            written
+                .keys()
+                .filter(|key| !seen.contains(*key))
+                .map(|key| format!("row {key} of {} deleted since the push", t.table)),
         );
-        c.ok = changed.is_empty();
-        c.row_count = changed.len() as u64;
-        changed.truncate(10);
-        if c.row_count > 10 {
-            changed.push(format!("… and {} more", c.row_count - 10));
-        }
-        c.rows = changed;
-        Ok(c)
+        Ok(written.unchanged_check(&t.table, changed))
     }
 
     /// What else leans on what the rollback removes: rows referencing pushed
@@ -1316,6 +1266,106 @@ fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValues> {
 /// A column the push wrote in an updated row: its position in the table,
 /// its name and the value the push wrote.
 type WrittenValue<'u> = (usize, &'u str, Option<&'u str>);
+
+/// The rows of one table a receipt says the push wrote: inserted whole,
+/// or updated in some columns (per row: each column's position, name and
+/// the value the push wrote), by [`crate::types::row_key`].
+struct WrittenRows<'u> {
+    inserted: std::collections::BTreeSet<String>,
+    updated: BTreeMap<String, Vec<WrittenValue<'u>>>,
+}
+
+impl<'u> WrittenRows<'u> {
+    fn of(t: &'u UndoTable, meta: &TableMeta) -> Result<Self> {
+        let inserted = t
+            .inserted_keys
+            .iter()
+            .map(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())))
+            .collect();
+        let mut updated = BTreeMap::new();
+        for u in &t.updates {
+            let key = crate::types::row_key(u.key.iter().map(|v| Some(v.as_str())));
+            let cols = u
+                .changes
+                .iter()
+                .map(|c| {
+                    meta.columns
+                        .iter()
+                        .position(|m| m.name == c.column)
+                        .map(|i| (i, c.column.as_str(), c.new.as_deref()))
+                        .with_context(|| {
+                            format!(
+                                "the receipt updates {}.{}, which it does not list among the table's columns",
+                                t.table, c.column
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            updated.insert(key, cols);
+        }
+        Ok(WrittenRows { inserted, updated })
+    }
+
+    fn holds(&self, key: &str) -> bool {
+        self.inserted.contains(key) || self.updated.contains_key(key)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.inserted.iter().chain(self.updated.keys())
+    }
+
+    /// How row `key` of `table`, now `values` and no longer as the push
+    /// left it, differs in what undoing it would discard: a row the push
+    /// inserted in any column, a row it updated only in the columns it
+    /// wrote.
+    fn changes(&self, table: &str, key: &str, values: &[Option<String>]) -> Vec<String> {
+        if self.inserted.contains(key) {
+            return vec![format!(
+                "row {key} changed since the push inserted it into {table}"
+            )];
+        }
+        self.updated
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|(i, _, pushed)| values[*i].as_deref() != *pushed)
+            .map(|(i, column, pushed)| {
+                format!(
+                    "row {key} changed: {table}.{column} was pushed as {}, is now {}",
+                    shown(*pushed),
+                    shown(values[*i].as_deref())
+                )
+            })
+            .collect()
+    }
+
+    /// The check naming `changed` (at most 10 of them).
+    fn unchanged_check(&self, table: &str, mut changed: Vec<String>) -> Check {
+        changed.sort();
+        changed.dedup();
+        let written = self.inserted.len()
+            + self
+                .updated
+                .keys()
+                .filter(|k| !self.inserted.contains(*k))
+                .count();
+        let mut c = Check::equal(
+            "before undo",
+            &format!("{table} rows the push wrote unchanged since the push"),
+            CheckKind::Integrity,
+            format!("{written} rows as pushed"),
+            format!("{} rows as pushed", written.saturating_sub(changed.len())),
+        );
+        c.ok = changed.is_empty();
+        c.row_count = changed.len() as u64;
+        changed.truncate(10);
+        if c.row_count > 10 {
+            changed.push(format!("… and {} more", c.row_count - 10));
+        }
+        c.rows = changed;
+        c
+    }
+}
 
 /// A value for a person: quoted text, or NULL.
 fn shown(v: Option<&str>) -> String {
