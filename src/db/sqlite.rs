@@ -774,17 +774,7 @@ impl Snapshot {
         meta: &TableMeta,
         mut f: impl FnMut(Vec<Option<String>>) -> Result<()>,
     ) -> Result<()> {
-        // Always `main.`: during a rehearsal TEMP views shadow the pulled
-        // table names with their staged copies.
-        let sql = format!(
-            "SELECT {} FROM main.{}",
-            ident_list(&meta.column_names()),
-            quote_ident(sqlite_table)
-        );
-        let mut stmt = self
-            .conn
-            .prepare(&sql)
-            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
+        let mut stmt = self.select_all(sqlite_table, meta)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let mut values = Vec::with_capacity(meta.columns.len());
@@ -799,21 +789,27 @@ impl Snapshot {
         Ok(())
     }
 
+    /// `SELECT` of `meta`'s columns, in its order, from `sqlite_table`.
+    fn select_all(&self, sqlite_table: &str, meta: &TableMeta) -> Result<rusqlite::Statement<'_>> {
+        // Always `main.`: during a rehearsal TEMP views shadow the pulled
+        // table names with their staged copies.
+        let sql = format!(
+            "SELECT {} FROM main.{}",
+            ident_list(&meta.column_names()),
+            quote_ident(sqlite_table)
+        );
+        self.conn
+            .prepare(&sql)
+            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))
+    }
+
     /// Recomputes a table's content checksum from what the file holds now.
     /// Builds each row's canonical COPY line straight from the stored
     /// values (what [`for_each_row`] then [`TableChecksum::add_row`] would
     /// hash, without a `String` per value).
     pub fn checksum_of(&self, sqlite_table: &str, meta: &TableMeta) -> Result<TableChecksum> {
         use rusqlite::types::ValueRef;
-        let sql = format!(
-            "SELECT {} FROM main.{}",
-            ident_list(&meta.column_names()),
-            quote_ident(sqlite_table)
-        );
-        let mut stmt = self
-            .conn
-            .prepare(&sql)
-            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
+        let mut stmt = self.select_all(sqlite_table, meta)?;
         let storage: Vec<Storage> = meta.columns.iter().map(|c| c.storage()).collect();
         let mut sum = TableChecksum::new();
         let mut line: Vec<u8> = Vec::with_capacity(1 << 12);
