@@ -1877,21 +1877,44 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
 
 /// Everything the push transaction does that needs a grant.
 fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
-    let public = |t: &str| format!("public.{}", quote_ident(t));
+    let mut needs = drift_lock_needs(locked);
+    needs.extend(schema_needs(plan));
+    needs.extend(row_needs(diff));
+    needs.extend(hold_off_needs(plan, diff));
+    needs.extend(receipt_needs());
+    needs
+}
+
+fn public(table: &str) -> String {
+    format!("public.{}", quote_ident(table))
+}
+
+/// Reading a table for the drift check and locking it against writers.
+fn drift_lock_needs(locked: &[String]) -> Vec<Need> {
+    locked
+        .iter()
+        .flat_map(|t| {
+            [
+                Need::Table {
+                    table: public(t),
+                    privilege: "SELECT",
+                    why: "check it for drift".into(),
+                },
+                // LOCK TABLE in SHARE ROW EXCLUSIVE mode needs one of these.
+                Need::Table {
+                    table: public(t),
+                    privilege: "UPDATE,DELETE,TRUNCATE",
+                    why: "lock it against writers".into(),
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The plan's DDL: tables it creates (and what their foreign keys
+/// reference), columns it adds (and what they reference).
+fn schema_needs(plan: &Plan) -> Vec<Need> {
     let mut needs = Vec::new();
-    for t in locked {
-        needs.push(Need::Table {
-            table: public(t),
-            privilege: "SELECT",
-            why: "check it for drift".into(),
-        });
-        // LOCK TABLE in SHARE ROW EXCLUSIVE mode needs one of these.
-        needs.push(Need::Table {
-            table: public(t),
-            privilege: "UPDATE,DELETE,TRUNCATE",
-            why: "lock it against writers".into(),
-        });
-    }
     if !plan.schema.tables.is_empty() {
         needs.push(Need::CreateIn {
             schema: "public".into(),
@@ -1928,6 +1951,13 @@ fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
             });
         }
     }
+    needs
+}
+
+/// The diff's rows in tables that exist already (a created table is the
+/// push's own).
+fn row_needs(diff: &Diff) -> Vec<Need> {
+    let mut needs = Vec::new();
     for t in diff.tables.iter().filter(|t| !t.created) {
         for (privilege, n) in [
             ("INSERT", t.phase_inserts.len()),
@@ -1943,6 +1973,12 @@ fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
             }
         }
     }
+    needs
+}
+
+/// Holding off a trigger the plan names, on a table the push updates.
+fn hold_off_needs(plan: &Plan, diff: &Diff) -> Vec<Need> {
+    let mut needs = Vec::new();
     for named in &plan.file.hold_off_triggers {
         if let Some((table, trigger)) = named.split_once('.') {
             if diff
@@ -1957,16 +1993,21 @@ fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
             }
         }
     }
-    needs.push(Need::CreateIn {
-        schema: "sandbox".into(),
-        why: "keep the receipt in sandbox.receipts".into(),
-    });
-    needs.push(Need::Table {
-        table: "sandbox.receipts".into(),
-        privilege: "INSERT",
-        why: "write the receipt".into(),
-    });
     needs
+}
+
+fn receipt_needs() -> [Need; 2] {
+    [
+        Need::CreateIn {
+            schema: "sandbox".into(),
+            why: "keep the receipt in sandbox.receipts".into(),
+        },
+        Need::Table {
+            table: "sandbox.receipts".into(),
+            privilege: "INSERT",
+            why: "write the receipt".into(),
+        },
+    ]
 }
 
 async fn insert_receipt(
