@@ -191,6 +191,20 @@ fn values_postgres_would_truncate_round_or_print_otherwise_fail_the_rehearsal_by
 /// `sql`, rehearsed on the fixture snapshot (no server needed): the exit
 /// code, the report, and the snapshot to read the staged rows from.
 fn rehearse_exact_columns(dir: &Path, sql: &str) -> (i32, Value, PathBuf) {
+    rehearse_with_columns(
+        dir,
+        serde_json::json!([
+            {"name": "ratio", "type": "numeric"},
+            {"name": "big", "type": "bigint"},
+            {"name": "extra", "type": "jsonb"}
+        ]),
+        sql,
+    )
+}
+
+/// [`rehearse_exact_columns`] with `columns` (target.json column entries)
+/// added to `tool_categories` instead.
+fn rehearse_with_columns(dir: &Path, columns: Value, sql: &str) -> (i32, Value, PathBuf) {
     let plan = example_plan(
         dir,
         |v| add_phase(v, "tool_categories", "4_exact.sql", serde_json::json!([])),
@@ -198,17 +212,10 @@ fn rehearse_exact_columns(dir: &Path, sql: &str) -> (i32, Value, PathBuf) {
     );
     let target = plan.join("target.json");
     let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
-    t["tables"][0]["columns"].as_array_mut().unwrap().extend(
-        serde_json::json!([
-            {"name": "ratio", "type": "numeric"},
-            {"name": "big", "type": "bigint"},
-            {"name": "extra", "type": "jsonb"}
-        ])
-        .as_array()
+    t["tables"][0]["columns"]
+        .as_array_mut()
         .unwrap()
-        .iter()
-        .cloned(),
-    );
+        .extend(columns.as_array().unwrap().iter().cloned());
     std::fs::write(&target, serde_json::to_string_pretty(&t).unwrap()).unwrap();
     let snap = dir.join("fixtures.sqlite");
     common::fixture_snapshot(
@@ -412,4 +419,76 @@ fn a_row_inserted_in_one_phase_and_updated_in_a_later_one_is_pushed_phase_by_pha
         &l.state().without_schema("sandbox"),
         "from before the push to after the rollback",
     );
+}
+
+/// The rows of the one failed check of a report, which must be "values
+/// stay exact" of phase 4.
+fn exactness_failures(code: i32, r: &Value) -> Vec<String> {
+    assert_eq!(code, 1, "{r:#}");
+    let failed: Vec<&Value> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["phase"], "4");
+    assert!(
+        failed[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("values stay exact"),
+        "{failed:#?}"
+    );
+    failed[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The id of the first tool category by name, as the rehearsal names rows.
+fn first_id(snap: &Path) -> String {
+    rusqlite::Connection::open(snap)
+        .unwrap()
+        .query_row(
+            "SELECT id FROM staged_tool_categories ORDER BY name LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn text_postgres_cannot_store_fails_the_rehearsal_by_table_column_and_row() {
+    // Before: the bytes C3 28 stopped the rehearsal with exit 2 and
+    // SQLite's 'Conversion error from type Text'; a NUL passed it and the
+    // preflight refused 'invalid byte sequence for encoding "UTF8": 0x00'
+    // naming an internal temporary table.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, snap) = rehearse_with_columns(
+        dir.path(),
+        serde_json::json!([{"name": "note", "type": "text"}, {"name": "extra", "type": "jsonb"}]),
+        &format!(
+            "UPDATE tool_categories SET name = CAST(X'C328' AS TEXT) WHERE name = {LAST};\n\
+             UPDATE tool_categories SET note = 'a' || char(0) || 'b', extra = '{{\"k\": \"a\\u0000\"}}' WHERE name = {FIRST};\n"
+        ),
+    );
+    let rows = exactness_failures(code, &r);
+    let id = first_id(&snap);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert!(
+        rows.iter().any(
+            |r| r.starts_with("phases/4_exact.sql: tool_categories.name of row ")
+                && r.contains("the bytes C3 28 are not UTF-8 text")
+        ),
+        "{rows:#?}"
+    );
+    for want in [
+        format!("phases/4_exact.sql: tool_categories.note of row {id}: 'a\\0b' holds a NUL character"),
+        format!("phases/4_exact.sql: tool_categories.extra of row {id}: '{{\"k\": \"a\\u0000\"}}' holds the JSON escape \\u0000"),
+    ] {
+        assert!(rows.iter().any(|r| r.starts_with(&want)), "{want}\n{rows:#?}");
+    }
 }

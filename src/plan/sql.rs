@@ -957,7 +957,16 @@ fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let (k, ty, text): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let (k, ty): (String, String) = (r.get(0)?, r.get(1)?);
+            // SQLite keeps whatever bytes a phase wrote (CAST(X'C328' AS
+            // TEXT), char(0)); Postgres stores only UTF-8 text without NUL.
+            let text = match unstorable_text(r.get_ref(2)?.as_bytes()?, c.pg_type == "jsonb") {
+                Ok(text) => text,
+                Err(why) => {
+                    bad.push(format!("{}.{} of row {k}: {why}", meta.name, c.name));
+                    continue;
+                }
+            };
             let ok = match c.storage() {
                 Storage::Integer => ty == "integer",
                 Storage::Bool => ty == "integer" && (text == "0" || text == "1"),
@@ -972,6 +981,49 @@ fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
         }
     }
     Ok(bad)
+}
+
+/// The text of a value, or why Postgres cannot store it: bytes that are not
+/// UTF-8, a NUL character, or (in a jsonb value) the escape `\u0000`,
+/// which jsonb refuses.
+fn unstorable_text(bytes: &[u8], jsonb: bool) -> Result<String, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the bytes {} are not UTF-8 text (at byte {}), and Postgres stores only UTF-8",
+            bytes
+                .iter()
+                .take(32)
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            e.valid_up_to()
+        )
+    })?;
+    if let Some(at) = text.find('\0') {
+        return Err(format!(
+            "'{}' holds a NUL character (at byte {at}), which Postgres text cannot store",
+            text.replace('\0', "\\0")
+        ));
+    }
+    if jsonb && text.contains("\\u0000") && json_holds_nul(text) {
+        return Err(format!(
+            "'{text}' holds the JSON escape \\u0000, which Postgres jsonb cannot store"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Whether a JSON document has a NUL character in a string or key.
+fn json_holds_nul(text: &str) -> bool {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(walk),
+            Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    serde_json::from_str::<Value>(text).is_ok_and(|v| walk(&v))
 }
 
 /// A failed check naming the SQL file, line and SQLite's message.
