@@ -863,3 +863,51 @@ fn a_truncated_snapshot_is_refused_clearly() {
         before.assert_same(&whole_database_state(w.url()), case);
     }
 }
+
+// ---------------------------------------------------------------------------
+// An application's own sandbox.receipts
+
+#[test]
+fn an_apps_own_sandbox_receipts_table_is_named_not_used() {
+    let w = World::rehearsed("foreign_receipts");
+    w.client()
+        .batch_execute(
+            "CREATE SCHEMA sandbox; CREATE TABLE sandbox.receipts(id serial PRIMARY KEY, note text); \
+             INSERT INTO sandbox.receipts(note) VALUES ('the app''s row')",
+        )
+        .unwrap();
+    let before = whole_database_state(w.url());
+    let conflict = [
+        "sandbox.receipts exists but is not this tool's receipts table",
+        "Rename or move that table",
+    ];
+    for extra in [&[][..], &["--confirm"][..]] {
+        w.push(&w.snapshot, extra).code(2).error_has(&conflict);
+        before.assert_same(
+            &whole_database_state(w.url()),
+            "push over an app's receipts",
+        );
+    }
+    sandbox(&[
+        "receipts",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        p(&w.snapshot),
+    ])
+    .code(2)
+    .error_has(&conflict);
+    sandbox(&[
+        "rollback",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        p(&w.snapshot),
+        "--receipt",
+        "00000000-0000-0000-0000-000000000001",
+        "--confirm",
+    ])
+    .code(2)
+    .error_has(&conflict);
+    before.assert_same(&whole_database_state(w.url()), "receipts and rollback");
+}

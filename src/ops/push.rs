@@ -64,6 +64,30 @@ CREATE TABLE IF NOT EXISTS sandbox.receipts (
 ALTER TABLE sandbox.receipts ENABLE ROW LEVEL SECURITY;
 ";
 
+/// NULL when `sandbox.receipts` does not exist, '' when it has every
+/// column this tool writes, else the missing ones: an application may own a
+/// table of that name, and using it would end in raw SQL errors mid-push.
+pub const RECEIPTS_SHAPE_SQL: &str = "SELECT CASE WHEN to_regclass('sandbox.receipts') IS NOT NULL THEN \
+     coalesce((SELECT string_agg(c, ', ') FROM unnest(ARRAY['id', 'diff_hash', 'plan_name', 'plan_hash', \
+       'snapshot_checksum', 'pushed_at', 'pushed_by', 'tool_version', 'status', 'rolled_back_at', 'counts', 'undo']) c \
+       WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('sandbox.receipts') \
+         AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped)), '') END";
+
+/// Whether the tool's receipts table exists, from [`RECEIPTS_SHAPE_SQL`]'s
+/// answer; an error naming the conflict when the table is someone else's.
+pub fn receipts_table_verdict(shape: Option<&str>) -> Result<bool> {
+    match shape {
+        None => Ok(false),
+        Some("") => Ok(true),
+        Some(missing) => Err(crate::error::environment(format!(
+            "sandbox.receipts exists but is not this tool's receipts table (it has no column {missing}): \
+             the tool keeps its receipts there. Rename or move that table (e.g. \
+             `ALTER SCHEMA sandbox RENAME TO my_sandbox` if the schema is yours), then run this again; \
+             nothing was written"
+        ))),
+    }
+}
+
 /// Receives progress; the command layer draws it.
 pub trait PushProgress {
     fn step(&self, _what: &str) {}
@@ -670,13 +694,13 @@ pub async fn state_checks(
     Ok(checks)
 }
 
-async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
-    let rows = simple_rows(tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.first())
-        .map(|v| v == "t")
-        .unwrap_or(false))
+pub(crate) async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
+    let rows = tx.simple_query(RECEIPTS_SHAPE_SQL).await?;
+    let shape = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    });
+    receipts_table_verdict(shape.flatten().as_deref())
 }
 
 /// The receipt of an applied push of this diff, with the state it recorded

@@ -47,17 +47,13 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
     let client = connect(target).await?;
     // Simple protocol: no named statements, so a transaction-mode pooler
     // is fine.
-    let exists = text_rows(
-        &client,
-        "SELECT to_regclass('sandbox.receipts') IS NOT NULL",
-    )
-    .await?;
-    if exists
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|v| v.as_deref())
-        != Some("t")
-    {
+    let shape = text_rows(&client, crate::ops::push::RECEIPTS_SHAPE_SQL).await?;
+    if !crate::ops::push::receipts_table_verdict(
+        shape
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.as_deref()),
+    )? {
         return Ok(Vec::new());
     }
     let rows = text_rows(

@@ -19,7 +19,7 @@ use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
 use crate::db::postgres::sequences::{restore, SequenceRestore};
 use crate::db::postgres::tx::LockMode;
-use crate::db::postgres::tx::{begin, lock_tables, simple_rows};
+use crate::db::postgres::tx::{begin, lock_tables};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
@@ -192,13 +192,7 @@ async fn read_receipt(
     tx: &tokio_postgres::Transaction<'_>,
     opts: &RollbackOptions,
 ) -> Result<Option<Undo>> {
-    let exists = simple_rows(tx, "SELECT to_regclass('sandbox.receipts') IS NOT NULL").await?;
-    if exists
-        .first()
-        .and_then(|r| r.first())
-        .map(|v| v != "t")
-        .unwrap_or(true)
-    {
+    if !crate::ops::push::receipts_table_exists(tx).await? {
         return Err(check_failed(format!(
             "{} has no sandbox.receipts table: nothing was ever pushed there",
             opts.target.redacted()
