@@ -837,12 +837,7 @@ async fn read_filled(
     for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
         let rest = values.split_off(key_idx.len());
-        let key = values
-            .into_iter()
-            .map(|v| v.unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("/");
-        rows.insert(key, rest);
+        rows.insert(filled_key(&values), rest);
     }
     if rows.len() != keys.len() {
         return Err(refuse(
@@ -860,6 +855,14 @@ async fn read_filled(
         columns: columns.iter().map(|i| t.columns[*i].name.clone()).collect(),
         rows,
     }))
+}
+
+/// The key a row's Postgres-chosen values are kept under in
+/// [`FilledValues`]: the row-key encoding [`FilledValues::apply`] looks
+/// them up by (a key holding `/` or `\` joined raw would not be found, and
+/// the row would differ from its rehearsed form).
+fn filled_key(key_values: &[Option<String>]) -> String {
+    crate::types::row_key(key_values.iter().map(|v| v.as_deref()))
 }
 
 /// The state the push must leave: each staged table's checksum, with what
@@ -2103,6 +2106,48 @@ pub fn record_receipt(
         )
         .map_err(|e| environment(format!("the push committed (receipt {receipt_id}) but the snapshot file could not record it: {e}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod filled_key_tests {
+    use super::filled_key;
+    use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
+    use crate::receipt::FilledValues;
+
+    #[test]
+    fn values_read_back_are_found_for_a_key_holding_a_slash() {
+        let col = |name: &str, default: Option<&str>| ColumnMeta {
+            name: name.into(),
+            pg_type: "text".into(),
+            default: default.map(str::to_string),
+            ..Default::default()
+        };
+        let meta = TableMeta {
+            name: "pages".into(),
+            role: TableRole::Protected,
+            columns: vec![col("path", None), col("created_at", Some("now()"))],
+            constraints: vec![ConstraintMeta::new(
+                "pages_pkey".to_string(),
+                "p",
+                vec!["path".into()],
+                String::new(),
+            )],
+        };
+        let key = vec![Some("docs/intro".to_string())];
+        let filled = FilledValues {
+            table: "pages".into(),
+            columns: vec!["created_at".into()],
+            rows: [(
+                filled_key(&key),
+                vec![Some("2026-01-01 00:00:00+00".to_string())],
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let mut row = vec![Some("docs/intro".to_string()), None];
+        filled.apply(&meta, &mut row).expect("the row has its key");
+        assert_eq!(row[1].as_deref(), Some("2026-01-01 00:00:00+00"));
+    }
 }
 
 #[cfg(test)]
