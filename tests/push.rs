@@ -680,3 +680,44 @@ fn a_receipt_with_a_forged_type_name_is_refused_before_any_sql() {
     assert!(table_exists(&mut c, "prompts"), "the forged SQL ran");
     pushed.assert_same(&whole_database_state(w.url()), "by the refused rollback");
 }
+
+/// Regression: rollback dropped `jtbd_library.strategic_priority_id` (added
+/// by the push, set on 105 rows) although the app had since linked one of
+/// the other JTBDs (a row the push never wrote) and inserted a row of its
+/// own referencing a pushed `strategic_priorities` row through the push's
+/// own foreign key: both values were destroyed, exit 0. Now refused
+/// (exit 1) naming table, column, count and keys; nothing changes. Once the app
+/// clears its values, the rollback goes through.
+#[test]
+fn rollback_refuses_to_drop_an_added_column_holding_the_app_values() {
+    let w = World::loaded("added_col_app", "plan").with_shared_snapshot();
+    let receipt = w.push_confirmed();
+    let unlinked = scalar(
+        &mut w.db.client(),
+        "SELECT min(id::text) FROM jtbd_library WHERE strategic_priority_id IS NULL",
+    );
+    w.exec(&format!(
+        "UPDATE jtbd_library SET strategic_priority_id = (SELECT id FROM strategic_priorities ORDER BY id LIMIT 1) \
+           WHERE id::text = '{unlinked}'; \
+         INSERT INTO jtbd_library (id, title, strategic_priority_id) \
+           VALUES ('app-new-1', 'app row', (SELECT id FROM strategic_priorities ORDER BY id LIMIT 1))"
+    ));
+    let before = w.state();
+    for extra in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, extra).refused(&[
+            "jtbd_library.strategic_priority_id: 2 rows hold a value the push did not write there",
+            "app-new-1",
+            &unlinked,
+            "nothing was changed",
+        ]);
+        before.assert_same(&w.state(), "after the refused rollback");
+    }
+    // Once the app's values are gone, the rollback goes through.
+    w.exec(&format!(
+        "DELETE FROM jtbd_library WHERE id = 'app-new-1'; \
+         UPDATE jtbd_library SET strategic_priority_id = NULL WHERE id::text = '{unlinked}'"
+    ));
+    w.rollback(&receipt, &["--confirm"])
+        .ok()
+        .stdout_has("Rolled back");
+}

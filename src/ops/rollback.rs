@@ -123,6 +123,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     r.lock_written_tables().await?;
     checks.push(r.columns_as_pushed().await?);
     r.unchanged_since_push(&mut checks).await?;
+    checks.push(r.added_columns_hold_only_pushed_values().await?);
     let pushed = load_pushed_keys(&tx, &undo).await?;
     checks.push(r.nothing_references(&pushed).await?);
     let (triggers, trigger_check) = r.triggers().await?;
@@ -518,6 +519,106 @@ impl Rollback<'_, '_> {
                 .map(|key| format!("row {key} of {} deleted since the push", t.table)),
         );
         Ok(written.unchanged_check(&t.table, changed))
+    }
+
+    /// Dropping a column the push added drops every value in it: refused
+    /// when a row holds one the push did not write there — a non-NULL in a
+    /// row whose column the push did not set (the app's, e.g. a row it
+    /// linked through the push's own foreign key), or a value other than
+    /// the pushed one. Rows the push inserted are compared whole by
+    /// [`Self::unchanged_since_push`].
+    async fn added_columns_hold_only_pushed_values(&self) -> Result<Check> {
+        let mut found = Vec::new();
+        for a in &self.undo.added_columns {
+            let key = key_of(self.undo, &a.table);
+            let table = self.undo.tables.iter().find(|t| t.table == a.table);
+            let inserted: std::collections::BTreeSet<String> = table
+                .map(|t| {
+                    t.inserted_keys
+                        .iter()
+                        .map(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let pushed: BTreeMap<String, Option<&str>> = table
+                .map(|t| {
+                    t.updates
+                        .iter()
+                        .filter_map(|u| {
+                            let c = u.changes.iter().find(|c| c.column == a.column)?;
+                            Some((
+                                crate::types::row_key(u.key.iter().map(|v| Some(v.as_str()))),
+                                c.new.as_deref(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Without a key (a table the push did not write rows of) every
+            // non-NULL value is someone else's; ctid names the row.
+            let key_sql = if key.is_empty() {
+                "ctid::text".to_string()
+            } else {
+                key.iter()
+                    .map(|k| format!("{}::text", quote_ident(k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let column = quote_ident(&a.column);
+            let rows = self
+                .tx
+                .query(
+                    &format!(
+                        "SELECT {column}::text, {key_sql} FROM public.{} WHERE {column} IS NOT NULL",
+                        quote_ident(&a.table)
+                    ),
+                    &[],
+                )
+                .await
+                .with_context(|| format!("cannot read {}.{}", a.table, a.column))?;
+            let mut keys = Vec::new();
+            for row in &rows {
+                let now: String = row.get(0);
+                let k =
+                    crate::types::row_key((1..row.len()).map(|i| row.get::<_, Option<&str>>(i)));
+                if inserted.contains(&k) {
+                    continue;
+                }
+                if pushed.get(&k) != Some(&Some(now.as_str())) {
+                    keys.push(k);
+                }
+            }
+            if !keys.is_empty() {
+                let n = keys.len();
+                keys.truncate(5);
+                found.push(format!(
+                    "{}.{}: {n} rows hold a value the push did not write there (rows {}{}) — \
+                     dropping the column would delete it",
+                    a.table,
+                    a.column,
+                    keys.join(", "),
+                    if n > 5 { ", …" } else { "" }
+                ));
+            }
+        }
+        let c = Check::no_rows(
+            "before undo",
+            "columns the push added hold only what it wrote",
+            CheckKind::Integrity,
+            found,
+        );
+        if !c.ok {
+            return Err(self.refuse(
+                format!(
+                    "undoing would drop data the push did not write — {}. Move or clear those values \
+                     first (or keep the column); {}",
+                    c.rows.join("; "),
+                    self.nothing
+                ),
+                vec![c],
+            ));
+        }
+        Ok(c)
     }
 
     /// What else leans on what the rollback removes: rows referencing pushed
