@@ -284,7 +284,7 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
     ])
     .spawn();
     // Hold the idle session for many attempts of the push.
-    std::thread::sleep(std::time::Duration::from_millis(5000));
+    std::thread::sleep(std::time::Duration::from_millis(8000));
     idle.batch_execute("COMMIT").expect("end the idle reader");
     let run = push.finish();
     run.ok();
@@ -311,11 +311,11 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
             "the push locked the app's {app_table} against writers: {watch:?}"
         );
     }
-    // One attempt is 300 ms; the margin covers a busy machine. Taking the
-    // lock in one long wait makes readers wait the 5 s the idle session
-    // lasts.
+    // One attempt is 300 ms; the margin covers a machine loaded by
+    // parallel builds (2.3 s seen at load 20). Taking the lock in one long
+    // wait makes readers wait the 8 s the idle session lasts.
     assert!(
-        watch.longest_reader_wait_ms < 2000.0,
+        watch.longest_reader_wait_ms < 4000.0,
         "a reader of jtbd_library waited {} ms behind the push: {watch:?}",
         watch.longest_reader_wait_ms
     );
