@@ -492,3 +492,47 @@ fn text_postgres_cannot_store_fails_the_rehearsal_by_table_column_and_row() {
         assert!(rows.iter().any(|r| r.starts_with(&want)), "{want}\n{rows:#?}");
     }
 }
+
+#[test]
+fn values_postgres_cannot_parse_for_the_column_s_type_fail_the_rehearsal_by_row_and_column() {
+    // Before: each passed the rehearsal and the preflight refused 'invalid
+    // input syntax for type uuid', 'date/time field value out of range' or
+    // 'malformed array literal', naming no row.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, snap) = rehearse_with_columns(
+        dir.path(),
+        serde_json::json!([
+            {"name": "u", "type": "uuid"},
+            {"name": "d", "type": "date"},
+            {"name": "ts", "type": "timestamp with time zone"},
+            {"name": "tags", "type": "text[]"},
+            {"name": "ids", "type": "uuid[]"},
+            {"name": "doc", "type": "json"}
+        ]),
+        &format!(
+            "UPDATE tool_categories SET u = 'not-a-uuid', d = '2026-02-30', ts = '2026-01-01 25:00:00+00', \
+             tags = 'abc', ids = '{{x}}', doc = '{{nope' WHERE name = {FIRST};\n\
+             UPDATE tool_categories SET u = '00000000-0000-4000-8000-00000000000a', d = '2024-02-29', \
+             ts = '2026-01-01 23:59:59+00', tags = '{{abc,\"d e\"}}', ids = '{{00000000-0000-4000-8000-00000000000a,NULL}}', \
+             doc = '{{\"a\": 1}}' WHERE name = {LAST};\n"
+        ),
+    );
+    let rows = exactness_failures(code, &r);
+    let id = first_id(&snap);
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    for (column, value) in [
+        ("u", "'not-a-uuid'"),
+        ("d", "'2026-02-30'"),
+        ("ts", "'2026-01-01 25:00:00+00'"),
+        ("tags", "'abc'"),
+        ("ids", "'{x}'"),
+        ("doc", "'{nope'"),
+    ] {
+        let want =
+            format!("phases/4_exact.sql: tool_categories.{column} of row {id}: text {value}");
+        assert!(
+            rows.iter().any(|r| r.starts_with(&want)),
+            "{want}\n{rows:#?}"
+        );
+    }
+}

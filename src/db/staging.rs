@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::catalog::{ArrayElement, ColumnMeta, ConstraintMeta, TableMeta};
 use crate::db::sqlite::{ident_list, to_sqlite, Snapshot};
 use crate::plan::checks::{Check, CheckKind};
-use crate::plan::rowjson::{parse_array_delimited, ArrayNode};
+use crate::plan::rowjson::{each_element, parse_array_delimited};
 use crate::types::quote_ident;
 
 /// The phase label of the constraint checks in a rehearsal report.
@@ -666,14 +666,6 @@ fn array_element_check(
         CheckKind::Constraint,
         bad,
     ))
-}
-
-/// Calls `f` with every element of a parsed array, in order, at any depth.
-fn each_element(node: &ArrayNode, f: &mut impl FnMut(Option<&str>)) {
-    match node {
-        ArrayNode::Elem(v) => f(v.as_deref()),
-        ArrayNode::List(items) => items.iter().for_each(|i| each_element(i, f)),
-    }
 }
 
 /// Why one array element breaks its element type's rule, if it does.

@@ -75,6 +75,14 @@ fn node_to_json(elem_type: &str, node: &ArrayNode) -> Result<Value, String> {
     })
 }
 
+/// Calls `f` with every element of a parsed array, in order, at any depth.
+pub fn each_element(node: &ArrayNode, f: &mut impl FnMut(Option<&str>)) {
+    match node {
+        ArrayNode::Elem(v) => f(v.as_deref()),
+        ArrayNode::List(items) => items.iter().for_each(|i| each_element(i, f)),
+    }
+}
+
 /// Parses Postgres's array output (`{a,"b c",NULL,{1,2}}`, optionally with
 /// a `[lo:hi]=` dimension prefix).
 pub fn parse_array(text: &str) -> Result<ArrayNode, String> {

@@ -868,14 +868,50 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
             None => digits(s),
         }
     };
+    if let Some(element) = pg_type.strip_suffix("[]") {
+        // `box` separates its elements with `;`; its values are not checked.
+        if element == "box" {
+            return None;
+        }
+        let Ok(node) = super::rowjson::parse_array(text) else {
+            return Some(false);
+        };
+        let mut ok = true;
+        super::rowjson::each_element(&node, &mut |e| {
+            ok &= e.is_none_or(|e| printable(element, e).unwrap_or(true));
+        });
+        return Some(ok);
+    }
     let date = |s: &str| {
         let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
+        let leap =
+            |y: u32| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         s.len() >= 10
             && b[4] == b'-'
             && b[7] == b'-'
             && digits(&s[..4])
             && digits(&s[5..7])
             && digits(&s[8..10])
+            && (1..=12).contains(&num(5..7))
+            && (1..=match num(5..7) {
+                2 if leap(num(0..4)) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            })
+                .contains(&num(8..10))
+    };
+    // `HH:MM:SS` of a time of day, as Postgres prints it.
+    let clock = |s: &str| {
+        let b = s.as_bytes();
+        s.len() == 8
+            && b[2] == b':'
+            && b[5] == b':'
+            && [0..2, 3..5, 6..8]
+                .into_iter()
+                .zip([24, 60, 60])
+                .all(|(r, max)| digits(&s[r.clone()]) && s[r].parse::<u32>().is_ok_and(|v| v < max))
     };
     let typmod = crate::types::typmod(pg_type);
     // Seconds, then an optional fraction, then (with time zone) the offset
@@ -921,10 +957,19 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
             }
         }
         "date" => date(text) || text.ends_with("infinity"),
+        "uuid" => {
+            text.len() == 36
+                && text.char_indices().all(|(i, c)| match i {
+                    8 | 13 | 18 | 23 => c == '-',
+                    _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+                })
+        }
+        "json" => serde_json::from_str::<Value>(text).is_ok(),
         "timestamp with time zone" | "timestamp without time zone" => {
             (date(text)
                 && text.is_char_boundary(19)
                 && text.as_bytes().get(10) == Some(&b' ')
+                && clock(&text[11..19])
                 && time_rest(&text[19..], base == "timestamp with time zone"))
                 || text.ends_with("infinity")
         }
@@ -1097,6 +1142,21 @@ mod tests {
             Some(false)
         );
         assert_eq!(printable("text", "x"), None);
+        assert_eq!(printable("date", "2024-02-29"), Some(true));
+        assert_eq!(printable("date", "2026-02-29"), Some(false));
+        assert_eq!(printable("date", "2026-13-01"), Some(false));
+        assert_eq!(
+            printable("uuid", "0000000a-0000-4000-8000-00000000000b"),
+            Some(true)
+        );
+        assert_eq!(
+            printable("uuid", "0000000A-0000-4000-8000-00000000000B"),
+            Some(false)
+        );
+        assert_eq!(printable("text[]", "{a,\"b c\",NULL}"), Some(true));
+        assert_eq!(printable("text[]", "abc"), Some(false));
+        assert_eq!(printable("date[]", "{2026-02-30}"), Some(false));
+        assert_eq!(printable("box[]", "{(1,1),(0,0)}"), None);
     }
 
     #[test]
