@@ -92,6 +92,12 @@ pub struct Timeouts {
     /// Locks are tried in attempts of at most 300 ms, so the app never queues behind us longer.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=PG_MAX_MS))]
     pub lock_timeout: u64,
+    #[command(flatten)]
+    pub statement_timeout: StatementTimeout,
+}
+
+#[derive(Debug, Args)]
+pub struct StatementTimeout {
     /// Statement timeout inside the transaction, for each statement (ms, 1 to 2147483647);
     /// Supabase's default is 2 minutes. 0 is refused: Postgres would read it as "no limit".
     #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..=PG_MAX_MS))]
@@ -258,6 +264,8 @@ pub struct PullArgs {
     pub force: bool,
     #[command(flatten)]
     pub plan: PlanArg,
+    #[command(flatten)]
+    pub statement_timeout: StatementTimeout,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,15 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            let e = if sandbox::db::pg_error::timed_out(&e) {
+                e.context(
+                    "Postgres cancelled a statement that ran past its statement_timeout \
+                     (Supabase caps it at 2 minutes): give it more time with --statement-timeout MS \
+                     (pull, push, rollback) or raise the role's (ALTER ROLE ... SET statement_timeout)",
+                )
+            } else {
+                e
+            };
             let report = sandbox::error::ErrorReport::of(&e);
             if json {
                 // Same exit code; the error is data on stdout, as results are.

@@ -503,3 +503,35 @@ fn rls_filtered_role_is_refused_not_half_pulled() {
     );
     assert!(!out.exists());
 }
+
+/// A pull whose statement runs past `--statement-timeout` (held here
+/// behind another session's lock, as a big table's COPY would run past
+/// Supabase's 2 minutes) is named as a timeout with the flag to raise, not
+/// as a failed connection; no snapshot is written.
+#[test]
+fn pull_names_a_statement_timeout_and_the_flag_to_raise() {
+    let db = TestDb::create("pull_timeout");
+    load(&db, "plan");
+    let mut holder = db.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE prompts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.sqlite");
+    let r = common::Sandbox::new(&[
+        "pull",
+        "--database-url",
+        &db.url,
+        "--out",
+        out.to_str().unwrap(),
+        "--statement-timeout",
+        "300",
+    ])
+    .timeout(std::time::Duration::from_secs(60))
+    .run();
+    r.code(2)
+        .error_has(&["ran past its statement_timeout", "--statement-timeout MS"]);
+    assert!(!r.stderr.contains("connection failed"), "{}", r.show());
+    assert!(!out.exists(), "a snapshot was written: {}", r.show());
+    tx.rollback().unwrap();
+}

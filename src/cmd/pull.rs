@@ -48,6 +48,7 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         target,
         out: args.out,
         force: args.force,
+        statement_timeout_ms: args.statement_timeout.statement_timeout,
         tables: plan.tables.clone(),
         creates: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
         digests: plan.read_set().union(&plan.write_set()).cloned().collect(),

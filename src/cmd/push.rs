@@ -29,7 +29,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         snapshot: args.snapshot.snapshot,
         confirm: args.confirm,
         lock_timeout_ms: args.timeouts.lock_timeout,
-        statement_timeout_ms: args.timeouts.statement_timeout,
+        statement_timeout_ms: args.timeouts.statement_timeout.statement_timeout,
         allow_writes: args.allow_writes,
         strict: args.strict,
     };

@@ -11,7 +11,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         receipt_id: args.receipt,
         confirm: args.confirm,
         lock_timeout_ms: args.timeouts.lock_timeout,
-        statement_timeout_ms: args.timeouts.statement_timeout,
+        statement_timeout_ms: args.timeouts.statement_timeout.statement_timeout,
         allow_writes: args.allow_writes,
         strict: args.strict,
     };

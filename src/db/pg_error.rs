@@ -33,6 +33,13 @@ fn db_error(err: &anyhow::Error) -> Option<&tokio_postgres::error::DbError> {
         .and_then(|e| e.as_db_error())
 }
 
+/// Whether Postgres cancelled a statement for running past its
+/// statement_timeout (SQLSTATE 57014): a limit to raise, not a failed
+/// connection or a refusal.
+pub fn timed_out(err: &anyhow::Error) -> bool {
+    db_error(err).is_some_and(|db| db.code().code() == "57014")
+}
+
 /// Whether the chain holds a Postgres error that is a refusal (the data or
 /// the database said no): worth finding the row behind it.
 pub fn is_refused(err: &anyhow::Error) -> bool {

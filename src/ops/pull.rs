@@ -27,6 +27,7 @@ pub struct PullOptions {
     pub target: Target,
     pub out: PathBuf,
     pub force: bool,
+    pub statement_timeout_ms: u64,
     pub tables: TableSet,
     /// Tables the plan creates: if one already exists, its catalog is
     /// recorded so the rehearsal can name it.
@@ -51,7 +52,14 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         .start()
         .await
         .context("cannot start the read transaction")?;
-    tx.batch_execute(&set_local_settings_sql()).await?;
+    // Pipelined with the settings: the server's own limit (Supabase: 2
+    // minutes) would cancel a big table's COPY.
+    tx.batch_execute(&format!(
+        "{} SET LOCAL statement_timeout = '{}ms';",
+        set_local_settings_sql(),
+        opts.statement_timeout_ms
+    ))
+    .await?;
     let (pulled_at, server_version): (String, String) = {
         let row = tx
             .query_one("SELECT now()::text, current_setting('server_version')", &[])
@@ -150,8 +158,7 @@ async fn copy_table(
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_bytes = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.with_context(|| format!("the connection failed while reading {}", meta.name))?;
+        let chunk = chunk.with_context(|| format!("reading {} stopped", meta.name))?;
         let before = checksum.rows();
         lines.split(&chunk, |line| {
             checksum.add_line(line);
