@@ -911,3 +911,26 @@ fn an_apps_own_sandbox_receipts_table_is_named_not_used() {
     .error_has(&conflict);
     before.assert_same(&whole_database_state(w.url()), "receipts and rollback");
 }
+
+#[test]
+fn rollback_of_a_receipt_that_does_not_exist_says_how_to_list_them() {
+    let w = World::rehearsed("no_such_receipt");
+    w.push(&w.snapshot, &["--confirm"]).ok();
+    let before = whole_database_state(w.url());
+    sandbox(&[
+        "rollback",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        p(&w.snapshot),
+        "--receipt",
+        "00000000-0000-0000-0000-000000000001",
+        "--confirm",
+    ])
+    .code(2)
+    .error_has(&[
+        "no receipt 00000000-0000-0000-0000-000000000001",
+        "`sandbox receipts` lists",
+    ]);
+    before.assert_same(&whole_database_state(w.url()), "rollback of no receipt");
+}

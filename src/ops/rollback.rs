@@ -210,8 +210,9 @@ async fn read_receipt(
         )
         .await?;
     let Some(row) = rows.first() else {
-        return Err(check_failed(format!(
-            "no receipt {} in sandbox.receipts",
+        // A receipt id the user got wrong: their input, not a failed check.
+        return Err(crate::error::environment(format!(
+            "no receipt {} in sandbox.receipts: `sandbox receipts` lists the receipts there",
             opts.receipt_id
         )));
     };
