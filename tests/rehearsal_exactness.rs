@@ -212,10 +212,22 @@ fn rehearse_with_columns(dir: &Path, columns: Value, sql: &str) -> (i32, Value, 
     );
     let target = plan.join("target.json");
     let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
-    t["tables"][0]["columns"]
-        .as_array_mut()
-        .unwrap()
-        .extend(columns.as_array().unwrap().iter().cloned());
+    t["tables"][0]["columns"].as_array_mut().unwrap().extend(
+        columns.as_array().unwrap().iter().map(|c| {
+            let mut c = c.clone();
+            c.as_object_mut().unwrap().remove("unique");
+            c
+        }),
+    );
+    // A column entry with "unique": true is also a UNIQUE of its own.
+    for c in columns.as_array().unwrap() {
+        if c["unique"] == true {
+            t["tables"][0]["unique"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!([c["name"]]));
+        }
+    }
     std::fs::write(&target, serde_json::to_string_pretty(&t).unwrap()).unwrap();
     let snap = dir.join("fixtures.sqlite");
     common::fixture_snapshot(
@@ -535,4 +547,27 @@ fn values_postgres_cannot_parse_for_the_column_s_type_fail_the_rehearsal_by_row_
             "{want}\n{rows:#?}"
         );
     }
+}
+
+#[test]
+fn a_unique_citext_column_compares_case_insensitively_like_postgres() {
+    // Before: 'Alice@X.com' beside 'alice@x.com' was "ok" by SQLite's
+    // binary comparison and the preflight refused 'duplicate key value
+    // violates unique constraint'.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, _) = rehearse_with_columns(
+        dir.path(),
+        serde_json::json!([{"name": "email", "type": "citext", "unique": true}]),
+        &format!(
+            "UPDATE tool_categories SET email = 'alice@x.com' WHERE name = {FIRST};\n\
+             UPDATE tool_categories SET email = 'Alice@X.com' WHERE name = {LAST};\n"
+        ),
+    );
+    assert_eq!(code, 1, "{r:#}");
+    let failed: Vec<String> = failed_checks(&r).iter().map(|c| c.to_string()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].contains("UNIQUE") && failed[0].contains("(email)"),
+        "{failed:?}"
+    );
 }

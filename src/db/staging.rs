@@ -715,10 +715,21 @@ fn quoted(v: &str) -> String {
 }
 
 fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Result<Check> {
+    // citext compares as lower() of both sides on Postgres (SQLite's
+    // lower() folds ASCII letters only).
+    let citext = |c: &str| {
+        st.meta
+            .columns
+            .iter()
+            .any(|m| m.name == c && (m.pg_type == "citext" || m.pg_type.ends_with(".citext")))
+    };
     let cols = k
         .columns
         .iter()
-        .map(|c| format!("s.{}", quote_ident(c)))
+        .map(|c| match citext(c) {
+            true => format!("lower(s.{})", quote_ident(c)),
+            false => format!("s.{}", quote_ident(c)),
+        })
         .collect::<Vec<_>>();
     let shown = k
         .columns
