@@ -721,3 +721,24 @@ fn rollback_refuses_to_drop_an_added_column_holding_the_app_values() {
         .ok()
         .stdout_has("Rolled back");
 }
+
+/// A snapshot whose recorded server digest counts a negative number of rows
+/// is damaged: push says so and writes nothing (before: the count was read
+/// as 0, the digest of an empty table).
+#[test]
+fn a_negative_row_count_in_the_recorded_server_digests_is_named_as_damage() {
+    let w = World::loaded("negative_digest", "plan").rehearsed();
+    let before = w.state();
+    rusqlite::Connection::open(&w.snapshot)
+        .expect("open the snapshot")
+        .execute(
+            "UPDATE _sandbox_server_digests SET rows = -1 WHERE table_name = 'jtbd_library'",
+            [],
+        )
+        .expect("damage the recorded digest");
+    w.push(&["--confirm"]).code(2).error_has(&[
+        "table jtbd_library: the server digest in the snapshot counts -1 rows",
+        "pull again",
+    ]);
+    before.assert_same(&w.state(), "a refused push writes nothing");
+}
