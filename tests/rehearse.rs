@@ -461,3 +461,29 @@ fn an_unreadable_rehearsals_table_is_an_error_not_zero() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot count the rehearsals"), "{err}");
 }
+
+/// A red rehearsal's advice works as pasted: the adopt command names an
+/// `--out` folder that does not exist yet (before: `plan-adopted` even when
+/// it existed, and `plan adopt` then refused with exit 2).
+#[test]
+fn the_adopt_command_a_red_rehearsal_prints_works_when_pasted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture_snapshot_in(dir.path(), Variant::Conflicts);
+    std::fs::create_dir(dir.path().join("plan-adopted")).unwrap();
+    std::fs::write(dir.path().join("plan-adopted").join("plan.json"), "{}").unwrap();
+    let red = common::Sandbox::new(&["rehearse", "--snapshot", path.to_str().unwrap()])
+        .dir(dir.path())
+        .run();
+    red.code(1).stdout_has("--policy NAME=VALUE");
+    let adopt = red
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("sandbox plan adopt "))
+        .unwrap_or_else(|| panic!("no adopt command: {}", red.show()))
+        .to_string();
+    assert!(adopt.ends_with("--out plan-adopted-2"), "{adopt}");
+    let args: Vec<&str> = adopt.split_whitespace().skip(1).collect();
+    common::Sandbox::new(&args).dir(dir.path()).run().ok();
+    assert!(dir.path().join("plan-adopted-2").join("plan.json").exists());
+}

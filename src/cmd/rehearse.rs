@@ -1,5 +1,6 @@
 use anyhow::Result;
 use sandbox::ops::rehearse::{rehearse, RehearsalReport, RehearseOptions};
+use sandbox::plan::checks::CheckKind;
 
 use crate::cli::RehearseArgs;
 use crate::output::{self, short};
@@ -121,30 +122,63 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
                 0
             )
         );
-        let policies: String = plan
-            .file
-            .policies
-            .iter()
-            .map(|(name, p)| {
-                let others: Vec<&str> = p
-                    .values
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|v| *v != p.value)
-                    .collect();
-                format!("\n    {name} = {} (or {})", p.value, others.join(", "))
-            })
-            .collect();
-        println!(
-            "Next: look at the rows (views report_checks, report_failures in {}).\n\
-             Where the data is right and the plan is not, choose a policy:{policies}\n    \
-             {} --policy NAME=VALUE\n\
-             or adopt the numbers found as the plan's expectations, in a plan folder to review:\n    \
-             sandbox plan adopt --snapshot {}{} --out plan-adopted",
-            report.snapshot,
-            sandbox::advice::rehearse(snapshot, plan),
-            sandbox::advice::shell_word(&report.snapshot),
-            sandbox::advice::plan_args(plan),
+        // Only advice that applies, so each printed command does something
+        // when pasted: a policy only when the plan has policies, adopting
+        // only when a failed check is an expectation or verification query
+        // (the only checks `plan adopt` can take numbers for).
+        let mut next = format!(
+            "Next: look at the rows (views report_checks, report_failures in {}).",
+            report.snapshot
         );
+        if !plan.file.policies.is_empty() {
+            let policies: String = plan
+                .file
+                .policies
+                .iter()
+                .map(|(name, p)| {
+                    let others: Vec<&str> = p
+                        .values
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|v| *v != p.value)
+                        .collect();
+                    format!("\n    {name} = {} (or {})", p.value, others.join(", "))
+                })
+                .collect();
+            next.push_str(&format!(
+                "\nWhere the data is right and the plan is not, choose a policy:{policies}\n    \
+                 {} --policy NAME=VALUE",
+                sandbox::advice::rehearse(snapshot, plan)
+            ));
+        }
+        let adoptable = report
+            .checks
+            .iter()
+            .any(|c| !c.ok && matches!(c.kind, CheckKind::Expectation | CheckKind::Verification));
+        if adoptable {
+            next.push_str(&format!(
+                "\nOr adopt the numbers found as the plan's expectations, in a plan folder to review:\n    \
+                 sandbox plan adopt --snapshot {}{} --out {}",
+                sandbox::advice::shell_word(&report.snapshot),
+                sandbox::advice::plan_args(plan),
+                sandbox::advice::shell_word(&unused_folder("plan-adopted"))
+            ));
+        }
+        println!("{next}");
     }
+}
+
+/// `base`, or `base-2`, `base-3`, … : the first name no file or folder in
+/// the working directory has yet, so the printed `--out` works as pasted.
+fn unused_folder(base: &str) -> String {
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}-{n}")
+            }
+        })
+        .find(|name| !std::path::Path::new(name).exists())
+        .unwrap_or_else(|| base.to_string())
 }
