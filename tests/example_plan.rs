@@ -242,3 +242,54 @@ fn a_column_the_app_dropped_or_retyped_since_the_push_refuses_the_rollback_by_na
     ]);
     after.assert_same(&w.state(), "a refused rollback changes nothing");
 }
+
+/// A pulled table the plan does not write still references rows a phase
+/// deletes: the rehearsal names the foreign key and rows (exit 1), so the
+/// push never meets it as a refusal or a cascade outside the plan that
+/// rollback cannot restore (before: rehearsal green, preflight advised
+/// --allow-writes for the cascade).
+#[test]
+fn deleting_rows_a_pulled_table_still_references_fails_the_rehearsal_by_name() {
+    let plan_dir = tempfile::tempdir().unwrap();
+    let plan = plan_dir.path().join("plan");
+    common::copy_dir(&repo_path("examples/tool-catalog"), &plan);
+    let file = plan.join("plan.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json["tables"]["sources"]
+        .as_array_mut()
+        .unwrap()
+        .push("dh_task_note".into());
+    std::fs::write(&file, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let w = World::loaded("example_referenced", "plan")
+        .with_plan(&plan)
+        .with_sql(
+            "CREATE TABLE dh_task_note (id int PRIMARY KEY, \
+             task_id uuid REFERENCES dh_task (id) ON DELETE CASCADE); \
+             INSERT INTO dh_task_note SELECT 1, id FROM dh_task WHERE state = 'blocked' \
+             ORDER BY id LIMIT 1",
+        );
+    let blocked_task = w.scalar("SELECT task_id::text FROM dh_task_note");
+    w.pull(&[]).ok();
+    w.rehearse(&[])
+        .code(1)
+        .stdout_has("dh_task_note_task_id_fkey");
+    let (_, report) = w.rehearse_json(&[]);
+    let check = common::failed_checks(&report)
+        .into_iter()
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("dh_task_note: FOREIGN KEY dh_task_note_task_id_fkey")
+        })
+        .unwrap_or_else(|| panic!("no failed FK check: {report}"));
+    assert_eq!(check["row_count"], 1, "{check}");
+    assert!(
+        check["rows"][0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("task_id={blocked_task} no longer in dh_task")),
+        "{check}"
+    );
+}

@@ -370,6 +370,98 @@ fn fk_parent<'a>(meta: &TableMeta, fk: &'a ConstraintMeta) -> Result<&'a str> {
 /// Every rule of `meta` (the staged form of a table) that SQLite can
 /// evaluate, checked on the rows of `staged_prefix + meta.name` the plan
 /// inserted or changed; one named check per rule.
+/// Pulled tables the plan does not write whose rows reference, through a
+/// pulled foreign key, rows of a table it writes: each such row must still
+/// find its parent among the staged rows. A phase that deletes (or re-keys)
+/// a referenced row would, on Postgres, be refused (NO ACTION, RESTRICT)
+/// or cascade into a table outside the plan's writes (CASCADE, SET NULL,
+/// SET DEFAULT) — a change rollback cannot restore. Named here, by key,
+/// instead of in the preflight.
+pub fn referencing_rows_checks(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    staged_prefix: &str,
+) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for child in &snapshot.tables {
+        let meta = &child.meta;
+        if table_exists(conn, &format!("{staged_prefix}{}", meta.name))? {
+            // A written child is checked with its staged rows by
+            // `constraint_checks`.
+            continue;
+        }
+        for fk in meta.constraints.iter().filter(|k| k.kind == "f") {
+            let parent = fk_parent(meta, fk)?;
+            let staged_parent = format!("{staged_prefix}{parent}");
+            if !table_exists(conn, &staged_parent)? {
+                continue;
+            }
+            let all_set = fk
+                .columns
+                .iter()
+                .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let join = fk
+                .columns
+                .iter()
+                .zip(&fk.ref_columns)
+                .map(|(c, r)| format!("p.{} = c.{}", quote_ident(r), quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let key_text = meta
+                .primary_key()
+                .iter()
+                .map(|k| format!("CAST(c.{} AS TEXT)", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(" || '/' || ");
+            let key_text = if key_text.is_empty() {
+                "'(no key)'".to_string()
+            } else {
+                key_text
+            };
+            let shown = fk
+                .columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "'{}=' || CAST(c.{} AS TEXT)",
+                        c.replace('\'', "''"),
+                        quote_ident(c)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" || ', ' || ");
+            let rows = rows_of(
+                conn,
+                &format!(
+                    "SELECT '{child_name} ' || {key_text} || ': ' || {shown} || ' no longer in {parent_name}' \
+                     FROM main.{} c WHERE {all_set} AND NOT EXISTS (SELECT 1 FROM main.{} p WHERE {join})",
+                    quote_ident(&meta.name),
+                    quote_ident(&staged_parent),
+                    child_name = meta.name.replace('\'', "''"),
+                    parent_name = parent.replace('\'', "''"),
+                ),
+            )?;
+            checks.push(Check::no_rows(
+                CONSTRAINTS_PHASE,
+                &format!(
+                    "{}: FOREIGN KEY {} ({}) still finds its rows of {parent} (the plan does not write {}: \
+                     on Postgres a delete there is refused, or cascades outside the plan where rollback \
+                     cannot restore it)",
+                    meta.name,
+                    fk.name,
+                    fk.columns.join(", "),
+                    meta.name
+                ),
+                CheckKind::Constraint,
+                rows,
+            ));
+        }
+    }
+    Ok(checks)
+}
+
 pub fn constraint_checks(
     conn: &Connection,
     snapshot: &Snapshot,

@@ -667,6 +667,11 @@ impl<'a> Rehearsal<'a> {
                 preflight.extend(preflight_items(conn, self.snapshot, &meta, STAGED_PREFIX)?);
             }
         }
+        match crate::db::staging::referencing_rows_checks(conn, self.snapshot, STAGED_PREFIX) {
+            Ok(c) => self.checks.extend(c),
+            Err(_) if self.broken => {}
+            Err(e) => return Err(e),
+        }
         Ok(preflight)
     }
 
