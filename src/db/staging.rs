@@ -370,6 +370,51 @@ fn fk_parent<'a>(meta: &TableMeta, fk: &'a ConstraintMeta) -> Result<&'a str> {
 /// Every rule of `meta` (the staged form of a table) that SQLite can
 /// evaluate, checked on the rows of `staged_prefix + meta.name` the plan
 /// inserted or changed; one named check per rule.
+/// The SQL pieces of a foreign-key check on child rows aliased `child`
+/// against parent rows aliased `p`: every key column set, the join, and the
+/// key's values as a message shows them (`col=value, …`).
+struct ForeignKeySql {
+    all_set: String,
+    join: String,
+    shown: String,
+}
+
+impl ForeignKeySql {
+    fn new(fk: &ConstraintMeta, child: &str) -> ForeignKeySql {
+        let joined = |parts: Vec<String>, sep: &str| parts.join(sep);
+        ForeignKeySql {
+            all_set: joined(
+                fk.columns
+                    .iter()
+                    .map(|c| format!("{child}.{} IS NOT NULL", quote_ident(c)))
+                    .collect(),
+                " AND ",
+            ),
+            join: joined(
+                fk.columns
+                    .iter()
+                    .zip(&fk.ref_columns)
+                    .map(|(c, r)| format!("p.{} = {child}.{}", quote_ident(r), quote_ident(c)))
+                    .collect(),
+                " AND ",
+            ),
+            shown: joined(
+                fk.columns
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "'{}=' || CAST({child}.{} AS TEXT)",
+                            c.replace('\'', "''"),
+                            quote_ident(c)
+                        )
+                    })
+                    .collect(),
+                " || ', ' || ",
+            ),
+        }
+    }
+}
+
 /// Pulled tables the plan does not write whose rows reference, through a
 /// pulled foreign key, rows of a table it writes: each such row must still
 /// find its parent among the staged rows. A phase that deletes (or re-keys)
@@ -396,42 +441,18 @@ pub fn referencing_rows_checks(
             if !table_exists(conn, &staged_parent)? {
                 continue;
             }
-            let all_set = fk
-                .columns
-                .iter()
-                .map(|c| format!("c.{} IS NOT NULL", quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let join = fk
-                .columns
-                .iter()
-                .zip(&fk.ref_columns)
-                .map(|(c, r)| format!("p.{} = c.{}", quote_ident(r), quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let key_text = meta
-                .primary_key()
-                .iter()
-                .map(|k| format!("CAST(c.{} AS TEXT)", quote_ident(k)))
-                .collect::<Vec<_>>()
-                .join(" || '/' || ");
-            let key_text = if key_text.is_empty() {
+            let ForeignKeySql {
+                all_set,
+                join,
+                shown,
+            } = ForeignKeySql::new(fk, "c");
+            // Rows named by the shared row-key encoding, like every check.
+            let key = meta.primary_key();
+            let key_text = if key.is_empty() {
                 "'(no key)'".to_string()
             } else {
-                key_text
+                crate::types::row_key_sql(&key, "c")
             };
-            let shown = fk
-                .columns
-                .iter()
-                .map(|c| {
-                    format!(
-                        "'{}=' || CAST(c.{} AS TEXT)",
-                        c.replace('\'', "''"),
-                        quote_ident(c)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" || ', ' || ");
             let rows = rows_of(
                 conn,
                 &format!(
@@ -565,31 +586,11 @@ pub fn constraint_checks(
         let Some(parent_sql) = parent_table(conn, snapshot, staged_prefix, parent)? else {
             continue;
         };
-        let all_set = fk
-            .columns
-            .iter()
-            .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let join = fk
-            .columns
-            .iter()
-            .zip(&fk.ref_columns)
-            .map(|(c, r)| format!("p.{} = s.{}", quote_ident(r), quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let shown = fk
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "'{}=' || CAST(s.{} AS TEXT)",
-                    c.replace('\'', "''"),
-                    quote_ident(c)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" || ', ' || ");
+        let ForeignKeySql {
+            all_set,
+            join,
+            shown,
+        } = ForeignKeySql::new(fk, "s");
         let rows = rows_of(
             conn,
             &format!(
