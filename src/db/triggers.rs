@@ -60,6 +60,16 @@ impl TriggerAction {
 }
 
 impl TriggerReport {
+    /// A BEFORE row trigger on `table` that fires (is not held off): it can
+    /// change a row before it is written, which no rehearsal runs — the
+    /// likely cause when Postgres holds other values than the tool wrote.
+    pub fn rewrites_rows_of(&self, table: &str) -> bool {
+        self.table == table
+            && self.timing == "BEFORE"
+            && self.level == "ROW"
+            && self.action == TriggerAction::Fires
+    }
+
     /// `ALTER TABLE … ENABLE … TRIGGER` that restores the mode it had.
     pub fn enable_sql(&self) -> String {
         let mode = match self.enabled.as_str() {

@@ -1435,13 +1435,7 @@ impl Push<'_, '_> {
         for event in events {
             let firing: Vec<String> = triggers
                 .iter()
-                .filter(|t| {
-                    t.table == table
-                        && t.timing == "BEFORE"
-                        && t.level == "ROW"
-                        && t.action == TriggerAction::Fires
-                        && t.events.iter().any(|e| e == event)
-                })
+                .filter(|t| t.rewrites_rows_of(table) && t.events.iter().any(|e| e == event))
                 .map(|t| format!("{} (function {})", t.name, t.function))
                 .collect();
             rows.push(if firing.is_empty() {

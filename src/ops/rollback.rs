@@ -825,12 +825,7 @@ impl Rollback<'_, '_> {
                 }
                 let firing: Vec<String> = triggers
                     .iter()
-                    .filter(|tr| {
-                        tr.table == t.table
-                            && tr.timing == "BEFORE"
-                            && tr.level == "ROW"
-                            && tr.action == crate::db::triggers::TriggerAction::Fires
-                    })
+                    .filter(|tr| tr.rewrites_rows_of(&t.table))
                     .map(|tr| format!("{} ({})", tr.name, tr.events.join("/")))
                     .collect();
                 differing.push(if firing.is_empty() {
