@@ -934,3 +934,26 @@ fn rollback_of_a_receipt_that_does_not_exist_says_how_to_list_them() {
     ]);
     before.assert_same(&whole_database_state(w.url()), "rollback of no receipt");
 }
+
+#[test]
+fn rollback_in_a_database_never_pushed_to_says_so_and_how_to_list_receipts() {
+    let w = World::rehearsed("never_pushed");
+    let before = whole_database_state(w.url());
+    for extra in [&[][..], &["--confirm"][..]] {
+        let mut args = vec![
+            "rollback",
+            "--database-url",
+            w.url(),
+            "--receipt",
+            "00000000-0000-0000-0000-000000000001",
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args).code(2).error_has(&[
+            "no sandbox.receipts table",
+            "no push was ever recorded in this database",
+            "no receipt 00000000-0000-0000-0000-000000000001 to roll back",
+            "`sandbox receipts`",
+        ]);
+    }
+    before.assert_same(&whole_database_state(w.url()), "rollback, never pushed");
+}

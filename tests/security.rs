@@ -541,7 +541,7 @@ fn failures_never_show_the_password() {
             ),
             &[],
         );
-        assert_eq!(r.code, 1, "{}", r.show());
+        assert_eq!(r.code, 2, "{}", r.show());
         // With --json the error is data on stdout.
         let shown = if json { &r.stdout } else { &r.stderr };
         assert!(

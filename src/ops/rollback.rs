@@ -194,9 +194,15 @@ async fn read_receipt(
     opts: &RollbackOptions,
 ) -> Result<Option<Undo>> {
     if !crate::ops::push::receipts_table_exists(tx).await? {
-        return Err(check_failed(format!(
-            "{} has no sandbox.receipts table: nothing was ever pushed there",
-            opts.target.redacted()
+        // No push was ever recorded in this database: the receipt id, or
+        // the database URL, is the user's mistake (exit 2), not a check.
+        return Err(crate::error::environment(format!(
+            "{} has no sandbox.receipts table: no push was ever recorded in this database, so \
+             there is no receipt {} to roll back. Check the database URL: `sandbox receipts` (with \
+             the same --database-url) lists the receipts pushed to a database and those the \
+             snapshot recorded",
+            opts.target.redacted(),
+            opts.receipt_id
         )));
     }
     let rows = tx
