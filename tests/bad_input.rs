@@ -957,3 +957,54 @@ fn rollback_in_a_database_never_pushed_to_says_so_and_how_to_list_receipts() {
     }
     before.assert_same(&whole_database_state(w.url()), "rollback, never pushed");
 }
+
+// ---------------------------------------------------------------------------
+// A read-only server
+
+/// `ALTER DATABASE … SET default_transaction_read_only` through the admin
+/// database: a session in the read-only database could not run it.
+fn set_read_only(w: &World, on: bool) {
+    let setting = if on {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    common::postgres_admin(&common::admin_url())
+        .batch_execute(&format!("ALTER DATABASE \"{}\" {setting}", w.db.name))
+        .unwrap();
+}
+
+#[test]
+fn a_read_only_database_is_named_before_push_or_rollback_touches_it() {
+    let w = World::rehearsed("read_only");
+    set_read_only(&w, true);
+    let before = whole_database_state(w.url());
+    let named = [
+        "the database is read-only for this session",
+        "default_transaction_read_only = on",
+        "for the database",
+        "ALTER DATABASE",
+        "RESET default_transaction_read_only",
+        "no lock was taken",
+    ];
+    for extra in [&[][..], &["--confirm"][..]] {
+        w.push(&w.snapshot, extra).code(2).error_has(&named);
+    }
+    before.assert_same(&whole_database_state(w.url()), "push, read-only");
+    // Pull reads in a READ ONLY transaction: it works as before.
+    let pulled = w.dir.path().join("pulled.sqlite");
+    sandbox(&["pull", "--database-url", w.url(), "--out", p(&pulled)]).ok();
+    before.assert_same(&whole_database_state(w.url()), "pull, read-only");
+
+    set_read_only(&w, false);
+    let receipt = w.push(&w.snapshot, &["--confirm"]).ok().receipt();
+    set_read_only(&w, true);
+    let pushed = whole_database_state(w.url());
+    for extra in [&[][..], &["--confirm"][..]] {
+        let mut args = vec!["rollback", "--database-url", w.url(), "--receipt", &receipt];
+        args.extend_from_slice(extra);
+        sandbox(&args).code(2).error_has(&named);
+    }
+    pushed.assert_same(&whole_database_state(w.url()), "rollback, read-only");
+    set_read_only(&w, false);
+}

@@ -267,12 +267,32 @@ pub async fn begin(
     // surface as a failed COMMIT. Immediate, it fires at the end of the
     // statement that queued it: counted, and refused by name like any
     // trigger.
-    tx.batch_execute(&format!(
-        "{} SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
-         SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms';",
-        set_local_settings_sql()
-    ))
-    .await?;
+    // Whether this transaction may write travels with the settings (one
+    // round trip), and is answered before the advisory lock and any table
+    // lock: a read-only server would otherwise refuse the push's first
+    // LOCK or write halfway, with Postgres's bare "cannot execute … in a
+    // read-only transaction".
+    let answer = tx
+        .simple_query(&format!(
+            "{} SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
+             SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms'; {READ_ONLY_SQL}",
+            set_local_settings_sql()
+        ))
+        .await?;
+    let row = answer.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    });
+    if let Some(why) = row.and_then(|r| {
+        read_only_reason(
+            (0..r.len())
+                .map(|i| r.get(i).unwrap_or(""))
+                .collect::<Vec<_>>()
+                .as_slice(),
+        )
+    }) {
+        return Err(environment(why));
+    }
     if let Err(e) = tx
         .batch_execute(&format!(
             "SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})"
@@ -300,6 +320,73 @@ pub async fn begin(
     Ok(tx)
 }
 
+/// Whether the transaction may write, and why not: `transaction_read_only`,
+/// `pg_is_in_recovery()`, the database's name, the value of
+/// `default_transaction_read_only` and where it was set (`pg_settings.source`).
+const READ_ONLY_SQL: &str = "SELECT current_setting('transaction_read_only'), \
+     pg_is_in_recovery()::text, current_database()::text, current_user::text, \
+     current_setting('default_transaction_read_only'), \
+     (SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only')";
+
+/// What to tell a user whose server is read-only for this session (from
+/// [`READ_ONLY_SQL`]'s row), or `None` when the transaction may write.
+/// Push and rollback only write, so neither is worth starting there; pull
+/// reads in a READ ONLY transaction and works as ever.
+fn read_only_reason(row: &[&str]) -> Option<String> {
+    let [read_only, recovery, database, user, default_read_only, source] = row else {
+        return None;
+    };
+    if *read_only != "on" {
+        return None;
+    }
+    let nothing = "Nothing was written and no lock was taken";
+    let (database_sql, user_sql) = (quote_ident(database), quote_ident(user));
+    if *recovery == "true" {
+        return Some(format!(
+            "the server is a read-only standby (pg_is_in_recovery() is true: it replays another \
+             server's changes and accepts no writes). Push and rollback write: connect to the \
+             primary server instead (on Supabase, the project's database URL, not a read \
+             replica's). {nothing}"
+        ));
+    }
+    if *default_read_only == "on" {
+        let (where_set, undo) = match *source {
+            "database" => (
+                format!("for the database ({database})"),
+                format!("`ALTER DATABASE {database_sql} RESET default_transaction_read_only`"),
+            ),
+            "user" => (
+                format!("for the role {user}"),
+                format!("`ALTER ROLE {user_sql} RESET default_transaction_read_only`"),
+            ),
+            "database user" => (
+                format!("for the role {user} in the database {database}"),
+                format!(
+                    "`ALTER ROLE {user_sql} IN DATABASE {database_sql} RESET default_transaction_read_only`"
+                ),
+            ),
+            "client" => (
+                "by the connection (the URL's options or PGOPTIONS)".to_string(),
+                "remove it from the connection options".to_string(),
+            ),
+            other => (
+                format!("in the server's {other}"),
+                "turn it off where it is set".to_string(),
+            ),
+        };
+        return Some(format!(
+            "the database is read-only for this session: default_transaction_read_only = on, set \
+             {where_set} (Supabase sets it on the database when the project's disk is full). Push \
+             and rollback write: free space first if the disk is full, then {undo}, or connect \
+             as a role it does not apply to; pull still works. {nothing}"
+        ));
+    }
+    Some(format!(
+        "the transaction is read-only (transaction_read_only = on): push and rollback write. \
+         {nothing}"
+    ))
+}
+
 /// Takes `locks` in short attempts (see the module comment); on
 /// timeout refuses, naming the sessions in the way.
 pub async fn lock_tables(
@@ -325,5 +412,27 @@ pub async fn lock_tables(
             ),
             vec![],
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_only_reason;
+
+    #[test]
+    fn a_read_only_server_is_named_by_its_cause() {
+        let writable = ["off", "false", "db", "me", "off", "default"];
+        assert_eq!(read_only_reason(&writable), None);
+        let standby = read_only_reason(&["on", "true", "db", "me", "off", "default"]).unwrap();
+        assert!(
+            standby.contains("read-only standby") && standby.contains("primary"),
+            "{standby}"
+        );
+        let role = read_only_reason(&["on", "false", "db", "me", "on", "user"]).unwrap();
+        assert!(
+            role.contains("for the role me")
+                && role.contains("ALTER ROLE \"me\" RESET default_transaction_read_only"),
+            "{role}"
+        );
     }
 }
