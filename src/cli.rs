@@ -243,6 +243,18 @@ impl DatabaseArg {
             .or_else(|| std::env::var("DATABASE_URL").ok())
             .filter(|s| !s.trim().is_empty())
     }
+
+    /// Whether a command run without `--database-url` in this environment
+    /// would connect to the same URL (SANDBOX_DATABASE_URL, else
+    /// DATABASE_URL): then advice need not carry the URL, whose password
+    /// must never be printed.
+    pub fn same_without_flag(&self) -> bool {
+        let from_environment = std::env::var("SANDBOX_DATABASE_URL")
+            .ok()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|s| !s.trim().is_empty());
+        from_environment.is_some() && from_environment == self.resolve()
+    }
 }
 
 #[derive(Debug, Args)]

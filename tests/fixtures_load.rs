@@ -690,3 +690,83 @@ fn jsonb_text_matches_postgres() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------
+// The next command, as printed
+// ---------------------------------------------------------------------------
+
+/// The `Next:` of a load's output.
+fn next_command(run: &common::Run) -> String {
+    run.stdout
+        .split_once("Next: ")
+        .unwrap_or_else(|| panic!("no Next: {}", run.show()))
+        .1
+        .trim()
+        .to_string()
+}
+
+/// The command `fixtures load` prints next works as pasted and never shows
+/// the password: with the URL in the environment it carries none (before,
+/// it carried the URL with `***` for the password, which fails to connect);
+/// with the URL as a flag it says to pass the same one.
+#[test]
+fn the_next_command_works_as_pasted_and_shows_no_password() {
+    let db = TestDb::create("fx_next");
+    // The test server trusts local connections: the password is only text
+    // that must never be shown, and the URL works with it.
+    let password = "h7-Next-S3ntinel";
+    let with_password = db
+        .url
+        .replacen("postgres@", &format!("postgres:{password}@"), 1);
+    assert_ne!(
+        with_password, db.url,
+        "the test URL names the user postgres"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (i, var) in ["SANDBOX_DATABASE_URL", "DATABASE_URL"].iter().enumerate() {
+        let env = [(*var, with_password.as_str())];
+        let load = common::run_sandbox(&["fixtures", "load", "--replace"], &env);
+        load.ok();
+        assert!(!load.all().contains(password), "{}", load.show());
+        let next = next_command(&load);
+        assert_eq!(next, "sandbox pull", "{}", load.show());
+        // Pasted as printed, with the variable still set, it works.
+        let out = dir.path().join(format!("pulled-{i}.sqlite"));
+        let mut args: Vec<&str> = next.split_whitespace().skip(1).collect();
+        args.extend(["--out", out.to_str().unwrap()]);
+        common::run_sandbox(&args, &env).ok();
+    }
+    let load = common::run_sandbox(
+        &[
+            "fixtures",
+            "load",
+            "--replace",
+            "--database-url",
+            &with_password,
+        ],
+        &[],
+    );
+    load.ok();
+    assert!(!load.all().contains(password), "{}", load.show());
+    let next = next_command(&load);
+    assert!(
+        next.starts_with("sandbox pull --database-url URL, with the same --database-url")
+            && !next.contains("***"),
+        "{}",
+        load.show()
+    );
+    // A URL without a password is printed as given, and works as pasted.
+    let load = common::run_sandbox(
+        &["fixtures", "load", "--replace", "--database-url", &db.url],
+        &[],
+    );
+    load.ok();
+    let next = next_command(&load);
+    assert_eq!(
+        next,
+        format!(
+            "sandbox pull --database-url {}",
+            sandbox::advice::shell_word(&db.url)
+        )
+    );
+}

@@ -49,14 +49,27 @@ fn load(args: FixturesLoadArgs, json: bool) -> Result<i32> {
         .map(|(t, n)| vec![t.clone(), n.to_string()])
         .collect();
     println!("{}", output::table(&["table", "rows"], rows));
+    // The next command must work as pasted and never show the password:
+    // with the URL in the environment it needs none; a URL given as a flag
+    // is repeated only when it holds no password.
+    let next = if args.db.same_without_flag() {
+        "sandbox pull".to_string()
+    } else if target.config.get_password().is_some() {
+        "sandbox pull --database-url URL, with the same --database-url you gave here (its \
+         password is not printed)"
+            .to_string()
+    } else {
+        format!(
+            "sandbox pull --database-url {}",
+            sandbox::advice::shell_word(target.redacted())
+        )
+    };
     println!(
-        "Loaded the '{}' fixtures (scale {}) into {} in {}. Next: sandbox pull --database-url {}",
+        "Loaded the '{}' fixtures (scale {}) into {} in {}. Next: {next}",
         args.variant,
         args.scale,
         target.redacted(),
         output::millis(started.elapsed().as_millis() as u64),
-        // The URL as shown: a password stays masked and must be typed in.
-        sandbox::advice::shell_word(target.redacted())
     );
     Ok(0)
 }
