@@ -62,11 +62,12 @@ impl Identity {
     }
 }
 
-/// A column whose type is a domain: its base type and the rules it adds.
+/// A column whose type is a domain: its base type and the rules it adds,
+/// those of the domains it is built on included.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DomainMeta {
     pub name: String,
-    /// `format_type()` of the base type.
+    /// `format_type()` of the base type (under every domain of the chain).
     pub base_type: String,
     pub not_null: bool,
     /// `pg_get_constraintdef()` of each CHECK, e.g. `CHECK ((VALUE > 0))`.
@@ -83,7 +84,9 @@ pub struct ColumnMeta {
     pub pg_type: String,
     /// NOT NULL on the column itself (a domain's NOT NULL is in `domain`).
     pub not_null: bool,
-    /// The default expression as `pg_get_expr()` prints it.
+    /// The default expression as `pg_get_expr()` prints it: the column's
+    /// own, else its domain's (the nearest one of a domain over domains),
+    /// which Postgres applies the same way to a row that leaves it out.
     pub default: Option<String>,
     /// Expression of a `GENERATED ALWAYS AS (...) STORED` column.
     pub generated: Option<String>,

@@ -135,6 +135,12 @@ const CONSTANT_NODES: &[&str] = &[
 /// One table's columns (with what Postgres does for each: NOT NULL,
 /// default and whether it is a constant, identity, generated, enum labels,
 /// domain, array delimiter) and its constraints and unique indexes.
+///
+/// A column of a domain type behaves as Postgres makes it behave: its
+/// default is the column's own, else the nearest domain's along the chain
+/// of domains over domains (a row that leaves it out gets that value), it
+/// is NOT NULL when any domain of the chain is, and every CHECK of the
+/// chain applies; its base type is the one under the last domain.
 pub async fn read_table_meta(
     tx: &Transaction<'_>,
     oid: u32,
@@ -144,27 +150,51 @@ pub async fn read_table_meta(
     let rows = tx
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                    pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text, a.attidentity::text, \
-                    ARRAY(SELECT DISTINCT m[1] FROM regexp_matches(d.adbin::text, '\\{([A-Z_]+)', 'g') m), \
+                    coalesce(pg_get_expr(d.adbin, d.adrelid), pg_get_expr(dom.default_bin, 0)), \
+                    a.attgenerated::text, a.attidentity::text, \
+                    ARRAY(SELECT DISTINCT m[1] FROM regexp_matches(coalesce(d.adbin, dom.default_bin)::text, \
+                                                                   '\\{([A-Z_]+)', 'g') m), \
                     coalesce((SELECT bool_and(p.provolatile = 'i') \
-                              FROM regexp_matches(d.adbin::text, ':(?:funcid|opfuncid) (\\d+)', 'g') m \
+                              FROM regexp_matches(coalesce(d.adbin, dom.default_bin)::text, \
+                                                  ':(?:funcid|opfuncid) (\\d+)', 'g') m \
                               JOIN pg_proc p ON p.oid = m[1]::oid), true), \
                     ARRAY(SELECT e.enumlabel::text FROM pg_enum e \
-                          WHERE e.enumtypid = coalesce(nullif(ty.typbasetype, 0), ty.oid) \
+                          WHERE e.enumtypid = coalesce(dom.base_oid, ty.oid) \
                           ORDER BY e.enumsortorder), \
-                    ty.typtype = 'd', format_type(ty.typbasetype, ty.typtypmod), ty.typnotnull, \
+                    ty.typtype = 'd', format_type(dom.base_oid, dom.base_typmod), \
+                    coalesce(dom.not_null, false), \
                     ty.typname::text, \
-                    ARRAY(SELECT pg_get_constraintdef(dc.oid) FROM pg_constraint dc \
-                          WHERE dc.contypid = ty.oid AND dc.contype = 'c' ORDER BY dc.conname), \
+                    coalesce(dom.checks, '{}'), \
                     (SELECT el.typdelim::text FROM pg_type arr JOIN pg_type el ON el.oid = arr.typelem \
-                     WHERE arr.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid) AND arr.typlen = -1 \
+                     WHERE arr.oid = coalesce(dom.base_oid, ty.oid) AND arr.typlen = -1 \
                        AND arr.typelem <> 0), \
                     (SELECT bt.typtype = 'e' FROM pg_type bt \
-                     WHERE bt.oid = coalesce(nullif(ty.typbasetype, 0), ty.oid)), \
+                     WHERE bt.oid = coalesce(dom.base_oid, ty.oid)), \
                     el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks \
              FROM pg_attribute a \
              JOIN pg_type ty ON ty.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             LEFT JOIN LATERAL ( \
+               WITH RECURSIVE chain(oid, depth) AS ( \
+                 SELECT ty.oid, 0 WHERE ty.typtype = 'd' \
+                 UNION ALL \
+                 SELECT t.typbasetype, c.depth + 1 FROM chain c JOIN pg_type t ON t.oid = c.oid \
+                 WHERE t.typtype = 'd' \
+               ) \
+               SELECT (SELECT t.typdefaultbin FROM chain c JOIN pg_type t ON t.oid = c.oid \
+                       WHERE t.typtype = 'd' AND t.typdefaultbin IS NOT NULL \
+                       ORDER BY c.depth LIMIT 1) AS default_bin, \
+                      (SELECT bool_or(t.typnotnull) FROM chain c JOIN pg_type t ON t.oid = c.oid \
+                       WHERE t.typtype = 'd') AS not_null, \
+                      ARRAY(SELECT pg_get_constraintdef(dc.oid) FROM chain c \
+                            JOIN pg_constraint dc ON dc.contypid = c.oid AND dc.contype = 'c' \
+                            ORDER BY c.depth, dc.conname) AS checks, \
+                      (SELECT t.typbasetype FROM chain c JOIN pg_type t ON t.oid = c.oid \
+                       WHERE t.typtype = 'd' ORDER BY c.depth DESC LIMIT 1) AS base_oid, \
+                      (SELECT t.typtypmod FROM chain c JOIN pg_type t ON t.oid = c.oid \
+                       WHERE t.typtype = 'd' ORDER BY c.depth DESC LIMIT 1) AS base_typmod \
+               WHERE ty.typtype = 'd' \
+             ) dom ON true \
              LEFT JOIN LATERAL ( \
                SELECT e.typtype::text AS kind, format_type(e.oid, NULL) AS el_type, \
                       CASE WHEN e.typtype = 'e' OR (SELECT b.typtype = 'e' FROM pg_type b \
