@@ -27,6 +27,13 @@ pub struct ColumnUpdate {
     /// `None` is SQL NULL (also for a column the diff adds).
     pub old: Option<String>,
     pub new: Option<String>,
+    /// The row was inserted by an earlier phase of the same push, which
+    /// left this column to Postgres (a default it computes, an identity):
+    /// `old` is the NULL the rehearsal saw, while Postgres holds what it
+    /// filled. The update sets the column without expecting an old value;
+    /// the row is the push's own, so no one else can have changed it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub old_filled_by_postgres: bool,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -193,6 +200,36 @@ impl TableDiff {
         groups.into_iter().map(|(_, g)| g).collect()
     }
 
+    /// Marks the changes of later phases to columns a row's inserting
+    /// phase left to Postgres (see [`ColumnUpdate::old_filled_by_postgres`]):
+    /// without it the update would look for the NULL the rehearsal saw,
+    /// find what Postgres filled, and refuse as if the remote had changed.
+    fn mark_values_filled_at_insert(&mut self) {
+        let key_idx: Vec<usize> = self
+            .key
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| &c.name == k))
+            .collect();
+        let mut filled = std::collections::HashSet::new();
+        for p in &self.phase_inserts {
+            let key = crate::types::row_key(key_idx.iter().map(|i| p.row[*i].as_deref()));
+            for i in self.left_to_postgres(&p.row) {
+                filled.insert((key.clone(), self.columns[i].name.clone()));
+            }
+        }
+        if filled.is_empty() {
+            return;
+        }
+        for u in &mut self.phase_updates {
+            let key = crate::types::row_key(u.update.key.iter().map(|k| Some(k.as_str())));
+            for c in &mut u.update.changes {
+                // Set once from NULL; a later change starts from that value.
+                c.old_filled_by_postgres =
+                    c.old.is_none() && filled.remove(&(key.clone(), c.column.clone()));
+            }
+        }
+    }
+
     /// The rows one phase inserted.
     pub fn inserts_of<'a>(&'a self, phase: &'a str) -> impl Iterator<Item = &'a PhaseRow> + 'a {
         self.phase_inserts.iter().filter(move |p| p.phase == phase)
@@ -217,6 +254,33 @@ impl TableDiff {
             .filter(move |p| p.phase == phase)
             .map(|p| &p.row)
     }
+}
+
+/// The columns one UPDATE statement sets, each with whether its old value
+/// is one Postgres filled (so not checked).
+pub type UpdateColumns = Vec<(String, bool)>;
+
+/// The UPDATE statements that apply `updates`, in the order they run: one
+/// per set of changed columns (with, per column, whether the old value is
+/// one Postgres filled, see [`ColumnUpdate::old_filled_by_postgres`]), each
+/// with its rows in the order given. Push and rollback write through them,
+/// and the rehearsal replays them (`write_order`) to prove no row collides
+/// on a UNIQUE key on the way.
+pub fn update_statements(updates: &[RowUpdate]) -> Vec<(UpdateColumns, Vec<&RowUpdate>)> {
+    let mut by_cols: std::collections::BTreeMap<UpdateColumns, Vec<&RowUpdate>> =
+        std::collections::BTreeMap::new();
+    for u in updates {
+        by_cols
+            .entry(
+                u.changes
+                    .iter()
+                    .map(|c| (c.column.clone(), c.old_filled_by_postgres))
+                    .collect(),
+            )
+            .or_default()
+            .push(u);
+    }
+    by_cols.into_iter().collect()
 }
 
 /// One DDL statement and the phase it belongs to.
@@ -512,7 +576,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         let key_idx = key_positions(&after, &key)?;
         let explicit_nulls = explicit_nulls(snapshot, plan, &name, &after, &key_idx, &inserts)?;
         let phases = phase_changes(snapshot, plan, &after, before)?;
-        tables.push(TableDiff {
+        let mut table = TableDiff {
             table: name,
             created,
             columns: after.columns.clone(),
@@ -524,7 +588,9 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
             phase_inserts: phases.inserts,
             phase_updates: phases.updates,
             phase_deletes: phases.deletes,
-        });
+        };
+        table.mark_values_filled_at_insert();
+        tables.push(table);
     }
     let ddl = postgres_ddl(plan);
     let mut diff = Diff {
@@ -728,6 +794,7 @@ fn phase_changes(
                         column: column.to_string(),
                         old: text(old),
                         new: text(new),
+                        old_filled_by_postgres: false,
                     });
                 }
                 out.updates.push(PhaseUpdate { phase, update });
@@ -886,6 +953,7 @@ fn diff_existing(
                             column: c.name.clone(),
                             old: old_v,
                             new: r[i].clone(),
+                            old_filled_by_postgres: false,
                         });
                     }
                 }
@@ -1061,13 +1129,18 @@ impl Diff {
                     .iter()
                     .zip(&u.key)
                     .map(|(k, v)| format!("{} = {}", quote_ident(k), sql_literal(Some(v))))
-                    .chain(u.changes.iter().map(|c| {
-                        format!(
-                            "{} IS NOT DISTINCT FROM {}",
-                            quote_ident(&c.column),
-                            sql_literal(c.old.as_deref())
-                        )
-                    }))
+                    .chain(
+                        u.changes
+                            .iter()
+                            .filter(|c| !c.old_filled_by_postgres)
+                            .map(|c| {
+                                format!(
+                                    "{} IS NOT DISTINCT FROM {}",
+                                    quote_ident(&c.column),
+                                    sql_literal(c.old.as_deref())
+                                )
+                            }),
+                    )
                     .collect::<Vec<_>>()
                     .join(" AND ");
                 s.push_str(&format!(

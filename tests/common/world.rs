@@ -36,6 +36,21 @@ impl World {
         }
     }
 
+    /// A fresh database holding nothing but what `sql` creates: for a small
+    /// plan of the test's own.
+    pub fn empty(tag: &str, sql: &str) -> World {
+        let db = TestDb::create(tag);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshot = dir.path().join("snapshot.sqlite");
+        World {
+            db,
+            dir,
+            snapshot,
+            plan: None,
+        }
+        .with_sql(sql)
+    }
+
     /// Then `sql` on top: what a real project adds around the plan's tables.
     pub fn with_sql(self, sql: &str) -> World {
         if !sql.is_empty() {

@@ -2,8 +2,6 @@
 //! proven `updated_at` stamps held off) and deletes, each through a
 //! temporary table filled by COPY. Push and rollback both use them.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use tokio_postgres::{SimpleQueryMessage, Transaction};
 
@@ -235,13 +233,7 @@ pub async fn apply_row_updates(
     if row_updates.is_empty() {
         return Ok(0);
     }
-    let mut by_cols: BTreeMap<Vec<String>, Vec<&crate::diff::RowUpdate>> = BTreeMap::new();
-    for u in row_updates {
-        by_cols
-            .entry(u.changes.iter().map(|c| c.column.clone()).collect())
-            .or_default()
-            .push(u);
-    }
+    let by_cols = crate::diff::update_statements(row_updates);
     let triggers: Vec<&TriggerReport> = held_off
         .iter()
         .filter(|t| t.table == td.table && t.action == TriggerAction::HeldOff)
@@ -261,7 +253,8 @@ pub async fn apply_row_updates(
         cast_type(td, c)
     };
     let mut total = 0;
-    for (n, (cols, updates)) in by_cols.iter().enumerate() {
+    for (n, (columns, updates)) in by_cols.iter().enumerate() {
+        let cols: Vec<&String> = columns.iter().map(|(c, _)| c).collect();
         let tmp = format!("_sandbox_update_{n}");
         let mut tmp_cols = vec![ROW_NUMBER.to_string()];
         tmp_cols.extend(td.key.iter().map(|k| format!("k_{k}")));
@@ -322,7 +315,9 @@ pub async fn apply_row_updates(
                 ))
             })
             .collect::<Result<_>>()?;
-        for c in cols {
+        // A column the push's own insert left to Postgres holds what it
+        // filled, not the NULL the rehearsal saw: nothing to expect there.
+        for (c, _) in columns.iter().filter(|(_, filled)| !filled) {
             conds.push(format!(
                 "t.{} IS NOT DISTINCT FROM u.{}::{}",
                 quote_ident(c),
