@@ -293,3 +293,98 @@ fn deleting_rows_a_pulled_table_still_references_fails_the_rehearsal_by_name() {
         "{check}"
     );
 }
+
+/// `dh_tool` partitioned by hash of its key and `dh_task` by list of its
+/// `state` (part of its key, as Postgres requires), rows moved in whole.
+const PARTITIONED_DH: &str = "
+ALTER TABLE dh_tool RENAME TO dh_tool_old;
+ALTER TABLE dh_tool_old RENAME CONSTRAINT dh_tool_pkey TO dh_tool_old_pkey;
+CREATE TABLE dh_tool (LIKE dh_tool_old INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY HASH (id);
+ALTER TABLE dh_tool ADD PRIMARY KEY (id);
+CREATE TABLE dh_tool_p0 PARTITION OF dh_tool FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE dh_tool_p1 PARTITION OF dh_tool FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+INSERT INTO dh_tool SELECT * FROM dh_tool_old;
+DROP TABLE dh_tool_old;
+CREATE TRIGGER dh_tool_set_updated_at BEFORE UPDATE ON dh_tool
+  FOR EACH ROW EXECUTE FUNCTION fixture_set_updated_at();
+ALTER TABLE dh_task RENAME TO dh_task_old;
+ALTER TABLE dh_task_old RENAME CONSTRAINT dh_task_pkey TO dh_task_old_pkey;
+CREATE TABLE dh_task (LIKE dh_task_old INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY LIST (state);
+ALTER TABLE dh_task ADD PRIMARY KEY (id, state);
+CREATE TABLE dh_task_blocked PARTITION OF dh_task FOR VALUES IN ('blocked');
+CREATE TABLE dh_task_other PARTITION OF dh_task DEFAULT;
+INSERT INTO dh_task SELECT * FROM dh_task_old;
+DROP TABLE dh_task_old;
+ALTER TABLE dh_task ADD FOREIGN KEY (workflow_id) REFERENCES dh_workflow (id) ON DELETE CASCADE;
+";
+
+/// The snapshot's tables with their row counts.
+fn pulled_tables(w: &World) -> Vec<(String, i64)> {
+    let c = rusqlite::Connection::open(&w.snapshot).expect("the snapshot opens");
+    let mut stmt = c
+        .prepare("SELECT table_name, rows FROM _sandbox_tables ORDER BY table_name")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows
+}
+
+/// A partitioned `dh_*` table is pulled once, through its partitioned
+/// table (before: the `dh_*` pattern took its partitions too, so every row
+/// was in the snapshot twice), and push and rollback write it through the
+/// partitioned table: the built-in plan (which reads dh_*) and the example
+/// plan (which updates dh_tool and deletes from dh_task) push and roll
+/// back to the whole database as it was.
+#[test]
+fn partitioned_dh_tables_are_pulled_once_and_pushed_through_their_parent() {
+    let w = World::loaded("partitioned", "plan").with_sql(PARTITIONED_DH);
+    let tools = w.count("SELECT count(*) FROM dh_tool");
+    let tasks = w.count("SELECT count(*) FROM dh_task");
+    w.pull(&[]).ok();
+    let pulled = pulled_tables(&w);
+    assert!(
+        !pulled
+            .iter()
+            .any(|(t, _)| t.starts_with("dh_tool_") || t.starts_with("dh_task_")),
+        "partitions are not pulled on their own: {pulled:?}"
+    );
+    assert!(
+        pulled.contains(&("dh_tool".to_string(), tools)),
+        "{pulled:?}"
+    );
+    assert!(
+        pulled.contains(&("dh_task".to_string(), tasks)),
+        "{pulled:?}"
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(
+        &w.state().without_schema("sandbox"),
+        "built-in plan: before the push to after the rollback",
+    );
+
+    let w = World::loaded("partitioned_example", "plan")
+        .with_sql(PARTITIONED_DH)
+        .with_plan(&repo_path("examples/tool-catalog"));
+    let before = w.state();
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM dh_tool WHERE lifecycle_stage = 'deprecated' AND NOT is_active"
+        ),
+        13
+    );
+    assert_eq!(w.count("SELECT count(*) FROM dh_task_blocked"), 0);
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(
+        &w.state().without_schema("sandbox"),
+        "example plan: before the push to after the rollback",
+    );
+}

@@ -40,13 +40,22 @@ pub async fn columns_of(
 pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(TableMeta, u64)>> {
     let rows = tx
         .query(
-            "SELECT c.oid, c.relname, greatest(c.reltuples, 0)::int8 \
+            "SELECT c.oid, c.relname, greatest(c.reltuples, 0)::int8, c.relispartition \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')",
             &[],
         )
         .await
         .context("cannot read the catalog")?;
+    // A partition's rows are its partitioned table's rows: reading, digests,
+    // locks and writes all go through the partitioned table, which covers
+    // every partition. A partition a pattern (`dh_*`) matches is not pulled
+    // on its own, or its rows would be in the snapshot twice.
+    let partitions: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(3))
+        .map(|r| r.get(1))
+        .collect();
     let present: Vec<(u32, String, i64)> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -71,7 +80,9 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
     }
     let mut extra: Vec<&(u32, String, i64)> = present
         .iter()
-        .filter(|(_, n, _)| set.matches_pattern(n) && !wanted.iter().any(|w| &w.1 == n))
+        .filter(|(_, n, _)| {
+            set.matches_pattern(n) && !partitions.contains(n) && !wanted.iter().any(|w| &w.1 == n)
+        })
         .collect();
     extra.sort_by(|a, b| a.1.cmp(&b.1));
     for (oid, n, est) in extra {
