@@ -1150,3 +1150,77 @@ fn writes_to_foreign_tables_are_named_and_refused_unless_allowed() {
         .stdout_has("jtbd_to_remote");
     assert_eq!(w.count("SELECT count(*) FROM remote_store.log"), 227 + 105);
 }
+
+// ---------------------------------------------------------------------------
+// The tool's own work runs no DDL
+
+const DDL_AUDIT: &str = "
+CREATE TABLE public.ddl_log (id bigserial PRIMARY KEY, tag text, object text);
+CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+  INSERT INTO public.ddl_log (tag, object) VALUES (r.command_tag, r.object_identity); END LOOP; END $$;
+CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl();";
+
+fn ddl_logged(w: &World) -> Vec<String> {
+    let mut c = w.db.client();
+    common::text_rows(
+        &mut c,
+        "SELECT tag || ' ' || coalesce(object, '') FROM public.ddl_log ORDER BY id",
+    )
+    .into_iter()
+    .map(|r| r.join(" "))
+    .collect()
+}
+
+/// A DDL-audit event trigger (created by the admin, as event triggers need a
+/// superuser) logs every DDL command. Keys to delete, values to update and
+/// keys to read back travel inside the statements, so push and rollback log
+/// only what the plan asks for — its CREATE TABLE and ADD COLUMN, the
+/// hold-off of the updated_at stamp it names, the rollback's DROPs — and
+/// never a scratch table of the tool's own.
+#[test]
+fn an_event_trigger_logging_ddl_sees_only_the_plans_ddl_and_its_hold_off() {
+    let w = world("ddl_audit", DDL_AUDIT);
+    let before = w.state();
+    w.push(&[]).refused(&["public.ddl_log", "--allow-writes"]);
+    before.assert_same(&w.state(), "a refused preflight");
+
+    let run = w.push(&["--confirm", "--allow-writes", "ddl_log"]);
+    run.ok().stdout_has("public.ddl_log");
+    let pushed = ddl_logged(&w);
+    assert!(
+        pushed.iter().all(|l| !l.contains("pg_temp")),
+        "the push's own scratch work reached the DDL log: {pushed:#?}"
+    );
+    // The plan's DDL, the hold-off (disable, then enable) of the one
+    // trigger it names, and the first push's receipt store; nothing else.
+    let hold_off = pushed
+        .iter()
+        .filter(|l| l.as_str() == "ALTER TABLE public.jtbd_library")
+        .count();
+    assert!(hold_off >= 2, "{pushed:#?}");
+    assert!(
+        pushed.iter().all(|l| l.starts_with("CREATE TABLE public.")
+            || l.starts_with("CREATE INDEX public.")
+            || l.starts_with("CREATE SEQUENCE public.")
+            || l.starts_with("ALTER SEQUENCE public.")
+            || l.starts_with("ALTER TABLE public.")
+            || l == "CREATE SCHEMA sandbox"
+            || l.contains(" sandbox.receipts")),
+        "{pushed:#?}"
+    );
+
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
+    let rolled_back = ddl_logged(&w);
+    let undo: Vec<&String> = rolled_back[pushed.len()..].iter().collect();
+    assert!(
+        undo.iter().all(|l| !l.contains("pg_temp")),
+        "the rollback's own scratch work reached the DDL log: {undo:#?}"
+    );
+    let mut after = w.state().without_schema("sandbox");
+    after.rows.remove("public.ddl_log");
+    let mut expected = before.without_schema("sandbox");
+    expected.rows.remove("public.ddl_log");
+    expected.assert_same(&after, "push then rollback, the DDL log aside");
+}

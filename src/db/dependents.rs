@@ -8,16 +8,19 @@ use anyhow::Result;
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
+use crate::db::postgres::rowset::RowSet;
 use crate::types::quote_ident;
 
-/// A table whose pushed rows a rollback would delete; their keys are in a
-/// temporary table `keys_table` with text columns `k_<key column>`.
+/// A table whose pushed rows a rollback would delete; their keys are the
+/// rows of `keys`, text columns `k_<key column>` numbered by `row_n`,
+/// carried inside each statement (no temporary table, so no DDL for an
+/// event trigger to log).
 #[derive(Debug, Clone)]
 pub struct PushedRows {
     pub table: String,
     pub key: Vec<String>,
     pub key_types: Vec<String>,
-    pub keys_table: String,
+    pub keys: RowSet,
 }
 
 impl PushedRows {
@@ -94,8 +97,8 @@ pub async fn rows_referencing(
                 .find(|o| schema == "public" && o.table == table)
                 .map(|o| {
                     format!(
-                        " AND NOT EXISTS (SELECT 1 FROM {} o WHERE {})",
-                        quote_ident(&o.keys_table),
+                        " AND NOT EXISTS (SELECT 1 FROM {} WHERE {})",
+                        o.keys.from_item("o"),
                         o.join("r", "o")
                     )
                 })
@@ -109,11 +112,11 @@ pub async fn rows_referencing(
             let sql = format!(
                 "SELECT count(*)::int8, \
                         coalesce((array_agg(DISTINCT concat_ws(', ', {key_text})))[1:5], '{{}}')::text[] \
-                 FROM {}.{} r JOIN public.{} p ON {on} JOIN {} u ON {} WHERE true{own}",
+                 FROM {}.{} r JOIN public.{} p ON {on} JOIN {} ON {} WHERE true{own}",
                 quote_ident(&schema),
                 quote_ident(&table),
                 quote_ident(&p.table),
-                quote_ident(&p.keys_table),
+                p.keys.from_item("u"),
                 p.join("p", "u"),
             );
             let row = tx.query_one(&sql, &[]).await?;

@@ -19,13 +19,14 @@ use crate::catalog::TableMeta;
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{apply_row_updates, cast_type, delete_rows, key_positions_of};
 use crate::db::postgres::catalog::columns_of;
+use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
-use crate::db::postgres::copy::{copy_rows, copy_rows_after};
 use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::digest::{
     describe_row_changes, local_row_hashes, mismatched_rows, remote_row_hashes, row_key,
 };
 use crate::db::postgres::probe::probe_queries;
+use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
@@ -744,11 +745,7 @@ async fn applied_receipt(
 
 /// Reads back, by key, what Postgres put in the columns the new rows of
 /// `t` left to it; None when they left nothing.
-async fn read_filled(
-    tx: &Transaction<'_>,
-    t: &TableDiff,
-    n: usize,
-) -> Result<Option<FilledValues>> {
+async fn read_filled(tx: &Transaction<'_>, t: &TableDiff) -> Result<Option<FilledValues>> {
     let mut columns: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     let key_idx = key_positions_of(t)?;
     let mut keys: Vec<Vec<Option<String>>> = Vec::new();
@@ -787,18 +784,8 @@ async fn read_filled(
     if keys.is_empty() {
         return Ok(None);
     }
-    let tmp = format!("_sandbox_filled_{n}");
-    let tmp_cols: Vec<String> = (0..key_idx.len()).map(|i| format!("k_{i}")).collect();
-    let create = format!(
-        "CREATE TEMP TABLE {} ({}) ON COMMIT DROP",
-        quote_ident(&tmp),
-        tmp_cols
-            .iter()
-            .map(|c| format!("{} text", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    copy_rows_after(tx, &create, &quote_ident(&tmp), &tmp_cols, &keys).await?;
+    let set_cols: Vec<String> = (0..key_idx.len()).map(|i| format!("k_{i}")).collect();
+    let keys_set = RowSet::new(&set_cols, &keys);
     let select = key_idx
         .iter()
         .chain(columns.iter())
@@ -807,7 +794,7 @@ async fn read_filled(
         .join(", ");
     let join = key_idx
         .iter()
-        .zip(&tmp_cols)
+        .zip(&set_cols)
         .map(|(i, k)| {
             let c = &t.columns[*i];
             Ok(format!(
@@ -820,9 +807,9 @@ async fn read_filled(
         .collect::<Result<Vec<_>>>()?
         .join(" AND ");
     let sql = format!(
-        "COPY (SELECT {select} FROM public.{} t JOIN {} u ON {join}) TO STDOUT",
+        "COPY (SELECT {select} FROM public.{} t JOIN {} ON {join}) TO STDOUT",
         quote_ident(&t.table),
-        quote_ident(&tmp)
+        keys_set.from_item("u")
     );
     let stream = tx
         .copy_out(sql.as_str())
@@ -1318,7 +1305,7 @@ impl Push<'_, '_> {
         // the receipt keeps the rest so a rollback can prove the state exact.
         let mut filled = Vec::new();
         for t in &diff.tables {
-            if let Some(f) = read_filled(tx, t, filled.len()).await? {
+            if let Some(f) = read_filled(tx, t).await? {
                 filled.push(f);
             }
         }

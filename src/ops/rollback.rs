@@ -17,6 +17,7 @@ use crate::db::postgres::apply::{apply_updates, run_batch, ROW_NUMBER};
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
+use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::sequences::{restore, SequenceRestore};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{begin, lock_tables};
@@ -124,7 +125,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     checks.push(r.columns_as_pushed().await?);
     r.unchanged_since_push(&mut checks).await?;
     checks.push(r.added_columns_hold_only_pushed_values().await?);
-    let pushed = load_pushed_keys(&tx, &undo).await?;
+    let pushed = pushed_keys(&undo);
     checks.push(r.nothing_references(&pushed).await?);
     let (triggers, trigger_check) = r.triggers().await?;
     checks.push(trigger_check);
@@ -1039,55 +1040,34 @@ fn undo_writes(undo: &Undo, report: &RollbackReport) -> BTreeMap<String, TableWr
     out
 }
 
-/// Copies the keys of the rows the push inserted into existing tables into
-/// one temporary table per table (dropped at COMMIT or ROLLBACK).
-async fn load_pushed_keys(
-    tx: &tokio_postgres::Transaction<'_>,
-    undo: &Undo,
-) -> Result<Vec<PushedRows>> {
-    use bytes::Bytes;
-    use futures_util::SinkExt;
-    let mut out = Vec::new();
-    for (n, t) in undo
-        .tables
+/// The keys of the rows the push inserted into existing tables, one
+/// `RowSet` per table (numbered rows: a refused DELETE is run again over
+/// part of them to name the row, `apply::run_batch`).
+fn pushed_keys(undo: &Undo) -> Vec<PushedRows> {
+    undo.tables
         .iter()
         .filter(|t| !t.created && !t.inserted_keys.is_empty())
-        .enumerate()
-    {
-        let keys_table = format!("_sandbox_undo_keys_{n}");
-        // Numbered rows: a refused DELETE is run again over part of them
-        // to name the row (`apply::run_batch`).
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE {} ({} int8, {}) ON COMMIT DROP",
-            quote_ident(&keys_table),
-            quote_ident(ROW_NUMBER),
-            t.key
+        .map(|t| {
+            let mut columns = vec![ROW_NUMBER.to_string()];
+            columns.extend(t.key.iter().map(|k| format!("k_{k}")));
+            let rows: Vec<Vec<Option<String>>> = t
+                .inserted_keys
                 .iter()
-                .map(|k| format!("{} text", quote_ident(&format!("k_{k}"))))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .await?;
-        let sink = tx
-            .copy_in(&format!("COPY {} FROM STDIN", quote_ident(&keys_table)))
-            .await?;
-        futures_util::pin_mut!(sink);
-        let mut buf = String::new();
-        for (i, k) in t.inserted_keys.iter().enumerate() {
-            let mut row = vec![Some((i + 1).to_string())];
-            row.extend(k.iter().cloned());
-            buf.push_str(&crate::types::copy_text_line(&row));
-        }
-        sink.send(Bytes::from(buf)).await?;
-        sink.finish().await?;
-        out.push(PushedRows {
-            table: t.table.clone(),
-            key: t.key.clone(),
-            key_types: t.key_types.clone(),
-            keys_table,
-        });
-    }
-    Ok(out)
+                .enumerate()
+                .map(|(i, k)| {
+                    std::iter::once(Some((i + 1).to_string()))
+                        .chain(k.iter().cloned())
+                        .collect()
+                })
+                .collect();
+            PushedRows {
+                table: t.table.clone(),
+                key: t.key.clone(),
+                key_types: t.key_types.clone(),
+                keys: RowSet::new(&columns, &rows),
+            }
+        })
+        .collect()
 }
 
 /// Drops what the push created and removes or restores its rows.
@@ -1166,9 +1146,9 @@ async fn delete_pushed_rows(
     let n = run_batch(
         tx,
         &format!(
-            "DELETE FROM public.{} t USING {} u WHERE {}",
+            "DELETE FROM public.{} t USING {} WHERE {}",
             quote_ident(&t.table),
-            quote_ident(&p.keys_table),
+            p.keys.from_item("u"),
             p.join("t", "u")
         ),
         t.inserted_keys.len(),

@@ -1,13 +1,14 @@
 //! Writing rows the diff names by key: updates (old values checked,
-//! proven `updated_at` stamps held off) and deletes, each through a
-//! temporary table filled by COPY. Push and rollback both use them.
+//! proven `updated_at` stamps held off) and deletes, each one statement
+//! carrying its rows (`rowset`). Push and rollback both use them.
 
 use anyhow::Result;
 use tokio_postgres::{SimpleQueryMessage, Transaction};
 
 use crate::catalog::TableMeta;
 use crate::db::pg_error::is_refused;
-use crate::db::postgres::copy::copy_rows_after;
+use crate::db::postgres::rowset::RowSet;
+pub(crate) use crate::db::postgres::rowset::ROW_NUMBER;
 use crate::db::triggers::{TriggerAction, TriggerReport};
 use crate::diff::TableDiff;
 use crate::error::{environment, refused as refuse};
@@ -49,21 +50,16 @@ pub(crate) fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) ->
 }
 
 /// Deletes rows by key (their whole before-images go into the receipt;
-/// the drift check proved them unchanged since the pull). Keys go through
-/// a temporary table by COPY.
+/// the drift check proved them unchanged since the pull). The keys travel
+/// inside the DELETE (see `rowset`): no temporary table, no DDL.
 pub async fn delete_rows(
     tx: &Transaction<'_>,
     t: &TableDiff,
     rows: &[&Vec<Option<String>>],
 ) -> Result<u64> {
-    let tmp = "_sandbox_deletes";
     let key_idx = key_positions_of(t)?;
-    let mut tmp_cols = vec![ROW_NUMBER.to_string()];
-    tmp_cols.extend(t.key.iter().map(|k| format!("k_{k}")));
-    let create = format!(
-        "DROP TABLE IF EXISTS {tmp}; CREATE TEMP TABLE {tmp} ({}) ON COMMIT DROP",
-        temp_columns(&tmp_cols)
-    );
+    let mut set_cols = vec![ROW_NUMBER.to_string()];
+    set_cols.extend(t.key.iter().map(|k| format!("k_{k}")));
     let keys: Vec<Vec<Option<String>>> = rows
         .iter()
         .enumerate()
@@ -73,7 +69,6 @@ pub async fn delete_rows(
                 .collect()
         })
         .collect();
-    copy_rows_after(tx, &create, tmp, &tmp_cols, &keys).await?;
     let cond = key_idx
         .iter()
         .map(|i| {
@@ -87,36 +82,17 @@ pub async fn delete_rows(
         })
         .collect::<Result<Vec<_>>>()?
         .join(" AND ");
-    let n = run_batch(
+    run_batch(
         tx,
         &format!(
-            "DELETE FROM public.{} t USING {tmp} u WHERE {cond}",
-            quote_ident(&t.table)
+            "DELETE FROM public.{} t USING {} WHERE {cond}",
+            quote_ident(&t.table),
+            RowSet::new(&set_cols, &keys).from_item("u")
         ),
         keys.len(),
         |i| format!("row {}", key_label(t, &keys[i][1..])),
     )
-    .await?;
-    tx.batch_execute(&format!("DROP TABLE {tmp}")).await?;
-    Ok(n)
-}
-
-/// The column numbering the rows of a batch's temporary table (1, 2, … in
-/// COPY order), so that a refused batch can be run again over part of its
-/// rows. Every other column there has a `k_`, `old_` or `new_` prefix
-/// (rollback's tables of pushed keys too).
-pub(crate) const ROW_NUMBER: &str = "row_n";
-
-/// `"a" text, "b" text, …` for a temporary table of text columns, the row
-/// number an int8.
-fn temp_columns(cols: &[String]) -> String {
-    cols.iter()
-        .map(|c| {
-            let ty = if c == ROW_NUMBER { "int8" } else { "text" };
-            format!("{} {ty}", quote_ident(c))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    .await
 }
 
 /// A row of `t` named by its key values (in key order).
@@ -124,8 +100,8 @@ fn key_label(t: &TableDiff, key: &[Option<String>]) -> String {
     crate::types::row_label(&t.key, key.iter().map(|v| v.as_deref()))
 }
 
-/// Runs `sql` — an UPDATE or DELETE joined to a batch's temporary table as
-/// `u` (rows numbered by [`ROW_NUMBER`]), ending in its WHERE clause — in a
+/// Runs `sql` — an UPDATE or DELETE joined to a batch's rows (a `RowSet`)
+/// as `u` (numbered by [`ROW_NUMBER`]), ending in its WHERE clause — in a
 /// savepoint taken in the same round trip, and returns the rows it changed.
 /// When Postgres refuses it (a constraint, a trigger's RAISE, a value),
 /// its error names no row, or names it only in a detail; so the statement
@@ -207,9 +183,9 @@ async fn first_refused_row(
     }
 }
 
-/// Applies a table's column updates: COPY the keys, old and new values into a
-/// temporary table, then one UPDATE … FROM that also checks each row still
-/// holds its old value. The triggers in `held_off` (proven `updated_at`
+/// Applies a table's column updates: one UPDATE … FROM the keys, old and
+/// new values (a `RowSet`, inside the statement) that also checks each row
+/// still holds its old value. The triggers in `held_off` (proven `updated_at`
 /// stamps the plan names, see `db::triggers`) are disabled around the
 /// UPDATE and restored to their mode; every other trigger fires. Returns the
 /// rows updated.
@@ -253,20 +229,12 @@ pub async fn apply_row_updates(
         cast_type(td, c)
     };
     let mut total = 0;
-    for (n, (columns, updates)) in by_cols.iter().enumerate() {
+    for (columns, updates) in &by_cols {
         let cols: Vec<&String> = columns.iter().map(|(c, _)| c).collect();
-        let tmp = format!("_sandbox_update_{n}");
-        let mut tmp_cols = vec![ROW_NUMBER.to_string()];
-        tmp_cols.extend(td.key.iter().map(|k| format!("k_{k}")));
-        tmp_cols.extend(cols.iter().map(|c| format!("old_{c}")));
-        tmp_cols.extend(cols.iter().map(|c| format!("new_{c}")));
-        // One transaction updates several tables, and a table in several
-        // phases: each run replaces the previous run's table.
-        let create = format!(
-            "DROP TABLE IF EXISTS pg_temp.{0}; CREATE TEMP TABLE {0} ({1}) ON COMMIT DROP",
-            quote_ident(&tmp),
-            temp_columns(&tmp_cols)
-        );
+        let mut set_cols = vec![ROW_NUMBER.to_string()];
+        set_cols.extend(td.key.iter().map(|k| format!("k_{k}")));
+        set_cols.extend(cols.iter().map(|c| format!("old_{c}")));
+        set_cols.extend(cols.iter().map(|c| format!("new_{c}")));
         let rows: Vec<Vec<Option<String>>> = updates
             .iter()
             .enumerate()
@@ -290,7 +258,6 @@ pub async fn apply_row_updates(
                 r
             })
             .collect();
-        copy_rows_after(tx, &create, &quote_ident(&tmp), &tmp_cols, &rows).await?;
         let sets = cols
             .iter()
             .map(|c| {
@@ -328,9 +295,9 @@ pub async fn apply_row_updates(
         let updated = run_batch(
             tx,
             &format!(
-                "UPDATE public.{} t SET {sets} FROM {} u WHERE {}",
+                "UPDATE public.{} t SET {sets} FROM {} WHERE {}",
                 quote_ident(&td.table),
-                quote_ident(&tmp),
+                RowSet::new(&set_cols, &rows).from_item("u"),
                 conds.join(" AND ")
             ),
             updates.len(),

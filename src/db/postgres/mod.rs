@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod copy;
 pub mod digest;
 pub mod probe;
+pub mod rowset;
 pub mod sequences;
 pub mod tx;
 
