@@ -388,3 +388,53 @@ fn partitioned_dh_tables_are_pulled_once_and_pushed_through_their_parent() {
         "example plan: before the push to after the rollback",
     );
 }
+
+/// App tables the snapshot does not hold reference rows the plan deletes:
+/// the rehearsal cannot see them (they are not pulled), so the preflight
+/// names what Postgres would do through each foreign key — constraint,
+/// referencing table, action and rows — and what to do (before: "written
+/// by a trigger, rule or event trigger"). Nothing is written; allowed, the
+/// loss is listed as a side effect.
+#[test]
+fn a_cascade_from_an_unpulled_app_table_is_named_as_its_foreign_key() {
+    let w = example_world("cascade_unpulled").with_sql(
+        "CREATE TABLE task_notes (id serial PRIMARY KEY, \
+           task_id uuid REFERENCES dh_task (id) ON DELETE CASCADE, note text);
+         INSERT INTO task_notes (task_id, note)
+           SELECT id, 'a note' FROM dh_task WHERE state = 'blocked' ORDER BY id LIMIT 5;
+         CREATE TABLE task_links (id serial PRIMARY KEY, \
+           task_id uuid REFERENCES dh_task (id) ON DELETE SET NULL);
+         INSERT INTO task_links (task_id)
+           SELECT id FROM dh_task WHERE state = 'blocked' ORDER BY id LIMIT 3;",
+    );
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    for extra in [&[][..], &["--confirm"][..]] {
+        w.push(extra).refused(&[
+            "public.task_notes: 5 rows (0 inserted, 0 updated, 5 deleted) — written by Postgres \
+             through foreign key task_notes_task_id_fkey (public.task_notes(task_id) references \
+             public.dh_task ON DELETE CASCADE)",
+            "public.task_links: 3 rows (0 inserted, 3 updated, 0 deleted) — written by Postgres \
+             through foreign key task_links_task_id_fkey (public.task_links(task_id) references \
+             public.dh_task ON DELETE SET NULL)",
+            "The plan must not delete or re-key referenced rows",
+            "--allow-writes public.task_notes",
+        ]);
+        before.assert_same(&w.state(), "a refused push");
+    }
+    w.push(&[
+        "--confirm",
+        "--allow-writes",
+        "public.task_notes",
+        "--allow-writes",
+        "public.task_links",
+    ])
+    .ok()
+    .stdout_has("Applied diff");
+    assert_eq!(w.count("SELECT count(*) FROM task_notes"), 0);
+    assert_eq!(
+        w.count("SELECT count(*) FROM task_links WHERE task_id IS NULL"),
+        3
+    );
+}

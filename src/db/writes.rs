@@ -203,6 +203,98 @@ pub async fn storage_check(
     ))
 }
 
+/// A foreign key through which Postgres itself writes a table when a row
+/// it references is deleted or re-keyed (ON DELETE / ON UPDATE CASCADE,
+/// SET NULL, SET DEFAULT): a write the accounting sees on a table the plan
+/// never named, caused by the plan's own deletes or key updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadingKey {
+    /// The constraint's name.
+    pub name: String,
+    /// `schema.table` holding the foreign key (the written one).
+    pub table: String,
+    pub columns: String,
+    /// `schema.table` it references.
+    pub references: String,
+    /// `ON DELETE CASCADE`, `ON UPDATE SET NULL`, … (the actions that write).
+    pub actions: String,
+}
+
+impl CascadingKey {
+    fn describe(&self) -> String {
+        format!(
+            "foreign key {} ({}({}) references {} {})",
+            self.name, self.table, self.columns, self.references, self.actions
+        )
+    }
+}
+
+/// The cascading foreign keys (see [`CascadingKey`]) of the tables among
+/// `writes` that the accounting would refuse (neither `expected` nor
+/// `allowed`), into any other table this transaction wrote: what names such
+/// a write as what it is. One catalog query, only when there is such a
+/// write. Constraints a partition inherits are named by the partitioned
+/// table's (`conparentid = 0`), as the writes are.
+pub async fn cascading_keys(
+    tx: &Transaction<'_>,
+    writes: &[TableWrites],
+    expected: &BTreeMap<String, TableWrites>,
+    allowed: &[String],
+) -> Result<BTreeMap<String, Vec<CascadingKey>>> {
+    let unplanned: Vec<String> = writes
+        .iter()
+        .filter(|w| {
+            !expected.contains_key(&w.table) && !allowed.iter().any(|a| qualify(a) == w.table)
+        })
+        .map(|w| w.table.clone())
+        .collect();
+    let mut out: BTreeMap<String, Vec<CascadingKey>> = BTreeMap::new();
+    if unplanned.is_empty() {
+        return Ok(out);
+    }
+    let written: Vec<String> = writes.iter().map(|w| w.table.clone()).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT k.conname::text, rn.nspname::text || '.' || r.relname::text, \
+                    (SELECT string_agg(a.attname::text, ', ' ORDER BY c.ord) \
+                     FROM unnest(k.conkey) WITH ORDINALITY c(attnum, ord) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = c.attnum), \
+                    fn.nspname::text || '.' || f.relname::text, \
+                    concat_ws(', ', \
+                      CASE k.confdeltype WHEN 'c' THEN 'ON DELETE CASCADE' WHEN 'n' THEN 'ON DELETE SET NULL' \
+                                         WHEN 'd' THEN 'ON DELETE SET DEFAULT' END, \
+                      CASE k.confupdtype WHEN 'c' THEN 'ON UPDATE CASCADE' WHEN 'n' THEN 'ON UPDATE SET NULL' \
+                                         WHEN 'd' THEN 'ON UPDATE SET DEFAULT' END) \
+             FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class r ON r.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace \
+             JOIN pg_catalog.pg_class f ON f.oid = k.confrelid \
+             JOIN pg_catalog.pg_namespace fn ON fn.oid = f.relnamespace \
+             WHERE k.contype = 'f' AND k.conparentid = 0 \
+               AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd')) \
+               AND rn.nspname::text || '.' || r.relname::text = ANY($1) \
+               AND fn.nspname::text || '.' || f.relname::text = ANY($2) \
+             ORDER BY 2, 1",
+            &[
+                (&unplanned, tokio_postgres::types::Type::TEXT_ARRAY),
+                (&written, tokio_postgres::types::Type::TEXT_ARRAY),
+            ],
+        )
+        .await
+        .context("cannot read the foreign keys of the tables written outside the plan")?;
+    for r in &rows {
+        let key = CascadingKey {
+            name: r.get(0),
+            table: r.get(1),
+            columns: r.get::<_, Option<String>>(2).unwrap_or_default(),
+            references: r.get(3),
+            actions: r.get(4),
+        };
+        out.entry(key.table.clone()).or_default().push(key);
+    }
+    Ok(out)
+}
+
 /// What the accounting found: one check per surprise, and the side effects
 /// the user allowed.
 pub struct Accounting {
@@ -213,11 +305,14 @@ pub struct Accounting {
 /// Compares the transaction's writes with `expected` (exact counts per
 /// `schema.table`) and `allowed` (tables a side effect may write).
 /// `phase` names the step in the checks ("push", "rollback").
+/// `cascades` (from [`cascading_keys`]) names a write Postgres made through
+/// a foreign key as that foreign key, not as a trigger's.
 pub fn account(
     phase: &str,
     writes: &[TableWrites],
     expected: &BTreeMap<String, TableWrites>,
     allowed: &[String],
+    cascades: &BTreeMap<String, Vec<CascadingKey>>,
 ) -> Accounting {
     let mut checks = Vec::new();
     let mut allowed_writes = Vec::new();
@@ -248,6 +343,28 @@ pub fn account(
             checks.push(c);
         } else if allowed.iter().any(|a| qualify(a) == w.table) {
             allowed_writes.push(w.clone());
+        } else if let Some(keys) = cascades.get(&w.table) {
+            // Postgres wrote these rows itself, for the rows this
+            // transaction deleted or re-keyed in the referenced table: a
+            // loss of the app's rows that rollback cannot bring back.
+            let referenced: Vec<&str> = keys.iter().map(|k| k.references.as_str()).collect();
+            unexpected.push(format!(
+                "{} — written by Postgres through {}: the plan deletes or re-keys rows of {} that \
+                 rows of {} reference, and each such row is deleted or changed with them, outside \
+                 the plan (rollback cannot bring them back). The plan must not delete or re-key \
+                 referenced rows (handle the referencing rows first; add {} to the plan's tables \
+                 so the rehearsal sees them), or allow writes to that table with --allow-writes {} \
+                 if losing them is intended",
+                w.describe(),
+                keys.iter()
+                    .map(CascadingKey::describe)
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                referenced.join(", "),
+                w.table,
+                w.table,
+                w.table
+            ));
         } else {
             unexpected.push(format!(
                 "{} — outside the plan's write set (written by a trigger, rule or event trigger); \
@@ -288,7 +405,13 @@ mod tests {
             .into_iter()
             .map(|x| (x.table.clone(), x))
             .collect();
-        let ok = account("push", &[w("public.workflows", 227, 0, 0)], &expected, &[]);
+        let ok = account(
+            "push",
+            &[w("public.workflows", 227, 0, 0)],
+            &expected,
+            &[],
+            &BTreeMap::new(),
+        );
         assert!(ok.checks.iter().all(|c| c.ok));
 
         // A trigger writing the planned table once more per row.
@@ -297,6 +420,7 @@ mod tests {
             &[w("public.workflows", 227, 227, 0)],
             &expected,
             &[],
+            &BTreeMap::new(),
         );
         assert!(!more.checks[0].ok, "{:?}", more.checks);
 
@@ -306,7 +430,13 @@ mod tests {
             w("audit.audit_log", 227, 0, 0),
             w("public.ddl_log", 13, 0, 0),
         ];
-        let refused = account("push", &writes, &expected, &["audit_log".into()]);
+        let refused = account(
+            "push",
+            &writes,
+            &expected,
+            &["audit_log".into()],
+            &BTreeMap::new(),
+        );
         let last = refused.checks.last().unwrap();
         assert!(!last.ok);
         assert_eq!(last.row_count, 2, "public.audit_log is not audit.audit_log");
@@ -320,6 +450,7 @@ mod tests {
             &writes,
             &expected,
             &["audit.audit_log".into(), "ddl_log".into()],
+            &BTreeMap::new(),
         );
         assert!(allowed.checks.iter().all(|c| c.ok));
         assert_eq!(allowed.allowed.len(), 2);

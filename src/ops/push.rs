@@ -35,7 +35,7 @@ use crate::db::sqlite::Snapshot;
 use crate::db::triggers::{
     insert_rules_check, plan_triggers, TriggerAction, TriggerReport, WrittenTable,
 };
-use crate::db::writes::{account, storage_check, transaction_writes, TableWrites};
+use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
 use crate::diff::{compute, Diff, TableDiff};
 use crate::error::environment;
 use crate::plan::checks::{evaluate, evaluate_guard, failed_summaries, Check, CheckKind};
@@ -1675,12 +1675,9 @@ impl Push<'_, '_> {
             .progress
             .step("accounting for every write of the transaction");
         let writes = transaction_writes(&self.tx).await?;
-        let accounting = account(
-            "writes",
-            &writes,
-            &planned_writes(self.job.diff),
-            &receipt.allowed,
-        );
+        let planned = planned_writes(self.job.diff);
+        let cascades = cascading_keys(&self.tx, &writes, &planned, &receipt.allowed).await?;
+        let accounting = account("writes", &writes, &planned, &receipt.allowed, &cascades);
         checks.extend(accounting.checks);
         // ADD COLUMN may rewrite its table; the state checks cover its rows.
         let ddl_targets: Vec<String> = self

@@ -24,7 +24,7 @@ use crate::db::postgres::tx::{begin, lock_tables};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
-use crate::db::writes::{account, storage_check, transaction_writes, TableWrites};
+use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
 use crate::diff::{RowUpdate, TableDiff};
 use crate::error::check_failed;
 use crate::error::refused as refuse;
@@ -886,7 +886,9 @@ impl Rollback<'_, '_> {
     async fn account_writes(&self, report: &mut RollbackReport) -> Result<()> {
         let allowed = self.allowed();
         let writes = transaction_writes(self.tx).await?;
-        let accounting = account("writes", &writes, &undo_writes(self.undo, report), &allowed);
+        let expected = undo_writes(self.undo, report);
+        let cascades = cascading_keys(self.tx, &writes, &expected, &allowed).await?;
+        let accounting = account("writes", &writes, &expected, &allowed, &cascades);
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.
