@@ -315,7 +315,7 @@ impl Undo {
         for (table, column, ty) in columns.chain(states) {
             crate::types::sql_type_name(ty).map_err(|e| {
                 check_failed(format!(
-                    "receipt {receipt_id}: {table}.{column}: {e}; nothing was changed"
+                    "receipt {receipt_id}: {table}.{column}: {e}; the receipt is damaged; nothing was changed"
                 ))
             })?;
         }

@@ -456,65 +456,81 @@ impl TableChecksum {
 }
 
 /// A column type as `format_type()` prints it (`text`, `character
-/// varying(64)`, `numeric(10,2)`, `timestamp with time zone`, `uuid[]`,
-/// `public."My Enum"`), checked before it is spliced into SQL as a cast:
-/// type names reach the push and the rollback from the snapshot and the
-/// receipt, files a person can edit. Anything else is an error naming it.
+/// varying(64)`, `numeric(10,2)`, `timestamp(3) with time zone`, `uuid[]`,
+/// `public."My Enum"`), checked before it is spliced into SQL: type names
+/// reach the push and the rollback from the plan's target.json, the snapshot
+/// and the receipt, files a person can edit. A name is one identifier
+/// (optionally schema-qualified) or one of SQL's multi-word type names, then
+/// at most one list of numeric modifiers and any array brackets — so
+/// `text DEFAULT now()` or `text; DROP TABLE …` are refused, not spliced.
+/// Anything else is an error naming it; callers say where it came from.
 pub fn sql_type_name(ty: &str) -> Result<&str, String> {
-    let bad = || {
-        format!(
-            "{ty:?} is not a Postgres type name; the snapshot or receipt that holds it is damaged"
-        )
-    };
+    let bad = || format!("{ty:?} is not a Postgres type name");
+    // (word, quoted) in order, the separators between them, whether a
+    // modifier list was seen and after how many words.
+    let mut words: Vec<(String, bool)> = Vec::new();
+    let mut separators: Vec<char> = Vec::new();
+    let mut modifiers_after: Option<usize> = None;
     let mut chars = ty.chars().peekable();
-    let mut words = 0;
     loop {
-        match chars.peek() {
-            Some('"') => {
-                // A quoted identifier: "" stands for one quote.
-                chars.next();
-                loop {
-                    match chars.next() {
-                        Some('"') if chars.peek() == Some(&'"') => {
-                            chars.next();
-                        }
-                        Some('"') => break,
-                        Some(_) => {}
-                        None => return Err(bad()),
+        let mut word = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            // A quoted identifier: "" stands for one quote.
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        word.push('"');
                     }
+                    Some('"') => break,
+                    Some(c) => word.push(c),
+                    None => return Err(bad()),
                 }
             }
-            Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
-                while chars
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
-                {
-                    chars.next();
-                }
+            if word.is_empty() {
+                return Err(bad());
             }
-            _ => return Err(bad()),
-        }
-        words += 1;
-        match chars.peek() {
-            Some(' ') | Some('.') => {
-                chars.next();
-            }
-            _ => break,
-        }
-    }
-    // Type modifiers, then array brackets.
-    if chars.peek() == Some(&'(') {
-        chars.next();
-        let mut inside = String::new();
-        loop {
-            match chars.next() {
-                Some(')') => break,
-                Some(c) if c.is_ascii_digit() || c == ',' || c == ' ' => inside.push(c),
+        } else {
+            match chars.peek() {
+                Some(c) if c.is_ascii_alphabetic() || *c == '_' => {}
                 _ => return Err(bad()),
             }
+            while let Some(c) = chars.peek().copied() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    word.push(c.to_ascii_lowercase());
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
         }
-        if inside.trim().is_empty() {
-            return Err(bad());
+        words.push((word, quoted));
+        if chars.peek() == Some(&'(') {
+            if modifiers_after.is_some() {
+                return Err(bad());
+            }
+            chars.next();
+            let mut inside = String::new();
+            loop {
+                match chars.next() {
+                    Some(')') => break,
+                    Some(c) if c.is_ascii_digit() || c == ',' || c == ' ' => inside.push(c),
+                    _ => return Err(bad()),
+                }
+            }
+            if inside.trim().is_empty() {
+                return Err(bad());
+            }
+            modifiers_after = Some(words.len());
+        }
+        match chars.peek() {
+            Some(&c @ (' ' | '.')) => {
+                chars.next();
+                separators.push(c);
+            }
+            _ => break,
         }
     }
     while chars.peek() == Some(&'[') {
@@ -523,10 +539,58 @@ pub fn sql_type_name(ty: &str) -> Result<&str, String> {
             return Err(bad());
         }
     }
-    if words == 0 || chars.next().is_some() {
+    if chars.next().is_some() {
         return Err(bad());
     }
-    Ok(ty)
+    let spaced = separators.contains(&' ');
+    let dotted = separators.contains(&'.');
+    let shape_ok = match (spaced, dotted) {
+        // `type` or `schema.type`, modifiers only at the end.
+        (false, _) => words.len() <= 2 && modifiers_after.is_none_or(|n| n == words.len()),
+        (true, false) => multi_word_type(&words, modifiers_after),
+        (true, true) => false,
+    };
+    if shape_ok {
+        Ok(ty)
+    } else {
+        Err(bad())
+    }
+}
+
+/// SQL's type names of more than one word, as `format_type()` prints them,
+/// with where a modifier list may stand (after the first word of
+/// `timestamp(3) with time zone`, at the end of `character varying(8)`).
+fn multi_word_type(words: &[(String, bool)], modifiers_after: Option<usize>) -> bool {
+    if words.iter().any(|(_, quoted)| *quoted) {
+        return false;
+    }
+    let phrase: Vec<&str> = words.iter().map(|(w, _)| w.as_str()).collect();
+    let at_end = modifiers_after.is_none_or(|n| n == words.len());
+    let after_first = modifiers_after.is_none_or(|n| n == 1);
+    match phrase.as_slice() {
+        ["double", "precision"] => modifiers_after.is_none(),
+        ["character" | "bit", "varying"] => at_end,
+        ["timestamp" | "time", "with" | "without", "time", "zone"] => after_first,
+        ["interval", fields @ ..] => {
+            const FIELDS: [&[&str]; 13] = [
+                &["year"],
+                &["month"],
+                &["day"],
+                &["hour"],
+                &["minute"],
+                &["second"],
+                &["year", "to", "month"],
+                &["day", "to", "hour"],
+                &["day", "to", "minute"],
+                &["day", "to", "second"],
+                &["hour", "to", "minute"],
+                &["hour", "to", "second"],
+                &["minute", "to", "second"],
+            ];
+            FIELDS.contains(&fields) && at_end
+        }
+        _ => false,
+    }
 }
 
 /// A query result value as text, the one form the rehearsal (SQLite) and
@@ -657,6 +721,14 @@ mod tests {
             "text[][]",
             "public.\"My \"\"Enum\"\"\"",
             "\"dh_Odd Type\"[]",
+            "timestamp(3) with time zone",
+            "time without time zone[]",
+            "double precision",
+            "bit varying(5)[]",
+            "interval day to second(3)",
+            "interval(2)",
+            "extensions.citext",
+            "\"char\"",
         ] {
             assert_eq!(sql_type_name(ok), Ok(ok));
         }
@@ -671,6 +743,14 @@ mod tests {
             "\"unterminated",
             "text/*x*/",
             " text",
+            "text DEFAULT now",
+            "text not null",
+            "text collate c",
+            "a.b.c",
+            "public.text with time zone",
+            "numeric(1)(2)",
+            "character varying(8) varying",
+            "\"\"",
         ] {
             let e = sql_type_name(bad).unwrap_err();
             assert!(e.contains("is not a Postgres type name"), "{bad:?}: {e}");

@@ -357,3 +357,55 @@ fn sandbox_plan_in_the_environment_is_the_plan_in_force() {
         "{c:#}"
     );
 }
+
+/// target.json's column types become the push's DDL: a clause or a second
+/// statement hidden in a type is refused when the plan loads (exit 2,
+/// naming the file and the column), before any rehearsal could call it
+/// green and long before a push could run it.
+#[test]
+fn a_type_in_target_json_is_one_type_name_never_a_clause_or_a_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, ty) in [
+        "text; DROP TABLE public.user_sessions",
+        "text DEFAULT 'n/a'",
+        "text default now",
+        "jsonb, PRIMARY KEY (id)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plan = plan_folder(&dir.path().join(format!("plan{n}")), |_| {});
+        let target = plan.join("target.json");
+        let mut schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+        schema["added_columns"][0]["column"]["type"] = Value::from(ty);
+        let column = format!(
+            "{}.{}",
+            schema["added_columns"][0]["table"].as_str().unwrap(),
+            schema["added_columns"][0]["column"]["name"]
+                .as_str()
+                .unwrap()
+        );
+        std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+        let r = sandbox(&["plan", "--plan", plan.to_str().unwrap()]);
+        r.code(2);
+        assert!(
+            r.stderr.contains("target.json") && r.stderr.contains(&column),
+            "{ty:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("is not a Postgres type name"),
+            "{}",
+            r.stderr
+        );
+    }
+    // A multi-word type with modifiers, as Postgres prints it, is a type.
+    let plan = plan_folder(&dir.path().join("ok"), |_| {});
+    let target = plan.join("target.json");
+    let mut schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    schema["added_columns"][0]["column"]["type"] = Value::from("timestamp(3) with time zone");
+    std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+    sandbox(&["plan", "--plan", plan.to_str().unwrap()]).ok();
+}

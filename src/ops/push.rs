@@ -1479,7 +1479,7 @@ impl Push<'_, '_> {
         lock_tables(tx, &altered, opts.lock_timeout_ms).await?;
         for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
             progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
-            tx.batch_execute(&ddl.sql)
+            tx.execute(ddl.sql.as_str(), &[])
                 .await
                 .with_context(|| format!("phase {}: DDL {}", phase.id, first_line(&ddl.sql)))?;
         }

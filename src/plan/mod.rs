@@ -392,6 +392,29 @@ impl Plan {
                 )));
             }
         }
+        // target.json's types become the push's DDL: one type name each,
+        // never a clause or a statement (`text DEFAULT …`, `text; DROP …`).
+        let typed = self
+            .schema
+            .tables
+            .iter()
+            .flat_map(|t| t.columns.iter().map(move |c| (t.name.as_str(), c)))
+            .chain(
+                self.schema
+                    .added_columns
+                    .iter()
+                    .map(|a| (a.table.as_str(), &a.column)),
+            );
+        for (table, c) in typed {
+            crate::types::sql_type_name(&c.pg_type).map_err(|e| {
+                environment(format!(
+                    "plan {origin}: {} column {table}.{}: {e} — write one type as Postgres \
+                     prints it (text, numeric(10,2), timestamp with time zone, uuid[], \
+                     schema.my_enum); defaults and constraints are not part of a type",
+                    self.file.schema, c.name
+                ))
+            })?;
+        }
         for a in &self.schema.added_columns {
             if !ids.contains(a.phase.as_str()) {
                 return Err(environment(format!(

@@ -36,8 +36,12 @@ pub(crate) fn key_positions_of(t: &TableDiff) -> Result<Vec<usize>> {
 /// A column's type, checked before it is spliced into SQL as a cast: it
 /// comes from the snapshot or, for a rollback, from the receipt.
 pub(crate) fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) -> Result<&'a str> {
-    let ty = crate::types::sql_type_name(&c.pg_type)
-        .map_err(|e| environment(format!("{}.{}: {e}", t.table, c.name)))?;
+    let ty = crate::types::sql_type_name(&c.pg_type).map_err(|e| {
+        environment(format!(
+            "{}.{}: {e}; the snapshot or receipt that holds it is damaged",
+            t.table, c.name
+        ))
+    })?;
     // An explicit cast to varchar(n) or char(n) silently truncates; cast
     // to the type without its length, so storing into the column (an
     // assignment) refuses a value that is too long.
