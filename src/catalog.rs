@@ -113,6 +113,20 @@ pub struct ColumnMeta {
     /// element must be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_element: Option<ArrayElement>,
+    /// The column's collation when it is not the database default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation: Option<Collation>,
+}
+
+/// A collation a column (or an index key) compares text with.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Collation {
+    pub name: String,
+    /// False for a non-deterministic collation (`deterministic = false`,
+    /// ICU): texts of different bytes can be equal under it ('Ab' and
+    /// 'ab' under a case-insensitive one), which SQLite's byte-wise
+    /// comparison cannot tell.
+    pub deterministic: bool,
 }
 
 /// The element type of an array column, when it is an enum or a domain
@@ -227,6 +241,12 @@ pub struct ConstraintMeta {
     /// The WHERE of a partial unique index (kind `i`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicate: Option<String>,
+    /// The non-deterministic collations a key (primary key, UNIQUE, unique
+    /// index) compares its text with: values SQLite sees as different may
+    /// be one value to Postgres, so SQLite can find only the byte-identical
+    /// duplicates; the rest is Postgres's to check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nondeterministic: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -251,6 +271,7 @@ impl ConstraintMeta {
             validated: true,
             expression: false,
             predicate: None,
+            nondeterministic: vec![],
         }
     }
 

@@ -135,3 +135,87 @@ fn a_domain_default_fills_new_rows_in_the_rehearsal_as_on_postgres() {
     // Only the receipt (schema sandbox) remains of the push.
     before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
 }
+
+/// A key over a column whose collation is not deterministic (ICU,
+/// case-insensitive), and a unique index on `lower(name)`: an existing
+/// workflow holds, in another case, the name of a row the plan adds (with
+/// the same `created_at`, the key's other column; the plan's own rows are
+/// distinct by both). SQLite compares bytes (and its lower() knows only
+/// ASCII), so the rehearsal cannot prove the key: it checks what it can
+/// (byte-identical values) and says so, lists the key for the preflight,
+/// which runs the real transaction and refuses by name; the whole database
+/// is as it was.
+#[test]
+fn a_key_sqlite_cannot_compare_like_postgres_is_left_to_the_preflight() {
+    let same_key_in_another_case = "UPDATE public.workflows \
+         SET name = 'QUALITY CHECK WORKFLOW', created_at = '2025-11-03 23:02:34.182271+00' \
+         WHERE id = '00392105-be51-5207-bd8c-6ced75730336';";
+    for (tag, sql, key, kind, detail, sqlite_check) in [
+        (
+            "fid_ci_unique",
+            "CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', \
+             deterministic = false);
+             ALTER TABLE public.workflows ALTER COLUMN name TYPE text COLLATE public.ci;
+             ALTER TABLE public.workflows ADD CONSTRAINT workflows_name_key \
+               UNIQUE (name, created_at);",
+            "workflows_name_key",
+            "unique",
+            "UNIQUE (name, created_at) (compared under non-deterministic collation ci: values \
+             of different bytes may be equal, which SQLite cannot tell)",
+            Some(
+                "workflows: UNIQUE workflows_name_key (name, created_at), byte-identical values \
+                 (collation ci: the rest on Postgres)",
+            ),
+        ),
+        (
+            "fid_lower_unique",
+            "CREATE UNIQUE INDEX workflows_lower_name ON public.workflows (lower(name), created_at);",
+            "workflows_lower_name",
+            "unique_index",
+            "CREATE UNIQUE INDEX workflows_lower_name ON public.workflows USING btree \
+             (lower(name), created_at)",
+            None,
+        ),
+    ] {
+        let w = World::loaded(tag, "plan")
+            .with_sql(&format!("{same_key_in_another_case}\n{sql}"))
+            .pulled();
+        if tag == "fid_ci_unique" {
+            let snap = sandbox::db::sqlite::Snapshot::open(&w.snapshot).unwrap();
+            let name = snap.table("workflows").unwrap().meta.column("name").unwrap();
+            assert_eq!(
+                name.collation,
+                Some(sandbox::catalog::Collation {
+                    name: "ci".into(),
+                    deterministic: false
+                }),
+                "{name:?}"
+            );
+        }
+        let (run, report) = w.rehearse_json(&[]);
+        run.ok();
+        assert!(failed_checks(&report).is_empty(), "{tag}");
+        let items = preflight(&report);
+        assert!(
+            items.contains(&(format!("workflows.{key}"), kind.into(), detail.into())),
+            "{tag}: {items:#?}"
+        );
+        // No check claims the key; at most the byte-identical part of it.
+        let claims: Vec<&str> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .filter(|n| n.contains(key))
+            .collect();
+        assert_eq!(claims, sqlite_check.into_iter().collect::<Vec<_>>(), "{tag}");
+        let before = w.state();
+        for confirm in [&[][..], &["--confirm"][..]] {
+            w.push(confirm)
+                .code(1)
+                .stderr_has(key)
+                .stderr_has("row id=d398260a-6ee3-5c3f-8a36-acbbf0488c38");
+            before.assert_same(&w.state(), tag);
+        }
+    }
+}

@@ -79,6 +79,7 @@ CREATE TABLE _sandbox_columns (
   domain TEXT,
   array_delimiter TEXT,
   array_element TEXT,
+  collation TEXT,
   PRIMARY KEY (table_name, column_name)
 );
 CREATE TABLE _sandbox_constraints (
@@ -92,6 +93,7 @@ CREATE TABLE _sandbox_constraints (
   validated INTEGER NOT NULL,
   expression INTEGER NOT NULL,
   predicate TEXT,
+  nondeterministic TEXT NOT NULL DEFAULT '[]',
   PRIMARY KEY (table_name, constraint_name)
 );
 CREATE TABLE _sandbox_existing_targets (
@@ -471,7 +473,7 @@ impl SnapshotWriter {
 /// A table's rows in `_sandbox_columns` and `_sandbox_constraints`.
 fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
     let mut put_col = conn.prepare_cached(
-        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     for c in &meta.columns {
         put_col.execute(params![
@@ -495,11 +497,16 @@ fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
             c.array_element
                 .as_ref()
                 .map(serde_json::to_string)
+                .transpose()?,
+            c.collation
+                .as_ref()
+                .map(serde_json::to_string)
                 .transpose()?
         ])?;
     }
-    let mut put_con = conn
-        .prepare_cached("INSERT INTO _sandbox_constraints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")?;
+    let mut put_con = conn.prepare_cached(
+        "INSERT INTO _sandbox_constraints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
     for k in &meta.constraints {
         put_con.execute(params![
             meta.name,
@@ -511,7 +518,8 @@ fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
             k.definition,
             k.validated,
             k.expression,
-            k.predicate
+            k.predicate,
+            serde_json::to_string(&k.nondeterministic)?
         ])?;
     }
     Ok(())
@@ -860,23 +868,29 @@ fn read_catalog_of(
 ) -> Result<(Vec<ColumnMeta>, Vec<ConstraintMeta>)> {
     // A file pulled before array elements were recorded has no such
     // column: its arrays are checked by the preflight only, as they were.
-    let has_elements: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('_sandbox_columns') WHERE name = 'array_element'",
-        [],
-        |r| r.get(0),
-    )?;
+    // Nor collations: a file pulled before they were recorded treats every
+    // key as compared byte for byte, as it did.
+    let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )
+    };
+    let or_null = |present: bool, column: &'static str| if present { column } else { "NULL" };
     let mut cols = conn.prepare_cached(&format!(
         "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr, \
-         default_constant, default_value, identity, enum_labels, domain, array_delimiter, {} \
+         default_constant, default_value, identity, enum_labels, domain, array_delimiter, {}, {} \
          FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
-        if has_elements {
+        or_null(
+            has_column("_sandbox_columns", "array_element")?,
             "array_element"
-        } else {
-            "NULL"
-        }
+        ),
+        or_null(has_column("_sandbox_columns", "collation")?, "collation"),
     ))?;
     type Raw = (
         ColumnMeta,
+        Option<String>,
         Option<String>,
         Option<String>,
         Option<String>,
@@ -901,11 +915,12 @@ fn read_catalog_of(
                 r.get::<_, Option<String>>(9)?,
                 r.get::<_, Option<String>>(10)?,
                 r.get::<_, Option<String>>(12)?,
+                r.get::<_, Option<String>>(13)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<Raw>>>()?;
     let mut columns = Vec::new();
-    for (mut c, identity, labels, domain, element) in raw {
+    for (mut c, identity, labels, domain, element, collation) in raw {
         c.identity = match identity {
             None => None,
             Some(i) => Some(crate::catalog::Identity::parse(&i).ok_or_else(|| {
@@ -931,15 +946,23 @@ fn read_catalog_of(
             .map(|e| serde_json::from_str(&e))
             .transpose()
             .with_context(|| damaged("array element type"))?;
+        c.collation = collation
+            .map(|e| serde_json::from_str(&e))
+            .transpose()
+            .with_context(|| damaged("collation"))?;
         columns.push(c);
     }
     if columns.is_empty() {
         anyhow::bail!("table {name} has no columns recorded");
     }
-    let mut cons = conn.prepare_cached(
+    let mut cons = conn.prepare_cached(&format!(
         "SELECT constraint_name, kind, columns, ref_table, ref_columns, definition, validated, \
-         expression, predicate FROM _sandbox_constraints WHERE table_name = ? ORDER BY rowid",
-    )?;
+         expression, predicate, {} FROM _sandbox_constraints WHERE table_name = ? ORDER BY rowid",
+        or_null(
+            has_column("_sandbox_constraints", "nondeterministic")?,
+            "nondeterministic"
+        ),
+    ))?;
     let table = name;
     let constraints = cons
         .query_map([name], |r| {
@@ -953,6 +976,7 @@ fn read_catalog_of(
                 r.get::<_, bool>(6)?,
                 r.get::<_, bool>(7)?,
                 r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?
@@ -968,6 +992,7 @@ fn read_catalog_of(
                 validated,
                 expression,
                 predicate,
+                nondeterministic,
             )| {
                 let list = |text: &str, what: &str| -> Result<Vec<String>> {
                     serde_json::from_str(text).with_context(|| {
@@ -978,9 +1003,14 @@ fn read_catalog_of(
                         )
                     })
                 };
+                let nondeterministic = match nondeterministic {
+                    Some(text) => list(&text, "non-deterministic collations")?,
+                    None => vec![],
+                };
                 Ok(ConstraintMeta {
                     columns: list(&columns, "columns")?,
                     ref_columns: list(&ref_columns, "referenced columns")?,
+                    nondeterministic,
                     name,
                     kind,
                     ref_table,

@@ -186,7 +186,8 @@ pub fn constant_default(c: &ColumnMeta) -> Option<&str> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PreflightItem {
     pub table: String,
-    /// `check`, `unique_index`, `foreign_key`, `filled_by_postgres`,
+    /// `check`, `unique_index`, `unique` (a key over a non-deterministic
+    /// collation), `foreign_key`, `filled_by_postgres`,
     /// `sequence`, `domain_check`, `trigger`.
     pub kind: String,
     /// The constraint, index, trigger or column.
@@ -855,10 +856,21 @@ fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Resul
             cols.join(", ")
         ),
     )?;
+    // Under a non-deterministic collation byte-identical values still
+    // collide, but values that differ in bytes may too: the check says it
+    // proves only the former (the preflight decides the rest).
+    let scope = if k.nondeterministic.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", byte-identical values (collation {}: the rest on Postgres)",
+            k.nondeterministic.join(", ")
+        )
+    };
     Ok(Check::no_rows(
         CONSTRAINTS_PHASE,
         &format!(
-            "{}: UNIQUE {} ({})",
+            "{}: UNIQUE {} ({}){scope}",
             st.meta.name,
             k.name,
             k.columns.join(", ")
@@ -907,9 +919,24 @@ pub fn preflight_items(
                     format!("{} (NOT VALID: new rows must hold it)", k.definition)
                 },
             )),
-            "i" if !k.is_plain_unique() => {
-                out.push(item("unique_index", &k.name, k.definition.clone()))
-            }
+            "i" if !k.is_plain_unique() => out.push(item(
+                "unique_index",
+                &k.name,
+                format!("{}{}", k.definition, nondeterministic_note(k)),
+            )),
+            // A key over a non-deterministic collation: SQLite compares
+            // bytes, so it finds only byte-identical duplicates (equal
+            // under any collation); whether other values are equal only
+            // Postgres can tell.
+            "p" | "u" | "i" if !k.nondeterministic.is_empty() => out.push(item(
+                if k.kind == "i" {
+                    "unique_index"
+                } else {
+                    "unique"
+                },
+                &k.name,
+                format!("{}{}", k.definition, nondeterministic_note(k)),
+            )),
             "f" => {
                 let parent = fk_parent(meta, k)?;
                 let set = k
@@ -999,6 +1026,19 @@ pub fn preflight_items(
         }
     }
     Ok(out)
+}
+
+/// Why a key the rehearsal could not check is Postgres's: the
+/// non-deterministic collations it compares with, if any.
+fn nondeterministic_note(k: &ConstraintMeta) -> String {
+    if k.nondeterministic.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (compared under non-deterministic collation {}: values of different bytes may be \
+         equal, which SQLite cannot tell)",
+        k.nondeterministic.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -181,7 +181,8 @@ pub async fn read_table_meta(
                        AND arr.typelem <> 0), \
                     (SELECT bt.typtype = 'e' FROM pg_type bt \
                      WHERE bt.oid = coalesce(dom.base_oid, ty.oid)), \
-                    el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks \
+                    el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks, \
+                    coll.collname::text, coll.collisdeterministic \
              FROM pg_attribute a \
              JOIN pg_type ty ON ty.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -206,6 +207,8 @@ pub async fn read_table_meta(
                        WHERE t.typtype = 'd' ORDER BY c.depth DESC LIMIT 1) AS base_typmod \
                WHERE ty.typtype = 'd' \
              ) dom ON true \
+             LEFT JOIN pg_collation coll ON coll.oid = a.attcollation \
+               AND a.attcollation NOT IN (0, 100) \
              LEFT JOIN LATERAL ( \
                SELECT e.typtype::text AS kind, format_type(e.oid, NULL) AS el_type, \
                       CASE WHEN e.typtype = 'e' OR (SELECT b.typtype = 'e' FROM pg_type b \
@@ -272,6 +275,12 @@ pub async fn read_table_meta(
                     }),
                 }
             }),
+            collation: r
+                .get::<_, Option<String>>(23)
+                .map(|name| crate::catalog::Collation {
+                    name,
+                    deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
+                }),
             ..Default::default()
         });
         if default_candidate {
@@ -304,7 +313,11 @@ pub async fn read_table_meta(
                ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
                      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n \
                      ORDER BY k.i), \
-               con.convalidated \
+               con.convalidated, \
+               ARRAY(SELECT DISTINCT coll.collname::text FROM pg_index ix \
+                     CROSS JOIN unnest(ix.indcollation::oid[]) k(c) \
+                     JOIN pg_collation coll ON coll.oid = k.c AND NOT coll.collisdeterministic \
+                     WHERE ix.indexrelid = con.conindid AND con.contype IN ('p', 'u') ORDER BY 1) \
              FROM pg_constraint con \
              WHERE con.conrelid = $1 AND con.contype IN ('p', 'f', 'u', 'c') \
              ORDER BY con.contype, con.conname",
@@ -316,6 +329,7 @@ pub async fn read_table_meta(
             ref_table: r.get(4),
             ref_columns: r.get(5),
             validated: r.get(6),
+            nondeterministic: r.get(7),
             ..ConstraintMeta::new(r.get(0), &r.get::<_, String>(1), r.get(3), r.get(2))
         })
         .collect();
@@ -327,7 +341,11 @@ pub async fn read_table_meta(
                ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
                      WHERE k.n > 0 ORDER BY k.o), \
-               i.indexprs IS NOT NULL, pg_get_expr(i.indpred, i.indrelid) \
+               i.indexprs IS NOT NULL, pg_get_expr(i.indpred, i.indrelid), \
+               ARRAY(SELECT DISTINCT coll.collname::text \
+                     FROM unnest(i.indcollation::oid[]) k(c) \
+                     JOIN pg_collation coll ON coll.oid = k.c AND NOT coll.collisdeterministic \
+                     ORDER BY 1) \
              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
              WHERE i.indrelid = $1 AND i.indisunique \
                AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
@@ -340,6 +358,7 @@ pub async fn read_table_meta(
         constraints.push(ConstraintMeta {
             expression: r.get(3),
             predicate: r.get(4),
+            nondeterministic: r.get(5),
             ..ConstraintMeta::new(r.get(0), "i", r.get(2), r.get(1))
         });
     }
