@@ -1073,17 +1073,26 @@ impl Push<'_, '_> {
         let mut needs = push_needs(self.job.plan, self.job.diff, &locked);
         needs.extend(self.sequence_needs().await?);
         let privileges = privilege_check(&self.tx, "privileges", &needs).await?;
-        if !privileges.ok {
-            return Err(refuse(
-                format!(
-                    "the connected role lacks privileges the push needs ({}); {}",
-                    privileges.rows.join("; "),
-                    self.nothing_written
-                ),
-                vec![privileges],
-            ));
+        self.refuse_unless_ok(
+            privileges,
+            "the connected role lacks privileges the push needs",
+        )
+    }
+
+    /// `check` when it holds; else the push is refused with it: `why`, the
+    /// rows the check names, and that nothing was written.
+    fn refuse_unless_ok(&self, check: Check, why: &str) -> Result<Check> {
+        if check.ok {
+            return Ok(check);
         }
-        Ok(privileges)
+        Err(refuse(
+            format!(
+                "{why} ({}); {}",
+                check.rows.join("; "),
+                self.nothing_written
+            ),
+            vec![check],
+        ))
     }
 
     /// Moving a sequence (ALTER SEQUENCE) needs its ownership: one need per
@@ -1182,16 +1191,10 @@ impl Push<'_, '_> {
         progress.step("reading the triggers of the tables the push writes");
         let (triggers, trigger_check) =
             plan_triggers(&self.tx, &written, &plan.file.hold_off_triggers).await?;
-        if !trigger_check.ok {
-            return Err(refuse(
-                format!(
-                    "the plan holds off triggers the tool cannot prove harmless ({}); {}",
-                    trigger_check.rows.join("; "),
-                    self.nothing_written
-                ),
-                vec![trigger_check],
-            ));
-        }
+        let trigger_check = self.refuse_unless_ok(
+            trigger_check,
+            "the plan holds off triggers the tool cannot prove harmless",
+        )?;
         Ok((triggers, trigger_check))
     }
 
@@ -1199,40 +1202,27 @@ impl Push<'_, '_> {
     /// would silently not happen.
     async fn insert_rules(&self) -> Result<Check> {
         let rules = insert_rules_check(&self.tx, &written_tables(self.job.diff)).await?;
-        if !rules.ok {
-            return Err(refuse(
-                format!(
-                    "rules on the tables the push writes would be bypassed ({}); {}",
-                    rules.rows.join("; "),
-                    self.nothing_written
-                ),
-                vec![rules],
-            ));
-        }
-        Ok(rules)
+        self.refuse_unless_ok(
+            rules,
+            "rules on the tables the push writes would be bypassed",
+        )
     }
 
     /// Writes to a foreign table go to another server, uncounted by the
     /// write accounting: a trigger or rule the catalog shows may write one
     /// refuses the push before anything is written, unless allowed.
     async fn foreign_writes(&self) -> Result<ForeignWrites> {
-        let foreign = foreign_write_check(
+        let mut foreign = foreign_write_check(
             &self.tx,
             "preflight",
             &written_tables(self.job.diff),
             &self.job.allowed_writes(),
         )
         .await?;
-        if !foreign.check.ok {
-            return Err(refuse(
-                format!(
-                    "triggers or rules that fire for the push may write foreign tables ({}); {}",
-                    foreign.check.rows.join("; "),
-                    self.nothing_written
-                ),
-                vec![foreign.check],
-            ));
-        }
+        foreign.check = self.refuse_unless_ok(
+            foreign.check,
+            "triggers or rules that fire for the push may write foreign tables",
+        )?;
         Ok(foreign)
     }
 

@@ -276,17 +276,19 @@ impl Rollback<'_, '_> {
             &rollback_needs(self.undo, self.opts.strict),
         )
         .await?;
-        if !privileges.ok {
-            return Err(self.refuse(
-                format!(
-                    "the connected role lacks privileges ({}); {}",
-                    privileges.rows.join("; "),
-                    self.nothing
-                ),
-                vec![privileges],
-            ));
+        self.refuse_unless_ok(privileges, "the connected role lacks privileges")
+    }
+
+    /// `check` when it holds; else the rollback is refused with it: `why`,
+    /// the rows the check names, and that nothing was changed.
+    fn refuse_unless_ok(&self, check: Check, why: &str) -> Result<Check> {
+        if check.ok {
+            return Ok(check);
         }
-        Ok(privileges)
+        Err(self.refuse(
+            format!("{why} ({}); {}", check.rows.join("; "), self.nothing),
+            vec![check],
+        ))
     }
 
     /// Lock the tables the push wrote against other writers; the app's
@@ -681,18 +683,12 @@ impl Rollback<'_, '_> {
     /// foreign table (uncounted by the write accounting) refuses the undo
     /// before anything is written, unless allowed.
     async fn foreign_writes(&self) -> Result<ForeignWrites> {
-        let foreign =
+        let mut foreign =
             foreign_write_check(self.tx, "preflight", &self.written(), &self.allowed()).await?;
-        if !foreign.check.ok {
-            return Err(self.refuse(
-                format!(
-                    "triggers or rules that fire for the undo may write foreign tables ({}); {}",
-                    foreign.check.rows.join("; "),
-                    self.nothing
-                ),
-                vec![foreign.check],
-            ));
-        }
+        foreign.check = self.refuse_unless_ok(
+            foreign.check,
+            "triggers or rules that fire for the undo may write foreign tables",
+        )?;
         Ok(foreign)
     }
 
