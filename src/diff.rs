@@ -877,6 +877,16 @@ fn diff_hash(diff: &Diff) -> String {
 /// the table lacks is an error: matching rows by another column would
 /// pair the wrong rows.
 pub(crate) fn key_positions(meta: &TableMeta, key: &[String]) -> Result<Vec<usize>> {
+    key_positions_in(meta, key, "the snapshot is damaged — pull again")
+}
+
+/// [`key_positions`] of a table read from somewhere else than the snapshot:
+/// `damaged` says what a missing key column means there.
+pub(crate) fn key_positions_in(
+    meta: &TableMeta,
+    key: &[String],
+    damaged: &str,
+) -> Result<Vec<usize>> {
     key.iter()
         .map(|k| {
             meta.columns
@@ -884,8 +894,7 @@ pub(crate) fn key_positions(meta: &TableMeta, key: &[String]) -> Result<Vec<usiz
                 .position(|c| &c.name == k)
                 .ok_or_else(|| {
                     environment(format!(
-                        "table {}: primary key column {k} is not one of its columns; the \
-                         snapshot is damaged — pull again",
+                        "table {}: primary key column {k} is not one of its columns; {damaged}",
                         meta.name
                     ))
                 })

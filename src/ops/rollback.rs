@@ -486,22 +486,7 @@ impl Rollback<'_, '_> {
         after: &TableState,
     ) -> Result<Check> {
         let written = WrittenRows::of(t, meta)?;
-        let key_positions = t
-            .key
-            .iter()
-            .map(|k| {
-                meta.columns
-                    .iter()
-                    .position(|c| &c.name == k)
-                    .with_context(|| {
-                        format!(
-                            "table {}: the receipt's key column {k} is not among the table's \
-                             columns now, so the rows the push wrote cannot be found by key",
-                            t.table
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let key_positions = receipt_key_positions(t, meta)?;
         let mut changed = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         crate::db::postgres::copy::for_each_remote_line(self.tx, meta, |line| {
@@ -770,11 +755,7 @@ impl Rollback<'_, '_> {
                 continue;
             }
             let meta = meta_of(&t.table, restored.columns.clone(), &t.key);
-            let key_positions: Vec<usize> = t
-                .key
-                .iter()
-                .map(|k| restored.position(k, &t.table))
-                .collect::<Result<_>>()?;
+            let key_positions = receipt_key_positions(t, &meta)?;
             let mut differing = Vec::new();
             let mut seen = std::collections::BTreeSet::new();
             crate::db::postgres::copy::for_each_remote_line(self.tx, &meta, |line| {
@@ -1291,21 +1272,7 @@ fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValues> {
         columns: kept.iter().map(|i| t.columns[*i].clone()).collect(),
         expected: BTreeMap::new(),
     };
-    let key_in_receipt: Vec<usize> = t
-        .key
-        .iter()
-        .map(|k| {
-            t.columns
-                .iter()
-                .position(|c| &c.name == k)
-                .with_context(|| {
-                    format!(
-                        "the receipt's key column {}.{k} is not among its columns",
-                        t.table
-                    )
-                })
-        })
-        .collect::<Result<_>>()?;
+    let key_in_receipt = receipt_key_positions(t, &meta_of(&t.table, t.columns.clone(), &t.key))?;
     for row in &t.deleted_rows {
         let key = crate::types::row_key(
             key_in_receipt
@@ -1336,6 +1303,18 @@ fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValues> {
         }
     }
     Ok(restored)
+}
+
+/// Where the receipt's key columns of `t` sit among `meta`'s columns. A
+/// key column missing there is the receipt's damage: the rows the push
+/// wrote cannot be found by key, and a shorter key would pair wrong rows.
+fn receipt_key_positions(t: &UndoTable, meta: &TableMeta) -> Result<Vec<usize>> {
+    crate::diff::key_positions_in(
+        meta,
+        &t.key,
+        "the receipt does not record it, so the rows the push wrote cannot be found by key; \
+         the receipt is damaged",
+    )
 }
 
 /// A column the push wrote in an updated row: its position in the table,
@@ -1450,5 +1429,42 @@ fn shown(v: Option<&str>) -> String {
         }
         Some(v) => format!("'{v}'"),
         None => "NULL".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_column_the_receipt_does_not_record_is_named_as_the_receipts_damage() {
+        let column = |name: &str| ColumnMeta {
+            name: name.into(),
+            pg_type: "text".into(),
+            ..Default::default()
+        };
+        let t = UndoTable {
+            table: "workflows".into(),
+            created: false,
+            key: vec!["tenant".into(), "id".into()],
+            key_types: vec!["text".into(), "text".into()],
+            columns: vec![column("id"), column("name")],
+            inserted_keys: vec![],
+            updates: vec![],
+            deleted_rows: vec![],
+        };
+        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        let e = receipt_key_positions(&t, &meta).unwrap_err().to_string();
+        assert!(
+            e.contains("table workflows: primary key column tenant is not one of its columns")
+                && e.contains("the receipt is damaged")
+                && !e.contains("pull again"),
+            "{e}"
+        );
+        let t = UndoTable {
+            key: vec!["id".into()],
+            ..t
+        };
+        assert_eq!(receipt_key_positions(&t, &meta).unwrap(), vec![0]);
     }
 }
