@@ -195,21 +195,11 @@ fn next_copy_escape(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|p| i + p)
 }
 
-/// Position of the first `needle` in `haystack`, eight bytes at a time.
+/// Position of the first `needle` in `haystack` (memchr: 16 or 32 bytes
+/// at a time where the CPU has SIMD).
+#[inline]
 pub fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
-    let pattern = LO * u64::from(needle);
-    let mut i = 0;
-    while i + 8 <= haystack.len() {
-        let x = u64::from_le_bytes(haystack[i..i + 8].try_into().unwrap()) ^ pattern;
-        if x.wrapping_sub(LO) & !x & HI != 0 {
-            break;
-        }
-        i += 8;
-    }
-    haystack[i..]
-        .iter()
-        .position(|b| *b == needle)
-        .map(|p| i + p)
+    memchr::memchr(needle, haystack)
 }
 
 /// One row as a COPY text-format line, newline-terminated.
@@ -277,7 +267,7 @@ pub fn parse_copy_fields<'a>(
         out.push(match first_backslash {
             _ if field == "\\N" => None,
             None => Some(Cow::Borrowed(field)),
-            Some(first) => Some(Cow::Owned(unescape_copy_field(field, first)?)),
+            Some(first) => Some(Cow::Owned(unescape_copy_field(field, first))),
         });
         if end == bytes.len() {
             return Ok(());
@@ -289,77 +279,56 @@ pub fn parse_copy_fields<'a>(
 /// Position of the first tab or backslash at or after `from`.
 #[inline]
 fn next_tab_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
-    let tabs = LO * u64::from(b'\t');
-    let backslashes = LO * u64::from(b'\\');
-    let mut i = from;
-    while i + 8 <= bytes.len() {
-        let w = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
-        let (t, b) = (w ^ tabs, w ^ backslashes);
-        if (t.wrapping_sub(LO) & !t | b.wrapping_sub(LO) & !b) & HI != 0 {
-            break;
-        }
-        i += 8;
-    }
-    bytes[i..]
-        .iter()
-        .position(|b| *b == b'\t' || *b == b'\\')
-        .map(|p| i + p)
+    memchr::memchr2(b'\t', b'\\', &bytes[from..]).map(|p| from + p)
 }
 
 /// Undoes COPY's escapes in one value whose first backslash is at `first`.
-/// Copies eight bytes at a time up to the next backslash: escapes can be
-/// dense (a prompt's newlines).
-fn unescape_copy_field(field: &str, first: usize) -> Result<String, String> {
-    let field = field.as_bytes();
-    let n = field.len();
-    // Unescaping never lengthens a value.
-    let mut out = vec![0u8; n];
-    out[..first].copy_from_slice(&field[..first]);
-    let (mut i, mut w) = (first, first);
-    let backslashes = LO * u64::from(b'\\');
-    while i < n {
-        if i + 8 <= n {
-            let word: [u8; 8] = field[i..i + 8].try_into().unwrap();
-            // w <= i, so this stays inside `out`; bytes past a backslash
-            // are overwritten below.
-            out[w..w + 8].copy_from_slice(&word);
-            let x = u64::from_le_bytes(word) ^ backslashes;
-            let found = x.wrapping_sub(LO) & !x & HI;
-            if found == 0 {
-                i += 8;
-                w += 8;
+/// The text between escapes is copied in runs (escapes can be dense: a
+/// prompt's newlines), as `&str` slices of the value: a backslash is ASCII,
+/// so every cut is at a character boundary and nothing is validated twice.
+fn unescape_copy_field(field: &str, first: usize) -> String {
+    let bytes = field.as_bytes();
+    let mut out = String::with_capacity(field.len());
+    // `start`: the first byte not yet copied; `at`: a backslash.
+    let (mut start, mut at) = (0, first);
+    loop {
+        out.push_str(&field[start..at]);
+        let Some(&escaped) = bytes.get(at + 1) else {
+            // A lone backslash at the end stands for itself.
+            out.push('\\');
+            return out;
+        };
+        match escaped {
+            b't' => out.push('\t'),
+            b'n' => out.push('\n'),
+            b'r' => out.push('\r'),
+            b'b' => out.push('\u{8}'),
+            b'f' => out.push('\u{c}'),
+            b'v' => out.push('\u{b}'),
+            // Any other character (a backslash too) stands for itself: it
+            // starts the next run.
+            _ => {
+                start = at + 1;
+                at += 2;
+                match find_byte(&bytes[at..], b'\\') {
+                    Some(p) => at += p,
+                    None => {
+                        out.push_str(&field[start..]);
+                        return out;
+                    }
+                }
                 continue;
             }
-            // The lowest flagged byte is exactly the first backslash.
-            let p = (found.trailing_zeros() / 8) as usize;
-            i += p;
-            w += p;
-        } else if field[i] != b'\\' {
-            out[w] = field[i];
-            i += 1;
-            w += 1;
-            continue;
         }
-        // field[i] is a backslash.
-        if i + 1 < n {
-            out[w] = match field[i + 1] {
-                b't' => b'\t',
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b'b' => 0x08,
-                b'f' => 0x0c,
-                b'v' => 0x0b,
-                other => other,
-            };
-            i += 2;
-        } else {
-            out[w] = b'\\';
-            i += 1;
+        start = at + 2;
+        match find_byte(&bytes[start..], b'\\') {
+            Some(p) => at = start + p,
+            None => {
+                out.push_str(&field[start..]);
+                return out;
+            }
         }
-        w += 1;
     }
-    out.truncate(w);
-    String::from_utf8(out).map_err(|e| format!("COPY field is not UTF-8: {e}"))
 }
 
 /// The reference parser: one byte at a time, value by value.
