@@ -45,17 +45,22 @@ pub struct Probed {
     /// The planner's answer, or why Postgres could not plan the query.
     pub reads: Result<QueryReads, tokio_postgres::Error>,
     /// The query's rows as text (see [`super::tx::simple_rows`]), or its
-    /// error. After a failed plan this is the aborted transaction's error,
-    /// so read `reads` first.
-    pub rows: Result<Vec<Vec<String>>, tokio_postgres::Error>,
+    /// error; `None` when it was only planned. After a failed plan this is
+    /// the aborted transaction's error, so read `reads` first.
+    pub rows: Option<Result<Vec<Vec<String>>, tokio_postgres::Error>>,
 }
 
 const SAVEPOINT: &str = "sandbox_query_probe";
 
-/// Plans and runs every query of `queries`, each in its own savepoint
-/// rolled back after it (see the module comment), all pipelined. An error
-/// of one query is its own; the transaction is usable afterwards.
-pub async fn probe_queries(tx: &Transaction<'_>, queries: &[&str]) -> Vec<Probed> {
+/// Plans every query of `queries` and runs those `run` picks, each in its
+/// own savepoint rolled back after it (see the module comment), all
+/// pipelined. An error of one query is its own; the transaction is usable
+/// afterwards.
+pub async fn probe_queries(
+    tx: &Transaction<'_>,
+    queries: &[&str],
+    run: impl Fn(&str) -> bool,
+) -> Vec<Probed> {
     // A newline before the end: a query ending in a `--` comment must not
     // comment out what follows it.
     let explains: Vec<String> = queries
@@ -66,19 +71,26 @@ pub async fn probe_queries(tx: &Transaction<'_>, queries: &[&str]) -> Vec<Probed
     // The requests go out in the order the futures are first polled, which
     // is their order in this list: savepoint and plan, the query, back.
     let mut requests = Vec::with_capacity(queries.len() * 3);
+    let mut runs = Vec::with_capacity(queries.len());
     for (q, explain) in queries.iter().zip(&explains) {
         requests.push(tx.simple_query(explain));
-        requests.push(tx.simple_query(q));
+        runs.push(run(q));
+        if runs[runs.len() - 1] {
+            requests.push(tx.simple_query(q));
+        }
         requests.push(tx.simple_query(&back));
     }
     let mut answers = futures_util::future::join_all(requests).await.into_iter();
     let mut out = Vec::with_capacity(queries.len());
-    while let (Some(plan), Some(rows), Some(_back)) =
-        (answers.next(), answers.next(), answers.next())
-    {
+    for ran in runs {
+        let plan = answers.next();
+        let rows = if ran { answers.next() } else { None };
+        let (Some(plan), Some(_back)) = (plan, answers.next()) else {
+            break;
+        };
         out.push(Probed {
             reads: plan.map(|m| reads_of_plan(&m)),
-            rows: rows.map(|m| rows_of(&m)),
+            rows: rows.map(|r| r.map(|m| rows_of(&m))),
         });
     }
     out
