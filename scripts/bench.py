@@ -63,6 +63,8 @@ class Bench:
         # swap the binary under the measurement.
         shutil.copy2(self.bin, os.path.join(self.work, "sandbox"))
         self.bin = os.path.join(self.work, "sandbox")
+        self.revision = source_revision()
+        self.load_at_start = load_average()
         self.env = dict(os.environ, NO_COLOR="1", PGCONNECT_TIMEOUT="10")
         for var in ("SANDBOX_DATABASE_URL", "DATABASE_URL", "SANDBOX_PLAN", "SANDBOX_SEEDS"):
             self.env.pop(var, None)
@@ -604,22 +606,33 @@ def ratio_text(ours, theirs):
     return f"{r:.2f}x ({min(rounds):.2f}-{max(rounds):.2f})", r
 
 
-def report(b, scales, results, loop):
+def load_average():
+    try:
+        return "%.1f / %.1f / %.1f" % os.getloadavg()
+    except OSError:
+        return "?"
+
+
+def source_revision():
+    """The commit the measured binary was built from, read when the run
+    starts (the build just before it): a commit landed in this clone during
+    a long run must not be credited with its figures."""
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     except OSError:
         rev, dirty = "?", ""
+    return f"{rev}{' + local changes' if dirty else ''}"
+
+
+def report(b, scales, results, loop):
     psql_v = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
-    try:
-        load = "load average %.1f %.1f %.1f" % os.getloadavg()
-    except OSError:
-        load = ""
+    load = f"load average {b.load_at_start} at the start, {load_average()} at the end"
     print()
     print("sandbox benchmark (issue 7): every ratio compares runs interleaved in this one run; times are medians")
     print(
         f"machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, {load}; "
-        f"Postgres {b.server_version}; {psql_v}; commit {rev}{' + local changes' if dirty else ''}"
+        f"Postgres {b.server_version}; {psql_v}; commit {b.revision}"
     )
     version = subprocess.run([b.bin, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"binary: {b.source_bin} ({version})")

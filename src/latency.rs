@@ -85,7 +85,14 @@ async fn pump(
         let mut previous_end = Instant::now();
         while let Some((read_at, chunk)) = rx.recv().await {
             let due = link.due(read_at, previous_end, chunk.len());
-            tokio::time::sleep_until(due).await;
+            // Only a chunk that is early waits: tokio's timer rounds a
+            // deadline up to its next millisecond tick, so sleeping until a
+            // moment already past would still hold the chunk up to 1 ms, and
+            // one chunk per millisecond is all the writer would deliver (the
+            // rtt-0 link, meant to add nothing, capped a pull at ~40 MB/s).
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             previous_end = due;
             // Counted before the write: the peer may act on the bytes (and
             // a test read the counter) before write_all returns here.
