@@ -314,7 +314,7 @@ pub struct FixturesLoadArgs {
     /// Multiply the big protected tables (prompts, agents, personas) by N.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub scale: u32,
-    /// Drop existing fixture tables (and the sandbox schema) first; refused, naming them, when other objects depend on them.
+    /// Drop the tables an earlier fixture load created (marked in their comment) and the sandbox schema first; refused, naming them, when a table of a fixture's name was not created by a fixture load or other objects depend on them.
     #[arg(long)]
     pub replace: bool,
 }

@@ -541,6 +541,68 @@ fn load_refuses_existing_tables_unless_replace() {
     });
 }
 
+/// `--replace` never drops a real database's tables that share a name with
+/// the fixtures: only tables the fixtures created (their comment carries
+/// the fixture mark) go, and a database holding any other is refused,
+/// naming them, with nothing changed — and without advice to pass
+/// `--replace`.
+#[test]
+fn replace_refuses_a_database_whose_tables_the_fixtures_did_not_create() {
+    let db = TestDb::create("fx_real");
+    let rt = runtime();
+    rt.block_on(async {
+        connect(&db.url)
+            .await
+            .batch_execute(
+                "CREATE TABLE public.prompts (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
+                   name text NOT NULL, body text);\
+                 INSERT INTO public.prompts (name, body) \
+                   SELECT 'customer prompt ' || g, 'precious' FROM generate_series(1, 50) g;\
+                 CREATE TABLE public.tasks (id int PRIMARY KEY);",
+            )
+            .await
+            .expect("a real database's tables");
+    });
+    let before = common::whole_database_state(&db.url);
+    rt.block_on(async {
+        let mut client = connect(&db.url).await;
+        for replace in [true, false] {
+            let err = fixtures::load(&mut client, &opts(Variant::Plan, 1), replace)
+                .await
+                .expect_err("a real database must be refused");
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("public.prompts")
+                    && msg.contains("not created by `sandbox fixtures load`"),
+                "{msg}"
+            );
+            assert!(!msg.contains("pass --replace"), "{msg}");
+            assert!(msg.contains("Nothing was changed"), "{msg}");
+        }
+        assert_eq!(table_count(&client, "prompts").await, 50);
+    });
+    before.assert_same(&common::whole_database_state(&db.url), "a refused replace");
+    // A fixture table whose mark was removed is not the fixtures' either.
+    let db2 = TestDb::create("fx_unmarked");
+    rt.block_on(async {
+        let mut other = connect(&db2.url).await;
+        fixtures::load(&mut other, &opts(Variant::Plan, 1), false)
+            .await
+            .expect("load");
+        other
+            .batch_execute("COMMENT ON TABLE public.workflows IS 'production'")
+            .await
+            .expect("comment");
+        let err = fixtures::load(&mut other, &opts(Variant::Plan, 1), true)
+            .await
+            .expect_err("unmarked workflows must be refused");
+        assert!(
+            format!("{err:#}").contains("public.workflows not created"),
+            "{err:#}"
+        );
+    });
+}
+
 /// `--replace` drops the fixtures, not the app's objects leaning on them: an
 /// app table's foreign key into prompts, and a view on dh_tool, are named
 /// in a refusal and the database is left exactly as it was (before, a
