@@ -504,6 +504,82 @@ fn an_empty_database_search_path_behaves_like_the_default() {
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
 }
 
+/// An app whose database path is `app, public`, with an audit table in
+/// each schema, a trigger function writing an unqualified `audit_log`, and
+/// the key of `jtbd_library` (whose rows the plan updates) of a type in
+/// `extensions`, a schema the app's path does not hold.
+const APP_PATH_AUDIT: &str = "
+CREATE SCHEMA extensions;
+CREATE EXTENSION citext SCHEMA extensions;
+ALTER TABLE public.jtbd_library ALTER COLUMN id TYPE extensions.citext;
+CREATE SCHEMA app;
+CREATE TABLE app.audit_log (id bigserial PRIMARY KEY, tbl text, op text, row_id text);
+CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, tbl text, op text, row_id text);
+CREATE FUNCTION public.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO audit_log (tbl, op, row_id) VALUES (TG_TABLE_NAME, TG_OP, OLD.id::text);
+  ELSE
+    INSERT INTO audit_log (tbl, op, row_id) VALUES (TG_TABLE_NAME, TG_OP, NEW.id::text);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER workflows_audit AFTER INSERT OR UPDATE OR DELETE ON public.workflows
+  FOR EACH ROW EXECUTE FUNCTION public.log_row();
+CREATE TRIGGER jtbd_library_audit AFTER INSERT OR UPDATE OR DELETE ON public.jtbd_library
+  FOR EACH ROW EXECUTE FUNCTION public.log_row();";
+
+/// The database's own triggers run during push and rollback as they run
+/// for the app: under the database's search_path (`app, public`), so an
+/// unqualified `audit_log` is `app.audit_log`. Before, the push pinned
+/// `public, extensions` for the whole transaction and the trigger wrote
+/// `public.audit_log`, which the app never does. The tool's own writes
+/// name every schema, the `extensions.citext` key included, so they need
+/// no path.
+#[test]
+fn the_databases_triggers_resolve_names_under_the_apps_search_path() {
+    let w = World::loaded("app_search_path", "plan").with_sql(APP_PATH_AUDIT);
+    let db = w.db.name.clone();
+    w.exec(&format!(
+        "ALTER DATABASE \"{db}\" SET search_path = app, public"
+    ));
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let audit = |schema: &str, tbl: &str, op: &str| {
+        w.count(&format!(
+            "SELECT count(*) FROM {schema}.audit_log WHERE tbl = '{tbl}' AND op = '{op}'"
+        ))
+    };
+    let before = w.state();
+    // The write accounting names the table the trigger writes for the app.
+    let run = w.push(&[]);
+    run.refused(&["app.audit_log", "--allow-writes"]);
+    assert!(!run.all().contains("public.audit_log"), "{}", run.show());
+    before.assert_same(&w.state(), "a refused preflight");
+    let run = w.push(&["--allow-writes", "app.audit_log"]);
+    run.ok();
+    before.assert_same(&w.state(), "a preflight");
+
+    let run = w.push(&["--confirm", "--allow-writes", "app.audit_log"]);
+    run.ok().stdout_has("app.audit_log");
+    let inserted = audit("app", "workflows", "INSERT");
+    let updated = audit("app", "jtbd_library", "UPDATE");
+    assert_eq!(inserted, 227, "{}", run.show());
+    assert!(updated > 0, "{}", run.show());
+    assert_eq!(w.count("SELECT count(*) FROM public.audit_log"), 0);
+
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
+    assert_eq!(audit("app", "workflows", "DELETE"), inserted);
+    // The updates were of a column the push added: the rollback drops it.
+    assert_eq!(audit("app", "jtbd_library", "UPDATE"), updated);
+    // Everything else, public.audit_log (empty) included, as before.
+    let mut expected = before.without_schema("sandbox");
+    let mut after = w.state().without_schema("sandbox");
+    expected.rows.remove("app.audit_log");
+    after.rows.remove("app.audit_log");
+    expected.assert_same(&after, "push then rollback, the app's audit log aside");
+}
+
 #[test]
 fn a_read_only_snapshot_still_reports_the_committed_receipt() {
     let w = world("readonly_snapshot", "");

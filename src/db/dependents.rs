@@ -9,6 +9,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
 use crate::db::postgres::rowset::RowSet;
+use crate::db::postgres::search_path::TypeSpellings;
 use crate::types::quote_ident;
 
 /// A table whose pushed rows a rollback would delete; their keys are the
@@ -24,20 +25,21 @@ pub struct PushedRows {
 }
 
 impl PushedRows {
-    /// `alias.k = keys.k_k::type AND …`
-    pub fn join(&self, alias: &str, keys: &str) -> String {
-        self.key
+    /// `alias.k = keys.k_k::type AND …`, types and `=` spelled by `types`.
+    pub fn join(&self, types: &TypeSpellings, alias: &str, keys: &str) -> Result<String> {
+        Ok(self
+            .key
             .iter()
             .zip(&self.key_types)
             .map(|(k, ty)| {
-                format!(
-                    "{alias}.{} = {keys}.{}::{ty}",
-                    quote_ident(k),
-                    quote_ident(&format!("k_{k}"))
+                types.matches(
+                    &format!("{alias}.{}", quote_ident(k)),
+                    &format!("{keys}.{}", quote_ident(&format!("k_{k}"))),
+                    ty,
                 )
             })
-            .collect::<Vec<_>>()
-            .join(" AND ")
+            .collect::<Result<Vec<_>>>()?
+            .join(" AND "))
     }
 }
 
@@ -50,6 +52,8 @@ pub async fn rows_referencing(
     pushed: &[PushedRows],
     dropped_tables: &[String],
 ) -> Result<Vec<String>> {
+    // Read under the pinned path: the receipt's spellings hold there.
+    let pinned = TypeSpellings::pinned();
     let mut found = Vec::new();
     for p in pushed {
         let fks = tx
@@ -96,12 +100,13 @@ pub async fn rows_referencing(
                 .iter()
                 .find(|o| schema == "public" && o.table == table)
                 .map(|o| {
-                    format!(
+                    Ok::<_, anyhow::Error>(format!(
                         " AND NOT EXISTS (SELECT 1 FROM {} WHERE {})",
                         o.keys.from_item("o"),
-                        o.join("r", "o")
-                    )
+                        o.join(&pinned, "r", "o")?
+                    ))
                 })
+                .transpose()?
                 .unwrap_or_default();
             let key_text = p
                 .key
@@ -117,7 +122,7 @@ pub async fn rows_referencing(
                 quote_ident(&table),
                 quote_ident(&p.table),
                 p.keys.from_item("u"),
-                p.join("p", "u"),
+                p.join(&pinned, "p", "u")?,
             );
             let row = tx.query_one(&sql, &[]).await?;
             let n: i64 = row.get(0);

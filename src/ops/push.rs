@@ -17,7 +17,9 @@ use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::TableMeta;
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
-use crate::db::postgres::apply::{apply_row_updates, cast_type, delete_rows, key_positions_of};
+use crate::db::postgres::apply::{
+    apply_row_updates, cast_spellings, cast_type, delete_rows, key_positions_of,
+};
 use crate::db::postgres::catalog::columns_of;
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
@@ -27,6 +29,7 @@ use crate::db::postgres::digest::{
 };
 use crate::db::postgres::probe::probe_queries;
 use crate::db::postgres::rowset::RowSet;
+use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
@@ -832,7 +835,7 @@ async fn read_filled(tx: &Transaction<'_>, t: &TableDiff) -> Result<Option<Fille
                 "t.{} = u.{}::{}",
                 quote_ident(&c.name),
                 quote_ident(k),
-                cast_type(t, c)?
+                cast_type(&TypeSpellings::pinned(), t, c)?
             ))
         })
         .collect::<Result<Vec<_>>>()?
@@ -1307,8 +1310,12 @@ impl Push<'_, '_> {
                     None => sequences.push(moved),
                 }
             }
-            // All of a phase's expectations in one round trip (pipelined).
-            after_checks.extend(
+            // All of a phase's expectations in one round trip (pipelined),
+            // the search_path pinned again in front of them: the phase's
+            // writes ran under the app's.
+            let pin = pin_sql();
+            let (pinned, checks) = futures_util::join!(
+                tx.batch_execute(&pin),
                 expectation_checks(
                     tx,
                     &phase.id,
@@ -1316,8 +1323,9 @@ impl Push<'_, '_> {
                     &phase.expectations,
                     app,
                 )
-                .await?,
             );
+            pinned?;
+            after_checks.extend(checks?);
         }
         progress.step("running the verification queries and guards on Postgres");
         after_checks.extend(final_checks(tx, plan, app).await?);
@@ -1504,10 +1512,43 @@ impl Push<'_, '_> {
                 .await
                 .with_context(|| format!("phase {}: DDL {}", phase.id, first_line(&ddl.sql)))?;
         }
+        let writes = |t: &&TableDiff| {
+            t.inserts_of(&phase.id).next().is_some()
+                || t.deletes_of(&phase.id).next().is_some()
+                || !t.updates_of(&phase.id).is_empty()
+        };
+        if !diff.tables.iter().any(|t| writes(&t)) {
+            return Ok(Vec::new());
+        }
+        // The rows are written under the app's search_path, so the
+        // database's triggers resolve names as they do for the app; what
+        // the writes spell is resolved first, under the pinned path (one
+        // round trip for both). `apply_all` pins the path again in the
+        // round trip of the phase's expectations.
+        let (types, as_the_app) = futures_util::join!(
+            TypeSpellings::resolve(tx, cast_spellings(diff.tables.iter().filter(writes))?),
+            tx.batch_execute(AS_THE_APP)
+        );
+        let types = types?;
+        as_the_app?;
+        self.write_phase_rows(phase, triggers, &types).await
+    }
+
+    /// [`Self::apply_phase`]'s rows: deletes, inserts, updates, then the
+    /// sequences moved past the values written. Runs under the app's
+    /// search_path: everything here names its schema.
+    async fn write_phase_rows(
+        &self,
+        phase: &Phase,
+        triggers: &[TriggerReport],
+        types: &TypeSpellings,
+    ) -> Result<Vec<SequenceAdvance>> {
+        let PushJob { diff, progress, .. } = self.job;
+        let tx = &self.tx;
         // Deletes first, children before parents, so no row still
         // referring to a deleted one is left when the FK is checked.
         for t in diff.tables.iter().rev() {
-            self.delete_phase_rows(phase, t).await?;
+            self.delete_phase_rows(phase, t, types).await?;
         }
         let mut moved = Vec::new();
         for t in &diff.tables {
@@ -1520,7 +1561,7 @@ impl Push<'_, '_> {
                     updates.len(),
                     t.table
                 ));
-                apply_row_updates(tx, t, &updates, false, triggers)
+                apply_row_updates(tx, types, t, &updates, false, triggers)
                     .await
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
@@ -1540,7 +1581,12 @@ impl Push<'_, '_> {
     }
 
     /// Deletes the rows of `t` the phase deleted: every one, or a refusal.
-    async fn delete_phase_rows(&self, phase: &Phase, t: &TableDiff) -> Result<()> {
+    async fn delete_phase_rows(
+        &self,
+        phase: &Phase,
+        t: &TableDiff,
+        types: &TypeSpellings,
+    ) -> Result<()> {
         let rows: Vec<&Vec<Option<String>>> = t.deletes_of(&phase.id).collect();
         if rows.is_empty() {
             return Ok(());
@@ -1551,7 +1597,7 @@ impl Push<'_, '_> {
             rows.len(),
             t.table
         ));
-        let n = delete_rows(&self.tx, t, &rows)
+        let n = delete_rows(&self.tx, types, t, &rows)
             .await
             .with_context(|| format!("phase {}: deleting from {}", phase.id, t.table))?;
         if n != rows.len() as u64 {

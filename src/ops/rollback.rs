@@ -13,11 +13,12 @@ use serde::Serialize;
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
-use crate::db::postgres::apply::{apply_updates, run_batch, ROW_NUMBER};
+use crate::db::postgres::apply::{apply_updates, cast_spelling, run_batch, ROW_NUMBER};
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
 use crate::db::postgres::rowset::RowSet;
+use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{restore, SequenceRestore};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{begin, lock_tables};
@@ -721,7 +722,21 @@ impl Rollback<'_, '_> {
             .map(|t| (t, LockMode::AccessExclusive))
             .collect();
         lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
-        if let Err(e) = undo_changes(self.tx, self.undo, pushed, triggers, report).await {
+        // The undo writes under the app's search_path, so the database's
+        // triggers resolve names as they do for the app; the types the undo
+        // spells are resolved first, under the pinned path (one round trip
+        // for both), and the path is pinned again after it.
+        let (types, as_the_app) = futures_util::join!(
+            TypeSpellings::resolve(self.tx, undo_spellings(self.undo)?),
+            self.tx.batch_execute(AS_THE_APP)
+        );
+        let types = types?;
+        as_the_app?;
+        let undone = undo_changes(self.tx, &types, self.undo, pushed, triggers, report).await;
+        if undone.is_ok() {
+            self.tx.batch_execute(&pin_sql()).await?;
+        }
+        if let Err(e) = undone {
             return Err(match crate::db::pg_error::describe(&e, triggers) {
                 Some(named) => self.refuse(
                     format!(
@@ -1049,9 +1064,24 @@ fn pushed_keys(undo: &Undo) -> Vec<PushedRows> {
         .collect()
 }
 
-/// Drops what the push created and removes or restores its rows.
+/// What the undo casts to: every column type and key type of the
+/// receipt's tables, as the receipt spells them.
+fn undo_spellings(undo: &Undo) -> Result<Vec<&str>> {
+    let mut out = Vec::new();
+    for t in &undo.tables {
+        out.extend(t.key_types.iter().map(String::as_str));
+        for c in &t.columns {
+            out.push(cast_spelling(&t.table, c)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Drops what the push created and removes or restores its rows. Runs
+/// under the app's search_path: everything here names its schema.
 async fn undo_changes(
     tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
     undo: &Undo,
     pushed: &[PushedRows],
     triggers: &[TriggerReport],
@@ -1062,9 +1092,9 @@ async fn undo_changes(
     drop_created(tx, undo, report).await?;
     for t in undo.tables.iter().rev().filter(|t| !t.created) {
         if let Some(p) = pushed.iter().find(|p| p.table == t.table) {
-            delete_pushed_rows(tx, t, p, report).await?;
+            delete_pushed_rows(tx, types, t, p, report).await?;
         }
-        restore_updated_rows(tx, undo, t, triggers, report).await?;
+        restore_updated_rows(tx, types, undo, t, triggers, report).await?;
     }
     // Rows the push deleted, whole, parents before children; columns the
     // push added are gone again and left out.
@@ -1118,6 +1148,7 @@ async fn drop_created(
 /// of them or nothing.
 async fn delete_pushed_rows(
     tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
     t: &UndoTable,
     p: &PushedRows,
     report: &mut RollbackReport,
@@ -1128,7 +1159,7 @@ async fn delete_pushed_rows(
             "DELETE FROM public.{} t USING {} WHERE {}",
             quote_ident(&t.table),
             p.keys.from_item("u"),
-            p.join("t", "u")
+            p.join(types, "t", "u")?
         ),
         t.inserted_keys.len(),
         |i| {
@@ -1164,6 +1195,7 @@ fn added_columns_of<'u>(undo: &'u Undo, table: &str) -> Vec<&'u str> {
 /// Writes back the values the push overwrote, except in columns it added.
 async fn restore_updated_rows(
     tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
     undo: &Undo,
     t: &UndoTable,
     triggers: &[TriggerReport],
@@ -1200,7 +1232,7 @@ async fn restore_updated_rows(
         phase_deletes: vec![],
         explicit_nulls: Default::default(),
     };
-    let n = apply_updates(tx, &td, true, triggers)
+    let n = apply_updates(tx, types, &td, true, triggers)
         .await
         .with_context(|| format!("restoring the overwritten values of {}", t.table))?;
     report.restored.push((t.table.clone(), n));

@@ -9,6 +9,7 @@ use crate::catalog::TableMeta;
 use crate::db::pg_error::is_refused;
 use crate::db::postgres::rowset::RowSet;
 pub(crate) use crate::db::postgres::rowset::ROW_NUMBER;
+use crate::db::postgres::search_path::TypeSpellings;
 use crate::db::triggers::{TriggerAction, TriggerReport};
 use crate::diff::TableDiff;
 use crate::error::{environment, refused as refuse};
@@ -33,13 +34,37 @@ pub(crate) fn key_positions_of(t: &TableDiff) -> Result<Vec<usize>> {
     )
 }
 
+/// A column's type as a cast target, spelled by `types` (qualified for a
+/// statement under the app's path).
+pub(crate) fn cast_type(
+    types: &TypeSpellings,
+    t: &TableDiff,
+    c: &crate::catalog::ColumnMeta,
+) -> Result<String> {
+    types.cast(cast_spelling(&t.table, c)?)
+}
+
+/// The spellings [`cast_type`] and [`TypeSpellings`] take for the columns
+/// of `tables`.
+pub(crate) fn cast_spellings<'a>(
+    tables: impl IntoIterator<Item = &'a TableDiff>,
+) -> Result<Vec<&'a str>> {
+    let mut out = Vec::new();
+    for t in tables {
+        for c in &t.columns {
+            out.push(cast_spelling(&t.table, c)?);
+        }
+    }
+    Ok(out)
+}
+
 /// A column's type, checked before it is spliced into SQL as a cast: it
 /// comes from the snapshot or, for a rollback, from the receipt.
-pub(crate) fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) -> Result<&'a str> {
+pub(crate) fn cast_spelling<'a>(table: &str, c: &'a crate::catalog::ColumnMeta) -> Result<&'a str> {
     let ty = crate::types::sql_type_name(&c.pg_type).map_err(|e| {
         environment(format!(
-            "{}.{}: {e}; the snapshot or receipt that holds it is damaged",
-            t.table, c.name
+            "{table}.{}: {e}; the snapshot or receipt that holds it is damaged",
+            c.name
         ))
     })?;
     // An explicit cast to varchar(n) or char(n) silently truncates; cast
@@ -58,6 +83,7 @@ pub(crate) fn cast_type<'a>(t: &TableDiff, c: &'a crate::catalog::ColumnMeta) ->
 /// inside the DELETE (see `rowset`): no temporary table, no DDL.
 pub async fn delete_rows(
     tx: &Transaction<'_>,
+    types: &TypeSpellings,
     t: &TableDiff,
     rows: &[&Vec<Option<String>>],
 ) -> Result<u64> {
@@ -77,12 +103,11 @@ pub async fn delete_rows(
         .iter()
         .map(|i| {
             let c = &t.columns[*i];
-            Ok(format!(
-                "t.{} = u.{}::{}",
-                quote_ident(&c.name),
-                quote_ident(&format!("k_{}", c.name)),
-                cast_type(t, c)?
-            ))
+            types.matches(
+                &format!("t.{}", quote_ident(&c.name)),
+                &format!("u.{}", quote_ident(&format!("k_{}", c.name))),
+                cast_spelling(&t.table, c)?,
+            )
         })
         .collect::<Result<Vec<_>>>()?
         .join(" AND ");
@@ -195,16 +220,18 @@ async fn first_refused_row(
 /// rows updated.
 pub async fn apply_updates(
     tx: &Transaction<'_>,
+    types: &TypeSpellings,
     td: &TableDiff,
     restore: bool,
     held_off: &[TriggerReport],
 ) -> Result<u64> {
-    apply_row_updates(tx, td, &td.updates, restore, held_off).await
+    apply_row_updates(tx, types, td, &td.updates, restore, held_off).await
 }
 
 /// [`apply_updates`] for some of a table's updates (one phase's).
 pub async fn apply_row_updates(
     tx: &Transaction<'_>,
+    types: &TypeSpellings,
     td: &TableDiff,
     row_updates: &[crate::diff::RowUpdate],
     restore: bool,
@@ -230,7 +257,7 @@ pub async fn apply_row_updates(
                 td.table
             ))
         })?;
-        cast_type(td, c)
+        cast_spelling(&td.table, c)
     };
     let mut total = 0;
     for (columns, updates) in &by_cols {
@@ -269,7 +296,7 @@ pub async fn apply_row_updates(
                     "{} = u.{}::{}",
                     quote_ident(c),
                     quote_ident(&format!("new_{c}")),
-                    type_of(c)?
+                    types.cast(type_of(c)?)?
                 ))
             })
             .collect::<Result<Vec<_>>>()?
@@ -278,23 +305,21 @@ pub async fn apply_row_updates(
             .key
             .iter()
             .map(|k| {
-                Ok(format!(
-                    "t.{} = u.{}::{}",
-                    quote_ident(k),
-                    quote_ident(&format!("k_{k}")),
-                    type_of(k)?
-                ))
+                types.matches(
+                    &format!("t.{}", quote_ident(k)),
+                    &format!("u.{}", quote_ident(&format!("k_{k}"))),
+                    type_of(k)?,
+                )
             })
             .collect::<Result<_>>()?;
         // A column the push's own insert left to Postgres holds what it
         // filled, not the NULL the rehearsal saw: nothing to expect there.
         for (c, _) in columns.iter().filter(|(_, filled)| !filled) {
-            conds.push(format!(
-                "t.{} IS NOT DISTINCT FROM u.{}::{}",
-                quote_ident(c),
-                quote_ident(&format!("old_{c}")),
-                type_of(c)?
-            ));
+            conds.push(types.matches_or_both_null(
+                &format!("t.{}", quote_ident(c)),
+                &format!("u.{}", quote_ident(&format!("old_{c}"))),
+                type_of(c)?,
+            )?);
         }
         let updated = run_batch(
             tx,

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod digest;
 pub mod probe;
 pub mod rowset;
+pub mod search_path;
 pub mod sequences;
 pub mod tx;
 
@@ -711,13 +712,15 @@ pub fn set_local_settings_sql() -> String {
         .collect::<Vec<_>>()
         .join(" ");
     sql.push_str(" SET LOCAL row_security = off;");
-    // One pinned search_path for pull, drift checks, push and rollback:
-    // format_type() prints a type unqualified only when its schema is on the
-    // path, so a catalog read under the database's own path (`''`, or
-    // without `extensions`) and compared under another would report every
-    // `extensions.citext` or `app.mood` column as drift that pulling again
-    // can never clear. Supabase's default path without "$user".
-    sql.push_str(" SET LOCAL search_path = public, extensions;");
+    // One pinned search_path for pull, drift checks and the plan's SQL in
+    // push and rollback: format_type() prints a type unqualified only when
+    // its schema is on the path, so a catalog read under the database's own
+    // path (`''`, or without `extensions`) and compared under another would
+    // report every `extensions.citext` or `app.mood` column as drift that
+    // pulling again can never clear. The row writes leave it for the app's
+    // path while they run (see `search_path`).
+    sql.push(' ');
+    sql.push_str(&search_path::pin_sql());
     sql
 }
 

@@ -260,7 +260,9 @@ pub async fn begin(
     // The search_path is pinned (SET LOCAL, in set_local_settings_sql, the
     // same path the pull read the catalog under) so that a database or role whose
     // default differs (Supabase adds `extensions`; some set '') runs the
-    // plan's unqualified SQL the same way.
+    // plan's unqualified SQL the same way; the row writes run under the
+    // app's own path (`search_path::AS_THE_APP`), so the database's triggers
+    // resolve names as they do for the app.
     // SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint trigger would
     // otherwise fire only at COMMIT, after the checks and the write
     // accounting, so its writes would go uncounted and its RAISE would
