@@ -219,7 +219,10 @@ impl ColumnMeta {
 pub struct ConstraintMeta {
     pub name: String,
     /// `p` primary key, `f` foreign key, `u` unique, `c` check, `i` a
-    /// unique index that backs no constraint, `t` an enabled trigger.
+    /// unique index that backs no constraint, `t` an enabled trigger, `r` a
+    /// foreign key of a table outside the snapshot referencing this one
+    /// (`columns` are this table's, `ref_table`/`ref_columns` the
+    /// referencing table's).
     pub kind: String,
     /// The key columns (for an index on expressions, only its plain columns).
     pub columns: Vec<String>,

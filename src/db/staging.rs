@@ -880,6 +880,68 @@ fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Resul
     ))
 }
 
+/// The foreign keys of tables outside the snapshot into `meta` (kind `r`)
+/// whose referenced rows the plan deleted or re-keyed: rows there may point
+/// at them, which only the preflight can see.
+fn referenced_by_items(
+    conn: &Connection,
+    st: &Staged<'_>,
+    meta: &TableMeta,
+) -> Result<Vec<PreflightItem>> {
+    let t = &meta.name;
+    let mut out = Vec::new();
+    if st.pulled.is_none() {
+        return Ok(out);
+    }
+    for k in meta
+        .constraints
+        .iter()
+        .filter(|k| k.kind == "r" && !k.columns.is_empty())
+    {
+        // Pulled rows whose referenced values the staged table no longer
+        // holds (deleted, or the referenced columns changed).
+        let set = k
+            .columns
+            .iter()
+            .map(|c| format!("p.{} IS NOT NULL", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let same = k
+            .columns
+            .iter()
+            .map(|c| format!("s.{c} = p.{c}", c = quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let gone: i64 = conn.query_row(
+            &format!(
+                "SELECT count(*) FROM main.{} p WHERE {set} \
+                 AND NOT EXISTS (SELECT 1 FROM {} s WHERE {same})",
+                quote_ident(t),
+                st.table
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if gone > 0 {
+            let referencing = k.ref_table.as_deref().unwrap_or("another table");
+            out.push(PreflightItem {
+                table: t.clone(),
+                kind: "referenced_by".into(),
+                name: k.name.clone(),
+                detail: format!(
+                    "{referencing}({}) {}: the plan deletes or re-keys {gone} rows of {t} that rows \
+                     of {referencing} (not in the snapshot) may reference; the preflight finds \
+                     whether any does — Postgres would refuse the delete, or delete or change \
+                     those rows with it, which refuses the push naming this key",
+                    k.ref_columns.join(", "),
+                    k.definition
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What only Postgres can decide about the rows the plan writes to `meta`
 /// (its staged form), for the preflight.
 pub fn preflight_items(
@@ -903,11 +965,12 @@ pub fn preflight_items(
             |r| r.get(0),
         )?)
     };
+    // Deletes touch no staged row: the keys into deleted rows come first.
+    let mut out = referenced_by_items(conn, &st, meta)?;
     let written = count(&st.touched())?;
     if written == 0 {
-        return Ok(vec![]);
+        return Ok(out);
     }
-    let mut out = Vec::new();
     for k in &meta.constraints {
         match k.kind.as_str() {
             "c" => out.push(item(

@@ -100,9 +100,11 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
     // Every table's catalog queries at once: tokio-postgres pipelines them
     // on the connection, so a remote database costs the round trips of one
     // table, not of each (the order of the result is the order asked).
+    let pulled: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
+    let pulled = &pulled;
     futures_util::future::try_join_all(wanted.into_iter().map(
         |(oid, name, role, estimate)| async move {
-            let meta = read_table_meta(tx, oid, name, role).await?;
+            let meta = read_table_meta(tx, oid, name, role, pulled).await?;
             Ok::<_, anyhow::Error>((meta, estimate.max(0) as u64))
         },
     ))
@@ -127,7 +129,7 @@ pub async fn read_existing_targets(
         .context("cannot read the catalog")?;
     let mut out = Vec::new();
     for r in rows {
-        out.push(read_table_meta(tx, r.get(0), r.get(1), TableRole::Target).await?);
+        out.push(read_table_meta(tx, r.get(0), r.get(1), TableRole::Target, names).await?);
     }
     Ok(out)
 }
@@ -152,11 +154,16 @@ const CONSTANT_NODES: &[&str] = &[
 /// of domains over domains (a row that leaves it out gets that value), it
 /// is NOT NULL when any domain of the chain is, and every CHECK of the
 /// chain applies; its base type is the one under the last domain.
+///
+/// `pulled` are the tables the snapshot holds: a foreign key of any other
+/// table into this one is recorded too (kind `r`), since the rehearsal
+/// cannot see the rows behind it.
 pub async fn read_table_meta(
     tx: &Transaction<'_>,
     oid: u32,
     name: String,
     role: TableRole,
+    pulled: &[String],
 ) -> Result<TableMeta> {
     let rows = tx
         .query(
@@ -364,15 +371,44 @@ pub async fn read_table_meta(
     }
     // Enabled user triggers: what they do only Postgres can tell, so the
     // rehearsal lists them for the preflight.
-    for r in tx
-        .query(
+    // And the foreign keys of tables outside the snapshot that reference
+    // this one: a row the plan deletes or re-keys may take theirs with it
+    // (CASCADE, SET NULL) or be refused, which only the preflight can see.
+    // Asked together with the triggers: pipelined, no extra round trip.
+    let (triggers, inbound) = futures_util::future::try_join(
+        tx.query(
             "SELECT t.tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t \
              WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY 1",
             &[&oid],
-        )
-        .await?
-    {
+        ),
+        tx.query(
+            "SELECT con.conname::text, pg_get_constraintdef(con.oid), \
+               ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n \
+                     ORDER BY k.i), \
+               CASE WHEN n.nspname = 'public' THEN c.relname::text \
+                    ELSE quote_ident(n.nspname) || '.' || quote_ident(c.relname) END, \
+               ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n \
+                     ORDER BY k.i) \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'f' AND con.confrelid = $1 AND con.conparentid = 0 \
+               AND NOT (n.nspname = 'public' AND c.relname::text = ANY($2)) \
+             ORDER BY 4, 1",
+            &[&oid, &pulled],
+        ),
+    )
+    .await?;
+    for r in triggers {
         constraints.push(ConstraintMeta::new(r.get(0), "t", vec![], r.get(1)));
+    }
+    for r in inbound {
+        constraints.push(ConstraintMeta {
+            ref_table: r.get(3),
+            ref_columns: r.get(4),
+            ..ConstraintMeta::new(r.get(0), "r", r.get(2), r.get(1))
+        });
     }
     check_case_collisions(&name, &columns)?;
     Ok(TableMeta {
