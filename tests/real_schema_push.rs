@@ -1300,3 +1300,33 @@ fn an_event_trigger_logging_ddl_sees_only_the_plans_ddl_and_its_hold_off() {
     expected.rows.remove("public.ddl_log");
     expected.assert_same(&after, "push then rollback, the DDL log aside");
 }
+
+/// Many Supabase projects were created with a linguistic collation
+/// (`en_US.UTF-8`): Postgres orders 'dh…' before 'MA…' where SQLite orders
+/// bytewise. The built-in plan's verification query `workflows by source`
+/// (ORDER BY 1) returned the same rows in another order and the preflight
+/// refused a green rehearsal; the loop now holds there, and rollback
+/// leaves the whole database as before.
+#[test]
+fn the_built_in_plan_pushes_to_a_database_with_a_linguistic_collation() {
+    let db = TestDb::with_options(
+        "icu_en_us",
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    );
+    let w = World::loaded_into(db, "plan").pulled().rehearsed();
+    // The order really differs on this database.
+    assert_eq!(
+        w.scalar("SELECT string_agg(s, ',' ORDER BY s) FROM (VALUES ('MA'), ('dh')) v(s)"),
+        "dh,MA"
+    );
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "a dry run");
+    let receipt = w.push_confirmed();
+    assert_eq!(w.count("SELECT count(*) FROM public.workflows"), 368);
+    w.rollback(&receipt, &["--confirm"]).ok();
+    // The receipts table stays as the audit trail.
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

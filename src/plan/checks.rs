@@ -146,8 +146,25 @@ pub fn evaluate(phase: &str, kind: CheckKind, exp: &Expectation, actual: &[Vec<S
         render_rows(&expected),
         render_rows(actual),
     );
-    check.ok = expected.as_slice() == actual;
+    check.ok = expected.as_slice() == actual || same_rows_in_any_order(&expected, actual);
     check
+}
+
+/// Rows are compared as a multiset: the same query orders rows differently
+/// on the two engines — SQLite compares text bytewise and puts NULLs first,
+/// Postgres follows the database's collation (`en_US.UTF-8` on many
+/// Supabase projects: 'dh…' before 'MA…') and puts NULLs last — so an
+/// `ORDER BY` that holds in the rehearsal would fail the preflight over an
+/// order no plan can pin down. What the rows are is still compared exactly.
+fn same_rows_in_any_order(expected: &[Vec<String>], actual: &[Vec<String>]) -> bool {
+    if expected.len() != actual.len() {
+        return false;
+    }
+    let mut e: Vec<&Vec<String>> = expected.iter().collect();
+    let mut a: Vec<&Vec<String>> = actual.iter().collect();
+    e.sort();
+    a.sort();
+    e == a
 }
 
 /// A guard holds when its query returns no row.
@@ -181,6 +198,33 @@ mod null_tests {
             expect: None,
             expect_rows: Some(serde_json::from_value(rows).unwrap()),
         }
+    }
+
+    /// The same rows in another order hold (collations and NULL order
+    /// differ between the engines); other rows, or a row more, do not.
+    #[test]
+    fn rows_are_compared_in_any_order_but_exactly() {
+        let kind = CheckKind::Expectation;
+        let e = expecting(json!([["MA", 111], ["dh", 116], [null, 3]]));
+        let rows = |r: &[[&str; 2]]| -> Vec<Vec<String>> {
+            r.iter()
+                .map(|x| x.iter().map(|v| v.to_string()).collect())
+                .collect()
+        };
+        let null = crate::types::value_text(None);
+        let reordered = vec![
+            vec![null.clone(), "3".to_string()],
+            vec!["dh".to_string(), "116".to_string()],
+            vec!["MA".to_string(), "111".to_string()],
+        ];
+        assert!(evaluate("1", kind, &e, &reordered).ok);
+        assert!(!evaluate("1", kind, &e, &rows(&[["MA", "111"], ["dh", "116"]])).ok);
+        let mut other = reordered.clone();
+        other[1][1] = "117".to_string();
+        assert!(!evaluate("1", kind, &e, &other).ok);
+        let mut twice = reordered.clone();
+        twice[0] = twice[1].clone();
+        assert!(!evaluate("1", kind, &e, &twice).ok);
     }
 
     /// SQL NULL and the text 'NULL' were both read as "NULL", so either

@@ -187,15 +187,21 @@ impl TestDb {
     /// Creates a fresh empty database. Panics with a clear message when the
     /// test server is unreachable: a test must never pass by skipping.
     pub fn create(tag: &str) -> TestDb {
-        TestDb::make(tag, None)
+        TestDb::make(tag, None, "")
     }
 
     /// A copy of `template` (which no session may be connected to).
     pub fn from_template(template: &str, tag: &str) -> TestDb {
-        TestDb::make(tag, Some(template))
+        TestDb::make(tag, Some(template), "")
     }
 
-    fn make(tag: &str, template: Option<&str>) -> TestDb {
+    /// A fresh database created with `options` after `CREATE DATABASE name`
+    /// (a locale, an encoding: what real projects were created with).
+    pub fn with_options(tag: &str, options: &str) -> TestDb {
+        TestDb::make(tag, None, options)
+    }
+
+    fn make(tag: &str, template: Option<&str>, options: &str) -> TestDb {
         let admin = admin_url();
         let mut client = postgres_admin(&admin);
         drop_leftovers(&mut client);
@@ -203,7 +209,7 @@ impl TestDb {
         let from = template
             .map(|t| format!(" TEMPLATE {}", quote(t)))
             .unwrap_or_default();
-        let create = format!("CREATE DATABASE {}{from}", quote(&name));
+        let create = format!("CREATE DATABASE {}{from} {options}", quote(&name));
         let mut tries = 0;
         while let Err(e) = client.batch_execute(&create) {
             // A template may still show a closing session for a moment.

@@ -24,7 +24,11 @@ pub struct World {
 impl World {
     /// A fresh database holding the `variant` fixtures; nothing pulled yet.
     pub fn loaded(tag: &str, variant: &str) -> World {
-        let db = TestDb::create(tag);
+        World::loaded_into(TestDb::create(tag), variant)
+    }
+
+    /// The `variant` fixtures loaded into `db` (one made with options).
+    pub fn loaded_into(db: TestDb, variant: &str) -> World {
         load_fixtures(&db.url, variant);
         let dir = tempfile::tempdir().expect("tempdir");
         let snapshot = dir.path().join("snapshot.sqlite");
