@@ -253,8 +253,19 @@ pub async fn begin(
             "--lock-timeout must be at least 1 ms (Postgres would read 0 as \"wait forever\")",
         ));
     }
+    // READ COMMITTED, whatever `default_transaction_isolation` says (a
+    // database or role setting, or a SET a pooler kept on its server
+    // connection): each statement then reads what is committed when it
+    // starts, so the drift checks and rollback's "nothing references what
+    // it removes" see every app change committed while we waited for the
+    // table locks. Under REPEATABLE READ the snapshot would be fixed by the
+    // first SELECT below, before those locks, and a change committed in
+    // between would go unseen (and under SERIALIZABLE the push's own
+    // writes of such rows would die with a raw 40001).
     let tx = client
-        .transaction()
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
         .await
         .context("cannot start the push transaction")?;
     // The search_path is pinned (SET LOCAL, in set_local_settings_sql, the
