@@ -7,47 +7,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{failed_checks, World};
-
-/// `(table.name, kind, detail)` of each item the rehearsal leaves to the
-/// preflight.
-fn preflight(report: &serde_json::Value) -> Vec<(String, String, String)> {
-    report["preflight"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no preflight in {report:#}"))
-        .iter()
-        .map(|p| {
-            (
-                format!(
-                    "{}.{}",
-                    p["table"].as_str().unwrap(),
-                    p["name"].as_str().unwrap()
-                ),
-                p["kind"].as_str().unwrap().to_string(),
-                p["detail"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Values of `column` in the staged new workflows (the ones the plan adds).
-fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
-    let conn = rusqlite::Connection::open(snap).unwrap();
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT CAST(\"{column}\" AS TEXT) FROM staged_workflows \
-             WHERE id NOT IN (SELECT id FROM workflows) ORDER BY id"
-        ))
-        .unwrap();
-    let v = stmt
-        .query_map([], |r| r.get::<_, Option<String>>(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    v
-}
+use common::{failed_checks, preflight, staged_new_values, World};
 
 /// A column whose type is a domain with a DEFAULT, and one over a domain
 /// over it (NOT NULL and a CHECK of its own): Postgres gives a new row that
@@ -218,4 +178,88 @@ fn a_key_sqlite_cannot_compare_like_postgres_is_left_to_the_preflight() {
             before.assert_same(&w.state(), tag);
         }
     }
+}
+
+/// A phase writes values in spellings Postgres reads but prints otherwise:
+/// a timestamptz with an offset, arrays with spaces and needless quotes, a
+/// boolean as text. The rehearsal rewrites each staged value to the text
+/// Postgres stores and shows both in its report; the push then writes and
+/// compares exactly that (it refused after applying when the rehearsal
+/// kept the plan's spelling), and rollback leaves the whole database as it
+/// was.
+#[test]
+fn values_a_plan_writes_in_another_spelling_are_staged_as_postgres_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(dir.path(), |_| {});
+    let phase = plan.join("phases/3B_dh_workflows.sql");
+    let mut sql = std::fs::read_to_string(&phase).unwrap();
+    sql.push_str(
+        "\nUPDATE workflows SET created_at = '2024-01-01 10:00:00.250+02', \
+         labels = '{\"a\", \"b c\" ,NULL}', scores = '{1, +2.50}', is_public = 'true' \
+         WHERE id = 'd398260a-6ee3-5c3f-8a36-acbbf0488c38';\n",
+    );
+    std::fs::write(&phase, sql).unwrap();
+    let w = World::loaded("fid_canonical", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows ADD COLUMN labels text[], ADD COLUMN scores numeric[];",
+        )
+        .with_plan(&plan)
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    assert!(failed_checks(&report).is_empty());
+    let c = common::check_named(&report, "values written as the text Postgres stores");
+    assert_eq!(c["ok"], true);
+    let rows: Vec<&str> = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let key = "of row d398260a-6ee3-5c3f-8a36-acbbf0488c38";
+    for want in [
+        format!(
+            "workflows.created_at {key}: '2024-01-01 10:00:00.250+02' is stored by Postgres as \
+             '2024-01-01 08:00:00.25+00'"
+        ),
+        format!(
+            "workflows.labels {key}: '{{\"a\", \"b c\" ,NULL}}' is stored by Postgres as \
+             '{{a,\"b c\",NULL}}'"
+        ),
+        format!("workflows.scores {key}: '{{1, +2.50}}' is stored by Postgres as '{{1,2.50}}'"),
+        format!("workflows.is_public {key}: 'true' is stored by Postgres as true"),
+    ] {
+        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
+    }
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
+    let staged: (String, String, String, i64) = conn
+        .query_row(
+            "SELECT created_at, labels, scores, is_public FROM staged_workflows \
+             WHERE id = 'd398260a-6ee3-5c3f-8a36-acbbf0488c38'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        staged,
+        (
+            "2024-01-01 08:00:00.25+00".to_string(),
+            "{a,\"b c\",NULL}".to_string(),
+            "{1,2.50}".to_string(),
+            1
+        )
+    );
+
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(
+            "SELECT (created_at AT TIME ZONE 'UTC')::text || ' ' || labels::text || ' ' || \
+             scores::text || ' ' || is_public::text FROM public.workflows \
+             WHERE id = 'd398260a-6ee3-5c3f-8a36-acbbf0488c38'"
+        ),
+        "2024-01-01 08:00:00.25 {a,\"b c\",NULL} {1,2.50} true"
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
 }

@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{check_named, failed_checks, World};
+use common::{check_named, failed_checks, preflight, staged_new_values, World};
 use sandbox::catalog::{Identity, TableMeta};
 use sandbox::db::sqlite::Snapshot;
 
@@ -150,42 +148,6 @@ fn pull_records_what_postgres_does_around_the_rows() {
     assert_eq!(tasks.len(), 1, "{tasks:#?}");
     assert_eq!(tasks[0].column_names(), vec!["id", "title"]);
     assert!(tasks[0].column("id").unwrap().filled_by_postgres());
-}
-
-fn preflight(report: &serde_json::Value) -> Vec<(String, String, String)> {
-    report["preflight"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                format!(
-                    "{}.{}",
-                    p["table"].as_str().unwrap(),
-                    p["name"].as_str().unwrap()
-                ),
-                p["kind"].as_str().unwrap().to_string(),
-                p["detail"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Values of `column` in the staged new workflows (the ones the plan adds).
-fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
-    let conn = rusqlite::Connection::open(snap).unwrap();
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT CAST(\"{column}\" AS TEXT) FROM staged_workflows \
-             WHERE id NOT IN (SELECT id FROM workflows) ORDER BY id"
-        ))
-        .unwrap();
-    let v = stmt
-        .query_map([], |r| r.get::<_, Option<String>>(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    v
 }
 
 /// Columns a real project adds with defaults, NOT NULL DEFAULT, an identity

@@ -471,7 +471,25 @@ impl<'a> Rehearsal<'a> {
         }
         phase_checks.extend(self.conflict_checks(phase, &mut reads));
         phase_checks.push(undeclared_reads_check(phase, &reads));
-        let inexact = self.settle_phase_values(phase)?;
+        let (inexact, rewritten) = self.settle_phase_values(phase)?;
+        if !rewritten.is_empty() {
+            // Not a failure: the staged rows now hold what Postgres will
+            // store, and the report shows each value before and after.
+            let n = rewritten.len() as u64;
+            phase_checks.push(Check {
+                phase: phase.id.clone(),
+                name: "values written as the text Postgres stores".into(),
+                kind: CheckKind::Conflict,
+                expected: "the text Postgres prints for each value".into(),
+                actual: format!("{n} values rewritten to it"),
+                ok: true,
+                rows: rewritten
+                    .into_iter()
+                    .take(crate::plan::checks::MAX_ROWS)
+                    .collect(),
+                row_count: n,
+            });
+        }
         // Values Postgres would not print cannot be read back, checksummed
         // or pushed: later phases would build on them.
         self.broken |= !inexact.is_empty();
@@ -530,20 +548,29 @@ impl<'a> Rehearsal<'a> {
 
     /// For the tables the phase writes: settles the values it left and
     /// returns those that would not stay exact, each naming the phase file.
-    fn settle_phase_values(&self, phase: &Phase) -> Result<Vec<String>> {
+    fn settle_phase_values(&self, phase: &Phase) -> Result<(Vec<String>, Vec<String>)> {
         let mut inexact = Vec::new();
+        let mut rewritten = Vec::new();
         for t in &self.view_tables {
             if !phase.writes.contains(t) || !table_exists(self.conn, "temp", t)? {
                 continue;
             }
             let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            let settled = plansql::settle_values(self.conn, &meta)?;
             inexact.extend(
-                plansql::settle_values(self.conn, &meta)?
+                settled
+                    .inexact
+                    .into_iter()
+                    .map(|v| format!("{}: {v}", phase.sql)),
+            );
+            rewritten.extend(
+                settled
+                    .rewritten
                     .into_iter()
                     .map(|v| format!("{}: {v}", phase.sql)),
             );
         }
-        Ok(inexact)
+        Ok((inexact, rewritten))
     }
 
     /// Records what the phase changed in each table it writes, by comparing

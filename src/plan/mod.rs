@@ -6,6 +6,7 @@
 //! anywhere; `sandbox plan init DIR` writes a copy to edit.
 
 pub mod adopt;
+pub mod canonical;
 pub mod checks;
 pub mod folder;
 pub mod policy;

@@ -125,11 +125,21 @@ fn parse_list(
     }
     *pos += 1;
     let mut items = Vec::new();
+    while c.get(*pos).is_some_and(|ch| ch.is_whitespace()) {
+        *pos += 1;
+    }
     if c.get(*pos) == Some(&'}') {
         *pos += 1;
         return Ok(ArrayNode::List(items));
     }
+    // Postgres reads white space around elements and ignores it.
+    let skip_space = |pos: &mut usize| {
+        while c.get(*pos).is_some_and(|ch| ch.is_whitespace()) {
+            *pos += 1;
+        }
+    };
     loop {
+        skip_space(pos);
         match c.get(*pos) {
             Some('{') => items.push(parse_list(c, pos, depth + 1, delimiter)?),
             Some('"') => {
@@ -171,6 +181,7 @@ fn parse_list(
             }
             None => return Err("unterminated array literal".into()),
         }
+        skip_space(pos);
         match c.get(*pos) {
             Some(d) if *d == delimiter => *pos += 1,
             Some('}') => {

@@ -588,9 +588,10 @@ pub fn query_rows(
 /// and every value is then checked to be one Postgres prints for its type.
 /// Returns the values that are not exact, each naming table, column, row
 /// and value.
-pub fn settle_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
+pub fn settle_values(conn: &Connection, meta: &TableMeta) -> Result<Settlement> {
     let mut bad = settle_storage(conn, meta)?;
     bad.extend(canonicalise_jsonb(conn, meta)?);
+    let rewritten = canonicalise_text(conn, meta, &mut bad)?;
     // A value named above (`table.column of row key: why`) is not named
     // again by the final check.
     let cell = |b: &str| b.split_once(": ").map(|(c, _)| c.to_string());
@@ -600,7 +601,92 @@ pub fn settle_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>>
             .into_iter()
             .filter(|b| cell(b).is_none_or(|c| !named.contains(&c))),
     );
-    Ok(bad)
+    Ok(Settlement {
+        inexact: bad,
+        rewritten,
+    })
+}
+
+/// What [`settle_values`] found in a working table.
+#[derive(Debug, Default)]
+pub struct Settlement {
+    /// Values that are not exact, each naming table, column, row and value.
+    pub inexact: Vec<String>,
+    /// Values written in another spelling of the value Postgres stores,
+    /// rewritten to the text it prints: `table.column of row K: 'written'
+    /// is stored by Postgres as 'canonical'`.
+    pub rewritten: Vec<String>,
+}
+
+/// Rewrites each text value a phase wrote in a form Postgres prints
+/// differently (a timestamptz with an offset, an array with spaces, a uuid
+/// in capitals, a boolean as text: see [`super::canonical`]) to the text
+/// Postgres stores, so the push writes and compares exactly what the
+/// rehearsal shows; returns each rewrite, and adds to `bad` each value
+/// Postgres would round.
+fn canonicalise_text(
+    conn: &Connection,
+    meta: &TableMeta,
+    bad: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    use crate::types::Storage;
+    let mut rewritten = Vec::new();
+    let key = key_expr(meta);
+    let t = quote_ident(&meta.name);
+    for c in &meta.columns {
+        let col = quote_ident(&c.name);
+        let bool_column = c.storage() == Storage::Bool;
+        if !bool_column && !super::canonical::has_canonical_form(&c.pg_type) {
+            continue;
+        }
+        let mut found: Vec<(i64, String, String)> = Vec::new();
+        {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT rowid, {key}, {col} FROM temp.{t} WHERE typeof({col}) = 'text'"
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                found.push((r.get(0)?, r.get(1)?, r.get(2)?));
+            }
+        }
+        let mut update =
+            conn.prepare(&format!("UPDATE temp.{t} SET {col} = ?1 WHERE rowid = ?2"))?;
+        for (rowid, k, text) in found {
+            let cell = format!("{}.{} of row {k}", meta.name, c.name);
+            // A boolean is stored as 0/1; a literal Postgres reads becomes that.
+            let (value, shown) = if bool_column {
+                match super::canonical::canonical_bool(&text) {
+                    Some(b) => (
+                        SqlValue::Integer(b as i64),
+                        if b { "true" } else { "false" }.to_string(),
+                    ),
+                    None => continue,
+                }
+            } else {
+                match super::canonical::canonical_text(&c.pg_type, c.delimiter(), &text) {
+                    Ok(Some(canonical)) => {
+                        (SqlValue::Text(canonical.clone()), format!("'{canonical}'"))
+                    }
+                    Ok(None) => continue,
+                    Err(why) => {
+                        bad.push(format!("{cell}: {why}"));
+                        continue;
+                    }
+                }
+            };
+            match update.execute(rusqlite::params![value, rowid]) {
+                Ok(_) => {
+                    rewritten.push(format!("{cell}: '{text}' is stored by Postgres as {shown}"))
+                }
+                // Two spellings of one key value now collide.
+                Err(e) => bad.push(format!(
+                    "{cell}: '{text}' is stored by Postgres as {shown}, which is refused: {}",
+                    error_message(&e)
+                )),
+            }
+        }
+    }
+    Ok(rewritten)
 }
 
 /// What a value a phase left in an exactness-sensitive column becomes.

@@ -251,3 +251,41 @@ pub fn check_named<'a>(report: &'a Value, name: &str) -> &'a Value {
         .find(|c| c["name"] == name)
         .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
 }
+
+/// `(table.name, kind, detail)` of each item a rehearsal report leaves to
+/// the preflight ("checked on Postgres by the preflight").
+pub fn preflight(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                format!(
+                    "{}.{}",
+                    p["table"].as_str().unwrap(),
+                    p["name"].as_str().unwrap()
+                ),
+                p["kind"].as_str().unwrap().to_string(),
+                p["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Values of `column` in the staged new workflows (the ones the plan adds).
+pub fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
+    let conn = rusqlite::Connection::open(snap).unwrap();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT CAST(\"{column}\" AS TEXT) FROM staged_workflows \
+             WHERE id NOT IN (SELECT id FROM workflows) ORDER BY id"
+        ))
+        .unwrap();
+    let v = stmt
+        .query_map([], |r| r.get::<_, Option<String>>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    v
+}
