@@ -287,6 +287,16 @@ impl ConstraintMeta {
             && !self.columns.is_empty()
     }
 
+    /// A UNIQUE or primary key declared `DEFERRABLE` (`pg_get_constraintdef`
+    /// ends with `DEFERRABLE` or `DEFERRABLE INITIALLY DEFERRED`): it can be
+    /// checked at a later point of the transaction than the row that breaks
+    /// it, so rows may trade its values in between.
+    pub fn deferrable(&self) -> bool {
+        matches!(self.kind.as_str(), "p" | "u")
+            && (self.definition.ends_with(" DEFERRABLE")
+                || self.definition.ends_with(" DEFERRABLE INITIALLY DEFERRED"))
+    }
+
     /// `UNIQUE NULLS NOT DISTINCT` (Postgres 15): two NULLs collide.
     pub fn nulls_not_distinct(&self) -> bool {
         self.definition.contains("NULLS NOT DISTINCT")

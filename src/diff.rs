@@ -256,6 +256,25 @@ impl TableDiff {
     }
 }
 
+/// `updates` without their changes to the `dropped` columns, and without
+/// the rows left with no change: what a rollback restores, as it drops the
+/// columns the push added instead of writing their old values back.
+pub fn without_columns(updates: &[RowUpdate], dropped: &[&str]) -> Vec<RowUpdate> {
+    updates
+        .iter()
+        .map(|u| RowUpdate {
+            key: u.key.clone(),
+            changes: u
+                .changes
+                .iter()
+                .filter(|c| !dropped.contains(&c.column.as_str()))
+                .cloned()
+                .collect(),
+        })
+        .filter(|u| !u.changes.is_empty())
+        .collect()
+}
+
 /// The columns one UPDATE statement sets, each with whether its old value
 /// is one Postgres filled (so not checked).
 pub type UpdateColumns = Vec<(String, bool)>;
@@ -535,6 +554,29 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
 /// Computes the diff of an authorised rehearsal.
 pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
     let (rehearsal, staged_list) = authorised_rehearsal(snapshot, plan)?;
+    let tables = table_diffs(snapshot, plan)?;
+    let ddl = postgres_ddl(plan);
+    let mut diff = Diff {
+        plan_name: plan.file.name.clone(),
+        plan_hash: plan.hash.clone(),
+        snapshot_checksum: snapshot.info.snapshot_checksum.clone(),
+        staged_checksum: combined_staged_checksum(&staged_list),
+        staged: staged_list,
+        rehearsal_id: rehearsal.id,
+        ddl,
+        tables,
+        phases: plan.file.phases.iter().map(|p| p.id.clone()).collect(),
+        hold_off_triggers: plan.file.hold_off_triggers.clone(),
+        hash: String::new(),
+    };
+    diff.hash = diff_hash(&diff);
+    Ok(diff)
+}
+
+/// Each written table's changes, in apply order, from the staged tables and
+/// the rehearsal's record of each phase: what [`compute`] pushes, and what
+/// the rehearsal replays in the push's order before it passes.
+pub fn table_diffs(snapshot: &Snapshot, plan: &Plan) -> Result<Vec<TableDiff>> {
     let mut tables = Vec::new();
     for name in apply_order(plan) {
         let after = staged_meta(&snapshot.conn, snapshot, plan, &name)?;
@@ -592,22 +634,7 @@ pub fn compute(snapshot: &Snapshot, plan: &Plan) -> Result<Diff> {
         table.mark_values_filled_at_insert();
         tables.push(table);
     }
-    let ddl = postgres_ddl(plan);
-    let mut diff = Diff {
-        plan_name: plan.file.name.clone(),
-        plan_hash: plan.hash.clone(),
-        snapshot_checksum: snapshot.info.snapshot_checksum.clone(),
-        staged_checksum: combined_staged_checksum(&staged_list),
-        staged: staged_list,
-        rehearsal_id: rehearsal.id,
-        ddl,
-        tables,
-        phases: plan.file.phases.iter().map(|p| p.id.clone()).collect(),
-        hold_off_triggers: plan.file.hold_off_triggers.clone(),
-        hash: String::new(),
-    };
-    diff.hash = diff_hash(&diff);
-    Ok(diff)
+    Ok(tables)
 }
 
 /// The NULLs new rows hold in columns Postgres fills that the plan wrote
@@ -1086,7 +1113,9 @@ impl Diff {
                 ));
             }
         }
+        // Then per table its updates before its inserts, as push does.
         for t in &self.tables {
+            s.push_str(&self.update_sql(t, phase));
             for g in t.insert_groups(phase) {
                 let cols = g
                     .columns
@@ -1105,64 +1134,71 @@ impl Diff {
                 }
                 s.push_str("\\.\n");
             }
-            let updates = t.updates_of(phase);
-            if updates.is_empty() {
-                continue;
-            }
-            s.push_str(&format!(
+        }
+        s
+    }
+
+    /// A table's updates in one phase, with the triggers the plan names held
+    /// off around them.
+    fn update_sql(&self, t: &TableDiff, phase: &str) -> String {
+        let mut s = String::new();
+        let updates = t.updates_of(phase);
+        if updates.is_empty() {
+            return s;
+        }
+        s.push_str(&format!(
                 "-- {}: {} rows updated; the updated_at triggers the plan names are held off as push does\n",
                 t.table,
                 updates.len()
             ));
-            s.push_str(&trigger_toggle_sql(
-                &t.table,
-                "DISABLE",
-                &self.hold_off_triggers,
-            ));
-            for u in &updates {
-                let sets = u
-                    .changes
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} = {}",
-                            quote_ident(&c.column),
-                            sql_literal(c.new.as_deref())
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                // The old values must still be there, as push checks.
-                let cond = t
-                    .key
-                    .iter()
-                    .zip(&u.key)
-                    .map(|(k, v)| format!("{} = {}", quote_ident(k), sql_literal(Some(v))))
-                    .chain(
-                        u.changes
-                            .iter()
-                            .filter(|c| !c.old_filled_by_postgres)
-                            .map(|c| {
-                                format!(
-                                    "{} IS NOT DISTINCT FROM {}",
-                                    quote_ident(&c.column),
-                                    sql_literal(c.old.as_deref())
-                                )
-                            }),
+        s.push_str(&trigger_toggle_sql(
+            &t.table,
+            "DISABLE",
+            &self.hold_off_triggers,
+        ));
+        for u in &updates {
+            let sets = u
+                .changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} = {}",
+                        quote_ident(&c.column),
+                        sql_literal(c.new.as_deref())
                     )
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                s.push_str(&format!(
-                    "UPDATE public.{} SET {sets} WHERE {cond};\n",
-                    quote_ident(&t.table)
-                ));
-            }
-            s.push_str(&trigger_toggle_sql(
-                &t.table,
-                "ENABLE",
-                &self.hold_off_triggers,
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // The old values must still be there, as push checks.
+            let cond = t
+                .key
+                .iter()
+                .zip(&u.key)
+                .map(|(k, v)| format!("{} = {}", quote_ident(k), sql_literal(Some(v))))
+                .chain(
+                    u.changes
+                        .iter()
+                        .filter(|c| !c.old_filled_by_postgres)
+                        .map(|c| {
+                            format!(
+                                "{} IS NOT DISTINCT FROM {}",
+                                quote_ident(&c.column),
+                                sql_literal(c.old.as_deref())
+                            )
+                        }),
+                )
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            s.push_str(&format!(
+                "UPDATE public.{} SET {sets} WHERE {cond};\n",
+                quote_ident(&t.table)
             ));
         }
+        s.push_str(&trigger_toggle_sql(
+            &t.table,
+            "ENABLE",
+            &self.hold_off_triggers,
+        ));
         s
     }
 }

@@ -13,3 +13,4 @@ pub mod pgjson;
 pub mod plan;
 pub mod receipt;
 pub mod types;
+pub mod write_order;

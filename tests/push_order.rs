@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::World;
+use common::{failed_checks, World};
 
 /// A plan folder in `dir` writing only `dh_item`, one phase per SQL text.
 fn item_plan(dir: &std::path::Path, phases: &[&str]) -> std::path::PathBuf {
@@ -106,4 +106,116 @@ fn a_value_postgres_filled_at_the_push_s_insert_is_set_by_a_later_phase() {
         ),
         [["true", "7d1f7c0a-1111-4111-8111-111111111111"]]
     );
+}
+
+const ITEMS: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, \
+     name text NOT NULL CONSTRAINT dh_item_name_key UNIQUE, note text); \
+     INSERT INTO public.dh_item (id, name) VALUES ('a', 'alpha'), ('b', 'beta');";
+
+/// A row renamed, then a new row taking its old name, in one phase: SQLite
+/// ran it in that order; the push updates before it inserts, so Postgres
+/// sees it the same way (before: the COPY came first and collided on
+/// dh_item_name_key).
+#[test]
+fn a_renamed_unique_value_reused_by_a_new_row_in_the_same_phase_pushes() {
+    let w = item_world(
+        "order_rename",
+        ITEMS,
+        &["UPDATE dh_item SET name = 'alpha-old' WHERE id = 'a'; \
+           INSERT INTO dh_item (id, name) VALUES ('c', 'alpha');"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    pushes_and_rolls_back(&w, &[["a", "alpha-old"], ["b", "beta"], ["c", "alpha"]]);
+}
+
+/// A row deleted and its unique value given to a new row under another key
+/// (deletes come first), and a row renamed to the value a deleted row held.
+#[test]
+fn a_deleted_row_s_unique_value_goes_to_another_row_in_the_same_phase() {
+    let w = item_world(
+        "order_delete",
+        ITEMS,
+        &["DELETE FROM dh_item WHERE id IN ('a', 'b'); \
+           INSERT INTO dh_item (id, name) VALUES ('c', 'alpha'), ('d', 'beta');"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    pushes_and_rolls_back(&w, &[["c", "alpha"], ["d", "beta"]]);
+}
+
+/// The rows of a swap trade values in one UPDATE; Postgres visits them in
+/// an order of its own and checks a UNIQUE that is not DEFERRABLE row by
+/// row, so the first row collides with the second. The rehearsal fails the
+/// push-order check naming the constraint and both rows (before: PASSED,
+/// then the push failed on Postgres); push refuses and writes nothing.
+#[test]
+fn a_swap_of_unique_values_fails_the_rehearsal_naming_constraint_and_rows() {
+    let w = item_world(
+        "order_swap",
+        ITEMS,
+        &["UPDATE dh_item SET name = CASE id WHEN 'a' THEN 'beta' ELSE 'alpha' END;"],
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = failed_checks(&report);
+    let names: Vec<&str> = failed.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "push order: no row collides on a UNIQUE key",
+            "rollback order: no row collides on a UNIQUE key"
+        ],
+        "{failed:#?}"
+    );
+    let rows: Vec<&str> = failed[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(
+        rows[0].starts_with(
+            "phase 1, dh_item_name_key: updating dh_item id=a to name='beta' collides with \
+             dh_item id=b, which gives it up only in the same UPDATE or a later one: rows \
+             trading unique values"
+        ),
+        "{rows:#?}"
+    );
+    assert!(rows[0].contains("DEFERRABLE"), "{}", rows[0]);
+    assert!(
+        rows[1].starts_with(
+            "phase 1, dh_item_name_key: updating dh_item id=b to name='alpha' collides with \
+             dh_item id=a"
+        ),
+        "{rows:#?}"
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).code(1);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}
+
+/// `a` and `b` trade names in one phase, `a` also getting a note: two
+/// UPDATE statements (one per set of columns), the first (`b`'s) leaving two
+/// rows named 'alpha' until the second runs.
+const SWAP: &str = "UPDATE dh_item SET name = CASE id WHEN 'a' THEN 'beta' ELSE 'alpha' END, \
+     note = CASE id WHEN 'a' THEN 'swapped' ELSE note END;";
+
+/// A swap on a DEFERRABLE constraint, in two UPDATE statements: push
+/// defers it for the phase and checks it at the phase's end, rollback for
+/// its undo; both pass. Not deferred, it would collide after the first
+/// statement.
+#[test]
+fn a_swap_on_a_deferrable_unique_key_pushes_and_rolls_back() {
+    let w = item_world(
+        "order_deferrable",
+        &ITEMS.replace(
+            "CONSTRAINT dh_item_name_key UNIQUE",
+            "CONSTRAINT dh_item_name_key UNIQUE DEFERRABLE",
+        ),
+        &[SWAP],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    pushes_and_rolls_back(&w, &[["a", "beta"], ["b", "alpha"]]);
 }

@@ -1534,7 +1534,7 @@ impl Push<'_, '_> {
         self.write_phase_rows(phase, triggers, &types).await
     }
 
-    /// [`Self::apply_phase`]'s rows: deletes, inserts, updates, then the
+    /// [`Self::apply_phase`]'s rows: deletes, updates, inserts, then the
     /// sequences moved past the values written. Runs under the app's
     /// search_path: everything here names its schema.
     async fn write_phase_rows(
@@ -1545,14 +1545,25 @@ impl Push<'_, '_> {
     ) -> Result<Vec<SequenceAdvance>> {
         let PushJob { diff, progress, .. } = self.job;
         let tx = &self.tx;
+        // A DEFERRABLE unique key is checked at the end of the phase, not
+        // row by row, so rows may trade its values within the phase (the
+        // rehearsal's replay, `write_order`, counts it so).
+        let deferred = self.deferrable_unique_keys()?;
+        if !deferred.is_empty() {
+            tx.batch_execute(&format!("SET CONSTRAINTS {deferred} DEFERRED"))
+                .await
+                .with_context(|| format!("phase {}: deferring {deferred}", phase.id))?;
+        }
         // Deletes first, children before parents, so no row still
-        // referring to a deleted one is left when the FK is checked.
+        // referring to a deleted one is left when the FK is checked; then
+        // per table its updates before its inserts, as an UPDATE is what
+        // frees a unique value a new row reuses. `write_order` replays
+        // exactly this order in the rehearsal.
         for t in diff.tables.iter().rev() {
             self.delete_phase_rows(phase, t, types).await?;
         }
         let mut moved = Vec::new();
         for t in &diff.tables {
-            self.insert_phase_rows(phase, t).await?;
             let updates = t.updates_of(&phase.id);
             if !updates.is_empty() {
                 progress.step(&format!(
@@ -1565,6 +1576,7 @@ impl Push<'_, '_> {
                     .await
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
+            self.insert_phase_rows(phase, t).await?;
             for column in t.sequence_columns_written(&phase.id) {
                 progress.step(&format!(
                     "phase {}: moving the sequence of {}.{column} past the values written",
@@ -1577,7 +1589,35 @@ impl Push<'_, '_> {
                 );
             }
         }
+        if !deferred.is_empty() {
+            tx.batch_execute(&format!("SET CONSTRAINTS {deferred} IMMEDIATE"))
+                .await
+                .with_context(|| format!("phase {}: checking {deferred}", phase.id))?;
+        }
         Ok(moved)
+    }
+
+    /// The DEFERRABLE UNIQUE and primary keys of the tables the push writes,
+    /// as `SET CONSTRAINTS` names them (the drift check proved the catalog
+    /// is the snapshot's); empty when there are none.
+    fn deferrable_unique_keys(&self) -> Result<String> {
+        let PushJob {
+            plan,
+            snapshot,
+            diff,
+            ..
+        } = self.job;
+        let mut names = Vec::new();
+        for t in diff.tables.iter().filter(|t| !t.created) {
+            let meta = staged_meta(&snapshot.conn, snapshot, plan, &t.table)?;
+            for k in meta.constraints.iter().filter(|k| k.deferrable()) {
+                let name = format!("public.{}", quote_ident(&k.name));
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names.join(", "))
     }
 
     /// Deletes the rows of `t` the phase deleted: every one, or a refusal.

@@ -321,6 +321,7 @@ fn run_in_transaction(
     r.store_staged_tables()?;
     let preflight = r.catalog_checks()?;
     r.protected_rows_checks()?;
+    r.write_order_checks()?;
     let staged_list = r.staged_list()?;
     let staged_sum = combined_staged_checksum(&staged_list);
     let passed = r.checks.iter().all(|c| c.ok);
@@ -700,6 +701,78 @@ impl<'a> Rehearsal<'a> {
             Err(e) => return Err(e),
         }
         Ok(preflight)
+    }
+
+    /// The push's and the rollback's order of writes, replayed on the
+    /// pulled rows (`write_order`): Postgres checks a UNIQUE that is not
+    /// DEFERRABLE row by row, where the phases ran in the plan's own order,
+    /// so a row taking a value another row still holds at that point is a
+    /// failed check naming the constraint and both rows. Not run after a
+    /// failed phase (its record of changes is incomplete) or when a written
+    /// table has no primary key (the push cannot match its rows; that check
+    /// fails already).
+    fn write_order_checks(&mut self) -> Result<()> {
+        if self.broken {
+            return Ok(());
+        }
+        let mut metas = Vec::new();
+        for name in &self.view_tables {
+            if !table_exists(self.conn, "main", &staged(name))? {
+                return Ok(());
+            }
+            let meta = staged_meta(self.conn, self.snapshot, self.plan, name)?;
+            if meta.primary_key().is_empty() {
+                return Ok(());
+            }
+            metas.push(meta);
+        }
+        let tables = crate::diff::table_diffs(self.snapshot, self.plan)?;
+        let mut replay = Vec::new();
+        for t in &tables {
+            let Some(meta) = metas.iter().find(|m| m.name == t.table) else {
+                continue;
+            };
+            let mut pulled = Vec::new();
+            let mut added = Vec::new();
+            if let Some(p) = self.snapshot.table(&t.table).filter(|_| !t.created) {
+                let at: Vec<Option<usize>> = t
+                    .columns
+                    .iter()
+                    .map(|c| p.meta.columns.iter().position(|m| m.name == c.name))
+                    .collect();
+                added = t
+                    .columns
+                    .iter()
+                    .zip(&at)
+                    .filter(|(_, i)| i.is_none())
+                    .map(|(c, _)| c.name.clone())
+                    .collect();
+                self.snapshot.for_each_row(&t.table, &p.meta, |row| {
+                    pulled.push(at.iter().map(|i| i.and_then(|i| row[i].clone())).collect());
+                    Ok(())
+                })?;
+            }
+            replay.push(crate::write_order::ReplayTable {
+                diff: t,
+                keys: crate::write_order::unique_keys(meta, t),
+                added,
+                pulled,
+            });
+        }
+        let phases: Vec<String> = self.plan.file.phases.iter().map(|p| p.id.clone()).collect();
+        let (push, rollback) = crate::write_order::replay(replay, &phases);
+        for (name, rows) in [
+            ("push order: no row collides on a UNIQUE key", push),
+            ("rollback order: no row collides on a UNIQUE key", rollback),
+        ] {
+            self.checks.push(Check::no_rows(
+                crate::db::staging::CONSTRAINTS_PHASE,
+                name,
+                CheckKind::Constraint,
+                rows,
+            ));
+        }
+        Ok(())
     }
 
     /// The protected tables the plan writes keep every pulled row as it was.

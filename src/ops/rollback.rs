@@ -26,7 +26,7 @@ use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
 use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
-use crate::diff::{RowUpdate, TableDiff};
+use crate::diff::TableDiff;
 use crate::error::check_failed;
 use crate::error::refused as refuse;
 use crate::plan::checks::{failed_summaries, Check, CheckKind};
@@ -1087,6 +1087,15 @@ async fn undo_changes(
     triggers: &[TriggerReport],
     report: &mut RollbackReport,
 ) -> Result<()> {
+    // A DEFERRABLE unique key is checked once the rows are back, not row by
+    // row: rows the push made trade its values (over several phases) trade
+    // them back here. The rehearsal's replay (`write_order`) counts it so.
+    let deferred = deferrable_unique_keys(tx, undo).await?;
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {deferred} DEFERRED"))
+            .await
+            .with_context(|| format!("deferring {deferred}"))?;
+    }
     // Order matters: columns referencing created tables go first, then the
     // created tables (children first), then rows added to existing tables.
     drop_created(tx, undo, report).await?;
@@ -1105,6 +1114,11 @@ async fn undo_changes(
     {
         reinsert_deleted_rows(tx, undo, t, report).await?;
     }
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {deferred} IMMEDIATE"))
+            .await
+            .with_context(|| format!("checking {deferred} after the undo"))?;
+    }
     // The rows holding the values the sequences were moved past are gone;
     // each goes back only if nobody drew from it since.
     for s in undo.sequences.iter().filter(|s| s.moved()) {
@@ -1115,6 +1129,38 @@ async fn undo_changes(
         );
     }
     Ok(())
+}
+
+/// The DEFERRABLE UNIQUE and primary keys of the existing tables the undo
+/// writes, as `SET CONSTRAINTS` names them; empty when there are none.
+async fn deferrable_unique_keys(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+) -> Result<String> {
+    let tables: Vec<&str> = undo
+        .tables
+        .iter()
+        .filter(|t| !t.created)
+        .map(|t| t.table.as_str())
+        .collect();
+    if tables.is_empty() {
+        return Ok(String::new());
+    }
+    let names: Vec<String> = tx
+        .query(
+            "SELECT DISTINCT format('%I.%I', n.nspname, c.conname) FROM pg_catalog.pg_constraint c \
+             JOIN pg_catalog.pg_class r ON r.oid = c.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+             WHERE n.nspname = 'public' AND r.relname = ANY($1) AND c.contype IN ('u', 'p') \
+             AND c.condeferrable ORDER BY 1",
+            &[&tables],
+        )
+        .await
+        .context("reading the deferrable unique keys of the written tables")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(names.join(", "))
 }
 
 /// Drops the columns the push added, then the tables it created.
@@ -1202,20 +1248,7 @@ async fn restore_updated_rows(
     report: &mut RollbackReport,
 ) -> Result<()> {
     let dropped = added_columns_of(undo, &t.table);
-    let updates: Vec<RowUpdate> = t
-        .updates
-        .iter()
-        .map(|u| RowUpdate {
-            key: u.key.clone(),
-            changes: u
-                .changes
-                .iter()
-                .filter(|c| !dropped.contains(&c.column.as_str()))
-                .cloned()
-                .collect(),
-        })
-        .filter(|u| !u.changes.is_empty())
-        .collect();
+    let updates = crate::diff::without_columns(&t.updates, &dropped);
     if updates.is_empty() {
         return Ok(());
     }
