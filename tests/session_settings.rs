@@ -109,3 +109,56 @@ fn an_app_change_committed_while_push_waits_for_its_lock_is_drift_under_a_repeat
     let key = only_the_app_row_changed(&before, &w.state(), "public.dh_tool");
     assert_eq!(key, id);
 }
+
+/// D13: `session_replication_role = replica` on the database would keep
+/// every ordinary trigger and foreign key from firing. Push pins `origin`
+/// (this role may): a business trigger that raises still refuses the push
+/// by its message, dry run and --confirm, and nothing is written.
+#[test]
+fn a_replica_session_replication_role_does_not_keep_a_raising_trigger_from_refusing() {
+    let w = World::loaded("srr_replica", "plan")
+        .with_shared_snapshot()
+        .with_sql(
+            "CREATE FUNCTION public.no_workflow_names() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.name LIKE '%Workflow%' THEN
+                 RAISE EXCEPTION 'business rule: names may not contain Workflow';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER workflows_rule BEFORE INSERT ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION public.no_workflow_names();",
+        );
+    database_setting(&w, "session_replication_role = replica");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "workflows_rule",
+            "business rule: names may not contain Workflow",
+        ]);
+        before.assert_same(&w.state(), "a push refused by a raising trigger");
+    }
+}
+
+/// D33: with `track_counts = off` on the database Postgres counts no writes,
+/// and the write accounting would see nothing. Push pins it on (this role
+/// may): a trigger's write to a table outside the plan still refuses the
+/// push by name, and nothing is written.
+#[test]
+fn track_counts_off_does_not_blind_the_write_accounting() {
+    let w = World::loaded("track_counts_off", "plan")
+        .with_shared_snapshot()
+        .with_sql(
+            "CREATE TABLE public.audit_x (id bigserial PRIMARY KEY, note text);
+             CREATE FUNCTION public.audit_x_row() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.audit_x (note) VALUES (NEW.name); RETURN NEW; END $$;
+             CREATE TRIGGER workflows_audit_x AFTER INSERT ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION public.audit_x_row();",
+        );
+    database_setting(&w, "track_counts = off");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&["public.audit_x", "227"]);
+        before.assert_same(&w.state(), "a push refused by the write accounting");
+    }
+}

@@ -288,23 +288,53 @@ pub async fn begin(
     let answer = tx
         .simple_query(&format!(
             "{} SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
-             SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms'; {READ_ONLY_SQL}",
+             SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms'; {READ_ONLY_SQL}; {GUARDED_SETTINGS_SQL}",
             set_local_settings_sql()
         ))
         .await?;
-    let row = answer.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(r) => Some(r),
-        _ => None,
-    });
-    if let Some(why) = row.and_then(|r| {
-        read_only_reason(
-            (0..r.len())
-                .map(|i| r.get(i).unwrap_or(""))
-                .collect::<Vec<_>>()
-                .as_slice(),
-        )
-    }) {
+    let rows: Vec<Vec<String>> = answer
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    let [read_only, guarded] = rows.as_slice() else {
+        return Err(anyhow::anyhow!(
+            "Postgres answered the transaction's settings query with {} rows instead of 2",
+            rows.len()
+        ));
+    };
+    let read_only: Vec<&str> = read_only.iter().map(String::as_str).collect();
+    if let Some(why) = read_only_reason(&read_only) {
         return Err(environment(why));
+    }
+    let (database, user) = (read_only[2], read_only[3]);
+    for (i, (name, wanted, why)) in GUARDED_SETTINGS.iter().enumerate() {
+        let (current, source) = (&guarded[2 * i], &guarded[2 * i + 1]);
+        if current == wanted {
+            continue;
+        }
+        // Pinned only when it differs: both settings are superuser-only
+        // (or need `GRANT SET ON PARAMETER`), and a role without that
+        // privilege may not even SET the value it already has.
+        if let Err(e) = tx
+            .batch_execute(&format!("SET LOCAL {name} = {wanted}"))
+            .await
+        {
+            let (place, undo) = where_set(name, source, database, user);
+            return Err(environment(format!(
+                "{name} is {current} for this session, set {place}: {why}. This role may not \
+                 set it back to {wanted} for the transaction ({}). To undo it: {undo}; or connect \
+                 as a role that may set it. Nothing was written and no lock was taken",
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            )));
+        }
     }
     if let Err(e) = tx
         .batch_execute(&format!(
@@ -341,6 +371,68 @@ const READ_ONLY_SQL: &str = "SELECT current_setting('transaction_read_only'), \
      current_setting('default_transaction_read_only'), \
      (SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only')";
 
+/// Settings push and rollback cannot work under, the value they need and
+/// why: both are pinned with `SET LOCAL` when they differ, or the push
+/// refuses before any lock.
+const GUARDED_SETTINGS: &[(&str, &str, &str)] = &[
+    (
+        "session_replication_role",
+        "origin",
+        "under `replica` no ordinary trigger and no foreign key fires, so the database's \
+         business rules, audit triggers and foreign keys would be skipped while the output says \
+         they fire",
+    ),
+    (
+        "track_counts",
+        "on",
+        "with it off Postgres counts no writes (pg_stat_xact_user_tables stays empty), so the \
+         write accounting that proves nothing outside the plan was written would see nothing",
+    ),
+];
+
+/// Each [`GUARDED_SETTINGS`] entry's current value and `pg_settings.source`.
+const GUARDED_SETTINGS_SQL: &str = "SELECT current_setting('session_replication_role'), \
+     (SELECT source FROM pg_settings WHERE name = 'session_replication_role'), \
+     current_setting('track_counts'), \
+     (SELECT source FROM pg_settings WHERE name = 'track_counts')";
+
+/// Where a setting's value comes from (`pg_settings.source`), in words, and
+/// what undoes it there.
+fn where_set(setting: &str, source: &str, database: &str, user: &str) -> (String, String) {
+    let (database_sql, user_sql) = (quote_ident(database), quote_ident(user));
+    match source {
+        "database" => (
+            format!("for the database ({database})"),
+            format!("`ALTER DATABASE {database_sql} RESET {setting}`"),
+        ),
+        "user" => (
+            format!("for the role {user}"),
+            format!("`ALTER ROLE {user_sql} RESET {setting}`"),
+        ),
+        "database user" => (
+            format!("for the role {user} in the database {database}"),
+            format!("`ALTER ROLE {user_sql} IN DATABASE {database_sql} RESET {setting}`"),
+        ),
+        "client" => (
+            "by the connection (the URL's options or PGOPTIONS)".to_string(),
+            "remove it from the connection options".to_string(),
+        ),
+        "session" => (
+            "by a `SET` on this server connection (a transaction pooler keeps one client's SET \
+             for the next client; a restore script's first lines set session_replication_role)"
+                .to_string(),
+            format!(
+                "`RESET {setting}` on that connection, or reconnect the pooler's server \
+                 connections"
+            ),
+        ),
+        other => (
+            format!("in the server's {other}"),
+            "set it back where it is set".to_string(),
+        ),
+    }
+}
+
 /// What to tell a user whose server is read-only for this session (from
 /// [`READ_ONLY_SQL`]'s row), or `None` when the transaction may write.
 /// Push and rollback only write, so neither is worth starting there; pull
@@ -353,7 +445,6 @@ fn read_only_reason(row: &[&str]) -> Option<String> {
         return None;
     }
     let nothing = "Nothing was written and no lock was taken";
-    let (database_sql, user_sql) = (quote_ident(database), quote_ident(user));
     if *recovery == "true" {
         return Some(format!(
             "the server is a read-only standby (pg_is_in_recovery() is true: it replays another \
@@ -363,33 +454,10 @@ fn read_only_reason(row: &[&str]) -> Option<String> {
         ));
     }
     if *default_read_only == "on" {
-        let (where_set, undo) = match *source {
-            "database" => (
-                format!("for the database ({database})"),
-                format!("`ALTER DATABASE {database_sql} RESET default_transaction_read_only`"),
-            ),
-            "user" => (
-                format!("for the role {user}"),
-                format!("`ALTER ROLE {user_sql} RESET default_transaction_read_only`"),
-            ),
-            "database user" => (
-                format!("for the role {user} in the database {database}"),
-                format!(
-                    "`ALTER ROLE {user_sql} IN DATABASE {database_sql} RESET default_transaction_read_only`"
-                ),
-            ),
-            "client" => (
-                "by the connection (the URL's options or PGOPTIONS)".to_string(),
-                "remove it from the connection options".to_string(),
-            ),
-            other => (
-                format!("in the server's {other}"),
-                "turn it off where it is set".to_string(),
-            ),
-        };
+        let (place, undo) = where_set("default_transaction_read_only", source, database, user);
         return Some(format!(
             "the database is read-only for this session: default_transaction_read_only = on, set \
-             {where_set} (Supabase sets it on the database when the project's disk is full). Push \
+             {place} (Supabase sets it on the database when the project's disk is full). Push \
              and rollback write: free space first if the disk is full, then {undo}, or connect \
              as a role it does not apply to; pull still works. {nothing}"
         ));
