@@ -15,7 +15,7 @@ use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{apply_updates, cast_spelling, run_batch, ROW_NUMBER};
 use crate::db::postgres::copy::copy_rows;
-use crate::db::postgres::copy::remote_checksum;
+use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum};
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
@@ -490,23 +490,32 @@ impl Rollback<'_, '_> {
         let key_positions = receipt_key_positions(t, meta)?;
         let mut changed = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        crate::db::postgres::copy::for_each_remote_line(self.tx, meta, |line| {
-            let values = crate::types::parse_copy_line(&line[..line.len() - 1])
-                .map_err(anyhow::Error::msg)?;
-            let key = crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
-            if !written.holds(&key) {
-                return Ok(());
-            }
-            seen.insert(key.clone());
-            // Unchanged as a whole: nothing to look at column by column.
-            if after.row_hashes.get(&key).map(String::as_str)
-                == Some(crate::db::postgres::digest::row_fingerprint(line).as_str())
-            {
-                return Ok(());
-            }
-            changed.extend(written.changes(&t.table, &key, &values));
-            Ok(())
-        })
+        // Only the rows the push wrote cross the network, not the table.
+        for_each_remote_line_keyed(
+            self.tx,
+            meta,
+            &t.key,
+            &t.key_types,
+            &written.key_values,
+            |line| {
+                let values = crate::types::parse_copy_line(&line[..line.len() - 1])
+                    .map_err(anyhow::Error::msg)?;
+                let key =
+                    crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
+                if !written.holds(&key) {
+                    return Ok(());
+                }
+                seen.insert(key.clone());
+                // Unchanged as a whole: nothing to look at column by column.
+                if after.row_hashes.get(&key).map(String::as_str)
+                    == Some(crate::db::postgres::digest::row_fingerprint(line).as_str())
+                {
+                    return Ok(());
+                }
+                changed.extend(written.changes(&t.table, &key, &values));
+                Ok(())
+            },
+        )
         .await?;
         changed.extend(
             written
@@ -756,7 +765,7 @@ impl Rollback<'_, '_> {
     /// a BEFORE trigger that fires on the re-insert or the restore (a
     /// `created_at` stamp, a version counter, a normaliser) would otherwise
     /// leave values that are not the before-images while the rollback says
-    /// "undone". Each table is read once; a difference names the table,
+    /// "undone". Only those rows are read back; a difference names the table,
     /// key, column, the recorded and the found value, and the triggers that
     /// fired.
     async fn undone_rows_check(
@@ -773,28 +782,36 @@ impl Rollback<'_, '_> {
             let key_positions = receipt_key_positions(t, &meta)?;
             let mut differing = Vec::new();
             let mut seen = std::collections::BTreeSet::new();
-            crate::db::postgres::copy::for_each_remote_line(self.tx, &meta, |line| {
-                let values = crate::types::parse_copy_line(&line[..line.len() - 1])
-                    .map_err(anyhow::Error::msg)?;
-                let key =
-                    crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
-                let Some(wanted) = restored.expected.get(&key) else {
-                    return Ok(());
-                };
-                seen.insert(key.clone());
-                for (i, value) in wanted {
-                    if values[*i] != *value {
-                        differing.push(format!(
-                            "row {key}: {}.{} is {}, the receipt recorded {}",
-                            t.table,
-                            restored.columns[*i].name,
-                            shown(values[*i].as_deref()),
-                            shown(value.as_deref())
-                        ));
+            // Only the rows written back cross the network, not the table.
+            for_each_remote_line_keyed(
+                self.tx,
+                &meta,
+                &t.key,
+                &t.key_types,
+                &restored.key_values,
+                |line| {
+                    let values = crate::types::parse_copy_line(&line[..line.len() - 1])
+                        .map_err(anyhow::Error::msg)?;
+                    let key =
+                        crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
+                    let Some(wanted) = restored.expected.get(&key) else {
+                        return Ok(());
+                    };
+                    seen.insert(key.clone());
+                    for (i, value) in wanted {
+                        if values[*i] != *value {
+                            differing.push(format!(
+                                "row {key}: {}.{} is {}, the receipt recorded {}",
+                                t.table,
+                                restored.columns[*i].name,
+                                shown(values[*i].as_deref()),
+                                shown(value.as_deref())
+                            ));
+                        }
                     }
-                }
-                Ok(())
-            })
+                    Ok(())
+                },
+            )
             .await?;
             for key in restored.expected.keys().filter(|k| !seen.contains(*k)) {
                 differing.push(format!(
@@ -1313,6 +1330,8 @@ async fn reinsert_deleted_rows(
 struct RestoredValues {
     columns: Vec<ColumnMeta>,
     expected: BTreeMap<String, Vec<(usize, Option<String>)>>,
+    /// The key values of each row in `expected`: what is read back.
+    key_values: Vec<Vec<Option<String>>>,
 }
 
 impl RestoredValues {
@@ -1336,20 +1355,23 @@ fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValues> {
     let mut restored = RestoredValues {
         columns: kept.iter().map(|i| t.columns[*i].clone()).collect(),
         expected: BTreeMap::new(),
+        key_values: Vec::new(),
     };
     let key_in_receipt = receipt_key_positions(t, &meta_of(&t.table, t.columns.clone(), &t.key))?;
     for row in &t.deleted_rows {
-        let key = crate::types::row_key(
-            key_in_receipt
-                .iter()
-                .map(|i| row.get(*i).and_then(|v| v.as_deref())),
-        );
+        let key_values: Vec<Option<String>> = key_in_receipt
+            .iter()
+            .map(|i| row.get(*i).cloned().flatten())
+            .collect();
+        let key = crate::types::row_key(key_values.iter().map(|v| v.as_deref()));
         let values = kept
             .iter()
             .enumerate()
             .map(|(at, i)| (at, row.get(*i).cloned().flatten()))
             .collect();
-        restored.expected.insert(key, values);
+        if restored.expected.insert(key, values).is_none() {
+            restored.key_values.push(key_values);
+        }
     }
     for u in &t.updates {
         let key = crate::types::row_key(u.key.iter().map(|v| Some(v.as_str())));
@@ -1361,6 +1383,11 @@ fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValues> {
             .filter(|c| !dropped.contains(&c.column.as_str()))
         {
             let at = restored.position(&c.column, &t.table)?;
+            if !restored.expected.contains_key(&key) {
+                restored
+                    .key_values
+                    .push(u.key.iter().cloned().map(Some).collect());
+            }
             let values = restored.expected.entry(key.clone()).or_default();
             if !values.iter().any(|(i, _)| *i == at) {
                 values.push((at, c.old.clone()));
@@ -1392,18 +1419,24 @@ type WrittenValue<'u> = (usize, &'u str, Option<&'u str>);
 struct WrittenRows<'u> {
     inserted: std::collections::BTreeSet<String>,
     updated: BTreeMap<String, Vec<WrittenValue<'u>>>,
+    /// The key values of each of those rows, once: what is read back.
+    key_values: Vec<Vec<Option<String>>>,
 }
 
 impl<'u> WrittenRows<'u> {
     fn of(t: &'u UndoTable, meta: &TableMeta) -> Result<Self> {
-        let inserted = t
+        let inserted: std::collections::BTreeSet<String> = t
             .inserted_keys
             .iter()
             .map(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())))
             .collect();
+        let mut key_values = t.inserted_keys.clone();
         let mut updated = BTreeMap::new();
         for u in &t.updates {
             let key = crate::types::row_key(u.key.iter().map(|v| Some(v.as_str())));
+            if !inserted.contains(&key) && !updated.contains_key(&key) {
+                key_values.push(u.key.iter().cloned().map(Some).collect());
+            }
             let cols = u
                 .changes
                 .iter()
@@ -1422,7 +1455,11 @@ impl<'u> WrittenRows<'u> {
                 .collect::<Result<Vec<_>>>()?;
             updated.insert(key, cols);
         }
-        Ok(WrittenRows { inserted, updated })
+        Ok(WrittenRows {
+            inserted,
+            updated,
+            key_values,
+        })
     }
 
     fn holds(&self, key: &str) -> bool {

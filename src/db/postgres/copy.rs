@@ -9,6 +9,7 @@ use tokio_postgres::Transaction;
 
 use crate::catalog::TableMeta;
 use crate::db::postgres::explain_query_error;
+use crate::db::postgres::rowset::{key_join, RowSet};
 use crate::types::{copy_text_line, find_byte, quote_ident, TableChecksum};
 
 /// The SELECT whose COPY output is a table's canonical row encoding; pull
@@ -65,10 +66,52 @@ impl LineSplitter {
 pub async fn for_each_remote_line(
     tx: &Transaction<'_>,
     meta: &TableMeta,
+    f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    for_each_copy_line(tx, &copy_out_sql(meta), meta, f).await
+}
+
+/// [`for_each_remote_line`] over only the rows whose key (the `key`
+/// columns, of `key_types`: spliced into SQL as casts, checked by the
+/// caller) is one of `keys`: what crosses the network is those rows, not
+/// the table. The keys travel inside the statement ([`RowSet`]: COPY takes
+/// no parameters, and a temporary table is DDL an event trigger sees).
+pub async fn for_each_remote_line_keyed(
+    tx: &Transaction<'_>,
+    meta: &TableMeta,
+    key: &[String],
+    key_types: &[String],
+    keys: &[Vec<Option<String>>],
+    f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let set_columns: Vec<String> = key.iter().map(|k| format!("k_{k}")).collect();
+    let cols = meta
+        .columns
+        .iter()
+        .map(|c| format!("t.{}", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "COPY (SELECT {cols} FROM public.{} t WHERE EXISTS (SELECT 1 FROM {} WHERE {})) TO STDOUT",
+        quote_ident(&meta.name),
+        RowSet::new(&set_columns, keys).from_item("u"),
+        key_join(key, key_types, "t", "u")
+    );
+    for_each_copy_line(tx, &sql, meta, f).await
+}
+
+/// Streams the lines of one `COPY … TO STDOUT` of `meta`'s columns.
+async fn for_each_copy_line(
+    tx: &Transaction<'_>,
+    sql: &str,
+    meta: &TableMeta,
     mut f: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let stream = tx
-        .copy_out(copy_out_sql(meta).as_str())
+        .copy_out(sql)
         .await
         .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
     pin_mut!(stream);

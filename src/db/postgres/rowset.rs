@@ -75,6 +75,24 @@ impl RowSet {
     }
 }
 
+/// `alias.k = keys.k_k::type AND …` under the pinned search_path: a row
+/// of `alias` matched by its key
+/// (`key` columns of `key_types`) against a [`RowSet`] whose text columns
+/// are `k_<key column>`.
+pub fn key_join(key: &[String], key_types: &[String], alias: &str, keys: &str) -> String {
+    key.iter()
+        .zip(key_types)
+        .map(|(k, ty)| {
+            format!(
+                "{alias}.{} = {keys}.{}::{ty}",
+                quote_ident(k),
+                quote_ident(&format!("k_{k}"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// `text` as a dollar-quoted literal whose tag does not occur in it.
 fn dollar_quote(text: &str) -> String {
     let mut n = 0u64;
