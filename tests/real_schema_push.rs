@@ -1330,3 +1330,36 @@ fn the_built_in_plan_pushes_to_a_database_with_a_linguistic_collation() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
 }
+
+/// A database in another time zone (`ALTER DATABASE … SET TimeZone`): a
+/// column Postgres fills for the pushed rows in local time (`timestamp
+/// DEFAULT now()`, `date DEFAULT current_date`) gets the wall clock the
+/// app's own inserts get. Before, the push wrote under UTC and the 227 new
+/// workflows were 13 hours off from the app's rows, silently.
+#[test]
+fn columns_postgres_fills_in_local_time_get_the_databases_time_zone() {
+    let w = World::loaded("local_time", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows ADD COLUMN created_local timestamp; \
+             ALTER TABLE public.workflows ALTER COLUMN created_local SET DEFAULT now();",
+        )
+        .pulled()
+        .rehearsed();
+    w.exec(&format!(
+        "ALTER DATABASE \"{}\" SET TimeZone = 'Pacific/Kiritimati'",
+        w.db.name
+    ));
+    w.push_confirmed();
+    // The test's own session has the database's zone, like the app's.
+    assert_eq!(w.scalar("SHOW TimeZone"), "Pacific/Kiritimati");
+    let off = w.count(
+        "SELECT count(*) FROM public.workflows WHERE created_local IS NOT NULL \
+         AND abs(extract(epoch FROM created_local - localtimestamp)) > 600",
+    );
+    let filled = w.count("SELECT count(*) FROM public.workflows WHERE created_local IS NOT NULL");
+    assert_eq!(filled, 227, "the pushed workflows got a default");
+    assert_eq!(
+        off, 0,
+        "pushed rows' local-time default is off from the app's clock"
+    );
+}

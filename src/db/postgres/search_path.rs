@@ -25,15 +25,20 @@ use tokio_postgres::Transaction;
 /// The pinned path: Supabase's default without `"$user"`.
 pub const PINNED: &str = "public, extensions";
 
-/// Pins the path for the rest of the transaction (or until
-/// [`AS_THE_APP`]).
+/// Pins the path (and the time zone the tool reads values in) for the rest
+/// of the transaction (or until [`AS_THE_APP`]).
 pub fn pin_sql() -> String {
-    format!("SET LOCAL search_path = {PINNED};")
+    format!("SET LOCAL search_path = {PINNED}; SET LOCAL TimeZone = 'UTC';")
 }
 
-/// The path an app session of this role on this database has: the role's,
-/// the database's or the server's default (what `RESET` restores).
-pub const AS_THE_APP: &str = "SET LOCAL search_path TO DEFAULT;";
+/// The path and time zone an app session of this role on this database
+/// has: the role's, the database's or the server's default (what `RESET`
+/// restores). The time zone too: a default or trigger Postgres computes for
+/// a pushed row in local time (`timestamp DEFAULT now()`, `date DEFAULT
+/// current_date`) must get the wall clock the app's rows get, not UTC's.
+/// The values the tool writes carry their offset (or none, for `timestamp`),
+/// so how they are read does not depend on it.
+pub const AS_THE_APP: &str = "SET LOCAL search_path TO DEFAULT; SET LOCAL TimeZone TO DEFAULT;";
 
 /// How the statements the tool generates spell a column's type in a cast
 /// and its equality operator. The snapshot and the receipt hold types as
