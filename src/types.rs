@@ -18,6 +18,14 @@ pub const SESSION_SETTINGS: &[(&str, &str)] = &[
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
+    // Catalog text: with `quote_all_identifiers = on` format_type() prints
+    // `"jsonb"` and every type-driven rule would miss it.
+    ("quote_all_identifiers", "off"),
+    // Array input: with `array_nulls = off` an unquoted NULL element is
+    // read back as the string "NULL".
+    ("array_nulls", "on"),
+    // How backslashes in '…' literals of the plan's and our SQL are read.
+    ("standard_conforming_strings", "on"),
 ];
 
 /// How a Postgres column is stored in the snapshot.

@@ -162,3 +162,15 @@ fn track_counts_off_does_not_blind_the_write_accounting() {
         before.assert_same(&w.state(), "a push refused by the write accounting");
     }
 }
+
+/// D24: with `quote_all_identifiers = on` on the database, pull records the
+/// catalog as usual (`jsonb`, not `"jsonb"`) and the built-in plan's
+/// rehearsal passes; nothing in the database changes.
+#[test]
+fn quote_all_identifiers_on_the_database_leaves_pull_and_rehearse_as_usual() {
+    let w = World::loaded("quote_all_identifiers", "plan");
+    database_setting(&w, "quote_all_identifiers = on");
+    let before = w.state();
+    let w = w.rehearsed();
+    before.assert_same(&w.state(), "pull and rehearse");
+}
