@@ -120,6 +120,12 @@ pub struct PushArgs {
     /// event trigger) may write, e.g. `audit_log` or `app.log`. Repeatable.
     #[arg(long = "allow-writes", value_name = "TABLE")]
     pub allow_writes: Vec<String>,
+    /// Run and commit even though a trigger that fires for the push calls
+    /// what a rollback does not undo (dblink, pgsql-http, lo_export, setval,
+    /// an untrusted language): needed for the preflight too, which would
+    /// perform those calls.
+    #[arg(long)]
+    pub allow_external_effects: bool,
     /// Require every pulled table unchanged (the app switched off), not only those the plan reads and writes.
     #[arg(long)]
     pub strict: bool,
@@ -166,6 +172,11 @@ pub struct RollbackArgs {
     /// push was allowed to write are allowed too.
     #[arg(long = "allow-writes", value_name = "TABLE")]
     pub allow_writes: Vec<String>,
+    /// Undo even though a trigger that fires for the undo calls what a
+    /// rollback does not undo (dblink, pgsql-http, lo_export, setval, an
+    /// untrusted language): needed for the dry run too.
+    #[arg(long)]
+    pub allow_external_effects: bool,
     /// Require every pulled table unchanged (the app switched off), not only those the plan reads and writes.
     #[arg(long)]
     pub strict: bool,

@@ -356,6 +356,7 @@ mod tests {
                 inserted: 3,
                 updated: 0,
                 deleted: 0,
+                written_by: vec![],
             }],
             allowed_writes: vec!["audit_log".into()],
             filled: vec![],

@@ -1155,9 +1155,8 @@ fn loopback_foreign_table(w: &World) {
         "postgres_fdw is not available to the test Postgres: it ships with the server \
          (Debian: postgresql-15); install the server's contrib modules"
     );
-    let url = url::Url::parse(w.url()).expect("test database URL parses");
-    let password = url
-        .password()
+    let (host, port, user, password) = loopback(w);
+    let password = password
         .map(|p| format!(", password '{}'", p.replace('\'', "''")))
         .unwrap_or_default();
     w.exec(&format!(
@@ -1169,11 +1168,20 @@ fn loopback_foreign_table(w: &World) {
          CREATE TABLE remote_store.log (workflow_id uuid, name text);
          CREATE FOREIGN TABLE public.remote_log (workflow_id uuid, name text)
            SERVER loopback OPTIONS (schema_name 'remote_store', table_name 'log');",
-        url.host_str().unwrap_or("127.0.0.1"),
-        url.port().unwrap_or(5432),
-        w.db.name,
-        url.username(),
+        host, port, w.db.name, user,
     ));
+}
+
+/// Host, port, user and password of the test database's URL: how another
+/// connection (postgres_fdw, dblink) reaches the same database.
+fn loopback(w: &World) -> (String, u16, String, Option<String>) {
+    let url = url::Url::parse(w.url()).expect("test database URL parses");
+    (
+        url.host_str().unwrap_or("127.0.0.1").to_string(),
+        url.port().unwrap_or(5432),
+        url.username().to_string(),
+        url.password().map(str::to_string),
+    )
 }
 
 /// Postgres's statistics never count a write to a foreign table: the
@@ -1259,11 +1267,26 @@ fn ddl_logged(w: &World) -> Vec<String> {
 fn an_event_trigger_logging_ddl_sees_only_the_plans_ddl_and_its_hold_off() {
     let w = world("ddl_audit", DDL_AUDIT);
     let before = w.state();
-    w.push(&[]).refused(&["public.ddl_log", "--allow-writes"]);
+    // The refusal names the writer precisely: the event trigger, its
+    // function, and the DDL of the plan's hold-off it fires on.
+    w.push(&[]).refused(&[
+        "public.ddl_log",
+        "written by event trigger log_ddl (function log_ddl())",
+        "ALTER TABLE public.jtbd_library DISABLE TRIGGER jtbd_library_set_updated_at",
+        "--allow-writes public.ddl_log",
+    ]);
     before.assert_same(&w.state(), "a refused preflight");
 
     let run = w.push(&["--confirm", "--allow-writes", "ddl_log"]);
-    run.ok().stdout_has("public.ddl_log");
+    run.ok()
+        .stdout_has("public.ddl_log")
+        .stdout_has("written by event trigger log_ddl");
+    let by: String =
+        w.scalar("SELECT undo->'side_effects'->0->'written_by'->>0 FROM sandbox.receipts");
+    assert!(
+        by.starts_with("event trigger log_ddl (function log_ddl())") && by.contains("jtbd_library"),
+        "the receipt names the side effect's writer: {by}"
+    );
     let pushed = ddl_logged(&w);
     assert!(
         pushed.iter().all(|l| !l.contains("pg_temp")),
@@ -1362,4 +1385,138 @@ fn columns_postgres_fills_in_local_time_get_the_databases_time_zone() {
         off, 0,
         "pushed rows' local-time default is off from the app's clock"
     );
+}
+
+// ---------------------------------------------------------------------------
+// What fires may act outside the transaction
+
+/// A statement trigger on `workflows` whose helper sends the new names over
+/// dblink to another connection (it commits on its own) — and the remote
+/// table that connection writes.
+fn dblink_world(tag: &str) -> World {
+    let w = world(tag, "");
+    let available = w.count("SELECT count(*) FROM pg_available_extensions WHERE name = 'dblink'");
+    assert_eq!(
+        available, 1,
+        "dblink is not available to the test Postgres: it ships with the server's contrib modules \
+         (Debian: postgresql-15)"
+    );
+    let (host, port, user, password) = loopback(&w);
+    let password = password
+        .map(|p| format!(" password={p}"))
+        .unwrap_or_default();
+    w.exec(&format!(
+        "CREATE EXTENSION dblink;
+         CREATE SCHEMA remote_store;
+         CREATE TABLE remote_store.names (n bigint);
+         CREATE FUNCTION public.forward_count(n bigint) RETURNS void LANGUAGE plpgsql AS $f$
+         BEGIN
+           PERFORM dblink_exec('host={} port={} dbname={} user={}{password}',
+                               'INSERT INTO remote_store.names VALUES (' || n || ')');
+         END $f$;
+         CREATE FUNCTION public.workflows_forward() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN PERFORM public.forward_count((SELECT count(*) FROM new_rows)); RETURN NULL; END $f$;
+         CREATE TRIGGER workflows_forward AFTER INSERT ON public.workflows
+           REFERENCING NEW TABLE AS new_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.workflows_forward();",
+        host, port, w.db.name, user,
+    ));
+    w
+}
+
+/// The preflight runs the real transaction and rolls it back, which does
+/// not undo what another connection committed: a trigger reaching
+/// dblink_exec (through a helper function) refuses the preflight and the
+/// push by name — trigger, call chain, call — before anything runs, and the
+/// other connection's table stays empty; `--allow-external-effects` lets it
+/// run, and the output says what was performed.
+#[test]
+fn a_trigger_reaching_dblink_refuses_the_preflight_before_it_runs() {
+    let w = dblink_world("dblink_effect");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "trigger workflows_forward on public.workflows (function workflows_forward() → \
+             forward_count(bigint) → dblink_exec(text,text))",
+            "dblink",
+            "commits on its own",
+            "--allow-external-effects",
+        ]);
+        before.assert_same(&w.state(), "a push refused for an external effect");
+    }
+    assert_eq!(w.count("SELECT count(*) FROM remote_store.names"), 0);
+
+    // Allowed: the preflight performs the call (that is what it is for)
+    // and says so; everything but the other connection's table is as
+    // before.
+    w.push(&["--allow-external-effects"])
+        .ok()
+        .stdout_has("Allowed effect outside the transaction")
+        .stdout_has("dblink_exec");
+    assert_eq!(w.count("SELECT sum(n)::int8 FROM remote_store.names"), 227);
+    let mut after = w.state();
+    after.rows.remove("remote_store.names");
+    let mut expected = before.clone();
+    expected.rows.remove("remote_store.names");
+    expected.assert_same(&after, "an allowed preflight, the dblink table aside");
+}
+
+/// A write to a foreign table made by a function the trigger calls (not by
+/// the trigger's own function) is found through the call and refused by
+/// name, with the chain of calls.
+#[test]
+fn a_foreign_table_written_by_a_called_function_is_named_with_the_call_chain() {
+    let w = world("foreign_called", "");
+    loopback_foreign_table(&w);
+    w.exec(
+        "CREATE FUNCTION public.store_remote(id uuid, name text) RETURNS void LANGUAGE sql AS
+           'INSERT INTO public.remote_log VALUES (id, name)';
+         CREATE FUNCTION public.workflow_to_remote() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM store_remote(NEW.id, NEW.name); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_to_remote AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.workflow_to_remote();",
+    );
+    let before = w.state();
+    w.push(&[]).refused(&[
+        "trigger workflows_to_remote on public.workflows (function workflow_to_remote() → \
+         store_remote(uuid,text)) names foreign table public.remote_log",
+        "--allow-writes public.remote_log",
+    ]);
+    before.assert_same(&w.state(), "a push refused for a foreign write");
+    assert_eq!(w.count("SELECT count(*) FROM remote_store.log"), 0);
+}
+
+/// `nextval()` is never rolled back: an audit trigger numbering its rows
+/// from a bigserial advances that sequence in the preflight for good. The
+/// preflight says which sequence it advanced and by how much instead of
+/// "Nothing was written"; every row and object is as before.
+#[test]
+fn the_preflight_names_the_sequences_it_advanced() {
+    let w = world(
+        "preflight_sequences",
+        "CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, row_id text);
+         CREATE FUNCTION public.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.audit_log (row_id) VALUES (NEW.id::text); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.log_row();",
+    );
+    let before = w.state();
+    let run = w.push(&["--allow-writes", "audit_log"]);
+    run.ok()
+        .stdout_has("sequences are never rolled back: it advanced public.audit_log_id_seq by 227 (last value none → 227)");
+    assert!(
+        !run.stdout.contains("Nothing was written"),
+        "{}",
+        run.show()
+    );
+    before.assert_same(&w.state(), "a preflight");
+    assert_eq!(
+        w.count("SELECT last_value FROM public.audit_log_id_seq"),
+        227,
+        "what the report says is where the sequence stands"
+    );
+    // A second preflight counts from there.
+    w.push(&["--allow-writes", "audit_log"])
+        .ok()
+        .stdout_has("public.audit_log_id_seq by 227 (last value 227 → 454)");
 }

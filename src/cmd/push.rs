@@ -31,6 +31,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         lock_timeout_ms: args.timeouts.lock_timeout,
         statement_timeout_ms: args.timeouts.statement_timeout.statement_timeout,
         allow_writes: args.allow_writes,
+        allow_external_effects: args.allow_external_effects,
         strict: args.strict,
     };
     let result = crate::runtime()?.block_on(push(&opts, &plan, &Spinner(bar.clone())));
@@ -72,11 +73,25 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
             print_triggers_and_side_effects(&report);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
+            let drawn: Vec<String> = report
+                .sequences_drawn
+                .iter()
+                .map(|s| s.describe())
+                .collect();
             println!(
-                "Dry run (preflight) passed: the whole push transaction ran on {} ({} checks on Postgres, {failed} failed) and was rolled back. `sandbox push --confirm` would apply diff {} the same way. Nothing was written.",
+                "Dry run (preflight) passed: the whole push transaction ran on {} ({} checks on Postgres, {failed} failed) and was rolled back. `sandbox push --confirm` would apply diff {} the same way. {}",
                 report.database,
                 report.checks.len(),
-                output::short(&report.diff_hash)
+                output::short(&report.diff_hash),
+                if drawn.is_empty() {
+                    "Nothing was written.".to_string()
+                } else {
+                    format!(
+                        "No row was written, but sequences are never rolled back: it advanced {} \
+                         (values handed out by this run, or by the app at the same time).",
+                        drawn.join(", ")
+                    )
+                }
             );
         }
         PushOutcome::Applied => {
@@ -156,6 +171,7 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
     }
     print_sequences(report);
     print_foreign_tables(&report.foreign_tables, &report.foreign_writes_allowed);
+    print_external_effects(&report.external_effects);
 }
 
 /// The sequences behind columns the plan wrote explicit values into.
@@ -203,5 +219,21 @@ pub(crate) fn print_foreign_tables(
              rules that name one in the catalog were checked.",
             tables.join(", ")
         );
+    }
+}
+
+/// Calls a rollback does not undo (allowed), and those that happen only at
+/// COMMIT.
+pub(crate) fn print_external_effects(effects: &[sandbox::db::effects::ExternalEffect]) {
+    for e in effects {
+        if e.outside_transaction {
+            println!(
+                "Allowed effect outside the transaction (--allow-external-effects; not undone by a \
+                 rollback): {}",
+                e.description
+            );
+        } else {
+            println!("At COMMIT only: {}", e.description);
+        }
     }
 }

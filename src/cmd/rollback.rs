@@ -13,6 +13,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         lock_timeout_ms: args.timeouts.lock_timeout,
         statement_timeout_ms: args.timeouts.statement_timeout.statement_timeout,
         allow_writes: args.allow_writes,
+        allow_external_effects: args.allow_external_effects,
         strict: args.strict,
     };
     let report = crate::runtime()?.block_on(rollback(&opts))?;
@@ -126,6 +127,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         );
     }
     crate::cmd::push::print_foreign_tables(&report.foreign_tables, &report.foreign_writes_allowed);
+    crate::cmd::push::print_external_effects(&report.external_effects);
     if !report.confirmed {
         println!("Nothing was changed. Add --confirm to undo.");
     }

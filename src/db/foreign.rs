@@ -6,7 +6,7 @@
 //! whose function names a foreign table, and a rule on a written table
 //! whose actions reference one (`pg_depend`). Either refuses unless the
 //! user allows that foreign table (`--allow-writes`). What it cannot show
-//! (a function called from a trigger, dynamic SQL) is why the report says
+//! (dynamic SQL, a function called other than by name) is why the report says
 //! so whenever foreign tables exist.
 
 use anyhow::Result;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
+use crate::db::effects::Effects;
 use crate::db::triggers::WrittenTable;
 use crate::db::writes::qualify;
 use crate::plan::checks::{Check, CheckKind};
@@ -70,6 +71,7 @@ pub async fn foreign_write_check(
     phase: &str,
     written: &[WrittenTable],
     allowed: &[String],
+    effects: &Effects,
 ) -> Result<ForeignWrites> {
     let tables: Vec<ForeignTable> = tx
         .query_typed(
@@ -92,46 +94,23 @@ pub async fn foreign_write_check(
     let mut found = Vec::new();
     let mut allowed_found = Vec::new();
     if !tables.is_empty() {
-        let watched: Vec<String> = written
-            .iter()
-            .map(|w| qualify(&w.name))
-            .chain(allowed.iter().map(|a| qualify(a)))
-            .collect();
         let written: Vec<String> = written.iter().map(|w| qualify(&w.name)).collect();
         let allowed: Vec<String> = allowed.iter().map(|a| qualify(a)).collect();
-        // What fires: enabled triggers on the watched tables, enabled event
-        // triggers; with the source of their functions.
-        let firing = tx
-            .query_typed(
-                "SELECT 'trigger ' || t.tgname::text || ' on ' || n.nspname::text || '.' || c.relname::text, \
-                        t.tgfoid::regprocedure::text, \
-                        coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_functiondef(p.oid)) \
-                 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
-                 WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' \
-                   AND n.nspname::text || '.' || c.relname::text = ANY($1) \
-                 UNION ALL \
-                 SELECT 'event trigger ' || e.evtname::text, e.evtfoid::regprocedure::text, \
-                        coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_functiondef(p.oid)) \
-                 FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
-                 WHERE e.evtenabled <> 'D' ORDER BY 1",
-                &[(&watched, Type::TEXT_ARRAY)],
-            )
-            .await?;
-        for r in &firing {
-            let what: String = r.get(0);
-            let function: String = r.get(1);
-            let source: String = r.get(2);
-            for f in tables.iter().filter(|f| f.named_in(&source)) {
-                let line = format!(
-                    "{what} (function {function}) names foreign table {}",
-                    f.describe()
-                );
-                if allowed.contains(&f.table) {
-                    allowed_found.push(line);
-                } else {
-                    found.push((line, f.table.clone()));
+        // What fires (enabled triggers on the written and allowed tables,
+        // enabled event triggers) and every function it calls by name.
+        for firing in &effects.firing {
+            for (chain, function) in &firing.reached {
+                for f in tables.iter().filter(|f| f.named_in(&function.source)) {
+                    let line = format!(
+                        "{} (function {chain}) names foreign table {}",
+                        firing.what,
+                        f.describe()
+                    );
+                    if allowed.contains(&f.table) {
+                        allowed_found.push(line);
+                    } else {
+                        found.push((line, f.table.clone()));
+                    }
                 }
             }
         }

@@ -1,4 +1,5 @@
 pub mod dependents;
+pub mod effects;
 pub mod foreign;
 pub mod pg_error;
 pub mod postgres;

@@ -20,6 +20,10 @@ pub struct TableWrites {
     pub inserted: i64,
     pub updated: i64,
     pub deleted: i64,
+    /// For a side effect: the triggers and event triggers whose functions
+    /// (or functions they call) name this table — what wrote it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written_by: Vec<String>,
 }
 
 impl TableWrites {
@@ -29,12 +33,17 @@ impl TableWrites {
 
     pub fn describe(&self) -> String {
         format!(
-            "{}: {} rows ({} inserted, {} updated, {} deleted)",
+            "{}: {} rows ({} inserted, {} updated, {} deleted){}",
             self.table,
             self.total(),
             self.inserted,
             self.updated,
-            self.deleted
+            self.deleted,
+            if self.written_by.is_empty() {
+                String::new()
+            } else {
+                format!(", written by {}", self.written_by.join("; "))
+            }
         )
     }
 }
@@ -97,6 +106,7 @@ pub async fn transaction_writes(tx: &Transaction<'_>) -> Result<Vec<TableWrites>
             inserted: r.get(1),
             updated: r.get(2),
             deleted: r.get(3),
+            written_by: vec![],
         })
         .collect())
 }
@@ -313,6 +323,7 @@ pub fn account(
     expected: &BTreeMap<String, TableWrites>,
     allowed: &[String],
     cascades: &BTreeMap<String, Vec<CascadingKey>>,
+    writers: &dyn Fn(&str) -> Vec<String>,
 ) -> Accounting {
     let mut checks = Vec::new();
     let mut allowed_writes = Vec::new();
@@ -342,7 +353,10 @@ pub fn account(
             }
             checks.push(c);
         } else if allowed.iter().any(|a| qualify(a) == w.table) {
-            allowed_writes.push(w.clone());
+            allowed_writes.push(TableWrites {
+                written_by: writers(&w.table),
+                ..w.clone()
+            });
         } else if let Some(keys) = cascades.get(&w.table) {
             // Postgres wrote these rows itself, for the rows this
             // transaction deleted or re-keyed in the referenced table: a
@@ -366,10 +380,16 @@ pub fn account(
                 w.table
             ));
         } else {
+            let by = writers(&w.table);
             unexpected.push(format!(
-                "{} — outside the plan's write set (written by a trigger, rule or event trigger); \
-                 allow it with --allow-writes {} if that is intended",
+                "{} — outside the plan's write set ({}); allow it with --allow-writes {} if that is \
+                 intended",
                 w.describe(),
+                if by.is_empty() {
+                    "written by a trigger, rule or event trigger".to_string()
+                } else {
+                    format!("written by {}", by.join("; "))
+                },
                 w.table
             ));
         }
@@ -396,11 +416,13 @@ mod tests {
             inserted: ins,
             updated: upd,
             deleted: del,
+            written_by: vec![],
         }
     }
 
     #[test]
     fn planned_counts_pass_and_anything_else_is_named() {
+        let none = |_: &str| Vec::new();
         let expected: BTreeMap<String, TableWrites> = [w("public.workflows", 227, 0, 0)]
             .into_iter()
             .map(|x| (x.table.clone(), x))
@@ -411,6 +433,7 @@ mod tests {
             &expected,
             &[],
             &BTreeMap::new(),
+            &none,
         );
         assert!(ok.checks.iter().all(|c| c.ok));
 
@@ -421,6 +444,7 @@ mod tests {
             &expected,
             &[],
             &BTreeMap::new(),
+            &none,
         );
         assert!(!more.checks[0].ok, "{:?}", more.checks);
 
@@ -436,6 +460,13 @@ mod tests {
             &expected,
             &["audit_log".into()],
             &BTreeMap::new(),
+            &|t| {
+                if t == "public.ddl_log" {
+                    vec!["event trigger log_ddl (function log_ddl())".into()]
+                } else {
+                    vec![]
+                }
+            },
         );
         let last = refused.checks.last().unwrap();
         assert!(!last.ok);
@@ -445,12 +476,18 @@ mod tests {
             "{:?}",
             last.rows
         );
+        assert!(
+            last.rows[1].contains("written by event trigger log_ddl (function log_ddl())"),
+            "{:?}",
+            last.rows
+        );
         let allowed = account(
             "push",
             &writes,
             &expected,
             &["audit.audit_log".into(), "ddl_log".into()],
             &BTreeMap::new(),
+            &none,
         );
         assert!(allowed.checks.iter().all(|c| c.ok));
         assert_eq!(allowed.allowed.len(), 2);

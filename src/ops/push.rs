@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
 use crate::catalog::TableMeta;
+use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{
     apply_row_updates, cast_spellings, cast_type, delete_rows, key_positions_of,
@@ -31,6 +32,7 @@ use crate::db::postgres::probe::probe_queries;
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
+use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -109,6 +111,10 @@ pub struct PushOptions {
     /// Tables outside the plan a side effect may write (`--allow-writes`),
     /// on top of the plan's `allow_writes`.
     pub allow_writes: Vec<String>,
+    /// Run (and, with --confirm, commit) even though a trigger that fires
+    /// for the push calls something a rollback does not undo (dblink,
+    /// pgsql-http, lo_export, an untrusted language …).
+    pub allow_external_effects: bool,
     /// Today's rule for users who freeze the app: every pulled table must
     /// be unchanged (drift-checked, locked, verification queries run as
     /// written), not only the tables the plan reads and writes.
@@ -160,6 +166,14 @@ pub struct PushReport {
     pub foreign_tables: Vec<ForeignTable>,
     /// Triggers and rules that name a foreign table the user allowed.
     pub foreign_writes_allowed: Vec<String>,
+    /// Sequences that handed out values during a preflight (never rolled
+    /// back): identity and serial columns Postgres filled, a trigger's
+    /// `nextval`, or the app at the same time.
+    pub sequences_drawn: Vec<SequenceDrawn>,
+    /// Calls, in the functions that fire for the push, whose effect a
+    /// rollback does not undo (allowed with --allow-external-effects) or
+    /// that happen only at COMMIT.
+    pub external_effects: Vec<ExternalEffect>,
     /// Set when the push committed but the snapshot file could not record
     /// the receipt (read-only or full): the push is applied all the same.
     pub local_record_error: Option<String>,
@@ -935,7 +949,42 @@ pub async fn push(
         diff: &diff,
         started,
     };
-    let result = push_on(&mut client, &job).await;
+    // Sequences are never rolled back: what a preflight (or a refused
+    // push) drew stays drawn, so it is measured and said, not hidden behind
+    // "nothing was written".
+    let sequences_at_start = sequence_values(&client).await?;
+    let mut result = push_on(&mut client, &job).await;
+    let rolled_back = match &result {
+        Ok(r) => r.outcome == PushOutcome::WouldApply,
+        Err(_) => !client.is_closed(),
+    };
+    if rolled_back {
+        let now = sequence_values(&client).await;
+        result = match (result, now) {
+            (Ok(mut report), Ok(now)) => {
+                report.sequences_drawn = drawn(&sequences_at_start, &now);
+                Ok(report)
+            }
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), Ok(now)) => {
+                let used = drawn(&sequences_at_start, &now);
+                if used.is_empty() {
+                    Err(e)
+                } else {
+                    Err(e.context(format!(
+                        "Sequences are never rolled back: this run advanced {}",
+                        used.iter()
+                            .map(|s| s.describe())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+            // The refusal is what the user must see; a failed re-read of
+            // the sequences would only hide it.
+            (Err(e), Err(_)) => Err(e),
+        };
+    }
     match result {
         // A lost connection before COMMIT means Postgres rolled back; say
         // so, instead of a bare "connection closed".
@@ -998,6 +1047,8 @@ impl PushJob<'_> {
             sequences: vec![],
             foreign_tables: vec![],
             foreign_writes_allowed: vec![],
+            external_effects: vec![],
+            sequences_drawn: vec![],
             local_record_error: None,
             millis: self.started.elapsed().as_millis() as u64,
         }
@@ -1054,7 +1105,9 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     let (triggers, trigger_check) = p.triggers().await?;
     checks.push(trigger_check);
     checks.push(p.insert_rules().await?);
-    let foreign = p.foreign_writes().await?;
+    let effects = p.effects().await?;
+    checks.push(p.external_effects(&effects)?);
+    let foreign = p.foreign_writes(&effects).await?;
     checks.push(foreign.check.clone());
     let applied = p.apply(&triggers).await?;
     checks.extend(applied.checks);
@@ -1066,8 +1119,10 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
             applied.sequences,
         )
         .await?;
-    let side_effects = p.account_writes(&mut receipt, &mut checks).await?;
-    p.finish(receipt, checks, triggers, side_effects, foreign)
+    let side_effects = p
+        .account_writes(&mut receipt, &mut checks, &effects, &triggers)
+        .await?;
+    p.finish(receipt, checks, triggers, side_effects, foreign, effects)
         .await
 }
 
@@ -1242,15 +1297,50 @@ impl Push<'_, '_> {
         )
     }
 
+    /// What fires for the push's writes, and the functions it calls.
+    async fn effects(&self) -> Result<Effects> {
+        self.job
+            .progress
+            .step("reading what the triggers that fire for the push call");
+        Effects::read(
+            &self.tx,
+            &written_tables(self.job.diff),
+            &self.job.allowed_writes(),
+        )
+        .await
+    }
+
+    /// A trigger that calls something a rollback does not undo refuses the
+    /// push — the preflight too, which would otherwise perform it and say
+    /// "nothing was written" — before anything is written, unless allowed.
+    fn external_effects(&self, effects: &Effects) -> Result<Check> {
+        let check =
+            external_effects_check("preflight", effects, self.job.opts.allow_external_effects);
+        if !check.ok {
+            return Err(refuse(
+                format!(
+                    "triggers that fire for the push call what a rollback does not undo ({}); {}. \
+                     Running the preflight would perform them. Pass --allow-external-effects if \
+                     they are intended (for the preflight too)",
+                    check.rows.join("; "),
+                    self.nothing_written
+                ),
+                vec![check],
+            ));
+        }
+        Ok(check)
+    }
+
     /// Writes to a foreign table go to another server, uncounted by the
     /// write accounting: a trigger or rule the catalog shows may write one
     /// refuses the push before anything is written, unless allowed.
-    async fn foreign_writes(&self) -> Result<ForeignWrites> {
+    async fn foreign_writes(&self, effects: &Effects) -> Result<ForeignWrites> {
         let mut foreign = foreign_write_check(
             &self.tx,
             "preflight",
             &written_tables(self.job.diff),
             &self.job.allowed_writes(),
+            effects,
         )
         .await?;
         foreign.check = self.refuse_unless_ok(
@@ -1777,14 +1867,54 @@ impl Push<'_, '_> {
         &self,
         receipt: &mut Receipt,
         checks: &mut Vec<Check>,
+        effects: &Effects,
+        triggers: &[TriggerReport],
     ) -> Result<Vec<TableWrites>> {
         self.job
             .progress
             .step("accounting for every write of the transaction");
         let writes = transaction_writes(&self.tx).await?;
+        // An event trigger writing a table fired on the push's DDL: the
+        // plan's, and the hold-off of the triggers it names.
+        let hold_off: Vec<String> = triggers
+            .iter()
+            .filter(|t| t.action == TriggerAction::HeldOff)
+            .map(|t| {
+                format!(
+                    "ALTER TABLE public.{} DISABLE TRIGGER {} (and ENABLE again)",
+                    t.table, t.name
+                )
+            })
+            .collect();
+        let writers = |table: &str| -> Vec<String> {
+            effects
+                .naming(table)
+                .into_iter()
+                .map(|w| {
+                    if !w.starts_with("event trigger") {
+                        w
+                    } else if hold_off.is_empty() {
+                        format!("{w}, which fires on the plan's DDL")
+                    } else {
+                        format!(
+                            "{w}, which fires on the plan's DDL and on the hold-off the plan \
+                             names: {}",
+                            hold_off.join(", ")
+                        )
+                    }
+                })
+                .collect()
+        };
         let planned = planned_writes(self.job.diff);
         let cascades = cascading_keys(&self.tx, &writes, &planned, &receipt.allowed).await?;
-        let accounting = account("writes", &writes, &planned, &receipt.allowed, &cascades);
+        let accounting = account(
+            "writes",
+            &writes,
+            &planned,
+            &receipt.allowed,
+            &cascades,
+            &writers,
+        );
         checks.extend(accounting.checks);
         // ADD COLUMN may rewrite its table; the state checks cover its rows.
         let ddl_targets: Vec<String> = self
@@ -1817,6 +1947,7 @@ impl Push<'_, '_> {
         triggers: Vec<TriggerReport>,
         side_effects: Vec<TableWrites>,
         foreign: ForeignWrites,
+        effects: Effects,
     ) -> Result<PushReport> {
         let Push {
             job,
@@ -1842,6 +1973,7 @@ impl Push<'_, '_> {
             side_effects,
             foreign_tables: foreign.tables,
             foreign_writes_allowed: foreign.allowed,
+            external_effects: effects.external(),
             local_record_error,
             ..job.report(outcome, receipt_id, checks)
         };
@@ -1972,6 +2104,7 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
                 inserted: t.phase_inserts.len() as i64,
                 updated: t.phase_updates.len() as i64,
                 deleted: t.phase_deletes.len() as i64,
+                written_by: vec![],
             },
         );
     }
@@ -1982,6 +2115,7 @@ fn planned_writes(diff: &Diff) -> BTreeMap<String, TableWrites> {
             inserted: 1,
             updated: 0,
             deleted: 0,
+            written_by: vec![],
         },
     );
     out

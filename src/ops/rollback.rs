@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{ColumnMeta, TableMeta, TableRole};
 use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
+use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{apply_updates, cast_spelling, run_batch, ROW_NUMBER};
 use crate::db::postgres::copy::copy_rows;
@@ -43,6 +44,9 @@ pub struct RollbackOptions {
     /// Tables a side effect of the undo may write, on top of those the
     /// push was allowed to write.
     pub allow_writes: Vec<String>,
+    /// Undo even though a trigger that fires for the undo calls what a
+    /// rollback of this transaction does not undo (see `db::effects`).
+    pub allow_external_effects: bool,
     /// Today's rule for users who freeze the app: every table the receipt
     /// recorded must equal, after the undo, its state before the push;
     /// whole tables the push wrote must be unchanged since it.
@@ -73,6 +77,9 @@ pub struct RollbackReport {
     pub foreign_tables: Vec<ForeignTable>,
     /// Triggers and rules that name a foreign table the user allowed.
     pub foreign_writes_allowed: Vec<String>,
+    /// Calls outside the transaction (allowed) or at COMMIT only, in the
+    /// functions that fire for the undo.
+    pub external_effects: Vec<ExternalEffect>,
     pub millis: u64,
 }
 
@@ -130,11 +137,14 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     checks.push(r.nothing_references(&pushed).await?);
     let (triggers, trigger_check) = r.triggers().await?;
     checks.push(trigger_check);
-    let foreign = r.foreign_writes().await?;
+    let effects = Effects::read(&tx, &r.written(), &r.allowed()).await?;
+    checks.push(r.external_effects(&effects)?);
+    let foreign = r.foreign_writes(&effects).await?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
+    report.external_effects = effects.external();
     r.undo(&pushed, &triggers, &mut report).await?;
     r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
@@ -145,7 +155,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         &[&opts.receipt_id],
     )
     .await?;
-    r.account_writes(&mut report).await?;
+    r.account_writes(&mut report, &effects).await?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
         tx.rollback().await?;
         return Err(refuse(refusal, report.checks));
@@ -184,6 +194,7 @@ impl RollbackReport {
             sequences: vec![],
             foreign_tables: vec![],
             foreign_writes_allowed: vec![],
+            external_effects: vec![],
             millis: 0,
         }
     }
@@ -677,9 +688,25 @@ impl Rollback<'_, '_> {
     /// As for the push: a trigger or rule the catalog shows may write a
     /// foreign table (uncounted by the write accounting) refuses the undo
     /// before anything is written, unless allowed.
-    async fn foreign_writes(&self) -> Result<ForeignWrites> {
-        let mut foreign =
-            foreign_write_check(self.tx, "preflight", &self.written(), &self.allowed()).await?;
+    /// As for the push: a trigger calling what a rollback of this
+    /// transaction does not undo refuses, unless allowed.
+    fn external_effects(&self, effects: &Effects) -> Result<Check> {
+        self.refuse_unless_ok(
+            external_effects_check("preflight", effects, self.opts.allow_external_effects),
+            "triggers that fire for the undo call what a rollback does not undo; pass \
+             --allow-external-effects if they are intended (for the dry run too)",
+        )
+    }
+
+    async fn foreign_writes(&self, effects: &Effects) -> Result<ForeignWrites> {
+        let mut foreign = foreign_write_check(
+            self.tx,
+            "preflight",
+            &self.written(),
+            &self.allowed(),
+            effects,
+        )
+        .await?;
         foreign.check = self.refuse_unless_ok(
             foreign.check,
             "triggers or rules that fire for the undo may write foreign tables",
@@ -892,12 +919,19 @@ impl Rollback<'_, '_> {
 
     /// Every write of the undo, database-wide: only the receipt's tables,
     /// exactly as many rows as it recorded, plus allowed side effects.
-    async fn account_writes(&self, report: &mut RollbackReport) -> Result<()> {
+    async fn account_writes(&self, report: &mut RollbackReport, effects: &Effects) -> Result<()> {
         let allowed = self.allowed();
         let writes = transaction_writes(self.tx).await?;
         let expected = undo_writes(self.undo, report);
         let cascades = cascading_keys(self.tx, &writes, &expected, &allowed).await?;
-        let accounting = account("writes", &writes, &expected, &allowed, &cascades);
+        let accounting = account(
+            "writes",
+            &writes,
+            &expected,
+            &allowed,
+            &cascades,
+            &|t: &str| effects.naming(t),
+        );
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.
@@ -1036,6 +1070,7 @@ fn undo_writes(undo: &Undo, report: &RollbackReport) -> BTreeMap<String, TableWr
                 inserted: t.deleted_rows.len() as i64,
                 updated: restored,
                 deleted: t.inserted_keys.len() as i64,
+                written_by: vec![],
             },
         );
     }
@@ -1046,6 +1081,7 @@ fn undo_writes(undo: &Undo, report: &RollbackReport) -> BTreeMap<String, TableWr
             inserted: 0,
             updated: 1,
             deleted: 0,
+            written_by: vec![],
         },
     );
     out

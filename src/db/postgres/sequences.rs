@@ -268,3 +268,77 @@ pub async fn restore(tx: &Transaction<'_>, s: &SequenceAdvance) -> Result<Sequen
     }
     Ok(out)
 }
+
+/// Where every sequence of the database stands (`pg_sequences.last_value`:
+/// NULL before its first `nextval`, or when the role may not read it), with
+/// its increment and start, by `schema.sequence`.
+pub type SequenceValues = std::collections::BTreeMap<String, (Option<i64>, i64, i64)>;
+
+/// Reads [`SequenceValues`]. `nextval()` is never rolled back: comparing
+/// these before and after a preflight shows what it used up for good.
+pub async fn sequence_values(client: &tokio_postgres::Client) -> Result<SequenceValues> {
+    let rows = client
+        .query(
+            "SELECT schemaname::text || '.' || sequencename::text, last_value, increment_by, \
+                    start_value FROM pg_catalog.pg_sequences",
+            &[],
+        )
+        .await
+        .context("cannot read where the database's sequences stand (pg_sequences)")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
+        .collect())
+}
+
+/// A sequence that handed out values between two readings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceDrawn {
+    /// `schema.sequence`.
+    pub sequence: String,
+    /// `last_value` before (None: never drawn from).
+    pub before: Option<i64>,
+    pub after: i64,
+    /// Values handed out: (after − before) / increment, or counted from the
+    /// start value for a sequence never drawn from before.
+    pub draws: i64,
+}
+
+impl SequenceDrawn {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} by {} (last value {} → {})",
+            self.sequence,
+            self.draws,
+            self.before
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "none".into()),
+            self.after
+        )
+    }
+}
+
+/// The sequences whose `last_value` moved from `before` to `after`.
+pub fn drawn(before: &SequenceValues, after: &SequenceValues) -> Vec<SequenceDrawn> {
+    after
+        .iter()
+        .filter_map(|(name, (last, increment, start))| {
+            let after = (*last)?;
+            let was = before.get(name).and_then(|b| b.0);
+            if was == Some(after) {
+                return None;
+            }
+            let step = if *increment == 0 { 1 } else { *increment };
+            let draws = match was {
+                Some(b) => (after - b) / step,
+                None => (after - start) / step + 1,
+            };
+            Some(SequenceDrawn {
+                sequence: name.clone(),
+                before: was,
+                after,
+                draws,
+            })
+        })
+        .collect()
+}

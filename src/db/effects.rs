@@ -1,0 +1,503 @@
+//! What the functions that fire for a push's (or rollback's) writes can do
+//! outside its transaction. The preflight runs the real transaction and
+//! rolls it back; that undoes every row, but not a `dblink_exec` on another
+//! connection (it commits on its own), an HTTP request (pgsql-http sends it
+//! at once), a file written by `lo_export` or `COPY … TO`, a `setval`, or
+//! anything an untrusted language (plpython3u …) does. So before anything
+//! is written, the trigger functions that would fire — row and statement
+//! triggers on the written and allowed tables, event triggers — and every
+//! function they call by name, transitively, are read from `pg_proc` and
+//! searched for such calls. Dynamic SQL (`EXECUTE '…'`) is not followed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use serde::Serialize;
+use tokio_postgres::types::Type;
+use tokio_postgres::Transaction;
+
+use crate::db::triggers::WrittenTable;
+use crate::db::writes::qualify;
+use crate::plan::checks::{Check, CheckKind};
+
+/// A function in `pg_proc`.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// `schema.name(argtypes)`, as `regprocedure` prints it.
+    pub signature: String,
+    pub language: String,
+    /// Whether the language is trusted (plpgsql, sql) or not (plpython3u).
+    pub trusted: bool,
+    /// The body (`prosrc`; the whole definition for a SQL-standard body).
+    pub source: String,
+    /// The extension the function belongs to, if any.
+    pub extension: String,
+}
+
+/// A trigger or event trigger that fires for the writes, and every function
+/// it reaches: its own, then those called by name, transitively.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    /// `trigger NAME on schema.table` or `event trigger NAME`.
+    pub what: String,
+    /// Each reached function with the chain of calls leading to it
+    /// (`f() → g()`), the trigger's own function first.
+    pub reached: Vec<(String, Function)>,
+}
+
+/// One call that acts outside the transaction (or, for notes, happens only
+/// at COMMIT), found in a reached function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalEffect {
+    /// What fires, the call chain and what the call does.
+    pub description: String,
+    /// False for calls that are transactional but worth knowing (pg_net
+    /// queues its request, NOTIFY is delivered at COMMIT, nextval).
+    pub outside_transaction: bool,
+}
+
+/// Everything that fires for the writes, read once per transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    pub firing: Vec<Firing>,
+}
+
+/// The longest chain of calls followed: deep enough for any trigger
+/// helper; a recursion stops anyway at functions already reached.
+const MAX_DEPTH: usize = 16;
+
+impl Effects {
+    /// Reads what fires for writes to `written` and `allowed` tables
+    /// (enabled row and statement triggers, any event and timing) and the
+    /// enabled event triggers, and the functions they call, one round trip
+    /// per level of calls.
+    pub async fn read(
+        tx: &Transaction<'_>,
+        written: &[WrittenTable],
+        allowed: &[String],
+    ) -> Result<Effects> {
+        let watched: Vec<String> = written
+            .iter()
+            .map(|w| qualify(&w.name))
+            .chain(allowed.iter().map(|a| qualify(a)))
+            .collect();
+        let roots = tx
+            .query_typed(
+                &format!(
+                    "SELECT 'trigger ' || t.tgname::text || ' on ' || n.nspname::text || '.' || c.relname::text, \
+                            {FUNCTION_COLUMNS} \
+                     FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {FUNCTION_JOINS} \
+                     WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' \
+                       AND n.nspname::text || '.' || c.relname::text = ANY($1) \
+                     UNION ALL \
+                     SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS} \
+                     FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+                     {FUNCTION_JOINS} WHERE e.evtenabled <> 'D' ORDER BY 1"
+                ),
+                &[(&watched, Type::TEXT_ARRAY)],
+            )
+            .await?;
+        let roots: Vec<(String, Function)> = roots
+            .iter()
+            .map(|r| (r.get::<_, String>(0), function_of(r, 1)))
+            .collect();
+        // Functions by bare name (lower case), looked up level by level.
+        let mut by_name: BTreeMap<String, Vec<Function>> = BTreeMap::new();
+        let mut asked: BTreeSet<String> = BTreeSet::new();
+        let mut sources: Vec<String> = roots.iter().map(|(_, f)| f.source.clone()).collect();
+        for _ in 0..MAX_DEPTH {
+            let names: Vec<String> = sources
+                .iter()
+                .flat_map(|s| called_names(s))
+                .filter(|n| asked.insert(n.clone()))
+                .collect();
+            if names.is_empty() {
+                break;
+            }
+            let rows = tx
+                .query_typed(
+                    &format!(
+                        "SELECT p.proname::text, {FUNCTION_COLUMNS} \
+                         FROM pg_catalog.pg_proc p {FUNCTION_JOINS} \
+                         JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace \
+                         WHERE lower(p.proname::text) = ANY($1) \
+                           AND pn.nspname NOT IN ('pg_catalog', 'information_schema')"
+                    ),
+                    &[(&names, Type::TEXT_ARRAY)],
+                )
+                .await?;
+            sources.clear();
+            for r in &rows {
+                let f = function_of(r, 1);
+                sources.push(f.source.clone());
+                by_name
+                    .entry(r.get::<_, String>(0).to_lowercase())
+                    .or_default()
+                    .push(f);
+            }
+        }
+        let firing = roots
+            .into_iter()
+            .map(|(what, f)| {
+                let mut reached = Vec::new();
+                let mut seen = BTreeSet::new();
+                walk(
+                    &f,
+                    f.signature.clone(),
+                    &by_name,
+                    &mut seen,
+                    &mut reached,
+                    0,
+                );
+                Firing { what, reached }
+            })
+            .collect();
+        Ok(Effects { firing })
+    }
+
+    /// Every call found that acts outside the transaction, and the notes.
+    pub fn external(&self) -> Vec<ExternalEffect> {
+        let mut out = Vec::new();
+        for f in &self.firing {
+            for (chain, func) in &f.reached {
+                for (what, outside) in calls_outside(func) {
+                    out.push(ExternalEffect {
+                        description: format!("{} (function {chain}): {what}", f.what),
+                        outside_transaction: outside,
+                    });
+                }
+            }
+        }
+        out.dedup();
+        out
+    }
+
+    /// What fires and, through its functions, names `table`
+    /// (`schema.table`): the likely writer of rows found there.
+    pub fn naming(&self, table: &str) -> Vec<String> {
+        let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+        let mut out = Vec::new();
+        for f in &self.firing {
+            if let Some((chain, _)) = f
+                .reached
+                .iter()
+                .find(|(_, func)| names_table(&func.source, schema, name))
+            {
+                out.push(format!("{} (function {chain})", f.what));
+            }
+        }
+        out
+    }
+}
+
+/// Columns 1.. of a function row: signature, language, trusted, source,
+/// extension (see [`function_of`]).
+const FUNCTION_COLUMNS: &str = "p.oid::regprocedure::text, l.lanname::text, l.lanpltrusted, \
+     coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_functiondef(p.oid)), \
+     coalesce((SELECT x.extname::text FROM pg_catalog.pg_depend d \
+               JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
+               WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
+                 AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e' \
+               LIMIT 1), '')";
+const FUNCTION_JOINS: &str = "JOIN pg_catalog.pg_language l ON l.oid = p.prolang";
+
+fn function_of(r: &tokio_postgres::Row, from: usize) -> Function {
+    Function {
+        signature: r.get(from),
+        language: r.get(from + 1),
+        trusted: r.get(from + 2),
+        source: r.get(from + 3),
+        extension: r.get(from + 4),
+    }
+}
+
+fn walk(
+    f: &Function,
+    chain: String,
+    by_name: &BTreeMap<String, Vec<Function>>,
+    seen: &mut BTreeSet<String>,
+    reached: &mut Vec<(String, Function)>,
+    depth: usize,
+) {
+    if !seen.insert(f.signature.clone()) || depth > MAX_DEPTH {
+        return;
+    }
+    reached.push((chain.clone(), f.clone()));
+    // A C function's source is its symbol name: nothing to follow.
+    if f.language == "c" || f.language == "internal" {
+        return;
+    }
+    for name in called_names(&f.source) {
+        for g in by_name.get(&name).into_iter().flatten() {
+            walk(
+                g,
+                format!("{chain} → {}", g.signature),
+                by_name,
+                seen,
+                reached,
+                depth + 1,
+            );
+        }
+    }
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+/// Lower-cased names written as calls (`name(`, `schema.name (`).
+pub fn called_names(source: &str) -> BTreeSet<String> {
+    let lower = source.to_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    let mut out = BTreeSet::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if is_ident(chars[i]) && (i == 0 || !is_ident(chars[i - 1])) {
+            let start = i;
+            while i < chars.len() && is_ident(chars[i]) {
+                i += 1;
+            }
+            let mut j = i;
+            while j < chars.len() && chars[j].is_whitespace() {
+                j += 1;
+            }
+            if j < chars.len() && chars[j] == '(' && !chars[start].is_ascii_digit() {
+                out.insert(chars[start..i].iter().collect());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether a function body names `schema.name` as a whole identifier:
+/// qualified, or bare when the schema is `public` (the search path the
+/// tool pins) — bare names elsewhere are too common to claim.
+fn names_table(source: &str, schema: &str, name: &str) -> bool {
+    let lower = source.to_lowercase();
+    let (schema, name) = (schema.to_lowercase(), name.to_lowercase());
+    let whole = |word: &str| {
+        lower.match_indices(word).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + word.len()..].chars().next();
+            !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
+        })
+    };
+    whole(&format!("{schema}.{name}"))
+        || whole(&format!("\"{schema}\".\"{name}\""))
+        || (schema == "public" && (whole(&name) || whole(&format!("\"{name}\""))))
+}
+
+/// What `f` does outside the transaction (true) or only at COMMIT (false).
+fn calls_outside(f: &Function) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    match f.extension.as_str() {
+        "dblink" => out.push((
+            format!(
+                "calls {} (dblink), which runs SQL over another connection that commits on its own: \
+                 a rollback does not undo it",
+                f.signature
+            ),
+            true,
+        )),
+        "http" => out.push((
+            format!(
+                "calls {} (pgsql-http), which sends an HTTP request at once: a rollback does not undo it",
+                f.signature
+            ),
+            true,
+        )),
+        "pg_net" => out.push((
+            format!(
+                "calls {} (pg_net), which queues its request in a table: sent only after COMMIT, \
+                 so a rolled-back preflight sends nothing",
+                f.signature
+            ),
+            false,
+        )),
+        "adminpack" => out.push((
+            format!(
+                "calls {} (adminpack), which writes server files: a rollback does not undo it",
+                f.signature
+            ),
+            true,
+        )),
+        _ => {}
+    }
+    if !f.trusted && f.language != "c" && f.language != "internal" {
+        out.push((
+            format!(
+                "is written in {}, an untrusted language that can reach outside the database \
+                 (network, files); the tool cannot read what it does",
+                f.language
+            ),
+            true,
+        ));
+    }
+    if f.language == "c" || f.language == "internal" {
+        return out;
+    }
+    let calls = called_names(&f.source);
+    for (name, what, outside) in BUILT_IN {
+        if calls.contains(*name) {
+            out.push((format!("calls {name}, {what}"), *outside));
+        }
+    }
+    let words: Vec<String> = f
+        .source
+        .to_lowercase()
+        .split(|c: char| !is_ident(c) && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    for w in words.windows(2) {
+        if w[0] == "to" && w[1] == "program" {
+            out.push((
+                "runs COPY … TO PROGRAM, a shell command: a rollback does not undo it".into(),
+                true,
+            ));
+        }
+    }
+    if words.iter().any(|w| w == "notify") {
+        out.push((
+            "runs NOTIFY, delivered to listeners at COMMIT (not by a rolled-back preflight)".into(),
+            false,
+        ));
+    }
+    out.dedup();
+    out
+}
+
+/// Built-in functions whose effect a rollback does not undo (true), or
+/// that are transactional but worth knowing (false).
+const BUILT_IN: &[(&str, &str, bool)] = &[
+    (
+        "lo_export",
+        "which writes a file on the server: a rollback does not undo it",
+        true,
+    ),
+    (
+        "setval",
+        "which sets a sequence outside the transaction: a rollback does not undo it",
+        true,
+    ),
+    (
+        "pg_terminate_backend",
+        "which ends another session: a rollback does not undo it",
+        true,
+    ),
+    (
+        "pg_cancel_backend",
+        "which cancels another session's query: a rollback does not undo it",
+        true,
+    ),
+    (
+        "pg_reload_conf",
+        "which reloads the server's configuration: a rollback does not undo it",
+        true,
+    ),
+    (
+        "pg_notify",
+        "delivered to listeners at COMMIT (not by a rolled-back preflight)",
+        false,
+    ),
+    (
+        "nextval",
+        "whose draws a rollback does not give back (the sequences advanced are reported)",
+        false,
+    ),
+];
+
+/// One check: nothing that fires for these writes acts outside the
+/// transaction, unless the user allows it (`--allow-external-effects`).
+pub fn external_effects_check(phase: &str, effects: &Effects, allowed: bool) -> Check {
+    let rows: Vec<String> = if allowed {
+        vec![]
+    } else {
+        effects
+            .external()
+            .into_iter()
+            .filter(|e| e.outside_transaction)
+            .map(|e| e.description)
+            .collect()
+    };
+    Check::no_rows(
+        phase,
+        "nothing that fires for these writes acts outside the transaction",
+        CheckKind::Guard,
+        rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plpgsql(src: &str) -> Function {
+        Function {
+            signature: "public.f()".into(),
+            language: "plpgsql".into(),
+            trusted: true,
+            source: src.into(),
+            extension: String::new(),
+        }
+    }
+
+    #[test]
+    fn calls_are_found_by_name_qualified_or_not() {
+        let names = called_names(
+            "BEGIN PERFORM public.Notify_Remote (NEW.id); x := coalesce(a, 1); SELECT 1; END",
+        );
+        assert!(names.contains("notify_remote") && names.contains("coalesce"));
+        assert!(!names.contains("select") && !names.contains("begin"));
+    }
+
+    #[test]
+    fn built_in_effects_outside_the_transaction_are_named() {
+        let f = plpgsql(
+            "BEGIN PERFORM lo_export(1, '/tmp/x'); PERFORM setval('s', 5); RETURN NEW; END",
+        );
+        let found = calls_outside(&f);
+        assert!(found.iter().any(|(w, o)| w.contains("lo_export") && *o));
+        assert!(found.iter().any(|(w, o)| w.contains("setval") && *o));
+        let copy = plpgsql("BEGIN COPY (SELECT 1) TO PROGRAM 'curl x'; RETURN NEW; END");
+        assert!(calls_outside(&copy)
+            .iter()
+            .any(|(w, _)| w.contains("TO PROGRAM")));
+        let notify = plpgsql("BEGIN PERFORM pg_notify('c', 'x'); RETURN NEW; END");
+        assert!(calls_outside(&notify).iter().all(|(_, o)| !*o));
+        assert!(calls_outside(&plpgsql("BEGIN RETURN NEW; END")).is_empty());
+    }
+
+    #[test]
+    fn a_table_is_named_qualified_or_bare_in_public() {
+        assert!(names_table(
+            "INSERT INTO public.ddl_log VALUES (1)",
+            "public",
+            "ddl_log"
+        ));
+        assert!(names_table(
+            "INSERT INTO ddl_log VALUES (1)",
+            "public",
+            "ddl_log"
+        ));
+        assert!(names_table(
+            "INSERT INTO audit.audit_log VALUES (1)",
+            "audit",
+            "audit_log"
+        ));
+        assert!(!names_table(
+            "INSERT INTO audit_log VALUES (1)",
+            "audit",
+            "audit_log"
+        ));
+        assert!(!names_table(
+            "INSERT INTO ddl_log_old VALUES (1)",
+            "public",
+            "ddl_log"
+        ));
+    }
+}
