@@ -29,6 +29,7 @@ use crate::db::postgres::digest::{
     describe_row_changes, local_row_hashes, mismatched_rows, remote_row_hashes, row_key,
 };
 use crate::db::postgres::probe::probe_queries;
+use crate::db::postgres::receipts::{receipts_table_exists, RECEIPTS_DDL};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
@@ -50,49 +51,6 @@ use crate::plan::{Phase, Plan};
 use crate::receipt::{FilledValues, Undo};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
-
-pub const RECEIPTS_DDL: &str = "
-CREATE SCHEMA IF NOT EXISTS sandbox;
-CREATE TABLE IF NOT EXISTS sandbox.receipts (
-  id uuid PRIMARY KEY,
-  diff_hash text NOT NULL,
-  plan_name text NOT NULL,
-  plan_hash text NOT NULL,
-  snapshot_checksum text NOT NULL,
-  pushed_at timestamptz NOT NULL DEFAULT now(),
-  pushed_by text NOT NULL DEFAULT current_user,
-  tool_version text NOT NULL,
-  status text NOT NULL CHECK (status IN ('applied', 'rolled_back')),
-  rolled_back_at timestamptz,
-  counts jsonb NOT NULL,
-  undo jsonb NOT NULL
-);
-ALTER TABLE sandbox.receipts ENABLE ROW LEVEL SECURITY;
-";
-
-/// NULL when `sandbox.receipts` does not exist, '' when it has every
-/// column this tool writes, else the missing ones: an application may own a
-/// table of that name, and using it would end in raw SQL errors mid-push.
-pub const RECEIPTS_SHAPE_SQL: &str = "SELECT CASE WHEN to_regclass('sandbox.receipts') IS NOT NULL THEN \
-     coalesce((SELECT string_agg(c, ', ') FROM unnest(ARRAY['id', 'diff_hash', 'plan_name', 'plan_hash', \
-       'snapshot_checksum', 'pushed_at', 'pushed_by', 'tool_version', 'status', 'rolled_back_at', 'counts', 'undo']) c \
-       WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('sandbox.receipts') \
-         AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped)), '') END";
-
-/// Whether the tool's receipts table exists, from [`RECEIPTS_SHAPE_SQL`]'s
-/// answer; an error naming the conflict when the table is someone else's.
-pub fn receipts_table_verdict(shape: Option<&str>) -> Result<bool> {
-    match shape {
-        None => Ok(false),
-        Some("") => Ok(true),
-        Some(missing) => Err(crate::error::environment(format!(
-            "sandbox.receipts exists but is not this tool's receipts table (it has no column {missing}): \
-             the tool keeps its receipts there. Rename or move that table (e.g. \
-             `ALTER SCHEMA sandbox RENAME TO my_sandbox` if the schema is yours), then run this again; \
-             nothing was written"
-        ))),
-    }
-}
 
 /// Receives progress; the command layer draws it.
 pub trait PushProgress {
@@ -741,15 +699,6 @@ pub async fn state_checks(
         checks.push(c);
     }
     Ok(checks)
-}
-
-pub(crate) async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
-    let rows = tx.simple_query(RECEIPTS_SHAPE_SQL).await?;
-    let shape = rows.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
-        _ => None,
-    });
-    receipts_table_verdict(shape.flatten().as_deref())
 }
 
 /// The receipt of an applied push of this diff, with the state it recorded

@@ -47,8 +47,8 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
     let client = connect(target).await?;
     // Simple protocol: no named statements, so a transaction-mode pooler
     // is fine.
-    let shape = text_rows(&client, crate::ops::push::RECEIPTS_SHAPE_SQL).await?;
-    if !crate::ops::push::receipts_table_verdict(
+    let shape = text_rows(&client, crate::db::postgres::receipts::RECEIPTS_SHAPE_SQL).await?;
+    if !crate::db::postgres::receipts::receipts_table_verdict(
         shape
             .first()
             .and_then(|r| r.first())

@@ -206,7 +206,7 @@ async fn read_receipt(
     tx: &tokio_postgres::Transaction<'_>,
     opts: &RollbackOptions,
 ) -> Result<Option<Undo>> {
-    if !crate::ops::push::receipts_table_exists(tx).await? {
+    if !crate::db::postgres::receipts::receipts_table_exists(tx).await? {
         // No push was ever recorded in this database: the receipt id, or
         // the database URL, is the user's mistake (exit 2), not a check.
         return Err(crate::error::environment(format!(
