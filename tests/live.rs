@@ -428,3 +428,53 @@ fn an_app_table_held_exclusively_refuses_the_push_by_name_without_waiting_it_out
     before.assert_same(&common::whole_database_state(&w.db.url), "a refused push");
     w.push_confirmed();
 }
+
+/// Rollback drops `tasks`, whose foreign key references `workflows`:
+/// Postgres then takes ACCESS EXCLUSIVE on `workflows` too. An app
+/// transaction that has read `workflows` is waited for in attempts and
+/// named when it outlasts --lock-timeout (exit 1, nothing changed), and
+/// the rollback goes through once it ends.
+#[test]
+fn rollback_waits_for_a_reader_of_a_table_the_dropped_foreign_key_references() {
+    let w = live("live_fk_rollback");
+    let receipt = w.push_confirmed();
+    let mut reader = postgres_admin(&format!("{}?application_name=fk_reader", w.db.url));
+    let reader_pid = scalar(&mut reader, "SELECT pg_backend_pid()");
+    reader
+        .batch_execute("BEGIN; SELECT 1 FROM workflows LIMIT 1")
+        .expect("reader");
+
+    // The reader outlasts the lock timeout: refused, naming it.
+    let before = common::whole_database_state(&w.db.url);
+    w.rollback(&receipt, &["--confirm", "--lock-timeout", "1000"])
+        .code(1)
+        .error_has(&[&format!("pid {reader_pid}"), "fk_reader", "workflows"]);
+    before.assert_same(
+        &common::whole_database_state(&w.db.url),
+        "a rollback refused on a lock",
+    );
+
+    // With time to spare, the rollback waits for the reader to end.
+    let rollback = common::Sandbox::new(&[
+        "rollback",
+        "--database-url",
+        &w.db.url,
+        "--receipt",
+        &receipt,
+        "--confirm",
+        "--lock-timeout",
+        "60000",
+    ])
+    .spawn();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    reader.batch_execute("COMMIT").expect("end the reader");
+    rollback.finish().ok();
+    let mut c = w.db.client();
+    assert_eq!(
+        scalar(
+            &mut c,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks'"
+        ),
+        "0"
+    );
+}

@@ -1537,13 +1537,39 @@ impl Push<'_, '_> {
         // ADD COLUMN needs ACCESS EXCLUSIVE, which every reader queues
         // behind while it waits: taken here, just before the DDL, in short
         // attempts like the others.
-        let altered: Vec<(String, LockMode)> = plan
+        let mut altered: Vec<(String, LockMode)> = plan
             .schema
             .added_columns
             .iter()
             .filter(|a| a.phase == phase.id)
             .map(|a| (a.table.clone(), LockMode::AccessExclusive))
             .collect();
+        // A foreign key the DDL adds takes SHARE ROW EXCLUSIVE on the table
+        // it references (Postgres installs its triggers there): taken here
+        // with the others, so an app session holding that table is waited
+        // for in attempts and named, not met by a bare statement. Tables
+        // the push creates are its own (and may not exist yet).
+        let referenced = plan
+            .schema
+            .added_columns
+            .iter()
+            .filter(|a| a.phase == phase.id)
+            .filter_map(|a| a.references.as_ref().map(|r| (&a.table, &r.table)))
+            .chain(
+                plan.schema
+                    .tables
+                    .iter()
+                    .filter(|t| t.phase == phase.id)
+                    .flat_map(|t| {
+                        t.foreign_keys
+                            .iter()
+                            .map(move |fk| (&t.name, &fk.ref_table))
+                    }),
+            )
+            .filter(|(from, to)| from != to && !plan.creates(to))
+            .map(|(_, to)| (to.clone(), LockMode::ShareRowExclusive))
+            .collect::<Vec<_>>();
+        altered.extend(referenced);
         lock_tables(tx, &altered, opts.lock_timeout_ms).await?;
         for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
             progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));

@@ -34,6 +34,7 @@ use crate::plan::checks::{failed_summaries, Check, CheckKind};
 use crate::receipt::{TableState, Undo, UndoTable};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
+use tokio_postgres::types::Type;
 
 pub struct RollbackOptions {
     pub target: Target,
@@ -749,7 +750,7 @@ impl Rollback<'_, '_> {
     ) -> Result<()> {
         // DROP COLUMN and DROP TABLE need ACCESS EXCLUSIVE: taken just before,
         // in short attempts.
-        let dropping: Vec<(String, LockMode)> = self
+        let mut dropping: Vec<(String, LockMode)> = self
             .undo
             .added_columns
             .iter()
@@ -757,6 +758,12 @@ impl Rollback<'_, '_> {
             .chain(self.undo.created_tables.iter().cloned())
             .map(|t| (t, LockMode::AccessExclusive))
             .collect();
+        dropping.extend(
+            referenced_by_dropped(self.tx, self.undo)
+                .await?
+                .into_iter()
+                .map(|t| (t, LockMode::AccessExclusive)),
+        );
         lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
         // The undo writes under the app's search_path, so the database's
         // triggers resolve names as they do for the app; the types the undo
@@ -1214,6 +1221,53 @@ async fn deferrable_unique_keys(
         .map(|r| r.get(0))
         .collect();
     Ok(names.join(", "))
+}
+
+/// The tables the foreign keys of the dropped columns and tables
+/// reference: dropping such a key takes ACCESS EXCLUSIVE on the referenced
+/// table too (its triggers go), so it is locked with the others rather
+/// than by the bare DDL. Read from the database, not the receipt: the
+/// constraints there are what the DROP removes. Only tables in `public`
+/// (what the lock protocol locks) and not themselves dropped.
+async fn referenced_by_dropped(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+) -> Result<Vec<String>> {
+    let created: Vec<String> = undo.created_tables.clone();
+    let col_tables: Vec<String> = undo.added_columns.iter().map(|a| a.table.clone()).collect();
+    let col_names: Vec<String> = undo
+        .added_columns
+        .iter()
+        .map(|a| a.column.clone())
+        .collect();
+    if created.is_empty() && col_tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query_typed(
+            "SELECT DISTINCT r.relname::text \
+             FROM pg_constraint c \
+             JOIN pg_class t ON t.oid = c.conrelid \
+             JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+             JOIN pg_class r ON r.oid = c.confrelid \
+             JOIN pg_namespace rn ON rn.oid = r.relnamespace \
+             WHERE c.contype = 'f' AND c.confrelid <> c.conrelid \
+               AND tn.nspname = 'public' AND rn.nspname = 'public' \
+               AND NOT r.relname = ANY($1) \
+               AND (t.relname = ANY($1) \
+                    OR EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS d(tbl, col) \
+                               JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname = d.col \
+                               WHERE d.tbl = t.relname AND a.attnum = ANY(c.conkey))) \
+             ORDER BY 1",
+            &[
+                (&created, Type::TEXT_ARRAY),
+                (&col_tables, Type::TEXT_ARRAY),
+                (&col_names, Type::TEXT_ARRAY),
+            ],
+        )
+        .await
+        .context("cannot read the foreign keys of what the rollback drops")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Drops the columns the push added, then the tables it created.
