@@ -912,6 +912,12 @@ fn a_held_row_lock_refuses_within_the_lock_timeout_naming_the_blocker() {
         "the blocker (pid {pid}) is not named: {}",
         run.show()
     );
+    // Its statement is shown by shape: the app's literals stay out of logs.
+    assert!(
+        run.stderr.contains("WHERE id = ?") && !run.stderr.contains("jtbd00001"),
+        "the blocker's literal is printed: {}",
+        run.show()
+    );
     assert!(
         run.millis < 15_000,
         "a 1000 ms lock timeout took {} ms to refuse",

@@ -179,7 +179,7 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
                     coalesce(a.state, ''), \
                     coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC, ' \
                              || round(extract(epoch FROM now() - a.xact_start))::text || ' s ago', ''), \
-                    left(coalesce(a.query, ''), 120), c.relname::text, l.mode \
+                    left(coalesce(a.query, ''), 4000), c.relname::text, l.mode \
              FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
              JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
              JOIN pg_stat_activity a ON a.pid = l.pid \
@@ -204,13 +204,87 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
             r.get::<_, String>(2),
             r.get::<_, String>(3),
             r.get::<_, String>(4),
-            r.get::<_, String>(5),
+            statement_shape(&r.get::<_, String>(5), 120),
         );
         if !out.contains(&line) {
             out.push(line);
         }
     }
     Ok(out)
+}
+
+/// Another session's statement as the blocker listing shows it: every
+/// literal (quoted string, dollar-quoted body, number) replaced by `?` and
+/// cut to `max` characters. Apps put tokens, keys and e-mail addresses in
+/// literals, and the listing ends up in terminals and CI logs; the shape,
+/// with pid and application name, is enough to find the session in
+/// `pg_stat_activity`.
+pub fn statement_shape(sql: &str, max: usize) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let word_before =
+            i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '$');
+        if c == '\'' {
+            // A string; '' inside stands for one quote (E'' escapes too).
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '\\' {
+                    i += 2;
+                    continue;
+                }
+                if chars[i] == '\'' {
+                    if chars.get(i + 1) == Some(&'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            out.push('?');
+            i += 1;
+        } else if c == '$' && !word_before {
+            // $tag$ … $tag$ (a $1 parameter is kept).
+            let tag_end = chars[i + 1..]
+                .iter()
+                .position(|ch| !(ch.is_alphanumeric() || *ch == '_'))
+                .map(|n| i + 1 + n);
+            match tag_end {
+                Some(e) if chars[e] == '$' => {
+                    let tag: String = chars[i..=e].iter().collect();
+                    let rest: String = chars[e + 1..].iter().collect();
+                    let body_end = rest.find(&tag).map(|b| rest[..b].chars().count());
+                    out.push('?');
+                    i = match body_end {
+                        Some(b) => e + 1 + b + tag.chars().count(),
+                        None => chars.len(),
+                    };
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else if c.is_ascii_digit() && !word_before {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().count() > max {
+        let cut: String = out.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        out
+    }
 }
 
 /// Key of the transaction-scoped advisory lock every push and rollback takes:
@@ -498,6 +572,36 @@ pub async fn lock_tables(
 
 #[cfg(test)]
 mod tests {
+    /// The blocker listing never carries another session's literals.
+    #[test]
+    fn a_blockers_statement_is_shown_without_its_literals() {
+        let shape = super::statement_shape(
+            "select count(*), pg_sleep(8), md5('S3cr3tKey-in-app-query') from jtbd_library \
+             where email = 'a@b.c' and note = E'x\\'y' and body = $q$secret$q$ and n = $1 and t2.c = 3.5",
+            400,
+        );
+        assert_eq!(
+            shape,
+            "select count(*), pg_sleep(?), md5(?) from jtbd_library where email = ? and note = E? \
+             and body = ? and n = $1 and t2.c = ?"
+        );
+        for secret in ["S3cr3t", "a@b.c", "secret", "3.5"] {
+            assert!(!shape.contains(secret), "{shape}");
+        }
+        assert_eq!(
+            super::statement_shape("select 'it''s' || $$x$$", 400),
+            "select ? || ?"
+        );
+        assert_eq!(
+            super::statement_shape("select 'unterminated", 400),
+            "select ?"
+        );
+        assert_eq!(
+            super::statement_shape("update t set a = ? where b", 10),
+            "update t …"
+        );
+    }
+
     use super::read_only_reason;
 
     #[test]
