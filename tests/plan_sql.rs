@@ -400,6 +400,22 @@ fn a_type_in_target_json_is_one_type_name_never_a_clause_or_a_statement() {
             r.stderr
         );
     }
+    // "not_null" on an added column would be ignored by rehearsal and push:
+    // refused by name instead.
+    let plan = plan_folder(&dir.path().join("not_null"), |_| {});
+    let target = plan.join("target.json");
+    let mut schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    schema["added_columns"][0]["column"]["not_null"] = Value::from(true);
+    std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+    let r = sandbox(&["plan", "--plan", plan.to_str().unwrap()]);
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("\"not_null\" is not supported on an added column"),
+        "{}",
+        r.stderr
+    );
     // A multi-word type with modifiers, as Postgres prints it, is a type.
     let plan = plan_folder(&dir.path().join("ok"), |_| {});
     let target = plan.join("target.json");

@@ -417,6 +417,17 @@ impl Plan {
             })?;
         }
         for a in &self.schema.added_columns {
+            // The column is added empty and filled by its phase's updates;
+            // a NOT NULL the rehearsal and the push would both ignore is
+            // refused rather than silently dropped.
+            if a.column.not_null {
+                return Err(environment(format!(
+                    "plan {origin}: {} column {}.{}: \"not_null\" is not supported on an added \
+                     column (it is added empty, then filled by the plan's updates); remove it, \
+                     and add the constraint after the push if every row holds a value",
+                    self.file.schema, a.table, a.column.name
+                )));
+            }
             if !ids.contains(a.phase.as_str()) {
                 return Err(environment(format!(
                     "plan {origin}: column {}.{} is added in phase {}, which the plan does not have",
