@@ -56,7 +56,7 @@ fn main() {
                 // Same exit code; the error is data on stdout, as results are.
                 let _ = output::print_json(&serde_json::json!({ "error": report }));
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", output::visible(&format!("{e:#}")));
             }
             std::process::exit(report.kind.exit_code());
         }

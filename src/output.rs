@@ -91,8 +91,30 @@ fn display_width(s: &str) -> usize {
     console::measure_text_width(s)
 }
 
-/// Cuts `s` to at most `w` display columns, ending in `…` when cut.
+/// `s` with every control character but newline and tab shown as an
+/// escape (`\x1b`, `\r`): values come from the user's rows, and an ESC or CR
+/// in one must not erase or recolour the report around it on a terminal
+/// (a row could otherwise print a green "PASSED" over its own failure).
+pub fn visible(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts `s` to at most `w` display columns, ending in `…` when cut; its
+/// control characters shown as escapes ([`visible`]).
 pub fn truncate(s: &str, w: usize) -> String {
+    let s = &visible(s);
     if display_width(s) <= w {
         return s.to_string();
     }
@@ -124,6 +146,7 @@ pub fn one_line(text: &str) -> String {
 /// than the line (a path, a key) is kept whole rather than cut: it must
 /// stay copyable.
 pub fn wrap_to(lead: &str, text: &str, indent: usize, w: usize) -> String {
+    let text = &visible(text);
     let mut out = lead.to_string();
     let mut line_width = display_width(lead);
     let mut first = true;
@@ -197,7 +220,7 @@ pub fn table_fitted(
     total: usize,
 ) -> String {
     let n = header.len();
-    let one_line = |s: &str| s.replace(['\n', '\r', '\t'], " ");
+    let one_line = |s: &str| visible(&s.replace(['\n', '\r', '\t'], " "));
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|r| {
@@ -307,6 +330,7 @@ fn lookup<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
 /// The full form of a summarised value: a key | expected | actual table for
 /// `k=v` lists, the two values on their own lines otherwise.
 pub fn detail(note: usize, title: &str, expected: &str, actual: &str) -> String {
+    let (title, expected, actual) = (&visible(title), &visible(expected), &visible(actual));
     let mut out = format!("[{note}] {title}\n");
     if actual.is_empty() {
         // A plan's expectation: nothing ran, there is only the expected side.
@@ -422,6 +446,16 @@ pub fn millis(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_values_are_shown_escaped() {
+        let forged = "<x\r\x1b[2K\x1b[32mPASSED\x1b[0m\u{7}";
+        assert_eq!(visible(forged), "<x\\r\\x1b[2K\\x1b[32mPASSED\\x1b[0m\\x07");
+        assert_eq!(visible("two\nlines\tand é"), "two\nlines\tand é");
+        let t = table(&["value"], vec![vec![forged.to_string()]]);
+        assert!(!t.contains('\x1b') && !t.contains('\r'), "{t:?}");
+        assert!(!truncate(forged, 80).contains('\x1b'));
+    }
 
     #[test]
     fn prose_wraps_under_its_label_and_keeps_long_words_whole() {

@@ -425,3 +425,38 @@ fn a_type_in_target_json_is_one_type_name_never_a_clause_or_a_statement() {
     std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
     sandbox(&["plan", "--plan", plan.to_str().unwrap()]).ok();
 }
+
+/// A row value holding ESC and CR (a name in the user's data) is shown
+/// escaped in the human report: it cannot erase its own failure line and
+/// print a green "PASSED" over it on a terminal.
+#[test]
+fn control_characters_in_failing_rows_are_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let plan = plan_folder(&dir.path().join("plan"), |p| {
+        p["phases"][0]["conflicts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "name": "forged row",
+                "sql": "SELECT '<x' || char(13) || char(27) || '[2K' || char(27) || '[32mPASSED: all checks hold' || char(27) || '[0m'"
+            }));
+    });
+    let r = sandbox(&[
+        "rehearse",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
+    r.code(1);
+    assert!(r.stdout.contains("forged row"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains('\x1b') && !r.stdout.contains('\r'),
+        "raw control characters in the report: {:?}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\\x1b[32mPASSED"), "{}", r.stdout);
+}
