@@ -731,3 +731,43 @@ fn a_null_the_plan_writes_is_pushed_as_null() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
 }
+
+/// The stamp trigger is named differently on this project
+/// (`handle_updated_at`, as Supabase's templates call it): the hold-off the
+/// built-in plan names is not on the table, so the rehearsal fails a named
+/// check listing the table's triggers and what to change — before, it was
+/// green and the preflight refused with no way forward.
+#[test]
+fn a_held_off_trigger_named_differently_fails_naming_the_tables_triggers() {
+    let w = World::loaded("rs_holdoff", "plan")
+        .with_sql(
+            "ALTER TRIGGER jtbd_library_set_updated_at ON public.jtbd_library \
+             RENAME TO handle_updated_at;",
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let c = check_named(
+        &report,
+        "jtbd_library: the triggers the plan holds off are on it",
+    );
+    assert_eq!(c["ok"], false);
+    let row = c["rows"][0].as_str().unwrap();
+    assert!(
+        row.starts_with("jtbd_library_set_updated_at: no enabled trigger")
+            && row.contains("handle_updated_at")
+            && row.contains("hold_off_triggers"),
+        "{row}"
+    );
+    // With the usual name the same check holds.
+    let ok = World::loaded("rs_holdoff_ok", "plan").pulled();
+    let (run, report) = ok.rehearse_json(&[]);
+    run.ok();
+    assert_eq!(
+        check_named(
+            &report,
+            "jtbd_library: the triggers the plan holds off are on it"
+        )["ok"],
+        true
+    );
+}

@@ -685,6 +685,9 @@ impl<'a> Rehearsal<'a> {
         for t in &self.view_tables {
             if table_exists(conn, "main", &staged(t))? {
                 let meta = staged_meta(conn, self.snapshot, self.plan, t)?;
+                if let Some(c) = held_off_triggers_check(&meta, &self.plan.file.hold_off_triggers) {
+                    self.checks.push(c);
+                }
                 match constraint_checks(conn, self.snapshot, &meta, STAGED_PREFIX) {
                     Ok(c) => self.checks.extend(c),
                     // A failed phase may leave values these checks cannot read;
@@ -1139,4 +1142,68 @@ impl<'a> PulledBesideStaged<'a> {
             )
         })
     }
+}
+
+/// The triggers the plan holds off (`hold_off_triggers`, `table.trigger`)
+/// on a table it writes must be on that table in the snapshot: the push
+/// refuses a hold-off it cannot find, and stamp triggers are named
+/// differently between projects (`handle_updated_at`, `set_updated_at`,
+/// `moddatetime` …). A missing one fails here, naming the triggers the
+/// table has, instead of a green rehearsal and a preflight refusal.
+fn held_off_triggers_check(
+    meta: &crate::catalog::TableMeta,
+    hold_off: &[String],
+) -> Option<crate::plan::checks::Check> {
+    let named: Vec<&str> = hold_off
+        .iter()
+        .filter_map(|n| n.split_once('.'))
+        .filter(|(t, _)| *t == meta.name)
+        .map(|(_, trigger)| trigger)
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    let present: Vec<String> = meta
+        .constraints
+        .iter()
+        .filter(|k| k.kind == "t")
+        .map(|k| {
+            format!(
+                "{} ({})",
+                k.name,
+                k.definition
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
+        .collect();
+    let rows = named
+        .iter()
+        .filter(|n| {
+            !meta
+                .constraints
+                .iter()
+                .any(|k| k.kind == "t" && k.name == **n)
+        })
+        .map(|n| {
+            format!(
+                "{n}: no enabled trigger of that name on {t}; its triggers: {}. If one of them \
+                 stamps updated_at, name it in plan.json's hold_off_triggers as {t}.<trigger> \
+                 (`sandbox plan init DIR`, edit, then --plan DIR); else remove the entry",
+                if present.is_empty() {
+                    "none".to_string()
+                } else {
+                    present.join("; ")
+                },
+                t = meta.name
+            )
+        })
+        .collect();
+    Some(crate::plan::checks::Check::no_rows(
+        crate::db::staging::CONSTRAINTS_PHASE,
+        &format!("{}: the triggers the plan holds off are on it", meta.name),
+        crate::plan::checks::CheckKind::Constraint,
+        rows,
+    ))
 }
