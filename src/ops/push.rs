@@ -921,7 +921,9 @@ pub async fn push(
                     Err(e)
                 } else {
                     Err(e.context(format!(
-                        "Sequences are never rolled back: this run advanced {}",
+                        "Sequences are never rolled back: while this run's transaction was \
+                         open, {} advanced (values handed out by this run, or by the app at the \
+                         same time)",
                         used.iter()
                             .map(|s| s.describe())
                             .collect::<Vec<_>>()

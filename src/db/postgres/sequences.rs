@@ -277,8 +277,11 @@ pub type SequenceValues = std::collections::BTreeMap<String, (Option<i64>, i64, 
 /// Reads [`SequenceValues`]. `nextval()` is never rolled back: comparing
 /// these before and after a preflight shows what it used up for good.
 pub async fn sequence_values(client: &tokio_postgres::Client) -> Result<SequenceValues> {
+    // `query_typed`: one unnamed statement in one round trip, outside any
+    // transaction — a named one would be parsed on one server connection of
+    // a transaction-mode pooler and executed on another.
     let rows = client
-        .query(
+        .query_typed(
             "SELECT schemaname::text || '.' || sequencename::text, last_value, increment_by, \
                     start_value FROM pg_catalog.pg_sequences",
             &[],
