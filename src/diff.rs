@@ -1209,9 +1209,7 @@ impl Diff {
 /// between. Push additionally proves each is a pure updated_at stamp.
 fn trigger_toggle_sql(table: &str, action: &str, named: &[String]) -> String {
     let lit = sql_literal(Some(table));
-    let names: Vec<String> = named
-        .iter()
-        .filter_map(|n| n.split_once('.'))
+    let names: Vec<String> = crate::plan::held_off_triggers(named)
         .filter(|(t, _)| *t == table)
         .map(|(_, trigger)| sql_literal(Some(trigger)))
         .collect();

@@ -2202,18 +2202,16 @@ fn row_needs(diff: &Diff) -> Vec<Need> {
 /// Holding off a trigger the plan names, on a table the push updates.
 fn hold_off_needs(plan: &Plan, diff: &Diff) -> Vec<Need> {
     let mut needs = Vec::new();
-    for named in &plan.file.hold_off_triggers {
-        if let Some((table, trigger)) = named.split_once('.') {
-            if diff
-                .tables
-                .iter()
-                .any(|t| t.table == table && !t.phase_updates.is_empty())
-            {
-                needs.push(Need::Owner {
-                    table: public(table),
-                    why: format!("hold off trigger {trigger}"),
-                });
-            }
+    for (table, trigger) in crate::plan::held_off_triggers(&plan.file.hold_off_triggers) {
+        if diff
+            .tables
+            .iter()
+            .any(|t| t.table == table && !t.phase_updates.is_empty())
+        {
+            needs.push(Need::Owner {
+                table: public(table),
+                why: format!("hold off trigger {trigger}"),
+            });
         }
     }
     needs

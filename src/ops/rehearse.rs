@@ -1154,9 +1154,7 @@ fn held_off_triggers_check(
     meta: &crate::catalog::TableMeta,
     hold_off: &[String],
 ) -> Option<crate::plan::checks::Check> {
-    let named: Vec<&str> = hold_off
-        .iter()
-        .filter_map(|n| n.split_once('.'))
+    let named: Vec<&str> = crate::plan::held_off_triggers(hold_off)
         .filter(|(t, _)| *t == meta.name)
         .map(|(_, trigger)| trigger)
         .collect();

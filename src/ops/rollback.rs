@@ -1034,13 +1034,11 @@ fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
             });
         }
     }
-    for named in &undo.held_off_triggers {
-        if let Some((table, trigger)) = named.split_once('.') {
-            needs.push(Need::Owner {
-                table: public(table),
-                why: format!("hold off trigger {trigger}"),
-            });
-        }
+    for (table, trigger) in crate::plan::held_off_triggers(&undo.held_off_triggers) {
+        needs.push(Need::Owner {
+            table: public(table),
+            why: format!("hold off trigger {trigger}"),
+        });
     }
     for s in undo.sequences.iter().filter(|s| s.moved()) {
         needs.push(Need::Owner {

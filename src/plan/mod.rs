@@ -247,6 +247,12 @@ pub struct TargetSchema {
     pub added_columns: Vec<AddedColumn>,
 }
 
+/// The `(table, trigger)` pairs of a `hold_off_triggers` list
+/// (`table.trigger` entries), in order.
+pub fn held_off_triggers(named: &[String]) -> impl Iterator<Item = (&str, &str)> {
+    named.iter().filter_map(|n| n.split_once('.'))
+}
+
 /// The built-in plan.json, for tests and tools that edit a copy.
 pub const DEFAULT_PLAN: &str = include_str!("../../schema/plan.json");
 
