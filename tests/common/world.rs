@@ -30,6 +30,11 @@ impl World {
     /// The `variant` fixtures loaded into `db` (one made with options).
     pub fn loaded_into(db: TestDb, variant: &str) -> World {
         load_fixtures(&db.url, variant);
+        World::in_db(db)
+    }
+
+    /// A world around `db` as it is: a private folder for its snapshot.
+    fn in_db(db: TestDb) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let snapshot = dir.path().join("snapshot.sqlite");
         World {
@@ -43,16 +48,7 @@ impl World {
     /// A fresh database holding nothing but what `sql` creates: for a small
     /// plan of the test's own.
     pub fn empty(tag: &str, sql: &str) -> World {
-        let db = TestDb::create(tag);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let snapshot = dir.path().join("snapshot.sqlite");
-        World {
-            db,
-            dir,
-            snapshot,
-            plan: None,
-        }
-        .with_sql(sql)
+        World::in_db(TestDb::create(tag)).with_sql(sql)
     }
 
     /// Then `sql` on top: what a real project adds around the plan's tables.
