@@ -460,3 +460,51 @@ fn control_characters_in_failing_rows_are_shown_escaped() {
     );
     assert!(r.stdout.contains("\\x1b[32mPASSED"), "{}", r.stdout);
 }
+
+/// A `hold_off_triggers` entry that is not `table.trigger` held off nothing
+/// and was skipped everywhere without a word; it is refused when the plan
+/// loads (exit 2), naming the entry, the plan file and the expected form —
+/// before any rehearsal, diff or push reads it.
+#[test]
+fn a_hold_off_entry_that_is_not_table_dot_trigger_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    for (n, entry) in [
+        "jtbd_library_set_updated_at",
+        "public.jtbd_library.jtbd_library_set_updated_at",
+        ".jtbd_library_set_updated_at",
+        "jtbd_library.",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plan = plan_folder(&dir.path().join(format!("plan{n}")), |p| {
+            p["hold_off_triggers"] = serde_json::json!([entry]);
+        });
+        let file = plan.join("plan.json");
+        for args in [
+            vec!["plan", "--plan", plan.to_str().unwrap()],
+            vec![
+                "rehearse",
+                "--snapshot",
+                snap.to_str().unwrap(),
+                "--plan",
+                plan.to_str().unwrap(),
+            ],
+        ] {
+            let r = sandbox(&args);
+            r.code(2);
+            assert!(
+                r.stderr
+                    .contains(&format!("hold_off_triggers entry \"{entry}\""))
+                    && r.stderr.contains(file.to_str().unwrap())
+                    && r.stderr.contains("of the form table.trigger"),
+                "{entry:?}: {}",
+                r.stderr
+            );
+        }
+    }
+    // The well-formed entry of the built-in plan loads.
+    let plan = plan_folder(&dir.path().join("ok"), |_| {});
+    sandbox(&["plan", "--plan", plan.to_str().unwrap()]).ok();
+}

@@ -115,6 +115,14 @@ impl PlanSource {
         }
     }
 
+    /// The plan file itself, for messages about its fields.
+    pub fn plan_file(&self) -> String {
+        match self {
+            PlanSource::Builtin => format!("{BUILTIN_ROOT}/plan.json"),
+            PlanSource::Dir { root, plan_file } => root.join(plan_file).display().to_string(),
+        }
+    }
+
     /// A file of the plan, by its path relative to plan.json.
     pub fn read(&self, rel: &str) -> anyhow::Result<String> {
         match self {

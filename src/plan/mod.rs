@@ -248,9 +248,35 @@ pub struct TargetSchema {
 }
 
 /// The `(table, trigger)` pairs of a `hold_off_triggers` list
-/// (`table.trigger` entries), in order.
+/// (`table.trigger` entries), in order. A plan's list is refused at load
+/// unless every entry has that form
+/// ([`hold_off_entries_are_table_dot_trigger`]), so nothing is skipped here
+/// but a damaged receipt's entry.
 pub fn held_off_triggers(named: &[String]) -> impl Iterator<Item = (&str, &str)> {
     named.iter().filter_map(|n| n.split_once('.'))
+}
+
+/// Every `hold_off_triggers` entry must be `table.trigger`: one the
+/// rehearsal, the diff, push and rollback would each skip (no '.', an empty
+/// side) holds off nothing, so a stamp trigger the user meant to hold off
+/// would fire and the preflight would refuse with no pointer to the typo.
+/// A schema-qualified entry (`public.t.trg`) would be read as table
+/// `public`: refused too, the tables are those of `public`.
+fn hold_off_entries_are_table_dot_trigger(entries: &[String], file: &str) -> anyhow::Result<()> {
+    for entry in entries {
+        let well_formed = matches!(
+            entry.split_once('.'),
+            Some((table, trigger)) if !table.is_empty() && !trigger.is_empty() && !trigger.contains('.')
+        );
+        if !well_formed {
+            return Err(environment(format!(
+                "{file}: hold_off_triggers entry \"{entry}\" is not of the form table.trigger \
+                 (the table in schema public, unqualified, a '.', then the trigger's name, e.g. \
+                 \"jtbd_library.jtbd_library_set_updated_at\"); correct or remove it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The built-in plan.json, for tests and tools that edit a copy.
@@ -315,6 +341,7 @@ impl Plan {
                 e.column()
             ))
         })?;
+        hold_off_entries_are_table_dot_trigger(&file.hold_off_triggers, &source.plan_file())?;
         let schema_text = source.read(&file.schema)?;
         let schema: TargetSchema = serde_json::from_str(&schema_text).map_err(|e| {
             environment(format!(
