@@ -5,6 +5,7 @@ pub mod apply;
 pub mod catalog;
 pub mod copy;
 pub mod digest;
+pub mod drift;
 pub mod probe;
 pub mod receipts;
 pub mod rowset;
