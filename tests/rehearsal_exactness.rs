@@ -579,3 +579,83 @@ fn a_unique_citext_column_compares_case_insensitively_like_postgres() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn a_lone_surrogate_escape_in_jsonb_fails_the_rehearsal_by_table_column_and_row() {
+    // Postgres's jsonb input refuses a \ud800 not followed by a low
+    // surrogate (and a \udc00 not preceded by a high one): 'invalid input
+    // syntax for type json'. SQLite's json_valid accepts it. Before, the
+    // rehearsal stopped with exit 2 and 'not JSON: lone leading surrogate in
+    // hex escape', naming no row. A pair (\ud83d\ude00) is one character and
+    // is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, r, snap) = rehearse_exact_columns(
+        dir.path(),
+        &format!(
+            "UPDATE tool_categories SET extra = '{{\"k\": \"a\\ud800\"}}' WHERE name = {FIRST};\n\
+             UPDATE tool_categories SET extra = '[\"\\udc00\", \"\\ud83d\\ude00\"]' WHERE name = {LAST};\n\
+             UPDATE tool_categories SET extra = '\"\\\\ud800 is an escaped backslash\"' \
+             WHERE name = (SELECT min(name) FROM tool_categories WHERE name > {FIRST});\n"
+        ),
+    );
+    let rows = exactness_failures(code, &r);
+    let conn = rusqlite::Connection::open(&snap).unwrap();
+    let id_of = |order: &str| -> String {
+        conn.query_row(
+            &format!("SELECT id FROM staged_tool_categories ORDER BY name {order} LIMIT 1"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let (first, last) = (id_of("ASC"), id_of("DESC"));
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for want in [
+        format!("phases/4_exact.sql: tool_categories.extra of row {first}: '{{\"k\": \"a\\ud800\"}}' holds the JSON escape \\ud800, a lone UTF-16 surrogate"),
+        format!("phases/4_exact.sql: tool_categories.extra of row {last}: '[\"\\udc00\", \"\\ud83d\\ude00\"]' holds the JSON escape \\udc00, a lone UTF-16 surrogate"),
+    ] {
+        assert!(rows.iter().any(|r| r.starts_with(&want)), "{want}\n{rows:#?}");
+    }
+    assert!(
+        rows.iter().all(|r| r.contains("Postgres jsonb refuses")),
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn a_lone_surrogate_in_a_pulled_json_column_is_named_by_row_as_postgres_to_jsonb_refuses_it() {
+    // A json column (unlike jsonb) keeps "\ud800" as text: pull copies it.
+    // The built-in plan moves every other dh_tool column into a jsonb, as
+    // to_jsonb does; Postgres's to_jsonb refuses the row ('Unicode low
+    // surrogate must follow a high surrogate'), and the rehearsal fails the
+    // phase naming table, column and row instead of 'unexpected end of hex
+    // escape' with no row.
+    let w = World::loaded("lone_surrogate_json", "plan").with_sql(
+        "ALTER TABLE dh_tool ADD COLUMN doc json; \
+         UPDATE dh_tool SET doc = '{\"k\": \"\\ud800\"}' WHERE id = (SELECT id FROM dh_tool ORDER BY id LIMIT 1);",
+    );
+    let id = w.scalar("SELECT id::text FROM dh_tool WHERE doc IS NOT NULL");
+    let refused =
+        w.db.client()
+            .query(
+                "SELECT to_jsonb(t)::text FROM dh_tool t WHERE doc IS NOT NULL",
+                &[],
+            )
+            .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("Unicode low surrogate must follow a high surrogate"),
+        "{refused:?}"
+    );
+    let w = w.pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = failed_checks(&report);
+    assert!(
+        failed.iter().any(
+            |c| c["actual"].as_str().is_some_and(|a| a.contains(&format!(
+            "dh_tool.doc of row {id}: json value holds the escape \\ud800, a lone UTF-16 surrogate"
+        )))
+        ),
+        "{failed:#?}"
+    );
+}

@@ -47,8 +47,18 @@ fn scalar_to_json(pg_type: &str, text: &str) -> Result<Value, String> {
             "f" => Value::Bool(false),
             other => return Err(format!("boolean value '{other}'")),
         },
-        "json" | "jsonb" => serde_json::from_str::<Value>(text)
-            .map_err(|e| format!("{pg_type} value is not JSON: {e}"))?,
+        "json" | "jsonb" => serde_json::from_str::<Value>(text).map_err(|e| {
+            match crate::plan::sql::lone_surrogate_escape(text) {
+                // A json column keeps such a value as text; Postgres's
+                // to_jsonb refuses it ('Unicode low surrogate must follow a
+                // high surrogate'), as this does.
+                Some(esc) => format!(
+                    "{pg_type} value holds the escape {esc}, a lone UTF-16 surrogate, which \
+                     Postgres's jsonb (and so to_jsonb) refuses"
+                ),
+                None => format!("{pg_type} value is not JSON: {e}"),
+            }
+        })?,
         _ => Value::String(text.to_string()),
     })
 }
@@ -204,11 +214,33 @@ pub fn row_to_json(
         if skip.contains(&col.name.as_str()) {
             continue;
         }
-        let v = value_to_json_delimited(&col.pg_type, col.delimiter(), val.as_deref())
-            .map_err(|e| format!("{}.{}: {e}", meta.name, col.name))?;
+        let v = value_to_json_delimited(&col.pg_type, col.delimiter(), val.as_deref()).map_err(
+            |e| {
+                format!(
+                    "{}.{} of row {}: {e}",
+                    meta.name,
+                    col.name,
+                    key_of(meta, values)
+                )
+            },
+        )?;
         map.insert(col.name.clone(), v);
     }
     Ok(map)
+}
+
+/// The row's key as the rehearsal names rows ([`crate::types::row_key`]
+/// over the primary key, or every column without one).
+fn key_of(meta: &TableMeta, values: &[Option<String>]) -> String {
+    let pk = meta.primary_key();
+    let at: Vec<usize> = if pk.is_empty() {
+        (0..meta.columns.len()).collect()
+    } else {
+        pk.iter()
+            .filter_map(|k| meta.columns.iter().position(|c| &c.name == k))
+            .collect()
+    };
+    crate::types::row_key(at.iter().map(|i| values.get(*i).and_then(|v| v.as_deref())))
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ use crate::types::{quote_ident, Exactness};
 /// Suffix of the view that gives each pulled table's rows with their JSON.
 pub const JSONB_VIEW_SUFFIX: &str = "_jsonb";
 
+/// The function settling a phase's jsonb values (see `register_functions`).
+const SETTLED_JSONB: &str = "sandbox_settled_jsonb";
+
 /// Registers `plan_uuid(kind, key)`, `row_jsonb(table, col…)` and
 /// `jsonb_canonical(text)` on the connection.
 pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
@@ -72,8 +75,28 @@ pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()>
             None => Ok(None),
             Some(t) => serde_json::from_str::<Value>(&t)
                 .map(|v| Some(jsonb_text(&v)))
-                .map_err(|e| rusqlite::Error::UserFunctionError(format!("not JSON: {e}").into())),
+                .map_err(|e| {
+                    let why = match lone_surrogate_escape(&t) {
+                        Some(esc) => format!(
+                            "not JSON Postgres's jsonb accepts: the escape {esc} is a lone UTF-16 \
+                             surrogate"
+                        ),
+                        None => format!("not JSON: {e}"),
+                    };
+                    rusqlite::Error::UserFunctionError(why.into())
+                }),
         }
+    })?;
+    // The settling of a phase's jsonb values: its canonical text, or the
+    // text unchanged where it cannot be parsed (a lone surrogate escape,
+    // which SQLite's json_valid accepts), for the exactness check to name
+    // by row instead of the UPDATE failing as a whole.
+    conn.create_scalar_function(SETTLED_JSONB, 1, flags, |ctx| {
+        let text: Option<String> = ctx.get(0)?;
+        Ok(text.map(|t| match serde_json::from_str::<Value>(&t) {
+            Ok(v) => jsonb_text(&v),
+            Err(_) => t,
+        }))
     })?;
     Ok(())
 }
@@ -910,7 +933,7 @@ fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>
         // Only values the phase wrote can differ from Postgres's text.
         let mut stmt = conn.prepare(&format!(
             "SELECT {key}, {col} FROM temp.{t} WHERE typeof({col}) = 'text' AND json_valid({col}) \
-             AND {col} <> jsonb_canonical({col}) AND (instr({col}, 'e') > 0 OR instr({col}, 'E') > 0)"
+             AND {col} <> {SETTLED_JSONB}({col}) AND (instr({col}, 'e') > 0 OR instr({col}, 'E') > 0)"
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -928,7 +951,7 @@ fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>
             }
         }
         conn.execute_batch(&format!(
-            "UPDATE temp.{t} SET {col} = jsonb_canonical({col}) WHERE typeof({col}) = 'text' AND json_valid({col}) AND {col} <> jsonb_canonical({col})"
+            "UPDATE temp.{t} SET {col} = {SETTLED_JSONB}({col}) WHERE typeof({col}) = 'text' AND json_valid({col}) AND {col} <> {SETTLED_JSONB}({col})"
         ))?;
     }
     Ok(bad)
@@ -1141,7 +1164,51 @@ fn unstorable_text(bytes: &[u8], jsonb: bool) -> Result<String, String> {
             "'{text}' holds the JSON escape \\u0000, which Postgres jsonb cannot store"
         ));
     }
+    if let Some(esc) = jsonb.then(|| lone_surrogate_escape(text)).flatten() {
+        return Err(format!(
+            "'{text}' holds the JSON escape {esc}, a lone UTF-16 surrogate (a high one \
+             \\ud800-\\udbff must be followed by a low one \\udc00-\\udfff, a low one preceded by a \
+             high one), which Postgres jsonb refuses ('invalid input syntax for type json'); write \
+             the character itself, or the pair"
+        ));
+    }
     Ok(text.to_string())
+}
+
+/// The first `\uXXXX` escape of a JSON text that is half of a UTF-16
+/// surrogate pair standing alone, as written; Postgres's jsonb input
+/// refuses it (its json type keeps it as text), SQLite's `json_valid`
+/// accepts it.
+pub fn lone_surrogate_escape(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    // The code unit of the escape at `at` (pointing at its backslash).
+    let unit = |at: usize| -> Option<u32> {
+        if b.get(at) != Some(&b'\\') || b.get(at + 1) != Some(&b'u') {
+            return None;
+        }
+        u32::from_str_radix(text.get(at + 2..at + 6)?, 16).ok()
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(0xD800..=0xDBFF) => {
+                if matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) {
+                    i += 12;
+                    continue;
+                }
+                return text.get(i..i + 6);
+            }
+            Some(0xDC00..=0xDFFF) => return text.get(i..i + 6),
+            Some(_) => i += 6,
+            // `\\`, `\"` …: the escaped character is not an escape itself.
+            None => i += 2,
+        }
+    }
+    None
 }
 
 /// Whether a JSON document has a NUL character in a string or key.
@@ -1189,6 +1256,17 @@ mod tests {
         assert_eq!(st[0].sql, "SELECT 'a;b';");
         assert_eq!(st[1].line, 3);
         assert_eq!(st[1].sql, "INSERT INTO t\nVALUES (\"c;\");");
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_found_and_pairs_and_escaped_backslashes_are_not() {
+        assert_eq!(lone_surrogate_escape(r#""a\ud800""#), Some(r"\ud800"));
+        assert_eq!(lone_surrogate_escape(r#""\uDC00x""#), Some(r"\uDC00"));
+        assert_eq!(lone_surrogate_escape(r#""\ud800\u0041""#), Some(r"\ud800"));
+        assert_eq!(lone_surrogate_escape(r#""\ud83d\ude00""#), None);
+        assert_eq!(lone_surrogate_escape(r#""\\ud800""#), None);
+        assert_eq!(lone_surrogate_escape(r#"{"\u00e9": "\\"}"#), None);
+        assert_eq!(lone_surrogate_escape(r#"{"k\ud800": 1}"#), Some(r"\ud800"));
     }
 
     #[test]
