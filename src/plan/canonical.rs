@@ -52,8 +52,644 @@ fn canonical_value(pg_type: &str, delimiter: char, text: &str) -> Result<Option<
             .parse::<i64>()
             .ok()
             .map(|i| i.to_string())),
+        "double precision" => canonical_float(text, false).map(Some),
+        "real" => canonical_float(text, true).map(Some),
+        "interval" => canonical_interval(text, precision.unwrap_or(6)).map(Some),
+        "time without time zone" => canonical_time(text, false, precision.unwrap_or(6)).map(Some),
+        "time with time zone" => canonical_time(text, true, precision.unwrap_or(6)).map(Some),
+        "inet" => canonical_inet(text, false).map(Some),
+        "cidr" => canonical_inet(text, true).map(Some),
+        "bytea" => canonical_bytea(text).map(Some),
+        // `interval day to second`, `interval year`: Postgres truncates to
+        // the fields, and reads a bare number in the last one.
+        fielded if fielded.starts_with("interval ") => {
+            let plain = canonical_interval(text, precision.unwrap_or(6))?;
+            match plain == text {
+                true => Ok(None),
+                false => Err(format!(
+                    "'{text}' is not written as Postgres prints an {pg_type} value, and what \
+                     Postgres makes of it depends on the fields; write it as Postgres prints \
+                     it ('{plain}' if that is the value meant)"
+                )),
+            }
+        }
         _ => Ok(None),
     }
+}
+
+/// A `double precision` (`real` when `single`) as Postgres prints it with
+/// `extra_float_digits` above 0 (`types::SESSION_SETTINGS`): the shortest
+/// digits that read back as the same value, in fixed notation for decimal
+/// exponents from -4 up to 14 (up to 5 for `real`), else `1.5e+15`;
+/// `NaN`, `Infinity`, `-Infinity`, `-0`. A value outside the type's range,
+/// or a form Postgres reads but Rust does not (hex), is an error naming it.
+fn canonical_float(text: &str, single: bool) -> Result<String, String> {
+    let t = text.trim();
+    let type_name = if single { "real" } else { "double precision" };
+    let refused = || {
+        format!(
+            "'{text}' is not a {type_name} this tool can read; write a decimal such as 1000, \
+             0.1, 1.5e-05, NaN, Infinity or -Infinity"
+        )
+    };
+    let lower = t.to_ascii_lowercase();
+    let unsigned = lower.trim_start_matches(['+', '-']);
+    let special = matches!(unsigned, "nan" | "inf" | "infinity");
+    if !special
+        && !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+    {
+        return Err(refused());
+    }
+    // Shortest round-trip digits and decimal exponent of the value, as the
+    // type holds it (`{:e}` prints exactly those, like Postgres's Ryu).
+    let (value_text, infinite, zero) = if single {
+        let v: f32 = t.parse().map_err(|_| refused())?;
+        (format!("{v:e}"), v.is_infinite(), v == 0.0)
+    } else {
+        let v: f64 = t.parse().map_err(|_| refused())?;
+        (format!("{v:e}"), v.is_infinite(), v == 0.0)
+    };
+    if unsigned == "nan" {
+        return Ok("NaN".into());
+    }
+    if infinite {
+        if !special {
+            return Err(format!("'{text}' is out of range for type {type_name}"));
+        }
+        return Ok(if t.starts_with('-') {
+            "-Infinity"
+        } else {
+            "Infinity"
+        }
+        .into());
+    }
+    let mantissa_digits = t
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or("")
+        .bytes()
+        .any(|b| (b'1'..=b'9').contains(&b));
+    if zero && mantissa_digits {
+        return Err(format!("'{text}' is out of range for type {type_name}"));
+    }
+    let (mantissa, exp) = value_text.split_once('e').ok_or_else(refused)?;
+    let exp: i32 = exp.parse().map_err(|_| refused())?;
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let fixed_below = if single { 6 } else { 15 };
+    let out = if (-4..fixed_below).contains(&exp) {
+        if exp < 0 {
+            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        } else {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                format!("{digits}{}", "0".repeat(int_len - digits.len()))
+            } else {
+                format!("{}.{}", &digits[..int_len], &digits[int_len..])
+            }
+        }
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() { "" } else { "." };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{first}{dot}{rest}e{esign}{:02}", exp.abs())
+    };
+    Ok(format!("{sign}{out}"))
+}
+
+/// An interval in the `postgres` IntervalStyle (`types::SESSION_SETTINGS`):
+/// `1 year 2 mons -3 days +04:05:06.5`. Reads the forms Postgres prints and
+/// the verbose ones (`1.5 days`, `90 minutes`, `2 weeks`, `@ 1 day ago`,
+/// `1:30`, a bare number of seconds); other forms (ISO 8601 `P1D`, SQL
+/// `1-2`, fractions of months or years, which Postgres spreads over days
+/// by its own rules) are an error telling the form to write.
+fn canonical_interval(text: &str, precision: usize) -> Result<String, String> {
+    let refused = |what: &str| {
+        format!(
+            "'{text}' is an interval this tool cannot read ({what}); write it as Postgres \
+             prints one, such as '1 year 2 mons 3 days 04:05:06.5' or '-1 days +02:00:00'"
+        )
+    };
+    const US: i128 = 1_000_000;
+    let mut months: i128 = 0;
+    let mut days: i128 = 0;
+    let mut micros: i128 = 0;
+    let mut tokens: Vec<String> = Vec::new();
+    // `1day`, `+2hours`: a number and its unit may touch.
+    for word in text.split_whitespace() {
+        let split = word
+            .char_indices()
+            .find(|(i, c)| *i > 0 && c.is_ascii_alphabetic() && !word[..*i].contains(':'))
+            .map(|(i, _)| i);
+        match split {
+            Some(i) if word[..i].bytes().any(|b| b.is_ascii_digit()) => {
+                tokens.push(word[..i].to_string());
+                tokens.push(word[i..].to_string());
+            }
+            _ => tokens.push(word.to_string()),
+        }
+    }
+    let mut tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    if tokens.first() == Some(&"@") {
+        tokens.remove(0);
+    }
+    let ago = tokens.last().is_some_and(|t| t.eq_ignore_ascii_case("ago"));
+    if ago {
+        tokens.pop();
+    }
+    if tokens.is_empty() {
+        return Err(refused("no fields"));
+    }
+    // A signed decimal as (sign, whole part, fraction digits).
+    let decimal = |s: &str| -> Option<(i128, i128, String)> {
+        let (sign, s) = match s.as_bytes().first()? {
+            b'-' => (-1, &s[1..]),
+            b'+' => (1, &s[1..]),
+            _ => (1, s),
+        };
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+        if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || int.len() > 18 {
+            return None;
+        }
+        Some((sign, int.parse().unwrap_or(0), frac.to_string()))
+    };
+    // `whole.frac` times `unit` microseconds, exactly, or why not.
+    let scaled = |(sign, int, frac): (i128, i128, String), unit: i128| -> Result<i128, String> {
+        let den = 10i128
+            .checked_pow(frac.len() as u32)
+            .ok_or("too many digits")?;
+        let f: i128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| "digits")?
+        };
+        let part = f * unit;
+        if part % den != 0 {
+            return Err("a fraction of a microsecond, which Postgres rounds".into());
+        }
+        Ok(sign * (int * unit + part / den))
+    };
+    let mut i = 0;
+    let mut seen_time = false;
+    while i < tokens.len() {
+        let tok = tokens[i];
+        if tok.contains(':') {
+            if seen_time {
+                return Err(refused("two times of day"));
+            }
+            seen_time = true;
+            let (sign, body) = match tok.as_bytes()[0] {
+                b'-' => (-1, &tok[1..]),
+                b'+' => (1, &tok[1..]),
+                _ => (1, tok),
+            };
+            let parts: Vec<&str> = body.split(':').collect();
+            let num = |s: &str| {
+                (!s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| s.parse::<i128>().ok())
+                    .flatten()
+            };
+            let (h, m) = match (
+                parts.first().and_then(|p| num(p)),
+                parts.get(1).and_then(|p| num(p)),
+            ) {
+                (Some(h), Some(m)) if m < 60 && parts[1].len() <= 2 => (h, m),
+                _ => return Err(refused("a time of day that is not H:MM[:SS]")),
+            };
+            let s = match parts.get(2) {
+                None => 0,
+                Some(sec) => {
+                    let d = decimal(sec).filter(|d| d.0 == 1 && d.1 < 60);
+                    let d = d.ok_or_else(|| refused("seconds that are not 0 to 59"))?;
+                    scaled(d, US).map_err(|w| refused(&w))?
+                }
+            };
+            if parts.len() > 3 {
+                return Err(refused("a time of day that is not H:MM[:SS]"));
+            }
+            micros += sign * ((h * 3600 + m * 60) * US + s);
+            i += 1;
+            continue;
+        }
+        let Some(number) = decimal(tok) else {
+            return Err(refused(&format!("'{tok}' is not a number")));
+        };
+        let unit = tokens.get(i + 1).map(|u| u.to_ascii_lowercase());
+        let has_fraction = !number.2.is_empty();
+        // A bare number counts seconds, as in Postgres.
+        let (unit, step) = match unit.as_deref() {
+            Some(u) if u.bytes().all(|b| b.is_ascii_alphabetic()) => (u.to_string(), 2),
+            _ => ("second".to_string(), 1),
+        };
+        let micro_unit = match unit.as_str() {
+            "microsecond" | "microseconds" | "usec" | "usecs" | "us" => Some(1),
+            "millisecond" | "milliseconds" | "msec" | "msecs" | "ms" => Some(1000),
+            "second" | "seconds" | "sec" | "secs" | "s" => Some(US),
+            "minute" | "minutes" | "min" | "mins" | "m" => Some(60 * US),
+            "hour" | "hours" | "hr" | "hrs" | "h" => Some(3600 * US),
+            _ => None,
+        };
+        let day_unit = match unit.as_str() {
+            "day" | "days" | "d" => Some(1),
+            "week" | "weeks" | "w" => Some(7),
+            _ => None,
+        };
+        let month_unit = match unit.as_str() {
+            "month" | "months" | "mon" | "mons" => Some(1),
+            "year" | "years" | "yr" | "yrs" | "y" => Some(12),
+            "decade" | "decades" => Some(120),
+            "century" | "centuries" => Some(1200),
+            "millennium" | "millennia" => Some(12000),
+            _ => None,
+        };
+        if let Some(u) = micro_unit {
+            micros += scaled(number, u).map_err(|w| refused(&w))?;
+        } else if let Some(u) = day_unit {
+            // A fraction of a day goes to the time, whole days stay days.
+            let in_micros = scaled(number, u * 86400 * US).map_err(|w| refused(&w))?;
+            let whole = in_micros / (86400 * US);
+            days += whole;
+            micros += in_micros - whole * 86400 * US;
+        } else if let Some(u) = month_unit {
+            if has_fraction {
+                return Err(refused("a fraction of a month or year"));
+            }
+            months += number.0 * number.1 * u;
+        } else {
+            return Err(refused(&format!("unknown unit '{unit}'")));
+        }
+        i += step;
+    }
+    if ago {
+        (months, days, micros) = (-months, -days, -micros);
+    }
+    let fits = |v: i128, max: i128| (-max..=max).contains(&v);
+    if !fits(months, i32::MAX as i128)
+        || !fits(days, i32::MAX as i128)
+        || !fits(micros, i64::MAX as i128)
+    {
+        return Err(format!("'{text}' is out of range for type interval"));
+    }
+    let frac = (micros.abs() % US) as u64;
+    let frac_text = format!("{frac:06}");
+    let frac_text = frac_text.trim_end_matches('0');
+    if frac_text.len() > precision {
+        return Err(format!(
+            "'{text}' has {} fractional digits of a second; Postgres rounds it to {precision}",
+            frac_text.len()
+        ));
+    }
+    // EncodeInterval, INTSTYLE_POSTGRES.
+    let mut out = String::new();
+    let mut is_before = false;
+    let mut is_zero = true;
+    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
+        if value == 0 {
+            continue;
+        }
+        if !is_zero {
+            out.push(' ');
+        }
+        if is_before && value > 0 {
+            out.push('+');
+        }
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value != 1 { "s" } else { "" }
+        ));
+        is_before = value < 0;
+        is_zero = false;
+    }
+    if is_zero || micros != 0 {
+        let minus = micros < 0;
+        let a = micros.abs();
+        let (h, m, s) = (a / (3600 * US), a / (60 * US) % 60, a / US % 60);
+        if !is_zero {
+            out.push(' ');
+        }
+        let sign = if minus {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        out.push_str(&format!("{sign}{h:02}:{m:02}:{s:02}"));
+        if !frac_text.is_empty() {
+            out.push('.');
+            out.push_str(frac_text);
+        }
+    }
+    Ok(out)
+}
+
+/// A time of day (`time`, or `timetz` when `zoned`) as Postgres prints it:
+/// `HH:MM:SS[.frac]`, trailing zeros of the fraction dropped, then for a
+/// timetz the offset as written (`+02`, `+05:30`; none means the session's
+/// UTC, `+00`). Reads `H:MM[:SS[.frac]]`, `AM`/`PM`, and offsets `Z`, `UTC`,
+/// `±HH`, `±HHMM`, `±HH:MM[:SS]`; a time zone name is an error (its offset
+/// depends on the date).
+fn canonical_time(text: &str, zoned: bool, precision: usize) -> Result<String, String> {
+    let refused = |what: &str| {
+        format!(
+            "'{text}' is a time this tool cannot read ({what}); write it as Postgres prints \
+             one, such as '04:05:06.5'{}",
+            if zoned {
+                " followed by an offset such as +00 or +05:30"
+            } else {
+                ""
+            }
+        )
+    };
+    let t = text.trim();
+    let clock_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.'))
+        .unwrap_or(t.len());
+    let (clock, rest) = t.split_at(clock_end);
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let parts: Vec<&str> = hms.split(':').collect();
+    let num = |s: &str| {
+        (!s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    if !(2..=3).contains(&parts.len()) || (parts.len() == 2 && !frac.is_empty()) {
+        return Err(refused("not H:MM[:SS[.frac]]"));
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refused("not H:MM[:SS[.frac]]"));
+    }
+    let (Some(mut h), Some(m), Some(s)) = (
+        num(parts[0]),
+        num(parts[1]),
+        parts.get(2).map_or(Some(0), |s| num(s)),
+    ) else {
+        return Err(refused("not H:MM[:SS[.frac]]"));
+    };
+    let mut rest = rest.trim_start();
+    let meridiem = rest.get(..2).map(|x| x.to_ascii_uppercase());
+    if let Some(am_pm @ ("AM" | "PM")) = meridiem.as_deref() {
+        if !(1..=12).contains(&h) {
+            return Err(refused("an hour outside 1 to 12 with AM/PM"));
+        }
+        h = match am_pm {
+            "AM" => h % 12,
+            _ => h % 12 + 12,
+        };
+        rest = rest[2..].trim_start();
+    }
+    let frac = frac.trim_end_matches('0');
+    if m > 59 || s > 59 || h > 24 || (h == 24 && (m, s) != (0, 0)) || (h == 24 && !frac.is_empty())
+    {
+        return Err(format!("'{text}' is not a time of day Postgres accepts"));
+    }
+    if frac.len() > precision {
+        return Err(format!(
+            "'{text}' has {} fractional digits of a second; Postgres rounds it to {precision}",
+            frac.len()
+        ));
+    }
+    let offset = if rest.is_empty() || rest == "Z" || rest.eq_ignore_ascii_case("UTC") {
+        "+00".to_string()
+    } else {
+        let sign = match rest.as_bytes()[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return Err(refused("a time zone name; write a numeric offset")),
+        };
+        let z = &rest[1..];
+        let fields: Vec<&str> = if z.contains(':') {
+            z.split(':').collect()
+        } else if z.len() == 4 {
+            vec![&z[..2], &z[2..]]
+        } else {
+            vec![z]
+        };
+        let v: Vec<u32> = fields.iter().filter_map(|f| num(f)).collect();
+        if v.len() != fields.len() || v.len() > 3 || v[0] > 15 || v.iter().skip(1).any(|x| *x > 59)
+        {
+            return Err(refused("an offset that is not ±HH[:MM[:SS]]"));
+        }
+        let secs = v[0] * 3600 + v.get(1).unwrap_or(&0) * 60 + v.get(2).unwrap_or(&0);
+        let sign = if secs == 0 {
+            '+'
+        } else if sign < 0 {
+            '-'
+        } else {
+            '+'
+        };
+        let mut o = format!("{sign}{:02}", secs / 3600);
+        if !secs.is_multiple_of(3600) {
+            o.push_str(&format!(":{:02}", secs / 60 % 60));
+            if !secs.is_multiple_of(60) {
+                o.push_str(&format!(":{:02}", secs % 60));
+            }
+        }
+        o
+    };
+    let mut out = format!("{h:02}:{m:02}:{s:02}");
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    if zoned {
+        out.push_str(&offset);
+    }
+    Ok(out)
+}
+
+/// An `inet` (`cidr` when `cidr`) as Postgres prints it: IPv6 in lower case
+/// with the longest run of two or more zero groups as `::` (an embedded
+/// IPv4 kept dotted as Postgres does), the prefix length shown unless it is
+/// the whole address (always for a cidr). Abbreviated cidr input (`10.1`),
+/// a cidr with bits right of its mask, or anything else Postgres refuses is
+/// an error.
+fn canonical_inet(text: &str, cidr: bool) -> Result<String, String> {
+    let type_name = if cidr { "cidr" } else { "inet" };
+    let refused = |what: &str| {
+        format!(
+            "'{text}' is not an {type_name} this tool can read ({what}); write it as Postgres \
+             prints one, such as '192.168.0.1', '10.0.0.0/8' or '2001:db8::1'"
+        )
+    };
+    let (addr, bits) = match text.split_once('/') {
+        Some((a, b)) => {
+            let b: u32 = (!b.is_empty() && b.len() <= 3 && b.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| b.parse().ok())
+                .flatten()
+                .ok_or_else(|| refused("a prefix length that is not a number"))?;
+            (a, Some(b))
+        }
+        None => (text, None),
+    };
+    let bytes: Vec<u8> = if addr.contains(':') {
+        let v6: std::net::Ipv6Addr = addr.parse().map_err(|_| refused("not an IPv6 address"))?;
+        v6.octets().to_vec()
+    } else {
+        let octets: Vec<&str> = addr.split('.').collect();
+        if octets.len() != 4 {
+            return Err(refused("write all four octets"));
+        }
+        let mut v = Vec::new();
+        for o in octets {
+            let n: u32 = (!o.is_empty() && o.len() <= 3 && o.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| o.parse().ok())
+                .flatten()
+                .filter(|n| *n <= 255)
+                .ok_or_else(|| refused("an octet that is not 0 to 255"))?;
+            v.push(n as u8);
+        }
+        v
+    };
+    let max = bytes.len() as u32 * 8;
+    let bits = bits.unwrap_or(max);
+    if bits > max {
+        return Err(refused("a prefix length longer than the address"));
+    }
+    if cidr {
+        let host_bits = bytes.iter().enumerate().any(|(i, b)| {
+            let keep = bits.saturating_sub(i as u32 * 8).min(8);
+            let mask = if keep == 0 { 0 } else { 0xffu8 << (8 - keep) };
+            b & !mask != 0
+        });
+        if host_bits {
+            return Err(format!(
+                "'{text}' has bits set to the right of its mask, which a cidr refuses"
+            ));
+        }
+    }
+    let mut out = if bytes.len() == 4 {
+        bytes
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
+    } else {
+        ipv6_text(&bytes)
+    };
+    if cidr || bits != max {
+        out.push_str(&format!("/{bits}"));
+    }
+    Ok(out)
+}
+
+/// IPv6 text as Postgres's `inet_net_ntop_ipv6` writes it.
+fn ipv6_text(bytes: &[u8]) -> String {
+    let words: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    // The first longest run of zero words, if two or more long.
+    // (first word, length) of a run of zero words.
+    let mut best: Option<(usize, usize)> = None;
+    let mut cur: Option<(usize, usize)> = None;
+    for (i, w) in words.iter().enumerate() {
+        if *w == 0 {
+            cur = Some(cur.map_or((i, 1), |(b, l)| (b, l + 1)));
+        } else if let Some(c) = cur.take() {
+            if best.is_none_or(|b| c.1 > b.1) {
+                best = Some(c);
+            }
+        }
+    }
+    if let Some(c) = cur {
+        if best.is_none_or(|b| c.1 > b.1) {
+            best = Some(c);
+        }
+    }
+    let best = best.filter(|b| b.1 >= 2);
+    let mut out = String::new();
+    for (i, w) in words.iter().enumerate() {
+        if let Some((base, len)) = best {
+            if i >= base && i < base + len {
+                if i == base {
+                    out.push(':');
+                }
+                continue;
+            }
+        }
+        if i != 0 {
+            out.push(':');
+        }
+        let embedded =
+            matches!(best, Some((0, 6))) || (matches!(best, Some((0, 5))) && words[5] == 0xffff);
+        if i == 6 && embedded {
+            out.push_str(&format!(
+                "{}.{}.{}.{}",
+                bytes[12], bytes[13], bytes[14], bytes[15]
+            ));
+            return out;
+        }
+        out.push_str(&format!("{w:x}"));
+    }
+    if best.is_some_and(|(b, l)| b + l == words.len()) {
+        out.push(':');
+    }
+    out
+}
+
+/// A `bytea` as Postgres prints it with `bytea_output = hex`: `\x` and two
+/// lower-case digits a byte. Reads hex input (`\x0A 0B`) and the escape
+/// format (any other text: its UTF-8 bytes, `\\` a backslash, `\ooo` an
+/// octal byte).
+fn canonical_bytea(text: &str) -> Result<String, String> {
+    let hex = |bytes: &[u8]| -> String {
+        let mut out = String::from("\\x");
+        for b in bytes {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    };
+    if let Some(digits) = text.strip_prefix("\\x") {
+        let mut bytes = Vec::new();
+        let mut it = digits
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\r'));
+        while let Some(a) = it.next() {
+            let pair = it
+                .next()
+                .and_then(|b| Some(a.to_digit(16)? as u8 * 16 + b.to_digit(16)? as u8));
+            match pair {
+                Some(byte) => bytes.push(byte),
+                None => {
+                    return Err(format!(
+                        "'{text}' is not bytea hex input (two hex digits a byte after \\x)"
+                    ))
+                }
+            }
+        }
+        return Ok(hex(&bytes));
+    }
+    let mut bytes = Vec::new();
+    let raw = text.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] != b'\\' {
+            bytes.push(raw[i]);
+            i += 1;
+        } else if raw.get(i + 1) == Some(&b'\\') {
+            bytes.push(b'\\');
+            i += 2;
+        } else {
+            let octal = raw.get(i + 1..i + 4).filter(|o| {
+                (b'0'..=b'3').contains(&o[0]) && o[1..].iter().all(|d| (b'0'..=b'7').contains(d))
+            });
+            let Some(o) = octal else {
+                return Err(format!(
+                    "'{text}' is not bytea input: a backslash must start \\x (hex), \\\\ or \\ooo"
+                ));
+            };
+            bytes.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+            i += 4;
+        }
+    }
+    Ok(hex(&bytes))
 }
 
 /// Whether [`canonical_text`] knows a form of `pg_type` to rewrite (a
@@ -62,8 +698,19 @@ pub fn has_canonical_form(pg_type: &str) -> bool {
     pg_type.ends_with("[]")
         || matches!(
             without_typmod(pg_type).as_str(),
-            "timestamp with time zone" | "timestamp without time zone" | "numeric" | "uuid"
+            "timestamp with time zone"
+                | "timestamp without time zone"
+                | "numeric"
+                | "uuid"
+                | "double precision"
+                | "real"
+                | "time without time zone"
+                | "time with time zone"
+                | "inet"
+                | "cidr"
+                | "bytea"
         )
+        || pg_type.starts_with("interval")
 }
 
 /// `timestamp(3) with time zone` → `timestamp with time zone`.

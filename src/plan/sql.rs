@@ -662,19 +662,44 @@ fn canonicalise_text(
         if !bool_column && !super::canonical::has_canonical_form(&c.pg_type) {
             continue;
         }
-        let mut found: Vec<(i64, String, String)> = Vec::new();
+        // A float column may hold a number a phase computed, a bytea one
+        // a blob literal: each has one text Postgres stores for it.
+        let base = c.pg_type.strip_suffix("[]").unwrap_or(&c.pg_type);
+        let other_classes = match (base, c.pg_type.ends_with("[]")) {
+            ("double precision" | "real", false) => "'real', 'integer'",
+            ("bytea", false) => "'blob'",
+            _ => "",
+        };
+        // (rowid, key, text to read, as the phase wrote it if not text)
+        let mut found: Vec<(i64, String, String, Option<String>)> = Vec::new();
         {
             let mut stmt = conn.prepare(&format!(
-                "SELECT rowid, {key}, {col} FROM temp.{t} WHERE typeof({col}) = 'text'"
+                "SELECT rowid, {key}, {col} FROM temp.{t} \
+                 WHERE typeof({col}) IN ('text'{}{other_classes})",
+                if other_classes.is_empty() { "" } else { ", " }
             ))?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                found.push((r.get(0)?, r.get(1)?, r.get(2)?));
+                let (text, written) = match r.get_ref(2)? {
+                    ValueRef::Text(t) => (String::from_utf8_lossy(t).into_owned(), None),
+                    // The shortest text that reads back as the same REAL.
+                    ValueRef::Real(f) => (format!("{f:?}"), Some(format!("REAL {f:?}"))),
+                    ValueRef::Integer(i) => (i.to_string(), Some(format!("INTEGER {i}"))),
+                    ValueRef::Blob(b) => {
+                        let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+                        (
+                            format!("\\x{hex}"),
+                            Some(format!("X'{}'", hex.to_ascii_uppercase())),
+                        )
+                    }
+                    ValueRef::Null => continue,
+                };
+                found.push((r.get(0)?, r.get(1)?, text, written));
             }
         }
         let mut update =
             conn.prepare(&format!("UPDATE temp.{t} SET {col} = ?1 WHERE rowid = ?2"))?;
-        for (rowid, k, text) in found {
+        for (rowid, k, text, written) in found {
             let cell = format!("{}.{} of row {k}", meta.name, c.name);
             // A boolean is stored as 0/1; a literal Postgres reads becomes that.
             let (value, shown) = if bool_column {
@@ -690,6 +715,10 @@ fn canonicalise_text(
                     Ok(Some(canonical)) => {
                         (SqlValue::Text(canonical.clone()), format!("'{canonical}'"))
                     }
+                    // A number or blob already in the form: stored as text.
+                    Ok(None) if written.is_some() => {
+                        (SqlValue::Text(text.clone()), format!("'{text}'"))
+                    }
                     Ok(None) => continue,
                     Err(why) => {
                         bad.push(format!("{cell}: {why}"));
@@ -699,7 +728,10 @@ fn canonicalise_text(
             };
             match update.execute(rusqlite::params![value, rowid]) {
                 Ok(_) => {
-                    rewritten.push(format!("{cell}: '{text}' is stored by Postgres as {shown}"))
+                    let written = written.unwrap_or_else(|| format!("'{text}'"));
+                    rewritten.push(format!(
+                        "{cell}: {written} is stored by Postgres as {shown}"
+                    ))
                 }
                 // Two spellings of one key value now collide.
                 Err(e) => bad.push(format!(
