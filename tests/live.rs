@@ -478,3 +478,89 @@ fn rollback_waits_for_a_reader_of_a_table_the_dropped_foreign_key_references() {
         "0"
     );
 }
+
+/// The `sandbox` backend's pid in this database, once it holds
+/// SHARE ROW EXCLUSIVE on `table` (granted); polled, up to a bound.
+fn push_backend_holding(c: &mut postgres_sync::Client, table: &str) -> i32 {
+    for _ in 0..1200 {
+        let rows = c
+            .query(
+                "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                   AND l.granted AND l.mode = 'ShareRowExclusiveLock' \
+                   AND l.relation = ('public.' || $1)::regclass",
+                &[&table],
+            )
+            .expect("read pg_locks");
+        if let Some(r) = rows.first() {
+            return r.get(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the push never held its lock on {table}");
+}
+
+/// A push client that stops answering while it holds its locks (SIGSTOP:
+/// a suspended laptop; a dropped network looks the same to the server):
+/// Postgres ends its transaction, the locks go, the app's readers and
+/// writers proceed, and nothing was committed. Before, the locks stayed
+/// for the statement timeout (10 minutes), the app queued behind them.
+#[test]
+fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
+    let w = live("live_suspended");
+    let before = w.state();
+    let mut c = w.db.client();
+    // An idle reader of jtbd_library keeps the push in its attempts at
+    // ADD COLUMN's ACCESS EXCLUSIVE while it holds its other locks, so
+    // it is caught holding them.
+    let mut idle = postgres_admin(&format!("{}?application_name=idle_reader", w.db.url));
+    idle.batch_execute("BEGIN; SELECT count(*) FROM jtbd_library")
+        .expect("idle reader");
+    let push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        &w.db.url,
+        "--snapshot",
+        w.snap(),
+        "--confirm",
+        "--lock-timeout",
+        "600000",
+    ])
+    .spawn();
+    let backend = push_backend_holding(&mut c, "workflows");
+    // SAFETY: kill(2) on the pid of a child this test spawned.
+    assert_eq!(unsafe { libc::kill(push.pid() as i32, libc::SIGSTOP) }, 0);
+    // The reader goes: a live push would now take ACCESS EXCLUSIVE on
+    // jtbd_library; the stopped one holds what it has until the server
+    // ends its transaction.
+    idle.batch_execute("COMMIT").expect("end the idle reader");
+    let mut gone = false;
+    // A bound far below the statement timeout (600 s), not a timing.
+    for _ in 0..1200 {
+        let held = scalar(
+            &mut c,
+            &format!("SELECT count(*) FROM pg_locks WHERE pid = {backend}"),
+        );
+        if held == "0" {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(push.pid() as i32, libc::SIGCONT) };
+    assert!(gone, "the stopped push's backend {backend} kept its locks");
+    // The app reads and writes the push's tables again.
+    c.batch_execute(
+        "BEGIN; SELECT count(*) FROM jtbd_library; \
+         UPDATE workflows SET name = name WHERE id = (SELECT min(id::text)::uuid FROM workflows); \
+         ROLLBACK",
+    )
+    .expect("the app proceeds");
+    let run = push.finish();
+    assert_ne!(run.code, 0, "{}", run.show());
+    run.error_has(&["nothing was written", "silent"]);
+    before.assert_same(&w.state(), "a push whose client was suspended");
+    // And the next push applies.
+    w.push_confirmed();
+}

@@ -801,7 +801,10 @@ pub async fn push(
         {
             Err(e.context(format!(
                 "the connection to Postgres was lost before COMMIT: Postgres rolled the \
-                 transaction back and nothing was written. Run `{}` again",
+                 transaction back and nothing was written (it ends a push's transaction, and \
+                 frees its locks, once this client has been silent for {} ms: a suspended \
+                 process, a dropped network). Run `{}` again",
+                crate::db::postgres::tx::CLIENT_SILENCE_MS.min(opts.statement_timeout_ms),
                 crate::advice::push_confirm(&opts.snapshot, plan)
             )))
         }

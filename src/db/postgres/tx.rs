@@ -362,8 +362,9 @@ pub async fn begin(
     let answer = tx
         .simple_query(&format!(
             "{} SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL statement_timeout = '{statement_timeout_ms}ms'; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'; \
-             SET LOCAL idle_in_transaction_session_timeout = '{statement_timeout_ms}ms'; {READ_ONLY_SQL}; {GUARDED_SETTINGS_SQL}",
-            set_local_settings_sql()
+             {}; {READ_ONLY_SQL}; {GUARDED_SETTINGS_SQL}",
+            set_local_settings_sql(),
+            client_gone_sql(statement_timeout_ms)
         ))
         .await?;
     let rows: Vec<Vec<String>> = answer
@@ -377,9 +378,9 @@ pub async fn begin(
             _ => None,
         })
         .collect();
-    let [read_only, guarded] = rows.as_slice() else {
+    let [_client_gone, read_only, guarded] = rows.as_slice() else {
         return Err(anyhow::anyhow!(
-            "Postgres answered the transaction's settings query with {} rows instead of 2",
+            "Postgres answered the transaction's settings query with {} rows instead of 3",
             rows.len()
         ));
     };
@@ -435,6 +436,31 @@ pub async fn begin(
         "cannot read the storage and write counters of the tables at the start of the transaction",
     )?;
     Ok(tx)
+}
+
+/// How long Postgres waits for this client inside the transaction before
+/// ending it. The client sends its next statement within milliseconds of
+/// the last answer (everything slow is prepared before `begin`), so a
+/// longer silence means the client is gone or stopped: a suspended process
+/// (SIGSTOP, a laptop lid closed) or a dropped network. Its TCP connection
+/// may look alive all that time (a stopped process's kernel still answers),
+/// so only this timeout frees the locks the app is queued behind; without
+/// it they were held for the statement timeout (10 minutes by default).
+pub const CLIENT_SILENCE_MS: u64 = 5_000;
+
+/// `SET LOCAL`s that make the server end the transaction when the client
+/// falls silent ([`CLIENT_SILENCE_MS`], never longer than the statement
+/// timeout): `idle_in_transaction_session_timeout` while Postgres waits
+/// for the next statement, and `tcp_user_timeout` (Postgres 12 and later;
+/// earlier servers lack it and are left as they are) while an answer it
+/// sends goes unacknowledged because the network is gone. One row.
+fn client_gone_sql(statement_timeout_ms: u64) -> String {
+    let ms = CLIENT_SILENCE_MS.min(statement_timeout_ms);
+    format!(
+        "SET LOCAL idle_in_transaction_session_timeout = '{ms}ms'; \
+         SELECT CASE WHEN current_setting('server_version_num')::int >= 120000 \
+         THEN set_config('tcp_user_timeout', '{ms}', true) END"
+    )
 }
 
 /// Whether the transaction may write, and why not: `transaction_read_only`,
