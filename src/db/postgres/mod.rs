@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod copy;
 pub mod digest;
 pub mod drift;
+pub mod filled;
 pub mod probe;
 pub mod receipts;
 pub mod rowset;

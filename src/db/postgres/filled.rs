@@ -1,0 +1,167 @@
+//! What Postgres chose for the columns a push's new rows leave to it
+//! (defaults, identities, generated columns), read back by key so the
+//! receipt and the after-state check know them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use tokio_postgres::Transaction;
+
+use crate::db::postgres::apply::{cast_type, key_positions_of};
+use crate::db::postgres::rowset::RowSet;
+use crate::db::postgres::search_path::TypeSpellings;
+use crate::diff::TableDiff;
+use crate::error::refused as refuse;
+use crate::receipt::FilledValues;
+use crate::types::quote_ident;
+
+/// Reads back, by key, what Postgres put in the columns the new rows of
+/// `t` left to it; None when they left nothing.
+pub async fn read_filled(tx: &Transaction<'_>, t: &TableDiff) -> Result<Option<FilledValues>> {
+    let mut columns: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    let key_idx = key_positions_of(t)?;
+    let mut keys: Vec<Vec<Option<String>>> = Vec::new();
+    for row in &t.inserts {
+        let left = t.left_to_postgres(row);
+        if left.is_empty() {
+            continue;
+        }
+        if let Some(k) = key_idx.iter().find(|k| left.contains(k)) {
+            return Err(refuse(
+                format!(
+                    "{}: new rows leave the primary key column {} to Postgres; the plan must set \
+                     it so the receipt can name each row. Nothing was written",
+                    t.table, t.columns[*k].name
+                ),
+                vec![],
+            ));
+        }
+        columns.extend(left);
+        keys.push(key_idx.iter().map(|i| row[*i].clone()).collect());
+    }
+    // An updated row's generated columns are Postgres's to recompute.
+    let generated: Vec<usize> = t
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.generated.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if !generated.is_empty() && !t.updates.is_empty() {
+        columns.extend(generated);
+        for u in &t.updates {
+            keys.push(u.key.iter().map(|k| Some(k.clone())).collect());
+        }
+    }
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let set_cols: Vec<String> = (0..key_idx.len()).map(|i| format!("k_{i}")).collect();
+    let keys_set = RowSet::new(&set_cols, &keys);
+    let select = key_idx
+        .iter()
+        .chain(columns.iter())
+        .map(|i| format!("t.{}", quote_ident(&t.columns[*i].name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let join = key_idx
+        .iter()
+        .zip(&set_cols)
+        .map(|(i, k)| {
+            let c = &t.columns[*i];
+            Ok(format!(
+                "t.{} = u.{}::{}",
+                quote_ident(&c.name),
+                quote_ident(k),
+                cast_type(&TypeSpellings::pinned(), t, c)?
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .join(" AND ");
+    let sql = format!(
+        "COPY (SELECT {select} FROM public.{} t JOIN {} ON {join}) TO STDOUT",
+        quote_ident(&t.table),
+        keys_set.from_item("u")
+    );
+    let stream = tx
+        .copy_out(sql.as_str())
+        .await
+        .with_context(|| format!("cannot read back the values Postgres chose in {}", t.table))?;
+    futures_util::pin_mut!(stream);
+    let mut data: Vec<u8> = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        data.extend_from_slice(&chunk?);
+    }
+    let mut rows = BTreeMap::new();
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
+        let rest = values.split_off(key_idx.len());
+        rows.insert(filled_key(&values), rest);
+    }
+    if rows.len() != keys.len() {
+        return Err(refuse(
+            format!(
+                "{}: {} new rows were read back after COPY, expected {}",
+                t.table,
+                rows.len(),
+                keys.len()
+            ),
+            vec![],
+        ));
+    }
+    Ok(Some(FilledValues {
+        table: t.table.clone(),
+        columns: columns.iter().map(|i| t.columns[*i].name.clone()).collect(),
+        rows,
+    }))
+}
+
+/// The key a row's Postgres-chosen values are kept under in
+/// [`FilledValues`]: the row-key encoding [`FilledValues::apply`] looks
+/// them up by (a key holding `/` or `\` joined raw would not be found, and
+/// the row would differ from its rehearsed form).
+fn filled_key(key_values: &[Option<String>]) -> String {
+    crate::types::row_key(key_values.iter().map(|v| v.as_deref()))
+}
+
+#[cfg(test)]
+mod filled_key_tests {
+    use super::filled_key;
+    use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
+    use crate::receipt::FilledValues;
+
+    #[test]
+    fn values_read_back_are_found_for_a_key_holding_a_slash() {
+        let col = |name: &str, default: Option<&str>| ColumnMeta {
+            name: name.into(),
+            pg_type: "text".into(),
+            default: default.map(str::to_string),
+            ..Default::default()
+        };
+        let meta = TableMeta {
+            name: "pages".into(),
+            role: TableRole::Protected,
+            columns: vec![col("path", None), col("created_at", Some("now()"))],
+            constraints: vec![ConstraintMeta::new(
+                "pages_pkey".to_string(),
+                "p",
+                vec!["path".into()],
+                String::new(),
+            )],
+        };
+        let key = vec![Some("docs/intro".to_string())];
+        let filled = FilledValues {
+            table: "pages".into(),
+            columns: vec!["created_at".into()],
+            rows: [(
+                filled_key(&key),
+                vec![Some("2026-01-01 00:00:00+00".to_string())],
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let mut row = vec![Some("docs/intro".to_string()), None];
+        filled.apply(&meta, &mut row).expect("the row has its key");
+        assert_eq!(row[1].as_deref(), Some("2026-01-01 00:00:00+00"));
+    }
+}
