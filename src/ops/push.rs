@@ -21,7 +21,6 @@ use crate::db::postgres::apply::{
     apply_row_updates, cast_spellings, delete_rows, key_positions_of,
 };
 use crate::db::postgres::copy::copy_rows;
-use crate::db::postgres::copy::remote_checksum;
 use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
@@ -30,6 +29,7 @@ use crate::db::postgres::receipts::{receipts_table_exists, RECEIPTS_DDL};
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
+use crate::db::postgres::state::{state_checks, target_state_checks, Untouched};
 use crate::db::postgres::tx::{begin, lock_tables, simple_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -46,7 +46,6 @@ use crate::plan::stage::StagedTable;
 use crate::plan::{Phase, Plan};
 use crate::receipt::{FilledValues, Undo};
 use crate::types::quote_ident;
-use crate::types::short_hash as short;
 
 /// Receives progress; the command layer draws it.
 pub trait PushProgress {
@@ -397,49 +396,6 @@ async fn expectation_checks(
         .collect())
 }
 
-/// The objects the diff creates must not exist yet.
-async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check>> {
-    let mut problems = Vec::new();
-    for t in &plan.schema.tables {
-        let rows = simple_rows(
-            tx,
-            &format!(
-                "SELECT to_regclass('public.{}') IS NOT NULL",
-                quote_ident(&t.name).replace('\'', "''")
-            ),
-        )
-        .await?;
-        if rows
-            .first()
-            .and_then(|r| r.first())
-            .map(|v| v == "t")
-            .unwrap_or(false)
-        {
-            problems.push(format!("table {} already exists", t.name));
-        }
-    }
-    for a in &plan.schema.added_columns {
-        let rows = tx
-            .query(
-                "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
-                &[&a.table, &a.column.name],
-            )
-            .await?;
-        if !rows.is_empty() {
-            problems.push(format!(
-                "column {}.{} already exists",
-                a.table, a.column.name
-            ));
-        }
-    }
-    Ok(vec![Check::no_rows(
-        "target",
-        "objects the diff creates do not exist yet",
-        CheckKind::Integrity,
-        problems,
-    )])
-}
-
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
@@ -473,87 +429,6 @@ pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan, app: &[String]) -> 
     for (g, a) in guards.iter().zip(answers) {
         let reads_app = Check::no_rows("final", &g.name, CheckKind::Guard, vec![]);
         checks.push(answer_check(a, reads_app, |rows| evaluate_guard(g, rows)));
-    }
-    Ok(checks)
-}
-
-/// How `state_checks` treats the pulled tables the diff does not touch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Untouched {
-    /// They are locked against other writers: prove this transaction wrote
-    /// nothing there.
-    NotWrittenHere,
-    /// Only the tables the diff touches matter (an "already applied" check).
-    Skip,
-}
-
-/// Every table the diff touches must now equal its rehearsed (staged) form
-/// byte for byte; every other pulled table is treated as `untouched_check`
-/// says.
-pub async fn state_checks(
-    tx: &Transaction<'_>,
-    snapshot: &Snapshot,
-    plan: &Plan,
-    staged: &[StagedTable],
-    untouched_check: Untouched,
-) -> Result<Vec<Check>> {
-    let mut checks = Vec::new();
-    let metas = staged
-        .iter()
-        .map(|t| staged_meta(&snapshot.conn, snapshot, plan, &t.name))
-        .collect::<Result<Vec<_>>>()?;
-    // All tables read back at once: the COPY requests are pipelined on the
-    // connection (each stream is consumed as its rows arrive).
-    let sums =
-        futures_util::future::try_join_all(metas.iter().map(|m| remote_checksum(tx, m))).await?;
-    for (expected, actual) in staged.iter().zip(sums) {
-        let mut c = Check::equal(
-            "after",
-            &format!("{} equals the rehearsed state", expected.name),
-            CheckKind::Guard,
-            format!("{} rows, {}", expected.rows, short(&expected.checksum)),
-            format!("{} rows, {}", actual.rows(), short(&actual.hex())),
-        );
-        c.ok = expected.checksum == actual.hex();
-        checks.push(c);
-    }
-    let staged: Vec<&str> = staged.iter().map(|t| t.name.as_str()).collect();
-    let untouched: Vec<&crate::db::sqlite::SnapshotTable> = snapshot
-        .tables
-        .iter()
-        .filter(|t| !staged.contains(&t.meta.name.as_str()))
-        .collect();
-    if untouched_check == Untouched::Skip {
-        return Ok(checks);
-    }
-    // These tables were checksummed under a lock that keeps every other
-    // writer out; what remains to prove is that this transaction (the
-    // diff, or a trigger it fired) wrote nothing there. Postgres counts
-    // this transaction's writes per table; reading 100x-sized tables a
-    // second time would prove no more.
-    let names: Vec<String> = untouched.iter().map(|t| t.meta.name.clone()).collect();
-    let rows = tx
-        .query_typed(
-            "SELECT relname::text, (n_tup_ins + n_tup_upd + n_tup_del)::int8 \
-             FROM pg_stat_xact_user_tables WHERE schemaname = 'public' AND relname::text = ANY($1)",
-            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
-        )
-        .await?;
-    for t in &untouched {
-        let written: i64 = rows
-            .iter()
-            .find(|r| r.get::<_, String>(0) == t.meta.name)
-            .map(|r| r.get(1))
-            .unwrap_or(0);
-        let mut c = Check::equal(
-            "after",
-            &format!("{} untouched", t.meta.name),
-            CheckKind::Guard,
-            "0 rows written".into(),
-            format!("{written} rows written"),
-        );
-        c.ok = written == 0;
-        checks.push(c);
     }
     Ok(checks)
 }

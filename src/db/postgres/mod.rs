@@ -12,6 +12,7 @@ pub mod receipts;
 pub mod rowset;
 pub mod search_path;
 pub mod sequences;
+pub mod state;
 pub mod tx;
 
 use std::path::PathBuf;
