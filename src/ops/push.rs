@@ -25,7 +25,7 @@ use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
 use crate::db::postgres::probe::probe_queries;
-use crate::db::postgres::receipts::{receipts_table_exists, RECEIPTS_DDL};
+use crate::db::postgres::receipts::{applied_receipt, insert_receipt};
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
@@ -431,45 +431,6 @@ pub async fn final_checks(tx: &Transaction<'_>, plan: &Plan, app: &[String]) -> 
         checks.push(answer_check(a, reads_app, |rows| evaluate_guard(g, rows)));
     }
     Ok(checks)
-}
-
-/// The receipt of an applied push of this diff, with the state it recorded
-/// for each table it wrote (the rehearsed state plus what Postgres chose).
-async fn applied_receipt(
-    tx: &Transaction<'_>,
-    diff_hash: &str,
-) -> Result<Option<(String, Vec<StagedTable>)>> {
-    if !receipts_table_exists(tx).await? {
-        return Ok(None);
-    }
-    let rows = tx
-        .query_typed(
-            "SELECT id::text, coalesce((undo -> 'after')::text, '{}') FROM sandbox.receipts \
-             WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
-            &[(&diff_hash, tokio_postgres::types::Type::TEXT)],
-        )
-        .await?;
-    let Some(row) = rows.first() else {
-        return Ok(None);
-    };
-    #[derive(serde::Deserialize)]
-    struct After {
-        rows: u64,
-        checksum: String,
-    }
-    let after: BTreeMap<String, After> = serde_json::from_str(&row.get::<_, String>(1))
-        .context("the receipt's recorded state is not readable")?;
-    Ok(Some((
-        row.get(0),
-        after
-            .into_iter()
-            .map(|(name, a)| StagedTable {
-                name,
-                rows: a.rows,
-                checksum: a.checksum,
-            })
-            .collect(),
-    )))
 }
 
 /// The state the push must leave: each staged table's checksum, with what
@@ -1856,35 +1817,6 @@ fn receipt_needs() -> [Need; 2] {
             why: "write the receipt".into(),
         },
     ]
-}
-
-async fn insert_receipt(
-    tx: &Transaction<'_>,
-    receipt_id: &str,
-    diff: &Diff,
-    table_counts: &[TableCount],
-    undo: &Undo,
-) -> Result<()> {
-    tx.batch_execute(RECEIPTS_DDL)
-        .await
-        .context("creating sandbox.receipts")?;
-    tx.execute(
-        "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
-         VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
-        &[
-            &receipt_id,
-            &diff.hash,
-            &diff.plan_name,
-            &diff.plan_hash,
-            &diff.snapshot_checksum,
-            &env!("CARGO_PKG_VERSION"),
-            &serde_json::to_string(table_counts)?,
-            &serde_json::to_string(undo)?,
-        ],
-    )
-    .await
-    .context("inserting the receipt")?;
-    Ok(())
 }
 
 fn counts(diff: &Diff, before: &BTreeMap<String, u64>) -> Vec<TableCount> {

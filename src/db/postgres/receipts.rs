@@ -1,8 +1,16 @@
 //! `sandbox.receipts` on Postgres: the table push writes its receipts
-//! into, rollback and `receipts` read them from.
+//! into (and looks for an applied one of its diff in), rollback and
+//! `receipts` read them from.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
 use tokio_postgres::Transaction;
+
+use crate::diff::Diff;
+use crate::plan::stage::StagedTable;
+use crate::receipt::Undo;
 
 /// The receipts table, created by the first push (and its schema).
 pub const RECEIPTS_DDL: &str = "
@@ -56,4 +64,72 @@ pub async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
         _ => None,
     });
     receipts_table_verdict(shape.flatten().as_deref())
+}
+
+/// The receipt of an applied push of this diff, with the state it recorded
+/// for each table it wrote (the rehearsed state plus what Postgres chose).
+pub async fn applied_receipt(
+    tx: &Transaction<'_>,
+    diff_hash: &str,
+) -> Result<Option<(String, Vec<StagedTable>)>> {
+    if !receipts_table_exists(tx).await? {
+        return Ok(None);
+    }
+    let rows = tx
+        .query_typed(
+            "SELECT id::text, coalesce((undo -> 'after')::text, '{}') FROM sandbox.receipts \
+             WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
+            &[(&diff_hash, tokio_postgres::types::Type::TEXT)],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct After {
+        rows: u64,
+        checksum: String,
+    }
+    let after: BTreeMap<String, After> = serde_json::from_str(&row.get::<_, String>(1))
+        .context("the receipt's recorded state is not readable")?;
+    Ok(Some((
+        row.get(0),
+        after
+            .into_iter()
+            .map(|(name, a)| StagedTable {
+                name,
+                rows: a.rows,
+                checksum: a.checksum,
+            })
+            .collect(),
+    )))
+}
+
+pub async fn insert_receipt(
+    tx: &Transaction<'_>,
+    receipt_id: &str,
+    diff: &Diff,
+    table_counts: &[impl Serialize],
+    undo: &Undo,
+) -> Result<()> {
+    tx.batch_execute(RECEIPTS_DDL)
+        .await
+        .context("creating sandbox.receipts")?;
+    tx.execute(
+        "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
+         VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
+        &[
+            &receipt_id,
+            &diff.hash,
+            &diff.plan_name,
+            &diff.plan_hash,
+            &diff.snapshot_checksum,
+            &env!("CARGO_PKG_VERSION"),
+            &serde_json::to_string(table_counts)?,
+            &serde_json::to_string(undo)?,
+        ],
+    )
+    .await
+    .context("inserting the receipt")?;
+    Ok(())
 }
