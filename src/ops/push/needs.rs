@@ -1,0 +1,140 @@
+//! What the push transaction needs granted, named before any lock is
+//! taken (see [`crate::db::privileges::privilege_check`]).
+
+use crate::db::privileges::Need;
+use crate::diff::Diff;
+use crate::plan::Plan;
+use crate::types::quote_ident;
+
+/// Everything the push transaction does that needs a grant.
+pub(super) fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
+    let mut needs = drift_lock_needs(locked);
+    needs.extend(schema_needs(plan));
+    needs.extend(row_needs(diff));
+    needs.extend(hold_off_needs(plan, diff));
+    needs.extend(receipt_needs());
+    needs
+}
+
+fn public(table: &str) -> String {
+    format!("public.{}", quote_ident(table))
+}
+
+/// Reading a table for the drift check and locking it against writers.
+fn drift_lock_needs(locked: &[String]) -> Vec<Need> {
+    locked
+        .iter()
+        .flat_map(|t| {
+            [
+                Need::Table {
+                    table: public(t),
+                    privilege: "SELECT",
+                    why: "check it for drift".into(),
+                },
+                // LOCK TABLE in SHARE ROW EXCLUSIVE mode needs one of these.
+                Need::Table {
+                    table: public(t),
+                    privilege: "UPDATE,DELETE,TRUNCATE",
+                    why: "lock it against writers".into(),
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The plan's DDL: tables it creates (and what their foreign keys
+/// reference), columns it adds (and what they reference).
+fn schema_needs(plan: &Plan) -> Vec<Need> {
+    let mut needs = Vec::new();
+    if !plan.schema.tables.is_empty() {
+        needs.push(Need::CreateIn {
+            schema: "public".into(),
+            why: format!(
+                "create {}",
+                plan.schema
+                    .tables
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    for t in &plan.schema.tables {
+        for fk in &t.foreign_keys {
+            needs.push(Need::Table {
+                table: public(&fk.ref_table),
+                privilege: "REFERENCES",
+                why: format!("let {} reference it", t.name),
+            });
+        }
+    }
+    for a in &plan.schema.added_columns {
+        needs.push(Need::Owner {
+            table: public(&a.table),
+            why: format!("add column {}", a.column.name),
+        });
+        if let Some(r) = &a.references {
+            needs.push(Need::Table {
+                table: public(&r.table),
+                privilege: "REFERENCES",
+                why: format!("let {}.{} reference it", a.table, a.column.name),
+            });
+        }
+    }
+    needs
+}
+
+/// The diff's rows in tables that exist already (a created table is the
+/// push's own).
+fn row_needs(diff: &Diff) -> Vec<Need> {
+    let mut needs = Vec::new();
+    for t in diff.tables.iter().filter(|t| !t.created) {
+        for (privilege, n) in [
+            ("INSERT", t.phase_inserts.len()),
+            ("UPDATE", t.phase_updates.len()),
+            ("DELETE", t.phase_deletes.len()),
+        ] {
+            if n > 0 {
+                needs.push(Need::Table {
+                    table: public(&t.table),
+                    privilege,
+                    why: format!("{} {n} rows", privilege.to_lowercase()),
+                });
+            }
+        }
+    }
+    needs
+}
+
+/// Holding off a trigger the plan names, on a table the push updates.
+fn hold_off_needs(plan: &Plan, diff: &Diff) -> Vec<Need> {
+    let mut needs = Vec::new();
+    for (table, trigger) in crate::plan::held_off_triggers(&plan.file.hold_off_triggers) {
+        if diff
+            .tables
+            .iter()
+            .any(|t| t.table == table && !t.phase_updates.is_empty())
+        {
+            needs.push(Need::Owner {
+                table: public(table),
+                why: format!("hold off trigger {trigger}"),
+            });
+        }
+    }
+    needs
+}
+
+fn receipt_needs() -> [Need; 2] {
+    [
+        Need::CreateIn {
+            schema: "sandbox".into(),
+            why: "keep the receipt in sandbox.receipts".into(),
+        },
+        Need::Table {
+            table: "sandbox.receipts".into(),
+            privilege: "INSERT",
+            why: "write the receipt".into(),
+        },
+    ]
+}
