@@ -218,7 +218,8 @@ impl ColumnMeta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConstraintMeta {
     pub name: String,
-    /// `p` primary key, `f` foreign key, `u` unique, `c` check, `i` a
+    /// `p` primary key, `f` foreign key, `u` unique, `c` check, `x`
+    /// exclusion (EXCLUDE USING ...), `i` a
     /// unique index that backs no constraint, `t` an enabled trigger, `r` a
     /// foreign key of a table outside the snapshot referencing this one
     /// (`columns` are this table's, `ref_table`/`ref_columns` the

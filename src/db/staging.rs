@@ -186,8 +186,8 @@ pub fn constant_default(c: &ColumnMeta) -> Option<&str> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PreflightItem {
     pub table: String,
-    /// `check`, `unique_index`, `unique` (a key over a non-deterministic
-    /// collation), `foreign_key`, `filled_by_postgres`,
+    /// `check`, `exclusion`, `unique_index`, `unique` (a key over a
+    /// non-deterministic collation), `foreign_key`, `filled_by_postgres`,
     /// `sequence`, `domain_check`, `trigger`.
     pub kind: String,
     /// The constraint, index, trigger or column.
@@ -982,6 +982,8 @@ pub fn preflight_items(
                     format!("{} (NOT VALID: new rows must hold it)", k.definition)
                 },
             )),
+            // EXCLUDE USING gist (...): operators SQLite does not have.
+            "x" => out.push(item("exclusion", &k.name, k.definition.clone())),
             "i" if !k.is_plain_unique() => out.push(item(
                 "unique_index",
                 &k.name,

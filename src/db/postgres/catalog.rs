@@ -326,7 +326,7 @@ pub async fn read_table_meta(
                      JOIN pg_collation coll ON coll.oid = k.c AND NOT coll.collisdeterministic \
                      WHERE ix.indexrelid = con.conindid AND con.contype IN ('p', 'u') ORDER BY 1) \
              FROM pg_constraint con \
-             WHERE con.conrelid = $1 AND con.contype IN ('p', 'f', 'u', 'c') \
+             WHERE con.conrelid = $1 AND con.contype IN ('p', 'f', 'u', 'c', 'x') \
              ORDER BY con.contype, con.conname",
             &[&oid],
         )
