@@ -771,3 +771,68 @@ fn a_held_off_trigger_named_differently_fails_naming_the_tables_triggers() {
         true
     );
 }
+
+/// Timestamps in a row's JSON (`dh_tool_jsonb`, and so `tools.metadata`)
+/// take the form Postgres's own `to_jsonb` gives them —
+/// `2024-01-01T10:00:00+00:00`, `…T10:00:00.5` without a zone, ` BC`,
+/// `infinity`, in arrays too — where the text form (`2024-01-01
+/// 10:00:00+00`) was copied before; date, time and timetz keep the text
+/// form, as to_jsonb does. Compared with Postgres's to_jsonb of the very
+/// rows, whole, in the rehearsal and after the push; rollback leaves the
+/// whole database as it was.
+#[test]
+fn timestamps_in_row_json_are_as_postgres_to_jsonb_prints_them() {
+    let w = World::loaded("rs_jsonb_time", "plan")
+        .with_sql(
+            "ALTER TABLE public.dh_tool ADD COLUMN plain timestamp, ADD COLUMN plain3 timestamp(3), \
+               ADD COLUMN stamps timestamptz[], ADD COLUMN at_tz timetz, ADD COLUMN at time;
+             UPDATE public.dh_tool SET plain = '2024-01-01 10:00:00', plain3 = '2024-02-29 23:59:59.125',
+               stamps = '{\"2024-01-01 10:00:00.5+00\",NULL,infinity}', at_tz = '10:00:00+05:30', at = '10:00:01.25',
+               created_at = '0044-03-15 12:00:00+00 BC', verified_at = '-infinity'
+               WHERE id = (SELECT id FROM public.dh_tool ORDER BY id LIMIT 1);
+             UPDATE public.dh_tool SET plain = '12345-06-07 08:09:10.000001', at_tz = '23:00:00-03:30'
+               WHERE id = (SELECT id FROM public.dh_tool ORDER BY id DESC LIMIT 1);",
+        )
+        .pulled();
+    let before = w.state();
+    let mut c = w.db.client();
+    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    // Every row, whole: the plan keeps id and name as columns.
+    let want: Vec<Vec<String>> = common::text_rows(
+        &mut c,
+        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
+    );
+    assert_eq!(want.len(), 150);
+    assert!(
+        want.iter()
+            .any(|r| r[1].contains("\"created_at\": \"0044-03-15T12:00:00+00:00 BC\"")),
+        "{want:?}"
+    );
+    w.rehearse(&[]).ok();
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
+    for row in &want {
+        let staged: String = conn
+            .query_row(
+                "SELECT metadata FROM staged_tools WHERE id = ?",
+                [&row[0]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
+        assert_eq!(staged, postgres, "tool {}", row[0]);
+    }
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::count(
+            &mut c,
+            "SELECT count(*) FROM public.tools t JOIN public.dh_tool d USING (id) \
+             WHERE t.metadata IS DISTINCT FROM to_jsonb(d) - 'id' - 'name'"
+        ),
+        0
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.state()
+        .without_schema("sandbox")
+        .assert_same(&before, "push then rollback");
+}

@@ -59,8 +59,53 @@ fn scalar_to_json(pg_type: &str, text: &str) -> Result<Value, String> {
                 None => format!("{pg_type} value is not JSON: {e}"),
             }
         })?,
-        _ => Value::String(text.to_string()),
+        _ => match time_zone_kind(pg_type) {
+            Some(with_zone) => Value::String(timestamp_json(text, with_zone)),
+            None => Value::String(text.to_string()),
+        },
     })
+}
+
+/// For a timestamp type, whether it has a time zone; None for every other
+/// type (date, time and timetz print in JSON as in text).
+fn time_zone_kind(pg_type: &str) -> Option<bool> {
+    // The typmod (`timestamp(3) with time zone`) does not change the form.
+    let plain: String = match (pg_type.find('('), pg_type.find(')')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}{}", &pg_type[..open], &pg_type[close + 1..])
+        }
+        _ => pg_type.to_string(),
+    };
+    match plain.trim() {
+        "timestamp with time zone" | "timestamptz" => Some(true),
+        "timestamp without time zone" | "timestamp" => Some(false),
+        _ => None,
+    }
+}
+
+/// A timestamp as Postgres's to_jsonb prints it (ISO 8601, XSD style): the
+/// text form `2024-01-01 10:00:00+00` becomes `2024-01-01T10:00:00+00:00` —
+/// a `T` between date and time and, with a time zone, an offset with its
+/// minutes (`+05:30`, `-03:30:52` stay as they are). `infinity`, and a
+/// ` BC` suffix, are kept as Postgres keeps them. Anything else is returned
+/// as it is (the exactness check names a value Postgres would not print).
+fn timestamp_json(text: &str, with_zone: bool) -> String {
+    let (body, era) = match text.strip_suffix(" BC") {
+        Some(body) => (body, " BC"),
+        None => (text, ""),
+    };
+    let Some((date, time)) = body.split_once(' ') else {
+        return text.to_string();
+    };
+    if !with_zone {
+        return format!("{date}T{time}{era}");
+    }
+    let Some(sign) = time.rfind(['+', '-']) else {
+        return text.to_string();
+    };
+    let (clock, offset) = time.split_at(sign);
+    let minutes = if offset.contains(':') { "" } else { ":00" };
+    format!("{date}T{clock}{offset}{minutes}{era}")
 }
 
 /// A parsed Postgres array literal.
@@ -246,6 +291,47 @@ fn key_of(meta: &TableMeta, values: &[Option<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_take_the_form_postgres_to_jsonb_prints() {
+        let tz = |t: &str| value_to_json("timestamp with time zone", Some(t)).unwrap();
+        assert_eq!(tz("2024-01-01 10:00:00+00"), "2024-01-01T10:00:00+00:00");
+        assert_eq!(
+            tz("2024-01-01 15:30:00.5+05:30"),
+            "2024-01-01T15:30:00.5+05:30"
+        );
+        assert_eq!(
+            tz("1900-01-01 06:29:08-03:30:52"),
+            "1900-01-01T06:29:08-03:30:52"
+        );
+        assert_eq!(
+            tz("0044-03-15 12:00:00+00 BC"),
+            "0044-03-15T12:00:00+00:00 BC"
+        );
+        assert_eq!(tz("-infinity"), "-infinity");
+        let ts = value_to_json(
+            "timestamp(3) without time zone",
+            Some("12345-01-01 10:00:00.123"),
+        );
+        assert_eq!(ts.unwrap(), "12345-01-01T10:00:00.123");
+        let a = value_to_json(
+            "timestamp with time zone[]",
+            Some(r#"{"2024-01-01 10:00:00+00",NULL}"#),
+        );
+        assert_eq!(
+            a.unwrap(),
+            serde_json::json!(["2024-01-01T10:00:00+00:00", null])
+        );
+        // date, time and timetz print in JSON as in text.
+        assert_eq!(
+            value_to_json("time with time zone", Some("10:00:00+00")).unwrap(),
+            "10:00:00+00"
+        );
+        assert_eq!(
+            value_to_json("date", Some("2024-01-01 BC")).unwrap(),
+            "2024-01-01 BC"
+        );
+    }
 
     #[test]
     fn arrays_with_nulls_quotes_and_nesting() {
