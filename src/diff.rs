@@ -156,6 +156,27 @@ impl TableDiff {
             .collect()
     }
 
+    /// The numbers the phase writes itself into `column` (rows it inserts
+    /// setting it, updates changing it): what a sequence shared with the
+    /// app must not also hand out.
+    pub fn numbers_written(&self, phase: &str, column: &str) -> Vec<i64> {
+        let Some(i) = self.columns.iter().position(|c| c.name == column) else {
+            return Vec::new();
+        };
+        let inserted = self
+            .inserts_of(phase)
+            .filter(|p| !p.absent.contains(&i) && !self.left_to_postgres(&p.row).contains(&i))
+            .filter_map(|p| p.row[i].as_deref().and_then(|v| v.parse().ok()));
+        let updated: Vec<i64> = self
+            .updates_of(phase)
+            .iter()
+            .flat_map(|u| u.changes.iter())
+            .filter(|c| c.column == column)
+            .filter_map(|c| c.new.as_deref().and_then(|v| v.parse().ok()))
+            .collect();
+        inserted.chain(updated).collect()
+    }
+
     /// The phase's inserted rows, grouped by the columns they set, in the
     /// order the rows come.
     pub fn insert_groups(&self, phase: &str) -> Vec<InsertGroup> {

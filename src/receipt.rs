@@ -368,6 +368,7 @@ mod tests {
                 before: 142,
                 after: 369,
                 written: 257,
+                shared_with: vec![],
             }],
         };
         let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();

@@ -1486,6 +1486,138 @@ fn a_foreign_table_written_by_a_called_function_is_named_with_the_call_chain() {
     assert_eq!(w.count("SELECT count(*) FROM remote_store.log"), 0);
 }
 
+/// `workflows.ext_no` and the app's own `app_events.id` draw from one
+/// sequence (141 workflows numbered 1..141 when the column was added).
+const SHARED_SEQUENCE: &str = "CREATE SEQUENCE public.shared_no_seq;
+   ALTER TABLE public.workflows ADD COLUMN ext_no bigint DEFAULT nextval('public.shared_no_seq') UNIQUE;
+   CREATE TABLE public.app_events (id bigint PRIMARY KEY DEFAULT nextval('public.shared_no_seq'), note text);";
+
+/// Locks of `relation` held or awaited by the session named `app`, as
+/// `mode granted`.
+fn locks_of(c: &mut postgres_sync::Client, app: &str, relation: &str) -> Vec<String> {
+    common::text_rows(
+        c,
+        &format!(
+            "SELECT l.mode || ' ' || l.granted FROM pg_locks l \
+             JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE a.application_name = '{app}' AND l.relation = to_regclass('{relation}') \
+             ORDER BY 1"
+        ),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect()
+}
+
+/// The push numbers 116 workflows itself (142..257) from a sequence the
+/// app's `app_events` shares. Before, the push locked that sequence (ALTER
+/// SEQUENCE) from phase 3B to COMMIT and every app insert into
+/// `app_events` waited that long. Now, while the push is held up after
+/// phase 3B (its verification query cannot plan `prompts`, which an app
+/// session holds exclusively), it holds no lock on the sequence that
+/// `nextval()` waits for, the app's inserts go through without waiting for
+/// any lock, and they get numbers past every one the push writes. A number
+/// the app drew after the pull that the push also writes refuses the push,
+/// naming it, with nothing written; rollback leaves the shared sequence.
+#[test]
+fn a_sequence_shared_with_the_app_never_blocks_its_inserts_nor_hands_out_pushed_numbers() {
+    let w = World::loaded("shared_sequence", "plan").with_sql(SHARED_SEQUENCE);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = numbering_plan(&dir.path().join("numbered"), &["ext_no"]);
+    let w = w.with_plan(&plan);
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+
+    let mut holder = w.db.client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE prompts IN ACCESS EXCLUSIVE MODE")
+        .expect("the app holds prompts");
+    let push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        w.snap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--confirm",
+        "--lock-timeout",
+        "120000",
+    ])
+    .spawn();
+    let mut monitor = w.db.client();
+    // Wait (bounded) until the push waits for prompts: all phases are done.
+    let mut polls = 0;
+    while !locks_of(&mut monitor, "sandbox", "public.prompts")
+        .iter()
+        .any(|l| l.ends_with("false"))
+    {
+        polls += 1;
+        assert!(
+            polls < 1200,
+            "the push never reached the verification queries"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let held = locks_of(&mut monitor, "sandbox", "public.shared_no_seq");
+    assert!(
+        held.iter()
+            .all(|l| l.starts_with("AccessShareLock") || l.starts_with("RowExclusiveLock")),
+        "the push holds a lock on the shared sequence that nextval() waits for: {held:?}"
+    );
+    // The app inserts while the push is open; lock_timeout 1 ms: any wait
+    // for a lock fails the insert.
+    let mut app = w.db.client();
+    app.batch_execute("SET lock_timeout = 1").unwrap();
+    let during: Vec<i64> = app
+        .query(
+            "INSERT INTO app_events (note) SELECT 'during the push' FROM generate_series(1, 3) \
+             RETURNING id",
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("the app's insert waited for a lock of the push: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        during.iter().all(|id| *id > 257),
+        "the app drew numbers the push writes: {during:?}"
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    let run = push.finish();
+    run.ok().stdout_has(
+        "Sequence public.shared_no_seq (workflows.ext_no, values up to 257): moved past the \
+         values written by drawing them, as it also numbers app_events.id",
+    );
+    assert_eq!(
+        w.count("SELECT count(*) FROM app_events a JOIN workflows w ON w.ext_no = a.id"),
+        0,
+        "a number in both tables"
+    );
+    assert_eq!(w.count("SELECT count(*) FROM workflows"), 368);
+    let after: i64 = w.count("INSERT INTO app_events (note) VALUES ('after') RETURNING id");
+    assert!(after > w.count("SELECT max(ext_no) FROM workflows"));
+
+    // Rollback leaves the shared sequence where the draws put it.
+    w.rollback(&run.receipt(), &["--confirm"])
+        .ok()
+        .stdout_has("app_events.id draw from it too");
+    assert_eq!(w.count("SELECT count(*) FROM workflows"), 141);
+    assert_eq!(w.count("SELECT count(*) FROM app_events"), 4);
+    assert!(w.count("SELECT last_value FROM shared_no_seq") >= after);
+
+    // A number the app drew after the pull that the push writes too.
+    w.exec("INSERT INTO app_events (id, note) VALUES (150, 'drawn after the pull')");
+    let before = w.state();
+    w.push(&["--confirm"]).code(1).error_has(&[
+        "sequence public.shared_no_seq",
+        "app_events.id holds 150",
+        "nothing was written",
+        "Pull again",
+    ]);
+    before.assert_same(&w.state(), "a push refused for a number the app holds");
+}
+
 /// `nextval()` is never rolled back: an audit trigger numbering its rows
 /// from a bigserial advances that sequence in the preflight for good. The
 /// preflight says which sequence it advanced and by how much instead of

@@ -179,6 +179,14 @@ fn print_sequences(report: &sandbox::ops::push::PushReport) {
     let would = report.outcome == PushOutcome::WouldApply;
     for s in &report.sequences {
         let what = match (s.moved(), would) {
+            (true, _) if !s.shared_with.is_empty() => format!(
+                "moved past the values written by drawing them, as it also numbers {} (nextval \
+                 takes no lock the app's inserts there wait for; drawn values are never rolled \
+                 back): next value {} -> {}",
+                s.shared_with.join(", "),
+                s.before,
+                s.after
+            ),
             (true, true) => format!(
                 "would be moved past the values written: next value {} -> {}",
                 s.before, s.after

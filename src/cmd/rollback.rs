@@ -113,6 +113,11 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     }
     for s in &report.sequences {
         let what = match (s.restored, s.found) {
+            (false, Some(now)) if !s.shared_with.is_empty() => format!(
+                "left at next value {now}: {} draw from it too, and the app's inserts there would \
+                 wait for the lock that moving it back takes (a gap in the numbers harms no row)",
+                s.shared_with.join(", ")
+            ),
             (true, _) => format!("moved back: next value {} (was {} after the push)", s.before, s.pushed),
             (false, Some(now)) => format!(
                 "left at next value {now}: values were drawn from it since the push (which left it at {}); \

@@ -991,8 +991,9 @@ impl Push<'_, '_> {
                     "phase {}: moving the sequence of {}.{column} past the values written",
                     phase.id, t.table
                 ));
+                let numbers = t.numbers_written(&phase.id, &column);
                 moved.extend(
-                    advance_past_values(tx, &t.table, &column)
+                    advance_past_values(tx, &t.table, &column, &self.locked_tables(), &numbers)
                         .await
                         .with_context(|| format!("phase {}: {}.{column}", phase.id, t.table))?,
                 );
@@ -1004,6 +1005,22 @@ impl Push<'_, '_> {
                 .with_context(|| format!("phase {}: checking {deferred}", phase.id))?;
         }
         Ok(moved)
+    }
+
+    /// The public tables no app session can insert into while the push
+    /// runs: the ones it locks against writers and the ones it creates.
+    fn locked_tables(&self) -> Vec<String> {
+        let PushJob {
+            opts,
+            plan,
+            snapshot,
+            ..
+        } = self.job;
+        push_locks(snapshot, plan, opts.strict)
+            .into_iter()
+            .map(|(t, _)| t)
+            .chain(plan.schema.tables.iter().map(|t| t.name.clone()))
+            .collect()
     }
 
     /// The DEFERRABLE UNIQUE and primary keys of the tables the push writes,

@@ -1178,10 +1178,18 @@ async fn undo_changes(
             .with_context(|| format!("checking {deferred} after the undo"))?;
     }
     // The rows holding the values the sequences were moved past are gone;
-    // each goes back only if nobody drew from it since.
+    // each goes back only if nobody drew from it since, and only if no
+    // table the app keeps writing draws from it (the lock proving that
+    // would make the app's inserts wait).
+    let locked: Vec<String> = undo
+        .tables
+        .iter()
+        .map(|t| t.table.clone())
+        .chain(undo.created_tables.iter().cloned())
+        .collect();
     for s in undo.sequences.iter().filter(|s| s.moved()) {
         report.sequences.push(
-            restore(tx, s)
+            restore(tx, s, &locked)
                 .await
                 .with_context(|| format!("restoring sequence {}.{}", s.schema, s.sequence))?,
         );

@@ -4,12 +4,23 @@
 //! and collide. Push moves each such sequence past what it wrote; rollback
 //! moves it back only when nobody drew from it since.
 //!
-//! `ALTER SEQUENCE … RESTART` is used rather than `setval()`: it is
-//! transactional (a preflight, a refusal or a failed COMMIT leaves the
-//! sequence as it was) and it holds a lock that keeps every other
-//! `nextval()` waiting until the transaction ends, so the value read and
-//! the value set cannot be overtaken in between. It needs ownership of the
-//! sequence, which the privilege check asks for up front.
+//! A sequence numbering only tables the push (or rollback) locks against
+//! writers is moved with `ALTER SEQUENCE … RESTART`: it is transactional (a
+//! preflight, a refusal or a failed COMMIT leaves the sequence as it was)
+//! and its lock keeps every other `nextval()` waiting until the transaction
+//! ends, so the value read and the value set cannot be overtaken in
+//! between; the app's inserts into those tables wait for the table locks
+//! anyway. It needs ownership of the sequence, which the privilege check
+//! asks for up front.
+//!
+//! A sequence that also numbers a table the app keeps writing (a `DEFAULT
+//! nextval(…)` shared across tables) is never locked that way: the app's
+//! inserts there would wait for the whole push. It is moved by drawing
+//! values (`nextval()`, which never waits and never goes back), so it is
+//! not rolled back: a preflight or a refused push leaves it advanced, and
+//! the report says by how much. Before COMMIT the push refuses if the app's
+//! rows already hold a number the push writes (drawn between pull and
+//! push). Rollback leaves such a sequence where it is.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -34,6 +45,11 @@ pub struct SequenceAdvance {
     /// The largest value the column holds after the push (smallest for a
     /// descending sequence).
     pub written: i64,
+    /// Columns of tables the push did not lock that the sequence numbers
+    /// too (`table.column`, schema-qualified outside `public`): it was moved
+    /// by drawing values, never locked, and a rollback leaves it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
 }
 
 impl SequenceAdvance {
@@ -149,20 +165,160 @@ async fn increment_of(tx: &Transaction<'_>, seq: &str) -> Result<Option<i64>> {
         .map(|r| r.get(0)))
 }
 
+/// A column of a table the push does not lock that draws from a sequence
+/// the push moves.
+struct Sharer {
+    schema: String,
+    table: String,
+    column: String,
+}
+
+impl Sharer {
+    fn table_sql(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
+    }
+
+    /// `table.column`, the schema named outside `public`.
+    fn describe(&self) -> String {
+        if self.schema == "public" {
+            format!("{}.{}", self.table, self.column)
+        } else {
+            format!("{}.{}.{}", self.schema, self.table, self.column)
+        }
+    }
+}
+
+/// The columns outside `locked` (public tables locked against the app's
+/// writes) that draw from `seq` too: identity, serial or any default
+/// depending on it. Their inserts would wait on a lock of the sequence.
+async fn sharers(tx: &Transaction<'_>, seq: &str, locked: &[String]) -> Result<Vec<Sharer>> {
+    let rows = tx
+        .query_typed(
+            "SELECT DISTINCT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_attrdef ad ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
+                  AND ad.oid = d.objid \
+             JOIN pg_catalog.pg_class c ON c.oid = ad.adrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+             WHERE d.refclassid = 'pg_catalog.pg_class'::regclass \
+               AND d.refobjid = pg_catalog.to_regclass($1) \
+             UNION \
+             SELECT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' \
+               AND d.objid = pg_catalog.to_regclass($1) \
+             ORDER BY 1, 2, 3",
+            &[(&seq, Type::TEXT)],
+        )
+        .await
+        .with_context(|| format!("cannot read which columns draw from sequence {seq}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| Sharer {
+            schema: r.get(0),
+            table: r.get(1),
+            column: r.get(2),
+        })
+        .filter(|s| !(s.schema == "public" && locked.contains(&s.table)))
+        .collect())
+}
+
+/// Moves `seq` past `written` by drawing values: `nextval()` takes no lock
+/// any `nextval()` of the app waits for, and never moves a sequence back,
+/// whoever else draws meanwhile. Returns the value it would hand out next.
+async fn draw_past(
+    tx: &Transaction<'_>,
+    seq: &str,
+    increment: i64,
+    before: i64,
+    written: i64,
+) -> Result<i64> {
+    let step = i128::from(increment).unsigned_abs();
+    let distance = (i128::from(written) - i128::from(before)).unsigned_abs();
+    let draws = distance.div_ceil(step) + 1;
+    // Past about a hundred thousand values, drawing them one by one costs
+    // seconds: one draw proves where the sequence stands and setval()
+    // jumps (it takes no lock nextval() waits for either). Only an app
+    // drawing all the values in between within that one statement could
+    // see the sequence set back.
+    let sql = if draws <= 100_000 {
+        format!(
+            "SELECT count(pg_catalog.nextval('{seq}')) FROM pg_catalog.generate_series(1, {draws})"
+        )
+    } else {
+        let past = if increment > 0 { "<" } else { ">" };
+        format!(
+            "SELECT CASE WHEN pg_catalog.nextval('{seq}') {past} {written} \
+             THEN pg_catalog.setval('{seq}', {written}) END"
+        )
+    };
+    tx.batch_execute(&sql)
+        .await
+        .with_context(|| format!("drawing sequence {seq} past {written}"))?;
+    read_next(tx, seq, increment).await
+}
+
+/// Rows of the app's columns drawing from the same sequence that hold a
+/// number the push writes: the app drew it after the pull, and the
+/// rehearsal gave it to a row of the plan too.
+async fn collisions(
+    tx: &Transaction<'_>,
+    sharers: &[Sharer],
+    numbers: &[i64],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if numbers.is_empty() {
+        return Ok(out);
+    }
+    for s in sharers {
+        let col = quote_ident(&s.column);
+        let rows = tx
+            .query_typed(
+                &format!(
+                    "SELECT {col}::text FROM {} WHERE {col}::int8 = ANY($1) ORDER BY {col} LIMIT 10",
+                    s.table_sql()
+                ),
+                &[(&numbers, Type::INT8_ARRAY)],
+            )
+            .await
+            .with_context(|| format!("cannot read {}", s.describe()))?;
+        if !rows.is_empty() {
+            let held: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+            out.push(format!("{} holds {}", s.describe(), held.join(", ")));
+        }
+    }
+    Ok(out)
+}
+
 /// Moves each sequence feeding `table.column` past the values the column
 /// now holds (the push's explicit ones among them): its next value becomes
 /// one step beyond the largest (smallest, when it counts down). A sequence
 /// already past them is left alone. The table is locked against other
-/// writers by then, so what it holds is final.
+/// writers by then, so what it holds is final. `locked` are the public
+/// tables the push locks against writers: a sequence numbering a column
+/// outside them is drawn past the values, never locked (see the module
+/// notes), and refused if the app's rows there hold one of `numbers`, the
+/// values the push writes itself.
 pub async fn advance_past_values(
     tx: &Transaction<'_>,
     table: &str,
     column: &str,
+    locked: &[String],
+    numbers: &[i64],
 ) -> Result<Vec<SequenceAdvance>> {
     let mut out = Vec::new();
     for feed in feeds(tx, table, column).await? {
         let seq = feed.qualified();
-        let before = lock_and_read_next(tx, &seq, feed.increment).await?;
+        let shared = sharers(tx, &seq, locked).await?;
+        let before = if shared.is_empty() {
+            lock_and_read_next(tx, &seq, feed.increment).await?
+        } else {
+            read_next(tx, &seq, feed.increment).await?
+        };
         let extreme = if feed.increment > 0 { "max" } else { "min" };
         let row = tx
             .query_one(
@@ -183,7 +339,11 @@ pub async fn advance_past_values(
         } else {
             written <= before
         };
-        let after = if behind {
+        let after = if !behind {
+            before
+        } else if !shared.is_empty() {
+            draw_past(tx, &seq, feed.increment, before, written).await?
+        } else {
             let next = written.checked_add(feed.increment).ok_or_else(|| {
                 crate::error::check_failed(format!(
                     "{table}.{column}: value {written} leaves sequence {seq} no value to go on with"
@@ -197,9 +357,24 @@ pub async fn advance_past_values(
                     )
                 })?;
             next
-        } else {
-            before
         };
+        let held = collisions(tx, &shared, numbers).await?;
+        if !held.is_empty() {
+            return Err(crate::error::check_failed(format!(
+                "sequence {}.{} numbers {table}.{column} and the app's {} too, and the app's rows \
+                 already hold numbers the push writes into {table}.{column} ({}): the app drew \
+                 them after the pull. Rolled back, nothing was written. Pull again and rehearse, \
+                 so the plan numbers its rows past them",
+                feed.schema,
+                feed.sequence,
+                shared
+                    .iter()
+                    .map(Sharer::describe)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                held.join("; ")
+            )));
+        }
         out.push(SequenceAdvance {
             table: table.to_string(),
             column: column.to_string(),
@@ -208,6 +383,7 @@ pub async fn advance_past_values(
             before,
             after,
             written,
+            shared_with: shared.iter().map(Sharer::describe).collect(),
         });
     }
     Ok(out)
@@ -237,13 +413,22 @@ pub struct SequenceRestore {
     pub found: Option<i64>,
     /// Moved back to `before`: nobody drew a value since the push.
     pub restored: bool,
+    /// Columns outside the rollback's locks that draw from it too: it is
+    /// left where it is (see [`restore`]).
+    pub shared_with: Vec<String>,
 }
 
 /// Moves a sequence the push moved back to where it was, if nobody drew a
 /// value since (its next value is still the one the push left); otherwise
 /// it stays where it is, since moving it back would hand out values rows
-/// may hold.
-pub async fn restore(tx: &Transaction<'_>, s: &SequenceAdvance) -> Result<SequenceRestore> {
+/// may hold. A sequence numbering columns outside `locked` (the tables the
+/// rollback locks) stays too: proving nobody draws until COMMIT would need
+/// a lock the app's inserts there wait for, and a gap harms no one.
+pub async fn restore(
+    tx: &Transaction<'_>,
+    s: &SequenceAdvance,
+    locked: &[String],
+) -> Result<SequenceRestore> {
     let seq = s.qualified();
     let mut out = SequenceRestore {
         table: s.table.clone(),
@@ -253,11 +438,18 @@ pub async fn restore(tx: &Transaction<'_>, s: &SequenceAdvance) -> Result<Sequen
         pushed: s.after,
         found: None,
         restored: false,
+        shared_with: Vec::new(),
     };
     let increment = increment_of(tx, &seq).await?;
     let Some(increment) = increment else {
         return Ok(out);
     };
+    let shared = sharers(tx, &seq, locked).await?;
+    if !shared.is_empty() {
+        out.found = Some(read_next(tx, &seq, increment).await?);
+        out.shared_with = shared.iter().map(Sharer::describe).collect();
+        return Ok(out);
+    }
     let now = lock_and_read_next(tx, &seq, increment).await?;
     out.found = Some(now);
     if now == s.after {
