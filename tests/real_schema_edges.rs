@@ -51,3 +51,45 @@ fn an_exclusion_constraint_is_listed_for_the_preflight_and_a_violation_is_named(
         before.assert_same(&w.state(), "a push refused by an exclusion constraint");
     }
 }
+
+/// Old-style inheritance around the pulled tables (an archive table that
+/// INHERITS workflows; dh_tool made a child of a base table): a pull read
+/// the parent with its children's rows, and the push's write accounting
+/// blamed the children's row counts on a trigger. The pull refuses, naming
+/// each link and what to do, and writes no snapshot; a declarative
+/// partition is still pulled (its rows once, through its parent).
+#[test]
+fn inheritance_around_a_pulled_table_is_refused_at_pull_naming_the_tables() {
+    for (tag, sql, named) in [
+        (
+            "edge_inherit_parent",
+            "CREATE TABLE public.workflows_archive (archived_at timestamptz) INHERITS (public.workflows);",
+            "workflows has the inheritance child workflows_archive",
+        ),
+        (
+            "edge_inherit_child",
+            "CREATE TABLE public.stamped (); ALTER TABLE public.dh_tool INHERIT public.stamped;",
+            "dh_tool inherits from stamped",
+        ),
+    ] {
+        let w = World::loaded(tag, "plan").with_sql(sql);
+        let run = w.pull(&[]);
+        run.code(2);
+        for needle in [
+            named,
+            "table inheritance (INHERITS) is not supported",
+            "NO INHERIT",
+            "PARTITION BY",
+        ] {
+            assert!(run.stderr.contains(needle), "{needle}: {}", run.show());
+        }
+        assert!(!w.snapshot.exists(), "no snapshot is written");
+    }
+    let w = World::loaded("edge_partition", "plan").with_sql(
+        "CREATE TABLE public.dh_events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+         CREATE TABLE public.dh_events_2024 PARTITION OF public.dh_events
+           FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         INSERT INTO public.dh_events VALUES (1, '2024-05-01');",
+    );
+    w.pull(&[]).ok();
+}

@@ -97,6 +97,7 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
             )));
         }
     }
+    refuse_inheritance(tx, &wanted).await?;
     // Every table's catalog queries at once: tokio-postgres pipelines them
     // on the connection, so a remote database costs the round trips of one
     // table, not of each (the order of the result is the order asked).
@@ -158,6 +159,54 @@ const CONSTANT_NODES: &[&str] = &[
 /// `pulled` are the tables the snapshot holds: a foreign key of any other
 /// table into this one is recorded too (kind `r`), since the rehearsal
 /// cannot see the rows behind it.
+/// Old-style inheritance (`INHERITS`, not `PARTITION BY`) of a table to be
+/// pulled is refused, naming each link: a read of a parent includes its
+/// children's rows while COPY into it writes only it, and an UPDATE or
+/// DELETE of it reaches the children, so the snapshot, the diff, the push's
+/// per-table write accounting and rollback would each see other rows.
+/// Partitions go through their partitioned table and are supported.
+async fn refuse_inheritance(
+    tx: &Transaction<'_>,
+    wanted: &[(u32, String, TableRole, i64)],
+) -> Result<()> {
+    let oids: Vec<u32> = wanted.iter().map(|w| w.0).collect();
+    let links = tx
+        .query(
+            "SELECT c.oid::regclass::text, p.oid::regclass::text, i.inhparent = ANY($1) \
+             FROM pg_inherits i \
+             JOIN pg_class p ON p.oid = i.inhparent \
+             JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE p.relkind <> 'p' AND NOT c.relispartition \
+               AND (i.inhparent = ANY($1) OR i.inhrelid = ANY($1)) \
+             ORDER BY 2, 1",
+            &[&oids],
+        )
+        .await
+        .context("cannot read the tables' inheritance")?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = links
+        .iter()
+        .map(|r| {
+            let (child, parent, of_parent): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+            match of_parent {
+                true => format!("{parent} has the inheritance child {child}"),
+                false => format!("{child} inherits from {parent}"),
+            }
+        })
+        .collect();
+    let (child, parent): (String, String) = (links[0].get(0), links[0].get(1));
+    Err(environment(format!(
+        "table inheritance (INHERITS) is not supported for the tables the plan pulls: {}. \
+         A read of a parent includes its children's rows, an UPDATE or DELETE of it changes \
+         theirs, and COPY into it writes only it, so the snapshot, the push and rollback \
+         could not account for the rows. Detach it at the source (ALTER TABLE {child} NO \
+         INHERIT {parent}), or use declarative partitioning (PARTITION BY), which is supported",
+        named.join("; ")
+    )))
+}
+
 pub async fn read_table_meta(
     tx: &Transaction<'_>,
     oid: u32,
