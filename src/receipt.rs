@@ -65,6 +65,10 @@ pub struct Undo {
     /// their next value before and after the push (format 3; none before).
     #[serde(default)]
     pub sequences: Vec<SequenceAdvance>,
+    /// Written by the rollback: rows the push wrote that the app had
+    /// deleted before it, left as they were (`row KEY of TABLE (…)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub already_gone: Vec<String>,
 }
 
 /// What Postgres chose for the columns a table's new rows left to it
@@ -223,6 +227,7 @@ impl Undo {
             allowed_writes,
             filled: vec![],
             sequences: vec![],
+            already_gone: vec![],
         })
     }
 
@@ -370,6 +375,7 @@ mod tests {
                 written: 257,
                 shared_with: vec![],
             }],
+            already_gone: vec![],
         };
         let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();
         assert_eq!(back.side_effects, u.side_effects);

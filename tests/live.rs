@@ -564,3 +564,67 @@ fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
     // And the next push applies.
     w.push_confirmed();
 }
+
+/// Rows the push wrote that the app deleted since are undone already: a
+/// workflow the push inserted, a jtbd_library row it updated, a task in a
+/// table it created. Rollback undoes the rest, names those rows as already
+/// gone, records them in the receipt, and leaves the app's deletions as they
+/// are: the database is its state before the push without the row the app
+/// deleted that was there before. Before, one such row refused every
+/// rollback ("row … deleted since the push"). With --strict, the app
+/// switched off, a deleted row is still a change that refuses.
+#[test]
+fn rows_the_push_wrote_and_the_app_deleted_since_are_left_as_already_gone() {
+    let w = live("live_gone");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    let mut c = w.db.client();
+    let task = scalar(
+        &mut c,
+        "DELETE FROM tasks WHERE id = (SELECT min(id::text)::uuid FROM tasks) RETURNING id::text",
+    );
+    let workflow = scalar(
+        &mut c,
+        "DELETE FROM workflows WHERE id = (SELECT min(w.id::text)::uuid FROM workflows w \
+         WHERE w.definition->>'source' LIKE '%Operational Library%') RETURNING id::text",
+    );
+    let jtbd = scalar(
+        &mut c,
+        "DELETE FROM jtbd_library WHERE id = (SELECT min(id) FROM jtbd_library \
+         WHERE strategic_priority_id IS NOT NULL) RETURNING id::text",
+    );
+    let deleted = w.state();
+    w.rollback(&receipt, &["--confirm", "--strict"])
+        .code(1)
+        .error_has(&[&format!("row {workflow} deleted"), "nothing was changed"]);
+    deleted.assert_same(&w.state(), "a refused --strict rollback");
+
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.ok();
+    for (key, table, how) in [
+        (&workflow, "workflows", "the push inserted it"),
+        (&jtbd, "jtbd_library", "the push updated it"),
+        (&task, "tasks", "the push created the table and inserted it"),
+    ] {
+        run.stdout_has(&format!(
+            "row {key} of {table} ({how}; deleted since, so already undone)"
+        ));
+    }
+    let mut expected = before.clone();
+    expected
+        .rows
+        .get_mut("public.jtbd_library")
+        .expect("jtbd_library")
+        .remove(&jtbd)
+        .expect("the deleted jtbd row was there before the push");
+    expected
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "rollback");
+    let recorded = scalar(
+        &mut c,
+        &format!("SELECT undo->'already_gone' FROM sandbox.receipts WHERE id = '{receipt}'"),
+    );
+    for key in [&workflow, &jtbd, &task] {
+        assert!(recorded.contains(key.as_str()), "{key} not in {recorded}");
+    }
+}

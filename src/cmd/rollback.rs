@@ -92,6 +92,12 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         counted(&report.reinserted),
         counted(&report.restored)
     );
+    if !report.already_gone.is_empty() {
+        println!(
+            "Already gone, left as the app left them (recorded in the receipt): {}.",
+            report.already_gone.join("; ")
+        );
+    }
     let held_off: Vec<String> = report
         .triggers
         .iter()

@@ -81,6 +81,9 @@ pub struct RollbackReport {
     /// Calls outside the transaction (allowed) or at COMMIT only, in the
     /// functions that fire for the undo.
     pub external_effects: Vec<ExternalEffect>,
+    /// Rows the push wrote that the app has deleted since: already undone,
+    /// so left as they are (and recorded in the receipt).
+    pub already_gone: Vec<String>,
     pub millis: u64,
 }
 
@@ -132,7 +135,11 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     let mut checks = vec![r.privileges().await?];
     r.lock_written_tables().await?;
     checks.push(r.columns_as_pushed().await?);
-    r.unchanged_since_push(&mut checks).await?;
+    let gone = r.unchanged_since_push(&mut checks).await?;
+    // What the app deleted is undone already: the rest of the rollback
+    // works from the receipt without those rows.
+    let undo = without_gone_rows(&undo, &gone);
+    let r = Rollback { undo: &undo, ..r };
     checks.push(r.added_columns_hold_only_pushed_values().await?);
     let pushed = pushed_keys(&undo);
     checks.push(r.nothing_references(&pushed).await?);
@@ -143,6 +150,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     let foreign = r.foreign_writes(&effects).await?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
+    report.already_gone = gone.iter().map(GoneRow::describe).collect();
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
@@ -151,9 +159,15 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
     }
+    // The receipt says which of its rows were gone before the undo (the
+    // undo left them as the app did).
+    let gone_json = serde_json::to_string(&report.already_gone)?;
     tx.execute(
-        "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now() WHERE id = $1::text::uuid",
-        &[&opts.receipt_id],
+        "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now(), \
+         undo = CASE WHEN $2::text = '[]' THEN undo \
+                ELSE undo || jsonb_build_object('already_gone', $2::text::jsonb) END \
+         WHERE id = $1::text::uuid",
+        &[&opts.receipt_id, &gone_json],
     )
     .await?;
     r.account_writes(&mut report, &effects).await?;
@@ -196,6 +210,7 @@ impl RollbackReport {
             foreign_tables: vec![],
             foreign_writes_allowed: vec![],
             external_effects: vec![],
+            already_gone: vec![],
             millis: 0,
         }
     }
@@ -416,13 +431,26 @@ impl Rollback<'_, '_> {
     /// the rows it inserted or updated (the app's other rows are not ours to
     /// judge; with --strict, the whole table). Refuses with `checks` when
     /// anything changed.
-    async fn unchanged_since_push(&self, checks: &mut Vec<Check>) -> Result<()> {
+    /// Rows the push wrote that the app has deleted since are no change
+    /// that undoing would discard — the push's write is undone already —
+    /// and are returned, to be left out of the undo. With --strict a
+    /// deleted row is a change like any other.
+    async fn unchanged_since_push(&self, checks: &mut Vec<Check>) -> Result<Vec<GoneRow>> {
+        let mut gone = Vec::new();
         for t in &self.undo.tables {
             let Some(after) = self.undo.after.get(&t.table) else {
                 continue;
             };
             let meta = meta_of(&t.table, t.columns.clone(), &t.key);
-            if t.created || self.opts.strict {
+            if t.created && !self.opts.strict {
+                let (check, deleted) = self.created_table_check(&meta, after).await?;
+                checks.push(check);
+                gone.extend(deleted.into_iter().map(|key| GoneRow {
+                    table: t.table.clone(),
+                    key,
+                    how: "the push created the table and inserted it",
+                }));
+            } else if t.created || self.opts.strict {
                 checks.push(
                     self.state_check(
                         &meta,
@@ -435,7 +463,23 @@ impl Rollback<'_, '_> {
                     .await?,
                 );
             } else {
-                checks.push(self.pushed_rows_check(t, &meta, after).await?);
+                let (check, deleted) = self.pushed_rows_check(t, &meta, after).await?;
+                checks.push(check);
+                gone.extend(deleted.into_iter().map(|key| {
+                    GoneRow {
+                        how: if t
+                            .inserted_keys
+                            .iter()
+                            .any(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())) == key)
+                        {
+                            "the push inserted it"
+                        } else {
+                            "the push updated it"
+                        },
+                        table: t.table.clone(),
+                        key,
+                    }
+                }));
             }
         }
         if checks.iter().any(|c| !c.ok) {
@@ -453,7 +497,55 @@ impl Rollback<'_, '_> {
                 std::mem::take(checks),
             ));
         }
-        Ok(())
+        Ok(gone)
+    }
+
+    /// A table the push created is dropped whole by the undo, so it must
+    /// hold nothing but the push's rows as the push left them: no row added
+    /// or changed since. Rows deleted since are returned (dropping the
+    /// table loses none of the app's data for them).
+    async fn created_table_check(
+        &self,
+        meta: &TableMeta,
+        after: &TableState,
+    ) -> Result<(Check, Vec<String>)> {
+        let name = format!("{} unchanged since the push", meta.name);
+        let mut c = self
+            .state_check(
+                meta,
+                after,
+                "before undo",
+                &name,
+                CheckKind::Integrity,
+                false,
+            )
+            .await?;
+        if c.ok || after.row_hashes.is_empty() {
+            return Ok((c, vec![]));
+        }
+        let now = remote_row_hashes(self.tx, meta).await?;
+        let mut gone: Vec<String> = after
+            .row_hashes
+            .keys()
+            .filter(|k| !now.contains_key(*k))
+            .cloned()
+            .collect();
+        gone.sort();
+        let kept = after
+            .row_hashes
+            .iter()
+            .filter(|(k, _)| now.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        c.rows = describe_row_changes(&kept, &now, 10);
+        c.row_count = c.rows.len() as u64;
+        c.ok = c.rows.is_empty();
+        if !c.ok {
+            gone.clear();
+        } else {
+            c.actual = format!("{} as pushed, {} deleted since", c.expected, gone.len());
+        }
+        Ok((c, gone))
     }
 
     /// Compares a whole table with a state the receipt recorded; a
@@ -497,7 +589,7 @@ impl Rollback<'_, '_> {
         t: &UndoTable,
         meta: &TableMeta,
         after: &TableState,
-    ) -> Result<Check> {
+    ) -> Result<(Check, Vec<String>)> {
         let written = WrittenRows::of(t, meta)?;
         let key_positions = receipt_key_positions(t, meta)?;
         let mut changed = Vec::new();
@@ -529,13 +621,15 @@ impl Rollback<'_, '_> {
             },
         )
         .await?;
-        changed.extend(
-            written
-                .keys()
-                .filter(|key| !seen.contains(*key))
-                .map(|key| format!("row {key} of {} deleted since the push", t.table)),
-        );
-        Ok(written.unchanged_check(&t.table, changed))
+        // Deleted since: undone already, not a change the undo would discard.
+        let mut gone: Vec<String> = written
+            .keys()
+            .filter(|key| !seen.contains(*key))
+            .cloned()
+            .collect();
+        gone.sort();
+        gone.dedup();
+        Ok((written.unchanged_check(&t.table, changed), gone))
     }
 
     /// Dropping a column the push added drops every value in it: refused
@@ -1089,6 +1183,48 @@ fn undo_writes(undo: &Undo, report: &RollbackReport) -> BTreeMap<String, TableWr
             written_by: vec![],
         },
     );
+    out
+}
+
+/// A row the push wrote that is no longer there when it is rolled back.
+struct GoneRow {
+    table: String,
+    /// [`crate::types::row_key`] of the row.
+    key: String,
+    /// What the push had done to it.
+    how: &'static str,
+}
+
+impl GoneRow {
+    fn describe(&self) -> String {
+        format!(
+            "row {} of {} ({}; deleted since, so already undone)",
+            self.key, self.table, self.how
+        )
+    }
+}
+
+/// The receipt's undo without the rows in `gone`: neither deleted again
+/// nor restored (restoring an updated row the app deleted would bring back
+/// a row the app removed), nor counted among the undo's writes.
+fn without_gone_rows(undo: &Undo, gone: &[GoneRow]) -> Undo {
+    let mut out = undo.clone();
+    for t in out.tables.iter_mut().filter(|t| !t.created) {
+        let keys: std::collections::BTreeSet<&str> = gone
+            .iter()
+            .filter(|g| g.table == t.table)
+            .map(|g| g.key.as_str())
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        t.inserted_keys.retain(|k| {
+            !keys.contains(crate::types::row_key(k.iter().map(|v| v.as_deref())).as_str())
+        });
+        t.updates.retain(|u| {
+            !keys.contains(crate::types::row_key(u.key.iter().map(|v| Some(v.as_str()))).as_str())
+        });
+    }
     out
 }
 
