@@ -315,10 +315,13 @@ fn a_value_rounded_by_a_real_fails_by_file_table_column_row_and_value() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
+    // The numeric column has TEXT affinity while the phases run (so that it
+    // compares as a number): the REAL reaches it as SQLite's 15-digit text,
+    // and is named for having all 15.
     let expected = [
-        format!("phases/4_exact.sql: tool_categories.ratio of row {id}: REAL 0.3333333333333333 has 16 significant digits"),
         format!("phases/4_exact.sql: tool_categories.big of row {id}: REAL 9007199254740992 is beyond 2^53"),
         format!("phases/4_exact.sql: tool_categories.extra of row {id}: the number 9.00719925474099e+15 is in exponent form"),
+        format!("phases/4_exact.sql: tool_categories.ratio of row {id}: '0.333333333333333' has 15 significant digits"),
     ];
     assert_eq!(rows.len(), expected.len(), "{rows:#?}");
     for (row, want) in rows.iter().zip(&expected) {
@@ -658,4 +661,80 @@ fn a_lone_surrogate_in_a_pulled_json_column_is_named_by_row_as_postgres_to_jsonb
         ),
         "{failed:#?}"
     );
+}
+
+/// Numeric values are kept as the text Postgres prints (exact, readable in
+/// any DB browser); the rehearsal must still compare, order and pick
+/// extremes of them as numbers, as Postgres does.
+#[test]
+fn numeric_columns_compare_as_numbers_in_the_rehearsal_as_on_postgres() {
+    // Before: `cost_per_execution > 0.2` held for every non-NULL cost in the
+    // written table (text sorts after any number in SQLite) and compared
+    // '10.0000' < '9.5000' as text in the read one; the rehearsal deprecated
+    // 106 tools where Postgres has 22, and the push would have applied 106.
+    let w = World::loaded("exact_numeric_compare", "plan").with_sql(
+        "UPDATE dh_tool SET cost_per_execution = v.c FROM (SELECT id, (ARRAY[10, 10, 9.5, 100.25])[(row_number() OVER (ORDER BY id))::int] AS c FROM dh_tool ORDER BY id LIMIT 4) v WHERE dh_tool.id = v.id;
+         UPDATE dh_task SET effort_hours = 12.5 WHERE id = (SELECT id FROM dh_task WHERE effort_hours IS NOT NULL ORDER BY id LIMIT 1);",
+    );
+    // What Postgres answers on the same data: the numbers the plan expects.
+    let mut c = w.db.client();
+    let queries = [
+        ("deprecated tools", "SELECT COUNT(*) FROM dh_tool WHERE lifecycle_stage = 'deprecated' OR cost_per_execution > 0.2", "SELECT COUNT(*) FROM dh_tool WHERE lifecycle_stage = 'deprecated'"),
+        ("costly tools", "SELECT COUNT(*) FROM dh_tool WHERE cost_per_execution > 0.2", ""),
+        ("costly tools, literal first", "SELECT COUNT(*) FROM dh_tool WHERE 0.2 < cost_per_execution", ""),
+        ("tools at ten", "SELECT COUNT(*) FROM dh_tool WHERE cost_per_execution = 10 OR cost_per_execution IN (9.5, 100.25)", ""),
+        ("dearest tools", "SELECT id, cost_per_execution FROM dh_tool WHERE cost_per_execution IS NOT NULL ORDER BY cost_per_execution DESC, id LIMIT 3", ""),
+        ("cost range", "SELECT MIN(cost_per_execution), MAX(cost_per_execution), COUNT(DISTINCT cost_per_execution) FROM dh_tool", ""),
+        ("long tasks (a table the plan only reads)", "SELECT COUNT(*) FROM dh_task WHERE effort_hours > 2", ""),
+        ("effort range", "SELECT MIN(effort_hours), MAX(effort_hours) FROM dh_task", ""),
+    ];
+    let expectations: Vec<Value> = queries
+        .iter()
+        .map(|(name, pg, sqlite)| {
+            let rows = common::text_rows(&mut c, pg);
+            let sql = if sqlite.is_empty() { pg } else { sqlite };
+            serde_json::json!({"name": name, "sql": sql, "expect_rows": rows})
+        })
+        .collect();
+    let costly = common::count(&mut c, queries[1].1);
+    let non_null = common::count(
+        &mut c,
+        "SELECT COUNT(*) FROM dh_tool WHERE cost_per_execution IS NOT NULL",
+    );
+    assert!(costly > 4 && costly < non_null, "{costly} of {non_null}");
+    let plan = example_plan(
+        w.dir.path(),
+        |v| {
+            // Phase 3 goes: dh_task is then a table the plan only reads.
+            v["phases"].as_array_mut().unwrap().truncate(2);
+            v["phases"][1]["expectations"] = Value::Array(expectations);
+            v["verification"] = serde_json::json!([]);
+            v["guards"] = serde_json::json!([]);
+        },
+        &[(
+            "2_deprecate_inactive_tools.sql",
+            "UPDATE dh_tool SET lifecycle_stage = 'deprecated' WHERE cost_per_execution > 0.2;",
+        )],
+    );
+    let w = w.with_plan(&plan).pulled();
+    let (run, r) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 0, "{:#?}", failed_checks(&r));
+    let deprecated: i64 = rusqlite::Connection::open(&w.snapshot)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM staged_dh_tool WHERE lifecycle_stage = 'deprecated'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        deprecated.to_string(),
+        common::scalar(&mut c, queries[0].1),
+        "rows the phase changed"
+    );
+    // The preflight runs the same expectations on Postgres: they hold there
+    // too, and nothing is written.
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "a preflight");
 }

@@ -1,3 +1,4 @@
+pub mod collation;
 pub mod dependents;
 pub mod effects;
 pub mod foreign;

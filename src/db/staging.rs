@@ -103,14 +103,16 @@ enum Declared {
     /// With its storage's affinity (INTEGER or TEXT): the stored
     /// `staged_<table>`, which the diff, the push and a DB browser read.
     Stored,
-    /// Without affinity where the value must stay exact (integers,
-    /// numeric, dates and timestamps, jsonb): the working copy a phase
-    /// writes. Affinity would convert what the phase wrote before any check
-    /// saw it — a REAL `1.0/3` into the TEXT `'0.333333333333333'`,
+    /// Without affinity where the value must stay exact (integers, dates
+    /// and timestamps, jsonb): the working copy a phase writes. Affinity
+    /// would convert what the phase wrote before any check saw it —
     /// `9007199254740993*1.0` into the INTEGER 9007199254740992 — so the
     /// column keeps the storage class the SQL produced, and
     /// `plan::sql::settle_values` makes it exact (or names it) after the
-    /// phase.
+    /// phase. numeric and floating-point columns are the exception: TEXT
+    /// with the collation `pg_numeric` (`db::collation`), because without
+    /// affinity their text compares greater than every number (`cost > 0.2`
+    /// held for every row, where Postgres compares the numbers).
     Working,
 }
 
@@ -153,11 +155,19 @@ pub fn staged_add_column_ddl(sqlite_name: &str, column: &ColumnMeta) -> Result<S
 }
 
 fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
-    // BLOB is SQLite's name for "no affinity": values stay as written.
-    let ty = if declared == Declared::Working && crate::types::exactness(&c.pg_type).is_some() {
-        "BLOB"
+    let working = declared == Declared::Working;
+    let ty = if working && crate::db::collation::numeric_text(&c.pg_type) {
+        // Compared as numbers, as on Postgres (`cost > 0.2`): TEXT affinity
+        // turns the number into text, the collation compares the two as
+        // decimals. A REAL written here becomes SQLite's 15-digit text of
+        // it; `plan::sql::rounded_by_real` names the values that may have
+        // lost digits that way.
+        format!("TEXT COLLATE {}", crate::db::collation::NUMERIC)
+    } else if working && crate::types::exactness(&c.pg_type).is_some() {
+        // BLOB is SQLite's name for "no affinity": values stay as written.
+        "BLOB".to_string()
     } else {
-        c.storage().sqlite_decl()
+        c.storage().sqlite_decl().to_string()
     };
     let mut decl = format!("{} {ty}", quote_ident(&c.name));
     if let Some(v) = constant_default(c) {

@@ -293,6 +293,9 @@ struct Rehearsal<'a> {
     /// is recorded so the push applies it in that phase, where its
     /// expectations (and every later phase's) look.
     states: HashMap<String, TableState>,
+    /// The pulled tables the plan only reads that the phases see through a
+    /// view comparing their numbers as numbers (`stage::create_numeric_view`).
+    numeric_views: Vec<String>,
 }
 
 fn run_in_transaction(
@@ -318,6 +321,7 @@ fn run_in_transaction(
     if !r.broken {
         r.final_checks();
     }
+    stage::drop_numeric_views(conn, &r.numeric_views)?;
     r.store_staged_tables()?;
     let preflight = r.catalog_checks()?;
     r.protected_rows_checks()?;
@@ -365,6 +369,7 @@ impl<'a> Rehearsal<'a> {
             timings: Vec::new(),
             broken: false,
             states: HashMap::new(),
+            numeric_views: Vec::new(),
         }
     }
 
@@ -436,6 +441,12 @@ impl<'a> Rehearsal<'a> {
             let rows = working_rows(conn, meta)?;
             self.states.insert(name.clone(), rows);
         }
+        let written = self.plan.written_pulled_tables();
+        for t in &self.snapshot.tables {
+            if !written.contains(&t.meta.name) && stage::create_numeric_view(conn, &t.meta)? {
+                self.numeric_views.push(t.meta.name.clone());
+            }
+        }
         plansql::create_jsonb_views(conn, &pulled_metas)?;
         Ok(())
     }
@@ -472,7 +483,7 @@ impl<'a> Rehearsal<'a> {
         }
         phase_checks.extend(self.conflict_checks(phase, &mut reads));
         phase_checks.push(undeclared_reads_check(phase, &reads));
-        let (inexact, rewritten) = self.settle_phase_values(phase)?;
+        let (mut inexact, rewritten) = self.settle_phase_values(phase)?;
         if !rewritten.is_empty() {
             // Not a failure: the staged rows now hold what Postgres will
             // store, and the report shows each value before and after.
@@ -491,11 +502,13 @@ impl<'a> Rehearsal<'a> {
                 row_count: n,
             });
         }
+        inexact.extend(self.rounded_by_real(phase)?);
         // Values Postgres would not print cannot be read back, checksummed
         // or pushed: later phases would build on them.
         self.broken |= !inexact.is_empty();
         if !self.broken {
-            self.record_phase_changes(phase)?;
+            let after = self.phase_states(phase)?;
+            self.record_phase_changes(phase, after)?;
         }
         phase_checks.push(Check::no_rows(
             &phase.id,
@@ -581,19 +594,18 @@ impl<'a> Rehearsal<'a> {
     /// push applies exactly these in this phase, so its expectations see on
     /// Postgres what they saw here, even where a later phase changes the
     /// same rows again.
-    fn record_phase_changes(&mut self, phase: &Phase) -> Result<()> {
+    fn record_phase_changes(
+        &mut self,
+        phase: &Phase,
+        after: HashMap<String, (TableMeta, TableState)>,
+    ) -> Result<()> {
         let conn = self.conn;
         let mut put = conn.prepare_cached(
             "INSERT INTO _sandbox_phase_rows (table_name, phase, op, row_key, data) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for t in &phase.writes {
-            if !table_exists(conn, "temp", t)? {
-                continue;
-            }
-            let meta = working_meta(conn, self.snapshot, self.plan, t)?;
-            let now = working_rows(conn, &meta)?;
-            let before = self.states.remove(t).unwrap_or_default();
+        for (t, (meta, now)) in after {
+            let before = self.states.remove(&t).unwrap_or_default();
             for key in &now.order {
                 let row = &now.rows[key];
                 let Some(old) = before.rows.get(key) else {
@@ -620,9 +632,71 @@ impl<'a> Rehearsal<'a> {
                     put.execute(params![t, phase.id, "delete", key, data])?;
                 }
             }
-            self.states.insert(t.clone(), now);
+            self.states.insert(t, now);
         }
         Ok(())
+    }
+
+    /// Each table the phase writes, as the phase left it (after settling).
+    fn phase_states(&self, phase: &Phase) -> Result<HashMap<String, (TableMeta, TableState)>> {
+        let mut out = HashMap::new();
+        for t in &phase.writes {
+            if !table_exists(self.conn, "temp", t)? {
+                continue;
+            }
+            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            let rows = working_rows(self.conn, &meta)?;
+            out.insert(t.clone(), (meta, rows));
+        }
+        Ok(out)
+    }
+
+    /// The numeric values the phase wrote that may be a REAL rounded to
+    /// SQLite's 15 digits: a numeric working column has TEXT affinity (so
+    /// it compares as a number, see `db::collation`), which turns a REAL
+    /// (`1.0 / 3`, `json_extract` of a long number) into its 15-digit text
+    /// before any check sees it. Values the phase did not change are the
+    /// pulled ones (or an earlier phase's), exact or named already.
+    fn rounded_by_real(&self, phase: &Phase) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let empty = TableState::default();
+        for t in &phase.writes {
+            if !table_exists(self.conn, "temp", t)? {
+                continue;
+            }
+            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            let key = meta.primary_key();
+            if key.is_empty() {
+                // Failed by name already: its rows cannot be told apart.
+                continue;
+            }
+            let before = self.states.get(t).unwrap_or(&empty);
+            for c in meta.columns.iter().filter(|c| {
+                matches!(
+                    crate::types::exactness(&c.pg_type),
+                    Some(crate::types::Exactness::Numeric { .. })
+                )
+            }) {
+                let col = quote_ident(&c.name);
+                let mut stmt = self.conn.prepare(&format!(
+                    "SELECT {}, {col} FROM temp.{} WHERE typeof({col}) = 'text'",
+                    crate::types::row_key_sql(&key, ""),
+                    quote_ident(t)
+                ))?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let (k, v): (String, String) = (r.get(0)?, r.get(1)?);
+                    let was = before.rows.get(&k).and_then(|o| o.get(&c.name));
+                    if was == Some(&Some(v.clone())) {
+                        continue;
+                    }
+                    if let Some(why) = plansql::rounded_by_real(&v) {
+                        out.push(format!("{}: {t}.{} of row {k}: {why}", phase.sql, c.name));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A check query run without parameters: a query SQLite refuses is a

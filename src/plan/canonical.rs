@@ -773,6 +773,11 @@ fn canonical_numeric(text: &str, scale: Option<usize>) -> Option<String> {
     }
     let mut frac = frac.to_string();
     if let Some(scale) = scale {
+        // `3.0` (a REAL's text) into a numeric(p,0) is 3: zeros beyond the
+        // scale are not a rounding.
+        if frac.len() > scale && frac[scale..].bytes().all(|b| b == b'0') {
+            frac.truncate(scale);
+        }
         if frac.len() > scale {
             return None;
         }
@@ -1035,6 +1040,9 @@ mod tests {
         );
         assert_eq!(c("numeric", "+01.50").as_deref(), Some("1.50"));
         assert_eq!(c("numeric", ".5").as_deref(), Some("0.5"));
+        assert_eq!(c("numeric(10,0)", "3.0").as_deref(), Some("3"));
+        assert_eq!(c("numeric(10,2)", "1.500").as_deref(), Some("1.50"));
+        assert_eq!(c("numeric(10,2)", "1.505").as_deref(), None);
         assert_eq!(c("numeric", "-0.00").as_deref(), Some("0.00"));
         assert_eq!(c("numeric(10,2)", "1.5").as_deref(), Some("1.50"));
         assert_eq!(c("numeric(10,2)", "1.505"), None);

@@ -27,8 +27,10 @@ pub const JSONB_VIEW_SUFFIX: &str = "_jsonb";
 const SETTLED_JSONB: &str = "sandbox_settled_jsonb";
 
 /// Registers `plan_uuid(kind, key)`, `row_jsonb(table, col…)` and
-/// `jsonb_canonical(text)` on the connection.
+/// `jsonb_canonical(text)` on the connection, and the collation the
+/// working copies compare numbers with (`db::collation`).
 pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
+    crate::db::collation::register(conn)?;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("plan_uuid", 2, flags, |ctx| {
         let kind: Option<String> = ctx.get(0)?;
@@ -791,6 +793,29 @@ fn exact_decimal(r: f64) -> Result<String, String> {
     Ok(text)
 }
 
+/// Why `text`, a numeric value a phase wrote, may be a REAL SQLite rounded
+/// when it stored it as text (`%.15g`): it has exactly 15 significant
+/// digits, all a REAL holds, so the value it stands for (`1.0 / 3`, a
+/// 17-digit number through `json_extract`) may have had more. A REAL never
+/// prints more digits than that without an exponent, which is named
+/// elsewhere; a value with fewer is one the REAL held exactly.
+pub fn rounded_by_real(text: &str) -> Option<String> {
+    let body = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if int.is_empty() || !(int.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = int.chars().chain(frac.chars()).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    (significant == REAL_EXACT_DIGITS).then(|| {
+        format!(
+            "'{text}' has {REAL_EXACT_DIGITS} significant digits, all SQLite keeps of a REAL \
+             (arithmetic, json_extract): the value Postgres would compute may have more. \
+             Round it in the phase (round(x, n)) to the digits Postgres should store"
+        )
+    })
+}
+
 /// Decimal text with exactly `scale` decimals (a numeric(p,s) prints them
 /// all); more decimals than that Postgres would round away.
 fn with_scale(text: String, scale: Option<usize>, pg_type: &str) -> Result<String, String> {
@@ -1353,6 +1378,24 @@ mod tests {
         assert_eq!(printable("text[]", "abc"), Some(false));
         assert_eq!(printable("date[]", "{2026-02-30}"), Some(false));
         assert_eq!(printable("box[]", "{(1,1),(0,0)}"), None);
+    }
+
+    #[test]
+    fn a_numeric_text_with_all_15_digits_of_a_real_is_named() {
+        for named in ["0.333333333333333", "-12345.6789012346", "123456789012345"] {
+            assert!(rounded_by_real(named).is_some(), "{named}");
+        }
+        // Fewer digits a REAL holds exactly; more it never prints without
+        // an exponent, so such text did not come from one.
+        for kept in [
+            "0.3",
+            "1.50",
+            "0.12345678901234",
+            "12345678901234567890",
+            "NaN",
+        ] {
+            assert!(rounded_by_real(kept).is_none(), "{kept}");
+        }
     }
 
     #[test]

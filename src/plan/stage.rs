@@ -199,6 +199,48 @@ pub fn stage_pulled(conn: &Connection, meta: &TableMeta) -> Result<()> {
     Ok(())
 }
 
+/// A TEMP view under a pulled table's name that the plan only reads, its
+/// numeric and floating-point columns compared as numbers (see
+/// `db::collation`): TEMP shadows `main` for unqualified names, so the
+/// plan's SQL reads the pulled rows through it and `cost > 0.2` means what
+/// it means on Postgres. Returns whether the table needed one.
+pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> {
+    use crate::db::collation::{numeric_text, NUMERIC};
+    if !meta.columns.iter().any(|c| numeric_text(&c.pg_type)) {
+        return Ok(false);
+    }
+    let columns: Vec<String> = meta
+        .columns
+        .iter()
+        .map(|c| {
+            let name = quote_ident(&c.name);
+            if numeric_text(&c.pg_type) {
+                // A column of the pulled table keeps its TEXT affinity
+                // through the view; the collation is added.
+                format!("t.{name} COLLATE {NUMERIC} AS {name}")
+            } else {
+                format!("t.{name} AS {name}")
+            }
+        })
+        .collect();
+    conn.execute_batch(&format!(
+        "CREATE TEMP VIEW {0} AS SELECT {1} FROM main.{0} t",
+        quote_ident(&meta.name),
+        columns.join(", ")
+    ))?;
+    Ok(true)
+}
+
+/// Drops the views of [`create_numeric_view`]: nothing after the phases
+/// and the plan's checks should order the pulled rows by a collation the
+/// file does not know (the diff pairs rows by their stored text).
+pub fn drop_numeric_views(conn: &Connection, tables: &[String]) -> Result<()> {
+    for t in tables {
+        conn.execute_batch(&format!("DROP VIEW IF EXISTS temp.{}", quote_ident(t)))?;
+    }
+    Ok(())
+}
+
 /// Creates the tables and columns the plan adds in this phase, in the
 /// working copies.
 pub fn apply_phase_ddl(conn: &Connection, plan: &Plan, phase_id: &str) -> Result<()> {
