@@ -93,3 +93,109 @@ fn inheritance_around_a_pulled_table_is_refused_at_pull_naming_the_tables() {
     );
     w.pull(&[]).ok();
 }
+
+/// A column the plan adds with a foreign key to `profiles`, a table the
+/// push neither reads nor writes: Postgres takes SHARE ROW EXCLUSIVE on
+/// `profiles` for the key's triggers, so the push takes it through its
+/// lock attempts. An app transaction with an uncommitted write to
+/// `profiles` is waited for and named (pid, application name, table) when
+/// it outlasts --lock-timeout, exit 1, nothing written; while the push
+/// waits, pg_locks shows it waiting on `profiles` and holding nothing on
+/// the tables it has no business with; once the app commits, it applies.
+#[test]
+fn the_push_takes_the_lock_a_new_foreign_key_needs_on_its_target_in_attempts_naming_the_blocker() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(dir.path(), |_| {});
+    let target = plan.join("target.json");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    schema["added_columns"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "table": "jtbd_library",
+            "phase": "1",
+            "column": {"name": "reviewer_id", "type": "uuid"},
+            "references": {"table": "profiles", "column": "id"}
+        }));
+    std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+    let w = World::loaded("edge_fk_lock", "plan")
+        .with_plan(&plan)
+        .rehearsed();
+
+    let mut app = common::postgres_admin(&format!("{}?application_name=profiles_writer", w.url()));
+    let app_pid = common::scalar(&mut app, "SELECT pg_backend_pid()::text");
+    app.batch_execute("BEGIN; UPDATE public.profiles SET full_name = full_name WHERE false")
+        .unwrap();
+    let before = w.state();
+    w.push(&["--confirm", "--lock-timeout", "1000"]).refused(&[
+        &format!("pid {app_pid}"),
+        "profiles_writer",
+        "holds RowExclusiveLock on profiles",
+        "Nothing was written",
+    ]);
+    before.assert_same(
+        &w.state(),
+        "a push refused on the foreign key's target lock",
+    );
+
+    // Given time, the push waits in attempts: seen waiting on profiles.
+    let push_url = format!("{}?application_name=edge_fk_push", w.url());
+    let push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        &push_url,
+        "--snapshot",
+        w.snap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--confirm",
+        "--lock-timeout",
+        "120000",
+    ])
+    .spawn();
+    let mut watcher = w.db.client();
+    let locks_of_push =
+        "SELECT string_agg(DISTINCT c.relname || ':' || l.mode || ':' || l.granted, ' ' \
+         ORDER BY c.relname || ':' || l.mode || ':' || l.granted) \
+         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE a.application_name = 'edge_fk_push' AND c.relnamespace = 'public'::regnamespace \
+           AND c.relkind IN ('r', 'p')";
+    // Looked at until seen (each attempt waits up to 300 ms), for at most
+    // the push's lock timeout.
+    let mut seen = None;
+    for _ in 0..24_000 {
+        let locks = common::scalar(&mut watcher, locks_of_push);
+        if locks.contains("profiles:ShareRowExclusiveLock:false") {
+            seen = Some(locks);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let locks = seen.unwrap_or_else(|| panic!("the push never waited on profiles"));
+    for unrelated in ["organizations", "tenants", "user_sessions", "app_settings"] {
+        assert!(
+            !locks.contains(&format!("{unrelated}:")),
+            "{unrelated}: {locks}"
+        );
+    }
+    assert!(
+        locks.contains("jtbd_library:ShareRowExclusiveLock:true"),
+        "the written table is held while the target is awaited: {locks}"
+    );
+    app.batch_execute("COMMIT").unwrap();
+    let run = push.finish();
+    run.ok();
+    assert_eq!(
+        w.scalar(
+            "SELECT confrelid::regclass::text FROM pg_constraint \
+             WHERE conrelid = 'public.jtbd_library'::regclass AND contype = 'f' \
+               AND conkey = ARRAY[(SELECT attnum FROM pg_attribute \
+                 WHERE attrelid = 'public.jtbd_library'::regclass AND attname = 'reviewer_id')]"
+        ),
+        "profiles"
+    );
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
+    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
+}
