@@ -18,12 +18,51 @@ pub fn shell_word(s: &str) -> String {
     }
 }
 
-/// Replaces a snapshot that holds rehearsals (a plain pull refuses to).
-pub fn pull(snapshot: &Path) -> String {
+/// Replaces a snapshot that holds rehearsals (a plain pull refuses to),
+/// with the plan in force: a pull without the plan's options takes the
+/// built-in plan's tables, which a custom plan's database may not have.
+pub fn pull(snapshot: &Path, plan: &Plan) -> String {
     format!(
-        "sandbox pull --force --out {}",
+        "sandbox pull --force --out {}{}",
+        shell_word(&snapshot.display().to_string()),
+        plan_args(plan)
+    )
+}
+
+/// Replaces a snapshot whose plan is not known here (the file cannot be
+/// read far enough to say): the user is told to give the plan again.
+pub fn pull_with_its_plan(snapshot: &Path) -> String {
+    format!(
+        "sandbox pull --force --out {} (with the --plan it was pulled with, if any)",
         shell_word(&snapshot.display().to_string())
     )
+}
+
+/// The options of a push or rollback that decide whether it may go ahead,
+/// repeated in every command advised after it: advice that drops
+/// `--allow-writes` is refused again for the same side effect.
+#[derive(Debug, Clone, Default)]
+pub struct RunFlags {
+    pub allow_writes: Vec<String>,
+    pub allow_external_effects: bool,
+    pub strict: bool,
+}
+
+impl RunFlags {
+    /// The flags as command-line words, each with a leading space.
+    pub fn args(&self) -> String {
+        let mut out = String::new();
+        for table in &self.allow_writes {
+            out.push_str(&format!(" --allow-writes {}", shell_word(table)));
+        }
+        if self.allow_external_effects {
+            out.push_str(" --allow-external-effects");
+        }
+        if self.strict {
+            out.push_str(" --strict");
+        }
+        out
+    }
 }
 
 /// Rehearses the snapshot with the plan in force.
@@ -44,12 +83,26 @@ pub fn preflight(snapshot: &Path, plan: &Plan) -> String {
     )
 }
 
-/// Pushes the snapshot with the plan in force, for real.
-pub fn push_confirm(snapshot: &Path, plan: &Plan) -> String {
+/// Pushes the snapshot with the plan in force, for real, with the flags
+/// the run that advises it was given.
+pub fn push_confirm(snapshot: &Path, plan: &Plan, flags: &RunFlags) -> String {
     format!(
-        "sandbox push --snapshot {}{} --confirm",
+        "sandbox push --snapshot {}{}{} --confirm",
         shell_word(&snapshot.display().to_string()),
-        plan_args(plan)
+        plan_args(plan),
+        flags.args()
+    )
+}
+
+/// Undoes a receipt, recording it in the snapshot the push recorded it in
+/// (without `--snapshot`, rollback records it in ./sandbox.sqlite, and the
+/// snapshot keeps saying "applied").
+pub fn rollback_confirm(receipt: &str, snapshot: &Path, flags: &RunFlags) -> String {
+    format!(
+        "sandbox rollback --receipt {} --snapshot {}{} --confirm",
+        shell_word(receipt),
+        shell_word(&snapshot.display().to_string()),
+        flags.args()
     )
 }
 
@@ -70,5 +123,24 @@ mod tests {
         assert_eq!(shell_word("a/b.sqlite"), "a/b.sqlite");
         assert_eq!(shell_word("my snap.sqlite"), "'my snap.sqlite'");
         assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn run_flags_repeat_what_the_run_was_given() {
+        let flags = RunFlags {
+            allow_writes: vec!["app.audit_log".into(), "my log".into()],
+            allow_external_effects: true,
+            strict: true,
+        };
+        assert_eq!(
+            flags.args(),
+            " --allow-writes app.audit_log --allow-writes 'my log' --allow-external-effects --strict"
+        );
+        assert_eq!(
+            rollback_confirm("r1", Path::new("b.sqlite"), &flags),
+            "sandbox rollback --receipt r1 --snapshot b.sqlite --allow-writes app.audit_log \
+             --allow-writes 'my log' --allow-external-effects --strict --confirm"
+        );
+        assert_eq!(RunFlags::default().args(), "");
     }
 }

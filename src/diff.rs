@@ -451,7 +451,7 @@ pub fn authorised_rehearsal(
                 "pulled table {} was changed inside the snapshot after the pull (hand edit?); take a \
                  fresh snapshot: `{}`",
                 t.meta.name,
-                crate::advice::pull(&snapshot.path)
+                crate::advice::pull(&snapshot.path, plan)
             )));
         }
     }

@@ -448,15 +448,19 @@ fn a_cascade_from_an_unpulled_app_table_is_named_as_its_foreign_key() {
         ]);
         before.assert_same(&w.state(), "a refused push");
     }
-    w.push(&[
-        "--confirm",
+    // The preflight's closing line advises the push that applies, with the
+    // plan and the allowed writes it was given: run as printed, it applies.
+    let preflight = w.push(&[
         "--allow-writes",
         "public.task_notes",
         "--allow-writes",
         "public.task_links",
-    ])
-    .ok()
-    .stdout_has("Applied diff");
+    ]);
+    preflight.ok();
+    let advised = preflight.advised_args("sandbox push");
+    assert!(advised.contains(&"--plan".to_string()), "{advised:?}");
+    let advised: Vec<&str> = advised.iter().map(String::as_str).collect();
+    w.run_exported(&advised).ok().stdout_has("Applied diff");
     assert_eq!(w.count("SELECT count(*) FROM task_notes"), 0);
     assert_eq!(
         w.count("SELECT count(*) FROM task_links WHERE task_id IS NULL"),

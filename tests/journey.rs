@@ -387,8 +387,10 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         Some(true)
     );
     assert!(
-        text.stdout
-            .contains(&format!("sandbox rollback --receipt {id} --confirm")),
+        text.stdout.contains(&format!(
+            "sandbox rollback --receipt {id} --snapshot {}",
+            p.snap()
+        )),
         "{}",
         text.show()
     );

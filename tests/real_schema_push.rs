@@ -228,10 +228,18 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     let ddl_rows = w.count("SELECT count(*) FROM public.ddl_log");
     assert!(ddl_rows > 0, "the event trigger logged the push's DDL");
     // The rollback's DROPs fire the event trigger too: allowed, because the
-    // push was allowed to write there; the audit rows stay.
-    w.rollback(&run.receipt(), &["--confirm"])
-        .ok()
-        .stdout_has("public.ddl_log");
+    // push was allowed to write there; the audit rows stay. The undo is
+    // run as the push printed it, and records itself in the snapshot.
+    let undo = run.advised_args("sandbox rollback");
+    assert!(undo.contains(&"--snapshot".to_string()), "{undo:?}");
+    let undo: Vec<&str> = undo.iter().map(String::as_str).collect();
+    w.run_exported(&undo).ok().stdout_has("public.ddl_log");
+    let receipts =
+        common::json_of(&w.run_exported(&["receipts", "--json", "--snapshot", w.snap()]));
+    assert_eq!(
+        receipts["receipts"][0]["snapshot_status"], "rolled_back",
+        "the snapshot records the rollback: {receipts}"
+    );
     assert!(w.count("SELECT count(*) FROM public.ddl_log") > ddl_rows);
     assert_eq!(w.count("SELECT count(*) FROM audit.audit_log"), 227);
 }

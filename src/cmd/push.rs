@@ -34,6 +34,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         allow_external_effects: args.allow_external_effects,
         strict: args.strict,
     };
+    let flags = opts.run_flags();
     let result = crate::runtime()?.block_on(push(&opts, &plan, &Spinner(bar.clone())));
     bar.finish_and_clear();
     let report = result?;
@@ -79,9 +80,10 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 .map(|s| s.describe())
                 .collect();
             println!(
-                "Dry run (preflight) passed: the whole push transaction ran on {} ({} checks on Postgres, {failed} failed) and was rolled back. `sandbox push --confirm` would apply diff {} the same way. {}",
+                "Dry run (preflight) passed: the whole push transaction ran on {} ({} checks on Postgres, {failed} failed) and was rolled back. `{}` would apply diff {} the same way. {}",
                 report.database,
                 report.checks.len(),
+                sandbox::advice::push_confirm(&opts.snapshot, &plan, &flags),
                 output::short(&report.diff_hash),
                 if drawn.is_empty() {
                     "Nothing was written.".to_string()
@@ -111,10 +113,10 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 report.checks.len(),
                 output::millis(report.millis)
             );
+            let receipt = report.receipt_id.as_deref().unwrap_or("?");
             println!(
-                "Receipt {}  — undo with: sandbox rollback --receipt {} --confirm",
-                report.receipt_id.as_deref().unwrap_or("?"),
-                report.receipt_id.as_deref().unwrap_or("?")
+                "Receipt {receipt}  — undo with: {}",
+                sandbox::advice::rollback_confirm(receipt, &opts.snapshot, &flags)
             );
         }
     }

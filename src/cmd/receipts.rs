@@ -60,8 +60,12 @@ pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
     );
     if let Some(l) = lines.iter().rev().find(|l| l.status() == "applied") {
         println!(
-            "Undo the latest applied push with: sandbox rollback --receipt {} --confirm",
-            l.id
+            "Undo the latest applied push with: {}",
+            sandbox::advice::rollback_confirm(
+                &l.id,
+                &args.snapshot,
+                &sandbox::advice::RunFlags::default()
+            )
         );
     }
     Ok(0)

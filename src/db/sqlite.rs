@@ -713,7 +713,7 @@ impl Snapshot {
                 environment(format!(
                     "{} has a damaged _sandbox_snapshot table ({e}); take a fresh snapshot: `{}`",
                     path.display(),
-                    crate::advice::pull(path)
+                    crate::advice::pull_with_its_plan(path)
                 ))
             })?;
         if info.format_version != FORMAT_VERSION {
@@ -728,7 +728,7 @@ impl Snapshot {
                 } else {
                     "an older"
                 },
-                crate::advice::pull(path)
+                crate::advice::pull_with_its_plan(path)
             )));
         }
         let damaged = |e: anyhow::Error| {

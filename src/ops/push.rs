@@ -78,6 +78,17 @@ pub struct PushOptions {
     pub strict: bool,
 }
 
+impl PushOptions {
+    /// The flags a command advised after this push must repeat.
+    pub fn run_flags(&self) -> crate::advice::RunFlags {
+        crate::advice::RunFlags {
+            allow_writes: self.allow_writes.clone(),
+            allow_external_effects: self.allow_external_effects,
+            strict: self.strict,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TableCount {
     pub table: String,
@@ -286,7 +297,7 @@ pub async fn push(
                  frees its locks, once this client has been silent for {} ms: a suspended \
                  process, a dropped network). Run `{}` again",
                 crate::db::postgres::tx::CLIENT_SILENCE_MS.min(opts.statement_timeout_ms),
-                crate::advice::push_confirm(&opts.snapshot, plan)
+                crate::advice::push_confirm(&opts.snapshot, plan, &opts.run_flags())
             )))
         }
         other => other,
@@ -533,7 +544,7 @@ impl Push<'_, '_> {
                      Take a fresh snapshot and rehearse it: `{}`, then `{}`",
                     drifted.join("; "),
                     self.nothing_written,
-                    crate::advice::pull(&snapshot.path),
+                    crate::advice::pull(&snapshot.path, plan),
                     crate::advice::rehearse(&snapshot.path, plan)
                 ),
                 drift,
@@ -1326,7 +1337,7 @@ impl Push<'_, '_> {
             return Err(anyhow::Error::new(e).context(format!(
                 "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `{}` \
                  again: it says \"Already applied\" if it did, and applies it if it did not",
-                crate::advice::push_confirm(&job.opts.snapshot, job.plan)
+                crate::advice::push_confirm(&job.opts.snapshot, job.plan, &job.opts.run_flags())
             )));
         }
         // Committed: from here on nothing may turn into an error, or the user

@@ -163,6 +163,23 @@ impl Run {
             .to_string()
     }
 
+    /// The arguments of the command this run advises, starting with
+    /// `advised` (e.g. "sandbox rollback"), as printed: up to the closing
+    /// backtick or the end of the line. The test's paths hold no spaces.
+    pub fn advised_args(&self, advised: &str) -> Vec<String> {
+        let all = self.all();
+        let start = all
+            .find(advised)
+            .unwrap_or_else(|| panic!("no advice `{advised}`: {}", self.show()));
+        let rest = &all[start..];
+        let end = rest.find(['`', '\n']).unwrap_or(rest.len());
+        rest[..end]
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A tool error is one `error: ...` chain, never a Rust panic.
     pub fn clear_error(&self) -> &Run {
         assert!(
