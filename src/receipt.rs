@@ -17,13 +17,16 @@ use crate::diff::{Diff, RowUpdate};
 use crate::error::check_failed;
 use crate::plan::stage::{staged, staged_meta};
 use crate::plan::Plan;
+use crate::types::RowHash;
 
 /// The format this build writes. 1: the untyped document of earlier
 /// versions (a subset of 2: no before-images by row, no triggers or side
 /// effects). 2: adds those. 3: adds the sequences the push moved past the
 /// explicit values it wrote (a tool reading only 2 would leave them moved
-/// without saying so, so it refuses 3 by its number).
-pub const UNDO_FORMAT: u32 = 3;
+/// without saying so, so it refuses 3 by its number). 4: the tables'
+/// checksums hash rows with XXH3 instead of SHA-256 ([`RowHash`]); a tool
+/// reading only 3 would see every table as changed.
+pub const UNDO_FORMAT: u32 = 4;
 
 /// The oldest format rollback still reads.
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -267,6 +270,16 @@ impl Undo {
         Ok(self)
     }
 
+    /// How the receipt's table checksums hash rows: rollback recomputes
+    /// them the same way.
+    pub fn row_hash(&self) -> RowHash {
+        if self.format >= 4 {
+            RowHash::Xxh3
+        } else {
+            RowHash::Sha256
+        }
+    }
+
     /// Reads a receipt's undo document, refusing a format this build does
     /// not know (a newer tool wrote it; undoing from a partial reading
     /// could destroy data).
@@ -338,9 +351,13 @@ mod tests {
                      "tables": [], "before": {}, "after": {}, "disabled_triggers": ["a.b"]}"#;
         let u = Undo::read("r", v1).expect("format 1 reads");
         assert_eq!(u.held_off_triggers, vec!["a.b".to_string()]);
+        // Format 1 to 3 checksummed rows with SHA-256, 4 with XXH3.
+        assert_eq!(u.row_hash(), RowHash::Sha256);
         let v4 = v1.replace("\"format\": 1", "\"format\": 4");
-        let e = Undo::read("r", &v4).unwrap_err().to_string();
-        assert!(e.contains("undo format 4"), "{e}");
+        assert_eq!(Undo::read("r", &v4).unwrap().row_hash(), RowHash::Xxh3);
+        let v5 = v1.replace("\"format\": 1", "\"format\": 5");
+        let e = Undo::read("r", &v5).unwrap_err().to_string();
+        assert!(e.contains("undo format 5"), "{e}");
         let none = v1.replace("\"format\": 1,", "");
         assert!(Undo::read("r", &none).is_err());
     }

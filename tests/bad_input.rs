@@ -745,16 +745,26 @@ fn a_snapshot_of_another_format_version_is_refused_unchanged() {
     let before = whole_database_state(w.url());
     for (version, needles) in [
         (
-            "3",
+            "4",
             vec![
-                "is a snapshot of format 3 but this sandbox reads format 2",
+                "is a snapshot of format 4 but this sandbox reads format 3",
+                "written by a newer version",
+                "sandbox pull --force --out ",
+            ],
+        ),
+        (
+            // Format 2 checksummed rows with SHA-256.
+            "2",
+            vec![
+                "is a snapshot of format 2 but this sandbox reads format 3",
+                "written by an older version",
                 "sandbox pull --force --out ",
             ],
         ),
         (
             "0",
             vec![
-                "is a snapshot of format 0 but this sandbox reads format 2",
+                "is a snapshot of format 0 but this sandbox reads format 3",
                 "sandbox pull --force --out ",
             ],
         ),

@@ -22,7 +22,10 @@ use crate::types::{push_copy_field_bytes, quote_ident, Storage, TableChecksum};
 /// 2: `_sandbox_columns` and `_sandbox_constraints` describe what Postgres
 /// does around the rows (defaults, identity, enums, domains, NOT VALID,
 /// unique indexes); `_sandbox_existing_targets`.
-pub const FORMAT_VERSION: i64 = 2;
+/// 3: table checksums hash rows with XXH3, not SHA-256 ([`crate::types::RowHash`]): a
+/// file of format 2 would fail every integrity check, so it is refused by
+/// its number with the advice to pull again.
+pub const FORMAT_VERSION: i64 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotInfo {

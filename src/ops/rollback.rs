@@ -16,7 +16,7 @@ use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{apply_updates, cast_spelling, run_batch, ROW_NUMBER};
 use crate::db::postgres::copy::copy_rows;
-use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum};
+use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum_with};
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
@@ -560,7 +560,7 @@ impl Rollback<'_, '_> {
         kind: CheckKind,
         list_rows: bool,
     ) -> Result<Check> {
-        let sum = remote_checksum(self.tx, meta).await?;
+        let sum = remote_checksum_with(self.tx, meta, self.undo.row_hash()).await?;
         let mut c = Check::equal(
             phase,
             name,

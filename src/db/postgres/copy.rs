@@ -10,7 +10,7 @@ use tokio_postgres::Transaction;
 use crate::catalog::TableMeta;
 use crate::db::postgres::explain_query_error;
 use crate::db::postgres::rowset::{key_join, RowSet};
-use crate::types::{copy_text_line, find_byte, quote_ident, TableChecksum};
+use crate::types::{copy_text_line, find_byte, quote_ident, RowHash, TableChecksum};
 
 /// The SELECT whose COPY output is a table's canonical row encoding; pull
 /// and the drift check use the same text.
@@ -127,7 +127,16 @@ async fn for_each_copy_line(
 
 /// Reads one table's canonical checksum straight from Postgres (drift check).
 pub async fn remote_checksum(tx: &Transaction<'_>, meta: &TableMeta) -> Result<TableChecksum> {
-    let mut checksum = TableChecksum::new();
+    remote_checksum_with(tx, meta, RowHash::default()).await
+}
+
+/// [`remote_checksum`] hashing rows with `hash` (an older receipt's).
+pub async fn remote_checksum_with(
+    tx: &Transaction<'_>,
+    meta: &TableMeta,
+    hash: RowHash,
+) -> Result<TableChecksum> {
+    let mut checksum = TableChecksum::with(hash);
     for_each_remote_line(tx, meta, |line| {
         checksum.add_line(line);
         Ok(())
