@@ -234,11 +234,26 @@ pub async fn push(
     progress: &dyn PushProgress,
 ) -> Result<PushReport> {
     let started = Instant::now();
-    let snapshot = Snapshot::open(&opts.snapshot)?;
-    progress.step("checking the rehearsal");
-    let diff = compute(&snapshot, plan)?;
-    progress.step("connecting");
-    let mut client = connect(&opts.target).await?;
+    progress.step("checking the rehearsal and connecting");
+    // The rehearsal is checked and the diff computed (50 ms at 100x, all
+    // local) on a thread of its own while the connection is set up (a few
+    // round trips: TCP, TLS, authentication), instead of one after the
+    // other. Its error, if any, is the one reported, as when it ran first.
+    let (snapshot_path, plan_copy) = (opts.snapshot.clone(), plan.clone());
+    let preparing = std::thread::Builder::new()
+        .name("push-diff".into())
+        .spawn(move || -> Result<(Snapshot, Diff)> {
+            let snapshot = Snapshot::open(&snapshot_path)?;
+            let diff = compute(&snapshot, &plan_copy)?;
+            Ok((snapshot, diff))
+        })
+        .context("cannot start the thread that checks the rehearsal")?;
+    let connected = connect(&opts.target).await;
+    let (snapshot, diff) = match preparing.join() {
+        Ok(prepared) => prepared?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let mut client = connected?;
     let job = PushJob {
         opts,
         plan,
