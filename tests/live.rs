@@ -628,3 +628,112 @@ fn rows_the_push_wrote_and_the_app_deleted_since_are_left_as_already_gone() {
         assert!(recorded.contains(key.as_str()), "{key} not in {recorded}");
     }
 }
+
+/// The first lock of `pid` that is waited for (not granted), as
+/// `locktype`; polled up to a bound.
+fn waiting_on(c: &mut postgres_sync::Client, app: &str) -> String {
+    for _ in 0..1200 {
+        let rows = c
+            .query(
+                "SELECT l.locktype FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE a.application_name = $1 AND a.datname = current_database() AND NOT l.granted",
+                &[&app],
+            )
+            .expect("read pg_locks");
+        if let Some(r) = rows.first() {
+            return r.get(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{app} was never seen waiting for a lock");
+}
+
+const ROW_ITEMS: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+     note text); INSERT INTO public.dh_item VALUES ('a', 'alpha', NULL), ('b', 'beta', NULL), \
+     ('c', 'gamma', NULL);";
+
+/// An app session holding a row the push updates (`SELECT … FOR UPDATE`,
+/// which the table locks do not keep out: it takes only ROW SHARE) is met
+/// like a table lock: the push waits for it in short attempts — the app's
+/// other writers of the table go on meanwhile — and, when it outlasts
+/// --lock-timeout, refuses (exit 1) naming the row and the session, with
+/// nothing written; once the session ends the push applies. Rollback
+/// meets a held row the same way. Before: a raw "canceling statement due
+/// to lock timeout" from the UPDATE, exit 2.
+#[test]
+fn a_row_the_app_holds_for_update_is_waited_for_in_attempts_and_named() {
+    let w = common::item_world(
+        "live_row_lock",
+        ROW_ITEMS,
+        &["UPDATE dh_item SET note = 'pushed' WHERE id = 'a'; DELETE FROM dh_item WHERE id = 'b';"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    let mut holder = postgres_admin(&format!("{}?application_name=row_holder", w.db.url));
+    let holder_pid = scalar(&mut holder, "SELECT pg_backend_pid()");
+    holder
+        .batch_execute("BEGIN; SELECT * FROM dh_item WHERE id = 'a' FOR UPDATE")
+        .expect("the app locks a row");
+    let held = [
+        &format!("pid {holder_pid}") as &str,
+        "row_holder",
+        "idle in transaction",
+        "row id=a of dh_item",
+        "FOR UPDATE",
+        "pg_terminate_backend",
+    ];
+    w.push(&["--confirm", "--lock-timeout", "1500"])
+        .code(1)
+        .error_has(&held)
+        .error_has(&["Nothing was written"]);
+    before.assert_same(&w.state(), "a push refused on a held row");
+
+    // While the push waits in attempts, the app writes another row of the
+    // table: it waits one attempt at most, not the push's lock timeout.
+    let mut app = w.db.client();
+    let push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        &w.db.url,
+        "--snapshot",
+        w.snap(),
+        "--plan",
+        w.dir.path().join("plan").to_str().expect("utf-8"),
+        "--confirm",
+        "--lock-timeout",
+        "60000",
+    ])
+    .spawn();
+    assert_eq!(waiting_on(&mut app, "sandbox"), "transactionid");
+    // (Rolled back: a change to a table the push writes is drift.)
+    app.batch_execute(
+        "BEGIN; SET LOCAL lock_timeout = '5s'; \
+         UPDATE dh_item SET name = 'gamma (app)' WHERE id = 'c'; ROLLBACK",
+    )
+    .expect("the app's write to another row went through while the push waited");
+    holder.batch_execute("ROLLBACK").expect("the app lets go");
+    push.finish().ok().stdout_has("Applied");
+    assert_eq!(
+        common::text_rows(
+            &mut app,
+            "SELECT id, name, coalesce(note, '-') FROM dh_item ORDER BY id"
+        ),
+        [["a", "alpha", "pushed"], ["c", "gamma", "-"]]
+    );
+    let receipt = scalar(&mut app, "SELECT id::text FROM sandbox.receipts");
+
+    // Rollback: the row it restores is held by the app.
+    holder
+        .batch_execute("BEGIN; SELECT * FROM dh_item WHERE id = 'a' FOR UPDATE")
+        .expect("the app locks the row again");
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm", "--lock-timeout", "1500"])
+        .code(1)
+        .error_has(&held);
+    pushed.assert_same(&w.state(), "a rollback refused on a held row");
+    holder.batch_execute("ROLLBACK").expect("the app lets go");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push, then rollback");
+}

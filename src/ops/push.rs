@@ -25,11 +25,12 @@ use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
 use crate::db::postgres::receipts::{applied_receipt, insert_receipt};
+use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::state::{state_checks, target_state_checks, Untouched};
-use crate::db::postgres::tx::{begin, lock_tables, LockMode};
+use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -417,7 +418,11 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     let mut checks = vec![p.privileges(&locks).await?];
     job.progress
         .step("locking the tables the plan reads and writes against writers");
-    lock_tables(&p.tx, &locks, job.opts.lock_timeout_ms).await?;
+    // The rows it updates or deletes with them: a session holding one
+    // (SELECT … FOR UPDATE, an uncommitted write) is waited for in the same
+    // attempts and named, not met by the UPDATE with a bare lock timeout.
+    let row_locks = push_row_locks(job.diff)?;
+    lock_tables_and_rows(&p.tx, &locks, &row_locks, job.opts.lock_timeout_ms).await?;
     checks.extend(p.no_drift().await?);
     checks.extend(p.nothing_in_the_way().await?);
     let (triggers, trigger_check) = p.triggers().await?;

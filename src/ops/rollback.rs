@@ -18,11 +18,12 @@ use crate::db::postgres::apply::{apply_updates, cast_spelling, run_batch, ROW_NU
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum_with};
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
+use crate::db::postgres::rowlock::{RowLock, RowLockMode};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{restore, SequenceRestore};
 use crate::db::postgres::tx::LockMode;
-use crate::db::postgres::tx::{begin, lock_tables};
+use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
@@ -341,7 +342,36 @@ impl Rollback<'_, '_> {
                     .map(|t| (t.clone(), LockMode::Share)),
             );
         }
-        lock_tables(self.tx, &locks, self.opts.lock_timeout_ms).await
+        // With them, the rows the undo deletes or restores (see `rowlock`):
+        // a session holding one is waited for in the same attempts and
+        // named. Keys of rows the app deleted since lock nothing.
+        let mut rows = Vec::new();
+        for t in undo.tables.iter().filter(|t| !t.created) {
+            if !t.inserted_keys.is_empty() {
+                rows.push(RowLock::new(
+                    &t.table,
+                    &t.key,
+                    &t.key_types,
+                    &t.inserted_keys,
+                    RowLockMode::Update,
+                ));
+            }
+            let restored: Vec<Vec<Option<String>>> =
+                crate::diff::without_columns(&t.updates, &added_columns_of(undo, &t.table))
+                    .iter()
+                    .map(|u| u.key.iter().cloned().map(Some).collect())
+                    .collect();
+            if !restored.is_empty() {
+                rows.push(RowLock::new(
+                    &t.table,
+                    &t.key,
+                    &t.key_types,
+                    &restored,
+                    RowLockMode::NoKeyUpdate,
+                ));
+            }
+        }
+        lock_tables_and_rows(self.tx, &locks, &rows, self.opts.lock_timeout_ms).await
     }
 
     /// The tables the push wrote still have the columns, with the types,

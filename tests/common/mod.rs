@@ -83,3 +83,46 @@ pub fn plan_folder(
     std::fs::write(&file, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
     dir.to_path_buf()
 }
+
+/// A plan folder in `dir` writing only `dh_item`, one phase per SQL text.
+pub fn item_plan(dir: &std::path::Path, phases: &[&str]) -> std::path::PathBuf {
+    let plan = dir.join("plan");
+    std::fs::create_dir_all(plan.join("phases")).unwrap();
+    let phase_list: Vec<serde_json::Value> = phases
+        .iter()
+        .enumerate()
+        .map(|(n, sql)| {
+            let file = format!("phases/{}.sql", n + 1);
+            std::fs::write(plan.join(&file), sql).unwrap();
+            serde_json::json!({
+                "id": (n + 1).to_string(), "name": format!("step {}", n + 1), "sql": file,
+                "reads": [], "writes": ["dh_item"], "conflicts": [], "expectations": []
+            })
+        })
+        .collect();
+    let file = serde_json::json!({
+        "name": "items", "description": "a test plan writing only dh_item",
+        "schema": "target.json",
+        "tables": {"protected": [], "sources": ["dh_item"]},
+        "phases": phase_list, "verification": [], "guards": []
+    });
+    std::fs::write(
+        plan.join("plan.json"),
+        serde_json::to_string_pretty(&file).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        plan.join("target.json"),
+        r#"{"tables": [], "added_columns": []}"#,
+    )
+    .unwrap();
+    plan
+}
+
+/// A database holding `dh_item` as `sql` creates it, pulled with the plan
+/// of `phases`.
+pub fn item_world(tag: &str, sql: &str, phases: &[&str]) -> World {
+    let w = World::empty(tag, sql);
+    let plan = item_plan(w.dir.path(), phases);
+    w.with_plan(&plan).pulled()
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 
+use crate::db::postgres::rowlock::{row_blockers, RowLock};
 use crate::db::postgres::set_local_settings_sql;
 use crate::error::{environment, refused as refuse};
 use crate::types::quote_ident;
@@ -85,6 +86,8 @@ pub struct LockTimeout {
     pub tables: Vec<String>,
     pub attempts: u32,
     pub blockers: Vec<String>,
+    /// Some of the blockers hold rows (a lock or an uncommitted write).
+    pub rows_held: bool,
 }
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
@@ -96,12 +99,16 @@ fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
 /// Takes every `(table, mode)` lock in one attempt (one round trip), in
 /// attempts of at most [`LOCK_ATTEMPT_MS`], until `total_ms` has passed.
 /// Tables are in schema `public`. `Ok(Err(..))` when the time ran out.
+///
+/// `rows` are locked in the same attempt, after the tables (see
+/// `rowlock`): a failed attempt lets go of everything it took.
 pub async fn lock_in_attempts(
     tx: &Transaction<'_>,
     locks: &[(String, LockMode)],
+    rows: &[RowLock],
     total_ms: u64,
 ) -> Result<std::result::Result<(), LockTimeout>> {
-    if locks.is_empty() {
+    if locks.is_empty() && rows.is_empty() {
         return Ok(Ok(()));
     }
     // One statement per mode, tables in a fixed order: two sessions taking
@@ -129,6 +136,7 @@ pub async fn lock_in_attempts(
             ));
         }
     }
+    stmts.extend(rows.iter().map(RowLock::lock_sql));
     // The timeout and the attempt travel together: one round trip.
     let attempt = format!(
         "SET LOCAL lock_timeout = '{}ms'; SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
@@ -151,11 +159,22 @@ pub async fn lock_in_attempts(
                 if spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
                     > Duration::from_millis(total_ms)
                 {
-                    let blockers = blockers(tx, &sorted).await?;
+                    let mut blockers = blockers(tx, &sorted).await?;
+                    let held = row_blockers(tx, rows).await?;
+                    let rows_held = !held.is_empty();
+                    blockers.extend(held);
+                    let mut tables: Vec<String> = sorted.iter().map(|(t, _)| t.clone()).collect();
+                    for r in rows {
+                        let held = format!("the rows it writes in {}", r.table);
+                        if !tables.contains(&held) {
+                            tables.push(held);
+                        }
+                    }
                     return Ok(Err(LockTimeout {
-                        tables: sorted.iter().map(|(t, _)| t.clone()).collect(),
+                        tables,
                         attempts,
                         blockers,
+                        rows_held,
                     }));
                 }
                 tokio::time::sleep(Duration::from_millis(LOCK_PAUSE_MS)).await;
@@ -175,16 +194,14 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
     // transaction-mode pooler could strand on another server connection).
     let rows = tx
         .query_typed(
-            "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), \
-                    coalesce(a.state, ''), \
-                    coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC, ' \
-                             || round(extract(epoch FROM now() - a.xact_start))::text || ' s ago', ''), \
-                    left(coalesce(a.query, ''), 4000), c.relname::text, l.mode \
+            &format!(
+                "SELECT {SESSION_COLUMNS}, c.relname::text, l.mode \
              FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
              JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
              JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.granted AND c.relname::text = ANY($1) AND a.pid <> pg_backend_pid() \
-             ORDER BY a.pid, c.relname",
+             ORDER BY a.pid, c.relname"
+            ),
             &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
@@ -197,20 +214,34 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
         if !wanted.is_some_and(|m| m.conflicts().contains(&mode.as_str())) {
             continue;
         }
-        let line = format!(
-            "pid {} (user {}, app '{}', {}, in a transaction since {}) holds {mode} on {table}: {}",
-            r.get::<_, i32>(0),
-            r.get::<_, String>(1),
-            r.get::<_, String>(2),
-            r.get::<_, String>(3),
-            r.get::<_, String>(4),
-            statement_shape(&r.get::<_, String>(5), 120),
-        );
+        let line = session_line(r, &format!(" holds {mode} on {table}"));
         if !out.contains(&line) {
             out.push(line);
         }
     }
     Ok(out)
+}
+
+/// The columns of `pg_stat_activity a` that [`session_line`] reads, first
+/// in a query: pid, user, application name, state, since when, statement.
+pub const SESSION_COLUMNS: &str = "a.pid, coalesce(a.usename::text, ''), \
+     coalesce(a.application_name, ''), coalesce(a.state, ''), \
+     coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC, ' \
+              || round(extract(epoch FROM now() - a.xact_start))::text || ' s ago', ''), \
+     left(coalesce(a.query, ''), 4000)";
+
+/// A session in the way, from a row starting with [`SESSION_COLUMNS`]:
+/// `pid N (user U, app 'A', STATE, in a transaction since T)WHAT: STATEMENT`.
+pub fn session_line(r: &tokio_postgres::Row, what: &str) -> String {
+    format!(
+        "pid {} (user {}, app '{}', {}, in a transaction since {}){what}: {}",
+        r.get::<_, i32>(0),
+        r.get::<_, String>(1),
+        r.get::<_, String>(2),
+        r.get::<_, String>(3),
+        r.get::<_, String>(4),
+        statement_shape(&r.get::<_, String>(5), 120),
+    )
 }
 
 /// Another session's statement as the blocker listing shows it: every
@@ -575,20 +606,37 @@ pub async fn lock_tables(
     locks: &[(String, LockMode)],
     lock_timeout_ms: u64,
 ) -> Result<()> {
-    match lock_in_attempts(tx, locks, lock_timeout_ms).await? {
+    lock_tables_and_rows(tx, locks, &[], lock_timeout_ms).await
+}
+
+/// [`lock_tables`], and `rows` in the same attempts (see `rowlock`).
+pub async fn lock_tables_and_rows(
+    tx: &Transaction<'_>,
+    locks: &[(String, LockMode)],
+    rows: &[RowLock],
+    lock_timeout_ms: u64,
+) -> Result<()> {
+    match lock_in_attempts(tx, locks, rows, lock_timeout_ms).await? {
         Ok(()) => Ok(()),
         Err(t) => Err(refuse(
             format!(
                 "could not lock {} within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
                  {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer than one \
                  attempt): another session holds them{}. Nothing was written; retry when it is done, or \
-                 raise --lock-timeout",
+                 raise --lock-timeout{}",
                 t.tables.join(", "),
                 t.attempts,
                 if t.blockers.is_empty() {
                     " (it had finished when we looked)".to_string()
                 } else {
                     format!(": {}", t.blockers.join("; "))
+                },
+                if t.rows_held {
+                    ". A session keeps the rows it locked (SELECT … FOR UPDATE) or changed until its \
+                     transaction ends: let it commit or roll back, or end a stuck one with \
+                     SELECT pg_terminate_backend(pid)"
+                } else {
+                    ""
                 }
             ),
             vec![],
