@@ -79,6 +79,7 @@ enum Cell {
 /// One written table as the replay has it so far.
 struct TableReplay<'a> {
     t: &'a TableDiff,
+    self_refs: Vec<SelfReference>,
     keys: Vec<UniqueKey>,
     key_idx: Vec<usize>,
     added: Vec<String>,
@@ -101,6 +102,7 @@ impl<'a> TableReplay<'a> {
             .collect();
         let mut r = TableReplay {
             t,
+            self_refs: Vec::new(),
             index: keys.iter().map(|_| HashMap::new()).collect(),
             keys,
             key_idx,
@@ -361,6 +363,8 @@ pub struct ReplayTable<'a> {
     pub added: Vec<String>,
     pub keys: Vec<UniqueKey>,
     pub pulled: Vec<Vec<Option<String>>>,
+    /// Its foreign keys to itself ([`self_references`]).
+    pub self_refs: Vec<SelfReference>,
 }
 
 /// Replays the push, phase by phase in its statement order, then the
@@ -368,7 +372,11 @@ pub struct ReplayTable<'a> {
 pub fn replay(tables: Vec<ReplayTable<'_>>, phases: &[String]) -> (Vec<String>, Vec<String>) {
     let mut replays: Vec<TableReplay> = tables
         .into_iter()
-        .map(|r| TableReplay::new(r.diff, r.keys, r.added, r.pulled))
+        .map(|r| {
+            let mut t = TableReplay::new(r.diff, r.keys, r.added, r.pulled);
+            t.self_refs = r.self_refs;
+            t
+        })
         .collect();
     let mut push = Vec::new();
     for phase in phases {
@@ -398,8 +406,95 @@ fn named_once(collisions: Vec<Collision>) -> Vec<String> {
         .collect()
 }
 
+/// A foreign key of a table to itself: its columns and the ones it
+/// references, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfReference {
+    pub columns: Vec<String>,
+    pub referenced: Vec<String>,
+}
+
+/// The foreign keys of `meta` to its own table (`workflows.parent_id ->
+/// workflows.id`).
+pub fn self_references(meta: &TableMeta) -> Vec<SelfReference> {
+    meta.constraints
+        .iter()
+        .filter(|k| k.kind == "f" && k.ref_table.as_deref() == Some(meta.name.as_str()))
+        .filter(|k| !k.columns.is_empty() && k.columns.len() == k.ref_columns.len())
+        .map(|k| SelfReference {
+            columns: k.columns.clone(),
+            referenced: k.ref_columns.clone(),
+        })
+        .collect()
+}
+
+/// One phase's updates of `t`, in two parts: those run before the phase's
+/// inserts (where an UPDATE frees a unique value a new row reuses), and
+/// the changes that point a row, through a foreign key of the table to
+/// itself, at a row the same phase inserts, which Postgres refuses until
+/// that row exists: run after the inserts. Push and the replay both split
+/// them so.
+pub fn split_updates(
+    t: &TableDiff,
+    phase: &str,
+    self_refs: &[SelfReference],
+) -> (Vec<RowUpdate>, Vec<RowUpdate>) {
+    let updates = t.updates_of(phase);
+    if self_refs.is_empty() || updates.is_empty() {
+        return (updates, Vec::new());
+    }
+    let position = |c: &String| t.columns.iter().position(|m| &m.name == c);
+    // Per self-reference: the referenced values of the rows the phase inserts.
+    let inserted: Vec<(&SelfReference, std::collections::HashSet<Vec<String>>)> = self_refs
+        .iter()
+        .filter_map(|r| {
+            let at: Vec<usize> = r.referenced.iter().map(position).collect::<Option<_>>()?;
+            let values = t
+                .inserts_of(phase)
+                .filter_map(|row| at.iter().map(|i| row.row[*i].clone()).collect())
+                .collect();
+            Some((r, values))
+        })
+        .collect();
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for u in updates {
+        let mut late: Vec<String> = Vec::new();
+        for (r, values) in &inserted {
+            let new: Option<Vec<String>> = r
+                .columns
+                .iter()
+                .map(|c| u.changes.iter().find(|ch| &ch.column == c)?.new.clone())
+                .collect();
+            if new.is_some_and(|v| values.contains(&v)) {
+                late.extend(r.columns.iter().cloned());
+            }
+        }
+        if late.is_empty() {
+            before.push(u);
+            continue;
+        }
+        let (moved, kept): (Vec<_>, Vec<_>) = u
+            .changes
+            .into_iter()
+            .partition(|c| late.contains(&c.column));
+        if !kept.is_empty() {
+            before.push(RowUpdate {
+                key: u.key.clone(),
+                changes: kept,
+            });
+        }
+        after.push(RowUpdate {
+            key: u.key,
+            changes: moved,
+        });
+    }
+    (before, after)
+}
+
 /// One phase as push applies it (`ops::push` `apply_phase`): deletes,
-/// children first; then per table its UPDATE statements and its COPYs.
+/// children first; then per table its UPDATE statements and its COPYs, and
+/// the updates that point rows at the ones those COPYs inserted.
 fn push_phase(replays: &mut [TableReplay], phase: &str, out: &mut Vec<Collision>) {
     let what = format!("phase {phase}");
     for r in replays.iter_mut().rev() {
@@ -412,7 +507,7 @@ fn push_phase(replays: &mut [TableReplay], phase: &str, out: &mut Vec<Collision>
     }
     for r in replays.iter_mut() {
         let t = r.t;
-        let updates = t.updates_of(phase);
+        let (updates, after_inserts) = split_updates(t, phase, &r.self_refs);
         update_in_order(r, &updates, &what, out);
         for g in t.insert_groups(phase) {
             let rows = g
@@ -430,6 +525,7 @@ fn push_phase(replays: &mut [TableReplay], phase: &str, out: &mut Vec<Collision>
                 .collect();
             r.insert(rows, &what, out);
         }
+        update_in_order(r, &after_inserts, &what, out);
     }
     for r in replays.iter() {
         r.deferred_duplicates(&what, out);

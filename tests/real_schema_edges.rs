@@ -199,3 +199,56 @@ fn the_push_takes_the_lock_a_new_foreign_key_needs_on_its_target_in_attempts_nam
     w.rollback(&run.receipt(), &["--confirm"]).ok();
     before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
 }
+
+/// A foreign key of `workflows` to itself (`parent_id`, a column the plan
+/// adds), and a phase that inserts workflows and points an existing one at
+/// a new one. The push writes a phase's updates before its inserts (an
+/// UPDATE frees unique values new rows reuse), so the UPDATE met a parent
+/// not there yet and Postgres refused the push the rehearsal called green.
+/// Now the change to the key waits for the inserts, the push applies, and
+/// rollback restores the whole database.
+#[test]
+fn an_update_pointing_a_row_at_one_the_same_phase_inserts_pushes_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // The existing row's updated_at stamp is held off, as jtbd_library's.
+    let plan = common::plan_folder(dir.path(), |p| {
+        p["hold_off_triggers"]
+            .as_array_mut()
+            .unwrap()
+            .push("workflows.workflows_set_updated_at".into())
+    });
+    let target = plan.join("target.json");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    schema["added_columns"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "table": "workflows",
+            "phase": "3A",
+            "column": {"name": "parent_id", "type": "uuid"},
+            "references": {"table": "workflows", "column": "id"}
+        }));
+    std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+    let phase = plan.join("phases/3B_dh_workflows.sql");
+    let new_id = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
+    let w = World::loaded("edge_self_fk", "plan");
+    let existing = w.scalar("SELECT min(id::text) FROM public.workflows");
+    let mut sql = std::fs::read_to_string(&phase).unwrap();
+    sql.push_str(&format!(
+        "\nUPDATE workflows SET parent_id = '{new_id}' WHERE id = '{existing}';\n"
+    ));
+    std::fs::write(&phase, sql).unwrap();
+    let w = w.with_plan(&plan).rehearsed();
+
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT parent_id::text FROM public.workflows WHERE id = '{existing}'"
+        )),
+        new_id
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
+}

@@ -45,12 +45,16 @@ impl PushedRows {
 
 /// Rows of any table, in any schema, that reference a pushed row through a
 /// foreign key, other than rows the rollback removes itself (pushed rows,
-/// and rows of tables it drops). One line per constraint: referencing
-/// table, constraint, action, count and the first pushed keys referenced.
+/// and rows of tables it drops) and keys on columns it drops (`(table,
+/// column)` in public: a column the push added, such as a `parent_id` the
+/// push pointed at its own new rows, goes before any row is deleted). One
+/// line per constraint: referencing table, constraint, action, count and
+/// the first pushed keys referenced.
 pub async fn rows_referencing(
     tx: &Transaction<'_>,
     pushed: &[PushedRows],
     dropped_tables: &[String],
+    dropped_columns: &[(String, String)],
 ) -> Result<Vec<String>> {
     // Read under the pinned path: the receipt's spellings hold there.
     let pinned = TypeSpellings::pinned();
@@ -85,7 +89,12 @@ pub async fn rows_referencing(
                 "r" => "ON DELETE RESTRICT",
                 _ => "ON DELETE NO ACTION",
             };
-            if schema == "public" && dropped_tables.contains(&table) {
+            if schema == "public"
+                && (dropped_tables.contains(&table)
+                    || cols
+                        .iter()
+                        .any(|c| dropped_columns.contains(&(table.clone(), c.clone()))))
+            {
                 continue;
             }
             let on = cols

@@ -46,6 +46,7 @@ use crate::plan::stage::StagedTable;
 use crate::plan::{Phase, Plan};
 use crate::receipt::{FilledValues, Undo};
 use crate::types::quote_ident;
+use crate::write_order::{self_references, split_updates};
 
 mod needs;
 mod queries;
@@ -997,14 +998,22 @@ impl Push<'_, '_> {
         // Deletes first, children before parents, so no row still
         // referring to a deleted one is left when the FK is checked; then
         // per table its updates before its inserts, as an UPDATE is what
-        // frees a unique value a new row reuses. `write_order` replays
+        // frees a unique value a new row reuses — except a change pointing
+        // a row at one the phase inserts (a foreign key of the table to
+        // itself), which must wait for that row. `write_order` replays
         // exactly this order in the rehearsal.
         for t in diff.tables.iter().rev() {
             self.delete_phase_rows(phase, t, types).await?;
         }
         let mut moved = Vec::new();
         for t in &diff.tables {
-            let updates = t.updates_of(&phase.id);
+            let self_refs = self_references(&staged_meta(
+                &self.job.snapshot.conn,
+                self.job.snapshot,
+                self.job.plan,
+                &t.table,
+            )?);
+            let (updates, after_inserts) = split_updates(t, &phase.id, &self_refs);
             if !updates.is_empty() {
                 progress.step(&format!(
                     "phase {}: updating {} rows of {}",
@@ -1017,6 +1026,22 @@ impl Push<'_, '_> {
                     .with_context(|| format!("phase {}: updating {}", phase.id, t.table))?;
             }
             self.insert_phase_rows(phase, t).await?;
+            if !after_inserts.is_empty() {
+                progress.step(&format!(
+                    "phase {}: pointing {} rows of {} at rows it inserted",
+                    phase.id,
+                    after_inserts.len(),
+                    t.table
+                ));
+                apply_row_updates(tx, types, t, &after_inserts, false, triggers)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "phase {}: updating {} (keys to rows the phase inserted)",
+                            phase.id, t.table
+                        )
+                    })?;
+            }
             for column in t.sequence_columns_written(&phase.id) {
                 progress.step(&format!(
                     "phase {}: moving the sequence of {}.{column} past the values written",

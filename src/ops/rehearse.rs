@@ -834,6 +834,7 @@ impl<'a> Rehearsal<'a> {
                 keys: crate::write_order::unique_keys(meta, t),
                 added,
                 pulled,
+                self_refs: crate::write_order::self_references(meta),
             });
         }
         let phases: Vec<String> = self.plan.file.phases.iter().map(|p| p.id.clone()).collect();

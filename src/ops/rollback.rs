@@ -772,7 +772,8 @@ impl Rollback<'_, '_> {
             .iter()
             .map(|a| (a.table.clone(), a.column.clone()))
             .collect();
-        let mut blockers = rows_referencing(self.tx, pushed, &undo.created_tables).await?;
+        let mut blockers =
+            rows_referencing(self.tx, pushed, &undo.created_tables, &dropped_columns).await?;
         blockers.extend(
             objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl).await?,
         );
