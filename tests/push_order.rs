@@ -176,3 +176,42 @@ fn a_swap_on_a_deferrable_unique_key_pushes_and_rolls_back() {
     w.rehearse(&[]).ok().stdout_has("PASSED");
     pushes_and_rolls_back(&w, &[["a", "beta"], ["b", "alpha"]]);
 }
+
+/// A pulled value that reads like the rehearsal's old marker for "left to
+/// Postgres" is the app's text: the push keeps it, and a phase copying it
+/// copies the text (before: it was taken for the marker, the pulled row
+/// was updated to NULL and the copy got Postgres's default — H8 R29). A
+/// row that really leaves the column out still gets the default.
+#[test]
+fn a_pulled_value_reading_like_the_left_to_postgres_marker_is_data() {
+    let w = item_world(
+        "order_marker_text",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, \
+         name text NOT NULL DEFAULT ('auto-' || gen_random_uuid())); \
+         INSERT INTO public.dh_item VALUES ('a', '<left to Postgres>');",
+        &[
+            "INSERT INTO dh_item (id, name) SELECT 'b', name FROM dh_item WHERE id = 'a'; \
+           INSERT INTO dh_item (id) VALUES ('c');",
+        ],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let script = w.dir.path().join("diff.sql");
+    w.diff(&["--sql", script.to_str().unwrap()]).ok();
+    let sql = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        !sql.contains("UPDATE"),
+        "the pulled row is not touched: {sql}"
+    );
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    let rows = items(&w);
+    assert_eq!(
+        rows[..2],
+        [["a", "<left to Postgres>"], ["b", "<left to Postgres>"]]
+    );
+    assert!(rows[2][1].starts_with("auto-"), "{rows:?}");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

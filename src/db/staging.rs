@@ -32,9 +32,21 @@ use crate::types::quote_ident;
 pub const CONSTRAINTS_PHASE: &str = "constraints";
 
 /// What a column Postgres fills holds, while a phase's SQL runs, in a row
-/// the phase inserted without setting it. Text no plan writes on purpose;
-/// it never outlives the phase (see [`record_left_to_postgres`]).
-pub const LEFT_TO_POSTGRES: &str = "<left to Postgres>";
+/// the phase inserted without setting it; it never outlives the phase (see
+/// [`record_left_to_postgres`]). A BLOB, never text: a pulled value is
+/// stored as text or a number (bytea as its `\\x…` text), so no row of
+/// the app's can hold it — as text, a pulled value that happened to read
+/// `<left to Postgres>` was taken for the marker and pushed as NULL.
+pub const LEFT_TO_POSTGRES: &[u8] = b"\0<left to Postgres>";
+
+/// [`LEFT_TO_POSTGRES`] as a SQLite BLOB literal, for a column DEFAULT.
+fn left_to_postgres_literal() -> String {
+    let hex: String = LEFT_TO_POSTGRES
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    format!("X'{hex}'")
+}
 
 /// Where the rehearsal records, per table, row key and column, the
 /// columns of new rows the plan left to Postgres.
@@ -129,7 +141,7 @@ fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<
         // A left-out column Postgres fills shows the marker until the
         // phase ends (see [`record_left_to_postgres`]).
         if declared == Declared::Working && may_be_left(c) {
-            decl.push_str(&format!(" DEFAULT '{LEFT_TO_POSTGRES}'"));
+            decl.push_str(&format!(" DEFAULT {}", left_to_postgres_literal()));
         }
         parts.push(decl);
     }
