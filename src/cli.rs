@@ -129,6 +129,11 @@ pub struct PushArgs {
     /// Require every pulled table unchanged (the app switched off), not only those the plan reads and writes.
     #[arg(long)]
     pub strict: bool,
+    /// Commit even though this push's rollback, rehearsed in its transaction
+    /// before COMMIT, would be refused (a trigger raising on the undo, a
+    /// constraint it breaks…): `sandbox rollback` will refuse the receipt.
+    #[arg(long)]
+    pub allow_irreversible: bool,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }

@@ -705,6 +705,81 @@ fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
     }
 }
 
+/// A push whose rollback would be refused is refused before its COMMIT:
+/// the rollback is rehearsed in the push's transaction (under a savepoint it
+/// rolls back to). Before, a BEFORE DELETE trigger that raises on
+/// `workflows` let the push commit (exit 0) and only `sandbox rollback`
+/// found that its 227 rows could never be deleted again. Preflight and
+/// --confirm refuse (exit 1) naming table, trigger and message, and nothing
+/// is written; --allow-irreversible commits and says so, and the rollback
+/// then refuses for the reason the push gave.
+#[test]
+fn a_push_whose_rollback_would_be_refused_is_refused_before_commit() {
+    let w = world(
+        "undo_refused",
+        "CREATE FUNCTION public.no_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'workflows are never deleted'; END $$;
+         CREATE TRIGGER workflows_no_deletes BEFORE DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.no_deletes();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "its rollback, rehearsed in the push's transaction before COMMIT, would be refused",
+            "deleting the pushed rows of workflows",
+            "workflows_no_deletes",
+            "workflows are never deleted",
+            "--allow-irreversible",
+            "nothing was written",
+        ]);
+        before.assert_same(&w.state(), "a push whose rollback would be refused");
+    }
+    let run = w.push(&["--confirm", "--allow-irreversible"]);
+    run.ok()
+        .stdout_has("IRREVERSIBLE")
+        .stdout_has("workflows_no_deletes");
+    let receipt = run.receipt();
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm"])
+        .refused(&["workflows_no_deletes", "workflows are never deleted"]);
+    pushed.assert_same(&w.state(), "a rollback refused as the push predicted");
+    // Once the trigger is gone the receipt undoes the push exactly.
+    w.exec("DROP TRIGGER workflows_no_deletes ON public.workflows");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.exec(
+        "CREATE TRIGGER workflows_no_deletes BEFORE DELETE ON public.workflows \
+         FOR EACH ROW EXECUTE FUNCTION public.no_deletes()",
+    );
+    w.state().without_schema("sandbox").assert_same(
+        &before.without_schema("sandbox"),
+        "pushed irreversibly, then rolled back once the trigger was dropped (and put back)",
+    );
+}
+
+/// A trigger that quietly skips the rollback's deletes (RETURN NULL, as a
+/// soft-delete or archive trigger does): the undo's count check fails in
+/// the rehearsal, so the preflight refuses naming the table, where the push
+/// used to commit rows the rollback could never remove.
+#[test]
+fn a_push_whose_undo_a_trigger_would_skip_is_refused_before_commit() {
+    let w = world(
+        "undo_skipped",
+        "CREATE FUNCTION public.keep_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER workflows_keep_rows BEFORE DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.keep_rows();",
+    );
+    let before = w.state();
+    w.push(&[]).refused(&[
+        "would be refused",
+        "workflows: 0 of",
+        "inserted rows were found",
+        "--allow-irreversible",
+    ]);
+    before.assert_same(&w.state(), "a preflight whose undo a trigger skips");
+}
+
 /// One pushed row a trigger will not let go: the rollback names it by key.
 #[test]
 fn a_delete_refused_for_one_row_during_rollback_names_the_row() {

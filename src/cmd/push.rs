@@ -33,6 +33,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         allow_writes: args.allow_writes,
         allow_external_effects: args.allow_external_effects,
         strict: args.strict,
+        allow_irreversible: args.allow_irreversible,
     };
     let flags = opts.run_flags();
     let result = crate::runtime()?.block_on(push(&opts, &plan, &Spinner(bar.clone())));
@@ -73,6 +74,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 )
             );
             print_triggers_and_side_effects(&report);
+            print_undo_rehearsal(&report);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
             let drawn: Vec<String> = report
                 .sequences_drawn
@@ -105,6 +107,7 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 )
             );
             print_triggers_and_side_effects(&report);
+            print_undo_rehearsal(&report);
             let failed = report.checks.iter().filter(|c| !c.ok).count();
             println!(
                 "Applied diff {} to {} in one transaction ({} checks on Postgres, {failed} failed) in {}.",
@@ -131,6 +134,25 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// What the rehearsal of the push's rollback found: that it would undo the
+/// push, or (with --allow-irreversible) why it would be refused.
+fn print_undo_rehearsal(report: &sandbox::ops::push::PushReport) {
+    let Some(u) = &report.undo_rehearsal else {
+        return;
+    };
+    match &u.refused {
+        None => println!(
+            "Rollback rehearsed in the transaction before COMMIT: `sandbox rollback` would undo this push ({} checks hold, {}).",
+            u.checks.len(),
+            output::millis(u.millis)
+        ),
+        Some(why) => println!(
+            "IRREVERSIBLE: this push cannot be rolled back (--allow-irreversible): its rollback, rehearsed in the transaction, would be refused — {}",
+            output::visible(why)
+        ),
+    }
 }
 
 fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {

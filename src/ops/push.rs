@@ -78,6 +78,23 @@ pub struct PushOptions {
     /// be unchanged (drift-checked, locked, verification queries run as
     /// written), not only the tables the plan reads and writes.
     pub strict: bool,
+    /// Commit even though the rehearsal of this push's rollback, run in its
+    /// transaction before COMMIT, was refused: the receipt is written, but
+    /// `sandbox rollback` will refuse it for the reason the push reports.
+    pub allow_irreversible: bool,
+}
+
+/// The push's rollback, rehearsed in its transaction before COMMIT (under a
+/// savepoint it then rolls back to): what `sandbox rollback` would check and
+/// do, run on the pushed state.
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoRehearsal {
+    /// The rollback's checks, as it would run them now.
+    pub checks: Vec<Check>,
+    /// Why the rollback would be refused, when it would be: the push went on
+    /// only because --allow-irreversible was given.
+    pub refused: Option<String>,
+    pub millis: u64,
 }
 
 impl PushOptions {
@@ -147,6 +164,8 @@ pub struct PushReport {
     /// Set when the push committed but the snapshot file could not record
     /// the receipt (read-only or full): the push is applied all the same.
     pub local_record_error: Option<String>,
+    /// The rollback of this push, rehearsed before COMMIT.
+    pub undo_rehearsal: Option<UndoRehearsal>,
     pub millis: u64,
 }
 
@@ -370,6 +389,7 @@ impl PushJob<'_> {
             external_effects: vec![],
             sequences_drawn: vec![],
             local_record_error: None,
+            undo_rehearsal: None,
             millis: self.started.elapsed().as_millis() as u64,
         }
     }
@@ -1357,6 +1377,8 @@ impl Push<'_, '_> {
                 checks,
             ));
         }
+        let mut tx = tx;
+        let undo_rehearsal = rehearse_undo(&mut tx, job, &receipt, &checks).await?;
         let report = |outcome, receipt_id, local_record_error| PushReport {
             tables: receipt.tables,
             sequences: receipt.undo.sequences,
@@ -1367,6 +1389,7 @@ impl Push<'_, '_> {
             foreign_writes_allowed: foreign.allowed,
             external_effects: effects.external(),
             local_record_error,
+            undo_rehearsal: Some(undo_rehearsal),
             ..job.report(outcome, receipt_id, checks)
         };
         if !job.opts.confirm {
@@ -1402,6 +1425,111 @@ impl Push<'_, '_> {
             local_record_error,
         ))
     }
+}
+
+/// Rehearses the push's rollback in its transaction, under a savepoint it
+/// rolls back to before COMMIT: the very steps `sandbox rollback` runs
+/// ([`crate::ops::rollback::undo_in`]), on the receipt just written. A
+/// rollback that would be refused — a trigger that raises on the undo's
+/// deletes or re-inserts or rewrites what it writes back, a constraint the
+/// undo breaks, a missing privilege, a side effect of the undo — refuses the
+/// push (exit 1) with the rollback's own reason and checks, unless
+/// --allow-irreversible, when it is reported instead.
+async fn rehearse_undo(
+    tx: &mut Transaction<'_>,
+    job: &PushJob<'_>,
+    receipt: &Receipt,
+    push_checks: &[Check],
+) -> Result<UndoRehearsal> {
+    job.progress
+        .step("rehearsing the rollback of this push in its transaction");
+    let started = Instant::now();
+    let opts = crate::ops::rollback::RollbackOptions {
+        target: job.opts.target.clone(),
+        receipt_id: receipt.id.clone(),
+        confirm: job.opts.confirm,
+        lock_timeout_ms: job.opts.lock_timeout_ms,
+        statement_timeout_ms: job.opts.statement_timeout_ms,
+        // The receipt's own allowed writes (the plan's and --allow-writes)
+        // are the rollback's too.
+        allow_writes: vec![],
+        allow_external_effects: job.opts.allow_external_effects,
+        strict: job.opts.strict,
+    };
+    let savepoint = tx
+        .savepoint("sandbox_undo_rehearsal")
+        .await
+        .context("cannot open a savepoint to rehearse the rollback")?;
+    // The undo's write accounting counts from here, not from the push's start.
+    let undone = match crate::db::writes::record_start(&savepoint).await {
+        Ok(()) => {
+            crate::ops::rollback::undo_in(
+                &savepoint,
+                &opts,
+                &receipt.undo,
+                crate::ops::rollback::Mode::RehearsalInPush,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    savepoint
+        .rollback()
+        .await
+        .context("cannot roll back to the savepoint after rehearsing the rollback")?;
+    let millis = started.elapsed().as_millis() as u64;
+    let rehearsed = |c: Check| Check {
+        phase: format!("rollback rehearsal ({})", c.phase),
+        ..c
+    };
+    let (refused, checks) = match undone {
+        Ok(report) => {
+            return Ok(UndoRehearsal {
+                checks: report.checks.into_iter().map(rehearsed).collect(),
+                refused: None,
+                millis,
+            })
+        }
+        Err(e) => match crate::error::failure_of(&e) {
+            Some(f) if f.kind != crate::error::Kind::Environment => (
+                f.message.clone(),
+                f.checks.iter().cloned().map(rehearsed).collect::<Vec<_>>(),
+            ),
+            // Postgres refused a statement of the undo that the rollback
+            // does not name (a constraint, an exclusion): refused all the same.
+            _ if e.chain().any(|c| {
+                c.downcast_ref::<tokio_postgres::Error>()
+                    .is_some_and(|pg| pg.as_db_error().is_some())
+            }) =>
+            {
+                (format!("Postgres refused the undo: {e:#}"), vec![])
+            }
+            _ => return Err(e),
+        },
+    };
+    if job.opts.allow_irreversible {
+        return Ok(UndoRehearsal {
+            checks,
+            refused: Some(refused),
+            millis,
+        });
+    }
+    let mut all = push_checks.to_vec();
+    all.extend(checks);
+    Err(refuse(
+        format!(
+            "refusing to push: its rollback, rehearsed in the push's transaction before COMMIT, \
+             would be refused — {refused}. The push was rolled back, {}. Remove what blocks the \
+             undo, or pass --allow-irreversible to push anyway, knowing `sandbox rollback` will \
+             refuse this receipt",
+            if job.opts.confirm {
+                "nothing was written"
+            } else {
+                "preflight: nothing was written"
+            }
+        ),
+        all,
+    ))
 }
 
 /// The tables the diff writes, and whether it updates rows in them.

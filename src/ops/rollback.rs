@@ -122,15 +122,59 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         report.millis = started.elapsed().as_millis() as u64;
         return Ok(report);
     };
+    let report = undo_in(&tx, opts, &undo, Mode::Rollback).await?;
+    if !opts.confirm {
+        tx.rollback().await?;
+        return Ok(RollbackReport {
+            millis: started.elapsed().as_millis() as u64,
+            ..report
+        });
+    }
+    tx.commit()
+        .await
+        .context("COMMIT of the rollback failed; nothing was undone")?;
+    Ok(RollbackReport {
+        millis: started.elapsed().as_millis() as u64,
+        ..report
+    })
+}
+
+/// Whether an undo is the rollback itself or its rehearsal inside the
+/// push's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Rollback,
+    /// Inside the push's transaction, under a savepoint the push rolls back
+    /// to: everything the rollback would do and check, but sequences, which
+    /// no savepoint restores (`setval` is not transactional), are left
+    /// where the push put them.
+    RehearsalInPush,
+}
+
+/// Everything `sandbox rollback` does to undo `undo` in `tx` — privileges,
+/// locks, "unchanged since the push", nothing referencing what goes, the
+/// triggers that fire, the undo itself, the rows read back, the write
+/// accounting — refusing by name as the rollback would. The caller commits
+/// or rolls back; on an error `tx` (or its savepoint) must be rolled back.
+/// The push runs it under a savepoint ([`Mode::RehearsalInPush`]) so that a
+/// push whose rollback would be refused is found before its COMMIT: one
+/// rule for both, not a copy of it.
+pub async fn undo_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    opts: &RollbackOptions,
+    undo: &Undo,
+    mode: Mode,
+) -> Result<RollbackReport> {
     let r = Rollback {
-        tx: &tx,
+        tx,
         opts,
-        undo: &undo,
-        nothing: if opts.confirm {
-            "nothing was changed"
-        } else {
-            "dry run: nothing was changed"
+        undo,
+        nothing: match (mode, opts.confirm) {
+            (Mode::RehearsalInPush, _) => "nothing was kept (a rehearsal)",
+            (Mode::Rollback, true) => "nothing was changed",
+            (Mode::Rollback, false) => "dry run: nothing was changed",
         },
+        mode,
     };
     // Privileges first, before any lock.
     let mut checks = vec![r.privileges().await?];
@@ -139,14 +183,14 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     let gone = r.unchanged_since_push(&mut checks).await?;
     // What the app deleted is undone already: the rest of the rollback
     // works from the receipt without those rows.
-    let undo = without_gone_rows(&undo, &gone);
-    let r = Rollback { undo: &undo, ..r };
+    let undo = &without_gone_rows(undo, &gone);
+    let r = Rollback { undo, ..r };
     checks.push(r.added_columns_hold_only_pushed_values().await?);
-    let pushed = pushed_keys(&undo);
+    let pushed = pushed_keys(undo);
     checks.push(r.nothing_references(&pushed).await?);
     let (triggers, trigger_check) = r.triggers().await?;
     checks.push(trigger_check);
-    let effects = Effects::read(&tx, &r.written(), &r.allowed()).await?;
+    let effects = Effects::read(tx, &r.written(), &r.allowed()).await?;
     checks.push(r.external_effects(&effects)?);
     let foreign = r.foreign_writes(&effects).await?;
     checks.push(foreign.check);
@@ -173,18 +217,8 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     .await?;
     r.account_writes(&mut report, &effects).await?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
-        tx.rollback().await?;
         return Err(refuse(refusal, report.checks));
     }
-    if !opts.confirm {
-        tx.rollback().await?;
-        report.millis = started.elapsed().as_millis() as u64;
-        return Ok(report);
-    }
-    tx.commit()
-        .await
-        .context("COMMIT of the rollback failed; nothing was undone")?;
-    report.millis = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
@@ -284,18 +318,22 @@ struct Rollback<'a, 't> {
     undo: &'a Undo,
     /// How a refusal ends: what it left unchanged.
     nothing: &'static str,
+    mode: Mode,
 }
 
 impl Rollback<'_, '_> {
     /// A refusal of this receipt's rollback.
     fn refuse(&self, why: String, checks: Vec<Check>) -> anyhow::Error {
-        refuse(
-            format!(
-                "refusing to roll back receipt {}: {why}",
-                self.opts.receipt_id
-            ),
-            checks,
-        )
+        refuse(format!("{}: {why}", self.refusing()), checks)
+    }
+
+    /// How a refusal starts: the receipt of a rollback; for a rehearsal in
+    /// the push, whose receipt is not committed yet, the rollback as such.
+    fn refusing(&self) -> String {
+        match self.mode {
+            Mode::Rollback => format!("refusing to roll back receipt {}", self.opts.receipt_id),
+            Mode::RehearsalInPush => "`sandbox rollback` would refuse".to_string(),
+        }
     }
 
     async fn privileges(&self) -> Result<Check> {
@@ -900,7 +938,10 @@ impl Rollback<'_, '_> {
         );
         let types = types?;
         as_the_app?;
-        let undone = undo_changes(self.tx, &types, self.undo, pushed, triggers, report).await;
+        let undone = undo_changes(
+            self.tx, &types, self.undo, pushed, triggers, report, self.mode,
+        )
+        .await;
         if undone.is_ok() {
             self.tx.batch_execute(&pin_sql()).await?;
         }
@@ -1080,8 +1121,8 @@ impl Rollback<'_, '_> {
             return None;
         }
         Some(format!(
-            "refusing to roll back receipt {}: after undoing, {}; rolled back, {}",
-            self.opts.receipt_id,
+            "{}: after undoing, {}; rolled back, {}",
+            self.refusing(),
             failed.join("; "),
             self.nothing
         ))
@@ -1311,6 +1352,7 @@ async fn undo_changes(
     pushed: &[PushedRows],
     triggers: &[TriggerReport],
     report: &mut RollbackReport,
+    mode: Mode,
 ) -> Result<()> {
     // A DEFERRABLE unique key is checked once the rows are back, not row by
     // row: rows the push made trade its values (over several phases) trade
@@ -1347,14 +1389,19 @@ async fn undo_changes(
     // The rows holding the values the sequences were moved past are gone;
     // each goes back only if nobody drew from it since, and only if no
     // table the app keeps writing draws from it (the lock proving that
-    // would make the app's inserts wait).
+    // would make the app's inserts wait). Not in a rehearsal: `setval`
+    // would stay when the push rolls back to its savepoint.
     let locked: Vec<String> = undo
         .tables
         .iter()
         .map(|t| t.table.clone())
         .chain(undo.created_tables.iter().cloned())
         .collect();
-    for s in undo.sequences.iter().filter(|s| s.moved()) {
+    for s in undo
+        .sequences
+        .iter()
+        .filter(|s| s.moved() && mode == Mode::Rollback)
+    {
         report.sequences.push(
             restore(tx, s, &locked)
                 .await
