@@ -738,3 +738,48 @@ fn numeric_columns_compare_as_numbers_in_the_rehearsal_as_on_postgres() {
     w.push(&[]).ok();
     before.assert_same(&w.state(), "a preflight");
 }
+
+/// SQLite sorts NULLs first, Postgres last (first with DESC): a query
+/// whose values depend on that order must give Postgres's answer in the
+/// rehearsal.
+#[test]
+fn an_order_by_puts_nulls_where_postgres_puts_them() {
+    // Before: the phase deprecated the 3 dearest tools (SQLite: NULLs last
+    // with DESC) where Postgres deprecates 3 tools without a cost (NULLs
+    // first), and `ORDER BY cost LIMIT 1` named a tool without a cost where
+    // Postgres names the cheapest.
+    let w = World::loaded("exact_null_order", "plan");
+    let phase = "UPDATE dh_tool SET lifecycle_stage = 'deprecated' WHERE id IN (SELECT id FROM dh_tool ORDER BY cost_per_execution DESC, id LIMIT 3);";
+    let queries = [
+        ("cheapest tool", "SELECT id FROM dh_tool ORDER BY cost_per_execution, id LIMIT 1"),
+        ("dearest tool", "SELECT id FROM dh_tool ORDER BY cost_per_execution DESC, id LIMIT 1"),
+        ("first by rank", "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY cost_per_execution, id) AS n FROM dh_tool) ranked WHERE n = 1"),
+        ("deprecated without a cost", "SELECT COUNT(*) FROM dh_tool WHERE lifecycle_stage = 'deprecated' AND cost_per_execution IS NULL"),
+    ];
+    // What Postgres answers after the phase's SQL, rolled back.
+    let mut c = w.db.client();
+    c.batch_execute(&format!("BEGIN; {phase}")).unwrap();
+    let expectations: Vec<Value> = queries
+        .iter()
+        .map(|(name, sql)| {
+            let rows = common::text_rows(&mut c, sql);
+            serde_json::json!({"name": name, "sql": sql, "expect_rows": rows})
+        })
+        .collect();
+    c.batch_execute("ROLLBACK").unwrap();
+    let plan = example_plan(
+        w.dir.path(),
+        |v| {
+            v["phases"][1]["expectations"] = Value::Array(expectations);
+            v["verification"] = serde_json::json!([]);
+            v["guards"] = serde_json::json!([]);
+        },
+        &[("2_deprecate_inactive_tools.sql", phase)],
+    );
+    let w = w.with_plan(&plan).pulled();
+    let (run, r) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 0, "{:#?}", failed_checks(&r));
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "a preflight");
+}

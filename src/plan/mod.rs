@@ -9,6 +9,7 @@ pub mod adopt;
 pub mod canonical;
 pub mod checks;
 pub mod folder;
+pub mod null_order;
 pub mod policy;
 pub mod rowjson;
 pub mod seeds;

@@ -472,10 +472,12 @@ pub fn run_sql(
     let access = install_authorizer(conn, rules);
     let mut failure = None;
     for st in split_statements(text) {
+        // NULLs sort where Postgres sorts them (see `null_order`).
+        let sql = super::null_order::with_postgres_null_order(&st.sql);
         let outcome = (|| -> Result<(), (usize, String)> {
             let mut stmt = conn
-                .prepare(&st.sql)
-                .map_err(|e| (error_line(st.line, &st.sql, &e), error_message(&e)))?;
+                .prepare(&sql)
+                .map_err(|e| (error_line(st.line, &sql, &e), error_message(&e)))?;
             bind(&mut stmt, params).map_err(|m| (st.line, m))?;
             let mut rows = stmt.raw_query();
             loop {
@@ -547,6 +549,8 @@ pub fn query_rows(
         writes: HashSet::new(),
     };
     let access = install_authorizer(conn, &read_only);
+    // NULLs sort where Postgres sorts them (see `null_order`).
+    let sql = &super::null_order::with_postgres_null_order(sql);
     let result = (|| -> Result<Vec<Vec<String>>, (usize, String)> {
         let mut stmt = conn
             .prepare(sql)
