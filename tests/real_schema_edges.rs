@@ -56,8 +56,10 @@ fn an_exclusion_constraint_is_listed_for_the_preflight_and_a_violation_is_named(
 /// INHERITS workflows; dh_tool made a child of a base table): a pull read
 /// the parent with its children's rows, and the push's write accounting
 /// blamed the children's row counts on a trigger. The pull refuses, naming
-/// each link and what to do, and writes no snapshot; a declarative
-/// partition is still pulled (its rows once, through its parent).
+/// each link and what to do, and writes no snapshot; so does a push when
+/// the inheritance came after the pull (exit 1, nothing written); a
+/// declarative partition is still pulled (its rows once, through its
+/// parent).
 #[test]
 fn inheritance_around_a_pulled_table_is_refused_at_pull_naming_the_tables() {
     for (tag, sql, named) in [
@@ -84,6 +86,18 @@ fn inheritance_around_a_pulled_table_is_refused_at_pull_naming_the_tables() {
             assert!(run.stderr.contains(needle), "{needle}: {}", run.show());
         }
         assert!(!w.snapshot.exists(), "no snapshot is written");
+    }
+    // Inheritance added after the pull: the push refuses before writing.
+    let w = World::loaded("edge_inherit_push", "plan").with_shared_snapshot();
+    w.exec("CREATE TABLE public.workflows_archive () INHERITS (public.workflows);");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "table inheritance (INHERITS) is not supported for the tables the push writes",
+            "workflows has the inheritance child workflows_archive",
+            "nothing was written",
+        ]);
+        before.assert_same(&w.state(), "a push refused on inheritance");
     }
     let w = World::loaded("edge_partition", "plan").with_sql(
         "CREATE TABLE public.dh_events (id int, at date NOT NULL) PARTITION BY RANGE (at);

@@ -20,6 +20,7 @@ use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{
     apply_row_updates, cast_spellings, delete_rows, key_positions_of,
 };
+use crate::db::postgres::catalog::{inheritance_advice, inheritance_links};
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
@@ -596,7 +597,33 @@ impl Push<'_, '_> {
 
     /// Objects in the way are not drift: pulling again does not remove them.
     async fn nothing_in_the_way(&self) -> Result<Vec<Check>> {
-        let target = target_state_checks(&self.tx, self.job.plan).await?;
+        // Inheritance added since the pull: the pull refuses it now, and the
+        // push, whose writes would reach or miss the children, refuses too.
+        let written: Vec<String> = self
+            .job
+            .diff
+            .tables
+            .iter()
+            .filter(|t| !t.created)
+            .map(|t| t.table.clone())
+            .collect();
+        // Asked with the target's state: pipelined, no round trip of its own.
+        let (links, target) = futures_util::future::try_join(
+            inheritance_links(&self.tx, &written),
+            target_state_checks(&self.tx, self.job.plan),
+        )
+        .await?;
+        if !links.is_empty() {
+            return Err(refuse(
+                format!(
+                    "table inheritance (INHERITS) is not supported for the tables the push \
+                     writes: {}; {}",
+                    inheritance_advice(&links),
+                    self.nothing_written
+                ),
+                Vec::new(),
+            ));
+        }
         if target.iter().any(|c| !c.ok) {
             let found: Vec<String> = target.iter().flat_map(|c| c.rows.clone()).collect();
             return Err(refuse(

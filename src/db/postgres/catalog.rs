@@ -169,42 +169,77 @@ async fn refuse_inheritance(
     tx: &Transaction<'_>,
     wanted: &[(u32, String, TableRole, i64)],
 ) -> Result<()> {
-    let oids: Vec<u32> = wanted.iter().map(|w| w.0).collect();
-    let links = tx
-        .query(
-            "SELECT c.oid::regclass::text, p.oid::regclass::text, i.inhparent = ANY($1) \
-             FROM pg_inherits i \
-             JOIN pg_class p ON p.oid = i.inhparent \
-             JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE p.relkind <> 'p' AND NOT c.relispartition \
-               AND (i.inhparent = ANY($1) OR i.inhrelid = ANY($1)) \
-             ORDER BY 2, 1",
-            &[&oids],
-        )
-        .await
-        .context("cannot read the tables' inheritance")?;
+    let names: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
+    let links = inheritance_links(tx, &names).await?;
     if links.is_empty() {
         return Ok(());
     }
+    Err(environment(format!(
+        "table inheritance (INHERITS) is not supported for the tables the plan pulls: {}",
+        inheritance_advice(&links)
+    )))
+}
+
+/// One old-style inheritance link of a table of `public`: (child, parent,
+/// whether the named table is the parent).
+pub struct InheritanceLink {
+    pub child: String,
+    pub parent: String,
+    pub of_parent: bool,
+}
+
+/// The old-style inheritance links (not partitions) of the `public` tables
+/// `names`, in either direction.
+pub async fn inheritance_links(
+    tx: &Transaction<'_>,
+    names: &[String],
+) -> Result<Vec<InheritanceLink>> {
+    let rows = tx
+        .query(
+            "WITH t AS (SELECT c.oid FROM pg_catalog.pg_class c \
+                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                        WHERE n.nspname = 'public' AND c.relname = ANY($1::text[])) \
+             SELECT c.oid::regclass::text, p.oid::regclass::text, i.inhparent IN (SELECT oid FROM t) \
+             FROM pg_catalog.pg_inherits i \
+             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+             WHERE p.relkind <> 'p' AND NOT c.relispartition \
+               AND (i.inhparent IN (SELECT oid FROM t) OR i.inhrelid IN (SELECT oid FROM t)) \
+             ORDER BY 2, 1",
+            &[&names],
+        )
+        .await
+        .context("cannot read the tables' inheritance")?;
+    Ok(rows
+        .iter()
+        .map(|r| InheritanceLink {
+            child: r.get(0),
+            parent: r.get(1),
+            of_parent: r.get(2),
+        })
+        .collect())
+}
+
+/// The links named, why they cannot be pulled or pushed, and what to do.
+pub fn inheritance_advice(links: &[InheritanceLink]) -> String {
     let named: Vec<String> = links
         .iter()
-        .map(|r| {
-            let (child, parent, of_parent): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
-            match of_parent {
-                true => format!("{parent} has the inheritance child {child}"),
-                false => format!("{child} inherits from {parent}"),
-            }
+        .map(|l| match l.of_parent {
+            true => format!("{} has the inheritance child {}", l.parent, l.child),
+            false => format!("{} inherits from {}", l.child, l.parent),
         })
         .collect();
-    let (child, parent): (String, String) = (links[0].get(0), links[0].get(1));
-    Err(environment(format!(
-        "table inheritance (INHERITS) is not supported for the tables the plan pulls: {}. \
-         A read of a parent includes its children's rows, an UPDATE or DELETE of it changes \
+    let (child, parent) = links
+        .first()
+        .map(|l| (l.child.as_str(), l.parent.as_str()))
+        .unwrap_or(("CHILD", "PARENT"));
+    format!(
+        "{}. A read of a parent includes its children's rows, an UPDATE or DELETE of it changes \
          theirs, and COPY into it writes only it, so the snapshot, the push and rollback \
          could not account for the rows. Detach it at the source (ALTER TABLE {child} NO \
          INHERIT {parent}), or use declarative partitioning (PARTITION BY), which is supported",
         named.join("; ")
-    )))
+    )
 }
 
 pub async fn read_table_meta(
