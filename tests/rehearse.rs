@@ -261,6 +261,33 @@ fn guards_trip_on_tampering() {
         check(&r, "snapshot", "dh_tool unchanged since pull")["ok"],
         false
     );
+
+    // A table the plan neither reads nor writes is not re-hashed (its
+    // content feeds nothing pushed), but a row deleted by hand is seen.
+    let path3 = fixture_snapshot_in(dir.path(), Variant::Plan);
+    let snap = Snapshot::open(&path3).unwrap();
+    snap.conn
+        .execute(
+            "DELETE FROM prompts WHERE rowid = (SELECT min(rowid) FROM prompts)",
+            [],
+        )
+        .unwrap();
+    drop(snap);
+    let (code, r) = rehearse_report(&path3, &[]);
+    assert_eq!(code, 1);
+    let counted = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["phase"] == "snapshot"
+                && c["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("prompts has its pulled row count")
+        })
+        .expect("a row-count check of prompts");
+    assert_eq!(counted["ok"], false, "{counted}");
 }
 
 #[test]
