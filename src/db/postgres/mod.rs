@@ -15,6 +15,7 @@ pub mod search_path;
 pub mod sequences;
 pub mod state;
 pub mod tx;
+pub mod undo;
 
 use std::path::PathBuf;
 use std::str::FromStr;
