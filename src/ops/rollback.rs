@@ -18,6 +18,7 @@ use crate::db::postgres::apply::{apply_updates, cast_spelling, run_batch, ROW_NU
 use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum_with};
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
+use crate::db::postgres::receipts::read_receipt;
 use crate::db::postgres::rowlock::{RowLock, RowLockMode};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
@@ -117,7 +118,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     let mut client = connect(&opts.target).await?;
     let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
-    let Some(undo) = read_receipt(&tx, opts).await? else {
+    let Some(undo) = read_receipt(&tx, &opts.receipt_id, opts.target.redacted()).await? else {
         // Like a repeated push: the wanted state holds, nothing to do.
         tx.rollback().await?;
         let mut report = RollbackReport::new(opts, vec![], vec![]);
@@ -252,65 +253,6 @@ impl RollbackReport {
             millis: 0,
         }
     }
-}
-
-/// Reads the receipt to undo: `None` when it was rolled back before; an
-/// error when there is none, it is not applied, or later pushes still are.
-async fn read_receipt(
-    tx: &tokio_postgres::Transaction<'_>,
-    opts: &RollbackOptions,
-) -> Result<Option<Undo>> {
-    if !crate::db::postgres::receipts::receipts_table_exists(tx).await? {
-        // No push was ever recorded in this database: the receipt id, or
-        // the database URL, is the user's mistake (exit 2), not a check.
-        return Err(crate::error::environment(format!(
-            "{} has no sandbox.receipts table: no push was ever recorded in this database, so \
-             there is no receipt {} to roll back. Check the database URL: `sandbox receipts` (with \
-             the same --database-url) lists the receipts pushed to a database and those the \
-             snapshot recorded",
-            opts.target.redacted(),
-            opts.receipt_id
-        )));
-    }
-    let rows = tx
-        .query(
-            "SELECT status, undo::text, pushed_at::text, \
-                    (SELECT count(*) FROM sandbox.receipts l WHERE l.status = 'applied' AND l.pushed_at > r.pushed_at), \
-                    (SELECT l.id::text FROM sandbox.receipts l WHERE l.status = 'applied' \
-                       ORDER BY l.pushed_at DESC LIMIT 1) \
-             FROM sandbox.receipts r WHERE id = $1::text::uuid",
-            &[&opts.receipt_id],
-        )
-        .await?;
-    let Some(row) = rows.first() else {
-        // A receipt id the user got wrong: their input, not a failed check.
-        return Err(crate::error::environment(format!(
-            "no receipt {} in sandbox.receipts: `sandbox receipts` lists the receipts there",
-            opts.receipt_id
-        )));
-    };
-    let status: String = row.get(0);
-    if status == "rolled_back" {
-        return Ok(None);
-    }
-    if status != "applied" {
-        return Err(check_failed(format!(
-            "receipt {} has status '{status}', not 'applied': nothing to roll back",
-            opts.receipt_id
-        )));
-    }
-    let later: i64 = row.get(3);
-    if later > 0 {
-        let newest: String = row.get(4);
-        return Err(check_failed(format!(
-            "{later} later push(es) are still applied; roll those back first, newest first \
-             (`sandbox receipts` lists them): `sandbox rollback --receipt {newest} --confirm`"
-        )));
-    }
-    Ok(Some(Undo::read(
-        &opts.receipt_id,
-        &row.get::<_, String>(1),
-    )?))
 }
 
 /// What the steps of one rollback share: its transaction, options and the

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Transaction;
 
 use crate::diff::Diff;
+use crate::error::check_failed;
 use crate::plan::stage::StagedTable;
 use crate::receipt::Undo;
 
@@ -132,4 +133,63 @@ pub async fn insert_receipt(
     .await
     .context("inserting the receipt")?;
     Ok(())
+}
+
+/// Reads the receipt to undo: `None` when it was rolled back before; an
+/// error when there is none, it is not applied, or later pushes still are.
+///
+/// `database` names the database (its URL, without the password) in the
+/// error for one that has no receipts table.
+pub async fn read_receipt(
+    tx: &tokio_postgres::Transaction<'_>,
+    receipt_id: &str,
+    database: &str,
+) -> Result<Option<Undo>> {
+    if !receipts_table_exists(tx).await? {
+        // No push was ever recorded in this database: the receipt id, or
+        // the database URL, is the user's mistake (exit 2), not a check.
+        return Err(crate::error::environment(format!(
+            "{} has no sandbox.receipts table: no push was ever recorded in this database, so \
+             there is no receipt {} to roll back. Check the database URL: `sandbox receipts` (with \
+             the same --database-url) lists the receipts pushed to a database and those the \
+             snapshot recorded",
+            database, receipt_id
+        )));
+    }
+    let rows = tx
+        .query(
+            "SELECT status, undo::text, pushed_at::text, \
+                    (SELECT count(*) FROM sandbox.receipts l WHERE l.status = 'applied' AND l.pushed_at > r.pushed_at), \
+                    (SELECT l.id::text FROM sandbox.receipts l WHERE l.status = 'applied' \
+                       ORDER BY l.pushed_at DESC LIMIT 1) \
+             FROM sandbox.receipts r WHERE id = $1::text::uuid",
+            &[&receipt_id],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        // A receipt id the user got wrong: their input, not a failed check.
+        return Err(crate::error::environment(format!(
+            "no receipt {} in sandbox.receipts: `sandbox receipts` lists the receipts there",
+            receipt_id
+        )));
+    };
+    let status: String = row.get(0);
+    if status == "rolled_back" {
+        return Ok(None);
+    }
+    if status != "applied" {
+        return Err(check_failed(format!(
+            "receipt {} has status '{status}', not 'applied': nothing to roll back",
+            receipt_id
+        )));
+    }
+    let later: i64 = row.get(3);
+    if later > 0 {
+        let newest: String = row.get(4);
+        return Err(check_failed(format!(
+            "{later} later push(es) are still applied; roll those back first, newest first \
+             (`sandbox receipts` lists them): `sandbox rollback --receipt {newest} --confirm`"
+        )));
+    }
+    Ok(Some(Undo::read(receipt_id, &row.get::<_, String>(1))?))
 }
