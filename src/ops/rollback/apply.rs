@@ -1,0 +1,229 @@
+//! Applying the undo: what the push created is dropped, the rows it wrote
+//! deleted or restored, the rows it deleted inserted again, and the
+//! sequences it moved put back.
+
+use anyhow::{Context, Result};
+
+use super::{Mode, RollbackReport};
+use crate::db::dependents::PushedRows;
+use crate::db::postgres::apply::{apply_updates, run_batch};
+use crate::db::postgres::copy::copy_rows;
+use crate::db::postgres::search_path::TypeSpellings;
+use crate::db::postgres::sequences::restore;
+use crate::db::postgres::undo::deferrable_unique_keys;
+use crate::db::triggers::TriggerReport;
+use crate::diff::TableDiff;
+use crate::error::check_failed;
+use crate::receipt::{Undo, UndoTable};
+use crate::types::quote_ident;
+
+/// Drops what the push created and removes or restores its rows. Runs
+/// under the app's search_path: everything here names its schema.
+pub(super) async fn undo_changes(
+    tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
+    undo: &Undo,
+    pushed: &[PushedRows],
+    triggers: &[TriggerReport],
+    report: &mut RollbackReport,
+    mode: Mode,
+) -> Result<()> {
+    // A DEFERRABLE unique key is checked once the rows are back, not row by
+    // row: rows the push made trade its values (over several phases) trade
+    // them back here. The rehearsal's replay (`write_order`) counts it so.
+    let deferred = deferrable_unique_keys(tx, undo).await?;
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {deferred} DEFERRED"))
+            .await
+            .with_context(|| format!("deferring {deferred}"))?;
+    }
+    // Order matters: columns referencing created tables go first, then the
+    // created tables (children first), then rows added to existing tables.
+    drop_created(tx, undo, report).await?;
+    for t in undo.tables.iter().rev().filter(|t| !t.created) {
+        if let Some(p) = pushed.iter().find(|p| p.table == t.table) {
+            delete_pushed_rows(tx, types, t, p, report).await?;
+        }
+        restore_updated_rows(tx, types, undo, t, triggers, report).await?;
+    }
+    // Rows the push deleted, whole, parents before children; columns the
+    // push added are gone again and left out.
+    for t in undo
+        .tables
+        .iter()
+        .filter(|t| !t.created && !t.deleted_rows.is_empty())
+    {
+        reinsert_deleted_rows(tx, undo, t, report).await?;
+    }
+    if !deferred.is_empty() {
+        tx.batch_execute(&format!("SET CONSTRAINTS {deferred} IMMEDIATE"))
+            .await
+            .with_context(|| format!("checking {deferred} after the undo"))?;
+    }
+    // The rows holding the values the sequences were moved past are gone;
+    // each goes back only if nobody drew from it since, and only if no
+    // table the app keeps writing draws from it (the lock proving that
+    // would make the app's inserts wait). Not in a rehearsal: `setval`
+    // would stay when the push rolls back to its savepoint.
+    let locked: Vec<String> = undo
+        .tables
+        .iter()
+        .map(|t| t.table.clone())
+        .chain(undo.created_tables.iter().cloned())
+        .collect();
+    for s in undo
+        .sequences
+        .iter()
+        .filter(|s| s.moved() && mode == Mode::Rollback)
+    {
+        report.sequences.push(
+            restore(tx, s, &locked)
+                .await
+                .with_context(|| format!("restoring sequence {}.{}", s.schema, s.sequence))?,
+        );
+    }
+    Ok(())
+}
+
+/// Drops the columns the push added, then the tables it created.
+async fn drop_created(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+    report: &mut RollbackReport,
+) -> Result<()> {
+    for a in &undo.added_columns {
+        tx.batch_execute(&format!(
+            "ALTER TABLE public.{} DROP COLUMN {}",
+            quote_ident(&a.table),
+            quote_ident(&a.column)
+        ))
+        .await
+        .with_context(|| format!("dropping column {}.{}", a.table, a.column))?;
+        report
+            .dropped_columns
+            .push(format!("{}.{}", a.table, a.column));
+    }
+    for name in undo.created_tables.iter().rev() {
+        tx.batch_execute(&format!("DROP TABLE public.{}", quote_ident(name)))
+            .await
+            .with_context(|| format!("dropping table {name}"))?;
+        report.dropped_tables.push(name.clone());
+    }
+    Ok(())
+}
+
+/// Deletes the rows the push inserted into an existing table, by key; all
+/// of them or nothing.
+async fn delete_pushed_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
+    t: &UndoTable,
+    p: &PushedRows,
+    report: &mut RollbackReport,
+) -> Result<()> {
+    let n = run_batch(
+        tx,
+        &format!(
+            "DELETE FROM public.{} t USING {} WHERE {}",
+            quote_ident(&t.table),
+            p.keys.from_item("u"),
+            p.join(types, "t", "u")?
+        ),
+        t.inserted_keys.len(),
+        |i| {
+            format!(
+                "row {}",
+                crate::types::row_label(&t.key, t.inserted_keys[i].iter().map(|v| v.as_deref()))
+            )
+        },
+    )
+    .await
+    .with_context(|| format!("deleting the pushed rows of {}", t.table))?;
+    if n != t.inserted_keys.len() as u64 {
+        return Err(check_failed(format!(
+            "{}: {} of {} inserted rows were found; refusing, nothing was changed",
+            t.table,
+            n,
+            t.inserted_keys.len()
+        )));
+    }
+    report.deleted.push((t.table.clone(), n));
+    Ok(())
+}
+
+/// The columns of `table` the push added: dropped again by the undo.
+pub(super) fn added_columns_of<'u>(undo: &'u Undo, table: &str) -> Vec<&'u str> {
+    undo.added_columns
+        .iter()
+        .filter(|a| a.table == table)
+        .map(|a| a.column.as_str())
+        .collect()
+}
+
+/// Writes back the values the push overwrote, except in columns it added.
+async fn restore_updated_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
+    undo: &Undo,
+    t: &UndoTable,
+    triggers: &[TriggerReport],
+    report: &mut RollbackReport,
+) -> Result<()> {
+    let dropped = added_columns_of(undo, &t.table);
+    let updates = crate::diff::without_columns(&t.updates, &dropped);
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let td = TableDiff {
+        table: t.table.clone(),
+        created: false,
+        columns: t.columns.clone(),
+        key: t.key.clone(),
+        inserts: vec![],
+        updates,
+        deletes: vec![],
+        phase_inserts: vec![],
+        phase_updates: vec![],
+        phase_deletes: vec![],
+        explicit_nulls: Default::default(),
+    };
+    let n = apply_updates(tx, types, &td, true, triggers)
+        .await
+        .with_context(|| format!("restoring the overwritten values of {}", t.table))?;
+    report.restored.push((t.table.clone(), n));
+    Ok(())
+}
+
+/// Inserts again, whole, the rows the push deleted from a table.
+async fn reinsert_deleted_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    undo: &Undo,
+    t: &UndoTable,
+    report: &mut RollbackReport,
+) -> Result<()> {
+    let dropped = added_columns_of(undo, &t.table);
+    // A STORED generated column cannot be written (COPY refuses it):
+    // Postgres computes it again from the restored values, and the check
+    // after the undo compares it with the before-image like every column.
+    let keep: Vec<usize> = (0..t.columns.len())
+        .filter(|i| {
+            !dropped.contains(&t.columns[*i].name.as_str()) && t.columns[*i].generated.is_none()
+        })
+        .collect();
+    let cols: Vec<String> = keep.iter().map(|i| t.columns[*i].name.clone()).collect();
+    let rows: Vec<Vec<Option<String>>> = t
+        .deleted_rows
+        .iter()
+        .map(|r| keep.iter().map(|i| r.get(*i).cloned().flatten()).collect())
+        .collect();
+    let n = copy_rows(
+        tx,
+        &format!("public.{}", quote_ident(&t.table)),
+        &cols,
+        &rows,
+    )
+    .await
+    .with_context(|| format!("inserting the deleted rows of {} again", t.table))?;
+    report.reinserted.push((t.table.clone(), n));
+    Ok(())
+}
