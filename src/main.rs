@@ -48,6 +48,8 @@ fn main() {
                      (Supabase caps it at 2 minutes): give it more time with --statement-timeout MS \
                      (pull, push, rollback) or raise the role's (ALTER ROLE ... SET statement_timeout)",
                 )
+            } else if sandbox::db::sqlite::locked_in_chain(&e) {
+                e.context(sandbox::db::sqlite::LOCKED_ADVICE)
             } else {
                 e
             };

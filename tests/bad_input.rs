@@ -1018,3 +1018,37 @@ fn a_read_only_database_is_named_before_push_or_rollback_touches_it() {
     pushed.assert_same(&whole_database_state(w.url()), "rollback, read-only");
     set_read_only(&w, false);
 }
+
+/// A snapshot open with a write transaction elsewhere (a DB browser with
+/// unsaved changes) is named as locked, with what to do, and is left as it
+/// is (before: "not a readable SQLite file … pull a fresh snapshot", which
+/// would throw away the rehearsals the user was looking at — H8 R28).
+#[test]
+fn a_snapshot_locked_by_a_db_browser_is_named_as_locked_not_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("snapshot.sqlite");
+    std::fs::write(&snapshot, rehearsed_snapshot()).unwrap();
+    for lock in ["BEGIN EXCLUSIVE", "BEGIN IMMEDIATE"] {
+        let browser = rusqlite::Connection::open(&snapshot).unwrap();
+        browser.execute_batch(lock).unwrap();
+        for args in [
+            vec!["rehearse", "--snapshot", p(&snapshot)],
+            vec!["status", "--snapshot", p(&snapshot)],
+        ] {
+            let r = sandbox(&args);
+            if lock == "BEGIN IMMEDIATE" && args[0] == "status" {
+                // Reading is allowed next to a writer that has not committed.
+                r.ok();
+                continue;
+            }
+            r.code(2).error_has(&[
+                p(&snapshot),
+                "is locked by another program",
+                "save or close it there, then run this again",
+            ]);
+            assert!(!r.stderr.contains("pull a fresh snapshot"), "{}", r.show());
+        }
+        browser.execute_batch("ROLLBACK").unwrap();
+    }
+    assert_eq!(std::fs::read(&snapshot).unwrap(), rehearsed_snapshot());
+}

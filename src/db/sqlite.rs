@@ -653,6 +653,33 @@ pub struct SnapshotTable {
     pub millis: u64,
 }
 
+/// Whether SQLite gave up because another connection holds the file: a
+/// DB browser with unsaved changes, another sandbox run.
+pub fn is_locked(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Whether anything in the chain is SQLite giving up on a lock another
+/// connection holds.
+pub fn locked_in_chain(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<rusqlite::Error>().is_some_and(is_locked))
+}
+
+/// What to do about a snapshot another program holds: the file is fine,
+/// and replacing it (the advice for a damaged file) would throw away the
+/// rehearsals the user is looking at.
+pub const LOCKED_ADVICE: &str = "the snapshot file is locked by another program (a DB browser \
+     with unsaved changes, or another sandbox run on it); the file itself is fine: save or close \
+     it there, then run this again";
+
+fn locked_by_another_program(path: &Path) -> anyhow::Error {
+    environment(format!("{}: {LOCKED_ADVICE}", path.display()))
+}
+
 /// An opened snapshot file.
 pub struct Snapshot {
     pub conn: Connection,
@@ -685,6 +712,7 @@ impl Snapshot {
             |r| r.get(0),
         );
         match has_meta {
+            Err(e) if is_locked(&e) => return Err(locked_by_another_program(path)),
             Err(e) => {
                 return Err(environment(format!(
                     "{} is not a readable SQLite file ({e}); it may be corrupt or another \
