@@ -1134,7 +1134,7 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
                     _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
                 })
         }
-        "json" => serde_json::from_str::<Value>(text).is_ok(),
+        "json" => serde_json::from_str::<Value>(text).is_ok() || json_with_lone_surrogates(text),
         "timestamp with time zone" | "timestamp without time zone" => {
             (date(text)
                 && text.is_char_boundary(19)
@@ -1234,6 +1234,20 @@ fn unstorable_text(bytes: &[u8], jsonb: bool) -> Result<String, String> {
         ));
     }
     Ok(text.to_string())
+}
+
+/// Whether `text` is JSON once its lone surrogate escapes are read as
+/// characters: Postgres's json type accepts `"\ud800"` (it stores the text
+/// as given; only jsonb and to_jsonb refuse it), serde does not.
+fn json_with_lone_surrogates(text: &str) -> bool {
+    let mut t = text.to_string();
+    let mut replaced = false;
+    while let Some(esc) = lone_surrogate_escape(&t) {
+        let at = esc.as_ptr() as usize - t.as_ptr() as usize;
+        t.replace_range(at..at + 6, "\\ufffd");
+        replaced = true;
+    }
+    replaced && serde_json::from_str::<Value>(&t).is_ok()
 }
 
 /// The first `\uXXXX` escape of a JSON text that is half of a UTF-16
