@@ -737,3 +737,41 @@ fn a_row_the_app_holds_for_update_is_waited_for_in_attempts_and_named() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push, then rollback");
 }
+
+/// A new row's foreign key check locks the row it references (FOR KEY
+/// SHARE): an app session holding that row FOR UPDATE is waited for in the
+/// same attempts and named, not met by the COPY with a raw lock timeout
+/// (before: exit 2, "COPY into public.dh_item failed: … canceling
+/// statement due to lock timeout").
+#[test]
+fn a_row_the_new_rows_reference_held_for_update_is_waited_for_and_named() {
+    let w = common::item_world(
+        "live_fk_row_lock",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+         parent_id text REFERENCES public.dh_item (id)); \
+         INSERT INTO public.dh_item VALUES ('a', 'alpha', NULL), ('b', 'beta', NULL);",
+        &["INSERT INTO dh_item (id, name, parent_id) VALUES ('c', 'gamma', 'a');"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    let mut holder = postgres_admin(&format!("{}?application_name=parent_holder", w.db.url));
+    let holder_pid = scalar(&mut holder, "SELECT pg_backend_pid()");
+    holder
+        .batch_execute("BEGIN; SELECT * FROM dh_item WHERE id = 'a' FOR UPDATE")
+        .expect("the app locks the parent row");
+    w.push(&["--confirm", "--lock-timeout", "1500"])
+        .code(1)
+        .error_has(&[
+            &format!("pid {holder_pid}"),
+            "parent_holder",
+            "row id=a of dh_item",
+            "Nothing was written",
+        ]);
+    before.assert_same(&w.state(), "a push refused on a held parent row");
+    holder.batch_execute("ROLLBACK").expect("the app lets go");
+    w.push_confirmed();
+    assert_eq!(
+        w.scalar("SELECT parent_id FROM dh_item WHERE id = 'c'"),
+        "a"
+    );
+}

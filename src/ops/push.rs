@@ -443,7 +443,10 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     // The rows it updates or deletes with them: a session holding one
     // (SELECT … FOR UPDATE, an uncommitted write) is waited for in the same
     // attempts and named, not met by the UPDATE with a bare lock timeout.
-    let row_locks = push_row_locks(job.diff)?;
+    let constraints = |table: &str| {
+        Ok(staged_meta(&job.snapshot.conn, job.snapshot, job.plan, table)?.constraints)
+    };
+    let row_locks = push_row_locks(job.diff, &constraints, &|t| job.plan.creates(t))?;
     lock_tables_and_rows(&p.tx, &locks, &row_locks, job.opts.lock_timeout_ms).await?;
     checks.extend(p.no_drift().await?);
     checks.extend(p.nothing_in_the_way().await?);

@@ -28,6 +28,9 @@ pub enum RowLockMode {
     NoKeyUpdate,
     /// What a DELETE or a key-changing UPDATE takes.
     Update,
+    /// What the foreign key check of a new row takes on the row it
+    /// references: only a FOR UPDATE (or a delete) is in its way.
+    KeyShare,
 }
 
 impl RowLockMode {
@@ -35,6 +38,7 @@ impl RowLockMode {
         match self {
             RowLockMode::NoKeyUpdate => "FOR NO KEY UPDATE",
             RowLockMode::Update => "FOR UPDATE",
+            RowLockMode::KeyShare => "FOR KEY SHARE",
         }
     }
 }
@@ -121,10 +125,61 @@ impl RowLock {
 
 /// The rows of `diff`'s existing tables that the push updates or deletes,
 /// as row locks: an UPDATE's rows FOR NO KEY UPDATE (FOR UPDATE when it
-/// changes a key column), a DELETE's FOR UPDATE. Rows an earlier phase of
-/// the push inserts do not exist yet and need none.
-pub fn push_row_locks(diff: &crate::diff::Diff) -> Result<Vec<RowLock>> {
+/// changes a key column), a DELETE's FOR UPDATE; and the existing rows its
+/// new rows reference (the `f` constraints among `constraints` of each
+/// written table), FOR KEY SHARE, as the foreign key check will lock them.
+/// Rows the push inserts itself do not exist yet and lock nothing.
+pub fn push_row_locks(
+    diff: &crate::diff::Diff,
+    constraints: &dyn Fn(&str) -> Result<Vec<crate::catalog::ConstraintMeta>>,
+    created: &dyn Fn(&str) -> bool,
+) -> Result<Vec<RowLock>> {
     let mut out = Vec::new();
+    for t in &diff.tables {
+        for fk in constraints(&t.table)?.iter().filter(|c| c.kind == "f") {
+            // A parent outside `public` is named `schema.table`: left to the
+            // foreign key check itself.
+            let Some(parent) = fk.ref_table.as_deref().filter(|p| !p.contains('.')) else {
+                continue;
+            };
+            if created(parent) || fk.ref_columns.len() != fk.columns.len() {
+                continue;
+            }
+            let positions: Vec<usize> = fk
+                .columns
+                .iter()
+                .filter_map(|c| t.columns.iter().position(|m| &m.name == c))
+                .collect();
+            if positions.len() != fk.columns.len() {
+                continue;
+            }
+            // The child's column types: a foreign key compares equal values.
+            let types = positions
+                .iter()
+                .map(|i| {
+                    crate::db::postgres::apply::cast_spelling(&t.table, &t.columns[*i])
+                        .map(str::to_string)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut keys: Vec<Vec<Option<String>>> = t
+                .phase_inserts
+                .iter()
+                .map(|r| positions.iter().map(|i| r.row[*i].clone()).collect())
+                .filter(|k: &Vec<Option<String>>| k.iter().all(Option::is_some))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            if !keys.is_empty() {
+                out.push(RowLock::new(
+                    parent,
+                    &fk.ref_columns,
+                    &types,
+                    &keys,
+                    RowLockMode::KeyShare,
+                ));
+            }
+        }
+    }
     for t in diff.tables.iter().filter(|t| !t.created) {
         let positions = crate::db::postgres::apply::key_positions_of(t)?;
         let key_types = positions

@@ -165,7 +165,7 @@ pub async fn lock_in_attempts(
                     blockers.extend(held);
                     let mut tables: Vec<String> = sorted.iter().map(|(t, _)| t.clone()).collect();
                     for r in rows {
-                        let held = format!("the rows it writes in {}", r.table);
+                        let held = format!("the rows of {} it writes or references", r.table);
                         if !tables.contains(&held) {
                             tables.push(held);
                         }
