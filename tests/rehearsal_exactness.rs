@@ -689,6 +689,8 @@ fn numeric_columns_compare_as_numbers_in_the_rehearsal_as_on_postgres() {
         ("cost range", "SELECT MIN(cost_per_execution), MAX(cost_per_execution), COUNT(DISTINCT cost_per_execution) FROM dh_tool", ""),
         ("long tasks (a table the plan only reads)", "SELECT COUNT(*) FROM dh_task WHERE effort_hours > 2", ""),
         ("effort range", "SELECT MIN(effort_hours), MAX(effort_hours) FROM dh_task", ""),
+        // Postgres prints the numeric sum with its scale, SQLite a REAL.
+        ("cost sum", "SELECT SUM(cost_per_execution) FROM dh_tool", ""),
     ];
     let expectations: Vec<Value> = queries
         .iter()

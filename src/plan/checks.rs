@@ -146,8 +146,47 @@ pub fn evaluate(phase: &str, kind: CheckKind, exp: &Expectation, actual: &[Vec<S
         render_rows(&expected),
         render_rows(actual),
     );
-    check.ok = expected.as_slice() == actual || same_rows_in_any_order(&expected, actual);
+    let (expected, actual) = (comparable_rows(&expected), comparable_rows(actual));
+    check.ok = expected == actual || same_rows_in_any_order(&expected, &actual);
     check
+}
+
+/// Rows as the engines are compared on them (see [`comparable`]).
+fn comparable_rows(rows: &[Vec<String>]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| r.iter().map(|c| comparable(c)).collect())
+        .collect()
+}
+
+/// A cell as the engines are compared on it: a decimal number without the
+/// zeros after its last significant decimal. Postgres prints a numeric with
+/// its scale (`SUM` of a numeric(10,4) is `27.5650`, `10.0000 = 10`), SQLite
+/// computes in REALs (`27.565`): the same number, which a plan can write once
+/// for both (`"expect": 27.565`). Anything else — text, a number with a
+/// leading zero (`007` is text either engine prints as is) — compares as it
+/// is.
+fn comparable(cell: &str) -> String {
+    let body = cell.strip_prefix('-').unwrap_or(cell);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let number = digits(int)
+        && (int == "0" || !int.starts_with('0'))
+        && (frac.is_empty() || digits(frac))
+        && !(body.contains('.') && frac.is_empty());
+    if !number {
+        return cell.to_string();
+    }
+    let frac = frac.trim_end_matches('0');
+    let text = if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    };
+    if text == "0" || body.len() == cell.len() {
+        text
+    } else {
+        format!("-{text}")
+    }
 }
 
 /// Rows are compared as a multiset: the same query orders rows differently
@@ -197,6 +236,40 @@ mod null_tests {
             sql: String::new(),
             expect: None,
             expect_rows: Some(serde_json::from_value(rows).unwrap()),
+        }
+    }
+
+    /// A number is compared as a number: Postgres's numeric scale
+    /// (`27.5650`) against SQLite's REAL (`27.565`); text is not.
+    #[test]
+    fn numbers_compare_by_value_and_text_as_text() {
+        let kind = CheckKind::Expectation;
+        let one = |v: &str| vec![vec![v.to_string()]];
+        for (expect, actual) in [
+            (json!(27.565), "27.5650"),
+            (json!("27.5650"), "27.565"),
+            (json!(10), "10.0000"),
+            (json!(0), "-0.00"),
+            (json!(-1.5), "-1.50"),
+        ] {
+            let e = expecting(json!([[expect]]));
+            assert!(
+                evaluate("1", kind, &e, &one(actual)).ok,
+                "{expect} vs {actual}"
+            );
+        }
+        for (expect, actual) in [
+            (json!("007"), "7"),
+            (json!(27.565), "27.566"),
+            (json!("1."), "1"),
+            (json!("v1.10"), "v1.1"),
+            (json!(-1), "1"),
+        ] {
+            let e = expecting(json!([[expect]]));
+            assert!(
+                !evaluate("1", kind, &e, &one(actual)).ok,
+                "{expect} vs {actual}"
+            );
         }
     }
 

@@ -536,6 +536,18 @@ pub fn query_text(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {
     Ok(out)
 }
 
+/// A REAL as a check shows it: to the 15 significant digits a REAL holds
+/// (`SUM` of 0.1 and 0.2 is 0.3, as Postgres's numeric sum is, not
+/// 0.30000000000000004), in the shortest form that reads back to them.
+pub fn real_text(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    format!("{v:.14e}")
+        .parse::<f64>()
+        .map_or_else(|_| v.to_string(), |r| r.to_string())
+}
+
 /// Runs a read-only query (a conflict, expectation or guard) with `params`
 /// bound, returning its rows as text.
 pub fn query_rows(
@@ -567,7 +579,7 @@ pub fn query_rows(
                         row.push(match r.get_ref(i) {
                             Ok(ValueRef::Null) => crate::types::value_text(None),
                             Ok(ValueRef::Integer(v)) => v.to_string(),
-                            Ok(ValueRef::Real(v)) => v.to_string(),
+                            Ok(ValueRef::Real(v)) => real_text(v),
                             Ok(ValueRef::Text(t)) => {
                                 crate::types::value_text(Some(&String::from_utf8_lossy(t)))
                             }
@@ -1396,6 +1408,16 @@ mod tests {
         assert_eq!(printable("text[]", "abc"), Some(false));
         assert_eq!(printable("date[]", "{2026-02-30}"), Some(false));
         assert_eq!(printable("box[]", "{(1,1),(0,0)}"), None);
+    }
+
+    #[test]
+    fn a_real_shows_the_15_digits_it_holds() {
+        assert_eq!(real_text(0.1 + 0.2), "0.3");
+        assert_eq!(real_text(1.0 / 3.0), "0.333333333333333");
+        assert_eq!(real_text(27.565000000000005), "27.565");
+        assert_eq!(real_text(3.0), "3");
+        assert_eq!(real_text(-2.5e-7), "-0.00000025");
+        assert_eq!(real_text(1e20), "100000000000000000000");
     }
 
     #[test]
