@@ -24,6 +24,9 @@ pub const SESSION_SETTINGS: &[(&str, &str)] = &[
     // Array input: with `array_nulls = off` an unquoted NULL element is
     // read back as the string "NULL".
     ("array_nulls", "on"),
+    // xml input: with `xmloption = document` a pulled content fragment
+    // (`''`, `t&amp;`) is refused when push or rollback writes it back.
+    ("xmloption", "content"),
     // How backslashes in '…' literals of the plan's and our SQL are read.
     ("standard_conforming_strings", "on"),
 ];

@@ -416,9 +416,19 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         "{}",
         rolled.show()
     );
+    // Times read from Postgres are UTC whatever the database's TimeZone
+    // (before: rolled_back_at came in the database's zone, at in UTC).
+    p.exec(&format!(
+        "ALTER DATABASE \"{}\" SET timezone = 'Asia/Kolkata'",
+        p.db.name
+    ));
     let v = json_of(&p.run_exported(&["receipts", "--json", "--snapshot", p.snap()]));
     assert_eq!(v["receipts"][0]["remote_status"], "rolled_back", "{v}");
     assert_eq!(v["receipts"][0]["snapshot_status"], "rolled_back", "{v}");
+    let rolled_back_at = v["receipts"][0]["rolled_back_at"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(rolled_back_at.ends_with("+00"), "{v}");
     let status = p.run_exported(&["status", "--json", "--snapshot", p.snap()]);
     assert_eq!(
         json_of(&status)["receipts"][0]["snapshot_status"],

@@ -215,3 +215,46 @@ fn a_pulled_value_reading_like_the_left_to_postgres_marker_is_data() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
 }
+
+/// An xml content fragment (text around elements, or empty) read from the
+/// app's rows is written back as it was read, whatever `xmloption` the
+/// database sets: the push pins `content` (before: with the database's
+/// `xmloption = document` the COPY refused the fragment — H8 R22).
+#[test]
+fn xml_content_fragments_push_and_roll_back_under_xmloption_document() {
+    let w = World::empty(
+        "order_xmloption",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text, x xml); \
+         INSERT INTO public.dh_item VALUES ('a', 'alpha', 'one<b>two</b>three'), ('e', 'empty', '');",
+    );
+    w.exec(&format!(
+        "ALTER DATABASE \"{}\" SET xmloption = document",
+        w.db.name.replace('"', "\"\"")
+    ));
+    let plan = common::item_plan(
+        w.dir.path(),
+        &[
+            "INSERT INTO dh_item (id, name, x) SELECT id || '2', name, x FROM dh_item; \
+           DELETE FROM dh_item WHERE id = 'e';",
+        ],
+    );
+    let w = w.with_plan(&plan).pulled();
+    w.rehearse(&[]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            "SELECT id, x::text FROM public.dh_item ORDER BY id"
+        ),
+        [
+            ["a", "one<b>two</b>three"],
+            ["a2", "one<b>two</b>three"],
+            ["e2", ""]
+        ]
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

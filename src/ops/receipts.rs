@@ -61,7 +61,9 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
         // UTC in the snapshot copy's form, whatever the session's TimeZone:
         // the two sides' times are compared and shown as UTC.
         "SELECT id::text, to_char(pushed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00', \
-                plan_name, plan_hash, diff_hash, status, rolled_back_at::text, counts::text \
+                plan_name, plan_hash, diff_hash, status, \
+                to_char(rolled_back_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00', \
+                counts::text \
          FROM sandbox.receipts ORDER BY pushed_at, id",
     )
     .await?;
