@@ -780,6 +780,58 @@ fn a_push_whose_undo_a_trigger_would_skip_is_refused_before_commit() {
     before.assert_same(&w.state(), "a preflight whose undo a trigger skips");
 }
 
+/// The example of the defect: a plan that deletes rows, whose rollback must
+/// insert them again, on a table with a BEFORE INSERT trigger — one that
+/// raises, one that rewrites the values written back. The push itself
+/// fires neither (it only deletes). Before, both committed (exit 0) and only
+/// `sandbox rollback` refused. Now the preflight refuses naming the table,
+/// trigger and why: the raise by row key, the rewrite by row, column, the
+/// recorded and the found value.
+#[test]
+fn a_push_whose_undo_must_reinsert_rows_a_before_insert_trigger_refuses_is_refused() {
+    const ITEMS: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO public.dh_item VALUES ('a', 'alpha'), ('b', 'beta');";
+    for (tag, trigger, wanted) in [
+        (
+            "undo_reinsert_raise",
+            "CREATE FUNCTION public.no_comeback() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'deleted items never come back'; END $$;
+             CREATE TRIGGER dh_item_no_comeback BEFORE INSERT ON public.dh_item
+               FOR EACH ROW EXECUTE FUNCTION public.no_comeback();",
+            &[
+                "inserting the deleted rows of dh_item again",
+                "deleted items never come back",
+                "dh_item_no_comeback",
+            ][..],
+        ),
+        (
+            "undo_reinsert_rewrite",
+            "CREATE FUNCTION public.shout() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$;
+             CREATE TRIGGER dh_item_shout BEFORE INSERT ON public.dh_item
+               FOR EACH ROW EXECUTE FUNCTION public.shout();",
+            &[
+                "dh_item.name is 'ALPHA', the receipt recorded 'alpha'",
+                "dh_item_shout",
+            ][..],
+        ),
+    ] {
+        let w = common::item_world(
+            tag,
+            &format!("{ITEMS} {trigger}"),
+            &["DELETE FROM dh_item WHERE id = 'a';"],
+        );
+        w.rehearse(&[]).ok();
+        let before = w.state();
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let run = w.push(confirm);
+            run.refused(&["would be refused", "--allow-irreversible"]);
+            run.refused(wanted);
+            before.assert_same(&w.state(), tag);
+        }
+    }
+}
+
 /// One pushed row a trigger will not let go: the rollback names it by key.
 #[test]
 fn a_delete_refused_for_one_row_during_rollback_names_the_row() {
