@@ -436,6 +436,13 @@ class Bench:
                         scale, rehearsed, plan_path, proxy.url, "jtbd_library",
                         f"UPDATE jtbd_library SET title = title WHERE id = '{jtbd}' AND title <> title;", runs,
                     ),
+                    # A reader of the table the plan adds a column to: it
+                    # waits only for the push's ACCESS EXCLUSIVE (ADD
+                    # COLUMN), from that lock to COMMIT.
+                    "jtbd_library reader": self.bench_app(
+                        scale, rehearsed, plan_path, proxy.url, "jtbd_library (reading)",
+                        f"SELECT count(*) FROM jtbd_library WHERE id <> '{jtbd}';", runs,
+                    ),
                 }
             finally:
                 proxy.stop()
@@ -748,6 +755,7 @@ def report_live(scales, results):
             vs_psql, r_psql = ratio_text(r["push"]["ours"], r["push"]["psql"])
             rec = med(r["push"]["received"]) if r["push"]["received"] else 0
             ap, aj = r["apps"]["prompts"], r["apps"]["jtbd_library"]
+            ar = r["apps"].get("jtbd_library reader")
             rows.append([
                 f"{s}x", link,
                 f"{secs(med([x.wall for x in r['pull']['ours']]))} / {secs(med([x.wall for x in r['pull']['pg_dump']]))} = {vs_dump}",
@@ -755,6 +763,7 @@ def report_live(scales, results):
                 f"{rec / 1e6:.2f} MB",
                 f"{secs(max(ap['during']))} vs {secs(max(ap['alone']))}",
                 f"{secs(max(aj['during']))} vs {secs(max(aj['alone']))} (push {secs(med(aj['push']))})",
+                f"{secs(max(ar['during']))} vs {secs(max(ar['alone']))} (push {secs(med(ar['push']))})" if ar else "-",
             ])
             targets.append(f"{s}x {link}: push {r_psql:.2f}x psql -f: {'met' if r_psql <= 1.0 else 'MISSED'}; "
                            f"pull {r_dump:.2f}x pg_dump: {'met' if r_dump <= 1.0 else 'MISSED'}; "
@@ -764,7 +773,8 @@ def report_live(scales, results):
                            f"jtbd_library app {secs(max(aj['during']))} vs push {secs(med(aj['push']))}: "
                            f"{'met' if max(aj['during']) <= med(aj['push']) else 'MISSED'}")
     print(table(["scale", "link", "pull / pg_dump --data-only", "push --confirm / psql -f", "push received",
-                 "prompts app longest wait: push vs none", "jtbd_library app longest wait: push vs none"], rows))
+                 "prompts app longest wait: push vs none", "jtbd_library app longest wait: push vs none",
+                 "jtbd_library reader longest wait: push vs none"], rows))
     print("targets (issue 11):")
     for t in targets:
         print(f"  {t}")

@@ -328,6 +328,10 @@ pub fn update_statements(updates: &[RowUpdate]) -> Vec<(UpdateColumns, Vec<&RowU
 pub struct PhaseDdl {
     pub phase: String,
     pub sql: String,
+    /// The table an `ADD COLUMN` alters (ACCESS EXCLUSIVE, which push takes
+    /// as late as it can); None for the tables the plan creates.
+    #[serde(skip)]
+    pub alters: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -530,6 +534,7 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
                 quote_ident(&t.name),
                 parts.join(",\n  ")
             ),
+            alters: None,
         });
         // Supabase exposes public tables through its API: a new table must
         // not be readable by everyone just because the migration made it.
@@ -539,6 +544,7 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
                 "ALTER TABLE public.{} ENABLE ROW LEVEL SECURITY",
                 quote_ident(&t.name)
             ),
+            alters: None,
         });
     }
     for a in &plan.schema.added_columns {
@@ -558,6 +564,7 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
         out.push(PhaseDdl {
             phase: a.phase.clone(),
             sql,
+            alters: Some(a.table.clone()),
         });
     }
     // Apply in phase order (a stable sort keeps each phase's own order).

@@ -775,3 +775,149 @@ fn a_row_the_new_rows_reference_held_for_update_is_waited_for_and_named() {
         "a"
     );
 }
+
+/// What the push holds while it waits for ACCESS EXCLUSIVE on
+/// `jtbd_library` (an idle transaction that read it keeps it waiting): its
+/// granted locks on public tables as `table mode`, how many tables it has
+/// created by then (locked relations no other session can see yet), and
+/// its wait event. Then the idle transaction ends and the push must apply.
+fn held_while_waiting_for_the_add_column(
+    w: &World,
+    extra: &[&str],
+) -> (Vec<String>, i64, String, String) {
+    let mut idle = postgres_admin(&format!("{}?application_name=idle_reader", w.db.url));
+    idle.batch_execute("BEGIN; SELECT count(*) FROM jtbd_library")
+        .expect("idle reader");
+    let mut args = vec![
+        "push",
+        "--database-url",
+        &w.db.url,
+        "--snapshot",
+        w.snap(),
+        "--confirm",
+        "--lock-timeout",
+        "120000",
+    ];
+    args.extend_from_slice(extra);
+    let push = common::Sandbox::new(&args).spawn();
+    let mut monitor = w.db.client();
+    let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                   WHERE a.application_name = 'sandbox' AND NOT l.granted \
+                   AND l.mode = 'AccessExclusiveLock' AND l.relation = 'public.jtbd_library'::regclass";
+    let mut polls = 0;
+    while scalar(&mut monitor, waiting) == "0" {
+        polls += 1;
+        assert!(
+            polls < 2400,
+            "the push never asked for ACCESS EXCLUSIVE on jtbd_library"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let push_locks = "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                      WHERE a.application_name = 'sandbox' AND l.granted \
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let held: Vec<String> = common::text_rows(
+        &mut monitor,
+        &format!(
+            "SELECT DISTINCT c.relname::text || ' ' || l.mode {push_locks} \
+             AND c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY 1"
+        )
+        .replace(
+            "FROM pg_locks l",
+            "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation",
+        ),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let created: i64 = scalar(
+        &mut monitor,
+        &format!(
+            "SELECT count(DISTINCT l.relation) {push_locks} AND l.locktype = 'relation' \
+             AND l.mode = 'AccessExclusiveLock' \
+             AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation)"
+        ),
+    )
+    .parse()
+    .expect("a count");
+    let wait = scalar(
+        &mut monitor,
+        "SELECT DISTINCT a.wait_event_type || '/' || a.wait_event FROM pg_stat_activity a \
+         JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted \
+         WHERE a.application_name = 'sandbox'",
+    );
+    idle.batch_execute("COMMIT").expect("end the idle reader");
+    let run = push.finish();
+    run.ok().stdout_has("Applied");
+    (held, created, wait, run.receipt())
+}
+
+/// Readers of `jtbd_library` wait for the push from its ACCESS EXCLUSIVE
+/// (the plan's ADD COLUMN) to COMMIT. That lock is asked for after every
+/// other phase's work (the three tables the plan creates, in phases 1, 2
+/// and 4, are made and the workflows of 3B/3C written by then), as nothing
+/// can tell the order apart: the column does not exist before, and phase
+/// 1's expectation naming it is checked after it. Before, it was asked for
+/// in phase 1 and held over phases 2–4. A plan whose phase-1 expectation
+/// also reads a table a later phase writes keeps the phase order: the push
+/// asks for the lock in phase 1, having created and written nothing. Both
+/// orders leave the same database.
+#[test]
+fn the_add_column_comes_after_every_other_phases_writes_when_nothing_can_tell() {
+    let w = live("live_exclusive_last");
+    let (held, created, wait, receipt) = held_while_waiting_for_the_add_column(&w, &[]);
+    assert_eq!(wait, "Lock/relation");
+    // strategic_priorities (phase 1), tools (2) and tasks (4): each table
+    // with its keys, TOAST table and TOAST index — 13 relations, 9 before
+    // phase 4 has made tasks.
+    assert_eq!(
+        created, 13,
+        "tables the plan creates not all made: {held:?}"
+    );
+    // Workflows written (3B, 3C).
+    assert!(
+        held.contains(&"workflows RowExclusiveLock".to_string()),
+        "workflows not written: {held:?}"
+    );
+    let mut c = w.db.client();
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
+    assert_eq!(
+        scalar(
+            &mut c,
+            "SELECT count(*) FROM jtbd_library WHERE strategic_priority_id IS NOT NULL"
+        ),
+        "105"
+    );
+
+    let reordered = common::whole_database_state(&w.db.url).without_schema("sandbox");
+    w.rollback(&receipt, &["--confirm"]).ok();
+
+    let plan = common::plan_folder(&w.dir.path().join("plan"), |p| {
+        p["phases"][0]["expectations"]
+            .as_array_mut()
+            .expect("phase 1 expectations")
+            .push(serde_json::json!({
+                "name": "links, with workflows present",
+                "sql": "SELECT COUNT(*) FROM jtbd_library WHERE strategic_priority_id IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM workflows)",
+                "expect": 105
+            }));
+    });
+    let plan = plan.to_str().expect("utf-8 path");
+    w.rehearse(&["--plan", plan]).ok().stdout_has("PASSED");
+    let (held, created, wait, _) = held_while_waiting_for_the_add_column(&w, &["--plan", plan]);
+    assert_eq!(wait, "Lock/relation");
+    assert_eq!(
+        created, 0,
+        "in phase order nothing is created before: {held:?}"
+    );
+    assert!(
+        !held.contains(&"workflows RowExclusiveLock".to_string()),
+        "in phase order, the push asks for jtbd_library in phase 1: {held:?}"
+    );
+    // The same database, whichever the order.
+    reordered.assert_same(
+        &common::whole_database_state(&w.db.url).without_schema("sandbox"),
+        "the push in phase order",
+    );
+}

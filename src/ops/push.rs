@@ -396,6 +396,44 @@ impl PushJob<'_> {
     }
 }
 
+/// Which tables a pass over the phases writes: all of them, all but the
+/// exclusive step's, or only the exclusive step's.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    All,
+    Except(&'a [String]),
+    Only(&'a [String]),
+}
+
+impl Part<'_> {
+    fn has(&self, table: &str) -> bool {
+        match self {
+            Part::All => true,
+            Part::Except(x) => !x.iter().any(|t| t == table),
+            Part::Only(x) => x.iter().any(|t| t == table),
+        }
+    }
+}
+
+/// The pulled tables the plan adds columns to, written in one step after
+/// every phase's other work (see `Push::exclusive_step`).
+struct ExclusiveStep {
+    tables: Vec<String>,
+    /// The added columns' names, lowercase.
+    added: Vec<String>,
+}
+
+impl ExclusiveStep {
+    /// Whether an expectation waits for the step: it names an added column
+    /// (before the step Postgres could not plan it). Any other expectation
+    /// sees the same values before and after the step, which only fills
+    /// columns that do not exist before it.
+    fn defers(&self, _phase: &Phase, e: &crate::plan::Expectation) -> bool {
+        let sql = e.sql.to_lowercase();
+        self.added.iter().any(|c| sql.contains(c.as_str()))
+    }
+}
+
 /// The push transaction and what its steps share.
 struct Push<'a, 't> {
     job: &'a PushJob<'a>,
@@ -760,8 +798,8 @@ impl Push<'_, '_> {
         let tx = &self.tx;
         let mut after_checks = Vec::new();
         let mut sequences: Vec<SequenceAdvance> = Vec::new();
-        for phase in &plan.file.phases {
-            for moved in self.apply_phase(phase, triggers).await? {
+        let mut track = |moved: Vec<SequenceAdvance>| {
+            for moved in moved {
                 // A sequence moved in several phases: from where it was
                 // before the first to where the last left it.
                 match sequences
@@ -775,22 +813,45 @@ impl Push<'_, '_> {
                     None => sequences.push(moved),
                 }
             }
-            // All of a phase's expectations in one round trip (pipelined),
-            // the search_path pinned again in front of them: the phase's
-            // writes ran under the app's.
-            let pin = pin_sql();
-            let (pinned, checks) = futures_util::join!(
-                tx.batch_execute(&pin),
-                expectation_checks(
-                    tx,
-                    &phase.id,
-                    CheckKind::Expectation,
-                    &phase.expectations,
-                    app,
-                )
-            );
-            pinned?;
-            after_checks.extend(checks?);
+        };
+        // The exclusive step: what needs ACCESS EXCLUSIVE (ADD COLUMN on a
+        // pulled table, which every reader of it waits behind until
+        // COMMIT) comes after every other phase's work, when nothing else
+        // observes the order (see `exclusive_step`).
+        let step = self.exclusive_step(triggers);
+        let (rest, only) = match &step {
+            Some(s) => (Part::Except(&s.tables), Some(Part::Only(&s.tables))),
+            None => (Part::All, None),
+        };
+        let deferred = |phase: &Phase, e: &crate::plan::Expectation| {
+            step.as_ref().is_some_and(|s| s.defers(phase, e))
+        };
+        for phase in &plan.file.phases {
+            track(self.apply_phase(phase, triggers, rest).await?);
+            let now: Vec<crate::plan::Expectation> = phase
+                .expectations
+                .iter()
+                .filter(|e| !deferred(phase, e))
+                .cloned()
+                .collect();
+            after_checks.extend(self.phase_checks(&phase.id, &now, app).await?);
+        }
+        if let Some(only) = only {
+            progress.step("the exclusive step: adding columns to the tables readers wait for");
+            for phase in &plan.file.phases {
+                track(self.apply_phase(phase, triggers, only).await?);
+            }
+            for phase in &plan.file.phases {
+                let later: Vec<crate::plan::Expectation> = phase
+                    .expectations
+                    .iter()
+                    .filter(|e| deferred(phase, e))
+                    .cloned()
+                    .collect();
+                if !later.is_empty() {
+                    after_checks.extend(self.phase_checks(&phase.id, &later, app).await?);
+                }
+            }
         }
         progress.step("running the verification queries and guards on Postgres");
         after_checks.extend(final_checks(tx, plan, app).await?);
@@ -944,6 +1005,123 @@ impl Push<'_, '_> {
         Ok(())
     }
 
+    /// A phase's expectations in one round trip (pipelined), the
+    /// search_path pinned again in front of them: the phase's writes ran
+    /// under the app's.
+    async fn phase_checks(
+        &self,
+        phase: &str,
+        expectations: &[crate::plan::Expectation],
+        app: &[String],
+    ) -> Result<Vec<Check>> {
+        let tx = &self.tx;
+        let pin = pin_sql();
+        let (pinned, checks) = futures_util::join!(
+            tx.batch_execute(&pin),
+            expectation_checks(tx, phase, CheckKind::Expectation, expectations, app)
+        );
+        pinned?;
+        checks
+    }
+
+    /// Whether the columns the plan adds to pulled tables can be added (and
+    /// their values written) after every other phase's work, in one step at
+    /// the end, instead of in their phase: ACCESS EXCLUSIVE is then held
+    /// from that step to COMMIT, not from that phase on. Only when nothing
+    /// can tell the order apart: the table gets no rows inserted or deleted
+    /// and its updates set only the added columns (so nothing before the
+    /// step could read a value the step changes: the columns do not exist
+    /// yet), no new table or column references it, no trigger fires on its
+    /// UPDATE (held-off stamps do not), and each expectation naming an added
+    /// column (checked after the step) names no table a later phase writes
+    /// (it sees those later writes then). Otherwise None: in phase order.
+    fn exclusive_step(&self, triggers: &[TriggerReport]) -> Option<ExclusiveStep> {
+        let PushJob { plan, diff, .. } = self.job;
+        let mut tables: Vec<String> = plan
+            .schema
+            .added_columns
+            .iter()
+            .filter(|a| !plan.creates(&a.table))
+            .map(|a| a.table.clone())
+            .collect();
+        tables.sort();
+        tables.dedup();
+        if tables.is_empty() {
+            return None;
+        }
+        let added: Vec<String> = plan
+            .schema
+            .added_columns
+            .iter()
+            .filter(|a| tables.contains(&a.table))
+            .map(|a| a.column.name.to_lowercase())
+            .collect();
+        for x in &tables {
+            let own: Vec<&str> = plan
+                .schema
+                .added_columns
+                .iter()
+                .filter(|a| &a.table == x)
+                .map(|a| a.column.name.as_str())
+                .collect();
+            if let Some(t) = diff.tables.iter().find(|t| &t.table == x) {
+                let only_added = t.phase_updates.iter().all(|u| {
+                    u.update
+                        .changes
+                        .iter()
+                        .all(|c| own.contains(&c.column.as_str()))
+                });
+                if !t.phase_inserts.is_empty() || !t.phase_deletes.is_empty() || !only_added {
+                    return None;
+                }
+            }
+            let referenced = plan
+                .schema
+                .tables
+                .iter()
+                .flat_map(|t| t.foreign_keys.iter().map(|fk| &fk.ref_table))
+                .chain(
+                    plan.schema
+                        .added_columns
+                        .iter()
+                        .filter_map(|a| a.references.as_ref().map(|r| &r.table)),
+                )
+                .any(|r| r == x);
+            let fires = triggers.iter().any(|t| {
+                &t.table == x
+                    && t.action == crate::db::triggers::TriggerAction::Fires
+                    && t.events.iter().any(|e| e == "UPDATE")
+            });
+            if referenced || fires {
+                return None;
+            }
+        }
+        let step = ExclusiveStep { tables, added };
+        for (i, phase) in plan.file.phases.iter().enumerate() {
+            let later_writes: Vec<String> = plan.file.phases[i + 1..]
+                .iter()
+                .flat_map(|p| {
+                    p.writes.iter().cloned().chain(
+                        plan.schema
+                            .tables
+                            .iter()
+                            .filter(|t| t.phase == p.id)
+                            .map(|t| t.name.clone()),
+                    )
+                })
+                .filter(|t| !step.tables.contains(t))
+                .map(|t| t.to_lowercase())
+                .collect();
+            for e in phase.expectations.iter().filter(|e| step.defers(phase, e)) {
+                let sql = e.sql.to_lowercase();
+                if later_writes.iter().any(|t| sql.contains(t.as_str())) {
+                    return None;
+                }
+            }
+        }
+        Some(step)
+    }
+
     /// One phase's DDL, then its deletes, inserts and updates; then the
     /// sequences behind columns it gave values itself are moved past them
     /// (before a later phase's rows draw from them). Returns those.
@@ -951,6 +1129,7 @@ impl Push<'_, '_> {
         &self,
         phase: &Phase,
         triggers: &[TriggerReport],
+        part: Part<'_>,
     ) -> Result<Vec<SequenceAdvance>> {
         let PushJob {
             opts,
@@ -967,7 +1146,7 @@ impl Push<'_, '_> {
             .schema
             .added_columns
             .iter()
-            .filter(|a| a.phase == phase.id)
+            .filter(|a| a.phase == phase.id && part.has(&a.table))
             .map(|a| (a.table.clone(), LockMode::AccessExclusive))
             .collect();
         // A foreign key the DDL adds takes SHARE ROW EXCLUSIVE on the table
@@ -979,13 +1158,13 @@ impl Push<'_, '_> {
             .schema
             .added_columns
             .iter()
-            .filter(|a| a.phase == phase.id)
+            .filter(|a| a.phase == phase.id && part.has(&a.table))
             .filter_map(|a| a.references.as_ref().map(|r| (&a.table, &r.table)))
             .chain(
                 plan.schema
                     .tables
                     .iter()
-                    .filter(|t| t.phase == phase.id)
+                    .filter(|t| t.phase == phase.id && part.has(&t.name))
                     .flat_map(|t| {
                         t.foreign_keys
                             .iter()
@@ -997,32 +1176,63 @@ impl Push<'_, '_> {
             .collect::<Vec<_>>();
         altered.extend(referenced);
         lock_tables(tx, &altered, opts.lock_timeout_ms).await?;
-        for ddl in diff.ddl.iter().filter(|d| d.phase == phase.id) {
-            progress.step(&format!("phase {}: {}", phase.id, first_line(&ddl.sql)));
-            tx.execute(ddl.sql.as_str(), &[])
-                .await
-                .with_context(|| format!("phase {}: DDL {}", phase.id, first_line(&ddl.sql)))?;
+        // The phase's DDL pipelined (one round trip, not one per
+        // statement, which matters most under ACCESS EXCLUSIVE).
+        let ddl: Vec<&crate::diff::PhaseDdl> = diff
+            .ddl
+            .iter()
+            .filter(|d| d.phase == phase.id)
+            .filter(|d| {
+                d.alters
+                    .as_deref()
+                    .map_or(!matches!(part, Part::Only(_)), |t| part.has(t))
+            })
+            .collect();
+        if let Some(first) = ddl.first() {
+            progress.step(&format!("phase {}: {}", phase.id, first_line(&first.sql)));
         }
         let writes = |t: &&TableDiff| {
-            t.inserts_of(&phase.id).next().is_some()
-                || t.deletes_of(&phase.id).next().is_some()
-                || !t.updates_of(&phase.id).is_empty()
+            part.has(&t.table)
+                && (t.inserts_of(&phase.id).next().is_some()
+                    || t.deletes_of(&phase.id).next().is_some()
+                    || !t.updates_of(&phase.id).is_empty())
         };
-        if !diff.tables.iter().any(|t| writes(&t)) {
-            return Ok(Vec::new());
-        }
+        let has_rows = diff.tables.iter().any(|t| writes(&t));
         // The rows are written under the app's search_path, so the
         // database's triggers resolve names as they do for the app; what
-        // the writes spell is resolved first, under the pinned path (one
-        // round trip for both). `apply_all` pins the path again in the
-        // round trip of the phase's expectations.
-        let (types, as_the_app) = futures_util::join!(
-            TypeSpellings::resolve(tx, cast_spellings(diff.tables.iter().filter(writes))?),
-            tx.batch_execute(AS_THE_APP)
+        // the writes spell is resolved first, under the pinned path, after
+        // the DDL: all in one round trip (pipelined, in this order).
+        // `apply_all` pins the path again in the round trip of the phase's
+        // expectations.
+        let spellings = if has_rows {
+            cast_spellings(diff.tables.iter().filter(writes))?
+        } else {
+            Vec::new()
+        };
+        let rows_ahead = async {
+            if !has_rows {
+                return Ok(None);
+            }
+            let (types, as_the_app) = futures_util::join!(
+                TypeSpellings::resolve(tx, spellings),
+                tx.batch_execute(AS_THE_APP)
+            );
+            as_the_app?;
+            types.map(Some)
+        };
+        let (done, types) = futures_util::join!(
+            futures_util::future::join_all(ddl.iter().map(|d| tx.batch_execute(&d.sql))),
+            rows_ahead
         );
-        let types = types?;
-        as_the_app?;
-        self.write_phase_rows(phase, triggers, &types).await
+        // The first statement Postgres refused is the error: those after it
+        // only report the aborted transaction.
+        for (d, r) in ddl.iter().zip(done) {
+            r.with_context(|| format!("phase {}: DDL {}", phase.id, first_line(&d.sql)))?;
+        }
+        let Some(types) = types? else {
+            return Ok(Vec::new());
+        };
+        self.write_phase_rows(phase, triggers, &types, part).await
     }
 
     /// [`Self::apply_phase`]'s rows: deletes, updates, inserts, then the
@@ -1033,6 +1243,7 @@ impl Push<'_, '_> {
         phase: &Phase,
         triggers: &[TriggerReport],
         types: &TypeSpellings,
+        part: Part<'_>,
     ) -> Result<Vec<SequenceAdvance>> {
         let PushJob { diff, progress, .. } = self.job;
         let tx = &self.tx;
@@ -1052,11 +1263,11 @@ impl Push<'_, '_> {
         // a row at one the phase inserts (a foreign key of the table to
         // itself), which must wait for that row. `write_order` replays
         // exactly this order in the rehearsal.
-        for t in diff.tables.iter().rev() {
+        for t in diff.tables.iter().rev().filter(|t| part.has(&t.table)) {
             self.delete_phase_rows(phase, t, types).await?;
         }
         let mut moved = Vec::new();
-        for t in &diff.tables {
+        for t in diff.tables.iter().filter(|t| part.has(&t.table)) {
             let self_refs = self_references(&staged_meta(
                 &self.job.snapshot.conn,
                 self.job.snapshot,
