@@ -457,7 +457,7 @@ fn a_cascade_from_an_unpulled_app_table_is_named_as_its_foreign_key() {
         "public.task_links",
     ]);
     preflight.ok();
-    let advised = preflight.advised_args("sandbox push");
+    let advised = preflight.advised_args("and was rolled back. `");
     assert!(advised.contains(&"--plan".to_string()), "{advised:?}");
     let advised: Vec<&str> = advised.iter().map(String::as_str).collect();
     w.run_exported(&advised).ok().stdout_has("Applied diff");

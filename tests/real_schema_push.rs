@@ -230,7 +230,7 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     // The rollback's DROPs fire the event trigger too: allowed, because the
     // push was allowed to write there; the audit rows stay. The undo is
     // run as the push printed it, and records itself in the snapshot.
-    let undo = run.advised_args("sandbox rollback");
+    let undo = run.advised_args("undo with: ");
     assert!(undo.contains(&"--snapshot".to_string()), "{undo:?}");
     let undo: Vec<&str> = undo.iter().map(String::as_str).collect();
     w.run_exported(&undo).ok().stdout_has("public.ddl_log");

@@ -163,14 +163,16 @@ impl Run {
             .to_string()
     }
 
-    /// The arguments of the command this run advises, starting with
-    /// `advised` (e.g. "sandbox rollback"), as printed: up to the closing
-    /// backtick or the end of the line. The test's paths hold no spaces.
-    pub fn advised_args(&self, advised: &str) -> Vec<String> {
+    /// The arguments of the command this run advises right after `lead`
+    /// (e.g. "undo with: "), starting with `sandbox`, as printed: up to the
+    /// closing backtick or the end of the line. The test's paths hold no
+    /// spaces.
+    pub fn advised_args(&self, lead: &str) -> Vec<String> {
         let all = self.all();
         let start = all
-            .find(advised)
-            .unwrap_or_else(|| panic!("no advice `{advised}`: {}", self.show()));
+            .find(lead)
+            .map(|at| at + lead.len())
+            .unwrap_or_else(|| panic!("no advice after `{lead}`: {}", self.show()));
         let rest = &all[start..];
         let end = rest.find(['`', '\n']).unwrap_or(rest.len());
         rest[..end]
