@@ -328,4 +328,15 @@ impl TableMeta {
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
+
+    /// Its columns in pulled order, quoted and qualified by `alias`
+    /// (`t."a", t."B"`): the one list the keyed row reader and the digest
+    /// SELECT both read, so a row is the same text in each.
+    pub fn qualified_columns(&self, alias: &str) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{alias}.{}", crate::types::quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

@@ -88,12 +88,7 @@ pub async fn for_each_remote_line_keyed(
         return Ok(());
     }
     let set_columns: Vec<String> = key.iter().map(|k| format!("k_{k}")).collect();
-    let cols = meta
-        .columns
-        .iter()
-        .map(|c| format!("t.{}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = meta.qualified_columns("t");
     let sql = format!(
         "COPY (SELECT {cols} FROM public.{} t WHERE EXISTS (SELECT 1 FROM {} WHERE {})) TO STDOUT",
         quote_ident(&meta.name),

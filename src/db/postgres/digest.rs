@@ -31,12 +31,7 @@ fn literal(s: &str) -> String {
 
 /// The SELECT returning `(table, rows, digest)` for one table.
 pub fn digest_select(meta: &TableMeta) -> String {
-    let cols = meta
-        .columns
-        .iter()
-        .map(|c| format!("t.{}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = meta.qualified_columns("t");
     let lane = |i: usize| format!("sum(('x' || substr(h, {}, 8))::bit(32)::int)", i * 8 + 1);
     format!(
         "SELECT {name}::text, count(*)::int8::text, md5(concat_ws(':', count(*), {l0}, {l1}, {l2}, {l3})) \
