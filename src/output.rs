@@ -114,7 +114,12 @@ pub fn visible(s: &str) -> String {
 /// Cuts `s` to at most `w` display columns, ending in `…` when cut; its
 /// control characters shown as escapes ([`visible`]).
 pub fn truncate(s: &str, w: usize) -> String {
-    let s = &visible(s);
+    cut_to(&visible(s), w)
+}
+
+/// Cuts `s`, already [`visible`], to at most `w` display columns, ending
+/// in `…` when cut.
+fn cut_to(s: &str, w: usize) -> String {
     if display_width(s) <= w {
         return s.to_string();
     }
@@ -220,6 +225,8 @@ pub fn table_fitted(
     total: usize,
 ) -> String {
     let n = header.len();
+    // Every cell is made one visible line here, once (the header below);
+    // `line` only cuts it to its column.
     let one_line = |s: &str| visible(&s.replace(['\n', '\r', '\t'], " "));
     let rows: Vec<Vec<String>> = rows
         .into_iter()
@@ -252,7 +259,7 @@ pub fn table_fitted(
     let line = |cells: &[String]| {
         let mut s = String::from("│");
         for (i, c) in cells.iter().enumerate() {
-            let cut = truncate(c, w[i]);
+            let cut = cut_to(c, w[i]);
             let pad = w[i] - display_width(&cut);
             s.push(' ');
             s.push_str(&paint_status(&cut));
@@ -263,7 +270,7 @@ pub fn table_fitted(
         s
     };
     let mut out = rule("┌", "┬", "┐");
-    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let head: Vec<String> = header.iter().map(|h| visible(h)).collect();
     out.push_str(&line(&head));
     out.push_str(&rule("├", "┼", "┤"));
     for r in &rows {
