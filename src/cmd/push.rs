@@ -144,7 +144,7 @@ fn print_undo_rehearsal(report: &sandbox::ops::push::PushReport) {
     };
     match &u.refused {
         None => println!(
-            "Rollback rehearsed in the transaction before COMMIT: `sandbox rollback` would undo this push ({} checks hold, {}).",
+            "Rollback rehearsed in the transaction before COMMIT: it would undo this push ({} checks hold, {}).",
             u.checks.len(),
             output::millis(u.millis)
         ),
