@@ -430,7 +430,7 @@ pub fn self_references(meta: &TableMeta) -> Vec<SelfReference> {
 
 /// One phase's updates of `t`, in two parts: those run before the phase's
 /// inserts (where an UPDATE frees a unique value a new row reuses), and
-/// the changes that point a row, through a foreign key of the table to
+/// the updates of rows pointed, through a foreign key of the table to
 /// itself, at a row the same phase inserts, which Postgres refuses until
 /// that row exists: run after the inserts. Push and the replay both split
 /// them so.
@@ -456,40 +456,19 @@ pub fn split_updates(
             Some((r, values))
         })
         .collect();
-    let mut before = Vec::new();
-    let mut after = Vec::new();
-    for u in updates {
-        let mut late: Vec<String> = Vec::new();
-        for (r, values) in &inserted {
+    // The whole row's update moves, not only the key: the push's write
+    // accounting expects one UPDATE per row (a value it frees late that a
+    // new row needs is then a collision the replay names).
+    updates.into_iter().partition(|u| {
+        !inserted.iter().any(|(r, values)| {
             let new: Option<Vec<String>> = r
                 .columns
                 .iter()
                 .map(|c| u.changes.iter().find(|ch| &ch.column == c)?.new.clone())
                 .collect();
-            if new.is_some_and(|v| values.contains(&v)) {
-                late.extend(r.columns.iter().cloned());
-            }
-        }
-        if late.is_empty() {
-            before.push(u);
-            continue;
-        }
-        let (moved, kept): (Vec<_>, Vec<_>) = u
-            .changes
-            .into_iter()
-            .partition(|c| late.contains(&c.column));
-        if !kept.is_empty() {
-            before.push(RowUpdate {
-                key: u.key.clone(),
-                changes: kept,
-            });
-        }
-        after.push(RowUpdate {
-            key: u.key,
-            changes: moved,
-        });
-    }
-    (before, after)
+            new.is_some_and(|v| values.contains(&v))
+        })
+    })
 }
 
 /// One phase as push applies it (`ops::push` `apply_phase`): deletes,

@@ -266,3 +266,41 @@ fn an_update_pointing_a_row_at_one_the_same_phase_inserts_pushes_and_rolls_back(
     w.rollback(&receipt, &["--confirm"]).ok();
     before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
 }
+
+/// The same on a column that already exists (`dh_item.parent` references
+/// `dh_item.id`): the push points the existing row at the new one after
+/// inserting it, and rollback restores the pointer before it deletes the
+/// new row (it refused, counting the push's own pointer as a row it did
+/// not write), leaving the whole database as before.
+#[test]
+fn an_existing_self_reference_pointed_at_a_new_row_pushes_and_rolls_back() {
+    let w = common::item_world(
+        "edge_self_fk_existing",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+         parent text REFERENCES public.dh_item (id)); \
+         INSERT INTO public.dh_item (id, name) VALUES ('a', 'alpha'), ('b', 'beta'); \
+         UPDATE public.dh_item SET parent = 'b' WHERE id = 'a';",
+        &["INSERT INTO dh_item (id, name) VALUES ('c', 'gamma'); \
+           UPDATE dh_item SET parent = 'c', name = 'alpha 2' WHERE id = 'a';"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            "SELECT id, name, coalesce(parent, 'NULL') FROM public.dh_item ORDER BY id"
+        ),
+        [
+            ["a", "alpha 2", "c"],
+            ["b", "beta", "NULL"],
+            ["c", "gamma", "NULL"]
+        ]
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

@@ -50,11 +50,15 @@ impl PushedRows {
 /// push pointed at its own new rows, goes before any row is deleted). One
 /// line per constraint: referencing table, constraint, action, count and
 /// the first pushed keys referenced.
+/// `restored` holds, per column, the rows whose value there the rollback
+/// writes back (the push's own update): a reference through such columns
+/// is the push's and goes before the row it points at.
 pub async fn rows_referencing(
     tx: &Transaction<'_>,
     pushed: &[PushedRows],
     dropped_tables: &[String],
     dropped_columns: &[(String, String)],
+    restored: &[(String, PushedRows)],
 ) -> Result<Vec<String>> {
     // Read under the pinned path: the receipt's spellings hold there.
     let pinned = TypeSpellings::pinned();
@@ -117,6 +121,32 @@ pub async fn rows_referencing(
                 })
                 .transpose()?
                 .unwrap_or_default();
+            // Rows whose referencing columns the rollback restores.
+            let own_pointers: Option<Vec<&PushedRows>> = cols
+                .iter()
+                .map(|c| {
+                    restored
+                        .iter()
+                        .find(|(col, o)| schema == "public" && o.table == table && col == c)
+                        .map(|(_, o)| o)
+                })
+                .collect();
+            let own = match own_pointers {
+                Some(sets) => {
+                    let each = sets
+                        .iter()
+                        .map(|o| {
+                            Ok::<_, anyhow::Error>(format!(
+                                "EXISTS (SELECT 1 FROM {} WHERE {})",
+                                o.keys.from_item("o"),
+                                o.join(&pinned, "r", "o")?
+                            ))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    format!("{own} AND NOT ({})", each.join(" AND "))
+                }
+                None => own,
+            };
             let key_text = p
                 .key
                 .iter()

@@ -740,8 +740,15 @@ impl Rollback<'_, '_> {
             .iter()
             .map(|a| (a.table.clone(), a.column.clone()))
             .collect();
-        let mut blockers =
-            rows_referencing(self.tx, pushed, &undo.created_tables, &dropped_columns).await?;
+        let restored = restored_keys(undo);
+        let mut blockers = rows_referencing(
+            self.tx,
+            pushed,
+            &undo.created_tables,
+            &dropped_columns,
+            &restored,
+        )
+        .await?;
         blockers.extend(
             objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl).await?,
         );
@@ -1141,6 +1148,46 @@ fn without_gone_rows(undo: &Undo, gone: &[GoneRow]) -> Undo {
         t.updates.retain(|u| {
             !keys.contains(crate::types::row_key(u.key.iter().map(|v| Some(v.as_str()))).as_str())
         });
+    }
+    out
+}
+
+/// Per (column, existing table): the keys of the rows whose value in that
+/// column the rollback writes back.
+fn restored_keys(undo: &Undo) -> Vec<(String, PushedRows)> {
+    let mut out = Vec::new();
+    for t in undo.tables.iter().filter(|t| !t.created) {
+        let mut columns: Vec<&str> = t
+            .updates
+            .iter()
+            .flat_map(|u| u.changes.iter().map(|c| c.column.as_str()))
+            .collect();
+        columns.sort();
+        columns.dedup();
+        for column in columns {
+            let mut names = vec![ROW_NUMBER.to_string()];
+            names.extend(t.key.iter().map(|k| format!("k_{k}")));
+            let rows: Vec<Vec<Option<String>>> = t
+                .updates
+                .iter()
+                .filter(|u| u.changes.iter().any(|c| c.column == column))
+                .enumerate()
+                .map(|(i, u)| {
+                    std::iter::once(Some((i + 1).to_string()))
+                        .chain(u.key.iter().cloned().map(Some))
+                        .collect()
+                })
+                .collect();
+            out.push((
+                column.to_string(),
+                PushedRows {
+                    table: t.table.clone(),
+                    key: t.key.clone(),
+                    key_types: t.key_types.clone(),
+                    keys: RowSet::new(&names, &rows),
+                },
+            ));
+        }
     }
     out
 }

@@ -12,7 +12,7 @@ use crate::db::postgres::search_path::TypeSpellings;
 use crate::db::postgres::sequences::restore;
 use crate::db::postgres::undo::deferrable_unique_keys;
 use crate::db::triggers::TriggerReport;
-use crate::diff::TableDiff;
+use crate::diff::{RowUpdate, TableDiff};
 use crate::error::check_failed;
 use crate::receipt::{Undo, UndoTable};
 use crate::types::quote_ident;
@@ -41,10 +41,22 @@ pub(super) async fn undo_changes(
     // created tables (children first), then rows added to existing tables.
     drop_created(tx, undo, report).await?;
     for t in undo.tables.iter().rev().filter(|t| !t.created) {
+        // A row the push pointed at one of its new rows through a foreign
+        // key of the table to itself gets its old value back before that
+        // row goes (the push wrote it after the insert, `write_order`).
+        let pointers = match pushed.iter().any(|p| p.table == t.table) {
+            true => self_reference_columns(tx, &t.table).await?,
+            false => Vec::new(),
+        };
+        let points = |u: &RowUpdate| u.changes.iter().any(|c| pointers.contains(&c.column));
+        if !pointers.is_empty() {
+            restore_updated_rows(tx, types, undo, t, &points, triggers, report).await?;
+        }
         if let Some(p) = pushed.iter().find(|p| p.table == t.table) {
             delete_pushed_rows(tx, types, t, p, report).await?;
         }
-        restore_updated_rows(tx, types, undo, t, triggers, report).await?;
+        let rest = |u: &RowUpdate| pointers.is_empty() || !points(u);
+        restore_updated_rows(tx, types, undo, t, &rest, triggers, report).await?;
     }
     // Rows the push deleted, whole, parents before children; columns the
     // push added are gone again and left out.
@@ -166,11 +178,13 @@ async fn restore_updated_rows(
     types: &TypeSpellings,
     undo: &Undo,
     t: &UndoTable,
+    which: &dyn Fn(&RowUpdate) -> bool,
     triggers: &[TriggerReport],
     report: &mut RollbackReport,
 ) -> Result<()> {
     let dropped = added_columns_of(undo, &t.table);
-    let updates = crate::diff::without_columns(&t.updates, &dropped);
+    let chosen: Vec<RowUpdate> = t.updates.iter().filter(|u| which(u)).cloned().collect();
+    let updates = crate::diff::without_columns(&chosen, &dropped);
     if updates.is_empty() {
         return Ok(());
     }
@@ -190,8 +204,37 @@ async fn restore_updated_rows(
     let n = apply_updates(tx, types, &td, true, triggers)
         .await
         .with_context(|| format!("restoring the overwritten values of {}", t.table))?;
-    report.restored.push((t.table.clone(), n));
+    // Restored in two parts (pointers first): one count per table.
+    match report
+        .restored
+        .iter_mut()
+        .find(|(name, _)| name == &t.table)
+    {
+        Some(entry) => entry.1 += n,
+        None => report.restored.push((t.table.clone(), n)),
+    }
     Ok(())
+}
+
+/// The columns of the foreign keys of `public.table` to itself.
+async fn self_reference_columns(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+) -> Result<Vec<String>> {
+    let rows = tx
+        .query_typed(
+            "SELECT a.attname::text FROM pg_catalog.pg_constraint c \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) \
+             WHERE c.contype = 'f' AND c.conrelid = c.confrelid \
+               AND c.conrelid = pg_catalog.to_regclass($1) ORDER BY 1",
+            &[(
+                &format!("public.{}", quote_ident(table)),
+                tokio_postgres::types::Type::TEXT,
+            )],
+        )
+        .await
+        .with_context(|| format!("reading the foreign keys of {table} to itself"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Inserts again, whole, the rows the push deleted from a table.
