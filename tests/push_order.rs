@@ -258,3 +258,42 @@ fn xml_content_fragments_push_and_roll_back_under_xmloption_document() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
 }
+
+/// A column target.json adds with a schema-qualified type (`public.grade`,
+/// as the README allows) is written with that type, not `public.public.…`
+/// (before: rehearsal green, then push failed 'cross-database references
+/// are not implemented: public.public.grade', exit 2 — H8 R9).
+#[test]
+fn an_added_column_of_a_schema_qualified_type_is_pushed_and_rolled_back() {
+    let w = World::empty(
+        "order_qualified_type",
+        "CREATE TYPE public.grade AS ENUM ('a', 'b'); \
+         CREATE TABLE public.dh_item (id text PRIMARY KEY, name text); \
+         INSERT INTO public.dh_item VALUES ('x', 'ex'), ('y', 'why');",
+    );
+    let plan = common::item_plan(
+        w.dir.path(),
+        &["UPDATE dh_item SET stock = 'b' WHERE id = 'x';"],
+    );
+    std::fs::write(
+        plan.join("target.json"),
+        r#"{"tables": [], "added_columns": [
+            {"table": "dh_item", "phase": "1", "column": {"name": "stock", "type": "public.grade"}}]}"#,
+    )
+    .unwrap();
+    let w = w.with_plan(&plan).pulled();
+    w.rehearse(&[]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            "SELECT id, coalesce(stock::text, 'NULL') FROM public.dh_item ORDER BY id"
+        ),
+        [["x", "b"], ["y", "NULL"]]
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

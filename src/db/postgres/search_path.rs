@@ -155,7 +155,9 @@ impl TypeSpellings {
 /// Per spelling: the qualified spelling and the schema of its `=`.
 /// `format_type()` leaves a type unqualified exactly when it is visible on
 /// the path, and its text is then `name`, `name(mods)` or `name[]`: the
-/// schema goes in front. A domain's `=` is its base type's.
+/// schema goes in front — unless the spelling names it already, as a
+/// plan's target.json may (`public.item_status`). A domain's `=` is its
+/// base type's.
 const RESOLVE_SQL: &str = "\
 WITH RECURSIVE spelled AS (
   SELECT s, pg_catalog.to_regtype(s)::oid AS t FROM pg_catalog.unnest($1::text[]) AS s
@@ -167,6 +169,8 @@ WITH RECURSIVE spelled AS (
 )
 SELECT sp.s,
   CASE WHEN ty.oid IS NULL OR n.nspname = 'pg_catalog' OR NOT pg_catalog.pg_type_is_visible(ty.oid)
+         OR pg_catalog.starts_with(sp.s, pg_catalog.quote_ident(n.nspname) || '.')
+         OR pg_catalog.starts_with(sp.s, n.nspname || '.')
        THEN sp.s ELSE pg_catalog.quote_ident(n.nspname) || '.' || sp.s END,
   COALESCE((SELECT pg_catalog.quote_ident(opn.nspname)
             FROM base b
