@@ -26,10 +26,7 @@ fn pushes_and_rolls_back(w: &World, expected: &[[&str; 2]]) {
     before.assert_same(&w.state(), "preflight");
     let receipt = w.push_confirmed();
     assert_eq!(items(w), expected, "after the push");
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }
 
 const FILLED: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
@@ -123,12 +120,7 @@ fn a_swap_of_unique_values_fails_the_rehearsal_naming_constraint_and_rows() {
         ],
         "{failed:#?}"
     );
-    let rows: Vec<&str> = failed[0]["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let rows = common::check_rows(failed[0]);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert!(
         rows[0].starts_with(
@@ -210,10 +202,7 @@ fn a_pulled_value_reading_like_the_left_to_postgres_marker_is_data() {
         [["a", "<left to Postgres>"], ["b", "<left to Postgres>"]]
     );
     assert!(rows[2][1].starts_with("auto-"), "{rows:?}");
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }
 
 /// An xml content fragment (text around elements, or empty) read from the
@@ -253,10 +242,7 @@ fn xml_content_fragments_push_and_roll_back_under_xmloption_document() {
             ["e2", ""]
         ]
     );
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }
 
 /// A column target.json adds with a schema-qualified type (`public.grade`,

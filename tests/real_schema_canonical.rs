@@ -263,12 +263,7 @@ fn a_plan_writing_other_spellings_of_these_types_pushes_what_it_rehearsed() {
         failed_checks(&report)
     );
     let c = common::check_named(&report, "values written as the text Postgres stores");
-    let rows: Vec<&str> = c["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let rows = common::check_rows(c);
     for want in [
         "workflows.every of row KEY: '1.5 days' is stored by Postgres as '1 day 12:00:00'",
         "workflows.starts of row KEY: '4:05 PM' is stored by Postgres as '16:05:00'",

@@ -210,12 +210,7 @@ fn values_a_plan_writes_in_another_spelling_are_staged_as_postgres_stores_them()
     assert!(failed_checks(&report).is_empty());
     let c = common::check_named(&report, "values written as the text Postgres stores");
     assert_eq!(c["ok"], true);
-    let rows: Vec<&str> = c["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let rows = common::check_rows(c);
     let key = "of row d398260a-6ee3-5c3f-8a36-acbbf0488c38";
     for want in [
         format!(

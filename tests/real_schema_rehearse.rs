@@ -304,12 +304,7 @@ fn a_unique_collision_fails_naming_constraint_and_rows() {
     let c = failed[0];
     assert_eq!(c["name"], "workflows: UNIQUE workflows_name_key (name)");
     assert_eq!(c["kind"], "constraint");
-    let rows: Vec<&str> = c["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let rows = common::check_rows(c);
     let collision = rows
         .iter()
         .find(|r| r.starts_with("name=Meta-Analysis Planning Workflow: "))
@@ -726,10 +721,7 @@ fn a_null_the_plan_writes_is_pushed_as_null() {
         // from phase 3C at the push; the 116 of phase 3B hold the plan's NULL.
         [["false", "252"], ["true", "116"]]
     );
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }
 
 /// The stamp trigger is named differently on this project

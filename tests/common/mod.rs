@@ -27,8 +27,8 @@ pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
 pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
 pub use tools::{copy_dir, free_port, psql_file, require_tool};
 pub use world::{
-    check_named, failed_checks, json_of, load_fixtures, phase_ids, preflight, rehearse_report,
-    staged_new_values, World,
+    check_named, check_rows, failed_checks, json_of, load_fixtures, phase_ids, preflight,
+    rehearse_report, staged_new_values, World,
 };
 
 /// The database at `url` seen through a latency link (round-trip time added,

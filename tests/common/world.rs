@@ -164,6 +164,16 @@ impl World {
         sandbox(&args)
     }
 
+    /// Rolls `receipt` back (`--confirm`, it must succeed) and asserts the
+    /// whole database is `before` again, but for the tool's own `sandbox`
+    /// schema (the receipt stays, marked rolled back).
+    pub fn rollback_restores(&self, receipt: &str, before: &DatabaseState, context: &str) {
+        self.rollback(receipt, &["--confirm"]).ok();
+        before
+            .without_schema("sandbox")
+            .assert_same(&self.state().without_schema("sandbox"), context);
+    }
+
     /// `args` as a user runs them with the database URL exported
     /// (`SANDBOX_DATABASE_URL`) instead of given as a flag.
     pub fn run_exported(&self, args: &[&str]) -> Run {
@@ -246,6 +256,16 @@ pub fn check_named<'a>(report: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|c| c["name"] == name)
         .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"))
+}
+
+/// The rows a report's check `c` names, as text.
+pub fn check_rows(c: &Value) -> Vec<&str> {
+    c["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows in {c:#}"))
+        .iter()
+        .map(|r| r.as_str().expect("a row is text"))
+        .collect()
 }
 
 /// `(table.name, kind, detail)` of each item a rehearsal report leaves to
