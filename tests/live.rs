@@ -921,3 +921,42 @@ fn the_add_column_comes_after_every_other_phases_writes_when_nothing_can_tell() 
         "the push in phase order",
     );
 }
+
+/// A row the push does not know it will write — here a trigger's counter
+/// row in an app table, held FOR UPDATE by the app — is met by the write
+/// with one attempt's lock timeout: a refusal (exit 1) saying what held it
+/// up and that the push let go, with nothing written; before, a raw
+/// "canceling statement due to lock timeout", exit 2.
+#[test]
+fn a_row_a_trigger_writes_held_by_the_app_refuses_by_name_after_one_attempt() {
+    let w = common::item_world(
+        "live_trigger_row_lock",
+        &format!(
+            "{ROW_ITEMS} CREATE TABLE public.counters (name text PRIMARY KEY, n int NOT NULL); \
+             INSERT INTO public.counters VALUES ('items', 3); \
+             CREATE FUNCTION public.count_item() RETURNS trigger LANGUAGE plpgsql AS \
+             $$BEGIN UPDATE public.counters SET n = n + 1 WHERE name = 'items'; RETURN NULL; END$$; \
+             CREATE TRIGGER dh_item_count AFTER INSERT ON public.dh_item \
+             FOR EACH ROW EXECUTE FUNCTION public.count_item();"
+        ),
+        &["INSERT INTO dh_item (id, name) VALUES ('d', 'delta');"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    let mut holder = w.db.client();
+    holder
+        .batch_execute("BEGIN; SELECT * FROM counters FOR UPDATE")
+        .expect("the app locks the counter row");
+    w.push(&["--confirm", "--allow-writes", "counters"])
+        .code(1)
+        .error_has(&[
+            "canceling statement due to lock timeout",
+            "dh_item",
+            "another session held a row or lock this statement needed",
+            "nothing was written",
+        ]);
+    before.assert_same(&w.state(), "a push refused on a row a trigger writes");
+    holder.batch_execute("ROLLBACK").expect("the app lets go");
+    w.push(&["--confirm", "--allow-writes", "counters"]).ok();
+    assert_eq!(w.scalar("SELECT n FROM counters"), "4");
+}

@@ -23,6 +23,9 @@ fn is_refusal(code: &str) -> bool {
                 | "428C9" // a GENERATED ALWAYS column was written
                 | "42703" // undefined column
                 | "42P01" // undefined table
+                // A lock a write waited for past one attempt: a row the
+                // push did not lock beforehand (one a trigger writes).
+                | "55P03"
         )
 }
 
@@ -79,6 +82,15 @@ pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<Strin
     }
     if let Some(d) = db.detail() {
         parts.push(d.to_string());
+    }
+    if code == "55P03" {
+        parts.push(format!(
+            "another session held a row or lock this statement needed for longer than one lock \
+             attempt ({} ms), so the push let go rather than keep the app waiting behind it: \
+             a row it locked (SELECT … FOR UPDATE) or changed without committing yet; retry when \
+             that session is done",
+            crate::db::postgres::tx::LOCK_ATTEMPT_MS
+        ));
     }
     if let Some(h) = db.hint() {
         parts.push(format!("hint: {h}"));
