@@ -655,7 +655,8 @@ fn numeric_columns_compare_as_numbers_in_the_rehearsal_as_on_postgres() {
     // 106 tools where Postgres has 22, and the push would have applied 106.
     let w = World::loaded("exact_numeric_compare", "plan").with_sql(
         "UPDATE dh_tool SET cost_per_execution = v.c FROM (SELECT id, (ARRAY[10, 10, 9.5, 100.25])[(row_number() OVER (ORDER BY id))::int] AS c FROM dh_tool ORDER BY id LIMIT 4) v WHERE dh_tool.id = v.id;
-         UPDATE dh_task SET effort_hours = 12.5 WHERE id = (SELECT id FROM dh_task WHERE effort_hours IS NOT NULL ORDER BY id LIMIT 1);",
+         UPDATE dh_task SET effort_hours = 12.5 WHERE id = (SELECT id FROM dh_task WHERE effort_hours IS NOT NULL ORDER BY id LIMIT 1);
+         UPDATE dh_tool SET created_at = '2025-11-05 00:00:00+00' WHERE id = (SELECT id FROM dh_tool ORDER BY id LIMIT 1);",
     );
     // What Postgres answers on the same data: the numbers the plan expects.
     let mut c = w.db.client();
@@ -670,6 +671,12 @@ fn numeric_columns_compare_as_numbers_in_the_rehearsal_as_on_postgres() {
         ("effort range", "SELECT MIN(effort_hours), MAX(effort_hours) FROM dh_task", ""),
         // Postgres prints the numeric sum with its scale, SQLite a REAL.
         ("cost sum", "SELECT SUM(cost_per_execution) FROM dh_tool", ""),
+        // Dates and timestamps: a literal is the moment (or day) Postgres
+        // reads from it, whatever its form.
+        ("tools made at midnight", "SELECT COUNT(*) FROM dh_tool WHERE created_at = '2025-11-05T00:00:00Z'", ""),
+        ("tools made after that day began", "SELECT COUNT(*) FROM dh_tool WHERE created_at > '2025-11-05'", ""),
+        ("tools tested since", "SELECT COUNT(*) FROM dh_tool WHERE last_tested_at >= '2025-10-01 12:00'", ""),
+        ("tasks before 20:00 at UTC+1", "SELECT COUNT(*) FROM dh_task WHERE created_at < '2025-11-03 20:00:00+01'", ""),
     ];
     let expectations: Vec<Value> = queries
         .iter()

@@ -1,4 +1,5 @@
-//! Postgres's order of the numbers the snapshot keeps as text.
+//! Postgres's order of the numbers, dates and timestamps the snapshot keeps
+//! as text.
 //!
 //! numeric and floating-point values are stored as the exact text Postgres
 //! prints (lossless, readable in any DB browser). Compared as text, though,
@@ -10,7 +11,9 @@
 //! compares the texts as exact decimals — so comparisons, `ORDER BY`,
 //! `MIN`/`MAX`, `GROUP BY` and `DISTINCT` agree with Postgres. The collation
 //! is registered on the rehearsal's connection only and never named in the
-//! file's own schema, which any SQLite opens without it.
+//! file's own schema, which any SQLite opens without it. Dates and
+//! timestamps get [`DATE`], [`TIMESTAMP`] and [`TIMESTAMPTZ`] the same way,
+//! comparing the day or moment Postgres reads from a text.
 
 use std::cmp::Ordering;
 
@@ -27,10 +30,161 @@ pub fn numeric_text(pg_type: &str) -> bool {
     matches!(base, "numeric" | "double precision" | "real")
 }
 
-/// Registers [`NUMERIC`] on `conn`.
+/// The collations of dates and timestamps during a rehearsal: their text
+/// is compared as the moment (or day) Postgres reads from it, so a literal
+/// in another form (`'2024-01-01'`, `'2024-01-01T10:00Z'`) compares with
+/// the stored `2024-01-01 10:00:00+00` as on Postgres.
+pub const TIMESTAMPTZ: &str = "pg_timestamptz";
+pub const TIMESTAMP: &str = "pg_timestamp";
+pub const DATE: &str = "pg_date";
+
+/// The collation a column of `pg_type` compares with during a rehearsal,
+/// if its values are held as text Postgres compares otherwise.
+pub fn collation_for(pg_type: &str) -> Option<&'static str> {
+    if numeric_text(pg_type) {
+        return Some(NUMERIC);
+    }
+    match crate::types::exactness(pg_type) {
+        Some(crate::types::Exactness::Time) => Some(match pg_type {
+            "date" => DATE,
+            t if t.ends_with("with time zone") && !t.ends_with("without time zone") => TIMESTAMPTZ,
+            _ => TIMESTAMP,
+        }),
+        _ => None,
+    }
+}
+
+/// Registers [`NUMERIC`] and the time collations on `conn`.
 pub fn register(conn: &Connection) -> Result<()> {
     conn.create_collation(NUMERIC, compare_numeric)?;
+    conn.create_collation(TIMESTAMPTZ, |a, b| compare_time(a, b, Moment::Zoned))?;
+    conn.create_collation(TIMESTAMP, |a, b| compare_time(a, b, Moment::Local))?;
+    conn.create_collation(DATE, |a, b| compare_time(a, b, Moment::Day))?;
     Ok(())
+}
+
+/// How Postgres reads a date or timestamp literal for a column.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// timestamptz: an offset moves the moment (no offset: the session's
+    /// zone, UTC, see `types::SESSION_SETTINGS`).
+    Zoned,
+    /// timestamp without time zone: an offset is ignored.
+    Local,
+    /// date: the time of day is ignored.
+    Day,
+}
+
+/// `(rank, microseconds)`: -infinity, a moment, infinity, then text that is
+/// none (rank 3, compared bytewise).
+fn moment(text: &str, how: Moment) -> Option<(u8, i128)> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("-infinity") {
+        return Some((0, 0));
+    }
+    if t.eq_ignore_ascii_case("infinity") {
+        return Some((2, 0));
+    }
+    let (t, bc) = match t.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (t, false),
+    };
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i128> {
+        let s = t.get(r)?;
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let dash = t.find('-')?;
+    let year = num(0..dash)?;
+    if b.get(dash + 3) != Some(&b'-') {
+        return None;
+    }
+    let month = num(dash + 1..dash + 3)?;
+    let day = num(dash + 4..dash + 6)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let year = if bc { 1 - year } else { year };
+    let mut micros = days_from_civil(year, month, day) * 86_400_000_000;
+    let mut rest = &t[(dash + 6).min(t.len())..];
+    if !rest.is_empty() {
+        rest = rest.strip_prefix([' ', 'T'])?;
+        let hour: i128 = rest.get(0..2)?.parse().ok()?;
+        if rest.as_bytes().get(2) != Some(&b':') {
+            return None;
+        }
+        let minute: i128 = rest.get(3..5)?.parse().ok()?;
+        let mut r = &rest[5..];
+        let mut second: i128 = 0;
+        let mut fraction: i128 = 0;
+        if let Some(s) = r.strip_prefix(':') {
+            second = s.get(0..2)?.parse().ok()?;
+            r = &s[2..];
+            if let Some(f) = r.strip_prefix('.') {
+                let digits = f.bytes().take_while(u8::is_ascii_digit).count();
+                let mut d = f[..digits].to_string();
+                d.truncate(6);
+                while d.len() < 6 {
+                    d.push('0');
+                }
+                fraction = d.parse().ok()?;
+                r = &f[digits..];
+            }
+        }
+        let mut offset: i128 = 0;
+        let zone = r.trim();
+        if zone.eq_ignore_ascii_case("z") || zone.eq_ignore_ascii_case("utc") {
+        } else if let Some(sign) = zone
+            .strip_prefix('+')
+            .map(|z| (1, z))
+            .or(zone.strip_prefix('-').map(|z| (-1, z)))
+        {
+            let (sign, z) = sign;
+            let parts: Vec<&str> = if z.contains(':') {
+                z.split(':').collect()
+            } else if z.len() == 4 {
+                vec![&z[..2], &z[2..]]
+            } else {
+                vec![z]
+            };
+            let mut secs = 0i128;
+            for (p, unit) in parts.iter().zip([3600, 60, 1]) {
+                secs += p.parse::<i128>().ok()? * unit;
+            }
+            offset = sign * secs;
+        } else if !zone.is_empty() {
+            return None;
+        }
+        if how != Moment::Day {
+            micros += ((hour * 60 + minute) * 60 + second) * 1_000_000 + fraction;
+            if how == Moment::Zoned {
+                micros -= offset * 1_000_000;
+            }
+        }
+    }
+    Some((1, micros))
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (year 0 is 1 BC).
+fn days_from_civil(y: i128, m: i128, d: i128) -> i128 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Dates and timestamps in Postgres's order, read as [`Moment`] says;
+/// text that is neither comes after them, bytewise.
+pub fn compare_time(a: &str, b: &str, how: Moment) -> Ordering {
+    match (moment(a, how), moment(b, how)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.as_bytes().cmp(b.as_bytes()),
+    }
 }
 
 /// A number as text, read for comparing.
@@ -144,6 +298,43 @@ pub fn compare_numeric(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_timestamps_as_text_order_as_postgres_reads_them() {
+        use Moment::*;
+        let eq = |a: &str, b: &str, how| compare_time(a, b, how) == Ordering::Equal;
+        assert!(eq("2024-01-01", "2024-01-01 00:00:00+00", Zoned));
+        assert!(eq("2024-01-01T10:00Z", "2024-01-01 10:00:00+00", Zoned));
+        assert!(eq(
+            "2024-01-01 12:00:00+02",
+            "2024-01-01 10:00:00+00",
+            Zoned
+        ));
+        assert!(eq("2024-01-01 10:00:00+02", "2024-01-01 10:00:00", Local));
+        assert!(eq("2024-01-01 10:00", "2024-01-01", Day));
+        assert!(eq(
+            "2024-01-01 10:00:00.5+00",
+            "2024-01-01 10:00:00.500+00",
+            Zoned
+        ));
+        let ascending = [
+            "-infinity",
+            "0044-03-15 BC",
+            "0001-01-01 00:00:00+00",
+            "2023-12-31 23:59:59.999999+00",
+            "2024-01-01",
+            "2024-01-01 00:00:00.5+00",
+            "2024-01-01 10:00:00+00",
+            "12024-01-01 00:00:00+00",
+            "infinity",
+            "not a time",
+        ];
+        for (i, a) in ascending.iter().enumerate() {
+            for (j, b) in ascending.iter().enumerate() {
+                assert_eq!(compare_time(a, b, Zoned), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+    }
 
     #[test]
     fn numbers_as_text_order_as_postgres_orders_the_numbers() {

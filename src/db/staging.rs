@@ -177,7 +177,11 @@ fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
         format!("TEXT COLLATE {}", crate::db::collation::NUMERIC)
     } else if working && crate::types::exactness(&c.pg_type).is_some() {
         // BLOB is SQLite's name for "no affinity": values stay as written.
-        "BLOB".to_string()
+        // A date or timestamp compares with text as the moment it is.
+        match crate::db::collation::collation_for(&c.pg_type) {
+            Some(collation) => format!("BLOB COLLATE {collation}"),
+            None => "BLOB".to_string(),
+        }
     } else {
         c.storage().sqlite_decl().to_string()
     };
@@ -1280,6 +1284,8 @@ mod tests {
         })
         .unwrap();
         let snap = Snapshot::open(&path).unwrap();
+        // The working copy's columns compare with the rehearsal's collations.
+        crate::db::collation::register(&snap.conn).unwrap();
         // Written as a phase writes its working copy: left-out columns
         // Postgres fills take the marker until the phase ends.
         snap.conn

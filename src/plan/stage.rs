@@ -200,13 +200,18 @@ pub fn stage_pulled(conn: &Connection, meta: &TableMeta) -> Result<()> {
 }
 
 /// A TEMP view under a pulled table's name that the plan only reads, its
-/// numeric and floating-point columns compared as numbers (see
-/// `db::collation`): TEMP shadows `main` for unqualified names, so the
-/// plan's SQL reads the pulled rows through it and `cost > 0.2` means what
-/// it means on Postgres. Returns whether the table needed one.
+/// numeric and floating-point columns compared as numbers and its dates
+/// and timestamps as moments (see `db::collation`): TEMP shadows `main` for
+/// unqualified names, so the plan's SQL reads the pulled rows through it
+/// and `cost > 0.2` means what it means on Postgres. Returns whether the
+/// table needed one.
 pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> {
-    use crate::db::collation::{numeric_text, NUMERIC};
-    if !meta.columns.iter().any(|c| numeric_text(&c.pg_type)) {
+    use crate::db::collation::collation_for;
+    if !meta
+        .columns
+        .iter()
+        .any(|c| collation_for(&c.pg_type).is_some())
+    {
         return Ok(false);
     }
     let columns: Vec<String> = meta
@@ -214,10 +219,10 @@ pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> 
         .iter()
         .map(|c| {
             let name = quote_ident(&c.name);
-            if numeric_text(&c.pg_type) {
+            if let Some(collation) = collation_for(&c.pg_type) {
                 // A column of the pulled table keeps its TEXT affinity
                 // through the view; the collation is added.
-                format!("t.{name} COLLATE {NUMERIC} AS {name}")
+                format!("t.{name} COLLATE {collation} AS {name}")
             } else {
                 format!("t.{name} AS {name}")
             }
