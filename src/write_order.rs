@@ -520,7 +520,6 @@ fn undo(replays: &mut [TableReplay], out: &mut Vec<Collision>) {
     for r in replays.iter_mut().rev().filter(|r| !r.t.created) {
         let t = r.t;
         let keys: Vec<String> = t.inserts.iter().map(|row| r.row_key(&cells(row))).collect();
-        r.delete(keys);
         let added: Vec<&str> = r.added.iter().map(String::as_str).collect();
         let restores: Vec<RowUpdate> = crate::diff::without_columns(&t.updates, &added)
             .into_iter()
@@ -531,7 +530,19 @@ fn undo(replays: &mut [TableReplay], out: &mut Vec<Collision>) {
                 u
             })
             .collect();
-        update_in_order(r, &restores, what, out);
+        // As `ops::rollback` runs it: a row changed in a key of the table
+        // to itself is restored before the pushed rows are deleted.
+        let pointer_columns: Vec<&String> =
+            r.self_refs.iter().flat_map(|s| s.columns.iter()).collect();
+        let (first, rest): (Vec<RowUpdate>, Vec<RowUpdate>) = restores.into_iter().partition(|u| {
+            !keys.is_empty()
+                && u.changes
+                    .iter()
+                    .any(|c| pointer_columns.contains(&&c.column))
+        });
+        update_in_order(r, &first, what, out);
+        r.delete(keys);
+        update_in_order(r, &rest, what, out);
     }
     for r in replays.iter_mut().filter(|r| !r.t.created) {
         let rows = r.t.deletes.iter().map(|row| cells(row)).collect();
