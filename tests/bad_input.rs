@@ -79,6 +79,19 @@ impl World {
         to
     }
 
+    /// `rollback` of a receipt no push wrote, with `extra`.
+    fn rollback_of_no_receipt(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "rollback",
+            "--database-url",
+            self.url(),
+            "--receipt",
+            "00000000-0000-0000-0000-000000000001",
+        ];
+        args.extend_from_slice(extra);
+        sandbox(&args)
+    }
+
     fn push(&self, snapshot: &Path, extra: &[&str]) -> Run {
         let mut args = vec![
             "push",
@@ -907,18 +920,9 @@ fn an_apps_own_sandbox_receipts_table_is_named_not_used() {
     ])
     .code(2)
     .error_has(&conflict);
-    sandbox(&[
-        "rollback",
-        "--database-url",
-        w.url(),
-        "--snapshot",
-        p(&w.snapshot),
-        "--receipt",
-        "00000000-0000-0000-0000-000000000001",
-        "--confirm",
-    ])
-    .code(2)
-    .error_has(&conflict);
+    w.rollback_of_no_receipt(&["--snapshot", p(&w.snapshot), "--confirm"])
+        .code(2)
+        .error_has(&conflict);
     before.assert_same(&whole_database_state(w.url()), "receipts and rollback");
 }
 
@@ -927,21 +931,12 @@ fn rollback_of_a_receipt_that_does_not_exist_says_how_to_list_them() {
     let w = World::rehearsed("no_such_receipt");
     w.push(&w.snapshot, &["--confirm"]).ok();
     let before = whole_database_state(w.url());
-    sandbox(&[
-        "rollback",
-        "--database-url",
-        w.url(),
-        "--snapshot",
-        p(&w.snapshot),
-        "--receipt",
-        "00000000-0000-0000-0000-000000000001",
-        "--confirm",
-    ])
-    .code(2)
-    .error_has(&[
-        "no receipt 00000000-0000-0000-0000-000000000001",
-        "`sandbox receipts` lists",
-    ]);
+    w.rollback_of_no_receipt(&["--snapshot", p(&w.snapshot), "--confirm"])
+        .code(2)
+        .error_has(&[
+            "no receipt 00000000-0000-0000-0000-000000000001",
+            "`sandbox receipts` lists",
+        ]);
     before.assert_same(&whole_database_state(w.url()), "rollback of no receipt");
 }
 
@@ -950,15 +945,7 @@ fn rollback_in_a_database_never_pushed_to_says_so_and_how_to_list_receipts() {
     let w = World::rehearsed("never_pushed");
     let before = whole_database_state(w.url());
     for extra in [&[][..], &["--confirm"][..]] {
-        let mut args = vec![
-            "rollback",
-            "--database-url",
-            w.url(),
-            "--receipt",
-            "00000000-0000-0000-0000-000000000001",
-        ];
-        args.extend_from_slice(extra);
-        sandbox(&args).code(2).error_has(&[
+        w.rollback_of_no_receipt(extra).code(2).error_has(&[
             "no sandbox.receipts table",
             "no push was ever recorded in this database",
             "no receipt 00000000-0000-0000-0000-000000000001 to roll back",
