@@ -802,8 +802,9 @@ fn held_while_waiting_for_the_add_column(
     let push = common::Sandbox::new(&args).spawn();
     let mut monitor = w.db.client();
     let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                   WHERE a.application_name = 'sandbox' AND NOT l.granted \
-                   AND l.mode = 'AccessExclusiveLock' AND l.relation = 'public.jtbd_library'::regclass";
+                   WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                   AND NOT l.granted AND l.mode = 'AccessExclusiveLock' \
+                   AND l.relation = 'public.jtbd_library'::regclass";
     let mut polls = 0;
     while scalar(&mut monitor, waiting) == "0" {
         polls += 1;
@@ -844,7 +845,7 @@ fn held_while_waiting_for_the_add_column(
         &mut monitor,
         "SELECT DISTINCT a.wait_event_type || '/' || a.wait_event FROM pg_stat_activity a \
          JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted \
-         WHERE a.application_name = 'sandbox'",
+         WHERE a.application_name = 'sandbox' AND a.datname = current_database()",
     );
     idle.batch_execute("COMMIT").expect("end the idle reader");
     let run = push.finish();
