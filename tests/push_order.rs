@@ -283,3 +283,54 @@ fn an_added_column_of_a_schema_qualified_type_is_pushed_and_rolled_back() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
 }
+
+/// Tables named like the snapshot's own objects are refused by pull, by
+/// name, with nothing written (before: a pulled `staged_dh_item` was
+/// overwritten by the first rehearsal, which passed, and the next one said
+/// the pulled table had been edited — H8 R31); a table of another schema
+/// in the plan's tables is named as such (before: "no table app.orders in
+/// schema public … is the URL pointing at the right database?" — R18).
+#[test]
+fn pull_refuses_tables_named_like_the_snapshot_s_own_objects() {
+    let w = World::empty(
+        "order_reserved_names",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text); \
+         CREATE TABLE public.staged_dh_item (id int PRIMARY KEY, x text); \
+         CREATE TABLE public.dh_item_jsonb (id int PRIMARY KEY); \
+         CREATE SCHEMA app; CREATE TABLE app.orders (id int PRIMARY KEY);",
+    );
+    let plan = common::item_plan(w.dir.path(), &["UPDATE dh_item SET name = 'n';"]);
+    let with_sources = |sources: serde_json::Value, prefix: Option<&str>| {
+        let file = plan.join("plan.json");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        json["tables"]["sources"] = sources;
+        json["tables"]["source_prefix"] = prefix.into();
+        std::fs::write(&file, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    };
+    let w = w.with_plan(&plan);
+    for (sources, prefix, needles) in [
+        (
+            serde_json::json!(["dh_item", "staged_dh_item"]),
+            None,
+            vec!["staged_dh_item (the rehearsal's staged copies are staged_<table>)"],
+        ),
+        (
+            serde_json::json!(["dh_item"]),
+            Some("dh_"),
+            vec!["dh_item_jsonb (the row-JSON view of a pulled table is <table>_jsonb)"],
+        ),
+        (
+            serde_json::json!(["dh_item", "app.orders"]),
+            None,
+            vec!["app.orders", "pull reads tables of schema public only"],
+        ),
+    ] {
+        with_sources(sources, prefix);
+        w.pull(&[]).code(2).error_has(&needles);
+        assert!(
+            !std::path::Path::new(w.snap()).exists(),
+            "no snapshot written"
+        );
+    }
+}

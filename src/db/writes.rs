@@ -366,9 +366,8 @@ pub fn account(
                 "{} — written by Postgres through {}: the plan deletes or re-keys rows of {} that \
                  rows of {} reference, and each such row is deleted or changed with them, outside \
                  the plan (rollback cannot bring them back). The plan must not delete or re-key \
-                 referenced rows (handle the referencing rows first; add {} to the plan's tables \
-                 so the rehearsal sees them), or allow writes to that table with --allow-writes {} \
-                 if losing them is intended",
+                 referenced rows (handle the referencing rows first{}), or allow writes to that \
+                 table with --allow-writes {} if losing them is intended",
                 w.describe(),
                 keys.iter()
                     .map(CascadingKey::describe)
@@ -376,7 +375,13 @@ pub fn account(
                     .join(" and "),
                 referenced.join(", "),
                 w.table,
-                w.table,
+                // Pull reads schema public only: advising another schema's
+                // table as a plan table sends the user into a refused pull.
+                match w.table.strip_prefix("public.") {
+                    Some(name) =>
+                        format!("; add {name} to the plan's tables so the rehearsal sees them"),
+                    None => String::new(),
+                },
                 w.table
             ));
         } else {

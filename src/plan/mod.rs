@@ -61,6 +61,32 @@ impl TableSet {
     }
 }
 
+/// What a pulled table named `name` would collide with in the snapshot,
+/// next to the other pulled tables `pulled`: the rehearsal's staged copies
+/// (`staged_<table>`), the snapshot's metadata (`_sandbox_*`), the seed
+/// tables (`seed_<name>`), the report views (`report_*`) and the row-JSON
+/// views (`<table>_jsonb` of a pulled table). Such a table would be
+/// overwritten by the first rehearsal, or shadowed by a helper.
+pub fn reserved_name(name: &str, pulled: &[&str]) -> Option<&'static str> {
+    let lower = name.to_lowercase();
+    if lower.starts_with(crate::plan::stage::STAGED_PREFIX) {
+        Some("the rehearsal's staged copies are staged_<table>")
+    } else if lower.starts_with("_sandbox_") {
+        Some("the snapshot's metadata tables are _sandbox_*")
+    } else if lower.starts_with("seed_") {
+        Some("the plan's seed tables are seed_<name>")
+    } else if lower.starts_with("report_") {
+        Some("the report views are report_*")
+    } else if lower
+        .strip_suffix(sql::JSONB_VIEW_SUFFIX)
+        .is_some_and(|base| pulled.iter().any(|p| p.to_lowercase() == base))
+    {
+        Some("the row-JSON view of a pulled table is <table>_jsonb")
+    } else {
+        None
+    }
+}
+
 /// A choice the user makes without touching SQL: bound into every phase
 /// and check as the named parameter `:name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

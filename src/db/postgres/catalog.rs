@@ -64,6 +64,18 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
         .named()
         .filter(|name| !present.iter().any(|(_, n, _)| n == name))
         .collect();
+    let qualified: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|m| m.contains('.'))
+        .collect();
+    if !qualified.is_empty() {
+        return Err(environment(format!(
+            "the plan's tables name {}: pull reads tables of schema public only, by their \
+             name (e.g. \"dh_item\"); a table in another schema cannot be pulled today",
+            qualified.join(", ")
+        )));
+    }
     if !missing.is_empty() {
         return Err(environment(format!(
             "the source database has no table {} in schema public, which the plan needs; \
@@ -96,6 +108,19 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
                  cannot hold both. Rename one at the source before pulling"
             )));
         }
+    }
+    let names: Vec<&str> = wanted.iter().map(|w| w.1.as_str()).collect();
+    let collisions: Vec<String> = names
+        .iter()
+        .filter_map(|n| crate::plan::reserved_name(n, &names).map(|why| format!("{n} ({why})")))
+        .collect();
+    if !collisions.is_empty() {
+        return Err(environment(format!(
+            "the plan pulls tables named like the snapshot's own objects: {}. In the snapshot \
+             the rehearsal would overwrite or shadow them. Leave them out of the plan's tables \
+             (sources, protected, source_prefix) or rename them at the source",
+            collisions.join("; ")
+        )));
     }
     refuse_inheritance(tx, &wanted).await?;
     // Every table's catalog queries at once: tokio-postgres pipelines them
