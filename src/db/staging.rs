@@ -56,8 +56,99 @@ pub const LEFT_TO_POSTGRES_DDL: &str = "CREATE TABLE IF NOT EXISTS main._sandbox
 
 /// A column that takes [`LEFT_TO_POSTGRES`] in a working table: Postgres
 /// fills it when a row leaves it out, and the plan may write it.
-fn may_be_left(c: &ColumnMeta) -> bool {
-    c.filled_by_postgres() && !c.never_written()
+/// A primary key column never does: the push needs every new row's key
+/// before it writes, and two rows both holding the marker would collide on
+/// the staged key as a raw SQLite error. A new row leaving it out keeps
+/// NULL there, which [`keyless_new_rows_check`] names.
+fn may_be_left(c: &ColumnMeta, meta: &TableMeta) -> bool {
+    c.filled_by_postgres() && !c.never_written() && !meta.primary_key().contains(&c.name)
+}
+
+/// The primary key columns of `meta` Postgres would fill for a new row
+/// that leaves them out (identity, serial, a `nextval(…)` or other
+/// computed default).
+fn key_left_to_postgres(meta: &TableMeta) -> Vec<&ColumnMeta> {
+    meta.primary_key()
+        .iter()
+        .filter_map(|k| meta.columns.iter().find(|c| &c.name == k))
+        .filter(|c| c.filled_by_postgres())
+        .collect()
+}
+
+/// The check that every new row of `table_sql` (the working or staged
+/// form of `meta`) has a primary key the plan set: a row whose key is
+/// NULL left it to Postgres. Rehearsal, diff, receipt and rollback all
+/// name rows by key, so the push cannot write such a row; the rows are
+/// named by their other values, in the order they were inserted. `None`
+/// when no key column is Postgres's to fill.
+pub fn keyless_new_rows_check(
+    conn: &Connection,
+    meta: &TableMeta,
+    table_sql: &str,
+    phase: &str,
+) -> Result<Option<Check>> {
+    let left = key_left_to_postgres(meta);
+    if left.is_empty() {
+        return Ok(None);
+    }
+    let key = meta.primary_key();
+    let null = left
+        .iter()
+        .map(|c| format!("s.{} IS NULL", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let shown = meta
+        .columns
+        .iter()
+        .filter(|c| !key.contains(&c.name))
+        .map(|c| {
+            format!(
+                "'{} = ' || quote(s.{})",
+                c.name.replace('\'', "''"),
+                quote_ident(&c.name)
+            )
+        })
+        .collect::<Vec<_>>();
+    let shown = if shown.is_empty() {
+        "''".to_string()
+    } else {
+        shown.join(" || ', ' || ")
+    };
+    let rows = rows_of(
+        conn,
+        &format!(
+            "SELECT 'new row ' || row_number() OVER (ORDER BY s.rowid) || ' (' || {shown} || ')' \
+             FROM {table_sql} s WHERE {null} ORDER BY s.rowid"
+        ),
+    )?;
+    let t = &meta.name;
+    let mut check = Check::no_rows(
+        phase,
+        &format!("{t}: new rows have a primary key set by the plan"),
+        CheckKind::Constraint,
+        rows,
+    );
+    let how = left
+        .iter()
+        .map(|c| {
+            let what = match (&c.identity, c.numbered_by_sequence()) {
+                (Some(_), _) => "an identity",
+                (None, true) => "a serial (nextval) column",
+                (None, false) => "a column with a computed default",
+            };
+            format!("{} is {what} Postgres would fill", c.name)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    check.expected = format!(
+        "0 rows: every new row gives its primary key ({how}, but the push needs each key \
+         before it writes: the rehearsal's record of changes, the diff, the receipt and \
+         rollback name rows by it). Give new rows their key: explicit ids above the current \
+         max for an integer key (e.g. (SELECT max({k}) FROM {t}) + row number; the push then \
+         moves the sequence past them), or plan_uuid('{t}', <natural key>) for a uuid key",
+        k = left[0].name,
+    );
+    Ok(Some(check))
 }
 
 /// After a phase's SQL: records every row of `table_sql` (the working form
@@ -70,7 +161,7 @@ pub fn record_left_to_postgres(conn: &Connection, meta: &TableMeta, table_sql: &
         return Ok(());
     }
     conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
-    for c in meta.columns.iter().filter(|c| may_be_left(c)) {
+    for c in meta.columns.iter().filter(|c| may_be_left(c, meta)) {
         let col = quote_ident(&c.name);
         conn.execute(
             &format!(
@@ -140,7 +231,7 @@ fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<
         let mut decl = staged_column_decl(c, declared)?;
         // A left-out column Postgres fills shows the marker until the
         // phase ends (see [`record_left_to_postgres`]).
-        if declared == Declared::Working && may_be_left(c) {
+        if declared == Declared::Working && may_be_left(c, meta) {
             decl.push_str(&format!(" DEFAULT {}", left_to_postgres_literal()));
         }
         parts.push(decl);
@@ -521,7 +612,7 @@ pub fn constraint_checks(
     // Every check names rows by their key: a key column the table lacks is
     // named here, not met as a SQLite error in the first check.
     let key = meta.primary_key();
-    let key_idx = crate::diff::key_positions(meta, &key)?;
+    crate::diff::key_positions(meta, &key)?;
     let touched = st.touched();
     let mut checks = Vec::new();
 
@@ -537,6 +628,8 @@ pub fn constraint_checks(
         .columns
         .iter()
         .filter(|c| c.required() && !c.never_written() && (keyed || !c.filled_by_postgres()))
+        // A NULL key Postgres would fill is named by `keyless_new_rows_check`.
+        .filter(|c| !key_left_to_postgres(meta).contains(c))
     {
         let (left, why) = if c.filled_by_postgres() {
             (
@@ -566,34 +659,12 @@ pub fn constraint_checks(
 
     // A new row's key must be the plan's: receipts and rollback name rows
     // by it, so it cannot be left for Postgres to choose.
-    let left: Vec<&String> = key
-        .iter()
-        .zip(key_idx)
-        .filter(|(_, i)| meta.columns[*i].filled_by_postgres())
-        .map(|(k, _)| k)
-        .collect();
-    if !left.is_empty() {
-        let null = left
-            .iter()
-            .map(|k| format!("s.{} IS NULL", quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let rows = rows_of(
-            conn,
-            &format!(
-                "SELECT {} FROM {} s WHERE ({null}) AND {}",
-                st.key_text(),
-                st.table,
-                st.is_new()
-            ),
-        )?;
-        checks.push(Check::no_rows(
-            CONSTRAINTS_PHASE,
-            &format!("{t}: new rows have a primary key set by the plan"),
-            CheckKind::Constraint,
-            rows,
-        ));
-    }
+    checks.extend(keyless_new_rows_check(
+        conn,
+        meta,
+        &st.table,
+        CONSTRAINTS_PHASE,
+    )?);
 
     // UNIQUE constraints and plain unique indexes (the primary key is
     // declared on the staged table itself).
@@ -1098,7 +1169,12 @@ pub fn preflight_items(
                 ));
             }
         }
-        let left = if may_be_left(c) && !meta.primary_key().is_empty() {
+        if key_left_to_postgres(meta).contains(&c) {
+            // A new row without its key fails the rehearsal
+            // (`keyless_new_rows_check`): nothing for the preflight.
+            continue;
+        }
+        let left = if may_be_left(c, meta) && !meta.primary_key().is_empty() {
             conn.execute_batch(LEFT_TO_POSTGRES_DDL)?;
             format!(" AND {}", left_sql(meta, c))
         } else {

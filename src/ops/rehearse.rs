@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::catalog::TableMeta;
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{
-    constraint_checks, preflight_items, record_left_to_postgres, PreflightItem,
-    LEFT_TO_POSTGRES_DDL,
+    constraint_checks, keyless_new_rows_check, preflight_items, record_left_to_postgres,
+    PreflightItem, LEFT_TO_POSTGRES_DDL,
 };
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind, PhaseTiming};
 use crate::plan::sql::{self as plansql, Rules};
@@ -499,13 +499,22 @@ impl<'a> Rehearsal<'a> {
         let run = plansql::run_sql(self.conn, sql_text, &rules, &self.params);
         // What the phase left to Postgres is recorded before anything else
         // reads its rows, which then hold NULL there as always.
+        let mut phase_checks = Vec::new();
         for t in &phase.writes {
             if table_exists(self.conn, "temp", t)? {
                 let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
-                record_left_to_postgres(self.conn, &meta, &format!("temp.{}", quote_ident(t)))?;
+                let working = format!("temp.{}", quote_ident(t));
+                record_left_to_postgres(self.conn, &meta, &working)?;
+                // A new row without its key cannot be recorded, diffed or
+                // pushed: named here, and nothing after it runs on it.
+                if let Some(c) = keyless_new_rows_check(self.conn, &meta, &working, &phase.id)? {
+                    if !c.ok {
+                        self.broken = true;
+                        phase_checks.push(c);
+                    }
+                }
             }
         }
-        let mut phase_checks = Vec::new();
         let mut reads = run.reads.clone();
         if let Some(f) = &run.failure {
             phase_checks.push(plansql::failure_check(
@@ -798,7 +807,18 @@ impl<'a> Rehearsal<'a> {
                     self.checks.push(c);
                 }
                 match constraint_checks(conn, self.snapshot, &meta, STAGED_PREFIX) {
-                    Ok(c) => self.checks.extend(c),
+                    // A check a phase failed already (new rows without
+                    // their key) is named once, at that phase.
+                    Ok(c) => {
+                        let named: HashSet<String> = self
+                            .checks
+                            .iter()
+                            .filter(|c| !c.ok)
+                            .map(|c| c.name.clone())
+                            .collect();
+                        self.checks
+                            .extend(c.into_iter().filter(|c| c.ok || !named.contains(&c.name)));
+                    }
                     // A failed phase may leave values these checks cannot read;
                     // the failure is already in the report.
                     Err(_) if self.broken => {}
