@@ -470,14 +470,16 @@ pub async fn begin(
 }
 
 /// How long Postgres waits for this client inside the transaction before
-/// ending it. The client sends its next statement within milliseconds of
-/// the last answer (everything slow is prepared before `begin`), so a
-/// longer silence means the client is gone or stopped: a suspended process
-/// (SIGSTOP, a laptop lid closed) or a dropped network. Its TCP connection
-/// may look alive all that time (a stopped process's kernel still answers),
-/// so only this timeout frees the locks the app is queued behind; without
-/// it they were held for the statement timeout (10 minutes by default).
-pub const CLIENT_SILENCE_MS: u64 = 5_000;
+/// ending it. A longer silence means the client is gone or stopped: a
+/// suspended process (SIGSTOP, a laptop lid closed) or a dropped network.
+/// Its TCP connection may look alive all that time (a stopped process's
+/// kernel still answers), so only this timeout frees the locks the app is
+/// queued behind; without it they were held for the statement timeout (10
+/// minutes by default). Not shorter: between statements the client compares
+/// what it read back with the rehearsed rows, and while it does, a large
+/// answer waits unread in its socket (tcp_user_timeout counts that too) —
+/// at 5 s, a push writing a 300k-row table was ended every time.
+pub const CLIENT_SILENCE_MS: u64 = 15_000;
 
 /// `SET LOCAL`s that make the server end the transaction when the client
 /// falls silent ([`CLIENT_SILENCE_MS`], never longer than the statement
