@@ -201,7 +201,9 @@ fn deleted_rows_of_a_table_with_a_generated_column_roll_back_exactly() {
 }
 
 /// A BEFORE INSERT trigger that stamps the rows rollback inserts again
-/// would leave them different from their before-images: rollback refuses,
+/// would leave them different from their before-images: the push, which
+/// rehearses its rollback before COMMIT, refuses up front (exit 1, nothing
+/// written); pushed anyway with --allow-irreversible, rollback refuses,
 /// naming the table, row, column and trigger, and changes nothing (before:
 /// exit 0, "rolled back", created_at silently the rollback's time).
 #[test]
@@ -214,7 +216,16 @@ fn a_trigger_changing_the_rows_rollback_writes_back_refuses_the_rollback_by_name
     );
     w.pull(&[]).ok();
     w.rehearse(&[]).ok();
-    let receipt = w.push_confirmed();
+    let before = w.state();
+    w.push(&["--confirm"]).refused(&[
+        "its rollback, rehearsed in the push's transaction before COMMIT, would be refused",
+        "dh_task_created",
+        "--allow-irreversible",
+    ]);
+    before.assert_same(&w.state(), "a push whose rollback would be refused");
+    let pushed = w.push(&["--confirm", "--allow-irreversible"]);
+    pushed.ok();
+    let receipt = pushed.receipt();
     let after_push = w.state();
     w.rollback(&receipt, &["--confirm"]).refused(&[
         "dh_task rows written back as the receipt recorded them",
