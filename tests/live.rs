@@ -961,3 +961,90 @@ fn a_row_a_trigger_writes_held_by_the_app_refuses_by_name_after_one_attempt() {
     w.push(&["--confirm", "--allow-writes", "counters"]).ok();
     assert_eq!(w.scalar("SELECT n FROM counters"), "4");
 }
+
+/// The `sandbox` backend's granted locks (`schema.table mode`) at the
+/// first sample in which it waits for ACCESS EXCLUSIVE on `table`; one
+/// read of pg_locks, so the locks are those of that moment. Polled, up to
+/// a bound.
+fn locks_held_when_waiting_for_exclusive(
+    c: &mut postgres_sync::Client,
+    table: &str,
+) -> std::collections::BTreeSet<String> {
+    for _ in 0..3000 {
+        let rows = c
+            .query(
+                "SELECT l.pid, n.nspname::text || '.' || r.relname::text, l.mode, l.granted \
+                 FROM pg_locks l JOIN pg_class r ON r.oid = l.relation \
+                 JOIN pg_namespace n ON n.oid = r.relnamespace AND n.nspname <> 'pg_catalog' \
+                 WHERE l.pid IN (SELECT pid FROM pg_stat_activity \
+                                 WHERE application_name = 'sandbox' \
+                                   AND datname = current_database())",
+                &[],
+            )
+            .expect("read pg_locks");
+        let waiting: Option<i32> = rows
+            .iter()
+            .find(|r| {
+                !r.get::<_, bool>(3)
+                    && r.get::<_, String>(2) == "AccessExclusiveLock"
+                    && r.get::<_, String>(1) == format!("public.{table}")
+            })
+            .map(|r| r.get(0));
+        if let Some(pid) = waiting {
+            return rows
+                .iter()
+                .filter(|r| r.get::<_, i32>(0) == pid && r.get::<_, bool>(3))
+                .map(|r| format!("{} {}", r.get::<_, String>(1), r.get::<_, String>(2)))
+                .collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("sandbox was never seen waiting for ACCESS EXCLUSIVE on {table}");
+}
+
+/// The rollback's DROP COLUMN (jtbd_library) and DROP TABLE (tasks, whose
+/// foreign key makes Postgres lock `workflows` too) take ACCESS EXCLUSIVE
+/// until COMMIT, so the app's readers of those tables wait from then on:
+/// the rollback runs them last. An app transaction that has read
+/// `workflows` holds the rollback at that step; at that moment every row
+/// is undone already (the pushed rows of `workflows` deleted: ROW
+/// EXCLUSIVE) and the receipt is marked rolled back (ROW EXCLUSIVE on
+/// sandbox.receipts). Before, the DROPs came first: readers waited for the
+/// whole undo.
+#[test]
+fn rollback_takes_its_exclusive_locks_last_after_the_rows_are_undone() {
+    let w = live("live_drop_last");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    let mut reader = postgres_admin(&format!("{}?application_name=fk_reader", w.db.url));
+    reader
+        .batch_execute("BEGIN; SELECT 1 FROM workflows LIMIT 1")
+        .expect("reader");
+    let rollback = common::Sandbox::new(&[
+        "rollback",
+        "--database-url",
+        &w.db.url,
+        "--receipt",
+        &receipt,
+        "--confirm",
+        "--lock-timeout",
+        "60000",
+    ])
+    .spawn();
+    let mut c = w.db.client();
+    let held = locks_held_when_waiting_for_exclusive(&mut c, "workflows");
+    reader.batch_execute("COMMIT").expect("end the reader");
+    rollback.finish().ok();
+    for lock in [
+        "public.workflows RowExclusiveLock",
+        "sandbox.receipts RowExclusiveLock",
+    ] {
+        assert!(
+            held.contains(lock),
+            "the rollback asked for ACCESS EXCLUSIVE on workflows before it held {lock}: {held:?}"
+        );
+    }
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push, then rollback");
+}

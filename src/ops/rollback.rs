@@ -24,14 +24,14 @@ use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::SequenceRestore;
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows};
-use crate::db::postgres::undo::referenced_by_dropped;
+use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::privilege_check;
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
 use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
 use crate::error::refused as refuse;
 use crate::plan::checks::{failed_summaries, Check, CheckKind};
-use crate::receipt::{TableState, Undo, UndoTable};
+use crate::receipt::{AddedColumn, TableState, Undo, UndoTable};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
 
@@ -188,7 +188,7 @@ pub async fn undo_in(
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
-    r.undo(&pushed, &triggers, &mut report).await?;
+    let drop_last = r.undo(&pushed, &triggers, &mut report).await?;
     r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
@@ -208,6 +208,13 @@ pub async fn undo_in(
     if let Some(refusal) = r.refusal_after_undo(&report) {
         return Err(refuse(refusal, report.checks));
     }
+    // Last, right before COMMIT (or the push's ROLLBACK TO SAVEPOINT): the
+    // DDL whose ACCESS EXCLUSIVE locks make the app's readers of these
+    // tables (and of the tables their foreign keys reference) wait. The
+    // checks above do not need it: they name their columns, and writes to
+    // a table about to be dropped are not accounted.
+    r.drop_locked(&drop_last, &undo.created_tables, &mut report)
+        .await?;
     Ok(report)
 }
 
@@ -847,24 +854,13 @@ impl Rollback<'_, '_> {
         pushed: &[PushedRows],
         triggers: &[TriggerReport],
         report: &mut RollbackReport,
-    ) -> Result<()> {
-        // DROP COLUMN and DROP TABLE need ACCESS EXCLUSIVE: taken just before,
-        // in short attempts.
-        let mut dropping: Vec<(String, LockMode)> = self
-            .undo
-            .added_columns
-            .iter()
-            .map(|a| a.table.clone())
-            .chain(self.undo.created_tables.iter().cloned())
-            .map(|t| (t, LockMode::AccessExclusive))
-            .collect();
-        dropping.extend(
-            referenced_by_dropped(self.tx, self.undo)
-                .await?
-                .into_iter()
-                .map(|t| (t, LockMode::AccessExclusive)),
-        );
-        lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
+    ) -> Result<Vec<AddedColumn>> {
+        // DROP COLUMN and DROP TABLE take ACCESS EXCLUSIVE (with a foreign
+        // key, on the referenced table too) until COMMIT: every reader of
+        // those tables waits from then on. So they run last (`drop_last`),
+        // except the added columns the row work needs gone first.
+        let DropOrder { first, emptied } = drop_order(self.tx, self.undo).await?;
+        self.drop_locked(&first, &[], report).await?;
         // The undo writes under the app's search_path, so the database's
         // triggers resolve names as they do for the app; the types the undo
         // spells are resolved first, under the pinned path (one round trip
@@ -876,26 +872,72 @@ impl Rollback<'_, '_> {
         let types = types?;
         as_the_app?;
         let undone = undo_changes(
-            self.tx, &types, self.undo, pushed, triggers, report, self.mode,
+            self.tx, &types, self.undo, pushed, triggers, report, self.mode, &emptied,
         )
         .await;
         if undone.is_ok() {
             self.tx.batch_execute(&pin_sql()).await?;
         }
         if let Err(e) = undone {
-            return Err(match crate::db::pg_error::describe(&e, triggers) {
-                Some(named) => self.refuse(
-                    format!(
-                        "Postgres refused {}: {named}; rolled back, {}",
-                        crate::db::pg_error::steps(&e),
-                        self.nothing
-                    ),
-                    vec![],
-                ),
-                None => e,
-            });
+            return Err(self.named(e, triggers));
         }
-        Ok(())
+        Ok(self
+            .undo
+            .added_columns
+            .iter()
+            .filter(|a| {
+                !first
+                    .iter()
+                    .any(|f| f.table == a.table && f.column == a.column)
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// Drops `columns` and `tables`, their ACCESS EXCLUSIVE locks (and those
+    /// of the tables their foreign keys reference) taken just before, in
+    /// short attempts.
+    async fn drop_locked(
+        &self,
+        columns: &[AddedColumn],
+        tables: &[String],
+        report: &mut RollbackReport,
+    ) -> Result<()> {
+        if columns.is_empty() && tables.is_empty() {
+            return Ok(());
+        }
+        let mut dropping: Vec<(String, LockMode)> = columns
+            .iter()
+            .map(|a| a.table.clone())
+            .chain(tables.iter().cloned())
+            .map(|t| (t, LockMode::AccessExclusive))
+            .collect();
+        dropping.extend(
+            referenced_by_dropped(self.tx, tables, columns)
+                .await?
+                .into_iter()
+                .map(|t| (t, LockMode::AccessExclusive)),
+        );
+        lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
+        apply::drop_created(self.tx, columns, tables, report)
+            .await
+            .map_err(|e| self.named(e, &[]))
+    }
+
+    /// A Postgres refusal during the undo, named (with the trigger that
+    /// raised it) as the rollback's refusal; other errors as they are.
+    fn named(&self, e: anyhow::Error, triggers: &[TriggerReport]) -> anyhow::Error {
+        match crate::db::pg_error::describe(&e, triggers) {
+            Some(named) => self.refuse(
+                format!(
+                    "Postgres refused {}: {named}; rolled back, {}",
+                    crate::db::pg_error::steps(&e),
+                    self.nothing
+                ),
+                vec![],
+            ),
+            None => e,
+        }
     }
 
     /// The rows the undo wrote back must read as the receipt recorded them:
@@ -1031,7 +1073,20 @@ impl Rollback<'_, '_> {
     /// exactly as many rows as it recorded, plus allowed side effects.
     async fn account_writes(&self, report: &mut RollbackReport, effects: &Effects) -> Result<()> {
         let allowed = self.allowed();
-        let writes = transaction_writes(self.tx).await?;
+        // The created tables are dropped after this (`drop_locked`), and
+        // their rows with them: what was written to them does not count
+        // (once dropped, Postgres no longer lists them either).
+        let dropped: Vec<String> = self
+            .undo
+            .created_tables
+            .iter()
+            .map(|t| format!("public.{t}"))
+            .collect();
+        let writes: Vec<_> = transaction_writes(self.tx)
+            .await?
+            .into_iter()
+            .filter(|w| !dropped.contains(&w.table))
+            .collect();
         let expected = undo_writes(self.undo, report);
         let cascades = cascading_keys(self.tx, &writes, &expected, &allowed).await?;
         let accounting = account(

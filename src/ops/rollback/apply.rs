@@ -14,11 +14,12 @@ use crate::db::postgres::undo::deferrable_unique_keys;
 use crate::db::triggers::TriggerReport;
 use crate::diff::{RowUpdate, TableDiff};
 use crate::error::check_failed;
-use crate::receipt::{Undo, UndoTable};
+use crate::receipt::{AddedColumn, Undo, UndoTable};
 use crate::types::quote_ident;
 
-/// Drops what the push created and removes or restores its rows. Runs
-/// under the app's search_path: everything here names its schema.
+/// Removes or restores the rows the push wrote; what it created is dropped
+/// after this, last (`drop_created`). Runs under the app's search_path:
+/// everything here names its schema.
 pub(super) async fn undo_changes(
     tx: &tokio_postgres::Transaction<'_>,
     types: &TypeSpellings,
@@ -27,6 +28,7 @@ pub(super) async fn undo_changes(
     triggers: &[TriggerReport],
     report: &mut RollbackReport,
     mode: Mode,
+    emptied: &[String],
 ) -> Result<()> {
     // A DEFERRABLE unique key is checked once the rows are back, not row by
     // row: rows the push made trade its values (over several phases) trade
@@ -37,9 +39,23 @@ pub(super) async fn undo_changes(
             .await
             .with_context(|| format!("deferring {deferred}"))?;
     }
-    // Order matters: columns referencing created tables go first, then the
-    // created tables (children first), then rows added to existing tables.
-    drop_created(tx, undo, report).await?;
+    // The created tables are dropped last (`drop_created`, right before
+    // COMMIT); until then the rows of those referencing the pushed rows of
+    // existing tables would keep them from being deleted: they go first
+    // (children first, one round trip). Writes to a table the undo drops
+    // are not accounted (the DROP discards them).
+    let sql: String = undo
+        .created_tables
+        .iter()
+        .rev()
+        .filter(|name| emptied.contains(name))
+        .map(|name| format!("DELETE FROM public.{};", quote_ident(name)))
+        .collect();
+    if !sql.is_empty() {
+        tx.batch_execute(&sql)
+            .await
+            .context("emptying the tables the push created before deleting its rows")?;
+    }
     for t in undo.tables.iter().rev().filter(|t| !t.created) {
         // A row the push pointed at one of its new rows through a foreign
         // key of the table to itself gets its old value back before that
@@ -97,30 +113,40 @@ pub(super) async fn undo_changes(
     Ok(())
 }
 
-/// Drops the columns the push added, then the tables it created.
-async fn drop_created(
+/// Drops `columns` the push added, then the `tables` it created
+/// (children first).
+pub(super) async fn drop_created(
     tx: &tokio_postgres::Transaction<'_>,
-    undo: &Undo,
+    columns: &[AddedColumn],
+    tables: &[String],
     report: &mut RollbackReport,
 ) -> Result<()> {
-    for a in &undo.added_columns {
-        tx.batch_execute(&format!(
-            "ALTER TABLE public.{} DROP COLUMN {}",
+    if columns.is_empty() && tables.is_empty() {
+        return Ok(());
+    }
+    // One round trip: these hold ACCESS EXCLUSIVE until the transaction
+    // (or the push's rehearsal savepoint) ends.
+    let mut sql = String::new();
+    let mut what = Vec::new();
+    for a in columns {
+        sql.push_str(&format!(
+            "ALTER TABLE public.{} DROP COLUMN {};",
             quote_ident(&a.table),
             quote_ident(&a.column)
-        ))
+        ));
+        what.push(format!("column {}.{}", a.table, a.column));
+    }
+    for name in tables.iter().rev() {
+        sql.push_str(&format!("DROP TABLE public.{};", quote_ident(name)));
+        what.push(format!("table {name}"));
+    }
+    tx.batch_execute(&sql)
         .await
-        .with_context(|| format!("dropping column {}.{}", a.table, a.column))?;
-        report
-            .dropped_columns
-            .push(format!("{}.{}", a.table, a.column));
-    }
-    for name in undo.created_tables.iter().rev() {
-        tx.batch_execute(&format!("DROP TABLE public.{}", quote_ident(name)))
-            .await
-            .with_context(|| format!("dropping table {name}"))?;
-        report.dropped_tables.push(name.clone());
-    }
+        .with_context(|| format!("dropping {}", what.join(", ")))?;
+    report
+        .dropped_columns
+        .extend(columns.iter().map(|a| format!("{}.{}", a.table, a.column)));
+    report.dropped_tables.extend(tables.iter().rev().cloned());
     Ok(())
 }
 
