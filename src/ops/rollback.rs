@@ -204,17 +204,17 @@ pub async fn undo_in(
         &[&opts.receipt_id, &gone_json],
     )
     .await?;
+    // Last, right before COMMIT (or the push's ROLLBACK TO SAVEPOINT): the
+    // DDL whose ACCESS EXCLUSIVE locks make the app's readers of these
+    // tables (and of the tables their foreign keys reference) wait. The
+    // checks above do not need it: they name their columns. Only the write
+    // accounting follows: it must see what the DROPs' event triggers wrote.
+    r.drop_locked(&drop_last, &undo.created_tables, &mut report)
+        .await?;
     r.account_writes(&mut report, &effects).await?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
         return Err(refuse(refusal, report.checks));
     }
-    // Last, right before COMMIT (or the push's ROLLBACK TO SAVEPOINT): the
-    // DDL whose ACCESS EXCLUSIVE locks make the app's readers of these
-    // tables (and of the tables their foreign keys reference) wait. The
-    // checks above do not need it: they name their columns, and writes to
-    // a table about to be dropped are not accounted.
-    r.drop_locked(&drop_last, &undo.created_tables, &mut report)
-        .await?;
     Ok(report)
 }
 
@@ -1073,9 +1073,9 @@ impl Rollback<'_, '_> {
     /// exactly as many rows as it recorded, plus allowed side effects.
     async fn account_writes(&self, report: &mut RollbackReport, effects: &Effects) -> Result<()> {
         let allowed = self.allowed();
-        // The created tables are dropped after this (`drop_locked`), and
-        // their rows with them: what was written to them does not count
-        // (once dropped, Postgres no longer lists them either).
+        // The created tables are dropped (`drop_locked`), and their rows
+        // with them: what was written to them does not count (Postgres no
+        // longer lists them; in a refused or dry run neither).
         let dropped: Vec<String> = self
             .undo
             .created_tables

@@ -20,6 +20,9 @@ use crate::types::quote_ident;
 /// Removes or restores the rows the push wrote; what it created is dropped
 /// after this, last (`drop_created`). Runs under the app's search_path:
 /// everything here names its schema.
+// The undo's inputs, each read once by `Rollback::undo` (the created tables
+// to empty come from the same catalog read as the drop order).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn undo_changes(
     tx: &tokio_postgres::Transaction<'_>,
     types: &TypeSpellings,
