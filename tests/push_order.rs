@@ -278,10 +278,7 @@ fn an_added_column_of_a_schema_qualified_type_is_pushed_and_rolled_back() {
         ),
         [["x", "b"], ["y", "NULL"]]
     );
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }
 
 /// Tables named like the snapshot's own objects are refused by pull, by
