@@ -140,13 +140,7 @@ fn moment(text: &str, how: Moment) -> Option<(u8, i128)> {
             .or(zone.strip_prefix('-').map(|z| (-1, z)))
         {
             let (sign, z) = sign;
-            let parts: Vec<&str> = if z.contains(':') {
-                z.split(':').collect()
-            } else if z.len() == 4 {
-                vec![&z[..2], &z[2..]]
-            } else {
-                vec![z]
-            };
+            let parts = crate::plan::canonical::offset_fields(z);
             let mut secs = 0i128;
             for (p, unit) in parts.iter().zip([3600, 60, 1]) {
                 secs += p.parse::<i128>().ok()? * unit;

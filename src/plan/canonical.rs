@@ -395,6 +395,18 @@ fn canonical_interval(text: &str, precision: usize) -> Result<String, String> {
 /// UTC, `+00`). Reads `H:MM[:SS[.frac]]`, `AM`/`PM`, and offsets `Z`, `UTC`,
 /// `±HH`, `±HHMM`, `±HH:MM[:SS]`; a time zone name is an error (its offset
 /// depends on the date).
+/// The hours, minutes and seconds of a zone offset without its sign, as
+/// Postgres reads them: `05:30`, `0530` (four digits: HHMM) or `5`.
+pub(crate) fn offset_fields(z: &str) -> Vec<&str> {
+    if z.contains(':') {
+        z.split(':').collect()
+    } else if z.len() == 4 {
+        vec![&z[..2], &z[2..]]
+    } else {
+        vec![z]
+    }
+}
+
 fn canonical_time(text: &str, zoned: bool, precision: usize) -> Result<String, String> {
     let refused = |what: &str| {
         format!(
@@ -463,14 +475,7 @@ fn canonical_time(text: &str, zoned: bool, precision: usize) -> Result<String, S
             b'-' => -1,
             _ => return Err(refused("a time zone name; write a numeric offset")),
         };
-        let z = &rest[1..];
-        let fields: Vec<&str> = if z.contains(':') {
-            z.split(':').collect()
-        } else if z.len() == 4 {
-            vec![&z[..2], &z[2..]]
-        } else {
-            vec![z]
-        };
+        let fields = offset_fields(&rest[1..]);
         let v: Vec<u32> = fields.iter().filter_map(|f| num(f)).collect();
         if v.len() != fields.len() || v.len() > 3 || v[0] > 15 || v.iter().skip(1).any(|x| *x > 59)
         {
