@@ -87,9 +87,9 @@ fn the_example_plan_runs_end_to_end_and_rolls_back_exactly() {
         "the receipt keeps every deleted row"
     );
 
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(
-        &w.state().without_schema("sandbox"),
+    w.rollback_restores(
+        &receipt,
+        &before,
         "from before the push to after the rollback",
     );
 }
@@ -373,9 +373,9 @@ fn partitioned_dh_tables_are_pulled_once_and_pushed_through_their_parent() {
     w.rehearse(&[]).ok().stdout_has("PASSED");
     let before = w.state();
     let receipt = w.push_confirmed();
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(
-        &w.state().without_schema("sandbox"),
+    w.rollback_restores(
+        &receipt,
+        &before,
         "built-in plan: before the push to after the rollback",
     );
 
@@ -393,9 +393,9 @@ fn partitioned_dh_tables_are_pulled_once_and_pushed_through_their_parent() {
         13
     );
     assert_eq!(w.count("SELECT count(*) FROM dh_task_blocked"), 0);
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(
-        &w.state().without_schema("sandbox"),
+    w.rollback_restores(
+        &receipt,
+        &before,
         "example plan: before the push to after the rollback",
     );
 }

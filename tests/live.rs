@@ -732,10 +732,7 @@ fn a_row_the_app_holds_for_update_is_waited_for_in_attempts_and_named() {
         .error_has(&held);
     pushed.assert_same(&w.state(), "a rollback refused on a held row");
     holder.batch_execute("ROLLBACK").expect("the app lets go");
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push, then rollback");
+    w.rollback_restores(&receipt, &before, "push, then rollback");
 }
 
 /// A new row's foreign key check locks the row it references (FOR KEY

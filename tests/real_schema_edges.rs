@@ -299,8 +299,5 @@ fn an_existing_self_reference_pointed_at_a_new_row_pushes_and_rolls_back() {
             ["c", "gamma", "NULL"]
         ]
     );
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }

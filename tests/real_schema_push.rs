@@ -132,10 +132,7 @@ fn a_moddatetime_stamp_is_held_off_and_restored() {
             .filter(|l| l.contains("trigger"))
             .collect::<Vec<_>>()
     );
-    w.rollback(&run.receipt(), &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
 }
 
 // ---------------------------------------------------------------------------
@@ -506,10 +503,7 @@ fn an_empty_database_search_path_behaves_like_the_default() {
     let before = w.state();
     let run = w.push(&["--confirm"]);
     run.ok();
-    w.rollback(&run.receipt(), &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
 }
 
 /// An app whose database path is `app, public`, with an audit table in
@@ -1100,10 +1094,7 @@ fn a_type_outside_the_default_search_path_is_not_drift() {
     let before = w.state();
     let run = w.push(&["--confirm"]);
     run.ok().stdout_has("Applied");
-    w.rollback(&run.receipt(), &["--confirm"]).ok();
-    before
-        .without_schema("sandbox")
-        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
 }
 
 // ---------------------------------------------------------------------------

@@ -105,9 +105,9 @@ fn each_phase_s_updates_are_applied_in_that_phase() {
         "from the push to the diff --sql script",
     );
     let receipt = l.scalar("SELECT id::text FROM sandbox.receipts");
-    l.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(
-        &l.state().without_schema("sandbox"),
+    l.rollback_restores(
+        &receipt,
+        &before,
         "from before the push to after the rollback",
     );
 }
@@ -416,9 +416,9 @@ fn a_row_inserted_in_one_phase_and_updated_in_a_later_one_is_pushed_phase_by_pha
         9
     );
     let receipt = l.scalar("SELECT id::text FROM sandbox.receipts");
-    l.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(
-        &l.state().without_schema("sandbox"),
+    l.rollback_restores(
+        &receipt,
+        &before,
         "from before the push to after the rollback",
     );
 }
