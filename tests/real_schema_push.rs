@@ -887,6 +887,36 @@ fn a_deferred_constraint_trigger_is_counted_and_its_raise_is_named_in_the_prefli
 // ---------------------------------------------------------------------------
 // Rollback never drops the app's objects with what the push created
 
+/// The app dropped a table the push created (`tasks`). Before, rollback
+/// (dry run and --confirm) stopped on a raw `relation "public.tasks" does
+/// not exist`, exit 2, and the receipt could never be rolled back. The
+/// table is undone already: rollback undoes the rest, names it as already
+/// gone, records that in the receipt, and the database is its state before
+/// the push.
+#[test]
+fn a_created_table_the_app_dropped_is_already_gone_and_the_rest_is_undone() {
+    let w = world("tasks_dropped", "");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec("DROP TABLE public.tasks");
+    let dropped = w.state();
+    let gone = "table tasks (the push created it; dropped since, so already undone)";
+    w.rollback(&receipt, &[]).ok().stdout_has(gone);
+    dropped.assert_same(&w.state(), "a dry run");
+    w.rollback(&receipt, &["--confirm"])
+        .ok()
+        .stdout_has(gone)
+        .stdout_has("dropped columns [jtbd_library.strategic_priority_id]");
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "rolled back without tasks",
+    );
+    let recorded = w.scalar(&format!(
+        "SELECT undo->>'already_gone' FROM sandbox.receipts WHERE id = '{receipt}'"
+    ));
+    assert!(recorded.contains("table tasks"), "{recorded}");
+}
+
 #[test]
 fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     let w = world("app_objects_on_dropped", "");

@@ -167,6 +167,13 @@ pub async fn undo_in(
     };
     // Privileges first, before any lock.
     let mut checks = vec![r.privileges().await?];
+    // A table the push created that the app dropped since is undone
+    // already: the rest of the rollback works without it (locking or
+    // reading it would end in a raw "does not exist").
+    let dropped_since = r.created_tables_gone().await?;
+    let remaining = without_gone_tables(undo, &dropped_since);
+    let undo = &*remaining;
+    let r = Rollback { undo, ..r };
     r.lock_written_tables().await?;
     checks.push(r.columns_as_pushed().await?);
     let gone = r.unchanged_since_push(&mut checks).await?;
@@ -184,7 +191,11 @@ pub async fn undo_in(
     let foreign = r.foreign_writes(&effects).await?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
-    report.already_gone = gone.iter().map(GoneRow::describe).collect();
+    report.already_gone = dropped_since
+        .iter()
+        .map(|t| format!("table {t} (the push created it; dropped since, so already undone)"))
+        .chain(gone.iter().map(GoneRow::describe))
+        .collect();
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
@@ -293,6 +304,34 @@ impl Rollback<'_, '_> {
             format!("{why} ({}); {}", check.rows.join("; "), self.nothing),
             vec![check],
         ))
+    }
+
+    /// The tables the push created that no longer exist (the app dropped
+    /// them), in the receipt's order.
+    async fn created_tables_gone(&self) -> Result<Vec<String>> {
+        let created = &self.undo.created_tables;
+        if created.is_empty() {
+            return Ok(vec![]);
+        }
+        let names: Vec<String> = created
+            .iter()
+            .map(|t| format!("public.{}", quote_ident(t)))
+            .collect();
+        let rows = self
+            .tx
+            .query_typed(
+                "SELECT n FROM unnest($1::text[]) n WHERE pg_catalog.to_regclass(n) IS NULL",
+                &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+            )
+            .await
+            .context("cannot look up the tables the push created")?;
+        let missing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(created
+            .iter()
+            .zip(&names)
+            .filter(|(_, n)| missing.contains(n))
+            .map(|(t, _)| t.clone())
+            .collect())
     }
 
     /// Lock the tables the push wrote against other writers; the app's
@@ -1205,6 +1244,21 @@ fn without_gone_rows(undo: &Undo, gone: &[GoneRow]) -> Undo {
         });
     }
     out
+}
+
+/// The receipt's undo without the created tables in `gone` (dropped since
+/// the push): nothing of theirs is locked, checked, emptied or dropped.
+fn without_gone_tables<'u>(undo: &'u Undo, gone: &[String]) -> std::borrow::Cow<'u, Undo> {
+    if gone.is_empty() {
+        return std::borrow::Cow::Borrowed(undo);
+    }
+    let mut out = undo.clone();
+    out.created_tables.retain(|t| !gone.contains(t));
+    out.tables
+        .retain(|t| !(t.created && gone.contains(&t.table)));
+    out.after.retain(|t, _| !gone.contains(t));
+    out.added_columns.retain(|a| !gone.contains(&a.table));
+    std::borrow::Cow::Owned(out)
 }
 
 /// Per (column, existing table): the keys of the rows whose value in that
