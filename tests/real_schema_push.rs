@@ -953,6 +953,64 @@ fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     w.rollback(&receipt, &["--confirm"]).ok();
 }
 
+/// The app's functions, trigger and view that use the column the push
+/// added (`jtbd_library.strategic_priority_id`). Before, rollback --confirm
+/// exited 0 and dropped the column: the view only was named (pg_depend);
+/// the plpgsql and string-bodied SQL functions and the trigger function,
+/// which Postgres does not track, then failed with "column does not exist"
+/// when they next ran. Each is named now and nothing changes; a function
+/// naming a column of that name without the table blocks nothing.
+#[test]
+fn rollback_refuses_while_app_functions_use_a_column_it_drops() {
+    let w = world("functions_on_dropped", "");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE FUNCTION public.jtbd_priorities() RETURNS SETOF uuid LANGUAGE plpgsql AS $$
+         BEGIN RETURN QUERY SELECT strategic_priority_id FROM public.jtbd_library; END $$;
+         CREATE FUNCTION public.jtbd_priorities_sql() RETURNS SETOF uuid LANGUAGE sql AS
+           'SELECT \"strategic_priority_id\" FROM jtbd_library';
+         CREATE FUNCTION public.jtbd_priorities_atomic() RETURNS SETOF uuid LANGUAGE sql
+           BEGIN ATOMIC SELECT strategic_priority_id FROM public.jtbd_library; END;
+         CREATE FUNCTION public.jtbd_keep_priority() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN NEW.strategic_priority_id := coalesce(NEW.strategic_priority_id, OLD.strategic_priority_id);
+           RETURN NEW; END $$;
+         CREATE TRIGGER jtbd_keep_priority BEFORE UPDATE ON public.jtbd_library
+           FOR EACH ROW EXECUTE FUNCTION public.jtbd_keep_priority();
+         CREATE VIEW public.jtbd_priority_view AS SELECT strategic_priority_id FROM public.jtbd_library;
+         CREATE FUNCTION public.other_priority() RETURNS int LANGUAGE sql AS
+           'SELECT 1 AS strategic_priority_id';",
+    );
+    let pushed = w.state();
+    let names = "names column strategic_priority_id of table jtbd_library in its body";
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            &format!("function jtbd_priorities() {names} (names table jtbd_library"),
+            &format!("function jtbd_priorities_sql() {names} (names table jtbd_library"),
+            &format!(
+                "function jtbd_keep_priority() {names} (the function of a trigger on jtbd_library"
+            ),
+            "function jtbd_priorities_atomic() depends on column strategic_priority_id of table jtbd_library",
+            "view jtbd_priority_view depends on column strategic_priority_id of table jtbd_library",
+            "did not write",
+        ]);
+        assert!(!run.all().contains("other_priority"), "{}", run.show());
+        pushed.assert_same(&w.state(), "a refused rollback");
+    }
+    w.exec(
+        "DROP VIEW public.jtbd_priority_view;
+         DROP TRIGGER jtbd_keep_priority ON public.jtbd_library;
+         DROP FUNCTION public.jtbd_keep_priority(), public.jtbd_priorities(),
+           public.jtbd_priorities_sql(), public.jtbd_priorities_atomic(), public.other_priority();",
+    );
+    w.rollback_restores(
+        &receipt,
+        &before,
+        "rolled back once the app let go of the column",
+    );
+}
+
 /// TRUNCATE counts no row in Postgres's per-transaction statistics: a
 /// trigger emptying a table must still be named and refused, and allowed
 /// only by --allow-writes.

@@ -335,3 +335,78 @@ impl PushConstraint {
             })
     }
 }
+
+/// Functions whose bodies name a column the rollback would drop. Postgres
+/// records no dependency for a plpgsql (or other procedural) body, nor for
+/// a SQL function written as a string, so dropping the column breaks them
+/// only when they next run. A SQL-standard body (`BEGIN ATOMIC`, `RETURN`)
+/// is in `pg_depend` and named by [`objects_depending`]. A body counts when
+/// it names the column as a whole identifier and either names its table
+/// (qualified, or bare in public) or is the function of a trigger on that
+/// table (`NEW.column`). Dynamic SQL assembled from pieces
+/// (`EXECUTE 'select ' || col`) is not seen; functions of extensions and of
+/// the system schemas are not searched.
+pub async fn functions_naming_columns(
+    tx: &Transaction<'_>,
+    dropped_columns: &[(String, String)],
+) -> Result<Vec<String>> {
+    if dropped_columns.is_empty() {
+        return Ok(vec![]);
+    }
+    let patterns: Vec<String> = dropped_columns
+        .iter()
+        .map(|(_, c)| {
+            format!(
+                "%{}%",
+                c.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        })
+        .collect();
+    let rows = tx
+        .query_typed(
+            "SELECT p.oid::regprocedure::text, p.prosrc, \
+                    coalesce((SELECT array_agg(DISTINCT c.relname::text) FROM pg_catalog.pg_trigger t \
+                              JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+                              JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+                              WHERE t.tgfoid = p.oid AND cn.nspname = 'public'), '{}') \
+             FROM pg_catalog.pg_proc p \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+             JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname::text NOT LIKE 'pg\\_%' \
+               AND l.lanname NOT IN ('c', 'internal') \
+               AND p.prosrc ILIKE ANY($1) \
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+                               WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
+                                 AND d.deptype = 'e') \
+             ORDER BY 1",
+            &[(&patterns, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    let mut found = Vec::new();
+    for r in &rows {
+        let signature: String = r.get(0);
+        let source: String = r.get(1);
+        let trigger_tables: Vec<String> = r.get(2);
+        for (table, column) in dropped_columns {
+            if !crate::db::effects::names_identifier(&source, column) {
+                continue;
+            }
+            let how = if trigger_tables.contains(table) {
+                format!("the function of a trigger on {table}")
+            } else if crate::db::effects::names_table(&source, "public", table) {
+                format!("names table {table}")
+            } else {
+                continue;
+            };
+            found.push(format!(
+                "function {signature} names column {column} of table {table} in its body ({how}; \
+                 Postgres does not track function bodies, so dropping the column would break it \
+                 when it next runs)"
+            ));
+        }
+    }
+    Ok(found)
+}

@@ -276,7 +276,7 @@ pub fn called_names(source: &str) -> BTreeSet<String> {
 /// Whether a function body names `schema.name` as a whole identifier:
 /// qualified, or bare when the schema is `public` (the search path the
 /// tool pins) — bare names elsewhere are too common to claim.
-fn names_table(source: &str, schema: &str, name: &str) -> bool {
+pub(crate) fn names_table(source: &str, schema: &str, name: &str) -> bool {
     let lower = source.to_lowercase();
     let (schema, name) = (schema.to_lowercase(), name.to_lowercase());
     let whole = |word: &str| {
@@ -289,6 +289,21 @@ fn names_table(source: &str, schema: &str, name: &str) -> bool {
     whole(&format!("{schema}.{name}"))
         || whole(&format!("\"{schema}\".\"{name}\""))
         || (schema == "public" && (whole(&name) || whole(&format!("\"{name}\""))))
+}
+
+/// Whether a function body names `word` as a whole identifier, bare or
+/// double-quoted, in any case (a column name after `NEW.` or `t.` too).
+pub(crate) fn names_identifier(source: &str, word: &str) -> bool {
+    let lower = source.to_lowercase();
+    let word = word.to_lowercase();
+    let quoted = format!("\"{word}\"");
+    [word.as_str(), quoted.as_str()].iter().any(|w| {
+        lower.match_indices(*w).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + w.len()..].chars().next();
+            !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+        })
+    })
 }
 
 /// What `f` does outside the transaction (true) or only at COMMIT (false).
@@ -470,6 +485,23 @@ mod tests {
         let notify = plpgsql("BEGIN PERFORM pg_notify('c', 'x'); RETURN NEW; END");
         assert!(calls_outside(&notify).iter().all(|(_, o)| !*o));
         assert!(calls_outside(&plpgsql("BEGIN RETURN NEW; END")).is_empty());
+    }
+
+    #[test]
+    fn an_identifier_is_named_whole_bare_or_quoted() {
+        assert!(names_identifier("NEW.Priority_Id := 1", "priority_id"));
+        assert!(names_identifier(
+            "select \"priority_id\" from t",
+            "priority_id"
+        ));
+        assert!(!names_identifier(
+            "select old_priority_id from t",
+            "priority_id"
+        ));
+        assert!(!names_identifier(
+            "select priority_ids from t",
+            "priority_id"
+        ));
     }
 
     #[test]

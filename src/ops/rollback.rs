@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::catalog::TableMeta;
-use crate::db::dependents::{objects_depending, rows_referencing, PushedRows};
+use crate::db::dependents::{
+    functions_naming_columns, objects_depending, rows_referencing, PushedRows,
+};
 use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{cast_spelling, ROW_NUMBER};
@@ -798,6 +800,7 @@ impl Rollback<'_, '_> {
         blockers.extend(
             objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl).await?,
         );
+        blockers.extend(functions_naming_columns(self.tx, &dropped_columns).await?);
         let dependents = Check::no_rows(
             "before undo",
             "nothing else references what the rollback removes",
