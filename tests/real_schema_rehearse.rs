@@ -828,3 +828,71 @@ fn timestamps_in_row_json_are_as_postgres_to_jsonb_prints_them() {
         .without_schema("sandbox")
         .assert_same(&before, "push then rollback");
 }
+
+/// A STORED generated column (`total = qty * price`) whose input phase 1
+/// changes, read by phase 2's SQL to choose rows: the working copy keeps
+/// the pulled total (SQLite does not evaluate Postgres's expression), so
+/// phase 2 chose from values Postgres no longer holds. Before: rehearsal
+/// green with phase 2 flagging no row (Postgres would flag id 1, whose
+/// total becomes 200), and the push wrote that. Now the rehearsal fails a
+/// named check (table, column, the phase that reads it, the phase that
+/// changed its inputs, the rows), the push refuses and the whole database
+/// is unchanged; an expectation reading it is listed for the preflight.
+#[test]
+fn a_generated_column_read_after_its_inputs_changed_is_named() {
+    let w = common::item_world(
+        "rs_generated_read",
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, qty int NOT NULL, price numeric NOT NULL,
+           total numeric GENERATED ALWAYS AS (qty * price) STORED, flag text);
+         INSERT INTO public.dh_item (id, qty, price) VALUES (1, 1, 10), (2, 5, 10), (3, 1, 30);",
+        &[
+            "UPDATE dh_item SET qty = 20 WHERE id = 1;",
+            "UPDATE dh_item SET flag = 'big' WHERE total > 100;",
+        ],
+    );
+    let plan_file = w.dir.path().join("plan/plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    plan["phases"][1]["expectations"] = serde_json::json!([{
+        "name": "big items", "sql": "SELECT count(*) FROM dh_item WHERE total > 100", "expect": 0
+    }]);
+    std::fs::write(&plan_file, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
+    let before = w.state();
+
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed: Vec<String> = failed_checks(&report)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["generated columns are not read after their inputs changed"],
+        "{report:#}"
+    );
+    let c = failed_checks(&report)[0];
+    assert_eq!(c["phase"], "2");
+    let rows = common::check_rows(c);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for needle in [
+        "phase 2 reads dh_item.total",
+        "generated (((qty)::numeric * price))",
+        "phase 1 changed its inputs (qty, price) in 1 rows (id=1)",
+        "checked on Postgres by the preflight",
+    ] {
+        assert!(rows[0].contains(needle), "{needle:?} in {}", rows[0]);
+    }
+    // Phase 1's own check holds: nothing was stale when it read.
+    let items = preflight(&report);
+    assert!(
+        items
+            .iter()
+            .any(|(name, kind, detail)| name == "dh_item.total"
+                && kind == "generated_read"
+                && detail.starts_with("phase 2 expectation 'big items' reads it")),
+        "{items:#?}"
+    );
+    w.push(&["--confirm"]).code(1);
+    w.state()
+        .assert_same(&before, "a push after a red rehearsal");
+}

@@ -2,6 +2,7 @@ pub mod collation;
 pub mod dependents;
 pub mod effects;
 pub mod foreign;
+pub mod generated;
 pub mod pg_error;
 pub mod postgres;
 pub mod privileges;

@@ -1,7 +1,7 @@
 //! `sandbox rehearse`: run every phase of the plan on the staged copy inside
 //! the snapshot, check everything, and record the result in the file.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::catalog::TableMeta;
+use crate::db::generated::{stale_columns, StaleColumn};
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{
     constraint_checks, keyless_new_rows_check, preflight_items, record_left_to_postgres,
@@ -296,6 +297,12 @@ struct Rehearsal<'a> {
     /// The pulled tables the plan only reads that the phases see through a
     /// view comparing their numbers as numbers (`stage::create_numeric_view`).
     numeric_views: Vec<String>,
+    /// Generated columns whose working value is stale (`db::generated`),
+    /// by (table, column), as the last phase left them.
+    stale: BTreeMap<(String, String), StaleColumn>,
+    /// Expectations and verification queries that read a stale generated
+    /// column: their number is decided on Postgres by the preflight.
+    stale_reads: Vec<PreflightItem>,
 }
 
 fn run_in_transaction(
@@ -323,7 +330,8 @@ fn run_in_transaction(
     }
     stage::drop_numeric_views(conn, &r.numeric_views)?;
     r.store_staged_tables()?;
-    let preflight = r.catalog_checks()?;
+    let mut preflight = r.catalog_checks()?;
+    preflight.extend(std::mem::take(&mut r.stale_reads));
     r.protected_rows_checks()?;
     r.write_order_checks()?;
     let staged_list = r.staged_list()?;
@@ -370,6 +378,8 @@ impl<'a> Rehearsal<'a> {
             broken: false,
             states: HashMap::new(),
             numeric_views: Vec::new(),
+            stale: BTreeMap::new(),
+            stale_reads: Vec::new(),
         }
     }
 
@@ -516,6 +526,7 @@ impl<'a> Rehearsal<'a> {
             }
         }
         let mut reads = run.reads.clone();
+        let mut columns_read = run.columns_read.clone();
         if let Some(f) = &run.failure {
             phase_checks.push(plansql::failure_check(
                 &phase.id,
@@ -525,9 +536,14 @@ impl<'a> Rehearsal<'a> {
             ));
             self.broken = true;
         }
-        phase_checks.extend(self.conflict_checks(phase, &mut reads));
+        phase_checks.extend(self.conflict_checks(phase, &mut reads, &mut columns_read));
         phase_checks.push(undeclared_reads_check(phase, &reads));
         let (mut inexact, rewritten) = self.settle_phase_values(phase)?;
+        let stale_before = self.stale.clone();
+        self.update_stale_columns(phase)?;
+        if let Some(c) = self.stale_reads_check(phase, &stale_before, &columns_read) {
+            phase_checks.push(c);
+        }
         if !rewritten.is_empty() {
             // Not a failure: the staged rows now hold what Postgres will
             // store, and the report shows each value before and after.
@@ -561,11 +577,13 @@ impl<'a> Rehearsal<'a> {
             inexact,
         ));
         for exp in &phase.expectations {
+            let what = format!("phase {} expectation '{}'", phase.id, exp.name);
             phase_checks.push(self.query_check(
                 &phase.id,
                 &exp.name,
                 &exp.sql,
                 &format!("plan.json expectation '{}'", exp.name),
+                &what,
                 |rows| evaluate(&phase.id, CheckKind::Expectation, exp, rows),
             ));
         }
@@ -578,14 +596,101 @@ impl<'a> Rehearsal<'a> {
         Ok(())
     }
 
+    /// Recomputes which generated columns of the tables `phase` writes hold
+    /// a stale value (see `db::generated`); a column stale before keeps the
+    /// phase that first made it so.
+    fn update_stale_columns(&mut self, phase: &Phase) -> Result<()> {
+        for t in &phase.writes {
+            let Some(pulled) = self.snapshot.table(t) else {
+                continue;
+            };
+            if !pulled.meta.columns.iter().any(|c| c.generated.is_some())
+                || !table_exists(self.conn, "temp", t)?
+            {
+                continue;
+            }
+            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            let working = format!("temp.{}", quote_ident(t));
+            let now = stale_columns(self.conn, &meta, &pulled.meta, &working, &phase.id)?;
+            let before: BTreeMap<_, _> = self
+                .stale
+                .iter()
+                .filter(|((table, _), _)| table == t)
+                .map(|(k, s)| (k.clone(), s.since_phase.clone()))
+                .collect();
+            self.stale.retain(|(table, _), _| table != t);
+            for mut s in now {
+                let key = (s.table.clone(), s.column.clone());
+                if let Some(since) = before.get(&key) {
+                    s.since_phase = since.clone();
+                }
+                self.stale.insert(key, s);
+            }
+        }
+        Ok(())
+    }
+
+    /// A phase's SQL or conflict query that read a generated column stale
+    /// before or after it (its own changes included: the statements' order
+    /// within the phase is not tracked) decided on a value Postgres does
+    /// not hold: a failed check naming table, column and phase. None when
+    /// no generated column is stale.
+    fn stale_reads_check(
+        &self,
+        phase: &Phase,
+        before: &BTreeMap<(String, String), StaleColumn>,
+        columns_read: &BTreeSet<(String, String)>,
+    ) -> Option<Check> {
+        if before.is_empty() && self.stale.is_empty() {
+            return None;
+        }
+        let rows: Vec<String> = before
+            .iter()
+            .chain(self.stale.iter())
+            .filter(|(k, _)| columns_read.contains(k))
+            .map(|(k, s)| (k.clone(), s))
+            .collect::<BTreeMap<_, _>>()
+            .into_values()
+            .map(|s| {
+                format!(
+                    "phase {} reads {}: {} — checked on Postgres by the preflight, not by \
+                     this rehearsal, which decided on the pulled value; to rehearse it, compute \
+                     it from its inputs in the phase's SQL",
+                    phase.id,
+                    s.qualified(),
+                    s.describe(),
+                )
+            })
+            .collect();
+        let mut c = Check::no_rows(
+            &phase.id,
+            "generated columns are not read after their inputs changed",
+            CheckKind::Conflict,
+            rows,
+        );
+        if !c.ok {
+            // The advice is for a failure; a passing check reads as any other.
+            c.expected = "0 rows: phase SQL and conflict queries read no generated column \
+                          whose inputs the plan changed"
+                .into();
+        }
+        Some(c)
+    }
+
     /// The phase's conflict queries, run with the plan's parameters; the
     /// tables they read join the phase's reads.
-    fn conflict_checks(&self, phase: &Phase, reads: &mut BTreeSet<String>) -> Vec<Check> {
+    fn conflict_checks(
+        &self,
+        phase: &Phase,
+        reads: &mut BTreeSet<String>,
+        columns_read: &mut BTreeSet<(String, String)>,
+    ) -> Vec<Check> {
         let read_only = self.read_only();
         let mut checks = Vec::new();
         for c in &phase.conflicts {
             let (rows, q) = plansql::query_rows(self.conn, &c.sql, &read_only, &self.params);
             reads.extend(q.reads);
+            columns_read.extend(q.columns_read);
             checks.push(match q.failure {
                 Some(f) => plansql::failure_check(
                     &phase.id,
@@ -745,15 +850,34 @@ impl<'a> Rehearsal<'a> {
 
     /// A check query run without parameters: a query SQLite refuses is a
     /// failed check naming `what`, otherwise `judge` decides on its rows.
+    /// A stale generated column it reads is listed for the preflight as
+    /// read by `reader`: Postgres decides the number (the push checks it
+    /// there), the rehearsal's is the pulled value's.
     fn query_check(
-        &self,
+        &mut self,
         phase: &str,
         name: &str,
         sql: &str,
         what: &str,
+        reader: &str,
         judge: impl FnOnce(&[Vec<String>]) -> Check,
     ) -> Check {
         let (rows, q) = plansql::query_rows(self.conn, sql, &self.read_only(), &[]);
+        for s in self.stale.values() {
+            if q.columns_read
+                .contains(&(s.table.clone(), s.column.clone()))
+            {
+                self.stale_reads.push(PreflightItem {
+                    table: s.table.clone(),
+                    kind: "generated_read".into(),
+                    name: s.column.clone(),
+                    detail: format!(
+                        "{reader} reads it: {}; its number on Postgres is checked by the preflight",
+                        s.describe()
+                    ),
+                });
+            }
+        }
         match q.failure {
             Some(f) => plansql::failure_check(phase, name, what, &f),
             None => judge(&rows),
@@ -763,21 +887,24 @@ impl<'a> Rehearsal<'a> {
     /// The plan's verification queries and guards, after the last phase.
     fn final_checks(&mut self) {
         let mut checks = Vec::new();
-        for exp in &self.plan.file.verification {
+        let plan = self.plan;
+        for exp in &plan.file.verification {
             checks.push(self.query_check(
                 "final",
                 &exp.name,
                 &exp.sql,
                 &format!("plan.json verification '{}'", exp.name),
+                &format!("verification '{}'", exp.name),
                 |rows| evaluate("final", CheckKind::Verification, exp, rows),
             ));
         }
-        for guard in &self.plan.file.guards {
+        for guard in &plan.file.guards {
             checks.push(self.query_check(
                 "final",
                 &guard.name,
                 &guard.sql,
                 &format!("plan.json guard '{}'", guard.name),
+                &format!("guard '{}'", guard.name),
                 |rows| evaluate_guard(guard, rows),
             ));
         }

@@ -324,6 +324,8 @@ pub fn split_statements(text: &str) -> Vec<Statement> {
 #[derive(Debug, Default)]
 struct Access {
     reads: BTreeSet<String>,
+    /// (table, column) of every column read of a known table.
+    columns_read: BTreeSet<(String, String)>,
     writes: BTreeSet<String>,
     refused: Vec<String>,
 }
@@ -363,9 +365,14 @@ fn install_authorizer(conn: &Connection, rules: &Rules) -> Arc<Mutex<Access>> {
             Authorization::Deny
         };
         match ctx.action {
-            AuthAction::Read { table_name, .. } => {
+            AuthAction::Read {
+                table_name,
+                column_name,
+            } => {
                 if known.contains(table_name) {
                     a.reads.insert(table_name.to_string());
+                    a.columns_read
+                        .insert((table_name.to_string(), column_name.to_string()));
                 }
                 Authorization::Allow
             }
@@ -402,6 +409,9 @@ pub struct SqlFailure {
 #[derive(Debug, Default)]
 pub struct SqlRun {
     pub reads: BTreeSet<String>,
+    /// (table, column) of every column read of a known table: a stale
+    /// generated column read is named (`db::generated`).
+    pub columns_read: BTreeSet<(String, String)>,
     pub writes: BTreeSet<String>,
     pub failure: Option<SqlFailure>,
 }
@@ -502,10 +512,13 @@ pub fn run_sql(
         }
     }
     conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-    let a = access.lock().map(|a| (a.reads.clone(), a.writes.clone()));
-    let (reads, writes) = a.unwrap_or_default();
+    let a = access
+        .lock()
+        .map(|a| (a.reads.clone(), a.columns_read.clone(), a.writes.clone()));
+    let (reads, columns_read, writes) = a.unwrap_or_default();
     SqlRun {
         reads,
+        columns_read,
         writes,
         failure,
     }
@@ -596,15 +609,22 @@ pub fn query_rows(
         Ok(out)
     })();
     conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-    let (reads, refused) = access
+    let (reads, columns_read, refused) = access
         .lock()
-        .map(|a| (a.reads.clone(), a.refused.join("; ")))
+        .map(|a| {
+            (
+                a.reads.clone(),
+                a.columns_read.clone(),
+                a.refused.join("; "),
+            )
+        })
         .unwrap_or_default();
     match result {
         Ok(rows) => (
             rows,
             SqlRun {
                 reads,
+                columns_read,
                 ..SqlRun::default()
             },
         ),
@@ -612,6 +632,7 @@ pub fn query_rows(
             Vec::new(),
             SqlRun {
                 reads,
+                columns_read,
                 writes: BTreeSet::new(),
                 failure: Some(SqlFailure {
                     line,
