@@ -148,8 +148,33 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl ColumnMeta {
+    /// How the snapshot stores this column's values: by its value type, so
+    /// a domain over an integer is an INTEGER (and compares as a number).
     pub fn storage(&self) -> Storage {
-        Storage::for_pg_type(&self.pg_type)
+        Storage::for_pg_type(&self.value_type())
+    }
+
+    /// The type this column's values are of, as `format_type()` prints it:
+    /// the column's own type, or for a domain the base type under every
+    /// domain of its chain (`qty` over `integer`: `integer`; an array of
+    /// `qty`: `integer[]`). Storage, comparison, canonical text and JSON
+    /// follow it, as Postgres compares and prints a domain's values as its
+    /// base type's; DDL and casts keep `pg_type`, the domain's name, so its
+    /// NOT NULL and CHECKs apply on Postgres.
+    pub fn value_type(&self) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        if let Some(d) = self.domain.as_ref().filter(|d| !d.base_type.is_empty()) {
+            return Cow::Borrowed(d.base_type.as_str());
+        }
+        if let Some(d) = self
+            .array_element
+            .as_ref()
+            .and_then(|e| e.domain.as_ref())
+            .filter(|d| !d.base_type.is_empty() && self.pg_type.ends_with("[]"))
+        {
+            return Cow::Owned(format!("{}[]", d.base_type));
+        }
+        Cow::Borrowed(self.pg_type.as_str())
     }
 
     /// NOT NULL from the column or its domain.
@@ -177,11 +202,7 @@ impl ColumnMeta {
     /// push can compare its values with the sequence: an integer column (a
     /// text built from `nextval()` holds no number to compare).
     pub fn numbered_by_sequence(&self) -> bool {
-        let base = self
-            .domain
-            .as_ref()
-            .map_or(self.pg_type.as_str(), |d| d.base_type.as_str());
-        matches!(base, "smallint" | "integer" | "bigint")
+        matches!(&*self.value_type(), "smallint" | "integer" | "bigint")
             && !self.never_written()
             && (self.identity.is_some()
                 || self

@@ -54,10 +54,7 @@ pub fn unique_keys(meta: &TableMeta, t: &TableDiff) -> Vec<UniqueKey> {
                 name: k.name.clone(),
                 folded: columns
                     .iter()
-                    .map(|i| {
-                        let ty = &t.columns[*i].pg_type;
-                        ty == "citext" || ty.ends_with(".citext")
-                    })
+                    .map(|i| crate::db::staging::is_citext(&t.columns[*i].value_type()))
                     .collect(),
                 names: k.columns.clone(),
                 columns,

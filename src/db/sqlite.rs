@@ -917,8 +917,8 @@ fn read_catalog_of(
     let or_null = |present: bool, column: &'static str| if present { column } else { "NULL" };
     let mut cols = conn.prepare_cached(&format!(
         "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr, \
-         default_constant, default_value, identity, enum_labels, domain, array_delimiter, {}, {} \
-         FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
+         default_constant, default_value, identity, enum_labels, domain, array_delimiter, {}, {}, \
+         storage FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
         or_null(
             has_column("_sandbox_columns", "array_element")?,
             "array_element"
@@ -932,6 +932,7 @@ fn read_catalog_of(
         Option<String>,
         Option<String>,
         Option<String>,
+        String,
     );
     let raw = cols
         .query_map([name], |r| {
@@ -953,11 +954,12 @@ fn read_catalog_of(
                 r.get::<_, Option<String>>(10)?,
                 r.get::<_, Option<String>>(12)?,
                 r.get::<_, Option<String>>(13)?,
+                r.get::<_, String>(14)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<Raw>>>()?;
     let mut columns = Vec::new();
-    for (mut c, identity, labels, domain, element, collation) in raw {
+    for (mut c, identity, labels, domain, element, collation, storage) in raw {
         c.identity = match identity {
             None => None,
             Some(i) => Some(crate::catalog::Identity::parse(&i).ok_or_else(|| {
@@ -987,6 +989,19 @@ fn read_catalog_of(
             .map(|e| serde_json::from_str(&e))
             .transpose()
             .with_context(|| damaged("collation"))?;
+        // A sandbox before domains were stored as their base type kept a
+        // domain over an integer as TEXT: read with today's rules its rows
+        // would not convert, and compared as text '10' < '9'.
+        if storage != c.storage().sqlite_decl() {
+            return Err(environment(format!(
+                "column {name}.{} ({}) is stored as {storage} in this snapshot, pulled by an \
+                 older sandbox; this one stores it as {} (its value type {}). Pull again",
+                c.name,
+                c.pg_type,
+                c.storage().sqlite_decl(),
+                c.value_type()
+            )));
+        }
         columns.push(c);
     }
     if columns.is_empty() {

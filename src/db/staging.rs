@@ -263,17 +263,18 @@ pub fn staged_add_column_ddl(sqlite_name: &str, column: &ColumnMeta) -> Result<S
 
 fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
     let working = declared == Declared::Working;
-    let ty = if working && crate::db::collation::numeric_text(&c.pg_type) {
+    let value_type = c.value_type();
+    let ty = if working && crate::db::collation::numeric_text(&value_type) {
         // Compared as numbers, as on Postgres (`cost > 0.2`): TEXT affinity
         // turns the number into text, the collation compares the two as
         // decimals. A REAL written here becomes SQLite's 15-digit text of
         // it; `plan::sql::rounded_by_real` names the values that may have
         // lost digits that way.
         format!("TEXT COLLATE {}", crate::db::collation::NUMERIC)
-    } else if working && crate::types::exactness(&c.pg_type).is_some() {
+    } else if working && crate::types::exactness(&value_type).is_some() {
         // BLOB is SQLite's name for "no affinity": values stay as written.
         // A date or timestamp compares with text as the moment it is.
-        match crate::db::collation::collation_for(&c.pg_type) {
+        match crate::db::collation::collation_for(&value_type) {
             Some(collation) => format!("BLOB COLLATE {collation}"),
             None => "BLOB".to_string(),
         }
@@ -904,6 +905,12 @@ fn is_decimal(v: &str) -> bool {
         && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether values of `value_type` are citext, which compares as lower()
+/// of both sides (the extension's type in any schema).
+pub fn is_citext(value_type: &str) -> bool {
+    value_type == "citext" || value_type.ends_with(".citext")
+}
+
 /// A value as SQL quotes it, for messages.
 fn quoted(v: &str) -> String {
     format!("'{}'", v.replace('\'', "''"))
@@ -916,7 +923,7 @@ fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Resul
         st.meta
             .columns
             .iter()
-            .any(|m| m.name == c && (m.pg_type == "citext" || m.pg_type.ends_with(".citext")))
+            .any(|m| m.name == c && is_citext(&m.value_type()))
     };
     let cols = k
         .columns

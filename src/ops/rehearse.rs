@@ -822,7 +822,7 @@ impl<'a> Rehearsal<'a> {
             let before = self.states.get(t).unwrap_or(&empty);
             for c in meta.columns.iter().filter(|c| {
                 matches!(
-                    crate::types::exactness(&c.pg_type),
+                    crate::types::exactness(&c.value_type()),
                     Some(crate::types::Exactness::Numeric { .. })
                 )
             }) {

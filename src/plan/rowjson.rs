@@ -259,16 +259,15 @@ pub fn row_to_json(
         if skip.contains(&col.name.as_str()) {
             continue;
         }
-        let v = value_to_json_delimited(&col.pg_type, col.delimiter(), val.as_deref()).map_err(
-            |e| {
+        let v = value_to_json_delimited(&col.value_type(), col.delimiter(), val.as_deref())
+            .map_err(|e| {
                 format!(
                     "{}.{} of row {}: {e}",
                     meta.name,
                     col.name,
                     key_of(meta, values)
                 )
-            },
-        )?;
+            })?;
         map.insert(col.name.clone(), v);
     }
     Ok(map)

@@ -698,13 +698,14 @@ fn canonicalise_text(
     for c in &meta.columns {
         let col = quote_ident(&c.name);
         let bool_column = c.storage() == Storage::Bool;
-        if !bool_column && !super::canonical::has_canonical_form(&c.pg_type) {
+        let value_type = c.value_type();
+        if !bool_column && !super::canonical::has_canonical_form(&value_type) {
             continue;
         }
         // A float column may hold a number a phase computed, a bytea one
         // a blob literal: each has one text Postgres stores for it.
-        let base = c.pg_type.strip_suffix("[]").unwrap_or(&c.pg_type);
-        let other_classes = match (base, c.pg_type.ends_with("[]")) {
+        let base = value_type.strip_suffix("[]").unwrap_or(&value_type);
+        let other_classes = match (base, value_type.ends_with("[]")) {
             ("double precision" | "real", false) => "'real', 'integer'",
             ("bytea", false) => "'blob'",
             _ => "",
@@ -750,7 +751,7 @@ fn canonicalise_text(
                     None => continue,
                 }
             } else {
-                match super::canonical::canonical_text(&c.pg_type, c.delimiter(), &text) {
+                match super::canonical::canonical_text(&value_type, c.delimiter(), &text) {
                     Ok(Some(canonical)) => {
                         (SqlValue::Text(canonical.clone()), format!("'{canonical}'"))
                     }
@@ -949,7 +950,8 @@ fn settle_storage(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
     let key = key_expr(meta);
     let t = quote_ident(&meta.name);
     for c in &meta.columns {
-        let Some(rule) = crate::types::exactness(&c.pg_type) else {
+        let value_type = c.value_type();
+        let Some(rule) = crate::types::exactness(&value_type) else {
             continue;
         };
         let col = quote_ident(&c.name);
@@ -969,7 +971,7 @@ fn settle_storage(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
                 found.push((
                     r.get(0)?,
                     r.get(1)?,
-                    settle(rule, &c.pg_type, r.get_ref(2)?),
+                    settle(rule, &value_type, r.get_ref(2)?),
                 ));
             }
         }
@@ -1015,7 +1017,7 @@ fn exponent_numbers(v: &Value, out: &mut Vec<String>) {
 fn canonicalise_jsonb(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
     let mut bad = Vec::new();
     let key = key_expr(meta);
-    for c in meta.columns.iter().filter(|c| c.pg_type == "jsonb") {
+    for c in meta.columns.iter().filter(|c| c.value_type() == "jsonb") {
         let col = quote_ident(&c.name);
         let t = quote_ident(&meta.name);
         let mut stmt = conn.prepare(&format!(
@@ -1208,7 +1210,7 @@ fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
             let (k, ty): (String, String) = (r.get(0)?, r.get(1)?);
             // SQLite keeps whatever bytes a phase wrote (CAST(X'C328' AS
             // TEXT), char(0)); Postgres stores only UTF-8 text without NUL.
-            let text = match unstorable_text(r.get_ref(2)?.as_bytes()?, c.pg_type == "jsonb") {
+            let text = match unstorable_text(r.get_ref(2)?.as_bytes()?, c.value_type() == "jsonb") {
                 Ok(text) => text,
                 Err(why) => {
                     bad.push(format!("{}.{} of row {k}: {why}", meta.name, c.name));
@@ -1218,7 +1220,7 @@ fn inexact_values(conn: &Connection, meta: &TableMeta) -> Result<Vec<String>> {
             let ok = match c.storage() {
                 Storage::Integer => ty == "integer",
                 Storage::Bool => ty == "integer" && (text == "0" || text == "1"),
-                Storage::Text => ty == "text" && printable(&c.pg_type, &text).unwrap_or(true),
+                Storage::Text => ty == "text" && printable(&c.value_type(), &text).unwrap_or(true),
             };
             if !ok {
                 bad.push(format!(

@@ -210,7 +210,7 @@ pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> 
     if !meta
         .columns
         .iter()
-        .any(|c| collation_for(&c.pg_type).is_some())
+        .any(|c| collation_for(&c.value_type()).is_some())
     {
         return Ok(false);
     }
@@ -219,7 +219,7 @@ pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> 
         .iter()
         .map(|c| {
             let name = quote_ident(&c.name);
-            if let Some(collation) = collation_for(&c.pg_type) {
+            if let Some(collation) = collation_for(&c.value_type()) {
                 // A column of the pulled table keeps its TEXT affinity
                 // through the view; the collation is added.
                 format!("t.{name} COLLATE {collation} AS {name}")

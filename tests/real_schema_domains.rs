@@ -1,0 +1,132 @@
+//! Columns whose type is a domain (`CREATE DOMAIN qty AS int CHECK …`),
+//! an enum or a composite: the rehearsal stores, compares and prints their
+//! values as Postgres does — a domain as its base type, an enum's values as
+//! its labels — while the push casts to the domain's own name so its NOT
+//! NULL and CHECKs apply on Postgres. Each test that writes Postgres
+//! compares the whole database before and after.
+
+mod common;
+
+use common::{item_world, World};
+
+/// What Postgres itself makes of `sql` (the phase's SQL, plain enough for
+/// both) on the database as it is: `select` read inside a transaction that
+/// is rolled back.
+fn postgres_result(w: &World, sql: &str, select: &str) -> Vec<Vec<String>> {
+    common::text_rows(
+        &mut w.db.client(),
+        &format!("BEGIN; {sql} {select}; ROLLBACK;"),
+    )
+}
+
+/// Pushes (preflight, then --confirm) and checks Postgres then holds what
+/// running `sql` itself gives (`expected`); rolls back and checks the whole
+/// database is as before.
+fn pushes_as_postgres_runs_it(w: &World, select: &str, expected: &[Vec<String>]) {
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(&mut w.db.client(), select),
+        expected,
+        "after the push, Postgres holds what the phase's SQL gives on Postgres"
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
+
+const DOMAINS: &str = "
+    CREATE DOMAIN public.qty AS int CHECK (VALUE >= 0);
+    CREATE DOMAIN public.big_qty AS public.qty;
+    CREATE DOMAIN public.price AS numeric(8,2);
+    CREATE DOMAIN public.due AS date;
+    CREATE DOMAIN public.seen AS timestamptz;
+    CREATE DOMAIN public.doc AS jsonb;
+    CREATE DOMAIN public.code AS uuid;
+    CREATE DOMAIN public.label AS text;
+    CREATE DOMAIN public.qtys AS int[];
+    CREATE TABLE public.dh_item (id text PRIMARY KEY, qty public.qty, bq public.big_qty,
+      price public.price, due public.due, seen public.seen, doc public.doc, code public.code,
+      label public.label, qtys public.qtys, each_qty public.qty[], note text, rank int);
+    INSERT INTO public.dh_item VALUES
+      ('a', 9, 9, 9.50, '2024-01-09', '2024-01-09 00:00:00+00', '{\"n\": 9}',
+       '00000000-0000-0000-0000-000000000009', 'b', '{9}', '{9}', NULL, NULL),
+      ('b', 10, 10, 10.00, '2024-01-10', '2024-01-10 00:00:00+00', '{\"n\": 10}',
+       '00000000-0000-0000-0000-000000000010', 'a', '{10}', '{10}', NULL, NULL),
+      ('c', 100, 100, 100.25, '2024-02-01', '2024-02-01 00:00:00+00', '{\"n\": 100}',
+       '00000000-0000-0000-0000-000000000100', 'c', '{100,1}', '{100,1}', NULL, NULL),
+      ('d', 2, 2, 2.00, '2023-12-31', '2023-12-31 23:00:00+00', '{\"n\": 2}',
+       '00000000-0000-0000-0000-000000000002', 'B', '{2}', '{2}', NULL, NULL);";
+
+/// The phase: comparisons, MAX and a rank by comparison, on every domain.
+const COMPARE: &str = "
+    UPDATE dh_item SET note = 'qty>9' WHERE qty > 9;
+    UPDATE dh_item SET note = coalesce(note, '') || ' bq>9' WHERE bq > 9;
+    UPDATE dh_item SET note = coalesce(note, '') || ' price>9.5' WHERE price > 9.5;
+    UPDATE dh_item SET note = coalesce(note, '') || ' due>2024-01-09' WHERE due > '2024-01-09';
+    UPDATE dh_item SET note = coalesce(note, '') || ' seen<2024-01-01' \
+      WHERE seen < '2024-01-01T00:00:00Z';
+    UPDATE dh_item SET note = coalesce(note, '') || ' max' WHERE qty = (SELECT max(qty) FROM dh_item);
+    UPDATE dh_item SET rank = (SELECT count(*) FROM dh_item o WHERE o.qty < dh_item.qty);
+    UPDATE dh_item SET qty = qty + 1, bq = bq * 2, qtys = '{ 7, 8 }', each_qty = '{ 7 }', \
+      code = '00000000-0000-0000-0000-0000000000AB' WHERE id = 'd';
+    INSERT INTO dh_item (id, qty, bq, price, due, seen, doc, code, label, qtys, each_qty) \
+      VALUES ('e', 11, 11, 11.5, '2024-03-01', '2024-03-01 00:00:00+00', '{\"n\": 11}', \
+              '00000000-0000-0000-0000-000000000011', 'e', '{11}', '{11}');";
+
+const ITEMS: &str = "SELECT id, qty, bq, price, due, seen, doc, code, label, qtys, each_qty, \
+     coalesce(note, 'NULL'), coalesce(rank::text, 'NULL') FROM public.dh_item ORDER BY id";
+
+/// A column of a domain over int, numeric, date, timestamptz, jsonb, uuid,
+/// text, int[] (and an array of a domain): the rehearsal compares, orders
+/// and prints its values as its base type's (before: every domain was
+/// text, so `qty > 9` missed 10 and 100 — '10' < '9' — and the push
+/// wrote what that rehearsal computed). Postgres after the push holds what
+/// the same SQL gives on Postgres; the domain's CHECK is listed for the
+/// preflight; rollback restores the whole database.
+#[test]
+fn domain_columns_compare_and_print_as_their_base_type() {
+    let w = item_world("dom_compare", DOMAINS, &[COMPARE]);
+    let snap = sandbox::db::sqlite::Snapshot::open(&w.snapshot).unwrap();
+    let item = &snap.table("dh_item").unwrap().meta;
+    let types: Vec<String> = item
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.value_type()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "id text",
+            "qty integer",
+            "bq integer",
+            "price numeric(8,2)",
+            "due date",
+            "seen timestamp with time zone",
+            "doc jsonb",
+            "code uuid",
+            "label text",
+            "qtys integer[]",
+            "each_qty integer[]",
+            "note text",
+            "rank integer"
+        ]
+    );
+    let expected = postgres_result(&w, COMPARE, ITEMS);
+    assert_eq!(
+        expected[1][11], "qty>9 bq>9 price>9.5 due>2024-01-09",
+        "{expected:?}"
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    let items = common::preflight(&report);
+    assert!(
+        items.contains(&(
+            "dh_item.qty".into(),
+            "domain_check".into(),
+            "domain qty: CHECK ((VALUE >= 0))".into()
+        )),
+        "{items:#?}"
+    );
+    pushes_as_postgres_runs_it(&w, ITEMS, &expected);
+}
