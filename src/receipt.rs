@@ -391,6 +391,7 @@ mod tests {
                 after: 369,
                 written: 257,
                 shared_with: vec![],
+                draw: None,
             }],
             already_gone: vec![],
         };

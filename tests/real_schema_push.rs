@@ -1832,6 +1832,94 @@ fn a_sequence_shared_with_the_app_never_blocks_its_inserts_nor_hands_out_pushed_
     before.assert_same(&w.state(), "a push refused for a number the app holds");
 }
 
+/// The dry run draws nothing from a sequence the app shares (H8 R46). The
+/// plan numbers 116 workflows itself (142..257) in `ext_no`, whose sequence
+/// `app_events.id` draws from too, and leaves the 111 of phase 3C to it.
+/// Before, the dry run drew the shared sequence past 257 with `nextval()`
+/// and phase 3C drew 111 more: next value 142 -> 369 for good, though
+/// "nothing was written". Now it reads where the sequence stands, checks
+/// the draw against its maximum, numbers its own 3C rows from where the
+/// draw would leave it (258..368), and says what `--confirm` would draw:
+/// the sequence and the whole database are as before. A maximum the push
+/// would pass refuses the dry run by name, drawing nothing either. The
+/// push then applies and rollback restores every row.
+#[test]
+fn a_dry_run_draws_nothing_from_a_sequence_shared_with_the_app() {
+    let w = World::loaded("dry_run_shared_sequence", "plan").with_sql(SHARED_SEQUENCE);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = numbering_plan(&dir.path().join("numbered"), &["ext_no"]);
+    let w = w.with_plan(&plan);
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    let positions = common::sequence_positions(w.url());
+    assert_eq!(positions["public.shared_no_seq"], ("141".to_string(), true));
+
+    let run = w.push(&[]);
+    run.ok()
+        .stdout_has(
+            "Sequence public.shared_no_seq (workflows.ext_no, values up to 257): `--confirm` \
+             would draw 116 values (142 to 257) to move it past the values written, as it also \
+             numbers app_events.id; this dry run drew none",
+        )
+        .stdout_has("Nothing was written.");
+    before.assert_same(&w.state(), "a dry run");
+    assert_eq!(
+        common::sequence_positions(w.url()),
+        positions,
+        "the dry run moved a sequence"
+    );
+
+    // A maximum the draws would pass: named, and still nothing drawn.
+    w.exec("ALTER SEQUENCE shared_no_seq MAXVALUE 300");
+    let positions = common::sequence_positions(w.url());
+    w.push(&[]).code(1).error_has(&[
+        "sequence public.shared_no_seq",
+        "maximum value 300",
+        "workflows.ext_no",
+    ]);
+    before.assert_same(&w.state(), "a dry run refused at the sequence's maximum");
+    assert_eq!(common::sequence_positions(w.url()), positions);
+    w.exec("ALTER SEQUENCE shared_no_seq NO MAXVALUE");
+
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_eq!(
+        w.count("SELECT count(DISTINCT ext_no) FROM workflows WHERE ext_no > 257"),
+        111,
+        "phase 3C's rows drew 258.. from the sequence"
+    );
+    assert_eq!(w.count("SELECT last_value FROM shared_no_seq"), 368);
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
+}
+
+/// The dry run draws nothing from an identity or serial sequence either:
+/// the 227 new workflows leave `ext_no` (identity) and `legacy_no`
+/// (serial) to Postgres. Before, the dry run drew 227 from each for good.
+#[test]
+fn a_dry_run_draws_nothing_for_the_rows_it_leaves_to_a_sequence() {
+    let w = World::loaded("dry_run_identity", "plan")
+        .with_sql(NUMBERED)
+        .pulled()
+        .rehearsed();
+    let before = w.state();
+    let positions = common::sequence_positions(w.url());
+    w.push(&[]).ok().stdout_has("Nothing was written.");
+    before.assert_same(&w.state(), "a dry run");
+    assert_eq!(
+        common::sequence_positions(w.url()),
+        positions,
+        "the dry run moved a sequence"
+    );
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_eq!(
+        w.count("SELECT count(DISTINCT legacy_no) FROM workflows WHERE legacy_no > 141"),
+        227
+    );
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
+}
+
 /// `nextval()` is never rolled back: an audit trigger numbering its rows
 /// from a bigserial advances that sequence in the preflight for good. The
 /// preflight says which sequence it advanced and by how much instead of

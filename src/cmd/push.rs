@@ -203,6 +203,18 @@ fn print_sequences(report: &sandbox::ops::push::PushReport) {
     let would = report.outcome == PushOutcome::WouldApply;
     for s in &report.sequences {
         let what = match (s.moved(), would) {
+            (true, true) if !s.shared_with.is_empty() => format!(
+                "`--confirm` would draw {} to move it past the values written, as it also \
+                 numbers {}; this dry run drew none (a draw is never rolled back): it gave the \
+                 rows it left to the sequence the numbers that follow: next value {} -> {}",
+                s.draw
+                    .as_ref()
+                    .map(|d| d.describe())
+                    .unwrap_or_else(|| "values".into()),
+                s.shared_with.join(", "),
+                s.before,
+                s.after
+            ),
             (true, _) if !s.shared_with.is_empty() => format!(
                 "moved past the values written by drawing them, as it also numbers {} (nextval \
                  takes no lock the app's inserts there wait for; drawn values are never rolled \

@@ -30,6 +30,7 @@ use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
+use crate::db::postgres::sequences::{dry_run_numbers, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, Untouched};
 use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows, LockMode};
 use crate::db::postgres::{connect, Target};
@@ -440,6 +441,9 @@ struct Push<'a, 't> {
     tx: Transaction<'t>,
     /// How a refusal ends: what it left unwritten.
     nothing_written: &'static str,
+    /// In a dry run: the sequences it must not draw from, and where its
+    /// own rows would have left them (see `sequences`).
+    dry: Option<std::cell::RefCell<DryRunSequences>>,
 }
 
 /// The receipt of this push, as written in its transaction.
@@ -468,6 +472,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         } else {
             "preflight: nothing was written"
         },
+        dry: (!job.opts.confirm).then(Default::default),
     };
     if let Some((id, recorded)) = applied_receipt(&p.tx, &job.diff.hash).await? {
         return p.already_applied(id, &recorded).await;
@@ -878,7 +883,7 @@ impl Push<'_, '_> {
         // to Postgres drew from it too. A rollback finding it there knows
         // nobody else drew since.
         for s in sequences.iter_mut().filter(|s| s.moved()) {
-            s.after = next_value(tx, s).await?;
+            s.after = next_value(tx, s, self.dry.as_ref()).await?;
         }
         Ok(Applied {
             checks: after_checks,
@@ -1310,9 +1315,16 @@ impl Push<'_, '_> {
                 ));
                 let numbers = t.numbers_written(&phase.id, &column);
                 moved.extend(
-                    advance_past_values(tx, &t.table, &column, &self.locked_tables(), &numbers)
-                        .await
-                        .with_context(|| format!("phase {}: {}.{column}", phase.id, t.table))?,
+                    advance_past_values(
+                        tx,
+                        &t.table,
+                        &column,
+                        &self.locked_tables(),
+                        &numbers,
+                        self.dry.as_ref(),
+                    )
+                    .await
+                    .with_context(|| format!("phase {}: {}.{column}", phase.id, t.table))?,
                 );
             }
         }
@@ -1401,6 +1413,7 @@ impl Push<'_, '_> {
     /// columns: only the columns the plan set, Postgres fills the rest.
     async fn insert_phase_rows(&self, phase: &Phase, t: &TableDiff) -> Result<()> {
         for group in t.insert_groups(&phase.id) {
+            let group = self.numbered_by_the_dry_run(t, group).await?;
             let rows = &group.rows;
             self.job.progress.step(&format!(
                 "phase {}: copying {} rows into {}",
@@ -1448,6 +1461,35 @@ impl Push<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// In a dry run, the group's rows with the numbers the sequences behind
+    /// the columns they leave to Postgres would give them, written as
+    /// values: drawn, they would stay drawn after the ROLLBACK (see
+    /// `sequences`). Unchanged in a push with --confirm.
+    async fn numbered_by_the_dry_run(
+        &self,
+        t: &TableDiff,
+        mut group: crate::diff::InsertGroup,
+    ) -> Result<crate::diff::InsertGroup> {
+        let Some(dry) = &self.dry else {
+            return Ok(group);
+        };
+        for c in &t.columns {
+            if group.columns.contains(&c.name) {
+                continue;
+            }
+            let Some(numbers) =
+                dry_run_numbers(&self.tx, dry, &t.table, c, group.rows.len()).await?
+            else {
+                continue;
+            };
+            group.columns.push(c.name.clone());
+            for (row, n) in group.rows.iter_mut().zip(numbers) {
+                row.push(Some(n.to_string()));
+            }
+        }
+        Ok(group)
     }
 
     /// Writes the receipt in the transaction, with what Postgres chose for
@@ -1606,6 +1648,7 @@ impl Push<'_, '_> {
             job,
             tx,
             nothing_written,
+            ..
         } = self;
         if checks.iter().any(|c| !c.ok) {
             tx.rollback().await?;

@@ -24,7 +24,9 @@ pub use db::{
 };
 pub use fixtures::{fixture_snapshot, fixture_snapshot_in, repo_path};
 pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
-pub use state::{whole_database_state, whole_database_state_with, DatabaseState};
+pub use state::{
+    sequence_positions, whole_database_state, whole_database_state_with, DatabaseState,
+};
 pub use tools::{copy_dir, free_port, psql_file, require_tool};
 pub use world::{
     check_named, check_rows, failed_checks, json_of, load_fixtures, phase_ids, preflight,

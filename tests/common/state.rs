@@ -270,3 +270,36 @@ impl DatabaseState {
         }
     }
 }
+
+/// Where every sequence of every user schema stands: `schema.sequence` ->
+/// (`last_value`, `is_called`), the two values `nextval()` works from. Not
+/// part of [`DatabaseState`] (a draw is never rolled back): a test that
+/// proves a command drew nothing compares these apart.
+pub fn sequence_positions(url: &str) -> BTreeMap<String, (String, bool)> {
+    let mut c = super::postgres_admin(url);
+    let names: Vec<String> = c
+        .query(
+            &format!(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'S' AND {USER_SCHEMAS} ORDER BY 1"
+            ),
+            &[],
+        )
+        .expect("list the sequences")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let row = c
+                .query_one(
+                    &format!("SELECT last_value::text, is_called FROM {name}"),
+                    &[],
+                )
+                .unwrap_or_else(|e| panic!("read sequence {name}: {e}"));
+            (name, (row.get(0), row.get(1)))
+        })
+        .collect()
+}

@@ -17,10 +17,25 @@
 //! nextval(…)` shared across tables) is never locked that way: the app's
 //! inserts there would wait for the whole push. It is moved by drawing
 //! values (`nextval()`, which never waits and never goes back), so it is
-//! not rolled back: a preflight or a refused push leaves it advanced, and
-//! the report says by how much. Before COMMIT the push refuses if the app's
-//! rows already hold a number the push writes (drawn between pull and
-//! push). Rollback leaves such a sequence where it is.
+//! not rolled back: a refused push leaves it advanced, and the report says
+//! by how much. Before COMMIT the push refuses if the app's rows already
+//! hold a number the push writes (drawn between pull and push). Rollback
+//! leaves such a sequence where it is.
+//!
+//! The dry run (push without `--confirm`) must leave every sequence as it
+//! found it, and a draw is never rolled back. So it draws nothing
+//! ([`DryRunSequences`]): it reads where a shared sequence stands, checks
+//! the draw `--confirm` would make against the sequence's bounds, and
+//! keeps the value the draw would leave; the rows it inserts that leave a
+//! column to a sequence (identity, serial, `DEFAULT nextval(…)`) get their
+//! numbers from that account instead of from `nextval()`, given in the
+//! COPY as the values Postgres would have chosen (a trigger or constraint
+//! sees the same row: defaults are applied before either). A sequence only
+//! the push's locked tables draw from is locked and altered as in
+//! `--confirm` (which makes its later draws in the transaction roll back
+//! with it).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -50,6 +65,68 @@ pub struct SequenceAdvance {
     /// by drawing values, never locked, and a rollback leaves it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_with: Vec<String>,
+    /// The draw that moved a shared sequence past the values written (in a
+    /// dry run: the draw `--confirm` would make).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<Draw>,
+}
+
+/// How `nextval()` moves a shared sequence past the values the push
+/// writes: `values` draws from `first` to `last`; past
+/// [`DRAWN_ONE_BY_ONE`] values, one draw (`first`) and a `setval()` to
+/// `last` (`jump`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draw {
+    pub values: u64,
+    pub first: i64,
+    pub last: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jump: bool,
+}
+
+/// Past about a hundred thousand values, drawing them one by one costs
+/// seconds: one draw proves where the sequence stands and `setval()` jumps
+/// (it takes no lock `nextval()` waits for either). Only an app drawing all
+/// the values in between within that one statement could see the sequence
+/// set back.
+pub const DRAWN_ONE_BY_ONE: u64 = 100_000;
+
+impl Draw {
+    /// The draw that moves a sequence whose next value is `before` past
+    /// `written`, stepping by `increment`.
+    fn past(before: i64, written: i64, increment: i64) -> Draw {
+        let step = i128::from(increment).unsigned_abs();
+        let distance = (i128::from(written) - i128::from(before)).unsigned_abs();
+        let draws = (distance.div_ceil(step) + 1) as u64;
+        if draws <= DRAWN_ONE_BY_ONE {
+            let last = i128::from(before) + i128::from(increment) * (draws as i128 - 1);
+            Draw {
+                values: draws,
+                first: before,
+                // Within [before, written + increment]: fits when both do.
+                last: last.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+                jump: false,
+            }
+        } else {
+            Draw {
+                values: 1,
+                first: before,
+                last: written,
+                jump: true,
+            }
+        }
+    }
+
+    /// For people: `116 values (142 to 257)`.
+    pub fn describe(&self) -> String {
+        if self.jump {
+            format!("one value ({}), then setval() to {}", self.first, self.last)
+        } else if self.values == 1 {
+            format!("1 value ({})", self.first)
+        } else {
+            format!("{} values ({} to {})", self.values, self.first, self.last)
+        }
+    }
 }
 
 impl SequenceAdvance {
@@ -74,6 +151,10 @@ pub struct Feed {
     pub schema: String,
     pub sequence: String,
     pub increment: i64,
+    /// The sequence's bounds, and whether it starts over past them.
+    pub min: i64,
+    pub max: i64,
+    pub cycle: bool,
 }
 
 impl Feed {
@@ -91,7 +172,8 @@ impl Feed {
 pub async fn feeds(tx: &Transaction<'_>, table: &str, column: &str) -> Result<Vec<Feed>> {
     let rows = tx
         .query_typed(
-            "SELECT DISTINCT sn.nspname::text, sc.relname::text, s.seqincrement \
+            "SELECT DISTINCT sn.nspname::text, sc.relname::text, s.seqincrement, s.seqmin, \
+                    s.seqmax, s.seqcycle \
              FROM pg_catalog.pg_attribute a \
              JOIN pg_catalog.pg_depend d ON \
                   (d.classid = 'pg_catalog.pg_class'::regclass AND d.refobjid = a.attrelid \
@@ -118,6 +200,9 @@ pub async fn feeds(tx: &Transaction<'_>, table: &str, column: &str) -> Result<Ve
             schema: r.get(0),
             sequence: r.get(1),
             increment: r.get(2),
+            min: r.get(3),
+            max: r.get(4),
+            cycle: r.get(5),
         })
         .collect())
 }
@@ -227,27 +312,21 @@ async fn sharers(tx: &Transaction<'_>, seq: &str, locked: &[String]) -> Result<V
         .collect())
 }
 
-/// Moves `seq` past `written` by drawing values: `nextval()` takes no lock
-/// any `nextval()` of the app waits for, and never moves a sequence back,
-/// whoever else draws meanwhile. Returns the value it would hand out next.
+/// Moves `seq` past `written` by drawing values, as `draw` says:
+/// `nextval()` takes no lock any `nextval()` of the app waits for, and
+/// never moves a sequence back, whoever else draws meanwhile. Returns the
+/// value it would hand out next.
 async fn draw_past(
     tx: &Transaction<'_>,
     seq: &str,
     increment: i64,
-    before: i64,
     written: i64,
+    draw: &Draw,
 ) -> Result<i64> {
-    let step = i128::from(increment).unsigned_abs();
-    let distance = (i128::from(written) - i128::from(before)).unsigned_abs();
-    let draws = distance.div_ceil(step) + 1;
-    // Past about a hundred thousand values, drawing them one by one costs
-    // seconds: one draw proves where the sequence stands and setval()
-    // jumps (it takes no lock nextval() waits for either). Only an app
-    // drawing all the values in between within that one statement could
-    // see the sequence set back.
-    let sql = if draws <= 100_000 {
+    let sql = if !draw.jump {
         format!(
-            "SELECT count(pg_catalog.nextval('{seq}')) FROM pg_catalog.generate_series(1, {draws})"
+            "SELECT count(pg_catalog.nextval('{seq}')) FROM pg_catalog.generate_series(1, {})",
+            draw.values
         )
     } else {
         let past = if increment > 0 { "<" } else { ">" };
@@ -260,6 +339,144 @@ async fn draw_past(
         .await
         .with_context(|| format!("drawing sequence {seq} past {written}"))?;
     read_next(tx, seq, increment).await
+}
+
+impl Feed {
+    /// `schema.sequence` for people.
+    fn name(&self) -> String {
+        format!("{}.{}", self.schema, self.sequence)
+    }
+
+    /// The bound `nextval()` stops at, named.
+    fn bound(&self) -> String {
+        if self.increment > 0 {
+            format!("maximum value {}", self.max)
+        } else {
+            format!("minimum value {}", self.min)
+        }
+    }
+
+    fn beyond(&self, value: i128) -> bool {
+        value > i128::from(self.max) || value < i128::from(self.min)
+    }
+
+    /// Refuses a draw that would pass the sequence's bound: `nextval()`
+    /// fails there (or, CYCLE, starts over and hands out numbers rows
+    /// hold), in a dry run as with `--confirm`.
+    fn check_draw(&self, draw: &Draw, table: &str, column: &str) -> Result<()> {
+        if !self.beyond(i128::from(draw.last)) {
+            return Ok(());
+        }
+        Err(crate::error::check_failed(format!(
+            "sequence {} would pass its {}: moving it past the values the push writes into \
+             {table}.{column} means drawing {}{}. Nothing was drawn or written. Raise the \
+             sequence's bound (ALTER SEQUENCE … MAXVALUE/MINVALUE, or AS bigint) or have the plan \
+             write smaller numbers",
+            self.name(),
+            self.bound(),
+            draw.describe(),
+            if self.cycle {
+                " (it CYCLEs: it would start over and hand out numbers rows hold)"
+            } else {
+                ""
+            }
+        )))
+    }
+}
+
+/// A dry run's account of the sequences it leaves as it found them (see
+/// the module notes): where each would stand had it drawn as `--confirm`
+/// does, and which this transaction has altered (their draws roll back
+/// with it, so Postgres numbers rows from them again).
+#[derive(Debug, Default)]
+pub struct DryRunSequences {
+    /// Quoted `schema.sequence` -> the value `nextval()` would return next.
+    next: BTreeMap<String, i64>,
+    altered: BTreeSet<String>,
+}
+
+/// Whether a column left out of a row is numbered by one plain draw of a
+/// sequence (identity, serial, `DEFAULT nextval('…'::regclass)`): the value
+/// Postgres would give is the sequence's next one, which a dry run can give
+/// itself. A default that only uses `nextval()` in a bigger expression is
+/// left to Postgres (the draw is then reported as never rolled back).
+pub fn numbered_by_one_draw(c: &crate::catalog::ColumnMeta) -> bool {
+    if c.generated.is_some() {
+        return false;
+    }
+    if c.identity.is_some() {
+        return true;
+    }
+    let Some(d) = c.default.as_deref() else {
+        return false;
+    };
+    d.strip_prefix("nextval('")
+        .and_then(|d| d.strip_suffix("'::regclass)"))
+        .is_some_and(|name| !name.replace("''", "").contains('\''))
+}
+
+/// The numbers `nextval()` would give `rows` new rows of `table` that leave
+/// `column` to its sequence, for a dry run to write them itself instead of
+/// drawing them for good; None when Postgres may number them: the column is
+/// not numbered by one draw ([`numbered_by_one_draw`]) or its sequence's
+/// draws roll back with this transaction. Passing the sequence's bound
+/// without CYCLE refuses, as `nextval()` would.
+pub async fn dry_run_numbers(
+    tx: &Transaction<'_>,
+    dry: &std::cell::RefCell<DryRunSequences>,
+    table: &str,
+    column: &crate::catalog::ColumnMeta,
+    rows: usize,
+) -> Result<Option<Vec<i64>>> {
+    if !numbered_by_one_draw(column) {
+        return Ok(None);
+    }
+    let feeds = feeds(tx, table, &column.name).await?;
+    let [feed] = feeds.as_slice() else {
+        return Ok(None);
+    };
+    let seq = feed.qualified();
+    let known = {
+        let d = dry.borrow();
+        if d.altered.contains(&seq) {
+            return Ok(None);
+        }
+        d.next.get(&seq).copied()
+    };
+    let first = match known {
+        Some(n) => n,
+        None => read_next(tx, &seq, feed.increment).await?,
+    };
+    let mut next = i128::from(first);
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        if feed.beyond(next) {
+            if !feed.cycle {
+                return Err(crate::error::check_failed(format!(
+                    "sequence {} would pass its {} numbering the {rows} new rows that leave \
+                     {table}.{} to it (from {first}): nextval() would fail there and Postgres \
+                     refuse the push. Nothing was drawn or written. Raise the sequence's bound \
+                     (ALTER SEQUENCE … MAXVALUE/MINVALUE, or AS bigint)",
+                    feed.name(),
+                    feed.bound(),
+                    column.name
+                )));
+            }
+            next = i128::from(if feed.increment > 0 {
+                feed.min
+            } else {
+                feed.max
+            });
+        }
+        // Within [min, max] here: an i64.
+        out.push(next as i64);
+        next += i128::from(feed.increment);
+    }
+    // One past the bound at most: kept in range for the account, where the
+    // next draw refuses as above.
+    let next = next.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    dry.borrow_mut().next.insert(seq, next);
+    Ok(Some(out))
 }
 
 /// Rows of the app's columns drawing from the same sequence that hold a
@@ -302,22 +519,32 @@ async fn collisions(
 /// tables the push locks against writers: a sequence numbering a column
 /// outside them is drawn past the values, never locked (see the module
 /// notes), and refused if the app's rows there hold one of `numbers`, the
-/// values the push writes itself.
+/// values the push writes itself. In a dry run (`dry`), such a sequence is
+/// not drawn: the draw is checked and kept in the account.
 pub async fn advance_past_values(
     tx: &Transaction<'_>,
     table: &str,
     column: &str,
     locked: &[String],
     numbers: &[i64],
+    dry: Option<&std::cell::RefCell<DryRunSequences>>,
 ) -> Result<Vec<SequenceAdvance>> {
     let mut out = Vec::new();
     for feed in feeds(tx, table, column).await? {
         let seq = feed.qualified();
         let shared = sharers(tx, &seq, locked).await?;
-        let before = if shared.is_empty() {
-            lock_and_read_next(tx, &seq, feed.increment).await?
+        // In a dry run, where the values it numbered itself would have
+        // left the sequence.
+        let known = dry.and_then(|d| d.borrow().next.get(&seq).copied());
+        let (before, found) = if shared.is_empty() {
+            let found = lock_and_read_next(tx, &seq, feed.increment).await?;
+            (known.unwrap_or(found), found)
         } else {
-            read_next(tx, &seq, feed.increment).await?
+            let found = match known {
+                Some(n) => n,
+                None => read_next(tx, &seq, feed.increment).await?,
+            };
+            (found, found)
         };
         let extreme = if feed.increment > 0 { "max" } else { "min" };
         let row = tx
@@ -339,25 +566,52 @@ pub async fn advance_past_values(
         } else {
             written <= before
         };
+        let mut draw = None;
         let after = if !behind {
             before
         } else if !shared.is_empty() {
-            draw_past(tx, &seq, feed.increment, before, written).await?
+            let d = Draw::past(before, written, feed.increment);
+            feed.check_draw(&d, table, column)?;
+            let after = if dry.is_some() {
+                let last = if d.jump { written } else { d.last };
+                last.checked_add(feed.increment).ok_or_else(|| {
+                    crate::error::check_failed(format!(
+                        "{table}.{column}: value {written} leaves sequence {seq} no value to go on with"
+                    ))
+                })?
+            } else {
+                draw_past(tx, &seq, feed.increment, written, &d).await?
+            };
+            draw = Some(d);
+            after
         } else {
-            let next = written.checked_add(feed.increment).ok_or_else(|| {
+            written.checked_add(feed.increment).ok_or_else(|| {
                 crate::error::check_failed(format!(
                     "{table}.{column}: value {written} leaves sequence {seq} no value to go on with"
                 ))
-            })?;
-            tx.batch_execute(&format!("ALTER SEQUENCE {seq} RESTART WITH {next}"))
+            })?
+        };
+        // A locked sequence is set where it must stand (transactional); in a
+        // dry run also when only the numbers it gave itself moved it.
+        if shared.is_empty() && after != found {
+            tx.batch_execute(&format!("ALTER SEQUENCE {seq} RESTART WITH {after}"))
                 .await
                 .with_context(|| {
                     format!(
                         "moving sequence {seq} past the values of {table}.{column} (up to {written})"
                     )
                 })?;
-            next
-        };
+        }
+        if let Some(dry) = dry {
+            let mut d = dry.borrow_mut();
+            if shared.is_empty() {
+                // Altered by this transaction: its draws roll back with it.
+                d.next.remove(&seq);
+                d.altered.insert(seq.clone());
+            } else {
+                d.next.insert(seq.clone(), after);
+            }
+        }
         let held = collisions(tx, &shared, numbers).await?;
         if !held.is_empty() {
             return Err(crate::error::check_failed(format!(
@@ -384,15 +638,23 @@ pub async fn advance_past_values(
             after,
             written,
             shared_with: shared.iter().map(Sharer::describe).collect(),
+            draw,
         });
     }
     Ok(out)
 }
 
 /// The value `nextval()` on a sequence this transaction already holds
-/// would return now.
-pub async fn next_value(tx: &Transaction<'_>, s: &SequenceAdvance) -> Result<i64> {
+/// would return now (in a dry run, as its account has it).
+pub async fn next_value(
+    tx: &Transaction<'_>,
+    s: &SequenceAdvance,
+    dry: Option<&std::cell::RefCell<DryRunSequences>>,
+) -> Result<i64> {
     let seq = s.qualified();
+    if let Some(n) = dry.and_then(|d| d.borrow().next.get(&seq).copied()) {
+        return Ok(n);
+    }
     let increment = increment_of(tx, &seq)
         .await?
         .ok_or_else(|| crate::error::environment(format!("sequence {seq} is gone")))?;
@@ -536,4 +798,62 @@ pub fn drawn(before: &SequenceValues, after: &SequenceValues) -> Vec<SequenceDra
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{numbered_by_one_draw, Draw};
+    use crate::catalog::{ColumnMeta, Identity};
+
+    #[test]
+    fn a_draw_ends_on_the_first_value_past_what_the_push_wrote() {
+        // 142..257 drawn: 116 values, the next is 258.
+        assert_eq!(
+            Draw::past(142, 257, 1),
+            Draw {
+                values: 116,
+                first: 142,
+                last: 257,
+                jump: false
+            }
+        );
+        // Steps of 3 from 5 past 10: 5, 8, 11.
+        assert_eq!(Draw::past(5, 10, 3).last, 11);
+        // Counting down from -5 past -10 by -2: -5, -7, -9, -11.
+        assert_eq!(Draw::past(-5, -10, -2).values, 4);
+        // Far away: one draw, then setval().
+        let far = Draw::past(1, 1_000_000, 1);
+        assert!(far.jump && far.last == 1_000_000 && far.values == 1);
+        assert_eq!(
+            Draw::past(142, 257, 1).describe(),
+            "116 values (142 to 257)"
+        );
+    }
+
+    #[test]
+    fn only_a_plain_draw_is_numbered_by_the_dry_run() {
+        let col = |default: Option<&str>, identity| ColumnMeta {
+            default: default.map(String::from),
+            identity,
+            ..ColumnMeta::default()
+        };
+        assert!(numbered_by_one_draw(&col(
+            Some("nextval('shared_no_seq'::regclass)"),
+            None
+        )));
+        assert!(numbered_by_one_draw(&col(
+            Some("nextval('app.\"it''s\"'::regclass)"),
+            None
+        )));
+        assert!(numbered_by_one_draw(&col(None, Some(Identity::Always))));
+        assert!(!numbered_by_one_draw(&col(
+            Some("('X-'::text || nextval('s1'::regclass))"),
+            None
+        )));
+        assert!(!numbered_by_one_draw(&col(
+            Some("nextval('a'::regclass) + nextval('b'::regclass)"),
+            None
+        )));
+        assert!(!numbered_by_one_draw(&col(Some("5"), None)));
+    }
 }
