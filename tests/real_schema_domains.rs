@@ -130,3 +130,87 @@ fn domain_columns_compare_and_print_as_their_base_type() {
     );
     pushes_as_postgres_runs_it(&w, ITEMS, &expected);
 }
+
+/// UNIQUE over an unconstrained numeric (and over a domain of one, and a
+/// float): a new row's `1.50` is the pulled `1.5` to Postgres, `-0` is `0`.
+/// The rehearsal fails the key's check naming constraint, table and both
+/// rows (before: texts differ, so PASSED, and the push failed late on the
+/// unique violation); push refuses, preflight and --confirm alike, and the
+/// whole database is as it was.
+#[test]
+fn a_numeric_key_equal_as_a_number_collides_in_the_rehearsal() {
+    let w = item_world(
+        "dom_numeric_unique",
+        "CREATE DOMAIN public.amount AS numeric;
+         CREATE TABLE public.dh_item (id text PRIMARY KEY,
+           cost numeric CONSTRAINT dh_item_cost_key UNIQUE,
+           fee public.amount CONSTRAINT dh_item_fee_key UNIQUE,
+           ratio float8 CONSTRAINT dh_item_ratio_key UNIQUE);
+         INSERT INTO public.dh_item VALUES ('a', 1.5, 2.5, 0);",
+        &["INSERT INTO dh_item VALUES ('b', '1.50', '2.500', '-0');"],
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = common::failed_checks(&report);
+    let names: Vec<(&str, Vec<&str>)> = failed
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), common::check_rows(c)))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "dh_item: UNIQUE dh_item_cost_key (cost)",
+                vec!["cost=1.5: id=a (pulled); id=b (new)"]
+            ),
+            (
+                "dh_item: UNIQUE dh_item_fee_key (fee)",
+                vec!["fee=2.5: id=a (pulled); id=b (new)"]
+            ),
+            (
+                "dh_item: UNIQUE dh_item_ratio_key (ratio)",
+                vec!["ratio=-0: id=a (pulled); id=b (new)"]
+            ),
+        ],
+        "{failed:#?}"
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).code(1);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}
+
+/// A numeric primary key: `2.0` is the pulled `2` to Postgres. The working
+/// copy compares it as a number (since the numeric collation), so the
+/// phase's INSERT collides there, a failed check naming the table and key;
+/// nothing is written.
+#[test]
+fn a_numeric_primary_key_equal_as_a_number_collides_in_the_rehearsal() {
+    let w = item_world(
+        "dom_numeric_pk",
+        "CREATE TABLE public.dh_item (id numeric PRIMARY KEY, name text);
+         INSERT INTO public.dh_item VALUES (2, 'two');",
+        &["INSERT INTO dh_item VALUES ('2.0', 'two again');"],
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = common::failed_checks(&report);
+    let names: Vec<(&str, Vec<&str>)> = failed
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), common::check_rows(c)))
+        .collect();
+    assert_eq!(
+        names,
+        [(
+            "phase SQL runs",
+            vec!["phases/1.sql:1: UNIQUE constraint failed: dh_item.id"]
+        )],
+        "{failed:#?}"
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).code(1);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}

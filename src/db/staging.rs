@@ -672,7 +672,8 @@ pub fn constraint_checks(
     )?);
 
     // UNIQUE constraints and plain unique indexes (the primary key is
-    // declared on the staged table itself).
+    // declared on the working and staged tables themselves; the working
+    // copy compares a numeric one as numbers).
     for k in meta
         .constraints
         .iter()
@@ -925,12 +926,26 @@ fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Resul
             .iter()
             .any(|m| m.name == c && is_citext(&m.value_type()))
     };
+    // numeric and floating-point values are equal as numbers on Postgres
+    // (`1.5` = `1.50`, `0` = `-0`) while their texts differ: grouped under
+    // the rehearsal's numeric collation, as the working copies compare them.
+    let numeric = |c: &str| {
+        st.meta
+            .columns
+            .iter()
+            .any(|m| m.name == c && crate::db::collation::numeric_text(&m.value_type()))
+    };
     let cols = k
         .columns
         .iter()
-        .map(|c| match citext(c) {
-            true => format!("lower(s.{})", quote_ident(c)),
-            false => format!("s.{}", quote_ident(c)),
+        .map(|c| match (citext(c), numeric(c)) {
+            (true, _) => format!("lower(s.{})", quote_ident(c)),
+            (false, true) => format!(
+                "s.{} COLLATE {}",
+                quote_ident(c),
+                crate::db::collation::NUMERIC
+            ),
+            (false, false) => format!("s.{}", quote_ident(c)),
         })
         .collect::<Vec<_>>();
     let shown = k
