@@ -508,7 +508,7 @@ fn push_phase(replays: &mut [TableReplay], phase: &str, out: &mut Vec<Collision>
     }
 }
 
-/// The rollback as `ops::rollback` `undo_changes` runs it on the state the
+/// The rollback as `db::postgres::rollback` `undo_changes` runs it on the state the
 /// push left: per existing table, children first, the pushed rows deleted
 /// and the overwritten values restored (one UPDATE per set of columns);
 /// then the deleted rows inserted again, parents first.
@@ -527,7 +527,7 @@ fn undo(replays: &mut [TableReplay], out: &mut Vec<Collision>) {
                 u
             })
             .collect();
-        // As `ops::rollback` runs it: a row changed in a key of the table
+        // As `db::postgres::rollback` runs it: a row changed in a key of the table
         // to itself is restored before the pushed rows are deleted.
         let pointer_columns: Vec<&String> =
             r.self_refs.iter().flat_map(|s| s.columns.iter()).collect();

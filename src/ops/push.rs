@@ -1713,7 +1713,7 @@ impl Push<'_, '_> {
 
 /// Rehearses the push's rollback in its transaction, under a savepoint it
 /// rolls back to before COMMIT: the very steps `sandbox rollback` runs
-/// ([`crate::ops::rollback::undo_in`]), on the receipt just written. A
+/// ([`crate::db::postgres::rollback::undo_in`]), on the receipt just written. A
 /// rollback that would be refused — a trigger that raises on the undo's
 /// deletes or re-inserts or rewrites what it writes back, a constraint the
 /// undo breaks, a missing privilege, a side effect of the undo — refuses the
@@ -1728,7 +1728,7 @@ async fn rehearse_undo(
     job.progress
         .step("rehearsing the rollback of this push in its transaction");
     let started = Instant::now();
-    let opts = crate::ops::rollback::RollbackOptions {
+    let opts = crate::db::postgres::rollback::RollbackOptions {
         target: job.opts.target.clone(),
         receipt_id: receipt.id.clone(),
         confirm: job.opts.confirm,
@@ -1747,11 +1747,11 @@ async fn rehearse_undo(
     // The undo's write accounting counts from here, not from the push's start.
     let undone = match crate::db::writes::record_start(&savepoint).await {
         Ok(()) => {
-            crate::ops::rollback::undo_in(
+            crate::db::postgres::rollback::undo_in(
                 &savepoint,
                 &opts,
                 &receipt.undo,
-                crate::ops::rollback::Mode::RehearsalInPush,
+                crate::db::postgres::rollback::Mode::RehearsalInPush,
             )
             .await
         }

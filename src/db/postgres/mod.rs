@@ -9,6 +9,7 @@ pub mod drift;
 pub mod filled;
 pub mod probe;
 pub mod receipts;
+pub mod rollback;
 pub mod rowlock;
 pub mod rowset;
 pub mod search_path;

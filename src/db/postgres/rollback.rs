@@ -1,9 +1,9 @@
-//! `sandbox rollback`: undo exactly what one receipt did — delete the rows it
-//! inserted by key, restore the values it overwrote, drop what it created —
-//! in one transaction, after proving nothing changed those tables since.
+//! The undo of one receipt inside a transaction — delete the rows it
+//! inserted by key, restore the values it overwrote, drop what it created,
+//! after proving nothing changed them since. `ops::rollback` runs it and
+//! commits; `ops::push` runs it under a savepoint before its own COMMIT, so
+//! both ops share this one rule without depending on each other.
 //! Never the seed plan's `DELETE … LIKE` statements.
-
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -19,15 +19,14 @@ use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{cast_spelling, ROW_NUMBER};
 use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum_with};
 use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
-use crate::db::postgres::receipts::read_receipt;
 use crate::db::postgres::rowlock::{RowLock, RowLockMode};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::SequenceRestore;
 use crate::db::postgres::tx::LockMode;
-use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows};
+use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows};
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
-use crate::db::postgres::{connect, Target};
+use crate::db::postgres::Target;
 use crate::db::privileges::privilege_check;
 use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
 use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
@@ -93,41 +92,6 @@ pub struct RollbackReport {
     /// so left as they are (and recorded in the receipt).
     pub already_gone: Vec<String>,
     pub millis: u64,
-}
-
-pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
-    let started = Instant::now();
-    if uuid::Uuid::parse_str(&opts.receipt_id).is_err() {
-        return Err(crate::error::environment(format!(
-            "'{}' is not a receipt id (a UUID as printed by `sandbox push`)",
-            opts.receipt_id
-        )));
-    }
-    let mut client = connect(&opts.target).await?;
-    let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
-    let Some(undo) = read_receipt(&tx, &opts.receipt_id, opts.target.redacted()).await? else {
-        // Like a repeated push: the wanted state holds, nothing to do.
-        tx.rollback().await?;
-        let mut report = RollbackReport::new(opts, vec![], vec![]);
-        report.already_rolled_back = true;
-        report.millis = started.elapsed().as_millis() as u64;
-        return Ok(report);
-    };
-    let report = undo_in(&tx, opts, &undo, Mode::Rollback).await?;
-    if !opts.confirm {
-        tx.rollback().await?;
-        return Ok(RollbackReport {
-            millis: started.elapsed().as_millis() as u64,
-            ..report
-        });
-    }
-    tx.commit()
-        .await
-        .context("COMMIT of the rollback failed; nothing was undone")?;
-    Ok(RollbackReport {
-        millis: started.elapsed().as_millis() as u64,
-        ..report
-    })
 }
 
 /// Whether an undo is the rollback itself or its rehearsal inside the
@@ -233,7 +197,7 @@ pub async fn undo_in(
 
 impl RollbackReport {
     /// A report of nothing undone yet.
-    fn new(
+    pub(crate) fn new(
         opts: &RollbackOptions,
         checks: Vec<Check>,
         triggers: Vec<TriggerReport>,
