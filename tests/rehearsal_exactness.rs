@@ -773,3 +773,87 @@ fn an_order_by_puts_nulls_where_postgres_puts_them() {
     w.push(&[]).ok();
     before.assert_same(&w.state(), "a preflight");
 }
+
+/// SQLite's date functions on the timestamps the snapshot holds as
+/// Postgres prints them (`2024-01-01 10:00:00+00`): before, `date()` of
+/// that text was NULL, so `WHERE date(created_at) = '2024-01-01'` matched
+/// no row, the rehearsal passed and push wrote nothing where Postgres
+/// running the same SQL updates two rows. Now the rehearsal reads the
+/// moment each text names (offsets `+00`, `-02`, `+05:30`, UTC as the push
+/// pins it): the pushed database equals a copy the same UPDATE ran on, in
+/// Postgres, whole. A value SQLite's functions cannot hold (`infinity`)
+/// fails the phase naming it, never NULL.
+#[test]
+fn date_functions_read_the_pulled_timestamps() {
+    let table = "CREATE TABLE public.dh_item (id int PRIMARY KEY, created_at timestamptz NOT NULL,
+           seen timestamp, note text);
+         INSERT INTO public.dh_item VALUES
+           (1, '2024-01-01 10:00:00+00', '2024-01-01 10:00', NULL),
+           (2, '2024-01-01 23:30:00-02', '2024-01-01 23:30', NULL),
+           (3, '2024-01-01 02:00:00+05:30', '2023-12-31 23:59:59.5', NULL),
+           (4, '2023-12-31 23:00:00+00', '2024-06-30 00:00', NULL);";
+    let phase = "UPDATE dh_item SET note = 'new year ' || strftime('%H:%M', created_at) \
+                 WHERE date(created_at) = '2024-01-01';
+                 UPDATE dh_item SET note = coalesce(note, '') || ' seen ' || date(seen, '+1 day') \
+                 WHERE julianday(seen) < julianday('2024-01-02');";
+    let w = common::item_world("ex_dates", table, &[phase]);
+    let copy = TestDb::from_template(&w.db.name, "ex_dates_copy");
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    assert!(failed_checks(&report).is_empty(), "{report:#}");
+    let staged: Vec<(i64, Option<String>)> = {
+        let c = rusqlite::Connection::open(w.snap()).unwrap();
+        let mut s = c
+            .prepare("SELECT id, note FROM staged_dh_item ORDER BY id")
+            .unwrap();
+        let rows = s
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        rows
+    };
+    assert_eq!(
+        staged,
+        vec![
+            (1, Some("new year 10:00 seen 2024-01-02".into())),
+            (2, Some(" seen 2024-01-02".into())),
+            (3, Some(" seen 2024-01-01".into())),
+            (4, None),
+        ]
+    );
+    w.push(&["--confirm"]).ok();
+    // The same SQL in Postgres's dialect, on the copy, under UTC.
+    copy.client()
+        .batch_execute(
+            "SET TimeZone = 'UTC';
+             UPDATE dh_item SET note = 'new year ' || to_char(created_at, 'HH24:MI')
+             WHERE created_at::date = '2024-01-01';
+             UPDATE dh_item SET note = coalesce(note, '') || ' seen ' || (seen + interval '1 day')::date
+             WHERE seen < '2024-01-02';",
+        )
+        .unwrap();
+    whole_database_state(w.url())
+        .without_schema("sandbox")
+        .assert_same(
+            &whole_database_state(&copy.url).without_schema("sandbox"),
+            "the push against the same SQL run on Postgres",
+        );
+
+    // infinity: no date for SQLite's functions; the phase fails naming it.
+    let w = common::item_world(
+        "ex_dates_inf",
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, created_at timestamptz, note text);
+         INSERT INTO public.dh_item VALUES (1, 'infinity', NULL), (2, '2024-01-01 10:00+00', NULL);",
+        &["UPDATE dh_item SET note = 'x' WHERE date(created_at) = '2024-01-01';"],
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let c = check_named(&report, "phase SQL runs");
+    assert_eq!(c["ok"], false);
+    assert!(
+        c.to_string()
+            .contains("date('infinity'): SQLite's date functions have no infinity"),
+        "{c:#}"
+    );
+}

@@ -77,7 +77,7 @@ pub enum Moment {
 
 /// `(rank, microseconds)`: -infinity, a moment, infinity, then text that is
 /// none (rank 3, compared bytewise).
-fn moment(text: &str, how: Moment) -> Option<(u8, i128)> {
+pub(crate) fn moment(text: &str, how: Moment) -> Option<(u8, i128)> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("-infinity") {
         return Some((0, 0));
@@ -160,7 +160,7 @@ fn moment(text: &str, how: Moment) -> Option<(u8, i128)> {
 }
 
 /// Days from 1970-01-01 to a proleptic Gregorian date (year 0 is 1 BC).
-fn days_from_civil(y: i128, m: i128, d: i128) -> i128 {
+pub(crate) fn days_from_civil(y: i128, m: i128, d: i128) -> i128 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -1,4 +1,5 @@
 pub mod collation;
+pub mod datetime;
 pub mod dependents;
 pub mod effects;
 pub mod foreign;

@@ -471,6 +471,7 @@ impl<'a> Rehearsal<'a> {
             .map(|t| t.meta.clone())
             .collect();
         plansql::register_functions(conn, &pulled_metas)?;
+        crate::db::datetime::register(conn)?;
         plansql::create_seed_tables(conn, &self.plan.seeds)?;
         for name in &self.plan.written_pulled_tables() {
             let meta = &self
