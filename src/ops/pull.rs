@@ -102,6 +102,20 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         .await
         .context("the read transaction failed to end")?;
     drop(client);
+    // The next table was read while the writer still stored the last rows
+    // of the one before (waiting for it at every table's end left Postgres
+    // idle for a queue's worth of rows each time); every count is checked
+    // here, before anything is recorded.
+    for (meta, summary) in &loaded {
+        let written = loader.written()?;
+        if written != summary.rows {
+            anyhow::bail!(
+                "table {}: read {} rows but wrote {written}",
+                meta.name,
+                summary.rows
+            );
+        }
+    }
     let mut writer = loader.finish()?;
     write_server_digests(writer.connection(), &digests)?;
     for (meta, summary) in loaded {
@@ -136,7 +150,8 @@ const LOADER_QUEUE: usize = 8;
 
 /// Streams one table: rows are counted and checksummed here as they arrive
 /// and handed, as received, to the writer thread that parses and stores
-/// them, so reading, hashing and writing overlap.
+/// them, so reading, hashing and writing overlap. Returns once every row is
+/// queued; [`Loader::written`] says later how many the writer stored.
 async fn copy_table(
     tx: &Transaction<'_>,
     loader: &mut Loader,
@@ -181,14 +196,7 @@ async fn copy_table(
     if !batch.is_empty() {
         loader.send(Work::Rows(batch))?;
     }
-    let written = loader.end_table()?;
-    if written != checksum.rows() {
-        anyhow::bail!(
-            "table {}: read {} rows but wrote {written}",
-            meta.name,
-            checksum.rows()
-        );
-    }
+    loader.send(Work::End)?;
     progress.rows_copied(&meta.name, checksum.rows());
     Ok(TableSummary {
         name: meta.name.clone(),
@@ -205,7 +213,8 @@ enum Work {
     Table(TableMeta),
     /// COPY data as it arrived.
     Rows(Vec<Bytes>),
-    /// The table is complete: report how many rows were written.
+    /// The table is complete: report how many rows were written (on the
+    /// `written` channel, in the order the tables were sent).
     End,
 }
 
@@ -242,9 +251,9 @@ impl Loader {
         }
     }
 
-    /// Waits until the current table is written; returns its row count.
-    fn end_table(&mut self) -> Result<u64> {
-        self.send(Work::End)?;
+    /// Waits until the next table whose [`Work::End`] was sent is written;
+    /// returns its row count.
+    fn written(&mut self) -> Result<u64> {
         self.written.recv().map_err(|_| self.stopped())
     }
 
@@ -380,7 +389,8 @@ mod tests {
         for batch in chunks.chunks(3) {
             loader.send(Work::Rows(batch.to_vec())).unwrap();
         }
-        assert_eq!(loader.end_table().unwrap(), 300);
+        loader.send(Work::End).unwrap();
+        assert_eq!(loader.written().unwrap(), 300);
         let threaded = loader.finish().unwrap();
 
         let mut by_row = SnapshotWriter::create(&dir.path().join("b.sqlite"), false, &[]).unwrap();
@@ -420,7 +430,8 @@ mod tests {
             b"1\tx\tt\nnot-a-number\ty\tf\n",
         )]));
         let err = sent
-            .and_then(|_| loader.end_table().map(|_| ()))
+            .and_then(|_| loader.send(Work::End))
+            .and_then(|_| loader.written().map(|_| ()))
             .unwrap_err();
         let text = format!("{err:#}");
         assert!(
