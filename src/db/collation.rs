@@ -54,13 +54,95 @@ pub fn collation_for(pg_type: &str) -> Option<&'static str> {
     }
 }
 
-/// Registers [`NUMERIC`] and the time collations on `conn`.
-pub fn register(conn: &Connection) -> Result<()> {
+/// SQLite's built-in collation that ignores trailing spaces: Postgres's
+/// `character(n)` (bpchar) compares without its padding, and the snapshot
+/// keeps the padded text Postgres prints (`'ab   '` equals `'ab'`).
+pub const BPCHAR: &str = "RTRIM";
+
+/// Whether `pg_type` is `character(n)` / `bpchar` (not `character varying`).
+pub fn is_bpchar(pg_type: &str) -> bool {
+    let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
+    matches!(base, "character" | "bpchar")
+}
+
+/// The collation of an enum column during a rehearsal: Postgres orders an
+/// enum by its labels' declared order (`pg_enum.enumsortorder`), not by
+/// their text, so `status > 'new'` means the labels declared after 'new'.
+/// One collation per list of labels, named by a digest of them (an enum
+/// type's name alone could be another schema's type).
+pub fn enum_collation(labels: &[String]) -> String {
+    let joined = labels.join("\u{0}");
+    format!(
+        "pg_enum_{:016x}",
+        xxhash_rust::xxh3::xxh3_64(joined.as_bytes())
+    )
+}
+
+/// The collation `column` compares with during a rehearsal, if its values
+/// are held as text Postgres compares otherwise: numbers, dates and
+/// timestamps by what they mean ([`collation_for`]), an enum (or a domain
+/// over one) by its labels' order, `character(n)` without its padding.
+pub fn collation_of(column: &crate::catalog::ColumnMeta) -> Option<String> {
+    // A domain's values compare as its base type's.
+    let value_type = column.value_type();
+    if let Some(c) = collation_for(&value_type) {
+        return Some(c.to_string());
+    }
+    if let Some(labels) = &column.enum_labels {
+        return Some(enum_collation(labels));
+    }
+    is_bpchar(&value_type).then(|| BPCHAR.to_string())
+}
+
+/// Registers [`NUMERIC`], the time collations and the collation of every
+/// enum `tables` have a column of ([`enum_collation`]) on `conn`, and the
+/// names Postgres gives byte order (`"C"`, `"POSIX"`, `ucs_basic`), so a
+/// plan can write `name COLLATE "C"` and mean the same on both engines.
+pub fn register(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Result<()> {
     conn.create_collation(NUMERIC, compare_numeric)?;
     conn.create_collation(TIMESTAMPTZ, |a, b| compare_time(a, b, Moment::Zoned))?;
     conn.create_collation(TIMESTAMP, |a, b| compare_time(a, b, Moment::Local))?;
     conn.create_collation(DATE, |a, b| compare_time(a, b, Moment::Day))?;
+    for bytewise in BYTE_ORDER {
+        conn.create_collation(bytewise, |a, b| a.as_bytes().cmp(b.as_bytes()))?;
+    }
+    register_enums(conn, tables)
+}
+
+/// Postgres collations that compare UTF-8 text in byte (code point) order,
+/// as SQLite's BINARY does.
+pub const BYTE_ORDER: [&str; 3] = ["C", "POSIX", "ucs_basic"];
+
+fn register_enums(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Result<()> {
+    let mut done = std::collections::HashSet::new();
+    for c in tables.iter().flat_map(|t| &t.columns) {
+        let Some(labels) = &c.enum_labels else {
+            continue;
+        };
+        let name = enum_collation(labels);
+        if !done.insert(name.clone()) {
+            continue;
+        }
+        let order: std::collections::HashMap<String, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i))
+            .collect();
+        conn.create_collation(name.as_str(), move |a, b| compare_enum(&order, a, b))?;
+    }
     Ok(())
+}
+
+/// Labels in their declared order; text that is no label after them,
+/// bytewise (Postgres refuses such a literal; the rehearsal's enum check
+/// names stored values that are none).
+fn compare_enum(order: &std::collections::HashMap<String, usize>, a: &str, b: &str) -> Ordering {
+    match (order.get(a), order.get(b)) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.as_bytes().cmp(b.as_bytes()),
+    }
 }
 
 /// How Postgres reads a date or timestamp literal for a column.

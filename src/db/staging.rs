@@ -279,7 +279,12 @@ fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
             None => "BLOB".to_string(),
         }
     } else {
-        c.storage().sqlite_decl().to_string()
+        match crate::db::collation::collation_of(c).filter(|_| working) {
+            // An enum by its labels' order, character(n) without its
+            // padding, as Postgres compares them (`db::collation`).
+            Some(collation) => format!("{} COLLATE {collation}", c.storage().sqlite_decl()),
+            None => c.storage().sqlite_decl().to_string(),
+        }
     };
     let mut decl = format!("{} {ty}", quote_ident(&c.name));
     if let Some(v) = constant_default(c) {
@@ -1387,7 +1392,7 @@ mod tests {
         .unwrap();
         let snap = Snapshot::open(&path).unwrap();
         // The working copy's columns compare with the rehearsal's collations.
-        crate::db::collation::register(&snap.conn).unwrap();
+        crate::db::collation::register(&snap.conn, std::slice::from_ref(&child)).unwrap();
         // Written as a phase writes its working copy: left-out columns
         // Postgres fills take the marker until the phase ends.
         snap.conn

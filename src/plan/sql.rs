@@ -30,7 +30,7 @@ const SETTLED_JSONB: &str = "sandbox_settled_jsonb";
 /// `jsonb_canonical(text)` on the connection, and the collation the
 /// working copies compare numbers with (`db::collation`).
 pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
-    crate::db::collation::register(conn)?;
+    crate::db::collation::register(conn, tables)?;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("plan_uuid", 2, flags, |ctx| {
         let kind: Option<String> = ctx.get(0)?;

@@ -200,18 +200,15 @@ pub fn stage_pulled(conn: &Connection, meta: &TableMeta) -> Result<()> {
 }
 
 /// A TEMP view under a pulled table's name that the plan only reads, its
-/// numeric and floating-point columns compared as numbers and its dates
-/// and timestamps as moments (see `db::collation`): TEMP shadows `main` for
+/// numeric and floating-point columns compared as numbers, its dates and
+/// timestamps as moments, its enums by label order and its `character(n)`
+/// without padding (see `db::collation`): TEMP shadows `main` for
 /// unqualified names, so the plan's SQL reads the pulled rows through it
 /// and `cost > 0.2` means what it means on Postgres. Returns whether the
 /// table needed one.
 pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> {
-    use crate::db::collation::collation_for;
-    if !meta
-        .columns
-        .iter()
-        .any(|c| collation_for(&c.value_type()).is_some())
-    {
+    use crate::db::collation::collation_of;
+    if !meta.columns.iter().any(|c| collation_of(c).is_some()) {
         return Ok(false);
     }
     let columns: Vec<String> = meta
@@ -219,7 +216,7 @@ pub fn create_numeric_view(conn: &Connection, meta: &TableMeta) -> Result<bool> 
         .iter()
         .map(|c| {
             let name = quote_ident(&c.name);
-            if let Some(collation) = collation_for(&c.value_type()) {
+            if let Some(collation) = collation_of(c) {
                 // A column of the pulled table keeps its TEXT affinity
                 // through the view; the collation is added.
                 format!("t.{name} COLLATE {collation} AS {name}")

@@ -1,0 +1,161 @@
+//! The rehearsal compares values as Postgres compares them. A phase's
+//! SQL runs on the snapshot (SQLite), and the push applies what it
+//! changed: where SQLite compares otherwise — an enum as text, a
+//! `character(n)` with its padding — the rehearsal was green and the push
+//! changed other rows than the SQL means on Postgres. Each test runs the
+//! same SQL on Postgres and in the rehearsal, asserts the same rows, then
+//! pushes (preflight, --confirm) and rolls back with whole-database
+//! compares.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{failed_checks, World};
+
+/// A plan folder writing `dh_item` and reading `ref_item`, one phase per
+/// SQL text.
+fn plan(dir: &Path, phases: &[&str]) -> PathBuf {
+    let plan = dir.join("plan");
+    std::fs::create_dir_all(plan.join("phases")).unwrap();
+    let phase_list: Vec<serde_json::Value> = phases
+        .iter()
+        .enumerate()
+        .map(|(n, sql)| {
+            let file = format!("phases/{}.sql", n + 1);
+            std::fs::write(plan.join(&file), sql).unwrap();
+            serde_json::json!({
+                "id": (n + 1).to_string(), "name": format!("step {}", n + 1), "sql": file,
+                "reads": ["ref_item"], "writes": ["dh_item"], "conflicts": [], "expectations": []
+            })
+        })
+        .collect();
+    let file = serde_json::json!({
+        "name": "items", "description": "a test plan writing dh_item, reading ref_item",
+        "schema": "target.json",
+        "tables": {"protected": [], "sources": ["dh_item", "ref_item"]},
+        "phases": phase_list, "verification": [], "guards": []
+    });
+    std::fs::write(
+        plan.join("plan.json"),
+        serde_json::to_string_pretty(&file).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        plan.join("target.json"),
+        r#"{"tables": [], "added_columns": []}"#,
+    )
+    .unwrap();
+    plan
+}
+
+/// Items with an enum whose declared order is not its labels' text order,
+/// a `character(5)`, a numeric, a jsonb and a text; `ref_item` holds the
+/// same rows for the plan to read only.
+const ITEMS: &str =
+    "CREATE TYPE public.item_status AS ENUM ('new', 'open', 'active', 'blocked', 'done');
+     CREATE TABLE public.dh_item (id int PRIMARY KEY, status public.item_status, code char(5),
+       price numeric, doc jsonb, name text, touched int NOT NULL DEFAULT 0);
+     INSERT INTO public.dh_item (id, status, code, price, doc, name) VALUES
+       (1, 'new', 'ab', 60.00, '{\"n\": 10, \"flag\": true}', 'Äpfel'),
+       (2, 'open', 'abc', 9.5, '{\"n\": 9, \"flag\": false}', 'äpfel'),
+       (3, 'active', 'b', NULL, '{\"n\": \"x\"}', 'Öl'),
+       (4, 'blocked', 'ab ', 100, '{\"n\": 100}', 'apple'),
+       (5, 'done', NULL, 45, '{}', 'ÉCOLE'),
+       (6, NULL, 'a', 0.00, NULL, NULL);
+     CREATE TABLE public.ref_item AS SELECT id, status, code, price, doc, name FROM public.dh_item;
+     ALTER TABLE public.ref_item ADD PRIMARY KEY (id);";
+
+/// `(id, touched)` of every item, by id.
+const TOUCHED: &str = "SELECT id, touched FROM dh_item ORDER BY id";
+
+/// Runs `phase` on Postgres (rolled back) and in a rehearsal of a snapshot
+/// pulled from the same database, asserts both touched the same items the
+/// same way, then pushes it (preflight: database unchanged; --confirm:
+/// Postgres holds what its own run of the SQL gave) and rolls it back
+/// (whole database as before). Returns Postgres's answer.
+fn same_rows_as_postgres(tag: &str, setup: &str, phase: &str) -> Vec<Vec<String>> {
+    let w = World::empty(tag, setup);
+    let mut c = w.db.client();
+    c.batch_execute(&format!("BEGIN; {phase}")).unwrap();
+    let on_postgres = common::text_rows(&mut c, TOUCHED);
+    c.batch_execute("ROLLBACK").unwrap();
+    let plan = plan(w.dir.path(), &[phase]);
+    let w = w.with_plan(&plan).pulled();
+    let (run, r) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 0, "{:#?}", failed_checks(&r));
+    let snap = rusqlite::Connection::open(&w.snapshot).unwrap();
+    let mut stmt = snap
+        .prepare("SELECT id, touched FROM staged_dh_item ORDER BY id")
+        .unwrap();
+    let rehearsed: Vec<Vec<String>> = stmt
+        .query_map([], |r| {
+            Ok(vec![
+                r.get::<_, i64>(0)?.to_string(),
+                r.get::<_, i64>(1)?.to_string(),
+            ])
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rehearsed, on_postgres, "rehearsal vs Postgres: {phase}");
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "a preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(&mut c, TOUCHED),
+        on_postgres,
+        "pushed vs Postgres's own run"
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+    on_postgres
+}
+
+/// The touched count of each item, by id.
+fn touched(rows: &[Vec<String>]) -> Vec<&str> {
+    rows.iter().map(|r| r[1].as_str()).collect()
+}
+
+/// An enum compares by its declared order (`pg_enum.enumsortorder`), in
+/// the written table and in one the plan only reads, also as MAX and in
+/// ORDER BY. Before: `status > 'new'` held for 1 item ('open', by text)
+/// where Postgres means 4.
+#[test]
+fn an_enum_compares_in_its_declared_order() {
+    let rows = same_rows_as_postgres(
+        "cmp_enum",
+        ITEMS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE status > 'new';
+         UPDATE dh_item SET touched = touched + 10 WHERE status BETWEEN 'open' AND 'blocked';
+         UPDATE dh_item SET touched = touched + 100
+           WHERE id = (SELECT id FROM dh_item WHERE status IS NOT NULL ORDER BY status DESC, id LIMIT 1);
+         UPDATE dh_item SET touched = touched + 1000
+           WHERE id IN (SELECT id FROM ref_item WHERE status < 'active');
+         UPDATE dh_item SET touched = touched + 10000 WHERE status = (SELECT max(status) FROM ref_item);",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["1000", "1011", "11", "11", "10101", "0"],
+        "Postgres's answer"
+    );
+}
+
+/// `character(n)` compares without its padding: the snapshot holds 'ab   '
+/// as Postgres prints it, and `code = 'ab'` finds it. Before: 0 items.
+#[test]
+fn a_character_n_compares_without_its_padding() {
+    let rows = same_rows_as_postgres(
+        "cmp_bpchar",
+        ITEMS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE code = 'ab';
+         UPDATE dh_item SET touched = touched + 10 WHERE code IN ('abc', 'b ');
+         UPDATE dh_item SET touched = touched + 100 WHERE id IN (SELECT id FROM ref_item WHERE code = 'a');
+         UPDATE dh_item SET touched = touched + 1000 WHERE code > 'ab ';",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["1", "1010", "1010", "1", "0", "100"],
+        "Postgres's answer"
+    );
+}
