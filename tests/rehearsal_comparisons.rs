@@ -159,3 +159,28 @@ fn a_character_n_compares_without_its_padding() {
         "Postgres's answer"
     );
 }
+
+/// A numeric column compares as a number through COALESCE, NULLIF, CASE
+/// and a scalar subquery, as it does bare (R45). Before: `COALESCE(price,
+/// 0) > 50` held for every priced item (text '9.5' is greater than the
+/// integer 50 in SQLite): 5 items where Postgres means 2.
+#[test]
+fn a_number_compares_as_a_number_through_coalesce_nullif_case_and_subqueries() {
+    let rows = same_rows_as_postgres(
+        "cmp_numeric_expr",
+        ITEMS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE COALESCE(price, 0) > 50;
+         UPDATE dh_item SET touched = touched + 10 WHERE NULLIF(price, 0) IS NULL;
+         UPDATE dh_item SET touched = touched + 100
+           WHERE CASE WHEN status = 'done' THEN 0 ELSE price END BETWEEN 9 AND 60;
+         UPDATE dh_item SET touched = touched + 1000
+           WHERE (SELECT r.price FROM ref_item r WHERE r.id = dh_item.id) < 10;
+         UPDATE dh_item SET touched = touched + 10000
+           WHERE id = (SELECT id FROM ref_item ORDER BY COALESCE(price, -1) DESC, id LIMIT 1);",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["101", "1100", "10", "10001", "0", "1010"],
+        "Postgres's answer"
+    );
+}

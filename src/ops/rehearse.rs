@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::catalog::TableMeta;
+use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::generated::{stale_columns, StaleColumn};
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{
@@ -17,6 +18,7 @@ use crate::db::staging::{
     PreflightItem, LEFT_TO_POSTGRES_DDL,
 };
 use crate::plan::checks::{evaluate, evaluate_guard, Check, CheckKind, PhaseTiming};
+use crate::plan::collate::ColumnCollations;
 use crate::plan::sql::{self as plansql, Rules};
 use crate::plan::stage::{
     self, combined_staged_checksum, staged, staged_checksum, staged_meta, working_meta,
@@ -303,6 +305,9 @@ struct Rehearsal<'a> {
     /// Expectations and verification queries that read a stale generated
     /// column: their number is decided on Postgres by the preflight.
     stale_reads: Vec<PreflightItem>,
+    /// The collation of each column the phases compare otherwise than
+    /// SQLite would (`db::collation::collation_of`), for `plan::collate`.
+    collations: Arc<ColumnCollations>,
 }
 
 fn run_in_transaction(
@@ -356,6 +361,53 @@ fn run_in_transaction(
     })
 }
 
+/// The rehearsal collation of each column of the pulled tables and the
+/// tables and columns the plan creates, by table. A created column of an
+/// enum type takes the labels a pulled column of that type has.
+fn column_collations(snapshot: &Snapshot, plan: &Plan) -> ColumnCollations {
+    use crate::db::collation::collation_of;
+    let pulled: Vec<&ColumnMeta> = snapshot
+        .tables
+        .iter()
+        .flat_map(|t| &t.meta.columns)
+        .collect();
+    let like_pulled = |c: &ColumnMeta| -> ColumnMeta {
+        let mut c = c.clone();
+        if let Some(p) = pulled.iter().find(|p| p.pg_type == c.pg_type) {
+            c.enum_labels.clone_from(&p.enum_labels);
+            c.domain.clone_from(&p.domain);
+        }
+        c
+    };
+    let mut out = ColumnCollations::new();
+    let mut add = |table: &str, c: &ColumnMeta| {
+        if let Some(coll) = collation_of(c) {
+            out.entry(table.to_ascii_lowercase())
+                .or_default()
+                .insert(c.name.to_ascii_lowercase(), coll);
+        }
+    };
+    for t in &snapshot.tables {
+        for c in &t.meta.columns {
+            add(&t.meta.name, c);
+        }
+    }
+    for t in &plan.schema.tables {
+        for c in &stage::target_meta(t).columns {
+            add(&t.name, &like_pulled(c));
+        }
+    }
+    for a in &plan.schema.added_columns {
+        let c = ColumnMeta {
+            name: a.column.name.clone(),
+            pg_type: a.column.pg_type.clone(),
+            ..Default::default()
+        };
+        add(&a.table, &like_pulled(&c));
+    }
+    out
+}
+
 impl<'a> Rehearsal<'a> {
     fn new(snapshot: &'a Snapshot, plan: &'a Plan) -> Rehearsal<'a> {
         let known: HashSet<String> = snapshot
@@ -380,6 +432,7 @@ impl<'a> Rehearsal<'a> {
             numeric_views: Vec::new(),
             stale: BTreeMap::new(),
             stale_reads: Vec::new(),
+            collations: Arc::new(column_collations(snapshot, plan)),
         }
     }
 
@@ -388,6 +441,7 @@ impl<'a> Rehearsal<'a> {
         Rules {
             known_tables: self.known.clone(),
             writes: HashSet::new(),
+            collations: Arc::clone(&self.collations),
         }
     }
 
@@ -506,6 +560,7 @@ impl<'a> Rehearsal<'a> {
         let rules = Rules {
             known_tables: self.known.clone(),
             writes: phase.writes.iter().cloned().collect(),
+            collations: Arc::clone(&self.collations),
         };
         let run = plansql::run_sql(self.conn, sql_text, &rules, &self.params);
         // What the phase left to Postgres is recorded before anything else

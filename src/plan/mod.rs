@@ -8,6 +8,7 @@
 pub mod adopt;
 pub mod canonical;
 pub mod checks;
+pub mod collate;
 pub mod folder;
 pub mod null_order;
 pub mod policy;

@@ -12,7 +12,7 @@
 
 /// A token of SQL text, by byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     /// An unquoted word: keyword, identifier or number.
     Word,
     Open,
@@ -23,13 +23,14 @@ enum Kind {
     Other,
 }
 
-struct Token {
-    kind: Kind,
-    start: usize,
-    end: usize,
+pub(super) struct Token {
+    pub(super) kind: Kind,
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
-fn tokens(sql: &str) -> Vec<Token> {
+/// The tokens of `sql`, comments and whitespace left out.
+pub(super) fn tokens(sql: &str) -> Vec<Token> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -14,6 +14,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use super::checks::{Check, CheckKind};
+use super::collate::{with_column_collations, ColumnCollations};
 use super::SeedFile;
 use crate::catalog::TableMeta;
 use crate::db::sqlite::from_sqlite;
@@ -336,6 +337,9 @@ pub struct Rules {
     pub known_tables: HashSet<String>,
     /// Tables the SQL may write (their TEMP working copies only).
     pub writes: HashSet<String>,
+    /// The collations the rehearsal compares columns with, kept through
+    /// `COALESCE`, `CASE`, scalar subqueries… (see `collate`).
+    pub collations: Arc<ColumnCollations>,
 }
 
 fn install_authorizer(conn: &Connection, rules: &Rules) -> Arc<Mutex<Access>> {
@@ -482,8 +486,10 @@ pub fn run_sql(
     let access = install_authorizer(conn, rules);
     let mut failure = None;
     for st in split_statements(text) {
-        // NULLs sort where Postgres sorts them (see `null_order`).
-        let sql = super::null_order::with_postgres_null_order(&st.sql);
+        // Collated columns compare through expressions, and NULLs sort,
+        // as on Postgres (see `collate`, `null_order`).
+        let sql = with_column_collations(&st.sql, &rules.collations);
+        let sql = super::null_order::with_postgres_null_order(&sql);
         let outcome = (|| -> Result<(), (usize, String)> {
             let mut stmt = conn
                 .prepare(&sql)
@@ -572,9 +578,12 @@ pub fn query_rows(
     let read_only = Rules {
         known_tables: rules.known_tables.clone(),
         writes: HashSet::new(),
+        collations: Arc::clone(&rules.collations),
     };
     let access = install_authorizer(conn, &read_only);
-    // NULLs sort where Postgres sorts them (see `null_order`).
+    // As in `run_sql`: collated columns compare, and NULLs sort, as on
+    // Postgres.
+    let sql = &with_column_collations(sql, &rules.collations);
     let sql = &super::null_order::with_postgres_null_order(sql);
     let result = (|| -> Result<Vec<Vec<String>>, (usize, String)> {
         let mut stmt = conn
