@@ -214,3 +214,66 @@ fn a_numeric_primary_key_equal_as_a_number_collides_in_the_rehearsal() {
         before.assert_same(&w.state(), "a refused push");
     }
 }
+
+/// Domain values in a row's JSON (`dh_tool_jsonb`, and so `tools.metadata`)
+/// take the form Postgres's own `to_jsonb` gives them: a number for a
+/// domain over int or numeric, an object for one over jsonb, a JSON array
+/// of numbers for an array of a domain, the `T` form for a timestamptz
+/// domain (before: every domain value was a JSON string). Compared with
+/// Postgres's to_jsonb of the very rows, whole, in the rehearsal and after
+/// the push; rollback leaves the whole database as it was.
+#[test]
+fn domain_values_in_row_json_are_as_postgres_to_jsonb_gives_them() {
+    let w = World::loaded("dom_jsonb", "plan")
+        .with_sql(
+            "CREATE DOMAIN public.qty AS int CHECK (VALUE >= 0);
+             CREATE DOMAIN public.price AS numeric(8,2);
+             CREATE DOMAIN public.doc AS jsonb;
+             CREATE DOMAIN public.seen AS timestamptz;
+             CREATE DOMAIN public.flag AS boolean;
+             ALTER TABLE public.dh_tool ADD COLUMN qty public.qty, ADD COLUMN price public.price,
+               ADD COLUMN doc public.doc, ADD COLUMN seen public.seen, ADD COLUMN flag public.flag,
+               ADD COLUMN qtys public.qty[];
+             UPDATE public.dh_tool SET qty = 10, price = 9.5, doc = '{\"a\": [1, 2.50]}',
+               seen = '2024-01-01 10:00:00+00', flag = true, qtys = '{1,NULL,30}'
+               WHERE id = (SELECT id FROM public.dh_tool ORDER BY id LIMIT 1);",
+        )
+        .pulled();
+    let before = w.state();
+    let mut c = w.db.client();
+    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    let want: Vec<Vec<String>> = common::text_rows(
+        &mut c,
+        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
+    );
+    assert!(
+        want.iter().any(|r| r[1].contains("\"qty\": 10,")
+            && r[1].contains("\"qtys\": [1, null, 30]")
+            && r[1].contains("\"flag\": true")),
+        "{want:?}"
+    );
+    w.rehearse(&[]).ok();
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
+    for row in &want {
+        let staged: String = conn
+            .query_row(
+                "SELECT metadata FROM staged_tools WHERE id = ?",
+                [&row[0]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
+        assert_eq!(staged, postgres, "tool {}", row[0]);
+    }
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::count(
+            &mut c,
+            "SELECT count(*) FROM public.tools t JOIN public.dh_tool d USING (id) \
+             WHERE t.metadata IS DISTINCT FROM to_jsonb(d) - 'id' - 'name'"
+        ),
+        0
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
