@@ -12,7 +12,7 @@
 //! bound.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +40,11 @@ pub struct ProxyStats {
     pub connections: AtomicU64,
     pub to_client: AtomicU64,
     pub to_server: AtomicU64,
+    /// Sequential round trips: the times a client spoke again after the
+    /// server had answered it (summed over connections). Statements a
+    /// client sends back to back, without waiting for an answer, are one
+    /// (with a delay on the link their answers cannot arrive in between).
+    pub round_trips: AtomicU64,
 }
 
 impl Link {
@@ -58,15 +63,20 @@ impl Link {
 
 /// Copies one direction through the link; returns when the reader ends or
 /// either side fails. Counts bytes into `counters` as they are delivered.
+/// `answered` is set once the server has delivered bytes to the client and
+/// cleared when the client speaks again (which is then a new round trip).
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     link: Link,
     conn: Arc<AtomicU64>,
     total: Arc<ProxyStats>,
+    answered: Arc<AtomicBool>,
     to_client: bool,
 ) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(IN_FLIGHT);
+    let answered_by_server = answered.clone();
+    let counted = total.clone();
     let reader = async move {
         loop {
             let mut buf = vec![0u8; CHUNK];
@@ -74,6 +84,9 @@ async fn pump(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     buf.truncate(n);
+                    if !to_client && answered.swap(false, Ordering::SeqCst) {
+                        counted.round_trips.fetch_add(1, Ordering::Relaxed);
+                    }
                     if tx.send((Instant::now(), buf)).await.is_err() {
                         break;
                     }
@@ -102,6 +115,10 @@ async fn pump(
                 total.to_client.fetch_add(n, Ordering::Relaxed);
             } else {
                 total.to_server.fetch_add(n, Ordering::Relaxed);
+            }
+            if to_client {
+                // Before the write too: the client may answer at once.
+                answered_by_server.store(true, Ordering::SeqCst);
             }
             if to.write_all(&chunk).await.is_err() {
                 return;
@@ -136,9 +153,19 @@ pub async fn serve(
             let (sr, sw) = server.into_split();
             let down = Arc::new(AtomicU64::new(0));
             let up = Arc::new(AtomicU64::new(0));
+            // The client's first message (the startup) is its first round trip.
+            let answered = Arc::new(AtomicBool::new(true));
             tokio::join!(
-                pump(sr, cw, link, down.clone(), stats.clone(), true),
-                pump(cr, sw, link, up.clone(), stats.clone(), false),
+                pump(
+                    sr,
+                    cw,
+                    link,
+                    down.clone(),
+                    stats.clone(),
+                    answered.clone(),
+                    true
+                ),
+                pump(cr, sw, link, up.clone(), stats.clone(), answered, false),
             );
             let (d, u) = (down.load(Ordering::Relaxed), up.load(Ordering::Relaxed));
             if let Some(c) = closed {
@@ -192,6 +219,12 @@ impl LatencyProxy {
     /// Bytes the server sent to clients so far (over every connection).
     pub fn bytes_to_client(&self) -> u64 {
         self.stats.to_client.load(Ordering::Relaxed)
+    }
+
+    /// Sequential round trips so far (over every connection): see
+    /// [`ProxyStats::round_trips`].
+    pub fn round_trips(&self) -> u64 {
+        self.stats.round_trips.load(Ordering::Relaxed)
     }
 }
 

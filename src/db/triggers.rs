@@ -134,7 +134,7 @@ pub async fn insert_rules_check(tx: &Transaction<'_>, written: &[WrittenTable]) 
 }
 
 /// A table the push writes and how.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenTable {
     pub name: String,
     pub updates: bool,

@@ -134,7 +134,13 @@ const WATCHED_TABLES: &str = "FROM pg_catalog.pg_class c \
 /// [`WRITES_AT_START`]); called once, at the start of the push or rollback
 /// transaction, before its first write.
 pub async fn record_start(tx: &Transaction<'_>) -> Result<()> {
-    tx.batch_execute(&format!(
+    tx.batch_execute(&record_start_sql()).await?;
+    Ok(())
+}
+
+/// [`record_start`]'s statement, to send along with another.
+pub fn record_start_sql() -> String {
+    format!(
         "SELECT pg_catalog.set_config('{STORAGE_AT_START}', \
            (SELECT coalesce(pg_catalog.jsonb_object_agg(c.oid::text, c.relfilenode::text), '{{}}')::text \
             {WATCHED_TABLES}), true), \
@@ -143,9 +149,7 @@ pub async fn record_start(tx: &Transaction<'_>) -> Result<()> {
                      pg_catalog.jsonb_build_array(s.n_tup_ins, s.n_tup_upd, s.n_tup_del)), '{{}}')::text \
             FROM pg_catalog.pg_stat_xact_user_tables s \
             WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0), true)"
-    ))
-    .await?;
-    Ok(())
+    )
 }
 
 /// One check: no table outside `exempt` (the plan's own DDL targets, which
@@ -160,37 +164,37 @@ pub async fn storage_check(
     exempt: &[String],
     allowed: &[String],
 ) -> Result<Check> {
-    let recorded: Option<String> = tx
-        .query_one(
-            &format!("SELECT pg_catalog.current_setting('{STORAGE_AT_START}', true)"),
-            &[],
-        )
-        .await?
-        .get(0);
-    let Some(recorded) = recorded.filter(|r| !r.is_empty()) else {
+    // The recorded storage is read on the server, in the statement sent
+    // with the one asking whether it was recorded: one round trip.
+    let asked = format!(
+        "SELECT coalesce(pg_catalog.current_setting('{STORAGE_AT_START}', true), '') <> ''"
+    );
+    // A partition is named by its partitioned table, the name a plan and
+    // --allow-writes use.
+    let replaced = format!(
+                "SELECT DISTINCT rn.nspname::text || '.' || r.relname::text \
+                 FROM pg_catalog.jsonb_each_text(nullif( \
+                   pg_catalog.current_setting('{STORAGE_AT_START}', true), '')::jsonb) s(oid, node) \
+                 JOIN pg_catalog.pg_class c ON c.oid = s.oid::oid \
+                 JOIN pg_catalog.pg_class r ON r.oid = coalesce(pg_catalog.pg_partition_root(c.oid), c.oid) \
+                 JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace \
+                 WHERE c.relfilenode::text <> s.node \
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l \
+                               WHERE l.locktype = 'relation' AND l.relation = c.oid \
+                                 AND l.pid = pg_catalog.pg_backend_pid() \
+                                 AND l.mode = 'AccessExclusiveLock' AND l.granted) \
+                 ORDER BY 1"
+    );
+    let (recorded, rows) =
+        futures_util::join!(tx.query_typed(&asked, &[]), tx.query_typed(&replaced, &[]));
+    let recorded: bool = recorded?.first().is_some_and(|r| r.get(0));
+    if !recorded {
         anyhow::bail!(
             "the storage of the tables was not recorded at the start of this transaction, so a \
              TRUNCATE could not be told apart"
         );
-    };
-    let rows = tx
-        .query_typed(
-            // A partition is named by its partitioned table, the name a
-            // plan and --allow-writes use.
-            "SELECT DISTINCT rn.nspname::text || '.' || r.relname::text \
-             FROM pg_catalog.jsonb_each_text($1::text::jsonb) s(oid, node) \
-             JOIN pg_catalog.pg_class c ON c.oid = s.oid::oid \
-             JOIN pg_catalog.pg_class r ON r.oid = coalesce(pg_catalog.pg_partition_root(c.oid), c.oid) \
-             JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace \
-             WHERE c.relfilenode::text <> s.node \
-               AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l \
-                           WHERE l.locktype = 'relation' AND l.relation = c.oid \
-                             AND l.pid = pg_catalog.pg_backend_pid() \
-                             AND l.mode = 'AccessExclusiveLock' AND l.granted) \
-             ORDER BY 1",
-            &[(&recorded, tokio_postgres::types::Type::TEXT)],
-        )
-        .await?;
+    }
+    let rows = rows?;
     let exempt: Vec<String> = exempt.iter().map(|t| qualify(t)).collect();
     let allowed: Vec<String> = allowed.iter().map(|t| qualify(t)).collect();
     let replaced: Vec<String> = rows

@@ -1568,7 +1568,21 @@ impl Push<'_, '_> {
         self.job
             .progress
             .step("accounting for every write of the transaction");
-        let writes = transaction_writes(&self.tx).await?;
+        // ADD COLUMN may rewrite its table; the state checks cover its rows.
+        let ddl_targets: Vec<String> = self
+            .job
+            .plan
+            .schema
+            .added_columns
+            .iter()
+            .map(|a| a.table.clone())
+            .collect();
+        // The storage check asks nothing of the writes: sent with them.
+        let (writes, storage) = futures_util::join!(
+            transaction_writes(&self.tx),
+            storage_check(&self.tx, "writes", &ddl_targets, &receipt.allowed)
+        );
+        let writes = writes?;
         // An event trigger writing a table fired on the push's DDL: the
         // plan's, and the hold-off of the triggers it names.
         let hold_off: Vec<String> = triggers
@@ -1611,16 +1625,7 @@ impl Push<'_, '_> {
             &writers,
         );
         checks.extend(accounting.checks);
-        // ADD COLUMN may rewrite its table; the state checks cover its rows.
-        let ddl_targets: Vec<String> = self
-            .job
-            .plan
-            .schema
-            .added_columns
-            .iter()
-            .map(|a| a.table.clone())
-            .collect();
-        checks.push(storage_check(&self.tx, "writes", &ddl_targets, &receipt.allowed).await?);
+        checks.push(storage?);
         receipt.undo.side_effects = accounting.allowed.clone();
         if !receipt.undo.side_effects.is_empty() {
             self.tx
@@ -1661,8 +1666,7 @@ impl Push<'_, '_> {
                 checks,
             ));
         }
-        let mut tx = tx;
-        let undo_rehearsal = rehearse_undo(&mut tx, job, &receipt, &checks).await?;
+        let undo_rehearsal = rehearse_undo(&tx, job, &receipt, &checks).await?;
         let report = |outcome, receipt_id, local_record_error| PushReport {
             tables: receipt.tables,
             sequences: receipt.undo.sequences,
@@ -1720,7 +1724,7 @@ impl Push<'_, '_> {
 /// push (exit 1) with the rollback's own reason and checks, unless
 /// --allow-irreversible, when it is reported instead.
 async fn rehearse_undo(
-    tx: &mut Transaction<'_>,
+    tx: &Transaction<'_>,
     job: &PushJob<'_>,
     receipt: &Receipt,
     push_checks: &[Check],
@@ -1740,25 +1744,22 @@ async fn rehearse_undo(
         allow_external_effects: job.opts.allow_external_effects,
         strict: job.opts.strict,
     };
-    let savepoint = tx
-        .savepoint("sandbox_undo_rehearsal")
-        .await
-        .context("cannot open a savepoint to rehearse the rollback")?;
-    // The undo's write accounting counts from here, not from the push's start.
-    let undone = match crate::db::writes::record_start(&savepoint).await {
-        Ok(()) => {
-            crate::db::postgres::rollback::undo_in(
-                &savepoint,
-                &opts,
-                &receipt.undo,
-                crate::db::postgres::rollback::Mode::RehearsalInPush,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    savepoint
-        .rollback()
+    // The undo's write accounting counts from the savepoint, not from the
+    // push's start: both in one round trip.
+    tx.batch_execute(&format!(
+        "SAVEPOINT sandbox_undo_rehearsal; {}",
+        crate::db::writes::record_start_sql()
+    ))
+    .await
+    .context("cannot open a savepoint to rehearse the rollback")?;
+    let undone = crate::db::postgres::rollback::undo_in(
+        tx,
+        &opts,
+        &receipt.undo,
+        crate::db::postgres::rollback::Mode::RehearsalInPush,
+    )
+    .await;
+    tx.batch_execute("ROLLBACK TO SAVEPOINT sandbox_undo_rehearsal")
         .await
         .context("cannot roll back to the savepoint after rehearsing the rollback")?;
     let millis = started.elapsed().as_millis() as u64;

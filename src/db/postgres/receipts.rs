@@ -113,25 +113,31 @@ pub async fn insert_receipt(
     table_counts: &[impl Serialize],
     undo: &Undo,
 ) -> Result<()> {
-    tx.batch_execute(RECEIPTS_DDL)
-        .await
-        .context("creating sandbox.receipts")?;
-    tx.execute(
-        "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
-         VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
-        &[
-            &receipt_id,
-            &diff.hash,
-            &diff.plan_name,
-            &diff.plan_hash,
-            &diff.snapshot_checksum,
-            &env!("CARGO_PKG_VERSION"),
-            &serde_json::to_string(table_counts)?,
-            &serde_json::to_string(undo)?,
-        ],
-    )
-    .await
-    .context("inserting the receipt")?;
+    use tokio_postgres::types::{ToSql, Type};
+    let counts = serde_json::to_string(table_counts)?;
+    let undo = serde_json::to_string(undo)?;
+    let values: [(&(dyn ToSql + Sync), Type); 8] = [
+        (&receipt_id, Type::TEXT),
+        (&diff.hash, Type::TEXT),
+        (&diff.plan_name, Type::TEXT),
+        (&diff.plan_hash, Type::TEXT),
+        (&diff.snapshot_checksum, Type::TEXT),
+        (&env!("CARGO_PKG_VERSION"), Type::TEXT),
+        (&counts, Type::TEXT),
+        (&undo, Type::TEXT),
+    ];
+    // The table, then the row: sent together (one round trip), typed (no
+    // prepare); Postgres runs them in order.
+    let (created, inserted) = futures_util::join!(
+        tx.batch_execute(RECEIPTS_DDL),
+        tx.query_typed(
+            "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
+             VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",
+            &values,
+        )
+    );
+    created.context("creating sandbox.receipts")?;
+    inserted.context("inserting the receipt")?;
     Ok(())
 }
 

@@ -141,20 +141,51 @@ pub async fn undo_in(
     let undo = &*remaining;
     let r = Rollback { undo, ..r };
     r.lock_written_tables().await?;
-    checks.push(r.columns_as_pushed().await?);
-    let gone = r.unchanged_since_push(&mut checks).await?;
+    // Under the locks, every read before the undo is pipelined (a few round
+    // trips in all, not one or two per table and check); each answer is
+    // judged in the order the checks have always run, so a refusal names
+    // the same first reason. The columns are checked first on the server
+    // too: the rows read after them name those columns.
+    let written = r.written();
+    let allowed = r.allowed();
+    let (columns, unchanged, triggers_read, effects_read) = futures_util::join!(
+        r.columns_as_pushed(),
+        r.unchanged_since_push_read(),
+        plan_triggers(tx, &written, &undo.held_off_triggers),
+        Effects::read(tx, &written, &allowed),
+    );
+    checks.push(columns?);
+    let gone = r.unchanged_since_push(&mut checks, unchanged)?;
     // What the app deleted is undone already: the rest of the rollback
     // works from the receipt without those rows.
     let undo = &without_gone_rows(undo, &gone);
     let r = Rollback { undo, ..r };
-    checks.push(r.added_columns_hold_only_pushed_values().await?);
+    // Without those rows the undo may no longer update a table: what fires
+    // for it is read again for what is left (rare: the app deleted every
+    // row the push updated there).
+    let remaining = r.written();
+    let (triggers_read, effects_read) = if remaining == written {
+        (triggers_read, effects_read)
+    } else {
+        futures_util::join!(
+            plan_triggers(tx, &remaining, &undo.held_off_triggers),
+            Effects::read(tx, &remaining, &allowed),
+        )
+    };
+    let effects = effects_read?;
     let pushed = pushed_keys(undo);
-    checks.push(r.nothing_references(&pushed).await?);
-    let (triggers, trigger_check) = r.triggers().await?;
+    let (added, references, foreign, order) = futures_util::join!(
+        r.added_columns_hold_only_pushed_values(),
+        r.nothing_references(&pushed),
+        r.foreign_writes(&effects),
+        drop_order(tx, undo),
+    );
+    checks.push(added?);
+    checks.push(references?);
+    let (triggers, trigger_check) = r.triggers(triggers_read)?;
     checks.push(trigger_check);
-    let effects = Effects::read(tx, &r.written(), &r.allowed()).await?;
     checks.push(r.external_effects(&effects)?);
-    let foreign = r.foreign_writes(&effects).await?;
+    let foreign = foreign?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
     report.already_gone = dropped_since
@@ -165,28 +196,37 @@ pub async fn undo_in(
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
-    let drop_last = r.undo(&pushed, &triggers, &mut report).await?;
+    let drop_last = r.undo(order?, &pushed, &triggers, &mut report).await?;
     r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
     }
     // The receipt says which of its rows were gone before the undo (the
-    // undo left them as the app did).
+    // undo left them as the app did); sent with the read of what the last
+    // DROPs lock (one round trip).
     let gone_json = serde_json::to_string(&report.already_gone)?;
-    tx.execute(
-        "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now(), \
-         undo = CASE WHEN $2::text = '[]' THEN undo \
-                ELSE undo || jsonb_build_object('already_gone', $2::text::jsonb) END \
-         WHERE id = $1::text::uuid",
-        &[&opts.receipt_id, &gone_json],
-    )
-    .await?;
+    let marking = [
+        (&opts.receipt_id, tokio_postgres::types::Type::TEXT),
+        (&gone_json, tokio_postgres::types::Type::TEXT),
+    ];
+    let marking = marking.map(|(v, t)| (v as &(dyn tokio_postgres::types::ToSql + Sync), t));
+    let (marked, referenced) = futures_util::join!(
+        tx.query_typed(
+            "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now(), \
+             undo = CASE WHEN $2::text = '[]' THEN undo \
+                    ELSE undo || jsonb_build_object('already_gone', $2::text::jsonb) END \
+             WHERE id = $1::text::uuid",
+            &marking,
+        ),
+        referenced_by_dropped(tx, &undo.created_tables, &drop_last),
+    );
+    marked?;
     // Last, right before COMMIT (or the push's ROLLBACK TO SAVEPOINT): the
     // DDL whose ACCESS EXCLUSIVE locks make the app's readers of these
     // tables (and of the tables their foreign keys reference) wait. The
     // checks above do not need it: they name their columns. Only the write
     // accounting follows: it must see what the DROPs' event triggers wrote.
-    r.drop_locked(&drop_last, &undo.created_tables, &mut report)
+    r.drop_locked(&drop_last, &undo.created_tables, referenced?, &mut report)
         .await?;
     r.account_writes(&mut report, &effects).await?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
@@ -363,13 +403,14 @@ impl Rollback<'_, '_> {
         let tables: Vec<&str> = self.undo.tables.iter().map(|t| t.table.as_str()).collect();
         let rows = self
             .tx
-            .query(
+            // Typed: one round trip, no prepare.
+            .query_typed(
                 "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = 'public' AND c.relname = ANY($1::text[]) \
                  AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&tables],
+                &[(&tables, tokio_postgres::types::Type::TEXT_ARRAY)],
             )
             .await
             .context("reading the columns of the tables the push wrote")?;
@@ -445,52 +486,16 @@ impl Rollback<'_, '_> {
     /// that undoing would discard — the push's write is undone already —
     /// and are returned, to be left out of the undo. With --strict a
     /// deleted row is a change like any other.
-    async fn unchanged_since_push(&self, checks: &mut Vec<Check>) -> Result<Vec<GoneRow>> {
+    /// `read` is [`Self::unchanged_since_push_read`]'s answer.
+    fn unchanged_since_push(
+        &self,
+        checks: &mut Vec<Check>,
+        read: Result<Vec<(Check, Vec<GoneRow>)>>,
+    ) -> Result<Vec<GoneRow>> {
         let mut gone = Vec::new();
-        for t in &self.undo.tables {
-            let Some(after) = self.undo.after.get(&t.table) else {
-                continue;
-            };
-            let meta = meta_of(&t.table, t.columns.clone(), &t.key);
-            if t.created && !self.opts.strict {
-                let (check, deleted) = self.created_table_check(&meta, after).await?;
-                checks.push(check);
-                gone.extend(deleted.into_iter().map(|key| GoneRow {
-                    table: t.table.clone(),
-                    key,
-                    how: "the push created the table and inserted it",
-                }));
-            } else if t.created || self.opts.strict {
-                checks.push(
-                    self.state_check(
-                        &meta,
-                        after,
-                        "before undo",
-                        &format!("{} unchanged since the push", t.table),
-                        CheckKind::Integrity,
-                        true,
-                    )
-                    .await?,
-                );
-            } else {
-                let (check, deleted) = self.pushed_rows_check(t, &meta, after).await?;
-                checks.push(check);
-                gone.extend(deleted.into_iter().map(|key| {
-                    GoneRow {
-                        how: if t
-                            .inserted_keys
-                            .iter()
-                            .any(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())) == key)
-                        {
-                            "the push inserted it"
-                        } else {
-                            "the push updated it"
-                        },
-                        table: t.table.clone(),
-                        key,
-                    }
-                }));
-            }
+        for (check, deleted) in read? {
+            checks.push(check);
+            gone.extend(deleted);
         }
         if checks.iter().any(|c| !c.ok) {
             let changed: Vec<String> = checks
@@ -508,6 +513,69 @@ impl Rollback<'_, '_> {
             ));
         }
         Ok(gone)
+    }
+
+    /// What [`Self::unchanged_since_push`] judges, per table of the
+    /// receipt. One table's reads do not wait for another's: all tables at
+    /// once (pipelined on the connection), in the receipt's order.
+    async fn unchanged_since_push_read(&self) -> Result<Vec<(Check, Vec<GoneRow>)>> {
+        futures_util::future::join_all(self.undo.tables.iter().map(|t| self.unchanged_table(t)))
+            .await
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect()
+    }
+
+    /// [`Self::unchanged_since_push_read`] for one table of the receipt: its
+    /// check and the rows the app deleted since (None: no after-image).
+    async fn unchanged_table(&self, t: &UndoTable) -> Result<Option<(Check, Vec<GoneRow>)>> {
+        let Some(after) = self.undo.after.get(&t.table) else {
+            return Ok(None);
+        };
+        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        if t.created && !self.opts.strict {
+            let (check, deleted) = self.created_table_check(&meta, after).await?;
+            let gone = deleted
+                .into_iter()
+                .map(|key| GoneRow {
+                    table: t.table.clone(),
+                    key,
+                    how: "the push created the table and inserted it",
+                })
+                .collect();
+            return Ok(Some((check, gone)));
+        }
+        if t.created || self.opts.strict {
+            let check = self
+                .state_check(
+                    &meta,
+                    after,
+                    "before undo",
+                    &format!("{} unchanged since the push", t.table),
+                    CheckKind::Integrity,
+                    true,
+                )
+                .await?;
+            return Ok(Some((check, Vec::new())));
+        }
+        let (check, deleted) = self.pushed_rows_check(t, &meta, after).await?;
+        let gone = deleted
+            .into_iter()
+            .map(|key| GoneRow {
+                how: if t
+                    .inserted_keys
+                    .iter()
+                    .any(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())) == key)
+                {
+                    "the push inserted it"
+                } else {
+                    "the push updated it"
+                },
+                table: t.table.clone(),
+                key,
+            })
+            .collect();
+        Ok(Some((check, gone)))
     }
 
     /// A table the push created is dropped whole by the undo, so it must
@@ -688,7 +756,7 @@ impl Rollback<'_, '_> {
             let column = quote_ident(&a.column);
             let rows = self
                 .tx
-                .query(
+                .query_typed(
                     &format!(
                         "SELECT {column}::text, {key_sql} FROM public.{} WHERE {column} IS NOT NULL",
                         quote_ident(&a.table)
@@ -787,9 +855,12 @@ impl Rollback<'_, '_> {
 
     /// The same hold-off rule as the push: only proven updated_at stamps,
     /// and only those the receipt held off.
-    async fn triggers(&self) -> Result<(Vec<TriggerReport>, Check)> {
-        let (triggers, trigger_check) =
-            plan_triggers(self.tx, &self.written(), &self.undo.held_off_triggers).await?;
+    /// `read` is `plan_triggers` of [`Self::written`].
+    fn triggers(
+        &self,
+        read: Result<(Vec<TriggerReport>, Check)>,
+    ) -> Result<(Vec<TriggerReport>, Check)> {
+        let (triggers, trigger_check) = read?;
         if !trigger_check.ok {
             return Err(self.refuse(
                 format!("{}; {}", trigger_check.rows.join("; "), self.nothing),
@@ -857,6 +928,7 @@ impl Rollback<'_, '_> {
     /// refusal.
     async fn undo(
         &self,
+        order: DropOrder,
         pushed: &[PushedRows],
         triggers: &[TriggerReport],
         report: &mut RollbackReport,
@@ -865,8 +937,9 @@ impl Rollback<'_, '_> {
         // key, on the referenced table too) until COMMIT: every reader of
         // those tables waits from then on. So they run last (`drop_last`),
         // except the added columns the row work needs gone first.
-        let DropOrder { first, emptied } = drop_order(self.tx, self.undo).await?;
-        self.drop_locked(&first, &[], report).await?;
+        let DropOrder { first, emptied } = order;
+        let referenced = referenced_by_dropped(self.tx, &[], &first).await?;
+        self.drop_locked(&first, &[], referenced, report).await?;
         // The undo writes under the app's search_path, so the database's
         // triggers resolve names as they do for the app; the types the undo
         // spells are resolved first, under the pinned path (one round trip
@@ -903,10 +976,12 @@ impl Rollback<'_, '_> {
     /// Drops `columns` and `tables`, their ACCESS EXCLUSIVE locks (and those
     /// of the tables their foreign keys reference) taken just before, in
     /// short attempts.
+    /// `referenced` is what `referenced_by_dropped` says of them.
     async fn drop_locked(
         &self,
         columns: &[AddedColumn],
         tables: &[String],
+        referenced: Vec<String>,
         report: &mut RollbackReport,
     ) -> Result<()> {
         if columns.is_empty() && tables.is_empty() {
@@ -919,8 +994,7 @@ impl Rollback<'_, '_> {
             .map(|t| (t, LockMode::AccessExclusive))
             .collect();
         dropping.extend(
-            referenced_by_dropped(self.tx, tables, columns)
-                .await?
+            referenced
                 .into_iter()
                 .map(|t| (t, LockMode::AccessExclusive)),
         );
@@ -1088,8 +1162,12 @@ impl Rollback<'_, '_> {
             .iter()
             .map(|t| format!("public.{t}"))
             .collect();
-        let writes: Vec<_> = transaction_writes(self.tx)
-            .await?
+        // The storage check asks nothing of the writes: sent with them.
+        let (writes, storage) = futures_util::join!(
+            transaction_writes(self.tx),
+            storage_check(self.tx, "writes", &[], &allowed)
+        );
+        let writes: Vec<_> = writes?
             .into_iter()
             .filter(|w| !dropped.contains(&w.table))
             .collect();
@@ -1106,9 +1184,7 @@ impl Rollback<'_, '_> {
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.
-        report
-            .checks
-            .push(storage_check(self.tx, "writes", &[], &allowed).await?);
+        report.checks.push(storage?);
         Ok(())
     }
 

@@ -23,13 +23,14 @@ pub async fn deferrable_unique_keys(
         return Ok(String::new());
     }
     let names: Vec<String> = tx
-        .query(
+        // Typed: one round trip, no prepare.
+        .query_typed(
             "SELECT DISTINCT format('%I.%I', n.nspname, c.conname) FROM pg_catalog.pg_constraint c \
              JOIN pg_catalog.pg_class r ON r.oid = c.conrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
              WHERE n.nspname = 'public' AND r.relname = ANY($1) AND c.contype IN ('u', 'p') \
              AND c.condeferrable ORDER BY 1",
-            &[&tables],
+            &[(&tables, Type::TEXT_ARRAY)],
         )
         .await
         .context("reading the deferrable unique keys of the written tables")?
