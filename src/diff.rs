@@ -1089,8 +1089,13 @@ impl Diff {
     /// each phase's DDL, then its rows, then its updates with the triggers
     /// the plan names in `hold_off_triggers` held off (push also proves each
     /// is a pure updated_at stamp, and refuses otherwise); every other
-    /// trigger fires.
-    pub fn to_sql(&self) -> String {
+    /// trigger fires. As in push, the DDL runs under the pinned search_path
+    /// and the row writes under the app's (its triggers and defaults resolve
+    /// names as for the app), and each sequence numbering a column the rows
+    /// set is moved past them (`db::postgres::sequences`): restarted when
+    /// only `locked` tables (the public tables push locks against writers,
+    /// and those the plan creates) draw from it, else drawn with `nextval()`.
+    pub fn to_sql(&self, locked: &[String]) -> String {
         let mut s = format!(
             "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n\
              -- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\n\
@@ -1102,18 +1107,32 @@ impl Diff {
             crate::db::postgres::set_local_settings_sql()
         );
         for phase in &self.phases {
-            s.push_str(&self.phase_sql(phase));
+            s.push_str(&self.phase_sql(phase, locked));
         }
         s.push_str("COMMIT;\n");
         s
     }
 
-    fn phase_sql(&self, phase: &str) -> String {
+    fn phase_sql(&self, phase: &str, locked: &[String]) -> String {
         let mut s = format!("\n-- phase {phase}\n");
         for d in self.ddl.iter().filter(|d| d.phase == phase) {
             s.push_str(&d.sql);
             s.push_str(";\n");
         }
+        let writes = self.tables.iter().any(|t| {
+            t.inserts_of(phase).next().is_some()
+                || t.deletes_of(phase).next().is_some()
+                || !t.updates_of(phase).is_empty()
+        });
+        if !writes {
+            return s;
+        }
+        s.push_str(
+            "-- The rows are written under the app's search_path and TimeZone, as push writes \
+             them:\n-- the database's triggers and defaults resolve names as they do for the app.\n",
+        );
+        s.push_str(crate::db::postgres::search_path::AS_THE_APP);
+        s.push('\n');
         // Deletes first, children before parents, as push does.
         for t in self.tables.iter().rev() {
             let rows: Vec<&Vec<Option<String>>> = t.deletes_of(phase).collect();
@@ -1162,7 +1181,12 @@ impl Diff {
                 }
                 s.push_str("\\.\n");
             }
+            for column in t.sequence_columns_written(phase) {
+                s.push_str(&sequence_move_sql(&t.table, &column, locked));
+            }
         }
+        s.push_str(&crate::db::postgres::search_path::pin_sql());
+        s.push('\n');
         s
     }
 
@@ -1272,6 +1296,67 @@ fn trigger_toggle_sql(table: &str, action: &str, named: &[String]) -> String {
         s.push_str(&format!("DROP TABLE pg_temp.{tmp};\n"));
     }
     s
+}
+
+/// What push does to each sequence feeding `public.table.column` after
+/// writing the column's values (`sequences::advance_past_values`), as one
+/// DO block that reads the sequence and the column when the script runs:
+/// a sequence behind the largest value (smallest, counting down) moves one
+/// step past it — restarted when only `locked` tables draw from it, else
+/// drawn with `nextval()` (past [`DRAWN_ONE_BY_ONE`] values, one draw and
+/// a `setval()`). Everything is schema-qualified: it runs under the app's
+/// search_path.
+fn sequence_move_sql(table: &str, column: &str, locked: &[String]) -> String {
+    use crate::db::postgres::sequences::{DRAWN_ONE_BY_ONE, FEEDS_SQL, SHARERS_SQL};
+    let locked = locked
+        .iter()
+        .map(|t| sql_literal(Some(t)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "-- {table}.{column}: its sequences moved past the values written, as push moves them\n\
+         DO $sandbox$ DECLARE f record; seq text; shared boolean; nxt int8; written int8; \
+         draws numeric; drawn int8;\n\
+         BEGIN\n\
+         FOR f IN EXECUTE {feeds} USING {qualified}::text, {col}::text LOOP\n\
+         \x20 seq := pg_catalog.format('%I.%I', f.nspname, f.relname);\n\
+         \x20 EXECUTE 'SELECT pg_catalog.count(*) > 0 FROM (' || {sharers} || ') s \
+         WHERE NOT (s.nspname = ''public'' AND s.relname = ANY ($2))' \
+         INTO shared USING seq, ARRAY[{locked}]::text[];\n\
+         \x20 EXECUTE pg_catalog.format('SELECT (CASE WHEN is_called THEN last_value::numeric + %s \
+         ELSE last_value::numeric END)::int8 FROM %s', f.seqincrement, seq) INTO nxt;\n\
+         \x20 EXECUTE pg_catalog.format('SELECT %s(%I)::int8 FROM public.%I', \
+         CASE WHEN f.seqincrement > 0 THEN 'pg_catalog.max' ELSE 'pg_catalog.min' END, {col}::text, \
+         {tbl}::text) INTO written;\n\
+         \x20 CONTINUE WHEN written IS NULL OR (f.seqincrement > 0 AND written < nxt) \
+         OR (f.seqincrement < 0 AND written > nxt);\n\
+         \x20 IF NOT shared THEN\n\
+         \x20   EXECUTE pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', seq, written + f.seqincrement);\n\
+         \x20 ELSE\n\
+         \x20   draws := pg_catalog.ceil(pg_catalog.abs(written::numeric - nxt) / pg_catalog.abs(f.seqincrement)) + 1;\n\
+         \x20   IF draws <= {DRAWN_ONE_BY_ONE} THEN\n\
+         \x20     PERFORM pg_catalog.count(pg_catalog.nextval(seq::regclass)) \
+         FROM pg_catalog.generate_series(1, draws::int8);\n\
+         \x20   ELSE\n\
+         \x20     drawn := pg_catalog.nextval(seq::regclass);\n\
+         \x20     IF (f.seqincrement > 0 AND drawn < written) OR (f.seqincrement < 0 AND drawn > written) THEN\n\
+         \x20       PERFORM pg_catalog.setval(seq::regclass, written);\n\
+         \x20     END IF;\n\
+         \x20   END IF;\n\
+         \x20 END IF;\n\
+         END LOOP;\n\
+         END $sandbox$;\n",
+        feeds = dollar_quoted(FEEDS_SQL),
+        sharers = dollar_quoted(SHARERS_SQL),
+        qualified = sql_literal(Some(&format!("public.{}", quote_ident(table)))),
+        col = sql_literal(Some(column)),
+        tbl = sql_literal(Some(table)),
+    )
+}
+
+/// A query as a dollar-quoted literal inside the script's DO blocks.
+fn dollar_quoted(sql: &str) -> String {
+    format!("$q${sql}$q$")
 }
 
 /// A SQL string literal (standard_conforming_strings on).

@@ -1954,3 +1954,59 @@ fn the_preflight_names_the_sequences_it_advanced() {
         .ok()
         .stdout_has("public.audit_log_id_seq by 227 (last value 227 → 454)");
 }
+
+/// `diff --sql` is what push does, on a database where that is hard: the
+/// app's search_path is `app, public` (its audit trigger writes an
+/// unqualified `audit_log`), and phase 3B numbers its 116 workflows itself
+/// in a column drawing from a sequence the app's `app_events` shares and
+/// in a serial of their own (phase 3C then leaves both to Postgres). Two
+/// databases from the same fixtures: push one, `psql -f` the script on the
+/// other. Before, the script wrote the rows under the pinned path (the
+/// trigger wrote `public.audit_log`: 227 + 105 rows where push wrote
+/// `app.audit_log`) and moved no sequence (phase 3C's rows drew 142 again:
+/// duplicate key on ext_no, the script stopped). Now the whole databases
+/// are equal (the audit rows by content: their ids differ by what push's
+/// rehearsed undo drew), and so are the two sequences.
+#[test]
+fn the_diff_sql_script_moves_sequences_and_writes_under_the_apps_path_as_push_does() {
+    let w = World::loaded("sql_hostile", "plan")
+        .with_sql(APP_PATH_AUDIT)
+        .with_sql(SHARED_SEQUENCE)
+        .with_sql("ALTER TABLE public.workflows ADD COLUMN legacy_no serial UNIQUE;");
+    let db = w.db.name.clone();
+    let app_path = |db: &str| format!("ALTER DATABASE \"{db}\" SET search_path = app, public");
+    w.exec(&app_path(&db));
+    let dir = tempfile::tempdir().unwrap();
+    let plan = numbering_plan(&dir.path().join("numbered"), &["ext_no", "legacy_no"]);
+    let w = w.with_plan(&plan);
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    // A database setting is not copied with the template.
+    let copy = TestDb::from_template(&db, "sql_hostile_copy");
+    copy.client().batch_execute(&app_path(&copy.name)).unwrap();
+    let script = dir.path().join("migration.sql");
+    w.diff(&["--sql", script.to_str().unwrap()]).ok();
+
+    w.push(&["--confirm", "--allow-writes", "app.audit_log"])
+        .ok();
+    let run = common::psql_file(&copy.url, &script);
+    run.ok();
+    assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
+
+    let audit = [("app.audit_log", "t.tbl || ' ' || t.op || ' ' || t.row_id")];
+    let pushed = common::whole_database_state_with(w.url(), &audit).without_schema("sandbox");
+    let scripted = common::whole_database_state_with(&copy.url, &audit).without_schema("sandbox");
+    assert_eq!(pushed.row_count("app.audit_log"), 227 + 105);
+    pushed.assert_same(&scripted, "from the push to the diff --sql script");
+    let sequences = |url: &str| {
+        let mut s = common::sequence_positions(url);
+        s.retain(|name, _| !name.starts_with("sandbox.") && !name.contains("audit_log"));
+        s
+    };
+    let (p, s) = (sequences(w.url()), sequences(&copy.url));
+    assert_eq!(p, s);
+    assert_eq!(
+        p["public.shared_no_seq"].0,
+        p["public.workflows_legacy_no_seq"].0
+    );
+}

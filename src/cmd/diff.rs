@@ -6,14 +6,21 @@ use crate::output::{self, short};
 
 pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
     let plan = crate::cmd::load_plan(&args.plan)?;
-    let (_snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
+    let (snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
+        // The tables push locks against writers and those it creates: a
+        // sequence only they draw from is restarted, as push does.
+        let locked: Vec<String> = sandbox::ops::push::push_locks(&snapshot, &plan, false)
+            .into_iter()
+            .map(|(t, _)| t)
+            .chain(plan.schema.tables.iter().map(|t| t.name.clone()))
+            .collect();
         // The mark on the first line keeps the script out of the plan hash
         // when it is written into the plan folder.
         let script = format!(
             "-- {} diff: output for review, no part of any plan\n{SQL_WARNING}{}",
             sandbox::plan::folder::GENERATED_MARK,
-            diff.to_sql()
+            diff.to_sql(&locked)
         );
         crate::cmd::write_private(path, script.as_bytes())?;
     }

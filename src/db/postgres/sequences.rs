@@ -167,12 +167,10 @@ impl Feed {
     }
 }
 
-/// The sequences feeding `public.table.column`: an identity's own, and
-/// every sequence its default expression depends on.
-pub async fn feeds(tx: &Transaction<'_>, table: &str, column: &str) -> Result<Vec<Feed>> {
-    let rows = tx
-        .query_typed(
-            "SELECT DISTINCT sn.nspname::text, sc.relname::text, s.seqincrement, s.seqmin, \
+/// The sequences feeding a column: `$1` the table (`public."t"`), `$2` the
+/// column; rows of schema, sequence and step. The `diff --sql` script runs
+/// the same query, so it moves the same sequences push does.
+pub const FEEDS_SQL: &str = "SELECT DISTINCT sn.nspname::text, sc.relname::text, s.seqincrement, s.seqmin, \
                     s.seqmax, s.seqcycle \
              FROM pg_catalog.pg_attribute a \
              JOIN pg_catalog.pg_depend d ON \
@@ -186,7 +184,35 @@ pub async fn feeds(tx: &Transaction<'_>, table: &str, column: &str) -> Result<Ve
              JOIN pg_catalog.pg_namespace sn ON sn.oid = sc.relnamespace \
              JOIN pg_catalog.pg_sequence s ON s.seqrelid = sc.oid \
              WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname::text = $2 \
-             ORDER BY 1, 2",
+             ORDER BY 1, 2";
+
+/// The columns drawing from sequence `$1` (`"schema"."seq"`): rows of
+/// schema, table and column. Shared with the `diff --sql` script.
+pub const SHARERS_SQL: &str = "SELECT DISTINCT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_attrdef ad ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
+                  AND ad.oid = d.objid \
+             JOIN pg_catalog.pg_class c ON c.oid = ad.adrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+             WHERE d.refclassid = 'pg_catalog.pg_class'::regclass \
+               AND d.refobjid = pg_catalog.to_regclass($1) \
+             UNION \
+             SELECT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' \
+               AND d.objid = pg_catalog.to_regclass($1) \
+             ORDER BY 1, 2, 3";
+
+/// The sequences feeding `public.table.column`: an identity's own, and
+/// every sequence its default expression depends on.
+pub async fn feeds(tx: &Transaction<'_>, table: &str, column: &str) -> Result<Vec<Feed>> {
+    let rows = tx
+        .query_typed(
+            FEEDS_SQL,
             &[
                 (&format!("public.{}", quote_ident(table)), Type::TEXT),
                 (&column, Type::TEXT),
@@ -278,27 +304,7 @@ impl Sharer {
 /// depending on it. Their inserts would wait on a lock of the sequence.
 async fn sharers(tx: &Transaction<'_>, seq: &str, locked: &[String]) -> Result<Vec<Sharer>> {
     let rows = tx
-        .query_typed(
-            "SELECT DISTINCT n.nspname::text, c.relname::text, a.attname::text \
-             FROM pg_catalog.pg_depend d \
-             JOIN pg_catalog.pg_attrdef ad ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
-                  AND ad.oid = d.objid \
-             JOIN pg_catalog.pg_class c ON c.oid = ad.adrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
-             WHERE d.refclassid = 'pg_catalog.pg_class'::regclass \
-               AND d.refobjid = pg_catalog.to_regclass($1) \
-             UNION \
-             SELECT n.nspname::text, c.relname::text, a.attname::text \
-             FROM pg_catalog.pg_depend d \
-             JOIN pg_catalog.pg_class c ON c.oid = d.refobjid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
-             WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' \
-               AND d.objid = pg_catalog.to_regclass($1) \
-             ORDER BY 1, 2, 3",
-            &[(&seq, Type::TEXT)],
-        )
+        .query_typed(SHARERS_SQL, &[(&seq, Type::TEXT)])
         .await
         .with_context(|| format!("cannot read which columns draw from sequence {seq}"))?;
     Ok(rows
