@@ -184,3 +184,24 @@ fn a_number_compares_as_a_number_through_coalesce_nullif_case_and_subqueries() {
         "Postgres's answer"
     );
 }
+
+/// `->>` yields text, as on Postgres: SQLite's yields a JSON number as a
+/// number and `true` as 1, so `doc->>'n' = '10'` and `doc->>'flag' =
+/// 'true'` held for no item (Postgres: 1 each).
+#[test]
+fn json_arrow_yields_text_as_on_postgres() {
+    let rows = same_rows_as_postgres(
+        "cmp_json_text",
+        ITEMS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE doc->>'n' = '10' OR doc->>'flag' = 'false';
+         UPDATE dh_item SET touched = touched + 10 WHERE (doc->>'n') > '9';
+         UPDATE dh_item SET touched = touched + 100 WHERE doc->>'flag' = 'true';
+         UPDATE dh_item SET touched = touched + 1000
+           WHERE id IN (SELECT id FROM ref_item WHERE doc->'n' = '100' OR doc->>'missing' IS NOT NULL);",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["101", "1", "10", "1000", "0", "0"],
+        "Postgres's answer"
+    );
+}

@@ -90,6 +90,16 @@ pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()>
                 }),
         }
     })?;
+    // Postgres's `->` and `->>` (SQLite parses the operators as calls of
+    // functions named so, which a connection may replace): `->>` yields the
+    // text of the value, as on Postgres — SQLite's yields a JSON number as
+    // an INTEGER or REAL, so `(doc->>'n') > '9'` compared a number with text
+    // (any number is less) where Postgres compares '10' with '9' as text.
+    // A text key names an object's member (not a JSON path: Postgres reads
+    // '$.a' as a key), an integer an array's element (negative: from the
+    // end); `->` yields the value as Postgres prints jsonb.
+    conn.create_scalar_function("->>", 2, flags, |ctx| json_arrow(ctx, true))?;
+    conn.create_scalar_function("->", 2, flags, |ctx| json_arrow(ctx, false))?;
     // The settling of a phase's jsonb values: its canonical text, or the
     // text unchanged where it cannot be parsed (a lone surrogate escape,
     // which SQLite's json_valid accepts), for the exactness check to name
@@ -102,6 +112,45 @@ pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()>
         }))
     })?;
     Ok(())
+}
+
+/// Postgres's `json -> key` (`as_text`: `->>`) of the call's two arguments.
+fn json_arrow(ctx: &rusqlite::functions::Context<'_>, as_text: bool) -> rusqlite::Result<Option<String>> {
+    let op = if as_text { "->>" } else { "->" };
+    let user = |m: String| rusqlite::Error::UserFunctionError(m.into());
+    let doc = match ctx.get_raw(0) {
+        ValueRef::Null => return Ok(None),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(r) => real_text(r),
+        ValueRef::Blob(_) => return Err(user(format!("{op}: the left side is a BLOB, not JSON"))),
+    };
+    let value: Value = serde_json::from_str(&doc)
+        .map_err(|e| user(format!("{op}: the left side is not JSON ({e})")))?;
+    let found = match ctx.get_raw(1) {
+        ValueRef::Null => None,
+        ValueRef::Text(key) => {
+            let key = String::from_utf8_lossy(key);
+            value.as_object().and_then(|m| m.get(key.as_ref()))
+        }
+        ValueRef::Integer(i) => value.as_array().and_then(|items| {
+            let n = items.len() as i64;
+            let at = if i < 0 { n + i } else { i };
+            usize::try_from(at).ok().and_then(|at| items.get(at))
+        }),
+        other => {
+            return Err(user(format!(
+                "{op}: the key must be text or an integer, not {:?}",
+                other.data_type()
+            )))
+        }
+    };
+    Ok(match found {
+        None => None,
+        Some(Value::Null) if as_text => None,
+        Some(Value::String(s)) if as_text => Some(s.clone()),
+        Some(v) => Some(jsonb_text(v)),
+    })
 }
 
 /// The table a seed file is loaded as: `seed_<name>` for a file at the top
