@@ -205,3 +205,23 @@ fn json_arrow_yields_text_as_on_postgres() {
         "Postgres's answer"
     );
 }
+
+/// `lower()` and `upper()` map non-ASCII letters as the database's locale
+/// does (C.UTF-8 here): SQLite's map ASCII only, so `lower(name) = 'äpfel'`
+/// found 1 item where Postgres finds 2.
+#[test]
+fn lower_and_upper_map_letters_as_the_database_locale_does() {
+    let rows = same_rows_as_postgres(
+        "cmp_case",
+        ITEMS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE lower(name) = 'äpfel';
+         UPDATE dh_item SET touched = touched + 10 WHERE upper(name) = 'ÖL';
+         UPDATE dh_item SET touched = touched + 100
+           WHERE id IN (SELECT id FROM ref_item WHERE lower(name) = 'école');",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["1", "1", "10", "0", "100", "0"],
+        "Postgres's answer"
+    );
+}

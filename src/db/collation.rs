@@ -371,9 +371,153 @@ pub fn compare_numeric(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// The database's default locale, as the pull read it from `pg_database`:
+/// what `lower()` and `upper()` of non-ASCII letters give on Postgres.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseLocale {
+    /// `datlocprovider`: `c` (libc) or `i` (ICU).
+    pub provider: String,
+    pub lc_collate: String,
+    pub lc_ctype: String,
+}
+
+/// Where the pull records [`DatabaseLocale`]. A file pulled before it was
+/// recorded has no such table: its rehearsals keep SQLite's ASCII-only
+/// `lower()` / `upper()`, as before.
+const LOCALE_DDL: &str = "CREATE TABLE _sandbox_database_locale (provider TEXT NOT NULL, \
+                          lc_collate TEXT NOT NULL, lc_ctype TEXT NOT NULL)";
+
+pub fn write_locale(conn: &Connection, locale: &DatabaseLocale) -> Result<()> {
+    conn.execute_batch(LOCALE_DDL)?;
+    conn.execute(
+        "INSERT INTO _sandbox_database_locale VALUES (?1, ?2, ?3)",
+        [&locale.provider, &locale.lc_collate, &locale.lc_ctype],
+    )?;
+    Ok(())
+}
+
+pub fn read_locale(conn: &Connection) -> Result<Option<DatabaseLocale>> {
+    let recorded: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM main.sqlite_master WHERE name = '_sandbox_database_locale'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !recorded {
+        return Ok(None);
+    }
+    let locale = conn.query_row(
+        "SELECT provider, lc_collate, lc_ctype FROM main._sandbox_database_locale",
+        [],
+        |r| {
+            Ok(DatabaseLocale {
+                provider: r.get(0)?,
+                lc_collate: r.get(1)?,
+                lc_ctype: r.get(2)?,
+            })
+        },
+    )?;
+    Ok(Some(locale))
+}
+
+/// How Postgres maps letter case under a database locale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseMapping {
+    /// libc's `C` / `POSIX`: ASCII letters only (SQLite's own `lower`).
+    Ascii,
+    /// Any other libc locale: each character to one character
+    /// (`towlower`/`towupper`): 'Ä' -> 'ä', 'ß' stays 'ß' in `upper`.
+    Simple,
+    /// ICU: Unicode's full mapping (`upper('ß')` is 'SS').
+    Full,
+}
+
+impl DatabaseLocale {
+    pub fn case_mapping(&self) -> CaseMapping {
+        if self.provider == "i" {
+            CaseMapping::Full
+        } else if matches!(self.lc_ctype.as_str(), "C" | "POSIX") {
+            CaseMapping::Ascii
+        } else {
+            CaseMapping::Simple
+        }
+    }
+}
+
+/// `text` in lower (or upper) case as Postgres maps it under `mapping`.
+pub fn map_case(text: &str, mapping: CaseMapping, upper: bool) -> String {
+    match (mapping, upper) {
+        (CaseMapping::Ascii, false) => text.to_ascii_lowercase(),
+        (CaseMapping::Ascii, true) => text.to_ascii_uppercase(),
+        (CaseMapping::Full, false) => text.to_lowercase(),
+        (CaseMapping::Full, true) => text.to_uppercase(),
+        (CaseMapping::Simple, _) => text
+            .chars()
+            .map(|c| {
+                let mut mapped: Vec<char> = if upper {
+                    c.to_uppercase().collect()
+                } else {
+                    c.to_lowercase().collect()
+                };
+                // towlower/towupper map one character to one.
+                match mapped.len() {
+                    1 => mapped.remove(0),
+                    _ => c,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Replaces SQLite's ASCII-only `lower()` / `upper()` on `conn` with the
+/// database's mapping, when the pull recorded one that is not ASCII-only.
+pub fn register_case_functions(conn: &Connection, locale: Option<&DatabaseLocale>) -> Result<()> {
+    let Some(mapping) = locale.map(DatabaseLocale::case_mapping) else {
+        return Ok(());
+    };
+    if mapping == CaseMapping::Ascii {
+        return Ok(());
+    }
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    for (name, upper) in [("lower", false), ("upper", true)] {
+        conn.create_scalar_function(name, 1, flags, move |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Null => None,
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(map_case(&String::from_utf8_lossy(t), mapping, upper))
+                }
+                // A number's text has no letters but an exponent's `e`,
+                // which Postgres (lower(1e5::text)) maps too.
+                other => {
+                    let text: String = match other {
+                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                        rusqlite::types::ValueRef::Real(r) => r.to_string(),
+                        rusqlite::types::ValueRef::Blob(b) => {
+                            String::from_utf8_lossy(b).into_owned()
+                        }
+                        _ => String::new(),
+                    };
+                    Some(map_case(&text, mapping, upper))
+                }
+            })
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_maps_as_the_database_locale_does() {
+        let lower = |t: &str, m| map_case(t, m, false);
+        let upper = |t: &str, m| map_case(t, m, true);
+        assert_eq!(lower("ÄÖÉx", CaseMapping::Ascii), "ÄÖÉx");
+        assert_eq!(lower("ÄÖÉX", CaseMapping::Simple), "äöéx");
+        assert_eq!(upper("straße", CaseMapping::Simple), "STRAßE");
+        assert_eq!(upper("straße", CaseMapping::Full), "STRASSE");
+    }
 
     #[test]
     fn dates_and_timestamps_as_text_order_as_postgres_reads_them() {

@@ -60,11 +60,24 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         opts.statement_timeout_ms
     ))
     .await?;
-    let (pulled_at, server_version): (String, String) = {
+    let (pulled_at, server_version, locale) = {
+        // The database's locale: how Postgres maps letter case (lower(),
+        // upper()), which the rehearsal then does too (`db::collation`).
         let row = tx
-            .query_one("SELECT now()::text, current_setting('server_version')", &[])
+            .query_one(
+                "SELECT now()::text, current_setting('server_version'), \
+                        coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'), \
+                        d.datcollate::text, d.datctype::text \
+                 FROM pg_database d WHERE d.datname = current_database()",
+                &[],
+            )
             .await?;
-        (row.get(0), row.get(1))
+        let locale = crate::db::collation::DatabaseLocale {
+            provider: row.get(2),
+            lc_collate: row.get(3),
+            lc_ctype: row.get(4),
+        };
+        (row.get::<_, String>(0), row.get::<_, String>(1), locale)
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
     let existing_targets = read_existing_targets(&tx, &opts.creates).await?;
@@ -118,6 +131,8 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     }
     let mut writer = loader.finish()?;
     write_server_digests(writer.connection(), &digests)?;
+    crate::db::collation::write_locale(writer.connection(), &locale)
+        .context("cannot record the database's locale in the snapshot")?;
     for (meta, summary) in loaded {
         writer.end_table(meta, summary);
     }

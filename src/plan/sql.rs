@@ -115,7 +115,10 @@ pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()>
 }
 
 /// Postgres's `json -> key` (`as_text`: `->>`) of the call's two arguments.
-fn json_arrow(ctx: &rusqlite::functions::Context<'_>, as_text: bool) -> rusqlite::Result<Option<String>> {
+fn json_arrow(
+    ctx: &rusqlite::functions::Context<'_>,
+    as_text: bool,
+) -> rusqlite::Result<Option<String>> {
     let op = if as_text { "->>" } else { "->" };
     let user = |m: String| rusqlite::Error::UserFunctionError(m.into());
     let doc = match ctx.get_raw(0) {
