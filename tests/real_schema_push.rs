@@ -678,6 +678,103 @@ fn the_whole_loop_as_a_non_superuser_owner_with_bypassrls() {
     );
 }
 
+/// A second role — here the owner of the app's tables, without BYPASSRLS —
+/// after the admin pushed (and rolled back) once, so `sandbox.receipts` is
+/// the admin's. Before, its `receipts`, `push` and `rollback` stopped on a
+/// raw "permission denied for schema sandbox" (exit 2); with USAGE and
+/// SELECT granted, on a raw "query would be affected by row-level security
+/// policy for table receipts"; and a push, even granted everything, met
+/// "must be owner of table receipts" from re-running the receipts DDL. Each
+/// command now names the missing privileges and the statements that grant
+/// them, exit 2, before anything is read or locked; with those run, the
+/// role pushes, lists and rolls back, and the whole database is as before.
+#[test]
+fn a_second_role_is_told_which_grants_the_receipts_need() {
+    // Declared first, so it is dropped after the database it owns.
+    let owner = TestRole::create("second", "LOGIN NOSUPERUSER CREATEDB CREATEROLE");
+    let role = owner.name.clone();
+    let db = TestDb::create("second_role");
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+            db.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    common::load_fixtures(&url, "plan");
+    let w = World::in_db(db).with_shared_snapshot();
+    let before = w.state();
+    // The admin pushes and rolls back once: the receipts table is theirs.
+    let first = w.push_confirmed();
+    w.rollback(&first, &["--confirm"]).ok();
+    let admins = w.state();
+    let wants = [
+        "USAGE on schema sandbox",
+        "SELECT on sandbox.receipts",
+        "row-level security on sandbox.receipts",
+        &format!("GRANT USAGE ON SCHEMA sandbox TO \"{role}\";"),
+        &format!("GRANT \"postgres\" TO \"{role}\";"),
+        &format!("ALTER ROLE \"{role}\" BYPASSRLS;"),
+        "nothing was read, locked or written",
+    ];
+    let listed = sandbox(&["receipts", "--database-url", &url]);
+    listed.code(2).error_has(&wants);
+    let pushed = w.push_as(&url, &[]);
+    pushed.code(2).error_has(&wants).error_has(&[
+        "INSERT on sandbox.receipts",
+        "UPDATE on sandbox.receipts",
+        &format!("GRANT SELECT, INSERT, UPDATE ON sandbox.receipts TO \"{role}\";"),
+    ]);
+    let rolled = sandbox(&[
+        "rollback",
+        "--database-url",
+        &url,
+        "--receipt",
+        &first,
+        "--confirm",
+    ]);
+    rolled.code(2).error_has(&wants).error_has(&[
+        "UPDATE on sandbox.receipts (to mark the receipt rolled back)",
+        &format!("GRANT SELECT, UPDATE ON sandbox.receipts TO \"{role}\";"),
+    ]);
+    admins.assert_same(&w.state(), "refused for want of grants");
+    // The admin runs what the push's message says, with its alternative to
+    // membership in the owner: BYPASSRLS (the receipts table stays the
+    // admin's, so the push must not run its DDL again).
+    let message = pushed.all();
+    let quoted = |after: &str| {
+        message
+            .split_once(after)
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(sql, _)| sql.to_string())
+            .expect("the statements to run")
+    };
+    let grants = quoted("run `").replace(&format!("GRANT \"postgres\" TO \"{role}\";"), "");
+    w.exec(&format!("{grants} {}", quoted("a superuser may run `")));
+    let receipt = {
+        let run = w.push_as(&url, &["--confirm"]);
+        run.ok();
+        run.receipt()
+    };
+    sandbox(&["receipts", "--database-url", &url])
+        .ok()
+        .stdout_has(&receipt)
+        .stdout_has(&first);
+    sandbox(&[
+        "rollback",
+        "--database-url",
+        &url,
+        "--receipt",
+        &receipt,
+        "--confirm",
+    ])
+    .ok();
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "pushed and rolled back by the second role",
+    );
+}
+
 #[test]
 fn a_trigger_that_raises_during_rollback_is_named_and_nothing_changes() {
     let w = world("rollback_raise", "");

@@ -25,7 +25,9 @@ use crate::db::postgres::copy::copy_rows;
 use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
-use crate::db::postgres::receipts::{applied_receipt, insert_receipt};
+use crate::db::postgres::receipts::{
+    applied_receipt, insert_receipt, receipts_access, ReceiptsUse,
+};
 use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
@@ -474,13 +476,16 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         },
         dry: (!job.opts.confirm).then(Default::default),
     };
+    // The receipts first of all: a role that cannot read or write them is
+    // told which grants it lacks before anything is read or locked.
+    let receipts_exist = receipts_access(&p.tx, ReceiptsUse::Push).await?;
     if let Some((id, recorded)) = applied_receipt(&p.tx, &job.diff.hash).await? {
         return p.already_applied(id, &recorded).await;
     }
     // Privileges first: a missing grant is named before any lock is taken.
     job.progress.step("checking the role's privileges");
     let locks = push_locks(job.snapshot, job.plan, job.opts.strict);
-    let mut checks = vec![p.privileges(&locks).await?];
+    let mut checks = vec![p.privileges(&locks, receipts_exist).await?];
     job.progress
         .step("locking the tables the plan reads and writes against writers");
     // The rows it updates or deletes with them: a session holding one
@@ -548,9 +553,21 @@ impl Push<'_, '_> {
         Ok(report)
     }
 
-    async fn privileges(&self, locks: &[(String, LockMode)]) -> Result<Check> {
+    /// What the push needs granted; creating the receipts table too when
+    /// it does not exist yet (its other grants were asked first).
+    async fn privileges(
+        &self,
+        locks: &[(String, LockMode)],
+        receipts_exist: bool,
+    ) -> Result<Check> {
         let locked: Vec<String> = locks.iter().map(|(t, _)| t.clone()).collect();
         let mut needs = push_needs(self.job.plan, self.job.diff, &locked);
+        if !receipts_exist {
+            needs.push(Need::CreateIn {
+                schema: "sandbox".into(),
+                why: "create sandbox.receipts, where the push records its receipt".into(),
+            });
+        }
         needs.extend(self.sequence_needs().await?);
         let privileges = privilege_check(&self.tx, "privileges", &needs).await?;
         self.refuse_unless_ok(

@@ -47,6 +47,13 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
     let client = connect(target).await?;
     // Simple protocol: no named statements, so a transaction-mode pooler
     // is fine.
+    let access = text_rows(&client, crate::db::postgres::receipts::RECEIPTS_ACCESS_SQL).await?;
+    // Read access named first; whether the table exists is asked below
+    // (with whether it is this tool's).
+    crate::db::postgres::receipts::receipts_access_verdict(
+        access.first().map(Vec::as_slice).unwrap_or_default(),
+        crate::db::postgres::receipts::ReceiptsUse::List,
+    )?;
     let shape = text_rows(&client, crate::db::postgres::receipts::RECEIPTS_SHAPE_SQL).await?;
     if !crate::db::postgres::receipts::receipts_table_verdict(
         shape

@@ -33,8 +33,9 @@ impl World {
         World::in_db(db)
     }
 
-    /// A world around `db` as it is: a private folder for its snapshot.
-    fn in_db(db: TestDb) -> World {
+    /// A world around `db` as it is (loaded by the test, as another role,
+    /// say): a private folder for its snapshot.
+    pub fn in_db(db: TestDb) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let snapshot = dir.path().join("snapshot.sqlite");
         World {

@@ -13,10 +13,15 @@ use crate::error::check_failed;
 use crate::plan::stage::StagedTable;
 use crate::receipt::Undo;
 
-/// The receipts table, created by the first push (and its schema).
+/// The receipts table, created by the first push (and its schema). Only
+/// when it does not exist: `CREATE SCHEMA IF NOT EXISTS` asks for CREATE on
+/// the database and `ENABLE ROW LEVEL SECURITY` for ownership even when
+/// there is nothing to do, which a second role pushing lacks.
 pub const RECEIPTS_DDL: &str = "
+DO $sandbox_receipts$ BEGIN
+IF pg_catalog.to_regclass('sandbox.receipts') IS NULL THEN
 CREATE SCHEMA IF NOT EXISTS sandbox;
-CREATE TABLE IF NOT EXISTS sandbox.receipts (
+CREATE TABLE sandbox.receipts (
   id uuid PRIMARY KEY,
   diff_hash text NOT NULL,
   plan_name text NOT NULL,
@@ -31,7 +36,142 @@ CREATE TABLE IF NOT EXISTS sandbox.receipts (
   undo jsonb NOT NULL
 );
 ALTER TABLE sandbox.receipts ENABLE ROW LEVEL SECURITY;
+END IF;
+END $sandbox_receipts$;
 ";
+
+/// What a command does with `sandbox.receipts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptsUse {
+    /// `sandbox receipts`: reads them.
+    List,
+    /// `sandbox rollback`: reads one and marks it rolled back.
+    Rollback,
+    /// `sandbox push` (the preflight too, which writes its receipt in the
+    /// transaction it rolls back): looks for an applied one, inserts one,
+    /// and creates the table the first time.
+    Push,
+}
+
+/// What the connected role may do with `sandbox.receipts`, from the catalog
+/// (readable by any role, and no error when the schema is out of reach, as
+/// `to_regclass('sandbox.receipts')` raises then): one row of text.
+pub const RECEIPTS_ACCESS_SQL: &str = "SELECT current_user::text, \
+       (n.oid IS NOT NULL)::text, \
+       coalesce(pg_catalog.has_schema_privilege(n.oid, 'USAGE'), false)::text, \
+       (c.oid IS NOT NULL)::text, \
+       coalesce(pg_catalog.has_table_privilege(c.oid, 'SELECT'), false)::text, \
+       coalesce(pg_catalog.has_table_privilege(c.oid, 'INSERT'), false)::text, \
+       coalesce(pg_catalog.has_table_privilege(c.oid, 'UPDATE'), false)::text, \
+       coalesce(c.relrowsecurity \
+         AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) \
+         AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')), false)::text, \
+       coalesce(pg_catalog.pg_get_userbyid(c.relowner)::text, pg_catalog.pg_get_userbyid(n.nspowner)::text, '') \
+FROM (SELECT 1) one \
+LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'sandbox' \
+LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'receipts'";
+
+/// Whether the role may use the receipts as `usage` needs, from
+/// [`RECEIPTS_ACCESS_SQL`]'s row: an environment error (exit 2) naming each
+/// missing privilege and the statements that grant it, so that no command
+/// meets a raw "permission denied for schema sandbox" halfway — nor, behind
+/// row-level security, silently sees no receipt at all (a push would not
+/// know it was applied before, a rollback would call the id unknown).
+///
+/// Returns whether the table exists.
+pub fn receipts_access_verdict(row: &[Option<String>], usage: ReceiptsUse) -> Result<bool> {
+    let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let yes = |i: usize| text(i) == "true";
+    let (role, owner) = (text(0), text(8));
+    let (schema, table) = (yes(1), yes(3));
+    let role_q = crate::types::quote_ident(&role);
+    let mut missing = Vec::new();
+    let mut grants = Vec::new();
+    if schema && !yes(2) {
+        missing.push("USAGE on schema sandbox (to reach the receipts)".to_string());
+        grants.push(format!("GRANT USAGE ON SCHEMA sandbox TO {role_q};"));
+    }
+    if table {
+        let mut table_privileges = Vec::new();
+        let mut need = |col: usize, privilege: &'static str, why: &str| {
+            if !yes(col) {
+                missing.push(format!("{privilege} on sandbox.receipts ({why})"));
+                table_privileges.push(privilege);
+            }
+        };
+        need(4, "SELECT", "to read the receipts");
+        if usage == ReceiptsUse::Push {
+            need(5, "INSERT", "to record the push's receipt");
+        }
+        if usage != ReceiptsUse::List {
+            need(
+                6,
+                "UPDATE",
+                if usage == ReceiptsUse::Push {
+                    "to record the push's allowed side effects"
+                } else {
+                    "to mark the receipt rolled back"
+                },
+            );
+        }
+        if !table_privileges.is_empty() {
+            grants.push(format!(
+                "GRANT {} ON sandbox.receipts TO {role_q};",
+                table_privileges.join(", ")
+            ));
+        }
+        if yes(7) {
+            // The tool reads with row_security off, so row-level security
+            // raises an error rather than hide a receipt; a policy does not
+            // help then: only the owner (or a member of it) and BYPASSRLS.
+            missing.push(format!(
+                "a way past row-level security on sandbox.receipts (membership in its owner {owner}, \
+                 or BYPASSRLS; the tool reads with row_security off, so a policy does not do)"
+            ));
+            grants.push(format!(
+                "GRANT {} TO {role_q};",
+                crate::types::quote_ident(&owner)
+            ));
+        }
+    }
+    // Creating the table (the first push) is a need like the plan's DDL:
+    // named with them by the push's privilege check.
+    if missing.is_empty() {
+        return Ok(table);
+    }
+    Err(crate::error::environment(format!(
+        "role {role} cannot use the tool's receipts table sandbox.receipts: it lacks {}. As {owner} \
+         (the owner of the sandbox schema or its receipts table) or a superuser, run \
+         `{}`{} and run this again (or connect as a role that has them); nothing was read, locked \
+         or written",
+        missing.join("; "),
+        grants.join(" "),
+        if yes(7) {
+            format!(" (instead of GRANT {owner}, a superuser may run `ALTER ROLE {role_q} BYPASSRLS;`)")
+        } else {
+            String::new()
+        }
+    )))
+}
+
+/// [`receipts_access_verdict`] for the role of `tx`, asked first: whether
+/// the table exists.
+pub async fn receipts_access(tx: &Transaction<'_>, usage: ReceiptsUse) -> Result<bool> {
+    let rows = tx
+        .simple_query(RECEIPTS_ACCESS_SQL)
+        .await
+        .context("cannot read the privileges on sandbox.receipts")?;
+    let row: Vec<Option<String>> = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    receipts_access_verdict(&row, usage)
+}
 
 /// NULL when `sandbox.receipts` does not exist, '' when it has every
 /// column this tool writes, else the missing ones: an application may own a

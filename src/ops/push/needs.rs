@@ -6,13 +6,13 @@ use crate::diff::Diff;
 use crate::plan::Plan;
 use crate::types::quote_ident;
 
-/// Everything the push transaction does that needs a grant.
+/// Everything the push transaction does that needs a grant (the receipts
+/// table's are asked first: `receipts::receipts_access`).
 pub(super) fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Need> {
     let mut needs = drift_lock_needs(locked);
     needs.extend(schema_needs(plan));
     needs.extend(row_needs(diff));
     needs.extend(hold_off_needs(plan, diff));
-    needs.extend(receipt_needs());
     needs
 }
 
@@ -123,18 +123,4 @@ fn hold_off_needs(plan: &Plan, diff: &Diff) -> Vec<Need> {
         }
     }
     needs
-}
-
-fn receipt_needs() -> [Need; 2] {
-    [
-        Need::CreateIn {
-            schema: "sandbox".into(),
-            why: "keep the receipt in sandbox.receipts".into(),
-        },
-        Need::Table {
-            table: "sandbox.receipts".into(),
-            privilege: "INSERT",
-            why: "write the receipt".into(),
-        },
-    ]
 }

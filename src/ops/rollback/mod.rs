@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::db::postgres::connect;
-use crate::db::postgres::receipts::read_receipt;
+use crate::db::postgres::receipts::{read_receipt, receipts_access, ReceiptsUse};
 use crate::db::postgres::rollback::{undo_in, Mode};
 use crate::db::postgres::tx::begin;
 
@@ -25,6 +25,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     let mut client = connect(&opts.target).await?;
     let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
+    receipts_access(&tx, ReceiptsUse::Rollback).await?;
     let Some(undo) = read_receipt(&tx, &opts.receipt_id, opts.target.redacted()).await? else {
         // Like a repeated push: the wanted state holds, nothing to do.
         tx.rollback().await?;
