@@ -927,3 +927,30 @@ fn names_differing_only_in_case_fail_the_pull_cleanly() {
         db.client().batch_execute(undo).unwrap();
     }
 }
+
+/// `latency-proxy --upstream` takes HOST:PORT; a database URL pasted there
+/// (the README's latency section invites a Supabase host) is refused
+/// without repeating it, so its password reaches no terminal or CI log.
+#[test]
+fn a_url_given_as_the_latency_proxys_upstream_is_refused_without_its_password() {
+    let url = format!(
+        "postgres://app:{}@127.0.0.1:5432/db",
+        percent_encode(SENTINEL, true)
+    );
+    let run = run_sandbox(&["latency-proxy", "--upstream", &url], &[]);
+    run.code(2).stderr_has("expects HOST:PORT");
+    assert_no_sentinel("latency-proxy --upstream URL", run.all().as_bytes());
+    let bare = run_sandbox(
+        &[
+            "latency-proxy",
+            "--upstream",
+            &format!("app:{SENTINEL}@127.0.0.1:5432"),
+        ],
+        &[],
+    );
+    bare.code(2);
+    assert_no_sentinel(
+        "latency-proxy --upstream user:password@host",
+        bare.all().as_bytes(),
+    );
+}

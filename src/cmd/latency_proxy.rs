@@ -17,6 +17,14 @@ pub fn run(args: LatencyProxyArgs) -> Result<i32> {
     if !(args.mbit >= 0.0 && args.mbit.is_finite()) {
         return Err(environment("--mbit must be a number of at least 0"));
     }
+    // A pasted database URL would be echoed back, password and all, into a
+    // terminal or CI log: refuse it without repeating it.
+    if args.upstream.contains("://") || args.upstream.contains('@') {
+        return Err(environment(
+            "--upstream expects HOST:PORT of the Postgres server (e.g. db.example.com:5432), \
+             not a database URL; the URL's password is not repeated here",
+        ));
+    }
     let upstream = args
         .upstream
         .to_socket_addrs()

@@ -227,7 +227,7 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
 pub const SESSION_COLUMNS: &str = "a.pid, coalesce(a.usename::text, ''), \
      coalesce(a.application_name, ''), coalesce(a.state, ''), \
      coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC, ' \
-              || round(extract(epoch FROM now() - a.xact_start))::text || ' s ago', ''), \
+              || round(extract(epoch FROM clock_timestamp() - a.xact_start))::text || ' s ago', ''), \
      left(coalesce(a.query, ''), 4000)";
 
 /// A session in the way, from a row starting with [`SESSION_COLUMNS`]:
@@ -259,10 +259,23 @@ pub fn statement_shape(sql: &str, max: usize) -> String {
         let word_before =
             i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '$');
         if c == '\'' {
-            // A string; '' inside stands for one quote (E'' escapes too).
+            // A string; '' inside stands for one quote. A backslash escapes
+            // only in E'…' strings: with standard_conforming_strings on
+            // (Postgres's default) 'C:\' ends at its second quote, and
+            // treating that backslash as an escape would show the next
+            // literal as text. The blocker's own setting is not known here,
+            // so a backslash in a plain string makes the rest of the
+            // statement a `?`: whichever way it ends, no value is shown.
+            let escapes = i > 0
+                && matches!(chars[i - 1], 'E' | 'e')
+                && (i < 2 || !(chars[i - 2].is_alphanumeric() || chars[i - 2] == '_'));
             i += 1;
             while i < chars.len() {
                 if chars[i] == '\\' {
+                    if !escapes {
+                        i = chars.len();
+                        break;
+                    }
                     i += 2;
                     continue;
                 }
@@ -667,6 +680,18 @@ mod tests {
         assert_eq!(
             super::statement_shape("select 'it''s' || $$x$$", 400),
             "select ? || ?"
+        );
+        // standard_conforming_strings: 'C:\' ends at its second quote; the
+        // literal after it is never shown, whichever way the server reads it.
+        let shape = super::statement_shape(
+            "select 1 from t where name <> 'C:\\' and token <> 'tok_S3cretToken99' and e = E'a\\'b'",
+            400,
+        );
+        assert!(!shape.contains("S3cret"), "{shape}");
+        assert_eq!(shape, "select ? from t where name <> ?");
+        assert_eq!(
+            super::statement_shape("select 1 where e = E'a\\'b' and x = 'y'", 400),
+            "select ? where e = E? and x = ?"
         );
         assert_eq!(
             super::statement_shape("select 'unterminated", 400),
