@@ -620,6 +620,76 @@ fn while_immutable(path: &str, run: impl FnOnce() -> Run) -> Run {
     done
 }
 
+/// The documented recovery after a push whose local recording failed (run
+/// push again) works while the app keeps writing (H8 R48). The push
+/// inserted 227 workflows; the app then renames a pulled workflow, which
+/// the push did not write. Before, "Already applied" needed every written
+/// table whole as the push left it and refused ("the remote no longer
+/// matches the rehearsed state"), so the receipt could not be recorded.
+/// Now, as for rollback, only the rows and columns the push wrote must be
+/// as it left them: "Already applied", recorded in the file, nothing
+/// written. A change to a row the push inserted still refuses, naming it.
+#[test]
+fn already_applied_is_not_blocked_by_app_writes_to_rows_the_push_did_not_write() {
+    let w = world("already_applied_app_write", "");
+    let snap = w.snapshot.to_str().unwrap().to_string();
+    let pulled = w.scalar("SELECT string_agg(quote_literal(id::text), ',') FROM workflows");
+    let before = w.state();
+    let run = while_immutable(&snap, || w.push(&["--confirm"]));
+    run.ok().stderr_has("could not record it");
+    let receipt = run.receipt();
+    let app_row = w.scalar(&format!(
+        "SELECT min(id::text) FROM workflows WHERE id::text IN ({pulled})"
+    ));
+    let app_row_was = row_restorer(&w, &app_row);
+    w.exec(&format!(
+        "UPDATE workflows SET name = name || ' (renamed by the app)' WHERE id::text = '{app_row}'"
+    ));
+    let app_state = w.state();
+    w.push(&[]).ok().stdout_has("Already applied");
+    app_state.assert_same(&w.state(), "push again, already applied");
+    assert_eq!(
+        rusqlite_count(&snap, &receipt),
+        1,
+        "the receipt is recorded now"
+    );
+
+    // The app changes a row the push inserted: not as the push left it.
+    let pushed_row = w.scalar(&format!(
+        "SELECT min(id::text) FROM workflows WHERE id::text NOT IN ({pulled})"
+    ));
+    let pushed_row_was = row_restorer(&w, &pushed_row);
+    w.exec(&format!(
+        "UPDATE workflows SET name = 'changed by the app' WHERE id::text = '{pushed_row}'"
+    ));
+    let app_state = w.state();
+    w.push(&["--confirm"]).refused(&[
+        &format!("receipt {receipt} says this diff was applied"),
+        "changed since the push inserted it into workflows",
+    ]);
+    app_state.assert_same(&w.state(), "a refused push again");
+
+    // Put back, rollback undoes the push and leaves the app's own write.
+    w.exec(&pushed_row_was);
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.exec(&app_row_was);
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "push, app writes, rollback",
+    );
+}
+
+/// SQL that puts workflow `id` back as it is now, name and the
+/// `updated_at` its stamp trigger moves (held off for that statement).
+fn row_restorer(w: &World, id: &str) -> String {
+    let was = w.scalar(&format!(
+        "SELECT format('SET session_replication_role = replica; \
+                UPDATE workflows SET name = %L, updated_at = %L WHERE id = %L', \
+                name, updated_at, id) FROM workflows WHERE id::text = '{id}'"
+    ));
+    format!("{was}; RESET session_replication_role")
+}
+
 fn rusqlite_count(path: &str, receipt: &str) -> i64 {
     let out = std::process::Command::new(common::require_tool("sqlite3"))
         .args([

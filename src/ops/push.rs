@@ -479,8 +479,8 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     // The receipts first of all: a role that cannot read or write them is
     // told which grants it lacks before anything is read or locked.
     let receipts_exist = receipts_access(&p.tx, ReceiptsUse::Push).await?;
-    if let Some((id, recorded)) = applied_receipt(&p.tx, &job.diff.hash).await? {
-        return p.already_applied(id, &recorded).await;
+    if let Some((id, undo)) = applied_receipt(&p.tx, &job.diff.hash).await? {
+        return p.already_applied(id, &undo).await;
     }
     // Privileges first: a missing grant is named before any lock is taken.
     job.progress.step("checking the role's privileges");
@@ -523,16 +523,25 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
 }
 
 impl Push<'_, '_> {
-    /// A receipt for this diff exists: the push is done if the remote is in
-    /// the rehearsed state, and refused if it is not.
-    async fn already_applied(self, id: String, recorded: &[StagedTable]) -> Result<PushReport> {
+    /// A receipt for this diff exists (it committed with the push): the
+    /// push is done if what it wrote is as it left it — the rows it
+    /// inserted, the columns it updated, the rule rollback refuses by; the
+    /// app's writes to other rows do not count — and refused, naming what
+    /// changed, if not.
+    async fn already_applied(self, id: String, undo: &Undo) -> Result<PushReport> {
         let Push { job, tx, .. } = self;
         job.progress
-            .step("a receipt for this diff exists: checking the remote");
-        let checks = state_checks(&tx, job.snapshot, job.plan, recorded, Untouched::Skip).await?;
+            .step("a receipt for this diff exists: checking what the push wrote");
+        let opts = rollback_options(job, &id);
+        let checks = crate::db::postgres::rollback::pushed_writes_as_left(&tx, &opts, undo).await?;
         if !checks.iter().all(|c| c.ok) {
             return Err(refuse(
-                format!("receipt {id} says this diff was applied, but the remote no longer matches the rehearsed state; nothing was written"),
+                format!(
+                    "receipt {id} says this diff was applied, but what the push wrote was changed \
+                     since ({}); nothing was written. Roll the receipt back once the change is \
+                     undone, or leave it applied",
+                    failed_summaries(&checks, "; ").join(" | ")
+                ),
                 checks,
             ));
         }
@@ -1732,6 +1741,26 @@ impl Push<'_, '_> {
     }
 }
 
+/// The options of a rollback of `receipt_id` that this push runs or
+/// judges by: its own flags.
+fn rollback_options(
+    job: &PushJob<'_>,
+    receipt_id: &str,
+) -> crate::db::postgres::rollback::RollbackOptions {
+    crate::db::postgres::rollback::RollbackOptions {
+        target: job.opts.target.clone(),
+        receipt_id: receipt_id.to_string(),
+        confirm: job.opts.confirm,
+        lock_timeout_ms: job.opts.lock_timeout_ms,
+        statement_timeout_ms: job.opts.statement_timeout_ms,
+        // The receipt's own allowed writes (the plan's and --allow-writes)
+        // are the rollback's too.
+        allow_writes: vec![],
+        allow_external_effects: job.opts.allow_external_effects,
+        strict: job.opts.strict,
+    }
+}
+
 /// Rehearses the push's rollback in its transaction, under a savepoint it
 /// rolls back to before COMMIT: the very steps `sandbox rollback` runs
 /// ([`crate::db::postgres::rollback::undo_in`]), on the receipt just written. A
@@ -1749,18 +1778,7 @@ async fn rehearse_undo(
     job.progress
         .step("rehearsing the rollback of this push in its transaction");
     let started = Instant::now();
-    let opts = crate::db::postgres::rollback::RollbackOptions {
-        target: job.opts.target.clone(),
-        receipt_id: receipt.id.clone(),
-        confirm: job.opts.confirm,
-        lock_timeout_ms: job.opts.lock_timeout_ms,
-        statement_timeout_ms: job.opts.statement_timeout_ms,
-        // The receipt's own allowed writes (the plan's and --allow-writes)
-        // are the rollback's too.
-        allow_writes: vec![],
-        allow_external_effects: job.opts.allow_external_effects,
-        strict: job.opts.strict,
-    };
+    let opts = rollback_options(job, &receipt.id);
     // The undo's write accounting counts from the savepoint, not from the
     // push's start: both in one round trip.
     tx.batch_execute(&format!(

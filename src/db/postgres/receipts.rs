@@ -2,15 +2,12 @@
 //! into (and looks for an applied one of its diff in), rollback and
 //! `receipts` read them from.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio_postgres::Transaction;
 
 use crate::diff::Diff;
 use crate::error::check_failed;
-use crate::plan::stage::StagedTable;
 use crate::receipt::Undo;
 
 /// The receipts table, created by the first push (and its schema). Only
@@ -207,18 +204,18 @@ pub async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
     receipts_table_verdict(shape.flatten().as_deref())
 }
 
-/// The receipt of an applied push of this diff, with the state it recorded
-/// for each table it wrote (the rehearsed state plus what Postgres chose).
+/// The receipt of an applied push of this diff, with its undo record
+/// (what the push wrote, and the state it left each table in).
 pub async fn applied_receipt(
     tx: &Transaction<'_>,
     diff_hash: &str,
-) -> Result<Option<(String, Vec<StagedTable>)>> {
+) -> Result<Option<(String, Undo)>> {
     if !receipts_table_exists(tx).await? {
         return Ok(None);
     }
     let rows = tx
         .query_typed(
-            "SELECT id::text, coalesce((undo -> 'after')::text, '{}') FROM sandbox.receipts \
+            "SELECT id::text, undo::text FROM sandbox.receipts \
              WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
             &[(&diff_hash, tokio_postgres::types::Type::TEXT)],
         )
@@ -226,24 +223,9 @@ pub async fn applied_receipt(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    #[derive(serde::Deserialize)]
-    struct After {
-        rows: u64,
-        checksum: String,
-    }
-    let after: BTreeMap<String, After> = serde_json::from_str(&row.get::<_, String>(1))
-        .context("the receipt's recorded state is not readable")?;
-    Ok(Some((
-        row.get(0),
-        after
-            .into_iter()
-            .map(|(name, a)| StagedTable {
-                name,
-                rows: a.rows,
-                checksum: a.checksum,
-            })
-            .collect(),
-    )))
+    let id: String = row.get(0);
+    let undo = Undo::read(&id, &row.get::<_, String>(1))?;
+    Ok(Some((id, undo)))
 }
 
 pub async fn insert_receipt(

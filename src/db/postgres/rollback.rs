@@ -235,6 +235,57 @@ pub async fn undo_in(
     Ok(report)
 }
 
+/// Whether what the push of `undo` wrote is still as it left it, for a
+/// push that finds its diff's receipt applied ("Already applied"): the
+/// rows it inserted, whole, and the columns it updated, as the rollback
+/// compares them ([`Rollback::pushed_rows_check`]); rows it deleted are
+/// not read. The app's writes to other rows of the same tables, or rows
+/// it added to a table the push created, are no concern: the push is
+/// applied all the same (the receipt committed with it). Rows of the push
+/// the app deleted since are counted, not refused. With `opts.strict`,
+/// every written table whole. Reads only; refuses nothing.
+pub async fn pushed_writes_as_left(
+    tx: &tokio_postgres::Transaction<'_>,
+    opts: &RollbackOptions,
+    undo: &Undo,
+) -> Result<Vec<Check>> {
+    let r = Rollback {
+        tx,
+        opts,
+        undo,
+        nothing: "nothing was written",
+        mode: Mode::Rollback,
+    };
+    let mut checks = Vec::new();
+    for t in &undo.tables {
+        let Some(after) = undo.after.get(&t.table) else {
+            continue;
+        };
+        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        let check = if opts.strict {
+            r.state_check(
+                &meta,
+                after,
+                "already applied",
+                &format!("{} as the push left it", t.table),
+                CheckKind::Guard,
+                true,
+            )
+            .await?
+        } else {
+            let (mut check, gone) = r.pushed_rows_check(t, &meta, after).await?;
+            check.phase = "already applied".into();
+            check.name = format!("{} rows the push wrote as it left them", t.table);
+            if !gone.is_empty() {
+                check.actual = format!("{}, {} deleted since", check.actual, gone.len());
+            }
+            check
+        };
+        checks.push(check);
+    }
+    Ok(checks)
+}
+
 impl RollbackReport {
     /// A report of nothing undone yet.
     pub(crate) fn new(
