@@ -402,6 +402,14 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         status.show()
     );
 
+    // The snapshot's own record, read without a server: the push's time.
+    let offline = run_sandbox(&["receipts", "--json", "--snapshot", p.snap()], &[]);
+    offline.ok();
+    let recorded = json_of(&offline)["receipts"][0].clone();
+    let pushed_at = recorded["at"].as_str().unwrap_or_default().to_string();
+    assert!(pushed_at.ends_with("+00"), "{recorded}");
+    assert_eq!(recorded["rolled_back_at"], serde_json::Value::Null);
+
     let rolled = p.run_exported(&[
         "rollback",
         "--receipt",
@@ -441,6 +449,16 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
     let v = json_of(&offline);
     assert_eq!(v["database"], serde_json::Value::Null, "{v}");
     assert_eq!(v["receipts"][0]["snapshot_status"], "rolled_back", "{v}");
+    // The file keeps both times: the push's, and the rollback's beside it
+    // (before, the rollback's overwrote the push's and none was shown).
+    assert_eq!(v["receipts"][0]["at"], pushed_at.as_str(), "{v}");
+    let local_rolled_back_at = v["receipts"][0]["rolled_back_at"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        local_rolled_back_at.ends_with("+00") && local_rolled_back_at > pushed_at.as_str(),
+        "{v}"
+    );
     // Neither a server nor a snapshot: a usage error that says what to pass.
     run_sandbox(&["receipts", "--snapshot", "/nonexistent/s.sqlite"], &[])
         .code(2)

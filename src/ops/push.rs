@@ -1990,13 +1990,15 @@ pub fn record_receipt(
     snapshot.conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS _sandbox_receipts (
            receipt_id TEXT PRIMARY KEY, diff_hash TEXT NOT NULL, rehearsal_id INTEGER NOT NULL,
-           database TEXT NOT NULL, recorded_at TEXT NOT NULL, status TEXT NOT NULL)",
+           database TEXT NOT NULL, recorded_at TEXT NOT NULL, status TEXT NOT NULL, \
+           rolled_back_at TEXT)",
     )?;
     snapshot
         .conn
         .execute(
-            "INSERT INTO _sandbox_receipts VALUES (?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00', ?) \
-             ON CONFLICT (receipt_id) DO UPDATE SET status = excluded.status, recorded_at = excluded.recorded_at",
+            "INSERT INTO _sandbox_receipts (receipt_id, diff_hash, rehearsal_id, database, recorded_at, status) \
+             VALUES (?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00', ?) \
+             ON CONFLICT (receipt_id) DO UPDATE SET status = excluded.status",
             rusqlite::params![receipt_id, diff.hash, diff.rehearsal_id, database, status],
         )
         .map_err(|e| environment(format!("the push committed (receipt {receipt_id}) but the snapshot file could not record it: {e}")))?;

@@ -15,8 +15,8 @@ use crate::db::sqlite::Snapshot;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReceiptLine {
     pub id: String,
-    /// When it was pushed (Postgres) or recorded in the snapshot, UTC
-    /// (`YYYY-MM-DD HH:MM:SS.mmm+00`).
+    /// When it was pushed (Postgres) or recorded in the snapshot by the
+    /// push, UTC (`YYYY-MM-DD HH:MM:SS.mmm+00`).
     pub at: String,
     pub plan_name: String,
     pub plan_hash: String,
@@ -127,12 +127,18 @@ pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
     if !has_receipts_table(snapshot)? {
         return Ok(Vec::new());
     }
-    let mut stmt = snapshot.conn.prepare(
+    // Read-only here: an older file without the column reads NULL.
+    let rolled_back_at = if has_rolled_back_at(&snapshot.conn)? {
+        "r.rolled_back_at"
+    } else {
+        "NULL"
+    };
+    let mut stmt = snapshot.conn.prepare(&format!(
         "SELECT r.receipt_id, r.recorded_at, coalesce(h.plan_name, ''), coalesce(h.plan_hash, ''), \
-                r.diff_hash, r.status \
+                r.diff_hash, r.status, {rolled_back_at} \
          FROM _sandbox_receipts r LEFT JOIN _sandbox_rehearsals h ON h.id = r.rehearsal_id \
-         ORDER BY r.recorded_at, r.receipt_id",
-    )?;
+         ORDER BY r.recorded_at, r.receipt_id"
+    ))?;
     let rows = stmt
         .query_map([], |r| {
             Ok(ReceiptLine {
@@ -146,7 +152,7 @@ pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
                 deleted: 0,
                 remote_status: None,
                 snapshot_status: Some(r.get(5)?),
-                rolled_back_at: None,
+                rolled_back_at: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -181,21 +187,45 @@ pub fn mark_rolled_back(snapshot_path: &Path, receipt_id: &str) -> Result<bool> 
     if !has_receipts_table(&snapshot)? {
         return Ok(false);
     }
-    let n = snapshot
-        .conn
-        .execute(
+    let marking = || -> rusqlite::Result<usize> {
+        add_rolled_back_at(&snapshot.conn)?;
+        // `recorded_at` stays the push's time: the rollback's has its own
+        // column (before, it overwrote the push's). A second mark keeps the
+        // first rollback's time.
+        snapshot.conn.execute(
             "UPDATE _sandbox_receipts SET status = 'rolled_back', \
-                    recorded_at = strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00' \
+                    rolled_back_at = coalesce(rolled_back_at, \
+                                              strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00') \
              WHERE receipt_id = ?1",
             [receipt_id],
         )
-        .with_context(|| {
-            format!(
-                "cannot mark receipt {receipt_id} rolled back in {}",
-                snapshot_path.display()
-            )
-        })?;
+    };
+    let n = marking().with_context(|| {
+        format!(
+            "cannot mark receipt {receipt_id} rolled back in {}",
+            snapshot_path.display()
+        )
+    })?;
     Ok(n > 0)
+}
+
+/// Snapshots written before the rollback's time was kept apart lack the
+/// column: added (NULL for every copy, whose `recorded_at` may then be a
+/// rollback's time).
+fn add_rolled_back_at(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    if !has_rolled_back_at(conn)? {
+        conn.execute_batch("ALTER TABLE _sandbox_receipts ADD COLUMN rolled_back_at TEXT")?;
+    }
+    Ok(())
+}
+
+fn has_rolled_back_at(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('_sandbox_receipts') WHERE name = 'rolled_back_at'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 #[cfg(test)]
