@@ -1232,11 +1232,24 @@ impl Diff {
                         .iter()
                         .filter(|c| !c.old_filled_by_postgres)
                         .map(|c| {
-                            format!(
-                                "{} IS NOT DISTINCT FROM {}",
-                                quote_ident(&c.column),
-                                sql_literal(c.old.as_deref())
-                            )
+                            let old = sql_literal(c.old.as_deref());
+                            match t.columns.iter().find(|m| m.name == c.column) {
+                                // No `=` for the type (json, point…): its
+                                // text, as push compares it.
+                                Some(m)
+                                    if !crate::types::has_equality(&m.pg_type)
+                                        && crate::types::sql_type_name(&m.pg_type).is_ok() =>
+                                {
+                                    format!(
+                                        "{}::text IS NOT DISTINCT FROM {old}::{}::text",
+                                        quote_ident(&c.column),
+                                        m.pg_type
+                                    )
+                                }
+                                _ => {
+                                    format!("{} IS NOT DISTINCT FROM {old}", quote_ident(&c.column))
+                                }
+                            }
                         }),
                 )
                 .collect::<Vec<_>>()

@@ -469,6 +469,30 @@ impl TableChecksum {
     }
 }
 
+/// Whether values of the built-in type `pg_type` (as `format_type()`
+/// prints it; arrays by their element) have an equality Postgres can
+/// compare them with: json, xml and the geometric types other than those
+/// with a btree class have no `=`, or one that compares areas (box,
+/// circle). Where no catalog is at hand (a script); push and rollback ask
+/// the catalog (`TypeSpellings`), which also sees domains and records.
+pub fn has_equality(pg_type: &str) -> bool {
+    let element = pg_type.trim_end_matches("[]");
+    !matches!(
+        element,
+        "json"
+            | "xml"
+            | "point"
+            | "lseg"
+            | "box"
+            | "path"
+            | "polygon"
+            | "line"
+            | "circle"
+            | "txid_snapshot"
+            | "pg_snapshot"
+    )
+}
+
 /// A column type as `format_type()` prints it (`text`, `character
 /// varying(64)`, `numeric(10,2)`, `timestamp(3) with time zone`, `uuid[]`,
 /// `public."My Enum"`), checked before it is spliced into SQL: type names

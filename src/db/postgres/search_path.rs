@@ -60,6 +60,11 @@ struct Spelling {
     /// type; `pg_catalog` for enums, arrays, records and ranges, whose
     /// `=` is polymorphic).
     eq_schema: String,
+    /// Whether Postgres has an equality for the type: a default btree or
+    /// hash operator class on it (or on each element or field). json, xml,
+    /// point, json[] have none (`=` does not exist, or for box and circle
+    /// compares areas): their values are compared by their text.
+    has_equality: bool,
 }
 
 impl TypeSpellings {
@@ -92,6 +97,7 @@ impl TypeSpellings {
                     Spelling {
                         qualified: r.get(1),
                         eq_schema: r.get(2),
+                        has_equality: r.get(3),
                     },
                 )
             })
@@ -134,6 +140,9 @@ impl TypeSpellings {
     /// `a = b` for values of type `ty`.
     fn equal(&self, a: &str, b: &str, ty: &str) -> Result<String> {
         Ok(match self.spelling(ty)? {
+            Some(s) if !s.has_equality => {
+                format!("{} OPERATOR(pg_catalog.=) {}", as_text(a), as_text(b))
+            }
             Some(s) => format!("{a} OPERATOR({}.=) {b}", s.eq_schema),
             None => format!("{a} = {b}"),
         })
@@ -143,6 +152,9 @@ impl TypeSpellings {
     /// form naming its operator).
     fn not_distinct(&self, a: &str, b: &str, ty: &str) -> Result<String> {
         Ok(match self.spelling(ty)? {
+            Some(s) if !s.has_equality => {
+                format!("{} IS NOT DISTINCT FROM {}", as_text(a), as_text(b))
+            }
             Some(s) => format!(
                 "({a} OPERATOR({}.=) {b} OR ({a} IS NULL AND {b} IS NULL))",
                 s.eq_schema
@@ -152,12 +164,25 @@ impl TypeSpellings {
     }
 }
 
+/// A value of a type without equality as the text its output function
+/// prints, in the statement's own session (both sides of a comparison are
+/// printed under the same settings, and the value the tool sends is first
+/// read as the type, so spellings Postgres reads alike compare equal).
+/// Compared byte for byte (`C`): two texts are one value only if equal.
+fn as_text(value: &str) -> String {
+    format!("(({value})::pg_catalog.text COLLATE pg_catalog.\"C\")")
+}
+
 /// Per spelling: the qualified spelling and the schema of its `=`.
 /// `format_type()` leaves a type unqualified exactly when it is visible on
 /// the path, and its text is then `name`, `name(mods)` or `name[]`: the
 /// schema goes in front — unless the spelling names it already, as a
 /// plan's target.json may (`public.item_status`). A domain's `=` is its
-/// base type's.
+/// base type's. Whether the type has an equality is read as Postgres's
+/// type cache decides it: a default btree or hash operator class on the
+/// type or one it is binary-coercible to (varchar to text), and for
+/// arrays, records and domains on each element, field or base type (enums,
+/// ranges and multiranges always have one).
 const RESOLVE_SQL: &str = "\
 WITH RECURSIVE spelled AS (
   SELECT s, pg_catalog.to_regtype(s)::oid AS t FROM pg_catalog.unnest($1::text[]) AS s
@@ -166,6 +191,20 @@ WITH RECURSIVE spelled AS (
   UNION ALL
   SELECT b.s, ty.typbasetype FROM base b JOIN pg_catalog.pg_type ty ON ty.oid = b.t
   WHERE ty.typtype = 'd'
+), parts AS (
+  SELECT s, t FROM spelled WHERE t IS NOT NULL
+  UNION
+  SELECT p.s, x.t FROM parts p JOIN pg_catalog.pg_type ty ON ty.oid = p.t
+  CROSS JOIN LATERAL (
+    SELECT ty.typbasetype WHERE ty.typtype = 'd'
+    UNION ALL SELECT ty.typelem WHERE ty.typcategory = 'A' AND ty.typlen = -1 AND ty.typelem <> 0
+    UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+      WHERE ty.typtype = 'c' AND a.attrelid = ty.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+  ) x(t)
+), leaves AS (
+  SELECT p.s, p.t FROM parts p JOIN pg_catalog.pg_type ty ON ty.oid = p.t
+  WHERE ty.typtype NOT IN ('d', 'c', 'e', 'r', 'm')
+    AND NOT (ty.typcategory = 'A' AND ty.typlen = -1 AND ty.typelem <> 0)
 )
 SELECT sp.s,
   CASE WHEN ty.oid IS NULL OR n.nspname = 'pg_catalog' OR NOT pg_catalog.pg_type_is_visible(ty.oid)
@@ -179,7 +218,14 @@ SELECT sp.s,
             JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace
             WHERE b.s = sp.s
             ORDER BY pg_catalog.pg_operator_is_visible(o.oid) DESC, opn.nspname
-            LIMIT 1), 'pg_catalog')
+            LIMIT 1), 'pg_catalog'),
+  NOT EXISTS (SELECT 1 FROM leaves l WHERE l.s = sp.s AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_opclass oc JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
+    WHERE am.amname IN ('btree', 'hash') AND oc.opcdefault
+      AND (oc.opcintype = l.t OR EXISTS (
+        SELECT 1 FROM pg_catalog.pg_cast c
+        WHERE c.castsource = l.t AND c.casttarget = oc.opcintype AND c.castmethod = 'b'
+          AND c.castcontext = 'i'))))
 FROM spelled sp
 LEFT JOIN pg_catalog.pg_type ty ON ty.oid = sp.t
 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = ty.typnamespace";
@@ -201,13 +247,24 @@ mod tests {
             "t.a IS NOT DISTINCT FROM u.a::citext"
         );
         let resolved = TypeSpellings {
-            resolved: Some(HashMap::from([(
-                "citext".to_string(),
-                Spelling {
-                    qualified: "extensions.citext".into(),
-                    eq_schema: "extensions".into(),
-                },
-            )])),
+            resolved: Some(HashMap::from([
+                (
+                    "citext".to_string(),
+                    Spelling {
+                        qualified: "extensions.citext".into(),
+                        eq_schema: "extensions".into(),
+                        has_equality: true,
+                    },
+                ),
+                (
+                    "json".to_string(),
+                    Spelling {
+                        qualified: "json".into(),
+                        eq_schema: "pg_catalog".into(),
+                        has_equality: false,
+                    },
+                ),
+            ])),
         };
         assert_eq!(resolved.cast("citext").unwrap(), "extensions.citext");
         assert_eq!(
@@ -220,6 +277,16 @@ mod tests {
                 .unwrap(),
             "(t.a OPERATOR(extensions.=) u.a::extensions.citext \
              OR (t.a IS NULL AND u.a::extensions.citext IS NULL))"
+        );
+        assert_eq!(
+            resolved.matches("t.a", "u.a", "json").unwrap(),
+            "((t.a)::pg_catalog.text COLLATE pg_catalog.\"C\") OPERATOR(pg_catalog.=) \
+             ((u.a::json)::pg_catalog.text COLLATE pg_catalog.\"C\")"
+        );
+        assert_eq!(
+            resolved.matches_or_both_null("t.a", "u.a", "json").unwrap(),
+            "((t.a)::pg_catalog.text COLLATE pg_catalog.\"C\") IS NOT DISTINCT FROM \
+             ((u.a::json)::pg_catalog.text COLLATE pg_catalog.\"C\")"
         );
         assert!(
             resolved.cast("uuid").is_err(),
