@@ -2122,6 +2122,44 @@ fn the_preflight_names_the_sequences_it_advanced() {
         .stdout_has("public.audit_log_id_seq by 227 (last value 227 → 454)");
 }
 
+/// The rollback's dry run says which sequences it advanced (H8 S2). An
+/// audit trigger numbering its rows from a bigserial fires for each of the
+/// 227 workflows the undo deletes and draws a value, which no ROLLBACK
+/// gives back. Before, the dry run printed "Nothing was changed" while the
+/// audit sequence had moved 227 further; now it names the sequence and by
+/// how much, as push's preflight does, and every row and object is as
+/// before.
+#[test]
+fn the_rollback_dry_run_names_the_sequences_it_advanced() {
+    let w = world(
+        "rollback_dry_run_sequences",
+        "CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, row_id text);
+         CREATE FUNCTION public.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.audit_log (row_id) VALUES (OLD.id::text); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_audit AFTER DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.log_row();",
+    );
+    let run = w.push(&["--confirm", "--allow-writes", "audit_log"]);
+    run.ok();
+    let receipt = run.receipt();
+    let pushed = w.state();
+    let last = || w.count("SELECT last_value FROM public.audit_log_id_seq");
+    let was = last();
+    let run = w.rollback(&receipt, &[]);
+    run.ok().stdout_has(&format!(
+        "No row was changed, but sequences are never rolled back: this dry run advanced \
+         public.audit_log_id_seq by 227 (last value {was} → {})",
+        was + 227
+    ));
+    assert!(
+        !run.stdout.contains("Nothing was changed"),
+        "{}",
+        run.show()
+    );
+    pushed.assert_same(&w.state(), "a rollback dry run");
+    assert_eq!(last(), was + 227, "what the report says is where it stands");
+}
+
 /// `diff --sql` is what push does, on a database where that is hard: the
 /// app's search_path is `app, public` (its audit trigger writes an
 /// unqualified `audit_log`), and phase 3B numbers its 116 workflows itself

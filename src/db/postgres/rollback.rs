@@ -22,7 +22,7 @@ use crate::db::postgres::digest::{describe_row_changes, remote_row_hashes};
 use crate::db::postgres::rowlock::{RowLock, RowLockMode};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
-use crate::db::postgres::sequences::SequenceRestore;
+use crate::db::postgres::sequences::{SequenceDrawn, SequenceRestore};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows};
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
@@ -81,6 +81,10 @@ pub struct RollbackReport {
     /// The sequences the push moved: moved back, or left where the app
     /// drew from them since.
     pub sequences: Vec<SequenceRestore>,
+    /// In a dry run: the sequences that handed out values while its
+    /// transaction was open (triggers firing for the undo, or the app), for
+    /// good — a draw is never rolled back.
+    pub sequences_drawn: Vec<SequenceDrawn>,
     /// The database's foreign tables (writes there are not counted).
     pub foreign_tables: Vec<ForeignTable>,
     /// Triggers and rules that name a foreign table the user allowed.
@@ -306,6 +310,7 @@ impl RollbackReport {
             side_effects: vec![],
             triggers,
             sequences: vec![],
+            sequences_drawn: vec![],
             foreign_tables: vec![],
             foreign_writes_allowed: vec![],
             external_effects: vec![],

@@ -736,7 +736,11 @@ pub type SequenceValues = std::collections::BTreeMap<String, (Option<i64>, i64, 
 
 /// Reads [`SequenceValues`]. `nextval()` is never rolled back: comparing
 /// these before and after a preflight shows what it used up for good.
-pub async fn sequence_values(client: &tokio_postgres::Client) -> Result<SequenceValues> {
+/// Inside a transaction too: a sequence's position is not MVCC data, the
+/// read sees every draw made so far, anyone's.
+pub async fn sequence_values<C: tokio_postgres::GenericClient>(
+    client: &C,
+) -> Result<SequenceValues> {
     // `query_typed`: one unnamed statement in one round trip, outside any
     // transaction — a named one would be parsed on one server connection of
     // a transaction-mode pooler and executed on another.

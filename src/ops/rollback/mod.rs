@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::db::postgres::connect;
 use crate::db::postgres::receipts::{read_receipt, receipts_access, ReceiptsUse};
 use crate::db::postgres::rollback::{undo_in, Mode};
+use crate::db::postgres::sequences::{drawn, sequence_values};
 use crate::db::postgres::tx::begin;
 
 pub use crate::db::postgres::rollback::{RollbackOptions, RollbackReport};
@@ -25,7 +26,17 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     }
     let mut client = connect(&opts.target).await?;
     let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
-    receipts_access(&tx, ReceiptsUse::Rollback).await?;
+    // Where the sequences stand, sent with the first question (no round
+    // trip of its own): an app trigger that fires for the undo (an audit
+    // log's bigserial) draws values, and a draw is never rolled back, so a
+    // dry run or a refusal says what it used up instead of "nothing was
+    // changed".
+    let (access, at_start) = futures_util::join!(
+        receipts_access(&tx, ReceiptsUse::Rollback),
+        sequence_values(&tx)
+    );
+    access?;
+    let at_start = at_start?;
     let Some(undo) = read_receipt(&tx, &opts.receipt_id, opts.target.redacted()).await? else {
         // Like a repeated push: the wanted state holds, nothing to do.
         tx.rollback().await?;
@@ -34,17 +45,43 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         report.millis = started.elapsed().as_millis() as u64;
         return Ok(report);
     };
-    let report = undo_in(&tx, opts, &undo, Mode::Rollback).await?;
-    if !opts.confirm {
-        tx.rollback().await?;
-        return Ok(RollbackReport {
-            millis: started.elapsed().as_millis() as u64,
-            ..report
-        });
-    }
-    tx.commit()
-        .await
-        .context("COMMIT of the rollback failed; nothing was undone")?;
+    let undone = undo_in(&tx, opts, &undo, Mode::Rollback).await;
+    let report = match undone {
+        Ok(report) if opts.confirm => {
+            tx.commit()
+                .await
+                .context("COMMIT of the rollback failed; nothing was undone")?;
+            report
+        }
+        Ok(mut report) => {
+            tx.rollback().await?;
+            report.sequences_drawn = drawn(&at_start, &sequence_values(&client).await?);
+            report
+        }
+        Err(e) => {
+            // The refusal is what the user must see: a failed ROLLBACK or
+            // re-read (a lost connection) only leaves the draws unsaid.
+            if tx.rollback().await.is_err() || client.is_closed() {
+                return Err(e);
+            }
+            let used = match sequence_values(&client).await {
+                Ok(now) => drawn(&at_start, &now),
+                Err(_) => vec![],
+            };
+            if used.is_empty() {
+                return Err(e);
+            }
+            return Err(e.context(format!(
+                "No row was changed, but sequences are never rolled back: while the rollback's \
+                 transaction was open, {} advanced (values handed out by triggers that fired for \
+                 the undo, or by the app at the same time)",
+                used.iter()
+                    .map(|s| s.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
     Ok(RollbackReport {
         millis: started.elapsed().as_millis() as u64,
         ..report
