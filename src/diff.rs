@@ -776,6 +776,24 @@ fn phase_changes(
     }
     let known: std::collections::HashSet<&str> =
         plan.file.phases.iter().map(|p| p.id.as_str()).collect();
+    let phase_index = |id: &str| plan.file.phases.iter().position(|p| p.id == id);
+    // The columns the plan adds here with a constant default: at their
+    // phase, Postgres's ADD COLUMN gives every row there that value (the
+    // rehearsal's working copy did the same), before the phase's changes.
+    let mut to_fill: Vec<(usize, String, String)> = plan
+        .schema
+        .added_columns
+        .iter()
+        .filter(|a| a.table == table)
+        .filter_map(|a| {
+            let c = after.column(&a.column.name)?;
+            Some((
+                phase_index(&a.phase)?,
+                c.name.clone(),
+                added_column_fill(c)?,
+            ))
+        })
+        .collect();
     let value = |row: &RowValues, c: &str| row.get(c).cloned().flatten();
     let mut out = PhaseChanges::default();
     let mut stmt = snapshot.conn.prepare(
@@ -788,6 +806,7 @@ fn phase_changes(
         if !known.contains(phase.as_str()) {
             return Err(rehearse_again(format!("phase {phase} is not the plan's")));
         }
+        fill_added_columns(&mut current, &mut to_fill, phase_index(&phase));
         let data: serde_json::Value = serde_json::from_str(&data)
             .map_err(|e| rehearse_again(format!("row {k} is not readable ({e})")))?;
         let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
@@ -857,6 +876,7 @@ fn phase_changes(
             _ => return Err(rehearse_again(format!("row {k}: unknown change {op}"))),
         }
     }
+    fill_added_columns(&mut current, &mut to_fill, None);
     let key_idx = key_positions(after, &key)?;
     snapshot.for_each_row(&staged(table), after, |r| {
         let k = key_text(&key_values(table, &key, &key_idx, &r)?);
@@ -880,6 +900,34 @@ fn phase_changes(
         return Err(rehearse_again(format!("row {k} is not staged")));
     }
     Ok(out)
+}
+
+/// What Postgres's `ADD COLUMN` puts in the rows already there for a
+/// column the plan adds: its constant default (a domain's, down the
+/// chain), else nothing (NULL, or a volatile default's value).
+fn added_column_fill(c: &ColumnMeta) -> Option<String> {
+    crate::db::staging::constant_default(c).map(str::to_string)
+}
+
+/// Gives each replayed row that has not got it yet (it was there before
+/// the column was added) the fill value of each added column of
+/// `to_fill` whose phase is at most `upto` (every one when None), as the
+/// column's ADD COLUMN did on Postgres.
+fn fill_added_columns(
+    current: &mut std::collections::HashMap<String, RowValues>,
+    to_fill: &mut Vec<(usize, String, String)>,
+    upto: Option<usize>,
+) {
+    to_fill.retain(|(phase, column, value)| {
+        if upto.is_some_and(|u| *phase > u) {
+            return true;
+        }
+        for row in current.values_mut() {
+            row.entry(column.clone())
+                .or_insert_with(|| Some(value.clone()));
+        }
+        false
+    });
 }
 
 fn diff_hash(diff: &Diff) -> String {
@@ -1007,11 +1055,13 @@ fn diff_existing(
             Some(old) => {
                 let mut changes = Vec::new();
                 for (i, c) in after.columns.iter().enumerate() {
-                    let old_v = before
-                        .columns
-                        .iter()
-                        .position(|b| b.name == c.name)
-                        .and_then(|j| old[j].clone());
+                    let old_v = match before.columns.iter().position(|b| b.name == c.name) {
+                        Some(j) => old[j].clone(),
+                        // A column the plan adds: Postgres's ADD COLUMN gave
+                        // the row its constant default (a domain's), so the
+                        // push finds that there, not NULL.
+                        None => added_column_fill(c),
+                    };
                     if old_v != r[i] {
                         changes.push(ColumnUpdate {
                             column: c.name.clone(),

@@ -112,6 +112,11 @@ impl FilledValues {
 pub struct AddedColumn {
     pub table: String,
     pub column: String,
+    /// What Postgres's `ADD COLUMN` put in every row already there: the
+    /// column's constant default (a domain's, down the chain). Those values
+    /// are the push's, not the app's, when rollback drops the column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,11 +222,18 @@ impl Undo {
                 .schema
                 .added_columns
                 .iter()
-                .map(|a| AddedColumn {
-                    table: a.table.clone(),
-                    column: a.column.name.clone(),
+                .map(|a| {
+                    let meta = staged_meta(&snapshot.conn, snapshot, plan, &a.table)?;
+                    Ok(AddedColumn {
+                        table: a.table.clone(),
+                        column: a.column.name.clone(),
+                        fill: meta
+                            .column(&a.column.name)
+                            .and_then(crate::db::staging::constant_default)
+                            .map(str::to_string),
+                    })
                 })
-                .collect(),
+                .collect::<Result<Vec<_>>>()?,
             tables,
             before,
             after,

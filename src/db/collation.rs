@@ -113,7 +113,9 @@ pub fn register(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Resu
 /// as SQLite's BINARY does.
 pub const BYTE_ORDER: [&str; 3] = ["C", "POSIX", "ucs_basic"];
 
-fn register_enums(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Result<()> {
+/// Registers the collation of every enum `tables` have a column of
+/// ([`enum_collation`]).
+pub fn register_enums(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Result<()> {
     let mut done = std::collections::HashSet::new();
     for c in tables.iter().flat_map(|t| &t.columns) {
         let Some(labels) = &c.enum_labels else {

@@ -102,6 +102,10 @@ CREATE TABLE _sandbox_constraints (
 CREATE TABLE _sandbox_existing_targets (
   table_name TEXT PRIMARY KEY
 );
+CREATE TABLE _sandbox_target_types (
+  type_name TEXT PRIMARY KEY,
+  meta TEXT NOT NULL
+);
 ";
 
 /// `CREATE TABLE` for a pulled table. Foreign keys are declared only
@@ -229,6 +233,7 @@ pub struct SnapshotWriter {
     insert_sql: String,
     fk_targets: HashSet<String>,
     existing_targets: Vec<TableMeta>,
+    target_types: Vec<ColumnMeta>,
 }
 
 impl SnapshotWriter {
@@ -306,6 +311,7 @@ impl SnapshotWriter {
             insert_sql: String::new(),
             fk_targets: table_names.iter().cloned().collect(),
             existing_targets: Vec::new(),
+            target_types: Vec::new(),
         })
     }
 
@@ -379,6 +385,12 @@ impl SnapshotWriter {
         self.existing_targets.push(meta);
     }
 
+    /// What Postgres makes of a type target.json names (a domain, an enum,
+    /// an array of one): `meta.name` is the type as target.json spells it.
+    pub fn target_type(&mut self, meta: ColumnMeta) {
+        self.target_types.push(meta);
+    }
+
     /// Writes the metadata, builds unique indexes and primary keys after the data (cheaper
     /// than maintaining them row by row), and renames the file into place.
     pub fn finish(self, mut info: SnapshotInfo) -> Result<(PathBuf, SnapshotInfo)> {
@@ -388,6 +400,7 @@ impl SnapshotWriter {
             final_path,
             tables,
             existing_targets,
+            target_types,
             ..
         } = self;
         info.snapshot_checksum = snapshot_checksum(tables.iter().map(|(_, s)| s));
@@ -449,6 +462,15 @@ impl SnapshotWriter {
                         "cannot record the existing table {} in the snapshot's catalog",
                         meta.name
                     )
+                })?;
+            }
+            for t in &target_types {
+                conn.execute(
+                    "INSERT INTO _sandbox_target_types VALUES (?, ?)",
+                    params![t.name, serde_json::to_string(t)?],
+                )
+                .with_context(|| {
+                    format!("cannot record type {} in the snapshot's catalog", t.name)
                 })?;
             }
             conn.execute(
@@ -864,6 +886,12 @@ pub struct Snapshot {
     pub tables: Vec<SnapshotTable>,
     /// Tables the plan creates that already existed at the source.
     pub existing_targets: Vec<TableMeta>,
+    /// The types target.json names that Postgres gives a meaning the name
+    /// alone does not carry (a domain's base type, NOT NULL and DEFAULT, an
+    /// enum's labels, an array's elements), by the name target.json uses:
+    /// the columns the plan adds and creates are read as Postgres reads
+    /// them (`plan::stage::planned_column`).
+    pub target_types: std::collections::BTreeMap<String, ColumnMeta>,
 }
 
 impl Snapshot {
@@ -952,12 +980,14 @@ impl Snapshot {
         };
         let tables = read_tables(&conn).map_err(damaged)?;
         let existing_targets = read_existing_targets(&conn).map_err(damaged)?;
+        let target_types = read_target_types(&conn).map_err(damaged)?;
         Ok(Snapshot {
             conn,
             path: path.to_path_buf(),
             info,
             tables,
             existing_targets,
+            target_types,
         })
     }
 
@@ -1251,6 +1281,30 @@ fn read_catalog_of(
         )
         .collect::<Result<Vec<_>>>()?;
     Ok((columns, constraints))
+}
+
+/// The types of target.json recorded by the pull (see
+/// [`Snapshot::target_types`]). A file pulled before they were recorded has
+/// none: its added columns read as before, by their type's name.
+fn read_target_types(conn: &Connection) -> Result<std::collections::BTreeMap<String, ColumnMeta>> {
+    let present: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sandbox_target_types'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut out = std::collections::BTreeMap::new();
+    if present == 0 {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare("SELECT type_name, meta FROM _sandbox_target_types")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (name, meta) = row?;
+        let meta: ColumnMeta = serde_json::from_str(&meta)
+            .with_context(|| format!("_sandbox_target_types: type {name} is not readable"))?;
+        out.insert(name, meta);
+    }
+    Ok(out)
 }
 
 /// Tables the plan creates that existed at the source when it was pulled.

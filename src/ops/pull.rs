@@ -10,7 +10,7 @@ use futures_util::{pin_mut, StreamExt};
 use tokio_postgres::{IsolationLevel, Statement, Transaction};
 
 use crate::catalog::TableMeta;
-use crate::db::postgres::catalog::{read_catalog, read_existing_targets};
+use crate::db::postgres::catalog::{read_catalog, read_existing_targets, read_target_types};
 use crate::db::postgres::copy::{copy_out_sql, LineSplitter};
 use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, Target};
@@ -32,6 +32,9 @@ pub struct PullOptions {
     /// Tables the plan creates: if one already exists, its catalog is
     /// recorded so the rehearsal can name it.
     pub creates: Vec<String>,
+    /// The types target.json names: what each is on Postgres (a domain and
+    /// its DEFAULT, an enum's labels) is recorded for the rehearsal.
+    pub target_types: Vec<String>,
     /// Tables whose Postgres-computed digest the snapshot records for push's
     /// drift check: the plan's read and write sets (cheap tables; the big
     /// ones the plan never touches are not hashed twice).
@@ -81,6 +84,7 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
     let existing_targets = read_existing_targets(&tx, &opts.creates).await?;
+    let target_types = read_target_types(&tx, &opts.target_types).await?;
     // In the same REPEATABLE READ snapshot as the rows: the digests describe
     // exactly what is pulled.
     let digested: Vec<&TableMeta> = metas
@@ -138,6 +142,9 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     }
     for meta in existing_targets {
         writer.existing_target(meta);
+    }
+    for meta in target_types {
+        writer.target_type(meta);
     }
     let info = SnapshotInfo {
         format_version: FORMAT_VERSION,

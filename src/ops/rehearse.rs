@@ -362,8 +362,10 @@ fn run_in_transaction(
 }
 
 /// The rehearsal collation of each column of the pulled tables and the
-/// tables and columns the plan creates, by table. A created column of an
-/// enum type takes the labels a pulled column of that type has.
+/// tables and columns the plan creates, by table. A created column takes
+/// its type as the pull recorded it (`Snapshot::target_types`); one whose
+/// type was not recorded (a snapshot pulled before they were) takes the
+/// labels a pulled column of that type has.
 fn column_collations(snapshot: &Snapshot, plan: &Plan) -> ColumnCollations {
     use crate::db::collation::collation_of;
     let pulled: Vec<&ColumnMeta> = snapshot
@@ -373,6 +375,9 @@ fn column_collations(snapshot: &Snapshot, plan: &Plan) -> ColumnCollations {
         .collect();
     let like_pulled = |c: &ColumnMeta| -> ColumnMeta {
         let mut c = c.clone();
+        if snapshot.target_types.contains_key(&c.pg_type) {
+            return c;
+        }
         if let Some(p) = pulled.iter().find(|p| p.pg_type == c.pg_type) {
             c.enum_labels.clone_from(&p.enum_labels);
             c.domain.clone_from(&p.domain);
@@ -393,16 +398,12 @@ fn column_collations(snapshot: &Snapshot, plan: &Plan) -> ColumnCollations {
         }
     }
     for t in &plan.schema.tables {
-        for c in &stage::target_meta(t).columns {
+        for c in &stage::target_meta(t, &snapshot.target_types).columns {
             add(&t.name, &like_pulled(c));
         }
     }
     for a in &plan.schema.added_columns {
-        let c = ColumnMeta {
-            name: a.column.name.clone(),
-            pg_type: a.column.pg_type.clone(),
-            ..Default::default()
-        };
+        let c = stage::planned_column(&snapshot.target_types, &a.column, 0);
         add(&a.table, &like_pulled(&c));
     }
     out
@@ -525,6 +526,17 @@ impl<'a> Rehearsal<'a> {
             .map(|t| t.meta.clone())
             .collect();
         plansql::register_functions(conn, &pulled_metas)?;
+        // The enums of the columns the plan adds and creates compare in
+        // their declared order too.
+        crate::db::collation::register_enums(
+            conn,
+            &[TableMeta {
+                name: String::new(),
+                role: crate::catalog::TableRole::Target,
+                columns: self.snapshot.target_types.values().cloned().collect(),
+                constraints: vec![],
+            }],
+        )?;
         crate::db::datetime::register(conn)?;
         let locale = crate::db::collation::read_locale(conn)
             .context("cannot read the database's locale from the snapshot")?;
@@ -558,8 +570,18 @@ impl<'a> Rehearsal<'a> {
     /// read, the values it wrote and its expectations, in that order.
     fn run_phase(&mut self, phase: &Phase, sql_text: &str) -> Result<()> {
         let t0 = Instant::now();
-        stage::apply_phase_ddl(self.conn, self.plan, &phase.id)
+        let altered = stage::apply_phase_ddl(self.conn, self.snapshot, self.plan, &phase.id)
             .with_context(|| format!("phase {} ({}): the plan's DDL", phase.id, phase.name))?;
+        // The rows as the DDL left them are what the phase starts from: a
+        // column added with a DEFAULT holds it in every row (as on
+        // Postgres), which the phase did not write.
+        for t in altered {
+            if self.states.contains_key(&t) {
+                let meta = working_meta(self.conn, self.snapshot, self.plan, &t)?;
+                let rows = working_rows(self.conn, &meta)?;
+                self.states.insert(t, rows);
+            }
+        }
         let rules = Rules {
             known_tables: self.known.clone(),
             writes: phase.writes.iter().cloned().collect(),

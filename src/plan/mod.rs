@@ -275,6 +275,21 @@ pub struct TargetSchema {
     pub added_columns: Vec<AddedColumn>,
 }
 
+impl TargetSchema {
+    /// Every type its columns name (created tables' and added columns'),
+    /// as written, each once.
+    pub fn type_names(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<String> = self
+            .tables
+            .iter()
+            .flat_map(|t| &t.columns)
+            .chain(self.added_columns.iter().map(|a| &a.column))
+            .map(|c| c.pg_type.clone())
+            .collect();
+        names.into_iter().collect()
+    }
+}
+
 /// The `(table, trigger)` pairs of a `hold_off_triggers` list
 /// (`table.trigger` entries), in order. A plan's list is refused at load
 /// unless every entry has that form

@@ -7,13 +7,13 @@
 //! staged tables are stored in the file as `staged_<table>`, which is what
 //! the diff, the push and a person with a DB browser read.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Result;
 use rusqlite::Connection;
 use uuid::Uuid;
 
-use super::{Plan, TargetTable};
+use super::{Plan, TargetColumn, TargetTable};
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{staged_add_column_ddl, staged_table_ddl, working_table_ddl};
@@ -78,7 +78,7 @@ fn meta_in(
     sqlite_name: &str,
 ) -> Result<TableMeta> {
     if let Some(t) = plan.schema.tables.iter().find(|t| t.name == table) {
-        return Ok(target_meta(t));
+        return Ok(target_meta(t, &snapshot.target_types));
     }
     let pulled = snapshot
         .table(table)
@@ -95,13 +95,11 @@ fn meta_in(
         // rehearsal fails naming it, and the staged table keeps its meaning.
         if present.contains(&added.column.name) && meta.column(&added.column.name).is_none() {
             let ordinal = meta.columns.len() as u32 + 1;
-            meta.columns.push(ColumnMeta {
-                name: added.column.name.clone(),
+            meta.columns.push(planned_column(
+                &snapshot.target_types,
+                &added.column,
                 ordinal,
-                pg_type: added.column.pg_type.clone(),
-                not_null: added.column.not_null,
-                ..Default::default()
-            });
+            ));
             if let Some(r) = &added.references {
                 meta.constraints.push(ConstraintMeta {
                     ref_table: Some(r.table.clone()),
@@ -122,8 +120,27 @@ fn meta_in(
     Ok(meta)
 }
 
-/// A table the plan creates, described like a pulled one.
-pub fn target_meta(t: &TargetTable) -> TableMeta {
+/// A column target.json declares (one the plan adds, or of a table it
+/// creates) as Postgres will have it: its type as the pull found it on
+/// Postgres (`types`, see `Snapshot::target_types`) — a domain's base type,
+/// NOT NULL, CHECKs and DEFAULT, an enum's labels, an array's elements —
+/// else just its type's name.
+pub fn planned_column(
+    types: &BTreeMap<String, ColumnMeta>,
+    c: &TargetColumn,
+    ordinal: u32,
+) -> ColumnMeta {
+    let mut meta = types.get(&c.pg_type).cloned().unwrap_or_default();
+    meta.name.clone_from(&c.name);
+    meta.ordinal = ordinal;
+    meta.pg_type.clone_from(&c.pg_type);
+    meta.not_null = c.not_null;
+    meta
+}
+
+/// A table the plan creates, described like a pulled one (`types` as for
+/// [`planned_column`]).
+pub fn target_meta(t: &TargetTable, types: &BTreeMap<String, ColumnMeta>) -> TableMeta {
     let mut constraints = vec![ConstraintMeta::new(
         format!("{}_pkey", t.name),
         "p",
@@ -167,13 +184,7 @@ pub fn target_meta(t: &TargetTable) -> TableMeta {
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| ColumnMeta {
-                name: c.name.clone(),
-                ordinal: i as u32 + 1,
-                pg_type: c.pg_type.clone(),
-                not_null: c.not_null,
-                ..Default::default()
-            })
+            .map(|(i, c)| planned_column(types, c, i as u32 + 1))
             .collect(),
         constraints,
     }
@@ -244,11 +255,20 @@ pub fn drop_numeric_views(conn: &Connection, tables: &[String]) -> Result<()> {
 }
 
 /// Creates the tables and columns the plan adds in this phase, in the
-/// working copies.
-pub fn apply_phase_ddl(conn: &Connection, plan: &Plan, phase_id: &str) -> Result<()> {
+/// working copies. An added column whose type has a constant DEFAULT (a
+/// domain's, down its chain) holds it in every row already there, as
+/// Postgres's `ADD COLUMN` fills them; returns the tables that got a
+/// column.
+pub fn apply_phase_ddl(
+    conn: &Connection,
+    snapshot: &Snapshot,
+    plan: &Plan,
+    phase_id: &str,
+) -> Result<Vec<String>> {
     for t in plan.schema.tables.iter().filter(|t| t.phase == phase_id) {
-        create_working_table(conn, &target_meta(t))?;
+        create_working_table(conn, &target_meta(t, &snapshot.target_types))?;
     }
+    let mut altered = Vec::new();
     for a in plan
         .schema
         .added_columns
@@ -259,16 +279,22 @@ pub fn apply_phase_ddl(conn: &Connection, plan: &Plan, phase_id: &str) -> Result
         if present_columns(conn, "temp", &a.table)?.contains(&a.column.name) {
             continue;
         }
+        // Declared nullable: SQLite adds no NOT NULL column to rows it
+        // has; the rehearsal's constraint checks hold it to NOT NULL.
         let column = ColumnMeta {
-            name: a.column.name.clone(),
-            pg_type: a.column.pg_type.clone(),
-            ..Default::default()
+            not_null: false,
+            ..planned_column(&snapshot.target_types, &a.column, 0)
         };
+        // SQLite's ADD COLUMN gives the rows there the DEFAULT it declares
+        // (`staged_column_decl`), as Postgres's does.
         let sql = staged_add_column_ddl(&a.table, &column)?;
         let sql = sql.replacen("ALTER TABLE ", "ALTER TABLE temp.", 1);
         conn.execute_batch(&sql)?;
+        if !altered.contains(&a.table) {
+            altered.push(a.table.clone());
+        }
     }
-    Ok(())
+    Ok(altered)
 }
 
 /// Stores a working table in the file as `staged_<table>` and drops the

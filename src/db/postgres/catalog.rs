@@ -160,6 +160,88 @@ pub async fn read_existing_targets(
     Ok(out)
 }
 
+/// Built-in types (as `format_type()` prints them, typmod and `[]`
+/// aside) whose meaning their name says: nothing to read for them.
+const PLAIN_TYPES: &[&str] = &[
+    "smallint",
+    "integer",
+    "bigint",
+    "boolean",
+    "numeric",
+    "real",
+    "double precision",
+    "text",
+    "character varying",
+    "character",
+    "uuid",
+    "json",
+    "jsonb",
+    "date",
+    "timestamp with time zone",
+    "timestamp without time zone",
+    "time without time zone",
+    "bytea",
+];
+
+/// What Postgres makes of each type `names` (as target.json spells them,
+/// one per distinct name) that is not plainly built in: a domain (its base
+/// type, NOT NULL, CHECKs and DEFAULT down the chain, the default
+/// evaluated when it is a constant), an enum's labels, an array's element
+/// and delimiter. Each comes back as a column named by the type's text.
+/// A name Postgres does not know is left out (the push's DDL names it);
+/// one it cannot even parse is an error naming the types asked.
+pub async fn read_target_types(tx: &Transaction<'_>, names: &[String]) -> Result<Vec<ColumnMeta>> {
+    let asked: Vec<String> = names
+        .iter()
+        .filter(|n| {
+            let base = n.trim().trim_end_matches("[]").trim();
+            let base = base.split('(').next().unwrap_or(base).trim();
+            !PLAIN_TYPES.contains(&base)
+        })
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    // Each name as a pseudo column of that type, so the one catalog query
+    // of the pulled columns says what it is: no default of its own, no
+    // collation, no table.
+    let sql = COLUMN_FACTS
+        .replace(
+            "{source}",
+            "(SELECT n.t AS attname, to_regtype(n.t)::oid AS atttypid, -1 AS atttypmod, \
+                     false AS attnotnull, ''::text AS attgenerated, ''::text AS attidentity, \
+                     0::oid AS attcollation, 0::oid AS attrelid, n.i::int2 AS attnum \
+              FROM unnest($1::text[]) WITH ORDINALITY n(t, i)) a",
+        )
+        .replace("{filter}", "ORDER BY a.attnum");
+    let rows = tx.query(&sql, &[&asked]).await.map_err(|e| {
+        environment(format!(
+            "Postgres cannot read the types target.json names ({}): {}; correct them in \
+             target.json",
+            asked.join(", "),
+            e.as_db_error()
+                .map(|d| d.message())
+                .unwrap_or("the query failed")
+        ))
+    })?;
+    let mut columns = columns_of_rows(tx, &rows).await?;
+    for c in &mut columns {
+        c.pg_type.clone_from(&c.name);
+    }
+    Ok(columns
+        .into_iter()
+        .filter(|c| {
+            c.domain.is_some()
+                || c.enum_labels.is_some()
+                || c.array_element.is_some()
+                || c.array_delimiter.as_deref().is_some_and(|d| d != ",")
+        })
+        .collect())
+}
+
 /// Node types a default expression may hold and still be a constant: the
 /// value itself and casts of it (each function immutable, checked apart).
 const CONSTANT_NODES: &[&str] = &[
@@ -267,16 +349,12 @@ pub fn inheritance_advice(links: &[InheritanceLink]) -> String {
     )
 }
 
-pub async fn read_table_meta(
-    tx: &Transaction<'_>,
-    oid: u32,
-    name: String,
-    role: TableRole,
-    pulled: &[String],
-) -> Result<TableMeta> {
-    let rows = tx
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+/// What Postgres does for each column of `a` (a row per column, with
+/// `pg_attribute`'s names): its type, NOT NULL, default (the column's own,
+/// else the nearest domain's), generated, identity, enum labels, domain,
+/// array delimiter and element, collation. `{source}` gives `a`, `{filter}`
+/// ends the statement; [`columns_of_rows`] reads the rows.
+const COLUMN_FACTS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                     coalesce(pg_get_expr(d.adbin, d.adrelid), pg_get_expr(dom.default_bin, 0)), \
                     a.attgenerated::text, a.attidentity::text, \
                     ARRAY(SELECT DISTINCT m[1] FROM regexp_matches(coalesce(d.adbin, dom.default_bin)::text, \
@@ -299,7 +377,7 @@ pub async fn read_table_meta(
                      WHERE bt.oid = coalesce(dom.base_oid, ty.oid)), \
                     el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks, \
                     coll.collname::text, coll.collisdeterministic \
-             FROM pg_attribute a \
+             FROM {source} \
              JOIN pg_type ty ON ty.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              LEFT JOIN LATERAL ( \
@@ -338,84 +416,21 @@ pub async fn read_table_meta(
                             WHERE dc.contypid = e.oid AND dc.contype = 'c' ORDER BY dc.conname) AS checks \
                FROM pg_type e \
                WHERE ty.typcategory = 'A' AND e.oid = ty.typelem AND e.typtype IN ('e', 'd')) el ON true \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY a.attnum",
-            &[&oid],
-        )
-        .await?;
-    let mut columns: Vec<ColumnMeta> = Vec::new();
-    let mut candidates: Vec<usize> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        let expr: Option<String> = r.get(3);
-        let generated = r.get::<_, String>(4) == "s";
-        let identity = match r.get::<_, String>(5).as_str() {
-            "a" => Some(crate::catalog::Identity::Always),
-            "d" => Some(crate::catalog::Identity::ByDefault),
-            _ => None,
-        };
-        let nodes: Vec<String> = r.get(6);
-        let immutable: bool = r.get(7);
-        let labels: Vec<String> = r.get(8);
-        let is_domain: bool = r.get(9);
-        let is_enum: Option<bool> = r.get(15);
-        let pg_type: String = r.get(1);
-        let default_candidate = !generated
-            && expr.is_some()
-            && immutable
-            && nodes.iter().all(|n| CONSTANT_NODES.contains(&n.as_str()));
-        columns.push(ColumnMeta {
-            name: r.get(0),
-            ordinal: i as u32 + 1,
-            pg_type: pg_type.clone(),
-            not_null: r.get(2),
-            default: if generated { None } else { expr.clone() },
-            generated: if generated { expr.clone() } else { None },
-            identity,
-            enum_labels: is_enum.unwrap_or(false).then_some(labels),
-            domain: is_domain.then(|| crate::catalog::DomainMeta {
-                name: r.get(12),
-                base_type: r.get(10),
-                not_null: r.get(11),
-                checks: r.get(13),
-            }),
-            array_delimiter: r.get(14),
-            array_element: r.get::<_, Option<String>>(16).map(|kind| {
-                crate::catalog::ArrayElement {
-                    pg_type: r.get(17),
-                    enum_labels: r.get(18),
-                    domain: (kind == "d").then(|| crate::catalog::DomainMeta {
-                        name: r.get(21),
-                        base_type: r.get::<_, Option<String>>(19).unwrap_or_default(),
-                        not_null: r.get::<_, Option<bool>>(20).unwrap_or(false),
-                        checks: r.get::<_, Option<Vec<String>>>(22).unwrap_or_default(),
-                    }),
-                }
-            }),
-            collation: r
-                .get::<_, Option<String>>(23)
-                .map(|name| crate::catalog::Collation {
-                    name,
-                    deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
-                }),
-            ..Default::default()
-        });
-        if default_candidate {
-            candidates.push(i);
-        }
-    }
-    let exprs: Vec<(String, String)> = candidates
-        .iter()
-        .map(|i| {
-            let c = &columns[*i];
-            (c.default.clone().unwrap_or_default(), c.pg_type.clone())
-        })
-        .collect();
-    for (i, value) in candidates.iter().zip(evaluate_constants(tx, &exprs).await?) {
-        if let Some(v) = value {
-            columns[*i].default_constant = true;
-            columns[*i].default_value = v;
-        }
-    }
+             {filter}";
+
+pub async fn read_table_meta(
+    tx: &Transaction<'_>,
+    oid: u32,
+    name: String,
+    role: TableRole,
+    pulled: &[String],
+) -> Result<TableMeta> {
+    let sql = COLUMN_FACTS.replace("{source}", "pg_attribute a").replace(
+        "{filter}",
+        "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+    );
+    let rows = tx.query(&sql, &[&oid]).await?;
+    let columns = columns_of_rows(tx, &rows).await?;
     let mut constraints: Vec<ConstraintMeta> = tx
         .query(
             "SELECT con.conname::text, con.contype::text, pg_get_constraintdef(con.oid), \
@@ -526,6 +541,88 @@ pub async fn read_table_meta(
         columns,
         constraints,
     })
+}
+
+/// The columns of [`COLUMN_FACTS`]' rows, in their order, each constant
+/// default evaluated by Postgres ([`evaluate_constants`]).
+async fn columns_of_rows(
+    tx: &Transaction<'_>,
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<ColumnMeta>> {
+    let mut columns: Vec<ColumnMeta> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let expr: Option<String> = r.get(3);
+        let generated = r.get::<_, String>(4) == "s";
+        let identity = match r.get::<_, String>(5).as_str() {
+            "a" => Some(crate::catalog::Identity::Always),
+            "d" => Some(crate::catalog::Identity::ByDefault),
+            _ => None,
+        };
+        let nodes: Vec<String> = r.get(6);
+        let immutable: bool = r.get(7);
+        let labels: Vec<String> = r.get(8);
+        let is_domain: bool = r.get(9);
+        let is_enum: Option<bool> = r.get(15);
+        let pg_type: String = r.get(1);
+        let default_candidate = !generated
+            && expr.is_some()
+            && immutable
+            && nodes.iter().all(|n| CONSTANT_NODES.contains(&n.as_str()));
+        columns.push(ColumnMeta {
+            name: r.get(0),
+            ordinal: i as u32 + 1,
+            pg_type: pg_type.clone(),
+            not_null: r.get(2),
+            default: if generated { None } else { expr.clone() },
+            generated: if generated { expr.clone() } else { None },
+            identity,
+            enum_labels: is_enum.unwrap_or(false).then_some(labels),
+            domain: is_domain.then(|| crate::catalog::DomainMeta {
+                name: r.get(12),
+                base_type: r.get(10),
+                not_null: r.get(11),
+                checks: r.get(13),
+            }),
+            array_delimiter: r.get(14),
+            array_element: r.get::<_, Option<String>>(16).map(|kind| {
+                crate::catalog::ArrayElement {
+                    pg_type: r.get(17),
+                    enum_labels: r.get(18),
+                    domain: (kind == "d").then(|| crate::catalog::DomainMeta {
+                        name: r.get(21),
+                        base_type: r.get::<_, Option<String>>(19).unwrap_or_default(),
+                        not_null: r.get::<_, Option<bool>>(20).unwrap_or(false),
+                        checks: r.get::<_, Option<Vec<String>>>(22).unwrap_or_default(),
+                    }),
+                }
+            }),
+            collation: r
+                .get::<_, Option<String>>(23)
+                .map(|name| crate::catalog::Collation {
+                    name,
+                    deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
+                }),
+            ..Default::default()
+        });
+        if default_candidate {
+            candidates.push(i);
+        }
+    }
+    let exprs: Vec<(String, String)> = candidates
+        .iter()
+        .map(|i| {
+            let c = &columns[*i];
+            (c.default.clone().unwrap_or_default(), c.pg_type.clone())
+        })
+        .collect();
+    for (i, value) in candidates.iter().zip(evaluate_constants(tx, &exprs).await?) {
+        if let Some(v) = value {
+            columns[*i].default_constant = true;
+            columns[*i].default_value = v;
+        }
+    }
+    Ok(columns)
 }
 
 /// The values of constant defaults, as Postgres prints them for each

@@ -829,6 +829,10 @@ impl Rollback<'_, '_> {
                 if inserted.contains(&k) {
                     continue;
                 }
+                // The value ADD COLUMN gave a row the push left alone.
+                if !pushed.contains_key(&k) && a.fill.as_deref() == Some(now.as_str()) {
+                    continue;
+                }
                 if pushed.get(&k) != Some(&Some(now.as_str())) {
                     keys.push(k);
                 }

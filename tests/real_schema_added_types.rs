@@ -1,0 +1,117 @@
+//! Columns the plan adds (target.json `added_columns`) or declares in a
+//! table it creates, whose type is one the app declared on Postgres: a
+//! domain with a DEFAULT, an enum, an array of an enum. The pull records
+//! what each such type is (`_sandbox_target_types`), so the rehearsal
+//! fills, compares and checks their values as Postgres will. Each test that
+//! writes Postgres compares the whole database before and after.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::World;
+
+/// A copy of the built-in plan in `dir` whose target.json adds `added` (each
+/// `(column, type)`) to `jtbd_library` in phase 1, and whose phase 1 SQL
+/// ends with `phase1_sql`.
+fn plan_adding(dir: &Path, added: &[(&str, &str)], phase1_sql: &str) -> PathBuf {
+    let plan = common::plan_folder(dir, |_| {});
+    let target = plan.join("target.json");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    for (name, ty) in added {
+        schema["added_columns"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "table": "jtbd_library",
+                "phase": "1",
+                "column": {"name": name, "type": ty}
+            }));
+    }
+    std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+    let phase = plan.join("phases/1_strategic_priorities.sql");
+    let mut sql = std::fs::read_to_string(&phase).unwrap();
+    sql.push_str(&format!("\n{phase1_sql}\n"));
+    std::fs::write(&phase, sql).unwrap();
+    plan
+}
+
+/// One column of the staged table in the snapshot, per value, counted.
+fn staged_counts(w: &World, table: &str, column: &str) -> Vec<(Option<String>, i64)> {
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT CAST({column} AS TEXT), count(*) FROM staged_{table} GROUP BY 1 ORDER BY 1"
+        ))
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap();
+    rows
+}
+
+/// R10. `ADD COLUMN priority prio` where `prio` is a domain with DEFAULT 3
+/// (and `tier` a domain over a domain whose DEFAULT is the inner one's):
+/// Postgres fills every existing row with the default. The rehearsal left
+/// them NULL, so the phase's `priority + 2` gave NULL, and the push
+/// refused after applying ("the remote changed" / not the rehearsed
+/// state). Now the working copy fills them as Postgres does, the phase's
+/// update is rehearsed from 3, the push applies what the rehearsal showed,
+/// and rollback restores the whole database.
+#[test]
+fn an_added_column_of_a_domain_with_a_default_holds_it_in_existing_rows() {
+    let w = World::loaded("r10_domain_default", "plan").with_sql(
+        "CREATE DOMAIN public.prio AS int DEFAULT 3;
+         CREATE DOMAIN public.tier_base AS text DEFAULT 'normal';
+         CREATE DOMAIN public.tier AS public.tier_base CHECK (VALUE <> '');",
+    );
+    let first = w.scalar("SELECT min(id::text) FROM public.jtbd_library");
+    let rows = w.count("SELECT count(*) FROM public.jtbd_library");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_adding(
+        dir.path(),
+        &[("priority", "prio"), ("tier", "tier")],
+        "UPDATE jtbd_library SET priority = priority + 2, tier = tier || '+' \
+         WHERE id = (SELECT min(id) FROM jtbd_library);",
+    );
+    let w = w.with_plan(&plan).rehearsed();
+    assert_eq!(
+        staged_counts(&w, "jtbd_library", "priority"),
+        vec![(Some("3".into()), rows - 1), (Some("5".into()), 1)],
+        "the rehearsal fills existing rows with the domain's default, as ADD COLUMN does"
+    );
+    assert_eq!(
+        staged_counts(&w, "jtbd_library", "tier"),
+        vec![
+            (Some("normal".into()), rows - 1),
+            (Some("normal+".into()), 1)
+        ],
+        "a domain over a domain takes the nearest default down the chain"
+    );
+
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            "SELECT priority::text, tier::text, count(*)::text FROM public.jtbd_library \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        vec![
+            vec!["3".to_string(), "normal".into(), (rows - 1).to_string()],
+            vec!["5".to_string(), "normal+".into(), "1".into()],
+        ]
+    );
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT priority::text FROM public.jtbd_library WHERE id = '{first}'"
+        )),
+        "5"
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
