@@ -60,6 +60,7 @@ fn canonical_value(pg_type: &str, delimiter: char, text: &str) -> Result<Option<
         "inet" => canonical_inet(text, false).map(Some),
         "cidr" => canonical_inet(text, true).map(Some),
         "bytea" => canonical_bytea(text).map(Some),
+        "tsvector" => canonical_tsvector(text).map(Some),
         // `interval day to second`, `interval year`: Postgres truncates to
         // the fields, and reads a bare number in the last one.
         fielded if fielded.starts_with("interval ") => {
@@ -697,6 +698,125 @@ fn canonical_bytea(text: &str) -> Result<String, String> {
     Ok(hex(&bytes))
 }
 
+/// A `tsvector` as Postgres prints it: its lexemes sorted (byte order) and
+/// each once, quoted (`'` and `\` doubled inside), their positions merged,
+/// sorted and each once (the highest weight of a repeated position kept),
+/// weight D not printed. Reads what `tsvector_in` reads: quoted or bare
+/// lexemes (`\` escapes a character), then `:` and positions with an
+/// optional weight A-D.
+fn canonical_tsvector(text: &str) -> Result<String, String> {
+    use std::collections::BTreeMap;
+    let bad = |why: &str| {
+        format!("'{text}' is not tsvector input Postgres reads ({why}); write it as Postgres prints it, such as 'a':1 'b':2A")
+    };
+    let space = |c: char| c.is_ascii_whitespace() || c == '\u{b}';
+    // Lexeme → its positions (position, weight 0 = D … 3 = A), in the
+    // order written; none when it carries none.
+    let mut lexemes: BTreeMap<String, Vec<(u32, u8)>> = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| space(*c)) {
+            chars.next();
+        }
+        let Some(first) = chars.next() else { break };
+        let mut word = String::new();
+        if first == '\'' {
+            loop {
+                match chars.next() {
+                    None => return Err(bad("an unclosed quote")),
+                    Some('\\') => {
+                        word.push(chars.next().ok_or_else(|| bad("a trailing backslash"))?)
+                    }
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        word.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some(c) => word.push(c),
+                }
+            }
+        } else {
+            let mut c = first;
+            loop {
+                match c {
+                    '\\' => word.push(chars.next().ok_or_else(|| bad("a trailing backslash"))?),
+                    c => word.push(c),
+                }
+                match chars.peek() {
+                    Some(n) if !space(*n) && *n != ':' => c = chars.next().unwrap_or(' '),
+                    _ => break,
+                }
+            }
+        }
+        if word.is_empty() {
+            return Err(bad("an empty lexeme"));
+        }
+        let positions = lexemes.entry(word).or_default();
+        if chars.peek() == Some(&':') {
+            chars.next();
+            loop {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n: u64 = digits
+                    .parse()
+                    .map_err(|_| bad("a position is not a number"))?;
+                if n == 0 {
+                    return Err(bad("position 0"));
+                }
+                // Postgres keeps positions up to 16383 and clamps the rest.
+                let pos = n.min(16383) as u32;
+                let weight = match chars.peek() {
+                    Some('A' | 'a') => 3,
+                    Some('B' | 'b') => 2,
+                    Some('C' | 'c') => 1,
+                    Some('D' | 'd') => 0,
+                    _ => 4,
+                };
+                if weight < 4 {
+                    chars.next();
+                }
+                positions.push((pos, weight % 4));
+                match chars.peek() {
+                    Some(',') => {
+                        chars.next();
+                    }
+                    Some(c) if !space(*c) => return Err(bad("a position list with other text")),
+                    _ => break,
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (word, mut positions) in lexemes {
+        let mut entry = format!("'{}'", word.replace('\\', "\\\\").replace('\'', "''"));
+        positions.sort();
+        let mut merged: Vec<(u32, u8)> = Vec::new();
+        for (pos, weight) in positions {
+            match merged.last_mut() {
+                Some(last) if last.0 == pos => last.1 = last.1.max(weight),
+                _ => merged.push((pos, weight)),
+            }
+        }
+        // Postgres keeps at most 255 positions of a lexeme.
+        if merged.len() > 255 {
+            return Err(bad("more than 255 positions of one lexeme"));
+        }
+        if !merged.is_empty() {
+            let list: Vec<String> = merged
+                .iter()
+                .map(|(pos, w)| format!("{pos}{}", ["", "C", "B", "A"][*w as usize]))
+                .collect();
+            entry.push(':');
+            entry.push_str(&list.join(","));
+        }
+        out.push(entry);
+    }
+    Ok(out.join(" "))
+}
+
 /// Whether [`canonical_text`] knows a form of `pg_type` to rewrite (a
 /// column of another type need not be read).
 pub fn has_canonical_form(pg_type: &str) -> bool {
@@ -714,6 +834,7 @@ pub fn has_canonical_form(pg_type: &str) -> bool {
                 | "inet"
                 | "cidr"
                 | "bytea"
+                | "tsvector"
         )
         || pg_type.starts_with("interval")
 }
