@@ -16,37 +16,7 @@ use common::{failed_checks, World};
 /// A plan folder writing `dh_item` and reading `ref_item`, one phase per
 /// SQL text.
 fn plan(dir: &Path, phases: &[&str]) -> PathBuf {
-    let plan = dir.join("plan");
-    std::fs::create_dir_all(plan.join("phases")).unwrap();
-    let phase_list: Vec<serde_json::Value> = phases
-        .iter()
-        .enumerate()
-        .map(|(n, sql)| {
-            let file = format!("phases/{}.sql", n + 1);
-            std::fs::write(plan.join(&file), sql).unwrap();
-            serde_json::json!({
-                "id": (n + 1).to_string(), "name": format!("step {}", n + 1), "sql": file,
-                "reads": ["ref_item"], "writes": ["dh_item"], "conflicts": [], "expectations": []
-            })
-        })
-        .collect();
-    let file = serde_json::json!({
-        "name": "items", "description": "a test plan writing dh_item, reading ref_item",
-        "schema": "target.json",
-        "tables": {"protected": [], "sources": ["dh_item", "ref_item"]},
-        "phases": phase_list, "verification": [], "guards": []
-    });
-    std::fs::write(
-        plan.join("plan.json"),
-        serde_json::to_string_pretty(&file).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        plan.join("target.json"),
-        r#"{"tables": [], "added_columns": []}"#,
-    )
-    .unwrap();
-    plan
+    common::item_plan_reading(dir, phases, &["ref_item"])
 }
 
 /// Items with an enum whose declared order is not its labels' text order,

@@ -57,6 +57,20 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             ]
         })
         .collect();
+    // What the transaction changed and checked, the same whether it was
+    // rolled back (preflight) or committed.
+    let failed = report.checks.iter().filter(|c| !c.ok).count();
+    if report.outcome != PushOutcome::AlreadyApplied {
+        println!(
+            "{}",
+            output::table(
+                &["table", "before", "after", "inserts", "updates", "deletes"],
+                rows
+            )
+        );
+        print_triggers_and_side_effects(&report);
+        print_undo_rehearsal(&report);
+    }
     match report.outcome {
         PushOutcome::AlreadyApplied => {
             println!(
@@ -66,16 +80,6 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
         }
         PushOutcome::WouldApply => {
-            println!(
-                "{}",
-                output::table(
-                    &["table", "before", "after", "inserts", "updates", "deletes"],
-                    rows
-                )
-            );
-            print_triggers_and_side_effects(&report);
-            print_undo_rehearsal(&report);
-            let failed = report.checks.iter().filter(|c| !c.ok).count();
             let drawn: Vec<String> = report
                 .sequences_drawn
                 .iter()
@@ -99,16 +103,6 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
         }
         PushOutcome::Applied => {
-            println!(
-                "{}",
-                output::table(
-                    &["table", "before", "after", "inserts", "updates", "deletes"],
-                    rows
-                )
-            );
-            print_triggers_and_side_effects(&report);
-            print_undo_rehearsal(&report);
-            let failed = report.checks.iter().filter(|c| !c.ok).count();
             println!(
                 "Applied diff {} to {} in one transaction ({} checks on Postgres, {failed} failed) in {}.",
                 output::short(&report.diff_hash),

@@ -145,17 +145,7 @@ pub fn stale_columns(
         .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let key_text = key
-        .iter()
-        .map(|k| {
-            format!(
-                "'{}=' || coalesce(CAST(s.{} AS TEXT), 'NULL')",
-                k.replace('\'', "''"),
-                quote_ident(k)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" || ', ' || ");
+    let key_text = crate::db::staging::columns_as_text(&key);
     for c in working.columns.iter() {
         let Some(expr) = &c.generated else { continue };
         if pulled.column(&c.name).is_none() {

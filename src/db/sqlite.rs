@@ -1172,29 +1172,28 @@ fn read_catalog_of(
                 anyhow::anyhow!("column {name}.{} has unknown identity '{i}'", c.name)
             })?),
         };
-        let damaged = |what: &str| {
-            format!(
-                "column {name}.{}: its {what} in _sandbox_columns is not valid JSON; the \
-                 snapshot is damaged — pull again",
-                c.name
-            )
-        };
-        c.enum_labels = labels
-            .map(|l| serde_json::from_str(&l))
-            .transpose()
-            .with_context(|| damaged("enum labels"))?;
-        c.domain = domain
-            .map(|d| serde_json::from_str(&d))
-            .transpose()
-            .with_context(|| damaged("domain"))?;
-        c.array_element = element
-            .map(|e| serde_json::from_str(&e))
-            .transpose()
-            .with_context(|| damaged("array element type"))?;
-        c.collation = collation
-            .map(|e| serde_json::from_str(&e))
-            .transpose()
-            .with_context(|| damaged("collation"))?;
+        // Each JSON-encoded catalog field of the column, or a named error:
+        // a field that does not parse means the file was edited or cut.
+        fn field<T: serde::de::DeserializeOwned>(
+            value: Option<String>,
+            table: &str,
+            column: &str,
+            what: &str,
+        ) -> anyhow::Result<Option<T>> {
+            value
+                .map(|v| serde_json::from_str(&v))
+                .transpose()
+                .with_context(|| {
+                    format!(
+                        "column {table}.{column}: its {what} in _sandbox_columns is not valid \
+                         JSON; the snapshot is damaged — pull again"
+                    )
+                })
+        }
+        c.enum_labels = field(labels, name, &c.name, "enum labels")?;
+        c.domain = field(domain, name, &c.name, "domain")?;
+        c.array_element = field(element, name, &c.name, "array element type")?;
+        c.collation = field(collation, name, &c.name, "collation")?;
         // A sandbox before domains were stored as their base type kept a
         // domain over an integer as TEXT: read with today's rules its rows
         // would not convert, and compared as text '10' < '9'.

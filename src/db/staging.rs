@@ -412,16 +412,7 @@ impl Staged<'_> {
         if key.is_empty() {
             return "'rowid=' || s.rowid".into();
         }
-        key.iter()
-            .map(|k| {
-                format!(
-                    "'{}=' || coalesce(CAST(s.{} AS TEXT), 'NULL')",
-                    k.replace('\'', "''"),
-                    quote_ident(k)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" || ', ' || ")
+        columns_as_text(&key)
     }
 
     /// The key text, marked new or pulled.
@@ -953,18 +944,7 @@ fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Resul
             (false, false) => format!("s.{}", quote_ident(c)),
         })
         .collect::<Vec<_>>();
-    let shown = k
-        .columns
-        .iter()
-        .map(|c| {
-            format!(
-                "'{}=' || coalesce(CAST(s.{} AS TEXT), 'NULL')",
-                c.replace('\'', "''"),
-                quote_ident(c)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" || ', ' || ");
+    let shown = columns_as_text(&k.columns);
     // Two NULLs differ, unless the constraint says NULLS NOT DISTINCT.
     let filter = if k.nulls_not_distinct() {
         "1".to_string()
@@ -1237,6 +1217,22 @@ fn nondeterministic_note(k: &ConstraintMeta) -> String {
          equal, which SQLite cannot tell)",
         k.nondeterministic.join(", ")
     )
+}
+
+/// SQL text showing `columns` of row `s` as `a=1, b=NULL`: how a failed
+/// check names a row (by its key, or the columns of a constraint).
+pub(crate) fn columns_as_text(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| {
+            format!(
+                "'{}=' || coalesce(CAST(s.{} AS TEXT), 'NULL')",
+                c.replace('\'', "''"),
+                quote_ident(c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" || ', ' || ")
 }
 
 #[cfg(test)]

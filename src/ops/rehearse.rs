@@ -537,10 +537,6 @@ impl<'a> Rehearsal<'a> {
                 constraints: vec![],
             }],
         )?;
-        crate::db::datetime::register(conn)?;
-        let locale = crate::db::collation::read_locale(conn)
-            .context("cannot read the database's locale from the snapshot")?;
-        crate::db::collation::register_case_functions(conn, locale.as_ref())?;
         plansql::create_seed_tables(conn, &self.plan.seeds)?;
         for name in &self.plan.written_pulled_tables() {
             let meta = &self

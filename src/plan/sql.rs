@@ -27,11 +27,19 @@ pub const JSONB_VIEW_SUFFIX: &str = "_jsonb";
 /// The function settling a phase's jsonb values (see `register_functions`).
 const SETTLED_JSONB: &str = "sandbox_settled_jsonb";
 
-/// Registers `plan_uuid(kind, key)`, `row_jsonb(table, col…)` and
-/// `jsonb_canonical(text)` on the connection, and the collation the
-/// working copies compare numbers with (`db::collation`).
+/// Registers on the rehearsal connection everything a phase's SQL needs
+/// to compare and compute as Postgres does: `plan_uuid(kind, key)`,
+/// `row_jsonb(table, col…)` and `jsonb_canonical(text)`; the collations
+/// of numbers and enums (`db::collation`); date functions reading
+/// Postgres's timestamp text (`db::datetime`); `lower`/`upper` by the
+/// pulled database's locale. The one entry point, so a new connection
+/// cannot get part of it.
 pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
     crate::db::collation::register(conn, tables)?;
+    crate::db::datetime::register(conn)?;
+    let locale = crate::db::collation::read_locale(conn)
+        .context("cannot read the database's locale from the snapshot")?;
+    crate::db::collation::register_case_functions(conn, locale.as_ref())?;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("plan_uuid", 2, flags, |ctx| {
         let kind: Option<String> = ctx.get(0)?;

@@ -88,6 +88,16 @@ pub fn plan_folder(
 
 /// A plan folder in `dir` writing only `dh_item`, one phase per SQL text.
 pub fn item_plan(dir: &std::path::Path, phases: &[&str]) -> std::path::PathBuf {
+    item_plan_reading(dir, phases, &[])
+}
+
+/// The plan of `item_plan` that also pulls and reads the tables `reads`
+/// (read only: no phase writes them).
+pub fn item_plan_reading(
+    dir: &std::path::Path,
+    phases: &[&str],
+    reads: &[&str],
+) -> std::path::PathBuf {
     let plan = dir.join("plan");
     std::fs::create_dir_all(plan.join("phases")).unwrap();
     let phase_list: Vec<serde_json::Value> = phases
@@ -98,14 +108,17 @@ pub fn item_plan(dir: &std::path::Path, phases: &[&str]) -> std::path::PathBuf {
             std::fs::write(plan.join(&file), sql).unwrap();
             serde_json::json!({
                 "id": (n + 1).to_string(), "name": format!("step {}", n + 1), "sql": file,
-                "reads": [], "writes": ["dh_item"], "conflicts": [], "expectations": []
+                "reads": reads, "writes": ["dh_item"], "conflicts": [], "expectations": []
             })
         })
+        .collect();
+    let sources: Vec<&str> = std::iter::once("dh_item")
+        .chain(reads.iter().copied())
         .collect();
     let file = serde_json::json!({
         "name": "items", "description": "a test plan writing only dh_item",
         "schema": "target.json",
-        "tables": {"protected": [], "sources": ["dh_item"]},
+        "tables": {"protected": [], "sources": sources},
         "phases": phase_list, "verification": [], "guards": []
     });
     std::fs::write(
