@@ -115,3 +115,121 @@ fn an_added_column_of_a_domain_with_a_default_holds_it_in_existing_rows() {
     );
     w.rollback_restores(&receipt, &before, "push then rollback");
 }
+
+/// The app's enum, declared in an order its labels' text does not sort in.
+const MOOD: &str = "CREATE TYPE public.mood AS ENUM ('zen', 'calm', 'busy');";
+
+/// `plan_adding` with `mood mood` and `moods mood[]` added to
+/// `jtbd_library` in phase 1 and `kind mood` a column of the table
+/// `tools` that phase 2 creates, whose SQL ends with `phase2_sql`.
+fn plan_with_moods(dir: &Path, phase1_sql: &str, phase2_sql: &str) -> PathBuf {
+    let plan = plan_adding(dir, &[("mood", "mood"), ("moods", "mood[]")], phase1_sql);
+    let target = plan.join("target.json");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    let tools = schema["tables"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["name"] == "tools")
+        .unwrap();
+    tools["columns"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "kind", "type": "mood"}));
+    std::fs::write(&target, serde_json::to_string_pretty(&schema).unwrap()).unwrap();
+    let phase = plan.join("phases/2_tools.sql");
+    let mut sql = std::fs::read_to_string(&phase).unwrap();
+    sql.push_str(&format!("\n{phase2_sql}\n"));
+    std::fs::write(&phase, sql).unwrap();
+    plan
+}
+
+/// R11. Values that are no label of the enum, written into an enum column
+/// the plan adds, into each element of an enum array it adds, and into an
+/// enum column of a table it creates: the rehearsal passed them and the
+/// push failed on Postgres ("invalid input value for enum mood"). Now
+/// each is a failed check naming the column, the enum's labels, the row
+/// and the value (exit 1), and nothing is staged for a push.
+#[test]
+fn values_no_label_of_an_added_or_created_enum_column_fail_the_rehearsal() {
+    let w = World::loaded("r11_enum_labels", "plan").with_sql(MOOD);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_with_moods(
+        dir.path(),
+        "UPDATE jtbd_library SET mood = 'angry', moods = '{calm,furious}' \
+         WHERE id = (SELECT min(id) FROM jtbd_library);",
+        "UPDATE tools SET kind = 'sleepy' WHERE id = (SELECT min(id) FROM tools);",
+    );
+    let w = w.with_plan(&plan).pulled();
+    let first = w.scalar("SELECT min(id::text) FROM public.jtbd_library");
+    let run = w.rehearse(&[]);
+    run.code(1);
+    let out = run.all();
+    for needle in [
+        "jtbd_library.mood: a value of enum mood (zen, calm, busy)",
+        "'angry'",
+        "jtbd_library.moods: each array element a value of enum mood (zen, calm, busy)",
+        "element 2 'furious'",
+        "tools.kind: a value of enum mood (zen, calm, busy)",
+        "'sleepy'",
+        &first,
+    ] {
+        assert!(out.contains(needle), "{needle} not in:\n{out}");
+    }
+    let before = w.state();
+    w.push(&["--confirm"]).code(1);
+    before.assert_same(&w.state(), "a push of a failed rehearsal");
+}
+
+/// R11, the rest of it: an enum column the plan adds compares in the
+/// enum's declared order while the phases run, as on Postgres (`mood >
+/// 'zen'` holds for 'busy', declared after it, though 'busy' < 'zen' as
+/// text; the rehearsal compared the text), its labels and arrays of them
+/// push as rehearsed, and rollback restores the whole database.
+#[test]
+fn an_added_enum_column_compares_in_declared_order_and_pushes() {
+    let w = World::loaded("r11_enum_order", "plan").with_sql(MOOD);
+    let first = w.scalar("SELECT min(id::text) FROM public.jtbd_library");
+    let rows = w.count("SELECT count(*) FROM public.jtbd_library");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_with_moods(
+        dir.path(),
+        "UPDATE jtbd_library SET mood = CASE WHEN id = (SELECT min(id) FROM jtbd_library) \
+         THEN 'busy' ELSE 'zen' END, moods = '{zen,busy}'; \
+         UPDATE jtbd_library SET mood = 'calm', moods = '{calm}' WHERE mood > 'zen';",
+        "UPDATE tools SET kind = 'busy';",
+    );
+    let w = w.with_plan(&plan).rehearsed();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            &format!(
+                "SELECT mood::text, moods::text, count(*)::text, bool_or(id = '{first}')::text \
+                 FROM public.jtbd_library GROUP BY 1, 2 ORDER BY 1"
+            )
+        ),
+        vec![
+            vec![
+                "calm".to_string(),
+                "{calm}".into(),
+                "1".into(),
+                "true".into()
+            ],
+            vec![
+                "zen".to_string(),
+                "{zen,busy}".into(),
+                (rows - 1).to_string(),
+                "false".into()
+            ],
+        ],
+        "'busy' > 'zen' in the enum's declared order, as Postgres compares it"
+    );
+    assert_eq!(
+        w.scalar("SELECT string_agg(DISTINCT kind::text, ',') FROM public.tools"),
+        "busy"
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
