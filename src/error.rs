@@ -46,6 +46,10 @@ pub struct Failure {
     pub message: String,
     /// The checks behind a refusal (all of them; the failed ones explain it).
     pub checks: Vec<Check>,
+    /// A refusal because another session held a lock or row too long: says
+    /// nothing about the push or its undo, only "retry" (see
+    /// [`lock_refused`]).
+    pub lock_wait: bool,
 }
 
 /// The message, then each failed check with up to five of its rows: what a
@@ -75,6 +79,7 @@ pub fn check_failed(message: impl Into<String>) -> anyhow::Error {
         kind: Kind::CheckFailed,
         message: message.into(),
         checks: Vec::new(),
+        lock_wait: false,
     })
 }
 
@@ -84,7 +89,32 @@ pub fn refused(message: impl Into<String>, checks: Vec<Check>) -> anyhow::Error 
         kind: Kind::Refused,
         message: message.into(),
         checks,
+        lock_wait: false,
     })
+}
+
+/// A push or rollback refused because another session held a lock or row
+/// it needed for longer than it may wait (exit 1): the advice is to retry,
+/// never to push anyway.
+pub fn lock_refused(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        kind: Kind::Refused,
+        message: message.into(),
+        checks: Vec::new(),
+        lock_wait: true,
+    })
+}
+
+/// Whether `err` is a wait for another session's lock or row that ran out:
+/// a [`lock_refused`] refusal, or Postgres's `lock_not_available` (55P03)
+/// anywhere in the chain.
+pub fn is_lock_wait(err: &anyhow::Error) -> bool {
+    failure_of(err).is_some_and(|f| f.lock_wait)
+        || err.chain().any(|e| {
+            e.downcast_ref::<tokio_postgres::Error>()
+                .and_then(|pg| pg.as_db_error())
+                .is_some_and(|d| d.code().code() == "55P03")
+        })
 }
 
 /// A usage or environment problem (exit 2).
@@ -93,6 +123,7 @@ pub fn environment(message: impl Into<String>) -> anyhow::Error {
         kind: Kind::Environment,
         message: message.into(),
         checks: Vec::new(),
+        lock_wait: false,
     })
 }
 

@@ -1151,3 +1151,92 @@ fn push_and_rollback_pipeline_their_round_trips() {
         "the push took {push_total} round trips: {steps:?}"
     );
 }
+
+/// S9: an app transaction that has read `workflows` and stays open. The
+/// plan's ADD COLUMN takes ACCESS EXCLUSIVE on `jtbd_library`; the
+/// rehearsed undo's DROP TABLE tasks (whose foreign key references
+/// `workflows`) needs ACCESS EXCLUSIVE on `workflows`, which the idle
+/// transaction's ACCESS SHARE keeps it from. Before, the push took the
+/// first lock and then retried for the second until --lock-timeout,
+/// holding the first: every reader of `jtbd_library` waited the whole
+/// timeout, and the refusal advised --allow-irreversible. Now both are
+/// asked for in the same attempts: while the push waits, a reader of
+/// `jtbd_library` gets through (the push's transaction is seen still on);
+/// giving up names the idle session and advises a retry; nothing is
+/// changed; and once the session ends the push applies.
+#[test]
+fn an_idle_reader_of_a_table_the_undo_locks_never_holds_up_readers_of_the_altered_table() {
+    let w = live("live_undo_locks");
+    let before = common::whole_database_state(&w.db.url);
+    let mut idle = postgres_admin(&format!("{}?application_name=idle_wf_reader", w.db.url));
+    let idle_pid = scalar(&mut idle, "SELECT pg_backend_pid()");
+    idle.batch_execute("BEGIN; SELECT 1 FROM workflows LIMIT 1")
+        .expect("idle reader");
+
+    let run = w.push(&["--confirm", "--lock-timeout", "1500"]);
+    run.code(1).error_has(&[
+        &format!("pid {idle_pid}"),
+        "idle_wf_reader",
+        "idle in transaction",
+        "workflows",
+        "Nothing was written",
+        "retry",
+    ]);
+    assert!(
+        !run.all().contains("--allow-irreversible"),
+        "a lock wait is not an irreversible push: {}",
+        run.show()
+    );
+    before.assert_same(
+        &common::whole_database_state(&w.db.url),
+        "a push refused on a lock the rehearsed undo needs",
+    );
+
+    let mut push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        &w.db.url,
+        "--snapshot",
+        w.snap(),
+        "--confirm",
+        "--lock-timeout",
+        "60000",
+    ])
+    .spawn();
+    let mut monitor = w.db.client();
+    let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                   WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                   AND NOT l.granted AND l.relation = 'public.workflows'::regclass";
+    let mut polls = 0;
+    while scalar(&mut monitor, waiting) == "0" {
+        polls += 1;
+        assert!(
+            polls < 2400 && push.running(),
+            "the push was never seen waiting for workflows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // An app reads jtbd_library while the push waits: it gets through
+    // while the push is still waiting (before, it queued behind the push's
+    // ACCESS EXCLUSIVE until the push gave up).
+    let mut reader = postgres_admin(&format!("{}?application_name=reader", w.db.url));
+    assert_eq!(
+        scalar(&mut reader, "SELECT count(*) FROM jtbd_library"),
+        "371"
+    );
+    // The push still holds the locks it took first (SHARE ROW EXCLUSIVE on
+    // the tables it writes): its transaction is on. Before, the reader got
+    // through only once that transaction had ended, holding nothing.
+    let held = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                AND l.granted AND l.relation = 'public.workflows'::regclass";
+    assert_ne!(
+        scalar(&mut monitor, held),
+        "0",
+        "the reader of jtbd_library waited until the push's transaction ended"
+    );
+    idle.batch_execute("COMMIT").expect("end the idle reader");
+    push.finish().ok().stdout_has("Applied");
+    let mut c = w.db.client();
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
+}

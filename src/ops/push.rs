@@ -203,6 +203,43 @@ pub fn push_locks(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<(String
         .collect()
 }
 
+/// The strong locks the push and its rehearsed undo take from the plan's
+/// first ADD COLUMN on a pulled table on, all taken together with that
+/// ACCESS EXCLUSIVE lock: ACCESS EXCLUSIVE on every pulled table the plan
+/// adds a column to, and on every pulled table a foreign key the plan adds
+/// references (adding the key takes SHARE ROW EXCLUSIVE there; the undo's
+/// DROP COLUMN or DROP TABLE of the referencing table takes ACCESS
+/// EXCLUSIVE). Asked for one by one, a later lock that another session
+/// holds (an idle transaction that read `workflows`) kept the push waiting
+/// for the whole --lock-timeout while it held ACCESS EXCLUSIVE on the
+/// first table, and every reader of that table waited as long. The cost:
+/// readers of a referenced table wait from here to COMMIT rather than only
+/// during the undo's rehearsal.
+fn locks_from_the_first_exclusive(plan: &Plan) -> Vec<(String, LockMode)> {
+    let altered = plan
+        .schema
+        .added_columns
+        .iter()
+        .filter(|a| !plan.creates(&a.table))
+        .map(|a| a.table.clone());
+    let referenced = plan
+        .schema
+        .added_columns
+        .iter()
+        .filter_map(|a| a.references.as_ref().map(|r| (&a.table, &r.table)))
+        .chain(plan.schema.tables.iter().flat_map(|t| {
+            t.foreign_keys
+                .iter()
+                .map(move |fk| (&t.name, &fk.ref_table))
+        }))
+        .filter(|(from, to)| from != to && !plan.creates(to))
+        .map(|(_, to)| to.clone());
+    altered
+        .chain(referenced)
+        .map(|t| (t, LockMode::AccessExclusive))
+        .collect()
+}
+
 /// Pulled tables the plan neither reads nor writes (none with `strict`):
 /// the app's, left unlocked and not drift-checked.
 pub fn app_tables(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<String> {
@@ -446,6 +483,10 @@ struct Push<'a, 't> {
     /// In a dry run: the sequences it must not draw from, and where its
     /// own rows would have left them (see `sequences`).
     dry: Option<std::cell::RefCell<DryRunSequences>>,
+    /// The push holds its first ACCESS EXCLUSIVE lock on a pulled table,
+    /// and with it every strong lock it and its rehearsed undo take later
+    /// (see [`locks_from_the_first_exclusive`]).
+    exclusive_held: std::cell::Cell<bool>,
 }
 
 /// The receipt of this push, as written in its transaction.
@@ -475,6 +516,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
             "preflight: nothing was written"
         },
         dry: (!job.opts.confirm).then(Default::default),
+        exclusive_held: std::cell::Cell::new(false),
     };
     // The receipts first of all: a role that cannot read or write them is
     // told which grants it lacks before anything is read or locked.
@@ -1206,7 +1248,21 @@ impl Push<'_, '_> {
             .map(|(_, to)| (to.clone(), LockMode::ShareRowExclusive))
             .collect::<Vec<_>>();
         altered.extend(referenced);
+        // Once an ACCESS EXCLUSIVE lock is held, every reader of that table
+        // waits for as long as the push waits for anything else: so the
+        // first one comes with all the strong locks the push and its
+        // rehearsed undo take after it, in the same attempts.
+        let first_exclusive = !self.exclusive_held.get()
+            && altered
+                .iter()
+                .any(|(_, mode)| *mode == LockMode::AccessExclusive);
+        if first_exclusive {
+            altered.extend(locks_from_the_first_exclusive(plan));
+        }
         lock_tables(tx, &altered, opts.lock_timeout_ms).await?;
+        if first_exclusive {
+            self.exclusive_held.set(true);
+        }
         // The phase's DDL pipelined (one round trip, not one per
         // statement, which matters most under ACCESS EXCLUSIVE).
         let ddl: Vec<&crate::diff::PhaseDdl> = diff
@@ -1809,6 +1865,22 @@ async fn rehearse_undo(
                 refused: None,
                 millis,
             })
+        }
+        // Another session held a lock or row the undo needed: that says
+        // nothing about whether the push can be rolled back, so it is not
+        // refused as irreversible but as a lock wait, to retry.
+        Err(e) if crate::error::is_lock_wait(&e) => {
+            return Err(crate::error::lock_refused(format!(
+                "refusing to push: the rehearsal of its rollback, in the push's transaction before \
+                 COMMIT, could not take a lock it needs — {}. The push was rolled back, {}; retry \
+                 when that session is done",
+                crate::error::failure_of(&e).map_or_else(|| format!("{e:#}"), |f| f.message.clone()),
+                if job.opts.confirm {
+                    "nothing was written"
+                } else {
+                    "preflight: nothing was written"
+                }
+            )))
         }
         Err(e) => match crate::error::failure_of(&e) {
             Some(f) if f.kind != crate::error::Kind::Environment => (

@@ -1068,14 +1068,20 @@ impl Rollback<'_, '_> {
     /// raised it) as the rollback's refusal; other errors as they are.
     fn named(&self, e: anyhow::Error, triggers: &[TriggerReport]) -> anyhow::Error {
         match crate::db::pg_error::describe(&e, triggers) {
-            Some(named) => self.refuse(
-                format!(
+            Some(named) => {
+                let why = format!(
                     "Postgres refused {}: {named}; rolled back, {}",
                     crate::db::pg_error::steps(&e),
                     self.nothing
-                ),
-                vec![],
-            ),
+                );
+                // A lock wait stays one: the push's rehearsal advises a
+                // retry for it, not --allow-irreversible.
+                if crate::error::is_lock_wait(&e) {
+                    crate::error::lock_refused(format!("{}: {why}", self.refusing()))
+                } else {
+                    self.refuse(why, vec![])
+                }
+            }
             None => e,
         }
     }

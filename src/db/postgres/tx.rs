@@ -18,7 +18,7 @@ use tokio_postgres::{Client, SimpleQueryMessage, Transaction};
 
 use crate::db::postgres::rowlock::{row_blockers, RowLock};
 use crate::db::postgres::set_local_settings_sql;
-use crate::error::{environment, refused as refuse};
+use crate::error::{environment, lock_refused};
 use crate::types::quote_ident;
 
 /// The longest any one lock attempt waits.
@@ -88,6 +88,10 @@ pub struct LockTimeout {
     pub blockers: Vec<String>,
     /// Some of the blockers hold rows (a lock or an uncommitted write).
     pub rows_held: bool,
+    /// Tables this transaction already held in ACCESS EXCLUSIVE mode that
+    /// other sessions were queued for when an attempt failed: locking gave
+    /// up then instead of retrying (see [`lock_in_attempts`]).
+    pub queued_behind_us: Vec<String>,
 }
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
@@ -102,6 +106,14 @@ fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
 ///
 /// `rows` are locked in the same attempt, after the tables (see
 /// `rowlock`): a failed attempt lets go of everything it took.
+///
+/// What a failed attempt cannot let go of is what the transaction took
+/// before: an ACCESS EXCLUSIVE lock held from an earlier call makes every
+/// reader of that table wait as long as we retry. Callers take every
+/// strong lock they will need in one call for that reason; should one still
+/// ask for more while such a lock has sessions queued behind it, locking
+/// gives up after that attempt rather than keep them waiting for the whole
+/// `total_ms`.
 pub async fn lock_in_attempts(
     tx: &Transaction<'_>,
     locks: &[(String, LockMode)],
@@ -150,14 +162,20 @@ pub async fn lock_in_attempts(
         match tx.batch_execute(&attempt).await {
             Ok(()) => return Ok(Ok(())),
             Err(e) if is_lock_timeout(&e) => {
-                tx.batch_execute(
-                    "ROLLBACK TO SAVEPOINT sandbox_lock; RELEASE SAVEPOINT sandbox_lock",
-                )
-                .await
-                .context("cannot leave the failed lock attempt")?;
+                // Leaving the attempt and asking who queues behind what we
+                // still hold: one round trip (pipelined, in this order).
+                let (left, queued) = futures_util::join!(
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT sandbox_lock; RELEASE SAVEPOINT sandbox_lock",
+                    ),
+                    queued_behind_exclusive(tx)
+                );
+                left.context("cannot leave the failed lock attempt")?;
+                let queued_behind_us = queued?;
                 let spent = started.elapsed();
-                if spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
-                    > Duration::from_millis(total_ms)
+                if !queued_behind_us.is_empty()
+                    || spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
+                        > Duration::from_millis(total_ms)
                 {
                     let mut blockers = blockers(tx, &sorted).await?;
                     let held = row_blockers(tx, rows).await?;
@@ -175,6 +193,7 @@ pub async fn lock_in_attempts(
                         attempts,
                         blockers,
                         rows_held,
+                        queued_behind_us,
                     }));
                 }
                 tokio::time::sleep(Duration::from_millis(LOCK_PAUSE_MS)).await;
@@ -184,6 +203,27 @@ pub async fn lock_in_attempts(
             }
         }
     }
+}
+
+/// The tables this transaction holds in ACCESS EXCLUSIVE mode that another
+/// session is waiting to lock: readers held up by us for as long as we wait
+/// for anything more. Tables created in this transaction are invisible to
+/// other sessions, so nobody queues for them.
+async fn queued_behind_exclusive(tx: &Transaction<'_>) -> Result<Vec<String>> {
+    let rows = tx
+        .query_typed(
+            "SELECT DISTINCT c.relname::text FROM pg_locks h \
+             JOIN pg_locks w ON w.locktype = 'relation' AND w.database = h.database \
+              AND w.relation = h.relation AND NOT w.granted AND w.pid <> h.pid \
+             JOIN pg_class c ON c.oid = h.relation \
+             WHERE h.pid = pg_backend_pid() AND h.locktype = 'relation' AND h.granted \
+               AND h.mode = 'AccessExclusiveLock' \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .context("cannot read pg_locks to see who waits behind the push")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The sessions holding locks that conflict with what we asked for: pid,
@@ -465,14 +505,11 @@ pub async fn begin(
             .map(|d| d.code().code() == "55P03")
             .unwrap_or(false)
         {
-            return Err(refuse(
-                format!(
-                    "another `sandbox push` or `sandbox rollback` is running on this database and did not \
-                     finish within the lock timeout ({lock_timeout_ms} ms). Nothing was written; retry when \
-                     it is done, or raise --lock-timeout"
-                ),
-                vec![],
-            ));
+            return Err(lock_refused(format!(
+                "another `sandbox push` or `sandbox rollback` is running on this database and did not \
+                 finish within the lock timeout ({lock_timeout_ms} ms). Nothing was written; retry when \
+                 it is done, or raise --lock-timeout"
+            )));
         }
         return Err(anyhow::Error::new(e).context("cannot take the sandbox advisory lock"));
     }
@@ -633,29 +670,44 @@ pub async fn lock_tables_and_rows(
 ) -> Result<()> {
     match lock_in_attempts(tx, locks, rows, lock_timeout_ms).await? {
         Ok(()) => Ok(()),
-        Err(t) => Err(refuse(
-            format!(
-                "could not lock {} within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
-                 {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer than one \
-                 attempt): another session holds them{}. Nothing was written; retry when it is done, or \
-                 raise --lock-timeout{}",
-                t.tables.join(", "),
-                t.attempts,
-                if t.blockers.is_empty() {
-                    " (it had finished when we looked)".to_string()
-                } else {
-                    format!(": {}", t.blockers.join("; "))
-                },
-                if t.rows_held {
-                    ". A session keeps the rows it locked (SELECT … FOR UPDATE) or changed until its \
+        Err(t) => Err(lock_refused(format!(
+            "could not lock {} {}: another session holds them{}. Nothing was written; retry when \
+                 it is done{}{}",
+            t.tables.join(", "),
+            if t.queued_behind_us.is_empty() {
+                format!(
+                        "within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
+                         {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer \
+                         than one attempt)",
+                        t.attempts
+                    )
+            } else {
+                format!(
+                        "while holding ACCESS EXCLUSIVE on {}, which other sessions were waiting \
+                         for: gave up after {} attempt(s) of at most {LOCK_ATTEMPT_MS} ms rather than \
+                         keep them waiting",
+                        t.queued_behind_us.join(", "),
+                        t.attempts
+                    )
+            },
+            if t.blockers.is_empty() {
+                " (it had finished when we looked)".to_string()
+            } else {
+                format!(": {}", t.blockers.join("; "))
+            },
+            if t.queued_behind_us.is_empty() {
+                ", or raise --lock-timeout"
+            } else {
+                ""
+            },
+            if t.rows_held {
+                ". A session keeps the rows it locked (SELECT … FOR UPDATE) or changed until its \
                      transaction ends: let it commit or roll back, or end a stuck one with \
                      SELECT pg_terminate_backend(pid)"
-                } else {
-                    ""
-                }
-            ),
-            vec![],
-        )),
+            } else {
+                ""
+            }
+        ))),
     }
 }
 
