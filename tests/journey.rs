@@ -431,6 +431,11 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         p.db.name
     ));
     let v = json_of(&p.run_exported(&["receipts", "--json", "--snapshot", p.snap()]));
+    let server_counts: Vec<serde_json::Value> = ["inserted", "updated", "deleted"]
+        .iter()
+        .map(|k| v["receipts"][0][k].clone())
+        .collect();
+    assert!(server_counts[0].as_u64().is_some_and(|n| n > 0), "{v}");
     assert_eq!(v["receipts"][0]["remote_status"], "rolled_back", "{v}");
     assert_eq!(v["receipts"][0]["snapshot_status"], "rolled_back", "{v}");
     let rolled_back_at = v["receipts"][0]["rolled_back_at"]
@@ -458,6 +463,25 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
     assert!(
         local_rolled_back_at.ends_with("+00") && local_rolled_back_at > pushed_at.as_str(),
         "{v}"
+    );
+    // The file keeps the push's row counts too, equal to Postgres's receipt
+    // (before: 0 inserted, 0 updated, 0 deleted for every push).
+    let offline_counts: Vec<serde_json::Value> = ["inserted", "updated", "deleted"]
+        .iter()
+        .map(|k| v["receipts"][0][k].clone())
+        .collect();
+    assert_eq!(offline_counts, server_counts, "{v}");
+    let listed = run_sandbox(&["receipts", "--snapshot", p.snap()], &[]);
+    listed.ok();
+    assert!(
+        listed.stdout.contains(&format!(
+            "+{} ~{} -{}",
+            server_counts[0], server_counts[1], server_counts[2]
+        )) && listed
+            .stdout
+            .contains(&format!("rolled_back {}", &local_rolled_back_at[..16])),
+        "{}",
+        listed.show()
     );
     // Neither a server nor a snapshot: a usage error that says what to pass.
     run_sandbox(&["receipts", "--snapshot", "/nonexistent/s.sqlite"], &[])

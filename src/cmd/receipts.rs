@@ -71,8 +71,8 @@ pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `remote_read`: Postgres was read, so the row counts and where each
-/// receipt is kept are known.
+/// `remote_read`: Postgres was read, so where each receipt is kept is
+/// known.
 pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
     let rows = lines
         .iter()
@@ -84,14 +84,17 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
                 l.at.chars().take(16).collect(),
                 format!("{} {}", l.plan_name, short(&l.plan_hash)),
             ];
-            if remote_read {
-                row.push(if l.remote_status.is_some() {
-                    format!("+{} ~{} -{}", l.inserted, l.updated, l.deleted)
-                } else {
-                    "-".into()
-                });
-            }
-            row.push(l.status().to_string());
+            row.push(match (l.inserted, l.updated, l.deleted) {
+                (Some(i), Some(u), Some(d)) => format!("+{i} ~{u} -{d}"),
+                // A copy an older sandbox recorded, and Postgres not read.
+                _ => "?".into(),
+            });
+            row.push(match &l.rolled_back_at {
+                Some(at) if l.status() == "rolled_back" => {
+                    format!("rolled_back {}", at.chars().take(16).collect::<String>())
+                }
+                _ => l.status().to_string(),
+            });
             if remote_read {
                 row.push(match (&l.remote_status, &l.snapshot_status) {
                     (Some(_), Some(s)) if s != l.status() => format!("both (snapshot: {s})"),
@@ -106,14 +109,10 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
     let header: &[&str] = if remote_read {
         &["receipt", "when (UTC)", "plan", "rows", "status", "kept in"]
     } else {
-        &["receipt", "when (UTC)", "plan", "status"]
+        &["receipt", "when (UTC)", "plan", "rows", "status"]
     };
     // The id is what a person copies into `sandbox rollback`: never cut;
     // nor the time, already compact.
-    let keep: &[usize] = if remote_read {
-        &[0, 1, 3, 4]
-    } else {
-        &[0, 1, 3]
-    };
+    let keep: &[usize] = &[0, 1, 3, 4];
     println!("{}", output::table_keeping(header, rows, keep));
 }

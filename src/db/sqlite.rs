@@ -1451,3 +1451,29 @@ pub struct PullReport {
     pub tables: Vec<TableSummary>,
     pub millis: u64,
 }
+
+/// Adds to `_sandbox_receipts` (the snapshot's copies of receipts) a
+/// column that snapshots written by an older sandbox lack (NULL for
+/// every copy they hold): `rolled_back_at` (before it, `recorded_at` may
+/// be a rollback's time), the row counts.
+pub fn add_receipts_column(
+    conn: &rusqlite::Connection,
+    name: &str,
+    decl: &str,
+) -> rusqlite::Result<()> {
+    if !receipts_has_column(conn, name)? {
+        conn.execute_batch(&format!(
+            "ALTER TABLE _sandbox_receipts ADD COLUMN {name} {decl}"
+        ))?;
+    }
+    Ok(())
+}
+
+pub fn receipts_has_column(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('_sandbox_receipts') WHERE name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}

@@ -2059,21 +2059,50 @@ pub fn record_receipt(
     database: &str,
     status: &str,
 ) -> Result<()> {
-    snapshot.conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS _sandbox_receipts (
-           receipt_id TEXT PRIMARY KEY, diff_hash TEXT NOT NULL, rehearsal_id INTEGER NOT NULL,
-           database TEXT NOT NULL, recorded_at TEXT NOT NULL, status TEXT NOT NULL, \
-           rolled_back_at TEXT)",
-    )?;
+    let committed_but = |e: rusqlite::Error| {
+        environment(format!(
+            "the push committed (receipt {receipt_id}) but the snapshot file could not record \
+             it: {e}"
+        ))
+    };
+    snapshot
+        .conn
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS _sandbox_receipts (
+               receipt_id TEXT PRIMARY KEY, diff_hash TEXT NOT NULL, rehearsal_id INTEGER NOT NULL,
+               database TEXT NOT NULL, recorded_at TEXT NOT NULL, status TEXT NOT NULL, \
+               rolled_back_at TEXT, inserted INTEGER, updated INTEGER, deleted INTEGER)",
+        )
+        .map_err(committed_but)?;
+    // A file an older sandbox wrote has the table without the counts.
+    for column in ["inserted", "updated", "deleted"] {
+        crate::db::sqlite::add_receipts_column(&snapshot.conn, column, "INTEGER")
+            .map_err(committed_but)?;
+    }
+    let total = |rows: fn(&crate::diff::TableDiff) -> usize| {
+        diff.tables.iter().map(rows).sum::<usize>() as i64
+    };
     snapshot
         .conn
         .execute(
-            "INSERT INTO _sandbox_receipts (receipt_id, diff_hash, rehearsal_id, database, recorded_at, status) \
-             VALUES (?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00', ?) \
-             ON CONFLICT (receipt_id) DO UPDATE SET status = excluded.status",
-            rusqlite::params![receipt_id, diff.hash, diff.rehearsal_id, database, status],
+            "INSERT INTO _sandbox_receipts (receipt_id, diff_hash, rehearsal_id, database, \
+               recorded_at, status, inserted, updated, deleted) \
+             VALUES (?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00', ?, ?, ?, ?) \
+             ON CONFLICT (receipt_id) DO UPDATE SET status = excluded.status, \
+               inserted = excluded.inserted, updated = excluded.updated, \
+               deleted = excluded.deleted",
+            rusqlite::params![
+                receipt_id,
+                diff.hash,
+                diff.rehearsal_id,
+                database,
+                status,
+                total(|t| t.inserts.len()),
+                total(|t| t.updates.len()),
+                total(|t| t.deletes.len()),
+            ],
         )
-        .map_err(|e| environment(format!("the push committed (receipt {receipt_id}) but the snapshot file could not record it: {e}")))?;
+        .map_err(committed_but)?;
     Ok(())
 }
 

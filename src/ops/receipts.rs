@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::db::postgres::{connect, Target};
-use crate::db::sqlite::Snapshot;
+use crate::db::sqlite::{add_receipts_column, receipts_has_column, Snapshot};
 
 /// One push as `sandbox receipts` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -21,9 +21,12 @@ pub struct ReceiptLine {
     pub plan_name: String,
     pub plan_hash: String,
     pub diff_hash: String,
-    pub inserted: u64,
-    pub updated: u64,
-    pub deleted: u64,
+    /// Rows the push inserted, updated and deleted over all tables: from
+    /// Postgres's receipt, or the snapshot's copy; `None` where neither
+    /// side that was read keeps them (a copy recorded by an older sandbox).
+    pub inserted: Option<u64>,
+    pub updated: Option<u64>,
+    pub deleted: Option<u64>,
     /// `applied` or `rolled_back` on Postgres, when Postgres was read.
     pub remote_status: Option<String>,
     /// The snapshot copy's status, when the snapshot holds one.
@@ -85,9 +88,9 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
                 plan_name: get(2),
                 plan_hash: get(3),
                 diff_hash: get(4),
-                inserted,
-                updated,
-                deleted,
+                inserted: Some(inserted),
+                updated: Some(updated),
+                deleted: Some(deleted),
                 remote_status: Some(get(5)),
                 snapshot_status: None,
                 rolled_back_at: r.get(6).cloned().flatten(),
@@ -128,14 +131,19 @@ pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
         return Ok(Vec::new());
     }
     // Read-only here: an older file without the column reads NULL.
-    let rolled_back_at = if has_rolled_back_at(&snapshot.conn)? {
+    let rolled_back_at = if receipts_has_column(&snapshot.conn, "rolled_back_at")? {
         "r.rolled_back_at"
     } else {
         "NULL"
     };
+    let counts = if receipts_has_column(&snapshot.conn, "inserted")? {
+        "r.inserted, r.updated, r.deleted"
+    } else {
+        "NULL, NULL, NULL"
+    };
     let mut stmt = snapshot.conn.prepare(&format!(
         "SELECT r.receipt_id, r.recorded_at, coalesce(h.plan_name, ''), coalesce(h.plan_hash, ''), \
-                r.diff_hash, r.status, {rolled_back_at} \
+                r.diff_hash, r.status, {rolled_back_at}, {counts} \
          FROM _sandbox_receipts r LEFT JOIN _sandbox_rehearsals h ON h.id = r.rehearsal_id \
          ORDER BY r.recorded_at, r.receipt_id"
     ))?;
@@ -147,9 +155,9 @@ pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
                 plan_name: r.get(2)?,
                 plan_hash: r.get(3)?,
                 diff_hash: r.get(4)?,
-                inserted: 0,
-                updated: 0,
-                deleted: 0,
+                inserted: r.get(7)?,
+                updated: r.get(8)?,
+                deleted: r.get(9)?,
                 remote_status: None,
                 snapshot_status: Some(r.get(5)?),
                 rolled_back_at: r.get(6)?,
@@ -188,7 +196,7 @@ pub fn mark_rolled_back(snapshot_path: &Path, receipt_id: &str) -> Result<bool> 
         return Ok(false);
     }
     let marking = || -> rusqlite::Result<usize> {
-        add_rolled_back_at(&snapshot.conn)?;
+        add_receipts_column(&snapshot.conn, "rolled_back_at", "TEXT")?;
         // `recorded_at` stays the push's time: the rollback's has its own
         // column (before, it overwrote the push's). A second mark keeps the
         // first rollback's time.
@@ -209,25 +217,6 @@ pub fn mark_rolled_back(snapshot_path: &Path, receipt_id: &str) -> Result<bool> 
     Ok(n > 0)
 }
 
-/// Snapshots written before the rollback's time was kept apart lack the
-/// column: added (NULL for every copy, whose `recorded_at` may then be a
-/// rollback's time).
-fn add_rolled_back_at(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    if !has_rolled_back_at(conn)? {
-        conn.execute_batch("ALTER TABLE _sandbox_receipts ADD COLUMN rolled_back_at TEXT")?;
-    }
-    Ok(())
-}
-
-fn has_rolled_back_at(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('_sandbox_receipts') WHERE name = 'rolled_back_at'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,9 +228,9 @@ mod tests {
             plan_name: String::new(),
             plan_hash: String::new(),
             diff_hash: String::new(),
-            inserted: 0,
-            updated: 0,
-            deleted: 0,
+            inserted: None,
+            updated: None,
+            deleted: None,
             remote_status: remote.map(Into::into),
             snapshot_status: snap.map(Into::into),
             rolled_back_at: None,
