@@ -1,5 +1,6 @@
 pub mod collation;
 pub mod datetime;
+pub mod ddl;
 pub mod dependents;
 pub mod effects;
 pub mod foreign;

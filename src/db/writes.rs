@@ -148,7 +148,8 @@ pub fn record_start_sql() -> String {
            (SELECT coalesce(pg_catalog.jsonb_object_agg(s.relid::text, \
                      pg_catalog.jsonb_build_array(s.n_tup_ins, s.n_tup_upd, s.n_tup_del)), '{{}}')::text \
             FROM pg_catalog.pg_stat_xact_user_tables s \
-            WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0), true)"
+            WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0), true); {}",
+        crate::db::ddl::record_start_sql()
     )
 }
 

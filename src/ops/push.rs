@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
+use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
 use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{
@@ -41,7 +42,9 @@ use crate::db::sqlite::Snapshot;
 use crate::db::triggers::{
     insert_rules_check, plan_triggers, TriggerAction, TriggerReport, WrittenTable,
 };
-use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
+use crate::db::writes::{
+    account, cascading_keys, qualify, storage_check, transaction_writes, TableWrites,
+};
 use crate::diff::{compute, Diff, TableDiff};
 use crate::error::environment;
 use crate::plan::checks::{failed_summaries, Check, CheckKind};
@@ -1659,10 +1662,12 @@ impl Push<'_, '_> {
             .iter()
             .map(|a| a.table.clone())
             .collect();
-        // The storage check asks nothing of the writes: sent with them.
-        let (writes, storage) = futures_util::join!(
+        // The storage and DDL checks ask nothing of the writes: sent with
+        // them.
+        let (writes, storage, ddl) = futures_util::join!(
             transaction_writes(&self.tx),
-            storage_check(&self.tx, "writes", &ddl_targets, &receipt.allowed)
+            storage_check(&self.tx, "writes", &ddl_targets, &receipt.allowed),
+            transaction_ddl(&self.tx)
         );
         let writes = writes?;
         // An event trigger writing a table fired on the push's DDL: the
@@ -1708,6 +1713,13 @@ impl Push<'_, '_> {
         );
         checks.extend(accounting.checks);
         checks.push(storage?);
+        checks.push(ddl_check(
+            "writes",
+            &ddl?,
+            &self.own_ddl(receipt, triggers),
+            &receipt.allowed,
+            &writers,
+        ));
         receipt.undo.side_effects = accounting.allowed.clone();
         if !receipt.undo.side_effects.is_empty() {
             self.tx
@@ -1718,6 +1730,43 @@ impl Push<'_, '_> {
                 .await?;
         }
         Ok(accounting.allowed)
+    }
+
+    /// The DDL this push runs itself, which the DDL check takes away: the
+    /// plan's tables and columns with their foreign keys, the triggers it
+    /// holds off, the sequences it moves.
+    fn own_ddl(&self, receipt: &Receipt, triggers: &[TriggerReport]) -> OwnDdl {
+        let schema = &self.job.plan.schema;
+        OwnDdl {
+            created: schema.tables.iter().map(|t| qualify(&t.name)).collect(),
+            columns: schema
+                .added_columns
+                .iter()
+                .map(|a| (qualify(&a.table), a.column.name.clone()))
+                .collect(),
+            referenced: schema
+                .tables
+                .iter()
+                .flat_map(|t| t.foreign_keys.iter().map(|f| qualify(&f.ref_table)))
+                .chain(
+                    schema
+                        .added_columns
+                        .iter()
+                        .filter_map(|a| a.references.as_ref().map(|r| qualify(&r.table))),
+                )
+                .collect(),
+            held_off: triggers
+                .iter()
+                .filter(|t| t.action == TriggerAction::HeldOff)
+                .map(|t| (qualify(&t.table), t.name.clone()))
+                .collect(),
+            sequences: receipt
+                .undo
+                .sequences
+                .iter()
+                .map(|s| format!("{}.{}", s.schema, s.sequence))
+                .collect(),
+        }
     }
 
     /// Refuses if any check failed, rolls a preflight back, or commits and

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::catalog::TableMeta;
+use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
 use crate::db::dependents::{
     functions_naming_columns, objects_depending, rows_referencing, PushedRows,
 };
@@ -1228,10 +1229,12 @@ impl Rollback<'_, '_> {
             .iter()
             .map(|t| format!("public.{t}"))
             .collect();
-        // The storage check asks nothing of the writes: sent with them.
-        let (writes, storage) = futures_util::join!(
+        // The storage and DDL checks ask nothing of the writes: sent with
+        // them.
+        let (writes, storage, ddl) = futures_util::join!(
             transaction_writes(self.tx),
-            storage_check(self.tx, "writes", &[], &allowed)
+            storage_check(self.tx, "writes", &[], &allowed),
+            transaction_ddl(self.tx)
         );
         let writes: Vec<_> = writes?
             .into_iter()
@@ -1251,6 +1254,29 @@ impl Rollback<'_, '_> {
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.
         report.checks.push(storage?);
+        // What the undo's own DDL leaves on the catalog: dropped columns,
+        // restarted sequences (a dropped table leaves nothing).
+        let own = OwnDdl {
+            created: dropped,
+            columns: self
+                .undo
+                .added_columns
+                .iter()
+                .map(|a| (format!("public.{}", a.table), a.column.clone()))
+                .collect(),
+            sequences: self
+                .undo
+                .sequences
+                .iter()
+                .map(|s| format!("{}.{}", s.schema, s.sequence))
+                .collect(),
+            ..OwnDdl::default()
+        };
+        report
+            .checks
+            .push(ddl_check("writes", &ddl?, &own, &allowed, &|t: &str| {
+                effects.naming(t)
+            }));
         Ok(())
     }
 

@@ -1,0 +1,605 @@
+//! Every catalog change of a transaction, database-wide: the DDL the write
+//! accounting ([`crate::db::writes`]) cannot see. `pg_stat_xact_user_tables`
+//! counts rows; a trigger that runs `CREATE TABLE`, `ALTER TABLE` or
+//! `CREATE INDEX` through `EXECUTE`, an event trigger that adds an object
+//! for each one the plan creates, a large object made by `lo_create`: none
+//! of them writes a row of a user table. Each of them writes catalog rows,
+//! though, and a catalog row written by this transaction carries one of its
+//! transaction ids as `xmin` (the top-level one or a subtransaction's, for
+//! a savepoint or a PL/pgSQL block with EXCEPTION). So before COMMIT push
+//! and rollback read the catalog rows whose `xmin` is theirs, take away
+//! what their own DDL made (the plan's tables, columns, keys and their
+//! internal triggers, the triggers held off and on again, the sequences
+//! moved, the tool's `sandbox` schema), and refuse the rest by name.
+//!
+//! A dropped object leaves no row behind, so a DROP is not seen here (the
+//! storage check sees a table's TRUNCATE or rewrite).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use tokio_postgres::Transaction;
+
+use crate::db::writes::qualify;
+use crate::plan::checks::{Check, CheckKind};
+
+/// Transaction-local setting holding how far into this transaction's ids
+/// the catalog rows already written at [`record_start_sql`] reach (see
+/// [`OFFSET`]), or -1: only later catalog rows count. At a push's start
+/// nothing is written yet; at the savepoint of the push's rehearsed undo
+/// the push's own DDL is, and belongs to the push's check, not the undo's.
+const DDL_SINCE: &str = "sandbox.ddl_since";
+
+/// How far `x` (an `xid`) lies after this transaction's top-level id
+/// (`me.top`, an `xid8` as int8), modulo 2^32: 0 for the top-level id, the
+/// subtransactions' ids after it. An older id is 2^31 or more away.
+fn offset(x: &str) -> String {
+    format!("(({x}::text::int8 - me.top % 4294967296 + 4294967296) % 4294967296)")
+}
+
+/// Whether the row version whose `xmin` is `x` was written by this
+/// transaction (or one of its subtransactions) after [`DDL_SINCE`]. A
+/// visible row whose id is at or after ours is ours unless another
+/// transaction that began after ours has committed it meanwhile (READ
+/// COMMITTED sees those): `pg_xact_status` tells them apart. The CASE keeps
+/// it from being asked about an id in the future, which is an error.
+fn mine(x: &str) -> String {
+    mine_after(x, "me.since")
+}
+
+/// [`mine`], for ids further than `since` (an offset, -1 for all).
+fn mine_after(x: &str, since: &str) -> String {
+    let off = offset(x);
+    format!(
+        "(CASE WHEN {off} < 2147483648 AND {off} > {since} \
+           THEN pg_catalog.pg_xact_status((me.top + {off})::text::xid8) = 'in progress' \
+           ELSE false END)"
+    )
+}
+
+/// `pg_identify_object` of (class, object, sub-object): how an object is
+/// named, always schema-qualified.
+fn identify(class: &str, objid: &str, sub: &str) -> String {
+    format!(
+        "(SELECT o.type || ' ' || o.identity \
+          FROM pg_catalog.pg_identify_object('pg_catalog.{class}'::regclass, {objid}, {sub}) o)"
+    )
+}
+
+/// `schema.name` of relation `oid`, unquoted (as plans and --allow-writes
+/// name tables), NULL for none.
+fn rel_name(oid: &str) -> String {
+    format!(
+        "(SELECT own_n.nspname::text || '.' || own_r.relname::text FROM pg_catalog.pg_class own_r \
+          JOIN pg_catalog.pg_namespace own_n ON own_n.oid = own_r.relnamespace WHERE own_r.oid = {oid})"
+    )
+}
+
+/// Relation `oid`, or the table whose TOAST table it is: a TOAST table and
+/// its index belong to their table.
+fn untoasted(oid: &str) -> String {
+    format!(
+        "coalesce((SELECT tt.oid FROM pg_catalog.pg_class tt WHERE tt.reltoastrelid = {oid}), {oid})"
+    )
+}
+
+/// The names of columns `keys` of relation `rel`.
+fn column_names(rel: &str, keys: &str) -> String {
+    format!(
+        "(SELECT coalesce(pg_catalog.array_agg(a.attname::text), '{{}}') \
+          FROM pg_catalog.unnest({keys}) ck(n) \
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = {rel} AND a.attnum = ck.n)"
+    )
+}
+
+/// The catalog rows this transaction wrote, one row each: catalog, what it
+/// is (`pg_identify_object`), the relation it belongs to (an index's or
+/// TOAST table's table, an owned sequence's table), the relation's kind
+/// when the row is the relation's own, the column / trigger / constraint
+/// name, whether a trigger is internal (a foreign key's), the table and
+/// columns of the constraint such a trigger or a constraint serves, and
+/// whether a column is dropped. Temporary objects are the session's own
+/// and go with it: left out.
+fn changed_sql() -> String {
+    let not_temp = "n.nspname::text NOT LIKE 'pg\\_temp\\_%' AND n.nspname::text NOT LIKE 'pg\\_toast\\_temp\\_%'";
+    // A relation's owner: an index's table, a TOAST table's table, a
+    // sequence owned by a column (serial, identity).
+    let owner = |c: &str| {
+        untoasted(&format!(
+            "coalesce((SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = {c}.oid), \
+                      (SELECT d.refobjid FROM pg_catalog.pg_depend d \
+                       WHERE {c}.relkind = 'S' AND d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = {c}.oid \
+                         AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), \
+                      {c}.oid)"
+        ))
+    };
+    let class_owner = owner("c");
+    let parts = [
+        // Relations: tables, indexes, sequences, views, TOAST tables.
+        format!(
+            "SELECT 'pg_class', {}, {}, c.relkind::text, {}, NULL::text, false, NULL::text, '{{}}'::text[], false \
+             FROM me, pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE {} AND {not_temp}",
+            identify("pg_class", "c.oid", "0"),
+            rel_name(&class_owner),
+            rel_name("c.oid"),
+            mine("c.xmin")
+        ),
+        // Sequences' parameters (ALTER SEQUENCE … INCREMENT BY).
+        format!(
+            "SELECT 'pg_sequence', {}, {}, 'S', {}, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {} AND {not_temp}",
+            identify("pg_class", "c.oid", "0"),
+            rel_name(&class_owner),
+            rel_name("c.oid"),
+            mine("s.xmin")
+        ),
+        // Columns of tables, views and composite types (an index's or a
+        // TOAST table's come with its relation row).
+        format!(
+            "SELECT 'pg_attribute', {}, {}, NULL, NULL, a.attname::text, false, NULL, '{{}}', a.attisdropped \
+             FROM me, pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE a.attnum > 0 AND c.relkind NOT IN ('i', 'I', 't', 'S') AND {} AND {not_temp}",
+            identify("pg_class", "a.attrelid", "a.attnum"),
+            rel_name("a.attrelid"),
+            mine("a.xmin")
+        ),
+        format!(
+            "SELECT 'pg_attrdef', {}, {}, NULL, NULL, \
+                    (SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+                     WHERE a.attrelid = d.adrelid AND a.attnum = d.adnum), false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_attrdef d WHERE {}",
+            identify("pg_attrdef", "d.oid", "0"),
+            rel_name("d.adrelid"),
+            mine("d.xmin")
+        ),
+        format!(
+            "SELECT 'pg_constraint', {}, {}, NULL, NULL, k.conname::text, false, {}, {}, false \
+             FROM me, pg_catalog.pg_constraint k JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace \
+             WHERE {} AND {not_temp}",
+            identify("pg_constraint", "k.oid", "0"),
+            rel_name("k.conrelid"),
+            rel_name("k.conrelid"),
+            column_names("k.conrelid", "k.conkey"),
+            mine("k.xmin")
+        ),
+        format!(
+            "SELECT 'pg_index', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {} AND {not_temp}",
+            identify("pg_class", "i.indexrelid", "0"),
+            rel_name(&untoasted("i.indrelid")),
+            mine("i.xmin")
+        ),
+        format!(
+            "SELECT 'pg_trigger', {}, {}, NULL, NULL, t.tgname::text, t.tgisinternal, \
+                    {}, coalesce({}, '{{}}'), false \
+             FROM me, pg_catalog.pg_trigger t LEFT JOIN pg_catalog.pg_constraint k ON k.oid = t.tgconstraint \
+             WHERE {}",
+            identify("pg_trigger", "t.oid", "0"),
+            rel_name("t.tgrelid"),
+            rel_name("k.conrelid"),
+            column_names("k.conrelid", "k.conkey"),
+            mine("t.xmin")
+        ),
+        // A table's row type and its array type belong to the table.
+        format!(
+            "SELECT 'pg_type', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_type ty JOIN pg_catalog.pg_namespace n ON n.oid = ty.typnamespace \
+             WHERE {} AND {not_temp}",
+            identify("pg_type", "ty.oid", "0"),
+            rel_name(
+                "coalesce(nullif(ty.typrelid, 0), \
+                 (SELECT nullif(e.typrelid, 0) FROM pg_catalog.pg_type e WHERE e.oid = ty.typelem))"
+            ),
+            mine("ty.xmin")
+        ),
+        format!(
+            "SELECT 'pg_rewrite', {}, {}, NULL, NULL, r.rulename::text, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_rewrite r WHERE {}",
+            identify("pg_rewrite", "r.oid", "0"),
+            rel_name("r.ev_class"),
+            mine("r.xmin")
+        ),
+        format!(
+            "SELECT 'pg_policy', {}, {}, NULL, NULL, p.polname::text, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_policy p WHERE {}",
+            identify("pg_policy", "p.oid", "0"),
+            rel_name("p.polrelid"),
+            mine("p.xmin")
+        ),
+        format!(
+            "SELECT 'pg_inherits', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_inherits h WHERE {}",
+            identify("pg_class", "h.inhrelid", "0"),
+            rel_name("h.inhparent"),
+            mine("h.xmin")
+        ),
+        format!(
+            "SELECT 'pg_statistic_ext', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_statistic_ext x WHERE {}",
+            identify("pg_statistic_ext", "x.oid", "0"),
+            rel_name("x.stxrelid"),
+            mine("x.xmin")
+        ),
+        // A comment belongs to what it describes.
+        format!(
+            "SELECT 'pg_description', 'comment on ' || (SELECT o.type || ' ' || o.identity \
+                    FROM pg_catalog.pg_identify_object(d.classoid, d.objoid, d.objsubid) o), \
+                    CASE WHEN d.classoid = 'pg_catalog.pg_class'::regclass THEN {} END, \
+                    NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_description d WHERE {}",
+            rel_name("d.objoid"),
+            mine("d.xmin")
+        ),
+        // Objects that belong to no table.
+        format!(
+            "SELECT 'pg_namespace', {}, NULL, NULL, n.nspname::text, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_namespace n WHERE {} AND {not_temp}",
+            identify("pg_namespace", "n.oid", "0"),
+            mine("n.xmin")
+        ),
+        format!(
+            "SELECT 'pg_proc', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_proc p WHERE {}",
+            identify("pg_proc", "p.oid", "0"),
+            mine("p.xmin")
+        ),
+        format!(
+            "SELECT 'pg_event_trigger', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_event_trigger e WHERE {}",
+            identify("pg_event_trigger", "e.oid", "0"),
+            mine("e.xmin")
+        ),
+        format!(
+            "SELECT 'pg_extension', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_extension x WHERE {}",
+            identify("pg_extension", "x.oid", "0"),
+            mine("x.xmin")
+        ),
+        format!(
+            "SELECT 'pg_operator', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_operator o WHERE {}",
+            identify("pg_operator", "o.oid", "0"),
+            mine("o.xmin")
+        ),
+        format!(
+            "SELECT 'pg_cast', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_cast x WHERE {}",
+            identify("pg_cast", "x.oid", "0"),
+            mine("x.xmin")
+        ),
+        format!(
+            "SELECT 'pg_publication_rel', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_publication_rel x WHERE {}",
+            identify("pg_publication_rel", "x.oid", "0"),
+            rel_name("x.prrelid"),
+            mine("x.xmin")
+        ),
+        // Large objects (`lo_create`, `lo_from_bytea`, `lo_import`): their
+        // data is no user table's row either.
+        format!(
+            "SELECT 'pg_largeobject_metadata', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
+             FROM me, pg_catalog.pg_largeobject_metadata l WHERE {}",
+            identify("pg_largeobject", "l.oid", "0"),
+            mine("l.xmin")
+        ),
+    ];
+    format!(
+        "WITH me AS MATERIALIZED ( \
+           SELECT top, coalesce(nullif(pg_catalog.current_setting('{DDL_SINCE}', true), '')::int8, -1) AS since \
+           FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::text::int8 AS top) t \
+           WHERE top IS NOT NULL) \
+         {}",
+        parts.join(" UNION ALL ")
+    )
+}
+
+/// The statement recording [`DDL_SINCE`]: the furthest id of this
+/// transaction already on a catalog row (the push's own DDL, at the
+/// rehearsed undo's savepoint), or -1. Sent with the write accounting's
+/// [`crate::db::writes::record_start_sql`].
+pub fn record_start_sql() -> String {
+    let parts = [
+        "pg_class c",
+        "pg_attribute c",
+        "pg_constraint c",
+        "pg_trigger c",
+        "pg_type c",
+        "pg_sequence c",
+        "pg_attrdef c",
+        "pg_index c",
+    ];
+    let off = offset("c.xmin");
+    let max = parts
+        .iter()
+        .map(|p| {
+            format!(
+                "SELECT max({off}) AS m FROM me, pg_catalog.{p} WHERE {}",
+                mine_after("c.xmin", "-1")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    // Without a transaction id nothing is written yet: -1.
+    format!(
+        "SELECT pg_catalog.set_config('{DDL_SINCE}', coalesce(( \
+           WITH me AS MATERIALIZED (SELECT top FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::text::int8 AS top) t \
+                                    WHERE top IS NOT NULL) \
+           SELECT max(m) FROM ({max}) x), -1)::text, true)"
+    )
+}
+
+/// One catalog row this transaction wrote (see [`changed_sql`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogChange {
+    /// The catalog: `pg_class`, `pg_attribute`, `pg_largeobject_metadata`…
+    pub catalog: String,
+    /// What it is, as `pg_identify_object` names it (`table app.t`,
+    /// `index public.workflows_x_idx`, `large object 16400`).
+    pub object: String,
+    /// `schema.table` it belongs to, if any.
+    pub table: Option<String>,
+    /// For a relation's own row, its kind (`r`, `i`, `S`, `t`…).
+    pub relkind: Option<String>,
+    /// For a relation's own row, `schema.name`; for a schema, its name.
+    pub name: Option<String>,
+    /// The column, trigger, constraint, rule or policy name.
+    pub detail: Option<String>,
+    /// A trigger Postgres made for a foreign key.
+    pub internal: bool,
+    /// The table of the constraint a trigger serves, or a constraint's own.
+    pub constraint_table: Option<String>,
+    /// That constraint's columns.
+    pub constraint_columns: Vec<String>,
+    /// A column dropped in this transaction.
+    pub dropped: bool,
+}
+
+/// Every catalog row this transaction wrote since [`record_start_sql`].
+pub async fn transaction_ddl(tx: &Transaction<'_>) -> Result<Vec<CatalogChange>> {
+    let rows = tx
+        .query_typed(&changed_sql(), &[])
+        .await
+        .context("cannot read the catalog rows this transaction wrote")?;
+    Ok(rows
+        .iter()
+        .map(|r| CatalogChange {
+            catalog: r.get(0),
+            object: r.get::<_, Option<String>>(1).unwrap_or_default(),
+            table: r.get(2),
+            relkind: r.get(3),
+            name: r.get(4),
+            detail: r.get(5),
+            internal: r.get(6),
+            constraint_table: r.get(7),
+            constraint_columns: r.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
+            dropped: r.get(9),
+        })
+        .collect())
+}
+
+/// The DDL push or rollback runs itself: what its catalog rows may be.
+#[derive(Debug, Clone, Default)]
+pub struct OwnDdl {
+    /// Tables it creates (`schema.table`), with their keys, indexes, row
+    /// types and TOAST tables.
+    pub created: Vec<String>,
+    /// Columns it adds to (or, rolling back, drops from) existing tables:
+    /// (`schema.table`, column).
+    pub columns: Vec<(String, String)>,
+    /// Tables its new foreign keys reference: each gets internal triggers
+    /// (and, the first time, its `relhastriggers` set).
+    pub referenced: Vec<String>,
+    /// Triggers it holds off and enables again: (`schema.table`, trigger).
+    pub held_off: Vec<(String, String)>,
+    /// Sequences it moves (`ALTER SEQUENCE`): `schema.sequence`.
+    pub sequences: Vec<String>,
+}
+
+impl OwnDdl {
+    fn altered(&self, table: &str) -> bool {
+        self.columns.iter().any(|(t, _)| t == table)
+    }
+
+    fn column(&self, table: &str, column: &str) -> bool {
+        self.columns.iter().any(|(t, c)| t == table && c == column)
+    }
+
+    /// A constraint the own DDL made: any of a created table's, or one
+    /// on added columns only (an added column's foreign key).
+    fn constraint(&self, table: Option<&str>, columns: &[String]) -> bool {
+        let Some(table) = table else { return false };
+        self.created.iter().any(|t| t == table)
+            || (!columns.is_empty() && columns.iter().all(|c| self.column(table, c)))
+    }
+
+    /// Whether `c` is a row the own DDL writes.
+    pub fn made(&self, c: &CatalogChange) -> bool {
+        let table = c.table.as_deref().unwrap_or("");
+        // The tool's own schema (the receipts), created on first use.
+        if table.starts_with("sandbox.")
+            || (c.catalog == "pg_namespace" && c.name.as_deref() == Some("sandbox"))
+        {
+            return true;
+        }
+        let created = self.created.iter().any(|t| t == table);
+        let own_row = c.name.as_deref() == Some(table);
+        match c.catalog.as_str() {
+            "pg_class" | "pg_sequence" => {
+                created
+                    || (own_row && (self.altered(table) || self.referenced.iter().any(|r| r == table)))
+                    // ADD COLUMN of a wide type may give the table TOAST.
+                    || (c.name.as_deref().is_some_and(|n| n.starts_with("pg_toast."))
+                        && self.altered(table))
+                    || (c.relkind.as_deref() == Some("S")
+                        && c.name.as_ref().is_some_and(|n| self.sequences.contains(n)))
+            }
+            "pg_attribute" | "pg_attrdef" => {
+                created
+                    || c.detail
+                        .as_deref()
+                        .is_some_and(|col| self.column(table, col))
+                    || (c.dropped && self.altered(table))
+            }
+            "pg_constraint" => {
+                self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
+            }
+            "pg_index" | "pg_type" => created,
+            "pg_trigger" => {
+                if c.internal {
+                    self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
+                } else {
+                    c.detail
+                        .as_deref()
+                        .is_some_and(|n| self.held_off.iter().any(|(t, h)| t == table && h == n))
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One check: every catalog row this transaction wrote is one its own DDL
+/// (`own`) makes, or belongs to a table the user allowed side effects on
+/// (`allowed`). The rest is named, grouped by the table it belongs to,
+/// with what fires and names that table (`writers`).
+pub fn ddl_check(
+    phase: &str,
+    changes: &[CatalogChange],
+    own: &OwnDdl,
+    allowed: &[String],
+    writers: &dyn Fn(&str) -> Vec<String>,
+) -> Check {
+    let allowed: Vec<String> = allowed.iter().map(|a| qualify(a)).collect();
+    // Grouped by the table they belong to (or by the object itself), in
+    // the order Postgres listed them; the same object once.
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in changes.iter().filter(|c| !own.made(c)) {
+        let key = c.table.clone().unwrap_or_else(|| c.object.clone());
+        if c.table.as_ref().is_some_and(|t| allowed.contains(t)) {
+            continue;
+        }
+        let items = groups.entry(key).or_default();
+        if !items.contains(&c.object) {
+            items.push(c.object.clone());
+        }
+    }
+    let rows = groups
+        .into_iter()
+        .map(|(key, items)| {
+            let by = writers(&key);
+            let is_table = changes
+                .iter()
+                .any(|c| c.table.as_deref() == Some(key.as_str()));
+            format!(
+                "{} — created or changed in this transaction by {}, not by the plan; the plan's \
+                 DDL is all a push may run: {}",
+                items.join(", "),
+                if by.is_empty() {
+                    "a trigger, rule or event trigger (DDL through EXECUTE, lo_create …)".to_string()
+                } else {
+                    by.join("; ")
+                },
+                if is_table {
+                    format!(
+                        "stop what runs it, or allow it with --allow-writes {key} if that is intended"
+                    )
+                } else {
+                    "stop what runs it".to_string()
+                }
+            )
+        })
+        .collect();
+    Check::no_rows(
+        phase,
+        "no DDL or large object outside the plan (every schema)",
+        CheckKind::Guard,
+        rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(catalog: &str, object: &str, table: Option<&str>) -> CatalogChange {
+        CatalogChange {
+            catalog: catalog.into(),
+            object: object.into(),
+            table: table.map(Into::into),
+            relkind: None,
+            name: None,
+            detail: None,
+            internal: false,
+            constraint_table: None,
+            constraint_columns: vec![],
+            dropped: false,
+        }
+    }
+
+    #[test]
+    fn own_ddl_is_taken_away_and_the_rest_is_named_by_table() {
+        let own = OwnDdl {
+            created: vec!["public.tasks".into()],
+            columns: vec![("public.jtbd_library".into(), "suite".into())],
+            referenced: vec!["public.workflows".into()],
+            held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],
+            sequences: vec![],
+        };
+        let mut relation = change("pg_class", "table public.tasks", Some("public.tasks"));
+        relation.name = Some("public.tasks".into());
+        let mut added = change(
+            "pg_attribute",
+            "table column public.jtbd_library.suite",
+            Some("public.jtbd_library"),
+        );
+        added.detail = Some("suite".into());
+        let mut other_col = added.clone();
+        other_col.detail = Some("sneaky".into());
+        other_col.object = "table column public.jtbd_library.sneaky".into();
+        let mut held = change(
+            "pg_trigger",
+            "trigger set_updated_at on public.jtbd_library",
+            Some("public.jtbd_library"),
+        );
+        held.detail = Some("set_updated_at".into());
+        let mut index = change(
+            "pg_class",
+            "index public.workflows_name_idx",
+            Some("public.workflows"),
+        );
+        index.name = Some("public.workflows_name_idx".into());
+        index.relkind = Some("i".into());
+        let lo = change("pg_largeobject_metadata", "large object 16400", None);
+        let changes = vec![relation, added, other_col, held, index, lo];
+        let check = ddl_check("writes", &changes, &own, &[], &|_| vec![]);
+        assert!(!check.ok);
+        assert_eq!(check.row_count, 3, "{:?}", check.rows);
+        let all = check.rows.join("\n");
+        assert!(
+            all.contains("table column public.jtbd_library.sneaky"),
+            "{all}"
+        );
+        assert!(all.contains("index public.workflows_name_idx"), "{all}");
+        assert!(all.contains("large object 16400"), "{all}");
+        assert!(!all.contains(".suite"), "{all}");
+        assert!(!all.contains("public.tasks"), "{all}");
+        // Allowing the table lets its DDL pass.
+        let check = ddl_check(
+            "writes",
+            &changes,
+            &own,
+            &["jtbd_library".into(), "workflows".into()],
+            &|_| vec![],
+        );
+        assert_eq!(check.row_count, 1, "{:?}", check.rows);
+        assert!(
+            check.rows[0].contains("large object 16400"),
+            "{:?}",
+            check.rows
+        );
+    }
+}
