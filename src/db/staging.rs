@@ -41,10 +41,17 @@ pub const LEFT_TO_POSTGRES: &[u8] = b"\0<left to Postgres>";
 
 /// [`LEFT_TO_POSTGRES`] as a SQLite BLOB literal, for a column DEFAULT.
 fn left_to_postgres_literal() -> String {
-    let hex: String = LEFT_TO_POSTGRES
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    blob_literal(LEFT_TO_POSTGRES)
+}
+
+/// What a column of a working table holds, for an instant, in a row an
+/// INSERT just wrote without listing the column: the trigger of
+/// [`working_table_triggers`] replaces it before anything reads the row.
+/// A BLOB no pulled value can be (see [`LEFT_TO_POSTGRES`]).
+pub const NOT_LISTED: &[u8] = b"\0<not listed by the statement>";
+
+fn blob_literal(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
     format!("X'{hex}'")
 }
 
@@ -231,13 +238,20 @@ pub fn working_table_ddl(meta: &TableMeta, sqlite_name: &str) -> Result<String> 
 
 fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<String> {
     let mut parts = Vec::with_capacity(meta.columns.len() + 1);
+    let key = meta.primary_key();
     for c in &meta.columns {
-        let mut decl = staged_column_decl(c, declared)?;
-        // A left-out column Postgres fills shows the marker until the
-        // phase ends (see [`record_left_to_postgres`]).
-        if declared == Declared::Working && may_be_left(c, meta) {
-            decl.push_str(&format!(" DEFAULT {}", left_to_postgres_literal()));
-        }
+        let decl = if declared == Declared::Working && !key.contains(&c.name) {
+            // What a row gets where an INSERT leaves the column out is
+            // decided by the trigger of [`working_table_triggers`]: the
+            // row's value before a REPLACE, else the column's default.
+            format!(
+                "{} DEFAULT {}",
+                staged_column_type(c, declared)?,
+                blob_literal(NOT_LISTED)
+            )
+        } else {
+            staged_column_decl(c, declared)?
+        };
         parts.push(decl);
     }
     let pk = meta.primary_key();
@@ -261,7 +275,108 @@ pub fn staged_add_column_ddl(sqlite_name: &str, column: &ColumnMeta) -> Result<S
     ))
 }
 
-fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
+/// The SQL value a new row gets in column `c` of `meta` when the INSERT
+/// leaves it out: its constant default, [`LEFT_TO_POSTGRES`] where
+/// Postgres fills it, else NULL.
+fn new_row_default(c: &ColumnMeta, meta: &TableMeta) -> Result<String> {
+    if may_be_left(c, meta) {
+        // Shown until the phase ends (see [`record_left_to_postgres`]).
+        return Ok(left_to_postgres_literal());
+    }
+    Ok(match constant_default(c) {
+        Some(v) => default_literal(c, v)?,
+        None => "NULL".to_string(),
+    })
+}
+
+fn default_literal(c: &ColumnMeta, v: &str) -> Result<String> {
+    Ok(match to_sqlite(c, Some(v))? {
+        Value::Integer(i) => i.to_string(),
+        Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        Value::Null | Value::Real(_) | Value::Blob(_) => "NULL".to_string(),
+    })
+}
+
+/// The table that holds, while one row is inserted into working table
+/// `table`, the row of the same key the insert replaces (if any).
+fn replaced_table(table: &str) -> String {
+    format!("_sandbox_replaced_{table}")
+}
+
+/// The prefix of the triggers [`working_table_triggers`] creates: the
+/// plan's SQL authorizer lets them through without counting their reads
+/// and writes as the phase's.
+pub const TRIGGER_PREFIX: &str = "_sandbox_";
+
+/// SQLite's `REPLACE INTO t (id, name) …` (or `INSERT OR REPLACE`) of a
+/// row that exists deletes it and inserts a new one, whose columns the
+/// statement does not list get their defaults; on Postgres the plan's
+/// intent is an UPDATE of the listed columns, and the push writes the
+/// staged row as one: `created_at` would be overwritten with NULL, a
+/// constant default with the default. These two TEMP triggers make a
+/// working table keep, in such a row, what the replaced row held in every
+/// column the statement did not list (the [`NOT_LISTED`] default shows
+/// which): the BEFORE trigger copies the row of the new row's key, if
+/// any, the AFTER trigger fills the unlisted columns from it, or with the
+/// column's default for a row that is really new. SQLite fires both for
+/// one row before it inserts the next, so one copy at a time suffices.
+pub fn working_table_triggers(meta: &TableMeta) -> Result<String> {
+    let t = quote_ident(&meta.name);
+    let replaced = quote_ident(&replaced_table(&meta.name));
+    let key = meta.primary_key();
+    let trigger = |what: &str| quote_ident(&format!("{TRIGGER_PREFIX}{what}_{}", meta.name));
+    let same_key = if key.is_empty() {
+        // Without a key nothing is replaced (the rehearsal fails such a
+        // table by name).
+        "0".to_string()
+    } else {
+        key.iter()
+            .map(|k| format!("{0} = new.{0}", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let mut sets = Vec::new();
+    for c in meta.columns.iter().filter(|c| !key.contains(&c.name)) {
+        let col = quote_ident(&c.name);
+        sets.push(format!(
+            "{col} = CASE WHEN {col} IS {marker} THEN CASE WHEN EXISTS (SELECT 1 FROM {replaced}) \
+             THEN (SELECT {col} FROM {replaced}) ELSE {default} END ELSE {col} END",
+            marker = blob_literal(NOT_LISTED),
+            default = new_row_default(c, meta)?,
+        ));
+    }
+    if sets.is_empty() {
+        return Ok(String::new());
+    }
+    // Named columns: a column a later phase adds is not copied.
+    let cols = ident_list(&meta.column_names());
+    Ok(format!(
+        "CREATE TEMP TABLE {replaced} AS SELECT {cols} FROM temp.{t} WHERE 0;
+CREATE TEMP TRIGGER {before} BEFORE INSERT ON {t} BEGIN
+  DELETE FROM {replaced};
+  INSERT INTO {replaced} ({cols}) SELECT {cols} FROM {t} WHERE {same_key};
+END;
+CREATE TEMP TRIGGER {after} AFTER INSERT ON {t} BEGIN
+  UPDATE {t} SET {sets} WHERE rowid = new.rowid;
+  DELETE FROM {replaced};
+END;",
+        before = trigger("before_insert"),
+        after = trigger("after_insert"),
+        sets = sets.join(",\n    "),
+    ))
+}
+
+/// Drops the table [`working_table_triggers`] created beside working
+/// table `table` (the triggers go with the table).
+pub fn drop_working_table_helpers(conn: &Connection, table: &str) -> Result<()> {
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.{}",
+        quote_ident(&replaced_table(table))
+    ))?;
+    Ok(())
+}
+
+fn staged_column_type(c: &ColumnMeta, declared: Declared) -> Result<String> {
     let working = declared == Declared::Working;
     let value_type = c.value_type();
     let ty = if working && crate::db::collation::numeric_text(&value_type) {
@@ -286,14 +401,13 @@ fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
             None => c.storage().sqlite_decl().to_string(),
         }
     };
-    let mut decl = format!("{} {ty}", quote_ident(&c.name));
+    Ok(format!("{} {ty}", quote_ident(&c.name)))
+}
+
+fn staged_column_decl(c: &ColumnMeta, declared: Declared) -> Result<String> {
+    let mut decl = staged_column_type(c, declared)?;
     if let Some(v) = constant_default(c) {
-        let literal = match to_sqlite(c, Some(v))? {
-            Value::Integer(i) => i.to_string(),
-            Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
-            Value::Null | Value::Real(_) | Value::Blob(_) => "NULL".to_string(),
-        };
-        decl.push_str(&format!(" DEFAULT {literal}"));
+        decl.push_str(&format!(" DEFAULT {}", default_literal(c, v)?));
     }
     Ok(decl)
 }

@@ -16,7 +16,10 @@ use uuid::Uuid;
 use super::{Plan, TargetColumn, TargetTable};
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::db::sqlite::Snapshot;
-use crate::db::staging::{staged_add_column_ddl, staged_table_ddl, working_table_ddl};
+use crate::db::staging::{
+    drop_working_table_helpers, staged_add_column_ddl, staged_table_ddl, working_table_ddl,
+    working_table_triggers,
+};
 use crate::types::{quote_ident, TableChecksum};
 
 /// Namespace of every id the plan creates: UUID v5 of a natural key, so a
@@ -207,6 +210,9 @@ pub fn stage_pulled(conn: &Connection, meta: &TableMeta) -> Result<()> {
         "INSERT INTO temp.{0} ({cols}) SELECT {cols} FROM main.{0}",
         quote_ident(&meta.name)
     ))?;
+    // After the copy, which lists every column: only the plan's inserts
+    // go through them.
+    conn.execute_batch(&working_table_triggers(meta)?)?;
     Ok(())
 }
 
@@ -266,7 +272,9 @@ pub fn apply_phase_ddl(
     phase_id: &str,
 ) -> Result<Vec<String>> {
     for t in plan.schema.tables.iter().filter(|t| t.phase == phase_id) {
-        create_working_table(conn, &target_meta(t, &snapshot.target_types))?;
+        let meta = target_meta(t, &snapshot.target_types);
+        create_working_table(conn, &meta)?;
+        conn.execute_batch(&working_table_triggers(&meta)?)?;
     }
     let mut altered = Vec::new();
     for a in plan
@@ -300,6 +308,7 @@ pub fn apply_phase_ddl(
 /// Stores a working table in the file as `staged_<table>` and drops the
 /// TEMP one.
 pub fn store_staged(conn: &Connection, meta: &TableMeta) -> Result<()> {
+    drop_working_table_helpers(conn, &meta.name)?;
     conn.execute_batch(&staged_table_ddl(meta, &staged(&meta.name))?)?;
     let cols = crate::db::sqlite::ident_list(&meta.column_names());
     conn.execute_batch(&format!(

@@ -1,0 +1,86 @@
+//! What a phase's statements mean for the rows the push writes: a REPLACE
+//! of an existing row, a new row without its primary key. Each test
+//! compares the whole database before and after.
+
+mod common;
+
+use common::{item_world, World};
+
+fn rows(w: &World, sql: &str) -> Vec<Vec<String>> {
+    common::text_rows(&mut w.db.client(), sql)
+}
+
+/// An app table: `created_at` and `token` are Postgres's (computed
+/// defaults), `priority` has a constant default, `note` none.
+const STAMPED: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+     note text, priority int DEFAULT 5, \
+     created_at timestamptz NOT NULL DEFAULT now(), token uuid DEFAULT gen_random_uuid()); \
+     INSERT INTO public.dh_item (id, name, note, priority, created_at, token) VALUES \
+     ('a', 'alpha', 'kept', 7, '2020-01-01 00:00:00+00', '11111111-1111-4111-8111-111111111111'), \
+     ('b', 'beta', NULL, 8, '2020-02-02 00:00:00+00', '22222222-2222-4222-8222-222222222222');";
+
+/// S12: `REPLACE INTO` (and `INSERT OR REPLACE`) of an existing row,
+/// listing some columns, is an UPDATE of those columns: the others keep
+/// what the row held. Before: SQLite's delete-and-insert left them at their
+/// default, so the push wrote NULL over the app's `created_at` (the
+/// rehearsal passed, push refused late on NOT NULL), 5 over `priority`.
+#[test]
+fn replace_of_an_existing_row_updates_only_the_columns_it_lists() {
+    let w = item_world(
+        "rows_replace",
+        STAMPED,
+        &[
+            "INSERT OR IGNORE INTO dh_item (id, name) VALUES ('a', 'ignored'); \
+             INSERT INTO dh_item (id, name) VALUES ('d', 'delta'); \
+             REPLACE INTO dh_item (id, name) VALUES ('a', 'alpha-2'); \
+             INSERT OR REPLACE INTO dh_item (id, name, note) VALUES ('b', 'beta-2', NULL), \
+             ('c', 'gamma', 'new');",
+        ],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        rows(
+            &w,
+            "SELECT id, name, coalesce(note, 'NULL'), coalesce(priority::text, 'NULL'), \
+             coalesce(created_at::text, 'NULL'), coalesce(token::text, 'NULL') \
+             FROM public.dh_item WHERE id IN ('a', 'b') ORDER BY id"
+        ),
+        [
+            [
+                "a",
+                "alpha-2",
+                "kept",
+                "7",
+                "2020-01-01 00:00:00+00",
+                "11111111-1111-4111-8111-111111111111"
+            ],
+            [
+                "b",
+                "beta-2",
+                "NULL",
+                "8",
+                "2020-02-02 00:00:00+00",
+                "22222222-2222-4222-8222-222222222222"
+            ],
+        ]
+    );
+    // New rows got what Postgres fills and the constant default (`d`,
+    // after an ignored insert of `a`, nothing of `a`'s).
+    assert_eq!(
+        rows(
+            &w,
+            "SELECT name, coalesce(note, 'NULL'), priority::text, \
+             (created_at > '2021-01-01')::text, (token IS NOT NULL)::text \
+             FROM public.dh_item WHERE id IN ('c', 'd') ORDER BY id"
+        ),
+        [
+            ["gamma", "new", "5", "true", "true"],
+            ["delta", "NULL", "5", "true", "true"]
+        ]
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
