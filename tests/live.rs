@@ -1240,3 +1240,76 @@ fn an_idle_reader_of_a_table_the_undo_locks_never_holds_up_readers_of_the_altere
     let mut c = w.db.client();
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
 }
+
+/// R44: a push client busy computing leaves a large answer unread in its
+/// socket: its receive window fills and its kernel answers the server's
+/// probes. Linux's tcp_user_timeout counts that as an unacknowledged
+/// answer: at 15 s (the client-silence bound), such a client lost its
+/// connection mid-push. Here the client's only thread is held (as a long
+/// computation holds it) for longer than that while Postgres is seen
+/// blocked writing the answer to it (wait event ClientWrite); the answer
+/// must then arrive whole and the transaction go on.
+#[test]
+fn a_busy_client_that_leaves_an_answer_unread_keeps_its_connection() {
+    use sandbox::db::postgres::{connect, parse_target, tx};
+    let db = common::TestDb::create("live_busy_client");
+    let target = parse_target(&db.url).expect("url");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut client = connect(&target).await.expect("connect");
+        let monitor = connect(&target).await.expect("connect the monitor");
+        let tx = tx::begin(&mut client, 600_000, 10_000)
+            .await
+            .expect("begin");
+        let pid: i32 = tx
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("pid")
+            .get(0);
+        // 50 MB: far more than the socket buffers of both ends hold.
+        let rows = {
+            let answer = tx.simple_query("SELECT repeat('x', 100000) FROM generate_series(1, 500)");
+            futures_util::pin_mut!(answer);
+            assert!(futures_util::poll!(answer.as_mut()).is_pending());
+            let mut polls = 0;
+            loop {
+                let wait: Option<String> = monitor
+                    .query_one(
+                        "SELECT wait_event FROM pg_stat_activity WHERE pid = $1",
+                        &[&pid],
+                    )
+                    .await
+                    .expect("read pg_stat_activity")
+                    .get(0);
+                if wait.as_deref() == Some("ClientWrite") {
+                    break;
+                }
+                polls += 1;
+                assert!(polls < 1000, "Postgres never waited to write the answer");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            // Busy: nothing on this thread reads the socket meanwhile.
+            std::thread::sleep(std::time::Duration::from_millis(
+                tx::CLIENT_SILENCE_MS + 5_000,
+            ));
+            answer
+                .await
+                .expect("the busy client's connection was ended")
+                .into_iter()
+                .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                .count()
+        };
+        assert_eq!(rows, 500);
+        assert_eq!(
+            tx.query_one("SELECT 1", &[])
+                .await
+                .expect("the transaction goes on")
+                .get::<_, i32>(0),
+            1
+        );
+        tx.rollback().await.expect("rollback");
+    });
+}

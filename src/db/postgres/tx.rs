@@ -526,23 +526,29 @@ pub async fn begin(
 /// kernel still answers), so only this timeout frees the locks the app is
 /// queued behind; without it they were held for the statement timeout (10
 /// minutes by default). Not shorter: between statements the client compares
-/// what it read back with the rehearsed rows, and while it does, a large
-/// answer waits unread in its socket (tcp_user_timeout counts that too) —
-/// at 5 s, a push writing a 300k-row table was ended every time.
+/// what it read back with the rehearsed rows; at 5 s, a push writing a
+/// 300k-row table was ended every time.
 pub const CLIENT_SILENCE_MS: u64 = 15_000;
 
 /// `SET LOCAL`s that make the server end the transaction when the client
-/// falls silent ([`CLIENT_SILENCE_MS`], never longer than the statement
-/// timeout): `idle_in_transaction_session_timeout` while Postgres waits
-/// for the next statement, and `tcp_user_timeout` (Postgres 12 and later;
-/// earlier servers lack it and are left as they are) while an answer it
-/// sends goes unacknowledged because the network is gone. One row.
+/// is gone: `idle_in_transaction_session_timeout` ([`CLIENT_SILENCE_MS`],
+/// never longer than the statement timeout) while Postgres waits for the
+/// next statement, and `tcp_user_timeout` (Postgres 12 and later; earlier
+/// servers lack it and are left as they are) while an answer it sends is
+/// not taken. The latter is the statement timeout, not the silence: Linux
+/// counts an answer the client's kernel holds back because the client is
+/// busy computing (a full receive window, its probes answered) exactly as
+/// one a dead network never acknowledges, so at 15 s a push busy with a
+/// 300k-row table over a slow link lost its connection mid-answer. No
+/// statement of the push may take longer than the statement timeout, and a
+/// client is given as long to take an answer. One row.
 fn client_gone_sql(statement_timeout_ms: u64) -> String {
-    let ms = CLIENT_SILENCE_MS.min(statement_timeout_ms);
+    let silence = CLIENT_SILENCE_MS.min(statement_timeout_ms);
     format!(
-        "SET LOCAL idle_in_transaction_session_timeout = '{ms}ms'; \
+        "SET LOCAL idle_in_transaction_session_timeout = '{silence}ms'; \
          SELECT CASE WHEN current_setting('server_version_num')::int >= 120000 \
-         THEN set_config('tcp_user_timeout', '{ms}', true) END"
+         THEN set_config('tcp_user_timeout', '{}', true) END",
+        statement_timeout_ms.min(i32::MAX as u64)
     )
 }
 
