@@ -84,6 +84,10 @@ pub struct FilledValues {
     /// `columns` as Postgres prints them; only the ones the row left to
     /// Postgres are used.
     pub rows: BTreeMap<String, Vec<Option<String>>>,
+    /// Those of `columns` a BEFORE row trigger may set and the plan sets in
+    /// no row it writes: Postgres's value is the row's in every row read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_trigger: Vec<String>,
 }
 
 impl FilledValues {
@@ -99,7 +103,10 @@ impl FilledValues {
         for (name, v) in self.columns.iter().zip(values) {
             if let Some(i) = meta.columns.iter().position(|c| &c.name == name) {
                 let c = &meta.columns[i];
-                if c.never_written() || (c.filled_by_postgres() && row[i].is_none()) {
+                if c.never_written()
+                    || (c.filled_by_postgres() && row[i].is_none())
+                    || self.by_trigger.contains(name)
+                {
                     row[i] = v.clone();
                 }
             }

@@ -290,7 +290,9 @@ fn the_preflight_names_a_constraint_the_new_rows_break() {
 
 /// A BEFORE trigger that rewrites a value the plan writes: the rows on
 /// Postgres then differ from the rehearsed ones, and the refusal names the
-/// row, the column, both values and the trigger behind it.
+/// row, the column, both values and the trigger behind it. (jtbd_retitle
+/// changes `title`, which the plan sets in no row: a column Postgres fills
+/// for the push, not a mismatch — see tests/real_schema_writes.rs.)
 #[test]
 fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values() {
     let w = world(
@@ -311,15 +313,11 @@ fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values()
             "workflows row id=",
             "(inserted by the push): column name: rehearsed '",
             "BEFORE INSERT trigger workflows_name_upper (function workflow_name_upper())",
-            "jtbd_library row id=jtbd00002 (updated by the push): column title: rehearsed '",
-            " (reviewed)'",
-            "BEFORE UPDATE trigger jtbd_retitle (function jtbd_retitle())",
             "what to do: make the plan write the values Postgres ends up with",
             "only if it is a pure updated_at stamp",
         ]);
-        // Only the one row the trigger changed is named for jtbd_library.
         assert!(
-            !run.all().contains("jtbd_library row id=jtbd00001"),
+            !run.all().contains("jtbd_library row id="),
             "{}",
             run.show()
         );

@@ -160,3 +160,69 @@ fn a_tsvector_the_plan_writes_is_pushed_and_rolled_back() {
         ],
     );
 }
+
+const DERIVED: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+     search tsvector, slug text); \
+     CREATE TRIGGER dh_item_search BEFORE INSERT OR UPDATE ON public.dh_item FOR EACH ROW \
+     EXECUTE FUNCTION tsvector_update_trigger(search, 'pg_catalog.simple', name); \
+     CREATE FUNCTION public.dh_item_slug() RETURNS trigger LANGUAGE plpgsql AS \
+     $$BEGIN NEW.slug := lower(NEW.name); RETURN NEW; END$$; \
+     CREATE TRIGGER dh_item_slug BEFORE INSERT OR UPDATE ON public.dh_item FOR EACH ROW \
+     EXECUTE FUNCTION public.dh_item_slug(); \
+     INSERT INTO public.dh_item (id, name) VALUES ('a', 'Alpha'), ('b', 'Beta');";
+
+/// BEFORE triggers deriving columns the plan does not set (a
+/// `tsvector_update_trigger`, a plpgsql `NEW.slug := lower(NEW.name)`):
+/// Postgres fills them like a default. The push applies, its report names
+/// each column and the triggers, the receipt holds Postgres's values, and
+/// the rollback (the triggers derive them again) restores the whole
+/// database. Before: every push writing `name` was refused after applying
+/// ("dh_item equals the rehearsed state … column search").
+#[test]
+fn columns_a_before_trigger_derives_are_filled_by_postgres() {
+    let w = item_world(
+        "writes_derived",
+        DERIVED,
+        &["UPDATE dh_item SET name = 'Alpha One' WHERE id = 'a'; \
+           INSERT INTO dh_item (id, name) VALUES ('c', 'Gamma');"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    w.push(&[])
+        .ok()
+        .stdout_has("dh_item.search: set by BEFORE trigger")
+        .stdout_has("dh_item.slug: set by BEFORE trigger")
+        .stdout_has("dh_item_search (function");
+    before.assert_same(&w.state(), "preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::text_rows(
+            &mut w.db.client(),
+            "SELECT id, name, search::text, slug FROM public.dh_item ORDER BY id"
+        ),
+        [
+            ["a", "Alpha One", "'alpha':1 'one':2", "alpha one"],
+            ["b", "Beta", "'beta':1", "beta"],
+            ["c", "Gamma", "'gamma':1", "gamma"],
+        ]
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
+
+/// A trigger that changes a column the plan sets is still refused, naming
+/// the trigger and the column, and nothing is written.
+#[test]
+fn a_before_trigger_changing_a_column_the_plan_sets_is_refused_by_name() {
+    let w = item_world(
+        "writes_overridden",
+        DERIVED,
+        &["UPDATE dh_item SET name = 'Alpha One', slug = 'my-slug' WHERE id = 'a';"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    w.push(&["--confirm"]).refused(&[
+        "column slug: rehearsed 'my-slug', Postgres 'alpha one'",
+        "dh_item_slug (function",
+    ]);
+    before.assert_same(&w.state(), "refused push");
+}

@@ -180,6 +180,12 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
             )
         );
     }
+    if !report.trigger_set.is_empty() {
+        println!(
+            "Columns set by triggers, not by the plan: {}",
+            report.trigger_set.join("; ")
+        );
+    }
     if !report.side_effects.is_empty() {
         let effects: Vec<String> = report.side_effects.iter().map(|w| w.describe()).collect();
         println!(

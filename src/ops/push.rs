@@ -173,6 +173,10 @@ pub struct PushReport {
     pub local_record_error: Option<String>,
     /// The rollback of this push, rehearsed before COMMIT.
     pub undo_rehearsal: Option<UndoRehearsal>,
+    /// Columns the plan does not set that a BEFORE row trigger set in rows
+    /// the push wrote (`table.column: …`, naming the triggers and rows):
+    /// filled by Postgres like a default, their values in the receipt.
+    pub trigger_set: Vec<String>,
     pub millis: u64,
 }
 
@@ -289,6 +293,48 @@ pub fn expected_after(
             rows: sum.rows(),
             checksum: sum.hex(),
         });
+    }
+    Ok(out)
+}
+
+/// The columns of [`FilledValues::by_trigger`] whose value Postgres left
+/// other than the rehearsal staged it, in how many of the rows the push
+/// wrote, and the BEFORE row triggers that fire there: what the report
+/// lists as set by a trigger.
+fn trigger_set_columns(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    filled: &[FilledValues],
+    triggers: &[TriggerReport],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in filled.iter().filter(|f| !f.by_trigger.is_empty()) {
+        let meta = staged_meta(&snapshot.conn, snapshot, plan, &f.table)?;
+        let mut changed: BTreeMap<String, u64> = BTreeMap::new();
+        snapshot.for_each_row(&crate::plan::stage::staged(&f.table), &meta, |row| {
+            let mut now = row.clone();
+            f.apply(&meta, &mut now)?;
+            for (c, (a, b)) in meta.columns.iter().zip(row.iter().zip(&now)) {
+                if a != b && f.by_trigger.contains(&c.name) {
+                    *changed.entry(c.name.clone()).or_default() += 1;
+                }
+            }
+            Ok(())
+        })?;
+        let firing: Vec<String> = triggers
+            .iter()
+            .filter(|t| t.rewrites_rows_of(&f.table))
+            .map(|t| format!("{} (function {})", t.name, t.function))
+            .collect();
+        for (column, rows) in changed {
+            out.push(format!(
+                "{}.{column}: set by BEFORE trigger {} in {rows} rows the push wrote (the plan does \
+                 not set it; Postgres's values are in the receipt, and a rollback lets the trigger \
+                 set it again)",
+                f.table,
+                firing.join(", ")
+            ));
+        }
     }
     Ok(out)
 }
@@ -434,6 +480,7 @@ impl PushJob<'_> {
             sequences_drawn: vec![],
             local_record_error: None,
             undo_rehearsal: None,
+            trigger_set: vec![],
             millis: self.started.elapsed().as_millis() as u64,
         }
     }
@@ -563,8 +610,23 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     let side_effects = p
         .account_writes(&mut receipt, &mut checks, &effects, &triggers)
         .await?;
-    p.finish(receipt, checks, triggers, side_effects, foreign, effects)
-        .await
+    let done = Done {
+        triggers,
+        side_effects,
+        foreign,
+        effects,
+        trigger_set: applied.trigger_set,
+    };
+    p.finish(receipt, checks, done).await
+}
+
+/// What the push found around its writes, for its report.
+struct Done {
+    triggers: Vec<TriggerReport>,
+    side_effects: Vec<TableWrites>,
+    foreign: ForeignWrites,
+    effects: Effects,
+    trigger_set: Vec<String>,
 }
 
 impl Push<'_, '_> {
@@ -936,11 +998,12 @@ impl Push<'_, '_> {
         // the receipt keeps the rest so a rollback can prove the state exact.
         let mut filled = Vec::new();
         for t in &diff.tables {
-            if let Some(f) = read_filled(tx, t).await? {
+            if let Some(f) = read_filled(tx, t, triggers).await? {
                 filled.push(f);
             }
         }
         let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
+        let trigger_set = trigger_set_columns(snapshot, plan, &filled, triggers)?;
         // Untouched tables need no pass here: the database-wide write
         // accounting after the receipt covers them and every other table.
         let mut states = state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?;
@@ -961,6 +1024,7 @@ impl Push<'_, '_> {
             expected,
             filled,
             sequences,
+            trigger_set,
         })
     }
 
@@ -1771,15 +1835,14 @@ impl Push<'_, '_> {
 
     /// Refuses if any check failed, rolls a preflight back, or commits and
     /// records the receipt in the snapshot file.
-    async fn finish(
-        self,
-        receipt: Receipt,
-        checks: Vec<Check>,
-        triggers: Vec<TriggerReport>,
-        side_effects: Vec<TableWrites>,
-        foreign: ForeignWrites,
-        effects: Effects,
-    ) -> Result<PushReport> {
+    async fn finish(self, receipt: Receipt, checks: Vec<Check>, done: Done) -> Result<PushReport> {
+        let Done {
+            triggers,
+            side_effects,
+            foreign,
+            effects,
+            trigger_set,
+        } = done;
         let Push {
             job,
             tx,
@@ -1809,6 +1872,7 @@ impl Push<'_, '_> {
             external_effects: effects.external(),
             local_record_error,
             undo_rehearsal: Some(undo_rehearsal),
+            trigger_set: trigger_set.clone(),
             ..job.report(outcome, receipt_id, checks)
         };
         if !job.opts.confirm {
@@ -1992,6 +2056,9 @@ struct Applied {
     expected: Vec<StagedTable>,
     filled: Vec<FilledValues>,
     sequences: Vec<SequenceAdvance>,
+    /// Columns BEFORE triggers set in rows the push wrote (see
+    /// [`PushReport::trigger_set`]).
+    trigger_set: Vec<String>,
 }
 
 /// How many differing rows a failed after-apply comparison names.

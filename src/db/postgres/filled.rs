@@ -10,14 +10,24 @@ use tokio_postgres::Transaction;
 use crate::db::postgres::apply::{cast_type, key_positions_of};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::TypeSpellings;
+use crate::db::triggers::TriggerReport;
 use crate::diff::TableDiff;
 use crate::error::refused as refuse;
 use crate::receipt::FilledValues;
 use crate::types::quote_ident;
 
 /// Reads back, by key, what Postgres put in the columns the new rows of
-/// `t` left to it; None when they left nothing.
-pub async fn read_filled(tx: &Transaction<'_>, t: &TableDiff) -> Result<Option<FilledValues>> {
+/// `t` left to it, and in the columns a BEFORE row trigger that fires for
+/// the push may set and the plan sets in none of the rows it writes (a
+/// `tsvector_update_trigger`, `NEW.slug := lower(NEW.name)`): Postgres's
+/// values there are part of the state the push leaves, as a default's are.
+/// A column the plan sets stays the plan's, and a trigger changing it is
+/// still a mismatch the push refuses. None when there is nothing to read.
+pub async fn read_filled(
+    tx: &Transaction<'_>,
+    t: &TableDiff,
+    triggers: &[TriggerReport],
+) -> Result<Option<FilledValues>> {
     let mut columns: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     let key_idx = key_positions_of(t)?;
     let mut keys: Vec<Vec<Option<String>>> = Vec::new();
@@ -53,6 +63,47 @@ pub async fn read_filled(tx: &Transaction<'_>, t: &TableDiff) -> Result<Option<F
             keys.push(u.key.iter().map(|k| Some(k.clone())).collect());
         }
     }
+    let fires = |event: &str| {
+        triggers
+            .iter()
+            .any(|tr| tr.rewrites_rows_of(&t.table) && tr.events.iter().any(|e| e == event))
+    };
+    let on_insert = fires("INSERT") && !t.inserts.is_empty();
+    let on_update = fires("UPDATE") && !t.updates.is_empty();
+    let by_trigger: Vec<usize> = match on_insert || on_update {
+        false => vec![],
+        true => (0..t.columns.len())
+            .filter(|i| {
+                let c = &t.columns[*i];
+                !key_idx.contains(i)
+                    && c.generated.is_none()
+                    && t.inserts.iter().all(|r| r[*i].is_none())
+                    && !t
+                        .updates
+                        .iter()
+                        .any(|u| u.changes.iter().any(|ch| ch.column == c.name))
+            })
+            .collect(),
+    };
+    if !by_trigger.is_empty() {
+        columns.extend(by_trigger.iter().copied());
+        if on_insert {
+            keys.extend(
+                t.inserts
+                    .iter()
+                    .map(|r| key_idx.iter().map(|i| r[*i].clone()).collect()),
+            );
+        }
+        if on_update {
+            keys.extend(
+                t.updates
+                    .iter()
+                    .map(|u| u.key.iter().map(|k| Some(k.clone())).collect()),
+            );
+        }
+    }
+    keys.sort();
+    keys.dedup();
     if keys.is_empty() {
         return Ok(None);
     }
@@ -113,6 +164,10 @@ pub async fn read_filled(tx: &Transaction<'_>, t: &TableDiff) -> Result<Option<F
         table: t.table.clone(),
         columns: columns.iter().map(|i| t.columns[*i].name.clone()).collect(),
         rows,
+        by_trigger: by_trigger
+            .iter()
+            .map(|i| t.columns[*i].name.clone())
+            .collect(),
     }))
 }
 
@@ -159,6 +214,7 @@ mod filled_key_tests {
             )]
             .into_iter()
             .collect(),
+            by_trigger: vec![],
         };
         let mut row = vec![Some("docs/intro".to_string()), None];
         filled.apply(&meta, &mut row).expect("the row has its key");
