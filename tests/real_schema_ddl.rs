@@ -107,3 +107,53 @@ fn ddl_run_by_an_app_trigger_refuses_the_rollback_by_name() {
         before.assert_same(&w.state(), "a refused rollback");
     }
 }
+
+/// An app's own `tasks` in schema `app`, with a row the push must leave.
+const APP_TASKS: &str = "CREATE SCHEMA app;
+CREATE TABLE app.tasks (id serial PRIMARY KEY, title text);
+INSERT INTO app.tasks (title) VALUES ('keep me');";
+
+/// R33: the plan creates `tasks` while `app.tasks` is on the database's
+/// search_path. Before, rehearse passed and push created `public.tasks`
+/// beside it: with `app, public` the app's unqualified `tasks` never meant
+/// the new table, with `public, app` it suddenly meant it instead of the
+/// app's. Now the rehearsal fails a named check (exit 1), with the app
+/// table's columns.
+#[test]
+fn a_created_table_named_like_an_app_table_on_the_search_path_fails_rehearsal() {
+    let w = World::loaded("shadow_rehearse", "plan").with_sql(APP_TASKS);
+    let db = w.db.name.clone();
+    w.exec(&format!(
+        "ALTER DATABASE \"{db}\" SET search_path = app, public"
+    ));
+    w.pull(&[]).ok();
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let check = common::check_named(
+        &report,
+        "tables and columns the plan creates do not exist yet",
+    );
+    let rows = common::check_rows(check).join("\n");
+    assert!(
+        rows.contains("app.tasks (id integer, title text)"),
+        "{rows}"
+    );
+    assert!(rows.contains("search_path"), "{rows}");
+}
+
+/// R33 at push: `app.tasks` appeared on the search_path after the
+/// rehearsal. The push refuses by name, without advising to pull again,
+/// and changes nothing.
+#[test]
+fn a_created_table_named_like_an_app_table_on_the_search_path_refuses_the_push() {
+    let w = world("shadow_push", APP_TASKS);
+    let db = w.db.name.clone();
+    w.exec(&format!(
+        "ALTER DATABASE \"{db}\" SET search_path = public, app"
+    ));
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    run.refused(&["app.tasks", "search_path", "pulling again will not"]);
+    before.assert_same(&w.state(), "a refused push");
+    assert_eq!(w.count("SELECT count(*) FROM app.tasks"), 1);
+}

@@ -1277,7 +1277,18 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
                 .map(|c| format!("{} {}", c.name, c.pg_type))
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!("table {} already exists at the source: ({cols})", t.name)
+            match t.name.split_once('.') {
+                // Another schema's table of the same name on the app's
+                // search_path: pull records it as `schema.table`.
+                Some((schema, name)) => format!(
+                    "table {name} the plan creates (as public.{name}) has the name of table \
+                     {schema}.{name} ({cols}), which is on the database's search_path: the app's \
+                     unqualified `{name}` would mean one of them by the order of the path, not \
+                     by intent (the plan's SQL runs under search_path public, extensions). \
+                     Rename the table in target.json; pulling again will not change this"
+                ),
+                None => format!("table {} already exists at the source: ({cols})", t.name),
+            }
         })
         .collect();
     for a in &plan.schema.added_columns {

@@ -140,15 +140,24 @@ pub async fn read_catalog(tx: &Transaction<'_>, set: &TableSet) -> Result<Vec<(T
 /// The tables the plan creates that already exist in schema public (an
 /// unrelated app table of the same name, say), described like pulled ones:
 /// a rehearsal names them instead of a push failing on CREATE TABLE.
+/// Also a table of the same name in another schema on the app's
+/// search_path (named `schema.table`): the created `public` table would
+/// shadow it for the app, or be hidden behind it.
 pub async fn read_existing_targets(
     tx: &Transaction<'_>,
     names: &[String],
 ) -> Result<Vec<TableMeta>> {
     let rows = tx
         .query(
-            "SELECT c.oid, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) ORDER BY 2",
+            &format!(
+                "SELECT c.oid, CASE WHEN n.nspname = 'public' THEN '' ELSE n.nspname::text || '.' END \
+                        || c.relname::text \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname::text = ANY($1) \
+                   AND (n.nspname = 'public' OR n.nspname IN (SELECT a.schema FROM ({}) a)) \
+                 ORDER BY 2",
+                crate::db::postgres::search_path::APP_SCHEMAS
+            ),
             &[&names],
         )
         .await

@@ -40,6 +40,18 @@ pub fn pin_sql() -> String {
 /// so how they are read does not depend on it.
 pub const AS_THE_APP: &str = "SET LOCAL search_path TO DEFAULT; SET LOCAL TimeZone TO DEFAULT;";
 
+/// The schemas of the path an app session of this role gets (the role's,
+/// the database's or the server's default: what `RESET` restores), as
+/// rows (`schema`, `position`), those that exist only; `"$user"` is the
+/// role's own schema. Read without changing the session's path.
+pub const APP_SCHEMAS: &str = "SELECT n.nspname::text AS schema, s.ord AS position \
+     FROM pg_catalog.unnest(pg_catalog.string_to_array( \
+            (SELECT g.reset_val FROM pg_catalog.pg_settings g WHERE g.name = 'search_path'), ',')) \
+          WITH ORDINALITY s(p, ord) \
+     JOIN pg_catalog.pg_namespace n ON n.nspname = \
+       CASE WHEN pg_catalog.btrim(s.p) IN ('\"$user\"', '$user') THEN current_user::text \
+            ELSE pg_catalog.btrim(pg_catalog.btrim(s.p), '\"') END";
+
 /// How the statements the tool generates spell a column's type in a cast
 /// and its equality operator. The snapshot and the receipt hold types as
 /// `format_type()` printed them under the pinned path (`citext`, not

@@ -35,6 +35,34 @@ pub async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Ve
             problems.push(format!("table {} already exists", t.name));
         }
     }
+    // Another schema's table of the same name on the app's search_path:
+    // the created public one would shadow it for the app, or be hidden
+    // behind it (see `read_existing_targets`).
+    let names: Vec<String> = plan.schema.tables.iter().map(|t| t.name.clone()).collect();
+    if !names.is_empty() {
+        let rows = tx
+            .query(
+                &format!(
+                    "SELECT n.nspname::text, c.relname::text \
+                     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname::text = ANY($1) \
+                       AND n.nspname <> 'public' \
+                       AND n.nspname IN (SELECT a.schema FROM ({}) a) ORDER BY 2, 1",
+                    crate::db::postgres::search_path::APP_SCHEMAS
+                ),
+                &[&names],
+            )
+            .await?;
+        for r in &rows {
+            let (schema, name): (String, String) = (r.get(0), r.get(1));
+            problems.push(format!(
+                "table {name} the plan creates (as public.{name}) has the name of table \
+                 {schema}.{name}, which is on the database's search_path: the app's unqualified \
+                 `{name}` would mean one of them by the order of the path; rename the table in \
+                 target.json"
+            ));
+        }
+    }
     for a in &plan.schema.added_columns {
         let rows = tx
             .query(
