@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{item_world, World};
+use common::{failed_checks, item_world, World};
 
 fn rows(w: &World, sql: &str) -> Vec<Vec<String>> {
     common::text_rows(&mut w.db.client(), sql)
@@ -83,4 +83,54 @@ fn replace_of_an_existing_row_updates_only_the_columns_it_lists() {
         ]
     );
     w.rollback_restores(&receipt, &before, "push then rollback");
+}
+
+/// The failed checks of a rehearsal that must fail: their names, and the
+/// report. Push then refuses and writes nothing.
+fn rehearsal_fails(w: &World) -> (Vec<String>, serde_json::Value) {
+    let before = w.state();
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let names = failed_checks(&report)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).code(1).clear_error();
+        before.assert_same(&w.state(), "a refused push");
+    }
+    (names, report)
+}
+
+/// S18: a new row that leaves out a primary key Postgres does not fill (no
+/// default, no identity) fails the rehearsal's named check, naming the
+/// table, its primary key and the row. Before: an integer key became
+/// SQLite's rowid in the staged table and push said "rehearse again" for
+/// ever; a text key made push exit 2 with a raw error.
+#[test]
+fn a_new_row_without_its_plain_primary_key_fails_the_named_check() {
+    for (tag, key_type) in [("rows_nokey_int", "int"), ("rows_nokey_text", "text")] {
+        let w = item_world(
+            tag,
+            &format!(
+                "CREATE TABLE public.dh_item (id {key_type} PRIMARY KEY, name text NOT NULL); \
+                 INSERT INTO public.dh_item VALUES ('1', 'alpha');"
+            ),
+            &["INSERT INTO dh_item (name) VALUES ('beta');"],
+        );
+        let (names, report) = rehearsal_fails(&w);
+        assert_eq!(
+            names,
+            ["dh_item: new rows have a primary key set by the plan"],
+            "{tag}: {report:#}"
+        );
+        let check = common::check_named(&report, &names[0]);
+        let rows = common::check_rows(check);
+        assert_eq!(rows.len(), 1, "{tag}: {rows:?}");
+        assert!(rows[0].contains("'beta'"), "{tag}: {rows:?}");
+        let expected = check["expected"].as_str().unwrap();
+        for words in ["dh_item_pkey", "id", "no default"] {
+            assert!(expected.contains(words), "{tag}: {expected}");
+        }
+    }
 }

@@ -84,22 +84,27 @@ fn key_left_to_postgres(meta: &TableMeta) -> Vec<&ColumnMeta> {
 
 /// The check that every new row of `table_sql` (the working or staged
 /// form of `meta`) has a primary key the plan set: a row whose key is
-/// NULL left it to Postgres. Rehearsal, diff, receipt and rollback all
-/// name rows by key, so the push cannot write such a row; the rows are
-/// named by their other values, in the order they were inserted. `None`
-/// when no key column is Postgres's to fill.
+/// NULL left it to Postgres, which fills it (identity, serial, computed
+/// default) where rehearsal, diff, receipt and rollback cannot name the
+/// row, or refuses it (a plain key). The rows are named by their other
+/// values, in the order they were inserted. `None` when no key column is
+/// Postgres's to fill and no row leaves one out.
 pub fn keyless_new_rows_check(
     conn: &Connection,
     meta: &TableMeta,
     table_sql: &str,
     phase: &str,
 ) -> Result<Option<Check>> {
-    let left = key_left_to_postgres(meta);
-    if left.is_empty() {
+    let key = meta.primary_key();
+    let key_columns: Vec<&ColumnMeta> = key
+        .iter()
+        .filter_map(|k| meta.columns.iter().find(|c| &c.name == k))
+        .collect();
+    if key_columns.is_empty() {
         return Ok(None);
     }
-    let key = meta.primary_key();
-    let null = left
+    let left = key_left_to_postgres(meta);
+    let null = key_columns
         .iter()
         .map(|c| format!("s.{} IS NULL", quote_ident(&c.name)))
         .collect::<Vec<_>>()
@@ -128,6 +133,11 @@ pub fn keyless_new_rows_check(
              FROM {table_sql} s WHERE {null} ORDER BY s.rowid"
         ),
     )?;
+    if left.is_empty() && rows.is_empty() {
+        // A key no one can leave out: nothing to report while every row
+        // gives it (the check shows only where Postgres could fill it).
+        return Ok(None);
+    }
     let t = &meta.name;
     let mut check = Check::no_rows(
         phase,
@@ -135,29 +145,62 @@ pub fn keyless_new_rows_check(
         CheckKind::Constraint,
         rows,
     );
-    let how = left
-        .iter()
-        .map(|c| {
+    if check.ok {
+        // The advice is for a failure; a passing check reads as any other.
+        return Ok(Some(check));
+    }
+    // Only the key columns some new row leaves NULL are explained.
+    let mut how = Vec::new();
+    for c in &key_columns {
+        let col = quote_ident(&c.name);
+        let missing: bool = conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {table_sql} s WHERE s.{col} IS NULL)"),
+            [],
+            |r| r.get(0),
+        )?;
+        if !missing {
+            continue;
+        }
+        how.push(if left.contains(c) {
             let what = match (&c.identity, c.numbered_by_sequence()) {
                 (Some(_), _) => "an identity",
                 (None, true) => "a serial (nextval) column",
                 (None, false) => "a column with a computed default",
             };
-            format!("{} is {what} Postgres would fill", c.name)
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    if check.ok {
-        // The advice is for a failure; a passing check reads as any other.
-        return Ok(Some(check));
+            format!(
+                "{} is {what} Postgres would fill, but the push needs each key before it \
+                 writes: the rehearsal's record of changes, the diff, the receipt and rollback \
+                 name rows by it",
+                c.name
+            )
+        } else {
+            format!(
+                "{} has no default, identity or sequence: Postgres refuses a row without it",
+                c.name
+            )
+        });
     }
+    let pkey = meta
+        .constraints
+        .iter()
+        .find(|k| k.kind == "p")
+        .map(|k| k.name.clone())
+        .unwrap_or_else(|| format!("{t}_pkey"));
+    let k = key_columns[0].name.as_str();
+    let integer_advice = if key_columns.iter().any(|c| c.numbered_by_sequence()) {
+        format!(
+            "explicit ids above the current max for an integer key (e.g. (SELECT max({k}) FROM \
+             {t}) + row number; the push then moves the sequence past them)"
+        )
+    } else {
+        format!("explicit ids for an integer key (e.g. (SELECT max({k}) FROM {t}) + row number)")
+    };
     check.expected = format!(
-        "0 rows: every new row gives its primary key ({how}, but the push needs each key \
-         before it writes: the rehearsal's record of changes, the diff, the receipt and \
-         rollback name rows by it). Give new rows their key: explicit ids above the current \
-         max for an integer key (e.g. (SELECT max({k}) FROM {t}) + row number; the push then \
-         moves the sequence past them), or plan_uuid('{t}', <natural key>) for a uuid key",
-        k = left[0].name,
+        "0 rows: every new row gives its primary key, PRIMARY KEY {pkey} ({key_list}) ({how}). \
+         Give new rows their key: {integer_advice}, or plan_uuid('{t}', <natural key>) for a \
+         uuid or text key",
+        key_list = key.join(", "),
+        how = how.join("; "),
     );
     Ok(Some(check))
 }
@@ -743,8 +786,8 @@ pub fn constraint_checks(
         .columns
         .iter()
         .filter(|c| c.required() && !c.never_written() && (keyed || !c.filled_by_postgres()))
-        // A NULL key Postgres would fill is named by `keyless_new_rows_check`.
-        .filter(|c| !key_left_to_postgres(meta).contains(c))
+        // A NULL key is named, with its row, by `keyless_new_rows_check`.
+        .filter(|c| !key.contains(&c.name))
     {
         let (left, why) = if c.filled_by_postgres() {
             (
