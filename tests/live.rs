@@ -1313,3 +1313,84 @@ fn a_busy_client_that_leaves_an_answer_unread_keeps_its_connection() {
         tx.rollback().await.expect("rollback");
     });
 }
+
+/// The backstop behind S9: a transaction already holding ACCESS
+/// EXCLUSIVE on `a`, with an app reader queued for `a`, asks for a lock on
+/// `b` that an idle session keeps it from. It gives up after that attempt,
+/// naming `a` and the idle session, instead of retrying for the whole
+/// --lock-timeout while the reader of `a` waits; the advice is a retry.
+#[test]
+fn locking_gives_up_at_once_when_readers_queue_behind_an_exclusive_lock_it_holds() {
+    use sandbox::db::postgres::tx::{self, LockMode};
+    let db = common::TestDb::create("live_lock_backstop");
+    let mut setup = db.client();
+    setup
+        .batch_execute("CREATE TABLE a (id int); CREATE TABLE b (id int)")
+        .expect("tables");
+    let mut idle = postgres_admin(&format!("{}?application_name=idle_b_reader", db.url));
+    let idle_pid = scalar(&mut idle, "SELECT pg_backend_pid()");
+    idle.batch_execute("BEGIN; SELECT count(*) FROM b")
+        .expect("idle reader of b");
+    let target = sandbox::db::postgres::parse_target(&db.url).expect("url");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (refusal, reader) = runtime.block_on(async {
+        let mut client = sandbox::db::postgres::connect(&target)
+            .await
+            .expect("connect");
+        let monitor = sandbox::db::postgres::connect(&target)
+            .await
+            .expect("connect the monitor");
+        let tx = tx::begin(&mut client, 600_000, 60_000)
+            .await
+            .expect("begin");
+        tx::lock_tables(&tx, &[("a".to_string(), LockMode::AccessExclusive)], 60_000)
+            .await
+            .expect("lock a");
+        // An app reader of `a` queues behind that lock.
+        let url = db.url.clone();
+        let reader = std::thread::spawn(move || {
+            let mut c = postgres_admin(&format!("{url}?application_name=reader_of_a"));
+            scalar(&mut c, "SELECT count(*) FROM a")
+        });
+        let mut polls = 0;
+        loop {
+            let queued: i64 = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid \
+                     WHERE s.application_name = 'reader_of_a' AND NOT l.granted",
+                    &[],
+                )
+                .await
+                .expect("read pg_locks")
+                .get(0);
+            if queued > 0 {
+                break;
+            }
+            polls += 1;
+            assert!(polls < 1000, "the reader of a never queued");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let refusal = tx::lock_tables(&tx, &[("b".to_string(), LockMode::AccessExclusive)], 60_000)
+            .await
+            .expect_err("b is held by the idle session");
+        tx.rollback().await.expect("rollback");
+        (refusal, reader)
+    });
+    assert_eq!(reader.join().expect("reader of a"), "0");
+    idle.batch_execute("COMMIT").expect("end the idle reader");
+    assert!(sandbox::error::is_lock_wait(&refusal), "{refusal:#}");
+    let refusal = format!("{refusal:#}");
+    for needle in [
+        "could not lock b while holding ACCESS EXCLUSIVE on a",
+        "gave up after 1 attempt(s)",
+        &format!("pid {idle_pid}"),
+        "idle_b_reader",
+        "retry when it is done",
+    ] {
+        assert!(refusal.contains(needle), "{needle:?} missing: {refusal}");
+    }
+    assert!(!refusal.contains("--allow-irreversible"), "{refusal}");
+}
