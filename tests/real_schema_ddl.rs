@@ -157,3 +157,26 @@ fn a_created_table_named_like_an_app_table_on_the_search_path_refuses_the_push()
     before.assert_same(&w.state(), "a refused push");
     assert_eq!(w.count("SELECT count(*) FROM app.tasks"), 1);
 }
+
+/// S16: a trigger that stores a large object (`lo_from_bytea`) writes
+/// `pg_largeobject`, which no row counter sees. Before, push committed it
+/// with every check green; now the push is refused naming it.
+#[test]
+fn a_large_object_written_by_a_trigger_refuses_the_push() {
+    let w = world(
+        "large_object",
+        "CREATE FUNCTION public.keep_blob() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM lo_from_bytea(0, 'a blob'::bytea); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_blob AFTER INSERT ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.keep_blob();",
+    );
+    let before = w.state();
+    let objects = "SELECT count(*) FROM pg_largeobject_metadata";
+    assert_eq!(w.count(objects), 0);
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm)
+            .refused(&["large object", "no DDL or large object outside the plan"]);
+        before.assert_same(&w.state(), "a refused push");
+        assert_eq!(w.count(objects), 0);
+    }
+}
