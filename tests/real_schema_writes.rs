@@ -226,3 +226,62 @@ fn a_before_trigger_changing_a_column_the_plan_sets_is_refused_by_name() {
     ]);
     before.assert_same(&w.state(), "refused push");
 }
+
+const ITEMS: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL); \
+     INSERT INTO public.dh_item VALUES ('a', 'alpha'), ('b', 'beta'); \
+     CREATE TABLE public.dh_item_log (n serial PRIMARY KEY, id text, what text);";
+
+/// A DO INSTEAD rule on a written table replaces the push's UPDATE or
+/// DELETE (swallowed, or redirected to another table): refused before
+/// anything is written, naming the rule, its event and DO INSTEAD, exit 1
+/// (before: the push wrote, then said "the remote changed", which pulling
+/// again does not fix).
+#[test]
+fn a_do_instead_rule_on_a_written_table_is_refused_by_name_before_writing() {
+    for (tag, rule, phase, named) in [
+        (
+            "writes_rule_update",
+            "CREATE RULE dh_item_frozen AS ON UPDATE TO public.dh_item DO INSTEAD NOTHING;",
+            "UPDATE dh_item SET name = 'alpha-2' WHERE id = 'a';",
+            "rule dh_item_frozen ON UPDATE TO dh_item (DO INSTEAD)",
+        ),
+        (
+            "writes_rule_delete",
+            "CREATE RULE dh_item_soft AS ON DELETE TO public.dh_item DO INSTEAD \
+             INSERT INTO public.dh_item_log (id, what) VALUES (OLD.id, 'deleted');",
+            "DELETE FROM dh_item WHERE id = 'b';",
+            "rule dh_item_soft ON DELETE TO dh_item (DO INSTEAD)",
+        ),
+    ] {
+        let w = item_world(tag, &format!("{ITEMS} {rule}"), &[phase]);
+        w.rehearse(&[]).ok().stdout_has("PASSED");
+        let before = w.state();
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let run = w.push(confirm);
+            run.refused(&[named, "nothing was written"]);
+            assert!(!run.all().contains("remote changed"), "{}", run.show());
+            before.assert_same(&w.state(), tag);
+        }
+    }
+}
+
+/// A DO ALSO rule on UPDATE fires for the push's UPDATE as for the app's:
+/// listed in the report; its write is a side effect the user allows by
+/// name, and the rollback restores the rows.
+#[test]
+fn a_do_also_update_rule_is_listed_and_fires() {
+    let w = item_world(
+        "writes_rule_also",
+        &format!(
+            "{ITEMS} CREATE RULE dh_item_audit AS ON UPDATE TO public.dh_item DO ALSO \
+             INSERT INTO public.dh_item_log (id, what) VALUES (NEW.id, NEW.name);"
+        ),
+        &["UPDATE dh_item SET name = 'alpha-2' WHERE id = 'a';"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    w.push(&["--allow-writes", "public.dh_item_log"])
+        .ok()
+        .stdout_has("rule dh_item_audit ON UPDATE TO dh_item (DO ALSO)");
+    before.assert_same(&w.state(), "preflight");
+}

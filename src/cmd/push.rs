@@ -180,6 +180,12 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
             )
         );
     }
+    if !report.rules.is_empty() {
+        println!(
+            "Rules on the tables the push writes (they fire for its UPDATE and DELETE): {}",
+            report.rules.join("; ")
+        );
+    }
     if !report.trigger_set.is_empty() {
         println!(
             "Columns set by triggers, not by the plan: {}",

@@ -93,43 +93,67 @@ impl TriggerReport {
     }
 }
 
-/// One check: no rule ON INSERT on a table the push writes. The push
-/// inserts with COPY, which Postgres runs without rewrite rules, so such a
-/// rule (DO ALSO log a row, DO INSTEAD redirect it) would not do for the
-/// push what it does for the app's INSERT: refused, naming each rule.
-/// (Rules on UPDATE and DELETE fire for the push's UPDATE and DELETE, and
-/// their writes are counted like any other.)
-pub async fn insert_rules_check(tx: &Transaction<'_>, written: &[WrittenTable]) -> Result<Check> {
+/// Every rule on the tables the push writes (`rule NAME ON EVENT TO table
+/// (DO ALSO|DO INSTEAD)`, for the report), and one check refusing, by
+/// name, the rules that would make the push do other than the rehearsal:
+/// - a rule ON INSERT: the push inserts with COPY, which Postgres runs
+///   without rewrite rules, so it would not do for the push what it does
+///   for the app's INSERT;
+/// - a DO INSTEAD rule on UPDATE or DELETE: Postgres runs the rule's
+///   action in place of the push's statement, so the rows are not written
+///   as rehearsed (swallowed by DO INSTEAD NOTHING, or redirected). Found
+///   only after writing, it looked like another session had changed the
+///   rows; it is refused before anything is written.
+///
+/// DO ALSO rules on UPDATE and DELETE fire for the push's statements, and
+/// their writes are counted like any other.
+pub async fn rules_check(
+    tx: &Transaction<'_>,
+    written: &[WrittenTable],
+) -> Result<(Vec<String>, Check)> {
     let tables: Vec<String> = written.iter().map(|w| w.name.clone()).collect();
     let rows = tx
         .query_typed(
             "SELECT c.relname::text, r.rulename::text, \
-                    CASE WHEN r.is_instead THEN 'DO INSTEAD' ELSE 'DO ALSO' END \
+                    CASE r.ev_type WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT' \
+                                   WHEN '4' THEN 'DELETE' ELSE 'SELECT' END, r.is_instead \
              FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND r.ev_type = '3' \
+             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND r.ev_type <> '1' \
              ORDER BY 1, 2",
             &[(&tables, Type::TEXT_ARRAY)],
         )
         .await?;
-    let found: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "rule {} ON INSERT TO {} ({}): the push inserts with COPY, which does not apply rules, \
-                 so it would not do for the push what it does for the app; drop it or write its \
-                 effect into the plan",
-                r.get::<_, String>(1),
-                r.get::<_, String>(0),
-                r.get::<_, String>(2)
-            )
-        })
-        .collect();
-    Ok(Check::no_rows(
-        "preflight",
-        "no INSERT rules on the tables the push writes",
-        CheckKind::Guard,
-        found,
+    let mut listed = Vec::new();
+    let mut found = Vec::new();
+    for r in &rows {
+        let (table, rule, event, instead): (String, String, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let kind = if instead { "DO INSTEAD" } else { "DO ALSO" };
+        listed.push(format!("rule {rule} ON {event} TO {table} ({kind})"));
+        if event == "INSERT" {
+            found.push(format!(
+                "rule {rule} ON INSERT TO {table} ({kind}): the push inserts with COPY, which does \
+                 not apply rules, so it would not do for the push what it does for the app; drop it \
+                 or write its effect into the plan"
+            ));
+        } else if instead {
+            found.push(format!(
+                "rule {rule} ON {event} TO {table} (DO INSTEAD): Postgres would run the rule's \
+                 action in place of the push's {event}, so the rows would not be written as \
+                 rehearsed; drop the rule (or make it DO ALSO) for the push, or write its effect \
+                 into the plan"
+            ));
+        }
+    }
+    Ok((
+        listed,
+        Check::no_rows(
+            "preflight",
+            "no INSERT or DO INSTEAD rules on the tables the push writes",
+            CheckKind::Guard,
+            found,
+        ),
     ))
 }
 

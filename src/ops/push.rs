@@ -39,9 +39,7 @@ use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows, LockMode
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
-use crate::db::triggers::{
-    insert_rules_check, plan_triggers, TriggerAction, TriggerReport, WrittenTable,
-};
+use crate::db::triggers::{plan_triggers, rules_check, TriggerAction, TriggerReport, WrittenTable};
 use crate::db::writes::{
     account, cascading_keys, qualify, storage_check, transaction_writes, TableWrites,
 };
@@ -177,6 +175,10 @@ pub struct PushReport {
     /// the push wrote (`table.column: …`, naming the triggers and rows):
     /// filled by Postgres like a default, their values in the receipt.
     pub trigger_set: Vec<String>,
+    /// Every rule on the tables the push writes (`rule NAME ON EVENT TO
+    /// table (DO ALSO)`); one that would bypass or replace its writes
+    /// refuses the push.
+    pub rules: Vec<String>,
     pub millis: u64,
 }
 
@@ -481,6 +483,7 @@ impl PushJob<'_> {
             local_record_error: None,
             undo_rehearsal: None,
             trigger_set: vec![],
+            rules: vec![],
             millis: self.started.elapsed().as_millis() as u64,
         }
     }
@@ -592,7 +595,8 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     checks.extend(p.nothing_in_the_way().await?);
     let (triggers, trigger_check) = p.triggers().await?;
     checks.push(trigger_check);
-    checks.push(p.insert_rules().await?);
+    let (rules, rule_check) = p.rules().await?;
+    checks.push(rule_check);
     let effects = p.effects().await?;
     checks.push(p.external_effects(&effects)?);
     let foreign = p.foreign_writes(&effects).await?;
@@ -616,6 +620,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         foreign,
         effects,
         trigger_set: applied.trigger_set,
+        rules,
     };
     p.finish(receipt, checks, done).await
 }
@@ -627,6 +632,7 @@ struct Done {
     foreign: ForeignWrites,
     effects: Effects,
     trigger_set: Vec<String>,
+    rules: Vec<String>,
 }
 
 impl Push<'_, '_> {
@@ -838,14 +844,16 @@ impl Push<'_, '_> {
         Ok((triggers, trigger_check))
     }
 
-    /// COPY applies no rules: an INSERT rule on a table the push writes
-    /// would silently not happen.
-    async fn insert_rules(&self) -> Result<Check> {
-        let rules = insert_rules_check(&self.tx, &written_tables(self.job.diff)).await?;
-        self.refuse_unless_ok(
-            rules,
-            "rules on the tables the push writes would be bypassed",
-        )
+    /// The rules on the tables the push writes; refused (see
+    /// [`rules_check`]) when COPY would bypass one or a DO INSTEAD rule
+    /// would replace the push's writes.
+    async fn rules(&self) -> Result<(Vec<String>, Check)> {
+        let (listed, check) = rules_check(&self.tx, &written_tables(self.job.diff)).await?;
+        let check = self.refuse_unless_ok(
+            check,
+            "rules on the tables the push writes would bypass or replace its writes",
+        )?;
+        Ok((listed, check))
     }
 
     /// What fires for the push's writes, and the functions it calls.
@@ -1842,6 +1850,7 @@ impl Push<'_, '_> {
             foreign,
             effects,
             trigger_set,
+            rules,
         } = done;
         let Push {
             job,
@@ -1873,6 +1882,7 @@ impl Push<'_, '_> {
             local_record_error,
             undo_rehearsal: Some(undo_rehearsal),
             trigger_set: trigger_set.clone(),
+            rules: rules.clone(),
             ..job.report(outcome, receipt_id, checks)
         };
         if !job.opts.confirm {
