@@ -34,7 +34,7 @@ use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, DryRunSequences};
-use crate::db::postgres::state::{state_checks, target_state_checks, Untouched};
+use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
 use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
@@ -551,6 +551,11 @@ struct Receipt {
     /// Tables outside the plan a side effect may write.
     allowed: Vec<String>,
     undo: Undo,
+    /// What reading the written tables back found in this transaction,
+    /// proven equal to the undo's after-images: the rehearsal of the
+    /// rollback judges "unchanged since the push" from it, not from a
+    /// second read of the same tables.
+    read_back: ReadBack,
 }
 
 async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
@@ -609,6 +614,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
             &applied.expected,
             applied.filled,
             applied.sequences,
+            applied.read_back,
         )
         .await?;
     let side_effects = p
@@ -1014,7 +1020,8 @@ impl Push<'_, '_> {
         let trigger_set = trigger_set_columns(snapshot, plan, &filled, triggers)?;
         // Untouched tables need no pass here: the database-wide write
         // accounting after the receipt covers them and every other table.
-        let mut states = state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?;
+        let (mut states, read_back) =
+            state_checks(tx, snapshot, plan, &expected, Untouched::Skip).await?;
         for (c, t) in states.iter_mut().zip(&expected) {
             if !c.ok {
                 self.name_mismatches(c, &t.name, &filled, triggers).await?;
@@ -1033,6 +1040,7 @@ impl Push<'_, '_> {
             filled,
             sequences,
             trigger_set,
+            read_back,
         })
     }
 
@@ -1657,6 +1665,7 @@ impl Push<'_, '_> {
         expected: &[StagedTable],
         filled: Vec<FilledValues>,
         sequences: Vec<SequenceAdvance>,
+        read_back: ReadBack,
     ) -> Result<Receipt> {
         let PushJob {
             plan,
@@ -1710,6 +1719,7 @@ impl Push<'_, '_> {
             held_off,
             allowed,
             undo,
+            read_back,
         })
     }
 
@@ -1966,11 +1976,11 @@ async fn rehearse_undo(
     ))
     .await
     .context("cannot open a savepoint to rehearse the rollback")?;
-    let undone = crate::db::postgres::rollback::undo_in(
+    let undone = crate::db::postgres::rollback::rehearse_in_push(
         tx,
         &opts,
         &receipt.undo,
-        crate::db::postgres::rollback::Mode::RehearsalInPush,
+        &receipt.read_back,
     )
     .await;
     tx.batch_execute("ROLLBACK TO SAVEPOINT sandbox_undo_rehearsal")
@@ -2069,6 +2079,8 @@ struct Applied {
     /// Columns BEFORE triggers set in rows the push wrote (see
     /// [`PushReport::trigger_set`]).
     trigger_set: Vec<String>,
+    /// What the read-back of the written tables found.
+    read_back: ReadBack,
 }
 
 /// How many differing rows a failed after-apply comparison names.

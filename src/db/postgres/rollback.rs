@@ -24,6 +24,7 @@ use crate::db::postgres::rowlock::{RowLock, RowLockMode};
 use crate::db::postgres::rowset::RowSet;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{SequenceDrawn, SequenceRestore};
+use crate::db::postgres::state::{ReadBack, TableSum};
 use crate::db::postgres::tx::LockMode;
 use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows};
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
@@ -125,10 +126,43 @@ pub async fn undo_in(
     undo: &Undo,
     mode: Mode,
 ) -> Result<RollbackReport> {
+    undo_after_read_back(tx, opts, undo, mode, &NOTHING_READ_BACK).await
+}
+
+/// Nothing read back: every table is read.
+static NOTHING_READ_BACK: ReadBack = ReadBack::new();
+
+/// [`undo_in`] as the push rehearses it ([`Mode::RehearsalInPush`]), in
+/// its transaction right after it read its written tables back and found
+/// them equal to the receipt's after-images (`read_back`): "unchanged
+/// since the push" holds for those without reading them a second time
+/// (a whole table's checksum equal to the after-image's is every row the
+/// push wrote as it left it). Everything else is read and checked as the
+/// rollback does.
+pub async fn rehearse_in_push(
+    tx: &tokio_postgres::Transaction<'_>,
+    opts: &RollbackOptions,
+    undo: &Undo,
+    read_back: &ReadBack,
+) -> Result<RollbackReport> {
+    undo_after_read_back(tx, opts, undo, Mode::RehearsalInPush, read_back).await
+}
+
+/// [`undo_in`], taking "unchanged since the push" for the tables in
+/// `read_back` whose checksum is their after-image's (see
+/// [`rehearse_in_push`]).
+async fn undo_after_read_back(
+    tx: &tokio_postgres::Transaction<'_>,
+    opts: &RollbackOptions,
+    undo: &Undo,
+    mode: Mode,
+    read_back: &ReadBack,
+) -> Result<RollbackReport> {
     let r = Rollback {
         tx,
         opts,
         undo,
+        read_back,
         nothing: match (mode, opts.confirm) {
             (Mode::RehearsalInPush, _) => "nothing was kept (a rehearsal)",
             (Mode::Rollback, true) => "nothing was changed",
@@ -258,6 +292,7 @@ pub async fn pushed_writes_as_left(
         tx,
         opts,
         undo,
+        read_back: &NOTHING_READ_BACK,
         nothing: "nothing was written",
         mode: Mode::Rollback,
     };
@@ -327,6 +362,10 @@ struct Rollback<'a, 't> {
     tx: &'a tokio_postgres::Transaction<'t>,
     opts: &'a RollbackOptions,
     undo: &'a Undo,
+    /// Tables this transaction read back whole just before (the push's
+    /// rehearsal): their checksums, not a second read, answer "unchanged
+    /// since the push".
+    read_back: &'a ReadBack,
     /// How a refusal ends: what it left unchanged.
     nothing: &'static str,
     mode: Mode,
@@ -590,6 +629,13 @@ impl Rollback<'_, '_> {
             return Ok(None);
         };
         let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        if let Some(sum) = self
+            .read_back
+            .get(&t.table)
+            .filter(|s| s.checksum == after.checksum)
+        {
+            return Ok(Some((self.as_read_back(t, &meta, after, sum)?, Vec::new())));
+        }
         if t.created && !self.opts.strict {
             let (check, deleted) = self.created_table_check(&meta, after).await?;
             let gone = deleted
@@ -633,6 +679,30 @@ impl Rollback<'_, '_> {
             })
             .collect();
         Ok(Some((check, gone)))
+    }
+
+    /// The check [`Self::unchanged_table`] passes for a table read back
+    /// whole, in this transaction, equal to its after-image: the same check
+    /// its read would pass, without reading it again.
+    fn as_read_back(
+        &self,
+        t: &UndoTable,
+        meta: &TableMeta,
+        after: &TableState,
+        sum: &TableSum,
+    ) -> Result<Check> {
+        if t.created || self.opts.strict {
+            let mut c = Check::equal(
+                "before undo",
+                &format!("{} unchanged since the push", t.table),
+                CheckKind::Integrity,
+                format!("{} rows, {}", after.rows, short(&after.checksum)),
+                format!("{} rows, {}", sum.rows, short(&sum.checksum)),
+            );
+            c.ok = true;
+            return Ok(c);
+        }
+        Ok(WrittenRows::of(t, meta)?.unchanged_check(&t.table, Vec::new()))
     }
 
     /// A table the push created is dropped whole by the undo, so it must

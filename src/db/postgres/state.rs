@@ -95,16 +95,29 @@ pub enum Untouched {
     Skip,
 }
 
+/// What a read-back of whole tables found in this transaction: per table,
+/// its rows and checksum (as [`remote_checksum`] computes it). The push's
+/// rehearsal of its rollback judges "unchanged since the push" from it
+/// instead of reading the same tables again.
+pub type ReadBack = std::collections::BTreeMap<String, TableSum>;
+
+/// One table's rows and checksum, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSum {
+    pub rows: u64,
+    pub checksum: String,
+}
+
 /// Every table the diff touches must now equal its rehearsed (staged) form
 /// byte for byte; every other pulled table is treated as `untouched_check`
-/// says.
+/// says. Returns the checks and what the read-back found.
 pub async fn state_checks(
     tx: &Transaction<'_>,
     snapshot: &Snapshot,
     plan: &Plan,
     staged: &[StagedTable],
     untouched_check: Untouched,
-) -> Result<Vec<Check>> {
+) -> Result<(Vec<Check>, ReadBack)> {
     let mut checks = Vec::new();
     let metas = staged
         .iter()
@@ -114,7 +127,15 @@ pub async fn state_checks(
     // connection (each stream is consumed as its rows arrive).
     let sums =
         futures_util::future::try_join_all(metas.iter().map(|m| remote_checksum(tx, m))).await?;
+    let mut read_back = ReadBack::new();
     for (expected, actual) in staged.iter().zip(sums) {
+        read_back.insert(
+            expected.name.clone(),
+            TableSum {
+                rows: actual.rows(),
+                checksum: actual.hex(),
+            },
+        );
         let mut c = Check::equal(
             "after",
             &format!("{} equals the rehearsed state", expected.name),
@@ -132,7 +153,7 @@ pub async fn state_checks(
         .filter(|t| !staged.contains(&t.meta.name.as_str()))
         .collect();
     if untouched_check == Untouched::Skip {
-        return Ok(checks);
+        return Ok((checks, read_back));
     }
     // These tables were checksummed under a lock that keeps every other
     // writer out; what remains to prove is that this transaction (the
@@ -163,5 +184,5 @@ pub async fn state_checks(
         c.ok = written == 0;
         checks.push(c);
     }
-    Ok(checks)
+    Ok((checks, read_back))
 }
