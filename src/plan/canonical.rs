@@ -61,6 +61,11 @@ fn canonical_value(pg_type: &str, delimiter: char, text: &str) -> Result<Option<
         "cidr" => canonical_inet(text, true).map(Some),
         "bytea" => canonical_bytea(text).map(Some),
         "tsvector" => canonical_tsvector(text).map(Some),
+        "macaddr" => Ok(canonical_macaddr(text, 6)),
+        "macaddr8" => Ok(canonical_macaddr(text, 8)),
+        "int4range" | "int8range" | "daterange" | "numrange" | "tsrange" | "tstzrange" => {
+            canonical_range(without_typmod(pg_type).as_str(), text)
+        }
         // `interval day to second`, `interval year`: Postgres truncates to
         // the fields, and reads a bare number in the last one.
         fielded if fielded.starts_with("interval ") => {
@@ -835,6 +840,14 @@ pub fn has_canonical_form(pg_type: &str) -> bool {
                 | "cidr"
                 | "bytea"
                 | "tsvector"
+                | "macaddr"
+                | "macaddr8"
+                | "int4range"
+                | "int8range"
+                | "daterange"
+                | "numrange"
+                | "tsrange"
+                | "tstzrange"
         )
         || pg_type.starts_with("interval")
 }
@@ -1097,6 +1110,288 @@ fn canonical_array(element: &str, delimiter: char, text: &str) -> Result<Option<
     let mut out = prefix.to_string();
     write(&node, element, delimiter, &mut out)?;
     Ok(Some(out))
+}
+
+/// A MAC address of `bytes` bytes (6: `macaddr`, 8: `macaddr8`) as Postgres
+/// prints it: lower-case hex pairs joined by `:`. Read from the forms
+/// Postgres reads: pairs, or groups of 4, 6 (`macaddr` only) or all the
+/// digits, joined by one kind of `:`, `-` or `.`; a 6-byte address in a
+/// `macaddr8` gets `ff:fe` in its middle, as Postgres gives it. `None` for
+/// any other text (the value check names it then).
+pub fn canonical_macaddr(text: &str, bytes: usize) -> Option<String> {
+    let t = text.trim();
+    let sep = t.chars().find(|c| matches!(c, ':' | '-' | '.'));
+    let groups: Vec<&str> = match sep {
+        Some(sep) => t.split(sep).collect(),
+        None => vec![t],
+    };
+    if groups
+        .iter()
+        .any(|g| g.is_empty() || !g.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return None;
+    }
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let digits: String = groups.concat().to_ascii_lowercase();
+    let n = digits.len() / 2;
+    let shape_ok = match n {
+        6 => matches!(lens[..], [2, 2, 2, 2, 2, 2] | [6, 6] | [4, 4, 4] | [12]),
+        8 => matches!(lens[..], [2, 2, 2, 2, 2, 2, 2, 2] | [4, 4, 4, 4] | [16]),
+        _ => false,
+    };
+    if !shape_ok || digits.len() % 2 != 0 || (n == 8 && bytes == 6) {
+        return None;
+    }
+    let mut pairs: Vec<&str> = (0..n).map(|i| &digits[2 * i..2 * i + 2]).collect();
+    if n == 6 && bytes == 8 {
+        pairs.splice(3..3, ["ff", "fe"]);
+    }
+    Some(pairs.join(":"))
+}
+
+/// One bound of a range as written: `None` for an infinite (omitted) one.
+type Bound = Option<String>;
+
+/// Reads a range literal as Postgres does: `empty`, or `[`/`(`, lower
+/// bound, `,`, upper bound, `]`/`)`, a bound quoted with `"` (`""` and `\`
+/// escape) or not (`\` escapes), an omitted bound infinite.
+fn parse_range(text: &str) -> Option<Option<(bool, Bound, Bound, bool)>> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("empty") {
+        return Some(None);
+    }
+    let mut chars = t.chars().peekable();
+    let lower_inc = match chars.next()? {
+        '[' => true,
+        '(' => false,
+        _ => return None,
+    };
+    let mut bound = |end: &[char]| -> Option<(Bound, char)> {
+        let mut value = String::new();
+        let mut written = false;
+        let mut quoted = false;
+        loop {
+            let c = chars.next()?;
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    chars.next();
+                    value.push('"');
+                }
+                '"' => {
+                    quoted = !quoted;
+                    written = true;
+                }
+                '\\' => {
+                    value.push(chars.next()?);
+                    written = true;
+                }
+                c if !quoted && end.contains(&c) => {
+                    return Some(((written || !value.is_empty()).then_some(value), c));
+                }
+                c => {
+                    value.push(c);
+                    written = true;
+                }
+            }
+        }
+    };
+    let (lower, _) = bound(&[','])?;
+    let (upper, close) = bound(&[']', ')'])?;
+    if chars.next().is_some() {
+        return None;
+    }
+    Some(Some((lower_inc, lower, upper, close == ']')))
+}
+
+/// A range bound as Postgres prints it: quoted when empty or holding a
+/// character the range syntax uses, or white space.
+fn range_bound_text(value: &str) -> String {
+    let quote = value.is_empty()
+        || value
+            .chars()
+            .any(|c| matches!(c, '"' | '\\' | '(' | ')' | '[' | ']' | ',') || c.is_whitespace());
+    if !quote {
+        return value.to_string();
+    }
+    let mut out = String::from('"');
+    for c in value.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date, and back (proleptic
+/// Gregorian, as Postgres counts).
+fn days_from_date(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if text.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (
+        text[..4].parse::<i64>().ok()?,
+        text[5..7].parse::<i64>().ok()?,
+        text[8..10].parse::<i64>().ok()?,
+    );
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+fn date_from_days(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A range of the built-in `kind` as Postgres prints it. Discrete ranges
+/// (`int4range`, `int8range`, `daterange`) take Postgres's canonical form,
+/// `[lower,upper)`, and become `empty` when nothing is left; the others
+/// keep their brackets, with each bound printed as its type prints it
+/// (timestamps in UTC). `Ok(None)` for a form this does not read (the
+/// value check names it then); `Err` for one Postgres refuses.
+fn canonical_range(kind: &str, text: &str) -> Result<Option<String>, String> {
+    let Some(parsed) = parse_range(text) else {
+        return Ok(None);
+    };
+    let Some((lower_inc, lower, upper, upper_inc)) = parsed else {
+        return Ok(Some("empty".into()));
+    };
+    let refused = |why: &str| format!("'{text}' is refused by Postgres as a {kind}: {why}");
+    // Discrete: each bound as a number on one line, moved to `[`, `)`.
+    let discrete: Option<(fn(&str) -> Option<i64>, fn(i64) -> String, i64, i64)> = match kind {
+        "int4range" => Some((
+            |s| {
+                s.trim()
+                    .trim_start_matches('+')
+                    .parse::<i32>()
+                    .ok()
+                    .map(i64::from)
+            },
+            |v| v.to_string(),
+            i64::from(i32::MIN),
+            i64::from(i32::MAX),
+        )),
+        "int8range" => Some((
+            |s| s.trim().trim_start_matches('+').parse::<i64>().ok(),
+            |v| v.to_string(),
+            i64::MIN,
+            i64::MAX,
+        )),
+        "daterange" => Some((
+            |s| days_from_date(s.trim()),
+            date_from_days,
+            i64::MIN,
+            i64::MAX,
+        )),
+        _ => None,
+    };
+    if let Some((read, print, _min, max)) = discrete {
+        let read_bound = |b: &Bound| -> Result<Option<Option<i64>>, String> {
+            match b {
+                None => Ok(Some(None)),
+                Some(v) => Ok(read(v).map(Some)),
+            }
+        };
+        let (Some(lo), Some(hi)) = (read_bound(&lower)?, read_bound(&upper)?) else {
+            // `infinity` dates, or a spelling this does not read.
+            return Ok(None);
+        };
+        if let (Some(l), Some(h)) = (lo, hi) {
+            if l > h {
+                return Err(refused("its lower bound is above its upper bound"));
+            }
+        }
+        let step = |v: i64| {
+            v.checked_add(1)
+                .filter(|n| *n <= max)
+                .ok_or_else(|| refused("a bound moved to its canonical form is out of range"))
+        };
+        let lo = match lo {
+            Some(l) if !lower_inc => Some(step(l)?),
+            other => other,
+        };
+        let hi = match hi {
+            Some(h) if upper_inc => Some(step(h)?),
+            other => other,
+        };
+        if let (Some(l), Some(h)) = (lo, hi) {
+            if l >= h {
+                return Ok(Some("empty".into()));
+            }
+        }
+        return Ok(Some(format!(
+            "{}{},{})",
+            if lo.is_some() { '[' } else { '(' },
+            lo.map(print).unwrap_or_default(),
+            hi.map(print).unwrap_or_default()
+        )));
+    }
+    let element = |b: &Bound| -> Result<Option<String>, String> {
+        let Some(v) = b else { return Ok(None) };
+        // A bare date in a timestamp range is its midnight (in the
+        // session's time zone, UTC, for a timestamptz).
+        let midnight;
+        let v = match kind {
+            "tsrange" | "tstzrange" if days_from_date(v.trim()).is_some() => {
+                midnight = format!("{} 00:00:00", v.trim());
+                &midnight
+            }
+            _ => v,
+        };
+        let printed = match kind {
+            "numrange" => canonical_numeric(v, None),
+            "tsrange" => canonical_timestamp(v, false, 6)?,
+            "tstzrange" => canonical_timestamp(v, true, 6)?,
+            _ => return Err(refused("not a range type this reads")),
+        };
+        Ok(Some(printed.unwrap_or_else(|| v.to_string())))
+    };
+    let (lo, hi) = (element(&lower)?, element(&upper)?);
+    // An omitted bound is exclusive whatever bracket was written.
+    let (lower_inc, upper_inc) = (lower_inc && lo.is_some(), upper_inc && hi.is_some());
+    if lo.is_some() && lo == hi && !(lower_inc && upper_inc) {
+        return Ok(Some("empty".into()));
+    }
+    Ok(Some(format!(
+        "{}{},{}{}",
+        if lower_inc { '[' } else { '(' },
+        lo.as_deref().map(range_bound_text).unwrap_or_default(),
+        hi.as_deref().map(range_bound_text).unwrap_or_default(),
+        if upper_inc { ']' } else { ')' },
+    )))
 }
 
 #[cfg(test)]
