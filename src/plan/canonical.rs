@@ -1139,7 +1139,7 @@ pub fn canonical_macaddr(text: &str, bytes: usize) -> Option<String> {
         8 => matches!(lens[..], [2, 2, 2, 2, 2, 2, 2, 2] | [4, 4, 4, 4] | [16]),
         _ => false,
     };
-    if !shape_ok || digits.len() % 2 != 0 || (n == 8 && bytes == 6) {
+    if !shape_ok || (n == 8 && bytes == 6) {
         return None;
     }
     let mut pairs: Vec<&str> = (0..n).map(|i| &digits[2 * i..2 * i + 2]).collect();
@@ -1291,34 +1291,36 @@ fn canonical_range(kind: &str, text: &str) -> Result<Option<String>, String> {
     };
     let refused = |why: &str| format!("'{text}' is refused by Postgres as a {kind}: {why}");
     // Discrete: each bound as a number on one line, moved to `[`, `)`.
-    let discrete: Option<(fn(&str) -> Option<i64>, fn(i64) -> String, i64, i64)> = match kind {
-        "int4range" => Some((
-            |s| {
+    struct Discrete {
+        read: fn(&str) -> Option<i64>,
+        print: fn(i64) -> String,
+        max: i64,
+    }
+    let discrete = match kind {
+        "int4range" => Some(Discrete {
+            read: |s| {
                 s.trim()
                     .trim_start_matches('+')
                     .parse::<i32>()
                     .ok()
                     .map(i64::from)
             },
-            |v| v.to_string(),
-            i64::from(i32::MIN),
-            i64::from(i32::MAX),
-        )),
-        "int8range" => Some((
-            |s| s.trim().trim_start_matches('+').parse::<i64>().ok(),
-            |v| v.to_string(),
-            i64::MIN,
-            i64::MAX,
-        )),
-        "daterange" => Some((
-            |s| days_from_date(s.trim()),
-            date_from_days,
-            i64::MIN,
-            i64::MAX,
-        )),
+            print: |v| v.to_string(),
+            max: i64::from(i32::MAX),
+        }),
+        "int8range" => Some(Discrete {
+            read: |s| s.trim().trim_start_matches('+').parse::<i64>().ok(),
+            print: |v| v.to_string(),
+            max: i64::MAX,
+        }),
+        "daterange" => Some(Discrete {
+            read: |s| days_from_date(s.trim()),
+            print: date_from_days,
+            max: i64::MAX,
+        }),
         _ => None,
     };
-    if let Some((read, print, _min, max)) = discrete {
+    if let Some(Discrete { read, print, max }) = discrete {
         let read_bound = |b: &Bound| -> Result<Option<Option<i64>>, String> {
             match b {
                 None => Ok(Some(None)),
