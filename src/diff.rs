@@ -92,6 +92,13 @@ pub struct TableDiff {
     /// column Postgres would fill: written as NULL, not left out.
     #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub explicit_nulls: std::collections::BTreeSet<(String, String)>,
+    /// Columns the plan adds whose default only Postgres can compute (a
+    /// domain's `now()`, `gen_random_uuid()`, `nextval(…)`): its `ADD
+    /// COLUMN` fills the rows already there, which the rehearsal left NULL.
+    /// The push reads those values back (`db::postgres::filled`) and does
+    /// not expect NULL there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added_filled: Vec<String>,
 }
 
 /// Rows inserted with one column list: COPY writes only the columns the
@@ -247,6 +254,35 @@ impl TableDiff {
                 // Set once from NULL; a later change starts from that value.
                 c.old_filled_by_postgres =
                     c.old.is_none() && filled.remove(&(key.clone(), c.column.clone()));
+            }
+        }
+    }
+
+    /// Marks the first change of each row's column in
+    /// [`TableDiff::added_filled`] from the NULL the rehearsal saw: on
+    /// Postgres the row holds what `ADD COLUMN` computed for it, so the
+    /// update must not look for NULL there (a NULL the plan itself wrote
+    /// into a new row is one it expects).
+    fn mark_values_filled_at_add_column(&mut self) {
+        if self.added_filled.is_empty() {
+            return;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in &mut self.phase_updates {
+            let key = crate::types::row_key(u.update.key.iter().map(|k| Some(k.as_str())));
+            for c in &mut u.update.changes {
+                if !self.added_filled.contains(&c.column)
+                    || !seen.insert((key.clone(), c.column.clone()))
+                {
+                    continue;
+                }
+                if c.old.is_none()
+                    && !self
+                        .explicit_nulls
+                        .contains(&(key.clone(), c.column.clone()))
+                {
+                    c.old_filled_by_postgres = true;
+                }
             }
         }
     }
@@ -658,8 +694,22 @@ pub fn table_diffs(snapshot: &Snapshot, plan: &Plan) -> Result<Vec<TableDiff>> {
             phase_inserts: phases.inserts,
             phase_updates: phases.updates,
             phase_deletes: phases.deletes,
+            added_filled: plan
+                .schema
+                .added_columns
+                .iter()
+                .filter(|a| a.table == after.name)
+                .filter_map(|a| after.column(&a.column.name))
+                .filter(|c| {
+                    c.filled_by_postgres()
+                        && !c.never_written()
+                        && crate::db::staging::constant_default(c).is_none()
+                })
+                .map(|c| c.name.clone())
+                .collect(),
         };
         table.mark_values_filled_at_insert();
+        table.mark_values_filled_at_add_column();
         tables.push(table);
     }
     Ok(tables)

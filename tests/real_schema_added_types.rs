@@ -233,3 +233,53 @@ fn an_added_enum_column_compares_in_declared_order_and_pushes() {
     );
     w.rollback_restores(&receipt, &before, "push then rollback");
 }
+
+/// R10, volatile defaults: `ADD COLUMN seen_at stamp` (a domain DEFAULT
+/// now()) and `token tok` (DEFAULT gen_random_uuid()) — Postgres computes
+/// each existing row's value, which the rehearsal cannot know: they stay
+/// NULL there, the push reads back what Postgres gave every row, the
+/// phase's update of one row does not expect NULL, the after-state
+/// comparison covers the rest, and rollback (which drops the columns)
+/// counts those values as the push's and restores the whole database.
+/// Before, the push refused after applying.
+#[test]
+fn an_added_column_of_a_domain_with_a_volatile_default_pushes_and_rolls_back() {
+    let w = World::loaded("r10_volatile_default", "plan").with_sql(
+        "CREATE DOMAIN public.stamp AS timestamptz DEFAULT now();
+         CREATE DOMAIN public.tok AS uuid DEFAULT gen_random_uuid();",
+    );
+    let first = w.scalar("SELECT min(id::text) FROM public.jtbd_library");
+    let rows = w.count("SELECT count(*) FROM public.jtbd_library");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_adding(
+        dir.path(),
+        &[("seen_at", "stamp"), ("token", "tok")],
+        "UPDATE jtbd_library SET seen_at = '2024-01-01 00:00:00+00' \
+         WHERE id = (SELECT min(id) FROM jtbd_library);",
+    );
+    let w = w.with_plan(&plan).rehearsed();
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "preflight");
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT seen_at = '2024-01-01 00:00:00+00' FROM public.jtbd_library WHERE id = '{first}'"
+        )),
+        "t"
+    );
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM public.jtbd_library \
+             WHERE seen_at IS NOT NULL AND seen_at <> '2024-01-01 00:00:00+00'"
+        ),
+        rows - 1,
+        "Postgres filled the other rows"
+    );
+    assert_eq!(
+        w.count("SELECT count(DISTINCT token) FROM public.jtbd_library"),
+        rows,
+        "a volatile default gives each row its own value"
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}

@@ -22,8 +22,81 @@ use crate::types::quote_ident;
 /// `tsvector_update_trigger`, `NEW.slug := lower(NEW.name)`): Postgres's
 /// values there are part of the state the push leaves, as a default's are.
 /// A column the plan sets stays the plan's, and a trigger changing it is
-/// still a mismatch the push refuses. None when there is nothing to read.
+/// still a mismatch the push refuses. And, in every row, the columns the
+/// plan adds whose default only Postgres computes
+/// ([`TableDiff::added_filled`]). None when there is nothing to read.
 pub async fn read_filled(
+    tx: &Transaction<'_>,
+    t: &TableDiff,
+    triggers: &[TriggerReport],
+) -> Result<Option<FilledValues>> {
+    let inserted = read_filled_written(tx, t, triggers).await?;
+    if t.added_filled.is_empty() {
+        return Ok(inserted);
+    }
+    // Every row of the table then, with the written rows' columns too:
+    // what Postgres holds in a column it fills is its value for any row.
+    let (mut columns, by_trigger) = inserted
+        .map(|f| (f.columns, f.by_trigger))
+        .unwrap_or_default();
+    for c in &t.added_filled {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+    let mut all = read_every_row(tx, t, columns).await?;
+    all.by_trigger = by_trigger;
+    Ok(Some(all))
+}
+
+/// Every row's values of `columns`, among them those the plan adds whose
+/// default only Postgres computes: `ADD COLUMN` gave each row there its
+/// own (a volatile default) or the statement's (`now()`), which the
+/// rehearsal could not know. Read by key, the whole table.
+async fn read_every_row(
+    tx: &Transaction<'_>,
+    t: &TableDiff,
+    columns: Vec<String>,
+) -> Result<FilledValues> {
+    let key_idx = key_positions_of(t)?;
+    let select = key_idx
+        .iter()
+        .map(|i| &t.columns[*i].name)
+        .chain(columns.iter())
+        .map(|c| format!("t.{}", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "COPY (SELECT {select} FROM public.{} t) TO STDOUT",
+        quote_ident(&t.table)
+    );
+    let stream = tx.copy_out(sql.as_str()).await.with_context(|| {
+        format!(
+            "cannot read back the values Postgres gave {}'s added columns",
+            t.table
+        )
+    })?;
+    futures_util::pin_mut!(stream);
+    let mut data: Vec<u8> = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        data.extend_from_slice(&chunk?);
+    }
+    let mut rows = BTreeMap::new();
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
+        let rest = values.split_off(key_idx.len());
+        rows.insert(filled_key(&values), rest);
+    }
+    Ok(FilledValues {
+        table: t.table.clone(),
+        columns,
+        rows,
+        by_trigger: Default::default(),
+    })
+}
+
+/// The written rows' part of [`read_filled`].
+async fn read_filled_written(
     tx: &Transaction<'_>,
     t: &TableDiff,
     triggers: &[TriggerReport],

@@ -893,15 +893,25 @@ impl Rollback<'_, '_> {
                 .await
                 .with_context(|| format!("cannot read {}.{}", a.table, a.column))?;
             let mut keys = Vec::new();
+            let filled = self.undo.filled.iter().find(|f| f.table == a.table);
+            let filled_column = filled.and_then(|f| f.columns.iter().position(|c| c == &a.column));
             for row in &rows {
                 let now: String = row.get(0);
                 let k =
                     crate::types::row_key((1..row.len()).map(|i| row.get::<_, Option<&str>>(i)));
+                let filled_at_add = filled
+                    .zip(filled_column)
+                    .and_then(|(f, i)| f.rows.get(&k).map(|r| &r[i]));
                 if inserted.contains(&k) {
                     continue;
                 }
-                // The value ADD COLUMN gave a row the push left alone.
-                if !pushed.contains_key(&k) && a.fill.as_deref() == Some(now.as_str()) {
+                // The value ADD COLUMN gave a row the push left alone: the
+                // constant default, or what Postgres computed for the row
+                // (read back by the push, in the receipt's filled values).
+                if !pushed.contains_key(&k)
+                    && (a.fill.as_deref() == Some(now.as_str())
+                        || filled_at_add == Some(&Some(now.clone())))
+                {
                     continue;
                 }
                 if pushed.get(&k) != Some(&Some(now.as_str())) {

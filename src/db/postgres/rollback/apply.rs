@@ -229,6 +229,7 @@ async fn restore_updated_rows(
         phase_updates: vec![],
         phase_deletes: vec![],
         explicit_nulls: Default::default(),
+        added_filled: vec![],
     };
     let n = apply_updates(tx, types, &td, true, triggers)
         .await
