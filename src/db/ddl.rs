@@ -434,6 +434,9 @@ impl OwnDdl {
                     // ADD COLUMN of a wide type may give the table TOAST.
                     || (c.name.as_deref().is_some_and(|n| n.starts_with("pg_toast."))
                         && self.altered(table))
+                    // ADD COLUMN that rewrites the table (a volatile default,
+                    // a domain with constraints) rebuilds its indexes.
+                    || (c.relkind.as_deref() == Some("i") && self.altered(table))
                     || (c.relkind.as_deref() == Some("S")
                         && c.name.as_ref().is_some_and(|n| self.sequences.contains(n)))
             }
@@ -447,7 +450,9 @@ impl OwnDdl {
             "pg_constraint" => {
                 self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
             }
-            "pg_index" | "pg_type" => created,
+            // An index of a table an ADD COLUMN rewrote is rebuilt in place.
+            "pg_index" => created || self.altered(table),
+            "pg_type" => created,
             "pg_trigger" => {
                 if c.internal {
                     self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
