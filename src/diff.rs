@@ -557,9 +557,9 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
         }
         for fk in &t.foreign_keys {
             parts.push(format!(
-                "FOREIGN KEY ({}) REFERENCES public.{} ({})",
+                "FOREIGN KEY ({}) REFERENCES {} ({})",
                 ident_list(&fk.columns),
-                quote_ident(&fk.ref_table),
+                crate::types::quote_table(&fk.ref_table),
                 ident_list(&fk.ref_columns)
             ));
         }
@@ -592,8 +592,8 @@ pub fn postgres_ddl(plan: &Plan) -> Vec<PhaseDdl> {
         );
         if let Some(r) = &a.references {
             sql.push_str(&format!(
-                " REFERENCES public.{} ({})",
-                quote_ident(&r.table),
+                " REFERENCES {} ({})",
+                crate::types::quote_table(&r.table),
                 quote_ident(&r.column)
             ));
         }

@@ -691,6 +691,16 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A table as a plan names it — `workflows` (schema public) or
+/// `auth.users` (another schema, such as Supabase's auth) — quoted for
+/// SQL: `public."workflows"`, `"auth"."users"`.
+pub fn quote_table(name: &str) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => format!("public.{}", quote_ident(name)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

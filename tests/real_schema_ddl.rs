@@ -180,3 +180,51 @@ fn a_large_object_written_by_a_trigger_refuses_the_push() {
         assert_eq!(w.count(objects), 0);
     }
 }
+
+/// S21: target.json gives `tasks` an `owner_id` referencing Supabase's
+/// `auth.users`. Before, the rehearsal passed and push failed at its DDL:
+/// the reference was spelled `public."auth.users"`. Now the key is created
+/// against `auth.users` (the preflight runs that DDL, so a missing table
+/// or privilege is found before --confirm), and rollback undoes it all.
+#[test]
+fn a_foreign_key_to_another_schema_is_created_there_and_rolled_back() {
+    let w = World::loaded("auth_users_fk", "plan").with_sql(
+        "CREATE SCHEMA auth;
+         CREATE TABLE auth.users (id uuid PRIMARY KEY, email text);
+         INSERT INTO auth.users VALUES ('00000000-0000-0000-0000-000000000001', 'a@example.com');",
+    );
+    let plan = common::plan_folder(&w.dir.path().join("plan"), |_| {});
+    let target = plan.join("target.json");
+    let mut t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    let tasks = t["tables"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|x| x["name"] == "tasks")
+        .unwrap();
+    tasks["columns"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "owner_id", "type": "uuid"}));
+    tasks["foreign_keys"].as_array_mut().unwrap().push(
+        serde_json::json!({"columns": ["owner_id"], "ref_table": "auth.users", "ref_columns": ["id"]}),
+    );
+    std::fs::write(&target, serde_json::to_string_pretty(&t).unwrap()).unwrap();
+    let w = w.with_plan(&plan).rehearsed();
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "a preflight");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_eq!(
+        w.scalar(
+            "SELECT confrelid::regclass::text FROM pg_constraint \
+             WHERE conrelid = 'public.tasks'::regclass AND contype = 'f' \
+               AND conkey = ARRAY[(SELECT attnum FROM pg_attribute \
+                                   WHERE attrelid = 'public.tasks'::regclass AND attname = 'owner_id')]"
+        ),
+        "auth.users"
+    );
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
+}

@@ -298,10 +298,15 @@ impl PushConstraint {
             return false;
         }
         let cols = crate::db::sqlite::ident_list(&self.columns);
+        // As the push's DDL spelled it (`crate::types::quote_table`).
         let references = match (&self.ref_schema, &self.ref_table) {
-            (Some(s), Some(t)) if s == "public" => Some(format!(
-                "REFERENCES public.{} ({})",
-                quote_ident(t),
+            (Some(s), Some(t)) => Some(format!(
+                "REFERENCES {} ({})",
+                if s == "public" {
+                    format!("public.{}", quote_ident(t))
+                } else {
+                    format!("{}.{}", quote_ident(s), quote_ident(t))
+                },
                 crate::db::sqlite::ident_list(&self.ref_columns)
             )),
             _ => None,

@@ -138,7 +138,7 @@ pub async fn lock_in_attempts(
         let list: Vec<String> = sorted
             .iter()
             .filter(|(_, m)| *m == mode)
-            .map(|(t, _)| format!("public.{}", quote_ident(t)))
+            .map(|(t, _)| crate::types::quote_table(t))
             .collect();
         if !list.is_empty() {
             stmts.push(format!(

@@ -4,7 +4,6 @@
 use crate::db::privileges::Need;
 use crate::diff::Diff;
 use crate::plan::Plan;
-use crate::types::quote_ident;
 
 /// Everything the push transaction does that needs a grant (the receipts
 /// table's are asked first: `receipts::receipts_access`).
@@ -17,7 +16,7 @@ pub(super) fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Nee
 }
 
 fn public(table: &str) -> String {
-    format!("public.{}", quote_ident(table))
+    crate::types::quote_table(table)
 }
 
 /// Reading a table for the drift check and locking it against writers.
