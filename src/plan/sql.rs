@@ -1264,6 +1264,22 @@ fn printable(pg_type: &str, text: &str) -> Option<bool> {
             [n] => text.chars().count() == n,
             _ => return None,
         },
+        // A bit string of exactly n bits (`bit` alone is `bit(1)`); one
+        // of another length Postgres refuses, a hex `x1F` it prints in bits.
+        "bit" => {
+            text.bytes().all(|b| matches!(b, b'0' | b'1'))
+                && text.len() == typmod.first().copied().unwrap_or(1)
+        }
+        "bit varying" => {
+            text.bytes().all(|b| matches!(b, b'0' | b'1'))
+                && typmod.first().is_none_or(|n| text.len() <= *n)
+        }
+        // Postgres prints money with its currency symbol and separators
+        // (by lc_monetary): a plain number is never its printed text.
+        "money" => match decimal(text) {
+            true => false,
+            false => return None,
+        },
         _ => return None,
     })
 }
@@ -1468,6 +1484,15 @@ mod tests {
         assert_eq!(printable("character varying(3)", "abc"), Some(true));
         assert_eq!(printable("character varying(3)", "abcd"), Some(false));
         assert_eq!(printable("character varying", "abcd"), None);
+        assert_eq!(printable("bit(3)", "101"), Some(true));
+        assert_eq!(printable("bit(3)", "1010"), Some(false));
+        assert_eq!(printable("bit(3)", "x5"), Some(false));
+        assert_eq!(printable("bit", "1"), Some(true));
+        assert_eq!(printable("bit varying(3)", "10"), Some(true));
+        assert_eq!(printable("bit varying(3)", "1010"), Some(false));
+        assert_eq!(printable("bit varying", "10101010"), Some(true));
+        assert_eq!(printable("money", "12.35"), Some(false));
+        assert_eq!(printable("money", "$12.35"), None);
         assert_eq!(printable("character(3)", "ab"), Some(false));
         assert_eq!(printable("character(3)", "ab "), Some(true));
         assert_eq!(
