@@ -134,3 +134,42 @@ fn a_new_row_without_its_plain_primary_key_fails_the_named_check() {
         }
     }
 }
+/// S3: a new row leaving a serial primary key to Postgres fails the one
+/// named check, once, and nothing else in the report says otherwise.
+/// Before: the staged table made the integer key SQLite's rowid, which
+/// numbered the row itself: the same check passed again at "constraints"
+/// on the staged rows, and the preflight list claimed "1 new rows give it
+/// values its sequence does not know" though the plan gave none.
+#[test]
+fn a_serial_key_left_to_postgres_fails_one_check_once() {
+    let w = item_world(
+        "rows_serial_key",
+        "CREATE TABLE public.dh_item (id serial PRIMARY KEY, name text NOT NULL); \
+         INSERT INTO public.dh_item (name) VALUES ('alpha');",
+        &["INSERT INTO dh_item (name) VALUES ('beta'), ('gamma');"],
+    );
+    let (names, report) = rehearsal_fails(&w);
+    assert_eq!(
+        names,
+        ["dh_item: new rows have a primary key set by the plan"],
+        "{report:#}"
+    );
+    let rows = common::check_rows(common::check_named(&report, &names[0]));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].contains("'beta'") && rows[1].contains("'gamma'"),
+        "{rows:?}"
+    );
+    let same_name: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == names[0].as_str())
+        .collect();
+    assert_eq!(same_name.len(), 1, "reported once: {same_name:#?}");
+    let sequence: Vec<_> = common::preflight(&report)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "sequence")
+        .collect();
+    assert!(sequence.is_empty(), "the plan gives no ids: {sequence:?}");
+}

@@ -295,7 +295,11 @@ fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<
         } else {
             staged_column_decl(c, declared)?
         };
-        parts.push(decl);
+        parts.push(if key.len() == 1 && key[0] == c.name {
+            not_rowid(decl, c)
+        } else {
+            decl
+        });
     }
     let pk = meta.primary_key();
     if !pk.is_empty() {
@@ -306,6 +310,23 @@ fn table_ddl(meta: &TableMeta, sqlite_name: &str, declared: Declared) -> Result<
         quote_ident(sqlite_name),
         parts.join(",\n  ")
     ))
+}
+
+/// A single-column key declared `INTEGER` would be SQLite's rowid, which
+/// turns a NULL the plan left there into a number of its own choosing:
+/// the staged row would show a key nobody wrote (the sequence "given
+/// values", the key check passing on the staged rows while the phase
+/// failed it, the diff differing from the phase's record). `INT` has the
+/// same INTEGER affinity and is not the rowid, so the NULL stays and is
+/// named by [`keyless_new_rows_check`].
+fn not_rowid(decl: String, c: &ColumnMeta) -> String {
+    let prefix = format!("{} INTEGER", quote_ident(&c.name));
+    match decl.strip_prefix(&prefix) {
+        Some(rest) if rest.is_empty() || rest.starts_with(' ') => {
+            format!("{} INT{rest}", quote_ident(&c.name))
+        }
+        _ => decl,
+    }
 }
 
 /// `ALTER TABLE … ADD COLUMN` of a column the plan adds to a working copy
