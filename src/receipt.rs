@@ -88,6 +88,12 @@ pub struct FilledValues {
     /// no row it writes: Postgres's value is the row's in every row read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_trigger: Vec<String>,
+    /// By row key, for the pulled rows the push updated: the values of
+    /// `by_trigger` before the push. The rollback's UPDATE fires the
+    /// trigger again, and must find these (a counter of edits would not
+    /// be): what it checks after undoing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_trigger_before: BTreeMap<String, Vec<Option<String>>>,
 }
 
 impl FilledValues {

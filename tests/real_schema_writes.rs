@@ -285,3 +285,34 @@ fn a_do_also_update_rule_is_listed_and_fires() {
         .stdout_has("rule dh_item_audit ON UPDATE TO dh_item (DO ALSO)");
     before.assert_same(&w.state(), "preflight");
 }
+
+/// A BEFORE trigger whose column a rollback cannot bring back (a counter
+/// of edits: restoring `name` counts one more): the push accepts the
+/// column as Postgres's, but its rollback, rehearsed before COMMIT, would
+/// leave the row unlike its pulled state, so the push is refused as
+/// irreversible, naming row and column, and nothing is written.
+#[test]
+fn a_trigger_column_a_rollback_cannot_restore_makes_the_push_irreversible() {
+    let w = item_world(
+        "writes_counter",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+         edits int NOT NULL DEFAULT 0); \
+         CREATE FUNCTION public.dh_item_count() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN NEW.edits := OLD.edits + 1; RETURN NEW; END$$; \
+         CREATE TRIGGER dh_item_count BEFORE UPDATE ON public.dh_item FOR EACH ROW \
+         EXECUTE FUNCTION public.dh_item_count(); \
+         INSERT INTO public.dh_item (id, name) VALUES ('a', 'alpha'), ('b', 'beta');",
+        &["UPDATE dh_item SET name = 'alpha-2' WHERE id = 'a';"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "would be refused",
+            "--allow-irreversible",
+            "row a: dh_item.edits is '2', the receipt recorded '0'",
+            "dh_item_count",
+        ]);
+        before.assert_same(&w.state(), "a push whose rollback cannot restore");
+    }
+}

@@ -341,6 +341,48 @@ fn trigger_set_columns(
     Ok(out)
 }
 
+/// Records, for the pulled rows the push updates, what the columns BEFORE
+/// triggers set held at the pull ([`FilledValues::by_trigger_before`]):
+/// the rollback checks the trigger gives them back.
+fn trigger_set_before(snapshot: &Snapshot, diff: &Diff, filled: &mut [FilledValues]) -> Result<()> {
+    for f in filled.iter_mut().filter(|f| !f.by_trigger.is_empty()) {
+        let Some(t) = diff
+            .tables
+            .iter()
+            .find(|t| t.table == f.table && !t.updates.is_empty())
+        else {
+            continue;
+        };
+        let Some(pulled) = snapshot.tables.iter().find(|p| p.meta.name == f.table) else {
+            continue;
+        };
+        let meta = &pulled.meta;
+        let updated: std::collections::BTreeSet<String> = t
+            .updates
+            .iter()
+            .map(|u| crate::types::row_key(u.key.iter().map(|k| Some(k.as_str()))))
+            .collect();
+        let at: Vec<Option<usize>> = f
+            .by_trigger
+            .iter()
+            .map(|c| meta.columns.iter().position(|m| &m.name == c))
+            .collect();
+        let mut before = BTreeMap::new();
+        snapshot.for_each_row(&f.table, meta, |row| {
+            let key = row_key(meta, &row)?;
+            if updated.contains(&key) {
+                before.insert(
+                    key,
+                    at.iter().map(|i| i.and_then(|i| row[i].clone())).collect(),
+                );
+            }
+            Ok(())
+        })?;
+        f.by_trigger_before = before;
+    }
+    Ok(())
+}
+
 pub async fn push(
     opts: &PushOptions,
     plan: &Plan,
@@ -1018,6 +1060,7 @@ impl Push<'_, '_> {
         }
         let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
         let trigger_set = trigger_set_columns(snapshot, plan, &filled, triggers)?;
+        trigger_set_before(snapshot, diff, &mut filled)?;
         // Untouched tables need no pass here: the database-wide write
         // accounting after the receipt covers them and every other table.
         let (mut states, read_back) =

@@ -92,6 +92,7 @@ async fn read_every_row(
         columns,
         rows,
         by_trigger: Default::default(),
+        by_trigger_before: Default::default(),
     })
 }
 
@@ -241,6 +242,7 @@ async fn read_filled_written(
             .iter()
             .map(|i| t.columns[*i].name.clone())
             .collect(),
+        by_trigger_before: BTreeMap::new(),
     }))
 }
 
@@ -288,6 +290,7 @@ mod filled_key_tests {
             .into_iter()
             .collect(),
             by_trigger: vec![],
+            by_trigger_before: Default::default(),
         };
         let mut row = vec![Some("docs/intro".to_string()), None];
         filled.apply(&meta, &mut row).expect("the row has its key");

@@ -97,6 +97,25 @@ pub(super) fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValu
                 values.push((at, c.old.clone()));
             }
         }
+        // Columns a BEFORE trigger set for the push: the undo's UPDATE
+        // fires it again, and it must give back what the row held.
+        for f in undo.filled.iter().filter(|f| f.table == t.table) {
+            let Some(before) = f.by_trigger_before.get(&key) else {
+                continue;
+            };
+            for (column, old) in f.by_trigger.iter().zip(before) {
+                if dropped.contains(&column.as_str()) {
+                    continue;
+                }
+                let Ok(at) = restored.position(column, &t.table) else {
+                    continue;
+                };
+                let values = restored.expected.entry(key.clone()).or_default();
+                if !values.iter().any(|(i, _)| *i == at) {
+                    values.push((at, old.clone()));
+                }
+            }
+        }
     }
     Ok(restored)
 }
