@@ -228,3 +228,30 @@ fn a_foreign_key_to_another_schema_is_created_there_and_rolled_back() {
     );
     w.rollback_restores(&run.receipt(), &before, "push then rollback");
 }
+
+/// S24: `--allow-writes prompts` (a side-effect table, the user thought)
+/// while a trigger rewrites every row of `prompts`, a table the plan
+/// protects. Before, the 227 rows went in as an allowed side effect with
+/// every check green; now the push is refused naming the protected table,
+/// and nothing changes.
+#[test]
+fn allowing_writes_never_extends_to_a_protected_table() {
+    let w = world(
+        "allow_protected",
+        "CREATE FUNCTION public.touch_prompts() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN UPDATE public.prompts SET id = id WHERE id IN (SELECT id FROM public.prompts LIMIT 1);
+               RETURN NULL; END $$;
+         CREATE TRIGGER workflows_touch_prompts AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.touch_prompts();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(&[confirm, &["--allow-writes", "prompts"]].concat());
+        run.refused(&[
+            "public.prompts: 227 rows",
+            "protects or reads",
+            "--allow-writes cannot cover it",
+        ]);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}

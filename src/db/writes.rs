@@ -322,11 +322,15 @@ pub struct Accounting {
 /// `phase` names the step in the checks ("push", "rollback").
 /// `cascades` (from [`cascading_keys`]) names a write Postgres made through
 /// a foreign key as that foreign key, not as a trigger's.
+/// `protected` (`schema.table`) are the tables the plan protects or reads:
+/// no --allow-writes covers them, since the rehearsal's result rests on
+/// their rows.
 pub fn account(
     phase: &str,
     writes: &[TableWrites],
     expected: &BTreeMap<String, TableWrites>,
     allowed: &[String],
+    protected: &[String],
     cascades: &BTreeMap<String, Vec<CascadingKey>>,
     writers: &dyn Fn(&str) -> Vec<String>,
 ) -> Accounting {
@@ -357,6 +361,19 @@ pub fn account(
                 c.row_count = 1;
             }
             checks.push(c);
+        } else if protected.contains(&w.table) {
+            let by = writers(&w.table);
+            unexpected.push(format!(
+                "{} — a table the plan protects or reads, written outside the plan ({}); \
+                 --allow-writes cannot cover it: the rehearsal's result rests on its rows. Stop \
+                 what writes it",
+                w.describe(),
+                if by.is_empty() {
+                    "by a trigger, rule or event trigger".to_string()
+                } else {
+                    format!("by {}", by.join("; "))
+                },
+            ));
         } else if allowed.iter().any(|a| qualify(a) == w.table) {
             allowed_writes.push(TableWrites {
                 written_by: writers(&w.table),
@@ -442,6 +459,7 @@ mod tests {
             &[w("public.workflows", 227, 0, 0)],
             &expected,
             &[],
+            &[],
             &BTreeMap::new(),
             &none,
         );
@@ -452,6 +470,7 @@ mod tests {
             "push",
             &[w("public.workflows", 227, 227, 0)],
             &expected,
+            &[],
             &[],
             &BTreeMap::new(),
             &none,
@@ -469,6 +488,7 @@ mod tests {
             &writes,
             &expected,
             &["audit_log".into()],
+            &[],
             &BTreeMap::new(),
             &|t| {
                 if t == "public.ddl_log" {
@@ -496,6 +516,7 @@ mod tests {
             &writes,
             &expected,
             &["audit.audit_log".into(), "ddl_log".into()],
+            &[],
             &BTreeMap::new(),
             &none,
         );

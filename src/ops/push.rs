@@ -1787,11 +1787,29 @@ impl Push<'_, '_> {
             .iter()
             .map(|a| a.table.clone())
             .collect();
+        // The tables the plan protects or reads: the rehearsal rests on
+        // their rows, so no --allow-writes extends to them.
+        let plan = self.job.plan;
+        let protected: Vec<String> = plan
+            .tables
+            .protected
+            .iter()
+            .cloned()
+            .chain(plan.read_set())
+            .filter(|t| !plan.write_set().contains(t))
+            .map(|t| qualify(&t))
+            .collect();
+        let allowed_here: Vec<String> = receipt
+            .allowed
+            .iter()
+            .filter(|a| !protected.contains(&qualify(a)))
+            .cloned()
+            .collect();
         // The storage and DDL checks ask nothing of the writes: sent with
         // them.
         let (writes, storage, ddl) = futures_util::join!(
             transaction_writes(&self.tx),
-            storage_check(&self.tx, "writes", &ddl_targets, &receipt.allowed),
+            storage_check(&self.tx, "writes", &ddl_targets, &allowed_here),
             transaction_ddl(&self.tx)
         );
         let writes = writes?;
@@ -1833,6 +1851,7 @@ impl Push<'_, '_> {
             &writes,
             &planned,
             &receipt.allowed,
+            &protected,
             &cascades,
             &writers,
         );
@@ -1842,7 +1861,7 @@ impl Push<'_, '_> {
             "writes",
             &ddl?,
             &self.own_ddl(receipt, triggers),
-            &receipt.allowed,
+            &allowed_here,
             &writers,
         ));
         receipt.undo.side_effects = accounting.allowed.clone();

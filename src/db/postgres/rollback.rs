@@ -1327,6 +1327,7 @@ impl Rollback<'_, '_> {
             &writes,
             &expected,
             &allowed,
+            &[],
             &cascades,
             &|t: &str| effects.naming(t),
         );
