@@ -185,6 +185,14 @@ pub struct RollbackArgs {
     /// Require every pulled table unchanged (the app switched off), not only those the plan reads and writes.
     #[arg(long)]
     pub strict: bool,
+    /// Undo even though the app changed this column of rows the push wrote
+    /// since the push (e.g. workflows.updated_at, moved by an app save):
+    /// the change is discarded (a row the push inserted is deleted with it;
+    /// a value the push wrote is put back as before the push), and each
+    /// change discarded is listed and recorded in the receipt. TABLE.* for
+    /// any column. Repeatable; any other change still refuses.
+    #[arg(long = "discard-changes", value_name = "TABLE.COLUMN")]
+    pub discard_changes: Vec<String>,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }

@@ -72,6 +72,10 @@ pub struct Undo {
     /// deleted before it, left as they were (`row KEY of TABLE (…)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub already_gone: Vec<String>,
+    /// Written by the rollback: changes the app made since the push to
+    /// rows the push wrote that the undo discarded (`--discard-changes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discarded: Vec<String>,
 }
 
 /// What Postgres chose for the columns a table's new rows left to it
@@ -256,6 +260,7 @@ impl Undo {
             filled: vec![],
             sequences: vec![],
             already_gone: vec![],
+            discarded: vec![],
         })
     }
 
@@ -419,6 +424,7 @@ mod tests {
                 draw: None,
             }],
             already_gone: vec![],
+            discarded: vec![],
         };
         let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();
         assert_eq!(back.side_effects, u.side_effects);

@@ -1168,6 +1168,7 @@ fn push_and_rollback_pipeline_their_round_trips() {
         allow_writes: vec![],
         allow_external_effects: false,
         strict: false,
+        discard_changes: vec![],
     };
     rt.block_on(sandbox::ops::rollback::rollback(&rollback))
         .expect("rollback");

@@ -677,6 +677,139 @@ fn already_applied_is_not_blocked_by_app_writes_to_rows_the_push_did_not_write()
     );
 }
 
+/// An app that saves a row the push wrote, changing nothing, still moves
+/// its `updated_at` (the table's stamp trigger fires for any UPDATE); and
+/// one that edits a column the push updated (H8 S19). Before, rollback
+/// refused for ever with "row … changed since the push inserted it into
+/// workflows", naming no column, with no way out but editing rows by hand.
+/// Now the refusal names table, row, column, the value as pushed and now,
+/// and the stamp trigger; nothing is changed. `--discard-changes
+/// TABLE.COLUMN` lets the undo discard exactly those changes, says so and
+/// records them in the receipt: every row the push wrote is as before it,
+/// the app's write to a row the push did not write is left.
+#[test]
+fn an_app_save_of_a_pushed_row_is_named_and_can_be_discarded_by_column() {
+    let w = world("rollback_app_save", "");
+    let pulled = w.scalar("SELECT string_agg(quote_literal(id::text), ',') FROM workflows");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    // A row the push inserted, saved by the app as it is: only updated_at
+    // moves (by the fixture's workflows_set_updated_at).
+    let saved = w.scalar(&format!(
+        "SELECT min(id::text) FROM workflows WHERE id::text NOT IN ({pulled})"
+    ));
+    let stamp = |id: &str| {
+        w.scalar(&format!(
+            "SELECT updated_at::text FROM workflows WHERE id::text = '{id}'"
+        ))
+    };
+    let pushed_stamp = stamp(&saved);
+    w.exec(&format!(
+        "UPDATE workflows SET name = name WHERE id::text = '{saved}'"
+    ));
+    let app_stamp = stamp(&saved);
+    assert_ne!(pushed_stamp, app_stamp, "the stamp trigger fired");
+    // A column the push updated, set back by the app to what it held
+    // before the push (a literal or NULL: any type).
+    let row = w.scalar(
+        "SELECT concat_ws(E'\\t', t->>'table', t->'key'->>0, u->'key'->>0, c->>'column', \
+                          coalesce(quote_literal(c->>'old'), 'NULL'), c->>'new') \
+         FROM sandbox.receipts r, jsonb_array_elements(r.undo->'tables') t, \
+              jsonb_array_elements(t->'updates') u, jsonb_array_elements(u->'changes') c \
+         WHERE NOT (t->>'created')::boolean AND c->>'new' IS NOT NULL \
+           AND c->>'old' IS DISTINCT FROM c->>'new' AND jsonb_array_length(t->'key') = 1 \
+         ORDER BY 1 LIMIT 1",
+    );
+    let parts: Vec<&str> = row.split('\t').collect();
+    assert_eq!(parts.len(), 6, "{row}");
+    let [table, key_column, key_value, column, old, new] = [0, 1, 2, 3, 4, 5].map(|i| parts[i]);
+    // Its stamp trigger moves updated_at too, a column the push did not
+    // write: the rollback leaves that one as the app left it.
+    let stamp_was = w.scalar(&format!(
+        "SELECT format('SET session_replication_role = replica; \
+                UPDATE {table} SET updated_at = %L WHERE {key_column}::text = %L; \
+                RESET session_replication_role', updated_at, {key_column}) \
+         FROM {table} WHERE {key_column}::text = '{key_value}'"
+    ));
+    w.exec(&format!(
+        "UPDATE {table} SET {column} = {old} WHERE {key_column}::text = '{key_value}'"
+    ));
+    // And the app renames a workflow the push did not write.
+    let app_row = w.scalar(&format!(
+        "SELECT min(id::text) FROM workflows WHERE id::text IN ({pulled})"
+    ));
+    let app_row_was = row_restorer(&w, &app_row);
+    w.exec(&format!(
+        "UPDATE workflows SET name = name || ' (renamed by the app)' WHERE id::text = '{app_row}'"
+    ));
+    let app_state = w.state();
+
+    let edited =
+        format!("row {key_value} changed: {table}.{column} was pushed as '{new}', is now {old}");
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        &format!(
+            "row {saved} changed since the push inserted it into workflows: \
+             workflows.updated_at was pushed as '{pushed_stamp}', is now '{app_stamp}' \
+             (likely trigger workflows.workflows_set_updated_at, which only stamps updated_at"
+        ),
+        &edited,
+        &format!("add --discard-changes {table}.{column} --discard-changes workflows.updated_at"),
+        "nothing was changed",
+    ]);
+    app_state.assert_same(&w.state(), "a refused rollback");
+    // Discarding one of the two changes is not enough: the other refuses.
+    let run = w.rollback(
+        &receipt,
+        &["--confirm", "--discard-changes", "workflows.updated_at"],
+    );
+    run.refused(&[&edited, "nothing was changed"]);
+    assert!(!run.stderr.contains(&saved), "{}", run.show());
+    app_state.assert_same(&w.state(), "a rollback refused for the other change");
+    let discard = [
+        "--discard-changes",
+        "workflows.updated_at",
+        "--discard-changes",
+        &format!("{table}.{column}"),
+    ];
+    w.rollback(&receipt, &discard)
+        .ok()
+        .stdout_has("Would discard the app's changes")
+        .stdout_has("Nothing was changed");
+    app_state.assert_same(&w.state(), "a dry run");
+
+    let mut args = vec!["--confirm"];
+    args.extend(discard);
+    let run = w.rollback(&receipt, &args);
+    run.ok()
+        .stdout_has("Discarded the app's changes to rows the push wrote")
+        .stdout_has(&format!(
+            "workflows.updated_at was pushed as '{pushed_stamp}', is now '{app_stamp}'"
+        ))
+        .stdout_has(&format!("— discarded (--discard-changes {table}.{column})"));
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM sandbox.receipts WHERE id = '{receipt}' \
+             AND jsonb_array_length(undo->'discarded') = 2 AND undo::text LIKE '%{saved}%'"
+        )),
+        1,
+        "the receipt records what the undo discarded"
+    );
+    // The app's rename survived; put back, the database is as pulled.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM workflows WHERE id::text = '{app_row}' \
+             AND name LIKE '% (renamed by the app)'"
+        )),
+        1
+    );
+    w.exec(&app_row_was);
+    w.exec(&stamp_was);
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "push, app saves, rollback discarding them",
+    );
+}
+
 /// SQL that puts workflow `id` back as it is now, name and the
 /// `updated_at` its stamp trigger moves (held off for that statement).
 fn row_restorer(w: &World, id: &str) -> String {

@@ -15,6 +15,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         allow_writes: args.allow_writes,
         allow_external_effects: args.allow_external_effects,
         strict: args.strict,
+        discard_changes: args.discard_changes,
     };
     let report = crate::runtime()?.block_on(rollback(&opts))?;
     // Postgres is the authority; the snapshot's copy follows it once the
@@ -92,6 +93,17 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         counted(&report.reinserted),
         counted(&report.restored)
     );
+    if !report.discarded.is_empty() {
+        println!(
+            "{} the app's changes to rows the push wrote (--discard-changes; recorded in the receipt): {}.",
+            if report.confirmed {
+                "Discarded"
+            } else {
+                "Would discard"
+            },
+            report.discarded.join("; ")
+        );
+    }
     if !report.already_gone.is_empty() {
         println!(
             "Already gone, left as the app left them (recorded in the receipt): {}.",

@@ -35,6 +35,11 @@ pub struct TriggerReport {
     /// `pg_trigger.tgenabled` before the push: O, A, R or D.
     #[serde(skip)]
     pub enabled: String,
+    /// A BEFORE UPDATE row trigger whose function is proven to do nothing
+    /// but stamp updated_at ([`proves_updated_at_stamp`]), held off or not:
+    /// what a rollback names when the app's save of a pushed row moved it.
+    #[serde(skip)]
+    pub stamps_updated_at: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -246,6 +251,7 @@ pub async fn plan_triggers(
             action: TriggerAction::Fires,
             note: String::new(),
             enabled: enabled.clone(),
+            stamps_updated_at: false,
         };
         let stamp = if !has_updated_at {
             Err(format!("{table} has no updated_at column"))
@@ -254,6 +260,7 @@ pub async fn plan_triggers(
         } else {
             proves_updated_at_stamp(&language, &source, &extension, &args)
         };
+        report.stamps_updated_at = stamp.is_ok();
         if enabled == "D" {
             report.action = TriggerAction::DoesNotFire;
             report.note = "disabled before the push".into();
@@ -319,6 +326,7 @@ pub async fn plan_triggers(
                 "fires on the DDL the push runs".into()
             },
             enabled,
+            stamps_updated_at: false,
         });
     }
     for n in named {

@@ -2009,6 +2009,8 @@ fn rollback_options(
         allow_writes: vec![],
         allow_external_effects: job.opts.allow_external_effects,
         strict: job.opts.strict,
+        // Nothing of the app's is discarded on the push's behalf.
+        discard_changes: vec![],
     }
 }
 

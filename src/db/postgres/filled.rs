@@ -24,7 +24,13 @@ use crate::types::quote_ident;
 /// A column the plan sets stays the plan's, and a trigger changing it is
 /// still a mismatch the push refuses. And, in every row, the columns the
 /// plan adds whose default only Postgres computes
-/// ([`TableDiff::added_filled`]). None when there is nothing to read.
+/// ([`TableDiff::added_filled`]). With a trigger on the table that only
+/// stamps updated_at (on every UPDATE), every new row's updated_at too,
+/// however it was written: an app saving one of them, even changing
+/// nothing, moves it, and the rollback then names the change with the value
+/// the push left (the receipt keeps only a fingerprint of the rest of the
+/// row); [`FilledValues::apply`] does not put it into rows that set it.
+/// None when there is nothing to read.
 pub async fn read_filled(
     tx: &Transaction<'_>,
     t: &TableDiff,
@@ -104,10 +110,19 @@ async fn read_filled_written(
 ) -> Result<Option<FilledValues>> {
     let mut columns: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     let key_idx = key_positions_of(t)?;
+    let stamped = triggers
+        .iter()
+        .any(|tr| tr.table == t.table && tr.stamps_updated_at);
+    let stamp = t
+        .columns
+        .iter()
+        .position(|c| c.name == "updated_at" && c.generated.is_none())
+        .filter(|i| stamped && !key_idx.contains(i));
     let mut keys: Vec<Vec<Option<String>>> = Vec::new();
     for row in &t.inserts {
-        let left = t.left_to_postgres(row);
-        if left.is_empty() {
+        let mut left = t.left_to_postgres(row);
+        let keep_stamp = stamp.filter(|i| !left.contains(i));
+        if left.is_empty() && keep_stamp.is_none() {
             continue;
         }
         if let Some(k) = key_idx.iter().find(|k| left.contains(k)) {
@@ -120,6 +135,7 @@ async fn read_filled_written(
                 vec![],
             ));
         }
+        left.extend(keep_stamp);
         columns.extend(left);
         keys.push(key_idx.iter().map(|i| row[*i].clone()).collect());
     }

@@ -43,7 +43,9 @@ mod needs;
 mod rows;
 use apply::{added_columns_of, undo_changes};
 use needs::rollback_needs;
-use rows::{meta_of, receipt_key_positions, restored_values, shown, WrittenRows};
+use rows::{
+    meta_of, receipt_key_positions, restored_values, rows_check, shown, AppChange, WrittenRows,
+};
 
 pub struct RollbackOptions {
     pub target: Target,
@@ -61,6 +63,12 @@ pub struct RollbackOptions {
     /// recorded must equal, after the undo, its state before the push;
     /// whole tables the push wrote must be unchanged since it.
     pub strict: bool,
+    /// `table.column` (or `table.*`): changes the app made since the push
+    /// to rows the push wrote, in that column, that the undo may discard —
+    /// a row the push inserted is deleted with it, a value it wrote is put
+    /// back as before the push. Each one discarded is reported and recorded
+    /// in the receipt; any other change still refuses.
+    pub discard_changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +105,10 @@ pub struct RollbackReport {
     /// Rows the push wrote that the app has deleted since: already undone,
     /// so left as they are (and recorded in the receipt).
     pub already_gone: Vec<String>,
+    /// Changes the app made since the push to rows the push wrote, that
+    /// the undo discards (`--discard-changes`): table, row, column, the
+    /// value as pushed and the app's (recorded in the receipt).
+    pub discarded: Vec<String>,
     pub millis: u64,
 }
 
@@ -194,10 +206,15 @@ async fn undo_after_read_back(
         Effects::read(tx, &written, &allowed),
     );
     checks.push(columns?);
-    let gone = r.unchanged_since_push(&mut checks, unchanged)?;
+    let (gone, discarded) = r.unchanged_since_push(
+        &mut checks,
+        unchanged,
+        triggers_read.as_ref().ok().map(|(t, _)| t.as_slice()),
+    )?;
     // What the app deleted is undone already: the rest of the rollback
-    // works from the receipt without those rows.
-    let undo = &without_gone_rows(undo, &gone);
+    // works from the receipt without those rows. What it changed and the
+    // user lets the undo discard is undone from where the app left it.
+    let undo = &with_discarded(without_gone_rows(undo, &gone), &discarded);
     let r = Rollback { undo, ..r };
     // Without those rows the undo may no longer update a table: what fires
     // for it is read again for what is left (rare: the app deleted every
@@ -232,6 +249,16 @@ async fn undo_after_read_back(
         .map(|t| format!("table {t} (the push created it; dropped since, so already undone)"))
         .chain(gone.iter().map(GoneRow::describe))
         .collect();
+    report.discarded = discarded
+        .iter()
+        .map(|c| {
+            format!(
+                "{} — discarded (--discard-changes {})",
+                c.describe(),
+                c.discarded_by(&opts.discard_changes).unwrap_or_default()
+            )
+        })
+        .collect();
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
@@ -241,20 +268,26 @@ async fn undo_after_read_back(
         r.equal_to_before_push(&mut report.checks).await?;
     }
     // The receipt says which of its rows were gone before the undo (the
-    // undo left them as the app did); sent with the read of what the last
-    // DROPs lock (one round trip).
-    let gone_json = serde_json::to_string(&report.already_gone)?;
+    // undo left them as the app did) and which changes of the app the undo
+    // discarded; sent with the read of what the last DROPs lock (one round
+    // trip).
+    let mut noted = serde_json::Map::new();
+    if !report.already_gone.is_empty() {
+        noted.insert("already_gone".into(), report.already_gone.clone().into());
+    }
+    if !report.discarded.is_empty() {
+        noted.insert("discarded".into(), report.discarded.clone().into());
+    }
+    let noted_json = serde_json::Value::Object(noted).to_string();
     let marking = [
         (&opts.receipt_id, tokio_postgres::types::Type::TEXT),
-        (&gone_json, tokio_postgres::types::Type::TEXT),
+        (&noted_json, tokio_postgres::types::Type::TEXT),
     ];
     let marking = marking.map(|(v, t)| (v as &(dyn tokio_postgres::types::ToSql + Sync), t));
     let (marked, referenced) = futures_util::join!(
         tx.query_typed(
             "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now(), \
-             undo = CASE WHEN $2::text = '[]' THEN undo \
-                    ELSE undo || jsonb_build_object('already_gone', $2::text::jsonb) END \
-             WHERE id = $1::text::uuid",
+             undo = undo || $2::text::jsonb WHERE id = $1::text::uuid",
             &marking,
         ),
         referenced_by_dropped(tx, &undo.created_tables, &drop_last),
@@ -313,7 +346,8 @@ pub async fn pushed_writes_as_left(
             )
             .await?
         } else {
-            let (mut check, gone) = r.pushed_rows_check(t, &meta, after).await?;
+            let (written, changes, gone) = r.pushed_rows_check(t, &meta, after).await?;
+            let (mut check, _) = rows_check(&t.table, written, changes, &[], &[]);
             check.phase = "already applied".into();
             check.name = format!("{} rows the push wrote as it left them", t.table);
             if !gone.is_empty() {
@@ -351,6 +385,7 @@ impl RollbackReport {
             foreign_writes_allowed: vec![],
             external_effects: vec![],
             already_gone: vec![],
+            discarded: vec![],
             millis: 0,
         }
     }
@@ -582,16 +617,50 @@ impl Rollback<'_, '_> {
     /// that undoing would discard — the push's write is undone already —
     /// and are returned, to be left out of the undo. With --strict a
     /// deleted row is a change like any other.
-    /// `read` is [`Self::unchanged_since_push_read`]'s answer.
+    /// `read` is [`Self::unchanged_since_push_read`]'s answer; `triggers`
+    /// the triggers on the written tables, when read (a change of
+    /// updated_at names the proven stamp that likely made it).
+    /// A change the user lets the undo discard (`--discard-changes`) does
+    /// not refuse: it is returned, to be undone from where the app left it.
     fn unchanged_since_push(
         &self,
         checks: &mut Vec<Check>,
-        read: Result<Vec<(Check, Vec<GoneRow>)>>,
-    ) -> Result<Vec<GoneRow>> {
+        read: Result<Vec<TableRead>>,
+        triggers: Option<&[TriggerReport]>,
+    ) -> Result<(Vec<GoneRow>, Vec<AppChange>)> {
         let mut gone = Vec::new();
-        for (check, deleted) in read? {
+        let mut discarded = Vec::new();
+        // What would let the undo discard the changes that refuse it.
+        let mut flags = std::collections::BTreeSet::new();
+        for t in read? {
+            gone.extend(t.gone);
+            let check = match t.whole {
+                Some(check) => check,
+                None => {
+                    let stamps: Vec<String> = triggers
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|tr| tr.table == t.table && tr.stamps_updated_at)
+                        .map(|tr| format!("{}.{}", tr.table, tr.name))
+                        .collect();
+                    flags.extend(
+                        t.changes
+                            .iter()
+                            .filter(|c| c.discarded_by(&self.opts.discard_changes).is_none())
+                            .map(AppChange::flag_value),
+                    );
+                    let (check, d) = rows_check(
+                        &t.table,
+                        t.written,
+                        t.changes,
+                        &self.opts.discard_changes,
+                        &stamps,
+                    );
+                    discarded.extend(d);
+                    check
+                }
+            };
             checks.push(check);
-            gone.extend(deleted);
         }
         if checks.iter().any(|c| !c.ok) {
             let changed: Vec<String> = checks
@@ -599,22 +668,37 @@ impl Rollback<'_, '_> {
                 .filter(|c| !c.ok)
                 .map(|c| format!("{} ({} now: {})", c.name, c.actual, c.rows.join(", ")))
                 .collect();
+            let escape = if flags.is_empty() || self.mode == Mode::RehearsalInPush {
+                String::new()
+            } else {
+                format!(
+                    ". To undo the push anyway and discard them, add {} (each change discarded is \
+                     listed and recorded in the receipt); or put the values back as the push left \
+                     them and roll back again",
+                    flags
+                        .iter()
+                        .map(|f| format!("--discard-changes {f}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            };
             return Err(self.refuse(
                 format!(
-                    "tables changed since the push — {}. Undoing now would discard those changes; {}",
+                    "tables changed since the push — {}. Undoing now would discard those \
+                     changes{escape}; {}",
                     changed.join("; "),
                     self.nothing
                 ),
                 std::mem::take(checks),
             ));
         }
-        Ok(gone)
+        Ok((gone, discarded))
     }
 
     /// What [`Self::unchanged_since_push`] judges, per table of the
     /// receipt. One table's reads do not wait for another's: all tables at
     /// once (pipelined on the connection), in the receipt's order.
-    async fn unchanged_since_push_read(&self) -> Result<Vec<(Check, Vec<GoneRow>)>> {
+    async fn unchanged_since_push_read(&self) -> Result<Vec<TableRead>> {
         futures_util::future::join_all(self.undo.tables.iter().map(|t| self.unchanged_table(t)))
             .await
             .into_iter()
@@ -622,9 +706,9 @@ impl Rollback<'_, '_> {
             .collect()
     }
 
-    /// [`Self::unchanged_since_push_read`] for one table of the receipt: its
-    /// check and the rows the app deleted since (None: no after-image).
-    async fn unchanged_table(&self, t: &UndoTable) -> Result<Option<(Check, Vec<GoneRow>)>> {
+    /// [`Self::unchanged_since_push_read`] for one table of the receipt
+    /// (None: no after-image).
+    async fn unchanged_table(&self, t: &UndoTable) -> Result<Option<TableRead>> {
         let Some(after) = self.undo.after.get(&t.table) else {
             return Ok(None);
         };
@@ -634,7 +718,8 @@ impl Rollback<'_, '_> {
             .get(&t.table)
             .filter(|s| s.checksum == after.checksum)
         {
-            return Ok(Some((self.as_read_back(t, &meta, after, sum)?, Vec::new())));
+            let check = self.as_read_back(t, &meta, after, sum)?;
+            return Ok(Some(TableRead::whole(&t.table, check, Vec::new())));
         }
         if t.created && !self.opts.strict {
             let (check, deleted) = self.created_table_check(&meta, after).await?;
@@ -646,7 +731,7 @@ impl Rollback<'_, '_> {
                     how: "the push created the table and inserted it",
                 })
                 .collect();
-            return Ok(Some((check, gone)));
+            return Ok(Some(TableRead::whole(&t.table, check, gone)));
         }
         if t.created || self.opts.strict {
             let check = self
@@ -659,9 +744,9 @@ impl Rollback<'_, '_> {
                     true,
                 )
                 .await?;
-            return Ok(Some((check, Vec::new())));
+            return Ok(Some(TableRead::whole(&t.table, check, Vec::new())));
         }
-        let (check, deleted) = self.pushed_rows_check(t, &meta, after).await?;
+        let (written, changes, deleted) = self.pushed_rows_check(t, &meta, after).await?;
         let gone = deleted
             .into_iter()
             .map(|key| GoneRow {
@@ -678,7 +763,13 @@ impl Rollback<'_, '_> {
                 key,
             })
             .collect();
-        Ok(Some((check, gone)))
+        Ok(Some(TableRead {
+            table: t.table.clone(),
+            whole: None,
+            written,
+            changes,
+            gone,
+        }))
     }
 
     /// The check [`Self::unchanged_table`] passes for a table read back
@@ -702,7 +793,8 @@ impl Rollback<'_, '_> {
             c.ok = true;
             return Ok(c);
         }
-        Ok(WrittenRows::of(t, meta)?.unchanged_check(&t.table, Vec::new()))
+        let written = WrittenRows::of(t, meta, self.undo)?.count();
+        Ok(rows_check(&t.table, written, Vec::new(), &[], &[]).0)
     }
 
     /// A table the push created is dropped whole by the undo, so it must
@@ -794,8 +886,8 @@ impl Rollback<'_, '_> {
         t: &UndoTable,
         meta: &TableMeta,
         after: &TableState,
-    ) -> Result<(Check, Vec<String>)> {
-        let written = WrittenRows::of(t, meta)?;
+    ) -> Result<(usize, Vec<AppChange>, Vec<String>)> {
+        let written = WrittenRows::of(t, meta, self.undo)?;
         let key_positions = receipt_key_positions(t, meta)?;
         let mut changed = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
@@ -816,12 +908,11 @@ impl Rollback<'_, '_> {
                 }
                 seen.insert(key.clone());
                 // Unchanged as a whole: nothing to look at column by column.
-                if after.row_hashes.get(&key).map(String::as_str)
-                    == Some(crate::db::postgres::digest::row_fingerprint(line).as_str())
-                {
+                let pushed = after.row_hashes.get(&key).map(String::as_str);
+                if pushed == Some(crate::db::postgres::digest::row_fingerprint(line).as_str()) {
                     return Ok(());
                 }
-                changed.extend(written.changes(&t.table, &key, &values));
+                changed.extend(written.changes(&t.table, &key, &values, pushed));
                 Ok(())
             },
         )
@@ -834,7 +925,7 @@ impl Rollback<'_, '_> {
             .collect();
         gone.sort();
         gone.dedup();
-        Ok((written.unchanged_check(&t.table, changed), gone))
+        Ok((written.count(), changed, gone))
     }
 
     /// Dropping a column the push added drops every value in it: refused
@@ -1418,6 +1509,62 @@ fn undo_writes(undo: &Undo, report: &RollbackReport) -> BTreeMap<String, TableWr
         },
     );
     out
+}
+
+/// What the rollback read of one table the push wrote, to judge whether
+/// undoing it discards a change of the app's.
+struct TableRead {
+    table: String,
+    /// Judged already (a table the push created, `--strict`, a table the
+    /// push's own read-back found as it left it): the check. None: judged
+    /// by `changes`.
+    whole: Option<Check>,
+    /// How many rows the push wrote there.
+    written: usize,
+    /// The app's changes since the push to the rows the push wrote.
+    changes: Vec<AppChange>,
+    /// Rows the push wrote that the app deleted since.
+    gone: Vec<GoneRow>,
+}
+
+impl TableRead {
+    fn whole(table: &str, check: Check, gone: Vec<GoneRow>) -> TableRead {
+        TableRead {
+            table: table.to_string(),
+            whole: Some(check),
+            written: 0,
+            changes: Vec::new(),
+            gone,
+        }
+    }
+}
+
+/// The receipt's undo, restoring what the app changed since in a column
+/// the push wrote (and the user lets it discard) from the value the app
+/// left, not the one the push did: the restore's guard expects the value
+/// it overwrites. Rows the push inserted are deleted by key whatever they
+/// hold: nothing to change for them.
+fn with_discarded(mut undo: Undo, discarded: &[AppChange]) -> Undo {
+    for d in discarded.iter().filter(|d| !d.inserted) {
+        let Some(c) = &d.column else { continue };
+        let Some(t) = undo.tables.iter_mut().find(|t| t.table == d.table) else {
+            continue;
+        };
+        for u in t
+            .updates
+            .iter_mut()
+            .filter(|u| crate::types::row_key(u.key.iter().map(|v| Some(v.as_str()))) == d.key)
+        {
+            for change in u
+                .changes
+                .iter_mut()
+                .filter(|x| x.column == c.name && x.new == c.pushed)
+            {
+                change.new = c.now.clone();
+            }
+        }
+    }
+    undo
 }
 
 /// A row the push wrote that is no longer there when it is rolled back.

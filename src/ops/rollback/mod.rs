@@ -24,6 +24,20 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             opts.receipt_id
         )));
     }
+    for d in &opts.discard_changes {
+        if !matches!(d.split_once('.'), Some((t, c)) if !t.is_empty() && !c.is_empty()) {
+            return Err(crate::error::environment(format!(
+                "--discard-changes {d}: name a column as TABLE.COLUMN (e.g. workflows.updated_at), \
+                 or TABLE.* for any column of the table"
+            )));
+        }
+    }
+    if opts.strict && !opts.discard_changes.is_empty() {
+        return Err(crate::error::environment(
+            "--discard-changes cannot be combined with --strict, which requires every table \
+             unchanged since the push; leave out one of them",
+        ));
+    }
     let mut client = connect(&opts.target).await?;
     let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
     // Where the sequences stand, sent with the first question (no round

@@ -136,18 +136,109 @@ pub(super) fn receipt_key_positions(t: &UndoTable, meta: &TableMeta) -> Result<V
 /// its name and the value the push wrote.
 type WrittenValue<'u> = (usize, &'u str, Option<&'u str>);
 
+/// One change the app made, since the push, to a row the push wrote: what
+/// undoing the push would discard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AppChange {
+    pub(super) table: String,
+    /// [`crate::types::row_key`] of the row.
+    pub(super) key: String,
+    /// The push inserted the row (else it updated it).
+    pub(super) inserted: bool,
+    /// The column, with its value as the push left it and now. None: a row
+    /// the push inserted changed in a column whose pushed value the receipt
+    /// does not keep (it keeps the row's fingerprint, and the values
+    /// Postgres filled in).
+    pub(super) column: Option<ColumnChange>,
+    /// `table.trigger` of a proven updated_at stamp on the table, when the
+    /// column is updated_at: the likely writer (any UPDATE of the row, even
+    /// an app save that changes nothing else, moves it).
+    pub(super) stamped_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ColumnChange {
+    pub(super) name: String,
+    pub(super) pushed: Option<String>,
+    pub(super) now: Option<String>,
+}
+
+impl AppChange {
+    /// For a person: table, row key, column, the value as pushed and now.
+    pub(super) fn describe(&self) -> String {
+        let row = if self.inserted {
+            format!(
+                "row {} changed since the push inserted it into {}",
+                self.key, self.table
+            )
+        } else {
+            format!("row {} changed", self.key)
+        };
+        let Some(c) = &self.column else {
+            return format!(
+                "{row}, in a column whose pushed value the receipt does not keep (it keeps the \
+                 row's fingerprint)"
+            );
+        };
+        let how = format!(
+            "{}.{} was pushed as {}, is now {}",
+            self.table,
+            c.name,
+            shown(c.pushed.as_deref()),
+            shown(c.now.as_deref())
+        );
+        let by = match &self.stamped_by {
+            Some(t) => format!(
+                " (likely trigger {t}, which only stamps updated_at: any UPDATE of the row moves \
+                 it, even an app save that changed nothing else)"
+            ),
+            None => String::new(),
+        };
+        if self.inserted {
+            format!("{row}: {how}{by}")
+        } else {
+            format!("row {} changed: {how}{by}", self.key)
+        }
+    }
+
+    /// What `--discard-changes` names to let the undo discard it:
+    /// `table.column`, or `table.*` when the column is not known.
+    pub(super) fn flag_value(&self) -> String {
+        match &self.column {
+            Some(c) => format!("{}.{}", self.table, c.name),
+            None => format!("{}.*", self.table),
+        }
+    }
+
+    /// The `--discard-changes` value among `discard` that covers it.
+    pub(super) fn discarded_by<'d>(&self, discard: &'d [String]) -> Option<&'d str> {
+        let all = format!("{}.*", self.table);
+        let exact = self.flag_value();
+        discard
+            .iter()
+            .find(|d| **d == exact || **d == all)
+            .map(String::as_str)
+    }
+}
+
 /// The rows of one table a receipt says the push wrote: inserted whole,
 /// or updated in some columns (per row: each column's position, name and
 /// the value the push wrote), by [`crate::types::row_key`].
 pub(super) struct WrittenRows<'u> {
     inserted: std::collections::BTreeSet<String>,
     updated: BTreeMap<String, Vec<WrittenValue<'u>>>,
+    /// Per inserted row: the values Postgres filled in (position, value),
+    /// as the push left them — the only values of an inserted row the
+    /// receipt keeps.
+    filled: BTreeMap<String, Vec<(usize, Option<String>)>>,
+    /// The table's column names, in the order its rows are read.
+    names: Vec<String>,
     /// The key values of each of those rows, once: what is read back.
     pub(super) key_values: Vec<Vec<Option<String>>>,
 }
 
 impl<'u> WrittenRows<'u> {
-    pub(super) fn of(t: &'u UndoTable, meta: &TableMeta) -> Result<Self> {
+    pub(super) fn of(t: &'u UndoTable, meta: &TableMeta, undo: &Undo) -> Result<Self> {
         let inserted: std::collections::BTreeSet<String> = t
             .inserted_keys
             .iter()
@@ -178,9 +269,28 @@ impl<'u> WrittenRows<'u> {
                 .collect::<Result<Vec<_>>>()?;
             updated.insert(key, cols);
         }
+        let mut filled = BTreeMap::new();
+        for f in undo.filled.iter().filter(|f| f.table == t.table) {
+            let positions: Vec<Option<usize>> = f
+                .columns
+                .iter()
+                .map(|c| meta.columns.iter().position(|m| &m.name == c))
+                .collect();
+            for (key, values) in f.rows.iter().filter(|(k, _)| inserted.contains(*k)) {
+                let row: &mut Vec<(usize, Option<String>)> = filled.entry(key.clone()).or_default();
+                row.extend(
+                    positions
+                        .iter()
+                        .zip(values)
+                        .filter_map(|(i, v)| Some(((*i)?, v.clone()))),
+                );
+            }
+        }
         Ok(WrittenRows {
             inserted,
             updated,
+            filled,
+            names: meta.columns.iter().map(|c| c.name.clone()).collect(),
             key_values,
         })
     }
@@ -194,14 +304,64 @@ impl<'u> WrittenRows<'u> {
     }
 
     /// How row `key` of `table`, now `values` and no longer as the push
-    /// left it, differs in what undoing it would discard: a row the push
-    /// inserted in any column, a row it updated only in the columns it
-    /// wrote.
-    pub(super) fn changes(&self, table: &str, key: &str, values: &[Option<String>]) -> Vec<String> {
+    /// left it (`pushed_hash`: its fingerprint then), differs in what
+    /// undoing it would discard: a row the push inserted in any column, a
+    /// row it updated only in the columns it wrote. Of an inserted row the
+    /// receipt keeps only what Postgres filled in: those columns are named
+    /// with both values, and when putting them back gives the pushed
+    /// fingerprint, they are the whole change (an updated_at stamp, say);
+    /// otherwise another column changed too, which is said.
+    pub(super) fn changes(
+        &self,
+        table: &str,
+        key: &str,
+        values: &[Option<String>],
+        pushed_hash: Option<&str>,
+    ) -> Vec<AppChange> {
+        let change = |inserted: bool, column: Option<ColumnChange>| AppChange {
+            table: table.to_string(),
+            key: key.to_string(),
+            inserted,
+            column,
+            stamped_by: None,
+        };
         if self.inserted.contains(key) {
-            return vec![format!(
-                "row {key} changed since the push inserted it into {table}"
-            )];
+            let mut out = Vec::new();
+            let mut as_pushed = values.to_vec();
+            // A later phase of the push may have updated its own new row:
+            // the value it wrote last is the pushed one.
+            let mut known: BTreeMap<usize, Option<String>> = self
+                .filled
+                .get(key)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            for (i, _, pushed) in self.updated.get(key).into_iter().flatten() {
+                known.insert(*i, pushed.map(str::to_string));
+            }
+            for (i, pushed) in known {
+                if values[i] != pushed {
+                    as_pushed[i] = pushed.clone();
+                    out.push(change(
+                        true,
+                        Some(ColumnChange {
+                            name: self.names[i].clone(),
+                            pushed,
+                            now: values[i].clone(),
+                        }),
+                    ));
+                }
+            }
+            let whole = pushed_hash.is_some_and(|h| {
+                h == crate::db::postgres::digest::row_fingerprint(
+                    crate::types::copy_text_line(&as_pushed).as_bytes(),
+                )
+            });
+            if !whole {
+                out.push(change(true, None));
+            }
+            return out;
         }
         self.updated
             .get(key)
@@ -209,41 +369,81 @@ impl<'u> WrittenRows<'u> {
             .flatten()
             .filter(|(i, _, pushed)| values[*i].as_deref() != *pushed)
             .map(|(i, column, pushed)| {
-                format!(
-                    "row {key} changed: {table}.{column} was pushed as {}, is now {}",
-                    shown(*pushed),
-                    shown(values[*i].as_deref())
+                change(
+                    false,
+                    Some(ColumnChange {
+                        name: column.to_string(),
+                        pushed: pushed.map(str::to_string),
+                        now: values[*i].clone(),
+                    }),
                 )
             })
             .collect()
     }
 
-    /// The check naming `changed` (at most 10 of them).
-    pub(super) fn unchanged_check(&self, table: &str, mut changed: Vec<String>) -> Check {
-        changed.sort();
-        changed.dedup();
-        let written = self.inserted.len()
+    /// How many rows the push wrote.
+    pub(super) fn count(&self) -> usize {
+        self.inserted.len()
             + self
                 .updated
                 .keys()
                 .filter(|k| !self.inserted.contains(*k))
-                .count();
-        let mut c = Check::equal(
-            "before undo",
-            &format!("{table} rows the push wrote unchanged since the push"),
-            CheckKind::Integrity,
-            format!("{written} rows as pushed"),
-            format!("{} rows as pushed", written.saturating_sub(changed.len())),
-        );
-        c.ok = changed.is_empty();
-        c.row_count = changed.len() as u64;
-        changed.truncate(10);
-        if c.row_count > 10 {
-            changed.push(format!("… and {} more", c.row_count - 10));
-        }
-        c.rows = changed;
-        c
+                .count()
     }
+}
+
+/// The check of one table's `written` rows: the changes in `changes` not
+/// covered by `discard` (`--discard-changes`) refuse, named (at most 10 of
+/// them); the others are returned, counted in the check, to be discarded.
+/// `stamps` are the table's proven updated_at stamp triggers
+/// (`table.trigger`): a change of updated_at names the first as the likely
+/// writer.
+pub(super) fn rows_check(
+    table: &str,
+    written: usize,
+    changes: Vec<AppChange>,
+    discard: &[String],
+    stamps: &[String],
+) -> (Check, Vec<AppChange>) {
+    let (discarded, kept): (Vec<AppChange>, Vec<AppChange>) = changes
+        .into_iter()
+        .map(|mut c| {
+            if c.column.as_ref().is_some_and(|c| c.name == "updated_at") {
+                c.stamped_by = stamps.first().cloned();
+            }
+            c
+        })
+        .partition(|c| c.discarded_by(discard).is_some());
+    let mut changed: Vec<String> = kept.iter().map(AppChange::describe).collect();
+    changed.sort();
+    changed.dedup();
+    let rows: std::collections::BTreeSet<&str> = kept
+        .iter()
+        .chain(&discarded)
+        .map(|c| c.key.as_str())
+        .collect();
+    let mut actual = format!("{} rows as pushed", written.saturating_sub(rows.len()));
+    if !discarded.is_empty() {
+        actual.push_str(&format!(
+            ", {} changes by the app discarded (--discard-changes)",
+            discarded.len()
+        ));
+    }
+    let mut c = Check::equal(
+        "before undo",
+        &format!("{table} rows the push wrote unchanged since the push"),
+        CheckKind::Integrity,
+        format!("{written} rows as pushed"),
+        actual,
+    );
+    c.ok = changed.is_empty();
+    c.row_count = changed.len() as u64;
+    changed.truncate(10);
+    if c.row_count > 10 {
+        changed.push(format!("… and {} more", c.row_count - 10));
+    }
+    c.rows = changed;
+    (c, discarded)
 }
 
 /// A value for a person: quoted text, or NULL.
@@ -260,6 +460,49 @@ pub(super) fn shown(v: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_discarded_only_by_its_own_column_or_its_tables_star() {
+        let change = |column: Option<&str>| AppChange {
+            table: "workflows".into(),
+            key: "w1".into(),
+            inserted: true,
+            column: column.map(|c| ColumnChange {
+                name: c.into(),
+                pushed: Some("a".into()),
+                now: None,
+            }),
+            stamped_by: None,
+        };
+        let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let stamp = change(Some("updated_at"));
+        assert_eq!(
+            stamp.discarded_by(&flags(&["workflows.updated_at"])),
+            Some("workflows.updated_at")
+        );
+        assert_eq!(
+            stamp.discarded_by(&flags(&["workflows.*"])),
+            Some("workflows.*")
+        );
+        assert_eq!(
+            stamp.discarded_by(&flags(&["workflows.name", "tasks.*"])),
+            None
+        );
+        // A change in a column the receipt cannot name: only TABLE.* covers it.
+        let unknown = change(None);
+        assert_eq!(unknown.flag_value(), "workflows.*");
+        assert_eq!(
+            unknown.discarded_by(&flags(&["workflows.updated_at"])),
+            None
+        );
+        assert!(
+            stamp
+                .describe()
+                .ends_with("workflows.updated_at was pushed as 'a', is now NULL"),
+            "{}",
+            stamp.describe()
+        );
+    }
 
     #[test]
     fn a_key_column_the_receipt_does_not_record_is_named_as_the_receipts_damage() {
