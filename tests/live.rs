@@ -1441,3 +1441,84 @@ fn locking_gives_up_at_once_when_readers_queue_behind_an_exclusive_lock_it_holds
     }
     assert!(!refusal.contains("--allow-irreversible"), "{refusal}");
 }
+
+/// What the push's backend holds on `workflows` and `jtbd_library` when
+/// it reports `at` (a step it reaches after the ADD COLUMN step).
+struct LocksAtStep {
+    url: String,
+    at: &'static str,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl sandbox::ops::push::PushProgress for LocksAtStep {
+    fn step(&self, what: &str) {
+        if !what.starts_with(self.at) {
+            return;
+        }
+        // Read from another thread: this one runs the push's runtime.
+        let url = self.url.clone();
+        let held = std::thread::spawn(move || {
+            let mut c = postgres_admin(&url);
+            common::text_rows(
+                &mut c,
+                "SELECT c.relname::text || ' ' || l.mode FROM pg_locks l \
+                 JOIN pg_class c ON c.oid = l.relation \
+                 JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                   AND l.granted AND c.relname IN ('workflows', 'jtbd_library') ORDER BY 1",
+            )
+        })
+        .join()
+        .expect("read pg_locks");
+        self.seen
+            .lock()
+            .expect("seen")
+            .extend(held.into_iter().map(|r| r[0].clone()));
+    }
+}
+
+/// T3: the rehearsed undo's DROP TABLE tasks takes ACCESS EXCLUSIVE on
+/// `workflows` (tasks' foreign key references it). S9's fix asks for it
+/// with the ADD COLUMN's lock on `jtbd_library`, but only proves it free
+/// there (taken under a savepoint rolled back at once): after the ADD
+/// COLUMN step the push holds ACCESS EXCLUSIVE on `jtbd_library`, not on
+/// `workflows`, whose readers (every page of the app) are not held up to
+/// COMMIT. c55d1d5 held it from the ADD COLUMN to COMMIT.
+#[test]
+fn readers_of_the_table_a_created_key_references_are_not_held_from_the_add_column_to_commit() {
+    let w = live("live_probe_undo");
+    let progress = LocksAtStep {
+        url: w.db.url.clone(),
+        at: "running the verification queries",
+        seen: Default::default(),
+    };
+    let opts = sandbox::ops::push::PushOptions {
+        target: sandbox::db::postgres::parse_target(&w.db.url).expect("url"),
+        snapshot: w.snapshot.clone(),
+        confirm: true,
+        lock_timeout_ms: 10_000,
+        statement_timeout_ms: 60_000,
+        allow_writes: vec![],
+        allow_external_effects: false,
+        strict: false,
+        allow_irreversible: false,
+    };
+    let plan = sandbox::plan::Plan::load_default().expect("the built-in plan loads");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(sandbox::ops::push::push(&opts, &plan, &progress))
+        .expect("push");
+    let seen = progress.seen.lock().expect("seen").clone();
+    assert!(
+        seen.contains(&"jtbd_library AccessExclusiveLock".to_string()),
+        "the step was not reached after the ADD COLUMN: {seen:?}"
+    );
+    assert!(
+        !seen.contains(&"workflows AccessExclusiveLock".to_string()),
+        "readers of workflows wait from the ADD COLUMN to COMMIT: {seen:?}"
+    );
+    let mut c = w.db.client();
+    assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
+}

@@ -35,7 +35,7 @@ use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, Seq
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
-use crate::db::postgres::tx::{begin, lock_tables, lock_tables_and_rows, LockMode};
+use crate::db::postgres::tx::{begin, lock_tables_and_rows, lock_tables_probing, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -212,26 +212,33 @@ pub fn push_locks(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<(String
         .collect()
 }
 
+/// A table and the mode it is locked in.
+type TableLock = (String, LockMode);
+
 /// The strong locks the push and its rehearsed undo take from the plan's
-/// first ADD COLUMN on a pulled table on, all taken together with that
-/// ACCESS EXCLUSIVE lock: ACCESS EXCLUSIVE on every pulled table the plan
-/// adds a column to, and on every pulled table a foreign key the plan adds
-/// references (adding the key takes SHARE ROW EXCLUSIVE there; the undo's
-/// DROP COLUMN or DROP TABLE of the referencing table takes ACCESS
-/// EXCLUSIVE). Asked for one by one, a later lock that another session
-/// holds (an idle transaction that read `workflows`) kept the push waiting
-/// for the whole --lock-timeout while it held ACCESS EXCLUSIVE on the
-/// first table, and every reader of that table waited as long. The cost:
-/// readers of a referenced table wait from here to COMMIT rather than only
-/// during the undo's rehearsal.
-fn locks_from_the_first_exclusive(plan: &Plan) -> Vec<(String, LockMode)> {
+/// first ADD COLUMN on a pulled table on, asked for in the same attempts as
+/// that ACCESS EXCLUSIVE lock: taken, ACCESS EXCLUSIVE on every pulled
+/// table the plan adds a column to and SHARE ROW EXCLUSIVE on every pulled
+/// table a foreign key the plan adds references (what its own DDL takes);
+/// probed only (see `tx::probe_in_attempts`), ACCESS EXCLUSIVE on those
+/// referenced tables, which the rehearsed undo's DROP COLUMN or DROP TABLE
+/// of the referencing table takes under its savepoint and hands back at
+/// once. Asked for one by one, a later lock that another session held (an
+/// idle transaction that read `workflows`) kept the push waiting for the
+/// whole --lock-timeout while it held ACCESS EXCLUSIVE on the first table,
+/// and every reader of that table waited as long; taken rather than
+/// probed, readers of `workflows` (the app's main table) waited from the
+/// ADD COLUMN to COMMIT. A session that takes such a table between the
+/// probe and the rehearsal is met by `tx`'s give-up when readers queue
+/// behind what the push holds.
+fn locks_from_the_first_exclusive(plan: &Plan) -> (Vec<TableLock>, Vec<TableLock>) {
     let altered = plan
         .schema
         .added_columns
         .iter()
         .filter(|a| !plan.creates(&a.table))
-        .map(|a| a.table.clone());
-    let referenced = plan
+        .map(|a| (a.table.clone(), LockMode::AccessExclusive));
+    let referenced: Vec<String> = plan
         .schema
         .added_columns
         .iter()
@@ -242,11 +249,23 @@ fn locks_from_the_first_exclusive(plan: &Plan) -> Vec<(String, LockMode)> {
                 .map(move |fk| (&t.name, &fk.ref_table))
         }))
         .filter(|(from, to)| from != to && !plan.creates(to))
-        .map(|(_, to)| to.clone());
-    altered
-        .chain(referenced)
+        .map(|(_, to)| to.clone())
+        .collect();
+    let taken = altered
+        .chain(
+            referenced
+                .iter()
+                .map(|t| (t.clone(), LockMode::ShareRowExclusive)),
+        )
+        .collect();
+    // Only tables in `public`: those are the ones the undo locks before its
+    // DROPs (a key to `auth.users` is dropped without a lock of its own).
+    let probed = referenced
+        .into_iter()
+        .filter(|t| !t.contains('.'))
         .map(|t| (t, LockMode::AccessExclusive))
-        .collect()
+        .collect();
+    (taken, probed)
 }
 
 /// Pulled tables the plan neither reads nor writes (none with `strict`):
@@ -579,8 +598,8 @@ struct Push<'a, 't> {
     /// own rows would have left them (see `sequences`).
     dry: Option<std::cell::RefCell<DryRunSequences>>,
     /// The push holds its first ACCESS EXCLUSIVE lock on a pulled table,
-    /// and with it every strong lock it and its rehearsed undo take later
-    /// (see [`locks_from_the_first_exclusive`]).
+    /// and with it every strong lock it takes later; those of its rehearsed
+    /// undo were proved free then (see [`locks_from_the_first_exclusive`]).
     exclusive_held: std::cell::Cell<bool>,
 }
 
@@ -1377,15 +1396,19 @@ impl Push<'_, '_> {
         // Once an ACCESS EXCLUSIVE lock is held, every reader of that table
         // waits for as long as the push waits for anything else: so the
         // first one comes with all the strong locks the push and its
-        // rehearsed undo take after it, in the same attempts.
+        // rehearsed undo take after it, in the same attempts (the undo's
+        // only probed).
         let first_exclusive = !self.exclusive_held.get()
             && altered
                 .iter()
                 .any(|(_, mode)| *mode == LockMode::AccessExclusive);
+        let mut probed = Vec::new();
         if first_exclusive {
-            altered.extend(locks_from_the_first_exclusive(plan));
+            let (taken, probe) = locks_from_the_first_exclusive(plan);
+            altered.extend(taken);
+            probed = probe;
         }
-        lock_tables(tx, &altered, opts.lock_timeout_ms).await?;
+        lock_tables_probing(tx, &altered, &probed, opts.lock_timeout_ms).await?;
         if first_exclusive {
             self.exclusive_held.set(true);
         }

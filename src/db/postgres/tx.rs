@@ -120,7 +120,24 @@ pub async fn lock_in_attempts(
     rows: &[RowLock],
     total_ms: u64,
 ) -> Result<std::result::Result<(), LockTimeout>> {
-    if locks.is_empty() && rows.is_empty() {
+    probe_in_attempts(tx, locks, rows, &[], total_ms).await
+}
+
+/// [`lock_in_attempts`], where each attempt also proves that the `probe`
+/// locks can be had right now, without keeping them: taken under a nested
+/// savepoint that is rolled back at once, which releases them. For locks
+/// needed only later and only briefly (the rehearsed undo's DROP, under
+/// its own savepoint): a session holding them is waited for with the
+/// others, in attempts, while readers of those tables are not made to
+/// wait until COMMIT.
+pub async fn probe_in_attempts(
+    tx: &Transaction<'_>,
+    locks: &[(String, LockMode)],
+    rows: &[RowLock],
+    probe: &[(String, LockMode)],
+    total_ms: u64,
+) -> Result<std::result::Result<(), LockTimeout>> {
+    if locks.is_empty() && rows.is_empty() && probe.is_empty() {
         return Ok(Ok(()));
     }
     // One statement per mode, tables in a fixed order: two sessions taking
@@ -149,6 +166,17 @@ pub async fn lock_in_attempts(
         }
     }
     stmts.extend(rows.iter().map(RowLock::lock_sql));
+    let mut probed = probe.to_vec();
+    probed.sort();
+    probed.dedup();
+    for (t, mode) in &probed {
+        stmts.push(format!(
+            "SAVEPOINT sandbox_probe; LOCK TABLE {} IN {} MODE; \
+             ROLLBACK TO SAVEPOINT sandbox_probe; RELEASE SAVEPOINT sandbox_probe;",
+            crate::types::quote_table(t),
+            mode.sql()
+        ));
+    }
     // The timeout and the attempt travel together: one round trip.
     let attempt = format!(
         "SET LOCAL lock_timeout = '{}ms'; SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
@@ -177,11 +205,20 @@ pub async fn lock_in_attempts(
                     || spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
                         > Duration::from_millis(total_ms)
                 {
-                    let mut blockers = blockers(tx, &sorted).await?;
+                    // The probed modes first: the stronger ask names
+                    // more of the sessions in the way.
+                    let asked: Vec<(String, LockMode)> =
+                        probed.iter().chain(&sorted).cloned().collect();
+                    let mut blockers = blockers(tx, &asked).await?;
                     let held = row_blockers(tx, rows).await?;
                     let rows_held = !held.is_empty();
                     blockers.extend(held);
                     let mut tables: Vec<String> = sorted.iter().map(|(t, _)| t.clone()).collect();
+                    for (t, _) in &probed {
+                        if !tables.contains(t) {
+                            tables.push(t.clone());
+                        }
+                    }
                     for r in rows {
                         let held = format!("the rows of {} it writes or references", r.table);
                         if !tables.contains(&held) {
@@ -674,7 +711,28 @@ pub async fn lock_tables_and_rows(
     rows: &[RowLock],
     lock_timeout_ms: u64,
 ) -> Result<()> {
-    match lock_in_attempts(tx, locks, rows, lock_timeout_ms).await? {
+    lock_and_probe(tx, locks, rows, &[], lock_timeout_ms).await
+}
+
+/// [`lock_tables`], proving in the same attempts that `probe` can be had
+/// (see [`probe_in_attempts`]).
+pub async fn lock_tables_probing(
+    tx: &Transaction<'_>,
+    locks: &[(String, LockMode)],
+    probe: &[(String, LockMode)],
+    lock_timeout_ms: u64,
+) -> Result<()> {
+    lock_and_probe(tx, locks, &[], probe, lock_timeout_ms).await
+}
+
+async fn lock_and_probe(
+    tx: &Transaction<'_>,
+    locks: &[(String, LockMode)],
+    rows: &[RowLock],
+    probe: &[(String, LockMode)],
+    lock_timeout_ms: u64,
+) -> Result<()> {
+    match probe_in_attempts(tx, locks, rows, probe, lock_timeout_ms).await? {
         Ok(()) => Ok(()),
         Err(t) => Err(lock_refused(format!(
             "could not lock {} {}: another session holds them{}. Nothing was written; retry when \
