@@ -180,7 +180,12 @@ fn changed_sql() -> String {
              WHERE {}",
             identify("pg_trigger", "t.oid", "0"),
             rel_name("t.tgrelid"),
-            rel_name("k.conrelid"),
+            // A trigger cloned onto a partition names its parent's table:
+            // holding off the parent's trigger rewrites the clones' rows.
+            rel_name(
+                "coalesce(k.conrelid, (SELECT pt.tgrelid FROM pg_catalog.pg_trigger pt \
+                 WHERE pt.oid = t.tgparentid))"
+            ),
             column_names("k.conrelid", "k.conkey"),
             mine("t.xmin")
         ),
@@ -350,7 +355,8 @@ pub struct CatalogChange {
     pub detail: Option<String>,
     /// A trigger Postgres made for a foreign key.
     pub internal: bool,
-    /// The table of the constraint a trigger serves, or a constraint's own.
+    /// The table of the constraint a trigger serves, or a constraint's own;
+    /// for a trigger cloned onto a partition, the parent trigger's table.
     pub constraint_table: Option<String>,
     /// That constraint's columns.
     pub constraint_columns: Vec<String>,
@@ -457,9 +463,13 @@ impl OwnDdl {
                 if c.internal {
                     self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
                 } else {
-                    c.detail
-                        .as_deref()
-                        .is_some_and(|n| self.held_off.iter().any(|(t, h)| t == table && h == n))
+                    // Its own table's, or (a partition's clone) its parent's.
+                    let parent = c.constraint_table.as_deref();
+                    c.detail.as_deref().is_some_and(|n| {
+                        self.held_off
+                            .iter()
+                            .any(|(t, h)| h == n && (t == table || Some(t.as_str()) == parent))
+                    })
                 }
             }
             _ => false,

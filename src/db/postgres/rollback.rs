@@ -1442,6 +1442,12 @@ impl Rollback<'_, '_> {
                 .iter()
                 .map(|s| format!("{}.{}", s.schema, s.sequence))
                 .collect(),
+            // The stamp triggers the undo holds off while it restores rows
+            // (as the push did): disabling and enabling one rewrites its
+            // pg_trigger row, which is the undo's own doing.
+            held_off: crate::plan::held_off_triggers(&self.undo.held_off_triggers)
+                .map(|(table, trigger)| (format!("public.{table}"), trigger.to_string()))
+                .collect(),
             ..OwnDdl::default()
         };
         report
