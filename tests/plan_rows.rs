@@ -173,3 +173,39 @@ fn a_serial_key_left_to_postgres_fails_one_check_once() {
         .collect();
     assert!(sequence.is_empty(), "the plan gives no ids: {sequence:?}");
 }
+
+/// H8 T4: a phase deletes a pulled row and inserts it again under its key,
+/// leaving `created_at` and `token` to Postgres. The push writes it as an
+/// UPDATE of the pulled row, which would have written NULL there (before:
+/// rehearsal green, push committed NULL over both; NOT NULL: refused
+/// late). Now a failed check names the row and columns, and nothing is
+/// written.
+#[test]
+fn a_pulled_row_deleted_and_inserted_again_must_give_the_columns_postgres_fills() {
+    let w = item_world(
+        "rows_reinsert",
+        STAMPED,
+        &["DELETE FROM dh_item WHERE id = 'b'; \
+           INSERT INTO dh_item (id, name) VALUES ('b', 'beta again'), ('e', 'epsilon');"],
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = failed_checks(&report);
+    let named: Vec<(&str, Vec<&str>)> = failed
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), common::check_rows(c)))
+        .collect();
+    assert_eq!(
+        named,
+        [(
+            "dh_item: pulled rows inserted again leave no column to Postgres",
+            vec!["id=b: created_at, token"]
+        )],
+        "{failed:#?}"
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).code(1);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}

@@ -205,6 +205,58 @@ pub fn keyless_new_rows_check(
     Ok(Some(check))
 }
 
+/// The check that no pulled row a phase deleted and inserted again under
+/// its key left a column to Postgres. The push writes such a row as an
+/// UPDATE of the pulled row (the key is the same), and an UPDATE fills
+/// nothing: a column the INSERT left out would be written NULL where
+/// Postgres gives a new row its default (`now()`, a new uuid). `None` when
+/// no such row exists (`pulled`: the table holds pulled rows).
+pub fn reinserted_rows_check(
+    conn: &Connection,
+    meta: &TableMeta,
+    pulled: bool,
+    phase: &str,
+) -> Result<Option<Check>> {
+    let key = meta.primary_key();
+    if !pulled || key.is_empty() {
+        return Ok(None);
+    }
+    let rows = {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT '{}=' || u.row_key || ': ' || group_concat(u.column_name, ', ') \
+             FROM main._sandbox_left_to_postgres u \
+             WHERE u.table_name = ?1 AND u.row_key IN (SELECT {} FROM main.{} p) \
+             GROUP BY u.row_key ORDER BY u.row_key",
+            key.join(", ").replace('\'', "''"),
+            crate::types::row_key_sql(&key, "p"),
+            quote_ident(&meta.name)
+        ))?;
+        let rows = stmt
+            .query_map([&meta.name], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    };
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let t = &meta.name;
+    let mut check = Check::no_rows(
+        phase,
+        &format!("{t}: pulled rows inserted again leave no column to Postgres"),
+        CheckKind::Constraint,
+        rows,
+    );
+    check.expected = format!(
+        "0 rows: a row deleted and inserted again under its pulled key is pushed as an UPDATE \
+         of that row, which fills nothing — the columns listed would be written NULL, not given \
+         their default as a new row's are. Give them in the INSERT (the pulled value, or what \
+         the default computes), or UPDATE the row instead of deleting and inserting it ({t}, \
+         key {})",
+        key.join(", ")
+    );
+    Ok(Some(check))
+}
+
 /// After a phase's SQL: records every row of `table_sql` (the working form
 /// of `meta`) whose column holds [`LEFT_TO_POSTGRES`], and puts NULL back,
 /// so conflicts, expectations and later phases see what they always saw.

@@ -600,6 +600,12 @@ impl<'a> Rehearsal<'a> {
                         phase_checks.push(c);
                     }
                 }
+                let pulled = self.snapshot.table(t).is_some();
+                if let Some(c) =
+                    crate::db::staging::reinserted_rows_check(self.conn, &meta, pulled, &phase.id)?
+                {
+                    phase_checks.push(c);
+                }
             }
         }
         let mut reads = run.reads.clone();
