@@ -330,18 +330,7 @@ fn trigger_set_columns(
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in filled.iter().filter(|f| !f.by_trigger.is_empty()) {
-        let meta = staged_meta(&snapshot.conn, snapshot, plan, &f.table)?;
-        let mut changed: BTreeMap<String, u64> = BTreeMap::new();
-        snapshot.for_each_row(&crate::plan::stage::staged(&f.table), &meta, |row| {
-            let mut now = row.clone();
-            f.apply(&meta, &mut now)?;
-            for (c, (a, b)) in meta.columns.iter().zip(row.iter().zip(&now)) {
-                if a != b && f.by_trigger.contains(&c.name) {
-                    *changed.entry(c.name.clone()).or_default() += 1;
-                }
-            }
-            Ok(())
-        })?;
+        let changed = trigger_changed(snapshot, plan, f)?;
         let firing: Vec<String> = triggers
             .iter()
             .filter(|t| t.rewrites_rows_of(&f.table))
@@ -360,11 +349,43 @@ fn trigger_set_columns(
     Ok(out)
 }
 
+/// The columns of `f.by_trigger` whose value Postgres left other than the
+/// rehearsal staged it, with how many rows.
+fn trigger_changed(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    f: &FilledValues,
+) -> Result<BTreeMap<String, u64>> {
+    let meta = staged_meta(&snapshot.conn, snapshot, plan, &f.table)?;
+    let mut changed: BTreeMap<String, u64> = BTreeMap::new();
+    snapshot.for_each_row(&crate::plan::stage::staged(&f.table), &meta, |row| {
+        let mut now = row.clone();
+        f.apply(&meta, &mut now)?;
+        for (c, (a, b)) in meta.columns.iter().zip(row.iter().zip(&now)) {
+            if a != b && f.by_trigger.contains(&c.name) {
+                *changed.entry(c.name.clone()).or_default() += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(changed)
+}
+
 /// Records, for the pulled rows the push updates, what the columns BEFORE
 /// triggers set held at the pull ([`FilledValues::by_trigger_before`]):
-/// the rollback checks the trigger gives them back.
-fn trigger_set_before(snapshot: &Snapshot, diff: &Diff, filled: &mut [FilledValues]) -> Result<()> {
+/// the rollback checks the trigger gives them back. Only where a trigger
+/// did set one: a BEFORE trigger that changed nothing (one writing a
+/// history row) has nothing to give back.
+fn trigger_set_before(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    diff: &Diff,
+    filled: &mut [FilledValues],
+) -> Result<()> {
     for f in filled.iter_mut().filter(|f| !f.by_trigger.is_empty()) {
+        if trigger_changed(snapshot, plan, f)?.is_empty() {
+            continue;
+        }
         let Some(t) = diff
             .tables
             .iter()
@@ -1079,7 +1100,7 @@ impl Push<'_, '_> {
         }
         let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
         let trigger_set = trigger_set_columns(snapshot, plan, &filled, triggers)?;
-        trigger_set_before(snapshot, diff, &mut filled)?;
+        trigger_set_before(snapshot, plan, diff, &mut filled)?;
         // Untouched tables need no pass here: the database-wide write
         // accounting after the receipt covers them and every other table.
         let (mut states, read_back) =
