@@ -267,6 +267,10 @@ fn staged_text_is_what_postgres_prints_for_ranges_and_mac_addresses() {
         ("tsrange", "[2024-01-01 10:00,2024-01-01 10:00]"),
         ("tsrange", "[2024-01-01T10:00:00,)"),
         ("tsrange", "[2024-01-01,2024-01-02]"),
+        // A bare date into a timestamp is its midnight (H8 T11).
+        ("timestamp with time zone", "2024-01-01"),
+        ("timestamp without time zone", "2024-02-29"),
+        ("timestamp with time zone", "2024-02-30"),
         ("tstzrange", "(2024-01-01,\"2024-01-01 10:00:00-05\")"),
         ("macaddr", "08-00-2B-01-02-03"),
         ("macaddr", "08:00:2b:01:02:03"),

@@ -943,6 +943,11 @@ fn canonical_timestamp(
     precision: usize,
 ) -> Result<Option<String>, String> {
     let t = text.trim();
+    // A bare date is its midnight (in the session's time zone, UTC, for a
+    // timestamptz), as Postgres reads it.
+    if days_from_date(t).is_some() {
+        return canonical_timestamp(&format!("{t} 00:00:00"), zoned, precision);
+    }
     let b = t.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = t.get(r)?;
@@ -1363,23 +1368,13 @@ fn canonical_range(kind: &str, text: &str) -> Result<Option<String>, String> {
     }
     let element = |b: &Bound| -> Result<Option<String>, String> {
         let Some(v) = b else { return Ok(None) };
-        // A bare date in a timestamp range is its midnight (in the
-        // session's time zone, UTC, for a timestamptz).
-        let midnight;
-        let v = match kind {
-            "tsrange" | "tstzrange" if days_from_date(v.trim()).is_some() => {
-                midnight = format!("{} 00:00:00", v.trim());
-                &midnight
-            }
-            _ => v,
-        };
         let printed = match kind {
             "numrange" => canonical_numeric(v, None),
             "tsrange" => canonical_timestamp(v, false, 6)?,
             "tstzrange" => canonical_timestamp(v, true, 6)?,
             _ => return Err(refused("not a range type this reads")),
         };
-        Ok(Some(printed.unwrap_or_else(|| v.to_string())))
+        Ok(Some(printed.unwrap_or_else(|| v.clone())))
     };
     let (lo, hi) = (element(&lower)?, element(&upper)?);
     // An omitted bound is exclusive whatever bracket was written.
