@@ -1229,11 +1229,19 @@ fn range_bound_text(value: &str) -> String {
     out
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date, and back (proleptic
-/// Gregorian, as Postgres counts).
+/// Days since 1970-01-01 of a valid `YYYY-MM-DD` date, and back
+/// (proleptic Gregorian, as Postgres counts; the arithmetic is
+/// `collation::days_from_civil` and `pgtext::civil_from_days`).
 fn days_from_date(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if text.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    if text.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !text
+            .bytes()
+            .filter(|c| *c != b'-')
+            .all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let (y, m, d) = (
@@ -1259,25 +1267,16 @@ fn days_from_date(text: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return None;
     }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    i64::try_from(crate::db::collation::days_from_civil(
+        y.into(),
+        m.into(),
+        d.into(),
+    ))
+    .ok()
 }
 
 fn date_from_days(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::fixtures::pgtext::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
