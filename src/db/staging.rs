@@ -1637,6 +1637,21 @@ mod tests {
                  INSERT INTO staged_child (id, parent_id, name, at) VALUES (7, 1, 'seven', NULL);",
             )
             .unwrap();
+        // What `working_table_triggers` does after each INSERT of a working
+        // copy in TEMP (this one is in main): a column the statement did
+        // not list takes the new row's default (there is no replaced row).
+        for c in child.columns.iter().filter(|c| c.name != "id") {
+            snap.conn
+                .execute(
+                    &format!(
+                        "UPDATE staged_child SET {0} = {1} WHERE {0} IS ?1",
+                        quote_ident(&c.name),
+                        new_row_default(c, &child).unwrap()
+                    ),
+                    [NOT_LISTED],
+                )
+                .unwrap();
+        }
         record_left_to_postgres(&snap.conn, &child, "main.staged_child").unwrap();
         snap
     }
