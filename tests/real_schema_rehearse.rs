@@ -461,7 +461,11 @@ fn push_lets_postgres_fill_what_the_plan_does_not_set() {
         serde_json::json!([
             // The 105 updated JTBDs' generated column, recomputed by Postgres.
             {"table": "jtbd_library", "columns": ["metrics_count"], "rows": 105},
-            {"table": "workflows", "columns": ["seq", "ext_no", "search", "stamp"], "rows": 227}
+            // `updated_at` too: workflows has a stamp trigger, and the receipt
+            // keeps a new row's stamp so a rollback can name an app's save
+            // of it by column (S19).
+            {"table": "workflows", "columns": ["updated_at", "seq", "ext_no", "search", "stamp"],
+             "rows": 227}
         ])
     );
     // Pushing again recognises the pushed state, Postgres's values included.
