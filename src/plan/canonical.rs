@@ -66,6 +66,8 @@ fn canonical_value(pg_type: &str, delimiter: char, text: &str) -> Result<Option<
         "int4range" | "int8range" | "daterange" | "numrange" | "tsrange" | "tstzrange" => {
             canonical_range(without_typmod(pg_type).as_str(), text)
         }
+        t if unqualified(t) == "hstore" => canonical_hstore(text).map(Some),
+        t if unqualified(t) == "cube" => canonical_cube(text).map(Some),
         // `interval day to second`, `interval year`: Postgres truncates to
         // the fields, and reads a bare number in the last one.
         fielded if fielded.starts_with("interval ") => {
@@ -822,6 +824,286 @@ fn canonical_tsvector(text: &str) -> Result<String, String> {
     Ok(out.join(" "))
 }
 
+/// The name of a type without its schema (`extensions.hstore` → `hstore`):
+/// an extension's types print qualified when its schema is not on the
+/// search path (Supabase installs them in `extensions`).
+fn unqualified(pg_type: &str) -> &str {
+    let name = pg_type.rsplit_once('.').map_or(pg_type, |(_, n)| n);
+    name.trim_matches('"')
+}
+
+/// The whitespace Postgres's scanners skip (`scanner_isspace`).
+fn pg_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+}
+
+/// An `hstore` as Postgres prints it: each key once, keys ordered by their
+/// length in bytes and then their bytes, `"key"=>"value"` (`"` and `\`
+/// escaped with `\`) or `"key"=>NULL`, joined by `, `. Read the way
+/// `hstore_in` reads: keys and values bare (ended by white space, `=` in a
+/// key, `,` in a value; `\` escapes a character) or in double quotes; a bare
+/// `NULL` in any case is NULL. A key written twice with different values is
+/// refused: which one Postgres keeps depends on its sort, not on the text.
+fn canonical_hstore(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "'{text}' is not hstore input Postgres reads ({why}); write it as Postgres prints \
+             it, such as \"a\"=>\"1\", \"b\"=>NULL"
+        )
+    };
+    let b = text.as_bytes();
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    // One key or value from `i`: its bytes, whether it was quoted (or
+    // began with an escape, which `hstore_in` counts the same for NULL),
+    // and where reading goes on. None at the end of the text.
+    let word = |mut i: usize, value: bool| -> Result<Option<(Vec<u8>, bool, usize)>, String> {
+        while pg_space(at(i)) {
+            i += 1;
+        }
+        let mut out = Vec::new();
+        match at(i) {
+            0 => Ok(None),
+            b'"' => {
+                i += 1;
+                loop {
+                    match at(i) {
+                        0 => return Err(bad("an unclosed quote")),
+                        b'\\' => {
+                            if at(i + 1) == 0 {
+                                return Err(bad("a trailing backslash"));
+                            }
+                            out.push(at(i + 1));
+                            i += 2;
+                        }
+                        b'"' => return Ok(Some((out, true, i + 1))),
+                        c => {
+                            out.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            b'=' if !value => Err(bad("a key is missing before =>")),
+            // The first character is the word's own, even a `,`.
+            _ => loop {
+                let first = out.is_empty();
+                match at(i) {
+                    b'\\' => {
+                        if at(i + 1) == 0 {
+                            return Err(bad("a trailing backslash"));
+                        }
+                        out.push(at(i + 1));
+                        i += 2;
+                    }
+                    b'=' if !value && !first => return Ok(Some((out, false, i))),
+                    b',' if value && !first => return Ok(Some((out, false, i))),
+                    0 => return Ok(Some((out, false, i))),
+                    c if pg_space(c) => return Ok(Some((out, false, i))),
+                    c => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            },
+        }
+    };
+    // Key → value (None: NULL), in Postgres's order.
+    let mut pairs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut i = 0;
+    while let Some((key, _, next)) = word(i, false)? {
+        i = next;
+        while pg_space(at(i)) {
+            i += 1;
+        }
+        if at(i) != b'=' || at(i + 1) != b'>' {
+            return Err(bad("a key without => and a value"));
+        }
+        let (value, quoted, next) =
+            word(i + 2, true)?.ok_or_else(|| bad("a key without a value"))?;
+        i = next;
+        let value = (quoted || !value.eq_ignore_ascii_case(b"null")).then_some(value);
+        pairs.push((key, value));
+        while pg_space(at(i)) {
+            i += 1;
+        }
+        match at(i) {
+            b',' => i += 1,
+            0 => break,
+            _ => return Err(bad("pairs must be separated by a comma")),
+        }
+    }
+    pairs.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+    let mut unique: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for (key, value) in pairs {
+        match unique.last() {
+            Some((k, v)) if *k == key => {
+                if *v != value {
+                    return Err(format!(
+                        "'{text}' gives the key \"{}\" two different values, and which one \
+                         Postgres keeps is not defined; write the key once",
+                        String::from_utf8_lossy(&key)
+                    ));
+                }
+            }
+            _ => unique.push((key, value)),
+        }
+    }
+    let quoted = |bytes: &[u8]| -> Result<String, String> {
+        let s = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text"))?;
+        Ok(format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    };
+    let mut out = Vec::new();
+    for (key, value) in unique {
+        let value = match value {
+            Some(v) => quoted(&v)?,
+            None => "NULL".to_string(),
+        };
+        out.push(format!("{}=>{value}", quoted(&key)?));
+    }
+    Ok(out.join(", "))
+}
+
+/// A `cube` as Postgres prints it: `(x, y)` for a point, `(x, y),(u, v)`
+/// for a box whose corners differ, each coordinate as a `double precision`
+/// prints. Reads what `cube_in` reads: a bare list of numbers, one corner
+/// in parentheses, two corners, or two corners in brackets; white space
+/// anywhere between tokens.
+fn canonical_cube(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "'{text}' is not cube input Postgres reads ({why}); write it as Postgres prints it, \
+             such as (1, 2) or (1, 2),(3, 4)"
+        )
+    };
+    // Tokens: numbers (as written) and the punctuation `( ) [ ] ,`.
+    let mut tokens: Vec<String> = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_ascii() && pg_space(c as u8) {
+            chars.next();
+        } else if matches!(c, '(' | ')' | '[' | ']' | ',') {
+            tokens.push(c.to_string());
+            chars.next();
+        } else {
+            let mut n = String::new();
+            while let Some(&d) = chars.peek() {
+                if (d.is_ascii() && pg_space(d as u8)) || matches!(d, '(' | ')' | '[' | ']' | ',') {
+                    break;
+                }
+                n.push(d);
+                chars.next();
+            }
+            tokens.push(n);
+        }
+    }
+    let number = |t: &str| -> Result<f64, String> {
+        let lower = t.to_ascii_lowercase();
+        let unsigned = lower.trim_start_matches(['+', '-']);
+        let sign_ok = lower.len() - unsigned.len() <= 1;
+        let special = matches!(unsigned, "inf" | "infinity") || lower == "nan";
+        let (mantissa, exponent) = match unsigned.split_once('e') {
+            Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
+            None => (unsigned, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let mantissa_ok = match mantissa.split_once('.') {
+            Some((a, b)) => {
+                (digits(a) && (b.is_empty() || digits(b))) || (a.is_empty() && digits(b))
+            }
+            None => digits(mantissa),
+        };
+        if !sign_ok || !(special || (mantissa_ok && exponent.is_none_or(digits))) {
+            return Err(bad(&format!("'{t}' is not a number")));
+        }
+        t.parse::<f64>()
+            .map_err(|_| bad(&format!("'{t}' is not a number")))
+    };
+    // A parenthesised corner from token `i`, or a bare list.
+    let list = |i: &mut usize, bare: bool| -> Result<Vec<(String, f64)>, String> {
+        let mut out = Vec::new();
+        if !bare {
+            if tokens.get(*i).map(String::as_str) != Some("(") {
+                return Err(bad("a corner must be in parentheses"));
+            }
+            *i += 1;
+            if tokens.get(*i).map(String::as_str) == Some(")") {
+                *i += 1;
+                return Ok(out);
+            }
+        }
+        loop {
+            let t = tokens.get(*i).ok_or_else(|| bad("it ends too early"))?;
+            out.push((t.clone(), number(t)?));
+            *i += 1;
+            match tokens.get(*i).map(String::as_str) {
+                Some(",") if bare || tokens.get(*i + 1).map(String::as_str) != Some("(") => *i += 1,
+                Some(")") if !bare => {
+                    *i += 1;
+                    return Ok(out);
+                }
+                None if bare => return Ok(out),
+                _ => return Err(bad("a corner's numbers must be separated by commas")),
+            }
+        }
+    };
+    let mut i = 0;
+    let (lower, upper) = match tokens.first().map(String::as_str) {
+        None => return Err(bad("it is empty")),
+        Some("[") => {
+            i = 1;
+            let lower = list(&mut i, false)?;
+            if tokens.get(i).map(String::as_str) != Some(",") {
+                return Err(bad("two corners must be separated by a comma"));
+            }
+            i += 1;
+            let upper = list(&mut i, false)?;
+            if tokens.get(i).map(String::as_str) != Some("]") {
+                return Err(bad("an unclosed bracket"));
+            }
+            i += 1;
+            (lower, Some(upper))
+        }
+        Some("(") => {
+            let lower = list(&mut i, false)?;
+            let upper = match tokens.get(i).map(String::as_str) {
+                Some(",") => {
+                    i += 1;
+                    Some(list(&mut i, false)?)
+                }
+                _ => None,
+            };
+            (lower, upper)
+        }
+        Some(_) => (list(&mut i, true)?, None),
+    };
+    if i != tokens.len() {
+        return Err(bad("text after the cube"));
+    }
+    if upper.as_ref().is_some_and(|u| u.len() != lower.len()) {
+        return Err(bad("its two corners have different dimensions"));
+    }
+    if lower.len() > 100 {
+        return Err(bad("more than 100 dimensions"));
+    }
+    let corner = |c: &[(String, f64)]| -> Result<String, String> {
+        let parts = c
+            .iter()
+            .map(|(t, _)| canonical_float(t, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!("({})", parts.join(", ")))
+    };
+    let mut out = corner(&lower)?;
+    // Corners equal as numbers (0 and -0 too) make a point: the first printed.
+    if let Some(u) = upper.filter(|u| u.iter().zip(&lower).any(|(a, b)| a.1 != b.1)) {
+        out.push(',');
+        out.push_str(&corner(&u)?);
+    }
+    Ok(out)
+}
+
 /// Whether [`canonical_text`] knows a form of `pg_type` to rewrite (a
 /// column of another type need not be read).
 pub fn has_canonical_form(pg_type: &str) -> bool {
@@ -850,6 +1132,7 @@ pub fn has_canonical_form(pg_type: &str) -> bool {
                 | "tstzrange"
         )
         || pg_type.starts_with("interval")
+        || matches!(unqualified(pg_type), "hstore" | "cube")
 }
 
 /// `timestamp(3) with time zone` → `timestamp with time zone`.
@@ -1439,6 +1722,21 @@ mod tests {
             c(plain, "2024-01-01 10:00:00.10").as_deref(),
             Some("2024-01-01 10:00:00.1")
         );
+    }
+
+    #[test]
+    fn hstore_and_cube_take_the_form_postgres_prints() {
+        assert_eq!(
+            c("extensions.hstore", "b=>2, a=>NULL, aa=>\"x y\"").as_deref(),
+            Some("\"a\"=>NULL, \"b\"=>\"2\", \"aa\"=>\"x y\"")
+        );
+        assert_eq!(c("hstore", "\"a\"=>\"1\""), None);
+        assert!(canonical_text("hstore", ',', "a=>1, a=>2").is_err());
+        assert!(canonical_text("hstore", ',', "a=>").is_err());
+        assert_eq!(c("cube", "1,2").as_deref(), Some("(1, 2)"));
+        assert_eq!(c("public.cube", "[(1,2),(1,2)]").as_deref(), Some("(1, 2)"));
+        assert_eq!(c("cube", "(0),(1e3)").as_deref(), Some("(0),(1000)"));
+        assert!(canonical_text("cube", ',', "(1,2),(3)").is_err());
     }
 
     #[test]
