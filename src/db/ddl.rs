@@ -92,16 +92,109 @@ fn column_names(rel: &str, keys: &str) -> String {
     )
 }
 
+/// Temporary objects are the session's own and go with it: left out.
+const NOT_TEMP: &str =
+    "n.nspname::text NOT LIKE 'pg\\_temp\\_%' AND n.nspname::text NOT LIKE 'pg\\_toast\\_temp\\_%'";
+
+/// One catalog's part of [`changed_sql`]: the rows of `pg_catalog.{catalog}`
+/// (as `alias`) this transaction wrote, as the ten columns [`CatalogChange`]
+/// reads. Each column is an SQL expression; what a part leaves unset is
+/// NULL, false or empty.
+struct Part {
+    catalog: &'static str,
+    alias: &'static str,
+    /// Further relations joined to the catalog (leading space included).
+    joins: &'static str,
+    /// A condition besides the row being this transaction's.
+    filter: Option<&'static str>,
+    /// The object's namespace oid: joined as `n` (pg_namespace's own rows
+    /// are `n` already) to leave temporary objects out.
+    namespace: Option<&'static str>,
+    object: String,
+    table: String,
+    relkind: String,
+    name: String,
+    detail: String,
+    internal: &'static str,
+    constraint_table: String,
+    constraint_columns: String,
+    dropped: &'static str,
+}
+
+impl Part {
+    /// `catalog`'s rows, named by `pg_identify_object` of their own oid.
+    fn new(catalog: &'static str, alias: &'static str) -> Part {
+        let null = || "NULL::text".to_string();
+        Part {
+            catalog,
+            alias,
+            joins: "",
+            filter: None,
+            namespace: None,
+            object: identify(catalog, &format!("{alias}.oid"), "0"),
+            table: null(),
+            relkind: null(),
+            name: null(),
+            detail: null(),
+            internal: "false",
+            constraint_table: null(),
+            constraint_columns: "'{}'::text[]".to_string(),
+            dropped: "false",
+        }
+    }
+
+    /// Whose rows belong to relation `oid` (an expression).
+    fn of(self, oid: &str) -> Part {
+        Part {
+            table: rel_name(oid),
+            ..self
+        }
+    }
+
+    /// Named (column, rule, policy…) by `detail`.
+    fn detail(self, detail: &str) -> Part {
+        Part {
+            detail: detail.to_string(),
+            ..self
+        }
+    }
+
+    fn sql(&self) -> String {
+        let Part { catalog, alias, .. } = self;
+        let mut joins = self.joins.to_string();
+        let mut conditions: Vec<String> = self.filter.iter().map(|f| f.to_string()).collect();
+        conditions.push(mine(&format!("{alias}.xmin")));
+        if let Some(ns) = self.namespace {
+            if *catalog != "pg_namespace" {
+                joins.push_str(&format!(" JOIN pg_catalog.pg_namespace n ON n.oid = {ns}"));
+            }
+            conditions.push(NOT_TEMP.to_string());
+        }
+        format!(
+            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {} \
+             FROM me, pg_catalog.{catalog} {alias}{joins} WHERE {}",
+            self.object,
+            self.table,
+            self.relkind,
+            self.name,
+            self.detail,
+            self.internal,
+            self.constraint_table,
+            self.constraint_columns,
+            self.dropped,
+            conditions.join(" AND ")
+        )
+    }
+}
+
 /// The catalog rows this transaction wrote, one row each: catalog, what it
 /// is (`pg_identify_object`), the relation it belongs to (an index's or
 /// TOAST table's table, an owned sequence's table), the relation's kind
 /// when the row is the relation's own, the column / trigger / constraint
 /// name, whether a trigger is internal (a foreign key's), the table and
 /// columns of the constraint such a trigger or a constraint serves, and
-/// whether a column is dropped. Temporary objects are the session's own
-/// and go with it: left out.
+/// whether a column is dropped. Temporary objects are left out.
 fn changed_sql() -> String {
-    let not_temp = "n.nspname::text NOT LIKE 'pg\\_temp\\_%' AND n.nspname::text NOT LIKE 'pg\\_toast\\_temp\\_%'";
     // A relation's owner: an index's table, a TOAST table's table, a
     // sequence owned by a column (serial, identity).
     let owner = |c: &str| {
@@ -116,181 +209,116 @@ fn changed_sql() -> String {
     let class_owner = owner("c");
     let parts = [
         // Relations: tables, indexes, sequences, views, TOAST tables.
-        format!(
-            "SELECT 'pg_class', {}, {}, c.relkind::text, {}, NULL::text, false, NULL::text, '{{}}'::text[], false \
-             FROM me, pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE {} AND {not_temp}",
-            identify("pg_class", "c.oid", "0"),
-            rel_name(&class_owner),
-            rel_name("c.oid"),
-            mine("c.xmin")
-        ),
+        Part {
+            namespace: Some("c.relnamespace"),
+            relkind: "c.relkind::text".into(),
+            name: rel_name("c.oid"),
+            ..Part::new("pg_class", "c").of(&class_owner)
+        },
         // Sequences' parameters (ALTER SEQUENCE … INCREMENT BY).
-        format!(
-            "SELECT 'pg_sequence', {}, {}, 'S', {}, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_sequence s JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {} AND {not_temp}",
-            identify("pg_class", "c.oid", "0"),
-            rel_name(&class_owner),
-            rel_name("c.oid"),
-            mine("s.xmin")
-        ),
+        Part {
+            joins: " JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid",
+            namespace: Some("c.relnamespace"),
+            object: identify("pg_class", "c.oid", "0"),
+            relkind: "'S'".into(),
+            name: rel_name("c.oid"),
+            ..Part::new("pg_sequence", "s").of(&class_owner)
+        },
         // Columns of tables, views and composite types (an index's or a
         // TOAST table's come with its relation row).
-        format!(
-            "SELECT 'pg_attribute', {}, {}, NULL, NULL, a.attname::text, false, NULL, '{{}}', a.attisdropped \
-             FROM me, pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE a.attnum > 0 AND c.relkind NOT IN ('i', 'I', 't', 'S') AND {} AND {not_temp}",
-            identify("pg_class", "a.attrelid", "a.attnum"),
-            rel_name("a.attrelid"),
-            mine("a.xmin")
+        Part {
+            joins: " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid",
+            filter: Some("a.attnum > 0 AND c.relkind NOT IN ('i', 'I', 't', 'S')"),
+            namespace: Some("c.relnamespace"),
+            object: identify("pg_class", "a.attrelid", "a.attnum"),
+            dropped: "a.attisdropped",
+            ..Part::new("pg_attribute", "a")
+                .of("a.attrelid")
+                .detail("a.attname::text")
+        },
+        Part::new("pg_attrdef", "d").of("d.adrelid").detail(
+            "(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid = d.adrelid AND a.attnum = d.adnum)",
         ),
-        format!(
-            "SELECT 'pg_attrdef', {}, {}, NULL, NULL, \
-                    (SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-                     WHERE a.attrelid = d.adrelid AND a.attnum = d.adnum), false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_attrdef d WHERE {}",
-            identify("pg_attrdef", "d.oid", "0"),
-            rel_name("d.adrelid"),
-            mine("d.xmin")
-        ),
-        format!(
-            "SELECT 'pg_constraint', {}, {}, NULL, NULL, k.conname::text, false, {}, {}, false \
-             FROM me, pg_catalog.pg_constraint k JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace \
-             WHERE {} AND {not_temp}",
-            identify("pg_constraint", "k.oid", "0"),
-            rel_name("k.conrelid"),
-            rel_name("k.conrelid"),
-            column_names("k.conrelid", "k.conkey"),
-            mine("k.xmin")
-        ),
-        format!(
-            "SELECT 'pg_index', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {} AND {not_temp}",
-            identify("pg_class", "i.indexrelid", "0"),
-            rel_name(&untoasted("i.indrelid")),
-            mine("i.xmin")
-        ),
-        format!(
-            "SELECT 'pg_trigger', {}, {}, NULL, NULL, t.tgname::text, t.tgisinternal, \
-                    {}, coalesce({}, '{{}}'), false \
-             FROM me, pg_catalog.pg_trigger t LEFT JOIN pg_catalog.pg_constraint k ON k.oid = t.tgconstraint \
-             WHERE {}",
-            identify("pg_trigger", "t.oid", "0"),
-            rel_name("t.tgrelid"),
+        Part {
+            namespace: Some("k.connamespace"),
+            constraint_table: rel_name("k.conrelid"),
+            constraint_columns: column_names("k.conrelid", "k.conkey"),
+            ..Part::new("pg_constraint", "k")
+                .of("k.conrelid")
+                .detail("k.conname::text")
+        },
+        Part {
+            joins: " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid",
+            namespace: Some("c.relnamespace"),
+            object: identify("pg_class", "i.indexrelid", "0"),
+            ..Part::new("pg_index", "i").of(&untoasted("i.indrelid"))
+        },
+        Part {
+            joins: " LEFT JOIN pg_catalog.pg_constraint k ON k.oid = t.tgconstraint",
+            internal: "t.tgisinternal",
             // A trigger cloned onto a partition names its parent's table:
             // holding off the parent's trigger rewrites the clones' rows.
-            rel_name(
+            constraint_table: rel_name(
                 "coalesce(k.conrelid, (SELECT pt.tgrelid FROM pg_catalog.pg_trigger pt \
-                 WHERE pt.oid = t.tgparentid))"
+                 WHERE pt.oid = t.tgparentid))",
             ),
-            column_names("k.conrelid", "k.conkey"),
-            mine("t.xmin")
-        ),
+            constraint_columns: format!(
+                "coalesce({}, '{{}}')",
+                column_names("k.conrelid", "k.conkey")
+            ),
+            ..Part::new("pg_trigger", "t")
+                .of("t.tgrelid")
+                .detail("t.tgname::text")
+        },
         // A table's row type and its array type belong to the table.
-        format!(
-            "SELECT 'pg_type', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_type ty JOIN pg_catalog.pg_namespace n ON n.oid = ty.typnamespace \
-             WHERE {} AND {not_temp}",
-            identify("pg_type", "ty.oid", "0"),
-            rel_name(
+        Part {
+            namespace: Some("ty.typnamespace"),
+            ..Part::new("pg_type", "ty").of(
                 "coalesce(nullif(ty.typrelid, 0), \
-                 (SELECT nullif(e.typrelid, 0) FROM pg_catalog.pg_type e WHERE e.oid = ty.typelem))"
-            ),
-            mine("ty.xmin")
-        ),
-        format!(
-            "SELECT 'pg_rewrite', {}, {}, NULL, NULL, r.rulename::text, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_rewrite r WHERE {}",
-            identify("pg_rewrite", "r.oid", "0"),
-            rel_name("r.ev_class"),
-            mine("r.xmin")
-        ),
-        format!(
-            "SELECT 'pg_policy', {}, {}, NULL, NULL, p.polname::text, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_policy p WHERE {}",
-            identify("pg_policy", "p.oid", "0"),
-            rel_name("p.polrelid"),
-            mine("p.xmin")
-        ),
-        format!(
-            "SELECT 'pg_inherits', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_inherits h WHERE {}",
-            identify("pg_class", "h.inhrelid", "0"),
-            rel_name("h.inhparent"),
-            mine("h.xmin")
-        ),
-        format!(
-            "SELECT 'pg_statistic_ext', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_statistic_ext x WHERE {}",
-            identify("pg_statistic_ext", "x.oid", "0"),
-            rel_name("x.stxrelid"),
-            mine("x.xmin")
-        ),
+                 (SELECT nullif(e.typrelid, 0) FROM pg_catalog.pg_type e WHERE e.oid = ty.typelem))",
+            )
+        },
+        Part::new("pg_rewrite", "r")
+            .of("r.ev_class")
+            .detail("r.rulename::text"),
+        Part::new("pg_policy", "p")
+            .of("p.polrelid")
+            .detail("p.polname::text"),
+        Part {
+            object: identify("pg_class", "h.inhrelid", "0"),
+            ..Part::new("pg_inherits", "h").of("h.inhparent")
+        },
+        Part::new("pg_statistic_ext", "x").of("x.stxrelid"),
         // A comment belongs to what it describes.
-        format!(
-            "SELECT 'pg_description', 'comment on ' || (SELECT o.type || ' ' || o.identity \
-                    FROM pg_catalog.pg_identify_object(d.classoid, d.objoid, d.objsubid) o), \
-                    CASE WHEN d.classoid = 'pg_catalog.pg_class'::regclass THEN {} END, \
-                    NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_description d WHERE {}",
-            rel_name("d.objoid"),
-            mine("d.xmin")
-        ),
+        Part {
+            object: "'comment on ' || (SELECT o.type || ' ' || o.identity \
+                     FROM pg_catalog.pg_identify_object(d.classoid, d.objoid, d.objsubid) o)"
+                .into(),
+            table: format!(
+                "CASE WHEN d.classoid = 'pg_catalog.pg_class'::regclass THEN {} END",
+                rel_name("d.objoid")
+            ),
+            ..Part::new("pg_description", "d")
+        },
         // Objects that belong to no table.
-        format!(
-            "SELECT 'pg_namespace', {}, NULL, NULL, n.nspname::text, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_namespace n WHERE {} AND {not_temp}",
-            identify("pg_namespace", "n.oid", "0"),
-            mine("n.xmin")
-        ),
-        format!(
-            "SELECT 'pg_proc', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_proc p WHERE {}",
-            identify("pg_proc", "p.oid", "0"),
-            mine("p.xmin")
-        ),
-        format!(
-            "SELECT 'pg_event_trigger', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_event_trigger e WHERE {}",
-            identify("pg_event_trigger", "e.oid", "0"),
-            mine("e.xmin")
-        ),
-        format!(
-            "SELECT 'pg_extension', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_extension x WHERE {}",
-            identify("pg_extension", "x.oid", "0"),
-            mine("x.xmin")
-        ),
-        format!(
-            "SELECT 'pg_operator', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_operator o WHERE {}",
-            identify("pg_operator", "o.oid", "0"),
-            mine("o.xmin")
-        ),
-        format!(
-            "SELECT 'pg_cast', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_cast x WHERE {}",
-            identify("pg_cast", "x.oid", "0"),
-            mine("x.xmin")
-        ),
-        format!(
-            "SELECT 'pg_publication_rel', {}, {}, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_publication_rel x WHERE {}",
-            identify("pg_publication_rel", "x.oid", "0"),
-            rel_name("x.prrelid"),
-            mine("x.xmin")
-        ),
+        Part {
+            namespace: Some("n.oid"),
+            name: "n.nspname::text".into(),
+            ..Part::new("pg_namespace", "n")
+        },
+        Part::new("pg_proc", "p"),
+        Part::new("pg_event_trigger", "e"),
+        Part::new("pg_extension", "x"),
+        Part::new("pg_operator", "o"),
+        Part::new("pg_cast", "x"),
+        Part::new("pg_publication_rel", "x").of("x.prrelid"),
         // Large objects (`lo_create`, `lo_from_bytea`, `lo_import`): their
         // data is no user table's row either.
-        format!(
-            "SELECT 'pg_largeobject_metadata', {}, NULL, NULL, NULL, NULL, false, NULL, '{{}}', false \
-             FROM me, pg_catalog.pg_largeobject_metadata l WHERE {}",
-            identify("pg_largeobject", "l.oid", "0"),
-            mine("l.xmin")
-        ),
+        Part {
+            object: identify("pg_largeobject", "l.oid", "0"),
+            ..Part::new("pg_largeobject_metadata", "l")
+        },
     ];
     format!(
         "WITH me AS MATERIALIZED ( \
@@ -298,7 +326,7 @@ fn changed_sql() -> String {
            FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::text::int8 AS top) t \
            WHERE top IS NOT NULL) \
          {}",
-        parts.join(" UNION ALL ")
+        parts.iter().map(Part::sql).collect::<Vec<_>>().join(" UNION ALL ")
     )
 }
 
