@@ -11,6 +11,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sandbox::db::postgres::sequences::SequenceDrawn;
 
 /// Width used when stdout is not a terminal.
 pub const PIPE_WIDTH: usize = 100;
@@ -448,6 +449,18 @@ pub fn millis(ms: u64) -> String {
     } else {
         format!("{:.2} s", ms as f64 / 1000.0)
     }
+}
+
+/// The sequences a dry run advanced, each with its draws (`public.t_id_seq by 2 (last value 5 → 7)`),
+/// or None when none moved: a dry run rolls back every row but not them.
+pub fn sequences_drawn(drawn: &[SequenceDrawn]) -> Option<String> {
+    (!drawn.is_empty()).then(|| {
+        drawn
+            .iter()
+            .map(SequenceDrawn::describe)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 #[cfg(test)]

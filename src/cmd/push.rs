@@ -80,25 +80,18 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             );
         }
         PushOutcome::WouldApply => {
-            let drawn: Vec<String> = report
-                .sequences_drawn
-                .iter()
-                .map(|s| s.describe())
-                .collect();
             println!(
                 "Dry run (preflight) passed: the whole push transaction ran on {} ({} checks on Postgres, {failed} failed) and was rolled back. `{}` would apply diff {} the same way. {}",
                 report.database,
                 report.checks.len(),
                 sandbox::advice::push_confirm(&opts.snapshot, &plan, &flags),
                 output::short(&report.diff_hash),
-                if drawn.is_empty() {
-                    "Nothing was written.".to_string()
-                } else {
-                    format!(
-                        "No row was written, but sequences are never rolled back: it advanced {} \
-                         (values handed out by this run, or by the app at the same time).",
-                        drawn.join(", ")
-                    )
+                match output::sequences_drawn(&report.sequences_drawn) {
+                    None => "Nothing was written.".to_string(),
+                    Some(drawn) => format!(
+                        "No row was written, but sequences are never rolled back: it advanced {drawn} \
+                         (values handed out by this run, or by the app at the same time)."
+                    ),
                 }
             );
         }

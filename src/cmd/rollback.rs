@@ -152,20 +152,13 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     crate::cmd::push::print_foreign_tables(&report.foreign_tables, &report.foreign_writes_allowed);
     crate::cmd::push::print_external_effects(&report.external_effects);
     if !report.confirmed {
-        if report.sequences_drawn.is_empty() {
-            println!("Nothing was changed. Add --confirm to undo.");
-        } else {
-            let drawn: Vec<String> = report
-                .sequences_drawn
-                .iter()
-                .map(|s| s.describe())
-                .collect();
-            println!(
-                "No row was changed, but sequences are never rolled back: this dry run advanced {} \
+        match output::sequences_drawn(&report.sequences_drawn) {
+            None => println!("Nothing was changed. Add --confirm to undo."),
+            Some(drawn) => println!(
+                "No row was changed, but sequences are never rolled back: this dry run advanced {drawn} \
                  (values handed out by triggers that fired for the undo, or by the app at the same \
-                 time). Add --confirm to undo.",
-                drawn.join(", ")
-            );
+                 time). Add --confirm to undo."
+            ),
         }
     }
     Ok(0)
