@@ -1522,3 +1522,107 @@ fn readers_of_the_table_a_created_key_references_are_not_held_from_the_add_colum
     let mut c = w.db.client();
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
 }
+
+/// U1: the rollback deletes the pushed rows of `workflows` (holding them
+/// until COMMIT), then its DROP TABLE tasks needs ACCESS EXCLUSIVE on
+/// `workflows`. An app inserting a row that references a pushed workflow
+/// waits for that deleted row while holding ROW SHARE on `workflows`: a
+/// cycle that the rollback's short attempts never let Postgres detect.
+/// Retrying could only keep the app waiting for the whole --lock-timeout;
+/// the rollback gives up after the attempt that finds the cycle, names the
+/// app session, and changes nothing. Here a reader of `tasks` holds the
+/// rollback at its DROP until the app waits; the app session's own
+/// deadlock check is put off so that only the rollback can end the wait.
+#[test]
+fn rollback_gives_up_at_once_when_the_session_in_its_way_waits_for_its_rows() {
+    let w = live("live_lock_cycle");
+    let receipt = w.push_confirmed();
+    let mut c = w.db.client();
+    c.batch_execute(
+        "CREATE TABLE app_runs (id serial PRIMARY KEY, \
+         workflow_id uuid REFERENCES workflows (id) ON DELETE CASCADE)",
+    )
+    .expect("app table");
+    let pushed = scalar(
+        &mut c,
+        "SELECT id::text FROM workflows WHERE definition->>'source' = 'dh_workflow' \
+         ORDER BY id LIMIT 1",
+    );
+    let before = w.state();
+    let mut reader = postgres_admin(&format!("{}?application_name=tasks_reader", w.db.url));
+    reader
+        .batch_execute("BEGIN; SELECT 1 FROM tasks LIMIT 1")
+        .expect("reader");
+    let rollback = common::Sandbox::new(&[
+        "rollback",
+        "--database-url",
+        &w.db.url,
+        "--receipt",
+        &receipt,
+        "--confirm",
+        "--lock-timeout",
+        "30000",
+    ])
+    .spawn();
+    locks_held_when_waiting_for_exclusive(&mut c, "tasks");
+    let app_url = format!("{}?application_name=fk_app", w.db.url);
+    let app = std::thread::spawn(move || {
+        let mut app = postgres_admin(&app_url);
+        app.batch_execute("SET deadlock_timeout = '10min'")
+            .expect("put off the app's deadlock check");
+        let pid = scalar(&mut app, "SELECT pg_backend_pid()::text");
+        let inserted = app.execute(
+            "INSERT INTO app_runs (workflow_id) VALUES ($1::text::uuid)",
+            &[&pushed],
+        );
+        (pid, inserted.map_err(|e| e.to_string()))
+    });
+    let mut waited = false;
+    for _ in 0..3000 {
+        if scalar(
+            &mut c,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fk_app' \
+             AND wait_event_type = 'Lock'",
+        ) == "1"
+        {
+            waited = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    reader.batch_execute("COMMIT").expect("end the reader");
+    let run = rollback.finish();
+    let (app_pid, inserted) = app.join().expect("app thread");
+    assert!(waited, "the app never waited for the rollback's row");
+    run.code(1);
+    assert!(
+        run.stderr
+            .contains("waiting for rows this transaction had already locked or changed")
+            && run.stderr.contains(&format!("pid {app_pid} is waiting")),
+        "the rollback should give up at once, naming the app session that waits for it: {}",
+        run.show()
+    );
+    // The app waited from before the reader let go; the give-up follows
+    // the first attempt after that. Retrying instead runs the 30 s lock
+    // timeout out: about 75 attempts of 300 ms and a 100 ms pause.
+    let attempts: u32 = run
+        .stderr
+        .split("gave up after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no attempt count: {}", run.show()));
+    assert!(
+        attempts < 30,
+        "the rollback kept the app waiting for {attempts} attempts: {}",
+        run.show()
+    );
+    assert_eq!(
+        inserted,
+        Ok(1),
+        "the app's insert goes through once the rollback lets go"
+    );
+    c.batch_execute("DELETE FROM app_runs")
+        .expect("remove the app's row");
+    before.assert_same(&w.state(), "a rollback that gave up");
+}

@@ -92,6 +92,10 @@ pub struct LockTimeout {
     /// other sessions were queued for when an attempt failed: locking gave
     /// up then instead of retrying (see [`lock_in_attempts`]).
     pub queued_behind_us: Vec<String>,
+    /// Sessions in the way that are themselves waiting for this
+    /// transaction (for rows it locked or changed): neither side can go on,
+    /// so locking gave up after that attempt (see [`waiting_on_us`]).
+    pub waiting_on_us: Vec<i32>,
 }
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
@@ -192,16 +196,21 @@ pub async fn probe_in_attempts(
             Err(e) if is_lock_timeout(&e) => {
                 // Leaving the attempt and asking who queues behind what we
                 // still hold: one round trip (pipelined, in this order).
-                let (left, queued) = futures_util::join!(
+                let asked_now: Vec<(String, LockMode)> =
+                    probed.iter().chain(&sorted).cloned().collect();
+                let (left, queued, waiting) = futures_util::join!(
                     tx.batch_execute(
                         "ROLLBACK TO SAVEPOINT sandbox_lock; RELEASE SAVEPOINT sandbox_lock",
                     ),
-                    queued_behind_exclusive(tx)
+                    queued_behind_exclusive(tx),
+                    waiting_on_us(tx, &asked_now)
                 );
                 left.context("cannot leave the failed lock attempt")?;
                 let queued_behind_us = queued?;
+                let waiting_on_us = waiting?;
                 let spent = started.elapsed();
                 if !queued_behind_us.is_empty()
+                    || !waiting_on_us.is_empty()
                     || spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
                         > Duration::from_millis(total_ms)
                 {
@@ -231,6 +240,7 @@ pub async fn probe_in_attempts(
                         blockers,
                         rows_held,
                         queued_behind_us,
+                        waiting_on_us,
                     }));
                 }
                 tokio::time::sleep(Duration::from_millis(LOCK_PAUSE_MS)).await;
@@ -261,6 +271,43 @@ async fn queued_behind_exclusive(tx: &Transaction<'_>) -> Result<Vec<String>> {
         .await
         .context("cannot read pg_locks to see who waits behind the push")?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The sessions holding a lock that conflicts with what we asked for while
+/// waiting for this transaction themselves: an app inserting a row that
+/// references a row we deleted waits for our row lock, holding ROW SHARE on
+/// the referenced table, which our later ACCESS EXCLUSIVE (a DROP) must
+/// wait for. Neither can go on; retrying until `--lock-timeout` would only
+/// keep the app waiting that long (each attempt is shorter than
+/// `deadlock_timeout`, so Postgres never breaks the cycle for us).
+async fn waiting_on_us(tx: &Transaction<'_>, asked: &[(String, LockMode)]) -> Result<Vec<i32>> {
+    let names: Vec<String> = asked
+        .iter()
+        .map(|(t, _)| crate::types::quote_table(t))
+        .collect();
+    let rows = tx
+        .query_typed(
+            "SELECT l.pid, t.name, l.mode FROM pg_locks l \
+             JOIN unnest($1::text[]) AS t(name) ON l.relation = pg_catalog.to_regclass(t.name) \
+             WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() \
+               AND pg_backend_pid() = ANY(pg_catalog.pg_blocking_pids(l.pid))",
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await
+        .context("cannot read pg_locks to see who waits for the push")?;
+    let mut pids = Vec::new();
+    for r in &rows {
+        let pid: i32 = r.get(0);
+        let name: String = r.get(1);
+        let mode: String = r.get(2);
+        let conflicts = asked.iter().any(|(t, m)| {
+            crate::types::quote_table(t) == name && m.conflicts().contains(&mode.as_str())
+        });
+        if conflicts && !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
 }
 
 /// The sessions holding locks that conflict with what we asked for: pid,
@@ -738,7 +785,21 @@ async fn lock_and_probe(
             "could not lock {} {}: another session holds them{}. Nothing was written; retry when \
                  it is done{}{}",
             t.tables.join(", "),
-            if t.queued_behind_us.is_empty() {
+            if !t.waiting_on_us.is_empty() {
+                format!(
+                    "({} waiting for rows this transaction had already locked or changed, as an \
+                     app writing rows that reference them does: neither could go on, so it gave \
+                     up after {} attempt(s) of at most {LOCK_ATTEMPT_MS} ms rather than keep {} \
+                     waiting)",
+                    pid_list(&t.waiting_on_us),
+                    t.attempts,
+                    if t.waiting_on_us.len() == 1 {
+                        "it"
+                    } else {
+                        "them"
+                    }
+                )
+            } else if t.queued_behind_us.is_empty() {
                 format!(
                         "within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
                          {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer \
@@ -759,7 +820,7 @@ async fn lock_and_probe(
             } else {
                 format!(": {}", t.blockers.join("; "))
             },
-            if t.queued_behind_us.is_empty() {
+            if t.queued_behind_us.is_empty() && t.waiting_on_us.is_empty() {
                 ", or raise --lock-timeout"
             } else {
                 ""
@@ -772,6 +833,16 @@ async fn lock_and_probe(
                 ""
             }
         ))),
+    }
+}
+
+/// `pid 1 is` or `pids 1, 2 are`: the subject of the refusal.
+fn pid_list(pids: &[i32]) -> String {
+    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    if pids.len() == 1 {
+        format!("pid {} is", list[0])
+    } else {
+        format!("pids {} are", list.join(", "))
     }
 }
 
