@@ -25,8 +25,10 @@ use crate::types::RowHash;
 /// explicit values it wrote (a tool reading only 2 would leave them moved
 /// without saying so, so it refuses 3 by its number). 4: the tables'
 /// checksums hash rows with XXH3 instead of SHA-256 ([`RowHash`]); a tool
-/// reading only 3 would see every table as changed.
-pub const UNDO_FORMAT: u32 = 4;
+/// reading only 3 would see every table as changed. 5: adds the tables the
+/// plan protected or read ([`Undo::protected`]); a tool reading only 4
+/// would let `rollback --allow-writes` cover writes to them.
+pub const UNDO_FORMAT: u32 = 5;
 
 /// The oldest format rollback still reads.
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -59,6 +61,13 @@ pub struct Undo {
     /// may write them too (an audit trigger logging the delete).
     #[serde(default)]
     pub allowed_writes: Vec<String>,
+    /// The tables the plan protected or read and did not write
+    /// (`schema.table`, [`Plan::protected_tables`]): the push's rehearsal
+    /// rested on their rows, so no `--allow-writes` of the rollback covers
+    /// a write to one either. `None` in receipts before format 5: see
+    /// [`Undo::protected_tables`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<Vec<String>>,
     /// What Postgres chose for the columns new rows left to it (computed
     /// defaults, identity, generated columns): part of the state the push
     /// left, which `after` already includes.
@@ -257,6 +266,7 @@ impl Undo {
             held_off_triggers: held_off,
             side_effects,
             allowed_writes,
+            protected: Some(plan.protected_tables()),
             filled: vec![],
             sequences: vec![],
             already_gone: vec![],
@@ -298,6 +308,26 @@ impl Undo {
         }
         self.filled = filled;
         Ok(self)
+    }
+
+    /// The tables no `--allow-writes` of the rollback covers, and whether
+    /// the receipt recorded them. A receipt before format 5 did not: every
+    /// pulled table the push did not write stands in for them (the
+    /// protected and read tables are among them; a table the app owned
+    /// outside the plan is refused too, which errs on the side of leaving
+    /// the database alone).
+    pub fn protected_tables(&self) -> (Vec<String>, bool) {
+        if let Some(p) = &self.protected {
+            return (p.clone(), true);
+        }
+        let written: Vec<&str> = self.tables.iter().map(|t| t.table.as_str()).collect();
+        let derived = self
+            .before
+            .keys()
+            .filter(|t| !written.contains(&t.as_str()))
+            .map(|t| crate::db::writes::qualify(t))
+            .collect();
+        (derived, false)
     }
 
     /// How the receipt's table checksums hash rows: rollback recomputes
@@ -381,13 +411,15 @@ mod tests {
                      "tables": [], "before": {}, "after": {}, "disabled_triggers": ["a.b"]}"#;
         let u = Undo::read("r", v1).expect("format 1 reads");
         assert_eq!(u.held_off_triggers, vec!["a.b".to_string()]);
+        // Before format 5 the protected tables were not recorded.
+        assert_eq!(u.protected_tables(), (vec![], false));
         // Format 1 to 3 checksummed rows with SHA-256, 4 with XXH3.
         assert_eq!(u.row_hash(), RowHash::Sha256);
         let v4 = v1.replace("\"format\": 1", "\"format\": 4");
         assert_eq!(Undo::read("r", &v4).unwrap().row_hash(), RowHash::Xxh3);
-        let v5 = v1.replace("\"format\": 1", "\"format\": 5");
-        let e = Undo::read("r", &v5).unwrap_err().to_string();
-        assert!(e.contains("undo format 5"), "{e}");
+        let v6 = v1.replace("\"format\": 1", "\"format\": 6");
+        let e = Undo::read("r", &v6).unwrap_err().to_string();
+        assert!(e.contains("undo format 6"), "{e}");
         let none = v1.replace("\"format\": 1,", "");
         assert!(Undo::read("r", &none).is_err());
     }
@@ -411,6 +443,7 @@ mod tests {
                 written_by: vec![],
             }],
             allowed_writes: vec!["audit_log".into()],
+            protected: Some(vec!["public.prompts".into()]),
             filled: vec![],
             sequences: vec![SequenceAdvance {
                 table: "t".into(),
@@ -430,6 +463,10 @@ mod tests {
         assert_eq!(back.side_effects, u.side_effects);
         assert_eq!(back.held_off_triggers, u.held_off_triggers);
         assert_eq!(back.sequences, u.sequences);
+        assert_eq!(
+            back.protected_tables(),
+            (vec!["public.prompts".into()], true)
+        );
         // Format 2 (no sequences) still reads.
         let v2 = serde_json::to_string(&Undo {
             format: 2,

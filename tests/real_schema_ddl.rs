@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::World;
+use common::{TestDb, TestRole, World};
 
 /// The plan fixtures plus `extra` SQL, with the binary's one rehearsed
 /// snapshot of the plain fixtures (the additions change no pulled table).
@@ -188,11 +188,32 @@ fn a_large_object_written_by_a_trigger_refuses_the_push() {
 /// or privilege is found before --confirm), and rollback undoes it all.
 #[test]
 fn a_foreign_key_to_another_schema_is_created_there_and_rolled_back() {
-    let w = World::loaded("auth_users_fk", "plan").with_sql(
-        "CREATE SCHEMA auth;
-         CREATE TABLE auth.users (id uuid PRIMARY KEY, email text);
-         INSERT INTO auth.users VALUES ('00000000-0000-0000-0000-000000000001', 'a@example.com');",
-    );
+    let w = World::loaded("auth_users_fk", "plan").with_sql(AUTH_USERS);
+    let plan = plan_with_owner_key(&w);
+    let w = w.with_plan(&plan).rehearsed();
+    let before = w.state();
+    w.push(&[]).ok();
+    before.assert_same(&w.state(), "a preflight");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_eq!(w.scalar(OWNER_KEY_TARGET), "auth.users");
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
+}
+
+/// Supabase's `auth.users`, with one user.
+const AUTH_USERS: &str = "CREATE SCHEMA auth;
+     CREATE TABLE auth.users (id uuid PRIMARY KEY, email text);
+     INSERT INTO auth.users VALUES ('00000000-0000-0000-0000-000000000001', 'a@example.com');";
+
+/// The table `tasks.owner_id`'s foreign key references.
+const OWNER_KEY_TARGET: &str = "SELECT confrelid::regclass::text FROM pg_constraint \
+     WHERE conrelid = 'public.tasks'::regclass AND contype = 'f' \
+       AND conkey = ARRAY[(SELECT attnum FROM pg_attribute \
+                           WHERE attrelid = 'public.tasks'::regclass AND attname = 'owner_id')]";
+
+/// The built-in plan, its `tasks` given an `owner_id` referencing
+/// `auth.users(id)`.
+fn plan_with_owner_key(w: &World) -> std::path::PathBuf {
     let plan = common::plan_folder(&w.dir.path().join("plan"), |_| {});
     let target = plan.join("target.json");
     let mut t: serde_json::Value =
@@ -211,22 +232,7 @@ fn a_foreign_key_to_another_schema_is_created_there_and_rolled_back() {
         serde_json::json!({"columns": ["owner_id"], "ref_table": "auth.users", "ref_columns": ["id"]}),
     );
     std::fs::write(&target, serde_json::to_string_pretty(&t).unwrap()).unwrap();
-    let w = w.with_plan(&plan).rehearsed();
-    let before = w.state();
-    w.push(&[]).ok();
-    before.assert_same(&w.state(), "a preflight");
-    let run = w.push(&["--confirm"]);
-    run.ok();
-    assert_eq!(
-        w.scalar(
-            "SELECT confrelid::regclass::text FROM pg_constraint \
-             WHERE conrelid = 'public.tasks'::regclass AND contype = 'f' \
-               AND conkey = ARRAY[(SELECT attnum FROM pg_attribute \
-                                   WHERE attrelid = 'public.tasks'::regclass AND attname = 'owner_id')]"
-        ),
-        "auth.users"
-    );
-    w.rollback_restores(&run.receipt(), &before, "push then rollback");
+    plan
 }
 
 /// S24: `--allow-writes prompts` (a side-effect table, the user thought)
@@ -254,4 +260,166 @@ fn allowing_writes_never_extends_to_a_protected_table() {
         ]);
         before.assert_same(&w.state(), "a refused push");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Roles, privileges and search_path (issue 10's reviewer gaps)
+
+/// A database and its `public` schema owned by a login role that loaded
+/// the fixtures, the way Supabase's `postgres` role owns the app's tables
+/// (`NOSUPERUSER … BYPASSRLS`), while objects the test adds as the admin
+/// (`auth.users`, a type's schema) belong to someone else.
+struct OwnedWorld {
+    // Dropped in this order: the database, then the role owning it.
+    w: World,
+    role: TestRole,
+    /// The role's connection URL.
+    url: String,
+}
+
+fn owned_world(tag: &str) -> OwnedWorld {
+    let role = TestRole::create(tag, "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS");
+    let db = TestDb::create(tag);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO \"{}\"; ALTER SCHEMA public OWNER TO \"{}\";",
+            db.name, role.name, role.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{}@", role.name), 1);
+    common::load_fixtures(&url, "plan");
+    OwnedWorld {
+        w: World::in_db(db),
+        role,
+        url,
+    }
+}
+
+impl OwnedWorld {
+    fn rollback(&self, receipt: &str, extra: &[&str]) -> common::Run {
+        let mut args = vec![
+            "rollback",
+            "--database-url",
+            &self.url,
+            "--receipt",
+            receipt,
+        ];
+        args.extend_from_slice(extra);
+        common::sandbox(&args)
+    }
+}
+
+/// S21 for a role that holds only SELECT and REFERENCES on `auth.users`
+/// (owned by another role, as on Supabase): what creating the foreign key
+/// needs. Before, the push locked `auth.users` in SHARE ROW EXCLUSIVE mode
+/// itself, which takes UPDATE, DELETE or TRUNCATE there, and stopped on a
+/// raw "permission denied for table users" (exit 1, no privilege named).
+/// Now the key's own DDL takes that lock: preflight, push and rollback run
+/// as that role, and the whole database is as before.
+#[test]
+fn a_foreign_key_to_auth_users_needs_only_select_and_references_there() {
+    let o = owned_world("auth_refs_only");
+    let role = o.role.name.clone();
+    let w = o.w.with_sql(&format!(
+        "{AUTH_USERS} GRANT USAGE ON SCHEMA auth TO \"{role}\";
+         GRANT SELECT, REFERENCES ON auth.users TO \"{role}\";"
+    ));
+    let plan = plan_with_owner_key(&w);
+    let w = w.with_plan(&plan).rehearsed();
+    let o = OwnedWorld { w, ..o };
+    let before = o.w.state();
+    o.w.push_as(&o.url, &[]).ok();
+    before.assert_same(&o.w.state(), "a preflight");
+    let run = o.w.push_as(&o.url, &["--confirm"]);
+    run.ok();
+    assert_eq!(o.w.scalar(OWNER_KEY_TARGET), "auth.users");
+    o.rollback(&run.receipt(), &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&o.w.state().without_schema("sandbox"), "push then rollback");
+}
+
+/// S5: `workflows.mood` is of an enum type in schema `app_types`, on which
+/// the pushing role lacks USAGE. Before, the push took its locks and then
+/// stopped on "current transaction is aborted" (the cast's "permission
+/// denied for schema app_types" hidden behind it), exit 2. Now the
+/// privilege check, before any lock, names the schema and the grant
+/// (exit 1), and nothing changes; with the grant, the preflight passes.
+#[test]
+fn a_type_in_a_schema_the_role_may_not_use_is_named_before_any_lock() {
+    let o = owned_world("type_usage");
+    let role = o.role.name.clone();
+    let w =
+        o.w.with_sql(
+            "CREATE SCHEMA app_types;
+             CREATE TYPE app_types.mood AS ENUM ('calm', 'busy');
+             ALTER TABLE public.workflows ADD COLUMN mood app_types.mood;",
+        )
+        .rehearsed();
+    let o = OwnedWorld { w, ..o };
+    let before = o.w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = o.w.push_as(&o.url, confirm);
+        run.refused(&[
+            "lacks privileges",
+            "USAGE on schema app_types, which holds type app_types.mood (to write workflows.mood",
+            &format!("GRANT USAGE ON SCHEMA \"app_types\" TO \"{role}\""),
+        ]);
+        before.assert_same(&o.w.state(), "a refused push");
+    }
+    o.w.exec(&format!("GRANT USAGE ON SCHEMA app_types TO \"{role}\""));
+    let granted = o.w.state();
+    o.w.push_as(&o.url, &[]).ok();
+    granted.assert_same(&o.w.state(), "a preflight");
+}
+
+/// S24 at rollback: after the push, an app trigger on `workflows` rewrites
+/// a row of `prompts` (a table the plan protects) for each workflow
+/// deleted. Before, `rollback --allow-writes prompts` took those writes as
+/// an allowed side effect and undid the push, exit 0. Now the rollback
+/// applies the push's rule: refused (exit 1) naming the protected table,
+/// whatever --allow-writes says, and nothing changes. The receipt records
+/// the protected tables (undo format 5); an older receipt, which does not,
+/// is refused the same way and says the list was derived.
+#[test]
+fn rollback_allowing_writes_never_extends_to_a_protected_table() {
+    let w = world("rollback_allow_protected", "");
+    let receipt = w.push_confirmed();
+    let undo = w.scalar(&format!(
+        "SELECT undo->>'protected' FROM sandbox.receipts WHERE id = '{receipt}'"
+    ));
+    assert!(undo.contains("public.prompts"), "{undo}");
+    w.exec(
+        "CREATE FUNCTION public.touch_prompts() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN UPDATE public.prompts SET id = id WHERE id IN (SELECT id FROM public.prompts LIMIT 1);
+               RETURN NULL; END $$;
+         CREATE TRIGGER workflows_touch_prompts AFTER DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.touch_prompts();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(
+            &receipt,
+            &[confirm, &["--allow-writes", "prompts"]].concat(),
+        );
+        run.refused(&[
+            "public.prompts: 227 rows",
+            "protects or reads",
+            "--allow-writes cannot cover it",
+        ]);
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    // A receipt of format 4, before the field.
+    w.exec(&format!(
+        "UPDATE sandbox.receipts SET undo = jsonb_set(undo - 'protected', '{{format}}', '4') \
+         WHERE id = '{receipt}'"
+    ));
+    let before = w.state();
+    let run = w.rollback(&receipt, &["--confirm", "--allow-writes", "prompts"]);
+    run.refused(&[
+        "public.prompts: 227 rows",
+        "--allow-writes cannot cover it",
+        "(undo format 4) does not record which tables the plan protected or read",
+    ]);
+    before.assert_same(&w.state(), "a refused rollback of an older receipt");
 }

@@ -25,7 +25,77 @@ pub enum Need {
     Owner { table: String, why: String },
     /// CREATE on a schema that exists, or on the database when it does not.
     CreateIn { schema: String, why: String },
+    /// Using a column's type as the push spells it (`app_types.mood`,
+    /// `citext[]`, as the snapshot or target.json has it): USAGE on the
+    /// type's schema (Postgres looks the name up there for every cast and
+    /// column definition) and on the type. Without it the statement fails
+    /// mid-transaction, with the locks already taken. A spelling that names
+    /// no type found here is skipped (the push's own statements name it).
+    TypeUsage { spelling: String, why: String },
 }
+
+/// The type a spelling names, for [`Need::TypeUsage`]: `(schema, name)`,
+/// schema `None` when unqualified; typmods and `[]` dropped. Parsed here,
+/// not by Postgres: `to_regtype('app_types.mood')` raises "permission
+/// denied for schema" for exactly the role this check is for, and a
+/// malformed spelling must not end the check. `None` when it does not
+/// start with an identifier (the statement using it names it).
+pub fn type_name_parts(spelling: &str) -> Option<(Option<String>, String)> {
+    fn ident(s: &str) -> Option<(String, &str)> {
+        if let Some(rest) = s.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = rest.char_indices();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if rest[i + 1..].starts_with('"') {
+                        out.push('"');
+                        chars.next();
+                    } else {
+                        return Some((out, &rest[i + 1..]));
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            None
+        } else {
+            let end = s
+                .char_indices()
+                .find(|(i, c)| !(c.is_alphanumeric() || *c == '_' || (*i > 0 && *c == '$')))
+                .map_or(s.len(), |(i, _)| i);
+            let first = s.chars().next()?;
+            if end == 0 || first.is_ascii_digit() || first == '$' {
+                return None;
+            }
+            Some((s[..end].to_lowercase(), &s[end..]))
+        }
+    }
+    let (first, rest) = ident(spelling.trim())?;
+    match rest.strip_prefix('.') {
+        Some(rest) => {
+            let (second, _) = ident(rest)?;
+            Some((Some(first), second))
+        }
+        None => Some((None, first)),
+    }
+}
+
+/// For [`Need::TypeUsage`], one row per lack, given `$1` the schema as
+/// spelled (NULL when unqualified) and `$2` the type's name: the schema,
+/// the type (`schema.name`) and which of the two lacks USAGE, and the
+/// role. An unqualified name is the type the pinned search_path would
+/// find: `pg_catalog` first, then `public`, `extensions` (whose lack of
+/// USAGE makes Postgres skip the schema and miss the type).
+const TYPE_USAGE_SQL: &str = "\
+SELECT n.nspname::text, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), \
+       NOT pg_catalog.has_schema_privilege(n.oid, 'USAGE'), \
+       NOT pg_catalog.has_type_privilege(t.oid, 'USAGE'), current_user::text \
+FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+WHERE t.typname = $2 \
+  AND CASE WHEN $1::text IS NULL THEN n.nspname IN ('pg_catalog', 'public', 'extensions') \
+           ELSE n.nspname = $1::text END \
+ORDER BY array_position(ARRAY['pg_catalog', 'public', 'extensions'], n.nspname::text) \
+LIMIT 1";
 
 /// One check listing every need the role lacks.
 pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) -> Result<Check> {
@@ -93,15 +163,54 @@ pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) 
                         });
                     }
                 }
+                Need::TypeUsage { spelling, why } => {
+                    let Some((schema, name)) = type_name_parts(spelling) else {
+                        return Ok(missing);
+                    };
+                    let rows = tx
+                        .query_typed(
+                            TYPE_USAGE_SQL,
+                            &[(&schema, Type::TEXT), (&name, Type::TEXT)],
+                        )
+                        .await?;
+                    if let Some(r) = rows.first() {
+                        let (schema, ty, no_schema, no_type, role): (
+                            String,
+                            String,
+                            bool,
+                            bool,
+                            String,
+                        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+                        let role = crate::types::quote_ident(&role);
+                        if no_schema {
+                            missing.push(format!(
+                                "USAGE on schema {schema}, which holds type {ty} (to {why}): \
+                                 GRANT USAGE ON SCHEMA {} TO {role}",
+                                crate::types::quote_ident(&schema)
+                            ));
+                        }
+                        if no_type {
+                            missing.push(format!(
+                                "USAGE on type {ty} (to {why}): GRANT USAGE ON TYPE {ty} TO {role}"
+                            ));
+                        }
+                    }
+                }
             }
             Ok::<_, anyhow::Error>(missing)
         }
     };
-    let missing: Vec<String> = futures_util::future::try_join_all(needs.iter().map(one))
+    let mut missing: Vec<String> = Vec::new();
+    for m in futures_util::future::try_join_all(needs.iter().map(one))
         .await?
         .into_iter()
         .flatten()
-        .collect();
+    {
+        // Two columns of one type lack the same grant: said once.
+        if !missing.contains(&m) {
+            missing.push(m);
+        }
+    }
     let mut c = Check::no_rows(
         phase,
         "the role holds every privilege the transaction needs",
@@ -111,4 +220,33 @@ pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) 
     c.expected = "no missing privilege".into();
     c.actual = format!("{} missing", c.row_count);
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_name_parts;
+
+    #[test]
+    fn a_type_spelling_is_split_into_schema_and_name() {
+        let q = |s: &str, n: &str| Some((Some(s.to_string()), n.to_string()));
+        assert_eq!(type_name_parts("app_types.mood"), q("app_types", "mood"));
+        assert_eq!(type_name_parts("app_types.mood[]"), q("app_types", "mood"));
+        assert_eq!(
+            type_name_parts("\"My Types\".\"Mo\"\"od\"[]"),
+            q("My Types", "Mo\"od")
+        );
+        assert_eq!(type_name_parts("App.Mood"), q("app", "mood"));
+        assert_eq!(
+            type_name_parts("character varying(20)"),
+            Some((None, "character".into()))
+        );
+        assert_eq!(type_name_parts("citext"), Some((None, "citext".into())));
+        assert_eq!(
+            type_name_parts("numeric(10,2)[]"),
+            Some((None, "numeric".into()))
+        );
+        for bad in ["", "1abc", "\"open", "(x)", "a.\"open"] {
+            assert_eq!(type_name_parts(bad), None, "{bad}");
+        }
+    }
 }

@@ -35,7 +35,9 @@ use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, Seq
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
-use crate::db::postgres::tx::{begin, lock_tables_and_rows, lock_tables_probing, LockMode};
+use crate::db::postgres::tx::{
+    begin, lock_tables_and_rows, lock_tables_probing, not_lockable, LockMode,
+};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -231,25 +233,20 @@ type TableLock = (String, LockMode);
 /// ADD COLUMN to COMMIT. A session that takes such a table between the
 /// probe and the rehearsal is met by `tx`'s give-up when readers queue
 /// behind what the push holds.
-fn locks_from_the_first_exclusive(plan: &Plan) -> (Vec<TableLock>, Vec<TableLock>) {
+/// `unlockable` (see `tx::not_lockable`) are left to the DDL.
+fn locks_from_the_first_exclusive(
+    plan: &Plan,
+    unlockable: &[String],
+) -> (Vec<TableLock>, Vec<TableLock>) {
     let altered = plan
         .schema
         .added_columns
         .iter()
         .filter(|a| !plan.creates(&a.table))
         .map(|a| (a.table.clone(), LockMode::AccessExclusive));
-    let referenced: Vec<String> = plan
-        .schema
-        .added_columns
-        .iter()
-        .filter_map(|a| a.references.as_ref().map(|r| (&a.table, &r.table)))
-        .chain(plan.schema.tables.iter().flat_map(|t| {
-            t.foreign_keys
-                .iter()
-                .map(move |fk| (&t.name, &fk.ref_table))
-        }))
-        .filter(|(from, to)| from != to && !plan.creates(to))
-        .map(|(_, to)| to.clone())
+    let referenced: Vec<String> = referenced_tables(plan)
+        .into_iter()
+        .filter(|t| !unlockable.contains(t))
         .collect();
     let taken = altered
         .chain(
@@ -266,6 +263,27 @@ fn locks_from_the_first_exclusive(plan: &Plan) -> (Vec<TableLock>, Vec<TableLock
         .map(|t| (t, LockMode::AccessExclusive))
         .collect();
     (taken, probed)
+}
+
+/// The tables the plan's foreign keys reference, outside what it creates
+/// (a key to its own table aside).
+fn referenced_tables(plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .schema
+        .added_columns
+        .iter()
+        .filter_map(|a| a.references.as_ref().map(|r| (&a.table, &r.table)))
+        .chain(plan.schema.tables.iter().flat_map(|t| {
+            t.foreign_keys
+                .iter()
+                .map(move |fk| (&t.name, &fk.ref_table))
+        }))
+        .filter(|(from, to)| from != to && !plan.creates(to))
+        .map(|(_, to)| to.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Pulled tables the plan neither reads nor writes (none with `strict`):
@@ -622,6 +640,10 @@ struct Push<'a, 't> {
     /// and with it every strong lock it takes later; those of its rehearsed
     /// undo were proved free then (see [`locks_from_the_first_exclusive`]).
     exclusive_held: std::cell::Cell<bool>,
+    /// Tables the plan's foreign keys reference that this role may not
+    /// `LOCK` against writers (see `tx::not_lockable`): their keys' DDL
+    /// takes their locks itself.
+    unlockable: std::cell::RefCell<Vec<String>>,
 }
 
 /// The receipt of this push, as written in its transaction.
@@ -657,6 +679,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         },
         dry: (!job.opts.confirm).then(Default::default),
         exclusive_held: std::cell::Cell::new(false),
+        unlockable: Default::default(),
     };
     // The receipts first of all: a role that cannot read or write them is
     // told which grants it lacks before anything is read or locked.
@@ -780,6 +803,8 @@ impl Push<'_, '_> {
         }
         needs.extend(self.sequence_needs().await?);
         let privileges = privilege_check(&self.tx, "privileges", &needs).await?;
+        *self.unlockable.borrow_mut() =
+            not_lockable(&self.tx, &referenced_tables(self.job.plan)).await?;
         self.refuse_unless_ok(
             privileges,
             "the connected role lacks privileges the push needs",
@@ -1411,6 +1436,9 @@ impl Push<'_, '_> {
                     }),
             )
             .filter(|(from, to)| from != to && !plan.creates(to))
+            // A table this role may not lock: the key's DDL locks it, in
+            // one attempt at most (the transaction's lock_timeout).
+            .filter(|(_, to)| !self.unlockable.borrow().contains(to))
             .map(|(_, to)| (to.clone(), LockMode::ShareRowExclusive))
             .collect::<Vec<_>>();
         altered.extend(referenced);
@@ -1425,7 +1453,7 @@ impl Push<'_, '_> {
                 .any(|(_, mode)| *mode == LockMode::AccessExclusive);
         let mut probed = Vec::new();
         if first_exclusive {
-            let (taken, probe) = locks_from_the_first_exclusive(plan);
+            let (taken, probe) = locks_from_the_first_exclusive(plan, &self.unlockable.borrow());
             altered.extend(taken);
             probed = probe;
         }
@@ -1468,14 +1496,17 @@ impl Push<'_, '_> {
         };
         let rows_ahead = async {
             if !has_rows {
-                return Ok(None);
+                return Ok::<_, anyhow::Error>(None);
             }
             let (types, as_the_app) = futures_util::join!(
                 TypeSpellings::resolve(tx, spellings),
                 tx.batch_execute(AS_THE_APP)
             );
+            // The first refused says why; the other only that the
+            // transaction was aborted.
+            let types = types?;
             as_the_app?;
-            types.map(Some)
+            Ok(Some(types))
         };
         let (done, types) = futures_util::join!(
             futures_util::future::join_all(ddl.iter().map(|d| tx.batch_execute(&d.sql))),
@@ -1833,16 +1864,7 @@ impl Push<'_, '_> {
             .collect();
         // The tables the plan protects or reads: the rehearsal rests on
         // their rows, so no --allow-writes extends to them.
-        let plan = self.job.plan;
-        let protected: Vec<String> = plan
-            .tables
-            .protected
-            .iter()
-            .cloned()
-            .chain(plan.read_set())
-            .filter(|t| !plan.write_set().contains(t))
-            .map(|t| qualify(&t))
-            .collect();
+        let protected = self.job.plan.protected_tables();
         let allowed_here: Vec<String> = receipt
             .allowed
             .iter()

@@ -640,6 +640,26 @@ impl Plan {
             .collect()
     }
 
+    /// The tables the plan protects or reads and does not write, as
+    /// `schema.table`: the rehearsal's result rests on their rows, so no
+    /// `--allow-writes` covers a write to one, in the push or its
+    /// rollback (whose receipt records them).
+    pub fn protected_tables(&self) -> Vec<String> {
+        let writes = self.write_set();
+        let mut out: Vec<String> = self
+            .tables
+            .protected
+            .iter()
+            .cloned()
+            .chain(self.read_set())
+            .filter(|t| !writes.contains(t))
+            .map(|t| crate::db::writes::qualify(&t))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Tables the push writes: rows inserted, updated or deleted, columns
     /// added, tables created.
     pub fn write_set(&self) -> BTreeSet<String> {

@@ -1390,7 +1390,14 @@ impl Rollback<'_, '_> {
     /// Every write of the undo, database-wide: only the receipt's tables,
     /// exactly as many rows as it recorded, plus allowed side effects.
     async fn account_writes(&self, report: &mut RollbackReport, effects: &Effects) -> Result<()> {
-        let allowed = self.allowed();
+        // As for the push: a table the plan protected or read is never an
+        // allowed side effect, whatever --allow-writes says.
+        let (protected, recorded) = self.undo.protected_tables();
+        let allowed: Vec<String> = self
+            .allowed()
+            .into_iter()
+            .filter(|a| !protected.contains(&crate::db::writes::qualify(a)))
+            .collect();
         // The created tables are dropped (`drop_locked`), and their rows
         // with them: what was written to them does not count (Postgres no
         // longer lists them; in a refused or dry run neither).
@@ -1413,15 +1420,25 @@ impl Rollback<'_, '_> {
             .collect();
         let expected = undo_writes(self.undo, report);
         let cascades = cascading_keys(self.tx, &writes, &expected, &allowed).await?;
-        let accounting = account(
+        let mut accounting = account(
             "writes",
             &writes,
             &expected,
-            &allowed,
-            &[],
+            &self.allowed(),
+            &protected,
             &cascades,
             &|t: &str| effects.naming(t),
         );
+        if !recorded {
+            // Said where it refuses: the list was derived, not recorded.
+            for c in accounting.checks.iter_mut().filter(|c| !c.ok) {
+                c.rows.push(format!(
+                    "receipt {} (undo format {}) does not record which tables the plan protected \
+                     or read: every pulled table the push did not write is taken as one",
+                    self.opts.receipt_id, self.undo.format
+                ));
+            }
+        }
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.

@@ -741,6 +741,33 @@ fn read_only_reason(row: &[&str]) -> Option<String> {
     ))
 }
 
+/// Of `tables` (as a plan names them: `workflows`, `auth.users`), those
+/// that exist and that this role may not `LOCK` in SHARE ROW EXCLUSIVE or
+/// a stronger mode: that takes UPDATE, DELETE or TRUNCATE on the table
+/// (or its ownership). A table a foreign key of the plan only references
+/// needs no more than REFERENCES (Supabase's `auth.users`, owned by
+/// another role): for such a table the key's own DDL takes its lock,
+/// under the transaction's `lock_timeout` of one attempt, instead of
+/// `LOCK TABLE` beforehand.
+pub async fn not_lockable(tx: &Transaction<'_>, tables: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for t in tables {
+        let quoted = crate::types::quote_table(t);
+        let row = tx
+            .query_typed(
+                "SELECT CASE WHEN pg_catalog.to_regclass($1) IS NULL THEN false \
+                    ELSE NOT pg_catalog.has_table_privilege($1, 'UPDATE,DELETE,TRUNCATE') END",
+                &[(&quoted, tokio_postgres::types::Type::TEXT)],
+            )
+            .await
+            .with_context(|| format!("cannot read this role's privileges on {t}"))?;
+        if row[0].get::<_, bool>(0) && !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Takes `locks` in short attempts (see the module comment); on
 /// timeout refuses, naming the sessions in the way.
 pub async fn lock_tables(

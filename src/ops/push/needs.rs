@@ -12,7 +12,48 @@ pub(super) fn push_needs(plan: &Plan, diff: &Diff, locked: &[String]) -> Vec<Nee
     needs.extend(schema_needs(plan));
     needs.extend(row_needs(diff));
     needs.extend(hold_off_needs(plan, diff));
+    needs.extend(type_needs(plan, diff));
     needs
+}
+
+/// Every type the push spells — in the casts of the rows it writes, the
+/// columns it creates or adds — used by `table.column`s: a type in a schema
+/// the role lacks USAGE on fails the first statement naming it, after the
+/// locks (found in the transaction before).
+fn type_needs(plan: &Plan, diff: &Diff) -> Vec<Need> {
+    let mut users: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut add = |spelling: &str, user: String| {
+        users.entry(spelling.to_string()).or_default().push(user);
+    };
+    for t in &diff.tables {
+        for c in &t.columns {
+            add(&c.pg_type, format!("{}.{}", t.table, c.name));
+        }
+    }
+    for t in &plan.schema.tables {
+        for c in &t.columns {
+            add(&c.pg_type, format!("{}.{}", t.name, c.name));
+        }
+    }
+    for a in &plan.schema.added_columns {
+        add(&a.column.pg_type, format!("{}.{}", a.table, a.column.name));
+    }
+    users
+        .into_iter()
+        .map(|(spelling, mut columns)| {
+            columns.sort();
+            columns.dedup();
+            let shown = if columns.len() > 3 {
+                format!("{} and {} more", columns[..3].join(", "), columns.len() - 3)
+            } else {
+                columns.join(", ")
+            };
+            Need::TypeUsage {
+                why: format!("write {shown}, of type {spelling}"),
+                spelling,
+            }
+        })
+        .collect()
 }
 
 fn public(table: &str) -> String {

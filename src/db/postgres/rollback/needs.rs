@@ -74,6 +74,27 @@ pub(super) fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
             why: format!("hold off trigger {trigger}"),
         });
     }
+    // The types its statements cast to (see `push`'s `type_needs`).
+    let mut users: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for t in undo.tables.iter().filter(|t| !t.created) {
+        for c in &t.columns {
+            users
+                .entry(c.pg_type.as_str())
+                .or_default()
+                .push(format!("{}.{}", t.table, c.name));
+        }
+    }
+    for (spelling, columns) in users {
+        let shown = if columns.len() > 3 {
+            format!("{} and {} more", columns[..3].join(", "), columns.len() - 3)
+        } else {
+            columns.join(", ")
+        };
+        needs.push(Need::TypeUsage {
+            spelling: spelling.to_string(),
+            why: format!("write {shown} back, of type {spelling}"),
+        });
+    }
     for s in undo.sequences.iter().filter(|s| s.moved()) {
         needs.push(Need::Owner {
             table: s.qualified(),
