@@ -45,7 +45,12 @@ const TOUCHED: &str = "SELECT id, touched FROM dh_item ORDER BY id";
 /// Postgres holds what its own run of the SQL gave) and rolls it back
 /// (whole database as before). Returns Postgres's answer.
 fn same_rows_as_postgres(tag: &str, setup: &str, phase: &str) -> Vec<Vec<String>> {
-    let w = World::empty(tag, setup);
+    same_rows_as_postgres_in(common::TestDb::create(tag), setup, phase)
+}
+
+/// [`same_rows_as_postgres`] in the database `db` (its own locale, say).
+fn same_rows_as_postgres_in(db: common::TestDb, setup: &str, phase: &str) -> Vec<Vec<String>> {
+    let w = World::in_db(db).with_sql(setup);
     let mut c = w.db.client();
     c.batch_execute(&format!("BEGIN; {phase}")).unwrap();
     let on_postgres = common::text_rows(&mut c, TOUCHED);
@@ -130,6 +135,28 @@ fn a_character_n_compares_without_its_padding() {
     );
 }
 
+/// `character(n)` made text loses its trailing blanks, as on Postgres:
+/// `length(code)` of 'ab   ' is 2, `code || 'x'` is 'abx', `upper(code)`
+/// 'AB', also through COALESCE and in a table the plan only reads. Before:
+/// SQLite kept the padded text the snapshot holds and found no item.
+#[test]
+fn a_character_n_made_text_loses_its_padding() {
+    let rows = same_rows_as_postgres(
+        "cmp_bpchar_text",
+        ITEMS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE length(code) = 2;
+         UPDATE dh_item SET touched = touched + 10 WHERE code || 'x' = 'abx';
+         UPDATE dh_item SET touched = touched + 100
+           WHERE id IN (SELECT id FROM ref_item WHERE upper(code) = 'B');
+         UPDATE dh_item SET touched = touched + 1000 WHERE 'x' || coalesce(code, 'q') = 'xa';",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["11", "0", "100", "11", "0", "1000"],
+        "Postgres's answer"
+    );
+}
+
 /// A numeric column compares as a number through COALESCE, NULLIF, CASE
 /// and a scalar subquery, as it does bare (R45). Before: `COALESCE(price,
 /// 0) > 50` held for every priced item (text '9.5' is greater than the
@@ -192,6 +219,228 @@ fn lower_and_upper_map_letters_as_the_database_locale_does() {
     assert_eq!(
         touched(&rows),
         ["1", "1", "10", "0", "100", "0"],
+        "Postgres's answer"
+    );
+}
+
+/// Items named in mixed case, for text order: `name` of the database's
+/// default collation unless `name_collation` says otherwise, `code` a
+/// varchar of the default collation.
+fn named_items(name_collation: &str) -> String {
+    format!(
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, name text {name_collation},
+           code varchar(10), touched int NOT NULL DEFAULT 0);
+         INSERT INTO public.dh_item (id, name, code) VALUES
+           (1, 'apple', 'x1'), (2, 'Banana', 'X2'), (3, 'cherry', 'x10'),
+           (4, 'Apple', 'Y'), (5, 'banana split', 'y'), (6, NULL, NULL);
+         CREATE TABLE public.ref_item AS SELECT id, name, code FROM public.dh_item;
+         ALTER TABLE public.ref_item ADD PRIMARY KEY (id);"
+    )
+}
+
+/// Text comparisons of `named_items`: each one's answer differs between
+/// byte order and English order.
+const TEXT_ORDER_PHASE: &str = "UPDATE dh_item SET touched = touched + 1 WHERE name < 'b';
+     UPDATE dh_item SET touched = touched + 10
+       WHERE id = (SELECT id FROM dh_item WHERE name IS NOT NULL ORDER BY name LIMIT 1);
+     UPDATE dh_item SET touched = touched + 100
+       WHERE name = (SELECT max(name) FROM ref_item WHERE name < 'b');
+     UPDATE dh_item SET touched = touched + 1000 WHERE code > 'X1';
+     UPDATE dh_item SET touched = touched + 10000 WHERE coalesce(name, 'zzz') > 'Zeta';";
+
+/// On a database whose default collation is linguistic (ICU `en-US` here;
+/// glibc's `en_US.UTF-8`, Supabase's default, orders these texts the
+/// same), text compares as Postgres orders it: `'apple' < 'Apple' <
+/// 'Banana'`, where SQLite's byte order puts 'Banana' before 'apple'.
+/// Before: `name < 'b'` took Banana too, `ORDER BY name LIMIT 1` chose
+/// 'Apple', max() 'apple', `code > 'X1'` took 'x1' and the COALESCE every
+/// lowercase name — the rehearsal was green and the push wrote other rows
+/// than the SQL means on the server.
+#[test]
+fn text_compares_in_the_databases_linguistic_order() {
+    let db = common::TestDb::with_options(
+        "cmp_text_icu",
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    );
+    let rows = same_rows_as_postgres_in(db, &named_items(""), TEXT_ORDER_PHASE);
+    assert_eq!(
+        touched(&rows),
+        ["11", "1000", "1000", "1101", "1000", "10000"],
+        "Postgres's answer"
+    );
+}
+
+/// A column with its own linguistic collation (`COLLATE "und-x-icu"`) in a
+/// database whose default is byte order (C.UTF-8): `name` compares by its
+/// collation, `code` (the default) bytewise, as on Postgres.
+#[test]
+fn a_columns_own_collation_orders_its_text_and_byte_order_stays() {
+    let rows = same_rows_as_postgres(
+        "cmp_text_column",
+        &named_items("COLLATE \"und-x-icu\""),
+        TEXT_ORDER_PHASE,
+    );
+    // `code > 'X1'` holds for 'x1' too in byte order.
+    assert_eq!(
+        touched(&rows),
+        ["1011", "1000", "1000", "1101", "1000", "10000"],
+        "Postgres's answer"
+    );
+}
+
+/// Where the rehearsal cannot know the collation's order (here 'élan'
+/// against 'fig': an accent where they first differ), an expectation that
+/// rests on it is listed as checked on Postgres by the preflight, naming
+/// the expectation and the column, and the preflight catches the
+/// different answer: the push is refused by name and the database stays
+/// as it was. An expectation the rule decides ('apple' before 'Banana') is
+/// not listed and holds on Postgres.
+#[test]
+fn an_expectation_on_text_order_the_rehearsal_cannot_know_is_left_to_the_preflight() {
+    let db = common::TestDb::with_options(
+        "text_order_doubt",
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    );
+    let w = World::in_db(db).with_sql(
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, name text, touched int NOT NULL DEFAULT 0);
+         INSERT INTO public.dh_item (id, name) VALUES
+           (1, 'fig'), (2, 'élan'), (3, 'apple'), (4, 'Banana');",
+    );
+    let plan = common::item_plan(
+        w.dir.path(),
+        &["UPDATE dh_item SET touched = 1 WHERE id = 1;"],
+    );
+    let file = plan.join("plan.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json["phases"][0]["expectations"] = serde_json::json!([
+        {"name": "first of fig and élan",
+         "sql": "SELECT name FROM dh_item WHERE id IN (1, 2) ORDER BY name LIMIT 1",
+         "expect": "fig"},
+        {"name": "first of apple and Banana",
+         "sql": "SELECT name FROM dh_item WHERE id IN (3, 4) ORDER BY name LIMIT 1",
+         "expect": "apple"}
+    ]);
+    std::fs::write(&file, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let w = w.with_plan(&plan).pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 0, "{:#?}", failed_checks(&report));
+    let listed: Vec<(String, String, String)> = report["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "text_order")
+        .map(|p| {
+            (
+                p["table"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+                p["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    let (table, name, detail) = &listed[0];
+    assert_eq!(table, "dh_item");
+    assert_eq!(name, "phase 1 expectation 'first of fig and élan'");
+    for needle in ["dh_item.name", "en-US", "'fig' and 'élan'", "preflight"] {
+        assert!(detail.contains(needle), "{needle} not in {detail}");
+    }
+    let before = w.state();
+    w.push(&[]).refused(&["first of fig and élan"]);
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
+/// Items with an interval, in spellings Postgres takes as equal: a day is
+/// 24 hours and a month 30 days for its `=`, `<` and keys.
+const DURATIONS: &str =
+    "CREATE TABLE public.dh_item (id int PRIMARY KEY, dur interval, touched int NOT NULL DEFAULT 0);
+     INSERT INTO public.dh_item (id, dur) VALUES
+       (1, '1 day'), (2, '24 hours'), (3, '1 mon'), (4, '30 days'), (5, '90 minutes'), (6, NULL);
+     CREATE TABLE public.ref_item AS SELECT id, dur FROM public.dh_item;
+     ALTER TABLE public.ref_item ADD PRIMARY KEY (id);";
+
+/// An interval compares by its span, as on Postgres: `'1 day'` equals the
+/// `'24:00:00'` Postgres prints for '24 hours', in a comparison, a join and
+/// MAX. Before: compared as text, `dur = '24:00:00'` found 1 item where
+/// Postgres finds 2, the self-join none, `dur > '1 day'` took '90 minutes'.
+#[test]
+fn an_interval_compares_by_its_span() {
+    let rows = same_rows_as_postgres(
+        "cmp_interval",
+        DURATIONS,
+        "UPDATE dh_item SET touched = touched + 1 WHERE dur = '24:00:00';
+         UPDATE dh_item SET touched = touched + 10 WHERE dur > '1 day';
+         UPDATE dh_item SET touched = touched + 100 WHERE id IN
+           (SELECT a.id FROM ref_item a JOIN ref_item b ON a.dur = b.dur AND a.id <> b.id);
+         UPDATE dh_item SET touched = touched + 1000 WHERE dur = (SELECT max(dur) FROM ref_item);",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["101", "101", "1110", "1110", "0", "0"],
+        "Postgres's answer"
+    );
+}
+
+/// A UNIQUE interval key: a new row of '24 hours' collides with the pulled
+/// '1 day' on Postgres, and the rehearsal fails the key's check by name
+/// instead of passing and leaving the push to fail.
+#[test]
+fn an_interval_key_equal_by_span_collides_in_the_rehearsal() {
+    let w = common::item_world(
+        "key_interval",
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, dur interval UNIQUE, touched int);
+         INSERT INTO public.dh_item (id, dur) VALUES (1, '1 day');",
+        &["INSERT INTO dh_item (id, dur, touched) VALUES (2, '24 hours', 0);"],
+    );
+    let mut c = w.db.client();
+    let err = c
+        .batch_execute("INSERT INTO public.dh_item (id, dur) VALUES (2, '24 hours')")
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("dh_item_dur_key"), "{err:?}");
+    let (run, report) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.show());
+    let failed: Vec<String> = failed_checks(&report)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        failed,
+        ["dh_item: UNIQUE dh_item_dur_key (dur)"],
+        "{report:#}"
+    );
+}
+
+/// Items tagged with arrays of an enum whose declared order is not its
+/// labels' text order.
+const TAGGED: &str =
+    "CREATE TYPE public.item_status AS ENUM ('new', 'open', 'active', 'blocked', 'done');
+     CREATE TABLE public.dh_item (id int PRIMARY KEY, tags public.item_status[],
+       touched int NOT NULL DEFAULT 0);
+     INSERT INTO public.dh_item (id, tags) VALUES
+       (1, '{new}'), (2, '{open}'), (3, '{active,new}'), (4, '{blocked}'), (5, '{new,done}'),
+       (6, NULL);
+     CREATE TABLE public.ref_item AS SELECT id, tags FROM public.dh_item;
+     ALTER TABLE public.ref_item ADD PRIMARY KEY (id);";
+
+/// A whole array of an enum compares element by element in the enum's
+/// declared order, then by length, and an array literal is read as
+/// Postgres reads it (`'{new, done}'` is `{new,done}`). Before: compared
+/// as text, `tags > '{new}'` took 1 item where Postgres takes 4, the
+/// greatest array was '{open}' (Postgres: '{blocked}'), and the spaced
+/// literal matched nothing.
+#[test]
+fn an_enum_array_compares_element_by_element_in_declared_order() {
+    let rows = same_rows_as_postgres(
+        "cmp_enum_array",
+        TAGGED,
+        "UPDATE dh_item SET touched = touched + 1 WHERE tags > '{new}';
+         UPDATE dh_item SET touched = touched + 10
+           WHERE id = (SELECT id FROM ref_item WHERE tags IS NOT NULL ORDER BY tags DESC LIMIT 1);
+         UPDATE dh_item SET touched = touched + 100 WHERE tags = '{new, done}';",
+    );
+    assert_eq!(
+        touched(&rows),
+        ["0", "1", "1", "11", "101", "0"],
         "Postgres's answer"
     );
 }

@@ -30,6 +30,34 @@ pub fn numeric_text(pg_type: &str) -> bool {
     matches!(base, "numeric" | "double precision" | "real")
 }
 
+/// The collation of interval columns during a rehearsal: Postgres compares
+/// intervals by their whole span, a month counting 30 days and a day 24
+/// hours, so `'1 day' = '24:00:00'` and `'1 mon' = '30 days'` (equal keys
+/// of a UNIQUE, a join's match), where their texts differ.
+pub const INTERVAL: &str = "pg_interval";
+
+/// Whether `pg_type` is an interval (`interval`, `interval day to second`,
+/// `interval(3)`).
+pub fn is_interval(pg_type: &str) -> bool {
+    pg_type == "interval" || pg_type.starts_with("interval ") || pg_type.starts_with("interval(")
+}
+
+/// Intervals in Postgres's order (`interval_cmp_value`): by span; text
+/// that is none after them, bytewise.
+pub fn compare_interval(a: &str, b: &str) -> Ordering {
+    let span = |t: &str| {
+        crate::plan::canonical::interval_fields(t)
+            .ok()
+            .map(|(months, days, micros)| (months * 30 + days) * 86_400_000_000 + micros)
+    };
+    match (span(a), span(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.as_bytes().cmp(b.as_bytes()),
+    }
+}
+
 /// The collations of dates and timestamps during a rehearsal: their text
 /// is compared as the moment (or day) Postgres reads from it, so a literal
 /// in another form (`'2024-01-01'`, `'2024-01-01T10:00Z'`) compares with
@@ -43,6 +71,9 @@ pub const DATE: &str = "pg_date";
 pub fn collation_for(pg_type: &str) -> Option<&'static str> {
     if numeric_text(pg_type) {
         return Some(NUMERIC);
+    }
+    if is_interval(pg_type) {
+        return Some(INTERVAL);
     }
     match crate::types::exactness(pg_type) {
         Some(crate::types::Exactness::Time) => Some(match pg_type {
@@ -78,10 +109,19 @@ pub fn enum_collation(labels: &[String]) -> String {
     )
 }
 
+/// Whether `pg_type` is text Postgres orders by a collation: `text` and
+/// `character varying(n)` (`name` is always byte order; `character(n)`
+/// has [`BPCHAR`]).
+pub fn is_collated_text(pg_type: &str) -> bool {
+    let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
+    matches!(base, "text" | "character varying")
+}
+
 /// The collation `column` compares with during a rehearsal, if its values
 /// are held as text Postgres compares otherwise: numbers, dates and
 /// timestamps by what they mean ([`collation_for`]), an enum (or a domain
-/// over one) by its labels' order, `character(n)` without its padding.
+/// over one) by its labels' order, `character(n)` without its padding,
+/// text by the column's collation (`db::text_order`; none for byte order).
 pub fn collation_of(column: &crate::catalog::ColumnMeta) -> Option<String> {
     // A domain's values compare as its base type's.
     let value_type = column.value_type();
@@ -91,6 +131,20 @@ pub fn collation_of(column: &crate::catalog::ColumnMeta) -> Option<String> {
     if let Some(labels) = &column.enum_labels {
         return Some(enum_collation(labels));
     }
+    if let Some(labels) = column
+        .array_element
+        .as_ref()
+        .and_then(|e| e.enum_labels.as_ref())
+        .filter(|_| value_type.ends_with("[]"))
+    {
+        return Some(enum_array_collation(labels));
+    }
+    if is_collated_text(&value_type) {
+        return match &column.collation {
+            None => Some(super::text_order::DEFAULT_TEXT.to_string()),
+            Some(c) => super::text_order::column_collation(&c.name),
+        };
+    }
     is_bpchar(&value_type).then(|| BPCHAR.to_string())
 }
 
@@ -98,30 +152,82 @@ pub fn collation_of(column: &crate::catalog::ColumnMeta) -> Option<String> {
 /// enum `tables` have a column of ([`enum_collation`]) on `conn`, and the
 /// names Postgres gives byte order (`"C"`, `"POSIX"`, `ucs_basic`), so a
 /// plan can write `name COLLATE "C"` and mean the same on both engines.
-pub fn register(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Result<()> {
+/// Text of the database's default collation (`locale`; byte order when the
+/// snapshot has none recorded) and of every other collation a text column
+/// of `tables` has compares by `db::text_order`, noting in the returned
+/// log each pair it cannot decide.
+pub fn register(
+    conn: &Connection,
+    tables: &[crate::catalog::TableMeta],
+    locale: Option<&DatabaseLocale>,
+) -> Result<super::text_order::Doubts> {
+    use super::text_order::{self as text, TextOrder};
     conn.create_collation(NUMERIC, compare_numeric)?;
     conn.create_collation(TIMESTAMPTZ, |a, b| compare_time(a, b, Moment::Zoned))?;
     conn.create_collation(TIMESTAMP, |a, b| compare_time(a, b, Moment::Local))?;
     conn.create_collation(DATE, |a, b| compare_time(a, b, Moment::Day))?;
+    conn.create_collation(INTERVAL, compare_interval)?;
     for bytewise in BYTE_ORDER {
         conn.create_collation(bytewise, |a, b| a.as_bytes().cmp(b.as_bytes()))?;
     }
-    register_enums(conn, tables)
+    let doubts = text::Doubts::default();
+    let (order, name) = match locale {
+        Some(l) => (
+            text::order_of_database(&l.provider, &l.lc_collate, l.icu_locale.as_deref()),
+            l.collation_name().to_string(),
+        ),
+        None => (TextOrder::Bytes, "C".to_string()),
+    };
+    text::register(conn, text::DEFAULT_TEXT, &name, order, &doubts)?;
+    let mut done = std::collections::HashSet::new();
+    for c in tables.iter().flat_map(|t| &t.columns) {
+        let Some(coll) = c
+            .collation
+            .as_ref()
+            .filter(|_| is_collated_text(&c.value_type()))
+        else {
+            continue;
+        };
+        let Some(sqlite_name) = text::column_collation(&coll.name) else {
+            continue;
+        };
+        if done.insert(sqlite_name.clone()) {
+            let order = text::order_of_collation(&coll.name, coll.deterministic);
+            text::register(conn, &sqlite_name, &coll.name, order, &doubts)?;
+        }
+    }
+    register_enums(conn, tables)?;
+    Ok(doubts)
 }
 
 /// Postgres collations that compare UTF-8 text in byte (code point) order,
 /// as SQLite's BINARY does.
 pub const BYTE_ORDER: [&str; 3] = ["C", "POSIX", "ucs_basic"];
 
-/// Registers the collation of every enum `tables` have a column of
-/// ([`enum_collation`]).
+/// The collation of an array of an enum during a rehearsal: Postgres
+/// compares arrays element by element (each by the enum's declared order),
+/// then by length, so `'{active,new}' > '{new}'`, and reads `'{new, done}'`
+/// as the `{new,done}` it prints.
+pub fn enum_array_collation(labels: &[String]) -> String {
+    format!("{}_array", enum_collation(labels))
+}
+
+/// Registers the collation of every enum, and of every array of an enum,
+/// `tables` have a column of ([`enum_collation`], [`enum_array_collation`]).
 pub fn register_enums(conn: &Connection, tables: &[crate::catalog::TableMeta]) -> Result<()> {
     let mut done = std::collections::HashSet::new();
     for c in tables.iter().flat_map(|t| &t.columns) {
-        let Some(labels) = &c.enum_labels else {
-            continue;
+        let element = c
+            .array_element
+            .as_ref()
+            .and_then(|e| e.enum_labels.as_ref());
+        let (labels, name, array) = match (&c.enum_labels, element) {
+            (Some(labels), _) => (labels, enum_collation(labels), false),
+            (None, Some(labels)) if c.value_type().ends_with("[]") => {
+                (labels, enum_array_collation(labels), true)
+            }
+            _ => continue,
         };
-        let name = enum_collation(labels);
         if !done.insert(name.clone()) {
             continue;
         }
@@ -130,9 +236,98 @@ pub fn register_enums(conn: &Connection, tables: &[crate::catalog::TableMeta]) -
             .enumerate()
             .map(|(i, l)| (l.clone(), i))
             .collect();
-        conn.create_collation(name.as_str(), move |a, b| compare_enum(&order, a, b))?;
+        if array {
+            conn.create_collation(name.as_str(), move |a, b| compare_enum_array(&order, a, b))?;
+        } else {
+            conn.create_collation(name.as_str(), move |a, b| compare_enum(&order, a, b))?;
+        }
     }
     Ok(())
+}
+
+/// The elements of a one-dimensional array as Postgres prints (or reads)
+/// it, `None` for a NULL element; `None` for text that is not such an
+/// array (another dimension, a bound decoration, a stray quote).
+fn array_elements(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return Some(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => value.push(chars.next()?),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if matches!(c, '{' | '}' | '"') {
+                    return None;
+                }
+                value.push(if c == '\\' {
+                    chars.next();
+                    chars.next()?
+                } else {
+                    c
+                });
+                chars.next();
+            }
+            value = value.trim_end().to_string();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        out.push((quoted || !value.eq_ignore_ascii_case("null")).then_some(value));
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+/// Arrays of an enum in Postgres's order (`array_cmp`): element by element
+/// by the labels' order, a NULL element after every value, then the
+/// shorter first; text that is no such array after them, bytewise.
+fn compare_enum_array(
+    order: &std::collections::HashMap<String, usize>,
+    a: &str,
+    b: &str,
+) -> Ordering {
+    match (array_elements(a), array_elements(b)) {
+        (Some(x), Some(y)) => {
+            for (p, q) in x.iter().zip(&y) {
+                let o = match (p, q) {
+                    (Some(p), Some(q)) => compare_enum(order, p, q),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.as_bytes().cmp(b.as_bytes()),
+    }
 }
 
 /// Labels in their declared order; text that is no label after them,
@@ -381,19 +576,28 @@ pub struct DatabaseLocale {
     pub provider: String,
     pub lc_collate: String,
     pub lc_ctype: String,
+    /// An ICU database's locale (`daticulocale`, Postgres 15 and 16;
+    /// `datlocale` from 17), which orders its text; none for libc, or in a
+    /// snapshot pulled before it was recorded.
+    pub icu_locale: Option<String>,
 }
 
 /// Where the pull records [`DatabaseLocale`]. A file pulled before it was
 /// recorded has no such table: its rehearsals keep SQLite's ASCII-only
 /// `lower()` / `upper()`, as before.
 const LOCALE_DDL: &str = "CREATE TABLE _sandbox_database_locale (provider TEXT NOT NULL, \
-                          lc_collate TEXT NOT NULL, lc_ctype TEXT NOT NULL)";
+                          lc_collate TEXT NOT NULL, lc_ctype TEXT NOT NULL, icu_locale TEXT)";
 
 pub fn write_locale(conn: &Connection, locale: &DatabaseLocale) -> Result<()> {
     conn.execute_batch(LOCALE_DDL)?;
     conn.execute(
-        "INSERT INTO _sandbox_database_locale VALUES (?1, ?2, ?3)",
-        [&locale.provider, &locale.lc_collate, &locale.lc_ctype],
+        "INSERT INTO _sandbox_database_locale VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![
+            locale.provider,
+            locale.lc_collate,
+            locale.lc_ctype,
+            locale.icu_locale
+        ],
     )?;
     Ok(())
 }
@@ -407,14 +611,23 @@ pub fn read_locale(conn: &Connection) -> Result<Option<DatabaseLocale>> {
     if !recorded {
         return Ok(None);
     }
+    // A file pulled before the ICU locale was recorded has no such column.
+    let has_icu: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('_sandbox_database_locale') \
+         WHERE name = 'icu_locale'",
+        [],
+        |r| r.get(0),
+    )?;
+    let icu = if has_icu { "icu_locale" } else { "NULL" };
     let locale = conn.query_row(
-        "SELECT provider, lc_collate, lc_ctype FROM main._sandbox_database_locale",
+        &format!("SELECT provider, lc_collate, lc_ctype, {icu} FROM main._sandbox_database_locale"),
         [],
         |r| {
             Ok(DatabaseLocale {
                 provider: r.get(0)?,
                 lc_collate: r.get(1)?,
                 lc_ctype: r.get(2)?,
+                icu_locale: r.get(3)?,
             })
         },
     )?;
@@ -434,6 +647,14 @@ pub enum CaseMapping {
 }
 
 impl DatabaseLocale {
+    /// The default collation's locale, as the database names it.
+    pub fn collation_name(&self) -> &str {
+        match (&self.icu_locale, self.provider.as_str()) {
+            (Some(l), "i") => l,
+            _ => &self.lc_collate,
+        }
+    }
+
     pub fn case_mapping(&self) -> CaseMapping {
         if self.provider == "i" {
             CaseMapping::Full
@@ -510,6 +731,71 @@ pub fn register_case_functions(conn: &Connection, locale: Option<&DatabaseLocale
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_order_by_their_span_as_postgres_compares_them() {
+        // Each as Postgres 15 answers `a = b` / `a < b` for these texts.
+        for (a, b) in [
+            ("1 day", "24:00:00"),
+            ("1 mon", "30 days"),
+            ("1 year", "360 days"),
+            ("-1 days +24:00:00", "00:00:00"),
+            ("1 day 01:00:00", "25:00:00"),
+        ] {
+            assert_eq!(compare_interval(a, b), Ordering::Equal, "{a} vs {b}");
+        }
+        let ascending = [
+            "-1 days",
+            "00:00:00",
+            "00:00:00.5",
+            "23:59:59",
+            "1 day 00:00:01",
+            "1 mon 1 day",
+            "1 year",
+            "not an interval",
+        ];
+        for (i, a) in ascending.iter().enumerate() {
+            for (j, b) in ascending.iter().enumerate() {
+                assert_eq!(compare_interval(a, b), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn enum_arrays_order_element_by_element_in_declared_order() {
+        let labels: Vec<String> = ["new", "open", "a,b", "done"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let order: std::collections::HashMap<String, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i))
+            .collect();
+        let ascending = [
+            "{}",
+            "{new}",
+            "{new,open}",
+            "{new,NULL}",
+            "{open}",
+            "{\"a,b\",new}",
+            "{done}",
+            "{{new}}",
+        ];
+        for (i, a) in ascending.iter().enumerate() {
+            for (j, b) in ascending.iter().enumerate() {
+                assert_eq!(compare_enum_array(&order, a, b), i.cmp(&j), "{a} vs {b}");
+            }
+        }
+        assert_eq!(
+            compare_enum_array(&order, "{new, open}", "{new,open}"),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare_enum_array(&order, "{\"new\",\"a,b\"}", "{new,\"a,b\"}"),
+            Ordering::Equal
+        );
+    }
 
     #[test]
     fn case_maps_as_the_database_locale_does() {

@@ -10,5 +10,6 @@ pub mod postgres;
 pub mod privileges;
 pub mod sqlite;
 pub mod staging;
+pub mod text_order;
 pub mod triggers;
 pub mod writes;

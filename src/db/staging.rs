@@ -545,7 +545,8 @@ pub struct PreflightItem {
     pub table: String,
     /// `check`, `exclusion`, `unique_index`, `unique` (a key over a
     /// non-deterministic collation), `foreign_key`, `filled_by_postgres`,
-    /// `sequence`, `domain_check`, `trigger`.
+    /// `sequence`, `domain_check`, `trigger`, `text_order` (a check query
+    /// comparing text the rehearsal cannot order as Postgres does).
     pub kind: String,
     /// The constraint, index, trigger or column.
     pub name: String,
@@ -1153,25 +1154,28 @@ fn unique_check(conn: &Connection, st: &Staged<'_>, k: &ConstraintMeta) -> Resul
             .any(|m| m.name == c && is_citext(&m.value_type()))
     };
     // numeric and floating-point values are equal as numbers on Postgres
-    // (`1.5` = `1.50`, `0` = `-0`) while their texts differ: grouped under
-    // the rehearsal's numeric collation, as the working copies compare them.
-    let numeric = |c: &str| {
-        st.meta
-            .columns
-            .iter()
-            .any(|m| m.name == c && crate::db::collation::numeric_text(&m.value_type()))
+    // (`1.5` = `1.50`, `0` = `-0`), intervals by their span (`1 day` =
+    // `24:00:00`), while their texts differ: grouped under the rehearsal's
+    // collation of their type, as the working copies compare them.
+    let by_value = |c: &str| {
+        st.meta.columns.iter().find(|m| m.name == c).and_then(|m| {
+            let t = m.value_type();
+            if crate::db::collation::numeric_text(&t) {
+                Some(crate::db::collation::NUMERIC)
+            } else if crate::db::collation::is_interval(&t) {
+                Some(crate::db::collation::INTERVAL)
+            } else {
+                None
+            }
+        })
     };
     let cols = k
         .columns
         .iter()
-        .map(|c| match (citext(c), numeric(c)) {
+        .map(|c| match (citext(c), by_value(c)) {
             (true, _) => format!("lower(s.{})", quote_ident(c)),
-            (false, true) => format!(
-                "s.{} COLLATE {}",
-                quote_ident(c),
-                crate::db::collation::NUMERIC
-            ),
-            (false, false) => format!("s.{}", quote_ident(c)),
+            (false, Some(collation)) => format!("s.{} COLLATE {collation}", quote_ident(c)),
+            (false, None) => format!("s.{}", quote_ident(c)),
         })
         .collect::<Vec<_>>();
     let shown = columns_as_text(&k.columns);
@@ -1618,7 +1622,7 @@ mod tests {
         .unwrap();
         let snap = Snapshot::open(&path).unwrap();
         // The working copy's columns compare with the rehearsal's collations.
-        crate::db::collation::register(&snap.conn, std::slice::from_ref(&child)).unwrap();
+        crate::db::collation::register(&snap.conn, std::slice::from_ref(&child), None).unwrap();
         // Written as a phase writes its working copy: left-out columns
         // Postgres fills take the marker until the phase ends.
         snap.conn

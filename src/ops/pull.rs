@@ -65,12 +65,14 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     .await?;
     let (pulled_at, server_version, locale) = {
         // The database's locale: how Postgres maps letter case (lower(),
-        // upper()), which the rehearsal then does too (`db::collation`).
+        // upper()) and orders text, which the rehearsal then does too
+        // (`db::collation`, `db::text_order`).
         let row = tx
             .query_one(
                 "SELECT now()::text, current_setting('server_version'), \
                         coalesce(to_jsonb(d) ->> 'datlocprovider', 'c'), \
-                        d.datcollate::text, d.datctype::text \
+                        d.datcollate::text, d.datctype::text, \
+                        coalesce(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale') \
                  FROM pg_database d WHERE d.datname = current_database()",
                 &[],
             )
@@ -79,6 +81,7 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
             provider: row.get(2),
             lc_collate: row.get(3),
             lc_ctype: row.get(4),
+            icu_locale: row.get(5),
         };
         (row.get::<_, String>(0), row.get::<_, String>(1), locale)
     };

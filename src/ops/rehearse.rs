@@ -308,6 +308,12 @@ struct Rehearsal<'a> {
     /// The collation of each column the phases compare otherwise than
     /// SQLite would (`db::collation::collation_of`), for `plan::collate`.
     collations: Arc<ColumnCollations>,
+    /// The text comparisons the rehearsal's collations could not decide as
+    /// Postgres does (`db::text_order`), since the last query took them.
+    text_doubts: crate::db::text_order::Doubts,
+    /// Expectations, verification queries and guards whose answer rests on
+    /// such a comparison: Postgres's is checked by the preflight.
+    undecided_text: Vec<PreflightItem>,
 }
 
 fn run_in_transaction(
@@ -337,6 +343,7 @@ fn run_in_transaction(
     r.store_staged_tables()?;
     let mut preflight = r.catalog_checks()?;
     preflight.extend(std::mem::take(&mut r.stale_reads));
+    preflight.extend(std::mem::take(&mut r.undecided_text));
     r.protected_rows_checks()?;
     r.write_order_checks()?;
     let staged_list = r.staged_list()?;
@@ -434,6 +441,8 @@ impl<'a> Rehearsal<'a> {
             stale: BTreeMap::new(),
             stale_reads: Vec::new(),
             collations: Arc::new(column_collations(snapshot, plan)),
+            text_doubts: Default::default(),
+            undecided_text: Vec::new(),
         }
     }
 
@@ -525,7 +534,7 @@ impl<'a> Rehearsal<'a> {
             .iter()
             .map(|t| t.meta.clone())
             .collect();
-        plansql::register_functions(conn, &pulled_metas)?;
+        self.text_doubts = plansql::register_functions(conn, &pulled_metas)?;
         // The enums of the columns the plan adds and creates compare in
         // their declared order too.
         crate::db::collation::register_enums(
@@ -945,7 +954,14 @@ impl<'a> Rehearsal<'a> {
         reader: &str,
         judge: impl FnOnce(&[Vec<String>]) -> Check,
     ) -> Check {
+        // What staging and the phases compared is theirs, not this query's.
+        self.text_doubts.take();
         let (rows, q) = plansql::query_rows(self.conn, sql, &self.read_only(), &[]);
+        let doubts = self.text_doubts.take();
+        if doubts.count > 0 {
+            self.undecided_text
+                .push(self.undecided_text_item(reader, &q.columns_read, &doubts));
+        }
         for s in self.stale.values() {
             if q.columns_read
                 .contains(&(s.table.clone(), s.column.clone()))
@@ -964,6 +980,63 @@ impl<'a> Rehearsal<'a> {
         match q.failure {
             Some(f) => plansql::failure_check(phase, name, what, &f),
             None => judge(&rows),
+        }
+    }
+
+    /// The preflight item of a check query (`reader`) whose answer rests on
+    /// text comparisons the rehearsal could not decide as Postgres does
+    /// (`doubts`), naming the collated text columns it read.
+    fn undecided_text_item(
+        &self,
+        reader: &str,
+        columns_read: &BTreeSet<(String, String)>,
+        doubts: &crate::db::text_order::DoubtLog,
+    ) -> PreflightItem {
+        let text_columns: Vec<&(String, String)> = columns_read
+            .iter()
+            .filter(|(t, c)| {
+                self.collations
+                    .get(&t.to_ascii_lowercase())
+                    .and_then(|cols| cols.get(&c.to_ascii_lowercase()))
+                    .is_some_and(|coll| coll.starts_with(crate::db::text_order::DEFAULT_TEXT))
+            })
+            .collect();
+        let columns = if text_columns.is_empty() {
+            "text".to_string()
+        } else {
+            text_columns
+                .iter()
+                .map(|(t, c)| format!("{t}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut collations: Vec<&str> = doubts
+            .examples
+            .iter()
+            .map(|d| d.collation.as_str())
+            .collect();
+        collations.dedup();
+        let examples: Vec<String> = doubts
+            .examples
+            .iter()
+            .map(|d| format!("'{}' and '{}'", d.a, d.b))
+            .collect();
+        PreflightItem {
+            table: text_columns
+                .first()
+                .map(|(t, _)| t.clone())
+                .unwrap_or_default(),
+            kind: "text_order".into(),
+            name: reader.to_string(),
+            detail: format!(
+                "compares {columns} under the collation {} in {} comparison(s) where the rehearsal \
+                 cannot know Postgres's order (a space, punctuation or non-ASCII character where \
+                 the texts first differ, or a collation it does not know), e.g. {}: the rehearsal \
+                 ordered them by its own rule; Postgres's answer is checked by the preflight",
+                collations.join(", "),
+                doubts.count,
+                examples.join(", ")
+            ),
         }
     }
 

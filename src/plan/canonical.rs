@@ -170,13 +170,9 @@ fn canonical_float(text: &str, single: bool) -> Result<String, String> {
     Ok(format!("{sign}{out}"))
 }
 
-/// An interval in the `postgres` IntervalStyle (`types::SESSION_SETTINGS`):
-/// `1 year 2 mons -3 days +04:05:06.5`. Reads the forms Postgres prints and
-/// the verbose ones (`1.5 days`, `90 minutes`, `2 weeks`, `@ 1 day ago`,
-/// `1:30`, a bare number of seconds); other forms (ISO 8601 `P1D`, SQL
-/// `1-2`, fractions of months or years, which Postgres spreads over days
-/// by its own rules) are an error telling the form to write.
-fn canonical_interval(text: &str, precision: usize) -> Result<String, String> {
+/// The months, days and microseconds of an interval in the forms
+/// [`canonical_interval`] reads, or why it cannot be read.
+pub(crate) fn interval_fields(text: &str) -> Result<(i128, i128, i128), String> {
     let refused = |what: &str| {
         format!(
             "'{text}' is an interval this tool cannot read ({what}); write it as Postgres \
@@ -344,6 +340,18 @@ fn canonical_interval(text: &str, precision: usize) -> Result<String, String> {
     {
         return Err(format!("'{text}' is out of range for type interval"));
     }
+    Ok((months, days, micros))
+}
+
+/// An interval in the `postgres` IntervalStyle (`types::SESSION_SETTINGS`):
+/// `1 year 2 mons -3 days +04:05:06.5`. Reads the forms Postgres prints and
+/// the verbose ones (`1.5 days`, `90 minutes`, `2 weeks`, `@ 1 day ago`,
+/// `1:30`, a bare number of seconds); other forms (ISO 8601 `P1D`, SQL
+/// `1-2`, fractions of months or years, which Postgres spreads over days
+/// by its own rules) are an error telling the form to write.
+fn canonical_interval(text: &str, precision: usize) -> Result<String, String> {
+    const US: i128 = 1_000_000;
+    let (months, days, micros) = interval_fields(text)?;
     let frac = (micros.abs() % US) as u64;
     let frac_text = format!("{frac:06}");
     let frac_text = frac_text.trim_end_matches('0');

@@ -27,6 +27,23 @@ pub type ColumnCollations = HashMap<String, HashMap<String, String>>;
 /// The functions whose value is one of their arguments.
 const CHOOSERS: &[&str] = &["coalesce", "ifnull", "nullif", "iif"];
 
+/// String functions whose first argument Postgres takes as text, so a
+/// `character(n)` value loses its trailing blanks there (`string_agg` is
+/// SQLite's `group_concat`).
+const TEXT_FUNCTIONS: &[&str] = &[
+    "length",
+    "char_length",
+    "character_length",
+    "upper",
+    "lower",
+    "substr",
+    "substring",
+    "replace",
+    "instr",
+    "ltrim",
+    "group_concat",
+];
+
 /// Words that start a clause: an `ORDER BY` term list ends at them.
 const CLAUSES: &[&str] = &[
     "select",
@@ -326,6 +343,105 @@ impl<'a> Sql<'a> {
                 && self.list_owner(prev).is_some_and(|o| self.by_of_list(o)))
     }
 
+    /// The span of the operand that ends just before `at` (exclusive): a
+    /// column (`col`, `t.col`), or a parenthesised expression or call.
+    fn operand_before(&self, at: usize) -> Option<(usize, usize)> {
+        let last = at.checked_sub(1)?;
+        if self.toks[last].kind == Kind::Close {
+            let open = self
+                .close
+                .iter()
+                .find(|(_, c)| **c == last)
+                .map(|(o, _)| *o)?;
+            let lo = match open.checked_sub(1) {
+                Some(f) if self.toks[f].kind == Kind::Word && !self.is_word(f, "select") => f,
+                _ => open,
+            };
+            return Some((lo, at));
+        }
+        self.ident(last)?;
+        match last.checked_sub(2) {
+            Some(t) if self.is_dot(last - 1) && self.ident(t).is_some() => Some((t, at)),
+            _ => Some((last, at)),
+        }
+    }
+
+    /// The span of the operand that starts at `at`: a column, or a
+    /// parenthesised expression or call.
+    fn operand_after(&self, at: usize) -> Option<(usize, usize)> {
+        let t = self.toks.get(at)?;
+        if t.kind == Kind::Open {
+            return self.close.get(&at).map(|c| (at, c + 1));
+        }
+        self.ident(at)?;
+        if self.toks.get(at + 1).is_some_and(|t| t.kind == Kind::Open) {
+            return self.close.get(&(at + 1)).map(|c| (at, c + 1));
+        }
+        if self.is_dot(at + 1) && self.ident(at + 2).is_some() {
+            return Some((at, at + 3));
+        }
+        Some((at, at + 1))
+    }
+
+    fn is_pipe(&self, i: usize) -> bool {
+        self.toks.get(i).is_some_and(|t| t.kind == Kind::Other) && self.text(i) == "|"
+    }
+
+    /// Postgres turns a `character(n)` value into text, dropping its
+    /// trailing blanks, where it is an operand of `||` or the text
+    /// argument of a string function (`length(code)` of 'ab   ' is 2,
+    /// `code || 'x'` is 'abx'); SQLite keeps the padded text the snapshot
+    /// holds. Such an operand or argument over a `character(n)` column is
+    /// given `rtrim(…, ' ')`. (Comparisons ignore the padding through the
+    /// column's collation; `LIKE`, `concat()`, `format()` and JSON keep it
+    /// on Postgres too.)
+    fn unpadded_bpchar(&self) -> Vec<(usize, String)> {
+        let bpchar = |(lo, hi): (usize, usize)| {
+            lo < hi && self.collation(lo, hi).as_deref() == Some(crate::db::collation::BPCHAR)
+        };
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i + 1 < self.toks.len() {
+            if self.is_pipe(i) && self.is_pipe(i + 1) && self.toks[i].end == self.toks[i + 1].start
+            {
+                spans.extend(self.operand_before(i).filter(|s| bpchar(*s)));
+                spans.extend(self.operand_after(i + 2).filter(|s| bpchar(*s)));
+                i += 2;
+                continue;
+            }
+            i += 1;
+        }
+        for (i, t) in self.toks.iter().enumerate() {
+            let Some(f) = (t.kind == Kind::Word).then(|| self.text(i).to_ascii_lowercase()) else {
+                continue;
+            };
+            if !TEXT_FUNCTIONS.contains(&f.as_str())
+                || !self.toks.get(i + 1).is_some_and(|t| t.kind == Kind::Open)
+            {
+                continue;
+            }
+            let Some(close) = self.close.get(&(i + 1)) else {
+                continue;
+            };
+            if let Some(first) = self.args(i + 2, *close).first() {
+                if bpchar(*first) {
+                    spans.push(*first);
+                }
+            }
+        }
+        spans.sort_unstable();
+        spans.dedup();
+        spans
+            .into_iter()
+            .flat_map(|(lo, hi)| {
+                [
+                    (self.toks[lo].start, "rtrim(".to_string()),
+                    (self.toks[hi - 1].end, ", ' ')".to_string()),
+                ]
+            })
+            .collect()
+    }
+
     /// Whether the `=` at `eq` assigns (`SET col = …`) rather than compares.
     fn is_assignment(&self, eq: usize) -> bool {
         if self.text(eq) != "=" || eq < 2 || self.ident(eq - 1).is_none() {
@@ -437,15 +553,25 @@ pub fn with_column_collations(sql: &str, tables: &ColumnCollations) -> String {
             inserts.push((s.toks[hi - 1].end, format!(" AS TEXT) COLLATE {coll})")));
         }
     }
-    if inserts.is_empty() {
+    // An `rtrim(…)` goes inside a comparison's collation over the same
+    // expression: at one place its closing text comes first, its opening
+    // last (rank 0 and 2 around the others' 1).
+    let mut ranked: Vec<(usize, u8, String)> =
+        inserts.into_iter().map(|(at, t)| (at, 1, t)).collect();
+    ranked.extend(
+        s.unpadded_bpchar()
+            .into_iter()
+            .map(|(at, t)| (at, if t.starts_with("rtrim") { 2 } else { 0 }, t)),
+    );
+    if ranked.is_empty() {
         return sql.to_string();
     }
     // Stable: at one place, an outer construct's closing text was pushed
     // after an inner one's, and an opening before it.
-    inserts.sort_by_key(|(at, _)| *at);
-    let mut out = String::with_capacity(sql.len() + inserts.len() * 24);
+    ranked.sort_by_key(|(at, rank, _)| (*at, *rank));
+    let mut out = String::with_capacity(sql.len() + ranked.len() * 24);
     let mut from = 0;
-    for (at, text) in inserts {
+    for (at, _, text) in ranked {
         out.push_str(&sql[from..at]);
         out.push_str(&text);
         from = at;
@@ -505,6 +631,28 @@ mod tests {
             rw("SELECT 1 FROM dh_item WHERE NULLIF(price, 0) IS NULL"),
             "SELECT 1 FROM dh_item WHERE (CAST(NULLIF(CAST(price AS TEXT) COLLATE pg_numeric, CAST(0 AS TEXT)) AS TEXT) COLLATE pg_numeric) IS NULL"
         );
+    }
+
+    #[test]
+    fn a_character_n_column_made_text_loses_its_padding_as_on_postgres() {
+        // Inside the collation of a comparison over the same expression.
+        assert_eq!(
+            rw("SELECT 1 FROM ref_item WHERE 'x' || coalesce(name, 'q') = 'xa'"),
+            "SELECT 1 FROM ref_item WHERE 'x' || (CAST(rtrim(coalesce(name, 'q'), ' ') AS TEXT) COLLATE RTRIM) = 'xa'"
+        );
+        assert_eq!(
+            rw("SELECT length(name), r.name || 'x', 'y' || name, upper(coalesce(name, 'a')) FROM ref_item r"),
+            "SELECT length(rtrim(name, ' ')), rtrim(r.name, ' ') || 'x', 'y' || rtrim(name, ' '), upper(rtrim(coalesce(name, 'a'), ' ')) FROM ref_item r"
+        );
+        // Compared, LIKE'd, passed whole or not a character(n): as written.
+        for sql in [
+            "SELECT 1 FROM ref_item WHERE name = 'ab' AND name LIKE 'ab%'",
+            "SELECT concat(name, 'x'), length(price) FROM ref_item",
+            "SELECT length(name) FROM dh_item",
+            "SELECT 'length(name)' || 'x' FROM ref_item",
+        ] {
+            assert_eq!(rw(sql), sql);
+        }
     }
 
     #[test]

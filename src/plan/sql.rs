@@ -30,15 +30,19 @@ const SETTLED_JSONB: &str = "sandbox_settled_jsonb";
 /// Registers on the rehearsal connection everything a phase's SQL needs
 /// to compare and compute as Postgres does: `plan_uuid(kind, key)`,
 /// `row_jsonb(table, col…)` and `jsonb_canonical(text)`; the collations
-/// of numbers and enums (`db::collation`); date functions reading
+/// of numbers, enums and text (`db::collation`); date functions reading
 /// Postgres's timestamp text (`db::datetime`); `lower`/`upper` by the
 /// pulled database's locale. The one entry point, so a new connection
-/// cannot get part of it.
-pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()> {
-    crate::db::collation::register(conn, tables)?;
-    crate::db::datetime::register(conn)?;
+/// cannot get part of it. Returns the log of the text comparisons the
+/// rehearsal could not decide as Postgres does (`db::text_order`).
+pub fn register_functions(
+    conn: &Connection,
+    tables: &[TableMeta],
+) -> Result<crate::db::text_order::Doubts> {
     let locale = crate::db::collation::read_locale(conn)
         .context("cannot read the database's locale from the snapshot")?;
+    let doubts = crate::db::collation::register(conn, tables, locale.as_ref())?;
+    crate::db::datetime::register(conn)?;
     crate::db::collation::register_case_functions(conn, locale.as_ref())?;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("plan_uuid", 2, flags, |ctx| {
@@ -119,7 +123,7 @@ pub fn register_functions(conn: &Connection, tables: &[TableMeta]) -> Result<()>
             Err(_) => t,
         }))
     })?;
-    Ok(())
+    Ok(doubts)
 }
 
 /// Postgres's `json -> key` (`as_text`: `->>`) of the call's two arguments.
