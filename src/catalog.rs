@@ -116,6 +116,26 @@ pub struct ColumnMeta {
     /// The column's collation when it is not the database default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collation: Option<Collation>,
+    /// For a composite (row) type, or an array of one: its fields in
+    /// order, so the rehearsal can stage a value as `record_out` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite: Option<Vec<CompositeField>>,
+}
+
+/// One field of a composite type, as the rehearsal needs it to print the
+/// field's value the way Postgres does.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CompositeField {
+    pub name: String,
+    /// `format_type()` of the field's type, or of the base type of a
+    /// domain over a base type (Postgres prints a domain's value as its
+    /// base type's).
+    pub pg_type: String,
+    /// `pg_type.typtype` of that type: `b` base, `e` enum, `c` composite…
+    pub kind: String,
+    /// An enum's labels: the only texts Postgres reads for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enum_labels: Option<Vec<String>>,
 }
 
 /// A collation a column (or an index key) compares text with.

@@ -618,3 +618,183 @@ fn a_plan_writing_hstore_and_cube_values_pushes_what_it_rehearsed() {
         "{named}"
     );
 }
+
+/// Composite (row) values (H8 T1): `record_out` prints each field as its
+/// type prints it, empty for NULL, quoted when empty or holding `"`, `\`,
+/// `(`, `)`, `,` or white space. Each input against Postgres's own text; a
+/// field the rehearsal cannot print exactly (a type it does not know) is
+/// refused, and so is every input Postgres refuses.
+#[test]
+fn staged_text_is_what_postgres_prints_for_composite_values() {
+    use sandbox::catalog::CompositeField;
+    use sandbox::plan::canonical::canonical_composite;
+    let db = common::TestDb::create("canon_rows");
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE TYPE mood AS ENUM ('calm', 'busy'); \
+             CREATE TYPE reading AS (n int, label text, at timestamptz, ok boolean, m mood, \
+             amount numeric(6,2), p point);",
+        )
+        .unwrap();
+    let field = |name: &str, pg_type: &str, kind: &str| CompositeField {
+        name: name.into(),
+        pg_type: pg_type.into(),
+        kind: kind.into(),
+        enum_labels: (kind == "e").then(|| vec!["calm".to_string(), "busy".to_string()]),
+    };
+    let fields = [
+        field("n", "integer", "b"),
+        field("label", "text", "b"),
+        field("at", "timestamp with time zone", "b"),
+        field("ok", "boolean", "b"),
+        field("m", "mood", "e"),
+        field("amount", "numeric(6,2)", "b"),
+        field("p", "point", "b"),
+    ];
+    // (input, refused by the rehearsal although Postgres reads it)
+    let cases: &[(&str, bool)] = &[
+        ("(1,x,,,,,)", false),
+        ("(+7,hello world,2024-01-01 10:00+02,yes,busy,1.5,)", false),
+        ("( 1 ,\" x\",,t,calm,,)", false),
+        ("(,,,,,,)", false),
+        ("(1,\"\",,,,,)", false),
+        ("(1,a\\,b,,,,,)", false),
+        ("(1,\"a\"\"b\",,,,,)", false),
+        ("(1,x\\\\y,,,,,)", false),
+        ("(1,NULL,,,,,)", false),
+        ("(1,\"(\",,,,,)", false),
+        ("(1,x\"y z\",,,,,)", false),
+        ("  (1,x,,,,,)  ", false),
+        ("(1,x,,,,2,)", false),
+        ("(1,x,,,,,\"(1,2)\")", true),
+        ("(1,x,,,sad,,)", false),
+        ("(1,x,,,,12345.6,)", false),
+        ("(x,x,,,,,)", false),
+        ("(1,x)", false),
+        ("(1,x,,,,,,)", false),
+        ("1,x,,,,,", false),
+        ("(1,x,,,,,) junk", false),
+        ("(1,\"x,,,,,)", false),
+    ];
+    let mut wrong = Vec::new();
+    for (input, refused) in cases {
+        let ours = canonical_composite("reading", ',', &fields, input)
+            .map(|c| c.unwrap_or_else(|| input.to_string()));
+        let theirs = postgres_text(&mut client, "reading", input);
+        let fine = match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => a == b && !refused,
+            (Err(_), Ok(_)) => *refused,
+            (Err(_), Err(_)) => true,
+            (Ok(_), Err(_)) => false,
+        };
+        if !fine {
+            wrong.push(format!(
+                "reading '{input}': staged {ours:?}, Postgres {theirs:?}{}",
+                if *refused { " (expected refused)" } else { "" }
+            ));
+        }
+    }
+    let input = "{\"(1,x,,,,,)\",\"( 2 ,\\\"a,b\\\",,,,,)\",NULL}";
+    let ours = canonical_composite("reading[]", ',', &fields, input)
+        .map(|c| c.unwrap_or_else(|| input.to_string()));
+    let theirs = postgres_text(&mut client, "reading[]", input);
+    if ours != theirs {
+        wrong.push(format!(
+            "reading[] '{input}': staged {ours:?}, Postgres {theirs:?}"
+        ));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A phase writes composite values (a row type and an array of it) in
+/// spellings Postgres reads but prints otherwise (H8 T1). Before: green
+/// rehearsal, then the push refused after applying. Now the pull records
+/// the type's fields, the rehearsal stages `record_out`'s text and shows
+/// each rewrite; the push applies; the values equal what `psql -f` of
+/// `diff --sql` gives (whole database); rollback restores the whole
+/// database. A field of a type the rehearsal cannot print is a failed,
+/// named check.
+#[test]
+fn a_plan_writing_composite_values_pushes_what_it_rehearsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(dir.path(), |_| {});
+    let phase = plan.join("phases/3B_dh_workflows.sql");
+    let original = std::fs::read_to_string(&phase).unwrap();
+    let key = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
+    let mut sql = original.clone();
+    sql.push_str(&format!(
+        "\nUPDATE workflows SET reading = '(+7,hello world,2024-01-01 10:00+02,yes,)', \
+         readings = '{{\"(1,x,,,)\",\"( 2 ,\\\"a,b\\\",,,)\"}}' WHERE id = '{key}';\n"
+    ));
+    std::fs::write(&phase, &sql).unwrap();
+    let w = World::loaded("canon_rows_push", "plan")
+        .with_sql(
+            "CREATE TYPE public.reading AS (n int, label text, at timestamptz, ok boolean, \
+             p point); \
+             ALTER TABLE public.workflows ADD COLUMN reading public.reading, \
+             ADD COLUMN readings public.reading[];",
+        )
+        .with_plan(&plan)
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    assert!(
+        failed_checks(&report).is_empty(),
+        "{:#?}",
+        failed_checks(&report)
+    );
+    let c = common::check_named(&report, "values written as the text Postgres stores");
+    let rows = common::check_rows(c);
+    for want in [
+        "workflows.reading of row KEY: '(+7,hello world,2024-01-01 10:00+02,yes,)' is stored by \
+         Postgres as '(7,\"hello world\",\"2024-01-01 08:00:00+00\",t,)'",
+        "workflows.readings of row KEY: '{\"(1,x,,,)\",\"( 2 ,\\\"a,b\\\",,,)\"}' is stored by \
+         Postgres as '{\"(1,x,,,)\",\"(2,\\\"a,b\\\",,,)\"}'",
+    ] {
+        let want = want.replace("KEY", key);
+        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
+    }
+
+    let copy = common::TestDb::from_template(&w.db.name, "canon_rows_copy");
+    let script = w.dir.path().join("push.sql");
+    w.diff(&["--sql", script.to_str().unwrap()]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT concat_ws(' | ', reading, readings) FROM public.workflows WHERE id = '{key}'"
+        )),
+        "(7,\"hello world\",\"2024-01-01 08:00:00+00\",t,) | {\"(1,x,,,)\",\"(2,\\\"a,b\\\",,,)\"}"
+    );
+    let run = common::psql_file(&copy.url, &script);
+    run.ok();
+    assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
+    w.state().without_schema("sandbox").assert_same(
+        &common::whole_database_state(&copy.url).without_schema("sandbox"),
+        "from the push to psql -f of diff --sql",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
+
+    // A point field: its text the rehearsal cannot compute, so it is named
+    // rather than left to a late refusal.
+    let mut sql = original;
+    sql.push_str(&format!(
+        "\nUPDATE workflows SET reading = '(1,x,,,\"(1, 2)\")' WHERE id = '{key}';\n"
+    ));
+    std::fs::write(&phase, &sql).unwrap();
+    let (run, report) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.show());
+    let failed = failed_checks(&report);
+    let named = failed
+        .iter()
+        .flat_map(|c| c["rows"].as_array().unwrap().iter())
+        .filter_map(|r| r.as_str())
+        .find(|r| r.contains("workflows.reading"))
+        .unwrap_or_else(|| panic!("{failed:#?}"));
+    assert!(
+        named.contains(&format!("of row {key}")) && named.contains("field p (point)"),
+        "{named}"
+    );
+}

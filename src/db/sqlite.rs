@@ -83,6 +83,7 @@ CREATE TABLE _sandbox_columns (
   array_delimiter TEXT,
   array_element TEXT,
   collation TEXT,
+  composite TEXT,
   PRIMARY KEY (table_name, column_name)
 );
 CREATE TABLE _sandbox_constraints (
@@ -504,7 +505,7 @@ impl SnapshotWriter {
 /// A table's rows in `_sandbox_columns` and `_sandbox_constraints`.
 fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
     let mut put_col = conn.prepare_cached(
-        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO _sandbox_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     for c in &meta.columns {
         put_col.execute(params![
@@ -530,6 +531,10 @@ fn write_catalog(conn: &Connection, meta: &TableMeta) -> Result<()> {
                 .map(serde_json::to_string)
                 .transpose()?,
             c.collation
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()?,
+            c.composite
                 .as_ref()
                 .map(serde_json::to_string)
                 .transpose()?
@@ -1124,12 +1129,15 @@ fn read_catalog_of(
     let mut cols = conn.prepare_cached(&format!(
         "SELECT column_name, ordinal, pg_type, not_null, default_expr, generated_expr, \
          default_constant, default_value, identity, enum_labels, domain, array_delimiter, {}, {}, \
-         storage FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
+         storage, {} FROM _sandbox_columns WHERE table_name = ? ORDER BY ordinal",
         or_null(
             has_column("_sandbox_columns", "array_element")?,
             "array_element"
         ),
         or_null(has_column("_sandbox_columns", "collation")?, "collation"),
+        // A file pulled before composite fields were recorded: its row
+        // values are staged as written, as they were.
+        or_null(has_column("_sandbox_columns", "composite")?, "composite"),
     ))?;
     type Raw = (
         ColumnMeta,
@@ -1139,6 +1147,7 @@ fn read_catalog_of(
         Option<String>,
         Option<String>,
         String,
+        Option<String>,
     );
     let raw = cols
         .query_map([name], |r| {
@@ -1161,11 +1170,12 @@ fn read_catalog_of(
                 r.get::<_, Option<String>>(12)?,
                 r.get::<_, Option<String>>(13)?,
                 r.get::<_, String>(14)?,
+                r.get::<_, Option<String>>(15)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<Raw>>>()?;
     let mut columns = Vec::new();
-    for (mut c, identity, labels, domain, element, collation, storage) in raw {
+    for (mut c, identity, labels, domain, element, collation, storage, composite) in raw {
         c.identity = match identity {
             None => None,
             Some(i) => Some(crate::catalog::Identity::parse(&i).ok_or_else(|| {
@@ -1194,6 +1204,7 @@ fn read_catalog_of(
         c.domain = field(domain, name, &c.name, "domain")?;
         c.array_element = field(element, name, &c.name, "array element type")?;
         c.collation = field(collation, name, &c.name, "collation")?;
+        c.composite = field(composite, name, &c.name, "composite fields")?;
         // A sandbox before domains were stored as their base type kept a
         // domain over an integer as TEXT: read with today's rules its rows
         // would not convert, and compared as text '10' < '9'.

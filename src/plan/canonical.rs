@@ -1112,6 +1112,163 @@ fn canonical_cube(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A composite (row) value of a column of `pg_type` (the row type, or an
+/// array of it with elements separated by `delimiter`) whose type has
+/// `fields`, as `record_out` prints it: `(` the fields `)` separated by
+/// commas, a NULL field empty, a field quoted when empty or holding `"`,
+/// `\`, `(`, `)`, `,` or white space (`"` and `\` doubled inside). Each
+/// field is read the way `record_in` reads it (white space kept, `"`
+/// quotes, `\` escapes) and printed as its type prints it. `Ok(None)` when
+/// `text` is already that text; `Err(why)` for a field the rehearsal cannot
+/// print exactly (a nested row, a type it does not know), naming it.
+pub fn canonical_composite(
+    pg_type: &str,
+    delimiter: char,
+    fields: &[crate::catalog::CompositeField],
+    text: &str,
+) -> Result<Option<String>, String> {
+    let canonical = match pg_type.ends_with("[]") {
+        true => canonical_array_of(delimiter, text, &|v| canonical_row(fields, v).map(Some))?,
+        false => Some(canonical_row(fields, text)?),
+    };
+    Ok(canonical.filter(|c| c != text))
+}
+
+fn canonical_row(fields: &[crate::catalog::CompositeField], text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "'{text}' is not a row value Postgres reads ({why}); write it as Postgres prints it, \
+             such as (1,\"two words\")"
+        )
+    };
+    let b = text.as_bytes();
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    let mut i = 0;
+    while pg_space(at(i)) {
+        i += 1;
+    }
+    if at(i) != b'(' {
+        return Err(bad("no opening parenthesis"));
+    }
+    i += 1;
+    let mut values: Vec<Option<Vec<u8>>> = Vec::new();
+    for n in 0..fields.len() {
+        if n > 0 {
+            if at(i) != b',' {
+                return Err(bad(&format!("{} fields, the type has {}", n, fields.len())));
+            }
+            i += 1;
+        }
+        if matches!(at(i), b',' | b')') {
+            values.push(None);
+            continue;
+        }
+        let mut value = Vec::new();
+        let mut quoted = false;
+        while quoted || !matches!(at(i), b',' | b')') {
+            let ch = at(i);
+            i += 1;
+            match ch {
+                0 => return Err(bad("it ends too early")),
+                b'\\' => {
+                    if at(i) == 0 {
+                        return Err(bad("it ends too early"));
+                    }
+                    value.push(at(i));
+                    i += 1;
+                }
+                b'"' if !quoted => quoted = true,
+                b'"' if at(i) == b'"' => {
+                    value.push(b'"');
+                    i += 1;
+                }
+                b'"' => quoted = false,
+                c => value.push(c),
+            }
+        }
+        values.push(Some(value));
+    }
+    if at(i) != b')' {
+        return Err(bad(&format!(
+            "more fields than the type's {}",
+            fields.len()
+        )));
+    }
+    i += 1;
+    while pg_space(at(i)) {
+        i += 1;
+    }
+    if i != b.len() {
+        return Err(bad("text after the closing parenthesis"));
+    }
+    let mut out = String::from("(");
+    for (n, (f, value)) in fields.iter().zip(values).enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let Some(value) = value else { continue };
+        let raw = String::from_utf8(value).map_err(|_| bad("a field is not UTF-8 text"))?;
+        let v = composite_field_text(f, &raw)?;
+        let quote = v.is_empty()
+            || v.bytes()
+                .any(|c| matches!(c, b'"' | b'\\' | b'(' | b')' | b',') || pg_space(c));
+        if quote {
+            out.push('"');
+        }
+        for c in v.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push(c);
+            }
+            out.push(c);
+        }
+        if quote {
+            out.push('"');
+        }
+    }
+    out.push(')');
+    Ok(out)
+}
+
+/// The text Postgres prints for `raw` read as the type of field `f`, or
+/// why the rehearsal cannot tell it exactly.
+fn composite_field_text(f: &crate::catalog::CompositeField, raw: &str) -> Result<String, String> {
+    let t = f.pg_type.as_str();
+    let refuse = |why: String| Err(format!("field {} ({t}) holds '{raw}': {why}", f.name));
+    let unknown = || {
+        refuse(
+            "the rehearsal cannot tell how Postgres prints a value of this type inside a row; \
+             write the row some other way (its fields as columns), or leave the field NULL"
+                .to_string(),
+        )
+    };
+    match f.kind.as_str() {
+        "e" => {
+            return match f.enum_labels.iter().flatten().any(|l| l == raw) {
+                true => Ok(raw.to_string()),
+                false => refuse("not one of the enum's labels".to_string()),
+            }
+        }
+        "b" | "r" => {}
+        _ => return unknown(),
+    }
+    // Types whose text Postgres keeps as written.
+    let kept = matches!(
+        without_typmod(t).as_str(),
+        "text" | "character varying" | "character" | "json" | "citext" | "extensions.citext"
+    );
+    let (text, known) = match canonical_value(t, ',', raw) {
+        Ok(Some(c)) => (c, true),
+        Ok(None) => (raw.to_string(), kept),
+        Err(why) => return refuse(why),
+    };
+    match super::sql::printable(t, &text) {
+        Some(true) => Ok(text),
+        Some(false) => refuse("not a value of the type as Postgres prints it".to_string()),
+        None if known => Ok(text),
+        None => unknown(),
+    }
+}
+
 /// Whether [`canonical_text`] knows a form of `pg_type` to rewrite (a
 /// column of another type need not be read).
 pub fn has_canonical_form(pg_type: &str) -> bool {
@@ -1351,6 +1508,16 @@ fn canonical_timestamp(
 /// quote, backslash or white space in it), each element in its own
 /// canonical form.
 fn canonical_array(element: &str, delimiter: char, text: &str) -> Result<Option<String>, String> {
+    canonical_array_of(delimiter, text, &|v| canonical_value(element, delimiter, v))
+}
+
+/// An array as `array_out` prints it, each element rewritten by `element`
+/// (None: kept as written).
+fn canonical_array_of(
+    delimiter: char,
+    text: &str,
+    element: &dyn Fn(&str) -> Result<Option<String>, String>,
+) -> Result<Option<String>, String> {
     use super::rowjson::{parse_array_delimited, ArrayNode};
     let trimmed = text.trim();
     let (prefix, body) = match trimmed.find('=') {
@@ -1362,7 +1529,7 @@ fn canonical_array(element: &str, delimiter: char, text: &str) -> Result<Option<
     };
     fn write(
         node: &ArrayNode,
-        element: &str,
+        element: &dyn Fn(&str) -> Result<Option<String>, String>,
         delimiter: char,
         out: &mut String,
     ) -> Result<(), String> {
@@ -1379,7 +1546,7 @@ fn canonical_array(element: &str, delimiter: char, text: &str) -> Result<Option<
             }
             ArrayNode::Elem(None) => out.push_str("NULL"),
             ArrayNode::Elem(Some(v)) => {
-                let v = canonical_value(element, delimiter, v)?.unwrap_or_else(|| v.clone());
+                let v = element(v)?.unwrap_or_else(|| v.clone());
                 let quote = v.is_empty()
                     || v.eq_ignore_ascii_case("NULL")
                     || v.chars().any(|c| {

@@ -780,7 +780,10 @@ fn canonicalise_text(
         let col = quote_ident(&c.name);
         let bool_column = c.storage() == Storage::Bool;
         let value_type = c.value_type();
-        if !bool_column && !super::canonical::has_canonical_form(&value_type) {
+        if !bool_column
+            && !super::canonical::has_canonical_form(&value_type)
+            && c.composite.is_none()
+        {
             continue;
         }
         // A float column may hold a number a phase computed, a bytea one
@@ -832,7 +835,16 @@ fn canonicalise_text(
                     None => continue,
                 }
             } else {
-                match super::canonical::canonical_text(&value_type, c.delimiter(), &text) {
+                let canonical = match &c.composite {
+                    Some(fields) => super::canonical::canonical_composite(
+                        &value_type,
+                        c.delimiter(),
+                        fields,
+                        &text,
+                    ),
+                    None => super::canonical::canonical_text(&value_type, c.delimiter(), &text),
+                };
+                match canonical {
                     Ok(Some(canonical)) => {
                         (SqlValue::Text(canonical.clone()), format!("'{canonical}'"))
                     }
@@ -1144,7 +1156,7 @@ fn key_expr(meta: &TableMeta) -> String {
 
 /// Whether `text` is something Postgres could have printed for `pg_type`
 /// (None when the type is not checked).
-fn printable(pg_type: &str, text: &str) -> Option<bool> {
+pub(crate) fn printable(pg_type: &str, text: &str) -> Option<bool> {
     let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let decimal = |s: &str| {

@@ -385,7 +385,23 @@ const COLUMN_FACTS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.at
                     (SELECT bt.typtype = 'e' FROM pg_type bt \
                      WHERE bt.oid = coalesce(dom.base_oid, ty.oid)), \
                     el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks, \
-                    coll.collname::text, coll.collisdeterministic \
+                    coll.collname::text, coll.collisdeterministic, \
+                    (SELECT json_agg(json_build_array(f.attname::text, \
+                              format_type(bt.oid, CASE WHEN ft.typtype = 'd' THEN ft.typtypmod \
+                                                       ELSE f.atttypmod END), \
+                              bt.typtype::text, \
+                              CASE WHEN bt.typtype = 'e' THEN \
+                                (SELECT json_agg(l.enumlabel::text ORDER BY l.enumsortorder) \
+                                 FROM pg_enum l WHERE l.enumtypid = bt.oid) END) \
+                            ORDER BY f.attnum)::text \
+                     FROM pg_type ct \
+                     JOIN pg_attribute f ON f.attrelid = ct.typrelid AND f.attnum > 0 \
+                       AND NOT f.attisdropped \
+                     JOIN pg_type ft ON ft.oid = f.atttypid \
+                     JOIN pg_type bt ON bt.oid = CASE WHEN ft.typtype = 'd' THEN ft.typbasetype \
+                                                      ELSE ft.oid END \
+                     WHERE ct.typtype = 'c' AND ct.oid = CASE WHEN ty.typcategory = 'A' \
+                       THEN ty.typelem ELSE coalesce(dom.base_oid, ty.oid) END) \
              FROM {source} \
              JOIN pg_type ty ON ty.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -554,6 +570,28 @@ pub async fn read_table_meta(
 
 /// The columns of [`COLUMN_FACTS`]' rows, in their order, each constant
 /// default evaluated by Postgres ([`evaluate_constants`]).
+/// A composite type's fields from the catalog's JSON (`[[name, type,
+/// typtype, labels], …]`), or None for a column of another type.
+fn composite_fields(json: Option<String>) -> Result<Option<Vec<crate::catalog::CompositeField>>> {
+    let Some(json) = json else { return Ok(None) };
+    type Raw = (String, String, String, Option<Vec<String>>);
+    let raw: Vec<Raw> = serde_json::from_str(&json).with_context(|| {
+        format!("the catalog's fields of a composite type are not as expected: {json}")
+    })?;
+    Ok(Some(
+        raw.into_iter()
+            .map(
+                |(name, pg_type, kind, enum_labels)| crate::catalog::CompositeField {
+                    name,
+                    pg_type,
+                    kind,
+                    enum_labels,
+                },
+            )
+            .collect(),
+    ))
+}
+
 async fn columns_of_rows(
     tx: &Transaction<'_>,
     rows: &[tokio_postgres::Row],
@@ -612,6 +650,7 @@ async fn columns_of_rows(
                     name,
                     deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
                 }),
+            composite: composite_fields(r.get(25))?,
             ..Default::default()
         });
         if default_candidate {
