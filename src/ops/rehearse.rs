@@ -156,24 +156,26 @@ pub struct RehearseOptions<'a> {
     pub plan: &'a Plan,
 }
 
-/// A row's values by column, as Postgres prints them (a column the plan
-/// has not added yet is absent).
-type RowValues = HashMap<String, Option<String>>;
-
-/// The rows of a working table by key text, in the table's order.
-#[derive(Default)]
-struct TableState {
-    order: Vec<String>,
-    rows: HashMap<String, RowValues>,
-}
-
-/// The working rows of a table (a table without a primary key has none to
-/// record).
-fn working_rows(conn: &Connection, meta: &TableMeta) -> Result<TableState> {
+/// Calls `f` with each working row of a table that has a key, in the
+/// table's order: its key text and its values as Postgres prints them, in
+/// the order of `meta`'s columns. A table without a primary key has none
+/// to record. Rows are streamed, never collected: a written table of 300k
+/// rows held as maps took gigabytes (S7).
+fn for_each_working_row(
+    conn: &Connection,
+    meta: &TableMeta,
+    mut f: impl FnMut(String, Vec<Option<String>>) -> Result<()>,
+) -> Result<()> {
     let key = meta.primary_key();
-    let mut out = TableState::default();
     if key.is_empty() {
-        return Ok(out);
+        return Ok(());
+    }
+    let key_idx: Vec<usize> = key
+        .iter()
+        .filter_map(|k| meta.columns.iter().position(|c| &c.name == k))
+        .collect();
+    if key_idx.len() != key.len() {
+        return Ok(());
     }
     let mut stmt = conn.prepare(&format!(
         "SELECT {} FROM temp.{}",
@@ -182,37 +184,164 @@ fn working_rows(conn: &Connection, meta: &TableMeta) -> Result<TableState> {
     ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        let mut values = HashMap::new();
+        let mut values = Vec::with_capacity(meta.columns.len());
         for (i, c) in meta.columns.iter().enumerate() {
-            values.insert(
-                c.name.clone(),
+            values.push(
                 crate::db::sqlite::from_sqlite(c, r.get_ref(i)?)
                     .with_context(|| format!("working table {}", meta.name))?,
             );
         }
         // A row with a NULL key cannot be matched to a Postgres row; the
         // diff refuses it by name, so it has nothing to record here.
-        let k: Option<Vec<String>> = key
-            .iter()
-            .map(|k| values.get(k).cloned().flatten())
-            .collect();
+        let k: Option<Vec<&str>> = key_idx.iter().map(|i| values[*i].as_deref()).collect();
         if let Some(k) = k {
-            let text = crate::types::row_key(k.iter().map(|v| Some(v.as_str())));
-            out.order.push(text.clone());
-            out.rows.insert(text, values);
+            let text = crate::types::row_key(k.into_iter().map(Some));
+            f(text, values)?;
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A written table as it stood when a phase began, kept in a TEMP table of
+/// the rehearsal's connection (on disk, like the working copies) instead of
+/// in memory: the phase's changes are found by looking each row up by key.
+struct BeforePhase {
+    /// The TEMP table: `ord` (the working table's order), `key` (the row's
+    /// key text) and one column per entry of `columns`.
+    store: String,
+    /// The working table's columns then, by name.
+    columns: Vec<String>,
+}
+
+impl BeforePhase {
+    /// Copies the working rows of `meta`'s table into a new TEMP table.
+    fn keep(conn: &Connection, meta: &TableMeta) -> Result<BeforePhase> {
+        let store = unique_temp_name(conn, "_sandbox_before")?;
+        let columns = meta.column_names();
+        let value_columns: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+        conn.execute_batch(&format!(
+            "CREATE TEMP TABLE {} (ord INTEGER PRIMARY KEY, key TEXT NOT NULL{})",
+            quote_ident(&store),
+            value_columns
+                .iter()
+                .map(|c| format!(", {c}"))
+                .collect::<String>()
+        ))?;
+        {
+            let mut put = conn.prepare(&format!(
+                "INSERT INTO temp.{} VALUES (NULL, ?{})",
+                quote_ident(&store),
+                ", ?".repeat(columns.len())
+            ))?;
+            for_each_working_row(conn, meta, |key, values| {
+                put.execute(rusqlite::params_from_iter(
+                    std::iter::once(Some(key)).chain(values),
+                ))?;
+                Ok(())
+            })?;
+        }
+        conn.execute_batch(&format!(
+            "CREATE INDEX temp.{} ON {} (key)",
+            quote_ident(&format!("{store}_key")),
+            quote_ident(&store)
+        ))?;
+        Ok(BeforePhase { store, columns })
+    }
+
+    /// The row of `key` as the phase found it (the last one kept under
+    /// that key, as a map by key would hold it), in `columns`' order.
+    fn row(&self, conn: &Connection, key: &str) -> Result<Option<Vec<Option<String>>>> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM temp.{} WHERE key = ?1 ORDER BY ord DESC LIMIT 1",
+            self.value_list(),
+            quote_ident(&self.store)
+        ))?;
+        let mut rows = stmt.query([key])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(
+                (0..self.columns.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect::<rusqlite::Result<_>>()?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// One column's value in the row of `key`: None when the row or the
+    /// column was not there.
+    fn value(&self, conn: &Connection, key: &str, column: &str) -> Result<Option<Option<String>>> {
+        let Some(i) = self.columns.iter().position(|c| c == column) else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT c{i} FROM temp.{} WHERE key = ?1 ORDER BY ord DESC LIMIT 1",
+            quote_ident(&self.store)
+        ))?;
+        let mut rows = stmt.query([key])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(r.get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Each kept row in the working table's order: key and values.
+    fn for_each(
+        &self,
+        conn: &Connection,
+        mut f: impl FnMut(String, Vec<Option<String>>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT key, {} FROM temp.{} ORDER BY ord",
+            self.value_list(),
+            quote_ident(&self.store)
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let values = (1..=self.columns.len())
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect::<rusqlite::Result<_>>()?;
+            f(r.get(0)?, values)?;
+        }
+        Ok(())
+    }
+
+    fn value_list(&self) -> String {
+        (0..self.columns.len())
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn drop_store(self, conn: &Connection) -> Result<()> {
+        conn.execute_batch(&format!("DROP TABLE temp.{}", quote_ident(&self.store)))?;
+        Ok(())
+    }
+}
+
+/// `base`, or `base` with a number, naming no table of the TEMP schema.
+fn unique_temp_name(conn: &Connection, base: &str) -> Result<String> {
+    for n in 0.. {
+        let name = if n == 0 {
+            base.to_string()
+        } else {
+            format!("{base}_{n}")
+        };
+        if !table_exists(conn, "temp", &name)? {
+            return Ok(name);
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// A row as the JSON object `_sandbox_phase_rows` keeps: its columns in
-/// the table's order, a column not added yet left out.
-fn row_json(meta: &TableMeta, row: &RowValues) -> String {
+/// the table's order, a column the row's `names` lack (not added yet) left
+/// out.
+fn row_json(meta: &TableMeta, names: &[String], row: &[Option<String>]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = meta
         .columns
         .iter()
         .filter_map(|c| {
-            let v = row.get(&c.name)?;
+            let v = &row[names.iter().position(|n| n == &c.name)?];
             Some((
                 c.name.clone(),
                 v.clone().map_or(serde_json::Value::Null, Into::into),
@@ -292,10 +421,15 @@ struct Rehearsal<'a> {
     /// A phase failed: later phases and the final checks do not run, and
     /// checks that cannot read what it left are skipped.
     broken: bool,
-    /// Each written table as the last phase left it: what a phase changed
-    /// is recorded so the push applies it in that phase, where its
-    /// expectations (and every later phase's) look.
-    states: HashMap<String, TableState>,
+    /// The written tables whose rows a phase's changes are measured from
+    /// (pulled ones from the start, created ones once a phase wrote them):
+    /// what a phase changed is recorded so the push applies it in that
+    /// phase, where its expectations (and every later phase's) look.
+    tracked: HashSet<String>,
+    /// For the phase running: each table it writes that is tracked, as it
+    /// stood when the phase's SQL began (after the phase's DDL; nothing
+    /// else writes a working table between two phases that write it).
+    before: HashMap<String, BeforePhase>,
     /// The pulled tables the plan only reads that the phases see through a
     /// view comparing their numbers as numbers (`stage::create_numeric_view`).
     numeric_views: Vec<String>,
@@ -436,7 +570,8 @@ impl<'a> Rehearsal<'a> {
             checks: Vec::new(),
             timings: Vec::new(),
             broken: false,
-            states: HashMap::new(),
+            tracked: HashSet::new(),
+            before: HashMap::new(),
             numeric_views: Vec::new(),
             stale: BTreeMap::new(),
             stale_reads: Vec::new(),
@@ -558,8 +693,7 @@ impl<'a> Rehearsal<'a> {
                 })?
                 .meta;
             stage::stage_pulled(conn, meta)?;
-            let rows = working_rows(conn, meta)?;
-            self.states.insert(name.clone(), rows);
+            self.tracked.insert(name.clone());
         }
         let written = self.plan.written_pulled_tables();
         for t in &self.snapshot.tables {
@@ -575,18 +709,12 @@ impl<'a> Rehearsal<'a> {
     /// read, the values it wrote and its expectations, in that order.
     fn run_phase(&mut self, phase: &Phase, sql_text: &str) -> Result<()> {
         let t0 = Instant::now();
-        let altered = stage::apply_phase_ddl(self.conn, self.snapshot, self.plan, &phase.id)
+        stage::apply_phase_ddl(self.conn, self.snapshot, self.plan, &phase.id)
             .with_context(|| format!("phase {} ({}): the plan's DDL", phase.id, phase.name))?;
         // The rows as the DDL left them are what the phase starts from: a
         // column added with a DEFAULT holds it in every row (as on
         // Postgres), which the phase did not write.
-        for t in altered {
-            if self.states.contains_key(&t) {
-                let meta = working_meta(self.conn, self.snapshot, self.plan, &t)?;
-                let rows = working_rows(self.conn, &meta)?;
-                self.states.insert(t, rows);
-            }
-        }
+        self.keep_before(phase)?;
         let rules = Rules {
             known_tables: self.known.clone(),
             writes: phase.writes.iter().cloned().collect(),
@@ -659,9 +787,9 @@ impl<'a> Rehearsal<'a> {
         // or pushed: later phases would build on them.
         self.broken |= !inexact.is_empty();
         if !self.broken {
-            let after = self.phase_states(phase)?;
-            self.record_phase_changes(phase, after)?;
+            self.record_phase_changes(phase)?;
         }
+        self.forget_before()?;
         phase_checks.push(Check::no_rows(
             &phase.id,
             "values stay exact (jsonb, no number or time through a REAL)",
@@ -828,68 +956,107 @@ impl<'a> Rehearsal<'a> {
         Ok((inexact, rewritten))
     }
 
+    /// Keeps, for each tracked table the phase writes, its rows as the
+    /// phase finds them (see [`BeforePhase`]).
+    fn keep_before(&mut self, phase: &Phase) -> Result<()> {
+        for t in &phase.writes {
+            if !self.tracked.contains(t) || !table_exists(self.conn, "temp", t)? {
+                continue;
+            }
+            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
+            let kept = BeforePhase::keep(self.conn, &meta)?;
+            if let Some(old) = self.before.insert(t.clone(), kept) {
+                old.drop_store(self.conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the rows kept for the phase that ran.
+    fn forget_before(&mut self) -> Result<()> {
+        for (_, kept) in self.before.drain() {
+            kept.drop_store(self.conn)?;
+        }
+        Ok(())
+    }
+
     /// Records what the phase changed in each table it writes, by comparing
     /// the table after the phase with the table before it: rows inserted
     /// (as the phase left them), columns updated (with the values before
     /// the phase) and rows deleted (whole, as the phase found them). The
     /// push applies exactly these in this phase, so its expectations see on
     /// Postgres what they saw here, even where a later phase changes the
-    /// same rows again.
-    fn record_phase_changes(
-        &mut self,
-        phase: &Phase,
-        after: HashMap<String, (TableMeta, TableState)>,
-    ) -> Result<()> {
+    /// same rows again. Both sides are streamed: the rows after the phase
+    /// from the working table, those before it looked up by key.
+    fn record_phase_changes(&mut self, phase: &Phase) -> Result<()> {
         let conn = self.conn;
         let mut put = conn.prepare_cached(
             "INSERT INTO _sandbox_phase_rows (table_name, phase, op, row_key, data) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (t, (meta, now)) in after {
-            let before = self.states.remove(&t).unwrap_or_default();
-            for key in &now.order {
-                let row = &now.rows[key];
-                let Some(old) = before.rows.get(key) else {
-                    put.execute(params![t, phase.id, "insert", key, row_json(&meta, row)])?;
-                    continue;
-                };
-                let changes: Vec<serde_json::Value> = meta
-                    .columns
-                    .iter()
-                    .filter_map(|c| {
-                        let was = old.get(&c.name).cloned().flatten();
-                        let is = row.get(&c.name).cloned().flatten();
-                        (was != is).then(|| serde_json::json!([c.name, was, is]))
-                    })
-                    .collect();
-                if !changes.is_empty() {
-                    let data = serde_json::Value::Array(changes).to_string();
-                    put.execute(params![t, phase.id, "update", key, data])?;
-                }
-            }
-            for key in &before.order {
-                if !now.rows.contains_key(key) {
-                    let data = row_json(&meta, &before.rows[key]);
-                    put.execute(params![t, phase.id, "delete", key, data])?;
-                }
-            }
-            self.states.insert(t, now);
-        }
-        Ok(())
-    }
-
-    /// Each table the phase writes, as the phase left it (after settling).
-    fn phase_states(&self, phase: &Phase) -> Result<HashMap<String, (TableMeta, TableState)>> {
-        let mut out = HashMap::new();
         for t in &phase.writes {
-            if !table_exists(self.conn, "temp", t)? {
+            if !table_exists(conn, "temp", t)? {
                 continue;
             }
-            let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
-            let rows = working_rows(self.conn, &meta)?;
-            out.insert(t.clone(), (meta, rows));
+            let meta = working_meta(conn, self.snapshot, self.plan, t)?;
+            let names = meta.column_names();
+            let before = self.before.get(t);
+            // Where each column sits among the columns the phase found.
+            let was_at: Vec<Option<usize>> = match before {
+                Some(b) => names
+                    .iter()
+                    .map(|n| b.columns.iter().position(|c| c == n))
+                    .collect(),
+                None => vec![None; names.len()],
+            };
+            let mut seen: HashSet<String> = HashSet::new();
+            for_each_working_row(conn, &meta, |key, row| {
+                let old = match before {
+                    Some(b) => b.row(conn, &key)?,
+                    None => None,
+                };
+                match old {
+                    None => {
+                        put.execute(params![
+                            t,
+                            phase.id,
+                            "insert",
+                            key,
+                            row_json(&meta, &names, &row)
+                        ])?;
+                    }
+                    Some(old) => {
+                        let changes: Vec<serde_json::Value> = meta
+                            .columns
+                            .iter()
+                            .zip(&row)
+                            .zip(&was_at)
+                            .filter_map(|((c, is), at)| {
+                                let was = at.and_then(|j| old[j].clone());
+                                (was != *is).then(|| serde_json::json!([c.name, was, is]))
+                            })
+                            .collect();
+                        if !changes.is_empty() {
+                            let data = serde_json::Value::Array(changes).to_string();
+                            put.execute(params![t, phase.id, "update", key, data])?;
+                        }
+                    }
+                }
+                seen.insert(key);
+                Ok(())
+            })?;
+            if let Some(b) = before {
+                b.for_each(conn, |key, old| {
+                    if !seen.contains(&key) {
+                        let data = row_json(&meta, &b.columns, &old);
+                        put.execute(params![t, phase.id, "delete", key, data])?;
+                    }
+                    Ok(())
+                })?;
+            }
+            self.tracked.insert(t.clone());
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The numeric values the phase wrote that may be a REAL rounded to
@@ -900,7 +1067,6 @@ impl<'a> Rehearsal<'a> {
     /// pulled ones (or an earlier phase's), exact or named already.
     fn rounded_by_real(&self, phase: &Phase) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        let empty = TableState::default();
         for t in &phase.writes {
             if !table_exists(self.conn, "temp", t)? {
                 continue;
@@ -911,7 +1077,7 @@ impl<'a> Rehearsal<'a> {
                 // Failed by name already: its rows cannot be told apart.
                 continue;
             }
-            let before = self.states.get(t).unwrap_or(&empty);
+            let before = self.before.get(t);
             for c in meta.columns.iter().filter(|c| {
                 matches!(
                     crate::types::exactness(&c.value_type()),
@@ -927,11 +1093,15 @@ impl<'a> Rehearsal<'a> {
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
                     let (k, v): (String, String) = (r.get(0)?, r.get(1)?);
-                    let was = before.rows.get(&k).and_then(|o| o.get(&c.name));
-                    if was == Some(&Some(v.clone())) {
+                    let Some(why) = plansql::rounded_by_real(&v) else {
                         continue;
-                    }
-                    if let Some(why) = plansql::rounded_by_real(&v) {
+                    };
+                    // A value the phase found there is not its own.
+                    let was = match before {
+                        Some(b) => b.value(self.conn, &k, &c.name)?,
+                        None => None,
+                    };
+                    if was != Some(Some(v)) {
                         out.push(format!("{}: {t}.{} of row {k}: {why}", phase.sql, c.name));
                     }
                 }
