@@ -774,8 +774,102 @@ fn key_text(k: &[String]) -> String {
     crate::types::row_key(k.iter().map(|v| Some(v.as_str())))
 }
 
-/// A row's values by column name, as Postgres prints them.
-type RowValues = std::collections::HashMap<String, Option<String>>;
+/// A row as the replay of the rehearsal's record holds it, each value by
+/// its position among `after`'s columns; `None` is a column the row does
+/// not have yet (one the plan adds later), read as NULL.
+enum Replayed {
+    /// A pulled row keeps only the columns the record changes, fills or
+    /// keys it by ([`Replay::kept`]), and a hash of all its other values:
+    /// holding each pulled row whole took gigabytes for a 300k-row table
+    /// (S7), while those values can only be proved unchanged.
+    Pulled {
+        kept: Vec<Option<Option<String>>>,
+        rest: u128,
+    },
+    /// A row a phase inserted, every column.
+    Inserted(Vec<Option<Option<String>>>),
+}
+
+/// Which of `after`'s columns a pulled row keeps (the others are hashed).
+struct Replay {
+    /// For each column of `after`, its place in [`Replayed::Pulled`]'s
+    /// `kept`, when kept.
+    slot: Vec<Option<usize>>,
+}
+
+impl Replay {
+    /// The hash of a row's values at the positions `slot` does not keep.
+    fn rest_hash<'a>(&self, values: impl Iterator<Item = Option<&'a str>>) -> u128 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for (v, slot) in values.zip(&self.slot) {
+            if slot.is_some() {
+                continue;
+            }
+            match v {
+                None => h.update(&[0]),
+                Some(v) => {
+                    h.update(&[1]);
+                    h.update(&(v.len() as u64).to_le_bytes());
+                    h.update(v.as_bytes());
+                }
+            }
+        }
+        h.digest128()
+    }
+
+    /// A pulled row: `value(i)` is the value of `after`'s column `i`
+    /// (`None` when the pulled table lacks the column).
+    fn pulled<'a>(&self, value: impl Fn(usize) -> Option<Option<&'a str>>) -> Replayed {
+        let n = self.slot.len();
+        let kept = (0..n)
+            .filter(|i| self.slot[*i].is_some())
+            .map(|i| value(i).map(|v| v.map(str::to_string)))
+            .collect();
+        let rest = self.rest_hash((0..n).map(|i| value(i).flatten()));
+        Replayed::Pulled { kept, rest }
+    }
+
+    fn get<'r>(&self, row: &'r Replayed, i: usize) -> Option<&'r Option<String>> {
+        match row {
+            Replayed::Pulled { kept, .. } => self.slot[i].and_then(|s| kept[s].as_ref()),
+            Replayed::Inserted(values) => values[i].as_ref(),
+        }
+    }
+
+    /// The value of column `i`, NULL when the row does not have it.
+    fn value(&self, row: &Replayed, i: usize) -> Option<String> {
+        self.get(row, i).cloned().flatten()
+    }
+
+    /// Sets column `i`, which a pulled row keeps (every column the record
+    /// changes or fills is kept).
+    fn set(&self, row: &mut Replayed, i: usize, v: Option<String>) {
+        match row {
+            Replayed::Pulled { kept, .. } => {
+                if let Some(s) = self.slot[i] {
+                    kept[s] = Some(v);
+                }
+            }
+            Replayed::Inserted(values) => values[i] = Some(v),
+        }
+    }
+
+    /// Whether the replayed row is the staged row `staged`.
+    fn same(&self, row: &Replayed, staged: &[Option<String>]) -> bool {
+        match row {
+            Replayed::Inserted(values) => values
+                .iter()
+                .zip(staged)
+                .all(|(v, s)| v.as_ref().and_then(|v| v.as_ref()) == s.as_ref()),
+            Replayed::Pulled { kept, rest } => {
+                self.slot.iter().zip(staged).all(|(slot, s)| match slot {
+                    Some(k) => kept[*k].as_ref().and_then(|v| v.as_ref()) == s.as_ref(),
+                    None => true,
+                }) && self.rest_hash(staged.iter().map(|v| v.as_deref())) == *rest
+            }
+        }
+    }
+}
 
 /// What each phase changed in one table.
 #[derive(Default)]
@@ -814,37 +908,83 @@ fn phase_changes(
         return Err(rehearse_again("no record".into()));
     }
     let key = after.primary_key();
-    let mut current: HashMap<String, RowValues> = HashMap::new();
-    if let Some(before) = before {
-        let key_idx = key_positions(before, &key)?;
-        snapshot.for_each_row(table, before, |r| {
-            let k = key_text(&key_values(table, &key, &key_idx, &r)?);
-            let values = before.columns.iter().map(|c| c.name.clone()).zip(r);
-            current.insert(k, values.collect());
-            Ok(())
-        })?;
-    }
+    let position = |name: &str| after.columns.iter().position(|c| c.name == name);
     let known: std::collections::HashSet<&str> =
         plan.file.phases.iter().map(|p| p.id.as_str()).collect();
     let phase_index = |id: &str| plan.file.phases.iter().position(|p| p.id == id);
     // The columns the plan adds here with a constant default: at their
     // phase, Postgres's ADD COLUMN gives every row there that value (the
     // rehearsal's working copy did the same), before the phase's changes.
-    let mut to_fill: Vec<(usize, String, String)> = plan
+    let mut to_fill: Vec<(usize, usize, String)> = plan
         .schema
         .added_columns
         .iter()
         .filter(|a| a.table == table)
         .filter_map(|a| {
-            let c = after.column(&a.column.name)?;
+            let i = position(&a.column.name)?;
             Some((
                 phase_index(&a.phase)?,
-                c.name.clone(),
-                added_column_fill(c)?,
+                i,
+                added_column_fill(&after.columns[i])?,
             ))
         })
         .collect();
-    let value = |row: &RowValues, c: &str| row.get(c).cloned().flatten();
+    // A pulled row keeps its key, the columns filled and those any update
+    // changes (read from the record first; an unreadable change is named
+    // by the replay below).
+    let mut keep = vec![false; after.columns.len()];
+    for k in &key {
+        if let Some(i) = position(k) {
+            keep[i] = true;
+        }
+    }
+    for (_, i, _) in &to_fill {
+        keep[*i] = true;
+    }
+    {
+        let mut stmt = snapshot.conn.prepare(
+            "SELECT data FROM _sandbox_phase_rows WHERE table_name = ?1 AND op = 'update'",
+        )?;
+        let mut rows = stmt.query([table])?;
+        while let Some(r) = rows.next()? {
+            let data: String = r.get(0)?;
+            if let Ok(serde_json::Value::Array(changes)) = serde_json::from_str(&data) {
+                for c in &changes {
+                    if let Some(i) = c.get(0).and_then(|c| c.as_str()).and_then(position) {
+                        keep[i] = true;
+                    }
+                }
+            }
+        }
+    }
+    let mut kept = 0;
+    let replay = Replay {
+        slot: keep
+            .iter()
+            .map(|k| {
+                k.then(|| {
+                    kept += 1;
+                    kept - 1
+                })
+            })
+            .collect(),
+    };
+    let mut current: HashMap<String, Replayed> = HashMap::new();
+    if let Some(before) = before {
+        let key_idx = key_positions(before, &key)?;
+        // Where each of `after`'s columns sits in the pulled table.
+        let at: Vec<Option<usize>> = after
+            .columns
+            .iter()
+            .map(|c| before.columns.iter().position(|b| b.name == c.name))
+            .collect();
+        snapshot.for_each_row(table, before, |r| {
+            let k = key_text(&key_values(table, &key, &key_idx, &r)?);
+            let row = replay.pulled(|i| at[i].map(|j| r[j].as_deref()));
+            current.insert(k, row);
+            Ok(())
+        })?;
+    }
     let mut out = PhaseChanges::default();
     let mut stmt = snapshot.conn.prepare(
         "SELECT phase, op, row_key, data FROM _sandbox_phase_rows WHERE table_name = ?1 ORDER BY seq",
@@ -856,26 +996,29 @@ fn phase_changes(
         if !known.contains(phase.as_str()) {
             return Err(rehearse_again(format!("phase {phase} is not the plan's")));
         }
-        fill_added_columns(&mut current, &mut to_fill, phase_index(&phase));
+        fill_added_columns(&replay, &mut current, &mut to_fill, phase_index(&phase));
         let data: serde_json::Value = serde_json::from_str(&data)
             .map_err(|e| rehearse_again(format!("row {k} is not readable ({e})")))?;
         let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
         match (op.as_str(), &data) {
             ("insert" | "delete", serde_json::Value::Object(o)) => {
-                let values: RowValues = o.iter().map(|(c, v)| (c.clone(), text(v))).collect();
+                let values: Vec<Option<Option<String>>> = after
+                    .columns
+                    .iter()
+                    .map(|c| o.get(&c.name).map(text))
+                    .collect();
                 let row = PhaseRow {
                     phase,
-                    row: after
-                        .columns
-                        .iter()
-                        .map(|c| value(&values, &c.name))
-                        .collect(),
+                    row: values.iter().map(|v| v.clone().flatten()).collect(),
                     absent: (0..after.columns.len())
-                        .filter(|i| !o.contains_key(&after.columns[*i].name))
+                        .filter(|i| values[*i].is_none())
                         .collect(),
                 };
                 if op == "insert" {
-                    if current.insert(k.clone(), values).is_some() {
+                    if current
+                        .insert(k.clone(), Replayed::Inserted(values))
+                        .is_some()
+                    {
                         return Err(rehearse_again(format!("row {k} is inserted twice")));
                     }
                     out.inserts.push(row);
@@ -896,7 +1039,11 @@ fn phase_changes(
                 let mut update = RowUpdate {
                     key: key
                         .iter()
-                        .map(|c| value(row, c).unwrap_or_default())
+                        .map(|c| {
+                            position(c)
+                                .and_then(|i| replay.value(row, i))
+                                .unwrap_or_default()
+                        })
                         .collect(),
                     changes: Vec::new(),
                 };
@@ -908,12 +1055,17 @@ fn phase_changes(
                     ) else {
                         return Err(rehearse_again(format!("row {k}: an unreadable change")));
                     };
-                    if value(row, column) != text(old) {
+                    let Some(i) = position(column) else {
+                        return Err(rehearse_again(format!(
+                            "row {k}: {column} is not a column of the table"
+                        )));
+                    };
+                    if replay.value(row, i) != text(old) {
                         return Err(rehearse_again(format!(
                             "row {k}: {column} did not hold the value the change starts from"
                         )));
                     }
-                    row.insert(column.to_string(), text(new));
+                    replay.set(row, i, text(new));
                     update.changes.push(ColumnUpdate {
                         column: column.to_string(),
                         old: text(old),
@@ -926,19 +1078,12 @@ fn phase_changes(
             _ => return Err(rehearse_again(format!("row {k}: unknown change {op}"))),
         }
     }
-    fill_added_columns(&mut current, &mut to_fill, None);
+    fill_added_columns(&replay, &mut current, &mut to_fill, None);
     let key_idx = key_positions(after, &key)?;
     snapshot.for_each_row(&staged(table), after, |r| {
         let k = key_text(&key_values(table, &key, &key_idx, &r)?);
         let replayed = current.remove(&k);
-        let same = replayed.is_some_and(|row| {
-            after
-                .columns
-                .iter()
-                .zip(&r)
-                .all(|(c, v)| value(&row, &c.name) == *v)
-        });
-        if same {
+        if replayed.is_some_and(|row| replay.same(&row, &r)) {
             Ok(())
         } else {
             Err(rehearse_again(format!(
@@ -961,11 +1106,12 @@ fn added_column_fill(c: &ColumnMeta) -> Option<String> {
 
 /// Gives each replayed row that has not got it yet (it was there before
 /// the column was added) the fill value of each added column of
-/// `to_fill` whose phase is at most `upto` (every one when None), as the
-/// column's ADD COLUMN did on Postgres.
+/// `to_fill` (phase, column position, value) whose phase is at most `upto`
+/// (every one when None), as the column's ADD COLUMN did on Postgres.
 fn fill_added_columns(
-    current: &mut std::collections::HashMap<String, RowValues>,
-    to_fill: &mut Vec<(usize, String, String)>,
+    replay: &Replay,
+    current: &mut std::collections::HashMap<String, Replayed>,
+    to_fill: &mut Vec<(usize, usize, String)>,
     upto: Option<usize>,
 ) {
     to_fill.retain(|(phase, column, value)| {
@@ -973,8 +1119,9 @@ fn fill_added_columns(
             return true;
         }
         for row in current.values_mut() {
-            row.entry(column.clone())
-                .or_insert_with(|| Some(value.clone()));
+            if replay.get(row, *column).is_none() {
+                replay.set(row, *column, Some(value.clone()));
+            }
         }
         false
     });
