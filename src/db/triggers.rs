@@ -162,6 +162,100 @@ pub async fn rules_check(
     ))
 }
 
+/// The rules a rollback's statements would meet: `deletes` are the tables
+/// it deletes the pushed rows from, `updates` those where it writes back
+/// the values the push overwrote. An enabled DO INSTEAD rule on one of
+/// those events makes Postgres run the rule's action in place of the
+/// undo's statement — a soft-delete rule (`ON DELETE … DO INSTEAD UPDATE
+/// t SET deleted_at = now()`) keeps every pushed row — so the rollback
+/// would find "0 of N rows" and say the rows were not found. The check
+/// names each such rule, what it turns the statement into, and what to do,
+/// before anything is written. A disabled rule (`ALTER TABLE … DISABLE
+/// RULE`) does not fire and is not named; DO ALSO rules fire and their
+/// writes are counted like a trigger's.
+pub async fn undo_rules_check(
+    tx: &Transaction<'_>,
+    deletes: &[String],
+    updates: &[String],
+) -> Result<Check> {
+    let tables: Vec<String> = deletes.iter().chain(updates).cloned().collect();
+    let rows = if tables.is_empty() {
+        Vec::new()
+    } else {
+        tx.query_typed(
+            // ev_enabled 'D' never fires and 'R' only under
+            // session_replication_role = replica, which the tool pins to
+            // origin.
+            "SELECT c.relname::text, r.rulename::text, \
+                    CASE r.ev_type WHEN '2' THEN 'UPDATE' ELSE 'DELETE' END, \
+                    pg_catalog.pg_get_ruledef(r.oid) \
+             FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND r.is_instead \
+               AND r.ev_type IN ('2', '4') AND r.ev_enabled IN ('O', 'A') \
+             ORDER BY 1, 2",
+            &[(&tables, Type::TEXT_ARRAY)],
+        )
+        .await?
+    };
+    let mut found = Vec::new();
+    for r in &rows {
+        let (table, rule, event, definition): (String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let applies = match event.as_str() {
+            "DELETE" => deletes.contains(&table),
+            _ => updates.contains(&table),
+        };
+        if !applies {
+            continue;
+        }
+        let (what, undoes) = if event == "DELETE" {
+            ("remove the pushed rows", "deleting them")
+        } else {
+            (
+                "restore the values the push overwrote",
+                "writing them back",
+            )
+        };
+        let table_sql = format!("public.{}", crate::types::quote_ident(&table));
+        let rule_sql = crate::types::quote_ident(&rule);
+        found.push(format!(
+            "rule {rule} on {table} turns {event} into {}: the rollback cannot {what} without \
+             bypassing it, and it bypasses none of the database's rules. Disable it for the \
+             rollback (`ALTER TABLE {table_sql} DISABLE RULE {rule_sql};`, then `ENABLE RULE \
+             {rule_sql}` after) or drop it, or undo these rows yourself instead of {undoes} \
+             through the rule",
+            instead_action(&definition)
+        ));
+    }
+    Ok(Check::no_rows(
+        "preflight",
+        "no DO INSTEAD rule replaces the rollback's DELETE or UPDATE",
+        CheckKind::Guard,
+        found,
+    ))
+}
+
+/// What a DO INSTEAD rule runs, from `pg_get_ruledef`: `UPDATE`,
+/// `INSERT`, `DELETE`, `nothing`, or `several statements` (a
+/// parenthesised list).
+fn instead_action(definition: &str) -> String {
+    let Some((_, action)) = definition.split_once(" DO INSTEAD") else {
+        return "something else".to_string();
+    };
+    let action = action.trim_start();
+    if action.starts_with('(') {
+        return "several statements".to_string();
+    }
+    match action.split_whitespace().next() {
+        Some(w) if w.eq_ignore_ascii_case("NOTHING") || w.starts_with("NOTHING") => {
+            "nothing".to_string()
+        }
+        Some(w) => w.trim_end_matches(';').to_ascii_uppercase(),
+        None => "something else".to_string(),
+    }
+}
+
 /// A table the push writes and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenTable {
@@ -467,6 +561,23 @@ fn normalise_plpgsql(source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_do_instead_rule_s_action_is_read_from_its_definition() {
+        for (def, action) in [
+            (
+                "CREATE RULE r AS\n    ON DELETE TO public.t DO INSTEAD  UPDATE public.t SET d = now()\n  WHERE (t.id = old.id);",
+                "UPDATE",
+            ),
+            ("CREATE RULE r AS\n    ON DELETE TO public.t DO INSTEAD NOTHING;", "nothing"),
+            (
+                "CREATE RULE r AS\n    ON UPDATE TO public.t DO INSTEAD ( INSERT INTO a VALUES (1);\n UPDATE b SET x = 1; );",
+                "several statements",
+            ),
+        ] {
+            assert_eq!(instead_action(def), action, "{def}");
+        }
+    }
 
     fn plpgsql(src: &str) -> std::result::Result<(), String> {
         proves_updated_at_stamp("plpgsql", src, "", &[])

@@ -30,7 +30,7 @@ use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows};
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
 use crate::db::postgres::Target;
 use crate::db::privileges::privilege_check;
-use crate::db::triggers::{plan_triggers, TriggerReport, WrittenTable};
+use crate::db::triggers::{plan_triggers, undo_rules_check, TriggerReport, WrittenTable};
 use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
 use crate::error::refused as refuse;
 use crate::plan::checks::{failed_summaries, Check, CheckKind};
@@ -230,14 +230,16 @@ async fn undo_after_read_back(
     };
     let effects = effects_read?;
     let pushed = pushed_keys(undo);
-    let (added, references, foreign, order) = futures_util::join!(
+    let (added, references, rules, foreign, order) = futures_util::join!(
         r.added_columns_hold_only_pushed_values(),
         r.nothing_references(&pushed),
+        r.rules(&pushed),
         r.foreign_writes(&effects),
         drop_order(tx, undo),
     );
     checks.push(added?);
     checks.push(references?);
+    checks.push(rules?);
     let (triggers, trigger_check) = r.triggers(triggers_read)?;
     checks.push(trigger_check);
     checks.push(r.external_effects(&effects)?);
@@ -1083,6 +1085,33 @@ impl Rollback<'_, '_> {
             ));
         }
         Ok(dependents)
+    }
+
+    /// A DO INSTEAD rule on the undo's DELETE of the pushed rows (a soft
+    /// delete) or on its UPDATE restoring overwritten values refuses by
+    /// name before anything is written ([`undo_rules_check`]); before, the
+    /// DELETE ran through it and the rollback said the rows were not found.
+    async fn rules(&self, pushed: &[PushedRows]) -> Result<Check> {
+        let deletes: Vec<String> = pushed.iter().map(|p| p.table.clone()).collect();
+        // An update only of columns the push added is no UPDATE: the
+        // column is dropped instead.
+        let updates: Vec<String> = self
+            .undo
+            .tables
+            .iter()
+            .filter(|t| !t.created)
+            .filter(|t| {
+                let added = added_columns_of(self.undo, &t.table);
+                t.updates.iter().any(|u| {
+                    u.changes
+                        .iter()
+                        .any(|c| !added.contains(&c.column.as_str()))
+                })
+            })
+            .map(|t| t.table.clone())
+            .collect();
+        let check = undo_rules_check(self.tx, &deletes, &updates).await?;
+        self.refuse_unless_ok(check, "rules on the written tables would replace the undo")
     }
 
     /// The same hold-off rule as the push: only proven updated_at stamps,
