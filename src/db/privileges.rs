@@ -200,12 +200,14 @@ pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) 
             Ok::<_, anyhow::Error>(missing)
         }
     };
+    // Who Postgres checks, sent with the needs (no round trip of its own).
+    let (found, roles) = futures_util::join!(
+        futures_util::future::try_join_all(needs.iter().map(one)),
+        tx.query_typed(ROLES_SQL, &[])
+    );
+    let roles = roles?;
     let mut missing: Vec<String> = Vec::new();
-    for m in futures_util::future::try_join_all(needs.iter().map(one))
-        .await?
-        .into_iter()
-        .flatten()
-    {
+    for m in found?.into_iter().flatten() {
         // Two columns of one type lack the same grant: said once.
         if !missing.contains(&m) {
             missing.push(m);
@@ -219,7 +221,49 @@ pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) 
     );
     c.expected = "no missing privilege".into();
     c.actual = format!("{} missing", c.row_count);
+    if !c.ok {
+        let (current, session): (String, String) = (roles[0].get(0), roles[0].get(1));
+        c.rows.push(checked_for(&current, &session));
+    }
     Ok(c)
+}
+
+/// The role Postgres checks privileges for (`current_user`) and the role
+/// the connection logged in as (`session_user`).
+pub const ROLES_SQL: &str = "SELECT current_user::text, session_user::text";
+
+/// Whom missing privileges are to be granted to: the role the transaction
+/// runs as, which Postgres checks. A `SET ROLE` in effect — one a pooler
+/// left on a reused server session (pgbouncer in session mode), or one set
+/// for the login with `ALTER ROLE … SET role` — makes it another role than
+/// the login's, and a grant to the login changes nothing; said so when the
+/// two differ.
+pub fn checked_for(current: &str, session: &str) -> String {
+    if current == session {
+        return format!(
+            "these are checked for role {current}, the role the connection logged in as: grant \
+             them to {current}"
+        );
+    }
+    format!(
+        "these are checked for role {current}, which the transaction runs as (current_user), \
+         {}",
+        set_role_note(current, session)
+    )
+}
+
+/// What a `SET ROLE` between the login role `session` and the role the
+/// transaction runs as, `current`, means for the advice (see
+/// [`checked_for`]).
+pub fn set_role_note(current: &str, session: &str) -> String {
+    format!(
+        "not for {session}, the role the connection logged in as (session_user): a SET ROLE is in \
+         effect, left on this server connection (a pooler such as pgbouncer reuses sessions) or \
+         set for the login with `ALTER ROLE {session_q} SET role`. Grant them to {current}, or end \
+         the SET ROLE (`RESET ROLE` on that connection, `ALTER ROLE {session_q} RESET role`) to \
+         run as {session}",
+        session_q = crate::types::quote_ident(session)
+    )
 }
 
 #[cfg(test)]

@@ -807,7 +807,7 @@ impl Push<'_, '_> {
             not_lockable(&self.tx, &referenced_tables(self.job.plan)).await?;
         self.refuse_unless_ok(
             privileges,
-            "the connected role lacks privileges the push needs",
+            "the role the push runs as lacks privileges it needs",
         )
     }
 

@@ -63,7 +63,8 @@ pub const RECEIPTS_ACCESS_SQL: &str = "SELECT current_user::text, \
        coalesce(c.relrowsecurity \
          AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) \
          AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')), false)::text, \
-       coalesce(pg_catalog.pg_get_userbyid(c.relowner)::text, pg_catalog.pg_get_userbyid(n.nspowner)::text, '') \
+       coalesce(pg_catalog.pg_get_userbyid(c.relowner)::text, pg_catalog.pg_get_userbyid(n.nspowner)::text, ''), \
+       session_user::text \
 FROM (SELECT 1) one \
 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'sandbox' \
 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'receipts'";
@@ -136,8 +137,19 @@ pub fn receipts_access_verdict(row: &[Option<String>], usage: ReceiptsUse) -> Re
     if missing.is_empty() {
         return Ok(table);
     }
+    // The grants go to the role Postgres checks, current_user; a SET ROLE
+    // from the login role is said (a grant to the login changes nothing).
+    let session = text(9);
+    let switched = if !session.is_empty() && session != role {
+        format!(
+            " These are checked for role {role}, which the transaction runs as (current_user), {}.",
+            crate::db::privileges::set_role_note(&role, &session)
+        )
+    } else {
+        String::new()
+    };
     Err(crate::error::environment(format!(
-        "role {role} cannot use the tool's receipts table sandbox.receipts: it lacks {}. As {owner} \
+        "role {role} cannot use the tool's receipts table sandbox.receipts: it lacks {}.{switched} As {owner} \
          (the owner of the sandbox schema or its receipts table) or a superuser, run \
          `{}`{} and run this again (or connect as a role that has them); nothing was read, locked \
          or written",

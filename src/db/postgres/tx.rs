@@ -637,10 +637,13 @@ fn client_gone_sql(statement_timeout_ms: u64) -> String {
 }
 
 /// Whether the transaction may write, and why not: `transaction_read_only`,
-/// `pg_is_in_recovery()`, the database's name, the value of
+/// `pg_is_in_recovery()`, the database's name, the login role (a setting
+/// `ALTER ROLE … SET` made applies to the role a session logs in as, not to
+/// one a `SET ROLE` switched to, so that is the role to reset it on), the
+/// value of
 /// `default_transaction_read_only` and where it was set (`pg_settings.source`).
 const READ_ONLY_SQL: &str = "SELECT current_setting('transaction_read_only'), \
-     pg_is_in_recovery()::text, current_database()::text, current_user::text, \
+     pg_is_in_recovery()::text, current_database()::text, session_user::text, \
      current_setting('default_transaction_read_only'), \
      (SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only')";
 
