@@ -115,9 +115,13 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         // only the local copy is missing. Exit 0: what was asked happened.
         eprintln!(
             "warning: the receipt {} is in sandbox.receipts, but the snapshot file could not record it ({e}). \
-             To bring the file up to date, make it writable (or copy it somewhere writable) and run \
+             To bring the file up to date, {} and run \
              `sandbox push --snapshot FILE` with the same plan: it finds the receipt and records it.",
-            report.receipt_id.as_deref().unwrap_or("?")
+            report.receipt_id.as_deref().unwrap_or("?"),
+            report
+                .local_record_fix
+                .as_deref()
+                .unwrap_or("make it writable (or copy it somewhere writable)")
         );
     }
     Ok(0)

@@ -24,12 +24,15 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     // Postgres committed: say so and how to catch the file up, exit 0 —
     // as push does after its COMMIT.
     let mut local_record_error = None;
+    let mut local_record_fix = "make it writable (or copy it somewhere writable)";
     let snapshot_marked =
         if (report.confirmed || report.already_rolled_back) && args.snapshot.exists() {
             match sandbox::ops::receipts::mark_rolled_back(&args.snapshot, &report.receipt_id) {
                 Ok(marked) => Some(marked),
                 Err(e) => {
-                    local_record_error = Some(format!("{e:#}"));
+                    let (cause, fix) = sandbox::db::sqlite::why_unwritable(&e);
+                    local_record_error = Some(format!("{e:#}: {cause}"));
+                    local_record_fix = fix;
                     None
                 }
             }
@@ -46,7 +49,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     if let Some(e) = &local_record_error {
         eprintln!(
             "warning: receipt {id} is rolled back in sandbox.receipts, but {file} could not record it ({e}). \
-             To bring the file up to date, make it writable (or copy it somewhere writable) and run \
+             To bring the file up to date, {local_record_fix} and run \
              `sandbox rollback --receipt {id} --snapshot FILE` against the same database: it finds the \
              receipt rolled back and marks the file's copy.",
             id = report.receipt_id,

@@ -879,6 +879,34 @@ pub const LOCKED_ADVICE: &str = "the snapshot file is locked by another program 
      with unsaved changes, or another sandbox run on it); the file itself is fine: save or close \
      it there, then run this again";
 
+/// Why the snapshot file could not be written, from SQLite's error in
+/// `err`'s chain, and what to do about it before recording again: a file
+/// another program holds is fine and only has to be let go (telling the
+/// user to "make it writable" sent them chmod-ing a writable file), a
+/// read-only file or folder has to be made writable, a full disk freed.
+pub fn why_unwritable(err: &anyhow::Error) -> (&'static str, &'static str) {
+    let code = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<rusqlite::Error>())
+        .and_then(rusqlite::Error::sqlite_error_code);
+    match code {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => (
+            "the file is locked by another program (a DB browser with unsaved changes, or \
+             another sandbox run on it); the file itself is fine",
+            "save or close it there",
+        ),
+        Some(rusqlite::ErrorCode::ReadOnly) => (
+            "the file or its folder is read-only",
+            "make it writable (or copy it somewhere writable)",
+        ),
+        Some(rusqlite::ErrorCode::DiskFull) => ("the disk is full", "free space on it"),
+        _ => (
+            "it cannot be written",
+            "make it writable (or copy it somewhere writable)",
+        ),
+    }
+}
+
 fn locked_by_another_program(path: &Path) -> anyhow::Error {
     environment(format!("{}: {LOCKED_ADVICE}", path.display()))
 }

@@ -46,7 +46,6 @@ use crate::db::writes::{
     account, cascading_keys, qualify, storage_check, transaction_writes, TableWrites,
 };
 use crate::diff::{compute, Diff, TableDiff};
-use crate::error::environment;
 use crate::plan::checks::{failed_summaries, Check, CheckKind};
 use crate::plan::stage::staged_meta;
 use crate::plan::stage::StagedTable;
@@ -169,8 +168,12 @@ pub struct PushReport {
     /// that happen only at COMMIT.
     pub external_effects: Vec<ExternalEffect>,
     /// Set when the push committed but the snapshot file could not record
-    /// the receipt (read-only or full): the push is applied all the same.
+    /// the receipt (locked, read-only or full): the push is applied all the
+    /// same. SQLite's error and its cause.
     pub local_record_error: Option<String>,
+    /// What to do about it before recording the receipt again (let go of a
+    /// locked file, make a read-only one writable, free a full disk).
+    pub local_record_fix: Option<String>,
     /// The rollback of this push, rehearsed before COMMIT.
     pub undo_rehearsal: Option<UndoRehearsal>,
     /// Columns the plan does not set that a BEFORE row trigger set in rows
@@ -581,6 +584,7 @@ impl PushJob<'_> {
             external_effects: vec![],
             sequences_drawn: vec![],
             local_record_error: None,
+            local_record_fix: None,
             undo_rehearsal: None,
             trigger_set: vec![],
             rules: vec![],
@@ -772,17 +776,16 @@ impl Push<'_, '_> {
         tx.rollback().await?;
         // The snapshot file may have missed the receipt (it was
         // read-only when the push committed): record it now.
-        let local_record_error = record_receipt(
+        let unrecorded = record_receipt(
             job.snapshot,
             &id,
             job.diff,
             job.opts.target.redacted(),
             "applied",
         )
-        .err()
-        .map(|e| e.to_string());
+        .err();
         let mut report = job.report(PushOutcome::AlreadyApplied, Some(id), checks);
-        report.local_record_error = local_record_error;
+        (report.local_record_error, report.local_record_fix) = unrecorded_receipt(unrecorded);
         Ok(report)
     }
 
@@ -2008,7 +2011,7 @@ impl Push<'_, '_> {
             ));
         }
         let undo_rehearsal = rehearse_undo(&tx, job, &receipt, &checks).await?;
-        let report = |outcome, receipt_id, local_record_error| PushReport {
+        let report = |outcome, receipt_id, (local_record_error, local_record_fix)| PushReport {
             tables: receipt.tables,
             sequences: receipt.undo.sequences,
             disabled_triggers: receipt.held_off,
@@ -2018,6 +2021,7 @@ impl Push<'_, '_> {
             foreign_writes_allowed: foreign.allowed,
             external_effects: effects.external(),
             local_record_error,
+            local_record_fix,
             undo_rehearsal: Some(undo_rehearsal),
             trigger_set: trigger_set.clone(),
             rules: rules.clone(),
@@ -2025,7 +2029,7 @@ impl Push<'_, '_> {
         };
         if !job.opts.confirm {
             tx.rollback().await?;
-            return Ok(report(PushOutcome::WouldApply, None, None));
+            return Ok(report(PushOutcome::WouldApply, None, (None, None)));
         }
         job.progress.step("committing");
         if let Err(e) = tx.commit().await {
@@ -2041,19 +2045,18 @@ impl Push<'_, '_> {
         }
         // Committed: from here on nothing may turn into an error, or the user
         // would not learn the receipt id of a push that is in the database.
-        let local_record_error = record_receipt(
+        let unrecorded = record_receipt(
             job.snapshot,
             &receipt.id,
             job.diff,
             job.opts.target.redacted(),
             "applied",
         )
-        .err()
-        .map(|e| e.to_string());
+        .err();
         Ok(report(
             PushOutcome::Applied,
             Some(receipt.id.clone()),
-            local_record_error,
+            unrecorded_receipt(unrecorded),
         ))
     }
 }
@@ -2320,6 +2323,16 @@ fn counts(diff: &Diff, before: &BTreeMap<String, u64>) -> Vec<TableCount> {
 
 /// Keeps a copy of the receipt in the snapshot file, next to the rehearsal
 /// it came from.
+/// The report's `local_record_error` and `local_record_fix` for the
+/// error of [`record_receipt`], if any.
+fn unrecorded_receipt(err: Option<anyhow::Error>) -> (Option<String>, Option<String>) {
+    let Some(e) = err else {
+        return (None, None);
+    };
+    let (cause, fix) = crate::db::sqlite::why_unwritable(&e);
+    (Some(format!("{e:#}: {cause}")), Some(fix.to_string()))
+}
+
 pub fn record_receipt(
     snapshot: &Snapshot,
     receipt_id: &str,
@@ -2327,10 +2340,11 @@ pub fn record_receipt(
     database: &str,
     status: &str,
 ) -> Result<()> {
+    // SQLite's error stays in the chain: what to do depends on it
+    // (`db::sqlite::why_unwritable`).
     let committed_but = |e: rusqlite::Error| {
-        environment(format!(
-            "the push committed (receipt {receipt_id}) but the snapshot file could not record \
-             it: {e}"
+        anyhow::Error::new(e).context(format!(
+            "the push committed (receipt {receipt_id}) but the snapshot file could not record it"
         ))
     };
     snapshot
