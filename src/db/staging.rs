@@ -381,13 +381,25 @@ fn not_rowid(decl: String, c: &ColumnMeta) -> String {
     }
 }
 
-/// `ALTER TABLE … ADD COLUMN` of a column the plan adds to a working copy
-/// (declared as [`working_table_ddl`] declares it).
-pub fn staged_add_column_ddl(sqlite_name: &str, column: &ColumnMeta) -> Result<String> {
+/// `ALTER TABLE … ADD COLUMN` of a column the plan adds to working copy
+/// `temp.<sqlite_name>` (typed as [`working_table_ddl`] types it), then
+/// what Postgres's `ADD COLUMN` gives the rows already there: the column's
+/// constant default, else NULL. Like the working table's other columns it
+/// defaults to [`NOT_LISTED`] afterwards, so that the triggers of
+/// [`working_table_triggers`] (made again with it) see which INSERT left
+/// it out.
+pub fn working_add_column_sql(sqlite_name: &str, column: &ColumnMeta) -> Result<String> {
+    let t = quote_ident(sqlite_name);
+    let value = match constant_default(column) {
+        Some(v) => default_literal(column, v)?,
+        None => "NULL".to_string(),
+    };
     Ok(format!(
-        "ALTER TABLE {} ADD COLUMN {}",
-        quote_ident(sqlite_name),
-        staged_column_decl(column, Declared::Working)?
+        "ALTER TABLE temp.{t} ADD COLUMN {} DEFAULT {};
+UPDATE temp.{t} SET {} = {value};",
+        staged_column_type(column, Declared::Working)?,
+        blob_literal(NOT_LISTED),
+        quote_ident(&column.name),
     ))
 }
 
@@ -436,11 +448,38 @@ pub const TRIGGER_PREFIX: &str = "_sandbox_";
 /// any, the AFTER trigger fills the unlisted columns from it, or with the
 /// column's default for a row that is really new. SQLite fires both for
 /// one row before it inserts the next, so one copy at a time suffices.
-pub fn working_table_triggers(meta: &TableMeta) -> Result<String> {
+///
+/// `added` names the columns the plan added to the table in an earlier
+/// phase: a new row leaving one out gets the column's constant default (or
+/// NULL), as before, but a REPLACE of an existing row keeps what the row
+/// held there — Postgres's UPDATE keeps it.
+///
+/// A third trigger resolves the marker where an upsert copies it:
+/// `INSERT … (id, name) … ON CONFLICT (id) DO UPDATE SET created_at =
+/// excluded.created_at` updates the existing row with the value the
+/// proposed row had in a column it did not list, which on Postgres is the
+/// column's default. A constant default (or none: NULL) is written as
+/// Postgres writes it; a default only Postgres computes (`now()`, a
+/// sequence, an identity, a generated expression) the rehearsal cannot
+/// know: the row keeps its value and the row and column are recorded in
+/// [`EXCLUDED_LEFT`] for [`excluded_left_check`] to name.
+pub fn working_table_triggers(meta: &TableMeta, added: &[String]) -> Result<String> {
     let t = quote_ident(&meta.name);
     let replaced = quote_ident(&replaced_table(&meta.name));
     let key = meta.primary_key();
     let trigger = |what: &str| quote_ident(&format!("{TRIGGER_PREFIX}{what}_{}", meta.name));
+    let marker = blob_literal(NOT_LISTED);
+    // The default a row gets in column `c` when an INSERT leaves it out.
+    let default_of = |c: &ColumnMeta| -> Result<String> {
+        if added.contains(&c.name) {
+            Ok(match constant_default(c) {
+                Some(v) => default_literal(c, v)?,
+                None => "NULL".to_string(),
+            })
+        } else {
+            new_row_default(c, meta)
+        }
+    };
     let same_key = if key.is_empty() {
         // Without a key nothing is replaced (the rehearsal fails such a
         // table by name).
@@ -452,22 +491,61 @@ pub fn working_table_triggers(meta: &TableMeta) -> Result<String> {
             .join(" AND ")
     };
     let mut sets = Vec::new();
+    let mut when = Vec::new();
+    let mut resolved = Vec::new();
+    let mut unknown = Vec::new();
+    let row_key = if key.is_empty() {
+        "''".to_string()
+    } else {
+        crate::types::row_key_sql(&key, "new")
+    };
     for c in meta.columns.iter().filter(|c| !key.contains(&c.name)) {
         let col = quote_ident(&c.name);
+        let default = default_of(c)?;
         sets.push(format!(
             "{col} = CASE WHEN {col} IS {marker} THEN CASE WHEN EXISTS (SELECT 1 FROM {replaced}) \
-             THEN (SELECT {col} FROM {replaced}) ELSE {default} END ELSE {col} END",
-            marker = blob_literal(NOT_LISTED),
-            default = new_row_default(c, meta)?,
+             THEN (SELECT {col} FROM {replaced}) ELSE {default} END ELSE {col} END"
         ));
+        when.push(format!("new.{col} IS {marker}"));
+        if c.filled_by_postgres() {
+            // A row an earlier statement of the phase inserted leaving the
+            // column to Postgres holds that marker: copying the default
+            // again leaves it to Postgres still.
+            unknown.push(format!(
+                "INSERT OR IGNORE INTO {EXCLUDED_LEFT} SELECT '{}', {row_key}, '{}' \
+                 WHERE new.{col} IS {marker} AND old.{col} IS NOT {left};",
+                meta.name.replace('\'', "''"),
+                c.name.replace('\'', "''"),
+                left = left_to_postgres_literal(),
+            ));
+            resolved.push(format!(
+                "{col} = CASE WHEN {col} IS {marker} THEN old.{col} ELSE {col} END"
+            ));
+        } else {
+            resolved.push(format!(
+                "{col} = CASE WHEN {col} IS {marker} THEN {default} ELSE {col} END"
+            ));
+        }
     }
     if sets.is_empty() {
         return Ok(String::new());
     }
-    // Named columns: a column a later phase adds is not copied.
+    // Named columns: a column a later phase adds is not copied until the
+    // triggers are made again with it (`plan::stage::apply_phase_ddl`).
     let cols = ident_list(&meta.column_names());
+    let (before, after, after_update) = (
+        trigger("before_insert"),
+        trigger("after_insert"),
+        trigger("after_update"),
+    );
     Ok(format!(
-        "CREATE TEMP TABLE {replaced} AS SELECT {cols} FROM temp.{t} WHERE 0;
+        "DROP TRIGGER IF EXISTS temp.{before};
+DROP TRIGGER IF EXISTS temp.{after};
+DROP TRIGGER IF EXISTS temp.{after_update};
+DROP TABLE IF EXISTS temp.{replaced};
+CREATE TEMP TABLE IF NOT EXISTS {EXCLUDED_LEFT} (table_name TEXT NOT NULL, row_key TEXT NOT NULL,
+  column_name TEXT NOT NULL, PRIMARY KEY (table_name, row_key, column_name));
+CREATE TEMP TABLE {replaced} AS SELECT {cols} FROM temp.{t} WHERE 0;
 CREATE TEMP TRIGGER {before} BEFORE INSERT ON {t} BEGIN
   DELETE FROM {replaced};
   INSERT INTO {replaced} ({cols}) SELECT {cols} FROM {t} WHERE {same_key};
@@ -475,11 +553,93 @@ END;
 CREATE TEMP TRIGGER {after} AFTER INSERT ON {t} BEGIN
   UPDATE {t} SET {sets} WHERE rowid = new.rowid;
   DELETE FROM {replaced};
+END;
+CREATE TEMP TRIGGER {after_update} AFTER UPDATE ON {t} WHEN {when} BEGIN
+  {unknown}
+  UPDATE {t} SET {resolved} WHERE rowid = new.rowid;
 END;",
-        before = trigger("before_insert"),
-        after = trigger("after_insert"),
         sets = sets.join(",\n    "),
+        when = when.join(" OR "),
+        unknown = unknown.join("\n  "),
+        resolved = resolved.join(",\n    "),
     ))
+}
+
+/// Where the trigger of [`working_table_triggers`] records, while a phase
+/// runs, the rows an upsert gave `excluded.<column>` of a column the INSERT
+/// left to Postgres (TEMP: it lives as long as the working tables).
+pub const EXCLUDED_LEFT: &str = "_sandbox_excluded_left";
+
+/// After a phase's SQL: the rows of `meta` where an upsert copied
+/// `excluded.<column>` of a column the statement left for Postgres to fill
+/// (see [`working_table_triggers`]), as one failed check naming table, row
+/// key and columns; `None` when there are none. The records are cleared.
+pub fn excluded_left_check(
+    conn: &Connection,
+    meta: &TableMeta,
+    phase: &str,
+) -> Result<Option<Check>> {
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM temp.sqlite_master WHERE type = 'table' AND name = ?1",
+        [EXCLUDED_LEFT],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    let key = meta.primary_key();
+    let rows = {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT '{}=' || row_key || ': ' || group_concat(column_name, ', ') \
+             FROM temp.{EXCLUDED_LEFT} WHERE table_name = ?1 GROUP BY row_key ORDER BY row_key",
+            key.join(", ").replace('\'', "''"),
+        ))?;
+        let rows = stmt
+            .query_map([&meta.name], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    };
+    conn.execute(
+        &format!("DELETE FROM temp.{EXCLUDED_LEFT} WHERE table_name = ?1"),
+        [&meta.name],
+    )?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let t = &meta.name;
+    let defaults: Vec<String> = meta
+        .columns
+        .iter()
+        .filter(|c| c.filled_by_postgres() && rows.iter().any(|r| r.contains(&c.name)))
+        .map(|c| format!("{} ({})", c.name, filled_how(c)))
+        .collect();
+    let mut check = Check::no_rows(
+        phase,
+        &format!("{t}: upserts copy no column left to Postgres from excluded"),
+        CheckKind::Constraint,
+        rows,
+    );
+    check.expected = format!(
+        "0 rows: ON CONFLICT … DO UPDATE SET c = excluded.c, where the INSERT does not list c, \
+         gives the row what Postgres fills for the proposed row — {} — which the rehearsal cannot \
+         compute, so it cannot show the row as Postgres will leave it (it kept the row's value). \
+         List the column in the INSERT with the value it should get, or leave it out of DO \
+         UPDATE SET ({t}, key {})",
+        defaults.join(", "),
+        key.join(", ")
+    );
+    Ok(Some(check))
+}
+
+/// How Postgres fills a column the plan leaves out, in words.
+fn filled_how(c: &ColumnMeta) -> String {
+    if c.generated.is_some() {
+        "generated".to_string()
+    } else if c.identity.is_some() {
+        "identity".to_string()
+    } else {
+        format!("default {}", c.default.as_deref().unwrap_or("?"))
+    }
 }
 
 /// Drops the table [`working_table_triggers`] created beside working

@@ -386,6 +386,7 @@ fn rehearse_file(opts: &RehearseOptions<'_>) -> Result<RehearsalReport> {
     let started = Instant::now();
     let snapshot = Snapshot::open(opts.snapshot)?;
     let plan = opts.plan;
+    created_names_are_free(&snapshot, plan)?;
     let conn = &snapshot.conn;
     // The plan's LIKE must mean the same on SQLite as on Postgres.
     conn.execute_batch("PRAGMA case_sensitive_like = ON; PRAGMA foreign_keys = OFF;")?;
@@ -401,6 +402,37 @@ fn rehearse_file(opts: &RehearseOptions<'_>) -> Result<RehearsalReport> {
             Err(e)
         }
     }
+}
+
+/// The tables the plan creates must not be named like the snapshot's own
+/// objects (see [`crate::plan::reserved_name`]): `<pulled table>_jsonb`
+/// is the row-JSON view of a pulled table, `sqlite_*` SQLite's own. Before,
+/// the rehearsal stopped on a raw SQLite error ("view … already exists",
+/// "object name reserved for internal use"). An environment error (exit
+/// 2) naming each and what to do.
+fn created_names_are_free(snapshot: &Snapshot, plan: &Plan) -> Result<()> {
+    let pulled: Vec<&str> = snapshot
+        .tables
+        .iter()
+        .map(|t| t.meta.name.as_str())
+        .collect();
+    let taken: Vec<String> = plan
+        .schema
+        .tables
+        .iter()
+        .filter_map(|t| {
+            crate::plan::reserved_name(&t.name, &pulled).map(|why| format!("{} ({why})", t.name))
+        })
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::environment(format!(
+        "the plan creates tables named like the snapshot's own objects: {}. The rehearsal \
+         stages the plan's tables in the snapshot under their own names, where these are taken; \
+         rename them in the plan's schema file (target.json) and in the phases that write them",
+        taken.join("; ")
+    )))
 }
 
 /// What the steps of one rehearsal share: the snapshot and plan, the names a
@@ -740,6 +772,11 @@ impl<'a> Rehearsal<'a> {
                 let pulled = self.snapshot.table(t).is_some();
                 if let Some(c) =
                     crate::db::staging::reinserted_rows_check(self.conn, &meta, pulled, &phase.id)?
+                {
+                    phase_checks.push(c);
+                }
+                if let Some(c) =
+                    crate::db::staging::excluded_left_check(self.conn, &meta, &phase.id)?
                 {
                     phase_checks.push(c);
                 }

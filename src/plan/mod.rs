@@ -63,14 +63,19 @@ impl TableSet {
 }
 
 /// What a pulled table named `name` would collide with in the snapshot,
-/// next to the other pulled tables `pulled`: the rehearsal's staged copies
+/// next to the other pulled tables `pulled`: SQLite's own `sqlite_*`
+/// tables, the rehearsal's staged copies
 /// (`staged_<table>`), the snapshot's metadata (`_sandbox_*`), the seed
 /// tables (`seed_<name>`), the report views (`report_*`) and the row-JSON
 /// views (`<table>_jsonb` of a pulled table). Such a table would be
 /// overwritten by the first rehearsal, or shadowed by a helper.
 pub fn reserved_name(name: &str, pulled: &[&str]) -> Option<&'static str> {
     let lower = name.to_lowercase();
-    if lower.starts_with(crate::plan::stage::STAGED_PREFIX) {
+    if lower.starts_with("sqlite_") {
+        // SQLite refuses to create such a table ("object name reserved for
+        // internal use").
+        Some("SQLite reserves names starting with sqlite_ for its own tables")
+    } else if lower.starts_with(crate::plan::stage::STAGED_PREFIX) {
         Some("the rehearsal's staged copies are staged_<table>")
     } else if lower.starts_with("_sandbox_") {
         Some("the snapshot's metadata tables are _sandbox_*")

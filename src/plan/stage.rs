@@ -17,7 +17,7 @@ use super::{Plan, TargetColumn, TargetTable};
 use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::db::sqlite::Snapshot;
 use crate::db::staging::{
-    drop_working_table_helpers, staged_add_column_ddl, staged_table_ddl, working_table_ddl,
+    drop_working_table_helpers, staged_table_ddl, working_add_column_sql, working_table_ddl,
     working_table_triggers,
 };
 use crate::types::{quote_ident, TableChecksum};
@@ -212,7 +212,7 @@ pub fn stage_pulled(conn: &Connection, meta: &TableMeta) -> Result<()> {
     ))?;
     // After the copy, which lists every column: only the plan's inserts
     // go through them.
-    conn.execute_batch(&working_table_triggers(meta)?)?;
+    conn.execute_batch(&working_table_triggers(meta, &[])?)?;
     Ok(())
 }
 
@@ -274,7 +274,7 @@ pub fn apply_phase_ddl(
     for t in plan.schema.tables.iter().filter(|t| t.phase == phase_id) {
         let meta = target_meta(t, &snapshot.target_types);
         create_working_table(conn, &meta)?;
-        conn.execute_batch(&working_table_triggers(&meta)?)?;
+        conn.execute_batch(&working_table_triggers(&meta, &[])?)?;
     }
     let mut altered = Vec::new();
     for a in plan
@@ -293,14 +293,29 @@ pub fn apply_phase_ddl(
             not_null: false,
             ..planned_column(&snapshot.target_types, &a.column, 0)
         };
-        // SQLite's ADD COLUMN gives the rows there the DEFAULT it declares
-        // (`staged_column_decl`), as Postgres's does.
-        let sql = staged_add_column_ddl(&a.table, &column)?;
-        let sql = sql.replacen("ALTER TABLE ", "ALTER TABLE temp.", 1);
-        conn.execute_batch(&sql)?;
+        // The rows there get the constant default, as Postgres's ADD
+        // COLUMN gives them.
+        conn.execute_batch(&working_add_column_sql(&a.table, &column)?)?;
         if !altered.contains(&a.table) {
             altered.push(a.table.clone());
         }
+    }
+    // The triggers that keep a REPLACE an UPDATE, made again with the
+    // columns added so far: before, a later phase's `REPLACE INTO t (id,
+    // name)` of a row reset a column an earlier phase added (and set) to
+    // its default, where Postgres's UPDATE keeps it.
+    for t in &altered {
+        let Some(pulled) = snapshot.table(t) else {
+            continue;
+        };
+        let meta = working_meta(conn, snapshot, plan, t)?;
+        let added: Vec<String> = meta
+            .columns
+            .iter()
+            .filter(|c| pulled.meta.column(&c.name).is_none())
+            .map(|c| c.name.clone())
+            .collect();
+        conn.execute_batch(&working_table_triggers(&meta, &added)?)?;
     }
     Ok(altered)
 }
