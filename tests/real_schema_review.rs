@@ -114,3 +114,263 @@ fn advice_names_the_role_a_set_role_switched_to() {
     w.rollback(&receipt, &["--confirm"]).ok();
     w.exec(&format!("ALTER ROLE {app} RESET ALL;"));
 }
+
+fn rows(w: &World, sql: &str) -> Vec<Vec<String>> {
+    common::text_rows(&mut w.db.client(), sql)
+}
+
+/// `sql` run on the snapshot file, every value as text.
+fn staged_rows(snapshot: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(snapshot).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| r.get::<_, String>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    rows
+}
+
+/// `created_at` is Postgres's to fill (`now()`), `priority` has a constant
+/// default, `note` none.
+const ITEMS: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
+     note text, priority int DEFAULT 5, \
+     created_at timestamptz NOT NULL DEFAULT now()); \
+     INSERT INTO public.dh_item (id, name, note, priority, created_at) VALUES \
+     ('a', 'alpha', 'kept', 7, '2020-01-01 00:00:00+00'), \
+     ('b', 'beta', 'kept', 8, '2020-02-02 00:00:00+00');";
+
+/// An upsert copying `excluded.<column>` of a column its INSERT does not
+/// list gives the row what Postgres's default gives the proposed row.
+/// Before: the rehearsal showed the working table's internal marker
+/// ("\0<not listed by the statement>") as the row's value. Now a constant
+/// default (or none: NULL) is staged as Postgres writes it, and pushed so;
+/// a default only Postgres computes (`now()`) fails a named check naming
+/// the row and the column, and push refuses with nothing written.
+#[test]
+fn an_upsert_copying_excluded_of_an_unlisted_column_never_shows_the_marker() {
+    let w = common::item_world(
+        "upsert_excluded_constant",
+        ITEMS,
+        &["INSERT INTO dh_item (id, name) VALUES ('a', 'alpha-2') \
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, note = excluded.note, \
+           priority = excluded.priority;"],
+    );
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    assert!(
+        !run.all().contains("not listed by the statement"),
+        "{}",
+        run.show()
+    );
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    // What Postgres itself does with the same statement.
+    assert_eq!(
+        rows(
+            &w,
+            "SELECT name, coalesce(note, 'NULL'), priority::text, created_at::text \
+             FROM public.dh_item WHERE id = 'a'"
+        ),
+        [["alpha-2", "NULL", "5", "2020-01-01 00:00:00+00"]],
+        "{report:#}"
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+
+    let w = common::item_world(
+        "upsert_excluded_computed",
+        ITEMS,
+        &[
+            "INSERT INTO dh_item (id, name) VALUES ('b', 'beta-2'), ('c', 'gamma') \
+           ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+           created_at = excluded.created_at;",
+        ],
+    );
+    let before = w.state();
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    assert!(
+        !run.all().contains("not listed by the statement"),
+        "{}",
+        run.show()
+    );
+    let failed: Vec<&str> = common::failed_checks(&report)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["dh_item: upserts copy no column left to Postgres from excluded"],
+        "{report:#}"
+    );
+    let check = common::check_named(&report, failed[0]);
+    assert_eq!(common::check_rows(check), ["id=b: created_at"]);
+    assert!(
+        check["expected"]
+            .as_str()
+            .unwrap()
+            .contains("created_at (default now())"),
+        "{check:#}"
+    );
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).code(1).clear_error();
+        before.assert_same(&w.state(), "a refused push");
+    }
+}
+
+/// A column a phase adds (here through a domain with a DEFAULT) and sets,
+/// then a later phase's REPLACE of the row not listing it: Postgres's
+/// UPDATE of the listed columns keeps it. Before: the rehearsal's REPLACE
+/// reset it to the domain's default, and the push wrote that over it. A
+/// new row leaving it out still gets the default.
+#[test]
+fn a_replace_keeps_a_column_an_earlier_phase_added_and_set() {
+    let w = World::empty(
+        "replace_added_column",
+        &format!("CREATE DOMAIN public.item_tag AS text DEFAULT 'none'; {ITEMS}"),
+    );
+    let plan = common::item_plan(
+        w.dir.path(),
+        &[
+            "UPDATE dh_item SET tag = 'set-in-phase-1' WHERE id = 'a';",
+            "REPLACE INTO dh_item (id, name) VALUES ('a', 'alpha-2'); \
+             INSERT INTO dh_item (id, name, created_at) \
+               VALUES ('z', 'zed', '2021-01-01 00:00:00+00');",
+        ],
+    );
+    std::fs::write(
+        plan.join("target.json"),
+        r#"{"tables": [], "added_columns": [
+            {"table": "dh_item", "phase": "1", "column": {"name": "tag", "type": "item_tag"}}
+        ]}"#,
+    )
+    .unwrap();
+    let w = w.with_plan(&plan).pulled();
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    assert_eq!(
+        staged_rows(
+            &w.snapshot,
+            "SELECT id, name, coalesce(tag, 'NULL') FROM staged_dh_item ORDER BY id"
+        ),
+        [
+            ["a", "alpha-2", "set-in-phase-1"],
+            ["b", "beta", "none"],
+            ["z", "zed", "none"]
+        ]
+    );
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        rows(&w, "SELECT id, name, tag FROM public.dh_item ORDER BY id"),
+        [
+            ["a", "alpha-2", "set-in-phase-1"],
+            ["b", "beta", "none"],
+            ["z", "zed", "none"]
+        ]
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
+}
+
+/// A snapshot another program holds (a DB browser with unsaved changes)
+/// when the push commits: the receipt is in the database, and the advice
+/// is to let go of the file — it is fine — not to "make it writable", which
+/// it is. Before, the warning said "make it writable" whatever the cause.
+/// The receipt id stays on stdout and in the warning; pushing again once
+/// the file is free records it; the same for a rollback.
+#[test]
+fn a_locked_snapshot_after_the_commit_is_named_as_locked() {
+    let w = world("locked_snapshot", "");
+    let before = w.state();
+    let hold = || {
+        let holder = rusqlite::Connection::open(&w.snapshot).unwrap();
+        // A write transaction left open, as a DB browser keeps one.
+        holder
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE browser_edit (x int);")
+            .unwrap();
+        holder
+    };
+    let holder = hold();
+    let run = w.push(&["--confirm"]);
+    drop(holder);
+    run.ok().stdout_has("Applied");
+    let receipt = run.receipt();
+    run.stderr_has(&format!("the receipt {receipt} is in sandbox.receipts"))
+        .stderr_has("locked by another program")
+        .stderr_has("save or close it there");
+    assert!(!run.stderr.contains("make it writable"), "{}", run.show());
+    let applied = w.state();
+    w.push(&[]).ok().stdout_has("Already applied");
+    applied.assert_same(&w.state(), "push again, already applied");
+
+    let snap = w.snap().to_string();
+    let holder = hold();
+    let run = w.rollback(&receipt, &["--confirm", "--snapshot", &snap]);
+    drop(holder);
+    run.ok()
+        .stdout_has("Rolled back")
+        .stderr_has(&format!(
+            "receipt {receipt} is rolled back in sandbox.receipts"
+        ))
+        .stderr_has("locked by another program")
+        .stderr_has("save or close it there");
+    assert!(!run.stderr.contains("make it writable"), "{}", run.show());
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    w.rollback(&receipt, &["--confirm", "--snapshot", &snap])
+        .ok()
+        .stdout_has("marked rolled back too");
+}
+
+/// A table the plan creates named `<pulled table>_jsonb` (the row-JSON
+/// view the rehearsal gives the plan's SQL) and a pulled table named
+/// `sqlite_*` (SQLite keeps those names for itself) are named, with what
+/// to do, exit 2. Before: raw SQLite errors.
+#[test]
+fn tables_named_like_the_snapshot_s_own_objects_are_named() {
+    let w = World::empty(
+        "reserved_created",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text); \
+         INSERT INTO public.dh_item VALUES ('a', 'alpha'); \
+         CREATE TABLE public.sqlite_things (id int PRIMARY KEY);",
+    );
+    let plan = common::item_plan(
+        w.dir.path(),
+        &["INSERT INTO dh_item_jsonb (id) SELECT id FROM dh_item;"],
+    );
+    let json = plan.join("plan.json");
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    p["phases"][0]["writes"] = serde_json::json!(["dh_item_jsonb"]);
+    std::fs::write(&json, serde_json::to_string_pretty(&p).unwrap()).unwrap();
+    std::fs::write(
+        plan.join("target.json"),
+        r#"{"tables": [{"name": "dh_item_jsonb", "phase": "1",
+            "columns": [{"name": "id", "type": "text", "not_null": true}],
+            "primary_key": ["id"]}], "added_columns": []}"#,
+    )
+    .unwrap();
+    let w = w.with_plan(&plan);
+    let before = w.state();
+    w.pull(&[]).ok();
+    w.rehearse(&[]).code(2).error_has(&[
+        "dh_item_jsonb (the row-JSON view of a pulled table is <table>_jsonb)",
+        "rename them in the plan's schema file (target.json)",
+    ]);
+    w.push(&["--confirm"]).code(1).clear_error();
+    before.assert_same(&w.state(), "a refused rehearsal and push");
+
+    p["tables"]["sources"] = serde_json::json!(["dh_item", "sqlite_things"]);
+    std::fs::write(&json, serde_json::to_string_pretty(&p).unwrap()).unwrap();
+    std::fs::remove_file(&w.snapshot).unwrap();
+    w.pull(&[])
+        .code(2)
+        .error_has(&["sqlite_things (SQLite reserves names starting with sqlite_"]);
+    assert!(!w.snapshot.exists(), "no snapshot written");
+    before.assert_same(&w.state(), "a refused pull");
+}

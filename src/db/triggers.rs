@@ -212,10 +212,7 @@ pub async fn undo_rules_check(
         let (what, undoes) = if event == "DELETE" {
             ("remove the pushed rows", "deleting them")
         } else {
-            (
-                "restore the values the push overwrote",
-                "writing them back",
-            )
+            ("restore the values the push overwrote", "writing them back")
         };
         let table_sql = format!("public.{}", crate::types::quote_ident(&table));
         let rule_sql = crate::types::quote_ident(&rule);

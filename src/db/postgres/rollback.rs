@@ -430,7 +430,10 @@ impl Rollback<'_, '_> {
             &rollback_needs(self.undo, self.opts.strict),
         )
         .await?;
-        self.refuse_unless_ok(privileges, "the role the rollback runs as lacks privileges it needs")
+        self.refuse_unless_ok(
+            privileges,
+            "the role the rollback runs as lacks privileges it needs",
+        )
     }
 
     /// `check` when it holds; else the rollback is refused with it: `why`,
