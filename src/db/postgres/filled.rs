@@ -76,23 +76,13 @@ async fn read_every_row(
         "COPY (SELECT {select} FROM public.{} t) TO STDOUT",
         quote_ident(&t.table)
     );
-    let stream = tx.copy_out(sql.as_str()).await.with_context(|| {
+    let rows = read_by_key(tx, &sql, key_idx.len(), || {
         format!(
             "cannot read back the values Postgres gave {}'s added columns",
             t.table
         )
-    })?;
-    futures_util::pin_mut!(stream);
-    let mut data: Vec<u8> = Vec::new();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        data.extend_from_slice(&chunk?);
-    }
-    let mut rows = BTreeMap::new();
-    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
-        let rest = values.split_off(key_idx.len());
-        rows.insert(filled_key(&values), rest);
-    }
+    })
+    .await?;
     Ok(FilledValues {
         table: t.table.clone(),
         columns,
@@ -224,21 +214,10 @@ async fn read_filled_written(
         quote_ident(&t.table),
         keys_set.from_item("u")
     );
-    let stream = tx
-        .copy_out(sql.as_str())
-        .await
-        .with_context(|| format!("cannot read back the values Postgres chose in {}", t.table))?;
-    futures_util::pin_mut!(stream);
-    let mut data: Vec<u8> = Vec::new();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        data.extend_from_slice(&chunk?);
-    }
-    let mut rows = BTreeMap::new();
-    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
-        let rest = values.split_off(key_idx.len());
-        rows.insert(filled_key(&values), rest);
-    }
+    let rows = read_by_key(tx, &sql, key_idx.len(), || {
+        format!("cannot read back the values Postgres chose in {}", t.table)
+    })
+    .await?;
     if rows.len() != keys.len() {
         return Err(refuse(
             format!(
@@ -260,6 +239,29 @@ async fn read_filled_written(
             .collect(),
         by_trigger_before: BTreeMap::new(),
     }))
+}
+
+/// The rows of `sql`, a `COPY … TO STDOUT` whose first `key_len` columns
+/// are the key: each row's other values by [`filled_key`].
+async fn read_by_key(
+    tx: &Transaction<'_>,
+    sql: &str,
+    key_len: usize,
+    what: impl FnOnce() -> String,
+) -> Result<BTreeMap<String, Vec<Option<String>>>> {
+    let stream = tx.copy_out(sql).await.with_context(what)?;
+    futures_util::pin_mut!(stream);
+    let mut data: Vec<u8> = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        data.extend_from_slice(&chunk?);
+    }
+    let mut rows = BTreeMap::new();
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut values = crate::types::parse_copy_line(line).map_err(anyhow::Error::msg)?;
+        let rest = values.split_off(key_len);
+        rows.insert(filled_key(&values), rest);
+    }
+    Ok(rows)
 }
 
 /// The key a row's Postgres-chosen values are kept under in
