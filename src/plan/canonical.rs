@@ -1690,15 +1690,15 @@ fn range_bound_text(value: &str) -> String {
 /// Days since 1970-01-01 of a valid `YYYY-MM-DD` date, and back
 /// (proleptic Gregorian, as Postgres counts; the arithmetic is
 /// `collation::days_from_civil` and `pgtext::civil_from_days`).
-fn days_from_date(text: &str) -> Option<i64> {
+pub(super) fn days_from_date(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if text.len() != 10
         || b[4] != b'-'
         || b[7] != b'-'
-        || !text
-            .bytes()
-            .filter(|c| *c != b'-')
-            .all(|c| c.is_ascii_digit())
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
     {
         return None;
     }

@@ -1180,25 +1180,11 @@ pub(crate) fn printable(pg_type: &str, text: &str) -> Option<bool> {
         });
         return Some(ok);
     }
+    // `YYYY-MM-DD` of a date (a timestamp's first ten characters), as
+    // Postgres prints it: a day that exists.
     let date = |s: &str| {
-        let b = s.as_bytes();
-        let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
-        let leap =
-            |y: u32| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
-        s.len() >= 10
-            && b[4] == b'-'
-            && b[7] == b'-'
-            && digits(&s[..4])
-            && digits(&s[5..7])
-            && digits(&s[8..10])
-            && (1..=12).contains(&num(5..7))
-            && (1..=match num(5..7) {
-                2 if leap(num(0..4)) => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            })
-                .contains(&num(8..10))
+        s.get(..10)
+            .is_some_and(|d| super::canonical::days_from_date(d).is_some())
     };
     // `HH:MM:SS` of a time of day, as Postgres prints it.
     let clock = |s: &str| {
@@ -1537,6 +1523,9 @@ mod tests {
         assert_eq!(printable("date", "2024-02-29"), Some(true));
         assert_eq!(printable("date", "2026-02-29"), Some(false));
         assert_eq!(printable("date", "2026-13-01"), Some(false));
+        // Postgres prints a year before 1 as `0025-01-01 BC`, never signed.
+        assert_eq!(printable("date", "-024-01-01"), Some(false));
+        assert_eq!(printable("date", "2024-01-0\u{e9}"), Some(false));
         assert_eq!(
             printable("uuid", "0000000a-0000-4000-8000-00000000000b"),
             Some(true)
