@@ -41,7 +41,7 @@ use crate::types::short_hash as short;
 mod apply;
 mod needs;
 mod rows;
-use apply::{added_columns_of, undo_changes};
+use apply::{added_columns_of, undo_changes, UndoInputs};
 use needs::rollback_needs;
 use rows::{
     meta_of, receipt_key_positions, restored_values, rows_check, shown, AppChange, WrittenRows,
@@ -1214,10 +1214,16 @@ impl Rollback<'_, '_> {
         );
         let types = types?;
         as_the_app?;
-        let undone = undo_changes(
-            self.tx, &types, self.undo, pushed, triggers, report, self.mode, &emptied,
-        )
-        .await;
+        let inputs = UndoInputs {
+            tx: self.tx,
+            types: &types,
+            undo: self.undo,
+            pushed,
+            triggers,
+            mode: self.mode,
+            emptied: &emptied,
+        };
+        let undone = undo_changes(inputs, report).await;
         if undone.is_ok() {
             self.tx.batch_execute(&pin_sql()).await?;
         }

@@ -17,22 +17,36 @@ use crate::error::check_failed;
 use crate::receipt::{AddedColumn, Undo, UndoTable};
 use crate::types::quote_ident;
 
+/// The undo's inputs, each read once by `Rollback::undo` (the created
+/// tables to empty come from the same catalog read as the drop order).
+#[derive(Clone, Copy)]
+pub(super) struct UndoInputs<'a, 't> {
+    pub tx: &'a tokio_postgres::Transaction<'t>,
+    pub types: &'a TypeSpellings,
+    pub undo: &'a Undo,
+    pub pushed: &'a [PushedRows],
+    pub triggers: &'a [TriggerReport],
+    pub mode: Mode,
+    /// Created tables emptied before they are dropped.
+    pub emptied: &'a [String],
+}
+
 /// Removes or restores the rows the push wrote; what it created is dropped
 /// after this, last (`drop_created`). Runs under the app's search_path:
 /// everything here names its schema.
-// The undo's inputs, each read once by `Rollback::undo` (the created tables
-// to empty come from the same catalog read as the drop order).
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn undo_changes(
-    tx: &tokio_postgres::Transaction<'_>,
-    types: &TypeSpellings,
-    undo: &Undo,
-    pushed: &[PushedRows],
-    triggers: &[TriggerReport],
+    inputs: UndoInputs<'_, '_>,
     report: &mut RollbackReport,
-    mode: Mode,
-    emptied: &[String],
 ) -> Result<()> {
+    let UndoInputs {
+        tx,
+        types,
+        undo,
+        pushed,
+        triggers,
+        mode,
+        emptied,
+    } = inputs;
     // A DEFERRABLE unique key is checked once the rows are back, not row by
     // row: rows the push made trade its values (over several phases) trade
     // them back here. The rehearsal's replay (`write_order`) counts it so.
