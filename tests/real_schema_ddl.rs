@@ -66,6 +66,68 @@ fn ddl_run_by_an_app_trigger_refuses_the_push_by_name() {
     }
 }
 
+/// H8 U3: a trigger on `workflows` that grants a role privileges on the
+/// table, gives it default privileges on every later table, a setting, a
+/// membership and a role attribute. None of it is a row of a user table
+/// or of a per-database catalog the DDL check read (the GRANT rewrites
+/// the `workflows` row the plan's foreign keys rewrite anyway): before,
+/// the push said every check held and committed all of it. Now each is
+/// named, and the push is refused (the whole database and the role as
+/// they were).
+#[test]
+fn role_privilege_and_setting_changes_by_an_app_trigger_refuse_the_push_by_name() {
+    let grantee = common::TestRole::create("u3_grantee", "NOLOGIN");
+    let group = common::TestRole::create("u3_group", "NOLOGIN");
+    let w = world(
+        "ddl_roles",
+        &format!(
+            "CREATE FUNCTION public.wf_roles() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               EXECUTE 'GRANT SELECT ON public.workflows TO {g}';
+               EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {g}';
+               EXECUTE 'ALTER ROLE {g} SET statement_timeout = 1';
+               EXECUTE 'GRANT {grp} TO {g}';
+               EXECUTE 'ALTER ROLE {g} CREATEDB';
+               RETURN NULL;
+             END $$;
+             CREATE TRIGGER wf_roles AFTER INSERT ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.wf_roles();",
+            g = grantee.name,
+            grp = group.name
+        ),
+    );
+    let before = w.state();
+    let role = |w: &World| {
+        w.scalar(&format!(
+            "SELECT rolcreatedb::text || ' ' || coalesce((SELECT array_to_string(setconfig, ',') \
+               FROM pg_db_role_setting WHERE setrole = r.oid), '') || ' ' || \
+               (SELECT count(*) FROM pg_auth_members WHERE member = r.oid)::text || ' ' || \
+               has_table_privilege(r.oid, 'public.workflows', 'SELECT')::text || ' ' || \
+               (SELECT count(*) FROM pg_default_acl)::text \
+             FROM pg_roles r WHERE rolname = '{}'",
+            grantee.name
+        ))
+    };
+    let role_before = role(&w);
+    assert_eq!(role_before, "false  0 false 0");
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "no DDL or large object outside the plan",
+            &format!(
+                "privileges on table public.workflows for role {}",
+                grantee.name
+            ),
+            "default acl",
+            &format!("settings of role {}: statement_timeout=1", grantee.name),
+            &format!("membership of role {} in role {}", grantee.name, group.name),
+            "roles created, changed or dropped",
+            "wf_roles",
+        ]);
+        before.assert_same(&w.state(), "a refused push");
+        assert_eq!(role(&w), role_before, "the role as it was");
+    }
+}
+
 /// An event trigger that adds an audit trigger to every table the plan
 /// creates: DDL on the plan's own tables that the plan does not run.
 #[test]

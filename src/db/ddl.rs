@@ -319,14 +319,77 @@ fn changed_sql() -> String {
             object: identify("pg_largeobject", "l.oid", "0"),
             ..Part::new("pg_largeobject_metadata", "l")
         },
+        // Privileges and ownership recorded against a role (a GRANT to a
+        // role, a policy's role, a new object's owner): `pg_shdepend` is
+        // shared by every database, so this database's rows (or a role's,
+        // database 0). A created table's (its owner, the grants default
+        // privileges give it) belong to it.
+        Part {
+            joins: " LEFT JOIN pg_catalog.pg_class c \
+                     ON s.classid = 'pg_catalog.pg_class'::regclass AND c.oid = s.objid",
+            filter: Some(
+                "s.dbid IN (0, (SELECT d.oid FROM pg_catalog.pg_database d \
+                                WHERE d.datname = pg_catalog.current_database())) \
+                 AND s.refclassid = 'pg_catalog.pg_authid'::regclass",
+            ),
+            object: "CASE s.deptype WHEN 'a' THEN 'privileges on ' WHEN 'o' THEN 'owner of ' \
+                          WHEN 'r' THEN 'policy role of ' WHEN 'i' THEN 'initial privileges on ' \
+                          ELSE 'dependency of ' END \
+                     || coalesce((SELECT o.type || ' ' || o.identity \
+                                  FROM pg_catalog.pg_identify_object(s.classid, s.objid, s.objsubid) o), \
+                                 s.classid::regclass::text || ' ' || s.objid::text) \
+                     || ' for role ' || s.refobjid::regrole::text"
+                .into(),
+            table: rel_name(&class_owner),
+            name: "CASE WHEN s.classid = 'pg_catalog.pg_namespace'::regclass \
+                   THEN (SELECT sn.nspname::text FROM pg_catalog.pg_namespace sn WHERE sn.oid = s.objid) END"
+                .into(),
+            detail: "s.refobjid::regrole::text".into(),
+            ..Part::new("pg_shdepend", "s")
+        },
+        // Default privileges (`ALTER DEFAULT PRIVILEGES … GRANT … TO`):
+        // every later table of the app gets them.
+        Part::new("pg_default_acl", "d"),
+        // A role's or database's settings (`ALTER ROLE … SET`): every later
+        // session of that role gets them.
+        Part {
+            object: "'settings of ' \
+                     || CASE WHEN r.setrole = 0 THEN 'every role' ELSE 'role ' || r.setrole::regrole::text END \
+                     || CASE WHEN r.setdatabase = 0 THEN '' \
+                             ELSE ' in database ' || coalesce((SELECT d.datname::text FROM pg_catalog.pg_database d \
+                                                              WHERE d.oid = r.setdatabase), '?') END \
+                     || ': ' || pg_catalog.array_to_string(r.setconfig, ', ')"
+                .into(),
+            ..Part::new("pg_db_role_setting", "r")
+        },
+        Part {
+            object: "'membership of role ' || m.member::regrole::text || ' in role ' || m.roleid::regrole::text"
+                .into(),
+            ..Part::new("pg_auth_members", "m")
+        },
     ];
+    // Roles themselves (CREATE / ALTER / DROP ROLE): `pg_authid` is readable
+    // by superusers only (not by Supabase's `postgres`), so its rows are
+    // counted instead, from the transaction's statistics (`track_counts` is
+    // pinned on), for the whole transaction.
+    let roles = "SELECT 'pg_authid', 'roles created, changed or dropped (' \
+                 || (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::text || ' rows of pg_authid)', \
+                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false \
+                 FROM me, pg_catalog.pg_stat_xact_sys_tables t \
+                 WHERE t.relid = 'pg_catalog.pg_authid'::regclass \
+                   AND t.n_tup_ins + t.n_tup_upd + t.n_tup_del > 0";
     format!(
         "WITH me AS MATERIALIZED ( \
            SELECT top, coalesce(nullif(pg_catalog.current_setting('{DDL_SINCE}', true), '')::int8, -1) AS since \
            FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::text::int8 AS top) t \
            WHERE top IS NOT NULL) \
          {}",
-        parts.iter().map(Part::sql).collect::<Vec<_>>().join(" UNION ALL ")
+        parts
+            .iter()
+            .map(Part::sql)
+            .chain(std::iter::once(roles.to_string()))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
     )
 }
 
@@ -455,7 +518,8 @@ impl OwnDdl {
         let table = c.table.as_deref().unwrap_or("");
         // The tool's own schema (the receipts), created on first use.
         if table.starts_with("sandbox.")
-            || (c.catalog == "pg_namespace" && c.name.as_deref() == Some("sandbox"))
+            || (matches!(c.catalog.as_str(), "pg_namespace" | "pg_shdepend")
+                && c.name.as_deref() == Some("sandbox"))
         {
             return true;
         }
@@ -486,7 +550,9 @@ impl OwnDdl {
             }
             // An index of a table an ADD COLUMN rewrote is rebuilt in place.
             "pg_index" => created || self.altered(table),
-            "pg_type" => created,
+            // A created table's owner, and the grants default privileges
+            // give it and its sequences.
+            "pg_type" | "pg_shdepend" => created,
             "pg_trigger" => {
                 if c.internal {
                     self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
