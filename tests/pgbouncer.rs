@@ -512,3 +512,67 @@ fn app_writes_on_the_pooled_connection_are_not_counted_as_the_push_own() {
         "after the refused push",
     );
 }
+
+/// U18: through a transaction pooler, a temporary table an app session
+/// created stays on the server connection, and Postgres searches a
+/// session's temporary schema first unless the path names it. With one
+/// server connection, the push's transaction runs where the app left a
+/// `TEMP workflows` holding one row: its expectations, verification
+/// queries and guards must still read `public.workflows`.
+#[test]
+fn an_app_temp_table_left_on_the_pooled_connection_does_not_stand_in_for_ours() {
+    let bouncer = PgBouncer::start_with_pool(1);
+    let db = TestDb::create("pgbouncer_temp");
+    common::sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let pooled = bouncer.url(&db.name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("snapshot.sqlite");
+    let snap = snap.to_str().expect("utf-8 path");
+    sandbox(
+        &bouncer,
+        &["pull", "--database-url", &pooled, "--out", snap],
+    );
+    sandbox(&bouncer, &["rehearse", "--snapshot", snap]);
+    let mut app = postgres_sync::Client::connect(&pooled, postgres_sync::NoTls)
+        .expect("app through pgbouncer");
+    app.batch_execute("CREATE TEMP TABLE workflows AS SELECT * FROM public.workflows LIMIT 1")
+        .expect("the app's temp table");
+    drop(app);
+    let before = whole_database_state(&db.url).without_schema("sandbox");
+    let pushed = sandbox(
+        &bouncer,
+        &[
+            "push",
+            "--database-url",
+            &pooled,
+            "--snapshot",
+            snap,
+            "--confirm",
+        ],
+    );
+    let receipt = pushed.receipt();
+    let mut direct = db.client();
+    assert_eq!(
+        count(
+            &mut direct,
+            "SELECT count(*) FROM public.workflows WHERE definition->>'source' = 'dh_workflow'"
+        ),
+        116,
+        "the pushed workflows"
+    );
+    sandbox(
+        &bouncer,
+        &[
+            "rollback",
+            "--database-url",
+            &pooled,
+            "--receipt",
+            &receipt,
+            "--confirm",
+        ],
+    );
+    before.assert_same(
+        &whole_database_state(&db.url).without_schema("sandbox"),
+        "push and rollback on a pooled connection holding the app's temp table",
+    );
+}

@@ -22,8 +22,13 @@ use anyhow::{Context, Result};
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
-/// The pinned path: Supabase's default without `"$user"`.
-pub const PINNED: &str = "public, extensions";
+/// The pinned path: Supabase's default without `"$user"`, and `pg_temp`
+/// named last. Unnamed, Postgres searches the session's temporary schema
+/// *first*: through a transaction pooler a temporary table an app session
+/// left on the server connection (`CREATE TEMP TABLE workflows …`) would
+/// otherwise stand in for the real table in every expectation,
+/// verification query and guard.
+pub const PINNED: &str = "public, extensions, pg_temp";
 
 /// Pins the path (and the time zone the tool reads values in) for the rest
 /// of the transaction (or until [`AS_THE_APP`]).
