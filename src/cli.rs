@@ -78,8 +78,31 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub plan: PlanArg,
     /// Write a reviewable SQL script of exactly what push will do.
-    #[arg(long)]
+    #[arg(long, value_parser = file_path)]
     pub sql: Option<PathBuf>,
+}
+
+/// A database URL given where a file or an id goes (`--snapshot URL`):
+/// refused before anything opens a file of that name, saying where the URL
+/// goes. clap quotes the value; `main` masks its password.
+fn misplaced_url(value: &str, takes: &str) -> Result<(), String> {
+    match sandbox::redact::looks_like_url(value) {
+        true => Err(format!(
+            "this is a database URL, not {takes}: pass the URL with --database-url URL (or set \
+             SANDBOX_DATABASE_URL)"
+        )),
+        false => Ok(()),
+    }
+}
+
+fn file_path(value: &str) -> Result<PathBuf, String> {
+    misplaced_url(value, "a file path")?;
+    Ok(PathBuf::from(value))
+}
+
+fn receipt_id(value: &str) -> Result<String, String> {
+    misplaced_url(value, "a receipt id (see `sandbox receipts`)")?;
+    Ok(value.to_string())
 }
 
 /// The largest timeout Postgres accepts (its settings are 32-bit ms): a
@@ -145,7 +168,7 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub plan: PlanArg,
     /// The HTML file to write (no network needed to open it).
-    #[arg(long)]
+    #[arg(long, value_parser = file_path)]
     pub html: PathBuf,
 }
 
@@ -154,7 +177,7 @@ pub struct ReceiptsArgs {
     #[command(flatten)]
     pub db: DatabaseArg,
     /// The snapshot whose copies to list (skipped when the file does not exist).
-    #[arg(long, default_value = "sandbox.sqlite")]
+    #[arg(long, default_value = "sandbox.sqlite", value_parser = file_path)]
     pub snapshot: PathBuf,
 }
 
@@ -163,11 +186,11 @@ pub struct RollbackArgs {
     #[command(flatten)]
     pub db: DatabaseArg,
     /// The receipt id printed by `sandbox push` (see `sandbox receipts`).
-    #[arg(long)]
+    #[arg(long, value_parser = receipt_id)]
     pub receipt: String,
     /// The snapshot the push came from: its copy of the receipt is marked
     /// rolled back too (skipped when the file does not exist).
-    #[arg(long, default_value = "sandbox.sqlite")]
+    #[arg(long, default_value = "sandbox.sqlite", value_parser = file_path)]
     pub snapshot: PathBuf,
     /// Really undo. Without it, rollback checks everything and changes nothing.
     #[arg(long)]
@@ -204,17 +227,17 @@ pub struct AdoptArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArg,
     /// The new plan folder to write (review it, then pass it with --plan).
-    #[arg(long)]
+    #[arg(long, value_parser = file_path)]
     pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArg {
     /// A plan folder (or its plan.json) instead of the built-in plan (start one with `sandbox plan init DIR`).
-    #[arg(long, env = "SANDBOX_PLAN", hide_env_values = true)]
+    #[arg(long, env = "SANDBOX_PLAN", hide_env_values = true, value_parser = file_path)]
     pub plan: Option<PathBuf>,
     /// A folder of seed files replacing the plan's own seeds.
-    #[arg(long, env = "SANDBOX_SEEDS", hide_env_values = true)]
+    #[arg(long, env = "SANDBOX_SEEDS", hide_env_values = true, value_parser = file_path)]
     pub seeds: Option<PathBuf>,
     /// Choose a policy the plan declares, instead of editing the plan (repeatable;
     /// part of the plan hash): e.g. --policy existing_library_workflow=skip.
@@ -235,6 +258,7 @@ pub enum PlanAction {
     /// Write a copy of the plan in force (the built-in one by default) into a new folder, to edit.
     Init {
         /// The folder to create.
+        #[arg(value_parser = file_path)]
         dir: PathBuf,
     },
     /// Write a copy of the plan expecting what the snapshot's last rehearsal found (old and new numbers shown).
@@ -248,7 +272,7 @@ pub struct RehearseArgs {
     #[command(flatten)]
     pub plan: PlanArg,
     /// Also write the rehearsal as one self-contained HTML page.
-    #[arg(long)]
+    #[arg(long, value_parser = file_path)]
     pub html: Option<PathBuf>,
 }
 
@@ -284,7 +308,7 @@ impl DatabaseArg {
 #[derive(Debug, Args)]
 pub struct SnapshotArg {
     /// The snapshot file.
-    #[arg(long, default_value = "sandbox.sqlite")]
+    #[arg(long, default_value = "sandbox.sqlite", value_parser = file_path)]
     pub snapshot: PathBuf,
 }
 
@@ -293,7 +317,7 @@ pub struct PullArgs {
     #[command(flatten)]
     pub db: DatabaseArg,
     /// Where to write the snapshot.
-    #[arg(long, default_value = "sandbox.sqlite")]
+    #[arg(long, default_value = "sandbox.sqlite", value_parser = file_path)]
     pub out: PathBuf,
     /// Replace an existing snapshot even if it holds rehearsal results.
     #[arg(long)]
@@ -309,13 +333,13 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub plan: PlanArg,
     /// Also write the rehearsal as one self-contained HTML page.
-    #[arg(long)]
+    #[arg(long, value_parser = file_path)]
     pub html: Option<PathBuf>,
     /// Which fixture world to build: `plan` (every seed number holds) or `conflicts`.
     #[arg(long, default_value = "plan")]
     pub variant: String,
     /// Where to write the demo snapshot.
-    #[arg(long, default_value = "sandbox-demo.sqlite")]
+    #[arg(long, default_value = "sandbox-demo.sqlite", value_parser = file_path)]
     pub out: PathBuf,
 }
 
@@ -346,6 +370,6 @@ pub struct FixturesLoadArgs {
 #[derive(Debug, Args)]
 pub struct FixturesCatalogArgs {
     /// A snapshot pulled from a database loaded with `fixtures load`.
-    #[arg(long, default_value = "sandbox.sqlite")]
+    #[arg(long, default_value = "sandbox.sqlite", value_parser = file_path)]
     pub snapshot: PathBuf,
 }

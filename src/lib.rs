@@ -12,5 +12,6 @@ pub mod ops;
 pub mod pgjson;
 pub mod plan;
 pub mod receipt;
+pub mod redact;
 pub mod types;
 pub mod write_order;

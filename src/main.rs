@@ -53,12 +53,21 @@ fn main() {
             } else {
                 e
             };
-            let report = sandbox::error::ErrorReport::of(&e);
+            let mut report = sandbox::error::ErrorReport::of(&e);
+            // A URL pasted into another option (`--variant URL`) is most
+            // likely why it failed: say where it goes.
+            let advice = if misplaced_url() && !report.message.contains("--database-url") {
+                format!(" ({URL_ADVICE})")
+            } else {
+                String::new()
+            };
+            report.message = shown(&format!("{}{advice}", report.message));
             if json {
                 // Same exit code; the error is data on stdout, as results are.
                 let _ = output::print_json(&serde_json::json!({ "error": report }));
             } else {
-                eprintln!("error: {}", output::visible(&format!("{e:#}")));
+                let text = shown(&format!("{e:#}{advice}"));
+                eprintln!("error: {}", output::visible(&text));
             }
             std::process::exit(report.kind.exit_code());
         }
@@ -67,6 +76,9 @@ fn main() {
 
 /// Help and version print as clap prints them; a wrong command line is a
 /// usage error (exit 2), as JSON on stdout when `--json` was asked for.
+/// clap quotes the offending argument, which may be a database URL pasted
+/// in the wrong place: the text is shown with its password masked, and
+/// with where the URL goes.
 fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     let wants_json = std::env::args_os().any(|a| a == "--json");
@@ -76,22 +88,63 @@ fn usage_error(e: clap::Error) -> ! {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if !wants_json || is_info {
+    if is_info {
         e.exit();
     }
+    let text = shown(&e.render().to_string());
     // clap's first line is the error itself; the rest is usage advice.
-    let text = e.to_string();
-    let message = text
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("error: ");
-    let _ = output::print_json(&serde_json::json!({ "error": {
-        "kind": sandbox::error::Kind::Usage,
-        "message": message,
-        "checks": [],
-    }}));
+    let first = text.lines().next().unwrap_or("");
+    // clap's message already says it when our own value check refused it.
+    let url_advice = (misplaced_url() && !first.contains("--database-url")).then_some(URL_ADVICE);
+    if wants_json {
+        let message = first.trim_start_matches("error: ");
+        let message = match url_advice {
+            Some(advice) => format!("{message}: {advice}"),
+            None => message.to_string(),
+        };
+        let _ = output::print_json(&serde_json::json!({ "error": {
+            "kind": sandbox::error::Kind::Usage,
+            "message": message,
+            "checks": [],
+        }}));
+    } else {
+        let mut lines: Vec<&str> = text.lines().collect();
+        let advice = url_advice.map(|a| format!("  tip: {a}"));
+        if let Some(advice) = &advice {
+            lines.insert(1, advice);
+        }
+        eprintln!("{}", output::visible(&lines.join("\n")));
+    }
     std::process::exit(sandbox::error::Kind::Usage.exit_code());
+}
+
+const URL_ADVICE: &str = "a database URL goes in --database-url URL (or SANDBOX_DATABASE_URL / \
+                          DATABASE_URL), nowhere else; its password is not shown";
+
+/// Whether a database URL was given anywhere but as `--database-url`'s value.
+fn misplaced_url() -> bool {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    args.iter().enumerate().any(|(i, a)| {
+        sandbox::redact::looks_like_url(a)
+            && !a.starts_with("--database-url=")
+            && (i == 0 || args[i - 1] != "--database-url")
+    })
+}
+
+/// `text` as it may be shown: every password of a URL or `password=` pair
+/// in it, and every password given on the command line or in the URL
+/// variables, masked (see [`sandbox::redact`]).
+fn shown(text: &str) -> String {
+    let args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    // Options read from the environment too (SANDBOX_PLAN, ...).
+    let env = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SANDBOX_") || k == "DATABASE_URL")
+        .map(|(_, v)| v);
+    let secrets = sandbox::redact::secrets_in(args.chain(env));
+    sandbox::redact::redact(text, &secrets)
 }
 
 /// The database URL from the flag or environment, or a usage error.

@@ -954,3 +954,67 @@ fn a_url_given_as_the_latency_proxys_upstream_is_refused_without_its_password() 
         bare.all().as_bytes(),
     );
 }
+
+/// H8 U7: a database URL pasted where it does not go — as an extra
+/// argument, or as the value of `--snapshot`, `--plan`, `--receipt` and the
+/// other file options — was echoed with its password by clap's "unexpected
+/// argument '…'" and by the errors that print a path. Each is a usage error
+/// (exit 2) saying where the URL goes, with the password in no form.
+#[test]
+fn a_url_given_where_it_does_not_go_is_refused_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let encoded = format!(
+        "postgres://app:{}@127.0.0.1:5432/db",
+        percent_encode(SENTINEL, true)
+    );
+    // The password typed as is: quotes, spaces and '@' cut clap's quoting.
+    let raw = format!("postgresql://app:{SENTINEL}'q@127.0.0.1/db?sslmode=require");
+    for url in [encoded.as_str(), raw.as_str()] {
+        let flag_value = format!("--snapshot={url}");
+        let plan_env = [("SANDBOX_PLAN", url)];
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        let cases: Vec<(Vec<&str>, Env)> = vec![
+            (vec!["pull", url], &[]),
+            (vec!["push", "--confirm", url], &[]),
+            (vec!["push", "--snapshot", url], &[]),
+            (vec!["status", &flag_value], &[]),
+            (vec!["rehearse", "--plan", url], &[]),
+            (vec!["rehearse", "--seeds", url], &[]),
+            (vec!["rehearse"], &plan_env),
+            (vec!["rollback", "--receipt", url], &[]),
+            (vec!["receipts", "--snapshot", url], &[]),
+            (vec!["diff", "--sql", url], &[]),
+            (vec!["report", "--html", url], &[]),
+            (vec!["pull", "--out", url], &[]),
+            (vec!["plan", "init", url], &[]),
+            (vec!["demo", "--variant", url], &[]),
+            (vec!["--json", "pull", url], &[]),
+            (vec!["--json", "push", "--plan", url], &[]),
+        ];
+        for (args, env) in cases {
+            let run = common::Sandbox::new(&args)
+                .envs(env)
+                .env(
+                    "SANDBOX_DATABASE_URL",
+                    "postgres://postgres@127.0.0.1:1/none",
+                )
+                .dir(dir.path())
+                .run();
+            assert_no_sentinel(&format!("the output of {args:?}"), run.all().as_bytes());
+            assert!(
+                !run.all().contains("'q@"),
+                "the password's end: {}",
+                run.show()
+            );
+            run.code(2);
+            assert!(
+                run.all().contains("--database-url"),
+                "{args:?} does not say where the URL goes: {}",
+                run.show()
+            );
+        }
+    }
+    // Nothing named after the URL was created.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files created: {left:?}");
+}

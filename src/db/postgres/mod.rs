@@ -324,7 +324,7 @@ const KNOWN_PARAMETERS: &[&str] = &[
 ];
 
 /// `%XX` decoding as tokio-postgres does it (no `+` for space).
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
