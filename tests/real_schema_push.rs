@@ -1667,7 +1667,7 @@ fn loopback_foreign_table(w: &World) {
         "postgres_fdw is not available to the test Postgres: it ships with the server \
          (Debian: postgresql-15); install the server's contrib modules"
     );
-    let (host, port, user, password) = loopback(w);
+    let (host, port, user, password) = w.loopback();
     let password = password
         .map(|p| format!(", password '{}'", p.replace('\'', "''")))
         .unwrap_or_default();
@@ -1682,18 +1682,6 @@ fn loopback_foreign_table(w: &World) {
            SERVER loopback OPTIONS (schema_name 'remote_store', table_name 'log');",
         host, port, w.db.name, user,
     ));
-}
-
-/// Host, port, user and password of the test database's URL: how another
-/// connection (postgres_fdw, dblink) reaches the same database.
-fn loopback(w: &World) -> (String, u16, String, Option<String>) {
-    let url = url::Url::parse(w.url()).expect("test database URL parses");
-    (
-        url.host_str().unwrap_or("127.0.0.1").to_string(),
-        url.port().unwrap_or(5432),
-        url.username().to_string(),
-        url.password().map(str::to_string),
-    )
 }
 
 /// Postgres's statistics never count a write to a foreign table: the
@@ -1907,23 +1895,13 @@ fn columns_postgres_fills_in_local_time_get_the_databases_time_zone() {
 /// table that connection writes.
 fn dblink_world(tag: &str) -> World {
     let w = world(tag, "");
-    let available = w.count("SELECT count(*) FROM pg_available_extensions WHERE name = 'dblink'");
-    assert_eq!(
-        available, 1,
-        "dblink is not available to the test Postgres: it ships with the server's contrib modules \
-         (Debian: postgresql-15)"
-    );
-    let (host, port, user, password) = loopback(&w);
-    let password = password
-        .map(|p| format!(" password={p}"))
-        .unwrap_or_default();
+    let conninfo = w.with_dblink();
     w.exec(&format!(
-        "CREATE EXTENSION dblink;
-         CREATE SCHEMA remote_store;
+        "CREATE SCHEMA remote_store;
          CREATE TABLE remote_store.names (n bigint);
          CREATE FUNCTION public.forward_count(n bigint) RETURNS void LANGUAGE plpgsql AS $f$
          BEGIN
-           PERFORM dblink_exec('host={} port={} dbname={} user={}{password}',
+           PERFORM dblink_exec('{conninfo}',
                                'INSERT INTO remote_store.names VALUES (' || n || ')');
          END $f$;
          CREATE FUNCTION public.workflows_forward() RETURNS trigger LANGUAGE plpgsql AS $f$
@@ -1931,7 +1909,6 @@ fn dblink_world(tag: &str) -> World {
          CREATE TRIGGER workflows_forward AFTER INSERT ON public.workflows
            REFERENCING NEW TABLE AS new_rows
            FOR EACH STATEMENT EXECUTE FUNCTION public.workflows_forward();",
-        host, port, w.db.name, user,
     ));
     w
 }

@@ -374,3 +374,136 @@ fn tables_named_like_the_snapshot_s_own_objects_are_named() {
     assert!(!w.snapshot.exists(), "no snapshot written");
     before.assert_same(&w.state(), "a refused pull");
 }
+
+/// An app trigger that tells another database when a workflow is deleted
+/// (dblink: the other connection commits on its own), on `table`
+/// (`public.workflows` itself, or an app table a cascade reaches), and
+/// the table there that counts what it was told.
+fn delete_forwarding_world(tag: &str, table_sql: &str, trigger: &str) -> World {
+    let w = world(tag, table_sql);
+    let conninfo = w.with_dblink();
+    w.exec(&format!(
+        "CREATE SCHEMA remote_store;
+         CREATE TABLE remote_store.deleted (n int);
+         CREATE FUNCTION public.forget_remotely() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN
+           PERFORM dblink_exec('{conninfo}', 'INSERT INTO remote_store.deleted VALUES (1)');
+           RETURN NULL;
+         END $f$;
+         {trigger}",
+    ));
+    w
+}
+
+/// The whole database but the other connection's table and the tool's
+/// receipts.
+fn but_remote(state: common::DatabaseState) -> common::DatabaseState {
+    let mut s = state.without_schema("sandbox");
+    s.rows.remove("remote_store.deleted");
+    s
+}
+
+/// U19: push rehearses its own rollback in its transaction, and that
+/// rehearsal deletes the pushed workflows, so an app's ON DELETE trigger
+/// calling dblink really told the other database — in the preflight too,
+/// which then said "Nothing was written". Before: with
+/// --allow-external-effects (which the push needs for that trigger) the
+/// preflight left 227 rows in the other connection's table and printed
+/// "Nothing was written."; so did --confirm. Now the rollback's checks run
+/// but the undo is not rehearsed, by name; nothing reaches the other
+/// connection; the preflight says what the allowed calls may have done.
+/// The rollback itself still refuses unless allowed, and then does it.
+#[test]
+fn the_push_does_not_rehearse_a_rollback_whose_delete_trigger_calls_dblink() {
+    let w = delete_forwarding_world(
+        "u19_delete_dblink",
+        "",
+        "CREATE TRIGGER workflows_forget AFTER DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.forget_remotely();",
+    );
+    let remote = || w.count("SELECT count(*) FROM remote_store.deleted");
+    let before = w.state();
+    w.push(&[]).refused(&[
+        "trigger workflows_forget on public.workflows",
+        "dblink",
+        "--allow-external-effects",
+    ]);
+    before.assert_same(&w.state(), "a push refused for an external effect");
+    let run = w.push(&["--allow-external-effects"]);
+    run.ok()
+        .stdout_has("Rollback not rehearsed: trigger workflows_forget on public.workflows")
+        .stdout_has("calls dblink_exec")
+        .stdout_has("No row was kept, but the calls outside the transaction allowed above");
+    assert!(!run.all().contains("Nothing was written"), "{}", run.show());
+    assert!(!run.all().contains("Rollback rehearsed in the transaction"));
+    assert_eq!(
+        remote(),
+        0,
+        "the preflight's rollback rehearsal told the other database"
+    );
+    before.assert_same(
+        &w.state(),
+        "a preflight (the other connection's table included)",
+    );
+
+    let run = w.push(&["--allow-external-effects", "--confirm"]);
+    run.ok()
+        .stdout_has("Rollback not rehearsed: trigger workflows_forget on public.workflows");
+    assert_eq!(
+        remote(),
+        0,
+        "the push's rollback rehearsal told the other database"
+    );
+    let receipt = run.receipt();
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        "trigger workflows_forget on public.workflows",
+        "--allow-external-effects",
+    ]);
+    pushed.assert_same(&w.state(), "a rollback refused for an external effect");
+    // Allowed, the dry run does what the rollback does, and says so.
+    let run = w.rollback(&receipt, &["--allow-external-effects"]);
+    run.ok()
+        .stdout_has("No row was kept, but the calls outside the transaction allowed above");
+    assert!(!run.all().contains("Nothing was changed"), "{}", run.show());
+    assert_eq!(remote(), 227, "the allowed dry run told the other database");
+    w.rollback(&receipt, &["--confirm", "--allow-external-effects"])
+        .ok();
+    assert_eq!(remote(), 454, "the rollback itself, allowed, told it");
+    but_remote(before).assert_same(&but_remote(w.state()), "rolled back");
+}
+
+/// U19, through a foreign key: the rollback's delete of the pushed
+/// workflows runs the ON DELETE CASCADE of an app table, whose statement
+/// trigger fires even though no row there references them. Before: no
+/// check looked at that table; the preflight exited 0, "Nothing was
+/// written", with the other connection told by the rollback rehearsal.
+/// Now it is named as reached by the foreign key and refused before
+/// anything runs; allowed, the rollback is not rehearsed.
+#[test]
+fn a_trigger_a_cascade_reaches_is_checked_before_the_rollback_is_rehearsed() {
+    let w = delete_forwarding_world(
+        "u19_cascade_dblink",
+        "CREATE TABLE public.workflow_notes (
+           workflow_id uuid REFERENCES public.workflows ON DELETE CASCADE, note text);",
+        "CREATE TRIGGER notes_forget AFTER DELETE ON public.workflow_notes
+           FOR EACH STATEMENT EXECUTE FUNCTION public.forget_remotely();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "trigger notes_forget on public.workflow_notes (a foreign key's ON DELETE/UPDATE \
+             action reaches it)",
+            "dblink",
+        ]);
+        before.assert_same(&w.state(), "a push refused for an external effect");
+    }
+    let run = w.push(&["--allow-external-effects"]);
+    run.ok()
+        .stdout_has("Rollback not rehearsed: trigger notes_forget on public.workflow_notes");
+    assert!(!run.all().contains("Nothing was written"), "{}", run.show());
+    before.assert_same(
+        &w.state(),
+        "a preflight (the other connection's table included)",
+    );
+}

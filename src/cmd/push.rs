@@ -86,11 +86,20 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 report.checks.len(),
                 sandbox::advice::push_confirm(&opts.snapshot, &plan, &flags),
                 output::short(&report.diff_hash),
-                match output::sequences_drawn(&report.sequences_drawn) {
-                    None => "Nothing was written.".to_string(),
-                    Some(drawn) => format!(
+                match (
+                    acted_outside(&report.external_effects),
+                    output::sequences_drawn(&report.sequences_drawn)
+                ) {
+                    (false, None) => "Nothing was written.".to_string(),
+                    (false, Some(drawn)) => format!(
                         "No row was written, but sequences are never rolled back: it advanced {drawn} \
                          (values handed out by this run, or by the app at the same time)."
+                    ),
+                    (true, drawn) => format!(
+                        "No row was kept, but {OUTSIDE}{}",
+                        drawn
+                            .map(|d| format!(" Sequences are never rolled back either: it advanced {d}."))
+                            .unwrap_or_default()
                     ),
                 }
             );
@@ -133,6 +142,20 @@ fn print_undo_rehearsal(report: &sandbox::ops::push::PushReport) {
     let Some(u) = &report.undo_rehearsal else {
         return;
     };
+    if !u.not_rehearsed.is_empty() {
+        // Checked up to the undo, which would have made these calls for
+        // real inside the push.
+        for why in &u.not_rehearsed {
+            println!("Rollback not rehearsed: {}", output::visible(why));
+        }
+        println!(
+            "Rollback not rehearsed in the transaction: what fires for the undo acts outside the \
+             database, which a rehearsal would do for real. Its other checks hold ({}); `sandbox \
+             rollback` refuses it unless given --allow-external-effects.",
+            u.checks.len()
+        );
+        return;
+    }
     match &u.refused {
         None => println!(
             "Rollback rehearsed in the transaction before COMMIT: it would undo this push ({} checks hold, {}).",
@@ -267,6 +290,17 @@ pub(crate) fn print_foreign_tables(
             tables.join(", ")
         );
     }
+}
+
+/// What a run that was rolled back says when it allowed calls outside the
+/// transaction: they ran wherever their triggers fired, so "nothing was
+/// written" would not be true.
+pub(crate) const OUTSIDE: &str = "the calls outside the transaction allowed above \
+     (--allow-external-effects) were made wherever their triggers fired, and no rollback undoes them.";
+
+/// Whether an allowed call may have acted outside the transaction.
+pub(crate) fn acted_outside(effects: &[sandbox::db::effects::ExternalEffect]) -> bool {
+    effects.iter().any(|e| e.outside_transaction)
 }
 
 /// Calls a rollback does not undo (allowed), and those that happen only at

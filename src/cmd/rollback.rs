@@ -155,7 +155,15 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
     crate::cmd::push::print_foreign_tables(&report.foreign_tables, &report.foreign_writes_allowed);
     crate::cmd::push::print_external_effects(&report.external_effects);
     if !report.confirmed {
+        let outside = crate::cmd::push::acted_outside(&report.external_effects);
         match output::sequences_drawn(&report.sequences_drawn) {
+            _ if outside => println!(
+                "No row was kept, but {}{} Add --confirm to undo.",
+                crate::cmd::push::OUTSIDE,
+                output::sequences_drawn(&report.sequences_drawn)
+                    .map(|d| format!(" Sequences are never rolled back either: it advanced {d}."))
+                    .unwrap_or_default()
+            ),
             None => println!("Nothing was changed. Add --confirm to undo."),
             Some(drawn) => println!(
                 "No row was changed, but sequences are never rolled back: this dry run advanced {drawn} \

@@ -68,7 +68,10 @@ const MAX_DEPTH: usize = 16;
 
 impl Effects {
     /// Reads what fires for writes to `written` and `allowed` tables
-    /// (enabled row and statement triggers, any event and timing) and the
+    /// (enabled row and statement triggers, any event and timing), to the
+    /// tables a foreign key's ON DELETE / ON UPDATE action reaches from
+    /// them (a cascade runs a DELETE or UPDATE there, whose statement
+    /// triggers fire even when no row references the deleted one), and the
     /// enabled event triggers, and the functions they call, one round trip
     /// per level of calls.
     pub async fn read(
@@ -84,13 +87,23 @@ impl Effects {
         let roots = tx
             .query_typed(
                 &format!(
-                    "SELECT 'trigger ' || t.tgname::text || ' on ' || n.nspname::text || '.' || c.relname::text, \
+                    "WITH RECURSIVE reached(oid) AS ( \
+                       SELECT c.oid FROM pg_catalog.pg_class c \
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE n.nspname::text || '.' || c.relname::text = ANY($1) \
+                       UNION \
+                       SELECT k.conrelid FROM pg_catalog.pg_constraint k JOIN reached r ON r.oid = k.confrelid \
+                       WHERE k.contype = 'f' \
+                         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))) \
+                     SELECT 'trigger ' || t.tgname::text || ' on ' || n.nspname::text || '.' || c.relname::text \
+                            || CASE WHEN n.nspname::text || '.' || c.relname::text = ANY($1) THEN '' \
+                                    ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
                             {FUNCTION_COLUMNS} \
                      FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {FUNCTION_JOINS} \
                      WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' \
-                       AND n.nspname::text || '.' || c.relname::text = ANY($1) \
+                       AND c.oid IN (SELECT oid FROM reached) \
                      UNION ALL \
                      SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS} \
                      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \

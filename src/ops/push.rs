@@ -100,6 +100,11 @@ pub struct UndoRehearsal {
     /// Why the rollback would be refused, when it would be: the push went on
     /// only because --allow-irreversible was given.
     pub refused: Option<String>,
+    /// Why the undo was checked but not run (calls outside the
+    /// transaction that what fires for it would make, each named); empty
+    /// when it was rehearsed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_rehearsed: Vec<String>,
     pub millis: u64,
 }
 
@@ -2129,6 +2134,7 @@ async fn rehearse_undo(
             return Ok(UndoRehearsal {
                 checks: report.checks.into_iter().map(rehearsed).collect(),
                 refused: None,
+                not_rehearsed: report.not_rehearsed,
                 millis,
             })
         }
@@ -2169,6 +2175,7 @@ async fn rehearse_undo(
         return Ok(UndoRehearsal {
             checks,
             refused: Some(refused),
+            not_rehearsed: vec![],
             millis,
         });
     }

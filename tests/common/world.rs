@@ -201,6 +201,40 @@ impl World {
     pub fn scalar(&self, sql: &str) -> String {
         scalar(&mut self.db.client(), sql)
     }
+
+    /// Host, port, user and password of the test database's URL: how another
+    /// connection (postgres_fdw, dblink) reaches the same database.
+    pub fn loopback(&self) -> (String, u16, String, Option<String>) {
+        let url = url::Url::parse(self.url()).expect("test database URL parses");
+        (
+            url.host_str().unwrap_or("127.0.0.1").to_string(),
+            url.port().unwrap_or(5432),
+            url.username().to_string(),
+            url.password().map(str::to_string),
+        )
+    }
+
+    /// The database's `dblink` connection string (a literal for SQL: no
+    /// quote in it), after `CREATE EXTENSION dblink`, which must be
+    /// available (it ships with the server's contrib modules).
+    pub fn with_dblink(&self) -> String {
+        let available =
+            self.count("SELECT count(*) FROM pg_available_extensions WHERE name = 'dblink'");
+        assert_eq!(
+            available, 1,
+            "dblink is not available to the test Postgres: it ships with the server's contrib \
+             modules (Debian: postgresql-15)"
+        );
+        self.exec("CREATE EXTENSION dblink");
+        let (host, port, user, password) = self.loopback();
+        let password = password
+            .map(|p| format!(" password={p}"))
+            .unwrap_or_default();
+        format!(
+            "host={host} port={port} dbname={} user={user}{password}",
+            self.db.name
+        )
+    }
 }
 
 /// `sandbox fixtures load` of `variant` into the database at `url`; it

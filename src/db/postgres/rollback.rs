@@ -109,6 +109,12 @@ pub struct RollbackReport {
     /// the undo discards (`--discard-changes`): table, row, column, the
     /// value as pushed and the app's (recorded in the receipt).
     pub discarded: Vec<String>,
+    /// In the push's rehearsal only: the undo was checked but not run,
+    /// because what fires for it acts outside the transaction (a dblink
+    /// call, an HTTP request, a file) and no savepoint would undo that —
+    /// each such call, named. Empty when the undo was rehearsed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_rehearsed: Vec<String>,
     pub millis: u64,
 }
 
@@ -242,7 +248,18 @@ async fn undo_after_read_back(
     checks.push(rules?);
     let (triggers, trigger_check) = r.triggers(triggers_read)?;
     checks.push(trigger_check);
-    checks.push(r.external_effects(&effects)?);
+    // The push's rehearsal must not perform what a savepoint cannot take
+    // back (the rollback itself checks it as always: refused unless the
+    // user allows it).
+    let outside: Vec<String> = effects
+        .external()
+        .into_iter()
+        .filter(|e| e.outside_transaction)
+        .map(|e| e.description)
+        .collect();
+    if mode == Mode::Rollback || outside.is_empty() {
+        checks.push(r.external_effects(&effects)?);
+    }
     let foreign = foreign?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
@@ -264,6 +281,12 @@ async fn undo_after_read_back(
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
+    if mode == Mode::RehearsalInPush && !outside.is_empty() {
+        // Everything up to the undo was checked; the undo itself would
+        // fire those calls for real.
+        report.not_rehearsed = outside;
+        return Ok(report);
+    }
     let drop_last = r.undo(order?, &pushed, &triggers, &mut report).await?;
     r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
@@ -388,6 +411,7 @@ impl RollbackReport {
             external_effects: vec![],
             already_gone: vec![],
             discarded: vec![],
+            not_rehearsed: vec![],
             millis: 0,
         }
     }
