@@ -507,3 +507,62 @@ fn a_trigger_a_cascade_reaches_is_checked_before_the_rollback_is_rehearsed() {
         "a preflight (the other connection's table included)",
     );
 }
+
+/// An app logging its workflows: an AFTER INSERT trigger appends an audit
+/// row per workflow, an AFTER DELETE trigger deletes the workflow's audit
+/// rows — the app's own among them.
+const AUDITED: &str = "
+CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, workflow_id uuid, note text);
+CREATE FUNCTION public.audit_created() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.audit_log (workflow_id, note) VALUES (NEW.id, 'created'); RETURN NULL; END $$;
+CREATE TRIGGER workflows_audit_created AFTER INSERT ON public.workflows
+  FOR EACH ROW EXECUTE FUNCTION public.audit_created();
+CREATE FUNCTION public.audit_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN DELETE FROM public.audit_log WHERE workflow_id = OLD.id; RETURN NULL; END $$;
+CREATE TRIGGER workflows_audit_forget AFTER DELETE ON public.workflows
+  FOR EACH ROW EXECUTE FUNCTION public.audit_forget();";
+
+/// U16: `push --allow-writes audit_log` consented to the push's inserts
+/// there, not to a rollback deleting the app's audit rows. Before: the
+/// rollback inherited the allowance and `--confirm` deleted all 247 rows
+/// (227 the push's trigger wrote, 20 the app's), exit 0. Now the dry run
+/// and --confirm refuse (exit 1), naming the table, the kind and the count,
+/// and change nothing; with the rollback's own `--allow-writes audit_log`
+/// it goes ahead and says what it deleted.
+#[test]
+fn a_rollback_does_not_inherit_the_push_s_allowance_to_delete() {
+    let w = world("rollback_inherits_delete", AUDITED);
+    let before_push = w.state();
+    let run = w.push(&["--confirm", "--allow-writes", "audit_log"]);
+    run.ok().stdout_has("public.audit_log: 227 rows");
+    let receipt = run.receipt();
+    // The app adds its own audit rows about the pushed workflows.
+    w.exec(
+        "INSERT INTO public.audit_log (workflow_id, note) \
+         SELECT workflow_id, 'reviewed by the app' FROM public.audit_log ORDER BY id LIMIT 20;",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            "public.audit_log — the undo deleted 247 rows there (0 inserted, 0 updated, 247 \
+             deleted; written by ",
+            "trigger workflows_audit_forget on public.workflows (function audit_forget())",
+            "The push's --allow-writes public.audit_log covered the push's own writes there \
+             (227 inserted, 0 updated, 0 deleted)",
+            "add --allow-writes public.audit_log to the rollback",
+            "nothing was changed",
+        ]);
+        before.assert_same(&w.state(), "a rollback refused for the app's audit rows");
+    }
+    // Allowed by the rollback itself: done, and said.
+    w.rollback(&receipt, &["--confirm", "--allow-writes", "audit_log"])
+        .ok()
+        .stdout_has(
+            "Deleted or updated rows the undo did not write, in tables outside the receipt \
+             (allowed by this rollback's --allow-writes; they may have been the app's): \
+             public.audit_log: 247 rows (0 inserted, 0 updated, 247 deleted)",
+        );
+    before_push
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "allowed rollback");
+}

@@ -125,11 +125,35 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             held_off.join(", ")
         );
     }
-    if !report.side_effects.is_empty() {
-        let effects: Vec<String> = report.side_effects.iter().map(|w| w.describe()).collect();
+    // Rows deleted or updated outside the undo are said apart from
+    // appended ones: they may be the app's, and only this rollback's own
+    // --allow-writes let them go.
+    let (destroying, appended): (Vec<_>, Vec<_>) = report
+        .side_effects
+        .iter()
+        .partition(|w| w.updated > 0 || w.deleted > 0);
+    let described = |ws: &[&sandbox::db::writes::TableWrites]| -> String {
+        ws.iter()
+            .map(|w| w.describe())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if !appended.is_empty() {
         println!(
             "Allowed side effects of the undo (tables outside the receipt): {}",
-            effects.join("; ")
+            described(&appended)
+        );
+    }
+    if !destroying.is_empty() {
+        println!(
+            "{} rows the undo did not write, in tables outside the receipt (allowed by this \
+             rollback's --allow-writes; they may have been the app's): {}",
+            if report.confirmed {
+                "Deleted or updated"
+            } else {
+                "Would delete or update"
+            },
+            described(&destroying)
         );
     }
     for s in &report.sequences {

@@ -310,6 +310,98 @@ pub async fn cascading_keys(
     Ok(out)
 }
 
+/// A rollback's allowance, per kind: `explicit` is its own
+/// `--allow-writes`, any kind; `inherited` is what the push was allowed to
+/// write, which a rollback may only insert into (an audit trigger logging
+/// the undo's deletes adds rows and destroys none). The push's consent was
+/// to what the push did there; a rollback's update or delete of such a
+/// table's rows reaches rows the app may have written since (a trigger's
+/// `delete from audit_log where workflow_id = old.id`), so it needs the
+/// rollback's own `--allow-writes`.
+/// Returns the tables the accounting allows (`schema.table`), and the
+/// writes outside `expected` that take the inherited allowance beyond
+/// inserts: each refuses (see [`beyond_inherited_check`]).
+pub fn rollback_allowance(
+    writes: &[TableWrites],
+    expected: &BTreeMap<String, TableWrites>,
+    explicit: &[String],
+    inherited: &[String],
+) -> (Vec<String>, Vec<TableWrites>) {
+    let explicit: Vec<String> = explicit.iter().map(|t| qualify(t)).collect();
+    let inherited: Vec<String> = inherited.iter().map(|t| qualify(t)).collect();
+    let mut allowed = explicit.clone();
+    let mut beyond = Vec::new();
+    for w in writes.iter().filter(|w| {
+        !expected.contains_key(&w.table)
+            && !explicit.contains(&w.table)
+            && inherited.contains(&w.table)
+    }) {
+        if w.updated == 0 && w.deleted == 0 {
+            allowed.push(w.table.clone());
+        } else {
+            beyond.push(w.clone());
+        }
+    }
+    (allowed, beyond)
+}
+
+/// The check failing for each write of [`rollback_allowance`]'s second
+/// list: table, kind and count, what the push wrote there, and the flag
+/// that allows it.
+pub fn beyond_inherited_check(
+    phase: &str,
+    beyond: &[TableWrites],
+    pushed: &[TableWrites],
+    writers: &dyn Fn(&str) -> Vec<String>,
+) -> Check {
+    let rows = beyond
+        .iter()
+        .map(|w| {
+            let kinds: Vec<String> = [("deleted", w.deleted), ("updated", w.updated)]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{k} {n} rows"))
+                .collect();
+            let push =
+                pushed
+                    .iter()
+                    .find(|p| p.table == w.table)
+                    .map_or("nothing".to_string(), |p| {
+                        format!(
+                            "{} inserted, {} updated, {} deleted",
+                            p.inserted, p.updated, p.deleted
+                        )
+                    });
+            let by = writers(&w.table);
+            format!(
+                "{} — the undo {} there ({} inserted, {} updated, {} deleted; {}), rows it did \
+                 not write, which may be the app's. The push's --allow-writes {} covered the \
+                 push's own writes there ({push}); a rollback only inherits it for inserts. To \
+                 let this rollback delete or update them, add --allow-writes {} to the rollback \
+                 (what it writes is then listed)",
+                w.table,
+                kinds.join(" and "),
+                w.inserted,
+                w.updated,
+                w.deleted,
+                if by.is_empty() {
+                    "written by a trigger, rule or event trigger".to_string()
+                } else {
+                    format!("written by {}", by.join("; "))
+                },
+                w.table,
+                w.table,
+            )
+        })
+        .collect();
+    Check::no_rows(
+        phase,
+        "no rows deleted or updated outside the undo without the rollback's own --allow-writes",
+        CheckKind::Guard,
+        rows,
+    )
+}
+
 /// What the accounting found: one check per surprise, and the side effects
 /// the user allowed.
 pub struct Accounting {
@@ -445,6 +537,35 @@ mod tests {
             deleted: del,
             written_by: vec![],
         }
+    }
+
+    #[test]
+    fn a_rollback_inherits_the_push_s_allowance_for_inserts_only() {
+        let expected: BTreeMap<String, TableWrites> = [w("public.workflows", 0, 0, 227)]
+            .into_iter()
+            .map(|x| (x.table.clone(), x))
+            .collect();
+        let writes = [
+            w("public.workflows", 0, 0, 227),
+            w("public.audit_log", 0, 0, 247),
+            w("public.ddl_log", 3, 0, 0),
+            w("app.notes", 0, 5, 0),
+        ];
+        let inherited = [
+            "audit_log".to_string(),
+            "ddl_log".into(),
+            "app.notes".into(),
+        ];
+        let (allowed, beyond) = rollback_allowance(&writes, &expected, &[], &inherited);
+        assert_eq!(allowed, ["public.ddl_log"]);
+        let beyond: Vec<&str> = beyond.iter().map(|b| b.table.as_str()).collect();
+        assert_eq!(beyond, ["public.audit_log", "app.notes"]);
+        // The rollback's own --allow-writes covers any kind.
+        let (allowed, beyond) =
+            rollback_allowance(&writes, &expected, &["public.audit_log".into()], &inherited);
+        assert_eq!(allowed, ["public.audit_log", "public.ddl_log"]);
+        assert_eq!(beyond.len(), 1);
+        assert_eq!(beyond[0].table, "app.notes");
     }
 
     #[test]

@@ -31,7 +31,10 @@ use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
 use crate::db::postgres::Target;
 use crate::db::privileges::privilege_check;
 use crate::db::triggers::{plan_triggers, undo_rules_check, TriggerReport, WrittenTable};
-use crate::db::writes::{account, cascading_keys, storage_check, transaction_writes, TableWrites};
+use crate::db::writes::{
+    account, beyond_inherited_check, cascading_keys, rollback_allowance, storage_check,
+    transaction_writes, TableWrites,
+};
 use crate::error::refused as refuse;
 use crate::plan::checks::{failed_summaries, Check, CheckKind};
 use crate::receipt::{AddedColumn, TableState, Undo, UndoTable};
@@ -53,8 +56,9 @@ pub struct RollbackOptions {
     pub confirm: bool,
     pub lock_timeout_ms: u64,
     pub statement_timeout_ms: u64,
-    /// Tables a side effect of the undo may write, on top of those the
-    /// push was allowed to write.
+    /// Tables a side effect of the undo may write, any kind of write. The
+    /// tables the push was allowed to write, the undo may only insert
+    /// into without being named here (see `db::writes::rollback_allowance`).
     pub allow_writes: Vec<String>,
     /// Undo even though a trigger that fires for the undo calls what a
     /// rollback of this transaction does not undo (see `db::effects`).
@@ -1200,8 +1204,11 @@ impl Rollback<'_, '_> {
             .collect()
     }
 
-    /// Tables outside the receipt a side effect may write: those the push
-    /// was allowed to write and `--allow-writes`.
+    /// Tables outside the receipt a side effect may write in some way:
+    /// those the push was allowed to write and `--allow-writes` — whose
+    /// triggers are searched, and whose foreign tables are allowed. Which
+    /// kinds of rows the undo may write there is the write accounting's
+    /// (`account_writes`).
     fn allowed(&self) -> Vec<String> {
         self.undo
             .allowed_writes
@@ -1455,11 +1462,23 @@ impl Rollback<'_, '_> {
         // As for the push: a table the plan protected or read is never an
         // allowed side effect, whatever --allow-writes says.
         let (protected, recorded) = self.undo.protected_tables();
-        let allowed: Vec<String> = self
-            .allowed()
-            .into_iter()
-            .filter(|a| !protected.contains(&crate::db::writes::qualify(a)))
-            .collect();
+        let unprotected = |tables: &[String]| -> Vec<String> {
+            tables
+                .iter()
+                .filter(|a| !protected.contains(&crate::db::writes::qualify(a)))
+                .cloned()
+                .collect()
+        };
+        // What this command may write beyond its undo, whatever the kind:
+        // its own --allow-writes. The push's allowance is the push's consent
+        // (`rollback_allowance`): a rollback inherits it for inserts only,
+        // its rehearsal inside the push (the push's own transaction) whole.
+        let explicit = unprotected(&self.opts.allow_writes);
+        let inherited = unprotected(&self.undo.allowed_writes);
+        let allowed: Vec<String> = match self.mode {
+            Mode::RehearsalInPush => explicit.iter().chain(&inherited).cloned().collect(),
+            Mode::Rollback => explicit.clone(),
+        };
         // The created tables are dropped (`drop_locked`), and their rows
         // with them: what was written to them does not count (Postgres no
         // longer lists them; in a refused or dry run neither).
@@ -1481,16 +1500,36 @@ impl Rollback<'_, '_> {
             .filter(|w| !dropped.contains(&w.table))
             .collect();
         let expected = undo_writes(self.undo, report);
-        let cascades = cascading_keys(self.tx, &writes, &expected, &allowed).await?;
+        let (writes, allowed_rows, beyond) = match self.mode {
+            Mode::RehearsalInPush => (writes, allowed.clone(), vec![]),
+            Mode::Rollback => {
+                let (allowed_rows, beyond) =
+                    rollback_allowance(&writes, &expected, &explicit, &inherited);
+                let writes: Vec<TableWrites> = writes
+                    .into_iter()
+                    .filter(|w| !beyond.iter().any(|b| b.table == w.table))
+                    .collect();
+                (writes, allowed_rows, beyond)
+            }
+        };
+        let cascades = cascading_keys(self.tx, &writes, &expected, &allowed_rows).await?;
         let mut accounting = account(
             "writes",
             &writes,
             &expected,
-            &self.allowed(),
+            &allowed_rows,
             &protected,
             &cascades,
             &|t: &str| effects.naming(t),
         );
+        if !beyond.is_empty() {
+            accounting.checks.push(beyond_inherited_check(
+                "writes",
+                &beyond,
+                &self.undo.side_effects,
+                &|t: &str| effects.naming(t),
+            ));
+        }
         if !recorded {
             // Said where it refuses: the list was derived, not recorded.
             for c in accounting.checks.iter_mut().filter(|c| !c.ok) {
