@@ -60,7 +60,7 @@ fn ddl_run_by_an_app_trigger_refuses_the_push_by_name() {
         let named = run
             .all()
             .lines()
-            .filter(|l| l.contains("created or changed in this transaction"))
+            .filter(|l| l.contains("in this transaction by"))
             .any(|l| l.contains(own));
         assert!(!named, "{own} is the plan's own DDL: {}", run.show());
     }
@@ -168,6 +168,116 @@ fn ddl_run_by_an_app_trigger_refuses_the_rollback_by_name() {
             .refused(&["table app.graveyard", "no DDL or large object"]);
         before.assert_same(&w.state(), "a refused rollback");
     }
+}
+
+/// Objects of every kind an app's trigger may drop through EXECUTE: a table
+/// with a row, a view, a function, an index, a policy, a rule, an enum, a
+/// whole schema and a large object. A DROP leaves no catalog row behind to see.
+const DROPPABLE: &str = "
+CREATE SCHEMA app;
+CREATE SCHEMA app_scratch;
+CREATE TABLE app.keep (id int PRIMARY KEY, note text);
+INSERT INTO app.keep VALUES (1, 'the app''s row');
+CREATE VIEW app.keep_view AS SELECT id FROM app.keep;
+CREATE FUNCTION app.helper() RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE INDEX keep_note_idx ON app.keep (note);
+ALTER TABLE app.keep ENABLE ROW LEVEL SECURITY;
+CREATE POLICY keep_read ON app.keep FOR SELECT USING (true);
+CREATE RULE keep_no_delete AS ON DELETE TO app.keep DO INSTEAD NOTHING;
+CREATE TYPE app.mood AS ENUM ('calm', 'busy');
+SELECT pg_catalog.lo_create(424242);";
+
+/// The DROP statements for [`DROPPABLE`]'s objects, in an order Postgres
+/// accepts without CASCADE.
+const DROPS: &str = "
+  EXECUTE 'DROP VIEW IF EXISTS app.keep_view';
+  EXECUTE 'DROP POLICY IF EXISTS keep_read ON app.keep';
+  EXECUTE 'DROP RULE IF EXISTS keep_no_delete ON app.keep';
+  EXECUTE 'DROP INDEX IF EXISTS app.keep_note_idx';
+  EXECUTE 'DROP TABLE IF EXISTS app.keep';
+  EXECUTE 'DROP FUNCTION IF EXISTS app.helper()';
+  EXECUTE 'DROP TYPE IF EXISTS app.mood';
+  EXECUTE 'DROP SCHEMA IF EXISTS app_scratch';
+  PERFORM pg_catalog.lo_unlink(l.oid) FROM pg_catalog.pg_largeobject_metadata l WHERE l.oid = 424242;";
+
+/// What the refusals name for [`DROPS`].
+const DROPPED: [&str; 9] = [
+    "view app.keep_view (dropped)",
+    "policy keep_read on app.keep (dropped)",
+    "rule keep_no_delete on app.keep (dropped)",
+    "index app.keep_note_idx (dropped)",
+    "table app.keep (dropped)",
+    "function app.helper() (dropped)",
+    "type app.mood (dropped)",
+    "schema app_scratch (dropped)",
+    "1 large object(s) (dropped)",
+];
+
+/// Before, a DROP run by an app's trigger during the push went unseen: the
+/// push said every check held and committed the loss of the app's table
+/// (and its row), view, function, index, policy, rule, type and schema.
+/// Now each is named as dropped and the push is refused, even with
+/// `--allow-writes` on the table (no consent to lose it); the whole
+/// database is as it was.
+#[test]
+fn a_drop_run_by_an_app_trigger_refuses_the_push_by_name() {
+    let w = world(
+        "ddl_drop",
+        &format!(
+            "{DROPPABLE}
+             CREATE FUNCTION public.wf_drops() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN {DROPS} RETURN NULL; END $$;
+             CREATE TRIGGER wf_drops AFTER INSERT ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.wf_drops();"
+        ),
+    );
+    let before = w.state();
+    for args in [
+        &[][..],
+        &["--confirm"][..],
+        &["--confirm", "--allow-writes", "app.keep"][..],
+    ] {
+        let run = w.push(args);
+        let mut named = vec!["no DDL or large object outside the plan", "wf_drops"];
+        named.extend(DROPPED);
+        run.refused(&named);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}
+
+/// The same for rollback: an ON DELETE trigger the app added after the
+/// push drops its objects when the undo deletes the pushed workflows. The
+/// undo's own drops (the created tables, the added column and its foreign
+/// key) are not named.
+#[test]
+fn a_drop_run_by_an_app_trigger_refuses_the_rollback_by_name() {
+    let w = world("ddl_drop_rollback", DROPPABLE);
+    let receipt = w.push_confirmed();
+    w.exec(&format!(
+        "CREATE FUNCTION public.wf_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN {DROPS} RETURN NULL; END $$;
+         CREATE TRIGGER wf_gone AFTER DELETE ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.wf_gone();"
+    ));
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&DROPPED);
+        for own in ["public.tasks", "strategic_priority_id"] {
+            let named = run
+                .all()
+                .lines()
+                .filter(|l| l.contains("dropped in this transaction by"))
+                .any(|l| l.contains(own));
+            assert!(!named, "{own} is the undo's own drop: {}", run.show());
+        }
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    // Without the trigger the same rollback passes: the undo's own drops
+    // are its own.
+    w.exec("DROP TRIGGER wf_gone ON public.workflows");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    assert_eq!(w.scalar("SELECT count(*) FROM app.keep"), "1");
 }
 
 /// An app's own `tasks` in schema `app`, with a row the push must leave.

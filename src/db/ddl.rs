@@ -12,8 +12,14 @@
 //! internal triggers, the triggers held off and on again, the sequences
 //! moved, the tool's `sandbox` schema), and refuse the rest by name.
 //!
-//! A dropped object leaves no row behind, so a DROP is not seen here (the
-//! storage check sees a table's TRUNCATE or rewrite).
+//! A dropped object leaves no row behind, so the objects of every schema
+//! (relations, constraints, triggers, functions, rules, policies, types,
+//! schemas, event triggers, extensions) are recorded, by name, at the same
+//! start, and those gone before COMMIT are named too, unless they are the
+//! undo's own drops (a created table and what belongs to it, an added
+//! column's keys and indexes). A large object's `lo_unlink` is counted
+//! from the transaction's statistics (neither push nor rollback unlinks
+//! one). The storage check sees a table's TRUNCATE or rewrite.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +35,265 @@ use crate::plan::checks::{Check, CheckKind};
 /// nothing is written yet; at the savepoint of the push's rehearsed undo
 /// the push's own DDL is, and belongs to the push's check, not the undo's.
 const DDL_SINCE: &str = "sandbox.ddl_since";
+
+/// Transaction-local setting holding the objects of every schema at
+/// [`record_start_sql`], by `catalog:oid`, each with how [`CatalogChange`]
+/// names it: a dropped object cannot be named after the DROP.
+const OBJECTS_AT_START: &str = "sandbox.objects_at_start";
+
+/// Transaction-local setting holding how many rows of each catalog this
+/// transaction had deleted at [`record_start_sql`] (from its statistics):
+/// an object gone since counts as this transaction's only if it deleted
+/// rows of that catalog since. Under READ COMMITTED an object another
+/// session dropped and committed meanwhile is gone too, but not ours.
+const DELETES_AT_START: &str = "sandbox.catalog_deletes_at_start";
+
+/// The catalogs whose objects [`OBJECTS_AT_START`] records, each with the
+/// SELECT of `(key, catalog, object, table, relkind, name, detail,
+/// constraint table, constraint columns)` for its objects in every schema
+/// but the system's and the temporary ones.
+fn recorded_objects() -> Vec<(&'static str, String)> {
+    let user_ns = |ns: &str| {
+        format!(
+            "{ns} IN (SELECT un.oid FROM pg_catalog.pg_namespace un \
+              WHERE un.nspname::text NOT IN ('pg_catalog', 'information_schema') \
+                AND un.nspname::text NOT LIKE 'pg\\_toast%' \
+                AND un.nspname::text NOT LIKE 'pg\\_temp\\_%')"
+        )
+    };
+    let select = |catalog: &str,
+                  from: &str,
+                  object: String,
+                  table: String,
+                  relkind: &str,
+                  name: String,
+                  detail: &str,
+                  columns: (String, String),
+                  filter: String| {
+        format!(
+            "SELECT '{catalog}:' || o.oid::text AS key, '{catalog}' AS catalog, {object} AS object, \
+                    {table} AS tab, {relkind} AS relkind, {name} AS name, {detail} AS detail, \
+                    {} AS ctable, {} AS ccols \
+             FROM pg_catalog.{catalog} o{from} WHERE {filter}",
+            columns.0, columns.1
+        )
+    };
+    let none = || "NULL::text".to_string();
+    let no_columns = || (none(), "'{}'::text[]".to_string());
+    // A relation's owner: an index's table, a sequence's (serial,
+    // identity); joined, not a subquery a row (TOAST tables and their
+    // indexes are left out, so no TOAST owner is looked for).
+    let class_joins = " LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = o.oid \
+         LEFT JOIN LATERAL (SELECT d.refobjid FROM pg_catalog.pg_depend d \
+                            WHERE o.relkind = 'S' AND d.classid = 'pg_catalog.pg_class'::regclass \
+                              AND d.objid = o.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+                              AND d.deptype IN ('a', 'i') LIMIT 1) seq ON true";
+    let owner = "coalesce(i.indrelid, seq.refobjid, o.oid)";
+    vec![
+        // Relations but TOAST tables (they go with their table); an
+        // index names its columns, so an added column's index is the
+        // undo's own.
+        (
+            "pg_class",
+            select(
+                "pg_class",
+                class_joins,
+                identify("pg_class", "o.oid", "0"),
+                rel_name(owner),
+                "o.relkind::text",
+                rel_name("o.oid"),
+                "NULL::text",
+                (
+                    format!("CASE WHEN i.indrelid IS NOT NULL THEN {} END", rel_name(owner)),
+                    format!(
+                        "CASE WHEN i.indrelid IS NOT NULL THEN {} ELSE '{{}}'::text[] END",
+                        column_names("i.indrelid", "i.indkey::int2[]")
+                    ),
+                ),
+                format!("o.relkind <> 't' AND {}", user_ns("o.relnamespace")),
+            ),
+        ),
+        (
+            "pg_constraint",
+            select(
+                "pg_constraint",
+                "",
+                identify("pg_constraint", "o.oid", "0"),
+                rel_name("o.conrelid"),
+                "NULL::text",
+                none(),
+                "o.conname::text",
+                (
+                    rel_name("o.conrelid"),
+                    column_names("o.conrelid", "o.conkey"),
+                ),
+                user_ns("o.connamespace"),
+            ),
+        ),
+        // A foreign key's internal triggers go with its constraint.
+        (
+            "pg_trigger",
+            select(
+                "pg_trigger",
+                "",
+                identify("pg_trigger", "o.oid", "0"),
+                rel_name("o.tgrelid"),
+                "NULL::text",
+                none(),
+                "o.tgname::text",
+                no_columns(),
+                format!(
+                    "NOT o.tgisinternal AND o.tgrelid IN (SELECT tc.oid FROM pg_catalog.pg_class tc WHERE {})",
+                    user_ns("tc.relnamespace")
+                ),
+            ),
+        ),
+        (
+            "pg_proc",
+            select(
+                "pg_proc",
+                "",
+                identify("pg_proc", "o.oid", "0"),
+                none(),
+                "NULL::text",
+                none(),
+                "NULL::text",
+                no_columns(),
+                user_ns("o.pronamespace"),
+            ),
+        ),
+        // A view's own `_RETURN` rule goes with the view.
+        (
+            "pg_rewrite",
+            select(
+                "pg_rewrite",
+                "",
+                identify("pg_rewrite", "o.oid", "0"),
+                rel_name("o.ev_class"),
+                "NULL::text",
+                none(),
+                "o.rulename::text",
+                no_columns(),
+                format!(
+                    "o.rulename <> '_RETURN' AND o.ev_class IN (SELECT rc.oid FROM pg_catalog.pg_class rc WHERE {})",
+                    user_ns("rc.relnamespace")
+                ),
+            ),
+        ),
+        (
+            "pg_policy",
+            select(
+                "pg_policy",
+                "",
+                identify("pg_policy", "o.oid", "0"),
+                rel_name("o.polrelid"),
+                "NULL::text",
+                none(),
+                "o.polname::text",
+                no_columns(),
+                "true".into(),
+            ),
+        ),
+        (
+            "pg_namespace",
+            select(
+                "pg_namespace",
+                "",
+                identify("pg_namespace", "o.oid", "0"),
+                none(),
+                "NULL::text",
+                "o.nspname::text".into(),
+                "NULL::text",
+                no_columns(),
+                user_ns("o.oid"),
+            ),
+        ),
+        // Enums, domains, ranges and base types; a relation's row type and
+        // every array type go with what they belong to.
+        (
+            "pg_type",
+            select(
+                "pg_type",
+                "",
+                identify("pg_type", "o.oid", "0"),
+                none(),
+                "NULL::text",
+                none(),
+                "NULL::text",
+                no_columns(),
+                format!(
+                    "o.typtype IN ('e', 'd', 'r', 'm', 'b') AND o.typrelid = 0 \
+                     AND NOT (o.typtype = 'b' AND o.typelem <> 0) AND {}",
+                    user_ns("o.typnamespace")
+                ),
+            ),
+        ),
+        (
+            "pg_event_trigger",
+            select(
+                "pg_event_trigger",
+                "",
+                identify("pg_event_trigger", "o.oid", "0"),
+                none(),
+                "NULL::text",
+                none(),
+                "NULL::text",
+                no_columns(),
+                "true".into(),
+            ),
+        ),
+        (
+            "pg_extension",
+            select(
+                "pg_extension",
+                "",
+                identify("pg_extension", "o.oid", "0"),
+                none(),
+                "NULL::text",
+                none(),
+                "NULL::text",
+                no_columns(),
+                "true".into(),
+            ),
+        ),
+    ]
+}
+
+/// The part of [`changed_sql`] naming the objects recorded at the start
+/// that are gone, in a catalog this transaction deleted rows of since.
+fn gone_sql() -> String {
+    let exists = recorded_objects()
+        .iter()
+        .map(|(catalog, _)| {
+            format!(
+                "WHEN '{catalog}' THEN EXISTS (SELECT 1 FROM pg_catalog.{catalog} x \
+                   WHERE x.oid = pg_catalog.split_part(g.key, ':', 2)::oid)"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "SELECT g.value ->> 0, (g.value ->> 1) || ' (dropped)', g.value ->> 2, g.value ->> 3, \
+                g.value ->> 4, g.value ->> 5, false, g.value ->> 6, \
+                ARRAY(SELECT pg_catalog.jsonb_array_elements_text(g.value -> 7)), false, true \
+         FROM me, pg_catalog.jsonb_each(coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), \
+                                                 '{{}}')::jsonb) g \
+         WHERE NOT (CASE g.value ->> 0 {exists} ELSE true END) \
+           AND {deleted} > 0",
+        deleted = deleted_since("g.value ->> 0"),
+    )
+}
+
+/// How many rows of catalog `catalog` (an SQL text expression naming it)
+/// this transaction deleted since [`record_start_sql`].
+fn deleted_since(catalog: &str) -> String {
+    format!(
+        "(coalesce((SELECT s.n_tup_del FROM pg_catalog.pg_stat_xact_sys_tables s \
+                    WHERE s.schemaname = 'pg_catalog' AND s.relname = {catalog}), 0) \
+          - coalesce((coalesce(nullif(pg_catalog.current_setting('{DELETES_AT_START}', true), ''), '{{}}')::jsonb \
+                      ->> ({catalog}))::int8, 0))"
+    )
+}
 
 /// How far `x` (an `xid`) lies after this transaction's top-level id
 /// (`me.top`, an `xid8` as int8), modulo 2^32: 0 for the top-level id, the
@@ -171,7 +436,7 @@ impl Part {
             conditions.push(NOT_TEMP.to_string());
         }
         format!(
-            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {} \
+            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {}, false \
              FROM me, pg_catalog.{catalog} {alias}{joins} WHERE {}",
             self.object,
             self.table,
@@ -374,10 +639,18 @@ fn changed_sql() -> String {
     // pinned on), for the whole transaction.
     let roles = "SELECT 'pg_authid', 'roles created, changed or dropped (' \
                  || (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::text || ' rows of pg_authid)', \
-                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false \
+                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false, false \
                  FROM me, pg_catalog.pg_stat_xact_sys_tables t \
                  WHERE t.relid = 'pg_catalog.pg_authid'::regclass \
                    AND t.n_tup_ins + t.n_tup_upd + t.n_tup_del > 0";
+    // Large objects unlinked (`lo_unlink`): neither push nor rollback
+    // unlinks one, so any deleted row of their catalog is someone else's.
+    let unlinked = format!(
+        "SELECT 'pg_largeobject_metadata', {n}::text || ' large object(s) (dropped)', \
+                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, true \
+         FROM me WHERE {n} > 0",
+        n = deleted_since("'pg_largeobject_metadata'")
+    );
     format!(
         "WITH me AS MATERIALIZED ( \
            SELECT top, coalesce(nullif(pg_catalog.current_setting('{DDL_SINCE}', true), '')::int8, -1) AS since \
@@ -387,7 +660,7 @@ fn changed_sql() -> String {
         parts
             .iter()
             .map(Part::sql)
-            .chain(std::iter::once(roles.to_string()))
+            .chain([roles.to_string(), unlinked, gone_sql()])
             .collect::<Vec<_>>()
             .join(" UNION ALL ")
     )
@@ -419,12 +692,25 @@ pub fn record_start_sql() -> String {
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
+    let objects = recorded_objects()
+        .into_iter()
+        .map(|(_, select)| select)
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     // Without a transaction id nothing is written yet: -1.
     format!(
         "SELECT pg_catalog.set_config('{DDL_SINCE}', coalesce(( \
            WITH me AS MATERIALIZED (SELECT top FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::text::int8 AS top) t \
                                     WHERE top IS NOT NULL) \
-           SELECT max(m) FROM ({max}) x), -1)::text, true)"
+           SELECT max(m) FROM ({max}) x), -1)::text, true), \
+         pg_catalog.set_config('{OBJECTS_AT_START}', coalesce(( \
+           SELECT pg_catalog.jsonb_object_agg(o.key, pg_catalog.jsonb_build_array( \
+                    o.catalog, o.object, o.tab, o.relkind, o.name, o.detail, o.ctable, pg_catalog.to_jsonb(o.ccols))) \
+           FROM ({objects}) o), '{{}}')::text, true), \
+         pg_catalog.set_config('{DELETES_AT_START}', coalesce(( \
+           SELECT pg_catalog.jsonb_object_agg(s.relname::text, s.n_tup_del) \
+           FROM pg_catalog.pg_stat_xact_sys_tables s \
+           WHERE s.schemaname = 'pg_catalog' AND s.n_tup_del > 0), '{{}}')::text, true)"
     )
 }
 
@@ -453,6 +739,9 @@ pub struct CatalogChange {
     pub constraint_columns: Vec<String>,
     /// A column dropped in this transaction.
     pub dropped: bool,
+    /// An object that existed at the start and is gone: dropped in this
+    /// transaction (named as it was at the start).
+    pub gone: bool,
 }
 
 /// Every catalog row this transaction wrote since [`record_start_sql`].
@@ -474,6 +763,7 @@ pub async fn transaction_ddl(tx: &Transaction<'_>) -> Result<Vec<CatalogChange>>
             constraint_table: r.get(7),
             constraint_columns: r.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
             dropped: r.get(9),
+            gone: r.get(10),
         })
         .collect())
 }
@@ -524,6 +814,19 @@ impl OwnDdl {
             return true;
         }
         let created = self.created.iter().any(|t| t == table);
+        if c.gone {
+            // Only a rollback drops, and only a created table with what
+            // belongs to it and an added column with its keys and indexes.
+            return match c.catalog.as_str() {
+                "pg_constraint" => {
+                    self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
+                }
+                "pg_class" if matches!(c.relkind.as_deref(), Some("i" | "I")) => {
+                    self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
+                }
+                _ => created,
+            };
+        }
         let own_row = c.name.as_deref() == Some(table);
         match c.catalog.as_str() {
             "pg_class" | "pg_sequence" => {
@@ -586,10 +889,16 @@ pub fn ddl_check(
     // Grouped by the table they belong to (or by the object itself), in
     // the order Postgres listed them; the same object once.
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // What was dropped is never excused by --allow-writes: allowing writes
+    // to a table is no consent to lose it or what belongs to it.
+    let mut dropping: Vec<String> = Vec::new();
     for c in changes.iter().filter(|c| !own.made(c)) {
         let key = c.table.clone().unwrap_or_else(|| c.object.clone());
-        if c.table.as_ref().is_some_and(|t| allowed.contains(t)) {
+        if !c.gone && c.table.as_ref().is_some_and(|t| allowed.contains(t)) {
             continue;
+        }
+        if c.gone && !dropping.contains(&key) {
+            dropping.push(key.clone());
         }
         let items = groups.entry(key).or_default();
         if !items.contains(&c.object) {
@@ -603,9 +912,10 @@ pub fn ddl_check(
             let is_table = changes
                 .iter()
                 .any(|c| c.table.as_deref() == Some(key.as_str()));
+            let is_table = is_table && !dropping.contains(&key);
             format!(
-                "{} — created or changed in this transaction by {}, not by the plan; the plan's \
-                 DDL is all a push may run: {}",
+                "{} — created, changed or dropped in this transaction by {}, not by the plan; \
+                 the plan's DDL is all a push may run: {}",
                 items.join(", "),
                 if by.is_empty() {
                     "a trigger, rule or event trigger (DDL through EXECUTE, lo_create …)".to_string()
@@ -646,6 +956,7 @@ mod tests {
             constraint_table: None,
             constraint_columns: vec![],
             dropped: false,
+            gone: false,
         }
     }
 
@@ -710,5 +1021,81 @@ mod tests {
             "{:?}",
             check.rows
         );
+    }
+
+    /// A dropped object is the own DDL's only as a rollback drops: a
+    /// created table with what belongs to it, an added column's keys and
+    /// indexes. A table the plan altered, a held-off trigger or an index of
+    /// an altered table on other columns, gone, is named; and allowing
+    /// writes to a table does not excuse losing it.
+    #[test]
+    fn dropped_objects_are_own_only_as_a_rollback_drops() {
+        let own = OwnDdl {
+            created: vec!["public.tasks".into()],
+            columns: vec![("public.jtbd_library".into(), "suite".into())],
+            referenced: vec![],
+            held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],
+            sequences: vec![],
+        };
+        let gone = |catalog: &str, object: &str, table: &str| {
+            let mut c = change(catalog, &format!("{object} (dropped)"), Some(table));
+            c.gone = true;
+            c
+        };
+        let mut created_index = gone("pg_class", "index public.tasks_pkey", "public.tasks");
+        created_index.relkind = Some("i".into());
+        created_index.constraint_table = Some("public.tasks".into());
+        let mut suite_key = gone(
+            "pg_constraint",
+            "table constraint jtbd_suite_fkey on public.jtbd_library",
+            "public.jtbd_library",
+        );
+        suite_key.constraint_table = Some("public.jtbd_library".into());
+        suite_key.constraint_columns = vec!["suite".into()];
+        let own_drops = vec![
+            gone("pg_class", "table public.tasks", "public.tasks"),
+            created_index,
+            suite_key,
+        ];
+        let check = ddl_check("writes", &own_drops, &own, &[], &|_| vec![]);
+        assert!(check.ok, "{:?}", check.rows);
+
+        let mut altered = gone(
+            "pg_class",
+            "table public.jtbd_library",
+            "public.jtbd_library",
+        );
+        altered.name = Some("public.jtbd_library".into());
+        let mut held = gone(
+            "pg_trigger",
+            "trigger set_updated_at on public.jtbd_library",
+            "public.jtbd_library",
+        );
+        held.detail = Some("set_updated_at".into());
+        let mut other_index = gone(
+            "pg_class",
+            "index public.jtbd_name_idx",
+            "public.jtbd_library",
+        );
+        other_index.relkind = Some("i".into());
+        other_index.constraint_table = Some("public.jtbd_library".into());
+        other_index.constraint_columns = vec!["name".into()];
+        let theirs = vec![altered, held, other_index];
+        for allowed in [&[][..], &["jtbd_library".to_string()][..]] {
+            let check = ddl_check("writes", &theirs, &own, allowed, &|_| vec![]);
+            assert_eq!(check.row_count, 1, "{:?}", check.rows);
+            for named in [
+                "table public.jtbd_library (dropped)",
+                "trigger set_updated_at on public.jtbd_library (dropped)",
+                "index public.jtbd_name_idx (dropped)",
+            ] {
+                assert!(check.rows[0].contains(named), "{:?}", check.rows);
+            }
+            assert!(
+                !check.rows[0].contains("--allow-writes"),
+                "{:?}",
+                check.rows
+            );
+        }
     }
 }
