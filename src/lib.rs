@@ -7,6 +7,7 @@ pub mod db;
 pub mod diff;
 pub mod error;
 pub mod fixtures;
+pub mod interrupt;
 pub mod latency;
 pub mod ops;
 pub mod pgjson;

@@ -25,6 +25,17 @@ fn main() {
     };
     let json = cli.json;
     output::init_color(cli.color);
+    cmd::interrupt::install(match &cli.command {
+        Command::Push(_) => {
+            "\ninterrupted before COMMIT: nothing was written (Postgres rolls the open \
+             transaction back)\n"
+        }
+        Command::Rollback(_) => {
+            "\ninterrupted before COMMIT: nothing was undone (Postgres rolls the open \
+             transaction back)\n"
+        }
+        _ => "",
+    });
     let result = match cli.command {
         Command::Pull(a) => cmd::pull::run(a, json),
         Command::Status(a) => cmd::status::run(a, json),
@@ -40,7 +51,7 @@ fn main() {
         Command::LatencyProxy(a) => cmd::latency_proxy::run(a),
     };
     match result {
-        Ok(code) => std::process::exit(code),
+        Ok(code) => cmd::interrupt::exit(code),
         Err(e) => {
             let e = if sandbox::db::pg_error::timed_out(&e) {
                 e.context(
@@ -69,7 +80,7 @@ fn main() {
                 let text = shown(&format!("{e:#}{advice}"));
                 eprintln!("error: {}", output::visible(&text));
             }
-            std::process::exit(report.kind.exit_code());
+            cmd::interrupt::exit(report.kind.exit_code());
         }
     }
 }

@@ -566,3 +566,173 @@ fn a_rollback_does_not_inherit_the_push_s_allowance_to_delete() {
         .without_schema("sandbox")
         .assert_same(&w.state().without_schema("sandbox"), "allowed rollback");
 }
+
+/// Runs `args` and sends it SIGINT every 2 ms, from the moment `start`
+/// (polled every millisecond on a connection of the test's) says so until
+/// it ends: a user pressing Ctrl-C again and again.
+fn interrupted_from(
+    w: &World,
+    args: &[&str],
+    mut start: impl FnMut(&mut postgres_sync::Client) -> bool,
+) -> common::Run {
+    let mut watcher = postgres_sync::Client::connect(w.url(), postgres_sync::NoTls).unwrap();
+    let mut proc = common::Sandbox::new(args).spawn();
+    let mut started = false;
+    // `running` reaps only a process that has ended: until then the pid
+    // is the child's (alive, or a zombie a signal does not harm).
+    while proc.running() {
+        if !started {
+            started = start(&mut watcher);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(proc.pid() as i32, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    proc.finish()
+}
+
+/// The tool's backend has sent COMMIT (it is running it or ran it last).
+fn commit_sent(c: &mut postgres_sync::Client) -> bool {
+    c.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'sandbox' AND query = 'COMMIT'",
+        &[],
+    )
+    .map(|r| r.get::<_, i64>(0) > 0)
+    .unwrap_or(false)
+}
+
+/// The tool has connected, `delay` ago.
+fn connected_for(delay: std::time::Duration) -> impl FnMut(&mut postgres_sync::Client) -> bool {
+    let mut since = None;
+    move |c| {
+        if since.is_none() {
+            let seen = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = 'sandbox'",
+                    &[],
+                )
+                .map(|r| r.get::<_, i64>(0) > 0)
+                .unwrap_or(false);
+            if seen {
+                since = Some(std::time::Instant::now());
+            }
+        }
+        since.is_some_and(|s| s.elapsed() >= delay)
+    }
+}
+
+fn receipts_with_status(w: &World, status: &str) -> Vec<String> {
+    if w.count(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'sandbox' AND tablename = 'receipts'",
+    ) == 0
+    {
+        return vec![];
+    }
+    rows(
+        w,
+        &format!("SELECT id::text FROM sandbox.receipts WHERE status = '{status}' ORDER BY 1"),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect()
+}
+
+/// H8 U14: Ctrl-C right after COMMIT of `push --confirm` (or `rollback
+/// --confirm`) ended the process (exit 130) before it printed the receipt:
+/// the push was applied and the user never learned it. Now an interrupt
+/// before COMMIT ends the run saying nothing was written (or undone), and
+/// one after COMMIT is sent waits until the receipt line is printed. SIGINT
+/// is sent again and again from chosen moments (at COMMIT, and early);
+/// whatever each run did, the database and the output agree: never applied
+/// (or rolled back) without its line. The whole database is compared
+/// before and after each run that says it wrote nothing, and at the end.
+#[test]
+fn ctrl_c_never_hides_a_committed_push_or_rollback() {
+    let w = world("ctrl_c", "");
+    let before = w.state();
+    let push: Vec<&str> = vec![
+        "push",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        w.snap(),
+        "--confirm",
+    ];
+    let (mut applied_after_interrupt, mut nothing_written) = (0, 0);
+    for trial in 0..6 {
+        let state = w.state();
+        let applied = receipts_with_status(&w, "applied");
+        let run = if trial % 2 == 0 {
+            interrupted_from(&w, &push, commit_sent)
+        } else {
+            let delay = std::time::Duration::from_millis(200 * (trial as u64 / 2));
+            interrupted_from(&w, &push, connected_for(delay))
+        };
+        let now_applied = receipts_with_status(&w, "applied");
+        let new: Vec<&String> = now_applied
+            .iter()
+            .filter(|r| !applied.contains(r))
+            .collect();
+        let receipt = match new.as_slice() {
+            [] => {
+                assert!(
+                    run.stderr.contains("nothing was written"),
+                    "trial {trial}: not applied, and it does not say so: {}",
+                    run.show()
+                );
+                state.assert_same(&w.state(), "a push interrupted before COMMIT");
+                nothing_written += 1;
+                continue;
+            }
+            [receipt] => receipt.to_string(),
+            more => panic!("one push applied {more:?}"),
+        };
+        assert!(
+            run.stdout.contains(&format!("Receipt {receipt}")),
+            "trial {trial}: push applied (receipt {receipt} in sandbox.receipts) without its \
+             receipt line: {}",
+            run.show()
+        );
+        if run.code != 0 {
+            applied_after_interrupt += 1;
+        }
+        // Undo it, interrupted at its COMMIT: rolled back with its line, or
+        // nothing undone and it says so.
+        let rollback = [
+            "rollback",
+            "--database-url",
+            w.url(),
+            "--receipt",
+            &receipt,
+            "--confirm",
+        ];
+        let run = interrupted_from(&w, &rollback, commit_sent);
+        if receipts_with_status(&w, "rolled_back").contains(&receipt) {
+            assert!(
+                run.stdout
+                    .contains(&format!("Rolled back receipt {receipt}")),
+                "trial {trial}: rolled back without saying so: {}",
+                run.show()
+            );
+        } else {
+            assert!(
+                run.stderr.contains("nothing was undone"),
+                "trial {trial}: not rolled back, and it does not say so: {}",
+                run.show()
+            );
+            w.rollback(&receipt, &["--confirm"]).ok();
+        }
+        before
+            .without_schema("sandbox")
+            .assert_same(&w.state().without_schema("sandbox"), "push, then rollback");
+    }
+    assert!(
+        applied_after_interrupt > 0 && nothing_written > 0,
+        "the interrupts hit no COMMIT ({applied_after_interrupt}) or no early moment \
+         ({nothing_written})"
+    );
+}

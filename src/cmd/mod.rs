@@ -1,6 +1,7 @@
 pub mod demo;
 pub mod diff;
 pub mod fixtures;
+pub mod interrupt;
 pub mod latency_proxy;
 pub mod plan;
 pub mod pull;

@@ -2037,6 +2037,11 @@ impl Push<'_, '_> {
             return Ok(report(PushOutcome::WouldApply, None, (None, None)));
         }
         job.progress.step("committing");
+        if !crate::interrupt::enter_commit() {
+            return Err(crate::interrupt::interrupted_before_commit(
+                "nothing was written",
+            ));
+        }
         if let Err(e) = tx.commit().await {
             if e.as_db_error().is_some() {
                 return Err(anyhow::Error::new(e)

@@ -62,6 +62,11 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     let undone = undo_in(&tx, opts, &undo, Mode::Rollback).await;
     let report = match undone {
         Ok(report) if opts.confirm => {
+            if !crate::interrupt::enter_commit() {
+                return Err(crate::interrupt::interrupted_before_commit(
+                    "nothing was undone",
+                ));
+            }
             tx.commit()
                 .await
                 .context("COMMIT of the rollback failed; nothing was undone")?;
