@@ -32,6 +32,17 @@ pub enum Need {
     /// mid-transaction, with the locks already taken. A spelling that names
     /// no type found here is skipped (the push's own statements name it).
     TypeUsage { spelling: String, why: String },
+    /// Any of the comma-separated privileges on a sequence (`sequence`,
+    /// quoted `schema.name`) that numbers `column` (`table.column`): USAGE
+    /// for `nextval()` in a column's default, SELECT for the dry run to
+    /// read where it stands. Without it the statement fails after the
+    /// locks, as "permission denied for sequence".
+    Sequence {
+        sequence: String,
+        column: String,
+        privilege: &'static str,
+        why: String,
+    },
 }
 
 /// The type a spelling names, for [`Need::TypeUsage`]: `(schema, name)`,
@@ -194,6 +205,35 @@ pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) 
                                 "USAGE on type {ty} (to {why}): GRANT USAGE ON TYPE {ty} TO {role}"
                             ));
                         }
+                    }
+                }
+                Need::Sequence {
+                    sequence,
+                    column,
+                    privilege,
+                    why,
+                } => {
+                    let row = tx
+                        .query_typed(
+                            "SELECT CASE WHEN pg_catalog.to_regclass($1) IS NULL THEN true \
+                                ELSE pg_catalog.has_sequence_privilege($1, $2) END, \
+                                pg_catalog.pg_get_userbyid(c.relowner)::text, current_user::text \
+                         FROM (SELECT pg_catalog.to_regclass($1) AS oid) r \
+                         LEFT JOIN pg_catalog.pg_class c ON c.oid = r.oid",
+                            &[(sequence, Type::TEXT), (privilege, Type::TEXT)],
+                        )
+                        .await?;
+                    if !row[0].get::<_, bool>(0) {
+                        let (owner, role): (Option<String>, String) =
+                            (row[0].get(1), row[0].get(2));
+                        let first = privilege.split(',').next().unwrap_or(privilege);
+                        missing.push(format!(
+                            "{privileges} on sequence {sequence}, which numbers {column} (owned \
+                             by {owner}; to {why}): GRANT {first} ON SEQUENCE {sequence} TO {role}",
+                            privileges = privilege.replace(',', " or "),
+                            owner = owner.unwrap_or_default(),
+                            role = crate::types::quote_ident(&role),
+                        ));
                     }
                 }
             }

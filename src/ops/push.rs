@@ -33,7 +33,7 @@ use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, SequenceAdvance};
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
-use crate::db::postgres::sequences::{dry_run_numbers, DryRunSequences};
+use crate::db::postgres::sequences::{dry_run_numbers, numbered_by_one_draw, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
 use crate::db::postgres::tx::{
     begin, lock_tables_and_rows, lock_tables_probing, not_lockable, LockMode,
@@ -860,6 +860,61 @@ impl Push<'_, '_> {
                         why: format!(
                             "move it past the values the push writes into {}.{column}",
                             t.table
+                        ),
+                    });
+                }
+            }
+            needs.extend(self.numbering_needs(t).await?);
+        }
+        Ok(needs)
+    }
+
+    /// Rows inserted leaving a column to its sequence: `nextval()` in the
+    /// column's default needs USAGE on the sequence (an identity's own
+    /// sequence needs nothing: Postgres draws it for the table), and a dry
+    /// run reads where the sequence stands to number the rows itself
+    /// (`dry_run_numbers`), which needs SELECT. A sequence owned by another
+    /// role (an app's shared counter, the identity of a table the role may
+    /// only insert into) fails there, after the locks, unless named here.
+    async fn numbering_needs(&self, t: &TableDiff) -> Result<Vec<Need>> {
+        let mut left: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &self.job.diff.phases {
+            for g in t.insert_groups(p) {
+                for c in t.columns.iter().filter(|c| c.numbered_by_sequence()) {
+                    if !g.columns.contains(&c.name) {
+                        *left.entry(c.name.as_str()).or_default() += g.rows.len();
+                    }
+                }
+            }
+        }
+        let mut needs = Vec::new();
+        for (column, rows) in left {
+            let Some(c) = t.columns.iter().find(|c| c.name == column) else {
+                continue;
+            };
+            let user = format!("{}.{column}", t.table);
+            for feed in feeds(&self.tx, &t.table, column).await? {
+                let sequence = format!(
+                    "{}.{}",
+                    quote_ident(&feed.schema),
+                    quote_ident(&feed.sequence)
+                );
+                if c.identity.is_none() {
+                    needs.push(Need::Sequence {
+                        sequence: sequence.clone(),
+                        column: user.clone(),
+                        privilege: "USAGE,UPDATE",
+                        why: format!("number the {rows} new rows with nextval()"),
+                    });
+                }
+                if self.dry.is_some() && numbered_by_one_draw(c) {
+                    needs.push(Need::Sequence {
+                        sequence,
+                        column: user.clone(),
+                        privilege: "SELECT",
+                        why: format!(
+                            "read where it stands, so the preflight numbers the {rows} new rows \
+                             without drawing from it"
                         ),
                     });
                 }
