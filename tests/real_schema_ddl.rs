@@ -295,8 +295,13 @@ INSERT INTO app.tasks (title) VALUES ('keep me');";
 fn a_created_table_named_like_an_app_table_on_the_search_path_fails_rehearsal() {
     let w = World::loaded("shadow_rehearse", "plan").with_sql(APP_TASKS);
     let db = w.db.name.clone();
+    let role = w.scalar("SELECT current_user::text");
+    // The role's own path in this database wins over the database's: the
+    // message names the setting that gives it (before: "the database's
+    // search_path", whose own path here does not hold `app`).
     w.exec(&format!(
-        "ALTER DATABASE \"{db}\" SET search_path = app, public"
+        "ALTER DATABASE \"{db}\" SET search_path = public;
+         ALTER ROLE \"{role}\" IN DATABASE \"{db}\" SET search_path = app, public"
     ));
     w.pull(&[]).ok();
     let (run, report) = w.rehearse_json(&[]);
@@ -310,7 +315,17 @@ fn a_created_table_named_like_an_app_table_on_the_search_path_fails_rehearsal() 
         rows.contains("app.tasks (id integer, title text)"),
         "{rows}"
     );
-    assert!(rows.contains("search_path"), "{rows}");
+    assert!(
+        rows.contains(&format!(
+            "the search_path `app, public` that sessions of this role get here (set by ALTER \
+             ROLE \"{role}\" IN DATABASE \"{db}\" SET search_path)"
+        )),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("runs under search_path public, extensions, pg_temp"),
+        "{rows}"
+    );
 }
 
 /// R33 at push: `app.tasks` appeared on the search_path after the
@@ -325,7 +340,14 @@ fn a_created_table_named_like_an_app_table_on_the_search_path_refuses_the_push()
     ));
     let before = w.state();
     let run = w.push(&["--confirm"]);
-    run.refused(&["app.tasks", "search_path", "pulling again will not"]);
+    run.refused(&[
+        "app.tasks",
+        &format!(
+            "the search_path `public, app` that sessions of this role get here (set by ALTER \
+             DATABASE \"{db}\" SET search_path)"
+        ),
+        "pulling again will not",
+    ]);
     before.assert_same(&w.state(), "a refused push");
     assert_eq!(w.count("SELECT count(*) FROM app.tasks"), 1);
 }

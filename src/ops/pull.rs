@@ -87,6 +87,13 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
     let existing_targets = read_existing_targets(&tx, &opts.creates).await?;
+    // An app table of another schema named like a created one: the
+    // rehearsal's message names the path and where it is set.
+    let app_path = if existing_targets.iter().any(|t| t.name.contains('.')) {
+        Some(crate::db::postgres::search_path::app_path(&tx).await?)
+    } else {
+        None
+    };
     let target_types = read_target_types(&tx, &opts.target_types).await?;
     // In the same REPEATABLE READ snapshot as the rows: the digests describe
     // exactly what is pulled.
@@ -140,6 +147,10 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     write_server_digests(writer.connection(), &digests)?;
     crate::db::collation::write_locale(writer.connection(), &locale)
         .context("cannot record the database's locale in the snapshot")?;
+    if let Some(p) = &app_path {
+        crate::db::postgres::search_path::write_app_path(writer.connection(), p)
+            .context("cannot record the app's search_path in the snapshot")?;
+    }
     for (meta, summary) in loaded {
         writer.end_table(meta, summary);
     }

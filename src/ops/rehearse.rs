@@ -491,7 +491,7 @@ fn run_in_transaction(
     conn.execute_batch(RESULT_DDL)?;
     let mut r = Rehearsal::new(snapshot, plan);
     r.check_snapshot_unchanged()?;
-    r.checks.push(existing_targets_check(snapshot, plan));
+    r.checks.push(existing_targets_check(snapshot, plan)?);
     r.checks.push(primary_keys_check(snapshot, plan));
     r.stage_written_tables()?;
     for (phase, sql_text) in plan.file.phases.iter().zip(&plan.phase_sql) {
@@ -1552,7 +1552,9 @@ fn undeclared_reads_check(phase: &Phase, reads: &BTreeSet<String>) -> Check {
 /// The tables the plan creates must not exist at the source, nor the
 /// columns it adds: pulling again cannot fix that, so the rehearsal names
 /// them with what they hold.
-fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
+fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Result<Check> {
+    let path = crate::db::postgres::search_path::read_app_path(&snapshot.conn)?
+        .map_or_else(|| "the database's search_path".to_string(), |p| p.describe());
     let mut rows: Vec<String> = snapshot
         .existing_targets
         .iter()
@@ -1568,10 +1570,11 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
                 // search_path: pull records it as `schema.table`.
                 Some((schema, name)) => format!(
                     "table {name} the plan creates (as public.{name}) has the name of table \
-                     {schema}.{name} ({cols}), which is on the database's search_path: the app's \
-                     unqualified `{name}` would mean one of them by the order of the path, not \
-                     by intent (the plan's SQL runs under search_path public, extensions). \
-                     Rename the table in target.json; pulling again will not change this"
+                     {schema}.{name} ({cols}), which is on {path}: the app's unqualified \
+                     `{name}` would mean one of them by the order of the path, not by intent \
+                     (the plan's SQL runs under search_path {pinned}). Rename the table in \
+                     target.json; pulling again will not change this",
+                    pinned = crate::db::postgres::search_path::PINNED
                 ),
                 None => format!("table {} already exists at the source: ({cols})", t.name),
             }
@@ -1588,12 +1591,12 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Check {
             ));
         }
     }
-    Check::no_rows(
+    Ok(Check::no_rows(
         "snapshot",
         "tables and columns the plan creates do not exist yet",
         CheckKind::Conflict,
         rows,
-    )
+    ))
 }
 
 /// The push matches the rows it updates and deletes to Postgres rows by

@@ -22,6 +22,8 @@ use anyhow::{Context, Result};
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
+use crate::types::quote_ident;
+
 /// The pinned path: Supabase's default without `"$user"`, and `pg_temp`
 /// named last. Unnamed, Postgres searches the session's temporary schema
 /// *first*: through a transaction pooler a temporary table an app session
@@ -56,6 +58,122 @@ pub const APP_SCHEMAS: &str = "SELECT n.nspname::text AS schema, s.ord AS positi
      JOIN pg_catalog.pg_namespace n ON n.nspname = \
        CASE WHEN pg_catalog.btrim(s.p) IN ('\"$user\"', '$user') THEN current_user::text \
             ELSE pg_catalog.btrim(pg_catalog.btrim(s.p), '\"') END";
+
+/// The path app sessions of this role get ([`APP_SCHEMAS`]' path) and
+/// where it is set: a role's own setting differs from the database's, and
+/// the fix differs with it (`ALTER ROLE … SET` or `ALTER DATABASE … SET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPath {
+    /// The path, as `pg_settings.reset_val` prints it.
+    pub path: String,
+    /// Where it comes from: `ALTER ROLE "r" SET search_path`, the server's
+    /// default…
+    pub source: String,
+}
+
+impl AppPath {
+    /// For messages: "the search_path `app, public` that sessions of this
+    /// role get here (set by ALTER DATABASE "d" SET search_path)".
+    pub fn describe(&self) -> String {
+        format!(
+            "the search_path `{}` that sessions of this role get here ({})",
+            self.path, self.source
+        )
+    }
+}
+
+/// The path `RESET` restores and the most specific `pg_db_role_setting`
+/// entry for it (role in database, role, database, all roles: Postgres's
+/// order), for the login role (`session_user`, whose settings a session
+/// starts with), with that role and the database. The session's own value
+/// is pinned by then and says nothing about the app's.
+const APP_PATH_SQL: &str = "\
+WITH cfg AS (
+  SELECT d.setrole <> 0 AS by_role, d.setdatabase <> 0 AS by_db, pg_catalog.substr(c, 13) AS val
+  FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) c
+  WHERE d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
+                              WHERE datname = pg_catalog.current_database()))
+    AND d.setrole IN (0, (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user))
+    AND pg_catalog.starts_with(c, 'search_path=')
+  ORDER BY 1 DESC, 2 DESC LIMIT 1
+)
+SELECT g.reset_val, g.boot_val, c.by_role, c.by_db, c.val, session_user::text,
+       pg_catalog.current_database()::text
+FROM pg_catalog.pg_settings g LEFT JOIN cfg c ON true WHERE g.name = 'search_path'";
+
+/// Reads [`AppPath`].
+pub async fn app_path(tx: &Transaction<'_>) -> Result<AppPath> {
+    let row = tx
+        .query_typed(APP_PATH_SQL, &[])
+        .await
+        .context("cannot read where the role's search_path is set")?;
+    let row = row.first().context("pg_settings has no search_path")?;
+    let path: String = row.get(0);
+    let boot: Option<String> = row.get(1);
+    let (by_role, by_db): (Option<bool>, Option<bool>) = (row.get(2), row.get(3));
+    let set: Option<String> = row.get(4);
+    let (role, db): (String, String) = (row.get(5), row.get(6));
+    let (role, db) = (quote_ident(&role), quote_ident(&db));
+    let source = match (set, by_role, by_db) {
+        (Some(v), Some(r), Some(d)) if v == path => format!(
+            "set by {}",
+            match (r, d) {
+                (true, true) => format!("ALTER ROLE {role} IN DATABASE {db} SET search_path"),
+                (true, false) => format!("ALTER ROLE {role} SET search_path"),
+                (false, true) => format!("ALTER DATABASE {db} SET search_path"),
+                (false, false) => "ALTER ROLE ALL SET search_path".to_string(),
+            }
+        ),
+        // A setting below would have been overridden: the connection's.
+        (Some(v), _, _) => format!(
+            "set by this connection's options, over `{v}` that the role and database settings \
+             give"
+        ),
+        (None, _, _) if Some(&path) == boot.as_ref() => "Postgres's default".to_string(),
+        (None, _, _) => {
+            "set by the server's configuration (postgresql.conf, ALTER SYSTEM) or this \
+             connection's options"
+                .to_string()
+        }
+    };
+    Ok(AppPath { path, source })
+}
+
+/// Where pull records the [`AppPath`] in the snapshot, for the rehearsal's
+/// messages. A file without it (pulled before, or with no table of
+/// another schema to name) reads as `None`.
+const APP_PATH_DDL: &str =
+    "CREATE TABLE _sandbox_app_search_path (path TEXT NOT NULL, source TEXT NOT NULL)";
+
+pub fn write_app_path(conn: &rusqlite::Connection, p: &AppPath) -> Result<()> {
+    conn.execute_batch(APP_PATH_DDL)?;
+    conn.execute(
+        "INSERT INTO _sandbox_app_search_path VALUES (?1, ?2)",
+        rusqlite::params![p.path, p.source],
+    )?;
+    Ok(())
+}
+
+pub fn read_app_path(conn: &rusqlite::Connection) -> Result<Option<AppPath>> {
+    let recorded: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM main.sqlite_master WHERE name = '_sandbox_app_search_path'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !recorded {
+        return Ok(None);
+    }
+    Ok(Some(conn.query_row(
+        "SELECT path, source FROM main._sandbox_app_search_path",
+        [],
+        |r| {
+            Ok(AppPath {
+                path: r.get(0)?,
+                source: r.get(1)?,
+            })
+        },
+    )?))
+}
 
 /// How the statements the tool generates spell a column's type in a cast
 /// and its equality operator. The snapshot and the receipt hold types as

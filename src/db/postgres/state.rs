@@ -53,11 +53,18 @@ pub async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Ve
                 &[&names],
             )
             .await?;
+        let path = if rows.is_empty() {
+            String::new()
+        } else {
+            crate::db::postgres::search_path::app_path(tx)
+                .await?
+                .describe()
+        };
         for r in &rows {
             let (schema, name): (String, String) = (r.get(0), r.get(1));
             problems.push(format!(
                 "table {name} the plan creates (as public.{name}) has the name of table \
-                 {schema}.{name}, which is on the database's search_path: the app's unqualified \
+                 {schema}.{name}, which is on {path}: the app's unqualified \
                  `{name}` would mean one of them by the order of the path; rename the table in \
                  target.json"
             ));
