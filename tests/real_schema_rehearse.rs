@@ -285,6 +285,98 @@ fn a_not_valid_check_is_listed_for_the_preflight() {
     w.state().assert_same(&before, "preflight");
 }
 
+/// U13: event triggers the plan's DDL fires. Before, rehearse listed none
+/// of them (only the push's trigger report did). Now pull records every
+/// event trigger and the rehearsal lists those the push's or a rollback's
+/// commands match — by event (ddl_command_start/end on any command,
+/// sql_drop on a DROP, table_rewrite on a rewrite) and WHEN TAG list — with
+/// name, event and function, as "checked on Postgres by the preflight". One
+/// on CREATE FUNCTION, a disabled one and a table_rewrite one (the plan's
+/// ADD COLUMN rewrites nothing) are not listed. The preflight then runs them:
+/// their writes into ddl_log refuse it by name, nothing written.
+#[test]
+fn event_triggers_the_plan_fires_are_listed_for_the_preflight() {
+    let w = World::loaded("rs_event_triggers", "plan").with_sql(
+        "CREATE TABLE public.ddl_log (id serial PRIMARY KEY, tag text);
+             CREATE FUNCTION public.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.ddl_log (tag) VALUES (tg_tag); END $$;
+             CREATE EVENT TRIGGER log_creates ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+               EXECUTE FUNCTION public.log_ddl();
+             CREATE EVENT TRIGGER log_all ON ddl_command_start EXECUTE FUNCTION public.log_ddl();
+             CREATE EVENT TRIGGER log_functions ON ddl_command_end WHEN TAG IN ('CREATE FUNCTION')
+               EXECUTE FUNCTION public.log_ddl();
+             CREATE EVENT TRIGGER log_drops ON sql_drop EXECUTE FUNCTION public.log_ddl();
+             CREATE EVENT TRIGGER log_rewrites ON table_rewrite EXECUTE FUNCTION public.log_ddl();
+             CREATE EVENT TRIGGER log_off ON ddl_command_end EXECUTE FUNCTION public.log_ddl();
+             ALTER EVENT TRIGGER log_off DISABLE;",
+    );
+    let before = w.state();
+    let w = w.pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    let items: Vec<(String, String)> = preflight(&report)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "event_trigger")
+        .map(|(name, _, detail)| (name, detail))
+        .collect();
+    let names: Vec<&str> = items.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "(database).log_all",
+            "(database).log_creates",
+            "(database).log_drops"
+        ],
+        "{items:#?}"
+    );
+    let detail = |i: usize| items[i].1.as_str();
+    assert!(
+        detail(0).starts_with(
+            "ddl_command_start event trigger, function log_ddl() (every command): fires on the \
+             push's CREATE TABLE strategic_priorities, "
+        ),
+        "{}",
+        detail(0)
+    );
+    assert!(
+        detail(0).contains("ALTER TABLE jtbd_library ADD COLUMN strategic_priority_id"),
+        "{}",
+        detail(0)
+    );
+    assert!(
+        detail(1).starts_with(
+            "ddl_command_end event trigger, function log_ddl() (WHEN TAG IN CREATE TABLE): fires \
+             on the push's CREATE TABLE strategic_priorities, CREATE TABLE tools, CREATE TABLE \
+             tasks, CREATE TABLE sandbox.receipts (a first push only)."
+        ),
+        "{}",
+        detail(1)
+    );
+    assert!(
+        detail(2).starts_with(
+            "sql_drop event trigger, function log_ddl() (every command): fires on a rollback's \
+             DROP TABLE strategic_priorities, DROP TABLE tools, DROP TABLE tasks, ALTER TABLE \
+             jtbd_library DROP COLUMN strategic_priority_id."
+        ),
+        "{}",
+        detail(2)
+    );
+    let human = w.rehearse(&[]);
+    human.ok();
+    assert!(
+        human
+            .stdout
+            .lines()
+            .any(|l| l.contains("(database) event trigger log_creates: ddl_command_end")),
+        "{}",
+        human.show()
+    );
+    before.assert_same(&w.state(), "pull and rehearse");
+    // The preflight runs them: their log rows refuse it, nothing written.
+    w.push(&[]).code(1).stderr_has("ddl_log");
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
 /// UNIQUE(name) on workflows: the migrated rows collide with each other and
 /// with an existing workflow. The rehearsal fails (exit 1) naming the
 /// constraint, the table and the rows; push refuses.

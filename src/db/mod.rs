@@ -3,6 +3,7 @@ pub mod datetime;
 pub mod ddl;
 pub mod dependents;
 pub mod effects;
+pub mod event_triggers;
 pub mod foreign;
 pub mod generated;
 pub mod pg_error;

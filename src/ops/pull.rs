@@ -86,7 +86,12 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         (row.get::<_, String>(0), row.get::<_, String>(1), locale)
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
-    let existing_targets = read_existing_targets(&tx, &opts.creates).await?;
+    // In one round trip: both are small catalog reads.
+    let (existing_targets, event_triggers) = futures_util::future::try_join(
+        read_existing_targets(&tx, &opts.creates),
+        crate::db::event_triggers::read_event_triggers(&tx),
+    )
+    .await?;
     // An app table of another schema named like a created one: the
     // rehearsal's message names the path and where it is set.
     let app_path = if existing_targets.iter().any(|t| t.name.contains('.')) {
@@ -147,6 +152,8 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     write_server_digests(writer.connection(), &digests)?;
     crate::db::collation::write_locale(writer.connection(), &locale)
         .context("cannot record the database's locale in the snapshot")?;
+    crate::db::event_triggers::write(writer.connection(), &event_triggers)
+        .context("cannot record the database's event triggers in the snapshot")?;
     if let Some(p) = &app_path {
         crate::db::postgres::search_path::write_app_path(writer.connection(), p)
             .context("cannot record the app's search_path in the snapshot")?;

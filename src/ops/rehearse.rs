@@ -508,6 +508,12 @@ fn run_in_transaction(
     stage::drop_numeric_views(conn, &r.numeric_views)?;
     r.store_staged_tables()?;
     let mut preflight = r.catalog_checks()?;
+    // The database's event triggers the plan's DDL fires (pull records them).
+    let moves_sequences = preflight.iter().any(|p| p.kind == "sequence");
+    preflight.extend(crate::db::event_triggers::preflight_items(
+        &crate::db::event_triggers::read(&snapshot.conn)?,
+        &crate::db::event_triggers::plan_commands(plan, snapshot, moves_sequences),
+    ));
     preflight.extend(std::mem::take(&mut r.stale_reads));
     preflight.extend(std::mem::take(&mut r.undecided_text));
     r.protected_rows_checks()?;
@@ -1553,8 +1559,10 @@ fn undeclared_reads_check(phase: &Phase, reads: &BTreeSet<String>) -> Check {
 /// columns it adds: pulling again cannot fix that, so the rehearsal names
 /// them with what they hold.
 fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Result<Check> {
-    let path = crate::db::postgres::search_path::read_app_path(&snapshot.conn)?
-        .map_or_else(|| "the database's search_path".to_string(), |p| p.describe());
+    let path = crate::db::postgres::search_path::read_app_path(&snapshot.conn)?.map_or_else(
+        || "the database's search_path".to_string(),
+        |p| p.describe(),
+    );
     let mut rows: Vec<String> = snapshot
         .existing_targets
         .iter()
