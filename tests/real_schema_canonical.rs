@@ -521,6 +521,158 @@ fn staged_text_is_what_postgres_prints_for_hstore_and_cube() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// U12: `"char"` (the one-byte internal type: first byte kept, a `\ooo`
+/// escape read, a high byte printed as `\ooo`) and the discrete
+/// multiranges (each range canonical, sorted, overlapping and touching ones
+/// merged). Before, the rehearsal staged them as written, and a comparison
+/// or the push's after-apply check could differ from Postgres. Each input
+/// against Postgres's own text; an input Postgres refuses is refused.
+#[test]
+fn staged_text_is_what_postgres_prints_for_char_and_discrete_multiranges() {
+    let db = common::TestDb::create("canon_char_multirange");
+    let mut client = db.client();
+    let cases: &[(&str, &str)] = &[
+        ("\"char\"", "a"),
+        ("\"char\"", "abc"),
+        ("\"char\"", ""),
+        ("\"char\"", " "),
+        ("\"char\"", "\\101"),
+        ("\"char\"", "\\377"),
+        ("\"char\"", "\\400"),
+        ("\"char\"", "\\08x"),
+        ("\"char\"", "\\12"),
+        ("\"char\"", "\\"),
+        ("\"char\"", "é"),
+        ("\"char\"", "ab\\101"),
+        ("\"char\"[]", "{a,bc,\"\\\\101\",é}"),
+        ("int4multirange", "{}"),
+        ("int4multirange", " { } "),
+        ("int4multirange", "{[1,3)}"),
+        ("int4multirange", "{[1,3), [2,5)}"),
+        ("int4multirange", "{[3,4],[1,2]}"),
+        ("int4multirange", "{(1,3), [7,9]}"),
+        ("int4multirange", "{empty}"),
+        ("int4multirange", "{empty, [1,2]}"),
+        ("int4multirange", "{(,5), [3,)}"),
+        ("int4multirange", "{[1,2),[5,6)}"),
+        ("int4multirange", "{[ 1 , 2 ]}"),
+        ("int4multirange", "{[1,1)}"),
+        ("int4multirange", "{[10,20), (,0], [0,1)}"),
+        ("int4multirange", "{[5,1)}"),
+        ("int4multirange", "[1,2)"),
+        ("int4multirange", "{[1,2),[1,2)}"),
+        (
+            "int8multirange",
+            "{[9223372036854775805,9223372036854775806]}",
+        ),
+        ("int8multirange", "{(1,4], [-3,-1]}"),
+        (
+            "datemultirange",
+            "{[2024-01-01,2024-01-05], [2024-01-06,2024-02-01)}",
+        ),
+        (
+            "datemultirange",
+            "{[2024-01-10,2024-01-20), (2024-01-01,2024-01-05)}",
+        ),
+        ("datemultirange", "{[2024-01-01,infinity)}"),
+        ("int4multirange[]", "{\"{[1,3), [2,5)}\",\"{}\"}"),
+    ];
+    let mut wrong = Vec::new();
+    for (pg_type, input) in cases {
+        let ours =
+            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
+        let theirs = postgres_text(&mut client, pg_type, input);
+        let fine = match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(_), Err(_)) => true,
+            _ => false,
+        };
+        if !fine {
+            wrong.push(format!(
+                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// U12 in a plan: a phase writes `"char"` and int4multirange values in
+/// spellings Postgres prints otherwise, and tsquery and nummultirange
+/// values. Before, all four were staged as written, the rehearsal was green
+/// and the push refused after applying. Now the first two are staged as
+/// Postgres prints them (and the rewrite shown); the other two, whose
+/// printed form the rehearsal does not compute, are listed "checked on
+/// Postgres by the preflight", which compares them there: written in
+/// another spelling it refuses, nothing written; written as Postgres
+/// prints them, the push applies and rollback restores the whole database.
+#[test]
+fn a_plan_writing_char_multirange_and_tsquery_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(dir.path(), |_| {});
+    let phase = plan.join("phases/3B_dh_workflows.sql");
+    let original = std::fs::read_to_string(&phase).unwrap();
+    let key = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
+    let write = |q: &str, m: &str| {
+        let mut sql = original.clone();
+        sql.push_str(&format!(
+            "\nUPDATE workflows SET grade = 'xyz', spans = '{{[3,4],[1,2]}}', q = '{q}', \
+             m = '{m}' WHERE id = '{key}';\n",
+            q = q.replace('\'', "''")
+        ));
+        std::fs::write(&phase, &sql).unwrap();
+    };
+    write("a&b", "{[1.5,2], [2,3)}");
+    let w = World::loaded("canon_printed_form", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows ADD COLUMN grade \"char\", \
+             ADD COLUMN spans int4multirange, ADD COLUMN q tsquery, ADD COLUMN m nummultirange;",
+        )
+        .with_plan(&plan)
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    let rows = common::check_rows(common::check_named(
+        &report,
+        "values written as the text Postgres stores",
+    ));
+    for want in [
+        format!("workflows.grade of row {key}: 'xyz' is stored by Postgres as 'x'"),
+        format!(
+            "workflows.spans of row {key}: '{{[3,4],[1,2]}}' is stored by Postgres as '{{[1,5)}}'"
+        ),
+    ] {
+        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
+    }
+    let listed: Vec<(String, String)> = common::preflight(&report)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "printed_form")
+        .map(|(name, _, detail)| (name, detail))
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["workflows.q", "workflows.m"], "{listed:#?}");
+    assert!(
+        listed[0]
+            .1
+            .starts_with("1 values of type tsquery the plan writes are kept as written"),
+        "{listed:#?}"
+    );
+    // The preflight compares on Postgres: another spelling refuses.
+    let before = w.state();
+    w.push(&[]).code(1).stderr_has("workflows");
+    before.assert_same(&w.state(), "a refused preflight");
+    // Written as Postgres prints them: pushed, and rolled back exactly.
+    write("'a' & 'b'", "{[1.5,3)}");
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT concat_ws(' | ', grade, spans, q, m) FROM public.workflows WHERE id = '{key}'"
+        )),
+        "x | {[1,5)} | 'a' & 'b' | {[1.5,3)}"
+    );
+    w.rollback_restores(&receipt, &before, "rollback of the push");
+}
+
 /// A phase writes hstore and cube values (and arrays of them) in spellings
 /// Postgres reads but prints otherwise (H8 T1). Before: the rehearsal
 /// staged them as written, was green, and the push refused after applying

@@ -1529,6 +1529,9 @@ pub fn preflight_items(
     }
     let new_rows = st.is_new();
     for c in &meta.columns {
+        if crate::plan::canonical::printed_by_postgres_only(&c.value_type()) {
+            printed_form_item(conn, &st, c, &mut out)?;
+        }
         if c.numbered_by_sequence() {
             let n = count(&format!(
                 "s.{} IS NOT NULL AND {new_rows}",
@@ -1598,6 +1601,51 @@ pub fn preflight_items(
         }
     }
     Ok(out)
+}
+
+/// A column of a type Postgres prints in a form the rehearsal does not
+/// compute ([`crate::plan::canonical::printed_by_postgres_only`]): the
+/// values the plan wrote there (new rows, or changed from the pulled ones)
+/// are kept as written, and the preflight compares them on Postgres.
+fn printed_form_item(
+    conn: &Connection,
+    st: &Staged<'_>,
+    c: &ColumnMeta,
+    out: &mut Vec<PreflightItem>,
+) -> Result<()> {
+    let col = quote_ident(&c.name);
+    let changed = match st.pulled_keyed() {
+        Some((p, key)) if p.column(&c.name).is_some() => format!(
+            "NOT EXISTS (SELECT 1 FROM main.{} p WHERE {} AND p.{col} IS s.{col})",
+            quote_ident(&p.name),
+            same_key_sql(&key)
+        ),
+        _ => "1".into(),
+    };
+    let n: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM {} s WHERE s.{col} IS NOT NULL AND {changed}",
+            st.table
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    if n > 0 {
+        let ty = c.value_type();
+        out.push(PreflightItem {
+            table: st.meta.name.clone(),
+            kind: "printed_form".into(),
+            name: c.name.clone(),
+            detail: format!(
+                "{n} values of type {ty} the plan writes are kept as written: Postgres prints \
+                 {ty} in a form of its own that the rehearsal does not compute, so comparisons \
+                 of them are Postgres's; the preflight compares the rows it wrote with these \
+                 (a value not written as Postgres prints it fails there: `SELECT \
+                 '<value>'::{ty}::text` shows the form to write)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Why a key the rehearsal could not check is Postgres's: the

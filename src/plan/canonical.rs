@@ -66,6 +66,10 @@ fn canonical_value(pg_type: &str, delimiter: char, text: &str) -> Result<Option<
         "int4range" | "int8range" | "daterange" | "numrange" | "tsrange" | "tstzrange" => {
             canonical_range(without_typmod(pg_type).as_str(), text)
         }
+        "int4multirange" | "int8multirange" | "datemultirange" => {
+            canonical_multirange(without_typmod(pg_type).as_str(), text)
+        }
+        "\"char\"" => Ok(Some(canonical_char(text))),
         t if unqualified(t) == "hstore" => canonical_hstore(text).map(Some),
         t if unqualified(t) == "cube" => canonical_cube(text).map(Some),
         // `interval day to second`, `interval year`: Postgres truncates to
@@ -1295,9 +1299,171 @@ pub fn has_canonical_form(pg_type: &str) -> bool {
                 | "numrange"
                 | "tsrange"
                 | "tstzrange"
+                | "int4multirange"
+                | "int8multirange"
+                | "datemultirange"
+                | "\"char\""
         )
         || pg_type.starts_with("interval")
         || matches!(unqualified(pg_type), "hstore" | "cube")
+}
+
+/// Types whose values Postgres prints in a form of its own that
+/// [`canonical_text`] does not compute: `tsquery` (operators, quoting,
+/// weights and parentheses normalised), the continuous multiranges (sorted
+/// and merged by value) and pgvector's types (each element as a `real`).
+/// The rehearsal keeps what a phase wrote there, and lists it for the
+/// preflight, which compares on Postgres.
+pub fn printed_by_postgres_only(pg_type: &str) -> bool {
+    let base = pg_type.strip_suffix("[]").unwrap_or(pg_type);
+    matches!(
+        unqualified(&without_typmod(base)),
+        "tsquery"
+            | "nummultirange"
+            | "tsmultirange"
+            | "tstzmultirange"
+            | "vector"
+            | "halfvec"
+            | "sparsevec"
+    )
+}
+
+/// A `"char"` (the one-byte internal type) as Postgres 15 prints it:
+/// `charin` keeps the first byte of the input (a `\ooo` octal escape of
+/// exactly four characters reads as that byte; an empty input is byte 0),
+/// `charout` prints a byte with the high bit set as `\ooo`, byte 0 as the
+/// empty string, any other byte as itself.
+fn canonical_char(text: &str) -> String {
+    let b = text.as_bytes();
+    let octal = |c: u8| (b'0'..=b'7').contains(&c).then(|| u32::from(c - b'0'));
+    let byte = match b {
+        [b'\\', x, y, z] => match (octal(*x), octal(*y), octal(*z)) {
+            // Postgres keeps the low eight bits of a larger escape.
+            (Some(x), Some(y), Some(z)) => ((x << 6) + (y << 3) + z) as u8,
+            _ => b'\\',
+        },
+        [first, ..] => *first,
+        [] => 0,
+    };
+    if byte & 0x80 != 0 {
+        format!("\\{byte:03o}")
+    } else if byte == 0 {
+        String::new()
+    } else {
+        char::from(byte).to_string()
+    }
+}
+
+/// A multirange of a discrete range type (`int4multirange`,
+/// `int8multirange`, `datemultirange`) as Postgres prints it: each range in
+/// its canonical form, empty ones dropped, sorted by lower bound, ranges
+/// that overlap or touch merged, joined by `,` in braces (`{}` when none is
+/// left). `Ok(None)` for a form this does not read (an `infinity` date
+/// bound, say); `Err` for one Postgres refuses.
+fn canonical_multirange(kind: &str, text: &str) -> Result<Option<String>, String> {
+    let range_kind = kind.replace("multirange", "range");
+    let t = text.trim_matches(|c: char| c.is_ascii() && pg_space(c as u8));
+    let Some(inner) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+        return Err(format!(
+            "'{text}' is refused by Postgres as a {kind}: a multirange is written in braces, \
+             such as {{[1,3),[5,7)}}"
+        ));
+    };
+    // The ranges, split at the commas between them (a quoted bound may
+    // hold one).
+    let mut ranges = Vec::new();
+    let (mut start, mut quoted, mut escaped, mut open) = (0, false, false, false);
+    for (i, c) in inner.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && matches!(c, '[' | '(') {
+            open = true;
+        } else if !quoted && matches!(c, ']' | ')') {
+            open = false;
+        } else if !quoted && !open && c == ',' {
+            ranges.push(&inner[start..i]);
+            start = i + 1;
+        }
+    }
+    let last = &inner[start..];
+    if !(ranges.is_empty() && last.trim().is_empty()) {
+        ranges.push(last);
+    }
+    let read = |v: &str| -> Option<i64> {
+        if range_kind == "daterange" {
+            days_from_date(v)
+        } else {
+            v.parse().ok()
+        }
+    };
+    let print = |v: i64| {
+        if range_kind == "daterange" {
+            date_from_days(v)
+        } else {
+            v.to_string()
+        }
+    };
+    let mut bounds: Vec<(Option<i64>, Option<i64>)> = Vec::new();
+    for r in ranges {
+        let r = r.trim();
+        let canonical = match canonical_range(&range_kind, r)? {
+            Some(c) => c,
+            None if parse_range(r).is_some() => r.to_string(),
+            None => return Ok(None),
+        };
+        if canonical == "empty" {
+            continue;
+        }
+        // `[l,h)`, `(,h)`, `[l,)` or `(,)`: the canonical form's bounds.
+        let Some((lo, hi)) = canonical
+            .get(1..canonical.len() - 1)
+            .and_then(|b| b.split_once(','))
+        else {
+            return Ok(None);
+        };
+        let bound = |b: &str| -> Option<Option<i64>> {
+            if b.is_empty() {
+                Some(None)
+            } else {
+                read(b).map(Some)
+            }
+        };
+        let (Some(lo), Some(hi)) = (bound(lo), bound(hi)) else {
+            return Ok(None);
+        };
+        bounds.push((lo, hi));
+    }
+    // None sorts first: an unbounded lower bound comes first.
+    bounds.sort();
+    let mut merged: Vec<(Option<i64>, Option<i64>)> = Vec::new();
+    for (lo, hi) in bounds {
+        match merged.last_mut() {
+            // Overlapping or touching (`[1,3)` and `[3,5)`): one range.
+            Some((_, cur_hi)) if cur_hi.is_none_or(|h| lo.is_none_or(|l| l <= h)) => {
+                *cur_hi = match (*cur_hi, hi) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let printed: Vec<String> = merged
+        .into_iter()
+        .map(|(lo, hi)| {
+            format!(
+                "{}{},{})",
+                if lo.is_some() { '[' } else { '(' },
+                lo.map(print).unwrap_or_default(),
+                hi.map(print).unwrap_or_default()
+            )
+        })
+        .collect();
+    Ok(Some(format!("{{{}}}", printed.join(","))))
 }
 
 /// `timestamp(3) with time zone` → `timestamp with time zone`.
