@@ -729,6 +729,12 @@ pub fn set_local_settings_sql() -> String {
         .collect::<Vec<_>>()
         .join(" ");
     sql.push_str(" SET LOCAL row_security = off;");
+    // No JIT: the catalog reads of the drift, write and DDL checks are
+    // cheap queries whose estimated cost on a big catalog (Supabase's
+    // thousands of extension functions) passes `jit_above_cost`, and
+    // compiling them took ~1 s, while the push holds its locks, for a
+    // query that runs in 40 ms without it.
+    sql.push_str(" SET LOCAL jit = off;");
     // One pinned search_path for pull, drift checks and the plan's SQL in
     // push and rollback: format_type() prints a type unqualified only when
     // its schema is on the path, so a catalog read under the database's own
