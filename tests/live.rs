@@ -507,15 +507,24 @@ fn push_backend_holding(c: &mut postgres_sync::Client, table: &str) -> i32 {
 /// for the statement timeout (10 minutes), the app queued behind them.
 #[test]
 fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
-    let w = live("live_suspended");
+    // A gate the test holds shut keeps the push's first insert into
+    // workflows waiting, after it has taken all its locks, so that it is
+    // caught holding them: a trigger spinning (no lock wait, which the
+    // push's lock_timeout would end) until the test lets go of an advisory
+    // lock. It changes no row.
+    let w = World::loaded("live_suspended", "plan").with_sql(
+        "CREATE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN WHILE NOT pg_try_advisory_lock_shared(4242) LOOP PERFORM pg_sleep(0.02); \
+         END LOOP; PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END $$; \
+         CREATE TRIGGER test_gate BEFORE INSERT ON public.workflows \
+         FOR EACH ROW EXECUTE FUNCTION public.test_gate();",
+    );
+    let w = w.rehearsed();
     let before = w.state();
     let mut c = w.db.client();
-    // An idle reader of jtbd_library keeps the push in its attempts at
-    // ADD COLUMN's ACCESS EXCLUSIVE while it holds its other locks, so
-    // it is caught holding them.
-    let mut idle = postgres_admin(&format!("{}?application_name=idle_reader", w.db.url));
-    idle.batch_execute("BEGIN; SELECT count(*) FROM jtbd_library")
-        .expect("idle reader");
+    let mut idle = postgres_admin(&format!("{}?application_name=gate", w.db.url));
+    idle.batch_execute("SELECT pg_advisory_lock(4242)")
+        .expect("shut the gate");
     let push = common::Sandbox::new(&[
         "push",
         "--database-url",
@@ -528,12 +537,22 @@ fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
     ])
     .spawn();
     let backend = push_backend_holding(&mut c, "workflows");
+    let mut polls = 0;
+    while scalar(
+        &mut c,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {backend} AND wait_event = 'PgSleep'"),
+    ) == "0"
+    {
+        polls += 1;
+        assert!(polls < 1200, "the push never reached the gate");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // SAFETY: kill(2) on the pid of a child this test spawned.
     assert_eq!(unsafe { libc::kill(push.pid() as i32, libc::SIGSTOP) }, 0);
-    // The reader goes: a live push would now take ACCESS EXCLUSIVE on
-    // jtbd_library; the stopped one holds what it has until the server
-    // ends its transaction.
-    idle.batch_execute("COMMIT").expect("end the idle reader");
+    // The gate opens: a live push would now go on; the stopped one holds
+    // what it has until the server ends its transaction.
+    idle.batch_execute("SELECT pg_advisory_unlock(4242)")
+        .expect("open the gate");
     let mut gone = false;
     // A bound far below the statement timeout (600 s), not a timing.
     for _ in 0..1200 {
@@ -850,32 +869,27 @@ fn held_while_waiting_for_the_add_column(
     (held, created, wait, run.receipt())
 }
 
-/// Readers of `jtbd_library` wait for the push from its ACCESS EXCLUSIVE
-/// (the plan's ADD COLUMN) to COMMIT. That lock is asked for after every
-/// other phase's work (the three tables the plan creates, in phases 1, 2
-/// and 4, are made and the workflows of 3B/3C written by then), as nothing
-/// can tell the order apart: the column does not exist before, and phase
-/// 1's expectation naming it is checked after it. Before, it was asked for
-/// in phase 1 and held over phases 2–4. A plan whose phase-1 expectation
-/// also reads a table a later phase writes keeps the phase order: the push
-/// asks for the lock in phase 1, having created and written nothing. Both
-/// orders leave the same database.
+/// The ADD COLUMN's ACCESS EXCLUSIVE on `jtbd_library` is asked for in
+/// the push's one lock step, with the write set's locks, before anything
+/// is created or written: a failed attempt lets go of everything, and no
+/// later step waits while holding the write set (U6: an app transaction
+/// that read `jtbd_library` and then waited to write `workflows`, which
+/// the push held, made a cycle the push could end only by refusing).
+/// While it waits, in attempts, it holds nothing of the plan's. Before, the
+/// lock was asked for after every other phase's work (the three created
+/// tables made, the workflows of 3B/3C written). The column's values are
+/// still written after every other phase's rows when nothing can tell the
+/// order apart; a plan whose phase-1 expectation also reads a table a later
+/// phase writes keeps the phase order. Both orders leave the same database.
 #[test]
-fn the_add_column_comes_after_every_other_phases_writes_when_nothing_can_tell() {
+fn the_add_columns_lock_comes_with_the_write_sets_before_anything_is_written() {
     let w = live("live_exclusive_last");
     let (held, created, wait, receipt) = held_while_waiting_for_the_add_column(&w, &[]);
     assert_eq!(wait, "Lock/relation");
-    // strategic_priorities (phase 1), tools (2) and tasks (4): each table
-    // with its keys, TOAST table and TOAST index — 13 relations, 9 before
-    // phase 4 has made tasks.
-    assert_eq!(
-        created, 13,
-        "tables the plan creates not all made: {held:?}"
-    );
-    // Workflows written (3B, 3C).
+    assert_eq!(created, 0, "tables created before the lock: {held:?}");
     assert!(
-        held.contains(&"workflows RowExclusiveLock".to_string()),
-        "workflows not written: {held:?}"
+        held.is_empty(),
+        "locks held while waiting for jtbd_library: {held:?}"
     );
     let mut c = w.db.client();
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
@@ -905,14 +919,8 @@ fn the_add_column_comes_after_every_other_phases_writes_when_nothing_can_tell() 
     w.rehearse(&["--plan", plan]).ok().stdout_has("PASSED");
     let (held, created, wait, _) = held_while_waiting_for_the_add_column(&w, &["--plan", plan]);
     assert_eq!(wait, "Lock/relation");
-    assert_eq!(
-        created, 0,
-        "in phase order nothing is created before: {held:?}"
-    );
-    assert!(
-        !held.contains(&"workflows RowExclusiveLock".to_string()),
-        "in phase order, the push asks for jtbd_library in phase 1: {held:?}"
-    );
+    assert_eq!(created, 0, "in phase order too: {held:?}");
+    assert!(held.is_empty(), "in phase order too: {held:?}");
     // The same database, whichever the order.
     reordered.assert_same(
         &common::whole_database_state(&w.db.url).without_schema("sandbox"),
@@ -1271,15 +1279,13 @@ fn an_idle_reader_of_a_table_the_undo_locks_never_holds_up_readers_of_the_altere
         scalar(&mut reader, "SELECT count(*) FROM jtbd_library"),
         "371"
     );
-    // The push still holds the locks it took first (SHARE ROW EXCLUSIVE on
-    // the tables it writes): its transaction is on. Before, the reader got
-    // through only once that transaction had ended, holding nothing.
-    let held = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
-                AND l.granted AND l.relation = 'public.workflows'::regclass";
-    assert_ne!(
-        scalar(&mut monitor, held),
-        "0",
+    // The push's transaction is still on, waiting in attempts (each
+    // attempt lets go of all it took). Before, the reader got through only
+    // once that transaction had ended.
+    let open = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sandbox' \
+                AND datname = current_database() AND xact_start IS NOT NULL";
+    assert!(
+        push.running() && scalar(&mut monitor, open) != "0",
         "the reader of jtbd_library waited until the push's transaction ended"
     );
     idle.batch_execute("COMMIT").expect("end the idle reader");
@@ -1625,4 +1631,209 @@ fn rollback_gives_up_at_once_when_the_session_in_its_way_waits_for_its_rows() {
     c.batch_execute("DELETE FROM app_runs")
         .expect("remove the app's row");
     before.assert_same(&w.state(), "a rollback that gave up");
+}
+
+/// An app loop on its own connection until `stop`: each `sql` (one
+/// transaction, run as one batch) that commits counts; an error fails the
+/// test.
+fn app_loop(
+    url: String,
+    sql: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut c = postgres_admin(&url);
+        let mut committed = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            c.batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("the app's {sql}: {e}"));
+            committed += 1;
+        }
+        committed
+    })
+}
+
+/// U6/U1 liveness: a busy, well-behaved app runs while the push holds its
+/// write set's locks — one loop reads `jtbd_library` (the table the plan
+/// adds a column to) and then writes `workflows` (a table the push writes)
+/// in one transaction, another inserts child rows of a `workflows` row.
+/// Before, the push held SHARE ROW EXCLUSIVE on `workflows` and only later
+/// asked for ACCESS EXCLUSIVE on `jtbd_library`: the app held the table the
+/// push waited for and waited for the push — a cycle, and the push refused
+/// ("waiting for rows this transaction had already locked"). The ADD
+/// COLUMN's lock now comes in the same ordered step as the write set's,
+/// ACCESS EXCLUSIVE first, so the push never holds some locks while it
+/// waits for others: it applies in every trial, every app row committed is
+/// there, and, without the app's rows, the whole database is what the same
+/// push leaves with no app running.
+#[test]
+fn a_push_gets_through_a_busy_app_that_reads_the_altered_table_then_writes_another() {
+    let reference = World::loaded("live_busy_reference", "plan").with_shared_snapshot();
+    reference.push_confirmed();
+    let expected = reference.state().without_schema("sandbox");
+    const TRIALS: usize = 5;
+    for trial in 1..=TRIALS {
+        let w = World::loaded(&format!("live_busy_{trial}"), "plan")
+            .with_shared_snapshot()
+            .with_sql(
+                "CREATE TABLE app_runs (id serial PRIMARY KEY, \
+                 workflow_id uuid NOT NULL REFERENCES workflows (id))",
+            );
+        let parent = w.scalar("SELECT min(id::text) FROM workflows");
+        let mut push = common::Sandbox::new(&[
+            "push",
+            "--database-url",
+            &w.db.url,
+            "--snapshot",
+            w.snap(),
+            "--confirm",
+            "--lock-timeout",
+            "60000",
+        ])
+        .spawn();
+        // The app starts once the push holds `workflows` against writers:
+        // its writes then wait for the push and commit after it, so they
+        // are no drift.
+        let mut monitor = w.db.client();
+        let holding = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                       WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                       AND l.granted AND l.mode = 'ShareRowExclusiveLock' \
+                       AND l.relation = 'public.workflows'::regclass";
+        while push.running() && scalar(&mut monitor, holding) == "0" {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reads_then_writes = app_loop(
+            format!("{}?application_name=app_reads_then_writes", w.db.url),
+            "BEGIN; SELECT count(*) FROM jtbd_library; \
+             INSERT INTO workflows (name, definition) VALUES ('app row', '{}'); COMMIT"
+                .to_string(),
+            stop.clone(),
+        );
+        let children = app_loop(
+            format!("{}?application_name=app_child_rows", w.db.url),
+            format!("INSERT INTO app_runs (workflow_id) VALUES ('{parent}')"),
+            stop.clone(),
+        );
+        let run = push.finish();
+        // The app goes on for a moment after the push.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let app_rows = reads_then_writes.join().expect("app thread");
+        let child_rows = children.join().expect("app thread");
+        assert_eq!(
+            run.code,
+            0,
+            "trial {trial} of {TRIALS}: the push did not get through the busy app: {}",
+            run.show()
+        );
+        run.stdout_has("Applied");
+        assert_eq!(
+            w.count("SELECT count(*) FROM workflows WHERE name = 'app row'"),
+            app_rows as i64,
+            "trial {trial}: the app's workflows rows"
+        );
+        assert_eq!(
+            w.count("SELECT count(*) FROM app_runs"),
+            child_rows as i64,
+            "trial {trial}: the app's child rows"
+        );
+        w.exec("DELETE FROM workflows WHERE name = 'app row'; DROP TABLE app_runs");
+        expected.assert_same(
+            &w.state().without_schema("sandbox"),
+            &format!("trial {trial}: the push beside the busy app"),
+        );
+    }
+}
+
+/// The give-up's wording when the session in the way waits for a table
+/// lock this transaction holds (not for rows): a transaction holding
+/// `b` against writers asks for ACCESS EXCLUSIVE on `a`, which an app
+/// transaction has read before it tried to write `b`. The refusal names
+/// the app, the table it waits for and that it waits for this
+/// transaction; before, it said the app waited for "rows this transaction
+/// had already locked or changed". The app's write goes through once the
+/// transaction lets go, and nothing else changed.
+#[test]
+fn a_session_waiting_for_a_table_the_transaction_holds_is_named_with_that_table() {
+    use sandbox::db::postgres::tx::{self, LockMode};
+    let db = common::TestDb::create("live_cycle_wording");
+    let mut setup = db.client();
+    setup
+        .batch_execute("CREATE TABLE a (id int); CREATE TABLE b (id int)")
+        .expect("tables");
+    let before = common::whole_database_state(&db.url);
+    let target = sandbox::db::postgres::parse_target(&db.url).expect("url");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (refusal, app) = runtime.block_on(async {
+        let mut client = sandbox::db::postgres::connect(&target)
+            .await
+            .expect("connect");
+        let tx = tx::begin(&mut client, 600_000, 60_000)
+            .await
+            .expect("begin");
+        tx::lock_tables(
+            &tx,
+            &[("b".to_string(), LockMode::ShareRowExclusive)],
+            60_000,
+        )
+        .await
+        .expect("lock b");
+        let url = format!("{}?application_name=reads_a_writes_b", db.url);
+        let app = std::thread::spawn(move || {
+            let mut c = postgres_admin(&url);
+            // Only the transaction's give-up may end the wait.
+            c.batch_execute("SET deadlock_timeout = '10min'")
+                .expect("put off the app's deadlock check");
+            let pid = scalar(&mut c, "SELECT pg_backend_pid()");
+            let written =
+                c.batch_execute("BEGIN; SELECT count(*) FROM a; INSERT INTO b VALUES (1); COMMIT");
+            (pid, written.map_err(|e| e.to_string()))
+        });
+        let monitor = sandbox::db::postgres::connect(&target)
+            .await
+            .expect("connect the monitor");
+        let mut polls = 0;
+        loop {
+            let waiting: i64 = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'reads_a_writes_b' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .expect("read pg_stat_activity")
+                .get(0);
+            if waiting == 1 {
+                break;
+            }
+            polls += 1;
+            assert!(polls < 1000, "the app never waited for b");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let refusal = tx::lock_tables(&tx, &[("a".to_string(), LockMode::AccessExclusive)], 60_000)
+            .await
+            .expect_err("the app holds a and waits for b");
+        tx.rollback().await.expect("rollback");
+        (refusal, app)
+    });
+    let (app_pid, written) = app.join().expect("app thread");
+    assert_eq!(written, Ok(()), "the app's write goes through afterwards");
+    let refusal = format!("{refusal:#}");
+    for needle in [
+        &format!("pid {app_pid} is waiting to lock table b, which this transaction already holds"),
+        "gave up after 1 attempt(s)",
+        "reads_a_writes_b",
+        "holds AccessShareLock on a",
+    ] {
+        assert!(refusal.contains(needle), "{needle:?} missing: {refusal}");
+    }
+    assert!(!refusal.contains("waiting for rows"), "{refusal}");
+    setup
+        .batch_execute("DELETE FROM b")
+        .expect("remove the app's row");
+    before.assert_same(&common::whole_database_state(&db.url), "a refused lock");
 }

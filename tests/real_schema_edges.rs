@@ -201,8 +201,11 @@ fn the_push_takes_the_lock_a_new_foreign_key_needs_on_its_target_in_attempts_nam
             "{unrelated}: {locks}"
         );
     }
+    // One ordered step: the ADD COLUMN's ACCESS EXCLUSIVE first, held in
+    // the attempt while the key's target is awaited (a failed attempt lets
+    // go of both).
     assert!(
-        locks.contains("jtbd_library:ShareRowExclusiveLock:true"),
+        locks.contains("jtbd_library:AccessExclusiveLock:true"),
         "the written table is held while the target is awaited: {locks}"
     );
     app.batch_execute("COMMIT").unwrap();

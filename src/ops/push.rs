@@ -35,9 +35,7 @@ use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, Seq
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, numbered_by_one_draw, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
-use crate::db::postgres::tx::{
-    begin, lock_tables_and_rows, lock_tables_probing, not_lockable, LockMode,
-};
+use crate::db::postgres::tx::{begin, lock_and_probe, not_lockable, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -225,22 +223,23 @@ pub fn push_locks(snapshot: &Snapshot, plan: &Plan, strict: bool) -> Vec<(String
 /// A table and the mode it is locked in.
 type TableLock = (String, LockMode);
 
-/// The strong locks the push and its rehearsed undo take from the plan's
-/// first ADD COLUMN on a pulled table on, asked for in the same attempts as
-/// that ACCESS EXCLUSIVE lock: taken, ACCESS EXCLUSIVE on every pulled
-/// table the plan adds a column to and SHARE ROW EXCLUSIVE on every pulled
-/// table a foreign key the plan adds references (what its own DDL takes);
-/// probed only (see `tx::probe_in_attempts`), ACCESS EXCLUSIVE on those
-/// referenced tables, which the rehearsed undo's DROP COLUMN or DROP TABLE
-/// of the referencing table takes under its savepoint and hands back at
-/// once. Asked for one by one, a later lock that another session held (an
-/// idle transaction that read `workflows`) kept the push waiting for the
-/// whole --lock-timeout while it held ACCESS EXCLUSIVE on the first table,
-/// and every reader of that table waited as long; taken rather than
-/// probed, readers of `workflows` (the app's main table) waited from the
-/// ADD COLUMN to COMMIT. A session that takes such a table between the
-/// probe and the rehearsal is met by `tx`'s give-up when readers queue
-/// behind what the push holds.
+/// The strong locks the push and its rehearsed undo take, asked for in the
+/// push's one ordered lock step with the write set's (see `push_on`):
+/// taken, ACCESS EXCLUSIVE on every pulled table the plan adds a column to
+/// and SHARE ROW EXCLUSIVE on every pulled table a foreign key the plan
+/// adds references (what its own DDL takes); probed only (see
+/// `tx::probe_in_attempts`), ACCESS EXCLUSIVE on those referenced tables,
+/// which the rehearsed undo's DROP COLUMN or DROP TABLE of the referencing
+/// table takes under its savepoint and hands back at once. Asked for one by
+/// one, a later lock that another session held (an idle transaction that
+/// read `workflows`) kept the push waiting for the whole --lock-timeout
+/// while it held the earlier ones, and an app transaction that had read
+/// the altered table and then wrote one the push held waited for the push
+/// while the push waited for it; taken rather than probed, readers of
+/// `workflows` (the app's main table) waited from the ADD COLUMN to
+/// COMMIT. A session that takes such a table between the probe and the
+/// rehearsal is met by `tx`'s give-up when readers queue behind what the
+/// push holds.
 /// `unlockable` (see `tx::not_lockable`) are left to the DDL.
 fn locks_from_the_first_exclusive(
     plan: &Plan,
@@ -645,10 +644,6 @@ struct Push<'a, 't> {
     /// In a dry run: the sequences it must not draw from, and where its
     /// own rows would have left them (see `sequences`).
     dry: Option<std::cell::RefCell<DryRunSequences>>,
-    /// The push holds its first ACCESS EXCLUSIVE lock on a pulled table,
-    /// and with it every strong lock it takes later; those of its rehearsed
-    /// undo were proved free then (see [`locks_from_the_first_exclusive`]).
-    exclusive_held: std::cell::Cell<bool>,
     /// Tables the plan's foreign keys reference that this role may not
     /// `LOCK` against writers (see `tx::not_lockable`): their keys' DDL
     /// takes their locks itself.
@@ -687,7 +682,6 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
             "preflight: nothing was written"
         },
         dry: (!job.opts.confirm).then(Default::default),
-        exclusive_held: std::cell::Cell::new(false),
         unlockable: Default::default(),
     };
     // The receipts first of all: a role that cannot read or write them is
@@ -709,7 +703,17 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         Ok(staged_meta(&job.snapshot.conn, job.snapshot, job.plan, table)?.constraints)
     };
     let row_locks = push_row_locks(job.diff, &constraints, &|t| job.plan.creates(t))?;
-    lock_tables_and_rows(&p.tx, &locks, &row_locks, job.opts.lock_timeout_ms).await?;
+    // With them, in the same ordered step, every strong lock the push and
+    // its rehearsed undo take later (see `locks_from_the_first_exclusive`):
+    // a failed attempt then lets go of everything, as nothing is written
+    // yet, and no later step waits while holding the write set. Asked for
+    // at the ADD COLUMN instead, an app transaction that had read the
+    // altered table and then waited to write a table the push held
+    // (`workflows`) made a cycle that only a refusal could end: the push
+    // was refused 5 times in 6 beside such an app.
+    let (mut all, probed) = locks_from_the_first_exclusive(job.plan, &p.unlockable.borrow());
+    all.extend(locks.iter().cloned());
+    lock_and_probe(&p.tx, &all, &row_locks, &probed, job.opts.lock_timeout_ms).await?;
     checks.extend(p.no_drift().await?);
     checks.extend(p.nothing_in_the_way().await?);
     let (triggers, trigger_check) = p.triggers().await?;
@@ -1458,72 +1462,10 @@ impl Push<'_, '_> {
         triggers: &[TriggerReport],
         part: Part<'_>,
     ) -> Result<Vec<SequenceAdvance>> {
-        let PushJob {
-            opts,
-            plan,
-            diff,
-            progress,
-            ..
-        } = self.job;
+        let PushJob { diff, progress, .. } = self.job;
         let tx = &self.tx;
-        // ADD COLUMN needs ACCESS EXCLUSIVE, which every reader queues
-        // behind while it waits: taken here, just before the DDL, in short
-        // attempts like the others.
-        let mut altered: Vec<(String, LockMode)> = plan
-            .schema
-            .added_columns
-            .iter()
-            .filter(|a| a.phase == phase.id && part.has(&a.table))
-            .map(|a| (a.table.clone(), LockMode::AccessExclusive))
-            .collect();
-        // A foreign key the DDL adds takes SHARE ROW EXCLUSIVE on the table
-        // it references (Postgres installs its triggers there): taken here
-        // with the others, so an app session holding that table is waited
-        // for in attempts and named, not met by a bare statement. Tables
-        // the push creates are its own (and may not exist yet).
-        let referenced = plan
-            .schema
-            .added_columns
-            .iter()
-            .filter(|a| a.phase == phase.id && part.has(&a.table))
-            .filter_map(|a| a.references.as_ref().map(|r| (&a.table, &r.table)))
-            .chain(
-                plan.schema
-                    .tables
-                    .iter()
-                    .filter(|t| t.phase == phase.id && part.has(&t.name))
-                    .flat_map(|t| {
-                        t.foreign_keys
-                            .iter()
-                            .map(move |fk| (&t.name, &fk.ref_table))
-                    }),
-            )
-            .filter(|(from, to)| from != to && !plan.creates(to))
-            // A table this role may not lock: the key's DDL locks it, in
-            // one attempt at most (the transaction's lock_timeout).
-            .filter(|(_, to)| !self.unlockable.borrow().contains(to))
-            .map(|(_, to)| (to.clone(), LockMode::ShareRowExclusive))
-            .collect::<Vec<_>>();
-        altered.extend(referenced);
-        // Once an ACCESS EXCLUSIVE lock is held, every reader of that table
-        // waits for as long as the push waits for anything else: so the
-        // first one comes with all the strong locks the push and its
-        // rehearsed undo take after it, in the same attempts (the undo's
-        // only probed).
-        let first_exclusive = !self.exclusive_held.get()
-            && altered
-                .iter()
-                .any(|(_, mode)| *mode == LockMode::AccessExclusive);
-        let mut probed = Vec::new();
-        if first_exclusive {
-            let (taken, probe) = locks_from_the_first_exclusive(plan, &self.unlockable.borrow());
-            altered.extend(taken);
-            probed = probe;
-        }
-        lock_tables_probing(tx, &altered, &probed, opts.lock_timeout_ms).await?;
-        if first_exclusive {
-            self.exclusive_held.set(true);
-        }
+        // Every lock the DDL needs was taken in the push's one lock step
+        // (see `push_on`).
         // The phase's DDL pipelined (one round trip, not one per
         // statement, which matters most under ACCESS EXCLUSIVE).
         let ddl: Vec<&crate::diff::PhaseDdl> = diff

@@ -27,6 +27,15 @@ pub const LOCK_ATTEMPT_MS: u64 = 300;
 /// first.
 const LOCK_PAUSE_MS: u64 = 100;
 
+/// The pause before the next attempt: [`LOCK_PAUSE_MS`], give or take
+/// half of it at random, so that two sessions retrying against each
+/// other (a push and an app that retries too, or two pushes) do not meet
+/// in step at every attempt.
+fn pause() -> Duration {
+    let random = u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
+    Duration::from_millis(LOCK_PAUSE_MS / 2 + random * LOCK_PAUSE_MS / 255)
+}
+
 /// Table lock modes we take, lightest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LockMode {
@@ -95,7 +104,7 @@ pub struct LockTimeout {
     /// Sessions in the way that are themselves waiting for this
     /// transaction (for rows it locked or changed): neither side can go on,
     /// so locking gave up after that attempt (see [`waiting_on_us`]).
-    pub waiting_on_us: Vec<i32>,
+    pub waiting_on_us: Vec<Waiter>,
 }
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
@@ -211,7 +220,10 @@ pub async fn probe_in_attempts(
                 let spent = started.elapsed();
                 if !queued_behind_us.is_empty()
                     || !waiting_on_us.is_empty()
-                    || spent + Duration::from_millis(LOCK_PAUSE_MS + LOCK_ATTEMPT_MS.min(total_ms))
+                    || spent
+                        + Duration::from_millis(
+                            LOCK_PAUSE_MS * 3 / 2 + LOCK_ATTEMPT_MS.min(total_ms),
+                        )
                         > Duration::from_millis(total_ms)
                 {
                     // The probed modes first: the stronger ask names
@@ -243,7 +255,7 @@ pub async fn probe_in_attempts(
                         waiting_on_us,
                     }));
                 }
-                tokio::time::sleep(Duration::from_millis(LOCK_PAUSE_MS)).await;
+                tokio::time::sleep(pause()).await;
             }
             Err(e) => {
                 return Err(anyhow::Error::new(e).context("cannot lock the tables"));
@@ -280,14 +292,19 @@ async fn queued_behind_exclusive(tx: &Transaction<'_>) -> Result<Vec<String>> {
 /// wait for. Neither can go on; retrying until `--lock-timeout` would only
 /// keep the app waiting that long (each attempt is shorter than
 /// `deadlock_timeout`, so Postgres never breaks the cycle for us).
-async fn waiting_on_us(tx: &Transaction<'_>, asked: &[(String, LockMode)]) -> Result<Vec<i32>> {
+async fn waiting_on_us(tx: &Transaction<'_>, asked: &[(String, LockMode)]) -> Result<Vec<Waiter>> {
     let names: Vec<String> = asked
         .iter()
         .map(|(t, _)| crate::types::quote_table(t))
         .collect();
+    // With what the session waits for (a backend waits for one lock at a
+    // time): a table lock, or rows (their transaction or tuple lock).
     let rows = tx
         .query_typed(
-            "SELECT l.pid, t.name, l.mode FROM pg_locks l \
+            "SELECT l.pid, t.name, l.mode, \
+               (SELECT w.locktype || ' ' || coalesce(w.relation::regclass::text, '') \
+                FROM pg_locks w WHERE w.pid = l.pid AND NOT w.granted LIMIT 1) \
+             FROM pg_locks l \
              JOIN unnest($1::text[]) AS t(name) ON l.relation = pg_catalog.to_regclass(t.name) \
              WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid() \
                AND pg_backend_pid() = ANY(pg_catalog.pg_blocking_pids(l.pid))",
@@ -295,19 +312,69 @@ async fn waiting_on_us(tx: &Transaction<'_>, asked: &[(String, LockMode)]) -> Re
         )
         .await
         .context("cannot read pg_locks to see who waits for the push")?;
-    let mut pids = Vec::new();
+    let mut out: Vec<Waiter> = Vec::new();
     for r in &rows {
         let pid: i32 = r.get(0);
         let name: String = r.get(1);
         let mode: String = r.get(2);
+        let waits: Option<String> = r.get(3);
         let conflicts = asked.iter().any(|(t, m)| {
             crate::types::quote_table(t) == name && m.conflicts().contains(&mode.as_str())
         });
-        if conflicts && !pids.contains(&pid) {
-            pids.push(pid);
+        if conflicts && !out.iter().any(|w| w.pid == pid) {
+            let table = waits
+                .as_deref()
+                .and_then(|w| w.strip_prefix("relation "))
+                .map(|t| t.trim_start_matches("public.").to_string());
+            out.push(Waiter { pid, table });
         }
     }
-    Ok(pids)
+    Ok(out)
+}
+
+/// A session in the way that waits for this transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub pid: i32,
+    /// The table whose lock it waits for, or `None` when it waits for rows
+    /// this transaction locked or changed.
+    pub table: Option<String>,
+}
+
+/// What the sessions in `waiting` wait for, as the refusal says it: `pid 1
+/// is waiting for table workflows, which this transaction holds locked;
+/// pid 2 is waiting for rows …`.
+fn waiting_for(waiting: &[Waiter]) -> String {
+    let mut parts = Vec::new();
+    let mut tables: Vec<&str> = waiting.iter().filter_map(|w| w.table.as_deref()).collect();
+    tables.sort();
+    tables.dedup();
+    for t in tables {
+        let pids: Vec<i32> = waiting
+            .iter()
+            .filter(|w| w.table.as_deref() == Some(t))
+            .map(|w| w.pid)
+            .collect();
+        parts.push(format!(
+            "{} waiting to lock table {t}, which this transaction already holds locked (as an \
+             app transaction that read a table the push must lock exclusively and then writes \
+             one it has locked does)",
+            pid_list(&pids)
+        ));
+    }
+    let rows: Vec<i32> = waiting
+        .iter()
+        .filter(|w| w.table.is_none())
+        .map(|w| w.pid)
+        .collect();
+    if !rows.is_empty() {
+        parts.push(format!(
+            "{} waiting for rows this transaction had already locked or changed, as an app \
+             writing rows that reference them does",
+            pid_list(&rows)
+        ));
+    }
+    parts.join("; ")
 }
 
 /// The sessions holding locks that conflict with what we asked for: pid,
@@ -791,18 +858,9 @@ pub async fn lock_tables_and_rows(
     lock_and_probe(tx, locks, rows, &[], lock_timeout_ms).await
 }
 
-/// [`lock_tables`], proving in the same attempts that `probe` can be had
-/// (see [`probe_in_attempts`]).
-pub async fn lock_tables_probing(
-    tx: &Transaction<'_>,
-    locks: &[(String, LockMode)],
-    probe: &[(String, LockMode)],
-    lock_timeout_ms: u64,
-) -> Result<()> {
-    lock_and_probe(tx, locks, &[], probe, lock_timeout_ms).await
-}
-
-async fn lock_and_probe(
+/// [`lock_tables_and_rows`], proving in the same attempts that `probe`
+/// can be had (see [`probe_in_attempts`]).
+pub async fn lock_and_probe(
     tx: &Transaction<'_>,
     locks: &[(String, LockMode)],
     rows: &[RowLock],
@@ -817,11 +875,9 @@ async fn lock_and_probe(
             t.tables.join(", "),
             if !t.waiting_on_us.is_empty() {
                 format!(
-                    "({} waiting for rows this transaction had already locked or changed, as an \
-                     app writing rows that reference them does: neither could go on, so it gave \
-                     up after {} attempt(s) of at most {LOCK_ATTEMPT_MS} ms rather than keep {} \
-                     waiting)",
-                    pid_list(&t.waiting_on_us),
+                    "({}: neither could go on, so it gave up after {} attempt(s) of at most \
+                     {LOCK_ATTEMPT_MS} ms rather than keep {} waiting)",
+                    waiting_for(&t.waiting_on_us),
                     t.attempts,
                     if t.waiting_on_us.len() == 1 {
                         "it"
