@@ -51,18 +51,26 @@ fn ddl_run_by_an_app_trigger_refuses_the_push_by_name() {
     }
     // The plan's own DDL (tables, keys, the added column and its foreign
     // key) is not named.
-    let run = w.push(&[]);
-    for own in [
-        "public.tasks",
-        "public.strategic_priorities",
-        "strategic_priority_id",
-    ] {
+    assert_own_not_named(
+        &w.push(&[]),
+        &[
+            "public.tasks",
+            "public.strategic_priorities",
+            "strategic_priority_id",
+        ],
+    );
+}
+
+/// No line of the DDL check's refusal names any of `own` (the plan's or the
+/// undo's own DDL).
+fn assert_own_not_named(run: &common::Run, own: &[&str]) {
+    for own in own {
         let named = run
             .all()
             .lines()
             .filter(|l| l.contains("in this transaction by"))
             .any(|l| l.contains(own));
-        assert!(!named, "{own} is the plan's own DDL: {}", run.show());
+        assert!(!named, "{own} is the command's own DDL: {}", run.show());
     }
 }
 
@@ -263,14 +271,7 @@ fn a_drop_run_by_an_app_trigger_refuses_the_rollback_by_name() {
     for confirm in [&[][..], &["--confirm"][..]] {
         let run = w.rollback(&receipt, confirm);
         run.refused(&DROPPED);
-        for own in ["public.tasks", "strategic_priority_id"] {
-            let named = run
-                .all()
-                .lines()
-                .filter(|l| l.contains("dropped in this transaction by"))
-                .any(|l| l.contains(own));
-            assert!(!named, "{own} is the undo's own drop: {}", run.show());
-        }
+        assert_own_not_named(&run, &["public.tasks", "strategic_priority_id"]);
         before.assert_same(&w.state(), "a refused rollback");
     }
     // Without the trigger the same rollback passes: the undo's own drops

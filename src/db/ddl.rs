@@ -80,6 +80,20 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
     };
     let none = || "NULL::text".to_string();
     let no_columns = || (none(), "'{}'::text[]".to_string());
+    // An object of no table, named by its identity alone.
+    let plain = |catalog: &str, filter: String| {
+        select(
+            catalog,
+            "",
+            identify(catalog, "o.oid", "0"),
+            none(),
+            "NULL::text",
+            none(),
+            "NULL::text",
+            no_columns(),
+            filter,
+        )
+    };
     // A relation's owner: an index's table, a sequence's (serial,
     // identity); joined, not a subquery a row (TOAST tables and their
     // indexes are left out, so no TOAST owner is looked for).
@@ -150,17 +164,7 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
         ),
         (
             "pg_proc",
-            select(
-                "pg_proc",
-                "",
-                identify("pg_proc", "o.oid", "0"),
-                none(),
-                "NULL::text",
-                none(),
-                "NULL::text",
-                no_columns(),
-                user_ns("o.pronamespace"),
-            ),
+            plain("pg_proc", user_ns("o.pronamespace")),
         ),
         // A view's own `_RETURN` rule goes with the view.
         (
@@ -212,15 +216,8 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
         // every array type go with what they belong to.
         (
             "pg_type",
-            select(
+            plain(
                 "pg_type",
-                "",
-                identify("pg_type", "o.oid", "0"),
-                none(),
-                "NULL::text",
-                none(),
-                "NULL::text",
-                no_columns(),
                 format!(
                     "o.typtype IN ('e', 'd', 'r', 'm', 'b') AND o.typrelid = 0 \
                      AND NOT (o.typtype = 'b' AND o.typelem <> 0) AND {}",
@@ -230,31 +227,11 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
         ),
         (
             "pg_event_trigger",
-            select(
-                "pg_event_trigger",
-                "",
-                identify("pg_event_trigger", "o.oid", "0"),
-                none(),
-                "NULL::text",
-                none(),
-                "NULL::text",
-                no_columns(),
-                "true".into(),
-            ),
+            plain("pg_event_trigger", "true".into()),
         ),
         (
             "pg_extension",
-            select(
-                "pg_extension",
-                "",
-                identify("pg_extension", "o.oid", "0"),
-                none(),
-                "NULL::text",
-                none(),
-                "NULL::text",
-                no_columns(),
-                "true".into(),
-            ),
+            plain("pg_extension", "true".into()),
         ),
     ]
 }
@@ -1042,20 +1019,30 @@ mod tests {
             c.gone = true;
             c
         };
-        let mut created_index = gone("pg_class", "index public.tasks_pkey", "public.tasks");
-        created_index.relkind = Some("i".into());
-        created_index.constraint_table = Some("public.tasks".into());
-        let mut suite_key = gone(
-            "pg_constraint",
-            "table constraint jtbd_suite_fkey on public.jtbd_library",
-            "public.jtbd_library",
-        );
-        suite_key.constraint_table = Some("public.jtbd_library".into());
-        suite_key.constraint_columns = vec!["suite".into()];
+        // An index or a constraint names its table and columns.
+        let on_columns = |catalog: &str, object: &str, table: &str, columns: &[&str]| {
+            let mut c = gone(catalog, object, table);
+            if catalog == "pg_class" {
+                c.relkind = Some("i".into());
+            }
+            c.constraint_table = Some(table.into());
+            c.constraint_columns = columns.iter().map(|c| c.to_string()).collect();
+            c
+        };
         let own_drops = vec![
             gone("pg_class", "table public.tasks", "public.tasks"),
-            created_index,
-            suite_key,
+            on_columns(
+                "pg_class",
+                "index public.tasks_pkey",
+                "public.tasks",
+                &["id"],
+            ),
+            on_columns(
+                "pg_constraint",
+                "table constraint jtbd_suite_fkey on public.jtbd_library",
+                "public.jtbd_library",
+                &["suite"],
+            ),
         ];
         let check = ddl_check("writes", &own_drops, &own, &[], &|_| vec![]);
         assert!(check.ok, "{:?}", check.rows);
@@ -1072,14 +1059,12 @@ mod tests {
             "public.jtbd_library",
         );
         held.detail = Some("set_updated_at".into());
-        let mut other_index = gone(
+        let other_index = on_columns(
             "pg_class",
             "index public.jtbd_name_idx",
             "public.jtbd_library",
+            &["name"],
         );
-        other_index.relkind = Some("i".into());
-        other_index.constraint_table = Some("public.jtbd_library".into());
-        other_index.constraint_columns = vec!["name".into()];
         let theirs = vec![altered, held, other_index];
         for allowed in [&[][..], &["jtbd_library".to_string()][..]] {
             let check = ddl_check("writes", &theirs, &own, allowed, &|_| vec![]);
