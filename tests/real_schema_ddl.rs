@@ -637,6 +637,63 @@ fn a_sequence_the_role_may_not_read_is_named_before_any_lock() {
         .assert_same(&o.w.state().without_schema("sandbox"), "push then rollback");
 }
 
+/// H8 U10: an app table in a schema the owner role may not use (`app`,
+/// another role's, as on Supabase) has a foreign key into `workflows`, the
+/// table the push inserts into. The rollback must read it for rows pointing
+/// at the rows it deletes. Before, that read stopped on a raw "permission
+/// denied for schema app": the push refused with it (its rehearsed rollback)
+/// and `rollback` exited 2. Now push and rollback alike name, in the
+/// privilege check before any lock, the schema, the table, the key and the
+/// GRANTs to run (exit 1), and nothing changes; once granted, the receipt
+/// rolls back and the whole database is as before.
+#[test]
+fn a_foreign_key_from_a_schema_the_role_may_not_use_is_named_by_push_and_rollback() {
+    let o = owned_world("unusable_referencing_schema");
+    let role = o.role.name.clone();
+    let w =
+        o.w.with_sql(
+            "CREATE SCHEMA app;
+             CREATE TABLE app.workflow_runs (id serial PRIMARY KEY,
+               workflow_id uuid REFERENCES public.workflows(id) ON DELETE CASCADE);",
+        )
+        .rehearsed();
+    let o = OwnedWorld { w, ..o };
+    let wants = [
+        "lacks privileges",
+        "USAGE on schema app, which holds app.workflow_runs (its foreign key \
+         workflow_runs_workflow_id_fkey references public.\"workflows\"",
+        &format!("GRANT USAGE ON SCHEMA \"app\" TO \"{role}\""),
+        &format!("GRANT SELECT ON app.workflow_runs TO \"{role}\""),
+    ];
+    let before = o.w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = o.w.push_as(&o.url, confirm);
+        run.refused(&wants);
+        assert!(!run.all().contains("permission denied"), "{}", run.show());
+        before.assert_same(&o.w.state(), "a refused push");
+    }
+    let run = o.w.push_as(&o.url, &["--confirm", "--allow-irreversible"]);
+    run.ok().stdout_has("IRREVERSIBLE");
+    let receipt = run.receipt();
+    let pushed = o.w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = o.rollback(&receipt, confirm);
+        run.refused(&wants);
+        assert!(!run.all().contains("permission denied"), "{}", run.show());
+        pushed.assert_same(&o.w.state(), "a refused rollback");
+    }
+    let grant = format!(
+        "GRANT USAGE ON SCHEMA app TO \"{role}\"; GRANT SELECT ON app.workflow_runs TO \"{role}\";"
+    );
+    o.w.exec(&grant);
+    o.rollback(&receipt, &["--confirm"]).ok();
+    o.w.exec(&grant.replace("GRANT", "REVOKE").replace(" TO ", " FROM "));
+    before.without_schema("sandbox").assert_same(
+        &o.w.state().without_schema("sandbox"),
+        "push, then rollback",
+    );
+}
+
 /// S24 at rollback: after the push, an app trigger on `workflows` rewrites
 /// a row of `prompts` (a table the plan protects) for each workflow
 /// deleted. Before, `rollback --allow-writes prompts` took those writes as

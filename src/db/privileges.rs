@@ -43,6 +43,12 @@ pub enum Need {
         privilege: &'static str,
         why: String,
     },
+    /// Reading, through their foreign keys, the tables in any schema that
+    /// reference `table` (`schema.table`): USAGE on each one's schema and
+    /// SELECT on its key columns. Without it the rollback's check for rows
+    /// pointing at the rows it deletes fails with a raw "permission denied
+    /// for schema" (a schema of the app's the owner role may not use).
+    ReadReferencing { table: String, why: String },
 }
 
 /// The type a spelling names, for [`Need::TypeUsage`]: `(schema, name)`,
@@ -107,6 +113,24 @@ WHERE t.typname = $2 \
            ELSE n.nspname = $1::text END \
 ORDER BY array_position(ARRAY['pg_catalog', 'public', 'extensions'], n.nspname::text) \
 LIMIT 1";
+
+/// For [`Need::ReadReferencing`], one row per foreign key referencing
+/// `$1`: the referencing table's schema, the table (quoted), the
+/// constraint, whether the role lacks USAGE on the schema, whether it lacks
+/// SELECT on a key column, and the role. Asked by OID: naming a table in a
+/// schema the role may not use raises the very error this check is for.
+const REFERENCING_SQL: &str = "\
+SELECT rn.nspname::text, \
+       pg_catalog.quote_ident(rn.nspname) || '.' || pg_catalog.quote_ident(rc.relname), \
+       con.conname::text, NOT pg_catalog.has_schema_privilege(rn.oid, 'USAGE'), \
+       NOT coalesce((SELECT bool_and(pg_catalog.has_column_privilege(con.conrelid, k, 'SELECT')) \
+                     FROM unnest(con.conkey) k), true), \
+       current_user::text \
+FROM pg_catalog.pg_constraint con \
+JOIN pg_catalog.pg_class rc ON rc.oid = con.conrelid \
+JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace \
+WHERE con.contype = 'f' AND con.confrelid = pg_catalog.to_regclass($1) \
+ORDER BY 1, 2, 3";
 
 /// One check listing every need the role lacks.
 pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) -> Result<Check> {
@@ -234,6 +258,36 @@ pub async fn privilege_check(tx: &Transaction<'_>, phase: &str, needs: &[Need]) 
                             owner = owner.unwrap_or_default(),
                             role = crate::types::quote_ident(&role),
                         ));
+                    }
+                }
+                Need::ReadReferencing { table, why } => {
+                    let rows = tx
+                        .query_typed(REFERENCING_SQL, &[(table, Type::TEXT)])
+                        .await?;
+                    for r in &rows {
+                        let (schema, from, constraint, no_usage, no_select, role): (
+                            String,
+                            String,
+                            String,
+                            bool,
+                            bool,
+                            String,
+                        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+                        let role = crate::types::quote_ident(&role);
+                        let through =
+                            format!("its foreign key {constraint} references {table}; to {why}");
+                        if no_usage {
+                            missing.push(format!(
+                                "USAGE on schema {schema}, which holds {from} ({through}): \
+                                 GRANT USAGE ON SCHEMA {} TO {role}",
+                                crate::types::quote_ident(&schema)
+                            ));
+                        }
+                        if no_select {
+                            missing.push(format!(
+                                "SELECT on {from} ({through}): GRANT SELECT ON {from} TO {role}"
+                            ));
+                        }
                     }
                 }
             }

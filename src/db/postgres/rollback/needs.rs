@@ -41,6 +41,10 @@ pub(super) fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
     }
     for t in undo.tables.iter().filter(|t| !t.created) {
         if !t.inserted_keys.is_empty() {
+            needs.push(Need::ReadReferencing {
+                table: public(&t.table),
+                why: "check that none of its rows references a row the rollback deletes".into(),
+            });
             needs.push(Need::Table {
                 table: public(&t.table),
                 privilege: "DELETE",
