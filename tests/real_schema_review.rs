@@ -736,3 +736,67 @@ fn ctrl_c_never_hides_a_committed_push_or_rollback() {
          ({nothing_written})"
     );
 }
+
+/// U15: what the rehearsal took from the pulled catalog around a column
+/// changed on Postgres before the push. The rehearsal staged the pushed
+/// workflows with the pull-time constant default and the push writes it
+/// explicitly, so a default changed or added since would be silently
+/// overridden; a collation or NOT NULL changed since means the rehearsal
+/// compared and checked under other rules. Before: the drift check
+/// compared column names and types only, and push applied (priority 5 on
+/// 227 rows where Postgres now gives 7). Now each change refuses the push
+/// before anything is written, naming table, column, what it was at pull
+/// and what it is now, with the advice to pull again and rehearse; undone,
+/// the push goes through as rehearsed.
+#[test]
+fn a_column_definition_changed_since_the_pull_refuses_the_push_by_name() {
+    let w = World::loaded("u15_definitions", "plan")
+        .with_sql(
+            "ALTER TABLE public.workflows ADD COLUMN priority int DEFAULT 5,
+               ADD COLUMN settings jsonb, ADD COLUMN label text;",
+        )
+        .rehearsed();
+    let cases = [
+        (
+            "ALTER TABLE public.workflows ALTER COLUMN priority SET DEFAULT 7",
+            "workflows.priority: default was 5 at pull, is 7 now",
+            "ALTER TABLE public.workflows ALTER COLUMN priority SET DEFAULT 5",
+        ),
+        (
+            "ALTER TABLE public.workflows ALTER COLUMN settings SET DEFAULT '{}'",
+            "workflows.settings: default was none at pull, is '{}'::jsonb now",
+            "ALTER TABLE public.workflows ALTER COLUMN settings DROP DEFAULT",
+        ),
+        (
+            "ALTER TABLE public.workflows ALTER COLUMN label TYPE text COLLATE \"C\"",
+            "workflows.label: collation was the database default at pull, is C now",
+            "ALTER TABLE public.workflows ALTER COLUMN label TYPE text COLLATE \"default\"",
+        ),
+        (
+            "ALTER TABLE public.workflows ALTER COLUMN priority SET NOT NULL",
+            "workflows.priority: NOT NULL was no at pull, is yes now",
+            "ALTER TABLE public.workflows ALTER COLUMN priority DROP NOT NULL",
+        ),
+    ];
+    for (change, named, undo) in cases {
+        w.exec(change);
+        let before = w.state();
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let run = w.push(confirm);
+            run.refused(&[
+                "not in the state the snapshot was pulled from",
+                "workflows column definitions unchanged since pull",
+                named,
+                "Take a fresh snapshot and rehearse it",
+            ]);
+            before.assert_same(&w.state(), change);
+        }
+        w.exec(undo);
+    }
+    w.push_confirmed();
+    assert_eq!(
+        w.count("SELECT count(*) FROM public.workflows WHERE priority = 5"),
+        368,
+        "every workflow, pushed or not, has the default the rehearsal staged"
+    );
+}

@@ -1427,6 +1427,16 @@ pub fn write_server_digests(
 }
 
 impl Snapshot {
+    /// Whether the file recorded each column's collation (one pulled
+    /// before did not: its columns all read as the database default).
+    pub fn records_collations(&self) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('_sandbox_columns') WHERE name = 'collation'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The server digests pull recorded; empty for a snapshot pulled before
     /// they existed (push then reads those tables back, and says so).
     pub fn server_digests(

@@ -943,7 +943,7 @@ impl Push<'_, '_> {
             let drifted: Vec<String> = drift
                 .iter()
                 .filter(|c| !c.ok)
-                .map(|c| c.name.clone())
+                .map(crate::db::postgres::drift::drift_summary)
                 .collect();
             return Err(refuse(
                 format!(

@@ -11,26 +11,38 @@ use crate::catalog::{ColumnMeta, ConstraintMeta, TableMeta, TableRole};
 use crate::error::environment;
 use crate::plan::TableSet;
 
-/// `(column, format_type)` of each named table of schema `public` that
-/// exists, in column order: ONE round trip for any number of tables.
-pub async fn columns_of(
+/// The columns of each named table of schema `public` that exists, in
+/// column order, as pull reads them — type, NOT NULL, default, generated,
+/// identity, collation, domain, enum labels — but without evaluating
+/// constant defaults (`default_constant` and `default_value` are left
+/// unset; the expression's text is there): what a drift check compares
+/// with the snapshot's `_sandbox_columns`. ONE round trip for any number
+/// of tables.
+pub async fn column_definitions(
     tx: &Transaction<'_>,
     tables: &[String],
-) -> Result<BTreeMap<String, Vec<(String, String)>>> {
-    let rows = tx
-        .query_typed(
-            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-             WHERE c.relname::text = ANY($1) AND c.relkind IN ('r', 'p') \
-             ORDER BY c.relname, a.attnum",
-            &[(&tables, tokio_postgres::types::Type::TEXT_ARRAY)],
+) -> Result<BTreeMap<String, Vec<ColumnMeta>>> {
+    let sql = COLUMN_FACTS
+        .replace(
+            "{source}",
+            "pg_attribute a JOIN pg_class tbl ON tbl.oid = a.attrelid AND tbl.relkind IN ('r', 'p') \
+             JOIN pg_namespace tns ON tns.oid = tbl.relnamespace AND tns.nspname = 'public'",
         )
+        .replace(
+            "{filter}",
+            "WHERE tbl.relname::text = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY tbl.relname, a.attnum",
+        );
+    let rows = tx
+        .query_typed(&sql, &[(&tables, tokio_postgres::types::Type::TEXT_ARRAY)])
         .await
         .context("cannot read the columns of the tables the plan depends on")?;
-    let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<ColumnMeta>> = BTreeMap::new();
     for r in &rows {
-        out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+        let table: Option<String> = r.get(COLUMN_FACTS_TABLE);
+        let columns = out.entry(table.unwrap_or_default()).or_default();
+        let (column, _) = column_of_row(r, columns.len() as u32 + 1)?;
+        columns.push(column);
     }
     Ok(out)
 }
@@ -358,11 +370,15 @@ pub fn inheritance_advice(links: &[InheritanceLink]) -> String {
     )
 }
 
+/// The index of the table name among [`COLUMN_FACTS`]' columns.
+const COLUMN_FACTS_TABLE: usize = 26;
+
 /// What Postgres does for each column of `a` (a row per column, with
 /// `pg_attribute`'s names): its type, NOT NULL, default (the column's own,
 /// else the nearest domain's), generated, identity, enum labels, domain,
-/// array delimiter and element, collation. `{source}` gives `a`, `{filter}`
-/// ends the statement; [`columns_of_rows`] reads the rows.
+/// array delimiter and element, collation, and last its table's name.
+/// `{source}` gives `a`, `{filter}` ends the statement; [`columns_of_rows`]
+/// reads the rows.
 const COLUMN_FACTS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                     coalesce(pg_get_expr(d.adbin, d.adrelid), pg_get_expr(dom.default_bin, 0)), \
                     a.attgenerated::text, a.attidentity::text, \
@@ -401,7 +417,8 @@ const COLUMN_FACTS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.at
                      JOIN pg_type bt ON bt.oid = CASE WHEN ft.typtype = 'd' THEN ft.typbasetype \
                                                       ELSE ft.oid END \
                      WHERE ct.typtype = 'c' AND ct.oid = CASE WHEN ty.typcategory = 'A' \
-                       THEN ty.typelem ELSE coalesce(dom.base_oid, ty.oid) END) \
+                       THEN ty.typelem ELSE coalesce(dom.base_oid, ty.oid) END), \
+                    (SELECT rc.relname::text FROM pg_class rc WHERE rc.oid = a.attrelid) \
              FROM {source} \
              JOIN pg_type ty ON ty.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -592,6 +609,67 @@ fn composite_fields(json: Option<String>) -> Result<Option<Vec<crate::catalog::C
     ))
 }
 
+/// Column `r` of [`COLUMN_FACTS`] (the `ordinal`th of its table), and
+/// whether its default is a candidate for a constant (immutable, of
+/// constant nodes only), for Postgres to evaluate.
+fn column_of_row(r: &tokio_postgres::Row, ordinal: u32) -> Result<(ColumnMeta, bool)> {
+    let expr: Option<String> = r.get(3);
+    let generated = r.get::<_, String>(4) == "s";
+    let identity = match r.get::<_, String>(5).as_str() {
+        "a" => Some(crate::catalog::Identity::Always),
+        "d" => Some(crate::catalog::Identity::ByDefault),
+        _ => None,
+    };
+    let nodes: Vec<String> = r.get(6);
+    let immutable: bool = r.get(7);
+    let labels: Vec<String> = r.get(8);
+    let is_domain: bool = r.get(9);
+    let is_enum: Option<bool> = r.get(15);
+    let pg_type: String = r.get(1);
+    let default_candidate = !generated
+        && expr.is_some()
+        && immutable
+        && nodes.iter().all(|n| CONSTANT_NODES.contains(&n.as_str()));
+    let column = ColumnMeta {
+        name: r.get(0),
+        ordinal,
+        pg_type: pg_type.clone(),
+        not_null: r.get(2),
+        default: if generated { None } else { expr.clone() },
+        generated: if generated { expr.clone() } else { None },
+        identity,
+        enum_labels: is_enum.unwrap_or(false).then_some(labels),
+        domain: is_domain.then(|| crate::catalog::DomainMeta {
+            name: r.get(12),
+            base_type: r.get(10),
+            not_null: r.get(11),
+            checks: r.get(13),
+        }),
+        array_delimiter: r.get(14),
+        array_element: r
+            .get::<_, Option<String>>(16)
+            .map(|kind| crate::catalog::ArrayElement {
+                pg_type: r.get(17),
+                enum_labels: r.get(18),
+                domain: (kind == "d").then(|| crate::catalog::DomainMeta {
+                    name: r.get(21),
+                    base_type: r.get::<_, Option<String>>(19).unwrap_or_default(),
+                    not_null: r.get::<_, Option<bool>>(20).unwrap_or(false),
+                    checks: r.get::<_, Option<Vec<String>>>(22).unwrap_or_default(),
+                }),
+            }),
+        collation: r
+            .get::<_, Option<String>>(23)
+            .map(|name| crate::catalog::Collation {
+                name,
+                deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
+            }),
+        composite: composite_fields(r.get(25))?,
+        ..Default::default()
+    };
+    Ok((column, default_candidate))
+}
+
 async fn columns_of_rows(
     tx: &Transaction<'_>,
     rows: &[tokio_postgres::Row],
@@ -599,60 +677,8 @@ async fn columns_of_rows(
     let mut columns: Vec<ColumnMeta> = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let expr: Option<String> = r.get(3);
-        let generated = r.get::<_, String>(4) == "s";
-        let identity = match r.get::<_, String>(5).as_str() {
-            "a" => Some(crate::catalog::Identity::Always),
-            "d" => Some(crate::catalog::Identity::ByDefault),
-            _ => None,
-        };
-        let nodes: Vec<String> = r.get(6);
-        let immutable: bool = r.get(7);
-        let labels: Vec<String> = r.get(8);
-        let is_domain: bool = r.get(9);
-        let is_enum: Option<bool> = r.get(15);
-        let pg_type: String = r.get(1);
-        let default_candidate = !generated
-            && expr.is_some()
-            && immutable
-            && nodes.iter().all(|n| CONSTANT_NODES.contains(&n.as_str()));
-        columns.push(ColumnMeta {
-            name: r.get(0),
-            ordinal: i as u32 + 1,
-            pg_type: pg_type.clone(),
-            not_null: r.get(2),
-            default: if generated { None } else { expr.clone() },
-            generated: if generated { expr.clone() } else { None },
-            identity,
-            enum_labels: is_enum.unwrap_or(false).then_some(labels),
-            domain: is_domain.then(|| crate::catalog::DomainMeta {
-                name: r.get(12),
-                base_type: r.get(10),
-                not_null: r.get(11),
-                checks: r.get(13),
-            }),
-            array_delimiter: r.get(14),
-            array_element: r.get::<_, Option<String>>(16).map(|kind| {
-                crate::catalog::ArrayElement {
-                    pg_type: r.get(17),
-                    enum_labels: r.get(18),
-                    domain: (kind == "d").then(|| crate::catalog::DomainMeta {
-                        name: r.get(21),
-                        base_type: r.get::<_, Option<String>>(19).unwrap_or_default(),
-                        not_null: r.get::<_, Option<bool>>(20).unwrap_or(false),
-                        checks: r.get::<_, Option<Vec<String>>>(22).unwrap_or_default(),
-                    }),
-                }
-            }),
-            collation: r
-                .get::<_, Option<String>>(23)
-                .map(|name| crate::catalog::Collation {
-                    name,
-                    deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
-                }),
-            composite: composite_fields(r.get(25))?,
-            ..Default::default()
-        });
+        let (column, default_candidate) = column_of_row(r, i as u32 + 1)?;
+        columns.push(column);
         if default_candidate {
             candidates.push(i);
         }
