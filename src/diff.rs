@@ -795,14 +795,18 @@ struct Replay {
     /// For each column of `after`, its place in [`Replayed::Pulled`]'s
     /// `kept`, when kept.
     slot: Vec<Option<usize>>,
+    /// The generated columns of `after`: the rehearsal leaves them to
+    /// Postgres (NULL) in the rows whose inputs the plan changed
+    /// (`generated::leave_stale_to_postgres`), and no phase writes them.
+    generated: Vec<bool>,
 }
 
 impl Replay {
     /// The hash of a row's values at the positions `slot` does not keep.
     fn rest_hash<'a>(&self, values: impl Iterator<Item = Option<&'a str>>) -> u128 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for (v, slot) in values.zip(&self.slot) {
-            if slot.is_some() {
+        for ((v, slot), generated) in values.zip(&self.slot).zip(&self.generated) {
+            if slot.is_some() || *generated {
                 continue;
             }
             match v {
@@ -860,12 +864,18 @@ impl Replay {
             Replayed::Inserted(values) => values
                 .iter()
                 .zip(staged)
-                .all(|(v, s)| v.as_ref().and_then(|v| v.as_ref()) == s.as_ref()),
+                .zip(&self.generated)
+                .all(|((v, s), g)| *g || v.as_ref().and_then(|v| v.as_ref()) == s.as_ref()),
             Replayed::Pulled { kept, rest } => {
-                self.slot.iter().zip(staged).all(|(slot, s)| match slot {
-                    Some(k) => kept[*k].as_ref().and_then(|v| v.as_ref()) == s.as_ref(),
-                    None => true,
-                }) && self.rest_hash(staged.iter().map(|v| v.as_deref())) == *rest
+                self.slot
+                    .iter()
+                    .zip(staged)
+                    .zip(&self.generated)
+                    .all(|((slot, s), g)| match slot {
+                        Some(k) if !*g => kept[*k].as_ref().and_then(|v| v.as_ref()) == s.as_ref(),
+                        _ => true,
+                    })
+                    && self.rest_hash(staged.iter().map(|v| v.as_deref())) == *rest
             }
         }
     }
@@ -959,6 +969,11 @@ fn phase_changes(
     }
     let mut kept = 0;
     let replay = Replay {
+        generated: after
+            .columns
+            .iter()
+            .map(|c| c.generated.is_some())
+            .collect(),
         slot: keep
             .iter()
             .map(|k| {
@@ -1251,7 +1266,14 @@ fn diff_existing(
             None => inserts.push(r),
             Some(old) => {
                 let mut changes = Vec::new();
-                for (i, c) in after.columns.iter().enumerate() {
+                // A generated column is Postgres's to recompute: never
+                // written, its staged NULL (inputs changed) is no change.
+                for (i, c) in after
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.generated.is_none())
+                {
                     let old_v = match before.columns.iter().position(|b| b.name == c.name) {
                         Some(j) => old[j].clone(),
                         // A column the plan adds: Postgres's ADD COLUMN gave

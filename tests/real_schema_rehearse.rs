@@ -992,3 +992,60 @@ fn a_generated_column_read_after_its_inputs_changed_is_named() {
     w.state()
         .assert_same(&before, "a push after a red rehearsal");
 }
+
+/// U11: a STORED generated column in the staged rows after a phase changed
+/// its inputs. Before: the staged row kept the pulled value (total 10 for
+/// id 1, whose qty became 20: Postgres holds 200), shown in the snapshot's
+/// staged table as if it were what Postgres would hold. Now the staged
+/// value is NULL, as in a new row, with the column listed "filled by
+/// Postgres" for the updated rows; the push writes nothing there and its
+/// after-apply comparison leaves it out; rollback restores the whole
+/// database.
+#[test]
+fn a_generated_column_whose_inputs_changed_is_left_to_postgres_in_the_staged_rows() {
+    let w = common::item_world(
+        "rs_generated_stale",
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, qty int NOT NULL, price numeric NOT NULL,
+           total numeric GENERATED ALWAYS AS (qty * price) STORED, flag text);
+         INSERT INTO public.dh_item (id, qty, price) VALUES (1, 1, 10), (2, 5, 10), (3, 1, 30);",
+        &[
+            "UPDATE dh_item SET qty = 20 WHERE id = 1; \
+             INSERT INTO dh_item (id, qty, price) VALUES (4, 2, 3);",
+            "UPDATE dh_item SET flag = 'seen' WHERE id = 2;",
+        ],
+    );
+    let before = w.state();
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    let staged = common::staged_rows(
+        &w.snapshot,
+        "SELECT CAST(id AS TEXT), coalesce(CAST(total AS TEXT), 'NULL') FROM staged_dh_item ORDER BY id",
+    );
+    assert_eq!(
+        staged,
+        vec![
+            vec!["1".to_string(), "NULL".to_string()],
+            vec!["2".to_string(), "50".to_string()],
+            vec!["3".to_string(), "30".to_string()],
+            vec!["4".to_string(), "NULL".to_string()],
+        ]
+    );
+    let items = preflight(&report);
+    assert!(
+        items
+            .iter()
+            .any(|(name, kind, detail)| name == "dh_item.total"
+                && kind == "filled_by_postgres"
+                && detail.contains("recomputed for")),
+        "{items:#?}"
+    );
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar("SELECT string_agg(id || '=' || total, ',' ORDER BY id) FROM public.dh_item"),
+        "1=200,2=50,3=30,4=6"
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.state()
+        .without_schema("sandbox")
+        .assert_same(&before, "push then rollback");
+}

@@ -119,23 +119,6 @@ fn rows(w: &World, sql: &str) -> Vec<Vec<String>> {
     common::text_rows(&mut w.db.client(), sql)
 }
 
-/// `sql` run on the snapshot file, every value as text.
-fn staged_rows(snapshot: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
-    let conn = rusqlite::Connection::open(snapshot).unwrap();
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    let rows = stmt
-        .query_map([], |r| {
-            (0..n)
-                .map(|i| r.get::<_, String>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    rows
-}
-
 /// `created_at` is Postgres's to fill (`now()`), `priority` has a constant
 /// default, `note` none.
 const ITEMS: &str = "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL, \
@@ -253,7 +236,7 @@ fn a_replace_keeps_a_column_an_earlier_phase_added_and_set() {
     let w = w.with_plan(&plan).pulled();
     w.rehearse(&[]).ok().stdout_has("PASSED");
     assert_eq!(
-        staged_rows(
+        common::staged_rows(
             &w.snapshot,
             "SELECT id, name, coalesce(tag, 'NULL') FROM staged_dh_item ORDER BY id"
         ),

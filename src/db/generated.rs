@@ -140,11 +140,7 @@ pub fn stale_columns(
     if key.is_empty() {
         return Ok(out);
     }
-    let same_key = key
-        .iter()
-        .map(|k| format!("p.{0} = s.{0}", quote_ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let same_key = crate::db::staging::same_key_sql(&key);
     let key_text = crate::db::staging::columns_as_text(&key);
     for c in working.columns.iter() {
         let Some(expr) = &c.generated else { continue };
@@ -152,14 +148,7 @@ pub fn stale_columns(
             continue;
         }
         let inputs = input_columns(pulled, expr);
-        // An expression reading no column is a constant: never stale in a
-        // pulled row; a new row still gets it from Postgres.
-        let unchanged = inputs
-            .iter()
-            .map(|i| format!("p.{0} IS s.{0}", quote_ident(i)))
-            .chain(std::iter::once(same_key.clone()))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let unchanged = unchanged_sql(&inputs, &same_key);
         let pulled_sql = format!("main.{}", quote_ident(&pulled.name));
         let sql = format!(
             "SELECT {key_text} || CASE WHEN EXISTS (SELECT 1 FROM {pulled_sql} p WHERE {same_key}) \
@@ -190,6 +179,52 @@ pub fn stale_columns(
         }
     }
     Ok(out)
+}
+
+/// SQL true for a pulled row `p` that is staged row `s` (`same_key`) with
+/// the same `inputs`. An expression reading no column is a constant: never
+/// stale in a pulled row; a new row still gets it from Postgres.
+fn unchanged_sql(inputs: &[String], same_key: &str) -> String {
+    inputs
+        .iter()
+        .map(|i| format!("p.{0} IS s.{0}", quote_ident(i)))
+        .chain(std::iter::once(same_key.to_string()))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Leaves to Postgres, in staged table `table_sql` (of pulled table
+/// `pulled`), each generated column of the rows whose inputs the plan
+/// changed: NULL, as in a row the plan inserts, instead of the pulled value
+/// Postgres recomputes (the report lists the column "filled by Postgres").
+/// The push never writes a generated column, and reads back what Postgres
+/// computed. A table without a primary key is left as it is (the rehearsal
+/// fails it by name).
+pub fn leave_stale_to_postgres(
+    conn: &Connection,
+    staged: &TableMeta,
+    pulled: &TableMeta,
+    table_sql: &str,
+) -> Result<()> {
+    let key = pulled.primary_key();
+    if key.is_empty() {
+        return Ok(());
+    }
+    let same_key = crate::db::staging::same_key_sql(&key);
+    for c in &staged.columns {
+        let Some(expr) = &c.generated else { continue };
+        if pulled.column(&c.name).is_none() {
+            continue;
+        }
+        let unchanged = unchanged_sql(&input_columns(pulled, expr), &same_key);
+        conn.execute_batch(&format!(
+            "UPDATE {table_sql} AS s SET {col} = NULL WHERE s.{col} IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM main.{} p WHERE {unchanged})",
+            quote_ident(&pulled.name),
+            col = quote_ident(&c.name),
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

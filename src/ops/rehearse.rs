@@ -1286,6 +1286,14 @@ impl<'a> Rehearsal<'a> {
             if table_exists(self.conn, "temp", t)? {
                 let meta = working_meta(self.conn, self.snapshot, self.plan, t)?;
                 stage::store_staged(self.conn, &meta)?;
+                if let Some(pulled) = self.snapshot.table(t) {
+                    crate::db::generated::leave_stale_to_postgres(
+                        self.conn,
+                        &meta,
+                        &pulled.meta,
+                        &format!("main.{}", quote_ident(&staged(t))),
+                    )?;
+                }
             }
         }
         Ok(())

@@ -340,3 +340,20 @@ pub fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
         .collect();
     v
 }
+
+/// `sql` run on the snapshot file, every value as text.
+pub fn staged_rows(snapshot: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(snapshot).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| r.get::<_, String>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    rows
+}
