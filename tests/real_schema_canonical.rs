@@ -36,6 +36,161 @@ fn postgres_text(
     got
 }
 
+/// The workflow the plan tests' extra UPDATE writes.
+const KEY: &str = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
+
+/// A copy of the built-in plan whose phase 3B can end with one more
+/// UPDATE of workflow [`KEY`].
+struct Phase {
+    _dir: tempfile::TempDir,
+    plan: std::path::PathBuf,
+    path: std::path::PathBuf,
+    original: String,
+}
+
+impl Phase {
+    fn new() -> Phase {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = common::plan_folder(dir.path(), |_| {});
+        let path = plan.join("phases/3B_dh_workflows.sql");
+        let original = std::fs::read_to_string(&path).unwrap();
+        Phase {
+            _dir: dir,
+            plan,
+            path,
+            original,
+        }
+    }
+
+    /// Phase 3B as shipped, then `UPDATE workflows SET {set}` of [`KEY`].
+    fn update(&self, set: &str) {
+        let sql = format!(
+            "{}\nUPDATE workflows SET {set} WHERE id = '{KEY}';\n",
+            self.original
+        );
+        std::fs::write(&self.path, sql).unwrap();
+    }
+}
+
+/// The rehearsal passes and shows each of `want` (`KEY` standing for
+/// [`KEY`]) among the values it rewrote to the text Postgres stores: its
+/// rows of that check.
+fn rewrites_shown(w: &World, want: &[&str]) -> Vec<String> {
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    assert!(
+        failed_checks(&report).is_empty(),
+        "{:#?}",
+        failed_checks(&report)
+    );
+    let c = common::check_named(&report, "values written as the text Postgres stores");
+    let rows: Vec<String> = common::check_rows(c)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for want in want {
+        let want = want.replace("KEY", KEY);
+        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
+    }
+    rows
+}
+
+/// The rehearsal fails (exit 1) with a row naming `column`: that row.
+fn refused_naming(w: &World, column: &str) -> String {
+    let (run, report) = w.rehearse_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.show());
+    let failed = failed_checks(&report);
+    failed
+        .iter()
+        .flat_map(|c| c["rows"].as_array().unwrap().iter())
+        .filter_map(|r| r.as_str())
+        .find(|r| r.contains(column))
+        .unwrap_or_else(|| panic!("{failed:#?}"))
+        .to_string()
+}
+
+/// Pushes the rehearsed plan: [`KEY`]'s `columns` (joined by ` | `) read
+/// `expected`; the whole database equals what `psql -f` of `diff --sql`
+/// gives on a copy taken before the push; rollback restores it.
+fn pushed_like_psql_and_rolled_back(w: &World, copy_tag: &str, columns: &str, expected: &str) {
+    let copy = common::TestDb::from_template(&w.db.name, copy_tag);
+    let script = w.dir.path().join("push.sql");
+    w.diff(&["--sql", script.to_str().unwrap()]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(&format!(
+            "SELECT concat_ws(' | ', {columns}) FROM public.workflows WHERE id = '{KEY}'"
+        )),
+        expected
+    );
+    let run = common::psql_file(&copy.url, &script);
+    run.ok();
+    assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
+    w.state().without_schema("sandbox").assert_same(
+        &common::whole_database_state(&copy.url).without_schema("sandbox"),
+        "from the push to psql -f of diff --sql",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
+}
+
+/// `(type, input, refused)` cases: each input as the rehearsal stages it
+/// (its canonical text, or as written when it has none) and as Postgres
+/// prints it, and those `fine(input, refused, staged, postgres)` rejects,
+/// described for the assertion. `refused`: the rehearsal must refuse it
+/// although Postgres reads it.
+fn staged_against_postgres<'a>(
+    client: &mut postgres_sync::Client,
+    cases: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+    fine: impl Fn(&str, bool, &Result<String, String>, &Result<String, String>) -> bool,
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (pg_type, input, refused) in cases {
+        let ours =
+            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
+        let theirs = postgres_text(client, pg_type, input);
+        if !fine(input, refused, &ours, &theirs) {
+            wrong.push(format!(
+                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}{}",
+                if refused { " (expected refused)" } else { "" }
+            ));
+        }
+    }
+    wrong
+}
+
+/// `(type, input)` cases none of which the rehearsal refuses.
+fn accepted<'a>(cases: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a str, &'a str, bool)> {
+    cases.iter().map(|(t, i)| (*t, *i, false))
+}
+
+/// Staged as Postgres prints it, refused by the rehearsal exactly when the
+/// case says so, and refused whenever Postgres refuses it.
+fn printed_or_refused(
+    _input: &str,
+    refused: bool,
+    ours: &Result<String, String>,
+    theirs: &Result<String, String>,
+) -> bool {
+    match (ours, theirs) {
+        (Ok(a), Ok(b)) => a == b && !refused,
+        (Err(_), Ok(_)) => refused,
+        (Err(_), Err(_)) => true,
+        (Ok(_), Err(_)) => false,
+    }
+}
+
+/// Staged exactly as Postgres prints it (an error for an error).
+fn printed_exactly(
+    _input: &str,
+    _refused: bool,
+    ours: &Result<String, String>,
+    theirs: &Result<String, String>,
+) -> bool {
+    ours == theirs
+}
+
 /// Every input Postgres reads must be rewritten to exactly the text it
 /// prints, or refused by the rehearsal (a named check telling the form to
 /// write) when it is one of the forms listed as refused; every input
@@ -187,42 +342,20 @@ fn staged_text_is_what_postgres_prints_for_interval_time_float_inet_and_bytea() 
         ("bytea", "\\q", false),
         ("bytea", "\\400", false),
     ];
-    let mut wrong = Vec::new();
-    for (pg_type, input, refused) in cases {
-        let ours =
-            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
-        let theirs = postgres_text(&mut client, pg_type, input);
-        let fine = match (&ours, &theirs) {
-            (Ok(a), Ok(b)) => a == b && !refused,
-            (Err(_), Ok(_)) => *refused,
-            (Err(_), Err(_)) => true,
-            (Ok(_), Err(_)) => false,
-        };
-        if !fine {
-            wrong.push(format!(
-                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}{}",
-                if *refused { " (expected refused)" } else { "" }
-            ));
-        }
-    }
+    let mut wrong = staged_against_postgres(&mut client, cases.iter().copied(), printed_or_refused);
     // The same forms inside arrays: elements rewritten, quoted as Postgres
     // quotes them (a bytea element holds a backslash).
-    for (pg_type, input) in [
-        ("double precision[]", "{1e3, 0.10, -0, NaN}"),
-        ("interval[]", "{\"1.5 days\",\"90 minutes\"}"),
-        ("inet[]", "{192.168.1.1/32,2001:DB8::1}"),
-        ("bytea[]", "{abc,\"\\\\x0A\"}"),
-        ("time with time zone[]", "{\"04:05:06+02:00\"}"),
-    ] {
-        let ours =
-            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
-        let theirs = postgres_text(&mut client, pg_type, input);
-        if ours != theirs {
-            wrong.push(format!(
-                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}"
-            ));
-        }
-    }
+    wrong.extend(staged_against_postgres(
+        &mut client,
+        accepted(&[
+            ("double precision[]", "{1e3, 0.10, -0, NaN}"),
+            ("interval[]", "{\"1.5 days\",\"90 minutes\"}"),
+            ("inet[]", "{192.168.1.1/32,2001:DB8::1}"),
+            ("bytea[]", "{abc,\"\\\\x0A\"}"),
+            ("time with time zone[]", "{\"04:05:06+02:00\"}"),
+        ]),
+        printed_exactly,
+    ));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -286,12 +419,8 @@ fn staged_text_is_what_postgres_prints_for_ranges_and_mac_addresses() {
         ("macaddr8", "08002b0102030405"),
         ("macaddr8", "08:00:2B:01:02:03"),
     ];
-    let mut wrong = Vec::new();
-    for (pg_type, input) in cases {
-        let ours =
-            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
-        let theirs = postgres_text(&mut client, pg_type, input);
-        let fine = match (&ours, &theirs) {
+    let wrong = staged_against_postgres(&mut client, accepted(cases), |input, _, ours, theirs| {
+        match (ours, theirs) {
             (Ok(a), Ok(b)) => a == b,
             (Err(_), Err(_)) => true,
             // A form left as written that Postgres refuses is named by the
@@ -299,13 +428,8 @@ fn staged_text_is_what_postgres_prints_for_ranges_and_mac_addresses() {
             // only when the rewrite produced it.
             (Ok(a), Err(_)) => a == input,
             (Err(_), Ok(_)) => false,
-        };
-        if !fine {
-            wrong.push(format!(
-                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}"
-            ));
         }
-    }
+    });
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -317,20 +441,15 @@ fn staged_text_is_what_postgres_prints_for_ranges_and_mac_addresses() {
 /// database. A form the rehearsal cannot compute is a failed, named check.
 #[test]
 fn a_plan_writing_other_spellings_of_these_types_pushes_what_it_rehearsed() {
-    let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan_folder(dir.path(), |_| {});
-    let phase = plan.join("phases/3B_dh_workflows.sql");
-    let original = std::fs::read_to_string(&phase).unwrap();
-    let key = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
-    let mut sql = original.clone();
-    sql.push_str(&format!(
-        "\nUPDATE workflows SET every = '1.5 days', starts = '4:05 PM', \
+    let phase = Phase::new();
+    phase.update(
+        "every = '1.5 days', starts = '4:05 PM', \
          starts_tz = '04:05:06+05:30', ratio = '1e3', ratio4 = '3.14159265', origin = '010.1.1.1/32', \
          net = '2001:DB8::/32', blob = X'0A0B', note_bytes = 'abc', span = '[1,5]', \
          days = '[2024-01-01,2024-01-05]', slot = '[2024-01-01 10:00+02,2024-01-02)', \
-         mac = '08-00-2B-01-02-03' WHERE id = '{key}';\n"
-    ));
-    std::fs::write(&phase, &sql).unwrap();
+         mac = '08-00-2B-01-02-03'",
+    );
+    let (plan, key) = (phase.plan.clone(), KEY);
     let w = World::loaded("canon_push", "plan")
         .with_sql(
             "ALTER TABLE public.workflows ADD COLUMN every interval, ADD COLUMN starts time, \
@@ -341,35 +460,26 @@ fn a_plan_writing_other_spellings_of_these_types_pushes_what_it_rehearsed() {
         )
         .with_plan(&plan)
         .pulled();
-    let (run, report) = w.rehearse_json(&[]);
-    run.ok();
-    assert!(
-        failed_checks(&report).is_empty(),
-        "{:#?}",
-        failed_checks(&report)
+    let rows = rewrites_shown(
+        &w,
+        &[
+            "workflows.every of row KEY: '1.5 days' is stored by Postgres as '1 day 12:00:00'",
+            "workflows.starts of row KEY: '4:05 PM' is stored by Postgres as '16:05:00'",
+            "workflows.ratio of row KEY: '1e3' is stored by Postgres as '1000'",
+            "workflows.ratio4 of row KEY: '3.14159265' is stored by Postgres as '3.1415927'",
+            "workflows.origin of row KEY: '010.1.1.1/32' is stored by Postgres as '10.1.1.1'",
+            "workflows.net of row KEY: '2001:DB8::/32' is stored by Postgres as '2001:db8::/32'",
+            "workflows.blob of row KEY: X'0A0B' is stored by Postgres as '\\x0a0b'",
+            "workflows.note_bytes of row KEY: 'abc' is stored by Postgres as '\\x616263'",
+            "workflows.span of row KEY: '[1,5]' is stored by Postgres as '[1,6)'",
+            "workflows.days of row KEY: '[2024-01-01,2024-01-05]' is stored by Postgres as \
+             '[2024-01-01,2024-01-06)'",
+            "workflows.slot of row KEY: '[2024-01-01 10:00+02,2024-01-02)' is stored by Postgres \
+             as '[\"2024-01-01 08:00:00+00\",\"2024-01-02 00:00:00+00\")'",
+            "workflows.mac of row KEY: '08-00-2B-01-02-03' is stored by Postgres as \
+             '08:00:2b:01:02:03'",
+        ],
     );
-    let c = common::check_named(&report, "values written as the text Postgres stores");
-    let rows = common::check_rows(c);
-    for want in [
-        "workflows.every of row KEY: '1.5 days' is stored by Postgres as '1 day 12:00:00'",
-        "workflows.starts of row KEY: '4:05 PM' is stored by Postgres as '16:05:00'",
-        "workflows.ratio of row KEY: '1e3' is stored by Postgres as '1000'",
-        "workflows.ratio4 of row KEY: '3.14159265' is stored by Postgres as '3.1415927'",
-        "workflows.origin of row KEY: '010.1.1.1/32' is stored by Postgres as '10.1.1.1'",
-        "workflows.net of row KEY: '2001:DB8::/32' is stored by Postgres as '2001:db8::/32'",
-        "workflows.blob of row KEY: X'0A0B' is stored by Postgres as '\\x0a0b'",
-        "workflows.note_bytes of row KEY: 'abc' is stored by Postgres as '\\x616263'",
-        "workflows.span of row KEY: '[1,5]' is stored by Postgres as '[1,6)'",
-        "workflows.days of row KEY: '[2024-01-01,2024-01-05]' is stored by Postgres as \
-         '[2024-01-01,2024-01-06)'",
-        "workflows.slot of row KEY: '[2024-01-01 10:00+02,2024-01-02)' is stored by Postgres \
-         as '[\"2024-01-01 08:00:00+00\",\"2024-01-02 00:00:00+00\")'",
-        "workflows.mac of row KEY: '08-00-2B-01-02-03' is stored by Postgres as \
-         '08:00:2b:01:02:03'",
-    ] {
-        let want = want.replace("KEY", key);
-        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
-    }
 
     // The timetz was already written as Postgres prints it.
     assert!(!rows.iter().any(|r| r.contains("starts_tz")), "{rows:#?}");
@@ -390,20 +500,8 @@ fn a_plan_writing_other_spellings_of_these_types_pushes_what_it_rehearsed() {
 
     // A form the rehearsal cannot compute: a failed check telling what to
     // write, exit 1, not a green rehearsal and a late refusal.
-    let mut sql = original;
-    sql.push_str(&format!(
-        "\nUPDATE workflows SET every = 'P1DT2H' WHERE id = '{key}';\n"
-    ));
-    std::fs::write(&phase, &sql).unwrap();
-    let (run, report) = w.rehearse_json(&[]);
-    assert_eq!(run.code, 1, "{}", run.show());
-    let failed = failed_checks(&report);
-    let named = failed
-        .iter()
-        .flat_map(|c| c["rows"].as_array().unwrap().iter())
-        .filter_map(|r| r.as_str())
-        .find(|r| r.contains("workflows.every"))
-        .unwrap_or_else(|| panic!("{failed:#?}"));
+    phase.update("every = 'P1DT2H'");
+    let named = refused_naming(&w, "workflows.every");
     assert!(
         named.contains(&format!("of row {key}"))
             && named.contains("'P1DT2H'")
@@ -487,37 +585,15 @@ fn staged_text_is_what_postgres_prints_for_hstore_and_cube() {
         ("extensions.cube", "1e400", false),
         ("extensions.cube", "", false),
     ];
-    let mut wrong = Vec::new();
-    for (pg_type, input, refused) in cases {
-        let ours =
-            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
-        let theirs = postgres_text(&mut client, pg_type, input);
-        let fine = match (&ours, &theirs) {
-            (Ok(a), Ok(b)) => a == b && !refused,
-            (Err(_), Ok(_)) => *refused,
-            (Err(_), Err(_)) => true,
-            (Ok(_), Err(_)) => false,
-        };
-        if !fine {
-            wrong.push(format!(
-                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}{}",
-                if *refused { " (expected refused)" } else { "" }
-            ));
-        }
-    }
-    for (pg_type, input) in [
-        ("extensions.hstore[]", "{\"a=>1\",\"b=>NULL\"}"),
-        ("extensions.cube[]", "{\"(1,2)\",\"1,2,3\"}"),
-    ] {
-        let ours =
-            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
-        let theirs = postgres_text(&mut client, pg_type, input);
-        if ours != theirs {
-            wrong.push(format!(
-                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}"
-            ));
-        }
-    }
+    let mut wrong = staged_against_postgres(&mut client, cases.iter().copied(), printed_or_refused);
+    wrong.extend(staged_against_postgres(
+        &mut client,
+        accepted(&[
+            ("extensions.hstore[]", "{\"a=>1\",\"b=>NULL\"}"),
+            ("extensions.cube[]", "{\"(1,2)\",\"1,2,3\"}"),
+        ]),
+        printed_exactly,
+    ));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -577,22 +653,14 @@ fn staged_text_is_what_postgres_prints_for_char_and_discrete_multiranges() {
         ("datemultirange", "{[2024-01-01,infinity)}"),
         ("int4multirange[]", "{\"{[1,3), [2,5)}\",\"{}\"}"),
     ];
-    let mut wrong = Vec::new();
-    for (pg_type, input) in cases {
-        let ours =
-            canonical_text(pg_type, ',', input).map(|c| c.unwrap_or_else(|| input.to_string()));
-        let theirs = postgres_text(&mut client, pg_type, input);
-        let fine = match (&ours, &theirs) {
-            (Ok(a), Ok(b)) => a == b,
-            (Err(_), Err(_)) => true,
-            _ => false,
-        };
-        if !fine {
-            wrong.push(format!(
-                "{pg_type} '{input}': staged {ours:?}, Postgres {theirs:?}"
-            ));
-        }
-    }
+    let wrong =
+        staged_against_postgres(&mut client, accepted(cases), |_, _, ours, theirs| {
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => a == b,
+                (Err(_), Err(_)) => true,
+                _ => false,
+            }
+        });
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -607,19 +675,13 @@ fn staged_text_is_what_postgres_prints_for_char_and_discrete_multiranges() {
 /// prints them, the push applies and rollback restores the whole database.
 #[test]
 fn a_plan_writing_char_multirange_and_tsquery_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan_folder(dir.path(), |_| {});
-    let phase = plan.join("phases/3B_dh_workflows.sql");
-    let original = std::fs::read_to_string(&phase).unwrap();
-    let key = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
+    let phase = Phase::new();
+    let (plan, key) = (phase.plan.clone(), KEY);
     let write = |q: &str, m: &str| {
-        let mut sql = original.clone();
-        sql.push_str(&format!(
-            "\nUPDATE workflows SET grade = 'xyz', spans = '{{[3,4],[1,2]}}', q = '{q}', \
-             m = '{m}' WHERE id = '{key}';\n",
+        phase.update(&format!(
+            "grade = 'xyz', spans = '{{[3,4],[1,2]}}', q = '{q}', m = '{m}'",
             q = q.replace('\'', "''")
-        ));
-        std::fs::write(&phase, &sql).unwrap();
+        ))
     };
     write("a&b", "{[1.5,2], [2,3)}");
     let w = World::loaded("canon_printed_form", "plan")
@@ -684,18 +746,13 @@ fn a_plan_writing_char_multirange_and_tsquery_values() {
 /// check.
 #[test]
 fn a_plan_writing_hstore_and_cube_values_pushes_what_it_rehearsed() {
-    let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan_folder(dir.path(), |_| {});
-    let phase = plan.join("phases/3B_dh_workflows.sql");
-    let original = std::fs::read_to_string(&phase).unwrap();
-    let key = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
-    let mut sql = original.clone();
-    sql.push_str(&format!(
-        "\nUPDATE workflows SET attrs = 'b=>2, a=>1, n=>NULL', extent = '(1,2),(1,2)', \
-         corners = '[(0, 0), (1e3, 2)]', tags_h = '{{\"z=>1\", \"y => \\\"x y\\\"\"}}', \
-         cubes = '{{\"1,2\"}}' WHERE id = '{key}';\n"
-    ));
-    std::fs::write(&phase, &sql).unwrap();
+    let phase = Phase::new();
+    phase.update(
+        "attrs = 'b=>2, a=>1, n=>NULL', extent = '(1,2),(1,2)', \
+         corners = '[(0, 0), (1e3, 2)]', tags_h = '{\"z=>1\", \"y => \\\"x y\\\"\"}', \
+         cubes = '{\"1,2\"}'",
+    );
+    let (plan, key) = (phase.plan.clone(), KEY);
     let w = World::loaded("canon_contrib_push", "plan")
         .with_sql(
             "CREATE SCHEMA extensions; CREATE EXTENSION hstore SCHEMA extensions; \
@@ -706,65 +763,28 @@ fn a_plan_writing_hstore_and_cube_values_pushes_what_it_rehearsed() {
         )
         .with_plan(&plan)
         .pulled();
-    let (run, report) = w.rehearse_json(&[]);
-    run.ok();
-    assert!(
-        failed_checks(&report).is_empty(),
-        "{:#?}",
-        failed_checks(&report)
+    rewrites_shown(
+        &w,
+        &[
+            "workflows.attrs of row KEY: 'b=>2, a=>1, n=>NULL' is stored by Postgres as \
+             '\"a\"=>\"1\", \"b\"=>\"2\", \"n\"=>NULL'",
+            "workflows.extent of row KEY: '(1,2),(1,2)' is stored by Postgres as '(1, 2)'",
+            "workflows.corners of row KEY: '[(0, 0), (1e3, 2)]' is stored by Postgres as \
+             '(0, 0),(1000, 2)'",
+        ],
     );
-    let c = common::check_named(&report, "values written as the text Postgres stores");
-    let rows = common::check_rows(c);
-    for want in [
-        "workflows.attrs of row KEY: 'b=>2, a=>1, n=>NULL' is stored by Postgres as \
-         '\"a\"=>\"1\", \"b\"=>\"2\", \"n\"=>NULL'",
-        "workflows.extent of row KEY: '(1,2),(1,2)' is stored by Postgres as '(1, 2)'",
-        "workflows.corners of row KEY: '[(0, 0), (1e3, 2)]' is stored by Postgres as \
-         '(0, 0),(1000, 2)'",
-    ] {
-        let want = want.replace("KEY", key);
-        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
-    }
 
-    // What `psql -f` of the diff's SQL gives, on a copy taken before the push.
-    let copy = common::TestDb::from_template(&w.db.name, "canon_contrib_copy");
-    let script = w.dir.path().join("push.sql");
-    w.diff(&["--sql", script.to_str().unwrap()]).ok();
-    let before = w.state();
-    let receipt = w.push_confirmed();
-    assert_eq!(
-        w.scalar(&format!(
-            "SELECT concat_ws(' | ', attrs, extent, corners, tags_h, cubes) \
-             FROM public.workflows WHERE id = '{key}'"
-        )),
+    pushed_like_psql_and_rolled_back(
+        &w,
+        "canon_contrib_copy",
+        "attrs, extent, corners, tags_h, cubes",
         "\"a\"=>\"1\", \"b\"=>\"2\", \"n\"=>NULL | (1, 2) | (0, 0),(1000, 2) | \
-         {\"\\\"z\\\"=>\\\"1\\\"\",\"\\\"y\\\"=>\\\"x y\\\"\"} | {\"(1, 2)\"}"
+         {\"\\\"z\\\"=>\\\"1\\\"\",\"\\\"y\\\"=>\\\"x y\\\"\"} | {\"(1, 2)\"}",
     );
-    let run = common::psql_file(&copy.url, &script);
-    run.ok();
-    assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
-    w.state().without_schema("sandbox").assert_same(
-        &common::whole_database_state(&copy.url).without_schema("sandbox"),
-        "from the push to psql -f of diff --sql",
-    );
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
 
     // A key given two values: which one Postgres keeps is not defined.
-    let mut sql = original;
-    sql.push_str(&format!(
-        "\nUPDATE workflows SET attrs = 'a=>1, a=>2' WHERE id = '{key}';\n"
-    ));
-    std::fs::write(&phase, &sql).unwrap();
-    let (run, report) = w.rehearse_json(&[]);
-    assert_eq!(run.code, 1, "{}", run.show());
-    let failed = failed_checks(&report);
-    let named = failed
-        .iter()
-        .flat_map(|c| c["rows"].as_array().unwrap().iter())
-        .filter_map(|r| r.as_str())
-        .find(|r| r.contains("workflows.attrs"))
-        .unwrap_or_else(|| panic!("{failed:#?}"));
+    phase.update("attrs = 'a=>1, a=>2'");
+    let named = refused_naming(&w, "workflows.attrs");
     assert!(
         named.contains(&format!("of row {key}")) && named.contains("write the key once"),
         "{named}"
@@ -869,17 +889,12 @@ fn staged_text_is_what_postgres_prints_for_composite_values() {
 /// named check.
 #[test]
 fn a_plan_writing_composite_values_pushes_what_it_rehearsed() {
-    let dir = tempfile::tempdir().unwrap();
-    let plan = common::plan_folder(dir.path(), |_| {});
-    let phase = plan.join("phases/3B_dh_workflows.sql");
-    let original = std::fs::read_to_string(&phase).unwrap();
-    let key = "d398260a-6ee3-5c3f-8a36-acbbf0488c38";
-    let mut sql = original.clone();
-    sql.push_str(&format!(
-        "\nUPDATE workflows SET reading = '(+7,hello world,2024-01-01 10:00+02,yes,)', \
-         readings = '{{\"(1,x,,,)\",\"( 2 ,\\\"a,b\\\",,,)\"}}' WHERE id = '{key}';\n"
-    ));
-    std::fs::write(&phase, &sql).unwrap();
+    let phase = Phase::new();
+    phase.update(
+        "reading = '(+7,hello world,2024-01-01 10:00+02,yes,)', \
+         readings = '{\"(1,x,,,)\",\"( 2 ,\\\"a,b\\\",,,)\"}'",
+    );
+    let (plan, key) = (phase.plan.clone(), KEY);
     let w = World::loaded("canon_rows_push", "plan")
         .with_sql(
             "CREATE TYPE public.reading AS (n int, label text, at timestamptz, ok boolean, \
@@ -889,62 +904,27 @@ fn a_plan_writing_composite_values_pushes_what_it_rehearsed() {
         )
         .with_plan(&plan)
         .pulled();
-    let (run, report) = w.rehearse_json(&[]);
-    run.ok();
-    assert!(
-        failed_checks(&report).is_empty(),
-        "{:#?}",
-        failed_checks(&report)
+    rewrites_shown(
+        &w,
+        &[
+            "workflows.reading of row KEY: '(+7,hello world,2024-01-01 10:00+02,yes,)' is stored by \
+             Postgres as '(7,\"hello world\",\"2024-01-01 08:00:00+00\",t,)'",
+            "workflows.readings of row KEY: '{\"(1,x,,,)\",\"( 2 ,\\\"a,b\\\",,,)\"}' is stored by \
+             Postgres as '{\"(1,x,,,)\",\"(2,\\\"a,b\\\",,,)\"}'",
+        ],
     );
-    let c = common::check_named(&report, "values written as the text Postgres stores");
-    let rows = common::check_rows(c);
-    for want in [
-        "workflows.reading of row KEY: '(+7,hello world,2024-01-01 10:00+02,yes,)' is stored by \
-         Postgres as '(7,\"hello world\",\"2024-01-01 08:00:00+00\",t,)'",
-        "workflows.readings of row KEY: '{\"(1,x,,,)\",\"( 2 ,\\\"a,b\\\",,,)\"}' is stored by \
-         Postgres as '{\"(1,x,,,)\",\"(2,\\\"a,b\\\",,,)\"}'",
-    ] {
-        let want = want.replace("KEY", key);
-        assert!(rows.iter().any(|r| r.ends_with(&want)), "{want}\n{rows:#?}");
-    }
 
-    let copy = common::TestDb::from_template(&w.db.name, "canon_rows_copy");
-    let script = w.dir.path().join("push.sql");
-    w.diff(&["--sql", script.to_str().unwrap()]).ok();
-    let before = w.state();
-    let receipt = w.push_confirmed();
-    assert_eq!(
-        w.scalar(&format!(
-            "SELECT concat_ws(' | ', reading, readings) FROM public.workflows WHERE id = '{key}'"
-        )),
-        "(7,\"hello world\",\"2024-01-01 08:00:00+00\",t,) | {\"(1,x,,,)\",\"(2,\\\"a,b\\\",,,)\"}"
+    pushed_like_psql_and_rolled_back(
+        &w,
+        "canon_rows_copy",
+        "reading, readings",
+        "(7,\"hello world\",\"2024-01-01 08:00:00+00\",t,) | {\"(1,x,,,)\",\"(2,\\\"a,b\\\",,,)\"}",
     );
-    let run = common::psql_file(&copy.url, &script);
-    run.ok();
-    assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
-    w.state().without_schema("sandbox").assert_same(
-        &common::whole_database_state(&copy.url).without_schema("sandbox"),
-        "from the push to psql -f of diff --sql",
-    );
-    w.rollback(&receipt, &["--confirm"]).ok();
-    before.assert_same(&w.state().without_schema("sandbox"), "rollback of the push");
 
     // A point field: its text the rehearsal cannot compute, so it is named
     // rather than left to a late refusal.
-    let mut sql = original;
-    sql.push_str(&format!(
-        "\nUPDATE workflows SET reading = '(1,x,,,\"(1, 2)\")' WHERE id = '{key}';\n"
-    ));
-    std::fs::write(&phase, &sql).unwrap();
-    let (run, report) = w.rehearse_json(&[]);
-    assert_eq!(run.code, 1, "{}", run.show());
-    let failed = failed_checks(&report);
-    let named = failed
-        .iter()
-        .flat_map(|c| c["rows"].as_array().unwrap().iter())
-        .filter_map(|r| r.as_str())
-        .find(|r| r.contains("workflows.reading"))
-        .unwrap_or_else(|| panic!("{failed:#?}"));
+    phase.update("reading = '(1,x,,,\"(1, 2)\")'");
+    let named = refused_naming(&w, "workflows.reading");
     assert!(
         named.contains(&format!("of row {key}")) && named.contains("field p (point)"),
         "{named}"
