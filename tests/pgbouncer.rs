@@ -198,6 +198,45 @@ fn sandbox(bouncer: &PgBouncer, args: &[&str]) -> Run {
     run
 }
 
+/// `push --confirm` through the pooler (it must apply, or say already
+/// applied): its run.
+fn push_confirmed(bouncer: &PgBouncer, pooled: &str, snap: &str) -> Run {
+    sandbox(
+        bouncer,
+        &[
+            "push",
+            "--database-url",
+            pooled,
+            "--snapshot",
+            snap,
+            "--confirm",
+        ],
+    )
+}
+
+/// `rollback --confirm` of `receipt` through the pooler; it must succeed.
+fn rolled_back(bouncer: &PgBouncer, pooled: &str, receipt: &str) {
+    sandbox(
+        bouncer,
+        &[
+            "rollback",
+            "--database-url",
+            pooled,
+            "--receipt",
+            receipt,
+            "--confirm",
+        ],
+    );
+}
+
+/// Pulls into `snap` and rehearses it through the pooler (each must
+/// succeed): the pull's run.
+fn pulled_and_rehearsed(bouncer: &PgBouncer, pooled: &str, snap: &str) -> Run {
+    let pulled = sandbox(bouncer, &["pull", "--database-url", pooled, "--out", snap]);
+    sandbox(bouncer, &["rehearse", "--snapshot", snap]);
+    pulled
+}
+
 /// Makes PgBouncer open `n` server connections (then idle in its pool).
 fn fill_pool(url: &str, n: usize) {
     std::thread::scope(|s| {
@@ -225,16 +264,12 @@ fn pull_push_and_rollback_through_a_transaction_pooler() {
     let dir = tempfile::tempdir().expect("tempdir");
     let snap = dir.path().join("snapshot.sqlite");
     let snap = snap.to_str().expect("utf-8 path");
-    let pulled = sandbox(
-        &bouncer,
-        &["pull", "--database-url", &pooled, "--out", snap],
-    );
+    let pulled = pulled_and_rehearsed(&bouncer, &pooled, snap);
     assert!(
         pulled.stdout.contains(&format!(":{}/", bouncer.port)),
         "pulled from {}",
         pulled.stdout
     );
-    sandbox(&bouncer, &["rehearse", "--snapshot", snap]);
     sandbox(
         &bouncer,
         &["push", "--database-url", &pooled, "--snapshot", snap],
@@ -288,17 +323,7 @@ fn pull_push_and_rollback_through_a_transaction_pooler() {
         "the refused push wrote"
     );
 
-    let pushed = sandbox(
-        &bouncer,
-        &[
-            "push",
-            "--database-url",
-            &pooled,
-            "--snapshot",
-            snap,
-            "--confirm",
-        ],
-    );
+    let pushed = push_confirmed(&bouncer, &pooled, snap);
     assert!(pushed.stdout.contains("Applied diff"), "{}", pushed.stdout);
     for (sql, want) in [
         ("SELECT count(*) FROM strategic_priorities", 7),
@@ -314,31 +339,11 @@ fn pull_push_and_rollback_through_a_transaction_pooler() {
     ] {
         assert_eq!(count(&mut direct, sql), want, "{sql}");
     }
-    let again = sandbox(
-        &bouncer,
-        &[
-            "push",
-            "--database-url",
-            &pooled,
-            "--snapshot",
-            snap,
-            "--confirm",
-        ],
-    );
+    let again = push_confirmed(&bouncer, &pooled, snap);
     assert!(again.stdout.contains("Already applied"), "{}", again.stdout);
 
     let receipt = text_rows(&mut direct, "SELECT id::text FROM sandbox.receipts")[0][0].clone();
-    sandbox(
-        &bouncer,
-        &[
-            "rollback",
-            "--database-url",
-            &pooled,
-            "--receipt",
-            &receipt,
-            "--confirm",
-        ],
-    );
+    rolled_back(&bouncer, &pooled, &receipt);
     assert_eq!(
         text_rows(&mut direct, "SELECT status FROM sandbox.receipts"),
         vec![vec!["rolled_back".to_string()]]
@@ -428,39 +433,15 @@ fn app_writes_on_the_pooled_connection_are_not_counted_as_the_push_own() {
     let dir = tempfile::tempdir().expect("tempdir");
     let snap = dir.path().join("snapshot.sqlite");
     let snap = snap.to_str().expect("utf-8 path");
-    sandbox(
-        &bouncer,
-        &["pull", "--database-url", &pooled, "--out", snap],
-    );
-    sandbox(&bouncer, &["rehearse", "--snapshot", snap]);
+    pulled_and_rehearsed(&bouncer, &pooled, snap);
     let before = whole_database_state(&db.url)
         .without_schema("app_side")
         .without_schema("sandbox");
 
     let app = AppWriter::start(&pooled);
-    let pushed = sandbox(
-        &bouncer,
-        &[
-            "push",
-            "--database-url",
-            &pooled,
-            "--snapshot",
-            snap,
-            "--confirm",
-        ],
-    );
+    let pushed = push_confirmed(&bouncer, &pooled, snap);
     let receipt = pushed.receipt();
-    sandbox(
-        &bouncer,
-        &[
-            "rollback",
-            "--database-url",
-            &pooled,
-            "--receipt",
-            &receipt,
-            "--confirm",
-        ],
-    );
+    rolled_back(&bouncer, &pooled, &receipt);
     let written = app.stop();
     assert!(written > 0, "the app wrote nothing");
     assert_eq!(
@@ -528,28 +509,14 @@ fn an_app_temp_table_left_on_the_pooled_connection_does_not_stand_in_for_ours() 
     let dir = tempfile::tempdir().expect("tempdir");
     let snap = dir.path().join("snapshot.sqlite");
     let snap = snap.to_str().expect("utf-8 path");
-    sandbox(
-        &bouncer,
-        &["pull", "--database-url", &pooled, "--out", snap],
-    );
-    sandbox(&bouncer, &["rehearse", "--snapshot", snap]);
+    pulled_and_rehearsed(&bouncer, &pooled, snap);
     let mut app = postgres_sync::Client::connect(&pooled, postgres_sync::NoTls)
         .expect("app through pgbouncer");
     app.batch_execute("CREATE TEMP TABLE workflows AS SELECT * FROM public.workflows LIMIT 1")
         .expect("the app's temp table");
     drop(app);
     let before = whole_database_state(&db.url).without_schema("sandbox");
-    let pushed = sandbox(
-        &bouncer,
-        &[
-            "push",
-            "--database-url",
-            &pooled,
-            "--snapshot",
-            snap,
-            "--confirm",
-        ],
-    );
+    let pushed = push_confirmed(&bouncer, &pooled, snap);
     let receipt = pushed.receipt();
     let mut direct = db.client();
     assert_eq!(
@@ -560,17 +527,7 @@ fn an_app_temp_table_left_on_the_pooled_connection_does_not_stand_in_for_ours() 
         116,
         "the pushed workflows"
     );
-    sandbox(
-        &bouncer,
-        &[
-            "rollback",
-            "--database-url",
-            &pooled,
-            "--receipt",
-            &receipt,
-            "--confirm",
-        ],
-    );
+    rolled_back(&bouncer, &pooled, &receipt);
     before.assert_same(
         &whole_database_state(&db.url).without_schema("sandbox"),
         "push and rollback on a pooled connection holding the app's temp table",
