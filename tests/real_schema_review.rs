@@ -783,3 +783,67 @@ fn a_column_definition_changed_since_the_pull_refuses_the_push_by_name() {
         "every workflow, pushed or not, has the default the rehearsal staged"
     );
 }
+
+/// U20: columns the app added after the push — to `tasks`, a table the
+/// push created, and to `workflows`, on the rows the push inserted — are
+/// unknown to the receipt, so "unchanged since the push" never read them.
+/// Before: the rollback dropped `tasks` with the app's notes in it and
+/// deleted the 227 pushed workflows with the app's ratings, exit 0. Now
+/// the dry run and --confirm refuse (exit 1), naming each table, column
+/// and how many of the rows the undo removes hold a value there, and
+/// change nothing; a column that is all NULL there (`tools.app_flag`) is
+/// only named. (`app_rating`'s DEFAULT fills every row: values all the
+/// same, but values the undo would delete all the same.) With `--discard-changes` for those columns the undo goes
+/// ahead and reports what it discarded; the app's ratings of the pulled
+/// workflows stay.
+#[test]
+fn a_rollback_refuses_to_destroy_columns_the_app_added() {
+    let w = world("app_added_columns", "");
+    let before_push = w.state();
+    let pulled = before_push.row_count("public.workflows") as i64;
+    let receipt = w.push_confirmed();
+    w.exec(
+        "ALTER TABLE public.tasks ADD COLUMN app_note text;
+         UPDATE public.tasks SET app_note = 'the app''s note'
+           WHERE id IN (SELECT id FROM public.tasks ORDER BY id LIMIT 3);
+         ALTER TABLE public.tools ADD COLUMN app_flag int;
+         ALTER TABLE public.workflows ADD COLUMN app_rating int DEFAULT 5;",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "tasks.app_note: a non-NULL value in 3 rows of the table, which the push created and \
+             the undo drops",
+            "workflows.app_rating: a non-NULL value in 227 rows the push inserted, which the undo \
+             deletes",
+            "--discard-changes workflows.app_rating --discard-changes tasks.app_note",
+            "nothing was changed",
+        ]);
+        assert!(!run.all().contains("tools.app_flag:"), "{}", run.show());
+        before.assert_same(&w.state(), "a rollback refused over the app's columns");
+    }
+    w.rollback(
+        &receipt,
+        &[
+            "--confirm",
+            "--discard-changes",
+            "tasks.app_note",
+            "--discard-changes",
+            "workflows.*",
+        ],
+    )
+    .ok()
+    .stdout_has("tasks.app_note: a non-NULL value in 3 rows of the table")
+    .stdout_has("discarded (--discard-changes workflows.*)")
+    .stdout_has("all NULL where the undo removes rows, so nothing is lost: tools.app_flag");
+    assert_eq!(
+        w.count("SELECT count(*) FROM public.workflows WHERE app_rating = 5"),
+        pulled
+    );
+    w.exec("ALTER TABLE public.workflows DROP COLUMN app_rating;");
+    before_push.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "rollback discarding the app's columns, their column then dropped",
+    );
+}

@@ -215,7 +215,8 @@ async fn undo_after_read_back(
         plan_triggers(tx, &written, &undo.held_off_triggers),
         Effects::read(tx, &written, &allowed),
     );
-    checks.push(columns?);
+    let (columns, app_columns) = columns?;
+    checks.push(columns);
     let (gone, discarded) = r.unchanged_since_push(
         &mut checks,
         unchanged,
@@ -240,13 +241,16 @@ async fn undo_after_read_back(
     };
     let effects = effects_read?;
     let pushed = pushed_keys(undo);
-    let (added, references, rules, foreign, order) = futures_util::join!(
+    let (app_data, added, references, rules, foreign, order) = futures_util::join!(
+        r.app_columns_hold_nothing_lost(&app_columns, &pushed),
         r.added_columns_hold_only_pushed_values(),
         r.nothing_references(&pushed),
         r.rules(&pushed),
         r.foreign_writes(&effects),
         drop_order(tx, undo),
     );
+    let (app_data, app_data_discarded) = app_data?;
+    checks.push(app_data);
     checks.push(added?);
     checks.push(references?);
     checks.push(rules?);
@@ -281,6 +285,7 @@ async fn undo_after_read_back(
                 c.discarded_by(&opts.discard_changes).unwrap_or_default()
             )
         })
+        .chain(app_data_discarded)
         .collect();
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
@@ -563,7 +568,7 @@ impl Rollback<'_, '_> {
     /// column the app dropped, renamed or retyped since would otherwise
     /// surface as a raw error halfway. Columns the app added are no
     /// concern (the undo names its columns).
-    async fn columns_as_pushed(&self) -> Result<Check> {
+    async fn columns_as_pushed(&self) -> Result<(Check, Vec<(String, String)>)> {
         let tables: Vec<&str> = self.undo.tables.iter().map(|t| t.table.as_str()).collect();
         let rows = self
             .tx
@@ -583,6 +588,25 @@ impl Rollback<'_, '_> {
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         let mut changed = Vec::new();
+        // Columns the app added since, in the receipt's table order.
+        let extra: Vec<(String, String)> = self
+            .undo
+            .tables
+            .iter()
+            .flat_map(|t| {
+                let mut cols: Vec<&str> = now
+                    .iter()
+                    .filter(|(table, column, _)| {
+                        table == &t.table && !t.columns.iter().any(|c| &c.name == column)
+                    })
+                    .map(|(_, column, _)| column.as_str())
+                    .collect();
+                cols.sort();
+                cols.into_iter()
+                    .map(|c| (t.table.clone(), c.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         for t in &self.undo.tables {
             // Types of the columns the plan declared are spelled as its DDL
             // spells them (`timestamptz`), not as Postgres prints them: only
@@ -624,7 +648,7 @@ impl Rollback<'_, '_> {
             },
         );
         if changed.is_empty() {
-            return Ok(check);
+            return Ok((check, extra));
         }
         check.row_count = changed.len() as u64;
         check.rows = changed.clone();
@@ -959,6 +983,130 @@ impl Rollback<'_, '_> {
         gone.sort();
         gone.dedup();
         Ok((written.count(), changed, gone))
+    }
+
+    /// Columns the app added since the push (`app_columns`, `(table,
+    /// column)` from [`Self::columns_as_pushed`]) to a table the undo drops
+    /// or deletes pushed rows of: the receipt knows nothing of them, so
+    /// "unchanged since the push" cannot see what the app put there. A
+    /// non-NULL value in a row the undo removes — any row of a table the
+    /// push created, a row it inserted into an existing table (`pushed`) —
+    /// refuses, naming table, column and count, unless `--discard-changes
+    /// TABLE.COLUMN` (or `TABLE.*`) lets it go: then returned, to be
+    /// reported and recorded. A column that holds only NULL there loses
+    /// nothing: named in the passing check. Rows the undo restores keep the
+    /// app's columns (it writes back only what the push wrote).
+    async fn app_columns_hold_nothing_lost(
+        &self,
+        app_columns: &[(String, String)],
+        pushed: &[PushedRows],
+    ) -> Result<(Check, Vec<String>)> {
+        let pinned = TypeSpellings::pinned();
+        let mut counted: Vec<(String, String, i64, &'static str)> = Vec::new();
+        for t in &self.undo.tables {
+            let columns: Vec<&str> = app_columns
+                .iter()
+                .filter(|(table, _)| table == &t.table)
+                .map(|(_, c)| c.as_str())
+                .collect();
+            if columns.is_empty() {
+                continue;
+            }
+            let (from, how) = if t.created {
+                (
+                    format!("public.{} p", quote_ident(&t.table)),
+                    "rows of the table, which the push created and the undo drops",
+                )
+            } else if let Some(rows) = pushed.iter().find(|p| p.table == t.table) {
+                (
+                    format!(
+                        "public.{} p JOIN {} ON {}",
+                        quote_ident(&t.table),
+                        rows.keys.from_item("u"),
+                        rows.join(&pinned, "p", "u")?
+                    ),
+                    "rows the push inserted, which the undo deletes",
+                )
+            } else {
+                continue;
+            };
+            let counts = columns
+                .iter()
+                .map(|c| format!("count(p.{})::int8", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let row = self
+                .tx
+                .query_one(&format!("SELECT {counts} FROM {from}"), &[])
+                .await
+                .with_context(|| format!("cannot read the app's columns of {}", t.table))?;
+            for (i, c) in columns.iter().enumerate() {
+                counted.push((t.table.clone(), c.to_string(), row.get(i), how));
+            }
+        }
+        let flag = |table: &str, column: &str| {
+            let exact = format!("{table}.{column}");
+            let all = format!("{table}.*");
+            self.opts
+                .discard_changes
+                .iter()
+                .find(|d| **d == exact || **d == all)
+                .cloned()
+        };
+        let mut lost = Vec::new();
+        let mut discarded = Vec::new();
+        let mut empty = Vec::new();
+        for (table, column, n, how) in &counted {
+            let line = format!(
+                "{table}.{column}: a non-NULL value in {n} {how} (a column the app added since \
+                 the push; the receipt does not know it)"
+            );
+            if *n == 0 {
+                empty.push(format!("{table}.{column}"));
+            } else if let Some(f) = flag(table, column) {
+                discarded.push(format!("{line} — discarded (--discard-changes {f})"));
+            } else {
+                lost.push(line);
+            }
+        }
+        let mut c = Check::no_rows(
+            "before undo",
+            "columns the app added since the push lose no data",
+            CheckKind::Integrity,
+            lost,
+        );
+        if !c.ok {
+            let flags: Vec<String> = counted
+                .iter()
+                .filter(|(t, col, n, _)| *n > 0 && flag(t, col).is_none())
+                .map(|(t, col, _, _)| format!("--discard-changes {t}.{col}"))
+                .collect();
+            return Err(self.refuse(
+                format!(
+                    "undoing would destroy data the push did not write — {}. Move those values \
+                     elsewhere (or clear them) and roll back again{}; {}",
+                    c.rows.join("; "),
+                    if self.mode == Mode::RehearsalInPush {
+                        String::new()
+                    } else {
+                        format!(
+                            ", or, to undo the push anyway and lose them, add {} (each is listed \
+                             and recorded in the receipt)",
+                            flags.join(" ")
+                        )
+                    },
+                    self.nothing
+                ),
+                vec![c],
+            ));
+        }
+        if !empty.is_empty() {
+            c.actual = format!(
+                "0 rows; all NULL where the undo removes rows, so nothing is lost: {}",
+                empty.join(", ")
+            );
+        }
+        Ok((c, discarded))
     }
 
     /// Dropping a column the push added drops every value in it: refused
