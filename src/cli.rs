@@ -100,6 +100,37 @@ fn file_path(value: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(value))
 }
 
+/// `--allow-writes`: TABLE or SCHEMA.TABLE (whether it exists is asked
+/// of the database: push and rollback name a table that does not).
+fn table_name(value: &str) -> Result<String, String> {
+    misplaced_url(value, "a table name")?;
+    let parts: Vec<&str> = value.split('.').collect();
+    if parts.len() > 2 || parts.iter().any(|p| p.trim().is_empty()) {
+        return Err(
+            "expected TABLE (a table in public) or SCHEMA.TABLE, e.g. audit_log or \
+                    app.audit_log"
+                .into(),
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// `--discard-changes`: TABLE.COLUMN or TABLE.* (whether the push wrote
+/// them is asked of the receipt: rollback names what it did not).
+fn table_column(value: &str) -> Result<String, String> {
+    misplaced_url(value, "a column")?;
+    match value.split_once('.') {
+        Some((t, c)) if !t.trim().is_empty() && !c.trim().is_empty() && !c.contains('.') => {
+            Ok(value.to_string())
+        }
+        _ => Err(
+            "expected TABLE.COLUMN of a table the push wrote (e.g. workflows.updated_at), \
+                  or TABLE.* for any of its columns"
+                .into(),
+        ),
+    }
+}
+
 fn receipt_id(value: &str) -> Result<String, String> {
     misplaced_url(value, "a receipt id (see `sandbox receipts`)")?;
     Ok(value.to_string())
@@ -141,7 +172,7 @@ pub struct PushArgs {
     pub confirm: bool,
     /// A table outside the plan that a side effect (an audit trigger, an
     /// event trigger) may write, e.g. `audit_log` or `app.log`. Repeatable.
-    #[arg(long = "allow-writes", value_name = "TABLE")]
+    #[arg(long = "allow-writes", value_name = "TABLE", value_parser = table_name)]
     pub allow_writes: Vec<String>,
     /// Run and commit even though a trigger that fires for the push calls
     /// what a rollback does not undo (dblink, pgsql-http, lo_export, setval,
@@ -198,7 +229,7 @@ pub struct RollbackArgs {
     /// A table outside the receipt that a side effect of the undo (an audit
     /// trigger logging the deletes) may write. Repeatable; the tables the
     /// push was allowed to write are allowed too.
-    #[arg(long = "allow-writes", value_name = "TABLE")]
+    #[arg(long = "allow-writes", value_name = "TABLE", value_parser = table_name)]
     pub allow_writes: Vec<String>,
     /// Undo even though a trigger that fires for the undo calls what a
     /// rollback does not undo (dblink, pgsql-http, lo_export, setval, an
@@ -214,7 +245,7 @@ pub struct RollbackArgs {
     /// a value the push wrote is put back as before the push), and each
     /// change discarded is listed and recorded in the receipt. TABLE.* for
     /// any column. Repeatable; any other change still refuses.
-    #[arg(long = "discard-changes", value_name = "TABLE.COLUMN")]
+    #[arg(long = "discard-changes", value_name = "TABLE.COLUMN", value_parser = table_column)]
     pub discard_changes: Vec<String>,
     #[command(flatten)]
     pub timeouts: Timeouts,

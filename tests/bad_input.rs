@@ -1039,3 +1039,76 @@ fn a_snapshot_locked_by_a_db_browser_is_named_as_locked_not_corrupt() {
     }
     assert_eq!(std::fs::read(&snapshot).unwrap(), rehearsed_snapshot());
 }
+
+/// H8 U5: `--allow-writes` and `--discard-changes` took anything: a table
+/// that does not exist, or a malformed name, allowed or discarded nothing,
+/// silently (or failed later with a raw error). Now a malformed value is a
+/// usage error naming it and the accepted forms, and one naming no table
+/// of the database (`--allow-writes`), or no table or column the push wrote
+/// (`--discard-changes`), is refused by name before anything is locked:
+/// exit 2, the whole database unchanged.
+#[test]
+fn allow_writes_and_discard_changes_name_what_they_do_not_know() {
+    let w = common::World::loaded("junk_flags", "plan").with_shared_snapshot();
+    let before = w.state();
+    for bad in ["", "a.b.c", ".audit_log", "app."] {
+        w.push(&["--allow-writes", bad])
+            .code(2)
+            .stderr_has(&format!(
+                "invalid value '{bad}' for '--allow-writes <TABLE>'"
+            ))
+            .stderr_has("expected TABLE (a table in public) or SCHEMA.TABLE");
+    }
+    for (flag, shown) in [
+        ("nosuch_log", "no table public.nosuch_log in this database"),
+        ("app.audit_log", "no table app.audit_log in this database"),
+    ] {
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let run = w.push(&[&["--allow-writes", flag][..], confirm].concat());
+            run.code(2)
+                .stderr_has(&format!("--allow-writes {flag}: {shown}"))
+                .stderr_has("nothing was written");
+            before.assert_same(&w.state(), "a push refused for --allow-writes");
+        }
+    }
+    let receipt = w.push_confirmed();
+    let pushed = w.state();
+    for bad in [
+        "workflows",
+        "workflows.",
+        ".updated_at",
+        "public.workflows.updated_at",
+    ] {
+        w.rollback(&receipt, &["--discard-changes", bad])
+            .code(2)
+            .stderr_has(&format!(
+                "invalid value '{bad}' for '--discard-changes <TABLE.COLUMN>'"
+            ))
+            .stderr_has("expected TABLE.COLUMN of a table the push wrote");
+    }
+    for (args, shown) in [
+        (
+            ["--allow-writes", "nosuch_log"],
+            "--allow-writes nosuch_log: no table public.nosuch_log in this database",
+        ),
+        (
+            ["--discard-changes", "prompts.updated_at"],
+            "--discard-changes prompts.updated_at: this push wrote no table prompts; name \
+             TABLE.COLUMN or TABLE.* of a table it wrote: ",
+        ),
+        (
+            ["--discard-changes", "workflows.updatd_at"],
+            "--discard-changes workflows.updatd_at: workflows has no column updatd_at (its \
+             columns: ",
+        ),
+    ] {
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let run = w.rollback(&receipt, &[&args[..], confirm].concat());
+            run.code(2)
+                .stderr_has(shown)
+                .stderr_has("nothing was changed");
+            pushed.assert_same(&w.state(), "a rollback refused for its flags");
+        }
+    }
+    w.rollback_restores(&receipt, &before, "push, then rollback");
+}

@@ -57,6 +57,38 @@ pub fn qualify(table: &str) -> String {
     }
 }
 
+/// The values of `--allow-writes` naming no table, view or partitioned
+/// table of this database (as [`qualify`] reads them: `audit_log` in
+/// public, `app.audit_log` as written), each with what is accepted: a
+/// mistyped name would otherwise allow nothing, silently.
+pub async fn unknown_tables(tx: &Transaction<'_>, names: &[String]) -> Result<Vec<String>> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let qualified: Vec<String> = names.iter().map(|n| qualify(n)).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT q.i::int4 FROM unnest($1::text[]) WITH ORDINALITY q(name, i) \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname::text || '.' || c.relname::text = q.name \
+                 AND c.relkind IN ('r', 'p', 'v', 'm', 'f'))",
+            &[(&qualified, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let i = r.get::<_, i32>(0) as usize - 1;
+            format!(
+                "--allow-writes {}: no table {} in this database (name it as TABLE for one in \
+                 public, or SCHEMA.TABLE, spelled as the catalog has it)",
+                names[i], qualified[i]
+            )
+        })
+        .collect())
+}
+
 /// Transaction-local setting holding the per-table counters
 /// `pg_stat_xact_user_tables` showed at the start of the transaction.
 /// They are not always zero there: Postgres (15+) keeps a backend's

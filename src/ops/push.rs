@@ -686,7 +686,19 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     };
     // The receipts first of all: a role that cannot read or write them is
     // told which grants it lacks before anything is read or locked.
-    let receipts_exist = receipts_access(&p.tx, ReceiptsUse::Push).await?;
+    let (receipts_exist, unknown) = futures_util::join!(
+        receipts_access(&p.tx, ReceiptsUse::Push),
+        crate::db::writes::unknown_tables(&p.tx, &job.opts.allow_writes)
+    );
+    let receipts_exist = receipts_exist?;
+    let unknown = unknown?;
+    if !unknown.is_empty() {
+        return Err(crate::error::environment(format!(
+            "{}; {}",
+            unknown.join("; "),
+            p.nothing_written
+        )));
+    }
     if let Some((id, undo)) = applied_receipt(&p.tx, &job.diff.hash).await? {
         return p.already_applied(id, &undo).await;
     }

@@ -59,6 +59,16 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         report.millis = started.elapsed().as_millis() as u64;
         return Ok(report);
     };
+    // A mistyped table or column would allow or discard nothing, silently.
+    let mut unknown = crate::db::writes::unknown_tables(&tx, &opts.allow_writes).await?;
+    unknown.extend(unknown_discards(&opts.discard_changes, &undo));
+    if !unknown.is_empty() {
+        tx.rollback().await?;
+        return Err(crate::error::environment(format!(
+            "{}; nothing was changed",
+            unknown.join("; ")
+        )));
+    }
     let undone = undo_in(&tx, opts, &undo, Mode::Rollback).await;
     let report = match undone {
         Ok(report) if opts.confirm => {
@@ -105,4 +115,37 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         millis: started.elapsed().as_millis() as u64,
         ..report
     })
+}
+
+/// The values of `--discard-changes` naming no table the push wrote, or
+/// no column of it, each with what is accepted.
+fn unknown_discards(discard: &[String], undo: &crate::receipt::Undo) -> Vec<String> {
+    let tables: Vec<&str> = undo.tables.iter().map(|t| t.table.as_str()).collect();
+    let mut found = Vec::new();
+    for d in discard {
+        let Some((table, column)) = d.split_once('.') else {
+            continue;
+        };
+        match undo.tables.iter().find(|t| t.table == table) {
+            None => found.push(format!(
+                "--discard-changes {d}: this push wrote no table {table}; name TABLE.COLUMN or \
+                 TABLE.* of a table it wrote: {}",
+                tables.join(", ")
+            )),
+            Some(t) if column != "*" && !t.columns.iter().any(|c| c.name == column) => {
+                let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+                let shown = if names.len() > 12 {
+                    format!("{}, … ({} in all)", names[..12].join(", "), names.len())
+                } else {
+                    names.join(", ")
+                };
+                found.push(format!(
+                    "--discard-changes {d}: {table} has no column {column} (its columns: \
+                     {shown}; or {table}.* for any)"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    found
 }
