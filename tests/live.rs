@@ -1837,3 +1837,74 @@ fn a_session_waiting_for_a_table_the_transaction_holds_is_named_with_that_table(
         .expect("remove the app's row");
     before.assert_same(&common::whole_database_state(&db.url), "a refused lock");
 }
+
+/// A push progress report that holds the push's only thread at one step
+/// (as heavy client-side work inside the transaction does) for `hold`.
+struct SlowStep {
+    at: &'static str,
+    hold: std::time::Duration,
+}
+
+impl sandbox::ops::push::PushProgress for SlowStep {
+    fn step(&self, what: &str) {
+        if what.starts_with(self.at) {
+            std::thread::sleep(self.hold);
+        }
+    }
+}
+
+/// T7: between two statements of the push, Postgres waits for the
+/// client, and ends the transaction once that wait passes
+/// `idle_in_transaction_session_timeout` (the push sets 15 s; a database,
+/// here, sets 1 s, as Supabase projects may). Client-side work inside the
+/// transaction — at 300k rows the comparison with the rehearsed rows and
+/// the receipt took longer than that — is done while a keepalive speaks on
+/// the connection every second. Here the push's thread is held for longer
+/// than the push's own silence bound at one step inside the transaction:
+/// the push still applies, and the database is what a push with nothing
+/// held leaves. Before, the server ended the transaction ("terminating
+/// connection due to idle-in-transaction timeout") and nothing was written.
+#[test]
+fn a_push_whose_client_computes_longer_than_the_idle_timeout_keeps_its_transaction() {
+    let reference = World::loaded("live_keepalive_reference", "plan").with_shared_snapshot();
+    reference.push_confirmed();
+    let expected = reference.state().without_schema("sandbox");
+    let w = World::loaded("live_keepalive", "plan").with_shared_snapshot();
+    w.exec(&format!(
+        "ALTER DATABASE {} SET idle_in_transaction_session_timeout = '1s'",
+        w.scalar("SELECT current_database()")
+    ));
+    let progress = SlowStep {
+        at: "running the verification queries",
+        hold: std::time::Duration::from_millis(
+            sandbox::db::postgres::tx::CLIENT_SILENCE_MS + 3_000,
+        ),
+    };
+    let opts = sandbox::ops::push::PushOptions {
+        target: sandbox::db::postgres::parse_target(&w.db.url).expect("url"),
+        snapshot: w.snapshot.clone(),
+        confirm: true,
+        lock_timeout_ms: 10_000,
+        statement_timeout_ms: 60_000,
+        allow_writes: vec![],
+        allow_external_effects: false,
+        strict: false,
+        allow_irreversible: false,
+    };
+    let plan = sandbox::plan::Plan::load_default().expect("the built-in plan loads");
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(sandbox::ops::push::push(&opts, &plan, &progress))
+        .unwrap_or_else(|e| panic!("the push's transaction was ended: {e:#}"));
+    assert!(report.receipt_id.is_some(), "not applied: {report:?}");
+    w.exec(&format!(
+        "ALTER DATABASE {} RESET idle_in_transaction_session_timeout",
+        w.scalar("SELECT current_database()")
+    ));
+    expected.assert_same(
+        &w.state().without_schema("sandbox"),
+        "a push whose client computed for longer than the idle timeout",
+    );
+}

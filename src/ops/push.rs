@@ -772,6 +772,19 @@ struct Done {
 }
 
 impl Push<'_, '_> {
+    /// Client-side work inside the open transaction, with a keepalive on
+    /// its connection meanwhile (see `tx::computing`): the server never
+    /// waits for this client long enough to end the transaction.
+    fn compute<T>(&self, work: impl FnOnce() -> T) -> T {
+        crate::db::postgres::tx::computing(&self.tx, work)
+    }
+
+    /// The progress report of a step inside the transaction: the caller's
+    /// own code on this thread, kept alive like the push's own work.
+    fn step(&self, what: &str) {
+        self.compute(|| self.job.progress.step(what))
+    }
+
     /// A receipt for this diff exists (it committed with the push): the
     /// push is done if what it wrote is as it left it — the rows it
     /// inserted, the columns it updated, the rule rollback refuses by; the
@@ -945,10 +958,9 @@ impl Push<'_, '_> {
             opts,
             plan,
             snapshot,
-            progress,
             ..
         } = self.job;
-        progress.step("checking the remote for drift");
+        self.step("checking the remote for drift");
         let app = app_tables(snapshot, plan, opts.strict);
         let drift = drift_checks(&self.tx, snapshot, &app).await?;
         if drift.iter().any(|c| !c.ok) {
@@ -1019,14 +1031,9 @@ impl Push<'_, '_> {
     /// Every trigger on the tables the push writes, and whether the plan
     /// may hold off the ones it names.
     async fn triggers(&self) -> Result<(Vec<TriggerReport>, Check)> {
-        let PushJob {
-            plan,
-            diff,
-            progress,
-            ..
-        } = self.job;
+        let PushJob { plan, diff, .. } = self.job;
         let written = written_tables(diff);
-        progress.step("reading the triggers of the tables the push writes");
+        self.step("reading the triggers of the tables the push writes");
         let (triggers, trigger_check) =
             plan_triggers(&self.tx, &written, &plan.file.hold_off_triggers).await?;
         let trigger_check = self.refuse_unless_ok(
@@ -1130,7 +1137,6 @@ impl Push<'_, '_> {
             plan,
             snapshot,
             diff,
-            progress,
             ..
         } = self.job;
         let tx = &self.tx;
@@ -1175,7 +1181,7 @@ impl Push<'_, '_> {
             after_checks.extend(self.phase_checks(&phase.id, &now, app).await?);
         }
         if let Some(only) = only {
-            progress.step("the exclusive step: adding columns to the tables readers wait for");
+            self.step("the exclusive step: adding columns to the tables readers wait for");
             for phase in &plan.file.phases {
                 track(self.apply_phase(phase, triggers, only).await?);
             }
@@ -1191,7 +1197,7 @@ impl Push<'_, '_> {
                 }
             }
         }
-        progress.step("running the verification queries and guards on Postgres");
+        self.step("running the verification queries and guards on Postgres");
         after_checks.extend(final_checks(tx, plan, app).await?);
         // The rehearsed state, with what Postgres chose where the plan left
         // columns to it: the comparison covers the columns the plan set, and
@@ -1202,9 +1208,12 @@ impl Push<'_, '_> {
                 filled.push(f);
             }
         }
-        let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
-        let trigger_set = trigger_set_columns(snapshot, plan, &filled, triggers)?;
-        trigger_set_before(snapshot, plan, diff, &mut filled)?;
+        let (expected, trigger_set) = self.compute(|| -> Result<_> {
+            let expected = expected_after(snapshot, plan, &diff.staged, &filled)?;
+            let trigger_set = trigger_set_columns(snapshot, plan, &filled, triggers)?;
+            trigger_set_before(snapshot, plan, diff, &mut filled)?;
+            Ok((expected, trigger_set))
+        })?;
         // Untouched tables need no pass here: the database-wide write
         // accounting after the receipt covers them and every other table.
         let (mut states, read_back) =
@@ -1806,10 +1815,9 @@ impl Push<'_, '_> {
             plan,
             snapshot,
             diff,
-            progress,
             ..
         } = self.job;
-        progress.step("writing the receipt");
+        self.step("writing the receipt");
         let id = uuid::Uuid::new_v4().to_string();
         let before_counts: BTreeMap<String, u64> = snapshot
             .tables
@@ -1826,15 +1834,17 @@ impl Push<'_, '_> {
         // The receipt goes in before the accounting, so its own row is counted
         // as planned; its side-effect list is filled in by an UPDATE after the
         // accounting, which is then counted too.
-        let mut undo = Undo::of_push(
-            diff,
-            plan,
-            snapshot,
-            held_off.clone(),
-            vec![],
-            allowed.clone(),
-        )?
-        .with_filled(snapshot, plan, expected, filled)?;
+        let mut undo = self.compute(|| {
+            Undo::of_push(
+                diff,
+                plan,
+                snapshot,
+                held_off.clone(),
+                vec![],
+                allowed.clone(),
+            )?
+            .with_filled(snapshot, plan, expected, filled)
+        })?;
         undo.sequences = sequences;
         if let Err(e) = insert_receipt(&self.tx, &id, diff, &tables, &undo).await {
             return Err(match crate::db::pg_error::describe(&e, triggers) {

@@ -580,31 +580,69 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// Opens a connection and drives it on the current tokio runtime.
+/// Opens a connection and drives it on a thread of its own (with its own
+/// small runtime), not on the caller's: the socket is then read and
+/// written while the caller's thread computes, so a keepalive sent
+/// meanwhile (see `tx::computing`) goes out and its answer comes back, and
+/// the connection never waits for the caller to yield. The client's
+/// requests and answers travel over channels, which any runtime can await.
 pub async fn connect(target: &Target) -> Result<Client> {
-    let result = if target.sslmode == SslMode::Disable {
-        match target.config.connect(tokio_postgres::NoTls).await {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(client)
-            }
-            Err(e) => Err(e),
-        }
-    } else {
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(target)?);
-        match target.config.connect(tls).await {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                Ok(client)
-            }
-            Err(e) => Err(e),
-        }
+    let tls = match target.sslmode {
+        SslMode::Disable => None,
+        _ => Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
+            target,
+        )?)),
     };
-    result.map_err(|e| explain_connect_error(target, &e))
+    let config = target.config.clone();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("postgres-connection".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = sender.send(Err(Err(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                // Until the client is dropped: then the connection ends.
+                match tls {
+                    None => match config.connect(tokio_postgres::NoTls).await {
+                        Ok((client, conn)) => {
+                            let _ = sender.send(Ok(client));
+                            let _ = conn.await;
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(Ok(e)));
+                        }
+                    },
+                    Some(tls) => match config.connect(tls).await {
+                        Ok((client, conn)) => {
+                            let _ = sender.send(Ok(client));
+                            let _ = conn.await;
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(Ok(e)));
+                        }
+                    },
+                }
+            });
+        })
+        .context("cannot start the thread that drives the Postgres connection")?;
+    match receiver
+        .await
+        .context("the thread that drives the Postgres connection ended")?
+    {
+        Ok(client) => Ok(client),
+        Err(Ok(e)) => Err(explain_connect_error(target, &e)),
+        Err(Err(e)) => {
+            Err(anyhow::Error::new(e).context("cannot start the Postgres connection's runtime"))
+        }
+    }
 }
 
 /// Turns a driver error into one paragraph naming the cause and the fix.

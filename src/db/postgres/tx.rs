@@ -681,6 +681,69 @@ pub async fn begin(
 /// 300k-row table was ended every time.
 pub const CLIENT_SILENCE_MS: u64 = 15_000;
 
+/// How often [`computing`] speaks on the connection while the client
+/// computes: far inside [`CLIENT_SILENCE_MS`] and any idle timeout a
+/// database or role sets in seconds.
+pub const KEEPALIVE_MS: u64 = 1_000;
+
+/// Runs `work` — the client's own computation inside the open transaction
+/// (what it read back against the rehearsed rows, the receipt, a progress
+/// report) — on this thread, while another sends `SELECT 1` on the
+/// transaction's connection every [`KEEPALIVE_MS`]. Between two
+/// statements Postgres waits for the client, and ends the transaction
+/// once that wait passes `idle_in_transaction_session_timeout` (the push
+/// sets [`CLIENT_SILENCE_MS`]): a preflight of a 300k-row update was ended
+/// there while the client computed (T7). A stopped client (SIGSTOP, a
+/// closed laptop) stops both threads, so it is still ended after that
+/// silence. The connection is driven on a thread of its own (see
+/// `connect`), so the keepalive goes out while this thread is busy; it is
+/// never waited for at the end (a `SELECT 1` queued behind a statement
+/// this thread has not finished, a COPY, is left to answer into the void),
+/// and an error it meets (the transaction failed already) is the next
+/// statement's to report.
+pub fn computing<T>(tx: &Transaction<'_>, work: impl FnOnce() -> T) -> T {
+    let stop = tokio::sync::Notify::new();
+    // Signalled however `work` ends, a panic too: the scope joins the
+    // keepalive before it returns or unwinds.
+    struct Stop<'a>(&'a tokio::sync::Notify);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.notify_one();
+        }
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| keep_alive(tx, &stop));
+        let _stop = Stop(&stop);
+        work()
+    })
+}
+
+/// [`computing`]'s keepalive, until `stop`.
+fn keep_alive(tx: &Transaction<'_>, stop: &tokio::sync::Notify) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        loop {
+            tokio::select! {
+                _ = stop.notified() => return,
+                _ = tokio::time::sleep(Duration::from_millis(KEEPALIVE_MS)) => {}
+            }
+            tokio::select! {
+                _ = stop.notified() => return,
+                said = tx.batch_execute("SELECT 1") => {
+                    if said.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// `SET LOCAL`s that make the server end the transaction when the client
 /// is gone: `idle_in_transaction_session_timeout` ([`CLIENT_SILENCE_MS`],
 /// never longer than the statement timeout) while Postgres waits for the
