@@ -38,6 +38,20 @@ fn live(tag: &str) -> World {
     World::loaded(tag, "plan").rehearsed()
 }
 
+/// How many locks the tool's session (application_name `sandbox`) on this
+/// database holds (`granted`) or waits for, on `public.{table}`, in `mode`
+/// when given: a query for [`scalar`].
+fn sandbox_locks(granted: bool, mode: Option<&str>, table: &str) -> String {
+    format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+         AND {}l.granted{} AND l.relation = 'public.{table}'::regclass",
+        if granted { "" } else { "NOT " },
+        mode.map(|m| format!(" AND l.mode = '{m}'"))
+            .unwrap_or_default()
+    )
+}
+
 /// The app's write to one `prompts` row: a new prompt copied from an
 /// existing one, returning its id.
 const APP_INSERTS_A_PROMPT: &str =
@@ -272,17 +286,7 @@ fn an_idle_reader_makes_other_readers_wait_one_attempt_at_most_and_is_named() {
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "141");
 
     // With time to spare, the push goes through once the idle session ends.
-    let push = common::Sandbox::new(&[
-        "push",
-        "--database-url",
-        &w.db.url,
-        "--snapshot",
-        w.snap(),
-        "--confirm",
-        "--lock-timeout",
-        "60000",
-    ])
-    .spawn();
+    let push = w.push_spawned("60000");
     // Hold the idle session for many attempts of the push.
     std::thread::sleep(std::time::Duration::from_millis(8000));
     idle.batch_execute("COMMIT").expect("end the idle reader");
@@ -455,17 +459,7 @@ fn rollback_waits_for_a_reader_of_a_table_the_dropped_foreign_key_references() {
     );
 
     // With time to spare, the rollback waits for the reader to end.
-    let rollback = common::Sandbox::new(&[
-        "rollback",
-        "--database-url",
-        &w.db.url,
-        "--receipt",
-        &receipt,
-        "--confirm",
-        "--lock-timeout",
-        "60000",
-    ])
-    .spawn();
+    let rollback = w.rollback_spawned(&receipt, "60000");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     reader.batch_execute("COMMIT").expect("end the reader");
     rollback.finish().ok();
@@ -525,17 +519,7 @@ fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
     let mut idle = postgres_admin(&format!("{}?application_name=gate", w.db.url));
     idle.batch_execute("SELECT pg_advisory_lock(4242)")
         .expect("shut the gate");
-    let push = common::Sandbox::new(&[
-        "push",
-        "--database-url",
-        &w.db.url,
-        "--snapshot",
-        w.snap(),
-        "--confirm",
-        "--lock-timeout",
-        "600000",
-    ])
-    .spawn();
+    let push = w.push_spawned("600000");
     let backend = push_backend_holding(&mut c, "workflows");
     let mut polls = 0;
     while scalar(
@@ -817,10 +801,7 @@ fn held_while_waiting_for_the_add_column(
     args.extend_from_slice(extra);
     let push = common::Sandbox::new(&args).spawn();
     let mut monitor = w.db.client();
-    let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                   WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
-                   AND NOT l.granted AND l.mode = 'AccessExclusiveLock' \
-                   AND l.relation = 'public.jtbd_library'::regclass";
+    let waiting = &sandbox_locks(false, Some("AccessExclusiveLock"), "jtbd_library");
     let mut polls = 0;
     while scalar(&mut monitor, waiting) == "0" {
         polls += 1;
@@ -1025,17 +1006,7 @@ fn rollback_takes_its_exclusive_locks_last_after_the_rows_are_undone() {
     reader
         .batch_execute("BEGIN; SELECT 1 FROM workflows LIMIT 1")
         .expect("reader");
-    let rollback = common::Sandbox::new(&[
-        "rollback",
-        "--database-url",
-        &w.db.url,
-        "--receipt",
-        &receipt,
-        "--confirm",
-        "--lock-timeout",
-        "60000",
-    ])
-    .spawn();
+    let rollback = w.rollback_spawned(&receipt, "60000");
     let mut c = w.db.client();
     let held = locks_held_when_waiting_for_exclusive(&mut c, "workflows");
     reader.batch_execute("COMMIT").expect("end the reader");
@@ -1247,21 +1218,9 @@ fn an_idle_reader_of_a_table_the_undo_locks_never_holds_up_readers_of_the_altere
         "a push refused on a lock the rehearsed undo needs",
     );
 
-    let mut push = common::Sandbox::new(&[
-        "push",
-        "--database-url",
-        &w.db.url,
-        "--snapshot",
-        w.snap(),
-        "--confirm",
-        "--lock-timeout",
-        "60000",
-    ])
-    .spawn();
+    let mut push = w.push_spawned("60000");
     let mut monitor = w.db.client();
-    let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                   WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
-                   AND NOT l.granted AND l.relation = 'public.workflows'::regclass";
+    let waiting = &sandbox_locks(false, None, "workflows");
     let mut polls = 0;
     while scalar(&mut monitor, waiting) == "0" {
         polls += 1;
@@ -1559,17 +1518,7 @@ fn rollback_gives_up_at_once_when_the_session_in_its_way_waits_for_its_rows() {
     reader
         .batch_execute("BEGIN; SELECT 1 FROM tasks LIMIT 1")
         .expect("reader");
-    let rollback = common::Sandbox::new(&[
-        "rollback",
-        "--database-url",
-        &w.db.url,
-        "--receipt",
-        &receipt,
-        "--confirm",
-        "--lock-timeout",
-        "30000",
-    ])
-    .spawn();
+    let rollback = w.rollback_spawned(&receipt, "30000");
     locks_held_when_waiting_for_exclusive(&mut c, "tasks");
     let app_url = format!("{}?application_name=fk_app", w.db.url);
     let app = std::thread::spawn(move || {
@@ -1680,25 +1629,12 @@ fn a_push_gets_through_a_busy_app_that_reads_the_altered_table_then_writes_anoth
                  workflow_id uuid NOT NULL REFERENCES workflows (id))",
             );
         let parent = w.scalar("SELECT min(id::text) FROM workflows");
-        let mut push = common::Sandbox::new(&[
-            "push",
-            "--database-url",
-            &w.db.url,
-            "--snapshot",
-            w.snap(),
-            "--confirm",
-            "--lock-timeout",
-            "60000",
-        ])
-        .spawn();
+        let mut push = w.push_spawned("60000");
         // The app starts once the push holds `workflows` against writers:
         // its writes then wait for the push and commit after it, so they
         // are no drift.
         let mut monitor = w.db.client();
-        let holding = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                       WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
-                       AND l.granted AND l.mode = 'ShareRowExclusiveLock' \
-                       AND l.relation = 'public.workflows'::regclass";
+        let holding = &sandbox_locks(true, Some("ShareRowExclusiveLock"), "workflows");
         while push.running() && scalar(&mut monitor, holding) == "0" {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::db::{count, scalar, TestDb};
-use super::run::{run_sandbox, sandbox, Run};
+use super::run::{run_sandbox, sandbox, Proc, Run, Sandbox};
 use super::state::{whole_database_state, DatabaseState};
 
 pub struct World {
@@ -151,6 +151,38 @@ impl World {
             &["push", "--database-url", url, "--snapshot", self.snap()],
             extra,
         ))
+    }
+
+    /// `push --confirm` started in the background, waiting for its locks
+    /// up to `lock_timeout_ms`: for a test that acts while it runs.
+    pub fn push_spawned(&self, lock_timeout_ms: &str) -> Proc {
+        Sandbox::new(&self.with_plan_args(
+            &[
+                "push",
+                "--database-url",
+                self.url(),
+                "--snapshot",
+                self.snap(),
+            ],
+            &["--confirm", "--lock-timeout", lock_timeout_ms],
+        ))
+        .spawn()
+    }
+
+    /// `rollback --confirm` of `receipt` started in the background (see
+    /// [`World::push_spawned`]).
+    pub fn rollback_spawned(&self, receipt: &str, lock_timeout_ms: &str) -> Proc {
+        Sandbox::new(&[
+            "rollback",
+            "--database-url",
+            self.url(),
+            "--receipt",
+            receipt,
+            "--confirm",
+            "--lock-timeout",
+            lock_timeout_ms,
+        ])
+        .spawn()
     }
 
     pub fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
