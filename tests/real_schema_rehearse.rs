@@ -1049,3 +1049,46 @@ fn a_generated_column_whose_inputs_changed_is_left_to_postgres_in_the_staged_row
         .without_schema("sandbox")
         .assert_same(&before, "push then rollback");
 }
+
+/// A `character(n)` value assigned to a text column: Postgres casts it
+/// through text, dropping its trailing blanks. Before: the rehearsal
+/// staged 'ab    ' (SQLite keeps the padding), and the push, whose rows
+/// hold 'ab', refused after applying. Now the staged text is 'ab', through
+/// an UPDATE's SET and an INSERT … SELECT alike (a char(n) target keeps
+/// its padding); the push applies and rollback restores the whole database.
+#[test]
+fn a_character_n_value_assigned_to_a_text_column_loses_its_padding() {
+    let w = common::item_world(
+        "rs_bpchar_to_text",
+        "CREATE TABLE public.dh_item (id int PRIMARY KEY, code char(6), name text);
+         INSERT INTO public.dh_item (id, code, name) VALUES (1, 'ab', 'x');",
+        &["UPDATE dh_item SET name = code WHERE id = 1; \
+             INSERT INTO dh_item (id, code, name) SELECT 2, code, coalesce(code, 'z') \
+             FROM dh_item WHERE id = 1;"],
+    );
+    let before = w.state();
+    w.rehearse(&[]).ok();
+    let staged = common::staged_rows(
+        &w.snapshot,
+        "SELECT CAST(id AS TEXT), '[' || code || ']', '[' || name || ']' FROM staged_dh_item \
+         ORDER BY id",
+    );
+    assert_eq!(
+        staged,
+        vec![
+            vec!["1".to_string(), "[ab    ]".to_string(), "[ab]".to_string()],
+            vec!["2".to_string(), "[ab    ]".to_string(), "[ab]".to_string()],
+        ]
+    );
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(
+            "SELECT string_agg(id || ':[' || name || ']', ',' ORDER BY id) FROM public.dh_item"
+        ),
+        "1:[ab],2:[ab]"
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.state()
+        .without_schema("sandbox")
+        .assert_same(&before, "push then rollback");
+}

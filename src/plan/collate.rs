@@ -429,6 +429,7 @@ impl<'a> Sql<'a> {
                 }
             }
         }
+        spans.extend(self.unpadded_assignments());
         spans.sort_unstable();
         spans.dedup();
         spans
@@ -443,6 +444,154 @@ impl<'a> Sql<'a> {
     }
 
     /// Whether the `=` at `eq` assigns (`SET col = …`) rather than compares.
+    /// The span of the value assigned at `eq` (`SET col = value`): up to
+    /// the next top-level comma, FROM, WHERE, RETURNING or the end.
+    fn assigned_value(&self, eq: usize) -> (usize, usize) {
+        let lo = eq + 1;
+        let mut i = lo;
+        while i < self.toks.len() {
+            match self.toks[i].kind {
+                Kind::Open => i = self.close.get(&i).copied().unwrap_or(self.toks.len()),
+                Kind::Comma | Kind::Close | Kind::Semicolon => break,
+                _ if ["from", "where", "returning"]
+                    .iter()
+                    .any(|w| self.is_word(i, w)) =>
+                {
+                    break
+                }
+                _ if self.is_word(i, "case") => {
+                    i = self.end.get(&i).copied().unwrap_or(self.toks.len())
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        (lo, i.min(self.toks.len()))
+    }
+
+    /// The table an assignment at `eq` writes: the one after the nearest
+    /// UPDATE before it (`UPDATE OR REPLACE t`, `main.t`), or, for an
+    /// upsert's `DO UPDATE`, the INSERT's.
+    fn assigned_table(&self, eq: usize) -> Option<String> {
+        let update = (0..eq).rev().find(|i| self.is_word(*i, "update"))?;
+        let mut at = if update > 0 && self.is_word(update - 1, "do") {
+            (0..update).rev().find(|i| self.is_word(*i, "into"))? + 1
+        } else {
+            update + 1
+        };
+        if self.is_word(at, "or") {
+            at += 2;
+        }
+        if self.is_dot(at + 1) {
+            at += 2;
+        }
+        self.ident(at)
+    }
+
+    /// Whether `column` of `table` is a `character(n)`.
+    fn is_bpchar_column(&self, table: &str, column: &str) -> bool {
+        self.tables
+            .get(table)
+            .and_then(|cols| cols.get(column))
+            .is_some_and(|c| c == crate::db::collation::BPCHAR)
+    }
+
+    /// Postgres casts a `character(n)` value assigned to a column of
+    /// another type (`UPDATE t SET name = j.code`, `INSERT INTO t (name)
+    /// SELECT code FROM j`) to that type through text, dropping its
+    /// trailing blanks; SQLite stores the padded text. Such a value (a
+    /// `character(n)` column's, through the choosers, CASE and subqueries)
+    /// gets `rtrim(…, ' ')` unless its target is a `character(n)` too.
+    fn unpadded_assignments(&self) -> Vec<(usize, usize)> {
+        let bpchar = |(lo, hi): (usize, usize)| {
+            lo < hi && self.collation(lo, hi).as_deref() == Some(crate::db::collation::BPCHAR)
+        };
+        let mut spans = Vec::new();
+        for eq in 0..self.toks.len() {
+            if self.toks[eq].kind != Kind::Other || !self.is_assignment(eq) {
+                continue;
+            }
+            let (Some(table), Some(column)) = (self.assigned_table(eq), self.ident(eq - 1)) else {
+                continue;
+            };
+            let value = self.assigned_value(eq);
+            if bpchar(value) && !self.is_bpchar_column(&table, &column) {
+                spans.push(value);
+            }
+        }
+        // INSERT INTO t (columns) SELECT values …
+        for i in 0..self.toks.len() {
+            if !self.is_word(i, "into") || i == 0 || !self.is_word(i - 1, "insert") {
+                continue;
+            }
+            let mut at = i + 1;
+            if self.is_dot(at + 1) {
+                at += 2;
+            }
+            let Some(table) = self.ident(at) else {
+                continue;
+            };
+            let open = at + 1;
+            let Some(close) = self
+                .toks
+                .get(open)
+                .filter(|t| t.kind == Kind::Open)
+                .and_then(|_| self.close.get(&open).copied())
+            else {
+                continue;
+            };
+            if !self.is_word(close + 1, "select") {
+                continue;
+            }
+            let columns: Vec<Option<String>> = self
+                .args(open + 1, close)
+                .into_iter()
+                .map(|(a, b)| if b == a + 1 { self.ident(a) } else { None })
+                .collect();
+            let mut lo = close + 2;
+            if self.is_word(lo, "distinct") || self.is_word(lo, "all") {
+                lo += 1;
+            }
+            let mut hi = lo;
+            while hi < self.toks.len() {
+                match self.toks[hi].kind {
+                    Kind::Open => hi = self.close.get(&hi).copied().unwrap_or(self.toks.len()),
+                    Kind::Close | Kind::Semicolon => break,
+                    _ if self.is_word(hi, "case") => {
+                        hi = self.end.get(&hi).copied().unwrap_or(self.toks.len())
+                    }
+                    _ if [
+                        "from",
+                        "where",
+                        "union",
+                        "except",
+                        "intersect",
+                        "order",
+                        "limit",
+                    ]
+                    .iter()
+                    .any(|w| self.is_word(hi, w)) =>
+                    {
+                        break
+                    }
+                    _ => {}
+                }
+                hi += 1;
+            }
+            let hi = hi.min(self.toks.len());
+            for (column, (a, b)) in columns.iter().zip(self.args(lo, hi)) {
+                // `value AS name`: the value before the alias.
+                let b = (a..b).find(|j| self.is_word(*j, "as")).unwrap_or(b);
+                if let Some(column) = column {
+                    if bpchar((a, b)) && !self.is_bpchar_column(&table, column) {
+                        spans.push((a, b));
+                    }
+                }
+            }
+        }
+        spans
+    }
+
     fn is_assignment(&self, eq: usize) -> bool {
         if self.text(eq) != "=" || eq < 2 || self.ident(eq - 1).is_none() {
             return false;
@@ -650,6 +799,34 @@ mod tests {
             "SELECT concat(name, 'x'), length(price) FROM ref_item",
             "SELECT length(name) FROM dh_item",
             "SELECT 'length(name)' || 'x' FROM ref_item",
+        ] {
+            assert_eq!(rw(sql), sql);
+        }
+    }
+
+    #[test]
+    fn a_character_n_value_assigned_to_another_type_loses_its_padding() {
+        assert_eq!(
+            rw("UPDATE dh_item SET status = r.name, x = 1 FROM ref_item r WHERE r.price = 1"),
+            "UPDATE dh_item SET status = rtrim(r.name, ' '), x = 1 FROM ref_item r WHERE r.price = 1"
+        );
+        assert_eq!(
+            rw("UPDATE OR REPLACE main.dh_item SET note = (SELECT max(name) FROM ref_item)"),
+            "UPDATE OR REPLACE main.dh_item SET note = rtrim((SELECT max(name) FROM ref_item), ' ')"
+        );
+        assert_eq!(
+            rw("INSERT INTO dh_item (id, note) SELECT id, coalesce(r.name, 'x') AS n FROM ref_item r"),
+            "INSERT INTO dh_item (id, note) SELECT id, rtrim(coalesce(r.name, 'x'), ' ') AS n FROM ref_item r"
+        );
+        assert_eq!(
+            rw("INSERT INTO dh_item (id, note) SELECT 1, 'a' ON CONFLICT (id) DO UPDATE SET note = (SELECT name FROM ref_item)"),
+            "INSERT INTO dh_item (id, note) SELECT 1, 'a' ON CONFLICT (id) DO UPDATE SET note = rtrim((SELECT name FROM ref_item), ' ')"
+        );
+        // Into a character(n) column: kept padded, as Postgres keeps it.
+        for sql in [
+            "UPDATE ref_item SET name = coalesce(name, 'a')",
+            "INSERT INTO ref_item (name) SELECT name FROM ref_item",
+            "UPDATE dh_item SET note = 'name ' WHERE id = 1",
         ] {
             assert_eq!(rw(sql), sql);
         }
