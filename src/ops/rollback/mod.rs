@@ -61,7 +61,8 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     };
     // A mistyped table or column would allow or discard nothing, silently.
     let mut unknown = crate::db::writes::unknown_tables(&tx, &opts.allow_writes).await?;
-    unknown.extend(unknown_discards(&opts.discard_changes, &undo));
+    let added = app_added_columns(&tx, &opts.discard_changes, &undo).await?;
+    unknown.extend(unknown_discards(&opts.discard_changes, &undo, &added));
     if !unknown.is_empty() {
         tx.rollback().await?;
         return Err(crate::error::environment(format!(
@@ -117,9 +118,52 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
     })
 }
 
+/// `(table, column)` of each `--discard-changes TABLE.COLUMN` whose column
+/// the receipt does not know but the table has now: one the app added
+/// after the push, whose data the rollback refuses to destroy unless told
+/// to (one query, only when there is such a value).
+async fn app_added_columns(
+    tx: &tokio_postgres::Transaction<'_>,
+    discard: &[String],
+    undo: &crate::receipt::Undo,
+) -> Result<Vec<(String, String)>> {
+    let asked: Vec<String> = discard
+        .iter()
+        .filter_map(|d| d.split_once('.'))
+        .filter(|(table, column)| {
+            *column != "*"
+                && undo
+                    .tables
+                    .iter()
+                    .any(|t| t.table == *table && !t.columns.iter().any(|c| c.name == *column))
+        })
+        .map(|(table, column)| format!("{table}.{column}"))
+        .collect();
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows = tx
+        .query_typed(
+            "SELECT c.relname::text, a.attname::text FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' \
+             WHERE a.attnum > 0 AND NOT a.attisdropped \
+               AND c.relname::text || '.' || a.attname::text = ANY($1)",
+            &[(&asked, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await
+        .context("cannot read the columns --discard-changes names")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// The values of `--discard-changes` naming no table the push wrote, or
-/// no column of it, each with what is accepted.
-fn unknown_discards(discard: &[String], undo: &crate::receipt::Undo) -> Vec<String> {
+/// no column of it (as the receipt records it, or `added` by the app
+/// since), each with what is accepted.
+fn unknown_discards(
+    discard: &[String],
+    undo: &crate::receipt::Undo,
+    added: &[(String, String)],
+) -> Vec<String> {
     let tables: Vec<&str> = undo.tables.iter().map(|t| t.table.as_str()).collect();
     let mut found = Vec::new();
     for d in discard {
@@ -132,7 +176,11 @@ fn unknown_discards(discard: &[String], undo: &crate::receipt::Undo) -> Vec<Stri
                  TABLE.* of a table it wrote: {}",
                 tables.join(", ")
             )),
-            Some(t) if column != "*" && !t.columns.iter().any(|c| c.name == column) => {
+            Some(t)
+                if column != "*"
+                    && !t.columns.iter().any(|c| c.name == column)
+                    && !added.iter().any(|(at, ac)| at == table && ac == column) =>
+            {
                 let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
                 let shown = if names.len() > 12 {
                     format!("{}, … ({} in all)", names[..12].join(", "), names.len())
