@@ -694,6 +694,64 @@ fn a_foreign_key_from_a_schema_the_role_may_not_use_is_named_by_push_and_rollbac
     );
 }
 
+/// H8 U2: the owner role, like Supabase's `postgres`, is no superuser and
+/// not in pg_read_all_stats, so pg_stat_activity hides another role's
+/// session: no state, no transaction start, "<insufficient privilege>" for
+/// its statement. Before, a lock refusal listed such a blocker with blank
+/// fields ("app '', , in a transaction since )"), and the rollback's
+/// refusal spoke of "this push". Now the blocker line says what is hidden
+/// from which role and what shows it, and the wording fits push and
+/// rollback alike. Nothing changes while blocked.
+#[test]
+fn a_blocker_the_role_may_not_see_is_named_as_hidden() {
+    let o = owned_world("hidden_blocker");
+    let role = o.role.name.clone();
+    let w = o.w.rehearsed();
+    let o = OwnedWorld { w, ..o };
+    let before = o.w.state();
+    // Another role's session (the superuser's) that read jtbd_library and
+    // stays in its transaction: ADD COLUMN / DROP COLUMN wait for it.
+    let mut admin = o.w.db.client();
+    let hold = |admin: &mut postgres_sync::Client| {
+        admin
+            .batch_execute(
+                "SET application_name = 'app_reader'; BEGIN; \
+                 SELECT count(*) FROM public.jtbd_library;",
+            )
+            .unwrap();
+    };
+    let hidden = format!(
+        "app 'app_reader'; its state, transaction start and statement are not visible to role \
+         {role}: a member of pg_read_all_stats sees them"
+    );
+    let check = |run: &common::Run| {
+        run.code(1).stderr_has(&hidden);
+        assert!(
+            !run.all().contains("in a transaction since )"),
+            "{}",
+            run.show()
+        );
+        assert!(!run.all().contains("this push"), "{}", run.show());
+    };
+    hold(&mut admin);
+    check(&o.w.push_as(&o.url, &["--confirm", "--lock-timeout", "700"]));
+    before.assert_same(&o.w.state(), "a push refused for a lock");
+    admin.batch_execute("COMMIT").unwrap();
+    let run = o.w.push_as(&o.url, &["--confirm"]);
+    run.ok();
+    let receipt = run.receipt();
+    let pushed = o.w.state();
+    hold(&mut admin);
+    check(&o.rollback(&receipt, &["--confirm", "--lock-timeout", "700"]));
+    pushed.assert_same(&o.w.state(), "a rollback refused for a lock");
+    admin.batch_execute("COMMIT").unwrap();
+    o.rollback(&receipt, &["--confirm"]).ok();
+    before.without_schema("sandbox").assert_same(
+        &o.w.state().without_schema("sandbox"),
+        "push, then rollback",
+    );
+}
+
 /// S24 at rollback: after the push, an app trigger on `workflows` rewrites
 /// a row of `prompts` (a table the plan protects) for each workflow
 /// deleted. Before, `rollback --allow-writes prompts` took those writes as

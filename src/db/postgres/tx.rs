@@ -281,7 +281,7 @@ async fn queued_behind_exclusive(tx: &Transaction<'_>) -> Result<Vec<String>> {
             &[],
         )
         .await
-        .context("cannot read pg_locks to see who waits behind the push")?;
+        .context("cannot read pg_locks to see who waits behind this transaction")?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
@@ -311,7 +311,7 @@ async fn waiting_on_us(tx: &Transaction<'_>, asked: &[(String, LockMode)]) -> Re
             &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
-        .context("cannot read pg_locks to see who waits for the push")?;
+        .context("cannot read pg_locks to see who waits for this transaction")?;
     let mut out: Vec<Waiter> = Vec::new();
     for r in &rows {
         let pid: i32 = r.get(0);
@@ -357,7 +357,7 @@ fn waiting_for(waiting: &[Waiter]) -> String {
             .collect();
         parts.push(format!(
             "{} waiting to lock table {t}, which this transaction already holds locked (as an \
-             app transaction that read a table the push must lock exclusively and then writes \
+             app transaction that read a table this transaction must lock exclusively and then writes \
              one it has locked does)",
             pid_list(&pids)
         ));
@@ -399,8 +399,8 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
         .context("cannot read pg_locks to name the blocking sessions")?;
     let mut out: Vec<String> = Vec::new();
     for r in &rows {
-        let table: String = r.get(6);
-        let mode: String = r.get(7);
+        let table: String = r.get(SESSION_COLUMN_COUNT);
+        let mode: String = r.get(SESSION_COLUMN_COUNT + 1);
         let wanted = locks.iter().find(|(t, _)| *t == table).map(|(_, m)| *m);
         if !wanted.is_some_and(|m| m.conflicts().contains(&mode.as_str())) {
             continue;
@@ -414,21 +414,40 @@ pub async fn blockers(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Res
 }
 
 /// The columns of `pg_stat_activity a` that [`session_line`] reads, first
-/// in a query: pid, user, application name, state, since when, statement.
+/// in a query: pid, user, application name, state, since when, statement,
+/// whether those last three are hidden from us, and our role. A role
+/// without `pg_read_all_stats` (Supabase's `postgres`) sees another role's
+/// session with no state, no transaction start and "<insufficient
+/// privilege>" for its statement.
 pub const SESSION_COLUMNS: &str = "a.pid, coalesce(a.usename::text, ''), \
      coalesce(a.application_name, ''), coalesce(a.state, ''), \
      coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', 'HH24:MI:SS') || ' UTC, ' \
               || round(extract(epoch FROM clock_timestamp() - a.xact_start))::text || ' s ago', ''), \
-     left(coalesce(a.query, ''), 4000)";
+     left(coalesce(a.query, ''), 4000), a.state IS NULL, current_user::text";
+
+/// How many columns [`SESSION_COLUMNS`] are: a query's own columns follow.
+pub const SESSION_COLUMN_COUNT: usize = 8;
 
 /// A session in the way, from a row starting with [`SESSION_COLUMNS`]:
-/// `pid N (user U, app 'A', STATE, in a transaction since T)WHAT: STATEMENT`.
+/// `pid N (user U, app 'A', STATE, in a transaction since T)WHAT: STATEMENT`;
+/// for a session our role may not see the details of, says so and what
+/// shows them, instead of blank fields.
 pub fn session_line(r: &tokio_postgres::Row, what: &str) -> String {
-    format!(
-        "pid {} (user {}, app '{}', {}, in a transaction since {}){what}: {}",
+    let (pid, user, app) = (
         r.get::<_, i32>(0),
         r.get::<_, String>(1),
         r.get::<_, String>(2),
+    );
+    if r.get::<_, bool>(6) {
+        let role = r.get::<_, String>(7);
+        return format!(
+            "pid {pid} (user {user}, app '{app}'; its state, transaction start and statement are \
+             not visible to role {role}: a member of pg_read_all_stats sees them, or ask \
+             pg_stat_activity as a superuser){what}"
+        );
+    }
+    format!(
+        "pid {pid} (user {user}, app '{app}', {}, in a transaction since {}){what}: {}",
         r.get::<_, String>(3),
         r.get::<_, String>(4),
         statement_shape(&r.get::<_, String>(5), 120),
@@ -576,7 +595,7 @@ pub async fn begin(
         .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
         .start()
         .await
-        .context("cannot start the push transaction")?;
+        .context("cannot start the transaction")?;
     // The search_path is pinned (SET LOCAL, in set_local_settings_sql, the
     // same path the pull read the catalog under) so that a database or role whose
     // default differs (Supabase adds `extensions`; some set '') runs the
@@ -951,7 +970,7 @@ pub async fn lock_and_probe(
             } else if t.queued_behind_us.is_empty() {
                 format!(
                         "within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
-                         {LOCK_ATTEMPT_MS} ms, so no other session waited behind this push for longer \
+                         {LOCK_ATTEMPT_MS} ms, so no other session waited behind this transaction for longer \
                          than one attempt)",
                         t.attempts
                     )
