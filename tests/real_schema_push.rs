@@ -272,6 +272,43 @@ fn rollback_accounts_for_every_write_too() {
     assert_eq!(w.count("SELECT count(*) FROM app.deleted_workflows"), 227);
 }
 
+/// V9: an app table with a foreign key `ON DELETE SET NULL` into
+/// `workflows`, and a statement trigger on `workflows` deleting rows of it.
+/// The plan deletes no workflow, and SET NULL would update, not delete: the
+/// write is the trigger's, named as such. Before: blamed on the foreign key
+/// ("written by Postgres through foreign key … the plan deletes or re-keys
+/// rows of public.workflows"), the trigger unnamed.
+#[test]
+fn a_trigger_write_is_not_blamed_on_a_foreign_key_the_plan_never_fires() {
+    let w = world(
+        "fk_not_blamed",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.workflow_tags (id serial PRIMARY KEY,
+           workflow_id uuid REFERENCES public.workflows ON DELETE SET NULL, tag text);
+         INSERT INTO app.workflow_tags (workflow_id, tag)
+           SELECT id, 'keepme' || row_number() OVER (ORDER BY id) FROM public.workflows LIMIT 2;
+         CREATE FUNCTION app.deferred_hook() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN DELETE FROM app.workflow_tags WHERE tag LIKE 'keepme%'; RETURN NULL; END $$;
+         CREATE TRIGGER wf_plain AFTER INSERT ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION app.deferred_hook();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "app.workflow_tags: 2 rows (0 inserted, 0 updated, 2 deleted) — outside the plan's \
+             write set (written by trigger wf_plain on public.workflows",
+            "--allow-writes app.workflow_tags",
+        ]);
+        assert!(
+            !run.all().contains("written by Postgres through"),
+            "{}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push refused for a trigger's write");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 10.3 the preflight is the real transaction
 

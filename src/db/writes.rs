@@ -434,6 +434,39 @@ pub fn beyond_inherited_check(
     )
 }
 
+/// The keys among `keys` (into other tables this transaction wrote,
+/// `writes`) whose actions can have made all of `w`: none when one kind of
+/// its rows is left unexplained — an action never inserts, a CASCADE on
+/// delete deletes and needs deletes in the referenced table, SET NULL /
+/// SET DEFAULT on delete and any ON UPDATE action update and need deletes
+/// (or updates) there. Otherwise the write is a trigger's, named as one.
+fn explaining_keys<'k>(
+    keys: &'k [CascadingKey],
+    w: &TableWrites,
+    writes: &[TableWrites],
+) -> Vec<&'k CascadingKey> {
+    let written = |table: &str| writes.iter().find(|x| x.table == table);
+    let deletes = |k: &CascadingKey| {
+        k.actions.contains("ON DELETE CASCADE")
+            && written(&k.references).is_some_and(|r| r.deleted > 0)
+    };
+    let updates = |k: &CascadingKey| {
+        (k.actions.contains("ON DELETE SET")
+            && written(&k.references).is_some_and(|r| r.deleted > 0))
+            || (k.actions.contains("ON UPDATE")
+                && written(&k.references).is_some_and(|r| r.updated > 0))
+    };
+    let explained = w.inserted == 0
+        && (w.deleted == 0 || keys.iter().any(deletes))
+        && (w.updated == 0 || keys.iter().any(updates));
+    if !explained {
+        return vec![];
+    }
+    keys.iter()
+        .filter(|k| (w.deleted > 0 && deletes(k)) || (w.updated > 0 && updates(k)))
+        .collect()
+}
+
 /// What the accounting found: one check per surprise, and the side effects
 /// the user allowed.
 pub struct Accounting {
@@ -503,7 +536,11 @@ pub fn account(
                 written_by: writers(&w.table),
                 ..w.clone()
             });
-        } else if let Some(keys) = cascades.get(&w.table) {
+        } else if let Some(keys) = cascades
+            .get(&w.table)
+            .map(|keys| explaining_keys(keys, w, writes))
+            .filter(|keys| !keys.is_empty())
+        {
             // Postgres wrote these rows itself, for the rows this
             // transaction deleted or re-keyed in the referenced table: a
             // loss of the app's rows that rollback cannot bring back.
@@ -516,7 +553,7 @@ pub fn account(
                  table with --allow-writes {} if losing them is intended",
                 w.describe(),
                 keys.iter()
-                    .map(CascadingKey::describe)
+                    .map(|k| k.describe())
                     .collect::<Vec<_>>()
                     .join(" and "),
                 referenced.join(", "),
@@ -569,6 +606,35 @@ mod tests {
             deleted: del,
             written_by: vec![],
         }
+    }
+
+    #[test]
+    fn a_foreign_key_explains_only_the_kind_of_write_its_action_makes() {
+        let key = |actions: &str| CascadingKey {
+            name: "k".into(),
+            table: "app.tags".into(),
+            columns: "workflow_id".into(),
+            references: "public.workflows".into(),
+            actions: actions.into(),
+        };
+        let set_null = [key("ON DELETE SET NULL")];
+        let cascade = [key("ON DELETE CASCADE")];
+        let deleting = [w("public.workflows", 0, 0, 3)];
+        let inserting = [w("public.workflows", 227, 0, 0)];
+        // The plan deletes nothing there: no action fired (V9).
+        assert!(explaining_keys(&cascade, &w("app.tags", 0, 0, 2), &inserting).is_empty());
+        // SET NULL updates; it never deletes.
+        assert!(explaining_keys(&set_null, &w("app.tags", 0, 0, 2), &deleting).is_empty());
+        assert_eq!(
+            explaining_keys(&set_null, &w("app.tags", 0, 2, 0), &deleting).len(),
+            1
+        );
+        assert_eq!(
+            explaining_keys(&cascade, &w("app.tags", 0, 0, 2), &deleting).len(),
+            1
+        );
+        // An action never inserts.
+        assert!(explaining_keys(&cascade, &w("app.tags", 1, 0, 2), &deleting).is_empty());
     }
 
     #[test]
