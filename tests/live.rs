@@ -1774,16 +1774,16 @@ fn a_session_waiting_for_a_table_the_transaction_holds_is_named_with_that_table(
     before.assert_same(&common::whole_database_state(&db.url), "a refused lock");
 }
 
-/// A push progress report that holds the push's only thread at one step
+/// A push progress report that holds the push's only thread at some steps
 /// (as heavy client-side work inside the transaction does) for `hold`.
 struct SlowStep {
-    at: &'static str,
+    at: &'static [&'static str],
     hold: std::time::Duration,
 }
 
 impl sandbox::ops::push::PushProgress for SlowStep {
     fn step(&self, what: &str) {
-        if what.starts_with(self.at) {
+        if self.at.iter().any(|at| what.starts_with(at)) {
             std::thread::sleep(self.hold);
         }
     }
@@ -1796,10 +1796,11 @@ impl sandbox::ops::push::PushProgress for SlowStep {
 /// transaction — at 300k rows the comparison with the rehearsed rows and
 /// the receipt took longer than that — is done while a keepalive speaks on
 /// the connection every second. Here the push's thread is held for longer
-/// than the push's own silence bound at one step inside the transaction:
+/// than the push's own silence bound at two steps inside the transaction:
 /// the push still applies, and the database is what a push with nothing
 /// held leaves. Before, the server ended the transaction ("terminating
-/// connection due to idle-in-transaction timeout") and nothing was written.
+/// connection due to idle-in-transaction timeout") and nothing was written;
+/// at "committing", the keepalive's first version did not cover the step.
 #[test]
 fn a_push_whose_client_computes_longer_than_the_idle_timeout_keeps_its_transaction() {
     let reference = World::loaded("live_keepalive_reference", "plan").with_shared_snapshot();
@@ -1811,7 +1812,8 @@ fn a_push_whose_client_computes_longer_than_the_idle_timeout_keeps_its_transacti
         w.scalar("SELECT current_database()")
     ));
     let progress = SlowStep {
-        at: "running the verification queries",
+        // After the writes, and the last step before COMMIT.
+        at: &["running the verification queries", "committing"],
         hold: std::time::Duration::from_millis(
             sandbox::db::postgres::tx::CLIENT_SILENCE_MS + 3_000,
         ),

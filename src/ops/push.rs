@@ -703,7 +703,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         return p.already_applied(id, &undo).await;
     }
     // Privileges first: a missing grant is named before any lock is taken.
-    job.progress.step("checking the role's privileges");
+    p.step("checking the role's privileges");
     let locks = push_locks(job.snapshot, job.plan, job.opts.strict);
     let mut checks = vec![p.privileges(&locks, receipts_exist).await?];
     job.progress
@@ -1483,7 +1483,7 @@ impl Push<'_, '_> {
         triggers: &[TriggerReport],
         part: Part<'_>,
     ) -> Result<Vec<SequenceAdvance>> {
-        let PushJob { diff, progress, .. } = self.job;
+        let PushJob { diff, .. } = self.job;
         let tx = &self.tx;
         // Every lock the DDL needs was taken in the push's one lock step
         // (see `push_on`).
@@ -1500,7 +1500,7 @@ impl Push<'_, '_> {
             })
             .collect();
         if let Some(first) = ddl.first() {
-            progress.step(&format!("phase {}: {}", phase.id, first_line(&first.sql)));
+            self.step(&format!("phase {}: {}", phase.id, first_line(&first.sql)));
         }
         let writes = |t: &&TableDiff| {
             part.has(&t.table)
@@ -1559,7 +1559,7 @@ impl Push<'_, '_> {
         types: &TypeSpellings,
         part: Part<'_>,
     ) -> Result<Vec<SequenceAdvance>> {
-        let PushJob { diff, progress, .. } = self.job;
+        let PushJob { diff, .. } = self.job;
         let tx = &self.tx;
         // A DEFERRABLE unique key is checked at the end of the phase, not
         // row by row, so rows may trade its values within the phase (the
@@ -1590,7 +1590,7 @@ impl Push<'_, '_> {
             )?);
             let (updates, after_inserts) = split_updates(t, &phase.id, &self_refs);
             if !updates.is_empty() {
-                progress.step(&format!(
+                self.step(&format!(
                     "phase {}: updating {} rows of {}",
                     phase.id,
                     updates.len(),
@@ -1602,7 +1602,7 @@ impl Push<'_, '_> {
             }
             self.insert_phase_rows(phase, t).await?;
             if !after_inserts.is_empty() {
-                progress.step(&format!(
+                self.step(&format!(
                     "phase {}: pointing {} rows of {} at rows it inserted",
                     phase.id,
                     after_inserts.len(),
@@ -1618,7 +1618,7 @@ impl Push<'_, '_> {
                     })?;
             }
             for column in t.sequence_columns_written(&phase.id) {
-                progress.step(&format!(
+                self.step(&format!(
                     "phase {}: moving the sequence of {}.{column} past the values written",
                     phase.id, t.table
                 ));
@@ -1695,7 +1695,7 @@ impl Push<'_, '_> {
         if rows.is_empty() {
             return Ok(());
         }
-        self.job.progress.step(&format!(
+        self.step(&format!(
             "phase {}: deleting {} rows of {}",
             phase.id,
             rows.len(),
@@ -1724,7 +1724,7 @@ impl Push<'_, '_> {
         for group in t.insert_groups(&phase.id) {
             let group = self.numbered_by_the_dry_run(t, group).await?;
             let rows = &group.rows;
-            self.job.progress.step(&format!(
+            self.step(&format!(
                 "phase {}: copying {} rows into {}",
                 phase.id,
                 rows.len(),
@@ -2055,7 +2055,7 @@ impl Push<'_, '_> {
             tx.rollback().await?;
             return Ok(report(PushOutcome::WouldApply, None, (None, None)));
         }
-        job.progress.step("committing");
+        crate::db::postgres::tx::computing(&tx, || job.progress.step("committing"));
         if !crate::interrupt::enter_commit() {
             return Err(crate::interrupt::interrupted_before_commit(
                 "nothing was written",
