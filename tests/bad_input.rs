@@ -1112,3 +1112,49 @@ fn allow_writes_and_discard_changes_name_what_they_do_not_know() {
     }
     w.rollback_restores(&receipt, &before, "push, then rollback");
 }
+
+/// H8 U8: `sandbox receipts` against one database with a snapshot pulled
+/// from (and pushed to) another listed the snapshot's receipts as
+/// "snapshot only" and advised `sandbox rollback --receipt <that id>`,
+/// which this database cannot undo. Now it names the mismatch — where the
+/// file was pulled from, and that its receipts were pushed there — and
+/// advises undoing only a receipt this database holds.
+#[test]
+fn receipts_with_a_snapshot_of_another_database_name_the_mismatch() {
+    let w = common::World::loaded("receipts_elsewhere", "plan").with_shared_snapshot();
+    let receipt = w.push_confirmed();
+    let other = TestDb::create("receipts_other");
+    let before = whole_database_state(&other.url);
+    let run = sandbox(&[
+        "receipts",
+        "--database-url",
+        &other.url,
+        "--snapshot",
+        w.snap(),
+    ]);
+    run.code(0)
+        .stdout_has(&receipt)
+        .stdout_has(&format!(
+            "1 receipt(s) are kept only in {}, which was pulled from postgres://postgres@",
+            w.snap()
+        ))
+        .stdout_has("they were pushed there. To see or undo them, pass that database");
+    assert!(
+        !run.stdout.contains("Undo the latest applied push"),
+        "advice this database cannot follow: {}",
+        run.show()
+    );
+    before.assert_same(&whole_database_state(&other.url), "receipts reads only");
+    // Against the database it was pushed to, the advice stands.
+    sandbox(&[
+        "receipts",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        w.snap(),
+    ])
+    .code(0)
+    .stdout_has(&format!(
+        "Undo the latest applied push with: sandbox rollback --receipt {receipt}"
+    ));
+}

@@ -8,16 +8,21 @@ use crate::output::{self, short};
 /// Postgres when a URL is given (flag or environment), the snapshot when
 /// the file exists; at least one of them.
 pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
+    let mut target = None;
     let remote = match args.db.resolve() {
         Some(url) => {
-            let target = sandbox::db::postgres::parse_target(&url)?;
-            let lines = crate::runtime()?.block_on(receipts::remote(&target))?;
-            Some((target.redacted().to_string(), lines))
+            let t = sandbox::db::postgres::parse_target(&url)?;
+            let lines = crate::runtime()?.block_on(receipts::remote(&t))?;
+            let shown = t.redacted().to_string();
+            target = Some(t);
+            Some((shown, lines))
         }
         None => None,
     };
+    let mut source = None;
     let local = if args.snapshot.exists() {
         let snap = Snapshot::open(&args.snapshot)?;
+        source = Some(snap.info.source_url.clone());
         Some(receipts::in_snapshot(&snap)?)
     } else {
         None
@@ -58,7 +63,36 @@ pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
             String::new()
         }
     );
-    if let Some(l) = lines.iter().rev().find(|l| l.status() == "applied") {
+    // Receipts only the snapshot keeps, when Postgres was read, were
+    // pushed elsewhere (most often: the file was pulled from another
+    // database): say so, and advise undoing only what this database holds.
+    let only_local = lines.iter().filter(|l| l.remote_status.is_none()).count();
+    if let (Some(target), Some(source), true) = (&target, &source, only_local > 0) {
+        let same_source = sandbox::db::postgres::parse_target(source)
+            .is_ok_and(|s| s.endpoint() == target.endpoint() && s.dbname() == target.dbname());
+        let file = args.snapshot.display();
+        if same_source {
+            println!(
+                "{only_local} receipt(s) are kept only in {file}, not in sandbox.receipts of {}: \
+                 if they were pushed through another URL of this database (a pooler) or to \
+                 another database, list them with `sandbox receipts --database-url URL \
+                 --snapshot {file}`.",
+                target.redacted()
+            );
+        } else {
+            println!(
+                "{only_local} receipt(s) are kept only in {file}, which was pulled from {source}, \
+                 not from {}: they were pushed there. To see or undo them, pass that database: \
+                 `sandbox receipts --database-url URL --snapshot {file}`.",
+                target.redacted()
+            );
+        }
+    }
+    if let Some(l) = lines
+        .iter()
+        .rev()
+        .find(|l| l.status() == "applied" && (target.is_none() || l.remote_status.is_some()))
+    {
         println!(
             "Undo the latest applied push with: {}",
             sandbox::advice::rollback_confirm(
