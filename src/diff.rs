@@ -804,21 +804,13 @@ struct Replay {
 impl Replay {
     /// The hash of a row's values at the positions `slot` does not keep.
     fn rest_hash<'a>(&self, values: impl Iterator<Item = Option<&'a str>>) -> u128 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for ((v, slot), generated) in values.zip(&self.slot).zip(&self.generated) {
-            if slot.is_some() || *generated {
-                continue;
-            }
-            match v {
-                None => h.update(&[0]),
-                Some(v) => {
-                    h.update(&[1]);
-                    h.update(&(v.len() as u64).to_le_bytes());
-                    h.update(v.as_bytes());
-                }
-            }
-        }
-        h.digest128()
+        values_hash(
+            values
+                .zip(&self.slot)
+                .zip(&self.generated)
+                .filter(|((_, slot), generated)| slot.is_none() && !**generated)
+                .map(|((v, _), _)| v),
+        )
     }
 
     /// A pulled row: `value(i)` is the value of `after`'s column `i`
@@ -1252,70 +1244,132 @@ fn diff_existing(
 ) -> Result<()> {
     let key = after.primary_key();
     let key_idx = key_positions(after, &key)?;
-    let mut pulled: std::collections::HashMap<Vec<String>, Vec<Option<String>>> =
-        std::collections::HashMap::new();
     let before_key_idx = key_positions(before, &key)?;
-    snapshot.for_each_row(&before.name, before, |r| {
+    // Each pulled row as `after`'s columns see it: a column the plan adds
+    // holds what Postgres's ADD COLUMN gave the row (its constant default,
+    // a domain's), so the push finds that there, not NULL.
+    let from_before: Vec<Option<usize>> = after
+        .columns
+        .iter()
+        .map(|c| before.columns.iter().position(|b| b.name == c.name))
+        .collect();
+    let fills: Vec<Option<String>> = after.columns.iter().map(added_column_fill).collect();
+    // A generated column is Postgres's to recompute: never written, its
+    // staged NULL (inputs changed) is no change.
+    let compared: Vec<bool> = after
+        .columns
+        .iter()
+        .map(|c| c.generated.is_none())
+        .collect();
+    let hash_of = |values: &mut dyn Iterator<Item = Option<&str>>| {
+        values_hash(values.zip(&compared).filter(|(_, c)| **c).map(|(v, _)| v))
+    };
+    // `filled`: with the added columns' fill (to compare with the staged
+    // row), or NULL there (a deleted row's before-image).
+    let as_after = |old: &[Option<String>], filled: bool| -> Vec<Option<String>> {
+        from_before
+            .iter()
+            .zip(&fills)
+            .map(|(j, fill)| match j {
+                Some(j) => old[*j].clone(),
+                None if filled => fill.clone(),
+                None => None,
+            })
+            .collect()
+    };
+    // By key, each pulled row's rowid and the hash of its values as
+    // `after`'s columns see them, not the row: holding every pulled row
+    // whole took gigabytes for a 300k-row table (S7). A row whose staged
+    // hash differs is read again by rowid to name what changed.
+    let mut pulled: std::collections::HashMap<Vec<String>, PulledRow> =
+        std::collections::HashMap::new();
+    let by_rowid = snapshot.for_each_row_with_rowid(&before.name, before, |rowid, r| {
         let k = key_values(&before.name, &key, &before_key_idx, &r)?;
-        pulled.insert(k, r);
+        let hash = hash_of(
+            &mut from_before.iter().zip(&fills).map(|(j, fill)| match j {
+                Some(j) => r[*j].as_deref(),
+                None => fill.as_deref(),
+            }),
+        );
+        pulled.insert(k, PulledRow::At { rowid, hash });
         Ok(())
     })?;
+    if by_rowid.is_none() {
+        // Every name of the rowid is a column: the rows are kept whole.
+        snapshot.for_each_row(&before.name, before, |r| {
+            let k = key_values(&before.name, &key, &before_key_idx, &r)?;
+            pulled.insert(k, PulledRow::Whole(r));
+            Ok(())
+        })?;
+    }
+    let old_row = |p: PulledRow, filled: bool| -> Result<Vec<Option<String>>> {
+        let row = match p {
+            PulledRow::At { rowid, .. } => snapshot.row_at(&before.name, before, rowid)?,
+            PulledRow::Whole(row) => row,
+        };
+        Ok(as_after(&row, filled))
+    };
     snapshot.for_each_row(&staged(&after.name), after, |r| {
         let k = key_values(&after.name, &key, &key_idx, &r)?;
-        match pulled.remove(&k) {
-            None => inserts.push(r),
-            Some(old) => {
-                let mut changes = Vec::new();
-                // A generated column is Postgres's to recompute: never
-                // written, its staged NULL (inputs changed) is no change.
-                for (i, c) in after
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.generated.is_none())
-                {
-                    let old_v = match before.columns.iter().position(|b| b.name == c.name) {
-                        Some(j) => old[j].clone(),
-                        // A column the plan adds: Postgres's ADD COLUMN gave
-                        // the row its constant default (a domain's), so the
-                        // push finds that there, not NULL.
-                        None => added_column_fill(c),
-                    };
-                    if old_v != r[i] {
-                        changes.push(ColumnUpdate {
-                            column: c.name.clone(),
-                            old: old_v,
-                            new: r[i].clone(),
-                            old_filled_by_postgres: false,
-                        });
-                    }
-                }
-                if !changes.is_empty() {
-                    updates.push(RowUpdate { key: k, changes });
-                }
+        let Some(p) = pulled.remove(&k) else {
+            inserts.push(r);
+            return Ok(());
+        };
+        if let PulledRow::At { hash, .. } = p {
+            if hash == hash_of(&mut r.iter().map(Option::as_deref)) {
+                return Ok(());
             }
+        }
+        let old = old_row(p, true)?;
+        let changes: Vec<ColumnUpdate> = after
+            .columns
+            .iter()
+            .zip(old)
+            .zip(&r)
+            .filter(|((c, old_v), new)| c.generated.is_none() && old_v != *new)
+            .map(|((c, old_v), new)| ColumnUpdate {
+                column: c.name.clone(),
+                old: old_v,
+                new: new.clone(),
+                old_filled_by_postgres: false,
+            })
+            .collect();
+        if !changes.is_empty() {
+            updates.push(RowUpdate { key: k, changes });
         }
         Ok(())
     })?;
     // What is left of the pull was deleted, in the staged column order.
-    let mut gone: Vec<(Vec<String>, Vec<Option<String>>)> = pulled.into_iter().collect();
-    gone.sort();
-    for (_, old) in gone {
-        deletes.push(
-            after
-                .columns
-                .iter()
-                .map(|c| {
-                    before
-                        .columns
-                        .iter()
-                        .position(|b| b.name == c.name)
-                        .and_then(|j| old[j].clone())
-                })
-                .collect(),
-        );
+    let mut gone: Vec<(Vec<String>, PulledRow)> = pulled.into_iter().collect();
+    gone.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, p) in gone {
+        deletes.push(old_row(p, false)?);
     }
     Ok(())
+}
+
+/// A pulled row while [`diff_existing`] matches it: where to read it again
+/// and the hash of its values, or (no rowid to read it by) the row itself,
+/// in the pulled table's column order.
+enum PulledRow {
+    At { rowid: i64, hash: u128 },
+    Whole(Vec<Option<String>>),
+}
+
+/// The hash of a row's values, NULL told apart from every text.
+fn values_hash<'a>(values: impl Iterator<Item = Option<&'a str>>) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for v in values {
+        match v {
+            None => h.update(&[0]),
+            Some(v) => {
+                h.update(&[1]);
+                h.update(&(v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+        }
+    }
+    h.digest128()
 }
 
 /// A summary row per table, for people.

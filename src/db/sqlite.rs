@@ -168,6 +168,14 @@ fn key_is_rowid(meta: &TableMeta) -> bool {
     }
 }
 
+/// A name SQLite reads as the rowid of a table with `meta`'s columns: a
+/// column of that name would shadow it.
+fn rowid_name(meta: &TableMeta) -> Option<&'static str> {
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|n| !meta.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n)))
+}
+
 pub fn ident_list(names: &[String]) -> String {
     names
         .iter()
@@ -1071,6 +1079,76 @@ impl Snapshot {
             f(values)?;
         }
         Ok(())
+    }
+
+    /// [`Snapshot::for_each_row`] with each row's SQLite rowid, by which
+    /// [`Snapshot::row_at`] reads it again: a caller can keep the rowid
+    /// instead of the row. None when every name of the rowid (`rowid`,
+    /// `_rowid_`, `oid`) is one of the table's columns.
+    pub fn for_each_row_with_rowid(
+        &self,
+        sqlite_table: &str,
+        meta: &TableMeta,
+        mut f: impl FnMut(i64, Vec<Option<String>>) -> Result<()>,
+    ) -> Result<Option<()>> {
+        let Some(rowid) = rowid_name(meta) else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {}, {rowid} FROM main.{}",
+            ident_list(&meta.column_names()),
+            quote_ident(sqlite_table)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
+        let mut rows = stmt.query([])?;
+        let n = meta.columns.len();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(n);
+            for (i, c) in meta.columns.iter().enumerate() {
+                values.push(
+                    from_sqlite(c, row.get_ref(i)?)
+                        .with_context(|| format!("table {sqlite_table}"))?,
+                );
+            }
+            f(row.get(n)?, values)?;
+        }
+        Ok(Some(()))
+    }
+
+    /// The row of `sqlite_table` whose rowid is `rowid` (as
+    /// [`Snapshot::for_each_row_with_rowid`] gave it), `meta`'s columns.
+    pub fn row_at(
+        &self,
+        sqlite_table: &str,
+        meta: &TableMeta,
+        rowid: i64,
+    ) -> Result<Vec<Option<String>>> {
+        let name = rowid_name(meta).ok_or_else(|| {
+            anyhow::anyhow!("table {sqlite_table} has columns named rowid, _rowid_ and oid")
+        })?;
+        let sql = format!(
+            "SELECT {} FROM main.{} WHERE {name} = ?1",
+            ident_list(&meta.column_names()),
+            quote_ident(sqlite_table)
+        );
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
+        let mut rows = stmt.query([rowid])?;
+        let row = rows.next()?.ok_or_else(|| {
+            anyhow::anyhow!("table {sqlite_table} of the snapshot lost row {rowid} while read")
+        })?;
+        meta.columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                from_sqlite(c, row.get_ref(i)?).with_context(|| format!("table {sqlite_table}"))
+            })
+            .collect()
     }
 
     /// `SELECT` of `meta`'s columns, in its order, from `sqlite_table`.
