@@ -39,8 +39,9 @@ pub fn pull_with_its_plan(snapshot: &Path) -> String {
 }
 
 /// The options of a push or rollback that decide whether it may go ahead,
-/// repeated in every command advised after it: advice that drops
-/// `--allow-writes` is refused again for the same side effect.
+/// repeated in every command advised after it (advice that drops
+/// `--allow-writes` is refused again for the same side effect) but the
+/// rollback of a push ([`rollback_confirm`]).
 #[derive(Debug, Clone, Default)]
 pub struct RunFlags {
     pub allow_writes: Vec<String>,
@@ -97,7 +98,17 @@ pub fn push_confirm(snapshot: &Path, plan: &Plan, flags: &RunFlags) -> String {
 /// Undoes a receipt, recording it in the snapshot the push recorded it in
 /// (without `--snapshot`, rollback records it in ./sandbox.sqlite, and the
 /// snapshot keeps saying "applied").
+///
+/// Only `--strict` of the push's flags is repeated: a consent given to the
+/// push (`--allow-writes`, `--allow-external-effects`) is no consent to the
+/// undo, which inherits the push's allowance for inserts alone and must be
+/// given its own, seeing what it would delete (its refusal says how); a
+/// copied command must not give it unasked.
 pub fn rollback_confirm(receipt: &str, snapshot: &Path, flags: &RunFlags) -> String {
+    let flags = RunFlags {
+        strict: flags.strict,
+        ..RunFlags::default()
+    };
     format!(
         "sandbox rollback --receipt {} --snapshot {}{} --confirm",
         shell_word(receipt),
@@ -136,10 +147,10 @@ mod tests {
             flags.args(),
             " --allow-writes app.audit_log --allow-writes 'my log' --allow-external-effects --strict"
         );
+        // The undo gets no consent the push was given (V1).
         assert_eq!(
             rollback_confirm("r1", Path::new("b.sqlite"), &flags),
-            "sandbox rollback --receipt r1 --snapshot b.sqlite --allow-writes app.audit_log \
-             --allow-writes 'my log' --allow-external-effects --strict --confirm"
+            "sandbox rollback --receipt r1 --snapshot b.sqlite --strict --confirm"
         );
         assert_eq!(RunFlags::default().args(), "");
     }

@@ -227,8 +227,12 @@ fn audit_and_event_trigger_writes_in_any_schema_are_refused_unless_allowed() {
     // The rollback's DROPs fire the event trigger too: allowed, because the
     // push was allowed to write there; the audit rows stay. The undo is
     // run as the push printed it, and records itself in the snapshot.
+    // The advised undo carries none of the push's consents (V1): the
+    // event trigger's inserts are inherited; a delete there would need the
+    // rollback's own --allow-writes.
     let undo = run.advised_args("undo with: ");
     assert!(undo.contains(&"--snapshot".to_string()), "{undo:?}");
+    assert!(!undo.contains(&"--allow-writes".to_string()), "{undo:?}");
     let undo: Vec<&str> = undo.iter().map(String::as_str).collect();
     w.run_exported(&undo).ok().stdout_has("public.ddl_log");
     let receipts =
