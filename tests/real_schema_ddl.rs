@@ -281,6 +281,86 @@ fn a_drop_run_by_an_app_trigger_refuses_the_rollback_by_name() {
     assert_eq!(w.scalar("SELECT count(*) FROM app.keep"), "1");
 }
 
+/// Catalog rows no DDL check reads as objects (V5): a publication's table
+/// (Supabase Realtime streams what `supabase_realtime` holds), extended
+/// statistics, a text search configuration, a comment, and a large
+/// object's data rewritten in place (`lo_put`). An app trigger changing
+/// them is counted from the transaction's statistics.
+const PUBLISHED: &str = "
+CREATE SCHEMA app;
+CREATE TABLE app.tags (id int PRIMARY KEY, tag text);
+CREATE PUBLICATION supabase_realtime FOR TABLE app.tags;
+CREATE STATISTICS app.tags_stats ON id, tag FROM app.tags;
+CREATE TEXT SEARCH CONFIGURATION app.mycfg (COPY = simple);
+COMMENT ON TABLE app.tags IS 'the app''s tags';
+SELECT pg_catalog.lo_from_bytea(434343, 'the app''s file');";
+
+/// Each statement may run the hook again (a phase's COPY, a delete):
+/// only the first time changes anything.
+const UNPUBLISH: &str = "
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables WHERE tablename = 'tags') THEN
+    EXECUTE 'ALTER PUBLICATION supabase_realtime DROP TABLE app.tags';
+  END IF;
+  EXECUTE 'DROP STATISTICS IF EXISTS app.tags_stats';
+  EXECUTE 'DROP TEXT SEARCH CONFIGURATION IF EXISTS app.mycfg';
+  EXECUTE 'COMMENT ON TABLE app.tags IS NULL';
+  PERFORM pg_catalog.lo_put(434343, 0, 'THE');";
+
+const UNPUBLISHED: [&str; 5] = [
+    "rows of catalog pg_publication_rel (0 inserted, 0 updated, 1 deleted",
+    "rows of catalog pg_statistic_ext (0 inserted, 0 updated, 1 deleted",
+    "rows of catalog pg_ts_config (0 inserted, 0 updated, 1 deleted",
+    "rows of catalog pg_description (0 inserted, 0 updated, 1 deleted",
+    "rows of catalog pg_largeobject",
+];
+
+/// V5, V10: before, a trigger taking a table out of the app's publication
+/// (and dropping statistics, a text search configuration, a comment,
+/// rewriting a large object) during the push, or during the rollback's
+/// deletes, passed every check and was committed. Now each catalog is
+/// named with its counts and the push or rollback refused; the whole
+/// database is as it was.
+#[test]
+fn publication_statistics_comment_and_large_object_changes_refuse_push_and_rollback() {
+    let hook = format!(
+        "CREATE FUNCTION public.unpublish() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN {UNPUBLISH} RETURN NULL; END $$;"
+    );
+    let w = world(
+        "ddl_published",
+        &format!(
+            "{PUBLISHED} {hook}
+             CREATE TRIGGER wf_unpublish AFTER INSERT ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.unpublish();"
+        ),
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let mut named = vec!["no DDL or large object outside the plan"];
+        named.extend(UNPUBLISHED);
+        w.push(confirm).refused(&named);
+        before.assert_same(&w.state(), "a refused push");
+    }
+    assert_eq!(
+        w.scalar("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'tags'"),
+        "1"
+    );
+    // The same trigger on the undo's deletes.
+    w.exec(
+        "DROP TRIGGER wf_unpublish ON public.workflows;
+         CREATE TRIGGER wf_unpublish AFTER DELETE ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.unpublish();",
+    );
+    w.exec("ALTER TABLE public.workflows DISABLE TRIGGER wf_unpublish");
+    let receipt = w.push_confirmed();
+    w.exec("ALTER TABLE public.workflows ENABLE TRIGGER wf_unpublish");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&UNPUBLISHED);
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+}
+
 /// An app's own `tasks` in schema `app`, with a row the push must leave.
 const APP_TASKS: &str = "CREATE SCHEMA app;
 CREATE TABLE app.tasks (id serial PRIMARY KEY, title text);

@@ -48,6 +48,87 @@ const OBJECTS_AT_START: &str = "sandbox.objects_at_start";
 /// session dropped and committed meanwhile is gone too, but not ours.
 const DELETES_AT_START: &str = "sandbox.catalog_deletes_at_start";
 
+/// Transaction-local setting holding, for each catalog of [`COUNTED`], the
+/// rows this transaction had inserted, updated and deleted at
+/// [`record_start_sql`] (from its statistics).
+const COUNTED_AT_START: &str = "sandbox.catalog_writes_at_start";
+
+/// Catalogs neither push nor rollback writes itself, whose writes are
+/// counted from the transaction's statistics, besides any row named: what
+/// an app's trigger changes there (a publication's tables — Supabase
+/// Realtime —, extended statistics, user mappings, text search
+/// configurations, comments, enum values, a large object's data…) has no
+/// row to name when it is a deletion, or no part of its own above.
+const COUNTED: &[&str] = &[
+    "pg_publication",
+    "pg_publication_rel",
+    "pg_publication_namespace",
+    "pg_statistic_ext",
+    "pg_user_mapping",
+    "pg_foreign_server",
+    "pg_foreign_data_wrapper",
+    "pg_foreign_table",
+    "pg_ts_config",
+    "pg_ts_config_map",
+    "pg_ts_dict",
+    "pg_ts_parser",
+    "pg_ts_template",
+    "pg_largeobject",
+    "pg_enum",
+    "pg_collation",
+    "pg_conversion",
+    "pg_opclass",
+    "pg_opfamily",
+    "pg_amop",
+    "pg_amproc",
+    "pg_operator",
+    "pg_cast",
+    "pg_transform",
+    "pg_language",
+    "pg_aggregate",
+    "pg_seclabel",
+    "pg_range",
+    "pg_description",
+    "pg_subscription",
+    "pg_subscription_rel",
+    "pg_init_privs",
+];
+
+/// The statistics' counts of this transaction's writes to the [`COUNTED`]
+/// catalogs, as `relname` and a jsonb array `[inserted, updated, deleted]`.
+fn counted_sql() -> String {
+    let names = COUNTED
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT s.relname::text AS catalog, \
+                pg_catalog.jsonb_build_array(s.n_tup_ins, s.n_tup_upd, s.n_tup_del) AS counts \
+         FROM pg_catalog.pg_stat_xact_sys_tables s \
+         WHERE s.schemaname = 'pg_catalog' AND s.relname IN ({names})"
+    )
+}
+
+/// The part of [`changed_sql`] naming each [`COUNTED`] catalog this
+/// transaction wrote rows of since [`record_start_sql`], with how many.
+fn counted_changes_sql() -> String {
+    let at = |i: usize| {
+        format!(
+            "((c.counts ->> {i})::int8 - coalesce((coalesce(nullif(pg_catalog.current_setting('{COUNTED_AT_START}', true), ''), \
+               '{{}}')::jsonb -> c.catalog ->> {i})::int8, 0))"
+        )
+    };
+    let (ins, upd, del) = (at(0), at(1), at(2));
+    format!(
+        "SELECT c.catalog, 'rows of catalog ' || c.catalog || ' (' || {ins}::text || ' inserted, ' \
+                || {upd}::text || ' updated, ' || {del}::text || ' deleted, from the transaction''s statistics)', \
+                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, false, true \
+         FROM me, ({}) c WHERE {ins} + {upd} + {del} > 0",
+        counted_sql()
+    )
+}
+
 /// The catalogs whose objects [`OBJECTS_AT_START`] records, each with the
 /// SELECT of `(key, catalog, object, table, relkind, name, detail,
 /// constraint table, constraint columns)` for its objects in every schema
@@ -252,7 +333,7 @@ fn gone_sql() -> String {
     format!(
         "SELECT g.value ->> 0, (g.value ->> 1) || ' (dropped)', g.value ->> 2, g.value ->> 3, \
                 g.value ->> 4, g.value ->> 5, false, g.value ->> 6, \
-                ARRAY(SELECT pg_catalog.jsonb_array_elements_text(g.value -> 7)), false, true \
+                ARRAY(SELECT pg_catalog.jsonb_array_elements_text(g.value -> 7)), false, true, false \
          FROM me, pg_catalog.jsonb_each(coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), \
                                                  '{{}}')::jsonb) g \
          WHERE NOT (CASE g.value ->> 0 {exists} ELSE true END) \
@@ -413,7 +494,7 @@ impl Part {
             conditions.push(NOT_TEMP.to_string());
         }
         format!(
-            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {}, false \
+            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {}, false, false \
              FROM me, pg_catalog.{catalog} {alias}{joins} WHERE {}",
             self.object,
             self.table,
@@ -616,7 +697,7 @@ fn changed_sql() -> String {
     // pinned on), for the whole transaction.
     let roles = "SELECT 'pg_authid', 'roles created, changed or dropped (' \
                  || (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::text || ' rows of pg_authid)', \
-                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false, false \
+                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false, false, false \
                  FROM me, pg_catalog.pg_stat_xact_sys_tables t \
                  WHERE t.relid = 'pg_catalog.pg_authid'::regclass \
                    AND t.n_tup_ins + t.n_tup_upd + t.n_tup_del > 0";
@@ -624,7 +705,7 @@ fn changed_sql() -> String {
     // unlinks one, so any deleted row of their catalog is someone else's.
     let unlinked = format!(
         "SELECT 'pg_largeobject_metadata', {n}::text || ' large object(s) (dropped)', \
-                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, true \
+                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, true, false \
          FROM me WHERE {n} > 0",
         n = deleted_since("'pg_largeobject_metadata'")
     );
@@ -637,7 +718,7 @@ fn changed_sql() -> String {
         parts
             .iter()
             .map(Part::sql)
-            .chain([roles.to_string(), unlinked, gone_sql()])
+            .chain([roles.to_string(), unlinked, gone_sql(), counted_changes_sql()])
             .collect::<Vec<_>>()
             .join(" UNION ALL ")
     )
@@ -684,10 +765,13 @@ pub fn record_start_sql() -> String {
            SELECT pg_catalog.jsonb_object_agg(o.key, pg_catalog.jsonb_build_array( \
                     o.catalog, o.object, o.tab, o.relkind, o.name, o.detail, o.ctable, pg_catalog.to_jsonb(o.ccols))) \
            FROM ({objects}) o), '{{}}')::text, true), \
+         pg_catalog.set_config('{COUNTED_AT_START}', coalesce(( \
+           SELECT pg_catalog.jsonb_object_agg(c.catalog, c.counts) FROM ({counted}) c), '{{}}')::text, true), \
          pg_catalog.set_config('{DELETES_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(s.relname::text, s.n_tup_del) \
            FROM pg_catalog.pg_stat_xact_sys_tables s \
-           WHERE s.schemaname = 'pg_catalog' AND s.n_tup_del > 0), '{{}}')::text, true)"
+           WHERE s.schemaname = 'pg_catalog' AND s.n_tup_del > 0), '{{}}')::text, true)",
+        counted = counted_sql()
     )
 }
 
@@ -719,6 +803,9 @@ pub struct CatalogChange {
     /// An object that existed at the start and is gone: dropped in this
     /// transaction (named as it was at the start).
     pub gone: bool,
+    /// Rows of a [`COUNTED`] catalog, counted from the statistics rather
+    /// than read (`object` says how many of each kind).
+    pub counted: bool,
 }
 
 /// Every catalog row this transaction wrote since [`record_start_sql`].
@@ -741,8 +828,22 @@ pub async fn transaction_ddl(tx: &Transaction<'_>) -> Result<Vec<CatalogChange>>
             constraint_columns: r.get::<_, Option<Vec<String>>>(8).unwrap_or_default(),
             dropped: r.get(9),
             gone: r.get(10),
+            counted: r.get(11),
         })
-        .collect())
+        .collect::<Vec<_>>())
+    .map(|changes| {
+        // A counted catalog whose rows are named already is not counted
+        // again.
+        let named: Vec<String> = changes
+            .iter()
+            .filter(|c| !c.counted)
+            .map(|c| c.catalog.clone())
+            .collect();
+        changes
+            .into_iter()
+            .filter(|c| !c.counted || !named.contains(&c.catalog))
+            .collect()
+    })
 }
 
 /// The DDL push or rollback runs itself: what its catalog rows may be.
@@ -934,6 +1035,7 @@ mod tests {
             constraint_columns: vec![],
             dropped: false,
             gone: false,
+            counted: false,
         }
     }
 
