@@ -646,6 +646,36 @@ fn replace_refuses_to_drop_app_objects_that_depend_on_the_fixtures() {
     load(&["--replace"]).ok();
 }
 
+/// V26: an app's own schema named `sandbox` with its table and data.
+/// Before, `--replace` dropped every table in it, exit 0; now they are
+/// named, nothing is changed, and only the tool's receipts ever go.
+#[test]
+fn replace_never_drops_the_app_s_tables_in_a_sandbox_schema() {
+    let db = TestDb::create("fx_replace_sandbox");
+    let load = |extra: &[&str]| {
+        let mut args = vec!["fixtures", "load", "--database-url", &db.url];
+        args.extend_from_slice(extra);
+        common::run_sandbox(&args, &[])
+    };
+    load(&[]).ok();
+    runtime().block_on(async {
+        connect(&db.url)
+            .await
+            .batch_execute(
+                "CREATE SCHEMA sandbox; CREATE TABLE sandbox.receipts (id int);\
+                 CREATE TABLE sandbox.experiments (id int PRIMARY KEY, note text);\
+                 INSERT INTO sandbox.experiments VALUES (1, 'app data');",
+            )
+            .await
+            .expect("the app's sandbox schema");
+    });
+    let before = common::whole_database_state(&db.url);
+    load(&["--replace"])
+        .code(2)
+        .error_has(&["table sandbox.experiments", "Nothing was changed"]);
+    before.assert_same(&common::whole_database_state(&db.url), "a refused replace");
+}
+
 // ---------------------------------------------------------------------------
 // (e) scale
 // ---------------------------------------------------------------------------
