@@ -152,7 +152,31 @@ pub fn one_line(text: &str) -> String {
 /// than the line (a path, a key) is kept whole rather than cut: it must
 /// stay copyable.
 pub fn wrap_to(lead: &str, text: &str, indent: usize, w: usize) -> String {
-    let text = &visible(text);
+    lay_out(lead, &visible(text), indent, w, false)
+}
+
+/// [`wrap_to`] the output width.
+pub fn wrap(lead: &str, text: &str, indent: usize) -> String {
+    wrap_to(lead, text, indent, width())
+}
+
+/// Like [`wrap`], for text that must be read whole and never pass the
+/// width (a failed check's row, whose explanation and fix are at its end):
+/// whitespace runs become one space, and a word wider than the line
+/// continues on the next line instead of overflowing it.
+pub fn wrap_within(lead: &str, text: &str, indent: usize) -> String {
+    wrap_within_to(lead, text, indent, width())
+}
+
+/// [`wrap_within`] to `w` columns.
+pub fn wrap_within_to(lead: &str, text: &str, indent: usize, w: usize) -> String {
+    lay_out(lead, &one_line(&visible(text)), indent, w, true)
+}
+
+/// The words of `text` (already [`visible`]) after `lead`, greedily filled
+/// into lines of `w` columns; `split_long` breaks a word wider than the
+/// room left on a fresh line, character by character.
+fn lay_out(lead: &str, text: &str, indent: usize, w: usize, split_long: bool) -> String {
     let mut out = lead.to_string();
     let mut line_width = display_width(lead);
     let mut first = true;
@@ -166,16 +190,26 @@ pub fn wrap_to(lead: &str, text: &str, indent: usize, w: usize) -> String {
             out.push(' ');
             line_width += 1;
         }
-        out.push_str(word);
-        line_width += ww;
         first = false;
+        if !split_long || line_width + ww <= w {
+            out.push_str(word);
+            line_width += ww;
+            continue;
+        }
+        for ch in word.chars() {
+            let cw = console::measure_text_width(ch.encode_utf8(&mut [0; 4]));
+            // `> indent`: a line holds at least one character, so a width
+            // narrower than the indent still ends.
+            if line_width + cw > w && line_width > indent {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                line_width = indent;
+            }
+            out.push(ch);
+            line_width += cw;
+        }
     }
     out
-}
-
-/// [`wrap_to`] the output width.
-pub fn wrap(lead: &str, text: &str, indent: usize) -> String {
-    wrap_to(lead, text, indent, width())
 }
 
 /// Column widths that fit `total` columns of output: the widest column
@@ -500,6 +534,25 @@ mod tests {
         assert!(
             wrap_to("Open ", path, 0, 20).contains(path),
             "a path stays whole"
+        );
+    }
+
+    #[test]
+    fn rows_wrap_whole_within_the_width_even_past_a_long_word() {
+        let key = "k".repeat(50);
+        let text = format!("a row naming {key} whose\nadvice is at the end: rename it");
+        let w = wrap_within_to("  ", &text, 4, 30);
+        let lines: Vec<&str> = w.lines().collect();
+        assert!(lines.len() > 2, "{w}");
+        for l in &lines {
+            assert!(display_width(l) <= 30, "{l}");
+        }
+        assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{w}");
+        // Nothing is lost: the long word is split at line ends only.
+        assert!(w.replace("\n    ", "").contains(&key), "{w}");
+        assert!(
+            one_line(&w).ends_with("advice is at the end: rename it"),
+            "{w}"
         );
     }
 

@@ -407,6 +407,31 @@ fn a_created_table_named_like_an_app_table_on_the_search_path_fails_rehearsal() 
         rows.contains("runs under search_path public, extensions, pg_temp"),
         "{rows}"
     );
+    // V7: the human output shows the row whole, its advice at the end
+    // included, wrapped within 100 columns (before: cut at the width).
+    let human = w.rehearse(&[]);
+    human.code(1);
+    let joined = human
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for row in common::check_rows(check) {
+        let row = row.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            joined.contains(&row),
+            "{row} not whole in:\n{}",
+            human.stdout
+        );
+    }
+    assert!(
+        joined.contains("Rename the table in target.json; pulling again will not change this"),
+        "{}",
+        human.stdout
+    );
+    for line in human.stdout.lines() {
+        assert!(line.chars().count() <= 100, "over 100 columns: {line}");
+    }
 }
 
 /// R33 at push: `app.tasks` appeared on the search_path after the

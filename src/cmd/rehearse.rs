@@ -44,11 +44,9 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
     );
     for c in report.failed().filter(|c| !c.rows.is_empty()) {
         println!("\n{} — {} ({} rows):", c.phase, c.name, c.row_count);
+        // Whole, wrapped: a row ends in its explanation and the fix.
         for r in c.rows.iter().take(15) {
-            println!(
-                "  {}",
-                output::truncate(r, output::width().saturating_sub(2))
-            );
+            println!("{}", output::wrap_within("  ", r, 4));
         }
         if c.row_count > 15 {
             println!("  … {} more in the report_failures view", c.row_count - 15);
