@@ -456,6 +456,44 @@ fn the_push_does_not_rehearse_a_rollback_whose_delete_trigger_calls_dblink() {
     but_remote(before).assert_same(&but_remote(w.state()), "rolled back");
 }
 
+/// V2: an undo trigger writing a server file (`COPY … TO '/path'`) and a
+/// non-transactional logical message (Supabase Realtime and CDC consumers
+/// see it at once). Before, neither was an external effect: the dry run's
+/// rehearsed rollback wrote the file and said no row was written. Now the
+/// preflight is refused by name without `--allow-external-effects`, and with
+/// it the undo is not rehearsed; the file never appears.
+#[test]
+fn an_undo_trigger_writing_a_server_file_or_a_logical_message_is_an_external_effect() {
+    let file = format!("/tmp/sandbox_v2_{}.txt", std::process::id());
+    let _ = std::fs::remove_file(&file);
+    let w = world(
+        "v2_copy_to_file",
+        &format!(
+            "CREATE FUNCTION public.on_wf_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN COPY (SELECT 'deleted', now()) TO '{file}';
+                   PERFORM pg_logical_emit_message(false, 'wf', 'deleted'); RETURN OLD; END $$;
+             CREATE TRIGGER wf_copy AFTER DELETE ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.on_wf_delete();"
+        ),
+    );
+    let before = w.state();
+    w.push(&[]).refused(&[
+        "trigger wf_copy on public.workflows",
+        "COPY … TO a server file",
+        "pg_logical_emit_message (non-transactional",
+        "--allow-external-effects",
+    ]);
+    before.assert_same(&w.state(), "a push refused for an external effect");
+    w.push(&["--allow-external-effects"])
+        .ok()
+        .stdout_has("Rollback not rehearsed: trigger wf_copy on public.workflows");
+    before.assert_same(&w.state(), "a preflight");
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "the preflight's rehearsed rollback wrote {file}"
+    );
+}
+
 /// U19, through a foreign key: the rollback's delete of the pushed
 /// workflows runs the ON DELETE CASCADE of an app table, whose statement
 /// trigger fires even though no row there references them. Before: no

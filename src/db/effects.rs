@@ -389,6 +389,51 @@ fn calls_outside(f: &Function) -> Vec<(String, bool)> {
             ));
         }
     }
+    // COPY … TO 'file' writes a server file at once, as lo_export does (V2).
+    // Looked for within one statement, so a `SET … TO 'value'` elsewhere is
+    // not taken for it.
+    let lower = f.source.to_lowercase();
+    let copies_to_a_file = lower.split(';').any(|statement| {
+        let words: Vec<&str> = statement
+            .split(|c: char| !is_ident(c) && c != '\'')
+            .filter(|w| !w.is_empty())
+            .collect();
+        words.contains(&"copy")
+            && words
+                .windows(2)
+                .any(|w| w[0] == "to" && w[1].starts_with('\''))
+    });
+    if copies_to_a_file {
+        out.push((
+            "runs COPY … TO a server file, written at once: a rollback does not undo it".into(),
+            true,
+        ));
+    }
+    // A logical decoding message: a non-transactional one (first argument
+    // false) reaches decoding consumers (Supabase Realtime, CDC) at once; a
+    // transactional one only at COMMIT, so a rolled-back preflight sends
+    // nothing (V2).
+    for (at, _) in lower.match_indices("pg_logical_emit_message") {
+        let args = lower[at + "pg_logical_emit_message".len()..].trim_start();
+        let first = args
+            .strip_prefix('(')
+            .and_then(|a| a.split(',').next())
+            .map(str::trim);
+        let transactional = first == Some("true");
+        out.push((
+            if transactional {
+                "calls pg_logical_emit_message (transactional): decoded at COMMIT, not by a \
+                 rolled-back preflight"
+                    .into()
+            } else {
+                "calls pg_logical_emit_message (non-transactional, or not shown to be \
+                 transactional): logical decoding consumers (Supabase Realtime, CDC) receive it \
+                 at once, and a rollback does not undo it"
+                    .into()
+            },
+            !transactional,
+        ));
+    }
     if words.iter().any(|w| w == "notify") {
         out.push((
             "runs NOTIFY, delivered to listeners at COMMIT (not by a rolled-back preflight)".into(),
@@ -495,6 +540,28 @@ mod tests {
         assert!(calls_outside(&copy)
             .iter()
             .any(|(w, _)| w.contains("TO PROGRAM")));
+        // V2: a server file written by COPY, a non-transactional logical
+        // message; not a SET … TO 'value', nor a transactional message.
+        let file = plpgsql(
+            "BEGIN COPY (SELECT 'deleted', now()) TO '/tmp/leak.txt'; \
+             PERFORM pg_logical_emit_message(false, 'wf', 'deleted'); RETURN OLD; END",
+        );
+        let found = calls_outside(&file);
+        assert!(found
+            .iter()
+            .any(|(w, o)| w.contains("COPY … TO a server file") && *o));
+        assert!(found
+            .iter()
+            .any(|(w, o)| w.contains("pg_logical_emit_message (non-transactional") && *o));
+        let harmless = plpgsql(
+            "BEGIN SET LOCAL search_path TO 'public'; COPY t TO STDOUT; \
+             PERFORM pg_logical_emit_message(true, 'wf', 'x'); RETURN NEW; END",
+        );
+        assert!(
+            calls_outside(&harmless).iter().all(|(_, o)| !*o),
+            "{:?}",
+            calls_outside(&harmless)
+        );
         let notify = plpgsql("BEGIN PERFORM pg_notify('c', 'x'); RETURN NEW; END");
         assert!(calls_outside(&notify).iter().all(|(_, o)| !*o));
         assert!(calls_outside(&plpgsql("BEGIN RETURN NEW; END")).is_empty());
