@@ -425,6 +425,31 @@ fn an_insert_refused_by_a_trigger_names_the_row_copy_stopped_at() {
     before.assert_same(&w.state(), "a refused preflight");
 }
 
+/// V6: an app trigger failing with an error that is no RAISE and no
+/// constraint (here a DROP of a function that does not exist, SQLSTATE
+/// 42883) is Postgres refusing the push too. Before: a raw "db error:
+/// ERROR:" and exit 2, as if the environment were wrong; now exit 1 naming
+/// the trigger, nothing written.
+#[test]
+fn an_app_trigger_failing_otherwise_than_by_raise_refuses_by_name() {
+    let w = world(
+        "trigger_fails",
+        "CREATE FUNCTION public.workflow_hook() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE 'DROP FUNCTION public.no_such_function()'; RETURN NULL; END $$;
+         CREATE TRIGGER workflows_hook AFTER INSERT ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.workflow_hook();",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    run.refused(&[
+        "no_such_function",
+        "SQLSTATE 42883",
+        "raised by trigger workflows.workflows_hook",
+    ]);
+    assert!(!run.all().contains("db error"), "{}", run.show());
+    before.assert_same(&w.state(), "a refused preflight");
+}
+
 #[test]
 fn missing_privileges_are_named_before_any_lock() {
     // Declared first, so it is dropped after the database holding its grants.

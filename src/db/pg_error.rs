@@ -29,6 +29,21 @@ fn is_refusal(code: &str) -> bool {
         )
 }
 
+/// Whether the database refused: a refusal's SQLSTATE, or any error raised
+/// inside a function the app's trigger (or the plan's SQL) ran — its
+/// `where` context names the function — but for the connection, the
+/// server's resources, a cancel or a deadlock, which are not the data's
+/// answer (V6: an app trigger's failing `ALTER PUBLICATION` was a raw
+/// "db error" with exit 2).
+fn refused(db: &tokio_postgres::error::DbError) -> bool {
+    let code = db.code().code();
+    is_refusal(code)
+        || (db.where_().is_some_and(|w| plpgsql_function(w).is_some())
+            && !["08", "40", "53", "57", "58", "XX"]
+                .iter()
+                .any(|class| code.starts_with(class)))
+}
+
 /// The Postgres error in the chain, if any.
 fn db_error(err: &anyhow::Error) -> Option<&tokio_postgres::error::DbError> {
     err.chain()
@@ -46,7 +61,7 @@ pub fn timed_out(err: &anyhow::Error) -> bool {
 /// Whether the chain holds a Postgres error that is a refusal (the data or
 /// the database said no): worth finding the row behind it.
 pub fn is_refused(err: &anyhow::Error) -> bool {
-    db_error(err).is_some_and(|db| is_refusal(db.code().code()))
+    db_error(err).is_some_and(refused)
 }
 
 /// What was being done when Postgres refused, outermost first, down to the
@@ -66,7 +81,7 @@ pub fn steps(err: &anyhow::Error) -> String {
 pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<String> {
     let db = db_error(err)?;
     let code = db.code().code();
-    if !is_refusal(code) {
+    if !refused(db) {
         return None;
     }
     let mut parts = vec![format!("{} (SQLSTATE {code})", db.message())];
