@@ -603,6 +603,13 @@ fn replace_refuses_a_database_whose_tables_the_fixtures_did_not_create() {
     });
 }
 
+/// `sandbox fixtures load` into `db`, with `extra` arguments.
+fn fixtures_load(db: &TestDb, extra: &[&str]) -> common::Run {
+    let mut args = vec!["fixtures", "load", "--database-url", &db.url];
+    args.extend_from_slice(extra);
+    common::run_sandbox(&args, &[])
+}
+
 /// `--replace` drops the fixtures, not the app's objects leaning on them: an
 /// app table's foreign key into prompts, and a view on dh_tool, are named
 /// in a refusal and the database is left exactly as it was (before, a
@@ -610,11 +617,7 @@ fn replace_refuses_a_database_whose_tables_the_fixtures_did_not_create() {
 #[test]
 fn replace_refuses_to_drop_app_objects_that_depend_on_the_fixtures() {
     let db = TestDb::create("fx_replace_deps");
-    let load = |extra: &[&str]| {
-        let mut args = vec!["fixtures", "load", "--database-url", &db.url];
-        args.extend_from_slice(extra);
-        common::run_sandbox(&args, &[])
-    };
+    let load = |extra: &[&str]| fixtures_load(&db, extra);
     load(&[]).ok();
     runtime().block_on(async {
         connect(&db.url)
@@ -652,11 +655,7 @@ fn replace_refuses_to_drop_app_objects_that_depend_on_the_fixtures() {
 #[test]
 fn replace_never_drops_the_app_s_tables_in_a_sandbox_schema() {
     let db = TestDb::create("fx_replace_sandbox");
-    let load = |extra: &[&str]| {
-        let mut args = vec!["fixtures", "load", "--database-url", &db.url];
-        args.extend_from_slice(extra);
-        common::run_sandbox(&args, &[])
-    };
+    let load = |extra: &[&str]| fixtures_load(&db, extra);
     load(&[]).ok();
     runtime().block_on(async {
         connect(&db.url)

@@ -168,6 +168,22 @@ fn key_is_rowid(meta: &TableMeta) -> bool {
     }
 }
 
+/// The values of `meta`'s columns at the start of `row`, as text
+/// ([`from_sqlite`]): what every row reader of a snapshot table yields.
+fn row_values(
+    sqlite_table: &str,
+    meta: &TableMeta,
+    row: &rusqlite::Row<'_>,
+) -> Result<Vec<Option<String>>> {
+    meta.columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            from_sqlite(c, row.get_ref(i)?).with_context(|| format!("table {sqlite_table}"))
+        })
+        .collect()
+}
+
 /// A name SQLite reads as the rowid of a table with `meta`'s columns: a
 /// column of that name would shadow it.
 fn rowid_name(meta: &TableMeta) -> Option<&'static str> {
@@ -1069,14 +1085,7 @@ impl Snapshot {
         let mut stmt = self.select_all(sqlite_table, meta)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(meta.columns.len());
-            for (i, c) in meta.columns.iter().enumerate() {
-                values.push(
-                    from_sqlite(c, row.get_ref(i)?)
-                        .with_context(|| format!("table {sqlite_table}"))?,
-                );
-            }
-            f(values)?;
+            f(row_values(sqlite_table, meta, row)?)?;
         }
         Ok(())
     }
@@ -1104,16 +1113,11 @@ impl Snapshot {
             .prepare(&sql)
             .with_context(|| format!("cannot read table {sqlite_table} of the snapshot"))?;
         let mut rows = stmt.query([])?;
-        let n = meta.columns.len();
         while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(n);
-            for (i, c) in meta.columns.iter().enumerate() {
-                values.push(
-                    from_sqlite(c, row.get_ref(i)?)
-                        .with_context(|| format!("table {sqlite_table}"))?,
-                );
-            }
-            f(row.get(n)?, values)?;
+            f(
+                row.get(meta.columns.len())?,
+                row_values(sqlite_table, meta, row)?,
+            )?;
         }
         Ok(Some(()))
     }
@@ -1142,13 +1146,7 @@ impl Snapshot {
         let row = rows.next()?.ok_or_else(|| {
             anyhow::anyhow!("table {sqlite_table} of the snapshot lost row {rowid} while read")
         })?;
-        meta.columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                from_sqlite(c, row.get_ref(i)?).with_context(|| format!("table {sqlite_table}"))
-            })
-            .collect()
+        row_values(sqlite_table, meta, row)
     }
 
     /// `SELECT` of `meta`'s columns, in its order, from `sqlite_table`.
