@@ -136,6 +136,30 @@ pub struct CompositeField {
     /// An enum's labels: the only texts Postgres reads for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enum_labels: Option<Vec<String>>,
+    /// For a field that is itself a row, or an array of rows: that row
+    /// type's fields, so a row's JSON can be built as `to_jsonb` builds it
+    /// (None in a file pulled before they were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<CompositeField>>,
+    /// For an array field, its elements' delimiter (`typdelim`) when it is
+    /// not `,`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+}
+
+impl CompositeField {
+    /// The field holds a row, or an array of rows.
+    pub fn holds_rows(&self) -> bool {
+        self.kind == "c" || self.fields.is_some()
+    }
+
+    /// The element delimiter of an array value of this field.
+    pub fn delimiter(&self) -> char {
+        self.delimiter
+            .as_deref()
+            .and_then(|d| d.chars().next())
+            .unwrap_or(',')
+    }
 }
 
 /// A collation a column (or an index key) compares text with.

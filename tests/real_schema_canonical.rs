@@ -814,6 +814,7 @@ fn staged_text_is_what_postgres_prints_for_composite_values() {
         pg_type: pg_type.into(),
         kind: kind.into(),
         enum_labels: (kind == "e").then(|| vec!["calm".to_string(), "busy".to_string()]),
+        ..Default::default()
     };
     let fields = [
         field("n", "integer", "b"),
@@ -929,4 +930,130 @@ fn a_plan_writing_composite_values_pushes_what_it_rehearsed() {
         named.contains(&format!("of row {key}")) && named.contains("field p (point)"),
         "{named}"
     );
+}
+
+/// Row (composite) values, arrays of them and hstore values in a row's
+/// JSON (`dh_tool_jsonb`, and so `tools.metadata`) take the form
+/// Postgres's own `to_jsonb` gives them (V4): a row is an object of its
+/// fields, each by its own type (a nested row an object, a number a number,
+/// a NULL field null, quoted and escaped text unescaped), an array of rows
+/// an array of objects (NULL elements null), a domain over a row and an
+/// array of such a domain likewise, an hstore an object of text values
+/// (NULL values null). Before: each was the JSON string of its text form.
+/// Compared with Postgres's to_jsonb of the very rows, whole, in the
+/// rehearsal and after the push; rollback leaves the whole database as it
+/// was.
+#[test]
+fn rows_and_hstore_in_row_json_are_as_postgres_to_jsonb_gives_them() {
+    let row = |k: usize, set: &str| {
+        format!(
+            "UPDATE public.dh_tool SET {set} \
+             WHERE id = (SELECT id FROM public.dh_tool ORDER BY id OFFSET {k} LIMIT 1);"
+        )
+    };
+    let sql = [
+        "CREATE SCHEMA extensions; CREATE EXTENSION hstore SCHEMA extensions;
+         CREATE TYPE public.mood AS ENUM ('calm', 'busy');
+         CREATE DOMAIN public.qty AS int CHECK (VALUE >= 0);
+         CREATE TYPE public.inner_t AS (a int, b text, m public.mood, at timestamptz, ok boolean,
+           amount numeric(6,2), tags text[], doc jsonb, h extensions.hstore, q public.qty,
+           qs public.qty[], plain timestamp, boxes box[]);
+         CREATE TYPE public.outer_t AS (i public.inner_t, arr public.inner_t[], label text,
+           n double precision);
+         CREATE DOMAIN public.pos_inner AS public.inner_t CHECK ((VALUE).a IS NULL OR (VALUE).a > 0);
+         ALTER TABLE public.dh_tool ADD COLUMN o public.outer_t, ADD COLUMN os public.outer_t[],
+           ADD COLUMN h extensions.hstore, ADD COLUMN hs extensions.hstore[],
+           ADD COLUMN di public.pos_inner, ADD COLUMN dis public.pos_inner[];"
+            .to_string(),
+        row(
+            0,
+            r#"o = ROW(ROW(1, 'x y', 'busy', '2024-01-01 10:00:00.5+02', true, 1.5,
+                   '{a,"b,c",NULL,"NULL",""}', '{"b": [1, 2.50], "a": {"z": null}}',
+                   'b=>1, a=>NULL, "c d"=>"e\"f", "\\"=>"\\\\"', 7, '{1,NULL,3}',
+                   '2024-02-29 23:59:59.125', '{(1,1),(0,0);(3,3),(2,2)}'),
+                 ARRAY[ROW(2, 'q"\', NULL, NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                           NULL)::public.inner_t,
+                       NULL,
+                       ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                           NULL)::public.inner_t],
+                 '(a),b', 'NaN')::public.outer_t,
+               os = ARRAY[ROW(NULL, '{}', '', 1e-7)::public.outer_t, NULL],
+               h = 'b=>1, a=>NULL, "c d"=>"e\"f", "\\"=>"\\\\", ""=>"", "NULL"=>"null", é=>😀',
+               hs = ARRAY['a=>1'::extensions.hstore, NULL, ''::extensions.hstore],
+               di = ROW(5, ' lead and trail ', 'calm', NULL, NULL, 12.34, '{}', '[]', '',
+                        0, '{}', NULL, NULL),
+               dis = ARRAY[ROW(1, 'tab	and
+newline', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::public.pos_inner,
+                           NULL]"#,
+        ),
+        row(
+            1,
+            r#"o = ROW(NULL, NULL, NULL, NULL)::public.outer_t,
+               os = ARRAY[[ROW(ROW(3, '()', NULL, '-infinity', NULL, -0.5, NULL, 'null', NULL,
+                                   NULL, NULL, NULL, NULL), NULL, 'NULL', -0.0)::public.outer_t],
+                          [NULL::public.outer_t]],
+               h = '', hs = '{}', di = ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                           NULL, NULL, NULL, NULL)"#,
+        ),
+        row(
+            2,
+            r#"o = ROW(ROW(-4, '\\', NULL, '0044-03-15 12:00:00+00 BC', NULL, NULL,
+                         '{"\\",","}', '"x"', 'k=>"v,w"', NULL, '{}', '-infinity', NULL), '{}',
+                       '', 1e300)::public.outer_t"#,
+        ),
+    ]
+    .concat();
+    let w = World::loaded("rs_rows_jsonb", "plan")
+        .with_sql(&sql)
+        .pulled();
+    let before = w.state();
+    let mut c = w.db.client();
+    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    // Every row, whole: the plan keeps id and name as columns.
+    let want: Vec<Vec<String>> = common::text_rows(
+        &mut c,
+        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
+    );
+    assert!(
+        want[0][1].contains(r#""arr": [{"a": 2, "b": "q\"\\", "h": null,"#)
+            && want[0][1].contains(r#""h": {"": "", "\\": "\\\\", "a": null,"#),
+        "{:?}",
+        want[0]
+    );
+    w.rehearse(&[]).ok();
+    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
+    let mut wrong = Vec::new();
+    for row in &want {
+        let staged: String = conn
+            .query_row(
+                "SELECT metadata FROM staged_tools WHERE id = ?",
+                [&row[0]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
+        for key in ["o", "os", "h", "hs", "di", "dis"] {
+            if staged[key] != postgres[key] {
+                wrong.push(format!(
+                    "tool {} {key}: staged {}, Postgres {}",
+                    row[0], staged[key], postgres[key]
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            assert_eq!(staged, postgres, "tool {}", row[0]);
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        common::count(
+            &mut c,
+            "SELECT count(*) FROM public.tools t JOIN public.dh_tool d USING (id) \
+             WHERE t.metadata IS DISTINCT FROM to_jsonb(d) - 'id' - 'name'"
+        ),
+        0
+    );
+    w.rollback_restores(&receipt, &before, "push then rollback");
 }

@@ -839,7 +839,7 @@ fn canonical_tsvector(text: &str) -> Result<String, String> {
 /// The name of a type without its schema (`extensions.hstore` → `hstore`):
 /// an extension's types print qualified when its schema is not on the
 /// search path (Supabase installs them in `extensions`).
-fn unqualified(pg_type: &str) -> &str {
+pub(crate) fn unqualified(pg_type: &str) -> &str {
     let name = pg_type.rsplit_once('.').map_or(pg_type, |(_, n)| n);
     name.trim_matches('"')
 }
@@ -857,6 +857,37 @@ fn pg_space(b: u8) -> bool {
 /// `NULL` in any case is NULL. A key written twice with different values is
 /// refused: which one Postgres keeps depends on its sort, not on the text.
 fn canonical_hstore(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "'{text}' is not hstore input Postgres reads ({why}); write it as Postgres prints \
+             it, such as \"a\"=>\"1\", \"b\"=>NULL"
+        )
+    };
+    let quoted = |bytes: &[u8]| -> Result<String, String> {
+        let s = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text"))?;
+        Ok(format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    };
+    let mut out = Vec::new();
+    for (key, value) in hstore_pairs(text)? {
+        let value = match value {
+            Some(v) => quoted(&v)?,
+            None => "NULL".to_string(),
+        };
+        out.push(format!("{}=>{value}", quoted(&key)?));
+    }
+    Ok(out.join(", "))
+}
+
+/// A key of an hstore and its value (None: NULL), as bytes.
+pub type HstorePair = (Vec<u8>, Option<Vec<u8>>);
+
+/// The pairs of an `hstore` text, as `hstore_in` reads them (see
+/// [`canonical_hstore`]): each key once, in Postgres's order (length in
+/// bytes, then bytes), its value None for NULL.
+pub fn hstore_pairs(text: &str) -> Result<Vec<HstorePair>, String> {
     let bad = |why: &str| {
         format!(
             "'{text}' is not hstore input Postgres reads ({why}); write it as Postgres prints \
@@ -960,22 +991,7 @@ fn canonical_hstore(text: &str) -> Result<String, String> {
             _ => unique.push((key, value)),
         }
     }
-    let quoted = |bytes: &[u8]| -> Result<String, String> {
-        let s = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text"))?;
-        Ok(format!(
-            "\"{}\"",
-            s.replace('\\', "\\\\").replace('"', "\\\"")
-        ))
-    };
-    let mut out = Vec::new();
-    for (key, value) in unique {
-        let value = match value {
-            Some(v) => quoted(&v)?,
-            None => "NULL".to_string(),
-        };
-        out.push(format!("{}=>{value}", quoted(&key)?));
-    }
-    Ok(out.join(", "))
+    Ok(unique)
 }
 
 /// A `cube` as Postgres prints it: `(x, y)` for a point, `(x, y),(u, v)`
@@ -1139,6 +1155,38 @@ pub fn canonical_composite(
 }
 
 fn canonical_row(fields: &[crate::catalog::CompositeField], text: &str) -> Result<String, String> {
+    let values = record_fields(fields.len(), text)?;
+    let mut out = String::from("(");
+    for (n, (f, value)) in fields.iter().zip(values).enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let Some(raw) = value else { continue };
+        let v = composite_field_text(f, &raw)?;
+        let quote = v.is_empty()
+            || v.bytes()
+                .any(|c| matches!(c, b'"' | b'\\' | b'(' | b')' | b',') || pg_space(c));
+        if quote {
+            out.push('"');
+        }
+        for c in v.chars() {
+            if matches!(c, '"' | '\\') {
+                out.push(c);
+            }
+            out.push(c);
+        }
+        if quote {
+            out.push('"');
+        }
+    }
+    out.push(')');
+    Ok(out)
+}
+
+/// The `count` fields of a row value's text as `record_in` reads them
+/// (white space kept, `"` quotes, `""` inside quotes and `\` escape a
+/// character), None for a NULL (empty, unquoted) field.
+pub fn record_fields(count: usize, text: &str) -> Result<Vec<Option<String>>, String> {
     let bad = |why: &str| {
         format!(
             "'{text}' is not a row value Postgres reads ({why}); write it as Postgres prints it, \
@@ -1156,10 +1204,10 @@ fn canonical_row(fields: &[crate::catalog::CompositeField], text: &str) -> Resul
     }
     i += 1;
     let mut values: Vec<Option<Vec<u8>>> = Vec::new();
-    for n in 0..fields.len() {
+    for n in 0..count {
         if n > 0 {
             if at(i) != b',' {
-                return Err(bad(&format!("{} fields, the type has {}", n, fields.len())));
+                return Err(bad(&format!("{} fields, the type has {}", n, count)));
             }
             i += 1;
         }
@@ -1193,10 +1241,7 @@ fn canonical_row(fields: &[crate::catalog::CompositeField], text: &str) -> Resul
         values.push(Some(value));
     }
     if at(i) != b')' {
-        return Err(bad(&format!(
-            "more fields than the type's {}",
-            fields.len()
-        )));
+        return Err(bad(&format!("more fields than the type's {}", count)));
     }
     i += 1;
     while pg_space(at(i)) {
@@ -1205,32 +1250,13 @@ fn canonical_row(fields: &[crate::catalog::CompositeField], text: &str) -> Resul
     if i != b.len() {
         return Err(bad("text after the closing parenthesis"));
     }
-    let mut out = String::from("(");
-    for (n, (f, value)) in fields.iter().zip(values).enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        let Some(value) = value else { continue };
-        let raw = String::from_utf8(value).map_err(|_| bad("a field is not UTF-8 text"))?;
-        let v = composite_field_text(f, &raw)?;
-        let quote = v.is_empty()
-            || v.bytes()
-                .any(|c| matches!(c, b'"' | b'\\' | b'(' | b')' | b',') || pg_space(c));
-        if quote {
-            out.push('"');
-        }
-        for c in v.chars() {
-            if matches!(c, '"' | '\\') {
-                out.push(c);
-            }
-            out.push(c);
-        }
-        if quote {
-            out.push('"');
-        }
-    }
-    out.push(')');
-    Ok(out)
+    values
+        .into_iter()
+        .map(|v| {
+            v.map(|v| String::from_utf8(v).map_err(|_| bad("a field is not UTF-8 text")))
+                .transpose()
+        })
+        .collect()
 }
 
 /// The text Postgres prints for `raw` read as the type of field `f`, or
@@ -1245,6 +1271,9 @@ fn composite_field_text(f: &crate::catalog::CompositeField, raw: &str) -> Result
                 .to_string(),
         )
     };
+    if f.holds_rows() {
+        return unknown();
+    }
     match f.kind.as_str() {
         "e" => {
             return match f.enum_labels.iter().flatten().any(|l| l == raw) {

@@ -1,12 +1,14 @@
 //! A pulled row as JSON, for the plan's "every other column goes into a
 //! jsonb" moves. Values keep their exact text: numbers stay the digits
 //! Postgres printed, arrays become JSON arrays of their typed elements,
-//! json/jsonb columns are embedded as documents, everything else is the
-//! string Postgres prints.
+//! json/jsonb columns are embedded as documents, a row (composite) value
+//! is an object of its fields and an hstore an object of its pairs — all
+//! as Postgres's `to_jsonb` gives them — and everything else is the string
+//! Postgres prints.
 
 use serde_json::{Map, Value};
 
-use crate::catalog::TableMeta;
+use crate::catalog::{ColumnMeta, CompositeField, TableMeta};
 
 /// Converts one Postgres text value of type `pg_type` to JSON (arrays with
 /// the `,` delimiter almost every element type uses).
@@ -32,7 +34,101 @@ pub fn value_to_json_delimited(
     scalar_to_json(pg_type, text)
 }
 
+/// One value of `column` as Postgres's `to_jsonb` gives it: a row (of a
+/// composite type) as an object of its fields, each converted by its own
+/// type, at any depth; an array of rows as an array of such objects.
+pub fn column_to_json(column: &ColumnMeta, text: Option<&str>) -> Result<Value, String> {
+    let Some(text) = text else {
+        return Ok(Value::Null);
+    };
+    let value_type = column.value_type();
+    match &column.composite {
+        Some(fields) => rows_to_json(&value_type, column.delimiter(), fields, text),
+        None => value_to_json_delimited(&value_type, column.delimiter(), Some(text)),
+    }
+}
+
+/// A row value of type `pg_type` (whose fields are `fields`), or an array
+/// of them (elements separated by `delimiter`), as to_jsonb gives it.
+fn rows_to_json(
+    pg_type: &str,
+    delimiter: char,
+    fields: &[CompositeField],
+    text: &str,
+) -> Result<Value, String> {
+    if !pg_type.ends_with("[]") {
+        return row_value_to_json(fields, text);
+    }
+    fn each(node: &ArrayNode, fields: &[CompositeField]) -> Result<Value, String> {
+        Ok(match node {
+            ArrayNode::Elem(None) => Value::Null,
+            ArrayNode::Elem(Some(t)) => row_value_to_json(fields, t)?,
+            ArrayNode::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|n| each(n, fields))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+    each(&parse_array_delimited(text, delimiter)?, fields)
+}
+
+/// One row value (`record_out`'s text) as an object of its fields; a NULL
+/// field is JSON null.
+fn row_value_to_json(fields: &[CompositeField], text: &str) -> Result<Value, String> {
+    let values = crate::plan::canonical::record_fields(fields.len(), text)?;
+    let mut map = Map::new();
+    for (f, raw) in fields.iter().zip(values) {
+        let v = match raw {
+            None => Value::Null,
+            Some(raw) => field_to_json(f, &raw)?,
+        };
+        map.insert(f.name.clone(), v);
+    }
+    Ok(Value::Object(map))
+}
+
+fn field_to_json(f: &CompositeField, raw: &str) -> Result<Value, String> {
+    if f.holds_rows() {
+        return match &f.fields {
+            Some(inner) => rows_to_json(&f.pg_type, f.delimiter(), inner, raw),
+            // A file pulled before nested row types' fields were recorded.
+            None => Err(format!(
+                "field {} ({}) is a row whose own fields the snapshot does not record, so its \
+                 JSON cannot be built as Postgres's to_jsonb builds it; pull again",
+                f.name, f.pg_type
+            )),
+        };
+    }
+    match f.kind.as_str() {
+        "e" => Ok(Value::String(raw.to_string())),
+        _ => value_to_json_delimited(&f.pg_type, f.delimiter(), Some(raw))
+            .map_err(|e| format!("field {} ({}): {e}", f.name, f.pg_type)),
+    }
+}
+
+/// An `hstore` as to_jsonb gives it (through hstore's cast to json): an
+/// object of its pairs, every value a string, NULL values null.
+fn hstore_to_json(text: &str) -> Result<Value, String> {
+    let utf8 = |b: Vec<u8>| {
+        String::from_utf8(b).map_err(|_| format!("hstore value '{text}' is not UTF-8 text"))
+    };
+    let mut map = Map::new();
+    for (key, value) in crate::plan::canonical::hstore_pairs(text)? {
+        let v = match value {
+            Some(v) => Value::String(utf8(v)?),
+            None => Value::Null,
+        };
+        map.insert(utf8(key)?, v);
+    }
+    Ok(Value::Object(map))
+}
+
 fn scalar_to_json(pg_type: &str, text: &str) -> Result<Value, String> {
+    if crate::plan::canonical::unqualified(pg_type) == "hstore" {
+        return hstore_to_json(text);
+    }
     let base = pg_type.split('(').next().unwrap_or(pg_type).trim();
     Ok(match base {
         "smallint" | "integer" | "bigint" | "numeric" | "real" | "double precision" => {
@@ -259,15 +355,14 @@ pub fn row_to_json(
         if skip.contains(&col.name.as_str()) {
             continue;
         }
-        let v = value_to_json_delimited(&col.value_type(), col.delimiter(), val.as_deref())
-            .map_err(|e| {
-                format!(
-                    "{}.{} of row {}: {e}",
-                    meta.name,
-                    col.name,
-                    key_of(meta, values)
-                )
-            })?;
+        let v = column_to_json(col, val.as_deref()).map_err(|e| {
+            format!(
+                "{}.{} of row {}: {e}",
+                meta.name,
+                col.name,
+                key_of(meta, values)
+            )
+        })?;
         map.insert(col.name.clone(), v);
     }
     Ok(map)

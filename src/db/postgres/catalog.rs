@@ -22,17 +22,12 @@ pub async fn column_definitions(
     tx: &Transaction<'_>,
     tables: &[String],
 ) -> Result<BTreeMap<String, Vec<ColumnMeta>>> {
-    let sql = COLUMN_FACTS
-        .replace(
-            "{source}",
-            "pg_attribute a JOIN pg_class tbl ON tbl.oid = a.attrelid AND tbl.relkind IN ('r', 'p') \
-             JOIN pg_namespace tns ON tns.oid = tbl.relnamespace AND tns.nspname = 'public'",
-        )
-        .replace(
-            "{filter}",
-            "WHERE tbl.relname::text = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY tbl.relname, a.attnum",
-        );
+    let sql = column_facts(
+        "pg_attribute a JOIN pg_class tbl ON tbl.oid = a.attrelid AND tbl.relkind IN ('r', 'p') \
+         JOIN pg_namespace tns ON tns.oid = tbl.relnamespace AND tns.nspname = 'public'",
+        "WHERE tbl.relname::text = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY tbl.relname, a.attnum",
+    );
     let rows = tx
         .query_typed(&sql, &[(&tables, tokio_postgres::types::Type::TEXT_ARRAY)])
         .await
@@ -229,15 +224,13 @@ pub async fn read_target_types(tx: &Transaction<'_>, names: &[String]) -> Result
     // Each name as a pseudo column of that type, so the one catalog query
     // of the pulled columns says what it is: no default of its own, no
     // collation, no table.
-    let sql = COLUMN_FACTS
-        .replace(
-            "{source}",
-            "(SELECT n.t AS attname, to_regtype(n.t)::oid AS atttypid, -1 AS atttypmod, \
-                     false AS attnotnull, ''::text AS attgenerated, ''::text AS attidentity, \
-                     0::oid AS attcollation, 0::oid AS attrelid, n.i::int2 AS attnum \
-              FROM unnest($1::text[]) WITH ORDINALITY n(t, i)) a",
-        )
-        .replace("{filter}", "ORDER BY a.attnum");
+    let sql = column_facts(
+        "(SELECT n.t AS attname, to_regtype(n.t)::oid AS atttypid, -1 AS atttypmod, \
+                 false AS attnotnull, ''::text AS attgenerated, ''::text AS attidentity, \
+                 0::oid AS attcollation, 0::oid AS attrelid, n.i::int2 AS attnum \
+          FROM unnest($1::text[]) WITH ORDINALITY n(t, i)) a",
+        "ORDER BY a.attnum",
+    );
     let rows = tx.query(&sql, &[&asked]).await.map_err(|e| {
         environment(format!(
             "Postgres cannot read the types target.json names ({}): {}; correct them in \
@@ -370,6 +363,51 @@ pub fn inheritance_advice(links: &[InheritanceLink]) -> String {
     )
 }
 
+/// The fields of the composite type whose oid `{of}` gives, as JSON text
+/// (`[[name, type, typtype, enum labels, composite oid, delimiter], …]` in
+/// field order; NULL for a type that is not composite). A field's type is
+/// the base type of a domain over one (Postgres prints and converts a
+/// domain's value as its base type's), an array of a domain is written as
+/// an array of its base type; the composite oid is that of a field that is
+/// itself a row, or an array of rows, whose fields are read in turn
+/// ([`nested_fields`]); the delimiter that of an array field's elements.
+const COMPOSITE_FIELDS: &str = "(SELECT json_agg(json_build_array(f.attname::text, \
+                              CASE WHEN bt.typcategory = 'A' AND et.typtype = 'd' \
+                                   THEN format_type(et.typbasetype, et.typtypmod) || '[]' \
+                                   ELSE format_type(bt.oid, CASE WHEN ft.typtype = 'd' \
+                                        THEN ft.typtypmod ELSE f.atttypmod END) END, \
+                              bt.typtype::text, \
+                              CASE WHEN bt.typtype = 'e' THEN \
+                                (SELECT json_agg(l.enumlabel::text ORDER BY l.enumsortorder) \
+                                 FROM pg_enum l WHERE l.enumtypid = bt.oid) END, \
+                              CASE WHEN bt.typtype = 'c' THEN bt.oid::int8 \
+                                   WHEN eb.typtype = 'c' THEN eb.oid::int8 END, \
+                              CASE WHEN bt.typcategory = 'A' THEN et.typdelim::text END) \
+                            ORDER BY f.attnum)::text \
+                     FROM pg_type ct \
+                     JOIN pg_attribute f ON f.attrelid = ct.typrelid AND f.attnum > 0 \
+                       AND NOT f.attisdropped \
+                     JOIN pg_type ft ON ft.oid = f.atttypid \
+                     JOIN pg_type bt ON bt.oid = CASE WHEN ft.typtype = 'd' THEN ft.typbasetype \
+                                                      ELSE ft.oid END \
+                     LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A' \
+                     LEFT JOIN pg_type eb ON eb.oid = CASE WHEN et.typtype = 'd' \
+                                                           THEN et.typbasetype ELSE et.oid END \
+                     WHERE ct.typtype = 'c' AND ct.oid = {of})";
+
+/// [`COLUMN_FACTS`] reading `{source}` and ending with `{filter}`.
+fn column_facts(source: &str, filter: &str) -> String {
+    // The composite type of a column: its type, its domain's base type, or
+    // its array's element (or that element domain's base type).
+    let of = "CASE WHEN ty.typcategory = 'A' THEN (SELECT CASE WHEN e.typtype = 'd' \
+              THEN e.typbasetype ELSE e.oid END FROM pg_type e WHERE e.oid = ty.typelem) \
+              ELSE coalesce(dom.base_oid, ty.oid) END";
+    COLUMN_FACTS
+        .replace("{fields}", &COMPOSITE_FIELDS.replace("{of}", of))
+        .replace("{source}", source)
+        .replace("{filter}", filter)
+}
+
 /// The index of the table name among [`COLUMN_FACTS`]' columns.
 const COLUMN_FACTS_TABLE: usize = 26;
 
@@ -402,22 +440,7 @@ const COLUMN_FACTS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.at
                      WHERE bt.oid = coalesce(dom.base_oid, ty.oid)), \
                     el.kind, el.el_type, el.labels, el.base, el.notnull, el.name, el.checks, \
                     coll.collname::text, coll.collisdeterministic, \
-                    (SELECT json_agg(json_build_array(f.attname::text, \
-                              format_type(bt.oid, CASE WHEN ft.typtype = 'd' THEN ft.typtypmod \
-                                                       ELSE f.atttypmod END), \
-                              bt.typtype::text, \
-                              CASE WHEN bt.typtype = 'e' THEN \
-                                (SELECT json_agg(l.enumlabel::text ORDER BY l.enumsortorder) \
-                                 FROM pg_enum l WHERE l.enumtypid = bt.oid) END) \
-                            ORDER BY f.attnum)::text \
-                     FROM pg_type ct \
-                     JOIN pg_attribute f ON f.attrelid = ct.typrelid AND f.attnum > 0 \
-                       AND NOT f.attisdropped \
-                     JOIN pg_type ft ON ft.oid = f.atttypid \
-                     JOIN pg_type bt ON bt.oid = CASE WHEN ft.typtype = 'd' THEN ft.typbasetype \
-                                                      ELSE ft.oid END \
-                     WHERE ct.typtype = 'c' AND ct.oid = CASE WHEN ty.typcategory = 'A' \
-                       THEN ty.typelem ELSE coalesce(dom.base_oid, ty.oid) END), \
+                    {fields}, \
                     (SELECT rc.relname::text FROM pg_class rc WHERE rc.oid = a.attrelid) \
              FROM {source} \
              JOIN pg_type ty ON ty.oid = a.atttypid \
@@ -467,8 +490,8 @@ pub async fn read_table_meta(
     role: TableRole,
     pulled: &[String],
 ) -> Result<TableMeta> {
-    let sql = COLUMN_FACTS.replace("{source}", "pg_attribute a").replace(
-        "{filter}",
+    let sql = column_facts(
+        "pg_attribute a",
         "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
     );
     let rows = tx.query(&sql, &[&oid]).await?;
@@ -587,26 +610,78 @@ pub async fn read_table_meta(
 
 /// The columns of [`COLUMN_FACTS`]' rows, in their order, each constant
 /// default evaluated by Postgres ([`evaluate_constants`]).
-/// A composite type's fields from the catalog's JSON (`[[name, type,
-/// typtype, labels], …]`), or None for a column of another type.
-fn composite_fields(json: Option<String>) -> Result<Option<Vec<crate::catalog::CompositeField>>> {
+/// A field of a row type and, for a field holding rows, that row type's oid.
+type FieldOf = (crate::catalog::CompositeField, Option<u32>);
+
+/// A composite type's fields from the catalog's JSON ([`COMPOSITE_FIELDS`]),
+/// or None for a column of another type. A field that is a row, or an
+/// array of rows, comes with the oid of that row type, its fields to be
+/// read by [`nested_fields`].
+fn composite_fields(json: Option<String>) -> Result<Option<Vec<FieldOf>>> {
     let Some(json) = json else { return Ok(None) };
-    type Raw = (String, String, String, Option<Vec<String>>);
+    type Raw = (
+        String,
+        String,
+        String,
+        Option<Vec<String>>,
+        Option<u32>,
+        Option<String>,
+    );
     let raw: Vec<Raw> = serde_json::from_str(&json).with_context(|| {
         format!("the catalog's fields of a composite type are not as expected: {json}")
     })?;
     Ok(Some(
         raw.into_iter()
-            .map(
-                |(name, pg_type, kind, enum_labels)| crate::catalog::CompositeField {
+            .map(|(name, pg_type, kind, enum_labels, row_type, delimiter)| {
+                let field = crate::catalog::CompositeField {
                     name,
                     pg_type,
                     kind,
                     enum_labels,
-                },
-            )
+                    fields: None,
+                    delimiter: delimiter.filter(|d| d != ","),
+                };
+                (field, row_type)
+            })
             .collect(),
     ))
+}
+
+/// Postgres refuses a row type that contains itself, so nesting ends; the
+/// limit only keeps a damaged catalog from recursing without end.
+const MAX_ROW_NESTING: usize = 32;
+
+/// The fields of `raw`, each row-typed one with its own fields read from
+/// the catalog (one round trip per nested row type, at any depth).
+fn nested_fields<'a>(
+    tx: &'a Transaction<'_>,
+    raw: Vec<FieldOf>,
+    depth: usize,
+) -> futures_util::future::BoxFuture<'a, Result<Vec<crate::catalog::CompositeField>>> {
+    Box::pin(async move {
+        let mut out = Vec::with_capacity(raw.len());
+        for (mut field, row_type) in raw {
+            if let Some(oid) = row_type {
+                if depth >= MAX_ROW_NESTING {
+                    anyhow::bail!(
+                        "row types nest deeper than {MAX_ROW_NESTING} levels at field {}",
+                        field.name
+                    );
+                }
+                let sql = format!("SELECT {}", COMPOSITE_FIELDS.replace("{of}", "$1"));
+                let json: Option<String> = tx
+                    .query_one(&sql, &[&oid])
+                    .await
+                    .context("cannot read the fields of a row type")?
+                    .get(0);
+                if let Some(inner) = composite_fields(json)? {
+                    field.fields = Some(nested_fields(tx, inner, depth + 1).await?);
+                }
+            }
+            out.push(field);
+        }
+        Ok(out)
+    })
 }
 
 /// Column `r` of [`COLUMN_FACTS`] (the `ordinal`th of its table), and
@@ -664,7 +739,6 @@ fn column_of_row(r: &tokio_postgres::Row, ordinal: u32) -> Result<(ColumnMeta, b
                 name,
                 deterministic: r.get::<_, Option<bool>>(24).unwrap_or(true),
             }),
-        composite: composite_fields(r.get(25))?,
         ..Default::default()
     };
     Ok((column, default_candidate))
@@ -677,7 +751,10 @@ async fn columns_of_rows(
     let mut columns: Vec<ColumnMeta> = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let (column, default_candidate) = column_of_row(r, i as u32 + 1)?;
+        let (mut column, default_candidate) = column_of_row(r, i as u32 + 1)?;
+        if let Some(raw) = composite_fields(r.get(25))? {
+            column.composite = Some(nested_fields(tx, raw, 0).await?);
+        }
         columns.push(column);
         if default_candidate {
             candidates.push(i);
