@@ -174,7 +174,9 @@ pub struct PushArgs {
     /// event trigger) may write, e.g. `audit_log` or `app.log`. Repeatable.
     #[arg(long = "allow-writes", value_name = "TABLE", value_parser = table_name)]
     pub allow_writes: Vec<String>,
-    /// Run and commit even though a trigger that fires for the push calls
+    /// Run and commit even though a trigger that fires for the push, or an
+    /// expression Postgres evaluates for its writes (a WHEN clause, CHECK,
+    /// default, index expression, policy, rule), calls
     /// what a rollback does not undo (dblink, pgsql-http, lo_export, setval,
     /// an untrusted language): needed for the preflight too, which would
     /// perform those calls.
@@ -231,7 +233,8 @@ pub struct RollbackArgs {
     /// push was allowed to write are allowed too.
     #[arg(long = "allow-writes", value_name = "TABLE", value_parser = table_name)]
     pub allow_writes: Vec<String>,
-    /// Undo even though a trigger that fires for the undo calls what a
+    /// Undo even though a trigger that fires for the undo, or an expression
+    /// Postgres evaluates for its writes, calls what a
     /// rollback does not undo (dblink, pgsql-http, lo_export, setval, an
     /// untrusted language): needed for the dry run too.
     #[arg(long)]

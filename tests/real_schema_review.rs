@@ -494,6 +494,113 @@ fn an_undo_trigger_writing_a_server_file_or_a_logical_message_is_an_external_eff
     );
 }
 
+/// V25: an app whose expressions tell another database (dblink) — a
+/// trigger's WHEN clause, a CHECK constraint (through a SQL helper), a
+/// domain's CHECK, a column default, an index expression (through an
+/// IMMUTABLE-declared plpgsql wrapper, on a column: a constant one would be
+/// evaluated when any query is planned) and a rule on its audit table, which
+/// a trigger fills for each pushed workflow. `remote` is the other
+/// database's connection string.
+fn telling_expressions(remote: &str) -> String {
+    format!(
+        "CREATE FUNCTION public.tell(what text) RETURNS boolean LANGUAGE sql AS $f$
+           SELECT public.dblink_exec('{remote}', format('INSERT INTO told VALUES (%L)', what))
+             IS NOT NULL $f$;
+         CREATE FUNCTION public.tell_immutably(what text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+           AS $f$ BEGIN RETURN public.tell(what); END $f$;
+         CREATE FUNCTION public.nothing() RETURNS trigger LANGUAGE plpgsql
+           AS $f$ BEGIN RETURN NULL; END $f$;
+         CREATE DOMAIN public.told_text AS text CONSTRAINT told_check CHECK (public.tell('domain check'));
+         CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, workflow_id uuid,
+           note public.told_text, told boolean DEFAULT public.tell('default'));
+         CREATE INDEX audit_told ON public.audit_log ((public.tell_immutably(note)));
+         CREATE RULE audit_told AS ON INSERT TO public.audit_log DO ALSO SELECT public.tell('rule');
+         CREATE FUNCTION public.audit_created() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN INSERT INTO public.audit_log (workflow_id, note) VALUES (NEW.id, 'created');
+               RETURN NULL; END $f$;
+         CREATE TRIGGER workflows_audit_created AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.audit_created();
+         CREATE TRIGGER workflows_when AFTER INSERT ON public.workflows
+           FOR EACH ROW WHEN (public.tell('when')) EXECUTE FUNCTION public.nothing();
+         ALTER TABLE public.jtbd_library ADD CONSTRAINT jtbd_told CHECK (public.tell('check')) NOT VALID;"
+    )
+}
+
+/// V25: the search for calls outside the transaction read only trigger
+/// functions. Before: a dry run (`push --allow-writes audit_log`) ran every
+/// expression above for real — the other database got 1016 rows (227 each
+/// from the WHEN clause, the domain's CHECK, the default and the rule, 105
+/// from the CHECK on the 105 updated jtbd_library rows, 3 from the index),
+/// and the output said no row was written. Now each is named (what, where,
+/// the chain of calls) and refuses the preflight and --confirm before
+/// anything runs; nothing reaches the other database. Allowed, the push runs
+/// them, and the rollback refuses the undo by name (its CHECK runs again on
+/// the restored rows) without telling the other database anything.
+#[test]
+fn calls_outside_the_transaction_in_where_clauses_checks_defaults_indexes_and_rules_refuse() {
+    let other = common::TestDb::create("v25_other");
+    other
+        .client()
+        .batch_execute("CREATE TABLE told (what text)")
+        .unwrap();
+    let w = world("v25_expressions", "");
+    w.with_dblink();
+    let (host, port, user, password) = w.loopback();
+    let password = password
+        .map(|p| format!(" password={p}"))
+        .unwrap_or_default();
+    let remote = format!(
+        "host={host} port={port} dbname={} user={user}{password}",
+        other.name
+    );
+    w.exec(&telling_expressions(&remote));
+    let told = || common::count(&mut other.client(), "SELECT count(*) FROM told");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(&[&["--allow-writes", "audit_log"], confirm].concat())
+            .refused(&[
+                "WHEN clause of trigger workflows_when on public.workflows (function tell(text) → \
+                 dblink_exec(text,text)): calls dblink_exec(text,text) (dblink)",
+                "CHECK constraint jtbd_told on public.jtbd_library (function tell(text) → dblink_exec",
+                "CHECK constraint told_check of domain told_text (column note of public.audit_log) \
+                 (function tell(text) → dblink_exec",
+                "default of column told on public.audit_log (function tell(text) → dblink_exec",
+                "index audit_told on public.audit_log (function tell_immutably(text) → tell(text) → \
+                 dblink_exec",
+                "rule audit_told on public.audit_log (function tell(text) → dblink_exec",
+                "--allow-external-effects",
+            ]);
+        assert_eq!(told(), 0, "a refused push told the other database");
+        before.assert_same(&w.state(), "a push refused for its expressions' calls");
+    }
+    // Allowed: the push runs them (the consent given), and says the undo is
+    // not rehearsed, the CHECK being evaluated again for the restored rows.
+    let run = w.push(&[
+        "--allow-writes",
+        "audit_log",
+        "--allow-external-effects",
+        "--confirm",
+    ]);
+    run.ok()
+        .stdout_has("Rollback not rehearsed: CHECK constraint jtbd_told on public.jtbd_library");
+    let receipt = run.receipt();
+    let told_by_push = told();
+    assert!(told_by_push > 0, "the allowed push made its calls");
+    let pushed = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            "CHECK constraint jtbd_told on public.jtbd_library (function tell(text) → dblink_exec",
+            "--allow-external-effects",
+        ]);
+        assert_eq!(
+            told(),
+            told_by_push,
+            "a refused rollback told the other database"
+        );
+        pushed.assert_same(&w.state(), "a rollback refused for its expressions' calls");
+    }
+}
+
 /// U19, through a foreign key: the rollback's delete of the pushed
 /// workflows runs the ON DELETE CASCADE of an app table, whose statement
 /// trigger fires even though no row there references them. Before: no

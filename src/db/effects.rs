@@ -5,9 +5,15 @@
 //! at once), a file written by `lo_export` or `COPY … TO`, a `setval`, or
 //! anything an untrusted language (plpython3u …) does. So before anything
 //! is written, the trigger functions that would fire — row and statement
-//! triggers on the written and allowed tables, event triggers — and every
-//! function they call by name, transitively, are read from `pg_proc` and
-//! searched for such calls. Dynamic SQL (`EXECUTE '…'`) is not followed.
+//! triggers on the written and allowed tables, event triggers — every
+//! expression Postgres evaluates when those tables are written (a trigger's
+//! WHEN clause, CHECK constraints of the table and of the domains its
+//! columns use, column and domain defaults, generated columns, index
+//! expressions and partial-index predicates, the row-level security
+//! policies that apply to the role, rules), and every function they call by
+//! name, transitively, are read from `pg_proc` and searched for such calls
+//! (V25: a dblink call in a WHEN clause or a CHECK ran in every dry run).
+//! Dynamic SQL (`EXECUTE '…'`) is not followed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,17 +38,44 @@ pub struct Function {
     pub source: String,
     /// The extension the function belongs to, if any.
     pub extension: String,
+    /// Its bare name and schema (lower case as Postgres keeps them).
+    pub name: String,
+    pub schema: String,
 }
 
-/// A trigger or event trigger that fires for the writes, and every function
-/// it reaches: its own, then those called by name, transitively.
+/// A trigger or event trigger that fires for the writes, or an expression
+/// Postgres evaluates for them, and every function it reaches: its own (an
+/// expression's text stands as a function with an empty signature), then
+/// those called by name, transitively.
 #[derive(Debug, Clone)]
 pub struct Firing {
-    /// `trigger NAME on schema.table` or `event trigger NAME`.
+    /// `trigger NAME on schema.table`, `event trigger NAME`, `CHECK
+    /// constraint NAME on schema.table`, `WHEN clause of trigger …` …
     pub what: String,
     /// Each reached function with the chain of calls leading to it
-    /// (`f() → g()`), the trigger's own function first.
+    /// (`f() → g()`), the trigger's own function (or the expression) first.
     pub reached: Vec<(String, Function)>,
+}
+
+impl Firing {
+    /// What fires and, unless it is the expression itself, the chain of
+    /// calls to the function concerned: `trigger t on x (function f() →
+    /// g())`, `CHECK constraint c on x` or `CHECK constraint c on x
+    /// (function f())`.
+    pub fn at(&self, chain: &str) -> String {
+        if chain.is_empty() {
+            self.what.clone()
+        } else {
+            format!("{} (function {chain})", self.what)
+        }
+    }
+
+    /// Whether this is an expression Postgres evaluates, not a trigger.
+    fn is_expression(&self) -> bool {
+        self.reached
+            .first()
+            .is_some_and(|(_, f)| f.signature.is_empty())
+    }
 }
 
 /// One call that acts outside the transaction (or, for notes, happens only
@@ -94,32 +127,42 @@ impl Effects {
                        UNION \
                        SELECT k.conrelid FROM pg_catalog.pg_constraint k JOIN reached r ON r.oid = k.confrelid \
                        WHERE k.contype = 'f' \
-                         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))) \
+                         AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))), \
+                     {EXPRESSIONS} \
                      SELECT 'trigger ' || t.tgname::text || ' on ' || n.nspname::text || '.' || c.relname::text \
                             || CASE WHEN n.nspname::text || '.' || c.relname::text = ANY($1) THEN '' \
                                     ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
-                            {FUNCTION_COLUMNS} \
+                            {FUNCTION_COLUMNS}, '{{}}'::text[] \
                      FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {FUNCTION_JOINS} \
                      WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' \
                        AND c.oid IN (SELECT oid FROM reached) \
                      UNION ALL \
-                     SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS} \
+                     SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS}, '{{}}'::text[] \
                      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
-                     {FUNCTION_JOINS} WHERE e.evtenabled <> 'D' ORDER BY 1"
+                     {FUNCTION_JOINS} WHERE e.evtenabled <> 'D' \
+                     UNION ALL \
+                     SELECT x.what || CASE WHEN x.name = ANY($1) THEN '' \
+                                    ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
+                            '', 'sql', true, x.source || coalesce(u.calls, ''), '', '', '', \
+                            coalesce(u.functions, '{{}}') \
+                     FROM expressions x LEFT JOIN depends_on u ON u.classid = x.classid AND u.objid = x.objid \
+                     WHERE x.source IS NOT NULL ORDER BY 1"
                 ),
                 &[(&watched, Type::TEXT_ARRAY)],
             )
             .await?;
-        let roots: Vec<(String, Function)> = roots
+        // An expression's own calls are known exactly (`pg_depend`, each
+        // overload as resolved): only those are followed from it.
+        let roots: Vec<(String, Function, Vec<String>)> = roots
             .iter()
-            .map(|r| (r.get::<_, String>(0), function_of(r, 1)))
+            .map(|r| (r.get::<_, String>(0), function_of(r, 1), r.get(8)))
             .collect();
         // Functions by bare name (lower case), looked up level by level.
         let mut by_name: BTreeMap<String, Vec<Function>> = BTreeMap::new();
         let mut asked: BTreeSet<String> = BTreeSet::new();
-        let mut sources: Vec<String> = roots.iter().map(|(_, f)| f.source.clone()).collect();
+        let mut sources: Vec<String> = roots.iter().map(|(_, f, _)| f.source.clone()).collect();
         for _ in 0..MAX_DEPTH {
             let names: Vec<String> = sources
                 .iter()
@@ -153,13 +196,17 @@ impl Effects {
         }
         let firing = roots
             .into_iter()
-            .map(|(what, f)| {
+            .map(|(what, f, exact)| {
                 let mut reached = Vec::new();
                 let mut seen = BTreeSet::new();
+                let only = f.signature.is_empty().then_some(exact.as_slice());
                 walk(
                     &f,
                     f.signature.clone(),
-                    &by_name,
+                    &Reach {
+                        by_name: &by_name,
+                        only,
+                    },
                     &mut seen,
                     &mut reached,
                     0,
@@ -176,8 +223,14 @@ impl Effects {
         for f in &self.firing {
             for (chain, func) in &f.reached {
                 for (what, outside) in calls_outside(func) {
+                    // A default's own `nextval` (serial, identity, a
+                    // domain's) is a sequence the push draws from, named
+                    // with the sequences (`db::postgres::sequences`).
+                    if f.is_expression() && chain.is_empty() && what.starts_with("calls nextval") {
+                        continue;
+                    }
                     out.push(ExternalEffect {
-                        description: format!("{} (function {chain}): {what}", f.what),
+                        description: format!("{}: {what}", f.at(chain)),
                         outside_transaction: outside,
                     });
                 }
@@ -198,22 +251,110 @@ impl Effects {
                 .iter()
                 .find(|(_, func)| names_table(&func.source, schema, name))
             {
-                out.push(format!("{} (function {chain})", f.what));
+                out.push(f.at(chain));
             }
         }
         out
     }
 }
 
+/// The expressions Postgres evaluates when it writes a `reached` table
+/// (CTEs `expressions(what, name, source)`, `name` the table's): what a
+/// dry run runs for real, whatever it calls. Each is searched as a function
+/// body would be; the functions of the user-defined operators it uses are
+/// added to its text as calls (`f()`), since an operator hides its
+/// function's name. A domain's default counts only for a column without a
+/// default of its own; policies only where row-level security applies to
+/// the role (not a superuser or BYPASSRLS role, not the owner unless
+/// forced, a policy for PUBLIC or a role it has).
+const EXPRESSIONS: &str = "tbl(oid, name) AS ( \
+       SELECT c.oid, n.nspname::text || '.' || c.relname::text FROM pg_catalog.pg_class c \
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+       WHERE c.oid IN (SELECT oid FROM reached)), \
+     typed(name, col, typid, open) AS ( \
+       SELECT tb.name, a.attname::text, a.atttypid, NOT a.atthasdef \
+       FROM pg_catalog.pg_attribute a JOIN tbl tb ON tb.oid = a.attrelid \
+       WHERE a.attnum > 0 AND NOT a.attisdropped \
+       UNION \
+       SELECT d.name, d.col, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END, \
+              d.open AND ty.typtype = 'd' AND ty.typdefaultbin IS NULL \
+       FROM typed d JOIN pg_catalog.pg_type ty ON ty.oid = d.typid \
+       WHERE ty.typtype = 'd' OR (ty.typelem <> 0 AND ty.typlen = -1)), \
+     depends_on(classid, objid, calls, functions) AS ( \
+       SELECT dp.classid, dp.objid, \
+              coalesce(string_agg(' ' || o.oprcode::text || '()', '') FILTER (WHERE o.oid IS NOT NULL), ''), \
+              array_agg(coalesce(o.oprcode::oid, dp.refobjid)::regprocedure::text) \
+       FROM pg_catalog.pg_depend dp LEFT JOIN pg_catalog.pg_operator o \
+         ON dp.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = dp.refobjid \
+       WHERE dp.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass) \
+       GROUP BY 1, 2), \
+     expressions(what, name, source, classid, objid) AS ( \
+       SELECT 'WHEN clause of trigger ' || t.tgname::text || ' on ' || tb.name, tb.name, \
+              substring(pg_catalog.pg_get_triggerdef(t.oid) \
+                        FROM ' WHEN \\((.*)\\) EXECUTE (?:FUNCTION|PROCEDURE) '), \
+              'pg_catalog.pg_trigger'::regclass, t.oid \
+       FROM pg_catalog.pg_trigger t JOIN tbl tb ON tb.oid = t.tgrelid \
+       WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgqual IS NOT NULL \
+       UNION ALL \
+       SELECT CASE k.contype WHEN 'c' THEN 'CHECK constraint ' ELSE 'exclusion constraint ' END \
+              || k.conname::text || ' on ' || tb.name, tb.name, \
+              pg_catalog.pg_get_constraintdef(k.oid), 'pg_catalog.pg_constraint'::regclass, k.oid \
+       FROM pg_catalog.pg_constraint k JOIN tbl tb ON tb.oid = k.conrelid WHERE k.contype IN ('c', 'x') \
+       UNION ALL \
+       SELECT DISTINCT 'CHECK constraint ' || k.conname::text || ' of domain ' \
+              || pg_catalog.format_type(k.contypid, NULL) || ' (column ' || d.col || ' of ' || d.name || ')', \
+              d.name, pg_catalog.pg_get_constraintdef(k.oid), 'pg_catalog.pg_constraint'::regclass, k.oid \
+       FROM typed d JOIN pg_catalog.pg_constraint k ON k.contypid = d.typid WHERE k.contype = 'c' \
+       UNION ALL \
+       SELECT DISTINCT 'default of domain ' || pg_catalog.format_type(ty.oid, NULL) || ' (column ' || d.col \
+              || ' of ' || d.name || ')', d.name, pg_catalog.pg_get_expr(ty.typdefaultbin, 0), \
+              'pg_catalog.pg_type'::regclass, ty.oid \
+       FROM typed d JOIN pg_catalog.pg_type ty ON ty.oid = d.typid \
+       WHERE d.open AND ty.typtype = 'd' AND ty.typdefaultbin IS NOT NULL \
+       UNION ALL \
+       SELECT CASE WHEN a.attgenerated = 's' THEN 'generated column ' ELSE 'default of column ' END \
+              || a.attname::text || ' on ' || tb.name, tb.name, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), \
+              'pg_catalog.pg_attrdef'::regclass, ad.oid \
+       FROM pg_catalog.pg_attrdef ad JOIN tbl tb ON tb.oid = ad.adrelid \
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+       WHERE NOT a.attisdropped \
+       UNION ALL \
+       SELECT 'index ' || ic.relname::text || ' on ' || tb.name, tb.name, \
+              concat_ws(' WHERE ', pg_catalog.pg_get_expr(i.indexprs, i.indrelid), \
+                        pg_catalog.pg_get_expr(i.indpred, i.indrelid)), \
+              'pg_catalog.pg_class'::regclass, i.indexrelid \
+       FROM pg_catalog.pg_index i JOIN tbl tb ON tb.oid = i.indrelid \
+       JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+       WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL \
+       UNION ALL \
+       SELECT 'policy ' || pol.polname::text || ' on ' || tb.name, tb.name, \
+              concat_ws(' WITH CHECK ', pg_catalog.pg_get_expr(pol.polqual, pol.polrelid), \
+                        pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid)), \
+              'pg_catalog.pg_policy'::regclass, pol.oid \
+       FROM pg_catalog.pg_policy pol JOIN tbl tb ON tb.oid = pol.polrelid \
+       JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid \
+       WHERE c.relrowsecurity \
+         AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r \
+                  WHERE r.rolname = current_user) \
+         AND (c.relforcerowsecurity OR NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')) \
+         AND (0 = ANY(pol.polroles) OR EXISTS (SELECT 1 FROM unnest(pol.polroles) pr(oid) \
+              WHERE pg_catalog.pg_has_role(current_user, pr.oid, 'USAGE'))) \
+       UNION ALL \
+       SELECT 'rule ' || rw.rulename::text || ' on ' || tb.name, tb.name, pg_catalog.pg_get_ruledef(rw.oid), \
+              'pg_catalog.pg_rewrite'::regclass, rw.oid \
+       FROM pg_catalog.pg_rewrite rw JOIN tbl tb ON tb.oid = rw.ev_class \
+       WHERE rw.rulename <> '_RETURN' AND rw.ev_enabled <> 'D')";
+
 /// Columns 1.. of a function row: signature, language, trusted, source,
-/// extension (see [`function_of`]).
+/// extension, name, schema (see [`function_of`]).
 const FUNCTION_COLUMNS: &str = "p.oid::regprocedure::text, l.lanname::text, l.lanpltrusted, \
      coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_functiondef(p.oid)), \
      coalesce((SELECT x.extname::text FROM pg_catalog.pg_depend d \
                JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid \
                WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
                  AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e' \
-               LIMIT 1), '')";
+               LIMIT 1), ''), p.proname::text, \
+     (SELECT fs.nspname::text FROM pg_catalog.pg_namespace fs WHERE fs.oid = p.pronamespace)";
 const FUNCTION_JOINS: &str = "JOIN pg_catalog.pg_language l ON l.oid = p.prolang";
 
 fn function_of(r: &tokio_postgres::Row, from: usize) -> Function {
@@ -223,13 +364,22 @@ fn function_of(r: &tokio_postgres::Row, from: usize) -> Function {
         trusted: r.get(from + 2),
         source: r.get(from + 3),
         extension: r.get(from + 4),
+        name: r.get(from + 5),
+        schema: r.get(from + 6),
     }
+}
+
+/// The functions a walk may step to: by name, and from an expression only
+/// those it calls exactly (`only`).
+struct Reach<'a> {
+    by_name: &'a BTreeMap<String, Vec<Function>>,
+    only: Option<&'a [String]>,
 }
 
 fn walk(
     f: &Function,
     chain: String,
-    by_name: &BTreeMap<String, Vec<Function>>,
+    reach: &Reach<'_>,
     seen: &mut BTreeSet<String>,
     reached: &mut Vec<(String, Function)>,
     depth: usize,
@@ -243,11 +393,18 @@ fn walk(
         return;
     }
     for name in called_names(&f.source) {
-        for g in by_name.get(&name).into_iter().flatten() {
+        for g in reach.by_name.get(&name).into_iter().flatten() {
+            if depth == 0 && reach.only.is_some_and(|only| !only.contains(&g.signature)) {
+                continue;
+            }
             walk(
                 g,
-                format!("{chain} → {}", g.signature),
-                by_name,
+                if chain.is_empty() {
+                    g.signature.clone()
+                } else {
+                    format!("{chain} → {}", g.signature)
+                },
+                reach,
                 seen,
                 reached,
                 depth + 1,
@@ -355,6 +512,9 @@ fn calls_outside(f: &Function) -> Vec<(String, bool)> {
         )),
         _ => {}
     }
+    if f.extension.is_empty() && f.language != "sql" && f.language != "plpgsql" {
+        out.extend(named_like_an_effect(f));
+    }
     if !f.trusted && f.language != "c" && f.language != "internal" {
         out.push((
             format!(
@@ -444,6 +604,84 @@ fn calls_outside(f: &Function) -> Vec<(String, bool)> {
     out
 }
 
+/// A function whose body the tool does not read (C, internal, another
+/// language) and that belongs to no extension, named — or, in C, pointing
+/// at a symbol named — like a function whose effect is known: a dblink or
+/// pgsql-http function created by hand, an alias of `setval` or
+/// `lo_export`, pg_net's `net.http_*`. Its name is all there is to go by.
+fn named_like_an_effect(f: &Function) -> Vec<(String, bool)> {
+    let name = f.name.to_lowercase();
+    let symbol = if f.language == "c" || f.language == "internal" {
+        f.source.trim().to_lowercase()
+    } else {
+        String::new()
+    };
+    let is = |test: &dyn Fn(&str) -> bool| test(&name) || (!symbol.is_empty() && test(&symbol));
+    let what = |kind: &str| {
+        format!(
+            "calls {}, a {} function outside any extension named like {kind}",
+            f.signature, f.language
+        )
+    };
+    let mut out = Vec::new();
+    if f.schema == "net" && name.starts_with("http_") {
+        out.push((
+            format!(
+                "{}: pg_net's, which queues its request in a table, sent only after COMMIT, so a \
+                 rolled-back preflight sends nothing",
+                what("pg_net's net.http_*")
+            ),
+            false,
+        ));
+        return out;
+    }
+    if is(&|n| n.starts_with("dblink")) {
+        out.push((
+            format!(
+                "{}: runs SQL over another connection that commits on its own, which a rollback \
+                 does not undo",
+                what("dblink's")
+            ),
+            true,
+        ));
+    } else if is(&|n| n == "http" || n.starts_with("http_")) {
+        out.push((
+            format!(
+                "{}: sends an HTTP request at once, which a rollback does not undo",
+                what("pgsql-http's")
+            ),
+            true,
+        ));
+    } else if is(&|n| n.starts_with("pg_file_")) {
+        out.push((
+            format!(
+                "{}: writes server files, which a rollback does not undo",
+                what("adminpack's")
+            ),
+            true,
+        ));
+    } else if is(&|n| n.starts_with("pg_logical_emit_message")) {
+        out.push((
+            format!(
+                "{}: logical decoding consumers (Supabase Realtime, CDC) may receive its message \
+                 at once, which a rollback does not undo",
+                what("pg_logical_emit_message")
+            ),
+            true,
+        ));
+    } else if let Some((known, effect, outside)) = BUILT_IN.iter().find(|(n, _, _)| {
+        is(&|c| {
+            c == *n
+                || c == format!("be_{n}")
+                || c.starts_with(&format!("{n}_"))
+                || (*n == "setval" && c.starts_with("setval"))
+        })
+    }) {
+        out.push((format!("{}: {effect}", what(known)), *outside));
+    }
+    out
+}
+
 /// Built-in functions whose effect a rollback does not undo (true), or
 /// that are transactional but worth knowing (false).
 const BUILT_IN: &[(&str, &str, bool)] = &[
@@ -484,7 +722,7 @@ const BUILT_IN: &[(&str, &str, bool)] = &[
     ),
 ];
 
-/// One check: nothing that fires for these writes acts outside the
+/// One check: nothing that fires or is evaluated for these writes acts outside the
 /// transaction, unless the user allows it (`--allow-external-effects`).
 pub fn external_effects_check(phase: &str, effects: &Effects, allowed: bool) -> Check {
     let rows: Vec<String> = if allowed {
@@ -499,7 +737,7 @@ pub fn external_effects_check(phase: &str, effects: &Effects, allowed: bool) -> 
     };
     Check::no_rows(
         phase,
-        "nothing that fires for these writes acts outside the transaction",
+        "nothing that fires or is evaluated for these writes acts outside the transaction",
         CheckKind::Guard,
         rows,
     )
@@ -516,6 +754,8 @@ mod tests {
             trusted: true,
             source: src.into(),
             extension: String::new(),
+            name: "f".into(),
+            schema: "public".into(),
         }
     }
 
@@ -565,6 +805,33 @@ mod tests {
         let notify = plpgsql("BEGIN PERFORM pg_notify('c', 'x'); RETURN NEW; END");
         assert!(calls_outside(&notify).iter().all(|(_, o)| !*o));
         assert!(calls_outside(&plpgsql("BEGIN RETURN NEW; END")).is_empty());
+    }
+
+    /// V25: a function whose body is not read, outside any extension, is
+    /// judged by its name (or C symbol): a dblink function created by hand,
+    /// an alias of setval, pg_net's queue; not an unrelated C function.
+    #[test]
+    fn an_unread_function_named_like_an_effect_is_one() {
+        let c = |schema: &str, name: &str, symbol: &str| Function {
+            signature: format!("{schema}.{name}(text)"),
+            language: "c".into(),
+            trusted: false,
+            source: symbol.into(),
+            extension: String::new(),
+            name: name.into(),
+            schema: schema.into(),
+        };
+        let outside = |f: &Function| calls_outside(f).iter().any(|(_, o)| *o);
+        assert!(outside(&c("public", "dblink_exec", "dblink_exec")));
+        assert!(outside(&c("public", "remote_exec", "dblink_exec")));
+        assert!(outside(&c("public", "http_post", "http_post")));
+        assert!(outside(&c("public", "move_on", "setval_oid")));
+        let queued = calls_outside(&c("net", "http_post", "http_post"));
+        assert!(
+            queued.iter().any(|(w, o)| w.contains("pg_net") && !*o),
+            "{queued:?}"
+        );
+        assert!(calls_outside(&c("public", "similarity", "similarity")).is_empty());
     }
 
     #[test]

@@ -101,11 +101,7 @@ pub async fn foreign_write_check(
         for firing in &effects.firing {
             for (chain, function) in &firing.reached {
                 for f in tables.iter().filter(|f| f.named_in(&function.source)) {
-                    let line = format!(
-                        "{} (function {chain}) names foreign table {}",
-                        firing.what,
-                        f.describe()
-                    );
+                    let line = format!("{} names foreign table {}", firing.at(chain), f.describe());
                     if allowed.contains(&f.table) {
                         allowed_found.push(line);
                     } else {

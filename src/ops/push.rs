@@ -1059,7 +1059,7 @@ impl Push<'_, '_> {
     async fn effects(&self) -> Result<Effects> {
         self.job
             .progress
-            .step("reading what the triggers that fire for the push call");
+            .step("reading what fires or is evaluated for the push's writes, and what it calls");
         Effects::read(
             &self.tx,
             &written_tables(self.job.diff),
@@ -1077,7 +1077,9 @@ impl Push<'_, '_> {
         if !check.ok {
             return Err(refuse(
                 format!(
-                    "triggers that fire for the push call what a rollback does not undo ({}); {}. \
+                    "what fires or is evaluated for the push's writes (triggers, their WHEN clauses, \
+                     constraints, defaults, indexes, policies, rules) calls what a rollback does not \
+                     undo ({}); {}. \
                      Running the preflight would perform them. Pass --allow-external-effects if \
                      they are intended (for the preflight too)",
                     check.rows.join("; "),

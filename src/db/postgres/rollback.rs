@@ -1318,7 +1318,9 @@ impl Rollback<'_, '_> {
     fn external_effects(&self, effects: &Effects) -> Result<Check> {
         self.refuse_unless_ok(
             external_effects_check("preflight", effects, self.opts.allow_external_effects),
-            "triggers that fire for the undo call what a rollback does not undo; pass \
+            "what fires or is evaluated for the undo's writes (triggers, their WHEN clauses, \
+             constraints, defaults, indexes, policies, rules) calls what a rollback does not \
+             undo; pass \
              --allow-external-effects if they are intended (for the dry run too)",
         )
     }
