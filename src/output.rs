@@ -173,6 +173,42 @@ pub fn wrap_within_to(lead: &str, text: &str, indent: usize, w: usize) -> String
     lay_out(lead, &one_line(&visible(text)), indent, w, true)
 }
 
+/// Like [`wrap_within`], but at most `max_lines` lines: an item of a list
+/// that can run long (a generated CASE expression) is shown far enough to
+/// be recognised, its last kept line ending in `…`. Returns the text and
+/// whether it was cut, so the caller can say once where the whole is.
+pub fn wrap_within_lines(
+    lead: &str,
+    text: &str,
+    indent: usize,
+    max_lines: usize,
+) -> (String, bool) {
+    wrap_within_lines_to(lead, text, indent, max_lines, width())
+}
+
+/// [`wrap_within_lines`] to `w` columns.
+pub fn wrap_within_lines_to(
+    lead: &str,
+    text: &str,
+    indent: usize,
+    max_lines: usize,
+    w: usize,
+) -> (String, bool) {
+    let all = wrap_within_to(lead, text, indent, w);
+    let lines: Vec<&str> = all.lines().collect();
+    if lines.len() <= max_lines || max_lines == 0 {
+        return (all, false);
+    }
+    let mut kept: Vec<String> = lines[..max_lines].iter().map(|l| l.to_string()).collect();
+    if let Some(last) = kept.last_mut() {
+        *last = format!(
+            "{}…",
+            cut_to(last, w.saturating_sub(1)).trim_end_matches('…')
+        );
+    }
+    (kept.join("\n"), true)
+}
+
 /// The words of `text` (already [`visible`]) after `lead`, greedily filled
 /// into lines of `w` columns; `split_long` breaks a word wider than the
 /// room left on a fresh line, character by character.
@@ -553,6 +589,29 @@ mod tests {
         assert!(
             one_line(&w).ends_with("advice is at the end: rename it"),
             "{w}"
+        );
+    }
+
+    #[test]
+    fn list_items_wrap_whole_up_to_their_line_budget_then_say_they_were_cut() {
+        let check =
+            "CHECK ((status = ANY (ARRAY['draft'::text, 'active'::text, 'archived'::text])))";
+        let (short, cut) = wrap_within_lines_to("  ", check, 4, 3, 40);
+        assert!(!cut, "{short}");
+        assert!(
+            short.contains("'archived'::text"),
+            "the whole CHECK is shown: {short}"
+        );
+        assert!(short.lines().count() > 1 && short.lines().all(|l| display_width(l) <= 40));
+        let long = format!("generated ( CASE {} END)", "WHEN x THEN y ".repeat(30));
+        let (item, cut) = wrap_within_lines_to("  ", &long, 4, 3, 40);
+        let lines: Vec<&str> = item.lines().collect();
+        assert!(cut);
+        assert_eq!(lines.len(), 3, "{item}");
+        assert!(lines.iter().all(|l| display_width(l) <= 40), "{item}");
+        assert!(
+            lines[2].ends_with('…') && lines[1].starts_with("    "),
+            "{item}"
         );
     }
 

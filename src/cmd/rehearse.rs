@@ -63,19 +63,33 @@ pub fn print_report(report: &RehearsalReport, plan: &sandbox::plan::Plan) {
             )
         );
         // Postgres prints a CASE or a long expression over several indented
-        // lines; one line each here (in full in --json and report_preflight).
+        // lines: each item is wrapped whole up to three lines, so a CHECK's
+        // allowed values or a trigger's timing and function can be read;
+        // longer ones are cut, and are whole in --json and report_preflight.
+        let mut cut = false;
         for p in &report.preflight {
+            let (item, was_cut) = output::wrap_within_lines(
+                "  ",
+                &format!(
+                    "{} {} {}: {}",
+                    p.table,
+                    p.kind.replace('_', " "),
+                    p.name,
+                    p.detail
+                ),
+                4,
+                3,
+            );
+            cut |= was_cut;
+            println!("{item}");
+        }
+        if cut {
             println!(
-                "  {}",
-                output::truncate(
-                    &output::one_line(&format!(
-                        "{} {} {}: {}",
-                        p.table,
-                        p.kind.replace('_', " "),
-                        p.name,
-                        p.detail
-                    )),
-                    output::width().saturating_sub(2)
+                "{}",
+                output::wrap(
+                    "  ",
+                    "(cut items are whole in the snapshot's report_preflight view and in --json)",
+                    2
                 )
             );
         }
