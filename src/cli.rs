@@ -131,6 +131,20 @@ fn table_column(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--break-function`: schema.name(argument types), as a rollback's
+/// refusal names the function (whether it is one is asked of the database).
+fn function_signature(value: &str) -> Result<String, String> {
+    misplaced_url(value, "a function")?;
+    match value.trim().split_once('(') {
+        Some((name, _)) if name.contains('.') && value.trim().ends_with(')') => {
+            Ok(value.to_string())
+        }
+        _ => Err("expected a function as the rollback's refusal names it, \
+                  schema.name(argument types), e.g. 'app.open_tasks()' or 'public.f(integer)'"
+            .into()),
+    }
+}
+
 fn receipt_id(value: &str) -> Result<String, String> {
     misplaced_url(value, "a receipt id (see `sandbox receipts`)")?;
     Ok(value.to_string())
@@ -250,6 +264,13 @@ pub struct RollbackArgs {
     /// any column. Repeatable; any other change still refuses.
     #[arg(long = "discard-changes", value_name = "TABLE.COLUMN", value_parser = table_column)]
     pub discard_changes: Vec<String>,
+    /// Drop a table or column even though this app function's body uses
+    /// it (Postgres does not track function bodies): the function is left
+    /// broken until changed, listed and recorded in the receipt. Name it as
+    /// the refusal prints it, schema.name(argument types), e.g.
+    /// 'app.open_tasks()'. Repeatable; any other such function still refuses.
+    #[arg(long = "break-function", value_name = "FUNCTION", value_parser = function_signature)]
+    pub break_functions: Vec<String>,
     #[command(flatten)]
     pub timeouts: Timeouts,
 }

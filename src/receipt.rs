@@ -85,6 +85,10 @@ pub struct Undo {
     /// rows the push wrote that the undo discarded (`--discard-changes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discarded: Vec<String>,
+    /// Written by the rollback: app functions whose bodies used a table or
+    /// column it dropped, dropped anyway (`--break-function`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broken_functions: Vec<String>,
 }
 
 /// What Postgres chose for the columns a table's new rows left to it
@@ -271,6 +275,7 @@ impl Undo {
             sequences: vec![],
             already_gone: vec![],
             discarded: vec![],
+            broken_functions: vec![],
         })
     }
 
@@ -458,6 +463,7 @@ mod tests {
             }],
             already_gone: vec![],
             discarded: vec![],
+            broken_functions: vec![],
         };
         let back = Undo::read("r", &serde_json::to_string(&u).unwrap()).unwrap();
         assert_eq!(back.side_effects, u.side_effects);

@@ -1148,6 +1148,7 @@ fn push_and_rollback_pipeline_their_round_trips() {
         allow_external_effects: false,
         strict: false,
         discard_changes: vec![],
+        break_functions: vec![],
     };
     rt.block_on(sandbox::ops::rollback::rollback(&rollback))
         .expect("rollback");

@@ -1346,14 +1346,15 @@ fn rollback_refuses_while_app_functions_use_a_column_it_drops() {
            'SELECT 1 AS strategic_priority_id';",
     );
     let pushed = w.state();
-    let names = "names column strategic_priority_id of table jtbd_library in its body";
+    let names = "names column strategic_priority_id of table jtbd_library";
     for confirm in [&[][..], &["--confirm"][..]] {
         let run = w.rollback(&receipt, confirm);
         run.refused(&[
-            &format!("function jtbd_priorities() {names} (names table jtbd_library"),
-            &format!("function jtbd_priorities_sql() {names} (names table jtbd_library"),
+            &format!("function public.jtbd_priorities() {names} (names table jtbd_library)"),
+            &format!("function public.jtbd_priorities_sql() {names} (names table jtbd_library)"),
             &format!(
-                "function jtbd_keep_priority() {names} (the function of a trigger on jtbd_library"
+                "function public.jtbd_keep_priority() {names} (the function of a trigger on \
+                 jtbd_library) in its body"
             ),
             "function jtbd_priorities_atomic() depends on column strategic_priority_id of table jtbd_library",
             "view jtbd_priority_view depends on column strategic_priority_id of table jtbd_library",
@@ -1375,6 +1376,111 @@ fn rollback_refuses_while_app_functions_use_a_column_it_drops() {
     );
 }
 
+/// The app's functions that use a table the push created (`tasks`) after
+/// the push: a plpgsql function in another schema reading it bare, a
+/// string-bodied SQL function, and the trigger function of an app table
+/// (`notes`) reading it. Postgres records no dependency for those bodies.
+/// Before, `rollback --confirm` exited 0 and dropped `tasks`; the functions
+/// then failed with "relation does not exist", and every insert into
+/// `notes` with them. Now each is named (what it uses, the trigger and
+/// table it serves, what to do) and nothing changes; `--break-function`
+/// with exactly the name printed lets the drop go ahead for that function
+/// only, and the receipt records it.
+#[test]
+fn rollback_refuses_while_app_functions_use_a_table_it_drops() {
+    let w = world("functions_on_dropped_table", "");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE SCHEMA app;
+         CREATE FUNCTION app.open_tasks() RETURNS bigint LANGUAGE plpgsql AS $$
+         BEGIN RETURN (SELECT count(*) FROM tasks WHERE title IS NOT NULL); END $$;
+         CREATE FUNCTION public.task_titles() RETURNS SETOF text LANGUAGE sql AS
+           'SELECT title FROM public.\"tasks\"';
+         CREATE TABLE public.notes (id serial PRIMARY KEY, workflow_id uuid);
+         CREATE FUNCTION app.note_needs_task() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM 1 FROM public.tasks t WHERE t.workflow_id = NEW.workflow_id; RETURN NEW; END $$;
+         CREATE TRIGGER notes_need_task BEFORE INSERT ON public.notes
+           FOR EACH ROW EXECUTE FUNCTION app.note_needs_task();
+         CREATE FUNCTION public.task_count_atomic() RETURNS bigint LANGUAGE sql
+           BEGIN ATOMIC SELECT count(*) FROM public.tasks; END;
+         CREATE FUNCTION public.subtask_label() RETURNS text LANGUAGE sql AS
+           'SELECT ''subtasks''::text AS my_tasks';",
+    );
+    let app_state = w.state();
+    let scanned = "Postgres does not track function bodies";
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "function app.open_tasks() names table tasks in its body",
+            "function public.task_titles() names table tasks in its body",
+            "function app.note_needs_task() names table tasks in its body",
+            "the function of trigger notes_need_task on public.notes",
+            scanned,
+            "--break-function 'app.open_tasks()'",
+            "function task_count_atomic() depends on table tasks",
+            "did not write",
+        ]);
+        assert!(!run.all().contains("subtask_label"), "{}", run.show());
+        app_state.assert_same(&w.state(), "a refused rollback");
+    }
+    // The SQL-standard body is tracked: no flag lets the drop take it.
+    w.exec("DROP FUNCTION public.task_count_atomic()");
+    let app_state = w.state();
+    // Accepting one function leaves the others refusing; a name the
+    // rollback did not find is a usage error naming those it found.
+    w.rollback(
+        &receipt,
+        &["--confirm", "--break-function", "app.open_tasks()"],
+    )
+    .refused(&["app.note_needs_task()", "public.task_titles()"]);
+    app_state.assert_same(&w.state(), "refused with one function accepted");
+    let unknown = w.rollback(&receipt, &["--break-function", "app.closed_tasks()"]);
+    unknown.code(2).error_has(&[
+        "--break-function app.closed_tasks()",
+        "app.open_tasks()",
+        "nothing was changed",
+    ]);
+    app_state.assert_same(&w.state(), "an unknown --break-function");
+    let all = [
+        "--confirm",
+        "--break-function",
+        "app.open_tasks()",
+        "--break-function",
+        "public.task_titles()",
+        "--break-function",
+        "app.note_needs_task()",
+    ];
+    w.rollback(&receipt, &all)
+        .ok()
+        .stdout_has("dropped tables [")
+        .stdout_has(
+            "Left broken (--break-function; recorded in the receipt): function \
+             app.note_needs_task() (its body names table tasks); function app.open_tasks()",
+        );
+    assert_eq!(
+        w.count("SELECT count(*) FROM pg_class WHERE oid = to_regclass('public.tasks')"),
+        0
+    );
+    let recorded = w.scalar(&format!(
+        "SELECT undo->>'broken_functions' FROM sandbox.receipts WHERE id = '{receipt}'"
+    ));
+    for f in [
+        "app.open_tasks()",
+        "public.task_titles()",
+        "app.note_needs_task()",
+    ] {
+        assert!(recorded.contains(f), "{recorded}");
+    }
+    // The rest is the database before the push, plus the app's additions.
+    w.exec(
+        "DROP TRIGGER notes_need_task ON public.notes; DROP TABLE public.notes;
+         DROP SCHEMA app CASCADE; DROP FUNCTION public.task_titles(), public.subtask_label();",
+    );
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "rolled back");
+}
 /// TRUNCATE counts no row in Postgres's per-transaction statistics: a
 /// trigger emptying a table must still be named and refused, and allowed
 /// only by --allow-writes.

@@ -16,6 +16,7 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         allow_external_effects: args.allow_external_effects,
         strict: args.strict,
         discard_changes: args.discard_changes,
+        break_functions: args.break_functions,
     };
     let report = crate::runtime()?.block_on(rollback(&opts))?;
     // Postgres is the authority; the snapshot's copy follows it once the
@@ -105,6 +106,17 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
                 "Would discard"
             },
             report.discarded.join("; ")
+        );
+    }
+    if !report.broken_functions.is_empty() {
+        println!(
+            "{} (--break-function; recorded in the receipt): {}.",
+            if report.confirmed {
+                "Left broken"
+            } else {
+                "Would leave broken"
+            },
+            report.broken_functions.join("; ")
         );
     }
     if !report.already_gone.is_empty() {

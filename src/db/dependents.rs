@@ -341,29 +341,78 @@ impl PushConstraint {
     }
 }
 
-/// Functions whose bodies name a column the rollback would drop. Postgres
-/// records no dependency for a plpgsql (or other procedural) body, nor for
-/// a SQL function written as a string, so dropping the column breaks them
-/// only when they next run. A SQL-standard body (`BEGIN ATOMIC`, `RETURN`)
-/// is in `pg_depend` and named by [`objects_depending`]. A body counts when
-/// it names the column as a whole identifier and either names its table
-/// (qualified, or bare in public) or is the function of a trigger on that
-/// table (`NEW.column`). Dynamic SQL assembled from pieces
-/// (`EXECUTE 'select ' || col`) is not seen; functions of extensions and of
-/// the system schemas are not searched.
-pub async fn functions_naming_columns(
+/// An app function whose body uses a table or column the rollback would
+/// drop, found by reading the body's text ([`functions_using_dropped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionUse {
+    /// `schema.name(argument types)`, as `--break-function` takes it.
+    pub function: String,
+    /// What it uses: `table tasks`, `column strategic_priority_id of table
+    /// jtbd_library`, with how it was told.
+    pub uses: String,
+    /// The triggers it is the function of: `trigger t on schema.table`.
+    pub triggers: Vec<String>,
+}
+
+impl FunctionUse {
+    /// The refusal line: the function, what it uses, the writes it breaks
+    /// and what to do.
+    pub fn describe(&self) -> String {
+        let triggers = if self.triggers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; it is the function of {}, so the app's writes that fire it would fail too",
+                self.triggers.join(", ")
+            )
+        };
+        format!(
+            "function {} names {} in its body (found by reading the body's text, which a variable, \
+             alias or string of that name matches too; Postgres does not track function bodies, \
+             so the drop would break the function when it next runs{triggers}). Change or drop the \
+             function first, or add --break-function '{}' to drop anyway and leave it broken",
+            self.function, self.uses, self.function
+        )
+    }
+
+    /// Whether `--break-function` `name` names this function: as printed,
+    /// spaces aside (`f(integer,text)` is `f(integer, text)`).
+    pub fn named_by(&self, name: &str) -> bool {
+        let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+        squeeze(&self.function) == squeeze(name)
+    }
+}
+
+/// Functions, in any schema, whose bodies use a table or column the
+/// rollback would drop. Postgres records no dependency for a plpgsql (or
+/// other procedural) body, nor for a SQL function written as a string, so
+/// the drop breaks them only when they next run. A SQL-standard body
+/// (`BEGIN ATOMIC`, `RETURN`) is in `pg_depend` and named by
+/// [`objects_depending`] (the drop cannot take it: it refuses until the
+/// function is changed). A body uses a dropped table when it names it as a
+/// whole identifier, qualified by `public` or bare (whatever schema the
+/// function is in or its search_path: a bare name elsewhere cannot be told
+/// from ours without running it). It uses a dropped column when it names
+/// the column as a whole identifier and either names its table or is the
+/// function of a trigger on that table (`NEW.column`). Dynamic SQL
+/// assembled from pieces (`EXECUTE 'select ' || col`) is not seen;
+/// functions of extensions and of the system schemas are not searched.
+pub async fn functions_using_dropped(
     tx: &Transaction<'_>,
+    dropped_tables: &[String],
     dropped_columns: &[(String, String)],
-) -> Result<Vec<String>> {
-    if dropped_columns.is_empty() {
+) -> Result<Vec<FunctionUse>> {
+    if dropped_tables.is_empty() && dropped_columns.is_empty() {
         return Ok(vec![]);
     }
-    let patterns: Vec<String> = dropped_columns
+    // Only bodies holding one of the names are read back.
+    let patterns: Vec<String> = dropped_tables
         .iter()
-        .map(|(_, c)| {
+        .chain(dropped_columns.iter().map(|(_, c)| c))
+        .map(|name| {
             format!(
                 "%{}%",
-                c.replace('\\', "\\\\")
+                name.replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             )
@@ -371,11 +420,21 @@ pub async fn functions_naming_columns(
         .collect();
     let rows = tx
         .query_typed(
-            "SELECT p.oid::regprocedure::text, p.prosrc, \
-                    coalesce((SELECT array_agg(DISTINCT c.relname::text) FROM pg_catalog.pg_trigger t \
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) \
+                    || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', \
+                    p.prosrc, \
+                    coalesce((SELECT array_agg(c.relname::text ORDER BY c.relname) \
+                              FROM pg_catalog.pg_trigger t \
                               JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
                               JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-                              WHERE t.tgfoid = p.oid AND cn.nspname = 'public'), '{}') \
+                              WHERE t.tgfoid = p.oid AND NOT t.tgisinternal AND cn.nspname = 'public'), '{}'), \
+                    coalesce((SELECT array_agg('trigger ' || pg_catalog.quote_ident(t.tgname) || ' on ' \
+                                               || pg_catalog.quote_ident(cn.nspname) || '.' \
+                                               || pg_catalog.quote_ident(c.relname) ORDER BY 1) \
+                              FROM pg_catalog.pg_trigger t \
+                              JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+                              JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+                              WHERE t.tgfoid = p.oid AND NOT t.tgisinternal), '{}') \
              FROM pg_catalog.pg_proc p \
              JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
              JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
@@ -392,25 +451,38 @@ pub async fn functions_naming_columns(
         .await?;
     let mut found = Vec::new();
     for r in &rows {
-        let signature: String = r.get(0);
+        let function: String = r.get(0);
         let source: String = r.get(1);
         let trigger_tables: Vec<String> = r.get(2);
+        let triggers: Vec<String> = r.get(3);
+        let mut uses = Vec::new();
+        for table in dropped_tables {
+            if crate::db::effects::names_table(&source, "public", table) {
+                uses.push(format!("table {table}"));
+            }
+        }
         for (table, column) in dropped_columns {
-            if !crate::db::effects::names_identifier(&source, column) {
+            if dropped_tables.contains(table)
+                || !crate::db::effects::names_identifier(&source, column)
+            {
                 continue;
             }
-            let how = if trigger_tables.contains(table) {
-                format!("the function of a trigger on {table}")
+            if trigger_tables.contains(table) {
+                uses.push(format!(
+                    "column {column} of table {table} (the function of a trigger on {table})"
+                ));
             } else if crate::db::effects::names_table(&source, "public", table) {
-                format!("names table {table}")
-            } else {
-                continue;
-            };
-            found.push(format!(
-                "function {signature} names column {column} of table {table} in its body ({how}; \
-                 Postgres does not track function bodies, so dropping the column would break it \
-                 when it next runs)"
-            ));
+                uses.push(format!(
+                    "column {column} of table {table} (names table {table})"
+                ));
+            }
+        }
+        if !uses.is_empty() {
+            found.push(FunctionUse {
+                function,
+                uses: uses.join(" and "),
+                triggers,
+            });
         }
     }
     Ok(found)

@@ -2111,6 +2111,7 @@ fn rollback_options(
         strict: job.opts.strict,
         // Nothing of the app's is discarded on the push's behalf.
         discard_changes: vec![],
+        break_functions: vec![],
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::catalog::TableMeta;
 use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
 use crate::db::dependents::{
-    functions_naming_columns, objects_depending, rows_referencing, PushedRows,
+    functions_using_dropped, objects_depending, rows_referencing, PushedRows,
 };
 use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
@@ -73,6 +73,11 @@ pub struct RollbackOptions {
     /// back as before the push. Each one discarded is reported and recorded
     /// in the receipt; any other change still refuses.
     pub discard_changes: Vec<String>,
+    /// `schema.name(argument types)`: app functions whose bodies use a
+    /// table or column the rollback drops, that the user lets it drop
+    /// anyway, leaving them broken (listed and recorded in the receipt).
+    /// Any other such function still refuses.
+    pub break_functions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +118,10 @@ pub struct RollbackReport {
     /// the undo discards (`--discard-changes`): table, row, column, the
     /// value as pushed and the app's (recorded in the receipt).
     pub discarded: Vec<String>,
+    /// App functions whose bodies use a table or column the rollback
+    /// dropped, dropped anyway (`--break-function`): each with what it
+    /// uses (recorded in the receipt).
+    pub broken_functions: Vec<String>,
     /// In the push's rehearsal only: the undo was checked but not run,
     /// because what fires for it acts outside the transaction (a dblink
     /// call, an HTTP request, a file) and no savepoint would undo that —
@@ -252,7 +261,8 @@ async fn undo_after_read_back(
     let (app_data, app_data_discarded) = app_data?;
     checks.push(app_data);
     checks.push(added?);
-    checks.push(references?);
+    let (references, broken_functions) = references?;
+    checks.push(references);
     checks.push(rules?);
     let (triggers, trigger_check) = r.triggers(triggers_read)?;
     checks.push(trigger_check);
@@ -287,6 +297,7 @@ async fn undo_after_read_back(
         })
         .chain(app_data_discarded)
         .collect();
+    report.broken_functions = broken_functions;
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
@@ -311,6 +322,12 @@ async fn undo_after_read_back(
     }
     if !report.discarded.is_empty() {
         noted.insert("discarded".into(), report.discarded.clone().into());
+    }
+    if !report.broken_functions.is_empty() {
+        noted.insert(
+            "broken_functions".into(),
+            report.broken_functions.clone().into(),
+        );
     }
     let noted_json = serde_json::Value::Object(noted).to_string();
     let marking = [
@@ -420,6 +437,7 @@ impl RollbackReport {
             external_effects: vec![],
             already_gone: vec![],
             discarded: vec![],
+            broken_functions: vec![],
             not_rehearsed: vec![],
             millis: 0,
         }
@@ -1225,8 +1243,12 @@ impl Rollback<'_, '_> {
 
     /// What else leans on what the rollback removes: rows referencing pushed
     /// rows (any schema, any ON DELETE action), objects depending on the
-    /// tables and columns it drops. Any of them refuses the whole rollback.
-    async fn nothing_references(&self, pushed: &[PushedRows]) -> Result<Check> {
+    /// tables and columns it drops, app functions whose bodies use them.
+    /// Any of them refuses the whole rollback, but for the functions the
+    /// user names with `--break-function`: returned, to be listed and
+    /// recorded. A `--break-function` naming none of the functions found
+    /// is a usage error naming those found.
+    async fn nothing_references(&self, pushed: &[PushedRows]) -> Result<(Check, Vec<String>)> {
         let undo = self.undo;
         let dropped_columns: Vec<(String, String)> = undo
             .added_columns
@@ -1245,7 +1267,48 @@ impl Rollback<'_, '_> {
         blockers.extend(
             objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl).await?,
         );
-        blockers.extend(functions_naming_columns(self.tx, &dropped_columns).await?);
+        // In the push's own transaction every function predates the push,
+        // and its rollback gives them back the tables as they found them:
+        // only functions written since can be broken by the drop.
+        let functions = match self.mode {
+            Mode::Rollback => {
+                functions_using_dropped(self.tx, &undo.created_tables, &dropped_columns).await?
+            }
+            Mode::RehearsalInPush => vec![],
+        };
+        let unknown: Vec<&String> = self
+            .opts
+            .break_functions
+            .iter()
+            .filter(|name| !functions.iter().any(|f| f.named_by(name)))
+            .collect();
+        if !unknown.is_empty() {
+            let found: Vec<&str> = functions.iter().map(|f| f.function.as_str()).collect();
+            return Err(crate::error::environment(format!(
+                "{}: no function whose body uses a table or column this rollback drops has that                  name; {}; {}",
+                unknown
+                    .iter()
+                    .map(|n| format!("--break-function {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if found.is_empty() {
+                    "none was found, so leave the flag out".to_string()
+                } else {
+                    format!(
+                        "name one as printed (schema.name(argument types)): {}",
+                        found.join(", ")
+                    )
+                },
+                self.nothing
+            )));
+        }
+        let (accepted, refused): (Vec<_>, Vec<_>) = functions.into_iter().partition(|f| {
+            self.opts
+                .break_functions
+                .iter()
+                .any(|name| f.named_by(name))
+        });
+        blockers.extend(refused.iter().map(|f| f.describe()));
         let dependents = Check::no_rows(
             "before undo",
             "nothing else references what the rollback removes",
@@ -1263,7 +1326,11 @@ impl Rollback<'_, '_> {
                 vec![dependents],
             ));
         }
-        Ok(dependents)
+        let broken = accepted
+            .iter()
+            .map(|f| format!("function {} (its body names {})", f.function, f.uses))
+            .collect();
+        Ok((dependents, broken))
     }
 
     /// A DO INSTEAD rule on the undo's DELETE of the pushed rows (a soft
