@@ -104,6 +104,49 @@ fn a_held_off_trigger_must_be_a_proven_updated_at_stamp() {
     before.assert_same(&w.state(), "a refused preflight");
 }
 
+/// The fixture's stamp, given `SET search_path = app, pg_catalog`, where
+/// the app has its own `now()` that writes a row: the stamp's `now()` is
+/// `app.now()`. Before, the push proved it a pure updated_at stamp from
+/// its text and held it off, so `app.now()` never ran for the push (no row
+/// in app.now_calls) while it runs for every app update. Now it fires,
+/// listed with why it was not held off, and its writes are accounted for
+/// like any trigger's (refused until allowed); as it fires for the undo
+/// too, the push is irreversible unless the plan stops naming it.
+#[test]
+fn a_stamp_whose_now_resolves_to_an_app_function_is_not_held_off() {
+    let w = world(
+        "shadowed_now",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.now_calls (id serial PRIMARY KEY, at timestamptz);
+         CREATE FUNCTION app.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO app.now_calls (at) VALUES (pg_catalog.now()); RETURN pg_catalog.now(); END $$;
+         ALTER FUNCTION public.fixture_set_updated_at() SET search_path = app, pg_catalog;",
+    );
+    let before = w.state();
+    let why = "not held off: its now() could call app.now() instead of pg_catalog.now(): the \
+               search_path SET on the function `app, pg_catalog` searches app before pg_catalog";
+    w.push(&[]).refused(&["app.now_calls"]);
+    before.assert_same(&w.state(), "a refused preflight");
+    // Its undo fires it too, moving updated_at again: the rollback
+    // rehearsed before COMMIT cannot put the rows back as they were.
+    let irreversible = ["--allow-writes", "app.now_calls", "--allow-irreversible"];
+    w.push(&irreversible[..2])
+        .refused(&["updated_at", "--allow-irreversible"]);
+    before.assert_same(&w.state(), "a refused preflight");
+    let run = w.push(&[&["--json", "--confirm"][..], &irreversible].concat());
+    run.ok();
+    let report = common::json_of(&run);
+    let trigger = report["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "jtbd_library_set_updated_at")
+        .expect("the stamp is listed");
+    assert_eq!(trigger["action"], "fires", "{trigger}");
+    assert!(trigger["note"].as_str().unwrap().contains(why), "{trigger}");
+    assert!(w.count("SELECT count(*) FROM app.now_calls") > 0);
+}
+
 #[test]
 fn a_moddatetime_stamp_is_held_off_and_restored() {
     let w = world(

@@ -281,14 +281,34 @@ pub async fn plan_triggers(
                               LIMIT 1), ''), \
                     pg_catalog.encode(t.tgargs, 'escape'), \
                     EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid \
-                            AND a.attname = 'updated_at' AND NOT a.attisdropped) \
+                            AND a.attname = 'updated_at' AND NOT a.attisdropped), \
+                    (SELECT pg_catalog.substr(s, 13) FROM pg_catalog.unnest(p.proconfig) s \
+                     WHERE s LIKE 'search_path=%' LIMIT 1), \
+                    current_user::text, \
+                    (SELECT g.reset_val FROM pg_catalog.pg_settings g WHERE g.name = 'search_path'), \
+                    ARRAY(SELECT n2.nspname::text FROM pg_catalog.pg_proc p2 \
+                          JOIN pg_catalog.pg_namespace n2 ON n2.oid = p2.pronamespace \
+                          WHERE p2.proname = ANY($2) AND n2.nspname <> 'pg_catalog' ORDER BY p2.oid), \
+                    ARRAY(SELECT p2.proname::text FROM pg_catalog.pg_proc p2 \
+                          JOIN pg_catalog.pg_namespace n2 ON n2.oid = p2.pronamespace \
+                          WHERE p2.proname = ANY($2) AND n2.nspname <> 'pg_catalog' ORDER BY p2.oid), \
+                    ARRAY(SELECT n2.nspname::text FROM pg_catalog.pg_type y \
+                          JOIN pg_catalog.pg_namespace n2 ON n2.oid = y.typnamespace \
+                          WHERE y.typname = ANY($3) AND n2.nspname <> 'pg_catalog' ORDER BY y.oid), \
+                    ARRAY(SELECT y.typname::text FROM pg_catalog.pg_type y \
+                          JOIN pg_catalog.pg_namespace n2 ON n2.oid = y.typnamespace \
+                          WHERE y.typname = ANY($3) AND n2.nspname <> 'pg_catalog' ORDER BY y.oid) \
              FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
              JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
              WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND NOT t.tgisinternal \
              ORDER BY 1, 2",
-            &[(&tables, Type::TEXT_ARRAY)],
+            &[
+                (&tables, Type::TEXT_ARRAY),
+                (&STAMP_FUNCTIONS.to_vec(), Type::TEXT_ARRAY),
+                (&STAMP_TYPES.to_vec(), Type::TEXT_ARRAY),
+            ],
         )
         .await?;
     let mut reports = Vec::new();
@@ -309,6 +329,21 @@ pub async fn plan_triggers(
             .map(str::to_string)
             .collect();
         let has_updated_at: bool = r.get(9);
+        let own_path: Option<String> = r.get(10);
+        let lookup = NameLookup {
+            user: r.get(11),
+            app_path: r.get::<_, Option<String>>(12).unwrap_or_default(),
+            functions: r
+                .get::<_, Vec<String>>(13)
+                .into_iter()
+                .zip(r.get::<_, Vec<String>>(14))
+                .collect(),
+            types: r
+                .get::<_, Vec<String>>(15)
+                .into_iter()
+                .zip(r.get::<_, Vec<String>>(16))
+                .collect(),
+        };
         let before = tgtype & 2 != 0;
         let row_level = tgtype & 1 != 0;
         let mut events = Vec::new();
@@ -351,13 +386,32 @@ pub async fn plan_triggers(
         } else {
             proves_updated_at_stamp(&language, &source, &extension, &args)
         };
-        report.stamps_updated_at = stamp.is_ok();
+        // The stamp's shape is proven; its calls are the catalog's only if
+        // no schema searched before pg_catalog has a function (or type) of
+        // their names.
+        let shadowed = match (&stamp, language.as_str()) {
+            (Ok(()), "plpgsql") => lookup.shadowed(&source, own_path.as_deref()),
+            _ => None,
+        };
+        report.stamps_updated_at = stamp.is_ok() && shadowed.is_none();
         if enabled == "D" {
             report.action = TriggerAction::DoesNotFire;
             report.note = "disabled before the push".into();
         } else if enabled == "R" {
             report.action = TriggerAction::DoesNotFire;
             report.note = "fires only for replication (ENABLE REPLICA)".into();
+        }
+        } else if let (true, Ok(()), Some(why)) = (is_named || updated, &stamp, &shadowed) {
+            // Shaped like a stamp, but what it calls may be the app's: it
+            // fires as for the app, and its writes are accounted for.
+            report.note = format!(
+                "{}not held off: {why}, so it may do more than stamp updated_at",
+                if is_named {
+                    "named by the plan, but "
+                } else {
+                    ""
+                }
+            );
         } else if is_named {
             match &stamp {
                 Ok(()) if updated => {
@@ -437,6 +491,144 @@ pub async fn plan_triggers(
         problems,
     );
     Ok((reports, check))
+}
+
+/// The functions a proven stamp's body may call by name, and the types it
+/// may name in a cast ([`CURRENT_TIME`]); `current_timestamp`,
+/// `localtimestamp` and `AT TIME ZONE` are grammar, bound to pg_catalog.
+const STAMP_FUNCTIONS: &[&str] = &[
+    "now",
+    "timezone",
+    "clock_timestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+];
+const STAMP_TYPES: &[&str] = &["text"];
+
+/// What an unqualified name in a stamp's body could resolve to: the
+/// functions and types of [`STAMP_FUNCTIONS`] and [`STAMP_TYPES`] outside
+/// pg_catalog (`(schema, name)`), and the paths a trigger may run under.
+struct NameLookup {
+    user: String,
+    /// The path app sessions get (`pg_settings.reset_val`).
+    app_path: String,
+    functions: Vec<(String, String)>,
+    types: Vec<(String, String)>,
+}
+
+impl NameLookup {
+    /// Why the calls of a stamp `source` may not be pg_catalog's: a
+    /// function or type of a name it uses in a schema its path searches
+    /// before pg_catalog. The path is the function's own `SET search_path`
+    /// when it has one; else the trigger runs under the session's, which
+    /// is the tool's pinned path or the app's (the push's writes run
+    /// under the app's), so both are read.
+    fn shadowed(&self, source: &str, own_path: Option<&str>) -> Option<String> {
+        let body = normalise_plpgsql(source);
+        let paths: Vec<(String, &str)> = match own_path {
+            Some(p) => vec![(p.to_string(), "the search_path SET on the function")],
+            None => vec![
+                (
+                    crate::db::postgres::search_path::PINNED.to_string(),
+                    "the tool's pinned search_path",
+                ),
+                (self.app_path.clone(), "the app's default search_path"),
+            ],
+        };
+        for (path, whose) in &paths {
+            let ahead = searched_before_catalog(path, &self.user);
+            let hit = |found: &[(String, String)], name: &str| {
+                found
+                    .iter()
+                    .find(|(schema, n)| n == name && ahead.contains(schema))
+                    .map(|(schema, _)| schema.clone())
+            };
+            for name in STAMP_FUNCTIONS {
+                if !calls(&body, name) {
+                    continue;
+                }
+                if let Some(schema) = hit(&self.functions, name) {
+                    return Some(format!(
+                        "its {name}() could call {schema}.{name}() instead of pg_catalog.{name}(): \
+                         {whose} `{path}` searches {schema} before pg_catalog"
+                    ));
+                }
+            }
+            for name in STAMP_TYPES {
+                if !body.contains(&format!("::{name}")) {
+                    continue;
+                }
+                if let Some(schema) = hit(&self.types, name) {
+                    return Some(format!(
+                        "its ::{name} could name type {schema}.{name} instead of pg_catalog.{name}: \
+                         {whose} `{path}` searches {schema} before pg_catalog"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Whether a normalised body calls `name(`, as a whole identifier.
+fn calls(body: &str, name: &str) -> bool {
+    let call = format!("{name}(");
+    body.match_indices(&call).any(|(i, _)| {
+        !body[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '.')
+    })
+}
+
+/// The schemas `path` searches before pg_catalog for functions and types:
+/// those listed ahead of it, or none when it is not listed (then Postgres
+/// searches it first). `"$user"` is `user`'s schema; pg_temp is never
+/// searched for functions, and for types only where listed.
+fn searched_before_catalog(path: &str, user: &str) -> Vec<String> {
+    let mut schemas = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = path.chars().peekable();
+    let push = |item: &mut String, schemas: &mut Vec<String>| {
+        let t = item.trim();
+        if !t.is_empty() {
+            schemas.push(t.to_string());
+        }
+        item.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                current.push('"');
+            }
+            '"' => {
+                quoted = !quoted;
+                // Marks the item as quoted: its case is kept.
+                current.push('\u{0}');
+            }
+            ',' if !quoted => push(&mut current, &mut schemas),
+            c if quoted => current.push(c),
+            c => current.extend(c.to_lowercase()),
+        }
+    }
+    push(&mut current, &mut schemas);
+    let schemas: Vec<String> = schemas
+        .into_iter()
+        .map(|s| {
+            let s = s.replace('\u{0}', "");
+            if s == "$user" {
+                user.to_string()
+            } else {
+                s
+            }
+        })
+        .collect();
+    match schemas.iter().position(|s| s == "pg_catalog") {
+        Some(i) => schemas[..i].to_vec(),
+        None => vec![],
+    }
 }
 
 /// Ok when the function provably does nothing but set `updated_at` to the
@@ -608,6 +800,42 @@ mod tests {
             assert!(plpgsql(src).is_err(), "{src}");
         }
         assert!(proves_updated_at_stamp("sql", "select 1", "", &[]).is_err());
+    }
+
+    #[test]
+    fn a_path_searches_pg_catalog_first_unless_it_lists_it_later() {
+        assert_eq!(searched_before_catalog("app, pg_catalog", "u"), ["app"]);
+        assert_eq!(
+            searched_before_catalog("\"$user\", \"My App\" ,PG_CATALOG, public", "u"),
+            ["u", "My App"]
+        );
+        assert!(searched_before_catalog("public, extensions, pg_temp", "u").is_empty());
+        assert!(searched_before_catalog("\"\"", "u").is_empty());
+        assert!(searched_before_catalog("pg_catalog, app", "u").is_empty());
+    }
+
+    #[test]
+    fn a_stamp_s_now_is_the_app_s_when_its_path_finds_that_first() {
+        let lookup = NameLookup {
+            user: "postgres".into(),
+            app_path: "\"$user\", public".into(),
+            functions: vec![("app".into(), "now".into())],
+            types: vec![],
+        };
+        let stamp = "BEGIN NEW.updated_at := now(); RETURN NEW; END;";
+        let why = lookup.shadowed(stamp, Some("app, pg_catalog")).unwrap();
+        assert!(why.contains("could call app.now()"), "{why}");
+        assert!(why.contains("SET on the function"), "{why}");
+        assert_eq!(lookup.shadowed(stamp, Some("app")), None);
+        assert_eq!(lookup.shadowed(stamp, None), None);
+        let current = "BEGIN NEW.updated_at := current_timestamp; RETURN NEW; END;";
+        assert_eq!(lookup.shadowed(current, Some("app, pg_catalog")), None);
+        let app_default = NameLookup {
+            app_path: "app, pg_catalog".into(),
+            ..lookup
+        };
+        let why = app_default.shadowed(stamp, None).unwrap();
+        assert!(why.contains("the app's default search_path"), "{why}");
     }
 
     #[test]
