@@ -285,7 +285,9 @@ pub struct ConstraintMeta {
     pub name: String,
     /// `p` primary key, `f` foreign key, `u` unique, `c` check, `x`
     /// exclusion (EXCLUDE USING ...), `i` a
-    /// unique index that backs no constraint, `t` an enabled trigger, `r` a
+    /// unique index that backs no constraint, `t` a trigger that fires for
+    /// the push (enabled, or ALWAYS), `td` one the app disabled, `tr` one
+    /// enabled for replication only (the push runs as origin), `r` a
     /// foreign key of a table outside the snapshot referencing this one
     /// (`columns` are this table's, `ref_table`/`ref_columns` the
     /// referencing table's).

@@ -147,6 +147,65 @@ fn a_stamp_whose_now_resolves_to_an_app_function_is_not_held_off() {
     assert!(w.count("SELECT count(*) FROM app.now_calls") > 0);
 }
 
+/// The app switched the updated_at stamp of jtbd_library off (DISABLE
+/// TRIGGER), or to replica only, and the plan names it in
+/// hold_off_triggers. Before, the rehearsal failed with "no enabled trigger
+/// of that name on jtbd_library; its triggers: none. If one of them stamps
+/// updated_at, name it …" — the trigger is there, and the push would not
+/// have held it off anyway — and the push said "disabled before the push".
+/// Now the rehearsal passes, the push neither holds it off nor enables it
+/// and says it is the app's doing, and push and rollback leave it as the
+/// app set it.
+#[test]
+fn a_stamp_the_app_disabled_is_left_as_it_is_and_said_so() {
+    for (mode, tgenabled, said) in [
+        (
+            "DISABLE",
+            "D",
+            "disabled by the app (DISABLE TRIGGER): fires for no one, so it is not held off \
+             (the plan names it) but left disabled",
+        ),
+        (
+            "ENABLE REPLICA",
+            "R",
+            "enabled by the app for replication only (ENABLE REPLICA): does not fire under \
+             session_replication_role = origin",
+        ),
+    ] {
+        let w = World::loaded(&format!("stamp_mode_{tgenabled}"), "plan")
+            .with_sql(&format!(
+                "ALTER TABLE public.jtbd_library {mode} TRIGGER jtbd_library_set_updated_at"
+            ))
+            .rehearsed();
+        let before = w.state();
+        let run = w.push(&["--json", "--confirm"]);
+        run.ok();
+        let report = common::json_of(&run);
+        let trigger = report["triggers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "jtbd_library_set_updated_at")
+            .expect("the stamp is listed");
+        assert_eq!(trigger["action"], "does_not_fire", "{trigger}");
+        assert!(
+            trigger["note"].as_str().unwrap().contains(said),
+            "{trigger}"
+        );
+        let state =
+            "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'jtbd_library_set_updated_at'";
+        assert_eq!(w.scalar(state), tgenabled);
+        let receipt = report["receipt_id"]
+            .as_str()
+            .expect("a receipt")
+            .to_string();
+        w.rollback_restores(
+            &receipt,
+            &before,
+            "rolled back, the trigger as the app set it",
+        );
+    }
+}
 #[test]
 fn a_moddatetime_stamp_is_held_off_and_restored() {
     let w = world(

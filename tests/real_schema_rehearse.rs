@@ -842,7 +842,7 @@ fn a_held_off_trigger_named_differently_fails_naming_the_tables_triggers() {
     assert_eq!(c["ok"], false);
     let row = c["rows"][0].as_str().unwrap();
     assert!(
-        row.starts_with("jtbd_library_set_updated_at: no enabled trigger")
+        row.starts_with("jtbd_library_set_updated_at: no trigger of that name")
             && row.contains("handle_updated_at")
             && row.contains("hold_off_triggers"),
         "{row}"

@@ -394,13 +394,24 @@ pub async fn plan_triggers(
             _ => None,
         };
         report.stamps_updated_at = stamp.is_ok() && shadowed.is_none();
+        // The tool's sessions run as session_replication_role = origin
+        // (pinned, see `tx`): a disabled trigger and a replica-only one
+        // fire for none of its writes, so neither is held off nor enabled
+        // — it is left as the app set it.
         if enabled == "D" {
             report.action = TriggerAction::DoesNotFire;
-            report.note = "disabled before the push".into();
+            report.note =
+                format!(
+                "disabled by the app (DISABLE TRIGGER): fires for no one, so it is {}left disabled",
+                if is_named { "not held off (the plan names it) but " } else { "" }
+            );
         } else if enabled == "R" {
             report.action = TriggerAction::DoesNotFire;
-            report.note = "fires only for replication (ENABLE REPLICA)".into();
-        }
+            report.note = format!(
+                "enabled by the app for replication only (ENABLE REPLICA): does not fire under \
+                 session_replication_role = origin, which the tool runs as, so it is {}left as it is",
+                if is_named { "not held off (the plan names it) but " } else { "" }
+            );
         } else if let (true, Ok(()), Some(why)) = (is_named || updated, &stamp, &shadowed) {
             // Shaped like a stamp, but what it calls may be the app's: it
             // fires as for the app, and its writes are accounted for.
@@ -416,7 +427,13 @@ pub async fn plan_triggers(
             match &stamp {
                 Ok(()) if updated => {
                     report.action = TriggerAction::HeldOff;
-                    report.note = "named by the plan; its function only stamps updated_at".into();
+                    report.note = if enabled == "A" {
+                        "named by the plan; its function only stamps updated_at (enabled ALWAYS, \
+                         and so again after the updates)"
+                    } else {
+                        "named by the plan; its function only stamps updated_at"
+                    }
+                    .into();
                 }
                 Ok(()) => {
                     report.note =
@@ -460,15 +477,18 @@ pub async fn plan_triggers(
                 tags
             }],
             function: r.get(3),
-            action: if enabled == "D" {
+            // Event triggers follow session_replication_role too.
+            action: if enabled == "D" || enabled == "R" {
                 TriggerAction::DoesNotFire
             } else {
                 TriggerAction::Fires
             },
-            note: if enabled == "D" {
-                "disabled before the push".into()
-            } else {
-                "fires on the DDL the push runs".into()
+            note: match enabled.as_str() {
+                "D" => "disabled by the app: does not fire".into(),
+                "R" => "enabled by the app for replication only: does not fire under \
+                        session_replication_role = origin, which the tool runs as"
+                    .into(),
+                _ => "fires on the DDL the push runs".into(),
             },
             enabled,
             stamps_updated_at: false,

@@ -1799,7 +1799,9 @@ impl<'a> PulledBesideStaged<'a> {
 /// refuses a hold-off it cannot find, and stamp triggers are named
 /// differently between projects (`handle_updated_at`, `set_updated_at`,
 /// `moddatetime` …). A missing one fails here, naming the triggers the
-/// table has, instead of a green rehearsal and a preflight refusal.
+/// table has, instead of a green rehearsal and a preflight refusal. One
+/// the app disabled (or enabled for replication only) is there: it fires
+/// for no write of the push, which leaves it as it is, so it passes.
 fn held_off_triggers_check(
     meta: &crate::catalog::TableMeta,
     hold_off: &[String],
@@ -1811,14 +1813,20 @@ fn held_off_triggers_check(
     if named.is_empty() {
         return None;
     }
+    let is_trigger = |kind: &str| matches!(kind, "t" | "td" | "tr");
     let present: Vec<String> = meta
         .constraints
         .iter()
-        .filter(|k| k.kind == "t")
+        .filter(|k| is_trigger(&k.kind))
         .map(|k| {
             format!(
-                "{} ({})",
+                "{} ({}{})",
                 k.name,
+                match k.kind.as_str() {
+                    "td" => "disabled: ",
+                    "tr" => "replica only: ",
+                    _ => "",
+                },
                 k.definition
                     .split_whitespace()
                     .collect::<Vec<_>>()
@@ -1832,11 +1840,11 @@ fn held_off_triggers_check(
             !meta
                 .constraints
                 .iter()
-                .any(|k| k.kind == "t" && k.name == **n)
+                .any(|k| is_trigger(&k.kind) && k.name == **n)
         })
         .map(|n| {
             format!(
-                "{n}: no enabled trigger of that name on {t}; its triggers: {}. If one of them \
+                "{n}: no trigger of that name on {t}; its triggers: {}. If one of them \
                  stamps updated_at, name it in plan.json's hold_off_triggers as {t}.<trigger> \
                  (`sandbox plan init DIR`, edit, then --plan DIR); else remove the entry",
                 if present.is_empty() {

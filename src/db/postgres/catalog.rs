@@ -558,16 +558,21 @@ pub async fn read_table_meta(
             ..ConstraintMeta::new(r.get(0), "i", r.get(2), r.get(1))
         });
     }
-    // Enabled user triggers: what they do only Postgres can tell, so the
-    // rehearsal lists them for the preflight.
+    // User triggers: what they do only Postgres can tell, so the rehearsal
+    // lists those that fire for the push (enabled, or ALWAYS) for the
+    // preflight. Those that fire for no session of the push are kept
+    // apart, so the plan's hold-off of one is told as what it is:
+    // disabled by the app (`td`) or replica-only (`tr`: push and rollback
+    // run under session_replication_role = origin).
     // And the foreign keys of tables outside the snapshot that reference
     // this one: a row the plan deletes or re-keys may take theirs with it
     // (CASCADE, SET NULL) or be refused, which only the preflight can see.
     // Asked together with the triggers: pipelined, no extra round trip.
     let (triggers, inbound) = futures_util::future::try_join(
         tx.query(
-            "SELECT t.tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t \
-             WHERE t.tgrelid = $1 AND NOT t.tgisinternal AND t.tgenabled <> 'D' ORDER BY 1",
+            "SELECT t.tgname::text, pg_get_triggerdef(t.oid), \
+                    CASE t.tgenabled WHEN 'D' THEN 'td' WHEN 'R' THEN 'tr' ELSE 't' END \
+             FROM pg_trigger t WHERE t.tgrelid = $1 AND NOT t.tgisinternal ORDER BY 1",
             &[&oid],
         ),
         tx.query(
@@ -590,7 +595,12 @@ pub async fn read_table_meta(
     )
     .await?;
     for r in triggers {
-        constraints.push(ConstraintMeta::new(r.get(0), "t", vec![], r.get(1)));
+        constraints.push(ConstraintMeta::new(
+            r.get(0),
+            r.get::<_, &str>(2),
+            vec![],
+            r.get(1),
+        ));
     }
     for r in inbound {
         constraints.push(ConstraintMeta {
