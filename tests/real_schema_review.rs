@@ -661,6 +661,19 @@ CREATE TRIGGER workflows_audit_forget AFTER DELETE ON public.workflows
 fn a_rollback_does_not_inherit_the_push_s_allowance_to_delete() {
     let w = world("rollback_inherits_delete", AUDITED);
     let before_push = w.state();
+    // V16: the push's rehearsal of its undo judges by the rollback's own
+    // allowance. Before: it ran under the push's whole allowance and said
+    // "it would undo this push" with no word of the refusal below.
+    w.push(&["--allow-writes", "audit_log"])
+        .ok()
+        .stdout_has("only with consent of its own")
+        .stdout_has(
+            "public.audit_log — the undo deleted 227 rows there (0 inserted, 0 updated, 227 \
+             deleted; written by ",
+        )
+        .stdout_has("trigger workflows_audit_forget on public.workflows (function audit_forget())")
+        .stdout_has("add --allow-writes public.audit_log to the rollback");
+    before_push.assert_same(&w.state(), "a preflight");
     let run = w.push(&["--confirm", "--allow-writes", "audit_log"]);
     run.ok().stdout_has("public.audit_log: 227 rows");
     let receipt = run.receipt();

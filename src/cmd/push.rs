@@ -157,6 +157,18 @@ fn print_undo_rehearsal(report: &sandbox::ops::push::PushReport) {
         return;
     }
     match &u.refused {
+        None if !u.needs_consent.is_empty() => {
+            println!(
+                "Rollback rehearsed in the transaction before COMMIT: it would undo this push ({} \
+                 checks hold, {}) only with consent of its own — `sandbox rollback` refuses it \
+                 without, since it inherits the push's --allow-writes for inserts only:",
+                u.checks.len(),
+                output::millis(u.millis)
+            );
+            for why in &u.needs_consent {
+                println!("  {}", output::visible(why));
+            }
+        }
         None => println!(
             "Rollback rehearsed in the transaction before COMMIT: it would undo this push ({} checks hold, {}).",
             u.checks.len(),

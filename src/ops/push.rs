@@ -103,6 +103,12 @@ pub struct UndoRehearsal {
     /// when it was rehearsed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_rehearsed: Vec<String>,
+    /// What `sandbox rollback` will refuse unless given its own
+    /// --allow-writes (the undo's side effects delete or update rows where
+    /// the push was allowed to write, which the rollback inherits for
+    /// inserts only), each naming the flag; the rehearsal ran as with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs_consent: Vec<String>,
     pub millis: u64,
 }
 
@@ -2162,6 +2168,7 @@ async fn rehearse_undo(
                 checks: report.checks.into_iter().map(rehearsed).collect(),
                 refused: None,
                 not_rehearsed: report.not_rehearsed,
+                needs_consent: report.needs_consent,
                 millis,
             })
         }
@@ -2203,6 +2210,7 @@ async fn rehearse_undo(
             checks,
             refused: Some(refused),
             not_rehearsed: vec![],
+            needs_consent: vec![],
             millis,
         });
     }

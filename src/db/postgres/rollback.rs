@@ -128,6 +128,13 @@ pub struct RollbackReport {
     /// each such call, named. Empty when the undo was rehearsed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_rehearsed: Vec<String>,
+    /// In the push's rehearsal only: what `sandbox rollback` would refuse
+    /// for want of its own `--allow-writes` (the push's allowance covers
+    /// the undo's inserts only), each with the flag that allows it; the
+    /// rest of the rehearsal ran as under that flag. Empty when the
+    /// rollback needs no consent of its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs_consent: Vec<String>,
     pub millis: u64,
 }
 
@@ -439,6 +446,7 @@ impl RollbackReport {
             discarded: vec![],
             broken_functions: vec![],
             not_rehearsed: vec![],
+            needs_consent: vec![],
             millis: 0,
         }
     }
@@ -1688,14 +1696,15 @@ impl Rollback<'_, '_> {
         };
         // What this command may write beyond its undo, whatever the kind:
         // its own --allow-writes. The push's allowance is the push's consent
-        // (`rollback_allowance`): a rollback inherits it for inserts only,
-        // its rehearsal inside the push (the push's own transaction) whole.
+        // (`rollback_allowance`): a rollback inherits it for inserts only.
+        // Its rehearsal inside the push judges by the very same allowance —
+        // the one `sandbox rollback` will have (V16: it took the push's
+        // whole, and said an undo was fine that the rollback then refused);
+        // what only the rollback's own --allow-writes would let through is
+        // reported as needing it (`needs_consent`), not as irreversible.
         let explicit = unprotected(&self.opts.allow_writes);
         let inherited = unprotected(&self.undo.allowed_writes);
-        let allowed: Vec<String> = match self.mode {
-            Mode::RehearsalInPush => explicit.iter().chain(&inherited).cloned().collect(),
-            Mode::Rollback => explicit.clone(),
-        };
+        let allowed = explicit.clone();
         // The created tables are dropped (`drop_locked`), and their rows
         // with them: what was written to them does not count (Postgres no
         // longer lists them; in a refused or dry run neither).
@@ -1712,21 +1721,41 @@ impl Rollback<'_, '_> {
             storage_check(self.tx, "writes", &[], &allowed),
             transaction_ddl(self.tx)
         );
+        // With the rollback's own --allow-writes for every table the push
+        // was allowed: what the rehearsal finds needing consent passes there.
+        let consented: Vec<String> = explicit.iter().chain(&inherited).cloned().collect();
         let writes: Vec<_> = writes?
             .into_iter()
             .filter(|w| !dropped.contains(&w.table))
             .collect();
         let expected = undo_writes(self.undo, report);
+        let (allowed_rows, beyond) = rollback_allowance(&writes, &expected, &explicit, &inherited);
         let (writes, allowed_rows, beyond) = match self.mode {
-            Mode::RehearsalInPush => (writes, allowed.clone(), vec![]),
             Mode::Rollback => {
-                let (allowed_rows, beyond) =
-                    rollback_allowance(&writes, &expected, &explicit, &inherited);
                 let writes: Vec<TableWrites> = writes
                     .into_iter()
                     .filter(|w| !beyond.iter().any(|b| b.table == w.table))
                     .collect();
                 (writes, allowed_rows, beyond)
+            }
+            Mode::RehearsalInPush => {
+                if !beyond.is_empty() {
+                    report.needs_consent.extend(
+                        beyond_inherited_check(
+                            "writes",
+                            &beyond,
+                            &self.undo.side_effects,
+                            &|t: &str| effects.naming(t),
+                        )
+                        .rows,
+                    );
+                }
+                // The rest is accounted as under that consent.
+                let allowed_rows = allowed_rows
+                    .into_iter()
+                    .chain(beyond.iter().map(|b| b.table.clone()))
+                    .collect();
+                (writes, allowed_rows, vec![])
             }
         };
         let cascades = cascading_keys(self.tx, &writes, &expected, &allowed_rows).await?;
@@ -1760,7 +1789,17 @@ impl Rollback<'_, '_> {
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.
-        report.checks.push(storage?);
+        let mut storage = storage?;
+        if self.mode == Mode::RehearsalInPush && !storage.ok && consented != allowed {
+            let under_consent = storage_check(self.tx, "writes", &[], &consented).await?;
+            if under_consent.ok {
+                report
+                    .needs_consent
+                    .extend(consent_rows(&storage, &inherited));
+                storage = under_consent;
+            }
+        }
+        report.checks.push(storage);
         // What the undo's own DDL leaves on the catalog: dropped columns,
         // restarted sequences (a dropped table leaves nothing).
         let own = OwnDdl {
@@ -1785,11 +1824,21 @@ impl Rollback<'_, '_> {
                 .collect(),
             ..OwnDdl::default()
         };
-        report
-            .checks
-            .push(ddl_check("writes", &ddl?, &own, &allowed, &|t: &str| {
+        let ddl = ddl?;
+        let mut ddl_checked =
+            ddl_check("writes", &ddl, &own, &allowed, &|t: &str| effects.naming(t));
+        if self.mode == Mode::RehearsalInPush && !ddl_checked.ok && consented != allowed {
+            let under_consent = ddl_check("writes", &ddl, &own, &consented, &|t: &str| {
                 effects.naming(t)
-            }));
+            });
+            if under_consent.ok {
+                report
+                    .needs_consent
+                    .extend(consent_rows(&ddl_checked, &inherited));
+                ddl_checked = under_consent;
+            }
+        }
+        report.checks.push(ddl_checked);
         Ok(())
     }
 
@@ -1806,6 +1855,34 @@ impl Rollback<'_, '_> {
             self.nothing
         ))
     }
+}
+
+/// A failed check's rows, each told which flag lets the rollback through
+/// (one of the push's allowed tables, as the rollback's own --allow-writes).
+fn consent_rows(check: &Check, inherited: &[String]) -> Vec<String> {
+    let tables: Vec<String> = inherited
+        .iter()
+        .map(|t| crate::db::writes::qualify(t))
+        .collect();
+    check
+        .rows
+        .iter()
+        .map(|r| {
+            let flags: Vec<String> = tables
+                .iter()
+                .filter(|t| r.contains(t.as_str()))
+                .map(|t| format!("--allow-writes {t}"))
+                .collect();
+            format!(
+                "{r} (allowed by the rollback's own {})",
+                if flags.is_empty() {
+                    "--allow-writes".to_string()
+                } else {
+                    flags.join(" ")
+                }
+            )
+        })
+        .collect()
 }
 
 /// The key of a written table, from the receipt (empty for the others).
