@@ -471,6 +471,103 @@ fn an_existing_table_the_plan_creates_is_named_with_its_columns() {
     refused_push_changes_nothing(&w);
 }
 
+/// Objects other than tables holding a name the plan's CREATE TABLE needs
+/// (V28): an enum type `tasks` (the row type of the created table needs
+/// the name), a sequence `tools` and a composite type
+/// `strategic_priorities` (relations). Before: the rehearsal was green
+/// (only tables, views and foreign tables were looked for) and the push
+/// failed late, on CREATE TABLE, or named the sequence a "table". Now the
+/// rehearsal fails the named check with each object's kind and what to do,
+/// and the push's preflight refuses the same way against the live catalog,
+/// the whole database unchanged.
+#[test]
+fn an_object_of_any_kind_holding_a_created_table_s_name_is_named() {
+    let w = World::loaded("rs_names_taken", "plan")
+        .with_sql(
+            "CREATE TYPE public.tasks AS ENUM ('todo', 'done');
+             CREATE SEQUENCE public.tools;
+             CREATE TYPE public.strategic_priorities AS (code text);",
+        )
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.code(1);
+    let failed = failed_checks(&report);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let c = check_named(
+        &report,
+        "tables and columns the plan creates do not exist yet",
+    );
+    let rows = common::check_rows(c);
+    for (name, existing) in [
+        ("type tasks", "enum type public.tasks"),
+        ("relation tools", "sequence public.tools"),
+        (
+            "relation strategic_priorities",
+            "composite type public.strategic_priorities",
+        ),
+    ] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(&format!(
+                "{name} is already taken by {existing}: CREATE TABLE"
+            )) && r.contains("rename the table in target.json")),
+            "{name}: {rows:#?}"
+        );
+    }
+    // The push's own check, against the live catalog: the objects appear
+    // after a green rehearsal (the app made them), so the snapshot cannot
+    // have named them.
+    let live = World::loaded("rs_names_taken_live", "plan").rehearsed();
+    live.exec(
+        "CREATE TYPE public.tasks AS ENUM ('todo', 'done');
+         CREATE SEQUENCE public.tools;",
+    );
+    let before = live.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        live.push(confirm).refused(&[
+            "type tasks is already taken by enum type public.tasks",
+            "relation tools is already taken by sequence public.tools",
+        ]);
+        before.assert_same(&live.state(), "a refused push");
+    }
+}
+
+/// An index holding the name Postgres derives for a created table's
+/// primary key (`tasks_pkey`, V28): Postgres names the key `tasks_pkey1`
+/// instead of failing, so the rehearsal passes and lists the difference
+/// for the preflight; the push applies and rollback restores the whole
+/// database.
+#[test]
+fn a_derived_name_already_taken_is_listed_and_the_push_applies() {
+    let w = World::loaded("rs_names_derived", "plan")
+        .with_sql("CREATE INDEX tasks_pkey ON public.dh_domain (code);")
+        .pulled();
+    let (run, report) = w.rehearse_json(&[]);
+    run.ok();
+    let items = preflight(&report);
+    assert!(
+        items
+            .iter()
+            .any(|(name, kind, detail)| name == "tasks.tasks_pkey"
+                && kind == "name"
+                && detail.starts_with("tasks_pkey is already taken by index public.tasks_pkey")
+                && detail.contains("the primary key index of tasks")),
+        "{items:#?}"
+    );
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    assert_eq!(
+        w.scalar(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'public.tasks'::regclass \
+             AND contype = 'p'"
+        ),
+        "tasks_pkey1"
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}
+
 /// A column the plan adds that the source already has: a named check, not
 /// SQLite's "duplicate column name".
 #[test]

@@ -51,6 +51,7 @@ pub fn run(args: PullArgs, json: bool) -> Result<i32> {
         statement_timeout_ms: args.statement_timeout.statement_timeout,
         tables: plan.tables.clone(),
         creates: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
+        claimed: sandbox::plan::names::claimed_names(&plan),
         target_types: plan.schema.type_names(),
         digests: plan.read_set().union(&plan.write_set()).cloned().collect(),
     };

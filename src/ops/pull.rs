@@ -10,7 +10,9 @@ use futures_util::{pin_mut, StreamExt};
 use tokio_postgres::{IsolationLevel, Statement, Transaction};
 
 use crate::catalog::TableMeta;
-use crate::db::postgres::catalog::{read_catalog, read_existing_targets, read_target_types};
+use crate::db::postgres::catalog::{
+    read_catalog, read_existing_targets, read_name_conflicts, read_target_types,
+};
 use crate::db::postgres::copy::{copy_out_sql, LineSplitter};
 use crate::db::postgres::digest::table_digests;
 use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, Target};
@@ -32,6 +34,9 @@ pub struct PullOptions {
     /// Tables the plan creates: if one already exists, its catalog is
     /// recorded so the rehearsal can name it.
     pub creates: Vec<String>,
+    /// The names the plan's DDL claims: the objects already holding one are
+    /// recorded so the rehearsal can name them.
+    pub claimed: Vec<crate::plan::names::ClaimedName>,
     /// The types target.json names: what each is on Postgres (a domain and
     /// its DEFAULT, an enum's labels) is recorded for the rehearsal.
     pub target_types: Vec<String>,
@@ -87,9 +92,10 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     };
     let metas = read_catalog(&tx, &opts.tables).await?;
     // In one round trip: both are small catalog reads.
-    let (existing_targets, event_triggers) = futures_util::future::try_join(
+    let (existing_targets, event_triggers, name_conflicts) = futures_util::future::try_join3(
         read_existing_targets(&tx, &opts.creates),
         crate::db::event_triggers::read_event_triggers(&tx),
+        read_name_conflicts(&tx, &opts.claimed),
     )
     .await?;
     // An app table of another schema named like a created one: the
@@ -154,6 +160,8 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         .context("cannot record the database's locale in the snapshot")?;
     crate::db::event_triggers::write(writer.connection(), &event_triggers)
         .context("cannot record the database's event triggers in the snapshot")?;
+    crate::plan::names::write(writer.connection(), &name_conflicts)
+        .context("cannot record the objects holding the plan's names in the snapshot")?;
     if let Some(p) = &app_path {
         crate::db::postgres::search_path::write_app_path(writer.connection(), p)
             .context("cannot record the app's search_path in the snapshot")?;

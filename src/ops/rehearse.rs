@@ -516,6 +516,7 @@ fn run_in_transaction(
     ));
     preflight.extend(std::mem::take(&mut r.stale_reads));
     preflight.extend(std::mem::take(&mut r.undecided_text));
+    preflight.extend(derived_name_items(snapshot)?);
     r.protected_rows_checks()?;
     r.write_order_checks()?;
     let staged_list = r.staged_list()?;
@@ -1596,6 +1597,14 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Result<Check> {
             }
         })
         .collect();
+    // Another kind of object holding a name the CREATE TABLE needs (a
+    // sequence, an index, a composite or enum type): as fatal on Postgres.
+    rows.extend(
+        crate::plan::names::read(&snapshot.conn)?
+            .iter()
+            .filter(|c| !c.derived)
+            .map(|c| c.describe()),
+    );
     for a in &plan.schema.added_columns {
         if let Some(c) = snapshot
             .table(&a.table)
@@ -1613,6 +1622,33 @@ fn existing_targets_check(snapshot: &Snapshot, plan: &Plan) -> Result<Check> {
         CheckKind::Conflict,
         rows,
     ))
+}
+
+/// The names Postgres derives for what the plan's DDL creates (a key's
+/// index, a serial column's sequence, a foreign key) that an object at the
+/// source already holds: Postgres takes the next free name instead of
+/// failing, so the push applies; listed for people, with the object that
+/// keeps the name. Not for a table whose CREATE TABLE fails anyway (the
+/// table or its row type's name is taken: the objects holding the derived
+/// names are most likely that table's own).
+fn derived_name_items(snapshot: &Snapshot) -> Result<Vec<PreflightItem>> {
+    let conflicts = crate::plan::names::read(&snapshot.conn)?;
+    let failing: Vec<&str> = conflicts
+        .iter()
+        .filter(|c| !c.derived)
+        .map(|c| c.table.as_str())
+        .chain(snapshot.existing_targets.iter().map(|t| t.name.as_str()))
+        .collect();
+    Ok(conflicts
+        .iter()
+        .filter(|c| c.derived && !failing.contains(&c.table.as_str()))
+        .map(|c| PreflightItem {
+            table: c.table.clone(),
+            kind: "name".into(),
+            name: c.name.clone(),
+            detail: c.describe(),
+        })
+        .collect())
 }
 
 /// The push matches the rows it updates and deletes to Postgres rows by

@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod checks;
 pub mod collate;
 pub mod folder;
+pub mod names;
 pub mod null_order;
 pub mod policy;
 pub mod rowjson;

@@ -863,3 +863,82 @@ fn check_case_collisions(table: &str, columns: &[ColumnMeta]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The objects of schema `public` that hold a name the plan's DDL claims
+/// ([`crate::plan::names::claimed_names`]): a relation of any kind, a type,
+/// a constraint. A table (or view, foreign table) holding a created table's
+/// name is left out: [`read_existing_targets`] describes it with its
+/// columns. Read by pull for the rehearsal and by push against the live
+/// catalog.
+pub async fn read_name_conflicts(
+    tx: &Transaction<'_>,
+    claimed: &[crate::plan::names::ClaimedName],
+) -> Result<Vec<crate::plan::names::NameConflict>> {
+    use crate::plan::names::NameConflict;
+    if claimed.is_empty() {
+        return Ok(vec![]);
+    }
+    let namespaces: Vec<&str> = claimed.iter().map(|c| c.namespace.as_str()).collect();
+    let names: Vec<&str> = claimed.iter().map(|c| c.name.as_str()).collect();
+    let derived: Vec<bool> = claimed.iter().map(|c| c.derived).collect();
+    let rows = tx
+        .query(
+            "SELECT c.i, e.existing \
+             FROM unnest($1::text[], $2::text[], $3::bool[]) WITH ORDINALITY c(ns, name, derived, i) \
+             JOIN LATERAL ( \
+               SELECT CASE r.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' \
+                        WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
+                        WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' \
+                        WHEN 'i' THEN 'index' WHEN 'I' THEN 'partitioned index' \
+                        WHEN 'c' THEN 'composite type' ELSE 'relation' END \
+                      || ' public.' || quote_ident(r.relname) AS existing, 0 AS rank \
+               FROM pg_catalog.pg_class r \
+               WHERE c.ns = 'relation' AND r.relnamespace = 'public'::regnamespace \
+                 AND r.relname = c.name \
+                 AND (c.derived OR r.relkind NOT IN ('r', 'p', 'v', 'm', 'f')) \
+               UNION ALL \
+               SELECT CASE t.typtype WHEN 'e' THEN 'enum type' WHEN 'd' THEN 'domain' \
+                        WHEN 'r' THEN 'range type' WHEN 'm' THEN 'multirange type' \
+                        ELSE 'type' END || ' public.' || quote_ident(t.typname), 0 \
+               FROM pg_catalog.pg_type t \
+               WHERE c.ns = 'type' AND t.typnamespace = 'public'::regnamespace \
+                 AND t.typname = c.name AND t.typrelid = 0 \
+                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type el \
+                                 WHERE el.oid = t.typelem AND el.typarray = t.oid) \
+               UNION ALL \
+               SELECT 'constraint ' || quote_ident(k.conname) || ' of ' \
+                      || coalesce(k.conrelid::regclass::text, k.contypid::regtype::text), 1 \
+               FROM pg_catalog.pg_constraint k \
+               WHERE c.derived AND c.ns IN ('constraint', 'relation') \
+                 AND k.connamespace = 'public'::regnamespace AND k.conname = c.name \
+             ) e ON true \
+             ORDER BY c.i, e.rank, e.existing",
+            &[&namespaces, &names, &derived],
+        )
+        .await
+        .context("cannot read the objects holding the names the plan's DDL claims")?;
+    let mut out = Vec::new();
+    for r in rows {
+        let i: i64 = r.get(0);
+        let Some(c) = usize::try_from(i - 1).ok().and_then(|i| claimed.get(i)) else {
+            continue;
+        };
+        // Two objects holding one name (an index and its constraint): the
+        // relation names it.
+        if out
+            .iter()
+            .any(|o: &NameConflict| o.name == c.name && o.namespace == c.namespace)
+        {
+            continue;
+        }
+        out.push(NameConflict {
+            table: c.table.clone(),
+            namespace: c.namespace,
+            name: c.name.clone(),
+            existing: r.get(1),
+            what: c.what.clone(),
+            derived: c.derived,
+        });
+    }
+    Ok(out)
+}

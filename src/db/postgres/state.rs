@@ -18,10 +18,13 @@ use crate::types::short_hash as short;
 pub async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Vec<Check>> {
     let mut problems = Vec::new();
     for t in &plan.schema.tables {
+        // A relation of another kind (a sequence, an index, a composite
+        // type) is named, with its kind, by the name check below.
         let rows = simple_rows(
             tx,
             &format!(
-                "SELECT to_regclass('public.{}') IS NOT NULL",
+                "SELECT coalesce((SELECT relkind IN ('r', 'p', 'v', 'm', 'f') FROM pg_catalog.pg_class \
+                 WHERE oid = to_regclass('public.{}')), false)",
                 quote_ident(&t.name).replace('\'', "''")
             ),
         )
@@ -70,6 +73,18 @@ pub async fn target_state_checks(tx: &Transaction<'_>, plan: &Plan) -> Result<Ve
             ));
         }
     }
+    // Every other name the CREATE TABLE needs, against the live catalog
+    // (a name Postgres derives is only taken by another: no failure).
+    problems.extend(
+        crate::db::postgres::catalog::read_name_conflicts(
+            tx,
+            &crate::plan::names::claimed_names(plan),
+        )
+        .await?
+        .iter()
+        .filter(|c| !c.derived)
+        .map(|c| c.describe()),
+    );
     for a in &plan.schema.added_columns {
         let rows = tx
             .query(
