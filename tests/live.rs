@@ -481,7 +481,7 @@ fn push_backend_holding(c: &mut postgres_sync::Client, table: &str) -> i32 {
             .query(
                 "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
                  WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
-                   AND l.granted AND l.mode = 'ShareRowExclusiveLock' \
+                   AND l.granted AND l.mode IN ('ShareRowExclusiveLock', 'AccessExclusiveLock') \
                    AND l.relation = ('public.' || $1)::regclass",
                 &[&table],
             )
@@ -1443,15 +1443,17 @@ impl sandbox::ops::push::PushProgress for LocksAtStep {
     }
 }
 
-/// T3: the rehearsed undo's DROP TABLE tasks takes ACCESS EXCLUSIVE on
-/// `workflows` (tasks' foreign key references it). S9's fix asks for it
-/// with the ADD COLUMN's lock on `jtbd_library`, but only proves it free
-/// there (taken under a savepoint rolled back at once): after the ADD
-/// COLUMN step the push holds ACCESS EXCLUSIVE on `jtbd_library`, not on
-/// `workflows`, whose readers (every page of the app) are not held up to
-/// COMMIT. c55d1d5 held it from the ADD COLUMN to COMMIT.
+/// T3, revised by V11: the rehearsed undo's DROP TABLE tasks takes ACCESS
+/// EXCLUSIVE on `workflows` (tasks' foreign key references it). T3 only
+/// proved it free at the lock step and took it at the rehearsal, so that
+/// readers of `workflows` were not held up to COMMIT; but an app
+/// transaction that read `workflows` after the lock step and then wrote
+/// `jtbd_library` then held what the rehearsal needed while waiting for the
+/// push, and every push beside such an app was refused (see
+/// `a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_table`).
+/// After the lock step the push now holds ACCESS EXCLUSIVE on both.
 #[test]
-fn readers_of_the_table_a_created_key_references_are_not_held_from_the_add_column_to_commit() {
+fn the_table_a_created_key_references_is_held_exclusively_from_the_lock_step_to_commit() {
     let w = live("live_probe_undo");
     let progress = LocksAtStep {
         url: w.db.url.clone(),
@@ -1482,8 +1484,8 @@ fn readers_of_the_table_a_created_key_references_are_not_held_from_the_add_colum
         "the step was not reached after the ADD COLUMN: {seen:?}"
     );
     assert!(
-        !seen.contains(&"workflows AccessExclusiveLock".to_string()),
-        "readers of workflows wait from the ADD COLUMN to COMMIT: {seen:?}"
+        seen.contains(&"workflows AccessExclusiveLock".to_string()),
+        "the push let go of workflows before its rehearsed undo's DROP: {seen:?}"
     );
     let mut c = w.db.client();
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
@@ -1635,7 +1637,8 @@ fn a_push_gets_through_a_busy_app_that_reads_the_altered_table_then_writes_anoth
         // its writes then wait for the push and commit after it, so they
         // are no drift.
         let mut monitor = w.db.client();
-        let holding = &sandbox_locks(true, Some("ShareRowExclusiveLock"), "workflows");
+        // ACCESS EXCLUSIVE from the lock step (the rehearsed undo's DROP).
+        let holding = &sandbox_locks(true, Some("AccessExclusiveLock"), "workflows");
         while push.running() && scalar(&mut monitor, holding) == "0" {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
@@ -1846,4 +1849,115 @@ fn a_push_whose_client_computes_longer_than_the_idle_timeout_keeps_its_transacti
         &w.state().without_schema("sandbox"),
         "a push whose client computed for longer than the idle timeout",
     );
+}
+
+/// What [`app_loop_timed`] saw: transactions committed, the longest one
+/// (ms), and the errors the app met (a deadlock Postgres broke on the
+/// app's side, say).
+struct AppRun {
+    committed: u64,
+    longest_ms: u128,
+    errors: Vec<String>,
+}
+
+/// [`app_loop`], timing each transaction and keeping, instead of failing
+/// on, the errors the app meets.
+fn app_loop_timed(
+    url: String,
+    sql: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<AppRun> {
+    std::thread::spawn(move || {
+        let mut c = postgres_admin(&url);
+        let mut run = AppRun {
+            committed: 0,
+            longest_ms: 0,
+            errors: vec![],
+        };
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let started = std::time::Instant::now();
+            match c.batch_execute(&sql) {
+                Ok(()) => run.committed += 1,
+                Err(e) => {
+                    run.errors.push(format!("{e:?}"));
+                    c.batch_execute("ROLLBACK")
+                        .expect("end the app's failed transaction");
+                }
+            }
+            run.longest_ms = run.longest_ms.max(started.elapsed().as_millis());
+        }
+        run
+    })
+}
+
+/// The app of V11/V12: each transaction reads `workflows` (which the
+/// undo's DROP TABLE tasks, through its foreign key, locks exclusively)
+/// and then writes `jtbd_library` (which the push alters and both write).
+const APP_READS_WORKFLOWS_WRITES_JTBD: &str = "BEGIN; SELECT count(*) FROM workflows; \
+     INSERT INTO jtbd_library (id, title) \
+     VALUES ('app-' || substr(md5(random()::text), 1, 14), 'app row'); COMMIT";
+
+/// V11: the U6 trial with the app's order reversed — each app transaction
+/// reads `workflows`, then writes `jtbd_library`. The app starts once the
+/// push holds its locks; every push must apply, the app's rows are all
+/// there, and without them the database is what the push alone leaves.
+#[test]
+fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_table() {
+    let reference = World::loaded("live_rbusy_reference", "plan").with_shared_snapshot();
+    reference.push_confirmed();
+    let expected = reference.state().without_schema("sandbox");
+    let trials: usize = std::env::var("SANDBOX_LIVE_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3);
+    let (mut outcomes, mut app_errors) = (Vec::new(), Vec::new());
+    for trial in 1..=trials {
+        let w = World::loaded(&format!("live_rbusy_{trial}"), "plan").with_shared_snapshot();
+        let mut push = w.push_spawned("20000");
+        let mut monitor = w.db.client();
+        // ACCESS EXCLUSIVE from the lock step (the rehearsed undo's DROP).
+        let holding = &sandbox_locks(true, Some("AccessExclusiveLock"), "workflows");
+        while push.running() && scalar(&mut monitor, holding) == "0" {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let app = app_loop_timed(
+            format!("{}?application_name=app_reads_workflows", w.db.url),
+            APP_READS_WORKFLOWS_WRITES_JTBD.to_string(),
+            stop.clone(),
+        );
+        let run = push.finish();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let app = app.join().expect("app thread");
+        eprintln!(
+            "trial {trial}: push exit {} in {} ms, app committed {}, longest wait {} ms, errors {:?}",
+            run.code, run.millis, app.committed, app.longest_ms, app.errors
+        );
+        if run.code != 0 {
+            eprintln!("{}", run.stderr);
+        }
+        outcomes.push((run.code, run.show()));
+        app_errors.extend(app.errors.iter().map(|e| format!("trial {trial}: {e}")));
+        assert_eq!(
+            w.count("SELECT count(*) FROM jtbd_library WHERE title = 'app row'"),
+            app.committed as i64,
+            "trial {trial}: the app's jtbd_library rows"
+        );
+        w.exec("DELETE FROM jtbd_library WHERE title = 'app row'");
+        if run.code == 0 {
+            expected.assert_same(
+                &w.state().without_schema("sandbox"),
+                &format!("trial {trial}: the push beside the busy app"),
+            );
+        }
+    }
+    let failed: Vec<&(i32, String)> = outcomes.iter().filter(|(c, _)| *c != 0).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {trials} pushes did not get through the app: {}",
+        failed.len(),
+        failed.first().map(|(_, s)| s.as_str()).unwrap_or("")
+    );
+    assert!(app_errors.is_empty(), "the app met errors: {app_errors:?}");
 }

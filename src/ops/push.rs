@@ -35,7 +35,7 @@ use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, Seq
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, numbered_by_one_draw, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
-use crate::db::postgres::tx::{begin, lock_and_probe, not_lockable, LockMode};
+use crate::db::postgres::tx::{begin, lock_tables_and_rows, not_lockable, LockMode};
 use crate::db::postgres::{connect, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -231,51 +231,56 @@ type TableLock = (String, LockMode);
 
 /// The strong locks the push and its rehearsed undo take, asked for in the
 /// push's one ordered lock step with the write set's (see `push_on`):
-/// taken, ACCESS EXCLUSIVE on every pulled table the plan adds a column to
-/// and SHARE ROW EXCLUSIVE on every pulled table a foreign key the plan
-/// adds references (what its own DDL takes); probed only (see
-/// `tx::probe_in_attempts`), ACCESS EXCLUSIVE on those referenced tables,
-/// which the rehearsed undo's DROP COLUMN or DROP TABLE of the referencing
-/// table takes under its savepoint and hands back at once. Asked for one by
-/// one, a later lock that another session held (an idle transaction that
-/// read `workflows`) kept the push waiting for the whole --lock-timeout
-/// while it held the earlier ones, and an app transaction that had read
-/// the altered table and then wrote one the push held waited for the push
-/// while the push waited for it; taken rather than probed, readers of
-/// `workflows` (the app's main table) waited from the ADD COLUMN to
-/// COMMIT. A session that takes such a table between the probe and the
-/// rehearsal is met by `tx`'s give-up when readers queue behind what the
-/// push holds.
+/// ACCESS EXCLUSIVE on every table in `public` a foreign key the plan adds
+/// references (what the rehearsed undo's DROP COLUMN or DROP TABLE of the
+/// referencing table takes), then on every pulled table the plan adds a
+/// column to, and SHARE ROW EXCLUSIVE on a referenced table elsewhere (what
+/// the key's own DDL takes; a key to `auth.users` is dropped without a lock
+/// of its own). `tx` takes ACCESS EXCLUSIVE locks in this order.
+///
+/// Asked for one by one, a later lock that another session held (an idle
+/// transaction that read `workflows`) kept the push waiting for the whole
+/// --lock-timeout while it held the earlier ones, and an app transaction
+/// that had read the altered table and then wrote one the push held waited
+/// for the push while the push waited for it. The referenced tables were
+/// then only proven free here and taken at the rehearsal, so that readers
+/// of `workflows` did not wait from the lock step to COMMIT; but an app
+/// transaction that read `workflows` after the lock step and then wrote
+/// `jtbd_library` (held by the push) held what the rehearsal needed while
+/// waiting for the push: every push beside such an app was refused (V11,
+/// 6 of 6), and no second try can help — the app's write, let through by
+/// the refusal, is drift for the next one. Held from the lock step, no
+/// such transaction can begin while the push holds the others.
+///
+/// The referenced tables come first: an app transaction reads them before
+/// it writes the others, so in the lock attempt it is waited out before
+/// anything it will write is held (the other way, the attempt held the
+/// altered table while it waited for the app's read, and the app's write
+/// waited for the attempt: a cycle each attempt).
 /// `unlockable` (see `tx::not_lockable`) are left to the DDL.
-fn locks_from_the_first_exclusive(
-    plan: &Plan,
-    unlockable: &[String],
-) -> (Vec<TableLock>, Vec<TableLock>) {
-    let altered = plan
-        .schema
-        .added_columns
-        .iter()
-        .filter(|a| !plan.creates(&a.table))
-        .map(|a| (a.table.clone(), LockMode::AccessExclusive));
+fn locks_from_the_first_exclusive(plan: &Plan, unlockable: &[String]) -> Vec<TableLock> {
     let referenced: Vec<String> = referenced_tables(plan)
         .into_iter()
         .filter(|t| !unlockable.contains(t))
         .collect();
-    let taken = altered
-        .chain(
-            referenced
-                .iter()
-                .map(|t| (t.clone(), LockMode::ShareRowExclusive)),
-        )
-        .collect();
-    // Only tables in `public`: those are the ones the undo locks before its
-    // DROPs (a key to `auth.users` is dropped without a lock of its own).
-    let probed = referenced
+    let (public, elsewhere): (Vec<String>, Vec<String>) =
+        referenced.into_iter().partition(|t| !t.contains('.'));
+    public
         .into_iter()
-        .filter(|t| !t.contains('.'))
         .map(|t| (t, LockMode::AccessExclusive))
-        .collect();
-    (taken, probed)
+        .chain(
+            plan.schema
+                .added_columns
+                .iter()
+                .filter(|a| !plan.creates(&a.table))
+                .map(|a| (a.table.clone(), LockMode::AccessExclusive)),
+        )
+        .chain(
+            elsewhere
+                .into_iter()
+                .map(|t| (t, LockMode::ShareRowExclusive)),
+        )
+        .collect()
 }
 
 /// The tables the plan's foreign keys reference, outside what it creates
@@ -729,9 +734,9 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     // altered table and then waited to write a table the push held
     // (`workflows`) made a cycle that only a refusal could end: the push
     // was refused 5 times in 6 beside such an app.
-    let (mut all, probed) = locks_from_the_first_exclusive(job.plan, &p.unlockable.borrow());
+    let mut all = locks_from_the_first_exclusive(job.plan, &p.unlockable.borrow());
     all.extend(locks.iter().cloned());
-    lock_and_probe(&p.tx, &all, &row_locks, &probed, job.opts.lock_timeout_ms).await?;
+    lock_tables_and_rows(&p.tx, &all, &row_locks, job.opts.lock_timeout_ms).await?;
     checks.extend(p.no_drift().await?);
     checks.extend(p.nothing_in_the_way().await?);
     let (triggers, trigger_check) = p.triggers().await?;
