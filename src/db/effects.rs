@@ -152,7 +152,8 @@ impl Effects {
                 ),
                 &[(&watched, Type::TEXT_ARRAY)],
             )
-            .await?;
+            .await
+            .map_err(deparse_waited)?;
         // An expression's own calls are known exactly (`pg_depend`, each
         // overload as resolved): only those are followed from it.
         let roots: Vec<(String, Function, Vec<String>)> = roots
@@ -258,6 +259,25 @@ impl Effects {
     }
 }
 
+/// Deparsing a default, an index expression or a trigger's WHEN clause
+/// (`pg_get_expr`, `pg_get_triggerdef`) opens its table (ACCESS SHARE),
+/// which waits for a session holding ACCESS EXCLUSIVE there (an app's
+/// ALTER TABLE, VACUUM FULL, TRUNCATE or LOCK TABLE), up to the lock
+/// timeout: what would run for the writes stays unknown, so the command
+/// refuses (exit 1, retry advice) instead of a raw error.
+fn deparse_waited(e: tokio_postgres::Error) -> anyhow::Error {
+    if e.as_db_error().map(|d| d.code().code()) == Some("55P03") {
+        return crate::error::lock_refused(
+            "another session holds a table this transaction writes, or one a foreign key's \
+             action reaches, exclusively (ALTER TABLE, VACUUM FULL, TRUNCATE or LOCK TABLE on \
+             it), so its triggers, defaults, constraints and index expressions could not be read \
+             within the lock timeout. Rolled back, nothing was written; retry when that session \
+             is done",
+        );
+    }
+    e.into()
+}
+
 /// The expressions Postgres evaluates when it writes a `reached` table
 /// (CTEs `expressions(what, name, source)`, `name` the table's): what a
 /// dry run runs for real, whatever it calls. Each is searched as a function
@@ -266,7 +286,10 @@ impl Effects {
 /// function's name. A domain's default counts only for a column without a
 /// default of its own; policies only where row-level security applies to
 /// the role (not a superuser or BYPASSRLS role, not the owner unless
-/// forced, a policy for PUBLIC or a role it has).
+/// forced, a policy for PUBLIC or a role it has). MATERIALIZED: inlined,
+/// the outer `source IS NOT NULL` would be pushed into each scan and
+/// deparse every default and index of the database (`pg_get_expr` opens
+/// its table), waiting for any app's ACCESS EXCLUSIVE on an unrelated table.
 const EXPRESSIONS: &str = "tbl(oid, name) AS ( \
        SELECT c.oid, n.nspname::text || '.' || c.relname::text FROM pg_catalog.pg_class c \
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -288,7 +311,7 @@ const EXPRESSIONS: &str = "tbl(oid, name) AS ( \
          ON dp.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = dp.refobjid \
        WHERE dp.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass) \
        GROUP BY 1, 2), \
-     expressions(what, name, source, classid, objid) AS ( \
+     expressions(what, name, source, classid, objid) AS MATERIALIZED ( \
        SELECT 'WHEN clause of trigger ' || t.tgname::text || ' on ' || tb.name, tb.name, \
               substring(pg_catalog.pg_get_triggerdef(t.oid) \
                         FROM ' WHEN \\((.*)\\) EXECUTE (?:FUNCTION|PROCEDURE) '), \
