@@ -603,12 +603,7 @@ pub fn write_locale(conn: &Connection, locale: &DatabaseLocale) -> Result<()> {
 }
 
 pub fn read_locale(conn: &Connection) -> Result<Option<DatabaseLocale>> {
-    let recorded: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM main.sqlite_master WHERE name = '_sandbox_database_locale'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !recorded {
+    if !crate::db::sqlite::table_exists(conn, "main", "_sandbox_database_locale")? {
         return Ok(None);
     }
     // A file pulled before the ICU locale was recorded has no such column.

@@ -74,12 +74,7 @@ pub fn write(conn: &Connection, triggers: &[EventTrigger]) -> Result<()> {
 }
 
 pub fn read(conn: &Connection) -> Result<Vec<EventTrigger>> {
-    let recorded: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM main.sqlite_master WHERE name = '_sandbox_event_triggers'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !recorded {
+    if !crate::db::sqlite::table_exists(conn, "main", "_sandbox_event_triggers")? {
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare(

@@ -1594,6 +1594,19 @@ pub fn add_receipts_column(
     Ok(())
 }
 
+/// Whether the snapshot's `schema` (`main`, `temp` or an attached one)
+/// holds table `table`: a file pulled by an older version lacks the
+/// `_sandbox_*` records added since, and a rehearsal's temp tables come
+/// and go.
+pub fn table_exists(conn: &Connection, schema: &str, table: &str) -> Result<bool> {
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?"),
+        [table],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
 pub fn receipts_has_column(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM pragma_table_info('_sandbox_receipts') WHERE name = ?1",

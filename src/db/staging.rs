@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::catalog::{ArrayElement, ColumnMeta, ConstraintMeta, TableMeta};
-use crate::db::sqlite::{ident_list, to_sqlite, Snapshot};
+use crate::db::sqlite::{ident_list, table_exists, to_sqlite, Snapshot};
 use crate::plan::checks::{Check, CheckKind};
 use crate::plan::rowjson::{each_element, parse_array_delimited};
 use crate::types::quote_ident;
@@ -826,15 +826,6 @@ fn rows_of(conn: &Connection, sql: &str) -> Result<Vec<String>> {
     Ok(rows)
 }
 
-fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
-    let n: i64 = conn.query_row(
-        "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?",
-        [name],
-        |r| r.get(0),
-    )?;
-    Ok(n > 0)
-}
-
 /// Where a foreign key's parent rows are in the snapshot: its staged copy,
 /// else the pulled table; None when the snapshot does not hold it.
 fn parent_table(
@@ -844,7 +835,7 @@ fn parent_table(
     parent: &str,
 ) -> Result<Option<String>> {
     let staged = format!("{staged_prefix}{parent}");
-    if table_exists(conn, &staged)? {
+    if table_exists(conn, "main", &staged)? {
         return Ok(Some(staged));
     }
     Ok(snapshot.table(parent).map(|t| t.meta.name.clone()))
@@ -940,7 +931,7 @@ pub fn referencing_rows_checks(
     let mut checks = Vec::new();
     for child in &snapshot.tables {
         let meta = &child.meta;
-        if table_exists(conn, &format!("{staged_prefix}{}", meta.name))? {
+        if table_exists(conn, "main", &format!("{staged_prefix}{}", meta.name))? {
             // A written child is checked with its staged rows by
             // `constraint_checks`.
             continue;
@@ -948,7 +939,7 @@ pub fn referencing_rows_checks(
         for fk in meta.constraints.iter().filter(|k| k.kind == "f") {
             let parent = fk_parent(meta, fk)?;
             let staged_parent = format!("{staged_prefix}{parent}");
-            if !table_exists(conn, &staged_parent)? {
+            if !table_exists(conn, "main", &staged_parent)? {
                 continue;
             }
             let ForeignKeySql {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{ColumnMeta, TableMeta};
 use crate::db::generated::{stale_columns, StaleColumn};
-use crate::db::sqlite::Snapshot;
+use crate::db::sqlite::{table_exists, Snapshot};
 use crate::db::staging::{
     constraint_checks, keyless_new_rows_check, preflight_items, record_left_to_postgres,
     PreflightItem, LEFT_TO_POSTGRES_DDL,
@@ -1683,15 +1683,6 @@ fn primary_keys_check(snapshot: &Snapshot, plan: &Plan) -> Check {
         CheckKind::Conflict,
         rows,
     )
-}
-
-fn table_exists(conn: &Connection, schema: &str, table: &str) -> Result<bool> {
-    let n: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?"),
-        [table],
-        |r| r.get(0),
-    )?;
-    Ok(n > 0)
 }
 
 /// The guard the seed promises and never checks: every row of a protected

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::db::sqlite::Snapshot;
+use crate::db::sqlite::{table_exists, Snapshot};
 use crate::db::staging::PreflightItem;
 use crate::error::check_failed;
 use crate::plan::checks::PhaseTiming;
@@ -26,14 +26,6 @@ pub struct StoredRehearsal {
     pub preflight: Vec<PreflightItem>,
 }
 
-fn table_exists(snapshot: &Snapshot, name: &str) -> Result<bool> {
-    Ok(snapshot.conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )? > 0)
-}
-
 /// The snapshot's last rehearsal.
 pub fn last(snapshot: &Snapshot) -> Result<StoredRehearsal> {
     let none = || {
@@ -43,7 +35,7 @@ pub fn last(snapshot: &Snapshot) -> Result<StoredRehearsal> {
             crate::advice::shell_word(&snapshot.path.display().to_string())
         ))
     };
-    if !table_exists(snapshot, "_sandbox_rehearsals")? {
+    if !table_exists(&snapshot.conn, "main", "_sandbox_rehearsals")? {
         return Err(none());
     }
     let head = snapshot.conn.query_row(
@@ -128,7 +120,7 @@ fn body(snapshot: &Snapshot, id: i64) -> Result<Body> {
             }
         }
     }
-    let phases = if table_exists(snapshot, "_sandbox_phase_timings")? {
+    let phases = if table_exists(&snapshot.conn, "main", "_sandbox_phase_timings")? {
         let mut stmt = snapshot.conn.prepare(
             "SELECT phase, name, millis FROM _sandbox_phase_timings WHERE rehearsal_id = ?1 ORDER BY seq",
         )?;
@@ -145,7 +137,7 @@ fn body(snapshot: &Snapshot, id: i64) -> Result<Body> {
     } else {
         Vec::new()
     };
-    let preflight = if table_exists(snapshot, "_sandbox_preflight_items")? {
+    let preflight = if table_exists(&snapshot.conn, "main", "_sandbox_preflight_items")? {
         let mut stmt = snapshot.conn.prepare(
             "SELECT table_name, kind, name, detail FROM _sandbox_preflight_items \
              WHERE rehearsal_id = ?1 ORDER BY seq",

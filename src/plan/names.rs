@@ -115,12 +115,7 @@ pub fn write(conn: &Connection, conflicts: &[NameConflict]) -> Result<()> {
 
 /// What [`write`] recorded; none in a file pulled before it existed.
 pub fn read(conn: &Connection) -> Result<Vec<NameConflict>> {
-    let recorded: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM main.sqlite_master WHERE name = '_sandbox_name_conflicts'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !recorded {
+    if !crate::db::sqlite::table_exists(conn, "main", "_sandbox_name_conflicts")? {
         return Ok(Vec::new());
     }
     let mut stmt =

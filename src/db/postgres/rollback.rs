@@ -1789,15 +1789,13 @@ impl Rollback<'_, '_> {
         report.checks.extend(accounting.checks);
         report.side_effects = accounting.allowed;
         // The undo's DDL only drops (no rewrite): nothing is exempt.
+        // In the push's rehearsal, a check the rollback's allowance fails
+        // is judged again with its own --allow-writes for the push's tables.
+        let ask_consent = self.mode == Mode::RehearsalInPush && consented != allowed;
         let mut storage = storage?;
-        if self.mode == Mode::RehearsalInPush && !storage.ok && consented != allowed {
+        if ask_consent && !storage.ok {
             let under_consent = storage_check(self.tx, "writes", &[], &consented).await?;
-            if under_consent.ok {
-                report
-                    .needs_consent
-                    .extend(consent_rows(&storage, &inherited));
-                storage = under_consent;
-            }
+            storage = judged_under_consent(report, storage, under_consent, &inherited);
         }
         report.checks.push(storage);
         // What the undo's own DDL leaves on the catalog: dropped columns,
@@ -1827,16 +1825,11 @@ impl Rollback<'_, '_> {
         let ddl = ddl?;
         let mut ddl_checked =
             ddl_check("writes", &ddl, &own, &allowed, &|t: &str| effects.naming(t));
-        if self.mode == Mode::RehearsalInPush && !ddl_checked.ok && consented != allowed {
+        if ask_consent && !ddl_checked.ok {
             let under_consent = ddl_check("writes", &ddl, &own, &consented, &|t: &str| {
                 effects.naming(t)
             });
-            if under_consent.ok {
-                report
-                    .needs_consent
-                    .extend(consent_rows(&ddl_checked, &inherited));
-                ddl_checked = under_consent;
-            }
+            ddl_checked = judged_under_consent(report, ddl_checked, under_consent, &inherited);
         }
         report.checks.push(ddl_checked);
         Ok(())
@@ -1855,6 +1848,24 @@ impl Rollback<'_, '_> {
             self.nothing
         ))
     }
+}
+
+/// `check` failed under the rollback's allowance; `under_consent` is the
+/// same check with its own --allow-writes for the push's tables. If that
+/// passes, the failure is only consent the rollback will need: its rows
+/// are listed as such and the consented check stands; else the failure
+/// stands.
+fn judged_under_consent(
+    report: &mut RollbackReport,
+    check: Check,
+    under_consent: Check,
+    inherited: &[String],
+) -> Check {
+    if !under_consent.ok {
+        return check;
+    }
+    report.needs_consent.extend(consent_rows(&check, inherited));
+    under_consent
 }
 
 /// A failed check's rows, each told which flag lets the rollback through

@@ -155,12 +155,7 @@ pub fn write_app_path(conn: &rusqlite::Connection, p: &AppPath) -> Result<()> {
 }
 
 pub fn read_app_path(conn: &rusqlite::Connection) -> Result<Option<AppPath>> {
-    let recorded: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM main.sqlite_master WHERE name = '_sandbox_app_search_path'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !recorded {
+    if !crate::db::sqlite::table_exists(conn, "main", "_sandbox_app_search_path")? {
         return Ok(None);
     }
     Ok(Some(conn.query_row(
