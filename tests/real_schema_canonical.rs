@@ -1008,12 +1008,8 @@ newline', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::pub
         .pulled();
     let before = w.state();
     let mut c = w.db.client();
-    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
     // Every row, whole: the plan keeps id and name as columns.
-    let want: Vec<Vec<String>> = common::text_rows(
-        &mut c,
-        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
-    );
+    let want = common::tool_metadata_in_postgres(&mut c);
     assert!(
         want[0][1].contains(r#""arr": [{"a": 2, "b": "q\"\\", "h": null,"#)
             && want[0][1].contains(r#""h": {"": "", "\\": "\\\\", "a": null,"#),
@@ -1021,17 +1017,9 @@ newline', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::pub
         want[0]
     );
     w.rehearse(&[]).ok();
-    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
     let mut wrong = Vec::new();
     for row in &want {
-        let staged: String = conn
-            .query_row(
-                "SELECT metadata FROM staged_tools WHERE id = ?",
-                [&row[0]],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let staged = common::staged_tool_metadata(&w.snapshot, &row[0]);
         let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
         for key in ["o", "os", "h", "hs", "di", "dis"] {
             if staged[key] != postgres[key] {

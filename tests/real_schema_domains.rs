@@ -241,11 +241,7 @@ fn domain_values_in_row_json_are_as_postgres_to_jsonb_gives_them() {
         .pulled();
     let before = w.state();
     let mut c = w.db.client();
-    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
-    let want: Vec<Vec<String>> = common::text_rows(
-        &mut c,
-        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
-    );
+    let want = common::tool_metadata_in_postgres(&mut c);
     assert!(
         want.iter().any(|r| r[1].contains("\"qty\": 10,")
             && r[1].contains("\"qtys\": [1, null, 30]")
@@ -253,16 +249,8 @@ fn domain_values_in_row_json_are_as_postgres_to_jsonb_gives_them() {
         "{want:?}"
     );
     w.rehearse(&[]).ok();
-    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
     for row in &want {
-        let staged: String = conn
-            .query_row(
-                "SELECT metadata FROM staged_tools WHERE id = ?",
-                [&row[0]],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let staged = common::staged_tool_metadata(&w.snapshot, &row[0]);
         let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
         assert_eq!(staged, postgres, "tool {}", row[0]);
     }

@@ -61,6 +61,16 @@ fn world(tag: &str, extra: &str) -> World {
         .with_shared_snapshot()
 }
 
+/// The updated_at stamp of `jtbd_library` as a push's --json report lists it.
+fn stamp_trigger(report: &serde_json::Value) -> &serde_json::Value {
+    report["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "jtbd_library_set_updated_at")
+        .expect("the stamp is listed")
+}
+
 // ---------------------------------------------------------------------------
 // 10.4 triggers
 
@@ -136,12 +146,7 @@ fn a_stamp_whose_now_resolves_to_an_app_function_is_not_held_off() {
     let run = w.push(&[&["--json", "--confirm"][..], &irreversible].concat());
     run.ok();
     let report = common::json_of(&run);
-    let trigger = report["triggers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "jtbd_library_set_updated_at")
-        .expect("the stamp is listed");
+    let trigger = stamp_trigger(&report);
     assert_eq!(trigger["action"], "fires", "{trigger}");
     assert!(trigger["note"].as_str().unwrap().contains(why), "{trigger}");
     assert!(w.count("SELECT count(*) FROM app.now_calls") > 0);
@@ -181,12 +186,7 @@ fn a_stamp_the_app_disabled_is_left_as_it_is_and_said_so() {
         let run = w.push(&["--json", "--confirm"]);
         run.ok();
         let report = common::json_of(&run);
-        let trigger = report["triggers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "jtbd_library_set_updated_at")
-            .expect("the stamp is listed");
+        let trigger = stamp_trigger(&report);
         assert_eq!(trigger["action"], "does_not_fire", "{trigger}");
         assert!(
             trigger["note"].as_str().unwrap().contains(said),

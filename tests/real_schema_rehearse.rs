@@ -690,16 +690,8 @@ fn box_arrays_keep_their_elements() {
     );
     assert_eq!(want.len(), 2);
     w.rehearse(&[]).ok();
-    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
     for row in &want {
-        let staged: String = conn
-            .query_row(
-                "SELECT json_extract(metadata, '$.areas') FROM staged_tools WHERE id = ?",
-                [&row[0]],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let staged = common::staged_tool_metadata(&w.snapshot, &row[0])["areas"].clone();
         let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
         assert_eq!(staged, postgres, "tool {}", row[0]);
     }
@@ -981,12 +973,8 @@ fn timestamps_in_row_json_are_as_postgres_to_jsonb_prints_them() {
         .pulled();
     let before = w.state();
     let mut c = w.db.client();
-    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
     // Every row, whole: the plan keeps id and name as columns.
-    let want: Vec<Vec<String>> = common::text_rows(
-        &mut c,
-        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
-    );
+    let want = common::tool_metadata_in_postgres(&mut c);
     assert_eq!(want.len(), 150);
     assert!(
         want.iter()
@@ -994,16 +982,8 @@ fn timestamps_in_row_json_are_as_postgres_to_jsonb_prints_them() {
         "{want:?}"
     );
     w.rehearse(&[]).ok();
-    let conn = rusqlite::Connection::open(&w.snapshot).unwrap();
     for row in &want {
-        let staged: String = conn
-            .query_row(
-                "SELECT metadata FROM staged_tools WHERE id = ?",
-                [&row[0]],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let staged: serde_json::Value = serde_json::from_str(&staged).unwrap();
+        let staged = common::staged_tool_metadata(&w.snapshot, &row[0]);
         let postgres: serde_json::Value = serde_json::from_str(&row[1]).unwrap();
         assert_eq!(staged, postgres, "tool {}", row[0]);
     }

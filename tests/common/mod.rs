@@ -30,7 +30,8 @@ pub use state::{
 pub use tools::{copy_dir, free_port, psql_file, require_tool};
 pub use world::{
     check_named, check_rows, failed_checks, json_of, load_fixtures, phase_ids, preflight,
-    rehearse_report, staged_new_values, staged_rows, World,
+    rehearse_report, staged_new_values, staged_rows, staged_tool_metadata,
+    tool_metadata_in_postgres, World,
 };
 
 /// The database at `url` seen through a latency link (round-trip time added,

@@ -373,6 +373,30 @@ pub fn staged_new_values(snap: &Path, column: &str) -> Vec<Option<String>> {
     v
 }
 
+/// What the plan's tools.metadata must equal, from Postgres itself: each
+/// dh_tool row's `to_jsonb` without the id and name the plan keeps as
+/// columns, as `[id, json]`, in UTC (the session keeps that time zone).
+pub fn tool_metadata_in_postgres(c: &mut postgres_sync::Client) -> Vec<Vec<String>> {
+    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    super::db::text_rows(
+        c,
+        "SELECT id::text, (to_jsonb(d) - 'id' - 'name')::text FROM public.dh_tool d ORDER BY id",
+    )
+}
+
+/// The JSON the rehearsal staged as tool `id`'s `metadata`, parsed.
+pub fn staged_tool_metadata(snapshot: &Path, id: &str) -> Value {
+    let conn = rusqlite::Connection::open(snapshot).unwrap();
+    let staged: String = conn
+        .query_row(
+            "SELECT metadata FROM staged_tools WHERE id = ?",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str(&staged).unwrap()
+}
+
 /// `sql` run on the snapshot file, every value as text.
 pub fn staged_rows(snapshot: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(snapshot).unwrap();
