@@ -326,27 +326,28 @@ class Bench:
                 received.append(proxy.received_since(seen))
             ours.append(res)
             self.remove_scratch()
-        return {"ours": ours, "psql": theirs, "how": how, "why_not_own": why, "received": received}
+        return {"ours": ours, "psql": theirs, "how": how, "why_not_own": why, "received": received, "files": files}
 
     # -- a live, remote database (issue 11) ------------------------------------
 
     def start_proxy(self, rtt_ms, mbit):
         return Proxy(self.bin, self.url, rtt_ms, mbit)
 
-    def app_waits(self, statement, seconds):
-        """An app running `statement` every 20 ms (one psql session next to
-        the database) for `seconds`; returns the longest statement time in
-        seconds, as psql's \\timing reports it."""
+    APP_NAME = "sandbox_bench_app"
+
+    def app_session(self):
+        """One psql session next to the database (not through the link),
+        named so the wait sampler can find its backend."""
+        env = dict(self.env or os.environ)
+        env["PGAPPNAME"] = self.APP_NAME
         proc = subprocess.Popen(
             ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", self.url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         proc.stdin.write("\\timing on\n")
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            proc.stdin.write(statement + "\n")
-            proc.stdin.flush()
-            time.sleep(0.02)
+        return proc
+
+    def app_longest(self, proc):
         out, err = proc.communicate("\\q\n", timeout=600)
         if proc.returncode != 0:
             raise SystemExit(f"bench: the app writer failed: {err[-2000:]}")
@@ -355,59 +356,76 @@ class Bench:
             raise SystemExit("bench: the app writer measured nothing")
         return max(times)
 
-    def bench_app(self, scale, rehearsed, plan_path, url, table, statement, runs):
-        """Longest wait of the app's statement while a push runs over the
-        link, and without a push for as long."""
-        during, alone, push_s = [], [], []
-        for i in range(runs):
-            log(f"  app writing {table} during push, run {i + 1}/{runs} at {scale}x")
-            self.load(scale)
-            snap = self.path("t_push.sqlite")
-            shutil.copyfile(rehearsed, snap)
-            box = {}
-            def do_push():
-                time.sleep(1.0)
-                box["res"] = self.sandbox(
-                    "--json", "push", "--database-url", url, "--snapshot", snap, "--plan", plan_path,
-                    "--confirm", check=False,
-                )
-            import threading
-            th = threading.Thread(target=do_push)
-            th.start()
-            # The app runs from 1 s before the push to well after it.
-            t0 = time.perf_counter()
-            longest = self.app_waits_until(statement, th)
-            th.join()
-            res = box["res"]
-            if res.code != 0 or json.loads(res.out).get("outcome") != "applied":
-                raise SystemExit(f"bench: push with the app writing {table} failed: {res.err[-2000:]}{res.out[-1000:]}")
-            span = time.perf_counter() - t0
-            during.append(longest)
-            push_s.append(res.wall)
-            self.load(scale)
-            alone.append(self.app_waits(statement, span))
-        return {"during": during, "alone": alone, "push": push_s}
+    def app_waits(self, statement, seconds):
+        """An app running `statement` every 20 ms for `seconds`; returns the
+        longest statement time in seconds, as psql's \\timing reports it."""
+        proc = self.app_session()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            proc.stdin.write(statement + "\n")
+            proc.stdin.flush()
+            time.sleep(0.02)
+        return self.app_longest(proc)
 
-    def app_waits_until(self, statement, thread):
-        proc = subprocess.Popen(
-            ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "-d", self.url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
-        )
-        proc.stdin.write("\\timing on\n")
+    def app_waits_beside(self, statement, work):
+        """The app from 1 s before `work` (a function run on a thread) to
+        0.5 s after it; returns (longest wait, what the app's backend waited
+        on: sampled pg_stat_activity wait events, counted), and work's result."""
+        import threading
+        box = {}
+        def run():
+            time.sleep(1.0)
+            box["res"] = work()
+        sampler = WaitSampler(self.url, self.env, self.APP_NAME)
+        th = threading.Thread(target=run)
+        th.start()
+        proc = self.app_session()
         after = None
         while True:
-            if not thread.is_alive() and after is None:
+            if not th.is_alive() and after is None:
                 after = time.perf_counter() + 0.5
             if after is not None and time.perf_counter() > after:
                 break
             proc.stdin.write(statement + "\n")
             proc.stdin.flush()
             time.sleep(0.02)
-        out, err = proc.communicate("\\q\n", timeout=600)
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: the app writer failed: {err[-2000:]}")
-        times = [float(l.split()[1]) / 1000 for l in out.splitlines() if l.startswith("Time: ")]
-        return max(times)
+        th.join()
+        waits = sampler.stop()
+        return self.app_longest(proc), waits, box["res"]
+
+    def bench_app(self, scale, rehearsed, plan_path, url, table, statement, runs, script=None):
+        """Longest wait of the app's statement while a push runs over the
+        link, without a push for as long, and (with `script`) beside `psql
+        -f` of the same diff over the same link; plus what the app's backend
+        waited on during the push (a lock of the push's would show as Lock)."""
+        during, alone, push_s, beside_psql, waits = [], [], [], [], {}
+        for i in range(runs):
+            log(f"  app writing {table} during push, run {i + 1}/{runs} at {scale}x")
+            self.load(scale)
+            snap = self.path("t_push.sqlite")
+            shutil.copyfile(rehearsed, snap)
+            t0 = time.perf_counter()
+            longest, seen, res = self.app_waits_beside(statement, lambda: self.sandbox(
+                "--json", "push", "--database-url", url, "--snapshot", snap, "--plan", plan_path,
+                "--confirm", check=False,
+            ))
+            if res.code != 0 or json.loads(res.out).get("outcome") != "applied":
+                raise SystemExit(f"bench: push with the app writing {table} failed: {res.err[-2000:]}{res.out[-1000:]}")
+            span = time.perf_counter() - t0
+            during.append(longest)
+            push_s.append(res.wall)
+            for k, v in seen.items():
+                waits[k] = waits.get(k, 0) + v
+            self.load(scale)
+            alone.append(self.app_waits(statement, span))
+            if script:
+                self.load(scale)
+                args = []
+                for f in script:
+                    args += ["-f", f]
+                longest, _, _ = self.app_waits_beside(statement, lambda: self.psql(url, "-o", os.devnull, *args))
+                beside_psql.append(longest)
+        return {"during": during, "alone": alone, "push": push_s, "beside_psql": beside_psql, "waits": waits}
 
     def bench_live(self, scale, rehearsed, plan_path, plan):
         out = {}
@@ -428,6 +446,7 @@ class Bench:
                     "prompts": self.bench_app(
                         scale, rehearsed, plan_path, proxy.url, "prompts",
                         f"UPDATE prompts SET name = name WHERE id = '{prompt}';", runs,
+                        script=push["files"],
                     ),
                     # A write statement that matches no row: it takes the
                     # lock a writer takes, without changing what the push
@@ -469,6 +488,42 @@ class Bench:
         if self.args.runs:
             return self.args.runs
         return 3 if scale >= 100 else 5
+
+
+class WaitSampler:
+    """Samples, every 10 ms on its own session, what the app's backend is
+    waiting on while it runs a statement (pg_stat_activity.wait_event_type
+    and wait_event): a lock the push holds shows as Lock, a disk flush the
+    app's own COMMIT waits for as IO:WALSync."""
+
+    def __init__(self, url, env, app_name):
+        self.out = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "--no-password", "-d", url],
+            stdin=subprocess.PIPE, stdout=self.out, stderr=subprocess.DEVNULL, text=True, env=env,
+        )
+        self.proc.stdin.write(
+            "SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity "
+            f"WHERE application_name = '{app_name}' AND state = 'active' "
+            "AND wait_event_type IS NOT NULL \\watch 0.01\n"
+        )
+        self.proc.stdin.flush()
+
+    def stop(self):
+        import signal
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.communicate("\\q\n", timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.seek(0)
+        counts = {}
+        for line in self.out.read().splitlines():
+            line = line.strip()
+            if line and ":" in line:
+                counts[line] = counts.get(line, 0) + 1
+        return counts
 
 
 class Proxy:
@@ -743,6 +798,7 @@ def report_live(scales, results):
     print("a live, remote database (issue 11): through `sandbox latency-proxy` (rtt 0 = the proxy without delay or cap);")
     print("every pair interleaved in this run; times are medians; app = one psql session next to the database running")
     print("its statement every 20 ms from 1 s before the push to 0.5 s after it, vs the same app as long without a push")
+    print("(and, for prompts, beside `psql -f` of the same script over the same link)")
     rows = []
     targets = []
     for s in scales:
@@ -761,7 +817,8 @@ def report_live(scales, results):
                 f"{secs(med([x.wall for x in r['pull']['ours']]))} / {secs(med([x.wall for x in r['pull']['pg_dump']]))} = {vs_dump}",
                 f"{secs(med([x.wall for x in r['push']['ours']]))} / {secs(med([x.wall for x in r['push']['psql']]))} = {vs_psql}",
                 f"{rec / 1e6:.2f} MB",
-                f"{secs(max(ap['during']))} vs {secs(max(ap['alone']))}",
+                f"{secs(max(ap['during']))} vs {secs(max(ap['alone']))}"
+                + (f" (beside psql -f: {secs(max(ap['beside_psql']))})" if ap.get("beside_psql") else ""),
                 f"{secs(max(aj['during']))} vs {secs(max(aj['alone']))} (push {secs(med(aj['push']))})",
                 f"{secs(max(ar['during']))} vs {secs(max(ar['alone']))} (push {secs(med(ar['push']))})" if ar else "-",
             ])
@@ -775,6 +832,13 @@ def report_live(scales, results):
     print(table(["scale", "link", "pull / pg_dump --data-only", "push --confirm / psql -f", "push received",
                  "prompts app longest wait: push vs none", "jtbd_library app longest wait: push vs none",
                  "jtbd_library reader longest wait: push vs none"], rows))
+    print("what the prompts app's backend waited on during the pushes (pg_stat_activity, sampled every 10 ms;")
+    print("a lock of the push's would show as Lock):")
+    for s in scales:
+        for rtt, r in (results[s].get("live") or {}).items():
+            w = r["apps"]["prompts"].get("waits") or {}
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(w.items(), key=lambda kv: -kv[1])) or "no wait sampled"
+            print(f"  {s}x {rtt} ms: {shown}; Lock samples: {sum(v for k, v in w.items() if k.startswith('Lock:'))}")
     print("targets (issue 11):")
     for t in targets:
         print(f"  {t}")
