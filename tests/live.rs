@@ -989,16 +989,17 @@ fn locks_held_when_waiting_for_exclusive(
 }
 
 /// The rollback's DROP COLUMN (jtbd_library) and DROP TABLE (tasks, whose
-/// foreign key makes Postgres lock `workflows` too) take ACCESS EXCLUSIVE
-/// until COMMIT, so the app's readers of those tables wait from then on:
-/// the rollback runs them last. An app transaction that has read
-/// `workflows` holds the rollback at that step; at that moment every row
-/// is undone already (the pushed rows of `workflows` deleted: ROW
-/// EXCLUSIVE) and the receipt is marked rolled back (ROW EXCLUSIVE on
-/// sandbox.receipts). Before, the DROPs came first: readers waited for the
-/// whole undo.
+/// foreign key makes Postgres lock `workflows` too) take ACCESS EXCLUSIVE.
+/// Since V12 the rollback takes those locks in its one lock step, with the
+/// others, before it undoes any row: it never asks for a lock while
+/// holding what it wrote. An app transaction that has read `workflows`
+/// holds the rollback at that step; at that moment no row is undone yet
+/// (no ROW EXCLUSIVE on `workflows`) and the receipt is not marked (none on
+/// sandbox.receipts). Before V12 the exclusive locks came last, after the
+/// rows and the receipt (an app that read `workflows` and then wrote
+/// `jtbd_library` then made every rollback give up).
 #[test]
-fn rollback_takes_its_exclusive_locks_last_after_the_rows_are_undone() {
+fn rollback_takes_its_exclusive_locks_in_its_lock_step_before_any_row_is_undone() {
     let w = live("live_drop_last");
     let before = w.state();
     let receipt = w.push_confirmed();
@@ -1016,8 +1017,8 @@ fn rollback_takes_its_exclusive_locks_last_after_the_rows_are_undone() {
         "sandbox.receipts RowExclusiveLock",
     ] {
         assert!(
-            held.contains(lock),
-            "the rollback asked for ACCESS EXCLUSIVE on workflows before it held {lock}: {held:?}"
+            !held.contains(lock),
+            "the rollback held {lock} while it waited for ACCESS EXCLUSIVE on workflows: {held:?}"
         );
     }
     before
@@ -1491,18 +1492,18 @@ fn the_table_a_created_key_references_is_held_exclusively_from_the_lock_step_to_
     assert_eq!(scalar(&mut c, "SELECT count(*) FROM workflows"), "368");
 }
 
-/// U1: the rollback deletes the pushed rows of `workflows` (holding them
-/// until COMMIT), then its DROP TABLE tasks needs ACCESS EXCLUSIVE on
-/// `workflows`. An app inserting a row that references a pushed workflow
-/// waits for that deleted row while holding ROW SHARE on `workflows`: a
-/// cycle that the rollback's short attempts never let Postgres detect.
-/// Retrying could only keep the app waiting for the whole --lock-timeout;
-/// the rollback gives up after the attempt that finds the cycle, names the
-/// app session, and changes nothing. Here a reader of `tasks` holds the
-/// rollback at its DROP until the app waits; the app session's own
-/// deadlock check is put off so that only the rollback can end the wait.
+/// U1, revised by V12: the rollback used to delete the pushed rows of
+/// `workflows` (holding them until COMMIT) and only then ask for the
+/// ACCESS EXCLUSIVE its DROP TABLE tasks needs on `workflows`; an app
+/// inserting a row that references a pushed workflow waited for that
+/// deleted row while holding ROW SHARE on `workflows`, a cycle the
+/// rollback could only end by giving up. Now every table lock comes in the
+/// lock step, before any row is touched: while a reader of `tasks` holds
+/// the rollback there, the app's insert goes through at once, and once
+/// the reader lets go the rollback refuses by name, for the row that now
+/// references what it would delete, changing nothing.
 #[test]
-fn rollback_gives_up_at_once_when_the_session_in_its_way_waits_for_its_rows() {
+fn a_rollback_waiting_for_its_locks_holds_no_row_an_app_needs() {
     let w = live("live_lock_cycle");
     let receipt = w.push_confirmed();
     let mut c = w.db.client();
@@ -1523,66 +1524,25 @@ fn rollback_gives_up_at_once_when_the_session_in_its_way_waits_for_its_rows() {
         .expect("reader");
     let rollback = w.rollback_spawned(&receipt, "30000");
     locks_held_when_waiting_for_exclusive(&mut c, "tasks");
-    let app_url = format!("{}?application_name=fk_app", w.db.url);
-    let app = std::thread::spawn(move || {
-        let mut app = postgres_admin(&app_url);
-        app.batch_execute("SET deadlock_timeout = '10min'")
-            .expect("put off the app's deadlock check");
-        let pid = scalar(&mut app, "SELECT pg_backend_pid()::text");
-        let inserted = app.execute(
-            "INSERT INTO app_runs (workflow_id) VALUES ($1::text::uuid)",
-            &[&pushed],
-        );
-        (pid, inserted.map_err(|e| e.to_string()))
-    });
-    let mut waited = false;
-    for _ in 0..3000 {
-        if scalar(
-            &mut c,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fk_app' \
-             AND wait_event_type = 'Lock'",
-        ) == "1"
-        {
-            waited = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut app = postgres_admin(&format!("{}?application_name=fk_app", w.db.url));
+    app.batch_execute("SET statement_timeout = '10s'")
+        .expect("bound the app's wait");
+    let inserted = app.execute(
+        "INSERT INTO app_runs (workflow_id) VALUES ($1::text::uuid)",
+        &[&pushed],
+    );
     reader.batch_execute("COMMIT").expect("end the reader");
     let run = rollback.finish();
-    let (app_pid, inserted) = app.join().expect("app thread");
-    assert!(waited, "the app never waited for the rollback's row");
-    run.code(1);
-    assert!(
-        run.stderr
-            .contains("waiting for rows this transaction had already locked or changed")
-            && run.stderr.contains(&format!("pid {app_pid} is waiting")),
-        "the rollback should give up at once, naming the app session that waits for it: {}",
-        run.show()
-    );
-    // The app waited from before the reader let go; the give-up follows
-    // the first attempt after that. Retrying instead runs the 30 s lock
-    // timeout out: about 75 attempts of 300 ms and a 100 ms pause.
-    let attempts: u32 = run
-        .stderr
-        .split("gave up after ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no attempt count: {}", run.show()));
-    assert!(
-        attempts < 30,
-        "the rollback kept the app waiting for {attempts} attempts: {}",
-        run.show()
-    );
     assert_eq!(
-        inserted,
+        inserted.map_err(|e| e.to_string()),
         Ok(1),
-        "the app's insert goes through once the rollback lets go"
+        "the app's insert waited for the rollback"
     );
+    run.code(1)
+        .error_has(&["would destroy or break data it did not write", "app_runs"]);
     c.batch_execute("DELETE FROM app_runs")
         .expect("remove the app's row");
-    before.assert_same(&w.state(), "a rollback that gave up");
+    before.assert_same(&w.state(), "a rollback refused for the app's reference");
 }
 
 /// An app loop on its own connection until `stop`: each `sql` (one
@@ -1956,6 +1916,77 @@ fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_t
     assert!(
         failed.is_empty(),
         "{} of {trials} pushes did not get through the app: {}",
+        failed.len(),
+        failed.first().map(|(_, s)| s.as_str()).unwrap_or("")
+    );
+    assert!(app_errors.is_empty(), "the app met errors: {app_errors:?}");
+}
+
+/// V12: the rollback counterpart of the V11 trial. Beside an app whose
+/// short transactions read `workflows` (which the undo's DROP TABLE tasks
+/// locks exclusively, through tasks' foreign key) and then write
+/// `jtbd_library` (which the rollback writes and drops a column of), every
+/// rollback must apply, every app row must be there, and without them the
+/// database must be what it was before the push. The app starts once the
+/// rollback holds its first lock.
+#[test]
+fn a_rollback_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_table() {
+    let trials: usize = std::env::var("SANDBOX_LIVE_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(3);
+    let (mut outcomes, mut app_errors) = (Vec::new(), Vec::new());
+    for trial in 1..=trials {
+        let w = World::loaded(&format!("live_rbusy_undo_{trial}"), "plan").with_shared_snapshot();
+        let before = w.state().without_schema("sandbox");
+        let receipt = w.push_confirmed();
+        let mut rollback = w.rollback_spawned(&receipt, "20000");
+        let mut monitor = w.db.client();
+        // The rollback's lock step: it writes jtbd_library (and drops the
+        // column the push added there).
+        let holding = &format!(
+            "{} AND l.mode IN ('ShareRowExclusiveLock', 'AccessExclusiveLock')",
+            sandbox_locks(true, None, "jtbd_library")
+        );
+        while rollback.running() && scalar(&mut monitor, holding) == "0" {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let app = app_loop_timed(
+            format!("{}?application_name=app_reads_workflows", w.db.url),
+            APP_READS_WORKFLOWS_WRITES_JTBD.to_string(),
+            stop.clone(),
+        );
+        let run = rollback.finish();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let app = app.join().expect("app thread");
+        eprintln!(
+            "trial {trial}: rollback exit {} in {} ms, app committed {}, longest wait {} ms, errors {:?}",
+            run.code, run.millis, app.committed, app.longest_ms, app.errors
+        );
+        if run.code != 0 {
+            eprintln!("{}", run.stderr);
+        }
+        outcomes.push((run.code, run.show()));
+        app_errors.extend(app.errors.iter().map(|e| format!("trial {trial}: {e}")));
+        assert_eq!(
+            w.count("SELECT count(*) FROM jtbd_library WHERE title = 'app row'"),
+            app.committed as i64,
+            "trial {trial}: the app's jtbd_library rows"
+        );
+        w.exec("DELETE FROM jtbd_library WHERE title = 'app row'");
+        if run.code == 0 {
+            before.assert_same(
+                &w.state().without_schema("sandbox"),
+                &format!("trial {trial}: push, then the rollback beside the busy app"),
+            );
+        }
+    }
+    let failed: Vec<&(i32, String)> = outcomes.iter().filter(|(c, _)| *c != 0).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {trials} rollbacks did not get through the app: {}",
         failed.len(),
         failed.first().map(|(_, s)| s.as_str()).unwrap_or("")
     );

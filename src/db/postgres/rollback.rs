@@ -207,17 +207,29 @@ async fn undo_after_read_back(
             (Mode::Rollback, false) => "dry run: nothing was changed",
         },
         mode,
+        exclusive: &[],
     };
     // Privileges first, before any lock.
-    let mut checks = vec![r.privileges().await?];
+    // With them, in the same round trip: what a DROP of the undo will lock
+    // besides the dropped tables (see `lock_written_tables`).
+    let (privileges, dropped_since, referenced) = futures_util::join!(
+        r.privileges(),
+        r.created_tables_gone(),
+        referenced_by_dropped(tx, &undo.created_tables, &undo.added_columns),
+    );
+    let mut checks = vec![privileges?];
     // A table the push created that the app dropped since is undone
     // already: the rest of the rollback works without it (locking or
     // reading it would end in a raw "does not exist").
-    let dropped_since = r.created_tables_gone().await?;
+    let dropped_since = dropped_since?;
     let remaining = without_gone_tables(undo, &dropped_since);
     let undo = &*remaining;
     let r = Rollback { undo, ..r };
-    r.lock_written_tables().await?;
+    let exclusive = r.lock_written_tables(referenced?).await?;
+    let r = Rollback {
+        exclusive: &exclusive,
+        ..r
+    };
     // Under the locks, every read before the undo is pipelined (a few round
     // trips in all, not one or two per table and check); each answer is
     // judged in the order the checks have always run, so a refusal names
@@ -386,6 +398,7 @@ pub async fn pushed_writes_as_left(
         read_back: &NOTHING_READ_BACK,
         nothing: "nothing was written",
         mode: Mode::Rollback,
+        exclusive: &[],
     };
     let mut checks = Vec::new();
     for t in &undo.tables {
@@ -465,6 +478,9 @@ struct Rollback<'a, 't> {
     /// How a refusal ends: what it left unchanged.
     nothing: &'static str,
     mode: Mode,
+    /// The tables the lock step took in ACCESS EXCLUSIVE mode (see
+    /// `lock_written_tables`): the DROPs need not ask again.
+    exclusive: &'a [String],
 }
 
 impl Rollback<'_, '_> {
@@ -535,9 +551,25 @@ impl Rollback<'_, '_> {
             .collect())
     }
 
-    /// Lock the tables the push wrote against other writers; the app's
-    /// tables stay unlocked (all pulled tables with --strict).
-    async fn lock_written_tables(&self) -> Result<()> {
+    /// Takes, in one lock step, every table lock the undo will need: SHARE
+    /// ROW EXCLUSIVE on the tables the push wrote, against other writers
+    /// (the app's tables stay unlocked; all pulled tables SHARE with
+    /// --strict), and ACCESS EXCLUSIVE on what its DROPs lock: the tables it
+    /// drops or drops a column of, and `referenced`, the tables their
+    /// foreign keys reference (see `referenced_by_dropped`). Returns the
+    /// tables taken in ACCESS EXCLUSIVE mode.
+    ///
+    /// The exclusive locks were asked for last, right before the DROPs, so
+    /// that readers of those tables waited for the DDL only; but then the
+    /// rollback upgraded its locks mid-transaction: an app transaction that
+    /// read `workflows` (which DROP TABLE tasks locks, through tasks'
+    /// foreign key) and then wrote `jtbd_library` (held by the rollback)
+    /// held what the DROP needed while waiting for the rollback, and
+    /// neither could go on (V12: every rollback beside such an app was
+    /// refused). Held from the lock step, no such transaction can begin
+    /// while the rollback holds the others; readers of those tables wait
+    /// for the whole rollback instead, as they do for a push (V11).
+    async fn lock_written_tables(&self, referenced: Vec<String>) -> Result<Vec<String>> {
         let undo = self.undo;
         let written_tables: Vec<String> = undo
             .tables
@@ -545,9 +577,23 @@ impl Rollback<'_, '_> {
             .map(|t| t.table.clone())
             .chain(undo.created_tables.iter().cloned())
             .collect();
-        let mut locks: Vec<(String, LockMode)> = written_tables
+        let mut exclusive: Vec<String> = undo
+            .created_tables
             .iter()
-            .map(|t| (t.clone(), LockMode::ShareRowExclusive))
+            .chain(undo.added_columns.iter().map(|a| &a.table))
+            .chain(referenced.iter())
+            .cloned()
+            .collect();
+        exclusive.sort();
+        exclusive.dedup();
+        let mut locks: Vec<(String, LockMode)> = exclusive
+            .iter()
+            .map(|t| (t.clone(), LockMode::AccessExclusive))
+            .chain(
+                written_tables
+                    .iter()
+                    .map(|t| (t.clone(), LockMode::ShareRowExclusive)),
+            )
             .collect();
         if self.opts.strict {
             locks.extend(
@@ -586,7 +632,8 @@ impl Rollback<'_, '_> {
                 ));
             }
         }
-        lock_tables_and_rows(self.tx, &locks, &rows, self.opts.lock_timeout_ms).await
+        lock_tables_and_rows(self.tx, &locks, &rows, self.opts.lock_timeout_ms).await?;
+        Ok(exclusive)
     }
 
     /// The tables the push wrote still have the columns, with the types,
@@ -1499,9 +1546,10 @@ impl Rollback<'_, '_> {
             .collect())
     }
 
-    /// Drops `columns` and `tables`, their ACCESS EXCLUSIVE locks (and those
-    /// of the tables their foreign keys reference) taken just before, in
-    /// short attempts.
+    /// Drops `columns` and `tables`. Their ACCESS EXCLUSIVE locks (and those
+    /// of the tables their foreign keys reference) were taken in the lock
+    /// step (`lock_written_tables`); one that was not (a foreign key an
+    /// event trigger added since) is taken just before, in short attempts.
     /// `referenced` is what `referenced_by_dropped` says of them.
     async fn drop_locked(
         &self,
@@ -1524,6 +1572,7 @@ impl Rollback<'_, '_> {
                 .into_iter()
                 .map(|t| (t, LockMode::AccessExclusive)),
         );
+        dropping.retain(|(t, _)| !self.exclusive.contains(t));
         lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
         apply::drop_created(self.tx, columns, tables, report)
             .await
