@@ -80,6 +80,11 @@ pub struct DiffArgs {
     /// Write a reviewable SQL script of exactly what push will do.
     #[arg(long, value_parser = file_path)]
     pub sql: Option<PathBuf>,
+    /// Replace the --sql file if the path exists (a file or a symbolic link: the
+    /// link is replaced, never written through). Without it an existing
+    /// path is refused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A database URL given where a file or an id goes (`--snapshot URL`):
@@ -217,6 +222,11 @@ pub struct ReportArgs {
     /// The HTML file to write (no network needed to open it).
     #[arg(long, value_parser = file_path)]
     pub html: PathBuf,
+    /// Replace the --html file if the path exists (a file or a symbolic link: the
+    /// link is replaced, never written through). Without it an existing
+    /// path is refused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -329,6 +339,11 @@ pub struct RehearseArgs {
     /// Also write the rehearsal as one self-contained HTML page.
     #[arg(long, value_parser = file_path)]
     pub html: Option<PathBuf>,
+    /// Replace the --html file if the path exists (a file or a symbolic link: the
+    /// link is replaced, never written through). Without it an existing
+    /// path is refused.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -393,9 +408,14 @@ pub struct DemoArgs {
     /// Which fixture world to build: `plan` (every seed number holds) or `conflicts`.
     #[arg(long, default_value = "plan")]
     pub variant: String,
-    /// Where to write the demo snapshot.
+    /// Where to write the demo snapshot (a demo snapshot there is replaced).
     #[arg(long, default_value = "sandbox-demo.sqlite", value_parser = file_path)]
     pub out: PathBuf,
+    /// Replace the --out and --html files if the paths exist (a file or a
+    /// symbolic link: the link is replaced, never written through). Without
+    /// it an existing path is refused, except a demo snapshot at --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod interrupt;
 pub mod latency;
 pub mod ops;
+pub mod outfile;
 pub mod pgjson;
 pub mod plan;
 pub mod receipt;

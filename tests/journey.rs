@@ -581,7 +581,9 @@ fn red_rehearsal_policy_adopted_expectations_green_push_receipts_rollback() {
         "skip"
     );
     // Adopting again does not overwrite the reviewed plan.
-    run(&args).code(2).error_has(&["exists and is not empty"]);
+    run(&args)
+        .code(2)
+        .error_has(&["exists and is a folder that is not empty"]);
 
     // Green with the adopted plan; its hash is the one the push records.
     let plan = ["--plan", adopted.as_str()];
@@ -779,7 +781,7 @@ fn the_html_report_renders_its_key_numbers_in_a_real_browser() {
     let bare = sandbox::db::sqlite::Snapshot::open(&fresh).unwrap();
     bare.conn.execute_batch("DELETE FROM _sandbox_check_rows; DELETE FROM _sandbox_checks; DELETE FROM _sandbox_phase_timings; DELETE FROM _sandbox_preflight_items; DELETE FROM _sandbox_rehearsals;").unwrap();
     drop(bare);
-    report_html(&fresh, &green)
+    report_html(&fresh, &dir.path().join("none.html"))
         .code(1)
         .error_has(&["holds no rehearsal", "sandbox rehearse --snapshot"]);
     // A diff's advice repeats the plan options it was given.

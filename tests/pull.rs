@@ -135,6 +135,7 @@ fn pull_takes_exactly_the_plan_tables_and_repeats_identically() {
     let plan = sandbox::plan::Plan::load_default().unwrap();
     sandbox::ops::demo::build_snapshot(
         &demo,
+        true,
         &FixtureOptions {
             variant: Variant::Plan,
             scale: 1,

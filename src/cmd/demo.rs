@@ -13,7 +13,10 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
     let variant = crate::cmd::fixtures::parse_variant(&args.variant)?;
     let plan = crate::cmd::load_plan(&args.plan)?;
     let opts = FixtureOptions { variant, scale: 1 };
-    let pulled = build_snapshot(&args.out, &opts, &plan.tables, &NoProgress)?;
+    if let Some(html) = &args.html {
+        sandbox::outfile::refuse_existing(html, args.force)?;
+    }
+    let pulled = build_snapshot(&args.out, args.force, &opts, &plan.tables, &NoProgress)?;
     let report = rehearse(&RehearseOptions {
         snapshot: &args.out,
         plan: &plan,
@@ -24,7 +27,7 @@ pub fn run(args: DemoArgs, json: bool) -> Result<i32> {
         None
     };
     if let Some(html) = &args.html {
-        crate::cmd::report::write_html(html, &args.out, &plan)?;
+        crate::cmd::report::write_html(html, args.force, &args.out, &plan)?;
     }
     if json {
         output::print_json(&serde_json::json!({

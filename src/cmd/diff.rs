@@ -5,6 +5,9 @@ use crate::cli::DiffArgs;
 use crate::output::{self, short};
 
 pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
+    if let Some(path) = &args.sql {
+        sandbox::outfile::refuse_existing(path, args.force)?;
+    }
     let plan = crate::cmd::load_plan(&args.plan)?;
     let (snapshot, diff) = diff_snapshot(&args.snapshot.snapshot, &plan)?;
     if let Some(path) = &args.sql {
@@ -22,7 +25,8 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
             sandbox::plan::folder::GENERATED_MARK,
             diff.to_sql(&locked)
         );
-        crate::cmd::write_private(path, script.as_bytes())?;
+        // The script holds the rows a push inserts: owner-only, like the snapshot.
+        sandbox::outfile::write_replacing(path, script.as_bytes(), args.force)?;
     }
     if json {
         output::print_json(&serde_json::json!({

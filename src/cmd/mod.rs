@@ -36,26 +36,3 @@ pub fn load_plan(args: &crate::cli::PlanArg) -> anyhow::Result<sandbox::plan::Pl
     }
     Ok(plan)
 }
-
-/// Writes a file that holds production rows (a `diff --sql` script, an
-/// HTML report): owner-only, like the snapshot.
-pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
-}

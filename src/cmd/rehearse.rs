@@ -6,13 +6,17 @@ use crate::cli::RehearseArgs;
 use crate::output::{self, short};
 
 pub fn run(args: RehearseArgs, json: bool) -> Result<i32> {
+    // Refused before the rehearsal runs, not after it.
+    if let Some(html) = &args.html {
+        sandbox::outfile::refuse_existing(html, args.force)?;
+    }
     let plan = crate::cmd::load_plan(&args.plan)?;
     let report = rehearse(&RehearseOptions {
         snapshot: &args.snapshot.snapshot,
         plan: &plan,
     })?;
     if let Some(html) = &args.html {
-        crate::cmd::report::write_html(html, &args.snapshot.snapshot, &plan)?;
+        crate::cmd::report::write_html(html, args.force, &args.snapshot.snapshot, &plan)?;
     }
     if json {
         output::print_json(&report)?;

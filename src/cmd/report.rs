@@ -7,8 +7,9 @@ use sandbox::plan::Plan;
 use crate::cli::ReportArgs;
 
 pub fn run(args: ReportArgs, json: bool) -> Result<i32> {
+    sandbox::outfile::refuse_existing(&args.html, args.force)?;
     let plan = crate::cmd::load_plan(&args.plan)?;
-    let written = write_html(&args.html, &args.snapshot.snapshot, &plan)?;
+    let written = write_html(&args.html, args.force, &args.snapshot.snapshot, &plan)?;
     if json {
         crate::output::print_json(&serde_json::json!({
             "html": args.html, "rehearsal_id": written.0, "passed": written.1,
@@ -25,8 +26,13 @@ pub fn run(args: ReportArgs, json: bool) -> Result<i32> {
 }
 
 /// Writes the HTML report of the snapshot's last rehearsal; returns its id
-/// and whether it passed.
-pub fn write_html(out: &Path, snapshot_path: &Path, plan: &Plan) -> Result<(i64, bool)> {
+/// and whether it passed. An existing `out` is replaced only with `force`.
+pub fn write_html(
+    out: &Path,
+    force: bool,
+    snapshot_path: &Path,
+    plan: &Plan,
+) -> Result<(i64, bool)> {
     let snapshot = Snapshot::open(snapshot_path)?;
     let stored = sandbox::ops::report::last(&snapshot)?;
     // What push would do is the diff push computes, with its own refusals
@@ -36,7 +42,6 @@ pub fn write_html(out: &Path, snapshot_path: &Path, plan: &Plan) -> Result<(i64,
         .map_err(|e| format!("{e:#}"));
     let page = crate::html::render(plan, &snapshot, &stored, &push);
     // The page holds the failing rows themselves: private like the snapshot.
-    crate::cmd::write_private(out, page.as_bytes())
-        .map_err(|e| sandbox::error::environment(format!("{e:#}")))?;
+    sandbox::outfile::write_replacing(out, page.as_bytes(), force)?;
     Ok((stored.id, stored.passed))
 }

@@ -287,25 +287,15 @@ impl SnapshotWriter {
                 }
             }
         }
-        let dir = match final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        sweep_abandoned_parts(&dir);
-        let tmp = tempfile::Builder::new()
-            .prefix(".sandbox-pull-")
-            .suffix(".sqlite.part")
-            .tempfile_in(&dir)
-            .map_err(|e| {
-                // The io error names our temporary file; the folder is what
-                // the user chose and can fix.
-                environment(format!(
-                    "cannot write the snapshot in {}: {}; choose a writable folder with --out",
-                    dir.display(),
-                    std::io::Error::from(e.kind())
-                ))
-            })?
-            .into_temp_path();
+        sweep_abandoned_parts(&crate::outfile::folder_of(final_path));
+        let tmp = crate::outfile::temp_beside(
+            final_path,
+            ".sandbox-pull-",
+            ".sqlite.part",
+            "the snapshot",
+            " with --out",
+        )?
+        .into_temp_path();
         let conn = Connection::open(&tmp)
             .with_context(|| format!("cannot open {} as SQLite", tmp.display()))?;
         // Nothing is lost if the machine dies mid-pull: the file is thrown

@@ -46,9 +46,13 @@ pub fn catalog_from_snapshot(snapshot: &Snapshot) -> FixtureCatalog {
     }
 }
 
-/// Writes a snapshot of the fixtures to `out` without any server.
+/// Writes a snapshot of the fixtures to `out` without any server. An
+/// existing `out` is replaced only with `force` or when it is a demo
+/// snapshot (one this function wrote: running the demo again, or another
+/// variant, replaces its own file).
 pub fn build_snapshot(
     out: &Path,
+    force: bool,
     opts: &FixtureOptions,
     tables: &TableSet,
     progress: &dyn PullProgress,
@@ -56,7 +60,10 @@ pub fn build_snapshot(
     let started = Instant::now();
     let catalog = fixture_catalog()?;
     let names: Vec<String> = tables.named().map(str::to_string).collect();
-    // A demo file holds no rehearsal worth keeping: always replace it.
+    if !is_demo_snapshot(out) {
+        crate::outfile::refuse_existing(out, force)?;
+    }
+    // A demo file holds no rehearsal worth keeping: replace it.
     let mut writer = SnapshotWriter::create(out, true, &names)?;
     let mut summaries = Vec::new();
     let wanted: Vec<&TableMeta> = catalog
@@ -104,4 +111,13 @@ pub fn build_snapshot(
         tables: summaries,
         millis: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Whether `path` is a file (not a link) holding a snapshot built by
+/// [`build_snapshot`] (its source is the fixtures, no server).
+fn is_demo_snapshot(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        && Snapshot::open(path).is_ok_and(|s| {
+            s.info.database == "fixtures" && s.info.source_url.starts_with("fixtures:")
+        })
 }

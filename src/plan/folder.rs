@@ -387,16 +387,24 @@ fn is_sqlite_file(path: &Path) -> bool {
 }
 
 /// Writes `plan` as a folder: plan.json (its seeds under `seeds/`), the
-/// schema, the phase files, the seeds. Refuses a non-empty folder.
+/// schema, the phase files, the seeds. Only into a new folder or an empty
+/// one: a file, a symbolic link (it would be written through, into what it
+/// points at) or a folder holding anything is refused, and there is no
+/// `--force` — replacing a folder would delete what is in it.
 pub fn write_copy(plan: &Plan, dir: &Path) -> anyhow::Result<Vec<String>> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
+    let taken = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Some("a symbolic link"),
+        Ok(m) if !m.is_dir() => Some("a file"),
+        Ok(_) => std::fs::read_dir(dir)
             .map_err(|e| environment(format!("cannot read {}: {e}", dir.display())))?
             .next()
             .is_some()
-    {
+            .then_some("a folder that is not empty"),
+        Err(_) => None,
+    };
+    if let Some(what) = taken {
         return Err(environment(format!(
-            "{} exists and is not empty; choose a new folder",
+            "{} exists and is {what}: nothing was written; choose a new folder",
             dir.display()
         )));
     }

@@ -18,6 +18,7 @@ pub fn repo_path(relative: &str) -> PathBuf {
 pub fn fixture_snapshot(path: &Path, variant: Variant, plan: &Plan) {
     build_snapshot(
         path,
+        true,
         &FixtureOptions { variant, scale: 1 },
         &plan.tables,
         &NoProgress,
