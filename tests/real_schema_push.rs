@@ -2469,6 +2469,93 @@ fn a_dry_run_draws_nothing_for_the_rows_it_leaves_to_a_sequence() {
     w.rollback_restores(&run.receipt(), &before, "push then rollback");
 }
 
+/// A column whose DEFAULT is its domain's `nextval()` — through a domain
+/// over a domain — and not its own (V3, W7).
+const DOMAIN_NUMBERED: &str = "CREATE SEQUENCE public.legacy_seq;
+   CREATE DOMAIN public.legacy_number AS int DEFAULT nextval('public.legacy_seq');
+   CREATE DOMAIN public.legacy_ref AS public.legacy_number CHECK (VALUE > 0);
+   ALTER TABLE public.workflows ADD COLUMN legacy_no public.legacy_ref UNIQUE;";
+
+/// The dry run draws nothing from a sequence a domain's DEFAULT draws
+/// from (V3, W7): the 227 new workflows leave `legacy_no`, of a domain
+/// over a domain `DEFAULT nextval('legacy_seq')`, to Postgres. Before, the
+/// sequence was found only through column defaults and identities, so the
+/// dry run let Postgres draw 227 values from it for good (last value 141
+/// -> 368) and said so only as "sequences are never rolled back". Now it
+/// numbers those rows itself as for a column's own default: the sequence
+/// stands where it stood, the push draws 142..368 and rollback moves the
+/// sequence back to 141.
+#[test]
+fn a_dry_run_draws_nothing_from_a_sequence_behind_a_domain_default() {
+    let w = World::loaded("dry_run_domain_seq", "plan")
+        .with_sql(DOMAIN_NUMBERED)
+        .rehearsed();
+    let before = w.state();
+    let positions = common::sequence_positions(w.url());
+    assert_eq!(positions["public.legacy_seq"], ("141".to_string(), true));
+    w.push(&[]).ok().stdout_has("Nothing was written.");
+    before.assert_same(&w.state(), "a dry run");
+    assert_eq!(
+        common::sequence_positions(w.url()),
+        positions,
+        "the dry run moved a sequence"
+    );
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_eq!(
+        w.count("SELECT count(DISTINCT legacy_no) FROM workflows WHERE legacy_no > 141"),
+        227
+    );
+    w.rollback_restores(&run.receipt(), &before, "push then rollback");
+    assert_eq!(w.count("SELECT last_value FROM public.legacy_seq"), 368);
+}
+
+/// Explicit values in a column numbered by its domain's DEFAULT move that
+/// sequence as a column default's would (V3): phase 3B numbers its 116
+/// workflows itself (142..257), phase 3C leaves 111 to Postgres. Before,
+/// the sequence was not moved, so 3C drew 142 again and Postgres refused
+/// the push on workflows_legacy_no_key. Now the dry run draws nothing,
+/// the push moves the sequence past 257 (3C gets 258..368), and rollback
+/// moves it back, unused since, to where it stood.
+#[test]
+fn explicit_values_move_the_sequence_behind_a_domain_default() {
+    let w = World::loaded("explicit_domain_seq", "plan").with_sql(DOMAIN_NUMBERED);
+    let dir = tempfile::tempdir().unwrap();
+    let w = w.with_plan(&numbering_plan(
+        &dir.path().join("numbered"),
+        &["legacy_no"],
+    ));
+    let w = w.rehearsed();
+    let before = w.state();
+    let positions = common::sequence_positions(w.url());
+    w.push(&[])
+        .ok()
+        .stdout_has("public.legacy_seq")
+        .stdout_has("Nothing was written.");
+    before.assert_same(&w.state(), "a dry run");
+    assert_eq!(common::sequence_positions(w.url()), positions);
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_eq!(
+        w.count("SELECT count(DISTINCT legacy_no) FROM workflows WHERE legacy_no > 257"),
+        111,
+        "phase 3C's rows drew 258.. from the sequence"
+    );
+    assert_eq!(w.count("SELECT last_value FROM public.legacy_seq"), 368);
+    w.rollback(&run.receipt(), &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+    assert_eq!(
+        w.count(
+            "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END \
+             FROM public.legacy_seq"
+        ),
+        142,
+        "rollback moves the sequence back to where it stood"
+    );
+}
+
 /// `nextval()` is never rolled back: an audit trigger numbering its rows
 /// from a bigserial advances that sequence in the preflight for good. The
 /// preflight says which sequence it advanced and by how much instead of

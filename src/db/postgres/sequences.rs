@@ -167,10 +167,36 @@ impl Feed {
     }
 }
 
+/// The first domain along the chain of domains of type `$typ` (an SQL
+/// expression) that has a DEFAULT, outermost first: the default a column
+/// of that type without one of its own takes (a domain over a domain
+/// copies its base's when created), as the pull reads it
+/// (`catalog::COLUMN_FACTS`).
+macro_rules! domain_with_the_default {
+    ($typ:literal) => {
+        concat!(
+            "(WITH RECURSIVE chain(oid, depth) AS ( \
+               SELECT ",
+            $typ,
+            ", 0 \
+               UNION ALL \
+               SELECT t.typbasetype, c.depth + 1 FROM chain c \
+               JOIN pg_catalog.pg_type t ON t.oid = c.oid WHERE t.typtype = 'd') \
+             SELECT t.oid FROM chain c JOIN pg_catalog.pg_type t ON t.oid = c.oid \
+             WHERE t.typtype = 'd' AND t.typdefaultbin IS NOT NULL ORDER BY c.depth LIMIT 1)"
+        )
+    };
+}
+
 /// The sequences feeding a column: `$1` the table (`public."t"`), `$2` the
-/// column; rows of schema, sequence and step. The `diff --sql` script runs
-/// the same query, so it moves the same sequences push does.
-pub const FEEDS_SQL: &str = "SELECT DISTINCT sn.nspname::text, sc.relname::text, s.seqincrement, s.seqmin, \
+/// column; rows of schema, sequence and step: an identity's own, those the
+/// column's default depends on and, for a column without a default or
+/// identity of its own, those its domain's DEFAULT depends on (`pg_depend`
+/// of the domain: `CREATE DOMAIN d AS int DEFAULT nextval('s')`). The
+/// `diff --sql` script runs the same query, so it moves the same sequences
+/// push does.
+pub const FEEDS_SQL: &str = concat!(
+    "SELECT DISTINCT sn.nspname::text, sc.relname::text, s.seqincrement, s.seqmin, \
                     s.seqmax, s.seqcycle \
              FROM pg_catalog.pg_attribute a \
              JOIN pg_catalog.pg_depend d ON \
@@ -179,16 +205,25 @@ pub const FEEDS_SQL: &str = "SELECT DISTINCT sn.nspname::text, sc.relname::text,
                OR (d.classid = 'pg_catalog.pg_attrdef'::regclass \
                    AND d.objid IN (SELECT ad.oid FROM pg_catalog.pg_attrdef ad \
                                    WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum)) \
+               OR (d.classid = 'pg_catalog.pg_type'::regclass \
+                   AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+                   AND NOT a.atthasdef AND a.attidentity = '' AND d.objid = ",
+    domain_with_the_default!("a.atttypid"),
+    ") \
              JOIN pg_catalog.pg_class sc ON sc.relkind = 'S' AND sc.oid = \
                   CASE WHEN d.classid = 'pg_catalog.pg_class'::regclass THEN d.objid ELSE d.refobjid END \
              JOIN pg_catalog.pg_namespace sn ON sn.oid = sc.relnamespace \
              JOIN pg_catalog.pg_sequence s ON s.seqrelid = sc.oid \
              WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname::text = $2 \
-             ORDER BY 1, 2";
+             ORDER BY 1, 2"
+);
 
 /// The columns drawing from sequence `$1` (`"schema"."seq"`): rows of
-/// schema, table and column. Shared with the `diff --sql` script.
-pub const SHARERS_SQL: &str = "SELECT DISTINCT n.nspname::text, c.relname::text, a.attname::text \
+/// schema, table and column — through their default, their identity, or
+/// their domain's DEFAULT (see [`FEEDS_SQL`]). Shared with the `diff
+/// --sql` script.
+pub const SHARERS_SQL: &str = concat!(
+    "SELECT DISTINCT n.nspname::text, c.relname::text, a.attname::text \
              FROM pg_catalog.pg_depend d \
              JOIN pg_catalog.pg_attrdef ad ON d.classid = 'pg_catalog.pg_attrdef'::regclass \
                   AND ad.oid = d.objid \
@@ -205,7 +240,22 @@ pub const SHARERS_SQL: &str = "SELECT DISTINCT n.nspname::text, c.relname::text,
              JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
              WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' \
                AND d.objid = pg_catalog.to_regclass($1) \
-             ORDER BY 1, 2, 3";
+             UNION \
+             SELECT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_attribute a ON a.attnum > 0 AND NOT a.attisdropped \
+                  AND NOT a.atthasdef AND a.attidentity = '' \
+                  AND a.atttypid IN (SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typtype = 'd') \
+                  AND d.objid = ",
+    domain_with_the_default!("a.atttypid"),
+    " \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p') \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE d.classid = 'pg_catalog.pg_type'::regclass \
+               AND d.refclassid = 'pg_catalog.pg_class'::regclass \
+               AND d.refobjid = pg_catalog.to_regclass($1) \
+             ORDER BY 1, 2, 3"
+);
 
 /// The sequences feeding `public.table.column`: an identity's own, and
 /// every sequence its default expression depends on.
