@@ -117,6 +117,23 @@ pub fn is_lock_wait(err: &anyhow::Error) -> bool {
         })
 }
 
+/// `err` with `note` said after its cause: a refusal leads with why it
+/// refused, and what else happened meanwhile (a sequence a trigger drew
+/// from) follows it. An error that is not one [`Failure`] keeps its chain
+/// and gets the note as context, in front.
+pub fn with_note(err: anyhow::Error, note: &str) -> anyhow::Error {
+    if err.chain().count() != 1 {
+        return err.context(note.to_string());
+    }
+    match err.downcast::<Failure>() {
+        Ok(mut f) => {
+            f.message = format!("{}. {note}", f.message.trim_end_matches('.'));
+            anyhow::Error::new(f)
+        }
+        Err(err) => err.context(note.to_string()),
+    }
+}
+
 /// A usage or environment problem (exit 2).
 pub fn environment(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {

@@ -9,6 +9,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ColumnMeta, TableMeta};
+use crate::db::dependents::OwnReferencing;
 use crate::db::postgres::digest::{local_row_hashes, local_row_hashes_with, RowHashes};
 use crate::db::postgres::sequences::SequenceAdvance;
 use crate::db::sqlite::Snapshot;
@@ -77,6 +78,13 @@ pub struct Undo {
     /// their next value before and after the push (format 3; none before).
     #[serde(default)]
     pub sequences: Vec<SequenceAdvance>,
+    /// Rows the push's allowed side effects wrote that reference rows it
+    /// inserted through an `ON DELETE CASCADE` foreign key (a trigger's
+    /// history of each pushed workflow): the undo's delete takes them
+    /// back, and only them (none in receipts before; an older tool's
+    /// rollback refuses such rows as references it did not write).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_referencing: Vec<OwnReferencing>,
     /// Written by the rollback: rows the push wrote that the app had
     /// deleted before it, left as they were (`row KEY of TABLE (…)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -273,6 +281,7 @@ impl Undo {
             protected: Some(plan.protected_tables()),
             filled: vec![],
             sequences: vec![],
+            own_referencing: vec![],
             already_gone: vec![],
             discarded: vec![],
             broken_functions: vec![],
@@ -461,6 +470,7 @@ mod tests {
                 shared_with: vec![],
                 draw: None,
             }],
+            own_referencing: vec![],
             already_gone: vec![],
             discarded: vec![],
             broken_functions: vec![],

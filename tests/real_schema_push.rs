@@ -2591,6 +2591,120 @@ fn the_preflight_names_the_sequences_it_advanced() {
         .stdout_has("public.audit_log_id_seq by 227 (last value 227 → 454)");
 }
 
+/// An app's history of its workflows: an AFTER INSERT OR UPDATE trigger on
+/// workflows logs each into `app.workflow_history`, whose rows go with
+/// their workflow (`ON DELETE CASCADE`). Three rows of history are the
+/// app's, for pulled workflows.
+const WORKFLOW_HISTORY: &str = "CREATE SCHEMA app;
+   CREATE TABLE app.workflow_history (id bigserial PRIMARY KEY,
+     workflow_id uuid NOT NULL REFERENCES public.workflows (id) ON DELETE CASCADE,
+     op text NOT NULL, name text);
+   CREATE FUNCTION app.log_workflow() RETURNS trigger LANGUAGE plpgsql AS $$
+   BEGIN
+     INSERT INTO app.workflow_history (workflow_id, op, name) VALUES (NEW.id, TG_OP, NEW.name);
+     RETURN NULL;
+   END $$;
+   CREATE TRIGGER workflows_history AFTER INSERT OR UPDATE ON public.workflows
+     FOR EACH ROW EXECUTE FUNCTION app.log_workflow();
+   INSERT INTO app.workflow_history (workflow_id, op)
+     SELECT id, 'seed' FROM public.workflows ORDER BY id LIMIT 3;";
+
+const ALLOW_HISTORY: [&str; 2] = ["--allow-writes", "app.workflow_history"];
+
+/// The history rows the push's own allowed trigger wrote go with its
+/// rollback (V20, W12). Before, every push refused unless
+/// --allow-irreversible: the rehearsed undo found "227 rows of
+/// app.workflow_history reference pushed rows of workflows through
+/// constraint workflow_history_workflow_id_fkey (ON DELETE CASCADE)",
+/// rows the push itself wrote, and the refusal began with "Sequences are
+/// never rolled back: … app.workflow_history_id_seq advanced" instead of
+/// its cause. Now the receipt records those rows (each as it was
+/// written), the undo counts their cascaded deletes as its own, and push
+/// applies without --allow-irreversible; rollback brings the whole
+/// database back, the app's three rows of history with it. A refusal that
+/// drew values leads with its cause.
+#[test]
+fn history_rows_the_push_s_own_trigger_wrote_go_with_its_rollback() {
+    let w = world("own_history", WORKFLOW_HISTORY);
+    let before = w.state();
+    // Not allowed: refused for the write, the sequence remark after it.
+    let refused = w.push(&[]);
+    refused.refused(&["app.workflow_history"]);
+    let first = refused
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        first
+            .find("Sequences are never rolled back")
+            .is_some_and(|i| i > "error: ".len() + 20)
+            && first.contains("app.workflow_history_id_seq")
+            && first.starts_with("error: checks failed on Postgres"),
+        "the cause first, the draw after it: {}",
+        refused.show()
+    );
+    before.assert_same(&w.state(), "a refused preflight");
+
+    w.push(&ALLOW_HISTORY)
+        .ok()
+        .stdout_has("Rollback rehearsed in the transaction before COMMIT: it would undo this push");
+    before.assert_same(&w.state(), "a dry run");
+    let run = w.push(&[&ALLOW_HISTORY[..], &["--confirm"]].concat());
+    run.ok();
+    assert_eq!(
+        w.count("SELECT count(*) FROM app.workflow_history WHERE op = 'INSERT'"),
+        227
+    );
+    let receipt = run.receipt();
+    w.rollback(&receipt, &[]).ok().stdout_has(
+        "Would delete with the pushed rows, through ON DELETE CASCADE, the rows the push's \
+         allowed side effects wrote that reference them, as the receipt recorded them: 227 of \
+         app.workflow_history (foreign key workflow_history_workflow_id_fkey)",
+    );
+    w.rollback(&receipt, &["--confirm"])
+        .ok()
+        .stdout_has("227 of app.workflow_history");
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}
+
+/// What the app wrote there after the push is not the push's (V20): a
+/// history row the app added for a pushed workflow, or one of the push's
+/// rows the app changed, would go with the rollback's delete, so the
+/// rollback refuses, naming table, constraint and count, and changes
+/// nothing.
+#[test]
+fn an_app_history_row_of_a_pushed_workflow_still_refuses_the_rollback() {
+    let w = world("app_history", WORKFLOW_HISTORY);
+    let run = w.push(&[&ALLOW_HISTORY[..], &["--confirm"]].concat());
+    run.ok();
+    let receipt = run.receipt();
+    w.exec(
+        "INSERT INTO app.workflow_history (workflow_id, op) \
+         SELECT workflow_id, 'app' FROM app.workflow_history WHERE op = 'INSERT' ORDER BY id LIMIT 1",
+    );
+    let before = w.state();
+    w.rollback(&receipt, &["--confirm"]).code(1).error_has(&[
+        "1 rows of app.workflow_history reference pushed rows of workflows through constraint \
+         workflow_history_workflow_id_fkey (ON DELETE CASCADE) that the push did not write",
+    ]);
+    before.assert_same(&w.state(), "a refused rollback");
+
+    w.exec(
+        "DELETE FROM app.workflow_history WHERE op = 'app'; \
+         UPDATE app.workflow_history SET name = 'renamed by the app' \
+         WHERE id = (SELECT min(id) FROM app.workflow_history WHERE op = 'INSERT')",
+    );
+    let before = w.state();
+    w.rollback(&receipt, &["--confirm"]).code(1).error_has(&[
+        "1 rows of app.workflow_history reference pushed rows of workflows",
+        "workflow_history_workflow_id_fkey",
+    ]);
+    before.assert_same(&w.state(), "a refused rollback");
+}
+
 /// The rollback's dry run says which sequences it advanced (H8 S2). An
 /// audit trigger numbering its rows from a bigserial fires for each of the
 /// 227 workflows the undo deletes and draws a value, which no ROLLBACK

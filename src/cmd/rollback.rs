@@ -97,6 +97,23 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
         counted(&report.reinserted),
         counted(&report.restored)
     );
+    if !report.cascaded.is_empty() {
+        println!(
+            "{} with the pushed rows, through ON DELETE CASCADE, the rows the push's allowed side \
+             effects wrote that reference them, as the receipt recorded them: {}.",
+            if report.confirmed {
+                "Deleted"
+            } else {
+                "Would delete"
+            },
+            report
+                .cascaded
+                .iter()
+                .map(|c| format!("{} of {} (foreign key {})", c.rows, c.table, c.constraint))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if !report.discarded.is_empty() {
         println!(
             "{} the app's changes to rows the push wrote (--discard-changes; recorded in the receipt): {}.",

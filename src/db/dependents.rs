@@ -5,6 +5,7 @@
 //! constraints, policies …) on the tables and columns it would drop.
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
@@ -43,13 +44,167 @@ impl PushedRows {
     }
 }
 
+/// Rows of an app table that the push's own allowed side effect wrote
+/// (a trigger's history row for each pushed workflow), referencing rows
+/// the push inserted through an `ON DELETE CASCADE` foreign key: the
+/// rollback's delete of the pushed rows takes them with it, which undoes
+/// exactly what the push did there. Each row is kept as the MD5 of its
+/// text (under the pinned session settings), so a row the app changed
+/// since is no longer the push's, and one it added never was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnReferencing {
+    /// `schema.table` holding the rows.
+    pub table: String,
+    /// The foreign key's name.
+    pub constraint: String,
+    /// The pushed table it references (public).
+    pub references: String,
+    /// `md5(row::text)` of each row, sorted.
+    pub rows: Vec<String>,
+}
+
+/// Rows of referencing tables a rollback takes with the pushed rows they
+/// reference, because the push wrote them ([`OwnReferencing`]): per
+/// table and foreign key, how many are there now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cascaded {
+    pub table: String,
+    pub constraint: String,
+    pub rows: u64,
+}
+
+/// A foreign key of any table, in any schema, into a pushed table.
+struct KeyInto {
+    name: String,
+    schema: String,
+    table: String,
+    columns: Vec<String>,
+    ref_columns: Vec<String>,
+    /// `ON DELETE CASCADE`, …
+    action: &'static str,
+    validated: bool,
+}
+
+impl KeyInto {
+    fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+
+    /// `FROM` the referencing rows `r` of the pushed rows `p` of `pushed`
+    /// (keys `u`).
+    fn referencing_rows(&self, pushed: &PushedRows, types: &TypeSpellings) -> Result<String> {
+        let on = self
+            .columns
+            .iter()
+            .zip(&self.ref_columns)
+            .map(|(c, rc)| format!("r.{} = p.{}", quote_ident(c), quote_ident(rc)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        Ok(format!(
+            "{}.{} r JOIN public.{} p ON {on} JOIN {} ON {}",
+            quote_ident(&self.schema),
+            quote_ident(&self.table),
+            quote_ident(&pushed.table),
+            pushed.keys.from_item("u"),
+            pushed.join(types, "p", "u")?,
+        ))
+    }
+}
+
+/// The foreign keys into `public.table`.
+async fn keys_into(tx: &Transaction<'_>, table: &str) -> Result<Vec<KeyInto>> {
+    let rows = tx
+        .query_typed(
+            "SELECT con.conname::text, rn.nspname::text, rc.relname::text, \
+                    (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
+                    (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n), \
+                    con.confdeltype::text, con.convalidated \
+             FROM pg_catalog.pg_constraint con \
+             JOIN pg_catalog.pg_class rc ON rc.oid = con.conrelid \
+             JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace \
+             WHERE con.contype = 'f' AND con.confrelid = pg_catalog.to_regclass($1) \
+             ORDER BY 2, 3, 1",
+            &[(&format!("public.{}", quote_ident(table)), Type::TEXT)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|fk| KeyInto {
+            name: fk.get(0),
+            schema: fk.get(1),
+            table: fk.get(2),
+            columns: fk.get(3),
+            ref_columns: fk.get(4),
+            action: match fk.get::<_, String>(5).as_str() {
+                "c" => "ON DELETE CASCADE",
+                "n" => "ON DELETE SET NULL",
+                "d" => "ON DELETE SET DEFAULT",
+                "r" => "ON DELETE RESTRICT",
+                _ => "ON DELETE NO ACTION",
+            },
+            validated: fk.get(6),
+        })
+        .collect())
+}
+
+/// In the push's transaction, after its writes: the rows of `side_tables`
+/// (its allowed side effects, `schema.table`) that reference rows it
+/// inserted through a validated `ON DELETE CASCADE` foreign key. Every
+/// such row is this transaction's own: the rows it references did not
+/// exist before it, and no other session sees them yet. Read under the
+/// pinned settings, as the rollback reads them.
+pub async fn own_referencing_rows(
+    tx: &Transaction<'_>,
+    pushed: &[PushedRows],
+    side_tables: &[String],
+) -> Result<Vec<OwnReferencing>> {
+    let pinned = TypeSpellings::pinned();
+    let mut out = Vec::new();
+    for p in pushed {
+        for fk in keys_into(tx, &p.table).await? {
+            if fk.action != "ON DELETE CASCADE"
+                || !fk.validated
+                || !side_tables.contains(&fk.qualified())
+                || pushed
+                    .iter()
+                    .any(|o| fk.schema == "public" && o.table == fk.table)
+            {
+                continue;
+            }
+            let sql = format!(
+                "SELECT md5(r::text) FROM {} ORDER BY 1",
+                fk.referencing_rows(p, &pinned)?
+            );
+            let rows: Vec<String> = tx
+                .query(&sql, &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !rows.is_empty() {
+                out.push(OwnReferencing {
+                    table: fk.qualified(),
+                    constraint: fk.name,
+                    references: p.table.clone(),
+                    rows,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Rows of any table, in any schema, that reference a pushed row through a
 /// foreign key, other than rows the rollback removes itself (pushed rows,
-/// and rows of tables it drops) and keys on columns it drops (`(table,
-/// column)` in public: a column the push added, such as a `parent_id` the
-/// push pointed at its own new rows, goes before any row is deleted). One
-/// line per constraint: referencing table, constraint, action, count and
-/// the first pushed keys referenced.
+/// rows of tables it drops, and rows the push's own side effect wrote that
+/// an `ON DELETE CASCADE` takes with the pushed rows, `own`) and keys on
+/// columns it drops (`(table, column)` in public: a column the push added,
+/// such as a `parent_id` the push pointed at its own new rows, goes before
+/// any row is deleted). One line per constraint: referencing table,
+/// constraint, action, count and the first pushed keys referenced; and
+/// the rows of `own` found, which the undo's delete takes with it.
 /// `restored` holds, per column, the rows whose value there the rollback
 /// writes back (the push's own update): a reference through such columns
 /// is the push's and goes before the row it points at.
@@ -59,59 +214,29 @@ pub async fn rows_referencing(
     dropped_tables: &[String],
     dropped_columns: &[(String, String)],
     restored: &[(String, PushedRows)],
-) -> Result<Vec<String>> {
+    own: &[OwnReferencing],
+) -> Result<(Vec<String>, Vec<Cascaded>)> {
     // Read under the pinned path: the receipt's spellings hold there.
     let pinned = TypeSpellings::pinned();
     let mut found = Vec::new();
+    let mut cascaded = Vec::new();
     for p in pushed {
-        let fks = tx
-            .query_typed(
-                "SELECT con.conname::text, rn.nspname::text, rc.relname::text, \
-                        (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
-                         JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
-                        (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY k(n, i) \
-                         JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n), \
-                        con.confdeltype::text \
-                 FROM pg_catalog.pg_constraint con \
-                 JOIN pg_catalog.pg_class rc ON rc.oid = con.conrelid \
-                 JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace \
-                 WHERE con.contype = 'f' AND con.confrelid = pg_catalog.to_regclass($1) \
-                 ORDER BY 2, 3, 1",
-                &[(&format!("public.{}", quote_ident(&p.table)), Type::TEXT)],
-            )
-            .await?;
-        for fk in &fks {
-            let conname: String = fk.get(0);
-            let schema: String = fk.get(1);
-            let table: String = fk.get(2);
-            let cols: Vec<String> = fk.get(3);
-            let ref_cols: Vec<String> = fk.get(4);
-            let action = match fk.get::<_, String>(5).as_str() {
-                "c" => "ON DELETE CASCADE",
-                "n" => "ON DELETE SET NULL",
-                "d" => "ON DELETE SET DEFAULT",
-                "r" => "ON DELETE RESTRICT",
-                _ => "ON DELETE NO ACTION",
-            };
+        for fk in keys_into(tx, &p.table).await? {
+            let (conname, schema, table, cols) = (&fk.name, &fk.schema, &fk.table, &fk.columns);
+            let action = fk.action;
             if schema == "public"
-                && (dropped_tables.contains(&table)
+                && (dropped_tables.contains(table)
                     || cols
                         .iter()
                         .any(|c| dropped_columns.contains(&(table.clone(), c.clone()))))
             {
                 continue;
             }
-            let on = cols
-                .iter()
-                .zip(&ref_cols)
-                .map(|(c, rc)| format!("r.{} = p.{}", quote_ident(c), quote_ident(rc)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
             // Rows the rollback deletes itself (a pushed row referencing
             // another pushed row) do not block it.
-            let own = pushed
+            let own_rows = pushed
                 .iter()
-                .find(|o| schema == "public" && o.table == table)
+                .find(|o| schema == "public" && &o.table == table)
                 .map(|o| {
                     Ok::<_, anyhow::Error>(format!(
                         " AND NOT EXISTS (SELECT 1 FROM {} WHERE {})",
@@ -127,11 +252,11 @@ pub async fn rows_referencing(
                 .map(|c| {
                     restored
                         .iter()
-                        .find(|(col, o)| schema == "public" && o.table == table && col == c)
+                        .find(|(col, o)| schema == "public" && &o.table == table && col == c)
                         .map(|(_, o)| o)
                 })
                 .collect();
-            let own = match own_pointers {
+            let own_rows = match own_pointers {
                 Some(sets) => {
                     let each = sets
                         .iter()
@@ -143,9 +268,28 @@ pub async fn rows_referencing(
                             ))
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    format!("{own} AND NOT ({})", each.join(" AND "))
+                    format!("{own_rows} AND NOT ({})", each.join(" AND "))
                 }
-                None => own,
+                None => own_rows,
+            };
+            // Rows the push's side effect wrote, as it wrote them: the
+            // cascade of the undo's delete takes them back.
+            let written = own
+                .iter()
+                .filter(|o| {
+                    action == "ON DELETE CASCADE"
+                        && o.table == fk.qualified()
+                        && &o.constraint == conname
+                        && o.references == p.table
+                })
+                .flat_map(|o| &o.rows)
+                .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()))
+                .map(|h| format!("'{h}'"))
+                .collect::<Vec<_>>();
+            let pushed_by_us = if written.is_empty() {
+                "false".to_string()
+            } else {
+                format!("md5(r::text) = ANY(ARRAY[{}])", written.join(", "))
             };
             let key_text = p
                 .key
@@ -154,14 +298,12 @@ pub async fn rows_referencing(
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "SELECT count(*)::int8, \
-                        coalesce((array_agg(DISTINCT concat_ws(', ', {key_text})))[1:5], '{{}}')::text[] \
-                 FROM {}.{} r JOIN public.{} p ON {on} JOIN {} ON {} WHERE true{own}",
-                quote_ident(&schema),
-                quote_ident(&table),
-                quote_ident(&p.table),
-                p.keys.from_item("u"),
-                p.join(&pinned, "p", "u")?,
+                "SELECT count(*) FILTER (WHERE NOT {pushed_by_us})::int8, \
+                        coalesce((array_agg(DISTINCT concat_ws(', ', {key_text})) \
+                                  FILTER (WHERE NOT {pushed_by_us}))[1:5], '{{}}')::text[], \
+                        count(*) FILTER (WHERE {pushed_by_us})::int8 \
+                 FROM {} WHERE true{own_rows}",
+                fk.referencing_rows(p, &pinned)?,
             );
             let row = tx.query_one(&sql, &[]).await?;
             let n: i64 = row.get(0);
@@ -169,15 +311,30 @@ pub async fn rows_referencing(
                 let keys: Vec<String> = row.get(1);
                 found.push(format!(
                     "{n} rows of {schema}.{table} reference pushed rows of {} through constraint {conname} \
-                     ({action}); referenced {} keys include {}",
+                     ({action}){}; referenced {} keys include {}",
                     p.table,
+                    if written.is_empty() {
+                        String::new()
+                    } else {
+                        " that the push did not write (the rows its own side effect wrote there, \
+                          as it wrote them, would go with the undo)"
+                            .to_string()
+                    },
                     p.table,
                     keys.join(" | ")
                 ));
             }
+            let taken: i64 = row.get(2);
+            if taken > 0 {
+                cascaded.push(Cascaded {
+                    table: fk.qualified(),
+                    constraint: conname.clone(),
+                    rows: taken as u64,
+                });
+            }
         }
     }
-    Ok(found)
+    Ok((found, cascaded))
 }
 
 /// Objects that depend (per `pg_depend`, normal and automatic

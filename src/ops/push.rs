@@ -515,15 +515,18 @@ pub async fn push(
                 if used.is_empty() {
                     Err(e)
                 } else {
-                    Err(e.context(format!(
-                        "Sequences are never rolled back: while this run's transaction was \
-                         open, {} advanced (values handed out by this run, or by the app at the \
-                         same time)",
-                        used.iter()
-                            .map(|s| s.describe())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
+                    Err(crate::error::with_note(
+                        e,
+                        &format!(
+                            "Sequences are never rolled back: while this run's transaction was \
+                             open, {} advanced (values handed out by this run, or by the app at \
+                             the same time)",
+                            used.iter()
+                                .map(|s| s.describe())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ))
                 }
             }
             // The refusal is what the user must see; a failed re-read of
@@ -1971,6 +1974,27 @@ impl Push<'_, '_> {
             &writers,
         ));
         receipt.undo.side_effects = accounting.allowed.clone();
+        // The rows those side effects inserted that reference the push's
+        // new rows through an ON DELETE CASCADE (a trigger's history row
+        // per pushed workflow): the rollback's delete of the pushed rows
+        // takes them back, and the receipt says which they are, so that
+        // they are the undo's and not the app's.
+        let inserted_into: Vec<String> = receipt
+            .undo
+            .side_effects
+            .iter()
+            .filter(|w| w.inserted > 0)
+            .map(|w| w.table.clone())
+            .collect();
+        if !inserted_into.is_empty() {
+            receipt.undo.own_referencing = crate::db::dependents::own_referencing_rows(
+                &self.tx,
+                &crate::db::postgres::rollback::pushed_keys(&receipt.undo),
+                &inserted_into,
+            )
+            .await
+            .context("cannot read the rows the allowed side effects wrote")?;
+        }
         if !receipt.undo.side_effects.is_empty() {
             self.tx
                 .execute(

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::catalog::TableMeta;
 use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
 use crate::db::dependents::{
-    functions_using_dropped, objects_depending, rows_referencing, PushedRows,
+    functions_using_dropped, objects_depending, rows_referencing, Cascaded, PushedRows,
 };
 use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
@@ -87,6 +87,12 @@ pub struct RollbackReport {
     /// The receipt was rolled back before: nothing was done.
     pub already_rolled_back: bool,
     pub deleted: Vec<(String, u64)>,
+    /// Rows the push's own side effect wrote (a trigger's history rows),
+    /// deleted with the pushed rows they reference through an `ON DELETE
+    /// CASCADE` foreign key: part of the undo (the receipt's
+    /// `own_referencing`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cascaded: Vec<Cascaded>,
     pub restored: Vec<(String, u64)>,
     /// Rows the push deleted, inserted again, per table.
     pub reinserted: Vec<(String, u64)>,
@@ -280,7 +286,7 @@ async fn undo_after_read_back(
     let (app_data, app_data_discarded) = app_data?;
     checks.push(app_data);
     checks.push(added?);
-    let (references, broken_functions) = references?;
+    let (references, broken_functions, cascaded) = references?;
     checks.push(references);
     checks.push(rules?);
     let (triggers, trigger_check) = r.triggers(triggers_read)?;
@@ -317,6 +323,7 @@ async fn undo_after_read_back(
         .chain(app_data_discarded)
         .collect();
     report.broken_functions = broken_functions;
+    report.cascaded = cascaded;
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
@@ -443,6 +450,7 @@ impl RollbackReport {
             confirmed: opts.confirm,
             already_rolled_back: false,
             deleted: vec![],
+            cascaded: vec![],
             restored: vec![],
             reinserted: vec![],
             dropped_tables: vec![],
@@ -1303,7 +1311,10 @@ impl Rollback<'_, '_> {
     /// user names with `--break-function`: returned, to be listed and
     /// recorded. A `--break-function` naming none of the functions found
     /// is a usage error naming those found.
-    async fn nothing_references(&self, pushed: &[PushedRows]) -> Result<(Check, Vec<String>)> {
+    async fn nothing_references(
+        &self,
+        pushed: &[PushedRows],
+    ) -> Result<(Check, Vec<String>, Vec<Cascaded>)> {
         let undo = self.undo;
         let dropped_columns: Vec<(String, String)> = undo
             .added_columns
@@ -1311,12 +1322,13 @@ impl Rollback<'_, '_> {
             .map(|a| (a.table.clone(), a.column.clone()))
             .collect();
         let restored = restored_keys(undo);
-        let mut blockers = rows_referencing(
+        let (mut blockers, cascaded) = rows_referencing(
             self.tx,
             pushed,
             &undo.created_tables,
             &dropped_columns,
             &restored,
+            &undo.own_referencing,
         )
         .await?;
         blockers.extend(
@@ -1385,7 +1397,7 @@ impl Rollback<'_, '_> {
             .iter()
             .map(|f| format!("function {} (its body names {})", f.function, f.uses))
             .collect();
-        Ok((dependents, broken))
+        Ok((dependents, broken, cascaded))
     }
 
     /// A DO INSTEAD rule on the undo's DELETE of the pushed rows (a soft
@@ -1773,9 +1785,22 @@ impl Rollback<'_, '_> {
         // With the rollback's own --allow-writes for every table the push
         // was allowed: what the rehearsal finds needing consent passes there.
         let consented: Vec<String> = explicit.iter().chain(&inherited).cloned().collect();
+        // The rows of the push's own side effect that the delete of the
+        // pushed rows took with it (`cascaded`) are part of the undo: only
+        // the rest of that table's writes is judged.
         let writes: Vec<_> = writes?
             .into_iter()
             .filter(|w| !dropped.contains(&w.table))
+            .filter_map(|mut w| {
+                let taken: u64 = report
+                    .cascaded
+                    .iter()
+                    .filter(|c| c.table == w.table)
+                    .map(|c| c.rows)
+                    .sum();
+                w.deleted = (w.deleted - taken as i64).max(0);
+                (w.total() > 0).then_some(w)
+            })
             .collect();
         let expected = undo_writes(self.undo, report);
         let (allowed_rows, beyond) = rollback_allowance(&writes, &expected, &explicit, &inherited);
@@ -2145,7 +2170,7 @@ fn restored_keys(undo: &Undo) -> Vec<(String, PushedRows)> {
 /// The keys of the rows the push inserted into existing tables, one
 /// `RowSet` per table (numbered rows: a refused DELETE is run again over
 /// part of them to name the row, `apply::run_batch`).
-fn pushed_keys(undo: &Undo) -> Vec<PushedRows> {
+pub fn pushed_keys(undo: &Undo) -> Vec<PushedRows> {
     undo.tables
         .iter()
         .filter(|t| !t.created && !t.inserted_keys.is_empty())

@@ -101,15 +101,18 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             if used.is_empty() {
                 return Err(e);
             }
-            return Err(e.context(format!(
-                "No row was changed, but sequences are never rolled back: while the rollback's \
-                 transaction was open, {} advanced (values handed out by triggers that fired for \
-                 the undo, or by the app at the same time)",
-                used.iter()
-                    .map(|s| s.describe())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(crate::error::with_note(
+                e,
+                &format!(
+                    "No row was changed, but sequences are never rolled back: while the \
+                     rollback's transaction was open, {} advanced (values handed out by triggers \
+                     that fired for the undo, or by the app at the same time)",
+                    used.iter()
+                        .map(|s| s.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
         }
     };
     Ok(RollbackReport {
