@@ -28,8 +28,10 @@ use crate::types::RowHash;
 /// checksums hash rows with XXH3 instead of SHA-256 ([`RowHash`]); a tool
 /// reading only 3 would see every table as changed. 5: adds the tables the
 /// plan protected or read ([`Undo::protected`]); a tool reading only 4
-/// would let `rollback --allow-writes` cover writes to them.
-pub const UNDO_FORMAT: u32 = 5;
+/// would let `rollback --allow-writes` cover writes to them. 6: adds each
+/// created table's identity ([`Undo::created_identity`]); a tool reading
+/// only 5 would drop a table of the same name the app made since.
+pub const UNDO_FORMAT: u32 = 6;
 
 /// The oldest format rollback still reads.
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -42,6 +44,13 @@ pub struct Undo {
     pub ddl: Vec<String>,
     /// Tables the push created (dropped by rollback, children first).
     pub created_tables: Vec<String>,
+    /// What each of `created_tables` was as the push left it, read in its
+    /// transaction right before COMMIT (after the rehearsal of its undo):
+    /// rollback drops a table of that name only if it is still that one.
+    /// `None` before format 6, and in the receipt the push rehearses its
+    /// undo on (written before the COMMIT read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_identity: Option<Vec<CreatedTable>>,
     /// Columns the push added to existing tables.
     pub added_columns: Vec<AddedColumn>,
     /// Per written table: inserted keys and overwritten values.
@@ -144,6 +153,19 @@ impl FilledValues {
         }
         Ok(())
     }
+}
+
+/// A table the push created, as Postgres knew it when the push committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedTable {
+    /// The name in `created_tables` (schema `public`).
+    pub table: String,
+    /// `pg_class.oid`: a table dropped and created again under the same
+    /// name, or moved to another schema, is told apart by it.
+    pub oid: u32,
+    /// Its columns in order, each `[name, type as format_type prints it]`:
+    /// to say how a table of the same name differs.
+    pub columns: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -256,6 +278,7 @@ impl Undo {
             format: UNDO_FORMAT,
             ddl: diff.ddl.iter().map(|d| d.sql.clone()).collect(),
             created_tables: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
+            created_identity: None,
             added_columns: plan
                 .schema
                 .added_columns
@@ -431,9 +454,11 @@ mod tests {
         assert_eq!(u.row_hash(), RowHash::Sha256);
         let v4 = v1.replace("\"format\": 1", "\"format\": 4");
         assert_eq!(Undo::read("r", &v4).unwrap().row_hash(), RowHash::Xxh3);
-        let v6 = v1.replace("\"format\": 1", "\"format\": 6");
-        let e = Undo::read("r", &v6).unwrap_err().to_string();
-        assert!(e.contains("undo format 6"), "{e}");
+        // Before format 6 the created tables' identities were not recorded.
+        assert_eq!(Undo::read("r", &v4).unwrap().created_identity, None);
+        let v7 = v1.replace("\"format\": 1", "\"format\": 7");
+        let e = Undo::read("r", &v7).unwrap_err().to_string();
+        assert!(e.contains("undo format 7"), "{e}");
         let none = v1.replace("\"format\": 1,", "");
         assert!(Undo::read("r", &none).is_err());
     }
@@ -444,6 +469,11 @@ mod tests {
             format: UNDO_FORMAT,
             ddl: vec!["CREATE TABLE t ()".into()],
             created_tables: vec!["t".into()],
+            created_identity: Some(vec![CreatedTable {
+                table: "t".into(),
+                oid: 16400,
+                columns: vec![("id".into(), "uuid".into())],
+            }]),
             added_columns: vec![],
             tables: vec![],
             before: BTreeMap::new(),
@@ -479,6 +509,7 @@ mod tests {
         assert_eq!(back.side_effects, u.side_effects);
         assert_eq!(back.held_off_triggers, u.held_off_triggers);
         assert_eq!(back.sequences, u.sequences);
+        assert_eq!(back.created_identity, u.created_identity);
         assert_eq!(
             back.protected_tables(),
             (vec!["public.prompts".into()], true)

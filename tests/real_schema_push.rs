@@ -1383,6 +1383,114 @@ fn a_created_table_the_app_dropped_is_already_gone_and_the_rest_is_undone() {
     assert!(recorded.contains("table tasks"), "{recorded}");
 }
 
+/// V24: the receipt records each created table's identity (`pg_class.oid`
+/// and columns) as the push leaves it at COMMIT — after the rehearsal of
+/// its undo dropped and got back the tables under a savepoint — and
+/// rollback drops a table of that name only if it is still that one.
+/// Before: the app dropped `tasks` after the push and made its own
+/// `tasks` (its own columns and rows); `rollback --confirm` exited 0 and
+/// dropped the app's table, as it went by name. Now: refused by name (oid
+/// then and now, how the columns differ), exit 1, the whole database
+/// unchanged, the app's rows included. A normal push → rollback still
+/// leaves the whole database as before the push, and an older receipt
+/// (format 5, no identity) is still undone, saying it goes by name only.
+#[test]
+fn a_table_the_app_made_again_under_a_created_table_s_name_is_never_dropped() {
+    let w = world("tasks_recreated", "");
+    let before = w.state();
+    // A normal push and rollback: the recorded oids are the tables' now.
+    let receipt = w.push_confirmed();
+    let identified = w.count(&format!(
+        "SELECT count(*) FROM sandbox.receipts r, \
+           jsonb_array_elements(r.undo -> 'created_identity') e \
+         WHERE r.id = '{receipt}' AND r.undo ->> 'format' = '6' \
+           AND (e ->> 'oid')::oid = to_regclass('public.' || quote_ident(e ->> 'table'))::oid \
+           AND jsonb_array_length(e -> 'columns') > 0"
+    ));
+    assert_eq!(identified, 3, "strategic_priorities, tools and tasks");
+    w.rollback_restores(&receipt, &before, "a normal push rolled back");
+    // A receipt of format 5, before the identities: still undone, by name,
+    // and said so.
+    let receipt = w.push_confirmed();
+    w.exec(&format!(
+        "UPDATE sandbox.receipts SET undo = jsonb_set(undo - 'created_identity', '{{format}}', '5') \
+         WHERE id = '{receipt}'"
+    ));
+    w.rollback(&receipt, &["--confirm"]).ok().stdout_has(
+        "(undo format 5) records the tables the push created by name only: \
+         public.strategic_priorities, public.tools, public.tasks",
+    );
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "an older receipt rolled back",
+    );
+    // The app drops the push's tasks and makes its own of the same shape,
+    // empty: on main, rollback --confirm took the push's rows as deleted
+    // by the app (already undone), exited 0 and dropped the app's table.
+    let receipt = w.push_confirmed();
+    w.exec(
+        "DROP TABLE public.tasks;
+         CREATE TABLE public.tasks (id uuid PRIMARY KEY, workflow_id uuid, code text, title text,
+                                    metadata jsonb);",
+    );
+    let push_s = "id uuid, workflow_id uuid, code text, title text, metadata jsonb";
+    let recreated = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            "public.tasks is not the table this push created (oid ",
+            &format!("the same columns: {push_s}) — it was dropped and recreated after the push"),
+            "nothing was changed",
+        ]);
+        recreated.assert_same(&w.state(), "a refused rollback of a recreated table");
+    }
+    // Then the app writes its rows and a column of its own there.
+    w.exec(
+        "ALTER TABLE public.tasks ADD COLUMN done boolean;
+         INSERT INTO public.tasks (id, title, done)
+           VALUES ('6c1d2a34-0000-4000-8000-000000000001', 'the app''s own task', false);",
+    );
+    let recreated = w.state();
+    assert_eq!(recreated.row_count("public.tasks"), 1);
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            "public.tasks is not the table this push created (oid ",
+            "columns differ: this one has done boolean) — it was dropped and recreated after \
+             the push",
+            "nothing was changed",
+        ]);
+        recreated.assert_same(&w.state(), "a refused rollback of a recreated table");
+    }
+}
+
+/// W16: the app moved tables the push created to another schema. Before:
+/// with `tools` moved, rollback --confirm said "table tools (the push
+/// created it; dropped since, so already undone)", exit 0, and left
+/// app.tools with its 150 rows (with `tasks` moved it refused, but for
+/// app.tasks' rows referencing pushed workflows, still calling it
+/// dropped). Now the recorded oid finds each: "public.tasks (created by
+/// this push) is now app.tasks", refused (exit 1), the rollback does not
+/// follow them there, and nothing changes.
+#[test]
+fn a_created_table_the_app_moved_to_another_schema_is_named_where_it_is() {
+    let w = world("tasks_moved", "");
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE SCHEMA app; ALTER TABLE public.tasks SET SCHEMA app;
+         ALTER TABLE public.tools SET SCHEMA app;",
+    );
+    let moved = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "public.tasks (created by this push) is now app.tasks",
+            "public.tools (created by this push) is now app.tools",
+            "nothing was changed",
+        ]);
+        assert!(!run.all().contains("already undone"), "{}", run.show());
+        moved.assert_same(&w.state(), "a refused rollback of a moved table");
+    }
+}
+
 #[test]
 fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     let w = world("app_objects_on_dropped", "");

@@ -114,6 +114,9 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
                 .join(", ")
         );
     }
+    if let Some(by_name) = &report.created_by_name_only {
+        println!("Identified by name only: {by_name}.");
+    }
     if !report.discarded.is_empty() {
         println!(
             "{} the app's changes to rows the push wrote (--discard-changes; recorded in the receipt): {}.",

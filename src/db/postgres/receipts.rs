@@ -8,7 +8,7 @@ use tokio_postgres::Transaction;
 
 use crate::diff::Diff;
 use crate::error::check_failed;
-use crate::receipt::Undo;
+use crate::receipt::{CreatedTable, Undo};
 
 /// The receipts table, created by the first push (and its schema). Only
 /// when it does not exist: `CREATE SCHEMA IF NOT EXISTS` asks for CREATE on
@@ -106,7 +106,7 @@ pub fn receipts_access_verdict(row: &[Option<String>], usage: ReceiptsUse) -> Re
                 6,
                 "UPDATE",
                 if usage == ReceiptsUse::Push {
-                    "to record the push's allowed side effects"
+                    "to record the push's allowed side effects and the tables it created"
                 } else {
                     "to mark the receipt rolled back"
                 },
@@ -273,6 +273,55 @@ pub async fn insert_receipt(
     created.context("creating sandbox.receipts")?;
     inserted.context("inserting the receipt")?;
     Ok(())
+}
+
+/// Records in receipt `receipt_id` what each of the `created` tables is
+/// now (`Undo::created_identity`): its `pg_class.oid` and columns. Run in
+/// the push's transaction right before COMMIT — after the rehearsal of its
+/// undo, which drops them under a savepoint — so the identity is that of
+/// the tables the push leaves behind. One round trip: read and written by
+/// the one UPDATE.
+pub async fn record_created_identity(
+    tx: &Transaction<'_>,
+    receipt_id: &str,
+    created: &[String],
+) -> Result<Vec<CreatedTable>> {
+    use tokio_postgres::types::Type;
+    let qualified: Vec<String> = created
+        .iter()
+        .map(|t| format!("public.{}", crate::types::quote_ident(t)))
+        .collect();
+    let values: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
+        (&receipt_id, Type::TEXT),
+        (&created, Type::TEXT_ARRAY),
+        (&qualified, Type::TEXT_ARRAY),
+    ];
+    // Typed: no prepare, one round trip.
+    let rows = tx
+        .query_typed(
+            "UPDATE sandbox.receipts SET undo = undo || pg_catalog.jsonb_build_object('created_identity', ( \
+               SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
+                        'table', t.name, 'oid', c.oid::int8, 'columns', \
+                        (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array( \
+                                  a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)) \
+                                  ORDER BY a.attnum), '[]') \
+                         FROM pg_catalog.pg_attribute a \
+                         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) \
+                      ORDER BY t.ord), '[]') \
+               FROM unnest($2::text[], $3::text[]) WITH ORDINALITY t(name, qualified, ord) \
+               JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.qualified))) \
+             WHERE id = $1::text::uuid RETURNING (undo -> 'created_identity')::text",
+            &values,
+        )
+        .await
+        .context("recording the identity of the tables the push created")?;
+    let text: String = rows
+        .first()
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .context("the push's receipt is not there to record the tables it created in")?;
+    let identity: Vec<CreatedTable> = serde_json::from_str(&text)
+        .context("reading back the identity of the tables the push created")?;
+    Ok(identity)
 }
 
 /// Reads the receipt to undo: `None` when it was rolled back before; an

@@ -141,6 +141,11 @@ pub struct RollbackReport {
     /// rollback needs no consent of its own.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub needs_consent: Vec<String>,
+    /// A receipt before undo format 6 records the tables the push created
+    /// by name only: said, as the rollback cannot prove a table of that
+    /// name is still the push's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by_name_only: Option<String>,
     pub millis: u64,
 }
 
@@ -220,7 +225,7 @@ async fn undo_after_read_back(
     // besides the dropped tables (see `lock_written_tables`).
     let (privileges, dropped_since, referenced) = futures_util::join!(
         r.privileges(),
-        r.created_tables_gone(),
+        r.created_tables_now(),
         referenced_by_dropped(tx, &undo.created_tables, &undo.added_columns),
     );
     let mut checks = vec![privileges?];
@@ -236,6 +241,12 @@ async fn undo_after_read_back(
         exclusive: &exclusive,
         ..r
     };
+    if mode == Mode::Rollback && !undo.created_tables.is_empty() {
+        // Under the locks nothing can drop, move or recreate them any
+        // more: proven once again, now for good (the first look, before
+        // any lock, could be overtaken).
+        r.created_tables_now().await?;
+    }
     // Under the locks, every read before the undo is pipelined (a few round
     // trips in all, not one or two per table and check); each answer is
     // judged in the order the checks have always run, so a refusal names
@@ -306,6 +317,21 @@ async fn undo_after_read_back(
     let foreign = foreign?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());
+    if mode == Mode::Rollback && !undo.created_tables.is_empty() && undo.created_identity.is_none()
+    {
+        report.created_by_name_only = Some(format!(
+            "receipt {} (undo format {}) records the tables the push created by name only: {} \
+             are taken to be the push's tables as named (a table the app dropped and created \
+             again under the same name since cannot be told apart)",
+            opts.receipt_id,
+            undo.format,
+            undo.created_tables
+                .iter()
+                .map(|t| format!("public.{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     report.already_gone = dropped_since
         .iter()
         .map(|t| format!("table {t} (the push created it; dropped since, so already undone)"))
@@ -468,6 +494,7 @@ impl RollbackReport {
             broken_functions: vec![],
             not_rehearsed: vec![],
             needs_consent: vec![],
+            created_by_name_only: None,
             millis: 0,
         }
     }
@@ -532,8 +559,15 @@ impl Rollback<'_, '_> {
     }
 
     /// The tables the push created that no longer exist (the app dropped
-    /// them), in the receipt's order.
-    async fn created_tables_gone(&self) -> Result<Vec<String>> {
+    /// them), in the receipt's order — after proving that each one still
+    /// there under its name is the very table the push created (its
+    /// `pg_class.oid`, recorded at the push's COMMIT): a table the app
+    /// dropped and created again under the same name, or the push's table
+    /// moved or renamed, refuses the rollback by name (nothing changed)
+    /// instead of being dropped, or called dropped. A receipt before
+    /// format 6 recorded no identity: then only the names are looked up,
+    /// and [`RollbackReport::created_by_name_only`] says so.
+    async fn created_tables_now(&self) -> Result<Vec<String>> {
         let created = &self.undo.created_tables;
         if created.is_empty() {
             return Ok(vec![]);
@@ -542,21 +576,94 @@ impl Rollback<'_, '_> {
             .iter()
             .map(|t| format!("public.{}", quote_ident(t)))
             .collect();
+        let recorded: Vec<Option<i64>> = created
+            .iter()
+            .map(|t| {
+                self.undo
+                    .created_identity
+                    .as_ref()
+                    .and_then(|ids| ids.iter().find(|i| &i.table == t))
+                    .map(|i| i64::from(i.oid))
+            })
+            .collect();
+        // Per table: the oid its name holds now, where the recorded oid is
+        // now (a table of any schema and name), and the columns of the
+        // table holding the name now.
         let rows = self
             .tx
             .query_typed(
-                "SELECT n FROM unnest($1::text[]) n WHERE pg_catalog.to_regclass(n) IS NULL",
-                &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+                "SELECT t.qualified, pg_catalog.to_regclass(t.qualified)::oid::int8, \
+                        (SELECT n.nspname::text || '.' || c.relname::text \
+                         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE c.oid = t.recorded::oid AND c.relkind IN ('r', 'p')), \
+                        (SELECT coalesce(pg_catalog.array_agg(a.attname::text || ' ' \
+                                  || pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum), '{}') \
+                         FROM pg_catalog.pg_attribute a \
+                         WHERE a.attrelid = pg_catalog.to_regclass(t.qualified) AND a.attnum > 0 \
+                           AND NOT a.attisdropped) \
+                 FROM unnest($1::text[], $2::int8[]) t(qualified, recorded)",
+                &[
+                    (&names, tokio_postgres::types::Type::TEXT_ARRAY),
+                    (&recorded, tokio_postgres::types::Type::INT8_ARRAY),
+                ],
             )
             .await
             .context("cannot look up the tables the push created")?;
-        let missing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        Ok(created
-            .iter()
-            .zip(&names)
-            .filter(|(_, n)| missing.contains(n))
-            .map(|(t, _)| t.clone())
-            .collect())
+        let mut gone = Vec::new();
+        let mut refusals = Vec::new();
+        for (table, row) in created.iter().zip(&rows) {
+            let now: Option<i64> = row.get(1);
+            let recorded_at: Option<String> = row.get(2);
+            let columns_now: Vec<String> = row.get(3);
+            let identity = self
+                .undo
+                .created_identity
+                .as_ref()
+                .and_then(|ids| ids.iter().find(|i| &i.table == table));
+            let Some(identity) = identity else {
+                // No identity recorded: by name only.
+                if now.is_none() {
+                    gone.push(table.clone());
+                }
+                continue;
+            };
+            let oid = i64::from(identity.oid);
+            let plain = format!("public.{table}");
+            match (now, recorded_at) {
+                (Some(now), _) if now == oid => {}
+                (None, None) => gone.push(table.clone()),
+                (now, Some(at)) => refusals.push(format!(
+                    "{plain} (created by this push) is now {at}{} — the rollback does not follow it \
+                     there; to roll back, put it back as {plain}",
+                    now.map(|n| format!(
+                        ", and {plain} is another table (oid {n}, columns {})",
+                        columns_now.join(", ")
+                    ))
+                    .unwrap_or_default()
+                )),
+                (Some(now), None) => refusals.push(format!(
+                    "{plain} is not the table this push created (oid {oid} then, {now} now; {}) — it \
+                     was dropped and recreated after the push; it is not the push's to drop",
+                    columns_compared(&identity.columns, &columns_now)
+                )),
+            }
+        }
+        if refusals.is_empty() {
+            return Ok(gone);
+        }
+        let mut check = Check::equal(
+            "before undo",
+            "the tables the push created are the ones there now",
+            CheckKind::Integrity,
+            "as created".into(),
+            format!("{} not", refusals.len()),
+        );
+        check.row_count = refusals.len() as u64;
+        check.rows = refusals.clone();
+        Err(self.refuse(
+            format!("{}; {}", refusals.join("; "), self.nothing),
+            vec![check],
+        ))
     }
 
     /// Takes, in one lock step, every table lock the undo will need: SHARE
@@ -1922,6 +2029,34 @@ impl Rollback<'_, '_> {
             self.nothing
         ))
     }
+}
+
+/// How the columns a created table had at the push (`then`, name and
+/// type) compare with those of the table holding its name now (`now`,
+/// `name type`): what only one of them has, or that they are alike.
+fn columns_compared(then: &[(String, String)], now: &[String]) -> String {
+    let then: Vec<String> = then.iter().map(|(n, t)| format!("{n} {t}")).collect();
+    let only_then: Vec<&str> = then
+        .iter()
+        .filter(|c| !now.contains(c))
+        .map(String::as_str)
+        .collect();
+    let only_now: Vec<&str> = now
+        .iter()
+        .filter(|c| !then.contains(c))
+        .map(String::as_str)
+        .collect();
+    if only_then.is_empty() && only_now.is_empty() {
+        return format!("the same columns: {}", then.join(", "));
+    }
+    let mut parts = Vec::new();
+    if !only_then.is_empty() {
+        parts.push(format!("the push's had {}", only_then.join(", ")));
+    }
+    if !only_now.is_empty() {
+        parts.push(format!("this one has {}", only_now.join(", ")));
+    }
+    format!("columns differ: {}", parts.join("; "))
 }
 
 /// `check` failed under the rollback's allowance; `under_consent` is the
