@@ -1491,6 +1491,50 @@ fn a_created_table_the_app_moved_to_another_schema_is_named_where_it_is() {
     }
 }
 
+/// W3: after the push the app commented on a table the push created and
+/// on the column it added. Before: rollback refused, blaming "a trigger,
+/// rule or event trigger" for the rows of pg_description its own DROPs
+/// deleted. Now those deletions are counted as the undo's own: the
+/// rollback goes ahead, names each comment as going with what it drops,
+/// and the whole database is as before the push.
+#[test]
+fn comments_the_app_added_go_with_what_the_rollback_drops() {
+    let w = world("comments_dropped", "");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "COMMENT ON TABLE public.tasks IS 'the app''s tasks';
+         COMMENT ON COLUMN public.tasks.title IS 'shown in the list';
+         COMMENT ON COLUMN public.jtbd_library.strategic_priority_id IS 'the priority';",
+    );
+    let going = [
+        "comment on table public.tasks, added after the push, goes with the table",
+        "comment on table column public.tasks.title, added after the push, goes with the table",
+        "comment on table column public.jtbd_library.strategic_priority_id, added after the push, \
+         goes with the column",
+    ];
+    let commented = w.state();
+    let dry = w.rollback(&receipt, &[]);
+    dry.ok();
+    for g in going {
+        dry.stdout_has(g);
+    }
+    commented.assert_same(&w.state(), "a dry run");
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.ok();
+    for g in going {
+        run.stdout_has(g);
+    }
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "rolled back with the app's comments",
+    );
+    assert_eq!(
+        w.count("SELECT count(*) FROM pg_description WHERE description IN ('the app''s tasks', 'shown in the list', 'the priority')"),
+        0
+    );
+}
+
 #[test]
 fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     let w = world("app_objects_on_dropped", "");

@@ -114,6 +114,17 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
                 .join(", ")
         );
     }
+    if !report.dropped_comments.is_empty() {
+        println!(
+            "{}: {}.",
+            if report.confirmed {
+                "Dropped with them"
+            } else {
+                "Would drop with them"
+            },
+            report.dropped_comments.join("; ")
+        );
+    }
     if let Some(by_name) = &report.created_by_name_only {
         println!("Identified by name only: {by_name}.");
     }

@@ -113,13 +113,7 @@ fn counted_sql() -> String {
 /// The part of [`changed_sql`] naming each [`COUNTED`] catalog this
 /// transaction wrote rows of since [`record_start_sql`], with how many.
 fn counted_changes_sql() -> String {
-    let at = |i: usize| {
-        format!(
-            "((c.counts ->> {i})::int8 - coalesce((coalesce(nullif(pg_catalog.current_setting('{COUNTED_AT_START}', true), ''), \
-               '{{}}')::jsonb -> c.catalog ->> {i})::int8, 0))"
-        )
-    };
-    let (ins, upd, del) = (at(0), at(1), at(2));
+    let (ins, upd, del) = (counted_since(0), counted_since(1), counted_since(2));
     format!(
         "SELECT c.catalog, 'rows of catalog ' || c.catalog || ' (' || {ins}::text || ' inserted, ' \
                 || {upd}::text || ' updated, ' || {del}::text || ' deleted, from the transaction''s statistics)', \
@@ -127,6 +121,39 @@ fn counted_changes_sql() -> String {
          FROM me, ({}) c WHERE {ins} + {upd} + {del} > 0",
         counted_sql()
     )
+}
+
+/// Of the row `c` of [`counted_sql`], how many rows of its catalog this
+/// transaction inserted (`i` 0), updated (1) or deleted (2) since
+/// [`record_start_sql`].
+fn counted_since(i: usize) -> String {
+    format!(
+        "((c.counts ->> {i})::int8 - coalesce((coalesce(nullif(pg_catalog.current_setting('{COUNTED_AT_START}', true), ''), \
+           '{{}}')::jsonb -> c.catalog ->> {i})::int8, 0))"
+    )
+}
+
+/// How many rows of `pg_description` (comments) this transaction inserted,
+/// updated and deleted since [`record_start_sql`], from its statistics: a
+/// rollback's DROP deletes the comments on what it drops, which the
+/// [`COUNTED`] count would otherwise take for someone else's.
+pub async fn comment_writes(tx: &Transaction<'_>) -> Result<[i64; 3]> {
+    let rows = tx
+        .query_typed(
+            &format!(
+                "SELECT {}, {}, {} FROM ({}) c WHERE c.catalog = 'pg_description'",
+                counted_since(0),
+                counted_since(1),
+                counted_since(2),
+                counted_sql()
+            ),
+            &[],
+        )
+        .await
+        .context("cannot count the comments this transaction wrote")?;
+    Ok(rows
+        .first()
+        .map_or([0; 3], |r| [r.get(0), r.get(1), r.get(2)]))
 }
 
 /// The catalogs whose objects [`OBJECTS_AT_START`] records, each with the

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::catalog::TableMeta;
-use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
+use crate::db::ddl::{comment_writes, ddl_check, transaction_ddl, OwnDdl};
 use crate::db::dependents::{
     functions_using_dropped, objects_depending, rows_referencing, Cascaded, PushedRows,
 };
@@ -141,6 +141,11 @@ pub struct RollbackReport {
     /// rollback needs no consent of its own.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub needs_consent: Vec<String>,
+    /// Comments the app put on what the undo drops, after the push: they
+    /// go with it (`comment on table public.tasks, added after the push,
+    /// goes with the table`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_comments: Vec<String>,
     /// A receipt before undo format 6 records the tables the push created
     /// by name only: said, as the rollback cannot prove a table of that
     /// name is still the push's.
@@ -254,11 +259,12 @@ async fn undo_after_read_back(
     // too: the rows read after them name those columns.
     let written = r.written();
     let allowed = r.allowed();
-    let (columns, unchanged, triggers_read, effects_read) = futures_util::join!(
+    let (columns, unchanged, triggers_read, effects_read, comments) = futures_util::join!(
         r.columns_as_pushed(),
         r.unchanged_since_push_read(),
         plan_triggers(tx, &written, &undo.held_off_triggers),
         Effects::read(tx, &written, &allowed),
+        r.comments_going(),
     );
     let (columns, app_columns) = columns?;
     checks.push(columns);
@@ -350,6 +356,7 @@ async fn undo_after_read_back(
         .collect();
     report.broken_functions = broken_functions;
     report.cascaded = cascaded;
+    report.dropped_comments = comments?;
     report.foreign_tables = foreign.tables;
     report.foreign_writes_allowed = foreign.allowed;
     report.external_effects = effects.external();
@@ -495,6 +502,7 @@ impl RollbackReport {
             not_rehearsed: vec![],
             needs_consent: vec![],
             created_by_name_only: None,
+            dropped_comments: vec![],
             millis: 0,
         }
     }
@@ -664,6 +672,80 @@ impl Rollback<'_, '_> {
             format!("{}; {}", refusals.join("; "), self.nothing),
             vec![check],
         ))
+    }
+
+    /// The comments on what the undo drops — the created tables, their
+    /// columns and what Postgres drops with them (keys, indexes, owned
+    /// sequences …), the added columns and what goes with them — each as
+    /// `comment on … , added after the push, goes with the table` (or
+    /// column). The push makes no comment (its DDL check would refuse one),
+    /// so each is the app's, written since; the DROP removes it, and the
+    /// write accounting counts those deletions as the undo's own. Read
+    /// under the rollback's locks, which `COMMENT ON` waits for.
+    async fn comments_going(&self) -> Result<Vec<String>> {
+        let undo = self.undo;
+        let tables: Vec<String> = undo
+            .created_tables
+            .iter()
+            .map(|t| format!("public.{}", quote_ident(t)))
+            .collect();
+        let (column_tables, columns): (Vec<String>, Vec<String>) = undo
+            .added_columns
+            .iter()
+            .map(|a| {
+                (
+                    format!("public.{}", quote_ident(&a.table)),
+                    a.column.clone(),
+                )
+            })
+            .unzip();
+        if tables.is_empty() && columns.is_empty() {
+            return Ok(vec![]);
+        }
+        use tokio_postgres::types::Type;
+        let rows = self
+            .tx
+            .query_typed(
+                "WITH RECURSIVE going(classid, objid, objsubid, seed) AS ( \
+                   SELECT * FROM ( \
+                     SELECT 'pg_catalog.pg_class'::regclass::oid, c.oid, 0, 'table' \
+                     FROM unnest($1::text[]) t(q) JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.q) \
+                     UNION ALL \
+                     SELECT 'pg_catalog.pg_class'::regclass::oid, a.attrelid, a.attnum::int, 'column' \
+                     FROM unnest($2::text[], $3::text[]) x(q, col) \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(x.q) \
+                      AND a.attname = x.col AND NOT a.attisdropped) seeds \
+                   UNION \
+                   SELECT d.classid, d.objid, d.objsubid, g.seed FROM pg_catalog.pg_depend d \
+                   JOIN going g ON d.refclassid = g.classid AND d.refobjid = g.objid \
+                    AND (g.objsubid = 0 OR d.refobjsubid = g.objsubid) AND d.deptype IN ('a', 'i')) \
+                 SELECT 'comment on ' || o.type || ' ' || o.identity, \
+                        (SELECT g.seed FROM going g WHERE g.classid = de.classoid AND g.objid = de.objoid \
+                           AND (g.objsubid = 0 OR g.objsubid = de.objsubid) ORDER BY g.seed DESC LIMIT 1) \
+                 FROM pg_catalog.pg_description de, \
+                      pg_catalog.pg_identify_object(de.classoid, de.objoid, de.objsubid) o \
+                 WHERE EXISTS (SELECT 1 FROM going g WHERE g.classid = de.classoid AND g.objid = de.objoid \
+                                 AND (g.objsubid = 0 OR g.objsubid = de.objsubid)) \
+                 ORDER BY 1",
+                &[
+                    (&tables, Type::TEXT_ARRAY),
+                    (&column_tables, Type::TEXT_ARRAY),
+                    (&columns, Type::TEXT_ARRAY),
+                ],
+            )
+            .await
+            .context("reading the comments on what the rollback drops")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let what: String = r.get(0);
+                let seed: Option<String> = r.get(1);
+                format!(
+                    "{what}, added after the push, goes with the {}",
+                    seed.unwrap_or_else(|| "table".into())
+                )
+            })
+            .collect())
     }
 
     /// Takes, in one lock step, every table lock the undo will need: SHARE
@@ -1884,10 +1966,11 @@ impl Rollback<'_, '_> {
             .collect();
         // The storage and DDL checks ask nothing of the writes: sent with
         // them.
-        let (writes, storage, ddl) = futures_util::join!(
+        let (writes, storage, ddl, comment_writes) = futures_util::join!(
             transaction_writes(self.tx),
             storage_check(self.tx, "writes", &[], &allowed),
-            transaction_ddl(self.tx)
+            transaction_ddl(self.tx),
+            comment_writes(self.tx)
         );
         // With the rollback's own --allow-writes for every table the push
         // was allowed: what the rehearsal finds needing consent passes there.
@@ -2003,7 +2086,15 @@ impl Rollback<'_, '_> {
                 .collect(),
             ..OwnDdl::default()
         };
-        let ddl = ddl?;
+        // The comments the undo's DROPs took with what they dropped
+        // (`comments_going`) are its own deletions: exactly those, and no
+        // other comment written, is no one else's doing (W3: they were
+        // blamed on a trigger, and the rollback refused).
+        let own_comments = comment_writes? == [0, 0, report.dropped_comments.len() as i64];
+        let ddl: Vec<_> = ddl?
+            .into_iter()
+            .filter(|c| !(own_comments && c.counted && c.catalog == "pg_description"))
+            .collect();
         let mut ddl_checked =
             ddl_check("writes", &ddl, &own, &allowed, &|t: &str| effects.naming(t));
         if ask_consent && !ddl_checked.ok {
