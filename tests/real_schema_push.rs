@@ -2172,6 +2172,131 @@ BEGIN FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
   INSERT INTO public.ddl_log (tag, object) VALUES (r.command_tag, r.object_identity); END LOOP; END $$;
 CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION public.log_ddl();";
 
+/// An event trigger whose `WHEN TAG IN` names none of the push's commands
+/// (CREATE SCHEMA, CREATE TABLE, ALTER TABLE; the rehearsed rollback's
+/// DROP TABLE) does not fire. Before (W14 a), the push listed every
+/// enabled event trigger as firing "on the DDL the push runs", a
+/// `CREATE INDEX` filter included; now it says which commands one fires
+/// on, and why one does not.
+#[test]
+fn an_event_trigger_fires_only_on_the_tags_its_filter_names() {
+    let w = world(
+        "event_trigger_tags",
+        "CREATE FUNCTION public.noop_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+         CREATE EVENT TRIGGER on_create_index ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+           EXECUTE FUNCTION public.noop_ddl();
+         CREATE EVENT TRIGGER on_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+           EXECUTE FUNCTION public.noop_ddl();
+         CREATE EVENT TRIGGER on_drop ON sql_drop EXECUTE FUNCTION public.noop_ddl();",
+    );
+    let run = w.push(&["--json"]);
+    run.ok();
+    let report = common::json_of(&run);
+    let listed = |name: &str| {
+        report["triggers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not listed: {report:#}"))
+            .clone()
+    };
+    let index = listed("on_create_index");
+    assert_eq!(index["action"], "does_not_fire", "{index:#}");
+    let note = index["note"].as_str().unwrap();
+    assert!(
+        note.contains("WHEN TAG IN (CREATE INDEX) matches none of the commands run here")
+            && note.contains("ALTER TABLE, CREATE SCHEMA, CREATE TABLE"),
+        "{note}"
+    );
+    let alter = listed("on_alter_table");
+    assert_eq!(alter["action"], "fires", "{alter:#}");
+    let note = alter["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("fires on the push's ALTER TABLE")
+            && note.contains("ALTER TABLE jtbd_library ADD COLUMN strategic_priority_id"),
+        "{alter:#}"
+    );
+    // sql_drop: only the rollback drops (the push rehearses it).
+    let drop = listed("on_drop");
+    assert_eq!(drop["action"], "fires", "{drop:#}");
+    assert!(
+        drop["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("fires on a rollback's DROP TABLE"),
+        "{drop:#}"
+    );
+}
+
+/// Supabase projects often enable row-level security on every new table
+/// with an event trigger. One filtered on CREATE TABLE (as Supabase's
+/// examples are) enables it on the tables the push creates, which the push
+/// does itself: the push applies and rollback leaves the whole database as
+/// before. One that also fires on ALTER TABLE enables it on
+/// `jtbd_library`, an app table without it that the push's ADD COLUMN
+/// alters. Before (W14 b), the push's DDL check took that `pg_class` row
+/// for the ADD COLUMN's own: the push applied silently and its rollback
+/// left row-level security on (every API read of the table then returned
+/// nothing). Now the table's settings are recorded at the start and the
+/// push is refused, naming the table, what changed and the event trigger;
+/// nothing is written.
+#[test]
+fn an_event_trigger_enabling_row_level_security_on_an_altered_table_refuses_the_push() {
+    let ensure_rls = |tags: &str| {
+        format!(
+            "CREATE EVENT TRIGGER ensure_rls ON ddl_command_end WHEN TAG IN ({tags})
+               EXECUTE FUNCTION public.rls_auto_enable();"
+        )
+    };
+    let w = world(
+        "rls_event_trigger",
+        &format!(
+            "ALTER TABLE public.jtbd_library DISABLE ROW LEVEL SECURITY;
+             CREATE FUNCTION public.rls_auto_enable() RETURNS event_trigger LANGUAGE plpgsql
+               SET search_path = pg_catalog AS $$
+             DECLARE cmd record;
+             BEGIN
+               FOR cmd IN SELECT * FROM pg_event_trigger_ddl_commands()
+                 WHERE object_type IN ('table', 'partitioned table') AND schema_name = 'public'
+               LOOP
+                 IF NOT (SELECT relrowsecurity FROM pg_class WHERE oid = cmd.objid) THEN
+                   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', cmd.object_identity);
+                 END IF;
+               END LOOP;
+             END $$;
+             {}",
+            ensure_rls("'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'")
+        ),
+    );
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok().stdout_has("ensure_rls");
+    assert_eq!(
+        w.scalar("SELECT relrowsecurity::text FROM pg_class WHERE oid = 'public.tasks'::regclass"),
+        "true"
+    );
+    w.rollback_restores(
+        &run.receipt(),
+        &before,
+        "push then rollback, RLS on new tables",
+    );
+
+    w.exec(&format!(
+        "DROP EVENT TRIGGER ensure_rls; {}",
+        ensure_rls("'CREATE TABLE', 'ALTER TABLE'")
+    ));
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "table public.jtbd_library (row-level security enabled)",
+            "event trigger ensure_rls, which fires on the push's",
+            "ALTER TABLE jtbd_library ADD COLUMN strategic_priority_id",
+        ]);
+        before.assert_same(&w.state(), "a push refused for an event trigger's DDL");
+    }
+}
+
 fn ddl_logged(w: &World) -> Vec<String> {
     let mut c = w.db.client();
     common::text_rows(

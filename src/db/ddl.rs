@@ -41,6 +41,53 @@ const DDL_SINCE: &str = "sandbox.ddl_since";
 /// names it: a dropped object cannot be named after the DROP.
 const OBJECTS_AT_START: &str = "sandbox.objects_at_start";
 
+/// Transaction-local setting holding, for each table of every schema at
+/// [`record_start_sql`], by oid, the settings of its `pg_class` row that
+/// neither push nor rollback changes (see [`TABLE_SETTINGS`]). The push's
+/// own ADD COLUMN (or a new foreign key to the table) rewrites that row
+/// too, so the row alone cannot tell an event trigger's `ALTER TABLE …
+/// ENABLE ROW LEVEL SECURITY` on the same table from the push's DDL.
+const TABLES_AT_START: &str = "sandbox.tables_at_start";
+
+/// The `pg_class` settings recorded in [`TABLES_AT_START`], each with what
+/// a change of it is called (SQL, `c` is the row).
+const TABLE_SETTINGS: &[(&str, &str)] = &[
+    (
+        "c.relrowsecurity::text",
+        "CASE WHEN c.relrowsecurity THEN 'row-level security enabled' \
+         ELSE 'row-level security disabled' END",
+    ),
+    (
+        "c.relforcerowsecurity::text",
+        "CASE WHEN c.relforcerowsecurity THEN 'row-level security forced' \
+         ELSE 'row-level security no longer forced' END",
+    ),
+    ("c.relacl::text", "'privileges granted or revoked'"),
+    ("c.relowner::text", "'owner changed'"),
+    ("c.relreplident::text", "'replica identity changed'"),
+    ("c.reloptions::text", "'storage parameters changed'"),
+    ("c.relpersistence::text", "'made logged or unlogged'"),
+];
+
+/// The changes of [`TABLE_SETTINGS`] in table row `c` since
+/// [`TABLES_AT_START`], joined by `, `, or NULL (none, or a table made
+/// since).
+fn table_settings_changed() -> String {
+    let at = format!(
+        "(coalesce(nullif(pg_catalog.current_setting('{TABLES_AT_START}', true), ''), '{{}}')::jsonb \
+          -> c.oid::text)"
+    );
+    let each = TABLE_SETTINGS
+        .iter()
+        .enumerate()
+        .map(|(i, (expr, what))| {
+            format!("CASE WHEN ({at} ->> {i}) IS DISTINCT FROM {expr} THEN {what} END")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') END)")
+}
+
 /// Transaction-local setting holding how many rows of each catalog this
 /// transaction had deleted at [`record_start_sql`] (from its statistics):
 /// an object gone since counts as this transaction's only if it deleted
@@ -559,10 +606,18 @@ fn changed_sql() -> String {
     let class_owner = owner("c");
     let parts = [
         // Relations: tables, indexes, sequences, views, TOAST tables.
+        // A table's settings the push never changes, changed all the same,
+        // are its detail and named.
         Part {
             namespace: Some("c.relnamespace"),
             relkind: "c.relkind::text".into(),
             name: rel_name("c.oid"),
+            object: format!(
+                "{} || coalesce(' (' || {} || ')', '')",
+                identify("pg_class", "c.oid", "0"),
+                table_settings_changed()
+            ),
+            detail: table_settings_changed(),
             ..Part::new("pg_class", "c").of(&class_owner)
         },
         // Sequences' parameters (ALTER SEQUENCE … INCREMENT BY).
@@ -792,13 +847,24 @@ pub fn record_start_sql() -> String {
            SELECT pg_catalog.jsonb_object_agg(o.key, pg_catalog.jsonb_build_array( \
                     o.catalog, o.object, o.tab, o.relkind, o.name, o.detail, o.ctable, pg_catalog.to_jsonb(o.ccols))) \
            FROM ({objects}) o), '{{}}')::text, true), \
+         pg_catalog.set_config('{TABLES_AT_START}', coalesce(( \
+           SELECT pg_catalog.jsonb_object_agg(c.oid::text, pg_catalog.jsonb_build_array({settings})) \
+           FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'f', 'm') \
+             AND c.relnamespace IN (SELECT un.oid FROM pg_catalog.pg_namespace un \
+                                    WHERE un.nspname::text NOT IN ('pg_catalog', 'information_schema') \
+                                      AND un.nspname::text NOT LIKE 'pg\\_t%')), '{{}}')::text, true), \
          pg_catalog.set_config('{COUNTED_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(c.catalog, c.counts) FROM ({counted}) c), '{{}}')::text, true), \
          pg_catalog.set_config('{DELETES_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(s.relname::text, s.n_tup_del) \
            FROM pg_catalog.pg_stat_xact_sys_tables s \
            WHERE s.schemaname = 'pg_catalog' AND s.n_tup_del > 0), '{{}}')::text, true)",
-        counted = counted_sql()
+        counted = counted_sql(),
+        settings = TABLE_SETTINGS
+            .iter()
+            .map(|(expr, _)| *expr)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -936,7 +1002,13 @@ impl OwnDdl {
         match c.catalog.as_str() {
             "pg_class" | "pg_sequence" => {
                 created
-                    || (own_row && (self.altered(table) || self.referenced.iter().any(|r| r == table)))
+                    // An existing table's row, rewritten by the own ADD
+                    // COLUMN or foreign key, with its other settings as
+                    // they were (an event trigger enabling row-level
+                    // security there is not the push's).
+                    || (own_row
+                        && c.detail.is_none()
+                        && (self.altered(table) || self.referenced.iter().any(|r| r == table)))
                     // ADD COLUMN of a wide type may give the table TOAST.
                     || (c.name.as_deref().is_some_and(|n| n.starts_with("pg_toast."))
                         && self.altered(table))

@@ -235,29 +235,83 @@ fn fires_on(t: &EventTrigger, c: &Command) -> bool {
     event && (t.tags.is_empty() || t.tags.iter().any(|g| g.eq_ignore_ascii_case(c.tag)))
 }
 
+/// The commands among `commands` that `t` fires on, as `on the push's
+/// CREATE TABLE tasks, …; on a rollback's DROP TABLE tasks`, or None.
+pub fn fires_on_commands(t: &EventTrigger, commands: &[Command]) -> Option<String> {
+    let on = |rollback: bool| {
+        commands
+            .iter()
+            .filter(|c| c.rollback == rollback && fires_on(t, c))
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+    };
+    let (push, rollback) = (on(false), on(true));
+    let mut fires = Vec::new();
+    if !push.is_empty() {
+        fires.push(format!("on the push's {}", push.join(", ")));
+    }
+    if !rollback.is_empty() {
+        fires.push(format!("on a rollback's {}", rollback.join(", ")));
+    }
+    (!fires.is_empty()).then(|| fires.join("; "))
+}
+
+/// The command tags among `commands` (for saying which a tag filter missed).
+pub fn tags_of(commands: &[Command]) -> Vec<&'static str> {
+    let mut tags: Vec<&'static str> = commands.iter().map(|c| c.tag).collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+/// The commands a rollback of `undo` runs, marked as the rollback's: the
+/// created tables dropped, the added columns dropped, the held-off
+/// triggers disabled and enabled again, sequences restarted.
+pub fn undo_commands(undo: &crate::receipt::Undo) -> Vec<Command> {
+    let cmd = |tag, text: String, drops| Command {
+        tag,
+        text,
+        rollback: true,
+        drops,
+        rewrites: false,
+    };
+    let mut out: Vec<Command> = undo
+        .created_tables
+        .iter()
+        .map(|t| cmd("DROP TABLE", format!("DROP TABLE {t}"), true))
+        .collect();
+    for a in &undo.added_columns {
+        out.push(cmd(
+            "ALTER TABLE",
+            format!("ALTER TABLE {} DROP COLUMN {}", a.table, a.column),
+            true,
+        ));
+    }
+    for (table, trigger) in crate::plan::held_off_triggers(&undo.held_off_triggers) {
+        out.push(cmd(
+            "ALTER TABLE",
+            format!("ALTER TABLE {table} DISABLE/ENABLE TRIGGER {trigger}"),
+            false,
+        ));
+    }
+    if !undo.sequences.is_empty() {
+        out.push(cmd(
+            "ALTER SEQUENCE",
+            "ALTER SEQUENCE … RESTART".into(),
+            false,
+        ));
+    }
+    out
+}
+
 /// The event triggers among `triggers` that `commands` fire, one item each
 /// with its event, function and the commands it fires on.
 pub fn preflight_items(triggers: &[EventTrigger], commands: &[Command]) -> Vec<PreflightItem> {
     let mut out = Vec::new();
     for t in triggers {
-        let on = |rollback: bool| {
-            commands
-                .iter()
-                .filter(|c| c.rollback == rollback && fires_on(t, c))
-                .map(|c| c.text.as_str())
-                .collect::<Vec<_>>()
-        };
-        let (push, rollback) = (on(false), on(true));
-        if push.is_empty() && rollback.is_empty() {
+        let Some(fires) = fires_on_commands(t, commands) else {
             continue;
-        }
-        let mut fires = Vec::new();
-        if !push.is_empty() {
-            fires.push(format!("on the push's {}", push.join(", ")));
-        }
-        if !rollback.is_empty() {
-            fires.push(format!("on a rollback's {}", rollback.join(", ")));
-        }
+        };
         out.push(PreflightItem {
             table: "(database)".into(),
             kind: "event_trigger".into(),
@@ -273,7 +327,7 @@ pub fn preflight_items(triggers: &[EventTrigger], commands: &[Command]) -> Vec<P
                 } else {
                     format!(" (WHEN TAG IN {})", t.tags.join(", "))
                 },
-                fires.join("; ")
+                fires
             ),
         });
     }

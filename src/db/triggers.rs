@@ -50,7 +50,9 @@ pub enum TriggerAction {
     /// Disabled for the push's UPDATE of this table and re-enabled, in its
     /// original mode, before COMMIT.
     HeldOff,
-    /// Already disabled, or replica-only: it does not fire for anyone.
+    /// Already disabled, or replica-only: it does not fire for anyone; an
+    /// event trigger whose event or `WHEN TAG IN` none of the commands run
+    /// matches.
     DoesNotFire,
 }
 
@@ -263,11 +265,13 @@ pub struct WrittenTable {
 /// Every user trigger on the written tables (schema public), with the
 /// action the push takes, plus one check: every trigger the plan asks to
 /// hold off exists and is a proven `updated_at` stamp. `named` holds
-/// `table.trigger` entries from the plan.
+/// `table.trigger` entries from the plan; `commands` is the DDL the
+/// transaction runs, which decides the event triggers that fire.
 pub async fn plan_triggers(
     tx: &Transaction<'_>,
     written: &[WrittenTable],
     named: &[String],
+    commands: &[crate::db::event_triggers::Command],
 ) -> Result<(Vec<TriggerReport>, Check)> {
     let tables: Vec<String> = written.iter().map(|w| w.name.clone()).collect();
     let rows = tx
@@ -452,43 +456,47 @@ pub async fn plan_triggers(
         }
         reports.push(report);
     }
-    // Event triggers fire on the push's DDL (and the rollback's DROPs);
+    // Event triggers fire on the DDL this transaction runs (`commands`:
+    // the push's, and the rollback's it rehearses; the rollback's DROPs);
     // what they write is caught by the write accounting, and they are
-    // listed so the user sees them coming.
-    for r in tx
-        .query_typed(
-            "SELECT evtname::text, evtevent::text, evtenabled::text, evtfoid::regprocedure::text, \
-                    coalesce(pg_catalog.array_to_string(evttags, ' OR '), '') \
-             FROM pg_catalog.pg_event_trigger ORDER BY 1",
-            &[],
-        )
-        .await?
-    {
-        let enabled: String = r.get(2);
-        let tags: String = r.get(4);
+    // listed so the user sees them coming. One with a `WHEN TAG IN (…)`
+    // fires only on a command of those tags.
+    let tags = crate::db::event_triggers::tags_of(commands);
+    for t in crate::db::event_triggers::read_event_triggers(tx).await? {
+        let fires = crate::db::event_triggers::fires_on_commands(&t, commands);
+        let enabled = t.enabled.clone();
         reports.push(TriggerReport {
             table: "(event trigger)".into(),
-            name: r.get(0),
-            timing: r.get(1),
+            name: t.name.clone(),
+            timing: t.event.clone(),
             level: "DDL".into(),
-            events: vec![if tags.is_empty() {
+            events: vec![if t.tags.is_empty() {
                 "any DDL".to_string()
             } else {
-                tags
+                t.tags.join(" OR ")
             }],
-            function: r.get(3),
+            function: t.function.clone(),
             // Event triggers follow session_replication_role too.
-            action: if enabled == "D" || enabled == "R" {
-                TriggerAction::DoesNotFire
-            } else {
+            action: if fires.is_some() {
                 TriggerAction::Fires
+            } else {
+                TriggerAction::DoesNotFire
             },
-            note: match enabled.as_str() {
-                "D" => "disabled by the app: does not fire".into(),
-                "R" => "enabled by the app for replication only: does not fire under \
-                        session_replication_role = origin, which the tool runs as"
+            note: match (enabled.as_str(), fires) {
+                ("D", _) => "disabled by the app: does not fire".into(),
+                ("R", _) => "enabled by the app for replication only: does not fire under \
+                             session_replication_role = origin, which the tool runs as"
                     .into(),
-                _ => "fires on the DDL the push runs".into(),
+                (_, Some(on)) => format!("fires {on}"),
+                (_, None) if !t.tags.is_empty() => format!(
+                    "its WHEN TAG IN ({}) matches none of the commands run here ({}): does not fire",
+                    t.tags.join(", "),
+                    tags.join(", ")
+                ),
+                (_, None) => format!(
+                    "its event {} comes with none of the commands run here: does not fire",
+                    t.event
+                ),
             },
             enabled,
             stamps_updated_at: false,

@@ -1048,8 +1048,17 @@ impl Push<'_, '_> {
         let PushJob { plan, diff, .. } = self.job;
         let written = written_tables(diff);
         self.step("reading the triggers of the tables the push writes");
+        // The DDL of the push and of the rollback it rehearses, which
+        // decides the event triggers that fire.
+        let moves_sequences = diff.tables.iter().any(|t| {
+            diff.phases
+                .iter()
+                .any(|p| !t.sequence_columns_written(p).is_empty())
+        });
+        let commands =
+            crate::db::event_triggers::plan_commands(plan, self.job.snapshot, moves_sequences);
         let (triggers, trigger_check) =
-            plan_triggers(&self.tx, &written, &plan.file.hold_off_triggers).await?;
+            plan_triggers(&self.tx, &written, &plan.file.hold_off_triggers, &commands).await?;
         let trigger_check = self.refuse_unless_ok(
             trigger_check,
             "the plan holds off triggers the tool cannot prove harmless",
@@ -1966,12 +1975,23 @@ impl Push<'_, '_> {
         );
         checks.extend(accounting.checks);
         checks.push(storage?);
+        // DDL through EXECUTE names no table: what runs it is likely one of
+        // the event triggers that fire on the push's DDL.
+        let event_triggers: Vec<String> = triggers
+            .iter()
+            .filter(|t| t.table == "(event trigger)" && t.action == TriggerAction::Fires)
+            .map(|t| format!("event trigger {}, which {}", t.name, t.note))
+            .collect();
+        let ddl_writers = |table: &str| match writers(table) {
+            by if by.is_empty() => event_triggers.clone(),
+            by => by,
+        };
         checks.push(ddl_check(
             "writes",
             &ddl?,
             &self.own_ddl(receipt, triggers),
             &allowed_here,
-            &writers,
+            &ddl_writers,
         ));
         receipt.undo.side_effects = accounting.allowed.clone();
         // The rows those side effects inserted that reference the push's

@@ -259,10 +259,12 @@ async fn undo_after_read_back(
     // too: the rows read after them name those columns.
     let written = r.written();
     let allowed = r.allowed();
+    // The undo's DDL decides the event triggers that fire for it.
+    let commands = crate::db::event_triggers::undo_commands(undo);
     let (columns, unchanged, triggers_read, effects_read, comments) = futures_util::join!(
         r.columns_as_pushed(),
         r.unchanged_since_push_read(),
-        plan_triggers(tx, &written, &undo.held_off_triggers),
+        plan_triggers(tx, &written, &undo.held_off_triggers, &commands),
         Effects::read(tx, &written, &allowed),
         r.comments_going(),
     );
@@ -286,7 +288,7 @@ async fn undo_after_read_back(
         (triggers_read, effects_read)
     } else {
         futures_util::join!(
-            plan_triggers(tx, &remaining, &undo.held_off_triggers),
+            plan_triggers(tx, &remaining, &undo.held_off_triggers, &commands),
             Effects::read(tx, &remaining, &allowed),
         )
     };
