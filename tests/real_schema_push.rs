@@ -2501,6 +2501,89 @@ fn a_trigger_reaching_dblink_refuses_the_preflight_before_it_runs() {
     expected.assert_same(&after, "an allowed preflight, the dblink table aside");
 }
 
+/// A row-level security policy is evaluated for every row a role it
+/// applies to writes: one on `workflows` whose WITH CHECK calls a function
+/// reaching dblink_exec would run it for each pushed row, in the
+/// preflight too, committed on its own. The effects search covers the
+/// policies that apply to the pushing role (V25), but the tests' role was
+/// a superuser, to which none applies. Here Supabase's owner role
+/// (NOSUPERUSER CREATEDB CREATEROLE) owns the tables, `workflows` forces
+/// row-level security on its owner, and the policy's function is the
+/// admin's (SECURITY DEFINER, as dblink needs a password from anyone
+/// else). Without BYPASSRLS the push and its preflight are refused naming
+/// the policy and the call chain, and the other connection's table gets
+/// no row; with BYPASSRLS (Supabase's own `postgres`) the policy does not
+/// apply, is not named, and the preflight passes without calling it.
+#[test]
+fn a_policy_reaching_dblink_refuses_the_push_of_a_role_it_applies_to() {
+    for (tag, attributes, applies) in [
+        ("rls_dblink", "LOGIN NOSUPERUSER CREATEDB CREATEROLE", true),
+        (
+            "rls_dblink_bypass",
+            "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS",
+            false,
+        ),
+    ] {
+        // Declared first, so it is dropped after the database it owns.
+        let owner = TestRole::create(tag, attributes);
+        let role = owner.name.clone();
+        let db = TestDb::create(tag);
+        db.client()
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+                db.name
+            ))
+            .unwrap();
+        let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+        common::load_fixtures(&url, "plan");
+        let w = World::in_db(db).with_shared_snapshot();
+        let conninfo = w.with_dblink();
+        w.exec(&format!(
+            "CREATE SCHEMA remote_store;
+             CREATE TABLE remote_store.names (n text);
+             CREATE FUNCTION public.tell_remote(n text) RETURNS boolean LANGUAGE plpgsql
+               SECURITY DEFINER AS $f$
+             BEGIN
+               PERFORM dblink_exec('{conninfo}',
+                 'INSERT INTO remote_store.names VALUES (' || quote_literal(n) || ')');
+               RETURN true;
+             END $f$;
+             ALTER TABLE public.workflows ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.workflows FORCE ROW LEVEL SECURITY;
+             CREATE POLICY workflows_told ON public.workflows FOR ALL
+               USING (true) WITH CHECK (public.tell_remote(name));",
+        ));
+        let before = w.state();
+        if applies {
+            // The tool runs with row_security off: Postgres refuses its
+            // first statement on the table instead of evaluating a policy,
+            // so the policy's function never runs.
+            for confirm in [&[][..], &["--confirm"][..]] {
+                w.push_as(&url, confirm).code(2).error_has(&[
+                    "row-level security policy for table \"workflows\"",
+                    "BYPASSRLS",
+                    "FORCE ROW LEVEL SECURITY",
+                ]);
+                before.assert_same(&w.state(), "a push refused for row-level security");
+            }
+        } else {
+            let run = w.push_as(&url, &[]);
+            run.ok().stdout_has("Nothing was written");
+            assert!(
+                !run.all().contains("workflows_told"),
+                "a policy that does not apply to a BYPASSRLS role is named: {}",
+                run.show()
+            );
+            before.assert_same(&w.state(), "a preflight");
+        }
+        assert_eq!(
+            w.count("SELECT count(*) FROM remote_store.names"),
+            0,
+            "{tag}: the other connection received rows"
+        );
+    }
+}
+
 /// A write to a foreign table made by a function the trigger calls (not by
 /// the trigger's own function) is found through the call and refused by
 /// name, with the chain of calls.

@@ -790,7 +790,7 @@ pub fn explain_query_error(e: &tokio_postgres::Error, what: &str) -> anyhow::Err
     if let Some(db) = e.as_db_error() {
         if db.code().code() == "42501" && db.message().contains("row-level security") {
             return environment(format!(
-                "{what}: {} — this role cannot read every row past row-level security. Use a role with BYPASSRLS or the tables' owner (Supabase's `postgres` role has both)",
+                "{what}: {} — this role cannot read every row past row-level security, and the tool evaluates no policy (it runs with row_security off). Use a role with BYPASSRLS, or the tables' owner where a table does not FORCE ROW LEVEL SECURITY (Supabase's `postgres` role has both)",
                 db.message()
             ));
         }

@@ -258,7 +258,14 @@ pub async fn probe_in_attempts(
                 tokio::time::sleep(pause()).await;
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e).context("cannot lock the tables"));
+                // Row-level security that applies to the role stops the
+                // lock step first (the tool runs with row_security = off,
+                // so no policy is ever evaluated for its statements): say
+                // so and what role to use, not a raw database error.
+                return Err(crate::db::postgres::explain_query_error(
+                    &e,
+                    "cannot lock the tables",
+                ));
             }
         }
     }
