@@ -152,6 +152,67 @@ fn a_stamp_whose_now_resolves_to_an_app_function_is_not_held_off() {
     assert!(w.count("SELECT count(*) FROM app.now_calls") > 0);
 }
 
+/// The fixture's stamp with no search_path of its own, on a database
+/// whose default path searches `app` (which has a `now()` writing a row)
+/// before pg_catalog (W15). Before, the trigger note did not say the
+/// function has no path of its own ("the app's default search_path …"),
+/// and the rehearsed undo's refusal read "row jtbd00001 of jtbd_library is
+/// missing after the undo" for each of the 105 rows, blaming the trigger
+/// for firing "for the undo": the rows the push updated only in a column it
+/// added were never read back, though only their updated_at differed. Now
+/// the note says the function sets no search_path, the session's is the
+/// app's, which path and where it is set; the refusal names the columns
+/// that differ and says the column is the stamp's, with the same why.
+#[test]
+fn a_stamp_without_a_path_of_its_own_is_named_with_the_app_s_path() {
+    let w = world(
+        "shadowed_now_app_path",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.now_calls (id serial PRIMARY KEY, at timestamptz);
+         CREATE FUNCTION app.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO app.now_calls (at) VALUES (pg_catalog.now()); RETURN pg_catalog.now(); END $$;",
+    );
+    w.exec(&format!(
+        "ALTER DATABASE {} SET search_path = app, pg_catalog, public",
+        w.db.name
+    ));
+    let before = w.state();
+    let why = "its now() could call app.now() instead of pg_catalog.now(): the function sets no \
+               search_path of its own, so it runs under the session's, and the push's and the \
+               undo's row writes run under the app's: the app's default search_path `app, \
+               pg_catalog, public` searches app before pg_catalog (set by ALTER DATABASE ";
+    let refused = w.push(&["--allow-writes", "app.now_calls"]);
+    refused.refused(&[
+        "columns that differ from the receipt: jtbd_library.updated_at in 105 rows",
+        "jtbd_library.updated_at is the updated_at stamp: trigger jtbd_library_set_updated_at \
+         fires for the push and the undo, not held off: its now() could call app.now()",
+        "the function sets no search_path of its own",
+        "--allow-irreversible",
+    ]);
+    assert!(
+        !refused.all().contains("missing after the undo"),
+        "{}",
+        refused.show()
+    );
+    before.assert_same(&w.state(), "a refused preflight");
+    let run = w.push(&[
+        "--json",
+        "--allow-writes",
+        "app.now_calls",
+        "--allow-irreversible",
+    ]);
+    run.ok();
+    let report = common::json_of(&run);
+    let trigger = stamp_trigger(&report);
+    assert_eq!(trigger["action"], "fires", "{trigger}");
+    let note = trigger["note"].as_str().unwrap();
+    assert!(
+        note.contains(why) && note.contains(&format!("{}\" SET search_path)", w.db.name)),
+        "{trigger}"
+    );
+    before.assert_same(&w.state(), "a dry run");
+}
+
 /// The app switched the updated_at stamp of jtbd_library off (DISABLE
 /// TRIGGER), or to replica only, and the plan names it in
 /// hold_off_triggers. Before, the rehearsal failed with "no enabled trigger

@@ -40,6 +40,11 @@ pub struct TriggerReport {
     /// what a rollback names when the app's save of a pushed row moved it.
     #[serde(skip)]
     pub stamps_updated_at: bool,
+    /// A BEFORE UPDATE row trigger shaped like an updated_at stamp that is
+    /// not proven one, because a call in it may resolve to an app
+    /// function: which call, to which function, under which path.
+    #[serde(skip)]
+    pub unproven_stamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -317,6 +322,7 @@ pub async fn plan_triggers(
         .await?;
     let mut reports = Vec::new();
     let mut problems = Vec::new();
+    let mut app_path_source: Option<String> = None;
     for r in &rows {
         let table: String = r.get(0);
         let name: String = r.get(1);
@@ -382,6 +388,7 @@ pub async fn plan_triggers(
             note: String::new(),
             enabled: enabled.clone(),
             stamps_updated_at: false,
+            unproven_stamp: None,
         };
         let stamp = if !has_updated_at {
             Err(format!("{table} has no updated_at column"))
@@ -397,7 +404,23 @@ pub async fn plan_triggers(
             (Ok(()), "plpgsql") => lookup.shadowed(&source, own_path.as_deref()),
             _ => None,
         };
+        // Where the app's default path comes from, when it is the one
+        // that finds the app's function: read once, only then.
+        let shadowed = match shadowed {
+            Some(why) if own_path.is_none() => {
+                if app_path_source.is_none() {
+                    app_path_source =
+                        Some(crate::db::postgres::search_path::app_path(tx).await?.source);
+                }
+                Some(format!(
+                    "{why} ({})",
+                    app_path_source.as_deref().unwrap_or_default()
+                ))
+            }
+            other => other,
+        };
         report.stamps_updated_at = stamp.is_ok() && shadowed.is_none();
+        report.unproven_stamp = shadowed.clone();
         // The tool's sessions run as session_replication_role = origin
         // (pinned, see `tx`): a disabled trigger and a replica-only one
         // fire for none of its writes, so neither is held off nor enabled
@@ -500,6 +523,7 @@ pub async fn plan_triggers(
             },
             enabled,
             stamps_updated_at: false,
+            unproven_stamp: None,
         });
     }
     for n in named {
@@ -553,14 +577,23 @@ impl NameLookup {
     /// under the app's), so both are read.
     fn shadowed(&self, source: &str, own_path: Option<&str>) -> Option<String> {
         let body = normalise_plpgsql(source);
+        // Said as what it is: a path SET on the function, or, with none,
+        // the session's — the tool's own or the app's default, which the
+        // push's and the undo's writes run under.
         let paths: Vec<(String, &str)> = match own_path {
             Some(p) => vec![(p.to_string(), "the search_path SET on the function")],
             None => vec![
                 (
                     crate::db::postgres::search_path::PINNED.to_string(),
-                    "the tool's pinned search_path",
+                    "the function sets no search_path of its own, so it runs under the \
+                     session's: the tool's pinned search_path",
                 ),
-                (self.app_path.clone(), "the app's default search_path"),
+                (
+                    self.app_path.clone(),
+                    "the function sets no search_path of its own, so it runs under the \
+                     session's, and the push's and the undo's row writes run under the app's: \
+                     the app's default search_path",
+                ),
             ],
         };
         for (path, whose) in &paths {
@@ -864,6 +897,12 @@ mod tests {
         };
         let why = app_default.shadowed(stamp, None).unwrap();
         assert!(why.contains("the app's default search_path"), "{why}");
+        // W15: a function without a path is not said to have one.
+        assert!(
+            why.contains("the function sets no search_path of its own")
+                && !why.contains("SET on the function"),
+            "{why}"
+        );
     }
 
     #[test]

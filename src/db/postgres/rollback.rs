@@ -1824,6 +1824,7 @@ impl Rollback<'_, '_> {
             let meta = meta_of(&t.table, restored.columns.clone(), &t.key);
             let key_positions = receipt_key_positions(t, &meta)?;
             let mut differing = Vec::new();
+            let mut columns_differing: BTreeMap<String, usize> = BTreeMap::new();
             let mut seen = std::collections::BTreeSet::new();
             // Only the rows written back cross the network, not the table.
             for_each_remote_line_keyed(
@@ -1843,6 +1844,9 @@ impl Rollback<'_, '_> {
                     seen.insert(key.clone());
                     for (i, value) in wanted {
                         if values[*i] != *value {
+                            *columns_differing
+                                .entry(restored.columns[*i].name.clone())
+                                .or_insert(0) += 1;
                             differing.push(format!(
                                 "row {key}: {}.{} is {}, the receipt recorded {}",
                                 t.table,
@@ -1882,27 +1886,73 @@ impl Rollback<'_, '_> {
                 if c.row_count > 10 {
                     differing.push(format!("… and {} more", c.row_count - 10));
                 }
+                // Which columns differ, first: "rows missing" would hide
+                // that only a stamp moved (W15).
+                let mut said: Vec<String> = Vec::new();
+                if !columns_differing.is_empty() {
+                    said.push(format!(
+                        "columns that differ from the receipt: {}",
+                        columns_differing
+                            .iter()
+                            .map(|(c, n)| format!("{}.{c} in {n} rows", t.table))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                let stamps: Vec<&TriggerReport> = triggers
+                    .iter()
+                    .filter(|tr| {
+                        tr.table == t.table && (tr.stamps_updated_at || tr.unproven_stamp.is_some())
+                    })
+                    .collect();
+                let stamped = columns_differing.contains_key("updated_at") && !stamps.is_empty();
+                if stamped {
+                    said.push(format!(
+                        "{}.updated_at is the updated_at stamp: {} — set to now() on every UPDATE \
+                         of the row; the push's update of these rows fired it, and no undo can \
+                         write the recorded value back past it (an UPDATE fires it again)",
+                        t.table,
+                        stamps
+                            .iter()
+                            .map(|tr| match &tr.unproven_stamp {
+                                Some(why) => format!(
+                                    "trigger {} fires for the push and the undo, not held off: {why}",
+                                    tr.name
+                                ),
+                                None => format!(
+                                    "trigger {} (a proven stamp, held off only when the plan \
+                                     names it in hold_off_triggers)",
+                                    tr.name
+                                ),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ));
+                }
+                differing.splice(0..0, said);
                 let firing: Vec<String> = triggers
                     .iter()
                     .filter(|tr| tr.rewrites_rows_of(&t.table))
                     .map(|tr| format!("{} ({})", tr.name, tr.events.join("/")))
                     .collect();
-                differing.push(if firing.is_empty() {
-                    format!(
+                // Only the stamp's column differs: said above, as what it is.
+                let only_stamped = stamped && columns_differing.len() == 1;
+                if !only_stamped && firing.is_empty() {
+                    differing.push(format!(
                         "no BEFORE row trigger on {} fires for the undo: a rule or the column's \
                          type changed the values",
                         t.table
-                    )
-                } else {
-                    format!(
+                    ));
+                } else if !only_stamped {
+                    differing.push(format!(
                         "likely cause: BEFORE row trigger {} on {} fired for the undo and changed \
                          the rows it wrote back; no trigger is disabled to undo a push, so restore \
                          these rows by hand (the receipt's before-images are in sandbox.receipts) \
                          or adjust the trigger",
                         firing.join(", "),
                         t.table
-                    )
-                });
+                    ));
+                }
                 c.rows = differing;
             }
             checks.push(c);

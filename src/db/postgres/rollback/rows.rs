@@ -110,6 +110,14 @@ pub(super) fn restored_values(undo: &Undo, t: &UndoTable) -> Result<RestoredValu
                 let Ok(at) = restored.position(column, &t.table) else {
                     continue;
                 };
+                // A row whose only recorded change is there (the push
+                // updated only a column it added, which the undo drops) is
+                // read back too: unread, it was reported "missing".
+                if !restored.expected.contains_key(&key) {
+                    restored
+                        .key_values
+                        .push(u.key.iter().cloned().map(Some).collect());
+                }
                 let values = restored.expected.entry(key.clone()).or_default();
                 if !values.iter().any(|(i, _)| *i == at) {
                     values.push((at, old.clone()));
