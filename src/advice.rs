@@ -104,9 +104,25 @@ pub fn push_confirm(snapshot: &Path, plan: &Plan, flags: &RunFlags) -> String {
 /// undo, which inherits the push's allowance for inserts alone and must be
 /// given its own, seeing what it would delete (its refusal says how); a
 /// copied command must not give it unasked.
-pub fn rollback_confirm(receipt: &str, snapshot: &Path, flags: &RunFlags) -> String {
+/// `consent` are the tables the push's rehearsal of its undo found the
+/// rollback needs its own `--allow-writes` for (listed just before, with
+/// what the undo writes there): the advice carries them, so that the
+/// command given is one the rollback does not refuse.
+pub fn rollback_confirm(
+    receipt: &str,
+    snapshot: &Path,
+    flags: &RunFlags,
+    consent: &[String],
+) -> String {
+    let mut allow_writes: Vec<String> = Vec::new();
+    for t in consent {
+        if !allow_writes.contains(t) {
+            allow_writes.push(t.clone());
+        }
+    }
     let flags = RunFlags {
         strict: flags.strict,
+        allow_writes,
         ..RunFlags::default()
     };
     format!(
@@ -149,8 +165,19 @@ mod tests {
         );
         // The undo gets no consent the push was given (V1).
         assert_eq!(
-            rollback_confirm("r1", Path::new("b.sqlite"), &flags),
+            rollback_confirm("r1", Path::new("b.sqlite"), &flags, &[]),
             "sandbox rollback --receipt r1 --snapshot b.sqlite --strict --confirm"
+        );
+        // Only the consent the rehearsed undo found it needs, once each.
+        assert_eq!(
+            rollback_confirm(
+                "r1",
+                Path::new("b.sqlite"),
+                &flags,
+                &["public.audit_log".into(), "public.audit_log".into()]
+            ),
+            "sandbox rollback --receipt r1 --snapshot b.sqlite --allow-writes public.audit_log \
+             --strict --confirm"
         );
         assert_eq!(RunFlags::default().args(), "");
     }

@@ -676,6 +676,18 @@ fn a_rollback_does_not_inherit_the_push_s_allowance_to_delete() {
     before_push.assert_same(&w.state(), "a preflight");
     let run = w.push(&["--confirm", "--allow-writes", "audit_log"]);
     run.ok().stdout_has("public.audit_log: 227 rows");
+    // The rollback it advises carries the consent listed above (before:
+    // `sandbox rollback --receipt … --confirm`, which refuses).
+    let undo_with = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("undo with: sandbox rollback"))
+        .unwrap_or_default();
+    assert!(
+        undo_with.ends_with("--allow-writes public.audit_log --confirm"),
+        "{}",
+        run.show()
+    );
     let receipt = run.receipt();
     // The app adds its own audit rows about the pushed workflows.
     w.exec(

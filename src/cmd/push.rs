@@ -115,7 +115,16 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
             let receipt = report.receipt_id.as_deref().unwrap_or("?");
             println!(
                 "Receipt {receipt}  — undo with: {}",
-                sandbox::advice::rollback_confirm(receipt, &opts.snapshot, &flags)
+                sandbox::advice::rollback_confirm(
+                    receipt,
+                    &opts.snapshot,
+                    &flags,
+                    report
+                        .undo_rehearsal
+                        .as_ref()
+                        .map(|u| u.consent_tables.as_slice())
+                        .unwrap_or_default()
+                )
             );
         }
     }

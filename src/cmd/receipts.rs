@@ -98,7 +98,8 @@ pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
             sandbox::advice::rollback_confirm(
                 &l.id,
                 &args.snapshot,
-                &sandbox::advice::RunFlags::default()
+                &sandbox::advice::RunFlags::default(),
+                &[]
             )
         );
     }

@@ -109,6 +109,10 @@ pub struct UndoRehearsal {
     /// inserts only), each naming the flag; the rehearsal ran as with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub needs_consent: Vec<String>,
+    /// The tables of those `--allow-writes` (`schema.table`), for the
+    /// rollback command the push advises.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consent_tables: Vec<String>,
     pub millis: u64,
 }
 
@@ -2228,6 +2232,7 @@ async fn rehearse_undo(
                 refused: None,
                 not_rehearsed: report.not_rehearsed,
                 needs_consent: report.needs_consent,
+                consent_tables: report.needs_consent_tables,
                 millis,
             })
         }
@@ -2235,16 +2240,14 @@ async fn rehearse_undo(
         // nothing about whether the push can be rolled back, so it is not
         // refused as irreversible but as a lock wait, to retry.
         Err(e) if crate::error::is_lock_wait(&e) => {
-            return Err(crate::error::lock_refused(format!(
-                "refusing to push: the rehearsal of its rollback, in the push's transaction before \
-                 COMMIT, could not take a lock it needs — {}. The push was rolled back, {}; retry \
-                 when that session is done",
-                crate::error::failure_of(&e).map_or_else(|| format!("{e:#}"), |f| f.message.clone()),
+            return Err(crate::error::lock_refused(lock_refusal_in_rehearsal(
+                &crate::error::failure_of(&e)
+                    .map_or_else(|| format!("{e:#}"), |f| f.message.clone()),
                 if job.opts.confirm {
                     "nothing was written"
                 } else {
                     "preflight: nothing was written"
-                }
+                },
             )))
         }
         Err(e) => match crate::error::failure_of(&e) {
@@ -2270,6 +2273,7 @@ async fn rehearse_undo(
             refused: Some(refused),
             not_rehearsed: vec![],
             needs_consent: vec![],
+            consent_tables: vec![],
             millis,
         });
     }
@@ -2289,6 +2293,22 @@ async fn rehearse_undo(
         ),
         all,
     ))
+}
+
+/// A lock wait of the rehearsed undo, as the push's refusal: `inner` (the
+/// lock step's own refusal) already says "Nothing was written; retry
+/// when …" with its own hints (`--lock-timeout`), so that is said once.
+fn lock_refusal_in_rehearsal(inner: &str, nothing: &str) -> String {
+    let inner = inner.trim_end_matches('.');
+    let tail = if inner.to_lowercase().contains("retry") {
+        String::new()
+    } else {
+        format!(". The push was rolled back, {nothing}; retry when that session is done")
+    };
+    format!(
+        "refusing to push: the rehearsal of its rollback, in the push's transaction before \
+         COMMIT, could not take a lock it needs — {inner}{tail}"
+    )
 }
 
 /// The tables the diff writes, and whether it updates rows in them.
@@ -2491,7 +2511,33 @@ pub fn record_receipt(
 
 #[cfg(test)]
 mod value_summary_tests {
-    use super::value_pair_summary;
+    use super::{lock_refusal_in_rehearsal, value_pair_summary};
+
+    #[test]
+    fn a_lock_wait_of_the_rehearsed_undo_says_nothing_was_written_once() {
+        let inner = "could not lock public.tasks (ACCESS EXCLUSIVE): another session holds them. \
+                     Nothing was written; retry when it is done, or raise --lock-timeout";
+        let said = lock_refusal_in_rehearsal(inner, "nothing was written");
+        assert_eq!(said.matches("retry").count(), 1, "{said}");
+        assert_eq!(
+            said.to_lowercase().matches("nothing was").count(),
+            1,
+            "{said}"
+        );
+        assert!(said.ends_with("or raise --lock-timeout"), "{said}");
+        // An inner refusal without the advice gets it once.
+        let said = lock_refusal_in_rehearsal(
+            "Postgres refused deleting rows of workflows: lock timeout",
+            "preflight: nothing was written",
+        );
+        assert!(
+            said.ends_with(
+                "The push was rolled back, preflight: nothing was written; retry when \
+                            that session is done"
+            ),
+            "{said}"
+        );
+    }
 
     #[test]
     fn long_values_are_cut_around_where_they_differ() {

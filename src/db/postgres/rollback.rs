@@ -151,6 +151,9 @@ pub struct RollbackReport {
     /// name is still the push's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by_name_only: Option<String>,
+    /// The tables (`schema.table`) whose `--allow-writes` that consent is.
+    #[serde(skip)]
+    pub needs_consent_tables: Vec<String>,
     pub millis: u64,
 }
 
@@ -505,6 +508,7 @@ impl RollbackReport {
             needs_consent: vec![],
             created_by_name_only: None,
             dropped_comments: vec![],
+            needs_consent_tables: vec![],
             millis: 0,
         }
     }
@@ -2056,6 +2060,9 @@ impl Rollback<'_, '_> {
             }
             Mode::RehearsalInPush => {
                 if !beyond.is_empty() {
+                    report
+                        .needs_consent_tables
+                        .extend(beyond.iter().map(|b| b.table.clone()));
                     report.needs_consent.extend(
                         beyond_inherited_check(
                             "writes",
@@ -2216,6 +2223,12 @@ fn judged_under_consent(
     if !under_consent.ok {
         return check;
     }
+    report.needs_consent_tables.extend(
+        inherited
+            .iter()
+            .map(|t| crate::db::writes::qualify(t))
+            .filter(|t| check.rows.iter().any(|r| r.contains(t.as_str()))),
+    );
     report.needs_consent.extend(consent_rows(&check, inherited));
     under_consent
 }
