@@ -501,42 +501,12 @@ fn push_backend_holding(c: &mut postgres_sync::Client, table: &str) -> i32 {
 /// for the statement timeout (10 minutes), the app queued behind them.
 #[test]
 fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
-    // A gate the test holds shut keeps the push's first insert into
-    // workflows waiting, after it has taken all its locks, so that it is
-    // caught holding them: a trigger spinning (no lock wait, which the
-    // push's lock_timeout would end) until the test lets go of an advisory
-    // lock. It changes no row.
-    let w = World::loaded("live_suspended", "plan").with_sql(
-        "CREATE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN WHILE NOT pg_try_advisory_lock_shared(4242) LOOP PERFORM pg_sleep(0.02); \
-         END LOOP; PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END $$; \
-         CREATE TRIGGER test_gate BEFORE INSERT ON public.workflows \
-         FOR EACH ROW EXECUTE FUNCTION public.test_gate();",
-    );
-    let w = w.rehearsed();
+    let w = World::loaded("live_suspended", "plan")
+        .with_sql(TEST_GATE)
+        .rehearsed();
     let before = w.state();
     let mut c = w.db.client();
-    let mut idle = postgres_admin(&format!("{}?application_name=gate", w.db.url));
-    idle.batch_execute("SELECT pg_advisory_lock(4242)")
-        .expect("shut the gate");
-    let push = w.push_spawned("600000");
-    let backend = push_backend_holding(&mut c, "workflows");
-    let mut polls = 0;
-    while scalar(
-        &mut c,
-        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {backend} AND wait_event = 'PgSleep'"),
-    ) == "0"
-    {
-        polls += 1;
-        assert!(polls < 1200, "the push never reached the gate");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    // SAFETY: kill(2) on the pid of a child this test spawned.
-    assert_eq!(unsafe { libc::kill(push.pid() as i32, libc::SIGSTOP) }, 0);
-    // The gate opens: a live push would now go on; the stopped one holds
-    // what it has until the server ends its transaction.
-    idle.batch_execute("SELECT pg_advisory_unlock(4242)")
-        .expect("open the gate");
+    let (push, backend) = push_stopped_at_the_gate(&w, &mut c, &["--lock-timeout", "600000"]);
     let mut gone = false;
     // A bound far below the statement timeout (600 s), not a timing.
     for _ in 0..1200 {
@@ -550,7 +520,7 @@ fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // SAFETY: as above.
+    // SAFETY: kill(2) on the pid of a child this test spawned.
     unsafe { libc::kill(push.pid() as i32, libc::SIGCONT) };
     assert!(gone, "the stopped push's backend {backend} kept its locks");
     // The app reads and writes the push's tables again.
@@ -562,10 +532,93 @@ fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
     .expect("the app proceeds");
     let run = push.finish();
     assert_ne!(run.code, 0, "{}", run.show());
-    run.error_has(&["nothing was written", "silent"]);
+    run.error_has(&["nothing was written", "silent", "15000 ms"]);
     before.assert_same(&w.state(), "a push whose client was suspended");
     // And the next push applies.
     w.push_confirmed();
+}
+
+/// A gate the test holds shut keeps the push's first insert into workflows
+/// waiting, after it has taken all its locks, so that it is caught holding
+/// them: a trigger spinning (no lock wait, which the push's lock_timeout
+/// would end) until the test lets go of advisory lock 4242. It changes no
+/// row.
+const TEST_GATE: &str = "CREATE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN WHILE NOT pg_try_advisory_lock_shared(4242) LOOP PERFORM pg_sleep(0.02); \
+     END LOOP; PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END $$; \
+     CREATE TRIGGER test_gate BEFORE INSERT ON public.workflows \
+     FOR EACH ROW EXECUTE FUNCTION public.test_gate();";
+
+/// `push --confirm` with `extra` flags in a world with [`TEST_GATE`],
+/// stopped (SIGSTOP) while its first insert waits at the gate, which is
+/// then opened: a live push would go on, the stopped one holds what it has
+/// until the server ends its transaction. The process and its backend's
+/// pid.
+fn push_stopped_at_the_gate(
+    w: &World,
+    c: &mut postgres_sync::Client,
+    extra: &[&str],
+) -> (common::Proc, i32) {
+    let mut gate = postgres_admin(&format!("{}?application_name=gate", w.db.url));
+    gate.batch_execute("SELECT pg_advisory_lock(4242)")
+        .expect("shut the gate");
+    let mut args = vec![
+        "push",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        w.snap(),
+        "--confirm",
+    ];
+    args.extend_from_slice(extra);
+    let push = common::Sandbox::new(&args).spawn();
+    let backend = push_backend_holding(c, "workflows");
+    let mut polls = 0;
+    while scalar(
+        c,
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {backend} AND wait_event = 'PgSleep'"),
+    ) == "0"
+    {
+        polls += 1;
+        assert!(polls < 1200, "the push never reached the gate");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on the pid of a child this test spawned.
+    assert_eq!(unsafe { libc::kill(push.pid() as i32, libc::SIGSTOP) }, 0);
+    gate.batch_execute("SELECT pg_advisory_unlock(4242)")
+        .expect("open the gate");
+    (push, backend)
+}
+
+/// V17: how long the server waits for a silent client inside the push's
+/// transaction (idle_in_transaction_session_timeout, 15 s) is not cut to
+/// the statement timeout, which bounds one statement's work on the
+/// server, not the client's time between two. Before, it was the smaller
+/// of the two: with `--statement-timeout 4000`, a push whose client was
+/// suspended for 6 s lost its transaction (and with one under a second,
+/// the keepalive's interval, so did a push merely computing).
+#[test]
+fn a_short_statement_timeout_does_not_shorten_the_wait_for_a_silent_client() {
+    let w = World::loaded("live_short_statement_timeout", "plan")
+        .with_sql(TEST_GATE)
+        .rehearsed();
+    let mut c = w.db.client();
+    let (push, backend) = push_stopped_at_the_gate(&w, &mut c, &["--statement-timeout", "4000"]);
+    // Past the statement timeout, well inside the 15 s.
+    std::thread::sleep(std::time::Duration::from_millis(6000));
+    let held = scalar(
+        &mut c,
+        &format!("SELECT count(*) FROM pg_locks WHERE pid = {backend}"),
+    );
+    // SAFETY: kill(2) on the pid of a child this test spawned.
+    unsafe { libc::kill(push.pid() as i32, libc::SIGCONT) };
+    let run = push.finish();
+    assert_ne!(
+        held, "0",
+        "the server ended the transaction of a client silent for less than 15 s: {}",
+        run.show()
+    );
+    run.ok().stdout_has("Applied");
 }
 
 /// Rows the push wrote that the app deleted since are undone already: a

@@ -549,7 +549,7 @@ pub async fn push(
                  transaction back and nothing was written (it ends a push's transaction, and \
                  frees its locks, once this client has been silent for {} ms: a suspended \
                  process, a dropped network). Run `{}` again",
-                crate::db::postgres::tx::CLIENT_SILENCE_MS.min(opts.statement_timeout_ms),
+                crate::db::postgres::tx::CLIENT_SILENCE_MS,
                 crate::advice::push_confirm(&opts.snapshot, plan, &opts.run_flags())
             )))
         }

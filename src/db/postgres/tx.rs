@@ -771,9 +771,8 @@ fn keep_alive(tx: &Transaction<'_>, stop: &tokio::sync::Notify) {
 }
 
 /// `SET LOCAL`s that make the server end the transaction when the client
-/// is gone: `idle_in_transaction_session_timeout` ([`CLIENT_SILENCE_MS`],
-/// never longer than the statement timeout) while Postgres waits for the
-/// next statement, and `tcp_user_timeout` (Postgres 12 and later; earlier
+/// is gone: `idle_in_transaction_session_timeout` ([`CLIENT_SILENCE_MS`])
+/// while Postgres waits for the next statement, and `tcp_user_timeout` (Postgres 12 and later; earlier
 /// servers lack it and are left as they are) while an answer it sends is
 /// not taken. The latter is the statement timeout, not the silence: Linux
 /// counts an answer the client's kernel holds back because the client is
@@ -782,10 +781,15 @@ fn keep_alive(tx: &Transaction<'_>, stop: &tokio::sync::Notify) {
 /// 300k-row table over a slow link lost its connection mid-answer. No
 /// statement of the push may take longer than the statement timeout, and a
 /// client is given as long to take an answer. One row.
+///
+/// The silence is not bounded by the statement timeout: that bounds the
+/// server's work on one statement, not the client's time between two (its
+/// keepalive speaks every [`KEEPALIVE_MS`]); bounded by it (V17),
+/// `--statement-timeout 4000` ended a push whose client was suspended for
+/// 4 s, and one under a second could end a push merely computing.
 fn client_gone_sql(statement_timeout_ms: u64) -> String {
-    let silence = CLIENT_SILENCE_MS.min(statement_timeout_ms);
     format!(
-        "SET LOCAL idle_in_transaction_session_timeout = '{silence}ms'; \
+        "SET LOCAL idle_in_transaction_session_timeout = '{CLIENT_SILENCE_MS}ms'; \
          SELECT CASE WHEN current_setting('server_version_num')::int >= 120000 \
          THEN set_config('tcp_user_timeout', '{}', true) END",
         statement_timeout_ms.min(i32::MAX as u64)
@@ -1063,6 +1067,21 @@ mod tests {
             super::statement_shape("update t set a = ? where b", 10),
             "update t …"
         );
+    }
+
+    /// V17: the server's wait for a silent client is the client silence,
+    /// whatever the statement timeout (`live`'s
+    /// a_short_statement_timeout_does_not_shorten_the_wait_for_a_silent_client
+    /// checks it on a server).
+    #[test]
+    fn the_idle_limit_is_the_client_silence_whatever_the_statement_timeout() {
+        for statement_timeout in [1, 500, 4_000, 600_000] {
+            let sql = super::client_gone_sql(statement_timeout);
+            assert!(
+                sql.starts_with("SET LOCAL idle_in_transaction_session_timeout = '15000ms';"),
+                "{sql}"
+            );
+        }
     }
 
     use super::read_only_reason;
