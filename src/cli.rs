@@ -159,11 +159,76 @@ fn receipt_id(value: &str) -> Result<String, String> {
 /// larger flag is a usage error here, not a raw server error after connecting.
 const PG_MAX_MS: u64 = i32::MAX as u64;
 
+/// The forms a duration flag takes, as its refusal lists them.
+const DURATION_FORMS: &str = "a number of milliseconds (500) or a number with a unit as \
+     Postgres writes durations: ms, s, min, h or d (50ms, 2s, 1.5s, 1min), from 1 ms to \
+     2147483647 ms";
+
+/// A duration flag (`--lock-timeout`, `--statement-timeout`), in ms. A bare
+/// number stays milliseconds, as these flags always took; with a unit it
+/// reads as Postgres reads `SET statement_timeout = '2s'` (`50ms`, `2s`,
+/// `1min`), so a value copied from a Postgres setting means what it said.
+/// Before, `50ms` was refused as "invalid digit found in string". 0 is
+/// refused: Postgres reads a zero timeout as "no limit" or "wait forever";
+/// and its settings stop at 2147483647 ms.
+fn duration_ms(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(if number.is_empty() {
+                format!("expected {DURATION_FORMS}")
+            } else {
+                format!("'{other}' is not a unit of time: expected {DURATION_FORMS}")
+            })
+        }
+    };
+    let ms = match number.split_once('.') {
+        None => number.parse::<u64>().ok().and_then(|n| n.checked_mul(factor)),
+        Some((whole, fraction)) => {
+            // Exact in integers (no float rounding): whole milliseconds only.
+            let digits = format!("{whole}{fraction}");
+            let scale = 10u64.checked_pow(fraction.len() as u32);
+            match (digits.parse::<u64>(), scale) {
+                (Ok(n), Some(scale)) if !digits.is_empty() => n
+                    .checked_mul(factor)
+                    .filter(|scaled| scaled % scale == 0)
+                    .map(|scaled| scaled / scale),
+                _ => None,
+            }
+        }
+    };
+    match ms {
+        Some(ms) if (1..=PG_MAX_MS).contains(&ms) => Ok(ms),
+        Some(ms) => Err(format!(
+            "{ms} is not in 1..=2147483647 (milliseconds){}",
+            if ms == 0 {
+                ": Postgres would read 0 as no limit"
+            } else {
+                ""
+            }
+        )),
+        None if number.contains('.') && !number.is_empty() => Err(format!(
+            "not a whole number of milliseconds: expected {DURATION_FORMS}"
+        )),
+        None => Err(format!("expected {DURATION_FORMS}")),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Timeouts {
-    /// How long to keep trying for locks held by other sessions before refusing (ms, 1 to 2147483647).
+    /// How long to keep trying for locks held by other sessions before refusing: milliseconds
+    /// (10000) or with a unit (500ms, 10s, 1min), 1 ms to 2147483647 ms.
     /// Locks are tried in attempts of at most 300 ms, so the app never queues behind us longer.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=PG_MAX_MS))]
+    #[arg(long, value_name = "DURATION", default_value = "10000", value_parser = duration_ms)]
     pub lock_timeout: u64,
     #[command(flatten)]
     pub statement_timeout: StatementTimeout,
@@ -171,9 +236,10 @@ pub struct Timeouts {
 
 #[derive(Debug, Args)]
 pub struct StatementTimeout {
-    /// Statement timeout inside the transaction, for each statement (ms, 1 to 2147483647);
-    /// Supabase's default is 2 minutes. 0 is refused: Postgres would read it as "no limit".
-    #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..=PG_MAX_MS))]
+    /// Statement timeout inside the transaction, for each statement: milliseconds (600000) or
+    /// with a unit (50ms, 2s, 10min), 1 ms to 2147483647 ms; Supabase's default is 2 minutes.
+    /// 0 is refused: Postgres would read it as "no limit".
+    #[arg(long, value_name = "DURATION", default_value = "600000", value_parser = duration_ms)]
     pub statement_timeout: u64,
 }
 
@@ -447,4 +513,41 @@ pub struct FixturesCatalogArgs {
     /// A snapshot pulled from a database loaded with `fixtures load`.
     #[arg(long, default_value = "sandbox.sqlite", value_parser = file_path)]
     pub snapshot: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_ms;
+
+    #[test]
+    fn a_duration_is_milliseconds_or_a_number_with_a_postgres_unit() {
+        for (given, ms) in [
+            ("500", 500),
+            ("50ms", 50),
+            ("2s", 2_000),
+            ("1.5s", 1_500),
+            ("2 s", 2_000),
+            ("1min", 60_000),
+            ("1h", 3_600_000),
+            ("1d", 86_400_000),
+            ("2147483647", 2_147_483_647),
+        ] {
+            assert_eq!(duration_ms(given), Ok(ms), "{given}");
+        }
+        for (given, said) in [
+            ("0", "0 is not in 1..=2147483647"),
+            ("0s", "0 is not in 1..=2147483647"),
+            ("3000000000", "3000000000 is not in 1..=2147483647"),
+            ("25d", "2160000000 is not in 1..=2147483647"),
+            ("50x", "'x' is not a unit of time"),
+            ("50 sec", "'sec' is not a unit of time"),
+            ("-5", "expected a number of milliseconds"),
+            ("ten", "expected a number of milliseconds"),
+            ("", "expected a number of milliseconds"),
+            ("0.5ms", "not a whole number of milliseconds"),
+        ] {
+            let e = duration_ms(given).expect_err(given);
+            assert!(e.contains(said), "{given}: {e}");
+        }
+    }
 }

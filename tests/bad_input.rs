@@ -1158,3 +1158,35 @@ fn receipts_with_a_snapshot_of_another_database_name_the_mismatch() {
         "Undo the latest applied push with: sandbox rollback --receipt {receipt}"
     ));
 }
+
+/// W17: a duration flag takes milliseconds or a number with a unit as
+/// Postgres writes it; anything else is a usage error (exit 2) naming the
+/// flag, the value and the forms it takes. Before, `--statement-timeout
+/// 50ms` was refused with "invalid digit found in string", naming no unit.
+/// Refused before any connection: the URL points nowhere.
+#[test]
+fn a_duration_flag_names_the_forms_it_takes() {
+    let nowhere = "postgres://postgres@127.0.0.1:1/none";
+    for (command, flag, value) in [
+        ("pull", "--statement-timeout", "50x"),
+        ("push", "--statement-timeout", "ten"),
+        ("push", "--lock-timeout", "-5"),
+        ("rollback", "--lock-timeout", "5 sec"),
+        ("rollback", "--statement-timeout", "0.5ms"),
+    ] {
+        let mut args = vec![command, "--database-url", nowhere, flag, value];
+        if command == "rollback" {
+            args.extend(["--receipt", "00000000-0000-0000-0000-000000000000"]);
+        }
+        let run = sandbox(&args);
+        run.code(2).error_has(&[
+            flag,
+            &format!("'{value}'"),
+            "50ms, 2s, 1.5s, 1min",
+            "number of milliseconds",
+        ]);
+    }
+    sandbox(&["push", "--database-url", nowhere, "--lock-timeout", "0s"])
+        .code(2)
+        .error_has(&["--lock-timeout", "0 is not in 1..=2147483647"]);
+}
