@@ -192,7 +192,10 @@ fn duration_ms(value: &str) -> Result<u64, String> {
         }
     };
     let ms = match number.split_once('.') {
-        None => number.parse::<u64>().ok().and_then(|n| n.checked_mul(factor)),
+        None => number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor)),
         Some((whole, fraction)) => {
             // Exact in integers (no float rounding): whole milliseconds only.
             let digits = format!("{whole}{fraction}");

@@ -553,7 +553,8 @@ fn a_suspended_push_client_loses_its_locks_and_commits_nothing() {
 /// them: a trigger spinning (no lock wait, which the push's lock_timeout
 /// would end) until the test lets go of advisory lock 4242. It changes no
 /// row.
-const TEST_GATE: &str = "CREATE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$ \
+const TEST_GATE: &str =
+    "CREATE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$ \
      BEGIN WHILE NOT pg_try_advisory_lock_shared(4242) LOOP PERFORM pg_sleep(0.02); \
      END LOOP; PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END $$; \
      CREATE TRIGGER test_gate BEFORE INSERT ON public.workflows \
@@ -624,7 +625,8 @@ fn a_short_statement_timeout_does_not_shorten_the_wait_for_a_silent_client() {
     unsafe { libc::kill(push.pid() as i32, libc::SIGCONT) };
     let run = push.finish();
     assert_ne!(
-        held, "0",
+        held,
+        "0",
         "the server ended the transaction of a client silent for less than 15 s: {}",
         run.show()
     );
@@ -2054,4 +2056,57 @@ fn a_rollback_gets_through_a_busy_app_that_reads_workflows_then_writes_the_alter
         failed.first().map(|(_, s)| s.as_str()).unwrap_or("")
     );
     assert!(app_errors.is_empty(), "the app met errors: {app_errors:?}");
+}
+
+/// V21: Supabase projects set `idle_in_transaction_session_timeout` on the
+/// database. Pull reads in one REPEATABLE READ transaction and waits
+/// between statements while the snapshot writer catches up: under a
+/// database's `100ms` it died with a bare "connection closed". Pull, push
+/// and rollback each set their own limit for their transaction (15 s, so
+/// a client that is gone still frees the server): the pull succeeds, its
+/// snapshot is whole (the rehearsal's counts hold and the push finds no
+/// drift against it), and push and rollback apply.
+#[test]
+fn a_short_idle_in_transaction_limit_on_the_database_ends_no_pull_push_or_rollback() {
+    let w = World::loaded("live_idle_limit", "plan");
+    let before = w.state();
+    w.exec(&format!(
+        "ALTER DATABASE \"{}\" SET idle_in_transaction_session_timeout = '100ms'",
+        w.db.name
+    ));
+    let limit = "SELECT current_setting('idle_in_transaction_session_timeout')";
+    assert_eq!(w.scalar(limit), "100ms");
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    w.rollback_restores(
+        &receipt,
+        &before,
+        "push, then rollback, under a 100ms idle limit",
+    );
+}
+
+/// V21: should the server end the session anyway — a limit shorter than
+/// the round trip from BEGIN to the transaction's first statement, which
+/// sets the pull's own — the error names the setting, its value, where it
+/// is set and how to undo it, instead of "connection closed".
+#[test]
+fn an_idle_limit_shorter_than_a_round_trip_is_named_with_where_it_is_set() {
+    let w = World::loaded("live_idle_named", "plan");
+    w.exec(&format!(
+        "ALTER DATABASE \"{}\" SET idle_in_transaction_session_timeout = '100ms'",
+        w.db.name
+    ));
+    let (_link, far) = behind_latency_link(&w.db.url, 400, None);
+    let run = common::sandbox(&["pull", "--database-url", &far, "--out", w.snap()]);
+    run.code(2).error_has(&[
+        "idle_in_transaction_session_timeout is 100ms",
+        &format!("for the database ({})", w.db.name),
+        &format!(
+            "ALTER DATABASE \"{}\" RESET idle_in_transaction_session_timeout",
+            w.db.name
+        ),
+        "run the pull again",
+    ]);
+    assert!(!w.snapshot.exists(), "{}", run.show());
 }

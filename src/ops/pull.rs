@@ -15,7 +15,8 @@ use crate::db::postgres::catalog::{
 };
 use crate::db::postgres::copy::{copy_out_sql, LineSplitter};
 use crate::db::postgres::digest::table_digests;
-use crate::db::postgres::{connect, explain_query_error, set_local_settings_sql, Target};
+use crate::db::postgres::tx::{client_silence_sql, why_the_session_ended};
+use crate::db::postgres::{connect_watched, explain_query_error, set_local_settings_sql, Target};
 use crate::db::sqlite::{
     write_server_digests, SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION,
 };
@@ -47,8 +48,30 @@ pub struct PullOptions {
 }
 
 pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<PullReport> {
+    let (mut client, end) = connect_watched(&opts.target).await?;
+    match pull_on(&mut client, opts, progress).await {
+        // The driver says only "connection closed": say what the server
+        // said as it ended the session, and that nothing was replaced.
+        Err(e) if client.is_closed() => {
+            let why = why_the_session_ended(&opts.target, &end)
+                .await
+                .unwrap_or_else(|| "the server closed it or the network dropped it".to_string());
+            Err(e.context(format!(
+                "the connection to Postgres was lost during the pull: {why}. No snapshot was \
+                 written ({} is as it was); run the pull again",
+                opts.out.display()
+            )))
+        }
+        other => other,
+    }
+}
+
+async fn pull_on(
+    client: &mut tokio_postgres::Client,
+    opts: &PullOptions,
+    progress: &dyn PullProgress,
+) -> Result<PullReport> {
     let started = Instant::now();
-    let mut client = connect(&opts.target).await?;
     // Create the temp file before reading anything, so an unwritable folder
     // fails fast.
     let plan_tables: Vec<String> = opts.tables.named().map(str::to_string).collect();
@@ -61,11 +84,14 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
         .await
         .context("cannot start the read transaction")?;
     // Pipelined with the settings: the server's own limit (Supabase: 2
-    // minutes) would cancel a big table's COPY.
+    // minutes) would cancel a big table's COPY, and an idle-in-transaction
+    // limit of the database or role would end the read while it waits for
+    // the snapshot writer (see `client_silence_sql`).
     tx.batch_execute(&format!(
-        "{} SET LOCAL statement_timeout = '{}ms';",
+        "{} SET LOCAL statement_timeout = '{}ms'; {}",
         set_local_settings_sql(),
-        opts.statement_timeout_ms
+        opts.statement_timeout_ms,
+        client_silence_sql()
     ))
     .await?;
     let (pulled_at, server_version, locale) = {
@@ -139,7 +165,6 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     tx.commit()
         .await
         .context("the read transaction failed to end")?;
-    drop(client);
     // The next table was read while the writer still stored the last rows
     // of the one before (waiting for it at every table's end left Postgres
     // idle for a queue's worth of rows each time); every count is checked

@@ -36,7 +36,7 @@ use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, numbered_by_one_draw, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
 use crate::db::postgres::tx::{begin, lock_tables_and_rows, not_lockable, LockMode};
-use crate::db::postgres::{connect, Target};
+use crate::db::postgres::{connect_watched, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
 use crate::db::triggers::{plan_triggers, rules_check, TriggerAction, TriggerReport, WrittenTable};
@@ -483,12 +483,12 @@ pub async fn push(
             Ok((snapshot, diff))
         })
         .context("cannot start the thread that checks the rehearsal")?;
-    let connected = connect(&opts.target).await;
+    let connected = connect_watched(&opts.target).await;
     let (snapshot, diff) = match preparing.join() {
         Ok(prepared) => prepared?,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    let mut client = connected?;
+    let (mut client, end) = connected?;
     let job = PushJob {
         opts,
         plan,
@@ -544,12 +544,18 @@ pub async fn push(
         Err(e)
             if client.is_closed() && !e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN)) =>
         {
+            let why = crate::db::postgres::tx::why_the_session_ended(&opts.target, &end)
+                .await
+                .unwrap_or_else(|| {
+                    format!(
+                        "it ends a push's transaction, and frees its locks, once this client \
+                         has been silent for {} ms: a suspended process, a dropped network",
+                        crate::db::postgres::tx::CLIENT_SILENCE_MS
+                    )
+                });
             Err(e.context(format!(
                 "the connection to Postgres was lost before COMMIT: Postgres rolled the \
-                 transaction back and nothing was written (it ends a push's transaction, and \
-                 frees its locks, once this client has been silent for {} ms: a suspended \
-                 process, a dropped network). Run `{}` again",
-                crate::db::postgres::tx::CLIENT_SILENCE_MS,
+                 transaction back and nothing was written ({why}). Run `{}` again",
                 crate::advice::push_confirm(&opts.snapshot, plan, &opts.run_flags())
             )))
         }

@@ -587,6 +587,37 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig> {
 /// the connection never waits for the caller to yield. The client's
 /// requests and answers travel over channels, which any runtime can await.
 pub async fn connect(target: &Target) -> Result<Client> {
+    Ok(connect_watched(target).await?.0)
+}
+
+/// What the server said as it ended a connection: the SQLSTATE and message
+/// of the FATAL error it sent before closing (an idle-in-transaction
+/// timeout, `pg_terminate_backend`, a shutdown). Without it a command
+/// whose session the server ended met only the driver's "connection
+/// closed", which names no cause. Empty while the connection lives, and
+/// when it ended without a word (a dropped network).
+#[derive(Debug, Clone, Default)]
+pub struct SessionEnd(Arc<std::sync::Mutex<Option<(String, String)>>>);
+
+impl SessionEnd {
+    /// The SQLSTATE and message the server ended the session with.
+    pub fn said(&self) -> Option<(String, String)> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn record(&self, e: &tokio_postgres::Error) {
+        if let (Some(db), Ok(mut slot)) = (e.as_db_error(), self.0.lock()) {
+            *slot = Some((db.code().code().to_string(), db.message().to_string()));
+        }
+    }
+}
+
+/// [`connect`], and what the server says if it ends the session (see
+/// [`SessionEnd`]). The connection is recorded before its channels close,
+/// so a request that fails because it closed finds the cause recorded.
+pub async fn connect_watched(target: &Target) -> Result<(Client, SessionEnd)> {
+    let end = SessionEnd::default();
+    let ended = end.clone();
     let tls = match target.sslmode {
         SslMode::Disable => None,
         _ => Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
@@ -614,7 +645,13 @@ pub async fn connect(target: &Target) -> Result<Client> {
                     None => match config.connect(tokio_postgres::NoTls).await {
                         Ok((client, conn)) => {
                             let _ = sender.send(Ok(client));
-                            let _ = conn.await;
+                            // Pinned, not consumed: the connection (and the
+                            // channels the client's requests wait on) lives
+                            // until its end is recorded.
+                            let mut conn = std::pin::pin!(conn);
+                            if let Err(e) = conn.as_mut().await {
+                                ended.record(&e);
+                            }
                         }
                         Err(e) => {
                             let _ = sender.send(Err(Ok(e)));
@@ -623,7 +660,10 @@ pub async fn connect(target: &Target) -> Result<Client> {
                     Some(tls) => match config.connect(tls).await {
                         Ok((client, conn)) => {
                             let _ = sender.send(Ok(client));
-                            let _ = conn.await;
+                            let mut conn = std::pin::pin!(conn);
+                            if let Err(e) = conn.as_mut().await {
+                                ended.record(&e);
+                            }
                         }
                         Err(e) => {
                             let _ = sender.send(Err(Ok(e)));
@@ -637,7 +677,7 @@ pub async fn connect(target: &Target) -> Result<Client> {
         .await
         .context("the thread that drives the Postgres connection ended")?
     {
-        Ok(client) => Ok(client),
+        Ok(client) => Ok((client, end)),
         Err(Ok(e)) => Err(explain_connect_error(target, &e)),
         Err(Err(e)) => {
             Err(anyhow::Error::new(e).context("cannot start the Postgres connection's runtime"))

@@ -789,11 +789,95 @@ fn keep_alive(tx: &Transaction<'_>, stop: &tokio::sync::Notify) {
 /// 4 s, and one under a second could end a push merely computing.
 fn client_gone_sql(statement_timeout_ms: u64) -> String {
     format!(
-        "SET LOCAL idle_in_transaction_session_timeout = '{CLIENT_SILENCE_MS}ms'; \
+        "{} \
          SELECT CASE WHEN current_setting('server_version_num')::int >= 120000 \
          THEN set_config('tcp_user_timeout', '{}', true) END",
+        client_silence_sql(),
         statement_timeout_ms.min(i32::MAX as u64)
     )
+}
+
+/// `SET LOCAL idle_in_transaction_session_timeout` to
+/// [`CLIENT_SILENCE_MS`], for a transaction that waits for its client
+/// between statements: push, rollback, and pull (whose REPEATABLE READ
+/// read waits while the snapshot writer catches up). A shorter limit set
+/// on the database or role (Supabase projects set such limits) no longer
+/// ends it, while a client that is gone still frees the server after that
+/// silence. Pull died with a bare "connection closed" under a database's
+/// `100ms` (V21).
+pub fn client_silence_sql() -> String {
+    format!("SET LOCAL idle_in_transaction_session_timeout = '{CLIENT_SILENCE_MS}ms';")
+}
+
+/// Why the server ended a session (see `SessionEnd`), in words, or `None`
+/// when it said nothing (a dropped network). An idle-in-transaction
+/// timeout names the limit a session of this role gets (asked on a new
+/// connection), where it was set and what undoes it, when it is shorter
+/// than [`CLIENT_SILENCE_MS`]: our own limit is set with the
+/// transaction's first statement, so only a limit shorter than the round
+/// trip from BEGIN to that statement can end it first. Otherwise it was
+/// our limit: the client was silent that long.
+pub async fn why_the_session_ended(
+    target: &crate::db::postgres::Target,
+    end: &crate::db::postgres::SessionEnd,
+) -> Option<String> {
+    let (code, message) = end.said()?;
+    if code != "25P03" {
+        return Some(format!(
+            "the server ended the session: {message} (SQLSTATE {code})"
+        ));
+    }
+    let silent = format!(
+        "the server ended the transaction ({message}): this client had been silent inside it for \
+         {CLIENT_SILENCE_MS} ms (idle_in_transaction_session_timeout, which sandbox sets for its \
+         own transactions): a suspended process or a dropped network"
+    );
+    let limit = async {
+        let client = crate::db::postgres::connect(target).await.ok()?;
+        let rows = client
+            .simple_query(
+                "SELECT setting, current_setting('idle_in_transaction_session_timeout'), source, \
+                 current_database(), session_user FROM pg_settings \
+                 WHERE name = 'idle_in_transaction_session_timeout'",
+            )
+            .await
+            .ok()?;
+        rows.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..5)
+                    .map(|i| r.get(i).unwrap_or("").to_string())
+                    .collect::<Vec<String>>(),
+            ),
+            _ => None,
+        })
+    }
+    .await;
+    let Some([setting, shown, source, database, user]) =
+        limit.and_then(|l| <[String; 5]>::try_from(l).ok())
+    else {
+        return Some(format!(
+            "the server ended the transaction ({message}): see SHOW \
+             idle_in_transaction_session_timeout"
+        ));
+    };
+    match setting.parse::<u64>() {
+        Ok(ms) if ms > 0 && ms < CLIENT_SILENCE_MS => {
+            let (place, undo) = where_set(
+                "idle_in_transaction_session_timeout",
+                &source,
+                &database,
+                &user,
+            );
+            Some(format!(
+                "the server ended the transaction ({message}): idle_in_transaction_session_timeout \
+                 is {shown} for this role's sessions, set {place}, and the server waited longer \
+                 than that for this client before the transaction's first statement, which sets \
+                 {CLIENT_SILENCE_MS} ms for it: the limit is shorter than a round trip to the \
+                 server. To undo it: {undo}, or raise it above a few seconds"
+            ))
+        }
+        _ => Some(silent),
+    }
 }
 
 /// Whether the transaction may write, and why not: `transaction_read_only`,

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::db::postgres::connect;
+use crate::db::postgres::connect_watched;
 use crate::db::postgres::receipts::{read_receipt, receipts_access, ReceiptsUse};
 use crate::db::postgres::rollback::{undo_in, Mode};
 use crate::db::postgres::sequences::{drawn, sequence_values};
-use crate::db::postgres::tx::begin;
+use crate::db::postgres::tx::{begin, why_the_session_ended};
 
 pub use crate::db::postgres::rollback::{RollbackOptions, RollbackReport};
 
@@ -38,8 +38,25 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
              unchanged since the push; leave out one of them",
         ));
     }
-    let mut client = connect(&opts.target).await?;
-    let tx = begin(&mut client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
+    let (mut client, end) = connect_watched(&opts.target).await?;
+    match rollback_on(&mut client, opts, started).await {
+        // What the server said as it ended the session (an idle-in-
+        // transaction limit, a terminated backend), instead of the
+        // driver's bare "connection closed".
+        Err(e) if client.is_closed() => match why_the_session_ended(&opts.target, &end).await {
+            Some(why) => Err(e.context(format!("the connection to Postgres was lost: {why}"))),
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+async fn rollback_on(
+    client: &mut tokio_postgres::Client,
+    opts: &RollbackOptions,
+    started: Instant,
+) -> Result<RollbackReport> {
+    let tx = begin(client, opts.statement_timeout_ms, opts.lock_timeout_ms).await?;
     // Where the sequences stand, sent with the first question (no round
     // trip of its own): an app trigger that fires for the undo (an audit
     // log's bigserial) draws values, and a draw is never rolled back, so a
@@ -85,7 +102,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         }
         Ok(mut report) => {
             tx.rollback().await?;
-            report.sequences_drawn = drawn(&at_start, &sequence_values(&client).await?);
+            report.sequences_drawn = drawn(&at_start, &sequence_values(&*client).await?);
             report
         }
         Err(e) => {
@@ -94,7 +111,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
             if tx.rollback().await.is_err() || client.is_closed() {
                 return Err(e);
             }
-            let used = match sequence_values(&client).await {
+            let used = match sequence_values(&*client).await {
                 Ok(now) => drawn(&at_start, &now),
                 Err(_) => vec![],
             };
