@@ -603,33 +603,55 @@ fn push_stopped_at_the_gate(
 
 /// V17: how long the server waits for a silent client inside the push's
 /// transaction (idle_in_transaction_session_timeout, 15 s) is not cut to
-/// the statement timeout, which bounds one statement's work on the
-/// server, not the client's time between two. Before, it was the smaller
-/// of the two: with `--statement-timeout 4000`, a push whose client was
-/// suspended for 6 s lost its transaction (and with one under a second,
-/// the keepalive's interval, so did a push merely computing).
+/// the statement timeout, which bounds one statement's work on the server,
+/// not the client's time between two. Before, it was the smaller of the
+/// two: with `--statement-timeout 4000` the push's session had 4 s, and
+/// under a second (the keepalive's interval) a push merely computing could
+/// be ended. Read in the push's own session: the gate's trigger shows the
+/// setting in its application_name (SET LOCAL, gone at COMMIT).
 #[test]
 fn a_short_statement_timeout_does_not_shorten_the_wait_for_a_silent_client() {
     let w = World::loaded("live_short_statement_timeout", "plan")
         .with_sql(TEST_GATE)
+        .with_sql(
+            "CREATE OR REPLACE FUNCTION public.test_gate() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM set_config('application_name', 'sandbox idle ' || \
+             current_setting('idle_in_transaction_session_timeout'), true); \
+             WHILE NOT pg_try_advisory_lock_shared(4242) LOOP PERFORM pg_sleep(0.02); \
+             END LOOP; PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END $$",
+        )
         .rehearsed();
     let mut c = w.db.client();
-    let (push, backend) = push_stopped_at_the_gate(&w, &mut c, &["--statement-timeout", "4000"]);
-    // Past the statement timeout, well inside the 15 s.
-    std::thread::sleep(std::time::Duration::from_millis(6000));
-    let held = scalar(
-        &mut c,
-        &format!("SELECT count(*) FROM pg_locks WHERE pid = {backend}"),
-    );
-    // SAFETY: kill(2) on the pid of a child this test spawned.
-    unsafe { libc::kill(push.pid() as i32, libc::SIGCONT) };
+    let mut gate = postgres_admin(&format!("{}?application_name=gate", w.db.url));
+    gate.batch_execute("SELECT pg_advisory_lock(4242)")
+        .expect("shut the gate");
+    let push = common::Sandbox::new(&[
+        "push",
+        "--database-url",
+        w.url(),
+        "--snapshot",
+        w.snap(),
+        "--confirm",
+        "--statement-timeout",
+        "4000",
+    ])
+    .spawn();
+    let mut seen = String::new();
+    for _ in 0..1200 {
+        seen = scalar(
+            &mut c,
+            "SELECT coalesce(max(application_name), '') FROM pg_stat_activity \
+             WHERE application_name LIKE 'sandbox idle %' AND datname = current_database()",
+        );
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    gate.batch_execute("SELECT pg_advisory_unlock(4242)")
+        .expect("open the gate");
     let run = push.finish();
-    assert_ne!(
-        held,
-        "0",
-        "the server ended the transaction of a client silent for less than 15 s: {}",
-        run.show()
-    );
+    assert_eq!(seen, "sandbox idle 15s", "{}", run.show());
     run.ok().stdout_has("Applied");
 }
 
