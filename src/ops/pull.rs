@@ -15,7 +15,7 @@ use crate::db::postgres::catalog::{
 };
 use crate::db::postgres::copy::{copy_out_sql, LineSplitter};
 use crate::db::postgres::digest::table_digests;
-use crate::db::postgres::tx::{client_silence_sql, why_the_session_ended};
+use crate::db::postgres::tx::{client_silence_sql, fatal_in, why_the_session_ended};
 use crate::db::postgres::{connect_watched, explain_query_error, set_local_settings_sql, Target};
 use crate::db::sqlite::{
     write_server_digests, SnapshotInfo, SnapshotWriter, TableSummary, FORMAT_VERSION,
@@ -52,8 +52,8 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
     match pull_on(&mut client, opts, progress).await {
         // The driver says only "connection closed": say what the server
         // said as it ended the session, and that nothing was replaced.
-        Err(e) if client.is_closed() => {
-            let why = why_the_session_ended(&opts.target, &end)
+        Err(e) if client.is_closed() || fatal_in(&e).is_some() => {
+            let why = why_the_session_ended(&opts.target, &end, &e)
                 .await
                 .unwrap_or_else(|| "the server closed it or the network dropped it".to_string());
             Err(e.context(format!(

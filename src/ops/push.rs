@@ -542,9 +542,10 @@ pub async fn push(
         // A lost connection before COMMIT means Postgres rolled back; say
         // so, instead of a bare "connection closed".
         Err(e)
-            if client.is_closed() && !e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN)) =>
+            if (client.is_closed() || crate::db::postgres::tx::fatal_in(&e).is_some())
+                && !e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN)) =>
         {
-            let why = crate::db::postgres::tx::why_the_session_ended(&opts.target, &end)
+            let why = crate::db::postgres::tx::why_the_session_ended(&opts.target, &end, &e)
                 .await
                 .unwrap_or_else(|| {
                     format!(

@@ -841,8 +841,33 @@ pub fn explain_query_error(e: &tokio_postgres::Error, what: &str) -> anyhow::Err
             ));
         }
     }
+    if let Some(db) = e.as_db_error().filter(|d| d.severity() == "FATAL") {
+        // Kept as data: the caller says why the server ended the session.
+        return anyhow::Error::new(ServerEnded {
+            code: db.code().code().to_string(),
+            message: db.message().to_string(),
+            shown: full_message(e),
+        })
+        .context(what.to_string());
+    }
     anyhow::Error::new(full_error(e)).context(what.to_string())
 }
+
+/// The server ending the session (a FATAL error) as the answer to a
+/// query whose error [`explain_query_error`] explained: its SQLSTATE and
+/// message, for `tx::fatal_in`.
+#[derive(Debug)]
+pub struct ServerEnded {
+    pub code: String,
+    pub message: String,
+    shown: String,
+}
+impl std::fmt::Display for ServerEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+impl std::error::Error for ServerEnded {}
 
 #[derive(Debug)]
 struct DriverError(String);

@@ -809,6 +809,21 @@ pub fn client_silence_sql() -> String {
     format!("SET LOCAL idle_in_transaction_session_timeout = '{CLIENT_SILENCE_MS}ms';")
 }
 
+/// The SQLSTATE and message of a FATAL error in `e`'s chain: the server
+/// ending the session, as the answer to a request that was in flight (the
+/// connection may not be seen closed yet).
+pub fn fatal_in(e: &anyhow::Error) -> Option<(String, String)> {
+    e.chain().find_map(|c| {
+        if let Some(ended) = c.downcast_ref::<crate::db::postgres::ServerEnded>() {
+            return Some((ended.code.clone(), ended.message.clone()));
+        }
+        c.downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.as_db_error())
+            .filter(|d| d.severity() == "FATAL")
+            .map(|d| (d.code().code().to_string(), d.message().to_string()))
+    })
+}
+
 /// Why the server ended a session (see `SessionEnd`), in words, or `None`
 /// when it said nothing (a dropped network). An idle-in-transaction
 /// timeout names the limit a session of this role gets (asked on a new
@@ -820,8 +835,9 @@ pub fn client_silence_sql() -> String {
 pub async fn why_the_session_ended(
     target: &crate::db::postgres::Target,
     end: &crate::db::postgres::SessionEnd,
+    e: &anyhow::Error,
 ) -> Option<String> {
-    let (code, message) = end.said()?;
+    let (code, message) = end.said().or_else(|| fatal_in(e))?;
     if code != "25P03" {
         return Some(format!(
             "the server ended the session: {message} (SQLSTATE {code})"

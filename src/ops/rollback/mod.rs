@@ -12,7 +12,7 @@ use crate::db::postgres::connect_watched;
 use crate::db::postgres::receipts::{read_receipt, receipts_access, ReceiptsUse};
 use crate::db::postgres::rollback::{undo_in, Mode};
 use crate::db::postgres::sequences::{drawn, sequence_values};
-use crate::db::postgres::tx::{begin, why_the_session_ended};
+use crate::db::postgres::tx::{begin, fatal_in, why_the_session_ended};
 
 pub use crate::db::postgres::rollback::{RollbackOptions, RollbackReport};
 
@@ -43,10 +43,12 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         // What the server said as it ended the session (an idle-in-
         // transaction limit, a terminated backend), instead of the
         // driver's bare "connection closed".
-        Err(e) if client.is_closed() => match why_the_session_ended(&opts.target, &end).await {
-            Some(why) => Err(e.context(format!("the connection to Postgres was lost: {why}"))),
-            None => Err(e),
-        },
+        Err(e) if client.is_closed() || fatal_in(&e).is_some() => {
+            match why_the_session_ended(&opts.target, &end, &e).await {
+                Some(why) => Err(e.context(format!("the connection to Postgres was lost: {why}"))),
+                None => Err(e),
+            }
+        }
         other => other,
     }
 }
