@@ -1170,7 +1170,7 @@ fn a_duration_flag_names_the_forms_it_takes() {
     for (command, flag, value) in [
         ("pull", "--statement-timeout", "50x"),
         ("push", "--statement-timeout", "ten"),
-        ("push", "--lock-timeout", "-5"),
+        ("push", "--lock-timeout", "5m"),
         ("rollback", "--lock-timeout", "5 sec"),
         ("rollback", "--statement-timeout", "0.5ms"),
     ] {
