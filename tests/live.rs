@@ -1939,27 +1939,29 @@ const APP_READS_WORKFLOWS_WRITES_JTBD: &str = "BEGIN; SELECT count(*) FROM workf
      INSERT INTO jtbd_library (id, title) \
      VALUES ('app-' || substr(md5(random()::text), 1, 14), 'app row'); COMMIT";
 
-/// V11: the U6 trial with the app's order reversed — each app transaction
-/// reads `workflows`, then writes `jtbd_library`. The app starts once the
-/// push holds its locks; every push must apply, the app's rows are all
-/// there, and without them the database is what the push alone leaves.
-#[test]
-fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_table() {
-    let reference = World::loaded("live_rbusy_reference", "plan").with_shared_snapshot();
-    reference.push_confirmed();
-    let expected = reference.state().without_schema("sandbox");
+/// `SANDBOX_LIVE_TRIALS` trials (3 unless set) of one command beside the
+/// app of V11/V12. `start` sets the trial's world up and spawns the command,
+/// returning it with the state the database must be in afterwards (without
+/// the app's rows); the app starts once `holding` (a count of the
+/// command's locks) sees the command's lock step. Every command must apply,
+/// every app row must be there, the rest of the database must be that
+/// state, and the app must meet no error.
+fn trials_beside_the_app_reading_workflows(
+    tag: &str,
+    what: &str,
+    holding: &str,
+    start: impl Fn(&World) -> (common::Proc, common::DatabaseState),
+) {
     let trials: usize = std::env::var("SANDBOX_LIVE_TRIALS")
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(3);
     let (mut outcomes, mut app_errors) = (Vec::new(), Vec::new());
     for trial in 1..=trials {
-        let w = World::loaded(&format!("live_rbusy_{trial}"), "plan").with_shared_snapshot();
-        let mut push = w.push_spawned("20000");
+        let w = World::loaded(&format!("{tag}_{trial}"), "plan").with_shared_snapshot();
+        let (mut command, expected) = start(&w);
         let mut monitor = w.db.client();
-        // ACCESS EXCLUSIVE from the lock step (the rehearsed undo's DROP).
-        let holding = &sandbox_locks(true, Some("AccessExclusiveLock"), "workflows");
-        while push.running() && scalar(&mut monitor, holding) == "0" {
+        while command.running() && scalar(&mut monitor, holding) == "0" {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1968,12 +1970,12 @@ fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_t
             APP_READS_WORKFLOWS_WRITES_JTBD.to_string(),
             stop.clone(),
         );
-        let run = push.finish();
+        let run = command.finish();
         std::thread::sleep(std::time::Duration::from_millis(200));
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let app = app.join().expect("app thread");
         eprintln!(
-            "trial {trial}: push exit {} in {} ms, app committed {}, longest wait {} ms, errors {:?}",
+            "trial {trial}: {what} exit {} in {} ms, app committed {}, longest wait {} ms, errors {:?}",
             run.code, run.millis, app.committed, app.longest_ms, app.errors
         );
         if run.code != 0 {
@@ -1990,18 +1992,34 @@ fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_t
         if run.code == 0 {
             expected.assert_same(
                 &w.state().without_schema("sandbox"),
-                &format!("trial {trial}: the push beside the busy app"),
+                &format!("trial {trial}: the {what} beside the busy app"),
             );
         }
     }
     let failed: Vec<&(i32, String)> = outcomes.iter().filter(|(c, _)| *c != 0).collect();
     assert!(
         failed.is_empty(),
-        "{} of {trials} pushes did not get through the app: {}",
+        "{} of {trials} {what}s did not get through the app: {}",
         failed.len(),
         failed.first().map(|(_, s)| s.as_str()).unwrap_or("")
     );
     assert!(app_errors.is_empty(), "the app met errors: {app_errors:?}");
+}
+
+/// V11: the U6 trial with the app's order reversed — each app transaction
+/// reads `workflows`, then writes `jtbd_library`. The app starts once the
+/// push holds its locks; every push must apply, the app's rows are all
+/// there, and without them the database is what the push alone leaves.
+#[test]
+fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_table() {
+    let reference = World::loaded("live_rbusy_reference", "plan").with_shared_snapshot();
+    reference.push_confirmed();
+    let expected = reference.state().without_schema("sandbox");
+    // ACCESS EXCLUSIVE from the lock step (the rehearsed undo's DROP).
+    let holding = sandbox_locks(true, Some("AccessExclusiveLock"), "workflows");
+    trials_beside_the_app_reading_workflows("live_rbusy", "push", &holding, |w| {
+        (w.push_spawned("20000"), expected.clone())
+    });
 }
 
 /// V12: the rollback counterpart of the V11 trial. Beside an app whose
@@ -2013,66 +2031,17 @@ fn a_push_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_t
 /// rollback holds its first lock.
 #[test]
 fn a_rollback_gets_through_a_busy_app_that_reads_workflows_then_writes_the_altered_table() {
-    let trials: usize = std::env::var("SANDBOX_LIVE_TRIALS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(3);
-    let (mut outcomes, mut app_errors) = (Vec::new(), Vec::new());
-    for trial in 1..=trials {
-        let w = World::loaded(&format!("live_rbusy_undo_{trial}"), "plan").with_shared_snapshot();
+    // The rollback's lock step: it writes jtbd_library (and drops the
+    // column the push added there).
+    let holding = format!(
+        "{} AND l.mode IN ('ShareRowExclusiveLock', 'AccessExclusiveLock')",
+        sandbox_locks(true, None, "jtbd_library")
+    );
+    trials_beside_the_app_reading_workflows("live_rbusy_undo", "rollback", &holding, |w| {
         let before = w.state().without_schema("sandbox");
         let receipt = w.push_confirmed();
-        let mut rollback = w.rollback_spawned(&receipt, "20000");
-        let mut monitor = w.db.client();
-        // The rollback's lock step: it writes jtbd_library (and drops the
-        // column the push added there).
-        let holding = &format!(
-            "{} AND l.mode IN ('ShareRowExclusiveLock', 'AccessExclusiveLock')",
-            sandbox_locks(true, None, "jtbd_library")
-        );
-        while rollback.running() && scalar(&mut monitor, holding) == "0" {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let app = app_loop_timed(
-            format!("{}?application_name=app_reads_workflows", w.db.url),
-            APP_READS_WORKFLOWS_WRITES_JTBD.to_string(),
-            stop.clone(),
-        );
-        let run = rollback.finish();
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let app = app.join().expect("app thread");
-        eprintln!(
-            "trial {trial}: rollback exit {} in {} ms, app committed {}, longest wait {} ms, errors {:?}",
-            run.code, run.millis, app.committed, app.longest_ms, app.errors
-        );
-        if run.code != 0 {
-            eprintln!("{}", run.stderr);
-        }
-        outcomes.push((run.code, run.show()));
-        app_errors.extend(app.errors.iter().map(|e| format!("trial {trial}: {e}")));
-        assert_eq!(
-            w.count("SELECT count(*) FROM jtbd_library WHERE title = 'app row'"),
-            app.committed as i64,
-            "trial {trial}: the app's jtbd_library rows"
-        );
-        w.exec("DELETE FROM jtbd_library WHERE title = 'app row'");
-        if run.code == 0 {
-            before.assert_same(
-                &w.state().without_schema("sandbox"),
-                &format!("trial {trial}: push, then the rollback beside the busy app"),
-            );
-        }
-    }
-    let failed: Vec<&(i32, String)> = outcomes.iter().filter(|(c, _)| *c != 0).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {trials} rollbacks did not get through the app: {}",
-        failed.len(),
-        failed.first().map(|(_, s)| s.as_str()).unwrap_or("")
-    );
-    assert!(app_errors.is_empty(), "the app met errors: {app_errors:?}");
+        (w.rollback_spawned(&receipt, "20000"), before)
+    });
 }
 
 /// V21: Supabase projects set `idle_in_transaction_session_timeout` on the
