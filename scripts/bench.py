@@ -247,7 +247,11 @@ class Bench:
             for q in plan["verification"] + plan["guards"]:
                 f.write(q["sql"].rstrip().rstrip(";") + ";\n")
         own = self.path(f"diff-{scale}.sql")
-        res = self.sandbox("--json", "diff", "--snapshot", snapshot, "--plan", plan_path, "--sql", own)
+        # The same scale runs once per link: the script of the earlier link
+        # is this run's own file, so replacing it is expected.
+        res = self.sandbox(
+            "--json", "diff", "--snapshot", snapshot, "--plan", plan_path, "--sql", own, "--force"
+        )
         diff = json.loads(res.out)
         self.load(scale)
         trial = self.psql(self.url, "-f", own, "-f", verify, check=False)
