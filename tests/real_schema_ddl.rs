@@ -907,3 +907,119 @@ fn rollback_allowing_writes_never_extends_to_a_protected_table() {
     ]);
     before.assert_same(&w.state(), "a refused rollback of an older receipt");
 }
+
+/// An app column of `jtbd_library` (the table the push adds a column to)
+/// holding a value in every row.
+const APP_NOTE: &str = "
+ALTER TABLE public.jtbd_library ADD COLUMN app_note text;
+UPDATE public.jtbd_library SET app_note = 'note ' || id::text;";
+
+/// An event trigger dropping that column when `event` fires (with `when`,
+/// a `WHEN TAG IN` filter or nothing): an app's "cleanup" hook.
+fn dropping_app_note(event: &str, when: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS app;
+         CREATE FUNCTION app.drop_app_note() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                      WHERE attrelid = 'public.jtbd_library'::regclass AND attname = 'app_note'
+                        AND NOT attisdropped) THEN
+             EXECUTE 'ALTER TABLE public.jtbd_library DROP COLUMN app_note';
+           END IF;
+         END $$;
+         CREATE EVENT TRIGGER drop_app_note ON {event} {when} EXECUTE FUNCTION app.drop_app_note();"
+    )
+}
+
+/// R1 (h1): a column dropped in the transaction keeps only its attnum, and
+/// every dropped column of a table the undo alters passed as the undo's
+/// own DROP COLUMN: an event trigger firing on the rollback's DROP COLUMN
+/// strategic_priority_id that also dropped the app's `app_note` (a value
+/// in each row pulled) was committed, exit 0. Now the column is
+/// named as it was at the start and the rollback refused, the whole
+/// database as it was; the push's own column is not named.
+#[test]
+fn an_event_trigger_dropping_an_app_column_refuses_the_rollback_by_name() {
+    let w = World::loaded("et_drops_app_column_rollback", "plan")
+        .with_sql(APP_NOTE)
+        .rehearsed();
+    let receipt = w.push_confirmed();
+    w.exec(&dropping_app_note("sql_drop", ""));
+    let notes = w.scalar("SELECT count(app_note) FROM public.jtbd_library");
+    assert_ne!(notes, "0");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "no DDL or large object outside the plan",
+            "table column public.jtbd_library.app_note (dropped)",
+        ]);
+        assert!(
+            !run.all().contains("--allow-writes public.jtbd_library"),
+            "losing a column is no write to allow: {}",
+            run.show()
+        );
+        assert_own_not_named(&run, &["strategic_priority_id"]);
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    // Without the event trigger the undo's own DROP COLUMN is its own.
+    w.exec("DROP EVENT TRIGGER drop_app_note");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    assert_eq!(
+        w.scalar("SELECT count(app_note) FROM public.jtbd_library"),
+        notes
+    );
+}
+
+/// An event trigger making a UNIQUE index on `jtbd_library` (the table
+/// the push adds a column to) whenever `event` fires.
+fn indexing_jtbd_library(event: &str, when: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS app;
+         CREATE FUNCTION app.index_jtbd() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF pg_catalog.to_regclass('public.jtbd_app_idx') IS NULL THEN
+             EXECUTE 'CREATE UNIQUE INDEX jtbd_app_idx ON public.jtbd_library (id, title)';
+           END IF;
+         END $$;
+         CREATE EVENT TRIGGER index_jtbd ON {event} {when} EXECUTE FUNCTION app.index_jtbd();"
+    )
+}
+
+/// R2 (h1): an index of a table the push alters was taken for one its ADD
+/// COLUMN rebuilt, new or not: an event trigger making a UNIQUE index on
+/// `jtbd_library` when the push's ALTER TABLE ran was committed with the
+/// push (exit 0, "no DDL … outside the plan" ok), and the rollback left
+/// it. Now an index made since the start is named, push and rollback
+/// refused, the whole database as it was.
+#[test]
+fn an_index_an_event_trigger_makes_on_an_altered_table_is_named() {
+    let w = world(
+        "et_indexes_altered_table",
+        &indexing_jtbd_library("ddl_command_end", "WHEN TAG IN ('ALTER TABLE')"),
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "no DDL or large object outside the plan",
+            "index public.jtbd_app_idx (created)",
+        ]);
+        assert_own_not_named(&run, &["strategic_priority_id", "public.tasks"]);
+        before.assert_same(&w.state(), "a refused push");
+    }
+    // The rollback's DROP COLUMN fires it too.
+    w.exec("ALTER EVENT TRIGGER index_jtbd DISABLE");
+    let receipt = w.push_confirmed();
+    w.exec(
+        "ALTER EVENT TRIGGER index_jtbd ENABLE; DROP EVENT TRIGGER index_jtbd; \
+         CREATE EVENT TRIGGER index_jtbd ON sql_drop EXECUTE FUNCTION app.index_jtbd();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&["index public.jtbd_app_idx (created)"]);
+        assert_own_not_named(&run, &["strategic_priority_id", "public.tasks"]);
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+}

@@ -47,7 +47,24 @@ const OBJECTS_AT_START: &str = "sandbox.objects_at_start";
 /// own ADD COLUMN (or a new foreign key to the table) rewrites that row
 /// too, so the row alone cannot tell an event trigger's `ALTER TABLE …
 /// ENABLE ROW LEVEL SECURITY` on the same table from the push's DDL.
+/// After the settings, the table's columns by attnum (see
+/// [`column_at_start`]).
 const TABLES_AT_START: &str = "sandbox.tables_at_start";
+
+/// The name column `attnum` of table `attrelid` (SQL expressions) had at
+/// [`record_start_sql`], or NULL. A dropped column keeps only its attnum
+/// (Postgres renames it `........pg.dropped.N........`): without the name
+/// it had, the rollback's own DROP COLUMN could not be told from an event
+/// trigger dropping an app column of the same table in the same
+/// transaction, and every dropped column of an altered table passed as the
+/// rollback's own (the app's column and its values lost, exit 0).
+fn column_at_start(attrelid: &str, attnum: &str) -> String {
+    format!(
+        "(coalesce(nullif(pg_catalog.current_setting('{TABLES_AT_START}', true), ''), '{{}}')::jsonb \
+          -> {attrelid}::text -> {n} ->> {attnum}::text)",
+        n = TABLE_SETTINGS.len()
+    )
+}
 
 /// The `pg_class` settings recorded in [`TABLES_AT_START`], each with what
 /// a change of it is called (SQL, `c` is the row).
@@ -86,6 +103,29 @@ fn table_settings_changed() -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') END)")
+}
+
+/// Whether index `oid` (an SQL expression) was made since
+/// [`record_start_sql`]: not among [`OBJECTS_AT_START`]. An index an ADD
+/// COLUMN rebuilt keeps its oid; one an event trigger or trigger made on
+/// the altered table (`CREATE UNIQUE INDEX`) is new, and was taken for the
+/// rebuild: committed with the push and left by its rollback.
+fn new_index(oid: &str) -> String {
+    format!(
+        "NOT (coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), '{{}}')::jsonb \
+              ? ('pg_class:' || {oid}::text))"
+    )
+}
+
+/// The detail of a relation's row: a table's settings changed (see
+/// [`table_settings_changed`]), or `created` for an index made since the
+/// start (see [`new_index`]).
+fn class_detail() -> String {
+    format!(
+        "CASE WHEN c.relkind IN ('i', 'I') THEN CASE WHEN {} THEN 'created' END ELSE {} END",
+        new_index("c.oid"),
+        table_settings_changed()
+    )
 }
 
 /// Transaction-local setting holding how many rows of each catalog this
@@ -615,9 +655,9 @@ fn changed_sql() -> String {
             object: format!(
                 "{} || coalesce(' (' || {} || ')', '')",
                 identify("pg_class", "c.oid", "0"),
-                table_settings_changed()
+                class_detail()
             ),
-            detail: table_settings_changed(),
+            detail: class_detail(),
             ..Part::new("pg_class", "c").of(&class_owner)
         },
         // Sequences' parameters (ALTER SEQUENCE … INCREMENT BY).
@@ -631,15 +671,27 @@ fn changed_sql() -> String {
         },
         // Columns of tables, views and composite types (an index's or a
         // TOAST table's come with its relation row).
+        // A column dropped here is named as it was at the start.
         Part {
             joins: " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid",
             filter: Some("a.attnum > 0 AND c.relkind NOT IN ('i', 'I', 't', 'S')"),
             namespace: Some("c.relnamespace"),
-            object: identify("pg_class", "a.attrelid", "a.attnum"),
+            object: format!(
+                "CASE WHEN a.attisdropped AND {at_start} IS NOT NULL \
+                 THEN 'table column ' || {table} || '.' || {at_start} || ' (dropped)' \
+                 ELSE {identified} END",
+                at_start = column_at_start("a.attrelid", "a.attnum"),
+                table = rel_name("a.attrelid"),
+                identified = identify("pg_class", "a.attrelid", "a.attnum"),
+            ),
             dropped: "a.attisdropped",
             ..Part::new("pg_attribute", "a")
                 .of("a.attrelid")
-                .detail("a.attname::text")
+                .detail(&format!(
+                    "CASE WHEN a.attisdropped THEN coalesce({}, a.attname::text) \
+                     ELSE a.attname::text END",
+                    column_at_start("a.attrelid", "a.attnum")
+                ))
         },
         Part::new("pg_attrdef", "d").of("d.adrelid").detail(
             "(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
@@ -657,6 +709,7 @@ fn changed_sql() -> String {
             joins: " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid",
             namespace: Some("c.relnamespace"),
             object: identify("pg_class", "i.indexrelid", "0"),
+            detail: format!("CASE WHEN {} THEN 'created' END", new_index("i.indexrelid")),
             ..Part::new("pg_index", "i").of(&untoasted("i.indrelid"))
         },
         Part {
@@ -848,7 +901,10 @@ pub fn record_start_sql() -> String {
                     o.catalog, o.object, o.tab, o.relkind, o.name, o.detail, o.ctable, pg_catalog.to_jsonb(o.ccols))) \
            FROM ({objects}) o), '{{}}')::text, true), \
          pg_catalog.set_config('{TABLES_AT_START}', coalesce(( \
-           SELECT pg_catalog.jsonb_object_agg(c.oid::text, pg_catalog.jsonb_build_array({settings})) \
+           SELECT pg_catalog.jsonb_object_agg(c.oid::text, pg_catalog.jsonb_build_array({settings}, \
+                    (SELECT pg_catalog.jsonb_object_agg(a.attnum::text, a.attname::text) \
+                     FROM pg_catalog.pg_attribute a \
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))) \
            FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p', 'f', 'm') \
              AND c.relnamespace IN (SELECT un.oid FROM pg_catalog.pg_namespace un \
                                     WHERE un.nspname::text NOT IN ('pg_catalog', 'information_schema') \
@@ -1013,23 +1069,30 @@ impl OwnDdl {
                     || (c.name.as_deref().is_some_and(|n| n.starts_with("pg_toast."))
                         && self.altered(table))
                     // ADD COLUMN that rewrites the table (a volatile default,
-                    // a domain with constraints) rebuilds its indexes.
-                    || (c.relkind.as_deref() == Some("i") && self.altered(table))
+                    // a domain with constraints) rebuilds its indexes; one
+                    // made since the start (detail `created`) is not its own.
+                    || (c.relkind.as_deref() == Some("i")
+                        && c.detail.is_none()
+                        && self.altered(table))
                     || (c.relkind.as_deref() == Some("S")
                         && c.name.as_ref().is_some_and(|n| self.sequences.contains(n)))
             }
+            // A dropped column by the name it had at the start: only the
+            // rollback's own DROP COLUMN of a column the push added.
             "pg_attribute" | "pg_attrdef" => {
                 created
                     || c.detail
                         .as_deref()
                         .is_some_and(|col| self.column(table, col))
-                    || (c.dropped && self.altered(table))
             }
             "pg_constraint" => {
                 self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
             }
             // An index of a table an ADD COLUMN rewrote is rebuilt in place.
-            "pg_index" => created || self.altered(table),
+            // An index of a table an ADD COLUMN rewrote is rebuilt in place;
+            // one made since the start is not the push's (it makes none on
+            // a table it alters).
+            "pg_index" => created || (self.altered(table) && c.detail.is_none()),
             // A created table's owner, and the grants default privileges
             // give it and its sequences.
             "pg_type" | "pg_shdepend" => created,
@@ -1071,10 +1134,11 @@ pub fn ddl_check(
     let mut dropping: Vec<String> = Vec::new();
     for c in changes.iter().filter(|c| !own.made(c)) {
         let key = c.table.clone().unwrap_or_else(|| c.object.clone());
-        if !c.gone && c.table.as_ref().is_some_and(|t| allowed.contains(t)) {
+        let lost = c.gone || c.dropped;
+        if !lost && c.table.as_ref().is_some_and(|t| allowed.contains(t)) {
             continue;
         }
-        if c.gone && !dropping.contains(&key) {
+        if lost && !dropping.contains(&key) {
             dropping.push(key.clone());
         }
         let items = groups.entry(key).or_default();
