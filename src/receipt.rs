@@ -30,8 +30,10 @@ use crate::types::RowHash;
 /// plan protected or read ([`Undo::protected`]); a tool reading only 4
 /// would let `rollback --allow-writes` cover writes to them. 6: adds each
 /// created table's identity ([`Undo::created_identity`]); a tool reading
-/// only 5 would drop a table of the same name the app made since.
-pub const UNDO_FORMAT: u32 = 6;
+/// only 5 would drop a table of the same name the app made since. 7: adds
+/// each added column's identity ([`Undo::added_identity`]); a tool reading
+/// only 6 would drop a column of the same name the app made since.
+pub const UNDO_FORMAT: u32 = 7;
 
 /// The oldest format rollback still reads.
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
@@ -53,6 +55,12 @@ pub struct Undo {
     pub created_identity: Option<Vec<CreatedTable>>,
     /// Columns the push added to existing tables.
     pub added_columns: Vec<AddedColumn>,
+    /// What each of `added_columns` was as the push left it, read in its
+    /// transaction right before COMMIT: rollback drops a column of that
+    /// name only if it is still that one. `None` before format 7, and in
+    /// the receipt the push rehearses its undo on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_identity: Option<Vec<AddedColumnIdentity>>,
     /// Per written table: inserted keys and overwritten values.
     pub tables: Vec<UndoTable>,
     /// Each pulled table as it was before the push.
@@ -168,6 +176,24 @@ pub struct CreatedTable {
     pub columns: Vec<(String, String)>,
 }
 
+/// A column the push added, as Postgres knew it when the push committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedColumnIdentity {
+    /// The table and column as in `added_columns` (schema `public`).
+    pub table: String,
+    pub column: String,
+    /// The table's `pg_class.oid`: a table dropped and created again under
+    /// the same name is told apart by it.
+    pub table_oid: u32,
+    /// `pg_attribute.attnum`: Postgres never gives a dropped column's
+    /// number to another, so a column the app dropped and added again
+    /// under the same name has another one, and a renamed column keeps it.
+    pub attnum: i16,
+    /// Its type as `format_type` prints it: a column the app retyped.
+    #[serde(rename = "type")]
+    pub pg_type: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddedColumn {
     pub table: String,
@@ -279,6 +305,7 @@ impl Undo {
             ddl: diff.ddl.iter().map(|d| d.sql.clone()).collect(),
             created_tables: plan.schema.tables.iter().map(|t| t.name.clone()).collect(),
             created_identity: None,
+            added_identity: None,
             added_columns: plan
                 .schema
                 .added_columns
@@ -456,9 +483,12 @@ mod tests {
         assert_eq!(Undo::read("r", &v4).unwrap().row_hash(), RowHash::Xxh3);
         // Before format 6 the created tables' identities were not recorded.
         assert_eq!(Undo::read("r", &v4).unwrap().created_identity, None);
-        let v7 = v1.replace("\"format\": 1", "\"format\": 7");
-        let e = Undo::read("r", &v7).unwrap_err().to_string();
-        assert!(e.contains("undo format 7"), "{e}");
+        // Before format 7 the added columns' identities were not recorded.
+        let v6 = v1.replace("\"format\": 1", "\"format\": 6");
+        assert_eq!(Undo::read("r", &v6).unwrap().added_identity, None);
+        let v8 = v1.replace("\"format\": 1", "\"format\": 8");
+        let e = Undo::read("r", &v8).unwrap_err().to_string();
+        assert!(e.contains("undo format 8"), "{e}");
         let none = v1.replace("\"format\": 1,", "");
         assert!(Undo::read("r", &none).is_err());
     }
@@ -475,6 +505,13 @@ mod tests {
                 columns: vec![("id".into(), "uuid".into())],
             }]),
             added_columns: vec![],
+            added_identity: Some(vec![AddedColumnIdentity {
+                table: "u".into(),
+                column: "c".into(),
+                table_oid: 16390,
+                attnum: 9,
+                pg_type: "uuid".into(),
+            }]),
             tables: vec![],
             before: BTreeMap::new(),
             after: BTreeMap::new(),
@@ -510,6 +547,7 @@ mod tests {
         assert_eq!(back.held_off_triggers, u.held_off_triggers);
         assert_eq!(back.sequences, u.sequences);
         assert_eq!(back.created_identity, u.created_identity);
+        assert_eq!(back.added_identity, u.added_identity);
         assert_eq!(
             back.protected_tables(),
             (vec!["public.prompts".into()], true)

@@ -1464,7 +1464,7 @@ fn a_table_the_app_made_again_under_a_created_table_s_name_is_never_dropped() {
     let identified = w.count(&format!(
         "SELECT count(*) FROM sandbox.receipts r, \
            jsonb_array_elements(r.undo -> 'created_identity') e \
-         WHERE r.id = '{receipt}' AND r.undo ->> 'format' = '6' \
+         WHERE r.id = '{receipt}' AND r.undo ->> 'format' = '7' \
            AND (e ->> 'oid')::oid = to_regclass('public.' || quote_ident(e ->> 'table'))::oid \
            AND jsonb_array_length(e -> 'columns') > 0"
     ));
@@ -1550,6 +1550,126 @@ fn a_created_table_the_app_moved_to_another_schema_is_named_where_it_is() {
         assert!(!run.all().contains("already undone"), "{}", run.show());
         moved.assert_same(&w.state(), "a refused rollback of a moved table");
     }
+}
+
+/// Issue 10: the receipt (undo format 7) records each added column's
+/// identity — its table's oid, its attnum and type — read in the push's
+/// transaction right before COMMIT, and rollback drops a column of that
+/// name only if it is still that one. Before (main b593f62): the app
+/// rebuilt `jtbd_library.strategic_priority_id` (its own column under the
+/// same name and type, filled with the same values, no foreign key);
+/// `rollback --confirm` exited 0 and dropped it, with the app's 105
+/// values. Now: refused by name (both attnums and types, what to do),
+/// exit 1, the whole database unchanged; the push's column renamed is
+/// named where it is; dropped by the app it is already undone. A normal
+/// push → rollback still leaves the whole database as before, and an older
+/// receipt (format 6, no column identity) is still undone, by name, saying
+/// so.
+#[test]
+fn a_column_the_app_made_again_under_an_added_column_s_name_is_never_dropped() {
+    let w = world("added_column_recreated", "");
+    let before = w.state();
+    let attnum =
+        "(SELECT attnum FROM pg_attribute WHERE attrelid = 'public.jtbd_library'::regclass \
+                   AND attname = 'strategic_priority_id' AND NOT attisdropped)";
+    // A normal push and rollback: the recorded identity is the column's.
+    let receipt = w.push_confirmed();
+    let identified = w.count(&format!(
+        "SELECT count(*) FROM sandbox.receipts r, \
+           jsonb_array_elements(r.undo -> 'added_identity') e \
+         WHERE r.id = '{receipt}' AND r.undo ->> 'format' = '7' \
+           AND e ->> 'table' = 'jtbd_library' AND e ->> 'column' = 'strategic_priority_id' \
+           AND (e ->> 'table_oid')::oid = 'public.jtbd_library'::regclass \
+           AND (e ->> 'attnum')::int2 = {attnum} AND e ->> 'type' = 'uuid'"
+    ));
+    assert_eq!(
+        identified, 1,
+        "jtbd_library.strategic_priority_id identified"
+    );
+    w.rollback_restores(&receipt, &before, "a normal push rolled back");
+    // A receipt of format 6, before the column identities: still undone,
+    // by name, and said so.
+    let receipt = w.push_confirmed();
+    w.exec(&format!(
+        "UPDATE sandbox.receipts SET undo = jsonb_set(undo - 'added_identity', '{{format}}', '6') \
+         WHERE id = '{receipt}'"
+    ));
+    w.rollback(&receipt, &["--confirm"]).ok().stdout_has(
+        "(undo format 6) records the columns the push added by name only: \
+         public.jtbd_library.strategic_priority_id",
+    );
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "an older receipt rolled back",
+    );
+    // The app rebuilds the column: its own, same name and type, the same
+    // values, no foreign key (its updated_at stamp kept out of it).
+    let receipt = w.push_confirmed();
+    let pushed_attnum = w.count(&format!("SELECT {attnum}"));
+    w.exec(
+        "SET session_replication_role = replica;
+         ALTER TABLE public.jtbd_library RENAME COLUMN strategic_priority_id TO sp_old;
+         ALTER TABLE public.jtbd_library ADD COLUMN strategic_priority_id uuid;
+         UPDATE public.jtbd_library SET strategic_priority_id = sp_old;
+         ALTER TABLE public.jtbd_library DROP COLUMN sp_old;
+         RESET session_replication_role;",
+    );
+    let apps_attnum = w.count(&format!("SELECT {attnum}"));
+    let apps_values = "SELECT count(strategic_priority_id) FROM public.jtbd_library";
+    assert_eq!(w.count(apps_values), 105);
+    let rebuilt = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            &format!(
+                "public.jtbd_library.strategic_priority_id is not the column this push added \
+                 (attnum {pushed_attnum}, uuid then; attnum {apps_attnum}, uuid now) — the push's \
+                 column was dropped after the push and this one added under its name"
+            ),
+            "rename this one out of the way for the rollback",
+            "nothing was changed",
+        ]);
+        rebuilt.assert_same(&w.state(), "a refused rollback of a rebuilt column");
+    }
+    // As advised: out of the way, the push's column is gone (undone by
+    // the app), the rest is rolled back, and the app's column comes back
+    // with its values.
+    w.exec("ALTER TABLE public.jtbd_library RENAME COLUMN strategic_priority_id TO app_sp");
+    w.rollback(&receipt, &["--confirm"]).ok().stdout_has(
+        "column jtbd_library.strategic_priority_id (the push added it; dropped since, so \
+         already undone)",
+    );
+    w.exec("ALTER TABLE public.jtbd_library RENAME COLUMN app_sp TO strategic_priority_id");
+    assert_eq!(w.count(apps_values), 105, "the app's values are kept");
+    w.exec("ALTER TABLE public.jtbd_library DROP COLUMN strategic_priority_id");
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "rolled back around the app's column (then dropped by the test)",
+    );
+    // The push's column renamed: named where it is, not followed.
+    let receipt = w.push_confirmed();
+    w.exec("ALTER TABLE public.jtbd_library RENAME COLUMN strategic_priority_id TO sp");
+    let renamed = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        "public.jtbd_library.strategic_priority_id (added by this push, attnum ",
+        "is now public.jtbd_library.sp — the app renamed it",
+        "ALTER TABLE public.jtbd_library RENAME COLUMN sp TO strategic_priority_id",
+        "nothing was changed",
+    ]);
+    renamed.assert_same(&w.state(), "a refused rollback of a renamed column");
+    w.exec("ALTER TABLE public.jtbd_library RENAME COLUMN sp TO strategic_priority_id");
+    w.rollback_restores(&receipt, &before, "renamed back and rolled back");
+    // The push's column dropped by the app: already undone, the rest
+    // rolled back.
+    let receipt = w.push_confirmed();
+    w.exec("ALTER TABLE public.jtbd_library DROP COLUMN strategic_priority_id");
+    w.rollback(&receipt, &["--confirm"]).ok().stdout_has(
+        "column jtbd_library.strategic_priority_id (the push added it; dropped since, so \
+         already undone)",
+    );
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "a dropped added column, the rest rolled back",
+    );
 }
 
 /// W3: after the push the app commented on a table the push created and

@@ -125,7 +125,10 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             report.dropped_comments.join("; ")
         );
     }
-    if let Some(by_name) = &report.created_by_name_only {
+    for by_name in [&report.created_by_name_only, &report.added_by_name_only]
+        .into_iter()
+        .flatten()
+    {
         println!("Identified by name only: {by_name}.");
     }
     if !report.discarded.is_empty() {

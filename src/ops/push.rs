@@ -27,7 +27,7 @@ use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
 use crate::db::postgres::receipts::{
-    applied_receipt, insert_receipt, receipts_access, record_created_identity, ReceiptsUse,
+    applied_receipt, insert_receipt, receipts_access, record_identity, ReceiptsUse,
 };
 use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
@@ -2103,15 +2103,22 @@ impl Push<'_, '_> {
             ));
         }
         let undo_rehearsal = rehearse_undo(&tx, job, &receipt, &checks).await?;
-        // What the created tables are, read after the rehearsal of the undo
-        // dropped them under its savepoint and got them back, right before
-        // COMMIT: the tables this push leaves, which rollback drops only
-        // if they are still these. (A preflight commits nothing to undo.)
+        // What the created tables and added columns are, read after the
+        // rehearsal of the undo dropped them under its savepoint and got
+        // them back, right before COMMIT: the tables and columns this push
+        // leaves, which rollback drops only if they are still these. (A
+        // preflight commits nothing to undo.)
         let mut receipt = receipt;
-        if job.opts.confirm && !receipt.undo.created_tables.is_empty() {
-            receipt.undo.created_identity = Some(
-                record_created_identity(&tx, &receipt.id, &receipt.undo.created_tables).await?,
-            );
+        if job.opts.confirm
+            && !(receipt.undo.created_tables.is_empty() && receipt.undo.added_columns.is_empty())
+        {
+            (receipt.undo.created_identity, receipt.undo.added_identity) = record_identity(
+                &tx,
+                &receipt.id,
+                &receipt.undo.created_tables,
+                &receipt.undo.added_columns,
+            )
+            .await?;
         }
         let report = |outcome, receipt_id, (local_record_error, local_record_fix)| PushReport {
             tables: receipt.tables,

@@ -8,7 +8,7 @@ use tokio_postgres::Transaction;
 
 use crate::diff::Diff;
 use crate::error::check_failed;
-use crate::receipt::{CreatedTable, Undo};
+use crate::receipt::{AddedColumn, AddedColumnIdentity, CreatedTable, Undo};
 
 /// The receipts table, created by the first push (and its schema). Only
 /// when it does not exist: `CREATE SCHEMA IF NOT EXISTS` asks for CREATE on
@@ -106,7 +106,7 @@ pub fn receipts_access_verdict(row: &[Option<String>], usage: ReceiptsUse) -> Re
                 6,
                 "UPDATE",
                 if usage == ReceiptsUse::Push {
-                    "to record the push's allowed side effects and the tables it created"
+                    "to record the push's allowed side effects and the tables and columns it created"
                 } else {
                     "to mark the receipt rolled back"
                 },
@@ -276,30 +276,43 @@ pub async fn insert_receipt(
 }
 
 /// Records in receipt `receipt_id` what each of the `created` tables is
-/// now (`Undo::created_identity`): its `pg_class.oid` and columns. Run in
-/// the push's transaction right before COMMIT — after the rehearsal of its
-/// undo, which drops them under a savepoint — so the identity is that of
-/// the tables the push leaves behind. One round trip: read and written by
-/// the one UPDATE.
-pub async fn record_created_identity(
+/// now (`Undo::created_identity`: its `pg_class.oid` and columns) and what
+/// each of the `added` columns is now (`Undo::added_identity`: its table's
+/// oid, `attnum` and type). Run in the push's transaction right before
+/// COMMIT — after the rehearsal of its undo, which drops them under a
+/// savepoint — so the identity is that of the tables and columns the push
+/// leaves behind. One round trip: read and written by the one UPDATE. Each
+/// list is `None` when the push created (or added) none.
+pub async fn record_identity(
     tx: &Transaction<'_>,
     receipt_id: &str,
     created: &[String],
-) -> Result<Vec<CreatedTable>> {
+    added: &[AddedColumn],
+) -> Result<(Option<Vec<CreatedTable>>, Option<Vec<AddedColumnIdentity>>)> {
     use tokio_postgres::types::Type;
     let qualified: Vec<String> = created
         .iter()
         .map(|t| format!("public.{}", crate::types::quote_ident(t)))
         .collect();
-    let values: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
+    let added_tables: Vec<&str> = added.iter().map(|a| a.table.as_str()).collect();
+    let added_columns: Vec<&str> = added.iter().map(|a| a.column.as_str()).collect();
+    let added_qualified: Vec<String> = added
+        .iter()
+        .map(|a| format!("public.{}", crate::types::quote_ident(&a.table)))
+        .collect();
+    let values: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 6] = [
         (&receipt_id, Type::TEXT),
         (&created, Type::TEXT_ARRAY),
         (&qualified, Type::TEXT_ARRAY),
+        (&added_tables, Type::TEXT_ARRAY),
+        (&added_columns, Type::TEXT_ARRAY),
+        (&added_qualified, Type::TEXT_ARRAY),
     ];
     // Typed: no prepare, one round trip.
     let rows = tx
         .query_typed(
-            "UPDATE sandbox.receipts SET undo = undo || pg_catalog.jsonb_build_object('created_identity', ( \
+            "UPDATE sandbox.receipts SET undo = undo || pg_catalog.jsonb_build_object( \
+             'created_identity', ( \
                SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
                         'table', t.name, 'oid', c.oid::int8, 'columns', \
                         (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array( \
@@ -309,19 +322,38 @@ pub async fn record_created_identity(
                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) \
                       ORDER BY t.ord), '[]') \
                FROM unnest($2::text[], $3::text[]) WITH ORDINALITY t(name, qualified, ord) \
-               JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.qualified))) \
-             WHERE id = $1::text::uuid RETURNING (undo -> 'created_identity')::text",
+               JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.qualified)), \
+             'added_identity', ( \
+               SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
+                        'table', t.tbl, 'column', t.col, 'table_oid', c.oid::int8, \
+                        'attnum', a.attnum, \
+                        'type', pg_catalog.format_type(a.atttypid, a.atttypmod)) \
+                      ORDER BY t.ord), '[]') \
+               FROM unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY t(tbl, col, qualified, ord) \
+               JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.qualified) \
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = t.col \
+                                             AND NOT a.attisdropped)) \
+             WHERE id = $1::text::uuid \
+             RETURNING (undo -> 'created_identity')::text, (undo -> 'added_identity')::text",
             &values,
         )
         .await
-        .context("recording the identity of the tables the push created")?;
-    let text: String = rows
+        .context("recording the identity of the tables the push created and the columns it added")?;
+    let row = rows
         .first()
-        .and_then(|r| r.get::<_, Option<String>>(0))
         .context("the push's receipt is not there to record the tables it created in")?;
-    let identity: Vec<CreatedTable> = serde_json::from_str(&text)
-        .context("reading back the identity of the tables the push created")?;
-    Ok(identity)
+    let created_text: Option<String> = row.get(0);
+    let added_text: Option<String> = row.get(1);
+    let created_identity: Vec<CreatedTable> =
+        serde_json::from_str(created_text.as_deref().unwrap_or("[]"))
+            .context("reading back the identity of the tables the push created")?;
+    let added_identity: Vec<AddedColumnIdentity> =
+        serde_json::from_str(added_text.as_deref().unwrap_or("[]"))
+            .context("reading back the identity of the columns the push added")?;
+    Ok((
+        (!created.is_empty()).then_some(created_identity),
+        (!added.is_empty()).then_some(added_identity),
+    ))
 }
 
 /// Reads the receipt to undo: `None` when it was rolled back before; an

@@ -41,9 +41,11 @@ use crate::receipt::{AddedColumn, TableState, Undo, UndoTable};
 use crate::types::quote_ident;
 use crate::types::short_hash as short;
 
+mod added;
 mod apply;
 mod needs;
 mod rows;
+use added::without_gone_columns;
 use apply::{added_columns_of, undo_changes, UndoInputs};
 use needs::rollback_needs;
 use rows::{
@@ -151,6 +153,10 @@ pub struct RollbackReport {
     /// name is still the push's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by_name_only: Option<String>,
+    /// Likewise a receipt before undo format 7 for the columns the push
+    /// added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_by_name_only: Option<String>,
     /// The tables (`schema.table`) whose `--allow-writes` that consent is.
     #[serde(skip)]
     pub needs_consent_tables: Vec<String>,
@@ -231,17 +237,25 @@ async fn undo_after_read_back(
     // Privileges first, before any lock.
     // With them, in the same round trip: what a DROP of the undo will lock
     // besides the dropped tables (see `lock_written_tables`).
-    let (privileges, dropped_since, referenced) = futures_util::join!(
+    let (privileges, dropped_since, columns_dropped_since, referenced) = futures_util::join!(
         r.privileges(),
         r.created_tables_now(),
+        r.added_columns_now(),
         referenced_by_dropped(tx, &undo.created_tables, &undo.added_columns),
     );
     let mut checks = vec![privileges?];
     // A table the push created that the app dropped since is undone
     // already: the rest of the rollback works without it (locking or
-    // reading it would end in a raw "does not exist").
+    // reading it would end in a raw "does not exist"). So is a column it
+    // added that the app dropped.
     let dropped_since = dropped_since?;
+    let columns_dropped_since = columns_dropped_since?;
     let remaining = without_gone_tables(undo, &dropped_since);
+    let remaining = if columns_dropped_since.is_empty() {
+        remaining
+    } else {
+        std::borrow::Cow::Owned(without_gone_columns(&remaining, &columns_dropped_since))
+    };
     let undo = &*remaining;
     let r = Rollback { undo, ..r };
     let exclusive = r.lock_written_tables(referenced?).await?;
@@ -254,6 +268,10 @@ async fn undo_after_read_back(
         // more: proven once again, now for good (the first look, before
         // any lock, could be overtaken).
         r.created_tables_now().await?;
+    }
+    if mode == Mode::Rollback && !undo.added_columns.is_empty() {
+        // Likewise the columns it added (dropped, renamed, added again).
+        r.added_columns_now().await?;
     }
     // Under the locks, every read before the undo is pipelined (a few round
     // trips in all, not one or two per table and check); each answer is
@@ -343,9 +361,29 @@ async fn undo_after_read_back(
                 .join(", ")
         ));
     }
+    if mode == Mode::Rollback && !undo.added_columns.is_empty() && undo.added_identity.is_none() {
+        report.added_by_name_only = Some(format!(
+            "receipt {} (undo format {}) records the columns the push added by name only: {} \
+             are taken to be the push's columns as named (a column the app dropped and added \
+             again under the same name since cannot be told apart)",
+            opts.receipt_id,
+            undo.format,
+            undo.added_columns
+                .iter()
+                .map(|a| format!("public.{}.{}", a.table, a.column))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     report.already_gone = dropped_since
         .iter()
         .map(|t| format!("table {t} (the push created it; dropped since, so already undone)"))
+        .chain(columns_dropped_since.iter().map(|a| {
+            format!(
+                "column {}.{} (the push added it; dropped since, so already undone)",
+                a.table, a.column
+            )
+        }))
         .chain(gone.iter().map(GoneRow::describe))
         .collect();
     report.discarded = discarded
@@ -507,6 +545,7 @@ impl RollbackReport {
             not_rehearsed: vec![],
             needs_consent: vec![],
             created_by_name_only: None,
+            added_by_name_only: None,
             dropped_comments: vec![],
             needs_consent_tables: vec![],
             millis: 0,
