@@ -616,6 +616,16 @@ impl SessionEnd {
 /// [`SessionEnd`]). The connection is recorded before its channels close,
 /// so a request that fails because it closed finds the cause recorded.
 pub async fn connect_watched(target: &Target) -> Result<(Client, SessionEnd)> {
+    let (client, end, _) = connect_watched_on(target).await?;
+    Ok((client, end))
+}
+
+/// [`connect_watched`], and the runtime of the thread that drives the
+/// connection: a task spawned there receives the connection's answers
+/// without crossing threads (pull's COPY reader, see `ops::pull`).
+pub async fn connect_watched_on(
+    target: &Target,
+) -> Result<(Client, SessionEnd, tokio::runtime::Handle)> {
     let end = SessionEnd::default();
     let ended = end.clone();
     let tls = match target.sslmode {
@@ -644,7 +654,7 @@ pub async fn connect_watched(target: &Target) -> Result<(Client, SessionEnd)> {
                 match tls {
                     None => match config.connect(tokio_postgres::NoTls).await {
                         Ok((client, conn)) => {
-                            let _ = sender.send(Ok(client));
+                            let _ = sender.send(Ok((client, tokio::runtime::Handle::current())));
                             // Pinned, not consumed: the connection (and the
                             // channels the client's requests wait on) lives
                             // until its end is recorded.
@@ -659,7 +669,7 @@ pub async fn connect_watched(target: &Target) -> Result<(Client, SessionEnd)> {
                     },
                     Some(tls) => match config.connect(tls).await {
                         Ok((client, conn)) => {
-                            let _ = sender.send(Ok(client));
+                            let _ = sender.send(Ok((client, tokio::runtime::Handle::current())));
                             let mut conn = std::pin::pin!(conn);
                             if let Err(e) = conn.as_mut().await {
                                 ended.record(&e);
@@ -677,7 +687,7 @@ pub async fn connect_watched(target: &Target) -> Result<(Client, SessionEnd)> {
         .await
         .context("the thread that drives the Postgres connection ended")?
     {
-        Ok(client) => Ok((client, end)),
+        Ok((client, runtime)) => Ok((client, end, runtime)),
         Err(Ok(e)) => Err(explain_connect_error(target, &e)),
         Err(Err(e)) => {
             Err(anyhow::Error::new(e).context("cannot start the Postgres connection's runtime"))
