@@ -858,17 +858,18 @@ fn a_row_the_new_rows_reference_held_for_update_is_waited_for_and_named() {
     );
 }
 
-/// What the push holds while it waits for ACCESS EXCLUSIVE on
-/// `jtbd_library` (an idle transaction that read it keeps it waiting): its
-/// granted locks on public tables as `table mode`, how many tables it has
-/// created by then (locked relations no other session can see yet), and
-/// its wait event. Then the idle transaction ends and the push must apply.
-fn held_while_waiting_for_the_add_column(
+/// What the push holds while it waits for ACCESS EXCLUSIVE on `table`
+/// (an idle transaction that read it keeps it waiting): its granted locks
+/// on public tables as `table mode`, how many tables it has created by
+/// then (locked relations no other session can see yet), and its wait
+/// event. Then the idle transaction ends and the push must apply.
+fn held_while_waiting_for_exclusive(
     w: &World,
+    table: &str,
     extra: &[&str],
 ) -> (Vec<String>, i64, String, String) {
     let mut idle = postgres_admin(&format!("{}?application_name=idle_reader", w.db.url));
-    idle.batch_execute("BEGIN; SELECT count(*) FROM jtbd_library")
+    idle.batch_execute(&format!("BEGIN; SELECT count(*) FROM {table}"))
         .expect("idle reader");
     let mut args = vec![
         "push",
@@ -883,13 +884,13 @@ fn held_while_waiting_for_the_add_column(
     args.extend_from_slice(extra);
     let push = common::Sandbox::new(&args).spawn();
     let mut monitor = w.db.client();
-    let waiting = &sandbox_locks(false, Some("AccessExclusiveLock"), "jtbd_library");
+    let waiting = &sandbox_locks(false, Some("AccessExclusiveLock"), table);
     let mut polls = 0;
     while scalar(&mut monitor, waiting) == "0" {
         polls += 1;
         assert!(
             polls < 2400,
-            "the push never asked for ACCESS EXCLUSIVE on jtbd_library"
+            "the push never asked for ACCESS EXCLUSIVE on {table}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -947,7 +948,7 @@ fn held_while_waiting_for_the_add_column(
 #[test]
 fn the_add_columns_lock_comes_with_the_write_sets_before_anything_is_written() {
     let w = live("live_exclusive_last");
-    let (held, created, wait, receipt) = held_while_waiting_for_the_add_column(&w, &[]);
+    let (held, created, wait, receipt) = held_while_waiting_for_exclusive(&w, "jtbd_library", &[]);
     assert_eq!(wait, "Lock/relation");
     assert_eq!(created, 0, "tables created before the lock: {held:?}");
     assert!(
@@ -980,7 +981,8 @@ fn the_add_columns_lock_comes_with_the_write_sets_before_anything_is_written() {
     });
     let plan = plan.to_str().expect("utf-8 path");
     w.rehearse(&["--plan", plan]).ok().stdout_has("PASSED");
-    let (held, created, wait, _) = held_while_waiting_for_the_add_column(&w, &["--plan", plan]);
+    let (held, created, wait, _) =
+        held_while_waiting_for_exclusive(&w, "jtbd_library", &["--plan", plan]);
     assert_eq!(wait, "Lock/relation");
     assert_eq!(created, 0, "in phase order too: {held:?}");
     assert!(held.is_empty(), "in phase order too: {held:?}");
@@ -988,6 +990,33 @@ fn the_add_columns_lock_comes_with_the_write_sets_before_anything_is_written() {
     reordered.assert_same(
         &common::whole_database_state(&w.db.url).without_schema("sandbox"),
         "the push in phase order",
+    );
+}
+
+/// A reader of `workflows` (the table the created `tasks` references) is
+/// waited out while the push holds nothing: each attempt takes first the
+/// tables another session holds. Before, the one LOCK TABLE listed its
+/// tables by name, so each attempt held ACCESS EXCLUSIVE on `jtbd_library`
+/// while it waited for the reader of `workflows`, and an app that had read
+/// `workflows` and then wrote `jtbd_library` waited for the push until the
+/// attempt's timeout broke the cycle. Listing the referenced tables first
+/// instead held `workflows` while a reader of `jtbd_library` was waited
+/// for (the test above).
+#[test]
+fn a_reader_of_a_referenced_table_is_waited_out_before_the_altered_table_is_held() {
+    let w = live("live_referenced_first");
+    let before = common::whole_database_state(&w.db.url).without_schema("sandbox");
+    let (held, created, wait, receipt) = held_while_waiting_for_exclusive(&w, "workflows", &[]);
+    assert_eq!(wait, "Lock/relation");
+    assert_eq!(created, 0, "tables created before the lock: {held:?}");
+    assert!(
+        held.is_empty(),
+        "locks held while waiting for workflows: {held:?}"
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.assert_same(
+        &common::whole_database_state(&w.db.url).without_schema("sandbox"),
+        "the push waited for a reader of workflows, then its rollback",
     );
 }
 

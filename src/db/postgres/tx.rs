@@ -136,6 +136,59 @@ pub async fn lock_in_attempts(
     probe_in_attempts(tx, locks, rows, &[], total_ms).await
 }
 
+/// The tables as the caller listed them, each once with the strongest mode
+/// asked for it, at its first place.
+fn in_the_order_asked(locks: &[(String, LockMode)]) -> Vec<(String, LockMode)> {
+    let mut out: Vec<(String, LockMode)> = Vec::new();
+    for (table, mode) in locks {
+        match out.iter_mut().find(|(t, _)| t == table) {
+            Some(seen) => seen.1 = seen.1.max(*mode),
+            None => out.push((table.clone(), *mode)),
+        }
+    }
+    out
+}
+
+/// One statement that takes `locks` one table at a time, first the tables
+/// another session holds a lock on right now, then the rest, each group in
+/// the order given. Waiting for a held table is then done holding none of
+/// the others: no session queues behind a lock we took while we wait, and
+/// an app transaction that read the held table and will next write another
+/// one we need is waited out instead of meeting our lock (a cycle only the
+/// attempt's timeout could end). In any fixed order one case or the other
+/// held a lock while waiting: by name, `jtbd_library` was held while a
+/// reader of `workflows` was waited for; referenced tables first,
+/// `workflows` while a reader of `jtbd_library` was. Decided on the server
+/// in the same statement, so it costs no round trip; when several tables
+/// are held, the order given (the caller's: the push lists the tables its
+/// keys reference first) decides among them.
+fn lock_tables_sql(locks: &[(String, LockMode)]) -> String {
+    let rows: Vec<String> = locks
+        .iter()
+        .enumerate()
+        .map(|(i, (t, m))| {
+            let quoted = crate::types::quote_table(t).replace('\'', "''");
+            format!("('{quoted}', '{}', {i})", m.sql())
+        })
+        .collect();
+    let mut tag = "$sandbox_lock$".to_string();
+    let mut n = 0;
+    while rows.iter().any(|r| r.contains(&tag)) {
+        n += 1;
+        tag = format!("$sandbox_lock_{n}$");
+    }
+    format!(
+        "DO {tag} DECLARE l record; BEGIN \
+         FOR l IN SELECT v.rel, v.mode FROM (VALUES {}) AS v(rel, mode, ord) \
+         ORDER BY EXISTS (SELECT 1 FROM pg_catalog.pg_locks h \
+         WHERE h.locktype = 'relation' AND h.relation = v.rel::regclass \
+         AND h.pid <> pg_catalog.pg_backend_pid()) DESC, v.ord \
+         LOOP EXECUTE 'LOCK TABLE ' || l.rel || ' IN ' || l.mode || ' MODE'; END LOOP; \
+         END {tag};",
+        rows.join(", ")
+    )
+}
+
 /// [`lock_in_attempts`], where each attempt also proves that the `probe`
 /// locks can be had right now, without keeping them: taken under a nested
 /// savepoint that is rolled back at once, which releases them. For locks
@@ -153,30 +206,10 @@ pub async fn probe_in_attempts(
     if locks.is_empty() && rows.is_empty() && probe.is_empty() {
         return Ok(Ok(()));
     }
-    // One statement per mode, tables in a fixed order: two sessions taking
-    // the same locks cannot deadlock on the order.
-    // A table asked for twice keeps its strongest mode.
-    let mut sorted = locks.to_vec();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    sorted.dedup_by(|later, first| later.0 == first.0);
+    let sorted = in_the_order_asked(locks);
     let mut stmts = Vec::new();
-    for mode in [
-        LockMode::AccessExclusive,
-        LockMode::ShareRowExclusive,
-        LockMode::Share,
-    ] {
-        let list: Vec<String> = sorted
-            .iter()
-            .filter(|(_, m)| *m == mode)
-            .map(|(t, _)| crate::types::quote_table(t))
-            .collect();
-        if !list.is_empty() {
-            stmts.push(format!(
-                "LOCK TABLE {} IN {} MODE;",
-                list.join(", "),
-                mode.sql()
-            ));
-        }
+    if !sorted.is_empty() {
+        stmts.push(lock_tables_sql(&sorted));
     }
     stmts.extend(rows.iter().map(RowLock::lock_sql));
     let mut probed = probe.to_vec();
@@ -1127,6 +1160,34 @@ fn pid_list(pids: &[i32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::LockMode::{AccessExclusive, Share, ShareRowExclusive};
+
+    /// A table asked for twice is locked once, where it was first asked
+    /// for, in the strongest mode asked; the rest keep the caller's order.
+    #[test]
+    fn locks_keep_the_order_asked_and_the_strongest_mode() {
+        let asked: Vec<(String, super::LockMode)> = [
+            ("workflows", AccessExclusive),
+            ("jtbd_library", ShareRowExclusive),
+            ("dh_tool", Share),
+            ("jtbd_library", AccessExclusive),
+            ("workflows", Share),
+        ]
+        .iter()
+        .map(|(t, m)| (t.to_string(), *m))
+        .collect();
+        let got = super::in_the_order_asked(&asked);
+        let want: Vec<(String, super::LockMode)> = [
+            ("workflows", AccessExclusive),
+            ("jtbd_library", AccessExclusive),
+            ("dh_tool", Share),
+        ]
+        .iter()
+        .map(|(t, m)| (t.to_string(), *m))
+        .collect();
+        assert_eq!(got, want);
+    }
+
     /// The blocker listing never carries another session's literals.
     #[test]
     fn a_blockers_statement_is_shown_without_its_literals() {
