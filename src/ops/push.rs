@@ -256,11 +256,11 @@ type TableLock = (String, LockMode);
 /// the refusal, is drift for the next one. Held from the lock step, no
 /// such transaction can begin while the push holds the others.
 ///
-/// The referenced tables come first: an app transaction reads them before
-/// it writes the others, so in the lock attempt it is waited out before
-/// anything it will write is held (the other way, the attempt held the
-/// altered table while it waited for the app's read, and the app's write
-/// waited for the attempt: a cycle each attempt).
+/// The referenced tables come first. Each lock attempt takes the tables
+/// another session holds before the others (see `tx::lock_tables_sql`);
+/// this order only decides among several held at once: an app transaction
+/// reads the referenced tables before it writes the others, so it is
+/// waited out before anything it will write is held.
 /// `unlockable` (see `tx::not_lockable`) are left to the DDL.
 fn locks_from_the_first_exclusive(plan: &Plan, unlockable: &[String]) -> Vec<TableLock> {
     let referenced: Vec<String> = referenced_tables(plan)
