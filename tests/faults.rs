@@ -1085,3 +1085,111 @@ fn writers_between_pull_and_push_are_refused_with_nothing_written() {
     }
     fig.publish();
 }
+
+/// Issue 10: a connection lost during COMMIT leaves the outcome unknown
+/// to the client, and push and rollback say so (one rule, shared), with
+/// how to learn it; a COMMIT the server answers with an error rolled back.
+/// Before (main b593f62): a rollback whose connection was cut after the
+/// server took its COMMIT said "COMMIT of the rollback failed; nothing was
+/// undone" while the undo had landed (the receipt rolled back, the whole
+/// database as before the push). Faults: a proxy that cuts the first
+/// COMMIT, passing it to the server or not, or answers it with an ERROR
+/// itself (a deferred trigger cannot raise at COMMIT: the rollback sets
+/// its constraints IMMEDIATE).
+#[test]
+fn a_commit_cut_off_says_its_outcome_is_unknown_and_how_to_learn_it() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let w = common::World::loaded("commit_cut", "plan").with_shared_snapshot();
+    let before = w.state();
+    let unknown = "the connection failed during COMMIT, so whether the rollback landed is unknown";
+    // Cut after the server took the COMMIT: the undo landed.
+    let receipt = w.push_confirmed();
+    let proxy = common::CommitCut::start(w.url(), common::AtCommit::Forward);
+    let run = w.rollback_as(&proxy.url, &receipt, &["--confirm"]);
+    assert_eq!(proxy.cuts.load(SeqCst), 1, "{}", run.show());
+    settled(&w);
+    assert_ne!(run.code, 0, "{}", run.show());
+    assert!(run.stderr.contains(unknown), "{}", run.show());
+    assert!(
+        run.stderr.contains(&format!(
+            "Run `sandbox rollback --receipt {receipt}` against the same"
+        )),
+        "{}",
+        run.show()
+    );
+    assert!(!run.all().contains("nothing was undone"), "{}", run.show());
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "a rollback whose COMMIT landed",
+    );
+    // What the message advises tells it.
+    w.rollback(&receipt, &[])
+        .ok()
+        .stdout_has("Already rolled back");
+    // Cut before the server saw it: nothing was undone, and the same
+    // command says the rollback is still to do.
+    let receipt = w.push_confirmed();
+    let pushed = w.state();
+    let proxy = common::CommitCut::start(w.url(), common::AtCommit::Drop);
+    let run = w.rollback_as(&proxy.url, &receipt, &["--confirm"]);
+    assert_eq!(proxy.cuts.load(SeqCst), 1, "{}", run.show());
+    settled(&w);
+    assert!(run.stderr.contains(unknown), "{}", run.show());
+    pushed.assert_same(&w.state(), "a rollback whose COMMIT never arrived");
+    let dry = w.rollback(&receipt, &[]);
+    dry.ok();
+    assert!(
+        !dry.stdout.contains("Already rolled back"),
+        "{}",
+        dry.show()
+    );
+    // The server answers COMMIT with an error (a serialization failure,
+    // as the proxy sends it; the server never got the COMMIT and rolls
+    // back): nothing was undone, and said so.
+    let proxy = common::CommitCut::start(w.url(), common::AtCommit::Refuse);
+    let run = w.rollback_as(&proxy.url, &receipt, &["--confirm"]);
+    assert_eq!(proxy.cuts.load(SeqCst), 1, "{}", run.show());
+    settled(&w);
+    assert_ne!(run.code, 0, "{}", run.show());
+    assert!(
+        run.stderr
+            .contains("COMMIT failed; Postgres rolled the rollback back, nothing was undone")
+            && run.stderr.contains("could not serialize access"),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stderr.contains("unknown"), "{}", run.show());
+    pushed.assert_same(&w.state(), "a rollback whose COMMIT the server refused");
+    w.rollback_restores(&receipt, &before, "the rollback, once COMMIT goes through");
+    // The push goes by the same rule: cut after its COMMIT landed, and its
+    // advice (run it again) says "Already applied".
+    let proxy = common::CommitCut::start(w.url(), common::AtCommit::Forward);
+    let run = w.push_as(&proxy.url, &["--confirm"]);
+    assert_eq!(proxy.cuts.load(SeqCst), 1, "{}", run.show());
+    settled(&w);
+    assert!(
+        run.stderr
+            .contains("the connection failed during COMMIT, so whether the push landed is unknown"),
+        "{}",
+        run.show()
+    );
+    w.push(&["--confirm"]).ok().stdout_has("Already applied");
+}
+
+/// Waits until no other session is connected to the world's database: the
+/// server has finished with a COMMIT whose connection the proxy cut (the
+/// client gives up at once; the server may still be committing).
+fn settled(w: &common::World) {
+    let started = Instant::now();
+    while w.count(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    ) > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cut session is still there after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

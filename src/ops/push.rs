@@ -543,7 +543,7 @@ pub async fn push(
         // so, instead of a bare "connection closed".
         Err(e)
             if (client.is_closed() || crate::db::postgres::tx::fatal_in(&e).is_some())
-                && !e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN)) =>
+                && !crate::db::postgres::tx::commit_unknown(&e) =>
         {
             let why = crate::db::postgres::tx::why_the_session_ended(&opts.target, &end, &e)
                 .await
@@ -563,8 +563,6 @@ pub async fn push(
         other => other,
     }
 }
-
-const COMMIT_UNKNOWN: &str = "the connection failed during COMMIT";
 
 /// What a push works from: its options, the plan, the snapshot and the diff
 /// computed from them.
@@ -2146,17 +2144,17 @@ impl Push<'_, '_> {
                 "nothing was written",
             ));
         }
-        if let Err(e) = tx.commit().await {
-            if e.as_db_error().is_some() {
-                return Err(anyhow::Error::new(e)
-                    .context("COMMIT failed; Postgres rolled the push back, nothing was written"));
-            }
-            return Err(anyhow::Error::new(e).context(format!(
-                "{COMMIT_UNKNOWN}, so whether it landed is unknown. Run `{}` \
-                 again: it says \"Already applied\" if it did, and applies it if it did not",
+        crate::db::postgres::tx::commit_or_say(
+            tx,
+            "the push",
+            "nothing was written",
+            &format!(
+                "Run `{}` again: it says \"Already applied\" if it did, and applies it if it did \
+                 not",
                 crate::advice::push_confirm(&job.opts.snapshot, job.plan, &job.opts.run_flags())
-            )));
-        }
+            ),
+        )
+        .await?;
         // Committed: from here on nothing may turn into an error, or the user
         // would not learn the receipt id of a push that is in the database.
         let unrecorded = record_receipt(

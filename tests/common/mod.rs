@@ -27,7 +27,7 @@ pub use run::{run_sandbox, sandbox, sandbox_bin, Proc, Run, Sandbox};
 pub use state::{
     sequence_positions, whole_database_state, whole_database_state_with, DatabaseState,
 };
-pub use tools::{copy_dir, free_port, psql_file, require_tool};
+pub use tools::{copy_dir, free_port, psql_file, require_tool, AtCommit, CommitCut};
 pub use world::{
     check_named, check_rows, failed_checks, json_of, load_fixtures, phase_ids, preflight,
     rehearse_report, staged_new_values, staged_rows, staged_tool_metadata,

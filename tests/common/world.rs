@@ -186,13 +186,12 @@ impl World {
     }
 
     pub fn rollback(&self, receipt: &str, extra: &[&str]) -> Run {
-        let mut args = vec![
-            "rollback",
-            "--database-url",
-            self.url(),
-            "--receipt",
-            receipt,
-        ];
+        self.rollback_as(self.url(), receipt, extra)
+    }
+
+    /// A rollback connecting with `url` (another role, a proxy).
+    pub fn rollback_as(&self, url: &str, receipt: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["rollback", "--database-url", url, "--receipt", receipt];
         args.extend_from_slice(extra);
         sandbox(&args)
     }

@@ -842,6 +842,47 @@ pub fn client_silence_sql() -> String {
     format!("SET LOCAL idle_in_transaction_session_timeout = '{CLIENT_SILENCE_MS}ms';")
 }
 
+/// How a COMMIT that failed with the connection, not with an answer, is
+/// said: Postgres may have committed before the connection went. Push and
+/// rollback tell it apart from their other lost-connection errors (those
+/// before COMMIT, which Postgres rolled back) by this text.
+pub const COMMIT_UNKNOWN: &str = "the connection failed during COMMIT";
+
+/// Commits `tx` (`what`: "the push", "the rollback"), saying on failure
+/// what became of it. Postgres answering the COMMIT with an ERROR (a
+/// deferred constraint, a serialization failure) rolled the transaction
+/// back: `nothing` holds ("nothing was written"). A connection that failed
+/// during COMMIT — dropped, or ended by the server with a FATAL, which may
+/// come after the commit record is written — leaves the outcome unknown:
+/// then `find_out` says how to learn it, never `nothing`.
+pub async fn commit_or_say(
+    tx: Transaction<'_>,
+    what: &str,
+    nothing: &str,
+    find_out: &str,
+) -> Result<()> {
+    let Err(e) = tx.commit().await else {
+        return Ok(());
+    };
+    let answered = e
+        .as_db_error()
+        .is_some_and(|d| !matches!(d.severity(), "FATAL" | "PANIC"));
+    let e = anyhow::Error::new(e);
+    if answered {
+        return Err(e.context(format!(
+            "COMMIT failed; Postgres rolled {what} back, {nothing}"
+        )));
+    }
+    Err(e.context(format!(
+        "{COMMIT_UNKNOWN}, so whether {what} landed is unknown. {find_out}"
+    )))
+}
+
+/// Whether `e` is [`commit_or_say`]'s unknown outcome.
+pub fn commit_unknown(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.to_string().contains(COMMIT_UNKNOWN))
+}
+
 /// The SQLSTATE and message of a FATAL error in `e`'s chain: the server
 /// ending the session, as the answer to a request that was in flight (the
 /// connection may not be seen closed yet).

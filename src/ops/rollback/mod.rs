@@ -97,9 +97,20 @@ async fn rollback_on(
                     "nothing was undone",
                 ));
             }
-            tx.commit()
-                .await
-                .context("COMMIT of the rollback failed; nothing was undone")?;
+            crate::db::postgres::tx::commit_or_say(
+                tx,
+                "the rollback",
+                "nothing was undone",
+                &format!(
+                    "Run `sandbox rollback --receipt {id}` against the same database: it says \
+                     \"Already rolled back\" if the undo landed (and marks the snapshot's copy), \
+                     and if it did not, checks everything again and changes nothing without \
+                     --confirm. `sandbox receipts` shows the receipt's status in sandbox.receipts \
+                     too (rolled_back or applied)",
+                    id = opts.receipt_id
+                ),
+            )
+            .await?;
             report
         }
         Ok(mut report) => {
