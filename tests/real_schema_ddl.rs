@@ -1023,3 +1023,42 @@ fn an_index_an_event_trigger_makes_on_an_altered_table_is_named() {
         before.assert_same(&w.state(), "a refused rollback");
     }
 }
+
+/// An event trigger disabling the stamp trigger the plan holds off
+/// (`jtbd_library_set_updated_at`) whenever an ALTER TABLE touches
+/// `jtbd_library` and the trigger is enabled: the push's own ENABLE fires it.
+const KEEPS_STAMP_OFF: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.keep_off() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             WHERE c.object_identity = 'public.jtbd_library')
+     AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                 WHERE tgrelid = 'public.jtbd_library'::regclass
+                   AND tgname = 'jtbd_library_set_updated_at' AND tgenabled <> 'D') THEN
+    EXECUTE 'ALTER TABLE public.jtbd_library DISABLE TRIGGER jtbd_library_set_updated_at';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER keep_off ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION app.keep_off();";
+
+/// R6 (h1): the push holds off the stamp trigger and enables it again,
+/// rewriting its pg_trigger row; any write of that row was taken for the
+/// hold-off. An event trigger disabling it again on the push's ENABLE
+/// was committed: exit 0, and every later app UPDATE of jtbd_library
+/// skipped the stamp. Now a held-off trigger is the push's own only if it
+/// is back in the mode it had at the start; otherwise it is named with
+/// both states and the push refused, the whole database as it was.
+#[test]
+fn an_event_trigger_leaving_the_held_off_trigger_disabled_refuses_the_push() {
+    let w = world("et_keeps_stamp_off", KEEPS_STAMP_OFF);
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "no DDL or large object outside the plan",
+            "trigger jtbd_library_set_updated_at on public.jtbd_library (enabled before, disabled now)",
+        ]);
+        before.assert_same(&w.state(), "a refused push");
+    }
+}

@@ -105,6 +105,32 @@ fn table_settings_changed() -> String {
     format!("(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') END)")
 }
 
+/// How trigger row `t`'s enabled state (`tgenabled`) differs from the one
+/// it had at [`record_start_sql`] (`enabled before, disabled now`), or
+/// NULL: the same, or a trigger made since. The push (and the rollback)
+/// disable a stamp trigger the plan holds off and enable it again in its
+/// old mode, which rewrites its row: without this, an event trigger that
+/// disabled it again on the push's next ALTER TABLE was taken for that
+/// hold-off, and the push committed with the app's trigger left disabled.
+fn trigger_state_changed() -> String {
+    let at = format!(
+        "(coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), '{{}}')::jsonb \
+          -> ('pg_trigger:' || t.oid::text) ->> 4)"
+    );
+    let said = |x: &str| {
+        format!(
+            "CASE {x} WHEN 'O' THEN 'enabled' WHEN 'D' THEN 'disabled' \
+             WHEN 'R' THEN 'enabled for replicas only' WHEN 'A' THEN 'enabled always' ELSE {x} END"
+        )
+    };
+    format!(
+        "CASE WHEN {at} IS NOT NULL AND {at} IS DISTINCT FROM t.tgenabled::text \
+         THEN {} || ' before, ' || {} || ' now' END",
+        said(&at),
+        said("t.tgenabled::text")
+    )
+}
+
 /// Whether index `oid` (an SQL expression) was made since
 /// [`record_start_sql`]: not among [`OBJECTS_AT_START`]. An index an ADD
 /// COLUMN rebuilt keeps its oid; one an event trigger or trigger made on
@@ -348,7 +374,8 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
                 identify("pg_trigger", "o.oid", "0"),
                 rel_name("o.tgrelid"),
                 "NULL::text",
-                none(),
+                // Its enabled state (`tgenabled`), for [`trigger_state_changed`].
+                "o.tgenabled::text".to_string(),
                 "o.tgname::text",
                 no_columns(),
                 format!(
@@ -725,6 +752,12 @@ fn changed_sql() -> String {
                 "coalesce({}, '{{}}')",
                 column_names("k.conrelid", "k.conkey")
             ),
+            object: format!(
+                "{} || coalesce(' (' || {} || ')', '')",
+                identify("pg_trigger", "t.oid", "0"),
+                trigger_state_changed()
+            ),
+            name: trigger_state_changed(),
             ..Part::new("pg_trigger", "t")
                 .of("t.tgrelid")
                 .detail("t.tgname::text")
@@ -936,7 +969,8 @@ pub struct CatalogChange {
     pub table: Option<String>,
     /// For a relation's own row, its kind (`r`, `i`, `S`, `t`…).
     pub relkind: Option<String>,
-    /// For a relation's own row, `schema.name`; for a schema, its name.
+    /// For a relation's own row, `schema.name`; for a schema, its name;
+    /// for a trigger, how its enabled state differs from the start's.
     pub name: Option<String>,
     /// The column, trigger, constraint, rule or policy name.
     pub detail: Option<String>,
@@ -1100,13 +1134,16 @@ impl OwnDdl {
                 if c.internal {
                     self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
                 } else {
-                    // Its own table's, or (a partition's clone) its parent's.
+                    // Its own table's, or (a partition's clone) its parent's,
+                    // and back in the mode it had at the start (`name` says
+                    // how it differs).
                     let parent = c.constraint_table.as_deref();
-                    c.detail.as_deref().is_some_and(|n| {
-                        self.held_off
-                            .iter()
-                            .any(|(t, h)| h == n && (t == table || Some(t.as_str()) == parent))
-                    })
+                    c.name.is_none()
+                        && c.detail.as_deref().is_some_and(|n| {
+                            self.held_off
+                                .iter()
+                                .any(|(t, h)| h == n && (t == table || Some(t.as_str()) == parent))
+                        })
                 }
             }
             _ => false,
