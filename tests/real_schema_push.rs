@@ -1294,8 +1294,8 @@ fn a_push_whose_undo_a_trigger_would_skip_is_refused_before_commit() {
     let before = w.state();
     w.push(&[]).refused(&[
         "would be refused",
-        "workflows: 0 of",
-        "inserted rows were found",
+        "workflows: the undo's DELETE removed 0 of the",
+        "workflows_keep_rows (function",
         "--allow-irreversible",
     ]);
     before.assert_same(&w.state(), "a preflight whose undo a trigger skips");

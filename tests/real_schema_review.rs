@@ -1017,3 +1017,32 @@ fn a_rollback_refuses_to_destroy_columns_the_app_added() {
         "rollback discarding the app's columns, their column then dropped",
     );
 }
+
+/// R4 (h1): an archive trigger the app adds after the push (BEFORE DELETE,
+/// RETURN NULL for the rows it keeps) makes the undo's DELETE skip rows
+/// without an error. Before: "workflows: 217 of 227 inserted rows were
+/// found" — every row was there, and neither the trigger nor a row was
+/// named. Now the refusal says how many are still there, their keys and
+/// the trigger that kept them; dry run and --confirm alike change nothing.
+#[test]
+fn a_trigger_keeping_pushed_rows_from_the_undo_s_delete_is_named() {
+    let w = world("archive_trigger_keeps_rows", "");
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE FUNCTION public.archive_instead() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF OLD.id::text LIKE '0%' THEN RETURN NULL; END IF; RETURN OLD; END $$;
+         CREATE TRIGGER workflows_archive BEFORE DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.archive_instead();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "workflows: the undo's DELETE removed",
+            "are still there (keys include 0",
+            "a BEFORE DELETE trigger on workflows returned NULL for them",
+            "workflows_archive (function archive_instead()",
+        ]);
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+}

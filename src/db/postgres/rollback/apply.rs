@@ -86,7 +86,7 @@ pub(super) async fn undo_changes(
             restore_updated_rows(tx, types, undo, t, &points, triggers, report).await?;
         }
         if let Some(p) = pushed.iter().find(|p| p.table == t.table) {
-            delete_pushed_rows(tx, types, t, p, report).await?;
+            delete_pushed_rows(tx, types, t, p, triggers, report).await?;
         }
         let rest = |u: &RowUpdate| pointers.is_empty() || !points(u);
         restore_updated_rows(tx, types, undo, t, &rest, triggers, report).await?;
@@ -168,12 +168,16 @@ pub(super) async fn drop_created(
 }
 
 /// Deletes the rows the push inserted into an existing table, by key; all
-/// of them or nothing.
+/// of them or nothing. Rows the DELETE left in place (every one of them
+/// was locked in the lock step, so none vanished meanwhile) were kept by a
+/// BEFORE DELETE trigger returning NULL: named with the triggers that fire
+/// on that table's deletes (`triggers`).
 async fn delete_pushed_rows(
     tx: &tokio_postgres::Transaction<'_>,
     types: &TypeSpellings,
     t: &UndoTable,
     p: &PushedRows,
+    triggers: &[TriggerReport],
     report: &mut RollbackReport,
 ) -> Result<()> {
     let n = run_batch(
@@ -195,15 +199,86 @@ async fn delete_pushed_rows(
     .await
     .with_context(|| format!("deleting the pushed rows of {}", t.table))?;
     if n != t.inserted_keys.len() as u64 {
-        return Err(check_failed(format!(
-            "{}: {} of {} inserted rows were found; refusing, nothing was changed",
-            t.table,
-            n,
-            t.inserted_keys.len()
-        )));
+        return Err(check_failed(
+            kept_rows_message(tx, types, t, p, n, triggers).await?,
+        ));
     }
     report.deleted.push((t.table.clone(), n));
     Ok(())
+}
+
+/// Why the undo's DELETE removed only `deleted` of the rows the push
+/// inserted into `t`. Before, "workflows: 217 of 227 inserted rows were
+/// found" whatever the cause — every row was there; an app's BEFORE DELETE
+/// trigger returning NULL (an archive or soft-delete trigger) had kept 10
+/// of them, and the refusal named neither the trigger nor a row.
+async fn kept_rows_message(
+    tx: &tokio_postgres::Transaction<'_>,
+    types: &TypeSpellings,
+    t: &UndoTable,
+    p: &PushedRows,
+    deleted: u64,
+    triggers: &[TriggerReport],
+) -> Result<String> {
+    let total = t.inserted_keys.len();
+    let key_text = t
+        .key
+        .iter()
+        .map(|k| format!("r.{}::text", quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" || ' | ' || ");
+    let kept = tx
+        .query(
+            &format!(
+                "SELECT count(*), (pg_catalog.array_agg({key_text} ORDER BY {key_text}))[1:5] \
+                 FROM public.{} r, {} WHERE {}",
+                quote_ident(&t.table),
+                p.keys.from_item("u"),
+                p.join(types, "r", "u")?
+            ),
+            &[],
+        )
+        .await
+        .with_context(|| format!("reading the pushed rows of {} the undo left", t.table))?;
+    let (still, keys): (i64, Option<Vec<String>>) = kept
+        .first()
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap_or((0, None));
+    let skipping: Vec<String> = triggers
+        .iter()
+        .filter(|tr| {
+            tr.table == t.table
+                && tr.timing == "BEFORE"
+                && tr.level == "ROW"
+                && tr.events.iter().any(|e| e == "DELETE")
+                && tr.action != crate::db::triggers::TriggerAction::DoesNotFire
+        })
+        .map(|tr| format!("{} (function {})", tr.name, tr.function))
+        .collect();
+    if still <= 0 {
+        return Ok(format!(
+            "{}: {deleted} of {total} inserted rows were found; refusing, nothing was changed",
+            t.table
+        ));
+    }
+    Ok(format!(
+        "{table}: the undo's DELETE removed {deleted} of the {total} rows the push inserted; {still} \
+         are still there (keys include {keys}){why}. The rollback never disables a trigger to \
+         undo a push: change the trigger so that it lets these rows go (or disable it for the \
+         rollback), then roll back again; refusing, nothing was changed",
+        table = t.table,
+        keys = keys.unwrap_or_default().join("; "),
+        why = if skipping.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ": a BEFORE DELETE trigger on {} returned NULL for them, which skips the delete \
+                 without an error — {}",
+                t.table,
+                skipping.join(", ")
+            )
+        }
+    ))
 }
 
 /// The columns of `table` the push added: dropped again by the undo.
