@@ -2765,6 +2765,117 @@ fn a_policy_reaching_dblink_refuses_the_push_of_a_role_it_applies_to() {
     }
 }
 
+/// Issue 10: a table whose row-level security applies to the role (owner
+/// without BYPASSRLS, FORCE ROW LEVEL SECURITY) met after the lock step
+/// is explained as the lock step explains it (997af54): the tool runs with
+/// row_security off, so Postgres refuses the statement; say so and which
+/// role to use. Before (main b593f62): an audit table a trigger of
+/// workflows writes (allowed) made the push's preflight fail as a refusal
+/// of the data (exit 1, "Postgres refused …: query would be affected by
+/// row-level security policy … (SQLSTATE 42501)", no word of the role),
+/// and an app table referencing pushed workflows made rollback fail with
+/// the raw database error. Now each is exit 2 naming BYPASSRLS and FORCE,
+/// the whole database unchanged; pull's COPY says the same.
+#[test]
+fn row_level_security_met_after_the_lock_step_is_explained_like_at_it() {
+    let tag = "rls_after_lock";
+    // Declared first, so it is dropped after the database it owns.
+    let owner = TestRole::create(tag, "LOGIN NOSUPERUSER CREATEDB CREATEROLE");
+    let role = owner.name.clone();
+    let db = TestDb::create(tag);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+            db.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    common::load_fixtures(&url, "plan");
+    let w = World::in_db(db).with_shared_snapshot();
+    let explained = [
+        "row-level security policy for table",
+        "BYPASSRLS",
+        "FORCE ROW LEVEL SECURITY",
+    ];
+    // The audit table a trigger of workflows writes, as the owner.
+    let mut owner_client = postgres_sync::Client::connect(&url, postgres_sync::NoTls).unwrap();
+    owner_client
+        .batch_execute(
+            "CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, row_id text);
+             ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.audit_log FORCE ROW LEVEL SECURITY;
+             CREATE POLICY audit_all ON public.audit_log USING (true) WITH CHECK (true);
+             CREATE FUNCTION public.audit_workflow() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.audit_log (row_id) VALUES (NEW.id::text); RETURN NULL; END $$;
+             CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION public.audit_workflow();",
+        )
+        .unwrap();
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let args = [&["--allow-writes", "public.audit_log"][..], confirm].concat();
+        w.push_as(&url, &args).code(2).error_has(&explained);
+        before.assert_same(&w.state(), "a push refused for row-level security");
+    }
+    owner_client
+        .batch_execute(
+            "DROP TRIGGER workflows_audit ON public.workflows; DROP TABLE public.audit_log;
+             DROP FUNCTION public.audit_workflow();",
+        )
+        .unwrap();
+    // An app table the owner made after the push, referencing pushed
+    // workflows, under row-level security.
+    let before = w.state();
+    let run = w.push_as(&url, &["--confirm"]);
+    run.ok();
+    let receipt = run.receipt();
+    owner_client
+        .batch_execute(
+            "CREATE TABLE public.app_runs (id serial PRIMARY KEY,
+                                           workflow_id uuid REFERENCES public.workflows ON DELETE CASCADE);
+             INSERT INTO public.app_runs (workflow_id)
+               SELECT id FROM public.workflows ORDER BY id DESC LIMIT 3;
+             ALTER TABLE public.app_runs ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.app_runs FORCE ROW LEVEL SECURITY;
+             CREATE POLICY runs_all ON public.app_runs USING (true);",
+        )
+        .unwrap();
+    let pushed = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback_as(&url, &receipt, confirm)
+            .code(2)
+            .error_has(&explained);
+        pushed.assert_same(&w.state(), "a rollback refused for row-level security");
+    }
+    owner_client
+        .batch_execute("DROP TABLE public.app_runs;")
+        .unwrap();
+    w.rollback_as(&url, &receipt, &["--confirm"]).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push, then rollback");
+    // Pull's COPY of a pulled table under row-level security.
+    owner_client
+        .batch_execute(
+            "ALTER TABLE public.workflows ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.workflows FORCE ROW LEVEL SECURITY;
+             CREATE POLICY workflows_all ON public.workflows USING (true);",
+        )
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("pulled.sqlite");
+    common::sandbox(&[
+        "pull",
+        "--database-url",
+        &url,
+        "--out",
+        snap.to_str().unwrap(),
+    ])
+    .code(2)
+    .error_has(&explained);
+    assert!(!snap.exists());
+}
+
 /// A write to a foreign table made by a function the trigger calls (not by
 /// the trigger's own function) is found through the call and refused by
 /// name, with the chain of calls.

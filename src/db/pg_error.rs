@@ -37,6 +37,12 @@ fn is_refusal(code: &str) -> bool {
 /// "db error" with exit 2).
 fn refused(db: &tokio_postgres::error::DbError) -> bool {
     let code = db.code().code();
+    // Row-level security that applies to the role is no answer of the data:
+    // the role must change (explained as the lock step explains it, see
+    // `explain_row_security`).
+    if crate::db::postgres::is_row_security_error(db) {
+        return false;
+    }
     is_refusal(code)
         || (db.where_().is_some_and(|w| plpgsql_function(w).is_some())
             && !["08", "40", "53", "57", "58", "XX"]

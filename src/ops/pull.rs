@@ -64,7 +64,7 @@ pub async fn pull(opts: &PullOptions, progress: &dyn PullProgress) -> Result<Pul
                 opts.out.display()
             )))
         }
-        other => other,
+        other => other.map_err(crate::db::postgres::explain_row_security),
     }
 }
 

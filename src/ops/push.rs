@@ -560,7 +560,7 @@ pub async fn push(
                 crate::advice::push_confirm(&opts.snapshot, plan, &opts.run_flags())
             )))
         }
-        other => other,
+        other => other.map_err(crate::db::postgres::explain_row_security),
     }
 }
 

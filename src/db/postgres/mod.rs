@@ -835,12 +835,45 @@ pub fn set_local_settings_sql() -> String {
     sql
 }
 
+/// Why a statement under `row_security = off` (see
+/// [`set_local_settings_sql`]) met a table whose row-level security
+/// applies to the role, and what to do: said the same way wherever that
+/// happens (lock step, reads, writes, digests, COPY).
+const ROW_SECURITY_EXPLAINED: &str = "this role cannot read every row past row-level security, \
+     and the tool evaluates no policy (it runs with row_security off). Use a role with BYPASSRLS, \
+     or the tables' owner where a table does not FORCE ROW LEVEL SECURITY (Supabase's `postgres` \
+     role has both)";
+
+/// Whether Postgres refused a statement because row-level security applies
+/// to the role (SQLSTATE 42501 under `row_security = off`).
+pub fn is_row_security_error(db: &tokio_postgres::error::DbError) -> bool {
+    db.code().code() == "42501" && db.message().contains("row-level security")
+}
+
+/// `e` with [`ROW_SECURITY_EXPLAINED`] when a row-level security refusal
+/// is in its chain and was not explained where it happened: push,
+/// rollback and pull pass their errors through it, so the statements
+/// after the lock step (a trigger's insert, the undo's delete, a read of
+/// an app table that references pushed rows, a digest) say it as the lock
+/// step does. An environment error (exit 2): the role is what must change.
+pub fn explain_row_security(e: anyhow::Error) -> anyhow::Error {
+    let Some(db) = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+        .find_map(|pg| pg.as_db_error().filter(|d| is_row_security_error(d)))
+    else {
+        return e;
+    };
+    let why = format!("{} — {ROW_SECURITY_EXPLAINED}", db.message());
+    e.context(why)
+}
+
 /// Explains a query error that the role's privileges cause.
 pub fn explain_query_error(e: &tokio_postgres::Error, what: &str) -> anyhow::Error {
     if let Some(db) = e.as_db_error() {
-        if db.code().code() == "42501" && db.message().contains("row-level security") {
+        if is_row_security_error(db) {
             return environment(format!(
-                "{what}: {} — this role cannot read every row past row-level security, and the tool evaluates no policy (it runs with row_security off). Use a role with BYPASSRLS, or the tables' owner where a table does not FORCE ROW LEVEL SECURITY (Supabase's `postgres` role has both)",
+                "{what}: {} — {ROW_SECURITY_EXPLAINED}",
                 db.message()
             ));
         }

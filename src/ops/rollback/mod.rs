@@ -49,7 +49,7 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
                 None => Err(e),
             }
         }
-        other => other,
+        other => other.map_err(crate::db::postgres::explain_row_security),
     }
 }
 
