@@ -2658,7 +2658,7 @@ fn a_trigger_reaching_dblink_refuses_the_preflight_before_it_runs() {
     for confirm in [&[][..], &["--confirm"][..]] {
         w.push(confirm).refused(&[
             "trigger workflows_forward on public.workflows (function workflows_forward() → \
-             forward_count(bigint) → dblink_exec(text,text))",
+             forward_count(bigint) → dblink_exec(…))",
             "dblink",
             "commits on its own",
             "--allow-external-effects",
@@ -3449,4 +3449,49 @@ fn the_diff_sql_script_moves_sequences_and_writes_under_the_apps_path_as_push_do
         p["public.shared_no_seq"].0,
         p["public.workflows_legacy_no_seq"].0
     );
+}
+
+/// Issue 10: the effects search goes by the same tag matching as the
+/// trigger list (W14). An event trigger `ON ddl_command_end WHEN TAG IN
+/// ('CREATE FUNCTION')` whose function reaches dblink_exec never fires for
+/// the push (CREATE SCHEMA, CREATE TABLE, ALTER TABLE; the rehearsed
+/// rollback's DROP TABLE). Before (main b593f62): the effects search read
+/// every enabled event trigger, and the preflight was refused (exit 1)
+/// naming it, once per dblink_exec overload. Now it is not reached: the
+/// preflight passes, push → rollback leaves the whole database as before,
+/// and 0 remote rows. One filtered on ALTER TABLE still refuses, with one
+/// line for dblink_exec, not one per overload.
+#[test]
+fn an_event_trigger_whose_tags_the_push_never_runs_is_no_effect_of_it() {
+    let w = world("event_trigger_tags_effects", "");
+    let conn = w.with_dblink();
+    w.exec(&format!(
+        "CREATE TABLE public.remote_log (tag text);
+         CREATE FUNCTION public.tell_remote_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM dblink_exec('{conn}', 'INSERT INTO public.remote_log VALUES (''ddl'')'); END $$;
+         CREATE EVENT TRIGGER tell_functions ON ddl_command_end WHEN TAG IN ('CREATE FUNCTION')
+           EXECUTE FUNCTION public.tell_remote_ddl();"
+    ));
+    let before = w.state();
+    let run = w.push(&[]);
+    run.ok();
+    assert!(!run.all().contains("tell_functions ("), "{}", run.show());
+    before.assert_same(&w.state(), "a preflight");
+    let receipt = w.push_confirmed();
+    w.rollback_restores(&receipt, &before, "push, then rollback");
+    assert_eq!(w.count("SELECT count(*) FROM public.remote_log"), 0);
+    // Filtered on a command the push runs, it is reached: refused, and
+    // dblink_exec is named once.
+    w.exec(
+        "CREATE EVENT TRIGGER tell_alters ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+           EXECUTE FUNCTION public.tell_remote_ddl();",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    run.refused(&["event trigger tell_alters (function", "dblink_exec(…)"]);
+    // No overload by its arguments: dblink_exec(text), (text, text) …
+    assert!(!run.all().contains("dblink_exec(text"), "{}", run.show());
+    assert!(!run.all().contains("tell_functions"), "{}", run.show());
+    before.assert_same(&w.state(), "a refused preflight");
+    assert_eq!(w.count("SELECT count(*) FROM public.remote_log"), 0);
 }

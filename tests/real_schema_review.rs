@@ -560,7 +560,7 @@ fn calls_outside_the_transaction_in_where_clauses_checks_defaults_indexes_and_ru
         w.push(&[&["--allow-writes", "audit_log"], confirm].concat())
             .refused(&[
                 "WHEN clause of trigger workflows_when on public.workflows (function tell(text) → \
-                 dblink_exec(text,text)): calls dblink_exec(text,text) (dblink)",
+                 dblink_exec(…)): calls dblink_exec(…) (dblink)",
                 "CHECK constraint jtbd_told on public.jtbd_library (function tell(text) → dblink_exec",
                 "CHECK constraint told_check of domain told_text (column note of public.audit_log) \
                  (function tell(text) → dblink_exec",

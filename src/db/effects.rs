@@ -105,12 +105,15 @@ impl Effects {
     /// tables a foreign key's ON DELETE / ON UPDATE action reaches from
     /// them (a cascade runs a DELETE or UPDATE there, whose statement
     /// triggers fire even when no row references the deleted one), and the
-    /// enabled event triggers, and the functions they call, one round trip
-    /// per level of calls.
+    /// event triggers that fire on one of `commands` (the DDL of the push
+    /// and its rollback: their event and `WHEN TAG IN` as
+    /// [`crate::db::event_triggers::fires_on_commands`] matches them), and
+    /// the functions they call, one round trip per level of calls.
     pub async fn read(
         tx: &Transaction<'_>,
         written: &[WrittenTable],
         allowed: &[String],
+        commands: &[crate::db::event_triggers::Command],
     ) -> Result<Effects> {
         let watched: Vec<String> = written
             .iter()
@@ -132,21 +135,22 @@ impl Effects {
                      SELECT 'trigger ' || t.tgname::text || ' on ' || n.nspname::text || '.' || c.relname::text \
                             || CASE WHEN n.nspname::text || '.' || c.relname::text = ANY($1) THEN '' \
                                     ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
-                            {FUNCTION_COLUMNS}, '{{}}'::text[] \
+                            {FUNCTION_COLUMNS}, '{{}}'::text[], NULL::text, NULL::text, NULL::text[] \
                      FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {FUNCTION_JOINS} \
                      WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' \
                        AND c.oid IN (SELECT oid FROM reached) \
                      UNION ALL \
-                     SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS}, '{{}}'::text[] \
+                     SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS}, '{{}}'::text[], \
+                            e.evtevent::text, e.evtenabled::text, coalesce(e.evttags, '{{}}')::text[] \
                      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
                      {FUNCTION_JOINS} WHERE e.evtenabled <> 'D' \
                      UNION ALL \
                      SELECT x.what || CASE WHEN x.name = ANY($1) THEN '' \
                                     ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
                             '', 'sql', true, x.source || coalesce(u.calls, ''), '', '', '', \
-                            coalesce(u.functions, '{{}}') \
+                            coalesce(u.functions, '{{}}'), NULL::text, NULL::text, NULL::text[] \
                      FROM expressions x LEFT JOIN depends_on u ON u.classid = x.classid AND u.objid = x.objid \
                      WHERE x.source IS NOT NULL ORDER BY 1"
                 ),
@@ -156,8 +160,25 @@ impl Effects {
             .map_err(deparse_waited)?;
         // An expression's own calls are known exactly (`pg_depend`, each
         // overload as resolved): only those are followed from it.
+        // An event trigger fires only on the commands its event and tags
+        // match (the same rule the trigger report lists it by): one whose
+        // WHEN TAG IN names none of them is not reached.
         let roots: Vec<(String, Function, Vec<String>)> = roots
             .iter()
+            .filter(|r| match r.get::<_, Option<String>>(9) {
+                None => true,
+                Some(event) => {
+                    let what: String = r.get(0);
+                    let t = crate::db::event_triggers::EventTrigger {
+                        name: what.trim_start_matches("event trigger ").to_string(),
+                        event,
+                        enabled: r.get::<_, Option<String>>(10).unwrap_or_default(),
+                        function: r.get(1),
+                        tags: r.get::<_, Option<Vec<String>>>(11).unwrap_or_default(),
+                    };
+                    crate::db::event_triggers::fires_on_commands(&t, commands).is_some()
+                }
+            })
             .map(|r| (r.get::<_, String>(0), function_of(r, 1), r.get(8)))
             .collect();
         // Functions by bare name (lower case), looked up level by level.
@@ -219,10 +240,24 @@ impl Effects {
     }
 
     /// Every call found that acts outside the transaction, and the notes.
+    /// A function is reached by name, so every overload of it is (the
+    /// tool does not resolve which one a call picks): one line per
+    /// function name, not per overload (dblink_exec has four).
     pub fn external(&self) -> Vec<ExternalEffect> {
         let mut out = Vec::new();
         for f in &self.firing {
+            let mut said = BTreeSet::new();
             for (chain, func) in &f.reached {
+                let caller = chain.rsplit_once(" → ").map_or("", |(c, _)| c);
+                let overloads = f
+                    .reached
+                    .iter()
+                    .filter(|(c, g)| {
+                        g.name == func.name
+                            && g.schema == func.schema
+                            && c.rsplit_once(" → ").map_or("", |(c, _)| c) == caller
+                    })
+                    .count();
                 for (what, outside) in calls_outside(func) {
                     // A default's own `nextval` (serial, identity, a
                     // domain's) is a sequence the push draws from, named
@@ -230,8 +265,17 @@ impl Effects {
                     if f.is_expression() && chain.is_empty() && what.starts_with("calls nextval") {
                         continue;
                     }
+                    let mut description = format!("{}: {what}", f.at(chain));
+                    if overloads > 1 && !func.signature.is_empty() {
+                        let bare = func.signature.split('(').next().unwrap_or_default();
+                        description = description.replace(&func.signature, &format!("{bare}(…)"));
+                        if !said.insert(description.clone()) {
+                            continue;
+                        }
+                        description.push_str(&format!(" (any of its {overloads} overloads)"));
+                    }
                     out.push(ExternalEffect {
-                        description: format!("{}: {what}", f.at(chain)),
+                        description,
                         outside_transaction: outside,
                     });
                 }
@@ -780,6 +824,43 @@ mod tests {
             name: "f".into(),
             schema: "public".into(),
         }
+    }
+
+    #[test]
+    fn a_function_reached_by_name_is_one_line_whatever_its_overloads() {
+        let dblink = |args: &str| Function {
+            signature: format!("dblink_exec({args})"),
+            language: "c".into(),
+            trusted: false,
+            source: "dblink_exec".into(),
+            extension: "dblink".into(),
+            name: "dblink_exec".into(),
+            schema: "public".into(),
+        };
+        let root = plpgsql("BEGIN PERFORM dblink_exec('c', 'x'); RETURN NEW; END");
+        let mut reached = vec![(root.signature.clone(), root.clone())];
+        for args in ["text", "text, text", "text, boolean", "text, text, boolean"] {
+            reached.push((format!("public.f() → dblink_exec({args})"), dblink(args)));
+        }
+        let effects = Effects {
+            firing: vec![Firing {
+                what: "trigger t on public.workflows".into(),
+                reached,
+            }],
+        };
+        let lines: Vec<String> = effects
+            .external()
+            .into_iter()
+            .map(|e| e.description)
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(
+            lines[0].starts_with(
+                "trigger t on public.workflows (function public.f() → dblink_exec(…)): calls \
+                 dblink_exec(…) (dblink)"
+            ) && lines[0].ends_with("(any of its 4 overloads)"),
+            "{lines:#?}"
+        );
     }
 
     #[test]

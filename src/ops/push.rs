@@ -1057,15 +1057,7 @@ impl Push<'_, '_> {
         let PushJob { plan, diff, .. } = self.job;
         let written = written_tables(diff);
         self.step("reading the triggers of the tables the push writes");
-        // The DDL of the push and of the rollback it rehearses, which
-        // decides the event triggers that fire.
-        let moves_sequences = diff.tables.iter().any(|t| {
-            diff.phases
-                .iter()
-                .any(|p| !t.sequence_columns_written(p).is_empty())
-        });
-        let commands =
-            crate::db::event_triggers::plan_commands(plan, self.job.snapshot, moves_sequences);
+        let commands = self.commands();
         let (triggers, trigger_check) =
             plan_triggers(&self.tx, &written, &plan.file.hold_off_triggers, &commands).await?;
         let trigger_check = self.refuse_unless_ok(
@@ -1087,6 +1079,18 @@ impl Push<'_, '_> {
         Ok((listed, check))
     }
 
+    /// The DDL of the push and of the rollback it rehearses, which
+    /// decides the event triggers that fire.
+    fn commands(&self) -> Vec<crate::db::event_triggers::Command> {
+        let PushJob { plan, diff, .. } = self.job;
+        let moves_sequences = diff.tables.iter().any(|t| {
+            diff.phases
+                .iter()
+                .any(|p| !t.sequence_columns_written(p).is_empty())
+        });
+        crate::db::event_triggers::plan_commands(plan, self.job.snapshot, moves_sequences)
+    }
+
     /// What fires for the push's writes, and the functions it calls.
     async fn effects(&self) -> Result<Effects> {
         self.job
@@ -1096,6 +1100,7 @@ impl Push<'_, '_> {
             &self.tx,
             &written_tables(self.job.diff),
             &self.job.allowed_writes(),
+            &self.commands(),
         )
         .await
     }

@@ -286,7 +286,7 @@ async fn undo_after_read_back(
         r.columns_as_pushed(),
         r.unchanged_since_push_read(),
         plan_triggers(tx, &written, &undo.held_off_triggers, &commands),
-        Effects::read(tx, &written, &allowed),
+        Effects::read(tx, &written, &allowed, &commands),
         r.comments_going(),
     );
     let (columns, app_columns) = columns?;
@@ -310,7 +310,7 @@ async fn undo_after_read_back(
     } else {
         futures_util::join!(
             plan_triggers(tx, &remaining, &undo.held_off_triggers, &commands),
-            Effects::read(tx, &remaining, &allowed),
+            Effects::read(tx, &remaining, &allowed, &commands),
         )
     };
     let effects = effects_read?;
