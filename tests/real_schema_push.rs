@@ -267,6 +267,65 @@ fn a_stamp_the_app_disabled_is_left_as_it_is_and_said_so() {
         );
     }
 }
+/// An app's event trigger that disables the `updated_at` stamp whenever
+/// an ALTER TABLE on `jtbd_library` finds it enabled: it fires on the
+/// push's own ENABLE after the hold-off (and on the rollback's).
+const KEEPS_THE_STAMP_OFF: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.keep_off() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+             WHERE c.object_identity = 'public.jtbd_library')
+     AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.jtbd_library'::regclass
+                 AND tgname = 'jtbd_library_set_updated_at' AND tgenabled <> 'D')
+  THEN EXECUTE 'ALTER TABLE public.jtbd_library DISABLE TRIGGER jtbd_library_set_updated_at';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER keep_off ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION app.keep_off();";
+
+/// R6: the DDL check took every write of a held-off trigger's catalog row
+/// for the tool's own DISABLE and ENABLE, so the push above exited 0
+/// ("0 failed") and left the stamp disabled for every later app UPDATE.
+/// Now the trigger's state just before COMMIT is compared with its state
+/// before the push: push and rollback refuse by name, changing nothing.
+#[test]
+fn a_held_off_stamp_left_disabled_by_an_event_trigger_refuses_push_and_rollback() {
+    let w = world("stamp_kept_off", KEEPS_THE_STAMP_OFF);
+    let before = w.state();
+    let state =
+        "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'jtbd_library_set_updated_at'";
+    assert_eq!(w.scalar(state), "O");
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "trigger jtbd_library_set_updated_at on public.jtbd_library: enabled before the push, \
+             disabled now",
+        ]);
+        before.assert_same(&w.state(), "a push whose stamp an event trigger kept off");
+    }
+    // Pushed without the event trigger, rolled back with it.
+    w.exec("ALTER EVENT TRIGGER keep_off DISABLE");
+    let receipt = w.push_confirmed();
+    w.exec("ALTER EVENT TRIGGER keep_off ENABLE");
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        "trigger jtbd_library_set_updated_at on public.jtbd_library: enabled before the \
+         rollback, disabled now",
+    ]);
+    pushed.assert_same(
+        &w.state(),
+        "a rollback whose stamp an event trigger kept off",
+    );
+    assert_eq!(w.scalar(state), "O");
+    w.exec("ALTER EVENT TRIGGER keep_off DISABLE");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.exec("ALTER EVENT TRIGGER keep_off ENABLE");
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "pushed and rolled back while the event trigger was disabled",
+    );
+}
+
 #[test]
 fn a_moddatetime_stamp_is_held_off_and_restored() {
     let w = world(
@@ -1873,6 +1932,7 @@ fn rollback_refuses_while_app_functions_use_a_table_it_drops() {
     let unknown = w.rollback(&receipt, &["--break-function", "app.closed_tasks()"]);
     unknown.code(2).error_has(&[
         "--break-function app.closed_tasks()",
+        "drops has that name;",
         "app.open_tasks()",
         "nothing was changed",
     ]);

@@ -808,6 +808,92 @@ fn normalise_plpgsql(source: &str) -> String {
     out
 }
 
+/// How `pg_trigger.tgenabled` reads to a user.
+fn enabled_as_said(mode: &str) -> &'static str {
+    match mode {
+        "O" => "enabled",
+        "A" => "enabled always",
+        "R" => "enabled on replicas only",
+        "D" => "disabled",
+        _ => "in an unknown state",
+    }
+}
+
+/// One check, just before COMMIT: every trigger of the tables the
+/// transaction wrote (`triggers`, read before it wrote them) is still
+/// there and enabled as it was then, except on `dropped` tables (the
+/// rollback's own DROP). The DDL check takes any write of a held-off
+/// trigger's catalog row for the tool's own DISABLE and ENABLE, so an event
+/// trigger firing on that ENABLE (or on the plan's later DDL) could leave
+/// the stamp disabled — every later app UPDATE then skipping it — and the
+/// push said all checks hold (R6). `before` names the moment compared
+/// against ("the push", "the rollback").
+pub async fn triggers_as_they_were(
+    tx: &Transaction<'_>,
+    phase: &str,
+    triggers: &[TriggerReport],
+    dropped: &[String],
+    before: &str,
+) -> Result<Check> {
+    let ours: Vec<&TriggerReport> = triggers
+        .iter()
+        .filter(|t| t.table != "(event trigger)" && !dropped.contains(&t.table))
+        .collect();
+    let mut tables: Vec<String> = ours.iter().map(|t| t.table.clone()).collect();
+    tables.sort();
+    tables.dedup();
+    let rows = if tables.is_empty() {
+        vec![]
+    } else {
+        tx.query_typed(
+            "SELECT c.relname::text, t.tgname::text, t.tgenabled::text \
+             FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+             WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal \
+               AND c.relname = ANY($1::text[])",
+            &[(&tables, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(anyhow::Error::from)
+        .map_err(|e| e.context("cannot read the state of the written tables' triggers"))?
+    };
+    let now: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let changed: Vec<String> = ours
+        .iter()
+        .filter_map(|t| {
+            match now
+                .iter()
+                .find(|(table, name, _)| *table == t.table && *name == t.name)
+            {
+                Some((_, _, mode)) if *mode == t.enabled => None,
+                Some((_, _, mode)) => Some(format!(
+                    "trigger {} on public.{}: {} before {before}, {} now (changed inside this \
+                     transaction: by an event trigger or a function it ran)",
+                    t.name,
+                    t.table,
+                    enabled_as_said(&t.enabled),
+                    enabled_as_said(mode)
+                )),
+                None => Some(format!(
+                    "trigger {} on public.{}: {} before {before}, gone now (dropped inside this \
+                     transaction: by an event trigger or a function it ran)",
+                    t.name,
+                    t.table,
+                    enabled_as_said(&t.enabled)
+                )),
+            }
+        })
+        .collect();
+    Ok(Check::no_rows(
+        phase,
+        &format!("triggers of the written tables as they were before {before}"),
+        CheckKind::Guard,
+        changed,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

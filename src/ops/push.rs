@@ -1939,10 +1939,17 @@ impl Push<'_, '_> {
             .collect();
         // The storage and DDL checks ask nothing of the writes: sent with
         // them.
-        let (writes, storage, ddl) = futures_util::join!(
+        let (writes, storage, ddl, trigger_states) = futures_util::join!(
             transaction_writes(&self.tx),
             storage_check(&self.tx, "writes", &ddl_targets, &allowed_here),
-            transaction_ddl(&self.tx)
+            transaction_ddl(&self.tx),
+            crate::db::triggers::triggers_as_they_were(
+                &self.tx,
+                "writes",
+                triggers,
+                &[],
+                "the push"
+            )
         );
         let writes = writes?;
         // An event trigger writing a table fired on the push's DDL: the
@@ -1989,6 +1996,7 @@ impl Push<'_, '_> {
         );
         checks.extend(accounting.checks);
         checks.push(storage?);
+        checks.push(trigger_states?);
         // DDL through EXECUTE names no table: what runs it is likely one of
         // the event triggers that fire on the push's DDL.
         let event_triggers: Vec<String> = triggers

@@ -453,7 +453,7 @@ async fn undo_after_read_back(
     // accounting follows: it must see what the DROPs' event triggers wrote.
     r.drop_locked(&drop_last, &undo.created_tables, referenced?, &mut report)
         .await?;
-    r.account_writes(&mut report, &effects).await?;
+    r.account_writes(&mut report, &effects, &triggers).await?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
         return Err(refuse(refusal, report.checks));
     }
@@ -1586,7 +1586,8 @@ impl Rollback<'_, '_> {
         if !unknown.is_empty() {
             let found: Vec<&str> = functions.iter().map(|f| f.function.as_str()).collect();
             return Err(crate::error::environment(format!(
-                "{}: no function whose body uses a table or column this rollback drops has that                  name; {}; {}",
+                "{}: no function whose body uses a table or column this rollback drops has that \
+                 name; {}; {}",
                 unknown
                     .iter()
                     .map(|n| format!("--break-function {n}"))
@@ -2028,7 +2029,12 @@ impl Rollback<'_, '_> {
 
     /// Every write of the undo, database-wide: only the receipt's tables,
     /// exactly as many rows as it recorded, plus allowed side effects.
-    async fn account_writes(&self, report: &mut RollbackReport, effects: &Effects) -> Result<()> {
+    async fn account_writes(
+        &self,
+        report: &mut RollbackReport,
+        effects: &Effects,
+        triggers: &[TriggerReport],
+    ) -> Result<()> {
         // As for the push: a table the plan protected or read is never an
         // allowed side effect, whatever --allow-writes says.
         let (protected, recorded) = self.undo.protected_tables();
@@ -2061,11 +2067,18 @@ impl Rollback<'_, '_> {
             .collect();
         // The storage and DDL checks ask nothing of the writes: sent with
         // them.
-        let (writes, storage, ddl, comment_writes) = futures_util::join!(
+        let (writes, storage, ddl, comment_writes, trigger_states) = futures_util::join!(
             transaction_writes(self.tx),
             storage_check(self.tx, "writes", &[], &allowed),
             transaction_ddl(self.tx),
-            comment_writes(self.tx)
+            comment_writes(self.tx),
+            crate::db::triggers::triggers_as_they_were(
+                self.tx,
+                "writes",
+                triggers,
+                &self.undo.created_tables,
+                "the rollback"
+            )
         );
         // With the rollback's own --allow-writes for every table the push
         // was allowed: what the rehearsal finds needing consent passes there.
@@ -2160,6 +2173,7 @@ impl Rollback<'_, '_> {
             storage = judged_under_consent(report, storage, under_consent, &inherited);
         }
         report.checks.push(storage);
+        report.checks.push(trigger_states?);
         // What the undo's own DDL leaves on the catalog: dropped columns,
         // restarted sequences (a dropped table leaves nothing).
         let own = OwnDdl {
