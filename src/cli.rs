@@ -102,6 +102,15 @@ fn misplaced_url(value: &str, takes: &str) -> Result<(), String> {
 
 fn file_path(value: &str) -> Result<PathBuf, String> {
     misplaced_url(value, "a file path")?;
+    // Elsewhere `-` means standard input or output; taken as a file name,
+    // `diff --sql -` wrote a file called `-` and said nothing odd.
+    if value == "-" {
+        return Err(
+            "`-` (standard input or output) is not supported here: give a file path \
+             (`./-` for a file named `-`)"
+                .into(),
+        );
+    }
     Ok(PathBuf::from(value))
 }
 

@@ -203,3 +203,28 @@ fn a_plan_folder_goes_only_into_a_new_or_empty_folder() {
         command(&empty).code(2).error_has(&[p(&empty), "not empty"]);
     }
 }
+
+/// R9: `diff --sql -` wrote a file named `-` into the working folder,
+/// exit 0, where `-` elsewhere means standard output. Every file option now
+/// refuses `-` (exit 2) saying how to name such a file, and writes nothing.
+#[test]
+fn a_dash_for_a_file_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["diff", "--sql", "-"][..],
+        &["pull", "--out", "-"][..],
+        &["report", "--html", "-"][..],
+        &["rehearse", "--snapshot", "-"][..],
+    ] {
+        let run = common::Sandbox::new(args).dir(dir.path()).run();
+        run.code(2).error_has(&[
+            "`-` (standard input or output) is not supported here",
+            "`./-` for a file named `-`",
+        ]);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("read dir").count(),
+            0,
+            "{args:?} wrote into the folder"
+        );
+    }
+}
