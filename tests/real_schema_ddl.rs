@@ -1003,7 +1003,7 @@ fn an_index_an_event_trigger_makes_on_an_altered_table_is_named() {
         let run = w.push(confirm);
         run.refused(&[
             "no DDL or large object outside the plan",
-            "index public.jtbd_app_idx (created)",
+            "index public.jtbd_app_idx (created) — created",
         ]);
         assert_own_not_named(&run, &["strategic_priority_id", "public.tasks"]);
         before.assert_same(&w.state(), "a refused push");

@@ -735,7 +735,12 @@ fn changed_sql() -> String {
         Part {
             joins: " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid",
             namespace: Some("c.relnamespace"),
-            object: identify("pg_class", "i.indexrelid", "0"),
+            // Named as its pg_class row is, so the two are listed once.
+            object: format!(
+                "{} || CASE WHEN {} THEN ' (created)' ELSE '' END",
+                identify("pg_class", "i.indexrelid", "0"),
+                new_index("i.indexrelid")
+            ),
             detail: format!("CASE WHEN {} THEN 'created' END", new_index("i.indexrelid")),
             ..Part::new("pg_index", "i").of(&untoasted("i.indrelid"))
         },
