@@ -505,6 +505,14 @@ impl SnapshotWriter {
             .with_context(|| format!("cannot complete the snapshot file {}", tmp.display()))?;
         conn.close().map_err(|(_, e)| e)?;
         set_private(&tmp)?;
+        // The load ran with synchronous = OFF: its pages may still be only
+        // in the page cache. Flushed before the rename, and the rename
+        // flushed with the folder, so a power loss leaves the old file or
+        // the whole new one at the path, never an empty or partial snapshot
+        // under the final name (as pg_dump syncs its output by default).
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot flush the snapshot file {} to disk", tmp.display()))?;
         tmp.persist(&final_path).map_err(|e| {
             environment(format!(
                 "cannot move the snapshot into place at {}: {}",
@@ -512,6 +520,10 @@ impl SnapshotWriter {
                 e.error
             ))
         })?;
+        let folder = crate::outfile::folder_of(&final_path);
+        std::fs::File::open(&folder)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot flush the folder {} to disk", folder.display()))?;
         Ok((final_path, info))
     }
 }
