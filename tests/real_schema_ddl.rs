@@ -971,6 +971,35 @@ fn an_event_trigger_dropping_an_app_column_refuses_the_rollback_by_name() {
     );
 }
 
+/// R3 (h1): the same cleanup hook firing on the push's own ALTER TABLE
+/// (`app_note` pulled with the snapshot): the push's read of
+/// `jtbd_library` met the dropped column and stopped with a raw "cannot
+/// read table jtbd_library: … column "app_note" does not exist", exit 2,
+/// naming neither what dropped it nor that nothing was written. Now a
+/// refusal, exit 1, naming the table and column, event triggers as the
+/// cause and how to list them; the whole database as it was.
+#[test]
+fn an_event_trigger_dropping_a_pulled_column_during_the_push_refuses_by_name() {
+    let w = World::loaded("et_drops_pulled_column_push", "plan")
+        .with_sql(APP_NOTE)
+        .rehearsed();
+    w.exec(&dropping_app_note(
+        "ddl_command_end",
+        "WHEN TAG IN ('ALTER TABLE')",
+    ));
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "table jtbd_library lost a column inside this transaction",
+            "column \"app_note\" does not exist",
+            "an event trigger firing on that DDL",
+            "FROM pg_event_trigger",
+            "Nothing was written",
+        ]);
+        before.assert_same(&w.state(), "a push whose DDL fired the cleanup hook");
+    }
+}
+
 /// An event trigger making a UNIQUE index on `jtbd_library` (the table
 /// the push adds a column to) whenever `event` fires.
 fn indexing_jtbd_library(event: &str, when: &str) -> String {

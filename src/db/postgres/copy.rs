@@ -105,10 +105,12 @@ async fn for_each_copy_line(
     meta: &TableMeta,
     mut f: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let stream = tx
-        .copy_out(sql)
-        .await
-        .map_err(|e| explain_query_error(&e, &format!("cannot read table {}", meta.name)))?;
+    let stream = tx.copy_out(sql).await.map_err(|e| {
+        if let Some(gone) = column_gone(&e) {
+            return gone_inside_the_transaction(&meta.name, &gone);
+        }
+        explain_query_error(&e, &format!("cannot read table {}", meta.name))
+    })?;
     pin_mut!(stream);
     let mut lines = LineSplitter::default();
     while let Some(chunk) = stream.next().await {
@@ -118,6 +120,33 @@ async fn for_each_copy_line(
         anyhow::bail!("table {}: COPY ended in the middle of a row", meta.name);
     }
     Ok(())
+}
+
+/// Postgres's message when a column the statement names does not exist
+/// (SQLSTATE 42703).
+fn column_gone(e: &tokio_postgres::Error) -> Option<String> {
+    e.as_db_error()
+        .filter(|d| d.code().code() == "42703")
+        .map(|d| d.message().to_string())
+}
+
+/// A column read from the catalog in this very transaction, under locks no
+/// other session's ALTER TABLE gets past, is gone: something the
+/// transaction ran dropped it — in practice an app's event trigger firing on
+/// its DDL. A refusal naming the table and column (exit 1), not a raw
+/// "column does not exist" as an environment error (R3: exit 2, nothing
+/// named); the transaction is rolled back, so nothing was written.
+fn gone_inside_the_transaction(table: &str, message: &str) -> anyhow::Error {
+    crate::error::refused(
+        format!(
+            "table {table} lost a column inside this transaction ({message}): it was there when \
+             the transaction read the catalog, and other sessions' ALTER TABLE wait for its \
+             locks, so DDL run in it dropped the column: an event trigger firing on that DDL \
+             (`SELECT evtname, evtevent, evttags FROM pg_event_trigger WHERE evtenabled <> 'D'` \
+             lists them). Nothing was written"
+        ),
+        vec![],
+    )
 }
 
 /// Reads one table's canonical checksum straight from Postgres (drift check).
