@@ -1131,7 +1131,15 @@ impl OwnDdl {
             // An index of a table an ADD COLUMN rewrote is rebuilt in place;
             // one made since the start is not the push's (it makes none on
             // a table it alters).
-            "pg_index" => created || (self.altered(table) && c.detail.is_none()),
+            // A TOAST table's index is Postgres's: an ADD COLUMN that
+            // rewrites the table (a volatile default, a domain with a
+            // default) or gives it TOAST makes a new one, which no app can
+            // make itself.
+            "pg_index" => {
+                created
+                    || (self.altered(table)
+                        && (c.detail.is_none() || c.object.starts_with("index pg_toast.")))
+            }
             // A created table's owner, and the grants default privileges
             // give it and its sequences.
             "pg_type" | "pg_shdepend" => created,
