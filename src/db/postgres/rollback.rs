@@ -573,6 +573,30 @@ struct Rollback<'a, 't> {
 
 impl Rollback<'_, '_> {
     /// A refusal of this receipt's rollback.
+    /// The refusal when what the receipt identifies (a created table, an
+    /// added column) is not what stands under its name now: one failed
+    /// integrity check listing each `refusals` line.
+    fn not_the_pushed_objects(
+        &self,
+        name: &str,
+        expected: &str,
+        refusals: &[String],
+    ) -> anyhow::Error {
+        let mut check = Check::equal(
+            "before undo",
+            name,
+            CheckKind::Integrity,
+            expected.into(),
+            format!("{} not", refusals.len()),
+        );
+        check.row_count = refusals.len() as u64;
+        check.rows = refusals.to_vec();
+        self.refuse(
+            format!("{}; {}", refusals.join("; "), self.nothing),
+            vec![check],
+        )
+    }
+
     fn refuse(&self, why: String, checks: Vec<Check>) -> anyhow::Error {
         refuse(format!("{}: {why}", self.refusing()), checks)
     }
@@ -704,18 +728,10 @@ impl Rollback<'_, '_> {
         if refusals.is_empty() {
             return Ok(gone);
         }
-        let mut check = Check::equal(
-            "before undo",
+        Err(self.not_the_pushed_objects(
             "the tables the push created are the ones there now",
-            CheckKind::Integrity,
-            "as created".into(),
-            format!("{} not", refusals.len()),
-        );
-        check.row_count = refusals.len() as u64;
-        check.rows = refusals.clone();
-        Err(self.refuse(
-            format!("{}; {}", refusals.join("; "), self.nothing),
-            vec![check],
+            "as created",
+            &refusals,
         ))
     }
 

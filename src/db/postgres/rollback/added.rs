@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use tokio_postgres::types::Type;
 
 use super::Rollback;
-use crate::plan::checks::{Check, CheckKind};
 use crate::receipt::{AddedColumn, AddedColumnIdentity, Undo};
 use crate::types::quote_ident;
 
@@ -102,18 +101,10 @@ impl Rollback<'_, '_> {
         if refusals.is_empty() {
             return Ok(gone);
         }
-        let mut check = Check::equal(
-            "before undo",
+        Err(self.not_the_pushed_objects(
             "the columns the push added are the ones there now",
-            CheckKind::Integrity,
-            "as added".into(),
-            format!("{} not", refusals.len()),
-        );
-        check.row_count = refusals.len() as u64;
-        check.rows = refusals.clone();
-        Err(self.refuse(
-            format!("{}; {}", refusals.join("; "), self.nothing),
-            vec![check],
+            "as added",
+            &refusals,
         ))
     }
 }
