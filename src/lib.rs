@@ -16,4 +16,5 @@ pub mod plan;
 pub mod receipt;
 pub mod redact;
 pub mod types;
+pub mod words;
 pub mod write_order;

@@ -267,6 +267,100 @@ fn a_stamp_the_app_disabled_is_left_as_it_is_and_said_so() {
         );
     }
 }
+/// An audit trigger, an event trigger and a rule the app enabled for
+/// replication only (ENABLE REPLICA) fire under session_replication_role
+/// = replica, never in the tool's sessions (pinned to origin). Before
+/// (Q6), the side-effect search took them for writers like any enabled
+/// one: the refusal of the write to `app.audit_log`, which an ordinary
+/// audit trigger makes, also named the replica-only one, and an ON INSERT
+/// rule enabled for replicas only refused the push. Now they are listed
+/// as not firing, never named as writers, and write nothing.
+#[test]
+fn triggers_and_rules_enabled_for_replication_only_are_not_writers() {
+    let w = world(
+        "replica_only_writers",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.audit_log (id bigserial PRIMARY KEY, tbl text, op text, via text);
+         CREATE TABLE app.ddl_log (id bigserial PRIMARY KEY, tag text);
+         CREATE TABLE app.rule_log (id bigserial PRIMARY KEY, name text);
+         CREATE FUNCTION app.log_row() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           INSERT INTO app.audit_log (tbl, op, via) VALUES (TG_TABLE_NAME, TG_OP, TG_NAME);
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER workflows_audit AFTER INSERT OR DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.log_row();
+         CREATE TRIGGER workflows_replica_audit AFTER INSERT OR UPDATE OR DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.log_row();
+         ALTER TABLE public.workflows ENABLE REPLICA TRIGGER workflows_replica_audit;
+         CREATE FUNCTION app.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           INSERT INTO app.ddl_log (tag) VALUES (tg_tag);
+         END $$;
+         CREATE EVENT TRIGGER replica_ddl_log ON ddl_command_end EXECUTE FUNCTION app.log_ddl();
+         ALTER EVENT TRIGGER replica_ddl_log ENABLE REPLICA;
+         CREATE RULE workflows_replica_rule AS ON INSERT TO public.workflows
+           DO ALSO INSERT INTO app.rule_log (name) VALUES (NEW.name);
+         ALTER TABLE public.workflows ENABLE REPLICA RULE workflows_replica_rule;",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    run.refused(&["app.audit_log", "workflows_audit", "--allow-writes"]);
+    let silent = [
+        "workflows_replica_audit",
+        "replica_ddl_log",
+        "workflows_replica_rule",
+    ];
+    let listed_as_silent = |run: &Run| {
+        let all = run.all();
+        for writer in silent {
+            for line in all.lines().filter(|l| l.contains(writer)) {
+                assert!(
+                    line.contains("does not fire"),
+                    "{writer} named as if it fired: {line}\n{}",
+                    run.show()
+                );
+            }
+        }
+        assert!(
+            !all.contains("app.ddl_log") && !all.contains("app.rule_log"),
+            "{}",
+            run.show()
+        );
+    };
+    listed_as_silent(&run);
+    before.assert_same(&w.state(), "a refused preflight");
+    let allow = ["--allow-writes", "app.audit_log"];
+    let run = w.push(&[&["--confirm"][..], &allow[..]].concat());
+    run.ok();
+    listed_as_silent(&run);
+    for (log, rows) in [
+        ("app.audit_log WHERE via = 'workflows_audit'", 227),
+        ("app.audit_log WHERE via <> 'workflows_audit'", 0),
+        ("app.ddl_log", 0),
+        ("app.rule_log", 0),
+    ] {
+        assert_eq!(
+            w.count(&format!("SELECT count(*) FROM {log}")),
+            rows,
+            "{log}"
+        );
+    }
+    w.rollback(&run.receipt(), &[&["--confirm"][..], &allow[..]].concat())
+        .ok();
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM app.audit_log WHERE op = 'DELETE' AND via = 'workflows_audit'"
+        ),
+        227
+    );
+    let mut expected = before.without_schema("sandbox");
+    let mut after = w.state().without_schema("sandbox");
+    expected.rows.remove("app.audit_log");
+    after.rows.remove("app.audit_log");
+    expected.assert_same(&after, "push then rollback, the app's audit log aside");
+}
+
 /// An app's event trigger that disables the `updated_at` stamp whenever
 /// an ALTER TABLE on `jtbd_library` finds it enabled: it fires on the
 /// push's own ENABLE after the hold-off (and on the rollback's).
@@ -729,7 +823,7 @@ fn rollback_refuses_while_app_rows_reference_pushed_workflows() {
             "ON DELETE CASCADE",
             "2 rows of public.workflow_notes",
             "ON DELETE SET NULL",
-            "1 rows of public.workflow_pins",
+            "1 row of public.workflow_pins references",
             "pins_wf",
             "did not write",
         ]);
@@ -878,6 +972,22 @@ fn a_read_only_snapshot_still_reports_the_committed_receipt() {
         .stderr_has("could not record it")
         .stderr_has("sandbox push --snapshot");
     let receipt = run.receipt();
+    // Said once, with SQLite's words and their cause: before, the warning
+    // repeated "the push committed (receipt …) but the snapshot file could
+    // not record it" inside its own parentheses.
+    run.stderr_has("(attempt to write a readonly database: the file or its folder is read-only)");
+    assert_eq!(
+        run.stderr.matches("could not record it").count(),
+        1,
+        "{}",
+        run.show()
+    );
+    assert_eq!(
+        run.stderr.matches(receipt.as_str()).count(),
+        1,
+        "{}",
+        run.show()
+    );
     assert_eq!(
         w.count(&format!(
             "SELECT count(*) FROM sandbox.receipts WHERE id = '{receipt}' AND status = 'applied'"
@@ -1558,7 +1668,10 @@ fn a_table_the_app_made_again_under_a_created_table_s_name_is_never_dropped() {
     for confirm in [&[][..], &["--confirm"][..]] {
         w.rollback(&receipt, confirm).refused(&[
             "public.tasks is not the table this push created (oid ",
-            &format!("the same columns: {push_s}) — it was dropped and recreated after the push"),
+            &format!(
+                "the same columns: {push_s}) — the push's table was dropped since and this one \
+                 made under its name, or the database was restored from a dump"
+            ),
             "nothing was changed",
         ]);
         recreated.assert_same(&w.state(), "a refused rollback of a recreated table");
@@ -1574,8 +1687,8 @@ fn a_table_the_app_made_again_under_a_created_table_s_name_is_never_dropped() {
     for confirm in [&[][..], &["--confirm"][..]] {
         w.rollback(&receipt, confirm).refused(&[
             "public.tasks is not the table this push created (oid ",
-            "columns differ: this one has done boolean) — it was dropped and recreated after \
-             the push",
+            "columns differ: this one has done boolean) — the push's table was dropped since",
+            "drop it yourself",
             "nothing was changed",
         ]);
         recreated.assert_same(&w.state(), "a refused rollback of a recreated table");
@@ -3399,7 +3512,7 @@ fn an_app_history_row_of_a_pushed_workflow_still_refuses_the_rollback() {
     );
     let before = w.state();
     w.rollback(&receipt, &["--confirm"]).code(1).error_has(&[
-        "1 rows of app.workflow_history reference pushed rows of workflows through constraint \
+        "1 row of app.workflow_history references pushed rows of workflows through constraint \
          workflow_history_workflow_id_fkey (ON DELETE CASCADE) that the push did not write",
     ]);
     before.assert_same(&w.state(), "a refused rollback");
@@ -3411,7 +3524,7 @@ fn an_app_history_row_of_a_pushed_workflow_still_refuses_the_rollback() {
     );
     let before = w.state();
     w.rollback(&receipt, &["--confirm"]).code(1).error_has(&[
-        "1 rows of app.workflow_history reference pushed rows of workflows",
+        "1 row of app.workflow_history references pushed rows of workflows",
         "workflow_history_workflow_id_fkey",
     ]);
     before.assert_same(&w.state(), "a refused rollback");

@@ -1050,7 +1050,7 @@ fn a_generated_column_read_after_its_inputs_changed_is_named() {
     for needle in [
         "phase 2 reads dh_item.total",
         "generated (((qty)::numeric * price))",
-        "phase 1 changed its inputs (qty, price) in 1 rows (id=1)",
+        "phase 1 changed its inputs (qty, price) in 1 row (id=1)",
         "checked on Postgres by the preflight",
     ] {
         assert!(rows[0].contains(needle), "{needle:?} in {}", rows[0]);

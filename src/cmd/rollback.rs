@@ -31,8 +31,8 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             match sandbox::ops::receipts::mark_rolled_back(&args.snapshot, &report.receipt_id) {
                 Ok(marked) => Some(marked),
                 Err(e) => {
-                    let (cause, fix) = sandbox::db::sqlite::why_unwritable(&e);
-                    local_record_error = Some(format!("{e:#}: {cause}"));
+                    let (why, fix) = sandbox::db::sqlite::why_unrecorded(&e);
+                    local_record_error = Some(why);
                     local_record_fix = fix;
                     None
                 }

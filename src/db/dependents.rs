@@ -310,8 +310,10 @@ pub async fn rows_referencing(
             if n > 0 {
                 let keys: Vec<String> = row.get(1);
                 found.push(format!(
-                    "{n} rows of {schema}.{table} reference pushed rows of {} through constraint {conname} \
+                    "{} of {schema}.{table} {} pushed rows of {} through constraint {conname} \
                      ({action}){}; referenced {} keys include {}",
+                    crate::words::rows(n),
+                    if n == 1 { "references" } else { "reference" },
                     p.table,
                     if written.is_empty() {
                         String::new()

@@ -109,6 +109,10 @@ impl Effects {
     /// and its rollback: their event and `WHEN TAG IN` as
     /// [`crate::db::event_triggers::fires_on_commands`] matches them), and
     /// the functions they call, one round trip per level of calls.
+    /// "Enabled" is what fires in the tool's sessions: origin ('O') and
+    /// ALWAYS ('A'). A trigger, event trigger or rule ENABLE REPLICA ('R')
+    /// fires only under session_replication_role = replica, and push and
+    /// rollback run pinned to origin (`tx::GUARDED_SETTINGS`): no writer.
     pub async fn read(
         tx: &Transaction<'_>,
         written: &[WrittenTable],
@@ -139,13 +143,13 @@ impl Effects {
                      FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {FUNCTION_JOINS} \
-                     WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' \
+                     WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') \
                        AND c.oid IN (SELECT oid FROM reached) \
                      UNION ALL \
                      SELECT 'event trigger ' || e.evtname::text, {FUNCTION_COLUMNS}, '{{}}'::text[], \
                             e.evtevent::text, e.evtenabled::text, coalesce(e.evttags, '{{}}')::text[] \
                      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
-                     {FUNCTION_JOINS} WHERE e.evtenabled <> 'D' \
+                     {FUNCTION_JOINS} WHERE e.evtenabled IN ('O', 'A') \
                      UNION ALL \
                      SELECT x.what || CASE WHEN x.name = ANY($1) THEN '' \
                                     ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
@@ -361,7 +365,7 @@ const EXPRESSIONS: &str = "tbl(oid, name) AS ( \
                         FROM ' WHEN \\((.*)\\) EXECUTE (?:FUNCTION|PROCEDURE) '), \
               'pg_catalog.pg_trigger'::regclass, t.oid \
        FROM pg_catalog.pg_trigger t JOIN tbl tb ON tb.oid = t.tgrelid \
-       WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgqual IS NOT NULL \
+       WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') AND t.tgqual IS NOT NULL \
        UNION ALL \
        SELECT CASE k.contype WHEN 'c' THEN 'CHECK constraint ' ELSE 'exclusion constraint ' END \
               || k.conname::text || ' on ' || tb.name, tb.name, \
@@ -410,7 +414,7 @@ const EXPRESSIONS: &str = "tbl(oid, name) AS ( \
        SELECT 'rule ' || rw.rulename::text || ' on ' || tb.name, tb.name, pg_catalog.pg_get_ruledef(rw.oid), \
               'pg_catalog.pg_rewrite'::regclass, rw.oid \
        FROM pg_catalog.pg_rewrite rw JOIN tbl tb ON tb.oid = rw.ev_class \
-       WHERE rw.rulename <> '_RETURN' AND rw.ev_enabled <> 'D')";
+       WHERE rw.rulename <> '_RETURN' AND rw.ev_enabled IN ('O', 'A'))";
 
 /// Columns 1.. of a function row: signature, language, trusted, source,
 /// extension, name, schema (see [`function_of`]).

@@ -48,13 +48,13 @@ impl StaleColumn {
             ""
         };
         format!(
-            "{} is generated ({}); phase {} changed its inputs ({}) in {} rows ({}{more}): \
+            "{} is generated ({}); phase {} changed its inputs ({}) in {} ({}{more}): \
              SQLite holds the pulled value there, Postgres recomputes it",
             self.qualified(),
             self.expression,
             self.since_phase,
             self.inputs.join(", "),
-            self.rows,
+            crate::words::rows(self.rows),
             self.examples.join(", "),
         )
     }

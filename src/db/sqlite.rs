@@ -910,6 +910,21 @@ pub const LOCKED_ADVICE: &str = "the snapshot file is locked by another program 
 /// another program holds is fine and only has to be let go (telling the
 /// user to "make it writable" sent them chmod-ing a writable file), a
 /// read-only file or folder has to be made writable, a full disk freed.
+/// What stopped a committed push or rollback from being recorded in the
+/// snapshot file, said once: SQLite's own words and their cause, with what
+/// to do. The caller's context ("the push committed (receipt …) but …")
+/// is left out: the command's warning says that already, and repeating it
+/// inside the parentheses read as two failures.
+pub fn why_unrecorded(err: &anyhow::Error) -> (String, &'static str) {
+    let (cause, fix) = why_unwritable(err);
+    let sqlite = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<rusqlite::Error>())
+        .map(ToString::to_string)
+        .unwrap_or_else(|| err.root_cause().to_string());
+    (format!("{sqlite}: {cause}"), fix)
+}
+
 pub fn why_unwritable(err: &anyhow::Error) -> (&'static str, &'static str) {
     let code = err
         .chain()

@@ -1422,12 +1422,13 @@ fn referenced_by_items(
                 kind: "referenced_by".into(),
                 name: k.name.clone(),
                 detail: format!(
-                    "{referencing}({}) {}: the plan deletes or re-keys {gone} rows of {t} that rows \
+                    "{referencing}({}) {}: the plan deletes or re-keys {} of {t} that rows \
                      of {referencing} (not in the snapshot) may reference; the preflight finds \
                      whether any does — Postgres would refuse the delete, or delete or change \
                      those rows with it, which refuses the push naming this key",
                     k.ref_columns.join(", "),
-                    k.definition
+                    k.definition,
+                    crate::words::rows(gone),
                 ),
             });
         }

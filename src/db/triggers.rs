@@ -118,7 +118,8 @@ impl TriggerReport {
 ///   rows; it is refused before anything is written.
 ///
 /// DO ALSO rules on UPDATE and DELETE fire for the push's statements, and
-/// their writes are counted like any other.
+/// their writes are counted like any other. A rule that does not fire in
+/// the tool's sessions (DISABLE RULE, ENABLE REPLICA RULE) is only listed.
 pub async fn rules_check(
     tx: &Transaction<'_>,
     written: &[WrittenTable],
@@ -128,7 +129,8 @@ pub async fn rules_check(
         .query_typed(
             "SELECT c.relname::text, r.rulename::text, \
                     CASE r.ev_type WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT' \
-                                   WHEN '4' THEN 'DELETE' ELSE 'SELECT' END, r.is_instead \
+                                   WHEN '4' THEN 'DELETE' ELSE 'SELECT' END, r.is_instead, \
+                    r.ev_enabled IN ('O', 'A') \
              FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND r.ev_type <> '1' \
@@ -142,6 +144,17 @@ pub async fn rules_check(
         let (table, rule, event, instead): (String, String, String, bool) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
         let kind = if instead { "DO INSTEAD" } else { "DO ALSO" };
+        // A rule disabled ('D') or enabled for replication only ('R') does
+        // not fire in the tool's sessions (pinned to
+        // session_replication_role = origin): listed, never refused.
+        let fires: bool = r.get(4);
+        if !fires {
+            listed.push(format!(
+                "rule {rule} ON {event} TO {table} ({kind}; disabled or replica only: does not \
+                 fire for the push)"
+            ));
+            continue;
+        }
         listed.push(format!("rule {rule} ON {event} TO {table} ({kind})"));
         if event == "INSERT" {
             found.push(format!(

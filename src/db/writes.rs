@@ -33,9 +33,9 @@ impl TableWrites {
 
     pub fn describe(&self) -> String {
         format!(
-            "{}: {} rows ({} inserted, {} updated, {} deleted){}",
+            "{}: {} ({} inserted, {} updated, {} deleted){}",
             self.table,
-            self.total(),
+            crate::words::rows(self.total()),
             self.inserted,
             self.updated,
             self.deleted,
@@ -392,7 +392,7 @@ pub fn beyond_inherited_check(
             let kinds: Vec<String> = [("deleted", w.deleted), ("updated", w.updated)]
                 .iter()
                 .filter(|(_, n)| *n > 0)
-                .map(|(k, n)| format!("{k} {n} rows"))
+                .map(|(k, n)| format!("{k} {}", crate::words::rows(n)))
                 .collect();
             let push =
                 pushed

@@ -377,8 +377,9 @@ fn trigger_set_columns(
             .map(|t| format!("{} (function {})", t.name, t.function))
             .collect();
         for (column, rows) in changed {
+            let rows = crate::words::rows(rows);
             out.push(format!(
-                "{}.{column}: set by BEFORE trigger {} in {rows} rows the push wrote (the plan does \
+                "{}.{column}: set by BEFORE trigger {} in {rows} the push wrote (the plan does \
                  not set it; Postgres's values are in the receipt, and a rollback lets the trigger \
                  set it again)",
                 f.table,
@@ -1630,9 +1631,9 @@ impl Push<'_, '_> {
             let (updates, after_inserts) = split_updates(t, &phase.id, &self_refs);
             if !updates.is_empty() {
                 self.step(&format!(
-                    "phase {}: updating {} rows of {}",
+                    "phase {}: updating {} of {}",
                     phase.id,
-                    updates.len(),
+                    crate::words::rows(updates.len()),
                     t.table
                 ));
                 apply_row_updates(tx, types, t, &updates, false, triggers)
@@ -1642,9 +1643,9 @@ impl Push<'_, '_> {
             self.insert_phase_rows(phase, t).await?;
             if !after_inserts.is_empty() {
                 self.step(&format!(
-                    "phase {}: pointing {} rows of {} at rows it inserted",
+                    "phase {}: pointing {} of {} at rows it inserted",
                     phase.id,
-                    after_inserts.len(),
+                    crate::words::rows(after_inserts.len()),
                     t.table
                 ));
                 apply_row_updates(tx, types, t, &after_inserts, false, triggers)
@@ -1735,9 +1736,9 @@ impl Push<'_, '_> {
             return Ok(());
         }
         self.step(&format!(
-            "phase {}: deleting {} rows of {}",
+            "phase {}: deleting {} of {}",
             phase.id,
-            rows.len(),
+            crate::words::rows(rows.len()),
             t.table
         ));
         let n = delete_rows(&self.tx, types, t, &rows)
@@ -1746,9 +1747,10 @@ impl Push<'_, '_> {
         if n != rows.len() as u64 {
             return Err(refuse(
                 format!(
-                    "DELETE from {} removed {n} rows, expected {} (a row changed or a trigger \
+                    "DELETE from {} removed {}, expected {} (a row changed or a trigger \
                      intervened); nothing was written",
                     t.table,
+                    crate::words::rows(n),
                     rows.len()
                 ),
                 vec![],
@@ -1764,9 +1766,9 @@ impl Push<'_, '_> {
             let group = self.numbered_by_the_dry_run(t, group).await?;
             let rows = &group.rows;
             self.step(&format!(
-                "phase {}: copying {} rows into {}",
+                "phase {}: copying {} into {}",
                 phase.id,
-                rows.len(),
+                crate::words::rows(rows.len()),
                 t.table
             ));
             let n = match copy_rows(
@@ -1785,9 +1787,9 @@ impl Push<'_, '_> {
                         .map(|r| key_text(t, r))
                         .unwrap_or_default();
                     return Err(e.context(format!(
-                        "phase {}: inserting {} rows into {}{}",
+                        "phase {}: inserting {} into {}{}",
                         phase.id,
-                        rows.len(),
+                        crate::words::rows(rows.len()),
                         t.table,
                         if row.is_empty() {
                             String::new()
@@ -1800,8 +1802,9 @@ impl Push<'_, '_> {
             if n != rows.len() as u64 {
                 return Err(refuse(
                     format!(
-                        "COPY into {} wrote {n} rows, expected {} (a trigger skipped rows)",
+                        "COPY into {} wrote {}, expected {} (a trigger skipped rows)",
                         t.table,
+                        crate::words::rows(n),
                         rows.len()
                     ),
                     vec![],
@@ -2475,8 +2478,8 @@ fn unrecorded_receipt(err: Option<anyhow::Error>) -> (Option<String>, Option<Str
     let Some(e) = err else {
         return (None, None);
     };
-    let (cause, fix) = crate::db::sqlite::why_unwritable(&e);
-    (Some(format!("{e:#}: {cause}")), Some(fix.to_string()))
+    let (why, fix) = crate::db::sqlite::why_unrecorded(&e);
+    (Some(why), Some(fix.to_string()))
 }
 
 pub fn record_receipt(

@@ -79,7 +79,7 @@ impl Check {
             name: name.to_string(),
             kind,
             expected: "0 rows".to_string(),
-            actual: format!("{count} rows"),
+            actual: crate::words::rows(count),
             ok: count == 0,
             rows: rows.into_iter().take(MAX_ROWS).collect(),
             row_count: count,

@@ -718,9 +718,16 @@ impl Rollback<'_, '_> {
                     ))
                     .unwrap_or_default()
                 )),
+                // The push's table is nowhere (its oid names nothing): it
+                // was dropped, or the whole database was restored from a
+                // dump, which gives every table a new oid. Either way this
+                // one cannot be told to be the push's.
                 (Some(now), None) => refusals.push(format!(
-                    "{plain} is not the table this push created (oid {oid} then, {now} now; {}) — it \
-                     was dropped and recreated after the push; it is not the push's to drop",
+                    "{plain} is not the table this push created (oid {oid} then, {now} now; {}) — \
+                     the push's table was dropped since and this one made under its name, or \
+                     the database was restored from a dump (which gives every table a new oid); \
+                     the rollback cannot tell it is the push's, so it does not drop it. If it is \
+                     the push's and its rows may go, drop it yourself",
                     columns_compared(&identity.columns, &columns_now)
                 )),
             }
@@ -1525,10 +1532,12 @@ impl Rollback<'_, '_> {
                 let n = keys.len();
                 keys.truncate(5);
                 found.push(format!(
-                    "{}.{}: {n} rows hold a value the push did not write there (rows {}{}) — \
+                    "{}.{}: {} {} a value the push did not write there (rows {}{}) — \
                      dropping the column would delete it",
                     a.table,
                     a.column,
+                    crate::words::rows(n),
+                    if n == 1 { "holds" } else { "hold" },
                     keys.join(", "),
                     if n > 5 { ", …" } else { "" }
                 ));
@@ -1954,7 +1963,7 @@ impl Rollback<'_, '_> {
                         "columns that differ from the receipt: {}",
                         columns_differing
                             .iter()
-                            .map(|(c, n)| format!("{}.{c} in {n} rows", t.table))
+                            .map(|(c, n)| format!("{}.{c} in {}", t.table, crate::words::rows(n)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ));

@@ -201,7 +201,7 @@ pub async fn state_checks(
             &format!("{} untouched", t.meta.name),
             CheckKind::Guard,
             "0 rows written".into(),
-            format!("{written} rows written"),
+            format!("{} written", crate::words::rows(written)),
         );
         c.ok = written == 0;
         checks.push(c);

@@ -139,7 +139,7 @@ fn row_needs(diff: &Diff) -> Vec<Need> {
                 needs.push(Need::Table {
                     table: public(&t.table),
                     privilege,
-                    why: format!("{} {n} rows", privilege.to_lowercase()),
+                    why: format!("{} {}", privilege.to_lowercase(), crate::words::rows(n)),
                 });
             }
         }

@@ -138,7 +138,9 @@ fn judged(
         Some(now) => {
             return Some(Judged::Refused(format!(
                 "{table} is not the table this push added column {} to (oid {} then, {now} now) \
-                 — it was dropped and recreated after the push; its {} is not the push's to drop",
+                 — the push's table was dropped or renamed since and this one made under its \
+                 name, or the database was restored from a dump (which gives every table a new \
+                 oid); the rollback cannot tell its {} is the push's, so it does not drop it",
                 a.column, id.table_oid, a.column
             )))
         }

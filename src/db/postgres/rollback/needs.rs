@@ -49,8 +49,8 @@ pub(super) fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
                 table: public(&t.table),
                 privilege: "DELETE",
                 why: format!(
-                    "delete the {} rows the push inserted",
-                    t.inserted_keys.len()
+                    "delete the {} the push inserted",
+                    crate::words::rows(t.inserted_keys.len())
                 ),
             });
         }
@@ -58,7 +58,7 @@ pub(super) fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
             needs.push(Need::Table {
                 table: public(&t.table),
                 privilege: "UPDATE",
-                why: format!("restore {} rows", t.updates.len()),
+                why: format!("restore {}", crate::words::rows(t.updates.len())),
             });
         }
         if !t.deleted_rows.is_empty() {
@@ -66,8 +66,8 @@ pub(super) fn rollback_needs(undo: &Undo, strict: bool) -> Vec<Need> {
                 table: public(&t.table),
                 privilege: "INSERT",
                 why: format!(
-                    "insert again the {} rows the push deleted",
-                    t.deleted_rows.len()
+                    "insert again the {} the push deleted",
+                    crate::words::rows(t.deleted_rows.len())
                 ),
             });
         }

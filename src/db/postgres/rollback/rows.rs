@@ -430,7 +430,10 @@ pub(super) fn rows_check(
         .chain(&discarded)
         .map(|c| c.key.as_str())
         .collect();
-    let mut actual = format!("{} rows as pushed", written.saturating_sub(rows.len()));
+    let mut actual = format!(
+        "{} as pushed",
+        crate::words::rows(written.saturating_sub(rows.len()))
+    );
     if !discarded.is_empty() {
         actual.push_str(&format!(
             ", {} changes by the app discarded (--discard-changes)",
@@ -441,7 +444,7 @@ pub(super) fn rows_check(
         "before undo",
         &format!("{table} rows the push wrote unchanged since the push"),
         CheckKind::Integrity,
-        format!("{written} rows as pushed"),
+        format!("{} as pushed", crate::words::rows(written)),
         actual,
     );
     c.ok = changed.is_empty();

@@ -1,0 +1,28 @@
+//! Counted nouns for messages: "1 row", "2 rows". A refusal that says
+//! "1 rows" reads like a slip, and makes the reader doubt the count too.
+
+use std::fmt::Display;
+
+/// `n` rows, in the singular for one.
+pub fn rows(n: impl Display) -> String {
+    counted(n, "row", "rows")
+}
+
+/// `n` followed by `one` or `many`, whichever fits.
+pub fn counted(n: impl Display, one: &str, many: &str) -> String {
+    let n = n.to_string();
+    let noun = if n == "1" { one } else { many };
+    format!("{n} {noun}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_row_is_singular_and_every_other_count_plural() {
+        assert_eq!(super::rows(1u64), "1 row");
+        assert_eq!(super::rows(0usize), "0 rows");
+        assert_eq!(super::rows(11i64), "11 rows");
+        assert_eq!(super::rows(-1i64), "-1 rows");
+        assert_eq!(super::counted(1, "key", "keys"), "1 key");
+    }
+}
