@@ -1024,7 +1024,9 @@ fn while_immutable(path: &str, run: impl FnOnce() -> Run) -> Run {
 /// matches the rehearsed state"), so the receipt could not be recorded.
 /// Now, as for rollback, only the rows and columns the push wrote must be
 /// as it left them: "Already applied", recorded in the file, nothing
-/// written. A change to a row the push inserted still refuses, naming it.
+/// written. A change to a row the push inserted is named as drift, not
+/// refused (R7: the receipt says the diff is applied; see
+/// `a_catch_up_push_records_the_receipt_after_the_app_edited_pushed_rows`).
 #[test]
 fn already_applied_is_not_blocked_by_app_writes_to_rows_the_push_did_not_write() {
     let w = world("already_applied_app_write", "");
@@ -1059,11 +1061,13 @@ fn already_applied_is_not_blocked_by_app_writes_to_rows_the_push_did_not_write()
         "UPDATE workflows SET name = 'changed by the app' WHERE id::text = '{pushed_row}'"
     ));
     let app_state = w.state();
-    w.push(&["--confirm"]).refused(&[
-        &format!("receipt {receipt} says this diff was applied"),
-        "changed since the push inserted it into workflows",
-    ]);
-    app_state.assert_same(&w.state(), "a refused push again");
+    w.push(&["--confirm"])
+        .ok()
+        .stdout_has(&format!("Already applied: receipt {receipt}"))
+        .stdout_has(&format!(
+            "row {pushed_row} changed since the push inserted it into workflows"
+        ));
+    app_state.assert_same(&w.state(), "a push again, the app's change named");
 
     // Put back, rollback undoes the push and leaves the app's own write.
     w.exec(&pushed_row_was);
@@ -1072,6 +1076,100 @@ fn already_applied_is_not_blocked_by_app_writes_to_rows_the_push_did_not_write()
     before.without_schema("sandbox").assert_same(
         &w.state().without_schema("sandbox"),
         "push, app writes, rollback",
+    );
+}
+
+/// The catch-up push after a push whose receipt the snapshot file could
+/// not record (issue 10 R7). Between the push and the catch-up the app
+/// edits rows the push wrote: a workflow it inserted and a column it
+/// updated. Before, the catch-up was refused ("receipt … says this diff
+/// was applied, but what the push wrote was changed since", exit 1), so
+/// the file could never record a receipt that `sandbox.receipts` holds.
+/// Now the receipt is the truth of what the push did: exit 0, "Already
+/// applied", the receipt recorded in the file, the app's changes named as
+/// drift, nothing written to Postgres. Rollback still refuses those rows
+/// as before; put back, it undoes the push.
+#[test]
+fn a_catch_up_push_records_the_receipt_after_the_app_edited_pushed_rows() {
+    let w = world("catch_up_app_edit", "");
+    let snap = w.snapshot.to_str().unwrap().to_string();
+    let pulled = w.scalar("SELECT string_agg(quote_literal(id::text), ',') FROM workflows");
+    let before = w.state();
+    let run = while_immutable(&snap, || w.push(&["--confirm"]));
+    run.ok().stderr_has("could not record it");
+    let receipt = run.receipt();
+    // No receipts table in the file yet (-1), or no row for it.
+    assert!(rusqlite_count(&snap, &receipt) < 1, "{}", run.show());
+    // The app renames a workflow the push inserted…
+    let inserted = w.scalar(&format!(
+        "SELECT min(id::text) FROM workflows WHERE id::text NOT IN ({pulled})"
+    ));
+    let inserted_was = row_restorer(&w, &inserted);
+    w.exec(&format!(
+        "UPDATE workflows SET name = 'renamed by the app' WHERE id::text = '{inserted}'"
+    ));
+    // …and sets a column the push updated back to what it was before.
+    let row = w.scalar(
+        "SELECT concat_ws(E'\\t', t->>'table', t->'key'->>0, u->'key'->>0, c->>'column', \
+                          coalesce(quote_literal(c->>'old'), 'NULL'), c->>'new') \
+         FROM sandbox.receipts r, jsonb_array_elements(r.undo->'tables') t, \
+              jsonb_array_elements(t->'updates') u, jsonb_array_elements(u->'changes') c \
+         WHERE NOT (t->>'created')::boolean AND c->>'new' IS NOT NULL \
+           AND c->>'old' IS DISTINCT FROM c->>'new' AND jsonb_array_length(t->'key') = 1 \
+         ORDER BY 1 LIMIT 1",
+    );
+    let parts: Vec<&str> = row.split('\t').collect();
+    assert_eq!(parts.len(), 6, "{row}");
+    let [table, key_column, key_value, column, old, _] = [0, 1, 2, 3, 4, 5].map(|i| parts[i]);
+    let updated_was = w.scalar(&format!(
+        "SELECT format('SET session_replication_role = replica; \
+                UPDATE {table} SET {column} = %L, updated_at = %L WHERE {key_column}::text = %L; \
+                RESET session_replication_role', {column}, updated_at, {key_column}) \
+         FROM {table} WHERE {key_column}::text = '{key_value}'"
+    ));
+    w.exec(&format!(
+        "UPDATE {table} SET {column} = {old} WHERE {key_column}::text = '{key_value}'"
+    ));
+    let app_state = w.state();
+
+    let run = w.push(&["--confirm"]);
+    run.ok()
+        .stdout_has(&format!("Already applied: receipt {receipt}"))
+        .stdout_has("Since the push, the app changed rows it wrote")
+        .stdout_has(&format!(
+            "row {inserted} changed since the push inserted it into workflows"
+        ))
+        .stdout_has(&format!(
+            "row {key_value} changed: {table}.{column} was pushed as"
+        ));
+    assert!(!run.all().contains("refus"), "{}", run.show());
+    app_state.assert_same(&w.state(), "the catch-up push");
+    assert_eq!(
+        rusqlite_count(&snap, &receipt),
+        1,
+        "the receipt is recorded now"
+    );
+    sandbox(&["receipts", "--snapshot", &snap])
+        .ok()
+        .stdout_has(&receipt);
+    // The no-edit rerun after it is the same: already applied, still
+    // naming the app's changes, nothing written.
+    w.push(&[]).ok().stdout_has("Already applied");
+    app_state.assert_same(&w.state(), "a preflight of an applied diff");
+
+    // Rollback judges the app's edits as it did before the catch-up.
+    w.rollback(&receipt, &["--confirm"]).refused(&[
+        &format!("row {inserted} changed since the push inserted it into workflows"),
+        &format!("row {key_value} changed: {table}.{column}"),
+        "nothing was changed",
+    ]);
+    app_state.assert_same(&w.state(), "a refused rollback");
+    w.exec(&inserted_was);
+    w.exec(&updated_was);
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "push, app edits, catch-up, edits put back, rollback",
     );
 }
 

@@ -72,12 +72,27 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
         print_undo_rehearsal(&report);
     }
     match report.outcome {
-        PushOutcome::AlreadyApplied => {
+        PushOutcome::AlreadyApplied if report.changed_since_push.is_empty() => {
             println!(
                 "Already applied: receipt {} holds this diff and {} is in the rehearsed state. Nothing to do.",
                 report.receipt_id.as_deref().unwrap_or("?"),
                 report.database
             );
+        }
+        PushOutcome::AlreadyApplied => {
+            // The receipt is what the push did; the app's later edits of
+            // what it wrote are drift to know of (a rollback checks them
+            // again), not a reason to refuse recording it.
+            println!(
+                "Already applied: receipt {} holds this diff (it committed with the push); nothing \
+                 was written to {}. Since the push, the app changed rows it wrote; they are left \
+                 as the app made them (`sandbox rollback` checks them again):",
+                report.receipt_id.as_deref().unwrap_or("?"),
+                report.database
+            );
+            for changed in &report.changed_since_push {
+                println!("  {}", output::visible(changed));
+            }
         }
         PushOutcome::WouldApply => {
             println!(

@@ -145,7 +145,9 @@ pub enum PushOutcome {
     WouldApply,
     /// Committed.
     Applied,
-    /// A receipt for this diff exists and the remote is in the rehearsed state.
+    /// A receipt for this diff exists, not rolled back: nothing is written
+    /// (what the app changed since in what the push wrote is in
+    /// `changed_since_push`).
     AlreadyApplied,
 }
 
@@ -197,6 +199,11 @@ pub struct PushReport {
     /// table (DO ALSO)`); one that would bypass or replace its writes
     /// refuses the push.
     pub rules: Vec<String>,
+    /// For an already applied diff: what the app changed since the push in
+    /// what the push wrote, one line a row as rollback names it (table,
+    /// key, column, pushed and current value), and the pushed rows it
+    /// deleted. Drift to know of, not a refusal: nothing is written.
+    pub changed_since_push: Vec<String>,
     pub millis: u64,
 }
 
@@ -616,6 +623,7 @@ impl PushJob<'_> {
             undo_rehearsal: None,
             trigger_set: vec![],
             rules: vec![],
+            changed_since_push: vec![],
             millis: self.started.elapsed().as_millis() as u64,
         }
     }
@@ -809,28 +817,23 @@ impl Push<'_, '_> {
         self.compute(|| self.job.progress.step(what))
     }
 
-    /// A receipt for this diff exists (it committed with the push): the
-    /// push is done if what it wrote is as it left it — the rows it
-    /// inserted, the columns it updated, the rule rollback refuses by; the
-    /// app's writes to other rows do not count — and refused, naming what
-    /// changed, if not.
+    /// A receipt for this diff exists (it committed with the push, and was
+    /// not rolled back): the push is done, whatever the app did since. What
+    /// the push wrote is compared with how it left it — the rows it
+    /// inserted, the columns it updated, as rollback compares them — and
+    /// what the app changed since is reported as drift, not refused: the
+    /// receipt is the record of what the push did, and the catch-up push
+    /// after a push whose receipt the snapshot file could not record (the
+    /// way the warning advises) must be able to record it. Refusing it
+    /// (before R7) left the file without a receipt Postgres holds, for as
+    /// long as the app's edit stood. Rollback still judges those rows.
     async fn already_applied(self, id: String, undo: &Undo) -> Result<PushReport> {
         let Push { job, tx, .. } = self;
         job.progress
             .step("a receipt for this diff exists: checking what the push wrote");
         let opts = rollback_options(job, &id);
-        let checks = crate::db::postgres::rollback::pushed_writes_as_left(&tx, &opts, undo).await?;
-        if !checks.iter().all(|c| c.ok) {
-            return Err(refuse(
-                format!(
-                    "receipt {id} says this diff was applied, but what the push wrote was changed \
-                     since ({}); nothing was written. Roll the receipt back once the change is \
-                     undone, or leave it applied",
-                    failed_summaries(&checks, "; ").join(" | ")
-                ),
-                checks,
-            ));
-        }
+        let (checks, changed_since_push) =
+            crate::db::postgres::rollback::pushed_writes_as_left(&tx, &opts, undo).await?;
         tx.rollback().await?;
         // The snapshot file may have missed the receipt (it was
         // read-only when the push committed): record it now.
@@ -844,6 +847,7 @@ impl Push<'_, '_> {
         .err();
         let mut report = job.report(PushOutcome::AlreadyApplied, Some(id), checks);
         (report.local_record_error, report.local_record_fix) = unrecorded_receipt(unrecorded);
+        report.changed_since_push = changed_since_push;
         Ok(report)
     }
 

@@ -468,12 +468,14 @@ async fn undo_after_read_back(
 /// it added to a table the push created, are no concern: the push is
 /// applied all the same (the receipt committed with it). Rows of the push
 /// the app deleted since are counted, not refused. With `opts.strict`,
-/// every written table whole. Reads only; refuses nothing.
+/// every written table whole. Reads only; refuses nothing. Returns the
+/// checks and, one line each, what the app changed since: the failed
+/// checks' rows and the pushed rows it deleted.
 pub async fn pushed_writes_as_left(
     tx: &tokio_postgres::Transaction<'_>,
     opts: &RollbackOptions,
     undo: &Undo,
-) -> Result<Vec<Check>> {
+) -> Result<(Vec<Check>, Vec<String>)> {
     let r = Rollback {
         tx,
         opts,
@@ -484,6 +486,7 @@ pub async fn pushed_writes_as_left(
         exclusive: &[],
     };
     let mut checks = Vec::new();
+    let mut changed = Vec::new();
     for t in &undo.tables {
         let Some(after) = undo.after.get(&t.table) else {
             continue;
@@ -506,12 +509,28 @@ pub async fn pushed_writes_as_left(
             check.name = format!("{} rows the push wrote as it left them", t.table);
             if !gone.is_empty() {
                 check.actual = format!("{}, {} deleted since", check.actual, gone.len());
+                changed.push(format!(
+                    "{} of the rows the push wrote into {} deleted since: {}{}",
+                    gone.len(),
+                    t.table,
+                    gone.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+                    if gone.len() > 10 { ", …" } else { "" }
+                ));
             }
             check
         };
+        if !check.ok {
+            if check.rows.is_empty() {
+                changed.push(format!(
+                    "{}: expected {}, found {}",
+                    check.name, check.expected, check.actual
+                ));
+            }
+            changed.extend(check.rows.iter().cloned());
+        }
         checks.push(check);
     }
-    Ok(checks)
+    Ok((checks, changed))
 }
 
 impl RollbackReport {
