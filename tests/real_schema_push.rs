@@ -3147,6 +3147,97 @@ fn row_level_security_met_after_the_lock_step_is_explained_like_at_it() {
     assert!(!snap.exists());
 }
 
+/// Issue 10 Q2: an app trigger on `workflows` whose function is SECURITY
+/// DEFINER, owned by a role without BYPASSRLS, writes an audit table whose
+/// row-level security applies to that owner — it owns the table, which
+/// FORCEs row-level security, or it does not own it and a policy lets it
+/// insert. The app's own inserts pass (its sessions evaluate the policy);
+/// the push, as Supabase's owner role (NOSUPERUSER … BYPASSRLS), runs with
+/// row_security off, and Postgres refuses the function's INSERT as its
+/// owner. Before, the explanation blamed the tool's role and advised
+/// BYPASSRLS, which it has (exit 2). Now the refusal names the trigger,
+/// the function, its owner, that the owner lacks BYPASSRLS and the table
+/// whose row-level security applies, and what to change; exit 1, as a
+/// trigger's refusal; the whole database unchanged. Its advice works: the
+/// function with `SET row_security = on` lets the preflight pass.
+#[test]
+fn row_level_security_inside_a_security_definer_trigger_names_the_functions_owner() {
+    for (tag, owns_the_table) in [("rls_definer_force", true), ("rls_definer_policy", false)] {
+        // Declared first, so they are dropped after the database.
+        let owner = TestRole::create(tag, "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS");
+        let auditor = TestRole::create(&format!("{tag}_auditor"), "NOLOGIN NOSUPERUSER");
+        let (role, auditor) = (owner.name.clone(), auditor.name.clone());
+        let db = TestDb::create(tag);
+        db.client()
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+                db.name
+            ))
+            .unwrap();
+        let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+        common::load_fixtures(&url, "plan");
+        let w = World::in_db(db).with_shared_snapshot();
+        let table_owner = if owns_the_table { &auditor } else { &role };
+        w.exec(&format!(
+            "CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, row_id text);
+             ALTER TABLE public.audit_log OWNER TO {table_owner};
+             ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.audit_log FORCE ROW LEVEL SECURITY;
+             GRANT INSERT, SELECT ON public.audit_log TO {auditor};
+             GRANT USAGE ON SEQUENCE public.audit_log_id_seq TO {auditor};
+             CREATE POLICY audit_writes ON public.audit_log TO {auditor}
+               USING (true) WITH CHECK (true);
+             CREATE FUNCTION public.audit_workflow() RETURNS trigger LANGUAGE plpgsql
+               SECURITY DEFINER AS $$
+             BEGIN INSERT INTO public.audit_log (row_id) VALUES (NEW.id::text); RETURN NULL; END $$;
+             ALTER FUNCTION public.audit_workflow() OWNER TO {auditor};
+             CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION public.audit_workflow();"
+        ));
+        // The app's own insert passes the policy.
+        let mut app = postgres_sync::Client::connect(&url, postgres_sync::NoTls).unwrap();
+        app.batch_execute(
+            "BEGIN; INSERT INTO public.workflows (name, definition) VALUES ('app', '{}'); \
+             ROLLBACK;",
+        )
+        .unwrap_or_else(|e| panic!("{tag}: the app's insert: {e:?}"));
+        let before = w.state();
+        let the_table = if owns_the_table {
+            format!("{auditor} owns public.audit_log, which forces row-level security on its owner")
+        } else {
+            format!("{auditor} does not own public.audit_log")
+        };
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let args = [&["--allow-writes", "public.audit_log"][..], confirm].concat();
+            let run = w.push_as(&url, &args);
+            run.refused(&[
+                "row-level security policy for table \"audit_log\"",
+                "trigger workflows_audit on public.workflows",
+                "function public.audit_workflow() is SECURITY DEFINER",
+                &format!("runs as its owner {auditor}"),
+                &format!("{auditor} lacks BYPASSRLS"),
+                &the_table,
+                "ALTER FUNCTION public.audit_workflow() SET row_security = on;",
+                &format!("ALTER ROLE \"{auditor}\" BYPASSRLS;"),
+                "nothing was written",
+            ]);
+            assert!(
+                !run.all().contains("Use a role with BYPASSRLS"),
+                "{tag}: the tool's role is blamed: {}",
+                run.show()
+            );
+            before.assert_same(&w.state(), "a push refused for the definer's row security");
+        }
+        // As advised: the function applies the policy, as for the app.
+        w.exec("ALTER FUNCTION public.audit_workflow() SET row_security = on;");
+        let advised = w.state();
+        w.push_as(&url, &["--allow-writes", "public.audit_log"])
+            .ok()
+            .stdout_has("Dry run (preflight) passed");
+        advised.assert_same(&w.state(), "a preflight after the advice");
+    }
+}
+
 /// A write to a foreign table made by a function the trigger calls (not by
 /// the trigger's own function) is found through the call and refused by
 /// name, with the chain of calls.

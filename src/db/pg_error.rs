@@ -145,6 +145,62 @@ pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<Strin
     Some(parts.join("; "))
 }
 
+/// One function of an error's `where` context, as Postgres wrote it:
+/// `PL/pgSQL function app.f(integer) line 3 at SQL statement` or
+/// `SQL function "f" statement 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextFunction {
+    /// As the context shows it: `app.f(integer)`, `f()`, `f`.
+    pub shown: String,
+    /// The schema when the context names it (it does when the function is
+    /// not on the search_path).
+    pub schema: Option<String>,
+    pub name: String,
+    /// The argument types, `integer,text`; None when the context does not
+    /// say (an SQL function).
+    pub args: Option<String>,
+}
+
+/// The functions of an error's `where` context, innermost (the one that
+/// ran the refused statement) first. A DO block (`inline_code_block`) is
+/// no function of the catalog and is left out.
+pub fn context_functions(context: &str) -> Vec<ContextFunction> {
+    context
+        .lines()
+        .filter_map(|line| {
+            if let Some(rest) = line.strip_prefix("PL/pgSQL function ") {
+                let open = rest.find('(')?;
+                let close = rest.find(") line ").or_else(|| rest.rfind(')'))?;
+                let (schema, name) = split_qualified(&rest[..open]);
+                Some(ContextFunction {
+                    shown: rest[..=close].to_string(),
+                    schema,
+                    name,
+                    args: Some(rest.get(open + 1..close)?.to_string()),
+                })
+            } else {
+                let rest = line.strip_prefix("SQL function \"")?;
+                let name = rest.split('"').next()?.to_string();
+                Some(ContextFunction {
+                    shown: name.clone(),
+                    schema: None,
+                    name,
+                    args: None,
+                })
+            }
+        })
+        .collect()
+}
+
+/// `app."Odd"` → (Some("app"), "Odd"); `f` → (None, "f").
+fn split_qualified(s: &str) -> (Option<String>, String) {
+    let unquote = |p: &str| p.trim_matches('"').replace("\"\"", "\"");
+    match s.rsplit_once('.') {
+        Some((schema, name)) if !schema.is_empty() => (Some(unquote(schema)), unquote(name)),
+        _ => (None, unquote(s)),
+    }
+}
+
 /// `PL/pgSQL function public.f() line 3 at RAISE` → `f`.
 fn plpgsql_function(context: &str) -> Option<String> {
     let rest = context.split("function ").nth(1)?;
@@ -193,6 +249,41 @@ mod tests {
         );
         assert_eq!(function_name("append_only()"), "append_only");
         assert_eq!(function_name("app.\"Odd\"(integer)"), "Odd");
+    }
+
+    #[test]
+    fn context_functions_innermost_first() {
+        let stack = context_functions(
+            "PL/pgSQL function app.\"Odd\"(integer,text) line 2 at SQL statement\n\
+             SQL statement \"SELECT app.\"Odd\"(1, 'x')\"\n\
+             SQL function \"helper\" statement 1\n\
+             PL/pgSQL function audit_workflow() line 1 at PERFORM\n\
+             PL/pgSQL function inline_code_block line 3 at SQL statement",
+        );
+        let shown: Vec<(&str, Option<&str>, &str, Option<&str>)> = stack
+            .iter()
+            .map(|f| {
+                (
+                    f.shown.as_str(),
+                    f.schema.as_deref(),
+                    f.name.as_str(),
+                    f.args.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "app.\"Odd\"(integer,text)",
+                    Some("app"),
+                    "Odd",
+                    Some("integer,text")
+                ),
+                ("helper", None, "helper", None),
+                ("audit_workflow()", None, "audit_workflow", Some("")),
+            ]
+        );
     }
 
     #[test]

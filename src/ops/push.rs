@@ -510,6 +510,23 @@ pub async fn push(
     // "nothing was written".
     let sequences_at_start = sequence_values(&client).await?;
     let mut result = push_on(&mut client, &job).await;
+    // Row-level security met inside an app's SECURITY DEFINER function is
+    // its owner's, not this role's: said from the catalog (the transaction
+    // is over), before the sequences' note joins the error.
+    result = match result {
+        Err(e) if !client.is_closed() => Err(crate::db::postgres::definer::explain_in_function(
+            &client,
+            e,
+            "the push",
+            if opts.confirm {
+                "nothing was written"
+            } else {
+                "preflight: nothing was written"
+            },
+        )
+        .await),
+        other => other,
+    };
     let rolled_back = match &result {
         Ok(r) => r.outcome == PushOutcome::WouldApply,
         Err(_) => !client.is_closed(),

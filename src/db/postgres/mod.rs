@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod catalog;
 pub mod copy;
+pub mod definer;
 pub mod digest;
 pub mod drift;
 pub mod filled;
@@ -839,7 +840,8 @@ pub fn set_local_settings_sql() -> String {
 /// [`set_local_settings_sql`]) met a table whose row-level security
 /// applies to the role, and what to do: said the same way wherever that
 /// happens (lock step, reads, writes, digests, COPY).
-const ROW_SECURITY_EXPLAINED: &str = "this role cannot read every row past row-level security, \
+pub(crate) const ROW_SECURITY_EXPLAINED: &str =
+    "this role cannot read every row past row-level security, \
      and the tool evaluates no policy (it runs with row_security off). Use a role with BYPASSRLS, \
      or the tables' owner where a table does not FORCE ROW LEVEL SECURITY (Supabase's `postgres` \
      role has both)";

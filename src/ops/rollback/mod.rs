@@ -39,7 +39,25 @@ pub async fn rollback(opts: &RollbackOptions) -> Result<RollbackReport> {
         ));
     }
     let (mut client, end) = connect_watched(&opts.target).await?;
-    match rollback_on(&mut client, opts, started).await {
+    let result = match rollback_on(&mut client, opts, started).await {
+        // Row-level security met inside an app's SECURITY DEFINER function
+        // is its owner's, not this role's (see `definer`).
+        Err(e) if !client.is_closed() && fatal_in(&e).is_none() => {
+            Err(crate::db::postgres::definer::explain_in_function(
+                &client,
+                e,
+                "the rollback",
+                if opts.confirm {
+                    "nothing was changed"
+                } else {
+                    "dry run: nothing was changed"
+                },
+            )
+            .await)
+        }
+        other => other,
+    };
+    match result {
         // What the server said as it ended the session (an idle-in-
         // transaction limit, a terminated backend), instead of the
         // driver's bare "connection closed".
