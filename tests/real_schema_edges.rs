@@ -312,3 +312,76 @@ fn an_existing_self_reference_pointed_at_a_new_row_pushes_and_rolls_back() {
     );
     w.rollback_restores(&receipt, &before, "push then rollback");
 }
+
+/// Issue 10 Q3: a database where `REVOKE USAGE ON LANGUAGE plpgsql FROM
+/// PUBLIC` was run, pushed to and rolled back by a Supabase-like owner
+/// (`NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS`, owning the tables). The
+/// role can run no `DO` block; since 656619a the lock step was one, and
+/// the receipts' creation another: push and rollback ended with a raw
+/// "permission denied for language plpgsql", exit 2. Neither needs
+/// plpgsql now: preflight, push and rollback pass, and the whole database
+/// is as before (but for the receipts).
+#[test]
+fn push_and_rollback_run_where_plpgsql_is_revoked_from_public() {
+    // Declared first, so it is dropped after the database it owns.
+    let owner = common::TestRole::create(
+        "no_plpgsql",
+        "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS",
+    );
+    let role = owner.name.clone();
+    let db = common::TestDb::create("edge_no_plpgsql");
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO \"{role}\"; ALTER SCHEMA public OWNER TO \"{role}\";",
+            db.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    // The fixtures' trigger functions are plpgsql: made before the revoke.
+    common::load_fixtures(&url, "plan");
+    db.client()
+        .batch_execute("REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC")
+        .unwrap();
+    let denied = common::postgres_admin(&url)
+        .batch_execute("DO $$BEGIN END$$")
+        .expect_err("the owner may run no DO block");
+    assert!(
+        denied
+            .to_string()
+            .contains("permission denied for language plpgsql")
+            || format!("{denied:?}").contains("permission denied for language plpgsql"),
+        "{denied:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.sqlite");
+    let s = snap.to_str().unwrap();
+    let before = common::whole_database_state(&db.url);
+    common::sandbox(&["pull", "--database-url", &url, "--out", s]).ok();
+    common::sandbox(&["rehearse", "--snapshot", s]).ok();
+    common::sandbox(&["push", "--database-url", &url, "--snapshot", s])
+        .ok()
+        .stdout_has("held off");
+    before.assert_same(
+        &common::whole_database_state(&db.url),
+        "the preflight where plpgsql is revoked",
+    );
+    let run = common::sandbox(&["push", "--database-url", &url, "--snapshot", s, "--confirm"]);
+    run.ok();
+    assert_eq!(
+        common::scalar(&mut db.client(), "SELECT count(*) FROM public.workflows"),
+        "368"
+    );
+    common::sandbox(&[
+        "rollback",
+        "--database-url",
+        &url,
+        "--receipt",
+        &run.receipt(),
+        "--confirm",
+    ])
+    .ok();
+    before.without_schema("sandbox").assert_same(
+        &common::whole_database_state(&db.url).without_schema("sandbox"),
+        "push and rollback where plpgsql is revoked",
+    );
+}

@@ -697,6 +697,10 @@ struct Push<'a, 't> {
     /// `LOCK` against writers (see `tx::not_lockable`): their keys' DDL
     /// takes their locks itself.
     unlockable: std::cell::RefCell<Vec<String>>,
+    /// Whether `sandbox.receipts` exists (read under the advisory lock, so
+    /// no other push creates it meanwhile): the receipt's insert creates it
+    /// first when not.
+    receipts_exist: bool,
 }
 
 /// The receipt of this push, as written in its transaction.
@@ -722,7 +726,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         job.opts.lock_timeout_ms,
     )
     .await?;
-    let p = Push {
+    let mut p = Push {
         job,
         tx,
         nothing_written: if job.opts.confirm {
@@ -732,6 +736,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         },
         dry: (!job.opts.confirm).then(Default::default),
         unlockable: Default::default(),
+        receipts_exist: false,
     };
     // The receipts first of all: a role that cannot read or write them is
     // told which grants it lacks before anything is read or locked.
@@ -740,6 +745,7 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
         crate::db::writes::unknown_tables(&p.tx, &job.opts.allow_writes)
     );
     let receipts_exist = receipts_exist?;
+    p.receipts_exist = receipts_exist;
     let unknown = unknown?;
     if !unknown.is_empty() {
         return Err(crate::error::environment(format!(
@@ -1909,7 +1915,9 @@ impl Push<'_, '_> {
             .with_filled(snapshot, plan, expected, filled)
         })?;
         undo.sequences = sequences;
-        if let Err(e) = insert_receipt(&self.tx, &id, diff, &tables, &undo).await {
+        if let Err(e) =
+            insert_receipt(&self.tx, self.receipts_exist, &id, diff, &tables, &undo).await
+        {
             return Err(match crate::db::pg_error::describe(&e, triggers) {
                 Some(named) => refuse(
                     format!(

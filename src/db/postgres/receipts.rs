@@ -10,13 +10,15 @@ use crate::diff::Diff;
 use crate::error::check_failed;
 use crate::receipt::{AddedColumn, AddedColumnIdentity, CreatedTable, Undo};
 
-/// The receipts table, created by the first push (and its schema). Only
-/// when it does not exist: `CREATE SCHEMA IF NOT EXISTS` asks for CREATE on
-/// the database and `ENABLE ROW LEVEL SECURITY` for ownership even when
-/// there is nothing to do, which a second role pushing lacks.
+/// The receipts table, created by the first push (and its schema). Run
+/// only when it does not exist (`receipts_access`, read under the advisory
+/// lock that serializes pushes, says so): `CREATE SCHEMA IF NOT EXISTS`
+/// asks for CREATE on the database and `ENABLE ROW LEVEL SECURITY` for
+/// ownership even when there is nothing to do, which a second role pushing
+/// lacks. Decided by the client, not in a `DO` block: a database where
+/// `REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC` was run lets no
+/// non-superuser run one (issue 10 Q3).
 pub const RECEIPTS_DDL: &str = "
-DO $sandbox_receipts$ BEGIN
-IF pg_catalog.to_regclass('sandbox.receipts') IS NULL THEN
 CREATE SCHEMA IF NOT EXISTS sandbox;
 CREATE TABLE sandbox.receipts (
   id uuid PRIMARY KEY,
@@ -33,8 +35,6 @@ CREATE TABLE sandbox.receipts (
   undo jsonb NOT NULL
 );
 ALTER TABLE sandbox.receipts ENABLE ROW LEVEL SECURITY;
-END IF;
-END $sandbox_receipts$;
 ";
 
 /// What a command does with `sandbox.receipts`.
@@ -240,8 +240,11 @@ pub async fn applied_receipt(
     Ok(Some((id, undo)))
 }
 
+/// Inserts the receipt; first creates `sandbox.receipts` unless
+/// `receipts_exist` (see [`RECEIPTS_DDL`]).
 pub async fn insert_receipt(
     tx: &Transaction<'_>,
+    receipts_exist: bool,
     receipt_id: &str,
     diff: &Diff,
     table_counts: &[impl Serialize],
@@ -263,7 +266,12 @@ pub async fn insert_receipt(
     // The table, then the row: sent together (one round trip), typed (no
     // prepare); Postgres runs them in order.
     let (created, inserted) = futures_util::join!(
-        tx.batch_execute(RECEIPTS_DDL),
+        async {
+            if receipts_exist {
+                return Ok(());
+            }
+            tx.batch_execute(RECEIPTS_DDL).await
+        },
         tx.query_typed(
             "INSERT INTO sandbox.receipts (id, diff_hash, plan_name, plan_hash, snapshot_checksum, tool_version, status, counts, undo) \
              VALUES ($1::text::uuid, $2, $3, $4, $5, $6, 'applied', $7::text::jsonb, $8::text::jsonb)",

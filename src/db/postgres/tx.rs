@@ -149,44 +149,78 @@ fn in_the_order_asked(locks: &[(String, LockMode)]) -> Vec<(String, LockMode)> {
     out
 }
 
-/// One statement that takes `locks` one table at a time, first the tables
-/// another session holds a lock on right now, then the rest, each group in
-/// the order given. Waiting for a held table is then done holding none of
+/// The `LOCK TABLE` statements of one attempt, one per table in the order
+/// given; with `nowait`, each gives up at once instead of queueing.
+///
+/// Sent from the client as plain statements in the attempt's one batch
+/// (one round trip), not from a `DO` block: a database where `REVOKE USAGE
+/// ON LANGUAGE plpgsql FROM PUBLIC` was run (some hardened Supabase and RDS
+/// setups) lets no non-superuser run a `DO` block, and the lock step of
+/// every push and rollback failed there with a raw "permission denied for
+/// language plpgsql" (issue 10 Q3, a regression of 656619a, whose `DO`
+/// block decided the order on the server). The order is decided here from
+/// what the previous failed attempt saw instead (see
+/// [`probe_in_attempts`]); the round trips stay what they were.
+fn lock_statements(locks: &[(String, LockMode)], nowait: bool) -> String {
+    locks
+        .iter()
+        .map(|(t, m)| {
+            format!(
+                "LOCK TABLE {} IN {} MODE{};",
+                crate::types::quote_table(t),
+                m.sql(),
+                if nowait { " NOWAIT" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `locks` with the tables another session holds a lock on (`held`, as
+/// [`held_by_others`] reads them) first, then the rest, each group in the
+/// order given. Waiting for a held table is then done holding none of
 /// the others: no session queues behind a lock we took while we wait, and
 /// an app transaction that read the held table and will next write another
 /// one we need is waited out instead of meeting our lock (a cycle only the
 /// attempt's timeout could end). In any fixed order one case or the other
 /// held a lock while waiting: by name, `jtbd_library` was held while a
 /// reader of `workflows` was waited for; referenced tables first,
-/// `workflows` while a reader of `jtbd_library` was. Decided on the server
-/// in the same statement, so it costs no round trip; when several tables
+/// `workflows` while a reader of `jtbd_library` was. When several tables
 /// are held, the order given (the caller's: the push lists the tables its
 /// keys reference first) decides among them.
-fn lock_tables_sql(locks: &[(String, LockMode)]) -> String {
-    let rows: Vec<String> = locks
+fn held_first(locks: &[(String, LockMode)], held: &[String]) -> Vec<(String, LockMode)> {
+    let (mut first, rest): (Vec<_>, Vec<_>) =
+        locks.iter().cloned().partition(|(t, _)| held.contains(t));
+    first.extend(rest);
+    first
+}
+
+/// Of `locks`' tables, those another session holds any lock on right now
+/// (in this database). `to_regclass`: a table gone since is no error here
+/// (the next attempt's `LOCK TABLE` meets it).
+async fn held_by_others(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Result<Vec<String>> {
+    let names: Vec<String> = locks
         .iter()
-        .enumerate()
-        .map(|(i, (t, m))| {
-            let quoted = crate::types::quote_table(t).replace('\'', "''");
-            format!("('{quoted}', '{}', {i})", m.sql())
-        })
+        .map(|(t, _)| crate::types::quote_table(t))
         .collect();
-    let mut tag = "$sandbox_lock$".to_string();
-    let mut n = 0;
-    while rows.iter().any(|r| r.contains(&tag)) {
-        n += 1;
-        tag = format!("$sandbox_lock_{n}$");
-    }
-    format!(
-        "DO {tag} DECLARE l record; BEGIN \
-         FOR l IN SELECT v.rel, v.mode FROM (VALUES {}) AS v(rel, mode, ord) \
-         ORDER BY EXISTS (SELECT 1 FROM pg_catalog.pg_locks h \
-         WHERE h.locktype = 'relation' AND h.relation = v.rel::regclass \
-         AND h.pid <> pg_catalog.pg_backend_pid()) DESC, v.ord \
-         LOOP EXECUTE 'LOCK TABLE ' || l.rel || ' IN ' || l.mode || ' MODE'; END LOOP; \
-         END {tag};",
-        rows.join(", ")
-    )
+    let rows = tx
+        .query_typed(
+            "SELECT t.ord FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) \
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks h \
+               WHERE h.locktype = 'relation' AND h.relation = pg_catalog.to_regclass(t.name) \
+                 AND h.database = (SELECT d.oid FROM pg_catalog.pg_database d \
+                                   WHERE d.datname = pg_catalog.current_database()) \
+                 AND h.pid <> pg_catalog.pg_backend_pid()) \
+             ORDER BY t.ord",
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await
+        .context("cannot read pg_locks to see which tables other sessions hold")?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| usize::try_from(r.get::<_, i64>(0)).ok()?.checked_sub(1))
+        .filter_map(|i| locks.get(i).map(|(t, _)| t.clone()))
+        .collect())
 }
 
 /// [`lock_in_attempts`], where each attempt also proves that the `probe`
@@ -207,49 +241,70 @@ pub async fn probe_in_attempts(
         return Ok(Ok(()));
     }
     let sorted = in_the_order_asked(locks);
-    let mut stmts = Vec::new();
-    if !sorted.is_empty() {
-        stmts.push(lock_tables_sql(&sorted));
-    }
-    stmts.extend(rows.iter().map(RowLock::lock_sql));
     let mut probed = probe.to_vec();
     probed.sort();
     probed.dedup();
-    for (t, mode) in &probed {
-        stmts.push(format!(
-            "SAVEPOINT sandbox_probe; LOCK TABLE {} IN {} MODE; \
-             ROLLBACK TO SAVEPOINT sandbox_probe; RELEASE SAVEPOINT sandbox_probe;",
-            crate::types::quote_table(t),
-            mode.sql()
-        ));
-    }
-    // The timeout and the attempt travel together: one round trip.
-    let attempt = format!(
-        "SET LOCAL lock_timeout = '{}ms'; SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
-        LOCK_ATTEMPT_MS.min(total_ms).max(1),
-        stmts.join(" ")
-    );
+    // The first attempt takes the locks in the order asked, each NOWAIT:
+    // when nothing is in the way (the usual case) that is the whole lock
+    // step, in one round trip. When something is, it fails at once,
+    // having queued nowhere, and says so with 55P03 like a timed-out
+    // attempt; leaving it, the same round trip reads which tables other
+    // sessions hold, and every later attempt takes those first and waits
+    // for them (see `held_first`), each read at the failure before it.
+    // The order was decided on the server by a `DO` block before; that
+    // needs USAGE on plpgsql (see `lock_statements`). Round trips per
+    // attempt are the same (the attempt, then leaving it with what is
+    // read); a contended lock step pays the NOWAIT attempt once (two
+    // round trips, and no pause after it), and the order it waits in is
+    // the one seen at the previous failure, a pause (~100 ms) old.
+    let attempt = |order: &[(String, LockMode)], nowait: bool| {
+        let mut stmts = Vec::new();
+        if !order.is_empty() {
+            stmts.push(lock_statements(order, nowait));
+        }
+        stmts.extend(rows.iter().map(RowLock::lock_sql));
+        for (t, mode) in &probed {
+            stmts.push(format!(
+                "SAVEPOINT sandbox_probe; LOCK TABLE {} IN {} MODE{}; \
+                 ROLLBACK TO SAVEPOINT sandbox_probe; RELEASE SAVEPOINT sandbox_probe;",
+                crate::types::quote_table(t),
+                mode.sql(),
+                if nowait { " NOWAIT" } else { "" }
+            ));
+        }
+        // The timeout and the attempt travel together: one round trip.
+        format!(
+            "SET LOCAL lock_timeout = '{}ms'; SAVEPOINT sandbox_lock; {} RELEASE SAVEPOINT sandbox_lock;",
+            LOCK_ATTEMPT_MS.min(total_ms).max(1),
+            stmts.join(" ")
+        )
+    };
     let started = Instant::now();
     let mut attempts = 0u32;
+    let mut order = sorted.clone();
+    let mut nowait = true;
     loop {
         attempts += 1;
-        match tx.batch_execute(&attempt).await {
+        match tx.batch_execute(&attempt(&order, nowait)).await {
             Ok(()) => return Ok(Ok(())),
             Err(e) if is_lock_timeout(&e) => {
-                // Leaving the attempt and asking who queues behind what we
-                // still hold: one round trip (pipelined, in this order).
+                // Leaving the attempt, asking who queues behind what we
+                // still hold and which tables other sessions hold: one
+                // round trip (pipelined, in this order).
                 let asked_now: Vec<(String, LockMode)> =
                     probed.iter().chain(&sorted).cloned().collect();
-                let (left, queued, waiting) = futures_util::join!(
+                let (left, queued, waiting, held) = futures_util::join!(
                     tx.batch_execute(
                         "ROLLBACK TO SAVEPOINT sandbox_lock; RELEASE SAVEPOINT sandbox_lock",
                     ),
                     queued_behind_exclusive(tx),
-                    waiting_on_us(tx, &asked_now)
+                    waiting_on_us(tx, &asked_now),
+                    held_by_others(tx, &sorted)
                 );
                 left.context("cannot leave the failed lock attempt")?;
                 let queued_behind_us = queued?;
                 let waiting_on_us = waiting?;
+                order = held_first(&sorted, &held?);
                 let spent = started.elapsed();
                 if !queued_behind_us.is_empty()
                     || !waiting_on_us.is_empty()
@@ -288,7 +343,10 @@ pub async fn probe_in_attempts(
                         waiting_on_us,
                     }));
                 }
-                tokio::time::sleep(pause()).await;
+                if !nowait {
+                    tokio::time::sleep(pause()).await;
+                }
+                nowait = false;
             }
             Err(e) => {
                 // Row-level security that applies to the role stops the
@@ -1227,6 +1285,38 @@ mod tests {
         .map(|(t, m)| (t.to_string(), *m))
         .collect();
         assert_eq!(got, want);
+    }
+
+    /// Each attempt after the first takes the tables another session holds
+    /// first, then the rest, each group in the order asked; the first
+    /// takes them in the order asked, none of them waiting (NOWAIT).
+    #[test]
+    fn held_tables_are_locked_first_and_only_the_first_attempt_is_nowait() {
+        let asked: Vec<(String, super::LockMode)> = [
+            ("profiles", ShareRowExclusive),
+            ("jtbd_library", AccessExclusive),
+            ("workflows", ShareRowExclusive),
+            ("dh_tool", Share),
+        ]
+        .iter()
+        .map(|(t, m)| (t.to_string(), *m))
+        .collect();
+        let held = vec!["dh_tool".to_string(), "workflows".to_string()];
+        let order: Vec<String> = super::held_first(&asked, &held)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(order, ["workflows", "dh_tool", "profiles", "jtbd_library"]);
+        assert_eq!(super::held_first(&asked, &[]), asked);
+        assert_eq!(
+            super::lock_statements(&asked[1..3], true),
+            "LOCK TABLE public.\"jtbd_library\" IN ACCESS EXCLUSIVE MODE NOWAIT; \
+             LOCK TABLE public.\"workflows\" IN SHARE ROW EXCLUSIVE MODE NOWAIT;"
+        );
+        assert_eq!(
+            super::lock_statements(&[("auth.users".to_string(), Share)], false),
+            "LOCK TABLE \"auth\".\"users\" IN SHARE MODE;"
+        );
     }
 
     /// The blocker listing never carries another session's literals.
