@@ -385,3 +385,118 @@ fn push_and_rollback_run_where_plpgsql_is_revoked_from_public() {
         "push and rollback where plpgsql is revoked",
     );
 }
+
+/// Polls until a `sandbox` session of the world's database waits for a
+/// lock on `public.<table>` (the wait of a lock attempt), for at most 30 s.
+fn sandbox_waits_on(w: &World, table: &str) {
+    let mut watcher = w.db.client();
+    let waiting = format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+           AND NOT l.granted AND l.relation = 'public.{table}'::regclass"
+    );
+    for _ in 0..3000 {
+        if common::count(&mut watcher, &waiting) > 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("sandbox was never seen waiting for a lock on {table}");
+}
+
+/// `state` without `public.<table>`: its rows and every shape line of it
+/// (its columns, constraints, indexes, triggers, row-level security).
+fn without_table(state: &common::DatabaseState, table: &str) -> common::DatabaseState {
+    let qualified = format!("public.{table}");
+    common::DatabaseState {
+        rows: state
+            .rows
+            .iter()
+            .filter(|(t, _)| **t != qualified)
+            .map(|(t, r)| (t.clone(), r.clone()))
+            .collect(),
+        shape: state
+            .shape
+            .iter()
+            .filter(|l| {
+                let object = l.split(' ').nth(1).unwrap_or("");
+                !(object == qualified
+                    || object.starts_with(&format!("{qualified}."))
+                    || (l.starts_with("index ") && l.contains(&format!(" ON {qualified} "))))
+            })
+            .cloned()
+            .collect(),
+    }
+}
+
+/// Issue 10 Q4: while the push waits for `workflows` (an app transaction
+/// writing it), the app renames it and commits. The lock granted then is
+/// on no table of that name: the push printed Postgres's raw `relation
+/// "public.workflows" does not exist`, exit 2. Now it is a refusal naming
+/// the table, saying it was renamed or dropped since the pull and to pull
+/// again, exit 1, nothing written (the whole database is as before once
+/// the test renames the table back).
+#[test]
+fn a_table_renamed_while_the_push_waits_for_its_lock_is_refused_by_name() {
+    let w = World::loaded("edge_lock_renamed", "plan").rehearsed();
+    let before = w.state();
+    let mut app = common::postgres_admin(&format!("{}?application_name=renamer", w.url()));
+    app.batch_execute("BEGIN; UPDATE public.workflows SET id = id WHERE false")
+        .unwrap();
+    let push = w.push_spawned("60000");
+    sandbox_waits_on(&w, "workflows");
+    app.batch_execute("ALTER TABLE public.workflows RENAME TO workflows_renamed; COMMIT")
+        .unwrap();
+    let run = push.finish();
+    run.refused(&[
+        "workflows",
+        "renamed or dropped",
+        "sandbox pull",
+        "nothing was written",
+    ]);
+    assert!(!run.all().contains("does not exist"), "{}", run.show());
+    w.exec("ALTER TABLE public.workflows_renamed RENAME TO workflows");
+    before.assert_same(
+        &w.state(),
+        "a push refused on a table renamed during its wait",
+    );
+    // Pulled again as advised, it applies.
+    w.pull(&["--force"]).ok();
+    w.rehearse(&[]).ok();
+    w.push(&["--confirm"]).ok();
+}
+
+/// Issue 10 Q4: while the rollback waits for `workflows` (an app
+/// transaction writing it), the app drops `tools`, a table the push
+/// created and the rollback drops. The rollback printed Postgres's raw
+/// `relation "public.tools" does not exist`, exit 2. Now it is a refusal
+/// naming the table, saying it was dropped or renamed since the push,
+/// exit 1, nothing changed but the app's drop; run again, the rollback
+/// takes the dropped table for undone and restores the database as it
+/// was before the push.
+#[test]
+fn a_table_dropped_while_the_rollback_waits_for_its_lock_is_refused_by_name() {
+    let w = World::loaded("edge_lock_dropped", "plan").rehearsed();
+    let before_push = w.state();
+    let receipt = w.push_confirmed();
+    let pushed = w.state();
+    let mut app = common::postgres_admin(&format!("{}?application_name=dropper", w.url()));
+    app.batch_execute("BEGIN; UPDATE public.workflows SET id = id WHERE false")
+        .unwrap();
+    let rollback = w.rollback_spawned(&receipt, "60000");
+    sandbox_waits_on(&w, "workflows");
+    w.exec("DROP TABLE public.tools");
+    app.batch_execute("COMMIT").unwrap();
+    let run = rollback.finish();
+    run.refused(&["tools", "dropped or renamed", "nothing was changed"]);
+    assert!(!run.all().contains("does not exist"), "{}", run.show());
+    without_table(&pushed, "tools").assert_same(
+        &w.state(),
+        "a rollback refused on a table dropped during its wait",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before_push.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "the rollback run again",
+    );
+}

@@ -35,7 +35,7 @@ use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, Seq
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, numbered_by_one_draw, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
-use crate::db::postgres::tx::{begin, lock_tables_and_rows, not_lockable, LockMode};
+use crate::db::postgres::tx::{begin, lock_tables_and_rows, not_lockable, LockMode, TablesGone};
 use crate::db::postgres::{connect_watched, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -780,7 +780,9 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     // was refused 5 times in 6 beside such an app.
     let mut all = locks_from_the_first_exclusive(job.plan, &p.unlockable.borrow());
     all.extend(locks.iter().cloned());
-    lock_tables_and_rows(&p.tx, &all, &row_locks, job.opts.lock_timeout_ms).await?;
+    lock_tables_and_rows(&p.tx, &all, &row_locks, job.opts.lock_timeout_ms)
+        .await
+        .map_err(|e| p.gone_at_the_lock_step(e))?;
     checks.extend(p.no_drift().await?);
     checks.extend(p.nothing_in_the_way().await?);
     let (triggers, trigger_check) = p.triggers().await?;
@@ -896,6 +898,55 @@ impl Push<'_, '_> {
         self.refuse_unless_ok(
             privileges,
             "the role the push runs as lacks privileges it needs",
+        )
+    }
+
+    /// A table the lock step asked for that no longer has its name
+    /// ([`TablesGone`]: renamed or dropped since the pull, often while the
+    /// push waited for it) is drift of the remote: refused naming it, with
+    /// a fresh pull as the way on, and a "still exists" check per table as
+    /// the drift check has. Any other error is returned as it is.
+    fn gone_at_the_lock_step(&self, e: anyhow::Error) -> anyhow::Error {
+        let Some(gone) = e.downcast_ref::<TablesGone>() else {
+            return e;
+        };
+        let checks = gone
+            .tables
+            .iter()
+            .map(|t| {
+                Check::equal(
+                    "drift",
+                    &format!("{t} still exists"),
+                    CheckKind::Integrity,
+                    "present".into(),
+                    "missing".into(),
+                )
+            })
+            .collect();
+        let PushJob { plan, snapshot, .. } = self.job;
+        refuse(
+            format!(
+                "the remote is not in the state the snapshot was pulled from: table {} no longer \
+                 {} under {} name — renamed or dropped since the pull (seen at the lock step, \
+                 which may have waited for {} meanwhile); {}. Take a fresh snapshot and rehearse \
+                 it: `{}`, then `{}`",
+                gone.tables.join(", "),
+                if gone.tables.len() == 1 {
+                    "exists"
+                } else {
+                    "exist"
+                },
+                if gone.tables.len() == 1 {
+                    "its"
+                } else {
+                    "their"
+                },
+                if gone.tables.len() == 1 { "it" } else { "them" },
+                self.nothing_written,
+                crate::advice::pull(&snapshot.path, plan),
+                crate::advice::rehearse(&snapshot.path, plan)
+            ),
+            checks,
         )
     }
 

@@ -26,7 +26,7 @@ use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{SequenceDrawn, SequenceRestore};
 use crate::db::postgres::state::{ReadBack, TableSum};
 use crate::db::postgres::tx::LockMode;
-use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows};
+use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows, TablesGone};
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
 use crate::db::postgres::Target;
 use crate::db::privileges::privilege_check;
@@ -642,6 +642,83 @@ impl Rollback<'_, '_> {
         )
     }
 
+    /// A table the lock step asked for that no longer has its name
+    /// ([`TablesGone`]: dropped or renamed since the push, often while the
+    /// rollback waited for it): refused naming it, with what to do, which
+    /// depends on whether the push created it (the next rollback takes a
+    /// dropped one for undone already, see `created_tables_now`) or only
+    /// wrote it (its undo needs it back under its name). Any other error
+    /// is returned as it is.
+    fn gone_at_the_lock_step(&self, e: anyhow::Error) -> anyhow::Error {
+        let Some(gone) = e.downcast_ref::<TablesGone>() else {
+            return e;
+        };
+        let created = |t: &String| self.undo.created_tables.contains(t);
+        let named: Vec<String> = gone
+            .tables
+            .iter()
+            .map(|t| {
+                if created(t) {
+                    format!("{t} (created by the push)")
+                } else {
+                    t.clone()
+                }
+            })
+            .collect();
+        let checks = gone
+            .tables
+            .iter()
+            .map(|t| {
+                Check::equal(
+                    "before undo",
+                    &format!("{t} still exists"),
+                    CheckKind::Integrity,
+                    "present".into(),
+                    "missing".into(),
+                )
+            })
+            .collect();
+        let mut todo = vec![format!(
+            "If it was renamed, rename it back (ALTER TABLE … RENAME TO {}) and run the rollback again",
+            gone.tables.join(" / ")
+        )];
+        if gone.tables.iter().any(created) {
+            todo.push(
+                "a table the push created that was dropped counts as undone: run the rollback \
+                 again and it goes on without it"
+                    .into(),
+            );
+        }
+        if !gone.tables.iter().all(created) {
+            todo.push(
+                "a table the push wrote that was dropped took the push's rows with it: the \
+                 rollback cannot restore it"
+                    .into(),
+            );
+        }
+        self.refuse(
+            format!(
+                "table {} no longer {} under {} name — dropped or renamed since the push (seen at \
+                 the lock step, which may have waited for {} meanwhile); {}. {}",
+                named.join(", "),
+                if gone.tables.len() == 1 {
+                    "exists"
+                } else {
+                    "exist"
+                },
+                if gone.tables.len() == 1 {
+                    "its"
+                } else {
+                    "their"
+                },
+                if gone.tables.len() == 1 { "it" } else { "them" },
+                self.nothing,
+                todo.join("; ")
+            ),
+            checks,
+        )
+    }
+
     /// `check` when it holds; else the rollback is refused with it: `why`,
     /// the rows the check names, and that nothing was changed.
     fn refuse_unless_ok(&self, check: Check, why: &str) -> Result<Check> {
@@ -916,7 +993,9 @@ impl Rollback<'_, '_> {
                 ));
             }
         }
-        lock_tables_and_rows(self.tx, &locks, &rows, self.opts.lock_timeout_ms).await?;
+        lock_tables_and_rows(self.tx, &locks, &rows, self.opts.lock_timeout_ms)
+            .await
+            .map_err(|e| self.gone_at_the_lock_step(e))?;
         Ok(exclusive)
     }
 
@@ -1864,7 +1943,9 @@ impl Rollback<'_, '_> {
                 .map(|t| (t, LockMode::AccessExclusive)),
         );
         dropping.retain(|(t, _)| !self.exclusive.contains(t));
-        lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms).await?;
+        lock_tables(self.tx, &dropping, self.opts.lock_timeout_ms)
+            .await
+            .map_err(|e| self.gone_at_the_lock_step(e))?;
         apply::drop_created(self.tx, columns, tables, report)
             .await
             .map_err(|e| self.named(e, &[]))

@@ -197,7 +197,7 @@ fn held_first(locks: &[(String, LockMode)], held: &[String]) -> Vec<(String, Loc
 
 /// Of `locks`' tables, those another session holds any lock on right now
 /// (in this database). `to_regclass`: a table gone since is no error here
-/// (the next attempt's `LOCK TABLE` meets it).
+/// (the next attempt's `LOCK TABLE` names it, see [`TablesGone`]).
 async fn held_by_others(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> Result<Vec<String>> {
     let names: Vec<String> = locks
         .iter()
@@ -221,6 +221,66 @@ async fn held_by_others(tx: &Transaction<'_>, locks: &[(String, LockMode)]) -> R
         .filter_map(|r| usize::try_from(r.get::<_, i64>(0)).ok()?.checked_sub(1))
         .filter_map(|i| locks.get(i).map(|(t, _)| t.clone()))
         .collect())
+}
+
+/// Tables a lock attempt asked for that no longer exist under their names:
+/// another session renamed or dropped them since the caller's snapshot or
+/// receipt named them — often while the attempt waited for them, which
+/// Postgres ends with `relation "public.workflows" does not exist` once
+/// the lock is granted on a table that no longer has that name. Push and
+/// rollback turn it into their own refusal (what to do differs); nothing
+/// was written and the transaction goes on (the attempt was undone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablesGone {
+    /// As the caller named them (`workflows`, `auth.users`).
+    pub tables: Vec<String>,
+}
+
+impl std::fmt::Display for TablesGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} no longer {} under {} name: renamed or dropped by another session",
+            self.tables.join(", "),
+            if self.tables.len() == 1 {
+                "exists"
+            } else {
+                "exist"
+            },
+            if self.tables.len() == 1 {
+                "its"
+            } else {
+                "their"
+            }
+        )
+    }
+}
+
+impl std::error::Error for TablesGone {}
+
+/// Of `tables` (as the caller names them), those no table answers to now.
+async fn gone_tables(tx: &Transaction<'_>, tables: &[String]) -> Result<Vec<String>> {
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| crate::types::quote_table(t))
+        .collect();
+    let rows = tx
+        .query_typed(
+            "SELECT t.ord FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) \
+             WHERE pg_catalog.to_regclass(t.name) IS NULL ORDER BY t.ord",
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await
+        .context("cannot look up the tables the lock step asked for")?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| usize::try_from(r.get::<_, i64>(0)).ok()?.checked_sub(1))
+        .filter_map(|i| tables.get(i).cloned())
+        .collect())
+}
+
+fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| d.code().code() == "42P01")
 }
 
 /// [`lock_in_attempts`], where each attempt also proves that the `probe`
@@ -347,6 +407,36 @@ pub async fn probe_in_attempts(
                     tokio::time::sleep(pause()).await;
                 }
                 nowait = false;
+            }
+            Err(e) if is_undefined_table(&e) => {
+                // A table asked for was renamed or dropped (see
+                // [`TablesGone`]): named, with the attempt undone, instead
+                // of Postgres's bare "relation … does not exist".
+                let mut asked: Vec<String> = sorted.iter().map(|(t, _)| t.clone()).collect();
+                for t in probed
+                    .iter()
+                    .map(|(t, _)| t)
+                    .chain(rows.iter().map(|r| &r.table))
+                {
+                    if !asked.contains(t) {
+                        asked.push(t.clone());
+                    }
+                }
+                let (left, gone) = futures_util::join!(
+                    tx.batch_execute(
+                        "ROLLBACK TO SAVEPOINT sandbox_lock; RELEASE SAVEPOINT sandbox_lock",
+                    ),
+                    gone_tables(tx, &asked)
+                );
+                left.context("cannot leave the failed lock attempt")?;
+                let gone = gone?;
+                if !gone.is_empty() {
+                    return Err(anyhow::Error::new(TablesGone { tables: gone }));
+                }
+                return Err(crate::db::postgres::explain_query_error(
+                    &e,
+                    "cannot lock the tables",
+                ));
             }
             Err(e) => {
                 // Row-level security that applies to the role stops the
