@@ -153,7 +153,15 @@ fn an_event_trigger_adding_triggers_to_created_tables_is_named() {
     );
     let before = w.state();
     let run = w.push(&["--confirm"]);
-    run.refused(&["trigger audit_stamp on public.tasks", "--allow-writes"]);
+    run.refused(&[
+        "trigger audit_stamp on public.tasks",
+        "--allow-writes covers no DDL on a table the plan writes",
+    ]);
+    assert!(
+        !run.all().contains("--allow-writes public.tasks"),
+        "DDL on a table the plan creates is not allowable: {}",
+        run.show()
+    );
     before.assert_same(&w.state(), "a refused push");
 }
 
@@ -1089,5 +1097,56 @@ fn an_event_trigger_leaving_the_held_off_trigger_disabled_refuses_the_push() {
             "trigger jtbd_library_set_updated_at on public.jtbd_library (enabled before, disabled now)",
         ]);
         before.assert_same(&w.state(), "a refused push");
+    }
+}
+
+/// An app's event trigger that, on any ALTER TABLE touching
+/// `jtbd_library` while the real stamp trigger (no WHEN clause) is
+/// enabled under its name (the push's and the rollback's ENABLE after the
+/// hold-off), renames that trigger away, disables it, and makes a copy
+/// under the old name that never fires (`WHEN (false)`). By name the
+/// stamp is "as it was": enabled, same name, same function.
+const SWAPS_STAMP: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.swap_stamp() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             WHERE c.object_identity = 'public.jtbd_library')
+     AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                 WHERE tgrelid = 'public.jtbd_library'::regclass AND tgqual IS NULL
+                   AND tgname = 'jtbd_library_set_updated_at' AND tgenabled <> 'D') THEN
+    EXECUTE 'ALTER TRIGGER jtbd_library_set_updated_at ON public.jtbd_library \
+             RENAME TO jtbd_library_stamp_kept';
+    EXECUTE 'ALTER TABLE public.jtbd_library DISABLE TRIGGER jtbd_library_stamp_kept';
+    EXECUTE 'CREATE TRIGGER jtbd_library_set_updated_at BEFORE UPDATE ON public.jtbd_library \
+             FOR EACH ROW WHEN (false) EXECUTE FUNCTION public.fixture_set_updated_at()';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER swap_stamp ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION app.swap_stamp();";
+
+/// Q1 (issue 10, High), the allowance: the refusal of the swap above
+/// suggested `--allow-writes public.jtbd_library`, and with it the push
+/// exited 0 (the DDL check excused every catalog row of an allowed
+/// table), leaving the app without a working stamp. --allow-writes is
+/// consent to row writes on side tables: DDL on a table the plan writes
+/// is refused with it too, and it is not suggested.
+#[test]
+fn allowing_writes_to_a_table_the_plan_writes_covers_no_ddl_on_it() {
+    let w = world("et_swaps_stamp_allowed", SWAPS_STAMP);
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(&[confirm, &["--allow-writes", "public.jtbd_library"]].concat());
+        run.refused(&[
+            "trigger jtbd_library_stamp_kept on public.jtbd_library",
+            "event trigger swap_stamp",
+            "--allow-writes covers no DDL on a table the plan writes",
+        ]);
+        assert!(
+            !run.all().contains("--allow-writes public.jtbd_library if"),
+            "{}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push whose stamp an event trigger swapped");
     }
 }

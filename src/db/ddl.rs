@@ -1166,16 +1166,29 @@ impl OwnDdl {
 
 /// One check: every catalog row this transaction wrote is one its own DDL
 /// (`own`) makes, or belongs to a table the user allowed side effects on
-/// (`allowed`). The rest is named, grouped by the table it belongs to,
-/// with what fires and names that table (`writers`).
+/// (`allowed`) that is none of `kept`. The rest is named, grouped by the
+/// table it belongs to, with what fires and names that table (`writers`).
+///
+/// `kept` are the tables the plan writes, protects or reads: --allow-writes
+/// is consent to row writes on side tables (an audit log), never to DDL on
+/// a table the plan's result rests on. Before, an event trigger renaming
+/// the held-off stamp of `jtbd_library` away on the push's ENABLE was
+/// refused with "allow it with --allow-writes public.jtbd_library", and
+/// with that the push committed without a working stamp (Q1).
 pub fn ddl_check(
     phase: &str,
     changes: &[CatalogChange],
     own: &OwnDdl,
     allowed: &[String],
+    kept: &[String],
     writers: &dyn Fn(&str) -> Vec<String>,
 ) -> Check {
-    let allowed: Vec<String> = allowed.iter().map(|a| qualify(a)).collect();
+    let kept: Vec<String> = kept.iter().map(|k| qualify(k)).collect();
+    let allowed: Vec<String> = allowed
+        .iter()
+        .map(|a| qualify(a))
+        .filter(|a| !kept.contains(a))
+        .collect();
     // Grouped by the table they belong to (or by the object itself), in
     // the order Postgres listed them; the same object once.
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1204,6 +1217,7 @@ pub fn ddl_check(
                 .iter()
                 .any(|c| c.table.as_deref() == Some(key.as_str()));
             let is_table = is_table && !dropping.contains(&key);
+            let allowable = is_table && !kept.contains(&key);
             format!(
                 "{} — created, changed or dropped in this transaction by {}, not by the plan; \
                  the plan's DDL is all a push may run: {}",
@@ -1213,10 +1227,14 @@ pub fn ddl_check(
                 } else {
                     by.join("; ")
                 },
-                if is_table {
+                if allowable {
                     format!(
                         "stop what runs it, or allow it with --allow-writes {key} if that is intended"
                     )
+                } else if is_table {
+                    "stop what runs it (--allow-writes covers no DDL on a table the plan writes, \
+                     protects or reads)"
+                        .to_string()
                 } else {
                     "stop what runs it".to_string()
                 }
@@ -1287,7 +1305,7 @@ mod tests {
         index.relkind = Some("i".into());
         let lo = change("pg_largeobject_metadata", "large object 16400", None);
         let changes = vec![relation, added, other_col, held, index, lo];
-        let check = ddl_check("writes", &changes, &own, &[], &|_| vec![]);
+        let check = ddl_check("writes", &changes, &own, &[], &[], &|_| vec![]);
         assert!(!check.ok);
         assert_eq!(check.row_count, 3, "{:?}", check.rows);
         let all = check.rows.join("\n");
@@ -1305,6 +1323,7 @@ mod tests {
             &changes,
             &own,
             &["jtbd_library".into(), "workflows".into()],
+            &[],
             &|_| vec![],
         );
         assert_eq!(check.row_count, 1, "{:?}", check.rows);
@@ -1313,6 +1332,24 @@ mod tests {
             "{:?}",
             check.rows
         );
+        // But not when the plan writes, protects or reads it: named, with
+        // no --allow-writes suggested.
+        let check = ddl_check(
+            "writes",
+            &changes,
+            &own,
+            &["jtbd_library".into(), "workflows".into()],
+            &["jtbd_library".into()],
+            &|_| vec![],
+        );
+        assert_eq!(check.row_count, 2, "{:?}", check.rows);
+        let all = check.rows.join("\n");
+        assert!(all.contains("public.jtbd_library.sneaky"), "{all}");
+        assert!(
+            all.contains("--allow-writes covers no DDL on a table the plan writes"),
+            "{all}"
+        );
+        assert!(!all.contains("--allow-writes public.jtbd_library"), "{all}");
     }
 
     /// A dropped object is the own DDL's only as a rollback drops: a
@@ -1359,7 +1396,7 @@ mod tests {
                 &["suite"],
             ),
         ];
-        let check = ddl_check("writes", &own_drops, &own, &[], &|_| vec![]);
+        let check = ddl_check("writes", &own_drops, &own, &[], &[], &|_| vec![]);
         assert!(check.ok, "{:?}", check.rows);
 
         let mut altered = gone(
@@ -1382,7 +1419,7 @@ mod tests {
         );
         let theirs = vec![altered, held, other_index];
         for allowed in [&[][..], &["jtbd_library".to_string()][..]] {
-            let check = ddl_check("writes", &theirs, &own, allowed, &|_| vec![]);
+            let check = ddl_check("writes", &theirs, &own, allowed, &[], &|_| vec![]);
             assert_eq!(check.row_count, 1, "{:?}", check.rows);
             for named in [
                 "table public.jtbd_library (dropped)",

@@ -2091,11 +2091,21 @@ impl Push<'_, '_> {
             by if by.is_empty() => event_triggers.clone(),
             by => by,
         };
+        // No --allow-writes covers DDL on a table the plan writes, protects
+        // or reads (see `ddl_check`).
+        let kept: Vec<String> = self
+            .job
+            .plan
+            .write_set()
+            .into_iter()
+            .chain(protected.iter().cloned())
+            .collect();
         checks.push(ddl_check(
             "writes",
             &ddl?,
             &self.own_ddl(receipt, triggers),
             &allowed_here,
+            &kept,
             &ddl_writers,
         ));
         receipt.undo.side_effects = accounting.allowed.clone();

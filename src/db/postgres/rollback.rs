@@ -2332,10 +2332,22 @@ impl Rollback<'_, '_> {
             .into_iter()
             .filter(|c| !(own_comments && c.counted && c.catalog == "pg_description"))
             .collect();
-        let mut ddl_checked =
-            ddl_check("writes", &ddl, &own, &allowed, &|t: &str| effects.naming(t));
+        // As for the push: no --allow-writes covers DDL on a table the
+        // push wrote, protected or read (see `ddl_check`).
+        let kept: Vec<String> = self
+            .undo
+            .tables
+            .iter()
+            .map(|t| t.table.clone())
+            .chain(self.undo.created_tables.iter().cloned())
+            .chain(self.undo.added_columns.iter().map(|a| a.table.clone()))
+            .chain(protected.iter().cloned())
+            .collect();
+        let mut ddl_checked = ddl_check("writes", &ddl, &own, &allowed, &kept, &|t: &str| {
+            effects.naming(t)
+        });
         if ask_consent && !ddl_checked.ok {
-            let under_consent = ddl_check("writes", &ddl, &own, &consented, &|t: &str| {
+            let under_consent = ddl_check("writes", &ddl, &own, &consented, &kept, &|t: &str| {
                 effects.naming(t)
             });
             ddl_checked = judged_under_consent(report, ddl_checked, under_consent, &inherited);
