@@ -1125,28 +1125,126 @@ END $$;
 CREATE EVENT TRIGGER swap_stamp ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
   EXECUTE FUNCTION app.swap_stamp();";
 
-/// Q1 (issue 10, High), the allowance: the refusal of the swap above
-/// suggested `--allow-writes public.jtbd_library`, and with it the push
-/// exited 0 (the DDL check excused every catalog row of an allowed
-/// table), leaving the app without a working stamp. --allow-writes is
-/// consent to row writes on side tables: DDL on a table the plan writes
-/// is refused with it too, and it is not suggested.
+/// What a push or rollback the swap above fired on must say: the real
+/// trigger under both names, what became of it, the copy, and the event
+/// trigger that fires on the command.
+const SWAP_NAMED: &[&str] = &[
+    "trigger jtbd_library_stamp_kept on public.jtbd_library (renamed from \
+     jtbd_library_set_updated_at, enabled before, disabled now)",
+    "trigger jtbd_library_set_updated_at on public.jtbd_library (created)",
+    "trigger jtbd_library_set_updated_at on public.jtbd_library: renamed to \
+     jtbd_library_stamp_kept, enabled before the",
+    "trigger jtbd_library_set_updated_at on public.jtbd_library: a new trigger, not the one \
+     named so before the",
+    "event trigger swap_stamp",
+    "stop what runs it (--allow-writes covers no DDL on a table the plan writes",
+];
+
+/// Q1 (issue 10, High): the swap above left the app without a working
+/// stamp, and both checks matched triggers by name: the DDL check took
+/// the copy for the hold-off's own and the re-read before COMMIT found a
+/// `jtbd_library_set_updated_at`, enabled. With `--allow-writes
+/// public.jtbd_library` (which the refusal suggested for the renamed one)
+/// the push exited 0. Now triggers are matched by oid and definition:
+/// push (preflight, --confirm, with and without that allowance) and
+/// rollback refuse, naming the real trigger's old and new names, the copy
+/// and the event trigger, the whole database as it was.
 #[test]
-fn allowing_writes_to_a_table_the_plan_writes_covers_no_ddl_on_it() {
-    let w = world("et_swaps_stamp_allowed", SWAPS_STAMP);
+fn an_event_trigger_swapping_the_stamp_for_a_copy_refuses_push_and_rollback() {
+    let w = world("et_swaps_stamp", SWAPS_STAMP);
     let before = w.state();
-    for confirm in [&[][..], &["--confirm"][..]] {
-        let run = w.push(&[confirm, &["--allow-writes", "public.jtbd_library"]].concat());
-        run.refused(&[
-            "trigger jtbd_library_stamp_kept on public.jtbd_library",
-            "event trigger swap_stamp",
-            "--allow-writes covers no DDL on a table the plan writes",
-        ]);
+    let allow = ["--allow-writes", "public.jtbd_library"];
+    for args in [
+        &[][..],
+        &["--confirm"][..],
+        &allow[..],
+        &["--confirm", allow[0], allow[1]][..],
+    ] {
+        let run = w.push(args);
+        run.refused(SWAP_NAMED);
         assert!(
             !run.all().contains("--allow-writes public.jtbd_library if"),
-            "{}",
+            "DDL on a table the plan writes is not allowable: {}",
             run.show()
         );
         before.assert_same(&w.state(), "a push whose stamp an event trigger swapped");
     }
+    // Pushed without the event trigger, rolled back with it: the
+    // rollback's own hold-off fires it.
+    w.exec("ALTER EVENT TRIGGER swap_stamp DISABLE");
+    let receipt = w.push_confirmed();
+    w.exec("ALTER EVENT TRIGGER swap_stamp ENABLE");
+    let pushed = w.state();
+    for args in [
+        &[][..],
+        &["--confirm"][..],
+        &["--confirm", allow[0], allow[1]][..],
+    ] {
+        let run = w.rollback(&receipt, args);
+        run.refused(SWAP_NAMED);
+        pushed.assert_same(
+            &w.state(),
+            "a rollback whose stamp an event trigger swapped",
+        );
+    }
+    w.exec("ALTER EVENT TRIGGER swap_stamp DISABLE");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.exec("ALTER EVENT TRIGGER swap_stamp ENABLE");
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "pushed and rolled back while the event trigger was disabled",
+    );
+}
+
+/// An app's event trigger that replaces the stamp trigger in place on
+/// the push's ALTER TABLE (`CREATE OR REPLACE TRIGGER`: same oid, same
+/// name, enabled) with one that never fires.
+const REPLACES_STAMP: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.replace_stamp() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+             WHERE c.object_identity = 'public.jtbd_library')
+     AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                 WHERE tgrelid = 'public.jtbd_library'::regclass AND tgqual IS NULL
+                   AND tgname = 'jtbd_library_set_updated_at') THEN
+    EXECUTE 'CREATE OR REPLACE TRIGGER jtbd_library_set_updated_at BEFORE UPDATE \
+             ON public.jtbd_library FOR EACH ROW WHEN (false) \
+             EXECUTE FUNCTION public.fixture_set_updated_at()';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER replace_stamp ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION app.replace_stamp();";
+
+/// Q1: a held-off trigger replaced in place keeps its oid, name and
+/// enabled state; only its definition says it never fires again. Push
+/// and rollback refuse naming the definition before and now.
+#[test]
+fn an_event_trigger_replacing_the_stamp_in_place_refuses_push_and_rollback() {
+    let w = world("et_replaces_stamp", REPLACES_STAMP);
+    let before = w.state();
+    let named = [
+        "trigger jtbd_library_set_updated_at on public.jtbd_library (definition before: \
+         BEFORE UPDATE ON public.jtbd_library FOR EACH ROW EXECUTE FUNCTION \
+         fixture_set_updated_at(); now: BEFORE UPDATE ON public.jtbd_library FOR EACH ROW \
+         WHEN (false) EXECUTE FUNCTION fixture_set_updated_at())",
+        "event trigger replace_stamp",
+    ];
+    for args in [
+        &[][..],
+        &["--confirm"][..],
+        &["--confirm", "--allow-writes", "public.jtbd_library"][..],
+    ] {
+        w.push(args).refused(&named);
+        before.assert_same(&w.state(), "a push whose stamp an event trigger replaced");
+    }
+    w.exec("ALTER EVENT TRIGGER replace_stamp DISABLE");
+    let receipt = w.push_confirmed();
+    w.exec("ALTER EVENT TRIGGER replace_stamp ENABLE");
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm"]).refused(&named);
+    pushed.assert_same(
+        &w.state(),
+        "a rollback whose stamp an event trigger replaced",
+    );
 }

@@ -105,29 +105,34 @@ fn table_settings_changed() -> String {
     format!("(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') END)")
 }
 
-/// How trigger row `t`'s enabled state (`tgenabled`) differs from the one
-/// it had at [`record_start_sql`] (`enabled before, disabled now`), or
-/// NULL: the same, or a trigger made since. The push (and the rollback)
-/// disable a stamp trigger the plan holds off and enable it again in its
-/// old mode, which rewrites its row: without this, an event trigger that
-/// disabled it again on the push's next ALTER TABLE was taken for that
-/// hold-off, and the push committed with the app's trigger left disabled.
-fn trigger_state_changed() -> String {
-    let at = format!(
-        "(coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), '{{}}')::jsonb \
-          -> ('pg_trigger:' || t.oid::text) ->> 4)"
-    );
-    let said = |x: &str| {
-        format!(
-            "CASE {x} WHEN 'O' THEN 'enabled' WHEN 'D' THEN 'disabled' \
-             WHEN 'R' THEN 'enabled for replicas only' WHEN 'A' THEN 'enabled always' ELSE {x} END"
-        )
-    };
+/// The definition of trigger `t` (an alias of `pg_trigger`) without its
+/// name, as `pg_get_triggerdef` writes it (`BEFORE UPDATE ON public.t FOR
+/// EACH ROW EXECUTE FUNCTION f()`): its events, table, WHEN clause,
+/// function and arguments. Recorded at [`record_start_sql`] for every
+/// user trigger, and compared, with its name and enabled state, against
+/// the trigger of the same oid before COMMIT (see [`TriggerStates`]).
+fn trigger_definition(t: &str) -> String {
     format!(
-        "CASE WHEN {at} IS NOT NULL AND {at} IS DISTINCT FROM t.tgenabled::text \
-         THEN {} || ' before, ' || {} || ' now' END",
-        said(&at),
-        said("t.tgenabled::text")
+        "(SELECT CASE WHEN pg_catalog.strpos(d.def, d.head) = 1 \
+                      THEN pg_catalog.substr(d.def, pg_catalog.length(d.head) + 1) ELSE d.def END \
+          FROM (SELECT pg_catalog.pg_get_triggerdef({t}.oid) AS def, \
+                       'CREATE ' || CASE WHEN {t}.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END \
+                       || 'TRIGGER ' || pg_catalog.quote_ident({t}.tgname::text) || ' ' AS head) d)"
+    )
+}
+
+/// For user trigger row `t` written in this transaction: its entry in
+/// [`OBJECTS_AT_START`] (NULL: made since) and its state now (enabled
+/// state, name, [`trigger_definition`]), as JSON text read into
+/// [`TriggerStates`]; NULL for a foreign key's internal trigger (those go
+/// with their constraint).
+fn trigger_states() -> String {
+    format!(
+        "CASE WHEN NOT t.tgisinternal THEN pg_catalog.jsonb_build_array( \
+           coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), '{{}}')::jsonb \
+             -> ('pg_trigger:' || t.oid::text), \
+           pg_catalog.jsonb_build_array(t.tgenabled::text, t.tgname::text, {}))::text END",
+        trigger_definition("t")
     )
 }
 
@@ -230,7 +235,8 @@ fn counted_changes_sql() -> String {
     format!(
         "SELECT c.catalog, 'rows of catalog ' || c.catalog || ' (' || {ins}::text || ' inserted, ' \
                 || {upd}::text || ' updated, ' || {del}::text || ' deleted, from the transaction''s statistics)', \
-                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, false, true \
+                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, false, true, \
+                NULL::text \
          FROM me, ({}) c WHERE {ins} + {upd} + {del} > 0",
         counted_sql()
     )
@@ -291,10 +297,17 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
                   detail: &str,
                   columns: (String, String),
                   filter: String| {
+        // A trigger's definition (see [`trigger_definition`]); NULL for
+        // everything else.
+        let definition = if catalog == "pg_trigger" {
+            trigger_definition("o")
+        } else {
+            "NULL::text".to_string()
+        };
         format!(
             "SELECT '{catalog}:' || o.oid::text AS key, '{catalog}' AS catalog, {object} AS object, \
                     {table} AS tab, {relkind} AS relkind, {name} AS name, {detail} AS detail, \
-                    {} AS ctable, {} AS ccols \
+                    {} AS ctable, {} AS ccols, {definition} AS definition \
              FROM pg_catalog.{catalog} o{from} WHERE {filter}",
             columns.0, columns.1
         )
@@ -374,7 +387,7 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
                 identify("pg_trigger", "o.oid", "0"),
                 rel_name("o.tgrelid"),
                 "NULL::text",
-                // Its enabled state (`tgenabled`), for [`trigger_state_changed`].
+                // Its enabled state (`tgenabled`), for [`TriggerStates`].
                 "o.tgenabled::text".to_string(),
                 "o.tgname::text",
                 no_columns(),
@@ -474,7 +487,9 @@ fn gone_sql() -> String {
     format!(
         "SELECT g.value ->> 0, (g.value ->> 1) || ' (dropped)', g.value ->> 2, g.value ->> 3, \
                 g.value ->> 4, g.value ->> 5, false, g.value ->> 6, \
-                ARRAY(SELECT pg_catalog.jsonb_array_elements_text(g.value -> 7)), false, true, false \
+                ARRAY(SELECT pg_catalog.jsonb_array_elements_text(g.value -> 7)), false, true, false, \
+                CASE WHEN g.value ->> 0 = 'pg_trigger' \
+                     THEN pg_catalog.jsonb_build_array(g.value, NULL::jsonb)::text END \
          FROM me, pg_catalog.jsonb_each(coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), \
                                                  '{{}}')::jsonb) g \
          WHERE NOT (CASE g.value ->> 0 {exists} ELSE true END) \
@@ -583,6 +598,9 @@ struct Part {
     constraint_table: String,
     constraint_columns: String,
     dropped: &'static str,
+    /// A user trigger's states at the start and now (see
+    /// [`trigger_states`]).
+    trigger: String,
 }
 
 impl Part {
@@ -604,6 +622,7 @@ impl Part {
             constraint_table: null(),
             constraint_columns: "'{}'::text[]".to_string(),
             dropped: "false",
+            trigger: null(),
         }
     }
 
@@ -635,7 +654,7 @@ impl Part {
             conditions.push(NOT_TEMP.to_string());
         }
         format!(
-            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {}, false, false \
+            "SELECT '{catalog}', {}, {}, {}, {}, {}, {}, {}, {}, {}, false, false, {} \
              FROM me, pg_catalog.{catalog} {alias}{joins} WHERE {}",
             self.object,
             self.table,
@@ -646,6 +665,7 @@ impl Part {
             self.constraint_table,
             self.constraint_columns,
             self.dropped,
+            self.trigger,
             conditions.join(" AND ")
         )
     }
@@ -757,12 +777,8 @@ fn changed_sql() -> String {
                 "coalesce({}, '{{}}')",
                 column_names("k.conrelid", "k.conkey")
             ),
-            object: format!(
-                "{} || coalesce(' (' || {} || ')', '')",
-                identify("pg_trigger", "t.oid", "0"),
-                trigger_state_changed()
-            ),
-            name: trigger_state_changed(),
+            // How it differs from the start is said by [`transaction_ddl`].
+            trigger: trigger_states(),
             ..Part::new("pg_trigger", "t")
                 .of("t.tgrelid")
                 .detail("t.tgname::text")
@@ -870,7 +886,8 @@ fn changed_sql() -> String {
     // pinned on), for the whole transaction.
     let roles = "SELECT 'pg_authid', 'roles created, changed or dropped (' \
                  || (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::text || ' rows of pg_authid)', \
-                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false, false, false \
+                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false, false, false, \
+                 NULL::text \
                  FROM me, pg_catalog.pg_stat_xact_sys_tables t \
                  WHERE t.relid = 'pg_catalog.pg_authid'::regclass \
                    AND t.n_tup_ins + t.n_tup_upd + t.n_tup_del > 0";
@@ -878,7 +895,8 @@ fn changed_sql() -> String {
     // unlinks one, so any deleted row of their catalog is someone else's.
     let unlinked = format!(
         "SELECT 'pg_largeobject_metadata', {n}::text || ' large object(s) (dropped)', \
-                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, true, false \
+                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, true, false, \
+                NULL::text \
          FROM me WHERE {n} > 0",
         n = deleted_since("'pg_largeobject_metadata'")
     );
@@ -936,7 +954,8 @@ pub fn record_start_sql() -> String {
            SELECT max(m) FROM ({max}) x), -1)::text, true), \
          pg_catalog.set_config('{OBJECTS_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(o.key, pg_catalog.jsonb_build_array( \
-                    o.catalog, o.object, o.tab, o.relkind, o.name, o.detail, o.ctable, pg_catalog.to_jsonb(o.ccols))) \
+                    o.catalog, o.object, o.tab, o.relkind, o.name, o.detail, o.ctable, pg_catalog.to_jsonb(o.ccols), \
+                    o.definition)) \
            FROM ({objects}) o), '{{}}')::text, true), \
          pg_catalog.set_config('{TABLES_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(c.oid::text, pg_catalog.jsonb_build_array({settings}, \
@@ -974,8 +993,7 @@ pub struct CatalogChange {
     pub table: Option<String>,
     /// For a relation's own row, its kind (`r`, `i`, `S`, `t`…).
     pub relkind: Option<String>,
-    /// For a relation's own row, `schema.name`; for a schema, its name;
-    /// for a trigger, how its enabled state differs from the start's.
+    /// For a relation's own row, `schema.name`; for a schema, its name.
     pub name: Option<String>,
     /// The column, trigger, constraint, rule or policy name.
     pub detail: Option<String>,
@@ -994,6 +1012,137 @@ pub struct CatalogChange {
     /// Rows of a [`COUNTED`] catalog, counted from the statistics rather
     /// than read (`object` says how many of each kind).
     pub counted: bool,
+    /// For a user trigger (not a foreign key's): what it was at the start
+    /// and what it is now, matched by oid.
+    pub trigger: Option<TriggerStates>,
+}
+
+/// A user trigger as [`record_start_sql`] and [`changed_sql`] read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerState {
+    pub name: String,
+    /// `pg_trigger.tgenabled`: O, A, R or D.
+    pub enabled: String,
+    /// Its definition without its name (see [`trigger_definition`]).
+    pub definition: String,
+}
+
+/// One user trigger, by oid, at the start of the transaction and just
+/// before COMMIT. Matching by oid, not by name, is what tells the trigger
+/// an app renamed away (or replaced in place) from a copy made under its
+/// name: an event trigger firing on the push's own ENABLE of a held-off
+/// stamp that renamed the real one, disabled it and made a never-firing
+/// copy (`WHEN (false)`) under the old name passed as "as it was" (Q1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerStates {
+    /// None: made since the start.
+    pub before: Option<TriggerState>,
+    /// None: gone (dropped since the start).
+    pub now: Option<TriggerState>,
+}
+
+/// One way a trigger differs from what it was at the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerDifference {
+    /// Not there at the start.
+    Created,
+    /// There at the start, gone now.
+    Gone,
+    Renamed {
+        from: String,
+        to: String,
+    },
+    /// Events, table, WHEN clause, function or arguments.
+    Definition {
+        before: String,
+        now: String,
+    },
+    Enabled {
+        before: String,
+        now: String,
+    },
+}
+
+impl TriggerStates {
+    /// How the trigger differs from the start; empty when it is as it was
+    /// (a hold-off that enabled it again in its old mode leaves nothing).
+    pub fn differences(&self) -> Vec<TriggerDifference> {
+        let (before, now) = match (&self.before, &self.now) {
+            (None, _) => return vec![TriggerDifference::Created],
+            (Some(_), None) => return vec![TriggerDifference::Gone],
+            (Some(b), Some(n)) => (b, n),
+        };
+        let mut out = Vec::new();
+        if before.name != now.name {
+            out.push(TriggerDifference::Renamed {
+                from: before.name.clone(),
+                to: now.name.clone(),
+            });
+        }
+        if before.definition != now.definition {
+            out.push(TriggerDifference::Definition {
+                before: before.definition.clone(),
+                now: now.definition.clone(),
+            });
+        }
+        if before.enabled != now.enabled {
+            out.push(TriggerDifference::Enabled {
+                before: before.enabled.clone(),
+                now: now.enabled.clone(),
+            });
+        }
+        out
+    }
+
+    /// There at the start, and now as it was then: name, definition and
+    /// enabled state.
+    pub fn as_at_start(&self) -> bool {
+        self.before.is_some() && self.before == self.now
+    }
+
+    /// From the JSON text of [`trigger_states`] (or of a gone trigger's
+    /// start entry): `[start entry or null, [enabled, name, definition] or
+    /// null]`. A start entry is `[catalog, object, table, relkind,
+    /// enabled, name, constraint table, constraint columns, definition]`.
+    fn parse(text: &str) -> Option<TriggerStates> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+        let before = v.get(0).filter(|b| !b.is_null()).map(|b| TriggerState {
+            enabled: s(&b[4]),
+            name: s(&b[5]),
+            definition: s(&b[8]),
+        });
+        let now = v.get(1).filter(|n| !n.is_null()).map(|n| TriggerState {
+            enabled: s(&n[0]),
+            name: s(&n[1]),
+            definition: s(&n[2]),
+        });
+        Some(TriggerStates { before, now })
+    }
+}
+
+/// What the DDL check says of a trigger row that differs from the start,
+/// after its name (the name it has now): `created`, `renamed from X`,
+/// `definition before: A; now: B`, `enabled before, disabled now`.
+fn said_in_ddl(differences: &[TriggerDifference]) -> Option<String> {
+    let said: Vec<String> = differences
+        .iter()
+        .filter_map(|d| match d {
+            TriggerDifference::Created => Some("created".to_string()),
+            // A gone object is named `(dropped)` already.
+            TriggerDifference::Gone => None,
+            TriggerDifference::Renamed { from, .. } => Some(format!("renamed from {from}")),
+            TriggerDifference::Definition { before, now } => {
+                Some(format!("definition before: {before}; now: {now}"))
+            }
+            TriggerDifference::Enabled { before, now } => Some(format!(
+                "{} before, {} now",
+                crate::db::triggers::enabled_as_said(before),
+                crate::db::triggers::enabled_as_said(now)
+            )),
+        })
+        .collect();
+    (!said.is_empty()).then(|| said.join(", "))
 }
 
 /// Every catalog row this transaction wrote since [`record_start_sql`].
@@ -1017,6 +1166,20 @@ pub async fn transaction_ddl(tx: &Transaction<'_>) -> Result<Vec<CatalogChange>>
             dropped: r.get(9),
             gone: r.get(10),
             counted: r.get(11),
+            trigger: r
+                .get::<_, Option<String>>(12)
+                .and_then(|t| TriggerStates::parse(&t)),
+        })
+        .map(|mut c| {
+            if let Some(states) = &c.trigger {
+                // A trigger is named as it is now (or, gone, as it was),
+                // with how it differs from the start.
+                c.name = None;
+                if let Some(said) = said_in_ddl(&states.differences()) {
+                    c.object = format!("{} ({said})", c.object);
+                }
+            }
+            c
         })
         .collect::<Vec<_>>())
     .map(|changes| {
@@ -1148,10 +1311,13 @@ impl OwnDdl {
                     self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
                 } else {
                     // Its own table's, or (a partition's clone) its parent's,
-                    // and back in the mode it had at the start (`name` says
-                    // how it differs).
+                    // and the very trigger there at the start (by oid), as it
+                    // was then: name, definition and enabled state (the
+                    // hold-off enables it again in its old mode). A copy made
+                    // under a held-off trigger's name, or that trigger renamed,
+                    // replaced or left disabled, is no hold-off's.
                     let parent = c.constraint_table.as_deref();
-                    c.name.is_none()
+                    c.trigger.as_ref().is_some_and(TriggerStates::as_at_start)
                         && c.detail.as_deref().is_some_and(|n| {
                             self.held_off
                                 .iter()
@@ -1253,6 +1419,132 @@ pub fn ddl_check(
 mod tests {
     use super::*;
 
+    /// The held-off stamp as the start record has it.
+    fn stamp() -> TriggerState {
+        TriggerState {
+            name: "set_updated_at".into(),
+            enabled: "O".into(),
+            definition: "BEFORE UPDATE ON public.jtbd_library FOR EACH ROW EXECUTE FUNCTION \
+                         stamp()"
+                .into(),
+        }
+    }
+
+    fn stamp_states(before: TriggerState, now: TriggerState) -> TriggerStates {
+        TriggerStates {
+            before: Some(before),
+            now: Some(now),
+        }
+    }
+
+    /// A row of the held-off trigger's table, named `now`'s name.
+    fn trigger_row(states: TriggerStates) -> CatalogChange {
+        let name = states
+            .now
+            .as_ref()
+            .or(states.before.as_ref())
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let mut c = change(
+            "pg_trigger",
+            &format!("trigger {name} on public.jtbd_library"),
+            Some("public.jtbd_library"),
+        );
+        c.detail = Some(name);
+        c.trigger = Some(states);
+        c
+    }
+
+    /// Q1: matched by oid, the held-off trigger's row is the hold-off's own
+    /// only as the very trigger there at the start, as it was. A copy made
+    /// under its name, the real one renamed away, replaced in place with
+    /// another WHEN clause or left disabled is named; and no --allow-writes
+    /// covers DDL on a table the plan writes.
+    #[test]
+    fn a_held_off_trigger_is_own_only_as_the_trigger_it_was() {
+        let own = OwnDdl {
+            held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],
+            ..OwnDdl::default()
+        };
+        assert!(own.made(&trigger_row(stamp_states(stamp(), stamp()))));
+        let renamed = TriggerState {
+            name: "stamp_kept".into(),
+            ..stamp()
+        };
+        let never = TriggerState {
+            definition: stamp().definition.replace("ROW", "ROW WHEN (false)"),
+            ..stamp()
+        };
+        let disabled = TriggerState {
+            enabled: "D".into(),
+            ..stamp()
+        };
+        let copy = TriggerStates {
+            before: None,
+            now: Some(never.clone()),
+        };
+        for (states, said) in [
+            (copy.clone(), "created"),
+            (
+                stamp_states(stamp(), renamed),
+                "renamed from set_updated_at",
+            ),
+            (
+                stamp_states(stamp(), never),
+                "definition before: BEFORE UPDATE ON public.jtbd_library FOR EACH ROW EXECUTE \
+                 FUNCTION stamp(); now: BEFORE UPDATE ON public.jtbd_library FOR EACH ROW WHEN \
+                 (false) EXECUTE FUNCTION stamp()",
+            ),
+            (
+                stamp_states(stamp(), disabled),
+                "enabled before, disabled now",
+            ),
+        ] {
+            assert_eq!(
+                said_in_ddl(&states.differences()).as_deref(),
+                Some(said),
+                "{states:?}"
+            );
+            assert!(!own.made(&trigger_row(states.clone())), "{states:?}");
+        }
+        assert_eq!(
+            said_in_ddl(&stamp_states(stamp(), stamp()).differences()),
+            None
+        );
+        // Allowed, but on a table the plan writes: still named, and no
+        // --allow-writes suggested.
+        let allowed = ["public.jtbd_library".to_string()];
+        let check = ddl_check(
+            "writes",
+            &[trigger_row(copy.clone())],
+            &own,
+            &allowed,
+            &allowed,
+            &|_| vec![],
+        );
+        assert_eq!(check.row_count, 1, "{:?}", check.rows);
+        assert!(
+            check.rows[0].contains("--allow-writes covers no DDL on a table the plan writes"),
+            "{:?}",
+            check.rows
+        );
+        assert!(
+            !check.rows[0].contains("--allow-writes public.jtbd_library"),
+            "{:?}",
+            check.rows
+        );
+        // On a side table it is the user's to allow.
+        let check = ddl_check(
+            "writes",
+            &[trigger_row(copy)],
+            &own,
+            &allowed,
+            &[],
+            &|_| vec![],
+        );
+        assert!(check.ok, "{:?}", check.rows);
+    }
+
     fn change(catalog: &str, object: &str, table: Option<&str>) -> CatalogChange {
         CatalogChange {
             catalog: catalog.into(),
@@ -1267,6 +1559,7 @@ mod tests {
             dropped: false,
             gone: false,
             counted: false,
+            trigger: None,
         }
     }
 
@@ -1296,6 +1589,7 @@ mod tests {
             Some("public.jtbd_library"),
         );
         held.detail = Some("set_updated_at".into());
+        held.trigger = Some(stamp_states(stamp(), stamp()));
         let mut index = change(
             "pg_class",
             "index public.workflows_name_idx",
@@ -1317,6 +1611,7 @@ mod tests {
         assert!(all.contains("large object 16400"), "{all}");
         assert!(!all.contains(".suite"), "{all}");
         assert!(!all.contains("public.tasks"), "{all}");
+        assert!(!all.contains("set_updated_at"), "{all}");
         // Allowing the table lets its DDL pass.
         let check = ddl_check(
             "writes",

@@ -822,7 +822,7 @@ fn normalise_plpgsql(source: &str) -> String {
 }
 
 /// How `pg_trigger.tgenabled` reads to a user.
-fn enabled_as_said(mode: &str) -> &'static str {
+pub(crate) fn enabled_as_said(mode: &str) -> &'static str {
     match mode {
         "O" => "enabled",
         "A" => "enabled always",
@@ -833,78 +833,100 @@ fn enabled_as_said(mode: &str) -> &'static str {
 }
 
 /// One check, just before COMMIT: every trigger of the tables the
-/// transaction wrote (`triggers`, read before it wrote them) is still
-/// there and enabled as it was then, except on `dropped` tables (the
-/// rollback's own DROP). The DDL check takes any write of a held-off
-/// trigger's catalog row for the tool's own DISABLE and ENABLE, so an event
-/// trigger firing on that ENABLE (or on the plan's later DDL) could leave
-/// the stamp disabled — every later app UPDATE then skipping it — and the
-/// push said all checks hold (R6). `before` names the moment compared
-/// against ("the push", "the rollback").
-pub async fn triggers_as_they_were(
-    tx: &Transaction<'_>,
+/// transaction wrote (those of `triggers`, read before it wrote them) is
+/// the trigger it was at the start — the same oid, under the same name,
+/// with the same definition (events, WHEN clause, function, arguments) and
+/// enabled state — and none was made on them, except on `dropped` tables
+/// (the rollback's own DROP). `changes` is the DDL check's reading of the
+/// catalog rows this transaction wrote ([`crate::db::ddl::transaction_ddl`]):
+/// one comparison, by oid, against one record of the start, serves both
+/// checks. The DDL check takes a held-off trigger's row for the tool's own
+/// DISABLE and ENABLE only when it is as it was; this one names every
+/// change on the written tables whatever --allow-writes says, said from
+/// `before` ("the push", "the rollback"). By name, an event trigger firing
+/// on the hold-off's ENABLE could leave the stamp disabled (R6), or rename
+/// it away and make a never-firing copy under its name (Q1), and the push
+/// committed.
+pub fn triggers_as_they_were(
     phase: &str,
+    changes: &[crate::db::ddl::CatalogChange],
     triggers: &[TriggerReport],
     dropped: &[String],
     before: &str,
-) -> Result<Check> {
-    let ours: Vec<&TriggerReport> = triggers
+) -> Check {
+    use crate::db::ddl::TriggerDifference as D;
+    let tables: Vec<String> = triggers
         .iter()
         .filter(|t| t.table != "(event trigger)" && !dropped.contains(&t.table))
+        .map(|t| format!("public.{}", t.table))
         .collect();
-    let mut tables: Vec<String> = ours.iter().map(|t| t.table.clone()).collect();
-    tables.sort();
-    tables.dedup();
-    let rows = if tables.is_empty() {
-        vec![]
-    } else {
-        tx.query_typed(
-            "SELECT c.relname::text, t.tgname::text, t.tgenabled::text \
-             FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-             WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal \
-               AND c.relname = ANY($1::text[])",
-            &[(&tables, Type::TEXT_ARRAY)],
-        )
-        .await
-        .map_err(anyhow::Error::from)
-        .map_err(|e| e.context("cannot read the state of the written tables' triggers"))?
-    };
-    let now: Vec<(String, String, String)> = rows
+    let by = "by an event trigger or a function it ran";
+    let changed: Vec<String> = changes
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
-    let changed: Vec<String> = ours
-        .iter()
-        .filter_map(|t| {
-            match now
-                .iter()
-                .find(|(table, name, _)| *table == t.table && *name == t.name)
-            {
-                Some((_, _, mode)) if *mode == t.enabled => None,
-                Some((_, _, mode)) => Some(format!(
-                    "trigger {} on public.{}: {} before {before}, {} now (changed inside this \
-                     transaction: by an event trigger or a function it ran)",
-                    t.name,
-                    t.table,
-                    enabled_as_said(&t.enabled),
-                    enabled_as_said(mode)
-                )),
-                None => Some(format!(
-                    "trigger {} on public.{}: {} before {before}, gone now (dropped inside this \
-                     transaction: by an event trigger or a function it ran)",
-                    t.name,
-                    t.table,
-                    enabled_as_said(&t.enabled)
-                )),
+        .filter(|c| c.catalog == "pg_trigger" && !c.internal)
+        .filter(|c| c.table.as_ref().is_some_and(|t| tables.contains(t)))
+        .filter_map(|c| {
+            let states = c.trigger.as_ref()?;
+            let table = c.table.as_deref().unwrap_or_default();
+            let Some(was) = &states.before else {
+                let name = states.now.as_ref().map_or("?", |n| n.name.as_str());
+                // A copy made under the name of one renamed away or dropped
+                // is said to be another trigger, not the one of that name.
+                let named_so = changes.iter().any(|o| {
+                    o.table == c.table
+                        && o.trigger
+                            .as_ref()
+                            .and_then(|s| s.before.as_ref())
+                            .is_some_and(|b| b.name == name)
+                });
+                let what = if named_so {
+                    format!("a new trigger, not the one named so before {before}")
+                } else {
+                    format!("not there before {before}, there now")
+                };
+                return Some(format!(
+                    "trigger {name} on {table}: {what} (created inside this transaction: {by})"
+                ));
+            };
+            if states.now.is_none() {
+                return Some(format!(
+                    "trigger {} on {table}: {} before {before}, gone now (dropped inside this \
+                     transaction: {by})",
+                    was.name,
+                    enabled_as_said(&was.enabled)
+                ));
             }
+            let said: Vec<String> = states
+                .differences()
+                .iter()
+                .filter_map(|d| match d {
+                    D::Renamed { to, .. } => Some(format!("renamed to {to}")),
+                    D::Definition { before: b, now: n } => {
+                        Some(format!("definition before {before}: {b}; now: {n}"))
+                    }
+                    D::Enabled { before: b, now: n } => Some(format!(
+                        "{} before {before}, {} now",
+                        enabled_as_said(b),
+                        enabled_as_said(n)
+                    )),
+                    D::Created | D::Gone => None,
+                })
+                .collect();
+            (!said.is_empty()).then(|| {
+                format!(
+                    "trigger {} on {table}: {} (changed inside this transaction: {by})",
+                    was.name,
+                    said.join(", ")
+                )
+            })
         })
         .collect();
-    Ok(Check::no_rows(
+    Check::no_rows(
         phase,
         &format!("triggers of the written tables as they were before {before}"),
         CheckKind::Guard,
         changed,
-    ))
+    )
 }
 
 #[cfg(test)]
@@ -1016,5 +1038,86 @@ mod tests {
                 .is_err()
         );
         assert!(proves_updated_at_stamp("c", "moddatetime", "", &args("updated_at")).is_err());
+    }
+
+    /// Q1: the re-read before COMMIT matches by oid. The stamp renamed away
+    /// and left disabled, and a copy under its name, are two lines; a
+    /// trigger as it was, one on another table and one on a table the
+    /// rollback drops are none.
+    #[test]
+    fn triggers_are_compared_by_oid_not_by_name() {
+        use crate::db::ddl::{CatalogChange, TriggerState, TriggerStates};
+        let stamp = |name: &str, enabled: &str, definition: &str| TriggerState {
+            name: name.into(),
+            enabled: enabled.into(),
+            definition: definition.into(),
+        };
+        let fires = "BEFORE UPDATE ON public.jtbd_library FOR EACH ROW EXECUTE FUNCTION f()";
+        let never = "BEFORE UPDATE ON public.jtbd_library FOR EACH ROW WHEN (false) \
+                     EXECUTE FUNCTION f()";
+        let row =
+            |table: &str, before: Option<TriggerState>, now: Option<TriggerState>| CatalogChange {
+                catalog: "pg_trigger".into(),
+                object: String::new(),
+                table: Some(format!("public.{table}")),
+                relkind: None,
+                name: None,
+                detail: None,
+                internal: false,
+                constraint_table: None,
+                constraint_columns: vec![],
+                dropped: false,
+                gone: now.is_none(),
+                counted: false,
+                trigger: Some(TriggerStates { before, now }),
+            };
+        let on = |table: &str| TriggerReport {
+            table: table.into(),
+            name: "set_updated_at".into(),
+            timing: "BEFORE".into(),
+            level: "ROW".into(),
+            events: vec!["UPDATE".into()],
+            function: "f()".into(),
+            action: TriggerAction::HeldOff,
+            note: String::new(),
+            enabled: "O".into(),
+            stamps_updated_at: true,
+            unproven_stamp: None,
+        };
+        let changes = vec![
+            row(
+                "jtbd_library",
+                Some(stamp("set_updated_at", "O", fires)),
+                Some(stamp("stamp_kept", "D", fires)),
+            ),
+            row(
+                "jtbd_library",
+                None,
+                Some(stamp("set_updated_at", "O", never)),
+            ),
+            row(
+                "workflows",
+                Some(stamp("set_updated_at", "O", fires)),
+                Some(stamp("set_updated_at", "O", fires)),
+            ),
+            row("apps", None, Some(stamp("audit", "O", fires))),
+            row("tasks", Some(stamp("audit", "O", fires)), None),
+        ];
+        let triggers = [on("jtbd_library"), on("workflows"), on("tasks")];
+        let check =
+            triggers_as_they_were("writes", &changes, &triggers, &["tasks".into()], "the push");
+        assert_eq!(
+            check.rows,
+            vec![
+                "trigger set_updated_at on public.jtbd_library: renamed to stamp_kept, enabled \
+                 before the push, disabled now (changed inside this transaction: by an event \
+                 trigger or a function it ran)"
+                    .to_string(),
+                "trigger set_updated_at on public.jtbd_library: a new trigger, not the one named \
+                 so before the push (created inside this transaction: by an event trigger or a \
+                 function it ran)"
+                    .to_string(),
+            ]
+        );
     }
 }

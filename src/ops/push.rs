@@ -2022,18 +2022,12 @@ impl Push<'_, '_> {
             .collect();
         // The storage and DDL checks ask nothing of the writes: sent with
         // them.
-        let (writes, storage, ddl, trigger_states) = futures_util::join!(
+        let (writes, storage, ddl) = futures_util::join!(
             transaction_writes(&self.tx),
             storage_check(&self.tx, "writes", &ddl_targets, &allowed_here),
-            transaction_ddl(&self.tx),
-            crate::db::triggers::triggers_as_they_were(
-                &self.tx,
-                "writes",
-                triggers,
-                &[],
-                "the push"
-            )
+            transaction_ddl(&self.tx)
         );
+        let ddl = ddl?;
         let writes = writes?;
         // An event trigger writing a table fired on the push's DDL: the
         // plan's, and the hold-off of the triggers it names.
@@ -2079,7 +2073,13 @@ impl Push<'_, '_> {
         );
         checks.extend(accounting.checks);
         checks.push(storage?);
-        checks.push(trigger_states?);
+        checks.push(crate::db::triggers::triggers_as_they_were(
+            "writes",
+            &ddl,
+            triggers,
+            &[],
+            "the push",
+        ));
         // DDL through EXECUTE names no table: what runs it is likely one of
         // the event triggers that fire on the push's DDL.
         let event_triggers: Vec<String> = triggers
@@ -2102,7 +2102,7 @@ impl Push<'_, '_> {
             .collect();
         checks.push(ddl_check(
             "writes",
-            &ddl?,
+            &ddl,
             &self.own_ddl(receipt, triggers),
             &allowed_here,
             &kept,

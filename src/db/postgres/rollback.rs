@@ -2192,19 +2192,13 @@ impl Rollback<'_, '_> {
             .collect();
         // The storage and DDL checks ask nothing of the writes: sent with
         // them.
-        let (writes, storage, ddl, comment_writes, trigger_states) = futures_util::join!(
+        let (writes, storage, ddl, comment_writes) = futures_util::join!(
             transaction_writes(self.tx),
             storage_check(self.tx, "writes", &[], &allowed),
             transaction_ddl(self.tx),
-            comment_writes(self.tx),
-            crate::db::triggers::triggers_as_they_were(
-                self.tx,
-                "writes",
-                triggers,
-                &self.undo.created_tables,
-                "the rollback"
-            )
+            comment_writes(self.tx)
         );
+        let ddl = ddl?;
         // With the rollback's own --allow-writes for every table the push
         // was allowed: what the rehearsal finds needing consent passes there.
         let consented: Vec<String> = explicit.iter().chain(&inherited).cloned().collect();
@@ -2298,7 +2292,15 @@ impl Rollback<'_, '_> {
             storage = judged_under_consent(report, storage, under_consent, &inherited);
         }
         report.checks.push(storage);
-        report.checks.push(trigger_states?);
+        report
+            .checks
+            .push(crate::db::triggers::triggers_as_they_were(
+                "writes",
+                &ddl,
+                triggers,
+                &self.undo.created_tables,
+                "the rollback",
+            ));
         // What the undo's own DDL leaves on the catalog: dropped columns,
         // restarted sequences (a dropped table leaves nothing).
         let own = OwnDdl {
@@ -2328,7 +2330,7 @@ impl Rollback<'_, '_> {
         // other comment written, is no one else's doing (W3: they were
         // blamed on a trigger, and the rollback refused).
         let own_comments = comment_writes? == [0, 0, report.dropped_comments.len() as i64];
-        let ddl: Vec<_> = ddl?
+        let ddl: Vec<_> = ddl
             .into_iter()
             .filter(|c| !(own_comments && c.counted && c.catalog == "pg_description"))
             .collect();
