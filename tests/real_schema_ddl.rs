@@ -1248,3 +1248,72 @@ fn an_event_trigger_replacing_the_stamp_in_place_refuses_push_and_rollback() {
         "a rollback whose stamp an event trigger replaced",
     );
 }
+
+/// An app audit table with 1000 rows of its own, filled on each insert
+/// into `workflows` (which the plan writes) — the side effect a user
+/// allows with `--allow-writes app.audit` — and an event trigger running
+/// `event` (SQL) on the push's CREATE TABLE.
+fn audit_world(tag: &str, event: &str) -> World {
+    world(
+        tag,
+        &format!(
+            "CREATE SCHEMA app;
+             CREATE TABLE app.audit (id bigserial PRIMARY KEY, tab text, op text);
+             INSERT INTO app.audit (tab, op) SELECT 'earlier', 'INSERT' FROM generate_series(1, 1000);
+             CREATE FUNCTION app.audit_it() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO app.audit (tab, op) VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$;
+             CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION app.audit_it();
+             CREATE FUNCTION app.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+             BEGIN {event} END $$;
+             CREATE EVENT TRIGGER audit_on_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+               EXECUTE FUNCTION app.on_ddl();"
+        ),
+    )
+}
+
+/// F10: `--allow-writes app.audit` is consent to the audit trigger's row
+/// inserts, never to DDL on app.audit. Before, an event trigger truncating
+/// it (or altering it) during the push was excused by the flag: exit 0,
+/// the report named nothing, and after --confirm the app's 1000 earlier
+/// audit rows were gone (a TRUNCATE counts no deleted row anywhere). Now
+/// the push is refused naming app.audit and its truncation (or the
+/// column added), suggests no --allow-writes for it, and the whole
+/// database is as it was.
+#[test]
+fn allowing_writes_to_a_side_table_never_allows_truncating_or_altering_it() {
+    let allow = ["--allow-writes", "app.audit"];
+    let w = audit_world("allowed_truncated", "TRUNCATE app.audit;");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(&[confirm, &allow[..]].concat());
+        run.refused(&[
+            "app.audit — truncated or rewritten in this transaction",
+            "table app.audit",
+            "never a TRUNCATE",
+        ]);
+        assert!(
+            !run.all().contains("--allow-writes app.audit"),
+            "--allow-writes suggested for a TRUNCATE: {}",
+            run.all()
+        );
+        before.assert_same(&w.state(), "a push whose event trigger truncates app.audit");
+        assert_eq!(w.count("SELECT count(*) FROM app.audit"), 1000);
+    }
+
+    let w = audit_world(
+        "allowed_altered",
+        "ALTER TABLE app.audit ADD COLUMN IF NOT EXISTS at timestamptz;",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(&[confirm, &allow[..]].concat());
+        run.refused(&["table column app.audit.at", "never DDL on it"]);
+        assert!(
+            !run.all().contains("--allow-writes app.audit"),
+            "--allow-writes suggested for DDL: {}",
+            run.all()
+        );
+        before.assert_same(&w.state(), "a push whose event trigger alters app.audit");
+    }
+}
