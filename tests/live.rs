@@ -1510,7 +1510,7 @@ fn locking_gives_up_at_once_when_readers_queue_behind_an_exclusive_lock_it_holds
     let refusal = format!("{refusal:#}");
     for needle in [
         "could not lock b while holding ACCESS EXCLUSIVE on a",
-        "gave up after 1 attempt(s)",
+        "gave up after 1 attempt of",
         &format!("pid {idle_pid}"),
         "idle_b_reader",
         "retry when it is done",
@@ -1836,7 +1836,7 @@ fn a_session_waiting_for_a_table_the_transaction_holds_is_named_with_that_table(
     let refusal = format!("{refusal:#}");
     for needle in [
         &format!("pid {app_pid} is waiting to lock table b, which this transaction already holds"),
-        "gave up after 1 attempt(s)",
+        "gave up after 1 attempt of",
         "reads_a_writes_b",
         "holds AccessShareLock on a",
     ] {

@@ -429,6 +429,32 @@ fn without_table(state: &common::DatabaseState, table: &str) -> common::Database
     }
 }
 
+/// F2 (review of 960a00e): the first lock attempt is NOWAIT, and the
+/// give-up rule still counted it as a pause and a 300 ms wait, so a
+/// `--lock-timeout` under ~450 ms gave up after it, having waited 0 ms
+/// ("1 attempts"), for a lock the app released a moment later. Now a
+/// waiting attempt always follows the NOWAIT one: the push is seen waiting
+/// on `jtbd_library` (which the app's open transaction writes), the app
+/// commits, and the push applies within its 440 ms.
+#[test]
+fn a_short_lock_timeout_still_waits_one_attempt_after_the_nowait_one() {
+    let w = World::loaded("edge_short_lock_timeout", "plan").rehearsed();
+    let before = w.state();
+    let mut app = common::postgres_admin(&format!("{}?application_name=brief_writer", w.url()));
+    app.batch_execute("BEGIN; UPDATE public.jtbd_library SET id = id WHERE false")
+        .unwrap();
+    let push = w.push_spawned("440");
+    sandbox_waits_on(&w, "jtbd_library");
+    app.batch_execute("COMMIT").unwrap();
+    let run = push.finish();
+    run.ok();
+    w.rollback_restores(
+        &run.receipt(),
+        &before,
+        "a push that waited once, rolled back",
+    );
+}
+
 /// Issue 10 Q4: while the push waits for `workflows` (an app transaction
 /// writing it), the app renames it and commits. The lock granted then is
 /// on no table of that name: the push printed Postgres's raw `relation

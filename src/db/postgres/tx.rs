@@ -366,14 +366,18 @@ pub async fn probe_in_attempts(
                 let waiting_on_us = waiting?;
                 order = held_first(&sorted, &held?);
                 let spent = started.elapsed();
-                if !queued_behind_us.is_empty()
-                    || !waiting_on_us.is_empty()
-                    || spent
+                // The NOWAIT attempt waited for nothing and no pause
+                // follows it: one waiting attempt always comes after it,
+                // or a --lock-timeout under a pause and an attempt (~450
+                // ms) would give up having waited 0 ms for a lock the app
+                // releases in 100.
+                let out_of_time = !nowait
+                    && spent
                         + Duration::from_millis(
                             LOCK_PAUSE_MS * 3 / 2 + LOCK_ATTEMPT_MS.min(total_ms),
                         )
-                        > Duration::from_millis(total_ms)
-                {
+                        > Duration::from_millis(total_ms);
+                if !queued_behind_us.is_empty() || !waiting_on_us.is_empty() || out_of_time {
                     // The probed modes first: the stronger ask names
                     // more of the sessions in the way.
                     let asked: Vec<(String, LockMode)> =
@@ -1290,10 +1294,10 @@ pub async fn lock_and_probe(
             t.tables.join(", "),
             if !t.waiting_on_us.is_empty() {
                 format!(
-                    "({}: neither could go on, so it gave up after {} attempt(s) of at most \
+                    "({}: neither could go on, so it gave up after {} of at most \
                      {LOCK_ATTEMPT_MS} ms rather than keep {} waiting)",
                     waiting_for(&t.waiting_on_us),
-                    t.attempts,
+                    crate::words::counted(t.attempts, "attempt", "attempts"),
                     if t.waiting_on_us.len() == 1 {
                         "it"
                     } else {
@@ -1302,19 +1306,19 @@ pub async fn lock_and_probe(
                 )
             } else if t.queued_behind_us.is_empty() {
                 format!(
-                        "within the lock timeout ({lock_timeout_ms} ms, {} attempts of at most \
+                        "within the lock timeout ({lock_timeout_ms} ms, {} of at most \
                          {LOCK_ATTEMPT_MS} ms, so no other session waited behind this transaction for longer \
                          than one attempt)",
-                        t.attempts
+                        crate::words::counted(t.attempts, "attempt", "attempts")
                     )
             } else {
                 format!(
-                        "while holding ACCESS EXCLUSIVE on {}, which other sessions were waiting \
-                         for: gave up after {} attempt(s) of at most {LOCK_ATTEMPT_MS} ms rather than \
+                    "while holding ACCESS EXCLUSIVE on {}, which other sessions were waiting \
+                         for: gave up after {} of at most {LOCK_ATTEMPT_MS} ms rather than \
                          keep them waiting",
-                        t.queued_behind_us.join(", "),
-                        t.attempts
-                    )
+                    t.queued_behind_us.join(", "),
+                    crate::words::counted(t.attempts, "attempt", "attempts")
+                )
             },
             if t.blockers.is_empty() {
                 " (it had finished when we looked)".to_string()
