@@ -332,7 +332,8 @@ fn triggers_and_rules_enabled_for_replication_only_are_not_writers() {
     before.assert_same(&w.state(), "a refused preflight");
     let allow = ["--allow-writes", "app.audit_log"];
     let run = w.push(&[&["--confirm"][..], &allow[..]].concat());
-    run.ok();
+    run.ok()
+        .stdout_has("(DO ALSO; enabled for replication only: does not fire for the push)");
     listed_as_silent(&run);
     for (log, rows) in [
         ("app.audit_log WHERE via = 'workflows_audit'", 227),

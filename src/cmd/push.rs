@@ -238,7 +238,8 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
     }
     if !report.rules.is_empty() {
         println!(
-            "Rules on the tables the push writes (they fire for its UPDATE and DELETE): {}",
+            "Rules on the tables the push writes (an enabled one fires for its UPDATE and \
+             DELETE, none for its COPY): {}",
             report.rules.join("; ")
         );
     }

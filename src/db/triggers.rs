@@ -130,7 +130,7 @@ pub async fn rules_check(
             "SELECT c.relname::text, r.rulename::text, \
                     CASE r.ev_type WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT' \
                                    WHEN '4' THEN 'DELETE' ELSE 'SELECT' END, r.is_instead, \
-                    r.ev_enabled IN ('O', 'A') \
+                    r.ev_enabled::text \
              FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = 'public' AND c.relname::text = ANY($1) AND r.ev_type <> '1' \
@@ -147,11 +147,15 @@ pub async fn rules_check(
         // A rule disabled ('D') or enabled for replication only ('R') does
         // not fire in the tool's sessions (pinned to
         // session_replication_role = origin): listed, never refused.
-        let fires: bool = r.get(4);
-        if !fires {
+        let enabled: String = r.get(4);
+        let silent = match enabled.as_str() {
+            "D" => Some("disabled"),
+            "R" => Some("enabled for replication only"),
+            _ => None,
+        };
+        if let Some(why) = silent {
             listed.push(format!(
-                "rule {rule} ON {event} TO {table} ({kind}; disabled or replica only: does not \
-                 fire for the push)"
+                "rule {rule} ON {event} TO {table} ({kind}; {why}: does not fire for the push)"
             ));
             continue;
         }

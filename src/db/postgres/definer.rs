@@ -364,7 +364,7 @@ pub fn explain_definer(
             "{who}. The tool's transaction runs with row_security off, so that no policy can hide \
              a row from its checks, and Postgres then refuses any statement row-level security \
              applies to instead of evaluating the policies, even ones the app's own writes pass. \
-             To push, let the function apply {table_name}'s policies as it does for the app: \
+             For push and rollback, let the function apply {table_name}'s policies as it does for the app: \
              `ALTER FUNCTION {} SET row_security = on;` (as {owner} or a superuser; no change for \
              the app, whose sessions run with row_security on), or {grant}",
             function.signature
