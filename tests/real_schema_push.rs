@@ -3861,3 +3861,74 @@ fn an_event_trigger_whose_tags_the_push_never_runs_is_no_effect_of_it() {
     before.assert_same(&w.state(), "a refused preflight");
     assert_eq!(w.count("SELECT count(*) FROM public.remote_log"), 0);
 }
+
+/// An audit table and trigger of the app, and an event trigger switching
+/// session_replication_role to replica for the rest of the transaction on
+/// any DDL (`set_config(…, true)`, which no `SET LOCAL` at the start can
+/// stop). Before: push and rollback said the audit trigger fires, exited 0
+/// and committed with the audit table empty.
+const GOES_QUIET: &str = "
+CREATE SCHEMA IF NOT EXISTS app;
+CREATE TABLE app.audit (id bigserial PRIMARY KEY, tab text, op text);
+CREATE FUNCTION app.audit_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO app.audit (tab, op) VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$;
+CREATE TRIGGER workflows_audit AFTER INSERT OR DELETE ON public.workflows
+  FOR EACH ROW EXECUTE FUNCTION app.audit_it();
+CREATE FUNCTION app.quiet() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM set_config('session_replication_role', 'replica', true); END $$;
+CREATE EVENT TRIGGER quiet ON ddl_command_start EXECUTE FUNCTION app.quiet();";
+
+#[test]
+fn replica_mode_switched_on_inside_the_transaction_refuses_push_and_rollback() {
+    let w = world("goes_quiet", GOES_QUIET);
+    let before = w.state();
+    let named = [
+        "session_replication_role is replica after",
+        "changed inside it",
+        "skipped every ordinary trigger and foreign-key check",
+        "app.quiet() (event trigger quiet on ddl_command_start)",
+    ];
+    for confirm in [&[][..], &["--confirm", "--allow-writes", "app.audit"][..]] {
+        w.push(confirm).refused(&named);
+        before.assert_same(&w.state(), "a push an event trigger switched to replica");
+    }
+    // Pushed without the event trigger, rolled back with it.
+    w.exec("ALTER EVENT TRIGGER quiet DISABLE");
+    let run = w.push(&["--confirm", "--allow-writes", "app.audit"]);
+    run.ok();
+    assert_eq!(w.count("SELECT count(*) FROM app.audit"), 227);
+    let receipt = run.receipt();
+    w.exec("ALTER EVENT TRIGGER quiet ENABLE");
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm", "--allow-writes", "app.audit"])
+        .refused(&named);
+    pushed.assert_same(
+        &w.state(),
+        "a rollback an event trigger switched to replica",
+    );
+}
+
+#[test]
+fn replica_mode_switched_on_by_a_row_trigger_refuses_the_push() {
+    let w = world(
+        "import_mode",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.audit (id bigserial PRIMARY KEY, tab text, op text);
+         CREATE FUNCTION app.audit_it() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO app.audit (tab, op) VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.audit_it();
+         CREATE FUNCTION app.import_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM set_config('session_replication_role', 'replica', true); RETURN NEW; END $$;
+         CREATE TRIGGER aa_import_mode BEFORE INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.import_mode();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm", "--allow-writes", "app.audit"][..]] {
+        w.push(confirm).refused(&[
+            "session_replication_role is replica after phase",
+            "app.import_mode() (trigger aa_import_mode on workflows)",
+        ]);
+        before.assert_same(&w.state(), "a push a row trigger switched to replica");
+    }
+}

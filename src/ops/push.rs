@@ -1290,6 +1290,7 @@ impl Push<'_, '_> {
         };
         for phase in &plan.file.phases {
             track(self.apply_phase(phase, triggers, rest).await?);
+            self.settings_held(&format!("phase {}", phase.id)).await?;
             let now: Vec<crate::plan::Expectation> = phase
                 .expectations
                 .iter()
@@ -1302,6 +1303,8 @@ impl Push<'_, '_> {
             self.step("the exclusive step: adding columns to the tables readers wait for");
             for phase in &plan.file.phases {
                 track(self.apply_phase(phase, triggers, only).await?);
+                self.settings_held(&format!("phase {} (the exclusive step)", phase.id))
+                    .await?;
             }
             for phase in &plan.file.phases {
                 let later: Vec<crate::plan::Expectation> = phase
@@ -1590,6 +1593,24 @@ impl Push<'_, '_> {
             }
         }
         Some(step)
+    }
+
+    /// Refuses the push when a trigger or event trigger the writes fired
+    /// switched session_replication_role (or track_counts) inside the
+    /// transaction: read after each phase, so a switch there and back within
+    /// the push is caught too (see `tx::guarded_settings_still_held`).
+    async fn settings_held(&self, after: &str) -> Result<()> {
+        match crate::db::postgres::tx::guarded_settings_still_held(&self.tx, after).await? {
+            None => Ok(()),
+            Some(check) => Err(refuse(
+                format!(
+                    "refusing to push: {}. Rolled back, {}",
+                    check.rows.join("; "),
+                    self.nothing_written
+                ),
+                vec![check],
+            )),
+        }
     }
 
     /// One phase's DDL, then its deletes, inserts and updates; then the
@@ -2223,6 +2244,23 @@ impl Push<'_, '_> {
                 &receipt.undo.added_columns,
             )
             .await?;
+        }
+        // Last, right before COMMIT (and the preflight's ROLLBACK): the
+        // receipt and the accounting's own statements may fire triggers too.
+        if let Some(check) = crate::db::postgres::tx::guarded_settings_still_held(
+            &tx,
+            "the receipt and the write accounting, before COMMIT",
+        )
+        .await?
+        {
+            tx.rollback().await?;
+            return Err(refuse(
+                format!(
+                    "refusing to push: {}. Rolled back, {nothing_written}",
+                    check.rows.join("; ")
+                ),
+                vec![check],
+            ));
         }
         let report = |outcome, receipt_id, (local_record_error, local_record_fix)| PushReport {
             tables: receipt.tables,

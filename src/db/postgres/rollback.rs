@@ -410,6 +410,7 @@ async fn undo_after_read_back(
         return Ok(report);
     }
     let drop_last = r.undo(order?, &pushed, &triggers, &mut report).await?;
+    r.settings_held("the undo's row writes").await?;
     r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
@@ -454,6 +455,10 @@ async fn undo_after_read_back(
     r.drop_locked(&drop_last, &undo.created_tables, referenced?, &mut report)
         .await?;
     r.account_writes(&mut report, &effects, &triggers).await?;
+    // Right before COMMIT: the DROPs' event triggers and the receipt's
+    // UPDATE ran since the read after the row writes.
+    r.settings_held("the undo's DDL and the receipt update, before COMMIT")
+        .await?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
         return Err(refuse(refusal, report.checks));
     }
@@ -614,6 +619,20 @@ impl Rollback<'_, '_> {
             format!("{}; {}", refusals.join("; "), self.nothing),
             vec![check],
         )
+    }
+
+    /// Refuses when a trigger or event trigger the undo fired switched
+    /// session_replication_role (or track_counts) inside the transaction:
+    /// Postgres then skipped the app's triggers and foreign keys for the
+    /// rest of it (see `tx::guarded_settings_still_held`).
+    async fn settings_held(&self, after: &str) -> Result<()> {
+        match crate::db::postgres::tx::guarded_settings_still_held(self.tx, after).await? {
+            None => Ok(()),
+            Some(check) => Err(self.refuse(
+                format!("{}; {}", check.rows.join("; "), self.nothing),
+                vec![check],
+            )),
+        }
     }
 
     fn refuse(&self, why: String, checks: Vec<Check>) -> anyhow::Error {

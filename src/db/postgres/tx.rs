@@ -1351,6 +1351,95 @@ fn pid_list(pids: &[i32]) -> String {
     }
 }
 
+/// The guarded settings read again inside the transaction, `after` some
+/// step ("phase 1", "the receipt and the write accounting"). [`begin`]
+/// pins them at the start, but a `SET LOCAL` cannot stop a trigger or event
+/// trigger the push's own writes or DDL fire from calling
+/// `set_config('session_replication_role', 'replica', true)`: from then on
+/// Postgres skips every ordinary trigger and foreign-key check for the rest
+/// of the transaction while the output would say they fire. A failed check
+/// when one differs, naming the app functions whose source mentions the
+/// setting (with their triggers and event triggers); `None` when both hold.
+/// One round trip: the catalog is searched only when a setting differs.
+pub async fn guarded_settings_still_held(
+    tx: &Transaction<'_>,
+    after: &str,
+) -> Result<Option<crate::plan::checks::Check>> {
+    // query_typed: an unnamed statement, so no Close of a prepared one is
+    // left pending before the COMMIT that follows (a COMMIT-cutting test
+    // proxy answers only the COMMIT, and a pooler prefers it too).
+    let rows = tx
+        .query_typed(
+            "WITH now AS (SELECT current_setting('session_replication_role') AS srr, \
+                    current_setting('track_counts') AS tc) \
+             SELECT srr, tc, CASE WHEN srr <> 'origin' OR tc <> 'on' THEN \
+               (SELECT string_agg(format('%s.%s()', n.nspname, p.proname) || \
+                   coalesce(' (' || (SELECT string_agg(x, ', ' ORDER BY x) FROM ( \
+                       SELECT format('trigger %s on %s', t.tgname, t.tgrelid::regclass) AS x \
+                         FROM pg_trigger t WHERE t.tgfoid = p.oid AND NOT t.tgisinternal \
+                       UNION ALL \
+                       SELECT format('event trigger %s on %s', e.evtname, e.evtevent) \
+                         FROM pg_event_trigger e WHERE e.evtfoid = p.oid) w) || ')', ''), \
+                   '; ' ORDER BY n.nspname, p.proname) \
+                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND ((srr <> 'origin' AND p.prosrc ILIKE '%session\\_replication\\_role%') \
+                     OR (tc <> 'on' AND p.prosrc ILIKE '%track\\_counts%'))) \
+             END FROM now",
+            &[],
+        )
+        .await
+        .context("cannot read session_replication_role and track_counts again")?;
+    let row = rows
+        .first()
+        .context("Postgres answered the settings query with no row")?;
+    let now = [row.get::<_, String>(0), row.get::<_, String>(1)];
+    let functions: Option<String> = row.get(2);
+    let changed: Vec<String> = GUARDED_SETTINGS
+        .iter()
+        .zip(&now)
+        .filter(|((_, wanted, _), current)| current.as_str() != *wanted)
+        .map(|((name, wanted, why), current)| {
+            format!(
+                "{name} is {current} after {after}: it was {wanted} when the transaction \
+                 started and was changed inside it (set_config(…, true) in a trigger or event \
+                 trigger that the writes or DDL fired); {why}"
+            )
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let mut rows = changed;
+    rows.push(if now[0] != "origin" {
+        "from then on Postgres skipped every ordinary trigger and foreign-key check of this \
+         transaction"
+            .to_string()
+    } else {
+        "from then on Postgres counted none of this transaction's writes".to_string()
+    });
+    rows.push(match functions {
+        Some(f) => format!("functions that set it: {f}"),
+        None => "no function outside pg_catalog names it in its source: look for a C function \
+                 or one that builds the setting's name"
+            .to_string(),
+    });
+    Ok(Some(crate::plan::checks::Check {
+        phase: after.to_string(),
+        name: "session_replication_role and track_counts unchanged inside the transaction"
+            .to_string(),
+        kind: crate::plan::checks::CheckKind::Guard,
+        expected: "session_replication_role origin, track_counts on".to_string(),
+        actual: format!(
+            "session_replication_role {}, track_counts {}",
+            now[0], now[1]
+        ),
+        ok: false,
+        row_count: rows.len() as u64,
+        rows,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::LockMode::{AccessExclusive, Share, ShareRowExclusive};
