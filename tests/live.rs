@@ -1209,7 +1209,10 @@ impl RoundTripsPerStep<'_> {
 /// rehearsal of the rollback inside the push was 44 round trips and the
 /// rollback 55 before their reads were pipelined, the push in all 121;
 /// 25, 34-36 and 90-96 after; the rehearsal 20 and the push 89 since it
-/// takes "unchanged since the push" from the push's own read-back (a few
+/// takes "unchanged since the push" from the push's own read-back; the
+/// push 98 and the rollback 40 with the guarded settings read again after
+/// each phase, in the round trip of its expectations (110 when that read
+/// was a round trip of its own: this test caught it) (a few
 /// more on a loaded machine, where a burst can be split by the scheduler:
 /// hence the margins).
 #[test]

@@ -1290,22 +1290,26 @@ impl Push<'_, '_> {
         };
         for phase in &plan.file.phases {
             track(self.apply_phase(phase, triggers, rest).await?);
-            self.settings_held(&format!("phase {}", phase.id)).await?;
             let now: Vec<crate::plan::Expectation> = phase
                 .expectations
                 .iter()
                 .filter(|e| !deferred(phase, e))
                 .cloned()
                 .collect();
-            after_checks.extend(self.phase_checks(&phase.id, &now, app).await?);
+            let after = format!("phase {}", phase.id);
+            after_checks.extend(
+                self.phase_checks(&phase.id, &now, app, Some(&after))
+                    .await?,
+            );
         }
         if let Some(only) = only {
             self.step("the exclusive step: adding columns to the tables readers wait for");
             for phase in &plan.file.phases {
                 track(self.apply_phase(phase, triggers, only).await?);
-                self.settings_held(&format!("phase {} (the exclusive step)", phase.id))
-                    .await?;
             }
+            // The settings are read once after the whole step, in the round
+            // trip of the first deferred expectations (or alone).
+            let mut settings_after = Some("the exclusive step");
             for phase in &plan.file.phases {
                 let later: Vec<crate::plan::Expectation> = phase
                     .expectations
@@ -1314,8 +1318,14 @@ impl Push<'_, '_> {
                     .cloned()
                     .collect();
                 if !later.is_empty() {
-                    after_checks.extend(self.phase_checks(&phase.id, &later, app).await?);
+                    after_checks.extend(
+                        self.phase_checks(&phase.id, &later, app, settings_after.take())
+                            .await?,
+                    );
                 }
+            }
+            if let Some(after) = settings_after {
+                self.settings_held(after).await?;
             }
         }
         self.step("running the verification queries and guards on Postgres");
@@ -1481,19 +1491,31 @@ impl Push<'_, '_> {
     /// A phase's expectations in one round trip (pipelined), the
     /// search_path pinned again in front of them: the phase's writes ran
     /// under the app's.
+    /// `settings_after`: also read the guarded settings again (see
+    /// `settings_held`), pipelined in the same round trip, so the re-read
+    /// after each phase costs a remote push no extra round trip.
     async fn phase_checks(
         &self,
         phase: &str,
         expectations: &[crate::plan::Expectation],
         app: &[String],
+        settings_after: Option<&str>,
     ) -> Result<Vec<Check>> {
         let tx = &self.tx;
         let pin = pin_sql();
-        let (pinned, checks) = futures_util::join!(
+        let settings = async {
+            match settings_after {
+                Some(after) => self.settings_held(after).await,
+                None => Ok(()),
+            }
+        };
+        let (pinned, held, checks) = futures_util::join!(
             tx.batch_execute(&pin),
+            settings,
             expectation_checks(tx, phase, CheckKind::Expectation, expectations, app)
         );
         pinned?;
+        held?;
         checks
     }
 

@@ -410,14 +410,14 @@ async fn undo_after_read_back(
         return Ok(report);
     }
     let drop_last = r.undo(order?, &pushed, &triggers, &mut report).await?;
-    r.settings_held("the undo's row writes").await?;
     r.undone_rows_check(&triggers, &mut report.checks).await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
     }
     // The receipt says which of its rows were gone before the undo (the
     // undo left them as the app did) and which changes of the app the undo
-    // discarded; sent with the read of what the last DROPs lock (one round
+    // discarded; sent with the read of what the last DROPs lock and the
+    // guarded settings read again after the undo's row writes (one round
     // trip).
     let mut noted = serde_json::Map::new();
     if !report.already_gone.is_empty() {
@@ -438,7 +438,8 @@ async fn undo_after_read_back(
         (&noted_json, tokio_postgres::types::Type::TEXT),
     ];
     let marking = marking.map(|(v, t)| (v as &(dyn tokio_postgres::types::ToSql + Sync), t));
-    let (marked, referenced) = futures_util::join!(
+    let (held, marked, referenced) = futures_util::join!(
+        r.settings_held("the undo's row writes"),
         tx.query_typed(
             "UPDATE sandbox.receipts SET status = 'rolled_back', rolled_back_at = now(), \
              undo = undo || $2::text::jsonb WHERE id = $1::text::uuid",
@@ -446,6 +447,7 @@ async fn undo_after_read_back(
         ),
         referenced_by_dropped(tx, &undo.created_tables, &drop_last),
     );
+    held?;
     marked?;
     // Last, right before COMMIT (or the push's ROLLBACK TO SAVEPOINT): the
     // DDL whose ACCESS EXCLUSIVE locks make the app's readers of these
@@ -454,11 +456,16 @@ async fn undo_after_read_back(
     // accounting follows: it must see what the DROPs' event triggers wrote.
     r.drop_locked(&drop_last, &undo.created_tables, referenced?, &mut report)
         .await?;
-    r.account_writes(&mut report, &effects, &triggers).await?;
-    // Right before COMMIT: the DROPs' event triggers and the receipt's
-    // UPDATE ran since the read after the row writes.
-    r.settings_held("the undo's DDL and the receipt update, before COMMIT")
-        .await?;
+    // Right before COMMIT, pipelined with the accounting (its queries only
+    // read): the DROPs' event triggers and the receipt's UPDATE ran since
+    // the read after the row writes. A switched setting is the cause of
+    // what the accounting would miss, so it is reported first.
+    let (held, accounted) = futures_util::join!(
+        r.settings_held("the undo's DDL and the receipt update, before COMMIT"),
+        r.account_writes(&mut report, &effects, &triggers)
+    );
+    held?;
+    accounted?;
     if let Some(refusal) = r.refusal_after_undo(&report) {
         return Err(refuse(refusal, report.checks));
     }
