@@ -3866,7 +3866,10 @@ fn an_event_trigger_whose_tags_the_push_never_runs_is_no_effect_of_it() {
 /// session_replication_role to replica for the rest of the transaction on
 /// any DDL (`set_config(…, true)`, which no `SET LOCAL` at the start can
 /// stop). Before: push and rollback said the audit trigger fires, exited 0
-/// and committed with the audit table empty.
+/// and committed with the audit table empty. The setting's name is passed
+/// in a variable, so the preflight's reading of the function source does
+/// not see the switch: the re-read of the settings inside the transaction
+/// catches it.
 const GOES_QUIET: &str = "
 CREATE SCHEMA IF NOT EXISTS app;
 CREATE TABLE app.audit (id bigserial PRIMARY KEY, tab text, op text);
@@ -3875,7 +3878,8 @@ BEGIN INSERT INTO app.audit (tab, op) VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL
 CREATE TRIGGER workflows_audit AFTER INSERT OR DELETE ON public.workflows
   FOR EACH ROW EXECUTE FUNCTION app.audit_it();
 CREATE FUNCTION app.quiet() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN PERFORM set_config('session_replication_role', 'replica', true); END $$;
+BEGIN PERFORM set_config(v.name, 'replica', true)
+  FROM (VALUES ('session_replication_role')) AS v(name); END $$;
 CREATE EVENT TRIGGER quiet ON ddl_command_start EXECUTE FUNCTION app.quiet();";
 
 #[test]
@@ -3926,9 +3930,77 @@ fn replica_mode_switched_on_by_a_row_trigger_refuses_the_push() {
     let before = w.state();
     for confirm in [&[][..], &["--confirm", "--allow-writes", "app.audit"][..]] {
         w.push(confirm).refused(&[
-            "session_replication_role is replica after phase",
-            "app.import_mode() (trigger aa_import_mode on workflows)",
+            "switches session_replication_role or track_counts",
+            "aa_import_mode",
+            "app.import_mode()",
+            "sets session_replication_role",
         ]);
         before.assert_same(&w.state(), "a push a row trigger switched to replica");
     }
+}
+
+/// Switched to replica by a row trigger and back to origin by a statement
+/// trigger of the same INSERT: nothing is left to see after the statement,
+/// while Postgres skipped the app's audit trigger (queued after the first
+/// row switched to replica). Before: push --confirm exited 0, said the
+/// audit trigger fires, and the audit table got 0 rows of 227 (the re-read
+/// after each phase found `origin` again). Now the preflight reads the switch in the functions' source
+/// and refuses before anything is written, by trigger and function. A
+/// trigger that only reads the setting (to skip itself under replication)
+/// is no switch: with it instead, push and rollback pass.
+#[test]
+fn replica_mode_switched_on_and_back_within_a_statement_refuses_the_push() {
+    let w = world(
+        "replica_and_back",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.audit (id bigserial PRIMARY KEY, tab text, op text);
+         CREATE FUNCTION app.audit_it() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF current_setting('session_replication_role') = 'replica' THEN RETURN NULL; END IF;
+           INSERT INTO app.audit (tab, op) VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL;
+         END $$;
+         CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.audit_it();
+         CREATE FUNCTION app.bulk_on() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN SET LOCAL session_replication_role = replica; RETURN NEW; END $$;
+         CREATE FUNCTION app.bulk_off() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE 'SET LOCAL session_replication_role = origin'; RETURN NULL; END $$;
+         CREATE TRIGGER aa_bulk_on BEFORE INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.bulk_on();
+         CREATE TRIGGER zz_bulk_off AFTER INSERT ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION app.bulk_off();
+         -- ALWAYS: it fires under replica too, and turns it back.
+         ALTER TABLE public.workflows ENABLE ALWAYS TRIGGER zz_bulk_off;",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm", "--allow-writes", "app.audit"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "switches session_replication_role or track_counts",
+            "aa_bulk_on",
+            "app.bulk_on()",
+            "zz_bulk_off",
+            "app.bulk_off()",
+        ]);
+        // The audit trigger only reads the setting: not named as a switch.
+        assert!(
+            !run.all().contains("app.audit_it(): sets"),
+            "{}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push switched to replica and back");
+    }
+    w.exec(
+        "DROP TRIGGER aa_bulk_on ON public.workflows; DROP TRIGGER zz_bulk_off ON public.workflows",
+    );
+    let before = w.state();
+    let receipt = w
+        .push(&["--confirm", "--allow-writes", "app.audit"])
+        .receipt();
+    assert_eq!(w.count("SELECT count(*) FROM app.audit"), 227);
+    w.rollback(&receipt, &["--confirm"]).ok();
+    // All as before but the app's audit rows of the push (app data the
+    // rollback leaves).
+    let except_audit = |s: common::DatabaseState| s.without_schema("sandbox").without_schema("app");
+    except_audit(before).assert_same(&except_audit(w.state()), "push, then rollback");
 }

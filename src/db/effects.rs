@@ -289,6 +289,28 @@ impl Effects {
         out
     }
 
+    /// What fires and, through its functions, switches a setting push and
+    /// rollback pin (`tx::GUARDED_SETTINGS`): `set_config('…', …)` or
+    /// `SET [LOCAL] …` in its source. The re-read after each phase sees a
+    /// switch that lasts; one switched and back within a statement (a row
+    /// trigger turning `session_replication_role` to replica, a statement
+    /// trigger turning it back) leaves nothing to see afterwards, while
+    /// Postgres skipped the app's triggers and foreign keys in between.
+    pub fn switching_guarded_settings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.firing {
+            for (chain, func) in &f.reached {
+                for setting in switched_settings(func) {
+                    let line = format!("{}: sets {setting}", f.at(chain));
+                    if !out.contains(&line) {
+                        out.push(line);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// What fires and, through its functions, names `table`
     /// (`schema.table`): the likely writer of rows found there.
     pub fn naming(&self, table: &str) -> Vec<String> {
@@ -814,6 +836,58 @@ pub fn external_effects_check(phase: &str, effects: &Effects, allowed: bool) -> 
     )
 }
 
+/// The guarded settings (`tx::GUARDED_SETTINGS`) that `f`'s source sets:
+/// `set_config('name', …)` or `SET [LOCAL | SESSION] name`, also inside a
+/// string run by EXECUTE. Reading one (`current_setting('name')`, as a
+/// trigger does to skip itself under replication) is not a switch. A name
+/// built at run time is not seen.
+fn switched_settings(f: &Function) -> Vec<&'static str> {
+    if f.language == "c" || f.language == "internal" {
+        return vec![];
+    }
+    let words: Vec<String> = f
+        .source
+        .to_lowercase()
+        .split(|c: char| !is_ident(c) && c != '\'')
+        .map(|w| w.trim_matches('\'').to_string())
+        .filter(|w| !w.is_empty())
+        .collect();
+    crate::db::postgres::tx::GUARDED_SETTINGS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .filter(|name| {
+            words
+                .windows(2)
+                .any(|w| (w[0] == "set_config" || w[0] == "set") && w[1] == *name)
+                || words.windows(3).any(|w| {
+                    w[0] == "set" && (w[1] == "local" || w[1] == "session") && w[2] == *name
+                })
+        })
+        .collect()
+}
+
+/// Refuses what fires and switches a guarded setting (see
+/// [`Effects::switching_guarded_settings`]): not a choice the user can
+/// allow, since the push's proof that triggers and foreign keys fired, and
+/// its write accounting, rest on them.
+pub fn guarded_settings_check(phase: &str, effects: &Effects) -> Check {
+    Check::no_rows(
+        phase,
+        "nothing that fires or is evaluated for these writes switches session_replication_role \
+         or track_counts",
+        CheckKind::Guard,
+        effects.switching_guarded_settings(),
+    )
+}
+
+/// Why [`guarded_settings_check`] refuses, for push and rollback alike.
+pub const GUARDED_SETTINGS_SWITCHED: &str = "what fires for these writes switches \
+     session_replication_role or track_counts: while it is replica Postgres skips the app's \
+     ordinary triggers and foreign-key checks, and while track_counts is off it counts no \
+     writes, so a switch and back within one statement would leave every later check \
+     believing they fired; change the function (or its trigger) so it does not switch them \
+     while the migration runs";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,6 +902,39 @@ mod tests {
             name: "f".into(),
             schema: "public".into(),
         }
+    }
+
+    #[test]
+    fn a_switch_of_a_guarded_setting_is_read_from_the_source_and_a_read_of_it_is_not() {
+        let switched = |src: &str| switched_settings(&plpgsql(src));
+        assert_eq!(
+            switched("PERFORM set_config('session_replication_role', 'replica', true);"),
+            ["session_replication_role"]
+        );
+        assert_eq!(
+            switched("PERFORM pg_catalog.set_config( 'track_counts' , 'off', true);"),
+            ["track_counts"]
+        );
+        assert_eq!(
+            switched("SET LOCAL session_replication_role = replica;"),
+            ["session_replication_role"]
+        );
+        assert_eq!(
+            switched("EXECUTE 'set session_replication_role to replica';"),
+            ["session_replication_role"]
+        );
+        assert_eq!(
+            switched("SET SESSION track_counts = off; SET session_replication_role TO origin;"),
+            ["session_replication_role", "track_counts"]
+        );
+        assert!(switched(
+            "IF current_setting('session_replication_role') = 'replica' THEN RETURN NULL; END IF;"
+        )
+        .is_empty());
+        assert!(switched("SET LOCAL statement_timeout = 0; RETURN NEW;").is_empty());
+        let mut c = plpgsql("set_config('session_replication_role', 'replica', true)");
+        c.language = "c".into();
+        assert!(switched_settings(&c).is_empty());
     }
 
     #[test]

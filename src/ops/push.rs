@@ -16,7 +16,10 @@ use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
 use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
-use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
+use crate::db::effects::{
+    external_effects_check, guarded_settings_check, Effects, ExternalEffect,
+    GUARDED_SETTINGS_SWITCHED,
+};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{
     apply_row_updates, cast_spellings, delete_rows, key_positions_of,
@@ -791,6 +794,10 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     checks.push(rule_check);
     let effects = p.effects().await?;
     checks.push(p.external_effects(&effects)?);
+    checks.push(p.refuse_unless_ok(
+        guarded_settings_check("preflight", &effects),
+        GUARDED_SETTINGS_SWITCHED,
+    )?);
     let foreign = p.foreign_writes(&effects).await?;
     checks.push(foreign.check.clone());
     let applied = p.apply(&triggers).await?;

@@ -15,7 +15,10 @@ use crate::db::ddl::{comment_writes, ddl_check, transaction_ddl, OwnDdl};
 use crate::db::dependents::{
     functions_using_dropped, objects_depending, rows_referencing, Cascaded, PushedRows,
 };
-use crate::db::effects::{external_effects_check, Effects, ExternalEffect};
+use crate::db::effects::{
+    external_effects_check, guarded_settings_check, Effects, ExternalEffect,
+    GUARDED_SETTINGS_SWITCHED,
+};
 use crate::db::foreign::{foreign_write_check, ForeignTable, ForeignWrites};
 use crate::db::postgres::apply::{cast_spelling, ROW_NUMBER};
 use crate::db::postgres::copy::{for_each_remote_line_keyed, remote_checksum_with};
@@ -343,6 +346,10 @@ async fn undo_after_read_back(
     if mode == Mode::Rollback || outside.is_empty() {
         checks.push(r.external_effects(&effects)?);
     }
+    checks.push(r.refuse_unless_ok(
+        guarded_settings_check("preflight", &effects),
+        GUARDED_SETTINGS_SWITCHED,
+    )?);
     let foreign = foreign?;
     checks.push(foreign.check);
     let mut report = RollbackReport::new(opts, checks, triggers.clone());

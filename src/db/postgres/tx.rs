@@ -1136,7 +1136,7 @@ const READ_ONLY_SQL: &str = "SELECT current_setting('transaction_read_only'), \
 /// Settings push and rollback cannot work under, the value they need and
 /// why: both are pinned with `SET LOCAL` when they differ, or the push
 /// refuses before any lock.
-const GUARDED_SETTINGS: &[(&str, &str, &str)] = &[
+pub(crate) const GUARDED_SETTINGS: &[(&str, &str, &str)] = &[
     (
         "session_replication_role",
         "origin",
@@ -1419,7 +1419,7 @@ pub async fn guarded_settings_still_held(
         "from then on Postgres counted none of this transaction's writes".to_string()
     });
     rows.push(match functions {
-        Some(f) => format!("functions that set it: {f}"),
+        Some(f) => format!("functions whose source names it (those that set it among them): {f}"),
         None => "no function outside pg_catalog names it in its source: look for a C function \
                  or one that builds the setting's name"
             .to_string(),
