@@ -15,6 +15,18 @@ pub fn counted(n: impl Display, one: &str, many: &str) -> String {
     format!("{n} {noun}")
 }
 
+/// `one` or `many`, whichever fits `n`, without the number: for the
+/// words that agree with a counted noun ("exists" / "exist", "its" /
+/// "their") and for a list named instead of counted ("table a", "tables
+/// a, b").
+pub fn agreeing<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -24,5 +36,8 @@ mod tests {
         assert_eq!(super::rows(11i64), "11 rows");
         assert_eq!(super::rows(-1i64), "-1 rows");
         assert_eq!(super::counted(1, "key", "keys"), "1 key");
+        assert_eq!(super::agreeing(1, "exists", "exist"), "exists");
+        assert_eq!(super::agreeing(0, "exists", "exist"), "exist");
+        assert_eq!(super::agreeing(2, "exists", "exist"), "exist");
     }
 }

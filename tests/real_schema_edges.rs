@@ -475,8 +475,8 @@ fn a_table_renamed_while_the_push_waits_for_its_lock_is_refused_by_name() {
         .unwrap();
     let run = push.finish();
     run.refused(&[
-        "workflows",
-        "renamed or dropped",
+        "table workflows no longer exists under its name",
+        "renamed or dropped since the pull",
         "sandbox pull",
         "nothing was written",
     ]);
@@ -496,7 +496,7 @@ fn a_table_renamed_while_the_push_waits_for_its_lock_is_refused_by_name() {
 /// transaction writing it), the app drops `tools`, a table the push
 /// created and the rollback drops. The rollback printed Postgres's raw
 /// `relation "public.tools" does not exist`, exit 2. Now it is a refusal
-/// naming the table, saying it was dropped or renamed since the push,
+/// naming the table, saying it was renamed or dropped since the push,
 /// exit 1, nothing changed but the app's drop; run again, the rollback
 /// takes the dropped table for undone and restores the database as it
 /// was before the push.
@@ -514,7 +514,11 @@ fn a_table_dropped_while_the_rollback_waits_for_its_lock_is_refused_by_name() {
     w.exec("DROP TABLE public.tools");
     app.batch_execute("COMMIT").unwrap();
     let run = rollback.finish();
-    run.refused(&["tools", "dropped or renamed", "nothing was changed"]);
+    run.refused(&[
+        "table tools (created by the push) no longer exists under its name",
+        "renamed or dropped since the push",
+        "nothing was changed",
+    ]);
     assert!(!run.all().contains("does not exist"), "{}", run.show());
     without_table(&pushed, "tools").assert_same(
         &w.state(),

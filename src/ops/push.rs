@@ -933,22 +933,9 @@ impl Push<'_, '_> {
         let PushJob { plan, snapshot, .. } = self.job;
         refuse(
             format!(
-                "the remote is not in the state the snapshot was pulled from: table {} no longer \
-                 {} under {} name — renamed or dropped since the pull (seen at the lock step, \
-                 which may have waited for {} meanwhile); {}. Take a fresh snapshot and rehearse \
-                 it: `{}`, then `{}`",
-                gone.tables.join(", "),
-                if gone.tables.len() == 1 {
-                    "exists"
-                } else {
-                    "exist"
-                },
-                if gone.tables.len() == 1 {
-                    "its"
-                } else {
-                    "their"
-                },
-                if gone.tables.len() == 1 { "it" } else { "them" },
+                "the remote is not in the state the snapshot was pulled from: {}; {}. Take a \
+                 fresh snapshot and rehearse it: `{}`, then `{}`",
+                gone.described("the pull"),
                 self.nothing_written,
                 crate::advice::pull(&snapshot.path, plan),
                 crate::advice::rehearse(&snapshot.path, plan)

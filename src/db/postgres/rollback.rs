@@ -731,20 +731,8 @@ impl Rollback<'_, '_> {
         }
         self.refuse(
             format!(
-                "table {} no longer {} under {} name — dropped or renamed since the push (seen at \
-                 the lock step, which may have waited for {} meanwhile); {}. {}",
-                named.join(", "),
-                if gone.tables.len() == 1 {
-                    "exists"
-                } else {
-                    "exist"
-                },
-                if gone.tables.len() == 1 {
-                    "its"
-                } else {
-                    "their"
-                },
-                if gone.tables.len() == 1 { "it" } else { "them" },
+                "{}; {}. {}",
+                TablesGone { tables: named }.described("the push"),
                 self.nothing,
                 todo.join("; ")
             ),

@@ -236,22 +236,37 @@ pub struct TablesGone {
     pub tables: Vec<String>,
 }
 
+impl TablesGone {
+    /// What push and rollback say of it, the same words for both: `table
+    /// a no longer exists under its name — renamed or dropped since
+    /// {since} (seen at the lock step, which may have waited for it
+    /// meanwhile)`, in the plural for more than one. `since`: what named
+    /// the tables ("the pull", "the push").
+    pub fn described(&self, since: &str) -> String {
+        let n = self.tables.len();
+        let one = |one, many| crate::words::agreeing(n, one, many);
+        format!(
+            "{} {} no longer {} under {} — renamed or dropped since {since} (seen at the lock \
+             step, which may have waited for {} meanwhile)",
+            one("table", "tables"),
+            self.tables.join(", "),
+            one("exists", "exist"),
+            one("its name", "their names"),
+            one("it", "them"),
+        )
+    }
+}
+
 impl std::fmt::Display for TablesGone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.tables.len();
+        let one = |one, many| crate::words::agreeing(n, one, many);
         write!(
             f,
-            "{} no longer {} under {} name: renamed or dropped by another session",
+            "{} no longer {} under {}: renamed or dropped by another session",
             self.tables.join(", "),
-            if self.tables.len() == 1 {
-                "exists"
-            } else {
-                "exist"
-            },
-            if self.tables.len() == 1 {
-                "its"
-            } else {
-                "their"
-            }
+            one("exists", "exist"),
+            one("its name", "their names"),
         )
     }
 }
@@ -1443,6 +1458,34 @@ pub async fn guarded_settings_still_held(
 #[cfg(test)]
 mod tests {
     use super::LockMode::{AccessExclusive, Share, ShareRowExclusive};
+    use super::TablesGone;
+
+    /// Push's and rollback's refusal for tables gone during the lock wait:
+    /// one table in the singular, two in the plural, throughout.
+    #[test]
+    fn tables_gone_agree_with_their_count() {
+        let one = TablesGone {
+            tables: vec!["workflows".into()],
+        };
+        assert_eq!(
+            one.described("the pull"),
+            "table workflows no longer exists under its name — renamed or dropped since the \
+             pull (seen at the lock step, which may have waited for it meanwhile)"
+        );
+        let two = TablesGone {
+            tables: vec!["workflows".into(), "tools".into()],
+        };
+        assert_eq!(
+            two.described("the push"),
+            "tables workflows, tools no longer exist under their names — renamed or dropped \
+             since the push (seen at the lock step, which may have waited for them meanwhile)"
+        );
+        assert_eq!(
+            two.to_string(),
+            "workflows, tools no longer exist under their names: renamed or dropped by another \
+             session"
+        );
+    }
 
     /// A table asked for twice is locked once, where it was first asked
     /// for, in the strongest mode asked; the rest keep the caller's order.
