@@ -1062,18 +1062,10 @@ mod tests {
         let row =
             |table: &str, before: Option<TriggerState>, now: Option<TriggerState>| CatalogChange {
                 catalog: "pg_trigger".into(),
-                object: String::new(),
                 table: Some(format!("public.{table}")),
-                relkind: None,
-                name: None,
-                detail: None,
-                internal: false,
-                constraint_table: None,
-                constraint_columns: vec![],
-                dropped: false,
                 gone: now.is_none(),
-                counted: false,
                 trigger: Some(TriggerStates { before, now }),
+                ..Default::default()
             };
         let on = |table: &str| TriggerReport {
             table: table.into(),
