@@ -46,6 +46,7 @@ fn ddl_run_by_an_app_trigger_refuses_the_push_by_name() {
             "table column public.agents.touched",
             "index public.personas_made_idx",
             "workflows_shape",
+            "not by the plan; the plan's DDL is all a push may run",
         ]);
         before.assert_same(&w.state(), "a refused push");
     }
@@ -165,6 +166,29 @@ fn an_event_trigger_adding_triggers_to_created_tables_is_named() {
     before.assert_same(&w.state(), "a refused push");
 }
 
+/// F11: an event trigger raising on the plan's CREATE TABLE is named as an
+/// event trigger. Before: "raised by trigger (event trigger).rotate
+/// (ddl_command_end CREATE TABLE)", its report's placeholder table read as
+/// a table name.
+#[test]
+fn an_event_trigger_raising_on_the_push_ddl_is_named_as_one() {
+    let w = world(
+        "ddl_event_raises",
+        "CREATE FUNCTION public.rotate() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'tables are being rotated'; END $$;
+         CREATE EVENT TRIGGER rotate ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+           EXECUTE FUNCTION public.rotate();",
+    );
+    let before = w.state();
+    let run = w.push(&["--confirm"]);
+    run.refused(&[
+        "tables are being rotated",
+        "raised by event trigger rotate (ddl_command_end on CREATE TABLE)",
+    ]);
+    assert!(!run.all().contains("(event trigger)."), "{}", run.show());
+    before.assert_same(&w.state(), "a push refused by an event trigger");
+}
+
 /// The same check guards rollback: a trigger the app added after the push
 /// that runs DDL when the undo deletes the pushed workflows.
 #[test]
@@ -180,8 +204,14 @@ fn ddl_run_by_an_app_trigger_refuses_the_rollback_by_name() {
     );
     let before = w.state();
     for confirm in [&[][..], &["--confirm"][..]] {
-        w.rollback(&receipt, confirm)
-            .refused(&["table app.graveyard", "no DDL or large object"]);
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "table app.graveyard",
+            "no DDL or large object",
+            // F11: the rollback's own DDL is the undo's, not a push's.
+            "not by the undo the receipt records; its DDL is all a rollback may run",
+        ]);
+        assert!(!run.all().contains("a push may run"), "{}", run.show());
         before.assert_same(&w.state(), "a refused rollback");
     }
 }
@@ -1270,6 +1300,28 @@ fn audit_world(tag: &str, event: &str) -> World {
                EXECUTE FUNCTION app.on_ddl();"
         ),
     )
+}
+
+/// F11: an event trigger writing a table outside the plan is named with
+/// the commands it fires on, the tool's own creation of sandbox.receipts
+/// among them. Before: "which fires on the plan's DDL", also for DDL on
+/// sandbox.receipts, which is not the plan's.
+#[test]
+fn an_event_trigger_writing_a_side_table_is_named_with_the_commands_it_fires_on() {
+    let w = audit_world(
+        "et_writes_audit",
+        "INSERT INTO app.audit (tab, op) VALUES ('ddl', 'CREATE TABLE');",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    run.refused(&[
+        "app.audit",
+        "event trigger audit_on_ddl (function app.on_ddl()), which fires on the push's \
+         CREATE TABLE strategic_priorities, CREATE TABLE tools, CREATE TABLE tasks, \
+         CREATE TABLE sandbox.receipts (a first push only)",
+    ]);
+    assert!(!run.all().contains("the plan's DDL"), "{}", run.show());
+    before.assert_same(&w.state(), "a push whose event trigger writes app.audit");
 }
 
 /// F10: `--allow-writes app.audit` is consent to the audit trigger's row

@@ -1344,7 +1344,10 @@ impl OwnDdl {
 /// the held-off stamp of `jtbd_library` away on the push's ENABLE was
 /// refused with "allow it with --allow-writes public.jtbd_library", and
 /// with that the push committed without a working stamp (Q1).
+/// `command`: `push` or `rollback`, whose own DDL (the plan's, or the
+/// undo's the receipt records) is all the transaction may run.
 pub fn ddl_check(
+    command: &str,
     phase: &str,
     changes: &[CatalogChange],
     own: &OwnDdl,
@@ -1354,6 +1357,17 @@ pub fn ddl_check(
 ) -> Check {
     let kept: Vec<String> = kept.iter().map(|k| qualify(k)).collect();
     let allowed: Vec<String> = allowed.iter().map(|a| qualify(a)).collect();
+    let (own_ddl, kept_tables) = if command == "rollback" {
+        (
+            "the undo the receipt records; its DDL is all a rollback may run:",
+            "a table the push wrote, protected or read",
+        )
+    } else {
+        (
+            "the plan; the plan's DDL is all a push may run:",
+            "a table the plan writes, protects or reads",
+        )
+    };
     // Grouped by the table they belong to (or by the object itself), in
     // the order Postgres listed them; the same object once.
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1378,8 +1392,7 @@ pub fn ddl_check(
                 .any(|c| c.table.as_deref() == Some(key.as_str()));
             let is_table = is_table && !dropping.contains(&key);
             format!(
-                "{} — created, changed or dropped in this transaction by {}, not by the plan; \
-                 the plan's DDL is all a push may run: {}",
+                "{} — created, changed or dropped in this transaction by {}, not by {own_ddl} {}",
                 items.join(", "),
                 if by.is_empty() {
                     "a trigger, rule or event trigger (DDL through EXECUTE, lo_create …)"
@@ -1388,9 +1401,7 @@ pub fn ddl_check(
                     by.join("; ")
                 },
                 if is_table && kept.contains(&key) {
-                    "stop what runs it (--allow-writes covers no DDL on a table the plan writes, \
-                     protects or reads)"
-                        .to_string()
+                    format!("stop what runs it (--allow-writes covers no DDL on {kept_tables})")
                 } else if is_table && allowed.contains(&key) {
                     "stop what runs it (--allow-writes covers a side table's counted row \
                      writes, never DDL on it)"
@@ -1509,6 +1520,7 @@ mod tests {
         // --allow-writes suggested.
         let allowed = ["public.jtbd_library".to_string()];
         let check = ddl_check(
+            "push",
             "writes",
             &[trigger_row(copy.clone())],
             &own,
@@ -1530,6 +1542,7 @@ mod tests {
         // Nor on a side table: --allow-writes is consent to its row
         // writes, not to DDL on it (F10).
         let check = ddl_check(
+            "push",
             "writes",
             &[trigger_row(copy)],
             &own,
@@ -1591,7 +1604,7 @@ mod tests {
         index.relkind = Some("i".into());
         let lo = change("pg_largeobject_metadata", "large object 16400", None);
         let changes = vec![relation, added, other_col, held, index, lo];
-        let check = ddl_check("writes", &changes, &own, &[], &[], &|_| vec![]);
+        let check = ddl_check("push", "writes", &changes, &own, &[], &[], &|_| vec![]);
         assert!(!check.ok);
         assert_eq!(check.row_count, 3, "{:?}", check.rows);
         let all = check.rows.join("\n");
@@ -1607,6 +1620,7 @@ mod tests {
         // Allowing writes to the table lets none of its DDL pass (F10),
         // and suggests no --allow-writes.
         let check = ddl_check(
+            "push",
             "writes",
             &changes,
             &own,
@@ -1622,6 +1636,7 @@ mod tests {
         // But not when the plan writes, protects or reads it: named, with
         // no --allow-writes suggested.
         let check = ddl_check(
+            "push",
             "writes",
             &changes,
             &own,
@@ -1683,7 +1698,7 @@ mod tests {
                 &["suite"],
             ),
         ];
-        let check = ddl_check("writes", &own_drops, &own, &[], &[], &|_| vec![]);
+        let check = ddl_check("push", "writes", &own_drops, &own, &[], &[], &|_| vec![]);
         assert!(check.ok, "{:?}", check.rows);
 
         let mut altered = gone(
@@ -1706,7 +1721,7 @@ mod tests {
         );
         let theirs = vec![altered, held, other_index];
         for allowed in [&[][..], &["jtbd_library".to_string()][..]] {
-            let check = ddl_check("writes", &theirs, &own, allowed, &[], &|_| vec![]);
+            let check = ddl_check("push", "writes", &theirs, &own, allowed, &[], &|_| vec![]);
             assert_eq!(check.row_count, 1, "{:?}", check.rows);
             for named in [
                 "table public.jtbd_library (dropped)",

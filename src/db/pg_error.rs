@@ -122,20 +122,32 @@ pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<Strin
                 .iter()
                 .filter(|t| function_name(&t.function) == function)
                 .map(|t| {
-                    format!(
-                        "{}.{} ({} {})",
-                        t.table,
-                        t.name,
-                        t.timing,
-                        t.events.join("/")
-                    )
+                    // An event trigger belongs to no table (its report's
+                    // table is a placeholder): named by itself, with the
+                    // event and the commands it fires on.
+                    if t.table == "(event trigger)" {
+                        format!(
+                            "event trigger {} ({} on {})",
+                            t.name,
+                            t.timing,
+                            t.events.join("/")
+                        )
+                    } else {
+                        format!(
+                            "trigger {}.{} ({} {})",
+                            t.table,
+                            t.name,
+                            t.timing,
+                            t.events.join("/")
+                        )
+                    }
                 })
                 .collect();
             if fired.is_empty() {
                 parts.push(format!("raised in function {function}"));
             } else {
                 parts.push(format!(
-                    "raised by trigger {} (function {function})",
+                    "raised by {} (function {function})",
                     fired.join(", ")
                 ));
             }

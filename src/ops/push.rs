@@ -2066,33 +2066,23 @@ impl Push<'_, '_> {
         );
         let ddl = ddl?;
         let writes = writes?;
-        // An event trigger writing a table fired on the push's DDL: the
-        // plan's, and the hold-off of the triggers it names.
-        let hold_off: Vec<String> = triggers
-            .iter()
-            .filter(|t| t.action == TriggerAction::HeldOff)
-            .map(|t| {
-                format!(
-                    "ALTER TABLE public.{} DISABLE TRIGGER {} (and ENABLE again)",
-                    t.table, t.name
-                )
-            })
-            .collect();
+        // An event trigger writing a table fired on the push's DDL: said
+        // with the commands it fires on (its report's note), which may be
+        // the plan's, the hold-off's, or the tool's own creation of
+        // sandbox.receipts on a first push.
         let writers = |table: &str| -> Vec<String> {
             effects
                 .naming(table)
                 .into_iter()
                 .map(|w| {
-                    if !w.starts_with("event trigger") {
-                        w
-                    } else if hold_off.is_empty() {
-                        format!("{w}, which fires on the plan's DDL")
-                    } else {
-                        format!(
-                            "{w}, which fires on the plan's DDL and on the hold-off the plan \
-                             names: {}",
-                            hold_off.join(", ")
-                        )
+                    let fired = triggers.iter().find(|t| {
+                        let named = format!("event trigger {}", t.name);
+                        t.table == "(event trigger)"
+                            && (w == named || w.starts_with(&format!("{named} (function ")))
+                    });
+                    match fired {
+                        Some(t) => format!("{w}, which {}", t.note),
+                        None => w,
                     }
                 })
                 .collect()
@@ -2138,6 +2128,7 @@ impl Push<'_, '_> {
             .chain(protected.iter().cloned())
             .collect();
         checks.push(ddl_check(
+            "push",
             "writes",
             &ddl,
             &self.own_ddl(receipt, triggers),

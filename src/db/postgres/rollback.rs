@@ -2366,13 +2366,25 @@ impl Rollback<'_, '_> {
             .chain(self.undo.added_columns.iter().map(|a| a.table.clone()))
             .chain(protected.iter().cloned())
             .collect();
-        let mut ddl_checked = ddl_check("writes", &ddl, &own, &allowed, &kept, &|t: &str| {
-            effects.naming(t)
-        });
+        let mut ddl_checked = ddl_check(
+            "rollback",
+            "writes",
+            &ddl,
+            &own,
+            &allowed,
+            &kept,
+            &|t: &str| effects.naming(t),
+        );
         if ask_consent && !ddl_checked.ok {
-            let under_consent = ddl_check("writes", &ddl, &own, &consented, &kept, &|t: &str| {
-                effects.naming(t)
-            });
+            let under_consent = ddl_check(
+                "rollback",
+                "writes",
+                &ddl,
+                &own,
+                &consented,
+                &kept,
+                &|t: &str| effects.naming(t),
+            );
             ddl_checked = judged_under_consent(report, ddl_checked, under_consent, &inherited);
         }
         report.checks.push(ddl_checked);
