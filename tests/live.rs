@@ -765,7 +765,7 @@ fn a_row_the_app_holds_for_update_is_waited_for_in_attempts_and_named() {
         "idle in transaction",
         "row id=a of dh_item",
         "FOR UPDATE",
-        "pg_terminate_backend",
+        &format!("`SELECT pg_terminate_backend({holder_pid})`"),
     ];
     w.push(&["--confirm", "--lock-timeout", "1500"])
         .code(1)
@@ -1323,6 +1323,8 @@ fn an_idle_reader_of_a_table_the_undo_locks_never_holds_up_readers_of_the_altere
         "workflows",
         "Nothing was written",
         "retry",
+        // F11: how to end an idle session, with its pid, besides waiting.
+        &format!("end the session with `SELECT pg_terminate_backend({idle_pid})`"),
     ]);
     assert!(
         !run.all().contains("--allow-irreversible"),

@@ -653,9 +653,21 @@ pub fn session_line(r: &tokio_postgres::Row, what: &str) -> String {
              pg_stat_activity as a superuser){what}"
         );
     }
+    let state = r.get::<_, String>(3);
+    // An idle transaction runs nothing: waiting ends only when its client
+    // commits or rolls back, which a crashed worker or a forgotten psql
+    // never does. How to end it is said, with its pid.
+    let idle = if state.starts_with("idle in transaction") {
+        format!(
+            " (idle in transaction: it holds its locks until its client commits or rolls back; \
+             if that client is gone or stuck, end the session with \
+             `SELECT pg_terminate_backend({pid})`)"
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "pid {pid} (user {user}, app '{app}', {}, in a transaction since {}){what}: {}",
-        r.get::<_, String>(3),
+        "pid {pid} (user {user}, app '{app}', {state}, in a transaction since {}){what}: {}{idle}",
         r.get::<_, String>(4),
         statement_shape(&r.get::<_, String>(5), 120),
     )
