@@ -1279,6 +1279,117 @@ fn an_event_trigger_replacing_the_stamp_in_place_refuses_push_and_rollback() {
     );
 }
 
+/// An app's event trigger that enables the stamp trigger the plan holds
+/// off (`jtbd_library_set_updated_at`) whenever an ALTER TABLE leaves it
+/// disabled: the push's and the rollback's own DISABLE fire it, so the
+/// stamp fires on their updates and is back in its start state by COMMIT.
+const RE_ENABLES_STAMP: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.stamp_on() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+             WHERE tgrelid = 'public.jtbd_library'::regclass
+               AND tgname = 'jtbd_library_set_updated_at' AND tgenabled = 'D') THEN
+    EXECUTE 'ALTER TABLE public.jtbd_library ENABLE TRIGGER jtbd_library_set_updated_at';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER stamp_on ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION app.stamp_on();";
+
+/// The same event trigger not naming the stamp: it enables every
+/// disabled trigger of jtbd_library (its source says ENABLE TRIGGER).
+const RE_ENABLES_ANY: &str = "
+CREATE OR REPLACE FUNCTION app.stamp_on() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE t name;
+BEGIN
+  FOR t IN SELECT tgname FROM pg_catalog.pg_trigger
+           WHERE tgrelid = 'public.jtbd_library'::regclass
+             AND NOT tgisinternal AND tgenabled = 'D' LOOP
+    EXECUTE format('ALTER TABLE public.jtbd_library ENABLE TRIGGER %I', t);
+  END LOOP;
+END $$;";
+
+/// What a push or rollback whose held-off stamp the event trigger above
+/// enabled again must say: the stamp, its table, the event trigger.
+const RE_ENABLED_NAMED: &[&str] = &[
+    "trigger jtbd_library_set_updated_at on public.jtbd_library, held off \
+     (DISABLE TRIGGER), was enabled again (enabled) before the updates ran",
+    "event trigger stamp_on on ddl_command_end (function app.stamp_on())",
+];
+
+/// F5 (hostile review, Medium): an event trigger enabling the held-off
+/// stamp on the push's own DISABLE made the stamp fire on the push's
+/// updates; by COMMIT it was back as it started, so the refusal (from
+/// the rehearsed-state comparison) blamed "a rule, a domain, the
+/// column's type" with advice that did not fit. Now the held-off
+/// triggers are read again in the DISABLE's own round trip: push and
+/// rollback refuse before updating, naming the stamp, its table and the
+/// event trigger, the whole database as it was.
+#[test]
+fn an_event_trigger_enabling_the_held_off_stamp_refuses_push_and_rollback() {
+    let w = world("et_re_enables_stamp", RE_ENABLES_STAMP);
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(RE_ENABLED_NAMED);
+        assert!(
+            !run.all().contains("a rule, a domain"),
+            "the refusal blames the re-enabled stamp, not a rule or domain: {}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push whose held-off stamp an event trigger enabled");
+    }
+    // The rollback holds the stamp off only to restore values the push
+    // overwrote in jtbd_library's own columns (the built-in plan's update
+    // is of a column it adds, dropped again): a plan that also retitles a
+    // row, jtbd_library taken as a source, not protected. Pushed without the event
+    // trigger, rolled back with it: the rollback's own DISABLE fires it.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(dir.path(), |p| {
+        let tables = &mut p["tables"];
+        tables["protected"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|t| t != "jtbd_library");
+        tables["sources"]
+            .as_array_mut()
+            .unwrap()
+            .push("jtbd_library".into());
+    });
+    let phase = plan.join("phases/1_strategic_priorities.sql");
+    let sql = std::fs::read_to_string(&phase).unwrap();
+    std::fs::write(
+        &phase,
+        format!("{sql}\nUPDATE jtbd_library SET title = title || ' (pushed)' WHERE id = 'jtbd00001';\n"),
+    )
+    .unwrap();
+    let w = World::loaded("et_re_enables_stamp_rb", "plan")
+        .with_sql(RE_ENABLES_STAMP)
+        .with_plan(&plan);
+    w.exec("ALTER EVENT TRIGGER stamp_on DISABLE");
+    let w = w.rehearsed();
+    let receipt = w.push_confirmed();
+    w.exec("ALTER EVENT TRIGGER stamp_on ENABLE");
+    let pushed = w.state();
+    w.rollback(&receipt, &["--confirm"])
+        .refused(RE_ENABLED_NAMED);
+    pushed.assert_same(
+        &w.state(),
+        "a rollback whose held-off stamp an event trigger enabled",
+    );
+    // Named by what its source does when it does not name the stamp.
+    w.exec(RE_ENABLES_ANY);
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        RE_ENABLED_NAMED[0],
+        "event trigger stamp_on on ddl_command_end (function app.stamp_on())",
+    ]);
+    pushed.assert_same(
+        &w.state(),
+        "a rollback whose held-off stamps an event trigger enabled",
+    );
+}
+
 /// An app audit table with 1000 rows of its own, filled on each insert
 /// into `workflows` (which the plan writes) — the side effect a user
 /// allows with `--allow-writes app.audit` — and an event trigger running

@@ -121,6 +121,22 @@ fn trigger_definition(t: &str) -> String {
     )
 }
 
+/// For trigger row `t` (an alias of `pg_trigger`): `definition before: A;
+/// now: B`, worded as the DDL check words it, when its definition differs
+/// from the one [`record_start_sql`] recorded for its oid; NULL when it is
+/// the same or none was recorded. Lets a check made mid-transaction (the
+/// hold-off's, `triggers::held_off_enabled_again`) say a trigger was
+/// replaced in place, not only that it was enabled.
+pub fn trigger_definition_change(t: &str) -> String {
+    let now = trigger_definition(t);
+    format!(
+        "(SELECT CASE WHEN s.def IS DISTINCT FROM {now} \
+                      THEN 'definition before: ' || s.def || '; now: ' || {now} END \
+          FROM (SELECT (coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), \
+                                 '{{}}')::jsonb -> ('pg_trigger:' || {t}.oid::text)) ->> 8 AS def) s)"
+    )
+}
+
 /// For user trigger row `t` written in this transaction: its entry in
 /// [`OBJECTS_AT_START`] (NULL: made since) and its state now (enabled
 /// state, name, [`trigger_definition`]), as JSON text read into

@@ -933,6 +933,79 @@ pub fn triggers_as_they_were(
     )
 }
 
+/// The triggers of `public.table` named in `held_off` that are not
+/// disabled now, while the push or rollback holds them off: something its
+/// own `DISABLE TRIGGER` fired (an app's event trigger on
+/// `ddl_command_end`) enabled one again, so the stamp fires on the updates
+/// and, re-enabled once more before COMMIT, looks at the end exactly as it
+/// started. Each is said with its table, its mode now, a definition
+/// replaced in place (`CREATE OR REPLACE TRIGGER` enables it too), and
+/// the enabled event triggers whose function names it or enables
+/// triggers. `when` says at which point it was found (`before the updates
+/// ran`). One unnamed statement, to pipeline behind the DISABLE (or in
+/// front of the ENABLE) at no extra round trip. Empty: all still off.
+pub async fn held_off_enabled_again(
+    tx: &Transaction<'_>,
+    table: &str,
+    held_off: &[String],
+    when: &str,
+) -> Result<Vec<String>> {
+    let rows = tx
+        .query_typed(
+            &format!(
+                "SELECT t.tgname::text, t.tgenabled::text, {}, \
+                   (SELECT pg_catalog.string_agg(pg_catalog.format('event trigger %s on %s \
+                             (function %s.%s())', e.evtname, e.evtevent, n.nspname, p.proname), \
+                           '; ' ORDER BY e.evtname) \
+                      FROM pg_catalog.pg_event_trigger e \
+                      JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE e.evtenabled IN ('O', 'A') \
+                       AND (pg_catalog.strpos(pg_catalog.lower(p.prosrc), \
+                                              pg_catalog.lower(t.tgname::text)) > 0 \
+                         OR p.prosrc ~* 'enable\\s+((always|replica)\\s+)?trigger' \
+                         OR p.prosrc ~* 'create\\s+or\\s+replace\\s+trigger')) \
+                 FROM pg_catalog.pg_trigger t \
+                 WHERE t.tgrelid = pg_catalog.to_regclass($1) AND t.tgname::text = ANY($2) \
+                   AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
+                 ORDER BY 1",
+                crate::db::ddl::trigger_definition_change("t")
+            ),
+            &[
+                (
+                    &format!("public.{}", crate::types::quote_ident(table)),
+                    Type::TEXT,
+                ),
+                (&held_off, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let mode: String = r.get(1);
+            let replaced = r
+                .get::<_, Option<String>>(2)
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            let by = r.get::<_, Option<String>>(3).map_or_else(
+                || {
+                    "no enabled event trigger's function names it or enables triggers: look for \
+                     one calling a function that does, or building the command"
+                        .to_string()
+                },
+                |e| format!("event triggers whose function names it or enables triggers: {e}"),
+            );
+            format!(
+                "trigger {name} on public.{table}{replaced}, held off (DISABLE TRIGGER), was \
+                 enabled again ({}) {when}; {by}",
+                enabled_as_said(&mode)
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use crate::db::pg_error::is_refused;
 use crate::db::postgres::rowset::RowSet;
 pub(crate) use crate::db::postgres::rowset::ROW_NUMBER;
 use crate::db::postgres::search_path::TypeSpellings;
-use crate::db::triggers::{TriggerAction, TriggerReport};
+use crate::db::triggers::{held_off_enabled_again, TriggerAction, TriggerReport};
 use crate::diff::TableDiff;
 use crate::error::{environment, refused as refuse};
 use crate::types::quote_ident;
@@ -245,8 +245,23 @@ pub async fn apply_row_updates(
         .iter()
         .filter(|t| t.table == td.table && t.action == TriggerAction::HeldOff)
         .collect();
-    for t in &triggers {
-        tx.batch_execute(&t.disable_sql()).await?;
+    let held: Vec<String> = triggers.iter().map(|t| t.name.clone()).collect();
+    if !triggers.is_empty() {
+        // Read back in the DISABLE's own round trip (pipelined): an app's
+        // event trigger that the DISABLE fires may enable the stamp again,
+        // which would then fire on these updates and, enabled once more
+        // below, leave no trace in the end-state comparison.
+        let disable = triggers
+            .iter()
+            .map(|t| t.disable_sql())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let (disabled, again) = futures_util::join!(
+            tx.batch_execute(&disable),
+            held_off_enabled_again(tx, &td.table, &held, "before the updates ran")
+        );
+        disabled?;
+        still_held_off(again?)?;
     }
     // A column the diff does not know has no type to cast to: an error,
     // not a guess of `text`.
@@ -354,8 +369,41 @@ pub async fn apply_row_updates(
         }
         total += updated;
     }
-    for t in &triggers {
-        tx.batch_execute(&t.enable_sql()).await?;
+    if !triggers.is_empty() {
+        // Read once more in front of the ENABLE (same round trip): held
+        // off for every statement above, not only the first.
+        let enable = triggers
+            .iter()
+            .map(|t| t.enable_sql())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let (again, enabled) = futures_util::join!(
+            held_off_enabled_again(tx, &td.table, &held, "while the updates ran"),
+            tx.batch_execute(&enable)
+        );
+        let again = again?;
+        enabled?;
+        still_held_off(again)?;
     }
     Ok(total)
+}
+
+/// Refuses when [`held_off_enabled_again`] found a held-off trigger
+/// enabled: the updates would be (or were) stamped, unlike the rehearsal,
+/// and the state at COMMIT could not tell. The caller's transaction is
+/// rolled back.
+fn still_held_off(enabled_again: Vec<String>) -> Result<()> {
+    if enabled_again.is_empty() {
+        return Ok(());
+    }
+    Err(refuse(
+        format!(
+            "a trigger held off for the updates did not stay off: {}. Only a proven updated_at \
+             stamp the plan names is held off, and only while it is off do the rows match the \
+             rehearsal; stop what enables it (disable that event trigger while this runs, or make \
+             it leave the trigger alone). Rolled back, nothing was written",
+            enabled_again.join("; ")
+        ),
+        vec![],
+    ))
 }
