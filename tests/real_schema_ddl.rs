@@ -1337,7 +1337,10 @@ fn an_event_trigger_enabling_the_held_off_stamp_refuses_push_and_rollback() {
             "the refusal blames the re-enabled stamp, not a rule or domain: {}",
             run.show()
         );
-        before.assert_same(&w.state(), "a push whose held-off stamp an event trigger enabled");
+        before.assert_same(
+            &w.state(),
+            "a push whose held-off stamp an event trigger enabled",
+        );
     }
     // The rollback holds the stamp off only to restore values the push
     // overwrote in jtbd_library's own columns (the built-in plan's update
@@ -1360,7 +1363,9 @@ fn an_event_trigger_enabling_the_held_off_stamp_refuses_push_and_rollback() {
     let sql = std::fs::read_to_string(&phase).unwrap();
     std::fs::write(
         &phase,
-        format!("{sql}\nUPDATE jtbd_library SET title = title || ' (pushed)' WHERE id = 'jtbd00001';\n"),
+        format!(
+            "{sql}\nUPDATE jtbd_library SET title = title || ' (pushed)' WHERE id = 'jtbd00001';\n"
+        ),
     )
     .unwrap();
     let w = World::loaded("et_re_enables_stamp_rb", "plan")
