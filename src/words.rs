@@ -27,6 +27,15 @@ pub fn agreeing<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     }
 }
 
+/// At most `max` of `names`, then "and N more": a list a person reads in
+/// a message (receipt ids) stays a line however many there are.
+pub fn listed(names: &[String], max: usize) -> String {
+    if names.len() <= max {
+        return names.join(", ");
+    }
+    format!("{} and {} more", names[..max].join(", "), names.len() - max)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -39,5 +48,13 @@ mod tests {
         assert_eq!(super::agreeing(1, "exists", "exist"), "exists");
         assert_eq!(super::agreeing(0, "exists", "exist"), "exist");
         assert_eq!(super::agreeing(2, "exists", "exist"), "exist");
+    }
+
+    #[test]
+    fn a_long_list_names_six_and_counts_the_rest() {
+        let ids: Vec<String> = (1..=9).map(|i| format!("r{i}")).collect();
+        assert_eq!(super::listed(&ids[..6], 6), "r1, r2, r3, r4, r5, r6");
+        assert_eq!(super::listed(&ids, 6), "r1, r2, r3, r4, r5, r6 and 3 more");
+        assert_eq!(super::listed(&[], 6), "");
     }
 }

@@ -364,10 +364,25 @@ fn receipts_are_listed_from_postgres_and_the_snapshot_and_rollback_marks_both() 
         )
         .unwrap()
         .get(0);
+    // Q7: each receipt's undo format, which decides whether this build's
+    // rollback reads it.
+    assert_eq!(
+        r["undo_format"].as_u64(),
+        Some(u64::from(sandbox::receipt::UNDO_FORMAT)),
+        "{v}"
+    );
     let text = p.run_exported(&["receipts", "--snapshot", p.snap()]);
     text.ok();
     assert!(
         text.stdout.contains(&id) && text.stdout.contains("+727 ~105"),
+        "{}",
+        text.show()
+    );
+    assert!(
+        text.stdout.contains("undo format")
+            && text.stdout.lines().any(|l| {
+                l.contains(&id) && l.contains(&format!("│ {} ", sandbox::receipt::UNDO_FORMAT))
+            }),
         "{}",
         text.show()
     );

@@ -66,14 +66,21 @@ pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
     // Receipts only the snapshot keeps, when Postgres was read, were
     // pushed elsewhere (most often: the file was pulled from another
     // database): say so, and advise undoing only what this database holds.
-    let only_local = lines.iter().filter(|l| l.remote_status.is_none()).count();
+    let local_ids: Vec<String> = lines
+        .iter()
+        .filter(|l| l.remote_status.is_none())
+        .map(|l| l.id.clone())
+        .collect();
+    let only_local = local_ids.len();
+    // By id, at most six: the rest are in the table above.
+    let named = sandbox::words::listed(&local_ids, 6);
     if let (Some(target), Some(source), true) = (&target, &source, only_local > 0) {
         let same_source = sandbox::db::postgres::parse_target(source)
             .is_ok_and(|s| s.endpoint() == target.endpoint() && s.dbname() == target.dbname());
         let file = args.snapshot.display();
         if same_source {
             println!(
-                "{only_local} receipt(s) are kept only in {file}, not in sandbox.receipts of {}: \
+                "{only_local} receipt(s) ({named}) are kept only in {file}, not in sandbox.receipts of {}: \
                  if they were pushed through another URL of this database (a pooler) or to \
                  another database, list them with `sandbox receipts --database-url URL \
                  --snapshot {file}`.",
@@ -81,7 +88,7 @@ pub fn run(args: ReceiptsArgs, json: bool) -> Result<i32> {
             );
         } else {
             println!(
-                "{only_local} receipt(s) are kept only in {file}, which was pulled from {source}, \
+                "{only_local} receipt(s) ({named}) are kept only in {file}, which was pulled from {source}, \
                  not from {}: they were pushed there. To see or undo them, pass that database: \
                  `sandbox receipts --database-url URL --snapshot {file}`.",
                 target.redacted()
@@ -130,6 +137,12 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
                 }
                 _ => l.status().to_string(),
             });
+            // The undo record's format: a receipt an older or newer
+            // sandbox wrote may be one this build's rollback refuses.
+            row.push(match l.undo_format {
+                Some(f) => f.to_string(),
+                None => "?".into(),
+            });
             if remote_read {
                 row.push(match (&l.remote_status, &l.snapshot_status) {
                     (Some(_), Some(s)) if s != l.status() => format!("both (snapshot: {s})"),
@@ -142,12 +155,27 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
         })
         .collect();
     let header: &[&str] = if remote_read {
-        &["receipt", "when (UTC)", "plan", "rows", "status", "kept in"]
+        &[
+            "receipt",
+            "when (UTC)",
+            "plan",
+            "rows",
+            "status",
+            "undo format",
+            "kept in",
+        ]
     } else {
-        &["receipt", "when (UTC)", "plan", "rows", "status"]
+        &[
+            "receipt",
+            "when (UTC)",
+            "plan",
+            "rows",
+            "status",
+            "undo format",
+        ]
     };
     // The id is what a person copies into `sandbox rollback`: never cut;
     // nor the time, already compact.
-    let keep: &[usize] = &[0, 1, 3, 4];
+    let keep: &[usize] = &[0, 1, 3, 4, 5];
     println!("{}", output::table_keeping(header, rows, keep));
 }

@@ -32,6 +32,11 @@ pub struct ReceiptLine {
     /// The snapshot copy's status, when the snapshot holds one.
     pub snapshot_status: Option<String>,
     pub rolled_back_at: Option<String>,
+    /// The format of its undo record (`receipt::UNDO_FORMAT` when this
+    /// build pushed it): whether this build's rollback reads it. From
+    /// Postgres; `None` for a copy only the snapshot keeps (it keeps no
+    /// undo record).
+    pub undo_format: Option<u32>,
 }
 
 impl ReceiptLine {
@@ -73,7 +78,7 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
         "SELECT id::text, to_char(pushed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || '+00', \
                 plan_name, plan_hash, diff_hash, status, \
                 to_char(rolled_back_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00', \
-                counts::text \
+                counts::text, undo->>'format' \
          FROM sandbox.receipts ORDER BY pushed_at, id",
     )
     .await?;
@@ -94,6 +99,7 @@ pub async fn remote(target: &Target) -> Result<Vec<ReceiptLine>> {
                 remote_status: Some(get(5)),
                 snapshot_status: None,
                 rolled_back_at: r.get(6).cloned().flatten(),
+                undo_format: get(8).parse().ok(),
             })
         })
         .collect()
@@ -161,6 +167,7 @@ pub fn in_snapshot(snapshot: &Snapshot) -> Result<Vec<ReceiptLine>> {
                 remote_status: None,
                 snapshot_status: Some(r.get(5)?),
                 rolled_back_at: r.get(6)?,
+                undo_format: None,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -234,6 +241,7 @@ mod tests {
             remote_status: remote.map(Into::into),
             snapshot_status: snap.map(Into::into),
             rolled_back_at: None,
+            undo_format: None,
         }
     }
 

@@ -389,8 +389,8 @@ pub async fn read_receipt(
         .query(
             "SELECT status, undo::text, pushed_at::text, \
                     (SELECT count(*) FROM sandbox.receipts l WHERE l.status = 'applied' AND l.pushed_at > r.pushed_at), \
-                    (SELECT l.id::text FROM sandbox.receipts l WHERE l.status = 'applied' \
-                       ORDER BY l.pushed_at DESC LIMIT 1) \
+                    (SELECT array_agg(l.id::text ORDER BY l.pushed_at DESC, l.id DESC) \
+                       FROM sandbox.receipts l WHERE l.status = 'applied' AND l.pushed_at > r.pushed_at) \
              FROM sandbox.receipts r WHERE id = $1::text::uuid",
             &[&receipt_id],
         )
@@ -414,10 +414,14 @@ pub async fn read_receipt(
     }
     let later: i64 = row.get(3);
     if later > 0 {
-        let newest: String = row.get(4);
+        // Newest first: the order to roll them back in.
+        let ids: Vec<String> = row.get::<_, Option<Vec<String>>>(4).unwrap_or_default();
+        let newest = ids.first().cloned().unwrap_or_default();
         return Err(check_failed(format!(
-            "{later} later push(es) are still applied; roll those back first, newest first \
-             (`sandbox receipts` lists them): `sandbox rollback --receipt {newest} --confirm`"
+            "{} still applied ({}, newest first); roll those back first, newest first \
+             (`sandbox receipts` lists them): `sandbox rollback --receipt {newest} --confirm`",
+            crate::words::counted(later, "later push is", "later pushes are"),
+            crate::words::listed(&ids, 6)
         )));
     }
     Ok(Some(Undo::read(receipt_id, &row.get::<_, String>(1))?))
