@@ -1174,6 +1174,114 @@ fn a_catch_up_push_records_the_receipt_after_the_app_edited_pushed_rows() {
     );
 }
 
+/// Review F8: after a push whose receipt the file recorded, the app
+/// renames a column the push wrote (workflows.name), then drops a table
+/// the push created (tasks). Before, the push again was refused with a
+/// false "table workflows lost a column inside this transaction … event
+/// trigger" (exit 1; nothing ran inside it), and after the DROP ended in a
+/// raw `relation "public.tasks" does not exist` (exit 2). Both are drift
+/// since the push, read from the catalog with the receipt: named, the push
+/// "Already applied", exit 0, nothing written.
+#[test]
+fn already_applied_names_a_renamed_column_and_a_dropped_table_as_drift() {
+    let w = world("already_applied_gone", "");
+    let receipt = w.push(&["--confirm"]).ok().receipt();
+    let applied = format!("Already applied: receipt {receipt}");
+    w.exec("ALTER TABLE workflows RENAME COLUMN name TO title");
+    let app_state = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.ok().stdout_has(&applied).stdout_has(
+            "column name of public.workflows that the push wrote is gone since (renamed or dropped)",
+        );
+        assert!(!run.all().contains("event trigger"), "{}", run.show());
+        app_state.assert_same(&w.state(), "push again after the app renamed a column");
+    }
+    w.exec("DROP TABLE tasks");
+    let app_state = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok()
+        .stdout_has(&applied)
+        .stdout_has(
+            "table public.tasks that the push created was dropped since (and the 343 rows the \
+             push wrote there with it)",
+        )
+        .stdout_has("column name of public.workflows that the push wrote is gone since")
+        .stdout_has("Of the 727 rows the push inserted, 384 remain; 343 are gone since.");
+    assert!(!run.all().contains("does not exist"), "{}", run.show());
+    app_state.assert_same(
+        &w.state(),
+        "push again after the app dropped a pushed table",
+    );
+}
+
+/// Review F9: the drift an already applied push lists names each row
+/// once, and says plainly, counted, when none of the rows the push
+/// inserted remain. The app first renames a workflow the push inserted
+/// (its stamp trigger moves updated_at too): before, that row was listed
+/// twice, once for updated_at and once for the column the receipt keeps
+/// only a fingerprint of. Then the app deletes every row the push
+/// inserted (and unlinks the JTBDs from the priorities first): before,
+/// only per-table lines said so, and the checks read "7 rows as pushed, 7
+/// deleted since". Still "Already applied" (the receipt committed), exit
+/// 0, nothing written.
+#[test]
+fn already_applied_lists_a_row_once_and_says_when_no_pushed_row_remains() {
+    let w = world("already_applied_none_left", "");
+    let pulled = w.scalar("SELECT string_agg(quote_literal(id::text), ',') FROM workflows");
+    let receipt = w.push(&["--confirm"]).ok().receipt();
+    let applied = format!("Already applied: receipt {receipt}");
+    let pushed_row = w.scalar(&format!(
+        "SELECT min(id::text) FROM workflows WHERE id::text NOT IN ({pulled})"
+    ));
+    w.exec(&format!(
+        "UPDATE workflows SET name = 'renamed by the app' WHERE id::text = '{pushed_row}'"
+    ));
+    let app_state = w.state();
+    let run = w.push(&[]);
+    run.ok()
+        .stdout_has(&applied)
+        .stdout_has("All 727 rows the push inserted remain, 1 of them changed since.")
+        .stdout_has(&format!(
+            "row {pushed_row} changed since the push inserted it into workflows: \
+             workflows.updated_at was pushed as"
+        ))
+        .stdout_has("; and in a column whose pushed value the receipt does not keep");
+    assert_eq!(
+        run.stdout.matches(pushed_row.as_str()).count(),
+        1,
+        "{}",
+        run.show()
+    );
+    app_state.assert_same(&w.state(), "push again after the app edited a pushed row");
+
+    w.exec(&format!(
+        "DELETE FROM tasks; DELETE FROM tools; UPDATE jtbd_library SET strategic_priority_id = NULL; \
+         DELETE FROM strategic_priorities; DELETE FROM workflows WHERE id::text NOT IN ({pulled})"
+    ));
+    let app_state = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok()
+        .stdout_has(&applied)
+        .stdout_has("None of the 727 rows the push inserted remain: all are gone since.")
+        .stdout_has("All 105 rows the push updated remain, all of them changed since.")
+        .stdout_has("all 227 rows the push wrote into workflows deleted since")
+        .stdout_has("all 343 rows the push wrote into tasks deleted since");
+    // Deleted now: at most among the deleted keys, not also as changed.
+    assert!(
+        run.stdout.matches(pushed_row.as_str()).count() <= 1,
+        "{}",
+        run.show()
+    );
+    let json = w.push(&["--json"]);
+    json.ok()
+        .stdout_has("\"actual\": \"0 rows as pushed, 227 deleted since\"");
+    app_state.assert_same(
+        &w.state(),
+        "push again after the app deleted every pushed row",
+    );
+}
+
 /// An app that saves a row the push wrote, changing nothing, still moves
 /// its `updated_at` (the table's stamp trigger fires for any UPDATE); and
 /// one that edits a column the push updated (H8 S19). Before, rollback

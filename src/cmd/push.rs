@@ -90,6 +90,14 @@ pub fn run(args: PushArgs, json: bool) -> Result<i32> {
                 report.receipt_id.as_deref().unwrap_or("?"),
                 report.database
             );
+            for counted in report
+                .pushed_rows_now
+                .as_ref()
+                .map(rows_now)
+                .unwrap_or_default()
+            {
+                println!("  {counted}");
+            }
             for changed in &report.changed_since_push {
                 println!("  {}", output::visible(changed));
             }
@@ -354,4 +362,51 @@ pub(crate) fn print_external_effects(effects: &[sandbox::db::effects::ExternalEf
             println!("At COMMIT only: {}", e.description);
         }
     }
+}
+
+/// What is left of the rows an already applied push wrote, counted, a line
+/// for those it inserted and one for those it updated: "none remain" said
+/// plainly when the app deleted them all, as the drift lines alone (one a
+/// table) do not add up to it.
+fn rows_now(n: &sandbox::db::postgres::rollback::PushedRowsNow) -> Vec<String> {
+    let kinds = [
+        ("inserted", n.inserted, n.inserted_left, n.inserted_changed),
+        ("updated", n.updated, n.updated_left, n.updated_changed),
+    ];
+    let mut lines: Vec<String> = kinds
+        .iter()
+        .filter(|(_, written, _, _)| *written > 0)
+        .map(|&(kind, written, left, changed)| {
+            let gone = written - left;
+            let changed = match changed {
+                0 => String::new(),
+                c if c == left && left > 1 => ", all of them changed since".into(),
+                c => format!(", {c} of them changed since"),
+            };
+            if left == 0 {
+                format!(
+                    "None of the {} the push {kind} remain: all are gone since.",
+                    sandbox::words::rows(written)
+                )
+            } else if gone == 0 {
+                format!(
+                    "All {} the push {kind} remain{changed}.",
+                    sandbox::words::rows(written)
+                )
+            } else {
+                format!(
+                    "Of the {} the push {kind}, {left} remain{changed}; {gone} {} gone since.",
+                    sandbox::words::rows(written),
+                    if gone == 1 { "is" } else { "are" }
+                )
+            }
+        })
+        .collect();
+    if n.not_compared > 0 {
+        lines.push(format!(
+            "{} the push wrote are not counted: their key is gone since.",
+            sandbox::words::rows(n.not_compared)
+        ));
+    }
+    lines
 }

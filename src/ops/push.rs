@@ -30,7 +30,7 @@ use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
 use crate::db::postgres::receipts::{
-    applied_receipt, insert_receipt, receipts_access, record_identity, ReceiptsUse,
+    applied_receipt, insert_receipt, receipts_access, record_identity, GoneSincePush, ReceiptsUse,
 };
 use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
@@ -207,6 +207,9 @@ pub struct PushReport {
     /// key, column, pushed and current value), and the pushed rows it
     /// deleted. Drift to know of, not a refusal: nothing is written.
     pub changed_since_push: Vec<String>,
+    /// For an already applied diff: how many of the rows the push wrote
+    /// are still there, and changed since.
+    pub pushed_rows_now: Option<crate::db::postgres::rollback::PushedRowsNow>,
     pub millis: u64,
 }
 
@@ -644,6 +647,7 @@ impl PushJob<'_> {
             trigger_set: vec![],
             rules: vec![],
             changed_since_push: vec![],
+            pushed_rows_now: None,
             millis: self.started.elapsed().as_millis() as u64,
         }
     }
@@ -757,8 +761,8 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
             p.nothing_written
         )));
     }
-    if let Some((id, undo)) = applied_receipt(&p.tx, &job.diff.hash).await? {
-        return p.already_applied(id, &undo).await;
+    if let Some((id, undo, gone)) = applied_receipt(&p.tx, &job.diff.hash).await? {
+        return p.already_applied(id, &undo, &gone).await;
     }
     // Privileges first: a missing grant is named before any lock is taken.
     p.step("checking the role's privileges");
@@ -859,13 +863,22 @@ impl Push<'_, '_> {
     /// way the warning advises) must be able to record it. Refusing it
     /// (before R7) left the file without a receipt Postgres holds, for as
     /// long as the app's edit stood. Rollback still judges those rows.
-    async fn already_applied(self, id: String, undo: &Undo) -> Result<PushReport> {
+    ///
+    /// A table or column the push wrote that the app dropped or renamed
+    /// since (`gone`, read with the receipt) is drift like the rest: named,
+    /// not read.
+    async fn already_applied(
+        self,
+        id: String,
+        undo: &Undo,
+        gone: &GoneSincePush,
+    ) -> Result<PushReport> {
         let Push { job, tx, .. } = self;
         job.progress
             .step("a receipt for this diff exists: checking what the push wrote");
         let opts = rollback_options(job, &id);
-        let (checks, changed_since_push) =
-            crate::db::postgres::rollback::pushed_writes_as_left(&tx, &opts, undo).await?;
+        let as_left =
+            crate::db::postgres::rollback::pushed_writes_as_left(&tx, &opts, undo, gone).await?;
         tx.rollback().await?;
         // The snapshot file may have missed the receipt (it was
         // read-only when the push committed): record it now.
@@ -877,9 +890,10 @@ impl Push<'_, '_> {
             "applied",
         )
         .err();
-        let mut report = job.report(PushOutcome::AlreadyApplied, Some(id), checks);
+        let mut report = job.report(PushOutcome::AlreadyApplied, Some(id), as_left.checks);
         (report.local_record_error, report.local_record_fix) = unrecorded_receipt(unrecorded);
-        report.changed_since_push = changed_since_push;
+        report.changed_since_push = as_left.changed;
+        report.pushed_rows_now = Some(as_left.rows);
         Ok(report)
     }
 

@@ -216,19 +216,95 @@ pub async fn receipts_table_exists(tx: &Transaction<'_>) -> Result<bool> {
     receipts_table_verdict(shape.flatten().as_deref())
 }
 
+/// What of the tables and columns a receipt says its push wrote no longer
+/// stands under its name: the app dropped or renamed it since. Read from
+/// the catalog with the receipt itself (see [`applied_receipt`]), so that
+/// what reads those tables next names only what is there, instead of
+/// failing on a relation or column that does not exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct GoneSincePush {
+    /// In the receipt's table order.
+    pub tables: Vec<GoneTable>,
+    /// `(table, column)` of the receipt's columns that the table under
+    /// its name no longer has, in the receipt's order.
+    pub columns: Vec<(String, String)>,
+}
+
+/// A table of the receipt with nothing under its name now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct GoneTable {
+    pub table: String,
+    /// For a table the push created: where the table it created (its
+    /// recorded `pg_class.oid`) is now, `schema.name`, when it was renamed
+    /// or moved rather than dropped.
+    pub now: Option<String>,
+}
+
+impl GoneSincePush {
+    pub fn table(&self, table: &str) -> Option<&GoneTable> {
+        self.tables.iter().find(|g| g.table == table)
+    }
+
+    pub fn columns_of<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.columns
+            .iter()
+            .filter(move |(t, _)| t == table)
+            .map(|(_, c)| c.as_str())
+    }
+}
+
+/// [`GoneSincePush`] of the receipt `r`, as a jsonb text, computed on the
+/// server from its undo record. Every path into the record is checked for
+/// its JSON type first: a hand-edited record must reach `Undo::read`, which
+/// says what is wrong with it, not fail here as raw SQL. The created
+/// table's oid is compared as text for the same reason (no cast to fail).
+const GONE_SINCE_PUSH_SQL: &str = "\
+(WITH written AS ( \
+   SELECT t.value->>'table' AS name, 'public.' || pg_catalog.quote_ident(t.value->>'table') AS qualified, \
+          t.ordinality AS at, \
+          CASE pg_catalog.jsonb_typeof(t.value->'columns') WHEN 'array' THEN t.value->'columns' ELSE '[]' END AS columns \
+   FROM pg_catalog.jsonb_array_elements(CASE pg_catalog.jsonb_typeof(r.undo->'tables') \
+          WHEN 'array' THEN r.undo->'tables' ELSE '[]' END) WITH ORDINALITY t \
+   WHERE pg_catalog.jsonb_typeof(t.value) = 'object' AND t.value->>'table' IS NOT NULL), \
+ identity AS ( \
+   SELECT i->>'table' AS name, i->>'oid' AS oid \
+   FROM pg_catalog.jsonb_array_elements(CASE pg_catalog.jsonb_typeof(r.undo->'created_identity') \
+          WHEN 'array' THEN r.undo->'created_identity' ELSE '[]' END) i \
+   WHERE pg_catalog.jsonb_typeof(i) = 'object') \
+ SELECT pg_catalog.jsonb_build_object( \
+   'tables', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', w.name, 'now', \
+       (SELECT n.nspname::text || '.' || c.relname::text FROM identity i \
+        JOIN pg_catalog.pg_class c ON c.oid::text = i.oid \
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        WHERE i.name = w.name AND c.relkind IN ('r', 'p') LIMIT 1)) ORDER BY w.at) \
+     FROM written w WHERE pg_catalog.to_regclass(w.qualified) IS NULL), '[]'), \
+   'columns', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(w.name, c.value->>'name') \
+                                                     ORDER BY w.at, c.ordinality) \
+     FROM written w, pg_catalog.jsonb_array_elements(w.columns) WITH ORDINALITY c \
+     WHERE pg_catalog.to_regclass(w.qualified) IS NOT NULL AND c.value->>'name' IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+                       WHERE a.attrelid = pg_catalog.to_regclass(w.qualified) \
+                         AND a.attname = c.value->>'name' AND a.attnum > 0 AND NOT a.attisdropped)), '[]') \
+ )::text)";
+
 /// The receipt of an applied push of this diff, with its undo record
-/// (what the push wrote, and the state it left each table in).
+/// (what the push wrote, and the state it left each table in) and what of
+/// the tables and columns it wrote the app dropped or renamed since, read
+/// in the same round trip.
 pub async fn applied_receipt(
     tx: &Transaction<'_>,
     diff_hash: &str,
-) -> Result<Option<(String, Undo)>> {
+) -> Result<Option<(String, Undo, GoneSincePush)>> {
     if !receipts_table_exists(tx).await? {
         return Ok(None);
     }
     let rows = tx
         .query_typed(
-            "SELECT id::text, undo::text FROM sandbox.receipts \
-             WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1",
+            &format!(
+                "SELECT r.id::text, r.undo::text, {GONE_SINCE_PUSH_SQL} FROM ( \
+                   SELECT id, undo FROM sandbox.receipts \
+                   WHERE diff_hash = $1 AND status = 'applied' ORDER BY pushed_at DESC LIMIT 1) r"
+            ),
             &[(&diff_hash, tokio_postgres::types::Type::TEXT)],
         )
         .await?;
@@ -237,7 +313,9 @@ pub async fn applied_receipt(
     };
     let id: String = row.get(0);
     let undo = Undo::read(&id, &row.get::<_, String>(1))?;
-    Ok(Some((id, undo)))
+    let gone: GoneSincePush = serde_json::from_str(&row.get::<_, String>(2))
+        .context("reading which of the receipt's tables and columns are gone since the push")?;
+    Ok(Some((id, undo, gone)))
 }
 
 /// Inserts the receipt; first creates `sandbox.receipts` unless

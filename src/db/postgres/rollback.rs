@@ -479,6 +479,36 @@ async fn undo_after_read_back(
     Ok(report)
 }
 
+/// How many of the rows a push wrote are still there, for a push that
+/// finds its diff applied (see [`pushed_writes_as_left`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PushedRowsNow {
+    /// Rows the push inserted.
+    pub inserted: usize,
+    /// Of them, still there (under their key, in their table).
+    pub inserted_left: usize,
+    /// Of those, changed since.
+    pub inserted_changed: usize,
+    /// Rows the push updated (and did not insert), likewise.
+    pub updated: usize,
+    pub updated_left: usize,
+    pub updated_changed: usize,
+    /// Rows of tables whose key column is gone since: not counted above
+    /// (they cannot be found by key).
+    pub not_compared: usize,
+}
+
+/// What [`pushed_writes_as_left`] found.
+#[derive(Debug, Clone, Default)]
+pub struct AsLeft {
+    pub checks: Vec<Check>,
+    /// One line each: a table or column of the push gone since, a row
+    /// the app changed (once, however many of its columns), the pushed
+    /// rows of a table it deleted.
+    pub changed: Vec<String>,
+    pub rows: PushedRowsNow,
+}
+
 /// Whether what the push of `undo` wrote is still as it left it, for a
 /// push that finds its diff's receipt applied ("Already applied"): the
 /// rows it inserted, whole, and the columns it updated, as the rollback
@@ -487,14 +517,20 @@ async fn undo_after_read_back(
 /// it added to a table the push created, are no concern: the push is
 /// applied all the same (the receipt committed with it). Rows of the push
 /// the app deleted since are counted, not refused. With `opts.strict`,
-/// every written table whole. Reads only; refuses nothing. Returns the
-/// checks and, one line each, what the app changed since: the failed
-/// checks' rows and the pushed rows it deleted.
+/// every written table whole. Reads only; refuses nothing.
+///
+/// `gone` (read with the receipt) names the tables and columns of the
+/// push the app dropped or renamed since: those are drift too, named, and
+/// not read — a table that is not there is not read at all; of a table
+/// that lost a column, the rest is read, and its rows are compared in the
+/// columns still there (the receipt's fingerprint of a whole row covers
+/// the lost one, so an inserted row's other columns cannot be compared).
 pub async fn pushed_writes_as_left(
     tx: &tokio_postgres::Transaction<'_>,
     opts: &RollbackOptions,
     undo: &Undo,
-) -> Result<(Vec<Check>, Vec<String>)> {
+    gone: &crate::db::postgres::receipts::GoneSincePush,
+) -> Result<AsLeft> {
     let r = Rollback {
         tx,
         opts,
@@ -504,52 +540,256 @@ pub async fn pushed_writes_as_left(
         mode: Mode::Rollback,
         exclusive: &[],
     };
-    let mut checks = Vec::new();
-    let mut changed = Vec::new();
+    let mut found = AsLeft::default();
     for t in &undo.tables {
         let Some(after) = undo.after.get(&t.table) else {
             continue;
         };
-        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
-        let check = if opts.strict {
-            r.state_check(
-                &meta,
-                after,
+        let keys = PushedKeys::of(t);
+        let name = format!("{} rows the push wrote as it left them", t.table);
+        let not_read = |actual: String, line: String, found: &mut AsLeft| {
+            let mut check = Check::equal(
+                "already applied",
+                &name,
+                CheckKind::Integrity,
+                format!("{} as pushed", crate::words::rows(keys.count())),
+                actual,
+            );
+            check.ok = false;
+            check.row_count = 1;
+            check.rows = vec![line.clone()];
+            found.changed.push(line);
+            found.checks.push(check);
+        };
+        if let Some(g) = gone.table(&t.table) {
+            let line = match (&g.now, t.created) {
+                (Some(now), _) => format!(
+                    "table public.{} that the push created was renamed since: it is now {now}",
+                    t.table
+                ),
+                (None, true) => format!(
+                    "table public.{} that the push created was dropped since{}",
+                    t.table,
+                    with_its_rows(keys.count())
+                ),
+                (None, false) => format!(
+                    "table public.{} that the push wrote is gone since (renamed or dropped){}",
+                    t.table,
+                    with_its_rows(keys.count())
+                ),
+            };
+            found
+                .rows
+                .add(&keys, None, &std::collections::BTreeSet::new());
+            not_read("table gone since".into(), line, &mut found);
+            continue;
+        }
+        let lost: Vec<&str> = gone.columns_of(&t.table).collect();
+        found.changed.extend(lost.iter().map(|c| {
+            format!(
+                "column {c} of public.{} that the push wrote is gone since (renamed or dropped)",
+                t.table
+            )
+        }));
+        if t.key.iter().any(|k| lost.contains(&k.as_str())) {
+            // The rows cannot be found by key: counted apart, not compared.
+            found.rows.not_compared += keys.count();
+            not_read(
+                "its key gone since".into(),
+                format!(
+                    "the {} the push wrote into {} are not compared: its key ({}) names a column \
+                     gone since",
+                    crate::words::rows(keys.count()),
+                    t.table,
+                    t.key.join(", ")
+                ),
+                &mut found,
+            );
+            continue;
+        }
+        if opts.strict && !lost.is_empty() {
+            // A whole table's checksum covers the lost column: nothing
+            // to compare it with.
+            found.rows.not_compared += keys.count();
+            let mut check = Check::equal(
                 "already applied",
                 &format!("{} as the push left it", t.table),
                 CheckKind::Guard,
-                true,
-            )
-            .await?
-        } else {
-            let (written, changes, gone) = r.pushed_rows_check(t, &meta, after).await?;
-            let (mut check, _) = rows_check(&t.table, written, changes, &[], &[]);
-            check.phase = "already applied".into();
-            check.name = format!("{} rows the push wrote as it left them", t.table);
-            if !gone.is_empty() {
-                check.actual = format!("{}, {} deleted since", check.actual, gone.len());
-                changed.push(format!(
-                    "{} of the rows the push wrote into {} deleted since: {}{}",
-                    gone.len(),
-                    t.table,
-                    gone.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-                    if gone.len() > 10 { ", …" } else { "" }
-                ));
-            }
-            check
-        };
-        if !check.ok {
-            if check.rows.is_empty() {
-                changed.push(format!(
-                    "{}: expected {}, found {}",
-                    check.name, check.expected, check.actual
-                ));
-            }
-            changed.extend(check.rows.iter().cloned());
+                "as the push left it".into(),
+                format!("column {} gone since", lost.join(", ")),
+            );
+            check.ok = false;
+            found.checks.push(check);
+            continue;
         }
-        checks.push(check);
+        let table;
+        let t = if lost.is_empty() {
+            t
+        } else {
+            table = without_lost_columns(t, &lost);
+            &table
+        };
+        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        if opts.strict {
+            let check = r
+                .state_check(
+                    &meta,
+                    after,
+                    "already applied",
+                    &format!("{} as the push left it", t.table),
+                    CheckKind::Guard,
+                    true,
+                )
+                .await?;
+            if !check.ok {
+                if check.rows.is_empty() {
+                    found.changed.push(format!(
+                        "{}: expected {}, found {}",
+                        check.name, check.expected, check.actual
+                    ));
+                }
+                found.changed.extend(check.rows.iter().cloned());
+            }
+            found.checks.push(check);
+            continue;
+        }
+        let (written, mut changes, deleted) = r.pushed_rows_check(t, &meta, after).await?;
+        if !lost.is_empty() {
+            // The fingerprint of the row as pushed covers the lost column:
+            // every row would differ from it.
+            changes.retain(|c| c.column.is_some());
+        }
+        let changed_keys: std::collections::BTreeSet<&str> =
+            changes.iter().map(|c| c.key.as_str()).collect();
+        found.rows.add(&keys, Some(&deleted), &changed_keys);
+        let (mut check, _) = rows_check(&t.table, written, changes.clone(), &[], &[]);
+        check.phase = "already applied".into();
+        check.name = name.clone();
+        // One line a row, however many of its columns changed.
+        let mut lines: Vec<String> = changed_keys
+            .iter()
+            .filter_map(|key| {
+                let of_row: Vec<&AppChange> = changes.iter().filter(|c| c.key == *key).collect();
+                AppChange::describe_row(&of_row)
+            })
+            .collect();
+        lines.sort();
+        check.row_count = lines.len() as u64;
+        if lines.len() > 10 {
+            let more = lines.len() - 10;
+            lines.truncate(10);
+            lines.push(format!("… and {more} more"));
+        }
+        check.rows = lines;
+        check.actual = format!(
+            "{} as pushed",
+            crate::words::rows(written.saturating_sub(changed_keys.len() + deleted.len()))
+        );
+        if !lost.is_empty() {
+            // Not as the push left it, whatever the rows say.
+            check.ok = false;
+            check.actual = format!("{}, column {} gone since", check.actual, lost.join(", "));
+        }
+        if !deleted.is_empty() {
+            check.actual = format!("{}, {} deleted since", check.actual, deleted.len());
+            found.changed.push(format!(
+                "{} the push wrote into {} deleted since: {}{}",
+                if deleted.len() == written {
+                    format!("all {} rows", deleted.len())
+                } else {
+                    format!("{} of the rows", deleted.len())
+                },
+                t.table,
+                deleted
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if deleted.len() > 10 { ", …" } else { "" }
+            ));
+        }
+        found.changed.extend(check.rows.iter().cloned());
+        found.checks.push(check);
     }
-    Ok((checks, changed))
+    Ok(found)
+}
+
+/// What went with a table gone since: the rows the push wrote there.
+fn with_its_rows(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => " (and the row the push wrote there with it)".into(),
+        n => format!(" (and the {n} rows the push wrote there with it)"),
+    }
+}
+
+/// `t` without the columns in `lost`: what of its record can still be
+/// read and compared. Updates keep only the changes of columns still
+/// there.
+fn without_lost_columns(t: &UndoTable, lost: &[&str]) -> UndoTable {
+    let mut t = t.clone();
+    t.columns.retain(|c| !lost.contains(&c.name.as_str()));
+    for u in &mut t.updates {
+        u.changes.retain(|c| !lost.contains(&c.column.as_str()));
+    }
+    t
+}
+
+/// The rows of one table a receipt says its push wrote, by
+/// [`crate::types::row_key`]: inserted, and updated only.
+struct PushedKeys {
+    inserted: std::collections::BTreeSet<String>,
+    updated: std::collections::BTreeSet<String>,
+}
+
+impl PushedKeys {
+    fn of(t: &UndoTable) -> PushedKeys {
+        let inserted: std::collections::BTreeSet<String> = t
+            .inserted_keys
+            .iter()
+            .map(|k| crate::types::row_key(k.iter().map(|v| v.as_deref())))
+            .collect();
+        let updated = t
+            .updates
+            .iter()
+            .map(|u| crate::types::row_key(u.key.iter().map(|v| Some(v.as_str()))))
+            .filter(|k| !inserted.contains(k))
+            .collect();
+        PushedKeys { inserted, updated }
+    }
+
+    fn count(&self) -> usize {
+        self.inserted.len() + self.updated.len()
+    }
+}
+
+impl PushedRowsNow {
+    /// Counts one table's rows: `keys` the push wrote, of which `deleted`
+    /// are gone (None: the table is, with all of them) and `changed`
+    /// changed since.
+    fn add(
+        &mut self,
+        keys: &PushedKeys,
+        deleted: Option<&[String]>,
+        changed: &std::collections::BTreeSet<&str>,
+    ) {
+        let deleted: Option<std::collections::BTreeSet<&str>> =
+            deleted.map(|d| d.iter().map(String::as_str).collect());
+        let left = |set: &std::collections::BTreeSet<String>| match &deleted {
+            None => 0,
+            Some(d) => set.iter().filter(|k| !d.contains(k.as_str())).count(),
+        };
+        let changed_in = |set: &std::collections::BTreeSet<String>| {
+            set.iter().filter(|k| changed.contains(k.as_str())).count()
+        };
+        self.inserted += keys.inserted.len();
+        self.inserted_left += left(&keys.inserted);
+        self.inserted_changed += changed_in(&keys.inserted);
+        self.updated += keys.updated.len();
+        self.updated_left += left(&keys.updated);
+        self.updated_changed += changed_in(&keys.updated);
+    }
 }
 
 impl RollbackReport {

@@ -144,6 +144,10 @@ pub(super) fn receipt_key_positions(t: &UndoTable, meta: &TableMeta) -> Result<V
 /// its name and the value the push wrote.
 type WrittenValue<'u> = (usize, &'u str, Option<&'u str>);
 
+/// A change of a row the push inserted in what its receipt does not keep.
+const UNKEPT: &str =
+    "in a column whose pushed value the receipt does not keep (it keeps the row's fingerprint)";
+
 /// One change the app made, since the push, to a row the push wrote: what
 /// undoing the push would discard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,27 +178,29 @@ pub(super) struct ColumnChange {
 impl AppChange {
     /// For a person: table, row key, column, the value as pushed and now.
     pub(super) fn describe(&self) -> String {
-        let row = if self.inserted {
+        match self.how() {
+            None => format!("{}, {UNKEPT}", self.row()),
+            Some(how) => format!("{}: {how}", self.row()),
+        }
+    }
+
+    /// The row, named: how it came to be the push's.
+    fn row(&self) -> String {
+        if self.inserted {
             format!(
                 "row {} changed since the push inserted it into {}",
                 self.key, self.table
             )
         } else {
             format!("row {} changed", self.key)
-        };
-        let Some(c) = &self.column else {
-            return format!(
-                "{row}, in a column whose pushed value the receipt does not keep (it keeps the \
-                 row's fingerprint)"
-            );
-        };
-        let how = format!(
-            "{}.{} was pushed as {}, is now {}",
-            self.table,
-            c.name,
-            shown(c.pushed.as_deref()),
-            shown(c.now.as_deref())
-        );
+        }
+    }
+
+    /// The column's change: its value as pushed and now (and the likely
+    /// writer of an updated_at); None for a change the receipt keeps only
+    /// the row's fingerprint of.
+    fn how(&self) -> Option<String> {
+        let c = self.column.as_ref()?;
         let by = match &self.stamped_by {
             Some(t) => format!(
                 " (likely trigger {t}, which only stamps updated_at: any UPDATE of the row moves \
@@ -202,11 +208,28 @@ impl AppChange {
             ),
             None => String::new(),
         };
-        if self.inserted {
-            format!("{row}: {how}{by}")
-        } else {
-            format!("row {} changed: {how}{by}", self.key)
-        }
+        Some(format!(
+            "{}.{} was pushed as {}, is now {}{by}",
+            self.table,
+            c.name,
+            shown(c.pushed.as_deref()),
+            shown(c.now.as_deref())
+        ))
+    }
+
+    /// For a person, one line for all of `changes` (each of the same row):
+    /// the row named once, then each column's change, and last, if the row
+    /// changed where the receipt keeps only its fingerprint, that. A row
+    /// listed once per change read as that many rows.
+    pub(super) fn describe_row(changes: &[&AppChange]) -> Option<String> {
+        let row = changes.first()?.row();
+        let columns: Vec<String> = changes.iter().filter_map(|c| c.how()).collect();
+        let unkept = changes.iter().any(|c| c.column.is_none());
+        Some(match (columns.is_empty(), unkept) {
+            (true, _) => format!("{row}, {UNKEPT}"),
+            (false, false) => format!("{row}: {}", columns.join("; ")),
+            (false, true) => format!("{row}: {}; and {UNKEPT}", columns.join("; ")),
+        })
     }
 
     /// What `--discard-changes` names to let the undo discard it:
