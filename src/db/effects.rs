@@ -41,6 +41,9 @@ pub struct Function {
     /// Its bare name and schema (lower case as Postgres keeps them).
     pub name: String,
     pub schema: String,
+    /// Its `SET` clause (`proconfig`: `name=value` entries), applied for
+    /// the duration of each call.
+    pub config: Vec<String>,
 }
 
 /// A trigger or event trigger that fires for the writes, or an expression
@@ -153,7 +156,7 @@ impl Effects {
                      UNION ALL \
                      SELECT x.what || CASE WHEN x.name = ANY($1) THEN '' \
                                     ELSE ' (a foreign key''s ON DELETE/UPDATE action reaches it)' END, \
-                            '', 'sql', true, x.source || coalesce(u.calls, ''), '', '', '', \
+                            '', 'sql', true, x.source || coalesce(u.calls, ''), '', '', '', '{{}}'::text[], \
                             coalesce(u.functions, '{{}}'), NULL::text, NULL::text, NULL::text[] \
                      FROM expressions x LEFT JOIN depends_on u ON u.classid = x.classid AND u.objid = x.objid \
                      WHERE x.source IS NOT NULL ORDER BY 1"
@@ -169,21 +172,21 @@ impl Effects {
         // WHEN TAG IN names none of them is not reached.
         let roots: Vec<(String, Function, Vec<String>)> = roots
             .iter()
-            .filter(|r| match r.get::<_, Option<String>>(9) {
+            .filter(|r| match r.get::<_, Option<String>>(10) {
                 None => true,
                 Some(event) => {
                     let what: String = r.get(0);
                     let t = crate::db::event_triggers::EventTrigger {
                         name: what.trim_start_matches("event trigger ").to_string(),
                         event,
-                        enabled: r.get::<_, Option<String>>(10).unwrap_or_default(),
+                        enabled: r.get::<_, Option<String>>(11).unwrap_or_default(),
                         function: r.get(1),
-                        tags: r.get::<_, Option<Vec<String>>>(11).unwrap_or_default(),
+                        tags: r.get::<_, Option<Vec<String>>>(12).unwrap_or_default(),
                     };
                     crate::db::event_triggers::fires_on_commands(&t, commands).is_some()
                 }
             })
-            .map(|r| (r.get::<_, String>(0), function_of(r, 1), r.get(8)))
+            .map(|r| (r.get::<_, String>(0), function_of(r, 1), r.get(9)))
             .collect();
         // Functions by bare name (lower case), looked up level by level.
         let mut by_name: BTreeMap<String, Vec<Function>> = BTreeMap::new();
@@ -300,8 +303,8 @@ impl Effects {
         let mut out = Vec::new();
         for f in &self.firing {
             for (chain, func) in &f.reached {
-                for setting in switched_settings(func) {
-                    let line = format!("{}: sets {setting}", f.at(chain));
+                for (setting, how) in switched_settings(func) {
+                    let line = format!("{}: may set {setting} ({how})", f.at(chain));
                     if !out.contains(&line) {
                         out.push(line);
                     }
@@ -439,7 +442,7 @@ const EXPRESSIONS: &str = "tbl(oid, name) AS ( \
        WHERE rw.rulename <> '_RETURN' AND rw.ev_enabled IN ('O', 'A'))";
 
 /// Columns 1.. of a function row: signature, language, trusted, source,
-/// extension, name, schema (see [`function_of`]).
+/// extension, name, schema, config (see [`function_of`]).
 const FUNCTION_COLUMNS: &str = "p.oid::regprocedure::text, l.lanname::text, l.lanpltrusted, \
      coalesce(nullif(p.prosrc, ''), pg_catalog.pg_get_functiondef(p.oid)), \
      coalesce((SELECT x.extname::text FROM pg_catalog.pg_depend d \
@@ -447,7 +450,8 @@ const FUNCTION_COLUMNS: &str = "p.oid::regprocedure::text, l.lanname::text, l.la
                WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid \
                  AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e' \
                LIMIT 1), ''), p.proname::text, \
-     (SELECT fs.nspname::text FROM pg_catalog.pg_namespace fs WHERE fs.oid = p.pronamespace)";
+     (SELECT fs.nspname::text FROM pg_catalog.pg_namespace fs WHERE fs.oid = p.pronamespace), \
+     coalesce(p.proconfig, '{}')::text[]";
 const FUNCTION_JOINS: &str = "JOIN pg_catalog.pg_language l ON l.oid = p.prolang";
 
 fn function_of(r: &tokio_postgres::Row, from: usize) -> Function {
@@ -459,6 +463,7 @@ fn function_of(r: &tokio_postgres::Row, from: usize) -> Function {
         extension: r.get(from + 4),
         name: r.get(from + 5),
         schema: r.get(from + 6),
+        config: r.get(from + 7),
     }
 }
 
@@ -836,34 +841,82 @@ pub fn external_effects_check(phase: &str, effects: &Effects, allowed: bool) -> 
     )
 }
 
-/// The guarded settings (`tx::GUARDED_SETTINGS`) that `f`'s source sets:
-/// `set_config('name', …)` or `SET [LOCAL | SESSION] name`, also inside a
-/// string run by EXECUTE. Reading one (`current_setting('name')`, as a
-/// trigger does to skip itself under replication) is not a switch. A name
-/// built at run time is not seen.
-fn switched_settings(f: &Function) -> Vec<&'static str> {
-    if f.language == "c" || f.language == "internal" {
-        return vec![];
+/// The guarded settings (`tx::GUARDED_SETTINGS`) that `f` may switch, and
+/// how: its `SET` clause, or its source naming one other than to read it
+/// (`current_setting('name')` or `SHOW name`, as a trigger does to skip
+/// itself under replication). Any other mention counts, in any quoting
+/// (`'…'`, `E'…'`, `$q$…$q$`, `%I` of `format`), since `set_config`, `SET`
+/// and `EXECUTE` take the name in all of them; comments do not. A name
+/// built at run time is not seen (the re-read inside the transaction is
+/// left for it).
+fn switched_settings(f: &Function) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (name, _, _) in crate::db::postgres::tx::GUARDED_SETTINGS {
+        if let Some(entry) = f
+            .config
+            .iter()
+            .find(|c| c.to_lowercase().starts_with(&format!("{name}=")))
+        {
+            out.push((*name, format!("its SET clause sets {entry}")));
+        } else if f.language != "c"
+            && f.language != "internal"
+            && names_other_than_to_read(&without_comments(&f.source.to_lowercase()), name)
+        {
+            out.push((
+                *name,
+                format!("its source names {name} other than to read it (set_config, SET, EXECUTE)"),
+            ));
+        }
     }
-    let words: Vec<String> = f
-        .source
-        .to_lowercase()
-        .split(|c: char| !is_ident(c) && c != '\'')
-        .map(|w| w.trim_matches('\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect();
-    crate::db::postgres::tx::GUARDED_SETTINGS
-        .iter()
-        .map(|(name, _, _)| *name)
-        .filter(|name| {
-            words
-                .windows(2)
-                .any(|w| (w[0] == "set_config" || w[0] == "set") && w[1] == *name)
-                || words.windows(3).any(|w| {
-                    w[0] == "set" && (w[1] == "local" || w[1] == "session") && w[2] == *name
-                })
-        })
-        .collect()
+    out
+}
+
+/// `source` without `-- …` and `/* … */` comments.
+fn without_comments(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.find('\n').map_or("", |i| &after[i..]);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.find("*/").map_or("", |i| &after[i + 2..]);
+            out.push(' ');
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// Whether lower-case `source` names `setting` (as a whole word) anywhere
+/// but as the argument of `current_setting(` or after `show`.
+fn names_other_than_to_read(source: &str, setting: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    source.match_indices(setting).any(|(at, _)| {
+        let before = &source[..at];
+        let after = &source[at + setting.len()..];
+        if before.chars().next_back().is_some_and(word) || after.chars().next().is_some_and(word) {
+            return false;
+        }
+        // Strip the quote that opens it: ', E' or a $tag$.
+        let mut lead = before.trim_end();
+        if let Some(q) = lead.strip_suffix('\'') {
+            lead = q
+                .strip_suffix('e')
+                .filter(|l| !l.ends_with(word))
+                .unwrap_or(q);
+        } else if let Some(q) = lead.strip_suffix('$') {
+            lead = q.rfind('$').map_or(q, |i| &q[..i]);
+        }
+        let lead = lead.trim_end();
+        let read = lead
+            .strip_suffix('(')
+            .is_some_and(|l| l.trim_end().ends_with("current_setting"))
+            || lead.ends_with("show");
+        !read
+    })
 }
 
 /// Refuses what fires and switches a guarded setting (see
@@ -901,15 +954,22 @@ mod tests {
             extension: String::new(),
             name: "f".into(),
             schema: "public".into(),
+            config: vec![],
         }
     }
 
     #[test]
     fn a_switch_of_a_guarded_setting_is_read_from_the_source_and_a_read_of_it_is_not() {
-        let switched = |src: &str| switched_settings(&plpgsql(src));
+        let switched = |src: &str| -> Vec<&str> {
+            switched_settings(&plpgsql(src))
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        let srr = ["session_replication_role"];
         assert_eq!(
             switched("PERFORM set_config('session_replication_role', 'replica', true);"),
-            ["session_replication_role"]
+            srr
         );
         assert_eq!(
             switched("PERFORM pg_catalog.set_config( 'track_counts' , 'off', true);"),
@@ -917,24 +977,61 @@ mod tests {
         );
         assert_eq!(
             switched("SET LOCAL session_replication_role = replica;"),
-            ["session_replication_role"]
+            srr
         );
         assert_eq!(
             switched("EXECUTE 'set session_replication_role to replica';"),
-            ["session_replication_role"]
+            srr
         );
         assert_eq!(
             switched("SET SESSION track_counts = off; SET session_replication_role TO origin;"),
             ["session_replication_role", "track_counts"]
         );
+        // Any quoting (h4's review: these passed the first version).
+        assert_eq!(
+            switched("PERFORM set_config(E'track_counts', 'off', true);"),
+            ["track_counts"]
+        );
+        assert_eq!(
+            switched("PERFORM set_config($q$track_counts$q$, 'off', true);"),
+            ["track_counts"]
+        );
+        assert_eq!(
+            switched("EXECUTE format('SET LOCAL %I = %L', 'session_replication_role', 'replica');"),
+            srr
+        );
+        // Reads, comments and other settings are no switch.
         assert!(switched(
             "IF current_setting('session_replication_role') = 'replica' THEN RETURN NULL; END IF;"
         )
         .is_empty());
+        assert!(
+            switched("IF pg_catalog.current_setting ( E'track_counts', true) = 'on' THEN")
+                .is_empty()
+        );
+        assert!(switched("SHOW session_replication_role;").is_empty());
+        assert!(switched(
+            "-- never set session_replication_role here\n/* nor SET track_counts */ RETURN NEW;"
+        )
+        .is_empty());
         assert!(switched("SET LOCAL statement_timeout = 0; RETURN NEW;").is_empty());
+        assert!(
+            switched("PERFORM set_config('app.session_replication_role_seen', 'x', true);")
+                .is_empty()
+        );
         let mut c = plpgsql("set_config('session_replication_role', 'replica', true)");
         c.language = "c".into();
         assert!(switched_settings(&c).is_empty());
+        // The function's own SET clause.
+        let mut clause = plpgsql("BEGIN DELETE FROM app.t; RETURN NEW; END");
+        clause.config = vec!["search_path=public".into(), "track_counts=off".into()];
+        assert_eq!(
+            switched_settings(&clause),
+            [(
+                "track_counts",
+                "its SET clause sets track_counts=off".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -947,6 +1044,7 @@ mod tests {
             extension: "dblink".into(),
             name: "dblink_exec".into(),
             schema: "public".into(),
+            config: vec![],
         };
         let root = plpgsql("BEGIN PERFORM dblink_exec('c', 'x'); RETURN NEW; END");
         let mut reached = vec![(root.signature.clone(), root.clone())];
@@ -1035,6 +1133,7 @@ mod tests {
             extension: String::new(),
             name: name.into(),
             schema: schema.into(),
+            config: vec![],
         };
         let outside = |f: &Function| calls_outside(f).iter().any(|(_, o)| *o);
         assert!(outside(&c("public", "dblink_exec", "dblink_exec")));
