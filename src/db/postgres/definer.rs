@@ -356,8 +356,12 @@ pub fn explain_definer(
     if policy_refused_the_row(message) || function.row_security.as_deref() == Some("on") {
         format!(
             "{who}. The function applies the table's policies (it sets row_security on), and a \
-             policy of {table_name} refuses the row {owner} writes: the app's writes that fire it \
-             would be refused the same way. Change the policy to admit that row, or {grant}"
+             policy of {table_name} refuses the row {owner} writes in this tool's session. If the \
+             policy reads the caller's session (auth.uid(), auth.jwt(), current_setting('request…'), \
+             current_user), the app's requests may pass where this session, which carries no \
+             request's claims, does not; otherwise the app's writes that fire it are refused the \
+             same way. Change the policy to admit the rows this function writes whoever calls it, \
+             or {grant}"
         )
     } else {
         format!(
@@ -499,5 +503,12 @@ mod tests {
             "{said}"
         );
         assert!(!said.contains("SET row_security"), "{said}");
+        // A policy on the request's claims (Supabase's auth.uid()) admits
+        // the app's requests: not said to refuse them (h4's review).
+        assert!(
+            said.contains("the app's requests may pass where this session"),
+            "{said}"
+        );
+        assert!(!said.contains("would be refused the same way"), "{said}");
     }
 }
