@@ -1135,7 +1135,8 @@ fn receipts_with_a_snapshot_of_another_database_name_the_mismatch() {
     run.code(0)
         .stdout_has(&receipt)
         .stdout_has(&format!(
-            "1 receipt(s) are kept only in {}, which was pulled from postgres://postgres@",
+            "1 receipt(s) ({receipt}) are kept only in {}, which was pulled from \
+             postgres://postgres@",
             w.snap()
         ))
         .stdout_has("they were pushed there. To see or undo them, pass that database");

@@ -4135,4 +4135,25 @@ fn replica_mode_switched_on_and_back_within_a_statement_refuses_the_push() {
         );
     }
     assert_eq!(w.count("SELECT count(*) FROM app.notes"), 50);
+    // A function of another schema under the same name as one a trigger
+    // calls qualified is not reached (h4's review: admin.log_change(),
+    // which switches to replica and is never called, refused the push
+    // with an invented chain app.audit_it() → admin.log_change()).
+    w.exec(
+        "DROP TRIGGER tidy ON public.workflows;
+         CREATE SCHEMA admin;
+         CREATE FUNCTION admin.log_change() RETURNS void LANGUAGE plpgsql AS $$
+         BEGIN SET LOCAL session_replication_role = replica; END $$;
+         CREATE FUNCTION app.log_change(t text, o text) RETURNS void LANGUAGE sql AS $$
+           INSERT INTO app.audit (tab, op) VALUES (t, o) $$;
+         CREATE FUNCTION app.audit_via() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM app.log_change(TG_TABLE_NAME, TG_OP); RETURN NULL; END $$;
+         CREATE TRIGGER audit_via AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION app.audit_via();",
+    );
+    let before = w.state();
+    let run = w.push(&["--allow-writes", "app.audit"]);
+    run.ok();
+    assert!(!run.all().contains("admin.log_change"), "{}", run.show());
+    before.assert_same(&w.state(), "a preflight");
 }

@@ -495,6 +495,13 @@ fn walk(
             if depth == 0 && reach.only.is_some_and(|only| !only.contains(&g.signature)) {
                 continue;
             }
+            // `app.log_change(` is no call of `admin.log_change()`: a
+            // qualified call reaches only its schema's functions (h4's
+            // review: an admin function of the same name was blamed, with
+            // a chain that does not exist). A bare one may reach any.
+            if !may_call_in_schema(&f.source, &name, &g.schema) {
+                continue;
+            }
             walk(
                 g,
                 if chain.is_empty() {
@@ -539,6 +546,35 @@ pub fn called_names(source: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// Whether `source` calls `name` (lower case, as [`called_names`] found it)
+/// in a way that may resolve to a function of `schema`: bare (any schema on
+/// the search path) or qualified with `schema` (plain or double-quoted).
+fn may_call_in_schema(source: &str, name: &str, schema: &str) -> bool {
+    let lower = source.to_lowercase();
+    let schema = schema.to_lowercase();
+    lower.match_indices(name).any(|(at, _)| {
+        let before = &lower[..at];
+        let after = lower[at + name.len()..].trim_start();
+        if before.chars().next_back().is_some_and(is_ident)
+            || after.chars().next().is_some_and(is_ident)
+            || !after.starts_with('(')
+        {
+            return false;
+        }
+        match before.trim_end().strip_suffix('.') {
+            None => true,
+            Some(q) => {
+                let q = q.trim_end();
+                let qualifier = match q.strip_suffix('"') {
+                    Some(quoted) => quoted.rsplit('"').next().unwrap_or_default(),
+                    None => q.rsplit(|c: char| !is_ident(c)).next().unwrap_or_default(),
+                };
+                qualifier == schema
+            }
+        }
+    })
 }
 
 /// Whether a function body names `schema.name` as a whole identifier:
@@ -1032,6 +1068,39 @@ mod tests {
                 "its SET clause sets track_counts=off".to_string()
             )]
         );
+    }
+
+    #[test]
+    fn a_qualified_call_reaches_only_its_schema() {
+        let src = "BEGIN PERFORM app.log_change(TG_TABLE_NAME, TG_OP); RETURN NULL; END";
+        assert!(may_call_in_schema(src, "log_change", "app"));
+        assert!(!may_call_in_schema(src, "log_change", "admin"));
+        let quoted = "PERFORM \"App\" . log_change ('x')";
+        assert!(may_call_in_schema(quoted, "log_change", "App"));
+        assert!(!may_call_in_schema(quoted, "log_change", "admin"));
+        // Bare: whatever the search path finds.
+        assert!(may_call_in_schema(
+            "PERFORM log_change('x')",
+            "log_change",
+            "admin"
+        ));
+        // Both forms: the bare call may reach either.
+        assert!(may_call_in_schema(
+            "PERFORM app.log_change('x'); PERFORM log_change('y');",
+            "log_change",
+            "admin"
+        ));
+        // Not a call of it: a longer name, or no parenthesis.
+        assert!(!may_call_in_schema(
+            "PERFORM app.log_changes('x')",
+            "log_change",
+            "app"
+        ));
+        assert!(!may_call_in_schema(
+            "-- see log_change",
+            "log_change",
+            "app"
+        ));
     }
 
     #[test]
