@@ -554,8 +554,8 @@ pub async fn push(
                         e,
                         &format!(
                             "Sequences are never rolled back: while this run's transaction was \
-                             open, {} advanced (values handed out by this run, or by the app at \
-                             the same time)",
+                             open, these advanced: {} (values handed out by this run, or by the \
+                             app at the same time)",
                             used.iter()
                                 .map(|s| s.describe())
                                 .collect::<Vec<_>>()

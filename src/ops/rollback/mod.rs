@@ -153,8 +153,8 @@ async fn rollback_on(
                 e,
                 &format!(
                     "No row was changed, but sequences are never rolled back: while the \
-                     rollback's transaction was open, {} advanced (values handed out by triggers \
-                     that fired for the undo, or by the app at the same time)",
+                     rollback's transaction was open, these advanced: {} (values handed out by \
+                     triggers that fired for the undo, or by the app at the same time)",
                     used.iter()
                         .map(|s| s.describe())
                         .collect::<Vec<_>>()
