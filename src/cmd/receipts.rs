@@ -154,25 +154,20 @@ pub fn print_lines(lines: &[ReceiptLine], remote_read: bool) {
             row
         })
         .collect();
+    // "kept in" only when Postgres was read beside the snapshot.
+    let columns = [
+        "receipt",
+        "when (UTC)",
+        "plan",
+        "rows",
+        "status",
+        "undo format",
+        "kept in",
+    ];
     let header: &[&str] = if remote_read {
-        &[
-            "receipt",
-            "when (UTC)",
-            "plan",
-            "rows",
-            "status",
-            "undo format",
-            "kept in",
-        ]
+        &columns
     } else {
-        &[
-            "receipt",
-            "when (UTC)",
-            "plan",
-            "rows",
-            "status",
-            "undo format",
-        ]
+        &columns[..columns.len() - 1]
     };
     // The id is what a person copies into `sandbox rollback`: never cut;
     // nor the time, already compact.
