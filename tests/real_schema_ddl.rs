@@ -1409,6 +1409,134 @@ fn an_event_trigger_enabling_the_held_off_stamp_refuses_push_and_rollback() {
     );
 }
 
+/// An app's event trigger that, whenever an ALTER TABLE leaves the stamp
+/// `jtbd_library_set_updated_at` disabled (the push's own DISABLE), renames
+/// it away and makes an enabled copy under its name.
+const SWAPS_STAMP_ON_DISABLE: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.swap_on_disable() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+             WHERE tgrelid = 'public.jtbd_library'::regclass
+               AND tgname = 'jtbd_library_set_updated_at' AND tgenabled = 'D') THEN
+    EXECUTE 'ALTER TRIGGER jtbd_library_set_updated_at ON public.jtbd_library \
+             RENAME TO jtbd_library_stamp_kept';
+    EXECUTE 'CREATE TRIGGER jtbd_library_set_updated_at BEFORE UPDATE ON public.jtbd_library \
+             FOR EACH ROW EXECUTE FUNCTION public.fixture_set_updated_at()';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER swap_on_disable ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION app.swap_on_disable();";
+
+/// h2 (issue 10): the swap above, made by the push's own DISABLE, was
+/// refused as "was enabled again": the read-back went by name and found
+/// the copy enabled. Now the held-off trigger is followed by oid: the
+/// refusal says it was replaced, naming the copy under its name (a new
+/// oid, enabled), the stamp held off under its new name, and the event
+/// trigger; the whole database as it was.
+#[test]
+fn an_event_trigger_replacing_the_held_off_stamp_is_named_as_a_replacement() {
+    let w = world("et_swaps_stamp_on_disable", SWAPS_STAMP_ON_DISABLE);
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "a trigger held off for the updates was replaced while it was off",
+            "trigger jtbd_library_set_updated_at on public.jtbd_library, held off (DISABLE \
+             TRIGGER), was replaced before the updates ran: its name now belongs to another \
+             trigger (oid ",
+            ", made inside this transaction, enabled), and the trigger held off (oid ",
+            ") is now named jtbd_library_stamp_kept (disabled)",
+            "event trigger swap_on_disable on ddl_command_end (function app.swap_on_disable())",
+        ]);
+        assert!(
+            !run.all().contains("enabled again"),
+            "a replacement is not said to be the stamp enabled again: {}",
+            run.show()
+        );
+        before.assert_same(
+            &w.state(),
+            "a push whose held-off stamp an event trigger replaced",
+        );
+    }
+}
+
+/// An app's event trigger that, on any CREATE or ALTER TABLE while the
+/// tool's `sandbox.receipts` exists, gives that table a column, an index
+/// and a trigger of the app's (once): DDL on the tool's own table, which
+/// the push's and the rollback's DDL (and a first push's creation of the
+/// receipts table itself) fire.
+const SHAPES_RECEIPTS: &str = "
+CREATE SCHEMA app;
+CREATE FUNCTION app.receipt_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RETURN NULL; END $$;
+CREATE FUNCTION app.shape_receipts() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_catalog.to_regclass('sandbox.receipts') IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                     WHERE attrelid = pg_catalog.to_regclass('sandbox.receipts') AND attname = 'app_note') THEN
+    EXECUTE 'ALTER TABLE sandbox.receipts ADD COLUMN app_note int';
+    EXECUTE 'CREATE INDEX receipts_app_idx ON sandbox.receipts (plan_name)';
+    EXECUTE 'CREATE TRIGGER receipts_app AFTER INSERT ON sandbox.receipts \
+             FOR EACH ROW EXECUTE FUNCTION app.receipt_seen()';
+  END IF;
+END $$;
+CREATE EVENT TRIGGER shape_receipts ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+  EXECUTE FUNCTION app.shape_receipts();";
+
+/// What a push or rollback the event trigger above fired on must say.
+const RECEIPTS_SHAPED: &[&str] = &[
+    "no DDL or large object outside the plan",
+    "table column sandbox.receipts.app_note",
+    "index sandbox.receipts_app_idx",
+    "trigger receipts_app on sandbox.receipts",
+    "event trigger shape_receipts",
+];
+
+/// h2 (issue 10): every catalog row of a `sandbox.*` table was taken for
+/// the tool's own, so an event trigger adding a column, an index or a
+/// trigger to `sandbox.receipts` during a push or rollback went unnamed
+/// (exit 0, committed with it). Now only what a first push's own CREATE
+/// makes is excused: the push that creates the table, the push on a
+/// database where it exists and the rollback are refused by name (exit 1,
+/// the whole database as it was); without the event trigger the first
+/// push passes.
+#[test]
+fn an_event_trigger_changing_the_receipts_table_refuses_push_and_rollback() {
+    let w = world("et_shapes_receipts", SHAPES_RECEIPTS);
+    // First use: fired by the push's own CREATE TABLE sandbox.receipts.
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(RECEIPTS_SHAPED);
+        before.assert_same(&w.state(), "a first push whose receipts table was altered");
+    }
+    w.exec("ALTER EVENT TRIGGER shape_receipts DISABLE");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert!(
+        !run.all().contains("sandbox.receipts"),
+        "a first push's own receipts table is not named: {}",
+        run.show()
+    );
+    let receipt = run.receipt();
+    // The receipts table exists: the rollback's DDL fires the event trigger.
+    w.exec("ALTER EVENT TRIGGER shape_receipts ENABLE");
+    let pushed = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(RECEIPTS_SHAPED);
+        pushed.assert_same(&w.state(), "a rollback whose receipts table was altered");
+    }
+    w.exec("ALTER EVENT TRIGGER shape_receipts DISABLE");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    w.exec("ALTER EVENT TRIGGER shape_receipts ENABLE");
+    // And the push's own DDL, on a database whose receipts table exists.
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(RECEIPTS_SHAPED);
+        before.assert_same(&w.state(), "a push whose receipts table was altered");
+    }
+}
+
 /// An app audit table with 1000 rows of its own, filled on each insert
 /// into `workflows` (which the plan writes) — the side effect a user
 /// allows with `--allow-writes app.audit` — and an event trigger running

@@ -137,6 +137,38 @@ pub fn trigger_definition_change(t: &str) -> String {
     )
 }
 
+/// The objects [`record_start_sql`] recorded (SQL, a jsonb object by
+/// `catalog:oid`).
+fn objects_at_start() -> String {
+    format!(
+        "coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), '{{}}')::jsonb"
+    )
+}
+
+/// The oid of the user trigger named `name` on table `table` (SQL text
+/// expressions; the table as `schema.table`, unquoted) when
+/// [`record_start_sql`] ran, or NULL (none, or nothing recorded): lets a
+/// check made mid-transaction (`triggers::held_off_enabled_again`) follow
+/// the trigger held off by oid, whatever it is named now.
+pub fn trigger_oid_at_start(table: &str, name: &str) -> String {
+    format!(
+        "(SELECT pg_catalog.split_part(s.key, ':', 2)::oid \
+          FROM pg_catalog.jsonb_each({}) s \
+          WHERE s.value ->> 0 = 'pg_trigger' AND s.value ->> 2 = {table} AND s.value ->> 5 = {name} \
+          LIMIT 1)",
+        objects_at_start()
+    )
+}
+
+/// The name user trigger `oid` (an SQL expression) had when
+/// [`record_start_sql`] ran, or NULL: made since (or nothing recorded).
+pub fn trigger_name_at_start(oid: &str) -> String {
+    format!(
+        "({} -> ('pg_trigger:' || ({oid})::text) ->> 5)",
+        objects_at_start()
+    )
+}
+
 /// For user trigger row `t` written in this transaction: its entry in
 /// [`OBJECTS_AT_START`] (NULL: made since) and its state now (enabled
 /// state, name, [`trigger_definition`]), as JSON text read into
@@ -829,10 +861,15 @@ fn changed_sql() -> String {
             ),
             ..Part::new("pg_description", "d")
         },
-        // Objects that belong to no table.
+        // Objects that belong to no table. A schema made since the start
+        // has the detail `created`: a first push makes the tool's own.
         Part {
             namespace: Some("n.oid"),
             name: "n.nspname::text".into(),
+            detail: format!(
+                "CASE WHEN NOT (coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), \
+                 '{{}}')::jsonb ? ('pg_namespace:' || n.oid::text)) THEN 'created' END"
+            ),
             ..Part::new("pg_namespace", "n")
         },
         Part::new("pg_proc", "p"),
@@ -1230,6 +1267,12 @@ pub struct OwnDdl {
     pub held_off: Vec<(String, String)>,
     /// Sequences it moves (`ALTER SEQUENCE`): `schema.sequence`.
     pub sequences: Vec<String>,
+    /// The push created the tool's receipts table in this transaction
+    /// (its first in the database): `sandbox.receipts` as
+    /// [`RECEIPTS_DDL`](crate::db::postgres::receipts::RECEIPTS_DDL) makes
+    /// it, and the `sandbox` schema if it was made here too. Otherwise no
+    /// catalog row of the tool's schema is its own.
+    pub receipts_created: bool,
 }
 
 impl OwnDdl {
@@ -1249,14 +1292,62 @@ impl OwnDdl {
             || (!columns.is_empty() && columns.iter().all(|c| self.column(table, c)))
     }
 
+    /// Whether `c` is a row of what a first push's
+    /// [`RECEIPTS_DDL`](crate::db::postgres::receipts::RECEIPTS_DDL)
+    /// makes: the `sandbox` schema (made here), `sandbox.receipts` with
+    /// its columns, defaults, key, CHECK, index, row type, TOAST table and
+    /// owner (and the grants default privileges give it). Anything else on
+    /// it — another column, index, constraint, a trigger, policy, rule or
+    /// comment — is not, even on first use; and when the table was there
+    /// at the start, nothing of the schema is (before, every row of a
+    /// `sandbox.*` table passed: an event trigger adding a column or an
+    /// index to `sandbox.receipts` during a push went unnamed).
+    fn receipts_made(&self, c: &CatalogChange) -> bool {
+        use crate::db::postgres::receipts::{
+            RECEIPTS_COLUMNS, RECEIPTS_CONSTRAINTS, RECEIPTS_DEFAULTS,
+        };
+        const TABLE: &str = "sandbox.receipts";
+        if !self.receipts_created || c.gone || c.dropped {
+            return false;
+        }
+        let sandbox = c.name.as_deref() == Some("sandbox");
+        let column = |list: &[&str]| c.detail.as_deref().is_some_and(|d| list.contains(&d));
+        match c.catalog.as_str() {
+            "pg_namespace" => sandbox && c.detail.as_deref() == Some("created"),
+            "pg_shdepend" => sandbox || c.table.as_deref() == Some(TABLE),
+            _ if c.table.as_deref() != Some(TABLE) => false,
+            "pg_class" => {
+                let name = c.name.as_deref().unwrap_or("");
+                match c.relkind.as_deref() {
+                    // Made here, so with no start settings to differ from.
+                    Some("r") => name == TABLE && c.detail.is_none(),
+                    Some("i") => name == "sandbox.receipts_pkey" || name.starts_with("pg_toast."),
+                    Some("t") => name.starts_with("pg_toast."),
+                    _ => false,
+                }
+            }
+            "pg_index" => {
+                let index = c.object.trim_end_matches(" (created)");
+                index == "index sandbox.receipts_pkey" || index.starts_with("index pg_toast.")
+            }
+            "pg_type" => true,
+            "pg_attribute" => column(RECEIPTS_COLUMNS),
+            "pg_attrdef" => column(RECEIPTS_DEFAULTS),
+            "pg_constraint" => c.detail.as_deref().is_some_and(|name| {
+                RECEIPTS_CONSTRAINTS.contains(&name)
+                    || RECEIPTS_COLUMNS
+                        .iter()
+                        .any(|col| name == format!("receipts_{col}_not_null"))
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether `c` is a row the own DDL writes.
     pub fn made(&self, c: &CatalogChange) -> bool {
         let table = c.table.as_deref().unwrap_or("");
-        // The tool's own schema (the receipts), created on first use.
-        if table.starts_with("sandbox.")
-            || (matches!(c.catalog.as_str(), "pg_namespace" | "pg_shdepend")
-                && c.name.as_deref() == Some("sandbox"))
-        {
+        // The tool's own schema: the receipts, created on first use.
+        if self.receipts_made(c) {
             return true;
         }
         let created = self.created.iter().any(|t| t == table);
@@ -1575,6 +1666,110 @@ mod tests {
         );
     }
 
+    /// h2: what a first push's receipts DDL writes is its own only when
+    /// it created the table in this transaction, and only that: another
+    /// column, index or trigger on `sandbox.receipts`, or another table of
+    /// the schema, is named either way.
+    #[test]
+    fn the_receipts_table_is_own_only_as_a_first_push_creates_it() {
+        let receipts = Some("sandbox.receipts");
+        let with = |mut c: CatalogChange, f: &dyn Fn(&mut CatalogChange)| {
+            f(&mut c);
+            c
+        };
+        let relation = |object: &str, kind: &str, name: &str| {
+            with(change("pg_class", object, receipts), &|c| {
+                c.relkind = Some(kind.into());
+                c.name = Some(name.into());
+            })
+        };
+        let named = |catalog: &str, object: &str, detail: &str| {
+            with(change(catalog, object, receipts), &|c| {
+                c.detail = Some(detail.into())
+            })
+        };
+        let schema = with(change("pg_namespace", "schema sandbox", None), &|c| {
+            c.name = Some("sandbox".into());
+            c.detail = Some("created".into());
+        });
+        let own = vec![
+            schema.clone(),
+            relation("table sandbox.receipts", "r", "sandbox.receipts"),
+            relation("index sandbox.receipts_pkey", "i", "sandbox.receipts_pkey"),
+            relation("table pg_toast.pg_toast_1", "t", "pg_toast.pg_toast_1"),
+            change(
+                "pg_index",
+                "index sandbox.receipts_pkey (created)",
+                receipts,
+            ),
+            change("pg_type", "type sandbox.receipts", receipts),
+            named("pg_attribute", "table column sandbox.receipts.undo", "undo"),
+            named(
+                "pg_attrdef",
+                "default value for column pushed_at",
+                "pushed_at",
+            ),
+            named("pg_constraint", "constraint receipts_pkey", "receipts_pkey"),
+            named(
+                "pg_constraint",
+                "constraint status check",
+                "receipts_status_check",
+            ),
+        ];
+        let first = OwnDdl {
+            receipts_created: true,
+            ..OwnDdl::default()
+        };
+        for c in &own {
+            assert!(first.made(c), "{c:?}");
+            assert!(!OwnDdl::default().made(c), "{c:?}");
+        }
+        let theirs = vec![
+            named(
+                "pg_attribute",
+                "table column sandbox.receipts.app_note",
+                "app_note",
+            ),
+            named("pg_attrdef", "default value for column status", "status"),
+            named(
+                "pg_constraint",
+                "constraint receipts_app_check",
+                "receipts_app_check",
+            ),
+            relation(
+                "index sandbox.receipts_app_idx",
+                "i",
+                "sandbox.receipts_app_idx",
+            ),
+            change(
+                "pg_index",
+                "index sandbox.receipts_app_idx (created)",
+                receipts,
+            ),
+            named(
+                "pg_trigger",
+                "trigger receipts_app on sandbox.receipts",
+                "receipts_app",
+            ),
+            named("pg_policy", "policy p on sandbox.receipts", "p"),
+            with(
+                relation("table sandbox.receipts", "r", "sandbox.receipts"),
+                &|c| c.detail = Some("row-level security forced".into()),
+            ),
+            with(
+                change("pg_class", "table sandbox.other", Some("sandbox.other")),
+                &|c| {
+                    c.relkind = Some("r".into());
+                    c.name = Some("sandbox.other".into());
+                },
+            ),
+            with(schema.clone(), &|c| c.detail = None),
+        ];
+        for c in &theirs {
+            assert!(!first.made(c), "{c:?}");
+        }
+    }
+
     fn change(catalog: &str, object: &str, table: Option<&str>) -> CatalogChange {
         CatalogChange {
             catalog: catalog.into(),
@@ -1592,6 +1787,7 @@ mod tests {
             referenced: vec!["public.workflows".into()],
             held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],
             sequences: vec![],
+            receipts_created: false,
         };
         let mut relation = change("pg_class", "table public.tasks", Some("public.tasks"));
         relation.name = Some("public.tasks".into());
@@ -1683,6 +1879,7 @@ mod tests {
             referenced: vec![],
             held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],
             sequences: vec![],
+            receipts_created: false,
         };
         let gone = |catalog: &str, object: &str, table: &str| {
             let mut c = change(catalog, &format!("{object} (dropped)"), Some(table));

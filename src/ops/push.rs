@@ -2217,6 +2217,8 @@ impl Push<'_, '_> {
                 .iter()
                 .map(|s| format!("{}.{}", s.schema, s.sequence))
                 .collect(),
+            // Made by `insert_receipt` only when it did not exist.
+            receipts_created: !self.receipts_exist,
         }
     }
 

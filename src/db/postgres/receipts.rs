@@ -37,6 +37,30 @@ CREATE TABLE sandbox.receipts (
 ALTER TABLE sandbox.receipts ENABLE ROW LEVEL SECURITY;
 ";
 
+/// The columns [`RECEIPTS_DDL`] gives `sandbox.receipts`, in order.
+pub const RECEIPTS_COLUMNS: &[&str] = &[
+    "id",
+    "diff_hash",
+    "plan_name",
+    "plan_hash",
+    "snapshot_checksum",
+    "pushed_at",
+    "pushed_by",
+    "tool_version",
+    "status",
+    "rolled_back_at",
+    "counts",
+    "undo",
+];
+
+/// The columns [`RECEIPTS_DDL`] gives a default.
+pub const RECEIPTS_DEFAULTS: &[&str] = &["pushed_at", "pushed_by"];
+
+/// The constraints and index [`RECEIPTS_DDL`] names (Postgres's names for
+/// its PRIMARY KEY and CHECK). From Postgres 18 on its NOT NULL columns
+/// have constraints too, named `receipts_<column>_not_null`.
+pub const RECEIPTS_CONSTRAINTS: &[&str] = &["receipts_pkey", "receipts_status_check"];
+
 /// What a command does with `sandbox.receipts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptsUse {
@@ -503,4 +527,41 @@ pub async fn read_receipt(
         )));
     }
     Ok(Some(Undo::read(receipt_id, &row.get::<_, String>(1))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DDL check excuses a first push's receipts table by these lists
+    /// (`ddl::OwnDdl`): they must say what `RECEIPTS_DDL` makes, and the
+    /// shape check must ask for the same columns.
+    #[test]
+    fn the_receipts_lists_match_the_ddl() {
+        let body = RECEIPTS_DDL
+            .split_once("CREATE TABLE sandbox.receipts (")
+            .and_then(|(_, rest)| rest.split_once("\n);"))
+            .map(|(body, _)| body)
+            .expect("RECEIPTS_DDL creates sandbox.receipts");
+        let lines: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let columns: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(columns, RECEIPTS_COLUMNS);
+        let defaults: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.contains(" DEFAULT "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(defaults, RECEIPTS_DEFAULTS);
+        for c in RECEIPTS_COLUMNS {
+            assert!(RECEIPTS_SHAPE_SQL.contains(&format!("'{c}'")), "{c}");
+        }
+        assert!(body.contains("PRIMARY KEY") && body.contains("CHECK (status"));
+    }
 }
