@@ -3350,6 +3350,199 @@ fn row_level_security_inside_a_security_definer_trigger_names_the_functions_owne
     }
 }
 
+/// The world of the definer tests: the fixtures loaded as `role` (Supabase's
+/// owner: NOSUPERUSER … BYPASSRLS), which owns the database, and an audit
+/// table owned by `auditor` that FORCEs row-level security, with a policy
+/// admitting `auditor`'s rows (the app's sessions pass it). Its URL as
+/// `role`.
+fn audit_log_of(tag: &str, role: &str, auditor: &str) -> (World, String) {
+    let db = TestDb::create(tag);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+            db.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    common::load_fixtures(&url, "plan");
+    let w = World::in_db(db).with_shared_snapshot();
+    w.exec(&format!(
+        "CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, row_id text);
+         ALTER TABLE public.audit_log OWNER TO {auditor};
+         ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE public.audit_log FORCE ROW LEVEL SECURITY;
+         CREATE POLICY audit_writes ON public.audit_log TO {auditor}
+           USING (true) WITH CHECK (true);
+         CREATE FUNCTION public.write_audit(written text) RETURNS void LANGUAGE plpgsql
+           SECURITY DEFINER AS $$
+         BEGIN INSERT INTO public.audit_log (row_id) VALUES (written); END $$;
+         ALTER FUNCTION public.write_audit(text) OWNER TO {auditor};"
+    ));
+    (w, url)
+}
+
+/// Issue 10 F4: the SECURITY DEFINER function that meets row-level
+/// security is not the trigger's own: the trigger's function (SECURITY
+/// INVOKER, or DEFINER owned by the tool's role) calls it. Before, the
+/// refusal named the inner function and no trigger (only a trigger whose
+/// own function it was). Now it names the trigger with the chain of calls
+/// (`function public.audit_workflow() → public.write_audit(written text)`),
+/// the inner function's owner and the table; exit 1, the whole database
+/// unchanged; the advice on the inner function lets the preflight pass.
+#[test]
+fn row_level_security_in_a_definer_function_a_trigger_calls_names_the_chain() {
+    for (tag, outer) in [
+        ("rls_chain_invoker", "SECURITY INVOKER"),
+        ("rls_chain_definer", "SECURITY DEFINER"),
+    ] {
+        // Declared first, so they are dropped after the database.
+        let owner = TestRole::create(tag, "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS");
+        let auditor = TestRole::create(&format!("{tag}_auditor"), "NOLOGIN NOSUPERUSER");
+        let (role, auditor) = (owner.name.clone(), auditor.name.clone());
+        let (w, url) = audit_log_of(tag, &role, &auditor);
+        w.exec(&format!(
+            "CREATE FUNCTION public.audit_workflow() RETURNS trigger LANGUAGE plpgsql {outer} AS $$
+             BEGIN PERFORM public.write_audit(NEW.id::text); RETURN NULL; END $$;
+             ALTER FUNCTION public.audit_workflow() OWNER TO {role};
+             CREATE TRIGGER workflows_audit AFTER INSERT ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION public.audit_workflow();"
+        ));
+        let before = w.state();
+        for confirm in [&[][..], &["--confirm"][..]] {
+            let args = [&["--allow-writes", "public.audit_log"][..], confirm].concat();
+            let run = w.push_as(&url, &args);
+            run.refused(&[
+                "row-level security policy for table \"audit_log\"",
+                "function public.write_audit(written text) is SECURITY DEFINER, called by \
+                 trigger workflows_audit on public.workflows (function public.audit_workflow() \
+                 → public.write_audit(written text))",
+                &format!("runs as its owner {auditor}"),
+                &format!(
+                    "{auditor} lacks BYPASSRLS and {auditor} owns public.audit_log, which forces"
+                ),
+                "ALTER FUNCTION public.write_audit(written text) SET row_security = on;",
+                "nothing was written",
+            ]);
+            assert!(
+                !run.all().contains("Use a role with BYPASSRLS"),
+                "{tag}: the tool's role is blamed: {}",
+                run.show()
+            );
+            before.assert_same(&w.state(), "a push refused for the definer's row security");
+        }
+        w.exec("ALTER FUNCTION public.write_audit(text) SET row_security = on;");
+        let advised = w.state();
+        w.push_as(&url, &["--allow-writes", "public.audit_log"])
+            .ok()
+            .stdout_has("Dry run (preflight) passed");
+        advised.assert_same(&w.state(), "a preflight after the advice");
+    }
+}
+
+/// Issue 10 (review): the push rehearses its undo before COMMIT; the
+/// undo's DELETE of the pushed workflows fires an app trigger whose
+/// SECURITY DEFINER function (owned by a role without BYPASSRLS) writes a
+/// table whose row-level security applies to that owner. Before, the
+/// push's refusal quoted Postgres's raw "query would be affected by
+/// row-level security policy …" as the undo's. Now it is the refusal the
+/// forward writes get (the function, its owner, the trigger, the table,
+/// what to change), said of the rehearsed undo, so the push would not be
+/// undoable; exit 1, the whole database unchanged.
+#[test]
+fn row_level_security_met_by_the_rehearsed_undo_is_named_as_for_the_push() {
+    let tag = "rls_undo";
+    let owner = TestRole::create(tag, "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS");
+    let auditor = TestRole::create(&format!("{tag}_auditor"), "NOLOGIN NOSUPERUSER");
+    let (role, auditor) = (owner.name.clone(), auditor.name.clone());
+    let (w, url) = audit_log_of(tag, &role, &auditor);
+    w.exec(
+        "CREATE FUNCTION public.audit_deleted_workflow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM public.write_audit(OLD.id::text); RETURN NULL; END $$;
+         CREATE TRIGGER workflows_deleted AFTER DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.audit_deleted_workflow();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let args = [&["--allow-writes", "public.audit_log"][..], confirm].concat();
+        let run = w.push_as(&url, &args);
+        run.refused(&[
+            "its rollback, rehearsed in the push's transaction before COMMIT, would be refused",
+            "row-level security policy for table \"audit_log\"",
+            "function public.write_audit(written text) is SECURITY DEFINER, called by \
+             trigger workflows_deleted on public.workflows (function \
+             public.audit_deleted_workflow() → public.write_audit(written text))",
+            &format!("runs as its owner {auditor}"),
+            &format!("{auditor} lacks BYPASSRLS and {auditor} owns public.audit_log"),
+            "ALTER FUNCTION public.write_audit(written text) SET row_security = on;",
+            "nothing was written",
+        ]);
+        assert!(
+            !run.all().contains("Use a role with BYPASSRLS"),
+            "the tool's role is blamed: {}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push whose undo meets row security");
+    }
+    w.exec("ALTER FUNCTION public.write_audit(text) SET row_security = on;");
+    let advised = w.state();
+    w.push_as(&url, &["--allow-writes", "public.audit_log"])
+        .ok()
+        .stdout_has("Dry run (preflight) passed");
+    advised.assert_same(&w.state(), "a preflight after the advice");
+}
+
+/// The rehearsed undo meets row-level security as the tool's own role (no
+/// BYPASSRLS; an audit table it owns FORCEs row-level security, written
+/// only by an app trigger on the undo's DELETE): before, the push quoted
+/// Postgres's raw "query would be affected by row-level security policy
+/// …"; now the undo's refusal says why, as the push's own writes do (the
+/// role, BYPASSRLS, FORCE); exit 1, the whole database unchanged.
+#[test]
+fn row_level_security_the_rehearsed_undo_meets_as_the_tools_role_is_explained() {
+    let tag = "rls_undo_tool";
+    let owner = TestRole::create(tag, "LOGIN NOSUPERUSER CREATEDB CREATEROLE");
+    let role = owner.name.clone();
+    let db = TestDb::create(tag);
+    db.client()
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" OWNER TO {role}; ALTER SCHEMA public OWNER TO {role};",
+            db.name
+        ))
+        .unwrap();
+    let url = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    common::load_fixtures(&url, "plan");
+    let w = World::in_db(db).with_shared_snapshot();
+    let mut owner_client = postgres_sync::Client::connect(&url, postgres_sync::NoTls).unwrap();
+    owner_client
+        .batch_execute(
+            "CREATE TABLE public.audit_log (id bigserial PRIMARY KEY, row_id text);
+             ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.audit_log FORCE ROW LEVEL SECURITY;
+             CREATE POLICY audit_all ON public.audit_log USING (true) WITH CHECK (true);
+             CREATE FUNCTION public.audit_deleted_workflow() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.audit_log (row_id) VALUES (OLD.id::text); RETURN NULL; END $$;
+             CREATE TRIGGER workflows_deleted AFTER DELETE ON public.workflows
+               FOR EACH ROW EXECUTE FUNCTION public.audit_deleted_workflow();",
+        )
+        .unwrap();
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let args = [&["--allow-writes", "public.audit_log"][..], confirm].concat();
+        let run = w.push_as(&url, &args);
+        run.refused(&[
+            "its rollback, rehearsed in the push's transaction before COMMIT, would be refused \
+             — Postgres refused the undo: deleting the pushed rows of workflows: query would be \
+             affected by row-level security policy for table \"audit_log\" (SQLSTATE 42501) — \
+             this role cannot read every row past row-level security",
+            "Use a role with BYPASSRLS",
+            "FORCE ROW LEVEL SECURITY",
+            "nothing was written",
+        ]);
+        assert!(!run.all().contains("db error"), "raw: {}", run.show());
+        before.assert_same(&w.state(), "a push whose undo meets row security");
+    }
+}
+
 /// A write to a foreign table made by a function the trigger calls (not by
 /// the trigger's own function) is found through the call and refused by
 /// name, with the chain of calls.

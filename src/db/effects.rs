@@ -577,6 +577,15 @@ fn may_call_in_schema(source: &str, name: &str, schema: &str) -> bool {
     })
 }
 
+/// Whether `source` calls function `name` of `schema` by name, as the
+/// walk steps from a function to the ones it reaches: written as a call,
+/// bare or qualified with that schema (the error context of a refusal
+/// inside functions is checked the same way, see
+/// [`crate::db::postgres::definer::callers_of`]).
+pub(crate) fn may_call(source: &str, name: &str, schema: &str) -> bool {
+    may_call_in_schema(source, &name.to_lowercase(), schema)
+}
+
 /// Whether a function body names `schema.name` as a whole identifier:
 /// qualified, or bare when the schema is `public` (the search path the
 /// tool pins) — bare names elsewhere are too common to claim.

@@ -2429,21 +2429,28 @@ async fn rehearse_undo(
                 },
             )))
         }
-        Err(e) => match crate::error::failure_of(&e) {
-            Some(f) if f.kind != crate::error::Kind::Environment => (
-                f.message.clone(),
-                f.checks.iter().cloned().map(rehearsed).collect::<Vec<_>>(),
-            ),
-            // Postgres refused a statement of the undo that the rollback
-            // does not name (a constraint, an exclusion): refused all the same.
-            _ if e.chain().any(|c| {
-                c.downcast_ref::<tokio_postgres::Error>()
-                    .is_some_and(|pg| pg.as_db_error().is_some())
-            }) =>
-            {
-                (format!("Postgres refused the undo: {e:#}"), vec![])
-            }
-            _ => return Err(e),
+        Err(e) => match crate::db::postgres::definer::row_security_in(tx, &e).await {
+            // Row-level security met by the undo's statements, or inside
+            // a function they fire: named as for the push's own writes
+            // (Q2), from the catalog in this transaction, back at the
+            // savepoint; not Postgres's bare message.
+            Some(met) => (format!("Postgres refused the undo: {}", met.said()), vec![]),
+            None => match crate::error::failure_of(&e) {
+                Some(f) if f.kind != crate::error::Kind::Environment => (
+                    f.message.clone(),
+                    f.checks.iter().cloned().map(rehearsed).collect::<Vec<_>>(),
+                ),
+                // Postgres refused a statement of the undo that the rollback
+                // does not name (a constraint, an exclusion): refused all the same.
+                _ if e.chain().any(|c| {
+                    c.downcast_ref::<tokio_postgres::Error>()
+                        .is_some_and(|pg| pg.as_db_error().is_some())
+                }) =>
+                {
+                    (format!("Postgres refused the undo: {e:#}"), vec![])
+                }
+                _ => return Err(e),
+            },
         },
     };
     if job.opts.allow_irreversible {

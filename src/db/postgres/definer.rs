@@ -11,7 +11,8 @@
 //! [`super::explain_row_security`] says) is wrong there: the function's
 //! owner, its table and the trigger are what to name.
 
-use tokio_postgres::Client;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::db::pg_error::{context_functions, ContextFunction};
 
@@ -29,45 +30,81 @@ pub async fn explain_in_function(
     what: &str,
     nothing: &str,
 ) -> anyhow::Error {
-    let Some(db) = e
+    match row_security_in(client, &e).await {
+        None | Some(Met::AsTool(_)) => e,
+        Some(Met::Unknown(said)) => crate::error::environment(format!(
+            "Postgres refused {what}: {said}. Rolled back, {nothing}"
+        )),
+        Some(Met::Definer(said)) => crate::error::refused(
+            format!("Postgres refused {what}: {said}. Rolled back, {nothing}"),
+            vec![],
+        ),
+    }
+}
+
+/// A row-level security refusal in an error's chain, said with as whom
+/// its statement ran (see [`as_whom`]): the steps that led to it, Postgres's
+/// message and SQLSTATE, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Met {
+    /// As the tool's role: [`super::ROW_SECURITY_EXPLAINED`].
+    AsTool(String),
+    /// Inside a SECURITY DEFINER function, as its owner: the function, its
+    /// owner, the triggers that lead to it, the table, what to change.
+    Definer(String),
+    /// Inside a function the catalog does not settle: both possibilities.
+    Unknown(String),
+}
+
+impl Met {
+    /// The sentence, whoever ran the statement.
+    pub fn said(self) -> String {
+        match self {
+            Met::AsTool(said) | Met::Definer(said) | Met::Unknown(said) => said,
+        }
+    }
+}
+
+/// What [`Met`] says of the row-level security refusal in `e`'s chain, if
+/// any, read from the catalog on `client`: a connection whose transaction
+/// is over, or the transaction itself, back at a savepoint before the
+/// refused statement (the push's rehearsed undo). Unnamed statements only,
+/// so that it may run in a transaction that goes on to COMMIT.
+pub async fn row_security_in<C: GenericClient>(client: &C, e: &anyhow::Error) -> Option<Met> {
+    let db = e
         .chain()
         .filter_map(|c| c.downcast_ref::<tokio_postgres::Error>())
-        .find_map(|pg| pg.as_db_error().filter(|d| super::is_row_security_error(d)))
-    else {
-        return e;
-    };
+        .find_map(|pg| pg.as_db_error().filter(|d| super::is_row_security_error(d)))?;
     let message = db.message().to_string();
     let refused = format!("{message} (SQLSTATE {})", db.code().code());
     let context = db.where_().map(str::to_string);
-    let steps = crate::db::pg_error::steps(&e);
+    let steps = crate::db::pg_error::steps(e);
     let at = if steps.is_empty() {
         String::new()
     } else {
         format!("{steps}: ")
     };
-    match as_whom(client, &message, context.as_deref()).await {
-        AsWhom::Tool | AsWhom::ToolInside(_) => e,
-        AsWhom::Unknown(frame) => crate::error::environment(format!(
-            "Postgres refused {what}: {at}{refused}, raised inside function {frame}. Which role \
-             ran that statement could not be read from the catalog (no function of that name, \
-             several that differ, or one whose owner has BYPASSRLS): if this tool's role, {}; if \
-             the owner of a SECURITY DEFINER function, that owner lacks BYPASSRLS — give it \
-             BYPASSRLS, or let the function apply the policies (`ALTER FUNCTION … SET \
-             row_security = on`). Rolled back, {nothing}",
+    Some(match as_whom(client, &message, context.as_deref()).await {
+        AsWhom::Tool | AsWhom::ToolInside(_) => {
+            Met::AsTool(format!("{at}{refused} — {}", super::ROW_SECURITY_EXPLAINED))
+        }
+        AsWhom::Unknown(frame) => Met::Unknown(format!(
+            "{at}{refused}, raised inside function {frame}. Which role ran that statement could \
+             not be read from the catalog (no function of that name, several that differ, or one \
+             whose owner has BYPASSRLS): if this tool's role, {}; if the owner of a SECURITY \
+             DEFINER function, that owner lacks BYPASSRLS — give it BYPASSRLS, or let the \
+             function apply the policies (`ALTER FUNCTION … SET row_security = on`)",
             super::ROW_SECURITY_EXPLAINED
         )),
         AsWhom::Definer {
             function,
             triggers,
             table,
-        } => crate::error::refused(
-            format!(
-                "Postgres refused {what}: {at}{refused}; {}. Rolled back, {nothing}",
-                explain_definer(&message, &function, &triggers, table.as_ref())
-            ),
-            vec![],
-        ),
-    }
+        } => Met::Definer(format!(
+            "{at}{refused}; {}",
+            explain_definer(&message, &function, &triggers, table.as_ref())
+        )),
+    })
 }
 
 /// One function of an error's context as the catalog has it.
@@ -83,6 +120,8 @@ pub struct CatalogFunction {
     pub owner_bypasses: bool,
     /// `row_security` set on the function (`ALTER FUNCTION … SET`), if any.
     pub row_security: Option<String>,
+    /// Its body (`prosrc`), to tell whether it calls the next frame in.
+    pub source: String,
 }
 
 /// The table a row-level security refusal names and what makes its
@@ -181,34 +220,81 @@ fn same_args(a: &str, b: &str) -> bool {
     squeeze(a) == squeeze(b)
 }
 
+/// The functions the context shows calling the one of frame `from`,
+/// innermost first (the direct caller first), each resolved among `found`
+/// as [`definer_of`] resolves a frame: as far as each frame is one
+/// function whose body calls the previous one by name (the reachability
+/// rule of the side-effect check, [`crate::db::effects::may_call`]). A
+/// frame the catalog does not settle, or one that did not call the next
+/// (a trigger fired by its write, say), ends the chain.
+pub fn callers_of(
+    stack: &[ContextFunction],
+    found: &[(String, String, String, CatalogFunction)],
+    from: usize,
+) -> Vec<CatalogFunction> {
+    let Some(first) = stack.get(from) else {
+        return vec![];
+    };
+    let settled = |frame: &ContextFunction| {
+        let mut candidates = found.iter().filter(|(schema, name, args, _)| {
+            name == &frame.name
+                && frame.schema.as_ref().is_none_or(|s| s == schema)
+                && frame.args.as_ref().is_none_or(|a| same_args(a, args))
+        });
+        match (candidates.next(), candidates.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    };
+    let mut callee = match settled(first) {
+        Some(f) => f,
+        None => return vec![],
+    };
+    let mut out = Vec::new();
+    for frame in &stack[from + 1..] {
+        let Some(caller) = settled(frame) else {
+            break;
+        };
+        let (schema, name) = (&callee.0, &callee.1);
+        if !crate::db::effects::may_call(&caller.3.source, name, schema) {
+            break;
+        }
+        out.push(caller.3.clone());
+        callee = caller;
+    }
+    out
+}
+
 /// The functions named `names`, as [`definer_of`] takes them.
 const FUNCTIONS_SQL: &str = "SELECT n.nspname::text, p.proname::text, \
        oidvectortypes(p.proargtypes), p.oid::oid::int8, \
        format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), \
        p.prosecdef, pg_get_userbyid(p.proowner)::text, (r.rolbypassrls OR r.rolsuper), \
-       (SELECT split_part(c, '=', 2) FROM unnest(p.proconfig) c WHERE c LIKE 'row_security=%') \
+       (SELECT split_part(c, '=', 2) FROM unnest(p.proconfig) c WHERE c LIKE 'row_security=%'), \
+       p.prosrc \
      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
      LEFT JOIN pg_roles r ON r.oid = p.proowner \
      WHERE p.proname = ANY($1::text[])";
 
 /// The triggers whose function is one of `$1` (oids), `trigger NAME on
-/// schema.table`.
-const TRIGGERS_SQL: &str = "SELECT format('trigger %I on %I.%I', t.tgname, n.nspname, c.relname) \
+/// schema.table`, and that function.
+const TRIGGERS_SQL: &str = "SELECT format('trigger %I on %I.%I', t.tgname, n.nspname, c.relname), \
+       t.tgfoid::int8 \
      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE t.tgfoid = ANY($1::int8[]::oid[]) AND NOT t.tgisinternal ORDER BY 1";
 
 /// The tables with row-level security named `$1`, and whether role `$2`
 /// owns each (a member of its owner does too).
 const TABLES_SQL: &str = "SELECT format('%I.%I', n.nspname, c.relname), \
-       pg_has_role($2, c.relowner, 'USAGE'), c.relforcerowsecurity \
+       pg_has_role($2::name, c.relowner, 'USAGE'), c.relforcerowsecurity \
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.relname = $1 AND c.relrowsecurity";
+     WHERE c.relname = $1::name AND c.relrowsecurity";
 
 /// As whom the statement behind a row-level security refusal ran: read
 /// from the catalog on `client` (the refused transaction is over: its
 /// functions and tables are the app's, committed). `message` is
 /// Postgres's, `context` its `where` field.
-pub async fn as_whom(client: &Client, message: &str, context: Option<&str>) -> AsWhom {
+pub async fn as_whom<C: GenericClient>(client: &C, message: &str, context: Option<&str>) -> AsWhom {
     let stack = context.map(context_functions).unwrap_or_default();
     if stack.is_empty() {
         return AsWhom::Tool;
@@ -222,13 +308,15 @@ pub async fn as_whom(client: &Client, message: &str, context: Option<&str>) -> A
     }
 }
 
-async fn read(
-    client: &Client,
+async fn read<C: GenericClient>(
+    client: &C,
     message: &str,
     stack: &[ContextFunction],
 ) -> Result<AsWhom, tokio_postgres::Error> {
     let names: Vec<String> = stack.iter().map(|f| f.name.clone()).collect();
-    let rows = client.query(FUNCTIONS_SQL, &[&names]).await?;
+    let rows = client
+        .query_typed(FUNCTIONS_SQL, &[(&names, Type::TEXT_ARRAY)])
+        .await?;
     let found: Vec<(String, String, String, CatalogFunction)> = rows
         .iter()
         .map(|r| {
@@ -243,6 +331,7 @@ async fn read(
                     owner: r.get(6),
                     owner_bypasses: r.get::<_, Option<bool>>(7).unwrap_or(false),
                     row_security: r.get(8),
+                    source: r.get::<_, Option<String>>(9).unwrap_or_default(),
                 },
             )
         })
@@ -261,17 +350,43 @@ async fn read(
         }
         Resolved::Definer(function, inside) => (function, inside),
     };
+    // The functions the context shows calling the definer, out to the
+    // trigger's own (F4: a trigger's function calls the definer, which no
+    // trigger names itself): each trigger named with its chain of calls.
+    let callers = callers_of(stack, &found, inside.len());
     let mut oids: Vec<i64> = inside.iter().map(|o| *o as i64).collect();
     oids.push(function.oid as i64);
+    oids.extend(callers.iter().map(|c| c.oid as i64));
     let triggers = client
-        .query(TRIGGERS_SQL, &[&oids])
+        .query_typed(TRIGGERS_SQL, &[(&oids, Type::INT8_ARRAY)])
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| {
+            let trigger: String = r.get(0);
+            let called = r.get::<_, i64>(1) as u32;
+            match callers.iter().position(|c| c.oid == called) {
+                Some(at) => format!(
+                    "{trigger} (function {})",
+                    callers[..=at]
+                        .iter()
+                        .rev()
+                        .chain(std::iter::once(&function))
+                        .map(|f| f.signature.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                ),
+                None => trigger,
+            }
+        })
         .collect();
     let table = match policy_table_name(message) {
         Some(name) => {
-            let rows = client.query(TABLES_SQL, &[&name, &function.owner]).await?;
+            let rows = client
+                .query_typed(
+                    TABLES_SQL,
+                    &[(&name, Type::TEXT), (&function.owner, Type::TEXT)],
+                )
+                .await?;
             // Two schemas may hold a table of that name: only one is
             // named, when only one has row-level security.
             match rows.as_slice() {
@@ -388,6 +503,7 @@ mod tests {
             owner: owner.into(),
             owner_bypasses: false,
             row_security: None,
+            source: String::new(),
         }
     }
 
@@ -427,6 +543,41 @@ mod tests {
             found("public", outer),
         ];
         assert_eq!(definer_of(&stack, &catalog), Resolved::None(vec![2, 1]));
+    }
+
+    #[test]
+    fn the_callers_are_the_frames_out_that_call_the_next_one_in() {
+        let stack = context_functions(
+            "PL/pgSQL function write_audit(text) line 1 at SQL statement\n\
+             SQL statement \"SELECT public.write_audit(NEW.id::text)\"\n\
+             PL/pgSQL function audit_workflow() line 1 at PERFORM\n\
+             SQL statement \"INSERT INTO public.workflows VALUES (1)\"\n\
+             PL/pgSQL function add_workflow() line 1 at SQL statement",
+        );
+        let definer = function("write_audit", true, "auditor", 3);
+        let mut caller = function("audit_workflow", false, "app", 2);
+        caller.source = "BEGIN PERFORM public.write_audit(NEW.id::text); RETURN NULL; END".into();
+        // Its INSERT fired the trigger whose function is audit_workflow():
+        // no call, so no step of the chain.
+        let mut writer = function("add_workflow", false, "app", 1);
+        writer.source = "BEGIN INSERT INTO public.workflows VALUES (1); END".into();
+        let with_args = |f: &CatalogFunction, args: &str| {
+            let (schema, name, _, f) = found("public", f.clone());
+            (schema, name, args.to_string(), f)
+        };
+        let catalog = [
+            with_args(&definer, "text"),
+            with_args(&caller, ""),
+            with_args(&writer, ""),
+        ];
+        assert_eq!(callers_of(&stack, &catalog, 0), vec![caller.clone()]);
+        // A call qualified with another schema is no call of it.
+        let mut elsewhere = caller.clone();
+        elsewhere.source = "BEGIN PERFORM admin.write_audit(NEW.id::text); END".into();
+        let catalog = [with_args(&definer, "text"), with_args(&elsewhere, "")];
+        assert_eq!(callers_of(&stack, &catalog, 0), vec![]);
+        // A frame the catalog does not settle ends the chain.
+        assert_eq!(callers_of(&stack, &catalog[..1], 0), vec![]);
     }
 
     #[test]
