@@ -530,3 +530,112 @@ fn a_table_dropped_while_the_rollback_waits_for_its_lock_is_refused_by_name() {
         "the rollback run again",
     );
 }
+
+/// The app's swap of `public.workflows`, sent by the session that holds
+/// it while a push or rollback waits for its lock: the table renamed away,
+/// another made under its name with its columns, keys and indexes (`LIKE
+/// … INCLUDING ALL`) and its rows — the same name and rows, a new oid, and
+/// none of its triggers.
+const SWAP_WORKFLOWS: &str = "ALTER TABLE public.workflows RENAME TO workflows_old; \
+     CREATE TABLE public.workflows (LIKE public.workflows_old INCLUDING ALL); \
+     INSERT INTO public.workflows SELECT * FROM public.workflows_old; COMMIT";
+
+/// Puts the swapped `workflows` back: the app's copy dropped, the table
+/// the run read renamed back.
+const UNSWAP_WORKFLOWS: &str =
+    "DROP TABLE public.workflows; ALTER TABLE public.workflows_old RENAME TO workflows";
+
+/// What a run refused on the swapped `workflows` says of it: the oids,
+/// where the table the preflight read is, its triggers then and now.
+fn replaced_workflows(then: &str, now: &str, triggers: &str) -> String {
+    format!(
+        "table workflows was replaced since the preflight read it — another table has its name \
+         now (oid {then} then, {now} now; the one read then is public.workflows_old now), and its \
+         triggers are not the ones the preflight listed ({triggers} then, none now) (seen at the \
+         lock step, which may have waited for it meanwhile)"
+    )
+}
+
+/// Issue 10 (h4 Low 10): while the push waits for `workflows` (an app
+/// transaction writing it), the app swaps it ([`SWAP_WORKFLOWS`]): same
+/// name, same rows, a new oid, its triggers gone. The lock granted is the
+/// new table's, the drift check (by name and content) passes, and the push
+/// wrote it as if it were the table its preflight read. Now, under the
+/// locks, each locked table's oid is compared with the one read before the
+/// lock step: a refusal naming it, with the oids, where the table read is,
+/// its triggers then and now, and the preflight to run again (not a fresh
+/// pull: its rows are as pulled), exit 1, nothing written (the whole
+/// database is as before once the test puts the table back).
+#[test]
+fn a_table_replaced_while_the_push_waits_for_its_lock_is_refused_by_name() {
+    let w = World::loaded("edge_lock_replaced", "plan").rehearsed();
+    let before = w.state();
+    let then = w.scalar("SELECT 'public.workflows'::regclass::oid::text");
+    let triggers = w.scalar(
+        "SELECT string_agg(tgname, ', ' ORDER BY tgname) FROM pg_trigger \
+         WHERE tgrelid = 'public.workflows'::regclass AND NOT tgisinternal",
+    );
+    let mut app = common::postgres_admin(&format!("{}?application_name=swapper", w.url()));
+    app.batch_execute("BEGIN; UPDATE public.workflows SET id = id WHERE false")
+        .unwrap();
+    let push = w.push_spawned("60000");
+    sandbox_waits_on(&w, "workflows");
+    app.batch_execute(SWAP_WORKFLOWS).unwrap();
+    let now = w.scalar("SELECT 'public.workflows'::regclass::oid::text");
+    assert_ne!(then, now);
+    let run = push.finish();
+    run.refused(&[
+        &replaced_workflows(&then, &now, &triggers),
+        "nothing was written. Run `sandbox push --snapshot",
+        "again to preflight what is there now",
+    ]);
+    assert!(!run.all().contains("sandbox pull"), "{}", run.show());
+    w.exec(UNSWAP_WORKFLOWS);
+    before.assert_same(
+        &w.state(),
+        "a push refused on a table replaced during its wait",
+    );
+}
+
+/// Issue 10 (h4 Low 10), the rollback's lock wait: while it waits for
+/// `workflows` (an app transaction writing it), the app swaps the table
+/// ([`SWAP_WORKFLOWS`]). The rollback undid the push in the app's copy,
+/// its triggers gone, as if it were the table its preflight read. Now a
+/// refusal naming it as the push's refusal does, exit 1, nothing changed
+/// but the app's swap; put back, the rollback run again restores the
+/// database as it was before the push.
+#[test]
+fn a_table_replaced_while_the_rollback_waits_for_its_lock_is_refused_by_name() {
+    let w = World::loaded("edge_lock_replaced_rb", "plan").rehearsed();
+    let before_push = w.state();
+    let receipt = w.push_confirmed();
+    let pushed = w.state();
+    let then = w.scalar("SELECT 'public.workflows'::regclass::oid::text");
+    let triggers = w.scalar(
+        "SELECT string_agg(tgname, ', ' ORDER BY tgname) FROM pg_trigger \
+         WHERE tgrelid = 'public.workflows'::regclass AND NOT tgisinternal",
+    );
+    let mut app = common::postgres_admin(&format!("{}?application_name=swapper", w.url()));
+    app.batch_execute("BEGIN; UPDATE public.workflows SET id = id WHERE false")
+        .unwrap();
+    let rollback = w.rollback_spawned(&receipt, "60000");
+    sandbox_waits_on(&w, "workflows");
+    app.batch_execute(SWAP_WORKFLOWS).unwrap();
+    let now = w.scalar("SELECT 'public.workflows'::regclass::oid::text");
+    let run = rollback.finish();
+    run.refused(&[
+        &format!("refusing to roll back receipt {receipt}"),
+        &replaced_workflows(&then, &now, &triggers),
+        "nothing was changed. Run the rollback again to check what is there now",
+    ]);
+    w.exec(UNSWAP_WORKFLOWS);
+    pushed.assert_same(
+        &w.state(),
+        "a rollback refused on a table replaced during its wait",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before_push.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "the rollback run again",
+    );
+}

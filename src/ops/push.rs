@@ -38,7 +38,10 @@ use crate::db::postgres::sequences::{advance_past_values, feeds, next_value, Seq
 use crate::db::postgres::sequences::{drawn, sequence_values, SequenceDrawn};
 use crate::db::postgres::sequences::{dry_run_numbers, numbered_by_one_draw, DryRunSequences};
 use crate::db::postgres::state::{state_checks, target_state_checks, ReadBack, Untouched};
-use crate::db::postgres::tx::{begin, lock_tables_and_rows, not_lockable, LockMode, TablesGone};
+use crate::db::postgres::tx::{
+    begin, lock_tables_and_rows, not_lockable, replaced_since, table_oids, LockMode, TablesGone,
+    TablesReplaced,
+};
 use crate::db::postgres::{connect_watched, Target};
 use crate::db::privileges::{privilege_check, Need};
 use crate::db::sqlite::Snapshot;
@@ -767,7 +770,20 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     // Privileges first: a missing grant is named before any lock is taken.
     p.step("checking the role's privileges");
     let locks = push_locks(job.snapshot, job.plan, job.opts.strict);
-    let mut checks = vec![p.privileges(&locks, receipts_exist).await?];
+    // With them, in the same round trip: the oid of every table the lock
+    // step may lock, to prove after it that the tables locked are the ones
+    // read (see `replaced_at_the_lock_step`).
+    let may_lock: Vec<String> = locks
+        .iter()
+        .chain(&locks_from_the_first_exclusive(job.plan, &[]))
+        .map(|(t, _)| t.clone())
+        .collect();
+    let (privileges, read_before_lock) = futures_util::join!(
+        p.privileges(&locks, receipts_exist),
+        table_oids(&p.tx, &may_lock)
+    );
+    let mut checks = vec![privileges?];
+    let read_before_lock = read_before_lock?;
     job.progress
         .step("locking the tables the plan reads and writes against writers");
     // The rows it updates or deletes with them: a session holding one
@@ -790,7 +806,15 @@ async fn push_on(client: &mut Client, job: &PushJob<'_>) -> Result<PushReport> {
     lock_tables_and_rows(&p.tx, &all, &row_locks, job.opts.lock_timeout_ms)
         .await
         .map_err(|e| p.gone_at_the_lock_step(e))?;
-    checks.extend(p.no_drift().await?);
+    // Whether the tables locked are the ones read before the lock step
+    // travels with the first read under the locks (no round trip of its
+    // own).
+    let locked: Vec<(String, Option<u32>)> = read_before_lock
+        .into_iter()
+        .filter(|(t, _)| all.iter().any(|(l, _)| l == t))
+        .collect();
+    let (drift, replaced) = futures_util::join!(p.drift(), replaced_since(&p.tx, &locked));
+    checks.extend(p.no_drift(drift?, replaced?)?);
     checks.extend(p.nothing_in_the_way().await?);
     let (triggers, trigger_check) = p.triggers().await?;
     checks.push(trigger_check);
@@ -1062,8 +1086,9 @@ impl Push<'_, '_> {
         Ok(needs)
     }
 
-    /// The remote must be in the state the snapshot was pulled from.
-    async fn no_drift(&self) -> Result<Vec<Check>> {
+    /// The remote compared with the state the snapshot was pulled from
+    /// (see [`Self::no_drift`]).
+    async fn drift(&self) -> Result<Vec<Check>> {
         let PushJob {
             opts,
             plan,
@@ -1072,26 +1097,55 @@ impl Push<'_, '_> {
         } = self.job;
         self.step("checking the remote for drift");
         let app = app_tables(snapshot, plan, opts.strict);
-        let drift = drift_checks(&self.tx, snapshot, &app).await?;
-        if drift.iter().any(|c| !c.ok) {
-            let drifted: Vec<String> = drift
-                .iter()
-                .filter(|c| !c.ok)
-                .map(crate::db::postgres::drift::drift_summary)
-                .collect();
+        drift_checks(&self.tx, snapshot, &app).await
+    }
+
+    /// The remote must be in the state the snapshot was pulled from, and
+    /// the tables locked the ones the preflight read before the lock step
+    /// (`replaced`: another table under a name since, see
+    /// [`TablesReplaced`]). A replaced table whose rows are as pulled is
+    /// no reason to pull again: the preflight run again reads the table
+    /// there now (its triggers, grants, keys). With drift besides, a fresh
+    /// snapshot is the way on, as for drift alone.
+    fn no_drift(&self, drift: Vec<Check>, replaced: TablesReplaced) -> Result<Vec<Check>> {
+        let PushJob { plan, snapshot, .. } = self.job;
+        let drifted: Vec<String> = drift
+            .iter()
+            .filter(|c| !c.ok)
+            .map(crate::db::postgres::drift::drift_summary)
+            .collect();
+        if drifted.is_empty() && replaced.tables.is_empty() {
+            return Ok(drift);
+        }
+        let mut checks = replaced.checks("drift");
+        checks.extend(drift);
+        if drifted.is_empty() {
             return Err(refuse(
                 format!(
-                    "the remote is not in the state the snapshot was pulled from ({}); {}. \
-                     Take a fresh snapshot and rehearse it: `{}`, then `{}`",
-                    drifted.join("; "),
+                    "{}; {}. Run `{}` again to preflight what is there now",
+                    replaced.described("the preflight"),
                     self.nothing_written,
-                    crate::advice::pull(&snapshot.path, plan),
-                    crate::advice::rehearse(&snapshot.path, plan)
+                    crate::advice::preflight(&snapshot.path, plan),
                 ),
-                drift,
+                checks,
             ));
         }
-        Ok(drift)
+        let replaced = if replaced.tables.is_empty() {
+            String::new()
+        } else {
+            format!("{}; ", replaced.described("the preflight"))
+        };
+        Err(refuse(
+            format!(
+                "the remote is not in the state the snapshot was pulled from ({replaced}{}); {}. \
+                 Take a fresh snapshot and rehearse it: `{}`, then `{}`",
+                drifted.join("; "),
+                self.nothing_written,
+                crate::advice::pull(&snapshot.path, plan),
+                crate::advice::rehearse(&snapshot.path, plan)
+            ),
+            checks,
+        ))
     }
 
     /// Objects in the way are not drift: pulling again does not remove them.

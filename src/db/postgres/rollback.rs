@@ -29,7 +29,9 @@ use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
 use crate::db::postgres::sequences::{SequenceDrawn, SequenceRestore};
 use crate::db::postgres::state::{ReadBack, TableSum};
 use crate::db::postgres::tx::LockMode;
-use crate::db::postgres::tx::{lock_tables, lock_tables_and_rows, TablesGone};
+use crate::db::postgres::tx::{
+    lock_tables, lock_tables_and_rows, replaced_since, table_oids, TablesGone, TablesReplaced,
+};
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
 use crate::db::postgres::Target;
 use crate::db::privileges::privilege_check;
@@ -240,11 +242,20 @@ async fn undo_after_read_back(
     // Privileges first, before any lock.
     // With them, in the same round trip: what a DROP of the undo will lock
     // besides the dropped tables (see `lock_written_tables`).
-    let (privileges, dropped_since, columns_dropped_since, referenced) = futures_util::join!(
+    // And the oid of every table the lock step locks, to prove after it
+    // that the tables locked are the ones read (see
+    // `Rollback::replaced_at_the_lock_step`). Inside the push, its own
+    // locks are held already: nothing can be replaced.
+    let may_lock = match mode {
+        Mode::Rollback => lock_step_tables(undo, opts.strict),
+        Mode::RehearsalInPush => vec![],
+    };
+    let (privileges, dropped_since, columns_dropped_since, referenced, read_before_lock) = futures_util::join!(
         r.privileges(),
         r.created_tables_now(),
         r.added_columns_now(),
         referenced_by_dropped(tx, &undo.created_tables, &undo.added_columns),
+        table_oids(tx, &may_lock),
     );
     let mut checks = vec![privileges?];
     // A table the push created that the app dropped since is undone
@@ -285,13 +296,23 @@ async fn undo_after_read_back(
     let allowed = r.allowed();
     // The undo's DDL decides the event triggers that fire for it.
     let commands = crate::db::event_triggers::undo_commands(undo);
-    let (columns, unchanged, triggers_read, effects_read, comments) = futures_util::join!(
+    // Of the tables read before the lock step, those still in the undo
+    // (not dropped since): whether each is still the one read travels
+    // with these reads.
+    let still_undone = lock_step_tables(undo, opts.strict);
+    let locked: Vec<(String, Option<u32>)> = read_before_lock?
+        .into_iter()
+        .filter(|(t, _)| still_undone.contains(t))
+        .collect();
+    let (columns, unchanged, triggers_read, effects_read, comments, replaced) = futures_util::join!(
         r.columns_as_pushed(),
         r.unchanged_since_push_read(),
         plan_triggers(tx, &written, &undo.held_off_triggers, &commands),
         Effects::read(tx, &written, &allowed, &commands),
         r.comments_going(),
+        replaced_since(tx, &locked),
     );
+    r.replaced_at_the_lock_step(replaced?)?;
     let (columns, app_columns) = columns?;
     checks.push(columns);
     let (gone, discarded) = r.unchanged_since_push(
@@ -715,6 +736,28 @@ pub async fn pushed_writes_as_left(
     Ok(found)
 }
 
+/// The tables [`Rollback::lock_written_tables`] locks by name from the
+/// receipt: those the push wrote, created or added columns to, and with
+/// `strict` every table it recorded before the push. (The tables a DROP
+/// locks through a foreign key are neither written nor read by the undo.)
+fn lock_step_tables(undo: &Undo, strict: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let strict_tables = undo.before.keys().filter(|_| strict);
+    for t in undo
+        .tables
+        .iter()
+        .map(|t| &t.table)
+        .chain(&undo.created_tables)
+        .chain(undo.added_columns.iter().map(|a| &a.table))
+        .chain(strict_tables)
+    {
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
 /// What went with a table gone since: the rows the push wrote there.
 fn with_its_rows(n: usize) -> String {
     match n {
@@ -978,6 +1021,26 @@ impl Rollback<'_, '_> {
             ),
             checks,
         )
+    }
+
+    /// A table the lock step locked that is not the one read before it
+    /// ([`TablesReplaced`]: another table under its name since, often made
+    /// while the rollback waited for it): refused naming it, nothing
+    /// changed. The undo works by name: run again, the rollback's checks
+    /// read the table there now ("unchanged since the push" among them)
+    /// and judge it.
+    fn replaced_at_the_lock_step(&self, replaced: TablesReplaced) -> Result<()> {
+        if replaced.tables.is_empty() {
+            return Ok(());
+        }
+        Err(self.refuse(
+            format!(
+                "{}; {}. Run the rollback again to check what is there now",
+                replaced.described("the preflight"),
+                self.nothing,
+            ),
+            replaced.checks("before undo"),
+        ))
     }
 
     /// `check` when it holds; else the rollback is refused with it: `why`,

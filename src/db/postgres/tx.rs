@@ -273,6 +273,218 @@ impl std::fmt::Display for TablesGone {
 
 impl std::error::Error for TablesGone {}
 
+/// The `pg_class.oid` each of `tables` (as the caller names them) answers
+/// to, `None` where none does: read before the lock step (in a round trip
+/// the preflight makes anyway), to tell after it whether the tables locked
+/// are the ones the preflight read (see [`replaced_since`]).
+pub async fn table_oids(
+    tx: &Transaction<'_>,
+    tables: &[String],
+) -> Result<Vec<(String, Option<u32>)>> {
+    let mut asked: Vec<String> = Vec::new();
+    for t in tables {
+        if !asked.contains(t) {
+            asked.push(t.clone());
+        }
+    }
+    if asked.is_empty() {
+        return Ok(vec![]);
+    }
+    let names: Vec<String> = asked.iter().map(|t| crate::types::quote_table(t)).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT pg_catalog.to_regclass(t.name)::oid::int8 \
+             FROM unnest($1::text[]) WITH ORDINALITY AS t(name, ord) ORDER BY t.ord",
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
+        )
+        .await
+        .context("cannot look up the tables the push or rollback locks")?;
+    Ok(asked
+        .into_iter()
+        .zip(rows.iter().map(|r| {
+            r.get::<_, Option<i64>>(0)
+                .and_then(|oid| u32::try_from(oid).ok())
+        }))
+        .collect())
+}
+
+/// A table locked under its name that is not the table the preflight read
+/// under it: between the two (often while the lock step waited for it)
+/// another session renamed or dropped that one and made another under the
+/// name — `ALTER TABLE workflows RENAME TO workflows_old; CREATE TABLE
+/// workflows (LIKE workflows_old INCLUDING ALL); INSERT … SELECT …`. Same
+/// name, maybe the same rows, but its triggers, grants, policies and the
+/// foreign keys pointing at it are not the ones the preflight read: the
+/// run is refused by name, nothing written (see [`TablesReplaced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// As the caller named it (`workflows`, `auth.users`).
+    pub table: String,
+    /// The oid the preflight read; `None`: no table had the name then.
+    pub then: Option<u32>,
+    /// The oid the name holds now, under the lock.
+    pub now: u32,
+    /// Where the table the preflight read is now (`schema.name`), `None`
+    /// when it was dropped.
+    pub then_is_now: Option<String>,
+    /// The triggers (not Postgres's internal ones) of the table the
+    /// preflight read, and of the table under the name now, by name.
+    pub triggers_then: Vec<String>,
+    pub triggers_now: Vec<String>,
+}
+
+impl Replaced {
+    /// `table workflows was replaced since the preflight read it — another
+    /// table has its name now (oid 1 then, 2 now; the one read then is
+    /// public.workflows_old now), and its triggers are not the ones the
+    /// preflight listed (workflows_set_updated_at then, none now)`.
+    fn described(&self, read_by: &str) -> String {
+        let oids = match self.then {
+            Some(then) => format!("oid {then} then, {} now", self.now),
+            None => format!("no table had its name then, oid {} now", self.now),
+        };
+        let where_then = match (&self.then_is_now, self.then) {
+            (Some(at), _) => format!("; the one read then is {at} now"),
+            (None, Some(_)) => "; the one read then is dropped".to_string(),
+            (None, None) => String::new(),
+        };
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        // The trigger oids differ whatever their names: the preflight's
+        // record of them (compared by oid) holds none of these.
+        let triggers = if self.triggers_then.is_empty() && self.triggers_now.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", and its triggers are not the ones {read_by} listed ({} then, {} now)",
+                list(&self.triggers_then),
+                list(&self.triggers_now)
+            )
+        };
+        format!(
+            "table {} was replaced since {read_by} read it — another table has its name now \
+             ({oids}{where_then}){triggers}",
+            self.table
+        )
+    }
+}
+
+/// The tables of a run that [`replaced_since`] found replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablesReplaced {
+    pub tables: Vec<Replaced>,
+}
+
+impl TablesReplaced {
+    /// What push and rollback say of it, the same words for both (as
+    /// [`TablesGone::described`]): each table, then `(seen at the lock
+    /// step, which may have waited for it meanwhile)`. `read_by`: what
+    /// read the tables before the lock step ("the preflight").
+    pub fn described(&self, read_by: &str) -> String {
+        let n = self.tables.len();
+        format!(
+            "{} (seen at the lock step, which may have waited for {} meanwhile)",
+            self.tables
+                .iter()
+                .map(|r| r.described(read_by))
+                .collect::<Vec<_>>()
+                .join("; "),
+            crate::words::agreeing(n, "it", "them"),
+        )
+    }
+
+    /// One failed check per table, for the refusal's report.
+    pub fn checks(&self, phase: &str) -> Vec<crate::plan::checks::Check> {
+        self.tables
+            .iter()
+            .map(|r| {
+                let mut c = crate::plan::checks::Check::equal(
+                    phase,
+                    &format!("{} is the table the preflight read", r.table),
+                    crate::plan::checks::CheckKind::Integrity,
+                    r.then
+                        .map_or_else(|| "no table".to_string(), |o| format!("oid {o}")),
+                    format!("oid {}", r.now),
+                );
+                c.ok = false;
+                c
+            })
+            .collect()
+    }
+}
+
+/// Of `then` (what [`table_oids`] read before the lock step), the tables
+/// whose name another table holds now. Read under the locks, which no
+/// `ALTER TABLE … RENAME` or `DROP TABLE` gets past, so what it finds
+/// stays true until COMMIT; callers send it with their first read under
+/// the locks (pipelined: no round trip of its own). A table that has no
+/// name now is not here: the lock step named it ([`TablesGone`]).
+pub async fn replaced_since(
+    tx: &Transaction<'_>,
+    then: &[(String, Option<u32>)],
+) -> Result<TablesReplaced> {
+    if then.is_empty() {
+        return Ok(TablesReplaced { tables: vec![] });
+    }
+    let names: Vec<String> = then
+        .iter()
+        .map(|(t, _)| crate::types::quote_table(t))
+        .collect();
+    let oids: Vec<Option<i64>> = then.iter().map(|(_, o)| o.map(i64::from)).collect();
+    let rows = tx
+        .query_typed(
+            "SELECT t.ord, pg_catalog.to_regclass(t.name)::oid::int8, \
+                    (SELECT n.nspname::text || '.' || c.relname::text \
+                     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.oid = t.read::oid), \
+                    (SELECT coalesce(pg_catalog.array_agg(g.tgname::text ORDER BY g.tgname), '{}') \
+                     FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.read::oid AND NOT g.tgisinternal), \
+                    (SELECT coalesce(pg_catalog.array_agg(g.tgname::text ORDER BY g.tgname), '{}') \
+                     FROM pg_catalog.pg_trigger g \
+                     WHERE g.tgrelid = pg_catalog.to_regclass(t.name) AND NOT g.tgisinternal) \
+             FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS t(name, read, ord) \
+             WHERE pg_catalog.to_regclass(t.name) IS NOT NULL \
+               AND pg_catalog.to_regclass(t.name)::oid::int8 IS DISTINCT FROM t.read \
+             ORDER BY t.ord",
+            &[
+                (&names, tokio_postgres::types::Type::TEXT_ARRAY),
+                (&oids, tokio_postgres::types::Type::INT8_ARRAY),
+            ],
+        )
+        .await
+        .context("cannot look up whether the locked tables are the ones the preflight read")?;
+    let mut tables = Vec::new();
+    for r in &rows {
+        let Some((table, then)) = usize::try_from(r.get::<_, i64>(0))
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| then.get(i))
+        else {
+            continue;
+        };
+        let Some(now) = r
+            .get::<_, Option<i64>>(1)
+            .and_then(|o| u32::try_from(o).ok())
+        else {
+            continue;
+        };
+        tables.push(Replaced {
+            table: table.clone(),
+            then: *then,
+            now,
+            then_is_now: r.get(2),
+            triggers_then: r.get(3),
+            triggers_now: r.get(4),
+        });
+    }
+    Ok(TablesReplaced { tables })
+}
+
 /// Of `tables` (as the caller names them), those no table answers to now.
 async fn gone_tables(tx: &Transaction<'_>, tables: &[String]) -> Result<Vec<String>> {
     let names: Vec<String> = tables
@@ -1470,7 +1682,53 @@ pub async fn guarded_settings_still_held(
 #[cfg(test)]
 mod tests {
     use super::LockMode::{AccessExclusive, Share, ShareRowExclusive};
-    use super::TablesGone;
+    use super::{Replaced, TablesGone, TablesReplaced};
+
+    /// Issue 10 (h4 Low 10): a replaced table is named with both oids,
+    /// where the table read is now, and its triggers then and now; one
+    /// "(seen at the lock step …)" for all, agreeing with their count.
+    #[test]
+    fn replaced_tables_name_oids_where_the_one_read_is_and_triggers() {
+        let swapped = Replaced {
+            table: "workflows".into(),
+            then: Some(16401),
+            now: 16532,
+            then_is_now: Some("public.workflows_old".into()),
+            triggers_then: vec!["workflows_set_updated_at".into()],
+            triggers_now: vec![],
+        };
+        let one = TablesReplaced {
+            tables: vec![swapped.clone()],
+        };
+        assert_eq!(
+            one.described("the preflight"),
+            "table workflows was replaced since the preflight read it — another table has its \
+             name now (oid 16401 then, 16532 now; the one read then is public.workflows_old now), \
+             and its triggers are not the ones the preflight listed (workflows_set_updated_at \
+             then, none now) (seen at the lock step, which may have waited for it meanwhile)"
+        );
+        let dropped_and_made = Replaced {
+            table: "tools".into(),
+            then: Some(1),
+            now: 2,
+            then_is_now: None,
+            triggers_then: vec![],
+            triggers_now: vec![],
+        };
+        let two = TablesReplaced {
+            tables: vec![swapped, dropped_and_made],
+        };
+        let said = two.described("the preflight");
+        assert!(
+            said.ends_with(
+                "; table tools was replaced since the preflight read it — another table has its \
+                 name now (oid 1 then, 2 now; the one read then is dropped) (seen at the lock \
+                 step, which may have waited for them meanwhile)"
+            ),
+            "{said}"
+        );
+        assert_eq!(two.checks("drift").iter().filter(|c| !c.ok).count(), 2);
+    }
 
     /// Push's and rollback's refusal for tables gone during the lock wait:
     /// one table in the singular, two in the plural, throughout.
