@@ -933,27 +933,59 @@ pub fn triggers_as_they_were(
     )
 }
 
-/// The triggers of `public.table` named in `held_off` that are not
-/// disabled now, while the push or rollback holds them off: something its
-/// own `DISABLE TRIGGER` fired (an app's event trigger on
-/// `ddl_command_end`) enabled one again, so the stamp fires on the updates
-/// and, re-enabled once more before COMMIT, looks at the end exactly as it
-/// started. Each is said with its table, its mode now, a definition
-/// replaced in place (`CREATE OR REPLACE TRIGGER` enables it too), and
-/// the enabled event triggers whose function names it or enables
-/// triggers. `when` says at which point it was found (`before the updates
-/// ran`). One unnamed statement, to pipeline behind the DISABLE (or in
-/// front of the ENABLE) at no extra round trip. Empty: all still off.
+/// A trigger held off that is not held off any more, as
+/// [`held_off_enabled_again`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotHeldOff {
+    /// The trigger with its table, what became of it and when, and the
+    /// event triggers likely behind it.
+    pub said: String,
+    /// Its name now belongs to another trigger, or it is gone: the
+    /// hold-off's DISABLE and ENABLE (by name) no longer reach the trigger
+    /// proven a stamp.
+    pub replaced: bool,
+}
+
+/// The triggers of `public.table` named in `held_off`, followed by the oid
+/// they had at the start (`ddl::record_start_sql`), that are not held off
+/// now, while the push or rollback holds them off: something its own
+/// `DISABLE TRIGGER` fired (an app's event trigger on `ddl_command_end`)
+/// enabled one again, so the stamp fires on the updates and, re-enabled
+/// once more before COMMIT, looks at the end exactly as it started; or
+/// replaced it — renamed it away (or dropped it) and made another trigger,
+/// enabled, under its name: that one fires on the updates, unproven, and
+/// the hold-off's ENABLE by name would not reach the stamp. (A replacement
+/// left disabled fires on nothing here; the DDL check before COMMIT names
+/// it, `ddl::OwnDdl`.)
+/// Each is said with its table, its mode now, a definition replaced in
+/// place (`CREATE OR REPLACE TRIGGER` enables it too), for a replacement
+/// both triggers (by oid: what the held-off one is named now, and where
+/// the one under its name comes from), and the enabled event triggers
+/// whose function names it or creates, renames or enables triggers.
+/// `when` says at which point it was found (`before the updates ran`).
+/// One unnamed statement, to pipeline behind the DISABLE (or in front of
+/// the ENABLE) at no extra round trip. Empty: all still off.
 pub async fn held_off_enabled_again(
     tx: &Transaction<'_>,
     table: &str,
     held_off: &[String],
     when: &str,
-) -> Result<Vec<String>> {
+) -> Result<Vec<NotHeldOff>> {
+    let rel = "pg_catalog.to_regclass($1)";
     let rows = tx
         .query_typed(
             &format!(
-                "SELECT t.tgname::text, t.tgenabled::text, {}, \
+                "WITH held AS ( \
+                   SELECT h.name, {was} AS was FROM pg_catalog.unnest($2::text[]) h(name)), \
+                 found AS ( \
+                   SELECT h.name, h.was, \
+                          coalesce(h.was, (SELECT x.oid FROM pg_catalog.pg_trigger x \
+                                           WHERE x.tgrelid = {rel} AND x.tgname::text = h.name \
+                                             AND NOT x.tgisinternal)) AS held_oid \
+                   FROM held h) \
+                 SELECT f.name, t.tgname::text, t.tgenabled::text, {changed}, \
+                   f.was IS NOT NULL AND t.oid IS NULL, o.oid::int8, o.tgenabled::text, {o_was}, \
+                   t.oid::int8, \
                    (SELECT pg_catalog.string_agg(pg_catalog.format('event trigger %s on %s \
                              (function %s.%s())', e.evtname, e.evtevent, n.nspname, p.proname), \
                            '; ' ORDER BY e.evtname) \
@@ -961,15 +993,19 @@ pub async fn held_off_enabled_again(
                       JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
                       JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
                      WHERE e.evtenabled IN ('O', 'A') \
-                       AND (pg_catalog.strpos(pg_catalog.lower(p.prosrc), \
-                                              pg_catalog.lower(t.tgname::text)) > 0 \
+                       AND (pg_catalog.strpos(pg_catalog.lower(p.prosrc), pg_catalog.lower(f.name)) > 0 \
                          OR p.prosrc ~* 'enable\\s+((always|replica)\\s+)?trigger' \
-                         OR p.prosrc ~* 'create\\s+or\\s+replace\\s+trigger')) \
-                 FROM pg_catalog.pg_trigger t \
-                 WHERE t.tgrelid = pg_catalog.to_regclass($1) AND t.tgname::text = ANY($2) \
-                   AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
+                         OR p.prosrc ~* 'create\\s+(or\\s+replace\\s+)?trigger' \
+                         OR p.prosrc ~* 'alter\\s+trigger')) \
+                 FROM found f \
+                 LEFT JOIN pg_catalog.pg_trigger t ON t.oid = f.held_oid \
+                 LEFT JOIN pg_catalog.pg_trigger o ON o.tgrelid = {rel} AND o.tgname::text = f.name \
+                   AND NOT o.tgisinternal AND o.oid IS DISTINCT FROM f.held_oid \
+                 WHERE t.tgenabled <> 'D' OR o.tgenabled <> 'D' OR (f.was IS NOT NULL AND t.oid IS NULL) \
                  ORDER BY 1",
-                crate::db::ddl::trigger_definition_change("t")
+                was = crate::db::ddl::trigger_oid_at_start("$3", "h.name"),
+                changed = crate::db::ddl::trigger_definition_change("t"),
+                o_was = crate::db::ddl::trigger_name_at_start("o.oid"),
             ),
             &[
                 (
@@ -977,6 +1013,7 @@ pub async fn held_off_enabled_again(
                     Type::TEXT,
                 ),
                 (&held_off, Type::TEXT_ARRAY),
+                (&format!("public.{table}"), Type::TEXT),
             ],
         )
         .await?;
@@ -984,24 +1021,75 @@ pub async fn held_off_enabled_again(
         .iter()
         .map(|r| {
             let name: String = r.get(0);
-            let mode: String = r.get(1);
-            let replaced = r
-                .get::<_, Option<String>>(2)
+            let now_named: Option<String> = r.get(1);
+            let mode: Option<String> = r.get(2);
+            let definition = r
+                .get::<_, Option<String>>(3)
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
-            let by = r.get::<_, Option<String>>(3).map_or_else(
+            let dropped: bool = r.get(4);
+            let other: Option<i64> = r.get(5);
+            let other_mode: Option<String> = r.get(6);
+            let other_was: Option<String> = r.get(7);
+            let held_oid: Option<i64> = r.get(8);
+            let by = r.get::<_, Option<String>>(9).map_or_else(
                 || {
-                    "no enabled event trigger's function names it or enables triggers: look for \
-                     one calling a function that does, or building the command"
+                    "no enabled event trigger's function names it or creates, renames or enables \
+                     triggers: look for one calling a function that does, or building the command"
                         .to_string()
                 },
-                |e| format!("event triggers whose function names it or enables triggers: {e}"),
+                |e| {
+                    format!(
+                        "event triggers whose function names it or creates, renames or enables \
+                         triggers: {e}"
+                    )
+                },
             );
-            format!(
-                "trigger {name} on public.{table}{replaced}, held off (DISABLE TRIGGER), was \
-                 enabled again ({}) {when}; {by}",
-                enabled_as_said(&mode)
-            )
+            let head = format!("trigger {name} on public.{table}");
+            let Some(other) = other else {
+                if dropped {
+                    return NotHeldOff {
+                        said: format!(
+                            "{head}, held off (DISABLE TRIGGER), was dropped {when}; {by}"
+                        ),
+                        replaced: true,
+                    };
+                }
+                let renamed = now_named
+                    .filter(|n| n != &name)
+                    .map(|n| format!(" (renamed to {n})"))
+                    .unwrap_or_default();
+                return NotHeldOff {
+                    said: format!(
+                        "{head}{renamed}{definition}, held off (DISABLE TRIGGER), was enabled \
+                         again ({}) {when}; {by}",
+                        enabled_as_said(mode.as_deref().unwrap_or_default())
+                    ),
+                    replaced: false,
+                };
+            };
+            let from = match other_was {
+                None => "made inside this transaction".to_string(),
+                Some(was) if was == name => "there at the start".to_string(),
+                Some(was) => format!("named {was} at the start"),
+            };
+            let held = match (dropped, held_oid, now_named) {
+                (true, _, _) | (_, None, _) | (_, _, None) => {
+                    "the trigger held off is gone (dropped)".to_string()
+                }
+                (false, Some(oid), Some(now)) => format!(
+                    "the trigger held off (oid {oid}) is now named {now} ({}{definition})",
+                    enabled_as_said(mode.as_deref().unwrap_or_default())
+                ),
+            };
+            NotHeldOff {
+                said: format!(
+                    "{head}, held off (DISABLE TRIGGER), was replaced {when}: its name now \
+                     belongs to another trigger (oid {other}, {from}, {}), and {held}; {by}",
+                    enabled_as_said(other_mode.as_deref().unwrap_or_default())
+                ),
+                replaced: true,
+            }
         })
         .collect())
 }

@@ -10,7 +10,7 @@ use crate::db::pg_error::is_refused;
 use crate::db::postgres::rowset::RowSet;
 pub(crate) use crate::db::postgres::rowset::ROW_NUMBER;
 use crate::db::postgres::search_path::TypeSpellings;
-use crate::db::triggers::{held_off_enabled_again, TriggerAction, TriggerReport};
+use crate::db::triggers::{held_off_enabled_again, NotHeldOff, TriggerAction, TriggerReport};
 use crate::diff::TableDiff;
 use crate::error::{environment, refused as refuse};
 use crate::types::quote_ident;
@@ -389,21 +389,34 @@ pub async fn apply_row_updates(
 }
 
 /// Refuses when [`held_off_enabled_again`] found a held-off trigger
-/// enabled: the updates would be (or were) stamped, unlike the rehearsal,
-/// and the state at COMMIT could not tell. The caller's transaction is
-/// rolled back.
-fn still_held_off(enabled_again: Vec<String>) -> Result<()> {
-    if enabled_again.is_empty() {
+/// enabled or replaced: the updates would be (or were) stamped, unlike the
+/// rehearsal, or the hold-off's ENABLE would enable another trigger than
+/// the one proven a stamp, and the state at COMMIT could not tell. The
+/// caller's transaction is rolled back.
+fn still_held_off(not_held_off: Vec<NotHeldOff>) -> Result<()> {
+    if not_held_off.is_empty() {
         return Ok(());
     }
-    Err(refuse(
+    let said = not_held_off
+        .iter()
+        .map(|n| n.said.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let why = if not_held_off.iter().any(|n| n.replaced) {
         format!(
-            "a trigger held off for the updates did not stay off: {}. Only a proven updated_at \
-             stamp the plan names is held off, and only while it is off do the rows match the \
-             rehearsal; stop what enables it (disable that event trigger while this runs, or make \
-             it leave the trigger alone). Rolled back, nothing was written",
-            enabled_again.join("; ")
-        ),
-        vec![],
-    ))
+            "a trigger held off for the updates was replaced while it was off: {said}. Only a \
+             proven updated_at stamp the plan names is held off, and the hold-off enables it \
+             again by name, which would now reach another trigger, never proven; stop what \
+             replaces it (disable that event trigger while this runs, or make it leave the \
+             trigger alone). Rolled back, nothing was written"
+        )
+    } else {
+        format!(
+            "a trigger held off for the updates did not stay off: {said}. Only a proven \
+             updated_at stamp the plan names is held off, and only while it is off do the rows \
+             match the rehearsal; stop what enables it (disable that event trigger while this \
+             runs, or make it leave the trigger alone). Rolled back, nothing was written"
+        )
+    };
+    Err(refuse(why, vec![]))
 }
