@@ -452,6 +452,70 @@ fn a_moddatetime_stamp_is_held_off_and_restored() {
     w.rollback_restores(&run.receipt(), &before, "push then rollback");
 }
 
+/// The rollback's line naming the stamps it held off.
+const HELD_OFF_LINE: &str = "Held off while restoring values (proven updated_at stamps named by \
+                             the receipt; every other trigger fired): ";
+
+/// h2 (issue 10): after a push that inserted rows and filled a column it
+/// added to `jtbd_library` (dropped again by the rollback: no value
+/// written back, no DISABLE run), the rollback said "Held off while
+/// restoring values …: jtbd_library.jtbd_library_set_updated_at". Now it
+/// names a stamp only when it restored values of its table, under the
+/// hold-off (a plan that also retitles a row: the stamp stays off, so the
+/// row's updated_at is as before the push).
+#[test]
+fn rollback_says_it_held_a_stamp_off_only_when_it_restored_values() {
+    let w = world("rollback_held_off_line", "");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.ok().stdout_has("restored rows []");
+        assert!(
+            !run.all().contains("Held off"),
+            "nothing was restored, nothing held off: {}",
+            run.show()
+        );
+    }
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "pushed and rolled back",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::plan_folder(dir.path(), |p| {
+        let tables = &mut p["tables"];
+        tables["protected"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|t| t != "jtbd_library");
+        tables["sources"]
+            .as_array_mut()
+            .unwrap()
+            .push("jtbd_library".into());
+    });
+    let phase = plan.join("phases/1_strategic_priorities.sql");
+    let sql = std::fs::read_to_string(&phase).unwrap();
+    std::fs::write(
+        &phase,
+        format!(
+            "{sql}\nUPDATE jtbd_library SET title = title || ' (pushed)' WHERE id = 'jtbd00001';\n"
+        ),
+    )
+    .unwrap();
+    let w = World::loaded("rollback_held_off_line_retitled", "plan")
+        .with_plan(&plan)
+        .rehearsed();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    let run = w.rollback(&receipt, &[]);
+    run.ok()
+        .stdout_has("restored rows [1 of jtbd_library]")
+        .stdout_has(&format!(
+            "{HELD_OFF_LINE}jtbd_library.jtbd_library_set_updated_at"
+        ));
+    w.rollback_restores(&receipt, &before, "retitled, then rolled back");
+}
+
 // ---------------------------------------------------------------------------
 // 10.5 every write accounted for
 

@@ -159,10 +159,18 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             report.already_gone.join("; ")
         );
     }
+    // A stamp is held off only around the UPDATE restoring its table's
+    // values: said only for a table whose values were restored.
     let held_off: Vec<String> = report
         .triggers
         .iter()
-        .filter(|t| t.action == sandbox::db::triggers::TriggerAction::HeldOff)
+        .filter(|t| {
+            t.action == sandbox::db::triggers::TriggerAction::HeldOff
+                && report
+                    .restored
+                    .iter()
+                    .any(|(table, n)| table == &t.table && *n > 0)
+        })
         .map(|t| format!("{}.{}", t.table, t.name))
         .collect();
     if !held_off.is_empty() {

@@ -2163,9 +2163,21 @@ impl Rollback<'_, '_> {
             .tables
             .iter()
             .filter(|t| !t.created)
-            .map(|t| WrittenTable {
-                name: t.table.clone(),
-                updates: !t.updates.is_empty(),
+            .map(|t| {
+                // Values of columns the push added are not written back
+                // (the columns are dropped): a table whose updates are all
+                // there has nothing restored, so no stamp is held off for
+                // it (before, the rollback said "Held off while restoring
+                // values" of a trigger it never disabled).
+                let dropped = added_columns_of(self.undo, &t.table);
+                WrittenTable {
+                    name: t.table.clone(),
+                    updates: t.updates.iter().any(|u| {
+                        u.changes
+                            .iter()
+                            .any(|c| !dropped.contains(&c.column.as_str()))
+                    }),
+                }
             })
             .collect()
     }
