@@ -1415,10 +1415,14 @@ impl Diff {
     /// trigger fires. As in push, the DDL runs under the pinned search_path
     /// and the row writes under the app's (its triggers and defaults resolve
     /// names as for the app), and each sequence numbering a column the rows
-    /// set is moved past them (`db::postgres::sequences`): restarted when
-    /// only `locked` tables (the public tables push locks against writers,
-    /// and those the plan creates) draw from it, else drawn with `nextval()`.
-    pub fn to_sql(&self, locked: &[String]) -> String {
+    /// set is moved past them (`db::postgres::sequences`): set where push's
+    /// restart sets it when only `locked` tables (the public tables push
+    /// locks against writers, and those the plan creates) draw from it,
+    /// else drawn with `nextval()`.
+    /// Plain SQL throughout (no `DO` block): it runs where plpgsql is
+    /// revoked from PUBLIC. `snapshot` tells how the pull saw each trigger
+    /// held off.
+    pub fn to_sql(&self, snapshot: &Snapshot, locked: &[String]) -> String {
         let mut s = format!(
             "-- sandbox diff {} of plan {} (rehearsal #{}, snapshot {})\n\
              -- Review only: `sandbox push` applies this with drift checks, verification and a receipt.\n\
@@ -1429,14 +1433,24 @@ impl Diff {
             short(&self.snapshot_checksum),
             crate::db::postgres::set_local_settings_sql()
         );
+        if holds_off_any(self) {
+            s.push_str(EXPECTATIONS_SQL);
+        }
+        let sequences = moves_any_sequence(self);
+        if sequences {
+            s.push_str(&sequence_functions_sql());
+        }
         for phase in &self.phases {
-            s.push_str(&self.phase_sql(phase, locked));
+            s.push_str(&self.phase_sql(snapshot, phase, locked));
+        }
+        if sequences {
+            s.push_str(DROP_SEQUENCE_FUNCTIONS_SQL);
         }
         s.push_str("COMMIT;\n");
         s
     }
 
-    fn phase_sql(&self, phase: &str, locked: &[String]) -> String {
+    fn phase_sql(&self, snapshot: &Snapshot, phase: &str, locked: &[String]) -> String {
         let mut s = format!("\n-- phase {phase}\n");
         for d in self.ddl.iter().filter(|d| d.phase == phase) {
             s.push_str(&d.sql);
@@ -1485,7 +1499,7 @@ impl Diff {
         }
         // Then per table its updates before its inserts, as push does.
         for t in &self.tables {
-            s.push_str(&self.update_sql(t, phase));
+            s.push_str(&self.update_sql(snapshot, t, phase));
             for g in t.insert_groups(phase) {
                 let cols = g
                     .columns
@@ -1515,7 +1529,7 @@ impl Diff {
 
     /// A table's updates in one phase, with the triggers the plan names held
     /// off around them.
-    fn update_sql(&self, t: &TableDiff, phase: &str) -> String {
+    fn update_sql(&self, snapshot: &Snapshot, t: &TableDiff, phase: &str) -> String {
         let mut s = String::new();
         let updates = t.updates_of(phase);
         if updates.is_empty() {
@@ -1527,6 +1541,7 @@ impl Diff {
                 updates.len()
             ));
         s.push_str(&trigger_toggle_sql(
+            snapshot,
             &t.table,
             "DISABLE",
             &self.hold_off_triggers,
@@ -1583,6 +1598,7 @@ impl Diff {
             ));
         }
         s.push_str(&trigger_toggle_sql(
+            snapshot,
             &t.table,
             "ENABLE",
             &self.hold_off_triggers,
@@ -1591,106 +1607,232 @@ impl Diff {
     }
 }
 
-/// Disables (and later re-enables, in the mode each had) the triggers of a
-/// table that the plan names in `hold_off_triggers` and that are enabled;
-/// the names are looked up when the script runs, kept in a temp table in
-/// between. Push additionally proves each is a pure updated_at stamp.
-fn trigger_toggle_sql(table: &str, action: &str, named: &[String]) -> String {
-    let lit = sql_literal(Some(table));
-    let names: Vec<String> = crate::plan::held_off_triggers(named)
-        .filter(|(t, _)| *t == table)
-        .map(|(_, trigger)| sql_literal(Some(trigger)))
-        .collect();
-    if names.is_empty() {
-        return String::new();
+/// How the pull saw a trigger the plan holds off, and so what the script
+/// writes for it: plain `ALTER TABLE` statements, as no plpgsql may run
+/// (`REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC`, as on hardened
+/// Supabase databases), so nothing is looked up to decide at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PulledTrigger {
+    /// Enabled (`ConstraintMeta` kind `t`), or not in the snapshot (on a
+    /// table the plan creates): disabled around the updates, enabled again.
+    Enabled,
+    /// Disabled by the app (`td`): it fires for no write of the script,
+    /// which leaves it as it is, as push does.
+    Disabled,
+    /// Replica-only (`tr`): the script runs as origin, so the same.
+    ReplicaOnly,
+}
+
+impl PulledTrigger {
+    fn of(snapshot: &Snapshot, table: &str, trigger: &str) -> PulledTrigger {
+        let kind = snapshot.table(table).and_then(|t| {
+            t.meta
+                .constraints
+                .iter()
+                .find(|k| k.name == trigger && matches!(k.kind.as_str(), "t" | "td" | "tr"))
+                .map(|k| k.kind.as_str())
+        });
+        match kind {
+            Some("td") => PulledTrigger::Disabled,
+            Some("tr") => PulledTrigger::ReplicaOnly,
+            _ => PulledTrigger::Enabled,
+        }
     }
-    let tmp = format!(
-        "_sandbox_triggers_{}",
-        table.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-    );
+
+    /// What the script expects of the trigger when it runs, in words (at
+    /// most 64 bytes: Postgres cuts each value of a failing row it prints
+    /// there), and as `pg_trigger.tgenabled`.
+    fn expectation(self) -> (&'static str, &'static str) {
+        match self {
+            PulledTrigger::Enabled => ("enabled with ENABLE (not ALWAYS), as at the pull", "O"),
+            PulledTrigger::Disabled => ("disabled, as at the pull: left so", "D"),
+            PulledTrigger::ReplicaOnly => ("replica only, as at the pull: left so", "R"),
+        }
+    }
+}
+
+/// The script's guard: a row inserted into this temp table whose `holds`
+/// is false fails the CHECK, and psql prints the row (`Failing row
+/// contains (…)`), naming the expectation: plain SQL stops a script
+/// where plpgsql would RAISE.
+const EXPECTATIONS_SQL: &str =
+    "-- Where the database is no longer as this script expects, it stops: a row below whose\n\
+-- expectation is false fails this CHECK, and psql prints the row.\n\
+CREATE TEMP TABLE sandbox_expectations (subject text NOT NULL, place text NOT NULL,\n\
+\x20 expectation text NOT NULL, holds boolean NOT NULL,\n\
+\x20 CONSTRAINT \"sandbox: this expectation no longer holds\" CHECK (holds)) ON COMMIT DROP;\n";
+
+/// Holds off (`DISABLE`) or puts back (`ENABLE`) the triggers of a table
+/// that the plan names in `hold_off_triggers`, as explicit statements for
+/// the state the pull saw. The DO block that did this looked the triggers
+/// up when the script ran and put each back in the mode it found; plain
+/// SQL cannot, so before disabling, the script checks that each is still
+/// as the pull saw it and as it will be put back (enabled with `ENABLE`:
+/// an `ENABLE ALWAYS` stamp, which the snapshot does not tell apart, stops
+/// the script, and push restores it), or still fires for no one. Push
+/// additionally proves each is a pure updated_at stamp.
+fn trigger_toggle_sql(snapshot: &Snapshot, table: &str, action: &str, named: &[String]) -> String {
     let mut s = String::new();
-    if action == "DISABLE" {
-        s.push_str(&format!(
-            "CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT t.tgname::text AS name, t.tgenabled::text AS mode \
-             FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relname = {lit} AND NOT t.tgisinternal \
-             AND t.tgenabled IN ('O', 'A') AND t.tgname::text IN ({});\n",
-            names.join(", ")
-        ));
-        s.push_str(&format!(
-            "DO $sandbox$ DECLARE r record; BEGIN FOR r IN SELECT name FROM {tmp} LOOP \
-             EXECUTE format('ALTER TABLE public.%I DISABLE TRIGGER %I', {lit}, r.name); END LOOP; END $sandbox$;\n"
-        ));
-    } else {
-        s.push_str(&format!(
-            "DO $sandbox$ DECLARE r record; BEGIN FOR r IN SELECT name, mode FROM {tmp} LOOP \
-             EXECUTE format('ALTER TABLE public.%I %s TRIGGER %I', {lit}, \
-             CASE r.mode WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE' END, r.name); END LOOP; END $sandbox$;\n"
-        ));
-        // A later phase updating the table holds them off again.
-        s.push_str(&format!("DROP TABLE pg_temp.{tmp};\n"));
+    for (_, trigger) in crate::plan::held_off_triggers(named).filter(|(t, _)| *t == table) {
+        let pulled = PulledTrigger::of(snapshot, table, trigger);
+        let alter = |how: &str| {
+            format!(
+                "ALTER TABLE public.{} {how} TRIGGER {};\n",
+                quote_ident(table),
+                quote_ident(trigger)
+            )
+        };
+        match (action, pulled) {
+            ("DISABLE", _) => {
+                let (expected, mode) = pulled.expectation();
+                s.push_str(&format!(
+                    "INSERT INTO pg_temp.sandbox_expectations VALUES ({}, {}, {}, EXISTS (\
+                     SELECT FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = 'public' AND c.relname = {} AND t.tgname = {} \
+                     AND NOT t.tgisinternal AND t.tgenabled = {}));\n",
+                    sql_literal(Some(&format!("trigger {trigger}"))),
+                    sql_literal(Some(&format!("on public.{table}"))),
+                    sql_literal(Some(expected)),
+                    sql_literal(Some(table)),
+                    sql_literal(Some(trigger)),
+                    sql_literal(Some(mode)),
+                ));
+                if pulled == PulledTrigger::Enabled {
+                    s.push_str(&alter("DISABLE"));
+                }
+            }
+            (_, PulledTrigger::Enabled) => s.push_str(&alter("ENABLE")),
+            (_, PulledTrigger::Disabled | PulledTrigger::ReplicaOnly) => {}
+        }
     }
     s
 }
 
-/// What push does to each sequence feeding `public.table.column` after
-/// writing the column's values (`sequences::advance_past_values`), as one
-/// DO block that reads the sequence and the column when the script runs:
-/// a sequence behind the largest value (smallest, counting down) moves one
-/// step past it — restarted when only `locked` tables draw from it, else
-/// drawn with `nextval()` (past [`DRAWN_ONE_BY_ONE`] values, one draw and
-/// a `setval()`). Everything is schema-qualified: it runs under the app's
-/// search_path.
-fn sequence_move_sql(table: &str, column: &str, locked: &[String]) -> String {
+/// Whether the script holds off any trigger: it then needs
+/// [`EXPECTATIONS_SQL`].
+fn holds_off_any(diff: &Diff) -> bool {
+    diff.tables.iter().any(|t| {
+        crate::plan::held_off_triggers(&diff.hold_off_triggers).any(|(table, _)| table == t.table)
+            && diff.phases.iter().any(|p| !t.updates_of(p).is_empty())
+    })
+}
+
+/// The plain-SQL functions the script moves sequences with, created in
+/// `pg_temp` (gone with the session, dropped before COMMIT), as no
+/// plpgsql may run. They read the catalog with push's own queries
+/// ([`FEEDS_SQL`](crate::db::postgres::sequences::FEEDS_SQL),
+/// [`SHARERS_SQL`](crate::db::postgres::sequences::SHARERS_SQL)) and
+/// move a sequence as `sequences::advance_past_values` does: only one
+/// behind the largest value written (smallest, counting down), only
+/// forward.
+fn sequence_functions_sql() -> String {
     use crate::db::postgres::sequences::{DRAWN_ONE_BY_ONE, FEEDS_SQL, SHARERS_SQL};
+    format!(
+        "-- Plain SQL functions that move the sequences numbering the columns written, as push\n\
+         -- moves them (dropped before COMMIT).\n\
+         -- The sequences feeding column $2 of table $1 (public.\"t\"): push's own query.\n\
+         CREATE OR REPLACE FUNCTION pg_temp.sandbox_feeds(text, text) RETURNS TABLE (nspname text, \
+         relname text, seqincrement int8, seqmin int8, seqmax int8, seqcycle boolean)\n\
+         LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS {feeds};\n\
+         -- The columns drawing from sequence $1: push's own query.\n\
+         CREATE OR REPLACE FUNCTION pg_temp.sandbox_sharers(text) RETURNS TABLE (nspname text, \
+         relname text, attname text)\n\
+         LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS {sharers};\n\
+         -- The value nextval() of sequence $1 (step $2) returns next. Push reads it with\n\
+         -- SELECT last_value, is_called FROM the sequence; plain SQL names no relation found\n\
+         -- at run time, so table_to_xml runs that SELECT.\n\
+         CREATE OR REPLACE FUNCTION pg_temp.sandbox_next_value(text, int8) RETURNS numeric\n\
+         LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $f$\n\
+         SELECT pg_catalog.substring(r.x, '<last_value>(-?[0-9]+)</last_value>')::numeric\n\
+         \x20 + CASE WHEN pg_catalog.strpos(r.x, '<is_called>true</is_called>') > 0 THEN $2 ELSE 0 END\n\
+         FROM (SELECT pg_catalog.table_to_xml($1::regclass, false, true, '')::text AS x) r $f$;\n\
+         -- Moves each sequence feeding column $2 of table $1 past the values the column holds\n\
+         -- ($3 the largest, $4 the smallest), as push does; $5: the tables push locks against\n\
+         -- writers. One row per sequence moved, saying how.\n\
+         CREATE OR REPLACE FUNCTION pg_temp.sandbox_move_past(text, text, int8, int8, text[])\n\
+         RETURNS TABLE (sequence text, moved text)\n\
+         LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $f$\n\
+         WITH feed AS MATERIALIZED (\n\
+         \x20 SELECT f.seq, f.step, CASE WHEN f.step > 0 THEN $3 ELSE $4 END AS written,\n\
+         \x20        pg_temp.sandbox_next_value(f.seq, f.step) AS next,\n\
+         \x20        -- shared: a column of a table push does not lock draws from it too\n\
+         \x20        EXISTS (SELECT FROM pg_temp.sandbox_sharers(f.seq) s\n\
+         \x20                WHERE NOT (s.nspname = 'public' AND s.relname = ANY ($5))) AS shared\n\
+         \x20 FROM (SELECT pg_catalog.format('%I.%I', nspname, relname) AS seq, seqincrement AS step\n\
+         \x20       FROM pg_temp.sandbox_feeds($1, $2)) f)\n\
+         SELECT seq, CASE\n\
+         \x20 -- Only tables push locks draw from it: set where push's ALTER SEQUENCE … RESTART\n\
+         \x20 -- sets it, one step past the values (setval() is not undone by a ROLLBACK: a script\n\
+         \x20 -- that stops later leaves the sequence forward, never back).\n\
+         \x20 WHEN NOT shared THEN 'next value ' || pg_catalog.setval(seq::regclass, written + step, false)\n\
+         \x20 -- Shared with a table the app keeps writing: drawn with nextval(), which never goes\n\
+         \x20 -- back whoever else draws meanwhile, one value at a time up to {DRAWN_ONE_BY_ONE} …\n\
+         \x20 WHEN pg_catalog.ceil(pg_catalog.abs(written - next) / pg_catalog.abs(step)) + 1 <= {DRAWN_ONE_BY_ONE}\n\
+         \x20 THEN 'drew ' || (SELECT pg_catalog.count(pg_catalog.nextval(d.seq))\n\
+         \x20   FROM (SELECT seq::regclass AS seq) d, pg_catalog.generate_series(1,\n\
+         \x20     (pg_catalog.ceil(pg_catalog.abs(written - next) / pg_catalog.abs(step)) + 1)::int8))\n\
+         \x20   || ' values'\n\
+         \x20 -- … farther, one draw proves where it stands and setval() jumps past the values,\n\
+         \x20 -- only when that draw is behind them.\n\
+         \x20 ELSE 'drew one value' || CASE WHEN pg_catalog.sign(step::numeric)\n\
+         \x20     * (pg_catalog.nextval(seq::regclass) - written) < 0\n\
+         \x20   THEN ', then setval() to ' || pg_catalog.setval(seq::regclass, written) ELSE '' END\n\
+         \x20 END\n\
+         FROM feed\n\
+         -- Only a sequence behind the values written moves: one already past them is left.\n\
+         WHERE written IS NOT NULL\n\
+         \x20 AND CASE WHEN step > 0 THEN written >= next ELSE written <= next END $f$;\n",
+        feeds = dollar_quoted(FEEDS_SQL),
+        sharers = dollar_quoted(SHARERS_SQL),
+    )
+}
+
+/// Drops what [`sequence_functions_sql`] created.
+const DROP_SEQUENCE_FUNCTIONS_SQL: &str =
+    "DROP FUNCTION pg_temp.sandbox_move_past(text, text, int8, int8, text[]), \
+     pg_temp.sandbox_next_value(text, int8), pg_temp.sandbox_sharers(text), \
+     pg_temp.sandbox_feeds(text, text);\n";
+
+/// Whether the script moves any sequence: it then needs
+/// [`sequence_functions_sql`].
+fn moves_any_sequence(diff: &Diff) -> bool {
+    diff.tables.iter().any(|t| {
+        diff.phases
+            .iter()
+            .any(|p| !t.sequence_columns_written(p).is_empty())
+    })
+}
+
+/// What push does to each sequence feeding `public.table.column` after
+/// writing the column's values (`sequences::advance_past_values`), in
+/// plain SQL: one call of [`sequence_functions_sql`]'s
+/// `sandbox_move_past`, which reads the sequences and their sharers when
+/// the script runs. A sequence behind the largest value (smallest,
+/// counting down) moves one step past it: set there when only `locked`
+/// tables draw from it, else drawn with `nextval()` (past
+/// [`DRAWN_ONE_BY_ONE`](crate::db::postgres::sequences::DRAWN_ONE_BY_ONE)
+/// values, one draw and a `setval()`). Everything is schema-qualified: it
+/// runs under the app's search_path.
+fn sequence_move_sql(table: &str, column: &str, locked: &[String]) -> String {
     let locked = locked
         .iter()
         .map(|t| sql_literal(Some(t)))
         .collect::<Vec<_>>()
         .join(", ");
+    let (col, tbl) = (quote_ident(column), quote_ident(table));
     format!(
         "-- {table}.{column}: its sequences moved past the values written, as push moves them\n\
-         DO $sandbox$ DECLARE f record; seq text; shared boolean; nxt int8; written int8; \
-         draws numeric; drawn int8;\n\
-         BEGIN\n\
-         FOR f IN EXECUTE {feeds} USING {qualified}::text, {col}::text LOOP\n\
-         \x20 seq := pg_catalog.format('%I.%I', f.nspname, f.relname);\n\
-         \x20 EXECUTE 'SELECT pg_catalog.count(*) > 0 FROM (' || {sharers} || ') s \
-         WHERE NOT (s.nspname = ''public'' AND s.relname = ANY ($2))' \
-         INTO shared USING seq, ARRAY[{locked}]::text[];\n\
-         \x20 EXECUTE pg_catalog.format('SELECT (CASE WHEN is_called THEN last_value::numeric + %s \
-         ELSE last_value::numeric END)::int8 FROM %s', f.seqincrement, seq) INTO nxt;\n\
-         \x20 EXECUTE pg_catalog.format('SELECT %s(%I)::int8 FROM public.%I', \
-         CASE WHEN f.seqincrement > 0 THEN 'pg_catalog.max' ELSE 'pg_catalog.min' END, {col}::text, \
-         {tbl}::text) INTO written;\n\
-         \x20 CONTINUE WHEN written IS NULL OR (f.seqincrement > 0 AND written < nxt) \
-         OR (f.seqincrement < 0 AND written > nxt);\n\
-         \x20 IF NOT shared THEN\n\
-         \x20   EXECUTE pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', seq, written + f.seqincrement);\n\
-         \x20 ELSE\n\
-         \x20   draws := pg_catalog.ceil(pg_catalog.abs(written::numeric - nxt) / pg_catalog.abs(f.seqincrement)) + 1;\n\
-         \x20   IF draws <= {DRAWN_ONE_BY_ONE} THEN\n\
-         \x20     PERFORM pg_catalog.count(pg_catalog.nextval(seq::regclass)) \
-         FROM pg_catalog.generate_series(1, draws::int8);\n\
-         \x20   ELSE\n\
-         \x20     drawn := pg_catalog.nextval(seq::regclass);\n\
-         \x20     IF (f.seqincrement > 0 AND drawn < written) OR (f.seqincrement < 0 AND drawn > written) THEN\n\
-         \x20       PERFORM pg_catalog.setval(seq::regclass, written);\n\
-         \x20     END IF;\n\
-         \x20   END IF;\n\
-         \x20 END IF;\n\
-         END LOOP;\n\
-         END $sandbox$;\n",
-        feeds = dollar_quoted(FEEDS_SQL),
-        sharers = dollar_quoted(SHARERS_SQL),
-        qualified = sql_literal(Some(&format!("public.{}", quote_ident(table)))),
-        col = sql_literal(Some(column)),
-        tbl = sql_literal(Some(table)),
+         SELECT * FROM pg_temp.sandbox_move_past({qualified}, {column_lit},\n\
+         \x20 (SELECT pg_catalog.max({col})::int8 FROM public.{tbl}),\n\
+         \x20 (SELECT pg_catalog.min({col})::int8 FROM public.{tbl}),\n\
+         \x20 ARRAY[{locked}]::text[]);\n",
+        qualified = sql_literal(Some(&format!("public.{tbl}"))),
+        column_lit = sql_literal(Some(column)),
     )
 }
 
-/// A query as a dollar-quoted literal inside the script's DO blocks.
+/// A query as a dollar-quoted literal: a function body in the script.
 fn dollar_quoted(sql: &str) -> String {
     format!("$q${sql}$q$")
 }

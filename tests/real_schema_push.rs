@@ -4182,6 +4182,132 @@ fn the_diff_sql_script_moves_sequences_and_writes_under_the_apps_path_as_push_do
     );
 }
 
+/// Issue 10: `diff --sql` wrote `DO` blocks (the held-off stamp triggers
+/// looked up and toggled, each sequence moved), so where `REVOKE USAGE ON
+/// LANGUAGE plpgsql FROM PUBLIC` was run (hardened Supabase) a DBA running
+/// it as the database's owner got "permission denied for language
+/// plpgsql" and nothing applied. Now the script is plain SQL: run with
+/// `psql -f` by a Supabase-like owner (`NOSUPERUSER`, owning the tables),
+/// with the app's `updated_at` stamp held off and two sequences numbering
+/// the pushed workflows (one shared with the app's `app_events`), it
+/// leaves the whole database, sequences included, as `push --confirm`
+/// does. A stamp the app switched to `ENABLE ALWAYS` since the pull (the
+/// script would enable it back as plain `ENABLE`) stops the script,
+/// naming it, and nothing is applied.
+#[test]
+fn the_diff_sql_script_runs_where_plpgsql_is_revoked_as_push_does() {
+    // Declared first, so it is dropped after the databases it owns.
+    let owner = TestRole::create(
+        "sql_no_plpgsql",
+        "LOGIN NOSUPERUSER CREATEDB CREATEROLE BYPASSRLS",
+    );
+    let role = owner.name.clone();
+    let db = TestDb::create("sql_no_plpgsql");
+    let own = |name: &str| {
+        format!("ALTER DATABASE \"{name}\" OWNER TO \"{role}\"; ALTER SCHEMA public OWNER TO \"{role}\";")
+    };
+    db.client().batch_execute(&own(&db.name)).unwrap();
+    let as_owner = |url: &str| url.replacen("postgres@", &format!("{role}@"), 1);
+    let url = as_owner(&db.url);
+    // The fixtures' trigger functions are plpgsql: made before the revoke.
+    common::load_fixtures(&url, "plan");
+    common::postgres_admin(&url)
+        .batch_execute(&format!(
+            "{SHARED_SEQUENCE} ALTER TABLE public.workflows ADD COLUMN legacy_no serial UNIQUE;"
+        ))
+        .unwrap();
+    db.client()
+        .batch_execute("REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC")
+        .unwrap();
+    // Copies before the push: the script runs on them.
+    let copy = TestDb::from_template(&db.name, "sql_no_plpgsql_copy");
+    let always = TestDb::from_template(&db.name, "sql_no_plpgsql_always");
+    for c in [&copy, &always] {
+        c.client().batch_execute(&own(&c.name)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = numbering_plan(&dir.path().join("numbered"), &["ext_no", "legacy_no"]);
+    let p = plan.to_str().unwrap();
+    let snap = dir.path().join("s.sqlite");
+    let s = snap.to_str().unwrap();
+    sandbox(&["pull", "--database-url", &url, "--out", s, "--plan", p]).ok();
+    sandbox(&["rehearse", "--snapshot", s, "--plan", p])
+        .ok()
+        .stdout_has("PASSED");
+    let script = dir.path().join("migration.sql");
+    sandbox(&[
+        "diff",
+        "--snapshot",
+        s,
+        "--plan",
+        p,
+        "--sql",
+        script.to_str().unwrap(),
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(!text.contains("DO $"), "a DO block in the script:\n{text}");
+    assert!(
+        text.contains(
+            "ALTER TABLE public.\"jtbd_library\" DISABLE TRIGGER \"jtbd_library_set_updated_at\";"
+        ),
+        "{text}"
+    );
+    sandbox(&[
+        "push",
+        "--database-url",
+        &url,
+        "--snapshot",
+        s,
+        "--plan",
+        p,
+        "--confirm",
+    ])
+    .ok()
+    .stdout_has("held off");
+
+    let run = common::psql_file(&as_owner(&copy.url), &script);
+    run.ok();
+    assert!(!run.stderr.contains("ERROR"), "psql: {}", run.stderr);
+    whole_database_state(&db.url)
+        .without_schema("sandbox")
+        .assert_same(
+            &whole_database_state(&copy.url).without_schema("sandbox"),
+            "from push --confirm to psql -f of diff --sql, plpgsql revoked",
+        );
+    let sequences = |url: &str| {
+        let mut s = common::sequence_positions(url);
+        s.retain(|name, _| !name.starts_with("sandbox."));
+        s
+    };
+    assert_eq!(sequences(&db.url), sequences(&copy.url));
+
+    // The stamp switched to ENABLE ALWAYS since the pull: plain SQL cannot
+    // put that mode back, so the script stops before writing anything.
+    always
+        .client()
+        .batch_execute(
+            "ALTER TABLE public.jtbd_library ENABLE ALWAYS TRIGGER jtbd_library_set_updated_at",
+        )
+        .unwrap();
+    let unchanged = whole_database_state(&always.url);
+    let positions = sequences(&always.url);
+    let run = common::psql_file(&as_owner(&always.url), &script);
+    assert_eq!(run.code, 3, "{}", run.show());
+    for said in [
+        "this expectation no longer holds",
+        "(trigger jtbd_library_set_updated_at, on public.jtbd_library, enabled with ENABLE \
+         (not ALWAYS), as at the pull, f)",
+    ] {
+        assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
+    }
+    unchanged.assert_same(
+        &whole_database_state(&always.url),
+        "a script stopped by a stamp enabled ALWAYS",
+    );
+    assert_eq!(positions, sequences(&always.url));
+}
+
 /// Issue 10: the effects search goes by the same tag matching as the
 /// trigger list (W14). An event trigger `ON ddl_command_end WHEN TAG IN
 /// ('CREATE FUNCTION')` whose function reaches dblink_exec never fires for

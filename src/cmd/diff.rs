@@ -23,7 +23,7 @@ pub fn run(args: DiffArgs, json: bool) -> Result<i32> {
         let script = format!(
             "-- {} diff: output for review, no part of any plan\n{SQL_WARNING}{}",
             sandbox::plan::folder::GENERATED_MARK,
-            diff.to_sql(&locked)
+            diff.to_sql(&snapshot, &locked)
         );
         // The script holds the rows a push inserts: owner-only, like the snapshot.
         sandbox::outfile::write_replacing(path, script.as_bytes(), args.force)?;
