@@ -742,3 +742,59 @@ fn a_negative_row_count_in_the_recorded_server_digests_is_named_as_damage() {
     ]);
     before.assert_same(&w.state(), "a refused push writes nothing");
 }
+
+/// Issue 10 (Q7): rolling back a receipt while later pushes are still
+/// applied is refused, naming them newest first, at most 6, then "and N
+/// more" (before, only a unit test of `words::listed` covered the cut).
+/// Nine real pushes, each a small plan inserting one `dh_item` row; the
+/// rollback of the first (dry run and `--confirm`) names the 6 newest of
+/// the 8 later ones, "and 2 more", the command for the newest, exits 1,
+/// and changes nothing. The newest one rolls back.
+#[test]
+fn rollback_under_eight_later_pushes_names_six_and_counts_the_rest() {
+    let w = World::empty(
+        "later_pushes",
+        "CREATE TABLE public.dh_item (id text PRIMARY KEY, name text NOT NULL);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut receipts = Vec::new();
+    let mut w = w;
+    for n in 0..9 {
+        let plan = common::item_plan(
+            &dir.path().join(n.to_string()),
+            &[&format!(
+                "INSERT INTO dh_item (id, name) VALUES ('item-{n}', 'pushed {n}');"
+            )],
+        );
+        w = w.with_plan(&plan);
+        w.pull(&["--force"]).ok();
+        w.rehearse(&[]).ok().stdout_has("PASSED");
+        receipts.push(w.push_confirmed());
+    }
+    assert_eq!(w.count("SELECT count(*) FROM public.dh_item"), 9);
+    let (first, later) = receipts.split_first().unwrap();
+    let newest_first: Vec<&String> = later.iter().rev().collect();
+    let before = w.state();
+    for extra in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(first, extra);
+        run.refused(&[
+            &format!(
+                "8 later pushes are still applied ({} and 2 more, newest first)",
+                newest_first[..6]
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &format!("`sandbox rollback --receipt {} --confirm`", newest_first[0]),
+        ]);
+        for unnamed in &newest_first[6..] {
+            assert!(!run.all().contains(unnamed.as_str()), "{}", run.show());
+        }
+        before.assert_same(&w.state(), "a refused rollback under later pushes");
+    }
+    w.rollback(newest_first[0], &["--confirm"])
+        .ok()
+        .stdout_has("Rolled back");
+    assert_eq!(w.count("SELECT count(*) FROM public.dh_item"), 8);
+}
