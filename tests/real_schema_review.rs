@@ -1046,3 +1046,79 @@ fn a_trigger_keeping_pushed_rows_from_the_undo_s_delete_is_named() {
         before.assert_same(&w.state(), "a refused rollback");
     }
 }
+
+/// Drops the replication slots whose name starts with its prefix, even when
+/// the test panics: a slot left reserved pins WAL on the test server.
+struct SlotsNamed(String);
+
+impl SlotsNamed {
+    fn count(&self) -> i64 {
+        common::count(
+            &mut common::postgres_admin(&common::admin_url()),
+            &format!(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '{}%'",
+                self.0
+            ),
+        )
+    }
+}
+
+impl Drop for SlotsNamed {
+    fn drop(&mut self) {
+        let _ = common::postgres_admin(&common::admin_url()).batch_execute(&format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+             WHERE slot_name LIKE '{}%' AND NOT active",
+            self.0
+        ));
+    }
+}
+
+/// F5: replication slots are not transactional. Before: a trigger firing
+/// for the push's inserts creating a physical slot (reserved: it pins WAL
+/// until dropped), and one for its rehearsed undo dropping a replica's
+/// slot, passed the preflight, which said "Nothing was written" while a
+/// slot was made (and the replica's gone); push --confirm exited 0 and made
+/// another. Now both are named, by trigger and function, as calls outside
+/// the transaction: the preflight and --confirm refuse (exit 1) before
+/// anything runs; no slot is made or dropped.
+#[test]
+fn a_trigger_creating_or_dropping_a_replication_slot_is_an_external_effect() {
+    let slots = SlotsNamed(format!("f5_{}_", std::process::id()));
+    let w = world(
+        "f5_replication_slots",
+        &format!(
+            "CREATE FUNCTION public.wf_slot() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_create_physical_replication_slot(
+                     '{p}' || (extract(epoch FROM clock_timestamp()) * 1000000)::bigint, true);
+                   RETURN NULL; END $$;
+             CREATE TRIGGER wf_slot AFTER INSERT ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.wf_slot();
+             CREATE FUNCTION public.wf_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_drop_replication_slot('{p}replica'); RETURN NULL; END $$;
+             CREATE TRIGGER wf_forget AFTER DELETE ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.wf_forget();
+             SELECT pg_create_physical_replication_slot('{p}replica');",
+            p = slots.0
+        ),
+    );
+    assert_eq!(slots.count(), 1, "the replica's slot");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "trigger wf_slot on public.workflows (function wf_slot()): calls \
+             pg_create_physical_replication_slot, which creates a replication slot",
+            "trigger wf_forget on public.workflows (function wf_forget()): calls \
+             pg_drop_replication_slot, which drops a replication slot",
+            "--allow-external-effects",
+        ]);
+        assert!(!run.all().contains("Applied"), "{}", run.show());
+        before.assert_same(&w.state(), "a push refused for a replication slot");
+        assert_eq!(
+            slots.count(),
+            1,
+            "a slot made or dropped by {confirm:?}: {}",
+            run.show()
+        );
+    }
+}

@@ -2,10 +2,11 @@
 //! outside its transaction. The preflight runs the real transaction and
 //! rolls it back; that undoes every row, but not a `dblink_exec` on another
 //! connection (it commits on its own), an HTTP request (pgsql-http sends it
-//! at once), a file written by `lo_export` or `COPY … TO`, a `setval`, or
-//! anything an untrusted language (plpython3u …) does. So before anything
-//! is written, the trigger functions that would fire — row and statement
-//! triggers on the written and allowed tables, event triggers — every
+//! at once), a file written by `lo_export` or `COPY … TO`, a `setval`, a
+//! replication slot created, dropped or advanced, or anything an untrusted
+//! language (plpython3u …) does. So before anything is written, the
+//! trigger functions that would fire — row and statement triggers on the
+//! written and allowed tables, event triggers — every
 //! expression Postgres evaluates when those tables are written (a trigger's
 //! WHEN clause, CHECK constraints of the table and of the domains its
 //! columns use, column and domain defaults, generated columns, index
@@ -853,6 +854,69 @@ const BUILT_IN: &[(&str, &str, bool)] = &[
         "which reloads the server's configuration: a rollback does not undo it",
         true,
     ),
+    // Replication slots and origins live outside the catalogs' MVCC: what
+    // these do stays after a ROLLBACK (F5). A slot left behind pins WAL
+    // until someone drops it (on a hosted database, a full disk); a slot
+    // dropped or advanced is a replica's or a CDC consumer's (Supabase
+    // Realtime) lost. `pg_replication_origin_create` is not here: it only
+    // inserts a catalog row, which a rollback removes.
+    (
+        "pg_create_physical_replication_slot",
+        "which creates a replication slot that holds WAL on the server until someone drops it: \
+         a rollback does not drop it",
+        true,
+    ),
+    (
+        "pg_create_logical_replication_slot",
+        "which creates a replication slot that holds WAL on the server until someone drops it: \
+         a rollback does not drop it",
+        true,
+    ),
+    (
+        "pg_copy_physical_replication_slot",
+        "which creates a replication slot that holds WAL on the server until someone drops it: \
+         a rollback does not drop it",
+        true,
+    ),
+    (
+        "pg_copy_logical_replication_slot",
+        "which creates a replication slot that holds WAL on the server until someone drops it: \
+         a rollback does not drop it",
+        true,
+    ),
+    (
+        "pg_drop_replication_slot",
+        "which drops a replication slot (a replica's, a CDC consumer's): a rollback does not bring \
+         it back",
+        true,
+    ),
+    (
+        "pg_replication_slot_advance",
+        "which moves a replication slot forward, so its consumer skips changes: a rollback does \
+         not undo it",
+        true,
+    ),
+    (
+        "pg_replication_origin_advance",
+        "which sets a replication origin's progress: a rollback does not undo it",
+        true,
+    ),
+    (
+        "pg_replication_origin_drop",
+        "which forgets a replication origin's progress at once: a rollback does not bring it back",
+        true,
+    ),
+    (
+        "pg_replication_origin_session_setup",
+        "which marks the session's later commits as replayed from a replication origin (logical \
+         replication may skip them): a rollback does not undo it",
+        true,
+    ),
+    (
+        "pg_replication_origin_session_reset",
+        "which clears the session's replication origin: a rollback does not undo it",
+        true,
+    ),
     (
         "pg_notify",
         "delivered to listeners at COMMIT (not by a rolled-back preflight)",
@@ -1148,6 +1212,33 @@ mod tests {
             ) && lines[0].ends_with("(any of its 4 overloads)"),
             "{lines:#?}"
         );
+    }
+
+    /// F5: replication slots and origins outlive a ROLLBACK; creating an
+    /// origin (a catalog row) does not.
+    #[test]
+    fn replication_slot_and_origin_calls_are_outside_the_transaction() {
+        for call in [
+            "pg_create_physical_replication_slot('s', true)",
+            "pg_create_logical_replication_slot('s', 'pgoutput')",
+            "pg_copy_logical_replication_slot('s', 't')",
+            "pg_drop_replication_slot('s')",
+            "pg_replication_slot_advance('s', '0/1')",
+            "pg_replication_origin_advance('o', '0/1')",
+            "pg_replication_origin_drop('o')",
+            "pg_replication_origin_session_setup('o')",
+        ] {
+            let name = call.split('(').next().unwrap_or_default();
+            let found = calls_outside(&plpgsql(&format!("BEGIN PERFORM {call}; RETURN NULL; END")));
+            assert!(
+                found
+                    .iter()
+                    .any(|(w, o)| w.starts_with(&format!("calls {name},")) && *o),
+                "{call}: {found:#?}"
+            );
+        }
+        let create = plpgsql("BEGIN PERFORM pg_replication_origin_create('o'); RETURN NULL; END");
+        assert!(calls_outside(&create).is_empty());
     }
 
     #[test]
