@@ -747,6 +747,38 @@ fn a_trigger_that_rewrites_a_written_value_is_named_with_row_column_and_values()
     }
 }
 
+/// A counter cache (h5 F6): a trigger on one written table updating
+/// another written table. The rows differ from the rehearsal and the write
+/// count is off; both name the trigger on the other table, not "a rule, a
+/// domain, the column's type".
+#[test]
+fn a_counter_cache_trigger_on_another_written_table_is_named_as_the_cause() {
+    let w = world(
+        "counter_cache",
+        "CREATE FUNCTION public.bump_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN UPDATE public.jtbd_library SET usage_count = usage_count + 1
+               WHERE id = NEW.definition->>'jtbd_library_id'; RETURN NULL; END $$;
+         CREATE TRIGGER wf_bump AFTER INSERT ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.bump_usage();",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "likely cause: trigger wf_bump on public.workflows (function bump_usage()) \
+             fires for the push's writes and names jtbd_library",
+            "public.jtbd_library: something besides the plan wrote rows here; functions that name \
+             it run for the push's writes: trigger wf_bump on public.workflows",
+        ]);
+        assert!(
+            !run.all().contains("a rule, a domain, the column's type"),
+            "{}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a push refused for a counter cache");
+    }
+}
+
 /// Postgres's error for a refused UPDATE names no row (a trigger's RAISE)
 /// or names it only in its detail (a CHECK): the push finds the row by
 /// re-running the batch in halves and names it by key.

@@ -521,10 +521,20 @@ pub fn account(
             );
             c.ok = e.inserted == w.inserted && e.updated == w.updated && e.deleted == w.deleted;
             if !c.ok {
-                c.rows = vec![format!(
-                    "{}: something besides the plan (a trigger, a rule) wrote rows here",
-                    w.table
-                )];
+                let by = writers(&w.table);
+                c.rows = vec![if by.is_empty() {
+                    format!(
+                        "{}: something besides the plan (a trigger, a rule) wrote rows here",
+                        w.table
+                    )
+                } else {
+                    format!(
+                        "{}: something besides the plan wrote rows here; functions that name it \
+                         run for the push's writes: {}",
+                        w.table,
+                        by.join("; ")
+                    )
+                }];
                 c.row_count = 1;
             }
             checks.push(c);
