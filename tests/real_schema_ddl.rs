@@ -1627,3 +1627,101 @@ fn allowing_writes_to_a_side_table_never_allows_truncating_or_altering_it() {
         before.assert_same(&w.state(), "a push whose event trigger alters app.audit");
     }
 }
+
+/// An app trigger on `agents` (which the plan does not write) and an
+/// event trigger that, on the push's CREATE TABLE, marks it and an app
+/// function as depending on extension moddatetime (`ALTER TRIGGER …
+/// DEPENDS ON EXTENSION`, `ALTER FUNCTION … DEPENDS ON EXTENSION`): each
+/// writes one `pg_depend` row and nothing else, and from then on `DROP
+/// EXTENSION moddatetime` drops them without CASCADE.
+const DEPENDS_ON_EXTENSION: &str = "
+CREATE EXTENSION IF NOT EXISTS moddatetime;
+CREATE SCHEMA app;
+CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER agents_touch BEFORE UPDATE ON public.agents
+  FOR EACH ROW EXECUTE FUNCTION app.touch();
+CREATE FUNCTION app.mark() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'ALTER TRIGGER agents_touch ON public.agents DEPENDS ON EXTENSION moddatetime';
+  EXECUTE 'ALTER FUNCTION app.touch() DEPENDS ON EXTENSION moddatetime';
+END $$;
+CREATE EVENT TRIGGER mark_on_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION app.mark();";
+
+/// Issue 10 F6: before, the push said every check held and committed the
+/// marks (the DDL check reads no `pg_depend`). Now each is named, and the
+/// push is refused with the whole database, its extension dependencies
+/// included, as it was.
+#[test]
+fn depends_on_extension_set_by_an_event_trigger_refuses_the_push_by_name() {
+    let w = world("depends_on_ext", DEPENDS_ON_EXTENSION);
+    let marks = "SELECT count(*) FROM pg_depend WHERE deptype = 'x'";
+    assert_eq!(w.count(marks), 0);
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "no DDL or large object outside the plan",
+            "trigger agents_touch on public.agents depends on extension moddatetime",
+            "function app.touch() depends on extension moddatetime",
+            "mark_on_ddl",
+        ]);
+        before.assert_same(&w.state(), "a refused push");
+        assert_eq!(w.count(marks), 0, "{}", run.show());
+    }
+}
+
+/// The marks of [`DEPENDS_ON_EXTENSION`] there before the push, and an
+/// event trigger that removes them (`… NO DEPENDS ON EXTENSION`: one
+/// `pg_depend` row deleted, nothing else) on DROP TABLE, which the push's
+/// rehearsed undo and its rollback run. Before, nothing named it. Now the
+/// push is refused as its undo would be, and the rollback is refused,
+/// each naming the marks removed; the whole database and the marks as they
+/// were.
+#[test]
+fn an_extension_mark_removed_by_an_event_trigger_refuses_undo_and_rollback_by_name() {
+    let w = world(
+        "no_depends_on_ext",
+        "CREATE EXTENSION IF NOT EXISTS moddatetime;
+         CREATE SCHEMA app;
+         CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER agents_touch BEFORE UPDATE ON public.agents
+           FOR EACH ROW EXECUTE FUNCTION app.touch();
+         ALTER TRIGGER agents_touch ON public.agents DEPENDS ON EXTENSION moddatetime;
+         ALTER FUNCTION app.touch() DEPENDS ON EXTENSION moddatetime;
+         CREATE FUNCTION app.unmark() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           EXECUTE 'ALTER TRIGGER agents_touch ON public.agents NO DEPENDS ON EXTENSION moddatetime';
+           EXECUTE 'ALTER FUNCTION app.touch() NO DEPENDS ON EXTENSION moddatetime';
+         END $$;
+         CREATE EVENT TRIGGER unmark_on_drop ON ddl_command_end WHEN TAG IN ('DROP TABLE')
+           EXECUTE FUNCTION app.unmark();",
+    );
+    let marks = "SELECT count(*) FROM pg_depend WHERE deptype = 'x'";
+    assert_eq!(w.count(marks), 2);
+    let named = [
+        "no DDL or large object outside the plan",
+        "trigger agents_touch on public.agents no longer depends on extension moddatetime",
+        "function app.touch() no longer depends on extension moddatetime",
+        "unmark_on_drop",
+    ];
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&named).refused(&[
+            "its rollback, rehearsed in the push's transaction before COMMIT, would be refused",
+        ]);
+        before.assert_same(&w.state(), "a push whose undo would be refused");
+        assert_eq!(w.count(marks), 2, "{}", run.show());
+    }
+    w.exec("ALTER EVENT TRIGGER unmark_on_drop DISABLE");
+    let receipt = w.push_confirmed();
+    w.exec("ALTER EVENT TRIGGER unmark_on_drop ENABLE");
+    let pushed = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&named);
+        pushed.assert_same(&w.state(), "a refused rollback");
+        assert_eq!(w.count(marks), 2, "{}", run.show());
+    }
+}

@@ -17,7 +17,10 @@
 //! schemas, event triggers, extensions) are recorded, by name, at the same
 //! start, and those gone before COMMIT are named too, unless they are the
 //! undo's own drops (a created table and what belongs to it, an added
-//! column's keys and indexes). A large object's `lo_unlink` is counted
+//! column's keys and indexes). So are an object's marks as depending on an
+//! extension (`ALTER TRIGGER … DEPENDS ON EXTENSION`), a `pg_depend` row
+//! and nothing else: one made is read like any row, one removed is named
+//! from the record. A large object's `lo_unlink` is counted
 //! from the transaction's statistics (neither push nor rollback unlinks
 //! one). The storage check sees a table's TRUNCATE or rewrite.
 
@@ -63,6 +66,78 @@ fn column_at_start(attrelid: &str, attnum: &str) -> String {
         "(coalesce(nullif(pg_catalog.current_setting('{TABLES_AT_START}', true), ''), '{{}}')::jsonb \
           -> {attrelid}::text -> {n} ->> {attnum}::text)",
         n = TABLE_SETTINGS.len()
+    )
+}
+
+/// Transaction-local setting holding the marks of objects as depending on
+/// an extension at [`record_start_sql`] (see [`extension_marks_sql`]), so
+/// that a mark removed since (`… NO DEPENDS ON EXTENSION`) is named.
+const MARKS_AT_START: &str = "sandbox.extension_marks_at_start";
+
+/// Every object marked as depending on an extension (`ALTER TRIGGER`,
+/// `FUNCTION`, `INDEX` or `MATERIALIZED VIEW … DEPENDS ON EXTENSION`:
+/// `pg_depend` rows of deptype 'x'), as `(key, object, extension, tab)`:
+/// the key its `pg_depend` columns, the object as `pg_identify_object`
+/// names it, the table it belongs to (a trigger's, an index's, the
+/// relation itself). Such a mark writes its `pg_depend` row and nothing
+/// else — no row of the object's own catalog — and from then on `DROP
+/// EXTENSION` drops the object without CASCADE (F6: an event trigger's
+/// mark went unnamed). Neither push nor rollback makes or removes one.
+fn extension_marks_sql() -> String {
+    format!(
+        "SELECT {key} AS key, {object} AS object, \
+                (SELECT e.extname::text FROM pg_catalog.pg_extension e WHERE e.oid = dx.refobjid) AS extension, \
+                {table} AS tab \
+         FROM pg_catalog.pg_depend dx WHERE dx.deptype = 'x'",
+        key = MARK_KEY,
+        object = MARKED_OBJECT,
+        table = marked_table(),
+    )
+}
+
+/// A mark's key, from `pg_depend` row `dx`.
+const MARK_KEY: &str =
+    "(dx.classid::text || ':' || dx.objid::text || ':' || dx.objsubid::text || ':' \
+                        || dx.refobjid::text)";
+
+/// What `pg_depend` row `dx` marks, as `pg_identify_object` names it
+/// (`trigger t on public.agents`, `function app.f()`).
+const MARKED_OBJECT: &str = "(SELECT mo.type || ' ' || mo.identity \
+     FROM pg_catalog.pg_identify_object(dx.classid, dx.objid, dx.objsubid) mo)";
+
+/// The table what `pg_depend` row `dx` marks belongs to: a trigger's, an
+/// index's, a materialized view itself; NULL for a function.
+fn marked_table() -> String {
+    format!(
+        "CASE dx.classid WHEN 'pg_catalog.pg_trigger'::regclass THEN {} \
+                         WHEN 'pg_catalog.pg_class'::regclass THEN {} END",
+        rel_name("(SELECT mt.tgrelid FROM pg_catalog.pg_trigger mt WHERE mt.oid = dx.objid)"),
+        rel_name(
+            "coalesce((SELECT mi.indrelid FROM pg_catalog.pg_index mi WHERE mi.indexrelid = dx.objid), \
+                      dx.objid)"
+        ),
+    )
+}
+
+/// The part of [`changed_sql`] naming each mark recorded at
+/// [`record_start_sql`] that is gone while its object is still there
+/// (`… NO DEPENDS ON EXTENSION`), in a transaction that deleted
+/// `pg_depend` rows since (under READ COMMITTED, another session's
+/// committed removal is gone too, but not ours). A mark gone with its
+/// object is the object's drop, named by itself.
+fn marks_removed_sql() -> String {
+    format!(
+        "SELECT 'pg_depend', (m.value ->> 0) || ' no longer depends on extension ' || (m.value ->> 1), \
+                m.value ->> 2, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], \
+                false, false, false, NULL::text \
+         FROM me, pg_catalog.jsonb_each(coalesce(nullif(pg_catalog.current_setting('{MARKS_AT_START}', true), ''), \
+                                                 '{{}}')::jsonb) m \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dx WHERE dx.deptype = 'x' AND {MARK_KEY} = m.key) \
+           AND (SELECT mo.identity FROM pg_catalog.pg_identify_object( \
+                  pg_catalog.split_part(m.key, ':', 1)::oid, pg_catalog.split_part(m.key, ':', 2)::oid, \
+                  pg_catalog.split_part(m.key, ':', 3)::int4) mo) IS NOT NULL \
+           AND {deleted} > 0",
+        deleted = deleted_since("'pg_depend'"),
     )
 }
 
@@ -873,6 +948,17 @@ fn changed_sql() -> String {
             ..Part::new("pg_namespace", "n")
         },
         Part::new("pg_proc", "p"),
+        // An object marked as depending on an extension (see
+        // [`extension_marks_sql`]): its own row is not rewritten.
+        Part {
+            filter: Some("dx.deptype = 'x'"),
+            object: format!(
+                "{MARKED_OBJECT} || ' depends on extension ' || \
+                 (SELECT e.extname::text FROM pg_catalog.pg_extension e WHERE e.oid = dx.refobjid)"
+            ),
+            table: marked_table(),
+            ..Part::new("pg_depend", "dx")
+        },
         Part::new("pg_event_trigger", "e"),
         Part::new("pg_extension", "x"),
         Part::new("pg_operator", "o"),
@@ -962,7 +1048,13 @@ fn changed_sql() -> String {
         parts
             .iter()
             .map(Part::sql)
-            .chain([roles.to_string(), unlinked, gone_sql(), counted_changes_sql()])
+            .chain([
+                roles.to_string(),
+                unlinked,
+                gone_sql(),
+                marks_removed_sql(),
+                counted_changes_sql(),
+            ])
             .collect::<Vec<_>>()
             .join(" UNION ALL ")
     )
@@ -1019,6 +1111,9 @@ pub fn record_start_sql() -> String {
              AND c.relnamespace IN (SELECT un.oid FROM pg_catalog.pg_namespace un \
                                     WHERE un.nspname::text NOT IN ('pg_catalog', 'information_schema') \
                                       AND un.nspname::text NOT LIKE 'pg\\_t%')), '{{}}')::text, true), \
+         pg_catalog.set_config('{MARKS_AT_START}', coalesce(( \
+           SELECT pg_catalog.jsonb_object_agg(m.key, pg_catalog.jsonb_build_array(m.object, m.extension, m.tab)) \
+           FROM ({marks}) m), '{{}}')::text, true), \
          pg_catalog.set_config('{COUNTED_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(c.catalog, c.counts) FROM ({counted}) c), '{{}}')::text, true), \
          pg_catalog.set_config('{DELETES_AT_START}', coalesce(( \
@@ -1026,6 +1121,7 @@ pub fn record_start_sql() -> String {
            FROM pg_catalog.pg_stat_xact_sys_tables s \
            WHERE s.schemaname = 'pg_catalog' AND s.n_tup_del > 0), '{{}}')::text, true)",
         counted = counted_sql(),
+        marks = extension_marks_sql(),
         settings = TABLE_SETTINGS
             .iter()
             .map(|(expr, _)| *expr)
