@@ -4415,7 +4415,10 @@ fn replica_mode_switched_on_inside_the_transaction_refuses_push_and_rollback() {
         "no function outside pg_catalog names it in its source",
     ];
     for confirm in [&[][..], &["--confirm", "--allow-writes", "app.audit"][..]] {
-        w.push(confirm).refused(&named);
+        w.push(confirm).refused(&named).refused(&[
+            "refusing to push: session_replication_role is replica after",
+            ". Rolled back, ",
+        ]);
         before.assert_same(&w.state(), "a push an event trigger switched to replica");
     }
     // Pushed without the event trigger, rolled back with it.
@@ -4427,7 +4430,10 @@ fn replica_mode_switched_on_inside_the_transaction_refuses_push_and_rollback() {
     w.exec("ALTER EVENT TRIGGER quiet ENABLE");
     let pushed = w.state();
     w.rollback(&receipt, &["--confirm", "--allow-writes", "app.audit"])
-        .refused(&named);
+        .refused(&named)
+        .refused(&[&format!(
+            "refusing to roll back receipt {receipt}: session_replication_role is replica after"
+        )]);
     pushed.assert_same(
         &w.state(),
         "a rollback an event trigger switched to replica",

@@ -1720,17 +1720,13 @@ impl Push<'_, '_> {
     /// transaction: read after each phase, so a switch there and back within
     /// the push is caught too (see `tx::guarded_settings_still_held`).
     async fn settings_held(&self, after: &str) -> Result<()> {
-        match crate::db::postgres::tx::guarded_settings_still_held(&self.tx, after).await? {
-            None => Ok(()),
-            Some(check) => Err(refuse(
-                format!(
-                    "refusing to push: {}. Rolled back, {}",
-                    check.rows.join("; "),
-                    self.nothing_written
-                ),
-                vec![check],
-            )),
-        }
+        crate::db::postgres::tx::refuse_unless_settings_held(&self.tx, after, |found| {
+            format!(
+                "refusing to push: {found}. Rolled back, {}",
+                self.nothing_written
+            )
+        })
+        .await
     }
 
     /// One phase's DDL, then its deletes, inserts and updates; then the

@@ -245,24 +245,7 @@ pub async fn apply_row_updates(
         .iter()
         .filter(|t| t.table == td.table && t.action == TriggerAction::HeldOff)
         .collect();
-    let held: Vec<String> = triggers.iter().map(|t| t.name.clone()).collect();
-    if !triggers.is_empty() {
-        // Read back in the DISABLE's own round trip (pipelined): an app's
-        // event trigger that the DISABLE fires may enable the stamp again,
-        // which would then fire on these updates and, enabled once more
-        // below, leave no trace in the end-state comparison.
-        let disable = triggers
-            .iter()
-            .map(|t| t.disable_sql())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let (disabled, again) = futures_util::join!(
-            tx.batch_execute(&disable),
-            held_off_enabled_again(tx, &td.table, &held, "before the updates ran")
-        );
-        disabled?;
-        still_held_off(again?)?;
-    }
+    hold_off(tx, &td.table, &triggers, HoldOff::Disable).await?;
     // A column the diff does not know has no type to cast to: an error,
     // not a guess of `text`.
     let type_of = |name: &str| -> Result<&str> {
@@ -369,23 +352,65 @@ pub async fn apply_row_updates(
         }
         total += updated;
     }
-    if !triggers.is_empty() {
-        // Read once more in front of the ENABLE (same round trip): held
-        // off for every statement above, not only the first.
-        let enable = triggers
-            .iter()
-            .map(|t| t.enable_sql())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let (again, enabled) = futures_util::join!(
-            held_off_enabled_again(tx, &td.table, &held, "while the updates ran"),
-            tx.batch_execute(&enable)
-        );
-        let again = again?;
-        enabled?;
-        still_held_off(again)?;
-    }
+    hold_off(tx, &td.table, &triggers, HoldOff::Enable).await?;
     Ok(total)
+}
+
+/// The two ends of a hold-off.
+#[derive(Clone, Copy)]
+enum HoldOff {
+    Disable,
+    Enable,
+}
+
+/// Disables (or enables again, in its mode) the held-off `triggers` of
+/// `public.table` and reads them back in the same round trip (pipelined,
+/// [`held_off_enabled_again`]), refusing through [`still_held_off`]. The
+/// read goes behind the DISABLE: an app's event trigger that the DISABLE
+/// fires may enable the stamp again (or replace it), which would then fire
+/// on the updates and, enabled once more at the end, leave no trace in the
+/// end-state comparison. And in front of the ENABLE: held off for every
+/// statement between, not only the first. Of the two, the error of the
+/// one sent first is returned (after it the transaction is aborted). No
+/// trigger: nothing sent.
+async fn hold_off(
+    tx: &Transaction<'_>,
+    table: &str,
+    triggers: &[&TriggerReport],
+    step: HoldOff,
+) -> Result<()> {
+    if triggers.is_empty() {
+        return Ok(());
+    }
+    let held: Vec<String> = triggers.iter().map(|t| t.name.clone()).collect();
+    let sql = triggers
+        .iter()
+        .map(|t| match step {
+            HoldOff::Disable => t.disable_sql(),
+            HoldOff::Enable => t.enable_sql(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let not_held_off = match step {
+        HoldOff::Disable => {
+            let (disabled, read) = futures_util::join!(
+                tx.batch_execute(&sql),
+                held_off_enabled_again(tx, table, &held, "before the updates ran")
+            );
+            disabled?;
+            read?
+        }
+        HoldOff::Enable => {
+            let (read, enabled) = futures_util::join!(
+                held_off_enabled_again(tx, table, &held, "while the updates ran"),
+                tx.batch_execute(&sql)
+            );
+            let read = read?;
+            enabled?;
+            read
+        }
+    };
+    still_held_off(not_held_off)
 }
 
 /// Refuses when [`held_off_enabled_again`] found a held-off trigger

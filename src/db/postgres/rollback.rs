@@ -923,13 +923,10 @@ impl Rollback<'_, '_> {
     /// Postgres then skipped the app's triggers and foreign keys for the
     /// rest of it (see `tx::guarded_settings_still_held`).
     async fn settings_held(&self, after: &str) -> Result<()> {
-        match crate::db::postgres::tx::guarded_settings_still_held(self.tx, after).await? {
-            None => Ok(()),
-            Some(check) => Err(self.refuse(
-                format!("{}; {}", check.rows.join("; "), self.nothing),
-                vec![check],
-            )),
-        }
+        crate::db::postgres::tx::refuse_unless_settings_held(self.tx, after, |found| {
+            format!("{}: {found}; {}", self.refusing(), self.nothing)
+        })
+        .await
     }
 
     fn refuse(&self, why: String, checks: Vec<Check>) -> anyhow::Error {

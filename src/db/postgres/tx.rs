@@ -1590,6 +1590,23 @@ fn pid_list(pids: &[i32]) -> String {
     }
 }
 
+/// [`guarded_settings_still_held`] as a refusal: push and rollback each
+/// word it (`refusal` gets what was found, its rows joined by `; `) and
+/// the failed check goes with it.
+pub async fn refuse_unless_settings_held(
+    tx: &Transaction<'_>,
+    after: &str,
+    refusal: impl FnOnce(String) -> String,
+) -> Result<()> {
+    match guarded_settings_still_held(tx, after).await? {
+        None => Ok(()),
+        Some(check) => Err(crate::error::refused(
+            refusal(check.rows.join("; ")),
+            vec![check],
+        )),
+    }
+}
+
 /// The guarded settings read again inside the transaction, `after` some
 /// step ("phase 1", "the receipt and the write accounting"). [`begin`]
 /// pins them at the start, but a `SET LOCAL` cannot stop a trigger or event
