@@ -639,3 +639,36 @@ fn a_table_replaced_while_the_rollback_waits_for_its_lock_is_refused_by_name() {
         "the rollback run again",
     );
 }
+
+/// Issue 10 (h1 remainder a): a push that finds its diff applied reads
+/// the rows the push wrote without locks (it writes nothing), a round trip
+/// after it read which of the push's tables are gone since. The app holds
+/// `tasks` (created by the push) while that read waits for it, renames it
+/// to `tasks_archive` and commits: the read met Postgres's raw `relation
+/// "public.tasks" does not exist` (exit 2). Now what is gone is read again
+/// and the rows with it: the table is named as renamed since, found by the
+/// oid the receipt recorded, and its rows read there (all remain), exit 0,
+/// nothing written.
+#[test]
+fn a_table_renamed_while_an_applied_push_reads_its_rows_is_named_as_drift() {
+    let w = World::loaded("edge_applied_renamed", "plan").rehearsed();
+    let receipt = w.push_confirmed();
+    let mut app = common::postgres_admin(&format!("{}?application_name=archiver", w.url()));
+    app.batch_execute("BEGIN; LOCK TABLE public.tasks IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let push = w.push_spawned("60000");
+    sandbox_waits_on(&w, "tasks");
+    app.batch_execute("ALTER TABLE public.tasks RENAME TO tasks_archive; COMMIT")
+        .unwrap();
+    let renamed = w.state();
+    let run = push.finish();
+    run.ok()
+        .stdout_has(&format!("Already applied: receipt {receipt}"))
+        .stdout_has(
+            "table public.tasks that the push created was renamed since: it is now \
+             public.tasks_archive (its rows are read there)",
+        )
+        .stdout_has("All 727 rows the push inserted remain.");
+    assert!(!run.all().contains("does not exist"), "{}", run.show());
+    renamed.assert_same(&w.state(), "an applied push after a rename during its read");
+}

@@ -1311,6 +1311,65 @@ fn already_applied_names_a_renamed_column_and_a_dropped_table_as_drift() {
     );
 }
 
+/// Issue 10 (h1 remainder b): the app renames a table the push created
+/// (tasks → tasks_archive). Before, a push that found its diff applied
+/// called its 343 rows gone ("Of the 727 rows the push inserted, 384
+/// remain; 343 are gone since."), as for a dropped table. Now the table is
+/// found by the oid the receipt recorded: named as renamed, its rows read
+/// there and counted (all remain; one the app deletes there is counted
+/// gone). A receipt that records no oid (format 5) cannot tell renamed
+/// from dropped: it says so and leaves those rows uncounted, not gone.
+/// Exit 0 (already applied) throughout, nothing written.
+#[test]
+fn already_applied_finds_a_created_table_the_app_renamed_by_its_oid() {
+    let w = world("already_applied_renamed", "");
+    let receipt = w.push(&["--confirm"]).ok().receipt();
+    let applied = format!("Already applied: receipt {receipt}");
+    w.exec("ALTER TABLE tasks RENAME TO tasks_archive");
+    let app_state = w.state();
+    let run = w.push(&["--confirm"]);
+    run.ok()
+        .stdout_has(&applied)
+        .stdout_has(
+            "table public.tasks that the push created was renamed since: it is now \
+             public.tasks_archive (its rows are read there)",
+        )
+        .stdout_has("All 727 rows the push inserted remain.");
+    assert!(!run.all().contains("gone since"), "{}", run.show());
+    app_state.assert_same(
+        &w.state(),
+        "push again after the app renamed a pushed table",
+    );
+
+    w.exec("DELETE FROM tasks_archive WHERE id::text = (SELECT min(id::text) FROM tasks_archive)");
+    let app_state = w.state();
+    w.push(&[])
+        .ok()
+        .stdout_has(&applied)
+        .stdout_has("Of the 727 rows the push inserted, 726 remain; 1 is gone since.");
+    app_state.assert_same(&w.state(), "a preflight after the app deleted a row there");
+
+    w.exec(&format!(
+        "UPDATE sandbox.receipts SET undo = jsonb_set(undo - 'created_identity', '{{format}}', '5') \
+         WHERE id = '{receipt}'"
+    ));
+    let app_state = w.state();
+    let run = w.push(&[]);
+    run.ok()
+        .stdout_has(&applied)
+        .stdout_has(
+            "table public.tasks that the push created is gone since (renamed or dropped); the \
+             343 rows the push wrote there are not counted",
+        )
+        .stdout_has("All 384 rows the push inserted remain.")
+        .stdout_has(
+            "343 rows the push wrote are not counted: their table is gone under its name since.",
+        );
+    assert!(!run.all().contains("with it"), "{}", run.show());
+    assert!(!run.all().contains("are gone since"), "{}", run.show());
+    app_state.assert_same(&w.state(), "a preflight with a receipt of format 5");
+}
+
 /// Review F9: the drift an already applied push lists names each row
 /// once, and says plainly, counted, when none of the rows the push
 /// inserted remain. The app first renames a workflow the push inserted

@@ -408,5 +408,11 @@ fn rows_now(n: &sandbox::db::postgres::rollback::PushedRowsNow) -> Vec<String> {
             sandbox::words::rows(n.not_compared)
         ));
     }
+    if n.table_gone > 0 {
+        lines.push(format!(
+            "{} the push wrote are not counted: their table is gone under its name since.",
+            sandbox::words::rows(n.table_gone)
+        ));
+    }
     lines
 }

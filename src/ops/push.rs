@@ -30,7 +30,8 @@ use crate::db::postgres::digest::{mismatched_rows, row_key};
 use crate::db::postgres::drift::drift_checks;
 use crate::db::postgres::filled::read_filled;
 use crate::db::postgres::receipts::{
-    applied_receipt, insert_receipt, receipts_access, record_identity, GoneSincePush, ReceiptsUse,
+    applied_receipt, gone_since_push, insert_receipt, receipts_access, record_identity,
+    GoneSincePush, ReceiptsUse,
 };
 use crate::db::postgres::rowlock::push_row_locks;
 use crate::db::postgres::search_path::{pin_sql, TypeSpellings, AS_THE_APP};
@@ -598,6 +599,53 @@ pub async fn push(
     }
 }
 
+/// How often [`as_left_as_now`] reads the rows again after what is gone
+/// changed under them.
+const AS_LEFT_READS: usize = 3;
+
+/// [`pushed_writes_as_left`](crate::db::postgres::rollback::pushed_writes_as_left)
+/// for an applied push. `gone` was read with the receipt, a round trip
+/// before the rows, and nothing is locked (the push writes nothing): an
+/// app renaming or dropping a table or column of the push in between (or
+/// while the read waits for a lock the app holds) makes the read fail on
+/// a name that is gone — Postgres's raw `relation "public.tasks" does not
+/// exist`, exit 2. So the rows are read under a savepoint; when the read
+/// fails and what is gone is no longer what it was, the rows are read
+/// again with what is gone now, named as drift like the rest. Any other
+/// failure is returned as it is.
+async fn as_left_as_now(
+    tx: &Transaction<'_>,
+    opts: &crate::db::postgres::rollback::RollbackOptions,
+    id: &str,
+    undo: &Undo,
+    gone: &GoneSincePush,
+) -> Result<crate::db::postgres::rollback::AsLeft> {
+    let mut gone = gone.clone();
+    let mut reads = 0;
+    loop {
+        reads += 1;
+        tx.batch_execute("SAVEPOINT sandbox_as_left").await?;
+        let failed =
+            match crate::db::postgres::rollback::pushed_writes_as_left(tx, opts, undo, &gone).await
+            {
+                Ok(found) => return Ok(found),
+                Err(e) => e,
+            };
+        if reads >= AS_LEFT_READS
+            || tx
+                .batch_execute("ROLLBACK TO SAVEPOINT sandbox_as_left")
+                .await
+                .is_err()
+        {
+            return Err(failed);
+        }
+        match gone_since_push(tx, id).await {
+            Ok(now) if now != gone => gone = now,
+            _ => return Err(failed),
+        }
+    }
+}
+
 /// What a push works from: its options, the plan, the snapshot and the diff
 /// computed from them.
 struct PushJob<'a> {
@@ -901,8 +949,7 @@ impl Push<'_, '_> {
         job.progress
             .step("a receipt for this diff exists: checking what the push wrote");
         let opts = rollback_options(job, &id);
-        let as_left =
-            crate::db::postgres::rollback::pushed_writes_as_left(&tx, &opts, undo, gone).await?;
+        let as_left = as_left_as_now(&tx, &opts, &id, undo, gone).await?;
         tx.rollback().await?;
         // The snapshot file may have missed the receipt (it was
         // read-only when the push committed): record it now.

@@ -262,6 +262,11 @@ pub struct GoneTable {
     /// recorded `pg_class.oid`) is now, `schema.name`, when it was renamed
     /// or moved rather than dropped.
     pub now: Option<String>,
+    /// Whether the receipt records the table's oid (a table the push
+    /// created, in a receipt of format 6 or later): without it a table
+    /// gone under its name cannot be told renamed from dropped.
+    #[serde(default)]
+    pub identified: bool,
 }
 
 impl GoneSincePush {
@@ -278,7 +283,9 @@ impl GoneSincePush {
 }
 
 /// [`GoneSincePush`] of the receipt `r`, as a jsonb text, computed on the
-/// server from its undo record. Every path into the record is checked for
+/// server from its undo record. A created table gone under its name is
+/// looked for by the oid the receipt recorded: its columns are those of
+/// the table found there. Every path into the record is checked for
 /// its JSON type first: a hand-edited record must reach `Undo::read`, which
 /// says what is wrong with it, not fail here as raw SQL. The created
 /// table's oid is compared as text for the same reason (no cast to fail).
@@ -294,20 +301,25 @@ const GONE_SINCE_PUSH_SQL: &str = "\
    SELECT i->>'table' AS name, i->>'oid' AS oid \
    FROM pg_catalog.jsonb_array_elements(CASE pg_catalog.jsonb_typeof(r.undo->'created_identity') \
           WHEN 'array' THEN r.undo->'created_identity' ELSE '[]' END) i \
-   WHERE pg_catalog.jsonb_typeof(i) = 'object') \
+   WHERE pg_catalog.jsonb_typeof(i) = 'object'), \
+ located AS ( \
+   SELECT w.name, w.at, w.columns, pg_catalog.to_regclass(w.qualified)::oid AS named, \
+          (SELECT c.oid FROM identity i JOIN pg_catalog.pg_class c ON c.oid::text = i.oid \
+           WHERE i.name = w.name AND c.relkind IN ('r', 'p') LIMIT 1) AS created, \
+          EXISTS (SELECT 1 FROM identity i WHERE i.name = w.name) AS identified \
+   FROM written w) \
  SELECT pg_catalog.jsonb_build_object( \
-   'tables', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', w.name, 'now', \
-       (SELECT n.nspname::text || '.' || c.relname::text FROM identity i \
-        JOIN pg_catalog.pg_class c ON c.oid::text = i.oid \
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-        WHERE i.name = w.name AND c.relkind IN ('r', 'p') LIMIT 1)) ORDER BY w.at) \
-     FROM written w WHERE pg_catalog.to_regclass(w.qualified) IS NULL), '[]'), \
-   'columns', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(w.name, c.value->>'name') \
-                                                     ORDER BY w.at, c.ordinality) \
-     FROM written w, pg_catalog.jsonb_array_elements(w.columns) WITH ORDINALITY c \
-     WHERE pg_catalog.to_regclass(w.qualified) IS NOT NULL AND c.value->>'name' IS NOT NULL \
+   'tables', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', l.name, \
+       'identified', l.identified, 'now', \
+       (SELECT n.nspname::text || '.' || c.relname::text FROM pg_catalog.pg_class c \
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = l.created)) ORDER BY l.at) \
+     FROM located l WHERE l.named IS NULL), '[]'), \
+   'columns', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(l.name, c.value->>'name') \
+                                                     ORDER BY l.at, c.ordinality) \
+     FROM located l, pg_catalog.jsonb_array_elements(l.columns) WITH ORDINALITY c \
+     WHERE coalesce(l.named, l.created) IS NOT NULL AND c.value->>'name' IS NOT NULL \
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
-                       WHERE a.attrelid = pg_catalog.to_regclass(w.qualified) \
+                       WHERE a.attrelid = coalesce(l.named, l.created) \
                          AND a.attname = c.value->>'name' AND a.attnum > 0 AND NOT a.attisdropped)), '[]') \
  )::text)";
 
@@ -340,6 +352,25 @@ pub async fn applied_receipt(
     let gone: GoneSincePush = serde_json::from_str(&row.get::<_, String>(2))
         .context("reading which of the receipt's tables and columns are gone since the push")?;
     Ok(Some((id, undo, gone)))
+}
+
+/// [`GoneSincePush`] of receipt `id`, read again: what of its tables and
+/// columns the app dropped or renamed since, as of now.
+pub async fn gone_since_push(tx: &Transaction<'_>, id: &str) -> Result<GoneSincePush> {
+    let rows = tx
+        .query_typed(
+            &format!(
+                "SELECT {GONE_SINCE_PUSH_SQL} FROM ( \
+                   SELECT undo FROM sandbox.receipts WHERE id = $1::text::uuid) r"
+            ),
+            &[(&id, tokio_postgres::types::Type::TEXT)],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        anyhow::bail!("receipt {id} is no longer in sandbox.receipts");
+    };
+    serde_json::from_str(&row.get::<_, String>(0))
+        .context("reading which of the receipt's tables and columns are gone since the push")
 }
 
 /// Inserts the receipt; first creates `sandbox.receipts` unless

@@ -517,6 +517,10 @@ pub struct PushedRowsNow {
     /// Rows of tables whose key column is gone since: not counted above
     /// (they cannot be found by key).
     pub not_compared: usize,
+    /// Rows of tables gone under their name that the receipt cannot find
+    /// (no oid recorded, or moved out of `public`): not counted above
+    /// (renamed, they are still there; dropped, they are not).
+    pub table_gone: usize,
 }
 
 /// What [`pushed_writes_as_left`] found.
@@ -542,7 +546,9 @@ pub struct AsLeft {
 ///
 /// `gone` (read with the receipt) names the tables and columns of the
 /// push the app dropped or renamed since: those are drift too, named, and
-/// not read — a table that is not there is not read at all; of a table
+/// not read — a table that is not there is not read at all (but a table
+/// the push created that the app renamed in `public`, found by the oid
+/// the receipt recorded, is read under its new name); of a table
 /// that lost a column, the rest is read, and its rows are compared in the
 /// columns still there (the receipt's fingerprint of a whole row covers
 /// the lost one, so an inserted row's other columns cannot be compared).
@@ -582,28 +588,84 @@ pub async fn pushed_writes_as_left(
             found.changed.push(line);
             found.checks.push(check);
         };
+        // Where the table's rows are read: under its name, or where the
+        // table the push created is now (found by the oid its receipt
+        // recorded) when the app renamed it in `public`.
+        let mut read_as = t.table.clone();
         if let Some(g) = gone.table(&t.table) {
-            let line = match (&g.now, t.created) {
-                (Some(now), _) => format!(
-                    "table public.{} that the push created was renamed since: it is now {now}",
-                    t.table
-                ),
-                (None, true) => format!(
-                    "table public.{} that the push created was dropped since{}",
-                    t.table,
-                    with_its_rows(keys.count())
-                ),
-                (None, false) => format!(
-                    "table public.{} that the push wrote is gone since (renamed or dropped){}",
-                    t.table,
-                    with_its_rows(keys.count())
-                ),
-            };
-            found
-                .rows
-                .add(&keys, None, &std::collections::BTreeSet::new());
-            not_read("table gone since".into(), line, &mut found);
-            continue;
+            let in_public = g.now.as_deref().and_then(|now| now.strip_prefix("public."));
+            match (&g.now, in_public, t.created && g.identified) {
+                (Some(now), Some(renamed), _) => {
+                    let line = format!(
+                        "table public.{} that the push created was renamed since: it is now \
+                         {now} (its rows are read there)",
+                        t.table
+                    );
+                    found.changed.push(line.clone());
+                    let mut check = Check::equal(
+                        "already applied",
+                        &format!("{} still under its name", t.table),
+                        CheckKind::Integrity,
+                        format!("public.{}", t.table),
+                        now.clone(),
+                    );
+                    check.ok = false;
+                    check.rows = vec![line];
+                    check.row_count = 1;
+                    found.checks.push(check);
+                    read_as = renamed.to_string();
+                }
+                (Some(now), None, _) => {
+                    // Moved to another schema: the rows are read in
+                    // `public` only; counted apart, not called gone.
+                    found.rows.table_gone += keys.count();
+                    not_read(
+                        "table moved since".into(),
+                        format!(
+                            "table public.{} that the push created was moved since: it is now \
+                             {now}{}",
+                            t.table,
+                            not_counted_there(keys.count())
+                        ),
+                        &mut found,
+                    );
+                    continue;
+                }
+                (None, _, true) => {
+                    // Its recorded oid names nothing: dropped, with its rows.
+                    found
+                        .rows
+                        .add(&keys, None, &std::collections::BTreeSet::new());
+                    not_read(
+                        "table gone since".into(),
+                        format!(
+                            "table public.{} that the push created was dropped since{}",
+                            t.table,
+                            with_its_rows(keys.count())
+                        ),
+                        &mut found,
+                    );
+                    continue;
+                }
+                (None, _, false) => {
+                    // No oid recorded (a table the push only wrote, or a
+                    // receipt before format 6): renamed or dropped cannot
+                    // be told, so its rows are counted apart, not gone.
+                    found.rows.table_gone += keys.count();
+                    not_read(
+                        "table gone since".into(),
+                        format!(
+                            "table public.{} that the push {} is gone since (renamed or \
+                             dropped){}",
+                            t.table,
+                            if t.created { "created" } else { "wrote" },
+                            not_counted_there(keys.count())
+                        ),
+                        &mut found,
+                    );
+                    continue;
+                }
+            }
         }
         let lost: Vec<&str> = gone.columns_of(&t.table).collect();
         found.changed.extend(lost.iter().map(|c| {
@@ -650,7 +712,7 @@ pub async fn pushed_writes_as_left(
             table = without_lost_columns(t, &lost);
             &table
         };
-        let meta = meta_of(&t.table, t.columns.clone(), &t.key);
+        let meta = meta_of(&read_as, t.columns.clone(), &t.key);
         if opts.strict {
             let check = r
                 .state_check(
@@ -756,6 +818,15 @@ fn lock_step_tables(undo: &Undo, strict: bool) -> Vec<String> {
         }
     }
     out
+}
+
+/// The rows the push wrote into a table it cannot find, not counted.
+fn not_counted_there(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "; the row the push wrote there is not counted".into(),
+        n => format!("; the {n} rows the push wrote there are not counted"),
+    }
 }
 
 /// What went with a table gone since: the rows the push wrote there.
