@@ -1809,6 +1809,30 @@ fn a_push_whose_rollback_would_be_refused_is_refused_before_commit() {
     );
 }
 
+/// An undo error of a class no refusal names (here `XX000`, as a C
+/// extension's trigger may raise) is still said as Postgres reported it:
+/// message, SQLSTATE, the step; never the driver's "db error: ERROR:" text.
+#[test]
+fn an_undo_error_no_refusal_names_is_said_plainly() {
+    let w = world(
+        "undo_internal",
+        "CREATE FUNCTION public.wf_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'archive store unavailable' USING ERRCODE = 'XX000'; END $$;
+         CREATE TRIGGER workflows_gone BEFORE DELETE ON public.workflows
+           FOR EACH ROW EXECUTE FUNCTION public.wf_gone();",
+    );
+    let before = w.state();
+    let run = w.push(&[]);
+    run.refused(&[
+        "its rollback, rehearsed in the push's transaction before COMMIT, would be refused",
+        "Postgres refused the undo: ",
+        "archive store unavailable (SQLSTATE XX000)",
+        "where: PL/pgSQL function wf_gone()",
+    ]);
+    assert!(!run.all().contains("db error"), "raw: {}", run.show());
+    before.assert_same(&w.state(), "a push whose undo meets an internal error");
+}
+
 /// A trigger that quietly skips the rollback's deletes (RETURN NULL, as a
 /// soft-delete or archive trigger does): the undo's count check fails in
 /// the rehearsal, so the preflight refuses naming the table, where the push

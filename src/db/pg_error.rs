@@ -85,11 +85,19 @@ pub fn steps(err: &anyhow::Error) -> String {
 /// naming everything Postgres reported; `triggers` (on the written tables)
 /// let a RAISE inside a trigger function be traced to the trigger.
 pub fn describe(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<String> {
-    let db = db_error(err)?;
-    let code = db.code().code();
-    if !refused(db) {
+    if !refused(db_error(err)?) {
         return None;
     }
+    said(err, triggers)
+}
+
+/// Everything Postgres reported with the error in the chain, whatever its
+/// class (message and SQLSTATE, table, constraint, column, detail, hint,
+/// the trigger a RAISE came from): for an error no refusal names, instead
+/// of the driver's `db error: ERROR: …` text.
+pub fn said(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<String> {
+    let db = db_error(err)?;
+    let code = db.code().code();
     let mut parts = vec![format!("{} (SQLSTATE {code})", db.message())];
     if let Some(t) = db.table() {
         let schema = db.schema().map(|s| format!("{s}.")).unwrap_or_default();

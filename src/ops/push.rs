@@ -2580,7 +2580,17 @@ async fn rehearse_undo(
                         .is_some_and(|pg| pg.as_db_error().is_some())
                 }) =>
                 {
-                    (format!("Postgres refused the undo: {e:#}"), vec![])
+                    let steps = crate::db::pg_error::steps(&e);
+                    let said =
+                        crate::db::pg_error::said(&e, &[]).unwrap_or_else(|| format!("{e:#}"));
+                    (
+                        if steps.is_empty() {
+                            format!("Postgres refused the undo: {said}")
+                        } else {
+                            format!("Postgres refused the undo: {steps}: {said}")
+                        },
+                        vec![],
+                    )
                 }
                 _ => return Err(e),
             },
