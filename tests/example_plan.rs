@@ -235,6 +235,107 @@ fn a_trigger_changing_the_rows_rollback_writes_back_refuses_the_rollback_by_name
     after_push.assert_same(&w.state(), "a refused rollback changes nothing");
 }
 
+/// The stamp trigger the push held off (the receipt names
+/// dh_tool.dh_tool_set_updated_at), dropped by the app since: nothing to
+/// hold off, said, and the rollback goes on; the database is as before the
+/// push but for the app's DROP. Before: every rollback refused ("the plan
+/// asks to hold it off, but no such trigger …"), for good.
+#[test]
+fn a_held_off_stamp_the_app_dropped_since_the_push_is_said_and_the_rollback_goes_on() {
+    let w = example_world("example_stamp_dropped");
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec("DROP TRIGGER dh_tool_set_updated_at ON dh_tool");
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.ok().stdout_has(
+        "Not held off (named by the receipt, gone since the push): \
+         dh_tool.dh_tool_set_updated_at is no longer on dh_tool: nothing to hold off.",
+    );
+    assert!(!run.all().contains("triggers triggers"), "{}", run.show());
+    // The app's DROP undone by hand: the rest is the rollback's.
+    w.exec(
+        "CREATE TRIGGER dh_tool_set_updated_at BEFORE UPDATE ON dh_tool \
+         FOR EACH ROW EXECUTE FUNCTION fixture_set_updated_at()",
+    );
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "rolled back, trigger made again",
+    );
+}
+
+/// Renamed instead (as when the app moves its stamps to another name), the
+/// stamp would fire for the restore and move updated_at of every restored
+/// row, which the push left alone, and no read-back looks at updated_at:
+/// the rollback refuses (exit 1, nothing changed), naming both names and
+/// the ALTER TRIGGER that puts the name back; after it, the rollback
+/// restores the database whole. Before: refused for good, blaming "the
+/// plan", which rollback does not read.
+#[test]
+fn a_held_off_stamp_the_app_renamed_since_the_push_refuses_with_the_rename_back() {
+    let w = example_world("example_stamp_renamed");
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec("ALTER TRIGGER dh_tool_set_updated_at ON dh_tool RENAME TO dh_tool_touch");
+    let renamed = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        "dh_tool.dh_tool_set_updated_at, which the receipt holds off (recorded at the push), is \
+         no longer on dh_tool, but dh_tool.dh_tool_touch (function fixture_set_updated_at()) is",
+        "It would fire for the restore and stamp updated_at of every row the undo restores",
+        "Rename it back (`ALTER TRIGGER \"dh_tool_touch\" ON public.\"dh_tool\" RENAME TO \
+         \"dh_tool_set_updated_at\"`) and run the rollback again",
+        "triggers held off by the receipt: only proven updated_at stamps",
+        "nothing was changed",
+    ]);
+    assert!(!run.all().contains("the plan asks"), "{}", run.show());
+    renamed.assert_same(&w.state(), "a refused rollback changes nothing");
+    w.exec("ALTER TRIGGER \"dh_tool_touch\" ON public.\"dh_tool\" RENAME TO \"dh_tool_set_updated_at\"");
+    w.rollback_restores(&receipt, &before, "renamed back, rolled back");
+}
+
+/// The held-off stamp's function grew beyond a stamp since the push (it
+/// writes a history row too): rollback refuses, saying the hold-off is the
+/// receipt's (recorded at the push), not a plan's, and what to do — put
+/// the function back to a pure stamp. Before: "the plan asks to hold it
+/// off … Remove it from hold_off_triggers", a dead end: rollback takes no
+/// plan.
+#[test]
+fn a_held_off_stamp_whose_function_grew_refuses_with_the_receipts_words() {
+    let w = example_world("example_stamp_grown").with_sql(
+        "CREATE TABLE public.tool_history (id bigserial PRIMARY KEY, tool_id uuid, \
+         at timestamptz DEFAULT now())",
+    );
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE OR REPLACE FUNCTION public.fixture_set_updated_at() RETURNS trigger \
+         LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.tool_history(tool_id) VALUES (NEW.id); \
+         NEW.updated_at := now(); RETURN NEW; END $$",
+    );
+    let grown = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        "dh_tool.dh_tool_set_updated_at (function fixture_set_updated_at()): the receipt holds \
+         it off (recorded at the push, which proved it a pure updated_at stamp), but its \
+         function body does more than",
+        "To roll back, put fixture_set_updated_at() back to a pure stamp as at the push",
+        "nothing was changed",
+    ]);
+    for stale in [
+        "the plan asks",
+        "Remove it from hold_off_triggers",
+        "triggers triggers",
+    ] {
+        assert!(!run.all().contains(stale), "{stale}: {}", run.show());
+    }
+    grown.assert_same(&w.state(), "a refused rollback changes nothing");
+}
+
 /// The app changed the shape of a table the push wrote: rollback refuses by
 /// name, before reading anything, and changes nothing (before: exit 2,
 /// "column \"webhooks\" does not exist").

@@ -686,14 +686,26 @@ fn rows_the_push_wrote_and_the_app_deleted_since_are_left_as_already_gone() {
 
     let run = w.rollback(&receipt, &["--confirm"]);
     run.ok();
+    // Deleting a row the push updated did not undo the update: that row
+    // is only left as the app left it.
     for (key, table, how) in [
-        (&workflow, "workflows", "the push inserted it"),
-        (&jtbd, "jtbd_library", "the push updated it"),
-        (&task, "tasks", "the push created the table and inserted it"),
+        (
+            &workflow,
+            "workflows",
+            "the push inserted it; deleted since, so already undone",
+        ),
+        (
+            &jtbd,
+            "jtbd_library",
+            "the push updated it; deleted since: left as the app left it",
+        ),
+        (
+            &task,
+            "tasks",
+            "the push created the table and inserted it; deleted since, so already undone",
+        ),
     ] {
-        run.stdout_has(&format!(
-            "row {key} of {table} ({how}; deleted since, so already undone)"
-        ));
+        run.stdout_has(&format!("row {key} of {table} ({how})"));
     }
     let mut expected = before.clone();
     expected
@@ -712,6 +724,93 @@ fn rows_the_push_wrote_and_the_app_deleted_since_are_left_as_already_gone() {
     for key in [&workflow, &jtbd, &task] {
         assert!(recorded.contains(key.as_str()), "{key} not in {recorded}");
     }
+}
+
+/// A row the push inserted whose key the app changed since (an UPDATE of
+/// its primary key, not a DELETE) is not gone: it is the push's row under
+/// another key. Rollback refuses (exit 1, nothing changed), naming the row
+/// by both keys and the way forward; with its key put back, the rollback
+/// undoes the push whole. Before: "deleted since, so already undone",
+/// exit 0, and the pushed workflow stayed under its new key.
+#[test]
+fn a_row_the_push_inserted_and_the_app_re_keyed_refuses_the_rollback_by_name() {
+    let w = live("live_rekeyed_insert");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    let new = "00000000-0000-0000-0000-0000000000aa";
+    // A pushed library workflow no task references (a task's foreign key
+    // would keep its key).
+    let old = scalar(
+        &mut w.db.client(),
+        &format!(
+            "UPDATE workflows w SET id = '{new}' FROM (SELECT min(x.id::text)::uuid AS id \
+             FROM workflows x WHERE x.definition->>'source' LIKE '%Operational Library%' \
+             AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.workflow_id = x.id)) o \
+             WHERE w.id = o.id RETURNING o.id::text"
+        ),
+    );
+    let moved = w.state();
+    for flags in [&["--confirm"][..], &[]] {
+        let run = w.rollback(&receipt, flags);
+        run.refused(&[
+            &format!(
+                "row {old} of workflows that the push inserted is now under key {new} (re-keyed \
+                 by the app"
+            ),
+            "rollback cannot tell whether to delete it",
+            &format!("put its key back to {old} and roll back again"),
+            "workflows rows the push wrote are under their keys, or gone",
+            "nothing was changed",
+        ]);
+        assert!(!run.all().contains("already undone"), "{}", run.show());
+        moved.assert_same(&w.state(), "a refused rollback");
+    }
+    // The app's UPDATE putting the key back moves updated_at once more
+    // (the table's stamp): a change of the app's, to discard by name.
+    w.exec(&format!(
+        "UPDATE workflows SET id = '{old}' WHERE id = '{new}'"
+    ));
+    w.rollback(
+        &receipt,
+        &["--confirm", "--discard-changes", "workflows.updated_at"],
+    )
+    .ok();
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "the key put back, rolled back",
+    );
+}
+
+/// Likewise a row the push updated and the app re-keyed since: the push's
+/// values stay in it under its new key, so "deleted since" undid nothing.
+/// Rollback refuses, naming the row by both keys and the columns the push
+/// wrote there; with its key put back, the rollback restores them and the
+/// database is as before the push. Before: exit 0, "deleted since, so
+/// already undone", the pushed note kept under the new key.
+#[test]
+fn a_row_the_push_updated_and_the_app_re_keyed_refuses_the_rollback_by_name() {
+    let w = common::item_world(
+        "live_rekeyed_update",
+        ROW_ITEMS,
+        &["UPDATE dh_item SET note = 'pushed' WHERE id = 'a'"],
+    );
+    w.rehearse(&[]).ok().stdout_has("PASSED");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec("UPDATE dh_item SET id = 'a2' WHERE id = 'a'");
+    let moved = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        "row a of dh_item that the push updated is now under key a2 (re-keyed by the app",
+        "holds what the push wrote in note",
+        "rollback cannot tell whether to restore what the push overwrote there",
+        "Put its key back to a and roll back again (the undo then restores note as before the push)",
+        "nothing was changed",
+    ]);
+    assert!(!run.all().contains("deleted since"), "{}", run.show());
+    moved.assert_same(&w.state(), "a refused rollback");
+    w.exec("UPDATE dh_item SET id = 'a' WHERE id = 'a2'");
+    w.rollback_restores(&receipt, &before, "the key put back, rolled back");
 }
 
 /// The first lock of `pid` that is waited for (not granted), as

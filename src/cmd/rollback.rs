@@ -179,6 +179,12 @@ pub fn run(args: RollbackArgs, json: bool) -> Result<i32> {
             held_off.join(", ")
         );
     }
+    if !report.held_off_gone.is_empty() {
+        println!(
+            "Not held off (named by the receipt, gone since the push): {}.",
+            report.held_off_gone.join("; ")
+        );
+    }
     // Rows deleted or updated outside the undo are said apart from
     // appended ones: they may be the app's, and only this rollback's own
     // --allow-writes let them go.

@@ -284,6 +284,23 @@ pub struct WrittenTable {
     pub updates: bool,
 }
 
+/// Who names the triggers to hold off: the plan (the push), or the
+/// receipt the push wrote (the rollback, which takes no plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldOffBy {
+    Plan,
+    Receipt,
+}
+
+impl HeldOffBy {
+    fn who(self) -> &'static str {
+        match self {
+            HeldOffBy::Plan => "the plan",
+            HeldOffBy::Receipt => "the receipt",
+        }
+    }
+}
+
 /// Every user trigger on the written tables (schema public), with the
 /// action the push takes, plus one check: every trigger the plan asks to
 /// hold off exists and is a proven `updated_at` stamp. `named` holds
@@ -295,6 +312,36 @@ pub async fn plan_triggers(
     named: &[String],
     commands: &[crate::db::event_triggers::Command],
 ) -> Result<(Vec<TriggerReport>, Check)> {
+    let (reports, check, _) =
+        held_off_triggers(tx, written, named, HeldOffBy::Plan, commands).await?;
+    Ok((reports, check))
+}
+
+/// [`plan_triggers`] for the rollback: `named` is the receipt's
+/// `held_off_triggers`. A trigger it names that is no longer on its table
+/// under that name (the app dropped or renamed it since the push) needs no
+/// hold-off: not a refusal, but returned, each said for a person (the
+/// third value). A renamed one fires for the restore like any trigger the
+/// receipt does not name; the read-back of the restored values guards
+/// what it changes there.
+pub async fn receipt_triggers(
+    tx: &Transaction<'_>,
+    written: &[WrittenTable],
+    named: &[String],
+    commands: &[crate::db::event_triggers::Command],
+) -> Result<(Vec<TriggerReport>, Check, Vec<String>)> {
+    held_off_triggers(tx, written, named, HeldOffBy::Receipt, commands).await
+}
+
+/// [`plan_triggers`] and [`receipt_triggers`]: the triggers `by` names.
+async fn held_off_triggers(
+    tx: &Transaction<'_>,
+    written: &[WrittenTable],
+    named: &[String],
+    by: HeldOffBy,
+    commands: &[crate::db::event_triggers::Command],
+) -> Result<(Vec<TriggerReport>, Check, Vec<String>)> {
+    let who = by.who();
     let tables: Vec<String> = written.iter().map(|w| w.name.clone()).collect();
     let rows = tx
         .query_typed(
@@ -447,14 +494,14 @@ pub async fn plan_triggers(
             report.note =
                 format!(
                 "disabled by the app (DISABLE TRIGGER): fires for no one, so it is {}left disabled",
-                if is_named { "not held off (the plan names it) but " } else { "" }
+                if is_named { format!("not held off ({who} names it) but ") } else { String::new() }
             );
         } else if enabled == "R" {
             report.action = TriggerAction::DoesNotFire;
             report.note = format!(
                 "enabled by the app for replication only (ENABLE REPLICA): does not fire under \
                  session_replication_role = origin, which the tool runs as, so it is {}left as it is",
-                if is_named { "not held off (the plan names it) but " } else { "" }
+                if is_named { format!("not held off ({who} names it) but ") } else { String::new() }
             );
         } else if let (true, Ok(()), Some(why)) = (is_named || updated, &stamp, &shadowed) {
             // Shaped like a stamp, but what it calls may be the app's: it
@@ -462,9 +509,9 @@ pub async fn plan_triggers(
             report.note = format!(
                 "{}not held off: {why}, so it may do more than stamp updated_at",
                 if is_named {
-                    "named by the plan, but "
+                    format!("named by {who}, but ")
                 } else {
-                    ""
+                    String::new()
                 }
             );
         } else if is_named {
@@ -472,27 +519,55 @@ pub async fn plan_triggers(
                 Ok(()) if updated => {
                     report.action = TriggerAction::HeldOff;
                     report.note = if enabled == "A" {
-                        "named by the plan; its function only stamps updated_at (enabled ALWAYS, \
-                         and so again after the updates)"
+                        format!(
+                            "named by {who}; its function only stamps updated_at (enabled \
+                             ALWAYS, and so again after the updates)"
+                        )
                     } else {
-                        "named by the plan; its function only stamps updated_at"
-                    }
-                    .into();
+                        format!("named by {who}; its function only stamps updated_at")
+                    };
                 }
                 Ok(()) => {
-                    report.note =
-                        "named by the plan, but the push does not update this table".into()
+                    report.note = match by {
+                        HeldOffBy::Plan => {
+                            "named by the plan, but the push does not update this table".into()
+                        }
+                        HeldOffBy::Receipt => {
+                            "named by the receipt, but the undo does not update this table".into()
+                        }
+                    }
                 }
-                Err(why) => problems.push(format!(
-                    "{qualified} (function {function}): the plan asks to hold it off, but {why}; \
-                     only a pure updated_at stamp may be held off. Remove it from hold_off_triggers \
-                     to let it fire"
-                )),
+                Err(why) => problems.push(match by {
+                    HeldOffBy::Plan => format!(
+                        "{qualified} (function {function}): the plan asks to hold it off, but \
+                         {why}; only a pure updated_at stamp may be held off. Remove it from \
+                         hold_off_triggers to let it fire"
+                    ),
+                    // The rollback takes no plan: the hold-off is the
+                    // push's, and what the rollback proves again.
+                    HeldOffBy::Receipt => format!(
+                        "{qualified} (function {function}): the receipt holds it off (recorded at \
+                         the push, which proved it a pure updated_at stamp), but {why}; only \
+                         a pure updated_at stamp may be held off, and the rollback never lets a \
+                         trigger the push held off fire for the restore. To roll back, put \
+                         {function} back to a pure stamp as at the push (a plpgsql body \
+                         `NEW.updated_at := now(); RETURN NEW;`), or point the trigger at such a \
+                         function, and run the rollback again"
+                    ),
+                }),
             }
         } else if stamp.is_ok() && updated {
-            report.note =
-                "only stamps updated_at; name it in the plan's hold_off_triggers to hold it off"
-                    .into();
+            report.note = match by {
+                HeldOffBy::Plan => {
+                    "only stamps updated_at; name it in the plan's hold_off_triggers to hold it off"
+                        .into()
+                }
+                HeldOffBy::Receipt => {
+                    "only stamps updated_at; the receipt does not hold it off, so it fires for \
+                     the restore"
+                        .into()
+                }
+            };
         }
         reports.push(report);
     }
@@ -543,23 +618,71 @@ pub async fn plan_triggers(
             unproven_stamp: None,
         });
     }
+    let mut not_there = Vec::new();
     for n in named {
         let found = reports
             .iter()
             .any(|r| &format!("{}.{}", r.table, r.name) == n);
-        if !found {
-            problems.push(format!(
+        if found {
+            continue;
+        }
+        match by {
+            HeldOffBy::Plan => problems.push(format!(
                 "{n}: the plan asks to hold it off, but no such trigger is on a table the push writes"
-            ));
+            )),
+            // Dropped or renamed by the app since the push: nothing to
+            // hold off under that name.
+            HeldOffBy::Receipt => {
+                let (table, trigger) = n.split_once('.').unwrap_or(("", n.as_str()));
+                // Another proven stamp firing on the table the undo updates
+                // is most likely the one held off, renamed: firing for the
+                // restore, it would stamp updated_at of every restored row,
+                // which the push left alone. No read-back sees that (the
+                // undo restores only the columns the push wrote).
+                let stamps: Vec<&TriggerReport> = reports
+                    .iter()
+                    .filter(|r| {
+                        r.table == table
+                            && r.stamps_updated_at
+                            && r.action == TriggerAction::Fires
+                            && written.iter().any(|w| w.name == table && w.updates)
+                    })
+                    .collect();
+                if let Some(other) = stamps.first() {
+                    problems.push(format!(
+                        "{n}, which the receipt holds off (recorded at the push), is no longer on \
+                         {table}, but {table}.{} (function {}) is, a proven updated_at stamp the \
+                         receipt does not name: the same trigger renamed since the push, it \
+                         seems. It would fire for the restore and stamp updated_at of every row \
+                         the undo restores, which the push left alone (it held the stamp off). \
+                         Rename it back (`ALTER TRIGGER {} ON public.{} RENAME TO {}`) and run \
+                         the rollback again: the rollback holds it off under that name",
+                        other.name,
+                        other.function,
+                        crate::types::quote_ident(&other.name),
+                        crate::types::quote_ident(table),
+                        crate::types::quote_ident(trigger)
+                    ));
+                    continue;
+                }
+                not_there.push(if written.iter().any(|w| w.name == table) {
+                    format!("{n} is no longer on {table}: nothing to hold off")
+                } else {
+                    format!(
+                        "{n}: the undo does not write {table}, so {trigger} has nothing to be \
+                         held off for"
+                    )
+                });
+            }
         }
     }
     let check = Check::no_rows(
         "triggers",
-        "triggers the plan holds off are proven updated_at stamps",
+        &format!("held off by {who}: only proven updated_at stamps"),
         CheckKind::Integrity,
         problems,
     );
-    Ok((reports, check))
+    Ok((reports, check, not_there))
 }
 
 /// The functions a proven stamp's body may call by name, and the types it

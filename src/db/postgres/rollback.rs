@@ -35,7 +35,7 @@ use crate::db::postgres::tx::{
 use crate::db::postgres::undo::{drop_order, referenced_by_dropped, DropOrder};
 use crate::db::postgres::Target;
 use crate::db::privileges::privilege_check;
-use crate::db::triggers::{plan_triggers, undo_rules_check, TriggerReport, WrittenTable};
+use crate::db::triggers::{receipt_triggers, undo_rules_check, TriggerReport, WrittenTable};
 use crate::db::writes::{
     account, beyond_inherited_check, cascading_keys, rollback_allowance, storage_check,
     transaction_writes, TableWrites,
@@ -135,6 +135,11 @@ pub struct RollbackReport {
     /// dropped, dropped anyway (`--break-function`): each with what it
     /// uses (recorded in the receipt).
     pub broken_functions: Vec<String>,
+    /// Triggers the receipt holds off that are no longer on their table
+    /// under that name (the app dropped or renamed them since the push):
+    /// nothing to hold off, each said for a person.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_off_gone: Vec<String>,
     /// In the push's rehearsal only: the undo was checked but not run,
     /// because what fires for it acts outside the transaction (a dblink
     /// call, an HTTP request, a file) and no savepoint would undo that —
@@ -307,7 +312,7 @@ async fn undo_after_read_back(
     let (columns, unchanged, triggers_read, effects_read, comments, replaced) = futures_util::join!(
         r.columns_as_pushed(),
         r.unchanged_since_push_read(),
-        plan_triggers(tx, &written, &undo.held_off_triggers, &commands),
+        receipt_triggers(tx, &written, &undo.held_off_triggers, &commands),
         Effects::read(tx, &written, &allowed, &commands),
         r.comments_going(),
         replaced_since(tx, &locked),
@@ -318,7 +323,7 @@ async fn undo_after_read_back(
     let (gone, discarded) = r.unchanged_since_push(
         &mut checks,
         unchanged,
-        triggers_read.as_ref().ok().map(|(t, _)| t.as_slice()),
+        triggers_read.as_ref().ok().map(|(t, _, _)| t.as_slice()),
     )?;
     // What the app deleted is undone already: the rest of the rollback
     // works from the receipt without those rows. What it changed and the
@@ -333,7 +338,7 @@ async fn undo_after_read_back(
         (triggers_read, effects_read)
     } else {
         futures_util::join!(
-            plan_triggers(tx, &remaining, &undo.held_off_triggers, &commands),
+            receipt_triggers(tx, &remaining, &undo.held_off_triggers, &commands),
             Effects::read(tx, &remaining, &allowed, &commands),
         )
     };
@@ -353,7 +358,7 @@ async fn undo_after_read_back(
     let (references, broken_functions, cascaded) = references?;
     checks.push(references);
     checks.push(rules?);
-    let (triggers, trigger_check) = r.triggers(triggers_read)?;
+    let (triggers, trigger_check, held_off_gone) = r.triggers(triggers_read)?;
     checks.push(trigger_check);
     // The push's rehearsal must not perform what a savepoint cannot take
     // back (the rollback itself checks it as always: refused unless the
@@ -426,6 +431,7 @@ async fn undo_after_read_back(
         .chain(app_data_discarded)
         .collect();
     report.broken_functions = broken_functions;
+    report.held_off_gone = held_off_gone;
     report.cascaded = cascaded;
     report.dropped_comments = comments?;
     report.foreign_tables = foreign.tables;
@@ -736,7 +742,18 @@ pub async fn pushed_writes_as_left(
             found.checks.push(check);
             continue;
         }
-        let (written, mut changes, deleted) = r.pushed_rows_check(t, &meta, after).await?;
+        let (written, mut changes, deleted, rekeyed) = r.pushed_rows_check(t, &meta, after).await?;
+        // Not under its key any more, like a deleted row, but there.
+        let moved: Vec<String> = rekeyed
+            .iter()
+            .map(|m| {
+                format!(
+                    "row {} the push wrote into {} is under key {} now (re-keyed by the app)",
+                    m.old, m.table, m.new
+                )
+            })
+            .collect();
+        let moved_keys: Vec<String> = rekeyed.into_iter().map(|m| m.old).collect();
         if !lost.is_empty() {
             // The fingerprint of the row as pushed covers the lost column:
             // every row would differ from it.
@@ -744,7 +761,8 @@ pub async fn pushed_writes_as_left(
         }
         let changed_keys: std::collections::BTreeSet<&str> =
             changes.iter().map(|c| c.key.as_str()).collect();
-        found.rows.add(&keys, Some(&deleted), &changed_keys);
+        let not_under_key: Vec<String> = deleted.iter().chain(&moved_keys).cloned().collect();
+        found.rows.add(&keys, Some(&not_under_key), &changed_keys);
         let (mut check, _) = rows_check(&t.table, written, changes.clone(), &[], &[]);
         check.phase = "already applied".into();
         check.name = name.clone();
@@ -766,7 +784,7 @@ pub async fn pushed_writes_as_left(
         check.rows = lines;
         check.actual = format!(
             "{} as pushed",
-            crate::words::rows(written.saturating_sub(changed_keys.len() + deleted.len()))
+            crate::words::rows(written.saturating_sub(changed_keys.len() + not_under_key.len()))
         );
         if !lost.is_empty() {
             // Not as the push left it, whatever the rows say.
@@ -791,6 +809,12 @@ pub async fn pushed_writes_as_left(
                     .join(", "),
                 if deleted.len() > 10 { ", …" } else { "" }
             ));
+        }
+        if !moved.is_empty() {
+            check.ok = false;
+            check.actual = format!("{}, {} re-keyed since", check.actual, moved.len());
+            check.row_count += moved.len() as u64;
+            check.rows.extend(moved);
         }
         found.changed.extend(check.rows.iter().cloned());
         found.checks.push(check);
@@ -934,6 +958,7 @@ impl RollbackReport {
             already_gone: vec![],
             discarded: vec![],
             broken_functions: vec![],
+            held_off_gone: vec![],
             not_rehearsed: vec![],
             needs_consent: vec![],
             created_by_name_only: None,
@@ -1517,8 +1542,11 @@ impl Rollback<'_, '_> {
         let mut discarded = Vec::new();
         // What would let the undo discard the changes that refuse it.
         let mut flags = std::collections::BTreeSet::new();
-        for t in read? {
+        // Pushed rows the app re-keyed: refused before anything else.
+        let mut rekeyed: Vec<Rekeyed> = Vec::new();
+        for mut t in read? {
             gone.extend(t.gone);
+            let moved = std::mem::take(&mut t.rekeyed);
             let check = match t.whole {
                 Some(check) => check,
                 None => {
@@ -1546,6 +1574,35 @@ impl Rollback<'_, '_> {
                 }
             };
             checks.push(check);
+            if !moved.is_empty() {
+                checks.push(Check::no_rows(
+                    "before undo",
+                    &format!(
+                        "{} rows the push wrote are under their keys, or gone",
+                        t.table
+                    ),
+                    CheckKind::Integrity,
+                    moved
+                        .iter()
+                        .map(|r| format!("row {} is under key {} now", r.old, r.new))
+                        .collect(),
+                ));
+            }
+            rekeyed.extend(moved);
+        }
+        if !rekeyed.is_empty() {
+            return Err(self.refuse(
+                format!(
+                    "{}; {}",
+                    rekeyed
+                        .iter()
+                        .map(Rekeyed::describe)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    self.nothing
+                ),
+                std::mem::take(checks),
+            ));
         }
         if checks.iter().any(|c| !c.ok) {
             let changed: Vec<String> = checks
@@ -1631,7 +1688,7 @@ impl Rollback<'_, '_> {
                 .await?;
             return Ok(Some(TableRead::whole(&t.table, check, Vec::new())));
         }
-        let (written, changes, deleted) = self.pushed_rows_check(t, &meta, after).await?;
+        let (written, changes, deleted, rekeyed) = self.pushed_rows_check(t, &meta, after).await?;
         let gone = deleted
             .into_iter()
             .map(|key| GoneRow {
@@ -1642,7 +1699,7 @@ impl Rollback<'_, '_> {
                 {
                     "the push inserted it"
                 } else {
-                    "the push updated it"
+                    UPDATED
                 },
                 table: t.table.clone(),
                 key,
@@ -1654,6 +1711,7 @@ impl Rollback<'_, '_> {
             written,
             changes,
             gone,
+            rekeyed,
         }))
     }
 
@@ -1771,7 +1829,7 @@ impl Rollback<'_, '_> {
         t: &UndoTable,
         meta: &TableMeta,
         after: &TableState,
-    ) -> Result<(usize, Vec<AppChange>, Vec<String>)> {
+    ) -> Result<(usize, Vec<AppChange>, Vec<String>, Vec<Rekeyed>)> {
         let written = WrittenRows::of(t, meta, self.undo)?;
         let key_positions = receipt_key_positions(t, meta)?;
         let mut changed = Vec::new();
@@ -1810,7 +1868,83 @@ impl Rollback<'_, '_> {
             .collect();
         gone.sort();
         gone.dedup();
-        Ok((written.count(), changed, gone))
+        // Unless the app only changed its key: then the push's row is still
+        // there, under another key, and leaving it would not undo the push.
+        let rekeyed = if gone.is_empty() {
+            Vec::new()
+        } else {
+            self.under_another_key(t, meta, after, &written, &key_positions, &gone)
+                .await?
+        };
+        gone.retain(|g| !rekeyed.iter().any(|r| &r.old == g));
+        Ok((written.count(), changed, gone, rekeyed))
+    }
+
+    /// Of the rows the push wrote to `t` that are no longer under their
+    /// key (`gone`), those whose pushed values a row of the table holds
+    /// under a key the receipt does not know (neither one of the rows the
+    /// push left there nor one it wrote): re-keyed by the app, as far as
+    /// the receipt can tell (see `WrittenRows::pushed_under_another_key`).
+    /// One more read of the table, only when a pushed row is missing; the
+    /// rows under keys the receipt knows are skipped as they stream by.
+    async fn under_another_key(
+        &self,
+        t: &UndoTable,
+        meta: &TableMeta,
+        after: &TableState,
+        written: &WrittenRows<'_>,
+        key_positions: &[usize],
+        gone: &[String],
+    ) -> Result<Vec<Rekeyed>> {
+        let key_values: BTreeMap<String, &Vec<Option<String>>> = written
+            .key_values
+            .iter()
+            .map(|k| (crate::types::row_key(k.iter().map(|v| v.as_deref())), k))
+            .collect();
+        let mut looking: Vec<(&String, &Vec<Option<String>>)> = gone
+            .iter()
+            .filter_map(|g| key_values.get(g).map(|k| (g, *k)))
+            .collect();
+        // What the push wrote in a column it added goes with the column.
+        let dropped = added_columns_of(self.undo, &t.table);
+        let mut found = Vec::new();
+        crate::db::postgres::copy::for_each_remote_line(self.tx, meta, |line| {
+            if looking.is_empty() {
+                return Ok(());
+            }
+            let values = crate::types::parse_copy_line(&line[..line.len() - 1])
+                .map_err(anyhow::Error::msg)?;
+            let key = crate::types::row_key(key_positions.iter().map(|i| values[*i].as_deref()));
+            if after.row_hashes.contains_key(&key) || written.holds(&key) {
+                return Ok(());
+            }
+            if let Some(at) = looking.iter().position(|(old, old_values)| {
+                written.pushed_under_another_key(
+                    old,
+                    key_positions,
+                    old_values,
+                    &values,
+                    after.row_hashes.get(*old).map(String::as_str),
+                    &dropped,
+                )
+            }) {
+                let (old, _) = looking.remove(at);
+                found.push(Rekeyed {
+                    table: t.table.clone(),
+                    old: old.clone(),
+                    new: key,
+                    inserted: written.inserted(old),
+                    columns: written
+                        .updated_columns(old, &dropped)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(found)
     }
 
     /// Columns the app added since the push (`app_columns`, `(table,
@@ -2179,19 +2313,21 @@ impl Rollback<'_, '_> {
 
     /// The same hold-off rule as the push: only proven updated_at stamps,
     /// and only those the receipt held off.
-    /// `read` is `plan_triggers` of [`Self::written`].
+    /// `read` is `receipt_triggers` of [`Self::written`]; with the
+    /// triggers and the check, the held-off triggers no longer there.
+    #[allow(clippy::type_complexity)]
     fn triggers(
         &self,
-        read: Result<(Vec<TriggerReport>, Check)>,
-    ) -> Result<(Vec<TriggerReport>, Check)> {
-        let (triggers, trigger_check) = read?;
+        read: Result<(Vec<TriggerReport>, Check, Vec<String>)>,
+    ) -> Result<(Vec<TriggerReport>, Check, Vec<String>)> {
+        let (triggers, trigger_check, gone) = read?;
         if !trigger_check.ok {
             return Err(self.refuse(
                 format!("{}; {}", trigger_check.rows.join("; "), self.nothing),
                 vec![trigger_check],
             ));
         }
-        Ok((triggers, trigger_check))
+        Ok((triggers, trigger_check, gone))
     }
 
     /// As for the push: a trigger or rule the catalog shows may write a
@@ -2927,6 +3063,8 @@ struct TableRead {
     changes: Vec<AppChange>,
     /// Rows the push wrote that the app deleted since.
     gone: Vec<GoneRow>,
+    /// Rows the push wrote that are under another key now.
+    rekeyed: Vec<Rekeyed>,
 }
 
 impl TableRead {
@@ -2937,6 +3075,52 @@ impl TableRead {
             written: 0,
             changes: Vec::new(),
             gone,
+            rekeyed: Vec::new(),
+        }
+    }
+}
+
+/// A row the push wrote that is no longer under its key, whose pushed
+/// values a row under a key the receipt does not know holds: the app
+/// changed its key, as far as the receipt can tell. Neither deleting nor
+/// restoring it by its old key would undo the push, and taking the row
+/// under the new key for the push's is a guess: the rollback refuses.
+struct Rekeyed {
+    table: String,
+    /// [`crate::types::row_key`] of the row as the push left it, and now.
+    old: String,
+    new: String,
+    /// The push inserted the row (else it updated it).
+    inserted: bool,
+    /// Of a row it updated: the columns it wrote.
+    columns: Vec<String>,
+}
+
+impl Rekeyed {
+    /// For a person: which row, where it is now, and the way forward.
+    fn describe(&self) -> String {
+        let Rekeyed {
+            table, old, new, ..
+        } = self;
+        if self.inserted {
+            format!(
+                "row {old} of {table} that the push inserted is now under key {new} (re-keyed by \
+                 the app: no row is under {old}, and the row under {new}, a key the receipt does \
+                 not know, holds the values the push inserted): rollback cannot tell whether to \
+                 delete it. If it is still the push's row, put its key back to {old} and roll \
+                 back again (the undo then deletes it), or delete it and roll back again; if the \
+                 app keeps it, this receipt cannot be rolled back as a whole"
+            )
+        } else {
+            let columns = self.columns.join(", ");
+            format!(
+                "row {old} of {table} that the push updated is now under key {new} (re-keyed by \
+                 the app: no row is under {old}, and the row under {new}, a key the receipt does \
+                 not know, holds what the push wrote in {columns}): rollback cannot tell whether \
+                 to restore what the push overwrote there. Put its key back to {old} and roll \
+                 back again (the undo then restores {columns} as before the push), or restore \
+                 {columns} under its new key yourself and roll back again"
+            )
         }
     }
 }
@@ -2980,12 +3164,20 @@ struct GoneRow {
 
 impl GoneRow {
     fn describe(&self) -> String {
-        format!(
-            "row {} of {} ({}; deleted since, so already undone)",
-            self.key, self.table, self.how
-        )
+        // Deleting a row the push inserted undid the insert; deleting one
+        // it updated did not undo the update, it only leaves nothing to
+        // restore.
+        let since = if self.how == UPDATED {
+            "deleted since: left as the app left it"
+        } else {
+            "deleted since, so already undone"
+        };
+        format!("row {} of {} ({}; {since})", self.key, self.table, self.how)
     }
 }
+
+/// [`GoneRow::how`] of a row the push updated (and did not insert).
+const UPDATED: &str = "the push updated it";
 
 /// The receipt's undo without the rows in `gone`: neither deleted again
 /// nor restored (restoring an updated row the app deleted would bring back

@@ -412,6 +412,80 @@ impl<'u> WrittenRows<'u> {
             .collect()
     }
 
+    /// Whether `values`, a row of the table under a key the receipt does
+    /// not know, holds what the push left in row `key` (a row it wrote that
+    /// is no longer under its key): the app re-keyed it, as far as the
+    /// receipt can tell. Of a row the push inserted, the receipt keeps the
+    /// fingerprint of the whole row: `values` with the key put back
+    /// (`key_positions`, `key_values`) and the values Postgres filled in
+    /// (and later phases wrote) as the push left them must give it, so
+    /// every other column is as pushed (an updated_at the app's UPDATE of
+    /// the key stamped is one Postgres filled). Of a row it updated, the
+    /// columns it wrote must hold what it wrote, but for `dropped` (columns
+    /// the push added: the undo drops them, whatever row holds them), and
+    /// there must be such a column.
+    pub(super) fn pushed_under_another_key(
+        &self,
+        key: &str,
+        key_positions: &[usize],
+        key_values: &[Option<String>],
+        values: &[Option<String>],
+        pushed_hash: Option<&str>,
+        dropped: &[&str],
+    ) -> bool {
+        if self.inserted.contains(key) {
+            let Some(pushed_hash) = pushed_hash else {
+                return false;
+            };
+            let mut as_pushed = values.to_vec();
+            for (i, v) in key_positions.iter().zip(key_values) {
+                as_pushed[*i] = v.clone();
+            }
+            for (i, v) in self.filled.get(key).into_iter().flatten() {
+                as_pushed[*i] = v.clone();
+            }
+            for (i, _, pushed) in self.updated.get(key).into_iter().flatten() {
+                as_pushed[*i] = pushed.map(str::to_string);
+            }
+            return pushed_hash
+                == crate::db::postgres::digest::row_fingerprint(
+                    crate::types::copy_text_line(&as_pushed).as_bytes(),
+                );
+        }
+        let restored: Vec<&WrittenValue> = self
+            .updated
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|(_, name, _)| !dropped.contains(name))
+            .collect();
+        !restored.is_empty()
+            && restored
+                .iter()
+                .all(|(i, _, pushed)| values[*i].as_deref() == *pushed)
+    }
+
+    /// The columns the push wrote in row `key`, one it updated, but for
+    /// `dropped`.
+    pub(super) fn updated_columns(&self, key: &str, dropped: &[&str]) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .updated
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|(_, name, _)| *name)
+            .filter(|name| !dropped.contains(name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether the push inserted row `key`.
+    pub(super) fn inserted(&self, key: &str) -> bool {
+        self.inserted.contains(key)
+    }
+
     /// How many rows the push wrote.
     pub(super) fn count(&self) -> usize {
         self.inserted.len()
