@@ -1725,3 +1725,97 @@ fn an_extension_mark_removed_by_an_event_trigger_refuses_undo_and_rollback_by_na
         assert_eq!(w.count(marks), 2, "{}", run.show());
     }
 }
+
+/// What a trigger's function runs against the database itself: a
+/// connection limit, its comment, CONNECT and TEMPORARY revoked from
+/// PUBLIC (every other role, Supabase's `authenticator` among them, locked
+/// out) and, given `owner`, a new owner.
+fn database_changes(owner: Option<&str>) -> String {
+    format!(
+        "EXECUTE format('ALTER DATABASE %I CONNECTION LIMIT 3', current_database());
+         EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'touched by trigger');
+         EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+         {}",
+        owner.map_or(String::new(), |o| format!(
+            "EXECUTE format('ALTER DATABASE %I OWNER TO {o}', current_database());"
+        ))
+    )
+}
+
+/// This database's row and comment, as the tests compare them.
+fn database_row(w: &World) -> String {
+    w.scalar(
+        "SELECT format('%s %s %s %s', datconnlimit, datacl, datdba::regrole, \
+                shobj_description(oid, 'pg_database')) \
+         FROM pg_database WHERE datname = current_database()",
+    )
+}
+
+/// F4 (h5 review): the DDL check did not read `pg_database` or
+/// `pg_shdescription`. Before: a trigger firing for the push's inserts
+/// that set the database's connection limit to 3, commented it, revoked
+/// CONNECT from PUBLIC and gave it another owner: push --confirm said all
+/// checks held and committed it, exit 0 (an outage on Supabase). Now each
+/// is named with how it differs from the start ("database X (connection
+/// limit 3, was -1, …)", "comment on database X"), preflight and --confirm
+/// refuse, and the whole database, its row and comment included, is as it
+/// was. The same for the rollback, from an ON DELETE trigger.
+#[test]
+fn database_level_changes_by_an_app_trigger_refuse_push_and_rollback_by_name() {
+    let owner = TestRole::create("f4_owner", "NOLOGIN");
+    let w = world(
+        "ddl_database",
+        &format!(
+            "CREATE FUNCTION public.wf_db() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN {} RETURN NULL; END $$;
+             CREATE TRIGGER wf_db AFTER INSERT ON public.workflows
+               FOR EACH STATEMENT EXECUTE FUNCTION public.wf_db();",
+            database_changes(Some(&owner.name))
+        ),
+    );
+    let db = w.db.name.clone();
+    let row = database_row(&w);
+    assert!(row.starts_with("-1  "), "{row}");
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.push(confirm);
+        run.refused(&[
+            "no DDL or large object outside the plan",
+            &format!("database {db} (owner {}, was postgres", owner.name),
+            "connection limit 3, was -1",
+            &format!(
+                "privileges {{{o}=CTc/{o}}}, were the defaults",
+                o = owner.name
+            ),
+            &format!("comment on database {db}"),
+            "wf_db",
+        ]);
+        assert!(
+            !run.all().contains("--allow-irreversible"),
+            "{}",
+            run.show()
+        );
+        before.assert_same(&w.state(), "a refused push");
+        assert_eq!(database_row(&w), row, "the database's row as it was");
+    }
+
+    w.exec("DROP TRIGGER wf_db ON public.workflows");
+    let receipt = w.push_confirmed();
+    w.exec(&format!(
+        "CREATE FUNCTION public.wf_db_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN {} RETURN NULL; END $$;
+         CREATE TRIGGER wf_db_gone AFTER DELETE ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.wf_db_gone();",
+        database_changes(None)
+    ));
+    let pushed = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            &format!("database {db} (connection limit 3, was -1"),
+            &format!("comment on database {db}"),
+            "wf_db_gone",
+        ]);
+        pushed.assert_same(&w.state(), "a refused rollback");
+        assert_eq!(database_row(&w), row, "the database's row as it was");
+    }
+}

@@ -22,7 +22,9 @@
 //! and nothing else: one made is read like any row, one removed is named
 //! from the record. A large object's `lo_unlink` is counted
 //! from the transaction's statistics (neither push nor rollback unlinks
-//! one). The storage check sees a table's TRUNCATE or rewrite.
+//! one). The storage check sees a table's TRUNCATE or rewrite. This
+//! database's own `pg_database` row (connection limit, owner, privileges…)
+//! and shared comments and security labels are read the same way (F4).
 
 use std::collections::BTreeMap;
 
@@ -174,6 +176,72 @@ fn table_settings_changed() -> String {
         .enumerate()
         .map(|(i, (expr, what))| {
             format!("CASE WHEN ({at} ->> {i}) IS DISTINCT FROM {expr} THEN {what} END")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') END)")
+}
+
+/// Transaction-local setting holding this database's `pg_database` row at
+/// [`record_start_sql`]: what `ALTER DATABASE` (connection limit, allowing
+/// connections, template, owner), `GRANT`/`REVOKE … ON DATABASE` change.
+/// Neither push nor rollback writes that row, so any version of it this
+/// transaction wrote is someone else's; the start values say what changed
+/// (F4: a trigger's `ALTER DATABASE … CONNECTION LIMIT 3` committed with
+/// the push, exit 0).
+const DATABASE_AT_START: &str = "sandbox.database_at_start";
+
+/// The `pg_database` columns recorded in [`DATABASE_AT_START`] (SQL, `db`
+/// is the row, each as text), each with how a change of it is said (`was`
+/// is the start value's text expression).
+const DATABASE_SETTINGS: &[(&str, &str)] = &[
+    ("db.datname::text", "'renamed from ' || {was}"),
+    (
+        "db.datdba::regrole::text",
+        "'owner ' || db.datdba::regrole::text || ', was ' || coalesce({was}, '?')",
+    ),
+    (
+        "db.datconnlimit::text",
+        "'connection limit ' || db.datconnlimit::text || ', was ' || coalesce({was}, '?')",
+    ),
+    (
+        "db.datallowconn::text",
+        "CASE WHEN db.datallowconn THEN 'connections allowed, were not' \
+         ELSE 'connections not allowed, were allowed' END",
+    ),
+    (
+        "db.datistemplate::text",
+        "CASE WHEN db.datistemplate THEN 'made a template' ELSE 'no longer a template' END",
+    ),
+    (
+        "db.datacl::text",
+        "'privileges ' || coalesce(db.datacl::text, 'the defaults') || ', were ' \
+         || coalesce({was}, 'the defaults')",
+    ),
+    // Postgres 15 and later (`ALTER DATABASE … REFRESH COLLATION VERSION`).
+    (
+        "(pg_catalog.to_jsonb(db) ->> 'datcollversion')",
+        "'collation version ' || coalesce(pg_catalog.to_jsonb(db) ->> 'datcollversion', 'none') \
+         || ', was ' || coalesce({was}, 'none')",
+    ),
+    ("db.dattablespace::text", "'tablespace changed'"),
+];
+
+/// How database row `db` differs from [`DATABASE_AT_START`], joined by
+/// `, `, or NULL (the same, or another database than this one).
+fn database_settings_changed() -> String {
+    let at = format!(
+        "(nullif(pg_catalog.current_setting('{DATABASE_AT_START}', true), '')::jsonb -> db.oid::text)"
+    );
+    let each = DATABASE_SETTINGS
+        .iter()
+        .enumerate()
+        .map(|(i, (expr, what))| {
+            let was = format!("({at} ->> {i})");
+            format!(
+                "CASE WHEN {was} IS DISTINCT FROM {expr} THEN {} END",
+                what.replace("{was}", &was)
+            )
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -333,6 +401,10 @@ const COUNTED: &[&str] = &[
     "pg_subscription",
     "pg_subscription_rel",
     "pg_init_privs",
+    // Comments and security labels on databases, roles and tablespaces
+    // (`COMMENT ON DATABASE`): shared by every database.
+    "pg_shdescription",
+    "pg_shseclabel",
 ];
 
 /// The statistics' counts of this transaction's writes to the [`COUNTED`]
@@ -1018,6 +1090,32 @@ fn changed_sql() -> String {
                 .into(),
             ..Part::new("pg_auth_members", "m")
         },
+        // A database's row (`ALTER DATABASE … CONNECTION LIMIT`, `OWNER
+        // TO`, `ALLOW_CONNECTIONS`, `GRANT`/`REVOKE … ON DATABASE`), this
+        // one said with how it differs from the start.
+        Part {
+            object: format!(
+                "{} || coalesce(' (' || {} || ')', '')",
+                identify("pg_database", "db.oid", "0"),
+                database_settings_changed()
+            ),
+            ..Part::new("pg_database", "db")
+        },
+        // Comments and security labels on shared objects: a database, a
+        // role, a tablespace (`COMMENT ON DATABASE`). Deleted ones are
+        // counted ([`COUNTED`]).
+        Part {
+            object: "'comment on ' || (SELECT o.type || ' ' || o.identity \
+                     FROM pg_catalog.pg_identify_object(d.classoid, d.objoid, 0) o)"
+                .into(),
+            ..Part::new("pg_shdescription", "d")
+        },
+        Part {
+            object: "'security label (' || l.provider || ') on ' || (SELECT o.type || ' ' || o.identity \
+                     FROM pg_catalog.pg_identify_object(l.classoid, l.objoid, 0) o)"
+                .into(),
+            ..Part::new("pg_shseclabel", "l")
+        },
     ];
     // Roles themselves (CREATE / ALTER / DROP ROLE): `pg_authid` is readable
     // by superusers only (not by Supabase's `postgres`), so its rows are
@@ -1114,6 +1212,9 @@ pub fn record_start_sql() -> String {
          pg_catalog.set_config('{MARKS_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(m.key, pg_catalog.jsonb_build_array(m.object, m.extension, m.tab)) \
            FROM ({marks}) m), '{{}}')::text, true), \
+         pg_catalog.set_config('{DATABASE_AT_START}', coalesce(( \
+           SELECT pg_catalog.jsonb_build_object(db.oid::text, pg_catalog.jsonb_build_array({database})) \
+           FROM pg_catalog.pg_database db WHERE db.datname = pg_catalog.current_database()), '{{}}')::text, true), \
          pg_catalog.set_config('{COUNTED_AT_START}', coalesce(( \
            SELECT pg_catalog.jsonb_object_agg(c.catalog, c.counts) FROM ({counted}) c), '{{}}')::text, true), \
          pg_catalog.set_config('{DELETES_AT_START}', coalesce(( \
@@ -1122,6 +1223,11 @@ pub fn record_start_sql() -> String {
            WHERE s.schemaname = 'pg_catalog' AND s.n_tup_del > 0), '{{}}')::text, true)",
         counted = counted_sql(),
         marks = extension_marks_sql(),
+        database = DATABASE_SETTINGS
+            .iter()
+            .map(|(expr, _)| *expr)
+            .collect::<Vec<_>>()
+            .join(", "),
         settings = TABLE_SETTINGS
             .iter()
             .map(|(expr, _)| *expr)

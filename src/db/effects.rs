@@ -317,15 +317,24 @@ impl Effects {
 
     /// What fires and, through its functions, names `table`
     /// (`schema.table`): the likely writer of rows found there.
+    /// A database-level object the DDL check names (`database X (…)`,
+    /// `comment on database X`, `owner of database X …`) is looked for as
+    /// the word `database` (`ALTER DATABASE`, `COMMENT ON DATABASE`,
+    /// `REVOKE … ON DATABASE`): its name is usually `current_database()`.
     pub fn naming(&self, table: &str) -> Vec<String> {
         let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+        let database = table.starts_with("database ")
+            || table.contains(" on database ")
+            || table.contains(" of database ");
         let mut out = Vec::new();
         for f in &self.firing {
-            if let Some((chain, _)) = f
-                .reached
-                .iter()
-                .find(|(_, func)| names_table(&func.source, schema, name))
-            {
+            if let Some((chain, _)) = f.reached.iter().find(|(_, func)| {
+                if database {
+                    names_identifier(&func.source, "database")
+                } else {
+                    names_table(&func.source, schema, name)
+                }
+            }) {
                 out.push(f.at(chain));
             }
         }

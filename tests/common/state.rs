@@ -159,6 +159,13 @@ pub fn whole_database_state_with(url: &str, seen_as: &[(&str, &str)]) -> Databas
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('v', 'm') AND {USER_SCHEMAS} ORDER BY 1"
         ),
+        // This database's own row and comment (not its name, so that two
+        // databases loaded alike compare equal).
+        "SELECT format('database owner %s connection limit %s allow connections %s template %s \
+                acl %s tablespace %s comment %s', d.datdba::regrole, d.datconnlimit, d.datallowconn, \
+                d.datistemplate, d.datacl, d.dattablespace, shobj_description(d.oid, 'pg_database')) \
+         FROM pg_database d WHERE d.datname = current_database()"
+            .to_string(),
         format!(
             "SELECT format('rls %s.%s %s force=%s', n.nspname, c.relname, c.relrowsecurity, \
                     c.relforcerowsecurity) \
