@@ -2310,6 +2310,101 @@ fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
     w.rollback(&receipt, &["--confirm"]).ok();
 }
 
+/// An app table of `jtbd_library`'s row type (a typed snapshot or audit
+/// table: `INSERT … SELECT j FROM jtbd_library j`), in another schema,
+/// filled after the push (h5 F10). Each stored value holds the column the
+/// push added. Before, rollback --confirm exited 0 and its DROP COLUMN
+/// silently removed that attribute from every stored value (re-adding the
+/// column does not bring them back). Now it refuses, naming table, column
+/// and count, for the row type and an array of it alike, and changes
+/// nothing; values whose copy of the column is NULL lose nothing and do
+/// not block.
+#[test]
+fn rollback_refuses_while_app_columns_of_the_row_type_hold_the_column_it_drops() {
+    let w = world(
+        "row_type_snapshots",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.jtbd_snapshots (id bigserial PRIMARY KEY,
+           snap public.jtbd_library, history public.jtbd_library[]);",
+    );
+    let before_push = w.state();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "INSERT INTO app.jtbd_snapshots (snap) SELECT j FROM public.jtbd_library j
+           WHERE strategic_priority_id IS NOT NULL ORDER BY id LIMIT 6;
+         UPDATE app.jtbd_snapshots SET snap.strategic_priority_id = NULL
+           WHERE id = (SELECT max(id) FROM app.jtbd_snapshots);
+         INSERT INTO app.jtbd_snapshots (history) SELECT array_agg(j ORDER BY j.id)
+           FROM public.jtbd_library j WHERE j.id IN (SELECT id FROM public.jtbd_library
+             WHERE strategic_priority_id IS NOT NULL ORDER BY id LIMIT 2);",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.rollback(&receipt, confirm).refused(&[
+            "5 rows of app.jtbd_snapshots hold a value of jtbd_library.strategic_priority_id \
+             inside column snap (type jtbd_library, the row type of table jtbd_library): \
+             dropping the column would silently remove it from every stored value",
+            "1 row of app.jtbd_snapshots holds a value of jtbd_library.strategic_priority_id \
+             inside column history (type jtbd_library[], which holds rows of table jtbd_library)",
+        ]);
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+    assert_eq!(
+        w.count(
+            "SELECT count(*) FROM app.jtbd_snapshots WHERE (snap).strategic_priority_id IS NOT NULL"
+        ),
+        5,
+        "the app's copies of the column are still there"
+    );
+    // Their copies of the column cleared, the values lose nothing.
+    w.exec(
+        "UPDATE app.jtbd_snapshots SET snap.strategic_priority_id = NULL WHERE history IS NULL;
+         UPDATE app.jtbd_snapshots SET history = NULL;",
+    );
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before_push
+        .without_schema("sandbox")
+        .without_schema("app")
+        .assert_same(
+            &w.state().without_schema("sandbox").without_schema("app"),
+            "push then rollback",
+        );
+    assert_eq!(w.count("SELECT count(snap) FROM app.jtbd_snapshots"), 6);
+}
+
+/// An app column of a created table's row type, an array of it, a
+/// composite type and a domain over it, a function taking it (h5 F11).
+/// Before, the tool's check (pg_depend on the table) did not see them:
+/// the rollback failed in its DROP TABLE and passed on Postgres's "Use
+/// DROP ... CASCADE", which would drop the app's column. Now each is named
+/// before any DROP, no hint is relayed, and nothing changes.
+#[test]
+fn rollback_refuses_while_app_columns_and_types_use_a_created_table_s_row_type() {
+    let w = world("row_type_of_created", "");
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE TABLE public.task_snaps (id serial, t public.tasks, many public.tasks[]);
+         CREATE TYPE public.task_pair AS (a public.tasks, b int);
+         CREATE DOMAIN public.task_dom AS public.tasks;
+         CREATE FUNCTION public.task_title(t public.tasks) RETURNS text LANGUAGE sql
+           AS 'SELECT 1::text';",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "column t of table public.task_snaps has type tasks",
+            "column many of table public.task_snaps has type tasks[], which holds rows of table tasks",
+            "column a of composite type task_pair depends on type tasks",
+            "type task_dom depends on type tasks",
+            "function task_title(tasks) depends on type tasks",
+            "did not write",
+        ]);
+        assert!(!run.stderr.contains("CASCADE"), "{}", run.show());
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+}
+
 /// The app's functions, trigger and view that use the column the push
 /// added (`jtbd_library.strategic_priority_id`). Before, rollback --confirm
 /// exited 0 and dropped the column: the view only was named (pg_depend);

@@ -4,7 +4,7 @@
 //! app data it never wrote), and objects recorded in `pg_depend` (views,
 //! constraints, policies …) on the tables and columns it would drop.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
@@ -340,7 +340,10 @@ pub async fn rows_referencing(
 }
 
 /// Objects that depend (per `pg_depend`, normal and automatic
-/// dependencies alike) on a table or column the rollback would drop: views,
+/// dependencies alike) on a table or column the rollback would drop, or on
+/// the row type of a table it drops or an array of it (a function taking
+/// it, a domain or composite type over it; the columns of tables of that
+/// type are [`row_type_dependents`]'s): views,
 /// foreign keys from other tables, policies, and the app's own indexes,
 /// CHECK constraints, extended statistics, defaults, triggers … that the
 /// drop would take with it. Only the objects the push itself created, as
@@ -370,16 +373,26 @@ pub async fn objects_depending(
                SELECT pg_catalog.to_regclass(c.t), a.attnum FROM unnest($2::text[], $3::text[]) c(t, n) \
                JOIN pg_catalog.pg_attribute a ON a.attrelid = pg_catalog.to_regclass(c.t) AND a.attname = c.n \
              ), deps AS ( \
-               SELECT DISTINCT d.classid, d.objid, d.objsubid, x.rel, x.att \
+               SELECT DISTINCT d.classid, d.objid, d.objsubid, 'pg_catalog.pg_class'::regclass AS refclass, \
+                      x.rel AS ref, x.att AS refsub \
                FROM pg_catalog.pg_depend d JOIN dropped x ON d.refclassid = 'pg_catalog.pg_class'::regclass \
                  AND d.refobjid = x.rel AND (x.att = 0 OR d.refobjsubid = x.att) \
                WHERE d.deptype IN ('n', 'a') \
+               UNION \
+               SELECT d.classid, d.objid, d.objsubid, 'pg_catalog.pg_type'::regclass, d.refobjid, 0::int2 \
+               FROM pg_catalog.pg_depend d JOIN dropped x ON x.att = 0 \
+               JOIN pg_catalog.pg_class c ON c.oid = x.rel \
+               JOIN pg_catalog.pg_type t ON t.oid = c.reltype \
+               WHERE d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid IN (t.oid, t.typarray) \
+                 AND d.deptype IN ('n', 'a') \
+                 AND NOT (d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid > 0 \
+                          AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) IN ('r', 'p', 'm')) \
              ) \
              SELECT DISTINCT CASE WHEN deps.classid = 'pg_catalog.pg_rewrite'::regclass \
                       AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = r.ev_class) IN ('v', 'm') \
                     THEN pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, r.ev_class, 0) \
                     ELSE pg_catalog.pg_describe_object(deps.classid, deps.objid, deps.objsubid) END, \
-                    pg_catalog.pg_describe_object('pg_catalog.pg_class'::regclass, deps.rel, deps.att), \
+                    pg_catalog.pg_describe_object(deps.refclass, deps.ref, deps.refsub), \
                     con.contype::text, cn.nspname::text, cr.relname::text, \
                     (SELECT array_agg(a.attname::text ORDER BY k.i) FROM unnest(con.conkey) WITH ORDINALITY k(n, i) \
                      JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
@@ -643,6 +656,224 @@ pub async fn functions_using_dropped(
                 triggers,
             });
         }
+    }
+    Ok(found)
+}
+
+/// A column of any table, in any schema, whose type holds rows of a public
+/// table the rollback drops or drops a column of: the table's row type, an
+/// array of it, a domain over it, or a composite (a type, another table's
+/// row type) with such an attribute, at any depth. Postgres records no
+/// dependency of that column on the table's columns: a DROP COLUMN
+/// succeeds and silently removes the column from every value stored there
+/// (re-adding it gives a new attribute: the values are gone); a DROP TABLE
+/// fails and hints at CASCADE, which would drop the app's column.
+struct RowTypeUse {
+    /// The public table whose row type it holds.
+    root: String,
+    schema: String,
+    table: String,
+    column: String,
+    /// The column's type, as Postgres spells it.
+    type_name: String,
+    /// How to get from a value of the column to the root's row values:
+    /// `a` (each array element), `d` (the domain's base type, `arg`), `f`
+    /// (the attribute `arg`).
+    steps: Vec<(String, String)>,
+    /// `p` (partitioned: counted through the parent, whose partitions are
+    /// not listed), `r` or `m`.
+    relkind: String,
+}
+
+/// `value` (SQL) holds a non-NULL value of one of `columns` of the root
+/// table inside, following `steps` from the column to the root's rows.
+fn holds_root_values(steps: &[(String, String)], value: &str, columns: &[&str]) -> String {
+    let depth = steps.len();
+    match steps.split_first() {
+        None => format!(
+            "({})",
+            columns
+                .iter()
+                // Not IS NOT NULL: a composite value with a NULL field
+                // is not NULL either, and is still lost.
+                .map(|c| format!("({value}).{} IS DISTINCT FROM NULL", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        ),
+        Some(((kind, arg), rest)) => match kind.as_str() {
+            "a" => format!(
+                "EXISTS (SELECT FROM pg_catalog.unnest({value}) e{depth} WHERE {})",
+                holds_root_values(rest, &format!("e{depth}"), columns)
+            ),
+            "d" => holds_root_values(rest, &format!("({value})::{arg}"), columns),
+            _ => holds_root_values(rest, &format!("({value}).{}", quote_ident(arg)), columns),
+        },
+    }
+}
+
+/// The columns ([`RowTypeUse`]) of any table whose type holds rows of the
+/// public tables `roots`, except columns of `dropped_tables` (they go with
+/// the drop).
+async fn row_type_uses(
+    tx: &Transaction<'_>,
+    roots: &[String],
+    dropped_tables: &[String],
+) -> Result<Vec<RowTypeUse>> {
+    if roots.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows = tx
+        .query_typed(
+            "WITH RECURSIVE uses(root, typ, kinds, args, depth) AS ( \
+               SELECT c.relname::text, c.reltype, '{}'::text[], '{}'::text[], 0 \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname = 'public' AND c.relname = ANY($1::text[]) \
+               UNION ALL \
+               SELECT u.root, s.oid, ARRAY[s.kind] || u.kinds, ARRAY[s.arg] || u.args, u.depth + 1 \
+               FROM uses u, LATERAL ( \
+                 SELECT t.oid, CASE WHEN t.typtype = 'd' THEN 'd' ELSE 'a' END AS kind, \
+                        CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(u.typ, NULL) ELSE '' END AS arg \
+                 FROM pg_catalog.pg_type t \
+                 WHERE (t.typtype = 'd' AND t.typbasetype = u.typ) \
+                    OR (t.typtype = 'b' AND t.typelem = u.typ AND t.typlen = -1) \
+                 UNION ALL \
+                 SELECT t.oid, 'f', a.attname::text COLLATE pg_catalog.\"default\" \
+                 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.typrelid = a.attrelid \
+                 WHERE a.atttypid = u.typ AND a.attnum > 0 AND NOT a.attisdropped \
+               ) s \
+               WHERE u.depth < 8 \
+             ) \
+             SELECT u.root, n.nspname::text, c.relname::text, a.attname::text, \
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), u.kinds, u.args, c.relkind::text \
+             FROM uses u \
+             JOIN pg_catalog.pg_attribute a ON a.atttypid = u.typ AND a.attnum > 0 AND NOT a.attisdropped \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p', 'm') \
+               AND NOT c.relispartition \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE NOT (n.nspname = 'public' AND c.relname = ANY($2::text[])) \
+             ORDER BY 1, 2, 3, 4",
+            &[
+                (&roots, Type::TEXT_ARRAY),
+                (&dropped_tables, Type::TEXT_ARRAY),
+            ],
+        )
+        .await
+        .context("reading the columns whose type holds rows of the tables the rollback changes")?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let kinds: Vec<String> = r.get(5);
+            let args: Vec<String> = r.get(6);
+            RowTypeUse {
+                root: r.get(0),
+                schema: r.get(1),
+                table: r.get(2),
+                column: r.get(3),
+                type_name: r.get(4),
+                steps: kinds.into_iter().zip(args).collect(),
+                relkind: r.get(7),
+            }
+        })
+        .collect())
+}
+
+/// Columns of any table whose type holds rows of a table the rollback
+/// drops or drops a column of ([`RowTypeUse`]). A table it drops: every
+/// such column, whatever it holds (Postgres would refuse the DROP, and
+/// its CASCADE would drop the column). A column it drops: the rows whose
+/// stored values hold a non-NULL value of that column (Postgres would
+/// remove it from them without a word); one line per column, counted.
+pub async fn row_type_dependents(
+    tx: &Transaction<'_>,
+    dropped_tables: &[String],
+    dropped_columns: &[(String, String)],
+) -> Result<Vec<String>> {
+    let mut roots: Vec<String> = dropped_tables.to_vec();
+    for (t, _) in dropped_columns {
+        if !roots.contains(t) {
+            roots.push(t.clone());
+        }
+    }
+    let uses = row_type_uses(tx, &roots, dropped_tables).await?;
+    let mut found = Vec::new();
+    // Per app column and root: the values that hold the dropped columns.
+    let mut counted: Vec<(&RowTypeUse, Vec<&str>, String)> = Vec::new();
+    for u in &uses {
+        if dropped_tables.contains(&u.root) {
+            let line = format!(
+                "column {} of table {}.{} has type {}{}",
+                u.column,
+                u.schema,
+                u.table,
+                u.type_name,
+                if u.steps.is_empty() {
+                    String::new()
+                } else {
+                    format!(", which holds rows of table {}", u.root)
+                }
+            );
+            if !found.contains(&line) {
+                found.push(line);
+            }
+            continue;
+        }
+        let columns: Vec<&str> = dropped_columns
+            .iter()
+            .filter(|(t, _)| t == &u.root)
+            .map(|(_, c)| c.as_str())
+            .collect();
+        let holds = holds_root_values(&u.steps, &format!("x.{}", quote_ident(&u.column)), &columns);
+        match counted.iter_mut().find(|(o, _, _)| {
+            o.root == u.root && o.schema == u.schema && o.table == u.table && o.column == u.column
+        }) {
+            Some((_, _, sql)) => *sql = format!("{sql} OR {holds}"),
+            None => counted.push((u, columns, holds)),
+        }
+    }
+    // One round trip for all of them (pipelined).
+    let counts = futures_util::future::join_all(counted.iter().map(|(u, _, holds)| async move {
+        let only = if u.relkind == "p" { "" } else { "ONLY " };
+        let sql = format!(
+            "SELECT count(*)::int8 FROM {only}{}.{} x WHERE {holds}",
+            quote_ident(&u.schema),
+            quote_ident(&u.table)
+        );
+        tx.query_typed(&sql, &[])
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read column {} of {}.{}",
+                    u.column, u.schema, u.table
+                )
+            })
+            .map(|rows| rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0))
+    }))
+    .await;
+    for ((u, columns, _), n) in counted.iter().zip(counts) {
+        let n = n?;
+        if n == 0 {
+            continue;
+        }
+        let dropped = columns
+            .iter()
+            .map(|c| format!("{}.{c}", u.root))
+            .collect::<Vec<_>>()
+            .join(", ");
+        found.push(format!(
+            "{} of {}.{} {} a value of {dropped} inside column {} (type {}{}): dropping the \
+             column would silently remove it from every stored value",
+            crate::words::rows(n),
+            u.schema,
+            u.table,
+            if n == 1 { "holds" } else { "hold" },
+            u.column,
+            u.type_name,
+            if u.steps.is_empty() {
+                format!(", the row type of table {}", u.root)
+            } else {
+                format!(", which holds rows of table {}", u.root)
+            }
+        ));
     }
     Ok(found)
 }

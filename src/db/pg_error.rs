@@ -81,6 +81,14 @@ pub fn steps(err: &anyhow::Error) -> String {
         .join(": ")
 }
 
+/// Postgres's hint, as passed on: not for a drop others depend on
+/// (SQLSTATE 2BP01), whose hint "Use DROP ... CASCADE" would drop the app's
+/// objects (or its column) with ours; the detail names what depends.
+fn relayed_hint(code: &str, hint: Option<&str>) -> Option<String> {
+    hint.filter(|_| code != "2BP01")
+        .map(|h| format!("hint: {h}"))
+}
+
 /// If the chain holds a Postgres error that is a refusal, a description
 /// naming everything Postgres reported; `triggers` (on the written tables)
 /// let a RAISE inside a trigger function be traced to the trigger.
@@ -121,8 +129,8 @@ pub fn said(err: &anyhow::Error, triggers: &[TriggerReport]) -> Option<String> {
             crate::db::postgres::tx::LOCK_ATTEMPT_MS
         ));
     }
-    if let Some(h) = db.hint() {
-        parts.push(format!("hint: {h}"));
+    if let Some(h) = relayed_hint(code, db.hint()) {
+        parts.push(h);
     }
     if let Some(w) = db.where_() {
         if let Some(function) = plpgsql_function(w) {
@@ -259,6 +267,16 @@ fn copy_line_in(context: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cascade_hint_of_a_refused_drop_is_not_passed_on() {
+        let cascade = Some("Use DROP ... CASCADE to drop the dependent objects too.");
+        assert_eq!(super::relayed_hint("2BP01", cascade), None);
+        assert_eq!(
+            super::relayed_hint("23505", Some("Try another key.")).as_deref(),
+            Some("hint: Try another key.")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::catalog::TableMeta;
 use crate::db::ddl::{comment_writes, ddl_check, transaction_ddl, OwnDdl};
 use crate::db::dependents::{
-    functions_using_dropped, objects_depending, rows_referencing, Cascaded, PushedRows,
+    functions_using_dropped, objects_depending, row_type_dependents, rows_referencing, Cascaded,
+    PushedRows,
 };
 use crate::db::effects::{
     external_effects_check, guarded_settings_check, Effects, ExternalEffect,
@@ -2214,9 +2215,16 @@ impl Rollback<'_, '_> {
             &undo.own_referencing,
         )
         .await?;
-        blockers.extend(
-            objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl).await?,
+        // With it, in the same round trip: the columns of any table whose
+        // type holds rows of what is dropped (Postgres records no
+        // dependency on a dropped column there, and hints at CASCADE for a
+        // dropped table).
+        let (objects, row_types) = futures_util::join!(
+            objects_depending(self.tx, &undo.created_tables, &dropped_columns, &undo.ddl),
+            row_type_dependents(self.tx, &undo.created_tables, &dropped_columns),
         );
+        blockers.extend(objects?);
+        blockers.extend(row_types?);
         // In the push's own transaction every function predates the push,
         // and its rollback gives them back the tables as they found them:
         // only functions written since can be broken by the drop.
