@@ -4756,3 +4756,36 @@ fn replica_mode_switched_on_and_back_within_a_statement_refuses_the_push() {
     assert!(!run.all().contains("admin.log_change"), "{}", run.show());
     before.assert_same(&w.state(), "a preflight");
 }
+
+/// F7 (h5 review): an app's partitioned table whose foreign key into
+/// `workflows` (cloned onto each partition) references two pushed
+/// workflows. Before: the rollback's refusal listed the same 2 rows twice,
+/// under the parent and again under the partition's cloned constraint. Now
+/// once, under the parent; nothing changed.
+#[test]
+fn rows_of_a_partitioned_app_table_referencing_pushed_rows_are_counted_once() {
+    let w = world(
+        "partitioned_referencing",
+        "CREATE TABLE public.wf_events (id bigint, at date NOT NULL DEFAULT '2026-12-01',
+           workflow_id uuid REFERENCES public.workflows ON DELETE CASCADE) PARTITION BY RANGE (at);
+         CREATE TABLE public.wf_events_2026 PARTITION OF public.wf_events
+           FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');",
+    );
+    let already = w.count("SELECT count(*) FROM public.workflows");
+    let receipt = w.push_confirmed();
+    assert!(w.count("SELECT count(*) FROM public.workflows") > already);
+    w.exec(
+        "INSERT INTO public.wf_events (id, workflow_id) \
+         SELECT 1, id FROM public.workflows WHERE definition ? 'workflow_id' ORDER BY id LIMIT 2",
+    );
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.code(1).error_has(&[
+            "2 rows of public.wf_events reference pushed rows of workflows through constraint \
+             wf_events_workflow_id_fkey (ON DELETE CASCADE)",
+        ]);
+        assert!(!run.all().contains("wf_events_2026"), "{}", run.show());
+        before.assert_same(&w.state(), "a refused rollback");
+    }
+}

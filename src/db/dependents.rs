@@ -111,7 +111,10 @@ impl KeyInto {
     }
 }
 
-/// The foreign keys into `public.table`.
+/// The foreign keys into `public.table`. A partitioned table's foreign key
+/// is cloned onto each of its partitions (`conparentid` set): the parent's
+/// alone, read through the parent, counts each row once (F7: the same rows
+/// were listed under the parent and again under the partition).
 async fn keys_into(tx: &Transaction<'_>, table: &str) -> Result<Vec<KeyInto>> {
     let rows = tx
         .query_typed(
@@ -125,6 +128,7 @@ async fn keys_into(tx: &Transaction<'_>, table: &str) -> Result<Vec<KeyInto>> {
              JOIN pg_catalog.pg_class rc ON rc.oid = con.conrelid \
              JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace \
              WHERE con.contype = 'f' AND con.confrelid = pg_catalog.to_regclass($1) \
+               AND con.conparentid = 0 \
              ORDER BY 2, 3, 1",
             &[(&format!("public.{}", quote_ident(table)), Type::TEXT)],
         )
