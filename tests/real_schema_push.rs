@@ -2597,6 +2597,70 @@ fn a_trigger_that_truncates_a_table_is_named_and_refused() {
     assert_eq!(w.count("SELECT count(*) FROM public.wf_cache"), 50);
 }
 
+/// The app's routine migration of a table the push only inserted into
+/// (h5 F9): `workflows.description` widened to varchar(1000) and a column
+/// added. The undo deletes its 227 rows by key and restores nothing there,
+/// so only the key must be as recorded; the rows still read as the push
+/// wrote them. Before, the dry run and --confirm were refused "the tables
+/// changed shape … The receipt's before-images and keys name these
+/// columns". Now the rollback goes through and the whole database is as
+/// before the push but for the app's own change. A key the app retyped
+/// still refuses, saying the undo finds the rows by it; a column it
+/// dropped still refuses, saying the rows are read whole to be compared;
+/// neither mentions before-images, which the undo has none of there.
+#[test]
+fn a_column_change_the_undo_does_not_need_does_not_block_the_rollback() {
+    let w = world("undo_needs_columns", "");
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "ALTER TABLE public.workflows ALTER COLUMN description TYPE varchar(1000);
+         ALTER TABLE public.workflows ADD COLUMN app_note text;",
+    );
+    w.rollback(&receipt, &[]).ok();
+    w.rollback(&receipt, &["--confirm"])
+        .ok()
+        .stdout_has("deleted rows [227 of workflows]");
+    // Taking the app's change back leaves the database as before the push.
+    w.exec(
+        "ALTER TABLE public.workflows ALTER COLUMN description TYPE text;
+         ALTER TABLE public.workflows DROP COLUMN app_note;",
+    );
+    before.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "push, app migration, rollback",
+    );
+
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE DOMAIN public.workflow_id AS uuid;
+         ALTER TABLE public.workflows ALTER COLUMN id TYPE public.workflow_id;",
+    );
+    let retyped = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        let run = w.rollback(&receipt, confirm);
+        run.refused(&[
+            "the tables changed shape since the push — workflows.id is now workflow_id (the push \
+             recorded uuid), and the undo finds the push's rows there by this key. Put the \
+             columns back as they were at the push",
+        ]);
+        assert!(!run.all().contains("before-images"), "{}", run.show());
+        retyped.assert_same(&w.state(), "a refused rollback");
+    }
+    w.exec(
+        "ALTER TABLE public.workflows ALTER COLUMN id TYPE uuid;
+         ALTER TABLE public.workflows DROP COLUMN organization_id;",
+    );
+    let dropped = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        "workflows has lost column organization_id, and the rollback reads the rows the push \
+         wrote there whole, to prove them unchanged since the push",
+    ]);
+    assert!(!run.all().contains("before-images"), "{}", run.show());
+    dropped.assert_same(&w.state(), "a refused rollback");
+}
+
 /// Rollback restores only the columns the push wrote: the app's later
 /// writes to other columns of the same rows survive it, and only a write
 /// to a column the push wrote refuses it, named by table, key and column.

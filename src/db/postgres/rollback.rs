@@ -854,6 +854,34 @@ fn not_counted_there(n: usize) -> String {
     }
 }
 
+/// What the undo does with `column` of `t` by name, when it needs the
+/// column as the receipt recorded it (its type too): the key it finds the
+/// push's rows by, the rows the push deleted that it inserts again whole,
+/// the values the push overwrote that it writes back (before-images).
+/// None: it only reads the column with the rows it compares. `added`: the
+/// columns the push added there (dropped, not restored).
+fn column_use(t: &UndoTable, added: &[&str], column: &str) -> Option<&'static str> {
+    if t.key.iter().any(|k| k == column) {
+        Some("the undo finds the push's rows there by this key")
+    } else if !t.deleted_rows.is_empty() {
+        Some(
+            "the undo inserts the rows the push deleted there again whole, from the receipt's \
+             before-images",
+        )
+    } else if !added.contains(&column)
+        && t.updates
+            .iter()
+            .any(|u| u.changes.iter().any(|c| c.column == column))
+    {
+        Some(
+            "the undo writes back the values the push overwrote in this column, from the \
+             receipt's before-images",
+        )
+    } else {
+        None
+    }
+}
+
 /// What went with a table gone since: the rows the push wrote there.
 fn with_its_rows(n: usize) -> String {
     match n {
@@ -1471,20 +1499,39 @@ impl Rollback<'_, '_> {
                 continue;
             }
             for c in &t.columns {
+                let used = column_use(t, &declared, &c.name);
                 match now
                     .iter()
                     .find(|(table, column, _)| table == &t.table && column == &c.name)
                 {
-                    None => changed.push(format!("{} has lost column {}", t.table, c.name)),
+                    // Every read of the rows names every recorded column.
+                    None => changed.push(format!(
+                        "{} has lost column {}, and {}",
+                        t.table,
+                        c.name,
+                        used.unwrap_or(if t.created {
+                            "the rollback reads the rows of the table the push created whole, to \
+                             prove them unchanged before it drops the table"
+                        } else {
+                            "the rollback reads the rows the push wrote there whole, to prove \
+                             them unchanged since the push"
+                        })
+                    )),
+                    // A column the undo neither finds rows by nor writes
+                    // may change type: the rows are compared as text with
+                    // the receipt's (a change of their text is a change of
+                    // the rows, refused as such).
                     Some((_, _, pg_type))
                         if !t.created
                             && !declared.contains(&c.name.as_str())
                             && pg_type != &c.pg_type =>
                     {
-                        changed.push(format!(
-                            "{}.{} is now {pg_type} (the push recorded {})",
-                            t.table, c.name, c.pg_type
-                        ))
+                        if let Some(used) = used {
+                            changed.push(format!(
+                                "{}.{} is now {pg_type} (the push recorded {}), and {used}",
+                                t.table, c.name, c.pg_type
+                            ))
+                        }
                     }
                     Some(_) => {}
                 }
@@ -1508,10 +1555,8 @@ impl Rollback<'_, '_> {
         check.rows = changed.clone();
         Err(self.refuse(
             format!(
-                "the tables changed shape since the push — {}. The receipt's before-images and \
-                 keys name these columns, so they cannot be restored as they were; put the columns \
-                 back as they were at the push (or undo the app's schema change) and roll back \
-                 again; {}",
+                "the tables changed shape since the push — {}. Put the columns back as they \
+                 were at the push (or undo the app's schema change) and roll back again; {}",
                 changed.join("; "),
                 self.nothing
             ),
