@@ -2318,14 +2318,17 @@ fn rollback_refuses_while_app_objects_lean_on_a_column_or_table_it_drops() {
 /// column does not bring them back). Now it refuses, naming table, column
 /// and count, for the row type and an array of it alike, and changes
 /// nothing; values whose copy of the column is NULL lose nothing and do
-/// not block.
+/// not block (the three snapshots taken before the push, which the push's
+/// rehearsed undo sees, do not refuse it).
 #[test]
 fn rollback_refuses_while_app_columns_of_the_row_type_hold_the_column_it_drops() {
     let w = world(
         "row_type_snapshots",
         "CREATE SCHEMA app;
          CREATE TABLE app.jtbd_snapshots (id bigserial PRIMARY KEY,
-           snap public.jtbd_library, history public.jtbd_library[]);",
+           snap public.jtbd_library, history public.jtbd_library[]);
+         INSERT INTO app.jtbd_snapshots (snap)
+           SELECT j FROM public.jtbd_library j ORDER BY id LIMIT 3;",
     );
     let before_push = w.state();
     let receipt = w.push_confirmed();
@@ -2369,7 +2372,33 @@ fn rollback_refuses_while_app_columns_of_the_row_type_hold_the_column_it_drops()
             &w.state().without_schema("sandbox").without_schema("app"),
             "push then rollback",
         );
-    assert_eq!(w.count("SELECT count(snap) FROM app.jtbd_snapshots"), 6);
+    assert_eq!(w.count("SELECT count(snap) FROM app.jtbd_snapshots"), 9);
+}
+
+/// The push's rehearsed undo runs the same check (h5 F10): an allowed
+/// audit trigger storing each updated `jtbd_library` row whole (`NEW`, of
+/// the table's row type) writes copies of the column the push fills, which
+/// its rollback's DROP COLUMN would silently strip. The push is refused
+/// before COMMIT, naming the audit table and column, and writes nothing.
+#[test]
+fn a_push_whose_audit_trigger_stores_the_row_type_is_refused_before_commit() {
+    let w = world(
+        "row_type_audit",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.jtbd_audit (id bigserial PRIMARY KEY, new public.jtbd_library);
+         CREATE FUNCTION app.audit_jtbd() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO app.jtbd_audit (new) VALUES (NEW); RETURN NULL; END $$;
+         CREATE TRIGGER jtbd_audit AFTER UPDATE ON public.jtbd_library
+           FOR EACH ROW EXECUTE FUNCTION app.audit_jtbd();",
+    );
+    let before = w.state();
+    w.push(&["--confirm", "--allow-writes", "app.jtbd_audit"])
+        .refused(&[
+            "its rollback, rehearsed in the push's transaction before COMMIT, would be refused",
+            "of app.jtbd_audit hold a value of jtbd_library.strategic_priority_id inside column \
+             new (type jtbd_library, the row type of table jtbd_library)",
+        ]);
+    before.assert_same(&w.state(), "a refused push");
 }
 
 /// An app column of a created table's row type, an array of it, a
