@@ -672,3 +672,72 @@ fn a_table_renamed_while_an_applied_push_reads_its_rows_is_named_as_drift() {
     assert!(!run.all().contains("does not exist"), "{}", run.show());
     renamed.assert_same(&w.state(), "an applied push after a rename during its read");
 }
+
+/// F2 (h5 review): an app's own DROP TABLE, committed in its session while
+/// the push's (the rollback's) transaction is open — an ETL job dropping
+/// its scratch table — was taken for this transaction's DDL once its own
+/// drops (the rehearsed undo's, the rollback's) had deleted catalog rows:
+/// "table public.etl_scratch (dropped) — created, changed or dropped in this
+/// transaction by a trigger, rule or event trigger …", and the push advised
+/// `--allow-irreversible`. A drop this transaction made holds the object's
+/// lock until COMMIT; one whose lock it does not hold is another session's.
+/// Made deterministic: an app statement trigger on the undo's DELETE of
+/// workflows waits for an advisory lock the test holds, and the scratch
+/// table is dropped meanwhile. Now the push applies and the rollback
+/// restores the database (but for the dropped scratch table). A drop run
+/// in the transaction by a trigger is still named (real_schema_ddl).
+#[test]
+fn a_table_another_session_drops_while_the_push_or_rollback_runs_is_not_theirs() {
+    let w = World::loaded("edge_drop_elsewhere", "plan").rehearsed();
+    w.exec(
+        "CREATE FUNCTION public.etl_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_advisory_xact_lock(7, 7); RETURN NULL; END $$;
+         CREATE TRIGGER etl_wait AFTER DELETE ON public.workflows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.etl_wait();",
+    );
+    let before = w.state();
+    let scratch = |n: u32| {
+        w.exec(&format!(
+            "CREATE TABLE public.etl_scratch_{n} (id int PRIMARY KEY, note text)"
+        ));
+    };
+    // While `command`'s delete of the pushed workflows waits in the app's
+    // trigger, another session drops etl_scratch_{n}; then the trigger
+    // goes on.
+    let dropped_meanwhile = |n: u32, command: common::Proc| {
+        let mut app = common::postgres_admin(&format!("{}?application_name=app", w.url()));
+        app.batch_execute("SELECT pg_advisory_lock(7, 7)").unwrap();
+        let mut watcher = w.db.client();
+        let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                       WHERE a.application_name = 'sandbox' AND a.datname = current_database() \
+                         AND NOT l.granted AND l.locktype = 'advisory'";
+        let mut seen = false;
+        for _ in 0..3000 {
+            if common::count(&mut watcher, waiting) > 0 {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(seen, "sandbox was never seen waiting in the app's trigger");
+        w.exec(&format!("DROP TABLE public.etl_scratch_{n}"));
+        app.batch_execute("SELECT pg_advisory_unlock(7, 7)")
+            .unwrap();
+        let run = command.finish();
+        assert!(
+            !run.all().contains("etl_scratch") && !run.all().contains("--allow-irreversible"),
+            "{}",
+            run.show()
+        );
+        run
+    };
+    scratch(1);
+    let run = dropped_meanwhile(1, w.push_spawned("60000"));
+    run.ok();
+    let receipt = run.receipt();
+    scratch(2);
+    dropped_meanwhile(2, w.rollback_spawned(&receipt, "60000")).ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}

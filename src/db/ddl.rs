@@ -354,7 +354,8 @@ fn class_detail() -> String {
 /// transaction had deleted at [`record_start_sql`] (from its statistics):
 /// an object gone since counts as this transaction's only if it deleted
 /// rows of that catalog since. Under READ COMMITTED an object another
-/// session dropped and committed meanwhile is gone too, but not ours.
+/// session dropped and committed meanwhile is gone too, but not ours: it
+/// also takes the drop's lock, held by this backend ([`gone_sql`]).
 const DELETES_AT_START: &str = "sandbox.catalog_deletes_at_start";
 
 /// Transaction-local setting holding, for each catalog of [`COUNTED`], the
@@ -667,7 +668,16 @@ fn recorded_objects() -> Vec<(&'static str, String)> {
 }
 
 /// The part of [`changed_sql`] naming the objects recorded at the start
-/// that are gone, in a catalog this transaction deleted rows of since.
+/// that are gone, in a catalog this transaction deleted rows of since, and
+/// whose lock this backend holds. A DROP locks what it deletes until the
+/// transaction ends (a relation ACCESS EXCLUSIVE, `locktype` `relation`;
+/// any other object, `locktype` `object` by catalog and oid): an object
+/// gone whose lock this transaction does not hold was dropped by another
+/// session, which committed while this one ran (F2: an app's ETL job
+/// dropping its scratch table during a rollback was named as the
+/// rollback's DDL, and the push was told to pass --allow-irreversible). It
+/// is no DDL of this transaction, and not named. Conversely no other
+/// session can drop what this one holds any lock on.
 fn gone_sql() -> String {
     let exists = recorded_objects()
         .iter()
@@ -686,9 +696,17 @@ fn gone_sql() -> String {
                 CASE WHEN g.value ->> 0 = 'pg_trigger' \
                      THEN pg_catalog.jsonb_build_array(g.value, NULL::jsonb)::text END \
          FROM me, pg_catalog.jsonb_each(coalesce(nullif(pg_catalog.current_setting('{OBJECTS_AT_START}', true), ''), \
-                                                 '{{}}')::jsonb) g \
+                                                 '{{}}')::jsonb) g, \
+              (SELECT coalesce(pg_catalog.array_agg(coalesce(lc.relname::text, 'pg_class') || ':' \
+                                                    || coalesce(l.objid, l.relation)::text), '{{}}') AS keys \
+               FROM pg_catalog.pg_locks l \
+               LEFT JOIN pg_catalog.pg_class lc ON l.locktype = 'object' AND lc.oid = l.classid \
+               WHERE l.pid = pg_catalog.pg_backend_pid() AND l.granted \
+                 AND (l.locktype = 'relation' \
+                      OR (l.locktype = 'object' \
+                          AND lc.relnamespace = 'pg_catalog'::pg_catalog.regnamespace))) held \
          WHERE NOT (CASE g.value ->> 0 {exists} ELSE true END) \
-           AND {deleted} > 0",
+           AND {deleted} > 0 AND g.key = ANY(held.keys)",
         deleted = deleted_since("g.value ->> 0"),
     )
 }
