@@ -1445,11 +1445,13 @@ impl Rollback<'_, '_> {
         Ok(exclusive)
     }
 
-    /// The tables the push wrote still have the columns, with the types,
-    /// its receipt recorded: the undo reads and writes them by name, so a
-    /// column the app dropped, renamed or retyped since would otherwise
-    /// surface as a raw error halfway. Columns the app added are no
-    /// concern (the undo names its columns).
+    /// The tables the push wrote still have the columns its receipt
+    /// recorded: the undo reads and writes them by name, so a column the
+    /// app dropped or renamed since would otherwise surface as a raw error
+    /// halfway. A column's type matters only where the undo needs it as
+    /// recorded ([`column_use`]: keys, rows it inserts again, values it
+    /// writes back); elsewhere the rows are compared as text. Columns the
+    /// app added are no concern (the undo names its columns).
     async fn columns_as_pushed(&self) -> Result<(Check, Vec<(String, String)>)> {
         let tables: Vec<&str> = self.undo.tables.iter().map(|t| t.table.as_str()).collect();
         let rows = self
