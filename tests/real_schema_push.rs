@@ -541,6 +541,20 @@ fn a_history_trigger_fires_and_its_rows_are_refused_unless_allowed() {
     run.ok()
         .stdout_has("jtbd_keep_history")
         .stdout_has("public.jtbd_history: 105 rows");
+    // The trigger list, piped (h10): each trigger's name, events and what
+    // the push does with it stay whole on one line; only the why is cut.
+    for (name, action) in [
+        ("jtbd_library_set_updated_at", "held off"),
+        ("jtbd_keep_history", "fires"),
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l.contains(&format!(" {name} "))
+                && l.contains(action)
+                && l.contains("UPDATE")),
+            "{name} {action}: {}",
+            run.show()
+        );
+    }
     assert_eq!(w.count("SELECT count(*) FROM public.jtbd_history"), 105);
     let side: String = w.scalar("SELECT undo->'side_effects'->0->>'table' FROM sandbox.receipts");
     assert_eq!(

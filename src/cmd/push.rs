@@ -223,15 +223,18 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
                     t.table.clone(),
                     t.name.clone(),
                     format!("{} {}", t.timing, t.level),
-                    t.events.join(" OR "),
+                    t.events.join("/"),
                     t.action.as_str().to_string(),
                     t.note.clone(),
                 ]
             })
             .collect();
+        // What fires and what is held off is the point of the list: those
+        // columns are never cut on a narrow terminal or in a pipe; only the
+        // why is (it is whole in --json).
         println!(
             "{}",
-            output::table(
+            output::table_keeping(
                 &[
                     "table",
                     "trigger",
@@ -240,7 +243,8 @@ fn print_triggers_and_side_effects(report: &sandbox::ops::push::PushReport) {
                     "during the push",
                     "why"
                 ],
-                rows
+                rows,
+                &[0, 1, 2, 3, 4],
             )
         );
     }
