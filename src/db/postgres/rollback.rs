@@ -3355,3 +3355,45 @@ fn undo_spellings(undo: &Undo) -> Result<Vec<&str>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{ColumnUpdate, RowUpdate};
+
+    #[test]
+    fn the_undo_needs_keys_restored_columns_and_re_inserted_rows_as_recorded() {
+        let t = UndoTable {
+            table: "workflows".into(),
+            created: false,
+            key: vec!["id".into()],
+            key_types: vec!["uuid".into()],
+            columns: vec![],
+            inserted_keys: vec![vec![Some("1".into())]],
+            updates: vec![RowUpdate {
+                key: vec!["2".into()],
+                changes: ["name", "priority_id"]
+                    .map(|c| ColumnUpdate {
+                        column: c.into(),
+                        old: None,
+                        new: Some("x".into()),
+                        old_filled_by_postgres: false,
+                    })
+                    .into(),
+            }],
+            deleted_rows: vec![],
+        };
+        let added = ["priority_id"];
+        assert!(column_use(&t, &added, "id").is_some_and(|u| u.contains("by this key")));
+        assert!(column_use(&t, &added, "name").is_some_and(|u| u.contains("writes back")));
+        // Inserted rows are deleted by key; an added column is dropped.
+        assert_eq!(column_use(&t, &added, "description"), None);
+        assert_eq!(column_use(&t, &added, "priority_id"), None);
+        let t = UndoTable {
+            deleted_rows: vec![vec![Some("3".into())]],
+            ..t
+        };
+        assert!(column_use(&t, &added, "description")
+            .is_some_and(|u| u.contains("inserts the rows the push deleted there again whole")));
+    }
+}
