@@ -297,6 +297,52 @@ fn a_held_off_stamp_the_app_renamed_since_the_push_refuses_with_the_rename_back(
     w.rollback_restores(&receipt, &before, "renamed back, rolled back");
 }
 
+/// A second stamp the app added since the push (the held-off one kept):
+/// it fires for the restore and would move updated_at of the 13 restored
+/// rows, a column the undo does not write. The whole rows are read back
+/// against what they held: the rollback refuses (exit 1, nothing changed),
+/// naming the table, a row, the column, both values and the triggers that
+/// fire for UPDATE there (t2 fires, the receipt's stamp is held off); after
+/// DROP TRIGGER t2 it restores the database whole. Before: exit 0,
+/// "restored", updated_at of those rows the rollback's time.
+#[test]
+fn a_stamp_the_app_added_since_the_push_refuses_the_restore_by_name() {
+    let w = example_world("example_stamp_added");
+    w.pull(&[]).ok();
+    w.rehearse(&[]).ok();
+    let before = w.state();
+    let receipt = w.push_confirmed();
+    w.exec(
+        "CREATE TRIGGER t2 BEFORE UPDATE ON dh_tool FOR EACH ROW \
+         EXECUTE FUNCTION fixture_set_updated_at()",
+    );
+    let added = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        "dh_tool rows written back as the receipt recorded them",
+        "dh_tool.updated_at in 13 rows",
+        "before the undo, which does not write it",
+        "triggers that fire for UPDATE on dh_tool:",
+        "t2 (BEFORE ROW, fires)",
+        "dh_tool_set_updated_at (BEFORE ROW, held off)",
+        "likely cause: t2 fired for the restore",
+        "drop or disable t2 on dh_tool and roll back again",
+        "nothing was changed",
+    ]);
+    added.assert_same(&w.state(), "a refused rollback changes nothing");
+    // With --strict the tables are judged whole before the undo, not read
+    // by row: the restored rows' before-push fingerprints name them.
+    w.rollback(&receipt, &["--confirm", "--strict"]).refused(&[
+        "13 rows of dh_tool differ from their images before the push",
+        "differs from its image before the push (the receipt holds a fingerprint of that row",
+        "likely cause: t2 fired for the restore",
+        "nothing was changed",
+    ]);
+    added.assert_same(&w.state(), "a refused rollback changes nothing");
+    w.exec("DROP TRIGGER t2 ON dh_tool");
+    w.rollback_restores(&receipt, &before, "t2 dropped, rolled back");
+}
+
 /// The held-off stamp's function grew beyond a stamp since the push (it
 /// writes a history row too): rollback refuses, saying the hold-off is the
 /// receipt's (recorded at the push), not a plan's, and what to do — put

@@ -55,7 +55,8 @@ use added::without_gone_columns;
 use apply::{added_columns_of, undo_changes, UndoInputs};
 use needs::rollback_needs;
 use rows::{
-    meta_of, receipt_key_positions, restored_values, rows_check, shown, AppChange, WrittenRows,
+    meta_of, receipt_key_positions, restored_values, rows_check, shown, AppChange, UnwrittenRead,
+    WrittenRows,
 };
 
 pub struct RollbackOptions {
@@ -321,7 +322,7 @@ async fn undo_after_read_back(
     r.replaced_at_the_lock_step(replaced?)?;
     let (columns, app_columns) = columns?;
     checks.push(columns);
-    let (gone, discarded) = r.unchanged_since_push(
+    let (gone, discarded, as_left) = r.unchanged_since_push(
         &mut checks,
         unchanged,
         triggers_read.as_ref().ok().map(|(t, _, _)| t.as_slice()),
@@ -445,7 +446,8 @@ async fn undo_after_read_back(
         return Ok(report);
     }
     let drop_last = r.undo(order?, &pushed, &triggers, &mut report).await?;
-    r.undone_rows_check(&triggers, &mut report.checks).await?;
+    r.undone_rows_check(&triggers, &as_left, &mut report.checks)
+        .await?;
     if opts.strict {
         r.equal_to_before_push(&mut report.checks).await?;
     }
@@ -743,7 +745,8 @@ pub async fn pushed_writes_as_left(
             found.checks.push(check);
             continue;
         }
-        let (written, mut changes, deleted, rekeyed) = r.pushed_rows_check(t, &meta, after).await?;
+        let (written, mut changes, deleted, rekeyed, _) =
+            r.pushed_rows_check(t, &meta, after).await?;
         // Not under its key any more, like a deleted row, but there.
         let moved: Vec<String> = rekeyed
             .iter()
@@ -1585,15 +1588,17 @@ impl Rollback<'_, '_> {
         checks: &mut Vec<Check>,
         read: Result<Vec<TableRead>>,
         triggers: Option<&[TriggerReport]>,
-    ) -> Result<(Vec<GoneRow>, Vec<AppChange>)> {
+    ) -> Result<(Vec<GoneRow>, Vec<AppChange>, AsLeftBeforeUndo)> {
         let mut gone = Vec::new();
         let mut discarded = Vec::new();
+        let mut as_left = AsLeftBeforeUndo::new();
         // What would let the undo discard the changes that refuse it.
         let mut flags = std::collections::BTreeSet::new();
         // Pushed rows the app re-keyed: refused before anything else.
         let mut rekeyed: Vec<Rekeyed> = Vec::new();
         for mut t in read? {
             gone.extend(t.gone);
+            as_left.insert(t.table.clone(), t.as_left.take());
             let moved = std::mem::take(&mut t.rekeyed);
             let check = match t.whole {
                 Some(check) => check,
@@ -1682,7 +1687,7 @@ impl Rollback<'_, '_> {
                 std::mem::take(checks),
             ));
         }
-        Ok((gone, discarded))
+        Ok((gone, discarded, as_left))
     }
 
     /// What [`Self::unchanged_since_push`] judges, per table of the
@@ -1736,7 +1741,8 @@ impl Rollback<'_, '_> {
                 .await?;
             return Ok(Some(TableRead::whole(&t.table, check, Vec::new())));
         }
-        let (written, changes, deleted, rekeyed) = self.pushed_rows_check(t, &meta, after).await?;
+        let (written, changes, deleted, rekeyed, as_left) =
+            self.pushed_rows_check(t, &meta, after).await?;
         let gone = deleted
             .into_iter()
             .map(|key| GoneRow {
@@ -1760,6 +1766,7 @@ impl Rollback<'_, '_> {
             changes,
             gone,
             rekeyed,
+            as_left: Some(as_left),
         }))
     }
 
@@ -1877,11 +1884,12 @@ impl Rollback<'_, '_> {
         t: &UndoTable,
         meta: &TableMeta,
         after: &TableState,
-    ) -> Result<(usize, Vec<AppChange>, Vec<String>, Vec<Rekeyed>)> {
+    ) -> Result<(usize, Vec<AppChange>, Vec<String>, Vec<Rekeyed>, RowsAsLeft)> {
         let written = WrittenRows::of(t, meta, self.undo)?;
         let key_positions = receipt_key_positions(t, meta)?;
         let mut changed = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
+        let mut as_left = RowsAsLeft::new();
         // Only the rows the push wrote cross the network, not the table.
         for_each_remote_line_keyed(
             self.tx,
@@ -1900,10 +1908,16 @@ impl Rollback<'_, '_> {
                 seen.insert(key.clone());
                 // Unchanged as a whole: nothing to look at column by column.
                 let pushed = after.row_hashes.get(&key).map(String::as_str);
-                if pushed == Some(crate::db::postgres::digest::row_fingerprint(line).as_str()) {
-                    return Ok(());
+                let unchanged =
+                    pushed == Some(crate::db::postgres::digest::row_fingerprint(line).as_str());
+                if !unchanged {
+                    changed.extend(written.changes(&t.table, &key, &values, pushed));
                 }
-                changed.extend(written.changes(&t.table, &key, &values, pushed));
+                // What the undo leaves alone in a row it restores must read
+                // the same after it (`undone_rows_check`).
+                if !written.inserted(&key) {
+                    as_left.insert(key, (values, unchanged));
+                }
                 Ok(())
             },
         )
@@ -1925,7 +1939,7 @@ impl Rollback<'_, '_> {
                 .await?
         };
         gone.retain(|g| !rekeyed.iter().any(|r| &r.old == g));
-        Ok((written.count(), changed, gone, rekeyed))
+        Ok((written.count(), changed, gone, rekeyed, as_left))
     }
 
     /// Of the rows the push wrote to `t` that are no longer under their
@@ -2572,12 +2586,17 @@ impl Rollback<'_, '_> {
     /// a BEFORE trigger that fires on the re-insert or the restore (a
     /// `created_at` stamp, a version counter, a normaliser) would otherwise
     /// leave values that are not the before-images while the rollback says
-    /// "undone". Only those rows are read back; a difference names the table,
-    /// key, column, the recorded and the found value, and the triggers that
-    /// fired.
+    /// "undone". Only those rows are read back, whole: a restored row must
+    /// also hold what it held before the undo in the columns the undo does
+    /// not write (`as_left`, read before it; a trigger the app added since
+    /// the push fires for the restore and may write them), and one that was
+    /// as the push left it must match its before-push fingerprint. A
+    /// difference names the table, key, column, the recorded and the found
+    /// value, and the triggers that fired.
     async fn undone_rows_check(
         &self,
         triggers: &[TriggerReport],
+        as_left: &AsLeftBeforeUndo,
         checks: &mut Vec<Check>,
     ) -> Result<()> {
         for t in self.undo.tables.iter().filter(|t| !t.created) {
@@ -2590,6 +2609,10 @@ impl Rollback<'_, '_> {
             let mut differing = Vec::new();
             let mut columns_differing: BTreeMap<String, usize> = BTreeMap::new();
             let mut seen = std::collections::BTreeSet::new();
+            let mut restores = UnwrittenRead::of(self.undo, t, &restored, as_left.get(&t.table))?;
+            // Columns the undo does not write that changed all the same.
+            let mut unwritten: BTreeMap<String, usize> = BTreeMap::new();
+            let mut missing = 0;
             // Only the rows written back cross the network, not the table.
             for_each_remote_line_keyed(
                 self.tx,
@@ -2606,8 +2629,10 @@ impl Rollback<'_, '_> {
                         return Ok(());
                     };
                     seen.insert(key.clone());
+                    let mut row_differs = false;
                     for (i, value) in wanted {
                         if values[*i] != *value {
+                            row_differs = true;
                             *columns_differing
                                 .entry(restored.columns[*i].name.clone())
                                 .or_insert(0) += 1;
@@ -2620,11 +2645,21 @@ impl Rollback<'_, '_> {
                             ));
                         }
                     }
+                    restores.compare(
+                        &key,
+                        &values,
+                        line,
+                        wanted,
+                        row_differs,
+                        &mut unwritten,
+                        &mut differing,
+                    );
                     Ok(())
                 },
             )
             .await?;
             for key in restored.expected.keys().filter(|k| !seen.contains(*k)) {
+                missing += 1;
                 differing.push(format!(
                     "row {key} of {} is missing after the undo",
                     t.table
@@ -2693,6 +2728,9 @@ impl Rollback<'_, '_> {
                             .join("; ")
                     ));
                 }
+                if !unwritten.is_empty() || restores.unnamed() > 0 {
+                    said.push(restores.why(&unwritten, triggers));
+                }
                 differing.splice(0..0, said);
                 let firing: Vec<String> = triggers
                     .iter()
@@ -2700,7 +2738,9 @@ impl Rollback<'_, '_> {
                     .map(|tr| format!("{} ({})", tr.name, tr.events.join("/")))
                     .collect();
                 // Only the stamp's column differs: said above, as what it is.
-                let only_stamped = stamped && columns_differing.len() == 1;
+                // Only columns the undo does not write: said above too.
+                let only_stamped = (stamped && columns_differing.len() == 1)
+                    || (columns_differing.is_empty() && missing == 0);
                 if !only_stamped && firing.is_empty() {
                     differing.push(format!(
                         "no BEFORE row trigger on {} fires for the undo: a rule or the column's \
@@ -3120,7 +3160,18 @@ struct TableRead {
     gone: Vec<GoneRow>,
     /// Rows the push wrote that are under another key now.
     rekeyed: Vec<Rekeyed>,
+    /// The rows the push updated, as read; None: judged whole (`whole`),
+    /// every row as the push left it when its check passes.
+    as_left: Option<RowsAsLeft>,
 }
+
+/// The rows the push updated (and did not insert) in one table, as the
+/// rollback read them before its undo, by key: their values (in the
+/// receipt's column order) and whether each is as the push left it.
+type RowsAsLeft = BTreeMap<String, (Vec<Option<String>>, bool)>;
+
+/// [`RowsAsLeft`] by table of the receipt (None: judged whole).
+type AsLeftBeforeUndo = BTreeMap<String, Option<RowsAsLeft>>;
 
 impl TableRead {
     fn whole(table: &str, check: Check, gone: Vec<GoneRow>) -> TableRead {
@@ -3131,6 +3182,7 @@ impl TableRead {
             changes: Vec::new(),
             gone,
             rekeyed: Vec::new(),
+            as_left: None,
         }
     }
 }

@@ -554,6 +554,227 @@ pub(super) fn rows_check(
     (c, discarded)
 }
 
+/// What a row the undo restores must hold beyond the values it writes
+/// back: the columns it does not write as they were before the undo (a
+/// trigger the app added since the push fires for the restore and may
+/// write them: a second updated_at stamp), and, for a row the push left as
+/// it was, its whole before-push image as the receipt fingerprinted it.
+/// Rows the undo inserts again are compared whole already.
+pub(super) struct UnwrittenRead<'a> {
+    table: &'a str,
+    /// The names of the columns read back.
+    names: Vec<String>,
+    /// Of each column read back, where it sits in the rows as read before
+    /// the undo (the receipt's columns); None for a generated column, which
+    /// the restore recomputes from what it writes.
+    then_at: Vec<Option<usize>>,
+    /// The rows the push updated (and did not delete).
+    updated: std::collections::BTreeSet<String>,
+    /// The rows read before the undo (`Some(None)`: the table was judged
+    /// whole, every row as the push left it).
+    as_left: Option<&'a Option<super::RowsAsLeft>>,
+    /// Before-push fingerprints by key, when the receipt's before-image
+    /// has the columns read back, in their order.
+    before: Option<&'a crate::db::postgres::digest::RowHashes>,
+    /// Rows that differ from their fingerprint in no column named.
+    unnamed: usize,
+}
+
+impl<'a> UnwrittenRead<'a> {
+    pub(super) fn of(
+        undo: &'a Undo,
+        t: &'a UndoTable,
+        restored: &RestoredValues,
+        as_left: Option<&'a Option<super::RowsAsLeft>>,
+    ) -> Result<Self> {
+        let names: Vec<String> = restored.columns.iter().map(|c| c.name.clone()).collect();
+        let then_at = restored
+            .columns
+            .iter()
+            .map(|c| {
+                if c.generated.is_some() {
+                    return None;
+                }
+                t.columns.iter().position(|x| x.name == c.name)
+            })
+            .collect();
+        let key_at = receipt_key_positions(t, &meta_of(&t.table, t.columns.clone(), &t.key))?;
+        let deleted: std::collections::BTreeSet<String> = t
+            .deleted_rows
+            .iter()
+            .map(|row| {
+                crate::types::row_key(
+                    key_at
+                        .iter()
+                        .map(|i| row.get(*i).and_then(|v| v.as_deref())),
+                )
+            })
+            .collect();
+        let updated = t
+            .updates
+            .iter()
+            .map(|u| crate::types::row_key(u.key.iter().map(|v| Some(v.as_str()))))
+            .filter(|k| !deleted.contains(k))
+            .collect();
+        let before = undo
+            .before
+            .get(&t.table)
+            .filter(|b| !b.row_hashes.is_empty() && b.columns.iter().map(|c| &c.name).eq(&names))
+            .map(|b| &b.row_hashes);
+        Ok(UnwrittenRead {
+            table: &t.table,
+            names,
+            then_at,
+            updated,
+            as_left,
+            before,
+            unnamed: 0,
+        })
+    }
+
+    /// Compares one row read back after the undo (`values`, its COPY
+    /// `line`) beyond the written-back values (`wanted`, already compared:
+    /// `row_differs`), counting differing columns in `unwritten` and
+    /// saying each difference in `differing`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn compare(
+        &mut self,
+        key: &str,
+        values: &[Option<String>],
+        line: &[u8],
+        wanted: &[(usize, Option<String>)],
+        row_differs: bool,
+        unwritten: &mut BTreeMap<String, usize>,
+        differing: &mut Vec<String>,
+    ) {
+        if !self.updated.contains(key) {
+            return;
+        }
+        let mut differs = row_differs;
+        let left = match self.as_left {
+            Some(Some(rows)) => rows.get(key),
+            _ => None,
+        };
+        if let Some((then, _)) = left {
+            for (at, then_at) in self.then_at.iter().enumerate() {
+                let Some(then_at) = then_at else { continue };
+                if wanted.iter().any(|(i, _)| *i == at) {
+                    continue;
+                }
+                let was = then.get(*then_at).cloned().flatten();
+                if values.get(at).cloned().flatten() != was {
+                    differs = true;
+                    *unwritten.entry(self.names[at].clone()).or_insert(0) += 1;
+                    differing.push(format!(
+                        "row {key}: {}.{} is {}, it held {} before the undo, which does not \
+                         write it",
+                        self.table,
+                        self.names[at],
+                        shown(values.get(at).and_then(|v| v.as_deref())),
+                        shown(was.as_deref())
+                    ));
+                }
+            }
+        }
+        // A row as the push left it is, restored, the row before the push.
+        let as_pushed = matches!(self.as_left, Some(None)) || left.is_some_and(|(_, same)| *same);
+        if differs || !as_pushed {
+            return;
+        }
+        let Some(fingerprint) = self.before.and_then(|b| b.get(key)) else {
+            return;
+        };
+        if *fingerprint != crate::db::postgres::digest::row_fingerprint(line) {
+            self.unnamed += 1;
+            differing.push(format!(
+                "row {key} of {} differs from its image before the push (the receipt holds a \
+                 fingerprint of that row, not its values: the column cannot be named)",
+                self.table
+            ));
+        }
+    }
+
+    /// Rows that differ from their before-push fingerprint in no column
+    /// named.
+    pub(super) fn unnamed(&self) -> usize {
+        self.unnamed
+    }
+
+    /// Why restored rows differ where the undo writes nothing, and the way
+    /// forward: the row triggers that fire for UPDATE on the table, held
+    /// off or not, the ones that fire as the likely cause. The rollback
+    /// holds off only what the receipt names: whether another may fire
+    /// for the restore is the user's call.
+    pub(super) fn why(
+        &self,
+        unwritten: &BTreeMap<String, usize>,
+        triggers: &[crate::db::triggers::TriggerReport],
+    ) -> String {
+        let table = self.table;
+        let mut said = Vec::new();
+        if !unwritten.is_empty() {
+            said.push(format!(
+                "columns the undo does not write that differ from before it: {}",
+                unwritten
+                    .iter()
+                    .map(|(c, n)| format!("{table}.{c} in {}", crate::words::rows(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if self.unnamed > 0 {
+            said.push(format!(
+                "{} of {table} differ from their images before the push",
+                crate::words::rows(self.unnamed)
+            ));
+        }
+        let on_update: Vec<&crate::db::triggers::TriggerReport> = triggers
+            .iter()
+            .filter(|tr| {
+                tr.table == table && tr.level == "ROW" && tr.events.iter().any(|e| e == "UPDATE")
+            })
+            .collect();
+        let fired: Vec<&str> = on_update
+            .iter()
+            .filter(|tr| tr.action == crate::db::triggers::TriggerAction::Fires)
+            .map(|tr| tr.name.as_str())
+            .collect();
+        if on_update.is_empty() {
+            said.push(format!(
+                "no row trigger on {table} fires for UPDATE: a rule or the column's type changed \
+                 the values"
+            ));
+        } else {
+            said.push(format!(
+                "triggers that fire for UPDATE on {table}: {}",
+                on_update
+                    .iter()
+                    .map(|tr| format!(
+                        "{} ({} {}, {})",
+                        tr.name,
+                        tr.timing,
+                        tr.level,
+                        tr.action.as_str()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !fired.is_empty() {
+            let names = fired.join(", ");
+            said.push(format!(
+                "likely cause: {names} fired for the restore and wrote what the undo does not \
+                 (the receipt does not hold {names} off, so the rollback lets it fire); its \
+                 writes would make the restore inexact. The rollback disables no trigger the \
+                 receipt does not name: whether {names} may fire for this restore is yours to \
+                 decide. To restore these rows exactly, drop or disable {names} on {table} and \
+                 roll back again (enable it after, if the app needs it)"
+            ));
+        }
+        said.join("; ")
+    }
+}
+
 /// A value for a person: quoted text, or NULL.
 pub(super) fn shown(v: Option<&str>) -> String {
     match v {
