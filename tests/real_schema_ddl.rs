@@ -1537,6 +1537,68 @@ fn an_event_trigger_changing_the_receipts_table_refuses_push_and_rollback() {
     }
 }
 
+/// An app's event trigger that, on the push's CREATE TABLE of `tasks`,
+/// gives the new table a column, an index and a grant of the app's: DDL
+/// on a table the plan creates that the plan does not run.
+fn shaping_tasks(grantee: &str) -> String {
+    format!(
+        "CREATE SCHEMA app;
+         CREATE FUNCTION app.shape_tasks() RETURNS event_trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF pg_catalog.to_regclass('public.tasks') IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                              WHERE attrelid = pg_catalog.to_regclass('public.tasks') AND attname = 'app_note') THEN
+             EXECUTE 'ALTER TABLE public.tasks ADD COLUMN app_note int';
+             EXECUTE 'CREATE INDEX tasks_app_idx ON public.tasks (code)';
+             EXECUTE 'GRANT SELECT ON public.tasks TO {grantee}';
+           END IF;
+         END $$;
+         CREATE EVENT TRIGGER shape_tasks ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+           EXECUTE FUNCTION app.shape_tasks();"
+    )
+}
+
+/// h2/h9 (issue 10): every catalog row of a table the plan creates was
+/// taken for the push's own, so the event trigger above went unnamed
+/// (exit 0, the column, index and grant committed with the push). Now a
+/// created table's rows are the push's own only as the plan's CREATE
+/// makes them: the push is refused naming each (exit 1, the whole
+/// database as it was). Without the event trigger the push passes, names
+/// nothing of its tables, and its rollback (which drops them) restores
+/// the database.
+#[test]
+fn an_event_trigger_adding_a_column_an_index_and_a_grant_to_a_created_table_is_named() {
+    let grantee = TestRole::create("h9_grantee", "NOLOGIN");
+    let w = world("et_shapes_tasks", &shaping_tasks(&grantee.name));
+    let before = w.state();
+    for confirm in [&[][..], &["--confirm"][..]] {
+        w.push(confirm).refused(&[
+            "no DDL or large object outside the plan",
+            "table column public.tasks.app_note",
+            "index public.tasks_app_idx",
+            "table public.tasks (privileges granted or revoked)",
+            "event trigger shape_tasks",
+            "--allow-writes covers no DDL on a table the plan writes",
+        ]);
+        before.assert_same(&w.state(), "a push whose created table was altered");
+    }
+    w.exec("ALTER EVENT TRIGGER shape_tasks DISABLE");
+    let run = w.push(&["--confirm"]);
+    run.ok();
+    assert_own_not_named(&run, &["public.tasks", "public.strategic_priorities"]);
+    // The rollback's DROP TABLE does not fire it; its function names
+    // `tasks`, which the rollback asks to be let break.
+    w.exec("ALTER EVENT TRIGGER shape_tasks ENABLE");
+    w.rollback(
+        &run.receipt(),
+        &["--confirm", "--break-function", "app.shape_tasks()"],
+    )
+    .ok();
+    before
+        .without_schema("sandbox")
+        .assert_same(&w.state().without_schema("sandbox"), "push then rollback");
+}
+
 /// An app audit table with 1000 rows of its own, filled on each insert
 /// into `workflows` (which the plan writes) — the side effect a user
 /// allows with `--allow-writes app.audit` — and an event trigger running

@@ -8,9 +8,10 @@
 //! transaction ids as `xmin` (the top-level one or a subtransaction's, for
 //! a savepoint or a PL/pgSQL block with EXCEPTION). So before COMMIT push
 //! and rollback read the catalog rows whose `xmin` is theirs, take away
-//! what their own DDL made (the plan's tables, columns, keys and their
-//! internal triggers, the triggers held off and on again, the sequences
-//! moved, the tool's `sandbox` schema), and refuse the rest by name.
+//! what their own DDL made (the plan's tables as their CREATE makes them,
+//! its columns, keys and their internal triggers, the triggers held off
+//! and on again, the sequences moved, the tool's `sandbox` schema as a
+//! first push makes it), and refuse the rest by name.
 //!
 //! A dropped object leaves no row behind, so the objects of every schema
 //! (relations, constraints, triggers, functions, rules, policies, types,
@@ -164,8 +165,9 @@ const TABLE_SETTINGS: &[(&str, &str)] = &[
 ];
 
 /// The changes of [`TABLE_SETTINGS`] in table row `c` since
-/// [`TABLES_AT_START`], joined by `, `, or NULL (none, or a table made
-/// since).
+/// [`TABLES_AT_START`], joined by `, `, or NULL (none); for a table made
+/// since, how they differ from what its CREATE gives it (see
+/// [`table_settings_as_made`]).
 fn table_settings_changed() -> String {
     let at = format!(
         "(coalesce(nullif(pg_catalog.current_setting('{TABLES_AT_START}', true), ''), '{{}}')::jsonb \
@@ -179,7 +181,59 @@ fn table_settings_changed() -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!("(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') END)")
+    format!(
+        "(CASE WHEN {at} IS NOT NULL THEN nullif(concat_ws(', ', {each}), '') \
+               WHEN c.relkind IN ('r', 'p') THEN {} END)",
+        table_settings_as_made()
+    )
+}
+
+/// For table row `c` made since [`record_start_sql`]: how its settings
+/// differ from what a CREATE TABLE by this role gives a table, joined by
+/// `, `, or NULL. Such a table has no start to differ from, and every row
+/// of one the push creates was written by the push: an event trigger's
+/// `GRANT` on `public.tasks`, `ALTER TABLE … OWNER TO` or `FORCE ROW LEVEL
+/// SECURITY` there rewrote a row the push wrote anyway, and passed as its
+/// own. What a CREATE gives: the privileges the owner's default privileges
+/// give (`pg_default_acl`, the database-wide entry or the built-in
+/// default, plus the schema's), this role as owner, the default replica
+/// identity, no storage parameters, a logged table. Row-level security
+/// enabled is the push's own (it enables it on every table it creates).
+fn table_settings_as_made() -> String {
+    let default_acl = |namespace: &str| {
+        format!(
+            "(SELECT da.defaclacl FROM pg_catalog.pg_default_acl da \
+              WHERE da.defaclrole = c.relowner AND da.defaclnamespace = {namespace} \
+                AND da.defaclobjtype = 'r')"
+        )
+    };
+    // The items of an ACL (an empty one has none: `aclexplode` refuses
+    // it, as after REVOKE ALL).
+    let items = |acl: &str| {
+        format!(
+            "SELECT * FROM pg_catalog.aclexplode(CASE WHEN pg_catalog.cardinality({acl}) > 0 \
+                                                  THEN {acl} END)"
+        )
+    };
+    let built_in = "pg_catalog.acldefault('r', c.relowner)";
+    let now = format!("({})", items(&format!("coalesce(c.relacl, {built_in})")));
+    let given = format!(
+        "({} UNION {})",
+        items(&format!("coalesce({}, {built_in})", default_acl("0"))),
+        items(&default_acl("c.relnamespace"))
+    );
+    format!(
+        "nullif(concat_ws(', ', \
+           CASE WHEN c.relforcerowsecurity THEN 'row-level security forced' END, \
+           CASE WHEN EXISTS ({now} EXCEPT {given}) OR EXISTS ({given} EXCEPT {now}) \
+                THEN 'privileges granted or revoked' END, \
+           CASE WHEN c.relowner IS DISTINCT FROM \
+                     (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) \
+                THEN 'owner changed' END, \
+           CASE WHEN c.relreplident <> 'd' THEN 'replica identity changed' END, \
+           CASE WHEN c.reloptions IS NOT NULL THEN 'storage parameters changed' END, \
+           CASE WHEN c.relpersistence <> 'p' THEN 'made logged or unlogged' END), '')"
+    )
 }
 
 /// Transaction-local setting holding this database's `pg_database` row at
@@ -347,6 +401,26 @@ fn class_detail() -> String {
         "CASE WHEN c.relkind IN ('i', 'I') THEN CASE WHEN {} THEN 'created' END ELSE {} END",
         new_index("c.oid"),
         table_settings_changed()
+    )
+}
+
+/// For index `oid` (an SQL expression): the table and the columns of the
+/// PRIMARY KEY or UNIQUE constraint of its own table it is the index of,
+/// or NULL and none (an index made by `CREATE INDEX`, a TOAST table's).
+/// A created table's indexes are its own only as its keys' (see
+/// [`TableAsMade`]).
+fn key_of_index(oid: &str) -> (String, String) {
+    let key = format!(
+        "FROM pg_catalog.pg_constraint kc \
+         WHERE kc.conindid = {oid} AND kc.contype IN ('p', 'u') \
+           AND kc.conrelid = (SELECT ki.indrelid FROM pg_catalog.pg_index ki WHERE ki.indexrelid = {oid})"
+    );
+    (
+        rel_name(&format!("(SELECT kc.conrelid {key} LIMIT 1)")),
+        format!(
+            "coalesce((SELECT {} {key} LIMIT 1), '{{}}')",
+            column_names("kc.conrelid", "kc.conkey")
+        ),
     )
 }
 
@@ -904,6 +978,9 @@ fn changed_sql() -> String {
         ))
     };
     let class_owner = owner("c");
+    // An index's key (see [`key_of_index`]): NULL for other relations.
+    let class_key = key_of_index("c.oid");
+    let index_key = key_of_index("i.indexrelid");
     let parts = [
         // Relations: tables, indexes, sequences, views, TOAST tables.
         // A table's settings the push never changes, changed all the same,
@@ -918,6 +995,8 @@ fn changed_sql() -> String {
                 class_detail()
             ),
             detail: class_detail(),
+            constraint_table: class_key.0.clone(),
+            constraint_columns: class_key.1.clone(),
             ..Part::new("pg_class", "c").of(&class_owner)
         },
         // Sequences' parameters (ALTER SEQUENCE … INCREMENT BY).
@@ -957,8 +1036,10 @@ fn changed_sql() -> String {
             "(SELECT a.attname::text FROM pg_catalog.pg_attribute a \
               WHERE a.attrelid = d.adrelid AND a.attnum = d.adnum)",
         ),
+        // Its type (`p`, `u`, `f`, `c`, `n`…) as its kind.
         Part {
             namespace: Some("k.connamespace"),
+            relkind: "k.contype::text".into(),
             constraint_table: rel_name("k.conrelid"),
             constraint_columns: column_names("k.conrelid", "k.conkey"),
             ..Part::new("pg_constraint", "k")
@@ -975,6 +1056,8 @@ fn changed_sql() -> String {
                 new_index("i.indexrelid")
             ),
             detail: format!("CASE WHEN {} THEN 'created' END", new_index("i.indexrelid")),
+            constraint_table: index_key.0,
+            constraint_columns: index_key.1,
             ..Part::new("pg_index", "i").of(&untoasted("i.indrelid"))
         },
         Part {
@@ -1265,7 +1348,8 @@ pub struct CatalogChange {
     pub object: String,
     /// `schema.table` it belongs to, if any.
     pub table: Option<String>,
-    /// For a relation's own row, its kind (`r`, `i`, `S`, `t`…).
+    /// For a relation's own row, its kind (`r`, `i`, `S`, `t`…); for a
+    /// constraint, its type (`p`, `u`, `f`, `c`, `n`…).
     pub relkind: Option<String>,
     /// For a relation's own row, `schema.name`; for a schema, its name.
     pub name: Option<String>,
@@ -1274,9 +1358,12 @@ pub struct CatalogChange {
     /// A trigger Postgres made for a foreign key.
     pub internal: bool,
     /// The table of the constraint a trigger serves, or a constraint's own;
-    /// for a trigger cloned onto a partition, the parent trigger's table.
+    /// for a trigger cloned onto a partition, the parent trigger's table;
+    /// for an index made or written here, the table of the PRIMARY KEY or
+    /// UNIQUE constraint it is the index of (none: a plain index); for one
+    /// dropped, its table.
     pub constraint_table: Option<String>,
-    /// That constraint's columns.
+    /// That constraint's columns (a dropped index's: its columns).
     pub constraint_columns: Vec<String>,
     /// A column dropped in this transaction.
     pub dropped: bool,
@@ -1471,12 +1558,138 @@ pub async fn transaction_ddl(tx: &Transaction<'_>) -> Result<Vec<CatalogChange>>
     })
 }
 
+/// A table as its CREATE TABLE makes it (the plan's, the receipts'): the
+/// catalog rows of a table made in this transaction are all written by
+/// it, so which of them its CREATE made is told by what they are, not by
+/// who wrote them. Constraints are matched by type and columns, not by the
+/// names Postgres derives (`tasks_pkey1` when `tasks_pkey` is taken).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableAsMade {
+    /// `schema.table`.
+    pub table: String,
+    pub columns: Vec<String>,
+    /// The columns it gives a default (a serial column's `nextval`).
+    pub defaults: Vec<String>,
+    /// Whether a column has a sequence of its own (serial, identity).
+    pub sequenced: bool,
+    /// Its constraints as (`pg_constraint.contype`, columns): `p` its
+    /// primary key, `u` each UNIQUE, `f` each foreign key, `c` a CHECK,
+    /// `n` a NOT NULL column (Postgres 18 on; key columns included).
+    pub constraints: Vec<(String, Vec<String>)>,
+}
+
+impl TableAsMade {
+    /// Table `t` as `diff::postgres_ddl` creates it from target.json: its
+    /// columns, key, UNIQUE and foreign keys, a serial column's sequence
+    /// and default.
+    pub fn planned(t: &crate::plan::TargetTable) -> TableAsMade {
+        use crate::plan::names::{numbered, serial};
+        let mut constraints = vec![("p".to_string(), t.primary_key.clone())];
+        constraints.extend(t.unique.iter().map(|u| ("u".to_string(), u.clone())));
+        constraints.extend(
+            t.foreign_keys
+                .iter()
+                .map(|f| ("f".to_string(), f.columns.clone())),
+        );
+        constraints.extend(
+            t.columns
+                .iter()
+                .filter(|c| c.not_null || t.primary_key.contains(&c.name))
+                .map(|c| ("n".to_string(), vec![c.name.clone()])),
+        );
+        TableAsMade {
+            table: qualify(&t.name),
+            columns: t.columns.iter().map(|c| c.name.clone()).collect(),
+            defaults: t
+                .columns
+                .iter()
+                .filter(|c| serial(&c.pg_type))
+                .map(|c| c.name.clone())
+                .collect(),
+            sequenced: t.columns.iter().any(|c| numbered(&c.pg_type)),
+            constraints,
+        }
+    }
+
+    /// Whether it declares a constraint of type `kind` on exactly
+    /// `columns` (in any order: Postgres lists a key's columns by number).
+    fn declares(&self, kind: &str, columns: &[String]) -> bool {
+        let sorted = |c: &[String]| {
+            let mut c = c.to_vec();
+            c.sort();
+            c
+        };
+        let wanted = sorted(columns);
+        !wanted.is_empty()
+            && self
+                .constraints
+                .iter()
+                .any(|(k, c)| k == kind && sorted(c) == wanted)
+    }
+
+    /// Whether `c`, a row of this table written here, is one its CREATE
+    /// writes: the table's row with the settings a CREATE gives (see
+    /// `table_settings_as_made`), its columns, defaults, constraints, its
+    /// keys' indexes, sequences, row and array types, TOAST table and
+    /// index, and its owner and default privileges (`pg_shdepend`).
+    /// Another column, index, constraint, a trigger, rule, policy, comment,
+    /// a grant on a column or a changed setting is not (before, every row
+    /// of a table the push created passed: an event trigger adding a
+    /// column or an index to `public.tasks` during the push went unnamed).
+    fn made(&self, c: &CatalogChange) -> bool {
+        if c.gone || c.dropped || c.table.as_deref() != Some(self.table.as_str()) {
+            return false;
+        }
+        let toast = |name: Option<&str>| name.is_some_and(|n| n.starts_with("pg_toast."));
+        let key_index = || {
+            c.constraint_table.as_deref() == Some(self.table.as_str())
+                && (self.declares("p", &c.constraint_columns)
+                    || self.declares("u", &c.constraint_columns))
+        };
+        let listed = |list: &[String]| c.detail.as_ref().is_some_and(|d| list.contains(d));
+        match c.catalog.as_str() {
+            "pg_class" => match c.relkind.as_deref() {
+                // Made here, so with no start settings: a detail says how
+                // it differs from what a CREATE gives.
+                Some("r" | "p") => {
+                    c.name.as_deref() == Some(self.table.as_str()) && c.detail.is_none()
+                }
+                Some("i") => toast(c.name.as_deref()) || key_index(),
+                Some("t") => toast(c.name.as_deref()),
+                Some("S") => self.sequenced,
+                _ => false,
+            },
+            "pg_sequence" => self.sequenced,
+            "pg_index" => c.object.starts_with("index pg_toast.") || key_index(),
+            "pg_type" => true,
+            "pg_attribute" => listed(&self.columns),
+            "pg_attrdef" => listed(&self.defaults),
+            "pg_constraint" => {
+                self.declares(c.relkind.as_deref().unwrap_or(""), &c.constraint_columns)
+            }
+            // The owner of the table and its sequences, and the grants
+            // default privileges give them (the table row says whether its
+            // privileges are those); a column's privileges are granted.
+            "pg_shdepend" => {
+                c.object.starts_with("owner of ")
+                    || (c.object.starts_with("privileges on ")
+                        && !c.object.starts_with("privileges on table column "))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The DDL push or rollback runs itself: what its catalog rows may be.
 #[derive(Debug, Clone, Default)]
 pub struct OwnDdl {
-    /// Tables it creates (`schema.table`), with their keys, indexes, row
-    /// types and TOAST tables.
+    /// Tables it creates (`schema.table`), or a rollback drops with all
+    /// that belongs to them.
     pub created: Vec<String>,
+    /// How the push's CREATE makes each of them: written here, their
+    /// rows are its own only as listed. (A rollback drops them: nothing of
+    /// theirs is written, and a row of one written is named.)
+    pub as_made: Vec<TableAsMade>,
     /// Columns it adds to (or, rolling back, drops from) existing tables:
     /// (`schema.table`, column).
     pub columns: Vec<(String, String)>,
@@ -1504,62 +1717,38 @@ impl OwnDdl {
         self.columns.iter().any(|(t, c)| t == table && c == column)
     }
 
-    /// A constraint the own DDL made: any of a created table's, or one
-    /// on added columns only (an added column's foreign key).
+    /// A constraint (or index) a rollback drops: any of a created table's,
+    /// or one on added columns only (an added column's foreign key).
     fn constraint(&self, table: Option<&str>, columns: &[String]) -> bool {
+        let Some(t) = table else { return false };
+        self.created.iter().any(|c| c == t) || self.on_added_columns(table, columns)
+    }
+
+    /// A constraint on added columns only (an added column's foreign key).
+    fn on_added_columns(&self, table: Option<&str>, columns: &[String]) -> bool {
         let Some(table) = table else { return false };
-        self.created.iter().any(|t| t == table)
-            || (!columns.is_empty() && columns.iter().all(|c| self.column(table, c)))
+        !columns.is_empty() && columns.iter().all(|c| self.column(table, c))
     }
 
     /// Whether `c` is a row of what a first push's
     /// [`RECEIPTS_DDL`](crate::db::postgres::receipts::RECEIPTS_DDL)
-    /// makes: the `sandbox` schema (made here), `sandbox.receipts` with
-    /// its columns, defaults, key, CHECK, index, row type, TOAST table and
-    /// owner (and the grants default privileges give it). Anything else on
-    /// it — another column, index, constraint, a trigger, policy, rule or
-    /// comment — is not, even on first use; and when the table was there
-    /// at the start, nothing of the schema is (before, every row of a
-    /// `sandbox.*` table passed: an event trigger adding a column or an
-    /// index to `sandbox.receipts` during a push went unnamed).
+    /// makes: the `sandbox` schema (made here), `sandbox.receipts` as
+    /// [`receipts_as_made`](crate::db::postgres::receipts::receipts_as_made)
+    /// says (see [`TableAsMade`]). Anything else on it — another column,
+    /// index, constraint, a trigger, policy, rule or comment — is not, even
+    /// on first use; and when the table was there at the start, nothing of
+    /// the schema is (before, every row of a `sandbox.*` table passed: an
+    /// event trigger adding a column or an index to `sandbox.receipts`
+    /// during a push went unnamed).
     fn receipts_made(&self, c: &CatalogChange) -> bool {
-        use crate::db::postgres::receipts::{
-            RECEIPTS_COLUMNS, RECEIPTS_CONSTRAINTS, RECEIPTS_DEFAULTS,
-        };
-        const TABLE: &str = "sandbox.receipts";
         if !self.receipts_created || c.gone || c.dropped {
             return false;
         }
         let sandbox = c.name.as_deref() == Some("sandbox");
-        let column = |list: &[&str]| c.detail.as_deref().is_some_and(|d| list.contains(&d));
         match c.catalog.as_str() {
             "pg_namespace" => sandbox && c.detail.as_deref() == Some("created"),
-            "pg_shdepend" => sandbox || c.table.as_deref() == Some(TABLE),
-            _ if c.table.as_deref() != Some(TABLE) => false,
-            "pg_class" => {
-                let name = c.name.as_deref().unwrap_or("");
-                match c.relkind.as_deref() {
-                    // Made here, so with no start settings to differ from.
-                    Some("r") => name == TABLE && c.detail.is_none(),
-                    Some("i") => name == "sandbox.receipts_pkey" || name.starts_with("pg_toast."),
-                    Some("t") => name.starts_with("pg_toast."),
-                    _ => false,
-                }
-            }
-            "pg_index" => {
-                let index = c.object.trim_end_matches(" (created)");
-                index == "index sandbox.receipts_pkey" || index.starts_with("index pg_toast.")
-            }
-            "pg_type" => true,
-            "pg_attribute" => column(RECEIPTS_COLUMNS),
-            "pg_attrdef" => column(RECEIPTS_DEFAULTS),
-            "pg_constraint" => c.detail.as_deref().is_some_and(|name| {
-                RECEIPTS_CONSTRAINTS.contains(&name)
-                    || RECEIPTS_COLUMNS
-                        .iter()
-                        .any(|col| name == format!("receipts_{col}_not_null"))
-            }),
-            _ => false,
+            "pg_shdepend" if sandbox => true,
+            _ => crate::db::postgres::receipts::receipts_as_made().made(c),
         }
     }
 
@@ -1584,17 +1773,20 @@ impl OwnDdl {
                 _ => created,
             };
         }
+        // A table it creates: its rows only as its CREATE makes them.
+        if self.as_made.iter().any(|t| t.made(c)) {
+            return true;
+        }
         let own_row = c.name.as_deref() == Some(table);
         match c.catalog.as_str() {
             "pg_class" | "pg_sequence" => {
-                created
-                    // An existing table's row, rewritten by the own ADD
-                    // COLUMN or foreign key, with its other settings as
-                    // they were (an event trigger enabling row-level
-                    // security there is not the push's).
-                    || (own_row
-                        && c.detail.is_none()
-                        && (self.altered(table) || self.referenced.iter().any(|r| r == table)))
+                // An existing table's row, rewritten by the own ADD
+                // COLUMN or foreign key, with its other settings as
+                // they were (an event trigger enabling row-level
+                // security there is not the push's).
+                (own_row
+                    && c.detail.is_none()
+                    && (self.altered(table) || self.referenced.iter().any(|r| r == table)))
                     // ADD COLUMN of a wide type may give the table TOAST.
                     || (c.name.as_deref().is_some_and(|n| n.starts_with("pg_toast."))
                         && self.altered(table))
@@ -1609,16 +1801,14 @@ impl OwnDdl {
             }
             // A dropped column by the name it had at the start: only the
             // rollback's own DROP COLUMN of a column the push added.
-            "pg_attribute" | "pg_attrdef" => {
-                created
-                    || c.detail
-                        .as_deref()
-                        .is_some_and(|col| self.column(table, col))
-            }
+            "pg_attribute" | "pg_attrdef" => c
+                .detail
+                .as_deref()
+                .is_some_and(|col| self.column(table, col)),
+            // An added column's foreign key.
             "pg_constraint" => {
-                self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
+                self.on_added_columns(c.constraint_table.as_deref(), &c.constraint_columns)
             }
-            // An index of a table an ADD COLUMN rewrote is rebuilt in place.
             // An index of a table an ADD COLUMN rewrote is rebuilt in place;
             // one made since the start is not the push's (it makes none on
             // a table it alters).
@@ -1627,16 +1817,18 @@ impl OwnDdl {
             // default) or gives it TOAST makes a new one, which no app can
             // make itself.
             "pg_index" => {
-                created
-                    || (self.altered(table)
-                        && (c.detail.is_none() || c.object.starts_with("index pg_toast.")))
+                self.altered(table)
+                    && (c.detail.is_none() || c.object.starts_with("index pg_toast."))
             }
-            // A created table's owner, and the grants default privileges
-            // give it and its sequences.
-            "pg_type" | "pg_shdepend" => created,
             "pg_trigger" => {
                 if c.internal {
-                    self.constraint(c.constraint_table.as_deref(), &c.constraint_columns)
+                    // A foreign key's, on either of its tables: one a
+                    // created table declares, or an added column's.
+                    let key_table = c.constraint_table.as_deref();
+                    self.as_made.iter().any(|t| {
+                        Some(t.table.as_str()) == key_table
+                            && t.declares("f", &c.constraint_columns)
+                    }) || self.on_added_columns(key_table, &c.constraint_columns)
                 } else {
                     // Its own table's, or (a partition's clone) its parent's,
                     // and the very trigger there at the start (by oid), as it
@@ -1915,12 +2107,22 @@ mod tests {
         let own = vec![
             schema.clone(),
             relation("table sandbox.receipts", "r", "sandbox.receipts"),
-            relation("index sandbox.receipts_pkey", "i", "sandbox.receipts_pkey"),
+            keyed(
+                relation("index sandbox.receipts_pkey", "i", "sandbox.receipts_pkey"),
+                None,
+                "sandbox.receipts",
+                &["id"],
+            ),
             relation("table pg_toast.pg_toast_1", "t", "pg_toast.pg_toast_1"),
-            change(
-                "pg_index",
-                "index sandbox.receipts_pkey (created)",
-                receipts,
+            keyed(
+                change(
+                    "pg_index",
+                    "index sandbox.receipts_pkey (created)",
+                    receipts,
+                ),
+                None,
+                "sandbox.receipts",
+                &["id"],
             ),
             change("pg_type", "type sandbox.receipts", receipts),
             named("pg_attribute", "table column sandbox.receipts.undo", "undo"),
@@ -1929,11 +2131,31 @@ mod tests {
                 "default value for column pushed_at",
                 "pushed_at",
             ),
-            named("pg_constraint", "constraint receipts_pkey", "receipts_pkey"),
-            named(
-                "pg_constraint",
-                "constraint status check",
-                "receipts_status_check",
+            keyed(
+                named("pg_constraint", "constraint receipts_pkey", "receipts_pkey"),
+                Some("p"),
+                "sandbox.receipts",
+                &["id"],
+            ),
+            keyed(
+                named(
+                    "pg_constraint",
+                    "constraint status check",
+                    "receipts_status_check",
+                ),
+                Some("c"),
+                "sandbox.receipts",
+                &["status"],
+            ),
+            keyed(
+                named(
+                    "pg_constraint",
+                    "constraint receipts_undo_not_null",
+                    "receipts_undo_not_null",
+                ),
+                Some("n"),
+                "sandbox.receipts",
+                &["undo"],
             ),
         ];
         let first = OwnDdl {
@@ -1951,10 +2173,26 @@ mod tests {
                 "app_note",
             ),
             named("pg_attrdef", "default value for column status", "status"),
-            named(
-                "pg_constraint",
-                "constraint receipts_app_check",
-                "receipts_app_check",
+            keyed(
+                named(
+                    "pg_constraint",
+                    "constraint receipts_app_check",
+                    "receipts_app_check",
+                ),
+                Some("c"),
+                "sandbox.receipts",
+                &["plan_name"],
+            ),
+            // NOT NULL on the one column left nullable.
+            keyed(
+                named(
+                    "pg_constraint",
+                    "constraint receipts_rolled_back_at_not_null",
+                    "receipts_rolled_back_at_not_null",
+                ),
+                Some("n"),
+                "sandbox.receipts",
+                &["rolled_back_at"],
             ),
             relation(
                 "index sandbox.receipts_app_idx",
@@ -1990,6 +2228,218 @@ mod tests {
         }
     }
 
+    /// `c` as a constraint of type `kind` (None: an index) of `table` on
+    /// `columns`.
+    fn keyed(
+        mut c: CatalogChange,
+        kind: Option<&str>,
+        table: &str,
+        columns: &[&str],
+    ) -> CatalogChange {
+        if let Some(kind) = kind {
+            c.relkind = Some(kind.into());
+        }
+        c.constraint_table = Some(table.into());
+        c.constraint_columns = columns.iter().map(|c| c.to_string()).collect();
+        c
+    }
+
+    /// h9: a table the push creates is its own only as its CREATE makes
+    /// it (its columns, key, UNIQUE, foreign key, a serial column's
+    /// sequence and default, row type, TOAST, owner and default
+    /// privileges); another column, index, constraint, a trigger, policy,
+    /// rule, a grant or a changed setting on it is named. Before, every
+    /// row of a created table passed. A rollback, which drops it, writes
+    /// none of its rows.
+    #[test]
+    fn a_created_table_is_own_only_as_its_create_makes_it() {
+        let column = |name: &str, ty: &str, not_null: bool| crate::plan::TargetColumn {
+            name: name.into(),
+            pg_type: ty.into(),
+            not_null,
+        };
+        let tasks = crate::plan::TargetTable {
+            name: "tasks".into(),
+            phase: "4".into(),
+            columns: vec![
+                column("id", "uuid", true),
+                column("workflow_id", "uuid", true),
+                column("code", "text", false),
+                column("n", "bigserial", false),
+            ],
+            primary_key: vec!["id".into()],
+            unique: vec![vec!["code".into()]],
+            foreign_keys: vec![crate::plan::TargetForeignKey {
+                columns: vec!["workflow_id".into()],
+                ref_table: "workflows".into(),
+                ref_columns: vec!["id".into()],
+            }],
+        };
+        let push = OwnDdl {
+            created: vec!["public.tasks".into()],
+            as_made: vec![TableAsMade::planned(&tasks)],
+            referenced: vec!["public.workflows".into()],
+            ..OwnDdl::default()
+        };
+        let t = Some("public.tasks");
+        let with = |mut c: CatalogChange, f: &dyn Fn(&mut CatalogChange)| {
+            f(&mut c);
+            c
+        };
+        let relation = |object: &str, kind: &str, name: &str| {
+            with(change("pg_class", object, t), &|c| {
+                c.relkind = Some(kind.into());
+                c.name = Some(name.into());
+            })
+        };
+        let named = |catalog: &str, object: &str, detail: &str| {
+            with(change(catalog, object, t), &|c| {
+                c.detail = Some(detail.into())
+            })
+        };
+        let constraint = |name: &str, kind: &str, columns: &[&str]| {
+            keyed(
+                named("pg_constraint", &format!("constraint {name}"), name),
+                Some(kind),
+                "public.tasks",
+                columns,
+            )
+        };
+        let internal = |table: &str, columns: &[&str]| {
+            let mut c = keyed(
+                change("pg_trigger", "trigger RI_ConstraintTrigger_1", Some(table)),
+                None,
+                "public.tasks",
+                columns,
+            );
+            c.internal = true;
+            c
+        };
+        let table_row = relation("table public.tasks", "r", "public.tasks");
+        let own = vec![
+            table_row.clone(),
+            keyed(
+                relation(
+                    "index public.tasks_pkey (created)",
+                    "i",
+                    "public.tasks_pkey",
+                ),
+                None,
+                "public.tasks",
+                &["id"],
+            ),
+            keyed(
+                change("pg_index", "index public.tasks_code_key (created)", t),
+                None,
+                "public.tasks",
+                &["code"],
+            ),
+            relation("table pg_toast.pg_toast_9", "t", "pg_toast.pg_toast_9"),
+            relation(
+                "index pg_toast.pg_toast_9_index (created)",
+                "i",
+                "pg_toast.pg_toast_9_index",
+            ),
+            change("pg_index", "index pg_toast.pg_toast_9_index (created)", t),
+            relation("sequence public.tasks_n_seq", "S", "public.tasks_n_seq"),
+            change("pg_type", "type public.tasks", t),
+            named("pg_attribute", "table column public.tasks.id", "id"),
+            named("pg_attribute", "table column public.tasks.n", "n"),
+            named("pg_attrdef", "default value for column n", "n"),
+            constraint("tasks_pkey", "p", &["id"]),
+            constraint("tasks_code_key", "u", &["code"]),
+            constraint("tasks_workflow_id_fkey", "f", &["workflow_id"]),
+            constraint("tasks_workflow_id_not_null", "n", &["workflow_id"]),
+            internal("public.tasks", &["workflow_id"]),
+            internal("public.workflows", &["workflow_id"]),
+            change("pg_shdepend", "owner of table public.tasks for role app", t),
+            change(
+                "pg_shdepend",
+                "privileges on table public.tasks for role anon",
+                t,
+            ),
+        ];
+        for c in &own {
+            assert!(push.made(c), "{c:?}");
+        }
+        let theirs = vec![
+            named(
+                "pg_attribute",
+                "table column public.tasks.app_note",
+                "app_note",
+            ),
+            with(
+                named(
+                    "pg_attribute",
+                    "table column public.tasks........pg.dropped.3........",
+                    "........pg.dropped.3........",
+                ),
+                &|c| c.dropped = true,
+            ),
+            named("pg_attrdef", "default value for column code", "code"),
+            relation(
+                "index public.tasks_code_idx (created)",
+                "i",
+                "public.tasks_code_idx",
+            ),
+            change("pg_index", "index public.tasks_code_idx (created)", t),
+            keyed(
+                relation(
+                    "index public.tasks_title_key (created)",
+                    "i",
+                    "public.tasks_title_key",
+                ),
+                None,
+                "public.tasks",
+                &["title"],
+            ),
+            constraint("tasks_code_check", "c", &["code"]),
+            constraint("tasks_code_fkey", "f", &["code"]),
+            constraint("tasks_code_not_null", "n", &["code"]),
+            constraint("tasks_id_code_key", "u", &["id", "code"]),
+            internal("public.workflows", &["code"]),
+            named(
+                "pg_trigger",
+                "trigger audit_stamp on public.tasks",
+                "audit_stamp",
+            ),
+            named("pg_policy", "policy p on public.tasks", "p"),
+            named("pg_rewrite", "rule r on public.tasks", "r"),
+            with(table_row.clone(), &|c| {
+                c.detail = Some("privileges granted or revoked".into())
+            }),
+            change(
+                "pg_shdepend",
+                "privileges on table column public.tasks.code for role anon",
+                t,
+            ),
+            change(
+                "pg_shdepend",
+                "policy role of policy p on public.tasks for role anon",
+                t,
+            ),
+        ];
+        for c in &theirs {
+            assert!(!push.made(c), "{c:?}");
+        }
+        // Without a serial column, no sequence is the CREATE's.
+        let mut plain = tasks.clone();
+        plain.columns.retain(|c| c.name != "n");
+        let push = OwnDdl {
+            as_made: vec![TableAsMade::planned(&plain)],
+            ..push
+        };
+        let sequence = relation("sequence public.tasks_n_seq", "S", "public.tasks_n_seq");
+        assert!(!push.made(&sequence));
+        // A rollback drops the table: a row of it written is named.
+        let rollback = OwnDdl {
+            created: vec!["public.tasks".into()],
+            ..OwnDdl::default()
+        };
+        assert!(!rollback.made(&table_row));
+        assert!(rollback.made(&with(table_row, &|c| c.gone = true)));
+    }
+
     fn change(catalog: &str, object: &str, table: Option<&str>) -> CatalogChange {
         CatalogChange {
             catalog: catalog.into(),
@@ -2003,6 +2453,10 @@ mod tests {
     fn own_ddl_is_taken_away_and_the_rest_is_named_by_table() {
         let own = OwnDdl {
             created: vec!["public.tasks".into()],
+            as_made: vec![TableAsMade {
+                table: "public.tasks".into(),
+                ..TableAsMade::default()
+            }],
             columns: vec![("public.jtbd_library".into(), "suite".into())],
             referenced: vec!["public.workflows".into()],
             held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],
@@ -2011,6 +2465,7 @@ mod tests {
         };
         let mut relation = change("pg_class", "table public.tasks", Some("public.tasks"));
         relation.name = Some("public.tasks".into());
+        relation.relkind = Some("r".into());
         let mut added = change(
             "pg_attribute",
             "table column public.jtbd_library.suite",
@@ -2095,6 +2550,7 @@ mod tests {
     fn dropped_objects_are_own_only_as_a_rollback_drops() {
         let own = OwnDdl {
             created: vec!["public.tasks".into()],
+            as_made: vec![],
             columns: vec![("public.jtbd_library".into(), "suite".into())],
             referenced: vec![],
             held_off: vec![("public.jtbd_library".into(), "set_updated_at".into())],

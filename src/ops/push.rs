@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio_postgres::{Client, Transaction};
 
-use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl};
+use crate::db::ddl::{ddl_check, transaction_ddl, OwnDdl, TableAsMade};
 use crate::db::effects::{
     external_effects_check, guarded_settings_check, Effects, ExternalEffect,
     GUARDED_SETTINGS_SWITCHED,
@@ -2317,12 +2317,13 @@ impl Push<'_, '_> {
     }
 
     /// The DDL this push runs itself, which the DDL check takes away: the
-    /// plan's tables and columns with their foreign keys, the triggers it
-    /// holds off, the sequences it moves.
+    /// plan's tables as their CREATE makes them and its columns with their
+    /// foreign keys, the triggers it holds off, the sequences it moves.
     fn own_ddl(&self, receipt: &Receipt, triggers: &[TriggerReport]) -> OwnDdl {
         let schema = &self.job.plan.schema;
         OwnDdl {
             created: schema.tables.iter().map(|t| qualify(&t.name)).collect(),
+            as_made: schema.tables.iter().map(TableAsMade::planned).collect(),
             columns: schema
                 .added_columns
                 .iter()

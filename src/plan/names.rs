@@ -222,12 +222,18 @@ pub fn claimed_names(plan: &Plan) -> Vec<ClaimedName> {
 
 /// A column type for which Postgres creates a sequence: serial types and
 /// identity columns.
-fn numbered(pg_type: &str) -> bool {
+pub(crate) fn numbered(pg_type: &str) -> bool {
     let t = pg_type.trim().to_ascii_lowercase();
+    serial(&t) || (t.contains("generated") && t.contains("identity"))
+}
+
+/// A serial type: Postgres creates a sequence and gives the column its
+/// `nextval` as default (an identity column has no default).
+pub(crate) fn serial(pg_type: &str) -> bool {
     matches!(
-        t.as_str(),
+        pg_type.trim().to_ascii_lowercase().as_str(),
         "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2"
-    ) || (t.contains("generated") && t.contains("identity"))
+    )
 }
 
 /// Postgres's `ChooseIndexNameAddition`: the column names joined by `_`,

@@ -56,10 +56,34 @@ pub const RECEIPTS_COLUMNS: &[&str] = &[
 /// The columns [`RECEIPTS_DDL`] gives a default.
 pub const RECEIPTS_DEFAULTS: &[&str] = &["pushed_at", "pushed_by"];
 
-/// The constraints and index [`RECEIPTS_DDL`] names (Postgres's names for
-/// its PRIMARY KEY and CHECK). From Postgres 18 on its NOT NULL columns
-/// have constraints too, named `receipts_<column>_not_null`.
-pub const RECEIPTS_CONSTRAINTS: &[&str] = &["receipts_pkey", "receipts_status_check"];
+/// The columns [`RECEIPTS_DDL`] leaves nullable (the others are NOT NULL
+/// or the key).
+pub const RECEIPTS_NULLABLE: &[&str] = &["rolled_back_at"];
+
+/// `sandbox.receipts` as [`RECEIPTS_DDL`] makes it, for the DDL check of
+/// a first push (`ddl::OwnDdl`): its columns and defaults, its key on
+/// `id`, the CHECK on `status`, and (Postgres 18 on) a NOT NULL constraint
+/// per NOT NULL column.
+pub fn receipts_as_made() -> crate::db::ddl::TableAsMade {
+    let names = |list: &[&str]| list.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let mut constraints = vec![
+        ("p".to_string(), names(&["id"])),
+        ("c".to_string(), names(&["status"])),
+    ];
+    constraints.extend(
+        RECEIPTS_COLUMNS
+            .iter()
+            .filter(|c| !RECEIPTS_NULLABLE.contains(c))
+            .map(|c| ("n".to_string(), names(&[c]))),
+    );
+    crate::db::ddl::TableAsMade {
+        table: "sandbox.receipts".into(),
+        columns: names(RECEIPTS_COLUMNS),
+        defaults: names(RECEIPTS_DEFAULTS),
+        sequenced: false,
+        constraints,
+    }
+}
 
 /// What a command does with `sandbox.receipts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,6 +617,15 @@ mod tests {
         for c in RECEIPTS_COLUMNS {
             assert!(RECEIPTS_SHAPE_SQL.contains(&format!("'{c}'")), "{c}");
         }
-        assert!(body.contains("PRIMARY KEY") && body.contains("CHECK (status"));
+        assert!(
+            body.contains("id uuid PRIMARY KEY")
+                && body.contains("status text NOT NULL CHECK (status")
+        );
+        let nullable: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.contains("NOT NULL") && !l.contains("PRIMARY KEY"))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(nullable, RECEIPTS_NULLABLE);
     }
 }
