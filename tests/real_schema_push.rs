@@ -1046,7 +1046,14 @@ fn the_databases_triggers_resolve_names_under_the_apps_search_path() {
     let before = w.state();
     // The write accounting names the table the trigger writes for the app.
     let run = w.push(&[]);
-    run.refused(&["app.audit_log", "--allow-writes"]);
+    // The trigger whose function names it bare is named as its writer
+    // (h10: it was 'a trigger, rule or event trigger' off the pinned path).
+    run.refused(&[
+        "app.audit_log",
+        "written by trigger jtbd_library_audit on public.jtbd_library (function log_row()); \
+         trigger workflows_audit on public.workflows (function log_row())",
+        "--allow-writes",
+    ]);
     assert!(!run.all().contains("public.audit_log"), "{}", run.show());
     before.assert_same(&w.state(), "a refused preflight");
     let run = w.push(&["--allow-writes", "app.audit_log"]);

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
@@ -97,6 +97,10 @@ pub struct ExternalEffect {
 #[derive(Debug, Clone, Default)]
 pub struct Effects {
     pub firing: Vec<Firing>,
+    /// The schemas of the path an app session gets (the row writes run
+    /// under it): a function naming `audit_log` bare writes
+    /// `app.audit_log` on a database whose path is `app, public`.
+    pub app_schemas: Vec<String>,
 }
 
 /// The longest chain of calls followed: deep enough for any trigger
@@ -128,8 +132,10 @@ impl Effects {
             .map(|w| qualify(&w.name))
             .chain(allowed.iter().map(|a| qualify(a)))
             .collect();
-        let roots = tx
-            .query_typed(
+        // Each in an async block of its own, which owns its SQL text.
+        let (roots, app_schemas) = futures_util::join!(
+            async {
+                tx.query_typed(
                 &format!(
                     "WITH RECURSIVE reached(oid) AS ( \
                        SELECT c.oid FROM pg_catalog.pg_class c \
@@ -164,8 +170,26 @@ impl Effects {
                 ),
                 &[(&watched, Type::TEXT_ARRAY)],
             )
-            .await
-            .map_err(deparse_waited)?;
+                .await
+            },
+            // Pipelined with the roots: no round trip of its own.
+            async {
+                tx.query_typed(
+                    &format!(
+                        "SELECT schema FROM ({}) p ORDER BY position",
+                        crate::db::postgres::search_path::APP_SCHEMAS
+                    ),
+                    &[],
+                )
+                .await
+            }
+        );
+        let roots = roots.map_err(deparse_waited)?;
+        let app_schemas: Vec<String> = app_schemas
+            .context("cannot read the search_path app sessions get")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         // An expression's own calls are known exactly (`pg_depend`, each
         // overload as resolved): only those are followed from it.
         // An event trigger fires only on the commands its event and tags
@@ -244,7 +268,10 @@ impl Effects {
                 Firing { what, reached }
             })
             .collect();
-        Ok(Effects { firing })
+        Ok(Effects {
+            firing,
+            app_schemas,
+        })
     }
 
     /// Every call found that acts outside the transaction, and the notes.
@@ -333,6 +360,8 @@ impl Effects {
                     names_identifier(&func.source, "database")
                 } else {
                     names_table(&func.source, schema, name)
+                        || (on_path(func, &self.app_schemas, schema)
+                            && names_bare(&func.source, name))
                 }
             }) {
                 out.push(f.at(chain));
@@ -612,6 +641,35 @@ pub(crate) fn names_table(source: &str, schema: &str, name: &str) -> bool {
     whole(&format!("{schema}.{name}"))
         || whole(&format!("\"{schema}\".\"{name}\""))
         || (schema == "public" && (whole(&name) || whole(&format!("\"{name}\""))))
+}
+
+/// Whether `schema` is on the path `f` runs under: its own `SET
+/// search_path`, else the app's (`app_schemas`). `public` is taken care of
+/// by [`names_table`].
+fn on_path(f: &Function, app_schemas: &[String], schema: &str) -> bool {
+    if schema == "public" {
+        return false;
+    }
+    match f.config.iter().find_map(|c| c.strip_prefix("search_path=")) {
+        Some(own) => own
+            .split(',')
+            .any(|s| s.trim().trim_matches('"').eq_ignore_ascii_case(schema)),
+        None => app_schemas.iter().any(|s| s == schema),
+    }
+}
+
+/// Whether a function body names `name` bare (not after a `.`), as a whole
+/// identifier, plain or double-quoted.
+fn names_bare(source: &str, name: &str) -> bool {
+    let lower = source.to_lowercase();
+    let name = name.to_lowercase();
+    [name.clone(), format!("\"{name}\"")].iter().any(|word| {
+        lower.match_indices(word.as_str()).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + word.len()..].chars().next();
+            !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
+        })
+    })
 }
 
 /// Whether a function body names `word` as a whole identifier, bare or
@@ -1207,6 +1265,7 @@ mod tests {
                 what: "trigger t on public.workflows".into(),
                 reached,
             }],
+            app_schemas: vec![],
         };
         let lines: Vec<String> = effects
             .external()
