@@ -494,6 +494,49 @@ fn app_writes_on_the_pooled_connection_are_not_counted_as_the_push_own() {
     );
 }
 
+/// h12 F1: through a transaction pooler with one server connection, an
+/// app's `ALTER ROLE` just before the push leaves its unflushed pg_authid
+/// count on the backend the push then gets. Before, the push was refused
+/// for about a second after it: "roles created, changed or dropped … by a
+/// trigger … in this transaction". Only this transaction's role changes
+/// count, from the start like every other counted catalog.
+#[test]
+fn an_app_role_change_on_the_pooled_connection_is_not_the_push_own() {
+    let bouncer = PgBouncer::start_with_pool(1);
+    let db = TestDb::create("pgbouncer_role");
+    common::sandbox(&["fixtures", "load", "--database-url", &db.url]).ok();
+    let role = format!("{}_app", db.name);
+    let mut direct = db.client();
+    direct
+        .batch_execute(&format!("CREATE ROLE \"{role}\" NOLOGIN"))
+        .expect("app role");
+    let pooled = bouncer.url(&db.name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("snapshot.sqlite");
+    let snap = snap.to_str().expect("utf-8 path");
+    pulled_and_rehearsed(&bouncer, &pooled, snap);
+    let mut app =
+        postgres_sync::Client::connect(&pooled, postgres_sync::NoTls).expect("app connects");
+    for limit in 5..8 {
+        app.batch_execute(&format!("ALTER ROLE \"{role}\" CONNECTION LIMIT {limit}"))
+            .expect("the app alters its role");
+        let run = sandbox(
+            &bouncer,
+            &["push", "--database-url", &pooled, "--snapshot", snap],
+        );
+        assert!(
+            !run.all().contains("rows of pg_authid"),
+            "the app's role change named as the push's:\n{}",
+            run.show()
+        );
+        run.ok();
+    }
+    drop(app);
+    direct
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .expect("drop the app role");
+}
+
 /// U18: through a transaction pooler, a temporary table an app session
 /// created stays on the server connection, and Postgres searches a
 /// session's temporary schema first unless the path names it. With one

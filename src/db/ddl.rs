@@ -485,8 +485,12 @@ const COUNTED: &[&str] = &[
 /// The statistics' counts of this transaction's writes to the [`COUNTED`]
 /// catalogs, as `relname` and a jsonb array `[inserted, updated, deleted]`.
 fn counted_sql() -> String {
+    // pg_authid rides along: the roles part of `changed_sql` counts its
+    // rows from the start too (a pooled server connection shows the earlier
+    // client's unflushed counts), but names them itself.
     let names = COUNTED
         .iter()
+        .chain(&["pg_authid"])
         .map(|c| format!("'{c}'"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -507,7 +511,7 @@ fn counted_changes_sql() -> String {
                 || {upd}::text || ' updated, ' || {del}::text || ' deleted, from the transaction''s statistics)', \
                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, false, true, \
                 NULL::text \
-         FROM me, ({}) c WHERE {ins} + {upd} + {del} > 0",
+         FROM me, ({}) c WHERE c.catalog <> 'pg_authid' AND {ins} + {upd} + {del} > 0",
         counted_sql()
     )
 }
@@ -1221,14 +1225,22 @@ fn changed_sql() -> String {
     // Roles themselves (CREATE / ALTER / DROP ROLE): `pg_authid` is readable
     // by superusers only (not by Supabase's `postgres`), so its rows are
     // counted instead, from the transaction's statistics (`track_counts` is
-    // pinned on), for the whole transaction.
-    let roles = "SELECT 'pg_authid', 'roles created, changed or dropped (' \
-                 || (t.n_tup_ins + t.n_tup_upd + t.n_tup_del)::text || ' rows of pg_authid)', \
-                 NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{}'::text[], false, false, false, \
-                 NULL::text \
-                 FROM me, pg_catalog.pg_stat_xact_sys_tables t \
-                 WHERE t.relid = 'pg_catalog.pg_authid'::regclass \
-                   AND t.n_tup_ins + t.n_tup_upd + t.n_tup_del > 0";
+    // pinned on), since the start like the other counted catalogs: through
+    // a transaction pooler the server connection still shows the previous
+    // client's unflushed role changes (h12 F1: a push refused for ~1 s
+    // after any app's ALTER ROLE there, blamed on a trigger).
+    let roles = format!(
+        "SELECT 'pg_authid', 'roles created, changed or dropped (' \
+                || ({ins} + {upd} + {del})::text || ' rows of pg_authid)', \
+                NULL::text, NULL::text, NULL::text, NULL::text, false, NULL::text, '{{}}'::text[], false, false, false, \
+                NULL::text \
+         FROM me, ({counted}) c \
+         WHERE c.catalog = 'pg_authid' AND {ins} + {upd} + {del} > 0",
+        ins = counted_since(0),
+        upd = counted_since(1),
+        del = counted_since(2),
+        counted = counted_sql()
+    );
     // Large objects unlinked (`lo_unlink`): neither push nor rollback
     // unlinks one, so any deleted row of their catalog is someone else's.
     let unlinked = format!(
