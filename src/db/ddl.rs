@@ -192,48 +192,26 @@ fn table_settings_changed() -> String {
 /// differ from what a CREATE TABLE by this role gives a table, joined by
 /// `, `, or NULL. Such a table has no start to differ from, and every row
 /// of one the push creates was written by the push: an event trigger's
-/// `GRANT` on `public.tasks`, `ALTER TABLE … OWNER TO` or `FORCE ROW LEVEL
-/// SECURITY` there rewrote a row the push wrote anyway, and passed as its
-/// own. What a CREATE gives: the privileges the owner's default privileges
-/// give (`pg_default_acl`, the database-wide entry or the built-in
-/// default, plus the schema's), this role as owner, the default replica
-/// identity, no storage parameters, a logged table. Row-level security
-/// enabled is the push's own (it enables it on every table it creates).
+/// `ALTER TABLE … OWNER TO` or `FORCE ROW LEVEL SECURITY` on `public.tasks`
+/// rewrote a row the push wrote anyway, and passed as its own. What a
+/// CREATE gives: this role as owner, the default replica identity, no
+/// storage parameters, a logged table. Row-level security enabled is the
+/// push's own (it enables it on every table it creates), and privileges
+/// are the app's to give: an event trigger granting each new table to its
+/// API roles (`GRANT … TO anon, authenticated`) does what `ALTER DEFAULT
+/// PRIVILEGES` does, the table is behind row-level security, and the
+/// rollback's DROP takes the grants with it (h12 F7: every push was
+/// refused there).
 fn table_settings_as_made() -> String {
-    let default_acl = |namespace: &str| {
-        format!(
-            "(SELECT da.defaclacl FROM pg_catalog.pg_default_acl da \
-              WHERE da.defaclrole = c.relowner AND da.defaclnamespace = {namespace} \
-                AND da.defaclobjtype = 'r')"
-        )
-    };
-    // The items of an ACL (an empty one has none: `aclexplode` refuses
-    // it, as after REVOKE ALL).
-    let items = |acl: &str| {
-        format!(
-            "SELECT * FROM pg_catalog.aclexplode(CASE WHEN pg_catalog.cardinality({acl}) > 0 \
-                                                  THEN {acl} END)"
-        )
-    };
-    let built_in = "pg_catalog.acldefault('r', c.relowner)";
-    let now = format!("({})", items(&format!("coalesce(c.relacl, {built_in})")));
-    let given = format!(
-        "({} UNION {})",
-        items(&format!("coalesce({}, {built_in})", default_acl("0"))),
-        items(&default_acl("c.relnamespace"))
-    );
-    format!(
-        "nullif(concat_ws(', ', \
-           CASE WHEN c.relforcerowsecurity THEN 'row-level security forced' END, \
-           CASE WHEN EXISTS ({now} EXCEPT {given}) OR EXISTS ({given} EXCEPT {now}) \
-                THEN 'privileges granted or revoked' END, \
-           CASE WHEN c.relowner IS DISTINCT FROM \
-                     (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) \
-                THEN 'owner changed' END, \
-           CASE WHEN c.relreplident <> 'd' THEN 'replica identity changed' END, \
-           CASE WHEN c.reloptions IS NOT NULL THEN 'storage parameters changed' END, \
-           CASE WHEN c.relpersistence <> 'p' THEN 'made logged or unlogged' END), '')"
-    )
+    "nullif(concat_ws(', ', \
+       CASE WHEN c.relforcerowsecurity THEN 'row-level security forced' END, \
+       CASE WHEN c.relowner IS DISTINCT FROM \
+                 (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) \
+            THEN 'owner changed' END, \
+       CASE WHEN c.relreplident <> 'd' THEN 'replica identity changed' END, \
+       CASE WHEN c.reloptions IS NOT NULL THEN 'storage parameters changed' END, \
+       CASE WHEN c.relpersistence <> 'p' THEN 'made logged or unlogged' END), '')"
+        .to_string()
 }
 
 /// Transaction-local setting holding this database's `pg_database` row at
