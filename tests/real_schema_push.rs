@@ -969,6 +969,39 @@ fn rollback_refuses_while_a_view_depends_on_a_created_table() {
     before.assert_same(&w.state(), "a refused rollback");
 }
 
+/// h12 F8: the index Supabase's advisor asks for on each new foreign key,
+/// added by the app after the push, blocks the rollback (it drops only
+/// what the push made) — said as an object the app added, not as "data it
+/// did not write"; once the index is dropped the rollback restores the
+/// database.
+#[test]
+fn an_index_the_app_added_on_a_new_foreign_key_is_named_as_an_object_not_data() {
+    let w = world("index_on_new_fk", "");
+    let before_push = w.state();
+    let receipt = w.push_confirmed();
+    w.exec("CREATE INDEX tasks_workflow_id_idx ON public.tasks (workflow_id)");
+    let before = w.state();
+    let run = w.rollback(&receipt, &["--confirm"]);
+    run.refused(&[
+        "the app added objects on what the push made",
+        "index tasks_workflow_id_idx depends on table tasks",
+        "They hold no data",
+        "drop them first",
+    ]);
+    assert!(
+        !run.all().contains("data it did not write"),
+        "{}",
+        run.show()
+    );
+    before.assert_same(&w.state(), "a refused rollback");
+    w.exec("DROP INDEX public.tasks_workflow_id_idx");
+    w.rollback(&receipt, &["--confirm"]).ok();
+    before_push.without_schema("sandbox").assert_same(
+        &w.state().without_schema("sandbox"),
+        "push, index dropped, rollback",
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 10.7, 10.8, 10.10
 

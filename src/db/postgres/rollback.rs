@@ -2336,15 +2336,31 @@ impl Rollback<'_, '_> {
             blockers,
         );
         if !dependents.ok {
-            return Err(self.refuse(
+            // An index or a policy the app added on a table or column the
+            // push made (Supabase's advisor asks for an index on each new
+            // foreign key) holds no data: said as what it is, not as data.
+            let only_objects = dependents
+                .rows
+                .iter()
+                .all(|r| r.starts_with("index ") || r.starts_with("policy "));
+            let why = if only_objects {
+                format!(
+                    "the app added objects on what the push made, which the rollback would drop \
+                     with it — {}. They hold no data, but the rollback drops only what the push \
+                     made: drop them first (and create them again after the rollback if still \
+                     wanted); {}",
+                    dependents.rows.join("; "),
+                    self.nothing
+                )
+            } else {
                 format!(
                     "undoing would destroy or break data it did not write — {}. Remove or re-point \
                      those first; {}",
                     dependents.rows.join("; "),
                     self.nothing
-                ),
-                vec![dependents],
-            ));
+                )
+            };
+            return Err(self.refuse(why, vec![dependents]));
         }
         let broken = accepted
             .iter()
