@@ -631,16 +631,24 @@ pub(crate) fn may_call(source: &str, name: &str, schema: &str) -> bool {
 pub(crate) fn names_table(source: &str, schema: &str, name: &str) -> bool {
     let lower = source.to_lowercase();
     let (schema, name) = (schema.to_lowercase(), name.to_lowercase());
-    let whole = |word: &str| {
-        lower.match_indices(word).any(|(i, _)| {
-            let before = lower[..i].chars().next_back();
-            let after = lower[i + word.len()..].chars().next();
-            !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
-        })
-    };
-    whole(&format!("{schema}.{name}"))
-        || whole(&format!("\"{schema}\".\"{name}\""))
-        || (schema == "public" && (whole(&name) || whole(&format!("\"{name}\""))))
+    stands_alone(&lower, &format!("{schema}.{name}"))
+        || stands_alone(&lower, &format!("\"{schema}\".\"{name}\""))
+        || (schema == "public" && names_bare_lower(&lower, &name))
+}
+
+/// Whether lower-case `lower` holds `word` as a whole identifier that does
+/// not follow a `.` (so `app.audit_log` is not a bare `audit_log`).
+fn stands_alone(lower: &str, word: &str) -> bool {
+    lower.match_indices(word).any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + word.len()..].chars().next();
+        !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
+    })
+}
+
+/// [`names_bare`] on a lower-case body and name.
+fn names_bare_lower(lower: &str, name: &str) -> bool {
+    stands_alone(lower, name) || stands_alone(lower, &format!("\"{name}\""))
 }
 
 /// Whether `schema` is on the path `f` runs under: its own `SET
@@ -661,15 +669,7 @@ fn on_path(f: &Function, app_schemas: &[String], schema: &str) -> bool {
 /// Whether a function body names `name` bare (not after a `.`), as a whole
 /// identifier, plain or double-quoted.
 fn names_bare(source: &str, name: &str) -> bool {
-    let lower = source.to_lowercase();
-    let name = name.to_lowercase();
-    [name.clone(), format!("\"{name}\"")].iter().any(|word| {
-        lower.match_indices(word.as_str()).any(|(i, _)| {
-            let before = lower[..i].chars().next_back();
-            let after = lower[i + word.len()..].chars().next();
-            !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
-        })
-    })
+    names_bare_lower(&source.to_lowercase(), &name.to_lowercase())
 }
 
 /// Whether a function body names `word` as a whole identifier, bare or
@@ -893,6 +893,10 @@ fn named_like_an_effect(f: &Function) -> Vec<(String, bool)> {
     out
 }
 
+/// What the four slot-creating functions of [`BUILT_IN`] leave behind.
+const SLOT_MADE: &str = "which creates a replication slot that holds WAL on the server until \
+                         someone drops it: a rollback does not drop it";
+
 /// Built-in functions whose effect a rollback does not undo (true), or
 /// that are transactional but worth knowing (false).
 const BUILT_IN: &[(&str, &str, bool)] = &[
@@ -929,26 +933,22 @@ const BUILT_IN: &[(&str, &str, bool)] = &[
     // inserts a catalog row, which a rollback removes.
     (
         "pg_create_physical_replication_slot",
-        "which creates a replication slot that holds WAL on the server until someone drops it: \
-         a rollback does not drop it",
+        SLOT_MADE,
         true,
     ),
     (
         "pg_create_logical_replication_slot",
-        "which creates a replication slot that holds WAL on the server until someone drops it: \
-         a rollback does not drop it",
+        SLOT_MADE,
         true,
     ),
     (
         "pg_copy_physical_replication_slot",
-        "which creates a replication slot that holds WAL on the server until someone drops it: \
-         a rollback does not drop it",
+        SLOT_MADE,
         true,
     ),
     (
         "pg_copy_logical_replication_slot",
-        "which creates a replication slot that holds WAL on the server until someone drops it: \
-         a rollback does not drop it",
+        SLOT_MADE,
         true,
     ),
     (
