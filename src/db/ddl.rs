@@ -2075,21 +2075,10 @@ mod tests {
     #[test]
     fn the_receipts_table_is_own_only_as_a_first_push_creates_it() {
         let receipts = Some("sandbox.receipts");
-        let with = |mut c: CatalogChange, f: &dyn Fn(&mut CatalogChange)| {
-            f(&mut c);
-            c
-        };
-        let relation = |object: &str, kind: &str, name: &str| {
-            with(change("pg_class", object, receipts), &|c| {
-                c.relkind = Some(kind.into());
-                c.name = Some(name.into());
-            })
-        };
-        let named = |catalog: &str, object: &str, detail: &str| {
-            with(change(catalog, object, receipts), &|c| {
-                c.detail = Some(detail.into())
-            })
-        };
+        let relation =
+            |object: &str, kind: &str, name: &str| relation_of(receipts, object, kind, name);
+        let named =
+            |catalog: &str, object: &str, detail: &str| detailed(catalog, object, receipts, detail);
         let schema = with(change("pg_namespace", "schema sandbox", None), &|c| {
             c.name = Some("sandbox".into());
             c.detail = Some("created".into());
@@ -2272,21 +2261,9 @@ mod tests {
             ..OwnDdl::default()
         };
         let t = Some("public.tasks");
-        let with = |mut c: CatalogChange, f: &dyn Fn(&mut CatalogChange)| {
-            f(&mut c);
-            c
-        };
-        let relation = |object: &str, kind: &str, name: &str| {
-            with(change("pg_class", object, t), &|c| {
-                c.relkind = Some(kind.into());
-                c.name = Some(name.into());
-            })
-        };
-        let named = |catalog: &str, object: &str, detail: &str| {
-            with(change(catalog, object, t), &|c| {
-                c.detail = Some(detail.into())
-            })
-        };
+        let relation = |object: &str, kind: &str, name: &str| relation_of(t, object, kind, name);
+        let named =
+            |catalog: &str, object: &str, detail: &str| detailed(catalog, object, t, detail);
         let constraint = |name: &str, kind: &str, columns: &[&str]| {
             keyed(
                 named("pg_constraint", &format!("constraint {name}"), name),
@@ -2436,6 +2413,29 @@ mod tests {
             object: object.into(),
             table: table.map(Into::into),
             ..Default::default()
+        }
+    }
+
+    /// `c` changed by `f`.
+    fn with(mut c: CatalogChange, f: &dyn Fn(&mut CatalogChange)) -> CatalogChange {
+        f(&mut c);
+        c
+    }
+
+    /// A `pg_class` row of `table`: relation `name` of kind `kind`.
+    fn relation_of(table: Option<&str>, object: &str, kind: &str, name: &str) -> CatalogChange {
+        CatalogChange {
+            relkind: Some(kind.into()),
+            name: Some(name.into()),
+            ..change("pg_class", object, table)
+        }
+    }
+
+    /// A row of `catalog` on `table` with its detail.
+    fn detailed(catalog: &str, object: &str, table: Option<&str>, detail: &str) -> CatalogChange {
+        CatalogChange {
+            detail: Some(detail.into()),
+            ..change(catalog, object, table)
         }
     }
 
